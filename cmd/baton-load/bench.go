@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+)
+
+// Ratio thresholds of the headline metric (docs/performance-anchors.md §4).
+const (
+	ratioTarget = 0.30
+	ratioGoal   = 0.40
+)
+
+// report is everything one invocation measured.
+type report struct {
+	Target          string        `json:"target"`
+	Connections     int           `json:"connections"`
+	DurationSeconds float64       `json:"duration_seconds"`
+	Mix             string        `json:"mix"`
+	Payloads        payloadInfo   `json:"payloads"`
+	Ceiling         *ceilingInfo  `json:"ceiling,omitempty"`
+	Kafka           string        `json:"kafka,omitempty"`
+	Runs            []runReport   `json:"runs"`
+	Median          *medianReport `json:"median,omitempty"`
+	Interrupted     bool          `json:"interrupted,omitempty"`
+}
+
+type payloadInfo struct {
+	Synthetic    int `json:"synthetic_templates"`
+	Fixtures     int `json:"fixture_requests"`
+	Sequence     int `json:"sequence_length"`
+	AvgBodyBytes int `json:"avg_body_bytes"`
+}
+
+type ceilingInfo struct {
+	URL       string  `json:"url"`
+	InProcess bool    `json:"in_process"`
+	Target    float64 `json:"ratio_target"`
+	Goal      float64 `json:"ratio_goal"`
+}
+
+type runReport struct {
+	Run      int             `json:"run"`
+	Ceiling  *loadResult     `json:"ceiling,omitempty"`
+	Baton    *loadResult     `json:"baton"`
+	Ratio    *float64        `json:"ratio,omitempty"`
+	Delivery *deliveryResult `json:"delivery,omitempty"`
+}
+
+// medianReport holds per-field medians over the runs.
+type medianReport struct {
+	AcceptedPerSec float64  `json:"accepted_per_sec"`
+	CeilingPerSec  *float64 `json:"ceiling_per_sec,omitempty"`
+	Ratio          *float64 `json:"ratio,omitempty"`
+	P50            float64  `json:"p50_ms"`
+	P90            float64  `json:"p90_ms"`
+	P99            float64  `json:"p99_ms"`
+	BodyMBPerSec   float64  `json:"body_mb_per_sec"`
+	BacklogSeconds *float64 `json:"backlog_seconds,omitempty"`
+}
+
+// failure explains why the invocation should exit 1: a run accepted
+// nothing, or a delivery check found missing records. Empty means success.
+func (r *report) failure() string {
+	for _, run := range r.Runs {
+		if run.Baton.Accepted == 0 {
+			return fmt.Sprintf("run %d: the target accepted no request", run.Run)
+		}
+		if run.Delivery != nil && !run.Delivery.OK() {
+			return fmt.Sprintf("run %d: %d accepted synthetic envelopes missing from %s", run.Run, *run.Delivery.Missing, errorTopic)
+		}
+	}
+	return ""
+}
+
+// bench holds what the runs share.
+type bench struct {
+	o        options
+	baton    target
+	ceiling  *target
+	payloads *payloadSet
+	kafka    *deliveryChecker
+	progress io.Writer
+}
+
+// benchmark performs the warm-up and all runs described by o.
+func benchmark(ctx context.Context, o options, progress io.Writer) (*report, error) {
+	b := &bench{o: o}
+	if !o.quiet {
+		b.progress = progress
+	}
+	var err error
+	if b.baton, err = parseTarget(o.url); err != nil {
+		return nil, fmt.Errorf("--url: %w", err)
+	}
+	spec := synthSpec{count: o.pool, size: o.size, project: o.project, key: o.key, dsnHost: b.baton.host}
+	if b.payloads, err = buildPayloads(o.mix, spec, o.fixtures); err != nil {
+		return nil, err
+	}
+	rep := b.newReport()
+	if o.ceiling {
+		stop, err := b.setupCeiling(rep)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
+	if o.kafka != "" {
+		if b.kafka, err = newDeliveryChecker(o.kafka, o.drainSettle, o.drainTimeout); err != nil {
+			return nil, err
+		}
+		defer b.kafka.Close()
+		if _, err := b.kafka.Snapshot(ctx); err != nil { // fail before any load if the broker is unreachable
+			return nil, err
+		}
+	}
+	if err := b.warmup(ctx); err != nil {
+		return nil, err
+	}
+	for i := 1; i <= o.runs && ctx.Err() == nil; i++ {
+		run, err := b.oneRun(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		rep.Runs = append(rep.Runs, run)
+	}
+	rep.Interrupted = ctx.Err() != nil
+	if len(rep.Runs) > 1 {
+		rep.Median = medians(rep.Runs)
+	}
+	return rep, nil
+}
+
+func (b *bench) newReport() *report {
+	return &report{
+		Target: b.baton.String(), Connections: b.o.connections, DurationSeconds: b.o.duration.Seconds(),
+		Mix: b.o.mix, Kafka: b.o.kafka,
+		Payloads: payloadInfo{Synthetic: b.payloads.synthetic, Fixtures: b.payloads.fixtures,
+			Sequence: len(b.payloads.items), AvgBodyBytes: b.payloads.avgBytes},
+	}
+}
+
+// setupCeiling points the ceiling at --ceiling-url or starts the in-process
+// no-op server; the returned func stops it.
+func (b *bench) setupCeiling(rep *report) (func(), error) {
+	info := &ceilingInfo{URL: b.o.ceilingURL, Target: ratioTarget, Goal: ratioGoal}
+	stop := func() {}
+	if info.URL == "" {
+		n, err := startNoop("127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		info.URL, info.InProcess = n.URL(), true
+		stop = func() {
+			if err := n.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "baton-load:", err)
+			}
+		}
+	}
+	t, err := parseTarget(info.URL)
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("--ceiling-url: %w", err)
+	}
+	b.ceiling, rep.Ceiling = &t, info
+	return stop, nil
+}
+
+func (b *bench) spec(label string, t target, d time.Duration) loadSpec {
+	return loadSpec{label: label, target: t, connections: b.o.connections, duration: d,
+		timeout: b.o.timeout, payloads: b.payloads, progress: b.progress}
+}
+
+// warmup loads each target once, unreported, then lets Kafka settle so the
+// warm-up's records are not counted by the first run.
+func (b *bench) warmup(ctx context.Context) error {
+	if b.o.warmup <= 0 {
+		return nil
+	}
+	if b.ceiling != nil {
+		if _, err := runLoad(ctx, b.spec("warmup ceiling", *b.ceiling, b.o.warmup)); err != nil {
+			return err
+		}
+	}
+	if _, err := runLoad(ctx, b.spec("warmup baton", b.baton, b.o.warmup)); err != nil {
+		return err
+	}
+	if b.kafka == nil {
+		return nil
+	}
+	before, err := b.kafka.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = b.kafka.Drain(ctx, before, 0, 0, -1)
+	return err
+}
+
+// oneRun is one ceiling run (if enabled) followed by one Baton run.
+func (b *bench) oneRun(ctx context.Context, i int) (runReport, error) {
+	run := runReport{Run: i}
+	suffix := fmt.Sprintf(" %d/%d", i, b.o.runs)
+	var err error
+	if b.ceiling != nil {
+		if run.Ceiling, err = runLoad(ctx, b.spec("ceiling"+suffix, *b.ceiling, b.o.duration)); err != nil {
+			return run, err
+		}
+	}
+	var before offsets
+	if b.kafka != nil {
+		if before, err = b.kafka.Snapshot(ctx); err != nil {
+			return run, err
+		}
+	}
+	if run.Baton, err = runLoad(ctx, b.spec("baton"+suffix, b.baton, b.o.duration)); err != nil {
+		return run, err
+	}
+	if run.Ceiling != nil && run.Ceiling.AcceptedPerSec > 0 {
+		ratio := run.Baton.AcceptedPerSec / run.Ceiling.AcceptedPerSec
+		run.Ratio = &ratio
+	}
+	if b.kafka != nil {
+		expected := int64(-1)
+		if b.o.mix == mixSynthetic {
+			expected = int64(run.Baton.SyntheticAccepted)
+		}
+		if b.progress != nil {
+			fmt.Fprintf(b.progress, "[kafka] waiting for baton.* end offsets to settle (%s still, at most %s)\n", b.o.drainSettle, b.o.drainTimeout)
+		}
+		run.Delivery, err = b.kafka.Drain(ctx, before, run.Baton.Accepted, run.Baton.AcceptedPerSec, expected)
+		if err != nil {
+			return run, err
+		}
+	}
+	return run, nil
+}
+
+func medians(runs []runReport) *medianReport {
+	pick := func(f func(r runReport) (float64, bool)) *float64 {
+		var vs []float64
+		for _, r := range runs {
+			if v, ok := f(r); ok {
+				vs = append(vs, v)
+			}
+		}
+		if len(vs) == 0 {
+			return nil
+		}
+		m := median(vs)
+		return &m
+	}
+	baton := func(g func(*loadResult) float64) float64 {
+		return *pick(func(r runReport) (float64, bool) { return g(r.Baton), true })
+	}
+	return &medianReport{
+		AcceptedPerSec: baton(func(l *loadResult) float64 { return l.AcceptedPerSec }),
+		P50:            baton(func(l *loadResult) float64 { return l.Latency.P50 }),
+		P90:            baton(func(l *loadResult) float64 { return l.Latency.P90 }),
+		P99:            baton(func(l *loadResult) float64 { return l.Latency.P99 }),
+		BodyMBPerSec:   baton(func(l *loadResult) float64 { return l.BodyMBPerSec }),
+		CeilingPerSec: pick(func(r runReport) (float64, bool) {
+			return valueOr(r.Ceiling, func(l *loadResult) float64 { return l.AcceptedPerSec })
+		}),
+		Ratio: pick(func(r runReport) (float64, bool) {
+			if r.Ratio == nil {
+				return 0, false
+			}
+			return *r.Ratio, true
+		}),
+		BacklogSeconds: pick(func(r runReport) (float64, bool) {
+			return valueOr(r.Delivery, func(d *deliveryResult) float64 { return d.BacklogSeconds })
+		}),
+	}
+}
+
+func valueOr[T any](p *T, f func(*T) float64) (float64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	return f(p), true
+}
+
+// median of vs (the mean of the middle two for an even count); vs is sorted in place.
+func median(vs []float64) float64 {
+	sort.Float64s(vs)
+	n := len(vs)
+	if n%2 == 1 {
+		return vs[n/2]
+	}
+	return (vs[n/2-1] + vs[n/2]) / 2
+}

@@ -1,0 +1,194 @@
+// Command baton-load is a closed-loop HTTP load generator for Baton, in the
+// spirit of wrk: N keep-alive connections each send a Sentry envelope, wait for
+// the answer and send the next one.
+//
+// It measures accepted (2xx) envelopes per second, latency percentiles and
+// body throughput; with --ceiling it also loads a no-op fasthttp server with
+// the same client and settings and prints Baton's throughput as a ratio of
+// that ceiling (the project's headline metric); with --kafka it checks that
+// what Baton accepted arrived in the baton.* topics.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the parsed command-line flags.
+type options struct {
+	url          string
+	connections  int
+	duration     time.Duration
+	warmup       time.Duration
+	timeout      time.Duration
+	runs         int
+	mix          string
+	fixtures     string
+	size         int
+	pool         int
+	project      int
+	key          string
+	ceiling      bool
+	ceilingURL   string
+	serveNoop    string
+	kafka        string
+	drainSettle  time.Duration
+	drainTimeout time.Duration
+	json         bool
+	quiet        bool
+}
+
+const usageHeader = `baton-load: closed-loop load generator for Baton (Sentry envelope intake).
+
+Usage:
+  baton-load --url http://127.0.0.1:3000 --connections 64 --duration 15s [flags]
+  baton-load --ceiling --runs 3 --kafka 127.0.0.1:9092      # headline metric: Baton ÷ no-op ceiling
+  baton-load --serve-noop 127.0.0.1:8081                    # only run the no-op server (own process)
+
+Each connection is one goroutine with its own keep-alive connection that sends
+a request, waits for the answer, then sends the next. Progress goes to stderr
+once per second; the report goes to stdout (JSON with --json).
+Exit status: 0 ok; 1 a run accepted nothing or --kafka found missing records;
+2 bad flags or setup failure.
+
+Flags:
+`
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("baton-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageHeader)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:3000", "Baton base `URL` (scheme://host:port, no path)")
+	fs.IntVar(&o.connections, "connections", 64, "number of concurrent keep-alive connections, one closed-loop worker each")
+	fs.DurationVar(&o.duration, "duration", 15*time.Second, "length of each measured run")
+	fs.DurationVar(&o.warmup, "warmup", 0, "unreported warm-up load before the first run of each target (0: none)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request dial, write and read timeout; a timeout counts as a transport error")
+	fs.IntVar(&o.runs, "runs", 1, "number of runs; with more than one the median is printed too")
+	fs.StringVar(&o.mix, "mix", mixSynthetic, "payload mix: synthetic (JS error envelopes with distinct event ids), fixtures (the captured SDK requests replayed as captured: path, query, headers, gzip and chunked bodies), or both (alternating 1:1)")
+	fs.StringVar(&o.fixtures, "fixtures", "../shared/fixtures/sdk-envelopes", "`dir`ectory of captured SDK requests (*.json + bodies), for --mix fixtures|both")
+	fs.IntVar(&o.size, "size", 5120, "target size in `bytes` of each synthetic envelope")
+	fs.IntVar(&o.pool, "pool", 16, "number of distinct synthetic envelope templates, sent round-robin")
+	fs.IntVar(&o.project, "project", 1, "project id in the synthetic requests' path /api/<project>/envelope/")
+	fs.StringVar(&o.key, "key", "a7c3e9f1b5d24680ace13579bdf02468", "32-hex public key sent in the synthetic requests' X-Sentry-Auth")
+	fs.BoolVar(&o.ceiling, "ceiling", false, "before each Baton run, load a no-op fasthttp server (in this process unless --ceiling-url) with the same settings and report Baton ÷ ceiling. The in-process server shares this process's CPU with the load generator")
+	fs.StringVar(&o.ceilingURL, "ceiling-url", "", "base `URL` of an external no-op server (see --serve-noop) to use as the ceiling; implies --ceiling")
+	fs.StringVar(&o.serveNoop, "serve-noop", "", "run only the no-op server on `addr` (e.g. 127.0.0.1:8081) until SIGINT/SIGTERM, then print what it served")
+	fs.StringVar(&o.kafka, "kafka", "", "Kafka bootstrap `addr`; verify delivery by watching the end offsets of the baton.* topics")
+	fs.DurationVar(&o.drainSettle, "drain-settle", 2*time.Second, "with --kafka: offsets must stop growing this long after the load before counting")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "with --kafka: stop waiting for the offsets to settle after this long")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout")
+	fs.BoolVar(&o.quiet, "quiet", false, "no per-second progress on stderr")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q: all options are flags, see -help", fs.Args())
+	}
+	if o.ceilingURL != "" {
+		o.ceiling = true
+	}
+	return o, o.validate()
+}
+
+func (o *options) validate() error {
+	switch {
+	case o.connections < 1 || o.connections > 65535:
+		return fmt.Errorf("--connections must be between 1 and 65535, got %d", o.connections)
+	case o.duration <= 0:
+		return fmt.Errorf("--duration must be positive, got %s", o.duration)
+	case o.timeout <= 0:
+		return fmt.Errorf("--timeout must be positive, got %s", o.timeout)
+	case o.runs < 1:
+		return fmt.Errorf("--runs must be at least 1, got %d", o.runs)
+	case o.size < 256:
+		return fmt.Errorf("--size must be at least 256 bytes, got %d", o.size)
+	case o.pool < 1:
+		return fmt.Errorf("--pool must be at least 1, got %d", o.pool)
+	case o.project < 1:
+		return fmt.Errorf("--project must be a positive integer, got %d", o.project)
+	case !isHex32(o.key):
+		return fmt.Errorf("--key must be 32 lower-case hex digits, got %q", o.key)
+	case o.mix != mixSynthetic && o.mix != mixFixtures && o.mix != mixBoth:
+		return fmt.Errorf("--mix must be synthetic, fixtures or both, got %q", o.mix)
+	}
+	return nil
+}
+
+func isHex32(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := range len(s) {
+		if !strings.ContainsRune(hexDigits, rune(s[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole tool behind main; it returns the exit status: 0 on
+// success, 1 when a run accepted nothing or a Kafka delivery check found
+// missing records, 2 on errors (bad flags, unreachable broker, unreadable fixtures).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "baton-load:", err)
+		return 2
+	}
+	if o.serveNoop != "" {
+		return serveNoop(ctx, o.serveNoop, stdout, stderr)
+	}
+	rep, err := benchmark(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "baton-load:", err)
+		return 2
+	}
+	if err := writeReport(stdout, rep, o.json); err != nil {
+		fmt.Fprintln(stderr, "baton-load: write report:", err)
+		return 2
+	}
+	if msg := rep.failure(); msg != "" {
+		fmt.Fprintln(stderr, "baton-load: FAIL:", msg)
+		return 1
+	}
+	return 0
+}
+
+// serveNoop runs only the no-op server until ctx is done.
+func serveNoop(ctx context.Context, addr string, stdout, stderr io.Writer) int {
+	n, err := startNoop(addr)
+	if err != nil {
+		fmt.Fprintln(stderr, "baton-load:", err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "no-op server listening on %s (POST anything; answers 200 {}); stop with Ctrl-C\n", n.URL())
+	<-ctx.Done()
+	if err := n.Close(); err != nil {
+		fmt.Fprintln(stderr, "baton-load:", err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "no-op server served %d requests, %d body bytes\n", n.served.Load(), n.bytes.Load())
+	return 0
+}

@@ -1,0 +1,506 @@
+package config
+
+import (
+	"log/slog"
+	"path/filepath"
+	"time"
+)
+
+// Config is Baton's whole configuration. The zero value is not useful: start
+// from Default or Load, which decode the embedded default.yaml, so every field
+// below has the default written there (and repeated here).
+//
+// A Config obtained from Load or Parse remembers the file and line every value
+// came from, so Validate can point at it. That memory is shared by copies; a
+// Config built or changed in code validates with field paths only.
+type Config struct {
+	// Mode selects how projects are admitted. Default: proxy.
+	Mode Mode `yaml:"mode"`
+	// Server is the SDK-facing HTTP listener.
+	Server Server `yaml:"server"`
+	// Limits are the per-request and per-item size limits.
+	Limits Limits `yaml:"limits"`
+	// Buffer is the durable write-ahead buffer.
+	Buffer Buffer `yaml:"buffer"`
+	// Upstreams are the named groups of upstream relays, by name.
+	// Default: none. Unset fields of each entry come from Defaults.Upstream.
+	Upstreams map[string]Upstream `yaml:"upstreams"`
+	// Kafka is the embedded broker and the named Kafka clusters.
+	Kafka Kafka `yaml:"kafka"`
+	// Routes maps a class name (see envelope.Classes) or "default" to the
+	// sink for that class. Default: {"default": {kafka: embedded,
+	// topic: "baton.{class}"}}. Unset fields come from Defaults.Route.
+	Routes map[string]Route `yaml:"routes"`
+	// Projects are the static projects by decimal project id (static mode;
+	// in managed mode they override fetched configs). Default: none.
+	// Unset fields of each entry come from Defaults.Project.
+	Projects map[string]Project `yaml:"projects"`
+	// ProjectFiles are YAML or JSON files with more projects, each shaped like
+	// the projects map; relative paths are relative to the config file that
+	// names them. Load reads them into Projects. Default: none.
+	ProjectFiles []string `yaml:"project_files"`
+	// Managed configures project-config fetching in managed mode.
+	Managed Managed `yaml:"managed"`
+	// Telemetry configures logs and metrics.
+	Telemetry Telemetry `yaml:"telemetry"`
+	// Defaults holds the per-entry defaults of the maps above. Load has
+	// already applied them to every entry; they are kept for display.
+	Defaults Defaults `yaml:"defaults"`
+
+	origins origins // field path → where the value came from; nil if built in code
+}
+
+// Mode is how Baton admits projects.
+type Mode string
+
+// Modes.
+const (
+	ModeProxy   Mode = "proxy"   // accept every project id and public key
+	ModeStatic  Mode = "static"  // accept only Config.Projects
+	ModeManaged Mode = "managed" // fetch project configs from Managed.Upstream
+)
+
+// Server is the SDK-facing HTTP listener.
+type Server struct {
+	// Listen is the host:port to listen on. Default: 127.0.0.1:3000.
+	Listen string `yaml:"listen"`
+	// MaxConnections caps concurrent client connections (count).
+	// Default: 10000.
+	MaxConnections int `yaml:"max_connections"`
+	// ReadTimeout bounds reading a whole request, headers and body.
+	// Default: 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response. Default: 30s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. Default: 60s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ShutdownTimeout bounds the graceful drain on shutdown. Default: 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MaxHeaderBytes caps the request line and headers (bytes).
+	// Default: 16KiB.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+	// MaxInflightBytes caps the request bytes held in memory at once;
+	// requests over it get a fast 503. Default: 256MiB.
+	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes"`
+	// ForwardUnknown proxies /api/ paths Baton does not serve to the
+	// upstream named by Config.ForwardUpstream, if any. Default: true.
+	ForwardUnknown bool `yaml:"forward_unknown"`
+}
+
+// Limits are size and count limits, with Sentry Relay's defaults (relay-
+// config's `limits:` section). An item over its limit is dropped with an
+// outcome; an envelope over MaxEnvelopeSize is rejected with 413.
+type Limits struct {
+	// MaxEnvelopeSize caps a whole envelope after decompression (bytes).
+	// Default: 200MiB.
+	MaxEnvelopeSize ByteSize `yaml:"max_envelope_size"`
+	// MaxDecompressedSize caps any request body after Content-Encoding is
+	// removed, a decompression-bomb guard (bytes). Default: 200MiB.
+	MaxDecompressedSize ByteSize `yaml:"max_decompressed_size"`
+	// MaxEventSize caps an event, transaction, security report, replay event
+	// or feedback item, and store/security request bodies (bytes).
+	// Default: 1MiB.
+	MaxEventSize ByteSize `yaml:"max_event_size"`
+	// MaxAttachmentSize caps one attachment (bytes). Default: 200MiB.
+	MaxAttachmentSize ByteSize `yaml:"max_attachment_size"`
+	// MaxAttachmentsSize caps all attachments of an envelope (bytes).
+	// Default: 200MiB.
+	MaxAttachmentsSize ByteSize `yaml:"max_attachments_size"`
+	// MaxAttachmentCount caps attachments per envelope (count). Default: 30.
+	MaxAttachmentCount int `yaml:"max_attachment_count"`
+	// MaxSessionCount caps session updates per envelope (count). Default: 100.
+	MaxSessionCount int `yaml:"max_session_count"`
+	// MaxSessionsSize caps the session items of an envelope (bytes).
+	// Default: 10MiB.
+	MaxSessionsSize ByteSize `yaml:"max_sessions_size"`
+	// MaxClientReportsSize caps the client reports of an envelope (bytes).
+	// Default: 100KiB.
+	MaxClientReportsSize ByteSize `yaml:"max_client_reports_size"`
+	// MaxClientReportsCount caps client reports per envelope (count).
+	// Default: 100.
+	MaxClientReportsCount int `yaml:"max_client_reports_count"`
+	// MaxStatsdSize caps a statsd item (bytes). Default: 1MiB.
+	MaxStatsdSize ByteSize `yaml:"max_statsd_size"`
+	// MaxMetricBucketsSize caps a metric_buckets item (bytes). Default: 1MiB.
+	MaxMetricBucketsSize ByteSize `yaml:"max_metric_buckets_size"`
+	// MaxCheckInSize caps a check_in item (bytes). Default: 100KiB.
+	MaxCheckInSize ByteSize `yaml:"max_check_in_size"`
+	// MaxProfileSize caps a profile or profile_chunk item (bytes).
+	// Default: 50MiB.
+	MaxProfileSize ByteSize `yaml:"max_profile_size"`
+	// MaxReplayCompressedSize caps a compressed replay recording (bytes).
+	// Default: 10MiB.
+	MaxReplayCompressedSize ByteSize `yaml:"max_replay_compressed_size"`
+	// MaxReplayUncompressedSize caps a decompressed replay recording (bytes).
+	// Default: 100MiB.
+	MaxReplayUncompressedSize ByteSize `yaml:"max_replay_uncompressed_size"`
+	// MaxReplayMessageSize caps a combined replay message (bytes).
+	// Default: 15MiB.
+	MaxReplayMessageSize ByteSize `yaml:"max_replay_message_size"`
+	// MaxLogSize caps one log inside a container item (bytes). Default: 2MiB.
+	MaxLogSize ByteSize `yaml:"max_log_size"`
+	// MaxSpanSize caps one span inside a container item (bytes).
+	// Default: 10MiB.
+	MaxSpanSize ByteSize `yaml:"max_span_size"`
+	// MaxTraceMetricSize caps one trace metric inside a container item
+	// (bytes). Default: 1MiB.
+	MaxTraceMetricSize ByteSize `yaml:"max_trace_metric_size"`
+	// MaxContainerSize caps one container item (bytes). Default: 12MiB.
+	MaxContainerSize ByteSize `yaml:"max_container_size"`
+	// MaxAPIPayloadSize caps a forwarded non-ingest API request (bytes).
+	// Default: 20MiB.
+	MaxAPIPayloadSize ByteSize `yaml:"max_api_payload_size"`
+	// MaxAPIFileUploadSize caps a forwarded file upload (bytes).
+	// Default: 40MiB.
+	MaxAPIFileUploadSize ByteSize `yaml:"max_api_file_upload_size"`
+	// MaxAPIChunkUploadSize caps a forwarded chunk upload (bytes).
+	// Default: 100MiB.
+	MaxAPIChunkUploadSize ByteSize `yaml:"max_api_chunk_upload_size"`
+}
+
+// Buffer is the durable write-ahead buffer.
+type Buffer struct {
+	// Dir is the buffer directory. Default: ./baton-data.
+	Dir string `yaml:"dir"`
+	// MaxBytes is the disk budget; past it, routes apply WhenFull (bytes).
+	// Default: 10GiB.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// ReserveBytes is free disk space Baton never uses, whatever MaxBytes
+	// says (bytes). Default: 512MiB.
+	ReserveBytes ByteSize `yaml:"reserve_bytes"`
+	// MaxAge drops records older than this with outcome "expired"; 0 keeps
+	// them forever. Default: 72h.
+	MaxAge time.Duration `yaml:"max_age"`
+	// Durability is when a request is acknowledged. Default: strict.
+	Durability Durability `yaml:"durability"`
+	// SyncInterval is the fsync period under relaxed durability.
+	// Default: 100ms.
+	SyncInterval time.Duration `yaml:"sync_interval"`
+	// Partitions is the number of buffer streams per class (count, 1..256).
+	// Default: 1.
+	Partitions int `yaml:"partitions"`
+	// MemtableSize is Pebble's memtable size (bytes). Default: 64MiB.
+	MemtableSize ByteSize `yaml:"memtable_size"`
+}
+
+// Durability is when Baton acknowledges a request.
+type Durability string
+
+// Durabilities.
+const (
+	// DurabilityStrict acknowledges after the data is fsynced.
+	DurabilityStrict Durability = "strict"
+	// DurabilityRelaxed acknowledges before fsync and syncs every
+	// Buffer.SyncInterval: a power loss loses up to that much data.
+	DurabilityRelaxed Durability = "relaxed"
+)
+
+// Upstream is a group of upstream relays that share load, hashed by project.
+type Upstream struct {
+	// URLs are the base URLs of the relays, absolute http or https.
+	// Required.
+	URLs []string `yaml:"urls"`
+	// Compression is the request Content-Encoding: gzip, zstd or none.
+	// Default: gzip.
+	Compression Compression `yaml:"compression"`
+	// Timeout bounds one request, connect to last response byte.
+	// Default: 30s.
+	Timeout time.Duration `yaml:"timeout"`
+	// ConnectTimeout bounds establishing a connection. Default: 3s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// MaxConns caps connections per URL (count). Default: 100.
+	MaxConns int `yaml:"max_conns"`
+	// MaxFailures is how many consecutive failures eject a URL until a probe
+	// succeeds (count; 0 never ejects). Default: 5.
+	MaxFailures int `yaml:"max_failures"`
+	// ProbeInterval is how often an ejected URL is probed. Default: 10s.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
+	// MaxRetryInterval caps the backoff between retries. Default: 60s.
+	MaxRetryInterval time.Duration `yaml:"max_retry_interval"`
+}
+
+// Compression is a compression codec name.
+type Compression string
+
+// Codecs. Upstreams accept gzip, zstd and none; Kafka accepts all five.
+const (
+	CompressionNone   Compression = "none"
+	CompressionGzip   Compression = "gzip"
+	CompressionZstd   Compression = "zstd"
+	CompressionSnappy Compression = "snappy"
+	CompressionLZ4    Compression = "lz4"
+)
+
+// Kafka is the embedded broker and the named clusters.
+type Kafka struct {
+	// Embedded is the in-process broker (cluster name "embedded").
+	Embedded EmbeddedKafka `yaml:"embedded"`
+	// Clusters are the external clusters by name; "embedded" is reserved.
+	// Default: none. Unset fields come from Defaults.KafkaCluster.
+	Clusters map[string]KafkaCluster `yaml:"clusters"`
+}
+
+// EmbeddedKafka is the in-process kfake broker, started only when a route
+// uses cluster "embedded". It keeps data in memory: for development and tests.
+type EmbeddedKafka struct {
+	// Listen is the broker's host:port. Default: 127.0.0.1:9092.
+	Listen string `yaml:"listen"`
+}
+
+// EmbeddedCluster is the reserved name of the embedded broker.
+const EmbeddedCluster = "embedded"
+
+// KafkaCluster is an external Kafka cluster.
+type KafkaCluster struct {
+	// Brokers are seed brokers, host:port. Required.
+	Brokers []string `yaml:"brokers"`
+	// ClientID is the Kafka client id. Default: baton.
+	ClientID string `yaml:"client_id"`
+	// Compression is the batch codec: snappy, lz4, zstd, gzip or none.
+	// Default: snappy.
+	Compression Compression `yaml:"compression"`
+	// MaxMessageBytes caps one produced record (bytes). Default: 1MiB.
+	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
+	// DeadLetterTopic receives records over MaxMessageBytes; empty drops
+	// them with an outcome. Default: "".
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// SASL authenticates the client; off when Mechanism is empty.
+	SASL SASL `yaml:"sasl"`
+	// TLS encrypts connections; off unless Enabled.
+	TLS TLS `yaml:"tls"`
+}
+
+// SASL is Kafka SASL authentication.
+type SASL struct {
+	// Mechanism is plain, scram-sha-256 or scram-sha-512; empty is off.
+	// Default: "".
+	Mechanism SASLMechanism `yaml:"mechanism"`
+	// Username; required with a mechanism. Default: "".
+	Username string `yaml:"username"`
+	// Password; required with a mechanism. Use ${ENV}. Default: "".
+	Password Secret `yaml:"password"`
+}
+
+// SASLMechanism is a SASL mechanism name.
+type SASLMechanism string
+
+// SASL mechanisms.
+const (
+	SASLPlain       SASLMechanism = "plain"
+	SASLScramSHA256 SASLMechanism = "scram-sha-256"
+	SASLScramSHA512 SASLMechanism = "scram-sha-512"
+)
+
+// TLS is client TLS towards Kafka.
+type TLS struct {
+	// Enabled turns TLS on. Default: false.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of roots; empty uses the system roots.
+	// Default: "".
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and key for mutual
+	// TLS; both or neither. Default: "".
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name verified in the broker certificate.
+	// Default: "" (the broker host).
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify disables certificate verification. Default: false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Route is where one class goes: exactly one of Upstream or Kafka.
+type Route struct {
+	// Upstream names an entry of Config.Upstreams. Default: "".
+	Upstream string `yaml:"upstream"`
+	// Kafka names an entry of Kafka.Clusters or "embedded". Default: "".
+	Kafka string `yaml:"kafka"`
+	// Topic is the Kafka topic; "{class}" expands to the class name (see
+	// Config.RouteFor). Default: "baton.{class}".
+	Topic string `yaml:"topic"`
+	// WhenFull is what happens when the buffer is full. Default: reject.
+	WhenFull WhenFull `yaml:"when_full"`
+	// PartitionBy picks the buffer partition and Kafka key. Default: project.
+	PartitionBy PartitionBy `yaml:"partition_by"`
+}
+
+// WhenFull is a route's policy when the buffer is over its budget.
+type WhenFull string
+
+// Full-buffer policies.
+const (
+	// WhenFullReject answers new requests with 429 until there is room.
+	WhenFullReject WhenFull = "reject"
+	// WhenFullDropOldest deletes the class's oldest records, with outcomes.
+	WhenFullDropOldest WhenFull = "drop_oldest"
+)
+
+// PartitionBy is what spreads a class over partitions and Kafka keys.
+type PartitionBy string
+
+// Partitioning keys.
+const (
+	PartitionByProject   PartitionBy = "project"    // the project id
+	PartitionByMetricKey PartitionBy = "metric_key" // metric name and tags; metric class only
+)
+
+// Project is a statically configured project.
+type Project struct {
+	// PublicKeys are the DSN public keys, 32 lowercase hex characters.
+	// Required (at least one).
+	PublicKeys []string `yaml:"public_keys"`
+	// Disabled rejects everything for the project with 403. Default: false.
+	Disabled bool `yaml:"disabled"`
+	// AllowedDomains are the origins browsers may send from; "*" is any.
+	// Default: ["*"].
+	AllowedDomains []string `yaml:"allowed_domains"`
+	// RateLimit limits the project's events.
+	RateLimit RateLimit `yaml:"rate_limit"`
+}
+
+// RateLimit is a project's local rate limit.
+type RateLimit struct {
+	// EventsPerSecond is the sustained event rate (events/s; 0 is
+	// unlimited). Default: 0.
+	EventsPerSecond float64 `yaml:"events_per_second"`
+}
+
+// Managed configures project-config fetching in managed mode.
+type Managed struct {
+	// Upstream names the entry of Config.Upstreams that serves project
+	// configs. Required in managed mode. Default: "".
+	Upstream string `yaml:"upstream"`
+	// Credentials is the relay credentials file; empty means
+	// <buffer.dir>/credentials.json (see Config.CredentialsFile).
+	// Default: "".
+	Credentials string `yaml:"credentials"`
+	// Cache is the project-config cache.
+	Cache ProjectCache `yaml:"cache"`
+	// Fetch is how cache misses are fetched.
+	Fetch ProjectFetch `yaml:"fetch"`
+}
+
+// ProjectCache is the project-config cache.
+type ProjectCache struct {
+	// MaxProjects caps cached project keys (count). Default: 10000.
+	MaxProjects int `yaml:"max_projects"`
+	// Expiry is when a config is refreshed. Default: 300s.
+	Expiry time.Duration `yaml:"expiry"`
+	// Grace keeps using an expired config while it refreshes. Default: 120s.
+	Grace time.Duration `yaml:"grace"`
+	// MissExpiry caches an unknown or failed key this long. Default: 60s.
+	MissExpiry time.Duration `yaml:"miss_expiry"`
+}
+
+// ProjectFetch is how cache misses are fetched from the upstream.
+type ProjectFetch struct {
+	// BatchSize caps keys per request (count). Default: 500.
+	BatchSize int `yaml:"batch_size"`
+	// BatchInterval is how long misses are collected into a batch.
+	// Default: 100ms.
+	BatchInterval time.Duration `yaml:"batch_interval"`
+	// Concurrency caps requests in flight (count). Default: 5.
+	Concurrency int `yaml:"concurrency"`
+	// Timeout bounds one batch request, retries included. Default: 30s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Telemetry configures Baton's own logs and metrics.
+type Telemetry struct {
+	// LogLevel is debug, info, warn or error. Default: info.
+	LogLevel LogLevel `yaml:"log_level"`
+	// LogFormat is text or json. Default: text.
+	LogFormat LogFormat `yaml:"log_format"`
+	// MetricsListen is the host:port of the Prometheus endpoint; empty is
+	// off. Default: "".
+	MetricsListen string `yaml:"metrics_listen"`
+}
+
+// LogLevel is a log level name.
+type LogLevel string
+
+// Log levels.
+const (
+	LogDebug LogLevel = "debug"
+	LogInfo  LogLevel = "info"
+	LogWarn  LogLevel = "warn"
+	LogError LogLevel = "error"
+)
+
+// Slog returns the slog level; unknown names map to info.
+func (l LogLevel) Slog() slog.Level {
+	switch l {
+	case LogDebug:
+		return slog.LevelDebug
+	case LogWarn:
+		return slog.LevelWarn
+	case LogError:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// LogFormat is a log encoding.
+type LogFormat string
+
+// Log formats.
+const (
+	LogText LogFormat = "text"
+	LogJSON LogFormat = "json"
+)
+
+// Defaults are the per-entry defaults of Config's maps: each entry starts as
+// a copy of its template and the entry's own keys are merged over it.
+type Defaults struct {
+	// Upstream is the template for Config.Upstreams entries.
+	Upstream Upstream `yaml:"upstream"`
+	// KafkaCluster is the template for Kafka.Clusters entries.
+	KafkaCluster KafkaCluster `yaml:"kafka_cluster"`
+	// Route is the template for Config.Routes entries.
+	Route Route `yaml:"route"`
+	// Project is the template for Config.Projects entries.
+	Project Project `yaml:"project"`
+}
+
+// Secret is a string that formats as "[redacted]" so it stays out of logs and
+// `baton config` output. Convert to string to use it.
+type Secret string
+
+// String returns "[redacted]" for a non-empty secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// MarshalText redacts like String.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// CredentialsFile returns Managed.Credentials, or credentials.json in the
+// buffer directory when it is empty.
+func (c Config) CredentialsFile() string {
+	if c.Managed.Credentials != "" {
+		return c.Managed.Credentials
+	}
+	return filepath.Join(c.Buffer.Dir, "credentials.json")
+}
+
+// ForwardUpstream returns the upstream that unknown /api/ requests are
+// proxied to: none unless Server.ForwardUnknown; else Managed.Upstream when
+// set, else the upstream of the "default" route, else the only upstream.
+func (c Config) ForwardUpstream() (string, bool) {
+	switch {
+	case !c.Server.ForwardUnknown:
+		return "", false
+	case c.Managed.Upstream != "":
+		return c.Managed.Upstream, true
+	case c.Routes[DefaultRoute].Upstream != "":
+		return c.Routes[DefaultRoute].Upstream, true
+	case len(c.Upstreams) == 1:
+		for name := range c.Upstreams {
+			return name, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,244 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// decoder fills a Config from the merged tree, reporting every unknown key
+// and type error with its position, and recording where each value came from.
+type decoder struct {
+	l       *loader
+	origins origins
+	bad     map[string]bool // paths whose value had a problem
+}
+
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	byteSizeType = reflect.TypeFor[ByteSize]()
+)
+
+func reflectValue(c *Config) reflect.Value { return reflect.ValueOf(c).Elem() }
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// covers reports whether field is, or is inside, a path that failed to
+// decode, so Validate's verdict on it would repeat that problem.
+func (d *decoder) covers(field string) bool {
+	for p := field; ; {
+		if d.bad[p] {
+			return true
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
+	}
+}
+
+func (d *decoder) fail(n *yaml.Node, path string, kind error, format string, args ...any) {
+	d.bad[path] = true
+	d.l.problem(n, path, kind, format, args...)
+}
+
+// decode stores n into v. A null node leaves v's zero value. at is the node
+// whose position Validate reports for path: the key for mapping values, else n.
+func (d *decoder) decode(n, at *yaml.Node, v reflect.Value, path string) {
+	d.origins[path] = d.l.pos(at)
+	if d.l.bad[n] {
+		d.bad[path] = true
+		return
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		v.SetZero()
+		return
+	}
+	switch v.Type() {
+	case durationType:
+		if s, ok := d.scalar(n, path, "a duration"); ok {
+			dur, err := parseDuration(s)
+			if err != nil {
+				d.fail(n, path, ErrType, "%v%s", err, d.from(n))
+				return
+			}
+			v.SetInt(int64(dur))
+		}
+		return
+	case byteSizeType:
+		if s, ok := d.scalar(n, path, "a byte size"); ok {
+			b, err := ParseByteSize(s)
+			if err != nil {
+				d.fail(n, path, ErrType, "%v%s", err, d.from(n))
+				return
+			}
+			v.SetInt(int64(b))
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Map:
+		d.decodeMap(n, v, path)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n, path, ErrType, "expected a list, got %s", kindName(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			d.decode(item, item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
+		v.Set(s)
+	case reflect.String:
+		if s, ok := d.scalar(n, path, "a string"); ok {
+			v.SetString(s)
+		}
+	case reflect.Bool:
+		if s, ok := d.scalar(n, path, "true or false"); ok {
+			switch s {
+			case "true", "True", "TRUE":
+				v.SetBool(true)
+			case "false", "False", "FALSE":
+				v.SetBool(false)
+			default:
+				d.fail(n, path, ErrType, "expected true or false, got %q%s", s, d.from(n))
+			}
+		}
+	case reflect.Int, reflect.Int64:
+		if s, ok := d.scalar(n, path, "an integer"); ok {
+			i, err := strconv.ParseInt(s, 0, 64)
+			if err != nil || v.OverflowInt(i) {
+				d.fail(n, path, ErrType, "expected an integer, got %q%s", s, d.from(n))
+				return
+			}
+			v.SetInt(i)
+		}
+	case reflect.Float64:
+		if s, ok := d.scalar(n, path, "a number"); ok {
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+				d.fail(n, path, ErrType, "expected a number, got %q%s", s, d.from(n))
+				return
+			}
+			v.SetFloat(f)
+		}
+	default:
+		panic(fmt.Sprintf("BUG: config: no decoder for %s at %s", v.Type(), path))
+	}
+}
+
+// scalar returns n's text, or reports that a scalar (want) was expected.
+func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		d.fail(n, path, ErrType, "expected %s, got %s", want, kindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// from names the ${} reference a bad value came from, if any.
+func (d *decoder) from(n *yaml.Node) string {
+	if s, ok := d.l.expanded[n]; ok {
+		return fmt.Sprintf(" (expanded from %q)", s)
+	}
+	return ""
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, ErrType, "expected a mapping, got %s", kindName(n))
+		return
+	}
+	fields := structFields(v.Type())
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		idx, ok := -1, k.Kind == yaml.ScalarNode
+		if ok {
+			idx = fields.index(k.Value)
+		}
+		if idx < 0 {
+			name := k.Value
+			if k.Kind != yaml.ScalarNode {
+				name = kindName(k)
+			}
+			guesses := suggestions(name, fields.names)
+			d.fail(k, joinPath(path, name), ErrUnknownKey, "unknown key%s", didYouMean(guesses))
+			if len(guesses) == 1 {
+				// The intended key is likely absent: don't also report it missing.
+				d.bad[joinPath(path, guesses[0])] = true
+			}
+			continue
+		}
+		d.decode(val, k, v.Field(idx), joinPath(path, k.Value))
+	}
+}
+
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, ErrType, "expected a mapping, got %s", kindName(n))
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.fail(k, path, ErrType, "expected a name as key, got %s", kindName(k))
+			continue
+		}
+		e := reflect.New(v.Type().Elem()).Elem()
+		d.decode(val, k, e, joinPath(path, k.Value))
+		m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), e)
+	}
+	v.Set(m)
+}
+
+// fieldSet is the yaml-tagged fields of a struct type.
+type fieldSet struct {
+	names []string // yaml names in declaration order
+	index func(name string) int
+}
+
+func structFields(t reflect.Type) fieldSet {
+	var fs fieldSet
+	idx := make(map[string]int)
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" || !t.Field(i).IsExported() {
+			continue
+		}
+		fs.names = append(fs.names, name)
+		idx[name] = i
+	}
+	fs.index = func(name string) int {
+		if i, ok := idx[name]; ok {
+			return i
+		}
+		return -1
+	}
+	return fs
+}
+
+// parseDuration is time.ParseDuration with friendlier errors.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err == nil {
+		return d, nil
+	}
+	if _, nerr := strconv.ParseFloat(strings.TrimSpace(s), 64); nerr == nil {
+		return 0, fmt.Errorf("invalid duration %q: missing unit, e.g. \"%ss\"", s, strings.TrimSpace(s))
+	}
+	return 0, fmt.Errorf("invalid duration %q: want a number with a unit (ns, us, ms, s, m, h), e.g. \"30s\" or \"72h\"", s)
+}

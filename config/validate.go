@@ -1,0 +1,452 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/baton-relay/baton/envelope"
+)
+
+// Validate checks the rules that decoding cannot: enumerations, ranges,
+// addresses, URLs, names that refer to each other, and that every class has
+// a route. It returns nil or an Errors with every problem, each at the file
+// and line of its value when c came from Load or Parse.
+//
+// Validate does not modify c.
+func (c *Config) Validate() error {
+	if errs := c.validate().sorted(); errs != nil {
+		return errs
+	}
+	return nil
+}
+
+// validator collects problems, positioned through the config's origins.
+type validator struct {
+	c     *Config
+	probs problems
+}
+
+func (v *validator) errorf(field, format string, args ...any) {
+	v.probs.add(v.c.origins.at(field), field, ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// errorfNear is errorf for a rule that involves another field: when field
+// still has its default value, the problem is reported at near if the user
+// set that ("mode: managed" for a missing managed.upstream).
+func (v *validator) errorfNear(field, near, format string, args ...any) {
+	at := v.c.origins.at(field)
+	if n := v.c.origins.at(near); at.rank == defaultRank && n.rank != defaultRank && n.rank != math.MaxInt {
+		at = n
+	}
+	v.probs.add(at, field, ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+func (c *Config) validate() problems {
+	v := &validator{c: c}
+	v.mode()
+	v.server()
+	v.limits()
+	v.buffer()
+	v.upstreams()
+	v.kafka()
+	v.routes()
+	v.projects()
+	v.managed()
+	v.telemetry()
+	return v.probs
+}
+
+// oneOf checks that val is one of allowed.
+func oneOf[T ~string](v *validator, field string, val T, allowed ...T) {
+	if slices.Contains(allowed, val) {
+		return
+	}
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	v.errorf(field, "%q is not one of %s%s", val, strings.Join(names, ", "), suggest(string(val), names))
+}
+
+func (v *validator) positive(field string, val int64) {
+	if val <= 0 {
+		v.errorf(field, "must be greater than 0")
+	}
+}
+
+func (v *validator) durationPositive(field string, d time.Duration) {
+	if d <= 0 {
+		v.errorf(field, "must be a duration greater than 0, e.g. \"30s\"")
+	}
+}
+
+// hostPort checks a host:port address; listen addresses may omit the host
+// and use port 0.
+func (v *validator) hostPort(field, addr string, listen bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.errorf(field, "%q is not a host:port address: %v", addr, unwrapAddrErr(err))
+		return
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	switch {
+	case err != nil:
+		v.errorf(field, "%q: port %q is not a number from 0 to 65535", addr, port)
+	case !listen && p == 0:
+		v.errorf(field, "%q: port must be from 1 to 65535", addr)
+	case !listen && host == "":
+		v.errorf(field, "%q: missing host", addr)
+	}
+}
+
+func unwrapAddrErr(err error) string {
+	if ae, ok := err.(*net.AddrError); ok {
+		return ae.Err
+	}
+	return err.Error()
+}
+
+func (v *validator) mode() {
+	oneOf(v, "mode", v.c.Mode, ModeProxy, ModeStatic, ModeManaged)
+}
+
+func (v *validator) server() {
+	s := v.c.Server
+	v.hostPort("server.listen", s.Listen, true)
+	v.positive("server.max_connections", int64(s.MaxConnections))
+	v.durationPositive("server.read_timeout", s.ReadTimeout)
+	v.durationPositive("server.write_timeout", s.WriteTimeout)
+	v.durationPositive("server.idle_timeout", s.IdleTimeout)
+	v.durationPositive("server.shutdown_timeout", s.ShutdownTimeout)
+	v.positive("server.max_header_bytes", int64(s.MaxHeaderBytes))
+	v.positive("server.max_inflight_bytes", int64(s.MaxInflightBytes))
+	if s.MaxInflightBytes > 0 && s.MaxInflightBytes < v.c.Limits.MaxEnvelopeSize {
+		v.errorfNear("server.max_inflight_bytes", "limits.max_envelope_size", "%s is less than limits.max_envelope_size (%s): envelopes of the maximum size would always get 503",
+			s.MaxInflightBytes, v.c.Limits.MaxEnvelopeSize)
+	}
+}
+
+// limits checks that every limit is greater than 0.
+func (v *validator) limits() {
+	val := reflect.ValueOf(v.c.Limits)
+	fields := structFields(val.Type())
+	for _, name := range fields.names {
+		if val.Field(fields.index(name)).Int() <= 0 {
+			v.errorf("limits."+name, "must be greater than 0")
+		}
+	}
+}
+
+func (v *validator) buffer() {
+	b := v.c.Buffer
+	if b.Dir == "" {
+		v.errorf("buffer.dir", "must not be empty")
+	}
+	v.positive("buffer.max_bytes", int64(b.MaxBytes))
+	if b.ReserveBytes < 0 {
+		v.errorf("buffer.reserve_bytes", "must not be negative")
+	}
+	if b.MaxAge < 0 {
+		v.errorf("buffer.max_age", "must not be negative (0 keeps records forever)")
+	}
+	oneOf(v, "buffer.durability", b.Durability, DurabilityStrict, DurabilityRelaxed)
+	if b.Durability == DurabilityRelaxed {
+		v.durationPositive("buffer.sync_interval", b.SyncInterval)
+	}
+	if b.Partitions < 1 || b.Partitions > 256 {
+		v.errorf("buffer.partitions", "must be from 1 to 256, got %d", b.Partitions)
+	}
+	v.positive("buffer.memtable_size", int64(b.MemtableSize))
+	if b.MemtableSize > 0 && b.MaxBytes > 0 && b.MemtableSize >= b.MaxBytes {
+		v.errorf("buffer.memtable_size", "%s must be less than buffer.max_bytes (%s)", b.MemtableSize, b.MaxBytes)
+	}
+}
+
+func (v *validator) upstreams() {
+	for _, name := range sortedKeys(v.c.Upstreams) {
+		u, p := v.c.Upstreams[name], "upstreams."+name
+		if len(u.URLs) == 0 {
+			v.errorf(p+".urls", "at least one URL is required")
+		}
+		for i, raw := range u.URLs {
+			field := fmt.Sprintf("%s.urls[%d]", p, i)
+			if msg := checkURL(raw); msg != "" {
+				v.errorf(field, "%q %s", raw, msg)
+			} else if j := slices.Index(u.URLs, raw); j < i {
+				v.errorf(field, "%q is listed twice (also at urls[%d])", raw, j)
+			}
+		}
+		oneOf(v, p+".compression", u.Compression, CompressionGzip, CompressionZstd, CompressionNone)
+		v.durationPositive(p+".timeout", u.Timeout)
+		v.durationPositive(p+".connect_timeout", u.ConnectTimeout)
+		v.positive(p+".max_conns", int64(u.MaxConns))
+		if u.MaxFailures < 0 {
+			v.errorf(p+".max_failures", "must not be negative (0 never ejects)")
+		}
+		v.durationPositive(p+".probe_interval", u.ProbeInterval)
+		v.durationPositive(p+".max_retry_interval", u.MaxRetryInterval)
+	}
+}
+
+// checkURL returns why raw is not an absolute http(s) base URL, or "".
+func checkURL(raw string) string {
+	u, err := url.Parse(raw)
+	var ue *url.Error
+	switch {
+	case errors.As(err, &ue):
+		return "is not a URL: " + ue.Err.Error()
+	case err != nil:
+		return "is not a URL: " + err.Error()
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "must be an absolute http:// or https:// URL"
+	case u.Host == "":
+		return "has no host"
+	case u.RawQuery != "" || u.Fragment != "":
+		return "must not have a query or fragment"
+	}
+	return ""
+}
+
+func (v *validator) kafka() {
+	k := v.c.Kafka
+	v.hostPort("kafka.embedded.listen", k.Embedded.Listen, true)
+	for _, name := range sortedKeys(k.Clusters) {
+		c, p := k.Clusters[name], "kafka.clusters."+name
+		if name == EmbeddedCluster {
+			v.errorf(p, "the name %q is reserved for the embedded broker (kafka.embedded); pick another", EmbeddedCluster)
+		}
+		if len(c.Brokers) == 0 {
+			v.errorf(p+".brokers", "at least one broker host:port is required")
+		}
+		for i, b := range c.Brokers {
+			v.hostPort(fmt.Sprintf("%s.brokers[%d]", p, i), b, false)
+		}
+		if c.ClientID == "" {
+			v.errorf(p+".client_id", "must not be empty")
+		}
+		oneOf(v, p+".compression", c.Compression, CompressionSnappy, CompressionLZ4, CompressionZstd, CompressionGzip, CompressionNone)
+		if c.MaxMessageBytes <= 0 || c.MaxMessageBytes > math.MaxInt32 {
+			v.errorf(p+".max_message_bytes", "must be from 1 to %d bytes, got %d", math.MaxInt32, c.MaxMessageBytes)
+		}
+		if c.DeadLetterTopic != "" {
+			if msg := checkTopic(c.DeadLetterTopic); msg != "" {
+				v.errorf(p+".dead_letter_topic", "%q %s", c.DeadLetterTopic, msg)
+			}
+		}
+		switch s := c.SASL; {
+		case s.Mechanism != "":
+			oneOf(v, p+".sasl.mechanism", s.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
+			if s.Username == "" {
+				v.errorf(p+".sasl.username", "is required with sasl.mechanism %q", s.Mechanism)
+			}
+			if s.Password == "" {
+				v.errorf(p+".sasl.password", "is required with sasl.mechanism %q", s.Mechanism)
+			}
+		case s.Username != "" || s.Password != "":
+			v.errorf(p+".sasl.mechanism", "is required when sasl.username or sasl.password is set")
+		}
+		t := c.TLS
+		if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify) {
+			v.errorf(p+".tls.enabled", "is false but other tls settings are set; set enabled: true or remove them")
+		}
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			v.errorf(p+".tls.cert_file", "cert_file and key_file must be set together")
+		}
+	}
+}
+
+// checkTopic returns why name is not a valid Kafka topic name, or "".
+func checkTopic(name string) string {
+	switch {
+	case name == "":
+		return "is empty"
+	case len(name) > 249:
+		return fmt.Sprintf("is %d characters long; Kafka allows at most 249", len(name))
+	case name == "." || name == "..":
+		return "is not a valid Kafka topic name"
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Sprintf("contains %q; Kafka topic names allow only a-z, A-Z, 0-9, '.', '_' and '-'", r)
+		}
+	}
+	return ""
+}
+
+func (v *validator) routes() {
+	routes := v.c.Routes
+	var classNames []string
+	for _, cl := range envelope.Classes() {
+		classNames = append(classNames, cl.String())
+	}
+	for _, key := range sortedKeys(routes) {
+		r, p := routes[key], "routes."+key
+		class, isClass := envelope.ParseClass(key)
+		if !isClass && key != DefaultRoute {
+			v.errorf(p, "%q is not a class name or %q%s; classes: %s", key, DefaultRoute,
+				suggest(key, append(classNames, DefaultRoute)), strings.Join(classNames, ", "))
+			continue
+		}
+		switch {
+		case r.Upstream == "" && r.Kafka == "":
+			v.errorf(p, "needs a sink: set upstream or kafka")
+		case r.Upstream != "" && r.Kafka != "":
+			v.errorf(p, "sets both upstream (%q) and kafka (%q); set exactly one", r.Upstream, r.Kafka)
+		case r.Upstream != "":
+			if _, ok := v.c.Upstreams[r.Upstream]; !ok {
+				v.errorf(p+".upstream", "no upstream named %q%s", r.Upstream, suggest(r.Upstream, sortedKeys(v.c.Upstreams)))
+			}
+			if r.Topic != "" {
+				v.errorf(p+".topic", "only applies to kafka routes")
+			}
+		default:
+			if _, ok := v.c.Kafka.Clusters[r.Kafka]; !ok && r.Kafka != EmbeddedCluster {
+				v.errorf(p+".kafka", "no Kafka cluster named %q%s", r.Kafka,
+					suggest(r.Kafka, append(sortedKeys(v.c.Kafka.Clusters), EmbeddedCluster)))
+			}
+			v.topic(p+".topic", r.Topic, class, isClass)
+		}
+		oneOf(v, p+".when_full", r.WhenFull, WhenFullReject, WhenFullDropOldest)
+		oneOf(v, p+".partition_by", r.PartitionBy, PartitionByProject, PartitionByMetricKey)
+		if r.PartitionBy == PartitionByMetricKey && key != envelope.ClassMetric.String() && key != DefaultRoute {
+			v.errorf(p+".partition_by", "metric_key only applies to the metric class")
+		}
+	}
+	if _, ok := routes[DefaultRoute]; ok {
+		return
+	}
+	var missing []string
+	for _, name := range classNames {
+		if _, ok := routes[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		v.errorf("routes", "no route for class %s and no %q route; add routes for them or a %q route",
+			strings.Join(missing, ", "), DefaultRoute, DefaultRoute)
+	}
+}
+
+// topic checks a route's topic template for each class the route serves.
+func (v *validator) topic(field, topic string, class envelope.Class, isClass bool) {
+	if topic == "" {
+		v.errorf(field, "a kafka route needs a topic, e.g. \"baton.{class}\"")
+		return
+	}
+	classes := []envelope.Class{class}
+	if !isClass { // the default route: every class without its own route
+		classes = nil
+		for _, cl := range envelope.Classes() {
+			if _, ok := v.c.Routes[cl.String()]; !ok {
+				classes = append(classes, cl)
+			}
+		}
+	}
+	for _, cl := range classes {
+		if name := ExpandTopic(topic, cl); checkTopic(name) != "" {
+			v.errorf(field, "%q expands to %q for class %s, which %s", topic, name, cl, checkTopic(name))
+			return
+		}
+	}
+}
+
+func (v *validator) projects() {
+	c := v.c
+	switch {
+	case c.Mode == ModeProxy && len(c.Projects) > 0:
+		v.errorf("projects", "projects are not used in proxy mode; set mode: static or managed, or remove them")
+	case c.Mode == ModeStatic && len(c.Projects) == 0:
+		v.errorfNear("projects", "mode", "static mode needs at least one project in projects or project_files")
+	}
+	keyOwner := make(map[string]string)
+	for _, id := range sortedKeys(c.Projects) {
+		pr, p := c.Projects[id], "projects."+id
+		if n, err := strconv.ParseUint(id, 10, 64); err != nil || n == 0 || strconv.FormatUint(n, 10) != id {
+			v.errorf(p, "project id %q must be a positive decimal number without leading zeros", id)
+		}
+		if len(pr.PublicKeys) == 0 {
+			v.errorf(p+".public_keys", "at least one public key is required")
+		}
+		for i, k := range pr.PublicKeys {
+			field := fmt.Sprintf("%s.public_keys[%d]", p, i)
+			if !isPublicKey(k) {
+				v.errorf(field, "%q is not a public key: want 32 lowercase hex characters, the user part of the DSN", k)
+			} else if owner, dup := keyOwner[k]; dup {
+				v.errorf(field, "public key %s is also used by project %s", k, owner)
+			} else {
+				keyOwner[k] = id
+			}
+		}
+		for i, d := range pr.AllowedDomains {
+			if strings.TrimSpace(d) == "" {
+				v.errorf(fmt.Sprintf("%s.allowed_domains[%d]", p, i), "must not be empty; use \"*\" for any origin")
+			}
+		}
+		if pr.RateLimit.EventsPerSecond < 0 {
+			v.errorf(p+".rate_limit.events_per_second", "must not be negative (0 is unlimited)")
+		}
+	}
+}
+
+func isPublicKey(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) managed() {
+	m := v.c.Managed
+	if _, ok := v.c.Upstreams[m.Upstream]; m.Upstream != "" && !ok {
+		v.errorf("managed.upstream", "no upstream named %q%s", m.Upstream, suggest(m.Upstream, sortedKeys(v.c.Upstreams)))
+	} else if m.Upstream == "" && v.c.Mode == ModeManaged {
+		v.errorfNear("managed.upstream", "mode", "managed mode needs the name of the upstream that serves project configs")
+	}
+	v.positive("managed.cache.max_projects", int64(m.Cache.MaxProjects))
+	v.durationPositive("managed.cache.expiry", m.Cache.Expiry)
+	if m.Cache.Grace < 0 {
+		v.errorf("managed.cache.grace", "must not be negative")
+	}
+	v.durationPositive("managed.cache.miss_expiry", m.Cache.MissExpiry)
+	v.positive("managed.fetch.batch_size", int64(m.Fetch.BatchSize))
+	v.durationPositive("managed.fetch.batch_interval", m.Fetch.BatchInterval)
+	v.positive("managed.fetch.concurrency", int64(m.Fetch.Concurrency))
+	v.durationPositive("managed.fetch.timeout", m.Fetch.Timeout)
+}
+
+func (v *validator) telemetry() {
+	t := v.c.Telemetry
+	oneOf(v, "telemetry.log_level", t.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
+	oneOf(v, "telemetry.log_format", t.LogFormat, LogText, LogJSON)
+	if t.MetricsListen != "" {
+		v.hostPort("telemetry.metrics_listen", t.MetricsListen, true)
+		if t.MetricsListen == v.c.Server.Listen {
+			v.errorf("telemetry.metrics_listen", "%q is also server.listen; use another port", t.MetricsListen)
+		}
+	}
+	if v.c.UsesEmbeddedKafka() && v.c.Kafka.Embedded.Listen == v.c.Server.Listen {
+		v.errorfNear("kafka.embedded.listen", "server.listen", "%q is also server.listen; use another port", v.c.Server.Listen)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
