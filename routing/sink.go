@@ -1,0 +1,90 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/baton-relay/baton/envelope"
+)
+
+// Message is one class envelope on its way out of the buffer.
+//
+// Envelope aliases the buffer's record memory: a Sink must not keep it after
+// Send returns.
+type Message struct {
+	Class      envelope.Class
+	ProjectID  uint64
+	PublicKey  string    // the DSN public key the client authenticated with
+	Client     string    // sentry_client from the client's auth, if any
+	ClientIP   string    // the client's address, if known
+	ReceivedAt time.Time // when Baton accepted the envelope
+	// Key is the partition key. Empty means "by project": sinks then use the
+	// decimal project id.
+	Key      []byte
+	Envelope []byte // the serialized class envelope
+}
+
+// Sink delivers messages to one destination.
+//
+// Send tries to deliver every message of msgs and writes the result of
+// msgs[i] into errs[i] (len(errs) == len(msgs)): nil when delivered, or an
+// error classified with Permanent or Throttled (anything else is retryable).
+// Send may be called from several goroutines at once. It returns early with
+// ctx's error in every unfinished slot when ctx is done.
+type Sink interface {
+	Send(ctx context.Context, msgs []Message, errs []error)
+	Close(ctx context.Context) error
+}
+
+// ErrClosed is returned by a Sink used after Close.
+var ErrClosed = errors.New("routing: sink closed")
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return "permanent: " + e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as one that retrying cannot fix: the message is dropped
+// with an outcome.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+type throttledError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *throttledError) Error() string {
+	return fmt.Sprintf("throttled (retry after %s): %v", e.after, e.err)
+}
+func (e *throttledError) Unwrap() error { return e.err }
+
+// Throttled marks err as a destination asking us to slow down; after is how
+// long it asked us to wait (0 when it did not say).
+func Throttled(err error, after time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &throttledError{err, after}
+}
+
+// RetryAfter returns the wait a Throttled error asked for.
+func RetryAfter(err error) (time.Duration, bool) {
+	var t *throttledError
+	if errors.As(err, &t) {
+		return t.after, true
+	}
+	return 0, false
+}

@@ -1,0 +1,558 @@
+package routing
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/valyala/bytebufferpool"
+	"github.com/valyala/fasthttp"
+)
+
+// Defaults of UpstreamOptions.
+const (
+	DefaultUpstreamTimeout       = 30 * time.Second
+	DefaultUpstreamMaxFailures   = 5
+	DefaultUpstreamProbeInterval = 10 * time.Second
+	DefaultUpstreamConcurrency   = 8
+	DefaultUserAgent             = "baton"
+)
+
+var (
+	// ErrNoUpstreams is returned by NewUpstream without URLs.
+	ErrNoUpstreams = errors.New("routing: upstream: no URLs")
+	// ErrBadUpstreamURL is returned by NewUpstream for a URL it cannot use.
+	ErrBadUpstreamURL = errors.New("routing: upstream: bad URL")
+)
+
+// UpstreamOptions configures NewUpstream. The zero value of every field but
+// URLs selects the documented default.
+type UpstreamOptions struct {
+	// URLs is the pool of upstream relays: http(s)://host[:port][/prefix].
+	URLs []string
+	// Compression of request bodies: "gzip" (default), "zstd" or "none".
+	Compression string
+	// Timeout bounds one request, connecting included. Default 30 s.
+	Timeout time.Duration
+	// MaxFailures consecutive failures (connection errors, timeouts, 5xx)
+	// eject a node. Default 5.
+	MaxFailures int
+	// ProbeInterval is how long a node stays ejected. After it, the next
+	// request hashed to the node is a trial: success re-admits the node,
+	// failure ejects it for another interval. Default 10 s.
+	ProbeInterval time.Duration
+	// Concurrency is how many requests one Send runs at once. Default 8.
+	Concurrency int
+	// MaxConnsPerHost caps connections per node (fasthttp default 512).
+	MaxConnsPerHost int
+	// MaxIdleConnDuration closes idle keep-alive connections (fasthttp
+	// default 10 s).
+	MaxIdleConnDuration time.Duration
+	// UserAgent is sent with every request and is the sentry_client of
+	// messages without one. Default "baton"; use "baton/<version>".
+	UserAgent string
+	// TLS configures https upstreams; nil uses Go's defaults.
+	TLS *tls.Config
+	// Sign, if set, is called on every request just before it is sent
+	// (body final), e.g. to add the relay signature headers.
+	Sign func(req *fasthttp.Request)
+	// Dial replaces the dialer (tests, proxies).
+	Dial fasthttp.DialFunc
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+// StatusError is an upstream answer other than 2xx. Send wraps it with
+// Permanent or Throttled as the status requires.
+type StatusError struct {
+	Status int
+	// Detail is the start of the response body, for logs and outcomes.
+	Detail string
+	// Limits are the parsed X-Sentry-Rate-Limits of a 429 or 503.
+	Limits []RateLimit
+}
+
+func (e *StatusError) Error() string {
+	if e.Detail == "" {
+		return fmt.Sprintf("upstream answered %d", e.Status)
+	}
+	return fmt.Sprintf("upstream answered %d: %s", e.Status, e.Detail)
+}
+
+// maxDetail is how much of an error body StatusError keeps.
+const maxDetail = 256
+
+// Upstream sends envelopes to a pool of upstream relays over HTTP.
+//
+// Each public key sticks to one node by rendezvous hashing over the nodes
+// that are not ejected, so ejecting a node moves only its keys.
+type Upstream struct {
+	opts  UpstreamOptions
+	nodes []*upstreamNode
+	auth  string // "Sentry sentry_version=7, sentry_key="
+
+	gzipPool sync.Pool
+	zstdEnc  *zstd.Encoder
+
+	closed atomic.Bool
+}
+
+type upstreamNode struct {
+	base     string // scheme://host[:port][/prefix] without trailing slash
+	scheme   string
+	host     string
+	prefix   string // escaped path prefix without trailing slash, or ""
+	seed     uint64 // rendezvous identity
+	hc       *fasthttp.HostClient
+	failures atomic.Int32
+	// ejectedUntil is 0 for a healthy node, else the unix-nano time from
+	// which the next request may try it.
+	ejectedUntil atomic.Int64
+}
+
+// NewUpstream validates opts and builds the node pool. It does not connect.
+func NewUpstream(opts UpstreamOptions) (*Upstream, error) {
+	if len(opts.URLs) == 0 {
+		return nil, ErrNoUpstreams
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultUpstreamTimeout
+	}
+	if opts.MaxFailures <= 0 {
+		opts.MaxFailures = DefaultUpstreamMaxFailures
+	}
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = DefaultUpstreamProbeInterval
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultUpstreamConcurrency
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = DefaultUserAgent
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	u := &Upstream{opts: opts}
+	switch strings.ToLower(opts.Compression) {
+	case "", "gzip":
+		u.opts.Compression = "gzip"
+	case "zstd":
+		u.opts.Compression = "zstd"
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("routing: upstream zstd: %w", err)
+		}
+		u.zstdEnc = enc
+	case "none", "identity":
+		u.opts.Compression = ""
+	default:
+		return nil, fmt.Errorf("%w %q for upstream", ErrUnknownCompression, opts.Compression)
+	}
+	seen := make(map[string]bool, len(opts.URLs))
+	for _, raw := range opts.URLs {
+		n, err := newUpstreamNode(raw, &u.opts)
+		if err != nil {
+			return nil, err
+		}
+		if seen[n.base] {
+			return nil, fmt.Errorf("%w: %q listed twice", ErrBadUpstreamURL, raw)
+		}
+		seen[n.base] = true
+		u.nodes = append(u.nodes, n)
+	}
+	return u, nil
+}
+
+func newUpstreamNode(raw string, o *UpstreamOptions) (*upstreamNode, error) {
+	pu, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadUpstreamURL, err)
+	}
+	if (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.RawQuery != "" || pu.User != nil {
+		return nil, fmt.Errorf("%w: %q (want http(s)://host[:port][/prefix])", ErrBadUpstreamURL, raw)
+	}
+	tlsOn := pu.Scheme == "https"
+	prefix := strings.TrimRight(pu.EscapedPath(), "/")
+	base := pu.Scheme + "://" + pu.Host + prefix
+	return &upstreamNode{
+		base:   base,
+		scheme: pu.Scheme,
+		host:   pu.Host,
+		prefix: prefix,
+		seed:   hash64(base),
+		hc: &fasthttp.HostClient{
+			Addr:                          fasthttp.AddMissingPort(pu.Host, tlsOn),
+			IsTLS:                         tlsOn,
+			TLSConfig:                     o.TLS,
+			Dial:                          o.Dial,
+			MaxConns:                      o.MaxConnsPerHost,
+			MaxIdleConnDuration:           o.MaxIdleConnDuration,
+			Name:                          o.UserAgent,
+			ReadTimeout:                   o.Timeout,
+			WriteTimeout:                  o.Timeout,
+			DisableHeaderNamesNormalizing: true, // forward header names as written
+			DisablePathNormalizing:        true, // forward paths verbatim
+		},
+	}, nil
+}
+
+// Close rejects further sends and closes idle connections.
+func (u *Upstream) Close(context.Context) error {
+	if u.closed.Swap(true) {
+		return nil
+	}
+	for _, n := range u.nodes {
+		n.hc.CloseIdleConnections()
+	}
+	if u.zstdEnc != nil {
+		u.zstdEnc.Close()
+	}
+	return nil
+}
+
+// Send posts every message to {node}/api/{project_id}/envelope/ on the node
+// its public key hashes to, up to Concurrency at a time.
+//
+// Results: 2xx → nil; 429 and 503 → Throttled with the wait of Retry-After
+// or X-Sentry-Rate-Limits (the longer); 408 and other 5xx, connection
+// errors and timeouts → retryable and count toward ejecting the node; other
+// 4xx → Permanent with a StatusError; 1xx/3xx → retryable (a misconfigured
+// URL must not drop data).
+func (u *Upstream) Send(ctx context.Context, msgs []Message, errs []error) {
+	if u.closed.Load() {
+		for i := range errs {
+			errs[i] = ErrClosed
+		}
+		return
+	}
+	workers := min(u.opts.Concurrency, len(msgs))
+	if workers <= 1 {
+		for i := range msgs {
+			errs[i] = u.sendOne(ctx, &msgs[i])
+		}
+		return
+	}
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(msgs) {
+					return
+				}
+				errs[i] = u.sendOne(ctx, &msgs[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (u *Upstream) sendOne(ctx context.Context, m *Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(u.opts.Timeout) // real time: fasthttp measures it
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	n := u.pick(m.PublicKey)
+
+	// body backs req's body (SetBodyRaw): released after req.
+	body := bytebufferpool.Get()
+	defer bytebufferpool.Put(body)
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	if err := u.buildRequest(req, body, n, m); err != nil {
+		return Permanent(err)
+	}
+	err := n.hc.DoDeadline(req, resp, deadline)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr // the caller gave up, not a node failure
+		}
+		n.fail(u)
+		return fmt.Errorf("routing: upstream %s: %w", n.base, err)
+	}
+	err = u.classify(resp)
+	if isNodeFailure(resp.StatusCode()) {
+		n.fail(u)
+	} else {
+		n.ok()
+	}
+	if err != nil {
+		return fmt.Errorf("routing: upstream %s: %w", n.base, err)
+	}
+	return nil
+}
+
+// buildRequest fills req with the POST of m's envelope to n. body backs the
+// request body and must live until the request is done.
+func (u *Upstream) buildRequest(req *fasthttp.Request, body *bytebufferpool.ByteBuffer, n *upstreamNode, m *Message) error {
+	uri := append(body.B[:0], n.base...)
+	uri = append(uri, "/api/"...)
+	uri = strconv.AppendUint(uri, m.ProjectID, 10)
+	uri = append(uri, "/envelope/"...)
+	req.SetRequestURIBytes(uri)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/x-sentry-envelope")
+	req.Header.SetUserAgent(u.opts.UserAgent)
+
+	auth := append(body.B[:0], "Sentry sentry_key="...)
+	auth = append(auth, m.PublicKey...)
+	auth = append(auth, ", sentry_version=7, sentry_client="...)
+	if m.Client != "" {
+		auth = append(auth, m.Client...)
+	} else {
+		auth = append(auth, u.opts.UserAgent...)
+	}
+	req.Header.SetBytesV("X-Sentry-Auth", auth)
+	if m.ClientIP != "" {
+		req.Header.Set("X-Forwarded-For", m.ClientIP)
+	}
+
+	var delay time.Duration
+	if !m.ReceivedAt.IsZero() {
+		delay = u.opts.Now().Sub(m.ReceivedAt)
+	}
+	switch u.opts.Compression {
+	case "gzip":
+		req.Header.Set(fasthttp.HeaderContentEncoding, "gzip")
+		raw := bytebufferpool.Get()
+		defer bytebufferpool.Put(raw)
+		raw.B = adjustSentAt(raw.B[:0], m.Envelope, delay)
+		body.B = body.B[:0]
+		zw, _ := u.gzipPool.Get().(*gzip.Writer)
+		if zw == nil {
+			zw = gzip.NewWriter(body)
+		} else {
+			zw.Reset(body)
+		}
+		_, err := zw.Write(raw.B)
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+		u.gzipPool.Put(zw)
+		if err != nil {
+			return fmt.Errorf("routing: upstream gzip: %w", err)
+		}
+	case "zstd":
+		req.Header.Set(fasthttp.HeaderContentEncoding, "zstd")
+		raw := bytebufferpool.Get()
+		defer bytebufferpool.Put(raw)
+		raw.B = adjustSentAt(raw.B[:0], m.Envelope, delay)
+		body.B = u.zstdEnc.EncodeAll(raw.B, body.B[:0])
+	default:
+		body.B = adjustSentAt(body.B[:0], m.Envelope, delay)
+	}
+	req.SetBodyRaw(body.B)
+	if u.opts.Sign != nil {
+		u.opts.Sign(req)
+	}
+	return nil
+}
+
+// classify maps a response to Send's error vocabulary.
+func (u *Upstream) classify(resp *fasthttp.Response) error {
+	code := resp.StatusCode()
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	se := &StatusError{Status: code, Detail: snippet(resp.Body())}
+	switch {
+	case code == fasthttp.StatusTooManyRequests || code == fasthttp.StatusServiceUnavailable:
+		var after time.Duration
+		if v := resp.Header.Peek(fasthttp.HeaderRetryAfter); len(v) > 0 {
+			after, _ = parseRetryAfter(string(v), u.opts.Now())
+		}
+		if v := resp.Header.Peek("X-Sentry-Rate-Limits"); len(v) > 0 {
+			se.Limits, _ = ParseRateLimits(string(v)) // keep the valid entries
+			for _, l := range se.Limits {
+				after = max(after, l.RetryAfter)
+			}
+		}
+		return Throttled(se, after)
+	case code == fasthttp.StatusRequestTimeout, code >= 500:
+		return se
+	case code >= 400:
+		// The upstream rejected this envelope (parse error, size, auth of
+		// its key): retrying cannot help.
+		return Permanent(se)
+	}
+	// 1xx/3xx: a misconfigured URL, not a bad envelope; keep the data.
+	return se
+}
+
+// isNodeFailure reports whether status counts toward ejecting the node.
+// 429 is policy, not ill health; 503 means overloaded or no backend.
+func isNodeFailure(status int) bool {
+	return status >= 500 || status == fasthttp.StatusRequestTimeout
+}
+
+func snippet(b []byte) string {
+	if len(b) > maxDetail {
+		b = b[:maxDetail]
+		for len(b) > 0 && !utf8.Valid(b) { // do not cut a rune in half
+			b = b[:len(b)-1]
+		}
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (n *upstreamNode) ok() {
+	n.failures.Store(0)
+	n.ejectedUntil.Store(0)
+}
+
+func (n *upstreamNode) fail(u *Upstream) {
+	if int(n.failures.Add(1)) >= u.opts.MaxFailures {
+		// Also re-ejects after a failed trial.
+		n.ejectedUntil.Store(u.opts.Now().Add(u.opts.ProbeInterval).UnixNano())
+	}
+}
+
+// pick returns the node for key: the highest rendezvous score among the
+// nodes that are not ejected. A node whose ejection expired competes too;
+// the first request that picks it claims the trial by moving its ejection
+// forward, so only one request probes it per interval. With every node
+// ejected it falls back to the plain rendezvous choice.
+func (u *Upstream) pick(key string) *upstreamNode {
+	if len(u.nodes) == 1 {
+		return u.nodes[0]
+	}
+	kh := hash64(key)
+	now := u.opts.Now().UnixNano()
+	var skip uint64 // bit i: node i lost its trial claim to another request
+	for range len(u.nodes) {
+		best, bestScore, bestUntil := -1, uint64(0), int64(0)
+		for i, n := range u.nodes {
+			if i < 64 && skip&(1<<i) != 0 {
+				continue
+			}
+			until := n.ejectedUntil.Load()
+			if until != 0 && now < until {
+				continue
+			}
+			if s := rendezvousScore(kh, n.seed); best < 0 || s > bestScore {
+				best, bestScore, bestUntil = i, s, until
+			}
+		}
+		if best < 0 {
+			break
+		}
+		n := u.nodes[best]
+		if bestUntil == 0 {
+			return n
+		}
+		next := u.opts.Now().Add(u.opts.ProbeInterval).UnixNano()
+		if n.ejectedUntil.CompareAndSwap(bestUntil, next) {
+			return n // this request is the trial
+		}
+		if best < 64 {
+			skip |= 1 << best
+		}
+	}
+	best, bestScore := 0, uint64(0)
+	for i, n := range u.nodes {
+		if s := rendezvousScore(kh, n.seed); s > bestScore {
+			best, bestScore = i, s
+		}
+	}
+	return u.nodes[best]
+}
+
+// rendezvousScore mixes a key hash with a node seed (murmur3's finalizer):
+// every (key, node) pair gets an independent, uniform score.
+func rendezvousScore(key, node uint64) uint64 {
+	h := key ^ node
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+// hash64 is FNV-1a: stable across processes, so keys keep their node over
+// restarts.
+func hash64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// Forward proxies req verbatim to the first node that is not ejected (in
+// URLs order) and leaves the answer in resp: for /api/ requests Baton does
+// not handle itself. Only the scheme and host of req's URI are replaced
+// (and the node's path prefix prepended). A non-2xx answer is not an
+// error; transport failures are, and count toward ejection.
+func (u *Upstream) Forward(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) error {
+	if u.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := u.first()
+	uri := req.URI()
+	if n.prefix != "" {
+		uri.SetPathBytes(append([]byte(n.prefix), uri.PathOriginal()...))
+	}
+	uri.SetScheme(n.scheme)
+	uri.SetHost(n.host)
+	req.Header.SetHost(n.host)
+	if u.opts.Sign != nil {
+		u.opts.Sign(req)
+	}
+	deadline := time.Now().Add(u.opts.Timeout) // real time: fasthttp measures it
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := n.hc.DoDeadline(req, resp, deadline); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr // the caller gave up, not a node failure
+		}
+		n.fail(u)
+		return fmt.Errorf("routing: upstream forward to %s: %w", n.base, err)
+	}
+	if isNodeFailure(resp.StatusCode()) {
+		n.fail(u)
+	} else {
+		n.ok()
+	}
+	return nil
+}
+
+// first returns the first healthy node in configuration order, claiming a
+// trial like pick does, or the first node when all are ejected.
+func (u *Upstream) first() *upstreamNode {
+	now := u.opts.Now().UnixNano()
+	for _, n := range u.nodes {
+		until := n.ejectedUntil.Load()
+		if until == 0 {
+			return n
+		}
+		if now >= until && n.ejectedUntil.CompareAndSwap(until, u.opts.Now().Add(u.opts.ProbeInterval).UnixNano()) {
+			return n
+		}
+	}
+	return u.nodes[0]
+}

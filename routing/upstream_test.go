@@ -1,0 +1,494 @@
+package routing
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/valyala/fasthttp"
+)
+
+// fakeUpstream is an HTTP server recording what it receives and answering
+// with handle (200 when nil).
+type fakeUpstream struct {
+	url    string
+	mu     sync.Mutex
+	reqs   []recorded
+	handle atomic.Pointer[func(ctx *fasthttp.RequestCtx)]
+}
+
+type recorded struct {
+	method, uri string
+	headers     map[string]string
+	body        []byte // decoded
+}
+
+func newFakeUpstream(t testing.TB) *fakeUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeUpstream{url: "http://" + ln.Addr().String()}
+	srv := &fasthttp.Server{Handler: f.serve, DisableHeaderNamesNormalizing: true, MaxIdleWorkerDuration: 20 * time.Millisecond}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Shutdown()
+		<-done
+	})
+	return f
+}
+
+func (f *fakeUpstream) serve(ctx *fasthttp.RequestCtx) {
+	r := recorded{method: string(ctx.Method()), uri: string(ctx.RequestURI()), headers: map[string]string{}}
+	for k, v := range ctx.Request.Header.All() {
+		r.headers[string(k)] = string(v)
+	}
+	body, err := decode(string(ctx.Request.Header.ContentEncoding()), ctx.Request.Body())
+	if err != nil {
+		ctx.Error("bad body: "+err.Error(), 400)
+		return
+	}
+	r.body = body
+	f.mu.Lock()
+	f.reqs = append(f.reqs, r)
+	f.mu.Unlock()
+	if h := f.handle.Load(); h != nil {
+		(*h)(ctx)
+		return
+	}
+	ctx.SetBodyString(`{"id":"0123456789abcdef0123456789abcdef"}`)
+}
+
+func (f *fakeUpstream) answer(h func(ctx *fasthttp.RequestCtx)) { f.handle.Store(&h) }
+
+func (f *fakeUpstream) status(code int, headers ...string) {
+	f.answer(func(ctx *fasthttp.RequestCtx) {
+		for i := 0; i+1 < len(headers); i += 2 {
+			ctx.Response.Header.Set(headers[i], headers[i+1])
+		}
+		ctx.SetStatusCode(code)
+		ctx.SetBodyString(`{"detail":"nope"}`)
+	})
+}
+
+func (f *fakeUpstream) requests() []recorded {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]recorded(nil), f.reqs...)
+}
+
+func decode(enc string, b []byte) ([]byte, error) {
+	switch enc {
+	case "":
+		return append([]byte(nil), b...), nil
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			return nil, err
+		}
+		return io.ReadAll(zr)
+	case "zstd":
+		zr, err := zstd.NewReader(nil)
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close()
+		return zr.DecodeAll(b, nil)
+	}
+	return nil, fmt.Errorf("unknown encoding %q", enc)
+}
+
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock(t time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(t.UnixNano())
+	return c
+}
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+func newTestUpstream(t *testing.T, opts UpstreamOptions) *Upstream {
+	t.Helper()
+	if opts.MaxIdleConnDuration == 0 {
+		opts.MaxIdleConnDuration = 50 * time.Millisecond
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	u, err := NewUpstream(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = u.Close(context.Background()) })
+	return u
+}
+
+const (
+	testHeaderLine = `{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","sent_at":"2025-03-01T12:30:00.5Z","sdk":{"name":"sentry.go","sent_at":"x"}}`
+	testItems      = "{\"type\":\"event\",\"length\":14}\n{\"a\":\"sent_at\"}\n{\"type\":\"attachment\"}\nraw\xffbytes\n"
+)
+
+func TestUpstreamDelivers(t *testing.T) {
+	t.Parallel()
+	for _, enc := range []string{"gzip", "zstd", "none"} {
+		t.Run(enc, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeUpstream(t)
+			clock := newFakeClock(testReceived.Add(90 * time.Second))
+			var signed atomic.Int32
+			u := newTestUpstream(t, UpstreamOptions{
+				URLs: []string{f.url}, Compression: enc, Now: clock.Now, UserAgent: "baton/1.2.3",
+				Sign: func(req *fasthttp.Request) {
+					signed.Add(1)
+					req.Header.Set("X-Sentry-Relay-Id", "relay-1")
+				},
+			})
+			m := testMsg(42, testHeaderLine+"\n"+testItems)
+			m2 := testMsg(43, "{}\n"+testItems) // no sent_at: untouched
+			m2.Client, m2.ClientIP = "", ""
+			errs := make([]error, 2)
+			u.Send(context.Background(), []Message{m, m2}, errs)
+			if errs[0] != nil || errs[1] != nil {
+				t.Fatalf("Send: %v", errs)
+			}
+			reqs := f.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d requests, want 2", len(reqs))
+			}
+			byURI := map[string]recorded{}
+			for _, r := range reqs {
+				byURI[r.uri] = r
+			}
+			r, ok := byURI["/api/42/envelope/"]
+			if !ok {
+				t.Fatalf("no request for project 42: %v", reqs)
+			}
+			// sent_at moves by the 90 s the envelope spent buffered; the
+			// nested sdk.sent_at and the items are untouched.
+			want := strings.Replace(testHeaderLine, `"2025-03-01T12:30:00.5Z"`, `"2025-03-01T12:31:30.5Z"`, 1) + "\n" + testItems
+			if string(r.body) != want {
+				t.Errorf("body\n got %q\nwant %q", r.body, want)
+			}
+			wantHeaders := map[string]string{
+				"Content-Type":      "application/x-sentry-envelope",
+				"X-Sentry-Auth":     "Sentry sentry_key=abc123, sentry_version=7, sentry_client=sentry.go/0.30",
+				"X-Forwarded-For":   "203.0.113.7",
+				"User-Agent":        "baton/1.2.3",
+				"X-Sentry-Relay-Id": "relay-1",
+			}
+			if enc != "none" {
+				wantHeaders["Content-Encoding"] = enc
+			}
+			for k, v := range wantHeaders {
+				if r.headers[k] != v {
+					t.Errorf("header %s = %q, want %q", k, r.headers[k], v)
+				}
+			}
+			if r.method != "POST" {
+				t.Errorf("method %s", r.method)
+			}
+			r2 := byURI["/api/43/envelope/"]
+			if string(r2.body) != "{}\n"+testItems {
+				t.Errorf("envelope without sent_at changed: %q", r2.body)
+			}
+			if got := r2.headers["X-Sentry-Auth"]; got != "Sentry sentry_key=abc123, sentry_version=7, sentry_client=baton/1.2.3" {
+				t.Errorf("auth without client: %q", got)
+			}
+			if _, ok := r2.headers["X-Forwarded-For"]; ok {
+				t.Error("X-Forwarded-For without a client IP")
+			}
+			if signed.Load() != 2 {
+				t.Errorf("Sign ran %d times", signed.Load())
+			}
+		})
+	}
+}
+
+func TestUpstreamResponses(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		status    int
+		headers   []string
+		permanent bool
+		throttled bool
+		after     time.Duration
+		limits    int
+	}{
+		{"ok", 200, nil, false, false, 0, 0},
+		{"accepted", 202, nil, false, false, 0, 0},
+		{"429 retry-after seconds", 429, []string{"Retry-After", "60"}, false, true, 60 * time.Second, 0},
+		{"429 rate limits", 429, []string{"X-Sentry-Rate-Limits", "30::organization, 120:error;transaction:project:quota_exceeded"}, false, true, 120 * time.Second, 2},
+		{"429 both, longest wins", 429, []string{"Retry-After", "10", "X-Sentry-Rate-Limits", "5:error:key"}, false, true, 10 * time.Second, 1},
+		{"429 bare", 429, nil, false, true, 0, 0},
+		{"503 http date", 503, []string{"Retry-After", now.Add(2 * time.Minute).Format(fasthttpDate)}, false, true, 2 * time.Minute, 0},
+		{"400", 400, nil, true, false, 0, 0},
+		{"413", 413, nil, true, false, 0, 0},
+		{"408", 408, nil, false, false, 0, 0},
+		{"500", 500, nil, false, false, 0, 0},
+		{"502", 502, nil, false, false, 0, 0},
+		{"302", 302, []string{"Location", "/elsewhere"}, false, false, 0, 0},
+	}
+	f := newFakeUpstream(t)
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url}, Now: func() time.Time { return now }, MaxFailures: 1000})
+	for _, tt := range tests {
+		f.status(tt.status, tt.headers...)
+		errs := make([]error, 1)
+		u.Send(context.Background(), []Message{testMsg(1, "{}\n")}, errs)
+		err := errs[0]
+		if tt.status < 300 {
+			if err != nil {
+				t.Errorf("%s: %v", tt.name, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: nil error", tt.name)
+			continue
+		}
+		if IsPermanent(err) != tt.permanent {
+			t.Errorf("%s: permanent = %v, want %v (%v)", tt.name, IsPermanent(err), tt.permanent, err)
+		}
+		after, throttled := RetryAfter(err)
+		if throttled != tt.throttled || after != tt.after {
+			t.Errorf("%s: throttled %v after %s, want %v after %s", tt.name, throttled, after, tt.throttled, tt.after)
+		}
+		var se *StatusError
+		if !errors.As(err, &se) || se.Status != tt.status {
+			t.Errorf("%s: %v is not a StatusError with status %d", tt.name, err, tt.status)
+			continue
+		}
+		if len(se.Limits) != tt.limits {
+			t.Errorf("%s: %d limits, want %d", tt.name, len(se.Limits), tt.limits)
+		}
+		if tt.status == 400 && !strings.Contains(se.Detail, "nope") {
+			t.Errorf("400 detail %q lacks the body", se.Detail)
+		}
+	}
+}
+
+const fasthttpDate = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+func TestUpstreamConnectionRefused(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{"http://" + addr}, MaxFailures: 2})
+	errs := make([]error, 3)
+	u.Send(context.Background(), []Message{testMsg(1, "{}"), testMsg(1, "{}"), testMsg(1, "{}")}, errs)
+	for i, err := range errs {
+		if err == nil || IsPermanent(err) {
+			t.Errorf("msg %d: %v, want retryable", i, err)
+		}
+	}
+	if u.nodes[0].ejectedUntil.Load() == 0 {
+		t.Error("node not ejected after failures")
+	}
+}
+
+// keyFor returns a public key that rendezvous hashing sends to node want
+// when every node is healthy.
+func keyFor(t *testing.T, u *Upstream, want int) string {
+	t.Helper()
+	for i := range 10000 {
+		k := "key" + strconv.Itoa(i)
+		if u.pick(k) == u.nodes[want] {
+			return k
+		}
+	}
+	t.Fatalf("no key maps to node %d", want)
+	return ""
+}
+
+func TestUpstreamEjectionAndReadmission(t *testing.T) {
+	t.Parallel()
+	a, b := newFakeUpstream(t), newFakeUpstream(t)
+	a.status(500)
+	clock := newFakeClock(testReceived)
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{a.url, b.url}, MaxFailures: 3, ProbeInterval: 10 * time.Second, Now: clock.Now})
+	m := testMsg(1, "{}\n")
+	m.PublicKey = keyFor(t, u, 0)
+	sendOne := func() error {
+		errs := make([]error, 1)
+		u.Send(context.Background(), []Message{m}, errs)
+		return errs[0]
+	}
+	for i := range 3 {
+		if err := sendOne(); err == nil || IsPermanent(err) {
+			t.Fatalf("send %d to failing node: %v", i, err)
+		}
+	}
+	// Ejected: the key moves to b.
+	if err := sendOne(); err != nil {
+		t.Fatalf("send after ejection: %v", err)
+	}
+	if n := len(b.requests()); n != 1 {
+		t.Fatalf("b got %d requests, want 1", n)
+	}
+	// After the interval one trial goes to a; it fails, so a is ejected
+	// for another interval.
+	clock.Advance(11 * time.Second)
+	if err := sendOne(); err == nil {
+		t.Fatal("trial against failing node succeeded")
+	}
+	if n := len(a.requests()); n != 4 {
+		t.Fatalf("a got %d requests, want 4 (3 + trial)", n)
+	}
+	if err := sendOne(); err != nil || len(b.requests()) != 2 {
+		t.Fatalf("after failed trial: %v, b has %d requests", err, len(b.requests()))
+	}
+	// a recovers; the next trial re-admits it for good.
+	a.status(200)
+	clock.Advance(11 * time.Second)
+	for i := range 3 {
+		if err := sendOne(); err != nil {
+			t.Fatalf("send %d after recovery: %v", i, err)
+		}
+	}
+	if na, nb := len(a.requests()), len(b.requests()); na != 7 || nb != 2 {
+		t.Fatalf("a has %d requests (want 7), b %d (want 2)", na, nb)
+	}
+}
+
+func TestUpstreamAllEjectedFallsBack(t *testing.T) {
+	t.Parallel()
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{"http://10.0.0.1:1", "http://10.0.0.2:1"}})
+	k := keyFor(t, u, 1)
+	for _, n := range u.nodes {
+		n.ejectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	}
+	if u.pick(k) != u.nodes[1] {
+		t.Error("with every node ejected the key left its rendezvous node")
+	}
+}
+
+func TestRendezvousStability(t *testing.T) {
+	t.Parallel()
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{"http://10.0.0.1:3000", "http://10.0.0.2:3000", "http://10.0.0.3:3000"}})
+	const keys = 10000
+	before := make([]*upstreamNode, keys)
+	count := map[*upstreamNode]int{}
+	for i := range keys {
+		before[i] = u.pick(fmt.Sprintf("%032x", i*7919))
+		count[before[i]]++
+	}
+	for i, n := range u.nodes {
+		if share := float64(count[n]) / keys; share < 1.0/3-0.05 || share > 1.0/3+0.05 {
+			t.Errorf("node %d holds %.3f of the keys", i, share)
+		}
+	}
+	ejected := u.nodes[1]
+	ejected.ejectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	moved := 0
+	for i := range keys {
+		after := u.pick(fmt.Sprintf("%032x", i*7919))
+		switch {
+		case after == ejected:
+			t.Fatalf("key %d still on the ejected node", i)
+		case before[i] != ejected && after != before[i]:
+			t.Fatalf("key %d moved between healthy nodes", i)
+		case after != before[i]:
+			moved++
+		}
+	}
+	if share := float64(moved) / keys; share > 1.0/3+0.05 {
+		t.Errorf("%.3f of the keys moved", share)
+	}
+	// Re-admission brings exactly those keys back.
+	ejected.ok()
+	for i := range keys {
+		if u.pick(fmt.Sprintf("%032x", i*7919)) != before[i] {
+			t.Fatalf("key %d did not return after re-admission", i)
+		}
+	}
+}
+
+func TestUpstreamForward(t *testing.T) {
+	t.Parallel()
+	f := newFakeUpstream(t)
+	f.answer(func(ctx *fasthttp.RequestCtx) {
+		ctx.SetStatusCode(418)
+		ctx.Response.Header.Set("X-Answer", "yes")
+		ctx.SetBodyString("teapot")
+	})
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url + "/prefix/"}})
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://baton.local/api/0/relays/live/?x=1&y=%2F")
+	req.Header.SetMethod("PUT")
+	req.Header.Set("X-Custom", "kept")
+	req.SetBodyString("payload")
+	if err := u.Forward(context.Background(), req, resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 418 || string(resp.Body()) != "teapot" || string(resp.Header.Peek("X-Answer")) != "yes" {
+		t.Errorf("response %d %q", resp.StatusCode(), resp.Body())
+	}
+	r := f.requests()[0]
+	if r.method != "PUT" || r.uri != "/prefix/api/0/relays/live/?x=1&y=%2F" || r.headers["X-Custom"] != "kept" || string(r.body) != "payload" {
+		t.Errorf("forwarded %s %s %v %q", r.method, r.uri, r.headers, r.body)
+	}
+}
+
+func TestUpstreamClosedAndContext(t *testing.T) {
+	t.Parallel()
+	f := newFakeUpstream(t)
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	errs := make([]error, 2)
+	u.Send(ctx, []Message{testMsg(1, "{}"), testMsg(1, "{}")}, errs)
+	for _, err := range errs {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("canceled ctx: %v", err)
+		}
+	}
+	if err := u.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	u.Send(context.Background(), []Message{testMsg(1, "{}")}, errs[:1])
+	if !errors.Is(errs[0], ErrClosed) {
+		t.Errorf("after Close: %v", errs[0])
+	}
+	if len(f.requests()) != 0 {
+		t.Error("requests sent")
+	}
+}
+
+func TestNewUpstreamValidates(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		opts UpstreamOptions
+		want error
+	}{
+		{UpstreamOptions{}, ErrNoUpstreams},
+		{UpstreamOptions{URLs: []string{"ftp://x"}}, ErrBadUpstreamURL},
+		{UpstreamOptions{URLs: []string{"http://"}}, ErrBadUpstreamURL},
+		{UpstreamOptions{URLs: []string{"http://a:1", "http://a:1/"}}, ErrBadUpstreamURL},
+		{UpstreamOptions{URLs: []string{"http://a:1"}, Compression: "br"}, ErrUnknownCompression},
+	} {
+		if _, err := NewUpstream(tt.opts); !errors.Is(err, tt.want) {
+			t.Errorf("%+v: %v, want %v", tt.opts, err, tt.want)
+		}
+	}
+}
