@@ -433,11 +433,11 @@ func (v *validator) telemetry() {
 	oneOf(v, "telemetry.log_format", t.LogFormat, LogText, LogJSON)
 	if t.MetricsListen != "" {
 		v.hostPort("telemetry.metrics_listen", t.MetricsListen, true)
-		if t.MetricsListen == v.c.Server.Listen {
+		if sameFixedPort(t.MetricsListen, v.c.Server.Listen) {
 			v.errorf("telemetry.metrics_listen", "%q is also server.listen; use another port", t.MetricsListen)
 		}
 	}
-	if v.c.UsesEmbeddedKafka() && v.c.Kafka.Embedded.Listen == v.c.Server.Listen {
+	if v.c.UsesEmbeddedKafka() && sameFixedPort(v.c.Kafka.Embedded.Listen, v.c.Server.Listen) {
 		v.errorfNear("kafka.embedded.listen", "server.listen", "%q is also server.listen; use another port", v.c.Server.Listen)
 	}
 }
@@ -449,4 +449,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// sameFixedPort reports whether two listen addresses are the same one; port 0
+// (any free port) never collides.
+func sameFixedPort(a, b string) bool {
+	if _, port, err := net.SplitHostPort(a); err == nil && port == "0" {
+		return false
+	}
+	return a == b
 }

@@ -1,0 +1,212 @@
+// Command baton is Baton's single binary: the relay and its operational
+// subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/relay"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `baton is an edge relay for Sentry telemetry: it accepts envelopes from SDKs,
+acknowledges them once they are fsync'd to its buffer, and forwards them by
+traffic class to upstream relays or Kafka.
+
+Usage:
+  baton run [--config FILE]...     run the relay (no --config: the embedded default)
+  baton config check FILE...       validate config files (merged in order); exit 1 on errors
+  baton config default             print the embedded default config, commented
+  baton buffer inspect [--data-dir DIR]
+                                   show what the buffer holds (while baton is stopped)
+  baton version                    print the version
+  baton help                       print this help
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exit codes
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "config":
+		return cmdConfig(args[1:], stdout, stderr)
+	case "buffer":
+		return cmdBuffer(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "baton %s\n", version)
+		return exitOK
+	case "help", "--help", "-help", "-h":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "baton: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+// configFlags collects repeated --config flags.
+type configFlags []string
+
+func (c *configFlags) String() string     { return strings.Join(*c, ",") }
+func (c *configFlags) Set(v string) error { *c = append(*c, v); return nil }
+
+func newFlagSet(name string, stderr io.Writer, help string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n", help)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("baton run", stderr, "baton run [--config FILE]...")
+	var files configFlags
+	fs.Var(&files, "config", "config file; repeat to overlay (later files override earlier ones)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "baton run: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, err := config.Load(files...)
+	if err != nil {
+		fmt.Fprintf(stderr, "baton: invalid configuration:\n%v\n", err)
+		return exitError
+	}
+	log := newLogger(cfg, stderr)
+	r, err := relay.New(cfg, relay.Settings{Logger: log, Version: version, DrainTimeout: cfg.Server.ShutdownTimeout})
+	if err != nil {
+		fmt.Fprintf(stderr, "baton: %v\n", err)
+		return exitError
+	}
+	if err := r.Start(); err != nil {
+		fmt.Fprintf(stderr, "baton: %v\n", err)
+		return exitError
+	}
+	addr := r.Addr().String()
+	fmt.Fprintf(stdout, "baton %s listening on http://%s (mode %s, buffer %s)\n", version, addr, cfg.Mode, cfg.Buffer.Dir)
+	fmt.Fprintf(stdout, "  example DSN:  http://%s@%s/1\n", exampleKey, addr)
+	if k := r.KafkaAddr(); k != "" {
+		fmt.Fprintf(stdout, "  embedded Kafka broker on %s; read a class with: kcat -b %s -C -t baton.error\n", k, k)
+	}
+	fmt.Fprintf(stdout, "  Ctrl-C stops; whatever is not yet delivered stays in the buffer.\n")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	stop() // a second Ctrl-C kills at once
+	log.Info("shutting down")
+	start := time.Now()
+	if err := r.Close(); err != nil {
+		fmt.Fprintf(stderr, "baton: shutdown: %v\n", err)
+		return exitError
+	}
+	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	return exitOK
+}
+
+// exampleKey is printed in the example DSN; proxy mode accepts any key.
+const exampleKey = "a7c3e9f1b5d24680ace13579bdf02468"
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.Telemetry.LogLevel.Slog()}
+	if cfg.Telemetry.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmdConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, "Usage: baton config check FILE... | baton config default\n")
+		return exitUsage
+	}
+	switch args[0] {
+	case "check":
+		if len(args) < 2 {
+			fmt.Fprint(stderr, "Usage: baton config check FILE...\n")
+			return exitUsage
+		}
+		if _, err := config.Load(args[1:]...); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitError
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", strings.Join(args[1:], ", "))
+		return exitOK
+	case "default":
+		if len(args) > 1 {
+			fmt.Fprint(stderr, "Usage: baton config default\n")
+			return exitUsage
+		}
+		_, _ = stdout.Write(config.DefaultYAML())
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "baton config: unknown subcommand %q\nUsage: baton config check FILE... | baton config default\n", args[0])
+		return exitUsage
+	}
+}
+
+func cmdBuffer(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "inspect" {
+		fmt.Fprint(stderr, "Usage: baton buffer inspect [--data-dir DIR]\n")
+		return exitUsage
+	}
+	fs := newFlagSet("baton buffer inspect", stderr, "baton buffer inspect [--data-dir DIR]")
+	dir := fs.String("data-dir", config.Default().Buffer.Dir, "the buffer directory")
+	if err := fs.Parse(args[1:]); err != nil {
+		return exitUsage
+	}
+	streams, err := relay.InspectBuffer(*dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(stderr, "baton: no buffer in %s (pass --data-dir)\n", *dir)
+		} else {
+			fmt.Fprintf(stderr, "baton: inspect %s: %v (is baton still running? stop it first)\n", *dir, err)
+		}
+		return exitError
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "stream\tclass\tpartition\tpending\tbytes\toldest age\twatermark\t")
+	for _, s := range streams {
+		age := "-"
+		if !s.Oldest.IsZero() {
+			age = time.Since(s.Oldest).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%d\t\n", s.Stream, relay.StreamClass(s.Stream), uint32(s.Stream)&0xff,
+			s.Pending, s.PendingBytes, age, s.Watermark)
+	}
+	_ = tw.Flush()
+	return exitOK
+}

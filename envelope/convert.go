@@ -1,0 +1,332 @@
+package envelope
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/base64"
+	"io"
+	"strconv"
+)
+
+// This file converts the bodies of the legacy ingest endpoints (store,
+// security, nel) into envelopes. The functions are pure: no net/http types,
+// bytes in, envelope bytes out (appended to dst).
+
+// FromStore converts the body of a legacy store request (POST
+// /api/<id>/store/, or the sentry_data of GET store) into an envelope,
+// appended to dst, with DefaultLimits. See FromStoreLimits.
+func FromStore(dst, body []byte) (env []byte, id EventID, err error) {
+	return FromStoreLimits(dst, body, nil)
+}
+
+// FromStoreLimits converts a store body like Relay's store endpoint does:
+//
+//   - the body is a JSON event; a body not starting with '{' is base64
+//     (standard alphabet) of either the JSON or of zlib-compressed JSON, and
+//     Baton also takes raw zlib. Decompression stops at MaxEventSize.
+//   - Python's NaN, Infinity and -Infinity tokens (invalid JSON that old
+//     Python SDKs send) are replaced with null when the JSON is otherwise
+//     invalid.
+//   - the event becomes one item with content_type application/json: a
+//     transaction item for "type":"transaction", a security item for csp,
+//     hpkp, expectct and expectstaple, a feedback item for feedback, an event
+//     item otherwise. The envelope header is {"event_id":...}: the event's
+//     own event_id, or a random one when it has none.
+//   - a body that is already an envelope (the store endpoint takes those
+//     too) is parsed under lim and re-serialized, with a generated event_id
+//     added to its header when an item needs one and it has none.
+//
+// id is the envelope's event id. Errors are *ParseError values (ErrInvalid:
+// 400; ErrTooLarge when the event exceeds MaxEventSize: 413).
+func FromStoreLimits(dst, body []byte, lim *Limits) (env []byte, id EventID, err error) {
+	l := lim.withDefaults()
+	data, err := decodeStoreBody(body, l.MaxEventSize)
+	if err != nil {
+		return dst, id, err
+	}
+	if i := skipWS(data, 0); i < len(data) && data[i] == '{' {
+		evID, itemType, serr := scanEvent(data)
+		if serr != nil {
+			if patched := patchPythonJSON(data); patched != nil {
+				if evID2, t2, serr2 := scanEvent(patched); serr2 == nil {
+					data, evID, itemType, serr = patched, evID2, t2, nil
+				}
+			}
+		}
+		if serr == nil {
+			return appendEventEnvelope(dst, data, evID, itemType, &l)
+		}
+		// Not one JSON object: maybe an envelope.
+		var e Envelope
+		if perr := e.Parse(data, &l); perr == nil {
+			return appendParsedEnvelope(dst, &e)
+		}
+		if serr.off < 0 {
+			return dst, id, invalidAt(0, serr.msg)
+		}
+		return dst, id, invalidAt(serr.off, "invalid event JSON: "+serr.msg)
+	}
+	return dst, id, invalidAt(0, "store body is not a JSON object")
+}
+
+// appendParsedEnvelope re-serializes e, adding an event id when needed.
+func appendParsedEnvelope(dst []byte, e *Envelope) ([]byte, EventID, error) {
+	if e.Header.EventID.IsZero() && e.NeedsEventID() {
+		e.SetEventID(nil, NewEventID())
+	}
+	return e.AppendTo(dst), e.Header.EventID, nil
+}
+
+// decodeStoreBody undoes the store endpoint's optional base64 and zlib
+// encodings.
+func decodeStoreBody(body []byte, maxSize int) ([]byte, error) {
+	i := skipWS(body, 0)
+	if i == len(body) {
+		return nil, invalidAt(0, "empty body")
+	}
+	if body[i] == '{' {
+		return body, nil
+	}
+	trimmed := bytes.TrimSpace(body)
+	bin := make([]byte, base64.StdEncoding.DecodedLen(len(trimmed)))
+	n, err := base64.StdEncoding.Decode(bin, trimmed)
+	if err != nil {
+		// Not base64: Baton also accepts a bare zlib stream.
+		if isZlib(body) {
+			return inflateZlib(body, maxSize)
+		}
+		return nil, invalidAt(0, "store body is neither JSON, base64 nor zlib")
+	}
+	bin = bin[:n]
+	if len(bin) > 0 && bin[0] == '{' {
+		return bin, nil
+	}
+	return inflateZlib(bin, maxSize)
+}
+
+func isZlib(b []byte) bool {
+	return len(b) >= 2 && b[0]&0x0f == 8 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
+}
+
+func inflateZlib(b []byte, maxSize int) ([]byte, error) {
+	zr, err := zlib.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, invalidAt(0, "invalid zlib body: "+err.Error())
+	}
+	defer zr.Close()
+	out, err := io.ReadAll(io.LimitReader(zr, int64(maxSize)+1))
+	if err != nil {
+		return nil, invalidAt(0, "invalid zlib body: "+err.Error())
+	}
+	if len(out) > maxSize {
+		return nil, limitAt(0, &LimitError{Limit: "max_event_size", Kind: "item_size", ItemType: "event", Size: len(out), Max: maxSize})
+	}
+	return out, nil
+}
+
+// scanEvent validates that data is one JSON object and reads its top-level
+// event_id and type.
+func scanEvent(data []byte) (EventID, ItemType, *syntaxError) {
+	var id EventID
+	t := ItemEvent
+	var oi objIter
+	if err := oi.init(data, 0); err != nil {
+		return id, t, err
+	}
+	var idRaw, typeRaw []byte
+	for oi.next() {
+		if idRaw == nil && oi.keyIs("event_id") {
+			idRaw = data[oi.valStart:oi.valEnd]
+		} else if typeRaw == nil && oi.keyIs("type") {
+			typeRaw = data[oi.valStart:oi.valEnd]
+		}
+	}
+	if oi.err != nil {
+		return id, t, oi.err
+	}
+	if j := skipWS(data, oi.end); j != len(data) {
+		return id, t, synErr(j, "invalid data after the event object")
+	}
+	if idRaw != nil && !isNull(idRaw) {
+		s, esc, ok := stringValue(idRaw)
+		if esc {
+			s = unescapeJSON(nil, s)
+		}
+		var err error
+		if id, err = parseEventID(s); !ok || err != nil {
+			return id, t, &syntaxError{off: -1, msg: "invalid event_id in event"}
+		}
+	}
+	if typeRaw != nil {
+		if s, _, ok := stringValue(typeRaw); ok {
+			switch string(s) {
+			case "transaction":
+				t = ItemTransaction
+			case "csp", "hpkp", "expectct", "expectstaple":
+				t = ItemSecurity
+			case "feedback":
+				t = ItemFeedback
+			}
+		}
+	}
+	return id, t, nil
+}
+
+func appendEventEnvelope(dst, data []byte, id EventID, t ItemType, l *Limits) ([]byte, EventID, error) {
+	data = bytes.TrimSpace(data)
+	if len(data) > l.MaxEventSize {
+		return dst, id, limitAt(0, &LimitError{Limit: "max_event_size", Kind: "item_size", ItemType: t.String(), Size: len(data), Max: l.MaxEventSize})
+	}
+	if id.IsZero() {
+		id = NewEventID()
+	}
+	dst = appendEventIDHeader(dst, id)
+	dst = appendItem(dst, t.String(), ContentTypeJSON, "", "", nil, data)
+	return dst, id, nil
+}
+
+// appendEventIDHeader appends the header line {"event_id":"<hex>"}.
+func appendEventIDHeader(dst []byte, id EventID) []byte {
+	dst = append(dst, `{"event_id":"`...)
+	dst = id.AppendHex(dst)
+	return append(dst, "\"}\n"...)
+}
+
+// appendItem appends one item (header with length, payload, newline).
+// extra holds additional header members as key, raw JSON value pairs.
+func appendItem(dst []byte, typ, contentType, filename, attachmentType string, extra []string, payload []byte) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = appendJSONString(dst, typ)
+	dst = append(dst, `,"length":`...)
+	dst = strconv.AppendInt(dst, int64(len(payload)), 10)
+	if contentType != "" {
+		dst = append(dst, `,"content_type":`...)
+		dst = appendJSONString(dst, contentType)
+	}
+	if filename != "" {
+		dst = append(dst, `,"filename":`...)
+		dst = appendJSONString(dst, filename)
+	}
+	if attachmentType != "" {
+		dst = append(dst, `,"attachment_type":`...)
+		dst = appendJSONString(dst, attachmentType)
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		dst = append(dst, ',')
+		dst = appendJSONString(dst, extra[i])
+		dst = append(dst, ':')
+		dst = append(dst, extra[i+1]...)
+	}
+	dst = append(dst, "}\n"...)
+	dst = append(dst, payload...)
+	return append(dst, '\n')
+}
+
+// patchPythonJSON returns a copy of data with the bare tokens NaN, Infinity
+// and -Infinity outside strings replaced by null, or nil when there are none.
+func patchPythonJSON(data []byte) []byte {
+	var out []byte
+	copied := 0
+	inStr := false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if inStr {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inStr = false
+			}
+			continue
+		}
+		var n int
+		switch {
+		case c == '"':
+			inStr = true
+			continue
+		case bytes.HasPrefix(data[i:], []byte("NaN")):
+			n = 3
+		case bytes.HasPrefix(data[i:], []byte("Infinity")):
+			n = 8
+		case bytes.HasPrefix(data[i:], []byte("-Infinity")):
+			n = 9
+		default:
+			continue
+		}
+		out = append(out, data[copied:i]...)
+		out = append(out, "null"...)
+		i += n - 1
+		copied = i + 1
+	}
+	if out == nil {
+		return nil
+	}
+	return append(out, data[copied:]...)
+}
+
+// FromSecurityReport converts the body of a security report request (POST
+// /api/<id>/security/ or /csp-report/: CSP, Expect-CT, Expect-Staple, HPKP)
+// into an envelope with one raw_security item, as Relay's security endpoint
+// does: content_type application/json, item headers sentry_release and
+// sentry_environment when release and environment are not empty, and a
+// random event_id in the envelope header. The body must be JSON and at most
+// MaxEventSize (the endpoint's body limit).
+func FromSecurityReport(dst, body []byte, release, environment string) ([]byte, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return dst, invalidAt(0, "empty security report")
+	}
+	if max := DefaultLimits().MaxEventSize; len(body) > max {
+		return dst, limitAt(0, &LimitError{Limit: "max_event_size", Kind: "item_size", ItemType: "raw_security", Size: len(body), Max: max})
+	}
+	if err := validJSON(body); err != nil {
+		return dst, invalidAt(err.off, "invalid security report JSON: "+err.msg)
+	}
+	var extra []string
+	if release != "" {
+		extra = append(extra, "sentry_release", string(appendJSONString(nil, release)))
+	}
+	if environment != "" {
+		extra = append(extra, "sentry_environment", string(appendJSONString(nil, environment)))
+	}
+	dst = appendEventIDHeader(dst, NewEventID())
+	return appendItem(dst, "raw_security", ContentTypeJSON, "", "", extra, body), nil
+}
+
+// FromNEL converts the body of a Network Error Logging request (POST
+// /api/<id>/nel/: a Reporting API JSON array of reports) into an envelope
+// with one nel item per report (content_type application/json, payload the
+// report's JSON bytes as sent) and a random event_id, as Relay's NEL endpoint
+// did before it switched to internal integration items. An empty array gives
+// an envelope without items. The body must be a JSON array of at most
+// MaxEventSize bytes.
+//
+// Newer Relays turn NEL reports into logs at their own endpoint; whether an
+// upstream still accepts nel items depends on its version, so forwarding the
+// request as-is may be the safer choice for NEL.
+func FromNEL(dst, body []byte) ([]byte, error) {
+	body = bytes.TrimSpace(body)
+	if max := DefaultLimits().MaxEventSize; len(body) > max {
+		return dst, limitAt(0, &LimitError{Limit: "max_event_size", Kind: "item_size", ItemType: "nel", Size: len(body), Max: max})
+	}
+	if err := validJSON(body); err != nil {
+		return dst, invalidAt(err.off, "invalid NEL JSON: "+err.msg)
+	}
+	if len(body) == 0 || body[0] != '[' {
+		return dst, invalidAt(0, "NEL body must be a JSON array")
+	}
+	dst = appendEventIDHeader(dst, NewEventID())
+	i := skipWS(body, 1)
+	if body[i] == ']' {
+		return dst, nil
+	}
+	for {
+		end, _ := scanValue(body, i, 1) // validated above
+		dst = appendItem(dst, "nel", ContentTypeJSON, "", "", nil, body[i:end])
+		i = skipWS(body, end)
+		if body[i] == ']' {
+			return dst, nil
+		}
+		i = skipWS(body, i+1) // ','
+	}
+}

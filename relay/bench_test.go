@@ -1,0 +1,86 @@
+package relay
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/baton-relay/baton/config"
+)
+
+// startTestRelay runs a relay on an in-memory listener with the embedded
+// default overlaid by extra YAML; it returns a client bound to it.
+func startTestRelay(tb testing.TB, extra string) (*Relay, *fasthttp.HostClient) {
+	tb.Helper()
+	yml := fmt.Sprintf("buffer:\n  dir: %s\n  reserve_bytes: 1MiB\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n%s", tb.TempDir(), extra)
+	cfg, err := config.Parse("test.yml", []byte(yml))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ln := fasthttputil.NewInmemoryListener()
+	r, err := New(cfg, Settings{Listener: ln, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	c := &fasthttp.HostClient{Addr: "baton", Dial: func(string) (net.Conn, error) { return ln.Dial() }, MaxConns: 256}
+	tb.Cleanup(c.CloseIdleConnections) // runs before the relay closes
+	return r, c
+}
+
+// errorEnvelope is a ~5 KB JS error envelope, like the load tool's.
+func errorEnvelope() []byte {
+	var frames []string
+	for i := range 40 {
+		frames = append(frames, fmt.Sprintf(`{"filename":"app:///static/js/main.%04x.js","function":"handler%d","lineno":%d,"colno":%d,"in_app":true}`, i*7919, i, 100+i, 7+i))
+	}
+	event := `{"platform":"javascript","level":"error","release":"web@2.3.1","environment":"production","exception":{"values":[{"type":"TypeError","value":"Cannot read properties of undefined (reading 'id')","stacktrace":{"frames":[` +
+		strings.Join(frames, ",") + `]}}]},"tags":{"browser":"Chrome 131"},"user":{"ip_address":"{{auto}}"}}`
+	return []byte(`{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","sent_at":"2026-11-25T10:00:00.000Z","sdk":{"name":"sentry.javascript.browser","version":"11.12.0"}}` +
+		"\n{\"type\":\"event\"}\n" + event + "\n")
+}
+
+// BenchmarkIngest measures the envelope endpoint end to end in one process:
+// HTTP parsing, auth, envelope parsing and split, the durable group-committed
+// append (real fsync on the test's temp dir) and the response. Forwarders
+// drain into the embedded broker at the same time, as in production.
+func BenchmarkIngest(b *testing.B) {
+	_, c := startTestRelay(b, "")
+	body := errorEnvelope()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.SetParallelism(32) // 64 concurrent requests on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI("http://baton/api/1/envelope/")
+		req.Header.SetMethod(fasthttp.MethodPost)
+		req.Header.Set("X-Sentry-Auth", "Sentry sentry_key=a7c3e9f1b5d24680ace13579bdf02468, sentry_version=7, sentry_client=bench/1.0")
+		req.SetBodyRaw(body)
+		for pb.Next() {
+			if err := c.Do(req, resp); err != nil {
+				b.Error(err)
+				return
+			}
+			if resp.StatusCode() != 200 {
+				b.Errorf("status %d: %s", resp.StatusCode(), resp.Body())
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,232 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"mime"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/envelope"
+)
+
+// The legacy and browser endpoints all turn their body into an envelope and
+// then take the same path as /envelope/: parse, split by class, append to
+// the buffer, answer when durable.
+
+// transparentGIF answers GET /store/ (the legacy image-beacon transport).
+var transparentGIF = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+
+// converted runs the shared tail of every converting endpoint: request auth
+// is required (there is no envelope dsn to fall back on), the body is
+// decoded and converted by conv, and the result is accepted like an
+// envelope. It reports the event id it accepted.
+func (r *Relay) converted(ctx *fasthttp.RequestCtx, pid uint64, limit int,
+	conv func(s *scratch, body []byte) ([]byte, error)) (envelope.EventID, bool) {
+	n, ok := r.admit(ctx)
+	if !ok {
+		return envelope.EventID{}, false
+	}
+	defer r.release(n)
+	s := getScratch()
+	defer putScratch(s)
+
+	var a auth
+	if err := parseAuth(&ctx.Request, &a); err != nil {
+		r.rejectAuth(ctx, err)
+		return envelope.EventID{}, false
+	}
+	body, ok := r.readBody(ctx, s, limit)
+	if !ok {
+		return envelope.EventID{}, false
+	}
+	env, err := conv(s, body)
+	if err != nil {
+		r.rejectParse(ctx, err)
+		return envelope.EventID{}, false
+	}
+	if err := s.env.Parse(env, &r.limits); err != nil {
+		r.rejectParse(ctx, err)
+		return envelope.EventID{}, false
+	}
+	r.accept(ctx, pid, &a, s)
+	if ctx.Response.StatusCode() != fasthttp.StatusOK {
+		return envelope.EventID{}, false
+	}
+	return s.env.Header.EventID, true
+}
+
+// handleStore serves the legacy /store/ endpoint: a JSON event in the body
+// (POST) or in the sentry_data query parameter (GET, answered with a GIF).
+func (r *Relay) handleStore(ctx *fasthttp.RequestCtx, pid uint64) {
+	if ctx.IsGet() {
+		data := ctx.QueryArgs().Peek("sentry_data")
+		if len(data) == 0 {
+			jsonError(ctx, fasthttp.StatusBadRequest, "missing sentry_data query parameter")
+			return
+		}
+		ctx.Request.SetBody(data) // the GET transport carries the event in the query
+		ctx.Request.Header.Del("Content-Encoding")
+		if _, ok := r.converted(ctx, pid, r.limits.MaxEventSize, r.fromStore); ok {
+			ctx.Response.Reset()
+			setCORS(ctx)
+			ctx.SetContentType("image/gif")
+			ctx.SetBody(transparentGIF)
+		}
+		return
+	}
+	if !ctx.IsPost() {
+		methodNotAllowed(ctx)
+		return
+	}
+	r.converted(ctx, pid, r.limits.MaxEventSize, r.fromStore)
+}
+
+func (r *Relay) fromStore(s *scratch, body []byte) ([]byte, error) {
+	var err error
+	s.conv, _, err = envelope.FromStore(s.conv[:0], body)
+	return s.conv, err
+}
+
+// handleMinidump serves crash uploads; crashpad and breakpad expect the event
+// id back as a plain hyphenated UUID.
+func (r *Relay) handleMinidump(ctx *fasthttp.RequestCtx, pid uint64) {
+	if !ctx.IsPost() {
+		methodNotAllowed(ctx)
+		return
+	}
+	ct := string(ctx.Request.Header.ContentType())
+	id, ok := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
+		var err error
+		s.conv, _, err = envelope.FromMinidump(s.conv[:0], ct, body)
+		return s.conv, err
+	})
+	if ok {
+		ctx.Response.Reset()
+		setCORS(ctx)
+		ctx.SetContentType("text/plain")
+		ctx.SetBodyString(hyphenated(id))
+	}
+}
+
+// securityTypes are the report content types browsers send (Relay's list).
+var securityTypes = []string{
+	"application/json", "application/csp-report", "application/expect-ct-report",
+	"application/expect-ct-report+json", "application/expect-staple-report", "application/reports+json",
+}
+
+// handleSecurity serves CSP, Expect-CT, Expect-Staple and HPKP reports.
+func (r *Relay) handleSecurity(ctx *fasthttp.RequestCtx, pid uint64) {
+	if !ctx.IsPost() {
+		methodNotAllowed(ctx)
+		return
+	}
+	mt, _, _ := mime.ParseMediaType(string(ctx.Request.Header.ContentType()))
+	known := false
+	for _, t := range securityTypes {
+		known = known || mt == t
+	}
+	if !known {
+		r.reject(ctx, fasthttp.StatusUnsupportedMediaType, rejectContentType, "unsupported content type for a security report: "+strconv.Quote(mt))
+		return
+	}
+	q := ctx.QueryArgs()
+	release, environment := string(q.Peek("sentry_release")), string(q.Peek("sentry_environment"))
+	if _, ok := r.converted(ctx, pid, r.limits.MaxEventSize, func(s *scratch, body []byte) ([]byte, error) {
+		var err error
+		s.conv, err = envelope.FromSecurityReport(s.conv[:0], body, release, environment)
+		return s.conv, err
+	}); ok {
+		ctx.Response.ResetBody()
+	}
+}
+
+// handleNEL serves Network Error Logging reports.
+func (r *Relay) handleNEL(ctx *fasthttp.RequestCtx, pid uint64) {
+	if !ctx.IsPost() {
+		methodNotAllowed(ctx)
+		return
+	}
+	if _, ok := r.converted(ctx, pid, r.limits.MaxEventSize, func(s *scratch, body []byte) ([]byte, error) {
+		var err error
+		s.conv, err = envelope.FromNEL(s.conv[:0], body)
+		return s.conv, err
+	}); ok {
+		ctx.Response.ResetBody()
+	}
+}
+
+// handleAttachments serves POST /api/{pid}/events/{event_id}/attachments/:
+// multipart attachments for an event sent before. Answers 201.
+func (r *Relay) handleAttachments(ctx *fasthttp.RequestCtx, pid uint64, rawID []byte) {
+	if !ctx.IsPost() {
+		methodNotAllowed(ctx)
+		return
+	}
+	id, err := envelope.ParseEventID(string(rawID))
+	if err != nil {
+		jsonError(ctx, fasthttp.StatusBadRequest, "invalid event id in path")
+		return
+	}
+	ct := string(ctx.Request.Header.ContentType())
+	if _, ok := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
+		var err error
+		s.conv, err = appendAttachmentsEnvelope(s.conv[:0], id, ct, body, r.limits.MaxAttachmentSize)
+		return s.conv, err
+	}); ok {
+		ctx.Response.ResetBody()
+		ctx.SetStatusCode(fasthttp.StatusCreated)
+	}
+}
+
+func hyphenated(id envelope.EventID) string {
+	h := id.String()
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// Stats is the accounting snapshot served at /api/relay/stats/.
+type Stats struct {
+	Classes   map[string]ClassOutcomes `json:"classes"`
+	Rejected  map[string]int64         `json:"rejected"`
+	Recovered Count                    `json:"recovered"`
+	Accepted  int64                    `json:"accepted_records"`
+	Delivered int64                    `json:"delivered_records"`
+	Dropped   int64                    `json:"dropped_records"`
+	Pending   int64                    `json:"pending_records"`
+	// Balanced reports recovered + accepted == delivered + dropped + pending.
+	Balanced bool `json:"balanced"`
+}
+
+// Stats returns the outcome counters and the buffer's backlog.
+func (r *Relay) Stats() Stats {
+	st := Stats{
+		Classes:   r.outcomes.snapshot(),
+		Rejected:  r.rejected.snapshot(),
+		Recovered: r.recovered,
+		Pending:   r.buf.Stats().Pending,
+	}
+	for _, c := range st.Classes {
+		st.Accepted += c.Accepted.Records
+		st.Delivered += c.Delivered.Records
+		for _, d := range c.Dropped {
+			st.Dropped += d.Records
+		}
+	}
+	st.Balanced = st.Recovered.Records+st.Accepted == st.Delivered+st.Dropped+st.Pending
+	return st
+}
+
+func (r *Relay) handleStats(ctx *fasthttp.RequestCtx) {
+	b, err := json.Marshal(r.Stats())
+	if err != nil {
+		jsonError(ctx, fasthttp.StatusInternalServerError, err.Error())
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+var _ = bytes.Equal
+var _ = errors.New

@@ -1,0 +1,230 @@
+package relay
+
+import (
+	"errors"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/buffer"
+	"github.com/baton-relay/baton/envelope"
+)
+
+// scratch is the per-request memory of the ingest path, pooled so that a
+// request in steady state allocates nothing of its own.
+type scratch struct {
+	env     envelope.Envelope
+	body    []byte // the decoded body, when the request was compressed
+	conv    []byte // an envelope built from a store/minidump/security body
+	recs    []byte // the class records, back to back
+	offs    []int
+	classes []envelope.Class
+	items   []int // items per class, parallel to classes
+	entries []buffer.Entry
+	ip      []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+// maxPooledBody keeps one huge request from pinning its memory in the pool.
+const maxPooledBody = 4 << 20
+
+func putScratch(s *scratch) {
+	s.env.Reset()
+	if cap(s.body) > maxPooledBody {
+		s.body = nil
+	}
+	if cap(s.recs) > maxPooledBody {
+		s.recs = nil
+	}
+	if cap(s.conv) > maxPooledBody {
+		s.conv = nil
+	}
+	clear(s.entries[:cap(s.entries)]) // drop references to request memory
+	scratchPool.Put(s)
+}
+
+// readBody returns the request body with Content-Encoding undone, capped at
+// limit decoded bytes. On failure it has answered the request.
+func (r *Relay) readBody(ctx *fasthttp.RequestCtx, s *scratch, limit int) ([]byte, bool) {
+	raw := ctx.PostBody()
+	enc := ctx.Request.Header.ContentEncoding()
+	if len(enc) == 0 {
+		if len(raw) > limit {
+			r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, "request body exceeds the size limit")
+			return nil, false
+		}
+		return raw, true
+	}
+	var err error
+	s.body, err = decodeBody(s.body[:0], enc, raw, limit)
+	switch {
+	case err == nil:
+		return s.body, true
+	case errors.Is(err, errBodyTooLarge):
+		r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, "decompressed body exceeds the size limit")
+	case errors.Is(err, errBadEncoding):
+		r.reject(ctx, fasthttp.StatusBadRequest, rejectEncoding, "unsupported content encoding "+strconv.Quote(string(enc)))
+	default:
+		r.reject(ctx, fasthttp.StatusBadRequest, rejectEncoding, "failed to decode request body: "+err.Error())
+	}
+	return nil, false
+}
+
+// handleEnvelope serves POST /api/{pid}/envelope/.
+func (r *Relay) handleEnvelope(ctx *fasthttp.RequestCtx, pid uint64) {
+	n, ok := r.admit(ctx)
+	if !ok {
+		return
+	}
+	defer r.release(n)
+	s := getScratch()
+	defer putScratch(s)
+
+	var a auth
+	aerr := parseAuth(&ctx.Request, &a)
+	if aerr != nil && !errors.Is(aerr, errAuthMissing) {
+		r.rejectAuth(ctx, aerr)
+		return
+	}
+	body, ok := r.readBody(ctx, s, r.limits.MaxEnvelopeSize)
+	if !ok {
+		return
+	}
+	if err := s.env.Parse(body, &r.limits); err != nil {
+		r.rejectParse(ctx, err)
+		return
+	}
+	if aerr != nil { // no request auth: fall back to the envelope header's dsn
+		if s.env.Header.DSN == "" {
+			r.rejectAuth(ctx, errAuthMissing)
+			return
+		}
+		dsn, err := envelope.ParseDSN(s.env.Header.DSN)
+		if err != nil {
+			r.rejectAuth(ctx, errAuthInvalid)
+			return
+		}
+		if dsn.ProjectID != pid {
+			r.reject(ctx, fasthttp.StatusBadRequest, rejectProjectID, "project id in the path does not match the envelope's dsn")
+			return
+		}
+		a.PublicKey = []byte(dsn.PublicKey)
+	}
+	r.accept(ctx, pid, &a, s)
+}
+
+// accept checks the project, writes one record per traffic class to the
+// buffer and answers only when every record is durable.
+func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch) {
+	if !validKey(a.PublicKey) {
+		r.rejectAuth(ctx, errAuthInvalid)
+		return
+	}
+	if status, detail := r.projects.check(pid, a.PublicKey, &ctx.Request); status != 0 {
+		r.reject(ctx, status, rejectProject, detail)
+		return
+	}
+
+	s.ip = appendClientIP(s.ip[:0], ctx)
+	rec := record{
+		ReceivedAt: time.Now().UnixNano(),
+		ProjectID:  pid,
+		PublicKey:  a.PublicKey,
+		Client:     a.Client,
+		ClientIP:   s.ip,
+	}
+	if len(rec.Client) == 0 {
+		rec.Client = ctx.Request.Header.UserAgent()
+	}
+	s.recs, s.offs, s.classes, s.items = s.recs[:0], s.offs[:0], s.classes[:0], s.items[:0]
+	for _, c := range envelope.Classes() {
+		if !s.env.Classes().Has(c) {
+			continue
+		}
+		rec.Class = c
+		rec.Items = 0
+		for i := range s.env.Items {
+			if s.env.Items[i].Class == c {
+				rec.Items++
+			}
+		}
+		s.offs = append(s.offs, len(s.recs))
+		s.classes = append(s.classes, c)
+		s.items = append(s.items, rec.Items)
+		s.recs = appendRecordHeader(s.recs, &rec)
+		s.recs = s.env.AppendClass(s.recs, c)
+	}
+	s.offs = append(s.offs, len(s.recs))
+
+	s.entries = s.entries[:0]
+	for i, c := range s.classes {
+		s.entries = append(s.entries, buffer.Entry{
+			Stream: r.stream(c, a.PublicKey),
+			Value:  s.recs[s.offs[i]:s.offs[i+1]],
+		})
+	}
+	if len(s.entries) > 0 {
+		if err := r.buf.Append(r.ctx, s.entries); err != nil {
+			if errors.Is(err, buffer.ErrFull) {
+				ctx.Response.Header.Set("Retry-After", retryAfterFull)
+				r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectBufferFull, "failed to queue envelope: buffer full")
+			} else {
+				ctx.Response.Header.Set("Retry-After", retryAfterFull)
+				r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectBufferError, "failed to queue envelope")
+				r.log.Error("buffer append failed", "err", err)
+			}
+			return
+		}
+	}
+	for i, c := range s.classes {
+		r.outcomes.accepted[c].add(1, s.items[i])
+	}
+
+	ctx.SetContentType("application/json")
+	b := ctx.Response.Body()[:0]
+	if s.env.HasEvent() && !s.env.Header.EventID.IsZero() {
+		b = append(b, `{"id":"`...)
+		b = s.env.Header.EventID.AppendHex(b)
+		b = append(b, `"}`...)
+	} else {
+		b = append(b, "{}"...)
+	}
+	ctx.Response.SetBodyRaw(b)
+}
+
+// retryAfterFull is what a client is told to wait when the buffer is full.
+const retryAfterFull = "5"
+
+// validKey accepts what a DSN public key can be: Relay's are 32 hex digits,
+// but proxy mode forwards whatever an upstream may understand, so any short
+// alphanumeric token passes here; managed mode checks it against configs.
+func validKey(k []byte) bool {
+	if len(k) == 0 || len(k) > 64 {
+		return false
+	}
+	for _, c := range k {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// appendClientIP appends the forwarded-for chain as the next relay should
+// see it: the incoming X-Forwarded-For, then the peer address.
+func appendClientIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	if xff := ctx.Request.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
+		dst = append(dst, xff...)
+		dst = append(dst, ", "...)
+	}
+	if addr, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
+		dst = addr.Unmap().AppendTo(dst)
+	}
+	return dst
+}

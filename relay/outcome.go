@@ -1,0 +1,79 @@
+package relay
+
+import (
+	"sync/atomic"
+
+	"github.com/baton-relay/baton/envelope"
+)
+
+// Reason says why a record left Baton without being delivered. Every record
+// accepted into the buffer ends in exactly one outcome: delivered, or dropped
+// with one of these reasons.
+type Reason uint8
+
+const (
+	ReasonInvalid    Reason = iota // the destination refused it permanently (4xx, record too large, ...)
+	ReasonExpired                  // older than buffer.max_age
+	ReasonBufferFull               // pushed out by a when_full: drop_oldest stream
+	ReasonCorrupt                  // the stored record failed its checksum or framing
+	ReasonNoRoute                  // its class has no usable destination
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"invalid", "expired", "buffer_full", "corrupt", "no_route"}
+
+func (r Reason) String() string { return reasonNames[r] }
+
+// outcomes counts records and items per class. Counters only grow; the
+// accounting identity is
+//
+//	recovered + accepted = delivered + dropped + pending
+//
+// where recovered is what the buffer held at start and pending what it holds
+// now (see Relay.Stats).
+type outcomes struct {
+	accepted  [envelope.NumClasses]counter
+	delivered [envelope.NumClasses]counter
+	dropped   [envelope.NumClasses][numReasons]counter
+}
+
+type counter struct{ records, items atomic.Int64 }
+
+func (c *counter) add(records, items int) {
+	c.records.Add(int64(records))
+	c.items.Add(int64(items))
+}
+
+// ClassOutcomes is a snapshot of one class's counters.
+type ClassOutcomes struct {
+	Accepted  Count            `json:"accepted"`
+	Delivered Count            `json:"delivered"`
+	Dropped   map[string]Count `json:"dropped,omitempty"`
+}
+
+// Count is a number of buffer records and the envelope items they carry.
+type Count struct {
+	Records int64 `json:"records"`
+	Items   int64 `json:"items"`
+}
+
+func (c *counter) load() Count { return Count{c.records.Load(), c.items.Load()} }
+
+func (o *outcomes) snapshot() map[string]ClassOutcomes {
+	m := make(map[string]ClassOutcomes)
+	for c := range envelope.NumClasses {
+		co := ClassOutcomes{Accepted: o.accepted[c].load(), Delivered: o.delivered[c].load()}
+		for r := range numReasons {
+			if d := o.dropped[c][r].load(); d.Records > 0 {
+				if co.Dropped == nil {
+					co.Dropped = make(map[string]Count)
+				}
+				co.Dropped[r.String()] = d
+			}
+		}
+		if co.Accepted.Records+co.Delivered.Records > 0 || co.Dropped != nil {
+			m[c.String()] = co
+		}
+	}
+	return m
+}

@@ -1,0 +1,91 @@
+package relay
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/envelope"
+)
+
+// rejectReason says why a request was refused at the door. Every refusal is
+// counted by reason (Relay's "discard reasons" at ingest).
+type rejectReason uint8
+
+const (
+	rejectAuth rejectReason = iota
+	rejectVersion
+	rejectInvalid
+	rejectTooLarge
+	rejectEncoding
+	rejectContentType
+	rejectProjectID
+	rejectProject
+	rejectBufferFull
+	rejectBufferError
+	rejectOverload
+	rejectShutdown
+	numRejectReasons
+)
+
+var rejectNames = [numRejectReasons]string{
+	"auth", "version", "invalid", "too_large", "encoding", "content_type",
+	"project_id", "project", "buffer_full", "buffer_error", "overload", "shutdown",
+}
+
+type rejections [numRejectReasons]atomic.Int64
+
+func (rj *rejections) snapshot() map[string]int64 {
+	m := make(map[string]int64)
+	for i := range rj {
+		if n := rj[i].Load(); n > 0 {
+			m[rejectNames[i]] = n
+		}
+	}
+	return m
+}
+
+func (r *Relay) reject(ctx *fasthttp.RequestCtx, status int, why rejectReason, detail string) {
+	r.rejected[why].Add(1)
+	jsonError(ctx, status, detail)
+}
+
+func (r *Relay) rejectAuth(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, errAuthVersion) {
+		r.reject(ctx, fasthttp.StatusBadRequest, rejectVersion, err.Error())
+		return
+	}
+	r.reject(ctx, fasthttp.StatusUnauthorized, rejectAuth, err.Error())
+}
+
+// rejectParse maps an envelope parse failure: size limits are 413, anything
+// else is a 400 whose detail names the problem and its byte offset.
+func (r *Relay) rejectParse(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, envelope.ErrTooLarge) {
+		r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, err.Error())
+		return
+	}
+	r.reject(ctx, fasthttp.StatusBadRequest, rejectInvalid, err.Error())
+}
+
+// admit enforces the cap on request bytes in flight: over it, a request is
+// turned away at once with 503 instead of adding to memory pressure. It
+// returns the bytes to hand back to release when the request is done.
+func (r *Relay) admit(ctx *fasthttp.RequestCtx) (int64, bool) {
+	if r.closing.Load() {
+		ctx.Response.Header.Set("Retry-After", retryAfterFull)
+		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectShutdown, "relay is shutting down")
+		return 0, false
+	}
+	n := int64(len(ctx.Request.Body()))
+	if r.inflight.Add(n) > r.maxInflight && n > 0 {
+		r.inflight.Add(-n)
+		ctx.Response.Header.Set("Retry-After", "1")
+		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectOverload, "relay overloaded: too many request bytes in flight")
+		return 0, false
+	}
+	return n, true
+}
+
+func (r *Relay) release(n int64) { r.inflight.Add(-n) }

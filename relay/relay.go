@@ -1,0 +1,295 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/buffer"
+	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/envelope"
+)
+
+// Settings are the inputs a Relay takes from code rather than from config.
+type Settings struct {
+	// Logger receives operational logs (never one line per item).
+	// Default: slog.Default().
+	Logger *slog.Logger
+	// Version is reported in the User-Agent of upstream requests.
+	Version string
+	// Listener, when set, is served instead of listening on
+	// cfg.Server.Listen (tests use in-memory listeners).
+	Listener net.Listener
+	// DrainTimeout bounds how long shutdown waits for batches in flight.
+	// Default: 10s.
+	DrainTimeout time.Duration
+}
+
+// Relay is one running Baton: ingest server, durable buffer, forwarders and
+// sinks. Create it with New, then Run it.
+type Relay struct {
+	cfg    config.Config
+	set    Settings
+	log    *slog.Logger
+	ctx    context.Context // lives until the buffer closes; Append uses it
+	stop   context.CancelFunc
+	limits envelope.Limits
+
+	buf        *buffer.Buffer
+	partitions uint32
+	projects   projectPolicy
+	sinks      *sinks
+
+	server   *fasthttp.Server
+	listener net.Listener
+	closing  atomic.Bool
+
+	inflight    atomic.Int64
+	maxInflight int64
+	outcomes    outcomes
+	rejected    rejections
+	recovered   Count // what the buffer held when it was opened
+
+	forwardUnknown func(*fasthttp.RequestCtx)
+
+	fwdStop context.CancelFunc // stops forwarders taking new batches
+	fwdKill context.CancelFunc // abandons batches in flight
+	fwdWG   sync.WaitGroup
+}
+
+// New opens the buffer, starts the sinks and prepares the server. It does
+// not accept traffic until Run (or Start).
+func New(cfg config.Config, set Settings) (*Relay, error) {
+	if set.Logger == nil {
+		set.Logger = slog.Default()
+	}
+	if set.DrainTimeout <= 0 {
+		set.DrainTimeout = 10 * time.Second
+	}
+	r := &Relay{
+		cfg:         cfg,
+		set:         set,
+		log:         set.Logger,
+		limits:      limitsFrom(cfg),
+		partitions:  uint32(max(cfg.Buffer.Partitions, 1)),
+		maxInflight: int64(cfg.Server.MaxInflightBytes),
+	}
+	r.ctx, r.stop = context.WithCancel(context.Background())
+
+	var err error
+	if r.projects, err = newProjectPolicy(cfg); err != nil {
+		return nil, err
+	}
+	if r.sinks, err = openSinks(cfg, set, r.log); err != nil {
+		return nil, err
+	}
+	r.buf, err = buffer.Open(cfg.Buffer.Dir, r.bufferOptions())
+	if err != nil {
+		r.sinks.close(context.Background())
+		return nil, fmt.Errorf("relay: open buffer in %s: %w", cfg.Buffer.Dir, err)
+	}
+	st := r.buf.Stats()
+	r.recovered = Count{Records: st.Pending}
+	if r.sinks.upstream != nil && cfg.Server.ForwardUnknown {
+		r.forwardUnknown = r.sinks.forward
+	}
+	r.server = &fasthttp.Server{
+		Handler:                       r.handle,
+		Name:                          "baton",
+		ReadTimeout:                   cfg.Server.ReadTimeout,
+		WriteTimeout:                  cfg.Server.WriteTimeout,
+		IdleTimeout:                   cfg.Server.IdleTimeout,
+		Concurrency:                   cfg.Server.MaxConnections,
+		ReadBufferSize:                int(cfg.Server.MaxHeaderBytes),
+		MaxRequestBodySize:            r.limits.MaxEnvelopeSize,
+		DisablePreParseMultipartForm:  true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: false,
+		CloseOnShutdown:               true,
+		Logger:                        fasthttpLogger{r.log},
+		ErrorHandler:                  r.handleServerError,
+	}
+	return r, nil
+}
+
+// Start begins forwarding and serving. It returns once the listener is
+// bound; Addr then tells where.
+func (r *Relay) Start() error {
+	r.startForwarders()
+	ln := r.set.Listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", r.cfg.Server.Listen)
+		if err != nil {
+			r.Close()
+			return fmt.Errorf("relay: listen on %s: %w (is another process using it? set server.listen)", r.cfg.Server.Listen, err)
+		}
+	}
+	r.listener = ln
+	go func() {
+		if err := r.server.Serve(ln); err != nil && !r.closing.Load() {
+			r.log.Error("server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr is the address the server listens on, once started.
+func (r *Relay) Addr() net.Addr { return r.listener.Addr() }
+
+// KafkaAddr is the embedded broker's address, or "" when none runs.
+func (r *Relay) KafkaAddr() string { return r.sinks.embeddedAddr() }
+
+// Run starts the relay and blocks until ctx is done, then shuts down.
+func (r *Relay) Run(ctx context.Context) error {
+	if err := r.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return r.Close()
+}
+
+// Close shuts down in order: stop accepting, drain forwarders until
+// Settings.DrainTimeout, close sinks, close the buffer. What was not
+// delivered stays in the buffer for the next start.
+func (r *Relay) Close() error {
+	if r.closing.Swap(true) {
+		return nil
+	}
+	var errs []error
+	if r.listener != nil {
+		if err := r.server.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("relay: stop server: %w", err))
+		}
+	}
+	if r.fwdStop != nil {
+		r.fwdStop()
+		done := make(chan struct{})
+		go func() { r.fwdWG.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(r.set.DrainTimeout):
+			r.log.Warn("drain deadline passed; unsent records stay in the buffer", "timeout", r.set.DrainTimeout)
+			r.fwdKill()
+			<-done
+		}
+		r.fwdKill()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.set.DrainTimeout)
+	defer cancel()
+	if err := r.sinks.close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	r.stop()
+	if err := r.buf.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("relay: close buffer: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// stream maps a class and a public key to a buffer stream: class in the
+// high bits, partition in the low byte. The hash is fixed (FNV-1a), so a
+// project keeps its partition, and its order, across restarts.
+func (r *Relay) stream(c envelope.Class, key []byte) buffer.Stream {
+	p := uint32(0)
+	if r.partitions > 1 {
+		h := uint32(2166136261)
+		for _, b := range key {
+			h = (h ^ uint32(b)) * 16777619
+		}
+		p = h % r.partitions
+	}
+	return buffer.Stream(uint32(c)<<8 | p)
+}
+
+// StreamClass is the traffic class a buffer stream carries.
+func StreamClass(s buffer.Stream) envelope.Class { return envelope.Class(uint32(s) >> 8) }
+
+// startForwarders starts one forwarder per configured stream, plus one for
+// every stream the buffer still holds records of (a partition count lowered
+// since they were written must not strand them).
+func (r *Relay) startForwarders() {
+	readCtx, stop := context.WithCancel(r.ctx)
+	sendCtx, kill := context.WithCancel(r.ctx)
+	r.fwdStop, r.fwdKill = stop, kill
+	streams := map[buffer.Stream]bool{}
+	for _, c := range envelope.Classes() {
+		for p := range r.partitions {
+			streams[buffer.Stream(uint32(c)<<8|p)] = true
+		}
+	}
+	for _, st := range r.buf.Stats().Streams {
+		if st.Pending > 0 && StreamClass(st.Stream) < envelope.NumClasses {
+			streams[st.Stream] = true
+		}
+	}
+	for s := range streams {
+		c := StreamClass(s)
+		f := &forwarder{r: r, stream: s, class: c, sink: r.sinks.route[c]}
+		r.fwdWG.Go(func() { f.run(readCtx, sendCtx) })
+	}
+}
+
+func (r *Relay) ready() bool { return !r.closing.Load() && r.buf.Ready() }
+
+func (r *Relay) bufferOptions() buffer.Options {
+	b := r.cfg.Buffer
+	opts := buffer.Options{
+		MaxBytes:     int64(b.MaxBytes),
+		ReserveBytes: int64(b.ReserveBytes),
+		MaxAge:       b.MaxAge,
+		MemTableSize: uint64(b.MemtableSize),
+		Logger:       storeLogger{r.log},
+		OnDrop: func(s buffer.Stream, records int, _ int64, reason string) {
+			why := ReasonExpired
+			switch reason {
+			case buffer.DropBufferFull:
+				why = ReasonBufferFull
+			case buffer.DropCorrupt:
+				why = ReasonCorrupt
+			}
+			r.outcomes.dropped[StreamClass(s)][why].add(records, 0)
+		},
+		DropOldest: func(s buffer.Stream) bool {
+			return r.cfg.RouteFor(StreamClass(s)).WhenFull == "drop_oldest"
+		},
+	}
+	if b.Durability == "relaxed" {
+		opts.Durability = buffer.Relaxed
+		opts.SyncInterval = b.SyncInterval
+	}
+	return opts
+}
+
+// storeLogger adapts slog to Pebble's logger. Fatalf returns: the buffer
+// then fails with ErrFailed (ingest answers 503) instead of the process
+// exiting with acked data in an unknown state.
+type storeLogger struct{ l *slog.Logger }
+
+func (s storeLogger) Infof(format string, args ...any) {
+	s.l.Debug("buffer: " + fmt.Sprintf(format, args...))
+}
+func (s storeLogger) Errorf(format string, args ...any) {
+	s.l.Error("buffer: " + fmt.Sprintf(format, args...))
+}
+func (s storeLogger) Fatalf(format string, args ...any) {
+	s.l.Error("buffer failed; refusing new data: " + fmt.Sprintf(format, args...))
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp: " + fmt.Sprintf(format, args...))
+}
+
+// InspectBuffer reads the state of every stream of the buffer in dir
+// without modifying it. Baton must be stopped: Pebble holds a lock on a
+// buffer in use.
+func InspectBuffer(dir string) ([]buffer.StreamStats, error) { return buffer.Inspect(dir) }

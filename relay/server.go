@@ -1,0 +1,141 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"encoding/json"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+)
+
+// handle routes a request. Routes follow Relay's (relay-protocol.md §1.1);
+// trailing slashes are optional.
+func (r *Relay) handle(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	if !bytes.HasPrefix(path, []byte("/api/")) {
+		jsonError(ctx, fasthttp.StatusNotFound, "not found")
+		return
+	}
+	rest := bytes.TrimSuffix(path[len("/api/"):], []byte{'/'})
+
+	if bytes.HasPrefix(rest, []byte("relay/")) {
+		r.handleOperational(ctx, rest[len("relay/"):])
+		return
+	}
+
+	pidStr, endpoint, _ := bytes.Cut(rest, []byte{'/'})
+	pid, err := strconv.ParseUint(string(pidStr), 10, 64)
+	if err != nil || pid == 0 {
+		r.handleUnknown(ctx)
+		return
+	}
+
+	setCORS(ctx)
+	if ctx.IsOptions() {
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		return
+	}
+	switch {
+	case string(endpoint) == "envelope":
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx)
+			return
+		}
+		r.handleEnvelope(ctx, pid)
+	case string(endpoint) == "store":
+		r.handleStore(ctx, pid)
+	case string(endpoint) == "minidump":
+		r.handleMinidump(ctx, pid)
+	case string(endpoint) == "security", string(endpoint) == "csp-report":
+		r.handleSecurity(ctx, pid)
+	case string(endpoint) == "nel":
+		r.handleNEL(ctx, pid)
+	case bytes.HasPrefix(endpoint, []byte("events/")) && bytes.HasSuffix(endpoint, []byte("/attachments")):
+		r.handleAttachments(ctx, pid, endpoint[len("events/"):len(endpoint)-len("/attachments")])
+	default:
+		r.handleUnknown(ctx)
+	}
+}
+
+func (r *Relay) handleOperational(ctx *fasthttp.RequestCtx, what []byte) {
+	switch string(what) {
+	case "healthcheck/live":
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"is_healthy":true}`)
+	case "healthcheck/ready":
+		ctx.SetContentType("application/json")
+		if r.ready() {
+			ctx.SetBodyString(`{"is_healthy":true}`)
+		} else {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.SetBodyString(`{"is_healthy":false}`)
+		}
+	case "stats":
+		r.handleStats(ctx)
+	default:
+		jsonError(ctx, fasthttp.StatusNotFound, "not found")
+	}
+}
+
+// handleUnknown forwards unknown /api/ requests to the upstream when one is
+// configured (Relay's http.forward), and answers 404 otherwise.
+func (r *Relay) handleUnknown(ctx *fasthttp.RequestCtx) {
+	if r.forwardUnknown != nil {
+		r.forwardUnknown(ctx)
+		return
+	}
+	jsonError(ctx, fasthttp.StatusNotFound, "not found")
+}
+
+// setCORS answers like Relay: any origin, the headers SDKs need to see rate
+// limits, preflight cached for an hour.
+func setCORS(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	origin := ctx.Request.Header.Peek("Origin")
+	if len(origin) == 0 {
+		h.Set("Access-Control-Allow-Origin", "*")
+	} else {
+		h.SetBytesV("Access-Control-Allow-Origin", origin)
+		h.Set("Vary", "Origin")
+	}
+	h.Set("Access-Control-Expose-Headers", "x-sentry-error, x-sentry-rate-limits, retry-after")
+	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+	if ctx.IsOptions() {
+		h.Set("Access-Control-Allow-Methods", "GET, POST")
+		h.Set("Access-Control-Allow-Headers", "x-sentry-auth, x-requested-with, x-forwarded-for, origin, referer, accept, content-type, authentication, authorization, content-encoding, transfer-encoding")
+		h.Set("Access-Control-Max-Age", "3600")
+	}
+}
+
+func methodNotAllowed(ctx *fasthttp.RequestCtx) {
+	jsonError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
+}
+
+// jsonError writes Relay's error body: {"detail": "..."}.
+func jsonError(ctx *fasthttp.RequestCtx, status int, detail string) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	d, _ := json.Marshal(detail)
+	ctx.Response.SetBodyString(`{"detail":` + string(d) + `}`)
+	ctx.Response.Header.Set("X-Sentry-Error", detail)
+}
+
+// handleServerError answers requests fasthttp refused before the handler
+// ran, in Relay's error shape, and counts them.
+func (r *Relay) handleServerError(ctx *fasthttp.RequestCtx, err error) {
+	setCORS(ctx)
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, "request body exceeds the size limit")
+	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
+		r.reject(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, rejectInvalid, "request headers too large")
+	default:
+		var netErr interface{ Timeout() bool }
+		if errors.As(err, &netErr) && netErr.Timeout() {
+			r.reject(ctx, fasthttp.StatusRequestTimeout, rejectInvalid, "request read timed out")
+			return
+		}
+		r.reject(ctx, fasthttp.StatusBadRequest, rejectInvalid, "malformed request: "+err.Error())
+	}
+}

@@ -1,0 +1,182 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/routing"
+)
+
+// embeddedCluster is the reserved name of the in-process Kafka broker.
+const embeddedCluster = "embedded"
+
+// sinks owns every destination client and the class → sink table.
+type sinks struct {
+	route     [envelope.NumClasses]routing.Sink
+	kafka     map[string]*routing.Kafka
+	upstreams map[string]*routing.Upstream
+	upstream  *routing.Upstream // the one unknown /api/ requests go to, if any
+	embedded  *kfake.Cluster
+}
+
+func openSinks(cfg config.Config, set Settings, log *slog.Logger) (s *sinks, err error) {
+	s = &sinks{kafka: map[string]*routing.Kafka{}, upstreams: map[string]*routing.Upstream{}}
+	defer func() {
+		if err != nil {
+			s.close(context.Background())
+		}
+	}()
+	for _, c := range envelope.Classes() {
+		rt := cfg.RouteFor(c)
+		switch {
+		case rt.Kafka != "":
+			k, err := s.kafkaCluster(cfg, rt.Kafka, log)
+			if err != nil {
+				return nil, err
+			}
+			s.route[c] = k.Topic(rt.Topic)
+		case rt.Upstream != "":
+			u, err := s.upstreamPool(cfg, rt.Upstream, set)
+			if err != nil {
+				return nil, err
+			}
+			s.route[c] = u
+		default:
+			return nil, fmt.Errorf("relay: class %s has no route (config validation should have caught this)", c)
+		}
+	}
+	return s, nil
+}
+
+func (s *sinks) kafkaCluster(cfg config.Config, name string, log *slog.Logger) (*routing.Kafka, error) {
+	if k := s.kafka[name]; k != nil {
+		return k, nil
+	}
+	var opts routing.KafkaOptions
+	if name == embeddedCluster {
+		addr, err := s.startEmbedded(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = routing.KafkaOptions{Brokers: []string{addr}, ClientID: "baton"}
+	} else {
+		kc, ok := cfg.Kafka.Clusters[name]
+		if !ok {
+			return nil, fmt.Errorf("relay: route names unknown kafka cluster %q", name)
+		}
+		opts = routing.KafkaOptions{
+			Brokers:         kc.Brokers,
+			ClientID:        kc.ClientID,
+			Compression:     string(kc.Compression),
+			MaxMessageBytes: int(kc.MaxMessageBytes),
+			DeadLetterTopic: kc.DeadLetterTopic,
+		}
+	}
+	k, err := routing.NewKafka(opts)
+	if err != nil {
+		return nil, fmt.Errorf("relay: kafka cluster %q: %w", name, err)
+	}
+	s.kafka[name] = k
+	return k, nil
+}
+
+// startEmbedded runs kfake, franz-go's Kafka-protocol broker, in process: the
+// development default, so that a fresh checkout has somewhere to deliver.
+// Every class topic exists from the start so consumers can subscribe early.
+func (s *sinks) startEmbedded(cfg config.Config) (string, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Kafka.Embedded.Listen)
+	if err != nil {
+		return "", fmt.Errorf("relay: kafka.embedded.listen %q: %w", cfg.Kafka.Embedded.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", fmt.Errorf("relay: kafka.embedded.listen %q: bad port", cfg.Kafka.Embedded.Listen)
+	}
+	var topics []string
+	for _, c := range envelope.Classes() {
+		if rt := cfg.RouteFor(c); rt.Kafka == embeddedCluster {
+			topics = append(topics, rt.Topic)
+		}
+	}
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		}),
+		kfake.AllowAutoTopicCreation(),
+		kfake.SeedTopics(1, topics...),
+	)
+	if err != nil {
+		return "", fmt.Errorf("relay: start embedded kafka on %s: %w (is the port free? set kafka.embedded.listen)", cfg.Kafka.Embedded.Listen, err)
+	}
+	s.embedded = c
+	return c.ListenAddrs()[0], nil
+}
+
+func (s *sinks) embeddedAddr() string {
+	if s.embedded == nil {
+		return ""
+	}
+	return s.embedded.ListenAddrs()[0]
+}
+
+func (s *sinks) upstreamPool(cfg config.Config, name string, set Settings) (*routing.Upstream, error) {
+	if u := s.upstreams[name]; u != nil {
+		return u, nil
+	}
+	uc, ok := cfg.Upstreams[name]
+	if !ok {
+		return nil, fmt.Errorf("relay: route names unknown upstream %q", name)
+	}
+	u, err := routing.NewUpstream(routing.UpstreamOptions{
+		URLs:          uc.URLs,
+		Compression:   string(uc.Compression),
+		Timeout:       uc.Timeout,
+		MaxFailures:   uc.MaxFailures,
+		ProbeInterval: uc.ProbeInterval,
+		UserAgent:     "baton/" + set.Version,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("relay: upstream %q: %w", name, err)
+	}
+	s.upstreams[name] = u
+	if s.upstream == nil {
+		s.upstream = u
+	}
+	return u, nil
+}
+
+// forward proxies an unknown /api/ request to the upstream verbatim.
+func (s *sinks) forward(ctx *fasthttp.RequestCtx) {
+	if err := s.upstream.Forward(ctx, &ctx.Request, &ctx.Response); err != nil {
+		jsonError(ctx, fasthttp.StatusBadGateway, "upstream request failed: "+err.Error())
+	}
+}
+
+func (s *sinks) close(ctx context.Context) error {
+	var errs []error
+	for name, k := range s.kafka {
+		if err := k.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("relay: close kafka %q: %w", name, err))
+		}
+	}
+	for name, u := range s.upstreams {
+		if err := u.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("relay: close upstream %q: %w", name, err))
+		}
+	}
+	if s.embedded != nil {
+		s.embedded.Close()
+	}
+	return errors.Join(errs...)
+}
