@@ -2,8 +2,8 @@ package relay
 
 import (
 	"bytes"
-	"errors"
 	"encoding/json"
+	"errors"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
