@@ -202,6 +202,7 @@ type Buffer struct {
 	failed     chan struct{}         // closed on failure; wakes blocked Reads
 	failedOnce sync.Once
 	full       atomic.Bool
+	refused    atomic.Bool // an append was refused for the budget; cleared below the low-water mark
 	lowDsk     atomic.Bool
 
 	mu      sync.Mutex
@@ -371,6 +372,17 @@ func (b *Buffer) Ready() bool {
 func (b *Buffer) updateFull() {
 	b.mu.Lock()
 	full := b.pending >= b.limit
+	// Appends are refused before pending reaches the limit (they would
+	// cross it), so a refusal is what marks the buffer full; it stays full
+	// until a sixteenth of the budget is free again, so readiness does not
+	// flap with every ack.
+	if b.refused.Load() {
+		if b.pending < b.limit-b.limit/16 {
+			b.refused.Store(false)
+		} else {
+			full = true
+		}
+	}
 	b.mu.Unlock()
 	b.full.Store(full || b.lowDsk.Load() || b.failure() != nil)
 }

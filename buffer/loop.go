@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -522,6 +523,10 @@ func (l *loopState) stageAppend(batch *pebble.Batch, r *request) error {
 	}
 	if over := l.pendingTotal() + need - b.limit; over > 0 {
 		if err := l.makeRoom(batch, r, over); err != nil {
+			if errors.Is(err, ErrFull) {
+				b.refused.Store(true)
+				b.full.Store(true)
+			}
 			return err
 		}
 	}

@@ -1,9 +1,7 @@
 package relay
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"mime"
 	"strconv"
 
@@ -107,7 +105,7 @@ func (r *Relay) handleMinidump(ctx *fasthttp.RequestCtx, pid uint64) {
 		ctx.Response.Reset()
 		setCORS(ctx)
 		ctx.SetContentType("text/plain")
-		ctx.SetBodyString(hyphenated(id))
+		ctx.SetBody(id.AppendUUID(ctx.Response.Body()[:0]))
 	}
 }
 
@@ -173,17 +171,12 @@ func (r *Relay) handleAttachments(ctx *fasthttp.RequestCtx, pid uint64, rawID []
 	ct := string(ctx.Request.Header.ContentType())
 	if _, ok := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
 		var err error
-		s.conv, err = appendAttachmentsEnvelope(s.conv[:0], id, ct, body, r.limits.MaxAttachmentSize)
+		s.conv, err = envelope.FromAttachments(s.conv[:0], id, ct, body)
 		return s.conv, err
 	}); ok {
 		ctx.Response.ResetBody()
 		ctx.SetStatusCode(fasthttp.StatusCreated)
 	}
-}
-
-func hyphenated(id envelope.EventID) string {
-	h := id.String()
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // Stats is the accounting snapshot served at /api/relay/stats/.
@@ -227,6 +220,3 @@ func (r *Relay) handleStats(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
 }
-
-var _ = bytes.Equal
-var _ = errors.New

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -19,6 +20,8 @@ type forwarder struct {
 	stream buffer.Stream
 	class  envelope.Class
 	sink   routing.Sink
+	// maxBackoff caps the wait between retries. Default backoffMax.
+	maxBackoff time.Duration
 
 	recs []buffer.Record
 	msgs []routing.Message
@@ -30,14 +33,14 @@ const (
 	forwardBatch      = 256
 	forwardBatchBytes = 8 << 20
 	backoffMin        = 100 * time.Millisecond
-	backoffMax        = 30 * time.Second
+	backoffMax        = 60 * time.Second // unless the route's upstream sets max_retry_interval
 )
 
 // run forwards until readCtx is done (stop taking new batches) and gives up
 // on a batch in flight when sendCtx is done; what was not acked stays in the
 // buffer for the next start.
 func (f *forwarder) run(readCtx, sendCtx context.Context) {
-	for {
+	for readCtx.Err() == nil { // shutdown: take no new batch, even with a backlog
 		var err error
 		f.recs, err = f.r.buf.Read(readCtx, f.stream, f.recs[:0], forwardBatch, forwardBatchBytes)
 		if err != nil {
@@ -87,28 +90,34 @@ func (f *forwarder) forward(ctx context.Context) bool {
 	}
 
 	msgs, items := f.msgs, f.idx
-	for attempt := 0; len(msgs) > 0; attempt++ {
+	failures := 0 // consecutive attempts that delivered nothing
+	for attempt := 1; len(msgs) > 0; attempt++ {
 		f.errs = slices.Grow(f.errs[:0], len(msgs))[:len(msgs)]
 		clear(f.errs)
 		f.sink.Send(ctx, msgs, f.errs)
 		if ctx.Err() != nil {
 			return false
 		}
-		var wait time.Duration
-		n := 0
+		var (
+			wait     time.Duration
+			firstErr error
+		)
+		n, progress := 0, false
 		for i, err := range f.errs {
 			switch {
 			case err == nil:
 				f.r.outcomes.delivered[f.class].add(1, items[i])
+				progress = true
 			case routing.IsPermanent(err):
 				f.r.outcomes.dropped[f.class][ReasonInvalid].add(1, items[i])
-				f.r.log.Warn("dropping record refused by its destination", "class", f.class, "project", msgs[i].ProjectID, "err", err)
+				f.r.log.Warn("dropping a record its destination refused", "class", f.class, "project", msgs[i].ProjectID, "err", err)
+				progress = true
 			default:
 				if after, ok := routing.RetryAfter(err); ok {
 					wait = max(wait, after)
 				}
-				if attempt == 0 || attempt%10 == 0 {
-					f.r.log.Warn("delivery failed, will retry", "class", f.class, "attempt", attempt+1, "err", err)
+				if firstErr == nil && !errors.Is(err, routing.ErrHeldBack) {
+					firstErr = err
 				}
 				msgs[n], items[n] = msgs[i], items[i]
 				n++
@@ -118,21 +127,30 @@ func (f *forwarder) forward(ctx context.Context) bool {
 		if n == 0 {
 			break
 		}
-		if !sleep(ctx, max(wait, backoff(attempt))) {
+		// Back off only while nothing gets through: a retry that moved part
+		// of the batch starts the schedule again.
+		if progress {
+			failures = 0
+		}
+		if failures == 0 || failures%10 == 0 {
+			f.r.log.Warn("delivery failed; retrying", "class", f.class, "attempt", attempt, "waiting", n, "err", firstErr)
+		}
+		if !sleep(ctx, max(wait, backoff(failures, f.maxBackoff))) {
 			return false
 		}
+		failures++
 	}
 	return true
 }
 
 // backoff is jittered exponential: [d/2, d) with d doubling from backoffMin
-// up to backoffMax.
-func backoff(attempt int) time.Duration {
-	d := backoffMax
-	if attempt < 20 {
-		d = min(backoffMin<<attempt, backoffMax)
+// up to limit.
+func backoff(failures int, limit time.Duration) time.Duration {
+	d := limit
+	if failures < 20 {
+		d = min(backoffMin<<failures, limit)
 	}
-	return d/2 + rand.N(d/2)
+	return d/2 + rand.N(d/2+1)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -25,6 +25,7 @@ type scratch struct {
 	items   []int // items per class, parallel to classes
 	entries []buffer.Entry
 	ip      []byte
+	hdr     []byte // an envelope header rewritten with a generated event_id
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -131,6 +132,11 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		return
 	}
 
+	if s.env.Header.EventID.IsZero() && s.env.NeedsEventID() {
+		// Like Relay: an envelope that creates an event gets an id here,
+		// so the client learns it and every relay after us keeps it.
+		s.hdr = s.env.SetEventID(s.hdr[:0], envelope.NewEventID())
+	}
 	s.ip = appendClientIP(s.ip[:0], ctx)
 	rec := record{
 		ReceivedAt: time.Now().UnixNano(),
@@ -188,7 +194,7 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 
 	ctx.SetContentType("application/json")
 	b := ctx.Response.Body()[:0]
-	if s.env.HasEvent() && !s.env.Header.EventID.IsZero() {
+	if !s.env.Header.EventID.IsZero() {
 		b = append(b, `{"id":"`...)
 		b = s.env.Header.EventID.AppendHex(b)
 		b = append(b, `"}`...)

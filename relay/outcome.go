@@ -34,7 +34,10 @@ func (r Reason) String() string { return reasonNames[r] }
 type outcomes struct {
 	accepted  [envelope.NumClasses]counter
 	delivered [envelope.NumClasses]counter
-	dropped   [envelope.NumClasses][numReasons]counter
+	// deadLettered counts the delivered records that went to a dead-letter
+	// topic instead of their own (a subset of delivered).
+	deadLettered [envelope.NumClasses]counter
+	dropped      [envelope.NumClasses][numReasons]counter
 }
 
 type counter struct{ records, items atomic.Int64 }
@@ -46,9 +49,11 @@ func (c *counter) add(records, items int) {
 
 // ClassOutcomes is a snapshot of one class's counters.
 type ClassOutcomes struct {
-	Accepted  Count            `json:"accepted"`
-	Delivered Count            `json:"delivered"`
-	Dropped   map[string]Count `json:"dropped,omitempty"`
+	Accepted  Count `json:"accepted"`
+	Delivered Count `json:"delivered"`
+	// DeadLettered is the part of Delivered that went to a dead-letter topic.
+	DeadLettered Count            `json:"dead_lettered,omitzero"`
+	Dropped      map[string]Count `json:"dropped,omitempty"`
 }
 
 // Count is a number of buffer records and the envelope items they carry.
@@ -62,7 +67,7 @@ func (c *counter) load() Count { return Count{c.records.Load(), c.items.Load()} 
 func (o *outcomes) snapshot() map[string]ClassOutcomes {
 	m := make(map[string]ClassOutcomes)
 	for c := range envelope.NumClasses {
-		co := ClassOutcomes{Accepted: o.accepted[c].load(), Delivered: o.delivered[c].load()}
+		co := ClassOutcomes{Accepted: o.accepted[c].load(), Delivered: o.delivered[c].load(), DeadLettered: o.deadLettered[c].load()}
 		for r := range numReasons {
 			if d := o.dropped[c][r].load(); d.Records > 0 {
 				if co.Dropped == nil {

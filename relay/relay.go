@@ -49,6 +49,7 @@ type Relay struct {
 
 	server   *fasthttp.Server
 	listener net.Listener
+	served   chan struct{} // closed when Serve returns
 	closing  atomic.Bool
 
 	inflight    atomic.Int64
@@ -87,7 +88,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	if r.projects, err = newProjectPolicy(cfg); err != nil {
 		return nil, err
 	}
-	if r.sinks, err = openSinks(cfg, set, r.log); err != nil {
+	if r.sinks, err = openSinks(cfg, set, &r.outcomes); err != nil {
 		return nil, err
 	}
 	r.buf, err = buffer.Open(cfg.Buffer.Dir, r.bufferOptions())
@@ -133,7 +134,9 @@ func (r *Relay) Start() error {
 		}
 	}
 	r.listener = ln
+	r.served = make(chan struct{})
 	go func() {
+		defer close(r.served)
 		if err := r.server.Serve(ln); err != nil && !r.closing.Load() {
 			r.log.Error("server stopped", "err", err)
 		}
@@ -168,6 +171,10 @@ func (r *Relay) Close() error {
 		if err := r.server.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("relay: stop server: %w", err))
 		}
+		// Shutdown misses a Serve that has not registered its listener
+		// yet; closing the listener ends that one too.
+		_ = r.listener.Close()
+		<-r.served
 	}
 	if r.fwdStop != nil {
 		r.fwdStop()
@@ -232,7 +239,10 @@ func (r *Relay) startForwarders() {
 	}
 	for s := range streams {
 		c := StreamClass(s)
-		f := &forwarder{r: r, stream: s, class: c, sink: r.sinks.route[c]}
+		f := &forwarder{r: r, stream: s, class: c, sink: r.sinks.route[c], maxBackoff: backoffMax}
+		if up, ok := r.cfg.Upstreams[r.cfg.RouteFor(c).Upstream]; ok && up.MaxRetryInterval > 0 {
+			f.maxBackoff = up.MaxRetryInterval
+		}
 		r.fwdWG.Go(func() { f.run(readCtx, sendCtx) })
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 
@@ -28,7 +27,7 @@ type sinks struct {
 	embedded  *kfake.Cluster
 }
 
-func openSinks(cfg config.Config, set Settings, log *slog.Logger) (s *sinks, err error) {
+func openSinks(cfg config.Config, set Settings, out *outcomes) (s *sinks, err error) {
 	s = &sinks{kafka: map[string]*routing.Kafka{}, upstreams: map[string]*routing.Upstream{}}
 	defer func() {
 		if err != nil {
@@ -39,7 +38,7 @@ func openSinks(cfg config.Config, set Settings, log *slog.Logger) (s *sinks, err
 		rt := cfg.RouteFor(c)
 		switch {
 		case rt.Kafka != "":
-			k, err := s.kafkaCluster(cfg, rt.Kafka, log)
+			k, err := s.kafkaCluster(cfg, rt.Kafka, out)
 			if err != nil {
 				return nil, err
 			}
@@ -57,7 +56,7 @@ func openSinks(cfg config.Config, set Settings, log *slog.Logger) (s *sinks, err
 	return s, nil
 }
 
-func (s *sinks) kafkaCluster(cfg config.Config, name string, log *slog.Logger) (*routing.Kafka, error) {
+func (s *sinks) kafkaCluster(cfg config.Config, name string, out *outcomes) (*routing.Kafka, error) {
 	if k := s.kafka[name]; k != nil {
 		return k, nil
 	}
@@ -80,6 +79,9 @@ func (s *sinks) kafkaCluster(cfg config.Config, name string, log *slog.Logger) (
 			MaxMessageBytes: int(kc.MaxMessageBytes),
 			DeadLetterTopic: kc.DeadLetterTopic,
 		}
+	}
+	opts.OnDeadLetter = func(_ string, m *routing.Message, _ string) {
+		out.deadLettered[m.Class].add(1, 0)
 	}
 	k, err := routing.NewKafka(opts)
 	if err != nil {
@@ -138,13 +140,22 @@ func (s *sinks) upstreamPool(cfg config.Config, name string, set Settings) (*rou
 	if !ok {
 		return nil, fmt.Errorf("relay: route names unknown upstream %q", name)
 	}
+	maxFailures := uc.MaxFailures
+	if maxFailures == 0 {
+		maxFailures = -1 // config: 0 never ejects
+	}
+	connectTimeout := uc.ConnectTimeout
 	u, err := routing.NewUpstream(routing.UpstreamOptions{
-		URLs:          uc.URLs,
-		Compression:   string(uc.Compression),
-		Timeout:       uc.Timeout,
-		MaxFailures:   uc.MaxFailures,
-		ProbeInterval: uc.ProbeInterval,
-		UserAgent:     "baton/" + set.Version,
+		URLs:            uc.URLs,
+		Compression:     string(uc.Compression),
+		Timeout:         uc.Timeout,
+		MaxFailures:     maxFailures,
+		ProbeInterval:   uc.ProbeInterval,
+		MaxConnsPerHost: uc.MaxConns,
+		UserAgent:       "baton/" + set.Version,
+		Dial: func(addr string) (net.Conn, error) {
+			return fasthttp.DialTimeout(addr, connectTimeout)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("relay: upstream %q: %w", name, err)

@@ -24,9 +24,10 @@ const (
 	HeaderProjectID  = "project_id"
 	HeaderPublicKey  = "public_key"
 	HeaderClass      = "class"
-	HeaderReceivedAt = "received_at" // RFC 3339 with nanoseconds, UTC
-	HeaderClientIP   = "client_ip"   // only when known
-	HeaderClient     = "client"      // only when known
+	HeaderReceivedAt = "received_at"   // RFC 3339 with nanoseconds, UTC
+	HeaderClientIP   = "client_ip"     // the original client: first address of the chain, when known
+	HeaderForwarded  = "forwarded_for" // the whole X-Forwarded-For chain, when it has more than one address
+	HeaderClient     = "client"        // only when known
 
 	// Added to records written to the dead-letter topic.
 	HeaderDeadLetterReason = "dead_letter_reason"
@@ -563,9 +564,15 @@ func newKafkaRecords(topic string, msgs []Message) []kgo.Record {
 		slab = m.ReceivedAt.UTC().AppendFormat(slab, time.RFC3339Nano)
 		hdrs = append(hdrs, kgo.RecordHeader{Key: HeaderReceivedAt, Value: take(start)})
 		if m.ClientIP != "" {
+			client, _, chained := strings.Cut(m.ClientIP, ",")
 			start = len(slab)
-			slab = append(slab, m.ClientIP...)
+			slab = append(slab, strings.TrimSpace(client)...)
 			hdrs = append(hdrs, kgo.RecordHeader{Key: HeaderClientIP, Value: take(start)})
+			if chained {
+				start = len(slab)
+				slab = append(slab, m.ClientIP...)
+				hdrs = append(hdrs, kgo.RecordHeader{Key: HeaderForwarded, Value: take(start)})
+			}
 		}
 		if m.Client != "" {
 			start = len(slab)

@@ -45,7 +45,7 @@ type UpstreamOptions struct {
 	// Timeout bounds one request, connecting included. Default 30 s.
 	Timeout time.Duration
 	// MaxFailures consecutive failures (connection errors, timeouts, 5xx)
-	// eject a node. Default 5.
+	// eject a node; negative never ejects. Default (0) 5.
 	MaxFailures int
 	// ProbeInterval is how long a node stays ejected. After it, the next
 	// request hashed to the node is a trial: success re-admits the node,
@@ -128,7 +128,7 @@ func NewUpstream(opts UpstreamOptions) (*Upstream, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultUpstreamTimeout
 	}
-	if opts.MaxFailures <= 0 {
+	if opts.MaxFailures == 0 {
 		opts.MaxFailures = DefaultUpstreamMaxFailures
 	}
 	if opts.ProbeInterval <= 0 {
@@ -236,13 +236,11 @@ func (u *Upstream) Send(ctx context.Context, msgs []Message, errs []error) {
 		}
 		return
 	}
-	workers := min(u.opts.Concurrency, len(msgs))
-	if workers <= 1 {
-		for i := range msgs {
-			errs[i] = u.sendOne(ctx, &msgs[i])
-		}
-		return
-	}
+	// Messages of one project are sent one after another, so that they
+	// arrive in stream order (a session's init before its updates); other
+	// projects go in parallel, up to Concurrency requests at a time.
+	groups := groupByKey(msgs)
+	workers := min(u.opts.Concurrency, len(groups))
 	var (
 		next atomic.Int64
 		wg   sync.WaitGroup
@@ -250,15 +248,55 @@ func (u *Upstream) Send(ctx context.Context, msgs []Message, errs []error) {
 	for range workers {
 		wg.Go(func() {
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(msgs) {
+				g := int(next.Add(1) - 1)
+				if g >= len(groups) {
 					return
 				}
-				errs[i] = u.sendOne(ctx, &msgs[i])
+				u.sendInOrder(ctx, msgs, groups[g], errs)
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// ErrHeldBack fills the slots of messages not sent because an earlier
+// message of the same project failed and must be retried first. It is
+// retryable.
+var ErrHeldBack = errors.New("routing: held back behind an earlier message of the same project")
+
+// sendInOrder sends msgs[idx...] in order, stopping at the first retryable
+// failure so that nothing overtakes it.
+func (u *Upstream) sendInOrder(ctx context.Context, msgs []Message, idx []int, errs []error) {
+	for n, i := range idx {
+		errs[i] = u.sendOne(ctx, &msgs[i])
+		if errs[i] != nil && !IsPermanent(errs[i]) {
+			held := ErrHeldBack
+			if err := ctx.Err(); err != nil {
+				held = err // Send's contract: ctx's error in unfinished slots
+			}
+			for _, j := range idx[n+1:] {
+				errs[j] = held
+			}
+			return
+		}
+	}
+}
+
+// groupByKey returns the indices of msgs grouped by public key, each group
+// in message order, groups in order of first appearance.
+func groupByKey(msgs []Message) [][]int {
+	var groups [][]int
+	at := make(map[string]int, 4)
+	for i := range msgs {
+		g, ok := at[msgs[i].PublicKey]
+		if !ok {
+			g = len(groups)
+			at[msgs[i].PublicKey] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	return groups
 }
 
 func (u *Upstream) sendOne(ctx context.Context, m *Message) error {
@@ -420,7 +458,7 @@ func (n *upstreamNode) ok() {
 }
 
 func (n *upstreamNode) fail(u *Upstream) {
-	if int(n.failures.Add(1)) >= u.opts.MaxFailures {
+	if int(n.failures.Add(1)) >= u.opts.MaxFailures && u.opts.MaxFailures > 0 {
 		// Also re-ejects after a failed trial.
 		n.ejectedUntil.Store(u.opts.Now().Add(u.opts.ProbeInterval).UnixNano())
 	}

@@ -46,6 +46,7 @@ func newFakeUpstream(t testing.TB) *fakeUpstream {
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		_ = srv.Shutdown()
+		_ = ln.Close() // Shutdown misses a Serve that has not started yet
 		<-done
 	})
 	return f
@@ -293,8 +294,13 @@ func TestUpstreamConnectionRefused(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	u := newTestUpstream(t, UpstreamOptions{URLs: []string{"http://" + addr}, MaxFailures: 2})
+	// Three projects: messages of one project stop at its first failure.
+	msgs := []Message{testMsg(1, "{}"), testMsg(2, "{}"), testMsg(3, "{}")}
+	for i := range msgs {
+		msgs[i].PublicKey = "key" + strconv.Itoa(i)
+	}
 	errs := make([]error, 3)
-	u.Send(context.Background(), []Message{testMsg(1, "{}"), testMsg(1, "{}"), testMsg(1, "{}")}, errs)
+	u.Send(context.Background(), msgs, errs)
 	for i, err := range errs {
 		if err == nil || IsPermanent(err) {
 			t.Errorf("msg %d: %v, want retryable", i, err)
@@ -490,5 +496,42 @@ func TestNewUpstreamValidates(t *testing.T) {
 		if _, err := NewUpstream(tt.opts); !errors.Is(err, tt.want) {
 			t.Errorf("%+v: %v, want %v", tt.opts, err, tt.want)
 		}
+	}
+}
+
+// TestUpstreamKeepsProjectOrder checks that messages of one project arrive
+// in order, and that a failure holds back the ones behind it.
+func TestUpstreamKeepsProjectOrder(t *testing.T) {
+	t.Parallel()
+	f := newFakeUpstream(t)
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url}, Compression: "none", Concurrency: 8})
+	msgs := make([]Message, 40)
+	for i := range msgs {
+		msgs[i] = testMsg(1, fmt.Sprintf("{}\n{\"type\":\"event\",\"length\":%d}\nseq-%02d\n", len(fmt.Sprintf("seq-%02d", i)), i))
+		msgs[i].PublicKey = []string{"alpha", "beta"}[i%2]
+	}
+	errs := make([]error, len(msgs))
+	u.Send(context.Background(), msgs, errs)
+	last := map[string]int{}
+	for _, r := range f.requests() {
+		body := string(r.body)
+		var seq int
+		if _, err := fmt.Sscanf(body[strings.Index(body, "seq-"):], "seq-%d", &seq); err != nil {
+			t.Fatal(err)
+		}
+		key := []string{"alpha", "beta"}[seq%2]
+		if prev, ok := last[key]; ok && seq < prev {
+			t.Fatalf("project %s: seq %d arrived after %d", key, seq, prev)
+		}
+		last[key] = seq
+	}
+	if len(last) != 2 || last["alpha"] != 38 || last["beta"] != 39 {
+		t.Fatalf("last arrivals %v", last)
+	}
+
+	f.status(503)
+	u.Send(context.Background(), msgs[:3], errs[:3])
+	if errs[0] == nil || errs[1] == nil || !errors.Is(errs[2], ErrHeldBack) {
+		t.Fatalf("after a 503: %v", errs[:3])
 	}
 }

@@ -66,6 +66,7 @@ func serve(t *testing.T, h fasthttp.RequestHandler) target {
 		if err := srv.Shutdown(); err != nil {
 			t.Errorf("shutdown test server: %v", err)
 		}
+		_ = ln.Close() // Shutdown misses a Serve that has not started yet
 		<-done
 	})
 	tg, err := parseTarget("http://" + ln.Addr().String())

@@ -60,5 +60,6 @@ func (n *noopServer) Close() error {
 	if err := n.srv.Shutdown(); err != nil {
 		return fmt.Errorf("no-op server: shutdown: %w", err)
 	}
+	_ = n.ln.Close() // Shutdown misses a Serve that has not started yet
 	return <-n.done
 }
