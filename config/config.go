@@ -245,6 +245,9 @@ type Kafka struct {
 type EmbeddedKafka struct {
 	// Listen is the broker's host:port. Default: 127.0.0.1:9092.
 	Listen string `yaml:"listen"`
+	// RetentionBytes is what each topic partition keeps; older batches
+	// are removed (bytes). Default: 64MiB.
+	RetentionBytes ByteSize `yaml:"retention_bytes"`
 }
 
 // EmbeddedCluster is the reserved name of the embedded broker.

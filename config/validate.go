@@ -218,6 +218,9 @@ func checkURL(raw string) string {
 func (v *validator) kafka() {
 	k := v.c.Kafka
 	v.hostPort("kafka.embedded.listen", k.Embedded.Listen, true)
+	if k.Embedded.RetentionBytes <= 0 {
+		v.errorf("kafka.embedded.retention_bytes", "must be positive")
+	}
 	for _, name := range sortedKeys(k.Clusters) {
 		c, p := k.Clusters[name], "kafka.clusters."+name
 		if name == EmbeddedCluster {

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fasthttp"
 
 	"github.com/baton-relay/baton/config"
@@ -117,11 +120,16 @@ func (s *sinks) startEmbedded(cfg config.Config) (string, error) {
 		}),
 		kfake.AllowAutoTopicCreation(),
 		kfake.SeedTopics(1, topics...),
+		// How often retention is applied to topics that set it.
+		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "10000"}),
 	)
 	if err != nil {
 		return "", fmt.Errorf("relay: start embedded kafka on %s: %w (is the port free? set kafka.embedded.listen)", cfg.Kafka.Embedded.Listen, err)
 	}
 	s.embedded = c
+	if err := limitRetention(c, topics, int64(cfg.Kafka.Embedded.RetentionBytes)); err != nil {
+		return "", fmt.Errorf("relay: embedded kafka: set retention: %w", err)
+	}
 	return c.ListenAddrs()[0], nil
 }
 
@@ -190,4 +198,28 @@ func (s *sinks) close(ctx context.Context) error {
 		s.embedded.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// limitRetention sets retention.bytes on the embedded broker's topics: it
+// keeps data in memory, so without a bound a long-running development
+// broker grows until the process runs out.
+func limitRetention(c *kfake.Cluster, topics []string, bytes int64) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v := strconv.FormatInt(bytes, 10)
+	resps, err := kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.bytes", Value: &v}}, topics...)
+	if err != nil {
+		return err
+	}
+	for _, r := range resps {
+		if r.Err != nil {
+			return fmt.Errorf("topic %s: %w", r.Name, r.Err)
+		}
+	}
+	return nil
 }

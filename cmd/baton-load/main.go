@@ -14,9 +14,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"io"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -39,6 +44,7 @@ type options struct {
 	ceiling      bool
 	ceilingURL   string
 	serveNoop    string
+	serveKafka   string
 	kafka        string
 	drainSettle  time.Duration
 	drainTimeout time.Duration
@@ -52,6 +58,7 @@ Usage:
   baton-load --url http://127.0.0.1:3000 --connections 64 --duration 15s [flags]
   baton-load --ceiling --runs 3 --kafka 127.0.0.1:9092      # headline metric: Baton ÷ no-op ceiling
   baton-load --serve-noop 127.0.0.1:8081                    # only run the no-op server (own process)
+  baton-load --serve-kafka 127.0.0.1:9093                   # only run a kfake broker (own process) for Baton to drain into
 
 Each connection is one goroutine with its own keep-alive connection that sends
 a request, waits for the answer, then sends the next. Progress goes to stderr
@@ -84,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.key, "key", "a7c3e9f1b5d24680ace13579bdf02468", "32-hex public key sent in the synthetic requests' X-Sentry-Auth")
 	fs.BoolVar(&o.ceiling, "ceiling", false, "before each Baton run, load a no-op fasthttp server (in this process unless --ceiling-url) with the same settings and report Baton ÷ ceiling. The in-process server shares this process's CPU with the load generator")
 	fs.StringVar(&o.ceilingURL, "ceiling-url", "", "base `URL` of an external no-op server (see --serve-noop) to use as the ceiling; implies --ceiling")
+	fs.StringVar(&o.serveKafka, "serve-kafka", "", "run only a kfake Kafka broker on `addr` (baton.* topics seeded, others created on first produce; 64 MiB retained per partition) until SIGINT/SIGTERM, so Baton's sink drains into another process")
 	fs.StringVar(&o.serveNoop, "serve-noop", "", "run only the no-op server on `addr` (e.g. 127.0.0.1:8081) until SIGINT/SIGTERM, then print what it served")
 	fs.StringVar(&o.kafka, "kafka", "", "Kafka bootstrap `addr`; verify delivery by watching the end offsets of the baton.* topics")
 	fs.DurationVar(&o.drainSettle, "drain-settle", 2*time.Second, "with --kafka: offsets must stop growing this long after the load before counting")
@@ -157,6 +165,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "baton-load:", err)
 		return 2
 	}
+	if o.serveKafka != "" {
+		return serveKafka(ctx, o.serveKafka, stdout, stderr)
+	}
 	if o.serveNoop != "" {
 		return serveNoop(ctx, o.serveNoop, stdout, stderr)
 	}
@@ -173,6 +184,46 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "baton-load: FAIL:", msg)
 		return 1
 	}
+	return 0
+}
+
+// serveKafka runs only a kfake broker until ctx is done. Retention is set
+// per topic as topics appear, so a long benchmark does not fill memory.
+func serveKafka(ctx context.Context, addr string, stdout, stderr io.Writer) int {
+	host, portStr, err := net.SplitHostPort(addr)
+	port, perr := strconv.Atoi(portStr)
+	if err != nil || perr != nil {
+		fmt.Fprintf(stderr, "baton-load: --serve-kafka %q: want host:port\n", addr)
+		return 2
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.AllowAutoTopicCreation(),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, portStr))
+		}),
+		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "5000"}),
+		kfake.SeedTopics(1, "baton.error", "baton.transaction", "baton.session", "baton.check_in", "baton.log",
+			"baton.span", "baton.client_report", "baton.attachment", "baton.security", "baton.metric"))
+	if err != nil {
+		fmt.Fprintln(stderr, "baton-load: start kfake:", err)
+		return 2
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		fmt.Fprintln(stderr, "baton-load:", err)
+		return 2
+	}
+	retention := strconv.Itoa(64 << 20)
+	_, err = kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.bytes", Value: &retention}},
+		"baton.error", "baton.transaction", "baton.session", "baton.check_in", "baton.log",
+		"baton.span", "baton.client_report", "baton.attachment", "baton.security", "baton.metric")
+	cl.Close()
+	if err != nil {
+		fmt.Fprintln(stderr, "baton-load: set retention:", err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "kfake broker listening on %s; stop with Ctrl-C\n", c.ListenAddrs()[0])
+	<-ctx.Done()
 	return 0
 }
 
