@@ -50,7 +50,11 @@ type Relay struct {
 	server   *fasthttp.Server
 	listener net.Listener
 	served   chan struct{} // closed when Serve returns
-	closing  atomic.Bool
+
+	metricsSrv  *fasthttp.Server
+	metricsLn   net.Listener
+	metricsDone chan struct{}
+	closing     atomic.Bool
 
 	inflight    atomic.Int64
 	maxInflight int64
@@ -123,6 +127,12 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 // Start begins forwarding and serving. It returns once the listener is
 // bound; Addr then tells where.
 func (r *Relay) Start() error {
+	if r.cfg.Telemetry.MetricsListen != "" {
+		if err := r.startMetrics(); err != nil {
+			r.Close()
+			return err
+		}
+	}
 	r.startForwarders()
 	ln := r.set.Listener
 	if ln == nil {
@@ -189,6 +199,7 @@ func (r *Relay) Close() error {
 		}
 		r.fwdKill()
 	}
+	r.stopMetrics()
 	ctx, cancel := context.WithTimeout(context.Background(), r.set.DrainTimeout)
 	defer cancel()
 	if err := r.sinks.close(ctx); err != nil {

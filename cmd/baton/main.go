@@ -31,6 +31,10 @@ Usage:
   baton run [--config FILE]...     run the relay (no --config: the embedded default)
   baton config check FILE...       validate config files (merged in order); exit 1 on errors
   baton config default             print the embedded default config, commented
+  baton credentials generate [--config FILE]... [--overwrite]
+                                   create this relay's identity (Ed25519 key pair and relay id)
+  baton credentials show [--config FILE]...
+                                   print the relay id and public key (never the secret)
   baton buffer inspect [--data-dir DIR]
                                    show what the buffer holds (while baton is stopped)
   baton version                    print the version
@@ -60,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdConfig(args[1:], stdout, stderr)
 	case "buffer":
 		return cmdBuffer(args[1:], stdout, stderr)
+	case "credentials":
+		return cmdCredentials(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "baton %s\n", version)
 		return exitOK
@@ -208,5 +214,53 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 			s.Pending, s.PendingBytes, age, s.Watermark)
 	}
 	_ = tw.Flush()
+	return exitOK
+}
+
+const credentialsUsage = "Usage: baton credentials generate [--config FILE]... [--overwrite] | baton credentials show [--config FILE]...\n"
+
+// cmdCredentials manages the relay identity in managed.credentials (by
+// default <buffer.dir>/credentials.json), in Relay's file format.
+func cmdCredentials(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "generate" && args[0] != "show") {
+		fmt.Fprint(stderr, credentialsUsage)
+		return exitUsage
+	}
+	fs := newFlagSet("baton credentials "+args[0], stderr, strings.TrimPrefix(strings.TrimSpace(credentialsUsage), "Usage: "))
+	var files configFlags
+	fs.Var(&files, "config", "config file naming managed.credentials; repeat to overlay")
+	overwrite := false
+	if args[0] == "generate" {
+		fs.BoolVar(&overwrite, "overwrite", false, "replace existing credentials (the upstream must then accept the new key)")
+	}
+	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
+		if err == nil {
+			fs.Usage()
+		}
+		return exitUsage
+	}
+	cfg, err := config.Load(files...)
+	if err != nil {
+		fmt.Fprintf(stderr, "baton: invalid configuration:\n%v\n", err)
+		return exitError
+	}
+	path := cfg.CredentialsFile()
+	var c *relay.Credentials
+	if args[0] == "generate" {
+		if c, err = relay.GenerateCredentials(); err == nil {
+			if overwrite {
+				err = c.SaveOverwrite(path)
+			} else {
+				err = c.Save(path)
+			}
+		}
+	} else {
+		c, err = relay.LoadCredentials(path)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "baton: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "credentials: %s\nrelay id:    %s\npublic key:  %s\n", path, c.ID, relay.FormatPublicKey(c.PublicKey))
 	return exitOK
 }

@@ -89,3 +89,52 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestCredentials(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "baton.yml")
+	creds := filepath.Join(dir, "creds", "credentials.json")
+	must(t, os.WriteFile(cfg, []byte("managed:\n  credentials: "+creds+"\n"), 0o600))
+
+	if code, _, errs := runCLI(t, "credentials", "show", "--config", cfg); code != 1 || !strings.Contains(errs, "baton credentials generate") {
+		t.Fatalf("show before generate: exit %d, %q", code, errs)
+	}
+	code, out, errs := runCLI(t, "credentials", "generate", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "public key:") {
+		t.Fatalf("generate: exit %d\n%s%s", code, out, errs)
+	}
+	st, err := os.Stat(creds)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v %v", st, err)
+	}
+	raw, _ := os.ReadFile(creds)
+	for _, k := range []string{`"secret_key"`, `"public_key"`, `"id"`} {
+		if !strings.Contains(string(raw), k) {
+			t.Errorf("credentials.json lacks %s: %s", k, raw)
+		}
+	}
+	code, shown, _ := runCLI(t, "credentials", "show", "--config", cfg)
+	if code != 0 || shown != out {
+		t.Fatalf("show = %d %q, want what generate printed %q", code, shown, out)
+	}
+	if strings.Contains(shown, "secret") {
+		t.Errorf("show printed the secret: %s", shown)
+	}
+	if code, _, errs := runCLI(t, "credentials", "generate", "--config", cfg); code != 1 || !strings.Contains(errs, "overwrite") {
+		t.Fatalf("second generate: exit %d %q; want a refusal naming --overwrite", code, errs)
+	}
+	if code, again, _ := runCLI(t, "credentials", "generate", "--config", cfg, "--overwrite"); code != 0 || again == out {
+		t.Fatalf("generate --overwrite: exit %d, same identity %v", code, again == out)
+	}
+	if code, _, _ := runCLI(t, "credentials", "rotate"); code != exitUsage {
+		t.Errorf("unknown credentials subcommand: exit %d", code)
+	}
+}
+
+func TestBufferInspectMissing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nothing-here")
+	code, _, errs := runCLI(t, "buffer", "inspect", "--data-dir", dir)
+	if code != 1 || !strings.Contains(errs, dir) {
+		t.Fatalf("inspect of a missing dir: exit %d %q", code, errs)
+	}
+}
