@@ -62,22 +62,20 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 	}
 	sort.Strings(classes)
 
-	counter("baton_accepted_records_total", "Buffer records accepted at ingest, by traffic class.")
-	for _, c := range classes {
-		b = fmt.Appendf(b, "baton_accepted_records_total{class=%q} %d\n", c, st.Classes[c].Accepted.Records)
+	perClass := func(name, help string, v func(ClassOutcomes) int64) {
+		counter(name, help)
+		for _, c := range classes {
+			b = fmt.Appendf(b, "%s{class=%q} %d\n", name, c, v(st.Classes[c]))
+		}
 	}
-	counter("baton_accepted_items_total", "Envelope items accepted at ingest, by traffic class.")
-	for _, c := range classes {
-		b = fmt.Appendf(b, "baton_accepted_items_total{class=%q} %d\n", c, st.Classes[c].Accepted.Items)
-	}
-	counter("baton_delivered_records_total", "Buffer records delivered to their destination, by traffic class.")
-	for _, c := range classes {
-		b = fmt.Appendf(b, "baton_delivered_records_total{class=%q} %d\n", c, st.Classes[c].Delivered.Records)
-	}
-	counter("baton_dead_lettered_records_total", "Delivered records that went to a dead-letter topic, by traffic class.")
-	for _, c := range classes {
-		b = fmt.Appendf(b, "baton_dead_lettered_records_total{class=%q} %d\n", c, st.Classes[c].DeadLettered.Records)
-	}
+	perClass("baton_accepted_records_total", "Buffer records accepted at ingest, by traffic class.",
+		func(o ClassOutcomes) int64 { return o.Accepted.Records })
+	perClass("baton_accepted_items_total", "Envelope items accepted at ingest, by traffic class.",
+		func(o ClassOutcomes) int64 { return o.Accepted.Items })
+	perClass("baton_delivered_records_total", "Buffer records delivered to their destination, by traffic class.",
+		func(o ClassOutcomes) int64 { return o.Delivered.Records })
+	perClass("baton_dead_lettered_records_total", "Delivered records that went to a dead-letter topic, by traffic class.",
+		func(o ClassOutcomes) int64 { return o.DeadLettered.Records })
 	counter("baton_dropped_records_total", "Buffer records dropped, by traffic class and reason.")
 	for _, c := range classes {
 		reasons := make([]string, 0, len(st.Classes[c].Dropped))
