@@ -18,7 +18,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/getsentry/sentry-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/baton-relay/baton/envelope"
@@ -128,37 +127,15 @@ func TestThreeLayerChain(t *testing.T) {
 	// The SDK, through a recording transport.
 	rec := &chainRecorder{next: &http.Transport{}}
 	defer rec.next.CloseIdleConnections()
-	client, err := sentry.NewClient(sentry.ClientOptions{
-		Dsn:              "http://" + testKey + "@" + a.r.Addr().String() + "/42",
-		Transport:        sentry.NewHTTPSyncTransport(),
-		HTTPTransport:    rec,
-		EnableTracing:    true,
-		TracesSampleRate: 1.0,
-		Release:          "baton-chain@1.0.0",
+	runSDKScenario(t, sdkScenario{
+		dsn:        "http://" + testKey + "@" + a.r.Addr().String() + "/42",
+		transport:  rec,
+		prefix:     "chain-test",
+		attachment: "chain line one\nchain line two\n",
+		tx:         "GET /chain",
+		ops:        []string{"db.query", "http.client"},
+		monitor:    "chain-nightly",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := sentry.NewHub(client, sentry.NewScope())
-	hub.WithScope(func(scope *sentry.Scope) {
-		scope.AddAttachment(&sentry.Attachment{Filename: "state.txt", ContentType: "text/plain", Payload: []byte("chain line one\nchain line two\n")})
-		hub.CaptureException(errors.New("chain-test: payment failed"))
-	})
-	hub.CaptureMessage("chain-test: a plain message")
-	ctx := sentry.SetHubOnContext(t.Context(), hub)
-	tx := sentry.StartTransaction(ctx, "GET /chain")
-	for _, op := range []string{"db.query", "http.client"} {
-		sp := tx.StartChild(op)
-		sp.Description = "chain-test " + op
-		sp.Finish()
-	}
-	tx.Finish()
-	client.CaptureCheckIn(&sentry.CheckIn{MonitorSlug: "chain-nightly", Status: sentry.CheckInStatusOK, Duration: time.Second}, nil, nil)
-	flushed := client.Flush(10 * time.Second)
-	client.Close()
-	if !flushed {
-		t.Fatal("sentry-go did not flush")
-	}
 	if len(rec.errs) > 0 {
 		t.Fatalf("could not decode SDK requests: %v", rec.errs)
 	}
