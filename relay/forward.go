@@ -27,6 +27,21 @@ type forwarder struct {
 	msgs []routing.Message
 	errs []error
 	idx  []int // idx[i] is the record behind msgs[i]
+
+	// A stream's records mostly repeat the same key, SDK and address:
+	// reuse the last string instead of allocating one per message.
+	keys, clients, ips lastString
+}
+
+// lastString converts bytes to a string, reusing the previous result when
+// the bytes are the same.
+type lastString struct{ s string }
+
+func (l *lastString) get(b []byte) string {
+	if string(b) != l.s { // no allocation: the conversion is only compared
+		l.s = string(b)
+	}
+	return l.s
 }
 
 const (
@@ -80,9 +95,9 @@ func (f *forwarder) forward(ctx context.Context) bool {
 		f.msgs = append(f.msgs, routing.Message{
 			Class:      rec.Class,
 			ProjectID:  rec.ProjectID,
-			PublicKey:  string(rec.PublicKey),
-			Client:     string(rec.Client),
-			ClientIP:   string(rec.ClientIP),
+			PublicKey:  f.keys.get(rec.PublicKey),
+			Client:     f.clients.get(rec.Client),
+			ClientIP:   f.ips.get(rec.ClientIP),
 			ReceivedAt: rec.receivedAt(),
 			Envelope:   rec.Envelope,
 		})

@@ -26,6 +26,7 @@ type scratch struct {
 	entries []buffer.Entry
 	ip      []byte
 	hdr     []byte // an envelope header rewritten with a generated event_id
+	resp    []byte // the response body
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -149,17 +150,15 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		rec.Client = ctx.Request.Header.UserAgent()
 	}
 	s.recs, s.offs, s.classes, s.items = s.recs[:0], s.offs[:0], s.classes[:0], s.items[:0]
-	for _, c := range envelope.Classes() {
-		if !s.env.Classes().Has(c) {
+	var perClass [envelope.NumClasses]int // items of each class, one pass
+	for i := range s.env.Items {
+		perClass[s.env.Items[i].Class]++
+	}
+	for c := range envelope.NumClasses {
+		if perClass[c] == 0 {
 			continue
 		}
-		rec.Class = c
-		rec.Items = 0
-		for i := range s.env.Items {
-			if s.env.Items[i].Class == c {
-				rec.Items++
-			}
-		}
+		rec.Class, rec.Items = c, perClass[c]
 		s.offs = append(s.offs, len(s.recs))
 		s.classes = append(s.classes, c)
 		s.items = append(s.items, rec.Items)
@@ -193,15 +192,15 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 	}
 
 	ctx.SetContentType("application/json")
-	b := ctx.Response.Body()[:0]
+	s.resp = s.resp[:0]
 	if !s.env.Header.EventID.IsZero() {
-		b = append(b, `{"id":"`...)
-		b = s.env.Header.EventID.AppendHex(b)
-		b = append(b, `"}`...)
+		s.resp = append(s.resp, `{"id":"`...)
+		s.resp = s.env.Header.EventID.AppendHex(s.resp)
+		s.resp = append(s.resp, `"}`...)
 	} else {
-		b = append(b, "{}"...)
+		s.resp = append(s.resp, "{}"...)
 	}
-	ctx.Response.SetBodyRaw(b)
+	ctx.SetBody(s.resp) // copied into fasthttp's pooled body buffer
 }
 
 // retryAfterFull is what a client is told to wait when the buffer is full.
