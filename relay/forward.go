@@ -23,10 +23,10 @@ type forwarder struct {
 	// maxBackoff caps the wait between retries. Default backoffMax.
 	maxBackoff time.Duration
 
-	recs []buffer.Record
-	msgs []routing.Message
-	errs []error
-	idx  []int // idx[i] is the record behind msgs[i]
+	recs  []buffer.Record
+	msgs  []routing.Message
+	errs  []error
+	items []int // items[i] is the number of envelope items msgs[i] carries
 
 	// A stream's records mostly repeat the same key, SDK and address:
 	// reuse the last string instead of allocating one per message.
@@ -85,7 +85,7 @@ func (f *forwarder) run(readCtx, sendCtx context.Context) {
 // forward sends the records in f.recs until each is delivered or dropped.
 // It returns false when sendCtx ended first.
 func (f *forwarder) forward(ctx context.Context) bool {
-	f.msgs, f.idx = f.msgs[:0], f.idx[:0]
+	f.msgs, f.items = f.msgs[:0], f.items[:0]
 	for i := range f.recs {
 		var rec record
 		if err := decodeRecord(f.recs[i].Value, &rec); err != nil {
@@ -101,10 +101,10 @@ func (f *forwarder) forward(ctx context.Context) bool {
 			ReceivedAt: rec.receivedAt(),
 			Envelope:   rec.Envelope,
 		})
-		f.idx = append(f.idx, rec.Items)
+		f.items = append(f.items, rec.Items)
 	}
 
-	msgs, items := f.msgs, f.idx
+	msgs, items := f.msgs, f.items
 	failures := 0 // consecutive attempts that delivered nothing
 	for attempt := 1; len(msgs) > 0; attempt++ {
 		f.errs = slices.Grow(f.errs[:0], len(msgs))[:len(msgs)]
