@@ -41,6 +41,8 @@ type Config struct {
 	ProjectFiles []string `yaml:"project_files"`
 	// Managed configures project-config fetching in managed mode.
 	Managed Managed `yaml:"managed"`
+	// Auth decides which downstream relays Baton serves.
+	Auth Auth `yaml:"auth"`
 	// Telemetry configures logs and metrics.
 	Telemetry Telemetry `yaml:"telemetry"`
 	// Defaults holds the per-entry defaults of the maps above. Load has
@@ -381,6 +383,31 @@ type Managed struct {
 	Cache ProjectCache `yaml:"cache"`
 	// Fetch is how cache misses are fetched.
 	Fetch ProjectFetch `yaml:"fetch"`
+	// MaxPendingAge drops envelopes still waiting for their project's
+	// config after this long (outcome invalid/project_state). Default: 24h.
+	MaxPendingAge time.Duration `yaml:"max_pending_age"`
+}
+
+// Auth decides which downstream relays may register with Baton, fetch
+// project configs from it, and sign what they send.
+type Auth struct {
+	// StaticRelays are the relays Baton trusts, by relay id. Default: none.
+	StaticRelays map[string]StaticRelay `yaml:"static_relays"`
+	// SignatureMaxAge rejects relay signatures older than this.
+	// Default: 300s.
+	SignatureMaxAge time.Duration `yaml:"signature_max_age"`
+	// SignatureMaxFuture rejects relay signatures from further ahead than
+	// this (clock skew). Default: 60s.
+	SignatureMaxFuture time.Duration `yaml:"signature_max_future"`
+}
+
+// StaticRelay is one trusted downstream relay.
+type StaticRelay struct {
+	// PublicKey is the relay's Ed25519 public key, base64url without
+	// padding (`baton credentials show`). Required.
+	PublicKey string `yaml:"public_key"`
+	// Internal relays get full configs. Default: false.
+	Internal bool `yaml:"internal"`
 }
 
 // ProjectCache is the project-config cache.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -60,6 +61,7 @@ func (c *Config) validate() problems {
 	v.routes()
 	v.projects()
 	v.managed()
+	v.auth()
 	v.telemetry()
 	return v.probs
 }
@@ -428,6 +430,44 @@ func (v *validator) managed() {
 	v.durationPositive("managed.fetch.batch_interval", m.Fetch.BatchInterval)
 	v.positive("managed.fetch.concurrency", int64(m.Fetch.Concurrency))
 	v.durationPositive("managed.fetch.timeout", m.Fetch.Timeout)
+	v.durationPositive("managed.max_pending_age", m.MaxPendingAge)
+}
+
+func (v *validator) auth() {
+	a := v.c.Auth
+	v.durationPositive("auth.signature_max_age", a.SignatureMaxAge)
+	v.durationPositive("auth.signature_max_future", a.SignatureMaxFuture)
+	for id, r := range a.StaticRelays {
+		field := "auth.static_relays." + id
+		if !isUUID(id) {
+			v.errorf(field, "a relay id is a UUID like 3a1e3f0c-6a47-4b0e-9a27-6c2c3fe4e5d1")
+		}
+		if r.PublicKey == "" {
+			v.errorf(field+".public_key", "required: the relay's public key (baton credentials show)")
+		} else if b, err := base64.RawURLEncoding.DecodeString(r.PublicKey); err != nil || len(b) != 32 {
+			v.errorf(field+".public_key", "not an Ed25519 public key in base64url without padding (43 characters)")
+		}
+	}
+}
+
+// isUUID accepts the hyphenated form of a UUID, any case.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (v *validator) telemetry() {

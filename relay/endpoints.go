@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/project"
 )
 
 // The legacy and browser endpoints all turn their body into an envelope and
@@ -188,6 +189,10 @@ type Stats struct {
 	Delivered int64                    `json:"delivered_records"`
 	Dropped   int64                    `json:"dropped_records"`
 	Pending   int64                    `json:"pending_records"`
+	// Waiting is the part of Pending that waits for its project's config.
+	Waiting int64 `json:"waiting_records"`
+	// Projects are the managed-mode config cache's counters.
+	Projects *project.Stats `json:"projects,omitempty"`
 	// Balanced reports recovered + accepted == delivered + dropped + pending.
 	Balanced bool `json:"balanced"`
 }
@@ -198,7 +203,17 @@ func (r *Relay) Stats() Stats {
 		Classes:   r.outcomes.snapshot(),
 		Rejected:  r.rejected.snapshot(),
 		Recovered: r.recovered,
-		Pending:   r.buf.Stats().Pending,
+	}
+	bs := r.buf.Stats()
+	st.Pending = bs.Pending
+	for _, s := range bs.Streams {
+		if IsPendingStream(s.Stream) {
+			st.Waiting += s.Pending
+		}
+	}
+	if r.cache != nil {
+		ps := r.cache.Stats()
+		st.Projects = &ps
 	}
 	for _, c := range st.Classes {
 		st.Accepted += c.Accepted.Records

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"errors"
 	"net/netip"
 	"strconv"
@@ -27,6 +28,8 @@ type scratch struct {
 	ip      []byte
 	hdr     []byte // an envelope header rewritten with a generated event_id
 	resp    []byte // the response body
+	verdict verdict
+	limits  []byte // X-Sentry-Rate-Limits
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -88,6 +91,9 @@ func (r *Relay) handleEnvelope(ctx *fasthttp.RequestCtx, pid uint64) {
 	s := getScratch()
 	defer putScratch(s)
 
+	if !r.verifyRelayEnvelope(ctx) {
+		return
+	}
 	var a auth
 	aerr := parseAuth(&ctx.Request, &a)
 	if aerr != nil && !errors.Is(aerr, errAuthMissing) {
@@ -128,9 +134,32 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		r.rejectAuth(ctx, errAuthInvalid)
 		return
 	}
-	if status, detail := r.projects.check(pid, a.PublicKey, &ctx.Request); status != 0 {
-		r.reject(ctx, status, rejectProject, detail)
+	adm := r.projects.admit(pid, a.PublicKey, &ctx.Request)
+	if adm.status != 0 {
+		r.reject(ctx, adm.status, adm.why, adm.detail)
 		return
+	}
+
+	var perClass [envelope.NumClasses]int // items of each class, one pass
+	for i := range s.env.Items {
+		perClass[s.env.Items[i].Class]++
+	}
+	v := &s.verdict
+	v.drop = [envelope.NumClasses]bool{}
+	v.limited = v.limited[:0]
+	if adm.state != nil || adm.limiter != nil {
+		r.enforcer.apply(v, adm.state, adm.limiter, a.PublicKey, &perClass, s.env.Header.Raw, clientAddr(ctx))
+		if len(v.limited) > 0 {
+			s.limits = appendRateLimits(s.limits[:0], v.limited)
+			ctx.Response.Header.SetBytesV("X-Sentry-Rate-Limits", s.limits)
+			if allDropped(v, &perClass) {
+				// Nothing left to keep: the client is told to back off,
+				// and its SDK records the loss (Relay answers the same).
+				ctx.Response.Header.Set("Retry-After", strconv.FormatInt(retryAfter(v.limited), 10))
+				r.reject(ctx, fasthttp.StatusTooManyRequests, rejectRateLimited, "event submission rejected with_reason: RateLimited")
+				return
+			}
+		}
 	}
 
 	if s.env.Header.EventID.IsZero() && s.env.NeedsEventID() {
@@ -150,12 +179,9 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		rec.Client = ctx.Request.Header.UserAgent()
 	}
 	s.recs, s.offs, s.classes, s.items = s.recs[:0], s.offs[:0], s.classes[:0], s.items[:0]
-	var perClass [envelope.NumClasses]int // items of each class, one pass
-	for i := range s.env.Items {
-		perClass[s.env.Items[i].Class]++
-	}
+	s.entries = s.entries[:0]
 	for c := range envelope.NumClasses {
-		if perClass[c] == 0 {
+		if perClass[c] == 0 || v.drop[c] {
 			continue
 		}
 		rec.Class, rec.Items = c, perClass[c]
@@ -167,12 +193,12 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 	}
 	s.offs = append(s.offs, len(s.recs))
 
-	s.entries = s.entries[:0]
 	for i, c := range s.classes {
-		s.entries = append(s.entries, buffer.Entry{
-			Stream: r.stream(c, a.PublicKey),
-			Value:  s.recs[s.offs[i]:s.offs[i+1]],
-		})
+		stream := r.stream(c, a.PublicKey)
+		if adm.pending {
+			stream = pendingStream(stream)
+		}
+		s.entries = append(s.entries, buffer.Entry{Stream: stream, Value: s.recs[s.offs[i]:s.offs[i+1]]})
 	}
 	if len(s.entries) > 0 {
 		if err := r.buf.Append(r.ctx, s.entries); err != nil {
@@ -189,6 +215,12 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 	}
 	for i, c := range s.classes {
 		r.outcomes.accepted[c].add(1, s.items[i])
+	}
+	for c := range envelope.NumClasses {
+		if v.drop[c] && perClass[c] > 0 { // accepted, and dropped by the project's rules
+			r.outcomes.accepted[c].add(1, perClass[c])
+			r.outcomes.dropped[c][v.why[c]].add(1, perClass[c])
+		}
 	}
 
 	ctx.SetContentType("application/json")
@@ -219,6 +251,36 @@ func validKey(k []byte) bool {
 		}
 	}
 	return true
+}
+
+// allDropped reports whether v drops every class the envelope has.
+func allDropped(v *verdict, perClass *[envelope.NumClasses]int) bool {
+	for c := range envelope.NumClasses {
+		if perClass[c] > 0 && !v.drop[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// clientAddr is the address filters judge: the first hop of
+// X-Forwarded-For when another relay or proxy passed it on, else the peer.
+func clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if xff := ctx.Request.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
+		return firstAddr(xff)
+	}
+	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	return a.Unmap()
+}
+
+// firstAddr parses the first address of a forwarded-for chain.
+func firstAddr(chain []byte) netip.Addr {
+	first, _, _ := bytes.Cut(chain, []byte{','})
+	a, err := netip.ParseAddr(string(bytes.TrimSpace(first)))
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
 }
 
 // appendClientIP appends the forwarded-for chain as the next relay should

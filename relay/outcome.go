@@ -12,15 +12,26 @@ import (
 type Reason uint8
 
 const (
-	ReasonInvalid    Reason = iota // the destination refused it permanently (4xx, record too large, ...)
-	ReasonExpired                  // older than buffer.max_age
-	ReasonBufferFull               // pushed out by a when_full: drop_oldest stream
-	ReasonCorrupt                  // the stored record failed its checksum or framing
-	ReasonNoRoute                  // its class has no usable destination
+	ReasonInvalid         Reason = iota // the destination refused it permanently (4xx, record too large, ...)
+	ReasonExpired                       // older than buffer.max_age
+	ReasonBufferFull                    // pushed out by a when_full: drop_oldest stream
+	ReasonCorrupt                       // the stored record failed its checksum or framing
+	ReasonNoRoute                       // its class has no usable destination
+	ReasonProjectUnknown                // the upstream does not know its public key
+	ReasonProjectDisabled               // its project or key is disabled
+	ReasonProjectState                  // its project's config stayed unknown past managed.max_pending_age
+	ReasonCORS                          // its origin is not in the project's allowedDomains
+	ReasonFiltered                      // an inbound filter of the project matched
+	ReasonSampled                       // dynamic sampling dropped its trace
+	ReasonRateLimited                   // a quota of the project is exhausted
+	ReasonCardinality                   // a metric over the project's cardinality limit
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"invalid", "expired", "buffer_full", "corrupt", "no_route"}
+var reasonNames = [numReasons]string{
+	"invalid", "expired", "buffer_full", "corrupt", "no_route",
+	"project_unknown", "project_disabled", "project_state", "cors", "filtered", "sampled", "rate_limited", "cardinality_limited",
+}
 
 func (r Reason) String() string { return reasonNames[r] }
 

@@ -2,26 +2,50 @@ package relay
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"fmt"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/relay/project"
 )
 
-// projectPolicy decides at the door whether a project and key may send.
-// It answers a status and detail to refuse, or 0 to accept.
-type projectPolicy interface {
-	check(pid uint64, key []byte, req *fasthttp.Request) (status int, detail string)
+// admission is what the project policy says about a request at the door.
+type admission struct {
+	// state is the project's config: nil in proxy mode and while pending.
+	state *project.State
+	// pending: managed mode has no config for the key yet; the envelope
+	// waits in the buffer's pending streams until it arrives.
+	pending bool
+	// limiter is a static project's local event rate, if it has one.
+	limiter *tokenBucket
+	// status, when not 0, refuses the request with why and detail.
+	status int
+	why    rejectReason
+	detail string
 }
 
-func newProjectPolicy(cfg config.Config) (projectPolicy, error) {
+// projectPolicy decides at the door whether a project and key may send.
+type projectPolicy interface {
+	admit(pid uint64, key []byte, req *fasthttp.Request) admission
+	// admitRecord judges an envelope that waited in a pending stream.
+	admitRecord(rec *record) admission
+}
+
+func newProjectPolicy(cfg config.Config, cache *project.Cache) (projectPolicy, error) {
 	switch cfg.Mode {
-	case "static":
+	case config.ModeStatic:
 		return newStaticProjects(cfg)
-	default: // proxy; managed mode's cache comes with project configs
+	case config.ModeManaged:
+		static, err := newStaticProjects(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &managedProjects{cache: cache, static: static}, nil
+	default:
 		return proxyProjects{}, nil
 	}
 }
@@ -29,15 +53,14 @@ func newProjectPolicy(cfg config.Config) (projectPolicy, error) {
 // proxyProjects accepts every project id and key: upstream decides.
 type proxyProjects struct{}
 
-func (proxyProjects) check(uint64, []byte, *fasthttp.Request) (int, string) { return 0, "" }
+func (proxyProjects) admit(uint64, []byte, *fasthttp.Request) admission { return admission{} }
 
 // staticProjects serves the projects listed in the config.
 type staticProjects map[uint64]*staticProject
 
 type staticProject struct {
-	keys           [][]byte
-	disabled       bool
-	allowedDomains []string
+	state   *project.State
+	limiter *tokenBucket
 }
 
 func newStaticProjects(cfg config.Config) (staticProjects, error) {
@@ -47,34 +70,76 @@ func newStaticProjects(cfg config.Config) (staticProjects, error) {
 		if err != nil {
 			return nil, fmt.Errorf("relay: project id %q: %w", id, err)
 		}
-		prj := &staticProject{disabled: p.Disabled, allowedDomains: p.AllowedDomains}
+		st := &project.State{ProjectID: pid, Disabled: p.Disabled, AllowedDomains: p.AllowedDomains}
 		for _, k := range p.PublicKeys {
-			prj.keys = append(prj.keys, []byte(k))
+			st.Keys = append(st.Keys, project.Key{PublicKey: k})
+		}
+		prj := &staticProject{state: st}
+		if eps := p.RateLimit.EventsPerSecond; eps > 0 {
+			prj.limiter = newTokenBucket(eps, time.Now)
 		}
 		sp[pid] = prj
 	}
 	return sp, nil
 }
 
-func (sp staticProjects) check(pid uint64, key []byte, req *fasthttp.Request) (int, string) {
+func (sp staticProjects) admit(pid uint64, key []byte, req *fasthttp.Request) admission {
 	p := sp[pid]
 	if p == nil {
-		return fasthttp.StatusForbidden, "event submission rejected with_reason: ProjectId"
+		return refuse(fasthttp.StatusForbidden, rejectProject, "event submission rejected with_reason: ProjectId")
 	}
-	known := 0
-	for _, k := range p.keys {
-		known |= subtle.ConstantTimeCompare(k, key)
+	a := checkState(p.state, pid, key, req)
+	a.limiter = p.limiter
+	return a
+}
+
+// managedProjects serves configs fetched from the upstream; static
+// projects of the same id take precedence.
+type managedProjects struct {
+	cache  *project.Cache
+	static staticProjects
+}
+
+func (mp *managedProjects) admit(pid uint64, key []byte, req *fasthttp.Request) admission {
+	if p := mp.static[pid]; p != nil {
+		return mp.static.admit(pid, key, req)
 	}
-	if known == 0 {
-		return fasthttp.StatusUnauthorized, "invalid public key for this project"
+	st, status := mp.cache.GetBytes(key)
+	switch status {
+	case project.Ready:
+		return checkState(st, pid, key, req)
+	case project.Unknown:
+		return refuse(fasthttp.StatusForbidden, rejectProject, "event submission rejected with_reason: ProjectId")
+	default:
+		return admission{pending: true}
 	}
-	if p.disabled {
-		return fasthttp.StatusForbidden, "event submission rejected with_reason: ProjectDisabled"
+}
+
+func refuse(status int, why rejectReason, detail string) admission {
+	return admission{status: status, why: why, detail: detail}
+}
+
+// checkState applies a known project's door rules: the key must be the
+// project's and enabled, the project enabled, and the origin allowed (when
+// there is a request to take it from).
+func checkState(st *project.State, pid uint64, key []byte, req *fasthttp.Request) admission {
+	if st.ProjectID != 0 && st.ProjectID != pid {
+		return refuse(fasthttp.StatusForbidden, rejectProject, "event submission rejected with_reason: ProjectId")
 	}
-	if !originAllowed(p.allowedDomains, req) {
-		return fasthttp.StatusForbidden, "event submission rejected with_reason: Cors"
+	known, enabled := st.KeyEnabled(key)
+	if !known {
+		return refuse(fasthttp.StatusUnauthorized, rejectProject, "invalid public key for this project")
 	}
-	return 0, ""
+	if !enabled {
+		return refuse(fasthttp.StatusForbidden, rejectDisabled, "event submission rejected with_reason: DisabledKey")
+	}
+	if st.Disabled {
+		return refuse(fasthttp.StatusForbidden, rejectDisabled, "event submission rejected with_reason: ProjectDisabled")
+	}
+	if req != nil && !originAllowed(st.AllowedDomains, req) {
+		return refuse(fasthttp.StatusForbidden, rejectCORS, "event submission rejected with_reason: Cors")
+	}
+	return admission{state: st}
 }
 
 // originAllowed checks Origin (or Referer) against allowedDomains as Relay
@@ -128,4 +193,33 @@ func wildcardMatch(pattern, s string) bool {
 		pattern, s = pattern[1:], s[1:]
 	}
 	return s == ""
+}
+
+// tokenBucket is a static project's local event rate: rate tokens a
+// second, bursts of up to one second's worth.
+type tokenBucket struct {
+	mu     sync.Mutex
+	rate   float64
+	tokens float64
+	last   time.Time
+	now    func() time.Time
+}
+
+func newTokenBucket(rate float64, now func() time.Time) *tokenBucket {
+	return &tokenBucket{rate: rate, tokens: max(rate, 1), last: now(), now: now}
+}
+
+// take removes n tokens if there are enough, else reports how long until
+// there would be.
+func (tb *tokenBucket) take(n int) (ok bool, wait time.Duration) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	now := tb.now()
+	tb.tokens = min(tb.tokens+now.Sub(tb.last).Seconds()*tb.rate, max(tb.rate, 1))
+	tb.last = now
+	if tb.tokens >= float64(n) {
+		tb.tokens -= float64(n)
+		return true, 0
+	}
+	return false, time.Duration((float64(n) - tb.tokens) / tb.rate * float64(time.Second))
 }

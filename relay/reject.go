@@ -21,7 +21,11 @@ const (
 	rejectEncoding
 	rejectContentType
 	rejectProjectID
-	rejectProject
+	rejectProject  // unknown project or key
+	rejectDisabled // disabled project or key
+	rejectCORS     // origin not in allowedDomains
+	rejectRateLimited
+	rejectRelayAuth // a downstream relay's signature or registration failed
 	rejectBufferFull
 	rejectBufferError
 	rejectOverload
@@ -31,7 +35,7 @@ const (
 
 var rejectNames = [numRejectReasons]string{
 	"auth", "version", "invalid", "too_large", "encoding", "content_type",
-	"project_id", "project", "buffer_full", "buffer_error", "overload", "shutdown",
+	"project_id", "project", "disabled", "cors", "rate_limited", "relay_auth", "buffer_full", "buffer_error", "overload", "shutdown",
 }
 
 type rejections [numRejectReasons]atomic.Int64

@@ -15,6 +15,7 @@ import (
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/project"
 )
 
 // Settings are the inputs a Relay takes from code rather than from config.
@@ -46,6 +47,15 @@ type Relay struct {
 	partitions uint32
 	projects   projectPolicy
 	sinks      *sinks
+	enforcer   enforcer
+
+	// Managed mode: identity, the config cache and downstream relays.
+	creds      *Credentials
+	auth       *upstreamAuth
+	cache      *project.Cache
+	downstream *downstream
+	cacheStop  context.CancelFunc
+	cacheDone  chan struct{}
 
 	server   *fasthttp.Server
 	listener net.Listener
@@ -88,11 +98,37 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	}
 	r.ctx, r.stop = context.WithCancel(context.Background())
 
+	r.enforcer.now = time.Now
+
 	var err error
-	if r.projects, err = newProjectPolicy(cfg); err != nil {
+	var sign func(*fasthttp.Request)
+	if cfg.Mode == config.ModeManaged {
+		if r.creds, err = loadOrCreateCredentials(cfg.CredentialsFile(), r.log); err != nil {
+			return nil, fmt.Errorf("relay: managed mode needs relay credentials (%s): %w", cfg.CredentialsFile(), err)
+		}
+		sign = r.creds.signRequest
+		if r.downstream, err = newDownstream(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if r.sinks, err = openSinks(cfg, set, &r.outcomes, sign); err != nil {
 		return nil, err
 	}
-	if r.sinks, err = openSinks(cfg, set, &r.outcomes); err != nil {
+	if cfg.Mode == config.ModeManaged {
+		up, err := r.sinks.upstreamPool(cfg, cfg.Managed.Upstream, set, sign)
+		if err != nil {
+			r.sinks.close(context.Background())
+			return nil, err
+		}
+		r.auth = &upstreamAuth{creds: r.creds, version: registrationVersion(set.Version), up: up, log: r.log}
+		r.cache, err = newProjectCache(cfg, r.auth, project.Options{Logger: r.log})
+		if err != nil {
+			r.sinks.close(context.Background())
+			return nil, err
+		}
+	}
+	if r.projects, err = newProjectPolicy(cfg, r.cache); err != nil {
+		r.sinks.close(context.Background())
 		return nil, err
 	}
 	r.buf, err = buffer.Open(cfg.Buffer.Dir, r.bufferOptions())
@@ -132,6 +168,11 @@ func (r *Relay) Start() error {
 			r.Close()
 			return err
 		}
+	}
+	if r.cache != nil {
+		ctx, stop := context.WithCancel(r.ctx)
+		r.cacheStop, r.cacheDone = stop, make(chan struct{})
+		go func() { defer close(r.cacheDone); r.cache.Run(ctx) }()
 	}
 	r.startForwarders()
 	ln := r.set.Listener
@@ -199,6 +240,10 @@ func (r *Relay) Close() error {
 		}
 		r.fwdKill()
 	}
+	if r.cacheStop != nil {
+		r.cacheStop()
+		<-r.cacheDone
+	}
 	r.stopMetrics()
 	ctx, cancel := context.WithTimeout(context.Background(), r.set.DrainTimeout)
 	defer cancel()
@@ -227,8 +272,21 @@ func (r *Relay) stream(c envelope.Class, key []byte) buffer.Stream {
 	return buffer.Stream(uint32(c)<<8 | p)
 }
 
+// pendingBit marks, in a stream's class byte, the streams of envelopes
+// waiting for their project's config (managed mode).
+const pendingBit = 0x80
+
+// pendingStream is the waiting room of stream s.
+func pendingStream(s buffer.Stream) buffer.Stream { return s | pendingBit<<8 }
+
+// IsPendingStream reports whether s holds envelopes waiting for their
+// project's config rather than envelopes ready to forward.
+func IsPendingStream(s buffer.Stream) bool { return uint32(s)>>8&pendingBit != 0 }
+
 // StreamClass is the traffic class a buffer stream carries.
-func StreamClass(s buffer.Stream) envelope.Class { return envelope.Class(uint32(s) >> 8) }
+func StreamClass(s buffer.Stream) envelope.Class {
+	return envelope.Class(uint32(s) >> 8 &^ pendingBit)
+}
 
 // startForwarders starts one forwarder per configured stream, plus one for
 // every stream the buffer still holds records of (a partition count lowered
@@ -243,10 +301,25 @@ func (r *Relay) startForwarders() {
 			streams[buffer.Stream(uint32(c)<<8|p)] = true
 		}
 	}
+	pending := map[buffer.Stream]bool{}
+	if r.cache != nil {
+		for s := range streams {
+			pending[pendingStream(s)] = true
+		}
+	}
 	for _, st := range r.buf.Stats().Streams {
-		if st.Pending > 0 && StreamClass(st.Stream) < envelope.NumClasses {
+		if st.Pending == 0 || StreamClass(st.Stream) >= envelope.NumClasses {
+			continue
+		}
+		if IsPendingStream(st.Stream) {
+			pending[st.Stream] = true
+		} else {
 			streams[st.Stream] = true
 		}
+	}
+	for s := range pending {
+		rl := &releaser{r: r, stream: s, class: StreamClass(s)}
+		r.fwdWG.Go(func() { rl.run(readCtx, sendCtx) })
 	}
 	for s := range streams {
 		c := StreamClass(s)

@@ -24,6 +24,11 @@ func (r *Relay) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
+	if what, ok := bytes.CutPrefix(rest, []byte("0/relays/")); ok {
+		r.handleRelays(ctx, string(what))
+		return
+	}
+
 	pidStr, endpoint, _ := bytes.Cut(rest, []byte{'/'})
 	pid, err := strconv.ParseUint(string(pidStr), 10, 64)
 	if err != nil || pid == 0 {

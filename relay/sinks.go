@@ -30,7 +30,9 @@ type sinks struct {
 	embedded  *kfake.Cluster
 }
 
-func openSinks(cfg config.Config, set Settings, out *outcomes) (s *sinks, err error) {
+// openSinks opens the sink of every route; sign, when set, signs every
+// upstream request (managed mode).
+func openSinks(cfg config.Config, set Settings, out *outcomes, sign func(*fasthttp.Request)) (s *sinks, err error) {
 	s = &sinks{kafka: map[string]*routing.Kafka{}, upstreams: map[string]*routing.Upstream{}}
 	defer func() {
 		if err != nil {
@@ -47,7 +49,7 @@ func openSinks(cfg config.Config, set Settings, out *outcomes) (s *sinks, err er
 			}
 			s.route[c] = k.Topic(rt.Topic)
 		case rt.Upstream != "":
-			u, err := s.upstreamPool(cfg, rt.Upstream, set)
+			u, err := s.upstreamPool(cfg, rt.Upstream, set, sign)
 			if err != nil {
 				return nil, err
 			}
@@ -140,7 +142,7 @@ func (s *sinks) embeddedAddr() string {
 	return s.embedded.ListenAddrs()[0]
 }
 
-func (s *sinks) upstreamPool(cfg config.Config, name string, set Settings) (*routing.Upstream, error) {
+func (s *sinks) upstreamPool(cfg config.Config, name string, set Settings, sign func(*fasthttp.Request)) (*routing.Upstream, error) {
 	if u := s.upstreams[name]; u != nil {
 		return u, nil
 	}
@@ -161,6 +163,7 @@ func (s *sinks) upstreamPool(cfg config.Config, name string, set Settings) (*rou
 		ProbeInterval:   uc.ProbeInterval,
 		MaxConnsPerHost: uc.MaxConns,
 		UserAgent:       "baton/" + set.Version,
+		Sign:            sign,
 		Dial: func(addr string) (net.Conn, error) {
 			return fasthttp.DialTimeout(addr, connectTimeout)
 		},

@@ -1,0 +1,332 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-relay/baton/relay"
+)
+
+// Managed mode against a fake upstream Sentry that registers relays and
+// serves project configs (relay-protocol.md §3–4).
+
+const (
+	managedKey  = "0123456789abcdef0123456789abcdef"
+	managedKey2 = "fedcba9876543210fedcba9876543210"
+)
+
+// managedYAML is a managed Baton whose configs and envelopes both go to
+// url, with a fast fetch loop.
+func managedYAML(url, extra string) string {
+	return fmt.Sprintf(`mode: managed
+upstreams:
+  up:
+    urls: [%s]
+    max_retry_interval: 200ms
+routes:
+  default: {upstream: up}
+managed:
+  upstream: up
+  fetch: {batch_interval: 10ms}
+%s`, url, extra)
+}
+
+func envelopeFor(pid uint64, key, eventType string) []byte {
+	return fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/%d\"}\n{\"type\":\"%s\"}\n{\"message\":\"hello\"}\n", key, pid, eventType)
+}
+
+func postEnvelope(t *testing.T, n *node, pid uint64, key string, body []byte, hdr map[string]string) (int, string, http.Header) {
+	t.Helper()
+	h := authHeader(key)
+	for k, v := range hdr {
+		h[k] = v
+	}
+	return post(t, fmt.Sprintf("%s/api/%d/envelope/", n.url, pid), body, h)
+}
+
+// delivered counts envelopes the fake received for project pid whose body
+// contains marker.
+func deliveredTo(s *fakeSentry, pid uint64, marker string) int {
+	n := 0
+	for _, e := range s.envelopes() {
+		if e.ProjectID == fmt.Sprint(pid) && strings.Contains(string(e.Body), marker) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestManagedWaitsOnDiskUntilConfigArrives(t *testing.T) {
+	fakeSettleDialer(t)
+	s := newFakeSentry(t)
+	s.setPending(managedKey, 3) // the upstream computes the config for a while
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
+	n := startNode(t, managedYAML(s.url(), ""))
+
+	status, body, _ := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil)
+	if status != 200 {
+		t.Fatalf("while the config is pending: %d %s, want 200 (accepted, waiting on disk)", status, body)
+	}
+	if st := n.r.Stats(); st.Waiting != 1 {
+		t.Fatalf("waiting records = %d, want 1 (the envelope waits in a pending stream)", st.Waiting)
+	}
+	fakeWaitFor(t, 15*time.Second, func() bool { return deliveredTo(s, 42, "hello") == 1 },
+		func() string { return fmt.Sprintf("envelope not delivered; stats %+v", n.r.Stats()) })
+	st := waitBalanced(t, n, 5*time.Second)
+	if st.Waiting != 0 || st.Classes["error"].Delivered.Records != 1 {
+		t.Fatalf("after release: %+v", st)
+	}
+	// Registration happened, and every config request was signed by it.
+	if len(s.registered()) != 1 {
+		t.Fatalf("registered relays: %v", s.registered())
+	}
+	pendingAnswers := 0
+	for _, r := range s.configRequests() {
+		if !r.SignedOK {
+			t.Errorf("config request not signed correctly: %+v", r)
+		}
+		pendingAnswers += len(r.Pending)
+	}
+	if pendingAnswers != 3 {
+		t.Errorf("pending answers = %d, want 3", pendingAnswers)
+	}
+	// The envelope went upstream signed by this relay over an empty body.
+	for _, e := range s.envelopes() {
+		if !e.SigOK || e.SigOver != "empty" {
+			t.Errorf("forwarded envelope signature: ok=%v over=%q err=%s", e.SigOK, e.SigOver, e.SigErr)
+		}
+	}
+}
+
+func TestManagedUnknownAndDisabled(t *testing.T) {
+	fakeSettleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		m["publicKeys"] = []any{map[string]any{"publicKey": managedKey, "isEnabled": false}}
+	}))
+	n := startNode(t, managedYAML(s.url(), ""))
+
+	// Unknown key: the first envelope waits, the upstream says null, it is
+	// dropped with an outcome; once known as unknown, the door says 403.
+	unknown := "99999999999999999999999999999999"
+	if status, body, _ := postEnvelope(t, n, 7, unknown, envelopeFor(7, unknown, "event"), nil); status != 200 {
+		t.Fatalf("first envelope of an unknown key: %d %s", status, body)
+	}
+	fakeWaitFor(t, 10*time.Second, func() bool {
+		return n.r.Stats().Classes["error"].Dropped["project_unknown"].Records == 1
+	}, func() string { return fmt.Sprintf("no project_unknown outcome: %+v", n.r.Stats()) })
+	status, body, _ := postEnvelope(t, n, 7, unknown, envelopeFor(7, unknown, "event"), nil)
+	if status != 403 || !strings.Contains(body, "ProjectId") {
+		t.Fatalf("known-unknown key: %d %s, want 403 ProjectId", status, body)
+	}
+
+	// Disabled key: 403, counted.
+	postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil) // learns the config
+	fakeWaitFor(t, 10*time.Second, func() bool {
+		st := n.r.Stats()
+		return st.Classes["error"].Dropped["project_disabled"].Records == 1
+	}, func() string { return fmt.Sprintf("no project_disabled outcome: %+v", n.r.Stats()) })
+	status, body, _ = postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil)
+	if status != 403 || !strings.Contains(body, "DisabledKey") {
+		t.Fatalf("disabled key: %d %s, want 403 DisabledKey", status, body)
+	}
+	if got := n.r.Stats().Rejected["disabled"]; got != 1 {
+		t.Fatalf("rejected[disabled] = %d, want 1", got)
+	}
+	if deliveredTo(s, 42, "hello")+deliveredTo(s, 7, "hello") != 0 {
+		t.Fatal("an envelope of an unknown or disabled key was delivered")
+	}
+	waitBalanced(t, n, 5*time.Second)
+}
+
+func TestManagedUpstreamDownServesThroughGrace(t *testing.T) {
+	fakeSettleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
+	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", nil))
+	n := startNode(t, managedYAML(s.url(), "  cache: {expiry: 500ms, grace: 60s}\n"))
+
+	postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil)
+	fakeWaitFor(t, 10*time.Second, func() bool { return deliveredTo(s, 42, "hello") == 1 },
+		func() string { return "first envelope not delivered" })
+
+	s.setDown(true) // the config endpoint fails; envelopes still get through
+	time.Sleep(600 * time.Millisecond)
+	for range 3 { // stale but within grace: accepted and forwarded
+		if status, body, _ := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); status != 200 {
+			t.Fatalf("known project while upstream is down: %d %s", status, body)
+		}
+	}
+	// A new project waits on disk while the config endpoint is down.
+	if status, body, _ := postEnvelope(t, n, 43, managedKey2, envelopeFor(43, managedKey2, "event"), nil); status != 200 {
+		t.Fatalf("new project while upstream is down: %d %s", status, body)
+	}
+	fakeWaitFor(t, 10*time.Second, func() bool { return deliveredTo(s, 42, "hello") == 4 },
+		func() string {
+			return fmt.Sprintf("stale-config envelopes not delivered: %d", deliveredTo(s, 42, "hello"))
+		})
+	time.Sleep(300 * time.Millisecond)
+	if deliveredTo(s, 43, "hello") != 0 || n.r.Stats().Waiting != 1 {
+		t.Fatalf("new project: delivered %d, waiting %d; want 0 and 1", deliveredTo(s, 43, "hello"), n.r.Stats().Waiting)
+	}
+	if n.r.Stats().Projects.Failures == 0 {
+		t.Fatal("no failed fetch counted while the upstream was down")
+	}
+
+	s.setDown(false)
+	fakeWaitFor(t, 20*time.Second, func() bool { return deliveredTo(s, 43, "hello") == 1 },
+		func() string { return fmt.Sprintf("waiting envelope not delivered after recovery: %+v", n.r.Stats()) })
+	waitBalanced(t, n, 5*time.Second)
+}
+
+func TestManagedBrokenSamplingPartStillDeliversErrors(t *testing.T) {
+	fakeSettleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["sampling"] = map[string]any{"version": 2, "rules": "garbage"}
+	}))
+	// A healthy sampling part drops every trace of another project.
+	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["sampling"] = map[string]any{"version": 2, "rules": []any{map[string]any{
+			"id": 7, "type": "trace",
+			"samplingValue": map[string]any{"type": "sampleRate", "value": 0.0},
+			"condition":     map[string]any{"op": "and", "inner": []any{}},
+		}}}
+	}))
+	n := startNode(t, managedYAML(s.url(), ""))
+
+	tx := func(pid uint64, key string) []byte {
+		return fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/%d\",\"trace\":{\"trace_id\":\"4c79f60c11214eb38604f4ae0781bfb2\",\"public_key\":\"%s\"}}\n{\"type\":\"transaction\"}\n{\"transaction\":\"t\"}\n", key, pid, key)
+	}
+	for _, c := range []struct {
+		pid uint64
+		key string
+	}{{42, managedKey}, {43, managedKey2}} {
+		for _, env := range [][]byte{tx(c.pid, c.key), envelopeFor(c.pid, c.key, "event")} {
+			if status, body, _ := postEnvelope(t, n, c.pid, c.key, env, nil); status != 200 {
+				t.Fatalf("project %d: %d %s", c.pid, status, body)
+			}
+		}
+	}
+	st := waitBalanced(t, n, 15*time.Second)
+	// Project 42: sampling broken → off; error and transaction delivered.
+	// Project 43: its trace is sampled out; the error still goes.
+	if got := st.Classes["error"].Delivered.Records; got != 2 {
+		t.Errorf("errors delivered = %d, want 2", got)
+	}
+	if got := st.Classes["transaction"].Delivered.Records; got != 1 {
+		t.Errorf("transactions delivered = %d, want 1 (project 42's)", got)
+	}
+	if got := st.Classes["transaction"].Dropped["sampled"].Records; got != 1 {
+		t.Errorf("transactions sampled out = %d, want 1 (project 43's)", got)
+	}
+	if st.Projects == nil || st.Projects.Broken != 1 {
+		t.Errorf("broken parts counted: %+v", st.Projects)
+	}
+}
+
+func TestManagedQuotaZeroAnswers429(t *testing.T) {
+	fakeSettleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["quotas"] = []any{map[string]any{
+			"categories": []any{"error"}, "scope": "project", "limit": 0, "reasonCode": "disabled_errors",
+		}}
+	}))
+	n := startNode(t, managedYAML(s.url(), ""))
+	postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "transaction"), nil) // learn the config
+	fakeWaitFor(t, 10*time.Second, func() bool { return n.r.Stats().Waiting == 0 && deliveredTo(s, 42, "hello") == 1 },
+		func() string { return "config not learned" })
+
+	status, body, hdr := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil)
+	if status != 429 {
+		t.Fatalf("error under a zero quota: %d %s, want 429", status, body)
+	}
+	if got := hdr.Get("X-Sentry-Rate-Limits"); got != "60:error:project:disabled_errors" {
+		t.Fatalf("X-Sentry-Rate-Limits = %q", got)
+	}
+	if hdr.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	// Mixed envelope: the check-in passes, the error is dropped and the
+	// client is told which category is limited.
+	mixed := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\"}\n{\"type\":\"event\"}\n{\"message\":\"x\"}\n{\"type\":\"check_in\"}\n{\"check_in_id\":\"83a7c03ed0a04e1b97e2e3b18d38f244\",\"monitor_slug\":\"m\",\"status\":\"ok\"}\n", managedKey)
+	status, _, hdr = postEnvelope(t, n, 42, managedKey, mixed, nil)
+	if status != 200 || !strings.Contains(hdr.Get("X-Sentry-Rate-Limits"), ":error:") {
+		t.Fatalf("mixed envelope: %d, limits %q", status, hdr.Get("X-Sentry-Rate-Limits"))
+	}
+	st := waitBalanced(t, n, 10*time.Second)
+	if st.Classes["error"].Dropped["rate_limited"].Records != 1 || st.Rejected["rate_limited"] != 1 {
+		t.Fatalf("rate limit outcomes: %+v", st)
+	}
+}
+
+// An inner Baton registers with the fake Sentry and serves configs to an
+// outer Baton, which registers with it; signatures are verified at every
+// hop, and a replayed old signature is refused.
+func TestManagedChainOfTwo(t *testing.T) {
+	fakeSettleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
+
+	outerCreds, err := relay.GenerateCredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outerDir := t.TempDir()
+	credPath := filepath.Join(outerDir, "credentials.json")
+	if err := outerCreds.Save(credPath); err != nil {
+		t.Fatal(err)
+	}
+	inner := startNode(t, managedYAML(s.url(), fmt.Sprintf(`auth:
+  static_relays:
+    %s: {public_key: %s}
+`, outerCreds.ID, relay.FormatPublicKey(outerCreds.PublicKey))))
+	outer := startNode(t, managedYAML(inner.url, "  credentials: "+credPath+"\n"))
+
+	if status, body, _ := postEnvelope(t, outer, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); status != 200 {
+		t.Fatalf("outer: %d %s", status, body)
+	}
+	fakeWaitFor(t, 20*time.Second, func() bool { return deliveredTo(s, 42, "hello") == 1 },
+		func() string {
+			return fmt.Sprintf("not delivered through the chain; outer %+v inner %+v", outer.r.Stats(), inner.r.Stats())
+		})
+	if st := inner.r.Stats(); st.Rejected["relay_auth"] != 0 {
+		t.Fatalf("inner refused the outer relay: %+v", st.Rejected)
+	}
+	if len(s.registered()) != 1 {
+		t.Fatalf("the fake Sentry should know only the inner relay: %v", s.registered())
+	}
+
+	// Replay: a projectconfigs request signed 10 minutes ago is refused.
+	body, _ := json.Marshal(map[string]any{"publicKeys": []string{managedKey}})
+	old := outerCreds.Sign(body, time.Now().Add(-10*time.Minute))
+	status, resp, _ := post(t, inner.url+"/api/0/relays/projectconfigs/?version=3", body, map[string]string{
+		relay.HeaderRelayID: outerCreds.ID, relay.HeaderRelaySignature: old, "Content-Type": "application/json",
+	})
+	if status != 401 || !strings.Contains(resp, "expired") {
+		t.Fatalf("replayed old signature: %d %s, want 401 expired", status, resp)
+	}
+	// A fresh signature is served.
+	status, resp, _ = post(t, inner.url+"/api/0/relays/projectconfigs/?version=3", body, map[string]string{
+		relay.HeaderRelayID: outerCreds.ID, relay.HeaderRelaySignature: outerCreds.Sign(body, time.Now()), "Content-Type": "application/json",
+	})
+	if status != 200 || !strings.Contains(resp, `"projectId":42`) {
+		t.Fatalf("fresh signature: %d %s", status, resp)
+	}
+	// An unknown relay is refused.
+	stranger, _ := relay.GenerateCredentials()
+	status, _, _ = post(t, inner.url+"/api/0/relays/projectconfigs/?version=3", body, map[string]string{
+		relay.HeaderRelayID: stranger.ID, relay.HeaderRelaySignature: stranger.Sign(body, time.Now()),
+	})
+	if status != 401 {
+		t.Fatalf("unknown relay: %d, want 401", status)
+	}
+	waitBalanced(t, outer, 5*time.Second)
+	waitBalanced(t, inner, 5*time.Second)
+}

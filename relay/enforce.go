@@ -1,0 +1,226 @@
+package relay
+
+import (
+	"encoding/json"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/project"
+)
+
+// classCategory is the data category quotas count a class's items in.
+var classCategory = [envelope.NumClasses]envelope.Category{
+	envelope.ClassUnknown:      envelope.CategoryDefault,
+	envelope.ClassError:        envelope.CategoryError,
+	envelope.ClassTransaction:  envelope.CategoryTransaction,
+	envelope.ClassSecurity:     envelope.CategorySecurity,
+	envelope.ClassAttachment:   envelope.CategoryAttachment,
+	envelope.ClassSession:      envelope.CategorySession,
+	envelope.ClassMetric:       envelope.CategoryMetricBucket,
+	envelope.ClassClientReport: envelope.CategoryUnknown, // never limited: it reports limits
+	envelope.ClassProfile:      envelope.CategoryProfile,
+	envelope.ClassReplay:       envelope.CategoryReplay,
+	envelope.ClassCheckIn:      envelope.CategoryMonitor,
+	envelope.ClassSpan:         envelope.CategorySpan,
+	envelope.ClassLog:          envelope.CategoryLogItem,
+	envelope.ClassFeedback:     envelope.CategoryFeedback,
+	envelope.ClassTraceMetric:  envelope.CategoryTraceMetric,
+}
+
+// eventClass marks the classes a static project's events_per_second counts.
+var eventClass = [envelope.NumClasses]bool{
+	envelope.ClassError: true, envelope.ClassTransaction: true,
+	envelope.ClassSecurity: true, envelope.ClassFeedback: true,
+}
+
+// verdict is what a project's config says about each class of one
+// envelope: which to drop and why, and the rate limits to report.
+type verdict struct {
+	drop    [envelope.NumClasses]bool
+	why     [envelope.NumClasses]Reason
+	limited []rateLimit // for X-Sentry-Rate-Limits
+}
+
+type rateLimit struct {
+	after    time.Duration
+	category envelope.Category
+	scope    string
+	reason   string
+}
+
+func (v *verdict) dropClass(c envelope.Class, why Reason) {
+	if !v.drop[c] {
+		v.drop[c], v.why[c] = true, why
+	}
+}
+
+// enforcer applies project configs to envelopes: inbound filters, quotas,
+// a static project's event rate, and dynamic sampling. It is shared by the
+// ingest path and by the release of envelopes that waited for a config.
+type enforcer struct {
+	quotas sync.Map // quotaKey → *windowCounter
+	now    func() time.Time
+}
+
+type quotaKey struct {
+	id, scope string
+}
+
+// windowCounter counts one quota's fixed window: slot is the window's
+// index, n what it counted so far.
+type windowCounter struct {
+	mu   sync.Mutex
+	slot int64
+	n    int64
+}
+
+// apply fills v for an envelope of project st (nil: no config) with items
+// per class, sent from ip. hdr is the envelope header JSON, read only when
+// sampling needs its trace context.
+func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []byte, items *[envelope.NumClasses]int, hdr []byte, ip netip.Addr) {
+	*v = verdict{limited: v.limited[:0]}
+	if st != nil && ip.IsValid() && st.Filters.BlockedIP(ip) {
+		for c := range envelope.NumClasses {
+			if items[c] > 0 && c != envelope.ClassClientReport {
+				v.dropClass(c, ReasonFiltered)
+			}
+		}
+		return
+	}
+	if st != nil && len(st.Quotas) > 0 {
+		e.applyQuotas(v, st, key, items)
+	}
+	if lim != nil {
+		n := 0
+		for c := range envelope.NumClasses {
+			if eventClass[c] && !v.drop[c] {
+				n += items[c]
+			}
+		}
+		if ok, wait := lim.take(n); n > 0 && !ok {
+			for c := range envelope.NumClasses {
+				if eventClass[c] && items[c] > 0 {
+					v.dropClass(c, ReasonRateLimited)
+					v.limited = append(v.limited, rateLimit{after: wait, category: classCategory[c], scope: "project", reason: "events_per_second"})
+				}
+			}
+		}
+	}
+	if st != nil && st.Sampling != nil && items[envelope.ClassTransaction] > 0 && !v.drop[envelope.ClassTransaction] {
+		var h struct {
+			Trace *project.DSC `json:"trace"`
+		}
+		if json.Unmarshal(hdr, &h) == nil && h.Trace != nil && h.Trace.TraceID != "" {
+			if d := st.Sampling.Decide(h.Trace, e.now()); !d.Keep {
+				v.dropClass(envelope.ClassTransaction, ReasonSampled)
+			}
+		}
+	}
+}
+
+// applyQuotas enforces the project's quotas: limit 0 drops the categories
+// outright; a counted quota (id, limit, window) is counted here, per edge,
+// in fixed windows, which bounds this edge's share while the processing
+// tier keeps the global count.
+func (e *enforcer) applyQuotas(v *verdict, st *project.State, key []byte, items *[envelope.NumClasses]int) {
+	now := e.now()
+	for c := range envelope.NumClasses {
+		cat := classCategory[c]
+		if items[c] == 0 || cat == envelope.CategoryUnknown || v.drop[c] {
+			continue
+		}
+		name := cat.String()
+		for i := range st.Quotas {
+			q := &st.Quotas[i]
+			if q.Limit == nil || !q.Covers(name) {
+				continue
+			}
+			if *q.Limit == 0 {
+				v.dropClass(c, ReasonRateLimited)
+				v.limited = append(v.limited, rateLimit{after: time.Minute, category: cat, scope: scopeName(q.Scope), reason: q.ReasonCode})
+				break
+			}
+			if q.ID == "" || q.Window <= 0 {
+				continue
+			}
+			if wait, over := e.count(q, st, key, int64(items[c]), now); over {
+				v.dropClass(c, ReasonRateLimited)
+				v.limited = append(v.limited, rateLimit{after: wait, category: cat, scope: scopeName(q.Scope), reason: q.ReasonCode})
+				break
+			}
+		}
+	}
+}
+
+func scopeName(s string) string {
+	if s == "" {
+		return "organization"
+	}
+	return s
+}
+
+// count adds n to the quota's current window and reports whether that
+// went over the limit, and how long until the window ends.
+func (e *enforcer) count(q *project.Quota, st *project.State, key []byte, n int64, now time.Time) (time.Duration, bool) {
+	k := quotaKey{id: q.ID}
+	switch q.Scope {
+	case "key":
+		k.scope = string(key)
+	case "project":
+		k.scope = strconv.FormatUint(st.ProjectID, 10)
+	case "global":
+	default:
+		k.scope = strconv.FormatUint(st.OrganizationID, 10)
+	}
+	wc, ok := e.quotas.Load(k)
+	if !ok {
+		wc, _ = e.quotas.LoadOrStore(k, &windowCounter{})
+	}
+	w := wc.(*windowCounter)
+	slot := now.Unix() / q.Window
+	wait := time.Duration((slot+1)*q.Window-now.Unix()) * time.Second
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.slot != slot {
+		w.slot, w.n = slot, 0
+	}
+	if w.n+n > *q.Limit {
+		return wait, true
+	}
+	w.n += n
+	return 0, false
+}
+
+// appendRateLimits appends the X-Sentry-Rate-Limits value for v's limits:
+// "seconds:categories:scope:reason", comma separated.
+func appendRateLimits(dst []byte, limits []rateLimit) []byte {
+	for i, l := range limits {
+		if i > 0 {
+			dst = append(dst, ", "...)
+		}
+		secs := int64((l.after + time.Second - 1) / time.Second)
+		dst = strconv.AppendInt(dst, max(secs, 1), 10)
+		dst = append(dst, ':')
+		dst = append(dst, l.category.String()...)
+		dst = append(dst, ':')
+		dst = append(dst, l.scope...)
+		if l.reason != "" {
+			dst = append(dst, ':')
+			dst = append(dst, strings.ReplaceAll(l.reason, ",", "_")...)
+		}
+	}
+	return dst
+}
+
+// retryAfter is the longest wait among limits, in whole seconds.
+func retryAfter(limits []rateLimit) int64 {
+	var longest time.Duration
+	for _, l := range limits {
+		longest = max(longest, l.after)
+	}
+	return max(int64((longest+time.Second-1)/time.Second), 1)
+}

@@ -1,0 +1,421 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/relay/project"
+	"github.com/baton-relay/baton/routing"
+)
+
+// upstreamAuth is Baton's identity towards its upstream in managed mode:
+// it registers (challenge, then response), signs every request, and
+// registers again when the upstream stops recognising it.
+type upstreamAuth struct {
+	creds   *Credentials
+	version string
+	up      *routing.Upstream
+	log     interface{ Info(string, ...any) }
+
+	mu         sync.Mutex // one registration at a time
+	registered atomic.Bool
+}
+
+// ErrUpstreamAuth means the upstream refused Baton's relay credentials.
+var ErrUpstreamAuth = errors.New("upstream refused this relay's credentials")
+
+// loadOrCreateCredentials reads the credentials file, creating it on first
+// start so that managed mode works out of the box; the public key must
+// then be trusted by the upstream.
+func loadOrCreateCredentials(path string, log interface{ Warn(string, ...any) }) (*Credentials, error) {
+	c, err := LoadCredentials(path)
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, ErrNoCredentials) {
+		return nil, err
+	}
+	if c, err = GenerateCredentials(); err != nil {
+		return nil, err
+	}
+	if err := c.Save(path); err != nil {
+		return nil, fmt.Errorf("relay: save new credentials: %w", err)
+	}
+	log.Warn("generated relay credentials; add this relay to the upstream's trusted relays",
+		"file", path, "relay_id", c.ID, "public_key", FormatPublicKey(c.PublicKey))
+	return c, nil
+}
+
+// signRequest adds the relay signature headers to an upstream request. API
+// requests sign their body; envelope requests sign an empty body, as Relay
+// does (the upstream checks those against trustedRelays).
+func (c *Credentials) signRequest(req *fasthttp.Request) {
+	body := req.Body()
+	if bytes.HasSuffix(req.URI().Path(), []byte("/envelope/")) {
+		body = nil
+	}
+	req.Header.Set(HeaderRelayID, c.ID)
+	req.Header.Set(HeaderRelaySignature, c.Sign(body, time.Now()))
+}
+
+// registrationVersion is the version Baton registers with: upstreams parse
+// it as a Relay version, so a development build reports 0.0.0.
+func registrationVersion(v string) string {
+	if sigCheckVersion(v) == nil {
+		return v
+	}
+	return "0.0.0"
+}
+
+// post sends a signed JSON request to the upstream and decodes a 2xx
+// answer into out.
+func (ua *upstreamAuth) post(ctx context.Context, path string, in, out any) (int, error) {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return 0, err
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(path)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	req.SetBodyRaw(body)
+	if err := ua.up.Forward(ctx, req, resp); err != nil {
+		return 0, err
+	}
+	status := resp.StatusCode()
+	if status < 200 || status > 299 {
+		return status, fmt.Errorf("%s answered %d: %s", path, status, snippet(resp.Body()))
+	}
+	data, err := resp.BodyUncompressed()
+	if err != nil {
+		return status, fmt.Errorf("%s: decode body: %w", path, err)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return status, fmt.Errorf("%s: %w", path, err)
+	}
+	return status, nil
+}
+
+// register runs the registration handshake unless another call just did.
+func (ua *upstreamAuth) register(ctx context.Context) error {
+	ua.mu.Lock()
+	defer ua.mu.Unlock()
+	if ua.registered.Load() {
+		return nil
+	}
+	req, err := NewRegisterRequest(ua.creds, ua.version)
+	if err != nil {
+		return err
+	}
+	var ch RegisterChallenge
+	if _, err := ua.post(ctx, "/api/0/relays/register/challenge/", req, &ch); err != nil {
+		return fmt.Errorf("relay registration: challenge: %w", err)
+	}
+	resp, err := ch.Response(ua.version)
+	if err != nil {
+		return err
+	}
+	var res RegisterResult
+	if _, err := ua.post(ctx, "/api/0/relays/register/response/", resp, &res); err != nil {
+		return fmt.Errorf("relay registration: response: %w", err)
+	}
+	if res.RelayID != ua.creds.ID {
+		return fmt.Errorf("relay registration: upstream registered relay %s, not %s", res.RelayID, ua.creds.ID)
+	}
+	ua.registered.Store(true)
+	ua.log.Info("registered with upstream", "relay_id", ua.creds.ID)
+	return nil
+}
+
+// fetchConfigs is the project cache's Fetcher: one signed projectconfigs
+// request, registering first when needed.
+func (ua *upstreamAuth) fetchConfigs(ctx context.Context, req *project.Request) (*project.Response, error) {
+	if err := ua.register(ctx); err != nil {
+		return nil, err
+	}
+	var resp project.Response
+	status, err := ua.post(ctx, "/api/0/relays/projectconfigs/?version=3", req, &resp)
+	if status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden {
+		ua.registered.Store(false) // the upstream forgot us (restart, expiry): register again
+		return nil, fmt.Errorf("%w: %w", ErrUpstreamAuth, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// newProjectCache builds the managed-mode config cache over ua.
+func newProjectCache(cfg config.Config, ua *upstreamAuth, log project.Options) (*project.Cache, error) {
+	m := cfg.Managed
+	log.MaxProjects = m.Cache.MaxProjects
+	log.Expiry, log.Grace, log.MissExpiry = m.Cache.Expiry, m.Cache.Grace, m.Cache.MissExpiry
+	log.BatchSize, log.BatchInterval = m.Fetch.BatchSize, m.Fetch.BatchInterval
+	log.Concurrency, log.Timeout = m.Fetch.Concurrency, m.Fetch.Timeout
+	log.Fetch = ua.fetchConfigs
+	return project.New(log)
+}
+
+// ---- serving downstream relays ----
+
+// downstream authenticates the relays that register with Baton and fetch
+// configs from it: only relays in auth.static_relays are admitted, and
+// every request they sign is checked against the signature age window.
+type downstream struct {
+	relays    map[string]ed25519.PublicKey // relay id → key
+	internal  map[string]bool
+	secret    [32]byte // keys the registration tokens Baton hands out
+	maxAge    time.Duration
+	maxFuture time.Duration
+	now       func() time.Time
+}
+
+func newDownstream(cfg config.Config) (*downstream, error) {
+	d := &downstream{
+		relays:    map[string]ed25519.PublicKey{},
+		internal:  map[string]bool{},
+		maxAge:    cfg.Auth.SignatureMaxAge,
+		maxFuture: cfg.Auth.SignatureMaxFuture,
+		now:       time.Now,
+	}
+	for id, r := range cfg.Auth.StaticRelays {
+		rid, err := ParseRelayID(id)
+		if err != nil {
+			return nil, fmt.Errorf("relay: auth.static_relays: %w", err)
+		}
+		pk, err := ParsePublicKey(r.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("relay: auth.static_relays.%s.public_key: %w", id, err)
+		}
+		d.relays[rid], d.internal[rid] = pk, r.Internal
+	}
+	if _, err := rand.Read(d.secret[:]); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// verify checks the relay signature of a request over body: it answers the
+// relay id, or an error naming what is wrong.
+func (d *downstream) verify(req *fasthttp.Request, body []byte) (string, error) {
+	id, err := ParseRelayID(string(req.Header.Peek(HeaderRelayID)))
+	if err != nil {
+		return "", fmt.Errorf("missing or malformed %s", HeaderRelayID)
+	}
+	pk, ok := d.relays[id]
+	if !ok {
+		return "", fmt.Errorf("relay %s is not trusted (auth.static_relays)", id)
+	}
+	sig := string(req.Header.Peek(HeaderRelaySignature))
+	if sig == "" {
+		return "", fmt.Errorf("missing %s", HeaderRelaySignature)
+	}
+	if err := VerifySignature(pk, body, sig, d.now(), d.maxAge, d.maxFuture); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// registerToken is the stateless challenge token: the relay id and a
+// timestamp, MACed with Baton's secret.
+type registerToken struct {
+	RelayID string `json:"relay_id"`
+	Time    int64  `json:"t"`
+}
+
+const registerTokenMaxAge = 60 * time.Second
+
+func (d *downstream) token(id string) string {
+	state, _ := json.Marshal(registerToken{RelayID: id, Time: d.now().Unix()})
+	s := base64.RawURLEncoding.EncodeToString(state)
+	mac := hmac.New(sha256.New, d.secret[:])
+	mac.Write([]byte(s))
+	return s + ":" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func (d *downstream) checkToken(tok, id string) error {
+	s, m, ok := bytes.Cut([]byte(tok), []byte{':'})
+	if !ok {
+		return errors.New("malformed token")
+	}
+	mac := hmac.New(sha256.New, d.secret[:])
+	mac.Write(s)
+	want := base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	if !hmac.Equal(m, []byte(want)) {
+		return errors.New("token signature does not match")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(string(s))
+	if err != nil {
+		return errors.New("malformed token")
+	}
+	var rt registerToken
+	if err := json.Unmarshal(raw, &rt); err != nil {
+		return errors.New("malformed token")
+	}
+	if rt.RelayID != id {
+		return errors.New("token was issued to another relay")
+	}
+	if age := d.now().Sub(time.Unix(rt.Time, 0)); age > registerTokenMaxAge || age < -d.maxFuture {
+		return errors.New("token expired; start over with a new challenge")
+	}
+	return nil
+}
+
+// handleRelays serves /api/0/relays/...: registration and project configs
+// for downstream relays. Anything else there is forwarded upstream.
+func (r *Relay) handleRelays(ctx *fasthttp.RequestCtx, what string) {
+	if r.downstream == nil || !ctx.IsPost() {
+		r.handleUnknown(ctx)
+		return
+	}
+	s := getScratch()
+	defer putScratch(s)
+	body, ok := r.readBody(ctx, s, int(r.cfg.Limits.MaxAPIPayloadSize))
+	if !ok {
+		return
+	}
+	switch what {
+	case "register/challenge":
+		r.serveChallenge(ctx, body)
+	case "register/response":
+		r.serveRegisterResponse(ctx, body)
+	case "projectconfigs":
+		r.serveProjectConfigs(ctx, body)
+	case "publickeys":
+		r.servePublicKeys(ctx, body)
+	default:
+		r.handleUnknown(ctx)
+	}
+}
+
+func (r *Relay) serveChallenge(ctx *fasthttp.RequestCtx, body []byte) {
+	var req RegisterRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	pk, ok := r.downstream.relays[req.RelayID]
+	if !ok || !pk.Equal(req.PublicKey) {
+		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, "relay "+req.RelayID+" is not trusted with this public key (auth.static_relays)")
+		return
+	}
+	if _, err := r.downstream.verify(&ctx.Request, body); err != nil {
+		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
+		return
+	}
+	writeJSON(ctx, RegisterChallenge{RelayID: req.RelayID, Token: r.downstream.token(req.RelayID)})
+}
+
+func (r *Relay) serveRegisterResponse(ctx *fasthttp.RequestCtx, body []byte) {
+	var resp RegisterResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	id, err := r.downstream.verify(&ctx.Request, body)
+	if err == nil && id != resp.RelayID {
+		err = errors.New("relay id of the header and the body differ")
+	}
+	if err == nil {
+		err = r.downstream.checkToken(resp.Token, id)
+	}
+	if err != nil {
+		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
+		return
+	}
+	writeJSON(ctx, map[string]string{"relay_id": id})
+}
+
+func (r *Relay) serveProjectConfigs(ctx *fasthttp.RequestCtx, body []byte) {
+	if _, err := r.downstream.verify(&ctx.Request, body); err != nil {
+		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
+		return
+	}
+	if r.cache == nil {
+		jsonError(ctx, fasthttp.StatusNotFound, "this relay does not serve project configs (mode is not managed)")
+		return
+	}
+	var req project.Request
+	if err := json.Unmarshal(body, &req); err != nil {
+		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(ctx, r.cache.Answer(&req))
+}
+
+func (r *Relay) servePublicKeys(ctx *fasthttp.RequestCtx, body []byte) {
+	if _, err := r.downstream.verify(&ctx.Request, body); err != nil {
+		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
+		return
+	}
+	var req struct {
+		RelayIDs []string `json:"relay_ids"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	type info struct {
+		PublicKey string `json:"publicKey"`
+		Internal  bool   `json:"internal"`
+	}
+	keys, relays := map[string]*string{}, map[string]*info{}
+	for _, id := range req.RelayIDs {
+		keys[id], relays[id] = nil, nil
+		if pk, ok := r.downstream.relays[id]; ok {
+			s := FormatPublicKey(pk)
+			keys[id], relays[id] = &s, &info{PublicKey: s, Internal: r.downstream.internal[id]}
+		}
+	}
+	writeJSON(ctx, map[string]any{"public_keys": keys, "relays": relays})
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		jsonError(ctx, fasthttp.StatusInternalServerError, err.Error())
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+// snippet is the start of an error body, for logs.
+func snippet(b []byte) string {
+	const n = 200
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+// verifyRelayEnvelope checks the signature of an envelope sent by a
+// downstream relay that signs (over an empty body, as Relay does). A
+// request without the relay headers is a client's and passes.
+func (r *Relay) verifyRelayEnvelope(ctx *fasthttp.RequestCtx) bool {
+	if r.downstream == nil || len(ctx.Request.Header.Peek(HeaderRelayID)) == 0 {
+		return true
+	}
+	if _, err := r.downstream.verify(&ctx.Request, nil); err != nil {
+		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, "relay signature rejected: "+err.Error())
+		return false
+	}
+	return true
+}

@@ -1,0 +1,191 @@
+package relay
+
+import (
+	"context"
+	"time"
+
+	"github.com/baton-relay/baton/buffer"
+	"github.com/baton-relay/baton/envelope"
+)
+
+// A releaser drains one pending stream: envelopes accepted before their
+// project's config was known. They wait on disk, not in memory, so a flood
+// of unknown keys costs buffer space (bounded by the budget), never RAM.
+//
+// For each batch it asks the cache about every key at once (one fetch
+// batch upstream), then moves each record to its forwarding stream, drops
+// it with an outcome (unknown key, disabled project, a filter, a quota),
+// or, while its config is still pending, keeps it. A batch that is all
+// pending waits for the cache to change; after pendingPatience such waits
+// its records are re-queued at the back of the stream so that the configs
+// that did arrive are not stuck behind them. Moving is an append followed
+// by an ack: a crash in between delivers twice, never loses.
+type releaser struct {
+	r      *Relay
+	stream buffer.Stream
+	class  envelope.Class
+
+	recs    []buffer.Record
+	entries []buffer.Entry
+	drops   []drop
+	verdict verdict
+}
+
+type drop struct {
+	why   Reason
+	items int
+}
+
+const (
+	releaseBatch     = 256
+	releaseBatchSize = 8 << 20
+	pendingWait      = 2 * time.Second
+	pendingPatience  = 5
+)
+
+func (rl *releaser) run(readCtx, sendCtx context.Context) {
+	for readCtx.Err() == nil {
+		var err error
+		rl.recs, err = rl.r.buf.Read(readCtx, rl.stream, rl.recs[:0], releaseBatch, releaseBatchSize)
+		if err != nil {
+			if readCtx.Err() != nil {
+				return
+			}
+			rl.r.log.Error("buffer read failed", "stream", rl.stream, "err", err)
+			if !sleep(readCtx, time.Second) {
+				return
+			}
+			continue
+		}
+		if len(rl.recs) > 0 && !rl.release(readCtx, sendCtx) {
+			return
+		}
+	}
+}
+
+// release settles the batch in rl.recs; false when shutting down.
+func (rl *releaser) release(readCtx, sendCtx context.Context) bool {
+	for waits := 0; ; waits++ {
+		changed := rl.r.cacheChanged()
+		// One pass asks the cache about every key of the batch, so one
+		// upstream request covers them all.
+		if waiting := rl.sort(); waiting < len(rl.recs) || waits >= pendingPatience {
+			break
+		}
+		select { // every key still pending: wait for configs to arrive
+		case <-changed:
+		case <-time.After(pendingWait):
+		case <-readCtx.Done():
+			return false
+		}
+	}
+	for {
+		err := rl.commit()
+		if err == nil {
+			return true
+		}
+		rl.r.log.Error("releasing envelopes that waited for their project config failed; retrying", "stream", rl.stream, "err", err)
+		if !sleep(sendCtx, time.Second) {
+			return false
+		}
+	}
+}
+
+// sort decides each record of the batch, filling rl.entries (moves to the
+// forwarding streams, and the records still pending re-queued at the back
+// of this stream) and rl.drops. It returns how many are still pending.
+func (rl *releaser) sort() (waiting int) {
+	rl.entries, rl.drops = rl.entries[:0], rl.drops[:0]
+	maxAge := rl.r.cfg.Managed.MaxPendingAge
+	now := time.Now()
+	for i := range rl.recs {
+		var rec record
+		val := rl.recs[i].Value
+		if err := decodeRecord(val, &rec); err != nil {
+			rl.drops = append(rl.drops, drop{why: ReasonCorrupt})
+			continue
+		}
+		adm := rl.r.projects.admitRecord(&rec)
+		switch {
+		case adm.pending && maxAge > 0 && now.Sub(rec.receivedAt()) > maxAge:
+			rl.drops = append(rl.drops, drop{why: ReasonProjectState, items: rec.Items})
+		case adm.pending:
+			waiting++
+			rl.entries = append(rl.entries, buffer.Entry{Stream: rl.stream, Value: val})
+		case adm.status != 0:
+			rl.drops = append(rl.drops, drop{why: admissionReason(adm.why), items: rec.Items})
+		default:
+			var items [envelope.NumClasses]int
+			items[rec.Class] = rec.Items
+			v := &rl.verdict
+			rl.r.enforcer.apply(v, adm.state, adm.limiter, rec.PublicKey, &items, envelopeHeader(rec.Envelope), firstAddr(rec.ClientIP))
+			if v.drop[rec.Class] {
+				rl.drops = append(rl.drops, drop{why: v.why[rec.Class], items: rec.Items})
+				continue
+			}
+			s := rl.r.stream(rec.Class, rec.PublicKey)
+			rl.entries = append(rl.entries, buffer.Entry{Stream: s, Value: val})
+		}
+	}
+	return waiting
+}
+
+// commit writes the moves, acks the batch and counts the drops.
+func (rl *releaser) commit() error {
+	if len(rl.entries) > 0 {
+		if err := rl.r.buf.Append(rl.r.ctx, rl.entries); err != nil {
+			return err
+		}
+	}
+	if err := rl.r.buf.Ack(rl.stream, rl.recs[len(rl.recs)-1].Seq); err != nil {
+		return err
+	}
+	for _, d := range rl.drops {
+		rl.r.outcomes.dropped[rl.class][d.why].add(1, d.items)
+	}
+	return nil
+}
+
+// admissionReason maps a refusal at the door to the outcome of a record
+// that was refused after it waited.
+func admissionReason(why rejectReason) Reason {
+	switch why {
+	case rejectDisabled:
+		return ReasonProjectDisabled
+	case rejectCORS:
+		return ReasonCORS
+	default:
+		return ReasonProjectUnknown
+	}
+}
+
+// envelopeHeader returns the first line of a serialized envelope.
+func envelopeHeader(env []byte) []byte {
+	for i, b := range env {
+		if b == '\n' {
+			return env[:i]
+		}
+	}
+	return env
+}
+
+// admitRecord is admit for a record that waited: there is no request any
+// more, so the origin check is skipped (the rest is the same).
+func (mp *managedProjects) admitRecord(rec *record) admission {
+	return mp.admit(rec.ProjectID, rec.PublicKey, nil)
+}
+
+func (sp staticProjects) admitRecord(rec *record) admission {
+	return sp.admit(rec.ProjectID, rec.PublicKey, nil)
+}
+
+func (proxyProjects) admitRecord(*record) admission { return admission{} }
+
+// cacheChanged is closed when the next config fetch completes; nil (never)
+// without a cache.
+func (r *Relay) cacheChanged() <-chan struct{} {
+	if r.cache == nil {
+		return nil
+	}
+	return r.cache.Changed()
+}

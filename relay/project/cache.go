@@ -1,0 +1,510 @@
+package project
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Request is the body of POST /api/0/relays/projectconfigs/?version=3.
+type Request struct {
+	PublicKeys []string  `json:"publicKeys"`
+	Revisions  []*string `json:"revisions,omitempty"`
+	FullConfig bool      `json:"fullConfig,omitempty"`
+	NoCache    bool      `json:"noCache,omitempty"`
+	Global     bool      `json:"global,omitempty"`
+	// Parts is Baton's extension: only these parts are wanted. A real
+	// Sentry ignores it and sends everything.
+	Parts []string `json:"parts,omitempty"`
+}
+
+// Response is the answer to a Request.
+type Response struct {
+	Configs      map[string]json.RawMessage `json:"configs"`
+	Pending      []string                   `json:"pending,omitempty"`
+	Unchanged    []string                   `json:"unchanged,omitempty"`
+	Global       json.RawMessage            `json:"global,omitempty"`
+	GlobalStatus string                     `json:"globalStatus,omitempty"`
+}
+
+// Fetcher asks the upstream for project configs.
+type Fetcher func(ctx context.Context, req *Request) (*Response, error)
+
+// Options configures a Cache. Zero values select the defaults, which are
+// Relay's.
+type Options struct {
+	// MaxProjects bounds the cached configs, and separately the cached
+	// misses (pending and unknown keys). Default 10000.
+	MaxProjects int
+	// Expiry is the age at which a config is refreshed. Default 300s.
+	Expiry time.Duration
+	// Grace is how long an expired config keeps serving while it
+	// refreshes. Default 120s.
+	Grace time.Duration
+	// MissExpiry is how long an unknown key is remembered. Default 60s.
+	MissExpiry time.Duration
+	// BatchSize is the most keys per request. Default 500.
+	BatchSize int
+	// BatchInterval is how long misses are collected into one request.
+	// Default 100ms.
+	BatchInterval time.Duration
+	// Concurrency is the most requests in flight. Default 5.
+	Concurrency int
+	// Timeout bounds one request. Default 30s.
+	Timeout time.Duration
+	// MaxQueued bounds the keys waiting to be fetched; past it a miss is
+	// not queued (its caller asks again later). Default 4×BatchSize×Concurrency.
+	MaxQueued int
+	// Parts, when not zero, is sent as the parts extension.
+	Parts PartSet
+	// Fetch performs a request. Required.
+	Fetch Fetcher
+	// Logger receives one line per broken part per revision, and fetch
+	// failures. Default slog.Default().
+	Logger *slog.Logger
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if o.MaxProjects <= 0 {
+		o.MaxProjects = 10000
+	}
+	def(&o.Expiry, 300*time.Second)
+	def(&o.Grace, 120*time.Second)
+	def(&o.MissExpiry, 60*time.Second)
+	def(&o.BatchInterval, 100*time.Millisecond)
+	def(&o.Timeout, 30*time.Second)
+	if o.BatchSize <= 0 {
+		o.BatchSize = 500
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 5
+	}
+	if o.MaxQueued <= 0 {
+		o.MaxQueued = 4 * o.BatchSize * o.Concurrency
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Status is what the cache knows about a key.
+type Status uint8
+
+const (
+	// Pending: no usable config yet; a fetch is queued or in flight.
+	Pending Status = iota
+	// Ready: State is the project's config (possibly stale, within grace).
+	Ready
+	// Unknown: the upstream said the key does not exist (or its state was
+	// unusable); remembered for MissExpiry.
+	Unknown
+)
+
+func (s Status) String() string {
+	return [...]string{"pending", "ready", "unknown"}[s]
+}
+
+// ErrNoFetcher is returned by New without Options.Fetch.
+var ErrNoFetcher = errors.New("project: Options.Fetch is required")
+
+const shards = 32
+
+// Cache holds project configs by public key, fetched on demand in batches.
+//
+// Get never blocks on the network and locks only one of 32 shards, so
+// concurrent requests for different projects rarely meet. Configs and
+// misses live in separate LRUs: a flood of random keys evicts other
+// misses, never a real project's config.
+type Cache struct {
+	opts   Options
+	seed   maphash.Seed
+	ready  [shards]*lru.Cache[string, *entry]
+	misses [shards]*lru.Cache[string, *miss]
+	queue  chan string
+	global atomic.Pointer[json.RawMessage]
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when a fetch completes
+
+	stats struct {
+		requests, failures, fetched, unknown, pending, unchanged, dropped, broken atomic.Int64
+	}
+}
+
+type entry struct {
+	state      *State
+	fetchedAt  time.Time
+	refreshing atomic.Bool  // a refresh is queued or in flight
+	retryAt    atomic.Int64 // unix nanos: no refresh before (after a failure)
+	tries      atomic.Int32
+}
+
+type miss struct {
+	unknown bool      // the upstream has no such key
+	retryAt time.Time // when to ask again
+	since   time.Time // first asked; for stats and pending age
+	tries   int
+}
+
+// New returns a cache. Run must be running for misses to be fetched.
+func New(opts Options) (*Cache, error) {
+	if opts.Fetch == nil {
+		return nil, ErrNoFetcher
+	}
+	opts = opts.withDefaults()
+	c := &Cache{opts: opts, seed: maphash.MakeSeed(), queue: make(chan string, opts.MaxQueued), changed: make(chan struct{})}
+	per := max(opts.MaxProjects/shards, 1)
+	for i := range shards {
+		c.ready[i], _ = lru.New[string, *entry](per)
+		c.misses[i], _ = lru.New[string, *miss](per)
+	}
+	return c, nil
+}
+
+func (c *Cache) shard(key string) int { return int(maphash.String(c.seed, key) % shards) }
+
+// GetBytes is Get for a key in a byte slice: a cached config is found
+// without allocating; only a miss copies the key.
+func (c *Cache) GetBytes(key []byte) (*State, Status) {
+	if len(key) == 0 {
+		return nil, Unknown
+	}
+	k := unsafe.String(&key[0], len(key)) // not retained: only looked up
+	if e, ok := c.ready[c.shard(k)].Get(k); ok && c.opts.Now().Sub(e.fetchedAt) < c.opts.Expiry {
+		return e.state, Ready
+	}
+	return c.Get(string(key))
+}
+
+// Get returns what the cache knows about key and, when the config is
+// missing or stale, queues a fetch. It never waits for the network.
+func (c *Cache) Get(key string) (*State, Status) {
+	now := c.opts.Now()
+	sh := c.shard(key)
+	if e, ok := c.ready[sh].Get(key); ok {
+		age := now.Sub(e.fetchedAt)
+		if age < c.opts.Expiry {
+			return e.state, Ready
+		}
+		if now.UnixNano() >= e.retryAt.Load() && e.refreshing.CompareAndSwap(false, true) && !c.enqueue(key) {
+			e.refreshing.Store(false)
+		}
+		if age < c.opts.Expiry+c.opts.Grace {
+			return e.state, Ready
+		}
+		return nil, Pending
+	}
+	m, ok := c.misses[sh].Get(key)
+	if !ok {
+		if prev, found, _ := c.misses[sh].PeekOrAdd(key, &miss{since: now, retryAt: now.Add(time.Hour)}); found {
+			return nil, prev.status(now)
+		}
+		if !c.enqueue(key) {
+			c.misses[sh].Remove(key)
+		}
+		return nil, Pending
+	}
+	if now.Before(m.retryAt) {
+		return nil, m.status(now)
+	}
+	// Due again: one caller swaps in a fresh miss and queues the fetch.
+	next := &miss{since: m.since, tries: m.tries, retryAt: now.Add(time.Hour)}
+	if c.misses[sh].Contains(key) && c.swapMiss(sh, key, m, next) && !c.enqueue(key) {
+		c.misses[sh].Remove(key)
+	}
+	return nil, Pending
+}
+
+func (m *miss) status(time.Time) Status {
+	if m.unknown {
+		return Unknown
+	}
+	return Pending
+}
+
+// swapMiss replaces old with next if old is still the shard's value.
+func (c *Cache) swapMiss(sh int, key string, old, next *miss) bool {
+	c.mu.Lock() // rare: only when a miss is due again
+	defer c.mu.Unlock()
+	if cur, ok := c.misses[sh].Peek(key); !ok || cur != old {
+		return false
+	}
+	c.misses[sh].Add(key, next)
+	return true
+}
+
+func (c *Cache) enqueue(key string) bool {
+	select {
+	case c.queue <- key:
+		return true
+	default:
+		c.stats.dropped.Add(1)
+		return false
+	}
+}
+
+// Changed returns a channel closed when the next fetch completes: callers
+// waiting for configs select on it rather than polling.
+func (c *Cache) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+func (c *Cache) notify() {
+	c.mu.Lock()
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// Global returns the last global config the upstream sent, or nil.
+func (c *Cache) Global() json.RawMessage {
+	if g := c.global.Load(); g != nil {
+		return *g
+	}
+	return nil
+}
+
+// Run fetches queued keys until ctx is done. One goroutine runs it; it
+// starts up to Concurrency fetches at a time and waits for them on return.
+func (c *Cache) Run(ctx context.Context) {
+	sem := make(chan struct{}, c.opts.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var batch []string
+	inBatch := map[string]bool{}
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		keys := batch
+		batch, inBatch = nil, map[string]bool{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c.fetch(ctx, keys)
+		})
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case key := <-c.queue:
+			if inBatch[key] {
+				continue
+			}
+			if len(batch) == 0 {
+				timer.Reset(c.opts.BatchInterval)
+			}
+			inBatch[key] = true
+			batch = append(batch, key)
+			if len(batch) >= c.opts.BatchSize {
+				timer.Stop()
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		}
+	}
+}
+
+// fetch asks the upstream for keys and stores the answers.
+func (c *Cache) fetch(ctx context.Context, keys []string) {
+	defer c.notify()
+	req := &Request{PublicKeys: keys, Revisions: make([]*string, len(keys)), Global: true}
+	for i, k := range keys {
+		if e, ok := c.ready[c.shard(k)].Peek(k); ok && e.state.Rev != "" {
+			rev := e.state.Rev
+			req.Revisions[i] = &rev
+		}
+	}
+	if c.opts.Parts != 0 {
+		req.Parts = c.opts.Parts.Names()
+	}
+	c.stats.requests.Add(1)
+	fctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	resp, err := c.opts.Fetch(fctx, req)
+	cancel()
+	now := c.opts.Now()
+	if err != nil {
+		c.stats.failures.Add(1)
+		if ctx.Err() == nil {
+			c.opts.Logger.Warn("project config fetch failed; configs keep serving through grace, new projects wait", "keys", len(keys), "err", err)
+		}
+		for _, k := range keys {
+			c.retryLater(k, now, false)
+		}
+		return
+	}
+	if len(resp.Global) > 0 && string(resp.Global) != "null" {
+		g := resp.Global
+		c.global.Store(&g)
+	}
+	done := make(map[string]bool, len(keys))
+	for k, raw := range resp.Configs {
+		done[k] = true
+		c.store(k, raw, now)
+	}
+	for _, k := range resp.Unchanged {
+		done[k] = true
+		c.stats.unchanged.Add(1)
+		sh := c.shard(k)
+		if e, ok := c.ready[sh].Peek(k); ok {
+			c.ready[sh].Add(k, &entry{state: e.state, fetchedAt: now})
+		}
+	}
+	for _, k := range keys {
+		if !done[k] { // pending, or not answered at all: ask again soon
+			c.stats.pending.Add(1)
+			c.retryLater(k, now, true)
+		}
+	}
+}
+
+// store records one answered key.
+func (c *Cache) store(key string, raw json.RawMessage, now time.Time) {
+	sh := c.shard(key)
+	var st *State
+	if len(raw) > 0 && string(raw) != "null" {
+		var err error
+		if st, err = DecodeState(raw); err != nil {
+			c.opts.Logger.Warn("project config unusable; key treated as unknown", "key", key, "err", err)
+		}
+	}
+	if st == nil {
+		c.stats.unknown.Add(1)
+		c.ready[sh].Remove(key)
+		c.misses[sh].Add(key, &miss{unknown: true, since: now, retryAt: now.Add(c.opts.MissExpiry)})
+		return
+	}
+	c.stats.fetched.Add(1)
+	if len(st.Broken) > 0 {
+		c.stats.broken.Add(1)
+		// Logged once per revision: an unchanged config is not stored again.
+		if prev, ok := c.ready[sh].Peek(key); !ok || prev.state.Rev != st.Rev || st.Rev == "" {
+			for p, why := range st.Broken {
+				c.opts.Logger.Warn("project config part broken; its features are off for this revision",
+					"project", st.ProjectID, "key", key, "rev", st.Rev, "part", p.String(), "err", why)
+			}
+		}
+	}
+	c.ready[sh].Add(key, &entry{state: st, fetchedAt: now})
+	c.misses[sh].Remove(key)
+}
+
+// retryLater keeps key due for another fetch: after pendingRetry when the
+// upstream said it is computing the config, else after a backoff doubling
+// from 1s to 60s. A stale config keeps serving until its grace runs out.
+func (c *Cache) retryLater(key string, now time.Time, pending bool) {
+	sh := c.shard(key)
+	if e, ok := c.ready[sh].Peek(key); ok {
+		tries := int(e.tries.Add(1))
+		e.retryAt.Store(now.Add(retryDelay(tries-1, pending)).UnixNano())
+		e.refreshing.Store(false)
+		return
+	}
+	m, ok := c.misses[sh].Peek(key)
+	if !ok {
+		m = &miss{since: now}
+	}
+	c.misses[sh].Add(key, &miss{since: m.since, tries: m.tries + 1, retryAt: now.Add(retryDelay(m.tries, pending))})
+}
+
+// pendingRetry is how soon a key the upstream reported pending is asked
+// for again.
+const pendingRetry = time.Second
+
+func retryDelay(tries int, pending bool) time.Duration {
+	if pending {
+		return pendingRetry
+	}
+	return min(time.Second<<min(tries, 6), 60*time.Second)
+}
+
+// Stats are the cache's counters.
+type Stats struct {
+	Projects, Misses                             int
+	Requests, Failures                           int64
+	Fetched, Unknown, Pending, Unchanged, Broken int64
+	Dropped                                      int64 // misses not queued: queue full
+}
+
+// Stats returns the cache's counters.
+func (c *Cache) Stats() Stats {
+	s := Stats{
+		Requests: c.stats.requests.Load(), Failures: c.stats.failures.Load(),
+		Fetched: c.stats.fetched.Load(), Unknown: c.stats.unknown.Load(),
+		Pending: c.stats.pending.Load(), Unchanged: c.stats.unchanged.Load(),
+		Broken: c.stats.broken.Load(), Dropped: c.stats.dropped.Load(),
+	}
+	for i := range shards {
+		s.Projects += c.ready[i].Len()
+		s.Misses += c.misses[i].Len()
+	}
+	return s
+}
+
+// Answer builds the response to a downstream relay's request from the
+// cache, queueing fetches for what it does not have: those keys are
+// reported pending, and the downstream asks again.
+func (c *Cache) Answer(req *Request) *Response {
+	parts := AllParts
+	if len(req.Parts) > 0 {
+		parts = 0
+		for _, name := range req.Parts {
+			if p, ok := ParsePart(name); ok {
+				parts = parts.With(p)
+			}
+		}
+		parts = parts.With(PartKeys)
+	}
+	resp := &Response{Configs: make(map[string]json.RawMessage, len(req.PublicKeys))}
+	for i, key := range req.PublicKeys {
+		st, status := c.Get(key)
+		switch status {
+		case Ready:
+			if i < len(req.Revisions) && req.Revisions[i] != nil && st.Rev != "" && *req.Revisions[i] == st.Rev {
+				resp.Unchanged = append(resp.Unchanged, key)
+				continue
+			}
+			resp.Configs[key] = st.AppendJSON(nil, parts)
+		case Unknown:
+			resp.Configs[key] = json.RawMessage("null")
+		default:
+			resp.Pending = append(resp.Pending, key)
+		}
+	}
+	if req.Global {
+		resp.Global, resp.GlobalStatus = c.Global(), "ready"
+		if resp.Global == nil {
+			resp.Global, resp.GlobalStatus = json.RawMessage("{}"), "pending"
+		}
+	}
+	return resp
+}
