@@ -1,0 +1,83 @@
+// Package aggregate merges metric buckets into time windows before they are
+// sent on (the Aggregator) and bounds how many distinct metric identities a
+// project may create (the Limiter). It is a pure library: no goroutines, no
+// I/O; the relay owns the loop that feeds and flushes it.
+//
+// # Aggregator
+//
+// A bucket is aggregated under the key (Scope, window timestamp, bucket key),
+// where the window timestamp is the bucket's timestamp aligned down to
+// Options.BucketInterval and the bucket key is its type, name (MRI) and sorted
+// tags. Buckets with equal keys are merged with envelope's (*Bucket).Merge:
+// counters add, distributions append, sets take the union, gauges keep the
+// last value, the extremes, the sum and the count. Merged buckets carry
+// Width = BucketInterval in seconds.
+//
+// Buckets live in slots, one per (scope, window). A slot is due at
+//
+//	windowEnd + InitialDelay + jitter,  jitter = hash(scope) mod BucketInterval
+//
+// so one project's buckets leave together while projects are spread over the
+// interval (Relay's "project" flush batching). A slot created after that time
+// (backdated data, or data for a window already flushed) is due one
+// BucketInterval after its creation instead, so late buckets of a window are
+// batched rather than flushed one by one (Relay's debounce delay). The owner
+// loop arms a timer with NextDue and calls Flush, which removes every due
+// bucket and returns them grouped into one Batch per (scope, partition),
+// where partition = KeyHash mod Options.Partitions steers the batch to a
+// next-tier relay (X-Sentry-Relay-Shard).
+//
+// # Memory budget
+//
+// Every held bucket is charged an estimate of its memory (key and tag
+// strings, value slices, struct and map overhead), reported by Stats.Bytes.
+// When an insert takes the total over Options.MaxBytes, the oldest buckets
+// (of the slot due first, in creation order) are moved out of their slot
+// and made due at once, until the rest fits: the next Flush returns them.
+// Nothing is ever dropped: a bucket is either merged, rejected by Insert (and
+// counted), or returned by Flush exactly once. A later bucket with the key of
+// one that was moved out starts a new bucket.
+//
+// # Durability contract
+//
+// The relay reads raw metric records from a durable buffer and inserts the
+// buckets of each with its Source (buffer stream and sequence number). A
+// record may be deleted (acked) only when no bucket it contributed to is
+// still held here, and after the caller has written every batch Flush
+// returned durably. Watermark(stream) returns the highest seq S such that no
+// record of the stream with seq ≤ S contributed to a bucket still held; the
+// caller acks up to S once the batches returned by the Flush calls before
+// it are safe.
+//
+// Bookkeeping: each held bucket remembers, per stream, the smallest seq that
+// contributed to it since it was created. Each stream keeps an ordered queue
+// of those seqs with the number of live buckets that remember each one. When
+// a bucket is flushed its counts drop, and zero counts are popped from the
+// front, so the watermark is the front seq minus one (O(1) amortized); with
+// nothing held it is the last inserted seq. Sources of a stream are expected
+// in non-decreasing seq order, as a buffer reader produces them; a smaller
+// seq (say after a rewind) is still accounted conservatively, but the
+// records it re-inserts are merged a second time, so never rewind a stream
+// that feeds the aggregator.
+//
+// # Cardinality limiter
+//
+// Limiter admits a bucket identity (KeyHash) for a (project, namespace) scope
+// if it was already admitted in the current window or if fewer than the
+// limit were; otherwise the caller drops the bucket with outcome
+// cardinality_limited. Windows are fixed and aligned to multiples of
+// LimitOptions.Window since the Unix epoch: at a boundary every scope starts
+// empty, so a burst spanning the boundary can admit up to twice the limit
+// (Relay's Redis limiter used sliding granules; fixed windows keep memory at
+// one exact set per scope). Only admitted hashes are stored, in an
+// open-addressing table of 8-byte slots, so a scope costs at most
+// 8 × nextPow2(4/3 × limit) bytes, and at most LimitOptions.MaxScopes scopes
+// are kept (least recently used evicted, which forgets their admissions).
+//
+// # Concurrency
+//
+// Aggregator and Limiter are safe for concurrent use: each has one mutex,
+// taken once per call (not per bucket), so Stats can be read from another
+// goroutine. The Aggregator is meant to be owned by one loop; contention on
+// the Limiter grows with the number of ingest goroutines calling Admit.
+package aggregate
