@@ -43,6 +43,9 @@ type Config struct {
 	Managed Managed `yaml:"managed"`
 	// Auth decides which downstream relays Baton serves.
 	Auth Auth `yaml:"auth"`
+	// Metrics configures metric aggregation, cardinality limits and
+	// steering.
+	Metrics Metrics `yaml:"metrics"`
 	// Telemetry configures logs and metrics.
 	Telemetry Telemetry `yaml:"telemetry"`
 	// Defaults holds the per-entry defaults of the maps above. Load has
@@ -399,6 +402,39 @@ type Auth struct {
 	// SignatureMaxFuture rejects relay signatures from further ahead than
 	// this (clock skew). Default: 60s.
 	SignatureMaxFuture time.Duration `yaml:"signature_max_future"`
+}
+
+// Metrics configures what Baton does with statsd and metric_buckets items.
+type Metrics struct {
+	// Aggregate merges metric items into buckets before forwarding them;
+	// false forwards them as received. Default: true.
+	Aggregate bool `yaml:"aggregate"`
+	// BucketInterval is the width of a bucket's time window. Default: 10s.
+	BucketInterval time.Duration `yaml:"bucket_interval"`
+	// InitialDelay is how long after its window closes a bucket waits for
+	// late data before it is flushed. Default: 30s.
+	InitialDelay time.Duration `yaml:"initial_delay"`
+	// MaxBytes is the memory budget of buckets held; over it the oldest
+	// are flushed early. Default: 64MiB.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// MaxPast and MaxFuture bound bucket timestamps against the receive
+	// time. Defaults: 120h and 60s.
+	MaxPast   time.Duration `yaml:"max_past"`
+	MaxFuture time.Duration `yaml:"max_future"`
+	// FlushPartitions, when > 0, splits flushed buckets by a stable hash of
+	// their metric key into this many partitions, each sent with
+	// X-Sentry-Relay-Shard (upstream) or as the record key (Kafka).
+	// Default: 0 (off).
+	FlushPartitions int `yaml:"flush_partitions"`
+	// CardinalityLimit caps the distinct metric keys of a project and
+	// namespace per CardinalityWindow; 0 is unlimited. Project configs may
+	// set their own. Default: 0.
+	CardinalityLimit int `yaml:"cardinality_limit"`
+	// CardinalityWindow is the limiter's window. Default: 1h.
+	CardinalityWindow time.Duration `yaml:"cardinality_window"`
+	// CardinalityScopes bounds the (project, namespace) pairs tracked.
+	// Default: 10000.
+	CardinalityScopes int `yaml:"cardinality_scopes"`
 }
 
 // StaticRelay is one trusted downstream relay.

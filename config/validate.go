@@ -62,6 +62,7 @@ func (c *Config) validate() problems {
 	v.projects()
 	v.managed()
 	v.auth()
+	v.metrics()
 	v.telemetry()
 	return v.probs
 }
@@ -431,6 +432,28 @@ func (v *validator) managed() {
 	v.positive("managed.fetch.concurrency", int64(m.Fetch.Concurrency))
 	v.durationPositive("managed.fetch.timeout", m.Fetch.Timeout)
 	v.durationPositive("managed.max_pending_age", m.MaxPendingAge)
+}
+
+func (v *validator) metrics() {
+	m := v.c.Metrics
+	v.durationPositive("metrics.bucket_interval", m.BucketInterval)
+	if m.BucketInterval > 0 && m.BucketInterval%time.Second != 0 {
+		v.errorf("metrics.bucket_interval", "must be whole seconds (bucket timestamps are unix seconds)")
+	}
+	if m.InitialDelay < 0 {
+		v.errorf("metrics.initial_delay", "must not be negative")
+	}
+	v.positive("metrics.max_bytes", int64(m.MaxBytes))
+	v.durationPositive("metrics.max_past", m.MaxPast)
+	v.durationPositive("metrics.max_future", m.MaxFuture)
+	if m.FlushPartitions < 0 || m.FlushPartitions > 256 {
+		v.errorf("metrics.flush_partitions", "must be 0 to 256")
+	}
+	if m.CardinalityLimit < 0 {
+		v.errorf("metrics.cardinality_limit", "must not be negative (0 is unlimited)")
+	}
+	v.durationPositive("metrics.cardinality_window", m.CardinalityWindow)
+	v.positive("metrics.cardinality_scopes", int64(m.CardinalityScopes))
 }
 
 func (v *validator) auth() {

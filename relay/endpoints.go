@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/aggregate"
 	"github.com/baton-relay/baton/relay/project"
 )
 
@@ -188,12 +189,20 @@ type Stats struct {
 	Accepted  int64                    `json:"accepted_records"`
 	Delivered int64                    `json:"delivered_records"`
 	Dropped   int64                    `json:"dropped_records"`
-	Pending   int64                    `json:"pending_records"`
+	// Aggregated are raw metric records folded into buckets; Produced the
+	// records of flushed buckets (see metrics.aggregate).
+	Aggregated int64 `json:"aggregated_records"`
+	Produced   int64 `json:"produced_records"`
+	Pending    int64 `json:"pending_records"`
 	// Waiting is the part of Pending that waits for its project's config.
 	Waiting int64 `json:"waiting_records"`
 	// Projects are the managed-mode config cache's counters.
 	Projects *project.Stats `json:"projects,omitempty"`
-	// Balanced reports recovered + accepted == delivered + dropped + pending.
+	// Aggregator and Cardinality are the metrics stage's state.
+	Aggregator  *aggregate.Stats        `json:"aggregator,omitempty"`
+	Cardinality *aggregate.LimiterStats `json:"cardinality,omitempty"`
+	// Balanced reports recovered + accepted + produced ==
+	// delivered + dropped + aggregated + pending.
 	Balanced bool `json:"balanced"`
 }
 
@@ -215,14 +224,24 @@ func (r *Relay) Stats() Stats {
 		ps := r.cache.Stats()
 		st.Projects = &ps
 	}
+	if r.aggr != nil {
+		as := r.aggr.agg.Stats()
+		st.Aggregator = &as
+		if r.aggr.lim != nil {
+			ls := r.aggr.lim.Stats()
+			st.Cardinality = &ls
+		}
+	}
 	for _, c := range st.Classes {
 		st.Accepted += c.Accepted.Records
 		st.Delivered += c.Delivered.Records
+		st.Aggregated += c.Aggregated.Records
+		st.Produced += c.Produced.Records
 		for _, d := range c.Dropped {
 			st.Dropped += d.Records
 		}
 	}
-	st.Balanced = st.Recovered.Records+st.Accepted == st.Delivered+st.Dropped+st.Pending
+	st.Balanced = st.Recovered.Records+st.Accepted+st.Produced == st.Delivered+st.Dropped+st.Aggregated+st.Pending
 	return st
 }
 

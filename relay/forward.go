@@ -22,6 +22,9 @@ type forwarder struct {
 	sink   routing.Sink
 	// maxBackoff caps the wait between retries. Default backoffMax.
 	maxBackoff time.Duration
+	// shard steers every message of the stream (a flush partition of
+	// aggregated metrics); it is also the Kafka record key.
+	shard string
 
 	recs  []buffer.Record
 	msgs  []routing.Message
@@ -100,7 +103,11 @@ func (f *forwarder) forward(ctx context.Context) bool {
 			ClientIP:   f.ips.get(rec.ClientIP),
 			ReceivedAt: rec.receivedAt(),
 			Envelope:   rec.Envelope,
+			Shard:      f.shard,
 		})
+		if f.shard != "" {
+			f.msgs[len(f.msgs)-1].Key = []byte(f.shard)
+		}
 		f.items = append(f.items, rec.Items)
 	}
 

@@ -38,7 +38,7 @@ func (r Reason) String() string { return reasonNames[r] }
 // outcomes counts records and items per class. Counters only grow; the
 // accounting identity is
 //
-//	recovered + accepted = delivered + dropped + pending
+//	recovered + accepted + produced = delivered + dropped + aggregated + pending
 //
 // where recovered is what the buffer held at start and pending what it holds
 // now (see Relay.Stats).
@@ -49,6 +49,11 @@ type outcomes struct {
 	// topic instead of their own (a subset of delivered).
 	deadLettered [envelope.NumClasses]counter
 	dropped      [envelope.NumClasses][numReasons]counter
+	// aggregated counts raw metric records folded into buckets (their
+	// items are metric items); produced counts the records of aggregated
+	// buckets Baton wrote (their items are buckets).
+	aggregated [envelope.NumClasses]counter
+	produced   [envelope.NumClasses]counter
 }
 
 type counter struct{ records, items atomic.Int64 }
@@ -65,6 +70,10 @@ type ClassOutcomes struct {
 	// DeadLettered is the part of Delivered that went to a dead-letter topic.
 	DeadLettered Count            `json:"dead_lettered,omitzero"`
 	Dropped      map[string]Count `json:"dropped,omitempty"`
+	// Aggregated are raw metric records folded into buckets; Produced the
+	// records of aggregated buckets Baton wrote (items are buckets).
+	Aggregated Count `json:"aggregated,omitzero"`
+	Produced   Count `json:"produced,omitzero"`
 }
 
 // Count is a number of buffer records and the envelope items they carry.
@@ -78,16 +87,19 @@ func (c *counter) load() Count { return Count{c.records.Load(), c.items.Load()} 
 func (o *outcomes) snapshot() map[string]ClassOutcomes {
 	m := make(map[string]ClassOutcomes)
 	for c := range envelope.NumClasses {
-		co := ClassOutcomes{Accepted: o.accepted[c].load(), Delivered: o.delivered[c].load(), DeadLettered: o.deadLettered[c].load()}
+		co := ClassOutcomes{
+			Accepted: o.accepted[c].load(), Delivered: o.delivered[c].load(), DeadLettered: o.deadLettered[c].load(),
+			Aggregated: o.aggregated[c].load(), Produced: o.produced[c].load(),
+		}
 		for r := range numReasons {
-			if d := o.dropped[c][r].load(); d.Records > 0 {
+			if d := o.dropped[c][r].load(); d.Records > 0 || d.Items > 0 {
 				if co.Dropped == nil {
 					co.Dropped = make(map[string]Count)
 				}
 				co.Dropped[r.String()] = d
 			}
 		}
-		if co.Accepted.Records+co.Delivered.Records > 0 || co.Dropped != nil {
+		if co.Accepted.Records+co.Delivered.Records+co.Produced.Records > 0 || co.Dropped != nil {
 			m[c.String()] = co
 		}
 	}

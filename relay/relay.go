@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,8 @@ type Relay struct {
 	downstream *downstream
 	cacheStop  context.CancelFunc
 	cacheDone  chan struct{}
+
+	aggr *aggregation // nil unless metrics.aggregate
 
 	server   *fasthttp.Server
 	listener net.Listener
@@ -130,6 +133,12 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	if r.projects, err = newProjectPolicy(cfg, r.cache); err != nil {
 		r.sinks.close(context.Background())
 		return nil, err
+	}
+	if cfg.Metrics.Aggregate {
+		if r.aggr, err = newAggregation(r); err != nil {
+			r.sinks.close(context.Background())
+			return nil, fmt.Errorf("relay: metrics: %w", err)
+		}
 	}
 	r.buf, err = buffer.Open(cfg.Buffer.Dir, r.bufferOptions())
 	if err != nil {
@@ -285,7 +294,7 @@ func IsPendingStream(s buffer.Stream) bool { return uint32(s)>>8&pendingBit != 0
 
 // StreamClass is the traffic class a buffer stream carries.
 func StreamClass(s buffer.Stream) envelope.Class {
-	return envelope.Class(uint32(s) >> 8 &^ pendingBit)
+	return envelope.Class(uint32(s) >> 8 &^ (pendingBit | flushedBit))
 }
 
 // startForwarders starts one forwarder per configured stream, plus one for
@@ -295,35 +304,56 @@ func (r *Relay) startForwarders() {
 	readCtx, stop := context.WithCancel(r.ctx)
 	sendCtx, kill := context.WithCancel(r.ctx)
 	r.fwdStop, r.fwdKill = stop, kill
-	streams := map[buffer.Stream]bool{}
+	streams := map[buffer.Stream]bool{} // forwarded to their class's sink
+	pending := map[buffer.Stream]bool{} // released once configs are known
+	raw := map[buffer.Stream]bool{}     // raw metrics, into the aggregator
 	for _, c := range envelope.Classes() {
 		for p := range r.partitions {
-			streams[buffer.Stream(uint32(c)<<8|p)] = true
+			s := buffer.Stream(uint32(c)<<8 | p)
+			switch {
+			case c == envelope.ClassMetric && r.aggr != nil:
+				raw[s] = true
+			default:
+				streams[s] = true
+			}
+			if r.cache != nil {
+				pending[pendingStream(s)] = true
+			}
 		}
 	}
-	pending := map[buffer.Stream]bool{}
-	if r.cache != nil {
-		for s := range streams {
-			pending[pendingStream(s)] = true
+	if r.aggr != nil {
+		for p := range max(r.cfg.Metrics.FlushPartitions, 1) {
+			streams[flushedStream(p)] = true
 		}
 	}
 	for _, st := range r.buf.Stats().Streams {
-		if st.Pending == 0 || StreamClass(st.Stream) >= envelope.NumClasses {
-			continue
-		}
-		if IsPendingStream(st.Stream) {
-			pending[st.Stream] = true
-		} else {
-			streams[st.Stream] = true
+		s := st.Stream
+		switch {
+		case st.Pending == 0 || StreamClass(s) >= envelope.NumClasses:
+		case IsPendingStream(s):
+			pending[s] = true
+		case StreamClass(s) == envelope.ClassMetric && r.aggr != nil && !IsFlushedStream(s):
+			raw[s] = true
+		default:
+			streams[s] = true
 		}
 	}
 	for s := range pending {
 		rl := &releaser{r: r, stream: s, class: StreamClass(s)}
 		r.fwdWG.Go(func() { rl.run(readCtx, sendCtx) })
 	}
+	if r.aggr != nil {
+		for s := range raw {
+			r.aggr.sources = append(r.aggr.sources, s)
+		}
+		r.aggr.start(&r.fwdWG, readCtx)
+	}
 	for s := range streams {
 		c := StreamClass(s)
 		f := &forwarder{r: r, stream: s, class: c, sink: r.sinks.route[c], maxBackoff: backoffMax}
+		if IsFlushedStream(s) && r.cfg.Metrics.FlushPartitions > 0 {
+			f.shard = strconv.Itoa(int(uint32(s) & 0xff))
+		}
 		if up, ok := r.cfg.Upstreams[r.cfg.RouteFor(c).Upstream]; ok && up.MaxRetryInterval > 0 {
 			f.maxBackoff = up.MaxRetryInterval
 		}

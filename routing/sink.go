@@ -22,7 +22,12 @@ type Message struct {
 	ReceivedAt time.Time // when Baton accepted the envelope
 	// Key is the partition key. Empty means "by project": sinks then use the
 	// decimal project id.
-	Key      []byte
+	Key []byte
+	// Shard, when set, steers the message: upstreams send it to the node
+	// chosen by rendezvous hashing over the shard (not the public key) and
+	// pass it on as X-Sentry-Relay-Shard, so every bucket of one metric key
+	// reaches the same next relay.
+	Shard    string
 	Envelope []byte // the serialized class envelope
 }
 

@@ -92,6 +92,10 @@ func (e *StatusError) Error() string {
 // maxDetail is how much of an error body StatusError keeps.
 const maxDetail = 256
 
+// HeaderShard carries a steered message's partition (Relay's metrics
+// traffic steering).
+const HeaderShard = "X-Sentry-Relay-Shard"
+
 // Upstream sends envelopes to a pool of upstream relays over HTTP.
 //
 // Each public key sticks to one node by rendezvous hashing over the nodes
@@ -307,7 +311,11 @@ func (u *Upstream) sendOne(ctx context.Context, m *Message) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	n := u.pick(m.PublicKey)
+	pickBy := m.PublicKey
+	if m.Shard != "" {
+		pickBy = "shard:" + m.Shard
+	}
+	n := u.pick(pickBy)
 
 	// body backs req's body (SetBodyRaw): released after req.
 	body := bytebufferpool.Get()
@@ -362,6 +370,9 @@ func (u *Upstream) buildRequest(req *fasthttp.Request, body *bytebufferpool.Byte
 	req.Header.SetBytesV("X-Sentry-Auth", auth)
 	if m.ClientIP != "" {
 		req.Header.Set("X-Forwarded-For", m.ClientIP)
+	}
+	if m.Shard != "" {
+		req.Header.Set(HeaderShard, m.Shard)
 	}
 
 	var delay time.Duration

@@ -210,7 +210,14 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 		if !s.Oldest.IsZero() {
 			age = time.Since(s.Oldest).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%d\t\n", s.Stream, relay.StreamClass(s.Stream), uint32(s.Stream)&0xff,
+		class := relay.StreamClass(s.Stream).String()
+		switch {
+		case relay.IsPendingStream(s.Stream):
+			class += " (waiting for config)"
+		case relay.IsFlushedStream(s.Stream):
+			class += " (aggregated)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%d\t\n", s.Stream, class, uint32(s.Stream)&0xff,
 			s.Pending, s.PendingBytes, age, s.Watermark)
 	}
 	_ = tw.Flush()

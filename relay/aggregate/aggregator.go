@@ -39,7 +39,7 @@ type Options struct {
 	BucketInterval time.Duration
 	// InitialDelay is how long after its window ends a bucket is held for
 	// late data (default 30s), plus a per-scope jitter in [0,
-	// BucketInterval).
+	// BucketInterval). Negative means no delay.
 	InitialDelay time.Duration
 	// MaxBytes is the memory budget of held buckets (default 64 MiB). Past
 	// it the oldest buckets are made due at once (see the package doc).
@@ -180,7 +180,6 @@ func New(opts Options) (*Aggregator, error) {
 		name string
 		v    int64
 	}{
-		{"InitialDelay", int64(opts.InitialDelay)},
 		{"MaxBytes", opts.MaxBytes},
 		{"MaxSecsInPast", int64(opts.MaxSecsInPast)},
 		{"MaxSecsInFuture", int64(opts.MaxSecsInFuture)},
@@ -190,8 +189,11 @@ func New(opts Options) (*Aggregator, error) {
 			return nil, fmt.Errorf("%w: %s is %d", ErrNegativeOption, o.name, o.v)
 		}
 	}
-	if opts.InitialDelay == 0 {
+	switch {
+	case opts.InitialDelay == 0:
 		opts.InitialDelay = DefaultInitialDelay
+	case opts.InitialDelay < 0:
+		opts.InitialDelay = 0
 	}
 	if opts.MaxBytes == 0 {
 		opts.MaxBytes = DefaultMaxBytes

@@ -27,7 +27,9 @@ func TestNewOptions(t *testing.T) {
 	bad(Options{BucketInterval: 500 * time.Millisecond}, ErrBucketInterval)
 	bad(Options{BucketInterval: 1500 * time.Millisecond}, ErrBucketInterval)
 	bad(Options{BucketInterval: -time.Second}, ErrBucketInterval)
-	bad(Options{InitialDelay: -1}, ErrNegativeOption)
+	if a, err := New(Options{InitialDelay: -1}); err != nil || a.delayNs != 0 {
+		t.Errorf("a negative InitialDelay means none: %v", err)
+	}
 	bad(Options{MaxBytes: -1}, ErrNegativeOption)
 	bad(Options{MaxSecsInPast: -1}, ErrNegativeOption)
 	bad(Options{MaxSecsInFuture: -1}, ErrNegativeOption)

@@ -156,6 +156,7 @@ type entry struct {
 	refreshing atomic.Bool  // a refresh is queued or in flight
 	retryAt    atomic.Int64 // unix nanos: no refresh before (after a failure)
 	tries      atomic.Int32
+	touched    atomic.Int64 // unix second of the last recency update
 }
 
 type miss struct {
@@ -189,7 +190,8 @@ func (c *Cache) GetBytes(key []byte) (*State, Status) {
 		return nil, Unknown
 	}
 	k := unsafe.String(&key[0], len(key)) // not retained: only looked up
-	if e, ok := c.ready[c.shard(k)].Get(k); ok && c.opts.Now().Sub(e.fetchedAt) < c.opts.Expiry {
+	now := c.opts.Now()
+	if e, ok := c.peek(c.shard(k), k, now); ok && now.Sub(e.fetchedAt) < c.opts.Expiry {
 		return e.state, Ready
 	}
 	return c.Get(string(key))
@@ -200,7 +202,7 @@ func (c *Cache) GetBytes(key []byte) (*State, Status) {
 func (c *Cache) Get(key string) (*State, Status) {
 	now := c.opts.Now()
 	sh := c.shard(key)
-	if e, ok := c.ready[sh].Get(key); ok {
+	if e, ok := c.peek(sh, key, now); ok {
 		age := now.Sub(e.fetchedAt)
 		if age < c.opts.Expiry {
 			return e.state, Ready
@@ -226,12 +228,25 @@ func (c *Cache) Get(key string) (*State, Status) {
 	if now.Before(m.retryAt) {
 		return nil, m.status(now)
 	}
-	// Due again: one caller swaps in a fresh miss and queues the fetch.
-	next := &miss{since: m.since, tries: m.tries, retryAt: now.Add(time.Hour)}
+	// Due again: one caller swaps in a fresh miss and queues the fetch. An
+	// unknown key stays unknown while it is asked again.
+	next := &miss{unknown: m.unknown, since: m.since, tries: m.tries, retryAt: now.Add(time.Hour)}
 	if c.misses[sh].Contains(key) && c.swapMiss(sh, key, m, next) && !c.enqueue(key) {
 		c.misses[sh].Remove(key)
 	}
-	return nil, Pending
+	return nil, m.status(now)
+}
+
+// peek looks key up under the shard's read lock; it refreshes the key's
+// recency (an exclusive lock) at most once a second per entry, so readers
+// of a hot project do not serialize.
+func (c *Cache) peek(sh int, key string, now time.Time) (*entry, bool) {
+	e, ok := c.ready[sh].Peek(key)
+	if ok && now.Unix() != e.touched.Load() {
+		e.touched.Store(now.Unix())
+		c.ready[sh].Get(key)
+	}
+	return e, ok
 }
 
 func (m *miss) status(time.Time) Status {
@@ -351,6 +366,9 @@ func (c *Cache) fetch(ctx context.Context, keys []string) {
 	fctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	resp, err := c.opts.Fetch(fctx, req)
 	cancel()
+	if err == nil && resp == nil {
+		err = errors.New("project: fetcher returned no response")
+	}
 	now := c.opts.Now()
 	if err != nil {
 		c.stats.failures.Add(1)
@@ -433,7 +451,7 @@ func (c *Cache) retryLater(key string, now time.Time, pending bool) {
 	if !ok {
 		m = &miss{since: now}
 	}
-	c.misses[sh].Add(key, &miss{since: m.since, tries: m.tries + 1, retryAt: now.Add(retryDelay(m.tries, pending))})
+	c.misses[sh].Add(key, &miss{unknown: m.unknown, since: m.since, tries: m.tries + 1, retryAt: now.Add(retryDelay(m.tries, pending))})
 }
 
 // pendingRetry is how soon a key the upstream reported pending is asked

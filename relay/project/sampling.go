@@ -273,6 +273,7 @@ func traceRand(d *DSC) float64 {
 // BlockedIP reports whether the client address addr is in the clientIps
 // filter.
 func (f *Filters) BlockedIP(addr netip.Addr) bool {
+	addr = addr.Unmap()
 	for _, s := range f.ClientIPs.BlacklistedIPs {
 		if p, err := parseIPOrPrefix(s); err == nil && p.Contains(addr) {
 			return true

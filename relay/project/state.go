@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // Part names one independently decoded piece of a project config. A part
@@ -416,25 +415,27 @@ func constantTimeEq(known string, presented []byte) bool {
 }
 
 // globMatch matches s against a glob where '*' is any run of characters;
-// Relay's release globs are case-sensitive.
+// Relay's release globs are case-sensitive. It backtracks only to the last
+// star, so a hostile pattern or string costs at most len(pattern)×len(s).
 func globMatch(pattern, s string) bool {
-	for {
-		i := strings.IndexByte(pattern, '*')
-		if i < 0 {
-			return pattern == s
-		}
-		if !strings.HasPrefix(s, pattern[:i]) {
+	px, sx, starPx, starSx := 0, 0, -1, 0
+	for sx < len(s) {
+		switch {
+		case px < len(pattern) && pattern[px] == '*':
+			starPx, starSx = px, sx
+			px++
+		case px < len(pattern) && pattern[px] == s[sx]:
+			px++
+			sx++
+		case starPx >= 0:
+			starSx++
+			px, sx = starPx+1, starSx
+		default:
 			return false
 		}
-		s, pattern = s[i:], pattern[i+1:]
-		if pattern == "" {
-			return true
-		}
-		for j := 0; j <= len(s); j++ {
-			if globMatch(pattern, s[j:]) {
-				return true
-			}
-		}
-		return false
 	}
+	for px < len(pattern) && pattern[px] == '*' {
+		px++
+	}
+	return px == len(pattern)
 }

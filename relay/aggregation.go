@@ -1,0 +1,327 @@
+package relay
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/baton-relay/baton/buffer"
+	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/aggregate"
+	"github.com/baton-relay/baton/relay/project"
+)
+
+// flushedBit marks, in a stream's class byte, the streams of aggregated
+// metric buckets ready to forward (the raw metric streams feed the
+// aggregator instead).
+const flushedBit = 0x40
+
+// flushedStream is the stream of flush partition p.
+func flushedStream(p int) buffer.Stream {
+	return buffer.Stream(uint32(envelope.ClassMetric|flushedBit)<<8 | uint32(p))
+}
+
+// IsFlushedStream reports whether s holds aggregated metric buckets.
+func IsFlushedStream(s buffer.Stream) bool { return uint32(s)>>8&flushedBit != 0 }
+
+// aggregation is the metrics stage: readers (one per raw metric stream)
+// parse statsd and metric_buckets items into buckets, pass them through the
+// cardinality limiter and insert them into the aggregator; one flusher
+// goroutine owns the flush timer, writes each flushed batch to a flushed
+// stream as a metric_buckets envelope, and only then acks the raw records
+// the aggregator no longer needs (its watermark). A crash loses nothing:
+// unacked raw records are aggregated again on restart (at-least-once).
+type aggregation struct {
+	r       *Relay
+	agg     *aggregate.Aggregator
+	lim     *aggregate.Limiter // nil: no cardinality limit configured
+	steer   bool               // flushed batches carry their partition as shard
+	sources []buffer.Stream
+	wake    chan struct{} // cap 1: an insert may have moved NextDue or the watermark
+
+	mu       sync.Mutex
+	inserted map[buffer.Stream][]insertedRec // per source: records not yet acked
+	limits   map[uint64]string               // project → revision whose limits are set
+}
+
+type insertedRec struct {
+	seq     buffer.Seq
+	items   int
+	corrupt bool // unreadable: counted as dropped, not aggregated
+}
+
+func newAggregation(r *Relay) (*aggregation, error) {
+	m := r.cfg.Metrics
+	delay := m.InitialDelay
+	if delay == 0 {
+		delay = -1 // the package's "none"; its zero is the default
+	}
+	agg, err := aggregate.New(aggregate.Options{
+		BucketInterval:  m.BucketInterval,
+		InitialDelay:    delay,
+		MaxBytes:        int64(m.MaxBytes),
+		MaxSecsInPast:   m.MaxPast,
+		MaxSecsInFuture: m.MaxFuture,
+		Partitions:      max(m.FlushPartitions, 1),
+	})
+	if err != nil {
+		return nil, err
+	}
+	a := &aggregation{
+		r: r, agg: agg, steer: m.FlushPartitions > 0,
+		wake: make(chan struct{}, 1), inserted: map[buffer.Stream][]insertedRec{}, limits: map[uint64]string{},
+	}
+	if m.CardinalityLimit > 0 || r.cfg.Mode == "managed" {
+		a.lim = aggregate.NewLimiter(aggregate.LimitOptions{
+			Limit: m.CardinalityLimit, Window: m.CardinalityWindow, MaxScopes: m.CardinalityScopes,
+		})
+	}
+	return a, nil
+}
+
+// start runs the readers and the flusher; they stop with readCtx, the
+// flusher after writing out what the aggregator holds.
+func (a *aggregation) start(wg *sync.WaitGroup, readCtx context.Context) {
+	for _, s := range a.sources {
+		wg.Go(func() { a.read(readCtx, s) })
+	}
+	wg.Go(func() { a.flushLoop(readCtx) })
+}
+
+func (a *aggregation) read(ctx context.Context, s buffer.Stream) {
+	var (
+		recs    []buffer.Record
+		buckets []envelope.Bucket
+		env     envelope.Envelope
+	)
+	lim := a.r.limits
+	for ctx.Err() == nil {
+		var err error
+		recs, err = a.r.buf.Read(ctx, s, recs[:0], forwardBatch, forwardBatchBytes)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.r.log.Error("buffer read failed", "stream", s, "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		for i := range recs {
+			var rec record
+			if err := decodeRecord(recs[i].Value, &rec); err != nil {
+				a.insert(s, insertedRec{seq: recs[i].Seq, corrupt: true}, aggregate.Scope{}, nil)
+				continue
+			}
+			buckets = buckets[:0]
+			invalid := 0
+			env.Reset()
+			if err := env.Parse(rec.Envelope, &lim); err != nil {
+				invalid++
+			}
+			received := rec.receivedAt()
+			for j := range env.Items {
+				it := &env.Items[j]
+				switch it.Type {
+				case envelope.ItemStatsd:
+					var lineErrs []envelope.LineError
+					buckets, lineErrs = envelope.ParseStatsd(buckets, it.Payload, received)
+					invalid += len(lineErrs)
+				case envelope.ItemMetricBuckets:
+					bs, err := envelope.ParseBuckets(it.Payload)
+					if err != nil {
+						invalid++
+					}
+					buckets = append(buckets, bs...)
+				default:
+					invalid++ // not a metric item: nothing to aggregate
+				}
+			}
+			kept := a.admit(&rec, buckets, received)
+			if invalid > 0 {
+				a.r.outcomes.dropped[envelope.ClassMetric][ReasonInvalid].add(0, invalid)
+			}
+			sc := aggregate.Scope{ProjectID: rec.ProjectID, PublicKey: string(rec.PublicKey)}
+			if rejected := a.insert(s, insertedRec{seq: recs[i].Seq, items: rec.Items}, sc, kept); rejected > 0 {
+				a.r.outcomes.dropped[envelope.ClassMetric][ReasonInvalid].add(0, rejected)
+			}
+		}
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// admit stamps the receive time, drops the namespace Relay does not
+// support and applies the cardinality limits; it returns the buckets kept
+// (in place).
+func (a *aggregation) admit(rec *record, buckets []envelope.Bucket, received time.Time) []envelope.Bucket {
+	if a.lim != nil && a.r.cache != nil {
+		a.projectLimits(rec)
+	}
+	kept := buckets[:0]
+	limited := 0
+	for i := range buckets {
+		b := &buckets[i]
+		ns := aggregate.Namespace(b.Name)
+		if ns == "unsupported" {
+			a.r.outcomes.dropped[envelope.ClassMetric][ReasonInvalid].add(0, 1)
+			continue
+		}
+		if a.lim != nil && !a.lim.Admit(rec.ProjectID, ns, b.KeyHash()) {
+			limited++
+			continue
+		}
+		if b.Metadata.ReceivedAt == 0 {
+			b.Metadata.ReceivedAt = received.Unix()
+		}
+		kept = append(kept, *b)
+	}
+	if limited > 0 {
+		a.r.outcomes.dropped[envelope.ClassMetric][ReasonCardinality].add(0, limited)
+	}
+	return kept
+}
+
+// projectLimits applies the cardinality limits of the project's config
+// (its metrics part), once per revision.
+func (a *aggregation) projectLimits(rec *record) {
+	st, status := a.r.cache.GetBytes(rec.PublicKey)
+	if status != project.Ready { // not known yet: the configured default applies
+		return
+	}
+	a.mu.Lock()
+	seen := a.limits[st.ProjectID] == st.Rev && st.Rev != ""
+	a.limits[st.ProjectID] = st.Rev
+	a.mu.Unlock()
+	if seen {
+		return
+	}
+	for _, l := range st.Metrics.CardinalityLimits {
+		if l.Passive || (l.Scope != "" && l.Scope != "project" && l.Scope != "organization") {
+			continue
+		}
+		a.lim.SetProjectLimit(st.ProjectID, l.Namespace, l.Limit)
+	}
+}
+
+// insert adds one record's buckets and remembers the record for the ack.
+func (a *aggregation) insert(s buffer.Stream, ir insertedRec, sc aggregate.Scope, bs []envelope.Bucket) int {
+	rejected := a.agg.Insert(sc, aggregate.Source{Stream: uint32(s), Seq: uint64(ir.seq)}, bs)
+	a.mu.Lock()
+	a.inserted[s] = append(a.inserted[s], ir)
+	a.mu.Unlock()
+	return rejected
+}
+
+func (a *aggregation) flushLoop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var batches []aggregate.Batch
+	for {
+		if due, ok := a.agg.NextDue(); ok {
+			timer.Reset(max(time.Until(due), 0))
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			// Shutting down: write out what is held, so the raw records
+			// can be acked and nothing is aggregated twice after restart.
+			batches = a.agg.FlushAll(batches[:0])
+			a.commit(context.Background(), batches)
+			return
+		case <-timer.C:
+		case <-a.wake:
+		}
+		batches = a.agg.Flush(time.Now(), batches[:0])
+		if !a.commit(ctx, batches) {
+			return
+		}
+	}
+}
+
+// commit appends the batches as records of the flushed streams, then acks
+// the raw records behind the watermark. It retries until it succeeds or
+// ctx ends (then the raw records stay for the next start).
+func (a *aggregation) commit(ctx context.Context, batches []aggregate.Batch) bool {
+	if len(batches) > 0 {
+		entries := make([]buffer.Entry, 0, len(batches))
+		items := make([]int, 0, len(batches))
+		for i := range batches {
+			b := &batches[i]
+			rec := record{
+				Class:      envelope.ClassMetric,
+				Items:      1,
+				ReceivedAt: time.Now().UnixNano(),
+				ProjectID:  b.Scope.ProjectID,
+				PublicKey:  []byte(b.Scope.PublicKey),
+			}
+			v := appendRecordHeader(nil, &rec)
+			v = appendBucketsEnvelope(v, b.Buckets)
+			entries = append(entries, buffer.Entry{Stream: flushedStream(b.Partition), Value: v})
+			items = append(items, len(b.Buckets))
+		}
+		for {
+			err := a.r.buf.Append(a.r.ctx, entries)
+			if err == nil {
+				break
+			}
+			a.r.log.Error("writing aggregated metrics to the buffer failed; retrying", "batches", len(entries), "err", err)
+			if !sleep(ctx, time.Second) {
+				return false
+			}
+		}
+		for _, n := range items {
+			a.r.outcomes.produced[envelope.ClassMetric].add(1, n)
+		}
+	}
+	a.ack()
+	return true
+}
+
+// ack acks every source up to the aggregator's watermark and counts the
+// raw records that were folded into buckets.
+func (a *aggregation) ack() {
+	for _, s := range a.sources {
+		w, ok := a.agg.Watermark(uint32(s))
+		if !ok {
+			continue
+		}
+		a.mu.Lock()
+		recs := a.inserted[s]
+		n := 0
+		for n < len(recs) && recs[n].seq <= buffer.Seq(w) {
+			n++
+		}
+		done := recs[:n]
+		a.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		if err := a.r.buf.Ack(s, buffer.Seq(w)); err != nil {
+			a.r.log.Error("buffer ack failed", "stream", s, "err", err)
+			continue
+		}
+		for _, rec := range done {
+			if rec.corrupt {
+				a.r.outcomes.dropped[envelope.ClassMetric][ReasonCorrupt].add(1, 0)
+			} else {
+				a.r.outcomes.aggregated[envelope.ClassMetric].add(1, rec.items)
+			}
+		}
+		a.mu.Lock()
+		a.inserted[s] = append(a.inserted[s][:0], a.inserted[s][n:]...)
+		a.mu.Unlock()
+	}
+}
+
+// appendBucketsEnvelope appends an envelope of one metric_buckets item.
+func appendBucketsEnvelope(dst []byte, bs []envelope.Bucket) []byte {
+	payload := envelope.AppendBucketsJSON(nil, bs)
+	dst = append(dst, "{}\n{\"type\":\"metric_buckets\",\"length\":"...)
+	dst = strconv.AppendInt(dst, int64(len(payload)), 10)
+	dst = append(dst, "}\n"...)
+	dst = append(dst, payload...)
+	return append(dst, '\n')
+}
