@@ -386,6 +386,11 @@ type Managed struct {
 	Cache ProjectCache `yaml:"cache"`
 	// Fetch is how cache misses are fetched.
 	Fetch ProjectFetch `yaml:"fetch"`
+	// Parts asks an upstream Baton for only these parts of each project
+	// config (keys, client, quotas, filters, sampling, metrics, features,
+	// other); a Sentry upstream ignores it. Empty asks for everything.
+	// Default: none.
+	Parts []string `yaml:"parts"`
 	// MaxPendingAge drops envelopes still waiting for their project's
 	// config after this long (outcome invalid/project_state). Default: 24h.
 	MaxPendingAge time.Duration `yaml:"max_pending_age"`

@@ -432,6 +432,12 @@ func (v *validator) managed() {
 	v.positive("managed.fetch.concurrency", int64(m.Fetch.Concurrency))
 	v.durationPositive("managed.fetch.timeout", m.Fetch.Timeout)
 	v.durationPositive("managed.max_pending_age", m.MaxPendingAge)
+	parts := []string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "other"}
+	for i, p := range m.Parts {
+		if !slices.Contains(parts, p) {
+			v.errorf(fmt.Sprintf("managed.parts.%d", i), "unknown part %q%s", p, suggest(p, parts))
+		}
+	}
 }
 
 func (v *validator) metrics() {

@@ -287,7 +287,7 @@ func TestManagedChainOfTwo(t *testing.T) {
   static_relays:
     %s: {public_key: %s}
 `, outerCreds.ID, relay.FormatPublicKey(outerCreds.PublicKey))))
-	outer := startNode(t, managedYAML(inner.url, "  credentials: "+credPath+"\n"))
+	outer := startNode(t, managedYAML(inner.url, "  credentials: "+credPath+"\n  parts: [keys, client, quotas, sampling]\n"))
 
 	if status, body, _ := postEnvelope(t, outer, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); status != 200 {
 		t.Fatalf("outer: %d %s", status, body)
@@ -318,6 +318,21 @@ func TestManagedChainOfTwo(t *testing.T) {
 	})
 	if status != 200 || !strings.Contains(resp, `"projectId":42`) {
 		t.Fatalf("fresh signature: %d %s", status, resp)
+	}
+	// The parts extension: only the asked parts' config keys come back.
+	partsBody, _ := json.Marshal(map[string]any{"publicKeys": []string{managedKey}, "parts": []string{"quotas"}})
+	status, resp, _ = post(t, inner.url+"/api/0/relays/projectconfigs/?version=3", partsBody, map[string]string{
+		relay.HeaderRelayID: outerCreds.ID, relay.HeaderRelaySignature: outerCreds.Sign(partsBody, time.Now()),
+	})
+	if status != 200 || !strings.Contains(resp, `"quotas"`) || strings.Contains(resp, `"sampling"`) || !strings.Contains(resp, `"publicKeys"`) {
+		t.Fatalf("parts [quotas]: %d %s", status, resp)
+	}
+	// The outer asked the inner for its configured parts; the fake Sentry
+	// got the inner's request without parts.
+	for _, r := range s.configRequests() {
+		if r.Parts != nil {
+			t.Errorf("the inner Baton sent parts %s to Sentry; it asks for everything", r.Parts)
+		}
 	}
 	// An unknown relay is refused.
 	stranger, _ := relay.GenerateCredentials()

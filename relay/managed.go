@@ -163,14 +163,19 @@ func (ua *upstreamAuth) fetchConfigs(ctx context.Context, req *project.Request) 
 }
 
 // newProjectCache builds the managed-mode config cache over ua.
-func newProjectCache(cfg config.Config, ua *upstreamAuth, log project.Options) (*project.Cache, error) {
+func newProjectCache(cfg config.Config, ua *upstreamAuth, opts project.Options) (*project.Cache, error) {
 	m := cfg.Managed
-	log.MaxProjects = m.Cache.MaxProjects
-	log.Expiry, log.Grace, log.MissExpiry = m.Cache.Expiry, m.Cache.Grace, m.Cache.MissExpiry
-	log.BatchSize, log.BatchInterval = m.Fetch.BatchSize, m.Fetch.BatchInterval
-	log.Concurrency, log.Timeout = m.Fetch.Concurrency, m.Fetch.Timeout
-	log.Fetch = ua.fetchConfigs
-	return project.New(log)
+	opts.MaxProjects = m.Cache.MaxProjects
+	opts.Expiry, opts.Grace, opts.MissExpiry = m.Cache.Expiry, m.Cache.Grace, m.Cache.MissExpiry
+	opts.BatchSize, opts.BatchInterval = m.Fetch.BatchSize, m.Fetch.BatchInterval
+	opts.Concurrency, opts.Timeout = m.Fetch.Concurrency, m.Fetch.Timeout
+	opts.Fetch = ua.fetchConfigs
+	for _, name := range m.Parts {
+		if p, ok := project.ParsePart(name); ok {
+			opts.Parts = opts.Parts.With(p)
+		}
+	}
+	return project.New(opts)
 }
 
 // ---- serving downstream relays ----
