@@ -535,3 +535,48 @@ func TestUpstreamKeepsProjectOrder(t *testing.T) {
 		t.Fatalf("after a 503: %v", errs[:3])
 	}
 }
+
+// A steered message goes to the node its shard hashes to, whatever its
+// project, and carries the shard header; the shards spread over the pool.
+func TestUpstreamSteersByShard(t *testing.T) {
+	t.Parallel()
+	fs := []*fakeUpstream{newFakeUpstream(t), newFakeUpstream(t), newFakeUpstream(t)}
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{fs[0].url, fs[1].url, fs[2].url}, Compression: "none"})
+	env := []byte(testHeaderLine + "\n" + testItems)
+	var msgs []Message
+	for shard := range 32 {
+		for key := range 3 { // the same shard from three projects
+			msgs = append(msgs, Message{
+				ProjectID: uint64(key + 1), PublicKey: fmt.Sprintf("%032d", key),
+				Shard: strconv.Itoa(shard), Envelope: env,
+			})
+		}
+	}
+	errs := make([]error, len(msgs))
+	u.Send(context.Background(), msgs, errs)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	owner := map[string]int{}
+	for i, f := range fs {
+		got := f.requests()
+		if len(got) == 0 {
+			t.Errorf("node %d got no shard", i)
+		}
+		for _, r := range got {
+			shard := r.headers[HeaderShard]
+			if shard == "" {
+				t.Fatalf("node %d: request without %s", i, HeaderShard)
+			}
+			if prev, ok := owner[shard]; ok && prev != i {
+				t.Fatalf("shard %s on nodes %d and %d", shard, prev, i)
+			}
+			owner[shard] = i
+		}
+	}
+	if len(owner) != 32 {
+		t.Fatalf("%d shards delivered, want 32", len(owner))
+	}
+}
