@@ -19,8 +19,11 @@ const (
 type report struct {
 	Target          string        `json:"target"`
 	Connections     int           `json:"connections"`
-	DurationSeconds float64       `json:"duration_seconds"`
+	DurationSeconds float64       `json:"duration_seconds"` // 0: no time limit (--requests)
+	Requests        uint64        `json:"requests,omitempty"`
 	Mix             string        `json:"mix"`
+	Keys            string        `json:"keys"`
+	RSSPID          int           `json:"rss_pid,omitempty"`
 	Payloads        payloadInfo   `json:"payloads"`
 	Ceiling         *ceilingInfo  `json:"ceiling,omitempty"`
 	Kafka           string        `json:"kafka,omitempty"`
@@ -101,6 +104,11 @@ func benchmark(ctx context.Context, o options, progress io.Writer) (*report, err
 	if b.payloads, err = buildPayloads(o.mix, spec, o.fixtures); err != nil {
 		return nil, err
 	}
+	if o.rssPID > 0 {
+		if err := checkRSSPID(o.rssPID); err != nil {
+			return nil, err
+		}
+	}
 	rep := b.newReport()
 	if o.ceiling {
 		stop, err := b.setupCeiling(rep)
@@ -138,7 +146,7 @@ func benchmark(ctx context.Context, o options, progress io.Writer) (*report, err
 func (b *bench) newReport() *report {
 	return &report{
 		Target: b.baton.String(), Connections: b.o.connections, DurationSeconds: b.o.duration.Seconds(),
-		Mix: b.o.mix, Kafka: b.o.kafka,
+		Requests: b.o.requests, Mix: b.o.mix, Keys: b.o.keys, RSSPID: b.o.rssPID, Kafka: b.o.kafka,
 		Payloads: payloadInfo{Synthetic: b.payloads.synthetic, Fixtures: b.payloads.fixtures,
 			Sequence: len(b.payloads.items), AvgBodyBytes: b.payloads.avgBytes},
 	}
@@ -170,9 +178,18 @@ func (b *bench) setupCeiling(rep *report) (func(), error) {
 	return stop, nil
 }
 
-func (b *bench) spec(label string, t target, d time.Duration) loadSpec {
-	return loadSpec{label: label, target: t, connections: b.o.connections, duration: d,
-		timeout: b.o.timeout, payloads: b.payloads, progress: b.progress}
+// spec describes a warm-up (duration only) or a measured run (duration
+// and/or request count); --rss-pid is sampled during measured Baton runs.
+func (b *bench) spec(label string, t target, d time.Duration, measured, baton bool) loadSpec {
+	s := loadSpec{label: label, target: t, connections: b.o.connections, duration: d,
+		timeout: b.o.timeout, payloads: b.payloads, randomKeys: b.o.keys == keysRandom, progress: b.progress}
+	if measured {
+		s.requests = b.o.requests
+		if baton {
+			s.rssPID, s.rssInterval = b.o.rssPID, defaultRSSInterval
+		}
+	}
+	return s
 }
 
 // warmup loads each target once, unreported, then lets Kafka settle so the
@@ -182,11 +199,11 @@ func (b *bench) warmup(ctx context.Context) error {
 		return nil
 	}
 	if b.ceiling != nil {
-		if _, err := runLoad(ctx, b.spec("warmup ceiling", *b.ceiling, b.o.warmup)); err != nil {
+		if _, err := runLoad(ctx, b.spec("warmup ceiling", *b.ceiling, b.o.warmup, false, false)); err != nil {
 			return err
 		}
 	}
-	if _, err := runLoad(ctx, b.spec("warmup baton", b.baton, b.o.warmup)); err != nil {
+	if _, err := runLoad(ctx, b.spec("warmup baton", b.baton, b.o.warmup, false, true)); err != nil {
 		return err
 	}
 	if b.kafka == nil {
@@ -206,7 +223,7 @@ func (b *bench) oneRun(ctx context.Context, i int) (runReport, error) {
 	suffix := fmt.Sprintf(" %d/%d", i, b.o.runs)
 	var err error
 	if b.ceiling != nil {
-		if run.Ceiling, err = runLoad(ctx, b.spec("ceiling"+suffix, *b.ceiling, b.o.duration)); err != nil {
+		if run.Ceiling, err = runLoad(ctx, b.spec("ceiling"+suffix, *b.ceiling, b.o.duration, true, false)); err != nil {
 			return run, err
 		}
 	}
@@ -216,7 +233,7 @@ func (b *bench) oneRun(ctx context.Context, i int) (runReport, error) {
 			return run, err
 		}
 	}
-	if run.Baton, err = runLoad(ctx, b.spec("baton"+suffix, b.baton, b.o.duration)); err != nil {
+	if run.Baton, err = runLoad(ctx, b.spec("baton"+suffix, b.baton, b.o.duration, true, true)); err != nil {
 		return run, err
 	}
 	if run.Ceiling != nil && run.Ceiling.AcceptedPerSec > 0 {

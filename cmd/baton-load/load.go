@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"sort"
@@ -55,9 +56,13 @@ type loadSpec struct {
 	label       string
 	target      target
 	connections int
-	duration    time.Duration
+	duration    time.Duration // 0: no time limit (requests must be set)
+	requests    uint64        // stop after this many requests over all connections; 0: no limit
 	timeout     time.Duration
 	payloads    *payloadSet
+	randomKeys  bool // a fresh random public key per synthetic request
+	rssPID      int  // sample this process's memory during the run; 0: none
+	rssInterval time.Duration
 	progress    io.Writer // nil: no progress lines
 }
 
@@ -71,6 +76,7 @@ type loadResult struct {
 	AcceptedPerSec    float64           `json:"accepted_per_sec"`
 	SentPerSec        float64           `json:"sent_per_sec"`
 	SyntheticAccepted uint64            `json:"synthetic_accepted"`
+	Status            map[string]uint64 `json:"status"` // every answer by status code, 2xx included
 	Non2xx            map[string]uint64 `json:"non_2xx"`
 	TransportErrors   uint64            `json:"transport_errors"`
 	ErrorSamples      map[string]uint64 `json:"error_samples,omitempty"`
@@ -78,6 +84,7 @@ type loadResult struct {
 	BodyBytes         uint64            `json:"body_bytes"`
 	BodyMBPerSec      float64           `json:"body_mb_per_sec"`
 	ConnectionsOpened uint64            `json:"connections_opened"`
+	RSS               *rssReport        `json:"rss,omitempty"`
 	EndedAt           time.Time         `json:"-"`
 }
 
@@ -112,6 +119,11 @@ type prepared struct {
 	body      []byte
 	idOffsets []int
 	chunked   bool
+	// With --keys random (synthetic payloads only): where the key sits in
+	// body, and the worker-owned X-Sentry-Auth value whose last 32 bytes
+	// are the key.
+	keyOffsets []int
+	auth       []byte
 }
 
 // worker owns one connection and sends requests in a closed loop.
@@ -123,6 +135,8 @@ type worker struct {
 	resp    *fasthttp.Response
 	stream  bytes.Reader
 	idSeq   uint64
+	keys    *rand.PCG     // --keys random: this worker's key stream; nil for the fixed key
+	budget  *atomic.Int64 // --requests: requests left over all workers; nil for no limit
 	live    *liveCounters
 	hist    *histogram
 	status  [600]uint64 // by status code; index 0 holds codes outside 100..599
@@ -132,7 +146,7 @@ type worker struct {
 	bytes   uint64
 }
 
-func newWorker(id int, s loadSpec, live *liveCounters, dials *atomic.Uint64) *worker {
+func newWorker(id int, s loadSpec, live *liveCounters, dials *atomic.Uint64, budget *atomic.Int64) *worker {
 	w := &worker{
 		id:   id,
 		resp: fasthttp.AcquireResponse(),
@@ -163,15 +177,19 @@ func newWorker(id int, s loadSpec, live *liveCounters, dials *atomic.Uint64) *wo
 	items := s.payloads.items
 	w.reqs = make([]prepared, len(items))
 	for i := range items {
-		w.reqs[i] = prepare(&items[i], s.target, s.payloads.idRunTag, uint16(id))
+		w.reqs[i] = prepare(&items[i], s.target, s.payloads.idRunTag, uint16(id), s.randomKeys)
 	}
+	if s.randomKeys {
+		w.keys = rand.NewPCG(rand.Uint64(), rand.Uint64())
+	}
+	w.budget = budget
 	w.next = id % len(items) // spread workers over the sequence
 	return w
 }
 
 // prepare builds the request once; synthetic bodies get a worker-owned copy
 // with the run tag and worker id already stamped into every event id.
-func prepare(p *payload, t target, runTag [12]byte, workerID uint16) prepared {
+func prepare(p *payload, t target, runTag [12]byte, workerID uint16, randomKeys bool) prepared {
 	req := fasthttp.AcquireRequest()
 	req.Header.DisableNormalizing() // send header names in the case the SDK used
 	req.Header.SetNoDefaultContentType(true)
@@ -188,6 +206,10 @@ func prepare(p *payload, t target, runTag [12]byte, workerID uint16) prepared {
 			copy(pr.body[off:], runTag[:])
 			putHex4(pr.body[off+12:], workerID)
 		}
+		if randomKeys {
+			pr.keyOffsets = p.keyOffsets
+			pr.auth = []byte(authPrefix + keyPlaceholder)
+		}
 	}
 	return pr
 }
@@ -196,11 +218,15 @@ func prepare(p *payload, t target, runTag [12]byte, workerID uint16) prepared {
 // the success path.
 func (w *worker) run(stop *atomic.Bool) {
 	for !stop.Load() {
+		if w.budget != nil && w.budget.Add(-1) < 0 {
+			return
+		}
 		p := &w.reqs[w.next]
 		if w.next++; w.next == len(w.reqs) {
 			w.next = 0
 		}
 		w.stampID(p)
+		w.stampKey(p)
 		if p.chunked {
 			w.stream.Reset(p.body)
 			p.req.SetBodyStream(&w.stream, -1)
@@ -225,6 +251,22 @@ func (w *worker) stampID(p *prepared) {
 	for _, off := range p.idOffsets {
 		putHex16(p.body[off+16:], w.idSeq)
 	}
+}
+
+// stampKey writes a fresh random public key into the request's body and
+// X-Sentry-Auth header (--keys random); 128 random bits make repeats
+// practically impossible.
+func (w *worker) stampKey(p *prepared) {
+	if w.keys == nil || p.auth == nil {
+		return
+	}
+	key := p.auth[len(p.auth)-32:]
+	putHex16(key, w.keys.Uint64())
+	putHex16(key[16:], w.keys.Uint64())
+	for _, off := range p.keyOffsets {
+		copy(p.body[off:], key)
+	}
+	p.req.Header.SetBytesV("X-Sentry-Auth", p.auth)
 }
 
 func (w *worker) account(p *prepared, err error) {
@@ -266,9 +308,10 @@ func (w *worker) release() {
 	fasthttp.ReleaseResponse(w.resp)
 }
 
-// runLoad drives s.connections workers for s.duration (or until ctx is done)
-// and returns the merged result. Requests in flight when time is up finish
-// and are counted; elapsed time runs until the last one returns.
+// runLoad drives s.connections workers for s.duration, until s.requests
+// have been sent, or until ctx is done, whichever comes first, and returns
+// the merged result. Requests in flight when time is up finish and are
+// counted; elapsed time runs until the last one returns.
 func runLoad(ctx context.Context, s loadSpec) (*loadResult, error) {
 	if s.connections < 1 || s.connections > 65535 {
 		return nil, fmt.Errorf("connections must be between 1 and 65535, got %d", s.connections)
@@ -276,33 +319,58 @@ func runLoad(ctx context.Context, s loadSpec) (*loadResult, error) {
 	if len(s.payloads.items) == 0 {
 		return nil, errNoPayloads
 	}
+	if s.duration <= 0 && s.requests == 0 {
+		return nil, fmt.Errorf("a load run needs a duration or a request count")
+	}
+	var budget *atomic.Int64
+	if s.requests > 0 {
+		budget = new(atomic.Int64)
+		budget.Store(int64(min(s.requests, 1<<62)))
+	}
 	var dials atomic.Uint64
 	live := make([]liveCounters, s.connections)
 	workers := make([]*worker, s.connections)
 	for i := range workers {
-		workers[i] = newWorker(i, s, &live[i], &dials)
+		workers[i] = newWorker(i, s, &live[i], &dials, budget)
 	}
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	start := time.Now()
+	var rss *rssSampler
+	if s.rssPID > 0 {
+		rss = startRSSSampler(s.rssPID, s.rssInterval, start, func() uint64 { return sumSent(live) })
+	}
 	for _, w := range workers {
 		wg.Go(func() { w.run(&stop) })
 	}
+	finished := make(chan struct{}) // every worker returned: the request budget is spent
+	go func() {
+		wg.Wait()
+		close(finished)
+	}()
 	done := make(chan struct{})
-	reporterDone := startProgress(s.progress, s.label, live, start, done)
-	timer := time.NewTimer(s.duration)
+	reporterDone := startProgress(s.progress, s.label, live, start, done, rss)
+	var timeUp <-chan time.Time
+	if s.duration > 0 {
+		timer := time.NewTimer(s.duration)
+		defer timer.Stop()
+		timeUp = timer.C
+	}
 	select {
-	case <-timer.C:
+	case <-timeUp:
 	case <-ctx.Done():
-		timer.Stop()
+	case <-finished:
 	}
 	stop.Store(true)
-	wg.Wait()
+	<-finished
 	elapsed := time.Since(start)
 	close(done)
 	<-reporterDone
 	res := merge(workers, elapsed)
 	res.Label, res.URL, res.ConnectionsOpened, res.EndedAt = s.label, s.target.String(), dials.Load(), time.Now()
+	if rss != nil {
+		res.RSS = rss.Stop()
+	}
 	for _, w := range workers {
 		w.release()
 	}
@@ -312,7 +380,7 @@ func runLoad(ctx context.Context, s loadSpec) (*loadResult, error) {
 // merge combines the workers' private counters.
 func merge(workers []*worker, elapsed time.Duration) *loadResult {
 	h := newHistogram()
-	res := &loadResult{ElapsedSeconds: elapsed.Seconds(), Non2xx: map[string]uint64{}}
+	res := &loadResult{ElapsedSeconds: elapsed.Seconds(), Status: map[string]uint64{}, Non2xx: map[string]uint64{}}
 	var status [600]uint64
 	for _, w := range workers {
 		h.Merge(w.hist)
@@ -332,11 +400,15 @@ func merge(workers []*worker, elapsed time.Duration) *loadResult {
 		}
 	}
 	for code, n := range status {
-		if n > 0 && (code < 200 || code >= 300) {
-			key := strconv.Itoa(code)
-			if code == 0 {
-				key = "other"
-			}
+		if n == 0 {
+			continue
+		}
+		key := strconv.Itoa(code)
+		if code == 0 {
+			key = "other"
+		}
+		res.Status[key] = n
+		if code < 200 || code >= 300 {
 			res.Non2xx[key] = n
 		}
 	}
@@ -350,7 +422,7 @@ func merge(workers []*worker, elapsed time.Duration) *loadResult {
 
 // startProgress prints one line per second to out until done is closed; the
 // returned channel is closed when the reporter has exited.
-func startProgress(out io.Writer, label string, live []liveCounters, start time.Time, done <-chan struct{}) <-chan struct{} {
+func startProgress(out io.Writer, label string, live []liveCounters, start time.Time, done <-chan struct{}, rss *rssSampler) <-chan struct{} {
 	exited := make(chan struct{})
 	if out == nil {
 		close(exited)
@@ -373,13 +445,25 @@ func startProgress(out io.Writer, label string, live []liveCounters, start time.
 					accepted += live[i].accepted.Load()
 				}
 				rate := float64(accepted-lastAccepted) / now.Sub(last).Seconds()
-				fmt.Fprintf(out, "[%s %3.0fs] sent %d  accepted %d  now %.0f/s  not accepted %d\n",
-					label, now.Sub(start).Seconds(), sent, accepted, rate, sent-accepted)
+				mem := ""
+				if rss != nil {
+					mem = rss.progress()
+				}
+				fmt.Fprintf(out, "[%s %3.0fs] sent %d  accepted %d  now %.0f/s  not accepted %d%s\n",
+					label, now.Sub(start).Seconds(), sent, accepted, rate, sent-accepted, mem)
 				lastAccepted, last = accepted, now
 			}
 		}
 	}()
 	return exited
+}
+
+func sumSent(live []liveCounters) uint64 {
+	var n uint64
+	for i := range live {
+		n += live[i].sent.Load()
+	}
+	return n
 }
 
 // sortedKeys returns m's keys in order, for stable output.

@@ -41,10 +41,15 @@ type options struct {
 	pool         int
 	project      int
 	key          string
+	keys         string
+	requests     uint64
+	rssPID       int
 	ceiling      bool
 	ceilingURL   string
 	serveNoop    string
 	serveKafka   string
+	serveSentry  string
+	knownKeys    []string
 	kafka        string
 	drainSettle  time.Duration
 	drainTimeout time.Duration
@@ -59,10 +64,18 @@ Usage:
   baton-load --ceiling --runs 3 --kafka 127.0.0.1:9092      # headline metric: Baton ÷ no-op ceiling
   baton-load --serve-noop 127.0.0.1:8081                    # only run the no-op server (own process)
   baton-load --serve-kafka 127.0.0.1:9093                   # only run a kfake broker (own process) for Baton to drain into
+  baton-load --serve-sentry 127.0.0.1:3900                  # only run a fake upstream Sentry (own process) for managed mode
+
+  # 1M random keys against managed Baton (memory bound):
+  baton-load --serve-sentry 127.0.0.1:3900 &
+  baton run --config managed.yaml &   # mode: managed, upstream http://127.0.0.1:3900
+  baton-load --url http://127.0.0.1:3000 --keys random --requests 1000000 --connections 64 --rss-pid $(pgrep -f 'baton run')
 
 Each connection is one goroutine with its own keep-alive connection that sends
-a request, waits for the answer, then sends the next. Progress goes to stderr
-once per second; the report goes to stdout (JSON with --json).
+a request, waits for the answer, then sends the next. A run lasts --duration,
+or until --requests have been sent (over all connections), whichever comes
+first. Progress goes to stderr once per second; the report goes to stdout
+(JSON with --json). Answers are counted by status code (2xx included).
 Exit status: 0 ok; 1 a run accepted nothing or --kafka found missing records;
 2 bad flags or setup failure.
 
@@ -88,10 +101,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.size, "size", 5120, "target size in `bytes` of each synthetic envelope")
 	fs.IntVar(&o.pool, "pool", 16, "number of distinct synthetic envelope templates, sent round-robin")
 	fs.IntVar(&o.project, "project", 1, "project id in the synthetic requests' path /api/<project>/envelope/")
-	fs.StringVar(&o.key, "key", "a7c3e9f1b5d24680ace13579bdf02468", "32-hex public key sent in the synthetic requests' X-Sentry-Auth")
+	fs.StringVar(&o.key, "key", "a7c3e9f1b5d24680ace13579bdf02468", "32-hex public key sent in the synthetic requests' X-Sentry-Auth and envelope dsn (--keys fixed)")
+	fs.StringVar(&o.keys, "keys", keysFixed, "public keys of the synthetic requests: fixed (--key in every request) or random (a fresh random 32-hex key per request, in X-Sentry-Auth and the envelope's dsn and trace; needs --mix synthetic)")
+	fs.Uint64Var(&o.requests, "requests", 0, "stop each run after `N` requests over all connections (0: no limit); without an explicit --duration the run has no time limit, with one it stops at whichever comes first")
+	fs.IntVar(&o.rssPID, "rss-pid", 0, "during each Baton run, sample /proc/`PID`/status every 250ms and report that process's peak VmRSS, final VmHWM and RSS over the run (0: off)")
 	fs.BoolVar(&o.ceiling, "ceiling", false, "before each Baton run, load a no-op fasthttp server (in this process unless --ceiling-url) with the same settings and report Baton ÷ ceiling. The in-process server shares this process's CPU with the load generator")
 	fs.StringVar(&o.ceilingURL, "ceiling-url", "", "base `URL` of an external no-op server (see --serve-noop) to use as the ceiling; implies --ceiling")
 	fs.StringVar(&o.serveKafka, "serve-kafka", "", "run only a kfake Kafka broker on `addr` (baton.* topics seeded, others created on first produce; 64 MiB retained per partition) until SIGINT/SIGTERM, so Baton's sink drains into another process")
+	fs.StringVar(&o.serveSentry, "serve-sentry", "", "run only a fake upstream Sentry on `addr` until SIGINT/SIGTERM, for Baton in managed mode: relay registration, projectconfigs answering null for every key but --known-keys, envelopes 200 {}; prints the requests served on exit")
+	knownKeys := fs.String("known-keys", "", "with --serve-sentry: comma-separated 32-hex public `keys` answered with a valid config of project --project (all other keys are unknown)")
 	fs.StringVar(&o.serveNoop, "serve-noop", "", "run only the no-op server on `addr` (e.g. 127.0.0.1:8081) until SIGINT/SIGTERM, then print what it served")
 	fs.StringVar(&o.kafka, "kafka", "", "Kafka bootstrap `addr`; verify delivery by watching the end offsets of the baton.* topics")
 	fs.DurationVar(&o.drainSettle, "drain-settle", 2*time.Second, "with --kafka: offsets must stop growing this long after the load before counting")
@@ -107,6 +125,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.ceilingURL != "" {
 		o.ceiling = true
 	}
+	durationSet := false
+	fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
+	if o.requests > 0 && !durationSet {
+		o.duration = 0 // --requests alone: no time limit
+	}
+	if *knownKeys != "" {
+		for k := range strings.SplitSeq(*knownKeys, ",") {
+			o.knownKeys = append(o.knownKeys, strings.TrimSpace(k))
+		}
+	}
 	return o, o.validate()
 }
 
@@ -114,8 +142,8 @@ func (o *options) validate() error {
 	switch {
 	case o.connections < 1 || o.connections > 65535:
 		return fmt.Errorf("--connections must be between 1 and 65535, got %d", o.connections)
-	case o.duration <= 0:
-		return fmt.Errorf("--duration must be positive, got %s", o.duration)
+	case o.duration < 0 || (o.duration == 0 && o.requests == 0):
+		return fmt.Errorf("--duration must be positive (or 0 with --requests), got %s", o.duration)
 	case o.timeout <= 0:
 		return fmt.Errorf("--timeout must be positive, got %s", o.timeout)
 	case o.runs < 1:
@@ -130,6 +158,17 @@ func (o *options) validate() error {
 		return fmt.Errorf("--key must be 32 lower-case hex digits, got %q", o.key)
 	case o.mix != mixSynthetic && o.mix != mixFixtures && o.mix != mixBoth:
 		return fmt.Errorf("--mix must be synthetic, fixtures or both, got %q", o.mix)
+	case o.keys != keysFixed && o.keys != keysRandom:
+		return fmt.Errorf("--keys must be fixed or random, got %q", o.keys)
+	case o.keys == keysRandom && o.mix != mixSynthetic:
+		return fmt.Errorf("--keys random needs --mix synthetic: fixture requests carry their captured keys in query strings, headers and compressed bodies")
+	case o.rssPID < 0:
+		return fmt.Errorf("--rss-pid must be a process id, got %d", o.rssPID)
+	}
+	for _, k := range o.knownKeys {
+		if !isHex32(k) {
+			return fmt.Errorf("--known-keys: %q is not 32 lower-case hex digits", k)
+		}
 	}
 	return nil
 }
@@ -170,6 +209,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.serveNoop != "" {
 		return serveNoop(ctx, o.serveNoop, stdout, stderr)
+	}
+	if o.serveSentry != "" {
+		return serveSentry(ctx, o, stdout, stderr)
 	}
 	rep, err := benchmark(ctx, o, stderr)
 	if err != nil {

@@ -18,6 +18,20 @@ import (
 // appears elsewhere in the generated JSON, so the offsets found are exact.
 const idPlaceholder = "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@"
 
+// keyPlaceholder marks where the public key goes in a synthetic template (the
+// envelope header's dsn and trace.public_key); '~' appears nowhere else.
+const keyPlaceholder = "~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~"
+
+// authPrefix is the synthetic requests' X-Sentry-Auth value up to the key,
+// which ends the value so that --keys random can stamp it in place.
+const authPrefix = "Sentry sentry_version=7, sentry_client=baton-load/1.0, sentry_key="
+
+// Key modes accepted by --keys.
+const (
+	keysFixed  = "fixed"
+	keysRandom = "random"
+)
+
 // Mix names accepted by --mix.
 const (
 	mixSynthetic = "synthetic"
@@ -29,13 +43,14 @@ const (
 // read-only between workers, except synthetic ones, which each worker copies
 // so that it can stamp its own event ids into them.
 type payload struct {
-	name      string
-	method    string
-	uri       string      // path and query, e.g. /api/1/envelope/?sentry_key=...
-	headers   [][2]string // in send order, names in the case to send
-	body      []byte      // the wire bytes (gzip where the client sent gzip)
-	chunked   bool        // send with Transfer-Encoding: chunked
-	idOffsets []int       // synthetic only: where the 32-hex event id sits in body
+	name       string
+	method     string
+	uri        string      // path and query, e.g. /api/1/envelope/?sentry_key=...
+	headers    [][2]string // in send order, names in the case to send
+	body       []byte      // the wire bytes (gzip where the client sent gzip)
+	chunked    bool        // send with Transfer-Encoding: chunked
+	idOffsets  []int       // synthetic only: where the 32-hex event id sits in body
+	keyOffsets []int       // synthetic only: where the 32-hex public key sits in body
 }
 
 func (p *payload) synthetic() bool { return len(p.idOffsets) > 0 }
@@ -119,31 +134,37 @@ func syntheticPayloads(s synthSpec) []payload {
 	headers := [][2]string{
 		{"Content-Type", "application/x-sentry-envelope"},
 		{"User-Agent", "baton-load/1.0"},
-		{"X-Sentry-Auth", "Sentry sentry_version=7, sentry_client=baton-load/1.0, sentry_key=" + s.key},
+		{"X-Sentry-Auth", authPrefix + s.key}, // last: the key ends the value (see prepare)
 	}
 	for i := range out {
 		body := syntheticEnvelope(i, s, sentAt)
+		keyOffs := placeholderOffsets(body, keyPlaceholder)
+		for _, off := range keyOffs {
+			copy(body[off:], s.key)
+		}
 		out[i] = payload{
-			name:      "synthetic-" + strconv.Itoa(i),
-			method:    "POST",
-			uri:       "/api/" + strconv.Itoa(s.project) + "/envelope/",
-			headers:   headers,
-			body:      body,
-			idOffsets: placeholderOffsets(body),
+			name:       "synthetic-" + strconv.Itoa(i),
+			method:     "POST",
+			uri:        "/api/" + strconv.Itoa(s.project) + "/envelope/",
+			headers:    headers,
+			body:       body,
+			idOffsets:  placeholderOffsets(body, idPlaceholder),
+			keyOffsets: keyOffs,
 		}
 	}
 	return out
 }
 
-func placeholderOffsets(body []byte) []int {
+// placeholderOffsets returns where placeholder occurs in body.
+func placeholderOffsets(body []byte, placeholder string) []int {
 	var offs []int
 	for base := 0; ; {
-		i := bytes.Index(body[base:], []byte(idPlaceholder))
+		i := bytes.Index(body[base:], []byte(placeholder))
 		if i < 0 {
 			return offs
 		}
 		offs = append(offs, base+i)
-		base += i + len(idPlaceholder)
+		base += i + len(placeholder)
 	}
 }
 
@@ -181,10 +202,10 @@ func syntheticEnvelope(seed int, s synthSpec, sentAt time.Time) []byte {
 	header := map[string]any{
 		"event_id": idPlaceholder,
 		"sent_at":  sentAt.Format("2006-01-02T15:04:05.000Z"),
-		"dsn":      "http://" + s.key + "@" + s.dsnHost + "/" + strconv.Itoa(s.project),
+		"dsn":      "http://" + keyPlaceholder + "@" + s.dsnHost + "/" + strconv.Itoa(s.project),
 		"sdk":      map[string]string{"name": "sentry.javascript.node", "version": "11.12.0"},
 		"trace": map[string]string{"environment": "production", "release": "shop-web@2.14." + strconv.Itoa(seed),
-			"public_key": s.key, "trace_id": string(randomHex(16)), "sample_rate": "1", "sampled": "true"},
+			"public_key": keyPlaceholder, "trace_id": string(randomHex(16)), "sample_rate": "1", "sampled": "true"},
 	}
 	errType := jsErrorTypes[r.IntN(len(jsErrorTypes))]
 	var frames []jsFrame

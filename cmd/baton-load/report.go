@@ -41,8 +41,19 @@ func writeReport(w io.Writer, rep *report, asJSON bool) error {
 
 func writeHeader(b *strings.Builder, rep *report) {
 	p := rep.Payloads
-	fmt.Fprintf(b, "baton-load  target %s  connections %d  duration %gs  mix %s (%d synthetic, %d fixtures, avg body %d B)\n",
-		rep.Target, rep.Connections, rep.DurationSeconds, rep.Mix, p.Synthetic, p.Fixtures, p.AvgBodyBytes)
+	limit := fmt.Sprintf("duration %gs", rep.DurationSeconds)
+	switch {
+	case rep.Requests > 0 && rep.DurationSeconds > 0:
+		limit = fmt.Sprintf("requests %d or duration %gs", rep.Requests, rep.DurationSeconds)
+	case rep.Requests > 0:
+		limit = fmt.Sprintf("requests %d", rep.Requests)
+	}
+	keys := "fixed key"
+	if rep.Keys == keysRandom {
+		keys = "random key per request"
+	}
+	fmt.Fprintf(b, "baton-load  target %s  connections %d  %s  mix %s (%d synthetic, %d fixtures, avg body %d B)  %s\n",
+		rep.Target, rep.Connections, limit, rep.Mix, p.Synthetic, p.Fixtures, p.AvgBodyBytes, keys)
 	if c := rep.Ceiling; c != nil {
 		where := "external no-op server"
 		if c.InProcess {
@@ -61,8 +72,24 @@ func writeLoad(b *strings.Builder, name string, r *loadResult) {
 		name, r.AcceptedPerSec, r.Sent, r.ElapsedSeconds, r.Accepted, statusList(r.Non2xx), r.TransportErrors, r.ConnectionsOpened)
 	fmt.Fprintf(b, "  %-9s latency p50 %s  p90 %s  p99 %s  max %s  mean %s   bodies %.1f MB/s\n",
 		"", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), ms(l.Mean), r.BodyMBPerSec)
+	fmt.Fprintf(b, "  %-9s status %s\n", "", statusList(r.Status))
 	for _, msg := range sortedKeys(r.ErrorSamples) {
 		fmt.Fprintf(b, "  %-9s error x%d: %s\n", "", r.ErrorSamples[msg], msg)
+	}
+	if r.RSS != nil {
+		writeRSS(b, r.RSS)
+	}
+}
+
+// writeRSS prints the --rss-pid process's memory over the run.
+func writeRSS(b *strings.Builder, m *rssReport) {
+	fmt.Fprintf(b, "  %-9s pid %d: start %.1f MB  peak %.1f MB (at %.1fs)  final %.1f MB  VmHWM %.1f MB  second half %+.1f MB  (%d samples, every %gms)\n",
+		"rss", m.PID, m.StartMB, m.PeakMB, m.PeakAtSeconds, m.FinalMB, m.FinalHWMMB, m.SecondHalfGrowth, m.Samples, m.IntervalMs)
+	for _, pt := range m.Timeline {
+		fmt.Fprintf(b, "  %-9s at %3d%%  %7.1fs  sent %10d  rss %8.1f MB\n", "", pt.Pct, pt.Seconds, pt.Sent, pt.RSSMB)
+	}
+	if m.Error != "" {
+		fmt.Fprintf(b, "  %-9s SAMPLING STOPPED %s\n", "", m.Error)
 	}
 }
 
