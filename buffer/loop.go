@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -210,6 +211,13 @@ type loopState struct {
 	lastExpiry time.Time
 	groups     chan *group
 	free       chan *group
+	// handed counts the fsyncing groups given to the completer, completed
+	// those it finished (it signals done after each, without blocking);
+	// gEntries and gBytes size the group being gathered.
+	handed           int64
+	completed        atomic.Int64
+	done             chan struct{}
+	gEntries, gBytes int
 }
 
 func (l *loopState) init(b *Buffer) {
@@ -223,18 +231,29 @@ func (l *loopState) init(b *Buffer) {
 	for range 3 {
 		l.free <- &group{}
 	}
+	l.done = make(chan struct{}, 1)
 }
 
 // run is the commit loop: it gathers queued requests into one batch and
 // applies it; complete waits for the fsync and releases the waiters. The next
-// group forms while the previous one fsyncs; there is no artificial linger.
+// group forms while the previous one fsyncs and takes in everything that
+// arrives until that fsync is done (linger); an idle buffer commits at once.
 func (b *Buffer) run() {
 	l := &b.loop
 	completed := make(chan struct{})
 	go func() {
 		defer close(completed)
 		for g := range l.groups {
+			synced := g.sync
 			l.complete(g)
+			if !synced {
+				continue
+			}
+			l.completed.Add(1)
+			select {
+			case l.done <- struct{}{}:
+			default: // a wake-up is already pending
+			}
 		}
 	}()
 	defer func() {
@@ -262,7 +281,32 @@ func (b *Buffer) run() {
 			}
 		}
 		l.gather(r)
+		l.linger()
 		l.commit(false, false)
+	}
+}
+
+// linger keeps adding arrivals to the group being gathered while the
+// previous group is still fsyncing: they would wait for that fsync anyway,
+// and one bigger group costs one fsync instead of several small ones. Groups
+// without fsync (acks, relaxed durability) are not waited for.
+func (l *loopState) linger() {
+	o := l.b.opts
+	for l.handed > l.completed.Load() && l.carry == nil {
+		select {
+		case <-l.done:
+		case r, ok := <-l.b.reqs:
+			if !ok {
+				return // closed; run sees it on the next receive
+			}
+			if l.gEntries+len(r.entries) > o.MaxGroupEntries || l.gBytes+r.bytes > o.MaxGroupBytes {
+				l.carry = r
+				return
+			}
+			l.reqs = append(l.reqs, r)
+			l.gEntries += len(r.entries)
+			l.gBytes += r.bytes
+		}
 	}
 }
 
@@ -280,12 +324,14 @@ func (l *loopState) gather(r *request) {
 			}
 			if entries+len(r.entries) > o.MaxGroupEntries || bytes+r.bytes > o.MaxGroupBytes {
 				l.carry = r
+				l.gEntries, l.gBytes = entries, bytes
 				return
 			}
 			l.reqs = append(l.reqs, r)
 			entries += len(r.entries)
 			bytes += r.bytes
 		default:
+			l.gEntries, l.gBytes = entries, bytes
 			return
 		}
 	}
@@ -412,7 +458,11 @@ func (l *loopState) commit(housekeep, final bool) {
 	g.appended, g.acked, g.quar = l.appended, l.acked, l.quar
 	l.releaseDrops() // deletions are visible in Pebble: Reads may proceed
 	l.reset()
+	synced := g.sync
 	l.groups <- g
+	if synced {
+		l.handed++
+	}
 }
 
 func (l *loopState) reset() {
