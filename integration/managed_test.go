@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -109,7 +110,7 @@ func TestManagedUnknownAndDisabled(t *testing.T) {
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
 		m["publicKeys"] = []any{map[string]any{"publicKey": managedKey, "isEnabled": false}}
 	}))
-	n := startNode(t, managedYAML(s.url(), ""))
+	n := startNode(t, managedYAML(s.url(), "telemetry: {metrics_listen: 127.0.0.1:0}\n"))
 
 	// Unknown key: the first envelope waits, the upstream says null, it is
 	// dropped with an outcome; once known as unknown, the door says 403.
@@ -142,6 +143,22 @@ func TestManagedUnknownAndDisabled(t *testing.T) {
 		t.Fatal("an envelope of an unknown or disabled key was delivered")
 	}
 	waitBalanced(t, n, 5*time.Second)
+	resp, err := http.Get("http://" + n.r.MetricsAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`baton_dropped_records_total{class="error",reason="project_unknown"} 1`,
+		`baton_rejected_requests_total{reason="disabled"} 1`,
+		"baton_waiting_records 0",
+		"baton_projects_cached 1",
+	} {
+		if !strings.Contains(string(text), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }
 
 func TestManagedUpstreamDownServesThroughGrace(t *testing.T) {

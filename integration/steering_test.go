@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +62,7 @@ func recordBuckets(t *testing.T, env []byte) []envelope.Bucket {
 }
 
 func TestMetricsAggregated(t *testing.T) {
-	n := startNode(t, fastMetrics)
+	n := startNode(t, fastMetrics+"telemetry: {metrics_listen: 127.0.0.1:0}\n")
 	var lines []string
 	for i := range 20 {
 		lines = append(lines, "app.requests@none:1|c|#route:a", fmt.Sprintf("app.latency@millisecond:%d|d|#route:a", i), "app.users:u"+fmt.Sprint(i%5)+"|s")
@@ -107,6 +109,22 @@ func TestMetricsAggregated(t *testing.T) {
 	}
 	if m.Dropped["invalid"].Items != 1 {
 		t.Fatalf("invalid statsd line not counted: %+v", m.Dropped)
+	}
+	resp, err := http.Get("http://" + n.r.MetricsAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`baton_aggregated_records_total{class="metric"} 21`,
+		fmt.Sprintf(`baton_produced_records_total{class="metric"} %d`, m.Produced.Records),
+		`baton_dropped_items_total{class="metric",reason="invalid"} 1`,
+		"baton_metric_buckets 0",
+	} {
+		if !strings.Contains(string(text), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
 

@@ -42,6 +42,15 @@ func (r *Relay) MetricsAddr() net.Addr {
 	return r.metricsLn.Addr()
 }
 
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 	if string(ctx.Path()) != "/metrics" {
 		ctx.Error("not found", fasthttp.StatusNotFound)
@@ -56,11 +65,7 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 	gauge := func(name, help string, v int64) {
 		b = fmt.Appendf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
 	}
-	classes := make([]string, 0, len(st.Classes))
-	for c := range st.Classes {
-		classes = append(classes, c)
-	}
-	sort.Strings(classes)
+	classes := sortedKeys(st.Classes)
 
 	perClass := func(name, help string, v func(ClassOutcomes) int64) {
 		counter(name, help)
@@ -76,27 +81,43 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 		func(o ClassOutcomes) int64 { return o.Delivered.Records })
 	perClass("baton_dead_lettered_records_total", "Delivered records that went to a dead-letter topic, by traffic class.",
 		func(o ClassOutcomes) int64 { return o.DeadLettered.Records })
+	perClass("baton_aggregated_records_total", "Raw metric records folded into aggregated buckets, by traffic class.",
+		func(o ClassOutcomes) int64 { return o.Aggregated.Records })
+	perClass("baton_produced_records_total", "Records of aggregated buckets written by Baton, by traffic class.",
+		func(o ClassOutcomes) int64 { return o.Produced.Records })
+	counter("baton_dropped_items_total", "Envelope items dropped, by traffic class and reason (metric buckets and lines included).")
+	for _, c := range classes {
+		for _, why := range sortedKeys(st.Classes[c].Dropped) {
+			b = fmt.Appendf(b, "baton_dropped_items_total{class=%q,reason=%q} %d\n", c, why, st.Classes[c].Dropped[why].Items)
+		}
+	}
 	counter("baton_dropped_records_total", "Buffer records dropped, by traffic class and reason.")
 	for _, c := range classes {
-		reasons := make([]string, 0, len(st.Classes[c].Dropped))
-		for why := range st.Classes[c].Dropped {
-			reasons = append(reasons, why)
-		}
-		sort.Strings(reasons)
-		for _, why := range reasons {
+		for _, why := range sortedKeys(st.Classes[c].Dropped) {
 			b = fmt.Appendf(b, "baton_dropped_records_total{class=%q,reason=%q} %d\n", c, why, st.Classes[c].Dropped[why].Records)
 		}
 	}
 	counter("baton_rejected_requests_total", "Requests refused at ingest, by reason.")
-	reasons := make([]string, 0, len(st.Rejected))
-	for why := range st.Rejected {
-		reasons = append(reasons, why)
-	}
-	sort.Strings(reasons)
-	for _, why := range reasons {
+	for _, why := range sortedKeys(st.Rejected) {
 		b = fmt.Appendf(b, "baton_rejected_requests_total{reason=%q} %d\n", why, st.Rejected[why])
 	}
 	gauge("baton_buffer_pending_records", "Records in the buffer not yet delivered or dropped.", bs.Pending)
+	gauge("baton_waiting_records", "Buffered records waiting for their project's config (managed mode).", st.Waiting)
+	if p := st.Projects; p != nil {
+		gauge("baton_projects_cached", "Project configs in the cache.", int64(p.Projects))
+		gauge("baton_projects_misses", "Keys cached as pending or unknown.", int64(p.Misses))
+		counter("baton_project_fetches_total", "Project config requests to the upstream, by result.")
+		b = fmt.Appendf(b, "baton_project_fetches_total{result=\"ok\"} %d\nbaton_project_fetches_total{result=\"failed\"} %d\n", p.Requests-p.Failures, p.Failures)
+		counter("baton_project_broken_parts_total", "Fetched configs with a part that failed to decode.")
+		b = fmt.Appendf(b, "baton_project_broken_parts_total %d\n", p.Broken)
+	}
+	if a := st.Aggregator; a != nil {
+		gauge("baton_metric_buckets", "Metric buckets held by the aggregator.", int64(a.Buckets))
+		gauge("baton_metric_bucket_bytes", "Estimated memory of those buckets.", a.Bytes)
+	}
+	if c := st.Cardinality; c != nil {
+		gauge("baton_cardinality_bytes", "Estimated memory of the cardinality limiter.", c.Bytes)
+	}
 	gauge("baton_buffer_pending_bytes", "Stored bytes of those records.", bs.PendingBytes)
 	gauge("baton_buffer_budget_bytes", "Where the buffer starts refusing appends.", bs.BudgetBytes)
 	gauge("baton_buffer_disk_bytes", "Bytes of the buffer's files on disk.", int64(bs.DiskUsage))
