@@ -134,7 +134,7 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		r.rejectAuth(ctx, errAuthInvalid)
 		return
 	}
-	adm := r.projects.admit(pid, a.PublicKey, &ctx.Request)
+	adm := r.projects().admit(pid, a.PublicKey, &ctx.Request)
 	if adm.status != 0 {
 		r.reject(ctx, adm.status, adm.why, adm.detail)
 		return

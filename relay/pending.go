@@ -105,7 +105,7 @@ func (rl *releaser) sort() (waiting int) {
 			rl.drops = append(rl.drops, drop{why: ReasonCorrupt})
 			continue
 		}
-		adm := rl.r.projects.admitRecord(&rec)
+		adm := rl.r.projects().admitRecord(&rec)
 		switch {
 		case adm.pending && maxAge > 0 && now.Sub(rec.receivedAt()) > maxAge:
 			rl.drops = append(rl.drops, drop{why: ReasonProjectState, items: rec.Items})

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -33,6 +34,31 @@ type projectPolicy interface {
 	admit(pid uint64, key []byte, req *fasthttp.Request) admission
 	// admitRecord judges an envelope that waited in a pending stream.
 	admitRecord(rec *record) admission
+}
+
+// policyBox holds the current policy for atomic swaps.
+type policyBox struct{ projectPolicy }
+
+// projects is the project policy in force.
+func (r *Relay) projects() projectPolicy { return r.policy.Load().projectPolicy }
+
+// ErrReloadMode means a reload tried to change the mode, which needs a
+// restart.
+var ErrReloadMode = errors.New("relay: the mode cannot change on reload; restart Baton")
+
+// ReloadProjects replaces the static projects (static mode, and the
+// overrides of managed mode) with those of cfg, without a restart: the
+// requests after it see the new set. Other settings of cfg are ignored.
+func (r *Relay) ReloadProjects(cfg config.Config) (int, error) {
+	if cfg.Mode != r.cfg.Mode {
+		return 0, fmt.Errorf("%w (from %s to %s)", ErrReloadMode, r.cfg.Mode, cfg.Mode)
+	}
+	policy, err := newProjectPolicy(cfg, r.cache)
+	if err != nil {
+		return 0, err
+	}
+	r.policy.Store(&policyBox{policy})
+	return len(cfg.Projects), nil
 }
 
 func newProjectPolicy(cfg config.Config, cache *project.Cache) (projectPolicy, error) {

@@ -46,7 +46,7 @@ type Relay struct {
 
 	buf        *buffer.Buffer
 	partitions uint32
-	projects   projectPolicy
+	policy     atomic.Pointer[policyBox] // swapped by ReloadProjects
 	sinks      *sinks
 	enforcer   enforcer
 
@@ -130,10 +130,12 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 			return nil, err
 		}
 	}
-	if r.projects, err = newProjectPolicy(cfg, r.cache); err != nil {
+	policy, err := newProjectPolicy(cfg, r.cache)
+	if err != nil {
 		r.sinks.close(context.Background())
 		return nil, err
 	}
+	r.policy.Store(&policyBox{policy})
 	if cfg.Metrics.Aggregate {
 		if r.aggr, err = newAggregation(r); err != nil {
 			r.sinks.close(context.Background())

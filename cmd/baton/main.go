@@ -131,7 +131,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for reloading := true; reloading; {
+		select {
+		case <-ctx.Done():
+			reloading = false
+		case <-hup:
+			reloadProjects(r, files, log)
+		}
+	}
 	stop() // a second Ctrl-C kills at once
 	log.Info("shutting down")
 	start := time.Now()
@@ -141,6 +151,22 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return exitOK
+}
+
+// reloadProjects re-reads the config files on SIGHUP and swaps in their
+// projects; a bad file keeps the projects in force.
+func reloadProjects(r *relay.Relay, files []string, log *slog.Logger) {
+	cfg, err := config.Load(files...)
+	if err != nil {
+		log.Error("reload failed; the current projects stay in force", "err", err)
+		return
+	}
+	n, err := r.ReloadProjects(cfg)
+	if err != nil {
+		log.Error("reload failed; the current projects stay in force", "err", err)
+		return
+	}
+	log.Info("reloaded projects", "projects", n)
 }
 
 // exampleKey is printed in the example DSN; proxy mode accepts any key.
