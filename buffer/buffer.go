@@ -347,6 +347,35 @@ func (b *Buffer) Ack(s Stream, upTo Seq) error {
 	return b.submit(context.Background(), r)
 }
 
+// Move appends entries and acks every record of from with seq ≤ upTo, in
+// one atomic batch: after a crash either the acked records are still in from
+// or the entries are in their streams, never neither and never both. It is
+// how a record changes streams. The budget is not checked, since the acked
+// records make room for the entries; with no entries it is an Ack.
+func (b *Buffer) Move(ctx context.Context, entries []Entry, from Stream, upTo Seq) error {
+	if len(entries) == 0 {
+		return b.Ack(from, upTo)
+	}
+	b.mu.Lock()
+	st := b.streams[from]
+	var last Seq
+	if st != nil {
+		last = st.last()
+	}
+	b.mu.Unlock()
+	if upTo > last {
+		return fmt.Errorf("buffer: move from stream %d up to %d beyond last appended seq %d", from, upTo, last)
+	}
+	r := getRequest(opMove)
+	r.ctx = ctx
+	r.entries = entries
+	r.stream, r.to = from, upTo
+	for _, e := range entries {
+		r.bytes += len(e.Value)
+	}
+	return b.submit(ctx, r)
+}
+
 // Rewind moves the read cursor of s back to its watermark, so the next Read
 // returns every unacked record again (after a failed send).
 func (b *Buffer) Rewind(s Stream) {

@@ -100,6 +100,7 @@ func formatStats(s Stats) string {
 //	append              (input: "<stream> <value>" per line; one Append call)
 //	read stream=S [max=N bytes=N]
 //	ack stream=S upto=N
+//	move from=S upto=N  (input: "<stream> <value>" per line; one Move call)
 //	rewind stream=S
 //	stats | oldest | drops
 //	advance d=D          (fake clock)
@@ -163,6 +164,29 @@ func TestDataDriven(t *testing.T) {
 				}
 				if err := b.Append(context.Background(), entries); err != nil {
 					return "error: " + err.Error()
+				}
+				var out []string
+				for _, e := range entries {
+					out = append(out, fmt.Sprintf("%d:%d", e.Stream, e.Seq))
+				}
+				return strings.Join(out, " ") + drain(drops)
+			case "move":
+				var from, upto int
+				td.ScanArgs(t, "from", &from)
+				td.ScanArgs(t, "upto", &upto)
+				var entries []Entry
+				for _, line := range strings.Split(strings.TrimSpace(td.Input), "\n") {
+					var s Stream
+					var v string
+					if _, err := fmt.Sscan(line, &s, &v); err == nil {
+						entries = append(entries, Entry{Stream: s, Value: []byte(v)})
+					}
+				}
+				if err := b.Move(context.Background(), entries, Stream(from), Seq(upto)); err != nil {
+					return "error: " + err.Error()
+				}
+				if len(entries) == 0 {
+					return "ok" + drain(drops)
 				}
 				var out []string
 				for _, e := range entries {

@@ -18,6 +18,7 @@ const (
 	opAck               // stream, to
 	opDrop              // stream, (from, to], reason: records a Read found expired
 	opQuarantine        // stream, corrupt
+	opMove              // entries, then ack of stream up to to, in one batch
 )
 
 // request is one unit of work for the commit loop. Requests are pooled; done
@@ -383,6 +384,13 @@ func (l *loopState) commit(housekeep, final bool) {
 			sync = sync || (r.err == nil && b.opts.Durability == Strict)
 		case opAck:
 			r.err = l.stageAck(r)
+		case opMove:
+			// The ack and the appends land in the same batch: a crash keeps
+			// either the old records or the moved ones, so no fsync is
+			// needed, and the ack makes the room the appends take.
+			if r.err = l.stageAck(r); r.err == nil {
+				r.err = l.stageEntries(batch, r)
+			}
 		case opDrop:
 			r.err = l.stageDrop(batch, r.stream, r.from, r.to, r.reason)
 			sync = true
@@ -580,7 +588,12 @@ func (l *loopState) stageAppend(batch *pebble.Batch, r *request) error {
 			return err
 		}
 	}
-	now := b.opts.Now().UnixNano()
+	return l.stageEntries(batch, r)
+}
+
+// stageEntries stages r's records without checking the budget.
+func (l *loopState) stageEntries(batch *pebble.Batch, r *request) error {
+	now := l.b.opts.Now().UnixNano()
 	for i := range r.entries {
 		e := &r.entries[i]
 		g := l.staged(e.Stream)

@@ -253,6 +253,8 @@ func TestManagedQuotaZeroAnswers429(t *testing.T) {
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
 		m["config"].(map[string]any)["quotas"] = []any{map[string]any{
 			"categories": []any{"error"}, "scope": "project", "limit": 0, "reasonCode": "disabled_errors",
+		}, map[string]any{ // another key's quota: must not apply to this key
+			"categories": []any{"monitor"}, "scope": "key", "scopeId": "999", "limit": 0, "reasonCode": "other_key",
 		}}
 	}))
 	n := startNode(t, managedYAML(s.url(), ""))
@@ -277,9 +279,15 @@ func TestManagedQuotaZeroAnswers429(t *testing.T) {
 	if status != 200 || !strings.Contains(hdr.Get("X-Sentry-Rate-Limits"), ":error:") {
 		t.Fatalf("mixed envelope: %d, limits %q", status, hdr.Get("X-Sentry-Rate-Limits"))
 	}
+	if strings.Contains(hdr.Get("X-Sentry-Rate-Limits"), "other_key") {
+		t.Fatalf("another key's quota applied: %q", hdr.Get("X-Sentry-Rate-Limits"))
+	}
 	st := waitBalanced(t, n, 10*time.Second)
 	if st.Classes["error"].Dropped["rate_limited"].Records != 1 || st.Rejected["rate_limited"] != 1 {
 		t.Fatalf("rate limit outcomes: %+v", st)
+	}
+	if st.Classes["check_in"].Delivered.Records != 1 {
+		t.Fatalf("the check-in was not delivered: %+v", st.Classes["check_in"])
 	}
 }
 
@@ -351,8 +359,20 @@ func TestManagedChainOfTwo(t *testing.T) {
 			t.Errorf("the inner Baton sent parts %s to Sentry; it asks for everything", r.Parts)
 		}
 	}
-	// An unknown relay is refused.
+	// A relay the inner does not know may still send envelopes: it is
+	// treated as a client (as Relay does), while its API requests are refused.
 	stranger, _ := relay.GenerateCredentials()
+	if status, body, _ := postEnvelope(t, inner, 42, managedKey, envelopeFor(42, managedKey, "event"), map[string]string{
+		relay.HeaderRelayID: stranger.ID, relay.HeaderRelaySignature: stranger.Sign(nil, time.Now()),
+	}); status != 200 {
+		t.Fatalf("envelope signed by an unknown relay: %d %s", status, body)
+	}
+	// A trusted relay's envelope with a bad signature is refused.
+	if status, _, _ := postEnvelope(t, inner, 42, managedKey, envelopeFor(42, managedKey, "event"), map[string]string{
+		relay.HeaderRelayID: outerCreds.ID, relay.HeaderRelaySignature: stranger.Sign(nil, time.Now()),
+	}); status != 401 {
+		t.Fatalf("trusted relay id with a forged signature: %d, want 401", status)
+	}
 	status, _, _ = post(t, inner.url+"/api/0/relays/projectconfigs/?version=3", body, map[string]string{
 		relay.HeaderRelayID: stranger.ID, relay.HeaderRelaySignature: stranger.Sign(body, time.Now()),
 	})

@@ -80,13 +80,18 @@ func newAggregation(r *Relay) (*aggregation, error) {
 	return a, nil
 }
 
-// start runs the readers and the flusher; they stop with readCtx, the
-// flusher after writing out what the aggregator holds.
-func (a *aggregation) start(wg *sync.WaitGroup, readCtx context.Context) {
+// start runs the readers and the flusher; they stop with readCtx. The
+// flusher then waits for the readers and writes out what the aggregator
+// holds, giving up when sendCtx ends (the raw records stay unacked and are
+// aggregated again at the next start).
+func (a *aggregation) start(wg *sync.WaitGroup, readCtx, sendCtx context.Context) {
+	var readers sync.WaitGroup
 	for _, s := range a.sources {
-		wg.Go(func() { a.read(readCtx, s) })
+		readers.Go(func() { a.read(readCtx, s) })
 	}
-	wg.Go(func() { a.flushLoop(readCtx) })
+	wg.Go(func() {
+		a.flushLoop(readCtx, sendCtx, &readers)
+	})
 }
 
 func (a *aggregation) read(ctx context.Context, s buffer.Stream) {
@@ -206,15 +211,16 @@ func (a *aggregation) projectLimits(rec *record) {
 }
 
 // insert adds one record's buckets and remembers the record for the ack.
+// The record is remembered before the aggregator sees it, so an ack that
+// the aggregator's watermark allows always finds it to count.
 func (a *aggregation) insert(s buffer.Stream, ir insertedRec, sc aggregate.Scope, bs []envelope.Bucket) int {
-	rejected := a.agg.Insert(sc, aggregate.Source{Stream: uint32(s), Seq: uint64(ir.seq)}, bs)
 	a.mu.Lock()
 	a.inserted[s] = append(a.inserted[s], ir)
 	a.mu.Unlock()
-	return rejected
+	return a.agg.Insert(sc, aggregate.Source{Stream: uint32(s), Seq: uint64(ir.seq)}, bs)
 }
 
-func (a *aggregation) flushLoop(ctx context.Context) {
+func (a *aggregation) flushLoop(ctx, sendCtx context.Context, readers *sync.WaitGroup) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var batches []aggregate.Batch
@@ -226,10 +232,12 @@ func (a *aggregation) flushLoop(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			// Shutting down: write out what is held, so the raw records
-			// can be acked and nothing is aggregated twice after restart.
+			// Shutting down: once the readers are done, write out what is
+			// held, so the raw records can be acked and nothing is
+			// aggregated twice after restart.
+			readers.Wait()
 			batches = a.agg.FlushAll(batches[:0])
-			a.commit(context.Background(), batches)
+			a.commit(sendCtx, batches)
 			return
 		case <-timer.C:
 		case <-a.wake:

@@ -79,11 +79,12 @@ type windowCounter struct {
 }
 
 // apply fills v for an envelope of project st (nil: no config) with items
-// per class, sent from ip. hdr is the envelope header JSON, read only when
-// sampling needs its trace context.
-func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []byte, items *[envelope.NumClasses]int, hdr []byte, ip netip.Addr) {
+// per class. hdr is the envelope header JSON, read only when sampling needs
+// its trace context; addr gives the client address, asked only when the
+// project filters addresses.
+func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []byte, items *[envelope.NumClasses]int, hdr []byte, addr func() netip.Addr) {
 	*v = verdict{limited: v.limited[:0]}
-	if st != nil && ip.IsValid() && st.Filters.BlockedIP(ip) {
+	if st != nil && st.Filters.HasIPFilter() && st.Filters.BlockedIP(addr()) {
 		for c := range envelope.NumClasses {
 			if items[c] > 0 && c != envelope.ClassClientReport {
 				v.dropClass(c, ReasonFiltered)
@@ -136,7 +137,7 @@ func (e *enforcer) applyQuotas(v *verdict, st *project.State, key []byte, items 
 		name := cat.String()
 		for i := range st.Quotas {
 			q := &st.Quotas[i]
-			if q.Limit == nil || !q.Covers(name) {
+			if q.Limit == nil || !q.Covers(name) || !scopeMatches(q, st, key) {
 				continue
 			}
 			if *q.Limit == 0 {
@@ -154,6 +155,27 @@ func (e *enforcer) applyQuotas(v *verdict, st *project.State, key []byte, items 
 			}
 		}
 	}
+}
+
+// scopeMatches reports whether a quota with a scopeId applies to this
+// request: a key quota names the key's numeric id, a project quota the
+// project id, an organization quota the organization id (as in Relay).
+func scopeMatches(q *project.Quota, st *project.State, key []byte) bool {
+	if q.ScopeID == "" {
+		return true
+	}
+	var id uint64
+	switch q.Scope {
+	case "key":
+		id = st.KeyIDBytes(key)
+	case "project":
+		id = st.ProjectID
+	case "organization", "":
+		id = st.OrganizationID
+	default:
+		return true
+	}
+	return q.ScopeID == strconv.FormatUint(id, 10)
 }
 
 func scopeName(s string) string {

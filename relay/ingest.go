@@ -148,7 +148,7 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 	v.drop = [envelope.NumClasses]bool{}
 	v.limited = v.limited[:0]
 	if adm.state != nil || adm.limiter != nil {
-		r.enforcer.apply(v, adm.state, adm.limiter, a.PublicKey, &perClass, s.env.Header.Raw, clientAddr(ctx))
+		r.enforcer.apply(v, adm.state, adm.limiter, a.PublicKey, &perClass, s.env.Header.Raw, func() netip.Addr { return clientAddr(ctx) })
 		if len(v.limited) > 0 {
 			s.limits = appendRateLimits(s.limits[:0], v.limited)
 			ctx.Response.Header.SetBytesV("X-Sentry-Rate-Limits", s.limits)

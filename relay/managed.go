@@ -96,6 +96,7 @@ func (ua *upstreamAuth) post(ctx context.Context, path string, in, out any) (int
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(body)
+	ua.creds.signRequest(req)
 	if err := ua.up.Forward(ctx, req, resp); err != nil {
 		return 0, err
 	}
@@ -317,6 +318,10 @@ func (r *Relay) serveChallenge(ctx *fasthttp.RequestCtx, body []byte) {
 		return
 	}
 	pk, ok := r.downstream.relays[req.RelayID]
+	if hdr, err := ParseRelayID(string(ctx.Request.Header.Peek(HeaderRelayID))); err != nil || hdr != req.RelayID {
+		r.reject(ctx, fasthttp.StatusBadRequest, rejectRelayAuth, "relay id of the header and the body differ")
+		return
+	}
 	if !ok || !pk.Equal(req.PublicKey) {
 		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, "relay "+req.RelayID+" is not trusted with this public key (auth.static_relays)")
 		return
@@ -412,10 +417,18 @@ func snippet(b []byte) string {
 }
 
 // verifyRelayEnvelope checks the signature of an envelope sent by a
-// downstream relay that signs (over an empty body, as Relay does). A
-// request without the relay headers is a client's and passes.
+// downstream relay Baton trusts (signed over an empty body, as Relay does).
+// Other requests, including those of relays Baton does not know, are
+// treated as clients' (as Relay treats them) and pass.
 func (r *Relay) verifyRelayEnvelope(ctx *fasthttp.RequestCtx) bool {
-	if r.downstream == nil || len(ctx.Request.Header.Peek(HeaderRelayID)) == 0 {
+	if r.downstream == nil {
+		return true
+	}
+	id, err := ParseRelayID(string(ctx.Request.Header.Peek(HeaderRelayID)))
+	if err != nil {
+		return true
+	}
+	if _, known := r.downstream.relays[id]; !known {
 		return true
 	}
 	if _, err := r.downstream.verify(&ctx.Request, nil); err != nil {

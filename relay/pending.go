@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/baton-relay/baton/buffer"
@@ -18,8 +19,9 @@ import (
 // or, while its config is still pending, keeps it. A batch that is all
 // pending waits for the cache to change; after pendingPatience such waits
 // its records are re-queued at the back of the stream so that the configs
-// that did arrive are not stuck behind them. Moving is an append followed
-// by an ack: a crash in between delivers twice, never loses.
+// that did arrive are not stuck behind them. Moves and the ack of the batch
+// are one atomic buffer batch (buffer.Move), so a crash neither loses nor
+// duplicates them, and a full buffer can still release.
 type releaser struct {
 	r      *Relay
 	stream buffer.Stream
@@ -80,7 +82,7 @@ func (rl *releaser) release(readCtx, sendCtx context.Context) bool {
 		}
 	}
 	for {
-		err := rl.commit()
+		err := rl.commit(sendCtx)
 		if err == nil {
 			return true
 		}
@@ -88,6 +90,7 @@ func (rl *releaser) release(readCtx, sendCtx context.Context) bool {
 		if !sleep(sendCtx, time.Second) {
 			return false
 		}
+		rl.sort() // configs may have changed meanwhile
 	}
 }
 
@@ -118,7 +121,7 @@ func (rl *releaser) sort() (waiting int) {
 			var items [envelope.NumClasses]int
 			items[rec.Class] = rec.Items
 			v := &rl.verdict
-			rl.r.enforcer.apply(v, adm.state, adm.limiter, rec.PublicKey, &items, envelopeHeader(rec.Envelope), firstAddr(rec.ClientIP))
+			rl.r.enforcer.apply(v, adm.state, adm.limiter, rec.PublicKey, &items, envelopeHeader(rec.Envelope), func() netip.Addr { return firstAddr(rec.ClientIP) })
 			if v.drop[rec.Class] {
 				rl.drops = append(rl.drops, drop{why: v.why[rec.Class], items: rec.Items})
 				continue
@@ -130,14 +133,11 @@ func (rl *releaser) sort() (waiting int) {
 	return waiting
 }
 
-// commit writes the moves, acks the batch and counts the drops.
-func (rl *releaser) commit() error {
-	if len(rl.entries) > 0 {
-		if err := rl.r.buf.Append(rl.r.ctx, rl.entries); err != nil {
-			return err
-		}
-	}
-	if err := rl.r.buf.Ack(rl.stream, rl.recs[len(rl.recs)-1].Seq); err != nil {
+// commit moves the batch's records and acks the batch in one atomic
+// buffer batch (exempt from the budget: a full buffer must still be able to
+// release what waits in it), then counts the drops.
+func (rl *releaser) commit(ctx context.Context) error {
+	if err := rl.r.buf.Move(ctx, rl.entries, rl.stream, rl.recs[len(rl.recs)-1].Seq); err != nil {
 		return err
 	}
 	for _, d := range rl.drops {

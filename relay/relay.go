@@ -348,7 +348,7 @@ func (r *Relay) startForwarders() {
 		for s := range raw {
 			r.aggr.sources = append(r.aggr.sources, s)
 		}
-		r.aggr.start(&r.fwdWG, readCtx)
+		r.aggr.start(&r.fwdWG, readCtx, sendCtx)
 	}
 	for s := range streams {
 		c := StreamClass(s)

@@ -63,8 +63,9 @@ type UpstreamOptions struct {
 	UserAgent string
 	// TLS configures https upstreams; nil uses Go's defaults.
 	TLS *tls.Config
-	// Sign, if set, is called on every request just before it is sent
-	// (body final), e.g. to add the relay signature headers.
+	// Sign, if set, is called on every envelope request just before it is
+	// sent (body final), e.g. to add the relay signature headers. Forward
+	// does not call it.
 	Sign func(req *fasthttp.Request)
 	// Dial replaces the dialer (tests, proxies).
 	Dial fasthttp.DialFunc
@@ -550,7 +551,8 @@ func hash64(s string) uint64 {
 
 // Forward proxies req verbatim to the first node that is not ejected (in
 // URLs order) and leaves the answer in resp: for /api/ requests Baton does
-// not handle itself. Only the scheme and host of req's URI are replaced
+// not handle itself. It never signs: a proxied request must not borrow this
+// relay's identity (callers that speak for the relay sign req themselves). Only the scheme and host of req's URI are replaced
 // (and the node's path prefix prepended). A non-2xx answer is not an
 // error; transport failures are, and count toward ejection.
 func (u *Upstream) Forward(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) error {
@@ -568,9 +570,6 @@ func (u *Upstream) Forward(ctx context.Context, req *fasthttp.Request, resp *fas
 	uri.SetScheme(n.scheme)
 	uri.SetHost(n.host)
 	req.Header.SetHost(n.host)
-	if u.opts.Sign != nil {
-		u.opts.Sign(req)
-	}
 	deadline := time.Now().Add(u.opts.Timeout) // real time: fasthttp measures it
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d

@@ -436,7 +436,11 @@ func TestUpstreamForward(t *testing.T) {
 		ctx.Response.Header.Set("X-Answer", "yes")
 		ctx.SetBodyString("teapot")
 	})
-	u := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url + "/prefix/"}})
+	// Sign is for the relay's own envelopes: a proxied request must not
+	// borrow the relay's identity.
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url + "/prefix/"}, Sign: func(req *fasthttp.Request) {
+		req.Header.Set("X-Sentry-Relay-Signature", "signed-by-baton")
+	}})
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
@@ -453,6 +457,9 @@ func TestUpstreamForward(t *testing.T) {
 	r := f.requests()[0]
 	if r.method != "PUT" || r.uri != "/prefix/api/0/relays/live/?x=1&y=%2F" || r.headers["X-Custom"] != "kept" || string(r.body) != "payload" {
 		t.Errorf("forwarded %s %s %v %q", r.method, r.uri, r.headers, r.body)
+	}
+	if sig, ok := r.headers["X-Sentry-Relay-Signature"]; ok {
+		t.Errorf("a forwarded request was signed: %q", sig)
 	}
 }
 

@@ -412,7 +412,12 @@ func (c *Cache) store(key string, raw json.RawMessage, now time.Time) {
 	if len(raw) > 0 && string(raw) != "null" {
 		var err error
 		if st, err = DecodeState(raw); err != nil {
-			c.opts.Logger.Warn("project config unusable; key treated as unknown", "key", key, "err", err)
+			// A config Baton cannot read is a failed fetch, not an unknown
+			// key: the last good config keeps serving, or envelopes wait.
+			c.opts.Logger.Warn("project config unusable; treated as a failed fetch", "key", key, "err", err)
+			c.stats.failures.Add(1)
+			c.retryLater(key, now, false)
+			return
 		}
 	}
 	if st == nil {

@@ -1024,15 +1024,26 @@ func TestBrokenPartStoredAndServed(t *testing.T) {
 		t.Errorf("broken part logged %d times over two revisions, want 2", n)
 	}
 
-	// An unusable state (bad publicKeys) makes the key unknown.
+	// An unusable state (bad publicKeys) is a failed fetch: the key stays
+	// pending (a known key would keep its last good config), not unknown.
 	h.up.setRaw("bad", `{"projectId":3,"publicKeys":"nope","config":{}}`)
+	failures := h.Stats().Failures
 	h.mustGet("bad", Pending)
-	h.waitStatus("bad", Unknown)
-	if s := h.Stats(); s.Unknown != 1 {
+	h.waitFor("the failed decode", func() bool { return h.Stats().Failures == failures+1 })
+	h.mustGet("bad", Pending)
+	if s := h.Stats(); s.Unknown != 0 {
 		t.Errorf("stats = %+v", s)
 	}
 	if rec.count("unusable") != 1 {
 		t.Errorf("log = %q", rec.all())
+	}
+	// A known project whose refresh is unusable keeps its config.
+	h.up.setRaw("k", `{"projectId":1,"publicKeys":7}`)
+	h.clock.Advance(300 * time.Second)
+	h.mustGet("k", Ready) // stale, within grace
+	h.waitFor("the failed refresh", func() bool { return h.Stats().Failures == failures+2 })
+	if st := h.mustGet("k", Ready); st.Rev != "r2" {
+		t.Errorf("last good config lost: %+v", st)
 	}
 }
 

@@ -274,13 +274,17 @@ func traceRand(d *DSC) float64 {
 // filter.
 func (f *Filters) BlockedIP(addr netip.Addr) bool {
 	addr = addr.Unmap()
-	for _, s := range f.ClientIPs.BlacklistedIPs {
-		if p, err := parseIPOrPrefix(s); err == nil && p.Contains(addr) {
+	for _, p := range f.blocked {
+		if p.Contains(addr) {
 			return true
 		}
 	}
 	return false
 }
+
+// HasIPFilter reports whether the clientIps filter lists anything, so that
+// callers look up the client address only when it matters.
+func (f *Filters) HasIPFilter() bool { return len(f.blocked) > 0 }
 
 // BlockedRelease reports whether release matches the releases filter.
 func (f *Filters) BlockedRelease(release string) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 )
 
@@ -292,6 +293,16 @@ func (st *State) KeyID(publicKey string) uint64 {
 	return 0
 }
 
+// KeyIDBytes is KeyID for a key in a byte slice.
+func (st *State) KeyIDBytes(publicKey []byte) uint64 {
+	for _, k := range st.Keys {
+		if k.PublicKey == string(publicKey) {
+			return k.NumericID
+		}
+	}
+	return 0
+}
+
 // HasFeature reports whether the project has the feature flag.
 func (st *State) HasFeature(name string) bool { return slices.Contains(st.Features, name) }
 
@@ -359,13 +370,18 @@ type Filters struct {
 	Releases struct {
 		Releases []string `json:"releases"`
 	} `json:"releases"`
+
+	blocked []netip.Prefix // ClientIPs, parsed by validate
 }
 
 func (f *Filters) validate() error {
+	f.blocked = f.blocked[:0]
 	for _, ip := range f.ClientIPs.BlacklistedIPs {
-		if _, err := parseIPOrPrefix(ip); err != nil {
+		p, err := parseIPOrPrefix(ip)
+		if err != nil {
 			return fmt.Errorf("clientIps: %w", err)
 		}
+		f.blocked = append(f.blocked, p)
 	}
 	return nil
 }
