@@ -382,3 +382,36 @@ func TestManagedChainOfTwo(t *testing.T) {
 	waitBalanced(t, outer, 5*time.Second)
 	waitBalanced(t, inner, 5*time.Second)
 }
+
+// A project's metrics part sets its cardinality limit: over it, buckets are
+// dropped as cardinality_limited.
+func TestManagedCardinalityLimitFromProjectConfig(t *testing.T) {
+	fakeSettleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["metrics"] = map[string]any{"cardinalityLimits": []any{map[string]any{
+			"id": "custom-limit", "limit": 10, "namespace": "custom", "scope": "project",
+			"window": map[string]any{"windowSeconds": 3600, "granularitySeconds": 600},
+		}}}
+	}))
+	n := startNode(t, managedYAML(s.url(), "")+fastMetrics)
+	lines := make([]string, 50)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("card.k%d:1|c", i)
+	}
+	post1 := func(ls []string) {
+		payload := strings.Join(ls, "\n")
+		env := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\"}\n{\"type\":\"statsd\",\"length\":%d}\n%s\n", managedKey, len(payload), payload)
+		if status, body, _ := postEnvelope(t, n, 42, managedKey, env, nil); status != 200 {
+			t.Fatalf("statsd: %d %s", status, body)
+		}
+	}
+	post1(lines[:1]) // learns the config
+	fakeWaitFor(t, 10*time.Second, func() bool { return n.r.Stats().Waiting == 0 && n.r.Stats().Projects.Fetched == 1 },
+		func() string { return "config not learned" })
+	post1(lines[1:])
+	st := waitBalanced(t, n, 15*time.Second)
+	if got := st.Classes["metric"].Dropped["cardinality_limited"].Items; got != 40 {
+		t.Fatalf("cardinality_limited = %d, want 40 (limit 10 of 50 keys); %+v", got, st.Classes["metric"])
+	}
+}
