@@ -415,3 +415,95 @@ func TestManagedCardinalityLimitFromProjectConfig(t *testing.T) {
 		t.Fatalf("cardinality_limited = %d, want 40 (limit 10 of 50 keys); %+v", got, st.Classes["metric"])
 	}
 }
+
+// With the config lookups at their cap (the upstream hangs), new unknown
+// keys are shed with 503 while known keys flow; nothing parked is lost.
+func TestManagedLookupCapSheds(t *testing.T) {
+	fakeSettleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
+	n := startNode(t, strings.Replace(managedYAML(s.url(), ""), "fetch: {batch_interval: 10ms}", "fetch: {batch_size: 1, concurrency: 1, batch_interval: 10ms}", 1))
+	postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil) // learn the known key
+	fakeWaitFor(t, 10*time.Second, func() bool { return deliveredTo(s, 42, "hello") == 1 },
+		func() string { return "known key not delivered" })
+
+	hold := make(chan struct{})
+	s.setConfigAnswer(func(fakeSentryConfigRequest) *fakeAnswer { <-hold; return nil })
+	released := false
+	defer func() {
+		if !released {
+			close(hold)
+		}
+	}()
+	parked, shed := 0, 0
+	for i := range 40 {
+		key := fmt.Sprintf("%032x", 1000+i)
+		status, body, hdr := postEnvelope(t, n, 7, key, envelopeFor(7, key, "event"), nil)
+		switch {
+		case status == 200:
+			parked++
+		case status == 503 && hdr.Get("Retry-After") != "":
+			shed++
+		default:
+			t.Fatalf("unknown key %d: %d %s", i, status, body)
+		}
+	}
+	// Lookups outstanding are capped at 4 × batch_size × concurrency = 4,
+	// plus the batch being gathered and the one in flight.
+	if parked > 8 || shed < 30 {
+		t.Fatalf("parked %d, shed %d: the lookup cap did not hold", parked, shed)
+	}
+	if status, body, _ := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); status != 200 {
+		t.Fatalf("known key during the flood: %d %s", status, body)
+	}
+	close(hold)
+	released = true
+	st := waitBalanced(t, n, 30*time.Second)
+	if got := st.Classes["error"].Dropped["project_unknown"].Records; got != int64(parked) {
+		t.Fatalf("parked %d, dropped as unknown %d: %+v", parked, got, st.Classes["error"])
+	}
+	if st.Rejected["overload"] != int64(shed) {
+		t.Fatalf("shed %d, counted %d", shed, st.Rejected["overload"])
+	}
+}
+
+// An upstream that forgot this relay answers 401 once: Baton registers
+// again and delivers; nothing is dropped.
+func TestManaged401ReRegisters(t *testing.T) {
+	fakeSettleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
+	n := startNode(t, managedYAML(s.url(), ""))
+	postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil)
+	fakeWaitFor(t, 10*time.Second, func() bool { return deliveredTo(s, 42, "hello") == 1 },
+		func() string { return "first envelope not delivered" })
+	challenges := func() int {
+		c := 0
+		for _, r := range s.requests() {
+			if strings.Contains(r.RequestURI, "register/challenge") {
+				c++
+			}
+		}
+		return c
+	}
+	before := challenges()
+
+	s.setEnvelopeStatus(401)
+	postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil)
+	fakeWaitFor(t, 10*time.Second, func() bool { return challenges() > before },
+		func() string { return "no new registration after a 401" })
+	s.setEnvelopeStatus(0)
+	fakeWaitFor(t, 10*time.Second, func() bool {
+		ok := 0
+		for _, e := range s.envelopes() {
+			if e.Status == 200 {
+				ok++
+			}
+		}
+		return ok == 2
+	}, func() string { return fmt.Sprintf("second envelope not delivered: %+v", n.r.Stats()) })
+	st := waitBalanced(t, n, 5*time.Second)
+	if st.Dropped != 0 {
+		t.Fatalf("dropped after a 401: %+v", st.Classes)
+	}
+}

@@ -67,7 +67,7 @@ func TestMetricsAggregated(t *testing.T) {
 	for i := range 20 {
 		lines = append(lines, "app.requests@none:1|c|#route:a", fmt.Sprintf("app.latency@millisecond:%d|d|#route:a", i), "app.users:u"+fmt.Sprint(i%5)+"|s")
 	}
-	lines = append(lines, "not a metric line")
+	lines = append(lines, "not a metric line", "app.requests:1|c|#route:"+strings.Repeat("x", 201))
 	sendStatsd(t, n, lines, 3) // 21 envelopes: aggregation merges them
 
 	var buckets []envelope.Bucket
@@ -107,8 +107,8 @@ func TestMetricsAggregated(t *testing.T) {
 	if m.Accepted.Records != 21 || m.Aggregated.Records != 21 || m.Produced.Records != m.Delivered.Records {
 		t.Fatalf("metric outcomes: %+v", m)
 	}
-	if m.Dropped["invalid"].Items != 1 {
-		t.Fatalf("invalid statsd line not counted: %+v", m.Dropped)
+	if m.Dropped["invalid"].Items != 2 {
+		t.Fatalf("invalid statsd line and oversized tag not counted: %+v", m.Dropped)
 	}
 	resp, err := http.Get("http://" + n.r.MetricsAddr().String() + "/metrics")
 	if err != nil {
@@ -119,7 +119,7 @@ func TestMetricsAggregated(t *testing.T) {
 	for _, want := range []string{
 		`baton_aggregated_records_total{class="metric"} 21`,
 		fmt.Sprintf(`baton_produced_records_total{class="metric"} %d`, m.Produced.Records),
-		`baton_dropped_items_total{class="metric",reason="invalid"} 1`,
+		`baton_dropped_items_total{class="metric",reason="invalid"} 2`,
 		"baton_metric_buckets 0",
 	} {
 		if !strings.Contains(string(text), want+"\n") {

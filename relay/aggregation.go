@@ -158,8 +158,8 @@ func (a *aggregation) read(ctx context.Context, s buffer.Stream) {
 }
 
 // admit stamps the receive time, drops the namespace Relay does not
-// support and applies the cardinality limits; it returns the buckets kept
-// (in place).
+// support and oversized names and tags (outcome invalid), and applies the
+// cardinality limits; it returns the buckets kept (in place).
 func (a *aggregation) admit(rec *record, buckets []envelope.Bucket, received time.Time) []envelope.Bucket {
 	if a.lim != nil && a.r.cache != nil {
 		a.projectLimits(rec)
@@ -169,7 +169,7 @@ func (a *aggregation) admit(rec *record, buckets []envelope.Bucket, received tim
 	for i := range buckets {
 		b := &buckets[i]
 		ns := aggregate.Namespace(b.Name)
-		if ns == "unsupported" {
+		if ns == "unsupported" || oversized(b) {
 			a.r.outcomes.dropped[envelope.ClassMetric][ReasonInvalid].add(0, 1)
 			continue
 		}
@@ -186,6 +186,23 @@ func (a *aggregation) admit(rec *record, buckets []envelope.Bucket, received tim
 		a.r.outcomes.dropped[envelope.ClassMetric][ReasonCardinality].add(0, limited)
 	}
 	return kept
+}
+
+// maxMetricText bounds metric names and tag keys and values (Relay's
+// max_name_length and max_tag_*_length): longer ones are invalid, which
+// also caps what one bucket can cost the aggregator.
+const maxMetricText = 200
+
+func oversized(b *envelope.Bucket) bool {
+	if len(b.Name) > maxMetricText {
+		return true
+	}
+	for _, t := range b.Tags {
+		if len(t.Key) > maxMetricText || len(t.Value) > maxMetricText {
+			return true
+		}
+	}
+	return false
 }
 
 // projectLimits applies the cardinality limits of the project's config

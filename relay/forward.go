@@ -130,6 +130,10 @@ func (f *forwarder) forward(ctx context.Context) bool {
 			case err == nil:
 				f.r.outcomes.delivered[f.class].add(1, items[i])
 				progress = true
+			case attempt <= reauthAttempts && f.unauthorized(ctx, err):
+				// Kept for a retry after registering again.
+				msgs[n], items[n] = msgs[i], items[i]
+				n++
 			case routing.IsPermanent(err):
 				f.r.outcomes.dropped[f.class][ReasonInvalid].add(1, items[i])
 				f.r.log.Warn("dropping a record its destination refused", "class", f.class, "project", msgs[i].ProjectID, "err", err)
@@ -161,6 +165,27 @@ func (f *forwarder) forward(ctx context.Context) bool {
 			return false
 		}
 		failures++
+	}
+	return true
+}
+
+// reauthAttempts is how often a record refused with 401 is retried after
+// registering again before it is dropped like any permanent refusal.
+const reauthAttempts = 3
+
+// unauthorized reports whether err is the upstream's 401 to a managed
+// Baton, and if so registers again: an upstream that restarted or expired
+// the registration refuses the relay until it does, and that must not drop
+// data. A real bad key keeps answering 401 and is dropped after
+// reauthAttempts.
+func (f *forwarder) unauthorized(ctx context.Context, err error) bool {
+	var se *routing.StatusError
+	if f.r.auth == nil || !errors.As(err, &se) || se.Status != 401 {
+		return false
+	}
+	f.r.auth.registered.Store(false)
+	if rerr := f.r.auth.register(ctx); rerr != nil {
+		f.r.log.Warn("registering again after a 401 failed", "err", rerr)
 	}
 	return true
 }

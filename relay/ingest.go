@@ -136,6 +136,9 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 	}
 	adm := r.projects().admit(pid, a.PublicKey, &ctx.Request)
 	if adm.status != 0 {
+		if adm.status == fasthttp.StatusServiceUnavailable {
+			ctx.Response.Header.Set("Retry-After", retryAfterFull)
+		}
 		r.reject(ctx, adm.status, adm.why, adm.detail)
 		return
 	}

@@ -172,7 +172,11 @@ func envelopeHeader(env []byte) []byte {
 // admitRecord is admit for a record that waited: there is no request any
 // more, so the origin check is skipped (the rest is the same).
 func (mp *managedProjects) admitRecord(rec *record) admission {
-	return mp.admit(rec.ProjectID, rec.PublicKey, nil)
+	a := mp.admit(rec.ProjectID, rec.PublicKey, nil)
+	if a.why == rejectOverload { // lookups saturated: keep waiting
+		return admission{pending: true}
+	}
+	return a
 }
 
 func (sp staticProjects) admitRecord(rec *record) admission {

@@ -126,6 +126,10 @@ type managedProjects struct {
 	static staticProjects
 }
 
+// admit answers from the cache without waiting: a known key is checked, an
+// unknown one refused, and one being looked up is parked (pending) — or
+// refused with 503 when the lookups outstanding are at their cap, so a
+// flood of random keys is shed while known projects flow.
 func (mp *managedProjects) admit(pid uint64, key []byte, req *fasthttp.Request) admission {
 	if p := mp.static[pid]; p != nil {
 		return mp.static.admit(pid, key, req)
@@ -136,6 +140,8 @@ func (mp *managedProjects) admit(pid uint64, key []byte, req *fasthttp.Request) 
 		return checkState(st, pid, key, req)
 	case project.Unknown:
 		return refuse(fasthttp.StatusForbidden, rejectProject, "event submission rejected with_reason: ProjectId")
+	case project.Busy:
+		return refuse(fasthttp.StatusServiceUnavailable, rejectOverload, "too many project configs are being looked up; retry later")
 	default:
 		return admission{pending: true}
 	}

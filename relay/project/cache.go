@@ -60,8 +60,9 @@ type Options struct {
 	Concurrency int
 	// Timeout bounds one request. Default 30s.
 	Timeout time.Duration
-	// MaxQueued bounds the keys waiting to be fetched; past it a miss is
-	// not queued (its caller asks again later). Default 4×BatchSize×Concurrency.
+	// MaxQueued bounds the keys waiting to be fetched (the outstanding
+	// lookups); past it a new miss is not queued and Get answers Busy.
+	// Default 4×BatchSize×Concurrency.
 	MaxQueued int
 	// Parts, when not zero, is sent as the parts extension.
 	Parts PartSet
@@ -114,13 +115,17 @@ const (
 	Pending Status = iota
 	// Ready: State is the project's config (possibly stale, within grace).
 	Ready
-	// Unknown: the upstream said the key does not exist (or its state was
-	// unusable); remembered for MissExpiry.
+	// Unknown: the upstream said the key does not exist; remembered for
+	// MissExpiry.
 	Unknown
+	// Busy: no usable config, and the lookup could not be queued because
+	// MaxQueued lookups are outstanding; the caller sheds the request
+	// (known keys are unaffected).
+	Busy
 )
 
 func (s Status) String() string {
-	return [...]string{"pending", "ready", "unknown"}[s]
+	return [...]string{"pending", "ready", "unknown", "busy"}[s]
 }
 
 // ErrNoFetcher is returned by New without Options.Fetch.
@@ -222,6 +227,7 @@ func (c *Cache) Get(key string) (*State, Status) {
 		}
 		if !c.enqueue(key) {
 			c.misses[sh].Remove(key)
+			return nil, Busy
 		}
 		return nil, Pending
 	}
@@ -233,6 +239,9 @@ func (c *Cache) Get(key string) (*State, Status) {
 	next := &miss{unknown: m.unknown, since: m.since, tries: m.tries, retryAt: now.Add(time.Hour)}
 	if c.misses[sh].Contains(key) && c.swapMiss(sh, key, m, next) && !c.enqueue(key) {
 		c.misses[sh].Remove(key)
+		if !m.unknown {
+			return nil, Busy
+		}
 	}
 	return nil, m.status(now)
 }
