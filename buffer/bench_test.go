@@ -67,6 +67,7 @@ func BenchmarkAppend(b *testing.B) {
 			st := buf.Stats()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
 			b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-append-ms")
+			b.ReportMetric(float64(st.CommitLatency.Quantile(0.5).Microseconds())/1000, "p50-commit-ms")
 			b.ReportMetric(float64(st.CommitLatency.Quantile(0.99).Microseconds())/1000, "p99-commit-ms")
 			b.ReportMetric(float64(b.N)/float64(max(st.Commits, 1)), "records/commit")
 		})
