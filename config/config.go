@@ -184,7 +184,7 @@ type Buffer struct {
 	// Partitions is the number of buffer streams per class (count, 1..256).
 	// Default: 1.
 	Partitions int `yaml:"partitions"`
-	// MemtableSize is Pebble's memtable size (bytes). Default: 64MiB.
+	// MemtableSize is Pebble's memtable size (bytes). Default: 48MiB.
 	MemtableSize ByteSize `yaml:"memtable_size"`
 }
 
