@@ -207,8 +207,10 @@ func TestManagedBrokenSamplingPartStillDeliversErrors(t *testing.T) {
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
 		m["config"].(map[string]any)["sampling"] = map[string]any{"version": 2, "rules": "garbage"}
 	}))
-	// A healthy sampling part drops every trace of another project.
+	// A healthy sampling part drops every trace of another project, and its
+	// releases filter drops the events of release 0.9.*.
 	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["filterSettings"] = map[string]any{"releases": map[string]any{"releases": []any{"0.9.*"}}}
 		m["config"].(map[string]any)["sampling"] = map[string]any{"version": 2, "rules": []any{map[string]any{
 			"id": 7, "type": "trace",
 			"samplingValue": map[string]any{"type": "sampleRate", "value": 0.0},
@@ -230,7 +232,14 @@ func TestManagedBrokenSamplingPartStillDeliversErrors(t *testing.T) {
 			}
 		}
 	}
+	oldRelease := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/43\",\"trace\":{\"trace_id\":\"5c79f60c11214eb38604f4ae0781bfb2\",\"public_key\":\"%s\",\"release\":\"0.9.3\"}}\n{\"type\":\"event\"}\n{\"message\":\"old\"}\n", managedKey2, managedKey2)
+	if status, body, _ := postEnvelope(t, n, 43, managedKey2, oldRelease, nil); status != 200 {
+		t.Fatalf("filtered release: %d %s", status, body)
+	}
 	st := waitBalanced(t, n, 15*time.Second)
+	if got := st.Classes["error"].Dropped["filtered"].Records; got != 1 {
+		t.Errorf("events of a filtered release dropped = %d, want 1", got)
+	}
 	// Project 42: sampling broken → off; error and transaction delivered.
 	// Project 43: its trace is sampled out; the error still goes.
 	if got := st.Classes["error"].Delivered.Records; got != 2 {

@@ -58,8 +58,9 @@ func (v *verdict) dropClass(c envelope.Class, why Reason) {
 	}
 }
 
-// enforcer applies project configs to envelopes: inbound filters, quotas,
-// a static project's event rate, and dynamic sampling. It is shared by the
+// enforcer applies project configs to envelopes: inbound filters (client
+// address, release), quotas, a static project's event rate, and dynamic
+// sampling. It is shared by the
 // ingest path and by the release of envelopes that waited for a config.
 type enforcer struct {
 	quotas sync.Map // quotaKey → *windowCounter
@@ -92,6 +93,35 @@ func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []
 		}
 		return
 	}
+	// The trace context (DSC) of the envelope header, parsed once and only
+	// when a rule needs it.
+	var (
+		dsc    *project.DSC
+		parsed bool
+	)
+	trace := func() *project.DSC {
+		if !parsed {
+			parsed = true
+			var h struct {
+				Trace *project.DSC `json:"trace"`
+			}
+			if json.Unmarshal(hdr, &h) == nil {
+				dsc = h.Trace
+			}
+		}
+		return dsc
+	}
+	if st != nil && st.Filters.HasReleaseFilter() && hasEvents(items) {
+		// The edge judges the release the trace context carries; events
+		// without one are left to the processing relay's filter.
+		if d := trace(); d != nil && st.Filters.BlockedRelease(d.Release) {
+			for c := range envelope.NumClasses {
+				if eventClass[c] && items[c] > 0 {
+					v.dropClass(c, ReasonFiltered)
+				}
+			}
+		}
+	}
 	if st != nil && len(st.Quotas) > 0 {
 		e.applyQuotas(v, st, key, items)
 	}
@@ -112,15 +142,21 @@ func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []
 		}
 	}
 	if st != nil && st.Sampling != nil && items[envelope.ClassTransaction] > 0 && !v.drop[envelope.ClassTransaction] {
-		var h struct {
-			Trace *project.DSC `json:"trace"`
-		}
-		if json.Unmarshal(hdr, &h) == nil && h.Trace != nil && h.Trace.TraceID != "" {
-			if d := st.Sampling.Decide(h.Trace, e.now()); !d.Keep {
+		if d := trace(); d != nil && d.TraceID != "" {
+			if dec := st.Sampling.Decide(d, e.now()); !dec.Keep {
 				v.dropClass(envelope.ClassTransaction, ReasonSampled)
 			}
 		}
 	}
+}
+
+func hasEvents(items *[envelope.NumClasses]int) bool {
+	for c := range envelope.NumClasses {
+		if eventClass[c] && items[c] > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // applyQuotas enforces the project's quotas: limit 0 drops the categories

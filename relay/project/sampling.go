@@ -286,6 +286,9 @@ func (f *Filters) BlockedIP(addr netip.Addr) bool {
 // callers look up the client address only when it matters.
 func (f *Filters) HasIPFilter() bool { return len(f.blocked) > 0 }
 
+// HasReleaseFilter reports whether the releases filter lists anything.
+func (f *Filters) HasReleaseFilter() bool { return len(f.Releases.Releases) > 0 }
+
 // BlockedRelease reports whether release matches the releases filter.
 func (f *Filters) BlockedRelease(release string) bool {
 	if release == "" {
