@@ -391,6 +391,10 @@ type Managed struct {
 	// other); a Sentry upstream ignores it. Empty asks for everything.
 	// Default: none.
 	Parts []string `yaml:"parts"`
+	// MaxWaitingBytesPerKey caps the bytes of envelopes one public key
+	// may have waiting for its config; past it the key gets 503 until
+	// they are released. Default: 64MiB.
+	MaxWaitingBytesPerKey ByteSize `yaml:"max_waiting_bytes_per_key"`
 	// MaxPendingAge drops envelopes still waiting for their project's
 	// config after this long (outcome invalid/project_state). Default: 24h.
 	MaxPendingAge time.Duration `yaml:"max_pending_age"`

@@ -432,6 +432,7 @@ func (v *validator) managed() {
 	v.positive("managed.fetch.concurrency", int64(m.Fetch.Concurrency))
 	v.durationPositive("managed.fetch.timeout", m.Fetch.Timeout)
 	v.durationPositive("managed.max_pending_age", m.MaxPendingAge)
+	v.positive("managed.max_waiting_bytes_per_key", int64(m.MaxWaitingBytesPerKey))
 	parts := []string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "other"}
 	for i, p := range m.Parts {
 		if !slices.Contains(parts, p) {

@@ -516,3 +516,44 @@ func TestManaged401ReRegisters(t *testing.T) {
 		t.Fatalf("dropped after a 401: %+v", st.Classes)
 	}
 }
+
+// One key's envelopes waiting for its config are capped in bytes: past the
+// cap the key gets 503, other keys are unaffected, and what waited is
+// delivered once the config arrives.
+func TestManagedWaitingBytesCapPerKey(t *testing.T) {
+	fakeSettleDialer(t)
+	s := newFakeSentry(t)
+	s.setPending(managedKey, 1_000_000) // the upstream keeps computing
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
+	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", nil))
+	n := startNode(t, managedYAML(s.url(), "  max_waiting_bytes_per_key: 2KiB\n"))
+
+	parked := 0
+	for i := range 100 {
+		status, body, hdr := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil)
+		if status == 503 {
+			if hdr.Get("Retry-After") == "" || !strings.Contains(body, "waiting") {
+				t.Fatalf("503 without Retry-After or reason: %s", body)
+			}
+			break
+		}
+		if status != 200 {
+			t.Fatalf("envelope %d: %d %s", i, status, body)
+		}
+		parked++
+	}
+	if parked == 0 || parked >= 100 {
+		t.Fatalf("parked %d envelopes under a 2 KiB cap", parked)
+	}
+	if status, body, _ := postEnvelope(t, n, 43, managedKey2, envelopeFor(43, managedKey2, "event"), nil); status != 200 {
+		t.Fatalf("another key while the first is capped: %d %s", status, body)
+	}
+	s.setPending(managedKey, 0) // the config arrives
+	fakeWaitFor(t, 20*time.Second, func() bool { return deliveredTo(s, 42, "hello") == parked },
+		func() string { return fmt.Sprintf("delivered %d of %d parked", deliveredTo(s, 42, "hello"), parked) })
+	// Known now: accepted directly.
+	if status, body, _ := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); status != 200 {
+		t.Fatalf("after release: %d %s", status, body)
+	}
+	waitBalanced(t, n, 10*time.Second)
+}

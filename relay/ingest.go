@@ -203,8 +203,16 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		}
 		s.entries = append(s.entries, buffer.Entry{Stream: stream, Value: s.recs[s.offs[i]:s.offs[i+1]]})
 	}
+	if adm.pending && !r.waiting.add(a.PublicKey, int64(len(s.recs))) {
+		ctx.Response.Header.Set("Retry-After", retryAfterFull)
+		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectOverload, "too much data is waiting for this project's config; retry later")
+		return
+	}
 	if len(s.entries) > 0 {
 		if err := r.buf.Append(r.ctx, s.entries); err != nil {
+			if adm.pending {
+				r.waiting.sub(a.PublicKey, int64(len(s.recs)))
+			}
 			if errors.Is(err, buffer.ErrFull) {
 				ctx.Response.Header.Set("Retry-After", retryAfterFull)
 				r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectBufferFull, "failed to queue envelope: buffer full")

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/baton-relay/baton/buffer"
@@ -30,6 +31,7 @@ type releaser struct {
 	recs    []buffer.Record
 	entries []buffer.Entry
 	drops   []drop
+	left    []int // indexes into recs of the records leaving the stream
 	verdict verdict
 }
 
@@ -98,7 +100,7 @@ func (rl *releaser) release(readCtx, sendCtx context.Context) bool {
 // forwarding streams, and the records still pending re-queued at the back
 // of this stream) and rl.drops. It returns how many are still pending.
 func (rl *releaser) sort() (waiting int) {
-	rl.entries, rl.drops = rl.entries[:0], rl.drops[:0]
+	rl.entries, rl.drops, rl.left = rl.entries[:0], rl.drops[:0], rl.left[:0]
 	maxAge := rl.r.cfg.Managed.MaxPendingAge
 	now := time.Now()
 	for i := range rl.recs {
@@ -112,12 +114,15 @@ func (rl *releaser) sort() (waiting int) {
 		switch {
 		case adm.pending && maxAge > 0 && now.Sub(rec.receivedAt()) > maxAge:
 			rl.drops = append(rl.drops, drop{why: ReasonProjectState, items: rec.Items})
+			rl.left = append(rl.left, i)
 		case adm.pending:
 			waiting++
 			rl.entries = append(rl.entries, buffer.Entry{Stream: rl.stream, Value: val})
 		case adm.status != 0:
 			rl.drops = append(rl.drops, drop{why: admissionReason(adm.why), items: rec.Items})
+			rl.left = append(rl.left, i)
 		default:
+			rl.left = append(rl.left, i)
 			var items [envelope.NumClasses]int
 			items[rec.Class] = rec.Items
 			v := &rl.verdict
@@ -142,6 +147,12 @@ func (rl *releaser) commit(ctx context.Context) error {
 	}
 	for _, d := range rl.drops {
 		rl.r.outcomes.dropped[rl.class][d.why].add(1, d.items)
+	}
+	for _, i := range rl.left {
+		var rec record
+		if decodeRecord(rl.recs[i].Value, &rec) == nil {
+			rl.r.waiting.sub(rec.PublicKey, int64(len(rl.recs[i].Value)))
+		}
 	}
 	return nil
 }
@@ -192,4 +203,42 @@ func (r *Relay) cacheChanged() <-chan struct{} {
 		return nil
 	}
 	return r.cache.Changed()
+}
+
+// waitingBytes counts, per public key, the bytes of envelopes waiting for
+// the key's config, so that one key being looked up cannot fill the disk.
+// Only keys with waiting envelopes have an entry (at most the cache's
+// misses); after a restart the records already waiting are not counted,
+// which errs on the side of accepting.
+type waitingBytes struct {
+	mu  sync.Mutex
+	m   map[string]int64
+	max int64
+}
+
+// add reserves n bytes for key, or reports false when that would pass the
+// cap.
+func (w *waitingBytes) add(key []byte, n int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cur := w.m[string(key)]
+	if cur+n > w.max {
+		return false
+	}
+	if w.m == nil {
+		w.m = map[string]int64{}
+	}
+	w.m[string(key)] = cur + n
+	return true
+}
+
+// sub releases n bytes of key.
+func (w *waitingBytes) sub(key []byte, n int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cur := w.m[string(key)] - n; cur > 0 {
+		w.m[string(key)] = cur
+	} else {
+		delete(w.m, string(key))
+	}
 }

@@ -58,7 +58,8 @@ type Relay struct {
 	cacheStop  context.CancelFunc
 	cacheDone  chan struct{}
 
-	aggr *aggregation // nil unless metrics.aggregate
+	aggr    *aggregation // nil unless metrics.aggregate
+	waiting waitingBytes // per key, of envelopes waiting for a config
 
 	server   *fasthttp.Server
 	listener net.Listener
@@ -102,6 +103,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	r.ctx, r.stop = context.WithCancel(context.Background())
 
 	r.enforcer.now = time.Now
+	r.waiting.max = int64(cfg.Managed.MaxWaitingBytesPerKey)
 
 	var err error
 	var sign func(*fasthttp.Request)
