@@ -426,6 +426,9 @@ type Metrics struct {
 	// MaxBytes is the memory budget of buckets held; over it the oldest
 	// are flushed early. Default: 64MiB.
 	MaxBytes ByteSize `yaml:"max_bytes"`
+	// MaxProjectBytes is one project key's share of MaxBytes; over it that
+	// project's oldest buckets are flushed early. Default: 16MiB.
+	MaxProjectBytes ByteSize `yaml:"max_project_bytes"`
 	// MaxPast and MaxFuture bound bucket timestamps against the receive
 	// time. Defaults: 120h and 60s.
 	MaxPast   time.Duration `yaml:"max_past"`

@@ -451,6 +451,7 @@ func (v *validator) metrics() {
 		v.errorf("metrics.initial_delay", "must not be negative")
 	}
 	v.positive("metrics.max_bytes", int64(m.MaxBytes))
+	v.positive("metrics.max_project_bytes", int64(m.MaxProjectBytes))
 	v.durationPositive("metrics.max_past", m.MaxPast)
 	v.durationPositive("metrics.max_future", m.MaxFuture)
 	if m.FlushPartitions < 0 || m.FlushPartitions > 256 {

@@ -209,26 +209,43 @@ routes:
 		per[o]++
 	}
 	for i, c := range per {
-		if c < keys/5 {
+		if c < keys/10 {
 			t.Errorf("upstream %d got only %d of %d keys: partitions not spread", i, c, keys)
 		}
 	}
 
-	// Upstream 1 goes away; the same keys again.
-	ups[1].close()
+	// One upstream goes away (the one with the fewest keys, so that the
+	// share that must move is at most a third whatever the hash gave
+	// each); the same keys again.
+	gone := 0
+	for i := range per {
+		if per[i] < per[gone] {
+			gone = i
+		}
+	}
+	ups[gone].close()
+	live := []int{}
+	for i := range ups {
+		if i != gone {
+			live = append(live, i)
+		}
+	}
 	sendStatsd(t, edge, round(t2), 2000)
-	second := owners(t2, []int{0, 2})
+	second := owners(t2, live)
 	moved := 0
 	for name, o := range second {
 		if was := first[name]; was != o {
 			moved++
-			if was != 1 {
+			if was != gone {
 				t.Errorf("%s moved from healthy upstream %d to %d", name, was, o)
 			}
 		}
 	}
+	if moved != per[gone] {
+		t.Errorf("%d keys moved, want exactly the %d of the ejected upstream", moved, per[gone])
+	}
 	share := float64(moved) / keys
-	t.Logf("keys per upstream %v; after ejecting upstream 1, %.1f%% of keys moved", per, 100*share)
+	t.Logf("keys per upstream %v; after ejecting upstream %d, %.1f%% of keys moved", per, gone, 100*share)
 	if share > 1.0/3+0.05 {
 		t.Errorf("moved share %.3f > 1/3 + 5%%", share)
 	}
@@ -353,4 +370,36 @@ func TestMetricsCardinalityLimit(t *testing.T) {
 		t.Fatalf("%d buckets delivered, want %d", got, limit)
 	}
 	t.Logf("limiter %+v; aggregator %+v", *st.Cardinality, *st.Aggregator)
+}
+
+// A project flooding new metric keys stays within its share of the
+// aggregator: its own oldest buckets are flushed early, and every bucket is
+// still delivered once.
+func TestMetricsProjectBudget(t *testing.T) {
+	const keys = 20000
+	n := startNode(t, "metrics: {bucket_interval: 10s, initial_delay: 1s, max_project_bytes: 256KiB}\n")
+	lines := make([]string, keys)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("budget.k%d:1|c", i)
+	}
+	sendStatsd(t, n, lines, keys) // one item: one Insert of 20k buckets
+	got := 0
+	consumeUntil(t, n.kafka, "baton.metric", 30*time.Second, func(recs []*kgo.Record) bool {
+		got = 0
+		for _, r := range recs {
+			got += len(recordBuckets(t, r.Value))
+		}
+		return got >= keys
+	})
+	st := waitBalanced(t, n, 30*time.Second)
+	if got != keys {
+		t.Fatalf("%d buckets delivered, want %d", got, keys)
+	}
+	if st.Aggregator.FlushedEarlyScope == 0 || st.Aggregator.FlushedEarly != 0 {
+		t.Fatalf("the project budget did not act (or the total one did): %+v", *st.Aggregator)
+	}
+	// 20k buckets do not fit one Kafka record: they were split, none lost.
+	if m := st.Classes["metric"]; m.Produced.Records < 2 || m.Dropped != nil {
+		t.Fatalf("flushed records: %+v", m)
+	}
 }

@@ -61,6 +61,7 @@ func newAggregation(r *Relay) (*aggregation, error) {
 		BucketInterval:  m.BucketInterval,
 		InitialDelay:    delay,
 		MaxBytes:        int64(m.MaxBytes),
+		MaxScopeBytes:   int64(m.MaxProjectBytes),
 		MaxSecsInPast:   m.MaxPast,
 		MaxSecsInFuture: m.MaxFuture,
 		Partitions:      max(m.FlushPartitions, 1),
@@ -282,10 +283,17 @@ func (a *aggregation) commit(ctx context.Context, batches []aggregate.Batch) boo
 				ProjectID:  b.Scope.ProjectID,
 				PublicKey:  []byte(b.Scope.PublicKey),
 			}
-			v := appendRecordHeader(nil, &rec)
-			v = appendBucketsEnvelope(v, b.Buckets)
-			entries = append(entries, buffer.Entry{Stream: flushedStream(b.Partition), Value: v})
-			items = append(items, len(b.Buckets))
+			// A big batch becomes several records, each an item under
+			// Relay's max_metric_buckets_size and a Kafka record under
+			// the default max_message_bytes.
+			for bs := b.Buckets; len(bs) > 0; {
+				payload, n := appendBucketsChunk(nil, bs, maxBucketsPayload)
+				v := appendRecordHeader(nil, &rec)
+				v = appendBucketsEnvelope(v, payload)
+				entries = append(entries, buffer.Entry{Stream: flushedStream(b.Partition), Value: v})
+				items = append(items, n)
+				bs = bs[n:]
+			}
 		}
 		for {
 			err := a.r.buf.Append(a.r.ctx, entries)
@@ -341,9 +349,34 @@ func (a *aggregation) ack() {
 	}
 }
 
-// appendBucketsEnvelope appends an envelope of one metric_buckets item.
-func appendBucketsEnvelope(dst []byte, bs []envelope.Bucket) []byte {
-	payload := envelope.AppendBucketsJSON(nil, bs)
+// maxBucketsPayload bounds the bucket JSON of one flushed record: half of
+// Relay's 1 MiB max_metric_buckets_size, leaving room for Kafka framing.
+const maxBucketsPayload = 512 << 10
+
+// appendBucketsChunk appends the bucket JSON array of as many buckets of bs
+// as fit in limit bytes (at least one) and returns how many it took.
+func appendBucketsChunk(dst []byte, bs []envelope.Bucket, limit int) ([]byte, int) {
+	start := len(dst)
+	dst = append(dst, '[')
+	n := 0
+	for n < len(bs) {
+		mark := len(dst)
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		dst = bs[n].AppendJSON(dst)
+		if n > 0 && len(dst)-start+1 > limit {
+			dst = dst[:mark]
+			break
+		}
+		n++
+	}
+	return append(dst, ']'), n
+}
+
+// appendBucketsEnvelope appends an envelope of one metric_buckets item
+// whose payload is the bucket JSON array payload.
+func appendBucketsEnvelope(dst, payload []byte) []byte {
 	dst = append(dst, "{}\n{\"type\":\"metric_buckets\",\"length\":"...)
 	dst = strconv.AppendInt(dst, int64(len(payload)), 10)
 	dst = append(dst, "}\n"...)

@@ -44,6 +44,11 @@ type Options struct {
 	// MaxBytes is the memory budget of held buckets (default 64 MiB). Past
 	// it the oldest buckets are made due at once (see the package doc).
 	MaxBytes int64
+	// MaxScopeBytes is the memory budget of one scope's held buckets
+	// (default 0: no per-scope limit). Past it that scope's own oldest
+	// buckets are made due at once, so one project flooding new keys
+	// flushes its own buckets early rather than other projects'.
+	MaxScopeBytes int64
 	// MaxSecsInPast rejects buckets older than now minus it (default 5
 	// days).
 	MaxSecsInPast time.Duration
@@ -88,6 +93,9 @@ type Stats struct {
 	Rejected     uint64 // buckets refused: out of the time range or invalid
 	Flushed      uint64 // buckets returned by Flush
 	FlushedEarly uint64 // buckets made due early by the MaxBytes budget
+	// FlushedEarlyScope counts buckets made due early by the MaxScopeBytes
+	// budget (not included in FlushedEarly).
+	FlushedEarlyScope uint64
 }
 
 // Aggregator merges metric buckets per scope and time window and releases
@@ -99,6 +107,7 @@ type Aggregator struct {
 	widthSecs  int64
 	delayNs    int64
 	maxBytes   int64
+	maxScope   int64 // MaxScopeBytes; 0: no per-scope limit
 	pastSecs   int64
 	futureSecs int64
 	partitions uint64
@@ -126,6 +135,7 @@ type scopeState struct {
 	scope  Scope
 	jitter int64 // ns in [0, interval)
 	slots  map[int64]*slot
+	bytes  int64 // of its open slots and the buckets in them, for MaxScopeBytes
 }
 
 // slot is the buckets of one scope and window.
@@ -181,6 +191,7 @@ func New(opts Options) (*Aggregator, error) {
 		v    int64
 	}{
 		{"MaxBytes", opts.MaxBytes},
+		{"MaxScopeBytes", opts.MaxScopeBytes},
 		{"MaxSecsInPast", int64(opts.MaxSecsInPast)},
 		{"MaxSecsInFuture", int64(opts.MaxSecsInFuture)},
 		{"Partitions", int64(opts.Partitions)},
@@ -215,6 +226,7 @@ func New(opts Options) (*Aggregator, error) {
 		widthSecs:  int64(opts.BucketInterval / time.Second),
 		delayNs:    int64(opts.InitialDelay),
 		maxBytes:   opts.MaxBytes,
+		maxScope:   opts.MaxScopeBytes,
 		pastSecs:   int64(opts.MaxSecsInPast / time.Second),
 		futureSecs: int64(opts.MaxSecsInFuture / time.Second),
 		partitions: uint64(opts.Partitions),
@@ -273,6 +285,9 @@ func (a *Aggregator) Insert(sc Scope, src Source, bs []envelope.Bucket) (rejecte
 		}
 		a.attach(e, st, src.Seq)
 		a.stats.Inserted++
+		if a.maxScope > 0 && ss.bytes > a.maxScope {
+			a.shedScope(ss, nowNs)
+		}
 		if a.bytes-a.readyBytes > a.maxBytes {
 			a.shed(nowNs)
 		}
@@ -353,6 +368,7 @@ func valueBytes(b *envelope.Bucket) int64 {
 
 func (a *Aggregator) grow(e *entry, delta int64) {
 	e.size += delta
+	e.ss.bytes += delta
 	a.bytes += delta
 }
 
@@ -404,6 +420,7 @@ func (a *Aggregator) newSlot(ss *scopeState, ts, nowNs int64) *slot {
 	ss.slots[ts] = s
 	heap.Push(&a.due, s)
 	a.bytes += slotOverhead
+	ss.bytes += slotOverhead
 	return s
 }
 
@@ -440,6 +457,7 @@ func (a *Aggregator) newEntry(s *slot, b *envelope.Bucket, ts int64) *entry {
 	s.m[key] = e
 	s.order = append(s.order, e)
 	a.bytes += e.size
+	s.ss.bytes += e.size
 	a.entries++
 	return e
 }
@@ -472,21 +490,50 @@ func (a *Aggregator) attach(e *entry, st *streamState, seq uint64) {
 // shed makes the oldest held buckets due until the rest fits MaxBytes.
 func (a *Aggregator) shed(nowNs int64) {
 	for a.bytes-a.readyBytes > a.maxBytes && len(a.due) > 0 {
-		s := a.due[0]
-		e := s.order[s.head]
-		s.order[s.head] = nil
-		s.head++
-		delete(s.m, e.key)
-		if len(a.ready) == 0 {
-			a.readySince = nowNs
-		}
-		a.ready = append(a.ready, e)
-		a.readyBytes += e.size
+		a.makeReady(a.due[0], nowNs)
 		a.stats.FlushedEarly++
-		if s.head == len(s.order) {
-			heap.Remove(&a.due, s.idx)
-			a.dropSlot(s)
+	}
+}
+
+// shedScope makes the oldest buckets of ss due until the rest of ss fits
+// MaxScopeBytes. It scans ss's slots for the one due first, once per slot
+// it empties; a scope has few open slots unless it sends much backdated
+// data.
+func (a *Aggregator) shedScope(ss *scopeState, nowNs int64) {
+	var s *slot
+	for ss.bytes > a.maxScope {
+		if s == nil || s.idx < 0 {
+			s = nil
+			for _, c := range ss.slots {
+				if s == nil || c.due < s.due || c.due == s.due && c.seq < s.seq {
+					s = c
+				}
+			}
+			if s == nil {
+				return
+			}
 		}
+		a.makeReady(s, nowNs)
+		a.stats.FlushedEarlyScope++
+	}
+}
+
+// makeReady moves the oldest bucket of s out of it into a.ready, for the
+// next Flush, and drops s when it is left empty.
+func (a *Aggregator) makeReady(s *slot, nowNs int64) {
+	e := s.order[s.head]
+	s.order[s.head] = nil
+	s.head++
+	delete(s.m, e.key)
+	if len(a.ready) == 0 {
+		a.readySince = nowNs
+	}
+	a.ready = append(a.ready, e)
+	a.readyBytes += e.size
+	s.ss.bytes -= e.size
+	if s.head == len(s.order) {
+		heap.Remove(&a.due, s.idx)
+		a.dropSlot(s)
 	}
 }
 
@@ -495,6 +542,7 @@ func (a *Aggregator) shed(nowNs int64) {
 func (a *Aggregator) dropSlot(s *slot) {
 	delete(s.ss.slots, s.ts)
 	a.bytes -= slotOverhead
+	s.ss.bytes -= slotOverhead
 }
 
 // NextDue returns when the next bucket is due, for the owner loop's timer; a
@@ -540,6 +588,7 @@ func (a *Aggregator) FlushAll(dst []Batch) []Batch {
 
 func (a *Aggregator) flush(nowNs int64, dst []Batch) []Batch {
 	out := append(a.out[:0], a.ready...)
+	nReady := len(a.ready) // their size was taken off their scope's bytes already
 	clear(a.ready)
 	a.ready, a.readyBytes = a.ready[:0], 0
 	for len(a.due) > 0 && a.due[0].due <= nowNs {
@@ -552,12 +601,15 @@ func (a *Aggregator) flush(nowNs int64, dst []Batch) []Batch {
 		return dst
 	}
 	var last *scopeState
-	for _, e := range out {
+	for i, e := range out {
 		e.m0.st.release(e.m0.seq)
 		for _, m := range e.ms {
 			m.st.release(m.seq)
 		}
 		a.bytes -= e.size
+		if i >= nReady {
+			e.ss.bytes -= e.size
+		}
 		if e.ss != last {
 			last = e.ss
 			if len(last.slots) == 0 && a.scopes[last.scope] == last {

@@ -31,12 +31,13 @@ func TestNewOptions(t *testing.T) {
 		t.Errorf("a negative InitialDelay means none: %v", err)
 	}
 	bad(Options{MaxBytes: -1}, ErrNegativeOption)
+	bad(Options{MaxScopeBytes: -1}, ErrNegativeOption)
 	bad(Options{MaxSecsInPast: -1}, ErrNegativeOption)
 	bad(Options{MaxSecsInFuture: -1}, ErrNegativeOption)
 	bad(Options{Partitions: -1}, ErrNegativeOption)
 
 	a := newAgg(t, Options{})
-	if a.widthSecs != 10 || a.delayNs != int64(30*time.Second) || a.maxBytes != 64<<20 ||
+	if a.widthSecs != 10 || a.delayNs != int64(30*time.Second) || a.maxBytes != 64<<20 || a.maxScope != 0 ||
 		a.pastSecs != 5*86400 || a.futureSecs != 60 || a.partitions != 1 || a.now == nil {
 		t.Errorf("defaults not applied: %+v", a)
 	}
@@ -437,6 +438,130 @@ func TestBudget(t *testing.T) {
 	}
 	if w, ok := a.Watermark(0); !ok || w != 5000 {
 		t.Errorf("Watermark = %d, %v; want 5000", w, ok)
+	}
+}
+
+// checkScopeBytes recomputes each scope's bytes from its open slots and
+// compares them with the counter MaxScopeBytes is checked against.
+func checkScopeBytes(t *testing.T, a *Aggregator) {
+	t.Helper()
+	for sc, ss := range a.scopes {
+		var want int64
+		for _, s := range ss.slots {
+			want += slotOverhead
+			for _, e := range s.order[s.head:] {
+				want += e.size
+			}
+		}
+		if ss.bytes != want {
+			t.Fatalf("scope %v: bytes counter %d, held %d", sc, ss.bytes, want)
+		}
+	}
+}
+
+// TestScopeBudget: scope A floods distinct keys under a small MaxScopeBytes
+// while scope B sends a few. A stays within its budget (plus one bucket)
+// after each Insert, only A's buckets are flushed early, B's come out only
+// when due, and every bucket comes out exactly once.
+func TestScopeBudget(t *testing.T) {
+	const maxScope = 4 << 10
+	scA := Scope{ProjectID: 1, PublicKey: "aaaa"}
+	scB := Scope{ProjectID: 2, PublicKey: "bbbb"}
+	clk := newClock(base)
+	a := newAgg(t, Options{MaxScopeBytes: maxScope, Now: clk.Now})
+	r := rand.New(rand.NewPCG(3, 4))
+	seen := map[string]int{}
+	var total float64
+	inserted := 0
+	check := func(batches []Batch, early bool) {
+		t.Helper()
+		for _, batch := range batches {
+			if early && batch.Scope != scA {
+				t.Fatalf("scope %v flushed early", batch.Scope)
+			}
+			for _, b := range batch.Buckets {
+				seen[fmt.Sprintf("%d %d %s %v", batch.Scope.ProjectID, b.Timestamp, b.Name, b.Tags)]++
+				total += b.Value.Counter
+			}
+		}
+	}
+	for i := range 2000 {
+		var bs []envelope.Bucket
+		for n := 1 + r.IntN(10); n > 0; n-- {
+			bs = append(bs, counter("m", base-int64(r.IntN(30)), 1, "id", fmt.Sprint(i, ".", n), "pad", strings.Repeat("x", r.IntN(40))))
+		}
+		a.Insert(scA, Source{Seq: uint64(i)}, bs)
+		inserted += len(bs)
+		var maxEntry int64
+		for _, s := range a.scopes[scA].slots {
+			for _, e := range s.order[s.head:] {
+				maxEntry = max(maxEntry, e.size)
+			}
+		}
+		if got := a.scopes[scA].bytes; got > maxScope+maxEntry {
+			t.Fatalf("after insert %d: scope A holds %d bytes > budget %d + one bucket %d", i, got, maxScope, maxEntry)
+		}
+		if i%50 == 0 { // B: a few keys, merged into again and again
+			a.Insert(scB, Source{Seq: uint64(i)}, []envelope.Bucket{counter("b", base, 1, "k", fmt.Sprint(i%300))})
+			inserted++
+		}
+		checkScopeBytes(t, a)
+		check(a.Flush(clk.t, nil), true) // nothing is due by time yet
+	}
+	st := a.Stats()
+	if st.FlushedEarlyScope == 0 || st.FlushedEarly != 0 || st.Flushed != st.FlushedEarlyScope {
+		t.Errorf("stats %+v: want early flushes by the scope budget only", st)
+	}
+	if n := len(a.scopes[scB].slots); n != 1 || a.scopes[scB].bytes > maxScope {
+		t.Errorf("scope B: %d slots, %d bytes; want its one slot held", n, a.scopes[scB].bytes)
+	}
+	bDue := time.Unix(0, a.scopes[scB].slots[base].due)
+	check(a.Flush(bDue.Add(-1), nil), true) // B's slot is not due yet
+	bOut := false
+	for _, batch := range a.Flush(bDue, nil) {
+		bOut = bOut || batch.Scope == scB
+		check([]Batch{batch}, false)
+	}
+	if !bOut {
+		t.Errorf("scope B not flushed at its due time %v", bDue)
+	}
+	check(a.FlushAll(nil), false)
+	if st := a.Stats(); st.Buckets != 0 || st.Bytes != 0 || len(a.scopes) != 0 {
+		t.Errorf("after the last Flush: %+v, %d scopes", st, len(a.scopes))
+	}
+	if total != float64(inserted) {
+		t.Errorf("counter total %v; want %d", total, inserted)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("bucket %s flushed %d times", k, n)
+		}
+	}
+	if w, ok := a.Watermark(0); !ok || w != 1999 {
+		t.Errorf("Watermark = %d, %v; want 1999", w, ok)
+	}
+}
+
+// TestScopeBudgetSplitsBucket: under the per-scope budget, a key made due
+// early and then inserted again starts a new bucket, as under MaxBytes, and
+// another scope is untouched.
+func TestScopeBudgetSplitsBucket(t *testing.T) {
+	a := newAgg(t, Options{MaxScopeBytes: 1, Now: newClock(base).Now})
+	sc2 := Scope{ProjectID: 2}
+	for range 3 {
+		a.Insert(sc1, Source{}, []envelope.Bucket{counter("m", base, 1)})
+	}
+	got := a.Flush(time.Unix(base, 0), nil)
+	if len(got) != 1 || got[0].Scope != sc1 || len(got[0].Buckets) != 3 || a.Stats().FlushedEarlyScope != 3 {
+		t.Errorf("got %+v, stats %+v", got, a.Stats())
+	}
+	// With MaxScopeBytes 0 nothing is forced out of a scope.
+	a = newAgg(t, Options{Now: newClock(base).Now})
+	for i := range 100 {
+		a.Insert(sc2, Source{}, []envelope.Bucket{counter("m", base, 1, "i", fmt.Sprint(i))})
+	}
+	if got := a.Flush(time.Unix(base, 0), nil); len(got) != 0 || a.Stats().FlushedEarlyScope != 0 {
+		t.Errorf("MaxScopeBytes 0: got %+v, stats %+v", got, a.Stats())
 	}
 }
 

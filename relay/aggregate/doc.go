@@ -38,6 +38,15 @@
 // counted), or returned by Flush exactly once. A later bucket with the key of
 // one that was moved out starts a new bucket.
 //
+// Options.MaxScopeBytes (default 0: no limit) adds a budget per scope
+// (project key), charged with its buckets and open slots, counted in the
+// scope's state as the total is. When an insert takes a scope over it, that
+// scope's own oldest buckets are made due at once in the same way, until
+// the scope fits again, so a project flooding new keys flushes its own
+// buckets early instead of pushing out other projects'. The per-scope check
+// runs before the total one. Stats.FlushedEarly counts buckets forced out
+// by MaxBytes, Stats.FlushedEarlyScope those forced out by MaxScopeBytes.
+//
 // # Durability contract
 //
 // The relay reads raw metric records from a durable buffer and inserts the

@@ -69,14 +69,19 @@ func TestWatermarkOutOfOrder(t *testing.T) {
 }
 
 // TestWatermarkModel checks Watermark against a brute-force model over
-// random inserts from two streams, random flushes and budget pressure.
+// random inserts from two streams, random flushes and budget pressure
+// (MaxBytes, and MaxScopeBytes for odd seeds).
 // Every inserted bucket is a distribution with a unique value, so the
 // flushed buckets tell exactly which inserts are still held.
 func TestWatermarkModel(t *testing.T) {
 	for seed := range uint64(30) {
 		r := rand.New(rand.NewPCG(seed, 99))
 		clk := newClock(base)
-		a := newAgg(t, Options{MaxBytes: int64(1500 + r.IntN(5000)), Now: clk.Now})
+		o := Options{MaxBytes: int64(1500 + r.IntN(5000)), Now: clk.Now}
+		if seed%2 == 1 { // no draw from r: keep its sequence as it was
+			o.MaxScopeBytes = o.MaxBytes * int64(2+seed%4) / 8
+		}
+		a := newAgg(t, o)
 		type contrib struct {
 			stream uint32
 			seq    uint64
@@ -111,6 +116,7 @@ func TestWatermarkModel(t *testing.T) {
 				}
 				a.Insert(Scope{ProjectID: uint64(r.IntN(2))}, src, bs)
 			}
+			checkScopeBytes(t, a)
 			for s := range uint32(2) {
 				want, wantOK := last[s] // nothing held: the last seq
 				minHeld, any := uint64(0), false
@@ -128,8 +134,10 @@ func TestWatermarkModel(t *testing.T) {
 				}
 			}
 		}
-		if a.Stats().FlushedEarly == 0 {
+		if st := a.Stats(); o.MaxScopeBytes == 0 && st.FlushedEarly == 0 {
 			t.Errorf("seed %d: the budget never forced a flush", seed)
+		} else if o.MaxScopeBytes > 0 && st.FlushedEarlyScope == 0 {
+			t.Errorf("seed %d: the scope budget never forced a flush", seed)
 		}
 	}
 }
