@@ -557,3 +557,31 @@ func TestManagedWaitingBytesCapPerKey(t *testing.T) {
 	}
 	waitBalanced(t, n, 10*time.Second)
 }
+
+// Replays need the project's session-replay feature, as in Relay; a
+// project whose features part says nothing of it drops them.
+func TestManagedReplayNeedsFeature(t *testing.T) {
+	fakeSettleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil)) // features: []
+	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["features"] = []any{"organizations:session-replay"}
+	}))
+	n := startNode(t, managedYAML(s.url(), ""))
+	replay := func(pid uint64, key string) []byte {
+		return fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/%d\"}\n{\"type\":\"replay_event\"}\n{\"replay_id\":\"ab3d4f5e6a7b4c8d9e0f1a2b3c4d5e6f\"}\n", key, pid)
+	}
+	for _, c := range []struct {
+		pid uint64
+		key string
+	}{{42, managedKey}, {43, managedKey2}} {
+		if status, body, _ := postEnvelope(t, n, c.pid, c.key, replay(c.pid, c.key), nil); status != 200 {
+			t.Fatalf("replay for %d: %d %s", c.pid, status, body)
+		}
+	}
+	st := waitBalanced(t, n, 10*time.Second)
+	r := st.Classes["replay"]
+	if r.Delivered.Records != 1 || r.Dropped["feature_disabled"].Records != 1 {
+		t.Fatalf("replay outcomes: %+v", r)
+	}
+}

@@ -31,6 +31,9 @@ var classCategory = [envelope.NumClasses]envelope.Category{
 	envelope.ClassTraceMetric:  envelope.CategoryTraceMetric,
 }
 
+// featureSessionReplay is the feature flag replays need.
+const featureSessionReplay = "organizations:session-replay"
+
 // eventClass marks the classes a static project's events_per_second counts.
 var eventClass = [envelope.NumClasses]bool{
 	envelope.ClassError: true, envelope.ClassTransaction: true,
@@ -122,6 +125,11 @@ func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []
 			}
 		}
 	}
+	if st != nil && items[envelope.ClassReplay] > 0 && st.FeatureOff(featureSessionReplay) {
+		// As Relay: replays of an organization without session replay
+		// are not ingested.
+		v.dropClass(envelope.ClassReplay, ReasonFeatureDisabled)
+	}
 	if st != nil && len(st.Quotas) > 0 {
 		e.applyQuotas(v, st, key, items)
 	}
@@ -203,7 +211,7 @@ func scopeMatches(q *project.Quota, st *project.State, key []byte) bool {
 	var id uint64
 	switch q.Scope {
 	case "key":
-		id = st.KeyIDBytes(key)
+		id = st.KeyID(key)
 	case "project":
 		id = st.ProjectID
 	case "organization", "":

@@ -25,12 +25,13 @@ const (
 	ReasonSampled                       // dynamic sampling dropped its trace
 	ReasonRateLimited                   // a quota of the project is exhausted
 	ReasonCardinality                   // a metric over the project's cardinality limit
+	ReasonFeatureDisabled               // its project lacks the feature the item needs (session replay)
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"invalid", "expired", "buffer_full", "corrupt", "no_route",
-	"project_unknown", "project_disabled", "project_state", "cors", "filtered", "sampled", "rate_limited", "cardinality_limited",
+	"project_unknown", "project_disabled", "project_state", "cors", "filtered", "sampled", "rate_limited", "cardinality_limited", "feature_disabled",
 }
 
 func (r Reason) String() string { return reasonNames[r] }

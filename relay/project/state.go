@@ -284,17 +284,7 @@ func (st *State) KeyEnabled(publicKey []byte) (known, enabled bool) {
 }
 
 // KeyID returns the numeric id of publicKey, or 0.
-func (st *State) KeyID(publicKey string) uint64 {
-	for _, k := range st.Keys {
-		if k.PublicKey == publicKey {
-			return k.NumericID
-		}
-	}
-	return 0
-}
-
-// KeyIDBytes is KeyID for a key in a byte slice.
-func (st *State) KeyIDBytes(publicKey []byte) uint64 {
+func (st *State) KeyID(publicKey []byte) uint64 {
 	for _, k := range st.Keys {
 		if k.PublicKey == string(publicKey) {
 			return k.NumericID
@@ -305,6 +295,19 @@ func (st *State) KeyIDBytes(publicKey []byte) uint64 {
 
 // HasFeature reports whether the project has the feature flag.
 func (st *State) HasFeature(name string) bool { return slices.Contains(st.Features, name) }
+
+// FeatureOff reports whether the features part is usable and lacks name:
+// only then may a feature be treated as disabled (a missing or broken part
+// turns nothing off).
+func (st *State) FeatureOff(name string) bool {
+	if !st.Present.Has(PartFeatures) {
+		return false
+	}
+	if _, broken := st.Broken[PartFeatures]; broken {
+		return false
+	}
+	return !st.HasFeature(name)
+}
 
 // AppendJSON appends the state as JSON with only the config keys of parts
 // (AllParts for everything): what Baton serves to downstream relays.

@@ -177,10 +177,10 @@ func TestDecodeStateFull(t *testing.T) {
 	for p := range NumParts {
 		t.Run(p.String(), func(t *testing.T) { checkPart(t, st, p) })
 	}
-	if got := st.KeyID("e12d836b15bb49d7bbf99e64295d995b"); got != 123 {
+	if got := st.KeyID([]byte("e12d836b15bb49d7bbf99e64295d995b")); got != 123 {
 		t.Errorf("KeyID = %d", got)
 	}
-	if got := st.KeyID("ffffffffffffffffffffffffffffffff"); got != 0 {
+	if got := st.KeyID([]byte("ffffffffffffffffffffffffffffffff")); got != 0 {
 		t.Errorf("KeyID(unknown) = %d", got)
 	}
 }
