@@ -585,3 +585,24 @@ func TestManagedReplayNeedsFeature(t *testing.T) {
 		t.Fatalf("replay outcomes: %+v", r)
 	}
 }
+
+// An envelope that waited for its config still gets the origin check: the
+// Origin it came with is kept in its record.
+func TestManagedWaitingKeepsOriginCheck(t *testing.T) {
+	fakeSettleDialer(t)
+	s := newFakeSentry(t)
+	s.setPending(managedKey, 2)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["allowedDomains"] = []any{"app.example"}
+	}))
+	n := startNode(t, managedYAML(s.url(), ""))
+	for _, origin := range []string{"https://evil.example", "https://app.example"} {
+		if status, body, _ := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), map[string]string{"Origin": origin}); status != 200 {
+			t.Fatalf("while pending, from %s: %d %s", origin, status, body)
+		}
+	}
+	st := waitBalanced(t, n, 15*time.Second)
+	if e := st.Classes["error"]; e.Delivered.Records != 1 || e.Dropped["cors"].Records != 1 {
+		t.Fatalf("released with their origins: %+v", e)
+	}
+}

@@ -134,7 +134,8 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		r.rejectAuth(ctx, errAuthInvalid)
 		return
 	}
-	adm := r.projects().admit(pid, a.PublicKey, &ctx.Request)
+	origin := requestOrigin(&ctx.Request)
+	adm := r.projects().admit(pid, a.PublicKey, origin)
 	if adm.status != 0 {
 		if adm.status == fasthttp.StatusServiceUnavailable {
 			ctx.Response.Header.Set("Retry-After", retryAfterFull)
@@ -177,6 +178,7 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		PublicKey:  a.PublicKey,
 		Client:     a.Client,
 		ClientIP:   s.ip,
+		Origin:     origin,
 	}
 	if len(rec.Client) == 0 {
 		rec.Client = ctx.Request.Header.UserAgent()

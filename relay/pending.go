@@ -110,7 +110,10 @@ func (rl *releaser) sort() (waiting int) {
 			rl.drops = append(rl.drops, drop{why: ReasonCorrupt})
 			continue
 		}
-		adm := rl.r.projects().admitRecord(&rec)
+		adm := rl.r.projects().admit(rec.ProjectID, rec.PublicKey, rec.Origin)
+		if adm.why == rejectOverload { // lookups saturated: keep waiting
+			adm = admission{pending: true}
+		}
 		switch {
 		case adm.pending && maxAge > 0 && now.Sub(rec.receivedAt()) > maxAge:
 			rl.drops = append(rl.drops, drop{why: ReasonProjectState, items: rec.Items})
@@ -179,22 +182,6 @@ func envelopeHeader(env []byte) []byte {
 	}
 	return env
 }
-
-// admitRecord is admit for a record that waited: there is no request any
-// more, so the origin check is skipped (the rest is the same).
-func (mp *managedProjects) admitRecord(rec *record) admission {
-	a := mp.admit(rec.ProjectID, rec.PublicKey, nil)
-	if a.why == rejectOverload { // lookups saturated: keep waiting
-		return admission{pending: true}
-	}
-	return a
-}
-
-func (sp staticProjects) admitRecord(rec *record) admission {
-	return sp.admit(rec.ProjectID, rec.PublicKey, nil)
-}
-
-func (proxyProjects) admitRecord(*record) admission { return admission{} }
 
 // cacheChanged is closed when the next config fetch completes; nil (never)
 // without a cache.

@@ -31,9 +31,9 @@ type admission struct {
 
 // projectPolicy decides at the door whether a project and key may send.
 type projectPolicy interface {
-	admit(pid uint64, key []byte, req *fasthttp.Request) admission
-	// admitRecord judges an envelope that waited in a pending stream.
-	admitRecord(rec *record) admission
+	// admit judges a request of project pid with key; origin is its Origin
+	// (or Referer) header, nil when it has none.
+	admit(pid uint64, key, origin []byte) admission
 }
 
 // policyBox holds the current policy for atomic swaps.
@@ -79,7 +79,7 @@ func newProjectPolicy(cfg config.Config, cache *project.Cache) (projectPolicy, e
 // proxyProjects accepts every project id and key: upstream decides.
 type proxyProjects struct{}
 
-func (proxyProjects) admit(uint64, []byte, *fasthttp.Request) admission { return admission{} }
+func (proxyProjects) admit(uint64, []byte, []byte) admission { return admission{} }
 
 // staticProjects serves the projects listed in the config.
 type staticProjects map[uint64]*staticProject
@@ -109,12 +109,12 @@ func newStaticProjects(cfg config.Config) (staticProjects, error) {
 	return sp, nil
 }
 
-func (sp staticProjects) admit(pid uint64, key []byte, req *fasthttp.Request) admission {
+func (sp staticProjects) admit(pid uint64, key, origin []byte) admission {
 	p := sp[pid]
 	if p == nil {
 		return refuse(fasthttp.StatusForbidden, rejectProject, "event submission rejected with_reason: ProjectId")
 	}
-	a := checkState(p.state, pid, key, req)
+	a := checkState(p.state, pid, key, origin)
 	a.limiter = p.limiter
 	return a
 }
@@ -130,14 +130,14 @@ type managedProjects struct {
 // unknown one refused, and one being looked up is parked (pending) — or
 // refused with 503 when the lookups outstanding are at their cap, so a
 // flood of random keys is shed while known projects flow.
-func (mp *managedProjects) admit(pid uint64, key []byte, req *fasthttp.Request) admission {
+func (mp *managedProjects) admit(pid uint64, key, origin []byte) admission {
 	if p := mp.static[pid]; p != nil {
-		return mp.static.admit(pid, key, req)
+		return mp.static.admit(pid, key, origin)
 	}
 	st, status := mp.cache.GetBytes(key)
 	switch status {
 	case project.Ready:
-		return checkState(st, pid, key, req)
+		return checkState(st, pid, key, origin)
 	case project.Unknown:
 		return refuse(fasthttp.StatusForbidden, rejectProject, "event submission rejected with_reason: ProjectId")
 	case project.Busy:
@@ -152,9 +152,8 @@ func refuse(status int, why rejectReason, detail string) admission {
 }
 
 // checkState applies a known project's door rules: the key must be the
-// project's and enabled, the project enabled, and the origin allowed (when
-// there is a request to take it from).
-func checkState(st *project.State, pid uint64, key []byte, req *fasthttp.Request) admission {
+// project's and enabled, the project enabled, and the origin allowed.
+func checkState(st *project.State, pid uint64, key, origin []byte) admission {
 	if st.ProjectID != 0 && st.ProjectID != pid {
 		return refuse(fasthttp.StatusForbidden, rejectProject, "event submission rejected with_reason: ProjectId")
 	}
@@ -168,20 +167,25 @@ func checkState(st *project.State, pid uint64, key []byte, req *fasthttp.Request
 	if st.Disabled {
 		return refuse(fasthttp.StatusForbidden, rejectDisabled, "event submission rejected with_reason: ProjectDisabled")
 	}
-	if req != nil && !originAllowed(st.AllowedDomains, req) {
+	if !originAllowed(st.AllowedDomains, origin) {
 		return refuse(fasthttp.StatusForbidden, rejectCORS, "event submission rejected with_reason: Cors")
 	}
 	return admission{state: st}
 }
 
-// originAllowed checks Origin (or Referer) against allowedDomains as Relay
-// does: "*" allows all, an empty list allows none, a request without an
-// origin is allowed, and patterns may carry "*" wildcards.
-func originAllowed(domains []string, req *fasthttp.Request) bool {
-	origin := req.Header.Peek("Origin")
-	if len(origin) == 0 {
-		origin = req.Header.Referer()
+// requestOrigin is the Origin header, or the Referer when there is none:
+// what allowedDomains is checked against.
+func requestOrigin(req *fasthttp.Request) []byte {
+	if origin := req.Header.Peek("Origin"); len(origin) > 0 {
+		return origin
 	}
+	return req.Header.Referer()
+}
+
+// originAllowed checks an origin against allowedDomains as Relay does: "*"
+// allows all, an empty list allows none, a request without an origin is
+// allowed, and patterns may carry "*" wildcards.
+func originAllowed(domains []string, origin []byte) bool {
 	if len(origin) == 0 {
 		return true
 	}

@@ -19,6 +19,7 @@ import (
 //	key        1 byte length + public key
 //	client     1 byte length + sentry_client (truncated to 255 bytes)
 //	ip         1 byte length + client address
+//	origin     1 byte length + Origin (or Referer) header   (version 2 on)
 //	envelope   the rest: the serialized class envelope
 //
 // The buffer treats records as opaque bytes; only this file knows the layout.
@@ -30,11 +31,12 @@ type record struct {
 	PublicKey  []byte
 	Client     []byte
 	ClientIP   []byte
+	Origin     []byte // checked against allowedDomains when a waiting record is released
 	Envelope   []byte
 }
 
 const (
-	recordVersion = 1
+	recordVersion = 2 // version 1 records (no origin) are still read
 	recordFixed   = 1 + 1 + 2 + 8 + 8
 )
 
@@ -50,6 +52,7 @@ func appendRecordHeader(dst []byte, r *record) []byte {
 	dst = appendShort(dst, r.PublicKey)
 	dst = appendShort(dst, r.Client)
 	dst = appendShort(dst, r.ClientIP)
+	dst = appendShort(dst, r.Origin)
 	return dst
 }
 
@@ -63,9 +66,10 @@ func appendShort(dst, b []byte) []byte {
 
 // decodeRecord fills r with sub-slices of b; it does not copy.
 func decodeRecord(b []byte, r *record) error {
-	if len(b) < recordFixed || b[0] != recordVersion {
+	if len(b) < recordFixed || b[0] < 1 || b[0] > recordVersion {
 		return errBadRecord
 	}
+	version := b[0]
 	r.Class = envelope.Class(b[1])
 	r.Items = int(binary.BigEndian.Uint16(b[2:]))
 	r.ReceivedAt = int64(binary.BigEndian.Uint64(b[4:]))
@@ -80,6 +84,12 @@ func decodeRecord(b []byte, r *record) error {
 	}
 	if r.ClientIP, b, ok = cutShort(b); !ok {
 		return errBadRecord
+	}
+	r.Origin = nil
+	if version >= 2 {
+		if r.Origin, b, ok = cutShort(b); !ok {
+			return errBadRecord
+		}
 	}
 	if r.Class >= envelope.NumClasses {
 		return errBadRecord

@@ -17,7 +17,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	in := record{
 		Class: envelope.ClassTransaction, Items: 3, ReceivedAt: 1764064800123456789, ProjectID: 42,
 		PublicKey: []byte("a7c3e9f1b5d24680ace13579bdf02468"), Client: []byte("sentry.go/0.50.0"),
-		ClientIP: []byte("10.1.2.3, 127.0.0.1"),
+		ClientIP: []byte("10.1.2.3, 127.0.0.1"), Origin: []byte("https://app.example"),
 	}
 	env := []byte("{}\n{\"type\":\"transaction\",\"length\":2}\n{}\n")
 	b := append(appendRecordHeader(nil, &in), env...)
@@ -27,8 +27,15 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 	if out.Class != in.Class || out.Items != 3 || out.ReceivedAt != in.ReceivedAt || out.ProjectID != 42 ||
 		string(out.PublicKey) != string(in.PublicKey) || string(out.Client) != string(in.Client) ||
-		string(out.ClientIP) != string(in.ClientIP) || !bytes.Equal(out.Envelope, env) {
+		string(out.ClientIP) != string(in.ClientIP) || string(out.Origin) != string(in.Origin) || !bytes.Equal(out.Envelope, env) {
 		t.Fatalf("round trip: %+v", out)
+	}
+	// A version 1 record (written before origins were kept) still reads.
+	v1 := bytes.Clone(b[:len(b)-len(env)-1-len(in.Origin)])
+	v1[0] = 1
+	v1 = append(v1, env...)
+	if err := decodeRecord(v1, &out); err != nil || out.Origin != nil || !bytes.Equal(out.Envelope, env) || string(out.ClientIP) != string(in.ClientIP) {
+		t.Fatalf("version 1 record: %v %+v", err, out)
 	}
 	for cut := range len(b) - len(env) {
 		if err := decodeRecord(b[:cut], &out); err == nil {
@@ -136,7 +143,7 @@ func TestOriginAllowed(t *testing.T) {
 		if c.origin != "" {
 			req.Header.Set("Origin", c.origin)
 		}
-		if got := originAllowed(c.domains, &req); got != c.want {
+		if got := originAllowed(c.domains, requestOrigin(&req)); got != c.want {
 			t.Errorf("originAllowed(%v, %q) = %v", c.domains, c.origin, got)
 		}
 	}
