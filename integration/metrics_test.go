@@ -20,23 +20,32 @@ func TestMetricsEndpoint(t *testing.T) {
 	post(t, n.url+"/api/1/envelope/", []byte(event), nil) // one rejection: no auth
 	waitBalanced(t, n, 10*time.Second)
 
-	resp, err := http.Get("http://" + n.r.MetricsAddr().String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	text := string(b)
-	for _, want := range []string{
+	expectMetrics(t, n,
 		`baton_accepted_records_total{class="error"} 1`,
 		`baton_delivered_records_total{class="error"} 1`,
 		`baton_rejected_requests_total{reason="auth"} 1`,
 		"baton_buffer_pending_records 0",
 		"baton_ready 1",
 		"# TYPE baton_buffer_commits_total counter",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("/metrics lacks %q:\n%s", want, text)
+	)
+}
+
+// expectMetrics fetches n's /metrics and fails for every wanted line it
+// lacks.
+func expectMetrics(t *testing.T, n *node, lines ...string) {
+	t.Helper()
+	resp, err := http.Get("http://" + n.r.MetricsAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range lines {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", want, b)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/baton-relay/baton/buffer"
+	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/aggregate"
 	"github.com/baton-relay/baton/relay/project"
@@ -73,7 +74,7 @@ func newAggregation(r *Relay) (*aggregation, error) {
 		r: r, agg: agg, steer: m.FlushPartitions > 0,
 		wake: make(chan struct{}, 1), inserted: map[buffer.Stream][]insertedRec{}, limits: map[uint64]string{},
 	}
-	if m.CardinalityLimit > 0 || r.cfg.Mode == "managed" {
+	if m.CardinalityLimit > 0 || r.cfg.Mode == config.ModeManaged {
 		a.lim = aggregate.NewLimiter(aggregate.LimitOptions{
 			Limit: m.CardinalityLimit, Window: m.CardinalityWindow, MaxScopes: m.CardinalityScopes,
 		})

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,7 +30,7 @@ type upstreamAuth struct {
 	creds   *Credentials
 	version string
 	up      *routing.Upstream
-	log     interface{ Info(string, ...any) }
+	log     *slog.Logger
 
 	mu         sync.Mutex // one registration at a time
 	registered atomic.Bool
@@ -41,7 +42,7 @@ var ErrUpstreamAuth = errors.New("upstream refused this relay's credentials")
 // loadOrCreateCredentials reads the credentials file, creating it on first
 // start so that managed mode works out of the box; the public key must
 // then be trusted by the upstream.
-func loadOrCreateCredentials(path string, log interface{ Warn(string, ...any) }) (*Credentials, error) {
+func loadOrCreateCredentials(path string, log *slog.Logger) (*Credentials, error) {
 	c, err := LoadCredentials(path)
 	if err == nil {
 		return c, nil

@@ -31,8 +31,13 @@ type releaser struct {
 	recs    []buffer.Record
 	entries []buffer.Entry
 	drops   []drop
-	left    []int // indexes into recs of the records leaving the stream
+	left    []leaving // records leaving the stream: their key's waiting bytes are freed
 	verdict verdict
+}
+
+type leaving struct {
+	key   []byte // aliases rl.recs
+	bytes int64
 }
 
 type drop struct {
@@ -117,15 +122,15 @@ func (rl *releaser) sort() (waiting int) {
 		switch {
 		case adm.pending && maxAge > 0 && now.Sub(rec.receivedAt()) > maxAge:
 			rl.drops = append(rl.drops, drop{why: ReasonProjectState, items: rec.Items})
-			rl.left = append(rl.left, i)
+			rl.left = append(rl.left, leaving{rec.PublicKey, int64(len(val))})
 		case adm.pending:
 			waiting++
 			rl.entries = append(rl.entries, buffer.Entry{Stream: rl.stream, Value: val})
 		case adm.status != 0:
 			rl.drops = append(rl.drops, drop{why: admissionReason(adm.why), items: rec.Items})
-			rl.left = append(rl.left, i)
+			rl.left = append(rl.left, leaving{rec.PublicKey, int64(len(val))})
 		default:
-			rl.left = append(rl.left, i)
+			rl.left = append(rl.left, leaving{rec.PublicKey, int64(len(val))})
 			var items [envelope.NumClasses]int
 			items[rec.Class] = rec.Items
 			v := &rl.verdict
@@ -151,11 +156,8 @@ func (rl *releaser) commit(ctx context.Context) error {
 	for _, d := range rl.drops {
 		rl.r.outcomes.dropped[rl.class][d.why].add(1, d.items)
 	}
-	for _, i := range rl.left {
-		var rec record
-		if decodeRecord(rl.recs[i].Value, &rec) == nil {
-			rl.r.waiting.sub(rec.PublicKey, int64(len(rl.recs[i].Value)))
-		}
+	for _, l := range rl.left {
+		rl.r.waiting.sub(l.key, l.bytes)
 	}
 	return nil
 }

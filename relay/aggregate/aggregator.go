@@ -86,16 +86,16 @@ type Batch struct {
 
 // Stats is a snapshot of an Aggregator's gauges and counters.
 type Stats struct {
-	Buckets      int    // buckets held, including those made due early
-	Bytes        int64  // estimated memory of the held buckets
-	Inserted     uint64 // buckets accepted by Insert (new or merged)
-	Merged       uint64 // accepted buckets merged into a held bucket
-	Rejected     uint64 // buckets refused: out of the time range or invalid
-	Flushed      uint64 // buckets returned by Flush
-	FlushedEarly uint64 // buckets made due early by the MaxBytes budget
+	Buckets      int    `json:"buckets"`       // buckets held, including those made due early
+	Bytes        int64  `json:"bytes"`         // estimated memory of the held buckets
+	Inserted     uint64 `json:"inserted"`      // buckets accepted by Insert (new or merged)
+	Merged       uint64 `json:"merged"`        // accepted buckets merged into a held bucket
+	Rejected     uint64 `json:"rejected"`      // buckets refused: out of the time range or invalid
+	Flushed      uint64 `json:"flushed"`       // buckets returned by Flush
+	FlushedEarly uint64 `json:"flushed_early"` // buckets made due early by the MaxBytes budget
 	// FlushedEarlyScope counts buckets made due early by the MaxScopeBytes
 	// budget (not included in FlushedEarly).
-	FlushedEarlyScope uint64
+	FlushedEarlyScope uint64 `json:"flushed_early_scope"`
 }
 
 // Aggregator merges metric buckets per scope and time window and releases

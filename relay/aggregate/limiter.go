@@ -33,11 +33,11 @@ type LimitOptions struct {
 
 // LimiterStats is a snapshot of a Limiter's counters.
 type LimiterStats struct {
-	Admitted uint64 // Admit calls that returned true
-	Limited  uint64 // Admit calls that returned false
-	Evicted  uint64 // scopes evicted by MaxScopes
-	Scopes   int    // scopes tracked
-	Bytes    int64  // estimated memory of the tracked scopes
+	Admitted uint64 `json:"admitted"` // Admit calls that returned true
+	Limited  uint64 `json:"limited"`  // Admit calls that returned false
+	Evicted  uint64 `json:"evicted"`  // scopes evicted by MaxScopes
+	Scopes   int    `json:"scopes"`   // scopes tracked
+	Bytes    int64  `json:"bytes"`    // estimated memory of the tracked scopes
 }
 
 // Limiter bounds the cardinality of metric buckets per (project, namespace)

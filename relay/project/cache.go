@@ -167,7 +167,6 @@ type entry struct {
 type miss struct {
 	unknown bool      // the upstream has no such key
 	retryAt time.Time // when to ask again
-	since   time.Time // first asked; for stats and pending age
 	tries   int
 }
 
@@ -222,8 +221,8 @@ func (c *Cache) Get(key string) (*State, Status) {
 	}
 	m, ok := c.misses[sh].Get(key)
 	if !ok {
-		if prev, found, _ := c.misses[sh].PeekOrAdd(key, &miss{since: now, retryAt: now.Add(time.Hour)}); found {
-			return nil, prev.status(now)
+		if prev, found, _ := c.misses[sh].PeekOrAdd(key, &miss{retryAt: now.Add(time.Hour)}); found {
+			return nil, prev.status()
 		}
 		if !c.enqueue(key) {
 			c.misses[sh].Remove(key)
@@ -232,18 +231,18 @@ func (c *Cache) Get(key string) (*State, Status) {
 		return nil, Pending
 	}
 	if now.Before(m.retryAt) {
-		return nil, m.status(now)
+		return nil, m.status()
 	}
 	// Due again: one caller swaps in a fresh miss and queues the fetch. An
 	// unknown key stays unknown while it is asked again.
-	next := &miss{unknown: m.unknown, since: m.since, tries: m.tries, retryAt: now.Add(time.Hour)}
+	next := &miss{unknown: m.unknown, tries: m.tries, retryAt: now.Add(time.Hour)}
 	if c.misses[sh].Contains(key) && c.swapMiss(sh, key, m, next) && !c.enqueue(key) {
 		c.misses[sh].Remove(key)
 		if !m.unknown {
 			return nil, Busy
 		}
 	}
-	return nil, m.status(now)
+	return nil, m.status()
 }
 
 // peek looks key up under the shard's read lock; it refreshes the key's
@@ -258,7 +257,7 @@ func (c *Cache) peek(sh int, key string, now time.Time) (*entry, bool) {
 	return e, ok
 }
 
-func (m *miss) status(time.Time) Status {
+func (m *miss) status() Status {
 	if m.unknown {
 		return Unknown
 	}
@@ -432,7 +431,7 @@ func (c *Cache) store(key string, raw json.RawMessage, now time.Time) {
 	if st == nil {
 		c.stats.unknown.Add(1)
 		c.ready[sh].Remove(key)
-		c.misses[sh].Add(key, &miss{unknown: true, since: now, retryAt: now.Add(c.opts.MissExpiry)})
+		c.misses[sh].Add(key, &miss{unknown: true, retryAt: now.Add(c.opts.MissExpiry)})
 		return
 	}
 	c.stats.fetched.Add(1)
@@ -463,9 +462,9 @@ func (c *Cache) retryLater(key string, now time.Time, pending bool) {
 	}
 	m, ok := c.misses[sh].Peek(key)
 	if !ok {
-		m = &miss{since: now}
+		m = &miss{}
 	}
-	c.misses[sh].Add(key, &miss{unknown: m.unknown, since: m.since, tries: m.tries + 1, retryAt: now.Add(retryDelay(m.tries, pending))})
+	c.misses[sh].Add(key, &miss{unknown: m.unknown, tries: m.tries + 1, retryAt: now.Add(retryDelay(m.tries, pending))})
 }
 
 // pendingRetry is how soon a key the upstream reported pending is asked
@@ -481,10 +480,16 @@ func retryDelay(tries int, pending bool) time.Duration {
 
 // Stats are the cache's counters.
 type Stats struct {
-	Projects, Misses                             int
-	Requests, Failures                           int64
-	Fetched, Unknown, Pending, Unchanged, Broken int64
-	Dropped                                      int64 // misses not queued: queue full
+	Projects  int   `json:"projects"` // configs cached
+	Misses    int   `json:"misses"`   // keys cached as pending or unknown
+	Requests  int64 `json:"requests"` // fetch requests sent
+	Failures  int64 `json:"failures"` // failed fetches (and configs that did not decode)
+	Fetched   int64 `json:"fetched"`
+	Unknown   int64 `json:"unknown"`
+	Pending   int64 `json:"pending"`
+	Unchanged int64 `json:"unchanged"`
+	Broken    int64 `json:"broken"`  // fetched configs with a broken part
+	Dropped   int64 `json:"dropped"` // misses not queued: lookups at their cap (Busy)
 }
 
 // Stats returns the cache's counters.
