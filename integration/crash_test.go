@@ -57,9 +57,15 @@ const crashKeys = 8
 func crashKey(seq int) string { return testKey[:31] + strconv.Itoa(seq%crashKeys) }
 
 // crashPayload is the event item: what must arrive byte for byte upstream.
+// The pad is random hex seeded by seq: it does not compress, so pad bytes
+// are also the bytes the buffer stores (budget tests count on it).
 func crashPayload(seq, pad int) []byte {
-	return fmt.Appendf(nil, `{"message":"crash test","crash_seq":%d,"crash_pad":%d,"extra":{"pad":"%s"}}`,
-		seq, pad, strings.Repeat("p", pad))
+	b := fmt.Appendf(nil, `{"message":"crash test","crash_seq":%d,"crash_pad":%d,"extra":{"pad":"`, seq, pad)
+	r := rand.New(rand.NewPCG(uint64(seq), uint64(pad)))
+	for range pad {
+		b = append(b, "0123456789abcdef"[r.IntN(16)])
+	}
+	return append(b, `"}}`...)
 }
 
 // crashParse finds seq and pad in an envelope body; ok is false when the

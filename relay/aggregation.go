@@ -101,6 +101,7 @@ func (a *aggregation) read(ctx context.Context, s buffer.Stream) {
 		recs    []buffer.Record
 		buckets []envelope.Bucket
 		env     envelope.Envelope
+		decoded slab
 	)
 	lim := a.r.limits
 	for ctx.Err() == nil {
@@ -113,9 +114,10 @@ func (a *aggregation) read(ctx context.Context, s buffer.Stream) {
 			}
 			continue
 		}
+		decoded.reset()
 		for i := range recs {
 			var rec record
-			if err := decodeRecord(recs[i].Value, &rec); err != nil {
+			if err := decodeRecord(recs[i].Value, &rec, &decoded); err != nil {
 				a.insert(s, insertedRec{seq: recs[i].Seq, corrupt: true}, aggregate.Scope{}, nil)
 				continue
 			}
@@ -289,8 +291,7 @@ func (a *aggregation) commit(ctx context.Context, batches []aggregate.Batch) boo
 			// the default max_message_bytes.
 			for bs := b.Buckets; len(bs) > 0; {
 				payload, n := appendBucketsChunk(nil, bs, maxBucketsPayload)
-				v := appendRecordHeader(nil, &rec)
-				v = appendBucketsEnvelope(v, payload)
+				v := appendRecord(nil, &rec, appendBucketsEnvelope(nil, payload))
 				entries = append(entries, buffer.Entry{Stream: flushedStream(b.Partition), Value: v})
 				items = append(items, n)
 				bs = bs[n:]

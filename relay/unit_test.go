@@ -3,7 +3,11 @@ package relay
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/andybalholm/brotli"
@@ -19,33 +23,103 @@ func TestRecordRoundTrip(t *testing.T) {
 		PublicKey: []byte("a7c3e9f1b5d24680ace13579bdf02468"), Client: []byte("sentry.go/0.50.0"),
 		ClientIP: []byte("10.1.2.3, 127.0.0.1"), Origin: []byte("https://app.example"),
 	}
-	env := []byte("{}\n{\"type\":\"transaction\",\"length\":2}\n{}\n")
-	b := append(appendRecordHeader(nil, &in), env...)
-	var out record
-	if err := decodeRecord(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	if out.Class != in.Class || out.Items != 3 || out.ReceivedAt != in.ReceivedAt || out.ProjectID != 42 ||
-		string(out.PublicKey) != string(in.PublicKey) || string(out.Client) != string(in.Client) ||
-		string(out.ClientIP) != string(in.ClientIP) || string(out.Origin) != string(in.Origin) || !bytes.Equal(out.Envelope, env) {
-		t.Fatalf("round trip: %+v", out)
-	}
-	// A version 1 record (written before origins were kept) still reads.
-	v1 := bytes.Clone(b[:len(b)-len(env)-1-len(in.Origin)])
-	v1[0] = 1
-	v1 = append(v1, env...)
-	if err := decodeRecord(v1, &out); err != nil || out.Origin != nil || !bytes.Equal(out.Envelope, env) || string(out.ClientIP) != string(in.ClientIP) {
-		t.Fatalf("version 1 record: %v %+v", err, out)
-	}
-	for cut := range len(b) - len(env) {
-		if err := decodeRecord(b[:cut], &out); err == nil {
-			t.Fatalf("a record cut at %d bytes decoded", cut)
+	small := []byte("{}\n{\"type\":\"transaction\",\"length\":2}\n{}\n")
+	big := []byte("{}\n{\"type\":\"transaction\"}\n{\"spans\":[" + strings.Repeat(`{"op":"db.query","description":"SELECT 1"},`, 40) + "{}]}\n")
+	random := make([]byte, 4096)
+	rand.Read(random)
+	var sl slab
+	for _, tc := range []struct {
+		name    string
+		env     []byte
+		version byte
+	}{
+		{"small stays plain", small, recordVersion},
+		{"JSON is compressed", big, recordVersionCompressed},
+		{"incompressible stays plain", random, recordVersion},
+	} {
+		b := appendRecord([]byte("prefix"), &in, tc.env)[len("prefix"):]
+		if b[0] != tc.version {
+			t.Fatalf("%s: version %d, want %d", tc.name, b[0], tc.version)
 		}
+		if tc.version == recordVersionCompressed && len(b) > len(tc.env)/2 {
+			t.Fatalf("%s: %d-byte envelope stored in %d bytes", tc.name, len(tc.env), len(b))
+		}
+		var out record
+		if err := decodeRecord(b, &out, &sl); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if out.Class != in.Class || out.Items != 3 || out.ReceivedAt != in.ReceivedAt || out.ProjectID != 42 ||
+			string(out.PublicKey) != string(in.PublicKey) || string(out.Client) != string(in.Client) ||
+			string(out.ClientIP) != string(in.ClientIP) || string(out.Origin) != string(in.Origin) || !bytes.Equal(out.Envelope, tc.env) {
+			t.Fatalf("%s: round trip: %+v", tc.name, out)
+		}
+		// A cut header never decodes; nor does a cut compressed body (a
+		// plain one is "the rest" and cannot tell).
+		mustFail := len(b) - len(tc.env)
+		if tc.version == recordVersionCompressed {
+			mustFail = len(b)
+		}
+		for cut := range mustFail {
+			if err := decodeRecord(b[:cut], &out, &sl); err == nil {
+				t.Fatalf("%s: a record cut at %d of %d bytes decoded", tc.name, cut, len(b))
+			}
+		}
+	}
+
+	// A version 1 record (written before origins were kept) still reads.
+	b := appendRecord(nil, &in, small)
+	v1 := bytes.Clone(b[:len(b)-len(small)-1-len(in.Origin)])
+	v1[0] = 1
+	v1 = append(v1, small...)
+	var out record
+	if err := decodeRecord(v1, &out, &sl); err != nil || out.Origin != nil || !bytes.Equal(out.Envelope, small) || string(out.ClientIP) != string(in.ClientIP) {
+		t.Fatalf("version 1 record: %v %+v", err, out)
 	}
 	bad := bytes.Clone(b)
 	bad[1] = byte(envelope.NumClasses)
-	if err := decodeRecord(bad, &out); !errors.Is(err, errBadRecord) {
+	if err := decodeRecord(bad, &out, &sl); !errors.Is(err, errBadRecord) {
 		t.Fatalf("invalid class decoded: %v", err)
+	}
+	// A compressed body that claims to expand past maxDecoded is refused
+	// before anything is allocated.
+	huge := appendRecordHeader(nil, &in)
+	huge[0] = recordVersionCompressed
+	huge = binary.AppendUvarint(huge, maxDecoded+1)
+	if err := decodeRecord(huge, &out, &sl); !errors.Is(err, errBadRecord) {
+		t.Fatalf("oversized compressed record decoded: %v", err)
+	}
+}
+
+// Decoded envelopes of one batch stay intact while later records of the
+// batch are decoded, across chunk boundaries.
+func TestSlabKeepsBatch(t *testing.T) {
+	var sl slab
+	in := record{Class: envelope.ClassError, Items: 1, PublicKey: []byte("k")}
+	var envs [][]byte
+	var recs [][]byte
+	for i := range 600 { // about 3 MiB decoded: several chunks
+		env := []byte("{}\n{\"type\":\"event\"}\n{\"n\":" + strconv.Itoa(i) + ",\"pad\":\"" + strings.Repeat("x", 5000) + "\"}\n")
+		envs = append(envs, env)
+		recs = append(recs, appendRecord(nil, &in, env))
+	}
+	for round := range 2 {
+		sl.reset()
+		got := make([][]byte, len(recs))
+		for i, b := range recs {
+			var out record
+			if err := decodeRecord(b, &out, &sl); err != nil {
+				t.Fatal(err)
+			}
+			got[i] = out.Envelope
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], envs[i]) {
+				t.Fatalf("round %d: envelope %d overwritten", round, i)
+			}
+		}
+	}
+	if c := cap(sl.buf); c < 3<<20 {
+		t.Fatalf("slab settled at %d bytes; a batch of this size should fit in one chunk", c)
 	}
 }
 
