@@ -16,9 +16,11 @@ import (
 
 // startTestRelay runs a relay on an in-memory listener with the embedded
 // default overlaid by extra YAML; it returns a client bound to it.
-func startTestRelay(tb testing.TB, extra string) (*Relay, *fasthttp.HostClient) {
+// startTestRelay starts a relay on an in-memory listener with durability
+// ("strict" or "relaxed") and the embedded broker.
+func startTestRelay(tb testing.TB, durability string) (*Relay, *fasthttp.HostClient) {
 	tb.Helper()
-	yml := fmt.Sprintf("buffer:\n  dir: %s\n  reserve_bytes: 1MiB\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n%s", tb.TempDir(), extra)
+	yml := fmt.Sprintf("buffer:\n  dir: %s\n  reserve_bytes: 1MiB\n  durability: %s\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n", tb.TempDir(), durability)
 	cfg, err := config.Parse("test.yml", []byte(yml))
 	if err != nil {
 		tb.Fatal(err)
@@ -58,7 +60,17 @@ func errorEnvelope() []byte {
 // append (real fsync on the test's temp dir) and the response. Forwarders
 // drain into the embedded broker at the same time, as in production.
 func BenchmarkIngest(b *testing.B) {
-	_, c := startTestRelay(b, "")
+	// Relaxed acks before the fsync: the pair, run back to back, gives the
+	// cost of durability as a ratio on one machine state.
+	for _, durability := range []string{"strict", "relaxed"} {
+		b.Run("durability="+durability, func(b *testing.B) {
+			benchIngest(b, durability)
+		})
+	}
+}
+
+func benchIngest(b *testing.B, durability string) {
+	_, c := startTestRelay(b, durability)
 	body := errorEnvelope()
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()

@@ -63,7 +63,7 @@ var errBadRecord = errors.New("relay: malformed buffer record")
 func appendRecord(dst []byte, r *record, env []byte) []byte {
 	start := len(dst)
 	dst = appendRecordHeader(dst, r)
-	if len(env) < minCompress {
+	if len(env) < minCompress || len(env) > maxDecoded {
 		return append(dst, env...)
 	}
 	body := len(dst)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
 
@@ -88,6 +89,42 @@ func TestRecordRoundTrip(t *testing.T) {
 	if err := decodeRecord(huge, &out, &sl); !errors.Is(err, errBadRecord) {
 		t.Fatalf("oversized compressed record decoded: %v", err)
 	}
+}
+
+// FuzzRecord: any bytes read back from the buffer decode or fail cleanly,
+// and any record appendRecord writes decodes back to what was written.
+func FuzzRecord(f *testing.F) {
+	in := record{Class: envelope.ClassError, Items: 1, ReceivedAt: 1, ProjectID: 7, PublicKey: []byte("k"), Origin: []byte("https://o")}
+	json := []byte("{}\n{\"type\":\"event\"}\n" + strings.Repeat(`{"a":"bcdefgh"}`, 64) + "\n")
+	f.Add(appendRecord(nil, &in, json), json)
+	f.Add(appendRecord(nil, &in, []byte("{}\n")), []byte("{}\n"))
+	f.Add([]byte{recordVersionCompressed, 0, 0, 1}, []byte{})
+	var sl slab
+	f.Fuzz(func(t *testing.T, raw, env []byte) {
+		var out record
+		sl.reset()
+		if len(raw) > 0 && raw[0] == recordVersionCompressed && claimsOver(raw, 1<<20) {
+			t.Skip("claims a huge envelope: the cap is TestRecordRoundTrip's; allocating it here only slows the fuzzer")
+		}
+		if err := decodeRecord(raw, &out, &sl); err == nil && len(out.Envelope) > maxDecoded {
+			t.Fatalf("decoded %d bytes", len(out.Envelope))
+		}
+		b := appendRecord(nil, &in, env)
+		if err := decodeRecord(b, &out, &sl); err != nil || !bytes.Equal(out.Envelope, env) || out.ProjectID != 7 || string(out.Origin) != "https://o" {
+			t.Fatalf("round trip of a %d-byte envelope: %v", len(env), err)
+		}
+	})
+}
+
+// claimsOver reports whether raw's compressed envelope, wherever it may
+// start, could claim more than n bytes.
+func claimsOver(raw []byte, n int) bool {
+	for i := recordFixed; i < len(raw); i++ {
+		if m, err := s2.DecodedLen(raw[i:]); err == nil && m > n {
+			return true
+		}
+	}
+	return false
 }
 
 // Decoded envelopes of one batch stay intact while later records of the
