@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // This file holds the metrics codec: the statsd text of "statsd" items
@@ -361,13 +362,33 @@ func (e *LineError) Unwrap() error { return ErrInvalid }
 // maxMetricNameLen is Relay's CUSTOM_METRIC_NAME_MAX_SIZE.
 const maxMetricNameLen = 150
 
-// statsdParser holds scratch memory reused across the lines of a payload.
+// statsdParser holds scratch memory reused across the lines of a payload,
+// and the memory the payload's buckets share.
 type statsdParser struct {
 	buf   []byte    // MRI followed by unescaped tag keys and values
 	spans []tagSpan // tags in buf
 	dist  []float64 // distribution values
 	set   []uint32  // set values
 	errs  []LineError
+
+	// Shared by every bucket of the payload; resolve points the buckets
+	// into them once they stop growing.
+	text  []byte    // each bucket's buf, back to back
+	tags  []tagSpan // each bucket's tags, as spans of text
+	dists []float64 // each distribution's values
+	sets  []uint32  // each set's values
+	fix   []fixup
+	cur   fixup // the line being parsed
+
+	values int // capacity for dists or sets, when first needed
+}
+
+// fixup is where one bucket's parts lie in the shared memory.
+type fixup struct {
+	i            int // index in dst
+	nameS, nameE int32
+	tagS, tagE   int32 // range of p.tags
+	valS, valE   int32 // range of p.dists or p.sets
 }
 
 type tagSpan struct{ ks, ke, vs, ve int32 }
@@ -377,11 +398,15 @@ type tagSpan struct{ ks, ke, vs, ve int32 }
 // LineError each, and the rest are kept. Lines without a timestamp get now.
 // See the top of metrics.go for the exact grammar.
 //
-// Each bucket allocates its own memory (one string for the name and tag
-// text, one tag slice, one value slice for distributions and sets); nothing
-// aliases payload, so buckets may outlive it.
+// The buckets of one call share their memory (one string for every name and
+// tag, one tag array, one value array per type), so a payload costs a handful
+// of allocations, not a few per line. Nothing aliases payload and buckets may
+// outlive it, but keeping one bucket keeps its whole call's memory: a caller
+// that keeps a few buckets for long should clone them (the aggregator does).
 func ParseStatsd(dst []Bucket, payload []byte, now time.Time) ([]Bucket, []LineError) {
 	var p statsdParser
+	p.presize(payload)
+	defer func() { p.resolve(dst) }()
 	ts := now.Unix()
 	line := 0
 	for pos := 0; pos < len(payload); {
@@ -403,13 +428,61 @@ func ParseStatsd(dst []Bucket, payload []byte, now time.Time) ([]Bucket, []LineE
 			continue
 		}
 		var b Bucket
+		p.cur = fixup{}
 		if off, msg := p.parseLine(&b, l, ts); msg != "" {
 			p.errs = append(p.errs, LineError{Line: line, Offset: start + off, Msg: msg})
 			continue
 		}
+		p.cur.i = len(dst)
+		p.fix = append(p.fix, p.cur)
 		dst = append(dst, b)
 	}
 	return dst, p.errs
+}
+
+// presize sizes the shared memory from payload, so it is allocated once:
+// names and tags take about the payload's bytes plus the MRI prefix and
+// unit each line gains; every tag and value sits between ',', '#' or ':'.
+func (p *statsdParser) presize(payload []byte) {
+	lines := bytes.Count(payload, []byte{'\n'}) + 1
+	p.text = make([]byte, 0, len(payload)+lines*mriOverhead)
+	p.fix = make([]fixup, 0, lines)
+	p.tags = make([]tagSpan, 0, bytes.Count(payload, []byte{','})+bytes.Count(payload, []byte{'#'}))
+	p.values = bytes.Count(payload, []byte{':'})
+}
+
+// mriOverhead is what normalising a statsd name adds at most, in practice:
+// "d:custom/" and "@millisecond".
+const mriOverhead = 24
+
+// resolve points the buckets of dst that this call parsed into the shared
+// memory, which no longer grows.
+func (p *statsdParser) resolve(dst []Bucket) {
+	if len(p.fix) == 0 {
+		return
+	}
+	// p.text is this call's own and never written again: the string shares it.
+	s := unsafe.String(unsafe.SliceData(p.text), len(p.text))
+	var tags []Tag
+	if len(p.tags) > 0 {
+		tags = make([]Tag, len(p.tags))
+		for i, sp := range p.tags {
+			tags[i] = Tag{s[sp.ks:sp.ke], s[sp.vs:sp.ve]}
+		}
+	}
+	for _, f := range p.fix {
+		b := &dst[f.i]
+		b.Name = s[f.nameS:f.nameE]
+		if f.tagE > f.tagS {
+			b.Tags = tags[f.tagS:f.tagE:f.tagE] // full slice: an append copies
+		}
+		switch b.Type {
+		case MetricDistribution:
+			b.Value.Distribution = p.dists[f.valS:f.valE:f.valE]
+		case MetricSet:
+			b.Value.Set = p.sets[f.valS:f.valE:f.valE]
+		}
+	}
 }
 
 // parseLine parses one non-empty line into b. On failure it returns the
@@ -476,7 +549,7 @@ func (p *statsdParser) parseLine(b *Bucket, l []byte, ts int64) (int, string) {
 		}
 		off += len(c) + 1
 	}
-	p.finish(b, mriLen)
+	p.finish(mriLen)
 	return 0, ""
 }
 
@@ -620,7 +693,12 @@ func (p *statsdParser) parseValues(b *Bucket, t MetricType, values []byte) (int,
 			}
 			off += len(v) + 1
 		}
-		b.Value.Distribution = slices.Clone(p.dist)
+		if p.dists == nil {
+			p.dists = make([]float64, 0, max(p.values, len(p.dist)))
+		}
+		p.cur.valS = int32(len(p.dists))
+		p.dists = append(p.dists, p.dist...)
+		p.cur.valE = int32(len(p.dists))
 	case MetricSet:
 		p.set = p.set[:0]
 		for off := 0; ; {
@@ -636,7 +714,12 @@ func (p *statsdParser) parseValues(b *Bucket, t MetricType, values []byte) (int,
 			off += len(v) + 1
 		}
 		slices.Sort(p.set)
-		b.Value.Set = slices.Clone(slices.Compact(p.set))
+		if p.sets == nil {
+			p.sets = make([]uint32, 0, max(p.values, len(p.set)))
+		}
+		p.cur.valS = int32(len(p.sets))
+		p.sets = append(p.sets, slices.Compact(p.set)...)
+		p.cur.valE = int32(len(p.sets))
 	case MetricGauge:
 		var f [4]float64
 		off, k := 0, 0
@@ -692,40 +775,51 @@ func (p *statsdParser) parseTags(s []byte) {
 	}
 }
 
-// finish builds b.Name and b.Tags from p.buf and p.spans, with one string
-// allocation for all of them.
-func (p *statsdParser) finish(b *Bucket, mriLen int) {
-	s := string(p.buf)
-	b.Name = s[:mriLen]
-	b.Tags = buildTags(s, p.buf, p.spans)
+// finish moves the line's name and tags into the shared memory; resolve
+// sets b.Name and b.Tags once the whole payload is parsed.
+func (p *statsdParser) finish(mriLen int) {
+	base := int32(len(p.text))
+	p.text = append(p.text, p.buf...)
+	p.cur.nameS, p.cur.nameE = base, base+int32(mriLen)
+	p.cur.tagS = int32(len(p.tags))
+	for _, sp := range lastTagPerKey(p.buf, p.spans) {
+		p.tags = append(p.tags, tagSpan{sp.ks + base, sp.ke + base, sp.vs + base, sp.ve + base})
+	}
+	p.cur.tagE = int32(len(p.tags))
 }
 
-// buildTags sorts spans by key (stable, so the last of equal keys is the
-// last given), drops all but the last of each key and returns the tags as
+// buildTags returns the last tag of each key in spans, sorted by key, as
 // substrings of s (a copy of buf).
 func buildTags(s string, buf []byte, spans []tagSpan) []Tag {
+	spans = lastTagPerKey(buf, spans)
 	if len(spans) == 0 {
 		return nil
-	}
-	if len(spans) > 1 {
-		slices.SortStableFunc(spans, func(a, b tagSpan) int {
-			return bytes.Compare(buf[a.ks:a.ke], buf[b.ks:b.ke])
-		})
-		w := 0
-		for i := range spans {
-			if i+1 < len(spans) && bytes.Equal(buf[spans[i].ks:spans[i].ke], buf[spans[i+1].ks:spans[i+1].ke]) {
-				continue
-			}
-			spans[w] = spans[i]
-			w++
-		}
-		spans = spans[:w]
 	}
 	tags := make([]Tag, len(spans))
 	for i, sp := range spans {
 		tags[i] = Tag{s[sp.ks:sp.ke], s[sp.vs:sp.ve]}
 	}
 	return tags
+}
+
+// lastTagPerKey sorts spans by key (stable, so the last of equal keys is
+// the last given) and drops all but the last of each key.
+func lastTagPerKey(buf []byte, spans []tagSpan) []tagSpan {
+	if len(spans) < 2 {
+		return spans
+	}
+	slices.SortStableFunc(spans, func(a, b tagSpan) int {
+		return bytes.Compare(buf[a.ks:a.ke], buf[b.ks:b.ke])
+	})
+	w := 0
+	for i := range spans {
+		if i+1 < len(spans) && bytes.Equal(buf[spans[i].ks:spans[i].ke], buf[spans[i+1].ks:spans[i+1].ke]) {
+			continue
+		}
+		spans[w] = spans[i]
+		w++
+	}
+	return spans[:w]
 }
 
 // validTagKey is Relay's is_valid_tag_key: no ASCII control characters.

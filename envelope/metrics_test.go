@@ -661,3 +661,25 @@ func TestSetTag(t *testing.T) {
 		t.Errorf("tags %v", b.Tags)
 	}
 }
+
+// Buckets of one payload share memory, but changing one never shows in
+// another: every shared slice is capped at its own length.
+func TestParseStatsdBucketsIndependent(t *testing.T) {
+	payload := []byte("a:1:2|d|#k:1,z:9\nb:3:4|d|#k:2\nc:5:6|s|#k:3\nd:7:8|s\n")
+	got, errs := ParseStatsd(nil, payload, time.Unix(1700000000, 0))
+	if len(errs) != 0 || len(got) != 4 {
+		t.Fatalf("parsed %d buckets, errors %v", len(got), errs)
+	}
+	want := func() string { return fmt.Sprint(got[1].Value.Distribution, got[1].Tags, got[3].Value.Set, got[3].Tags) }
+	before := want()
+	got[0].Value.Distribution = append(got[0].Value.Distribution, 99)
+	got[0].SetTag("m", "x") // inserts between k and z
+	got[2].Value.Set = append(got[2].Value.Set, 42)
+	got[2].SetTag("a", "first")
+	if after := want(); after != before {
+		t.Fatalf("changing buckets 0 and 2 changed 1 and 3: %s became %s", before, after)
+	}
+	if v, _ := got[0].Tag("z"); v != "9" || fmt.Sprint(got[0].Value.Distribution) != "[1 2 99]" {
+		t.Fatalf("bucket 0 after changes: %v %v", got[0].Tags, got[0].Value.Distribution)
+	}
+}
