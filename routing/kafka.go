@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -307,7 +308,8 @@ func (t *kafkaTopic) Send(ctx context.Context, msgs []Message, errs []error) {
 	pctx, cancel := context.WithTimeout(ctx, k.opts.ProduceTimeout)
 	defer cancel()
 
-	recs := newKafkaRecords(t.topic, msgs)
+	kb := getKafkaBatch()
+	recs := kb.build(t.topic, msgs)
 	c := newProduceCall(len(msgs))
 	for i := range recs {
 		r := &recs[i]
@@ -319,7 +321,7 @@ func (t *kafkaTopic) Send(ctx context.Context, msgs []Message, errs []error) {
 		k.cl.Produce(pctx, r, c.promise(i))
 	}
 	c.handed()
-	outcome := c.wait(pctx)
+	outcome, finished := c.wait(pctx)
 
 	// Second pass, sequential: isolate record-level rejections and route
 	// oversized records to the dead-letter topic.
@@ -343,6 +345,11 @@ func (t *kafkaTopic) Send(ctx context.Context, msgs []Message, errs []error) {
 
 	for i, err := range outcome {
 		errs[i] = t.wrap(ctx, err)
+	}
+	if finished {
+		// Every promise fired and the retries above are synchronous: the
+		// client holds none of these records any more.
+		putKafkaBatch(kb)
 	}
 }
 
@@ -505,8 +512,9 @@ func (c *produceCall) finish(i int, err error) {
 // handed is called once every record was given to the client.
 func (c *produceCall) handed() { c.finish(-1, nil) }
 
-// wait returns the results once every promise fired or ctx is done.
-func (c *produceCall) wait(ctx context.Context) []error {
+// wait returns the results once every promise fired or ctx is done, and
+// whether every promise fired (the client keeps no record of the call).
+func (c *produceCall) wait(ctx context.Context) ([]error, bool) {
 	select {
 	case <-c.done:
 	case <-ctx.Done():
@@ -514,23 +522,53 @@ func (c *produceCall) wait(ctx context.Context) []error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.taken = true
-	return c.results
+	return c.results, c.pending == 0
 }
 
-// newKafkaRecords builds the records of msgs. Keys, values and header values
+// kafkaBatch is the memory of one Send's records. It is reused only when
+// the client finished with every record of the Send; records in flight at a
+// deadline keep theirs, and the garbage collector has it later.
+type kafkaBatch struct {
+	slab []byte
+	recs []kgo.Record
+	hdrs []kgo.RecordHeader
+}
+
+var kafkaBatches = sync.Pool{New: func() any { return new(kafkaBatch) }}
+
+// maxPooledSlab keeps one batch of huge attachments from pinning its memory.
+const maxPooledSlab = 16 << 20
+
+func getKafkaBatch() *kafkaBatch { return kafkaBatches.Get().(*kafkaBatch) }
+
+func putKafkaBatch(kb *kafkaBatch) {
+	if cap(kb.slab) > maxPooledSlab {
+		return
+	}
+	clear(kb.recs) // drop the client's references (contexts, promises)
+	kafkaBatches.Put(kb)
+}
+
+// build fills kb with the records of msgs. Keys, values and header values
 // are copied into one slab: the buffer owns msgs' memory and a record may
 // outlive Send (the client keeps records that were in flight at the
 // deadline).
-func newKafkaRecords(topic string, msgs []Message) []kgo.Record {
+func (kb *kafkaBatch) build(topic string, msgs []Message) []kgo.Record {
 	n := 0
 	for i := range msgs {
 		m := &msgs[i]
 		n += len(m.Envelope) + max(len(m.Key), 20) + 20 + len(m.PublicKey) +
 			len(time.RFC3339Nano) + len(m.ClientIP) + len(m.Client)
 	}
-	slab := make([]byte, 0, n)
-	recs := make([]kgo.Record, len(msgs))
-	hdrs := make([]kgo.RecordHeader, 0, 6*len(msgs))
+	// The slab is sized for every append below: take's sub-slices must
+	// never move.
+	slab := kb.slab[:0]
+	if cap(slab) < n {
+		slab = make([]byte, 0, n)
+	}
+	recs := slices.Grow(kb.recs[:0], len(msgs))[:len(msgs)]
+	clear(recs)
+	hdrs := slices.Grow(kb.hdrs[:0], 6*len(msgs))
 	// take returns the bytes appended since start, capped so a later
 	// append cannot write into them.
 	take := func(start int) []byte { return slab[start:len(slab):len(slab)] }
@@ -581,6 +619,7 @@ func newKafkaRecords(topic string, msgs []Message) []kgo.Record {
 		}
 		r.Headers = hdrs[h0:len(hdrs):len(hdrs)]
 	}
+	kb.slab, kb.recs, kb.hdrs = slab, recs, hdrs
 	return recs
 }
 
