@@ -670,7 +670,9 @@ func TestParseStatsdBucketsIndependent(t *testing.T) {
 	if len(errs) != 0 || len(got) != 4 {
 		t.Fatalf("parsed %d buckets, errors %v", len(got), errs)
 	}
-	want := func() string { return fmt.Sprint(got[1].Value.Distribution, got[1].Tags, got[3].Value.Set, got[3].Tags) }
+	want := func() string {
+		return fmt.Sprint(got[1].Value.Distribution, got[1].Tags, got[3].Value.Set, got[3].Tags)
+	}
 	before := want()
 	got[0].Value.Distribution = append(got[0].Value.Distribution, 99)
 	got[0].SetTag("m", "x") // inserts between k and z
