@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/url"
@@ -174,7 +175,7 @@ func (v *validator) buffer() {
 }
 
 func (v *validator) upstreams() {
-	for _, name := range sortedKeys(v.c.Upstreams) {
+	for _, name := range slices.Sorted(maps.Keys(v.c.Upstreams)) {
 		u, p := v.c.Upstreams[name], "upstreams."+name
 		if len(u.URLs) == 0 {
 			v.errorf(p+".urls", "at least one URL is required")
@@ -224,7 +225,7 @@ func (v *validator) kafka() {
 	if k.Embedded.RetentionBytes <= 0 {
 		v.errorf("kafka.embedded.retention_bytes", "must be positive")
 	}
-	for _, name := range sortedKeys(k.Clusters) {
+	for _, name := range slices.Sorted(maps.Keys(k.Clusters)) {
 		c, p := k.Clusters[name], "kafka.clusters."+name
 		if name == EmbeddedCluster {
 			v.errorf(p, "the name %q is reserved for the embedded broker (kafka.embedded); pick another", EmbeddedCluster)
@@ -293,7 +294,7 @@ func (v *validator) routes() {
 	for _, cl := range envelope.Classes() {
 		classNames = append(classNames, cl.String())
 	}
-	for _, key := range sortedKeys(routes) {
+	for _, key := range slices.Sorted(maps.Keys(routes)) {
 		r, p := routes[key], "routes."+key
 		class, isClass := envelope.ParseClass(key)
 		if !isClass && key != DefaultRoute {
@@ -308,7 +309,7 @@ func (v *validator) routes() {
 			v.errorf(p, "sets both upstream (%q) and kafka (%q); set exactly one", r.Upstream, r.Kafka)
 		case r.Upstream != "":
 			if _, ok := v.c.Upstreams[r.Upstream]; !ok {
-				v.errorf(p+".upstream", "no upstream named %q%s", r.Upstream, suggest(r.Upstream, sortedKeys(v.c.Upstreams)))
+				v.errorf(p+".upstream", "no upstream named %q%s", r.Upstream, suggest(r.Upstream, slices.Sorted(maps.Keys(v.c.Upstreams))))
 			}
 			if r.Topic != "" {
 				v.errorf(p+".topic", "only applies to kafka routes")
@@ -316,7 +317,7 @@ func (v *validator) routes() {
 		default:
 			if _, ok := v.c.Kafka.Clusters[r.Kafka]; !ok && r.Kafka != EmbeddedCluster {
 				v.errorf(p+".kafka", "no Kafka cluster named %q%s", r.Kafka,
-					suggest(r.Kafka, append(sortedKeys(v.c.Kafka.Clusters), EmbeddedCluster)))
+					suggest(r.Kafka, append(slices.Sorted(maps.Keys(v.c.Kafka.Clusters)), EmbeddedCluster)))
 			}
 			v.topic(p+".topic", r.Topic, class, isClass)
 		}
@@ -373,7 +374,7 @@ func (v *validator) projects() {
 		v.errorfNear("projects", "mode", "static mode needs at least one project in projects or project_files")
 	}
 	keyOwner := make(map[string]string)
-	for _, id := range sortedKeys(c.Projects) {
+	for _, id := range slices.Sorted(maps.Keys(c.Projects)) {
 		pr, p := c.Projects[id], "projects."+id
 		if n, err := strconv.ParseUint(id, 10, 64); err != nil || n == 0 || strconv.FormatUint(n, 10) != id {
 			v.errorf(p, "project id %q must be a positive decimal number without leading zeros", id)
@@ -417,7 +418,7 @@ func isPublicKey(s string) bool {
 func (v *validator) managed() {
 	m := v.c.Managed
 	if _, ok := v.c.Upstreams[m.Upstream]; m.Upstream != "" && !ok {
-		v.errorf("managed.upstream", "no upstream named %q%s", m.Upstream, suggest(m.Upstream, sortedKeys(v.c.Upstreams)))
+		v.errorf("managed.upstream", "no upstream named %q%s", m.Upstream, suggest(m.Upstream, slices.Sorted(maps.Keys(v.c.Upstreams))))
 	} else if m.Upstream == "" && v.c.Mode == ModeManaged {
 		v.errorfNear("managed.upstream", "mode", "managed mode needs the name of the upstream that serves project configs")
 	}
@@ -514,15 +515,6 @@ func (v *validator) telemetry() {
 	if v.c.UsesEmbeddedKafka() && sameFixedPort(v.c.Kafka.Embedded.Listen, v.c.Server.Listen) {
 		v.errorfNear("kafka.embedded.listen", "server.listen", "%q is also server.listen; use another port", v.c.Server.Listen)
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // sameFixedPort reports whether two listen addresses are the same one; port 0

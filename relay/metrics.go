@@ -2,8 +2,9 @@ package relay
 
 import (
 	"fmt"
+	"maps"
 	"net"
-	"sort"
+	"slices"
 
 	"github.com/valyala/fasthttp"
 )
@@ -42,15 +43,6 @@ func (r *Relay) MetricsAddr() net.Addr {
 	return r.metricsLn.Addr()
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 	if string(ctx.Path()) != "/metrics" {
 		ctx.Error("not found", fasthttp.StatusNotFound)
@@ -65,7 +57,7 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 	gauge := func(name, help string, v int64) {
 		b = fmt.Appendf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
 	}
-	classes := sortedKeys(st.Classes)
+	classes := slices.Sorted(maps.Keys(st.Classes))
 
 	perClass := func(name, help string, v func(ClassOutcomes) int64) {
 		counter(name, help)
@@ -87,18 +79,18 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 		func(o ClassOutcomes) int64 { return o.Produced.Records })
 	counter("baton_dropped_items_total", "Envelope items dropped, by traffic class and reason (metric buckets and lines included).")
 	for _, c := range classes {
-		for _, why := range sortedKeys(st.Classes[c].Dropped) {
+		for _, why := range slices.Sorted(maps.Keys(st.Classes[c].Dropped)) {
 			b = fmt.Appendf(b, "baton_dropped_items_total{class=%q,reason=%q} %d\n", c, why, st.Classes[c].Dropped[why].Items)
 		}
 	}
 	counter("baton_dropped_records_total", "Buffer records dropped, by traffic class and reason.")
 	for _, c := range classes {
-		for _, why := range sortedKeys(st.Classes[c].Dropped) {
+		for _, why := range slices.Sorted(maps.Keys(st.Classes[c].Dropped)) {
 			b = fmt.Appendf(b, "baton_dropped_records_total{class=%q,reason=%q} %d\n", c, why, st.Classes[c].Dropped[why].Records)
 		}
 	}
 	counter("baton_rejected_requests_total", "Requests refused at ingest, by reason.")
-	for _, why := range sortedKeys(st.Rejected) {
+	for _, why := range slices.Sorted(maps.Keys(st.Rejected)) {
 		b = fmt.Appendf(b, "baton_rejected_requests_total{reason=%q} %d\n", why, st.Rejected[why])
 	}
 	gauge("baton_buffer_pending_records", "Records in the buffer not yet delivered or dropped.", bs.Pending)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -73,7 +75,7 @@ func writeLoad(b *strings.Builder, name string, r *loadResult) {
 	fmt.Fprintf(b, "  %-9s latency p50 %s  p90 %s  p99 %s  max %s  mean %s   bodies %.1f MB/s\n",
 		"", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), ms(l.Mean), r.BodyMBPerSec)
 	fmt.Fprintf(b, "  %-9s status %s\n", "", statusList(r.Status))
-	for _, msg := range sortedKeys(r.ErrorSamples) {
+	for _, msg := range slices.Sorted(maps.Keys(r.ErrorSamples)) {
 		fmt.Fprintf(b, "  %-9s error x%d: %s\n", "", r.ErrorSamples[msg], msg)
 	}
 	if r.RSS != nil {
@@ -95,7 +97,7 @@ func writeRSS(b *strings.Builder, m *rssReport) {
 
 func writeDelivery(b *strings.Builder, d *deliveryResult) {
 	var topics []string
-	for _, t := range sortedKeys(d.ArrivedByTopic) {
+	for _, t := range slices.Sorted(maps.Keys(d.ArrivedByTopic)) {
 		topics = append(topics, fmt.Sprintf("%s %d", t, d.ArrivedByTopic[t]))
 	}
 	fmt.Fprintf(b, "  %-9s arrived %d (%s)\n", "kafka", d.Arrived, strings.Join(topics, ", "))
@@ -141,7 +143,7 @@ func statusList(m map[string]uint64) string {
 		return "0"
 	}
 	parts := make([]string, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
 	}
 	return strings.Join(parts, " ")
