@@ -367,8 +367,6 @@ const maxMetricNameLen = 150
 type statsdParser struct {
 	buf   []byte    // MRI followed by unescaped tag keys and values
 	spans []tagSpan // tags in buf
-	dist  []float64 // distribution values
-	set   []uint32  // set values
 	errs  []LineError
 
 	// Shared by every bucket of the payload; resolve points the buckets
@@ -680,46 +678,46 @@ func (p *statsdParser) parseValues(b *Bucket, t MetricType, values []byte) (int,
 		}
 		b.Value.Counter = sum
 	case MetricDistribution:
-		p.dist = p.dist[:0]
+		// Straight into the payload's shared array; a bad value takes the
+		// line's values back out.
+		if p.dists == nil {
+			p.dists = make([]float64, 0, p.values)
+		}
+		start := len(p.dists)
 		for off := 0; ; {
 			v, _, more := bytes.Cut(values[off:], []byte{':'})
 			f, ok := parseRustFloat(v)
 			if !ok {
+				p.dists = p.dists[:start]
 				return off, fmt.Sprintf("invalid distribution value %q", clipBytes(v))
 			}
-			p.dist = append(p.dist, f)
+			p.dists = append(p.dists, f)
 			if !more {
 				break
 			}
 			off += len(v) + 1
 		}
-		if p.dists == nil {
-			p.dists = make([]float64, 0, max(p.values, len(p.dist)))
-		}
-		p.cur.valS = int32(len(p.dists))
-		p.dists = append(p.dists, p.dist...)
-		p.cur.valE = int32(len(p.dists))
+		p.cur.valS, p.cur.valE = int32(start), int32(len(p.dists))
 	case MetricSet:
-		p.set = p.set[:0]
+		if p.sets == nil {
+			p.sets = make([]uint32, 0, p.values)
+		}
+		start := len(p.sets)
 		for off := 0; ; {
 			v, _, more := bytes.Cut(values[off:], []byte{':'})
 			n, ok := parseRustUint(v, math.MaxUint32)
 			if !ok {
 				n = uint64(hashSetValue(v))
 			}
-			p.set = append(p.set, uint32(n))
+			p.sets = append(p.sets, uint32(n))
 			if !more {
 				break
 			}
 			off += len(v) + 1
 		}
-		slices.Sort(p.set)
-		if p.sets == nil {
-			p.sets = make([]uint32, 0, max(p.values, len(p.set)))
-		}
-		p.cur.valS = int32(len(p.sets))
-		p.sets = append(p.sets, slices.Compact(p.set)...)
-		p.cur.valE = int32(len(p.sets))
+		slices.Sort(p.sets[start:])
+		p.sets = p.sets[:start+len(slices.Compact(p.sets[start:]))]
+		p.cur.valS, p.cur.valE = int32(start), int32(len(p.sets))
 	case MetricGauge:
 		var f [4]float64
 		off, k := 0, 0
