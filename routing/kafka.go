@@ -549,6 +549,10 @@ func putKafkaBatch(kb *kafkaBatch) {
 	kafkaBatches.Put(kb)
 }
 
+// maxHeaders is the most headers build gives a record: project, key,
+// class, received-at, client IP, forwarded chain, client.
+const maxHeaders = 7
+
 // build fills kb with the records of msgs. Keys, values and header values
 // are copied into one slab: the buffer owns msgs' memory and a record may
 // outlive Send (the client keeps records that were in flight at the
@@ -568,7 +572,7 @@ func (kb *kafkaBatch) build(topic string, msgs []Message) []kgo.Record {
 	}
 	recs := slices.Grow(kb.recs[:0], len(msgs))[:len(msgs)]
 	clear(recs)
-	hdrs := slices.Grow(kb.hdrs[:0], 6*len(msgs))
+	hdrs := slices.Grow(kb.hdrs[:0], maxHeaders*len(msgs))
 	// take returns the bytes appended since start, capped so a later
 	// append cannot write into them.
 	take := func(start int) []byte { return slab[start:len(slab):len(slab)] }
