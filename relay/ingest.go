@@ -20,7 +20,7 @@ type scratch struct {
 	env     envelope.Envelope
 	body    []byte // the decoded body, when the request was compressed
 	conv    []byte // an envelope built from a store/minidump/security body
-	plain   []byte // one class envelope, before appendRecord compresses it
+	zbuf    []byte // one compressed class envelope, on its way into recs
 	recs    []byte // the class records, back to back
 	offs    []int
 	classes []envelope.Class
@@ -48,8 +48,8 @@ func putScratch(s *scratch) {
 	if cap(s.recs) > maxPooledBody {
 		s.recs = nil
 	}
-	if cap(s.plain) > maxPooledBody {
-		s.plain = nil
+	if cap(s.zbuf) > maxPooledBody {
+		s.zbuf = nil
 	}
 	if cap(s.conv) > maxPooledBody {
 		s.conv = nil
@@ -197,8 +197,11 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		s.offs = append(s.offs, len(s.recs))
 		s.classes = append(s.classes, c)
 		s.items = append(s.items, rec.Items)
-		s.plain = s.env.AppendClass(s.plain[:0], c)
-		s.recs = appendRecord(s.recs, &rec, s.plain)
+		start := len(s.recs)
+		s.recs = appendRecordHeader(s.recs, &rec)
+		body := len(s.recs)
+		s.recs = s.env.AppendClass(s.recs, c)
+		s.recs, s.zbuf = compressRecord(s.recs, start, body, s.zbuf)
 	}
 	s.offs = append(s.offs, len(s.recs))
 

@@ -63,17 +63,28 @@ var errBadRecord = errors.New("relay: malformed buffer record")
 func appendRecord(dst []byte, r *record, env []byte) []byte {
 	start := len(dst)
 	dst = appendRecordHeader(dst, r)
-	if len(env) < minCompress || len(env) > maxDecoded {
-		return append(dst, env...)
-	}
 	body := len(dst)
-	dst = slices.Grow(dst, s2.MaxEncodedLen(len(env)))
-	n := len(s2.Encode(dst[body:cap(dst)], env))
-	if n > len(env)-len(env)/8 {
-		return append(dst, env...)
+	dst, _ = compressRecord(append(dst, env...), start, body, nil)
+	return dst
+}
+
+// compressRecord compresses the envelope of the record that starts at
+// dst[start] and whose envelope is dst[body:], when that saves at least an
+// eighth, using scratch (returned, perhaps grown) for the compressed bytes.
+// The ingest path appends the envelope straight after the header and calls
+// this: small envelopes are then copied once, as before compression.
+func compressRecord(dst []byte, start, body int, scratch []byte) ([]byte, []byte) {
+	env := dst[body:]
+	if len(env) < minCompress || len(env) > maxDecoded {
+		return dst, scratch
+	}
+	scratch = slices.Grow(scratch[:0], s2.MaxEncodedLen(len(env)))
+	z := s2.Encode(scratch[:cap(scratch)], env)
+	if len(z) > len(env)-len(env)/8 {
+		return dst, scratch
 	}
 	dst[start] = recordVersionCompressed
-	return dst[:body+n]
+	return append(dst[:body], z...), scratch
 }
 
 // appendRecordHeader appends everything but the envelope.
