@@ -501,3 +501,15 @@ func TestUnreachableTarget(t *testing.T) {
 			code, r.Sent, r.TransportErrors, r.ErrorSamples, r.ConnectionsOpened)
 	}
 }
+
+// The 100% point of the RSS timeline is the final sample, whatever the
+// floating-point end time (0.031225055*100/100 rounds below 0.031225055).
+func TestRSSTimelineEndsAtFinalSample(t *testing.T) {
+	for _, end := range []float64{0.031225055, 0.1, 0.3, 1.7, 10.000000001} {
+		s := &rssSampler{samples: []rssSample{{Seconds: 0.00007, RSSMB: 1}, {Seconds: end, Sent: 1000, RSSMB: 2}}}
+		r := s.report()
+		if last := r.Timeline[len(r.Timeline)-1]; last.Pct != 100 || last.Sent != 1000 {
+			t.Errorf("end %v: the 100%% point is %+v, not the final sample", end, last)
+		}
+	}
+}

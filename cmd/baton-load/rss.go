@@ -184,6 +184,11 @@ func (s *rssSampler) Stop() *rssReport {
 	s.sample()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.report()
+}
+
+// report summarises the samples; s.mu is held.
+func (s *rssSampler) report() *rssReport {
 	r := &rssReport{PID: s.pid, IntervalMs: float64(s.interval) / 1e6, Samples: len(s.samples), FinalHWMMB: kbToMB(s.hwmKB)}
 	if s.err != nil {
 		r.Error = fmt.Sprintf("after %.1fs: %v", s.errAt, s.err)
@@ -200,7 +205,9 @@ func (s *rssSampler) Stop() *rssReport {
 	}
 	end := s.samples[len(s.samples)-1].Seconds
 	for _, pct := range rssTimelinePcts {
-		r.Timeline = append(r.Timeline, rssPoint{Pct: pct, rssSample: sampleAt(s.samples, end*float64(pct)/100)})
+		// end*(pct/100), not end*pct/100: the latter can round below end at
+		// 100% and miss the final sample.
+		r.Timeline = append(r.Timeline, rssPoint{Pct: pct, rssSample: sampleAt(s.samples, end*(float64(pct)/100))})
 	}
 	r.SecondHalfGrowth = r.FinalMB - sampleAt(s.samples, end/2).RSSMB
 	r.Series = thin(s.samples, maxRSSSeries)
