@@ -42,6 +42,7 @@ type payloadInfo struct {
 type ceilingInfo struct {
 	URL       string  `json:"url"`
 	InProcess bool    `json:"in_process"`
+	PID       int     `json:"pid,omitempty"` // of the child process serving it
 	Target    float64 `json:"ratio_target"`
 	Goal      float64 `json:"ratio_goal"`
 }
@@ -152,19 +153,35 @@ func (b *bench) newReport() *report {
 	}
 }
 
-// setupCeiling points the ceiling at --ceiling-url or starts the in-process
-// no-op server; the returned func stops it.
+// setupCeiling points the ceiling at --ceiling-url, or starts the no-op
+// server in a child process (in this one with --ceiling-in-process); the
+// returned func stops it.
 func (b *bench) setupCeiling(rep *report) (func(), error) {
 	info := &ceilingInfo{URL: b.o.ceilingURL, Target: ratioTarget, Goal: ratioGoal}
-	stop := func() {}
-	if info.URL == "" {
+	var srv interface {
+		URL() string
+		Close() error
+	}
+	switch {
+	case info.URL != "":
+	case b.o.ceilingLocal:
 		n, err := startNoop("127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		info.URL, info.InProcess = n.URL(), true
+		srv, info.InProcess = n, true
+	default:
+		c, err := startNoopChild(os.Stderr)
+		if err != nil {
+			return nil, err
+		}
+		srv, info.PID = c, c.PID()
+	}
+	stop := func() {}
+	if srv != nil {
+		info.URL = srv.URL()
 		stop = func() {
-			if err := n.Close(); err != nil {
+			if err := srv.Close(); err != nil {
 				fmt.Fprintln(os.Stderr, "baton-load:", err)
 			}
 		}

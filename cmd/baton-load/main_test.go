@@ -5,15 +5,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +37,12 @@ var processWide = []goleak.Option{
 // per-client connection cleaners exit up to MaxIdleConnDuration (1 s) after
 // the last connection closed, so leaks are polled for up to 3 s.
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" { // started by startNoopChild: be baton-load
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	code := m.Run()
 	if code == 0 {
 		var err error
@@ -436,43 +445,57 @@ func TestHistogramQuantiles(t *testing.T) {
 	}
 }
 
-// TestCeilingReportJSON runs the tool end to end through run(): in-process
-// no-op ceiling, two runs, JSON report with a ratio per run and a median.
+// TestCeilingReportJSON runs the tool end to end through run(): the no-op
+// ceiling in a child process (the default) and in this process, two runs
+// each, a JSON report with a ratio per run and a median.
 func TestCeilingReportJSON(t *testing.T) {
-	noop, err := startNoop("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer noop.Close()
-	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"--url", noop.URL(), "--connections", "4", "--duration", "1100ms",
-		"--ceiling", "--runs", "2", "--json", "--pool", "2"}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
-	}
-	var rep report
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("report is not JSON: %v\n%s", err, stdout.String())
-	}
-	if len(rep.Runs) != 2 || rep.Median == nil || rep.Median.Ratio == nil || rep.Ceiling == nil || !rep.Ceiling.InProcess {
-		t.Fatalf("want 2 runs, a median ratio and an in-process ceiling: %s", stdout.String())
-	}
-	for _, r := range rep.Runs {
-		if r.Ratio == nil || *r.Ratio <= 0 || r.Ceiling.Accepted == 0 || r.Baton.Accepted == 0 {
-			t.Errorf("run %d: ratio %v, ceiling accepted %d, baton accepted %d", r.Run, r.Ratio, r.Ceiling.Accepted, r.Baton.Accepted)
-		}
-	}
-	if served := noop.served.Load(); served != rep.Runs[0].Baton.Sent+rep.Runs[1].Baton.Sent {
-		t.Errorf("external target served %d, report says %d+%d sent", served, rep.Runs[0].Baton.Sent, rep.Runs[1].Baton.Sent)
-	}
-	if !strings.Contains(stderr.String(), "[baton 1/2") || !strings.Contains(stderr.String(), "accepted") {
-		t.Errorf("no per-second progress on stderr:\n%s", stderr.String())
+	for _, flag := range []string{"--ceiling", "--ceiling-in-process"} {
+		t.Run(flag, func(t *testing.T) {
+			noop, err := startNoop("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer noop.Close()
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"--url", noop.URL(), "--connections", "4", "--duration", "1100ms",
+				flag, "--runs", "2", "--json", "--pool", "2"}, &stdout, &stderr)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+			}
+			var rep report
+			if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+				t.Fatalf("report is not JSON: %v\n%s", err, stdout.String())
+			}
+			if len(rep.Runs) != 2 || rep.Median == nil || rep.Median.Ratio == nil || rep.Ceiling == nil {
+				t.Fatalf("want 2 runs, a median ratio and a ceiling: %s", stdout.String())
+			}
+			if child := flag == "--ceiling"; rep.Ceiling.InProcess == child || (rep.Ceiling.PID != 0) != child {
+				t.Fatalf("%s: ceiling in process %v, child pid %d", flag, rep.Ceiling.InProcess, rep.Ceiling.PID)
+			}
+			if pid := rep.Ceiling.PID; pid != 0 {
+				if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+					t.Errorf("ceiling child %d still exists after the run (kill 0: %v)", pid, err)
+				}
+			}
+			for _, r := range rep.Runs {
+				if r.Ratio == nil || *r.Ratio <= 0 || r.Ceiling.Accepted == 0 || r.Baton.Accepted == 0 {
+					t.Errorf("run %d: ratio %v, ceiling accepted %d, baton accepted %d", r.Run, r.Ratio, r.Ceiling.Accepted, r.Baton.Accepted)
+				}
+			}
+			if served := noop.served.Load(); served != rep.Runs[0].Baton.Sent+rep.Runs[1].Baton.Sent {
+				t.Errorf("external target served %d, report says %d+%d sent", served, rep.Runs[0].Baton.Sent, rep.Runs[1].Baton.Sent)
+			}
+			if !strings.Contains(stderr.String(), "[baton 1/2") || !strings.Contains(stderr.String(), "accepted") {
+				t.Errorf("no per-second progress on stderr:\n%s", stderr.String())
+			}
+		})
 	}
 }
 
 // TestFlagErrors checks that bad flags fail with a message naming the flag.
 func TestFlagErrors(t *testing.T) {
-	for _, args := range [][]string{{"--connections", "0"}, {"--key", "xyz"}, {"--mix", "all"}, {"--url", "http://h:1/api/1/envelope/"}} {
+	for _, args := range [][]string{{"--connections", "0"}, {"--key", "xyz"}, {"--mix", "all"}, {"--url", "http://h:1/api/1/envelope/"},
+		{"--ceiling-in-process", "--ceiling-url", "http://127.0.0.1:1"}} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 2 || !strings.Contains(errb.String(), strings.TrimPrefix(args[0], "--")) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and a message naming the flag", args, code, errb.String())

@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"os/exec"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -62,4 +68,100 @@ func (n *noopServer) Close() error {
 	}
 	_ = n.ln.Close() // Shutdown misses a Serve that has not started yet
 	return <-n.done
+}
+
+// noopListening is the first line --serve-noop prints; a parent baton-load
+// reads the URL back from it.
+const noopListening = "no-op server listening on %s (POST anything; answers 200 {}); stop with Ctrl-C\n"
+
+// childEnv marks a process started by startNoopChild. The real binary does not
+// need it; a test binary's TestMain does, to run as baton-load.
+const childEnv = "BATON_LOAD_CHILD"
+
+// noopChild is the ceiling's no-op server in a child process (this binary
+// with --serve-noop). Baton is a process of its own, so the server it is
+// compared with is one too, as in the performance anchors' a1 row. A server
+// inside the load generator shares its Go scheduler and skips a switch
+// between processes per request: on the project's 2-core VM it runs about
+// 30% faster, which is not a ceiling Baton could ever reach.
+type noopChild struct {
+	cmd  *exec.Cmd
+	url  string
+	done chan error
+}
+
+// startNoopChild starts the child and waits until it listens.
+func startNoopChild(stderr io.Writer) (*noopChild, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("no-op server: find this executable to start it as a child: %w", err)
+	}
+	lines := &firstLine{ch: make(chan string, 1)}
+	cmd := exec.Command(exe, "--serve-noop", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Stdout, cmd.Stderr = lines, stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("no-op server: start %s --serve-noop: %w", exe, err)
+	}
+	c := &noopChild{cmd: cmd, done: make(chan error, 1)}
+	go func() { c.done <- cmd.Wait() }()
+	select {
+	case line := <-lines.ch:
+		if _, err := fmt.Sscanf(line, "no-op server listening on %s", &c.url); err != nil {
+			c.kill()
+			return nil, fmt.Errorf("no-op server: child said %q, want its URL: %w", line, err)
+		}
+		return c, nil
+	case err := <-c.done:
+		return nil, fmt.Errorf("no-op server: child exited before listening: %v", err)
+	case <-time.After(10 * time.Second):
+		c.kill()
+		return nil, errors.New("no-op server: child did not listen within 10s")
+	}
+}
+
+// URL is the base URL to load.
+func (c *noopChild) URL() string { return c.url }
+
+// PID is the child's process id.
+func (c *noopChild) PID() int { return c.cmd.Process.Pid }
+
+// Close asks the child to stop (SIGTERM) and waits for it, killing it after 10s.
+func (c *noopChild) Close() error {
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("no-op server: stop child %d: %w", c.PID(), err)
+	}
+	select {
+	case err := <-c.done:
+		if err != nil {
+			return fmt.Errorf("no-op server: child %d: %w", c.PID(), err)
+		}
+		return nil
+	case <-time.After(10 * time.Second):
+		c.kill()
+		return fmt.Errorf("no-op server: child %d ignored SIGTERM for 10s; killed", c.PID())
+	}
+}
+
+func (c *noopChild) kill() {
+	_ = c.cmd.Process.Kill()
+	<-c.done
+}
+
+// firstLine passes the first line written to it to ch and discards the rest.
+type firstLine struct {
+	buf  []byte
+	ch   chan string
+	sent bool
+}
+
+func (w *firstLine) Write(p []byte) (int, error) {
+	if !w.sent {
+		w.buf = append(w.buf, p...)
+		if i := bytes.IndexByte(w.buf, '\n'); i >= 0 {
+			w.ch <- string(w.buf[:i])
+			w.sent, w.buf = true, nil
+		}
+	}
+	return len(p), nil
 }

@@ -58,8 +58,11 @@ func writeHeader(b *strings.Builder, rep *report) {
 		rep.Target, rep.Connections, limit, rep.Mix, p.Synthetic, p.Fixtures, p.AvgBodyBytes, keys)
 	if c := rep.Ceiling; c != nil {
 		where := "external no-op server"
-		if c.InProcess {
-			where = "in-process no-op server: it shares this process and its CPU with the load generator"
+		switch {
+		case c.InProcess:
+			where = "in-process no-op server: it shares this process and its scheduler with the load generator, so it runs faster than a separate server"
+		case c.PID != 0:
+			where = fmt.Sprintf("no-op server in child process %d, a process of its own like Baton", c.PID)
 		}
 		fmt.Fprintf(b, "ceiling     %s (%s)\n", c.URL, where)
 	}
