@@ -128,7 +128,8 @@ func (c *noopChild) PID() int { return c.cmd.Process.Pid }
 
 // Close asks the child to stop (SIGTERM) and waits for it, killing it after 10s.
 func (c *noopChild) Close() error {
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	// A Ctrl-C reaches the whole process group, so the child may be gone.
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("no-op server: stop child %d: %w", c.PID(), err)
 	}
 	select {
