@@ -135,6 +135,9 @@ func benchmark(ctx context.Context, o options, progress io.Writer) (*report, err
 		if err != nil {
 			return nil, err
 		}
+		if run.Baton == nil {
+			break // interrupted before Baton was loaded: nothing to report, nothing failed
+		}
 		rep.Runs = append(rep.Runs, run)
 	}
 	rep.Interrupted = ctx.Err() != nil
@@ -242,6 +245,9 @@ func (b *bench) oneRun(ctx context.Context, i int) (runReport, error) {
 	if b.ceiling != nil {
 		if run.Ceiling, err = runLoad(ctx, b.spec("ceiling"+suffix, *b.ceiling, b.o.duration, true, false)); err != nil {
 			return run, err
+		}
+		if ctx.Err() != nil {
+			return run, nil // interrupted: Baton is not loaded
 		}
 	}
 	var before offsets

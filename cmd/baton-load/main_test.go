@@ -492,6 +492,36 @@ func TestCeilingReportJSON(t *testing.T) {
 	}
 }
 
+// TestInterruptedDuringCeiling: a Ctrl-C while the ceiling is loaded ends
+// the tool cleanly, says it was interrupted and reports no failed run.
+func TestInterruptedDuringCeiling(t *testing.T) {
+	noop, err := startNoop("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noop.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := run(ctx, []string{"--url", noop.URL(), "--connections", "2", "--duration", "10s",
+		"--ceiling", "--runs", "2", "--json", "--quiet", "--pool", "2"}, &stdout, &stderr)
+	if code != 0 || strings.Contains(stderr.String(), "FAIL") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("took %v to stop", d)
+	}
+	var rep report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, stdout.String())
+	}
+	if !rep.Interrupted || len(rep.Runs) != 0 || noop.served.Load() != 0 {
+		t.Errorf("interrupted %v, %d runs, target served %d; want interrupted, no run, nothing sent to the target",
+			rep.Interrupted, len(rep.Runs), noop.served.Load())
+	}
+}
+
 // TestFlagErrors checks that bad flags fail with a message naming the flag.
 func TestFlagErrors(t *testing.T) {
 	for _, args := range [][]string{{"--connections", "0"}, {"--key", "xyz"}, {"--mix", "all"}, {"--url", "http://h:1/api/1/envelope/"},
