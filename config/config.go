@@ -48,6 +48,8 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	// Telemetry configures logs and metrics.
 	Telemetry Telemetry `yaml:"telemetry"`
+	// Runtime tunes the Go runtime Baton runs on.
+	Runtime Runtime `yaml:"runtime"`
 	// Defaults holds the per-entry defaults of the maps above. Load has
 	// already applied them to every entry; they are kept for display.
 	Defaults Defaults `yaml:"defaults"`
@@ -492,6 +494,17 @@ type Telemetry struct {
 	// MetricsListen is the host:port of the Prometheus endpoint; empty is
 	// off. Default: "".
 	MetricsListen string `yaml:"metrics_listen"`
+}
+
+// Runtime tunes the Go runtime.
+type Runtime struct {
+	// MemoryLimit is the Go runtime's soft memory limit (bytes): the
+	// garbage collector works harder as Go's memory nears it. 0 derives it
+	// from the cgroup's memory limit (a container's --memory), if there is
+	// one: 90% of it, less what Pebble keeps outside the Go heap in a cgo
+	// build. The GOMEMLIMIT environment variable, when set, wins.
+	// Default: 0.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
 }
 
 // LogLevel is a log level name.

@@ -70,6 +70,7 @@ func TestDefault(t *testing.T) {
 		{"managed.cache.expiry", c.Managed.Cache.Expiry, 300 * time.Second},
 		{"managed.fetch.batch_size", c.Managed.Fetch.BatchSize, 500},
 		{"telemetry.log_level", c.Telemetry.LogLevel, LogInfo},
+		{"runtime.memory_limit", c.Runtime.MemoryLimit, ByteSize(0)},
 		{"defaults.upstream.compression", c.Defaults.Upstream.Compression, CompressionGzip},
 		{"defaults.project.allowed_domains", c.Defaults.Project.AllowedDomains, []string{"*"}},
 		{"credentials file", c.CredentialsFile(), "baton-data/credentials.json"},
@@ -496,6 +497,8 @@ func TestValidation(t *testing.T) {
 				`test.yaml:1: telemetry.log_format: "xml" is not one of text, json`,
 				`test.yaml:1: telemetry.metrics_listen: "127.0.0.1:3000" is also server.listen; use another port`,
 			}},
+		{"memory limit too small", []string{"runtime:", "  memory_limit: 10MiB"},
+			[]string{`test.yaml:2: runtime.memory_limit: 10MiB is below 64MiB; 0 derives it from the cgroup's limit`}},
 		{"embedded broker on the server port", []string{"kafka: {embedded: {listen: '127.0.0.1:3000'}}"},
 			[]string{`test.yaml:1: kafka.embedded.listen: "127.0.0.1:3000" is also server.listen; use another port`}},
 	} {

@@ -65,6 +65,7 @@ func (c *Config) validate() problems {
 	v.auth()
 	v.metrics()
 	v.telemetry()
+	v.runtime()
 	return v.probs
 }
 
@@ -514,6 +515,16 @@ func (v *validator) telemetry() {
 	}
 	if v.c.UsesEmbeddedKafka() && sameFixedPort(v.c.Kafka.Embedded.Listen, v.c.Server.Listen) {
 		v.errorfNear("kafka.embedded.listen", "server.listen", "%q is also server.listen; use another port", v.c.Server.Listen)
+	}
+}
+
+// minMemoryLimit is the smallest runtime.memory_limit accepted: below it the
+// garbage collector would run without pause while the memtables alone fill it.
+const minMemoryLimit = 64 * MiB
+
+func (v *validator) runtime() {
+	if l := v.c.Runtime.MemoryLimit; l != 0 && l < minMemoryLimit {
+		v.errorf("runtime.memory_limit", "%s is below %s; 0 derives it from the cgroup's limit", l, minMemoryLimit)
 	}
 }
 

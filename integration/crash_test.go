@@ -332,6 +332,7 @@ func crashTail(s string, n int) string { return s[max(0, len(s)-n):] }
 type crashProc struct {
 	cmd    *exec.Cmd
 	base   string // http://host:port
+	stdout *crashLogBuf
 	stderr *crashLogBuf
 	done   chan struct{} // closed once the process was reaped
 	err    error         // Wait's result, valid after done
@@ -340,8 +341,14 @@ type crashProc struct {
 // crashStart runs `baton run --config cfg` and waits for its listen line.
 func crashStart(t *testing.T, bin, cfg string) *crashProc {
 	t.Helper()
-	p := &crashProc{stderr: &crashLogBuf{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "run", "--config", cfg)
+	return crashStartCmd(t, exec.Command(bin, "run", "--config", cfg))
+}
+
+// crashStartCmd starts cmd, a `baton run` (perhaps wrapped), and waits for
+// its listen line.
+func crashStartCmd(t *testing.T, cmd *exec.Cmd) *crashProc {
+	t.Helper()
+	p := &crashProc{cmd: cmd, stdout: &crashLogBuf{}, stderr: &crashLogBuf{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -356,6 +363,7 @@ func crashStart(t *testing.T, bin, cfg string) *crashProc {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
+			fmt.Fprintln(p.stdout, line)
 			if _, rest, ok := strings.Cut(line, " listening on "); ok {
 				if u, _, ok := strings.Cut(rest, " "); ok {
 					select {

@@ -3,7 +3,9 @@ package relay
 import (
 	"fmt"
 	"maps"
+	"math"
 	"net"
+	"runtime/debug"
 	"slices"
 
 	"github.com/valyala/fasthttp"
@@ -94,6 +96,9 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 		b = fmt.Appendf(b, "baton_rejected_requests_total{reason=%q} %d\n", why, st.Rejected[why])
 	}
 	gauge("baton_buffer_pending_records", "Records in the buffer not yet delivered or dropped.", bs.Pending)
+	if l := debug.SetMemoryLimit(-1); l < math.MaxInt64 {
+		gauge("baton_memory_limit_bytes", "The Go runtime's soft memory limit (runtime.memory_limit, GOMEMLIMIT, or derived from the cgroup's limit).", l)
+	}
 	gauge("baton_waiting_records", "Buffered records waiting for their project's config (managed mode).", st.Waiting)
 	if p := st.Projects; p != nil {
 		gauge("baton_projects_cached", "Project configs in the cache.", int64(p.Projects))

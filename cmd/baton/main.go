@@ -16,6 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/relay"
 )
@@ -112,6 +114,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	log := newLogger(cfg, stderr)
+	mem, err := decideMemoryLimit(cfg, limitSources{env: os.LookupEnv, cgroup: memlimit.FromCgroup, cgo: cgoBuild})
+	if err != nil {
+		log.Warn("no memory limit derived", "err", err)
+	}
+	mem.apply()
 	r, err := relay.New(cfg, relay.Settings{Logger: log, Version: version, DrainTimeout: cfg.Server.ShutdownTimeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "baton: %v\n", err)
@@ -127,6 +134,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if k := r.KafkaAddr(); k != "" {
 		fmt.Fprintf(stdout, "  embedded Kafka broker on %s; read a class with: kcat -b %s -C -t baton.error\n", k, k)
 	}
+	fmt.Fprintf(stdout, "  memory limit %s\n", mem)
 	fmt.Fprintf(stdout, "  Ctrl-C stops; whatever is not yet delivered stays in the buffer.\n")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -1,0 +1,155 @@
+package integration
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMemoryLimit runs the baton binary and checks the Go runtime's soft
+// memory limit it runs with, as printed at start and as /metrics reports it
+// (read back from the runtime): runtime.memory_limit, GOMEMLIMIT over it, and,
+// where this test may create a memory cgroup, the limit derived from it.
+func TestMemoryLimit(t *testing.T) {
+	bin := crashBuildBaton(t)
+	c := crashClient(t)
+
+	start := func(t *testing.T, memtable, extraYAML string, wrap func(cmd *exec.Cmd) *exec.Cmd) (line string, gauge int64) {
+		t.Helper()
+		dir := t.TempDir()
+		metrics := freeAddr(t)
+		cfg := filepath.Join(dir, "baton.yml")
+		yaml := fmt.Sprintf("server: {listen: 127.0.0.1:0}\nbuffer: {dir: %s, memtable_size: %s}\n"+
+			"kafka: {embedded: {listen: 127.0.0.1:0}}\ntelemetry: {metrics_listen: %s}\n%s",
+			filepath.Join(dir, "data"), memtable, metrics, extraYAML)
+		if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "run", "--config", cfg)
+		if wrap != nil {
+			cmd = wrap(cmd)
+		}
+		p := crashStartCmd(t, cmd)
+		defer p.stop(t, 20*time.Second)
+		for deadline := time.Now().Add(10 * time.Second); line == ""; time.Sleep(20 * time.Millisecond) {
+			for _, l := range strings.Split(p.stdout.String(), "\n") {
+				if rest, ok := strings.CutPrefix(l, "  memory limit "); ok {
+					line = rest
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no memory limit line on stdout:\n%s", p.stdout.String())
+			}
+		}
+		code, body, err := crashGet(c, "http://"+metrics+"/metrics")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("GET /metrics: %d %v", code, err)
+		}
+		for _, l := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(l, "baton_memory_limit_bytes "); ok {
+				if gauge, err = strconv.ParseInt(v, 10, 64); err != nil {
+					t.Fatalf("baton_memory_limit_bytes %q: %v", v, err)
+				}
+			}
+		}
+		return line, gauge
+	}
+
+	t.Run("configured", func(t *testing.T) {
+		line, gauge := start(t, "48MiB", "runtime: {memory_limit: 100MiB}\n", nil)
+		if line != "100MiB (runtime.memory_limit)" || gauge != 100<<20 {
+			t.Errorf("memory limit %q, gauge %d; want 100MiB from runtime.memory_limit", line, gauge)
+		}
+	})
+	t.Run("GOMEMLIMIT wins", func(t *testing.T) {
+		line, gauge := start(t, "48MiB", "runtime: {memory_limit: 100MiB}\n", func(cmd *exec.Cmd) *exec.Cmd {
+			cmd.Env = append(os.Environ(), "GOMEMLIMIT=80MiB")
+			return cmd
+		})
+		if line != "80MiB (GOMEMLIMIT=80MiB)" || gauge != 80<<20 {
+			t.Errorf("memory limit %q, gauge %d; want 80MiB from GOMEMLIMIT", line, gauge)
+		}
+	})
+	t.Run("derived from the cgroup", func(t *testing.T) {
+		cg := newMemoryCgroup(t, 512<<20)
+		line, gauge := start(t, "16MiB", "", func(cmd *exec.Cmd) *exec.Cmd {
+			// Join the cgroup before exec, so baton starts inside it.
+			args := append([]string{"-c", `echo $$ > "$0" && exec "$@"`, filepath.Join(cg, "cgroup.procs")}, cmd.Args...)
+			return exec.Command("/bin/sh", args...)
+		})
+		// 0.9 × 512 MiB = 460.8 MiB; a cgo build also leaves room for
+		// 3 memtables of 16 MiB and the 8 MiB block cache outside the Go heap.
+		want, why := int64(460<<20), "90% of the cgroup's 512MiB)"
+		if strings.Contains(line, "outside the Go heap") {
+			want, why = 404<<20, "90% of the cgroup's 512MiB, less 56MiB that Pebble keeps outside the Go heap)"
+		}
+		if gauge != want || !strings.HasSuffix(line, why) {
+			t.Errorf("memory limit %q, gauge %d; want %d and a reason ending %q", line, gauge, want, why)
+		}
+	})
+}
+
+// freeAddr returns a loopback address with a port free at the time of the call.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// newMemoryCgroup creates a memory cgroup limited to limit bytes under this
+// process's own (cgroup v2, else v1) and removes it after the test. It skips
+// the test where cgroups cannot be created (not root, read-only cgroupfs).
+func newMemoryCgroup(t *testing.T, limit int64) string {
+	t.Helper()
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skipf("no /proc/self/cgroup (%v): cannot test the cgroup-derived memory limit here", err)
+	}
+	var dir, limitFile string
+	for _, l := range strings.Split(strings.TrimSpace(string(self)), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case parts[0] == "0" && parts[1] == "" && fileExists("/sys/fs/cgroup/cgroup.controllers"):
+			dir, limitFile = filepath.Join("/sys/fs/cgroup", parts[2]), "memory.max"
+		case strings.Contains(","+parts[1]+",", ",memory,") && dir == "":
+			dir, limitFile = filepath.Join("/sys/fs/cgroup/memory", parts[2]), "memory.limit_in_bytes"
+		}
+	}
+	if dir == "" {
+		t.Skip("no memory cgroup found in /proc/self/cgroup: cannot test the cgroup-derived memory limit here")
+	}
+	cg := filepath.Join(dir, fmt.Sprintf("baton-test-%d", os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Skipf("cannot create a memory cgroup (%v): cannot test the cgroup-derived memory limit here", err)
+	}
+	t.Cleanup(func() {
+		// The process has exited by now (cleanups run in reverse order).
+		for i := 0; i < 50 && os.Remove(cg) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(cg, limitFile), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
+		t.Skipf("cannot limit the memory cgroup %s (%v): cannot test the cgroup-derived memory limit here", cg, err)
+	}
+	return cg
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
