@@ -518,13 +518,13 @@ func (v *validator) telemetry() {
 	}
 }
 
-// minMemoryLimit is the smallest runtime.memory_limit accepted: below it the
+// MinMemoryLimit is the smallest runtime.memory_limit accepted: below it the
 // garbage collector would run without pause while the memtables alone fill it.
-const minMemoryLimit = 64 * MiB
+const MinMemoryLimit = 64 * MiB
 
 func (v *validator) runtime() {
-	if l := v.c.Runtime.MemoryLimit; l != 0 && l < minMemoryLimit {
-		v.errorf("runtime.memory_limit", "%s is below %s; 0 derives it from the cgroup's limit", l, minMemoryLimit)
+	if l := v.c.Runtime.MemoryLimit; l != 0 && l < MinMemoryLimit {
+		v.errorf("runtime.memory_limit", "%s is below %s; 0 derives it from the cgroup's limit", l, MinMemoryLimit)
 	}
 }
 

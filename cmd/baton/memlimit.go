@@ -15,9 +15,6 @@ const (
 	// cgroupShare is the part of a cgroup's memory limit given to Go:
 	// stacks, the binary and the kernel's page tables need the rest.
 	cgroupShare = 0.9
-	// minLimit is the floor of a derived limit; runtime.memory_limit has the
-	// same minimum.
-	minLimit = 64 << 20
 	// pebbleCache is Pebble's default block cache, which the buffer keeps.
 	pebbleCache = 8 << 20
 )
@@ -48,7 +45,8 @@ type limitSources struct {
 // less what a cgo build keeps outside the Go heap, else none. Without a
 // limit Go lets its heap grow to twice what is live; in a static build the
 // memtables are on that heap, so a container without --memory and without
-// runtime.memory_limit holds about 1.5× the memory of a cgo build.
+// runtime.memory_limit peaked at 1.3–1.9× the memory of a cgo build in the
+// benchmark (BENCHMARKS.md).
 func decideMemoryLimit(cfg config.Config, src limitSources) (memoryLimit, error) {
 	if v, ok := src.env("GOMEMLIMIT"); ok {
 		m := memoryLimit{bytes: debug.SetMemoryLimit(-1), why: "GOMEMLIMIT=" + v}
@@ -78,9 +76,9 @@ func decideMemoryLimit(cfg config.Config, src limitSources) (memoryLimit, error)
 		why += fmt.Sprintf(", less %s that Pebble keeps outside the Go heap", config.ByteSize(off))
 	}
 	limit &^= 1<<20 - 1 // whole MiB, to read well
-	if limit < minLimit {
-		limit = minLimit
-		why += fmt.Sprintf("; raised to %s: the cgroup is small for buffer.memtable_size %s", config.ByteSize(minLimit), cfg.Buffer.MemtableSize)
+	if limit < int64(config.MinMemoryLimit) {
+		limit = int64(config.MinMemoryLimit)
+		why += fmt.Sprintf("; raised to %s: the cgroup is small for buffer.memtable_size %s", config.MinMemoryLimit, cfg.Buffer.MemtableSize)
 	}
 	return memoryLimit{bytes: limit, why: why}, nil
 }
