@@ -213,6 +213,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serveKafka(ctx, o.serveKafka, stdout, stderr)
 	}
 	if o.serveNoop != "" {
+		if os.Getenv(childEnv) != "" {
+			var cancel context.CancelFunc
+			ctx, cancel = untilStdinEOF(ctx, os.Stdin)
+			defer cancel()
+		}
 		return serveNoop(ctx, o.serveNoop, stdout, stderr)
 	}
 	if o.serveSentry != "" {

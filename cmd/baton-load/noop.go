@@ -2,14 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -74,9 +75,21 @@ func (n *noopServer) Close() error {
 // reads the URL back from it.
 const noopListening = "no-op server listening on %s (POST anything; answers 200 {}); stop with Ctrl-C\n"
 
-// childEnv marks a process started by startNoopChild. The real binary does not
-// need it; a test binary's TestMain does, to run as baton-load.
+// childEnv marks a process started by startNoopChild: it serves until its
+// stdin closes, which happens when the parent exits however it exits. A test
+// binary's TestMain also reads it, to run as baton-load.
 const childEnv = "BATON_LOAD_CHILD"
+
+// untilStdinEOF returns a context that ends with ctx or when stdin reaches
+// EOF (the parent baton-load is gone).
+func untilStdinEOF(ctx context.Context, stdin io.Reader) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		_, _ = io.Copy(io.Discard, stdin)
+		cancel()
+	}()
+	return ctx, cancel
+}
 
 // noopChild is the ceiling's no-op server in a child process (this binary
 // with --serve-noop). Baton is a process of its own, so the server it is
@@ -85,9 +98,10 @@ const childEnv = "BATON_LOAD_CHILD"
 // between processes per request: on the project's 2-core VM it runs about
 // 30% faster, which is not a ceiling Baton could ever reach.
 type noopChild struct {
-	cmd  *exec.Cmd
-	url  string
-	done chan error
+	cmd   *exec.Cmd
+	stdin io.Closer // held open while the child should serve
+	url   string
+	done  chan error
 }
 
 // startNoopChild starts the child and waits until it listens.
@@ -100,16 +114,22 @@ func startNoopChild(stderr io.Writer) (*noopChild, error) {
 	cmd := exec.Command(exe, "--serve-noop", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stdout, cmd.Stderr = lines, stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("no-op server: %w", err)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("no-op server: start %s --serve-noop: %w", exe, err)
 	}
-	c := &noopChild{cmd: cmd, done: make(chan error, 1)}
+	c := &noopChild{cmd: cmd, stdin: stdin, done: make(chan error, 1)}
 	go func() { c.done <- cmd.Wait() }()
 	select {
 	case line := <-lines.ch:
-		if _, err := fmt.Sscanf(line, "no-op server listening on %s", &c.url); err != nil {
+		prefix, _, _ := strings.Cut(noopListening, "%s")
+		rest, ok := strings.CutPrefix(line, prefix)
+		if c.url, _, _ = strings.Cut(rest, " "); !ok || c.url == "" {
 			c.kill()
-			return nil, fmt.Errorf("no-op server: child said %q, want its URL: %w", line, err)
+			return nil, fmt.Errorf("no-op server: child said %q, want %q and its URL", line, prefix)
 		}
 		return c, nil
 	case err := <-c.done:
@@ -126,12 +146,10 @@ func (c *noopChild) URL() string { return c.url }
 // PID is the child's process id.
 func (c *noopChild) PID() int { return c.cmd.Process.Pid }
 
-// Close asks the child to stop (SIGTERM) and waits for it, killing it after 10s.
+// Close asks the child to stop (its stdin closes) and waits for it, killing
+// it after 10s.
 func (c *noopChild) Close() error {
-	// A Ctrl-C reaches the whole process group, so the child may be gone.
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("no-op server: stop child %d: %w", c.PID(), err)
-	}
+	_ = c.stdin.Close()
 	select {
 	case err := <-c.done:
 		if err != nil {
@@ -140,7 +158,7 @@ func (c *noopChild) Close() error {
 		return nil
 	case <-time.After(10 * time.Second):
 		c.kill()
-		return fmt.Errorf("no-op server: child %d ignored SIGTERM for 10s; killed", c.PID())
+		return fmt.Errorf("no-op server: child %d still served 10s after its stdin closed; killed", c.PID())
 	}
 }
 
