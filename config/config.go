@@ -502,7 +502,8 @@ type Runtime struct {
 	// garbage collector works harder as Go's memory nears it. 0 derives it
 	// from the cgroup's memory limit (a container's --memory), if there is
 	// one: 90% of it, less what Pebble keeps outside the Go heap in a cgo
-	// build. The GOMEMLIMIT environment variable, when set, wins.
+	// build; none if that leaves less than 64MiB. The GOMEMLIMIT
+	// environment variable, when set, wins.
 	// Default: 0.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
 }

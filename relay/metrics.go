@@ -97,7 +97,7 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 	}
 	gauge("baton_buffer_pending_records", "Records in the buffer not yet delivered or dropped.", bs.Pending)
 	if l := debug.SetMemoryLimit(-1); l < math.MaxInt64 {
-		gauge("baton_memory_limit_bytes", "The Go runtime's soft memory limit (runtime.memory_limit, GOMEMLIMIT, or derived from the cgroup's limit).", l)
+		gauge("baton_memory_limit_bytes", "The Go runtime's soft memory limit (runtime.memory_limit, GOMEMLIMIT, or derived from the cgroup's limit); absent when there is none.", l)
 	}
 	gauge("baton_waiting_records", "Buffered records waiting for their project's config (managed mode).", st.Waiting)
 	if p := st.Projects; p != nil {

@@ -134,6 +134,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if k := r.KafkaAddr(); k != "" {
 		fmt.Fprintf(stdout, "  embedded Kafka broker on %s; read a class with: kcat -b %s -C -t baton.error\n", k, k)
 	}
+	if m := r.MetricsAddr(); m != nil {
+		fmt.Fprintf(stdout, "  metrics on http://%s/metrics\n", m)
+	}
 	fmt.Fprintf(stdout, "  memory limit %s\n", mem)
 	fmt.Fprintf(stdout, "  Ctrl-C stops; whatever is not yet delivered stays in the buffer.\n")
 

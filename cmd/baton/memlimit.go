@@ -48,7 +48,7 @@ type limitSources struct {
 // runtime.memory_limit peaked at 1.3–1.9× the memory of a cgo build in the
 // benchmark (BENCHMARKS.md).
 func decideMemoryLimit(cfg config.Config, src limitSources) (memoryLimit, error) {
-	if v, ok := src.env("GOMEMLIMIT"); ok {
+	if v, ok := src.env("GOMEMLIMIT"); ok && v != "" { // the runtime ignores an empty one too
 		m := memoryLimit{bytes: debug.SetMemoryLimit(-1), why: "GOMEMLIMIT=" + v}
 		if m.bytes == math.MaxInt64 { // GOMEMLIMIT=off
 			m.bytes = 0
@@ -59,9 +59,9 @@ func decideMemoryLimit(cfg config.Config, src limitSources) (memoryLimit, error)
 		return memoryLimit{bytes: int64(l), why: "runtime.memory_limit"}, nil
 	}
 	cg, err := src.cgroup()
-	none := errors.Is(err, memlimit.ErrNoLimit) || errors.Is(err, memlimit.ErrNoCgroup) ||
-		errors.Is(err, memlimit.ErrCgroupsNotSupported)
-	if none || (err == nil && cg >= math.MaxInt64/2) { // cgroup v1 writes "unlimited" as ~MaxInt64
+	// FromCgroup reports v1's "unlimited" and v2's "max" as ErrNoLimit.
+	if errors.Is(err, memlimit.ErrNoLimit) || errors.Is(err, memlimit.ErrNoCgroup) ||
+		errors.Is(err, memlimit.ErrCgroupsNotSupported) {
 		return memoryLimit{why: "no cgroup memory limit; runtime.memory_limit sets one"}, nil
 	}
 	if err != nil {
@@ -77,8 +77,11 @@ func decideMemoryLimit(cfg config.Config, src limitSources) (memoryLimit, error)
 	}
 	limit &^= 1<<20 - 1 // whole MiB, to read well
 	if limit < int64(config.MinMemoryLimit) {
-		limit = int64(config.MinMemoryLimit)
-		why += fmt.Sprintf("; raised to %s: the cgroup is small for buffer.memtable_size %s", config.MinMemoryLimit, cfg.Buffer.MemtableSize)
+		// A limit below the live heap would keep the collector running
+		// without pause; better none, and say why.
+		why = fmt.Sprintf("%s leaves less than %s for Go", why, config.MinMemoryLimit)
+		return memoryLimit{why: why + "; runtime.memory_limit sets one"},
+			fmt.Errorf("the cgroup's memory limit (%s) is too small to derive one: %s", config.ByteSize(cg), why)
 	}
 	return memoryLimit{bytes: limit, why: why}, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"math"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -32,11 +31,13 @@ func TestDecideMemoryLimit(t *testing.T) {
 		{"configured", withLimit, limitSources{env: noEnv, cgroup: cgroup(1<<30, nil)}, 300 * mib, "runtime.memory_limit", false},
 		{"no cgroup limit", cfg, limitSources{env: noEnv, cgroup: cgroup(0, memlimit.ErrNoLimit)}, 0, "no cgroup memory limit", false},
 		{"not in a cgroup", cfg, limitSources{env: noEnv, cgroup: cgroup(0, memlimit.ErrNoCgroup)}, 0, "no cgroup memory limit", false},
-		{"cgroup v1 unlimited", cfg, limitSources{env: noEnv, cgroup: cgroup(math.MaxInt64&^4095, nil)}, 0, "no cgroup memory limit", false},
 		{"static build", cfg, limitSources{env: noEnv, cgroup: cgroup(512*mib, nil)}, 460 * mib, "90% of the cgroup's 512MiB", false},
 		// 0.9 × 512 MiB = 460.8 MiB, less 3 × 48 MiB + 8 MiB = 152 MiB.
 		{"cgo build", cfg, limitSources{env: noEnv, cgroup: cgroup(512*mib, nil), cgo: true}, 308 * mib, "less 152MiB that Pebble keeps outside the Go heap", false},
-		{"small cgroup", cfg, limitSources{env: noEnv, cgroup: cgroup(128*mib, nil), cgo: true}, 64 * mib, "raised to 64MiB", false},
+		// 0.9 × 256 MiB − 152 MiB = 78 MiB; 0.9 × 160 MiB − 152 MiB < 0.
+		{"small cgroup, cgo", cfg, limitSources{env: noEnv, cgroup: cgroup(256*mib, nil), cgo: true}, 78 * mib, "less 152MiB", false},
+		{"too small cgroup, cgo", cfg, limitSources{env: noEnv, cgroup: cgroup(160*mib, nil), cgo: true}, 0, "leaves less than 64MiB for Go", true},
+		{"too small cgroup, static", cfg, limitSources{env: noEnv, cgroup: cgroup(64*mib, nil)}, 0, "90% of the cgroup's 64MiB leaves less than 64MiB", true},
 		{"unreadable cgroup", cfg, limitSources{env: noEnv, cgroup: cgroup(0, errors.New("permission denied"))}, 0, "unreadable", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,6 +46,12 @@ func TestDecideMemoryLimit(t *testing.T) {
 				t.Errorf("got %d bytes, %q, err %v; want %d bytes, a reason containing %q, error %v", m.bytes, m.why, err, tc.bytes, tc.why, tc.err)
 			}
 		})
+	}
+
+	// An empty GOMEMLIMIT is no limit to the runtime, and to Baton.
+	empty := func(k string) (string, bool) { return "", k == "GOMEMLIMIT" }
+	if m, _ := decideMemoryLimit(withLimit, limitSources{env: empty, cgroup: cgroup(1<<30, nil)}); m.bytes != 300*mib {
+		t.Errorf("GOMEMLIMIT empty: got %d, %q; want runtime.memory_limit", m.bytes, m)
 	}
 
 	// GOMEMLIMIT is applied by the runtime at start; Baton reports it and
