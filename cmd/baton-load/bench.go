@@ -114,6 +114,10 @@ func benchmark(ctx context.Context, o options, progress io.Writer) (*report, err
 	if o.ceiling {
 		stop, err := b.setupCeiling(rep)
 		if err != nil {
+			if ctx.Err() != nil { // a Ctrl-C reached the child as it started
+				rep.Interrupted = true
+				return rep, nil
+			}
 			return nil, err
 		}
 		defer stop()
