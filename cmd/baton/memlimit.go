@@ -71,6 +71,8 @@ func decideMemoryLimit(cfg config.Config, src limitSources) (memoryLimit, error)
 	limit := int64(float64(cg) * cgroupShare)
 	why := fmt.Sprintf("%.0f%% of the cgroup's %s", cgroupShare*100, config.ByteSize(cg))
 	if src.cgo {
+		// Pebble stops writes at 2 memtables in use (MemTableStopWritesThreshold)
+		// and keeps one more for recycling.
 		off := 3*int64(cfg.Buffer.MemtableSize) + pebbleCache
 		limit -= off
 		why += fmt.Sprintf(", less %s that Pebble keeps outside the Go heap", config.ByteSize(off))
