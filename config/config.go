@@ -86,8 +86,10 @@ type Server struct {
 	// MaxHeaderBytes caps the request line and headers (bytes).
 	// Default: 16KiB.
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
-	// MaxInflightBytes caps the request bytes held in memory at once;
-	// requests over it get a fast 503. Default: 256MiB.
+	// MaxInflightBytes is the memory budget of request bodies: wire bytes,
+	// decoded bytes and the records built from them, reserved before they
+	// are allocated. A request that does not fit now gets 503, one that
+	// could never fit 413. Default: 48MiB.
 	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes"`
 	// ForwardUnknown proxies /api/ paths Baton does not serve to the
 	// upstream named by Config.ForwardUpstream, if any. Default: true.

@@ -133,10 +133,6 @@ func (v *validator) server() {
 	v.durationPositive("server.shutdown_timeout", s.ShutdownTimeout)
 	v.positive("server.max_header_bytes", int64(s.MaxHeaderBytes))
 	v.positive("server.max_inflight_bytes", int64(s.MaxInflightBytes))
-	if s.MaxInflightBytes > 0 && s.MaxInflightBytes < v.c.Limits.MaxEnvelopeSize {
-		v.errorfNear("server.max_inflight_bytes", "limits.max_envelope_size", "%s is less than limits.max_envelope_size (%s): envelopes of the maximum size would always get 503",
-			s.MaxInflightBytes, v.c.Limits.MaxEnvelopeSize)
-	}
 }
 
 // limits checks that every limit is greater than 0.

@@ -64,13 +64,15 @@ func TestRejections(t *testing.T) {
 		})
 	}
 	t.Run("declared body over the limit", func(t *testing.T) {
-		// Refused from Content-Length alone, before the body is read.
+		// Refused from Content-Length alone: the client sends the headers
+		// and a first 16 KiB of its 3 MiB, and gets its answer.
 		conn, err := net.Dial("tcp", n.r.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
 		fmt.Fprintf(conn, "POST /api/1/envelope/ HTTP/1.1\r\nHost: x\r\nX-Sentry-Auth: Sentry sentry_key=%s\r\nContent-Length: %d\r\n\r\n", testKey, 3<<20)
+		conn.Write(bytes.Repeat([]byte("x"), 16<<10))
 		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {

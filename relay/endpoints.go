@@ -19,19 +19,21 @@ import (
 // transparentGIF answers GET /store/ (the legacy image-beacon transport).
 var transparentGIF = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
+// convSlack is what a conversion adds to its body at most: envelope and
+// item headers, an event id, a store event's extra fields.
+const convSlack = 16 << 10
+
 // converted runs the shared tail of every converting endpoint: request auth
 // is required (there is no envelope dsn to fall back on), the body is
 // decoded and converted by conv, and the result is accepted like an
 // envelope. It reports the event id it accepted.
 func (r *Relay) converted(ctx *fasthttp.RequestCtx, pid uint64, limit int,
 	conv func(s *scratch, body []byte) ([]byte, error)) (envelope.EventID, bool) {
-	n, ok := r.admit(ctx)
+	s, ok := r.begin(ctx)
 	if !ok {
 		return envelope.EventID{}, false
 	}
-	defer r.release(n)
-	s := getScratch()
-	defer putScratch(s)
+	defer r.end(s)
 
 	var a auth
 	if err := parseAuth(&ctx.Request, &a); err != nil {
@@ -40,6 +42,11 @@ func (r *Relay) converted(ctx *fasthttp.RequestCtx, pid uint64, limit int,
 	}
 	body, ok := r.readBody(ctx, s, limit)
 	if !ok {
+		return envelope.EventID{}, false
+	}
+	// A converted envelope is about the size of the body it came from.
+	if err := s.conv.Reserve(len(body)+convSlack, &s.lease); err != nil {
+		r.refuseBody(ctx, err, "hold", "request")
 		return envelope.EventID{}, false
 	}
 	env, err := conv(s, body)
@@ -86,8 +93,8 @@ func (r *Relay) handleStore(ctx *fasthttp.RequestCtx, pid uint64) {
 
 func (r *Relay) fromStore(s *scratch, body []byte) ([]byte, error) {
 	var err error
-	s.conv, _, err = envelope.FromStore(s.conv[:0], body)
-	return s.conv, err
+	s.conv.B, _, err = envelope.FromStore(s.conv.B[:0], body)
+	return s.conv.B, err
 }
 
 // handleMinidump serves crash uploads; crashpad and breakpad expect the event
@@ -100,8 +107,8 @@ func (r *Relay) handleMinidump(ctx *fasthttp.RequestCtx, pid uint64) {
 	ct := string(ctx.Request.Header.ContentType())
 	id, ok := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
 		var err error
-		s.conv, _, err = envelope.FromMinidump(s.conv[:0], ct, body)
-		return s.conv, err
+		s.conv.B, _, err = envelope.FromMinidump(s.conv.B[:0], ct, body)
+		return s.conv.B, err
 	})
 	if ok {
 		ctx.Response.Reset()
@@ -136,8 +143,8 @@ func (r *Relay) handleSecurity(ctx *fasthttp.RequestCtx, pid uint64) {
 	release, environment := string(q.Peek("sentry_release")), string(q.Peek("sentry_environment"))
 	if _, ok := r.converted(ctx, pid, r.limits.MaxEventSize, func(s *scratch, body []byte) ([]byte, error) {
 		var err error
-		s.conv, err = envelope.FromSecurityReport(s.conv[:0], body, release, environment)
-		return s.conv, err
+		s.conv.B, err = envelope.FromSecurityReport(s.conv.B[:0], body, release, environment)
+		return s.conv.B, err
 	}); ok {
 		ctx.Response.ResetBody()
 	}
@@ -151,8 +158,8 @@ func (r *Relay) handleNEL(ctx *fasthttp.RequestCtx, pid uint64) {
 	}
 	if _, ok := r.converted(ctx, pid, r.limits.MaxEventSize, func(s *scratch, body []byte) ([]byte, error) {
 		var err error
-		s.conv, err = envelope.FromNEL(s.conv[:0], body)
-		return s.conv, err
+		s.conv.B, err = envelope.FromNEL(s.conv.B[:0], body)
+		return s.conv.B, err
 	}); ok {
 		ctx.Response.ResetBody()
 	}
@@ -173,8 +180,8 @@ func (r *Relay) handleAttachments(ctx *fasthttp.RequestCtx, pid uint64, rawID []
 	ct := string(ctx.Request.Header.ContentType())
 	if _, ok := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
 		var err error
-		s.conv, err = envelope.FromAttachments(s.conv[:0], id, ct, body)
-		return s.conv, err
+		s.conv.B, err = envelope.FromAttachments(s.conv.B[:0], id, ct, body)
+		return s.conv.B, err
 	}); ok {
 		ctx.Response.ResetBody()
 		ctx.SetStatusCode(fasthttp.StatusCreated)
@@ -198,6 +205,8 @@ type Stats struct {
 	Waiting int64 `json:"waiting_records"`
 	// Projects are the managed-mode config cache's counters.
 	Projects *project.Stats `json:"projects,omitempty"`
+	// Bodies is the memory budget of request bodies (server.max_inflight_bytes).
+	Bodies BodyStats `json:"bodies"`
 	// Aggregator and Cardinality are the metrics stage's state.
 	Aggregator  *aggregate.Stats        `json:"aggregator,omitempty"`
 	Cardinality *aggregate.LimiterStats `json:"cardinality,omitempty"`
@@ -206,12 +215,20 @@ type Stats struct {
 	Balanced bool `json:"balanced"`
 }
 
+// BodyStats is what request bodies hold of their memory budget.
+type BodyStats struct {
+	InUse  int64 `json:"in_use_bytes"`
+	Peak   int64 `json:"peak_bytes"`
+	Budget int64 `json:"budget_bytes"`
+}
+
 // Stats returns the outcome counters and the buffer's backlog.
 func (r *Relay) Stats() Stats {
 	st := Stats{
 		Classes:   r.outcomes.snapshot(),
 		Rejected:  r.rejected.snapshot(),
 		Recovered: r.recovered,
+		Bodies:    BodyStats{InUse: r.bodies.Used(), Peak: r.bodies.Peak(), Budget: r.bodies.Max()},
 	}
 	bs := r.buf.Stats()
 	st.Pending = bs.Pending

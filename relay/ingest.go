@@ -3,25 +3,32 @@ package relay
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/intake"
 )
 
 // scratch is the per-request memory of the ingest path, pooled so that a
-// request in steady state allocates nothing of its own.
+// request in steady state allocates nothing of its own. Every buffer that
+// grows with the request is an intake.Buf charged to lease, the request's
+// share of the relay's memory budget for bodies.
 type scratch struct {
+	lease   intake.Lease
 	env     envelope.Envelope
-	body    []byte // the decoded body, when the request was compressed
-	conv    []byte // an envelope built from a store/minidump/security body
-	zbuf    []byte // one compressed class envelope, on its way into recs
-	recs    []byte // the class records, back to back
+	raw     intake.Buf // the body as read off the wire
+	body    intake.Buf // the decoded body, when the request was compressed
+	conv    intake.Buf // an envelope built from a store/minidump/security body
+	zbuf    intake.Buf // one compressed class envelope, on its way into recs
+	recs    intake.Buf // the class records, back to back
 	offs    []int
 	classes []envelope.Class
 	items   []int // items per class, parallel to classes
@@ -35,65 +42,100 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+// maxPooledBuf keeps the arrays of large requests out of the pool: the
+// pool holds memory no lease pays for, so only small arrays stay in it.
+const maxPooledBuf = intake.SmallRequest
 
-// maxPooledBody keeps one huge request from pinning its memory in the pool.
-const maxPooledBody = 4 << 20
+// begin starts a request that reads a body: it refuses new work during
+// shutdown, and takes a scratch whose lease draws on the body budget. The
+// caller must end(s).
+func (r *Relay) begin(ctx *fasthttp.RequestCtx) (*scratch, bool) {
+	if r.closing.Load() {
+		ctx.Response.Header.Set("Retry-After", retryAfterFull)
+		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectShutdown, "relay is shutting down")
+		return nil, false
+	}
+	s := scratchPool.Get().(*scratch)
+	s.lease = r.bodies.Lease()
+	return s, true
+}
 
-func putScratch(s *scratch) {
+// end hands the request's memory back: the lease to the budget, small
+// arrays to the pool, large ones to the allocator.
+func (r *Relay) end(s *scratch) {
+	s.lease.Release()
 	s.env.Reset()
-	if cap(s.body) > maxPooledBody {
-		s.body = nil
-	}
-	if cap(s.recs) > maxPooledBody {
-		s.recs = nil
-	}
-	if cap(s.zbuf) > maxPooledBody {
-		s.zbuf = nil
-	}
-	if cap(s.conv) > maxPooledBody {
-		s.conv = nil
+	for _, b := range []*intake.Buf{&s.raw, &s.body, &s.conv, &s.zbuf, &s.recs} {
+		b.Recycle(maxPooledBuf)
 	}
 	clear(s.entries[:cap(s.entries)]) // drop references to request memory
 	scratchPool.Put(s)
 }
 
-// readBody returns the request body with Content-Encoding undone, capped at
-// limit decoded bytes. On failure it has answered the request.
+// readBody reads the request body off the wire and undoes its
+// Content-Encoding, holding at most limit bytes of either (and at most
+// limits.max_decompressed_size decoded) and only what the request's lease
+// can reserve. On failure it has answered the request.
 func (r *Relay) readBody(ctx *fasthttp.RequestCtx, s *scratch, limit int) ([]byte, bool) {
-	raw := ctx.PostBody()
-	enc := ctx.Request.Header.ContentEncoding()
-	if len(enc) == 0 {
-		if len(raw) > limit {
-			r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, "request body exceeds the size limit")
+	enc, err := intake.ParseEncoding(ctx.Request.Header.ContentEncoding())
+	if err != nil {
+		r.reject(ctx, fasthttp.StatusBadRequest, rejectEncoding,
+			"unsupported content encoding "+strconv.Quote(string(ctx.Request.Header.ContentEncoding())))
+		return nil, false
+	}
+	var raw []byte
+	if stream := ctx.RequestBodyStream(); stream != nil {
+		n := ctx.Request.Header.ContentLength() // -1: chunked
+		if n == -2 {                            // no body framing: a request without a body
+			n = 0
+		}
+		if err := intake.Read(&s.raw, stream, n, limit, &s.lease); err != nil {
+			r.refuseBody(ctx, err, "read", "request body")
 			return nil, false
 		}
+		raw = s.raw.B
+	} else { // a body the handler set itself (GET /store/ from the query)
+		raw = ctx.Request.Body()
+	}
+	if enc == intake.Identity {
 		return raw, true
 	}
-	var err error
-	s.body, err = decodeBody(s.body[:0], enc, raw, limit)
-	switch {
-	case err == nil:
-		return s.body, true
-	case errors.Is(err, errBodyTooLarge):
-		r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, "decompressed body exceeds the size limit")
-	case errors.Is(err, errBadEncoding):
-		r.reject(ctx, fasthttp.StatusBadRequest, rejectEncoding, "unsupported content encoding "+strconv.Quote(string(enc)))
-	default:
-		r.reject(ctx, fasthttp.StatusBadRequest, rejectEncoding, "failed to decode request body: "+err.Error())
+	if err := intake.Decode(&s.body, enc, raw, min(limit, r.maxDecoded), &s.lease); err != nil {
+		r.refuseBody(ctx, err, "decode", "decompressed body")
+		return nil, false
 	}
-	return nil, false
+	return s.body.B, true
+}
+
+// refuseBody answers a request whose body could not be read: what passes a
+// size limit or the whole budget is 413, a budget others hold is 503 with
+// Retry-After, a broken stream 400 (408 when the client was too slow).
+func (r *Relay) refuseBody(ctx *fasthttp.RequestCtx, err error, verb, what string) {
+	var netErr interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, intake.ErrTooLarge):
+		r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, what+" exceeds the size limit")
+	case errors.Is(err, intake.ErrOverBudget):
+		r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge,
+			what+" needs more memory than server.max_inflight_bytes allows one request")
+	case errors.Is(err, intake.ErrBusy):
+		ctx.Response.Header.Set("Retry-After", "1")
+		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectOverload,
+			"relay overloaded: too many request bytes in memory; retry later")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		r.reject(ctx, fasthttp.StatusRequestTimeout, rejectInvalid, "request body read timed out")
+	default:
+		r.reject(ctx, fasthttp.StatusBadRequest, rejectEncoding, "failed to "+verb+" request body: "+err.Error())
+	}
 }
 
 // handleEnvelope serves POST /api/{pid}/envelope/.
 func (r *Relay) handleEnvelope(ctx *fasthttp.RequestCtx, pid uint64) {
-	n, ok := r.admit(ctx)
+	s, ok := r.begin(ctx)
 	if !ok {
 		return
 	}
-	defer r.release(n)
-	s := getScratch()
-	defer putScratch(s)
+	defer r.end(s)
 
 	if !r.verifyRelayEnvelope(ctx) {
 		return
@@ -187,32 +229,48 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 	if len(rec.Client) == 0 {
 		rec.Client = ctx.Request.Header.UserAgent()
 	}
-	s.recs, s.offs, s.classes, s.items = s.recs[:0], s.offs[:0], s.classes[:0], s.items[:0]
+	s.recs.B, s.offs, s.classes, s.items = s.recs.B[:0], s.offs[:0], s.classes[:0], s.items[:0]
 	s.entries = s.entries[:0]
+	if err := r.reserveRecords(s, &perClass, v); err != nil {
+		r.refuseBody(ctx, err, "hold", "request")
+		return
+	}
 	for c := range envelope.NumClasses {
 		if perClass[c] == 0 || v.drop[c] {
 			continue
 		}
 		rec.Class, rec.Items = c, perClass[c]
-		s.offs = append(s.offs, len(s.recs))
+		s.offs = append(s.offs, len(s.recs.B))
 		s.classes = append(s.classes, c)
 		s.items = append(s.items, rec.Items)
-		start := len(s.recs)
-		s.recs = appendRecordHeader(s.recs, &rec)
-		body := len(s.recs)
-		s.recs = s.env.AppendClass(s.recs, c)
-		s.recs, s.zbuf = compressRecord(s.recs, start, body, s.zbuf)
+		start := len(s.recs.B)
+		s.recs.B = appendRecordHeader(s.recs.B, &rec)
+		body := len(s.recs.B)
+		s.recs.B = s.env.AppendClass(s.recs.B, c)
+		if lim := r.maxEnvelope[c]; lim > 0 && len(s.recs.B)-body > lim {
+			// Acknowledged, it could only be dropped: its sink cannot take it.
+			r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, fmt.Sprintf(
+				"the %s items of this envelope (%d bytes) are larger than their destination accepts (%d bytes)",
+				c, len(s.recs.B)-body, lim))
+			return
+		}
+		s.recs.B, s.zbuf.B = compressRecord(s.recs.B, start, body, s.zbuf.B)
 	}
-	s.offs = append(s.offs, len(s.recs))
+	s.offs = append(s.offs, len(s.recs.B))
 
 	for i, c := range s.classes {
 		stream := r.stream(c, a.PublicKey)
 		if adm.pending {
 			stream = pendingStream(stream)
 		}
-		s.entries = append(s.entries, buffer.Entry{Stream: stream, Value: s.recs[s.offs[i]:s.offs[i+1]]})
+		s.entries = append(s.entries, buffer.Entry{Stream: stream, Value: s.recs.B[s.offs[i]:s.offs[i+1]]})
 	}
-	if adm.pending && !r.waiting.add(a.PublicKey, int64(len(s.recs))) {
+	// The commit batch copies the records once more.
+	if err := s.lease.Grow(len(s.recs.B)); err != nil {
+		r.refuseBody(ctx, err, "hold", "request")
+		return
+	}
+	if adm.pending && !r.waiting.add(a.PublicKey, int64(len(s.recs.B))) {
 		ctx.Response.Header.Set("Retry-After", retryAfterFull)
 		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectOverload, "too much data is waiting for this project's config; retry later")
 		return
@@ -220,7 +278,7 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 	if len(s.entries) > 0 {
 		if err := r.buf.Append(r.ctx, s.entries); err != nil {
 			if adm.pending {
-				r.waiting.sub(a.PublicKey, int64(len(s.recs)))
+				r.waiting.sub(a.PublicKey, int64(len(s.recs.B)))
 			}
 			if errors.Is(err, buffer.ErrFull) {
 				ctx.Response.Header.Set("Retry-After", retryAfterFull)
@@ -253,6 +311,35 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		s.resp = append(s.resp, "{}"...)
 	}
 	ctx.SetBody(s.resp) // copied into fasthttp's pooled body buffer
+}
+
+// maxRecordHeader bounds a record header: the fixed part and four short
+// fields of at most 255 bytes.
+const maxRecordHeader = recordFixed + 4*256
+
+// reserveRecords reserves, before they are built, the records of the
+// classes v keeps and the scratch their compression needs.
+func (r *Relay) reserveRecords(s *scratch, perClass *[envelope.NumClasses]int, v *verdict) error {
+	need, classes := 0, 0
+	for c := range envelope.NumClasses {
+		if perClass[c] > 0 && !v.drop[c] {
+			classes++
+		}
+	}
+	for i := range s.env.Items {
+		it := &s.env.Items[i]
+		if !v.drop[it.Class] {
+			need += len(it.Header) + len(it.Payload) + 32 // newlines and a length field
+		}
+	}
+	need += classes * (len(s.env.Header.Raw) + 1 + maxRecordHeader)
+	if err := s.recs.Reserve(need, &s.lease); err != nil {
+		return err
+	}
+	if need >= minCompress {
+		return s.zbuf.Reserve(s2.MaxEncodedLen(need), &s.lease)
+	}
+	return nil
 }
 
 // retryAfterFull is what a client is told to wait when the buffer is full.

@@ -292,8 +292,11 @@ func (r *Relay) handleRelays(ctx *fasthttp.RequestCtx, what string) {
 		r.handleUnknown(ctx)
 		return
 	}
-	s := getScratch()
-	defer putScratch(s)
+	s, ok := r.begin(ctx)
+	if !ok {
+		return
+	}
+	defer r.end(s)
 	body, ok := r.readBody(ctx, s, int(r.cfg.Limits.MaxAPIPayloadSize))
 	if !ok {
 		return

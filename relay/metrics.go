@@ -95,6 +95,9 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 	for _, why := range slices.Sorted(maps.Keys(st.Rejected)) {
 		b = fmt.Appendf(b, "baton_rejected_requests_total{reason=%q} %d\n", why, st.Rejected[why])
 	}
+	gauge("baton_body_bytes", "Memory held by request bodies in flight (wire, decoded and record bytes).", st.Bodies.InUse)
+	gauge("baton_body_bytes_peak", "The most memory request bodies held at once since start.", st.Bodies.Peak)
+	gauge("baton_body_budget_bytes", "The memory budget of request bodies (server.max_inflight_bytes).", st.Bodies.Budget)
 	gauge("baton_buffer_pending_records", "Records in the buffer not yet delivered or dropped.", bs.Pending)
 	if l := debug.SetMemoryLimit(-1); l < math.MaxInt64 {
 		gauge("baton_memory_limit_bytes", "The Go runtime's soft memory limit (runtime.memory_limit, GOMEMLIMIT, or derived from the cgroup's limit); absent when there is none.", l)

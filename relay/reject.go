@@ -72,24 +72,3 @@ func (r *Relay) rejectParse(ctx *fasthttp.RequestCtx, err error) {
 	}
 	r.reject(ctx, fasthttp.StatusBadRequest, rejectInvalid, err.Error())
 }
-
-// admit enforces the cap on request bytes in flight: over it, a request is
-// turned away at once with 503 instead of adding to memory pressure. It
-// returns the bytes to hand back to release when the request is done.
-func (r *Relay) admit(ctx *fasthttp.RequestCtx) (int64, bool) {
-	if r.closing.Load() {
-		ctx.Response.Header.Set("Retry-After", retryAfterFull)
-		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectShutdown, "relay is shutting down")
-		return 0, false
-	}
-	n := int64(len(ctx.Request.Body()))
-	if r.inflight.Add(n) > r.maxInflight && n > 0 {
-		r.inflight.Add(-n)
-		ctx.Response.Header.Set("Retry-After", "1")
-		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectOverload, "relay overloaded: too many request bytes in flight")
-		return 0, false
-	}
-	return n, true
-}
-
-func (r *Relay) release(n int64) { r.inflight.Add(-n) }

@@ -16,7 +16,9 @@ import (
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/intake"
 	"github.com/baton-relay/baton/relay/project"
+	"github.com/baton-relay/baton/routing"
 )
 
 // Settings are the inputs a Relay takes from code rather than from config.
@@ -70,8 +72,9 @@ type Relay struct {
 	metricsDone chan struct{}
 	closing     atomic.Bool
 
-	inflight    atomic.Int64
-	maxInflight int64
+	bodies      *intake.Budget           // memory of request bodies in flight (server.max_inflight_bytes)
+	maxDecoded  int                      // limits.max_decompressed_size
+	maxEnvelope [envelope.NumClasses]int // largest class envelope its sink takes; 0 is any
 	outcomes    outcomes
 	rejected    rejections
 	recovered   Count // what the buffer held when it was opened
@@ -93,12 +96,16 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 		set.DrainTimeout = 10 * time.Second
 	}
 	r := &Relay{
-		cfg:         cfg,
-		set:         set,
-		log:         set.Logger,
-		limits:      limitsFrom(cfg),
-		partitions:  uint32(max(cfg.Buffer.Partitions, 1)),
-		maxInflight: int64(cfg.Server.MaxInflightBytes),
+		cfg:        cfg,
+		set:        set,
+		log:        set.Logger,
+		limits:     limitsFrom(cfg),
+		partitions: uint32(max(cfg.Buffer.Partitions, 1)),
+		bodies:     intake.NewBudget(max(int64(cfg.Server.MaxInflightBytes), 1)),
+		maxDecoded: int(cfg.Limits.MaxDecompressedSize),
+	}
+	if r.maxDecoded <= 0 {
+		r.maxDecoded = r.limits.MaxEnvelopeSize
 	}
 	r.ctx, r.stop = context.WithCancel(context.Background())
 
@@ -132,6 +139,12 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 			return nil, err
 		}
 	}
+	for _, c := range envelope.Classes() {
+		if b, ok := r.sinks.route[c].(routing.Bounded); ok && !(c == envelope.ClassMetric && cfg.Metrics.Aggregate) {
+			// Raw metrics are folded into buckets, never sent as received.
+			r.maxEnvelope[c] = b.MaxEnvelope()
+		}
+	}
 	policy, err := newProjectPolicy(cfg, r.cache)
 	if err != nil {
 		r.sinks.close(context.Background())
@@ -152,17 +165,21 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	st := r.buf.Stats()
 	r.recovered = Count{Records: st.Pending}
 	if r.sinks.upstream != nil && cfg.Server.ForwardUnknown {
-		r.forwardUnknown = r.sinks.forward
+		r.forwardUnknown = r.forwardAPI
 	}
 	r.server = &fasthttp.Server{
-		Handler:                       r.handle,
-		Name:                          "baton",
-		ReadTimeout:                   cfg.Server.ReadTimeout,
-		WriteTimeout:                  cfg.Server.WriteTimeout,
-		IdleTimeout:                   cfg.Server.IdleTimeout,
-		Concurrency:                   cfg.Server.MaxConnections,
-		ReadBufferSize:                int(cfg.Server.MaxHeaderBytes),
-		MaxRequestBodySize:            r.limits.MaxEnvelopeSize,
+		Handler:            r.handle,
+		Name:               "baton",
+		ReadTimeout:        cfg.Server.ReadTimeout,
+		WriteTimeout:       cfg.Server.WriteTimeout,
+		IdleTimeout:        cfg.Server.IdleTimeout,
+		Concurrency:        cfg.Server.MaxConnections,
+		ReadBufferSize:     int(cfg.Server.MaxHeaderBytes),
+		MaxRequestBodySize: r.limits.MaxEnvelopeSize,
+		// Handlers read bodies themselves, against the body budget: fasthttp
+		// would buffer a whole body (up to MaxRequestBodySize) before the
+		// handler could refuse it.
+		StreamRequestBody:             true,
 		DisablePreParseMultipartForm:  true,
 		NoDefaultContentType:          true,
 		DisableHeaderNamesNormalizing: false,

@@ -178,13 +178,6 @@ func (s *sinks) upstreamPool(cfg config.Config, name string, set Settings, sign 
 	return u, nil
 }
 
-// forward proxies an unknown /api/ request to the upstream verbatim.
-func (s *sinks) forward(ctx *fasthttp.RequestCtx) {
-	if err := s.upstream.Forward(ctx, &ctx.Request, &ctx.Response); err != nil {
-		jsonError(ctx, fasthttp.StatusBadGateway, "upstream request failed: "+err.Error())
-	}
-}
-
 func (s *sinks) close(ctx context.Context) error {
 	var errs []error
 	for name, k := range s.kafka {

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -10,9 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/s2"
-	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
 
 	"github.com/baton-relay/baton/envelope"
@@ -200,39 +197,6 @@ func TestParseAuth(t *testing.T) {
 				t.Fatalf("key %q client %q", a.PublicKey, a.Client)
 			}
 		})
-	}
-}
-
-func TestDecodeBody(t *testing.T) {
-	plain := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
-	var gz, br bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(plain)
-	zw.Close()
-	bw := brotli.NewWriter(&br)
-	bw.Write(plain)
-	bw.Close()
-	enc, _ := zstd.NewWriter(nil)
-	zs := enc.EncodeAll(plain, nil)
-	enc.Close()
-
-	for _, c := range []struct {
-		enc  string
-		body []byte
-	}{{"", plain}, {"identity", plain}, {"UTF-8", plain}, {"gzip", gz.Bytes()}, {"x-gzip", gz.Bytes()}, {"br", br.Bytes()}, {"zstd", zs}} {
-		got, err := decodeBody(nil, []byte(c.enc), c.body, len(plain))
-		if err != nil || !bytes.Equal(got, plain) {
-			t.Errorf("%q: err %v, %d bytes", c.enc, err, len(got))
-		}
-		if _, err := decodeBody(nil, []byte(c.enc), c.body, len(plain)-1); !errors.Is(err, errBodyTooLarge) {
-			t.Errorf("%q one byte over the limit: err %v", c.enc, err)
-		}
-	}
-	if _, err := decodeBody(nil, []byte("lzma"), plain, 1<<20); !errors.Is(err, errBadEncoding) {
-		t.Errorf("unknown encoding: %v", err)
-	}
-	if _, err := decodeBody(nil, []byte("gzip"), plain[:100], 1<<20); err == nil {
-		t.Errorf("garbage gzip decoded")
 	}
 }
 

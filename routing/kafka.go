@@ -283,6 +283,22 @@ type kafkaTopic struct {
 	closed atomic.Bool
 }
 
+// maxRecordMeta bounds what a record carries besides its envelope: the key
+// (a project id) and the headers, whose values ingest truncates to 255
+// bytes (public key, client, forwarded-for chain).
+const maxRecordMeta = 1024
+
+// MaxEnvelope is the largest envelope a record of this topic can carry:
+// MaxMessageBytes less the key and headers, or, with a dead-letter topic,
+// what that topic takes (oversized records go there, not away).
+func (t *kafkaTopic) MaxEnvelope() int {
+	limit := t.k.opts.MaxMessageBytes
+	if t.k.opts.DeadLetterTopic != "" {
+		limit = max(limit, t.k.opts.DeadLetterMaxBytes)
+	}
+	return max(limit-maxRecordMeta, 1)
+}
+
 func (t *kafkaTopic) Close(context.Context) error {
 	t.closed.Store(true)
 	return nil

@@ -43,6 +43,14 @@ type Sink interface {
 	Close(ctx context.Context) error
 }
 
+// Bounded is implemented by sinks that cannot deliver a message whose
+// envelope is larger than MaxEnvelope bytes. Ingest refuses such envelopes
+// (413) before acknowledging them, rather than accept what could only be
+// dropped.
+type Bounded interface {
+	MaxEnvelope() int
+}
+
 // ErrClosed is returned by a Sink used after Close.
 var ErrClosed = errors.New("routing: sink closed")
 

@@ -1,0 +1,80 @@
+package intake
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+	"testing/iotest"
+)
+
+// failReader fails the test if anything reads it.
+type failReader struct{ t *testing.T }
+
+func (f failReader) Read([]byte) (int, error) {
+	f.t.Fatal("the body was read although its declared length is over the limit")
+	return 0, io.EOF
+}
+
+func TestReadDeclaredLength(t *testing.T) {
+	b := NewBudget(1 << 20)
+	l := b.Lease()
+	body := bytes.Repeat([]byte("z"), 1000)
+	var buf Buf
+	if err := Read(&buf, bytes.NewReader(body), len(body), 1000, &l); err != nil || !bytes.Equal(buf.B, body) {
+		t.Fatalf("err %v, %d bytes", err, len(buf.B))
+	}
+	if l.Held() != 1000 || cap(buf.B) != 1000 {
+		t.Fatalf("a declared length is allocated exactly and charged: held %d, cap %d", l.Held(), cap(buf.B))
+	}
+	buf.B = buf.B[:0]
+	if err := Read(&buf, failReader{t}, 1001, 1000, &l); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("declared over the limit: %v", err)
+	}
+	if err := Read(&buf, bytes.NewReader(body[:10]), 20, 1000, &l); !errors.Is(err, io.ErrUnexpectedEOF) || len(buf.B) != 0 {
+		t.Fatalf("short body: %v, %d bytes kept", err, len(buf.B))
+	}
+	// Pooled capacity is free.
+	l.Release()
+	buf.Recycle(SmallRequest)
+	if err := Read(&buf, bytes.NewReader(body), len(body), 1000, &l); err != nil || l.Held() != 0 {
+		t.Fatalf("reusing a pooled array: err %v, held %d", err, l.Held())
+	}
+}
+
+func TestReadChunked(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789"), 100_000) // 1 MB, unknown length
+	b := NewBudget(64 << 20)
+	l := b.Lease()
+	var buf Buf
+	if err := Read(&buf, iotest.HalfReader(bytes.NewReader(body)), -1, len(body), &l); err != nil || !bytes.Equal(buf.B, body) {
+		t.Fatalf("err %v, %d bytes", err, len(buf.B))
+	}
+	if l.Held() != int64(cap(buf.B)) {
+		t.Fatalf("held %d, but the array in use is %d: old arrays must be handed back", l.Held(), cap(buf.B))
+	}
+	if cap(buf.B) > len(body)+1 {
+		t.Fatalf("capacity %d for a %d byte body at its limit", cap(buf.B), len(body))
+	}
+	l.Release()
+
+	buf = Buf{}
+	if err := Read(&buf, bytes.NewReader(body), -1, len(body)-1, &l); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("one byte over: %v", err)
+	}
+	l.Release()
+
+	small := NewBudget(512 << 10)
+	l = small.Lease()
+	buf = Buf{}
+	if err := Read(&buf, bytes.NewReader(body), -1, 1<<30, &l); !errors.Is(err, ErrOverBudget) {
+		t.Fatalf("a chunked body larger than the budget: %v", err)
+	}
+	if len(buf.B) != 0 {
+		t.Fatalf("kept %d bytes", len(buf.B))
+	}
+	l.Release()
+	if small.Used() != 0 {
+		t.Fatalf("used %d", small.Used())
+	}
+}
