@@ -38,9 +38,9 @@ const (
 	fakeSentryTokenMaxAge  = 60 * time.Second  // challenge token age at register/response
 )
 
-// fakeSentryGlobalConfigPath is the global config the fake serves when it
-// exists (else {}): the fixture Relay's own test mock serves.
-var fakeSentryGlobalConfigPath = filepath.Join(fixtures, "relay", "global_config.json")
+// fakeSentryGlobalConfigPath is the global config the fake serves: the one
+// Relay's own test mock serves.
+var fakeSentryGlobalConfigPath = filepath.Join(fixtures, "global_config.json")
 
 // fakeSentryB64 is Relay's BASE64URL_NOPAD.
 var fakeSentryB64 = base64.RawURLEncoding
@@ -141,12 +141,14 @@ func newFakeSentry(t *testing.T) *fakeSentry {
 		relays:   map[string]string{},
 	}
 	rand.Read(s.secret)
-	if b, err := os.ReadFile(fakeSentryGlobalConfigPath); err == nil {
-		if !json.Valid(b) {
-			t.Fatalf("fake sentry: %s is not valid JSON", fakeSentryGlobalConfigPath)
-		}
-		s.global = json.RawMessage(b)
+	b, err := os.ReadFile(fakeSentryGlobalConfigPath)
+	if err != nil {
+		t.Fatalf("fake sentry: %v", err)
 	}
+	if !json.Valid(b) {
+		t.Fatalf("fake sentry: %s is not valid JSON", fakeSentryGlobalConfigPath)
+	}
+	s.global = json.RawMessage(b)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/0/relays/register/challenge/{$}", s.relaysEndpoint(s.serveChallenge))
 	mux.HandleFunc("POST /api/0/relays/register/response/{$}", s.relaysEndpoint(s.serveRegisterResponse))
@@ -1013,13 +1015,15 @@ func TestFakeSentryProjectConfigs(t *testing.T) {
 		if got.GlobalStatus != "ready" || !json.Valid(got.Global) {
 			t.Errorf("round %d: global %s status %q", round, got.Global, got.GlobalStatus)
 		}
-		if want, err := os.ReadFile(fakeSentryGlobalConfigPath); err == nil {
-			var a, b any
-			json.Unmarshal(want, &a)
-			json.Unmarshal(got.Global, &b)
-			if fmt.Sprint(a) != fmt.Sprint(b) {
-				t.Errorf("round %d: global = %s, want the fixture", round, got.Global)
-			}
+		want, err := os.ReadFile(fakeSentryGlobalConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b any
+		json.Unmarshal(want, &a)
+		json.Unmarshal(got.Global, &b)
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("round %d: global = %s, want the fixture", round, got.Global)
 		}
 	}
 
