@@ -205,17 +205,6 @@ func (s *fakeSentry) setPending(key string, times int) {
 	s.pending[key] = times
 }
 
-// setGlobal replaces the global config served (raw JSON).
-func (s *fakeSentry) setGlobal(raw string) {
-	if !json.Valid([]byte(raw)) {
-		s.t.Errorf("fake sentry: setGlobal: not valid JSON: %.200s", raw)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.global = json.RawMessage(raw)
-}
-
 // setDown makes every /api/0/relays/ endpoint answer 503 (envelopes are not
 // affected: see setEnvelopeStatus).
 func (s *fakeSentry) setDown(down bool) {
