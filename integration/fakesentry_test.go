@@ -124,6 +124,7 @@ type fakeSentry struct {
 	relays       map[string]string // relay id -> public key
 	configAnswer func(r fakeSentryConfigRequest) *fakeAnswer
 	cfgReqs      []fakeSentryConfigRequest
+	downAsked    map[string]int // key → projectconfigs requests naming it answered 503 (down)
 	envs         []fakeSentryEnvelope
 	rejects      []fakeSentryRejection
 	reqs         []fakeSentryRequest
@@ -133,12 +134,13 @@ type fakeSentry struct {
 func newFakeSentry(t *testing.T) *fakeSentry {
 	t.Helper()
 	s := &fakeSentry{
-		t:        t,
-		secret:   make([]byte, 32),
-		global:   json.RawMessage(`{}`),
-		projects: map[string]fakeSentryProject{},
-		pending:  map[string]int{},
-		relays:   map[string]string{},
+		t:         t,
+		secret:    make([]byte, 32),
+		global:    json.RawMessage(`{}`),
+		projects:  map[string]fakeSentryProject{},
+		pending:   map[string]int{},
+		relays:    map[string]string{},
+		downAsked: map[string]int{},
 	}
 	rand.Read(s.secret)
 	b, err := os.ReadFile(fakeSentryGlobalConfigPath)
@@ -211,6 +213,14 @@ func (s *fakeSentry) setDown(down bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.down = down
+}
+
+// askedWhileDown returns how many project-config requests naming key were
+// answered 503 because the fake was down.
+func (s *fakeSentry) askedWhileDown(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.downAsked[key]
 }
 
 // setEnvelopeStatus makes envelope posts answer status (0 restores 200).
@@ -390,16 +400,28 @@ func (s *fakeSentry) relaysEndpoint(h func(w http.ResponseWriter, r *http.Reques
 		s.mu.Lock()
 		down := s.down
 		s.mu.Unlock()
-		if down {
-			fakeSentryJSON(w, http.StatusServiceUnavailable, map[string]string{"detail": "fake sentry is down"})
-			return
-		}
 		wire, err := io.ReadAll(r.Body)
 		if err != nil {
 			fakeSentryJSON(w, http.StatusBadRequest, map[string]string{"detail": err.Error()})
 			return
 		}
 		body, err := fakeDecode(r.Header.Get("Content-Encoding"), wire)
+		if down {
+			// Counted before the answer, so a test that sees the count knows
+			// the 503 is on its way.
+			var req struct {
+				PublicKeys []string `json:"publicKeys"`
+			}
+			if err == nil && strings.HasSuffix(r.URL.Path, "/projectconfigs/") && json.Unmarshal(body, &req) == nil {
+				s.mu.Lock()
+				for _, k := range req.PublicKeys {
+					s.downAsked[k]++
+				}
+				s.mu.Unlock()
+			}
+			fakeSentryJSON(w, http.StatusServiceUnavailable, map[string]string{"detail": "fake sentry is down"})
+			return
+		}
 		if err != nil {
 			fakeSentryJSON(w, http.StatusBadRequest, map[string]string{"detail": "undecodable body: " + err.Error()})
 			return
