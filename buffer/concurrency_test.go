@@ -98,7 +98,26 @@ func TestCloseUnblocks(t *testing.T) {
 		_, err := b.Read(context.Background(), 7, nil, 0, 0)
 		errc <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	// Read creates the empty stream under b.mu and holds it until it has
+	// taken the channel it waits on: once the stream exists the Read is past
+	// enter and can only end through Close. (Not synctest: Append pools its
+	// requests, and a channel made in a bubble must not reach other tests.)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		started := b.streams[7] != nil
+		b.mu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Read did not start in 5s")
+		}
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("Read of an empty stream returned %v before Close", err)
+	default:
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -53,8 +53,20 @@ func TestCrashCloneAck(t *testing.T) {
 					}
 				}()
 			}
-			time.Sleep(time.Duration(5+rng.IntN(30)) * time.Millisecond)
-			mu.Lock()
+			// Crash after a random number of acks, not a random time: every
+			// round then checks a crash with acked writes in flight.
+			target := 10 + rng.IntN(300)
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				mu.Lock()
+				n := len(acked)
+				if n >= target {
+					break // still holding mu: nothing is acked between the count and the clone
+				}
+				mu.Unlock()
+				if time.Now().After(deadline) {
+					t.Fatalf("seed %d: only %d of %d appends acked in 10s", seed, n, target)
+				}
+			}
 			clone := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(101), RNG: rand.New(rand.NewPCG(seed, 8))})
 			want := make(map[string]bool, len(acked))
 			for k := range acked {

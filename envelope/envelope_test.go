@@ -599,11 +599,10 @@ func TestParseReuseDoesNotAllocate(t *testing.T) {
 }
 
 func TestResetReleasesBuffer(t *testing.T) {
-	e, err := Parse([]byte("{}\n{\"type\":\"event\"}\n{}\n{\"type\":\"event\",\"filename\":\"x\"}\n{}\n"))
-	if err == nil {
+	if _, err := Parse([]byte("{}\n{\"type\":\"event\"}\n{}\n{\"type\":\"event\",\"filename\":\"x\"}\n{}\n")); err == nil {
 		t.Fatal("two events must be rejected")
 	}
-	e = &Envelope{}
+	e := &Envelope{}
 	_ = e.Parse([]byte("{}\n{\"type\":\"session\"}\n{}\n{\"type\":\"session\"}\n{}\n"), nil)
 	if err := e.Parse([]byte("{}\n{\"type\":\"session\"}\n{}\n"), nil); err != nil {
 		t.Fatal(err)

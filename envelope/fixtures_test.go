@@ -15,19 +15,11 @@ import (
 	"unsafe"
 )
 
-// The shared fixtures live beside the repository (shared/ next to main/).
+// Captured SDK requests and Relay's data fixtures (testdata/README.md).
 const (
-	sdkFixtures   = "../../shared/fixtures/sdk-envelopes"
-	relayFixtures = "../../shared/fixtures/relay"
+	sdkFixtures   = "testdata/sdk-envelopes"
+	relayFixtures = "testdata/relay"
 )
-
-func fixtureDir(t testing.TB, dir string) string {
-	t.Helper()
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("fixtures folder %s absent (%v): skipping", dir, err)
-	}
-	return dir
-}
 
 // sdkDescription is the part of a fixture's .json this test checks.
 type sdkDescription struct {
@@ -75,7 +67,7 @@ func jsonMap(t *testing.T, raw []byte) map[string]any {
 // FromStore for legacy store bodies) and checks it against the fixture's
 // description.
 func TestSDKFixtures(t *testing.T) {
-	dir := fixtureDir(t, sdkFixtures)
+	dir := sdkFixtures
 	descs, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil || len(descs) == 0 {
 		t.Fatalf("no fixture descriptions in %s (%v)", dir, err)
@@ -368,7 +360,7 @@ func checkStoreBody(t *testing.T, body []byte) {
 // TestRelayEventFixtures runs Relay's store-endpoint event bodies through
 // FromStore.
 func TestRelayEventFixtures(t *testing.T) {
-	dir := fixtureDir(t, filepath.Join(relayFixtures, "events"))
+	dir := filepath.Join(relayFixtures, "events")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	if len(files) == 0 {
 		t.Fatalf("no event fixtures in %s", dir)
@@ -387,7 +379,7 @@ func TestRelayEventFixtures(t *testing.T) {
 // TestRelaySecurityReportFixtures runs the browser report bodies through
 // FromSecurityReport.
 func TestRelaySecurityReportFixtures(t *testing.T) {
-	dir := fixtureDir(t, filepath.Join(relayFixtures, "security_report"))
+	dir := filepath.Join(relayFixtures, "security_report")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.input.json"))
 	if len(files) == 0 {
 		t.Fatalf("no security report inputs in %s", dir)

@@ -41,12 +41,20 @@ var fuzzSeeds = []string{
 	"{}\n{\"type\":\"integration\"}\n{}\n",
 }
 
+// addFixtureSeeds adds every file matching pattern as a seed; a pattern that
+// matches nothing fails, so the seeds cannot go missing unnoticed.
 func addFixtureSeeds(f *testing.F, pattern string, add func([]byte)) {
+	f.Helper()
 	files, _ := filepath.Glob(pattern)
+	if len(files) == 0 {
+		f.Fatalf("no fuzz seeds match %s", pattern)
+	}
 	for _, file := range files {
-		if b, err := os.ReadFile(file); err == nil {
-			add(b)
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
 		}
+		add(b)
 	}
 }
 

@@ -40,7 +40,7 @@ func jsonValue(t testing.TB, b []byte) any {
 }
 
 func TestStatsdFixtureBuckets(t *testing.T) {
-	dir := fixtureDir(t, metricsFixtures)
+	dir := metricsFixtures
 	text, err := os.ReadFile(filepath.Join(dir, "buckets.statsd.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func regexpLines(text []byte, prefix string) []byte {
 }
 
 func TestStatsdFixtureSet(t *testing.T) {
-	dir := fixtureDir(t, metricsFixtures)
+	dir := metricsFixtures
 	text, _ := os.ReadFile(filepath.Join(dir, "set.statsd.txt"))
 	want, err := os.ReadFile(filepath.Join(dir, "set.json"))
 	if err != nil {
@@ -119,7 +119,7 @@ func TestStatsdFixtureSet(t *testing.T) {
 }
 
 func TestStatsdFixtureMetrics(t *testing.T) {
-	dir := fixtureDir(t, metricsFixtures)
+	dir := metricsFixtures
 	text, _ := os.ReadFile(filepath.Join(dir, "metrics.statsd.txt"))
 	raw, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
 	if err != nil {

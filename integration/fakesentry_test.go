@@ -38,9 +38,9 @@ const (
 	fakeSentryTokenMaxAge  = 60 * time.Second  // challenge token age at register/response
 )
 
-// fakeSentryGlobalConfigPath is the global config the fake serves when it
-// exists (else {}): the fixture Relay's own test mock serves.
-var fakeSentryGlobalConfigPath = filepath.Join(fixtures, "relay", "global_config.json")
+// fakeSentryGlobalConfigPath is the global config the fake serves: the one
+// Relay's own test mock serves.
+var fakeSentryGlobalConfigPath = filepath.Join(fixtures, "global_config.json")
 
 // fakeSentryB64 is Relay's BASE64URL_NOPAD.
 var fakeSentryB64 = base64.RawURLEncoding
@@ -124,6 +124,7 @@ type fakeSentry struct {
 	relays       map[string]string // relay id -> public key
 	configAnswer func(r fakeSentryConfigRequest) *fakeAnswer
 	cfgReqs      []fakeSentryConfigRequest
+	downAsked    map[string]int // key → projectconfigs requests naming it answered 503 (down)
 	envs         []fakeSentryEnvelope
 	rejects      []fakeSentryRejection
 	reqs         []fakeSentryRequest
@@ -133,20 +134,23 @@ type fakeSentry struct {
 func newFakeSentry(t *testing.T) *fakeSentry {
 	t.Helper()
 	s := &fakeSentry{
-		t:        t,
-		secret:   make([]byte, 32),
-		global:   json.RawMessage(`{}`),
-		projects: map[string]fakeSentryProject{},
-		pending:  map[string]int{},
-		relays:   map[string]string{},
+		t:         t,
+		secret:    make([]byte, 32),
+		global:    json.RawMessage(`{}`),
+		projects:  map[string]fakeSentryProject{},
+		pending:   map[string]int{},
+		relays:    map[string]string{},
+		downAsked: map[string]int{},
 	}
 	rand.Read(s.secret)
-	if b, err := os.ReadFile(fakeSentryGlobalConfigPath); err == nil {
-		if !json.Valid(b) {
-			t.Fatalf("fake sentry: %s is not valid JSON", fakeSentryGlobalConfigPath)
-		}
-		s.global = json.RawMessage(b)
+	b, err := os.ReadFile(fakeSentryGlobalConfigPath)
+	if err != nil {
+		t.Fatalf("fake sentry: %v", err)
 	}
+	if !json.Valid(b) {
+		t.Fatalf("fake sentry: %s is not valid JSON", fakeSentryGlobalConfigPath)
+	}
+	s.global = json.RawMessage(b)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/0/relays/register/challenge/{$}", s.relaysEndpoint(s.serveChallenge))
 	mux.HandleFunc("POST /api/0/relays/register/response/{$}", s.relaysEndpoint(s.serveRegisterResponse))
@@ -203,23 +207,20 @@ func (s *fakeSentry) setPending(key string, times int) {
 	s.pending[key] = times
 }
 
-// setGlobal replaces the global config served (raw JSON).
-func (s *fakeSentry) setGlobal(raw string) {
-	if !json.Valid([]byte(raw)) {
-		s.t.Errorf("fake sentry: setGlobal: not valid JSON: %.200s", raw)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.global = json.RawMessage(raw)
-}
-
 // setDown makes every /api/0/relays/ endpoint answer 503 (envelopes are not
 // affected: see setEnvelopeStatus).
 func (s *fakeSentry) setDown(down bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.down = down
+}
+
+// askedWhileDown returns how many project-config requests naming key were
+// answered 503 because the fake was down.
+func (s *fakeSentry) askedWhileDown(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.downAsked[key]
 }
 
 // setEnvelopeStatus makes envelope posts answer status (0 restores 200).
@@ -399,16 +400,28 @@ func (s *fakeSentry) relaysEndpoint(h func(w http.ResponseWriter, r *http.Reques
 		s.mu.Lock()
 		down := s.down
 		s.mu.Unlock()
-		if down {
-			fakeSentryJSON(w, http.StatusServiceUnavailable, map[string]string{"detail": "fake sentry is down"})
-			return
-		}
 		wire, err := io.ReadAll(r.Body)
 		if err != nil {
 			fakeSentryJSON(w, http.StatusBadRequest, map[string]string{"detail": err.Error()})
 			return
 		}
 		body, err := fakeDecode(r.Header.Get("Content-Encoding"), wire)
+		if down {
+			// Counted before the answer, so a test that sees the count knows
+			// the 503 is on its way.
+			var req struct {
+				PublicKeys []string `json:"publicKeys"`
+			}
+			if err == nil && strings.HasSuffix(r.URL.Path, "/projectconfigs/") && json.Unmarshal(body, &req) == nil {
+				s.mu.Lock()
+				for _, k := range req.PublicKeys {
+					s.downAsked[k]++
+				}
+				s.mu.Unlock()
+			}
+			fakeSentryJSON(w, http.StatusServiceUnavailable, map[string]string{"detail": "fake sentry is down"})
+			return
+		}
 		if err != nil {
 			fakeSentryJSON(w, http.StatusBadRequest, map[string]string{"detail": "undecodable body: " + err.Error()})
 			return
@@ -1013,13 +1026,15 @@ func TestFakeSentryProjectConfigs(t *testing.T) {
 		if got.GlobalStatus != "ready" || !json.Valid(got.Global) {
 			t.Errorf("round %d: global %s status %q", round, got.Global, got.GlobalStatus)
 		}
-		if want, err := os.ReadFile(fakeSentryGlobalConfigPath); err == nil {
-			var a, b any
-			json.Unmarshal(want, &a)
-			json.Unmarshal(got.Global, &b)
-			if fmt.Sprint(a) != fmt.Sprint(b) {
-				t.Errorf("round %d: global = %s, want the fixture", round, got.Global)
-			}
+		want, err := os.ReadFile(fakeSentryGlobalConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b any
+		json.Unmarshal(want, &a)
+		json.Unmarshal(got.Global, &b)
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("round %d: global = %s, want the fixture", round, got.Global)
 		}
 	}
 

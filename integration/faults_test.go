@@ -466,7 +466,7 @@ func TestKafkaFaults(t *testing.T) {
 				}
 			}
 			t0 := time.Now()
-			recs := consumeUntil(t, addr, "baton.error", 10*time.Second, func(recs []*kgo.Record) bool {
+			consumeUntil(t, addr, "baton.error", 10*time.Second, func(recs []*kgo.Record) bool {
 				got := faultTags(recs, small...)
 				return len(got) == len(small)
 			})
@@ -475,7 +475,7 @@ func TestKafkaFaults(t *testing.T) {
 			}
 			st := waitBalanced(t, n, 10*time.Second)
 			// Everything is settled: read the whole topics again.
-			recs = consume(t, addr, "baton.error", len(small), 10*time.Second)
+			recs := consume(t, addr, "baton.error", len(small), 10*time.Second)
 			if got := faultTags(recs, "fault-big"); got["fault-big"] != 0 {
 				t.Error("the large record was produced to baton.error")
 			}

@@ -31,17 +31,9 @@ func TestMain(m *testing.M) {
 	)
 }
 
-// fixtures is the shared SDK capture folder, beside the repository.
-var fixtures = filepath.Join("..", "..", "shared", "fixtures")
-
-func fixtureDir(t *testing.T, sub string) string {
-	t.Helper()
-	dir := filepath.Join(fixtures, sub)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("fixtures not present at %s (%v): skipping", dir, err)
-	}
-	return dir
-}
+// fixtures holds captured SDK requests and Relay's global config
+// (testdata/README.md).
+const fixtures = "testdata"
 
 // node is one Baton running in this process on loopback.
 type node struct {

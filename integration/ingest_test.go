@@ -77,7 +77,7 @@ type fixtureRequest struct {
 // headers, gzip wire bytes) and checks each is accepted and that every item
 // reaches the topic of its class with its payload intact.
 func TestFixtureReplay(t *testing.T) {
-	dir := fixtureDir(t, "sdk-envelopes")
+	dir := filepath.Join(fixtures, "sdk-envelopes")
 	n := startNode(t, "")
 	jsons, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	if len(jsons) == 0 {

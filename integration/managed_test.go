@@ -162,21 +162,40 @@ func TestManagedUpstreamDownServesThroughGrace(t *testing.T) {
 		func() string { return "first envelope not delivered" })
 
 	s.setDown(true) // the config endpoint fails; envelopes still get through
-	time.Sleep(600 * time.Millisecond)
-	for range 3 { // stale but within grace: accepted and forwarded
+	sent := 1
+	send42 := func() {
+		t.Helper()
 		if status, body, _ := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); status != 200 {
 			t.Fatalf("known project while upstream is down: %d %s", status, body)
 		}
+		sent++
+	}
+	// Baton asks for a config again only once it is past expiry: until it
+	// has, envelopes (accepted with the fresh config) keep asking.
+	for deadline := time.Now().Add(10 * time.Second); s.askedWhileDown(managedKey) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the expired config was not refreshed in 10s")
+		}
+		send42()
+	}
+	for range 3 { // stale but within grace: accepted and forwarded
+		send42()
 	}
 	// A new project waits on disk while the config endpoint is down.
 	if status, body, _ := postEnvelope(t, n, 43, managedKey2, envelopeFor(43, managedKey2, "event"), nil); status != 200 {
 		t.Fatalf("new project while upstream is down: %d %s", status, body)
 	}
-	fakeWaitFor(t, 10*time.Second, func() bool { return deliveredTo(s, 42, "hello") == 4 },
+	fakeWaitFor(t, 10*time.Second, func() bool { return deliveredTo(s, 42, "hello") == sent },
 		func() string {
-			return fmt.Sprintf("stale-config envelopes not delivered: %d", deliveredTo(s, 42, "hello"))
+			return fmt.Sprintf("stale-config envelopes not delivered: %d of %d", deliveredTo(s, 42, "hello"), sent)
 		})
-	time.Sleep(300 * time.Millisecond)
+	// A second failed fetch of the new key is asked for only after the first
+	// failure came back and the waiting envelope was looked at again: it was
+	// kept, not delivered or dropped.
+	fakeWaitFor(t, 20*time.Second, func() bool { return s.askedWhileDown(managedKey2) >= 2 },
+		func() string {
+			return fmt.Sprintf("new key asked for %d times while down", s.askedWhileDown(managedKey2))
+		})
 	if deliveredTo(s, 43, "hello") != 0 || n.r.Stats().Waiting != 1 {
 		t.Fatalf("new project: delivered %d, waiting %d; want 0 and 1", deliveredTo(s, 43, "hello"), n.r.Stats().Waiting)
 	}

@@ -133,11 +133,12 @@ func consumeBuckets(t *testing.T, n *node, want int, timeout time.Duration) int 
 	return got
 }
 
-// steeringKeys are n statsd lines of distinct metric keys.
-func steeringKeys(n int) []string {
+// steeringKeys are n statsd lines of distinct metric keys, timestamped ts
+// (Unix seconds), so that a test picks their window.
+func steeringKeys(n int, ts int64) []string {
 	lines := make([]string, n)
 	for i := range lines {
-		lines[i] = fmt.Sprintf("steer.k%d:1|c", i)
+		lines[i] = fmt.Sprintf("steer.k%d:1|c|T%d", i, ts)
 	}
 	return lines
 }
@@ -294,17 +295,20 @@ kafka:
 routes:
   default: {kafka: k}
 `, brokers))
-	lines := steeringKeys(2000)
+	// The same keys in two windows, told apart by explicit timestamps.
+	now := time.Now().Unix()
+	lines := steeringKeys(2000, now-120)
 	sendStatsd(t, n, lines, 1000)
-	time.Sleep(1200 * time.Millisecond) // the next window
-	sendStatsd(t, n, lines, 1000)
+	sendStatsd(t, n, steeringKeys(2000, now-60), 1000)
 
 	where := map[string]int32{}
 	shards := map[string]int32{}
+	windows := map[int64]int{} // buckets per window
 	total := 0
 	consumeUntil(t, brokers, "baton.metric", 20*time.Second, func(recs []*kgo.Record) bool {
 		clear(where)
 		clear(shards)
+		clear(windows)
 		total = 0
 		for _, r := range recs {
 			if p, ok := shards[string(r.Key)]; ok && p != r.Partition {
@@ -313,6 +317,7 @@ routes:
 			shards[string(r.Key)] = r.Partition
 			for _, b := range recordBuckets(t, r.Value) {
 				total += int(b.Value.Counter)
+				windows[b.Timestamp]++
 				if p, ok := where[b.Name]; ok && p != r.Partition {
 					t.Fatalf("%s in Kafka partitions %d and %d", b.Name, p, r.Partition)
 				}
@@ -323,6 +328,9 @@ routes:
 	})
 	if len(where) != len(lines) || len(shards) < 16 {
 		t.Fatalf("%d keys over %d shards", len(where), len(shards))
+	}
+	if windows[now-120] != len(lines) || windows[now-60] != len(lines) {
+		t.Fatalf("buckets per window %v, want %d in each of %d and %d", windows, len(lines), now-120, now-60)
 	}
 	parts := map[int32]bool{}
 	for _, p := range shards {

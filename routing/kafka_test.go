@@ -439,10 +439,13 @@ func TestKafkaUnreachable(t *testing.T) {
 func TestKafkaCallerContext(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, kfake.SeedTopics(1, "events"))
-	// Stall every produce so Send can only end through ctx.
+	// Stall every produce until the test is over, so Send can only end
+	// through ctx.
+	release := make(chan struct{})
+	defer close(release) // before the cleanups close the client and broker
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
-		time.Sleep(300 * time.Millisecond)
+		<-release
 		return nil, nil, false
 	})
 	k := newTestKafka(t, c, KafkaOptions{})

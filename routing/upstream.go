@@ -104,7 +104,6 @@ const HeaderShard = "X-Sentry-Relay-Shard"
 type Upstream struct {
 	opts  UpstreamOptions
 	nodes []*upstreamNode
-	auth  string // "Sentry sentry_version=7, sentry_key="
 
 	gzipPool sync.Pool
 	zstdEnc  *zstd.Encoder

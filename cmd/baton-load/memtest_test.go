@@ -318,7 +318,18 @@ func TestProcStatus(t *testing.T) {
 			b[j] = 1 // touch every page so it counts in RSS
 		}
 		sent.Store(uint64(i + 1))
-		time.Sleep(25 * time.Millisecond)
+		// Wait for a sample that saw this step, so the timeline has one per step.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			s.mu.Lock()
+			seen := len(s.samples) > 0 && s.samples[len(s.samples)-1].Sent == uint64(i+1)
+			s.mu.Unlock()
+			if seen {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no RSS sample of step %d in 5s", i+1)
+			}
+		}
 	}
 	m := s.Stop()
 	if m.Samples < 5 || m.Error != "" || m.PeakMB < m.StartMB+60 || m.FinalHWMMB < m.PeakMB || m.Timeline[len(m.Timeline)-1].Sent != 10 ||

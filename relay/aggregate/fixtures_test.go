@@ -13,16 +13,10 @@ import (
 	"github.com/baton-relay/baton/envelope"
 )
 
-// metricsFixtures holds Relay's metric fixtures; in CI the repository has a
-// "shared" sibling.
-const metricsFixtures = "../../../shared/fixtures/relay/metrics"
-
+// fixture reads one of Relay's metric fixtures (testdata/README.md).
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
-	if _, err := os.Stat(metricsFixtures); err != nil {
-		t.Skipf("fixtures folder %s absent (%v): skipping", metricsFixtures, err)
-	}
-	b, err := os.ReadFile(filepath.Join(metricsFixtures, name))
+	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,19 +6,16 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-const fixtureDir = "../../../shared/fixtures/relay/sampling/"
-
+// readFixture reads one of Relay's sampling fixtures (testdata/README.md).
 func readFixture(t *testing.T, name string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(fixtureDir + name)
-	if os.IsNotExist(err) {
-		t.Skipf("fixture %s%s absent (the shared fixtures are not checked out next to the repo)", fixtureDir, name)
-	}
+	data, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
