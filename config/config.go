@@ -330,8 +330,6 @@ type Route struct {
 	Topic string `yaml:"topic"`
 	// WhenFull is what happens when the buffer is full. Default: reject.
 	WhenFull WhenFull `yaml:"when_full"`
-	// PartitionBy picks the buffer partition and Kafka key. Default: project.
-	PartitionBy PartitionBy `yaml:"partition_by"`
 }
 
 // WhenFull is a route's policy when the buffer is over its budget.
@@ -343,15 +341,6 @@ const (
 	WhenFullReject WhenFull = "reject"
 	// WhenFullDropOldest deletes the class's oldest records, with outcomes.
 	WhenFullDropOldest WhenFull = "drop_oldest"
-)
-
-// PartitionBy is what spreads a class over partitions and Kafka keys.
-type PartitionBy string
-
-// Partitioning keys.
-const (
-	PartitionByProject   PartitionBy = "project"    // the project id
-	PartitionByMetricKey PartitionBy = "metric_key" // metric name and tags; metric class only
 )
 
 // Project is a statically configured project.

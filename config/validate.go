@@ -323,10 +323,6 @@ func (v *validator) routes() {
 			v.topic(p+".topic", r.Topic, class, isClass)
 		}
 		oneOf(v, p+".when_full", r.WhenFull, WhenFullReject, WhenFullDropOldest)
-		oneOf(v, p+".partition_by", r.PartitionBy, PartitionByProject, PartitionByMetricKey)
-		if r.PartitionBy == PartitionByMetricKey && key != envelope.ClassMetric.String() && key != DefaultRoute {
-			v.errorf(p+".partition_by", "metric_key only applies to the metric class")
-		}
 	}
 	if _, ok := routes[DefaultRoute]; ok {
 		return
