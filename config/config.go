@@ -95,8 +95,11 @@ type Server struct {
 }
 
 // Limits are size and count limits, with Sentry Relay's defaults (relay-
-// config's `limits:` section). An item over its limit is dropped with an
-// outcome; an envelope over MaxEnvelopeSize is rejected with 413.
+// config's `limits:` section). A request over MaxEnvelopeSize, or whose
+// envelope has an item over its limit, is refused with 413 (counted as
+// rejected too_large). The replay limits MaxReplayUncompressedSize and
+// MaxReplayMessageSize are checked after acceptance, when the replay is
+// forwarded: a replay over one is dropped whole with outcome too_large.
 type Limits struct {
 	// MaxEnvelopeSize caps a whole envelope after decompression (bytes).
 	// Default: 200MiB.
@@ -138,11 +141,12 @@ type Limits struct {
 	// MaxReplayCompressedSize caps a compressed replay recording (bytes).
 	// Default: 10MiB.
 	MaxReplayCompressedSize ByteSize `yaml:"max_replay_compressed_size"`
-	// MaxReplayUncompressedSize caps a decompressed replay recording (bytes).
-	// Default: 100MiB.
+	// MaxReplayUncompressedSize caps a replay recording after
+	// decompression, counted without holding it (bytes). Default: 100MiB.
 	MaxReplayUncompressedSize ByteSize `yaml:"max_replay_uncompressed_size"`
-	// MaxReplayMessageSize caps a combined replay message (bytes).
-	// Default: 15MiB.
+	// MaxReplayMessageSize caps a combined replay message: its
+	// replay_event, replay_recording and replay_video plus 2000 bytes of
+	// metadata; one that reaches it is too large (bytes). Default: 15MiB.
 	MaxReplayMessageSize ByteSize `yaml:"max_replay_message_size"`
 	// MaxLogSize caps one log inside a container item (bytes). Default: 2MiB.
 	MaxLogSize ByteSize `yaml:"max_log_size"`
