@@ -111,7 +111,8 @@ type Limits struct {
 	// or feedback item, and store/security request bodies (bytes).
 	// Default: 1MiB.
 	MaxEventSize ByteSize `yaml:"max_event_size"`
-	// MaxAttachmentSize caps one attachment (bytes). Default: 200MiB.
+	// MaxAttachmentSize caps one attachment, and a minidump once
+	// decompressed (bytes). Default: 200MiB.
 	MaxAttachmentSize ByteSize `yaml:"max_attachment_size"`
 	// MaxAttachmentsSize caps all attachments of an envelope (bytes).
 	// Default: 200MiB.
