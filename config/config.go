@@ -174,11 +174,13 @@ type Limits struct {
 type Buffer struct {
 	// Dir is the buffer directory. Default: ./baton-data.
 	Dir string `yaml:"dir"`
-	// MaxBytes is the disk budget; past it, routes apply WhenFull (bytes).
-	// Default: 10GiB.
+	// MaxBytes is the disk budget; once pending data passes it less
+	// ReserveBytes, routes apply WhenFull (bytes). Default: 10GiB.
 	MaxBytes ByteSize `yaml:"max_bytes"`
-	// ReserveBytes is free disk space Baton never uses, whatever MaxBytes
-	// says (bytes). Default: 512MiB.
+	// ReserveBytes is headroom kept below MaxBytes for what the budget
+	// does not count (WAL, memtables, deleted data not yet compacted), and
+	// the free disk space Baton always leaves, whatever MaxBytes says; more
+	// than 0 and less than MaxBytes (bytes). Default: 512MiB.
 	ReserveBytes ByteSize `yaml:"reserve_bytes"`
 	// MaxAge drops records older than this with outcome "expired"; 0 keeps
 	// them forever. Default: 72h.
@@ -333,7 +335,8 @@ type Route struct {
 	// Topic is the Kafka topic; "{class}" expands to the class name (see
 	// Config.RouteFor). Default: "baton.{class}".
 	Topic string `yaml:"topic"`
-	// WhenFull is what happens when the buffer is full. Default: reject.
+	// WhenFull is what happens to the class's data when the buffer is
+	// full. Default: reject.
 	WhenFull WhenFull `yaml:"when_full"`
 }
 
@@ -342,9 +345,11 @@ type WhenFull string
 
 // Full-buffer policies.
 const (
-	// WhenFullReject answers new requests with 429 until there is room.
+	// WhenFullReject refuses requests that carry data of the class with
+	// 503 and Retry-After until there is room.
 	WhenFullReject WhenFull = "reject"
-	// WhenFullDropOldest deletes the class's oldest records, with outcomes.
+	// WhenFullDropOldest deletes the class's oldest records to make room,
+	// with outcome buffer_full.
 	WhenFullDropOldest WhenFull = "drop_oldest"
 )
 

@@ -391,6 +391,10 @@ func TestValidation(t *testing.T) {
 			`test.yaml:2: buffer.partitions: must be from 1 to 256, got 0`,
 			`test.yaml:3: limits.max_event_size: must be greater than 0`,
 		}},
+		{"reserve", []string{"buffer: {reserve_bytes: 0}"},
+			[]string{`test.yaml:1: buffer.reserve_bytes: must be greater than 0: it keeps the disk from filling up, which Pebble treats as fatal`}},
+		{"reserve over budget", []string{"buffer: {max_bytes: 1GiB, reserve_bytes: 1GiB, memtable_size: 1MiB}"},
+			[]string{`test.yaml:1: buffer.reserve_bytes: 1GiB must be less than buffer.max_bytes (1GiB)`}},
 		{"inflight below envelope size", []string{"server: {max_inflight_bytes: 100MiB}"},
 			[]string{`test.yaml:1: server.max_inflight_bytes: 100MiB is less than limits.max_envelope_size (200MiB): envelopes of the maximum size would always get 503`}},
 		{"upstream", []string{

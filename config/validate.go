@@ -156,8 +156,11 @@ func (v *validator) buffer() {
 		v.errorf("buffer.dir", "must not be empty")
 	}
 	v.positive("buffer.max_bytes", int64(b.MaxBytes))
-	if b.ReserveBytes < 0 {
-		v.errorf("buffer.reserve_bytes", "must not be negative")
+	switch {
+	case b.ReserveBytes <= 0:
+		v.errorf("buffer.reserve_bytes", "must be greater than 0: it keeps the disk from filling up, which Pebble treats as fatal")
+	case b.MaxBytes > 0 && b.ReserveBytes >= b.MaxBytes:
+		v.errorf("buffer.reserve_bytes", "%s must be less than buffer.max_bytes (%s)", b.ReserveBytes, b.MaxBytes)
 	}
 	if b.MaxAge < 0 {
 		v.errorf("buffer.max_age", "must not be negative (0 keeps records forever)")
