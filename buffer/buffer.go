@@ -77,14 +77,14 @@ type Options struct {
 	// vfs.NewCrashableMem or errorfs.
 	FS vfs.FS
 	// MaxBytes is the disk budget in bytes for pending records (key plus
-	// value). Default 10 GiB.
+	// value). Default DefaultMaxBytes.
 	MaxBytes int64
 	// ReserveBytes is headroom kept below MaxBytes for what the budget does
 	// not count (WAL, memtables, not-yet-compacted deletions), and the free
 	// space the filesystem must keep: Append fails with ErrFull once pending
 	// bytes exceed MaxBytes-ReserveBytes or the filesystem has less than
 	// ReserveBytes free. This keeps Pebble from ever hitting ENOSPC, which it
-	// treats as fatal. Default MaxBytes/16.
+	// treats as fatal. Default MaxBytes/16, at most DefaultReserveBytes.
 	ReserveBytes int64
 	// MaxAge drops records older than this with reason DropExpired. Default
 	// 0: records never expire.
@@ -101,10 +101,11 @@ type Options struct {
 	// Durability is Strict (default) or Relaxed.
 	Durability Durability
 	// SyncInterval is how often Relaxed durability syncs the WAL, and how
-	// long an Ack may stay unsynced in either mode. Default 100 ms.
+	// long an Ack may stay unsynced in either mode. Default
+	// DefaultSyncInterval.
 	SyncInterval time.Duration
-	// MemTableSize is Pebble's memtable size in bytes. Default 64 MiB:
-	// the 4 MiB Pebble default stalls writes under load.
+	// MemTableSize is Pebble's memtable size in bytes. Default
+	// DefaultMemTableSize: the 4 MiB Pebble default stalls writes under load.
 	MemTableSize uint64
 	// MaxGroupEntries caps the entries of one group commit. A single Append
 	// larger than the cap is committed alone, never split. Default 256.
@@ -121,10 +122,23 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Defaults of Options. Baton's config (config/default.yaml) has the same
+// values; relay's TestDefaultsAgree keeps them equal.
 const (
-	defaultMaxBytes        = 10 << 30
-	defaultSyncInterval    = 100 * time.Millisecond
-	defaultMemTableSize    = 64 << 20
+	// DefaultMaxBytes is the disk budget: 10 GiB.
+	DefaultMaxBytes = 10 << 30
+	// DefaultReserveBytes caps the default reserve, which is MaxBytes/16
+	// for budgets under 8 GiB: 512 MiB.
+	DefaultReserveBytes = 512 << 20
+	// DefaultSyncInterval is the relaxed sync period: 100 ms.
+	DefaultSyncInterval = 100 * time.Millisecond
+	// DefaultMemTableSize is 48 MiB: two are alive while one is flushed,
+	// so it drives RSS, and 48 MiB measured as fast as 64 MiB with 32 MB
+	// less (BENCHMARKS.md).
+	DefaultMemTableSize = 48 << 20
+)
+
+const (
 	defaultMaxGroupEntries = 256
 	defaultMaxGroupBytes   = 4 << 20
 
@@ -144,16 +158,16 @@ func (o Options) withDefaults() (Options, error) {
 		o.FS = vfs.Default
 	}
 	if o.MaxBytes == 0 {
-		o.MaxBytes = defaultMaxBytes
+		o.MaxBytes = DefaultMaxBytes
 	}
 	if o.ReserveBytes == 0 {
-		o.ReserveBytes = o.MaxBytes / 16
+		o.ReserveBytes = min(o.MaxBytes/16, DefaultReserveBytes)
 	}
 	if o.SyncInterval == 0 {
-		o.SyncInterval = defaultSyncInterval
+		o.SyncInterval = DefaultSyncInterval
 	}
 	if o.MemTableSize == 0 {
-		o.MemTableSize = defaultMemTableSize
+		o.MemTableSize = DefaultMemTableSize
 	}
 	if o.MaxGroupEntries == 0 {
 		o.MaxGroupEntries = defaultMaxGroupEntries
@@ -261,7 +275,7 @@ func (b *Buffer) pebbleOptions(readOnly bool) *pebble.Options {
 		FS:       b.opts.FS,
 		Logger:   fatalRecorder{b},
 		ReadOnly: readOnly,
-		// 64 MiB memtables: the 4 MiB default stalls writers on rotation
+		// 48 MiB memtables: the 4 MiB default stalls writers on rotation
 		// (performance-anchors b13: p99 152 ms → 33 ms).
 		MemTableSize: b.opts.MemTableSize,
 		// Newest format: cheaper range deletions and no migrations later.

@@ -90,8 +90,9 @@
 //
 // # Pebble settings
 //
-//   - MemTableSize 64 MiB (Pebble's 4 MiB default stalls writers on rotation;
-//     performance-anchors b13: p99 152 ms → 33 ms).
+//   - MemTableSize 48 MiB (Pebble's 4 MiB default stalls writers on rotation;
+//     performance-anchors b13: p99 152 ms → 33 ms with 64 MiB; 48 MiB is as
+//     fast with less RSS, BENCHMARKS.md).
 //   - FormatNewest, for cheaper range deletions.
 //   - WALBytesPerSync and WALMinSyncInterval stay 0: Strict fsyncs each group
 //     anyway and group commit already batches; Relaxed wants one sync per

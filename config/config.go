@@ -97,8 +97,11 @@ type Server struct {
 }
 
 // Limits are size and count limits, with Sentry Relay's defaults (relay-
-// config's `limits:` section). An item over its limit is dropped with an
-// outcome; an envelope over MaxEnvelopeSize is rejected with 413.
+// config's `limits:` section). A request over MaxEnvelopeSize, or whose
+// envelope has an item over its limit, is refused with 413 (counted as
+// rejected too_large). The replay limits MaxReplayUncompressedSize and
+// MaxReplayMessageSize are checked after acceptance, when the replay is
+// forwarded: a replay over one is dropped whole with outcome too_large.
 type Limits struct {
 	// MaxEnvelopeSize caps a whole envelope after decompression (bytes).
 	// Default: 200MiB.
@@ -110,7 +113,8 @@ type Limits struct {
 	// or feedback item, and store/security request bodies (bytes).
 	// Default: 1MiB.
 	MaxEventSize ByteSize `yaml:"max_event_size"`
-	// MaxAttachmentSize caps one attachment (bytes). Default: 200MiB.
+	// MaxAttachmentSize caps one attachment, and a minidump once
+	// decompressed (bytes). Default: 200MiB.
 	MaxAttachmentSize ByteSize `yaml:"max_attachment_size"`
 	// MaxAttachmentsSize caps all attachments of an envelope (bytes).
 	// Default: 200MiB.
@@ -140,11 +144,12 @@ type Limits struct {
 	// MaxReplayCompressedSize caps a compressed replay recording (bytes).
 	// Default: 10MiB.
 	MaxReplayCompressedSize ByteSize `yaml:"max_replay_compressed_size"`
-	// MaxReplayUncompressedSize caps a decompressed replay recording (bytes).
-	// Default: 100MiB.
+	// MaxReplayUncompressedSize caps a replay recording after
+	// decompression, counted without holding it (bytes). Default: 100MiB.
 	MaxReplayUncompressedSize ByteSize `yaml:"max_replay_uncompressed_size"`
-	// MaxReplayMessageSize caps a combined replay message (bytes).
-	// Default: 15MiB.
+	// MaxReplayMessageSize caps a combined replay message: its
+	// replay_event, replay_recording and replay_video plus 2000 bytes of
+	// metadata; one that reaches it is too large (bytes). Default: 15MiB.
 	MaxReplayMessageSize ByteSize `yaml:"max_replay_message_size"`
 	// MaxLogSize caps one log inside a container item (bytes). Default: 2MiB.
 	MaxLogSize ByteSize `yaml:"max_log_size"`
@@ -171,11 +176,13 @@ type Limits struct {
 type Buffer struct {
 	// Dir is the buffer directory. Default: ./baton-data.
 	Dir string `yaml:"dir"`
-	// MaxBytes is the disk budget; past it, routes apply WhenFull (bytes).
-	// Default: 10GiB.
+	// MaxBytes is the disk budget; once pending data passes it less
+	// ReserveBytes, routes apply WhenFull (bytes). Default: 10GiB.
 	MaxBytes ByteSize `yaml:"max_bytes"`
-	// ReserveBytes is free disk space Baton never uses, whatever MaxBytes
-	// says (bytes). Default: 512MiB.
+	// ReserveBytes is headroom kept below MaxBytes for what the budget
+	// does not count (WAL, memtables, deleted data not yet compacted), and
+	// the free disk space Baton always leaves, whatever MaxBytes says; more
+	// than 0 and less than MaxBytes (bytes). Default: 512MiB.
 	ReserveBytes ByteSize `yaml:"reserve_bytes"`
 	// MaxAge drops records older than this with outcome "expired"; 0 keeps
 	// them forever. Default: 72h.
@@ -330,10 +337,9 @@ type Route struct {
 	// Topic is the Kafka topic; "{class}" expands to the class name (see
 	// Config.RouteFor). Default: "baton.{class}".
 	Topic string `yaml:"topic"`
-	// WhenFull is what happens when the buffer is full. Default: reject.
+	// WhenFull is what happens to the class's data when the buffer is
+	// full. Default: reject.
 	WhenFull WhenFull `yaml:"when_full"`
-	// PartitionBy picks the buffer partition and Kafka key. Default: project.
-	PartitionBy PartitionBy `yaml:"partition_by"`
 }
 
 // WhenFull is a route's policy when the buffer is over its budget.
@@ -341,19 +347,12 @@ type WhenFull string
 
 // Full-buffer policies.
 const (
-	// WhenFullReject answers new requests with 429 until there is room.
+	// WhenFullReject refuses requests that carry data of the class with
+	// 503 and Retry-After until there is room.
 	WhenFullReject WhenFull = "reject"
-	// WhenFullDropOldest deletes the class's oldest records, with outcomes.
+	// WhenFullDropOldest deletes the class's oldest records to make room,
+	// with outcome buffer_full.
 	WhenFullDropOldest WhenFull = "drop_oldest"
-)
-
-// PartitionBy is what spreads a class over partitions and Kafka keys.
-type PartitionBy string
-
-// Partitioning keys.
-const (
-	PartitionByProject   PartitionBy = "project"    // the project id
-	PartitionByMetricKey PartitionBy = "metric_key" // metric name and tags; metric class only
 )
 
 // Project is a statically configured project.

@@ -66,7 +66,7 @@ func TestDefault(t *testing.T) {
 		{"buffer.durability", c.Buffer.Durability, DurabilityStrict},
 		{"kafka.embedded.listen", c.Kafka.Embedded.Listen, "127.0.0.1:9092"},
 		{"routes", c.Routes, map[string]Route{DefaultRoute: {Kafka: EmbeddedCluster, Topic: "baton.{class}",
-			WhenFull: WhenFullReject, PartitionBy: PartitionByProject}}},
+			WhenFull: WhenFullReject}}},
 		{"managed.cache.expiry", c.Managed.Cache.Expiry, 300 * time.Second},
 		{"managed.fetch.batch_size", c.Managed.Fetch.BatchSize, 500},
 		{"telemetry.log_level", c.Telemetry.LogLevel, LogInfo},
@@ -165,8 +165,8 @@ func TestOverlay(t *testing.T) {
 		// null removes the metric route; setting upstream on default drops
 		// the inherited kafka and topic.
 		{"routes", c.Routes, map[string]Route{
-			"error":      {Upstream: "sentry", WhenFull: WhenFullReject, PartitionBy: PartitionByProject},
-			DefaultRoute: {Upstream: "sentry", WhenFull: WhenFullReject, PartitionBy: PartitionByProject},
+			"error":      {Upstream: "sentry", WhenFull: WhenFullReject},
+			DefaultRoute: {Upstream: "sentry", WhenFull: WhenFullReject},
 		}},
 		{"uses embedded kafka", c.UsesEmbeddedKafka(), false},
 		{"forward upstream", must(c.ForwardUpstream()), "sentry"},
@@ -238,15 +238,15 @@ func TestRouteFor(t *testing.T) {
 		"kafka: {clusters: {main: {brokers: ['k:9092']}}}",
 		"routes:",
 		"  default: {kafka: main, topic: 'ingest-{class}'}",
-		"  metric: {kafka: main, topic: 'metrics.{class}.v1', partition_by: metric_key, when_full: drop_oldest}",
+		"  metric: {kafka: main, topic: 'metrics.{class}.v1', when_full: drop_oldest}",
 	)
 	if probs != nil {
 		t.Fatal(probs)
 	}
 	for class, want := range map[envelope.Class]Route{
-		envelope.ClassError:        {Kafka: "main", Topic: "ingest-error", WhenFull: WhenFullReject, PartitionBy: PartitionByProject},
-		envelope.ClassClientReport: {Kafka: "main", Topic: "ingest-client_report", WhenFull: WhenFullReject, PartitionBy: PartitionByProject},
-		envelope.ClassMetric:       {Kafka: "main", Topic: "metrics.metric.v1", WhenFull: WhenFullDropOldest, PartitionBy: PartitionByMetricKey},
+		envelope.ClassError:        {Kafka: "main", Topic: "ingest-error", WhenFull: WhenFullReject},
+		envelope.ClassClientReport: {Kafka: "main", Topic: "ingest-client_report", WhenFull: WhenFullReject},
+		envelope.ClassMetric:       {Kafka: "main", Topic: "metrics.metric.v1", WhenFull: WhenFullDropOldest},
 	} {
 		if got := c.RouteFor(class); got != want {
 			t.Errorf("RouteFor(%s) = %+v, want %+v", class, got, want)
@@ -393,6 +393,10 @@ func TestValidation(t *testing.T) {
 		}},
 		{"no body budget", []string{"server: {max_inflight_bytes: 0}"},
 			[]string{`test.yaml:1: server.max_inflight_bytes: must be greater than 0`}},
+		{"reserve", []string{"buffer: {reserve_bytes: 0}"},
+			[]string{`test.yaml:1: buffer.reserve_bytes: must be greater than 0: it keeps the disk from filling up, which Pebble treats as fatal`}},
+		{"reserve over budget", []string{"buffer: {max_bytes: 1GiB, reserve_bytes: 1GiB, memtable_size: 1MiB}"},
+			[]string{`test.yaml:1: buffer.reserve_bytes: 1GiB must be less than buffer.max_bytes (1GiB)`}},
 		{"upstream", []string{
 			"upstreams:",
 			"  sentry:",
@@ -434,13 +438,11 @@ func TestValidation(t *testing.T) {
 			"  error: {upstream: sentyr}",
 			"  session: {kafka: mian}",
 			"  span: {when_full: drop}",
-			"  log: {upstream: sentry, partition_by: metric_key}",
 		}, []string{
 			`test.yaml:3: routes.error.upstream: no upstream named "sentyr" (did you mean "sentry"?)`,
 			`test.yaml:4: routes.session.kafka: no Kafka cluster named "mian"`,
 			`test.yaml:5: routes.span: needs a sink: set upstream or kafka`,
 			`test.yaml:5: routes.span.when_full: "drop" is not one of reject, drop_oldest (did you mean "drop_oldest"?)`,
-			`test.yaml:6: routes.log.partition_by: metric_key only applies to the metric class`,
 		}},
 		{"topics", []string{
 			"routes:",
@@ -570,6 +572,24 @@ func TestUnknownKeysAndTypes(t *testing.T) {
 	}
 }
 
+// A key that was removed from the schema says so and what replaces it.
+func TestRemovedKey(t *testing.T) {
+	_, got := parse(t,
+		"routes:",
+		"  metric: {kafka: embedded, topic: m, partition_by: metric_key}",
+		"defaults:",
+		"  route: {partition_by: project}",
+	)
+	const why = `unknown key: partition_by was removed: it never had an effect; delete it (metric buckets are steered with metrics.flush_partitions)`
+	want := []string{
+		`test.yaml:2: routes.metric.partition_by: ` + why,
+		`test.yaml:4: defaults.route.partition_by: ` + why,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestYAMLFeatures(t *testing.T) {
 	// Anchors, aliases and merge keys work; explicit keys beat merged ones.
 	c, probs := parse(t,
@@ -684,7 +704,6 @@ func TestValidateBuiltInCode(t *testing.T) {
 	want := []string{
 		`mode: "bogus" is not one of proxy, static, managed`,
 		`routes: no route for class unknown, transaction, security, attachment, session, metric, client_report, profile, replay, check_in, span, log, feedback, trace_metric and no "default" route; add routes for them or a "default" route`,
-		`routes.error.partition_by: "" is not one of project, metric_key`,
 		`routes.error.when_full: "" is not one of reject, drop_oldest`,
 	}
 	if !slices.Equal(got, want) {

@@ -174,6 +174,10 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			if k.Kind != yaml.ScalarNode {
 				name = kindName(k)
 			}
+			if why, ok := removedKeys[v.Type()][name]; ok {
+				d.fail(k, joinPath(path, name), ErrUnknownKey, "unknown key: %s", why)
+				continue
+			}
 			guesses := suggestions(name, fields.names)
 			d.fail(k, joinPath(path, name), ErrUnknownKey, "unknown key%s", didYouMean(guesses))
 			if len(guesses) == 1 {
@@ -203,6 +207,15 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 		m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), e)
 	}
 	v.Set(m)
+}
+
+// removedKeys says, per struct type, what became of keys that were once in
+// the schema, so an old config gets more than "unknown key".
+var removedKeys = map[reflect.Type]map[string]string{
+	reflect.TypeFor[Route](): {
+		"partition_by": "partition_by was removed: it never had an effect; delete it " +
+			"(metric buckets are steered with metrics.flush_partitions)",
+	},
 }
 
 // fieldSet is the yaml-tagged fields of a struct type.

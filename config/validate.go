@@ -152,8 +152,11 @@ func (v *validator) buffer() {
 		v.errorf("buffer.dir", "must not be empty")
 	}
 	v.positive("buffer.max_bytes", int64(b.MaxBytes))
-	if b.ReserveBytes < 0 {
-		v.errorf("buffer.reserve_bytes", "must not be negative")
+	switch {
+	case b.ReserveBytes <= 0:
+		v.errorf("buffer.reserve_bytes", "must be greater than 0: it keeps the disk from filling up, which Pebble treats as fatal")
+	case b.MaxBytes > 0 && b.ReserveBytes >= b.MaxBytes:
+		v.errorf("buffer.reserve_bytes", "%s must be less than buffer.max_bytes (%s)", b.ReserveBytes, b.MaxBytes)
 	}
 	if b.MaxAge < 0 {
 		v.errorf("buffer.max_age", "must not be negative (0 keeps records forever)")
@@ -319,10 +322,6 @@ func (v *validator) routes() {
 			v.topic(p+".topic", r.Topic, class, isClass)
 		}
 		oneOf(v, p+".when_full", r.WhenFull, WhenFullReject, WhenFullDropOldest)
-		oneOf(v, p+".partition_by", r.PartitionBy, PartitionByProject, PartitionByMetricKey)
-		if r.PartitionBy == PartitionByMetricKey && key != envelope.ClassMetric.String() && key != DefaultRoute {
-			v.errorf(p+".partition_by", "metric_key only applies to the metric class")
-		}
 	}
 	if _, ok := routes[DefaultRoute]; ok {
 		return

@@ -85,6 +85,15 @@ type Limits struct {
 	// MaxReplaySize bounds the replay_recording and the replay_video item,
 	// one of each per envelope (max_replay_compressed_size, 10 MiB).
 	MaxReplaySize int
+	// MaxReplayUncompressedSize bounds a replay_recording's recording after
+	// decompression (max_replay_uncompressed_size, 100 MiB). Checked by
+	// Envelope.CheckReplay, not Parse.
+	MaxReplayUncompressedSize int
+	// MaxReplayMessageSize bounds the replay message of one envelope: its
+	// replay_event, replay_recording and replay_video together
+	// (max_replay_message_size, 15 MiB). Checked by Envelope.CheckReplay,
+	// not Parse.
+	MaxReplayMessageSize int
 
 	// AllowInternalItems lets Parse accept Relay-internal item types
 	// (integration). Client envelopes carrying them are invalid in Relay, so
@@ -95,27 +104,29 @@ type Limits struct {
 // DefaultLimits returns Relay's default limits (plus Baton's own guards).
 func DefaultLimits() Limits {
 	return Limits{
-		MaxEnvelopeSize:        200 * mib,
-		MaxItems:               1000,
-		MaxHeaderLine:          64 * kib,
-		MaxEventSize:           1 * mib,
-		MaxAttachmentSize:      200 * mib,
-		MaxAttachmentsSize:     200 * mib,
-		MaxAttachmentCount:     30,
-		MaxSessionCount:        100,
-		MaxSessionsSize:        10 * mib,
-		MaxClientReportsSize:   100 * kib,
-		MaxClientReportsCount:  100,
-		MaxStatsdSize:          1 * mib,
-		MaxMetricBucketsSize:   1 * mib,
-		MaxCheckInSize:         100 * kib,
-		MaxLogSize:             2 * mib,
-		MaxTraceMetricSize:     1 * mib,
-		MaxSpanSize:            10 * mib,
-		MaxStandaloneSpanCount: 25,
-		MaxContainerSize:       12 * mib,
-		MaxProfileSize:         50 * mib,
-		MaxReplaySize:          10 * mib,
+		MaxEnvelopeSize:           200 * mib,
+		MaxItems:                  1000,
+		MaxHeaderLine:             64 * kib,
+		MaxEventSize:              1 * mib,
+		MaxAttachmentSize:         200 * mib,
+		MaxAttachmentsSize:        200 * mib,
+		MaxAttachmentCount:        30,
+		MaxSessionCount:           100,
+		MaxSessionsSize:           10 * mib,
+		MaxClientReportsSize:      100 * kib,
+		MaxClientReportsCount:     100,
+		MaxStatsdSize:             1 * mib,
+		MaxMetricBucketsSize:      1 * mib,
+		MaxCheckInSize:            100 * kib,
+		MaxLogSize:                2 * mib,
+		MaxTraceMetricSize:        1 * mib,
+		MaxSpanSize:               10 * mib,
+		MaxStandaloneSpanCount:    25,
+		MaxContainerSize:          12 * mib,
+		MaxProfileSize:            50 * mib,
+		MaxReplaySize:             10 * mib,
+		MaxReplayUncompressedSize: 100 * mib,
+		MaxReplayMessageSize:      15 * mib,
 	}
 }
 
@@ -153,6 +164,8 @@ func (l *Limits) withDefaults() Limits {
 	fill(&r.MaxContainerSize, d.MaxContainerSize)
 	fill(&r.MaxProfileSize, d.MaxProfileSize)
 	fill(&r.MaxReplaySize, d.MaxReplaySize)
+	fill(&r.MaxReplayUncompressedSize, d.MaxReplayUncompressedSize)
+	fill(&r.MaxReplayMessageSize, d.MaxReplayMessageSize)
 	return r
 }
 

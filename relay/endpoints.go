@@ -107,7 +107,7 @@ func (r *Relay) handleMinidump(ctx *fasthttp.RequestCtx, pid uint64) {
 	ct := string(ctx.Request.Header.ContentType())
 	id, ok := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
 		var err error
-		s.conv.B, _, err = envelope.FromMinidump(s.conv.B[:0], ct, body)
+		s.conv.B, _, err = envelope.FromMinidumpOptions(s.conv.B[:0], ct, body, r.minidumpOptions())
 		return s.conv.B, err
 	})
 	if ok {

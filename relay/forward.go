@@ -30,7 +30,8 @@ type forwarder struct {
 	msgs  []routing.Message
 	envs  slab // decoded envelopes that msgs point into
 	errs  []error
-	items []int // items[i] is the number of envelope items msgs[i] carries
+	items []int             // items[i] is the number of envelope items msgs[i] carries
+	check envelope.Envelope // parses replay records for checkReplay
 
 	// A stream's records mostly repeat the same key, SDK and address:
 	// reuse the last string instead of allocating one per message.
@@ -95,6 +96,10 @@ func (f *forwarder) forward(ctx context.Context) bool {
 		var rec record
 		if err := decodeRecord(f.recs[i].Value, &rec, &f.envs); err != nil {
 			f.r.outcomes.dropped[f.class][ReasonCorrupt].add(1, 0)
+			continue
+		}
+		if f.class == envelope.ClassReplay && !f.checkReplay(rec.Envelope) {
+			f.r.outcomes.dropped[f.class][ReasonTooLarge].add(1, rec.Items)
 			continue
 		}
 		f.msgs = append(f.msgs, routing.Message{
@@ -169,6 +174,23 @@ func (f *forwarder) forward(ctx context.Context) bool {
 		failures++
 	}
 	return true
+}
+
+// checkReplay applies limits.max_replay_message_size and
+// max_replay_uncompressed_size to a replay record. They are checked here,
+// after the client got its 200, as Relay checks them after accepting: the
+// recording is decompressed (bounded, see envelope.RecordingSize) off the
+// ingest path, and a replay over either limit is dropped whole (event,
+// recording and video) with outcome too_large. A record that does not parse
+// is left to the upstream.
+func (f *forwarder) checkReplay(env []byte) bool {
+	lim := f.r.limits
+	lim.AllowInternalItems = true // Baton wrote the record
+	if err := f.check.Parse(env, &lim); err != nil {
+		return true
+	}
+	defer f.check.Reset()
+	return f.check.CheckReplay(&lim) == nil
 }
 
 // reauthAttempts is how often a record refused with 401 is retried after

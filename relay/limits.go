@@ -33,5 +33,7 @@ func limitsFrom(cfg config.Config) envelope.Limits {
 	set(&l.MaxContainerSize, int64(c.MaxContainerSize))
 	set(&l.MaxProfileSize, int64(c.MaxProfileSize))
 	set(&l.MaxReplaySize, int64(c.MaxReplayCompressedSize))
+	set(&l.MaxReplayUncompressedSize, int64(c.MaxReplayUncompressedSize))
+	set(&l.MaxReplayMessageSize, int64(c.MaxReplayMessageSize))
 	return l
 }

@@ -169,6 +169,9 @@ func newProjectCache(cfg config.Config, ua *upstreamAuth, opts project.Options) 
 	m := cfg.Managed
 	opts.MaxProjects = m.Cache.MaxProjects
 	opts.Expiry, opts.Grace, opts.MissExpiry = m.Cache.Expiry, m.Cache.Grace, m.Cache.MissExpiry
+	if opts.Grace == 0 {
+		opts.Grace = -1 // the config's 0 is no grace; the cache's 0 is its default
+	}
 	opts.BatchSize, opts.BatchInterval = m.Fetch.BatchSize, m.Fetch.BatchInterval
 	opts.Concurrency, opts.Timeout = m.Fetch.Concurrency, m.Fetch.Timeout
 	opts.Fetch = ua.fetchConfigs

@@ -26,12 +26,14 @@ const (
 	ReasonRateLimited                   // a quota of the project is exhausted
 	ReasonCardinality                   // a metric over the project's cardinality limit
 	ReasonFeatureDisabled               // its project lacks the feature the item needs (session replay)
+	ReasonTooLarge                      // over a limit checked after acceptance (the replay limits)
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"invalid", "expired", "buffer_full", "corrupt", "no_route",
 	"project_unknown", "project_disabled", "project_state", "cors", "filtered", "sampled", "rate_limited", "cardinality_limited", "feature_disabled",
+	"too_large",
 }
 
 func (r Reason) String() string { return reasonNames[r] }

@@ -32,9 +32,12 @@ type Settings struct {
 	// cfg.Server.Listen (tests use in-memory listeners).
 	Listener net.Listener
 	// DrainTimeout bounds how long shutdown waits for batches in flight.
-	// Default: 10s.
+	// Default: DefaultDrainTimeout (server.shutdown_timeout's default).
 	DrainTimeout time.Duration
 }
+
+// DefaultDrainTimeout is Settings.DrainTimeout's default: 10s.
+const DefaultDrainTimeout = 10 * time.Second
 
 // Relay is one running Baton: ingest server, durable buffer, forwarders and
 // sinks. Create it with New, then Run it.
@@ -93,7 +96,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 		set.Logger = slog.Default()
 	}
 	if set.DrainTimeout <= 0 {
-		set.DrainTimeout = 10 * time.Second
+		set.DrainTimeout = DefaultDrainTimeout
 	}
 	r := &Relay{
 		cfg:        cfg,

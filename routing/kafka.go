@@ -39,9 +39,11 @@ const (
 // topic accepts.
 const DeadLetterTooLarge = "kafka_message_too_large"
 
-// Defaults of KafkaOptions.
+// Defaults of KafkaOptions. Those Baton's config also has (its
+// defaults.kafka_cluster) are equal there; relay's TestDefaultsAgree checks it.
 const (
 	DefaultKafkaClientID         = "baton"
+	DefaultKafkaCompression      = "snappy"
 	DefaultKafkaMaxMessageBytes  = 1 << 20
 	DefaultKafkaProduceTimeout   = 30 * time.Second
 	DefaultKafkaMaxBufferedBytes = 64 << 20
@@ -212,7 +214,7 @@ const kafkaBatchOverhead = 256
 
 func kafkaCodec(name string) (kgo.CompressionCodec, error) {
 	switch strings.ToLower(name) {
-	case "", "snappy":
+	case "", DefaultKafkaCompression:
 		return kgo.SnappyCompression(), nil
 	case "lz4":
 		return kgo.Lz4Compression(), nil

@@ -19,11 +19,14 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Defaults of UpstreamOptions.
+// Defaults of UpstreamOptions. Those Baton's config also has (its
+// defaults.upstream) are equal there; relay's TestDefaultsAgree checks it.
 const (
+	DefaultUpstreamCompression   = "gzip"
 	DefaultUpstreamTimeout       = 30 * time.Second
 	DefaultUpstreamMaxFailures   = 5
 	DefaultUpstreamProbeInterval = 10 * time.Second
+	DefaultUpstreamMaxConns      = 100
 	DefaultUpstreamConcurrency   = 8
 	DefaultUserAgent             = "baton"
 )
@@ -53,7 +56,7 @@ type UpstreamOptions struct {
 	ProbeInterval time.Duration
 	// Concurrency is how many requests one Send runs at once. Default 8.
 	Concurrency int
-	// MaxConnsPerHost caps connections per node (fasthttp default 512).
+	// MaxConnsPerHost caps connections per node. Default 100.
 	MaxConnsPerHost int
 	// MaxIdleConnDuration closes idle keep-alive connections (fasthttp
 	// default 10 s).
@@ -141,6 +144,9 @@ func NewUpstream(opts UpstreamOptions) (*Upstream, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultUpstreamConcurrency
 	}
+	if opts.MaxConnsPerHost <= 0 {
+		opts.MaxConnsPerHost = DefaultUpstreamMaxConns
+	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = DefaultUserAgent
 	}
@@ -149,8 +155,8 @@ func NewUpstream(opts UpstreamOptions) (*Upstream, error) {
 	}
 	u := &Upstream{opts: opts}
 	switch strings.ToLower(opts.Compression) {
-	case "", "gzip":
-		u.opts.Compression = "gzip"
+	case "", DefaultUpstreamCompression:
+		u.opts.Compression = DefaultUpstreamCompression
 	case "zstd":
 		u.opts.Compression = "zstd"
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))

@@ -38,27 +38,42 @@ type Response struct {
 // Fetcher asks the upstream for project configs.
 type Fetcher func(ctx context.Context, req *Request) (*Response, error)
 
-// Options configures a Cache. Zero values select the defaults, which are
-// Relay's.
+// Defaults of Options, which are Relay's. Baton's config (managed.cache and
+// managed.fetch) has the same; relay's TestDefaultsAgree checks it.
+const (
+	DefaultMaxProjects   = 10000
+	DefaultExpiry        = 300 * time.Second
+	DefaultGrace         = 120 * time.Second
+	DefaultMissExpiry    = 60 * time.Second
+	DefaultBatchSize     = 500
+	DefaultBatchInterval = 100 * time.Millisecond
+	DefaultConcurrency   = 5
+	DefaultTimeout       = 30 * time.Second
+)
+
+// Options configures a Cache. Zero values select the defaults.
 type Options struct {
 	// MaxProjects bounds the cached configs, and separately the cached
-	// misses (pending and unknown keys). Default 10000.
+	// misses (pending and unknown keys). Default DefaultMaxProjects.
 	MaxProjects int
-	// Expiry is the age at which a config is refreshed. Default 300s.
+	// Expiry is the age at which a config is refreshed. Default
+	// DefaultExpiry.
 	Expiry time.Duration
 	// Grace is how long an expired config keeps serving while it
-	// refreshes. Default 120s.
+	// refreshes. Default DefaultGrace; negative is none.
 	Grace time.Duration
-	// MissExpiry is how long an unknown key is remembered. Default 60s.
+	// MissExpiry is how long an unknown key is remembered. Default
+	// DefaultMissExpiry.
 	MissExpiry time.Duration
-	// BatchSize is the most keys per request. Default 500.
+	// BatchSize is the most keys per request. Default DefaultBatchSize.
 	BatchSize int
 	// BatchInterval is how long misses are collected into one request.
-	// Default 100ms.
+	// Default DefaultBatchInterval.
 	BatchInterval time.Duration
-	// Concurrency is the most requests in flight. Default 5.
+	// Concurrency is the most requests in flight. Default
+	// DefaultConcurrency.
 	Concurrency int
-	// Timeout bounds one request. Default 30s.
+	// Timeout bounds one request. Default DefaultTimeout.
 	Timeout time.Duration
 	// MaxQueued bounds the keys waiting to be fetched (the outstanding
 	// lookups); past it a new miss is not queued and Get answers Busy.
@@ -82,18 +97,21 @@ func (o Options) withDefaults() Options {
 		}
 	}
 	if o.MaxProjects <= 0 {
-		o.MaxProjects = 10000
+		o.MaxProjects = DefaultMaxProjects
 	}
-	def(&o.Expiry, 300*time.Second)
-	def(&o.Grace, 120*time.Second)
-	def(&o.MissExpiry, 60*time.Second)
-	def(&o.BatchInterval, 100*time.Millisecond)
-	def(&o.Timeout, 30*time.Second)
+	def(&o.Expiry, DefaultExpiry)
+	if o.Grace == 0 {
+		o.Grace = DefaultGrace
+	}
+	o.Grace = max(o.Grace, 0)
+	def(&o.MissExpiry, DefaultMissExpiry)
+	def(&o.BatchInterval, DefaultBatchInterval)
+	def(&o.Timeout, DefaultTimeout)
 	if o.BatchSize <= 0 {
-		o.BatchSize = 500
+		o.BatchSize = DefaultBatchSize
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 5
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.MaxQueued <= 0 {
 		o.MaxQueued = 4 * o.BatchSize * o.Concurrency

@@ -345,6 +345,9 @@ func TestOptionDefaults(t *testing.T) {
 		o.Concurrency != 5 || o.Timeout != 30*time.Second || o.MaxQueued != 10000 || o.Logger == nil || o.Now == nil {
 		t.Errorf("defaults = %+v", o)
 	}
+	if o := (Options{Grace: -1}).withDefaults(); o.Grace != 0 {
+		t.Errorf("Grace -1 = %v, want none", o.Grace)
+	}
 	o = Options{BatchSize: 10, Concurrency: 2}.withDefaults()
 	if o.MaxQueued != 80 {
 		t.Errorf("MaxQueued = %d, want 4×10×2", o.MaxQueued)
