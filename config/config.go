@@ -173,7 +173,8 @@ type Buffer struct {
 	// Default: 10GiB.
 	MaxBytes ByteSize `yaml:"max_bytes"`
 	// ReserveBytes is free disk space Baton never uses, whatever MaxBytes
-	// says (bytes). Default: 512MiB.
+	// says, and headroom within MaxBytes, so less than MaxBytes (bytes).
+	// Default: 512MiB.
 	ReserveBytes ByteSize `yaml:"reserve_bytes"`
 	// MaxAge drops records older than this with outcome "expired"; 0 keeps
 	// them forever. Default: 72h.
@@ -186,7 +187,8 @@ type Buffer struct {
 	// Partitions is the number of buffer streams per class (count, 1..256).
 	// Default: 1.
 	Partitions int `yaml:"partitions"`
-	// MemtableSize is Pebble's memtable size (bytes). Default: 48MiB.
+	// MemtableSize is Pebble's memtable size (bytes, under MaxBytes and
+	// MaxMemtableSize). Default: 48MiB.
 	MemtableSize ByteSize `yaml:"memtable_size"`
 }
 
@@ -269,7 +271,8 @@ type KafkaCluster struct {
 	// Compression is the batch codec: snappy, lz4, zstd, gzip or none.
 	// Default: snappy.
 	Compression Compression `yaml:"compression"`
-	// MaxMessageBytes caps one produced record (bytes). Default: 1MiB.
+	// MaxMessageBytes caps one produced record (bytes, MinKafkaMessageBytes
+	// to MaxKafkaMessageBytes). Default: 1MiB.
 	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
 	// DeadLetterTopic receives records over MaxMessageBytes; empty drops
 	// them with an outcome. Default: "".
