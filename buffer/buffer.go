@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,7 +189,8 @@ type Buffer struct {
 	opts  Options
 	dir   string
 	db    *pebble.DB
-	limit int64 // MaxBytes - ReserveBytes
+	lock  io.Closer // the pid file, held until Close
+	limit int64     // MaxBytes - ReserveBytes
 
 	// closeMu orders senders on reqs and users of db against Close.
 	closeMu sync.RWMutex
@@ -234,13 +236,16 @@ func Open(dir string, opts Options) (*Buffer, error) {
 	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("buffer: create %s: %w", dir, err)
 	}
+	if b.lock, err = lockDir(opts.FS, dir, true); err != nil {
+		return nil, err
+	}
 	b.db, err = pebble.Open(dir, b.pebbleOptions(false))
 	if err != nil {
-		return nil, fmt.Errorf("buffer: open %s: %w", dir, err)
+		return nil, errors.Join(lockedByPebble(dir, fmt.Errorf("buffer: open %s: %w", dir, err)), b.lock.Close())
 	}
 	metas, quarantined, err := loadMetas(b.db, opts.Logger)
 	if err != nil {
-		return nil, errors.Join(err, b.db.Close())
+		return nil, errors.Join(err, b.db.Close(), b.lock.Close())
 	}
 	for s, m := range metas {
 		st := newStream(s, m)
@@ -475,7 +480,9 @@ func (b *Buffer) Close() error {
 	<-b.done
 	b.active.Wait()
 	b.updateFull()
-	if err := b.db.Close(); err != nil {
+	err := b.db.Close()
+	_ = b.lock.Close() // after the store: the next owner must find it closed
+	if err != nil {
 		return fmt.Errorf("buffer: close: %w", err)
 	}
 	return nil

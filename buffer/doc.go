@@ -42,6 +42,10 @@
 //	'r' stream seq        → record: version (1), crc32c (4) of the rest,
 //	                        append time unix-nanos (8), payload
 //
+// Beside Pebble's files, OWNER holds the pid of the process that has the
+// directory open, under an exclusive flock taken before Pebble opens: a second
+// Open (or Inspect) fails with a LockedError naming that pid.
+//
 // The meta key is rewritten in every batch that changes the stream, so it is
 // always consistent with the records in the same batch. Pending records and
 // bytes are appended minus removed, which makes Open O(streams): it reads the

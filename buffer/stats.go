@@ -255,9 +255,17 @@ func scanKeys(db pebble.Reader, prefix byte, fn func(s Stream, q Seq, size int))
 func Inspect(dir string) ([]StreamStats, error) { return inspect(vfs.Default, dir) }
 
 func inspect(fs vfs.FS, dir string) ([]StreamStats, error) {
+	if _, err := fs.Stat(dir); err != nil {
+		return nil, fmt.Errorf("buffer: inspect %s: %w", dir, err)
+	}
+	lock, err := lockDir(fs, dir, false)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
 	db, err := pebble.Open(dir, &pebble.Options{FS: fs, ReadOnly: true, ErrorIfNotExists: true, Logger: quietLogger{}})
 	if err != nil {
-		return nil, fmt.Errorf("buffer: inspect %s: %w", dir, err)
+		return nil, lockedByPebble(dir, fmt.Errorf("buffer: inspect %s: %w", dir, err))
 	}
 	defer db.Close()
 	metas, quarantined, err := loadMetas(db, quietLogger{})

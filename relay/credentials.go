@@ -226,10 +226,22 @@ func LoadCredentials(path string) (*Credentials, error) {
 		if !errors.Is(err, ErrInvalidCredentials) {
 			err = fmt.Errorf("%w: %w", ErrInvalidCredentials, err)
 		}
-		return nil, fmt.Errorf("relay: credentials %s: %w; fix the file or replace it with `baton credentials generate --overwrite`", path, err)
+		return nil, &credFileError{path: path, err: err}
 	}
 	return &c, nil
 }
+
+// credFileError is a credentials file that does not parse or lacks a field.
+type credFileError struct {
+	path string
+	err  error // wraps ErrInvalidCredentials
+}
+
+func (e *credFileError) Error() string {
+	return fmt.Sprintf("relay: credentials %s: %v; fix the file or replace it with `baton credentials generate --overwrite`", e.path, e.err)
+}
+
+func (e *credFileError) Unwrap() error { return e.err }
 
 // Save writes c to path as credentials.json with mode 0600, atomically (temp
 // file, fsync, link into place). It creates missing parent directories with

@@ -16,7 +16,7 @@ import (
 func (r *Relay) startMetrics() error {
 	ln, err := net.Listen("tcp", r.cfg.Telemetry.MetricsListen)
 	if err != nil {
-		return fmt.Errorf("relay: metrics listen on %s: %w (set telemetry.metrics_listen)", r.cfg.Telemetry.MetricsListen, err)
+		return listenError("telemetry.metrics_listen", r.cfg.Telemetry.MetricsListen, err)
 	}
 	r.metricsLn = ln
 	r.metricsSrv = &fasthttp.Server{Handler: r.handleMetrics, Name: "baton", NoDefaultContentType: true}

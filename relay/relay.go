@@ -109,7 +109,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	var sign func(*fasthttp.Request)
 	if cfg.Mode == config.ModeManaged {
 		if r.creds, err = loadOrCreateCredentials(cfg.CredentialsFile(), r.log); err != nil {
-			return nil, fmt.Errorf("relay: managed mode needs relay credentials (%s): %w", cfg.CredentialsFile(), err)
+			return nil, credentialsError(cfg.CredentialsFile(), err)
 		}
 		sign = r.creds.signRequest
 		if r.downstream, err = newDownstream(cfg); err != nil {
@@ -147,7 +147,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	r.buf, err = buffer.Open(cfg.Buffer.Dir, r.bufferOptions())
 	if err != nil {
 		r.sinks.close(context.Background())
-		return nil, fmt.Errorf("relay: open buffer in %s: %w", cfg.Buffer.Dir, err)
+		return nil, bufferDirError(cfg.Buffer.Dir, err)
 	}
 	st := r.buf.Stats()
 	r.recovered = Count{Records: st.Pending}
@@ -194,7 +194,7 @@ func (r *Relay) Start() error {
 		ln, err = net.Listen("tcp", r.cfg.Server.Listen)
 		if err != nil {
 			r.Close()
-			return fmt.Errorf("relay: listen on %s: %w (is another process using it? set server.listen)", r.cfg.Server.Listen, err)
+			return listenError("server.listen", r.cfg.Server.Listen, err)
 		}
 	}
 	r.listener = ln
@@ -418,6 +418,12 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 }
 
 // InspectBuffer reads the state of every stream of the buffer in dir
-// without modifying it. Baton must be stopped: Pebble holds a lock on a
-// buffer in use.
-func InspectBuffer(dir string) ([]buffer.StreamStats, error) { return buffer.Inspect(dir) }
+// without modifying it. Baton must be stopped: a buffer in use is locked
+// (a *StartupError naming the holder).
+func InspectBuffer(dir string) ([]buffer.StreamStats, error) {
+	st, err := buffer.Inspect(dir)
+	if errors.Is(err, buffer.ErrLocked) {
+		return nil, bufferDirError(dir, err)
+	}
+	return st, err
+}

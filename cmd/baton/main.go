@@ -233,7 +233,10 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 	}
 	streams, err := relay.InspectBuffer(*dir)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		var se *relay.StartupError
+		if errors.As(err, &se) {
+			fmt.Fprintf(stderr, "baton: %v\n", err)
+		} else if errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(stderr, "baton: no buffer in %s (pass --data-dir)\n", *dir)
 		} else {
 			fmt.Fprintf(stderr, "baton: inspect %s: %v (is baton still running? stop it first)\n", *dir, err)
