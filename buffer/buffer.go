@@ -96,9 +96,17 @@ type Options struct {
 	DropOldest func(Stream) bool
 	// OnDrop is called for every batch of records dropped, from the
 	// buffer's completer goroutine, once the drop is committed and before
-	// the Append that caused it returns. It must not block or call Append,
-	// Ack or Close. Default nil.
-	OnDrop func(s Stream, records int, bytes int64, reason string)
+	// the Append that caused it returns, with their count, stored bytes and
+	// weight (see Weigh). It must not block or call Append, Ack or Close.
+	// Default nil.
+	OnDrop func(s Stream, records int, bytes, weight int64, reason string)
+	// Weigh returns the weight of a record value: what the caller counts in
+	// a record (the relay: its envelope items). The buffer keeps each
+	// stream's pending weight in its metadata, so that Open knows it without
+	// reading records, and reports the weight of what it drops. It must be
+	// cheap, pure and the same across restarts; a corrupt record is weighed
+	// as found. Default nil: every weight is 0.
+	Weigh func(value []byte) int64
 	// Durability is Strict (default) or Relaxed.
 	Durability Durability
 	// SyncInterval is how often Relaxed durability syncs the WAL, and how
@@ -243,7 +251,7 @@ func Open(dir string, opts Options) (*Buffer, error) {
 	if err != nil {
 		return nil, errors.Join(lockedByPebble(dir, fmt.Errorf("buffer: open %s: %w", dir, err)), b.lock.Close())
 	}
-	metas, quarantined, err := loadMetas(b.db, opts.Logger)
+	metas, quarantined, err := loadMetas(b.db, opts.Logger, opts.Weigh)
 	if err != nil {
 		return nil, errors.Join(err, b.db.Close(), b.lock.Close())
 	}

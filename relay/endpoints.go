@@ -208,12 +208,13 @@ type Stats struct {
 
 // Stats returns the outcome counters and the buffer's backlog.
 func (r *Relay) Stats() Stats {
-	st := Stats{
-		Classes:   r.outcomes.snapshot(),
-		Rejected:  r.rejected.snapshot(),
-		Recovered: r.recovered,
-	}
 	bs := r.buf.Stats()
+	pending := byClass(bs.Streams)
+	st := Stats{
+		Classes:   r.outcomes.snapshot(&r.recovered, &pending),
+		Rejected:  r.rejected.snapshot(),
+		Recovered: total(&r.recovered),
+	}
 	st.Pending = bs.Pending
 	for _, s := range bs.Streams {
 		if IsPendingStream(s.Stream) {

@@ -96,6 +96,10 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 		b = fmt.Appendf(b, "baton_rejected_requests_total{reason=%q} %d\n", why, st.Rejected[why])
 	}
 	gauge("baton_buffer_pending_records", "Records in the buffer not yet delivered or dropped.", bs.Pending)
+	b = append(b, "# HELP baton_buffer_pending_items Envelope items in the buffer not yet delivered or dropped, by traffic class.\n# TYPE baton_buffer_pending_items gauge\n"...)
+	for _, c := range classes {
+		b = fmt.Appendf(b, "baton_buffer_pending_items{class=%q} %d\n", c, st.Classes[c].Pending.Items)
+	}
 	if l := debug.SetMemoryLimit(-1); l < math.MaxInt64 {
 		gauge("baton_memory_limit_bytes", "The Go runtime's soft memory limit (runtime.memory_limit, GOMEMLIMIT, or derived from the cgroup's limit); absent when there is none.", l)
 	}

@@ -74,7 +74,7 @@ type Relay struct {
 	maxInflight int64
 	outcomes    outcomes
 	rejected    rejections
-	recovered   Count // what the buffer held when it was opened
+	recovered   [envelope.NumClasses]Count // what the buffer held when it was opened, per class
 
 	forwardUnknown func(*fasthttp.RequestCtx)
 
@@ -149,8 +149,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 		r.sinks.close(context.Background())
 		return nil, bufferDirError(cfg.Buffer.Dir, err)
 	}
-	st := r.buf.Stats()
-	r.recovered = Count{Records: st.Pending}
+	r.recovered = byClass(r.buf.Stats().Streams)
 	if r.sinks.upstream != nil && cfg.Server.ForwardUnknown {
 		r.forwardUnknown = r.sinks.forward
 	}
@@ -375,7 +374,8 @@ func (r *Relay) bufferOptions() buffer.Options {
 		MaxAge:       b.MaxAge,
 		MemTableSize: uint64(b.MemtableSize),
 		Logger:       storeLogger{r.log},
-		OnDrop: func(s buffer.Stream, records int, _ int64, reason string) {
+		Weigh:        recordItems,
+		OnDrop: func(s buffer.Stream, records int, _, items int64, reason string) {
 			why := ReasonExpired
 			switch reason {
 			case buffer.DropBufferFull:
@@ -383,7 +383,7 @@ func (r *Relay) bufferOptions() buffer.Options {
 			case buffer.DropCorrupt:
 				why = ReasonCorrupt
 			}
-			r.outcomes.dropped[StreamClass(s)][why].add(records, 0)
+			r.outcomes.dropped[StreamClass(s)][why].add(records, int(items))
 		},
 		DropOldest: func(s buffer.Stream) bool {
 			return r.cfg.RouteFor(StreamClass(s)).WhenFull == "drop_oldest"
@@ -418,7 +418,7 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 }
 
 // InspectBuffer reads the state of every stream of the buffer in dir
-// without modifying it. Baton must be stopped: a buffer in use is locked
+// without modifying it; PendingWeight is the pending envelope items. Baton must be stopped: a buffer in use is locked
 // (a *StartupError naming the holder).
 func InspectBuffer(dir string) ([]buffer.StreamStats, error) {
 	st, err := buffer.Inspect(dir)

@@ -244,7 +244,7 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "stream\tclass\tpartition\tpending\tbytes\toldest age\twatermark\t")
+	fmt.Fprintln(tw, "stream\tclass\tpartition\tpending\titems\tbytes\toldest age\twatermark\t")
 	for _, s := range streams {
 		age := "-"
 		if !s.Oldest.IsZero() {
@@ -257,8 +257,8 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 		case relay.IsFlushedStream(s.Stream):
 			class += " (aggregated)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%d\t\n", s.Stream, class, uint32(s.Stream)&0xff,
-			s.Pending, s.PendingBytes, age, s.Watermark)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t\n", s.Stream, class, uint32(s.Stream)&0xff,
+			s.Pending, s.PendingWeight, s.PendingBytes, age, s.Watermark)
 	}
 	_ = tw.Flush()
 	return exitOK
