@@ -112,8 +112,9 @@ type Options struct {
 	// SyncInterval is how often Relaxed durability syncs the WAL, and how
 	// long an Ack may stay unsynced in either mode. Default 100 ms.
 	SyncInterval time.Duration
-	// MemTableSize is Pebble's memtable size in bytes. Default 64 MiB:
-	// the 4 MiB Pebble default stalls writes under load.
+	// MemTableSize is Pebble's memtable size in bytes, at least 256 KiB
+	// (Pebble panics on tiny ones) and under 4 GiB. Default 64 MiB: the
+	// 4 MiB Pebble default stalls writes under load.
 	MemTableSize uint64
 	// MaxGroupEntries caps the entries of one group commit. A single Append
 	// larger than the cap is committed alone, never split. Default 256.
@@ -136,6 +137,7 @@ const (
 	defaultMemTableSize    = 64 << 20
 	defaultMaxGroupEntries = 256
 	defaultMaxGroupBytes   = 4 << 20
+	minMemTableSize        = 256 << 10 // Pebble's first memtable; it panics on open below an empty arena's size
 
 	// Acked prefixes are deleted with one DeleteRange per stream after this
 	// many acks or this much time, whichever comes first: fewer range
@@ -181,6 +183,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("buffer: invalid budget: MaxBytes %d, ReserveBytes %d", o.MaxBytes, o.ReserveBytes)
 	case o.MaxAge < 0 || o.SyncInterval < 0:
 		return o, errors.New("buffer: negative MaxAge or SyncInterval")
+	case o.MemTableSize < minMemTableSize:
+		return o, fmt.Errorf("buffer: MemTableSize %d is under %d", o.MemTableSize, minMemTableSize)
 	case o.MaxGroupEntries < 0 || o.MaxGroupBytes < 0:
 		return o, errors.New("buffer: negative group cap")
 	case o.Durability != Strict && o.Durability != Relaxed:

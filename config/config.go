@@ -187,8 +187,8 @@ type Buffer struct {
 	// Partitions is the number of buffer streams per class (count, 1..256).
 	// Default: 1.
 	Partitions int `yaml:"partitions"`
-	// MemtableSize is Pebble's memtable size (bytes, under MaxBytes and
-	// MaxMemtableSize). Default: 48MiB.
+	// MemtableSize is Pebble's memtable size (bytes, MinMemtableSize up to
+	// under MaxMemtableSize, and under MaxBytes). Default: 48MiB.
 	MemtableSize ByteSize `yaml:"memtable_size"`
 }
 

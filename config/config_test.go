@@ -506,14 +506,18 @@ func TestValidation(t *testing.T) {
 			[]string{`test.yaml:3: buffer.reserve_bytes: 1GiB leaves nothing of buffer.max_bytes (1GiB) for records; lower reserve_bytes or raise max_bytes`}},
 		{"memtable too large", []string{"buffer: {max_bytes: 100GiB, memtable_size: 4GiB}"},
 			[]string{`test.yaml:1: buffer.memtable_size: 4GiB is too large: Pebble takes memtables up to 4294967294 bytes (just under 4GiB)`}},
+		{"memtable too small", []string{"buffer: {memtable_size: 1KiB}"},
+			[]string{`test.yaml:1: buffer.memtable_size: 1KiB is too small: at least 256KiB (Pebble fails to open with tiny memtables)`}},
 		{"kafka message size out of the client's range", []string{
 			"kafka:",
 			"  clusters:",
 			"    big: {brokers: ['k:9092'], max_message_bytes: 100MiB}",
 			"    tiny: {brokers: ['k:9092'], max_message_bytes: 255}",
+			"    long: {brokers: ['k:9092'], client_id: '" + strings.Repeat("c", 257) + "'}",
 		}, []string{
 			`test.yaml:3: kafka.clusters.big.max_message_bytes: must be from 256 to 104857344 bytes (100MiB less 256), got 104857600`,
 			`test.yaml:4: kafka.clusters.tiny.max_message_bytes: must be from 256 to 104857344 bytes (100MiB less 256), got 255`,
+			`test.yaml:5: kafka.clusters.long.client_id: must be 1 to 256 bytes long`,
 		}},
 		{"upstream URLs the pool refuses", []string{
 			"upstreams:",

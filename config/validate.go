@@ -177,6 +177,8 @@ func (v *validator) buffer() {
 	}
 	v.positive("buffer.memtable_size", int64(b.MemtableSize))
 	switch {
+	case b.MemtableSize > 0 && b.MemtableSize < MinMemtableSize:
+		v.errorf("buffer.memtable_size", "%s is too small: at least %s (Pebble fails to open with tiny memtables)", b.MemtableSize, MinMemtableSize)
 	case b.MemtableSize >= MaxMemtableSize:
 		v.errorf("buffer.memtable_size", "%s is too large: Pebble takes memtables up to %d bytes (just under 4GiB)", b.MemtableSize, int64(MaxMemtableSize-1))
 	case b.MemtableSize > 0 && b.MaxBytes > 0 && b.MemtableSize >= b.MaxBytes:
@@ -184,9 +186,15 @@ func (v *validator) buffer() {
 	}
 }
 
-// MaxMemtableSize is the smallest buffer.memtable_size Pebble refuses: its
-// memtable arena is addressed with 32-bit offsets.
-const MaxMemtableSize = ByteSize(1<<32 - 1)
+// The range of buffer.memtable_size. Pebble refuses memtables from
+// MaxMemtableSize up (its arena is addressed with 32-bit offsets) and panics
+// on open when one is smaller than an empty memtable's arena (some KiB);
+// buffer.Open refuses sizes under MinMemtableSize, the size Pebble starts its
+// first memtable at.
+const (
+	MinMemtableSize = 256 * KiB
+	MaxMemtableSize = ByteSize(1<<32 - 1)
+)
 
 func (v *validator) upstreams() {
 	for _, name := range slices.Sorted(maps.Keys(v.c.Upstreams)) {
@@ -263,8 +271,8 @@ func (v *validator) kafka() {
 		for i, b := range c.Brokers {
 			v.hostPort(fmt.Sprintf("%s.brokers[%d]", p, i), b, false)
 		}
-		if c.ClientID == "" {
-			v.errorf(p+".client_id", "must not be empty")
+		if c.ClientID == "" || len(c.ClientID) > maxKafkaClientID {
+			v.errorf(p+".client_id", "must be 1 to %d bytes long", maxKafkaClientID)
 		}
 		oneOf(v, p+".compression", c.Compression, CompressionSnappy, CompressionLZ4, CompressionZstd, CompressionGzip, CompressionNone)
 		if c.MaxMessageBytes < MinKafkaMessageBytes || c.MaxMessageBytes > MaxKafkaMessageBytes {
@@ -304,6 +312,8 @@ func (v *validator) kafka() {
 const (
 	MinKafkaMessageBytes = ByteSize(512 - 256)
 	MaxKafkaMessageBytes = 100*MiB - 256
+
+	maxKafkaClientID = 256 // the Kafka client refuses longer ids
 )
 
 // checkTopic returns why name is not a valid Kafka topic name, or "".

@@ -19,8 +19,8 @@ import (
 // config check` accepts, relay.New accepts, and what it refuses, relay.New
 // refuses too.
 func TestConfigCheckMatchesNew(t *testing.T) {
-	kafka := func(mmb int64) string {
-		return fmt.Sprintf("kafka: {clusters: {k: {brokers: ['127.0.0.1:1'], max_message_bytes: %d}}}\nroutes: {default: {kafka: k}}", mmb)
+	kafka := func(mmb int64, id string) string {
+		return fmt.Sprintf("kafka: {clusters: {k: {brokers: ['127.0.0.1:1'], max_message_bytes: %d, client_id: %s}}}\nroutes: {default: {kafka: k}}", mmb, id)
 	}
 	managed := func(key string) string {
 		return "mode: managed\nupstreams: {up: {urls: ['http://127.0.0.1:1']}}\nmanaged: {upstream: up}\nroutes: {default: {upstream: up}}\n" +
@@ -36,10 +36,14 @@ func TestConfigCheckMatchesNew(t *testing.T) {
 		{"default reserve over max_bytes", "buffer: {max_bytes: 100MiB}", false},
 		{"largest memtable", fmt.Sprintf("buffer: {max_bytes: 100GiB, memtable_size: %d}", int64(config.MaxMemtableSize-1)), true},
 		{"memtable too large", fmt.Sprintf("buffer: {max_bytes: 100GiB, memtable_size: %d}", int64(config.MaxMemtableSize)), false},
-		{"largest kafka message", kafka(int64(config.MaxKafkaMessageBytes)), true},
-		{"kafka message too large", kafka(int64(config.MaxKafkaMessageBytes) + 1), false},
-		{"smallest kafka message", kafka(int64(config.MinKafkaMessageBytes)), true},
-		{"kafka message too small", kafka(int64(config.MinKafkaMessageBytes) - 1), false},
+		{"smallest memtable", fmt.Sprintf("buffer: {memtable_size: %d}", int64(config.MinMemtableSize)), true},
+		{"memtable too small", fmt.Sprintf("buffer: {memtable_size: %d}", int64(config.MinMemtableSize-1)), false},
+		{"largest kafka message", kafka(int64(config.MaxKafkaMessageBytes), "baton"), true},
+		{"kafka message too large", kafka(int64(config.MaxKafkaMessageBytes)+1, "baton"), false},
+		{"smallest kafka message", kafka(int64(config.MinKafkaMessageBytes), "baton"), true},
+		{"kafka message too small", kafka(int64(config.MinKafkaMessageBytes)-1, "baton"), false},
+		{"longest kafka client id", kafka(1<<20, strings.Repeat("c", 256)), true},
+		{"kafka client id too long", kafka(1<<20, strings.Repeat("c", 257)), false},
 		{"upstream URL with a password", "upstreams: {up: {urls: ['http://u:p@127.0.0.1:1']}}\nroutes: {default: {upstream: up}}", false},
 		{"upstream URL twice", "upstreams: {up: {urls: ['http://127.0.0.1:1/x', 'http://127.0.0.1:1/x/']}}\nroutes: {default: {upstream: up}}", false},
 		{"static relay key on the curve", managed("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), true},
@@ -47,7 +51,9 @@ func TestConfigCheckMatchesNew(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			base := fmt.Sprintf("server: {listen: '127.0.0.1:0'}\nkafka: {embedded: {listen: '127.0.0.1:0'}}\nbuffer: {dir: %q}\n", dir)
+			// Routed to an upstream, so that no embedded broker outlives a
+			// constructor that panics.
+			base := fmt.Sprintf("server: {listen: '127.0.0.1:0'}\nbuffer: {dir: %q}\nupstreams: {base: {urls: ['http://127.0.0.1:1']}}\nroutes: {default: {upstream: base}}\n", dir)
 			basePath, casePath := filepath.Join(dir, "base.yml"), filepath.Join(dir, "case.yml")
 			if err := errors.Join(os.WriteFile(basePath, []byte(base), 0o600), os.WriteFile(casePath, []byte(tc.yaml+"\n"), 0o600)); err != nil {
 				t.Fatal(err)
