@@ -3,8 +3,11 @@ package buffer
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -196,4 +199,71 @@ func BenchmarkOpen(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkOpenLarge measures Open+Close of a store holding 1 GiB of 1 KiB
+// records in 16 streams, the start-up cost of a large backlog. It runs only
+// with BATON_BENCH_OPEN_DIR set: the store is filled there once (a minute or
+// so) and reused, so that versions of the code can be compared on the same
+// data.
+//
+//	BATON_BENCH_OPEN_DIR=/tmp/open1g go test ./buffer -run '^$' -bench OpenLarge -benchtime 5x
+func BenchmarkOpenLarge(b *testing.B) {
+	dir := os.Getenv("BATON_BENCH_OPEN_DIR")
+	if dir == "" {
+		b.Skip("set BATON_BENCH_OPEN_DIR to a directory for the 1 GiB store")
+	}
+	const (
+		total   = 1 << 30
+		recSize = 1 << 10
+		streams = 16
+	)
+	opts := Options{Logger: &testLogger{tb: b}, MaxBytes: 4 << 30, Weigh: benchWeigh}
+	filled := filepath.Join(dir, "bench-filled")
+	if _, err := os.Stat(filled); err != nil {
+		fill := opts
+		fill.Durability = Relaxed
+		buf, err := Open(dir, fill)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		batch := make([]Entry, 256)
+		vals := make([]byte, len(batch)*recSize)
+		for n := 0; n < total/recSize; n += len(batch) {
+			for i := range vals {
+				vals[i] = byte(rng.Uint32())
+			}
+			for i := range batch {
+				batch[i] = Entry{Stream: Stream((n + i) % streams), Value: vals[i*recSize : (i+1)*recSize]}
+			}
+			if err := buf.Append(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := errors.Join(buf.Close(), os.WriteFile(filled, nil, 0o644)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		buf, err := Open(dir, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st := buf.Stats(); st.Pending != total/recSize {
+			b.Fatalf("pending %d after reopen, want %d", st.Pending, total/recSize)
+		}
+		if err := buf.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchWeigh gives each record the weight of its first byte.
+func benchWeigh(v []byte) int64 {
+	if len(v) == 0 {
+		return 0
+	}
+	return int64(v[0])
 }

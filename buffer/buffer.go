@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,16 +96,25 @@ type Options struct {
 	DropOldest func(Stream) bool
 	// OnDrop is called for every batch of records dropped, from the
 	// buffer's completer goroutine, once the drop is committed and before
-	// the Append that caused it returns. It must not block or call Append,
-	// Ack or Close. Default nil.
-	OnDrop func(s Stream, records int, bytes int64, reason string)
+	// the Append that caused it returns, with their count, stored bytes and
+	// weight (see Weigh). It must not block or call Append, Ack or Close.
+	// Default nil.
+	OnDrop func(s Stream, records int, bytes, weight int64, reason string)
+	// Weigh returns the weight of a record value: what the caller counts in
+	// a record (the relay: its envelope items). The buffer keeps each
+	// stream's pending weight in its metadata, so that Open knows it without
+	// reading records, and reports the weight of what it drops. It must be
+	// cheap, pure and the same across restarts; a corrupt record is weighed
+	// as found. Default nil: every weight is 0.
+	Weigh func(value []byte) int64
 	// Durability is Strict (default) or Relaxed.
 	Durability Durability
 	// SyncInterval is how often Relaxed durability syncs the WAL, and how
 	// long an Ack may stay unsynced in either mode. Default
 	// DefaultSyncInterval.
 	SyncInterval time.Duration
-	// MemTableSize is Pebble's memtable size in bytes. Default
+	// MemTableSize is Pebble's memtable size in bytes, at least 256 KiB
+	// (Pebble panics on tiny ones) and under 4 GiB. Default
 	// DefaultMemTableSize: the 4 MiB Pebble default stalls writes under load.
 	MemTableSize uint64
 	// MaxGroupEntries caps the entries of one group commit. A single Append
@@ -141,6 +151,7 @@ const (
 const (
 	defaultMaxGroupEntries = 256
 	defaultMaxGroupBytes   = 4 << 20
+	minMemTableSize        = 256 << 10 // Pebble's first memtable; it panics on open below an empty arena's size
 
 	// Acked prefixes are deleted with one DeleteRange per stream after this
 	// many acks or this much time, whichever comes first: fewer range
@@ -186,6 +197,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("buffer: invalid budget: MaxBytes %d, ReserveBytes %d", o.MaxBytes, o.ReserveBytes)
 	case o.MaxAge < 0 || o.SyncInterval < 0:
 		return o, errors.New("buffer: negative MaxAge or SyncInterval")
+	case o.MemTableSize < minMemTableSize:
+		return o, fmt.Errorf("buffer: MemTableSize %d is under %d", o.MemTableSize, minMemTableSize)
 	case o.MaxGroupEntries < 0 || o.MaxGroupBytes < 0:
 		return o, errors.New("buffer: negative group cap")
 	case o.Durability != Strict && o.Durability != Relaxed:
@@ -202,7 +215,8 @@ type Buffer struct {
 	opts  Options
 	dir   string
 	db    *pebble.DB
-	limit int64 // MaxBytes - ReserveBytes
+	lock  io.Closer // the pid file, held until Close
+	limit int64     // MaxBytes - ReserveBytes
 
 	// closeMu orders senders on reqs and users of db against Close.
 	closeMu sync.RWMutex
@@ -248,13 +262,16 @@ func Open(dir string, opts Options) (*Buffer, error) {
 	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("buffer: create %s: %w", dir, err)
 	}
+	if b.lock, err = lockDir(opts.FS, dir, true); err != nil {
+		return nil, err
+	}
 	b.db, err = pebble.Open(dir, b.pebbleOptions(false))
 	if err != nil {
-		return nil, fmt.Errorf("buffer: open %s: %w", dir, err)
+		return nil, errors.Join(lockedByPebble(dir, fmt.Errorf("buffer: open %s: %w", dir, err)), b.lock.Close())
 	}
-	metas, quarantined, err := loadMetas(b.db, opts.Logger)
+	metas, quarantined, err := loadMetas(b.db, opts.Logger, opts.Weigh)
 	if err != nil {
-		return nil, errors.Join(err, b.db.Close())
+		return nil, errors.Join(err, b.db.Close(), b.lock.Close())
 	}
 	for s, m := range metas {
 		st := newStream(s, m)
@@ -489,7 +506,9 @@ func (b *Buffer) Close() error {
 	<-b.done
 	b.active.Wait()
 	b.updateFull()
-	if err := b.db.Close(); err != nil {
+	err := b.db.Close()
+	_ = b.lock.Close() // after the store: the next owner must find it closed
+	if err != nil {
 		return fmt.Errorf("buffer: close: %w", err)
 	}
 	return nil

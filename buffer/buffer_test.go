@@ -60,10 +60,14 @@ type dropLog struct {
 	count map[string]int
 }
 
-func (d *dropLog) onDrop(s Stream, n int, bytes int64, reason string) {
+func (d *dropLog) onDrop(s Stream, n int, bytes, weight int64, reason string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.lines = append(d.lines, fmt.Sprintf("drop stream=%d records=%d bytes=%d reason=%s", s, n, bytes, reason))
+	line := fmt.Sprintf("drop stream=%d records=%d bytes=%d reason=%s", s, n, bytes, reason)
+	if weight != 0 {
+		line += fmt.Sprintf(" weight=%d", weight)
+	}
+	d.lines = append(d.lines, line)
 	if d.count == nil {
 		d.count = map[string]int{}
 	}

@@ -22,8 +22,10 @@ const (
 	recordVersion   = 1
 	recordHeaderLen = 1 + 4 + 8 // version, crc32c, append unix-nanos
 
-	metaVersion = 1
-	metaLen     = 1 + 6*8 + 4 // version, 6 counters, crc32c
+	metaVersion   = 2
+	metaLen       = 1 + 8*8 + 4 // version, 8 counters, crc32c
+	metaVersionV1 = 1           // without weights: decoded, then weighed at Open
+	metaLenV1     = 1 + 6*8 + 4
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -105,8 +107,8 @@ func decodeRecordValue(v []byte) (payload []byte, appended time.Time, ok bool) {
 
 // meta is the durable per-stream state. It is rewritten in every batch that
 // changes it, so it is always consistent with the records in the same batch.
-// Pending records and bytes are derived from the counters, which keeps Open
-// O(streams) instead of O(records).
+// Pending records, bytes and weight are derived from the counters, which
+// keeps Open O(streams) instead of O(records).
 type meta struct {
 	Watermark     Seq   // every seq ≤ Watermark is acked or dropped
 	Next          Seq   // next seq to assign; never reused
@@ -114,26 +116,38 @@ type meta struct {
 	AppendedBytes int64
 	RemovedCount  int64 // records ever acked, dropped or quarantined
 	RemovedBytes  int64
+	// Weights (Options.Weigh) of the records appended and removed; since
+	// meta version 2.
+	AppendedWeight int64
+	RemovedWeight  int64
 }
 
-func (m *meta) pendingCount() int64 { return m.AppendedCount - m.RemovedCount }
-func (m *meta) pendingBytes() int64 { return m.AppendedBytes - m.RemovedBytes }
+func (m *meta) pendingCount() int64  { return m.AppendedCount - m.RemovedCount }
+func (m *meta) pendingBytes() int64  { return m.AppendedBytes - m.RemovedBytes }
+func (m *meta) pendingWeight() int64 { return m.AppendedWeight - m.RemovedWeight }
 
 func (m *meta) encode(dst []byte) []byte {
 	dst = append(dst[:0], metaVersion)
 	for _, v := range [...]uint64{uint64(m.Watermark), uint64(m.Next),
-		uint64(m.AppendedCount), uint64(m.AppendedBytes), uint64(m.RemovedCount), uint64(m.RemovedBytes)} {
+		uint64(m.AppendedCount), uint64(m.AppendedBytes), uint64(m.RemovedCount), uint64(m.RemovedBytes),
+		uint64(m.AppendedWeight), uint64(m.RemovedWeight)} {
 		dst = binary.BigEndian.AppendUint64(dst, v)
 	}
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst, castagnoli))
 }
 
-func (m *meta) decode(v []byte) bool {
-	if len(v) != metaLen || v[0] != metaVersion ||
-		crc32.Checksum(v[:metaLen-4], castagnoli) != binary.BigEndian.Uint32(v[metaLen-4:]) {
-		return false
+// decode reads a meta of either version; weighed is false for version 1,
+// whose pending weight Open must compute from the records.
+func (m *meta) decode(v []byte) (ok, weighed bool) {
+	n := len(v)
+	if n == 0 || !(n == metaLen && v[0] == metaVersion || n == metaLenV1 && v[0] == metaVersionV1) ||
+		crc32.Checksum(v[:n-4], castagnoli) != binary.BigEndian.Uint32(v[n-4:]) {
+		return false, false
 	}
 	u := func(i int) uint64 { return binary.BigEndian.Uint64(v[1+8*i:]) }
-	*m = meta{Seq(u(0)), Seq(u(1)), int64(u(2)), int64(u(3)), int64(u(4)), int64(u(5))}
-	return m.Watermark < m.Next && m.RemovedCount <= m.AppendedCount && m.RemovedBytes <= m.AppendedBytes
+	*m = meta{Seq(u(0)), Seq(u(1)), int64(u(2)), int64(u(3)), int64(u(4)), int64(u(5)), 0, 0}
+	if weighed = v[0] == metaVersion; weighed {
+		m.AppendedWeight, m.RemovedWeight = int64(u(6)), int64(u(7))
+	}
+	return m.Watermark < m.Next && m.RemovedCount <= m.AppendedCount && m.RemovedBytes <= m.AppendedBytes, weighed
 }

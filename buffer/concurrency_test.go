@@ -219,7 +219,7 @@ func TestAckedPrefixDeleted(t *testing.T) {
 	}
 	defer b.Close()
 	n := 0
-	if err := scanKeys(b.db, prefixRecord, func(Stream, Seq, int) { n++ }); err != nil {
+	if err := scanKeys(b.db, prefixRecord, nil, func(Stream, Seq, int, []byte) { n++ }); err != nil {
 		t.Fatal(err)
 	}
 	st := b.Stats()

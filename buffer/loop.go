@@ -105,29 +105,31 @@ func (st *stream) floor() Seq {
 }
 
 type inflightRec struct {
-	seq  Seq
-	size int64
+	seq    Seq
+	size   int64
+	weight int64
 }
 
-// ring is a FIFO of in-flight record sizes.
+// ring is a FIFO of in-flight record sizes and weights.
 type ring struct {
 	recs []inflightRec
 	head int
 }
 
-func (r *ring) push(seq Seq, size int64) { r.recs = append(r.recs, inflightRec{seq, size}) }
-func (r *ring) reset()                   { r.recs, r.head = r.recs[:0], 0 }
-func (r *ring) len() int                 { return len(r.recs) - r.head }
+func (r *ring) push(e inflightRec) { r.recs = append(r.recs, e) }
+func (r *ring) reset()             { r.recs, r.head = r.recs[:0], 0 }
+func (r *ring) len() int           { return len(r.recs) - r.head }
 
-// sum returns the count and bytes of entries in (lo, hi].
-func (r *ring) sum(lo, hi Seq) (n int64, bytes int64) {
+// sum returns the count, bytes and weight of entries in (lo, hi].
+func (r *ring) sum(lo, hi Seq) (n, bytes, weight int64) {
 	for _, e := range r.recs[r.head:] {
 		if e.seq > lo && e.seq <= hi {
 			n++
 			bytes += e.size
+			weight += e.weight
 		}
 	}
-	return n, bytes
+	return n, bytes, weight
 }
 
 // popTo drops entries ≤ seq.
@@ -170,6 +172,7 @@ type dropReport struct {
 	s      Stream
 	n      int
 	bytes  int64
+	weight int64
 	reason string
 }
 
@@ -515,7 +518,7 @@ func (l *loopState) complete(g *group) {
 	// Drops are reported before the Append that caused them returns.
 	if err == nil && b.opts.OnDrop != nil {
 		for _, d := range g.drops {
-			b.opts.OnDrop(d.s, d.n, d.bytes, d.reason)
+			b.opts.OnDrop(d.s, d.n, d.bytes, d.weight, d.reason)
 		}
 	}
 	for _, r := range g.reqs {
@@ -602,6 +605,9 @@ func (l *loopState) stageEntries(batch *pebble.Batch, r *request) error {
 		g.m.AppendedCount++
 		sz := recordSize(len(e.Value))
 		g.m.AppendedBytes += sz
+		if w := l.b.opts.Weigh; w != nil {
+			g.m.AppendedWeight += w(e.Value)
+		}
 		g.appended, g.touched = true, true
 		l.delta += sz
 		op := batch.SetDeferred(recordKeyLen, recordHeaderLen+len(e.Value))
@@ -638,6 +644,7 @@ func (l *loopState) makeRoom(batch *pebble.Batch, r *request, over int64) error 
 		to      Seq
 		n       int
 		bytes   int64
+		weight  int64
 		corrupt []corruptRecord
 	}
 	var plans []plan
@@ -663,6 +670,7 @@ func (l *loopState) makeRoom(batch *pebble.Batch, r *request, over int64) error 
 			} else {
 				p.n++
 				p.bytes += size
+				p.weight += weighValue(l.b.opts.Weigh, v)
 				over -= size
 			}
 			p.to = q
@@ -679,7 +687,7 @@ func (l *loopState) makeRoom(batch *pebble.Batch, r *request, over int64) error 
 		return ErrFull
 	}
 	for _, p := range plans {
-		l.applyDrop(batch, p.g, p.from, p.to, p.n, p.bytes, DropBufferFull, p.corrupt)
+		l.applyDrop(batch, p.g, p.from, p.to, p.n, p.bytes, p.weight, DropBufferFull, p.corrupt)
 		p.g.st.dropping, p.g.dropping = true, true // Reads wait for the commit
 	}
 	return nil
@@ -713,9 +721,9 @@ func (l *loopState) scan(s Stream, from, to Seq, fn func(q Seq, size int64, v []
 }
 
 // applyDrop stages the removal of the records of g in (from, to]: n valid
-// records of the given bytes are dropped for reason, corrupt ones are moved to
-// quarantine. One DeleteRange covers the whole range.
-func (l *loopState) applyDrop(batch *pebble.Batch, g *staged, from, to Seq, n int, bytes int64, reason string, corrupt []corruptRecord) {
+// records of the given bytes and weight are dropped for reason, corrupt ones
+// are moved to quarantine. One DeleteRange covers the whole range.
+func (l *loopState) applyDrop(batch *pebble.Batch, g *staged, from, to Seq, n int, bytes, weight int64, reason string, corrupt []corruptRecord) {
 	if to <= from {
 		return
 	}
@@ -723,11 +731,12 @@ func (l *loopState) applyDrop(batch *pebble.Batch, g *staged, from, to Seq, n in
 	l.quarantine(batch, g, corrupt)
 	g.m.RemovedCount += int64(n)
 	g.m.RemovedBytes += bytes
+	g.m.RemovedWeight += weight
 	g.dropped = append(g.dropped, seqRange{from, to})
 	g.touched, g.removed = true, true
 	l.delta -= bytes
 	if n > 0 {
-		l.drops = append(l.drops, dropReport{g.st.id, n, bytes, reason})
+		l.drops = append(l.drops, dropReport{g.st.id, n, bytes, weight, reason})
 	}
 }
 
@@ -738,11 +747,13 @@ func (l *loopState) quarantine(batch *pebble.Batch, g *staged, corrupt []corrupt
 	for _, c := range corrupt {
 		_ = batch.Set(quarantineKey(s, c.seq), c.raw, nil)
 		sz := int64(recordKeyLen + len(c.raw))
+		w := weighValue(l.b.opts.Weigh, c.raw) // the weight it was appended with, unless the damage hit it
 		g.m.RemovedCount++
 		g.m.RemovedBytes += sz
+		g.m.RemovedWeight += w
 		l.delta -= sz
 		l.quar++
-		l.drops = append(l.drops, dropReport{s, 1, sz, DropCorrupt})
+		l.drops = append(l.drops, dropReport{s, 1, sz, w, DropCorrupt})
 	}
 	if len(corrupt) > 0 {
 		g.touched, g.removed = true, true
@@ -760,12 +771,13 @@ func (l *loopState) stageAck(r *request) error {
 	b := l.b
 	b.mu.Lock()
 	covered := min(max(g.st.cursor, g.m.Watermark), r.to)
-	n, bytes := g.st.inflight.sum(g.m.Watermark, covered)
+	n, bytes, weight := g.st.inflight.sum(g.m.Watermark, covered)
 	b.mu.Unlock()
-	err := l.scan(r.stream, covered, r.to, func(q Seq, size int64, _ []byte) bool {
+	err := l.scan(r.stream, covered, r.to, func(q Seq, size int64, v []byte) bool {
 		if !g.isDropped(q) {
 			n++
 			bytes += size
+			weight += weighValue(b.opts.Weigh, v)
 		}
 		return true
 	})
@@ -775,6 +787,7 @@ func (l *loopState) stageAck(r *request) error {
 	g.m.Watermark = r.to
 	g.m.RemovedCount += n
 	g.m.RemovedBytes += bytes
+	g.m.RemovedWeight += weight
 	g.touched, g.removed = true, true
 	g.st.acksSince++
 	l.delta -= bytes
@@ -789,7 +802,7 @@ func (l *loopState) stageDrop(batch *pebble.Batch, s Stream, from, to Seq, reaso
 	g := l.staged(s)
 	from = max(from, g.m.Watermark)
 	var n int
-	var bytes int64
+	var bytes, weight int64
 	var corrupt []corruptRecord
 	err := l.scan(s, from, to, func(q Seq, size int64, v []byte) bool {
 		switch {
@@ -799,13 +812,14 @@ func (l *loopState) stageDrop(batch *pebble.Batch, s Stream, from, to Seq, reaso
 		default:
 			n++
 			bytes += size
+			weight += weighValue(l.b.opts.Weigh, v)
 		}
 		return true
 	})
 	if err != nil {
 		return err
 	}
-	l.applyDrop(batch, g, from, to, n, bytes, reason, corrupt)
+	l.applyDrop(batch, g, from, to, n, bytes, weight, reason, corrupt)
 	return nil
 }
 
@@ -849,7 +863,7 @@ func (l *loopState) stageExpiry(batch *pebble.Batch) bool {
 		b.mu.Lock() // held so no Read starts inside the planned range
 		from := l.floor(g.st)
 		to, n := from, 0
-		var bytes int64
+		var bytes, weight int64
 		var corrupt []corruptRecord
 		err := l.scan(s, from, g.m.Next-1, func(q Seq, size int64, v []byte) bool {
 			_, at, ok := decodeRecordValue(v)
@@ -861,13 +875,14 @@ func (l *loopState) stageExpiry(batch *pebble.Batch) bool {
 			default:
 				n++
 				bytes += size
+				weight += weighValue(b.opts.Weigh, v)
 			}
 			to = q
 			return true
 		})
 		if err == nil && to > from {
 			g.st.dropping, g.dropping = true, true
-			l.applyDrop(batch, g, from, to, n, bytes, DropExpired, corrupt)
+			l.applyDrop(batch, g, from, to, n, bytes, weight, DropExpired, corrupt)
 			dropped = true
 		}
 		b.mu.Unlock()

@@ -25,6 +25,11 @@ type modelRec struct {
 	size int64
 }
 
+// modelWeigh is the model's Options.Weigh: any pure function of the value.
+func modelWeigh(v []byte) int64 { return int64(len(v)%13) + 1 }
+
+func (r modelRec) weight() int64 { return modelWeigh([]byte(r.val)) }
+
 type modelStream struct {
 	recs     []modelRec // records above the watermark, not dropped, by seq
 	acked    []modelRec // acked since wmSynced: restored if a crash loses the ack
@@ -39,6 +44,13 @@ func (m *modelStream) bytes() (n int64) {
 		n += r.size
 	}
 	return n
+}
+
+func (m *modelStream) weight() (w int64) {
+	for _, r := range m.recs {
+		w += r.weight()
+	}
+	return w
 }
 
 type modelSet struct {
@@ -86,7 +98,7 @@ func runModel(t *testing.T, set modelSet, seed uint64) (ok bool) {
 	fs := vfs.NewCrashableMem()
 	drops := &dropLog{}
 	opts := set.opts
-	opts.FS, opts.OnDrop, opts.Logger = fs, drops.onDrop, &testLogger{tb: t}
+	opts.FS, opts.OnDrop, opts.Logger, opts.Weigh = fs, drops.onDrop, &testLogger{tb: t}, modelWeigh
 	if opts.MemTableSize == 0 {
 		opts.MemTableSize = 1 << 20
 	}
@@ -159,9 +171,9 @@ func runModel(t *testing.T, set modelSet, seed uint64) (ok bool) {
 			for _, d := range dropped {
 				var s Stream
 				var cnt int
-				var bytes int64
+				var bytes, weight int64
 				var reason string
-				fmt.Sscanf(d, "drop stream=%d records=%d bytes=%d reason=%s", &s, &cnt, &bytes, &reason)
+				fmt.Sscanf(d, "drop stream=%d records=%d bytes=%d reason=%s weight=%d", &s, &cnt, &bytes, &reason, &weight)
 				m := ms[s]
 				if reason != DropBufferFull || opts.DropOldest == nil || !opts.DropOldest(s) {
 					return fail(step, "unexpected drop %q", d)
@@ -171,12 +183,13 @@ func runModel(t *testing.T, set modelSet, seed uint64) (ok bool) {
 				if i < 0 || i+cnt > len(m.recs) {
 					return fail(step, "drop %q: model has too few unread records", d)
 				}
-				var got int64
+				var got, gotWeight int64
 				for _, r := range m.recs[i : i+cnt] {
 					got += r.size
+					gotWeight += r.weight()
 				}
-				if got != bytes {
-					return fail(step, "drop %q: model bytes %d", d, got)
+				if got != bytes || gotWeight != weight {
+					return fail(step, "drop %q: model bytes %d, weight %d", d, got, gotWeight)
 				}
 				m.recs = slices.Delete(m.recs, i, i+cnt)
 			}
@@ -255,9 +268,9 @@ func runModel(t *testing.T, set modelSet, seed uint64) (ok bool) {
 			st := b.Stats()
 			for _, ss := range st.Streams {
 				m := ms[ss.Stream]
-				if ss.Pending != int64(len(m.recs)) || ss.PendingBytes != m.bytes() || ss.Watermark != m.wm || ss.NextSeq != m.next {
-					return fail(step, "stream %d stats %+v; model pending=%d bytes=%d wm=%d next=%d",
-						ss.Stream, ss, len(m.recs), m.bytes(), m.wm, m.next)
+				if ss.Pending != int64(len(m.recs)) || ss.PendingBytes != m.bytes() || ss.PendingWeight != m.weight() || ss.Watermark != m.wm || ss.NextSeq != m.next {
+					return fail(step, "stream %d stats %+v; model pending=%d bytes=%d weight=%d wm=%d next=%d",
+						ss.Stream, ss, len(m.recs), m.bytes(), m.weight(), m.wm, m.next)
 				}
 			}
 			if st.PendingBytes != total() {

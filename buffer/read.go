@@ -56,15 +56,15 @@ func (b *Buffer) Read(ctx context.Context, s Stream, dst []Record, maxRecords, m
 		st.reading, st.reserved = true, to
 		b.mu.Unlock()
 
-		out, sizes, scanned, err := b.readRange(s, from, to, dst, maxRecords, maxBytes)
+		out, inflight, scanned, err := b.readRange(s, from, to, dst, maxRecords, maxBytes)
 
 		b.mu.Lock()
 		st.reading = false
 		if err == nil && st.cursor == from { // no Rewind meanwhile
 			st.cursor = scanned
-			for i, r := range out {
-				if r.Seq > st.m.Watermark {
-					st.inflight.push(r.Seq, sizes[i])
+			for _, r := range inflight {
+				if r.seq > st.m.Watermark {
+					st.inflight.push(r)
 				}
 			}
 		}
@@ -80,10 +80,10 @@ func (b *Buffer) Read(ctx context.Context, s Stream, dst []Record, maxRecords, m
 }
 
 // readRange copies records of s in (from, to] into dst and returns them,
-// their stored sizes and the last seq consumed. Expired and corrupt records
+// their stored sizes and weights and the last seq consumed. Expired and corrupt records
 // met on the way are removed through the commit loop before it returns, so a
 // Rewind never meets them again.
-func (b *Buffer) readRange(s Stream, from, to Seq, dst []Record, maxRecords, maxBytes int) (out []Record, sizes []int64, scanned Seq, err error) {
+func (b *Buffer) readRange(s Stream, from, to Seq, dst []Record, maxRecords, maxBytes int) (out []Record, inflight []inflightRec, scanned Seq, err error) {
 	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: recordKey(s, from+1), UpperBound: recordKey(s, to+1)})
 	if err != nil {
 		return dst[:0], nil, from, fmt.Errorf("buffer: read stream %d: %w", s, err)
@@ -122,7 +122,11 @@ func (b *Buffer) readRange(s Stream, from, to Seq, dst []Record, maxRecords, max
 		r.Seq, r.Appended = q, at
 		r.Value = append(r.Value[:0], payload...)
 		out = append(out, r)
-		sizes = append(sizes, int64(len(it.Key())+len(v)))
+		var w int64
+		if b.opts.Weigh != nil {
+			w = b.opts.Weigh(payload)
+		}
+		inflight = append(inflight, inflightRec{q, int64(len(it.Key()) + len(v)), w})
 		payloadSize += len(payload)
 		scanned = q
 	}
@@ -151,7 +155,7 @@ func (b *Buffer) readRange(s Stream, from, to Seq, dst []Record, maxRecords, max
 		}
 		b.opts.Logger.Errorf("buffer: stream %d: quarantined %d corrupt records", s, len(corrupt))
 	}
-	return out, sizes, scanned, nil
+	return out, inflight, scanned, nil
 }
 
 func (b *Buffer) expiryCutoff() (t time.Time) {

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,13 +15,15 @@ import (
 // StreamStats describes one stream.
 type StreamStats struct {
 	Stream       Stream
-	Pending      int64     // records above the watermark (in flight included)
-	PendingBytes int64     // their stored size: key plus value
-	InFlight     int       // records read but not yet acked
-	Oldest       time.Time // append time of the oldest pending record; zero if none
-	Watermark    Seq       // every seq ≤ Watermark is acked or dropped
-	NextSeq      Seq       // seq the next append gets
-	Quarantined  int64     // corrupt records held in the quarantine range
+	Pending      int64 // records above the watermark (in flight included)
+	PendingBytes int64 // their stored size: key plus value
+	// PendingWeight is their weight (Options.Weigh), from the metadata.
+	PendingWeight int64
+	InFlight      int       // records read but not yet acked
+	Oldest        time.Time // append time of the oldest pending record; zero if none
+	Watermark     Seq       // every seq ≤ Watermark is acked or dropped
+	NextSeq       Seq       // seq the next append gets
+	Quarantined   int64     // corrupt records held in the quarantine range
 }
 
 // Stats is a snapshot of the buffer. Counters count since Open.
@@ -112,7 +115,7 @@ func (b *Buffer) Stats() Stats {
 	for _, id := range slices.Sorted(maps.Keys(b.streams)) {
 		st := b.streams[id]
 		ss := StreamStats{
-			Stream: id, Pending: st.m.pendingCount(), PendingBytes: st.m.pendingBytes(),
+			Stream: id, Pending: st.m.pendingCount(), PendingBytes: st.m.pendingBytes(), PendingWeight: st.m.pendingWeight(),
 			InFlight: st.inflight.len(), Watermark: st.m.Watermark, NextSeq: st.m.Next,
 			Quarantined: st.quarantined, Oldest: st.oldest,
 		}
@@ -175,40 +178,49 @@ func oldest(r pebble.Reader, s Stream, wm Seq) (time.Time, error) {
 // loadMetas reads every stream's meta and counts quarantined records. A
 // corrupt meta is rebuilt from the stream's records rather than failing Open:
 // positions may then move back (more redelivery), never forward (no loss).
-func loadMetas(db pebble.Reader, log pebble.Logger) (map[Stream]meta, map[Stream]int64, error) {
+// Records are read only for a stream without a usable meta, and for the
+// pending records of a version 1 meta when weigh is set (once: the weighed
+// metas are written back); every other stream's records are skipped with one
+// seek, so Open does not grow with the backlog.
+func loadMetas(db *pebble.DB, log pebble.Logger, weigh func([]byte) int64) (map[Stream]meta, map[Stream]int64, error) {
 	metas := make(map[Stream]meta)
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMeta}, UpperBound: []byte{prefixMeta + 1}})
 	if err != nil {
 		return nil, nil, fmt.Errorf("buffer: load metadata: %w", err)
 	}
-	var broken []Stream
+	var broken, unweighed []Stream
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		if len(k) != metaKeyLen {
 			continue
 		}
-		s := Stream(uint32(k[1])<<24 | uint32(k[2])<<16 | uint32(k[3])<<8 | uint32(k[4]))
+		s := Stream(binary.BigEndian.Uint32(k[1:]))
 		v, err := it.ValueAndErr()
 		var m meta
-		if err != nil || !m.decode(v) {
+		valid, weighed := false, false
+		if err == nil {
+			valid, weighed = m.decode(v)
+		}
+		if !valid {
 			broken = append(broken, s)
 			continue
 		}
 		metas[s] = m
+		if !weighed && weigh != nil && m.pendingCount() > 0 {
+			unweighed = append(unweighed, s)
+		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return nil, nil, fmt.Errorf("buffer: load metadata: %w", err)
 	}
 	quarantined := make(map[Stream]int64)
-	if err := scanKeys(db, prefixQuarantine, func(s Stream, _ Seq, _ int) { quarantined[s]++ }); err != nil {
+	if err := scanKeys(db, prefixQuarantine, nil, func(s Stream, _ Seq, _ int, _ []byte) { quarantined[s]++ }); err != nil {
 		return nil, nil, err
 	}
 	// Records of a stream without a meta (meta corrupt or lost) are rebuilt.
 	rebuilt := make(map[Stream]meta)
-	err = scanKeys(db, prefixRecord, func(s Stream, q Seq, size int) {
-		if _, ok := metas[s]; ok {
-			return
-		}
+	known := func(s Stream) bool { _, ok := metas[s]; return ok }
+	err = scanKeys(db, prefixRecord, known, func(s Stream, q Seq, size int, v []byte) {
 		m, seen := rebuilt[s]
 		if !seen {
 			m = meta{Watermark: q - 1, Next: q}
@@ -216,6 +228,7 @@ func loadMetas(db pebble.Reader, log pebble.Logger) (map[Stream]meta, map[Stream
 		m.Next = max(m.Next, q+1)
 		m.AppendedCount++
 		m.AppendedBytes += int64(size)
+		m.AppendedWeight += weighValue(weigh, v)
 		rebuilt[s] = m
 	})
 	if err != nil {
@@ -231,18 +244,73 @@ func loadMetas(db pebble.Reader, log pebble.Logger) (map[Stream]meta, map[Stream
 			metas[s] = meta{Next: 1}
 		}
 	}
+	if len(unweighed) > 0 {
+		if err := weighPending(db, metas, unweighed, weigh); err != nil {
+			return nil, nil, err
+		}
+	}
 	return metas, quarantined, nil
 }
 
-func scanKeys(db pebble.Reader, prefix byte, fn func(s Stream, q Seq, size int)) error {
+// weighPending computes the pending weight of streams whose meta predates
+// weights (version 1) from their records above the watermark, and writes the
+// metas back as version 2 so that this happens once.
+func weighPending(db *pebble.DB, metas map[Stream]meta, streams []Stream, weigh func([]byte) int64) error {
+	b := db.NewBatch()
+	defer b.Close()
+	var buf []byte
+	for _, s := range streams {
+		m := metas[s]
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: recordKey(s, m.Watermark+1), UpperBound: streamEnd(prefixRecord, s)})
+		if err != nil {
+			return fmt.Errorf("buffer: weigh stream %d: %w", s, err)
+		}
+		var w int64
+		for ok := it.First(); ok; ok = it.Next() {
+			w += weighValue(weigh, it.Value())
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return fmt.Errorf("buffer: weigh stream %d: %w", s, err)
+		}
+		m.AppendedWeight, m.RemovedWeight = w, 0
+		metas[s] = m
+		buf = m.encode(buf)
+		if err := b.Set(metaKey(s), buf, nil); err != nil {
+			return err
+		}
+	}
+	if err := db.Apply(b, pebble.Sync); err != nil {
+		return fmt.Errorf("buffer: write weighed metadata: %w", err)
+	}
+	return nil
+}
+
+// weighValue is the weight of a stored record value: weigh of its payload,
+// which for a corrupt record is whatever follows the header.
+func weighValue(weigh func([]byte) int64, v []byte) int64 {
+	if weigh == nil || len(v) < recordHeaderLen {
+		return 0
+	}
+	return weigh(v[recordHeaderLen:])
+}
+
+// scanKeys calls fn for every key of prefix, in order. A stream for which
+// skip reports true is passed over with one seek instead of being read.
+func scanKeys(db pebble.Reader, prefix byte, skip func(Stream) bool, fn func(s Stream, q Seq, size int, v []byte)) error {
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
 	if err != nil {
 		return fmt.Errorf("buffer: scan %c: %w", prefix, err)
 	}
-	for ok := it.First(); ok; ok = it.Next() {
-		if _, s, q, ok := decodeRecordKey(it.Key()); ok {
-			fn(s, q, len(it.Key())+len(it.Value()))
+	for ok := it.First(); ok; {
+		_, s, q, valid := decodeRecordKey(it.Key())
+		switch {
+		case valid && skip != nil && skip(s):
+			ok = it.SeekGE(streamEnd(prefix, s))
+			continue
+		case valid:
+			fn(s, q, len(it.Key())+len(it.Value()), it.Value())
 		}
+		ok = it.Next()
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return fmt.Errorf("buffer: scan %c: %w", prefix, err)
@@ -255,19 +323,27 @@ func scanKeys(db pebble.Reader, prefix byte, fn func(s Stream, q Seq, size int))
 func Inspect(dir string) ([]StreamStats, error) { return inspect(vfs.Default, dir) }
 
 func inspect(fs vfs.FS, dir string) ([]StreamStats, error) {
-	db, err := pebble.Open(dir, &pebble.Options{FS: fs, ReadOnly: true, ErrorIfNotExists: true, Logger: quietLogger{}})
-	if err != nil {
+	if _, err := fs.Stat(dir); err != nil {
 		return nil, fmt.Errorf("buffer: inspect %s: %w", dir, err)
 	}
+	lock, err := lockDir(fs, dir, false)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	db, err := pebble.Open(dir, &pebble.Options{FS: fs, ReadOnly: true, ErrorIfNotExists: true, Logger: quietLogger{}})
+	if err != nil {
+		return nil, lockedByPebble(dir, fmt.Errorf("buffer: inspect %s: %w", dir, err))
+	}
 	defer db.Close()
-	metas, quarantined, err := loadMetas(db, quietLogger{})
+	metas, quarantined, err := loadMetas(db, quietLogger{}, nil)
 	if err != nil {
 		return nil, err
 	}
 	var out []StreamStats
 	for _, s := range slices.Sorted(maps.Keys(metas)) {
 		m := metas[s]
-		ss := StreamStats{Stream: s, Pending: m.pendingCount(), PendingBytes: m.pendingBytes(),
+		ss := StreamStats{Stream: s, Pending: m.pendingCount(), PendingBytes: m.pendingBytes(), PendingWeight: m.pendingWeight(),
 			Watermark: m.Watermark, NextSeq: m.Next, Quarantined: quarantined[s]}
 		if ss.Pending > 0 {
 			if ss.Oldest, err = oldest(db, s, m.Watermark); err != nil {

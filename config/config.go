@@ -195,7 +195,8 @@ type Buffer struct {
 	// Partitions is the number of buffer streams per class (count, 1..256).
 	// Default: 1.
 	Partitions int `yaml:"partitions"`
-	// MemtableSize is Pebble's memtable size (bytes). Default: 48MiB.
+	// MemtableSize is Pebble's memtable size (bytes, MinMemtableSize up to
+	// under MaxMemtableSize, and under MaxBytes). Default: 48MiB.
 	MemtableSize ByteSize `yaml:"memtable_size"`
 }
 
@@ -278,7 +279,8 @@ type KafkaCluster struct {
 	// Compression is the batch codec: snappy, lz4, zstd, gzip or none.
 	// Default: snappy.
 	Compression Compression `yaml:"compression"`
-	// MaxMessageBytes caps one produced record (bytes). Default: 1MiB.
+	// MaxMessageBytes caps one produced record (bytes, MinKafkaMessageBytes
+	// to MaxKafkaMessageBytes). Default: 1MiB.
 	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
 	// DeadLetterTopic receives records over MaxMessageBytes; empty drops
 	// them with an outcome. Default: "".

@@ -396,7 +396,7 @@ func TestValidation(t *testing.T) {
 		{"reserve", []string{"buffer: {reserve_bytes: 0}"},
 			[]string{`test.yaml:1: buffer.reserve_bytes: must be greater than 0: it keeps the disk from filling up, which Pebble treats as fatal`}},
 		{"reserve over budget", []string{"buffer: {max_bytes: 1GiB, reserve_bytes: 1GiB, memtable_size: 1MiB}"},
-			[]string{`test.yaml:1: buffer.reserve_bytes: 1GiB must be less than buffer.max_bytes (1GiB)`}},
+			[]string{`test.yaml:1: buffer.reserve_bytes: 1GiB leaves nothing of buffer.max_bytes (1GiB) for records; lower reserve_bytes or raise max_bytes`}},
 		{"upstream", []string{
 			"upstreams:",
 			"  sentry:",
@@ -425,7 +425,7 @@ func TestValidation(t *testing.T) {
 			`test.yaml:3: kafka.clusters.embedded: the name "embedded" is reserved for the embedded broker (kafka.embedded); pick another`,
 			`test.yaml:5: kafka.clusters.main.brokers[0]: "k" is not a host:port address: missing port in address`,
 			`test.yaml:5: kafka.clusters.main.brokers[1]: ":9092": missing host`,
-			`test.yaml:6: kafka.clusters.main.max_message_bytes: must be from 1 to 2147483647 bytes, got 4294967296`,
+			`test.yaml:6: kafka.clusters.main.max_message_bytes: must be from 256 to 104857344 bytes (100MiB less 256), got 4294967296`,
 			`test.yaml:7: kafka.clusters.main.dead_letter_topic: "bad topic" contains ' '; Kafka topic names allow only a-z, A-Z, 0-9, '.', '_' and '-'`,
 			`test.yaml:8: kafka.clusters.main.sasl.password: is required with sasl.mechanism "scram-sha-1"`,
 			`test.yaml:8: kafka.clusters.main.sasl.mechanism: "scram-sha-1" is not one of plain, scram-sha-256, scram-sha-512 (did you mean "scram-sha-512"?)`,
@@ -499,6 +499,50 @@ func TestValidation(t *testing.T) {
 				`test.yaml:1: telemetry.log_format: "xml" is not one of text, json`,
 				`test.yaml:1: telemetry.metrics_listen: "127.0.0.1:3000" is also server.listen; use another port`,
 			}},
+		// Combinations that pass each field's own rule but that baton run
+		// refuses (buffer.Open, routing.NewKafka, routing.NewUpstream,
+		// relay's key parsing, listeners that collide).
+		{"reserve above max_bytes", []string{"buffer:", "  max_bytes: 100MiB"},
+			[]string{`test.yaml:2: buffer.reserve_bytes: 512MiB leaves nothing of buffer.max_bytes (100MiB) for records; lower reserve_bytes or raise max_bytes`}},
+		{"reserve equal to max_bytes", []string{"buffer:", "  max_bytes: 1GiB", "  reserve_bytes: 1GiB"},
+			[]string{`test.yaml:3: buffer.reserve_bytes: 1GiB leaves nothing of buffer.max_bytes (1GiB) for records; lower reserve_bytes or raise max_bytes`}},
+		{"memtable too large", []string{"buffer: {max_bytes: 100GiB, memtable_size: 4GiB}"},
+			[]string{`test.yaml:1: buffer.memtable_size: 4GiB is too large: Pebble takes memtables up to 4294967294 bytes (just under 4GiB)`}},
+		{"memtable too small", []string{"buffer: {memtable_size: 1KiB}"},
+			[]string{`test.yaml:1: buffer.memtable_size: 1KiB is too small: at least 256KiB (Pebble fails to open with tiny memtables)`}},
+		{"kafka message size out of the client's range", []string{
+			"kafka:",
+			"  clusters:",
+			"    big: {brokers: ['k:9092'], max_message_bytes: 100MiB}",
+			"    tiny: {brokers: ['k:9092'], max_message_bytes: 255}",
+			"    long: {brokers: ['k:9092'], client_id: '" + strings.Repeat("c", 257) + "'}",
+		}, []string{
+			`test.yaml:3: kafka.clusters.big.max_message_bytes: must be from 256 to 104857344 bytes (100MiB less 256), got 104857600`,
+			`test.yaml:4: kafka.clusters.tiny.max_message_bytes: must be from 256 to 104857344 bytes (100MiB less 256), got 255`,
+			`test.yaml:5: kafka.clusters.long.client_id: must be 1 to 256 bytes long`,
+		}},
+		{"upstream URLs the pool refuses", []string{
+			"upstreams:",
+			"  sentry:",
+			"    urls: ['https://user:pw@s.example.com/', 'https://a.example.com', 'https://a.example.com/']",
+		}, []string{
+			`test.yaml:3: upstreams.sentry.urls[0]: "https://user:pw@s.example.com/" must not carry a user name or password`,
+			`test.yaml:3: upstreams.sentry.urls[2]: "https://a.example.com/" is listed twice (also at urls[1])`,
+		}},
+		{"static relay key off the curve", []string{
+			"auth:",
+			"  static_relays:",
+			"    3a1e3f0c-6a47-4b0e-9a27-6c2c3fe4e5d1: {public_key: AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA}",
+		}, []string{"test.yaml:3: auth.static_relays.3a1e3f0c-6a47-4b0e-9a27-6c2c3fe4e5d1.public_key: not an Ed25519 public key: not a point on the curve (copy it from `baton credentials show` of that relay)"}},
+		{"metrics and embedded broker on one port", []string{
+			"telemetry: {metrics_listen: '127.0.0.1:9300'}",
+			"kafka: {embedded: {listen: '127.0.0.1:9300'}}",
+		}, []string{`test.yaml:2: kafka.embedded.listen: "127.0.0.1:9300" is also telemetry.metrics_listen; use another port`}},
+		{"wildcard listen takes the port", []string{
+			"server: {listen: ':3000'}",
+			"telemetry: {metrics_listen: '127.0.0.1:3000'}",
+			"kafka: {embedded: {listen: 'localhost:0'}}",
+		}, []string{`test.yaml:2: telemetry.metrics_listen: "127.0.0.1:3000" is also server.listen; use another port`}},
 		{"memory limit too small", []string{"runtime:", "  memory_limit: 10MiB"},
 			[]string{`test.yaml:2: runtime.memory_limit: 10MiB is below 64MiB; 0 derives it from the cgroup's limit`}},
 		{"embedded broker on the server port", []string{"kafka: {embedded: {listen: '127.0.0.1:3000'}}"},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"net"
 	"net/url"
 	"reflect"
@@ -40,13 +39,16 @@ func (v *validator) errorf(field, format string, args ...any) {
 	v.probs.add(v.c.origins.at(field), field, ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// errorfNear is errorf for a rule that involves another field: when field
-// still has its default value, the problem is reported at near if the user
-// set that ("mode: managed" for a missing managed.upstream).
+// errorfNear is errorf for a rule that involves another field: when the
+// user did not set field itself, the problem is reported at near if the user
+// set that ("mode: managed" for a missing managed.upstream, "max_bytes:
+// 100MiB" for the default reserve_bytes it falls under).
 func (v *validator) errorfNear(field, near, format string, args ...any) {
 	at := v.c.origins.at(field)
-	if n := v.c.origins.at(near); at.rank == defaultRank && n.rank != defaultRank && n.rank != math.MaxInt {
-		at = n
+	if f, set := v.c.origins[field]; !set || f.rank == defaultRank {
+		if n, set := v.c.origins[near]; set && n.rank != defaultRank {
+			at = n
+		}
 	}
 	v.probs.add(at, field, ErrInvalid, fmt.Sprintf(format, args...))
 }
@@ -152,11 +154,8 @@ func (v *validator) buffer() {
 		v.errorf("buffer.dir", "must not be empty")
 	}
 	v.positive("buffer.max_bytes", int64(b.MaxBytes))
-	switch {
-	case b.ReserveBytes <= 0:
+	if b.ReserveBytes <= 0 {
 		v.errorf("buffer.reserve_bytes", "must be greater than 0: it keeps the disk from filling up, which Pebble treats as fatal")
-	case b.MaxBytes > 0 && b.ReserveBytes >= b.MaxBytes:
-		v.errorf("buffer.reserve_bytes", "%s must be less than buffer.max_bytes (%s)", b.ReserveBytes, b.MaxBytes)
 	}
 	if b.MaxAge < 0 {
 		v.errorf("buffer.max_age", "must not be negative (0 keeps records forever)")
@@ -168,11 +167,30 @@ func (v *validator) buffer() {
 	if b.Partitions < 1 || b.Partitions > 256 {
 		v.errorf("buffer.partitions", "must be from 1 to 256, got %d", b.Partitions)
 	}
+	if b.ReserveBytes > 0 && b.MaxBytes > 0 && b.ReserveBytes >= b.MaxBytes {
+		v.errorfNear("buffer.reserve_bytes", "buffer.max_bytes", "%s leaves nothing of buffer.max_bytes (%s) for records; lower reserve_bytes or raise max_bytes",
+			b.ReserveBytes, b.MaxBytes)
+	}
 	v.positive("buffer.memtable_size", int64(b.MemtableSize))
-	if b.MemtableSize > 0 && b.MaxBytes > 0 && b.MemtableSize >= b.MaxBytes {
+	switch {
+	case b.MemtableSize > 0 && b.MemtableSize < MinMemtableSize:
+		v.errorf("buffer.memtable_size", "%s is too small: at least %s (Pebble fails to open with tiny memtables)", b.MemtableSize, MinMemtableSize)
+	case b.MemtableSize >= MaxMemtableSize:
+		v.errorf("buffer.memtable_size", "%s is too large: Pebble takes memtables up to %d bytes (just under 4GiB)", b.MemtableSize, int64(MaxMemtableSize-1))
+	case b.MemtableSize > 0 && b.MaxBytes > 0 && b.MemtableSize >= b.MaxBytes:
 		v.errorf("buffer.memtable_size", "%s must be less than buffer.max_bytes (%s)", b.MemtableSize, b.MaxBytes)
 	}
 }
+
+// The range of buffer.memtable_size. Pebble refuses memtables from
+// MaxMemtableSize up (its arena is addressed with 32-bit offsets) and panics
+// on open when one is smaller than an empty memtable's arena (some KiB);
+// buffer.Open refuses sizes under MinMemtableSize, the size Pebble starts its
+// first memtable at.
+const (
+	MinMemtableSize = 256 * KiB
+	MaxMemtableSize = ByteSize(1<<32 - 1)
+)
 
 func (v *validator) upstreams() {
 	for _, name := range slices.Sorted(maps.Keys(v.c.Upstreams)) {
@@ -180,11 +198,15 @@ func (v *validator) upstreams() {
 		if len(u.URLs) == 0 {
 			v.errorf(p+".urls", "at least one URL is required")
 		}
+		bases := make([]string, len(u.URLs))
 		for i, raw := range u.URLs {
 			field := fmt.Sprintf("%s.urls[%d]", p, i)
 			if msg := checkURL(raw); msg != "" {
 				v.errorf(field, "%q %s", raw, msg)
-			} else if j := slices.Index(u.URLs, raw); j < i {
+				continue
+			}
+			bases[i] = urlBase(raw)
+			if j := slices.Index(bases, bases[i]); j < i {
 				v.errorf(field, "%q is listed twice (also at urls[%d])", raw, j)
 			}
 		}
@@ -215,8 +237,17 @@ func checkURL(raw string) string {
 		return "has no host"
 	case u.RawQuery != "" || u.Fragment != "":
 		return "must not have a query or fragment"
+	case u.User != nil:
+		return "must not carry a user name or password"
 	}
 	return ""
+}
+
+// urlBase is what makes two upstream URLs the same node: scheme, host and
+// path without trailing slashes (routing.NewUpstream refuses duplicates).
+func urlBase(raw string) string {
+	u, _ := url.Parse(raw)
+	return u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/")
 }
 
 func (v *validator) kafka() {
@@ -236,12 +267,13 @@ func (v *validator) kafka() {
 		for i, b := range c.Brokers {
 			v.hostPort(fmt.Sprintf("%s.brokers[%d]", p, i), b, false)
 		}
-		if c.ClientID == "" {
-			v.errorf(p+".client_id", "must not be empty")
+		if c.ClientID == "" || len(c.ClientID) > maxKafkaClientID {
+			v.errorf(p+".client_id", "must be 1 to %d bytes long", maxKafkaClientID)
 		}
 		oneOf(v, p+".compression", c.Compression, CompressionSnappy, CompressionLZ4, CompressionZstd, CompressionGzip, CompressionNone)
-		if c.MaxMessageBytes <= 0 || c.MaxMessageBytes > math.MaxInt32 {
-			v.errorf(p+".max_message_bytes", "must be from 1 to %d bytes, got %d", math.MaxInt32, c.MaxMessageBytes)
+		if c.MaxMessageBytes < MinKafkaMessageBytes || c.MaxMessageBytes > MaxKafkaMessageBytes {
+			v.errorf(p+".max_message_bytes", "must be from %d to %d bytes (%s less 256), got %d",
+				int64(MinKafkaMessageBytes), int64(MaxKafkaMessageBytes), MaxKafkaMessageBytes+256, int64(c.MaxMessageBytes))
 		}
 		if c.DeadLetterTopic != "" {
 			if msg := checkTopic(c.DeadLetterTopic); msg != "" {
@@ -269,6 +301,16 @@ func (v *validator) kafka() {
 		}
 	}
 }
+
+// The range of kafka.clusters.*.max_message_bytes: the Kafka client (franz-go)
+// refuses record batches under 512 bytes or over its 100MiB request limit, and
+// a batch is one message plus up to 256 bytes of framing.
+const (
+	MinKafkaMessageBytes = ByteSize(512 - 256)
+	MaxKafkaMessageBytes = 100*MiB - 256
+
+	maxKafkaClientID = 256 // the Kafka client refuses longer ids
+)
 
 // checkTopic returns why name is not a valid Kafka topic name, or "".
 func checkTopic(name string) string {
@@ -474,6 +516,8 @@ func (v *validator) auth() {
 			v.errorf(field+".public_key", "required: the relay's public key (baton credentials show)")
 		} else if b, err := base64.RawURLEncoding.DecodeString(r.PublicKey); err != nil || len(b) != 32 {
 			v.errorf(field+".public_key", "not an Ed25519 public key in base64url without padding (43 characters)")
+		} else if !IsEd25519Point(b) {
+			v.errorf(field+".public_key", "not an Ed25519 public key: not a point on the curve (copy it from `baton credentials show` of that relay)")
 		}
 	}
 }
@@ -508,8 +552,14 @@ func (v *validator) telemetry() {
 			v.errorf("telemetry.metrics_listen", "%q is also server.listen; use another port", t.MetricsListen)
 		}
 	}
-	if v.c.UsesEmbeddedKafka() && sameFixedPort(v.c.Kafka.Embedded.Listen, v.c.Server.Listen) {
-		v.errorfNear("kafka.embedded.listen", "server.listen", "%q is also server.listen; use another port", v.c.Server.Listen)
+	if v.c.UsesEmbeddedKafka() {
+		k := v.c.Kafka.Embedded.Listen
+		switch {
+		case sameFixedPort(k, v.c.Server.Listen):
+			v.errorfNear("kafka.embedded.listen", "server.listen", "%q is also server.listen; use another port", v.c.Server.Listen)
+		case t.MetricsListen != "" && sameFixedPort(k, t.MetricsListen):
+			v.errorfNear("kafka.embedded.listen", "telemetry.metrics_listen", "%q is also telemetry.metrics_listen; use another port", t.MetricsListen)
+		}
 	}
 }
 
@@ -523,11 +573,29 @@ func (v *validator) runtime() {
 	}
 }
 
-// sameFixedPort reports whether two listen addresses are the same one; port 0
-// (any free port) never collides.
+// sameFixedPort reports whether two listen addresses would collide: the same
+// port, and the same host or either one a wildcard (":3000" also takes
+// 127.0.0.1:3000). Port 0 (any free port) never collides.
 func sameFixedPort(a, b string) bool {
-	if _, port, err := net.SplitHostPort(a); err == nil && port == "0" {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	if pa != pb || pa == "0" {
 		return false
 	}
-	return a == b
+	ha, hb = listenHost(ha), listenHost(hb)
+	return ha == hb || ha == "" || hb == ""
+}
+
+// listenHost normalises a listen host: "" for every wildcard form.
+func listenHost(h string) string {
+	switch h {
+	case "", "0.0.0.0", "::", "[::]":
+		return ""
+	case "localhost":
+		return "127.0.0.1"
+	}
+	return h
 }

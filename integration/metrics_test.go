@@ -66,16 +66,17 @@ func TestBufferInspect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pending int64
+	var pending, items int64
 	for _, s := range streams {
 		if relay.StreamClass(s.Stream).String() == "error" {
 			pending += s.Pending
+			items += s.PendingWeight
 			if s.Pending > 0 && (s.Oldest.IsZero() || s.PendingBytes <= 0) {
 				t.Errorf("stream %d: %+v", s.Stream, s)
 			}
 		}
 	}
-	if pending != 3 {
-		t.Fatalf("inspect shows %d pending error records, want 3: %+v", pending, streams)
+	if pending != 3 || items != 3 {
+		t.Fatalf("inspect shows %d pending error records of %d items, want 3 of 3: %+v", pending, items, streams)
 	}
 }

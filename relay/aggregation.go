@@ -118,7 +118,7 @@ func (a *aggregation) read(ctx context.Context, s buffer.Stream) {
 		for i := range recs {
 			var rec record
 			if err := decodeRecord(recs[i].Value, &rec, &decoded); err != nil {
-				a.insert(s, insertedRec{seq: recs[i].Seq, corrupt: true}, aggregate.Scope{}, nil)
+				a.insert(s, insertedRec{seq: recs[i].Seq, items: int(recordItems(recs[i].Value)), corrupt: true}, aggregate.Scope{}, nil)
 				continue
 			}
 			buckets = buckets[:0]
@@ -340,7 +340,7 @@ func (a *aggregation) ack() {
 		}
 		for _, rec := range done {
 			if rec.corrupt {
-				a.r.outcomes.dropped[envelope.ClassMetric][ReasonCorrupt].add(1, 0)
+				a.r.outcomes.dropped[envelope.ClassMetric][ReasonCorrupt].add(1, rec.items)
 			} else {
 				a.r.outcomes.aggregated[envelope.ClassMetric].add(1, rec.items)
 			}

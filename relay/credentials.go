@@ -15,12 +15,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/baton-relay/baton/config"
 )
 
 // Header names of signed relay-to-relay requests.
@@ -225,10 +226,22 @@ func LoadCredentials(path string) (*Credentials, error) {
 		if !errors.Is(err, ErrInvalidCredentials) {
 			err = fmt.Errorf("%w: %w", ErrInvalidCredentials, err)
 		}
-		return nil, fmt.Errorf("relay: credentials %s: %w; fix the file or replace it with `baton credentials generate --overwrite`", path, err)
+		return nil, &credFileError{path: path, err: err}
 	}
 	return &c, nil
 }
+
+// credFileError is a credentials file that does not parse or lacks a field.
+type credFileError struct {
+	path string
+	err  error // wraps ErrInvalidCredentials
+}
+
+func (e *credFileError) Error() string {
+	return fmt.Sprintf("relay: credentials %s: %v; fix the file or replace it with `baton credentials generate --overwrite`", e.path, e.err)
+}
+
+func (e *credFileError) Unwrap() error { return e.err }
 
 // Save writes c to path as credentials.json with mode 0600, atomically (temp
 // file, fsync, link into place). It creates missing parent directories with
@@ -418,37 +431,9 @@ func credFormatUUID(u [16]byte) string {
 	return string(b[:])
 }
 
-// sigCurve holds p = 2^255-19 and d = -121665/121666 mod p.
-var sigCurve = func() (c struct{ p, d *big.Int }) {
-	c.p = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
-	inv := new(big.Int).ModInverse(big.NewInt(121666), c.p)
-	c.d = new(big.Int).Mul(big.NewInt(-121665), inv)
-	c.d.Mod(c.d, c.p)
-	return c
-}()
-
-// sigOnCurve reports whether a 32-byte compressed Edwards point decompresses,
-// exactly as curve25519-dalek's decompress (which Relay's key parsing uses):
-// y is taken mod p (non-canonical encodings accepted), and the point exists
-// iff x² = (y²-1)/(d·y²+1) is a square mod p.
-func sigOnCurve(b []byte) bool {
-	be := make([]byte, 32) // big-endian y
-	for i := range 32 {
-		be[31-i] = b[i]
-	}
-	be[0] &= 0x7f // drop the sign bit of x
-	p := sigCurve.p
-	y := new(big.Int).SetBytes(be)
-	y2 := new(big.Int).Mul(y, y)
-	y2.Mod(y2, p)
-	u := new(big.Int).Sub(y2, big.NewInt(1))
-	v := new(big.Int).Mul(sigCurve.d, y2)
-	v.Add(v, big.NewInt(1))
-	v.ModInverse(v.Mod(v, p), p) // d·y²+1 ≠ 0: -1/d is not a square
-	x2 := u.Mul(u, v)
-	x2.Mod(x2, p)
-	return big.Jacobi(x2, p) >= 0
-}
+// sigOnCurve reports whether a 32-byte compressed Edwards point
+// decompresses (see config.IsEd25519Point, which config validation uses too).
+func sigOnCurve(b []byte) bool { return config.IsEd25519Point(b) }
 
 // ---- signatures ----
 

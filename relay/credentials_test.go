@@ -563,7 +563,9 @@ func TestCredParseRelayID(t *testing.T) {
 // TestSigOnCurve checks the decompression test against an independent
 // computation (ModSqrt and the curve equation) for small y, both signs.
 func TestSigOnCurve(t *testing.T) {
-	p, d := sigCurve.p, sigCurve.d
+	p := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+	d := new(big.Int).Mul(big.NewInt(-121665), new(big.Int).ModInverse(big.NewInt(121666), p))
+	d.Mod(d, p)
 	valid, invalid := 0, 0
 	for y := int64(0); y < 200; y++ {
 		yy := big.NewInt(y)

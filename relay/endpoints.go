@@ -224,13 +224,14 @@ type BodyStats struct {
 
 // Stats returns the outcome counters and the buffer's backlog.
 func (r *Relay) Stats() Stats {
+	bs := r.buf.Stats()
+	pending := byClass(bs.Streams)
 	st := Stats{
-		Classes:   r.outcomes.snapshot(),
+		Classes:   r.outcomes.snapshot(&r.recovered, &pending),
 		Rejected:  r.rejected.snapshot(),
-		Recovered: r.recovered,
+		Recovered: total(&r.recovered),
 		Bodies:    BodyStats{InUse: r.bodies.Used(), Peak: r.bodies.Peak(), Budget: r.bodies.Max()},
 	}
-	bs := r.buf.Stats()
 	st.Pending = bs.Pending
 	for _, s := range bs.Streams {
 		if IsPendingStream(s.Stream) {

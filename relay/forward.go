@@ -95,7 +95,7 @@ func (f *forwarder) forward(ctx context.Context) bool {
 	for i := range f.recs {
 		var rec record
 		if err := decodeRecord(f.recs[i].Value, &rec, &f.envs); err != nil {
-			f.r.outcomes.dropped[f.class][ReasonCorrupt].add(1, 0)
+			f.r.outcomes.dropped[f.class][ReasonCorrupt].add(1, int(recordItems(f.recs[i].Value)))
 			continue
 		}
 		if f.class == envelope.ClassReplay && !f.checkReplay(rec.Envelope) {

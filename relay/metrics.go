@@ -16,7 +16,7 @@ import (
 func (r *Relay) startMetrics() error {
 	ln, err := net.Listen("tcp", r.cfg.Telemetry.MetricsListen)
 	if err != nil {
-		return fmt.Errorf("relay: metrics listen on %s: %w (set telemetry.metrics_listen)", r.cfg.Telemetry.MetricsListen, err)
+		return listenError("telemetry.metrics_listen", r.cfg.Telemetry.MetricsListen, err)
 	}
 	r.metricsLn = ln
 	r.metricsSrv = &fasthttp.Server{Handler: r.handleMetrics, Name: "baton", NoDefaultContentType: true}
@@ -99,6 +99,10 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 	gauge("baton_body_bytes_peak", "The most memory request bodies held at once since start.", st.Bodies.Peak)
 	gauge("baton_body_budget_bytes", "The memory budget of request bodies (server.max_inflight_bytes).", st.Bodies.Budget)
 	gauge("baton_buffer_pending_records", "Records in the buffer not yet delivered or dropped.", bs.Pending)
+	b = append(b, "# HELP baton_buffer_pending_items Envelope items in the buffer not yet delivered or dropped, by traffic class.\n# TYPE baton_buffer_pending_items gauge\n"...)
+	for _, c := range classes {
+		b = fmt.Appendf(b, "baton_buffer_pending_items{class=%q} %d\n", c, st.Classes[c].Pending.Items)
+	}
 	if l := debug.SetMemoryLimit(-1); l < math.MaxInt64 {
 		gauge("baton_memory_limit_bytes", "The Go runtime's soft memory limit (runtime.memory_limit, GOMEMLIMIT, or derived from the cgroup's limit); absent when there is none.", l)
 	}

@@ -3,6 +3,7 @@ package relay
 import (
 	"sync/atomic"
 
+	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
 )
 
@@ -39,12 +40,16 @@ var reasonNames = [numReasons]string{
 func (r Reason) String() string { return reasonNames[r] }
 
 // outcomes counts records and items per class. Counters only grow; the
-// accounting identity is
+// accounting identity is, per class, for records and for items:
 //
 //	recovered + accepted + produced = delivered + dropped + aggregated + pending
 //
 // where recovered is what the buffer held at start and pending what it holds
-// now (see Relay.Stats).
+// now (see Relay.Stats). The buffer keeps each stream's pending items (the
+// record header's count, through Options.Weigh) in its metadata, so both are
+// known without reading records, and it reports the items of what it drops.
+// Items balance for every class but metric under metrics.aggregate, whose
+// drops count statsd lines and buckets rather than envelope items.
 type outcomes struct {
 	accepted  [envelope.NumClasses]counter
 	delivered [envelope.NumClasses]counter
@@ -77,6 +82,10 @@ type ClassOutcomes struct {
 	// records of aggregated buckets Baton wrote (items are buckets).
 	Aggregated Count `json:"aggregated,omitzero"`
 	Produced   Count `json:"produced,omitzero"`
+	// Recovered is what the buffer held at start, Pending what it holds now
+	// (including records waiting for their project's config).
+	Recovered Count `json:"recovered,omitzero"`
+	Pending   Count `json:"pending,omitzero"`
 }
 
 // Count is a number of buffer records and the envelope items they carry.
@@ -87,12 +96,15 @@ type Count struct {
 
 func (c *counter) load() Count { return Count{c.records.Load(), c.items.Load()} }
 
-func (o *outcomes) snapshot() map[string]ClassOutcomes {
+// snapshot returns the counters of every class that has any, with what the
+// buffer held at start (recovered) and holds now (pending).
+func (o *outcomes) snapshot(recovered, pending *[envelope.NumClasses]Count) map[string]ClassOutcomes {
 	m := make(map[string]ClassOutcomes)
 	for c := range envelope.NumClasses {
 		co := ClassOutcomes{
 			Accepted: o.accepted[c].load(), Delivered: o.delivered[c].load(), DeadLettered: o.deadLettered[c].load(),
 			Aggregated: o.aggregated[c].load(), Produced: o.produced[c].load(),
+			Recovered: recovered[c], Pending: pending[c],
 		}
 		for r := range numReasons {
 			if d := o.dropped[c][r].load(); d.Records > 0 || d.Items > 0 {
@@ -102,9 +114,28 @@ func (o *outcomes) snapshot() map[string]ClassOutcomes {
 				co.Dropped[r.String()] = d
 			}
 		}
-		if co.Accepted.Records+co.Delivered.Records+co.Produced.Records > 0 || co.Dropped != nil {
+		if co.Accepted.Records+co.Delivered.Records+co.Produced.Records+co.Recovered.Records+co.Pending.Records > 0 || co.Dropped != nil {
 			m[c.String()] = co
 		}
 	}
 	return m
+}
+
+// byClass sums the records and items of buffer streams per traffic class.
+func byClass(streams []buffer.StreamStats) (per [envelope.NumClasses]Count) {
+	for _, s := range streams {
+		if c := StreamClass(s.Stream); c < envelope.NumClasses {
+			per[c].Records += s.Pending
+			per[c].Items += s.PendingWeight
+		}
+	}
+	return per
+}
+
+func total(per *[envelope.NumClasses]Count) (t Count) {
+	for _, c := range per {
+		t.Records += c.Records
+		t.Items += c.Items
+	}
+	return t
 }

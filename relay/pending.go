@@ -114,7 +114,7 @@ func (rl *releaser) sort() (waiting int) {
 		var rec record
 		val := rl.recs[i].Value
 		if err := decodeRecord(val, &rec, &rl.decoded); err != nil {
-			rl.drops = append(rl.drops, drop{why: ReasonCorrupt})
+			rl.drops = append(rl.drops, drop{why: ReasonCorrupt, items: int(recordItems(val))})
 			continue
 		}
 		adm := rl.r.projects().admit(rec.ProjectID, rec.PublicKey, rec.Origin)

@@ -180,6 +180,18 @@ func (s *slab) reset() {
 	s.buf = s.buf[:0]
 }
 
+// recordItems is the item count in the header of a stored record, without
+// decoding the rest: the buffer's Weigh, so that the buffer keeps each
+// stream's pending items. Whatever drops a record counts this many items,
+// also for a record that does not decode, so the per-class item identity
+// holds even then. A record too short to have a count weighs 0.
+func recordItems(b []byte) int64 {
+	if len(b) < 4 || b[0] < 1 || b[0] > recordVersionCompressed {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint16(b[2:]))
+}
+
 func cutShort(b []byte) (field, rest []byte, ok bool) {
 	if len(b) < 1 || len(b) < 1+int(b[0]) {
 		return nil, nil, false

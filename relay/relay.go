@@ -80,7 +80,7 @@ type Relay struct {
 	maxEnvelope [envelope.NumClasses]int // largest class envelope its sink takes; 0 is any
 	outcomes    outcomes
 	rejected    rejections
-	recovered   Count // what the buffer held when it was opened
+	recovered   [envelope.NumClasses]Count // what the buffer held when it was opened, per class
 
 	forwardUnknown func(*fasthttp.RequestCtx)
 
@@ -119,7 +119,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	var sign func(*fasthttp.Request)
 	if cfg.Mode == config.ModeManaged {
 		if r.creds, err = loadOrCreateCredentials(cfg.CredentialsFile(), r.log); err != nil {
-			return nil, fmt.Errorf("relay: managed mode needs relay credentials (%s): %w", cfg.CredentialsFile(), err)
+			return nil, credentialsError(cfg.CredentialsFile(), err)
 		}
 		sign = r.creds.signRequest
 		if r.downstream, err = newDownstream(cfg); err != nil {
@@ -163,10 +163,9 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	r.buf, err = buffer.Open(cfg.Buffer.Dir, r.bufferOptions())
 	if err != nil {
 		r.sinks.close(context.Background())
-		return nil, fmt.Errorf("relay: open buffer in %s: %w", cfg.Buffer.Dir, err)
+		return nil, bufferDirError(cfg.Buffer.Dir, err)
 	}
-	st := r.buf.Stats()
-	r.recovered = Count{Records: st.Pending}
+	r.recovered = byClass(r.buf.Stats().Streams)
 	if r.sinks.upstream != nil && cfg.Server.ForwardUnknown {
 		r.forwardUnknown = r.forwardAPI
 	}
@@ -214,7 +213,7 @@ func (r *Relay) Start() error {
 		ln, err = net.Listen("tcp", r.cfg.Server.Listen)
 		if err != nil {
 			r.Close()
-			return fmt.Errorf("relay: listen on %s: %w (is another process using it? set server.listen)", r.cfg.Server.Listen, err)
+			return listenError("server.listen", r.cfg.Server.Listen, err)
 		}
 	}
 	r.listener = ln
@@ -395,7 +394,8 @@ func (r *Relay) bufferOptions() buffer.Options {
 		MaxAge:       b.MaxAge,
 		MemTableSize: uint64(b.MemtableSize),
 		Logger:       storeLogger{r.log},
-		OnDrop: func(s buffer.Stream, records int, _ int64, reason string) {
+		Weigh:        recordItems,
+		OnDrop: func(s buffer.Stream, records int, _, items int64, reason string) {
 			why := ReasonExpired
 			switch reason {
 			case buffer.DropBufferFull:
@@ -403,7 +403,7 @@ func (r *Relay) bufferOptions() buffer.Options {
 			case buffer.DropCorrupt:
 				why = ReasonCorrupt
 			}
-			r.outcomes.dropped[StreamClass(s)][why].add(records, 0)
+			r.outcomes.dropped[StreamClass(s)][why].add(records, int(items))
 		},
 		DropOldest: func(s buffer.Stream) bool {
 			return r.cfg.RouteFor(StreamClass(s)).WhenFull == "drop_oldest"
@@ -438,6 +438,12 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 }
 
 // InspectBuffer reads the state of every stream of the buffer in dir
-// without modifying it. Baton must be stopped: Pebble holds a lock on a
-// buffer in use.
-func InspectBuffer(dir string) ([]buffer.StreamStats, error) { return buffer.Inspect(dir) }
+// without modifying it; PendingWeight is the pending envelope items. Baton must be stopped: a buffer in use is locked
+// (a *StartupError naming the holder).
+func InspectBuffer(dir string) ([]buffer.StreamStats, error) {
+	st, err := buffer.Inspect(dir)
+	if errors.Is(err, buffer.ErrLocked) {
+		return nil, bufferDirError(dir, err)
+	}
+	return st, err
+}

@@ -233,7 +233,10 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 	}
 	streams, err := relay.InspectBuffer(*dir)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		var se *relay.StartupError
+		if errors.As(err, &se) {
+			fmt.Fprintf(stderr, "baton: %v\n", err)
+		} else if errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(stderr, "baton: no buffer in %s (pass --data-dir)\n", *dir)
 		} else {
 			fmt.Fprintf(stderr, "baton: inspect %s: %v (is baton still running? stop it first)\n", *dir, err)
@@ -241,7 +244,7 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "stream\tclass\tpartition\tpending\tbytes\toldest age\twatermark\t")
+	fmt.Fprintln(tw, "stream\tclass\tpartition\tpending\titems\tbytes\toldest age\twatermark\t")
 	for _, s := range streams {
 		age := "-"
 		if !s.Oldest.IsZero() {
@@ -254,8 +257,8 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 		case relay.IsFlushedStream(s.Stream):
 			class += " (aggregated)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%d\t\n", s.Stream, class, uint32(s.Stream)&0xff,
-			s.Pending, s.PendingBytes, age, s.Watermark)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t\n", s.Stream, class, uint32(s.Stream)&0xff,
+			s.Pending, s.PendingWeight, s.PendingBytes, age, s.Watermark)
 	}
 	_ = tw.Flush()
 	return exitOK
