@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -31,34 +32,37 @@ type sinks struct {
 }
 
 // openSinks opens the sink of every route; sign, when set, signs every
-// upstream request (managed mode).
-func openSinks(cfg config.Config, set Settings, out *outcomes, sign func(*fasthttp.Request)) (s *sinks, err error) {
-	s = &sinks{kafka: map[string]*routing.Kafka{}, upstreams: map[string]*routing.Upstream{}}
-	defer func() {
-		if err != nil {
-			s.close(context.Background())
-		}
-	}()
+// upstream request (managed mode). On error it closes what it opened.
+func openSinks(cfg config.Config, set Settings, out *outcomes, sign func(*fasthttp.Request)) (*sinks, error) {
+	s := &sinks{kafka: map[string]*routing.Kafka{}, upstreams: map[string]*routing.Upstream{}}
+	if err := s.open(cfg, set, out, sign); err != nil {
+		_ = s.close(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *sinks) open(cfg config.Config, set Settings, out *outcomes, sign func(*fasthttp.Request)) error {
 	for _, c := range envelope.Classes() {
 		rt := cfg.RouteFor(c)
 		switch {
 		case rt.Kafka != "":
 			k, err := s.kafkaCluster(cfg, rt.Kafka, out)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			s.route[c] = k.Topic(rt.Topic)
 		case rt.Upstream != "":
 			u, err := s.upstreamPool(cfg, rt.Upstream, set, sign)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			s.route[c] = u
 		default:
-			return nil, fmt.Errorf("relay: class %s has no route (config validation should have caught this)", c)
+			return fmt.Errorf("relay: class %s has no route (config validation should have caught this)", c)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 func (s *sinks) kafkaCluster(cfg config.Config, name string, out *outcomes) (*routing.Kafka, error) {
@@ -100,13 +104,15 @@ func (s *sinks) kafkaCluster(cfg config.Config, name string, out *outcomes) (*ro
 // development default, so that a fresh checkout has somewhere to deliver.
 // Every class topic exists from the start so consumers can subscribe early.
 func (s *sinks) startEmbedded(cfg config.Config) (string, error) {
-	host, portStr, err := net.SplitHostPort(cfg.Kafka.Embedded.Listen)
+	addr := cfg.Kafka.Embedded.Listen
+	// Listen first, so a taken port is a plain error naming the address.
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("relay: kafka.embedded.listen %q: %w", cfg.Kafka.Embedded.Listen, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return "", fmt.Errorf("relay: kafka.embedded.listen %q: bad port", cfg.Kafka.Embedded.Listen)
+		var sys *os.SyscallError
+		if errors.As(err, &sys) {
+			err = sys.Err // "address already in use", without the repetition
+		}
+		return "", fmt.Errorf("relay: embedded kafka: listen on %s: %w (another Baton or a local Kafka? set kafka.embedded.listen)", addr, err)
 	}
 	var topics []string
 	for _, c := range envelope.Classes() {
@@ -116,9 +122,12 @@ func (s *sinks) startEmbedded(cfg config.Config) (string, error) {
 	}
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
-		kfake.Ports(port),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+			if l := ln; l != nil {
+				ln = nil
+				return l, nil
+			}
+			return net.Listen(network, addr)
 		}),
 		kfake.AllowAutoTopicCreation(),
 		kfake.SeedTopics(1, topics...),
@@ -126,7 +135,10 @@ func (s *sinks) startEmbedded(cfg config.Config) (string, error) {
 		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "10000"}),
 	)
 	if err != nil {
-		return "", fmt.Errorf("relay: start embedded kafka on %s: %w (is the port free? set kafka.embedded.listen)", cfg.Kafka.Embedded.Listen, err)
+		if ln != nil {
+			ln.Close()
+		}
+		return "", fmt.Errorf("relay: embedded kafka on %s: %w", addr, err)
 	}
 	s.embedded = c
 	if err := limitRetention(c, topics, int64(cfg.Kafka.Embedded.RetentionBytes)); err != nil {
