@@ -47,6 +47,12 @@ const (
 	DefaultKafkaMaxBufferedBytes = 64 << 20
 )
 
+// kafkaMetadataMinAge is the least time between the metadata refreshes that
+// errors trigger (franz-go's default is 5 s). It bounds how long a deleted,
+// moved or recreated topic goes unnoticed: a recreated one stalls its route
+// until the client sees the new topic id.
+const kafkaMetadataMinAge = time.Second
+
 var (
 	// ErrNoBrokers is returned by NewKafka without seed brokers.
 	ErrNoBrokers = errors.New("routing: kafka: no brokers")
@@ -137,6 +143,11 @@ type Kafka struct {
 
 	health kafkaHealth
 
+	// purgeMu guards purges: generation counts them per topic, so that
+	// of the Sends that saw one recreation only the first purges.
+	purgeMu    sync.Mutex
+	generation map[string]uint64
+
 	closed atomic.Bool
 }
 
@@ -177,7 +188,7 @@ func NewKafka(opts KafkaOptions) (*Kafka, error) {
 		}
 		return int32(min(opts.MaxMessageBytes+kafkaBatchOverhead, 1<<30))
 	}
-	k := &Kafka{opts: opts}
+	k := &Kafka{opts: opts, generation: map[string]uint64{}}
 	k.health.sasl = opts.SASL.Mechanism != ""
 	k.health.onChange = opts.OnFault
 	base := []kgo.Opt{
@@ -186,6 +197,7 @@ func NewKafka(opts KafkaOptions) (*Kafka, error) {
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerBatchMaxBytesFn(maxBatch),
 		kgo.MaxBufferedBytes(opts.MaxBufferedBytes),
+		kgo.MetadataMinAge(kafkaMetadataMinAge),
 		kgo.WithHooks(&k.health),
 	}
 	if opts.TLS != nil {
@@ -339,9 +351,22 @@ func (t *kafkaTopic) Send(ctx context.Context, msgs []Message, errs []error) {
 		}
 	}
 
+	gen := k.topicGeneration(t.topic)
 	kb := getKafkaBatch()
 	recs := kb.build(t.topic, msgs)
-	outcome, finished := k.produce(pctx, recs)
+	outcome, finished := k.produce(pctx, recs, nil)
+	if again := recreated(outcome, k.topicGeneration(t.topic) != gen); len(again) > 0 && pctx.Err() == nil {
+		// The topic was deleted and created again: franz-go fails it
+		// with UNKNOWN_TOPIC_ID until it is purged from the client,
+		// and then produces to the new topic. Purge once and produce
+		// the failed records again.
+		k.purge(t.topic, gen)
+		retried, fin := k.produce(pctx, recs, again)
+		for _, i := range again {
+			outcome[i] = retried[i]
+		}
+		finished = finished && fin
+	}
 
 	// Second pass, sequential: isolate record-level rejections and route
 	// oversized records to the dead-letter topic.
@@ -389,23 +414,83 @@ func (t *kafkaTopic) Send(ctx context.Context, msgs []Message, errs []error) {
 	}
 }
 
-// produce hands recs to the client and waits for their promises until ctx
-// is done or the cluster starts refusing Baton. Records over
-// MaxMessageBytes are not produced: their slot is errOversize.
-func (k *Kafka) produce(ctx context.Context, recs []kgo.Record) ([]error, bool) {
+// produce hands recs to the client (only those at the indexes in only,
+// when given) and waits for their promises until ctx is done or the
+// cluster starts refusing Baton. Records over MaxMessageBytes are not
+// produced: their slot is errOversize. Slots not in only are nil.
+func (k *Kafka) produce(ctx context.Context, recs []kgo.Record, only []int) ([]error, bool) {
 	refused := k.health.refusal()
 	c := newProduceCall(len(recs))
-	for i := range recs {
+	one := func(i int) {
 		r := &recs[i]
 		if recordSize(r) > k.opts.MaxMessageBytes {
 			c.results[i] = errOversize // only Send writes this slot
-			continue
+			return
 		}
 		c.produce()
 		k.cl.Produce(ctx, r, c.promise(i))
 	}
+	if only == nil {
+		for i := range recs {
+			one(i)
+		}
+	} else {
+		for i := range c.results {
+			c.results[i] = nil
+		}
+		for _, i := range only {
+			c.results[i] = errNotFinished
+			one(i)
+		}
+	}
 	c.handed()
 	return c.wait(ctx, refused)
+}
+
+// recreated returns the indexes of the records to produce again because
+// their topic was recreated: when one failed with UNKNOWN_TOPIC_ID, or the
+// topic was purged while they were buffered (purged: a concurrent Send
+// purged it), every record that failed retryably. Otherwise nil.
+func recreated(outcome []error, purged bool) []int {
+	var again []int
+	found := purged
+	for i, err := range outcome {
+		if errors.Is(err, kerr.UnknownTopicID) {
+			found = true
+		}
+		if err != nil && err != errOversize && !errors.Is(err, errNotFinished) && kafkaErrClass(err) == kafkaRetry {
+			again = append(again, i)
+		}
+	}
+	if !found {
+		return nil
+	}
+	return again
+}
+
+// topicGeneration is the number of purges of topic so far.
+func (k *Kafka) topicGeneration(topic string) uint64 {
+	k.purgeMu.Lock()
+	defer k.purgeMu.Unlock()
+	return k.generation[topic]
+}
+
+// purge removes what the clients know of topic, unless another Send purged
+// it since generation gen: one recreation, one purge. Purging fails the
+// records of the topic still buffered; their Sends produce them again.
+func (k *Kafka) purge(topic string, gen uint64) {
+	k.purgeMu.Lock()
+	defer k.purgeMu.Unlock()
+	if k.generation[topic] != gen || k.closed.Load() {
+		return
+	}
+	k.generation[topic]++
+	k.cl.PurgeTopicsFromProducing(topic)
+	k.isoMu.Lock()
+	if k.iso != nil {
+		k.iso.PurgeTopicsFromProducing(topic)
+	}
+	k.isoMu.Unlock()
 }
 
 func (t *kafkaTopic) wrap(ctx context.Context, err error) error {
@@ -465,7 +550,11 @@ func (k *Kafka) deadLetter(ctx context.Context, r *kgo.Record, m *Message, reaso
 			kgo.RecordHeader{Key: HeaderDeadLetterTopic, Value: []byte(r.Topic)},
 		),
 	}
+	gen := k.topicGeneration(dlt)
 	if err := k.cl.ProduceSync(ctx, &rec).FirstErr(); err != nil {
+		if errors.Is(err, kerr.UnknownTopicID) {
+			k.purge(dlt, gen) // recreated: the next attempt produces to the new topic
+		}
 		if kafkaErrClass(err) == kafkaTooLarge {
 			return Permanent(fmt.Errorf("dead-letter topic %q: %w", dlt, err))
 		}

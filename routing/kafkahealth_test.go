@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // faultLog records OnFault calls: the kind, or "" for a recovery.
@@ -197,4 +200,55 @@ func TestKafkaTLS(t *testing.T) {
 			t.Logf("%v", h.Fault)
 		})
 	}
+}
+
+// A topic deleted and created again gets a new topic id, which franz-go
+// refuses (UNKNOWN_TOPIC_ID) until the topic is purged from the client:
+// Send purges it once and delivers to the new topic, also for Sends running
+// at the same time.
+func TestKafkaTopicRecreated(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, kfake.SeedTopics(2, "events"))
+	k := newTestKafka(t, c, KafkaOptions{})
+	if errs := send(t, k.Topic("events"), []Message{testMsg(1, "before")}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := adm.DeleteTopic(ctx, "events"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := adm.CreateTopic(ctx, 2, 1, nil, "events"); err != nil || r.Err != nil {
+		t.Fatal(err, r.Err)
+	}
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	results := make([][]error, 4)
+	for i := range results {
+		wg.Go(func() {
+			results[i] = send(t, k.Topic("events"), []Message{testMsg(uint64(i), "after-a"), testMsg(uint64(i), "after-b")})
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	for i, errs := range results {
+		for j, err := range errs {
+			if err != nil {
+				t.Errorf("send %d msg %d after the recreation: %v", i, j, err)
+			}
+		}
+	}
+	if took > 5*time.Second {
+		t.Errorf("delivering to the recreated topic took %s", took)
+	}
+	consumeAll(t, c, "events", 8)
+	t.Logf("delivered to the recreated topic in %s", took.Round(time.Millisecond))
 }
