@@ -81,8 +81,8 @@ type kafkaHealth struct {
 	conn   *KafkaFault
 	topics map[string]*KafkaFault
 	last   *KafkaFault // what onChange was last told
-	// refused is closed when a connection fault is set, and replaced
-	// when it clears: Sends waiting for the client stop waiting.
+	// refused is closed when a connection fault is set (Sends waiting
+	// for the client stop waiting); refusal makes a new one after.
 	refused chan struct{}
 	errs    [len(connectKinds)]atomic.Int64
 	// any and connSet mirror current() != nil and conn != nil, for the
@@ -126,22 +126,23 @@ func (h *kafkaHealth) update(fn func()) {
 	h.mu.Lock()
 	had := h.conn != nil
 	fn()
-	switch {
-	case h.refused == nil:
-	case !had && h.conn != nil:
-		close(h.refused)
-	case had && h.conn == nil:
-		h.refused = nil
-	}
 	cur := h.current()
+	// Before waking the waiters: they read connSet without mu.
 	h.any.Store(cur != nil)
 	h.connSet.Store(h.conn != nil)
+	var wake chan struct{}
+	if !had && h.conn != nil {
+		wake, h.refused = h.refused, nil // refusal makes a new one once it clears
+	}
 	changed := (cur == nil) != (h.last == nil) ||
 		cur != nil && (cur.Kind != h.last.Kind || cur.Topic != h.last.Topic)
 	h.last = cur
 	h.mu.Unlock()
 	if changed && h.onChange != nil {
 		h.onChange(cur)
+	}
+	if wake != nil {
+		close(wake) // after onChange: a woken Send finds the fault reported
 	}
 }
 
