@@ -14,21 +14,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 )
-
-// pendingWiring are settings being wired on other branches right now. The
-// lead engineer empties this list when merging them; nothing else belongs
-// here. A path ending in ".*" covers everything below it.
-//
-// TEMPORARY ALLOWLIST — do not add to it.
-var pendingWiring = []string{
-	"kafka.clusters.*.sasl.*", // Kafka helper
-	"kafka.clusters.*.tls.*",  // Kafka helper
-}
 
 // TestEverySettingIsRead fails for a field of the config schema that the
 // running program never reads: a setting that is validated and documented
@@ -103,16 +92,8 @@ func TestEverySettingIsRead(t *testing.T) {
 	}
 
 	var unread []string
-	covered, coveredRead := map[string]int{}, map[string]int{} // per pendingWiring entry
 	for _, leaf := range schemaLeaves(reflect.TypeFor[Config](), "") {
-		i := slices.IndexFunc(pendingWiring, func(p string) bool { return matchPath(p, leaf.path) })
-		switch {
-		case i >= 0:
-			covered[pendingWiring[i]]++
-			if read[leaf.key] {
-				coveredRead[pendingWiring[i]]++
-			}
-		case !read[leaf.key]:
+		if !read[leaf.key] {
 			unread = append(unread, fmt.Sprintf("%s (%s)", leaf.path, strings.TrimPrefix(leaf.key, configPath+".")))
 		}
 	}
@@ -121,24 +102,7 @@ func TestEverySettingIsRead(t *testing.T) {
 			"make it take effect (and test that through a running relay), or remove it from "+
 			"config.Config, default.yaml, validation and the docs", u)
 	}
-	for _, p := range pendingWiring {
-		switch {
-		case covered[p] == 0:
-			t.Errorf("pendingWiring lists %q, which matches no setting: remove it from the list", p)
-		case coveredRead[p] == covered[p]:
-			t.Errorf("pendingWiring lists %q, whose settings are all read now: remove it from the list", p)
-		}
-	}
 	t.Logf("checked in %v", time.Since(start).Round(time.Millisecond))
-}
-
-// matchPath reports whether pattern covers path: equal, or pattern ends in
-// ".*" and path is below the rest.
-func matchPath(pattern, path string) bool {
-	if prefix, ok := strings.CutSuffix(pattern, ".*"); ok {
-		return strings.HasPrefix(path, prefix+".")
-	}
-	return pattern == path
 }
 
 const configPath = "github.com/baton-relay/baton/config"

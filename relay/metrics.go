@@ -9,6 +9,8 @@ import (
 	"slices"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/routing"
 )
 
 // startMetrics serves /metrics in the Prometheus text format on
@@ -127,11 +129,32 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 	gauge("baton_buffer_disk_bytes", "Bytes of the buffer's files on disk.", int64(bs.DiskUsage))
 	counter("baton_buffer_commits_total", "Group commits (one fsync each under strict durability).")
 	b = fmt.Appendf(b, "baton_buffer_commits_total %d\n", bs.Commits)
+	if len(r.sinks.kafka) > 0 {
+		names := slices.Sorted(maps.Keys(r.sinks.kafka))
+		health := make([]routing.KafkaHealth, len(names))
+		for i, name := range names {
+			health[i] = r.sinks.kafka[name].Health()
+		}
+		b = fmt.Appendf(b, "# HELP baton_kafka_cluster_up 0 while the Kafka cluster refuses Baton (SASL, TLS or ACLs; see the log), else 1. An unreachable broker counts as up: see baton_kafka_connect_errors_total.\n# TYPE baton_kafka_cluster_up gauge\n")
+		for i, name := range names {
+			up := 1
+			if health[i].Fault != nil {
+				up = 0
+			}
+			b = fmt.Appendf(b, "baton_kafka_cluster_up{cluster=%q} %d\n", name, up)
+		}
+		counter("baton_kafka_connect_errors_total", "Failed connections to Kafka brokers, by cluster and kind: auth (SASL), tls, network.")
+		for i, name := range names {
+			for _, kind := range slices.Sorted(maps.Keys(health[i].ConnectErrors)) {
+				b = fmt.Appendf(b, "baton_kafka_connect_errors_total{cluster=%q,kind=%q} %d\n", name, kind, health[i].ConnectErrors[kind])
+			}
+		}
+	}
 	ready := int64(0)
 	if r.ready() {
 		ready = 1
 	}
-	gauge("baton_ready", "1 when the relay accepts traffic.", ready)
+	gauge("baton_ready", "1 when /api/relay/healthcheck/ready/ answers 200: the buffer takes appends and no Kafka cluster refuses Baton.", ready)
 	ctx.SetContentType("text/plain; version=0.0.4")
 	ctx.Response.SetBodyRaw(b)
 }

@@ -384,7 +384,17 @@ func (r *Relay) startForwarders() {
 	}
 }
 
-func (r *Relay) ready() bool { return !r.closing.Load() && r.buf.Ready() }
+// ready is what /ready answers: not while closing, while the buffer refuses
+// appends, or while a Kafka cluster refuses Baton (SASL, TLS or ACLs: a
+// setting to fix, which the buffer alone cannot ride out). An unreachable
+// destination does not count: the buffer is there for that.
+func (r *Relay) ready() bool {
+	if r.closing.Load() || !r.buf.Ready() {
+		return false
+	}
+	_, f := r.sinks.kafkaFault()
+	return f == nil
+}
 
 func (r *Relay) bufferOptions() buffer.Options {
 	b := r.cfg.Buffer

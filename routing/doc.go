@@ -16,7 +16,10 @@
 //     above MaxMessageBytes go to a dead-letter topic or fail Permanent.
 //     Because franz-go fails every record buffered on a partition when one
 //     batch is rejected, a rejected record is re-produced alone before it
-//     is declared Permanent, so its neighbours are never dropped.
+//     is declared Permanent, so its neighbours are never dropped. SASL, TLS
+//     and ACL refusals are retryable and reported by Kafka.Health and
+//     OnFault; a topic deleted and recreated is purged from the client
+//     and produced to again.
 //   - [Upstream] (NewUpstream): POSTs envelopes to a pool of upstream relays
 //     with fasthttp, compressed, with the client's auth and address, and
 //     sent_at moved forward by the time spent in the buffer. Public keys are

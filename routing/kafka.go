@@ -49,6 +49,12 @@ const (
 	DefaultKafkaMaxBufferedBytes = 64 << 20
 )
 
+// kafkaMetadataMinAge is the least time between the metadata refreshes that
+// errors trigger (franz-go's default is 5 s). It bounds how long a deleted,
+// moved or recreated topic goes unnoticed: a recreated one stalls its route
+// until the client sees the new topic id.
+const kafkaMetadataMinAge = time.Second
+
 var (
 	// ErrNoBrokers is returned by NewKafka without seed brokers.
 	ErrNoBrokers = errors.New("routing: kafka: no brokers")
@@ -106,6 +112,10 @@ type KafkaOptions struct {
 	// OnDeadLetter, if set, is called after a record reached the
 	// dead-letter topic (for metrics and logs). It must not block.
 	OnDeadLetter func(topic string, m *Message, reason string)
+	// OnFault, if set, is called when the cluster starts refusing Baton
+	// (SASL, TLS or ACLs; see KafkaFault) and, with nil, when it accepts
+	// it again: once per change, not per record. It must not block.
+	OnFault func(*KafkaFault)
 	// OnDataLoss, if set, is called when the broker reports that records
 	// of the idempotent producer may be lost (OutOfOrderSequenceNumber).
 	// The client resets its producer id and carries on.
@@ -132,6 +142,13 @@ type Kafka struct {
 	isoOpts []kgo.Opt
 	isoMu   sync.Mutex
 	iso     *kgo.Client
+
+	health kafkaHealth
+
+	// purgeMu guards purges: generation counts them per topic, so that
+	// of the Sends that saw one recreation only the first purges.
+	purgeMu    sync.Mutex
+	generation map[string]uint64
 
 	closed atomic.Bool
 }
@@ -173,12 +190,17 @@ func NewKafka(opts KafkaOptions) (*Kafka, error) {
 		}
 		return int32(min(opts.MaxMessageBytes+kafkaBatchOverhead, 1<<30))
 	}
+	k := &Kafka{opts: opts, generation: map[string]uint64{}}
+	k.health.sasl = opts.SASL.Mechanism != ""
+	k.health.onChange = opts.OnFault
 	base := []kgo.Opt{
 		kgo.SeedBrokers(opts.Brokers...),
 		kgo.ClientID(opts.ClientID),
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerBatchMaxBytesFn(maxBatch),
 		kgo.MaxBufferedBytes(opts.MaxBufferedBytes),
+		kgo.MetadataMinAge(kafkaMetadataMinAge),
+		kgo.WithHooks(&k.health),
 	}
 	if opts.TLS != nil {
 		base = append(base, kgo.DialTLSConfig(opts.TLS))
@@ -205,7 +227,8 @@ func NewKafka(opts KafkaOptions) (*Kafka, error) {
 	}
 	iso := append(base, kgo.ProducerLinger(0))
 	iso = append(iso, opts.Opts...)
-	return &Kafka{opts: opts, cl: cl, isoOpts: iso}, nil
+	k.cl, k.isoOpts = cl, iso
+	return k, nil
 }
 
 // kafkaBatchOverhead is the record-batch header plus the per-record framing
@@ -247,6 +270,10 @@ func saslMechanism(o SASLOptions) (sasl.Mechanism, error) {
 func (k *Kafka) Topic(name string) Sink {
 	return &kafkaTopic{k: k, topic: name}
 }
+
+// Health reports whether the cluster refuses Baton and how many broker
+// connections failed, by kind.
+func (k *Kafka) Health() KafkaHealth { return k.health.snapshot() }
 
 // Ping checks that a broker of the cluster answers.
 func (k *Kafka) Ping(ctx context.Context) error {
@@ -310,11 +337,12 @@ func (t *kafkaTopic) Close(context.Context) error {
 //
 // Records larger than MaxMessageBytes are not produced to the topic: they
 // go to the dead-letter topic (their slot is then nil) or fail Permanent.
-// Errors are classified per record: authorization failures and invalid
-// topics are Permanent; record-level rejections are Permanent only for the
-// record that still fails when produced alone (franz-go fails every record
-// buffered on the partition, so the others are re-produced and succeed);
-// everything else is retryable.
+// Errors are classified per record: invalid topics are Permanent;
+// record-level rejections are Permanent only for the record that still
+// fails when produced alone (franz-go fails every record buffered on the
+// partition, so the others are re-produced and succeed); everything else,
+// SASL, TLS and authorization failures included, is retryable (Health
+// reports those).
 func (t *kafkaTopic) Send(ctx context.Context, msgs []Message, errs []error) {
 	k := t.k
 	if t.closed.Load() || k.closed.Load() {
@@ -326,20 +354,37 @@ func (t *kafkaTopic) Send(ctx context.Context, msgs []Message, errs []error) {
 	pctx, cancel := context.WithTimeout(ctx, k.opts.ProduceTimeout)
 	defer cancel()
 
+	if f := k.health.connFault(); f != nil {
+		// The cluster refused the last connection. Records handed to
+		// the client would wait there until ProduceTimeout; a probe
+		// tells at once whether it still refuses.
+		if err := k.cl.Ping(pctx); err != nil {
+			if f = k.health.connFault(); f != nil {
+				err = f
+			}
+			for i := range errs {
+				errs[i] = t.wrap(ctx, err)
+			}
+			return
+		}
+	}
+
+	gen := k.topicGeneration(t.topic)
 	kb := getKafkaBatch()
 	recs := kb.build(t.topic, msgs)
-	c := newProduceCall(len(msgs))
-	for i := range recs {
-		r := &recs[i]
-		if recordSize(r) > k.opts.MaxMessageBytes {
-			c.results[i] = errOversize // only Send writes this slot
-			continue
+	outcome, finished := k.produce(pctx, recs, nil)
+	if again := recreated(outcome, k.topicGeneration(t.topic) != gen); len(again) > 0 && pctx.Err() == nil {
+		// The topic was deleted and created again: franz-go fails it
+		// with UNKNOWN_TOPIC_ID until it is purged from the client,
+		// and then produces to the new topic. Purge once and produce
+		// the failed records again.
+		k.purge(t.topic, gen)
+		retried, fin := k.produce(pctx, recs, again)
+		for _, i := range again {
+			outcome[i] = retried[i]
 		}
-		c.produce()
-		k.cl.Produce(pctx, r, c.promise(i))
+		finished = finished && fin
 	}
-	c.handed()
-	outcome, finished := c.wait(pctx)
 
 	// Second pass, sequential: isolate record-level rejections and route
 	// oversized records to the dead-letter topic.
@@ -361,14 +406,109 @@ func (t *kafkaTopic) Send(ctx context.Context, msgs []Message, errs []error) {
 		}
 	}
 
+	delivered := false
 	for i, err := range outcome {
+		switch {
+		case err == nil:
+			delivered = true
+		case isAuthorization(err):
+			k.health.unauthorized(t.topic, err)
+		case errors.Is(err, errNotFinished):
+			if f := k.health.connFault(); f != nil {
+				// Why the client could not deliver it (it keeps the
+				// record: a retry may duplicate it, never lose it).
+				err = f
+			}
+		}
 		errs[i] = t.wrap(ctx, err)
+	}
+	if delivered {
+		k.health.delivered(t.topic)
 	}
 	if finished {
 		// Every promise fired and the retries above are synchronous: the
 		// client holds none of these records any more.
 		putKafkaBatch(kb)
 	}
+}
+
+// produce hands recs to the client (only those at the indexes in only,
+// when given) and waits for their promises until ctx is done or the
+// cluster starts refusing Baton. Records over MaxMessageBytes are not
+// produced: their slot is errOversize. Slots not in only are nil.
+func (k *Kafka) produce(ctx context.Context, recs []kgo.Record, only []int) ([]error, bool) {
+	refused := k.health.refusal()
+	c := newProduceCall(len(recs))
+	one := func(i int) {
+		r := &recs[i]
+		if recordSize(r) > k.opts.MaxMessageBytes {
+			c.results[i] = errOversize // only Send writes this slot
+			return
+		}
+		c.produce()
+		k.cl.Produce(ctx, r, c.promise(i))
+	}
+	if only == nil {
+		for i := range recs {
+			one(i)
+		}
+	} else {
+		for i := range c.results {
+			c.results[i] = nil
+		}
+		for _, i := range only {
+			c.results[i] = errNotFinished
+			one(i)
+		}
+	}
+	c.handed()
+	return c.wait(ctx, refused)
+}
+
+// recreated returns the indexes of the records to produce again because
+// their topic was recreated: when one failed with UNKNOWN_TOPIC_ID, or the
+// topic was purged while they were buffered (purged: a concurrent Send
+// purged it), every record that failed retryably. Otherwise nil.
+func recreated(outcome []error, purged bool) []int {
+	var again []int
+	found := purged
+	for i, err := range outcome {
+		if errors.Is(err, kerr.UnknownTopicID) {
+			found = true
+		}
+		if err != nil && err != errOversize && !errors.Is(err, errNotFinished) && kafkaErrClass(err) == kafkaRetry {
+			again = append(again, i)
+		}
+	}
+	if !found {
+		return nil
+	}
+	return again
+}
+
+// topicGeneration is the number of purges of topic so far.
+func (k *Kafka) topicGeneration(topic string) uint64 {
+	k.purgeMu.Lock()
+	defer k.purgeMu.Unlock()
+	return k.generation[topic]
+}
+
+// purge removes what the clients know of topic, unless another Send purged
+// it since generation gen: one recreation, one purge. Purging fails the
+// records of the topic still buffered; their Sends produce them again.
+func (k *Kafka) purge(topic string, gen uint64) {
+	k.purgeMu.Lock()
+	defer k.purgeMu.Unlock()
+	if k.generation[topic] != gen || k.closed.Load() {
+		return
+	}
+	k.generation[topic]++
+	k.cl.PurgeTopicsFromProducing(topic)
+	k.isoMu.Lock()
+	if k.iso != nil {
+		k.iso.PurgeTopicsFromProducing(topic)
+	}
+	k.isoMu.Unlock()
 }
 
 func (t *kafkaTopic) wrap(ctx context.Context, err error) error {
@@ -428,7 +568,11 @@ func (k *Kafka) deadLetter(ctx context.Context, r *kgo.Record, m *Message, reaso
 			kgo.RecordHeader{Key: HeaderDeadLetterTopic, Value: []byte(r.Topic)},
 		),
 	}
+	gen := k.topicGeneration(dlt)
 	if err := k.cl.ProduceSync(ctx, &rec).FirstErr(); err != nil {
+		if errors.Is(err, kerr.UnknownTopicID) {
+			k.purge(dlt, gen) // recreated: the next attempt produces to the new topic
+		}
 		if kafkaErrClass(err) == kafkaTooLarge {
 			return Permanent(fmt.Errorf("dead-letter topic %q: %w", dlt, err))
 		}
@@ -440,27 +584,27 @@ func (k *Kafka) deadLetter(ctx context.Context, r *kgo.Record, m *Message, reaso
 	return nil
 }
 
-// kafkaFault classifies a produce error.
-type kafkaFault uint8
+// kafkaClass is how Send treats a produce error.
+type kafkaClass uint8
 
 const (
-	kafkaRetry       kafkaFault = iota // transient; keep the record buffered
+	kafkaRetry       kafkaClass = iota // transient; keep the record buffered
 	kafkaTopicFault                    // every record of the topic fails alike
 	kafkaRecordFault                   // maybe this record's fault, maybe a batch neighbour's
 	kafkaTooLarge                      // too large for the topic
 )
 
 // kafkaErrClass returns how to treat err. Unknown errors are retryable: a
-// stuck route is visible and recoverable, lost data is neither.
-func kafkaErrClass(err error) kafkaFault {
+// stuck route is visible and recoverable, lost data is neither. So are
+// SASL, TLS and ACL refusals: they are the cluster's or Baton's settings,
+// not the record's fault, and Health reports them.
+func kafkaErrClass(err error) kafkaClass {
 	switch {
 	case err == nil:
 		return kafkaRetry
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
 		return kafkaTooLarge
-	case errors.Is(err, kerr.TopicAuthorizationFailed),
-		errors.Is(err, kerr.ClusterAuthorizationFailed),
-		errors.Is(err, kerr.InvalidTopicException):
+	case errors.Is(err, kerr.InvalidTopicException):
 		return kafkaTopicFault
 	case errors.Is(err, kerr.InvalidRecord),
 		errors.Is(err, kerr.CorruptMessage),
@@ -530,12 +674,15 @@ func (c *produceCall) finish(i int, err error) {
 // handed is called once every record was given to the client.
 func (c *produceCall) handed() { c.finish(-1, nil) }
 
-// wait returns the results once every promise fired or ctx is done, and
-// whether every promise fired (the client keeps no record of the call).
-func (c *produceCall) wait(ctx context.Context) ([]error, bool) {
+// wait returns the results once every promise fired, ctx is done or
+// refused is closed (the cluster refuses Baton: the client would keep the
+// records until ctx is done), and whether every promise fired (the client
+// keeps no record of the call).
+func (c *produceCall) wait(ctx context.Context, refused <-chan struct{}) ([]error, bool) {
 	select {
 	case <-c.done:
 	case <-ctx.Done():
+	case <-refused:
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -288,25 +288,53 @@ func TestKafkaFatalErrorForOneRecord(t *testing.T) {
 	}
 }
 
-func TestKafkaTopicAuthorizationIsPermanent(t *testing.T) {
+// An ACL refusal is the cluster's or Baton's settings, not the records'
+// fault: they stay retryable (in Baton's buffer) and Health reports the
+// fault until a delivery to the topic clears it.
+func TestKafkaTopicAuthorizationIsRetryable(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, kfake.SeedTopics(1, "events"))
+	var refuse atomic.Bool
+	refuse.Store(true)
 	var calls atomic.Int32
 	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
 		calls.Add(1)
 		return answerProduce(kreq.(*kmsg.ProduceRequest), kerr.TopicAuthorizationFailed.Code), nil, true
 	})
-	k := newTestKafka(t, c, KafkaOptions{})
+	var faults faultLog
+	k := newTestKafka(t, c, KafkaOptions{OnFault: faults.add})
 	msgs := []Message{testMsg(1, "a"), testMsg(1, "b"), testMsg(1, "c")}
-	for i, err := range send(t, k.Topic("events"), msgs) {
-		if !IsPermanent(err) || !errors.Is(err, kerr.TopicAuthorizationFailed) {
-			t.Errorf("msg %d: got %v, want Permanent TopicAuthorizationFailed", i, err)
+	for range 2 {
+		for i, err := range send(t, k.Topic("events"), msgs) {
+			if err == nil || IsPermanent(err) || !errors.Is(err, kerr.TopicAuthorizationFailed) {
+				t.Errorf("msg %d: got %v, want a retryable TopicAuthorizationFailed", i, err)
+			}
 		}
 	}
 	// Topic-wide failures are not retried record by record.
-	if n := calls.Load(); n > 2 {
-		t.Errorf("%d produce requests, want the records to fail together", n)
+	if n := calls.Load(); n > 4 {
+		t.Errorf("%d produce requests for two sends, want the records to fail together", n)
+	}
+	f := k.Health().Fault
+	if f == nil || f.Kind != FaultAuthorization || f.Topic != "events" {
+		t.Fatalf("health fault %+v, want authorization for topic events", f)
+	}
+
+	refuse.Store(false)
+	for i, err := range send(t, k.Topic("events"), msgs) {
+		if err != nil {
+			t.Fatalf("msg %d once authorized: %v", i, err)
+		}
+	}
+	if f := k.Health().Fault; f != nil {
+		t.Errorf("fault %v after a delivery", f)
+	}
+	if got := faults.kinds(); len(got) != 2 || got[0] != FaultAuthorization || got[1] != "" {
+		t.Errorf("OnFault calls %q, want one for the refusal and one for the recovery", got)
 	}
 }
 
