@@ -36,10 +36,12 @@ type MinidumpOptions struct {
 	// MaxEventSize for all plain form fields together. nil means
 	// DefaultLimits.
 	Limits *Limits
-	// Decompress, when set, is called for minidumps in a compression
-	// container the standard library cannot read: format is "xz" or
-	// "zstd". It must return at most max+1 bytes. Without it such
-	// minidumps are rejected (Relay reads them; Baton's envelope package is
+	// Decompress, when set, decodes every minidump compression container:
+	// format is "gzip", "bzip2", "zlib", "xz" or "zstd". It must return at
+	// most max bytes, or an error wrapping ErrTooLarge past them. Without
+	// it gzip, bzip2 and zlib are read with the standard library (output
+	// capped at max, decoder memory not accounted) and xz and zstd
+	// minidumps are rejected (Relay reads them; this package is
 	// standard-library only).
 	Decompress func(format string, data []byte, max int) ([]byte, error)
 }
@@ -322,6 +324,16 @@ func nestedBoundary(data []byte) string {
 // magic (MDMP, or PMDM for big-endian dumps).
 func decodeMinidump(data []byte, l *Limits, opts *MinidumpOptions) ([]byte, error) {
 	max := l.MaxAttachmentSize
+	if format := minidumpContainer(data); format != "" && opts.Decompress != nil {
+		out, err := opts.Decompress(format, data, max)
+		if errors.Is(err, ErrTooLarge) {
+			return nil, limitAt(0, &LimitError{Limit: "max_attachment_size", Kind: "item_size", ItemType: "attachment", Size: max + 1, Max: max})
+		}
+		if err != nil {
+			return nil, invalidAt(0, "invalid "+format+" minidump container: "+err.Error())
+		}
+		return checkMinidump(out, max)
+	}
 	var r io.Reader
 	var err error
 	switch {
@@ -356,6 +368,24 @@ func decodeMinidump(data []byte, l *Limits, opts *MinidumpOptions) ([]byte, erro
 		return nil, invalidAt(0, "invalid minidump compression container: "+err.Error())
 	}
 	return checkMinidump(out, max)
+}
+
+// minidumpContainer names the compression container data starts with, or
+// "" for none.
+func minidumpContainer(data []byte) string {
+	switch {
+	case bytes.HasPrefix(data, []byte{0x1f, 0x8b}):
+		return "gzip"
+	case bytes.HasPrefix(data, []byte("BZh")):
+		return "bzip2"
+	case bytes.HasPrefix(data, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		return "xz"
+	case bytes.HasPrefix(data, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return "zstd"
+	case !bytes.HasPrefix(data, []byte("MDMP")) && isZlib(data):
+		return "zlib"
+	}
+	return ""
 }
 
 func checkMinidump(data []byte, max int) ([]byte, error) {

@@ -49,7 +49,7 @@ func TestStartEmbeddedKafkaPortTaken(t *testing.T) {
 			t.Errorf("output contains %q:\n%s", bad, s)
 		}
 	}
-	for _, want := range []string{addr, "kafka.embedded.listen", "address already in use"} {
+	for _, want := range []string{"baton: kafka.embedded.listen " + addr + ": the address is in use by another process"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/json"
+	"errors"
 	"mime"
 	"strconv"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/aggregate"
+	"github.com/baton-relay/baton/relay/intake"
 	"github.com/baton-relay/baton/relay/project"
 )
 
@@ -50,6 +52,10 @@ func (r *Relay) converted(ctx *fasthttp.RequestCtx, pid uint64, limit int,
 		return envelope.EventID{}, false
 	}
 	env, err := conv(s, body)
+	if errors.Is(err, intake.ErrBusy) || errors.Is(err, intake.ErrOverBudget) {
+		r.refuseBody(ctx, err, "hold", "request")
+		return envelope.EventID{}, false
+	}
 	if err != nil {
 		r.rejectParse(ctx, err)
 		return envelope.EventID{}, false
@@ -106,8 +112,15 @@ func (r *Relay) handleMinidump(ctx *fasthttp.RequestCtx, pid uint64) {
 	}
 	ct := string(ctx.Request.Header.ContentType())
 	id, ok := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
+		// The parts of a multipart body are copied out of it.
+		if err := s.lease.Grow(len(body)); err != nil {
+			return nil, err
+		}
 		var err error
-		s.conv.B, _, err = envelope.FromMinidumpOptions(s.conv.B[:0], ct, body, r.minidumpOptions())
+		s.conv.B, _, err = envelope.FromMinidumpOptions(s.conv.B[:0], ct, body, r.minidumpOptions(s))
+		if s.dumpErr != nil {
+			err = s.dumpErr
+		}
 		return s.conv.B, err
 	})
 	if ok {
@@ -179,6 +192,10 @@ func (r *Relay) handleAttachments(ctx *fasthttp.RequestCtx, pid uint64, rawID []
 	}
 	ct := string(ctx.Request.Header.ContentType())
 	if _, ok := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
+		// The parts of a multipart body are copied out of it.
+		if err := s.lease.Grow(len(body)); err != nil {
+			return nil, err
+		}
 		var err error
 		s.conv.B, err = envelope.FromAttachments(s.conv.B[:0], id, ct, body)
 		return s.conv.B, err

@@ -27,6 +27,8 @@ type scratch struct {
 	raw     intake.Buf // the body as read off the wire
 	body    intake.Buf // the decoded body, when the request was compressed
 	conv    intake.Buf // an envelope built from a store/minidump/security body
+	dump    intake.Buf // a minidump out of its compression container
+	dumpErr error      // the budget failure that stopped decoding dump
 	zbuf    intake.Buf // one compressed class envelope, on its way into recs
 	recs    intake.Buf // the class records, back to back
 	offs    []int
@@ -65,7 +67,8 @@ func (r *Relay) begin(ctx *fasthttp.RequestCtx) (*scratch, bool) {
 func (r *Relay) end(s *scratch) {
 	s.lease.Release()
 	s.env.Reset()
-	for _, b := range []*intake.Buf{&s.raw, &s.body, &s.conv, &s.zbuf, &s.recs} {
+	s.dumpErr = nil
+	for _, b := range []*intake.Buf{&s.raw, &s.body, &s.conv, &s.dump, &s.zbuf, &s.recs} {
 		b.Recycle(maxPooledBuf)
 	}
 	clear(s.entries[:cap(s.entries)]) // drop references to request memory

@@ -2,76 +2,98 @@ package relay
 
 import (
 	"bytes"
+	"compress/bzip2"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
 
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/intake"
 )
 
-// minidumpOptions are the minidump endpoint's conversion options: the
-// configured limits (limits.max_attachment_size also bounds a minidump once
-// decompressed) and decoders for the containers the envelope package, being
-// standard-library only, leaves to its caller. gzip, zlib and bzip2 it reads
-// itself with the standard library.
-func (r *Relay) minidumpOptions() *envelope.MinidumpOptions {
-	return &envelope.MinidumpOptions{Limits: &r.limits, Decompress: decompressMinidump}
+// minidumpOptions are the minidump endpoint's conversion options for the
+// request of s: the configured limits (limits.max_attachment_size also
+// bounds a minidump once decompressed) and a decoder for every compression
+// container, which charges the request's lease for its state and output
+// like a Content-Encoding: a minidump bomb is bounded by the body budget.
+func (r *Relay) minidumpOptions(s *scratch) *envelope.MinidumpOptions {
+	s.dumpErr = nil
+	return &envelope.MinidumpOptions{Limits: &r.limits, Decompress: s.decompressMinidump}
 }
 
-// Bounds on what a compressed minidump may make the decoder allocate before
-// it produced a byte: the window (zstd) or dictionary (xz) its header
-// declares. The output itself is bounded by the hook's max.
+// Decoder state charged to the lease, besides what intake charges itself.
 const (
-	// minidumpMaxWindow is zstd's largest window at standard levels
-	// (level 22: windowLog 27).
-	minidumpMaxWindow = 128 << 20
+	// bzip2State: Go's decoder keeps a 900k-entry uint32 table for the
+	// largest block size, and its buffers.
+	bzip2State = 4 << 20
 	// minidumpMaxDict is xz's largest preset dictionary (-9).
 	minidumpMaxDict = 64 << 20
 )
 
 var errXZHeader = errors.New("not a well-formed single xz stream")
 
-// decompressMinidump is MinidumpOptions.Decompress: it decodes a zstd or xz
-// container and returns at most max+1 bytes, stopping there; the caller
-// refuses anything over max (413), so a bomb costs at most max+1 bytes of
-// output.
-func decompressMinidump(format string, data []byte, max int) ([]byte, error) {
-	var r io.Reader
+// decompressMinidump is MinidumpOptions.Decompress: it decodes a container
+// into s.dump, at most max bytes (envelope.ErrTooLarge past them). A failure
+// of the budget is kept in s.dumpErr so the endpoint answers it as such
+// (503 or 413) rather than as a malformed upload.
+func (s *scratch) decompressMinidump(format string, data []byte, max int) ([]byte, error) {
+	s.dump.B = s.dump.B[:0]
+	var err error
 	switch format {
+	case "gzip":
+		err = intake.Decode(&s.dump, intake.Gzip, data, max, &s.lease)
+	case "zlib":
+		err = intake.Decode(&s.dump, intake.Deflate, data, max, &s.lease)
 	case "zstd":
-		d, err := zstd.NewReader(bytes.NewReader(data),
-			zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxWindow(minidumpMaxWindow))
-		if err != nil {
-			return nil, err
-		}
-		defer d.Close()
-		r = d
+		err = intake.Decode(&s.dump, intake.Zstd, data, max, &s.lease)
+	case "bzip2":
+		err = s.decodeWith(bzip2State, bzip2.NewReader(bytes.NewReader(data)), max)
 	case "xz":
-		dict, err := xzDictionary(data)
-		if err != nil {
-			return nil, err
+		dict, derr := xzDictionary(data)
+		if derr != nil {
+			return nil, derr
 		}
 		if dict > minidumpMaxDict {
 			return nil, fmt.Errorf("xz dictionary of %d bytes is over the %d bytes Baton decodes", dict, minidumpMaxDict)
 		}
 		// DictCap is a floor on the dictionary allocated; the stream's own
 		// size, checked above, is the real one.
-		xr, err := xz.ReaderConfig{DictCap: lzma.MinDictCap, SingleStream: true}.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, err
+		xr, xerr := xz.ReaderConfig{DictCap: lzma.MinDictCap, SingleStream: true}.NewReader(bytes.NewReader(data))
+		if xerr != nil {
+			return nil, xerr
 		}
-		r = xr
+		err = s.decodeWith(int(dict), xr, max)
 	default:
 		return nil, fmt.Errorf("no decoder for %s", format)
 	}
-	return io.ReadAll(io.LimitReader(r, int64(max)+1))
+	switch {
+	case err == nil:
+		// The envelope copies the minidump out of s.dump.
+		if err = s.lease.Grow(len(s.dump.B)); err == nil {
+			return s.dump.B, nil
+		}
+		s.dumpErr = err
+	case s.dumpErr != nil:
+	case errors.Is(err, intake.ErrTooLarge):
+		return nil, envelope.ErrTooLarge
+	case errors.Is(err, intake.ErrBusy), errors.Is(err, intake.ErrOverBudget):
+		s.dumpErr = err
+	}
+	return nil, err
+}
+
+// decodeWith reads r into s.dump against the lease, which first pays state
+// bytes for the decoder itself.
+func (s *scratch) decodeWith(state int, r io.Reader, max int) error {
+	if err := s.lease.Grow(state); err != nil {
+		return err
+	}
+	defer s.lease.Shrink(state)
+	return intake.Read(&s.dump, r, -1, max, &s.lease)
 }
 
 // xzDictionary returns the largest LZMA2 dictionary that a block of the xz

@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/intake"
 )
 
 // xzDictionary reads every block's dictionary through the index, and
@@ -31,11 +34,23 @@ func TestXZDictionary(t *testing.T) {
 		bent[i] ^= 0xff
 		xzDictionary(bent) // must not panic
 	}
-	got, err := decompressMinidump("xz", stream, 1<<30)
+	budget := intake.NewBudget(64 << 20)
+	s := &scratch{lease: budget.Lease()}
+	got, err := s.decompressMinidump("xz", stream, 1<<30)
 	if err != nil || len(got) != 28000 {
 		t.Errorf("decompressMinidump = %d bytes, %v", len(got), err)
 	}
-	if got, err := decompressMinidump("xz", stream, 100); err != nil || len(got) != 101 {
-		t.Errorf("past max: %d bytes, %v; want max+1", len(got), err)
+	if got, err := s.decompressMinidump("xz", stream, 100); !errors.Is(err, envelope.ErrTooLarge) {
+		t.Errorf("past max: %d bytes, %v; want envelope.ErrTooLarge", len(got), err)
+	}
+	// The dictionary and the output are charged: with a budget too small
+	// for the 1 MiB dictionary, decoding refuses instead of allocating.
+	small := &scratch{lease: intake.NewBudget(512 << 10).Lease()}
+	if _, err := small.decompressMinidump("xz", stream, 1<<30); !errors.Is(err, intake.ErrOverBudget) || small.dumpErr == nil {
+		t.Errorf("with a 512 KiB budget: err %v, dumpErr %v; want ErrOverBudget", err, small.dumpErr)
+	}
+	s.lease.Release()
+	if budget.Used() != 0 {
+		t.Errorf("used %d after release", budget.Used())
 	}
 }

@@ -217,11 +217,7 @@ func (s *sinks) startEmbedded(cfg config.Config) (string, error) {
 	// Listen first, so a taken port is a plain error naming the address.
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		var sys *os.SyscallError
-		if errors.As(err, &sys) {
-			err = sys.Err // "address already in use", without the repetition
-		}
-		return "", fmt.Errorf("relay: embedded kafka: listen on %s: %w (another Baton or a local Kafka? set kafka.embedded.listen)", addr, err)
+		return "", listenError("kafka.embedded.listen", addr, err)
 	}
 	var topics []string
 	for _, c := range envelope.Classes() {
