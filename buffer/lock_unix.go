@@ -40,7 +40,8 @@ func lockPIDFile(dir, path string, owner bool) (io.Closer, error) {
 		return f, nil
 	}
 	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt(pid, 0)
 	}
 	if err != nil {
