@@ -17,7 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-const benchRecordSize = 5 << 10 // the 5 KB envelopes of performance-anchors.md
+const benchRecordSize = 5 << 10 // the 5 KB envelopes of docs/performance-anchors.md
 
 func benchValue() []byte {
 	v := make([]byte, benchRecordSize)
@@ -30,7 +30,7 @@ func benchValue() []byte {
 
 // BenchmarkAppend measures durable (Strict) appends of single 5 KB records
 // from 1, 16 and 64 concurrent writers on the real disk: the numbers to
-// compare with raw Pebble in performance-anchors.md (b6, b8, b11).
+// compare with raw Pebble in docs/performance-anchors.md (b6, b8, b11).
 func BenchmarkAppend(b *testing.B) {
 	for _, writers := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {

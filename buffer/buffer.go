@@ -293,7 +293,7 @@ func (b *Buffer) pebbleOptions(readOnly bool) *pebble.Options {
 		Logger:   fatalRecorder{b},
 		ReadOnly: readOnly,
 		// 48 MiB memtables: the 4 MiB default stalls writers on rotation
-		// (performance-anchors b13: p99 152 ms → 33 ms).
+		// (docs/performance-anchors.md b13: p99 152 ms → 33 ms).
 		MemTableSize: b.opts.MemTableSize,
 		// Newest format: cheaper range deletions and no migrations later.
 		FormatMajorVersion: pebble.FormatNewest,

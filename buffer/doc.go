@@ -100,7 +100,7 @@
 // # Pebble settings
 //
 //   - MemTableSize 48 MiB (Pebble's 4 MiB default stalls writers on rotation;
-//     performance-anchors b13: p99 152 ms → 33 ms with 64 MiB; 48 MiB is as
+//     docs/performance-anchors.md b13: p99 152 ms → 33 ms with 64 MiB; 48 MiB is as
 //     fast with less RSS, BENCHMARKS.md).
 //   - FormatNewest, for cheaper range deletions.
 //   - WALBytesPerSync and WALMinSyncInterval stay 0: Strict fsyncs each group

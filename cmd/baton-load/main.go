@@ -98,7 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request dial, write and read timeout; a timeout counts as a transport error")
 	fs.IntVar(&o.runs, "runs", 1, "number of runs; with more than one the median is printed too")
 	fs.StringVar(&o.mix, "mix", mixSynthetic, "payload mix: synthetic (JS error envelopes with distinct event ids), fixtures (the captured SDK requests replayed as captured: path, query, headers, gzip and chunked bodies), or both (alternating 1:1)")
-	fs.StringVar(&o.fixtures, "fixtures", "../shared/fixtures/sdk-envelopes", "`dir`ectory of captured SDK requests (*.json + bodies), for --mix fixtures|both")
+	fs.StringVar(&o.fixtures, "fixtures", "cmd/baton-load/testdata/sdk-envelopes", "`dir`ectory of captured SDK requests (*.json + bodies), for --mix fixtures|both")
 	fs.IntVar(&o.size, "size", 5120, "target size in `bytes` of each synthetic envelope")
 	fs.IntVar(&o.pool, "pool", 16, "number of distinct synthetic envelope templates, sent round-robin")
 	fs.IntVar(&o.project, "project", 1, "project id in the synthetic requests' path /api/<project>/envelope/")

@@ -18,7 +18,7 @@ import (
 
 // noopServer is the ceiling reference: a fasthttp server that reads the body
 // and answers 200 {} without doing anything else, like row a1 of
-// performance-anchors.md.
+// docs/performance-anchors.md.
 type noopServer struct {
 	srv    *fasthttp.Server
 	ln     net.Listener

@@ -303,7 +303,7 @@ func loadFixtures(dir string) ([]payload, error) {
 		out = append(out, p)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no fixture *.json found in %s: pass --fixtures pointing at shared/fixtures/sdk-envelopes", dir)
+		return nil, fmt.Errorf("no fixture *.json found in %s: pass --fixtures pointing at cmd/baton-load/testdata/sdk-envelopes", dir)
 	}
 	return out, nil
 }

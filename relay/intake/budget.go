@@ -77,15 +77,22 @@ func (l *Lease) Grow(n int) error {
 	if total > limit {
 		return ErrOverBudget
 	}
-	if used := l.b.used.Add(int64(n)); used > limit {
-		l.b.used.Add(-int64(n))
-		return ErrBusy
-	} else if used > l.b.peak.Load() {
-		// A lost race only under-reports a peak by one request.
-		l.b.peak.Store(used)
+	for {
+		// Compare and swap, not add and undo: an overshoot, however
+		// brief, would turn other requests away.
+		used := l.b.used.Load()
+		if used+int64(n) > limit {
+			return ErrBusy
+		}
+		if l.b.used.CompareAndSwap(used, used+int64(n)) {
+			if p := l.b.peak.Load(); used+int64(n) > p {
+				// A lost race only under-reports a peak by one request.
+				l.b.peak.CompareAndSwap(p, used+int64(n))
+			}
+			l.held = total
+			return nil
+		}
 	}
-	l.held = total
-	return nil
 }
 
 // Shrink hands back n bytes of the lease (at most what it holds).

@@ -78,3 +78,23 @@ func TestReadChunked(t *testing.T) {
 		t.Fatalf("used %d", small.Used())
 	}
 }
+
+// BenchmarkRead is reading a 5 KB body of declared length off the wire
+// into a pooled buffer.
+func BenchmarkRead(b *testing.B) {
+	body := bytes.Repeat([]byte("x"), 5<<10)
+	budget := NewBudget(64 << 20)
+	var buf Buf
+	r := bytes.NewReader(body)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		l := budget.Lease()
+		r.Reset(body)
+		buf.B = buf.B[:0]
+		if err := Read(&buf, r, len(body), 1<<20, &l); err != nil {
+			b.Fatal(err)
+		}
+		l.Release()
+	}
+}
