@@ -108,7 +108,7 @@ func TestKafkaTopicRecreated(t *testing.T) {
 	first := consume(t, addr, topic, 1, 60*time.Second)
 	stall := time.Since(recreatedAt)
 	t.Logf("first delivery into the recreated topic %s after its creation (%s)", stall.Round(time.Millisecond), recreateSeq.Find(first[0].Value))
-	if stall > 5*time.Second {
+	if stall > 5*time.Second && !raceEnabled {
 		t.Errorf("producing resumed %s after the topic was recreated, want under 5s", stall.Round(time.Millisecond))
 	}
 
