@@ -135,22 +135,33 @@ func hostileAll(reqs []func() hostileResult) []hostileResult {
 	return out
 }
 
-// hostilePost posts body to url on a connection of its own, with length n
+// hostilePost posts body to url as the attacks do: Baton's test key, the
+// given Content-Encoding, length n (-1: chunked).
+func hostilePost(url, encoding string, body io.Reader, n int64) hostileResult {
+	h := map[string]string{"X-Sentry-Auth": "Sentry sentry_key=" + testKey + ", sentry_version=7"}
+	if encoding != "" {
+		h["Content-Encoding"] = encoding
+	}
+	status, _, err := rawPost(url, h, body, n)
+	return hostileResult{status: status, err: err}
+}
+
+// rawPost posts body to url on a connection of its own, with length n
 // (-1: chunked), and reads the answer while the body is still being
 // written: a server that refuses a body answers before it has read it, and
-// then closes the connection.
-func hostilePost(url, encoding string, body io.Reader, n int64) hostileResult {
+// then closes the connection (Go's client reports that as a failed write).
+func rawPost(url string, headers map[string]string, body io.Reader, n int64) (int, string, error) {
 	host := strings.TrimPrefix(url, "http://")
 	host, path, _ := strings.Cut(host, "/")
 	conn, err := net.Dial("tcp", host)
 	if err != nil {
-		return hostileResult{err: err}
+		return 0, "", err
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(2 * time.Minute))
-	head := fmt.Sprintf("POST /%s HTTP/1.1\r\nHost: %s\r\nX-Sentry-Auth: Sentry sentry_key=%s, sentry_version=7\r\n", path, host, testKey)
-	if encoding != "" {
-		head += "Content-Encoding: " + encoding + "\r\n"
+	head := fmt.Sprintf("POST /%s HTTP/1.1\r\nHost: %s\r\n", path, host)
+	for k, v := range headers {
+		head += k + ": " + v + "\r\n"
 	}
 	var w io.Writer = conn
 	var cw io.WriteCloser
@@ -175,11 +186,11 @@ func hostilePost(url, encoding string, body io.Reader, n int64) hostileResult {
 	}()
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		return hostileResult{err: err}
+		return 0, "", err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return hostileResult{status: resp.StatusCode}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
 }
 
 type zeroReader struct{}
