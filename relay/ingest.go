@@ -68,9 +68,12 @@ func (r *Relay) end(s *scratch) {
 	s.lease.Release()
 	s.env.Reset()
 	s.dumpErr = nil
-	for _, b := range []*intake.Buf{&s.raw, &s.body, &s.conv, &s.dump, &s.zbuf, &s.recs} {
-		b.Recycle(maxPooledBuf)
-	}
+	s.raw.Recycle(maxPooledBuf)
+	s.body.Recycle(maxPooledBuf)
+	s.conv.Recycle(maxPooledBuf)
+	s.dump.Recycle(maxPooledBuf)
+	s.zbuf.Recycle(maxPooledBuf)
+	s.recs.Recycle(maxPooledBuf)
 	clear(s.entries[:cap(s.entries)]) // drop references to request memory
 	scratchPool.Put(s)
 }
