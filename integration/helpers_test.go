@@ -67,7 +67,18 @@ func startNodeIn(t *testing.T, dir, extra string) *node {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return runNode(t, cfg, dir, nil)
+}
+
+// runNode starts a Baton on cfg whose buffer is in dir; its log (warnings
+// and up) goes to the test log and, when set, to logs too.
+func runNode(t *testing.T, cfg config.Config, dir string, logs io.Writer) *node {
+	t.Helper()
+	var out io.Writer = testWriter{t}
+	if logs != nil {
+		out = io.MultiWriter(out, logs)
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := relay.New(cfg, relay.Settings{Logger: log, Version: "test", DrainTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("relay.New: %v", err)

@@ -35,18 +35,8 @@ import (
 // kept in the returned buffer, for tests that assert on log lines.
 func authStartNode(t *testing.T, dir, extra string) (*node, *crashLogBuf) {
 	t.Helper()
-	cfg := authConfig(t, dir, extra)
 	logs := &crashLogBuf{}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, logs), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r, err := relay.New(cfg, relay.Settings{Logger: log, Version: "test", DrainTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatalf("relay.New: %v", err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatalf("relay.Start: %v", err)
-	}
-	n := &node{t: t, r: r, url: "http://" + r.Addr().String(), kafka: r.KafkaAddr(), dir: dir}
-	t.Cleanup(func() { n.close() })
+	n := runNode(t, authConfig(t, dir, extra), dir, logs)
 	return n, logs
 }
 
