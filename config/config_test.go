@@ -425,7 +425,7 @@ func TestValidation(t *testing.T) {
 			`test.yaml:3: kafka.clusters.embedded: the name "embedded" is reserved for the embedded broker (kafka.embedded); pick another`,
 			`test.yaml:5: kafka.clusters.main.brokers[0]: "k" is not a host:port address: missing port in address`,
 			`test.yaml:5: kafka.clusters.main.brokers[1]: ":9092": missing host`,
-			`test.yaml:6: kafka.clusters.main.max_message_bytes: must be from 256 to 104857344 bytes (100MiB less 256), got 4294967296`,
+			`test.yaml:6: kafka.clusters.main.max_message_bytes: must be from 4096 to 104857344 bytes (100MiB less 256), got 4294967296`,
 			`test.yaml:7: kafka.clusters.main.dead_letter_topic: "bad topic" contains ' '; Kafka topic names allow only a-z, A-Z, 0-9, '.', '_' and '-'`,
 			`test.yaml:8: kafka.clusters.main.sasl.password: is required with sasl.mechanism "scram-sha-1"`,
 			`test.yaml:8: kafka.clusters.main.sasl.mechanism: "scram-sha-1" is not one of plain, scram-sha-256, scram-sha-512 (did you mean "scram-sha-512"?)`,
@@ -514,11 +514,11 @@ func TestValidation(t *testing.T) {
 			"kafka:",
 			"  clusters:",
 			"    big: {brokers: ['k:9092'], max_message_bytes: 100MiB}",
-			"    tiny: {brokers: ['k:9092'], max_message_bytes: 255}",
+			"    tiny: {brokers: ['k:9092'], max_message_bytes: 4095}",
 			"    long: {brokers: ['k:9092'], client_id: '" + strings.Repeat("c", 257) + "'}",
 		}, []string{
-			`test.yaml:3: kafka.clusters.big.max_message_bytes: must be from 256 to 104857344 bytes (100MiB less 256), got 104857600`,
-			`test.yaml:4: kafka.clusters.tiny.max_message_bytes: must be from 256 to 104857344 bytes (100MiB less 256), got 255`,
+			`test.yaml:3: kafka.clusters.big.max_message_bytes: must be from 4096 to 104857344 bytes (100MiB less 256), got 104857600`,
+			`test.yaml:4: kafka.clusters.tiny.max_message_bytes: must be from 4096 to 104857344 bytes (100MiB less 256), got 4095`,
 			`test.yaml:5: kafka.clusters.long.client_id: must be 1 to 256 bytes long`,
 		}},
 		{"upstream URLs the pool refuses", []string{

@@ -303,10 +303,12 @@ func (v *validator) kafka() {
 }
 
 // The range of kafka.clusters.*.max_message_bytes: the Kafka client (franz-go)
-// refuses record batches under 512 bytes or over its 100MiB request limit, and
-// a batch is one message plus up to 256 bytes of framing.
+// refuses record batches over its 100MiB request limit, a batch is one
+// message plus up to 256 bytes of framing, and a record carries up to 1.25
+// KiB of key and headers besides its envelope (routing.maxRecordMeta), so
+// 4KiB is the least that leaves room for one.
 const (
-	MinKafkaMessageBytes = ByteSize(512 - 256)
+	MinKafkaMessageBytes = 4 * KiB
 	MaxKafkaMessageBytes = 100*MiB - 256
 
 	maxKafkaClientID = 256 // the Kafka client refuses longer ids

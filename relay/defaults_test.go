@@ -39,6 +39,7 @@ func TestDefaultsAgree(t *testing.T) {
 		{"defaults.kafka_cluster.client_id", kc.ClientID, routing.DefaultKafkaClientID, "routing.DefaultKafkaClientID"},
 		{"defaults.kafka_cluster.compression", string(kc.Compression), routing.DefaultKafkaCompression, "routing.DefaultKafkaCompression"},
 		{"defaults.kafka_cluster.max_message_bytes", int(kc.MaxMessageBytes), routing.DefaultKafkaMaxMessageBytes, "routing.DefaultKafkaMaxMessageBytes"},
+		{"the least kafka max_message_bytes", int(config.MinKafkaMessageBytes), routing.MinKafkaMessageBytes, "routing.MinKafkaMessageBytes"},
 
 		{"managed.cache.max_projects", m.Cache.MaxProjects, project.DefaultMaxProjects, "project.DefaultMaxProjects"},
 		{"managed.cache.expiry", m.Cache.Expiry, project.DefaultExpiry, "project.DefaultExpiry"},

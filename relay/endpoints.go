@@ -21,8 +21,11 @@ import (
 // transparentGIF answers GET /store/ (the legacy image-beacon transport).
 var transparentGIF = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
-// convSlack is what a conversion adds to its body at most: envelope and
-// item headers, an event id, a store event's extra fields.
+// convSlack is what a conversion adds to its body, besides what the
+// converters charge themselves (a decompressed minidump, multipart copies):
+// envelope and item headers, an event id, a store event's extra fields. A
+// store event that inflates (base64 and zlib) grows past it, at most to
+// limits.max_event_size.
 const convSlack = 16 << 10
 
 // converted runs the shared tail of every converting endpoint: request auth
@@ -46,7 +49,8 @@ func (r *Relay) converted(ctx *fasthttp.RequestCtx, pid uint64, limit int,
 	if !ok {
 		return envelope.EventID{}, false
 	}
-	// A converted envelope is about the size of the body it came from.
+	// A converted envelope is about the size of its body; converters charge
+	// what they add beyond convSlack.
 	if err := s.conv.Reserve(len(body)+convSlack, &s.lease); err != nil {
 		r.refuseBody(ctx, err, "hold", "request")
 		return envelope.EventID{}, false

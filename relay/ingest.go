@@ -46,7 +46,7 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // maxPooledBuf keeps the arrays of large requests out of the pool: the
 // pool holds memory no lease pays for, so only small arrays stay in it.
-const maxPooledBuf = intake.SmallRequest
+const maxPooledBuf = 64 << 10
 
 // begin starts a request that reads a body: it refuses new work during
 // shutdown, and takes a scratch whose lease draws on the body budget. The
@@ -92,9 +92,6 @@ func (r *Relay) readBody(ctx *fasthttp.RequestCtx, s *scratch, limit int) ([]byt
 	var raw []byte
 	if stream := ctx.RequestBodyStream(); stream != nil {
 		n := ctx.Request.Header.ContentLength() // -1: chunked
-		if n == -2 {                            // no body framing: a request without a body
-			n = 0
-		}
 		if err := intake.Read(&s.raw, stream, n, limit, &s.lease); err != nil {
 			r.refuseBody(ctx, err, "read", "request body")
 			return nil, false

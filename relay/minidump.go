@@ -98,49 +98,81 @@ func (s *scratch) decodeWith(state int, r io.Reader, max int) error {
 
 // xzDictionary returns the largest LZMA2 dictionary that a block of the xz
 // stream in data declares. The decoder allocates each block's dictionary up
-// front, so a few bytes declaring 4 GiB must be refused before decoding. The
-// block headers are found through the stream's index, at its end (xz file
-// format 1.1: stream header, blocks, index, stream footer).
+// front, so a few bytes declaring 4 GiB must be refused before decoding.
+// The blocks are walked as the decoder walks them, one after another (xz
+// file format 1.2: stream header, then per block its header, LZMA2 chunks
+// up to the end marker, padding to four bytes and the check; then the
+// index), never through the index, which the decoder checks only at the
+// end.
 func xzDictionary(data []byte) (int64, error) {
-	const streamHeader = 12 // and the footer's size
-	if len(data) < 2*streamHeader {
+	const streamHeader = 12
+	if len(data) < streamHeader || data[6] != 0 {
 		return 0, errXZHeader
 	}
-	footer := data[len(data)-streamHeader:]
-	if footer[10] != 'Y' || footer[11] != 'Z' {
+	var check int
+	switch data[7] & 0x0f {
+	case 0x00:
+	case 0x01:
+		check = 4
+	case 0x04:
+		check = 8
+	case 0x0a:
+		check = 32
+	default:
 		return 0, errXZHeader
 	}
-	indexStart := len(data) - streamHeader - (int(binary.LittleEndian.Uint32(footer[4:8]))+1)*4
-	if indexStart < streamHeader || data[indexStart] != 0 {
-		return 0, errXZHeader
-	}
-	index := data[indexStart+1 : len(data)-streamHeader]
-	blocks, n := binary.Uvarint(index)
-	if n <= 0 || blocks > uint64(len(index)) { // a record takes at least two bytes
-		return 0, errXZHeader
-	}
-	index = index[n:]
 	pos, dict := streamHeader, int64(0)
-	for range blocks {
-		unpadded, n := binary.Uvarint(index)
-		if n <= 0 || unpadded > uint64(indexStart) {
+	for {
+		if pos >= len(data) {
 			return 0, errXZHeader
 		}
-		index = index[n:]
-		if _, n = binary.Uvarint(index); n <= 0 { // uncompressed size
-			return 0, errXZHeader
+		if data[pos] == 0 { // the index: no more blocks
+			return dict, nil
 		}
-		index = index[n:]
-		d, err := xzBlockDictionary(data[pos:indexStart])
+		d, err := xzBlockDictionary(data[pos:])
 		if err != nil {
 			return 0, err
 		}
 		dict = max(dict, d)
-		if pos += int(unpadded+3) &^ 3; pos > indexStart {
+		pos += (int(data[pos]) + 1) * 4
+		if pos, err = lzma2End(data, pos); err != nil {
+			return 0, err
+		}
+		pos = (pos+3)&^3 + check
+	}
+}
+
+// lzma2End returns the offset just past the LZMA2 chunks that start at
+// data[pos]: each chunk's header gives its size, so they are walked
+// without decoding (LZMA2: control byte 0 ends, 1 and 2 are uncompressed
+// chunks, 0x80 and up compressed ones).
+func lzma2End(data []byte, pos int) (int, error) {
+	for {
+		if pos >= len(data) {
+			return 0, errXZHeader
+		}
+		c := data[pos]
+		switch {
+		case c == 0:
+			return pos + 1, nil
+		case c == 1 || c == 2:
+			if pos+3 > len(data) {
+				return 0, errXZHeader
+			}
+			pos += 3 + int(data[pos+1])<<8 + int(data[pos+2]) + 1
+		case c >= 0x80:
+			head := 5
+			if c >= 0xc0 { // a new properties byte follows
+				head = 6
+			}
+			if pos+head > len(data) {
+				return 0, errXZHeader
+			}
+			pos += head + int(data[pos+3])<<8 + int(data[pos+4]) + 1
+		default:
 			return 0, errXZHeader
 		}
 	}
-	return dict, nil
 }
 
 // xzBlockDictionary reads the LZMA2 dictionary size from the block header

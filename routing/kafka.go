@@ -63,6 +63,9 @@ var (
 	// ErrMessageTooLarge is the cause of a Permanent error for a record
 	// larger than MaxMessageBytes when no dead-letter topic is configured.
 	ErrMessageTooLarge = errors.New("routing: kafka: message too large")
+	// ErrMessageLimit is returned by NewKafka for a MaxMessageBytes under
+	// MinKafkaMessageBytes.
+	ErrMessageLimit = errors.New("routing: kafka: MaxMessageBytes too small")
 )
 
 // SASLOptions selects SASL authentication for Kafka.
@@ -164,6 +167,10 @@ func NewKafka(opts KafkaOptions) (*Kafka, error) {
 	}
 	if opts.MaxMessageBytes <= 0 {
 		opts.MaxMessageBytes = DefaultKafkaMaxMessageBytes
+	}
+	if opts.MaxMessageBytes < MinKafkaMessageBytes {
+		return nil, fmt.Errorf("%w: %d leaves no room for an envelope besides a record's key and headers (at least %d)",
+			ErrMessageLimit, opts.MaxMessageBytes, MinKafkaMessageBytes)
 	}
 	if opts.DeadLetterMaxBytes <= 0 {
 		opts.DeadLetterMaxBytes = 4 * opts.MaxMessageBytes
@@ -313,9 +320,14 @@ type kafkaTopic struct {
 }
 
 // maxRecordMeta bounds what a record carries besides its envelope: the key
-// (a project id) and the headers, whose values ingest truncates to 255
-// bytes (public key, client, forwarded-for chain).
-const maxRecordMeta = 1024
+// (a project id) and the headers (64 bytes of names; values: project id,
+// public key, class, received_at, and client_ip, forwarded_for and client,
+// which ingest truncates to 255 bytes each): about 1,130 bytes at most.
+const maxRecordMeta = 1280
+
+// MinKafkaMessageBytes is the least MaxMessageBytes: room for a record's
+// key and headers and an envelope (config checks the same bound).
+const MinKafkaMessageBytes = 4 << 10
 
 // MaxEnvelope is the largest envelope a record of this topic can carry:
 // MaxMessageBytes less the key and headers, or, with a dead-letter topic,

@@ -59,6 +59,16 @@ func (b *Budget) Lease() Lease { return Lease{b: b} }
 // Held is what the lease holds.
 func (l *Lease) Held() int64 { return l.held }
 
+// couldGrow reports whether n more bytes could ever fit the lease, however
+// little of the budget others held.
+func (l *Lease) couldGrow(n int) bool {
+	if l.b == nil {
+		return n <= 0
+	}
+	total := l.held + int64(n)
+	return total <= SmallRequest && total <= l.b.max || total <= l.b.large
+}
+
 // Grow reserves n more bytes for the request, before they are allocated.
 // It fails with ErrOverBudget when the request's total could never fit
 // and with ErrBusy when it does not fit now; nothing is reserved then.

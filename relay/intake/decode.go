@@ -51,9 +51,12 @@ func ParseEncoding(v []byte) (Encoding, error) {
 // Memory a decoder holds besides its window (tables, input buffer), as
 // charged to the lease.
 const (
-	flateState  = 64 << 10 // 32 KiB window, Huffman tables, bufio
-	brotliState = 64 << 10 // 32 KiB input buffer, Huffman tables
-	zstdState   = 128 << 10
+	flateState = 64 << 10 // 32 KiB window, Huffman tables, bufio
+	// brotliState: a 32 KiB input buffer and the Huffman tables, which a
+	// meta-block header of a few bytes may ask to be 256 trees per group:
+	// up to 2.6 MiB. Charged in full; held only while decoding.
+	brotliState = 2816 << 10
+	zstdState   = 512 << 10 // block and literal buffers
 	// ZstdMaxWindow bounds the window a zstd frame may ask for: a frame
 	// that declares more is refused instead of allocated.
 	ZstdMaxWindow = 8 << 20
@@ -62,11 +65,22 @@ const (
 	poolWindow = 256 << 10
 )
 
+// Decoders whose memory is small and fixed are pooled. Brotli readers are
+// not: their tables and ring stay at whatever the last stream asked for.
 var (
-	gzipPool   sync.Pool // *gzip.Reader
-	brotliPool sync.Pool // *brotli.Reader, that decoded windows ≤ poolWindow
-	zstdPool   sync.Pool // *zstd.Decoder, likewise
+	gzipPool sync.Pool // *gzip.Reader
+	zstdPool sync.Pool // *zstd.Decoder that decoded windows ≤ poolWindow
 )
+
+// emptyReader is what a pooled decoder is reset to, so that the pool does
+// not keep the last request's body alive. It is a flate.Reader, so gzip
+// wraps it in no bufio.Reader; it keeps no state, so it can be shared.
+var emptyReader eofReader
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+func (eofReader) ReadByte() (byte, error)  { return 0, io.EOF }
 
 // Decode appends to b the decoding of src, stopping with ErrTooLarge once
 // the output passes limit bytes: a compression bomb costs at most limit
@@ -114,8 +128,10 @@ func Decode(b *Buf, enc Encoding, src []byte, limit int, l *Lease) error {
 		if err != nil {
 			return err
 		}
-		defer gzipPool.Put(zr)
-		return readAll(b, zr, limit, l)
+		err = readAll(b, zr, limit, l)
+		_ = zr.Reset(emptyReader) // io.EOF: there is no header, as meant
+		gzipPool.Put(zr)
+		return err
 	case Deflate:
 		var r io.ReadCloser
 		r, err := zlib.NewReader(bytes.NewReader(src))
@@ -125,18 +141,7 @@ func Decode(b *Buf, enc Encoding, src []byte, limit int, l *Lease) error {
 		defer r.Close()
 		return readAll(b, r, limit, l)
 	case Brotli:
-		br, _ := brotliPool.Get().(*brotli.Reader)
-		if br == nil {
-			br = brotli.NewReader(bytes.NewReader(src))
-		} else {
-			_ = br.Reset(bytes.NewReader(src)) // Reset never fails
-		}
-		err := readAll(b, br, limit, l)
-		if state-brotliState <= poolWindow {
-			_ = br.Reset(nil)
-			brotliPool.Put(br)
-		}
-		return err
+		return readAll(b, brotli.NewReader(bytes.NewReader(src)), limit, l)
 	default: // Zstd
 		d, _ := zstdPool.Get().(*zstd.Decoder)
 		if d == nil {
@@ -151,6 +156,7 @@ func Decode(b *Buf, enc Encoding, src []byte, limit int, l *Lease) error {
 			}
 		}
 		if err := d.Reset(bytes.NewReader(src)); err != nil {
+			_ = d.Reset(nil)
 			zstdPool.Put(d)
 			return err
 		}

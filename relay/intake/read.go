@@ -8,25 +8,39 @@ import (
 // ErrTooLarge means the body passed its size limit (HTTP 413).
 var ErrTooLarge = errors.New("intake: request body exceeds the size limit")
 
-// minGrow is the first allocation of a body of unknown length.
+// minGrow is the first allocation of a body read as it arrives.
 const minGrow = 32 << 10
 
-// Buf is a byte slice whose growth is charged to a Lease. Capacity it had
-// when it came from a pool is free; every array it grows into is charged,
-// and the array it leaves is handed back (the collector's lag is what the
-// GOGC factor in DESIGN.md's formula covers).
+// Buf is a byte slice whose memory is charged to a Lease: every array it
+// grows into in full, and the part of a pooled array a request uses, so
+// that neither a large body nor many small ones escape the budget. The
+// array a Buf leaves is handed back at once (the collector's lag is what
+// the GOGC factor in DESIGN.md's formula covers).
 type Buf struct {
 	B       []byte
-	charged int // bytes of cap(B) charged to the lease
+	charged int // bytes of B's array charged to the lease
 }
 
-// Reserve makes cap(b.B)-len(b.B) at least n, charging l for a new array
-// when it must grow. On error b is unchanged.
+// Reserve makes cap(b.B)-len(b.B) at least n, charging l for what it will
+// use. On error b is unchanged.
 func (b *Buf) Reserve(n int, l *Lease) error {
-	if cap(b.B)-len(b.B) >= n {
+	need := len(b.B) + n
+	if need > cap(b.B) {
+		return b.growTo(need, l)
+	}
+	return b.charge(need, l)
+}
+
+// charge makes the lease pay for the first upTo bytes of b's array.
+func (b *Buf) charge(upTo int, l *Lease) error {
+	if upTo <= b.charged {
 		return nil
 	}
-	return b.growTo(len(b.B)+n, l)
+	if err := l.Grow(upTo - b.charged); err != nil {
+		return err
+	}
+	b.charged = upTo
+	return nil
 }
 
 func (b *Buf) growTo(newCap int, l *Lease) error {
@@ -51,61 +65,59 @@ func (b *Buf) Recycle(keep int) {
 
 // Read appends to b the body r yields: n bytes when n >= 0 (a declared
 // Content-Length), else everything until io.EOF. A body longer than limit
-// fails with ErrTooLarge, before anything is read when its length is
-// declared. On error b keeps its original length.
+// fails with ErrTooLarge, and a declared length the budget could never
+// give the request with ErrOverBudget, both before anything is read. Memory is reserved as bytes arrive, never for a length only
+// declared: a client that announces a large body and sends nothing holds
+// nothing. On error b keeps its original length.
 func Read(b *Buf, r io.Reader, n, limit int, l *Lease) error {
 	start := len(b.B)
 	if n > limit {
 		return ErrTooLarge
 	}
-	if n < 0 {
-		return readAll(b, r, limit, l)
+	if n > cap(b.B)-start && !l.couldGrow(n) {
+		return ErrOverBudget
 	}
-	if err := b.Reserve(n, l); err != nil {
-		return err
+	end := start + limit + 1 // one byte past the limit tells it passed
+	if n >= 0 {
+		end = start + n
 	}
-	b.B = b.B[:start+n]
-	if _, err := io.ReadFull(r, b.B[start:]); err != nil {
-		b.B = b.B[:start]
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return err
-	}
-	return nil
-}
-
-// readAll appends r to b until io.EOF, growing against l, failing with
-// ErrTooLarge past limit bytes.
-func readAll(b *Buf, r io.Reader, limit int, l *Lease) error {
-	start := len(b.B)
-	for {
+	for len(b.B) < end {
 		if len(b.B) == cap(b.B) {
-			// 1.5 times the size (32 KiB at first), never more than the
-			// limit can still need: one byte past it tells it passed.
-			newCap := min(max(cap(b.B)+cap(b.B)/2, len(b.B)+minGrow), start+limit+1)
-			if newCap <= len(b.B) {
-				b.B = b.B[:start]
-				return ErrTooLarge
-			}
-			if err := b.growTo(newCap, l); err != nil {
+			// 1.5 times the size (32 KiB at first), never past end.
+			if err := b.growTo(min(max(cap(b.B)+cap(b.B)/2, len(b.B)+minGrow), end), l); err != nil {
 				b.B = b.B[:start]
 				return err
 			}
 		}
-		room := min(cap(b.B), start+limit+1) - len(b.B)
-		m, err := r.Read(b.B[len(b.B) : len(b.B)+room])
+		room := min(cap(b.B), end)
+		if err := b.charge(room, l); err != nil {
+			b.B = b.B[:start]
+			return err
+		}
+		m, err := r.Read(b.B[len(b.B):room])
 		b.B = b.B[:len(b.B)+m]
-		if len(b.B)-start > limit {
+		if n < 0 && len(b.B)-start > limit {
 			b.B = b.B[:start]
 			return ErrTooLarge
 		}
-		if err == io.EOF {
+		switch {
+		case err == io.EOF && n < 0:
 			return nil
+		case err == io.EOF && len(b.B) < end:
+			err = io.ErrUnexpectedEOF
+		case err == io.EOF:
+			err = nil
 		}
 		if err != nil {
 			b.B = b.B[:start]
 			return err
 		}
 	}
+	return nil
+}
+
+// readAll appends r to b until io.EOF, failing with ErrTooLarge past limit
+// bytes.
+func readAll(b *Buf, r io.Reader, limit int, l *Lease) error {
+	return Read(b, r, -1, limit, l)
 }

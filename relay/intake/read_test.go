@@ -31,15 +31,37 @@ func TestReadDeclaredLength(t *testing.T) {
 	if err := Read(&buf, failReader{t}, 1001, 1000, &l); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("declared over the limit: %v", err)
 	}
+	if err := Read(&buf, failReader{t}, 1<<20, 2<<20, &l); !errors.Is(err, ErrOverBudget) {
+		t.Fatalf("declared over what the budget could ever give: %v", err)
+	}
 	if err := Read(&buf, bytes.NewReader(body[:10]), 20, 1000, &l); !errors.Is(err, io.ErrUnexpectedEOF) || len(buf.B) != 0 {
 		t.Fatalf("short body: %v, %d bytes kept", err, len(buf.B))
 	}
-	// Pooled capacity is free.
+	// A pooled array is not allocated again, but what the request uses of
+	// it is charged.
 	l.Release()
 	buf.Recycle(SmallRequest)
-	if err := Read(&buf, bytes.NewReader(body), len(body), 1000, &l); err != nil || l.Held() != 0 {
-		t.Fatalf("reusing a pooled array: err %v, held %d", err, l.Held())
+	if err := Read(&buf, bytes.NewReader(body[:600]), 600, 1000, &l); err != nil || l.Held() != 600 || cap(buf.B) != 1000 {
+		t.Fatalf("reusing a pooled array: err %v, held %d, cap %d", err, l.Held(), cap(buf.B))
 	}
+	l.Release()
+
+	// A declared length holds nothing until its bytes arrive.
+	l = NewBudget(4 << 20).Lease()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	held := make(chan int64)
+	go func() {
+		pw.Write(body[:100])
+		held <- l.Held()
+		pw.Write(body[100:])
+		held <- l.Held()
+	}()
+	go Read(&Buf{}, pr, 1<<20, 1<<20, &l)
+	if h := <-held; h > minGrow {
+		t.Fatalf("after 100 bytes of a declared MiB, %d bytes are held", h)
+	}
+	<-held
 }
 
 func TestReadChunked(t *testing.T) {
