@@ -324,7 +324,11 @@ func nestedBoundary(data []byte) string {
 // magic (MDMP, or PMDM for big-endian dumps).
 func decodeMinidump(data []byte, l *Limits, opts *MinidumpOptions) ([]byte, error) {
 	max := l.MaxAttachmentSize
-	if format := minidumpContainer(data); format != "" && opts.Decompress != nil {
+	format := minidumpContainer(data)
+	if format == "" {
+		return checkMinidump(data, max)
+	}
+	if opts.Decompress != nil {
 		out, err := opts.Decompress(format, data, max)
 		if errors.Is(err, ErrTooLarge) {
 			return nil, limitAt(0, &LimitError{Limit: "max_attachment_size", Kind: "item_size", ItemType: "attachment", Size: max + 1, Max: max})
@@ -336,29 +340,15 @@ func decodeMinidump(data []byte, l *Limits, opts *MinidumpOptions) ([]byte, erro
 	}
 	var r io.Reader
 	var err error
-	switch {
-	case bytes.HasPrefix(data, []byte{0x1f, 0x8b}):
+	switch format {
+	case "gzip":
 		r, err = gzip.NewReader(bytes.NewReader(data))
-	case bytes.HasPrefix(data, []byte("BZh")):
+	case "bzip2":
 		r = bzip2.NewReader(bytes.NewReader(data))
-	case bytes.HasPrefix(data, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}),
-		bytes.HasPrefix(data, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		format := "zstd"
-		if data[0] == 0xfd {
-			format = "xz"
-		}
-		if opts.Decompress == nil {
-			return nil, invalidAt(0, "minidump compressed with "+format+" is not supported")
-		}
-		out, err := opts.Decompress(format, data, max)
-		if err != nil {
-			return nil, invalidAt(0, "invalid "+format+" minidump container: "+err.Error())
-		}
-		return checkMinidump(out, max)
-	case !bytes.HasPrefix(data, []byte("MDMP")) && isZlib(data):
+	case "zlib":
 		r, err = zlib.NewReader(bytes.NewReader(data))
-	default:
-		return checkMinidump(data, max)
+	default: // xz, zstd
+		return nil, invalidAt(0, "minidump compressed with "+format+" is not supported")
 	}
 	if err != nil {
 		return nil, invalidAt(0, "invalid minidump compression container: "+err.Error())

@@ -55,8 +55,15 @@ func startNode(t *testing.T, extra string) *node {
 func startNodeIn(t *testing.T, dir, extra string) *node {
 	t.Helper()
 	base := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\nbuffer:\n  dir: %s\n  reserve_bytes: 1MiB\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n", dir)
-	basePath := filepath.Join(t.TempDir(), "base.yml")
-	extraPath := filepath.Join(t.TempDir(), "extra.yml")
+	return runNode(t, loadConfig(t, base, extra), dir, nil)
+}
+
+// loadConfig loads the embedded default with base and then extra (YAML)
+// laid over it, as two config files.
+func loadConfig(t *testing.T, base, extra string) config.Config {
+	t.Helper()
+	files := t.TempDir()
+	basePath, extraPath := filepath.Join(files, "base.yml"), filepath.Join(files, "extra.yml")
 	if err := os.WriteFile(basePath, []byte(base), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +74,7 @@ func startNodeIn(t *testing.T, dir, extra string) *node {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	return runNode(t, cfg, dir, nil)
+	return cfg
 }
 
 // runNode starts a Baton on cfg whose buffer is in dir; its log (warnings

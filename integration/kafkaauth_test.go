@@ -45,19 +45,7 @@ func authStartNode(t *testing.T, dir, extra string) (*node, *crashLogBuf) {
 func authConfig(t *testing.T, dir, extra string) config.Config {
 	t.Helper()
 	base := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\nbuffer:\n  dir: %s\n  reserve_bytes: 1MiB\ntelemetry:\n  metrics_listen: 127.0.0.1:0\n", dir)
-	files := t.TempDir()
-	basePath, extraPath := filepath.Join(files, "base.yml"), filepath.Join(files, "extra.yml")
-	if err := os.WriteFile(basePath, []byte(base), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(extraPath, []byte(extra), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(basePath, extraPath)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	return cfg
+	return loadConfig(t, base, extra)
 }
 
 // authClusterYAML routes every class to cluster "k" at addr with the

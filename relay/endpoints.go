@@ -5,6 +5,7 @@ import (
 	"errors"
 	"mime"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -115,10 +116,12 @@ func (r *Relay) handleMinidump(ctx *fasthttp.RequestCtx, pid uint64) {
 		return
 	}
 	ct := string(ctx.Request.Header.ContentType())
+	multipart := strings.HasPrefix(ct, "multipart/")
 	id, ok := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
-		// The parts of a multipart body are copied out of it.
-		if err := s.lease.Grow(len(body)); err != nil {
-			return nil, err
+		if multipart { // its parts are copied out of it
+			if err := s.lease.Grow(len(body)); err != nil {
+				return nil, err
+			}
 		}
 		var err error
 		s.conv.B, _, err = envelope.FromMinidumpOptions(s.conv.B[:0], ct, body, r.minidumpOptions(s))

@@ -127,8 +127,10 @@ func (r *Relay) refuseBody(ctx *fasthttp.RequestCtx, err error, verb, what strin
 			"relay overloaded: too many request bytes in memory; retry later")
 	case errors.As(err, &netErr) && netErr.Timeout():
 		r.reject(ctx, fasthttp.StatusRequestTimeout, rejectInvalid, "request body read timed out")
-	default:
-		r.reject(ctx, fasthttp.StatusBadRequest, rejectEncoding, "failed to "+verb+" request body: "+err.Error())
+	case verb == "decode":
+		r.reject(ctx, fasthttp.StatusBadRequest, rejectEncoding, "failed to decode request body: "+err.Error())
+	default: // the client broke off, or sent a malformed chunked body
+		r.reject(ctx, fasthttp.StatusBadRequest, rejectInvalid, "failed to "+verb+" request body: "+err.Error())
 	}
 }
 

@@ -448,8 +448,9 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 }
 
 // InspectBuffer reads the state of every stream of the buffer in dir
-// without modifying it; PendingWeight is the pending envelope items. Baton must be stopped: a buffer in use is locked
-// (a *StartupError naming the holder).
+// without modifying it; PendingWeight is the pending envelope items. Baton
+// must be stopped: a buffer in use is locked (a *StartupError naming the
+// holder).
 func InspectBuffer(dir string) ([]buffer.StreamStats, error) {
 	st, err := buffer.Inspect(dir)
 	if errors.Is(err, buffer.ErrLocked) {

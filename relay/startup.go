@@ -50,11 +50,12 @@ func bufferDirError(dir string, err error) error {
 	case errors.As(err, &locked):
 		e.Problem = "in use by another process"
 		e.Fix = "stop it first, or set buffer.dir to another directory"
-	case notWritable(err) && errors.As(err, &pe):
-		e.Problem = "cannot be written (" + pe.Error() + ")"
-		e.Fix = "set buffer.dir to a directory Baton can create and write"
 	case notWritable(err):
-		e.Problem = "cannot be written (" + err.Error() + ")"
+		cause := error(err)
+		if errors.As(err, &pe) {
+			cause = pe // the path and the syscall, without the wrapping
+		}
+		e.Problem = "cannot be written (" + cause.Error() + ")"
 		e.Fix = "set buffer.dir to a directory Baton can create and write"
 	default:
 		return fmt.Errorf("relay: open buffer in %s: %w", dir, err)

@@ -465,9 +465,7 @@ func (k *Kafka) produce(ctx context.Context, recs []kgo.Record, only []int) ([]e
 			one(i)
 		}
 	} else {
-		for i := range c.results {
-			c.results[i] = nil
-		}
+		clear(c.results)
 		for _, i := range only {
 			c.results[i] = errNotFinished
 			one(i)

@@ -128,20 +128,19 @@ func Decode(b *Buf, enc Encoding, src []byte, limit int, l *Lease) error {
 		if err != nil {
 			return err
 		}
-		err = readAll(b, zr, limit, l)
+		err = Read(b, zr, -1, limit, l)
 		_ = zr.Reset(emptyReader) // io.EOF: there is no header, as meant
 		gzipPool.Put(zr)
 		return err
 	case Deflate:
-		var r io.ReadCloser
 		r, err := zlib.NewReader(bytes.NewReader(src))
 		if err != nil {
 			r = flate.NewReader(bytes.NewReader(src))
 		}
 		defer r.Close()
-		return readAll(b, r, limit, l)
+		return Read(b, r, -1, limit, l)
 	case Brotli:
-		return readAll(b, brotli.NewReader(bytes.NewReader(src)), limit, l)
+		return Read(b, brotli.NewReader(bytes.NewReader(src)), -1, limit, l)
 	default: // Zstd
 		d, _ := zstdPool.Get().(*zstd.Decoder)
 		if d == nil {
@@ -160,7 +159,7 @@ func Decode(b *Buf, enc Encoding, src []byte, limit int, l *Lease) error {
 			zstdPool.Put(d)
 			return err
 		}
-		err := readAll(b, d, limit, l)
+		err := Read(b, d, -1, limit, l)
 		_ = d.Reset(nil)
 		if state-zstdState <= poolWindow {
 			zstdPool.Put(d)

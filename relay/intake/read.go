@@ -115,9 +115,3 @@ func Read(b *Buf, r io.Reader, n, limit int, l *Lease) error {
 	}
 	return nil
 }
-
-// readAll appends r to b until io.EOF, failing with ErrTooLarge past limit
-// bytes.
-func readAll(b *Buf, r io.Reader, limit int, l *Lease) error {
-	return Read(b, r, -1, limit, l)
-}
