@@ -334,7 +334,11 @@ func hashKeyString(h uint64, s string) uint64 {
 }
 
 // hashSetValue is Relay's hash_set_value: 32-bit FNV-1a.
-func hashSetValue(b []byte) uint32 {
+func hashSetValue(b []byte) uint32 { return FNV32a(b) }
+
+// FNV32a is the 32-bit FNV-1a hash of b. Relay hashes set values with it,
+// and Baton partitions public keys with it: both must never change.
+func FNV32a(b []byte) uint32 {
 	h := uint32(2166136261)
 	for _, c := range b {
 		h = (h ^ uint32(c)) * 16777619

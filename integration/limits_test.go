@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/baton-relay/baton/relay"
+	"github.com/baton-relay/baton/relay/outcome"
 )
 
 // replayEnvelope is a replay as the JS SDK sends it: a replay_event and a
@@ -112,8 +113,8 @@ func TestReplayLimits(t *testing.T) {
 		st = httpStats(t, n)
 	}
 	replay := st.Classes["replay"]
-	want := relay.Count{Records: 2, Items: 4}
-	if replay.Dropped["too_large"] != want || replay.Delivered != (relay.Count{Records: 1, Items: 2}) || len(replay.Dropped) != 1 {
+	want := outcome.Count{Records: 2, Items: 4}
+	if replay.Dropped["too_large"] != want || replay.Delivered != (outcome.Count{Records: 1, Items: 2}) || len(replay.Dropped) != 1 {
 		t.Errorf("replay outcomes = %+v; want 2 records (4 items) dropped too_large and 1 delivered", replay)
 	}
 	if !st.Balanced {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/baton-relay/baton/relay"
+	"github.com/baton-relay/baton/relay/record"
 )
 
 // TestMetricsEndpoint checks telemetry.metrics_listen: Prometheus text with
@@ -68,7 +69,7 @@ func TestBufferInspect(t *testing.T) {
 	}
 	var pending, items int64
 	for _, s := range streams {
-		if relay.StreamClass(s.Stream).String() == "error" {
+		if record.Stream(s.Stream).Class().String() == "error" {
 			pending += s.Pending
 			items += s.PendingWeight
 			if s.Pending > 0 && (s.Oldest.IsZero() || s.PendingBytes <= 0) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/baton-relay/baton/relay"
+	"github.com/baton-relay/baton/relay/outcome"
 )
 
 // TestRestartCountsItemsPerClass: envelopes of several classes, with several
@@ -58,7 +59,7 @@ func TestRestartCountsItemsPerClass(t *testing.T) {
 	before := n.r.Stats()
 	multi := 0
 	for c, o := range before.Classes {
-		if o.Pending != o.Accepted || o.Recovered != (relay.Count{}) {
+		if o.Pending != o.Accepted || o.Recovered != (outcome.Count{}) {
 			t.Errorf("%s before the restart: pending %+v, accepted %+v, recovered %+v; want pending = accepted, nothing recovered", c, o.Pending, o.Accepted, o.Recovered)
 		}
 		if o.Accepted.Items > o.Accepted.Records {
@@ -111,12 +112,12 @@ func TestRestartCountsItemsPerClass(t *testing.T) {
 func checkItemIdentity(t *testing.T, st relay.Stats) {
 	t.Helper()
 	for c, o := range st.Classes {
-		in := []relay.Count{o.Recovered, o.Accepted, o.Produced}
-		out := []relay.Count{o.Delivered, o.Aggregated, o.Pending}
+		in := []outcome.Count{o.Recovered, o.Accepted, o.Produced}
+		out := []outcome.Count{o.Delivered, o.Aggregated, o.Pending}
 		for _, d := range o.Dropped {
 			out = append(out, d)
 		}
-		var sumIn, sumOut relay.Count
+		var sumIn, sumOut outcome.Count
 		for _, x := range in {
 			sumIn.Records += x.Records
 			sumIn.Items += x.Items

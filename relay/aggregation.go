@@ -10,21 +10,10 @@ import (
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/aggregate"
+	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/project"
+	"github.com/baton-relay/baton/relay/record"
 )
-
-// flushedBit marks, in a stream's class byte, the streams of aggregated
-// metric buckets ready to forward (the raw metric streams feed the
-// aggregator instead).
-const flushedBit = 0x40
-
-// flushedStream is the stream of flush partition p.
-func flushedStream(p int) buffer.Stream {
-	return buffer.Stream(uint32(envelope.ClassMetric|flushedBit)<<8 | uint32(p))
-}
-
-// IsFlushedStream reports whether s holds aggregated metric buckets.
-func IsFlushedStream(s buffer.Stream) bool { return uint32(s)>>8&flushedBit != 0 }
 
 // aggregation is the metrics stage: readers (one per raw metric stream)
 // parse statsd and metric_buckets items into buckets, pass them through the
@@ -101,7 +90,7 @@ func (a *aggregation) read(ctx context.Context, s buffer.Stream) {
 		recs    []buffer.Record
 		buckets []envelope.Bucket
 		env     envelope.Envelope
-		decoded slab
+		decoded record.Slab
 	)
 	lim := a.r.limits
 	for ctx.Err() == nil {
@@ -114,11 +103,11 @@ func (a *aggregation) read(ctx context.Context, s buffer.Stream) {
 			}
 			continue
 		}
-		decoded.reset()
+		decoded.Reset()
 		for i := range recs {
-			var rec record
-			if err := decodeRecord(recs[i].Value, &rec, &decoded); err != nil {
-				a.insert(s, insertedRec{seq: recs[i].Seq, items: int(recordItems(recs[i].Value)), corrupt: true}, aggregate.Scope{}, nil)
+			var rec record.Record
+			if err := record.Decode(recs[i].Value, &rec, &decoded); err != nil {
+				a.insert(s, insertedRec{seq: recs[i].Seq, items: int(record.Items(recs[i].Value)), corrupt: true}, aggregate.Scope{}, nil)
 				continue
 			}
 			buckets = buckets[:0]
@@ -127,7 +116,7 @@ func (a *aggregation) read(ctx context.Context, s buffer.Stream) {
 			if err := env.Parse(rec.Envelope, &lim); err != nil {
 				invalid++
 			}
-			received := rec.receivedAt()
+			received := rec.Received()
 			for j := range env.Items {
 				it := &env.Items[j]
 				switch it.Type {
@@ -147,11 +136,11 @@ func (a *aggregation) read(ctx context.Context, s buffer.Stream) {
 			}
 			kept := a.admit(&rec, buckets, received)
 			if invalid > 0 {
-				a.r.outcomes.dropped[envelope.ClassMetric][ReasonInvalid].add(0, invalid)
+				a.r.outcomes.Drop(envelope.ClassMetric, outcome.ReasonInvalid, 0, invalid)
 			}
 			sc := aggregate.Scope{ProjectID: rec.ProjectID, PublicKey: string(rec.PublicKey)}
 			if rejected := a.insert(s, insertedRec{seq: recs[i].Seq, items: rec.Items}, sc, kept); rejected > 0 {
-				a.r.outcomes.dropped[envelope.ClassMetric][ReasonInvalid].add(0, rejected)
+				a.r.outcomes.Drop(envelope.ClassMetric, outcome.ReasonInvalid, 0, rejected)
 			}
 		}
 		select {
@@ -164,7 +153,7 @@ func (a *aggregation) read(ctx context.Context, s buffer.Stream) {
 // admit stamps the receive time, drops the namespace Relay does not
 // support and oversized names and tags (outcome invalid), and applies the
 // cardinality limits; it returns the buckets kept (in place).
-func (a *aggregation) admit(rec *record, buckets []envelope.Bucket, received time.Time) []envelope.Bucket {
+func (a *aggregation) admit(rec *record.Record, buckets []envelope.Bucket, received time.Time) []envelope.Bucket {
 	if a.lim != nil && a.r.cache != nil {
 		a.projectLimits(rec)
 	}
@@ -174,7 +163,7 @@ func (a *aggregation) admit(rec *record, buckets []envelope.Bucket, received tim
 		b := &buckets[i]
 		ns := aggregate.Namespace(b.Name)
 		if ns == "unsupported" || oversized(b) {
-			a.r.outcomes.dropped[envelope.ClassMetric][ReasonInvalid].add(0, 1)
+			a.r.outcomes.Drop(envelope.ClassMetric, outcome.ReasonInvalid, 0, 1)
 			continue
 		}
 		if a.lim != nil && !a.lim.Admit(rec.ProjectID, ns, b.KeyHash()) {
@@ -187,7 +176,7 @@ func (a *aggregation) admit(rec *record, buckets []envelope.Bucket, received tim
 		kept = append(kept, *b)
 	}
 	if limited > 0 {
-		a.r.outcomes.dropped[envelope.ClassMetric][ReasonCardinality].add(0, limited)
+		a.r.outcomes.Drop(envelope.ClassMetric, outcome.ReasonCardinality, 0, limited)
 	}
 	return kept
 }
@@ -211,7 +200,7 @@ func oversized(b *envelope.Bucket) bool {
 
 // projectLimits applies the cardinality limits of the project's config
 // (its metrics part), once per revision.
-func (a *aggregation) projectLimits(rec *record) {
+func (a *aggregation) projectLimits(rec *record.Record) {
 	st, status := a.r.cache.GetBytes(rec.PublicKey)
 	if status != project.Ready { // not known yet: the configured default applies
 		return
@@ -279,7 +268,7 @@ func (a *aggregation) commit(ctx context.Context, batches []aggregate.Batch) boo
 		items := make([]int, 0, len(batches))
 		for i := range batches {
 			b := &batches[i]
-			rec := record{
+			rec := record.Record{
 				Class:      envelope.ClassMetric,
 				Items:      1,
 				ReceivedAt: time.Now().UnixNano(),
@@ -291,8 +280,8 @@ func (a *aggregation) commit(ctx context.Context, batches []aggregate.Batch) boo
 			// the default max_message_bytes.
 			for bs := b.Buckets; len(bs) > 0; {
 				payload, n := appendBucketsChunk(nil, bs, maxBucketsPayload)
-				v := appendRecord(nil, &rec, appendBucketsEnvelope(nil, payload))
-				entries = append(entries, buffer.Entry{Stream: flushedStream(b.Partition), Value: v})
+				v := record.Append(nil, &rec, appendBucketsEnvelope(nil, payload))
+				entries = append(entries, buffer.Entry{Stream: record.Flushed(b.Partition).ID(), Value: v})
 				items = append(items, n)
 				bs = bs[n:]
 			}
@@ -308,7 +297,7 @@ func (a *aggregation) commit(ctx context.Context, batches []aggregate.Batch) boo
 			}
 		}
 		for _, n := range items {
-			a.r.outcomes.produced[envelope.ClassMetric].add(1, n)
+			a.r.outcomes.Produce(envelope.ClassMetric, 1, n)
 		}
 	}
 	a.ack()
@@ -340,9 +329,9 @@ func (a *aggregation) ack() {
 		}
 		for _, rec := range done {
 			if rec.corrupt {
-				a.r.outcomes.dropped[envelope.ClassMetric][ReasonCorrupt].add(1, rec.items)
+				a.r.outcomes.Drop(envelope.ClassMetric, outcome.ReasonCorrupt, 1, rec.items)
 			} else {
-				a.r.outcomes.aggregated[envelope.ClassMetric].add(1, rec.items)
+				a.r.outcomes.Aggregate(envelope.ClassMetric, 1, rec.items)
 			}
 		}
 		a.mu.Lock()

@@ -12,7 +12,6 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/baton-relay/baton/config"
-	"github.com/baton-relay/baton/envelope"
 )
 
 // startTestRelay runs a relay on an in-memory listener with the embedded
@@ -93,38 +92,6 @@ func benchIngest(b *testing.B, durability string) {
 			if resp.StatusCode() != 200 {
 				b.Errorf("status %d: %s", resp.StatusCode(), resp.Body())
 				return
-			}
-		}
-	})
-}
-
-// BenchmarkRecord measures framing one class envelope as a buffer record
-// (S2-compressed) and decoding it back, as ingest and the forwarders do.
-func BenchmarkRecord(b *testing.B) {
-	env := errorEnvelope()
-	rec := record{Class: envelope.ClassError, Items: 1, ProjectID: 1, PublicKey: []byte("a7c3e9f1b5d24680ace13579bdf02468")}
-	b.Run("encode", func(b *testing.B) {
-		b.SetBytes(int64(len(env)))
-		b.ReportAllocs()
-		var dst, scratch []byte
-		for b.Loop() { // as ingest does it: envelope after the header, then compress
-			dst = append(appendRecordHeader(dst[:0], &rec), env...)
-			dst, scratch = compressRecord(dst, 0, len(dst)-len(env), scratch)
-		}
-		b.ReportMetric(float64(len(env))/float64(len(dst)), "ratio")
-	})
-	b.Run("decode", func(b *testing.B) {
-		raw := appendRecord(nil, &rec, env)
-		b.SetBytes(int64(len(env)))
-		b.ReportAllocs()
-		var (
-			sl  slab
-			out record
-		)
-		for b.Loop() {
-			sl.reset()
-			if err := decodeRecord(raw, &out, &sl); err != nil {
-				b.Fatal(err)
 			}
 		}
 	})

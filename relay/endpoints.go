@@ -12,7 +12,9 @@ import (
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/aggregate"
 	"github.com/baton-relay/baton/relay/intake"
+	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/project"
+	"github.com/baton-relay/baton/relay/record"
 )
 
 // The legacy and browser endpoints all turn their body into an envelope and
@@ -214,12 +216,12 @@ func (r *Relay) handleAttachments(ctx *fasthttp.RequestCtx, pid uint64, rawID []
 
 // Stats is the accounting snapshot served at /api/relay/stats/.
 type Stats struct {
-	Classes   map[string]ClassOutcomes `json:"classes"`
-	Rejected  map[string]int64         `json:"rejected"`
-	Recovered Count                    `json:"recovered"`
-	Accepted  int64                    `json:"accepted_records"`
-	Delivered int64                    `json:"delivered_records"`
-	Dropped   int64                    `json:"dropped_records"`
+	Classes   map[string]outcome.ClassOutcomes `json:"classes"`
+	Rejected  map[string]int64                 `json:"rejected"`
+	Recovered outcome.Count                    `json:"recovered"`
+	Accepted  int64                            `json:"accepted_records"`
+	Delivered int64                            `json:"delivered_records"`
+	Dropped   int64                            `json:"dropped_records"`
 	// Aggregated are raw metric records folded into buckets; Produced the
 	// records of flushed buckets (see metrics.aggregate).
 	Aggregated int64 `json:"aggregated_records"`
@@ -251,14 +253,14 @@ func (r *Relay) Stats() Stats {
 	bs := r.buf.Stats()
 	pending := byClass(bs.Streams)
 	st := Stats{
-		Classes:   r.outcomes.snapshot(&r.recovered, &pending),
+		Classes:   r.outcomes.Snapshot(&r.recovered, &pending),
 		Rejected:  r.rejected.snapshot(),
-		Recovered: total(&r.recovered),
+		Recovered: outcome.Total(&r.recovered),
 		Bodies:    BodyStats{InUse: r.bodies.Used(), Peak: r.bodies.Peak(), Budget: r.bodies.Max()},
 	}
 	st.Pending = bs.Pending
 	for _, s := range bs.Streams {
-		if IsPendingStream(s.Stream) {
+		if record.Stream(s.Stream).IsPending() {
 			st.Waiting += s.Pending
 		}
 	}

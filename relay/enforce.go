@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/project"
 )
 
@@ -44,7 +45,7 @@ var eventClass = [envelope.NumClasses]bool{
 // envelope: which to drop and why, and the rate limits to report.
 type verdict struct {
 	drop    [envelope.NumClasses]bool
-	why     [envelope.NumClasses]Reason
+	why     [envelope.NumClasses]outcome.Reason
 	limited []rateLimit // for X-Sentry-Rate-Limits
 }
 
@@ -55,7 +56,7 @@ type rateLimit struct {
 	reason   string
 }
 
-func (v *verdict) dropClass(c envelope.Class, why Reason) {
+func (v *verdict) dropClass(c envelope.Class, why outcome.Reason) {
 	if !v.drop[c] {
 		v.drop[c], v.why[c] = true, why
 	}
@@ -91,7 +92,7 @@ func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []
 	if st != nil && st.Filters.HasIPFilter() && st.Filters.BlockedIP(addr()) {
 		for c := range envelope.NumClasses {
 			if items[c] > 0 && c != envelope.ClassClientReport {
-				v.dropClass(c, ReasonFiltered)
+				v.dropClass(c, outcome.ReasonFiltered)
 			}
 		}
 		return
@@ -120,7 +121,7 @@ func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []
 		if d := trace(); d != nil && st.Filters.BlockedRelease(d.Release) {
 			for c := range envelope.NumClasses {
 				if eventClass[c] && items[c] > 0 {
-					v.dropClass(c, ReasonFiltered)
+					v.dropClass(c, outcome.ReasonFiltered)
 				}
 			}
 		}
@@ -128,7 +129,7 @@ func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []
 	if st != nil && items[envelope.ClassReplay] > 0 && st.FeatureOff(featureSessionReplay) {
 		// As Relay: replays of an organization without session replay
 		// are not ingested.
-		v.dropClass(envelope.ClassReplay, ReasonFeatureDisabled)
+		v.dropClass(envelope.ClassReplay, outcome.ReasonFeatureDisabled)
 	}
 	if st != nil && len(st.Quotas) > 0 {
 		e.applyQuotas(v, st, key, items)
@@ -143,7 +144,7 @@ func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []
 		if ok, wait := lim.take(n); n > 0 && !ok {
 			for c := range envelope.NumClasses {
 				if eventClass[c] && items[c] > 0 {
-					v.dropClass(c, ReasonRateLimited)
+					v.dropClass(c, outcome.ReasonRateLimited)
 					v.limited = append(v.limited, rateLimit{after: wait, category: classCategory[c], scope: "project", reason: "events_per_second"})
 				}
 			}
@@ -152,7 +153,7 @@ func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []
 	if st != nil && st.Sampling != nil && items[envelope.ClassTransaction] > 0 && !v.drop[envelope.ClassTransaction] {
 		if d := trace(); d != nil && d.TraceID != "" {
 			if dec := st.Sampling.Decide(d, e.now()); !dec.Keep {
-				v.dropClass(envelope.ClassTransaction, ReasonSampled)
+				v.dropClass(envelope.ClassTransaction, outcome.ReasonSampled)
 			}
 		}
 	}
@@ -185,7 +186,7 @@ func (e *enforcer) applyQuotas(v *verdict, st *project.State, key []byte, items 
 				continue
 			}
 			if *q.Limit == 0 {
-				v.dropClass(c, ReasonRateLimited)
+				v.dropClass(c, outcome.ReasonRateLimited)
 				v.limited = append(v.limited, rateLimit{after: time.Minute, category: cat, scope: scopeName(q.Scope), reason: q.ReasonCode})
 				break
 			}
@@ -193,7 +194,7 @@ func (e *enforcer) applyQuotas(v *verdict, st *project.State, key []byte, items 
 				continue
 			}
 			if wait, over := e.count(q, st, key, int64(items[c]), now); over {
-				v.dropClass(c, ReasonRateLimited)
+				v.dropClass(c, outcome.ReasonRateLimited)
 				v.limited = append(v.limited, rateLimit{after: wait, category: cat, scope: scopeName(q.Scope), reason: q.ReasonCode})
 				break
 			}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/outcome"
+	"github.com/baton-relay/baton/relay/record"
 	"github.com/baton-relay/baton/routing"
 )
 
@@ -28,7 +30,7 @@ type forwarder struct {
 
 	recs  []buffer.Record
 	msgs  []routing.Message
-	envs  slab // decoded envelopes that msgs point into
+	envs  record.Slab // decoded envelopes that msgs point into
 	errs  []error
 	items []int             // items[i] is the number of envelope items msgs[i] carries
 	check envelope.Envelope // parses replay records for checkReplay
@@ -91,15 +93,15 @@ func (f *forwarder) run(readCtx, sendCtx context.Context) {
 // It returns false when sendCtx ended first.
 func (f *forwarder) forward(ctx context.Context) bool {
 	f.msgs, f.items = f.msgs[:0], f.items[:0]
-	f.envs.reset()
+	f.envs.Reset()
 	for i := range f.recs {
-		var rec record
-		if err := decodeRecord(f.recs[i].Value, &rec, &f.envs); err != nil {
-			f.r.outcomes.dropped[f.class][ReasonCorrupt].add(1, int(recordItems(f.recs[i].Value)))
+		var rec record.Record
+		if err := record.Decode(f.recs[i].Value, &rec, &f.envs); err != nil {
+			f.r.outcomes.Drop(f.class, outcome.ReasonCorrupt, 1, int(record.Items(f.recs[i].Value)))
 			continue
 		}
 		if f.class == envelope.ClassReplay && !f.checkReplay(rec.Envelope) {
-			f.r.outcomes.dropped[f.class][ReasonTooLarge].add(1, rec.Items)
+			f.r.outcomes.Drop(f.class, outcome.ReasonTooLarge, 1, rec.Items)
 			continue
 		}
 		f.msgs = append(f.msgs, routing.Message{
@@ -108,7 +110,7 @@ func (f *forwarder) forward(ctx context.Context) bool {
 			PublicKey:  f.keys.get(rec.PublicKey),
 			Client:     f.clients.get(rec.Client),
 			ClientIP:   f.ips.get(rec.ClientIP),
-			ReceivedAt: rec.receivedAt(),
+			ReceivedAt: rec.Received(),
 			Envelope:   rec.Envelope,
 			Shard:      f.shard,
 		})
@@ -135,14 +137,14 @@ func (f *forwarder) forward(ctx context.Context) bool {
 		for i, err := range f.errs {
 			switch {
 			case err == nil:
-				f.r.outcomes.delivered[f.class].add(1, items[i])
+				f.r.outcomes.Deliver(f.class, 1, items[i])
 				progress = true
 			case attempt <= reauthAttempts && f.unauthorized(ctx, err):
 				// Kept for a retry after registering again.
 				msgs[n], items[n] = msgs[i], items[i]
 				n++
 			case routing.IsPermanent(err):
-				f.r.outcomes.dropped[f.class][ReasonInvalid].add(1, items[i])
+				f.r.outcomes.Drop(f.class, outcome.ReasonInvalid, 1, items[i])
 				f.r.log.Warn("dropping a record its destination refused", "class", f.class, "project", msgs[i].ProjectID, "err", err)
 				progress = true
 			default:

@@ -9,12 +9,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/s2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/intake"
+	"github.com/baton-relay/baton/relay/record"
 )
 
 // scratch is the per-request memory of the ingest path, pooled so that a
@@ -223,7 +223,7 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		s.hdr = s.env.SetEventID(s.hdr[:0], envelope.NewEventID())
 	}
 	s.ip = appendClientIP(s.ip[:0], ctx)
-	rec := record{
+	rec := record.Record{
 		ReceivedAt: time.Now().UnixNano(),
 		ProjectID:  pid,
 		PublicKey:  a.PublicKey,
@@ -249,7 +249,7 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		s.classes = append(s.classes, c)
 		s.items = append(s.items, rec.Items)
 		start := len(s.recs.B)
-		s.recs.B = appendRecordHeader(s.recs.B, &rec)
+		s.recs.B = record.AppendHeader(s.recs.B, &rec)
 		body := len(s.recs.B)
 		s.recs.B = s.env.AppendClass(s.recs.B, c)
 		if lim := r.maxEnvelope[c]; lim > 0 && len(s.recs.B)-body > lim {
@@ -259,16 +259,16 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 				c, len(s.recs.B)-body, lim))
 			return
 		}
-		s.recs.B, s.zbuf.B = compressRecord(s.recs.B, start, body, s.zbuf.B)
+		s.recs.B, s.zbuf.B = record.Compress(s.recs.B, start, body, s.zbuf.B)
 	}
 	s.offs = append(s.offs, len(s.recs.B))
 
 	for i, c := range s.classes {
 		stream := r.stream(c, a.PublicKey)
 		if adm.pending {
-			stream = pendingStream(stream)
+			stream = stream.Pending()
 		}
-		s.entries = append(s.entries, buffer.Entry{Stream: stream, Value: s.recs.B[s.offs[i]:s.offs[i+1]]})
+		s.entries = append(s.entries, buffer.Entry{Stream: stream.ID(), Value: s.recs.B[s.offs[i]:s.offs[i+1]]})
 	}
 	// The commit batch copies the records once more.
 	if err := s.lease.Grow(len(s.recs.B)); err != nil {
@@ -297,12 +297,12 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		}
 	}
 	for i, c := range s.classes {
-		r.outcomes.accepted[c].add(1, s.items[i])
+		r.outcomes.Accept(c, 1, s.items[i])
 	}
 	for c := range envelope.NumClasses {
 		if v.drop[c] && perClass[c] > 0 { // accepted, and dropped by the project's rules
-			r.outcomes.accepted[c].add(1, perClass[c])
-			r.outcomes.dropped[c][v.why[c]].add(1, perClass[c])
+			r.outcomes.Accept(c, 1, perClass[c])
+			r.outcomes.Drop(c, v.why[c], 1, perClass[c])
 		}
 	}
 
@@ -317,10 +317,6 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 	}
 	ctx.SetBody(s.resp) // copied into fasthttp's pooled body buffer
 }
-
-// maxRecordHeader bounds a record header: the fixed part and four short
-// fields of at most 255 bytes.
-const maxRecordHeader = recordFixed + 4*256
 
 // reserveRecords reserves, before they are built, the records of the
 // classes v keeps and the scratch their compression needs.
@@ -337,12 +333,12 @@ func (r *Relay) reserveRecords(s *scratch, perClass *[envelope.NumClasses]int, v
 			need += len(it.Header) + len(it.Payload) + 32 // newlines and a length field
 		}
 	}
-	need += classes * (len(s.env.Header.Raw) + 1 + maxRecordHeader)
+	need += classes * (len(s.env.Header.Raw) + 1 + record.MaxHeader)
 	if err := s.recs.Reserve(need, &s.lease); err != nil {
 		return err
 	}
-	if need >= minCompress {
-		return s.zbuf.Reserve(s2.MaxEncodedLen(need), &s.lease)
+	if z := record.CompressScratch(need); z > 0 {
+		return s.zbuf.Reserve(z, &s.lease)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/routing"
 )
 
@@ -63,24 +64,24 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 	}
 	classes := slices.Sorted(maps.Keys(st.Classes))
 
-	perClass := func(name, help string, v func(ClassOutcomes) int64) {
+	perClass := func(name, help string, v func(outcome.ClassOutcomes) int64) {
 		counter(name, help)
 		for _, c := range classes {
 			b = fmt.Appendf(b, "%s{class=%q} %d\n", name, c, v(st.Classes[c]))
 		}
 	}
 	perClass("baton_accepted_records_total", "Buffer records accepted at ingest, by traffic class.",
-		func(o ClassOutcomes) int64 { return o.Accepted.Records })
+		func(o outcome.ClassOutcomes) int64 { return o.Accepted.Records })
 	perClass("baton_accepted_items_total", "Envelope items accepted at ingest, by traffic class.",
-		func(o ClassOutcomes) int64 { return o.Accepted.Items })
+		func(o outcome.ClassOutcomes) int64 { return o.Accepted.Items })
 	perClass("baton_delivered_records_total", "Buffer records delivered to their destination, by traffic class.",
-		func(o ClassOutcomes) int64 { return o.Delivered.Records })
+		func(o outcome.ClassOutcomes) int64 { return o.Delivered.Records })
 	perClass("baton_dead_lettered_records_total", "Delivered records that went to a dead-letter topic, by traffic class.",
-		func(o ClassOutcomes) int64 { return o.DeadLettered.Records })
+		func(o outcome.ClassOutcomes) int64 { return o.DeadLettered.Records })
 	perClass("baton_aggregated_records_total", "Raw metric records folded into aggregated buckets, by traffic class.",
-		func(o ClassOutcomes) int64 { return o.Aggregated.Records })
+		func(o outcome.ClassOutcomes) int64 { return o.Aggregated.Records })
 	perClass("baton_produced_records_total", "Records of aggregated buckets written by Baton, by traffic class.",
-		func(o ClassOutcomes) int64 { return o.Produced.Records })
+		func(o outcome.ClassOutcomes) int64 { return o.Produced.Records })
 	counter("baton_dropped_items_total", "Envelope items dropped, by traffic class and reason (metric buckets and lines included).")
 	for _, c := range classes {
 		for _, why := range slices.Sorted(maps.Keys(st.Classes[c].Dropped)) {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/outcome"
+	"github.com/baton-relay/baton/relay/record"
 )
 
 // A releaser drains one pending stream: envelopes accepted before their
@@ -29,7 +31,7 @@ type releaser struct {
 	class  envelope.Class
 
 	recs    []buffer.Record
-	decoded slab // envelopes of rl.recs, for the rules that read them
+	decoded record.Slab // envelopes of rl.recs, for the rules that read them
 	entries []buffer.Entry
 	drops   []drop
 	left    []leaving // records leaving the stream: their key's waiting bytes are freed
@@ -42,7 +44,7 @@ type leaving struct {
 }
 
 type drop struct {
-	why   Reason
+	why   outcome.Reason
 	items int
 }
 
@@ -109,12 +111,12 @@ func (rl *releaser) sort() (waiting int) {
 	rl.entries, rl.drops, rl.left = rl.entries[:0], rl.drops[:0], rl.left[:0]
 	maxAge := rl.r.cfg.Managed.MaxPendingAge
 	now := time.Now()
-	rl.decoded.reset()
+	rl.decoded.Reset()
 	for i := range rl.recs {
-		var rec record
+		var rec record.Record
 		val := rl.recs[i].Value
-		if err := decodeRecord(val, &rec, &rl.decoded); err != nil {
-			rl.drops = append(rl.drops, drop{why: ReasonCorrupt, items: int(recordItems(val))})
+		if err := record.Decode(val, &rec, &rl.decoded); err != nil {
+			rl.drops = append(rl.drops, drop{why: outcome.ReasonCorrupt, items: int(record.Items(val))})
 			continue
 		}
 		adm := rl.r.projects().admit(rec.ProjectID, rec.PublicKey, rec.Origin)
@@ -122,8 +124,8 @@ func (rl *releaser) sort() (waiting int) {
 			adm = admission{pending: true}
 		}
 		switch {
-		case adm.pending && maxAge > 0 && now.Sub(rec.receivedAt()) > maxAge:
-			rl.drops = append(rl.drops, drop{why: ReasonProjectState, items: rec.Items})
+		case adm.pending && maxAge > 0 && now.Sub(rec.Received()) > maxAge:
+			rl.drops = append(rl.drops, drop{why: outcome.ReasonProjectState, items: rec.Items})
 			rl.left = append(rl.left, leaving{rec.PublicKey, int64(len(val))})
 		case adm.pending:
 			waiting++
@@ -142,7 +144,7 @@ func (rl *releaser) sort() (waiting int) {
 				continue
 			}
 			s := rl.r.stream(rec.Class, rec.PublicKey)
-			rl.entries = append(rl.entries, buffer.Entry{Stream: s, Value: val})
+			rl.entries = append(rl.entries, buffer.Entry{Stream: s.ID(), Value: val})
 		}
 	}
 	return waiting
@@ -156,7 +158,7 @@ func (rl *releaser) commit(ctx context.Context) error {
 		return err
 	}
 	for _, d := range rl.drops {
-		rl.r.outcomes.dropped[rl.class][d.why].add(1, d.items)
+		rl.r.outcomes.Drop(rl.class, d.why, 1, d.items)
 	}
 	for _, l := range rl.left {
 		rl.r.waiting.sub(l.key, l.bytes)
@@ -166,14 +168,14 @@ func (rl *releaser) commit(ctx context.Context) error {
 
 // admissionReason maps a refusal at the door to the outcome of a record
 // that was refused after it waited.
-func admissionReason(why rejectReason) Reason {
+func admissionReason(why rejectReason) outcome.Reason {
 	switch why {
 	case rejectDisabled:
-		return ReasonProjectDisabled
+		return outcome.ReasonProjectDisabled
 	case rejectCORS:
-		return ReasonCORS
+		return outcome.ReasonCORS
 	default:
-		return ReasonProjectUnknown
+		return outcome.ReasonProjectUnknown
 	}
 }
 

@@ -17,7 +17,9 @@ import (
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/intake"
+	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/project"
+	"github.com/baton-relay/baton/relay/record"
 	"github.com/baton-relay/baton/routing"
 )
 
@@ -78,9 +80,9 @@ type Relay struct {
 	bodies      *intake.Budget           // memory of request bodies in flight (server.max_inflight_bytes)
 	maxDecoded  int                      // limits.max_decompressed_size
 	maxEnvelope [envelope.NumClasses]int // largest class envelope its sink takes; 0 is any
-	outcomes    outcomes
+	outcomes    outcome.Counters
 	rejected    rejections
-	recovered   [envelope.NumClasses]Count // what the buffer held when it was opened, per class
+	recovered   [envelope.NumClasses]outcome.Count // what the buffer held when it was opened, per class
 
 	forwardUnknown func(*fasthttp.RequestCtx)
 
@@ -289,35 +291,9 @@ func (r *Relay) Close() error {
 	return errors.Join(errs...)
 }
 
-// stream maps a class and a public key to a buffer stream: class in the
-// high bits, partition in the low byte. The hash is fixed (FNV-1a), so a
-// project keeps its partition, and its order, across restarts.
-func (r *Relay) stream(c envelope.Class, key []byte) buffer.Stream {
-	p := uint32(0)
-	if r.partitions > 1 {
-		h := uint32(2166136261)
-		for _, b := range key {
-			h = (h ^ uint32(b)) * 16777619
-		}
-		p = h % r.partitions
-	}
-	return buffer.Stream(uint32(c)<<8 | p)
-}
-
-// pendingBit marks, in a stream's class byte, the streams of envelopes
-// waiting for their project's config (managed mode).
-const pendingBit = 0x80
-
-// pendingStream is the waiting room of stream s.
-func pendingStream(s buffer.Stream) buffer.Stream { return s | pendingBit<<8 }
-
-// IsPendingStream reports whether s holds envelopes waiting for their
-// project's config rather than envelopes ready to forward.
-func IsPendingStream(s buffer.Stream) bool { return uint32(s)>>8&pendingBit != 0 }
-
-// StreamClass is the traffic class a buffer stream carries.
-func StreamClass(s buffer.Stream) envelope.Class {
-	return envelope.Class(uint32(s) >> 8 &^ (pendingBit | flushedBit))
+// stream is the buffer stream of class c's records for a public key.
+func (r *Relay) stream(c envelope.Class, key []byte) record.Stream {
+	return record.StreamFor(c, record.Partition(key, r.partitions))
 }
 
 // startForwarders starts one forwarder per configured stream, plus one for
@@ -332,7 +308,7 @@ func (r *Relay) startForwarders() {
 	raw := map[buffer.Stream]bool{}     // raw metrics, into the aggregator
 	for _, c := range envelope.Classes() {
 		for p := range r.partitions {
-			s := buffer.Stream(uint32(c)<<8 | p)
+			s := record.StreamFor(c, p).ID()
 			switch {
 			case c == envelope.ClassMetric && r.aggr != nil:
 				raw[s] = true
@@ -340,29 +316,29 @@ func (r *Relay) startForwarders() {
 				streams[s] = true
 			}
 			if r.cache != nil {
-				pending[pendingStream(s)] = true
+				pending[record.Stream(s).Pending().ID()] = true
 			}
 		}
 	}
 	if r.aggr != nil {
 		for p := range max(r.cfg.Metrics.FlushPartitions, 1) {
-			streams[flushedStream(p)] = true
+			streams[record.Flushed(p).ID()] = true
 		}
 	}
 	for _, st := range r.buf.Stats().Streams {
-		s := st.Stream
+		s := record.Stream(st.Stream)
 		switch {
-		case st.Pending == 0 || StreamClass(s) >= envelope.NumClasses:
-		case IsPendingStream(s):
-			pending[s] = true
-		case StreamClass(s) == envelope.ClassMetric && r.aggr != nil && !IsFlushedStream(s):
-			raw[s] = true
+		case st.Pending == 0 || s.Class() >= envelope.NumClasses:
+		case s.IsPending():
+			pending[s.ID()] = true
+		case s.Class() == envelope.ClassMetric && r.aggr != nil && !s.IsFlushed():
+			raw[s.ID()] = true
 		default:
-			streams[s] = true
+			streams[s.ID()] = true
 		}
 	}
 	for s := range pending {
-		rl := &releaser{r: r, stream: s, class: StreamClass(s)}
+		rl := &releaser{r: r, stream: s, class: record.Stream(s).Class()}
 		r.fwdWG.Go(func() { rl.run(readCtx, sendCtx) })
 	}
 	if r.aggr != nil {
@@ -372,10 +348,10 @@ func (r *Relay) startForwarders() {
 		r.aggr.start(&r.fwdWG, readCtx, sendCtx)
 	}
 	for s := range streams {
-		c := StreamClass(s)
+		c := record.Stream(s).Class()
 		f := &forwarder{r: r, stream: s, class: c, sink: r.sinks.route[c], maxBackoff: backoffMax}
-		if IsFlushedStream(s) && r.cfg.Metrics.FlushPartitions > 0 {
-			f.shard = strconv.Itoa(int(uint32(s) & 0xff))
+		if record.Stream(s).IsFlushed() && r.cfg.Metrics.FlushPartitions > 0 {
+			f.shard = strconv.Itoa(int(record.Stream(s).Partition()))
 		}
 		if up, ok := r.cfg.Upstreams[r.cfg.RouteFor(c).Upstream]; ok && up.MaxRetryInterval > 0 {
 			f.maxBackoff = up.MaxRetryInterval
@@ -404,19 +380,19 @@ func (r *Relay) bufferOptions() buffer.Options {
 		MaxAge:       b.MaxAge,
 		MemTableSize: uint64(b.MemtableSize),
 		Logger:       storeLogger{r.log},
-		Weigh:        recordItems,
+		Weigh:        record.Items,
 		OnDrop: func(s buffer.Stream, records int, _, items int64, reason string) {
-			why := ReasonExpired
+			why := outcome.ReasonExpired
 			switch reason {
 			case buffer.DropBufferFull:
-				why = ReasonBufferFull
+				why = outcome.ReasonBufferFull
 			case buffer.DropCorrupt:
-				why = ReasonCorrupt
+				why = outcome.ReasonCorrupt
 			}
-			r.outcomes.dropped[StreamClass(s)][why].add(records, int(items))
+			r.outcomes.Drop(record.Stream(s).Class(), why, records, int(items))
 		},
 		DropOldest: func(s buffer.Stream) bool {
-			return r.cfg.RouteFor(StreamClass(s)).WhenFull == "drop_oldest"
+			return r.cfg.RouteFor(record.Stream(s).Class()).WhenFull == "drop_oldest"
 		},
 	}
 	if b.Durability == "relaxed" {
@@ -445,6 +421,17 @@ type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.l.Debug("fasthttp: " + fmt.Sprintf(format, args...))
+}
+
+// byClass sums the records and items of buffer streams per traffic class.
+func byClass(streams []buffer.StreamStats) (per [envelope.NumClasses]outcome.Count) {
+	for _, s := range streams {
+		if c := record.Stream(s.Stream).Class(); c < envelope.NumClasses {
+			per[c].Records += s.Pending
+			per[c].Items += s.PendingWeight
+		}
+	}
+	return per
 }
 
 // InspectBuffer reads the state of every stream of the buffer in dir

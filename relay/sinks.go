@@ -23,6 +23,7 @@ import (
 
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/routing"
 )
 
@@ -41,7 +42,7 @@ type sinks struct {
 
 // openSinks opens the sink of every route; sign, when set, signs every
 // upstream request (managed mode). On error it closes what it opened.
-func openSinks(cfg config.Config, set Settings, out *outcomes, sign func(*fasthttp.Request)) (*sinks, error) {
+func openSinks(cfg config.Config, set Settings, out *outcome.Counters, sign func(*fasthttp.Request)) (*sinks, error) {
 	s := &sinks{kafka: map[string]*routing.Kafka{}, upstreams: map[string]*routing.Upstream{}, log: set.Logger}
 	if err := s.open(cfg, set, out, sign); err != nil {
 		_ = s.close(context.Background())
@@ -50,7 +51,7 @@ func openSinks(cfg config.Config, set Settings, out *outcomes, sign func(*fastht
 	return s, nil
 }
 
-func (s *sinks) open(cfg config.Config, set Settings, out *outcomes, sign func(*fasthttp.Request)) error {
+func (s *sinks) open(cfg config.Config, set Settings, out *outcome.Counters, sign func(*fasthttp.Request)) error {
 	for _, c := range envelope.Classes() {
 		rt := cfg.RouteFor(c)
 		switch {
@@ -73,7 +74,7 @@ func (s *sinks) open(cfg config.Config, set Settings, out *outcomes, sign func(*
 	return nil
 }
 
-func (s *sinks) kafkaCluster(cfg config.Config, name string, out *outcomes) (*routing.Kafka, error) {
+func (s *sinks) kafkaCluster(cfg config.Config, name string, out *outcome.Counters) (*routing.Kafka, error) {
 	if k := s.kafka[name]; k != nil {
 		return k, nil
 	}
@@ -113,7 +114,7 @@ func (s *sinks) kafkaCluster(cfg config.Config, name string, out *outcomes) (*ro
 		}
 	}
 	opts.OnDeadLetter = func(_ string, m *routing.Message, _ string) {
-		out.deadLettered[m.Class].add(1, 0)
+		out.DeadLetter(m.Class, 1, 0)
 	}
 	opts.OnFault = func(f *routing.KafkaFault) { s.logFault(name, f) }
 	k, err := routing.NewKafka(opts)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/relay"
+	"github.com/baton-relay/baton/relay/record"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -250,14 +251,15 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 		if !s.Oldest.IsZero() {
 			age = time.Since(s.Oldest).Round(time.Second).String()
 		}
-		class := relay.StreamClass(s.Stream).String()
+		rs := record.Stream(s.Stream)
+		class := rs.Class().String()
 		switch {
-		case relay.IsPendingStream(s.Stream):
+		case rs.IsPending():
 			class += " (waiting for config)"
-		case relay.IsFlushedStream(s.Stream):
+		case rs.IsFlushed():
 			class += " (aggregated)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t\n", s.Stream, class, uint32(s.Stream)&0xff,
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t\n", s.Stream, class, rs.Partition(),
 			s.Pending, s.PendingWeight, s.PendingBytes, age, s.Watermark)
 	}
 	_ = tw.Flush()

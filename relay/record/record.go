@@ -1,4 +1,4 @@
-package relay
+package record
 
 import (
 	"encoding/binary"
@@ -11,7 +11,7 @@ import (
 	"github.com/baton-relay/baton/envelope"
 )
 
-// A record is what the ingest path appends to the buffer for one class part
+// A Record is what the ingest path appends to the buffer for one class part
 // of an envelope, and what a forwarder reads back:
 //
 //	version    1 byte  (recordVersion)
@@ -29,9 +29,8 @@ import (
 // Version 3 is version 2 with the envelope compressed. Envelopes are JSON
 // and compress about 3.4 times at 1.8 GB/s, so the WAL, its fsyncs and the
 // memtable carry a third of the bytes for under 2% more CPU; envelopes too
-// small or too random to gain stay version 2. The buffer treats records as
-// opaque bytes; only this file knows the layout.
-type record struct {
+// small or too random to gain stay version 2.
+type Record struct {
 	Class      envelope.Class
 	Items      int
 	ReceivedAt int64
@@ -56,24 +55,38 @@ const (
 	maxDecoded = 256 << 20
 )
 
-var errBadRecord = errors.New("relay: malformed buffer record")
+// ErrMalformed is a stored record that does not decode.
+var ErrMalformed = errors.New("record: malformed buffer record")
 
-// appendRecord appends r with env as its envelope, compressed when that
-// saves at least an eighth.
-func appendRecord(dst []byte, r *record, env []byte) []byte {
+// MaxHeader bounds AppendHeader's output: the fixed part and four short
+// fields of at most 255 bytes.
+const MaxHeader = recordFixed + 4*256
+
+// CompressScratch is the scratch Compress may need for envelopes of up to n
+// bytes: 0 when they are too small to be compressed.
+func CompressScratch(n int) int {
+	if n < minCompress {
+		return 0
+	}
+	return s2.MaxEncodedLen(n)
+}
+
+// Append appends r with env as its envelope, compressed when that saves at
+// least an eighth.
+func Append(dst []byte, r *Record, env []byte) []byte {
 	start := len(dst)
-	dst = appendRecordHeader(dst, r)
+	dst = AppendHeader(dst, r)
 	body := len(dst)
-	dst, _ = compressRecord(append(dst, env...), start, body, nil)
+	dst, _ = Compress(append(dst, env...), start, body, nil)
 	return dst
 }
 
-// compressRecord compresses the envelope of the record that starts at
+// Compress compresses the envelope of the record that starts at
 // dst[start] and whose envelope is dst[body:], when that saves at least an
 // eighth, using scratch (returned, perhaps grown) for the compressed bytes.
 // The ingest path appends the envelope straight after the header and calls
 // this: small envelopes are then copied once, as before compression.
-func compressRecord(dst []byte, start, body int, scratch []byte) ([]byte, []byte) {
+func Compress(dst []byte, start, body int, scratch []byte) ([]byte, []byte) {
 	env := dst[body:]
 	if len(env) < minCompress || len(env) > maxDecoded {
 		return dst, scratch
@@ -87,8 +100,9 @@ func compressRecord(dst []byte, start, body int, scratch []byte) ([]byte, []byte
 	return append(dst[:body], z...), scratch
 }
 
-// appendRecordHeader appends everything but the envelope.
-func appendRecordHeader(dst []byte, r *record) []byte {
+// AppendHeader appends everything but the envelope; the caller appends the
+// envelope and may then Compress it.
+func AppendHeader(dst []byte, r *Record) []byte {
 	dst = append(dst, recordVersion, byte(r.Class))
 	dst = binary.BigEndian.AppendUint16(dst, uint16(min(r.Items, 0xffff)))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(r.ReceivedAt))
@@ -108,11 +122,11 @@ func appendShort(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// decodeRecord fills r with sub-slices of b, except a compressed envelope,
-// which it decodes into space taken from sl.
-func decodeRecord(b []byte, r *record, sl *slab) error {
+// Decode fills r with sub-slices of b, except a compressed envelope, which
+// it decodes into space taken from sl.
+func Decode(b []byte, r *Record, sl *Slab) error {
 	if len(b) < recordFixed || b[0] < 1 || b[0] > recordVersionCompressed {
-		return errBadRecord
+		return ErrMalformed
 	}
 	version := b[0]
 	r.Class = envelope.Class(b[1])
@@ -122,47 +136,48 @@ func decodeRecord(b []byte, r *record, sl *slab) error {
 	b = b[recordFixed:]
 	var ok bool
 	if r.PublicKey, b, ok = cutShort(b); !ok {
-		return errBadRecord
+		return ErrMalformed
 	}
 	if r.Client, b, ok = cutShort(b); !ok {
-		return errBadRecord
+		return ErrMalformed
 	}
 	if r.ClientIP, b, ok = cutShort(b); !ok {
-		return errBadRecord
+		return ErrMalformed
 	}
 	r.Origin = nil
 	if version >= 2 {
 		if r.Origin, b, ok = cutShort(b); !ok {
-			return errBadRecord
+			return ErrMalformed
 		}
 	}
 	if r.Class >= envelope.NumClasses {
-		return errBadRecord
+		return ErrMalformed
 	}
 	r.Envelope = b
 	if version == recordVersionCompressed {
 		n, err := s2.DecodedLen(b)
 		if err != nil || n > maxDecoded {
-			return errBadRecord
+			return ErrMalformed
 		}
-		if r.Envelope, err = s2.Decode(sl.take(n), b); err != nil {
-			return errBadRecord
+		if r.Envelope, err = s2.Decode(sl.Take(n), b); err != nil {
+			return ErrMalformed
 		}
 	}
 	return nil
 }
 
-// slab hands out byte slices that stay valid until reset, for the decoded
+// Slab hands out byte slices that stay valid until reset, for the decoded
 // envelopes of one batch of records: after the first few batches a reader
 // decodes without allocating.
-type slab struct{ buf []byte }
+type Slab struct{ buf []byte }
 
 const (
 	slabChunk = 1 << 20
 	maxSlab   = 16 << 20 // a chunk grown past this by one huge batch is let go
 )
 
-func (s *slab) take(n int) []byte {
+// Take returns n bytes valid until Reset.
+func (s *Slab) Take(n int) []byte {
 	if cap(s.buf)-len(s.buf) < n {
 		// Earlier slices keep the old chunk alive until reset; the new one
 		// is big enough that a batch of the same size fits next time.
@@ -173,19 +188,20 @@ func (s *slab) take(n int) []byte {
 	return s.buf[off : off+n : off+n]
 }
 
-func (s *slab) reset() {
+// Reset lets every slice taken so far be reused.
+func (s *Slab) Reset() {
 	if cap(s.buf) > maxSlab {
 		s.buf = nil
 	}
 	s.buf = s.buf[:0]
 }
 
-// recordItems is the item count in the header of a stored record, without
+// Items is the item count in the header of a stored record, without
 // decoding the rest: the buffer's Weigh, so that the buffer keeps each
 // stream's pending items. Whatever drops a record counts this many items,
 // also for a record that does not decode, so the per-class item identity
 // holds even then. A record too short to have a count weighs 0.
-func recordItems(b []byte) int64 {
+func Items(b []byte) int64 {
 	if len(b) < 4 || b[0] < 1 || b[0] > recordVersionCompressed {
 		return 0
 	}
@@ -200,4 +216,5 @@ func cutShort(b []byte) (field, rest []byte, ok bool) {
 	return b[1:n], b[n:], true
 }
 
-func (r *record) receivedAt() time.Time { return time.Unix(0, r.ReceivedAt) }
+// Received is when Baton accepted the envelope.
+func (r *Record) Received() time.Time { return time.Unix(0, r.ReceivedAt) }

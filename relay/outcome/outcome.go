@@ -1,9 +1,13 @@
-package relay
+// Package outcome counts what happens to every record Baton accepted: each
+// ends in exactly one outcome, delivered or dropped with a Reason. Counters
+// is the one recorder; the forwarding loops see it through the narrow
+// interfaces they declare, and /api/relay/stats/ and /metrics read its
+// Snapshot.
+package outcome
 
 import (
 	"sync/atomic"
 
-	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
 )
 
@@ -28,10 +32,10 @@ const (
 	ReasonCardinality                   // a metric over the project's cardinality limit
 	ReasonFeatureDisabled               // its project lacks the feature the item needs (session replay)
 	ReasonTooLarge                      // over a limit checked after acceptance (the replay limits)
-	numReasons
+	NumReasons
 )
 
-var reasonNames = [numReasons]string{
+var reasonNames = [NumReasons]string{
 	"invalid", "expired", "buffer_full", "corrupt", "no_route",
 	"project_unknown", "project_disabled", "project_state", "cors", "filtered", "sampled", "rate_limited", "cardinality_limited", "feature_disabled",
 	"too_large",
@@ -39,30 +43,60 @@ var reasonNames = [numReasons]string{
 
 func (r Reason) String() string { return reasonNames[r] }
 
-// outcomes counts records and items per class. Counters only grow; the
+// Counters counts records and items per class. Counters only grow; the
 // accounting identity is, per class, for records and for items:
 //
 //	recovered + accepted + produced = delivered + dropped + aggregated + pending
 //
 // where recovered is what the buffer held at start and pending what it holds
-// now (see Relay.Stats). The buffer keeps each stream's pending items (the
-// record header's count, through Options.Weigh) in its metadata, so both are
-// known without reading records, and it reports the items of what it drops.
-// Items balance for every class but metric under metrics.aggregate, whose
-// drops count statsd lines and buckets rather than envelope items.
-type outcomes struct {
+// now (see Snapshot). The buffer keeps each stream's pending items (the
+// record header's count, through its Weigh option) in its metadata, so both
+// are known without reading records, and it reports the items of what it
+// drops. Items balance for every class but metric under metrics.aggregate,
+// whose drops count statsd lines and buckets rather than envelope items.
+//
+// The zero value is ready to use and safe for concurrent use.
+type Counters struct {
 	accepted  [envelope.NumClasses]counter
 	delivered [envelope.NumClasses]counter
 	// deadLettered counts the delivered records that went to a dead-letter
 	// topic instead of their own (a subset of delivered).
 	deadLettered [envelope.NumClasses]counter
-	dropped      [envelope.NumClasses][numReasons]counter
+	dropped      [envelope.NumClasses][NumReasons]counter
 	// aggregated counts raw metric records folded into buckets (their
 	// items are metric items); produced counts the records of aggregated
 	// buckets Baton wrote (their items are buckets).
 	aggregated [envelope.NumClasses]counter
 	produced   [envelope.NumClasses]counter
 }
+
+// Accept counts records the ingest path wrote to the buffer.
+func (o *Counters) Accept(c envelope.Class, records, items int) { o.accepted[c].add(records, items) }
+
+// Deliver counts records their sink confirmed.
+func (o *Counters) Deliver(c envelope.Class, records, items int) { o.delivered[c].add(records, items) }
+
+// DeadLetter counts delivered records that went to a dead-letter topic.
+func (o *Counters) DeadLetter(c envelope.Class, records, items int) {
+	o.deadLettered[c].add(records, items)
+}
+
+// Drop counts records (or, with records 0, items of records that carry on)
+// dropped for why.
+func (o *Counters) Drop(c envelope.Class, why Reason, records, items int) {
+	o.dropped[c][why].add(records, items)
+}
+
+// Aggregate counts raw metric records folded into buckets.
+func (o *Counters) Aggregate(c envelope.Class, records, items int) {
+	o.aggregated[c].add(records, items)
+}
+
+// Produce counts records Baton wrote itself (aggregated buckets).
+func (o *Counters) Produce(c envelope.Class, records, items int) { o.produced[c].add(records, items) }
+
+// Dropped is the count of class c's drops for why.
+func (o *Counters) Dropped(c envelope.Class, why Reason) Count { return o.dropped[c][why].load() }
 
 type counter struct{ records, items atomic.Int64 }
 
@@ -96,9 +130,9 @@ type Count struct {
 
 func (c *counter) load() Count { return Count{c.records.Load(), c.items.Load()} }
 
-// snapshot returns the counters of every class that has any, with what the
+// Snapshot returns the counters of every class that has any, with what the
 // buffer held at start (recovered) and holds now (pending).
-func (o *outcomes) snapshot(recovered, pending *[envelope.NumClasses]Count) map[string]ClassOutcomes {
+func (o *Counters) Snapshot(recovered, pending *[envelope.NumClasses]Count) map[string]ClassOutcomes {
 	m := make(map[string]ClassOutcomes)
 	for c := range envelope.NumClasses {
 		co := ClassOutcomes{
@@ -106,7 +140,7 @@ func (o *outcomes) snapshot(recovered, pending *[envelope.NumClasses]Count) map[
 			Aggregated: o.aggregated[c].load(), Produced: o.produced[c].load(),
 			Recovered: recovered[c], Pending: pending[c],
 		}
-		for r := range numReasons {
+		for r := range NumReasons {
 			if d := o.dropped[c][r].load(); d.Records > 0 || d.Items > 0 {
 				if co.Dropped == nil {
 					co.Dropped = make(map[string]Count)
@@ -121,18 +155,8 @@ func (o *outcomes) snapshot(recovered, pending *[envelope.NumClasses]Count) map[
 	return m
 }
 
-// byClass sums the records and items of buffer streams per traffic class.
-func byClass(streams []buffer.StreamStats) (per [envelope.NumClasses]Count) {
-	for _, s := range streams {
-		if c := StreamClass(s.Stream); c < envelope.NumClasses {
-			per[c].Records += s.Pending
-			per[c].Items += s.PendingWeight
-		}
-	}
-	return per
-}
-
-func total(per *[envelope.NumClasses]Count) (t Count) {
+// Total sums per-class counts.
+func Total(per *[envelope.NumClasses]Count) (t Count) {
 	for _, c := range per {
 		t.Records += c.Records
 		t.Items += c.Items
