@@ -28,7 +28,7 @@ type Config struct {
 	// Kafka is the embedded broker and the named Kafka clusters.
 	Kafka Kafka `yaml:"kafka"`
 	// Routes maps a class name (see envelope.Classes) or "default" to the
-	// sink for that class. Default: {"default": {kafka: embedded,
+	// destination of that class. Default: {"default": {kafka: embedded,
 	// topic: "baton.{class}"}}. Unset fields come from Defaults.Route.
 	Routes map[string]Route `yaml:"routes"`
 	// Projects are the static projects by decimal project id (static mode;
@@ -330,15 +330,13 @@ type TLS struct {
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
-// Route is where one class goes: exactly one of Upstream or Kafka.
+// Route is where one class goes: one destination, and what happens when the
+// buffer is full.
 type Route struct {
-	// Upstream names an entry of Config.Upstreams. Default: "".
-	Upstream string `yaml:"upstream"`
-	// Kafka names an entry of Kafka.Clusters or "embedded". Default: "".
-	Kafka string `yaml:"kafka"`
-	// Topic is the Kafka topic; "{class}" expands to the class name (see
-	// Config.RouteFor). Default: "baton.{class}".
-	Topic string `yaml:"topic"`
+	// Dest is the destination, a tagged choice written as the route keys of
+	// one kind (see Destination): `upstream: NAME` (UpstreamDest) or
+	// `kafka: NAME, topic: T` (KafkaDest). Required.
+	Dest Destination `yaml:",inline"`
 	// WhenFull is what happens to the class's data when the buffer is
 	// full. Default: reject.
 	WhenFull WhenFull `yaml:"when_full"`
@@ -590,12 +588,17 @@ func (c Config) ForwardUpstream() (string, bool) {
 		return "", false
 	case c.Managed.Upstream != "":
 		return c.Managed.Upstream, true
-	case c.Routes[DefaultRoute].Upstream != "":
-		return c.Routes[DefaultRoute].Upstream, true
+	case isUpstream(c.Routes[DefaultRoute].Dest):
+		return c.Routes[DefaultRoute].Dest.(UpstreamDest).Upstream, true
 	case len(c.Upstreams) == 1:
 		for name := range c.Upstreams {
 			return name, true
 		}
 	}
 	return "", false
+}
+
+func isUpstream(d Destination) bool {
+	_, ok := d.(UpstreamDest)
+	return ok
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"reflect"
@@ -65,7 +66,7 @@ func TestDefault(t *testing.T) {
 		{"buffer.max_age", c.Buffer.MaxAge, 72 * time.Hour},
 		{"buffer.durability", c.Buffer.Durability, DurabilityStrict},
 		{"kafka.embedded.listen", c.Kafka.Embedded.Listen, "127.0.0.1:9092"},
-		{"routes", c.Routes, map[string]Route{DefaultRoute: {Kafka: EmbeddedCluster, Topic: "baton.{class}",
+		{"routes", c.Routes, map[string]Route{DefaultRoute: {Dest: KafkaDest{Kafka: EmbeddedCluster, Topic: "baton.{class}"},
 			WhenFull: WhenFullReject}}},
 		{"managed.cache.expiry", c.Managed.Cache.Expiry, 300 * time.Second},
 		{"managed.fetch.batch_size", c.Managed.Fetch.BatchSize, 500},
@@ -75,7 +76,7 @@ func TestDefault(t *testing.T) {
 		{"defaults.project.allowed_domains", c.Defaults.Project.AllowedDomains, []string{"*"}},
 		{"credentials file", c.CredentialsFile(), "baton-data/credentials.json"},
 		{"uses embedded kafka", c.UsesEmbeddedKafka(), true},
-		{"error route", c.RouteFor(envelope.ClassError).Topic, "baton.error"},
+		{"error route", c.RouteFor(envelope.ClassError).Dest, Destination(KafkaDest{Kafka: EmbeddedCluster, Topic: "baton.error"})},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -93,7 +94,7 @@ func TestDefault(t *testing.T) {
 		t.Errorf("Load() differs from Default()")
 	}
 	// Default returns a fresh copy each time.
-	c.Routes["error"] = Route{Upstream: "x"}
+	c.Routes["error"] = Route{Dest: UpstreamDest{Upstream: "x"}}
 	if _, ok := Default().Routes["error"]; ok {
 		t.Error("mutating one Default() changed the next")
 	}
@@ -165,8 +166,8 @@ func TestOverlay(t *testing.T) {
 		// null removes the metric route; setting upstream on default drops
 		// the inherited kafka and topic.
 		{"routes", c.Routes, map[string]Route{
-			"error":      {Upstream: "sentry", WhenFull: WhenFullReject},
-			DefaultRoute: {Upstream: "sentry", WhenFull: WhenFullReject},
+			"error":      {Dest: UpstreamDest{Upstream: "sentry"}, WhenFull: WhenFullReject},
+			DefaultRoute: {Dest: UpstreamDest{Upstream: "sentry"}, WhenFull: WhenFullReject},
 		}},
 		{"uses embedded kafka", c.UsesEmbeddedKafka(), false},
 		{"forward upstream", must(c.ForwardUpstream()), "sentry"},
@@ -216,10 +217,10 @@ func TestRouteExclusivity(t *testing.T) {
 	if probs != nil {
 		t.Fatal(probs)
 	}
-	if r := c.RouteFor(envelope.ClassSession); r.Upstream != "sentry" || r.Kafka != "" || r.Topic != "" {
+	if r := c.RouteFor(envelope.ClassSession); r.Dest != Destination(UpstreamDest{Upstream: "sentry"}) {
 		t.Errorf("session route = %+v, want upstream sentry only", r)
 	}
-	if r := c.RouteFor(envelope.ClassError); r.Kafka != EmbeddedCluster || r.Topic != "errors" || r.Upstream != "" {
+	if r := c.RouteFor(envelope.ClassError); r.Dest != Destination(KafkaDest{Kafka: EmbeddedCluster, Topic: "errors"}) {
 		t.Errorf("error route = %+v, want embedded/errors", r)
 	}
 	// Setting both in one entry is still an error.
@@ -244,9 +245,9 @@ func TestRouteFor(t *testing.T) {
 		t.Fatal(probs)
 	}
 	for class, want := range map[envelope.Class]Route{
-		envelope.ClassError:        {Kafka: "main", Topic: "ingest-error", WhenFull: WhenFullReject},
-		envelope.ClassClientReport: {Kafka: "main", Topic: "ingest-client_report", WhenFull: WhenFullReject},
-		envelope.ClassMetric:       {Kafka: "main", Topic: "metrics.metric.v1", WhenFull: WhenFullDropOldest},
+		envelope.ClassError:        {Dest: KafkaDest{Kafka: "main", Topic: "ingest-error"}, WhenFull: WhenFullReject},
+		envelope.ClassClientReport: {Dest: KafkaDest{Kafka: "main", Topic: "ingest-client_report"}, WhenFull: WhenFullReject},
+		envelope.ClassMetric:       {Dest: KafkaDest{Kafka: "main", Topic: "metrics.metric.v1"}, WhenFull: WhenFullDropOldest},
 	} {
 		if got := c.RouteFor(class); got != want {
 			t.Errorf("RouteFor(%s) = %+v, want %+v", class, got, want)
@@ -742,7 +743,7 @@ func TestLoadMissingFile(t *testing.T) {
 func TestValidateBuiltInCode(t *testing.T) {
 	c := Default()
 	c.origins = nil // as if built in code
-	c.Routes = map[string]Route{"error": {Kafka: EmbeddedCluster, Topic: "e"}}
+	c.Routes = map[string]Route{"error": {Dest: KafkaDest{Kafka: EmbeddedCluster, Topic: "e"}}}
 	c.Mode = "bogus"
 	got := problemsOf(t, c.Validate())
 	want := []string{
@@ -845,4 +846,47 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRouteChoice: a route's destination is the one kind its keys name;
+// keys of another kind, a misspelt kind key and a route of both kinds are
+// reported where they are written.
+func TestRouteChoice(t *testing.T) {
+	_, probs := parse(t,
+		"upstreams: {sentry: {urls: ['https://s.example.com/']}}",
+		"routes:",
+		"  default: {upstream: sentry}",
+		"  error: {upstream: sentry, topic: errors}",
+		"  span: {upstrem: sentry}",
+		"  log:",
+		"    kafka: embedded",
+		"    upstream: sentry",
+	)
+	want := []string{
+		`test.yaml:4: routes.error.topic: only applies to kafka routes`,
+		`test.yaml:5: routes.span: needs a sink: set upstream or kafka`,
+		`test.yaml:5: routes.span.upstrem: unknown key (did you mean "upstream"?)`,
+		`test.yaml:6: routes.log: sets both upstream ("sentry") and kafka ("embedded"); set exactly one`,
+	}
+	if !slices.Equal(probs, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(probs, "\n"), strings.Join(want, "\n"))
+	}
+	if got, want := destinationKinds(), "upstream or kafka"; got != want {
+		t.Errorf("destinationKinds() = %q, want %q", got, want)
+	}
+	// Every kind's selecting key is its first field, and no two kinds
+	// share a key (the decoder picks the kind by key).
+	seen := map[string]string{}
+	for _, d := range destinations {
+		fs := structFields(reflect.TypeOf(d))
+		if len(fs.names) == 0 || fs.names[0] != d.Kind() {
+			t.Errorf("%T: first route key %v, want Kind() %q", d, fs.names, d.Kind())
+		}
+		for _, k := range fs.names {
+			if other, dup := seen[k]; dup {
+				t.Errorf("route key %q is in both %s and %T", k, other, d)
+			}
+			seen[k] = fmt.Sprintf("%T", d)
+		}
+	}
 }

@@ -127,6 +127,12 @@ func schemaLeaves(t reflect.Type, path string) []leaf {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if kinds := choices(f.Type); name == "" && kinds != nil {
+			for _, k := range kinds { // an inline choice: each kind's keys
+				out = append(out, schemaLeaves(k, path)...)
+			}
+			continue
+		}
 		if name == "" || name == "-" || !f.IsExported() {
 			continue
 		}

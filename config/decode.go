@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,11 +164,21 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	fields := structFields(v.Type())
+	choice, kinds := choiceField(v.Type())
+	names := fields.names
+	for _, k := range kinds {
+		names = append(slices.Clip(names), structFields(k).names...)
+	}
+	byKind := make(map[reflect.Type][]int) // the choice's keys, by kind: indexes into n.Content
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		idx, ok := -1, k.Kind == yaml.ScalarNode
 		if ok {
 			idx = fields.index(k.Value)
+			if kind := kindOf(kinds, k.Value); idx < 0 && kind != nil {
+				byKind[kind] = append(byKind[kind], i)
+				continue
+			}
 		}
 		if idx < 0 {
 			name := k.Value
@@ -178,7 +189,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 				d.fail(k, joinPath(path, name), ErrUnknownKey, "unknown key: %s", why)
 				continue
 			}
-			guesses := suggestions(name, fields.names)
+			guesses := suggestions(name, names)
 			d.fail(k, joinPath(path, name), ErrUnknownKey, "unknown key%s", didYouMean(guesses))
 			if len(guesses) == 1 {
 				// The intended key is likely absent: don't also report it missing.
@@ -188,6 +199,83 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		d.decode(val, k, v.Field(idx), joinPath(path, k.Value))
 	}
+	if choice >= 0 {
+		d.decodeChoice(n, v.Field(choice), path, kinds, byKind)
+	}
+}
+
+// choiceField returns the index of t's inline choice field (Route.Dest)
+// and the kinds it may hold, or -1.
+func choiceField(t reflect.Type) (int, []reflect.Type) {
+	for i := range t.NumField() {
+		if f := t.Field(i); f.Tag.Get("yaml") == ",inline" {
+			if kinds := choices(f.Type); kinds != nil {
+				return i, kinds
+			}
+		}
+	}
+	return -1, nil
+}
+
+// kindOf returns the kind among kinds that has the key key, or nil.
+func kindOf(kinds []reflect.Type, key string) reflect.Type {
+	for _, k := range kinds {
+		if structFields(k).index(key) >= 0 {
+			return k
+		}
+	}
+	return nil
+}
+
+// isSet reports whether a value counts as given: not null and not "".
+func isSet(n *yaml.Node) bool {
+	return !(n.Kind == yaml.ScalarNode && (n.Value == "" || n.ShortTag() == "!!null"))
+}
+
+// decodeChoice stores into v (an interface) the one kind whose selecting
+// key, its first field, is set in the mapping n; none leaves v nil, which
+// Validate reports. Two selecting keys, or a set key of a kind that was
+// not chosen, are errors.
+func (d *decoder) decodeChoice(n *yaml.Node, v reflect.Value, path string, kinds []reflect.Type, byKind map[reflect.Type][]int) {
+	var chosen []reflect.Type
+	var named []string
+	var last *yaml.Node
+	for _, kind := range kinds {
+		tag := structFields(kind).names[0]
+		for _, i := range byKind[kind] {
+			if k, val := n.Content[i], n.Content[i+1]; k.Value == tag && isSet(val) {
+				chosen = append(chosen, kind)
+				named = append(named, fmt.Sprintf("%s (%q)", tag, val.Value))
+				last = k
+			}
+		}
+	}
+	switch len(chosen) {
+	case 0:
+		return
+	case 1:
+	default:
+		// Reported at the route, as Validate reports a route without one.
+		d.bad[path] = true
+		if !d.l.inherited[last] {
+			d.l.probs.add(d.origins.at(path), path, ErrInvalid, fmt.Sprintf("sets both %s; set exactly one", strings.Join(named, " and ")))
+		}
+		return
+	}
+	kind := chosen[0]
+	e := reflect.New(kind).Elem()
+	fields := structFields(kind)
+	for _, other := range kinds {
+		for _, i := range byKind[other] {
+			k, val := n.Content[i], n.Content[i+1]
+			if other == kind {
+				d.decode(val, k, e.Field(fields.index(k.Value)), joinPath(path, k.Value))
+			} else if isSet(val) {
+				d.fail(k, joinPath(path, k.Value), ErrInvalid, "only applies to %s routes", structFields(other).names[0])
+			}
+		}
+	}
+	v.Set(e)
 }
 
 func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {

@@ -288,14 +288,11 @@ func shallowAt(n, at *yaml.Node) *yaml.Node {
 	return &c
 }
 
-// routeGroups are the mutually exclusive key groups of a route mapping.
-var routeGroups = [][]string{{"upstream"}, {"kafka", "topic"}}
-
 // exclusiveGroups returns the key groups of the mapping at path that replace
 // each other: setting a key of one group drops inherited keys of the others.
 func exclusiveGroups(path []string) [][]string {
 	if len(path) == 2 && (path[0] == "routes" || path[0] == "defaults" && path[1] == "route") {
-		return routeGroups
+		return destinationGroups()
 	}
 	return nil
 }

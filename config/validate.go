@@ -346,24 +346,10 @@ func (v *validator) routes() {
 				suggest(key, append(classNames, DefaultRoute)), strings.Join(classNames, ", "))
 			continue
 		}
-		switch {
-		case r.Upstream == "" && r.Kafka == "":
-			v.errorf(p, "needs a sink: set upstream or kafka")
-		case r.Upstream != "" && r.Kafka != "":
-			v.errorf(p, "sets both upstream (%q) and kafka (%q); set exactly one", r.Upstream, r.Kafka)
-		case r.Upstream != "":
-			if _, ok := v.c.Upstreams[r.Upstream]; !ok {
-				v.errorf(p+".upstream", "no upstream named %q%s", r.Upstream, suggest(r.Upstream, slices.Sorted(maps.Keys(v.c.Upstreams))))
-			}
-			if r.Topic != "" {
-				v.errorf(p+".topic", "only applies to kafka routes")
-			}
-		default:
-			if _, ok := v.c.Kafka.Clusters[r.Kafka]; !ok && r.Kafka != EmbeddedCluster {
-				v.errorf(p+".kafka", "no Kafka cluster named %q%s", r.Kafka,
-					suggest(r.Kafka, append(slices.Sorted(maps.Keys(v.c.Kafka.Clusters)), EmbeddedCluster)))
-			}
-			v.topic(p+".topic", r.Topic, class, isClass)
+		if r.Dest == nil {
+			v.errorf(p, "needs a sink: set %s", destinationKinds())
+		} else {
+			r.Dest.check(v, p, v.routeClasses(class, isClass))
 		}
 		oneOf(v, p+".when_full", r.WhenFull, WhenFullReject, WhenFullDropOldest)
 	}
@@ -382,20 +368,26 @@ func (v *validator) routes() {
 	}
 }
 
-// topic checks a route's topic template for each class the route serves.
-func (v *validator) topic(field, topic string, class envelope.Class, isClass bool) {
+// routeClasses returns the classes a route serves: class, or for the
+// default route every class without its own route.
+func (v *validator) routeClasses(class envelope.Class, isClass bool) []envelope.Class {
+	if isClass {
+		return []envelope.Class{class}
+	}
+	var classes []envelope.Class
+	for _, cl := range envelope.Classes() {
+		if _, ok := v.c.Routes[cl.String()]; !ok {
+			classes = append(classes, cl)
+		}
+	}
+	return classes
+}
+
+// topic checks a Kafka route's topic template for each class it serves.
+func (v *validator) topic(field, topic string, classes []envelope.Class) {
 	if topic == "" {
 		v.errorf(field, "a kafka route needs a topic, e.g. \"baton.{class}\"")
 		return
-	}
-	classes := []envelope.Class{class}
-	if !isClass { // the default route: every class without its own route
-		classes = nil
-		for _, cl := range envelope.Classes() {
-			if _, ok := v.c.Routes[cl.String()]; !ok {
-				classes = append(classes, cl)
-			}
-		}
 	}
 	for _, cl := range classes {
 		if name := ExpandTopic(topic, cl); checkTopic(name) != "" {

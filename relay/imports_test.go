@@ -3,6 +3,7 @@ package relay
 import (
 	"encoding/json"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -10,16 +11,24 @@ import (
 const module = "github.com/baton-relay/baton"
 
 // allowed is the dependency table of DESIGN.md: which project packages each
-// package may import. Anything else is a layering violation.
+// package may import. Anything else is a layering violation. Each package
+// under relay/ is its own entry: relay itself may import all of them
+// ("relay/*"), each of them only what its entry lists (a new one is one line
+// here and one row in DESIGN.md).
 var allowed = map[string][]string{
-	"cmd/baton":      {"relay", "config"},
-	"cmd/baton-load": {},
-	"relay":          {"routing", "config", "buffer", "envelope"},
-	"routing":        {"config", "envelope"},
-	"config":         {"envelope"},
-	"envelope":       {},
-	"buffer":         {},
-	"integration":    {"relay", "config", "envelope", "buffer", "routing"},
+	"cmd/baton":       {"relay", "relay/record", "config"}, // record: `baton buffer` names streams
+	"cmd/baton-load":  {},
+	"relay":           {"routing", "config", "buffer", "envelope", "relay/*"},
+	"relay/intake":    {},
+	"relay/project":   {},
+	"relay/aggregate": {"envelope"},
+	"relay/outcome":   {"envelope"},
+	"relay/record":    {"buffer", "envelope"},
+	"routing":         {"config", "envelope"},
+	"config":          {"envelope"},
+	"envelope":        {},
+	"buffer":          {},
+	"integration":     {"relay", "config", "envelope", "buffer", "routing"},
 }
 
 // thirdParty restricts what leaf packages may import beyond the standard
@@ -29,8 +38,16 @@ var thirdParty = map[string][]string{
 	"buffer":   {"github.com/cockroachdb/pebble/v2"},
 }
 
+// forbidden are modules a package may not import (by module path prefix),
+// for relay and every package under it: relay never speaks Kafka itself;
+// franz-go (its client, admin API and kfake, the embedded broker) lives
+// behind routing.
+var forbidden = map[string][]string{
+	"relay": {"github.com/twmb/franz-go"},
+}
+
 // TestImports walks `go list -deps` for every package and fails on an edge
-// the table above does not allow.
+// the tables above do not allow.
 func TestImports(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-test=false", "-json=ImportPath,Imports,Standard", module+"/...").Output()
 	if err != nil {
@@ -59,24 +76,23 @@ func TestImports(t *testing.T) {
 			continue
 		}
 		seen++
-		top := topLevel(rel)
-		ok = false
-		for k := range allowed {
-			ok = ok || k == top
-		}
-		if !ok {
-			t.Errorf("package %s is outside the layout (cmd/, relay/, envelope/, buffer/, routing/, config/, integration/)", p.ImportPath)
+		unit := unitOf(rel)
+		if _, ok := allowed[unit]; !ok {
+			t.Errorf("package %s is outside the layout (a line of allowed in relay/imports_test.go and of the table in DESIGN.md)", p.ImportPath)
 			continue
 		}
 		for _, imp := range p.Imports {
 			if dep, ok := strings.CutPrefix(imp, module+"/"); ok {
-				if d := topLevel(dep); d != top && !contains(allowed[top], d) {
-					t.Errorf("%s imports %s: %s may import only %v", rel, dep, top, allowed[top])
+				if d := unitOf(dep); d != unit && !mayImport(unit, d) {
+					t.Errorf("%s imports %s: %s may import only %v", rel, dep, unit, allowed[unit])
 				}
 				continue
 			}
-			if list, restricted := thirdParty[top]; restricted && !std[imp] && !hasPrefix(imp, list) {
-				t.Errorf("%s imports %s: %s may import only the standard library and %v", rel, imp, top, list)
+			if list, restricted := thirdParty[unit]; restricted && !std[imp] && !hasPrefix(imp, list) {
+				t.Errorf("%s imports %s: %s may import only the standard library and %v", rel, imp, unit, list)
+			}
+			if list := forbiddenFor(unit); hasPrefix(imp, list) {
+				t.Errorf("%s imports %s: %s must not import %v", rel, imp, unit, list)
 			}
 		}
 	}
@@ -85,22 +101,61 @@ func TestImports(t *testing.T) {
 	}
 }
 
-func topLevel(rel string) string {
-	if strings.HasPrefix(rel, "cmd/") {
-		parts := strings.SplitN(rel, "/", 3)
-		return parts[0] + "/" + parts[1]
-	}
-	top, _, _ := strings.Cut(rel, "/")
-	return top
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// TestImportRules checks the rules on edges that must fail, so a table
+// that allows everything cannot pass.
+func TestImportRules(t *testing.T) {
+	for _, c := range []struct {
+		from, to string
+		ok       bool
+	}{
+		{"relay", "relay/record", true},
+		{"relay", "relay/forward", true}, // any package under relay/
+		{"relay/record", "buffer", true},
+		{"relay/record", "relay", false},
+		{"relay/outcome", "relay/record", false},
+		{"relay/outcome", "buffer", false},
+		{"routing", "relay", false},
+		{"config", "routing", false},
+	} {
+		if got := mayImport(c.from, c.to); got != c.ok {
+			t.Errorf("mayImport(%s, %s) = %v, want %v", c.from, c.to, got, c.ok)
 		}
 	}
-	return false
+	for _, unit := range []string{"relay", "relay/record", "relay/forward"} {
+		for _, p := range []string{"github.com/twmb/franz-go/pkg/kgo", "github.com/twmb/franz-go/pkg/kfake"} {
+			if !hasPrefix(p, forbiddenFor(unit)) {
+				t.Errorf("%s may import %s; franz-go belongs to routing", unit, p)
+			}
+		}
+	}
+	if hasPrefix("github.com/twmb/franz-go/pkg/kgo", forbiddenFor("routing")) {
+		t.Error("routing may not import franz-go")
+	}
+}
+
+// unitOf is the entry of allowed a package falls under: cmd/NAME,
+// relay/NAME, or the top-level folder.
+func unitOf(rel string) string {
+	parts := strings.SplitN(rel, "/", 3)
+	if len(parts) > 1 && (parts[0] == "cmd" || parts[0] == "relay") {
+		return parts[0] + "/" + parts[1]
+	}
+	return parts[0]
+}
+
+// mayImport reports whether unit from may import unit to; "relay/*" in a
+// list allows every package under relay/.
+func mayImport(from, to string) bool {
+	list := allowed[from]
+	return slices.Contains(list, to) || strings.HasPrefix(to, "relay/") && slices.Contains(list, "relay/*")
+}
+
+// forbiddenFor is forbidden[unit], or relay's for a package under relay/.
+func forbiddenFor(unit string) []string {
+	if strings.HasPrefix(unit, "relay/") {
+		unit = "relay"
+	}
+	return forbidden[unit]
 }
 
 func hasPrefix(s string, prefixes []string) bool {

@@ -130,11 +130,11 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 	gauge("baton_buffer_disk_bytes", "Bytes of the buffer's files on disk.", int64(bs.DiskUsage))
 	counter("baton_buffer_commits_total", "Group commits (one fsync each under strict durability).")
 	b = fmt.Appendf(b, "baton_buffer_commits_total %d\n", bs.Commits)
-	if len(r.sinks.kafka) > 0 {
-		names := slices.Sorted(maps.Keys(r.sinks.kafka))
+	if clusters := r.sinks.KafkaClusters(); len(clusters) > 0 {
+		names := slices.Sorted(maps.Keys(clusters))
 		health := make([]routing.KafkaHealth, len(names))
 		for i, name := range names {
-			health[i] = r.sinks.kafka[name].Health()
+			health[i] = clusters[name].Health()
 		}
 		b = fmt.Appendf(b, "# HELP baton_kafka_cluster_up 0 while the Kafka cluster refuses Baton (SASL, TLS or ACLs; see the log), else 1. An unreachable broker counts as up: see baton_kafka_connect_errors_total.\n# TYPE baton_kafka_cluster_up gauge\n")
 		for i, name := range names {

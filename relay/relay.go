@@ -54,7 +54,7 @@ type Relay struct {
 	buf        *buffer.Buffer
 	partitions uint32
 	policy     atomic.Pointer[policyBox] // swapped by ReloadProjects
-	sinks      *sinks
+	sinks      *routing.Sinks
 	enforcer   enforcer
 
 	// Managed mode: identity, the config cache and downstream relays.
@@ -132,43 +132,43 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 		return nil, err
 	}
 	if cfg.Mode == config.ModeManaged {
-		up, err := r.sinks.upstreamPool(cfg, cfg.Managed.Upstream, set, sign)
+		up, err := r.sinks.Upstream(cfg.Managed.Upstream)
 		if err != nil {
-			r.sinks.close(context.Background())
+			r.sinks.Close(context.Background())
 			return nil, err
 		}
 		r.auth = &upstreamAuth{creds: r.creds, version: registrationVersion(set.Version), up: up, log: r.log}
 		r.cache, err = newProjectCache(cfg, r.auth, project.Options{Logger: r.log})
 		if err != nil {
-			r.sinks.close(context.Background())
+			r.sinks.Close(context.Background())
 			return nil, err
 		}
 	}
 	for _, c := range envelope.Classes() {
-		if b, ok := r.sinks.route[c].(routing.Bounded); ok && !(c == envelope.ClassMetric && cfg.Metrics.Aggregate) {
+		if b, ok := r.sinks.For(c).(routing.Bounded); ok && !(c == envelope.ClassMetric && cfg.Metrics.Aggregate) {
 			// Raw metrics are folded into buckets, never sent as received.
 			r.maxEnvelope[c] = b.MaxEnvelope()
 		}
 	}
 	policy, err := newProjectPolicy(cfg, r.cache)
 	if err != nil {
-		r.sinks.close(context.Background())
+		r.sinks.Close(context.Background())
 		return nil, err
 	}
 	r.policy.Store(&policyBox{policy})
 	if cfg.Metrics.Aggregate {
 		if r.aggr, err = newAggregation(r); err != nil {
-			r.sinks.close(context.Background())
+			r.sinks.Close(context.Background())
 			return nil, fmt.Errorf("relay: metrics: %w", err)
 		}
 	}
 	r.buf, err = buffer.Open(cfg.Buffer.Dir, r.bufferOptions())
 	if err != nil {
-		r.sinks.close(context.Background())
+		r.sinks.Close(context.Background())
 		return nil, bufferDirError(cfg.Buffer.Dir, err)
 	}
 	r.recovered = byClass(r.buf.Stats().Streams)
-	if r.sinks.upstream != nil && cfg.Server.ForwardUnknown {
+	if r.sinks.FirstUpstream() != nil && cfg.Server.ForwardUnknown {
 		r.forwardUnknown = r.forwardAPI
 	}
 	r.server = &fasthttp.Server{
@@ -233,7 +233,7 @@ func (r *Relay) Start() error {
 func (r *Relay) Addr() net.Addr { return r.listener.Addr() }
 
 // KafkaAddr is the embedded broker's address, or "" when none runs.
-func (r *Relay) KafkaAddr() string { return r.sinks.embeddedAddr() }
+func (r *Relay) KafkaAddr() string { return r.sinks.EmbeddedAddr() }
 
 // Run starts the relay and blocks until ctx is done, then shuts down.
 func (r *Relay) Run(ctx context.Context) error {
@@ -281,7 +281,7 @@ func (r *Relay) Close() error {
 	r.stopMetrics()
 	ctx, cancel := context.WithTimeout(context.Background(), r.set.DrainTimeout)
 	defer cancel()
-	if err := r.sinks.close(ctx); err != nil {
+	if err := r.sinks.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	r.stop()
@@ -349,11 +349,11 @@ func (r *Relay) startForwarders() {
 	}
 	for s := range streams {
 		c := record.Stream(s).Class()
-		f := &forwarder{r: r, stream: s, class: c, sink: r.sinks.route[c], maxBackoff: backoffMax}
+		f := &forwarder{r: r, stream: s, class: c, sink: r.sinks.For(c), maxBackoff: backoffMax}
 		if record.Stream(s).IsFlushed() && r.cfg.Metrics.FlushPartitions > 0 {
 			f.shard = strconv.Itoa(int(record.Stream(s).Partition()))
 		}
-		if up, ok := r.cfg.Upstreams[r.cfg.RouteFor(c).Upstream]; ok && up.MaxRetryInterval > 0 {
+		if up, ok := r.cfg.UpstreamFor(c); ok && up.MaxRetryInterval > 0 {
 			f.maxBackoff = up.MaxRetryInterval
 		}
 		r.fwdWG.Go(func() { f.run(readCtx, sendCtx) })
@@ -368,7 +368,7 @@ func (r *Relay) ready() bool {
 	if r.closing.Load() || !r.buf.Ready() {
 		return false
 	}
-	_, f := r.sinks.kafkaFault()
+	_, f := r.sinks.KafkaFault()
 	return f == nil
 }
 

@@ -1,0 +1,117 @@
+package routing
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/envelope"
+)
+
+// ListenError is a listener that could not be bound: Field is the setting
+// that names Addr ("kafka.embedded.listen").
+type ListenError struct {
+	Field, Addr string
+	Err         error
+}
+
+func (e *ListenError) Error() string { return e.Field + " " + e.Addr + ": " + e.Err.Error() }
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// embedded is kfake, franz-go's Kafka-protocol broker, run in process.
+type embedded struct{ c *kfake.Cluster }
+
+func (e embedded) Close(context.Context) error {
+	e.c.Close()
+	return nil
+}
+
+// startEmbedded runs the embedded broker for env's configuration, once, and
+// returns its address: the development default, so that a fresh checkout
+// has somewhere to deliver. Every topic a route sends to on it exists from
+// the start so consumers can subscribe early.
+func startEmbedded(env *Env) (string, error) {
+	e, err := Shared(env, "embedded/"+config.EmbeddedCluster, func() (embedded, error) {
+		cfg := env.Config
+		addr := cfg.Kafka.Embedded.Listen
+		// Listen first, so a taken port is a plain error naming the address.
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return embedded{}, &ListenError{Field: "kafka.embedded.listen", Addr: addr, Err: err}
+		}
+		var topics []string
+		for _, c := range envelope.Classes() {
+			if d, ok := cfg.RouteFor(c).Dest.(config.KafkaDest); ok && d.Kafka == config.EmbeddedCluster {
+				topics = append(topics, d.Topic)
+			}
+		}
+		c, err := kfake.NewCluster(
+			kfake.NumBrokers(1),
+			kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+				if l := ln; l != nil {
+					ln = nil
+					return l, nil
+				}
+				return net.Listen(network, addr)
+			}),
+			kfake.AllowAutoTopicCreation(),
+			kfake.SeedTopics(1, topics...),
+			// How often retention is applied to topics that set it.
+			kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "10000"}),
+		)
+		if err != nil {
+			if ln != nil {
+				ln.Close()
+			}
+			return embedded{}, fmt.Errorf("routing: embedded kafka on %s: %w", addr, err)
+		}
+		if err := limitRetention(c, topics, int64(cfg.Kafka.Embedded.RetentionBytes)); err != nil {
+			c.Close()
+			return embedded{}, fmt.Errorf("routing: embedded kafka: set retention: %w", err)
+		}
+		return embedded{c}, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return e.c.ListenAddrs()[0], nil
+}
+
+// EmbeddedAddr is the embedded broker's address, or "" when none runs.
+func (s *Sinks) EmbeddedAddr() string {
+	if _, brokers := sharedOf[embedded](s, "embedded"); len(brokers) > 0 {
+		return brokers[0].c.ListenAddrs()[0]
+	}
+	return ""
+}
+
+// limitRetention sets retention.bytes on the embedded broker's topics: it
+// keeps data in memory, so without a bound a long-running development
+// broker grows until the process runs out.
+func limitRetention(c *kfake.Cluster, topics []string, bytes int64) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v := strconv.FormatInt(bytes, 10)
+	resps, err := kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.bytes", Value: &v}}, topics...)
+	if err != nil {
+		return err
+	}
+	for _, r := range resps {
+		if r.Err != nil {
+			return fmt.Errorf("topic %s: %w", r.Name, r.Err)
+		}
+	}
+	return nil
+}
