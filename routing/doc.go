@@ -26,6 +26,13 @@
 //     spread over the pool by rendezvous hashing; nodes that keep failing
 //     are ejected for ProbeInterval and re-admitted by a trial request.
 //
+// Destinations are opened through a registry: [Open] reads every class's
+// route (a config.Destination, one kind per route) and calls the [Factory]
+// registered for its kind with [Register]. A kind is one file here whose
+// init registers its factory (dest_upstream.go, dest_kafka.go; the embedded
+// broker, kfake, is embedded.go), plus its config struct in config; clients
+// several routes use are shared by name with [Shared].
+//
 // [ParseRateLimits] parses X-Sentry-Rate-Limits headers for both this
 // package and the ingest side.
 package routing
