@@ -549,7 +549,9 @@ type Defaults struct {
 	Upstream Upstream `yaml:"upstream"`
 	// KafkaCluster is the template for Kafka.Clusters entries.
 	KafkaCluster KafkaCluster `yaml:"kafka_cluster"`
-	// Route is the template for Config.Routes entries.
+	// Route is the template for Config.Routes entries. Load applies it key
+	// by key, so a template key of a kind it does not choose (the default
+	// topic) takes effect in entries but not in this value's Dest.
 	Route Route `yaml:"route"`
 	// Project is the template for Config.Projects entries.
 	Project Project `yaml:"project"`

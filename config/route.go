@@ -116,7 +116,7 @@ func destinationGroups() [][]string {
 	return groups
 }
 
-// Choices returns the struct types an inline choice field of type t may
+// choices returns the struct types an inline choice field of type t may
 // hold (t is Destination for Route.Dest), or nil.
 func choices(t reflect.Type) []reflect.Type {
 	if t != reflect.TypeFor[Destination]() {
