@@ -17,7 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/baton-relay/baton/config"
+	"filippo.io/edwards25519"
 )
 
 var (
@@ -401,6 +401,13 @@ func formatUUID(u [16]byte) string {
 	return string(b[:])
 }
 
-// onCurve reports whether a 32-byte compressed Edwards point
-// decompresses (see config.IsEd25519Point, which config validation uses too).
-func onCurve(b []byte) bool { return config.IsEd25519Point(b) }
+// onCurve reports whether a 32-byte compressed Edwards point decompresses.
+// edwards25519 decodes as curve25519-dalek does (which Relay's key parsing
+// uses): y is taken mod p, so non-canonical encodings are accepted, and so is
+// x = 0 with the sign bit set; RFC 8032 §5.1.3 would reject both. Config
+// validation (auth.static_relays) makes the same call, so a key that `baton
+// config check` accepts also starts.
+func onCurve(b []byte) bool {
+	_, err := new(edwards25519.Point).SetBytes(b)
+	return err == nil
+}

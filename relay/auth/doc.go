@@ -16,7 +16,9 @@
 // VerifySignature rebuilds the message from the body and the header half,
 // checks the signature against the sender's public key, then the signed time
 // against a maximum age and (unlike Relay) a maximum lead into the future.
-// Public keys must decode to a point on the curve, as Relay checks.
+// Public keys must decode to a point on the curve; the decoding is
+// filippo.io/edwards25519's, which accepts what Relay's curve25519-dalek
+// accepts.
 //
 // A relay introduces itself to its upstream by registering
 // (docs/relay-protocol.md §3.4): a RegisterRequest with its id, key and
