@@ -3,6 +3,7 @@ module github.com/baton-relay/baton
 go 1.26.8
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/KimMachineGun/automemlimit v1.0.1
 	github.com/andybalholm/brotli v1.2.8
 	github.com/cockroachdb/datadriven v1.0.3

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/edwards25519"
+
 	"github.com/baton-relay/baton/envelope"
 )
 
@@ -510,7 +512,7 @@ func (v *validator) auth() {
 			v.errorf(field+".public_key", "required: the relay's public key (baton credentials show)")
 		} else if b, err := base64.RawURLEncoding.DecodeString(r.PublicKey); err != nil || len(b) != 32 {
 			v.errorf(field+".public_key", "not an Ed25519 public key in base64url without padding (43 characters)")
-		} else if !IsEd25519Point(b) {
+		} else if _, err := new(edwards25519.Point).SetBytes(b); err != nil { // decodes as Relay (curve25519-dalek) does
 			v.errorf(field+".public_key", "not an Ed25519 public key: not a point on the curve (copy it from `baton credentials show` of that relay)")
 		}
 	}

@@ -28,7 +28,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baton-relay/baton/relay"
+	"github.com/baton-relay/baton/relay/auth"
 )
 
 // Limits the fake applies, as Sentry does.
@@ -369,7 +369,7 @@ func (s *fakeSentry) logged(h http.Handler) http.Handler {
 		}
 		s.mu.Lock()
 		s.reqs = append(s.reqs, fakeSentryRequest{At: time.Now(), Method: r.Method, RequestURI: r.RequestURI,
-			RelayID: r.Header.Get(relay.HeaderRelayID), Status: sw.status})
+			RelayID: r.Header.Get(auth.HeaderRelayID), Status: sw.status})
 		s.mu.Unlock()
 	})
 }
@@ -388,7 +388,7 @@ func fakeSentryJSON(w http.ResponseWriter, status int, v any) {
 func (s *fakeSentry) reject(w http.ResponseWriter, r *http.Request, reason string) {
 	s.mu.Lock()
 	s.rejects = append(s.rejects, fakeSentryRejection{At: time.Now(), Path: r.URL.Path,
-		RelayID: r.Header.Get(relay.HeaderRelayID), Reason: reason})
+		RelayID: r.Header.Get(auth.HeaderRelayID), Reason: reason})
 	s.mu.Unlock()
 	fakeSentryJSON(w, http.StatusUnauthorized, map[string]string{"detail": reason})
 }
@@ -433,11 +433,11 @@ func (s *fakeSentry) relaysEndpoint(h func(w http.ResponseWriter, r *http.Reques
 // verifyKnown checks that a request comes from a registered relay and is
 // signed by it; it returns the relay id or why not.
 func (s *fakeSentry) verifyKnown(r *http.Request, body []byte) (string, error) {
-	hid := r.Header.Get(relay.HeaderRelayID)
+	hid := r.Header.Get(auth.HeaderRelayID)
 	if hid == "" {
-		return "", errors.New("missing " + relay.HeaderRelayID)
+		return "", errors.New("missing " + auth.HeaderRelayID)
 	}
-	id, err := relay.ParseRelayID(hid)
+	id, err := auth.ParseRelayID(hid)
 	if err != nil {
 		return "", err
 	}
@@ -451,15 +451,15 @@ func (s *fakeSentry) verifyKnown(r *http.Request, body []byte) (string, error) {
 }
 
 func fakeSentryVerify(pks string, r *http.Request, body []byte) error {
-	sig := r.Header.Get(relay.HeaderRelaySignature)
+	sig := r.Header.Get(auth.HeaderRelaySignature)
 	if sig == "" {
-		return errors.New("missing " + relay.HeaderRelaySignature)
+		return errors.New("missing " + auth.HeaderRelaySignature)
 	}
-	pk, err := relay.ParsePublicKey(pks)
+	pk, err := auth.ParsePublicKey(pks)
 	if err != nil {
 		return err
 	}
-	return relay.VerifySignature(pk, body, sig, time.Now(), fakeSentrySigMaxAge, fakeSentrySigMaxFuture)
+	return auth.VerifySignature(pk, body, sig, time.Now(), fakeSentrySigMaxAge, fakeSentrySigMaxFuture)
 }
 
 // fakeSentryTokenState is the state inside a challenge token.
@@ -477,27 +477,27 @@ func (s *fakeSentry) tokenMAC(state string) []byte {
 }
 
 func (s *fakeSentry) serveChallenge(w http.ResponseWriter, r *http.Request, body []byte) {
-	var req relay.RegisterRequest
+	var req auth.RegisterRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		fakeSentryJSON(w, http.StatusBadRequest, map[string]string{"detail": err.Error()})
 		return
 	}
 	// The relay is not known yet: the request is signed with the key it
 	// brings along.
-	sig := r.Header.Get(relay.HeaderRelaySignature)
+	sig := r.Header.Get(auth.HeaderRelaySignature)
 	if sig == "" {
-		s.reject(w, r, "missing "+relay.HeaderRelaySignature)
+		s.reject(w, r, "missing "+auth.HeaderRelaySignature)
 		return
 	}
-	if err := relay.VerifySignature(req.PublicKey, body, sig, time.Now(), fakeSentrySigMaxAge, fakeSentrySigMaxFuture); err != nil {
+	if err := auth.VerifySignature(req.PublicKey, body, sig, time.Now(), fakeSentrySigMaxAge, fakeSentrySigMaxFuture); err != nil {
 		s.reject(w, r, "challenge: "+err.Error())
 		return
 	}
-	if hid, err := relay.ParseRelayID(r.Header.Get(relay.HeaderRelayID)); err != nil || hid != req.RelayID {
+	if hid, err := auth.ParseRelayID(r.Header.Get(auth.HeaderRelayID)); err != nil || hid != req.RelayID {
 		fakeSentryJSON(w, http.StatusBadRequest, map[string]string{"detail": "relay_id in payload did not match header"})
 		return
 	}
-	pks := relay.FormatPublicKey(req.PublicKey)
+	pks := auth.FormatPublicKey(req.PublicKey)
 	s.mu.Lock()
 	known, ok := s.relays[req.RelayID]
 	s.mu.Unlock()
@@ -515,7 +515,7 @@ func (s *fakeSentry) serveChallenge(w http.ResponseWriter, r *http.Request, body
 }
 
 func (s *fakeSentry) serveRegisterResponse(w http.ResponseWriter, r *http.Request, body []byte) {
-	var resp relay.RegisterResponse
+	var resp auth.RegisterResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		fakeSentryJSON(w, http.StatusBadRequest, map[string]string{"detail": err.Error()})
 		return
@@ -543,7 +543,7 @@ func (s *fakeSentry) serveRegisterResponse(w http.ResponseWriter, r *http.Reques
 		s.reject(w, r, "register response: relay_id does not match the token")
 		return
 	}
-	if hid, err := relay.ParseRelayID(r.Header.Get(relay.HeaderRelayID)); err != nil || hid != resp.RelayID {
+	if hid, err := auth.ParseRelayID(r.Header.Get(auth.HeaderRelayID)); err != nil || hid != resp.RelayID {
 		s.reject(w, r, "register response: relay_id in payload did not match header")
 		return
 	}
@@ -558,7 +558,7 @@ func (s *fakeSentry) serveRegisterResponse(w http.ResponseWriter, r *http.Reques
 }
 
 func (s *fakeSentry) serveProjectConfigs(w http.ResponseWriter, r *http.Request, body []byte) {
-	rec := fakeSentryConfigRequest{At: time.Now(), RelayID: r.Header.Get(relay.HeaderRelayID),
+	rec := fakeSentryConfigRequest{At: time.Now(), RelayID: r.Header.Get(auth.HeaderRelayID),
 		Version: r.URL.Query().Get("version"), Header: r.Header.Clone(), Body: body}
 	var req struct {
 		PublicKeys []string        `json:"publicKeys"`
@@ -677,7 +677,7 @@ func (s *fakeSentry) servePublicKeys(w http.ResponseWriter, r *http.Request, bod
 	s.mu.Lock()
 	for _, raw := range req.RelayIDs {
 		keys[raw], relays[raw] = nil, nil
-		id, err := relay.ParseRelayID(raw)
+		id, err := auth.ParseRelayID(raw)
 		if err != nil {
 			continue
 		}
@@ -703,7 +703,7 @@ func (s *fakeSentry) serveEnvelope(w http.ResponseWriter, r *http.Request) {
 	}
 	env := fakeSentryEnvelope{At: time.Now(), ProjectID: r.PathValue("pid"), RequestURI: r.RequestURI,
 		Header: r.Header.Clone(), Wire: wire, Body: body}
-	if r.Header.Get(relay.HeaderRelaySignature) != "" {
+	if r.Header.Get(auth.HeaderRelaySignature) != "" {
 		env.Signed = true
 		s.verifyEnvelope(&env, r)
 	}
@@ -724,7 +724,7 @@ func (s *fakeSentry) serveEnvelope(w http.ResponseWriter, r *http.Request) {
 // verifyEnvelope checks an envelope's relay signature: over the decoded
 // body, the wire body, or an empty body (trusted-relay signatures, §3.6).
 func (s *fakeSentry) verifyEnvelope(env *fakeSentryEnvelope, r *http.Request) {
-	id, err := relay.ParseRelayID(r.Header.Get(relay.HeaderRelayID))
+	id, err := auth.ParseRelayID(r.Header.Get(auth.HeaderRelayID))
 	if err != nil {
 		env.SigErr = err.Error()
 		return
@@ -745,7 +745,7 @@ func (s *fakeSentry) verifyEnvelope(env *fakeSentryEnvelope, r *http.Request) {
 			env.SigOK, env.SigOver, env.SigErr = true, c.over, ""
 			return
 		}
-		if env.SigErr == "" || !errors.Is(err, relay.ErrSignatureInvalid) {
+		if env.SigErr == "" || !errors.Is(err, auth.ErrSignatureInvalid) {
 			env.SigErr = err.Error()
 		}
 	}
@@ -756,13 +756,13 @@ func (s *fakeSentry) verifyEnvelope(env *fakeSentryEnvelope, r *http.Request) {
 type fakeSentryClient struct {
 	t     *testing.T
 	base  string
-	creds *relay.Credentials
+	creds *auth.Credentials
 	hc    *http.Client
 }
 
 func newFakeSentryClient(t *testing.T, base string) *fakeSentryClient {
 	t.Helper()
-	creds, err := relay.GenerateCredentials()
+	creds, err := auth.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -780,9 +780,9 @@ func (c *fakeSentryClient) post(path string, body []byte, signAt time.Time, hdr 
 		c.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(relay.HeaderRelayID, c.creds.ID)
+	req.Header.Set(auth.HeaderRelayID, c.creds.ID)
 	if !signAt.IsZero() {
-		req.Header.Set(relay.HeaderRelaySignature, c.creds.Sign(body, signAt))
+		req.Header.Set(auth.HeaderRelaySignature, c.creds.Sign(body, signAt))
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
@@ -808,7 +808,7 @@ func (c *fakeSentryClient) postJSON(path string, v any, signAt time.Time) (int, 
 // register runs the two-step registration and fails the test unless it works.
 func (c *fakeSentryClient) register() {
 	c.t.Helper()
-	rr, err := relay.NewRegisterRequest(c.creds, "25.1.0")
+	rr, err := auth.NewRegisterRequest(c.creds, "25.1.0")
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -816,11 +816,11 @@ func (c *fakeSentryClient) register() {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	st, reply := c.post("/api/0/relays/register/challenge/", body, time.Time{}, map[string]string{relay.HeaderRelaySignature: sig})
+	st, reply := c.post("/api/0/relays/register/challenge/", body, time.Time{}, map[string]string{auth.HeaderRelaySignature: sig})
 	if st != http.StatusOK {
 		c.t.Fatalf("challenge: %d %s", st, reply)
 	}
-	var ch relay.RegisterChallenge
+	var ch auth.RegisterChallenge
 	if err := json.Unmarshal(reply, &ch); err != nil {
 		c.t.Fatalf("challenge reply %s: %v", reply, err)
 	}
@@ -832,11 +832,11 @@ func (c *fakeSentryClient) register() {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	st, reply = c.post("/api/0/relays/register/response/", body, time.Time{}, map[string]string{relay.HeaderRelaySignature: sig})
+	st, reply = c.post("/api/0/relays/register/response/", body, time.Time{}, map[string]string{auth.HeaderRelaySignature: sig})
 	if st != http.StatusOK {
 		c.t.Fatalf("register response: %d %s", st, reply)
 	}
-	var res relay.RegisterResult
+	var res auth.RegisterResult
 	if err := json.Unmarshal(reply, &res); err != nil || res.RelayID != c.creds.ID {
 		c.t.Fatalf("register result %s: %v", reply, err)
 	}
@@ -877,16 +877,16 @@ func TestFakeSentryRegistration(t *testing.T) {
 	}
 
 	// A challenge signed by another key is refused.
-	other, _ := relay.GenerateCredentials()
-	rr, _ := relay.NewRegisterRequest(c.creds, "25.1.0")
+	other, _ := auth.Generate()
+	rr, _ := auth.NewRegisterRequest(c.creds, "25.1.0")
 	body, _, _ := c.creds.Pack(rr, time.Now())
 	if st, b := c.post("/api/0/relays/register/challenge/", body, time.Time{},
-		map[string]string{relay.HeaderRelaySignature: other.Sign(body, time.Now())}); st != http.StatusUnauthorized || !strings.Contains(string(b), `"detail"`) {
+		map[string]string{auth.HeaderRelaySignature: other.Sign(body, time.Now())}); st != http.StatusUnauthorized || !strings.Contains(string(b), `"detail"`) {
 		t.Fatalf("challenge with a foreign signature: %d %s", st, b)
 	}
 
 	// A forged token is refused.
-	forged := relay.RegisterResponse{RelayID: c.creds.ID, Token: "e30:AAAA", Version: "25.1.0"}
+	forged := auth.RegisterResponse{RelayID: c.creds.ID, Token: "e30:AAAA", Version: "25.1.0"}
 	if st, b := c.postJSON("/api/0/relays/register/response/", forged, time.Now()); st != http.StatusUnauthorized {
 		t.Fatalf("forged token: %d %s", st, b)
 	}
@@ -895,8 +895,8 @@ func TestFakeSentryRegistration(t *testing.T) {
 	}
 
 	c.register()
-	if got := s.registered(); len(got) != 1 || got[c.creds.ID] != relay.FormatPublicKey(c.creds.PublicKey) {
-		t.Fatalf("registered = %v, want %s → %s", got, c.creds.ID, relay.FormatPublicKey(c.creds.PublicKey))
+	if got := s.registered(); len(got) != 1 || got[c.creds.ID] != auth.FormatPublicKey(c.creds.PublicKey) {
+		t.Fatalf("registered = %v, want %s → %s", got, c.creds.ID, auth.FormatPublicKey(c.creds.PublicKey))
 	}
 
 	// Registered: signed requests pass; unsigned and replayed-old ones do not.
@@ -909,7 +909,7 @@ func TestFakeSentryRegistration(t *testing.T) {
 	}
 	// A signature over a different body does not verify.
 	if st, b := c.post("/api/0/relays/projectconfigs/?version=3", []byte(`{"publicKeys":[]}`), time.Time{},
-		map[string]string{relay.HeaderRelaySignature: c.creds.Sign([]byte(`{}`), time.Now())}); st != http.StatusUnauthorized {
+		map[string]string{auth.HeaderRelaySignature: c.creds.Sign([]byte(`{}`), time.Now())}); st != http.StatusUnauthorized {
 		t.Fatalf("signature over another body: %d %s", st, b)
 	}
 
@@ -947,7 +947,7 @@ func TestFakeSentryRegistration(t *testing.T) {
 	if err := json.Unmarshal(b, &pk); err != nil {
 		t.Fatal(err)
 	}
-	me := relay.FormatPublicKey(c.creds.PublicKey)
+	me := auth.FormatPublicKey(c.creds.PublicKey)
 	if p := pk.PublicKeys[c.creds.ID]; p == nil || *p != me {
 		t.Errorf("public_keys = %s", b)
 	}
@@ -1100,11 +1100,11 @@ func TestFakeSentryDownAndEnvelopes(t *testing.T) {
 	zw.Write(env)
 	zw.Close()
 	st, b := c.post("/api/42/envelope/", gz.Bytes(), time.Time{}, map[string]string{
-		"Content-Encoding":         "gzip",
-		"Content-Type":             "application/x-sentry-envelope",
-		"X-Sentry-Auth":            "Sentry sentry_key=" + testKey + ", sentry_version=7",
-		relay.HeaderRelaySignature: c.creds.Sign(nil, time.Now()),
-		"X-Forwarded-For":          "203.0.113.9",
+		"Content-Encoding":        "gzip",
+		"Content-Type":            "application/x-sentry-envelope",
+		"X-Sentry-Auth":           "Sentry sentry_key=" + testKey + ", sentry_version=7",
+		auth.HeaderRelaySignature: c.creds.Sign(nil, time.Now()),
+		"X-Forwarded-For":         "203.0.113.9",
 	})
 	if st != http.StatusOK || string(b) != "{}" {
 		t.Fatalf("envelope: %d %s", st, b)
@@ -1113,7 +1113,7 @@ func TestFakeSentryDownAndEnvelopes(t *testing.T) {
 		t.Fatalf("signed envelope: %d %s", st, b)
 	}
 	s.setEnvelopeStatus(http.StatusTooManyRequests)
-	if st, _ := c.post("/api/44/envelope/", env, time.Time{}, map[string]string{relay.HeaderRelayID: ""}); st != http.StatusTooManyRequests {
+	if st, _ := c.post("/api/44/envelope/", env, time.Time{}, map[string]string{auth.HeaderRelayID: ""}); st != http.StatusTooManyRequests {
 		t.Fatalf("scripted envelope status: %d", st)
 	}
 	envs := s.envelopes()

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baton-relay/baton/relay"
+	"github.com/baton-relay/baton/relay/auth"
 )
 
 // Managed mode against a fake upstream Sentry that registers relays and
@@ -316,7 +316,7 @@ func TestManagedChainOfTwo(t *testing.T) {
 	s := newFakeSentry(t)
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
 
-	outerCreds, err := relay.GenerateCredentials()
+	outerCreds, err := auth.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +328,7 @@ func TestManagedChainOfTwo(t *testing.T) {
 	inner := startNode(t, managedYAML(s.url(), fmt.Sprintf(`auth:
   static_relays:
     %s: {public_key: %s}
-`, outerCreds.ID, relay.FormatPublicKey(outerCreds.PublicKey))))
+`, outerCreds.ID, auth.FormatPublicKey(outerCreds.PublicKey))))
 	outer := startNode(t, managedYAML(inner.url, "  credentials: "+credPath+"\n  parts: [keys, client, quotas, sampling]\n"))
 
 	if status, body, _ := postEnvelope(t, outer, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); status != 200 {
@@ -349,14 +349,14 @@ func TestManagedChainOfTwo(t *testing.T) {
 	body, _ := json.Marshal(map[string]any{"publicKeys": []string{managedKey}})
 	old := outerCreds.Sign(body, time.Now().Add(-10*time.Minute))
 	status, resp, _ := post(t, inner.url+"/api/0/relays/projectconfigs/?version=3", body, map[string]string{
-		relay.HeaderRelayID: outerCreds.ID, relay.HeaderRelaySignature: old, "Content-Type": "application/json",
+		auth.HeaderRelayID: outerCreds.ID, auth.HeaderRelaySignature: old, "Content-Type": "application/json",
 	})
 	if status != 401 || !strings.Contains(resp, "expired") {
 		t.Fatalf("replayed old signature: %d %s, want 401 expired", status, resp)
 	}
 	// A fresh signature is served.
 	status, resp, _ = post(t, inner.url+"/api/0/relays/projectconfigs/?version=3", body, map[string]string{
-		relay.HeaderRelayID: outerCreds.ID, relay.HeaderRelaySignature: outerCreds.Sign(body, time.Now()), "Content-Type": "application/json",
+		auth.HeaderRelayID: outerCreds.ID, auth.HeaderRelaySignature: outerCreds.Sign(body, time.Now()), "Content-Type": "application/json",
 	})
 	if status != 200 || !strings.Contains(resp, `"projectId":42`) {
 		t.Fatalf("fresh signature: %d %s", status, resp)
@@ -364,7 +364,7 @@ func TestManagedChainOfTwo(t *testing.T) {
 	// The parts extension: only the asked parts' config keys come back.
 	partsBody, _ := json.Marshal(map[string]any{"publicKeys": []string{managedKey}, "parts": []string{"quotas"}})
 	status, resp, _ = post(t, inner.url+"/api/0/relays/projectconfigs/?version=3", partsBody, map[string]string{
-		relay.HeaderRelayID: outerCreds.ID, relay.HeaderRelaySignature: outerCreds.Sign(partsBody, time.Now()),
+		auth.HeaderRelayID: outerCreds.ID, auth.HeaderRelaySignature: outerCreds.Sign(partsBody, time.Now()),
 	})
 	if status != 200 || !strings.Contains(resp, `"quotas"`) || strings.Contains(resp, `"sampling"`) || !strings.Contains(resp, `"publicKeys"`) {
 		t.Fatalf("parts [quotas]: %d %s", status, resp)
@@ -378,20 +378,20 @@ func TestManagedChainOfTwo(t *testing.T) {
 	}
 	// A relay the inner does not know may still send envelopes: it is
 	// treated as a client (as Relay does), while its API requests are refused.
-	stranger, _ := relay.GenerateCredentials()
+	stranger, _ := auth.Generate()
 	if status, body, _ := postEnvelope(t, inner, 42, managedKey, envelopeFor(42, managedKey, "event"), map[string]string{
-		relay.HeaderRelayID: stranger.ID, relay.HeaderRelaySignature: stranger.Sign(nil, time.Now()),
+		auth.HeaderRelayID: stranger.ID, auth.HeaderRelaySignature: stranger.Sign(nil, time.Now()),
 	}); status != 200 {
 		t.Fatalf("envelope signed by an unknown relay: %d %s", status, body)
 	}
 	// A trusted relay's envelope with a bad signature is refused.
 	if status, _, _ := postEnvelope(t, inner, 42, managedKey, envelopeFor(42, managedKey, "event"), map[string]string{
-		relay.HeaderRelayID: outerCreds.ID, relay.HeaderRelaySignature: stranger.Sign(nil, time.Now()),
+		auth.HeaderRelayID: outerCreds.ID, auth.HeaderRelaySignature: stranger.Sign(nil, time.Now()),
 	}); status != 401 {
 		t.Fatalf("trusted relay id with a forged signature: %d, want 401", status)
 	}
 	status, _, _ = post(t, inner.url+"/api/0/relays/projectconfigs/?version=3", body, map[string]string{
-		relay.HeaderRelayID: stranger.ID, relay.HeaderRelaySignature: stranger.Sign(body, time.Now()),
+		auth.HeaderRelayID: stranger.ID, auth.HeaderRelaySignature: stranger.Sign(body, time.Now()),
 	})
 	if status != 401 {
 		t.Fatalf("unknown relay: %d, want 401", status)

@@ -3,11 +3,6 @@ package relay
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/baton-relay/baton/config"
+	relayauth "github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/routing"
 )
@@ -27,7 +23,7 @@ import (
 // it registers (challenge, then response), signs every request, and
 // registers again when the upstream stops recognising it.
 type upstreamAuth struct {
-	creds   *Credentials
+	creds   *relayauth.Credentials
 	version string
 	up      *routing.Upstream
 	log     *slog.Logger
@@ -42,41 +38,41 @@ var ErrUpstreamAuth = errors.New("upstream refused this relay's credentials")
 // loadOrCreateCredentials reads the credentials file, creating it on first
 // start so that managed mode works out of the box; the public key must
 // then be trusted by the upstream.
-func loadOrCreateCredentials(path string, log *slog.Logger) (*Credentials, error) {
-	c, err := LoadCredentials(path)
+func loadOrCreateCredentials(path string, log *slog.Logger) (*relayauth.Credentials, error) {
+	c, err := relayauth.Load(path)
 	if err == nil {
 		return c, nil
 	}
-	if !errors.Is(err, ErrNoCredentials) {
+	if !errors.Is(err, relayauth.ErrNoCredentials) {
 		return nil, err
 	}
-	if c, err = GenerateCredentials(); err != nil {
+	if c, err = relayauth.Generate(); err != nil {
 		return nil, err
 	}
 	if err := c.Save(path); err != nil {
 		return nil, fmt.Errorf("relay: save new credentials: %w", err)
 	}
 	log.Warn("generated relay credentials; add this relay to the upstream's trusted relays",
-		"file", path, "relay_id", c.ID, "public_key", FormatPublicKey(c.PublicKey))
+		"file", path, "relay_id", c.ID, "public_key", relayauth.FormatPublicKey(c.PublicKey))
 	return c, nil
 }
 
 // signRequest adds the relay signature headers to an upstream request. API
 // requests sign their body; envelope requests sign an empty body, as Relay
 // does (the upstream checks those against trustedRelays).
-func (c *Credentials) signRequest(req *fasthttp.Request) {
+func signRequest(c *relayauth.Credentials, req *fasthttp.Request) {
 	body := req.Body()
 	if bytes.HasSuffix(req.URI().Path(), []byte("/envelope/")) {
 		body = nil
 	}
-	req.Header.Set(HeaderRelayID, c.ID)
-	req.Header.Set(HeaderRelaySignature, c.Sign(body, time.Now()))
+	req.Header.Set(relayauth.HeaderRelayID, c.ID)
+	req.Header.Set(relayauth.HeaderRelaySignature, c.Sign(body, time.Now()))
 }
 
 // registrationVersion is the version Baton registers with: upstreams parse
 // it as a Relay version, so a development build reports 0.0.0.
 func registrationVersion(v string) string {
-	if sigCheckVersion(v) == nil {
+	if relayauth.CheckVersion(v) == nil {
 		return v
 	}
 	return "0.0.0"
@@ -97,7 +93,7 @@ func (ua *upstreamAuth) post(ctx context.Context, path string, in, out any) (int
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(body)
-	ua.creds.signRequest(req)
+	signRequest(ua.creds, req)
 	if err := ua.up.Forward(ctx, req, resp); err != nil {
 		return 0, err
 	}
@@ -122,11 +118,11 @@ func (ua *upstreamAuth) register(ctx context.Context) error {
 	if ua.registered.Load() {
 		return nil
 	}
-	req, err := NewRegisterRequest(ua.creds, ua.version)
+	req, err := relayauth.NewRegisterRequest(ua.creds, ua.version)
 	if err != nil {
 		return err
 	}
-	var ch RegisterChallenge
+	var ch relayauth.RegisterChallenge
 	if _, err := ua.post(ctx, "/api/0/relays/register/challenge/", req, &ch); err != nil {
 		return fmt.Errorf("relay registration: challenge: %w", err)
 	}
@@ -134,7 +130,7 @@ func (ua *upstreamAuth) register(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var res RegisterResult
+	var res relayauth.RegisterResult
 	if _, err := ua.post(ctx, "/api/0/relays/register/response/", resp, &res); err != nil {
 		return fmt.Errorf("relay registration: response: %w", err)
 	}
@@ -185,107 +181,26 @@ func newProjectCache(cfg config.Config, ua *upstreamAuth, opts project.Options) 
 
 // ---- serving downstream relays ----
 
-// downstream authenticates the relays that register with Baton and fetch
-// configs from it: only relays in auth.static_relays are admitted, and
-// every request they sign is checked against the signature age window.
-type downstream struct {
-	relays    map[string]ed25519.PublicKey // relay id → key
-	internal  map[string]bool
-	secret    [32]byte // keys the registration tokens Baton hands out
-	maxAge    time.Duration
-	maxFuture time.Duration
-	now       func() time.Time
-}
-
-func newDownstream(cfg config.Config) (*downstream, error) {
-	d := &downstream{
-		relays:    map[string]ed25519.PublicKey{},
-		internal:  map[string]bool{},
-		maxAge:    cfg.Auth.SignatureMaxAge,
-		maxFuture: cfg.Auth.SignatureMaxFuture,
-		now:       time.Now,
-	}
+// newDownstream authenticates the relays in auth.static_relays.
+func newDownstream(cfg config.Config) (*relayauth.Downstream, error) {
+	relays := make(map[string]relayauth.TrustedRelay, len(cfg.Auth.StaticRelays))
 	for id, r := range cfg.Auth.StaticRelays {
-		rid, err := ParseRelayID(id)
-		if err != nil {
-			return nil, fmt.Errorf("relay: auth.static_relays: %w", err)
-		}
-		pk, err := ParsePublicKey(r.PublicKey)
-		if err != nil {
-			return nil, fmt.Errorf("relay: auth.static_relays.%s.public_key: %w", id, err)
-		}
-		d.relays[rid], d.internal[rid] = pk, r.Internal
+		relays[id] = relayauth.TrustedRelay{PublicKey: r.PublicKey, Internal: r.Internal}
 	}
-	if _, err := rand.Read(d.secret[:]); err != nil {
-		return nil, err
+	d, err := relayauth.NewDownstream(relayauth.DownstreamOptions{
+		Relays:    relays,
+		MaxAge:    cfg.Auth.SignatureMaxAge,
+		MaxFuture: cfg.Auth.SignatureMaxFuture,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("relay: auth.static_relays: %w", err)
 	}
 	return d, nil
 }
 
-// verify checks the relay signature of a request over body: it answers the
-// relay id, or an error naming what is wrong.
-func (d *downstream) verify(req *fasthttp.Request, body []byte) (string, error) {
-	id, err := ParseRelayID(string(req.Header.Peek(HeaderRelayID)))
-	if err != nil {
-		return "", fmt.Errorf("missing or malformed %s", HeaderRelayID)
-	}
-	pk, ok := d.relays[id]
-	if !ok {
-		return "", fmt.Errorf("relay %s is not trusted (auth.static_relays)", id)
-	}
-	sig := string(req.Header.Peek(HeaderRelaySignature))
-	if sig == "" {
-		return "", fmt.Errorf("missing %s", HeaderRelaySignature)
-	}
-	if err := VerifySignature(pk, body, sig, d.now(), d.maxAge, d.maxFuture); err != nil {
-		return "", err
-	}
-	return id, nil
-}
-
-// registerToken is the stateless challenge token: the relay id and a
-// timestamp, MACed with Baton's secret.
-type registerToken struct {
-	RelayID string `json:"relay_id"`
-	Time    int64  `json:"t"`
-}
-
-const registerTokenMaxAge = 60 * time.Second
-
-func (d *downstream) token(id string) string {
-	state, _ := json.Marshal(registerToken{RelayID: id, Time: d.now().Unix()})
-	s := base64.RawURLEncoding.EncodeToString(state)
-	mac := hmac.New(sha256.New, d.secret[:])
-	mac.Write([]byte(s))
-	return s + ":" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-}
-
-func (d *downstream) checkToken(tok, id string) error {
-	s, m, ok := bytes.Cut([]byte(tok), []byte{':'})
-	if !ok {
-		return errors.New("malformed token")
-	}
-	mac := hmac.New(sha256.New, d.secret[:])
-	mac.Write(s)
-	want := base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-	if !hmac.Equal(m, []byte(want)) {
-		return errors.New("token signature does not match")
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(string(s))
-	if err != nil {
-		return errors.New("malformed token")
-	}
-	var rt registerToken
-	if err := json.Unmarshal(raw, &rt); err != nil {
-		return errors.New("malformed token")
-	}
-	if rt.RelayID != id {
-		return errors.New("token was issued to another relay")
-	}
-	if age := d.now().Sub(time.Unix(rt.Time, 0)); age > registerTokenMaxAge || age < -d.maxFuture {
-		return errors.New("token expired; start over with a new challenge")
-	}
-	return nil
+// verifyRelay checks the relay signature of a request over body.
+func verifyRelay(d *relayauth.Downstream, req *fasthttp.Request, body []byte) (string, error) {
+	return d.Verify(string(req.Header.Peek(relayauth.HeaderRelayID)), string(req.Header.Peek(relayauth.HeaderRelaySignature)), body)
 }
 
 // handleRelays serves /api/0/relays/...: registration and project configs
@@ -319,13 +234,13 @@ func (r *Relay) handleRelays(ctx *fasthttp.RequestCtx, what string) {
 }
 
 func (r *Relay) serveChallenge(ctx *fasthttp.RequestCtx, body []byte) {
-	var req RegisterRequest
+	var req relayauth.RegisterRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	pk, ok := r.downstream.relays[req.RelayID]
-	if hdr, err := ParseRelayID(string(ctx.Request.Header.Peek(HeaderRelayID))); err != nil || hdr != req.RelayID {
+	pk, _, ok := r.downstream.Trusted(req.RelayID)
+	if hdr, err := relayauth.ParseRelayID(string(ctx.Request.Header.Peek(relayauth.HeaderRelayID))); err != nil || hdr != req.RelayID {
 		r.reject(ctx, fasthttp.StatusBadRequest, rejectRelayAuth, "relay id of the header and the body differ")
 		return
 	}
@@ -333,25 +248,25 @@ func (r *Relay) serveChallenge(ctx *fasthttp.RequestCtx, body []byte) {
 		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, "relay "+req.RelayID+" is not trusted with this public key (auth.static_relays)")
 		return
 	}
-	if _, err := r.downstream.verify(&ctx.Request, body); err != nil {
+	if _, err := verifyRelay(r.downstream, &ctx.Request, body); err != nil {
 		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
 		return
 	}
-	writeJSON(ctx, RegisterChallenge{RelayID: req.RelayID, Token: r.downstream.token(req.RelayID)})
+	writeJSON(ctx, relayauth.RegisterChallenge{RelayID: req.RelayID, Token: r.downstream.Token(req.RelayID)})
 }
 
 func (r *Relay) serveRegisterResponse(ctx *fasthttp.RequestCtx, body []byte) {
-	var resp RegisterResponse
+	var resp relayauth.RegisterResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	id, err := r.downstream.verify(&ctx.Request, body)
+	id, err := verifyRelay(r.downstream, &ctx.Request, body)
 	if err == nil && id != resp.RelayID {
 		err = errors.New("relay id of the header and the body differ")
 	}
 	if err == nil {
-		err = r.downstream.checkToken(resp.Token, id)
+		err = r.downstream.CheckToken(resp.Token, id)
 	}
 	if err != nil {
 		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
@@ -361,7 +276,7 @@ func (r *Relay) serveRegisterResponse(ctx *fasthttp.RequestCtx, body []byte) {
 }
 
 func (r *Relay) serveProjectConfigs(ctx *fasthttp.RequestCtx, body []byte) {
-	if _, err := r.downstream.verify(&ctx.Request, body); err != nil {
+	if _, err := verifyRelay(r.downstream, &ctx.Request, body); err != nil {
 		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
 		return
 	}
@@ -378,7 +293,7 @@ func (r *Relay) serveProjectConfigs(ctx *fasthttp.RequestCtx, body []byte) {
 }
 
 func (r *Relay) servePublicKeys(ctx *fasthttp.RequestCtx, body []byte) {
-	if _, err := r.downstream.verify(&ctx.Request, body); err != nil {
+	if _, err := verifyRelay(r.downstream, &ctx.Request, body); err != nil {
 		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
 		return
 	}
@@ -396,9 +311,9 @@ func (r *Relay) servePublicKeys(ctx *fasthttp.RequestCtx, body []byte) {
 	keys, relays := map[string]*string{}, map[string]*info{}
 	for _, id := range req.RelayIDs {
 		keys[id], relays[id] = nil, nil
-		if pk, ok := r.downstream.relays[id]; ok {
-			s := FormatPublicKey(pk)
-			keys[id], relays[id] = &s, &info{PublicKey: s, Internal: r.downstream.internal[id]}
+		if pk, internal, ok := r.downstream.Trusted(id); ok {
+			s := relayauth.FormatPublicKey(pk)
+			keys[id], relays[id] = &s, &info{PublicKey: s, Internal: internal}
 		}
 	}
 	writeJSON(ctx, map[string]any{"public_keys": keys, "relays": relays})
@@ -431,14 +346,14 @@ func (r *Relay) verifyRelayEnvelope(ctx *fasthttp.RequestCtx) bool {
 	if r.downstream == nil {
 		return true
 	}
-	id, err := ParseRelayID(string(ctx.Request.Header.Peek(HeaderRelayID)))
+	id, err := relayauth.ParseRelayID(string(ctx.Request.Header.Peek(relayauth.HeaderRelayID)))
 	if err != nil {
 		return true
 	}
-	if _, known := r.downstream.relays[id]; !known {
+	if _, _, known := r.downstream.Trusted(id); !known {
 		return true
 	}
-	if _, err := r.downstream.verify(&ctx.Request, nil); err != nil {
+	if _, err := verifyRelay(r.downstream, &ctx.Request, nil); err != nil {
 		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, "relay signature rejected: "+err.Error())
 		return false
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
+	relayauth "github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
 	"github.com/baton-relay/baton/relay/intake"
 	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/project"
@@ -58,10 +59,10 @@ type Relay struct {
 	enforcer   enforcer
 
 	// Managed mode: identity, the config cache and downstream relays.
-	creds      *Credentials
+	creds      *relayauth.Credentials
 	auth       *upstreamAuth
 	cache      *project.Cache
-	downstream *downstream
+	downstream *relayauth.Downstream
 	cacheStop  context.CancelFunc
 	cacheDone  chan struct{}
 
@@ -123,7 +124,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 		if r.creds, err = loadOrCreateCredentials(cfg.CredentialsFile(), r.log); err != nil {
 			return nil, credentialsError(cfg.CredentialsFile(), err)
 		}
-		sign = r.creds.signRequest
+		sign = func(req *fasthttp.Request) { signRequest(r.creds, req) }
 		if r.downstream, err = newDownstream(cfg); err != nil {
 			return nil, err
 		}

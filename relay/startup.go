@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/baton-relay/baton/buffer"
+	relayauth "github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
 )
 
 // A StartupError is a start-up failure worded for the operator, printed by
@@ -76,11 +77,11 @@ func notWritable(err error) bool {
 // used.
 func credentialsError(path string, err error) error {
 	e := &StartupError{Resource: "managed.credentials " + path, Err: err}
-	var cf *credFileError
+	var cf *relayauth.FileError
 	var pe *fs.PathError
 	switch {
 	case errors.As(err, &cf):
-		e.Problem = cf.err.Error()
+		e.Problem = cf.Err.Error()
 		e.Fix = "fix the file, or replace it with `baton credentials generate --overwrite` (the upstream must then trust the new key)"
 	case errors.As(err, &pe):
 		e.Problem = "cannot be read or created (" + pe.Error() + ")"

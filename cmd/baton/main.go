@@ -20,6 +20,7 @@ import (
 
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/relay"
+	"github.com/baton-relay/baton/relay/auth"
 	"github.com/baton-relay/baton/relay/record"
 )
 
@@ -294,9 +295,9 @@ func cmdCredentials(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	path := cfg.CredentialsFile()
-	var c *relay.Credentials
+	var c *auth.Credentials
 	if args[0] == "generate" {
-		if c, err = relay.GenerateCredentials(); err == nil {
+		if c, err = auth.Generate(); err == nil {
 			if overwrite {
 				err = c.SaveOverwrite(path)
 			} else {
@@ -304,12 +305,12 @@ func cmdCredentials(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	} else {
-		c, err = relay.LoadCredentials(path)
+		c, err = auth.Load(path)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "baton: %v\n", err)
 		return exitError
 	}
-	fmt.Fprintf(stdout, "credentials: %s\nrelay id:    %s\npublic key:  %s\n", path, c.ID, relay.FormatPublicKey(c.PublicKey))
+	fmt.Fprintf(stdout, "credentials: %s\nrelay id:    %s\npublic key:  %s\n", path, c.ID, auth.FormatPublicKey(c.PublicKey))
 	return exitOK
 }
