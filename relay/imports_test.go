@@ -16,12 +16,13 @@ const module = "github.com/baton-relay/baton"
 // ("relay/*"), each of them only what its entry lists (a new one is one line
 // here and one row in DESIGN.md).
 var allowed = map[string][]string{
-	"cmd/baton":       {"relay", "relay/record", "config"}, // record: `baton buffer` names streams
+	"cmd/baton":       {"relay", "relay/auth", "relay/record", "config"}, // auth: `baton credentials`; record: `baton buffer` names streams
 	"cmd/baton-load":  {},
 	"relay":           {"routing", "config", "buffer", "envelope", "relay/*"},
 	"relay/intake":    {},
 	"relay/project":   {},
 	"relay/aggregate": {"envelope"},
+	"relay/auth":      {},
 	"relay/outcome":   {"envelope"},
 	"relay/record":    {"buffer", "envelope"},
 	"routing":         {"config", "envelope"},
