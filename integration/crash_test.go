@@ -28,7 +28,7 @@ import (
 	"github.com/baton-relay/baton/relay"
 )
 
-// This file holds the crash and restart tests (reliability.md G1, G2:
+// This file holds the crash and restart tests (docs/reliability.md G1, G2:
 // crash-loop-kill9 and the restart half of crash-clone-ack) and the helpers
 // they share with budget_test.go. Every helper is prefixed "crash" so that
 // other files of the package can grow their own without collisions.
@@ -585,7 +585,7 @@ telemetry:
 		next.Load(), tl.acked, tl.lost, tl.dups, 100*float64(tl.dups)/float64(max(tl.acked, 1)), tl.phantom, tl.corrupt,
 		up.requests, up.refused)
 	rate := float64(tl.acked) / loadTime.Seconds()
-	t.Logf("duplicates per kill %.0f; reliability.md bound 0.5 s of ingest per kill = %.0f (ingest %.0f/s acked)",
+	t.Logf("duplicates per kill %.0f; docs/reliability.md bound 0.5 s of ingest per kill = %.0f (ingest %.0f/s acked)",
 		float64(tl.dups)/cycles, 0.5*rate, rate)
 	t.Logf("records pending at each restart: %v (%d of %d restarts had a backlog; at most %d beyond the acked-undelivered)",
 		recovered, withBacklog, len(recovered), excessMax)
@@ -613,7 +613,7 @@ telemetry:
 		t.Errorf("a restart found %d delivered records still pending (limit %d): acks are not persisted", excessMax, limit)
 	}
 	if readyMax > 5*time.Second {
-		t.Errorf("slowest restart to readiness %s, want < 5s (reliability.md crash-loop-kill9)", readyMax)
+		t.Errorf("slowest restart to readiness %s, want < 5s (docs/reliability.md crash-loop-kill9)", readyMax)
 	}
 	if !st.Balanced || st.Dropped != 0 || st.Delivered != st.Recovered.Records {
 		t.Errorf("final run accounting: %+v", st)
@@ -692,7 +692,7 @@ func TestRestartRedelivers(t *testing.T) {
 }
 
 // TestCrashFlakyUpstreamDrains checks that a batch makes steady progress
-// against an upstream that fails now and then (reliability.md "upstream
+// against an upstream that fails now and then (docs/reliability.md "upstream
 // flapping": no stuck class): here every 10th request gets a 503 and the
 // envelopes all belong to one project, which the upstream sink sends in
 // order, so each retry of the batch delivers about nine more. The backoff

@@ -279,7 +279,7 @@ func TestUpstreamOutageRecovers(t *testing.T) {
 		if len(seqs) == 1 && string(env.Items[0].Payload) != payloads[seqs[0]] {
 			t.Errorf("envelope %d payload altered: %q", seqs[0], env.Items[0].Payload)
 		}
-		// relay-protocol.md §3.7: the original key and sentry_client, and
+		// docs/relay-protocol.md §3.7: the original key and sentry_client, and
 		// X-Forwarded-For extended with the client's address.
 		auth := r.Header.Get("X-Sentry-Auth")
 		if r.RequestURI != "/api/42/envelope/" || !strings.Contains(auth, "sentry_key="+testKey) ||

@@ -13,7 +13,7 @@ import (
 )
 
 // Managed mode against a fake upstream Sentry that registers relays and
-// serves project configs (relay-protocol.md §3–4).
+// serves project configs (docs/relay-protocol.md §3–4).
 
 const (
 	managedKey  = "0123456789abcdef0123456789abcdef"

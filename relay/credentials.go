@@ -2,7 +2,7 @@ package relay
 
 // Relay identity: the credentials.json file, request signatures and the
 // registration payloads, compatible with Sentry Relay's relay-auth crate
-// (relay-protocol.md §3.2–§3.4, §3.8).
+// (docs/relay-protocol.md §3.2–§3.4, §3.8).
 
 import (
 	"bytes"
