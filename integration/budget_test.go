@@ -21,7 +21,7 @@ func TestDiskBudget(t *testing.T) {
 		limit    = maxBytes - reserve // where buffer.ErrFull starts
 		pad      = 64 << 10
 	)
-	crashSettleDialer(t)
+	settleDialer(t)
 	up := crashNewUpstream(t)
 	up.down.Store(true)
 	n := startNode(t, fmt.Sprintf(`buffer:

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,8 +21,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/baton-relay/baton/relay"
 )
@@ -204,29 +201,6 @@ routes:
   default:
     upstream: crash
 `, u.srv.URL)
-}
-
-// crashSettleDialer makes the test, at its very end, wait for the DNS-cache
-// cleaner goroutine that fasthttp's default dialer starts on the first
-// upstream dial (TestMain's goleak check does not ignore it; it exits once
-// the cache is empty). Call it first, so that its cleanup runs after the
-// relays of the test have closed.
-func crashSettleDialer(t *testing.T) {
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		buf := make([]byte, 1<<20)
-		for {
-			fasthttp.FlushDNSCache()
-			if !bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("fasthttp.(*TCPDialer).tcpAddrsClean")) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Log("fasthttp's dialer cleaner is still running; goleak may report it")
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
 }
 
 // ---------------------------------------------------------------------------
@@ -626,7 +600,7 @@ telemetry:
 // which reports them as recovered.
 func TestRestartRedelivers(t *testing.T) {
 	const n = 200
-	crashSettleDialer(t)
+	settleDialer(t)
 	up := crashNewUpstream(t)
 	up.down.Store(true)
 	dir := t.TempDir()
@@ -700,7 +674,7 @@ func TestRestartRedelivers(t *testing.T) {
 // delivered within seconds, not minutes.
 func TestCrashFlakyUpstreamDrains(t *testing.T) {
 	const n = 100
-	crashSettleDialer(t)
+	settleDialer(t)
 	up := crashNewUpstream(t)
 	hold := make(chan struct{})
 	up.hold.Store(&hold) // the forwarder's first request waits: the rest queue up as one batch
