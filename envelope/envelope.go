@@ -127,7 +127,7 @@ func Parse(b []byte) (*Envelope, error) {
 // strings equal to those of the previous parse, the strings themselves, so a
 // reused Envelope parses without allocating.
 //
-// Framing (section 2.1 of relay-protocol.md): the envelope header is the
+// Framing (section 2.1 of docs/relay-protocol.md): the envelope header is the
 // first JSON object; each item is a header object followed by its payload,
 // exactly `length` bytes when the header has a length (then a newline or the
 // end of the body), else up to the next newline or the end of the body. As in

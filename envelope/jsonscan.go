@@ -522,19 +522,30 @@ func appendJSONString(dst []byte, s string) []byte {
 // object raw (an envelope or item header), or ok == false when the key is
 // absent or raw is not a valid JSON object. The value aliases raw.
 func HeaderField(raw []byte, key string) (value []byte, ok bool) {
+	start, end, ok := HeaderFieldSpan(raw, key)
+	if !ok {
+		return nil, false
+	}
+	return raw[start:end], true
+}
+
+// HeaderFieldSpan is HeaderField giving where the value stands in raw:
+// raw[start:end] is the raw JSON value of the first occurrence of key, for a
+// caller that splices a new value in and keeps every other byte.
+func HeaderFieldSpan(raw []byte, key string) (start, end int, ok bool) {
 	var it objIter
 	if it.init(raw, 0) != nil {
-		return nil, false
+		return 0, 0, false
 	}
 	for it.next() {
-		if it.keyIs(key) && value == nil {
-			value = raw[it.valStart:it.valEnd]
+		if !ok && it.keyIs(key) {
+			start, end, ok = it.valStart, it.valEnd, true
 		}
 	}
-	if it.err != nil || value == nil {
-		return nil, false
+	if it.err != nil || !ok {
+		return 0, 0, false
 	}
-	return value, true
+	return start, end, true
 }
 
 // SetHeaderField appends to dst the JSON object rawHeader with the top-level

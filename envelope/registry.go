@@ -300,7 +300,7 @@ func equalFoldASCII(a, b string) bool {
 }
 
 // Category is a data category: what rate limits, quotas and outcomes count.
-// Values are Relay's numeric ids (section 2.6 of relay-protocol.md).
+// Values are Relay's numeric ids (section 2.6 of docs/relay-protocol.md).
 type Category int8
 
 const (

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// TestDiskBudget is disk-budget at CI scale (reliability.md G4, G6): with a
+// TestDiskBudget is disk-budget at CI scale (docs/reliability.md G4, G6): with a
 // small buffer budget and its upstream down, Baton takes 64 KiB envelopes
 // until the budget is spent, then answers every envelope 503 with
 // Retry-After (route when_full: reject) and reports not ready, without
@@ -21,7 +21,7 @@ func TestDiskBudget(t *testing.T) {
 		limit    = maxBytes - reserve // where buffer.ErrFull starts
 		pad      = 64 << 10
 	)
-	crashSettleDialer(t)
+	settleDialer(t)
 	up := crashNewUpstream(t)
 	up.down.Store(true)
 	n := startNode(t, fmt.Sprintf(`buffer:
@@ -157,6 +157,6 @@ func TestDiskBudget(t *testing.T) {
 		t.Errorf("final: accepted %d delivered %d dropped %d; want %d, %d, 0", st.Accepted, st.Delivered, st.Dropped, len(acked), len(acked))
 	}
 	if backAfter > 5*time.Second {
-		t.Logf("note: service came back %s after the upstream, over the 5s target of reliability.md disk-budget", backAfter.Round(time.Millisecond))
+		t.Logf("note: service came back %s after the upstream, over the 5s target of docs/reliability.md disk-budget", backAfter.Round(time.Millisecond))
 	}
 }

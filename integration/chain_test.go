@@ -113,7 +113,7 @@ type chainWant struct {
 // forwarded_for), and the
 // three nodes account for the same records.
 func TestThreeLayerChain(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	c := startNode(t, "")
 	b := startNode(t, fakeUpstreamYAML("c", c.url, "default"))
 	a := startNode(t, fakeUpstreamYAML("b", b.url, "default"))

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,12 +22,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/baton-relay/baton/relay"
 )
 
-// This file holds the crash and restart tests (reliability.md G1, G2:
+// This file holds the crash and restart tests (docs/reliability.md G1, G2:
 // crash-loop-kill9 and the restart half of crash-clone-ack) and the helpers
 // they share with budget_test.go. Every helper is prefixed "crash" so that
 // other files of the package can grow their own without collisions.
@@ -204,29 +201,6 @@ routes:
   default:
     upstream: crash
 `, u.srv.URL)
-}
-
-// crashSettleDialer makes the test, at its very end, wait for the DNS-cache
-// cleaner goroutine that fasthttp's default dialer starts on the first
-// upstream dial (TestMain's goleak check does not ignore it; it exits once
-// the cache is empty). Call it first, so that its cleanup runs after the
-// relays of the test have closed.
-func crashSettleDialer(t *testing.T) {
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		buf := make([]byte, 1<<20)
-		for {
-			fasthttp.FlushDNSCache()
-			if !bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("fasthttp.(*TCPDialer).tcpAddrsClean")) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Log("fasthttp's dialer cleaner is still running; goleak may report it")
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
 }
 
 // ---------------------------------------------------------------------------
@@ -585,7 +559,7 @@ telemetry:
 		next.Load(), tl.acked, tl.lost, tl.dups, 100*float64(tl.dups)/float64(max(tl.acked, 1)), tl.phantom, tl.corrupt,
 		up.requests, up.refused)
 	rate := float64(tl.acked) / loadTime.Seconds()
-	t.Logf("duplicates per kill %.0f; reliability.md bound 0.5 s of ingest per kill = %.0f (ingest %.0f/s acked)",
+	t.Logf("duplicates per kill %.0f; docs/reliability.md bound 0.5 s of ingest per kill = %.0f (ingest %.0f/s acked)",
 		float64(tl.dups)/cycles, 0.5*rate, rate)
 	t.Logf("records pending at each restart: %v (%d of %d restarts had a backlog; at most %d beyond the acked-undelivered)",
 		recovered, withBacklog, len(recovered), excessMax)
@@ -613,7 +587,7 @@ telemetry:
 		t.Errorf("a restart found %d delivered records still pending (limit %d): acks are not persisted", excessMax, limit)
 	}
 	if readyMax > 5*time.Second {
-		t.Errorf("slowest restart to readiness %s, want < 5s (reliability.md crash-loop-kill9)", readyMax)
+		t.Errorf("slowest restart to readiness %s, want < 5s (docs/reliability.md crash-loop-kill9)", readyMax)
 	}
 	if !st.Balanced || st.Dropped != 0 || st.Delivered != st.Recovered.Records {
 		t.Errorf("final run accounting: %+v", st)
@@ -626,7 +600,7 @@ telemetry:
 // which reports them as recovered.
 func TestRestartRedelivers(t *testing.T) {
 	const n = 200
-	crashSettleDialer(t)
+	settleDialer(t)
 	up := crashNewUpstream(t)
 	up.down.Store(true)
 	dir := t.TempDir()
@@ -692,7 +666,7 @@ func TestRestartRedelivers(t *testing.T) {
 }
 
 // TestCrashFlakyUpstreamDrains checks that a batch makes steady progress
-// against an upstream that fails now and then (reliability.md "upstream
+// against an upstream that fails now and then (docs/reliability.md "upstream
 // flapping": no stuck class): here every 10th request gets a 503 and the
 // envelopes all belong to one project, which the upstream sink sends in
 // order, so each retry of the batch delivers about nine more. The backoff
@@ -700,7 +674,7 @@ func TestRestartRedelivers(t *testing.T) {
 // delivered within seconds, not minutes.
 func TestCrashFlakyUpstreamDrains(t *testing.T) {
 	const n = 100
-	crashSettleDialer(t)
+	settleDialer(t)
 	up := crashNewUpstream(t)
 	hold := make(chan struct{})
 	up.hold.Store(&hold) // the forwarder's first request waits: the rest queue up as one batch

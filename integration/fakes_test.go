@@ -8,14 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/valyala/fasthttp"
 )
 
 // fakeRequest is one request a fakeUpstream received.
@@ -161,27 +159,4 @@ func fakeWaitFor(t *testing.T, timeout time.Duration, cond func() bool, what fun
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// fakeSettleDialer makes the test, at its very end, wait for the DNS-cache
-// cleaner goroutine fasthttp's default dialer starts on the first upstream
-// dial: TestMain's goleak check does not ignore it, and it only exits once
-// the cache is empty. Call it first in a test that talks to an upstream, so
-// its cleanup runs after the nodes have closed.
-func fakeSettleDialer(t *testing.T) {
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			fasthttp.FlushDNSCache()
-			buf := make([]byte, 1<<20)
-			if !bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("tcpAddrsClean")) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Log("fasthttp's dialer cleaner is still running; goleak may report it")
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
 }

@@ -1,7 +1,7 @@
 package integration
 
 // fakeSentry: an in-process upstream Sentry that does for relays what the
-// real one does (relay-protocol.md §3.3–§3.5, §4.1–§4.3): relay-auth
+// real one does (docs/relay-protocol.md §3.3–§3.5, §4.1–§4.3): relay-auth
 // registration with a stateless HMAC token, signed project-config fetches
 // (protocol version 3: configs / pending / unchanged / global), relay public
 // key lookups and envelope intake. Tests script it with the set* controls and
@@ -289,7 +289,7 @@ func (s *fakeSentry) requests() []fakeSentryRequest {
 
 // ---- project state ----
 
-// fakeSentryProjectState builds a realistic project state (relay-protocol.md
+// fakeSentryProjectState builds a realistic project state (docs/relay-protocol.md
 // §4.3) for one DSN key; mutate, when not nil, may change anything (the
 // "config" member is a map[string]any) before it is encoded.
 func fakeSentryProjectState(projectID uint64, key, rev string, mutate func(m map[string]any)) string {

@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,34 +19,11 @@ import (
 	"github.com/baton-relay/baton/relay"
 )
 
-// faultDo sends one request and returns status, body and headers.
-func faultDo(t *testing.T, method, url, body string, headers map[string]string) (int, string, http.Header) {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
-}
-
 // TestForwardUnknownAPI: /api/ paths Baton does not serve go to the
 // upstream verbatim (method, path, query, body, headers) and the upstream's
 // status, headers and body come back unchanged, error statuses included.
 func TestForwardUnknownAPI(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	up := newFakeUpstream(t)
 	up.setAnswer(func(r *fakeRequest) fakeAnswer {
 		switch {
@@ -80,7 +56,7 @@ func TestForwardUnknownAPI(t *testing.T) {
 	}
 	for _, c := range cases {
 		before := len(up.requests())
-		status, body, h := faultDo(t, c.method, n.url+c.uri, c.body, c.headers)
+		status, body, h := sendRequest(t, c.method, n.url+c.uri, c.body, c.headers)
 		if status != c.status || body != c.respBody {
 			t.Errorf("%s %s: got %d %s, want %d %s", c.method, c.uri, status, body, c.status, c.respBody)
 		}
@@ -111,11 +87,11 @@ func TestForwardUnknownAPI(t *testing.T) {
 	// locally and nothing reaches the upstream.
 	before := len(up.requests())
 	off := startNode(t, fakeUpstreamYAML("up", up.url(), "default")+"server:\n  forward_unknown: false\n")
-	if status, _, _ := faultDo(t, "GET", off.url+"/api/0/projects/x/", "", nil); status != 404 {
+	if status, _, _ := sendRequest(t, "GET", off.url+"/api/0/projects/x/", "", nil); status != 404 {
 		t.Errorf("forward_unknown: false: GET = %d, want 404", status)
 	}
 	none := startNode(t, "")
-	if status, _, _ := faultDo(t, "GET", none.url+"/api/0/projects/x/", "", nil); status != 404 {
+	if status, _, _ := sendRequest(t, "GET", none.url+"/api/0/projects/x/", "", nil); status != 404 {
 		t.Errorf("no upstream: GET = %d, want 404", status)
 	}
 	if got := len(up.requests()) - before; got != 0 {
@@ -171,7 +147,7 @@ func faultSeqs(t *testing.T, tag string, reqs []fakeRequest) (seqs []int, foreig
 // every envelope at least once, byte for byte, in stream order (up to the
 // upstream sink's request concurrency), with balanced accounting.
 func TestUpstreamOutageRecovers(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	const (
 		n   = 200
 		tag = "fault-outage"
@@ -279,7 +255,7 @@ func TestUpstreamOutageRecovers(t *testing.T) {
 		if len(seqs) == 1 && string(env.Items[0].Payload) != payloads[seqs[0]] {
 			t.Errorf("envelope %d payload altered: %q", seqs[0], env.Items[0].Payload)
 		}
-		// relay-protocol.md §3.7: the original key and sentry_client, and
+		// docs/relay-protocol.md §3.7: the original key and sentry_client, and
 		// X-Forwarded-For extended with the client's address.
 		auth := r.Header.Get("X-Sentry-Auth")
 		if r.RequestURI != "/api/42/envelope/" || !strings.Contains(auth, "sentry_key="+testKey) ||
@@ -531,7 +507,7 @@ func faultPending(st relay.Stats, class string) int64 {
 // buffer; when the broker comes up the errors drain and the accounting
 // balances.
 func TestKafkaDownSessionsFlow(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	const rounds = 20
 	up := newFakeUpstream(t)
 	port := faultFreePort(t)

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,11 +10,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
 
 	"github.com/baton-relay/baton/config"
@@ -29,6 +32,29 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
 	)
+}
+
+// settleDialer makes the test, at its very end, wait (at most 5 s) for the
+// DNS-cache cleaner goroutine that fasthttp's default dialer starts on the
+// first upstream dial; it exits once the cache is empty. Call it first in a
+// test that talks to an upstream, so that its cleanup runs after the relays
+// of the test have closed.
+func settleDialer(t *testing.T) {
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		buf := make([]byte, 1<<20)
+		for {
+			fasthttp.FlushDNSCache()
+			if !bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("fasthttp.(*TCPDialer).tcpAddrsClean")) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Log("fasthttp's dialer cleaner is still running; goleak may report it")
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 }
 
 // fixtures holds captured SDK requests and Relay's global config
@@ -117,10 +143,15 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 const testKey = "a7c3e9f1b5d24680ace13579bdf02468"
 
-// post sends body to path with the given headers and returns status and body.
-func post(t *testing.T, url string, body []byte, headers map[string]string) (int, string, http.Header) {
+// sendRequest sends one request (no body when body is "") and returns
+// status, body and headers.
+func sendRequest(t *testing.T, method, url, body string, headers map[string]string) (int, string, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(string(body)))
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,11 +160,18 @@ func post(t *testing.T, url string, body []byte, headers map[string]string) (int
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), resp.Header
+}
+
+// post sends body to url with the given headers and returns status, body
+// and headers.
+func post(t *testing.T, url string, body []byte, headers map[string]string) (int, string, http.Header) {
+	t.Helper()
+	return sendRequest(t, http.MethodPost, url, string(body), headers)
 }
 
 func authHeader(key string) map[string]string {

@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -210,20 +209,15 @@ func authRecovered(t *testing.T, n *node, logs *crashLogBuf, tags []string, opts
 // metricValue returns the value of the /metrics line starting with series.
 func metricValue(t *testing.T, n *node, series string) int64 {
 	t.Helper()
-	resp, err := http.Get("http://" + n.r.MetricsAddr().String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for line := range strings.SplitSeq(string(b), "\n") {
+	text := metricsText(t, n)
+	for line := range strings.SplitSeq(text, "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			var x int64
 			fmt.Sscan(v, &x)
 			return x
 		}
 	}
-	t.Fatalf("/metrics has no %s:\n%s", series, b)
+	t.Fatalf("/metrics has no %s:\n%s", series, text)
 	return 0
 }
 

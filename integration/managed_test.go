@@ -13,7 +13,7 @@ import (
 )
 
 // Managed mode against a fake upstream Sentry that registers relays and
-// serves project configs (relay-protocol.md §3–4).
+// serves project configs (docs/relay-protocol.md §3–4).
 
 const (
 	managedKey  = "0123456789abcdef0123456789abcdef"
@@ -62,7 +62,7 @@ func deliveredTo(s *fakeSentry, pid uint64, marker string) int {
 }
 
 func TestManagedWaitsOnDiskUntilConfigArrives(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	s := newFakeSentry(t)
 	s.setPending(managedKey, 3) // the upstream computes the config for a while
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
@@ -104,7 +104,7 @@ func TestManagedWaitsOnDiskUntilConfigArrives(t *testing.T) {
 }
 
 func TestManagedUnknownAndDisabled(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	s := newFakeSentry(t)
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
 		m["publicKeys"] = []any{map[string]any{"publicKey": managedKey, "isEnabled": false}}
@@ -151,7 +151,7 @@ func TestManagedUnknownAndDisabled(t *testing.T) {
 }
 
 func TestManagedUpstreamDownServesThroughGrace(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	s := newFakeSentry(t)
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
 	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", nil))
@@ -210,7 +210,7 @@ func TestManagedUpstreamDownServesThroughGrace(t *testing.T) {
 }
 
 func TestManagedBrokenSamplingPartStillDeliversErrors(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	s := newFakeSentry(t)
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
 		m["config"].(map[string]any)["sampling"] = map[string]any{"version": 2, "rules": "garbage"}
@@ -265,7 +265,7 @@ func TestManagedBrokenSamplingPartStillDeliversErrors(t *testing.T) {
 }
 
 func TestManagedQuotaZeroAnswers429(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	s := newFakeSentry(t)
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
 		m["config"].(map[string]any)["quotas"] = []any{map[string]any{
@@ -312,7 +312,7 @@ func TestManagedQuotaZeroAnswers429(t *testing.T) {
 // outer Baton, which registers with it; signatures are verified at every
 // hop, and a replayed old signature is refused.
 func TestManagedChainOfTwo(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	s := newFakeSentry(t)
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
 
@@ -403,7 +403,7 @@ func TestManagedChainOfTwo(t *testing.T) {
 // A project's metrics part sets its cardinality limit: over it, buckets are
 // dropped as cardinality_limited.
 func TestManagedCardinalityLimitFromProjectConfig(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	s := newFakeSentry(t)
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
 		m["config"].(map[string]any)["metrics"] = map[string]any{"cardinalityLimits": []any{map[string]any{
@@ -436,7 +436,7 @@ func TestManagedCardinalityLimitFromProjectConfig(t *testing.T) {
 // With the config lookups at their cap (the upstream hangs), new unknown
 // keys are shed with 503 while known keys flow; nothing parked is lost.
 func TestManagedLookupCapSheds(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	s := newFakeSentry(t)
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
 	n := startNode(t, strings.Replace(managedYAML(s.url(), ""), "fetch: {batch_interval: 10ms}", "fetch: {batch_size: 1, concurrency: 1, batch_interval: 10ms}", 1))
@@ -487,7 +487,7 @@ func TestManagedLookupCapSheds(t *testing.T) {
 // An upstream that forgot this relay answers 401 once: Baton registers
 // again and delivers; nothing is dropped.
 func TestManaged401ReRegisters(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	s := newFakeSentry(t)
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
 	n := startNode(t, managedYAML(s.url(), ""))
@@ -529,7 +529,7 @@ func TestManaged401ReRegisters(t *testing.T) {
 // cap the key gets 503, other keys are unaffected, and what waited is
 // delivered once the config arrives.
 func TestManagedWaitingBytesCapPerKey(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	s := newFakeSentry(t)
 	s.setPending(managedKey, 1_000_000) // the upstream keeps computing
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
@@ -569,7 +569,7 @@ func TestManagedWaitingBytesCapPerKey(t *testing.T) {
 // Replays need the project's session-replay feature, as in Relay; a
 // project whose features part says nothing of it drops them.
 func TestManagedReplayNeedsFeature(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	s := newFakeSentry(t)
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil)) // features: []
 	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", func(m map[string]any) {
@@ -597,7 +597,7 @@ func TestManagedReplayNeedsFeature(t *testing.T) {
 // An envelope that waited for its config still gets the origin check: the
 // Origin it came with is kept in its record.
 func TestManagedWaitingKeepsOriginCheck(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	s := newFakeSentry(t)
 	s.setPending(managedKey, 2)
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {

@@ -31,9 +31,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	)
 }
 
-// expectMetrics fetches n's /metrics and fails for every wanted line it
-// lacks.
-func expectMetrics(t *testing.T, n *node, lines ...string) {
+// metricsText fetches n's /metrics.
+func metricsText(t *testing.T, n *node) string {
 	t.Helper()
 	resp, err := http.Get("http://" + n.r.MetricsAddr().String() + "/metrics")
 	if err != nil {
@@ -44,9 +43,17 @@ func expectMetrics(t *testing.T, n *node, lines ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return string(b)
+}
+
+// expectMetrics fetches n's /metrics and fails for every wanted line it
+// lacks.
+func expectMetrics(t *testing.T, n *node, lines ...string) {
+	t.Helper()
+	text := metricsText(t, n)
 	for _, want := range lines {
-		if !strings.Contains(string(b), want+"\n") {
-			t.Errorf("/metrics lacks %q:\n%s", want, b)
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", want, text)
 		}
 	}
 }

@@ -20,7 +20,7 @@ import (
 // buffer itself) every class balances in items as well as records:
 // recovered + accepted = delivered + dropped + pending.
 func TestRestartCountsItemsPerClass(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	up := newFakeUpstream(t)
 	var down atomic.Bool
 	up.setAnswer(func(*fakeRequest) fakeAnswer {

@@ -147,7 +147,7 @@ func steeringKeys(n int, ts int64) []string {
 // partitions: each key lands on exactly one upstream; ejecting one moves
 // only its keys.
 func TestMetricsSteeringOverUpstreamPool(t *testing.T) {
-	fakeSettleDialer(t)
+	settleDialer(t)
 	const keys = 10000
 	var ups [3]*node
 	var urls []string

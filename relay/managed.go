@@ -99,7 +99,7 @@ func (ua *upstreamAuth) post(ctx context.Context, path string, in, out any) (int
 	}
 	status := resp.StatusCode()
 	if status < 200 || status > 299 {
-		return status, fmt.Errorf("%s answered %d: %s", path, status, snippet(resp.Body()))
+		return status, fmt.Errorf("%s answered %d: %s", path, status, routing.Snippet(resp.Body()))
 	}
 	data, err := resp.BodyUncompressed()
 	if err != nil {
@@ -327,15 +327,6 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
-}
-
-// snippet is the start of an error body, for logs.
-func snippet(b []byte) string {
-	const n = 200
-	if len(b) > n {
-		return string(b[:n]) + "…"
-	}
-	return string(b)
 }
 
 // verifyRelayEnvelope checks the signature of an envelope sent by a

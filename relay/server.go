@@ -9,7 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// handle routes a request. Routes follow Relay's (relay-protocol.md §1.1);
+// handle routes a request. Routes follow Relay's (docs/relay-protocol.md §1.1);
 // trailing slashes are optional.
 func (r *Relay) handle(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()

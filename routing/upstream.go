@@ -428,7 +428,7 @@ func (u *Upstream) classify(resp *fasthttp.Response) error {
 	if code >= 200 && code < 300 {
 		return nil
 	}
-	se := &StatusError{Status: code, Detail: snippet(resp.Body())}
+	se := &StatusError{Status: code, Detail: Snippet(resp.Body())}
 	switch {
 	case code == fasthttp.StatusTooManyRequests || code == fasthttp.StatusServiceUnavailable:
 		var after time.Duration
@@ -459,7 +459,9 @@ func isNodeFailure(status int) bool {
 	return status >= 500 || status == fasthttp.StatusRequestTimeout
 }
 
-func snippet(b []byte) string {
+// Snippet is the start of an error body for an error message or a log
+// line: at most maxDetail bytes, cut at a rune boundary, space trimmed.
+func Snippet(b []byte) string {
 	if len(b) > maxDetail {
 		b = b[:maxDetail]
 		for len(b) > 0 && !utf8.Valid(b) { // do not cut a rune in half

@@ -16,7 +16,7 @@ import (
 )
 
 // fakeSentry is a minimal upstream Sentry for Baton in managed mode (see
-// relay-protocol.md §3.4 and §4.1–4.2): it registers any well-formed relay
+// docs/relay-protocol.md §3.4 and §4.1–4.2): it registers any well-formed relay
 // without checking signatures, answers every project config request with
 // null (unknown key) except for the --known-keys, and accepts envelopes.
 type fakeSentry struct {
