@@ -340,7 +340,7 @@ func (r *Relay) frame(ctx *fasthttp.RequestCtx, in *admitted, a *auth, s *scratc
 	s.recs.B, s.offs, s.classes, s.items = s.recs.B[:0], s.offs[:0], s.classes[:0], s.items[:0]
 	s.entries = s.entries[:0]
 	v := &s.verdict
-	if err := r.reserveRecords(s, &in.perClass, v); err != nil {
+	if err := r.reserveRecords(s, &in.perClass, v, record.HeaderLen(&rec)); err != nil {
 		*res = withLimits(bodyRefusal(err, "hold", "request"), res)
 		return false
 	}
@@ -424,8 +424,9 @@ func withLimits(next result, prev *result) result {
 }
 
 // reserveRecords reserves, before they are built, the records of the
-// classes v keeps and the scratch their compression needs.
-func (r *Relay) reserveRecords(s *scratch, perClass *[envelope.NumClasses]int, v *verdict) error {
+// classes v keeps, with headers of hdrLen bytes, and the scratch their
+// compression needs.
+func (r *Relay) reserveRecords(s *scratch, perClass *[envelope.NumClasses]int, v *verdict, hdrLen int) error {
 	need, classes := 0, 0
 	for c := range envelope.NumClasses {
 		if perClass[c] > 0 && !v.drop[c] {
@@ -438,7 +439,7 @@ func (r *Relay) reserveRecords(s *scratch, perClass *[envelope.NumClasses]int, v
 			need += len(it.Header) + len(it.Payload) + 32 // newlines and a length field
 		}
 	}
-	need += classes * (len(s.env.Header.Raw) + 1 + record.MaxHeader)
+	need += classes * (len(s.env.Header.Raw) + 1 + hdrLen)
 	if err := s.recs.Reserve(need, &s.lease); err != nil {
 		return err
 	}
