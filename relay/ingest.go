@@ -497,9 +497,15 @@ func firstAddr(chain []byte) netip.Addr {
 	return a.Unmap()
 }
 
+// maxForwardedFor bounds the forwarded-for chain a record keeps: a few
+// dozen hops, more than any real chain, and little WAL for a forged one.
+const maxForwardedFor = 512
+
 // appendClientIP appends the forwarded-for chain as the next relay should
-// see it: the incoming X-Forwarded-For, then the peer address.
+// see it: the incoming X-Forwarded-For, then the peer address, trimmed to
+// maxForwardedFor bytes by trimChain.
 func appendClientIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	start := len(dst)
 	if xff := ctx.Request.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
 		dst = append(dst, xff...)
 		dst = append(dst, ", "...)
@@ -507,5 +513,39 @@ func appendClientIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
 	if addr, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
 		dst = addr.Unmap().AppendTo(dst)
 	}
+	if len(dst)-start > maxForwardedFor {
+		dst = trimChain(dst, start, maxForwardedFor)
+	}
 	return dst
+}
+
+// trimChain shortens the chain dst[start:] to about max bytes by dropping
+// whole addresses from its middle, never cutting one: the first address
+// stays (the original client, which filters judge by firstAddr and Kafka
+// sinks send as client_ip), and so do the last ones, the hops nearest to
+// Baton, the peer always.
+func trimChain(dst []byte, start, max int) []byte {
+	first, rest, ok := bytes.Cut(dst[start:], []byte{','})
+	if !ok {
+		return dst
+	}
+	last := bytes.LastIndexByte(rest, ',')
+	tail := bytes.TrimSpace(rest[last+1:]) // the peer, kept in any case
+	for last >= 0 {
+		i := bytes.LastIndexByte(rest[:last], ',')
+		longer := bytes.TrimSpace(rest[i+1:])
+		if len(first)+2+len(longer) > max {
+			break
+		}
+		tail, last = longer, i
+	}
+	if len(tail) == len(bytes.TrimSpace(rest)) {
+		return dst // nothing to drop
+	}
+	// tail lies past first in dst: append it at the end, then move it
+	// down behind first (append moves overlapping bytes safely).
+	end := len(dst)
+	dst = append(dst, tail...)
+	moved := dst[end:]
+	return append(append(dst[:start+len(first)], ", "...), moved...)
 }
