@@ -34,48 +34,45 @@ const convSlack = 16 << 10
 // converted runs the shared tail of every converting endpoint: request auth
 // is required (there is no envelope dsn to fall back on), the body is
 // decoded and converted by conv, and the result is accepted like an
-// envelope. It reports the event id it accepted.
+// envelope. It answers the request and returns the result, which the
+// endpoint may reshape on success (its limits are no longer valid).
 func (r *Relay) converted(ctx *fasthttp.RequestCtx, pid uint64, limit int,
-	conv func(s *scratch, body []byte) ([]byte, error)) (envelope.EventID, bool) {
-	s, ok := r.begin(ctx)
-	if !ok {
-		return envelope.EventID{}, false
+	conv func(s *scratch, body []byte) ([]byte, error)) result {
+	s, res := r.start()
+	if res.ok() {
+		defer r.end(s)
+		res = r.convert(ctx, pid, limit, s, conv)
 	}
-	defer r.end(s)
+	r.respond(ctx, &res)
+	return res
+}
 
+func (r *Relay) convert(ctx *fasthttp.RequestCtx, pid uint64, limit int, s *scratch,
+	conv func(s *scratch, body []byte) ([]byte, error)) result {
 	var a auth
 	if err := parseAuth(&ctx.Request, &a); err != nil {
-		r.rejectAuth(ctx, err)
-		return envelope.EventID{}, false
+		return authRefusal(err)
 	}
-	body, ok := r.readBody(ctx, s, limit)
-	if !ok {
-		return envelope.EventID{}, false
+	body, res := r.body(ctx, s, limit)
+	if !res.ok() {
+		return res
 	}
 	// A converted envelope is about the size of its body; converters charge
 	// what they add beyond convSlack.
 	if err := s.conv.Reserve(len(body)+convSlack, &s.lease); err != nil {
-		r.refuseBody(ctx, err, "hold", "request")
-		return envelope.EventID{}, false
+		return bodyRefusal(err, "hold", "request")
 	}
 	env, err := conv(s, body)
 	if errors.Is(err, intake.ErrBusy) || errors.Is(err, intake.ErrOverBudget) {
-		r.refuseBody(ctx, err, "hold", "request")
-		return envelope.EventID{}, false
+		return bodyRefusal(err, "hold", "request")
 	}
 	if err != nil {
-		r.rejectParse(ctx, err)
-		return envelope.EventID{}, false
+		return parseRefusal(err)
 	}
 	if err := s.env.Parse(env, &r.limits); err != nil {
-		r.rejectParse(ctx, err)
-		return envelope.EventID{}, false
+		return parseRefusal(err)
 	}
-	r.accept(ctx, pid, &a, s)
-	if ctx.Response.StatusCode() != fasthttp.StatusOK {
-		return envelope.EventID{}, false
-	}
-	return s.env.Header.EventID, true
+	return r.accept(ctx, pid, &a, s)
 }
 
 // handleStore serves the legacy /store/ endpoint: a JSON event in the body
@@ -89,7 +86,7 @@ func (r *Relay) handleStore(ctx *fasthttp.RequestCtx, pid uint64) {
 		}
 		ctx.Request.SetBody(data) // the GET transport carries the event in the query
 		ctx.Request.Header.Del("Content-Encoding")
-		if _, ok := r.converted(ctx, pid, r.limits.MaxEventSize, r.fromStore); ok {
+		if res := r.converted(ctx, pid, r.limits.MaxEventSize, r.fromStore); res.ok() {
 			ctx.Response.Reset()
 			setCORS(ctx)
 			ctx.SetContentType("image/gif")
@@ -119,7 +116,7 @@ func (r *Relay) handleMinidump(ctx *fasthttp.RequestCtx, pid uint64) {
 	}
 	ct := string(ctx.Request.Header.ContentType())
 	multipart := strings.HasPrefix(ct, "multipart/")
-	id, ok := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
+	res := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
 		if multipart { // its parts are copied out of it
 			if err := s.lease.Grow(len(body)); err != nil {
 				return nil, err
@@ -132,11 +129,11 @@ func (r *Relay) handleMinidump(ctx *fasthttp.RequestCtx, pid uint64) {
 		}
 		return s.conv.B, err
 	})
-	if ok {
+	if res.ok() {
 		ctx.Response.Reset()
 		setCORS(ctx)
 		ctx.SetContentType("text/plain")
-		ctx.SetBody(id.AppendUUID(ctx.Response.Body()[:0]))
+		ctx.SetBody(res.id.AppendUUID(ctx.Response.Body()[:0]))
 	}
 }
 
@@ -163,11 +160,11 @@ func (r *Relay) handleSecurity(ctx *fasthttp.RequestCtx, pid uint64) {
 	}
 	q := ctx.QueryArgs()
 	release, environment := string(q.Peek("sentry_release")), string(q.Peek("sentry_environment"))
-	if _, ok := r.converted(ctx, pid, r.limits.MaxEventSize, func(s *scratch, body []byte) ([]byte, error) {
+	if res := r.converted(ctx, pid, r.limits.MaxEventSize, func(s *scratch, body []byte) ([]byte, error) {
 		var err error
 		s.conv.B, err = envelope.FromSecurityReport(s.conv.B[:0], body, release, environment)
 		return s.conv.B, err
-	}); ok {
+	}); res.ok() {
 		ctx.Response.ResetBody()
 	}
 }
@@ -178,11 +175,11 @@ func (r *Relay) handleNEL(ctx *fasthttp.RequestCtx, pid uint64) {
 		methodNotAllowed(ctx)
 		return
 	}
-	if _, ok := r.converted(ctx, pid, r.limits.MaxEventSize, func(s *scratch, body []byte) ([]byte, error) {
+	if res := r.converted(ctx, pid, r.limits.MaxEventSize, func(s *scratch, body []byte) ([]byte, error) {
 		var err error
 		s.conv.B, err = envelope.FromNEL(s.conv.B[:0], body)
 		return s.conv.B, err
-	}); ok {
+	}); res.ok() {
 		ctx.Response.ResetBody()
 	}
 }
@@ -200,7 +197,7 @@ func (r *Relay) handleAttachments(ctx *fasthttp.RequestCtx, pid uint64, rawID []
 		return
 	}
 	ct := string(ctx.Request.Header.ContentType())
-	if _, ok := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
+	if res := r.converted(ctx, pid, r.limits.MaxAttachmentsSize, func(s *scratch, body []byte) ([]byte, error) {
 		// The parts of a multipart body are copied out of it.
 		if err := s.lease.Grow(len(body)); err != nil {
 			return nil, err
@@ -208,7 +205,7 @@ func (r *Relay) handleAttachments(ctx *fasthttp.RequestCtx, pid uint64, rawID []
 		var err error
 		s.conv.B, err = envelope.FromAttachments(s.conv.B[:0], id, ct, body)
 		return s.conv.B, err
-	}); ok {
+	}); res.ok() {
 		ctx.Response.ResetBody()
 		ctx.SetStatusCode(fasthttp.StatusCreated)
 	}

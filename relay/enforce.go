@@ -67,20 +67,90 @@ func (v *verdict) dropClass(c envelope.Class, why outcome.Reason) {
 // sampling. It is shared by the
 // ingest path and by the release of envelopes that waited for a config.
 type enforcer struct {
-	quotas sync.Map // quotaKey → *windowCounter
+	quotas quotaCounters
 	now    func() time.Time
 }
 
-type quotaKey struct {
-	id, scope string
+// maxQuotaCounters bounds the quota windows an edge counts at once: one
+// per quota and scope (key, project or organization) seen in a window.
+const maxQuotaCounters = 1 << 16
+
+// quotaSweepEvery is how often counters of windows that ended are let go.
+const quotaSweepEvery = 60 // seconds
+
+// quotaCounters counts quotas in fixed windows. A lookup builds its key in
+// a stack buffer and allocates nothing; only a new counter allocates, its
+// key once. Counters of windows that ended are swept every
+// quotaSweepEvery seconds, or sooner when maxQuotaCounters are held; when
+// that many windows are live, a new one is not counted (the edge's count
+// is a local share; the processing tier keeps the global one).
+type quotaCounters struct {
+	mu    sync.Mutex
+	m     map[string]*windowCounter // quota id, scope tag, scope → window
+	max   int                       // 0: maxQuotaCounters
+	swept int64                     // unix second of the last sweep
 }
 
 // windowCounter counts one quota's fixed window: slot is the window's
-// index, n what it counted so far.
+// index, end the unix second it ends, n what it counted so far.
 type windowCounter struct {
-	mu   sync.Mutex
-	slot int64
-	n    int64
+	slot, end, n int64
+}
+
+// add adds n to the window of key at now (unix seconds) of a quota with
+// limit and window, and reports whether that went over the limit.
+func (qc *quotaCounters) add(key []byte, limit, window, n, now int64) bool {
+	slot := now / window
+	qc.mu.Lock()
+	defer qc.mu.Unlock()
+	if now-qc.swept >= quotaSweepEvery {
+		qc.sweep(now)
+	}
+	w := qc.m[string(key)] // not allocated: the compiler reads key in place
+	if w == nil {
+		if len(qc.m) >= qc.cap() && now != qc.swept {
+			qc.sweep(now)
+		}
+		if len(qc.m) >= qc.cap() {
+			return false // at the bound: not counted here
+		}
+		if qc.m == nil {
+			qc.m = make(map[string]*windowCounter)
+		}
+		w = &windowCounter{slot: -1}
+		qc.m[string(key)] = w
+	}
+	if w.slot != slot {
+		w.slot, w.end, w.n = slot, (slot+1)*window, 0
+	}
+	if w.n+n > limit {
+		return true
+	}
+	w.n += n
+	return false
+}
+
+// sweep lets go of the counters whose window ended by now.
+func (qc *quotaCounters) sweep(now int64) {
+	qc.swept = now
+	for k, w := range qc.m {
+		if w.end <= now {
+			delete(qc.m, k)
+		}
+	}
+}
+
+func (qc *quotaCounters) cap() int {
+	if qc.max > 0 {
+		return qc.max
+	}
+	return maxQuotaCounters
+}
+
+func (qc *quotaCounters) len() int {
+	qc.mu.Lock()
+	defer qc.mu.Unlock()
+	return len(qc.m)
 }
 
 // apply fills v for an envelope of project st (nil: no config) with items
@@ -233,33 +303,24 @@ func scopeName(s string) string {
 // count adds n to the quota's current window and reports whether that
 // went over the limit, and how long until the window ends.
 func (e *enforcer) count(q *project.Quota, st *project.State, key []byte, n int64, now time.Time) (time.Duration, bool) {
-	k := quotaKey{id: q.ID}
+	var kb [128]byte // quota id, scope tag and scope: on the stack unless long
+	k := append(kb[:0], q.ID...)
 	switch q.Scope {
 	case "key":
-		k.scope = string(key)
+		k = append(append(k, 0, 'k'), key...)
 	case "project":
-		k.scope = strconv.FormatUint(st.ProjectID, 10)
+		k = strconv.AppendUint(append(k, 0, 'p'), st.ProjectID, 10)
 	case "global":
+		k = append(k, 0, 'g')
 	default:
-		k.scope = strconv.FormatUint(st.OrganizationID, 10)
+		k = strconv.AppendUint(append(k, 0, 'o'), st.OrganizationID, 10)
 	}
-	wc, ok := e.quotas.Load(k)
-	if !ok {
-		wc, _ = e.quotas.LoadOrStore(k, &windowCounter{})
+	sec := now.Unix()
+	if !e.quotas.add(k, *q.Limit, q.Window, n, sec) {
+		return 0, false
 	}
-	w := wc.(*windowCounter)
-	slot := now.Unix() / q.Window
-	wait := time.Duration((slot+1)*q.Window-now.Unix()) * time.Second
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.slot != slot {
-		w.slot, w.n = slot, 0
-	}
-	if w.n+n > *q.Limit {
-		return wait, true
-	}
-	w.n += n
-	return 0, false
+	slot := sec / q.Window
+	return time.Duration((slot+1)*q.Window-sec) * time.Second, true
 }
 
 // appendRateLimits appends the X-Sentry-Rate-Limits value for v's limits:

@@ -37,7 +37,6 @@ type scratch struct {
 	entries []buffer.Entry
 	ip      []byte
 	hdr     []byte // an envelope header rewritten with a generated event_id
-	resp    []byte // the response body
 	verdict verdict
 	limits  []byte // X-Sentry-Rate-Limits
 }
@@ -48,18 +47,83 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // pool holds memory no lease pays for, so only small arrays stay in it.
 const maxPooledBuf = 64 << 10
 
-// begin starts a request that reads a body: it refuses new work during
-// shutdown, and takes a scratch whose lease draws on the body budget. The
-// caller must end(s).
+// result is what an ingest request came to. The steps (admit, frame,
+// commit) fill it and respond alone turns it into HTTP, so the converting
+// endpoints read the outcome here, never back from the response.
+type result struct {
+	status     int          // fasthttp.StatusOK when accepted
+	why        rejectReason // when refused: the counter it goes to
+	detail     string       // when refused: the error body and X-Sentry-Error
+	retryAfter string       // Retry-After, when set
+	// limits is X-Sentry-Rate-Limits, set on acceptance as on refusal. It
+	// is scratch memory, valid until the request's end.
+	limits []byte
+	id     envelope.EventID // the accepted envelope's event id, if it has one
+}
+
+// accepted is the result of a step that let the request through.
+var accepted = result{status: fasthttp.StatusOK}
+
+func (res *result) ok() bool { return res.status == fasthttp.StatusOK }
+
+// refusal is a request refused with status, counted under why.
+func refusal(status int, why rejectReason, detail string) result {
+	return result{status: status, why: why, detail: detail}
+}
+
+// busy is a 503 that tells the client when to retry.
+func busy(why rejectReason, retryAfter, detail string) result {
+	return result{status: fasthttp.StatusServiceUnavailable, why: why, detail: detail, retryAfter: retryAfter}
+}
+
+// respond writes res: the one place an ingest outcome becomes HTTP. A
+// refusal is counted by its reason and answered in Relay's error shape; an
+// acceptance is answered with the event id.
+func (r *Relay) respond(ctx *fasthttp.RequestCtx, res *result) {
+	if len(res.limits) > 0 {
+		ctx.Response.Header.SetBytesV("X-Sentry-Rate-Limits", res.limits)
+	}
+	if res.retryAfter != "" {
+		ctx.Response.Header.Set("Retry-After", res.retryAfter)
+	}
+	if !res.ok() {
+		r.rejected[res.why].Add(1)
+		jsonError(ctx, res.status, res.detail)
+		return
+	}
+	ctx.SetContentType("application/json")
+	var b [48]byte
+	body := b[:0]
+	if !res.id.IsZero() {
+		body = append(body, `{"id":"`...)
+		body = res.id.AppendHex(body)
+		body = append(body, `"}`...)
+	} else {
+		body = append(body, "{}"...)
+	}
+	ctx.SetBody(body) // copied into fasthttp's pooled body buffer
+}
+
+// begin starts a request that reads a body, answering it when it cannot
+// start (see start). The caller must end(s).
 func (r *Relay) begin(ctx *fasthttp.RequestCtx) (*scratch, bool) {
-	if r.closing.Load() {
-		ctx.Response.Header.Set("Retry-After", retryAfterFull)
-		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectShutdown, "relay is shutting down")
+	s, res := r.start()
+	if !res.ok() {
+		r.respond(ctx, &res)
 		return nil, false
+	}
+	return s, true
+}
+
+// start refuses new work during shutdown, else takes a scratch whose lease
+// draws on the body budget. The caller must end(s).
+func (r *Relay) start() (*scratch, result) {
+	if r.closing.Load() {
+		return nil, busy(rejectShutdown, retryAfterFull, "relay is shutting down")
 	}
 	s := scratchPool.Get().(*scratch)
 	s.lease = r.bodies.Lease()
-	return s, true
+	return s, accepted
 }
 
 // end hands the request's memory back: the lease to the budget, small
@@ -78,59 +142,66 @@ func (r *Relay) end(s *scratch) {
 	scratchPool.Put(s)
 }
 
-// readBody reads the request body off the wire and undoes its
+// readBody is body for callers that answer themselves: on failure it has
+// answered the request.
+func (r *Relay) readBody(ctx *fasthttp.RequestCtx, s *scratch, limit int) ([]byte, bool) {
+	b, res := r.body(ctx, s, limit)
+	if !res.ok() {
+		r.respond(ctx, &res)
+		return nil, false
+	}
+	return b, true
+}
+
+// body reads the request body off the wire and undoes its
 // Content-Encoding, holding at most limit bytes of either (and at most
 // limits.max_decompressed_size decoded) and only what the request's lease
-// can reserve. On failure it has answered the request.
-func (r *Relay) readBody(ctx *fasthttp.RequestCtx, s *scratch, limit int) ([]byte, bool) {
+// can reserve.
+func (r *Relay) body(ctx *fasthttp.RequestCtx, s *scratch, limit int) ([]byte, result) {
 	enc, err := intake.ParseEncoding(ctx.Request.Header.ContentEncoding())
 	if err != nil {
-		r.reject(ctx, fasthttp.StatusBadRequest, rejectEncoding,
+		return nil, refusal(fasthttp.StatusBadRequest, rejectEncoding,
 			"unsupported content encoding "+strconv.Quote(string(ctx.Request.Header.ContentEncoding())))
-		return nil, false
 	}
 	var raw []byte
 	if stream := ctx.RequestBodyStream(); stream != nil {
 		n := ctx.Request.Header.ContentLength() // -1: chunked
 		if err := intake.Read(&s.raw, stream, n, limit, &s.lease); err != nil {
-			r.refuseBody(ctx, err, "read", "request body")
-			return nil, false
+			return nil, bodyRefusal(err, "read", "request body")
 		}
 		raw = s.raw.B
 	} else { // a body the handler set itself (GET /store/ from the query)
 		raw = ctx.Request.Body()
 	}
 	if enc == intake.Identity {
-		return raw, true
+		return raw, accepted
 	}
 	if err := intake.Decode(&s.body, enc, raw, min(limit, r.maxDecoded), &s.lease); err != nil {
-		r.refuseBody(ctx, err, "decode", "decompressed body")
-		return nil, false
+		return nil, bodyRefusal(err, "decode", "decompressed body")
 	}
-	return s.body.B, true
+	return s.body.B, accepted
 }
 
-// refuseBody answers a request whose body could not be read: what passes a
-// size limit or the whole budget is 413, a budget others hold is 503 with
-// Retry-After, a broken stream 400 (408 when the client was too slow).
-func (r *Relay) refuseBody(ctx *fasthttp.RequestCtx, err error, verb, what string) {
+// bodyRefusal refuses a request whose body could not be read or held: what
+// passes a size limit or the whole budget is 413, a budget others hold is
+// 503 with Retry-After, a broken stream 400 (408 when the client was too
+// slow).
+func bodyRefusal(err error, verb, what string) result {
 	var netErr interface{ Timeout() bool }
 	switch {
 	case errors.Is(err, intake.ErrTooLarge):
-		r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, what+" exceeds the size limit")
+		return refusal(fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, what+" exceeds the size limit")
 	case errors.Is(err, intake.ErrOverBudget):
-		r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge,
+		return refusal(fasthttp.StatusRequestEntityTooLarge, rejectTooLarge,
 			what+" needs more memory than server.max_inflight_bytes allows one request")
 	case errors.Is(err, intake.ErrBusy):
-		ctx.Response.Header.Set("Retry-After", "1")
-		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectOverload,
-			"relay overloaded: too many request bytes in memory; retry later")
+		return busy(rejectOverload, "1", "relay overloaded: too many request bytes in memory; retry later")
 	case errors.As(err, &netErr) && netErr.Timeout():
-		r.reject(ctx, fasthttp.StatusRequestTimeout, rejectInvalid, "request body read timed out")
+		return refusal(fasthttp.StatusRequestTimeout, rejectInvalid, "request body read timed out")
 	case verb == "decode":
-		r.reject(ctx, fasthttp.StatusBadRequest, rejectEncoding, "failed to decode request body: "+err.Error())
+		return refusal(fasthttp.StatusBadRequest, rejectEncoding, "failed to decode request body: "+err.Error())
 	default: // the client broke off, or sent a malformed chunked body
-		r.reject(ctx, fasthttp.StatusBadRequest, rejectInvalid, "failed to "+verb+" request body: "+err.Error())
+		return refusal(fasthttp.StatusBadRequest, rejectInvalid, "failed to "+verb+" request body: "+err.Error())
 	}
 }
 
@@ -145,78 +216,110 @@ func (r *Relay) handleEnvelope(ctx *fasthttp.RequestCtx, pid uint64) {
 	if !r.verifyRelayEnvelope(ctx) {
 		return
 	}
+	res := r.ingestEnvelope(ctx, pid, s)
+	r.respond(ctx, &res)
+}
+
+// ingestEnvelope authenticates, reads and parses an envelope and accepts
+// it. Auth comes from the request, or else from the envelope header's dsn.
+func (r *Relay) ingestEnvelope(ctx *fasthttp.RequestCtx, pid uint64, s *scratch) result {
 	var a auth
 	aerr := parseAuth(&ctx.Request, &a)
 	if aerr != nil && !errors.Is(aerr, errAuthMissing) {
-		r.rejectAuth(ctx, aerr)
-		return
+		return authRefusal(aerr)
 	}
-	body, ok := r.readBody(ctx, s, r.limits.MaxEnvelopeSize)
-	if !ok {
-		return
+	body, res := r.body(ctx, s, r.limits.MaxEnvelopeSize)
+	if !res.ok() {
+		return res
 	}
 	if err := s.env.Parse(body, &r.limits); err != nil {
-		r.rejectParse(ctx, err)
-		return
+		return parseRefusal(err)
 	}
 	if aerr != nil { // no request auth: fall back to the envelope header's dsn
 		if s.env.Header.DSN == "" {
-			r.rejectAuth(ctx, errAuthMissing)
-			return
+			return authRefusal(errAuthMissing)
 		}
 		dsn, err := envelope.ParseDSN(s.env.Header.DSN)
 		if err != nil {
-			r.rejectAuth(ctx, errAuthInvalid)
-			return
+			return authRefusal(errAuthInvalid)
 		}
 		if dsn.ProjectID != pid {
-			r.reject(ctx, fasthttp.StatusBadRequest, rejectProjectID, "project id in the path does not match the envelope's dsn")
-			return
+			return refusal(fasthttp.StatusBadRequest, rejectProjectID, "project id in the path does not match the envelope's dsn")
 		}
 		a.PublicKey = []byte(dsn.PublicKey)
 	}
-	r.accept(ctx, pid, &a, s)
+	return r.accept(ctx, pid, &a, s)
 }
 
-// accept checks the project, writes one record per traffic class to the
-// buffer and answers only when every record is durable.
-func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch) {
-	if !validKey(a.PublicKey) {
-		r.rejectAuth(ctx, errAuthInvalid)
-		return
-	}
-	origin := requestOrigin(&ctx.Request)
-	adm := r.projects().admit(pid, a.PublicKey, origin)
-	if adm.status != 0 {
-		if adm.status == fasthttp.StatusServiceUnavailable {
-			ctx.Response.Header.Set("Retry-After", retryAfterFull)
-		}
-		r.reject(ctx, adm.status, adm.why, adm.detail)
-		return
-	}
+// admitted is what admit learned about a request, for the later steps.
+type admitted struct {
+	pid      uint64
+	key      []byte
+	adm      admission
+	perClass [envelope.NumClasses]int // items of each class
+	origin   []byte
+}
 
-	var perClass [envelope.NumClasses]int // items of each class, one pass
+// accept takes the envelope parsed into s through the ingest steps: admit
+// (key, project, filters and quotas), frame (one record per kept class)
+// and commit (durable append, outcomes). The result says how to answer;
+// the caller responds before it ends s.
+func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch) result {
+	in := admitted{pid: pid, key: a.PublicKey}
+	res := accepted
+	if !r.admit(ctx, &in, s, &res) || !r.frame(ctx, &in, a, s, &res) || !r.commit(&in, s, &res) {
+		return res
+	}
+	res.id = s.env.Header.EventID
+	return res
+}
+
+// admit judges the request at the door: a valid key, the project's rules
+// for key and origin, then its filters, quotas and rate into s.verdict.
+// It reports false when res refuses the request.
+func (r *Relay) admit(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, res *result) bool {
+	if !validKey(in.key) {
+		*res = authRefusal(errAuthInvalid)
+		return false
+	}
+	in.origin = requestOrigin(&ctx.Request)
+	in.adm = r.projects().admit(in.pid, in.key, in.origin)
+	if adm := &in.adm; adm.status != 0 {
+		*res = refusal(adm.status, adm.why, adm.detail)
+		if adm.status == fasthttp.StatusServiceUnavailable {
+			res.retryAfter = retryAfterFull
+		}
+		return false
+	}
 	for i := range s.env.Items {
-		perClass[s.env.Items[i].Class]++
+		in.perClass[s.env.Items[i].Class]++
 	}
 	v := &s.verdict
 	v.drop = [envelope.NumClasses]bool{}
 	v.limited = v.limited[:0]
-	if adm.state != nil || adm.limiter != nil {
-		r.enforcer.apply(v, adm.state, adm.limiter, a.PublicKey, &perClass, s.env.Header.Raw, func() netip.Addr { return clientAddr(ctx) })
-		if len(v.limited) > 0 {
-			s.limits = appendRateLimits(s.limits[:0], v.limited)
-			ctx.Response.Header.SetBytesV("X-Sentry-Rate-Limits", s.limits)
-			if allDropped(v, &perClass) {
-				// Nothing left to keep: the client is told to back off,
-				// and its SDK records the loss (Relay answers the same).
-				ctx.Response.Header.Set("Retry-After", strconv.FormatInt(retryAfter(v.limited), 10))
-				r.reject(ctx, fasthttp.StatusTooManyRequests, rejectRateLimited, "event submission rejected with_reason: RateLimited")
-				return
-			}
-		}
+	if in.adm.state == nil && in.adm.limiter == nil {
+		return true
 	}
+	r.enforcer.apply(v, in.adm.state, in.adm.limiter, in.key, &in.perClass, s.env.Header.Raw, func() netip.Addr { return clientAddr(ctx) })
+	if len(v.limited) == 0 {
+		return true
+	}
+	s.limits = appendRateLimits(s.limits[:0], v.limited)
+	res.limits = s.limits
+	if allDropped(v, &in.perClass) {
+		// Nothing left to keep: the client is told to back off, and its
+		// SDK records the loss (Relay answers the same).
+		*res = refusal(fasthttp.StatusTooManyRequests, rejectRateLimited, "event submission rejected with_reason: RateLimited")
+		res.limits = s.limits
+		res.retryAfter = strconv.FormatInt(retryAfter(v.limited), 10)
+		return false
+	}
+	return true
+}
 
+// frame builds, into s.recs, one record per class the verdict keeps, and
+// their buffer entries. It refuses a class part larger than its sink takes.
+func (r *Relay) frame(ctx *fasthttp.RequestCtx, in *admitted, a *auth, s *scratch, res *result) bool {
 	if s.env.Header.EventID.IsZero() && s.env.NeedsEventID() {
 		// Like Relay: an envelope that creates an event gets an id here,
 		// so the client learns it and every relay after us keeps it.
@@ -225,26 +328,27 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 	s.ip = appendClientIP(s.ip[:0], ctx)
 	rec := record.Record{
 		ReceivedAt: time.Now().UnixNano(),
-		ProjectID:  pid,
-		PublicKey:  a.PublicKey,
+		ProjectID:  in.pid,
+		PublicKey:  in.key,
 		Client:     a.Client,
 		ClientIP:   s.ip,
-		Origin:     origin,
+		Origin:     in.origin,
 	}
 	if len(rec.Client) == 0 {
 		rec.Client = ctx.Request.Header.UserAgent()
 	}
 	s.recs.B, s.offs, s.classes, s.items = s.recs.B[:0], s.offs[:0], s.classes[:0], s.items[:0]
 	s.entries = s.entries[:0]
-	if err := r.reserveRecords(s, &perClass, v); err != nil {
-		r.refuseBody(ctx, err, "hold", "request")
-		return
+	v := &s.verdict
+	if err := r.reserveRecords(s, &in.perClass, v, record.HeaderLen(&rec)); err != nil {
+		*res = withLimits(bodyRefusal(err, "hold", "request"), res)
+		return false
 	}
 	for c := range envelope.NumClasses {
-		if perClass[c] == 0 || v.drop[c] {
+		if in.perClass[c] == 0 || v.drop[c] {
 			continue
 		}
-		rec.Class, rec.Items = c, perClass[c]
+		rec.Class, rec.Items = c, in.perClass[c]
 		s.offs = append(s.offs, len(s.recs.B))
 		s.classes = append(s.classes, c)
 		s.items = append(s.items, rec.Items)
@@ -254,73 +358,75 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch
 		s.recs.B = s.env.AppendClass(s.recs.B, c)
 		if lim := r.maxEnvelope[c]; lim > 0 && len(s.recs.B)-body > lim {
 			// Acknowledged, it could only be dropped: its sink cannot take it.
-			r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, fmt.Sprintf(
+			*res = withLimits(refusal(fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, fmt.Sprintf(
 				"the %s items of this envelope (%d bytes) are larger than their destination accepts (%d bytes)",
-				c, len(s.recs.B)-body, lim))
-			return
+				c, len(s.recs.B)-body, lim)), res)
+			return false
 		}
 		s.recs.B, s.zbuf.B = record.Compress(s.recs.B, start, body, s.zbuf.B)
 	}
 	s.offs = append(s.offs, len(s.recs.B))
 
 	for i, c := range s.classes {
-		stream := r.stream(c, a.PublicKey)
-		if adm.pending {
+		stream := r.stream(c, in.key)
+		if in.adm.pending {
 			stream = stream.Pending()
 		}
 		s.entries = append(s.entries, buffer.Entry{Stream: stream.ID(), Value: s.recs.B[s.offs[i]:s.offs[i+1]]})
 	}
+	return true
+}
+
+// commit appends the records durably and counts their outcomes: what the
+// project's rules dropped is accepted and dropped at once.
+func (r *Relay) commit(in *admitted, s *scratch, res *result) bool {
 	// The commit batch copies the records once more.
 	if err := s.lease.Grow(len(s.recs.B)); err != nil {
-		r.refuseBody(ctx, err, "hold", "request")
-		return
+		*res = withLimits(bodyRefusal(err, "hold", "request"), res)
+		return false
 	}
-	if adm.pending && !r.waiting.add(a.PublicKey, int64(len(s.recs.B))) {
-		ctx.Response.Header.Set("Retry-After", retryAfterFull)
-		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectOverload, "too much data is waiting for this project's config; retry later")
-		return
+	if in.adm.pending && !r.waiting.add(in.key, int64(len(s.recs.B))) {
+		*res = withLimits(busy(rejectOverload, retryAfterFull, "too much data is waiting for this project's config; retry later"), res)
+		return false
 	}
 	if len(s.entries) > 0 {
 		if err := r.buf.Append(r.ctx, s.entries); err != nil {
-			if adm.pending {
-				r.waiting.sub(a.PublicKey, int64(len(s.recs.B)))
+			if in.adm.pending {
+				r.waiting.sub(in.key, int64(len(s.recs.B)))
 			}
 			if errors.Is(err, buffer.ErrFull) {
-				ctx.Response.Header.Set("Retry-After", retryAfterFull)
-				r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectBufferFull, "failed to queue envelope: buffer full")
+				*res = withLimits(busy(rejectBufferFull, retryAfterFull, "failed to queue envelope: buffer full"), res)
 			} else {
-				ctx.Response.Header.Set("Retry-After", retryAfterFull)
-				r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectBufferError, "failed to queue envelope")
+				*res = withLimits(busy(rejectBufferError, retryAfterFull, "failed to queue envelope"), res)
 				r.log.Error("buffer append failed", "err", err)
 			}
-			return
+			return false
 		}
 	}
 	for i, c := range s.classes {
 		r.outcomes.Accept(c, 1, s.items[i])
 	}
+	v := &s.verdict
 	for c := range envelope.NumClasses {
-		if v.drop[c] && perClass[c] > 0 { // accepted, and dropped by the project's rules
-			r.outcomes.Accept(c, 1, perClass[c])
-			r.outcomes.Drop(c, v.why[c], 1, perClass[c])
+		if v.drop[c] && in.perClass[c] > 0 { // accepted, and dropped by the project's rules
+			r.outcomes.Accept(c, 1, in.perClass[c])
+			r.outcomes.Drop(c, v.why[c], 1, in.perClass[c])
 		}
 	}
+	return true
+}
 
-	ctx.SetContentType("application/json")
-	s.resp = s.resp[:0]
-	if !s.env.Header.EventID.IsZero() {
-		s.resp = append(s.resp, `{"id":"`...)
-		s.resp = s.env.Header.EventID.AppendHex(s.resp)
-		s.resp = append(s.resp, `"}`...)
-	} else {
-		s.resp = append(s.resp, "{}"...)
-	}
-	ctx.SetBody(s.resp) // copied into fasthttp's pooled body buffer
+// withLimits is refusal next keeping the rate limits prev reported: the
+// header stands whatever else went wrong after the verdict.
+func withLimits(next result, prev *result) result {
+	next.limits = prev.limits
+	return next
 }
 
 // reserveRecords reserves, before they are built, the records of the
-// classes v keeps and the scratch their compression needs.
-func (r *Relay) reserveRecords(s *scratch, perClass *[envelope.NumClasses]int, v *verdict) error {
+// classes v keeps, with headers of hdrLen bytes, and the scratch their
+// compression needs.
+func (r *Relay) reserveRecords(s *scratch, perClass *[envelope.NumClasses]int, v *verdict, hdrLen int) error {
 	need, classes := 0, 0
 	for c := range envelope.NumClasses {
 		if perClass[c] > 0 && !v.drop[c] {
@@ -333,7 +439,7 @@ func (r *Relay) reserveRecords(s *scratch, perClass *[envelope.NumClasses]int, v
 			need += len(it.Header) + len(it.Payload) + 32 // newlines and a length field
 		}
 	}
-	need += classes * (len(s.env.Header.Raw) + 1 + record.MaxHeader)
+	need += classes * (len(s.env.Header.Raw) + 1 + hdrLen)
 	if err := s.recs.Reserve(need, &s.lease); err != nil {
 		return err
 	}
@@ -391,9 +497,15 @@ func firstAddr(chain []byte) netip.Addr {
 	return a.Unmap()
 }
 
+// maxForwardedFor bounds the forwarded-for chain a record keeps: a few
+// dozen hops, more than any real chain, and little WAL for a forged one.
+const maxForwardedFor = 512
+
 // appendClientIP appends the forwarded-for chain as the next relay should
-// see it: the incoming X-Forwarded-For, then the peer address.
+// see it: the incoming X-Forwarded-For, then the peer address, trimmed to
+// maxForwardedFor bytes by trimChain.
 func appendClientIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	start := len(dst)
 	if xff := ctx.Request.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
 		dst = append(dst, xff...)
 		dst = append(dst, ", "...)
@@ -401,5 +513,39 @@ func appendClientIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
 	if addr, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
 		dst = addr.Unmap().AppendTo(dst)
 	}
+	if len(dst)-start > maxForwardedFor {
+		dst = trimChain(dst, start, maxForwardedFor)
+	}
 	return dst
+}
+
+// trimChain shortens the chain dst[start:] to about max bytes by dropping
+// whole addresses from its middle, never cutting one: the first address
+// stays (the original client, which filters judge by firstAddr and Kafka
+// sinks send as client_ip), and so do the last ones, the hops nearest to
+// Baton, the peer always.
+func trimChain(dst []byte, start, max int) []byte {
+	first, rest, ok := bytes.Cut(dst[start:], []byte{','})
+	if !ok {
+		return dst
+	}
+	last := bytes.LastIndexByte(rest, ',')
+	tail := bytes.TrimSpace(rest[last+1:]) // the peer, kept in any case
+	for last >= 0 {
+		i := bytes.LastIndexByte(rest[:last], ',')
+		longer := bytes.TrimSpace(rest[i+1:])
+		if len(first)+2+len(longer) > max {
+			break
+		}
+		tail, last = longer, i
+	}
+	if len(tail) == len(bytes.TrimSpace(rest)) {
+		return dst // nothing to drop
+	}
+	// tail lies past first in dst: append it at the end, then move it
+	// down behind first (append moves overlapping bytes safely).
+	end := len(dst)
+	dst = append(dst, tail...)
+	moved := dst[end:]
+	return append(append(dst[:start+len(first)], ", "...), moved...)
 }

@@ -173,13 +173,29 @@ func checkState(st *project.State, pid uint64, key, origin []byte) admission {
 	return admission{state: st}
 }
 
-// requestOrigin is the Origin header, or the Referer when there is none:
-// what allowedDomains is checked against.
+// requestOrigin is the Origin header, or the origin of the Referer when
+// there is none: what allowedDomains is checked against, and what a record
+// keeps for the check on release. The Referer is cut to scheme://host[:port]
+// (see refererOrigin), so its path and query, often long and sometimes
+// secret, are not written to the buffer; the Origin header is kept whole.
 func requestOrigin(req *fasthttp.Request) []byte {
 	if origin := req.Header.Peek("Origin"); len(origin) > 0 {
 		return origin
 	}
-	return req.Header.Referer()
+	return refererOrigin(req.Header.Referer())
+}
+
+// refererOrigin cuts a Referer before its path, query or fragment, exactly
+// where originAllowed stops reading the host: both judge it the same.
+func refererOrigin(ref []byte) []byte {
+	host := 0
+	if i := bytes.Index(ref, []byte("://")); i >= 0 {
+		host = i + 3
+	}
+	if i := bytes.IndexAny(ref[host:], "/?#"); i >= 0 {
+		return ref[:host+i]
+	}
+	return ref
 }
 
 // originAllowed checks an origin against allowedDomains as Relay does: "*"

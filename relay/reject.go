@@ -50,25 +50,28 @@ func (rj *rejections) snapshot() map[string]int64 {
 	return m
 }
 
+// reject answers a request refused outside the ingest steps, through the
+// same respond.
 func (r *Relay) reject(ctx *fasthttp.RequestCtx, status int, why rejectReason, detail string) {
-	r.rejected[why].Add(1)
-	jsonError(ctx, status, detail)
+	res := refusal(status, why, detail)
+	r.respond(ctx, &res)
 }
 
-func (r *Relay) rejectAuth(ctx *fasthttp.RequestCtx, err error) {
+// authRefusal maps a request auth failure: a protocol version Baton does
+// not speak is 400, anything else 401.
+func authRefusal(err error) result {
 	if errors.Is(err, errAuthVersion) {
-		r.reject(ctx, fasthttp.StatusBadRequest, rejectVersion, err.Error())
-		return
+		return refusal(fasthttp.StatusBadRequest, rejectVersion, err.Error())
 	}
-	r.reject(ctx, fasthttp.StatusUnauthorized, rejectAuth, err.Error())
+	return refusal(fasthttp.StatusUnauthorized, rejectAuth, err.Error())
 }
 
-// rejectParse maps an envelope parse failure: size limits are 413, anything
-// else is a 400 whose detail names the problem and its byte offset.
-func (r *Relay) rejectParse(ctx *fasthttp.RequestCtx, err error) {
+// parseRefusal maps an envelope parse failure: size limits are 413,
+// anything else is a 400 whose detail names the problem and its byte
+// offset.
+func parseRefusal(err error) result {
 	if errors.Is(err, envelope.ErrTooLarge) {
-		r.reject(ctx, fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, err.Error())
-		return
+		return refusal(fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, err.Error())
 	}
-	r.reject(ctx, fasthttp.StatusBadRequest, rejectInvalid, err.Error())
+	return refusal(fasthttp.StatusBadRequest, rejectInvalid, err.Error())
 }

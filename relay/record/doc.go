@@ -5,6 +5,14 @@
 // `baton buffer inspect` read them. The buffer itself treats both as
 // opaque; only this package knows their layout.
 //
+// # Records
+//
+// A record is a fixed header (version, class, items, received time,
+// project), four length-prefixed fields (public key, client, forwarded-for
+// chain, origin) and the class envelope, S2-compressed when that pays (see
+// Record). Version 4 stores fields whole with uvarint lengths; versions 1
+// to 3, written by earlier Batons, had 1-byte lengths and are still read.
+//
 // # Stream ids
 //
 //	bit  15       14       13..8   7..0

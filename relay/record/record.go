@@ -14,22 +14,29 @@ import (
 // A Record is what the ingest path appends to the buffer for one class part
 // of an envelope, and what a forwarder reads back:
 //
-//	version    1 byte  (recordVersion)
+//	version    1 byte  (4, or 5 when the envelope is compressed)
 //	class      1 byte
 //	items      2 bytes BE   number of items in the part (for outcomes)
 //	received   8 bytes BE   unix nanoseconds when Baton accepted the envelope
 //	project    8 bytes BE   project id
-//	key        1 byte length + public key
-//	client     1 byte length + sentry_client (truncated to 255 bytes)
-//	ip         1 byte length + client address
-//	origin     1 byte length + Origin (or Referer) header   (version 2 on)
+//	key        uvarint length + public key
+//	client     uvarint length + sentry_client (or User-Agent)
+//	ip         uvarint length + X-Forwarded-For chain, the peer last
+//	origin     uvarint length + Origin (or the origin of the Referer)
 //	envelope   the rest: the serialized class envelope, S2-compressed
-//	           (Snappy-compatible block format) in version 3
+//	           (Snappy-compatible block format) in version 5
 //
-// Version 3 is version 2 with the envelope compressed. Envelopes are JSON
-// and compress about 3.4 times at 1.8 GB/s, so the WAL, its fsyncs and the
-// memtable carry a third of the bytes for under 2% more CPU; envelopes too
-// small or too random to gain stay version 2.
+// Fields are stored whole: what bounds them is the ingest path (server.
+// max_header_bytes, and its trimming of forwarded-for chains), never a cut
+// mid-value here.
+//
+// Envelopes are JSON and compress about 3.4 times at 1.8 GB/s, so the WAL,
+// its fsyncs and the memtable carry a third of the bytes for under 2% more
+// CPU; envelopes too small or too random to gain stay plain.
+//
+// Records of earlier versions are still read: versions 1 to 3 had 1-byte
+// field lengths (fields cut at 255 bytes), version 1 had no origin, and
+// version 3 was version 2 with the envelope compressed.
 type Record struct {
 	Class      envelope.Class
 	Items      int
@@ -43,9 +50,13 @@ type Record struct {
 }
 
 const (
-	recordVersion           = 2 // version 1 records (no origin) are still read
-	recordVersionCompressed = 3
-	recordFixed             = 1 + 1 + 2 + 8 + 8
+	recordVersion           = 4
+	recordVersionCompressed = 5
+	// Versions 2 and 3 are 4 and 5 with 1-byte field lengths; version 1 is
+	// version 2 without the origin.
+	recordVersionShort           = 2
+	recordVersionShortCompressed = 3
+	recordFixed                  = 1 + 1 + 2 + 8 + 8
 
 	// minCompress is the smallest envelope worth compressing: below it the
 	// saving is a few bytes of WAL, not worth a decode on every read.
@@ -58,9 +69,22 @@ const (
 // ErrMalformed is a stored record that does not decode.
 var ErrMalformed = errors.New("record: malformed buffer record")
 
-// MaxHeader bounds AppendHeader's output: the fixed part and four short
-// fields of at most 255 bytes.
-const MaxHeader = recordFixed + 4*256
+// HeaderLen is the length of what AppendHeader appends for r.
+func HeaderLen(r *Record) int {
+	n := recordFixed
+	for _, f := range [...][]byte{r.PublicKey, r.Client, r.ClientIP, r.Origin} {
+		n += uvarintLen(len(f)) + len(f)
+	}
+	return n
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
+}
 
 // CompressScratch is the scratch Compress may need for envelopes of up to n
 // bytes: 0 when they are too small to be compressed.
@@ -96,7 +120,7 @@ func Compress(dst []byte, start, body int, scratch []byte) ([]byte, []byte) {
 	if len(z) > len(env)-len(env)/8 {
 		return dst, scratch
 	}
-	dst[start] = recordVersionCompressed
+	dst[start] = recordVersionCompressed // AppendHeader wrote the plain version
 	return append(dst[:body], z...), scratch
 }
 
@@ -107,18 +131,15 @@ func AppendHeader(dst []byte, r *Record) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(min(r.Items, 0xffff)))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(r.ReceivedAt))
 	dst = binary.BigEndian.AppendUint64(dst, r.ProjectID)
-	dst = appendShort(dst, r.PublicKey)
-	dst = appendShort(dst, r.Client)
-	dst = appendShort(dst, r.ClientIP)
-	dst = appendShort(dst, r.Origin)
+	dst = appendField(dst, r.PublicKey)
+	dst = appendField(dst, r.Client)
+	dst = appendField(dst, r.ClientIP)
+	dst = appendField(dst, r.Origin)
 	return dst
 }
 
-func appendShort(dst, b []byte) []byte {
-	if len(b) > 255 {
-		b = b[:255]
-	}
-	dst = append(dst, byte(len(b)))
+func appendField(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
 	return append(dst, b...)
 }
 
@@ -134,19 +155,23 @@ func Decode(b []byte, r *Record, sl *Slab) error {
 	r.ReceivedAt = int64(binary.BigEndian.Uint64(b[4:]))
 	r.ProjectID = binary.BigEndian.Uint64(b[12:])
 	b = b[recordFixed:]
+	cut := cutField
+	if version <= recordVersionShortCompressed {
+		cut = cutShort
+	}
 	var ok bool
-	if r.PublicKey, b, ok = cutShort(b); !ok {
+	if r.PublicKey, b, ok = cut(b); !ok {
 		return ErrMalformed
 	}
-	if r.Client, b, ok = cutShort(b); !ok {
+	if r.Client, b, ok = cut(b); !ok {
 		return ErrMalformed
 	}
-	if r.ClientIP, b, ok = cutShort(b); !ok {
+	if r.ClientIP, b, ok = cut(b); !ok {
 		return ErrMalformed
 	}
 	r.Origin = nil
-	if version >= 2 {
-		if r.Origin, b, ok = cutShort(b); !ok {
+	if version >= recordVersionShort {
+		if r.Origin, b, ok = cut(b); !ok {
 			return ErrMalformed
 		}
 	}
@@ -154,7 +179,7 @@ func Decode(b []byte, r *Record, sl *Slab) error {
 		return ErrMalformed
 	}
 	r.Envelope = b
-	if version == recordVersionCompressed {
+	if version == recordVersionCompressed || version == recordVersionShortCompressed {
 		n, err := s2.DecodedLen(b)
 		if err != nil || n > maxDecoded {
 			return ErrMalformed
@@ -208,6 +233,17 @@ func Items(b []byte) int64 {
 	return int64(binary.BigEndian.Uint16(b[2:]))
 }
 
+// cutField cuts a uvarint-length field (versions 4 and 5).
+func cutField(b []byte) (field, rest []byte, ok bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil, nil, false
+	}
+	end := k + int(n)
+	return b[k:end:end], b[end:], true
+}
+
+// cutShort cuts a 1-byte-length field (versions 1 to 3).
 func cutShort(b []byte) (field, rest []byte, ok bool) {
 	if len(b) < 1 || len(b) < 1+int(b[0]) {
 		return nil, nil, false

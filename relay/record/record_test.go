@@ -64,15 +64,30 @@ func TestRecordRoundTrip(t *testing.T) {
 		}
 	}
 
-	// A version 1 record (written before origins were kept) still reads.
-	b := Append(nil, &in, small)
-	v1 := bytes.Clone(b[:len(b)-len(small)-1-len(in.Origin)])
-	v1[0] = 1
-	v1 = append(v1, small...)
+	// Records of versions 1 to 3 (1-byte field lengths) still read.
 	var out Record
-	if err := Decode(v1, &out, &sl); err != nil || out.Origin != nil || !bytes.Equal(out.Envelope, small) || string(out.ClientIP) != string(in.ClientIP) {
-		t.Fatalf("version 1 record: %v %+v", err, out)
+	for _, tc := range []struct {
+		version byte
+		env     []byte
+	}{{1, small}, {2, small}, {3, big}} {
+		old := appendOld(nil, &in, tc.version, tc.env)
+		if err := Decode(old, &out, &sl); err != nil || !bytes.Equal(out.Envelope, tc.env) ||
+			string(out.ClientIP) != string(in.ClientIP) || string(out.Client) != string(in.Client) || string(out.PublicKey) != string(in.PublicKey) {
+			t.Fatalf("version %d record: %v %+v", tc.version, err, out)
+		}
+		if want := string(in.Origin); tc.version == 1 && out.Origin != nil || tc.version > 1 && string(out.Origin) != want {
+			t.Fatalf("version %d record: origin %q", tc.version, out.Origin)
+		}
+		if Items(old) != 3 {
+			t.Fatalf("version %d record weighs %d items", tc.version, Items(old))
+		}
+		for cut := range len(old) - len(tc.env) {
+			if err := Decode(old[:cut], &out, &sl); err == nil {
+				t.Fatalf("version %d record cut at %d decoded", tc.version, cut)
+			}
+		}
 	}
+	b := Append(nil, &in, small)
 	bad := bytes.Clone(b)
 	bad[1] = byte(envelope.NumClasses)
 	if err := Decode(bad, &out, &sl); !errors.Is(err, ErrMalformed) {
@@ -88,6 +103,56 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// appendOld writes a record as versions 1 to 3 did: 1-byte field lengths,
+// no origin in version 1, the envelope compressed in version 3.
+func appendOld(dst []byte, r *Record, version byte, env []byte) []byte {
+	dst = append(dst, version, byte(r.Class))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(r.Items))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(r.ReceivedAt))
+	dst = binary.BigEndian.AppendUint64(dst, r.ProjectID)
+	fields := [][]byte{r.PublicKey, r.Client, r.ClientIP, r.Origin}
+	if version == 1 {
+		fields = fields[:3]
+	}
+	for _, f := range fields {
+		dst = append(append(dst, byte(len(f))), f...)
+	}
+	if version == 3 {
+		return append(dst, s2.Encode(nil, env)...)
+	}
+	return append(dst, env...)
+}
+
+// TestRecordLongFields: header fields of any length are stored whole, and
+// the header is as long as HeaderLen says.
+func TestRecordLongFields(t *testing.T) {
+	var chain []string
+	for i := range 400 {
+		chain = append(chain, fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+	}
+	in := Record{
+		Class: envelope.ClassError, Items: 1, ProjectID: 42, PublicKey: []byte("k"),
+		Client:   []byte("Mozilla/5.0 " + strings.Repeat("Extension/1.0 ", 40)),
+		ClientIP: []byte(strings.Join(chain, ", ")),
+		Origin:   []byte("https://" + strings.Repeat("sub.", 70) + "example.com:8443"),
+	}
+	env := []byte("{}\n{\"type\":\"event\"}\n{}\n")
+	if h := AppendHeader(nil, &in); len(h) != HeaderLen(&in) {
+		t.Fatalf("header of %d bytes, HeaderLen %d", len(h), HeaderLen(&in))
+	}
+	b := Append(nil, &in, env)
+	var out Record
+	var sl Slab
+	if err := Decode(b, &out, &sl); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range [][2][]byte{{out.Client, in.Client}, {out.ClientIP, in.ClientIP}, {out.Origin, in.Origin}} {
+		if len(f[1]) <= 255 || !bytes.Equal(f[0], f[1]) {
+			t.Fatalf("a %d-byte field read back as %d bytes", len(f[1]), len(f[0]))
+		}
+	}
+}
+
 // FuzzRecord: any bytes read back from the buffer decode or fail cleanly,
 // and any record Append writes decodes back to what was written.
 func FuzzRecord(f *testing.F) {
@@ -100,7 +165,7 @@ func FuzzRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw, env []byte) {
 		var out Record
 		sl.Reset()
-		if len(raw) > 0 && raw[0] == recordVersionCompressed && claimsOver(raw, 1<<20) {
+		if len(raw) > 0 && (raw[0] == recordVersionCompressed || raw[0] == recordVersionShortCompressed) && claimsOver(raw, 1<<20) {
 			t.Skip("claims a huge envelope: the cap is TestRecordRoundTrip's; allocating it here only slows the fuzzer")
 		}
 		if err := Decode(raw, &out, &sl); err == nil && len(out.Envelope) > maxDecoded {
