@@ -8,7 +8,7 @@ import (
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/aggregate"
-	relayauth "github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
+	"github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/routing"
 )
@@ -59,8 +59,8 @@ func TestDefaultsAgree(t *testing.T) {
 		{"metrics.cardinality_window", c.Metrics.CardinalityWindow, aggregate.DefaultLimitWindow, "aggregate.DefaultLimitWindow"},
 		{"metrics.cardinality_scopes", c.Metrics.CardinalityScopes, aggregate.DefaultMaxScopes, "aggregate.DefaultMaxScopes"},
 
-		{"auth.signature_max_age", c.Auth.SignatureMaxAge, relayauth.DefaultSignatureMaxAge, "auth.DefaultSignatureMaxAge"},
-		{"auth.signature_max_future", c.Auth.SignatureMaxFuture, relayauth.DefaultSignatureMaxFuture, "auth.DefaultSignatureMaxFuture"},
+		{"auth.signature_max_age", c.Auth.SignatureMaxAge, auth.DefaultSignatureMaxAge, "auth.DefaultSignatureMaxAge"},
+		{"auth.signature_max_future", c.Auth.SignatureMaxFuture, auth.DefaultSignatureMaxFuture, "auth.DefaultSignatureMaxFuture"},
 		{"server.shutdown_timeout", c.Server.ShutdownTimeout, DefaultDrainTimeout, "relay.DefaultDrainTimeout"},
 	} {
 		if d.config != d.pkg {

@@ -49,7 +49,7 @@ func (r *Relay) converted(ctx *fasthttp.RequestCtx, pid uint64, limit int,
 
 func (r *Relay) convert(ctx *fasthttp.RequestCtx, pid uint64, limit int, s *scratch,
 	conv func(s *scratch, body []byte) ([]byte, error)) result {
-	var a auth
+	var a sdkAuth
 	if err := parseAuth(&ctx.Request, &a); err != nil {
 		return authRefusal(err)
 	}

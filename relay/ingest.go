@@ -223,7 +223,7 @@ func (r *Relay) handleEnvelope(ctx *fasthttp.RequestCtx, pid uint64) {
 // ingestEnvelope authenticates, reads and parses an envelope and accepts
 // it. Auth comes from the request, or else from the envelope header's dsn.
 func (r *Relay) ingestEnvelope(ctx *fasthttp.RequestCtx, pid uint64, s *scratch) result {
-	var a auth
+	var a sdkAuth
 	aerr := parseAuth(&ctx.Request, &a)
 	if aerr != nil && !errors.Is(aerr, errAuthMissing) {
 		return authRefusal(aerr)
@@ -264,7 +264,7 @@ type admitted struct {
 // (key, project, filters and quotas), frame (one record per kept class)
 // and commit (durable append, outcomes). The result says how to answer;
 // the caller responds before it ends s.
-func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *auth, s *scratch) result {
+func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *sdkAuth, s *scratch) result {
 	in := admitted{pid: pid, key: a.PublicKey}
 	res := accepted
 	if !r.admit(ctx, &in, s, &res) || !r.frame(ctx, &in, a, s, &res) || !r.commit(&in, s, &res) {
@@ -319,7 +319,7 @@ func (r *Relay) admit(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, res *r
 
 // frame builds, into s.recs, one record per class the verdict keeps, and
 // their buffer entries. It refuses a class part larger than its sink takes.
-func (r *Relay) frame(ctx *fasthttp.RequestCtx, in *admitted, a *auth, s *scratch, res *result) bool {
+func (r *Relay) frame(ctx *fasthttp.RequestCtx, in *admitted, a *sdkAuth, s *scratch, res *result) bool {
 	if s.env.Header.EventID.IsZero() && s.env.NeedsEventID() {
 		// Like Relay: an envelope that creates an event gets an id here,
 		// so the client learns it and every relay after us keeps it.

@@ -14,7 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/baton-relay/baton/config"
-	relayauth "github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
+	"github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/routing"
 )
@@ -23,7 +23,7 @@ import (
 // it registers (challenge, then response), signs every request, and
 // registers again when the upstream stops recognising it.
 type upstreamAuth struct {
-	creds   *relayauth.Credentials
+	creds   *auth.Credentials
 	version string
 	up      *routing.Upstream
 	log     *slog.Logger
@@ -38,41 +38,41 @@ var ErrUpstreamAuth = errors.New("upstream refused this relay's credentials")
 // loadOrCreateCredentials reads the credentials file, creating it on first
 // start so that managed mode works out of the box; the public key must
 // then be trusted by the upstream.
-func loadOrCreateCredentials(path string, log *slog.Logger) (*relayauth.Credentials, error) {
-	c, err := relayauth.Load(path)
+func loadOrCreateCredentials(path string, log *slog.Logger) (*auth.Credentials, error) {
+	c, err := auth.Load(path)
 	if err == nil {
 		return c, nil
 	}
-	if !errors.Is(err, relayauth.ErrNoCredentials) {
+	if !errors.Is(err, auth.ErrNoCredentials) {
 		return nil, err
 	}
-	if c, err = relayauth.Generate(); err != nil {
+	if c, err = auth.Generate(); err != nil {
 		return nil, err
 	}
 	if err := c.Save(path); err != nil {
 		return nil, fmt.Errorf("relay: save new credentials: %w", err)
 	}
 	log.Warn("generated relay credentials; add this relay to the upstream's trusted relays",
-		"file", path, "relay_id", c.ID, "public_key", relayauth.FormatPublicKey(c.PublicKey))
+		"file", path, "relay_id", c.ID, "public_key", auth.FormatPublicKey(c.PublicKey))
 	return c, nil
 }
 
 // signRequest adds the relay signature headers to an upstream request. API
 // requests sign their body; envelope requests sign an empty body, as Relay
 // does (the upstream checks those against trustedRelays).
-func signRequest(c *relayauth.Credentials, req *fasthttp.Request) {
+func signRequest(c *auth.Credentials, req *fasthttp.Request) {
 	body := req.Body()
 	if bytes.HasSuffix(req.URI().Path(), []byte("/envelope/")) {
 		body = nil
 	}
-	req.Header.Set(relayauth.HeaderRelayID, c.ID)
-	req.Header.Set(relayauth.HeaderRelaySignature, c.Sign(body, time.Now()))
+	req.Header.Set(auth.HeaderRelayID, c.ID)
+	req.Header.Set(auth.HeaderRelaySignature, c.Sign(body, time.Now()))
 }
 
 // registrationVersion is the version Baton registers with: upstreams parse
 // it as a Relay version, so a development build reports 0.0.0.
 func registrationVersion(v string) string {
-	if relayauth.CheckVersion(v) == nil {
+	if auth.CheckVersion(v) == nil {
 		return v
 	}
 	return "0.0.0"
@@ -118,11 +118,11 @@ func (ua *upstreamAuth) register(ctx context.Context) error {
 	if ua.registered.Load() {
 		return nil
 	}
-	req, err := relayauth.NewRegisterRequest(ua.creds, ua.version)
+	req, err := auth.NewRegisterRequest(ua.creds, ua.version)
 	if err != nil {
 		return err
 	}
-	var ch relayauth.RegisterChallenge
+	var ch auth.RegisterChallenge
 	if _, err := ua.post(ctx, "/api/0/relays/register/challenge/", req, &ch); err != nil {
 		return fmt.Errorf("relay registration: challenge: %w", err)
 	}
@@ -130,7 +130,7 @@ func (ua *upstreamAuth) register(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var res relayauth.RegisterResult
+	var res auth.RegisterResult
 	if _, err := ua.post(ctx, "/api/0/relays/register/response/", resp, &res); err != nil {
 		return fmt.Errorf("relay registration: response: %w", err)
 	}
@@ -182,12 +182,12 @@ func newProjectCache(cfg config.Config, ua *upstreamAuth, opts project.Options) 
 // ---- serving downstream relays ----
 
 // newDownstream authenticates the relays in auth.static_relays.
-func newDownstream(cfg config.Config) (*relayauth.Downstream, error) {
-	relays := make(map[string]relayauth.TrustedRelay, len(cfg.Auth.StaticRelays))
+func newDownstream(cfg config.Config) (*auth.Downstream, error) {
+	relays := make(map[string]auth.TrustedRelay, len(cfg.Auth.StaticRelays))
 	for id, r := range cfg.Auth.StaticRelays {
-		relays[id] = relayauth.TrustedRelay{PublicKey: r.PublicKey, Internal: r.Internal}
+		relays[id] = auth.TrustedRelay{PublicKey: r.PublicKey, Internal: r.Internal}
 	}
-	d, err := relayauth.NewDownstream(relayauth.DownstreamOptions{
+	d, err := auth.NewDownstream(auth.DownstreamOptions{
 		Relays:    relays,
 		MaxAge:    cfg.Auth.SignatureMaxAge,
 		MaxFuture: cfg.Auth.SignatureMaxFuture,
@@ -199,8 +199,8 @@ func newDownstream(cfg config.Config) (*relayauth.Downstream, error) {
 }
 
 // verifyRelay checks the relay signature of a request over body.
-func verifyRelay(d *relayauth.Downstream, req *fasthttp.Request, body []byte) (string, error) {
-	return d.Verify(string(req.Header.Peek(relayauth.HeaderRelayID)), string(req.Header.Peek(relayauth.HeaderRelaySignature)), body)
+func verifyRelay(d *auth.Downstream, req *fasthttp.Request, body []byte) (string, error) {
+	return d.Verify(string(req.Header.Peek(auth.HeaderRelayID)), string(req.Header.Peek(auth.HeaderRelaySignature)), body)
 }
 
 // handleRelays serves /api/0/relays/...: registration and project configs
@@ -234,13 +234,13 @@ func (r *Relay) handleRelays(ctx *fasthttp.RequestCtx, what string) {
 }
 
 func (r *Relay) serveChallenge(ctx *fasthttp.RequestCtx, body []byte) {
-	var req relayauth.RegisterRequest
+	var req auth.RegisterRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
 	pk, _, ok := r.downstream.Trusted(req.RelayID)
-	if hdr, err := relayauth.ParseRelayID(string(ctx.Request.Header.Peek(relayauth.HeaderRelayID))); err != nil || hdr != req.RelayID {
+	if hdr, err := auth.ParseRelayID(string(ctx.Request.Header.Peek(auth.HeaderRelayID))); err != nil || hdr != req.RelayID {
 		r.reject(ctx, fasthttp.StatusBadRequest, rejectRelayAuth, "relay id of the header and the body differ")
 		return
 	}
@@ -252,11 +252,11 @@ func (r *Relay) serveChallenge(ctx *fasthttp.RequestCtx, body []byte) {
 		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
 		return
 	}
-	writeJSON(ctx, relayauth.RegisterChallenge{RelayID: req.RelayID, Token: r.downstream.Token(req.RelayID)})
+	writeJSON(ctx, auth.RegisterChallenge{RelayID: req.RelayID, Token: r.downstream.Token(req.RelayID)})
 }
 
 func (r *Relay) serveRegisterResponse(ctx *fasthttp.RequestCtx, body []byte) {
-	var resp relayauth.RegisterResponse
+	var resp auth.RegisterResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
@@ -312,7 +312,7 @@ func (r *Relay) servePublicKeys(ctx *fasthttp.RequestCtx, body []byte) {
 	for _, id := range req.RelayIDs {
 		keys[id], relays[id] = nil, nil
 		if pk, internal, ok := r.downstream.Trusted(id); ok {
-			s := relayauth.FormatPublicKey(pk)
+			s := auth.FormatPublicKey(pk)
 			keys[id], relays[id] = &s, &info{PublicKey: s, Internal: internal}
 		}
 	}
@@ -337,7 +337,7 @@ func (r *Relay) verifyRelayEnvelope(ctx *fasthttp.RequestCtx) bool {
 	if r.downstream == nil {
 		return true
 	}
-	id, err := relayauth.ParseRelayID(string(ctx.Request.Header.Peek(relayauth.HeaderRelayID)))
+	id, err := auth.ParseRelayID(string(ctx.Request.Header.Peek(auth.HeaderRelayID)))
 	if err != nil {
 		return true
 	}

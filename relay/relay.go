@@ -16,7 +16,7 @@ import (
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
-	relayauth "github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
+	"github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
 	"github.com/baton-relay/baton/relay/intake"
 	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/project"
@@ -59,10 +59,10 @@ type Relay struct {
 	enforcer   enforcer
 
 	// Managed mode: identity, the config cache and downstream relays.
-	creds      *relayauth.Credentials
+	creds      *auth.Credentials
 	auth       *upstreamAuth
 	cache      *project.Cache
-	downstream *relayauth.Downstream
+	downstream *auth.Downstream
 	cacheStop  context.CancelFunc
 	cacheDone  chan struct{}
 

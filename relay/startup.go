@@ -7,7 +7,7 @@ import (
 	"syscall"
 
 	"github.com/baton-relay/baton/buffer"
-	relayauth "github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
+	"github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
 )
 
 // A StartupError is a start-up failure worded for the operator, printed by
@@ -77,7 +77,7 @@ func notWritable(err error) bool {
 // used.
 func credentialsError(path string, err error) error {
 	e := &StartupError{Resource: "managed.credentials " + path, Err: err}
-	var cf *relayauth.FileError
+	var cf *auth.FileError
 	var pe *fs.PathError
 	switch {
 	case errors.As(err, &cf):

@@ -37,7 +37,7 @@ func TestParseAuth(t *testing.T) {
 			if c.header[0] != "" {
 				req.Header.Set(c.header[0], c.header[1])
 			}
-			var a auth
+			var a sdkAuth
 			err := parseAuth(&req, &a)
 			if !errors.Is(err, c.wantErr) || (err == nil) != (c.wantErr == nil) {
 				t.Fatalf("err = %v, want %v", err, c.wantErr)

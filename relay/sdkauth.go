@@ -19,9 +19,10 @@ var (
 	errAuthVersion  = errors.New("unsupported sentry protocol version")
 )
 
-// auth is what a request says about who sent it. Its byte slices alias the
+// sdkAuth is what a request says about who sent it (an SDK or a
+// downstream relay forwarding for one). Its byte slices alias the
 // request (headers or query) and are valid only during the handler.
-type auth struct {
+type sdkAuth struct {
 	PublicKey []byte
 	Client    []byte
 	Version   int
@@ -31,8 +32,8 @@ type auth struct {
 // accepts: X-Sentry-Auth, Authorization (Sentry or Basic), or sentry_*
 // query parameters. It returns errAuthMissing when none is present, so the
 // envelope endpoint can fall back to the envelope header's dsn.
-func parseAuth(req *fasthttp.Request, a *auth) error {
-	*a = auth{}
+func parseAuth(req *fasthttp.Request, a *sdkAuth) error {
+	*a = sdkAuth{}
 	found := 0
 	if h := req.Header.Peek("X-Sentry-Auth"); len(h) > 0 {
 		found++
@@ -86,7 +87,7 @@ func parseAuth(req *fasthttp.Request, a *auth) error {
 }
 
 // parseSentryAuth parses "Sentry k=v, k=v".
-func parseSentryAuth(h []byte, a *auth) error {
+func parseSentryAuth(h []byte, a *sdkAuth) error {
 	if !hasPrefixFold(h, "sentry ") {
 		return errAuthInvalid
 	}
@@ -115,7 +116,7 @@ func parseSentryAuth(h []byte, a *auth) error {
 	return nil
 }
 
-func parseBasicAuth(b64 []byte, a *auth) error {
+func parseBasicAuth(b64 []byte, a *sdkAuth) error {
 	dec, err := base64.StdEncoding.AppendDecode(nil, bytes.TrimSpace(b64))
 	if err != nil {
 		return errAuthInvalid
