@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -32,7 +33,7 @@ func openBuffer(t *testing.T) (*buffer.Buffer, vfs.FS) {
 
 func openBufferOn(t *testing.T, fs vfs.FS) *buffer.Buffer {
 	t.Helper()
-	b, err := buffer.Open("db", buffer.Options{FS: fs, MemTableSize: 256 << 10, Weigh: record.Items})
+	b, err := buffer.Open("db", buffer.Options{FS: fs, MemTableSize: 256 << 10, Weigh: record.Items, Logger: quietStore{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,3 +266,10 @@ func run(t *testing.T, fn func(readCtx, sendCtx context.Context)) (stop func()) 
 	t.Cleanup(stop)
 	return stop
 }
+
+// quietStore drops Pebble's logs.
+type quietStore struct{}
+
+func (quietStore) Infof(string, ...any)           {}
+func (quietStore) Errorf(string, ...any)          {}
+func (quietStore) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
