@@ -8,7 +8,8 @@ import (
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/aggregate"
-	"github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
+	"github.com/baton-relay/baton/relay/auth"
+	"github.com/baton-relay/baton/relay/forward"
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/routing"
 )
@@ -36,7 +37,7 @@ func TestDefaultsAgree(t *testing.T) {
 		{"defaults.upstream.max_conns", up.MaxConns, routing.DefaultUpstreamMaxConns, "routing.DefaultUpstreamMaxConns"},
 		{"defaults.upstream.max_failures", up.MaxFailures, routing.DefaultUpstreamMaxFailures, "routing.DefaultUpstreamMaxFailures"},
 		{"defaults.upstream.probe_interval", up.ProbeInterval, routing.DefaultUpstreamProbeInterval, "routing.DefaultUpstreamProbeInterval"},
-		{"defaults.upstream.max_retry_interval", up.MaxRetryInterval, time.Duration(backoffMax), "relay's backoffMax"},
+		{"defaults.upstream.max_retry_interval", up.MaxRetryInterval, time.Duration(forward.DefaultMaxBackoff), "forward.DefaultMaxBackoff"},
 		{"defaults.kafka_cluster.client_id", kc.ClientID, routing.DefaultKafkaClientID, "routing.DefaultKafkaClientID"},
 		{"defaults.kafka_cluster.compression", string(kc.Compression), routing.DefaultKafkaCompression, "routing.DefaultKafkaCompression"},
 		{"defaults.kafka_cluster.max_message_bytes", int(kc.MaxMessageBytes), routing.DefaultKafkaMaxMessageBytes, "routing.DefaultKafkaMaxMessageBytes"},

@@ -23,6 +23,7 @@ var allowed = map[string][]string{
 	"relay/project":   {},
 	"relay/aggregate": {"envelope"},
 	"relay/auth":      {},
+	"relay/forward":   {"buffer", "envelope", "routing", "relay/aggregate", "relay/outcome", "relay/project", "relay/record"},
 	"relay/outcome":   {"envelope"},
 	"relay/record":    {"buffer", "envelope"},
 	"routing":         {"config", "envelope"},

@@ -30,6 +30,9 @@ type upstreamAuth struct {
 
 	mu         sync.Mutex // one registration at a time
 	registered atomic.Bool
+	// gen counts successful registrations: a 401 to a request made under
+	// an older generation says nothing about the current registration.
+	gen atomic.Uint64
 }
 
 // ErrUpstreamAuth means the upstream refused Baton's relay credentials.
@@ -115,6 +118,38 @@ func (ua *upstreamAuth) post(ctx context.Context, path string, in, out any) (int
 func (ua *upstreamAuth) register(ctx context.Context) error {
 	ua.mu.Lock()
 	defer ua.mu.Unlock()
+	return ua.registerLocked(ctx)
+}
+
+// Generation is the count of successful registrations; read it before a
+// request, and pass it to Reregister if the upstream answers 401.
+func (ua *upstreamAuth) Generation() uint64 { return ua.gen.Load() }
+
+// Reregister registers again after a 401 to a request made under
+// generation gen, unless a registration has happened since: then the 401
+// was late (the request was signed before it), and many requests refused
+// at once cause one registration, not one each.
+func (ua *upstreamAuth) Reregister(ctx context.Context, gen uint64) error {
+	ua.mu.Lock()
+	defer ua.mu.Unlock()
+	if ua.gen.Load() != gen {
+		return nil
+	}
+	ua.registered.Store(false)
+	return ua.registerLocked(ctx)
+}
+
+// forget marks the registration of generation gen as lost, so the next
+// request registers first; a later registration is kept.
+func (ua *upstreamAuth) forget(gen uint64) {
+	ua.mu.Lock()
+	defer ua.mu.Unlock()
+	if ua.gen.Load() == gen {
+		ua.registered.Store(false)
+	}
+}
+
+func (ua *upstreamAuth) registerLocked(ctx context.Context) error {
 	if ua.registered.Load() {
 		return nil
 	}
@@ -138,6 +173,7 @@ func (ua *upstreamAuth) register(ctx context.Context) error {
 		return fmt.Errorf("relay registration: upstream registered relay %s, not %s", res.RelayID, ua.creds.ID)
 	}
 	ua.registered.Store(true)
+	ua.gen.Add(1)
 	ua.log.Info("registered with upstream", "relay_id", ua.creds.ID)
 	return nil
 }
@@ -148,10 +184,11 @@ func (ua *upstreamAuth) fetchConfigs(ctx context.Context, req *project.Request) 
 	if err := ua.register(ctx); err != nil {
 		return nil, err
 	}
+	gen := ua.Generation()
 	var resp project.Response
 	status, err := ua.post(ctx, "/api/0/relays/projectconfigs/?version=3", req, &resp)
 	if status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden {
-		ua.registered.Store(false) // the upstream forgot us (restart, expiry): register again
+		ua.forget(gen) // the upstream forgot us (restart, expiry): register again
 		return nil, fmt.Errorf("%w: %w", ErrUpstreamAuth, err)
 	}
 	if err != nil {

@@ -16,7 +16,8 @@ import (
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
-	"github.com/baton-relay/baton/relay/auth" // relay has its own type auth (SDK request auth)
+	"github.com/baton-relay/baton/relay/auth"
+	"github.com/baton-relay/baton/relay/forward"
 	"github.com/baton-relay/baton/relay/intake"
 	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/project"
@@ -158,7 +159,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	}
 	r.policy.Store(&policyBox{policy})
 	if cfg.Metrics.Aggregate {
-		if r.aggr, err = newAggregation(r); err != nil {
+		if r.aggr, err = newAggregation(cfg); err != nil {
 			r.sinks.Close(context.Background())
 			return nil, fmt.Errorf("relay: metrics: %w", err)
 		}
@@ -339,25 +340,56 @@ func (r *Relay) startForwarders() {
 		}
 	}
 	for s := range pending {
-		rl := &releaser{r: r, stream: s, class: record.Stream(s).Class()}
-		r.fwdWG.Go(func() { rl.run(readCtx, sendCtx) })
+		rl := forward.NewReleaser(forward.ReleaserOptions{
+			Buffer:        r.buf,
+			Stream:        s,
+			Policy:        &releasePolicy{r: r},
+			Changed:       r.cacheChanged,
+			Left:          r.waiting.sub,
+			MaxPendingAge: r.cfg.Managed.MaxPendingAge,
+			Outcomes:      &r.outcomes,
+			Logger:        r.log,
+		})
+		r.fwdWG.Go(func() { rl.Run(readCtx, sendCtx) })
 	}
 	if r.aggr != nil {
-		for s := range raw {
-			r.aggr.sources = append(r.aggr.sources, s)
+		m := forward.MetricsOptions{
+			Buffer:     r.buf,
+			Aggregator: r.aggr.agg,
+			Limiter:    r.aggr.lim,
+			Limits:     r.limits,
+			Outcomes:   &r.outcomes,
+			Logger:     r.log,
 		}
-		r.aggr.start(&r.fwdWG, readCtx, sendCtx)
+		for s := range raw {
+			m.Sources = append(m.Sources, s)
+		}
+		if r.cache != nil {
+			m.Projects = r.cache
+		}
+		forward.NewMetrics(m).Start(&r.fwdWG, readCtx, sendCtx)
 	}
 	for s := range streams {
 		c := record.Stream(s).Class()
-		f := &forwarder{r: r, stream: s, class: c, sink: r.sinks.For(c), maxBackoff: backoffMax}
+		o := forward.ForwarderOptions{
+			Buffer:   r.buf,
+			Stream:   s,
+			Sink:     r.sinks.For(c),
+			Outcomes: &r.outcomes,
+			Limits:   r.limits,
+			Logger:   r.log,
+		}
+		if r.auth != nil {
+			o.Registrar = r.auth
+		}
 		if record.Stream(s).IsFlushed() && r.cfg.Metrics.FlushPartitions > 0 {
-			f.shard = strconv.Itoa(int(record.Stream(s).Partition()))
+			o.Shard = strconv.Itoa(int(record.Stream(s).Partition()))
 		}
 		if up, ok := r.cfg.UpstreamFor(c); ok && up.MaxRetryInterval > 0 {
-			f.maxBackoff = up.MaxRetryInterval
+			o.MaxBackoff = up.MaxRetryInterval
 		}
-		r.fwdWG.Go(func() { f.run(readCtx, sendCtx) })
+		f := forward.NewForwarder(o)
+		r.fwdWG.Go(func() { f.Run(readCtx, sendCtx) })
 	}
 }
 

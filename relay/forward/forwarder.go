@@ -1,0 +1,247 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/baton-relay/baton/buffer"
+	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/outcome"
+	"github.com/baton-relay/baton/relay/record"
+	"github.com/baton-relay/baton/routing"
+)
+
+// ForwardBuffer is what a Forwarder does with the buffer.
+type ForwardBuffer interface {
+	Reader
+	Ack(s buffer.Stream, upTo buffer.Seq) error
+}
+
+// Registrar is Baton's registration with a managed upstream. Generation
+// counts successful registrations; Reregister registers again only if no
+// registration happened since generation gen, so a late 401 to a request
+// signed before a fresh registration cannot undo it, and many forwarders
+// refused at once cause one registration.
+type Registrar interface {
+	Generation() uint64
+	Reregister(ctx context.Context, gen uint64) error
+}
+
+// ReauthAttempts is how often a record refused with 401 is retried after
+// registering again before it is dropped like any permanent refusal.
+const ReauthAttempts = 3
+
+// ForwarderOptions configures a Forwarder.
+type ForwarderOptions struct {
+	Buffer ForwardBuffer
+	Stream buffer.Stream
+	Sink   routing.Sink
+	// Outcomes counts deliveries and drops.
+	Outcomes Recorder
+	// Registrar, in managed mode, registers again on a 401. Default nil:
+	// a 401 is a permanent refusal.
+	Registrar Registrar
+	// Limits are the replay limits checked before sending a replay record.
+	Limits envelope.Limits
+	// MaxBackoff caps the wait between retries. Default DefaultMaxBackoff.
+	MaxBackoff time.Duration
+	// Shard steers every message of the stream (a flush partition of
+	// aggregated metrics); it is also the Kafka record key. Default "".
+	Shard string
+	// Clock default System; Logger default slog.Default().
+	Clock  Clock
+	Logger *slog.Logger
+}
+
+// Forwarder drains one buffer stream into its sink. It is the only
+// goroutine that reads or acks its stream, so acks arrive in order and the
+// watermark is simply the last record of a finished batch.
+type Forwarder struct {
+	o     ForwarderOptions
+	class envelope.Class
+
+	msgs  []routing.Message
+	envs  record.Slab // decoded envelopes that msgs point into
+	errs  []error
+	items []int             // items[i] is the number of envelope items msgs[i] carries
+	check envelope.Envelope // parses replay records for checkReplay
+
+	// A stream's records mostly repeat the same key, SDK and address:
+	// reuse the last string instead of allocating one per message.
+	keys, clients, ips lastString
+}
+
+// NewForwarder returns a Forwarder of o.Stream; Run starts it.
+func NewForwarder(o ForwarderOptions) *Forwarder {
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.Clock == nil {
+		o.Clock = System
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Limits.AllowInternalItems = true // Baton wrote the records
+	class := record.Stream(o.Stream).Class()
+	o.Logger = o.Logger.With("class", class)
+	return &Forwarder{o: o, class: class}
+}
+
+// lastString converts bytes to a string, reusing the previous result when
+// the bytes are the same.
+type lastString struct{ s string }
+
+func (l *lastString) get(b []byte) string {
+	if string(b) != l.s { // no allocation: the conversion is only compared
+		l.s = string(b)
+	}
+	return l.s
+}
+
+// Run forwards until readCtx is done (take no new batch) and gives up on a
+// batch in flight when sendCtx is done; what was not acked stays in the
+// buffer for the next start.
+func (f *Forwarder) Run(readCtx, sendCtx context.Context) {
+	readLoop(readCtx, f.o.Buffer, f.o.Stream, f.o.Clock, f.o.Logger, func(recs []buffer.Record) bool {
+		if !f.forward(sendCtx, recs) {
+			return false
+		}
+		if err := f.o.Buffer.Ack(f.o.Stream, recs[len(recs)-1].Seq); err != nil {
+			// The batch was delivered; failing to record that only means
+			// it may be delivered again after a restart (at-least-once).
+			f.o.Logger.Error("buffer ack failed", "err", err)
+		}
+		return true
+	})
+}
+
+// forward sends recs until each is delivered or dropped. It returns false
+// when ctx ended first.
+func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
+	f.msgs, f.items = f.msgs[:0], f.items[:0]
+	f.envs.Reset()
+	for i := range recs {
+		var rec record.Record
+		if err := record.Decode(recs[i].Value, &rec, &f.envs); err != nil {
+			f.o.Outcomes.Drop(f.class, outcome.ReasonCorrupt, 1, int(record.Items(recs[i].Value)))
+			continue
+		}
+		if f.class == envelope.ClassReplay && !f.checkReplay(rec.Envelope) {
+			f.o.Outcomes.Drop(f.class, outcome.ReasonTooLarge, 1, rec.Items)
+			continue
+		}
+		f.msgs = append(f.msgs, routing.Message{
+			Class:      rec.Class,
+			ProjectID:  rec.ProjectID,
+			PublicKey:  f.keys.get(rec.PublicKey),
+			Client:     f.clients.get(rec.Client),
+			ClientIP:   f.ips.get(rec.ClientIP),
+			ReceivedAt: rec.Received(),
+			Envelope:   rec.Envelope,
+			Shard:      f.o.Shard,
+		})
+		if f.o.Shard != "" {
+			f.msgs[len(f.msgs)-1].Key = []byte(f.o.Shard)
+		}
+		f.items = append(f.items, rec.Items)
+	}
+
+	msgs, items := f.msgs, f.items
+	failures := 0 // consecutive attempts that delivered nothing
+	for attempt := 1; len(msgs) > 0; attempt++ {
+		f.errs = slices.Grow(f.errs[:0], len(msgs))[:len(msgs)]
+		clear(f.errs)
+		var gen uint64 // the registration the requests are signed under
+		if f.o.Registrar != nil {
+			gen = f.o.Registrar.Generation()
+		}
+		f.o.Sink.Send(ctx, msgs, f.errs)
+		if ctx.Err() != nil {
+			return false
+		}
+		var (
+			wait     time.Duration
+			firstErr error
+			reauth   bool
+		)
+		n, progress := 0, false
+		for i, err := range f.errs {
+			switch {
+			case err == nil:
+				f.o.Outcomes.Deliver(f.class, 1, items[i])
+				progress = true
+			case attempt <= ReauthAttempts && f.unauthorized(err):
+				// Kept for a retry after registering again.
+				reauth = true
+				msgs[n], items[n] = msgs[i], items[i]
+				n++
+			case routing.IsPermanent(err):
+				f.o.Outcomes.Drop(f.class, outcome.ReasonInvalid, 1, items[i])
+				f.o.Logger.Warn("dropping a record its destination refused", "project", msgs[i].ProjectID, "err", err)
+				progress = true
+			default:
+				if after, ok := routing.RetryAfter(err); ok {
+					wait = max(wait, after)
+				}
+				if firstErr == nil && !errors.Is(err, routing.ErrHeldBack) {
+					firstErr = err
+				}
+				msgs[n], items[n] = msgs[i], items[i]
+				n++
+			}
+		}
+		if reauth {
+			// An upstream that restarted or expired the registration
+			// refuses the relay until it registers again, and that must
+			// not drop data. A real bad key keeps answering 401 and is
+			// dropped after ReauthAttempts.
+			if err := f.o.Registrar.Reregister(ctx, gen); err != nil {
+				f.o.Logger.Warn("registering again after a 401 failed", "err", err)
+			}
+		}
+		msgs, items = msgs[:n], items[:n]
+		if n == 0 {
+			break
+		}
+		// Back off only while nothing gets through: a retry that moved part
+		// of the batch starts the schedule again.
+		if progress {
+			failures = 0
+		}
+		if failures == 0 || failures%10 == 0 {
+			f.o.Logger.Warn("delivery failed; retrying", "attempt", attempt, "waiting", n, "err", firstErr)
+		}
+		if !sleep(ctx, f.o.Clock, max(wait, backoff(failures, MinBackoff, f.o.MaxBackoff))) {
+			return false
+		}
+		failures++
+	}
+	return true
+}
+
+// unauthorized reports whether err is the upstream's 401 to a managed
+// Baton.
+func (f *Forwarder) unauthorized(err error) bool {
+	var se *routing.StatusError
+	return f.o.Registrar != nil && errors.As(err, &se) && se.Status == 401
+}
+
+// checkReplay applies limits.max_replay_message_size and
+// max_replay_uncompressed_size to a replay record. They are checked here,
+// after the client got its 200, as Relay checks them after accepting: the
+// recording is decompressed (bounded, see envelope.RecordingSize) off the
+// ingest path, and a replay over either limit is dropped whole (event,
+// recording and video) with outcome too_large. A record that does not parse
+// is left to the upstream.
+func (f *Forwarder) checkReplay(env []byte) bool {
+	lim := f.o.Limits
+	if err := f.check.Parse(env, &lim); err != nil {
+		return true
+	}
+	defer f.check.Reset()
+	return f.check.CheckReplay(&lim) == nil
+}

@@ -1,0 +1,162 @@
+package forward
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-relay/baton/buffer"
+	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/aggregate"
+	"github.com/baton-relay/baton/relay/record"
+)
+
+var rawStream = record.StreamFor(envelope.ClassMetric, 0).ID()
+
+// opBuffer logs the writes of the metrics stage in order.
+type opBuffer struct {
+	*buffer.Buffer
+	mu  sync.Mutex
+	ops []string
+	hit chan struct{}
+}
+
+func (o *opBuffer) log(op string) {
+	o.mu.Lock()
+	o.ops = append(o.ops, op)
+	o.mu.Unlock()
+	select {
+	case o.hit <- struct{}{}:
+	default:
+	}
+}
+
+func (o *opBuffer) Append(ctx context.Context, es []buffer.Entry) error {
+	err := o.Buffer.Append(ctx, es)
+	o.log("append")
+	return err
+}
+
+func (o *opBuffer) Ack(s buffer.Stream, upTo buffer.Seq) error {
+	err := o.Buffer.Ack(s, upTo)
+	o.log("ack")
+	return err
+}
+
+func (o *opBuffer) get() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.ops)
+}
+
+func statsdRecord(project uint64, line string, received time.Time) []byte {
+	rec := record.Record{Class: envelope.ClassMetric, Items: 1, ReceivedAt: received.UnixNano(), ProjectID: project, PublicKey: []byte(keyOf(project))}
+	env := "{}\n{\"type\":\"statsd\",\"length\":" + strconv.Itoa(len(line)) + "}\n" + line + "\n"
+	return record.Append(nil, &rec, []byte(env))
+}
+
+// Raw records are acked only once the buckets they were folded into are
+// appended to the flushed stream: the flusher waits for the bucket to be
+// due on the clock, appends, then acks.
+func TestMetricsAckAfterFlush(t *testing.T) {
+	b, _ := openBuffer(t)
+	clk := newClock(false)
+	now := clk.Now()
+	if err := b.Append(context.Background(), []buffer.Entry{
+		{Stream: rawStream, Value: statsdRecord(1, "baton.test:1|c\nbaton.test:2|c", now)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	agg, err := aggregate.New(aggregate.Options{InitialDelay: -1, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := &opBuffer{Buffer: b, hit: make(chan struct{}, 1)}
+	rec := newRecorder()
+	m := NewMetrics(MetricsOptions{
+		Buffer: ob, Sources: []buffer.Stream{rawStream}, Aggregator: agg,
+		Limits: envelope.DefaultLimits(), Outcomes: rec, Clock: clk, Logger: quiet,
+	})
+	var wg sync.WaitGroup
+	run(t, func(readCtx, sendCtx context.Context) {
+		m.Start(&wg, readCtx, sendCtx)
+		wg.Wait()
+	})
+	// The flusher sleeps idleFlush until the insert gives it a due time;
+	// nothing is written before that is
+	// reached on the clock.
+	w := clk.next(t)
+	for ; w.d == idleFlush; w = clk.next(t) {
+	}
+	if ops := ob.get(); len(ops) > 0 {
+		t.Fatalf("wrote %v before the bucket was due; outcomes %+v", ops, rec.get())
+	}
+	clk.advance(w.d)
+	w.fire()
+	for !slices.Contains(ob.get(), "append") {
+		select {
+		case w := <-clk.waits: // a wake raced the first wait: it asks again
+			clk.advance(w.d)
+			w.fire()
+		case <-ob.hit:
+		case <-time.After(guard):
+			t.Fatal("nothing flushed")
+		}
+	}
+	for !slices.Contains(ob.get(), "ack") {
+		select {
+		case <-ob.hit:
+		case <-time.After(guard):
+			t.Fatal("raw records not acked")
+		}
+	}
+	if ops := ob.get(); ops[0] != "append" || ops[1] != "ack" {
+		t.Fatalf("ops %v, want append before ack", ops)
+	}
+	r := rec.get()
+	if r.aggregate.Records != 1 || r.produced.Records != 1 || r.produced.Items != 1 {
+		t.Fatalf("aggregated %+v, produced %+v", r.aggregate, r.produced)
+	}
+	got, err := b.Read(context.Background(), record.Flushed(0).ID(), nil, 10, 0)
+	if err != nil || len(got) != 1 || !bytes.Contains(got[0].Value, []byte(`"value":3`)) {
+		t.Fatalf("flushed stream: %d records %v", len(got), err)
+	}
+}
+
+// On shutdown the flusher writes out everything held, due or not, before
+// it acks the raw records.
+func TestMetricsFlushAllOnShutdown(t *testing.T) {
+	b, _ := openBuffer(t)
+	clk := newClock(false)
+	if err := b.Append(context.Background(), []buffer.Entry{{Stream: rawStream, Value: statsdRecord(1, "baton.test:1|c", clk.Now())}}); err != nil {
+		t.Fatal(err)
+	}
+	agg, err := aggregate.New(aggregate.Options{Now: clk.Now}) // held 30s: never due here
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := &opBuffer{Buffer: b, hit: make(chan struct{}, 1)}
+	rec := newRecorder()
+	m := NewMetrics(MetricsOptions{
+		Buffer: ob, Sources: []buffer.Stream{rawStream}, Aggregator: agg,
+		Limits: envelope.DefaultLimits(), Outcomes: rec, Clock: clk, Logger: quiet,
+	})
+	readCtx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	m.Start(&wg, readCtx, context.Background())
+	// The flusher sleeps idleFlush until the insert gives it a due time.
+	for w := clk.next(t); w.d == idleFlush; w = clk.next(t) {
+	}
+	stop()
+	wg.Wait()
+	if ops := ob.get(); !slices.Equal(ops, []string{"append", "ack"}) {
+		t.Fatalf("ops %v, want append then ack", ops)
+	}
+	if r := rec.get(); r.aggregate.Records != 1 || r.produced.Records != 1 {
+		t.Fatalf("aggregated %+v, produced %+v", r.aggregate, r.produced)
+	}
+}
