@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/baton-relay/baton/envelope"
 )
 
 // RateLimit is one entry of an X-Sentry-Rate-Limits header:
@@ -22,6 +24,45 @@ type RateLimit struct {
 	Reason string // reason code, optional
 	// Namespaces are metric namespaces (metric_bucket limits only).
 	Namespaces []string
+}
+
+// limitFor is how long the upstream asks env to wait: the longest limit
+// that applies to a category of env's items (a limit without categories
+// applies to all). A limit on another category does not hold env back: a
+// 429 whose limits name only transactions is not a reason to park errors
+// for a minute. When no limit applies, or env does not parse, the longest
+// of all is the safe answer.
+func limitFor(limits []RateLimit, env []byte) time.Duration {
+	var all, applies time.Duration
+	matched := false
+	var e envelope.Envelope
+	parsed := e.Parse(env, nil) == nil
+	for _, l := range limits {
+		all = max(all, l.RetryAfter)
+		if parsed && l.covers(&e) {
+			applies, matched = max(applies, l.RetryAfter), true
+		}
+	}
+	if !matched {
+		return all
+	}
+	return applies
+}
+
+// covers reports whether l limits a category of e's items.
+func (l *RateLimit) covers(e *envelope.Envelope) bool {
+	if len(l.Categories) == 0 {
+		return true
+	}
+	for i := range e.Items {
+		c := e.Items[i].Category().String()
+		for _, name := range l.Categories {
+			if name == c {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ErrBadRateLimit is wrapped by ParseRateLimits for malformed entries.

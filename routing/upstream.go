@@ -341,7 +341,7 @@ func (u *Upstream) sendOne(ctx context.Context, m *Message) error {
 		n.fail(u)
 		return fmt.Errorf("routing: upstream %s: %w", n.base, err)
 	}
-	err = u.classify(resp)
+	err = u.classify(resp, m.Envelope)
 	if isNodeFailure(resp.StatusCode()) {
 		n.fail(u)
 	} else {
@@ -422,8 +422,8 @@ func (u *Upstream) buildRequest(req *fasthttp.Request, body *bytebufferpool.Byte
 	return nil
 }
 
-// classify maps a response to Send's error vocabulary.
-func (u *Upstream) classify(resp *fasthttp.Response) error {
+// classify maps the response to env to Send's error vocabulary.
+func (u *Upstream) classify(resp *fasthttp.Response, env []byte) error {
 	code := resp.StatusCode()
 	if code >= 200 && code < 300 {
 		return nil
@@ -437,9 +437,7 @@ func (u *Upstream) classify(resp *fasthttp.Response) error {
 		}
 		if v := resp.Header.Peek("X-Sentry-Rate-Limits"); len(v) > 0 {
 			se.Limits, _ = ParseRateLimits(string(v)) // keep the valid entries
-			for _, l := range se.Limits {
-				after = max(after, l.RetryAfter)
-			}
+			after = max(after, limitFor(se.Limits, env))
 		}
 		return Throttled(se, after)
 	case code == fasthttp.StatusRequestTimeout, code >= 500:

@@ -236,6 +236,10 @@ func TestUpstreamResponses(t *testing.T) {
 		{"429 retry-after seconds", 429, []string{"Retry-After", "60"}, false, true, 60 * time.Second, 0},
 		{"429 rate limits", 429, []string{"X-Sentry-Rate-Limits", "30::organization, 120:error;transaction:project:quota_exceeded"}, false, true, 120 * time.Second, 2},
 		{"429 both, longest wins", 429, []string{"Retry-After", "10", "X-Sentry-Rate-Limits", "5:error:key"}, false, true, 10 * time.Second, 1},
+		// Per category: a limit on transactions does not park an error
+		// envelope; one on all categories or on errors does.
+		{"429 other category ignored", 429, []string{"X-Sentry-Rate-Limits", "5::organization, 600:transaction;span:project"}, false, true, 5 * time.Second, 2},
+		{"429 only other categories", 429, []string{"X-Sentry-Rate-Limits", "600:transaction:project, 60:span:key"}, false, true, 600 * time.Second, 2},
 		{"429 bare", 429, nil, false, true, 0, 0},
 		{"503 http date", 503, []string{"Retry-After", now.Add(2 * time.Minute).Format(fasthttpDate)}, false, true, 2 * time.Minute, 0},
 		{"400", 400, nil, true, false, 0, 0},
@@ -250,7 +254,7 @@ func TestUpstreamResponses(t *testing.T) {
 	for _, tt := range tests {
 		f.status(tt.status, tt.headers...)
 		errs := make([]error, 1)
-		u.Send(context.Background(), []Message{testMsg(1, "{}\n")}, errs)
+		u.Send(context.Background(), []Message{testMsg(1, "{}\n{\"type\":\"event\"}\n{}\n")}, errs)
 		err := errs[0]
 		if tt.status < 300 {
 			if err != nil {
