@@ -5,13 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/relay/internal/testutil"
 )
 
 // startTestRelay runs a relay on an in-memory listener with the embedded
@@ -43,18 +43,6 @@ func startTestRelay(tb testing.TB, durability string) (*Relay, *fasthttp.HostCli
 	return r, c
 }
 
-// errorEnvelope is a ~5 KB JS error envelope, like the load tool's.
-func errorEnvelope() []byte {
-	var frames []string
-	for i := range 40 {
-		frames = append(frames, fmt.Sprintf(`{"filename":"app:///static/js/main.%04x.js","function":"handler%d","lineno":%d,"colno":%d,"in_app":true}`, i*7919, i, 100+i, 7+i))
-	}
-	event := `{"platform":"javascript","level":"error","release":"web@2.3.1","environment":"production","exception":{"values":[{"type":"TypeError","value":"Cannot read properties of undefined (reading 'id')","stacktrace":{"frames":[` +
-		strings.Join(frames, ",") + `]}}]},"tags":{"browser":"Chrome 131"},"user":{"ip_address":"{{auto}}"}}`
-	return []byte(`{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","sent_at":"2026-11-25T10:00:00.000Z","sdk":{"name":"sentry.javascript.browser","version":"11.12.0"}}` +
-		"\n{\"type\":\"event\"}\n" + event + "\n")
-}
-
 // BenchmarkIngest measures the envelope endpoint end to end in one process:
 // HTTP parsing, auth, envelope parsing and split, the durable group-committed
 // append (real fsync on the test's temp dir) and the response. Forwarders
@@ -71,7 +59,7 @@ func BenchmarkIngest(b *testing.B) {
 
 func benchIngest(b *testing.B, durability string) {
 	_, c := startTestRelay(b, durability)
-	body := errorEnvelope()
+	body := testutil.ErrorEnvelope()
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.SetParallelism(32) // 64 concurrent requests on 2 cores

@@ -54,15 +54,15 @@ func TestBackoffResetsOnPartialProgress(t *testing.T) {
 	}}
 	clk := newClock(false)
 	ab, rec, _ := startForwarder(t, b, sink, clk, ForwarderOptions{})
-	w := clk.next(t)
-	within(t, "1st failure", w.d, MinBackoff/2, MinBackoff)
-	w.fire()
-	w = clk.next(t)
-	within(t, "2nd failure", w.d, MinBackoff, 2*MinBackoff)
-	w.fire()
-	w = clk.next(t)
-	within(t, "after partial progress", w.d, MinBackoff/2, MinBackoff)
-	w.fire()
+	w := clk.Next(t, guard)
+	within(t, "1st failure", w.D, MinBackoff/2, MinBackoff)
+	w.Fire()
+	w = clk.Next(t, guard)
+	within(t, "2nd failure", w.D, MinBackoff, 2*MinBackoff)
+	w.Fire()
+	w = clk.Next(t, guard)
+	within(t, "after partial progress", w.D, MinBackoff/2, MinBackoff)
+	w.Fire()
 	if got := waitAck(t, ab.acks); got != 3 {
 		t.Fatalf("acked up to %d, want 3", got)
 	}
@@ -88,11 +88,11 @@ func TestWaitsForLargestRetryAfter(t *testing.T) {
 	}}
 	clk := newClock(false)
 	ab, _, _ := startForwarder(t, b, sink, clk, ForwarderOptions{})
-	w := clk.next(t)
-	if w.d != 7*time.Second {
-		t.Fatalf("waited %v, want the largest Retry-After 7s", w.d)
+	w := clk.Next(t, guard)
+	if w.D != 7*time.Second {
+		t.Fatalf("waited %v, want the largest Retry-After 7s", w.D)
 	}
-	w.fire()
+	w.Fire()
 	waitAck(t, ab.acks)
 }
 
@@ -127,15 +127,15 @@ func TestRateLimitHeaders(t *testing.T) {
 	b, _ := openBuffer(t)
 	appendRecs(t, b, errsStream, envelope.ClassError, 1, 2)
 	ab, rec, _ := startForwarder(t, b, up, clk, ForwarderOptions{})
-	w := clk.next(t)
-	if w.d != 7*time.Second {
-		t.Fatalf("waited %v, want 7s (the error category's limit)", w.d)
+	w := clk.Next(t, guard)
+	if w.D != 7*time.Second {
+		t.Fatalf("waited %v, want 7s (the error category's limit)", w.D)
 	}
 	if d := rec.get().delivered; d.Records != 1 {
 		t.Fatalf("before the wait delivered %+v, want project 2's record", d)
 	}
 	limited.Store(false)
-	w.fire()
+	w.Fire()
 	waitAck(t, ab.acks)
 	mu.Lock()
 	defer mu.Unlock()
@@ -321,7 +321,7 @@ func TestPermanentDropsCounted(t *testing.T) {
 	if r.delivered.Records != 1 || r.dropped[outcome.ReasonInvalid].Records != 1 || r.dropped[outcome.ReasonCorrupt].Records != 1 {
 		t.Fatalf("delivered %+v, dropped %+v", r.delivered, r.dropped)
 	}
-	if w := clk.waited(); len(w) != 0 {
+	if w := clk.Waited(); len(w) != 0 {
 		t.Fatalf("waited %v: a batch that settled must not back off", w)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/internal/testutil"
 	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/record"
 	"github.com/baton-relay/baton/routing"
@@ -86,68 +87,10 @@ func waitAck(t *testing.T, acks chan buffer.Seq) buffer.Seq {
 	}
 }
 
-// fakeClock hands every wait the loop asks for to the test, which fires
-// it; with auto set, waits fire at once and are only recorded.
-type fakeClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	auto  bool
-	waits chan *fakeWait
-	log   []time.Duration
-}
-
-type fakeWait struct {
-	d time.Duration
-	c chan time.Time
-}
-
-func (w *fakeWait) fire() { w.c <- time.Time{} }
-
-func newClock(auto bool) *fakeClock {
-	return &fakeClock{now: time.Unix(1_750_000_000, 0), auto: auto, waits: make(chan *fakeWait, 256)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	w := &fakeWait{d, make(chan time.Time, 1)}
-	c.mu.Lock()
-	c.log = append(c.log, d)
-	c.mu.Unlock()
-	if c.auto {
-		w.fire()
-	} else {
-		c.waits <- w
-	}
-	return w.c
-}
-
-func (c *fakeClock) waited() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.log...)
-}
-
-// next is the next wait the loop asked for.
-func (c *fakeClock) next(t *testing.T) *fakeWait {
-	t.Helper()
-	select {
-	case w := <-c.waits:
-		return w
-	case <-time.After(guard):
-		t.Fatal("the loop asked for no wait")
-		return nil
-	}
+// newClock is a test clock; with auto, waits fire at once and are only
+// recorded.
+func newClock(auto bool) *testutil.Clock {
+	return testutil.NewClock(time.Unix(1_750_000_000, 0), auto)
 }
 
 // fakeSink answers each Send with script(call, msgs), one error per

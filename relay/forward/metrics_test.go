@@ -17,6 +17,18 @@ import (
 
 var rawStream = record.StreamFor(envelope.ClassMetric, 0).ID()
 
+// newMetrics is a metrics stage over rawStream of b, with its writes
+// logged and its outcomes recorded.
+func newMetrics(b *buffer.Buffer, agg *aggregate.Aggregator, clk Clock) (*Metrics, *opBuffer, *recorder) {
+	ob := &opBuffer{Buffer: b, hit: make(chan struct{}, 1)}
+	rec := newRecorder()
+	m := NewMetrics(MetricsOptions{
+		Buffer: ob, Sources: []buffer.Stream{rawStream}, Aggregator: agg,
+		Limits: envelope.DefaultLimits(), Outcomes: rec, Clock: clk, Logger: quiet,
+	})
+	return m, ob, rec
+}
+
 // opBuffer logs the writes of the metrics stage in order.
 type opBuffer struct {
 	*buffer.Buffer
@@ -75,12 +87,7 @@ func TestMetricsAckAfterFlush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob := &opBuffer{Buffer: b, hit: make(chan struct{}, 1)}
-	rec := newRecorder()
-	m := NewMetrics(MetricsOptions{
-		Buffer: ob, Sources: []buffer.Stream{rawStream}, Aggregator: agg,
-		Limits: envelope.DefaultLimits(), Outcomes: rec, Clock: clk, Logger: quiet,
-	})
+	m, ob, rec := newMetrics(b, agg, clk)
 	var wg sync.WaitGroup
 	run(t, func(readCtx, sendCtx context.Context) {
 		m.Start(&wg, readCtx, sendCtx)
@@ -89,19 +96,19 @@ func TestMetricsAckAfterFlush(t *testing.T) {
 	// The flusher sleeps idleFlush until the insert gives it a due time;
 	// nothing is written before that is
 	// reached on the clock.
-	w := clk.next(t)
-	for ; w.d == idleFlush; w = clk.next(t) {
+	w := clk.Next(t, guard)
+	for ; w.D == idleFlush; w = clk.Next(t, guard) {
 	}
 	if ops := ob.get(); len(ops) > 0 {
 		t.Fatalf("wrote %v before the bucket was due; outcomes %+v", ops, rec.get())
 	}
-	clk.advance(w.d)
-	w.fire()
+	clk.Advance(w.D)
+	w.Fire()
 	for !slices.Contains(ob.get(), "append") {
 		select {
-		case w := <-clk.waits: // a wake raced the first wait: it asks again
-			clk.advance(w.d)
-			w.fire()
+		case w := <-clk.Waits(): // a wake raced the first wait: it asks again
+			clk.Advance(w.D)
+			w.Fire()
 		case <-ob.hit:
 		case <-time.After(guard):
 			t.Fatal("nothing flushed")
@@ -139,17 +146,12 @@ func TestMetricsFlushAllOnShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob := &opBuffer{Buffer: b, hit: make(chan struct{}, 1)}
-	rec := newRecorder()
-	m := NewMetrics(MetricsOptions{
-		Buffer: ob, Sources: []buffer.Stream{rawStream}, Aggregator: agg,
-		Limits: envelope.DefaultLimits(), Outcomes: rec, Clock: clk, Logger: quiet,
-	})
+	m, ob, rec := newMetrics(b, agg, clk)
 	readCtx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	m.Start(&wg, readCtx, context.Background())
 	// The flusher sleeps idleFlush until the insert gives it a due time.
-	for w := clk.next(t); w.d == idleFlush; w = clk.next(t) {
+	for w := clk.Next(t, guard); w.D == idleFlush; w = clk.Next(t, guard) {
 	}
 	stop()
 	wg.Wait()

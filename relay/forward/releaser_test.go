@@ -148,9 +148,9 @@ func TestReleaserSortsBatch(t *testing.T) {
 	}
 
 	// Project 3, re-queued as seq 5, waits alone: for the cache or PendingWait.
-	w := clk.next(t)
-	if w.d != PendingWait {
-		t.Fatalf("waited %v, want %v", w.d, PendingWait)
+	w := clk.Next(t, guard)
+	if w.D != PendingWait {
+		t.Fatalf("waited %v, want %v", w.D, PendingWait)
 	}
 	policy.set(3, Verdict{Action: Forward, Stream: targetStream})
 	close(changed)
@@ -170,20 +170,20 @@ func TestReleaserRequeuesAfterPatience(t *testing.T) {
 	rl := NewReleaser(ReleaserOptions{Buffer: mb, Stream: pendingStream, Policy: &fakePolicy{v: map[uint64]Verdict{}}, Outcomes: newRecorder(), Clock: clk, Logger: quiet})
 	run(t, rl.Run)
 	for i := range PendingPatience {
-		w := clk.next(t)
-		if w.d != PendingWait {
-			t.Fatalf("wait %d: %v, want %v", i, w.d, PendingWait)
+		w := clk.Next(t, guard)
+		if w.D != PendingWait {
+			t.Fatalf("wait %d: %v, want %v", i, w.D, PendingWait)
 		}
 		select {
 		case m := <-mb.moves:
 			t.Fatalf("moved %+v after %d waits, want %d", m, i, PendingPatience)
 		default:
 		}
-		w.fire()
+		w.Fire()
 	}
 	m := waitMove(t, mb.moves)
 	if !slices.Equal(m.to, []buffer.Stream{pendingStream, pendingStream}) || m.upTo != 2 {
 		t.Fatalf("moved %+v, want both re-queued up to 2", m)
 	}
-	clk.next(t) // the re-queued records (seqs 3, 4) wait again
+	clk.Next(t, guard) // the re-queued records (seqs 3, 4) wait again
 }

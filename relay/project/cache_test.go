@@ -14,28 +14,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/baton-relay/baton/relay/internal/testutil"
 )
 
-// fakeClock is Options.Now for tests: time moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// newFakeClock is Options.Now for tests: time moves only when told.
+func newFakeClock() *testutil.Clock {
+	return testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), false)
 }
 
 // projectJSON is a small valid project state for key.
@@ -243,7 +228,7 @@ type harness struct {
 	*Cache
 	t        *testing.T
 	up       *upstream
-	clock    *fakeClock
+	clock    *testutil.Clock
 	barriers int
 }
 

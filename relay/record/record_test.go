@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/s2"
 
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/internal/testutil"
 )
 
 func TestRecordRoundTrip(t *testing.T) {
@@ -253,21 +254,10 @@ func TestStreamLayout(t *testing.T) {
 	}
 }
 
-func errorEnvelope() []byte {
-	var frames []string
-	for i := range 40 {
-		frames = append(frames, fmt.Sprintf(`{"filename":"app:///static/js/main.%04x.js","function":"handler%d","lineno":%d,"colno":%d,"in_app":true}`, i*7919, i, 100+i, 7+i))
-	}
-	event := `{"platform":"javascript","level":"error","release":"web@2.3.1","environment":"production","exception":{"values":[{"type":"TypeError","value":"Cannot read properties of undefined (reading 'id')","stacktrace":{"frames":[` +
-		strings.Join(frames, ",") + `]}}]},"tags":{"browser":"Chrome 131"},"user":{"ip_address":"{{auto}}"}}`
-	return []byte(`{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","sent_at":"2026-11-25T10:00:00.000Z","sdk":{"name":"sentry.javascript.browser","version":"11.12.0"}}` +
-		"\n{\"type\":\"event\"}\n" + event + "\n")
-}
-
 // BenchmarkRecord measures framing one class envelope as a buffer record
 // (S2-compressed) and decoding it back, as ingest and the forwarders do.
 func BenchmarkRecord(b *testing.B) {
-	env := errorEnvelope()
+	env := testutil.ErrorEnvelope()
 	rec := Record{Class: envelope.ClassError, Items: 1, ProjectID: 1, PublicKey: []byte("a7c3e9f1b5d24680ace13579bdf02468")}
 	b.Run("encode", func(b *testing.B) {
 		b.SetBytes(int64(len(env)))
