@@ -96,16 +96,6 @@ func destinationKinds() string {
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
-// destinationOf returns the kind whose struct has the route key key.
-func destinationOf(key string) (Destination, bool) {
-	for _, d := range destinations {
-		if structFields(reflect.TypeOf(d)).index(key) >= 0 {
-			return d, true
-		}
-	}
-	return nil, false
-}
-
 // destinationGroups are the route keys of each kind: the groups that
 // replace each other in an overlay.
 func destinationGroups() [][]string {
