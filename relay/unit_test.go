@@ -48,28 +48,3 @@ func TestParseAuth(t *testing.T) {
 		})
 	}
 }
-
-func TestOriginAllowed(t *testing.T) {
-	cases := []struct {
-		domains []string
-		origin  string
-		want    bool
-	}{
-		{[]string{"*"}, "https://any.example", true},
-		{[]string{}, "https://any.example", false},
-		{[]string{}, "", true},
-		{[]string{"app.example"}, "https://app.example:8443", true},
-		{[]string{"app.example"}, "https://evil.example", false},
-		{[]string{"*.example"}, "https://a.b.example/path?q", true},
-		{[]string{"*.example"}, "https://example.com", false},
-	}
-	for _, c := range cases {
-		var req fasthttp.Request
-		if c.origin != "" {
-			req.Header.Set("Origin", c.origin)
-		}
-		if got := originAllowed(c.domains, requestOrigin(&req)); got != c.want {
-			t.Errorf("originAllowed(%v, %q) = %v", c.domains, c.origin, got)
-		}
-	}
-}
