@@ -164,12 +164,13 @@ func (qc *quotaCounters) len() int {
 // items per class. hdr is the envelope header JSON, read only when
 // sampling or a release filter needs its trace context; addr gives the
 // client address, asked only when the project filters addresses. v's
-// RateLimits array is reused; Apply allocates nothing unless it reads hdr.
+// RateLimits array is reused: Apply allocates only to parse hdr, to count
+// a new quota window, or to grow RateLimits.
 func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.NumClasses]int, hdr []byte, addr func() netip.Addr) {
 	*v = Verdict{RateLimits: v.RateLimits[:0]}
 	st, lim := a.State, a.limiter
 	if st == nil && lim == nil {
-		return // proxy mode, or a project without rules
+		return // proxy mode, or pending: no config to apply
 	}
 	if st != nil && st.Filters.HasIPFilter() && st.Filters.BlockedIP(addr()) {
 		for c := range envelope.NumClasses {
