@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/relay/policy"
 )
 
 func TestParseAuth(t *testing.T) {
@@ -46,5 +48,19 @@ func TestParseAuth(t *testing.T) {
 				t.Fatalf("key %q client %q", a.PublicKey, a.Client)
 			}
 		})
+	}
+}
+
+// TestDoorRefusals: every refusal of the project policy has an answer, and
+// only Overload tells the client when to retry.
+func TestDoorRefusals(t *testing.T) {
+	for why := policy.Admitted + 1; why < policy.NumRefusals; why++ {
+		res := doorRefusal(why)
+		if res.status < 400 || res.detail == "" {
+			t.Errorf("%v: answered %d %q", why, res.status, res.detail)
+		}
+		if (res.retryAfter != "") != (why == policy.Overload) {
+			t.Errorf("%v: Retry-After %q", why, res.retryAfter)
+		}
 	}
 }
