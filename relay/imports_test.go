@@ -26,6 +26,7 @@ var allowed = map[string][]string{
 	"relay/auth":      {},
 	"relay/forward":   {"buffer", "envelope", "routing", "relay/aggregate", "relay/outcome", "relay/project", "relay/record"},
 	"relay/outcome":   {"envelope"},
+	"relay/policy":    {"config", "envelope", "relay/outcome", "relay/project"},
 	"relay/record":    {"buffer", "envelope"},
 	"routing":         {"config", "envelope"},
 	"config":          {"envelope"},

@@ -14,6 +14,7 @@ import (
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/intake"
+	"github.com/baton-relay/baton/relay/policy"
 	"github.com/baton-relay/baton/relay/record"
 )
 
@@ -37,7 +38,7 @@ type scratch struct {
 	entries []buffer.Entry
 	ip      []byte
 	hdr     []byte // an envelope header rewritten with a generated event_id
-	verdict verdict
+	verdict policy.Verdict
 	limits  []byte // X-Sentry-Rate-Limits
 }
 
@@ -255,7 +256,7 @@ func (r *Relay) ingestEnvelope(ctx *fasthttp.RequestCtx, pid uint64, s *scratch)
 type admitted struct {
 	pid      uint64
 	key      []byte
-	adm      admission
+	adm      policy.Admission
 	perClass [envelope.NumClasses]int // items of each class
 	origin   []byte
 }
@@ -283,35 +284,27 @@ func (r *Relay) admit(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, res *r
 		return false
 	}
 	in.origin = requestOrigin(&ctx.Request)
-	in.adm = r.projects().admit(in.pid, in.key, in.origin)
-	if adm := &in.adm; adm.status != 0 {
-		*res = refusal(adm.status, adm.why, adm.detail)
-		if adm.status == fasthttp.StatusServiceUnavailable {
-			res.retryAfter = retryAfterFull
-		}
+	in.adm = r.projects().Admit(in.pid, in.key, in.origin)
+	if in.adm.Refusal != policy.Admitted {
+		*res = doorRefusal(in.adm.Refusal)
 		return false
 	}
 	for i := range s.env.Items {
 		in.perClass[s.env.Items[i].Class]++
 	}
 	v := &s.verdict
-	v.drop = [envelope.NumClasses]bool{}
-	v.limited = v.limited[:0]
-	if in.adm.state == nil && in.adm.limiter == nil {
+	r.enforcer.Apply(v, &in.adm, in.key, &in.perClass, s.env.Header.Raw, func() netip.Addr { return clientAddr(ctx) })
+	if len(v.RateLimits) == 0 {
 		return true
 	}
-	r.enforcer.apply(v, in.adm.state, in.adm.limiter, in.key, &in.perClass, s.env.Header.Raw, func() netip.Addr { return clientAddr(ctx) })
-	if len(v.limited) == 0 {
-		return true
-	}
-	s.limits = appendRateLimits(s.limits[:0], v.limited)
+	s.limits = appendRateLimits(s.limits[:0], v.RateLimits)
 	res.limits = s.limits
 	if allDropped(v, &in.perClass) {
 		// Nothing left to keep: the client is told to back off, and its
 		// SDK records the loss (Relay answers the same).
 		*res = refusal(fasthttp.StatusTooManyRequests, rejectRateLimited, "event submission rejected with_reason: RateLimited")
 		res.limits = s.limits
-		res.retryAfter = strconv.FormatInt(retryAfter(v.limited), 10)
+		res.retryAfter = strconv.FormatInt(retryAfter(v.RateLimits), 10)
 		return false
 	}
 	return true
@@ -345,7 +338,7 @@ func (r *Relay) frame(ctx *fasthttp.RequestCtx, in *admitted, a *sdkAuth, s *scr
 		return false
 	}
 	for c := range envelope.NumClasses {
-		if in.perClass[c] == 0 || v.drop[c] {
+		if in.perClass[c] == 0 || v.Drop[c] {
 			continue
 		}
 		rec.Class, rec.Items = c, in.perClass[c]
@@ -369,7 +362,7 @@ func (r *Relay) frame(ctx *fasthttp.RequestCtx, in *admitted, a *sdkAuth, s *scr
 
 	for i, c := range s.classes {
 		stream := r.stream(c, in.key)
-		if in.adm.pending {
+		if in.adm.Pending {
 			stream = stream.Pending()
 		}
 		s.entries = append(s.entries, buffer.Entry{Stream: stream.ID(), Value: s.recs.B[s.offs[i]:s.offs[i+1]]})
@@ -385,13 +378,13 @@ func (r *Relay) commit(in *admitted, s *scratch, res *result) bool {
 		*res = withLimits(bodyRefusal(err, "hold", "request"), res)
 		return false
 	}
-	if in.adm.pending && !r.waiting.add(in.key, int64(len(s.recs.B))) {
+	if in.adm.Pending && !r.waiting.add(in.key, int64(len(s.recs.B))) {
 		*res = withLimits(busy(rejectOverload, retryAfterFull, "too much data is waiting for this project's config; retry later"), res)
 		return false
 	}
 	if len(s.entries) > 0 {
 		if err := r.buf.Append(r.ctx, s.entries); err != nil {
-			if in.adm.pending {
+			if in.adm.Pending {
 				r.waiting.sub(in.key, int64(len(s.recs.B)))
 			}
 			if errors.Is(err, buffer.ErrFull) {
@@ -408,9 +401,9 @@ func (r *Relay) commit(in *admitted, s *scratch, res *result) bool {
 	}
 	v := &s.verdict
 	for c := range envelope.NumClasses {
-		if v.drop[c] && in.perClass[c] > 0 { // accepted, and dropped by the project's rules
+		if v.Drop[c] && in.perClass[c] > 0 { // accepted, and dropped by the project's rules
 			r.outcomes.Accept(c, 1, in.perClass[c])
-			r.outcomes.Drop(c, v.why[c], 1, in.perClass[c])
+			r.outcomes.Drop(c, v.Why[c], 1, in.perClass[c])
 		}
 	}
 	return true
@@ -426,16 +419,16 @@ func withLimits(next result, prev *result) result {
 // reserveRecords reserves, before they are built, the records of the
 // classes v keeps, with headers of hdrLen bytes, and the scratch their
 // compression needs.
-func (r *Relay) reserveRecords(s *scratch, perClass *[envelope.NumClasses]int, v *verdict, hdrLen int) error {
+func (r *Relay) reserveRecords(s *scratch, perClass *[envelope.NumClasses]int, v *policy.Verdict, hdrLen int) error {
 	need, classes := 0, 0
 	for c := range envelope.NumClasses {
-		if perClass[c] > 0 && !v.drop[c] {
+		if perClass[c] > 0 && !v.Drop[c] {
 			classes++
 		}
 	}
 	for i := range s.env.Items {
 		it := &s.env.Items[i]
-		if !v.drop[it.Class] {
+		if !v.Drop[it.Class] {
 			need += len(it.Header) + len(it.Payload) + 32 // newlines and a length field
 		}
 	}
@@ -468,9 +461,9 @@ func validKey(k []byte) bool {
 }
 
 // allDropped reports whether v drops every class the envelope has.
-func allDropped(v *verdict, perClass *[envelope.NumClasses]int) bool {
+func allDropped(v *policy.Verdict, perClass *[envelope.NumClasses]int) bool {
 	for c := range envelope.NumClasses {
-		if perClass[c] > 0 && !v.drop[c] {
+		if perClass[c] > 0 && !v.Drop[c] {
 			return false
 		}
 	}

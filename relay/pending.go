@@ -6,7 +6,7 @@ import (
 
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/forward"
-	"github.com/baton-relay/baton/relay/outcome"
+	"github.com/baton-relay/baton/relay/policy"
 	"github.com/baton-relay/baton/relay/record"
 )
 
@@ -15,39 +15,26 @@ import (
 // project's config. One per releaser: it keeps scratch.
 type releasePolicy struct {
 	r       *Relay
-	verdict verdict
+	verdict policy.Verdict
 }
 
 func (p *releasePolicy) Decide(rec *record.Record) forward.Verdict {
 	r := p.r
-	adm := r.projects().admit(rec.ProjectID, rec.PublicKey, rec.Origin)
+	adm := r.projects().Admit(rec.ProjectID, rec.PublicKey, rec.Origin)
 	switch {
-	case adm.why == rejectOverload, adm.pending: // lookups saturated: keep waiting
+	case adm.Refusal == policy.Overload, adm.Pending: // lookups saturated: keep waiting
 		return forward.Verdict{Action: forward.Wait}
-	case adm.status != 0:
-		return forward.Verdict{Action: forward.Drop, Reason: admissionReason(adm.why)}
+	case adm.Refusal != policy.Admitted:
+		return forward.Verdict{Action: forward.Drop, Reason: adm.Refusal.Reason()}
 	}
 	var items [envelope.NumClasses]int
 	items[rec.Class] = rec.Items
 	v := &p.verdict
-	r.enforcer.apply(v, adm.state, adm.limiter, rec.PublicKey, &items, envelopeHeader(rec.Envelope), func() netip.Addr { return firstAddr(rec.ClientIP) })
-	if v.drop[rec.Class] {
-		return forward.Verdict{Action: forward.Drop, Reason: v.why[rec.Class]}
+	r.enforcer.Apply(v, &adm, rec.PublicKey, &items, envelopeHeader(rec.Envelope), func() netip.Addr { return firstAddr(rec.ClientIP) })
+	if v.Drop[rec.Class] {
+		return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class]}
 	}
 	return forward.Verdict{Action: forward.Forward, Stream: r.stream(rec.Class, rec.PublicKey)}
-}
-
-// admissionReason maps a refusal at the door to the outcome of a record
-// that was refused after it waited.
-func admissionReason(why rejectReason) outcome.Reason {
-	switch why {
-	case rejectDisabled:
-		return outcome.ReasonProjectDisabled
-	case rejectCORS:
-		return outcome.ReasonCORS
-	default:
-		return outcome.ReasonProjectUnknown
-	}
 }
 
 // envelopeHeader returns the first line of a serialized envelope.

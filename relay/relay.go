@@ -20,6 +20,7 @@ import (
 	"github.com/baton-relay/baton/relay/forward"
 	"github.com/baton-relay/baton/relay/intake"
 	"github.com/baton-relay/baton/relay/outcome"
+	"github.com/baton-relay/baton/relay/policy"
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/relay/record"
 	"github.com/baton-relay/baton/routing"
@@ -55,9 +56,9 @@ type Relay struct {
 
 	buf        *buffer.Buffer
 	partitions uint32
-	policy     atomic.Pointer[policyBox] // swapped by ReloadProjects
+	policy     atomic.Pointer[policy.Projects] // swapped by ReloadProjects
 	sinks      *routing.Sinks
-	enforcer   enforcer
+	enforcer   *policy.Enforcer
 
 	// Managed mode: identity, the config cache and downstream relays.
 	creds      *auth.Credentials
@@ -116,7 +117,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	}
 	r.ctx, r.stop = context.WithCancel(context.Background())
 
-	r.enforcer.now = time.Now
+	r.enforcer = policy.NewEnforcer(policy.Options{})
 	r.waiting.max = int64(cfg.Managed.MaxWaitingBytesPerKey)
 
 	var err error
@@ -152,12 +153,12 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 			r.maxEnvelope[c] = b.MaxEnvelope()
 		}
 	}
-	policy, err := newProjectPolicy(cfg, r.cache)
+	projects, err := r.newProjects(cfg)
 	if err != nil {
 		r.sinks.Close(context.Background())
 		return nil, err
 	}
-	r.policy.Store(&policyBox{policy})
+	r.policy.Store(projects)
 	if cfg.Metrics.Aggregate {
 		if r.aggr, err = newAggregation(cfg); err != nil {
 			r.sinks.Close(context.Background())

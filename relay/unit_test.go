@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/relay/policy"
 )
 
 func TestParseAuth(t *testing.T) {
@@ -49,27 +51,16 @@ func TestParseAuth(t *testing.T) {
 	}
 }
 
-func TestOriginAllowed(t *testing.T) {
-	cases := []struct {
-		domains []string
-		origin  string
-		want    bool
-	}{
-		{[]string{"*"}, "https://any.example", true},
-		{[]string{}, "https://any.example", false},
-		{[]string{}, "", true},
-		{[]string{"app.example"}, "https://app.example:8443", true},
-		{[]string{"app.example"}, "https://evil.example", false},
-		{[]string{"*.example"}, "https://a.b.example/path?q", true},
-		{[]string{"*.example"}, "https://example.com", false},
-	}
-	for _, c := range cases {
-		var req fasthttp.Request
-		if c.origin != "" {
-			req.Header.Set("Origin", c.origin)
+// TestDoorRefusals: every refusal of the project policy has an answer, and
+// only Overload tells the client when to retry.
+func TestDoorRefusals(t *testing.T) {
+	for why := policy.Admitted + 1; why < policy.NumRefusals; why++ {
+		res := doorRefusal(why)
+		if res.status < 400 || res.detail == "" {
+			t.Errorf("%v: answered %d %q", why, res.status, res.detail)
 		}
-		if got := originAllowed(c.domains, requestOrigin(&req)); got != c.want {
-			t.Errorf("originAllowed(%v, %q) = %v", c.domains, c.origin, got)
+		if (res.retryAfter != "") != (why == policy.Overload) {
+			t.Errorf("%v: Retry-After %q", why, res.retryAfter)
 		}
 	}
 }

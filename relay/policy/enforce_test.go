@@ -1,4 +1,4 @@
-package relay
+package policy
 
 import (
 	"fmt"
@@ -16,7 +16,7 @@ func TestQuotaCountersPruned(t *testing.T) {
 	st := &project.State{ProjectID: 7, OrganizationID: 9}
 	q := &project.Quota{ID: "errors", Scope: "key", Limit: &limit, Window: 10}
 	t0 := time.Unix(1_800_000_000, 0)
-	var e enforcer
+	var e Enforcer
 
 	// A window counts up to its limit, and the next one starts afresh.
 	key := []byte("a7c3e9f1b5d24680ace13579bdf02468")

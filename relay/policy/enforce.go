@@ -1,10 +1,9 @@
-package relay
+package policy
 
 import (
 	"encoding/json"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -41,34 +40,42 @@ var eventClass = [envelope.NumClasses]bool{
 	envelope.ClassSecurity: true, envelope.ClassFeedback: true,
 }
 
-// verdict is what a project's config says about each class of one
+// Verdict is what a project's config says about each class of one
 // envelope: which to drop and why, and the rate limits to report.
-type verdict struct {
-	drop    [envelope.NumClasses]bool
-	why     [envelope.NumClasses]outcome.Reason
-	limited []rateLimit // for X-Sentry-Rate-Limits
+type Verdict struct {
+	Drop       [envelope.NumClasses]bool
+	Why        [envelope.NumClasses]outcome.Reason // of each dropped class
+	RateLimits []RateLimit                         // for X-Sentry-Rate-Limits
 }
 
-type rateLimit struct {
-	after    time.Duration
-	category envelope.Category
-	scope    string
-	reason   string
+// RateLimit is one limit a verdict applied: the client should hold back
+// Category for After.
+type RateLimit struct {
+	After    time.Duration
+	Category envelope.Category
+	Scope    string // key, project, organization or global
+	Reason   string // the quota's reason code, if any
 }
 
-func (v *verdict) dropClass(c envelope.Class, why outcome.Reason) {
-	if !v.drop[c] {
-		v.drop[c], v.why[c] = true, why
+func (v *Verdict) dropClass(c envelope.Class, why outcome.Reason) {
+	if !v.Drop[c] {
+		v.Drop[c], v.Why[c] = true, why
 	}
 }
 
-// enforcer applies project configs to envelopes: inbound filters (client
-// address, release), quotas, a static project's event rate, and dynamic
-// sampling. It is shared by the
-// ingest path and by the release of envelopes that waited for a config.
-type enforcer struct {
+// Enforcer applies project configs to envelopes: inbound filters (client
+// address, release), feature gates, quotas, a static project's event rate,
+// and dynamic sampling. It is shared by the ingest path and by the release
+// of envelopes that waited for a config, and it is safe for concurrent use.
+// It keeps the quota counters, so it outlives reloads of Projects.
+type Enforcer struct {
 	quotas quotaCounters
 	now    func() time.Time
+}
+
+// NewEnforcer returns an Enforcer with no quota counted yet.
+func NewEnforcer(opts Options) *Enforcer {
+	return &Enforcer{now: opts.withDefaults().Now}
 }
 
 // maxQuotaCounters bounds the quota windows an edge counts at once: one
@@ -153,12 +160,18 @@ func (qc *quotaCounters) len() int {
 	return len(qc.m)
 }
 
-// apply fills v for an envelope of project st (nil: no config) with items
-// per class. hdr is the envelope header JSON, read only when sampling needs
-// its trace context; addr gives the client address, asked only when the
-// project filters addresses.
-func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []byte, items *[envelope.NumClasses]int, hdr []byte, addr func() netip.Addr) {
-	*v = verdict{limited: v.limited[:0]}
+// Apply fills v for an envelope admitted with a (Admitted) and key, with
+// items per class. hdr is the envelope header JSON, read only when
+// sampling or a release filter needs its trace context; addr gives the
+// client address, asked only when the project filters addresses. v's
+// RateLimits array is reused: Apply allocates only to parse hdr, to count
+// a new quota window, or to grow RateLimits.
+func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.NumClasses]int, hdr []byte, addr func() netip.Addr) {
+	*v = Verdict{RateLimits: v.RateLimits[:0]}
+	st, lim := a.State, a.limiter
+	if st == nil && lim == nil {
+		return // proxy mode, or pending: no config to apply
+	}
 	if st != nil && st.Filters.HasIPFilter() && st.Filters.BlockedIP(addr()) {
 		for c := range envelope.NumClasses {
 			if items[c] > 0 && c != envelope.ClassClientReport {
@@ -207,7 +220,7 @@ func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []
 	if lim != nil {
 		n := 0
 		for c := range envelope.NumClasses {
-			if eventClass[c] && !v.drop[c] {
+			if eventClass[c] && !v.Drop[c] {
 				n += items[c]
 			}
 		}
@@ -215,12 +228,12 @@ func (e *enforcer) apply(v *verdict, st *project.State, lim *tokenBucket, key []
 			for c := range envelope.NumClasses {
 				if eventClass[c] && items[c] > 0 {
 					v.dropClass(c, outcome.ReasonRateLimited)
-					v.limited = append(v.limited, rateLimit{after: wait, category: classCategory[c], scope: "project", reason: "events_per_second"})
+					v.RateLimits = append(v.RateLimits, RateLimit{After: wait, Category: classCategory[c], Scope: "project", Reason: "events_per_second"})
 				}
 			}
 		}
 	}
-	if st != nil && st.Sampling != nil && items[envelope.ClassTransaction] > 0 && !v.drop[envelope.ClassTransaction] {
+	if st != nil && st.Sampling != nil && items[envelope.ClassTransaction] > 0 && !v.Drop[envelope.ClassTransaction] {
 		if d := trace(); d != nil && d.TraceID != "" {
 			if dec := st.Sampling.Decide(d, e.now()); !dec.Keep {
 				v.dropClass(envelope.ClassTransaction, outcome.ReasonSampled)
@@ -242,11 +255,11 @@ func hasEvents(items *[envelope.NumClasses]int) bool {
 // outright; a counted quota (id, limit, window) is counted here, per edge,
 // in fixed windows, which bounds this edge's share while the processing
 // tier keeps the global count.
-func (e *enforcer) applyQuotas(v *verdict, st *project.State, key []byte, items *[envelope.NumClasses]int) {
+func (e *Enforcer) applyQuotas(v *Verdict, st *project.State, key []byte, items *[envelope.NumClasses]int) {
 	now := e.now()
 	for c := range envelope.NumClasses {
 		cat := classCategory[c]
-		if items[c] == 0 || cat == envelope.CategoryUnknown || v.drop[c] {
+		if items[c] == 0 || cat == envelope.CategoryUnknown || v.Drop[c] {
 			continue
 		}
 		name := cat.String()
@@ -257,7 +270,7 @@ func (e *enforcer) applyQuotas(v *verdict, st *project.State, key []byte, items 
 			}
 			if *q.Limit == 0 {
 				v.dropClass(c, outcome.ReasonRateLimited)
-				v.limited = append(v.limited, rateLimit{after: time.Minute, category: cat, scope: scopeName(q.Scope), reason: q.ReasonCode})
+				v.RateLimits = append(v.RateLimits, RateLimit{After: time.Minute, Category: cat, Scope: scopeName(q.Scope), Reason: q.ReasonCode})
 				break
 			}
 			if q.ID == "" || q.Window <= 0 {
@@ -265,7 +278,7 @@ func (e *enforcer) applyQuotas(v *verdict, st *project.State, key []byte, items 
 			}
 			if wait, over := e.count(q, st, key, int64(items[c]), now); over {
 				v.dropClass(c, outcome.ReasonRateLimited)
-				v.limited = append(v.limited, rateLimit{after: wait, category: cat, scope: scopeName(q.Scope), reason: q.ReasonCode})
+				v.RateLimits = append(v.RateLimits, RateLimit{After: wait, Category: cat, Scope: scopeName(q.Scope), Reason: q.ReasonCode})
 				break
 			}
 		}
@@ -302,7 +315,7 @@ func scopeName(s string) string {
 
 // count adds n to the quota's current window and reports whether that
 // went over the limit, and how long until the window ends.
-func (e *enforcer) count(q *project.Quota, st *project.State, key []byte, n int64, now time.Time) (time.Duration, bool) {
+func (e *Enforcer) count(q *project.Quota, st *project.State, key []byte, n int64, now time.Time) (time.Duration, bool) {
 	var kb [128]byte // quota id, scope tag and scope: on the stack unless long
 	k := append(kb[:0], q.ID...)
 	switch q.Scope {
@@ -321,34 +334,4 @@ func (e *enforcer) count(q *project.Quota, st *project.State, key []byte, n int6
 	}
 	slot := sec / q.Window
 	return time.Duration((slot+1)*q.Window-sec) * time.Second, true
-}
-
-// appendRateLimits appends the X-Sentry-Rate-Limits value for v's limits:
-// "seconds:categories:scope:reason", comma separated.
-func appendRateLimits(dst []byte, limits []rateLimit) []byte {
-	for i, l := range limits {
-		if i > 0 {
-			dst = append(dst, ", "...)
-		}
-		secs := int64((l.after + time.Second - 1) / time.Second)
-		dst = strconv.AppendInt(dst, max(secs, 1), 10)
-		dst = append(dst, ':')
-		dst = append(dst, l.category.String()...)
-		dst = append(dst, ':')
-		dst = append(dst, l.scope...)
-		if l.reason != "" {
-			dst = append(dst, ':')
-			dst = append(dst, strings.ReplaceAll(l.reason, ",", "_")...)
-		}
-	}
-	return dst
-}
-
-// retryAfter is the longest wait among limits, in whole seconds.
-func retryAfter(limits []rateLimit) int64 {
-	var longest time.Duration
-	for _, l := range limits {
-		longest = max(longest, l.after)
-	}
-	return max(int64((longest+time.Second-1)/time.Second), 1)
 }

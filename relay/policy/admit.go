@@ -1,0 +1,310 @@
+package policy
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/relay/outcome"
+	"github.com/baton-relay/baton/relay/project"
+)
+
+// Options are the settings of Projects and the Enforcer.
+type Options struct {
+	// Now is the clock of rate buckets, quota windows and sampling rules.
+	// Default: time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Cache is where managed mode finds a key's project config:
+// *project.Cache, which answers without waiting.
+type Cache interface {
+	GetBytes(key []byte) (*project.State, project.Status)
+}
+
+// Refusal says why a request is refused at the door.
+type Refusal uint8
+
+const (
+	Admitted        Refusal = iota // not refused
+	UnknownProject                 // the project is not served here, or the key is another project's
+	UnknownKey                     // the key is not one of the project's
+	DisabledKey                    // the key is disabled
+	DisabledProject                // the project is disabled
+	CORS                           // the origin is not in the project's allowedDomains
+	Overload                       // managed: the config lookups outstanding are at their cap
+	NumRefusals
+)
+
+var refusalNames = [NumRefusals]string{"admitted", "unknown_project", "unknown_key", "disabled_key", "disabled_project", "cors", "overload"}
+
+func (r Refusal) String() string {
+	if r < NumRefusals {
+		return refusalNames[r]
+	}
+	return "refusal(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Reason is the outcome of a record refused when it is released after it
+// waited for its config.
+func (r Refusal) Reason() outcome.Reason {
+	switch r {
+	case DisabledKey, DisabledProject:
+		return outcome.ReasonProjectDisabled
+	case CORS:
+		return outcome.ReasonCORS
+	default:
+		return outcome.ReasonProjectUnknown
+	}
+}
+
+// Admission is what the project policy says about a request at the door.
+type Admission struct {
+	// State is the project's config: nil in proxy mode and while pending.
+	State *project.State
+	// Pending: managed mode has no config for the key yet; the envelope
+	// waits in the buffer's pending streams until it arrives.
+	Pending bool
+	// Refusal, when not Admitted, refuses the request.
+	Refusal Refusal
+	// limiter is a static project's local event rate, if it has one.
+	limiter *tokenBucket
+}
+
+func refuse(why Refusal) Admission { return Admission{Refusal: why} }
+
+// Projects is the project policy of one config: which projects and keys
+// may send, and from which origins. It is immutable; a reload builds a new
+// one.
+type Projects struct {
+	mode   mode
+	static map[uint64]*staticProject // static mode, and managed mode's overrides
+	cache  Cache                     // managed mode
+}
+
+// mode is config.Mode, compared per request without a string compare.
+type mode uint8
+
+const (
+	proxy mode = iota
+	static
+	managed
+)
+
+type staticProject struct {
+	state   *project.State
+	limiter *tokenBucket
+}
+
+// New builds the project policy of cfg's mode: proxy accepts every
+// project and key (upstream decides), static serves cfg.Projects, managed
+// asks cache, with cfg.Projects taking precedence for their ids. cache is
+// read only in managed mode.
+func New(cfg config.Config, cache Cache, opts Options) (*Projects, error) {
+	opts = opts.withDefaults()
+	p := &Projects{}
+	switch cfg.Mode {
+	case config.ModeStatic:
+		p.mode = static
+	case config.ModeManaged:
+		p.mode, p.cache = managed, cache
+	default:
+		return p, nil
+	}
+	p.static = make(map[uint64]*staticProject, len(cfg.Projects))
+	for id, c := range cfg.Projects {
+		pid, err := strconv.ParseUint(id, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("relay: project id %q: %w", id, err)
+		}
+		st := &project.State{ProjectID: pid, Disabled: c.Disabled, AllowedDomains: c.AllowedDomains}
+		for _, k := range c.PublicKeys {
+			st.Keys = append(st.Keys, project.Key{PublicKey: k})
+		}
+		prj := &staticProject{state: st}
+		if eps := c.RateLimit.EventsPerSecond; eps > 0 {
+			prj.limiter = newTokenBucket(eps, opts.Now)
+		}
+		p.static[pid] = prj
+	}
+	return p, nil
+}
+
+// Admit judges a request of project pid with key; origin is its Origin
+// (see Origin), nil when it has none. It allocates nothing.
+func (p *Projects) Admit(pid uint64, key, origin []byte) Admission {
+	switch p.mode {
+	case static:
+		return p.admitStatic(pid, key, origin)
+	case managed:
+		return p.admitManaged(pid, key, origin)
+	default:
+		return Admission{}
+	}
+}
+
+func (p *Projects) admitStatic(pid uint64, key, origin []byte) Admission {
+	prj := p.static[pid]
+	if prj == nil {
+		return refuse(UnknownProject)
+	}
+	a := checkState(prj.state, pid, key, origin)
+	a.limiter = prj.limiter
+	return a
+}
+
+// admitManaged answers from the cache without waiting: a known key is
+// checked, an unknown one refused, and one being looked up is parked
+// (pending) — or refused with Overload when the lookups outstanding are at
+// their cap, so a flood of random keys is shed while known projects flow.
+func (p *Projects) admitManaged(pid uint64, key, origin []byte) Admission {
+	if p.static[pid] != nil {
+		return p.admitStatic(pid, key, origin)
+	}
+	st, status := p.cache.GetBytes(key)
+	switch status {
+	case project.Ready:
+		return checkState(st, pid, key, origin)
+	case project.Unknown:
+		return refuse(UnknownProject)
+	case project.Busy:
+		return refuse(Overload)
+	default:
+		return Admission{Pending: true}
+	}
+}
+
+// checkState applies a known project's door rules: the key must be the
+// project's and enabled, the project enabled, and the origin allowed.
+func checkState(st *project.State, pid uint64, key, origin []byte) Admission {
+	if st.ProjectID != 0 && st.ProjectID != pid {
+		return refuse(UnknownProject)
+	}
+	known, enabled := st.KeyEnabled(key)
+	if !known {
+		return refuse(UnknownKey)
+	}
+	if !enabled {
+		return refuse(DisabledKey)
+	}
+	if st.Disabled {
+		return refuse(DisabledProject)
+	}
+	if !originAllowed(st.AllowedDomains, origin) {
+		return refuse(CORS)
+	}
+	return Admission{State: st}
+}
+
+// Origin is what allowedDomains is checked against, and what a record
+// keeps for the check on release: the Origin header, or the origin of the
+// Referer when there is none. The Referer is cut to scheme://host[:port]
+// (see refererOrigin), so its path and query, often long and sometimes
+// secret, are not written to the buffer; the Origin header is kept whole.
+func Origin(origin, referer []byte) []byte {
+	if len(origin) > 0 {
+		return origin
+	}
+	return refererOrigin(referer)
+}
+
+// refererOrigin cuts a Referer before its path, query or fragment, exactly
+// where originAllowed stops reading the host: both judge it the same.
+func refererOrigin(ref []byte) []byte {
+	host := 0
+	if i := bytes.Index(ref, []byte("://")); i >= 0 {
+		host = i + 3
+	}
+	if i := bytes.IndexAny(ref[host:], "/?#"); i >= 0 {
+		return ref[:host+i]
+	}
+	return ref
+}
+
+// originAllowed checks an origin against allowedDomains as Relay does: "*"
+// allows all, an empty list allows none, a request without an origin is
+// allowed, and patterns may carry "*" wildcards.
+func originAllowed(domains []string, origin []byte) bool {
+	if len(origin) == 0 {
+		return true
+	}
+	host := origin
+	if i := bytes.Index(host, []byte("://")); i >= 0 {
+		host = host[i+3:]
+	}
+	if i := bytes.IndexAny(host, "/?#"); i >= 0 {
+		host = host[:i]
+	}
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && !bytes.Contains(host[i:], []byte("]")) {
+		host = host[:i]
+	}
+	for _, d := range domains {
+		if d == "*" || wildcardMatch(d, string(host)) {
+			return true
+		}
+	}
+	return false
+}
+
+// wildcardMatch matches s against a pattern where '*' stands for any run of
+// characters (including dots, as Relay's glob does for domains).
+func wildcardMatch(pattern, s string) bool {
+	for len(pattern) > 0 {
+		if pattern[0] == '*' {
+			pattern = pattern[1:]
+			if pattern == "" {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if wildcardMatch(pattern, s[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if s == "" || pattern[0] != s[0] {
+			return false
+		}
+		pattern, s = pattern[1:], s[1:]
+	}
+	return s == ""
+}
+
+// tokenBucket is a static project's local event rate: rate tokens a
+// second, bursts of up to one second's worth.
+type tokenBucket struct {
+	mu     sync.Mutex
+	rate   float64
+	tokens float64
+	last   time.Time
+	now    func() time.Time
+}
+
+func newTokenBucket(rate float64, now func() time.Time) *tokenBucket {
+	return &tokenBucket{rate: rate, tokens: max(rate, 1), last: now(), now: now}
+}
+
+// take removes n tokens if there are enough, else reports how long until
+// there would be.
+func (tb *tokenBucket) take(n int) (ok bool, wait time.Duration) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	now := tb.now()
+	tb.tokens = min(tb.tokens+now.Sub(tb.last).Seconds()*tb.rate, max(tb.rate, 1))
+	tb.last = now
+	if tb.tokens >= float64(n) {
+		tb.tokens -= float64(n)
+		return true, 0
+	}
+	return false, time.Duration((float64(n) - tb.tokens) / tb.rate * float64(time.Second))
+}

@@ -1,0 +1,37 @@
+// Package policy holds the project policy and edge rules: which projects,
+// keys and origins may send (admission), and what a project's config does
+// to each class of an envelope (the verdict). It has no HTTP: relay maps a
+// Refusal to its status code and error text, and a Verdict's RateLimits to
+// X-Sentry-Rate-Limits and Retry-After.
+//
+// Where it is applied. Every ingest request passes the door: relay calls
+// Projects.Admit with the project id, the public key and the request's
+// Origin, then Enforcer.Apply with the envelope's item counts per class.
+// An envelope that arrived before its project's config (Admission.Pending,
+// managed mode) is written to a pending stream, and both are applied again
+// when the releaser moves it on (relay's releasePolicy): a refusal then
+// drops the record with Refusal.Reason, Overload keeps it waiting.
+//
+// What each rule reads from the project state (project.State):
+//
+//	door (Admit)         ProjectID, Keys (known, enabled), Disabled, AllowedDomains
+//	client address       Filters.ClientIPs, and the address only if that is set
+//	release filter       Filters.Releases, and the release of the envelope header's trace context
+//	feature gates        Features (replays need organizations:session-replay)
+//	quotas               Quotas (limit 0 drops; id+window is counted per edge), OrganizationID, KeyID
+//	event rate (static)  events_per_second of the config, a token bucket per project
+//	dynamic sampling     Sampling rules, the trace context, the clock (time ranges)
+//
+// Projects is immutable: relay swaps the whole value on a reload. The
+// Enforcer keeps the quota counters (bounded, swept by window) and lives
+// as long as the relay. Both read the clock of Options.Now.
+//
+// A new edge rule plugs in at one of two places: a rule that refuses
+// whole requests before anything is read goes into checkState (or a mode's
+// Admit) with a new Refusal, mapped to an answer in relay/projects.go; a
+// rule that drops classes of an envelope goes into Enforcer.Apply, calling
+// dropClass with an outcome.Reason and, when the client should back off,
+// appending a RateLimit. Apply is on the hot path: it must not allocate
+// for a project without the rule, and reads the header JSON only through
+// its lazy trace().
+package policy
