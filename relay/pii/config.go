@@ -105,7 +105,7 @@ func compileJSON(raw []byte) (pass, error) {
 	for src, ids := range cj.Applications {
 		sel, err := parseSelector(src)
 		if err != nil {
-			return pass{}, fmt.Errorf("%w: piiConfig: applications: %v", ErrInvalidConfig, err)
+			return pass{}, fmt.Errorf("%w: piiConfig: applications: %w", ErrInvalidConfig, err)
 		}
 		apps = append(apps, newApplication(sel, src, custom, ids))
 	}
