@@ -56,6 +56,33 @@ type remark struct {
 type arena struct {
 	chunks [][]node
 	cur    []node
+	keys   [][]byte // slab of object keys
+	vals   []*node  // slab of children
+	ks     [][]byte // the parser's child stacks, kept between parses
+	vs     []*node
+}
+
+// children copies a finished container's children into the slabs; the
+// results are capped so appending to them never overwrites a neighbour.
+func (a *arena) children(keys [][]byte, vals []*node) ([][]byte, []*node) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	if cap(a.vals)-len(a.vals) < len(vals) {
+		a.vals = make([]*node, 0, max(1024, len(vals)))
+	}
+	i := len(a.vals)
+	a.vals = append(a.vals, vals...)
+	v := a.vals[i:len(a.vals):len(a.vals)]
+	if keys == nil {
+		return nil, v
+	}
+	if cap(a.keys)-len(a.keys) < len(keys) {
+		a.keys = make([][]byte, 0, max(1024, len(keys)))
+	}
+	j := len(a.keys)
+	a.keys = append(a.keys, keys...)
+	return a.keys[j:len(a.keys):len(a.keys)], v
 }
 
 func (a *arena) new() *node {
@@ -73,11 +100,14 @@ type parser struct {
 	src   []byte
 	pos   int
 	a     *arena
+	ks    [][]byte // children of the containers being parsed
+	vs    []*node
 	rawOK bool // the last string's source token is valid UTF-8 and can be written back
 }
 
 func parse(src []byte, a *arena) (*node, error) {
-	p := parser{src: src, a: a}
+	p := parser{src: src, a: a, ks: a.ks[:0], vs: a.vs[:0]}
+	defer func() { a.ks, a.vs = p.ks[:0], p.vs[:0] }()
 	p.ws()
 	n, err := p.value(0)
 	if err != nil {
@@ -301,6 +331,7 @@ func (p *parser) object(depth int) (*node, error) {
 		p.pos++
 		return n, nil
 	}
+	mark, kmark := len(p.vs), len(p.ks)
 	for {
 		p.ws()
 		if p.pos >= len(p.src) || p.src[p.pos] != '"' {
@@ -320,8 +351,8 @@ func (p *parser) object(depth int) (*node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.keys = append(n.keys, k)
-		n.vals = append(n.vals, v)
+		p.ks = append(p.ks, k)
+		p.vs = append(p.vs, v)
 		p.ws()
 		if p.pos >= len(p.src) {
 			return nil, p.errf("unterminated object")
@@ -331,6 +362,8 @@ func (p *parser) object(depth int) (*node, error) {
 			p.pos++
 		case '}':
 			p.pos++
+			n.keys, n.vals = p.a.children(p.ks[kmark:], p.vs[mark:])
+			p.ks, p.vs = p.ks[:kmark], p.vs[:mark]
 			return n, nil
 		default:
 			return nil, p.errf("expected ',' or '}'")
@@ -347,13 +380,14 @@ func (p *parser) array(depth int) (*node, error) {
 		p.pos++
 		return n, nil
 	}
+	mark := len(p.vs)
 	for {
 		p.ws()
 		v, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
-		n.vals = append(n.vals, v)
+		p.vs = append(p.vs, v)
 		p.ws()
 		if p.pos >= len(p.src) {
 			return nil, p.errf("unterminated array")
@@ -363,6 +397,8 @@ func (p *parser) array(depth int) (*node, error) {
 			p.pos++
 		case ']':
 			p.pos++
+			_, n.vals = p.a.children(nil, p.vs[mark:])
+			p.vs = p.vs[:mark]
 			return n, nil
 		default:
 			return nil, p.errf("expected ',' or ']'")

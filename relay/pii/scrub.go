@@ -29,6 +29,9 @@ func (s *scrubber) reset() {
 	for _, c := range s.arena.chunks {
 		clear(c[:cap(c)]) // drop references into the last event
 	}
+	clear(s.arena.keys[:cap(s.arena.keys)])
+	clear(s.arena.vals[:cap(s.arena.vals)])
+	s.arena.keys, s.arena.vals = s.arena.keys[:0], s.arena.vals[:0]
 	if len(s.arena.chunks) > 0 {
 		s.arena.chunks = s.arena.chunks[:1]
 		s.arena.cur = s.arena.chunks[0][:0]

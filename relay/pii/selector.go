@@ -85,6 +85,48 @@ type selector struct {
 	kind  selKind
 	path  []item
 	inner []*selector
+	// leafKeys, for an Or whose every branch is a path ending in a key: the
+	// keys a value must have to match. It skips the branches for all other
+	// values (the default cookie selector has 47 of them).
+	leafKeys map[string]struct{}
+}
+
+// index fills leafKeys throughout s.
+func (s *selector) index() *selector {
+	for _, x := range s.inner {
+		x.index()
+	}
+	if s.kind != sOr {
+		return s
+	}
+	keys := map[string]struct{}{}
+	for _, x := range s.inner {
+		if x.kind != sPath || x.path[len(x.path)-1].kind != iKey {
+			return s
+		}
+		keys[x.path[len(x.path)-1].key] = struct{}{}
+	}
+	s.leafKeys = keys
+	return s
+}
+
+// hasLeafKey reports whether key, ASCII-lower-cased, is in s.leafKeys.
+func (s *selector) hasLeafKey(key []byte) bool {
+	var buf [64]byte
+	if key == nil || len(key) > len(buf) {
+		return key != nil // long keys: let the branches decide
+	}
+	for i, c := range key {
+		if c >= 0x80 {
+			return true // Unicode folding: let the branches decide
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	_, ok := s.leafKeys[string(buf[:len(key)])]
+	return ok
 }
 
 // parseSelector parses Relay's selector grammar, including the legacy names
@@ -112,7 +154,7 @@ func parseSelectorStrict(s string) (*selector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sel, nil
+	return sel.index(), nil
 }
 
 type selParser struct {
@@ -317,6 +359,9 @@ func (s *selector) matches(path []state) bool {
 		}
 		return true
 	case sOr:
+		if s.leafKeys != nil && !s.hasLeafKey(path[len(path)-1].key) {
+			return false
+		}
 		for _, x := range s.inner {
 			if x.matches(path) {
 				return true
@@ -392,8 +437,13 @@ func (it *item) matchState(pii piiAttr, i int, st *state) bool {
 
 // equalFoldLower compares b case-insensitively with lower, already lower-cased.
 func equalFoldLower(b []byte, lower string) bool {
+	for i := range len(b) {
+		if b[i] >= 0x80 {
+			return strings.EqualFold(string(b), lower) // rare: Unicode folding
+		}
+	}
 	if len(b) != len(lower) {
-		return strings.EqualFold(string(b), lower)
+		return false
 	}
 	for i := range len(b) {
 		c := b[i]
@@ -401,9 +451,6 @@ func equalFoldLower(b []byte, lower string) bool {
 			c += 'a' - 'A'
 		}
 		if c != lower[i] {
-			if c >= 0x80 || lower[i] >= 0x80 {
-				return strings.EqualFold(string(b), lower)
-			}
 			return false
 		}
 	}
