@@ -20,7 +20,6 @@ type scrubber struct {
 	chunks  []chunk
 	out     []chunk
 	repl    []chunk
-	metaKey []byte
 }
 
 var scrubbers = sync.Pool{New: func() any { return new(scrubber) }}
