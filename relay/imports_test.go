@@ -25,6 +25,7 @@ var allowed = map[string][]string{
 	"relay/aggregate": {"envelope"},
 	"relay/auth":      {},
 	"relay/forward":   {"buffer", "envelope", "routing", "relay/aggregate", "relay/outcome", "relay/project", "relay/record"},
+	"relay/normalize": {}, // pure functions over events: stdlib and uap-go only (thirdParty)
 	"relay/outcome":   {"envelope"},
 	"relay/record":    {"buffer", "envelope"},
 	"routing":         {"config", "envelope"},
@@ -37,8 +38,9 @@ var allowed = map[string][]string{
 // thirdParty restricts what leaf packages may import beyond the standard
 // library (by module path prefix).
 var thirdParty = map[string][]string{
-	"envelope": {},
-	"buffer":   {"github.com/cockroachdb/pebble/v2"},
+	"envelope":        {},
+	"buffer":          {"github.com/cockroachdb/pebble/v2"},
+	"relay/normalize": {"github.com/ua-parser/uap-go"},
 }
 
 // forbidden are modules a package may not import (by module path prefix),
