@@ -16,7 +16,7 @@ const module = "github.com/baton-relay/baton"
 // ("relay/*"), each of them only what its entry lists (a new one is one line
 // here and one row in DESIGN.md).
 var allowed = map[string][]string{
-	"cmd/baton":       {"relay", "relay/auth", "relay/record", "config"}, // auth: `baton credentials`; record: `baton buffer` names streams
+	"cmd/baton":       {"relay", "relay/auth", "relay/record", "relay/normalize", "config"}, // auth: `baton credentials`; record: `baton buffer` names streams; normalize: `baton normalize`
 	"cmd/baton-load":  {},
 	"relay":           {"routing", "config", "buffer", "envelope", "relay/*"},
 	"relay/intake":    {},
@@ -26,6 +26,7 @@ var allowed = map[string][]string{
 	"relay/auth":      {},
 	"relay/pii":       {}, // pure library over event JSON
 	"relay/forward":   {"buffer", "envelope", "routing", "relay/aggregate", "relay/outcome", "relay/project", "relay/record"},
+	"relay/normalize": {}, // pure functions over events: stdlib and uap-go only (thirdParty)
 	"relay/outcome":   {"envelope"},
 	"relay/policy":    {"config", "envelope", "relay/outcome", "relay/project"},
 	"relay/record":    {"buffer", "envelope"},
@@ -39,8 +40,9 @@ var allowed = map[string][]string{
 // thirdParty restricts what leaf packages may import beyond the standard
 // library (by module path prefix).
 var thirdParty = map[string][]string{
-	"envelope": {},
-	"buffer":   {"github.com/cockroachdb/pebble/v2"},
+	"envelope":        {},
+	"buffer":          {"github.com/cockroachdb/pebble/v2"},
+	"relay/normalize": {"github.com/ua-parser/uap-go"},
 }
 
 // forbidden are modules a package may not import (by module path prefix),

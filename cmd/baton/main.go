@@ -41,6 +41,8 @@ Usage:
                                    print the relay id and public key (never the secret)
   baton buffer inspect [--data-dir DIR]
                                    show what the buffer holds (while baton is stopped)
+  baton normalize [--type event|security|nel] [--client-ip IP] [--user-agent UA] [FILE]
+                                   print the normalized event (stdin when no FILE)
   baton version                    print the version
   baton help                       print this help
 `
@@ -70,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdBuffer(args[1:], stdout, stderr)
 	case "credentials":
 		return cmdCredentials(args[1:], stdout, stderr)
+	case "normalize":
+		return cmdNormalize(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "baton %s\n", version)
 		return exitOK

@@ -1,0 +1,18 @@
+// Package normalize does what a Sentry Relay does to an event at the first
+// (non-processing) relay, before it is forwarded: legacy shapes to current
+// ones (message → logentry, exception lists → values, tags and request
+// headers as pairs), level/platform/event_id defaults, timestamps with
+// clock-drift correction and past/future clamping, {{auto}} IP addresses,
+// browser/OS/device contexts from the User-Agent (uap-core rules through
+// github.com/ua-parser/uap-go), security reports (CSP, Expect-CT,
+// Expect-Staple, HPKP) to security events and NEL reports to log items.
+//
+// The functions are pure: every input (client address, user agent, sent_at,
+// receive time, clock) is an argument, nothing is read from the process or the
+// network. A field that fails validation is removed and recorded in the
+// event's `_meta` (as Relay does) and in `errors`; a payload that is not a JSON
+// object returns an error wrapping ErrInvalid (outcome `invalid`).
+//
+// Not done here (issue 17, later steps): trimming, PII scrubbing (relay/pii),
+// inbound filters, and the wiring into ingest.
+package normalize

@@ -1,0 +1,139 @@
+package normalize
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ua-parser/uap-go/uaparser"
+)
+
+// ErrInvalid is wrapped by every error for a payload that cannot be
+// normalized; the caller drops the item with outcome `invalid` and the
+// error's text as reason.
+var ErrInvalid = errors.New("invalid")
+
+// Options configure a Normalizer. Zero values take the defaults below.
+type Options struct {
+	// Now is the clock used when Input.Received is zero. Default time.Now.
+	Now func() time.Time
+	// MaxPast is how far before the receive time an event timestamp may be
+	// before it is clamped (Relay's max_secs_in_past). Default 30 days.
+	MaxPast time.Duration
+	// MaxFuture is how far after the receive time an event timestamp may be
+	// before it is clamped (Relay's max_secs_in_future). Default 60 s.
+	MaxFuture time.Duration
+	// UACacheSize is the number of parsed User-Agent strings kept. Default 1024.
+	UACacheSize int
+}
+
+// Defaults (one source of truth).
+const (
+	DefaultMaxPast     = 30 * 24 * time.Hour
+	DefaultMaxFuture   = 60 * time.Second
+	DefaultUACacheSize = 1024
+	// MinClockDrift is Relay's lower bound for correcting clock drift from
+	// sent_at: smaller differences are latency, not a wrong clock.
+	MinClockDrift = 55 * time.Minute
+)
+
+// Input is what the request around a payload tells about it.
+type Input struct {
+	// ClientAddr is the client's IP address: it replaces "{{auto}}" and is
+	// the user's address for security reports.
+	ClientAddr string
+	// UserAgent is the User-Agent header of the request (security reports
+	// and NEL; events carry their own in request.headers).
+	UserAgent string
+	// Origin and Referer are headers of the request (security reports).
+	Origin, Referer string
+	// SentAt is the envelope header's sent_at; zero when absent.
+	SentAt time.Time
+	// Received is when the relay received the payload; zero means Options.Now().
+	Received time.Time
+	// EventID is the envelope header's event_id (32 hex digits), used when
+	// the event has none; "" means a random one.
+	EventID string
+	// Release and Environment come from the security endpoint's
+	// sentry_release / sentry_environment query parameters.
+	Release, Environment string
+}
+
+// Normalizer holds the compiled User-Agent rules; it is safe for concurrent
+// use. Build one per process: compiling the rules takes about 50 ms.
+type Normalizer struct {
+	opts Options
+	ua   *uaparser.Parser
+}
+
+// New compiles the User-Agent rules and applies the defaults.
+func New(opts Options) (*Normalizer, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxPast <= 0 {
+		opts.MaxPast = DefaultMaxPast
+	}
+	if opts.MaxFuture <= 0 {
+		opts.MaxFuture = DefaultMaxFuture
+	}
+	if opts.UACacheSize <= 0 {
+		opts.UACacheSize = DefaultUACacheSize
+	}
+	p, err := uaparser.New(uaparser.WithCacheSize(opts.UACacheSize))
+	if err != nil {
+		return nil, fmt.Errorf("normalize: user agent rules: %w", err)
+	}
+	return &Normalizer{opts: opts, ua: p}, nil
+}
+
+func (n *Normalizer) received(in *Input) time.Time {
+	if !in.Received.IsZero() {
+		return in.Received.UTC()
+	}
+	return n.opts.Now().UTC()
+}
+
+// Event appends the normalized form of the event payload src to dst.
+func (n *Normalizer) Event(dst, src []byte, in *Input) ([]byte, error) {
+	if in == nil {
+		in = &Input{}
+	}
+	ev, err := decodeObject(src)
+	if err != nil {
+		return dst, err
+	}
+	n.event(ev, in)
+	return appendJSON(dst, ev)
+}
+
+// decodeObject parses src as one JSON object, numbers kept as written.
+func decodeObject(src []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(src))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("%w: event is not valid JSON: %v", ErrInvalid, err)
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, fmt.Errorf("%w: data after the event's JSON", ErrInvalid)
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: event is not a JSON object", ErrInvalid)
+	}
+	return obj, nil
+}
+
+func appendJSON(dst []byte, v any) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return dst, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	out := buf.Bytes()
+	return out[:len(out)-1], nil // Encode's newline
+}
