@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -62,4 +63,65 @@ func TestParityAllowedDomains(t *testing.T) {
 	if st.Rejected["cors"] != wantRefused {
 		t.Errorf("rejections %v, want %d cors", st.Rejected, wantRefused)
 	}
+}
+
+// TestParityReadyUntilRegistered: in managed mode /ready is 503 until Baton
+// has registered with its upstream, and again while a registration fails;
+// Baton registers at start, without traffic, retrying with backoff, and
+// ingest is never blocked by it (envelopes wait on disk).
+func TestParityReadyUntilRegistered(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
+	s.setRegisterStatus(http.StatusServiceUnavailable)
+	n := startNode(t, managedYAML(s.url(), ""))
+	ready := func() int {
+		status, _, _ := sendRequest(t, http.MethodGet, n.url+"/api/relay/healthcheck/ready/", "", nil)
+		return status
+	}
+	challenges := func() int {
+		c := 0
+		for _, r := range s.requests() {
+			if strings.HasPrefix(r.RequestURI, "/api/0/relays/register/challenge/") {
+				c++
+			}
+		}
+		return c
+	}
+	// Registration is tried at start, with no traffic, and retried.
+	fakeWaitFor(t, 10*time.Second, func() bool { return challenges() >= 2 },
+		func() string { return fmt.Sprintf("%d registration attempts, want a retry", challenges()) })
+	if got := ready(); got != http.StatusServiceUnavailable {
+		t.Fatalf("ready before registration: %d, want 503", got)
+	}
+	if status, _, _ := sendRequest(t, http.MethodGet, n.url+"/api/relay/healthcheck/live/", "", nil); status != 200 {
+		t.Errorf("live before registration: %d, want 200", status)
+	}
+	if status, body, _ := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); status != 200 {
+		t.Fatalf("envelope before registration: %d %s, want 200 (ingest is not blocked)", status, body)
+	}
+
+	s.setRegisterStatus(0)
+	fakeWaitFor(t, 10*time.Second, func() bool { return ready() == http.StatusOK },
+		func() string { return "ready still not 200 after the upstream accepts registration" })
+	fakeWaitFor(t, 10*time.Second, func() bool { return deliveredTo(s, 42, "hello") == 1 },
+		func() string { return fmt.Sprintf("envelope not delivered; stats %+v", n.r.Stats()) })
+
+	// The upstream forgets Baton and refuses it: the next signed request gets
+	// 401, registering again fails, and /ready says so until it succeeds.
+	var id string
+	for rid := range s.registered() {
+		id = rid
+	}
+	s.setRegisterStatus(http.StatusServiceUnavailable)
+	s.unregister(id)
+	if status, body, _ := postEnvelope(t, n, 43, managedKey2, envelopeFor(43, managedKey2, "event"), nil); status != 200 {
+		t.Fatalf("envelope while registration fails: %d %s, want 200", status, body)
+	}
+	fakeWaitFor(t, 10*time.Second, func() bool { return ready() == http.StatusServiceUnavailable },
+		func() string { return "ready still 200 after the upstream forgot Baton and refuses it" })
+	s.setRegisterStatus(0)
+	fakeWaitFor(t, 10*time.Second, func() bool { return ready() == http.StatusOK && len(s.registered()) == 1 },
+		func() string { return "ready not back to 200 after registration succeeds again" })
+	waitBalanced(t, n, 10*time.Second)
 }
