@@ -125,3 +125,89 @@ func TestParityReadyUntilRegistered(t *testing.T) {
 		func() string { return "ready not back to 200 after registration succeeds again" })
 	waitBalanced(t, n, 10*time.Second)
 }
+
+// TestParityForwardedAPI: a forwarded API request whose upstream does not
+// answer within its timeout is 504 (502 stays for a failed connection); a
+// bare /api/ is 404 and never forwarded; a release-file upload is capped by
+// limits.max_api_file_upload_size, even above limits.max_envelope_size.
+func TestParityForwardedAPI(t *testing.T) {
+	settleDialer(t)
+	up := newFakeUpstream(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the fake closes (cleanups run last-in first)
+	up.setAnswer(func(r *fakeRequest) fakeAnswer {
+		if strings.HasPrefix(r.RequestURI, "/api/0/slow/") {
+			<-release
+		}
+		return fakeAnswer{Status: 201, Body: "{}"}
+	})
+	n := startNode(t, fmt.Sprintf(`upstreams:
+  up:
+    urls: [%q]
+    timeout: 300ms
+routes:
+  default: {upstream: up}
+limits:
+  max_envelope_size: 1MiB
+  max_api_file_upload_size: 3MiB
+`, up.url()))
+
+	if status, body, _ := sendRequest(t, http.MethodGet, n.url+"/api/0/slow/", "", nil); status != http.StatusGatewayTimeout {
+		t.Errorf("upstream too slow: %d %s, want 504", status, body)
+	}
+	before := len(up.requests())
+	for _, path := range []string{"/api/", "/api"} {
+		if status, body, _ := sendRequest(t, http.MethodGet, n.url+path, "", nil); status != http.StatusNotFound {
+			t.Errorf("GET %s: %d %s, want 404", path, status, body)
+		}
+	}
+	if got := len(up.requests()) - before; got != 0 {
+		t.Errorf("/api/ reached the upstream (%d requests)", got)
+	}
+	files := "/api/0/projects/acme/web/releases/1.0/files/"
+	for _, c := range []struct {
+		size, status int
+	}{{2 << 20, 201}, {4 << 20, 413}} {
+		// rawPost reads the answer even when Baton refuses before the end.
+		status, body, err := rawPost(n.url+files, nil, strings.NewReader(strings.Repeat("f", c.size)), int64(c.size))
+		if err != nil {
+			t.Fatalf("release file of %d bytes: %v", c.size, err)
+		}
+		if status != c.status {
+			t.Errorf("release file of %d bytes: %d %.200s, want %d", c.size, status, body, c.status)
+		}
+	}
+}
+
+// TestParityCORSPreflight: every SDK route answers a preflight as Relay's
+// CORS layer does, allowing POST only, so a browser refuses a preflight
+// for any other method; paths that are no SDK route are forwarded, their
+// preflights too.
+func TestParityCORSPreflight(t *testing.T) {
+	settleDialer(t)
+	up := newFakeUpstream(t)
+	n := startNode(t, fakeUpstreamYAML("up", up.url(), "default"))
+	preflight := func(path, method string) (int, http.Header) {
+		status, _, h := sendRequest(t, http.MethodOptions, n.url+path, "", map[string]string{
+			"Origin": "https://app.example", "Access-Control-Request-Method": method,
+			"Access-Control-Request-Headers": "content-type"})
+		return status, h
+	}
+	for _, path := range []string{"/api/42/envelope/", "/api/42/store/", "/api/42/minidump/", "/api/42/minidump",
+		"/api/42/security/", "/api/42/csp-report/", "/api/42/nel/", "/api/42/events/" + strings.Repeat("a", 32) + "/attachments/"} {
+		for _, method := range []string{"POST", "PUT", "GET"} {
+			status, h := preflight(path, method)
+			if status != 200 || h.Get("Access-Control-Allow-Methods") != "POST" ||
+				!strings.Contains(h.Get("Access-Control-Allow-Headers"), "content-type") || h.Get("Access-Control-Max-Age") != "3600" {
+				t.Errorf("preflight %s for %s: %d %v, want 200 allowing POST only", path, method, status, h)
+			}
+		}
+	}
+	before := len(up.requests())
+	if status, _ := preflight("/api/42/unknown-endpoint/", "PUT"); status != 200 {
+		t.Errorf("preflight of an unknown endpoint: %d, want the upstream's 200", status)
+	}
+	if got := up.requests()[before:]; len(got) != 1 || got[0].Method != http.MethodOptions {
+		t.Errorf("preflight of an unknown endpoint was not forwarded: %v", got)
+	}
+}
