@@ -211,3 +211,34 @@ func TestParityCORSPreflight(t *testing.T) {
 		t.Errorf("preflight of an unknown endpoint was not forwarded: %v", got)
 	}
 }
+
+// TestParityLegacyStoreAndEmpty: POST /api/store/ without a project id takes
+// the project from the key, as Relay's legacy route does; an empty body or
+// an envelope without items is 400.
+func TestParityLegacyStoreAndEmpty(t *testing.T) {
+	settleDialer(t)
+	up := newFakeUpstream(t)
+	n := startNode(t, fakeUpstreamYAML("up", up.url(), "default")+
+		"mode: static\nprojects:\n  \"42\": {public_keys: ["+testKey+"]}\n")
+	for _, body := range []string{"", "{}\n", "{\"event_id\":\"" + strings.Repeat("a", 32) + "\"}\n"} {
+		status, detail, _ := post(t, n.url+"/api/42/envelope/", []byte(body), authHeader(testKey))
+		if status != http.StatusBadRequest {
+			t.Errorf("envelope %q: %d %s, want 400", body, status, detail)
+		}
+	}
+	status, body, _ := post(t, n.url+"/api/store/", []byte(`{"message":"legacy store"}`), authHeader(testKey))
+	if status != 200 || !strings.Contains(body, `"id"`) {
+		t.Fatalf("POST /api/store/: %d %s, want 200 with an id", status, body)
+	}
+	fakeWaitFor(t, 10*time.Second, func() bool {
+		for _, r := range up.delivered() {
+			if strings.HasPrefix(r.RequestURI, "/api/42/envelope/") && strings.Contains(string(r.Body), "legacy store") {
+				return true
+			}
+		}
+		return false
+	}, func() string { return fmt.Sprintf("legacy store event not delivered to project 42: %v", up.requests()) })
+	if status, body, _ := post(t, n.url+"/api/store/", []byte(`{"message":"x"}`), authHeader(strings.Repeat("b", 32))); status != 401 && status != 403 {
+		t.Errorf("POST /api/store/ with a key of no project: %d %s, want a refusal", status, body)
+	}
+}

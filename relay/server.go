@@ -33,6 +33,11 @@ func (r *Relay) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
+	if string(rest) == "store" {
+		r.handleLegacyStore(ctx)
+		return
+	}
+
 	pidStr, endpoint, _ := bytes.Cut(rest, []byte{'/'})
 	pid, err := strconv.ParseUint(string(pidStr), 10, 64)
 	if err != nil || pid == 0 {
@@ -69,6 +74,29 @@ func (r *Relay) handle(ctx *fasthttp.RequestCtx) {
 	default:
 		r.handleUnknown(ctx)
 	}
+}
+
+// handleLegacyStore serves Relay's legacy POST /api/store/, whose path has
+// no project id: the project is the one of the request's key.
+func (r *Relay) handleLegacyStore(ctx *fasthttp.RequestCtx) {
+	setCORS(ctx)
+	if ctx.IsOptions() {
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		return
+	}
+	var a sdkAuth
+	if err := parseAuth(&ctx.Request, &a); err != nil {
+		res := authRefusal(err)
+		r.respond(ctx, &res)
+		return
+	}
+	pid, ok := r.projects().ProjectOf(a.PublicKey)
+	if !ok {
+		r.reject(ctx, fasthttp.StatusForbidden, rejectProjectID,
+			"event submission rejected with_reason: ProjectId (the key's project is not known here; use /api/{project_id}/store/)")
+		return
+	}
+	r.handleStore(ctx, pid)
 }
 
 // sdkEndpoint reports whether endpoint (the path after /api/{pid}/) is one

@@ -185,6 +185,25 @@ func (p *Projects) admitManaged(pid uint64, key, origin []byte) Admission {
 	}
 }
 
+// ProjectOf is the project of a public key, for Relay's legacy
+// POST /api/store/ whose path carries no project id: a static project that
+// lists the key, else (managed mode) the key's cached config. ok is false
+// when the key's project is not known here (proxy mode, an unknown key, or
+// a config not fetched yet).
+func (p *Projects) ProjectOf(key []byte) (pid uint64, ok bool) {
+	for id, prj := range p.static {
+		if known, _ := prj.state.KeyEnabled(key); known {
+			return id, true
+		}
+	}
+	if p.mode == managed {
+		if st, status := p.cache.GetBytes(key); status == project.Ready && st.ProjectID != 0 {
+			return st.ProjectID, true
+		}
+	}
+	return 0, false
+}
+
 // checkState applies a known project's door rules: the key must be the
 // project's and enabled, the project enabled, and the origin allowed.
 func checkState(st *project.State, pid uint64, key, origin []byte) Admission {
