@@ -118,6 +118,7 @@ type fakeSentry struct {
 	mu           sync.Mutex
 	down         bool
 	envStatus    int
+	regStatus    int // answer to registration challenges; 0 serves them
 	global       json.RawMessage
 	projects     map[string]fakeSentryProject
 	pending      map[string]int
@@ -228,6 +229,14 @@ func (s *fakeSentry) setEnvelopeStatus(status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.envStatus = status
+}
+
+// setRegisterStatus makes registration challenges answer status (0
+// restores serving them).
+func (s *fakeSentry) setRegisterStatus(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.regStatus = status
 }
 
 // setConfigAnswer overrides project-config answers to authenticated,
@@ -477,6 +486,13 @@ func (s *fakeSentry) tokenMAC(state string) []byte {
 }
 
 func (s *fakeSentry) serveChallenge(w http.ResponseWriter, r *http.Request, body []byte) {
+	s.mu.Lock()
+	status := s.regStatus
+	s.mu.Unlock()
+	if status != 0 {
+		fakeSentryJSON(w, status, map[string]string{"detail": "fake sentry refuses registration"})
+		return
+	}
 	var req auth.RegisterRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		fakeSentryJSON(w, http.StatusBadRequest, map[string]string{"detail": err.Error()})

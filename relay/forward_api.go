@@ -36,8 +36,22 @@ func (r *Relay) forwardAPI(ctx *fasthttp.RequestCtx) {
 			tooLarge()
 			return
 		}
+		if isTimeout(err) { // Relay: an upstream that does not answer in time is 504
+			jsonError(ctx, fasthttp.StatusGatewayTimeout, "upstream request timed out: "+err.Error())
+			return
+		}
 		jsonError(ctx, fasthttp.StatusBadGateway, "upstream request failed: "+err.Error())
 	}
+}
+
+// isTimeout reports whether err is an upstream request that ran out of
+// time (fasthttp's deadline, or a network timeout).
+func isTimeout(err error) bool {
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) {
+		return true
+	}
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // apiLimit is the body limit of a forwarded API path, and the config field

@@ -236,6 +236,9 @@ func (r *Relay) ingestEnvelope(ctx *fasthttp.RequestCtx, pid uint64, s *scratch)
 	if err := s.env.Parse(body, &r.limits); err != nil {
 		return parseRefusal(err)
 	}
+	if len(s.env.Items) == 0 { // Relay: 400 (unknown items count: they are kept)
+		return refusal(fasthttp.StatusBadRequest, rejectInvalid, "empty envelope")
+	}
 	if aerr != nil { // no request auth: fall back to the envelope header's dsn
 		if s.env.Header.DSN == "" {
 			return authRefusal(errAuthMissing)

@@ -33,6 +33,57 @@ type upstreamAuth struct {
 	// gen counts successful registrations: a 401 to a request made under
 	// an older generation says nothing about the current registration.
 	gen atomic.Uint64
+	// lost wakes keep when the registration is lost or a registration
+	// fails (capacity 1; nil in tests that do not run keep).
+	lost chan struct{}
+}
+
+// Registration backoff: the first retry after a failure, doubling up to the
+// upstream's max_retry_interval.
+const registerFirstRetry = 500 * time.Millisecond
+
+// keep registers at start and again whenever the registration is lost and
+// no request has registered since, retrying failures with backoff up to
+// maxBackoff, until ctx is done. It runs beside ingest, which never waits
+// for it: envelopes wait in the buffer until configs can be fetched.
+func (ua *upstreamAuth) keep(ctx context.Context, maxBackoff time.Duration) {
+	wait := registerFirstRetry
+	for {
+		if !ua.registered.Load() {
+			if err := ua.register(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				ua.log.Warn("relay registration failed; retrying", "err", err, "retry_in", wait)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+				wait = min(wait*2, max(maxBackoff, registerFirstRetry))
+				continue
+			}
+			wait = registerFirstRetry
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ua.lost:
+		}
+	}
+}
+
+// Ready reports whether Baton is registered with its upstream: what
+// /api/relay/healthcheck/ready/ answers in managed mode, as Relay's
+// auth.ready: authenticated does.
+func (ua *upstreamAuth) Ready() bool { return ua.registered.Load() }
+
+// signalLost wakes keep without blocking.
+func (ua *upstreamAuth) signalLost() {
+	select {
+	case ua.lost <- struct{}{}:
+	default:
+	}
 }
 
 // ErrUpstreamAuth means the upstream refused Baton's relay credentials.
@@ -146,6 +197,7 @@ func (ua *upstreamAuth) forget(gen uint64) {
 	defer ua.mu.Unlock()
 	if ua.gen.Load() == gen {
 		ua.registered.Store(false)
+		ua.signalLost()
 	}
 }
 
@@ -153,6 +205,15 @@ func (ua *upstreamAuth) registerLocked(ctx context.Context) error {
 	if ua.registered.Load() {
 		return nil
 	}
+	err := ua.handshake(ctx)
+	if err != nil {
+		ua.signalLost() // keep retries it, also when no request asks again
+	}
+	return err
+}
+
+// handshake registers: challenge, then response.
+func (ua *upstreamAuth) handshake(ctx context.Context) error {
 	req, err := auth.NewRegisterRequest(ua.creds, ua.version)
 	if err != nil {
 		return err

@@ -140,7 +140,8 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 			r.sinks.Close(context.Background())
 			return nil, err
 		}
-		r.auth = &upstreamAuth{creds: r.creds, version: registrationVersion(set.Version), up: up, log: r.log}
+		r.auth = &upstreamAuth{creds: r.creds, version: registrationVersion(set.Version), up: up, log: r.log,
+			lost: make(chan struct{}, 1)}
 		r.cache, err = newProjectCache(cfg, r.auth, project.Options{Logger: r.log})
 		if err != nil {
 			r.sinks.Close(context.Background())
@@ -209,7 +210,14 @@ func (r *Relay) Start() error {
 	if r.cache != nil {
 		ctx, stop := context.WithCancel(r.ctx)
 		r.cacheStop, r.cacheDone = stop, make(chan struct{})
-		go func() { defer close(r.cacheDone); r.cache.Run(ctx) }()
+		maxBackoff := time.Minute
+		if up, ok := r.cfg.Upstreams[r.cfg.Managed.Upstream]; ok && up.MaxRetryInterval > 0 {
+			maxBackoff = up.MaxRetryInterval
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() { r.cache.Run(ctx) })
+		wg.Go(func() { r.auth.keep(ctx, maxBackoff) }) // register at start, not at the first fetch
+		go func() { wg.Wait(); close(r.cacheDone) }()
 	}
 	r.startForwarders()
 	ln := r.set.Listener
@@ -395,11 +403,16 @@ func (r *Relay) startForwarders() {
 }
 
 // ready is what /ready answers: not while closing, while the buffer refuses
-// appends, or while a Kafka cluster refuses Baton (SASL, TLS or ACLs: a
-// setting to fix, which the buffer alone cannot ride out). An unreachable
-// destination does not count: the buffer is there for that.
+// appends, while a Kafka cluster refuses Baton (SASL, TLS or ACLs: a
+// setting to fix, which the buffer alone cannot ride out), or, in managed
+// mode, until Baton is registered with its upstream and while that fails
+// (as Relay). An unreachable destination does not count otherwise: the
+// buffer is there for that.
 func (r *Relay) ready() bool {
 	if r.closing.Load() || !r.buf.Ready() {
+		return false
+	}
+	if r.auth != nil && !r.auth.Ready() {
 		return false
 	}
 	_, f := r.sinks.KafkaFault()

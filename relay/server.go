@@ -18,6 +18,10 @@ func (r *Relay) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	rest := bytes.TrimSuffix(path[len("/api/"):], []byte{'/'})
+	if len(rest) == 0 { // Relay: /api/ is a web UI path, never forwarded
+		jsonError(ctx, fasthttp.StatusNotFound, "not found")
+		return
+	}
 
 	if bytes.HasPrefix(rest, []byte("relay/")) {
 		r.handleOperational(ctx, rest[len("relay/"):])
@@ -29,6 +33,11 @@ func (r *Relay) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
+	if string(rest) == "store" {
+		r.handleLegacyStore(ctx)
+		return
+	}
+
 	pidStr, endpoint, _ := bytes.Cut(rest, []byte{'/'})
 	pid, err := strconv.ParseUint(string(pidStr), 10, 64)
 	if err != nil || pid == 0 {
@@ -36,6 +45,10 @@ func (r *Relay) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
+	if ctx.IsOptions() && !sdkEndpoint(endpoint) {
+		r.handleUnknown(ctx) // not under Relay's CORS layer: the preflight is forwarded
+		return
+	}
 	setCORS(ctx)
 	if ctx.IsOptions() {
 		ctx.SetStatusCode(fasthttp.StatusOK)
@@ -61,6 +74,39 @@ func (r *Relay) handle(ctx *fasthttp.RequestCtx) {
 	default:
 		r.handleUnknown(ctx)
 	}
+}
+
+// handleLegacyStore serves Relay's legacy POST /api/store/, whose path has
+// no project id: the project is the one of the request's key.
+func (r *Relay) handleLegacyStore(ctx *fasthttp.RequestCtx) {
+	setCORS(ctx)
+	if ctx.IsOptions() {
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		return
+	}
+	var a sdkAuth
+	if err := parseAuth(&ctx.Request, &a); err != nil {
+		res := authRefusal(err)
+		r.respond(ctx, &res)
+		return
+	}
+	pid, ok := r.projects().ProjectOf(a.PublicKey)
+	if !ok {
+		r.reject(ctx, fasthttp.StatusForbidden, rejectProjectID,
+			"event submission rejected with_reason: ProjectId (the key's project is not known here; use /api/{project_id}/store/)")
+		return
+	}
+	r.handleStore(ctx, pid)
+}
+
+// sdkEndpoint reports whether endpoint (the path after /api/{pid}/) is one
+// of the SDK routes Baton serves, which answer CORS preflights.
+func sdkEndpoint(endpoint []byte) bool {
+	switch string(endpoint) {
+	case "envelope", "store", "minidump", "security", "csp-report", "nel":
+		return true
+	}
+	return bytes.HasPrefix(endpoint, []byte("events/")) && bytes.HasSuffix(endpoint, []byte("/attachments"))
 }
 
 func (r *Relay) handleOperational(ctx *fasthttp.RequestCtx, what []byte) {
@@ -94,7 +140,10 @@ func (r *Relay) handleUnknown(ctx *fasthttp.RequestCtx) {
 }
 
 // setCORS answers like Relay: any origin, the headers SDKs need to see rate
-// limits, preflight cached for an hour.
+// limits, preflight cached for an hour. Every SDK route allows POST only, as
+// Relay's CORS layer does (the GET store beacon is a simple request, which
+// needs no preflight); a preflight for another method gets 200 without it,
+// which the browser refuses, exactly as Relay answers.
 func setCORS(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
 	origin := ctx.Request.Header.Peek("Origin")
@@ -107,7 +156,7 @@ func setCORS(ctx *fasthttp.RequestCtx) {
 	h.Set("Access-Control-Expose-Headers", "x-sentry-error, x-sentry-rate-limits, retry-after")
 	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	if ctx.IsOptions() {
-		h.Set("Access-Control-Allow-Methods", "GET, POST")
+		h.Set("Access-Control-Allow-Methods", "POST")
 		h.Set("Access-Control-Allow-Headers", "x-sentry-auth, x-requested-with, x-forwarded-for, origin, referer, accept, content-type, authentication, authorization, content-encoding, transfer-encoding")
 		h.Set("Access-Control-Max-Age", "3600")
 	}

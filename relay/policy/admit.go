@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -184,6 +185,25 @@ func (p *Projects) admitManaged(pid uint64, key, origin []byte) Admission {
 	}
 }
 
+// ProjectOf is the project of a public key, for Relay's legacy
+// POST /api/store/ whose path carries no project id: a static project that
+// lists the key, else (managed mode) the key's cached config. ok is false
+// when the key's project is not known here (proxy mode, an unknown key, or
+// a config not fetched yet).
+func (p *Projects) ProjectOf(key []byte) (pid uint64, ok bool) {
+	for id, prj := range p.static {
+		if known, _ := prj.state.KeyEnabled(key); known {
+			return id, true
+		}
+	}
+	if p.mode == managed {
+		if st, status := p.cache.GetBytes(key); status == project.Ready && st.ProjectID != 0 {
+			return st.ProjectID, true
+		}
+	}
+	return 0, false
+}
+
 // checkState applies a known project's door rules: the key must be the
 // project's and enabled, the project enabled, and the origin allowed.
 func checkState(st *project.State, pid uint64, key, origin []byte) Admission {
@@ -231,53 +251,102 @@ func refererOrigin(ref []byte) []byte {
 	return ref
 }
 
-// originAllowed checks an origin against allowedDomains as Relay does: "*"
-// allows all, an empty list allows none, a request without an origin is
-// allowed, and patterns may carry "*" wildcards.
+// originAllowed checks an origin against allowedDomains as Relay does
+// (docs/relay-protocol.md §1.3): a request without an origin is allowed, an
+// empty list allows none, and each pattern is [scheme://]domain[:port]
+// where "*" in any position matches anything, "*" alone (or "*:*",
+// "*://*:*") allows all, and a domain "*.example.com" matches example.com
+// and every name ending in .example.com. A pattern without a scheme or port
+// matches any. Names compare without case; the origin is judged as the URL
+// Relay parses from it, so a default port (http 80, https 443) is no port.
 func originAllowed(domains []string, origin []byte) bool {
 	if len(origin) == 0 {
 		return true
 	}
-	host := origin
-	if i := bytes.Index(host, []byte("://")); i >= 0 {
-		host = host[i+3:]
-	}
-	if i := bytes.IndexAny(host, "/?#"); i >= 0 {
-		host = host[:i]
-	}
-	if i := bytes.LastIndexByte(host, ':'); i >= 0 && !bytes.Contains(host[i:], []byte("]")) {
-		host = host[:i]
-	}
+	scheme, host, port := splitOrigin(origin)
 	for _, d := range domains {
-		if d == "*" || wildcardMatch(d, string(host)) {
+		ps, pd, pp := splitPattern(d)
+		if ps == "*" && pd == "*" && pp == "*" {
+			return true
+		}
+		if ps != "*" && !foldEq(scheme, ps) {
+			continue
+		}
+		if pp != "*" && (port == nil || !foldEq(port, pp)) {
+			continue
+		}
+		if pd == "*" || foldEq(host, pd) {
+			return true
+		}
+		// A partial pattern: "*.example.com" (or "*example.com").
+		if len(pd) > 0 && pd[0] == '*' && (foldSuffix(host, pd[1:]) || len(pd) >= 2 && foldEq(host, pd[2:])) {
 			return true
 		}
 	}
 	return false
 }
 
-// wildcardMatch matches s against a pattern where '*' stands for any run of
-// characters (including dots, as Relay's glob does for domains).
-func wildcardMatch(pattern, s string) bool {
-	for len(pattern) > 0 {
-		if pattern[0] == '*' {
-			pattern = pattern[1:]
-			if pattern == "" {
-				return true
-			}
-			for i := 0; i <= len(s); i++ {
-				if wildcardMatch(pattern, s[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if s == "" || pattern[0] != s[0] {
-			return false
-		}
-		pattern, s = pattern[1:], s[1:]
+// splitPattern cuts an allowedDomains entry into scheme, domain and port as
+// Relay does: the scheme ends at "://", the domain at the first '/' or ':',
+// and a part that is absent is "*" (any).
+func splitPattern(p string) (scheme, domain, port string) {
+	scheme, port = "*", "*"
+	if i := strings.Index(p, "://"); i >= 0 {
+		scheme, p = p[:i], p[i+3:]
 	}
-	return s == ""
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		p = p[:i]
+	}
+	if i := strings.IndexByte(p, ':'); i >= 0 {
+		p, port = p[:i], p[i+1:]
+	}
+	return scheme, p, port
+}
+
+// splitOrigin cuts an Origin (or a Referer) into scheme, host and port; port
+// is nil when absent or the scheme's default. A bracketed IPv6 host keeps
+// its colons.
+func splitOrigin(o []byte) (scheme, host, port []byte) {
+	if i := bytes.Index(o, []byte("://")); i >= 0 {
+		scheme, o = o[:i], o[i+3:]
+	}
+	if i := bytes.IndexAny(o, "/?#"); i >= 0 {
+		o = o[:i]
+	}
+	host = o
+	if i := bytes.LastIndexByte(o, ':'); i >= 0 && !bytes.Contains(o[i:], []byte("]")) {
+		host, port = o[:i], o[i+1:]
+	}
+	if len(port) == 0 || foldEq(scheme, "http") && string(port) == "80" || foldEq(scheme, "https") && string(port) == "443" {
+		port = nil
+	}
+	return scheme, host, port
+}
+
+// foldEq reports whether b equals s, ASCII case-insensitively, without
+// allocating.
+func foldEq(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		if lower(b[i]) != lower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// foldSuffix reports whether b ends with s, ASCII case-insensitively.
+func foldSuffix(b []byte, s string) bool {
+	return len(b) >= len(s) && foldEq(b[len(b)-len(s):], s)
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // tokenBucket is a static project's local event rate: rate tokens a
