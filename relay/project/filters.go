@@ -244,20 +244,26 @@ type Glob struct {
 	re *regexp.Regexp
 }
 
-// CompileGlobs compiles patterns; nil for none.
+// CompileGlobs compiles patterns; nil for none. An empty pattern matches
+// nothing, as in Relay.
 func CompileGlobs(patterns []string) (*Glob, error) {
-	if len(patterns) == 0 {
-		return nil, nil
-	}
 	var b strings.Builder
 	b.WriteString(`(?is)^(?:`)
-	for i, p := range patterns {
-		if i > 0 {
+	n := 0
+	for _, p := range patterns {
+		if p == "" {
+			continue
+		}
+		if n > 0 {
 			b.WriteByte('|')
 		}
+		n++
 		if err := globToRegexp(&b, p); err != nil {
 			return nil, fmt.Errorf("pattern %q: %w", p, err)
 		}
+	}
+	if n == 0 {
+		return nil, nil
 	}
 	b.WriteString(`)$`)
 	re, err := regexp.Compile(b.String())
