@@ -481,3 +481,36 @@ func TestNoEventFiltersNoEventRead(t *testing.T) {
 		t.Errorf("Apply allocates %v times without event filters", n)
 	}
 }
+
+// BenchmarkApplyEventFilters is Apply's cost for one error event with no
+// filter, and with every inbound filter on (the event kept, so every
+// filter runs).
+func BenchmarkApplyEventFilters(b *testing.B) {
+	payload := []byte(`{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","message":"Something failed","level":"error","platform":"javascript","release":"web@1.4.2","environment":"production",` +
+		`"exception":{"values":[{"type":"TypeError","value":"Cannot read properties of undefined (reading 'x')","stacktrace":{"frames":[{"abs_path":"https://example.com/app.js","function":"a","lineno":10},{"abs_path":"https://example.com/app.js","function":"b","lineno":20}]}}]},` +
+		`"request":{"url":"https://example.com/checkout","headers":{"User-Agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36","Referer":"https://example.com/"}},` +
+		`"user":{"id":"42","ip_address":"{{auto}}"},"tags":{"page":"checkout"},"contexts":{"browser":{"name":"Chrome","version":"120"}}}`)
+	all := `{"filterSettings":{"browserExtensions":{"isEnabled":true},"webCrawlers":{"isEnabled":true},"localhost":{"isEnabled":true},
+		"legacyBrowsers":{"isEnabled":true,"options":["default"]},"errorMessages":{"patterns":["*ResizeObserver loop*","ChunkLoadError*"]},
+		"csp":{"disallowedSources":["chrome-extension://*"]},"releases":{"releases":["0.9.*"]},
+		"ignoreTransactions":{"isEnabled":true,"patterns":["*/health"]},
+		"generic":{"version":1,"filters":[{"id":"beta","isEnabled":true,"condition":{"op":"eq","name":"event.user.segment","value":"beta"}}]}}}`
+	for _, tc := range []struct{ name, cfg string }{{"none", `{}`}, {"all", all}} {
+		b.Run("filters="+tc.name, func(b *testing.B) {
+			t := &testing.T{}
+			a := decode(t, tc.cfg)
+			in := items(map[envelope.Class]int{envelope.ClassError: 1})
+			e := NewEnforcer(Options{})
+			addr := func() netip.Addr { return netip.MustParseAddr("192.0.2.1") }
+			ev := func() (envelope.ItemType, []byte) { return envelope.ItemEvent, payload }
+			var v Verdict
+			b.ReportAllocs()
+			for b.Loop() {
+				e.Apply(&v, a, []byte(keyA), in, nil, addr, ev)
+				if v.Filter != "" {
+					b.Fatalf("filtered by %s", v.Filter)
+				}
+			}
+		})
+	}
+}
