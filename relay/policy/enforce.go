@@ -286,11 +286,13 @@ func (e *Enforcer) applyEventFilters(v *Verdict, st *project.State, global *proj
 		return
 	}
 	ev := parseEvent(kind, payload)
-	ev.clientAddr = func() string {
+	if ev.User != nil && ev.User.IPAddress == "{{auto}}" {
+		// As Relay's normalization: {{auto}} is the client's address. Set
+		// here, not kept as a closure: addr must not escape to the heap.
+		ev.User.IPAddress = ""
 		if a := addr(); a.IsValid() {
-			return a.String()
+			ev.User.IPAddress = lenient(a.String())
 		}
-		return ""
 	}
 	if name := eventFilters(ef, &st.Filters, global, ev); name != "" {
 		e.filter(v, name, items, func(c envelope.Class) bool { return c == class })

@@ -137,7 +137,6 @@ type event struct {
 	kind       envelope.ItemType
 	exceptions []exception
 	headers    [][2]string
-	clientAddr func() string // the client address, for a {{auto}} user IP
 }
 
 // parseEvent reads what filters need of payload, an item of type kind.
@@ -258,17 +257,10 @@ func (e *event) message() (string, bool) {
 	return string(le.Message), le.Message != ""
 }
 
-// ipAddress is the user's IP, {{auto}} being the client's address.
+// ipAddress is the user's IP ({{auto}} was replaced by the client's).
 func (e *event) ipAddress() (string, bool) {
 	if e.User == nil || e.User.IPAddress == "" {
 		return "", false
-	}
-	if e.User.IPAddress == "{{auto}}" {
-		if e.clientAddr == nil {
-			return "", false
-		}
-		a := e.clientAddr()
-		return a, a != ""
 	}
 	return string(e.User.IPAddress), true
 }
