@@ -296,7 +296,8 @@ func (r *Relay) admit(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, res *r
 		in.perClass[s.env.Items[i].Class]++
 	}
 	v := &s.verdict
-	r.enforcer.Apply(v, &in.adm, in.key, &in.perClass, s.env.Header.Raw, func() netip.Addr { return clientAddr(ctx) })
+	r.enforcer.Apply(v, &in.adm, in.key, &in.perClass, s.env.Header.Raw, func() netip.Addr { return clientAddr(ctx) },
+		func() (envelope.ItemType, []byte) { return policy.EventOf(&s.env) })
 	if len(v.RateLimits) == 0 {
 		return true
 	}

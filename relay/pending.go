@@ -30,7 +30,8 @@ func (p *releasePolicy) Decide(rec *record.Record) forward.Verdict {
 	var items [envelope.NumClasses]int
 	items[rec.Class] = rec.Items
 	v := &p.verdict
-	r.enforcer.Apply(v, &adm, rec.PublicKey, &items, envelopeHeader(rec.Envelope), func() netip.Addr { return firstAddr(rec.ClientIP) })
+	r.enforcer.Apply(v, &adm, rec.PublicKey, &items, envelopeHeader(rec.Envelope), func() netip.Addr { return firstAddr(rec.ClientIP) },
+		func() (envelope.ItemType, []byte) { return policy.EventIn(rec.Envelope) })
 	if v.Drop[rec.Class] {
 		return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class]}
 	}

@@ -80,6 +80,8 @@ type Admission struct {
 	Refusal Refusal
 	// limiter is a static project's local event rate, if it has one.
 	limiter *tokenBucket
+	// global are the generic inbound filters of the global config.
+	global *project.GenericFilters
 }
 
 func refuse(why Refusal) Admission { return Admission{Refusal: why} }
@@ -175,7 +177,13 @@ func (p *Projects) admitManaged(pid uint64, key, origin []byte) Admission {
 	st, status := p.cache.GetBytes(key)
 	switch status {
 	case project.Ready:
-		return checkState(st, pid, key, origin)
+		a := checkState(st, pid, key, origin)
+		if g, ok := p.cache.(interface {
+			GlobalFilters() *project.GenericFilters
+		}); ok {
+			a.global = g.GlobalFilters()
+		}
+		return a
 	case project.Unknown:
 		return refuse(UnknownProject)
 	case project.Busy:

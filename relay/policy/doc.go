@@ -17,6 +17,10 @@
 //	door (Admit)         ProjectID, Keys (known, enabled), Disabled, AllowedDomains
 //	client address       Filters.ClientIPs, and the address only if that is set
 //	release filter       Filters.Releases, and the release of the envelope header's trace context
+//	event filters        Filters.Event() (compiled per revision) and the global config's generic
+//	                     filters (Admission.global), and the event item, parsed only for a
+//	                     project with such a filter (filters.go, event.go); Verdict.Filter
+//	                     names the filter, Enforcer.FilterCounts counts per filter
 //	feature gates        Features (replays need organizations:session-replay)
 //	quotas               Quotas (limit 0 drops; id+window is counted per edge), OrganizationID, KeyID
 //	event rate (static)  events_per_second of the config, a token bucket per project

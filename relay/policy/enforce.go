@@ -46,6 +46,9 @@ type Verdict struct {
 	Drop       [envelope.NumClasses]bool
 	Why        [envelope.NumClasses]outcome.Reason // of each dropped class
 	RateLimits []RateLimit                         // for X-Sentry-Rate-Limits
+	// Filter names the inbound filter that dropped classes with
+	// ReasonFiltered (Relay's FilterStatKey, or a generic filter's id).
+	Filter string
 }
 
 // RateLimit is one limit a verdict applied: the client should hold back
@@ -69,8 +72,26 @@ func (v *Verdict) dropClass(c envelope.Class, why outcome.Reason) {
 // of envelopes that waited for a config, and it is safe for concurrent use.
 // It keeps the quota counters, so it outlives reloads of Projects.
 type Enforcer struct {
-	quotas quotaCounters
-	now    func() time.Time
+	quotas   quotaCounters
+	filtered filterCounts
+	now      func() time.Time
+}
+
+// FilterCounts returns how many envelopes each inbound filter dropped, by
+// filter name.
+func (e *Enforcer) FilterCounts() map[string]int64 { return e.filtered.snapshot() }
+
+// filter drops the classes an inbound filter named name matched.
+func (e *Enforcer) filter(v *Verdict, name string, items *[envelope.NumClasses]int, match func(envelope.Class) bool) {
+	for c := range envelope.NumClasses {
+		if items[c] > 0 && match(c) {
+			v.dropClass(c, outcome.ReasonFiltered)
+		}
+	}
+	if v.Filter == "" {
+		v.Filter = name
+		e.filtered.add(name)
+	}
 }
 
 // NewEnforcer returns an Enforcer with no quota counted yet.
@@ -163,21 +184,18 @@ func (qc *quotaCounters) len() int {
 // Apply fills v for an envelope admitted with a (Admitted) and key, with
 // items per class. hdr is the envelope header JSON, read only when
 // sampling or a release filter needs its trace context; addr gives the
-// client address, asked only when the project filters addresses. v's
-// RateLimits array is reused: Apply allocates only to parse hdr, to count
-// a new quota window, or to grow RateLimits.
-func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.NumClasses]int, hdr []byte, addr func() netip.Addr) {
+// client address, asked only when the project filters addresses; event
+// gives the event item, asked (and parsed) only when a filter reads the
+// event. v's RateLimits array is reused: Apply allocates only to parse
+// hdr or the event, to count a new quota window, or to grow RateLimits.
+func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.NumClasses]int, hdr []byte, addr func() netip.Addr, event EventItem) {
 	*v = Verdict{RateLimits: v.RateLimits[:0]}
 	st, lim := a.State, a.limiter
 	if st == nil && lim == nil {
 		return // proxy mode, or pending: no config to apply
 	}
 	if st != nil && st.Filters.HasIPFilter() && st.Filters.BlockedIP(addr()) {
-		for c := range envelope.NumClasses {
-			if items[c] > 0 && c != envelope.ClassClientReport {
-				v.dropClass(c, outcome.ReasonFiltered)
-			}
-		}
+		e.filter(v, FilterClientIPs, items, func(c envelope.Class) bool { return c != envelope.ClassClientReport })
 		return
 	}
 	// The trace context (DSC) of the envelope header, parsed once and only
@@ -202,12 +220,11 @@ func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.
 		// The edge judges the release the trace context carries; events
 		// without one are left to the processing relay's filter.
 		if d := trace(); d != nil && st.Filters.BlockedRelease(d.Release) {
-			for c := range envelope.NumClasses {
-				if eventClass[c] && items[c] > 0 {
-					v.dropClass(c, outcome.ReasonFiltered)
-				}
-			}
+			e.filter(v, FilterReleases, items, func(c envelope.Class) bool { return eventClass[c] })
 		}
+	}
+	if st != nil && v.Filter == "" && event != nil {
+		e.applyEventFilters(v, st, a.global, items, event, addr)
 	}
 	if st != nil && items[envelope.ClassReplay] > 0 && st.FeatureOff(featureSessionReplay) {
 		// As Relay: replays of an organization without session replay
@@ -239,6 +256,46 @@ func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.
 				v.dropClass(envelope.ClassTransaction, outcome.ReasonSampled)
 			}
 		}
+	}
+}
+
+// applyEventFilters runs the filters that read the event (filters.go) on
+// the envelope's event item, and drops the event's class when one
+// matches: its attachments and profile share that class.
+func (e *Enforcer) applyEventFilters(v *Verdict, st *project.State, global *project.GenericFilters, items *[envelope.NumClasses]int, event EventItem, addr func() netip.Addr) {
+	ef := st.Filters.Event()
+	if !ef.On() && ef.Generic == nil && global == nil {
+		return
+	}
+	if items[envelope.ClassError] == 0 && items[envelope.ClassTransaction] == 0 && items[envelope.ClassSecurity] == 0 {
+		return
+	}
+	kind, payload := event()
+	var class envelope.Class
+	switch kind {
+	case envelope.ItemEvent:
+		class = envelope.ClassError
+	case envelope.ItemTransaction:
+		class = envelope.ClassTransaction
+	case envelope.ItemSecurity, envelope.ItemRawSecurity:
+		class = envelope.ClassSecurity
+	default:
+		return
+	}
+	if items[class] == 0 {
+		return
+	}
+	ev := parseEvent(kind, payload)
+	if ev.User != nil && ev.User.IPAddress == "{{auto}}" {
+		// As Relay's normalization: {{auto}} is the client's address. Set
+		// here, not kept as a closure: addr must not escape to the heap.
+		ev.User.IPAddress = ""
+		if a := addr(); a.IsValid() {
+			ev.User.IPAddress = lenient(a.String())
+		}
+	}
+	if name := eventFilters(ef, &st.Filters, global, ev); name != "" {
+		e.filter(v, name, items, func(c envelope.Class) bool { return c == class })
 	}
 }
 

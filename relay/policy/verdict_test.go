@@ -60,19 +60,19 @@ func TestVerdictFilters(t *testing.T) {
 	in := items(map[envelope.Class]int{envelope.ClassError: 2, envelope.ClassClientReport: 1, envelope.ClassAttachment: 1})
 
 	a := decode(t, `{"filterSettings":{"clientIps":{"blacklistedIps":["10.0.0.0/8"]}}}`)
-	e.Apply(&v, a, []byte(keyA), in, nil, func() netip.Addr { return netip.MustParseAddr("10.1.2.3") })
+	e.Apply(&v, a, []byte(keyA), in, nil, func() netip.Addr { return netip.MustParseAddr("10.1.2.3") }, nil)
 	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassError: outcome.ReasonFiltered, envelope.ClassAttachment: outcome.ReasonFiltered})
-	e.Apply(&v, a, []byte(keyA), in, nil, func() netip.Addr { return netip.MustParseAddr("192.0.2.1") })
+	e.Apply(&v, a, []byte(keyA), in, nil, func() netip.Addr { return netip.MustParseAddr("192.0.2.1") }, nil)
 	wantDrops(t, &v, nil)
 
 	a = decode(t, `{"filterSettings":{"releases":{"releases":["0.9.*"]}}}`)
-	e.Apply(&v, a, []byte(keyA), in, []byte(traceHdr), nil)
+	e.Apply(&v, a, []byte(keyA), in, []byte(traceHdr), nil, nil)
 	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassError: outcome.ReasonFiltered})
-	e.Apply(&v, a, []byte(keyA), in, []byte(`{}`), nil) // no trace context: left to the processing relay
+	e.Apply(&v, a, []byte(keyA), in, []byte(`{}`), nil, nil) // no trace context: left to the processing relay
 	wantDrops(t, &v, nil)
 
 	asked := false
-	e.Apply(&v, decode(t, `{}`), []byte(keyA), in, nil, func() netip.Addr { asked = true; return netip.Addr{} })
+	e.Apply(&v, decode(t, `{}`), []byte(keyA), in, nil, func() netip.Addr { asked = true; return netip.Addr{} }, nil)
 	if asked {
 		t.Error("the client address was read for a project without an address filter")
 	}
@@ -86,11 +86,11 @@ func TestVerdictReplayFeature(t *testing.T) {
 	e := NewEnforcer(Options{})
 	var v Verdict
 	in := items(map[envelope.Class]int{envelope.ClassReplay: 1, envelope.ClassError: 1})
-	e.Apply(&v, decode(t, `{"features":[]}`), []byte(keyA), in, nil, nil)
+	e.Apply(&v, decode(t, `{"features":[]}`), []byte(keyA), in, nil, nil, nil)
 	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassReplay: outcome.ReasonFeatureDisabled})
-	e.Apply(&v, decode(t, `{"features":["organizations:session-replay"]}`), []byte(keyA), in, nil, nil)
+	e.Apply(&v, decode(t, `{"features":["organizations:session-replay"]}`), []byte(keyA), in, nil, nil, nil)
 	wantDrops(t, &v, nil)
-	e.Apply(&v, decode(t, `{}`), []byte(keyA), in, nil, nil)
+	e.Apply(&v, decode(t, `{}`), []byte(keyA), in, nil, nil, nil)
 	wantDrops(t, &v, nil)
 }
 
@@ -104,25 +104,25 @@ func TestVerdictQuota(t *testing.T) {
 	a := decode(t, `{"quotas":[{"id":"q1","categories":["error"],"scope":"project","limit":2,"window":60,"reasonCode":"too_many"}]}`)
 	errs := items(map[envelope.Class]int{envelope.ClassError: 1, envelope.ClassSession: 1})
 	for i := range 2 {
-		e.Apply(&v, a, []byte(keyA), errs, nil, nil)
+		e.Apply(&v, a, []byte(keyA), errs, nil, nil, nil)
 		if v.Drop[envelope.ClassError] || len(v.RateLimits) > 0 {
 			t.Fatalf("envelope %d limited: %+v", i+1, v)
 		}
 	}
-	e.Apply(&v, a, []byte(keyA), errs, nil, nil)
+	e.Apply(&v, a, []byte(keyA), errs, nil, nil, nil)
 	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassError: outcome.ReasonRateLimited})
 	want := RateLimit{After: 45 * time.Second, Category: envelope.CategoryError, Scope: "project", Reason: "too_many"}
 	if len(v.RateLimits) != 1 || v.RateLimits[0] != want {
 		t.Fatalf("rate limits %+v, want [%+v]", v.RateLimits, want)
 	}
 	clk.t = clk.t.Add(45 * time.Second) // the next window
-	e.Apply(&v, a, []byte(keyA), errs, nil, nil)
+	e.Apply(&v, a, []byte(keyA), errs, nil, nil, nil)
 	if v.Drop[envelope.ClassError] || len(v.RateLimits) > 0 {
 		t.Fatalf("limited in a fresh window: %+v", v)
 	}
 
 	a = decode(t, `{"quotas":[{"categories":["session"],"scope":"organization","limit":0}]}`)
-	e.Apply(&v, a, []byte(keyA), errs, nil, nil)
+	e.Apply(&v, a, []byte(keyA), errs, nil, nil, nil)
 	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassSession: outcome.ReasonRateLimited})
 	want = RateLimit{After: time.Minute, Category: envelope.CategorySession, Scope: "organization"}
 	if len(v.RateLimits) != 1 || v.RateLimits[0] != want {
@@ -145,16 +145,16 @@ func TestVerdictStaticRate(t *testing.T) {
 	e := NewEnforcer(Options{Now: clk.now})
 	var v Verdict
 	a := prj.Admit(1, []byte(keyA), nil)
-	e.Apply(&v, &a, []byte(keyA), items(map[envelope.Class]int{envelope.ClassError: 2}), nil, nil)
+	e.Apply(&v, &a, []byte(keyA), items(map[envelope.Class]int{envelope.ClassError: 2}), nil, nil, nil)
 	wantDrops(t, &v, nil)
-	e.Apply(&v, &a, []byte(keyA), items(map[envelope.Class]int{envelope.ClassError: 1, envelope.ClassSession: 1}), nil, nil)
+	e.Apply(&v, &a, []byte(keyA), items(map[envelope.Class]int{envelope.ClassError: 1, envelope.ClassSession: 1}), nil, nil, nil)
 	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassError: outcome.ReasonRateLimited})
 	want := RateLimit{After: 500 * time.Millisecond, Category: envelope.CategoryError, Scope: "project", Reason: "events_per_second"}
 	if len(v.RateLimits) != 1 || v.RateLimits[0] != want {
 		t.Fatalf("rate limits %+v, want [%+v]", v.RateLimits, want)
 	}
 	clk.t = clk.t.Add(500 * time.Millisecond)
-	e.Apply(&v, &a, []byte(keyA), items(map[envelope.Class]int{envelope.ClassError: 1}), nil, nil)
+	e.Apply(&v, &a, []byte(keyA), items(map[envelope.Class]int{envelope.ClassError: 1}), nil, nil, nil)
 	wantDrops(t, &v, nil)
 }
 
@@ -168,12 +168,12 @@ func TestVerdictSampling(t *testing.T) {
 	a := decode(t, `{"sampling":{"version":2,"rules":[{"id":1,"type":"trace","samplingValue":{"type":"sampleRate","value":0},
 		"condition":{"op":"and","inner":[]},"timeRange":{"start":"2027-01-01T13:00:00Z","end":"2027-01-01T14:00:00Z"}}]}}`)
 	in := items(map[envelope.Class]int{envelope.ClassTransaction: 1, envelope.ClassError: 1})
-	e.Apply(&v, a, []byte(keyA), in, []byte(traceHdr), nil)
+	e.Apply(&v, a, []byte(keyA), in, []byte(traceHdr), nil, nil)
 	wantDrops(t, &v, nil) // before the rule's range: kept
 	clk.t = t0.Add(90 * time.Minute)
-	e.Apply(&v, a, []byte(keyA), in, []byte(traceHdr), nil)
+	e.Apply(&v, a, []byte(keyA), in, []byte(traceHdr), nil, nil)
 	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassTransaction: outcome.ReasonSampled})
-	e.Apply(&v, a, []byte(keyA), in, []byte(`{}`), nil) // no trace id: kept
+	e.Apply(&v, a, []byte(keyA), in, []byte(`{}`), nil, nil) // no trace id: kept
 	wantDrops(t, &v, nil)
 }
 
@@ -185,11 +185,11 @@ func TestVerdictProxy(t *testing.T) {
 	v.Drop[envelope.ClassError] = true
 	in := items(map[envelope.Class]int{envelope.ClassError: 1})
 	var a Admission
-	e.Apply(&v, &a, []byte(keyA), in, nil, nil)
+	e.Apply(&v, &a, []byte(keyA), in, nil, nil, nil)
 	if v.Drop[envelope.ClassError] || len(v.RateLimits) != 0 || cap(v.RateLimits) != 4 {
 		t.Fatalf("verdict not reset: %+v", v)
 	}
-	if n := testing.AllocsPerRun(100, func() { e.Apply(&v, &a, []byte(keyA), in, nil, nil) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { e.Apply(&v, &a, []byte(keyA), in, nil, nil, nil) }); n != 0 {
 		t.Errorf("Apply allocates %v times", n)
 	}
 }

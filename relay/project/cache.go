@@ -164,6 +164,8 @@ type Cache struct {
 	misses [shards]*lru.Cache[string, *miss]
 	queue  chan string
 	global atomic.Pointer[json.RawMessage]
+	// globalFilters are the generic inbound filters of global.
+	globalFilters atomic.Pointer[GenericFilters]
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when a fetch completes
@@ -326,6 +328,10 @@ func (c *Cache) Global() json.RawMessage {
 	return nil
 }
 
+// GlobalFilters returns the generic inbound filters of the last global
+// config, or nil.
+func (c *Cache) GlobalFilters() *GenericFilters { return c.globalFilters.Load() }
+
 // Run fetches queued keys until ctx is done. One goroutine runs it; it
 // starts up to Concurrency fetches at a time and waits for them on return.
 func (c *Cache) Run(ctx context.Context) {
@@ -409,6 +415,11 @@ func (c *Cache) fetch(ctx context.Context, keys []string) {
 	if len(resp.Global) > 0 && string(resp.Global) != "null" {
 		g := resp.Global
 		c.global.Store(&g)
+		if gf, err := ParseGlobalFilters(g); err != nil {
+			c.opts.Logger.Warn("global config: generic filters unusable; keeping the previous ones", "err", err)
+		} else {
+			c.globalFilters.Store(gf)
+		}
 	}
 	done := make(map[string]bool, len(keys))
 	for k, raw := range resp.Configs {

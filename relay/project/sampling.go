@@ -165,7 +165,20 @@ func (d *DSC) field(name string) (string, bool) {
 	return "", false
 }
 
-func (c *Condition) match(d *DSC) bool {
+// Fields is what a condition reads: the value of a named field, and
+// whether the item has it. The DSC answers trace.* names, an event the
+// event.* names of generic inbound filters.
+type Fields interface {
+	Field(name string) (string, bool)
+}
+
+// Field answers the trace.* fields of trace sampling rules.
+func (d *DSC) Field(name string) (string, bool) { return d.field(name) }
+
+// Match reports whether the item f describes satisfies the condition.
+func (c *Condition) Match(f Fields) bool { return c.match(f) }
+
+func (c *Condition) match(d Fields) bool {
 	switch c.Op {
 	case "and":
 		for i := range c.inner {
@@ -184,7 +197,7 @@ func (c *Condition) match(d *DSC) bool {
 	case "not":
 		return !c.inner[0].match(d)
 	}
-	v, ok := d.field(c.Name)
+	v, ok := d.Field(c.Name)
 	if !ok {
 		return false
 	}

@@ -364,8 +364,8 @@ func (q *Quota) Covers(category string) bool {
 	return len(q.Categories) == 0 || slices.Contains(q.Categories, category)
 }
 
-// Filters is the filterSettings part. Baton enforces the filters it can
-// decide without parsing event payloads at the edge.
+// Filters is the filterSettings part: Relay's inbound filters (see
+// filters.go for the ones that read the event).
 type Filters struct {
 	ClientIPs struct {
 		BlacklistedIPs []string `json:"blacklistedIps"`
@@ -373,8 +373,20 @@ type Filters struct {
 	Releases struct {
 		Releases []string `json:"releases"`
 	} `json:"releases"`
+	BrowserExtensions  Toggle         `json:"browserExtensions"`
+	WebCrawlers        Toggle         `json:"webCrawlers"`
+	Localhost          Toggle         `json:"localhost"`
+	LegacyBrowsers     LegacyBrowsers `json:"legacyBrowsers"`
+	ErrorMessages      Patterns       `json:"errorMessages"`
+	CSP                CSPFilter      `json:"csp"`
+	IgnoreTransactions struct {
+		IsEnabled bool     `json:"isEnabled"`
+		Patterns  []string `json:"patterns"`
+	} `json:"ignoreTransactions"`
+	Generic GenericFilters `json:"generic"`
 
 	blocked []netip.Prefix // ClientIPs, parsed by validate
+	event   EventFilters   // the filters that read the event, compiled by validate
 }
 
 func (f *Filters) validate() error {
@@ -386,7 +398,7 @@ func (f *Filters) validate() error {
 		}
 		f.blocked = append(f.blocked, p)
 	}
-	return nil
+	return f.compileEvent()
 }
 
 // Metrics is the metrics part: cardinality limits.

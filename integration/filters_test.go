@@ -1,0 +1,113 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// A managed Baton applies the project's inbound filters and the global
+// config's generic filters to events at the door and to an envelope that
+// waited for its config: filtered events never reach Sentry, and are
+// counted as dropped "filtered", per filter.
+func TestManagedInboundFilters(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.mu.Lock()
+	s.global = json.RawMessage(`{"measurements":{},"filters":{"version":1,"filters":[
+		{"id":"globalHello","isEnabled":true,"condition":{"op":"eq","name":"event.transaction","value":"/hello-global"}}]}}`)
+	s.mu.Unlock()
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["filterSettings"] = map[string]any{
+			"browserExtensions":  map[string]any{"isEnabled": true},
+			"webCrawlers":        map[string]any{"isEnabled": true},
+			"localhost":          map[string]any{"isEnabled": true},
+			"legacyBrowsers":     map[string]any{"isEnabled": true, "options": []any{"ie_pre_9"}},
+			"errorMessages":      map[string]any{"patterns": []any{"*ResizeObserver loop*"}},
+			"csp":                map[string]any{"disallowedSources": []any{"chrome-extension://*"}},
+			"releases":           map[string]any{"releases": []any{"0.9.*"}},
+			"ignoreTransactions": map[string]any{"isEnabled": true, "patterns": []any{"*/health"}},
+			"generic": map[string]any{"version": 1, "filters": []any{map[string]any{
+				"id": "betaUsers", "isEnabled": true,
+				"condition": map[string]any{"op": "eq", "name": "event.user.segment", "value": "beta"},
+			}}},
+		}
+	}))
+	n := startNode(t, managedYAML(s.url(), ""))
+
+	item := func(typ, payload string) []byte {
+		return fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\"}\n{\"type\":\"%s\"}\n%s\n", managedKey, typ, payload)
+	}
+	send := func(body []byte) {
+		t.Helper()
+		if status, resp, _ := postEnvelope(t, n, 42, managedKey, body, nil); status != 200 {
+			t.Fatalf("%d %s", status, resp)
+		}
+	}
+	// Before the config is known: the envelope waits, and is filtered when
+	// it is released.
+	send(item("event", `{"message":"waited-old-release","release":"0.9.1"}`))
+	send(item("event", `{"message":"waited-kept"}`))
+	fakeWaitFor(t, 10*time.Second, func() bool { return n.r.Stats().Waiting == 0 && deliveredTo(s, 42, "waited-kept") == 1 },
+		func() string { return "the waiting envelopes were not released" })
+
+	filtered := []struct {
+		typ, payload, filter string
+	}{
+		{"event", `{"message":"f-ext","exception":{"values":[{"type":"TypeError","value":"Extension context invalidated"}]}}`, "browser-extensions"},
+		{"event", `{"message":"f-crawler","request":{"headers":{"User-Agent":"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}}}`, "web-crawlers"},
+		{"event", `{"message":"f-local","request":{"url":"http://localhost:3000/app"}}`, "localhost"},
+		{"event", `{"message":"f-legacy","request":{"headers":{"User-Agent":"Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 6.0; Trident/4.0)"}}}`, "legacy-browsers"},
+		{"event", `{"message":"f-msg ResizeObserver loop limit exceeded"}`, "error-message"},
+		{"event", `{"message":"f-release","release":"0.9.3"}`, "release-version"},
+		{"event", `{"message":"f-generic","user":{"segment":"beta"}}`, "betaUsers"},
+		{"transaction", `{"type":"transaction","transaction":"/api/health","contexts":{"trace":{"trace_id":"4c79f60c11214eb38604f4ae0781bfb2","span_id":"fa90fdead5f74052"}},"message":"f-health"}`, "filtered-transaction"},
+		{"transaction", `{"type":"transaction","transaction":"/hello-global","message":"f-global"}`, "globalHello"},
+		{"raw_security", `{"csp-report":{"document-uri":"https://example.com/","blocked-uri":"chrome-extension://abcdef/x.js","f":"f-csp"}}`, "invalid-csp"},
+	}
+	for _, f := range filtered {
+		send(item(f.typ, f.payload))
+	}
+	send(item("event", `{"message":"kept-error","release":"1.0.0","request":{"url":"https://example.com/","headers":{"User-Agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"}}}`))
+	send(item("transaction", `{"type":"transaction","transaction":"/api/orders","message":"kept-tx"}`))
+	send(item("raw_security", `{"csp-report":{"document-uri":"https://example.com/","blocked-uri":"https://cdn.example.com/x.js","f":"kept-csp"}}`))
+
+	st := waitBalanced(t, n, 15*time.Second)
+	for _, marker := range []string{"kept-error", "kept-tx", "kept-csp", "waited-kept"} {
+		if got := deliveredTo(s, 42, marker); got != 1 {
+			t.Errorf("%s delivered %d times, want 1", marker, got)
+		}
+	}
+	for _, f := range filtered {
+		var m struct {
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal([]byte(f.payload), &m)
+		marker := m.Message
+		if marker == "" {
+			marker = "f-csp"
+		}
+		if got := deliveredTo(s, 42, marker); got != 0 {
+			t.Errorf("%s (%s) reached Sentry", marker, f.filter)
+		}
+	}
+	if got := deliveredTo(s, 42, "waited-old-release"); got != 0 {
+		t.Error("the waiting envelope of a filtered release reached Sentry")
+	}
+	for class, want := range map[string]int64{"error": 8, "transaction": 2, "security": 1} {
+		if got := st.Classes[class].Dropped["filtered"].Records; got != want {
+			t.Errorf("%s dropped filtered = %d, want %d", class, got, want)
+		}
+	}
+	counts := n.r.FilterCounts()
+	for _, f := range filtered {
+		want := int64(1)
+		if f.filter == "release-version" {
+			want = 2 // and the envelope that waited
+		}
+		if counts[f.filter] != want {
+			t.Errorf("filter %s counted %d, want %d (all: %v)", f.filter, counts[f.filter], want, counts)
+		}
+	}
+}

@@ -1,0 +1,381 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/baton-relay/baton/envelope"
+)
+
+// EventItem returns the item inbound filters judge: the envelope's event,
+// transaction, security or raw_security item, with its type (ItemUnknown
+// and nil when there is none). Apply calls it only for a project with a
+// filter that reads the event.
+type EventItem func() (envelope.ItemType, []byte)
+
+// EventOf finds the event item of a parsed envelope.
+func EventOf(env *envelope.Envelope) (envelope.ItemType, []byte) {
+	for i := range env.Items {
+		switch it := &env.Items[i]; it.Type {
+		case envelope.ItemEvent, envelope.ItemTransaction, envelope.ItemSecurity, envelope.ItemRawSecurity:
+			return it.Type, it.Payload
+		}
+	}
+	return envelope.ItemUnknown, nil
+}
+
+// EventIn finds the event item of a serialized envelope (a stored record's),
+// parsing it.
+func EventIn(raw []byte) (envelope.ItemType, []byte) {
+	var env envelope.Envelope
+	if env.Parse(raw, &envelope.Limits{}) != nil {
+		return envelope.ItemUnknown, nil
+	}
+	return EventOf(&env)
+}
+
+// lenient is a string field an SDK may send as a number or boolean.
+type lenient string
+
+func (l *lenient) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*l = lenient(s)
+		return nil
+	}
+	if len(b) > 0 && b[0] != '{' && b[0] != '[' && !bytes.Equal(b, []byte("null")) {
+		*l = lenient(b)
+	}
+	return nil
+}
+
+type logEntry struct {
+	Message   lenient `json:"message"`
+	Formatted lenient `json:"formatted"`
+}
+
+type exception struct {
+	Type       lenient `json:"type"`
+	Value      lenient `json:"value"`
+	Stacktrace *struct {
+		Frames []struct {
+			AbsPath *string `json:"abs_path"`
+		} `json:"frames"`
+	} `json:"stacktrace"`
+}
+
+// cspReport is the CSP part of a security event (Baton's or Relay's
+// normalized "csp") or of a browser's raw report ("csp-report").
+type cspReport struct {
+	BlockedURI    *string `json:"blocked_uri"`
+	SourceFile    *string `json:"source_file"`
+	RawBlockedURI *string `json:"blocked-uri"`
+	RawSourceFile *string `json:"source-file"`
+	// Reporting API format (report-to): blockedURL, sourceFile.
+	BlockedURL     *string `json:"blockedURL"`
+	RawSourceFile2 *string `json:"sourceFile"`
+}
+
+func (c *cspReport) blocked() (string, bool) {
+	for _, p := range []*string{c.BlockedURI, c.RawBlockedURI, c.BlockedURL} {
+		if p != nil {
+			return *p, true
+		}
+	}
+	return "", false
+}
+
+func (c *cspReport) source() (string, bool) {
+	for _, p := range []*string{c.SourceFile, c.RawSourceFile, c.RawSourceFile2} {
+		if p != nil {
+			return *p, true
+		}
+	}
+	return "", false
+}
+
+// event is what inbound filters read of an event payload. It accepts an
+// event as the SDK sent it (message as a string, exception as a list,
+// headers as an object) as well as a normalized one.
+type event struct {
+	Type          string          `json:"type"`
+	Release       lenient         `json:"release"`
+	Dist          lenient         `json:"dist"`
+	Environment   lenient         `json:"environment"`
+	Transaction   lenient         `json:"transaction"`
+	Platform      lenient         `json:"platform"`
+	Logger        lenient         `json:"logger"`
+	Level         lenient         `json:"level"`
+	Message       json.RawMessage `json:"message"`
+	LogEntry      *logEntry       `json:"logentry"`
+	LegacyMessage *logEntry       `json:"sentry.interfaces.Message"`
+	Exception     json.RawMessage `json:"exception"`
+	User          *struct {
+		ID        lenient `json:"id"`
+		Email     lenient `json:"email"`
+		IPAddress lenient `json:"ip_address"`
+		Segment   lenient `json:"segment"`
+		Username  lenient `json:"username"`
+	} `json:"user"`
+	Request *struct {
+		URL     lenient         `json:"url"`
+		Method  lenient         `json:"method"`
+		Headers json.RawMessage `json:"headers"`
+	} `json:"request"`
+	Tags     json.RawMessage            `json:"tags"`
+	Contexts map[string]json.RawMessage `json:"contexts"`
+	SDK      *struct {
+		Name    lenient `json:"name"`
+		Version lenient `json:"version"`
+	} `json:"sdk"`
+	CSP       *cspReport `json:"csp"`
+	CSPReport *cspReport `json:"csp-report"`
+	Body      *cspReport `json:"body"` // one report of the Reporting API
+
+	kind       envelope.ItemType
+	exceptions []exception
+	headers    [][2]string
+}
+
+// parseEvent reads what filters need of payload, an item of type kind.
+func parseEvent(kind envelope.ItemType, payload []byte) *event {
+	e := &event{kind: kind}
+	p := bytes.TrimSpace(payload)
+	if kind == envelope.ItemRawSecurity && len(p) > 0 && p[0] == '[' {
+		// The Reporting API sends a list of reports: judge the first.
+		var list []json.RawMessage
+		if json.Unmarshal(p, &list) == nil && len(list) > 0 {
+			p = list[0]
+		}
+	}
+	if json.Unmarshal(p, e) != nil {
+		return &event{kind: kind}
+	}
+	e.decodeExceptions()
+	e.decodeHeaders()
+	return e
+}
+
+func (e *event) decodeExceptions() {
+	x := bytes.TrimSpace(e.Exception)
+	if len(x) == 0 {
+		return
+	}
+	if x[0] == '{' {
+		var v struct {
+			Values []exception `json:"values"`
+		}
+		if json.Unmarshal(x, &v) == nil {
+			e.exceptions = v.Values
+		}
+		return
+	}
+	_ = json.Unmarshal(x, &e.exceptions)
+}
+
+func (e *event) decodeHeaders() {
+	if e.Request == nil {
+		return
+	}
+	h := bytes.TrimSpace(e.Request.Headers)
+	if len(h) == 0 {
+		return
+	}
+	if h[0] == '{' {
+		var m map[string]lenient
+		if json.Unmarshal(h, &m) == nil {
+			for k, v := range m {
+				e.headers = append(e.headers, [2]string{k, string(v)})
+			}
+		}
+		return
+	}
+	var pairs [][]lenient
+	if json.Unmarshal(h, &pairs) == nil {
+		for _, p := range pairs {
+			if len(p) == 2 {
+				e.headers = append(e.headers, [2]string{string(p[0]), string(p[1])})
+			}
+		}
+	}
+}
+
+// header returns a request header, its name compared case-insensitively.
+func (e *event) header(name string) (string, bool) {
+	for _, h := range e.headers {
+		if strings.EqualFold(h[0], name) {
+			return h[1], true
+		}
+	}
+	return "", false
+}
+
+func (e *event) userAgent() (string, bool) { return e.header("User-Agent") }
+
+// isTransaction, isCSP: the event types filters single out.
+func (e *event) isTransaction() bool {
+	return e.kind == envelope.ItemTransaction || e.Type == "transaction"
+}
+
+func (e *event) csp() *cspReport {
+	switch {
+	case e.CSP != nil:
+		return e.CSP
+	case e.kind == envelope.ItemRawSecurity && e.CSPReport != nil:
+		return e.CSPReport
+	case e.kind == envelope.ItemRawSecurity && e.Body != nil:
+		return e.Body
+	}
+	return nil
+}
+
+// messages returns the logentry's message as Relay's normalization leaves
+// it: formatted, else message; a plain "message" string is formatted.
+func (e *event) message() (string, bool) {
+	le := e.LogEntry
+	if le == nil {
+		le = e.LegacyMessage
+	}
+	if le == nil && len(e.Message) > 0 {
+		var s string
+		if json.Unmarshal(e.Message, &s) == nil {
+			return s, true
+		}
+		le = &logEntry{}
+		if json.Unmarshal(e.Message, le) != nil {
+			return "", false
+		}
+	}
+	if le == nil {
+		return "", false
+	}
+	if le.Formatted != "" {
+		return string(le.Formatted), true
+	}
+	return string(le.Message), le.Message != ""
+}
+
+// ipAddress is the user's IP ({{auto}} was replaced by the client's).
+func (e *event) ipAddress() (string, bool) {
+	if e.User == nil || e.User.IPAddress == "" {
+		return "", false
+	}
+	return string(e.User.IPAddress), true
+}
+
+// Field answers the event.* names of generic filter conditions (Relay's
+// Getter for events): the fields below, tags and string context fields.
+func (e *event) Field(name string) (string, bool) {
+	name, ok := strings.CutPrefix(name, "event.")
+	if !ok {
+		return "", false
+	}
+	str := func(l lenient) (string, bool) { return string(l), l != "" }
+	switch name {
+	case "release":
+		return str(e.Release)
+	case "dist":
+		return str(e.Dist)
+	case "environment":
+		return str(e.Environment)
+	case "transaction":
+		if !e.isTransaction() {
+			return "", false
+		}
+		return str(e.Transaction)
+	case "platform":
+		if e.Platform == "" {
+			return "other", true
+		}
+		return str(e.Platform)
+	case "logger":
+		return str(e.Logger)
+	case "level":
+		return str(e.Level)
+	case "message":
+		return e.message()
+	case "user.id", "user.email", "user.segment", "user.username":
+		if e.User == nil {
+			return "", false
+		}
+		switch name {
+		case "user.id":
+			return str(e.User.ID)
+		case "user.email":
+			return str(e.User.Email)
+		case "user.segment":
+			return str(e.User.Segment)
+		default:
+			return str(e.User.Username)
+		}
+	case "user.ip_address":
+		return e.ipAddress()
+	case "request.url", "request.method":
+		if e.Request == nil {
+			return "", false
+		}
+		if name == "request.url" {
+			return str(e.Request.URL)
+		}
+		return str(e.Request.Method)
+	case "sdk.name", "sdk.version":
+		if e.SDK == nil {
+			return "", false
+		}
+		if name == "sdk.name" {
+			return str(e.SDK.Name)
+		}
+		return str(e.SDK.Version)
+	case "user_agent", "request.headers.user-agent":
+		return e.userAgent()
+	case "is_local_ip":
+		return strconv.FormatBool(matchLocalhost(e)), true
+	case "has_bad_browser_extensions":
+		return strconv.FormatBool(matchBrowserExtensions(e)), true
+	case "web_crawlers":
+		return strconv.FormatBool(matchWebCrawler(e)), true
+	}
+	if tag, ok := strings.CutPrefix(name, "tags."); ok {
+		return e.tag(tag)
+	}
+	if rest, ok := strings.CutPrefix(name, "contexts."); ok {
+		ctx, field, ok := strings.Cut(rest, ".")
+		if !ok {
+			return "", false
+		}
+		var m map[string]lenient
+		if json.Unmarshal(e.Contexts[ctx], &m) != nil {
+			return "", false
+		}
+		v, ok := m[field]
+		return string(v), ok && v != ""
+	}
+	return "", false
+}
+
+func (e *event) tag(name string) (string, bool) {
+	t := bytes.TrimSpace(e.Tags)
+	if len(t) == 0 {
+		return "", false
+	}
+	if t[0] == '{' {
+		var m map[string]lenient
+		if json.Unmarshal(t, &m) != nil {
+			return "", false
+		}
+		v, ok := m[name]
+		return string(v), ok
+	}
+	var pairs [][]lenient
+	if json.Unmarshal(t, &pairs) != nil {
+		return "", false
+	}
+	for _, p := range pairs {
+		if len(p) == 2 && string(p[0]) == name {
+			return string(p[1]), true
+		}
+	}
+	return "", false
+}
