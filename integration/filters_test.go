@@ -100,7 +100,7 @@ func TestManagedInboundFilters(t *testing.T) {
 			t.Errorf("%s dropped filtered = %d, want %d", class, got, want)
 		}
 	}
-	counts := n.r.FilterCounts()
+	counts := st.Filtered
 	for _, f := range filtered {
 		want := int64(1)
 		if f.filter == "release-version" {

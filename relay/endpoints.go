@@ -213,12 +213,16 @@ func (r *Relay) handleAttachments(ctx *fasthttp.RequestCtx, pid uint64, rawID []
 
 // Stats is the accounting snapshot served at /api/relay/stats/.
 type Stats struct {
-	Classes   map[string]outcome.ClassOutcomes `json:"classes"`
-	Rejected  map[string]int64                 `json:"rejected"`
-	Recovered outcome.Count                    `json:"recovered"`
-	Accepted  int64                            `json:"accepted_records"`
-	Delivered int64                            `json:"delivered_records"`
-	Dropped   int64                            `json:"dropped_records"`
+	Classes  map[string]outcome.ClassOutcomes `json:"classes"`
+	Rejected map[string]int64                 `json:"rejected"`
+	// Filtered counts the envelopes each inbound filter dropped, by Relay's
+	// filter name (or a generic filter's id); their items are in Classes
+	// as dropped "filtered".
+	Filtered  map[string]int64 `json:"filtered,omitempty"`
+	Recovered outcome.Count    `json:"recovered"`
+	Accepted  int64            `json:"accepted_records"`
+	Delivered int64            `json:"delivered_records"`
+	Dropped   int64            `json:"dropped_records"`
 	// Aggregated are raw metric records folded into buckets; Produced the
 	// records of flushed buckets (see metrics.aggregate).
 	Aggregated int64 `json:"aggregated_records"`
@@ -252,6 +256,7 @@ func (r *Relay) Stats() Stats {
 	st := Stats{
 		Classes:   r.outcomes.Snapshot(&r.recovered, &pending),
 		Rejected:  r.rejected.snapshot(),
+		Filtered:  r.enforcer.FilterCounts(),
 		Recovered: outcome.Total(&r.recovered),
 		Bodies:    BodyStats{InUse: r.bodies.Used(), Peak: r.bodies.Peak(), Budget: r.bodies.Max()},
 	}
