@@ -149,3 +149,44 @@ metrics:
 		t.Errorf("middle exit %d", code)
 	}
 }
+
+// TestRelayConfigDirProjectsPolled: in static mode the projects come from
+// projects/<id>.json, and a key added to a file is accepted once Baton has
+// re-read the directory (cache.file_interval: 1), without a restart.
+func TestRelayConfigDirProjectsPolled(t *testing.T) {
+	bin := crashBuildBaton(t)
+	sentry := newFakeSentry(t)
+	proj := func(keys ...string) string {
+		var pk []string
+		for _, k := range keys {
+			pk = append(pk, fmt.Sprintf(`{"publicKey": %q, "isEnabled": true}`, k))
+		}
+		return fmt.Sprintf(`{"publicKeys": [%s], "config": {"allowedDomains": ["*"]}}`, strings.Join(pk, ","))
+	}
+	dir := relayDir(t, fmt.Sprintf("relay: {mode: static, upstream: \"%s/\", port: 0}\ncache: {file_interval: 1}\n", sentry.url()),
+		map[string]string{"1": proj(crashKey(1))})
+	p := crashStartCmd(t, exec.Command(bin, "-c", dir, "run"))
+	c := crashClient(t)
+	p.waitReady(t, c, 20*time.Second)
+	if code, body, _, err := crashPost(c, p.base, 1, 8); err != nil || code != http.StatusOK {
+		t.Fatalf("key from projects/1.json: %d %s %v", code, body, err)
+	}
+	if code, _, _, err := crashPost(c, p.base, 2, 8); err != nil || code == http.StatusOK {
+		t.Fatalf("a key in no project file was accepted: %d %v", code, err)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "projects", "1.json"), []byte(proj(crashKey(1), crashKey(2))), 0o600))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, _, _, err := crashPost(c, p.base, 2, 8)
+		if err == nil && code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the key added to projects/1.json is still refused (%d %v)\n%s", code, err, crashTail(p.stderr.String(), 3000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(p.stderr.String(), "reloaded projects") {
+		t.Errorf("no reload logged:\n%s", p.stderr.String())
+	}
+}
