@@ -56,9 +56,10 @@ func Parse(name string, data []byte) (Config, error) {
 }
 
 type source struct {
-	name string
-	data []byte
-	err  error // reading failed
+	name  string
+	data  []byte
+	err   error // reading failed
+	relay *Dir  // non-nil: a Relay config.yml, translated (see relay.go)
 }
 
 // defaultTree is default.yaml parsed once; loads work on copies of it.
@@ -95,14 +96,20 @@ type loader struct {
 	bad       map[*yaml.Node]bool   // nodes that already have a problem
 	expanded  map[*yaml.Node]string // node → its text before ${} expansion
 	probs     problems
+	// relayNames maps Baton paths set from a Relay config.yml to the Relay
+	// key, so problems there name the key the user wrote.
+	relayNames map[string]string
+	relayRank  int
 }
 
 func newLoader() *loader {
 	return &loader{
-		fileOf:    make(map[*yaml.Node]int),
-		inherited: make(map[*yaml.Node]bool),
-		bad:       make(map[*yaml.Node]bool),
-		expanded:  make(map[*yaml.Node]string),
+		fileOf:     make(map[*yaml.Node]int),
+		inherited:  make(map[*yaml.Node]bool),
+		bad:        make(map[*yaml.Node]bool),
+		expanded:   make(map[*yaml.Node]string),
+		relayNames: make(map[string]string),
+		relayRank:  -1,
 	}
 }
 
@@ -120,7 +127,11 @@ func load(srcs []source) (Config, error) {
 	if len(l.probs) > 0 {
 		return Config{}, l.probs.sorted()
 	}
-	for _, n := range files {
+	for i, n := range files {
+		if srcs[i].relay != nil {
+			l.relayRank = l.fileOf[n]
+			n = l.translateRelay(n, srcs[i].relay)
+		}
 		l.merge(root, n, nil)
 	}
 	l.expandEnv(root, "")
@@ -134,6 +145,11 @@ func load(srcs []source) (Config, error) {
 	for _, p := range c.validate() {
 		if !d.covers(p.Field) {
 			l.probs = append(l.probs, p)
+		}
+	}
+	for i, p := range l.probs {
+		if r, ok := l.relayNames[p.Field]; ok && p.rank == l.relayRank {
+			l.probs[i].Field = r + " (" + p.Field + ")"
 		}
 	}
 	if errs := l.probs.sorted(); errs != nil {

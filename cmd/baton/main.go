@@ -45,6 +45,13 @@ Usage:
                                    print the normalized event (stdin when no FILE)
   baton version                    print the version
   baton help                       print this help
+
+A Relay config directory (Relay's -c/--config DIR) runs as is:
+  baton -c DIR run                 DIR/config.yml (Relay's keys), then DIR/baton.yml (Baton's) if present
+  baton -c DIR config check        validate the directory
+  baton -c DIR credentials generate|show
+                                   DIR/credentials.json, in Relay's format
+  baton --version                  Baton's version, then Relay's form ("relay X.Y.Z") on a second line
 `
 
 func main() {
@@ -59,9 +66,17 @@ const (
 )
 
 func run(args []string, stdout, stderr io.Writer) int {
+	dir, args, err := configDirFlag(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "baton: %v\n\n%s", err, usage)
+		return exitUsage
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
+	}
+	if dir != "" {
+		return runInDir(dir, args, stdout, stderr)
 	}
 	switch args[0] {
 	case "run":
@@ -74,8 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCredentials(args[1:], stdout, stderr)
 	case "normalize":
 		return cmdNormalize(args[1:], os.Stdin, stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "baton %s\n", version)
+	case "version", "--version", "-version", "-V":
+		printVersion(stdout)
 		return exitOK
 	case "help", "--help", "-help", "-h":
 		fmt.Fprint(stdout, usage)
@@ -119,7 +134,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "baton: invalid configuration:\n%v\n", err)
 		return exitError
 	}
+	return serve(cfg, func() (config.Config, error) { return config.Load(files...) }, nil, stdout, stderr)
+}
+
+// serve runs the relay until SIGINT or SIGTERM. reload re-reads the
+// configuration for SIGHUP; dir, when not nil, is a Relay config directory
+// whose projects/ is re-read every cache.file_interval.
+func serve(cfg config.Config, reload func() (config.Config, error), dir *config.Dir, stdout, stderr io.Writer) int {
 	log := newLogger(cfg, stderr)
+	if dir != nil && len(dir.Ignored) > 0 {
+		log.Warn("Relay settings Baton does not use (README: Relay's config directory)", "dir", dir.Path, "ignored", strings.Join(dir.Ignored, ", "))
+	}
 	mem, err := decideMemoryLimit(cfg, limitSources{env: os.LookupEnv, cgroup: memlimit.FromCgroup, cgo: cgoBuild})
 	if err != nil {
 		log.Warn("no memory limit derived", "err", err)
@@ -151,12 +176,24 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	var poll <-chan time.Time
+	var stamp string
+	if dir != nil && cfg.Mode != config.ModeProxy {
+		t := time.NewTicker(dir.FileInterval)
+		defer t.Stop()
+		poll, stamp = t.C, projectsStamp(dir.ProjectsDir())
+	}
 	for reloading := true; reloading; {
 		select {
 		case <-ctx.Done():
 			reloading = false
 		case <-hup:
-			reloadProjects(r, files, log)
+			reloadProjects(r, reload, log)
+		case <-poll:
+			if s := projectsStamp(dir.ProjectsDir()); s != stamp {
+				stamp = s
+				reloadProjects(r, reload, log)
+			}
 		}
 	}
 	stop() // a second Ctrl-C kills at once
@@ -172,8 +209,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 // reloadProjects re-reads the config files on SIGHUP and swaps in their
 // projects; a bad file keeps the projects in force.
-func reloadProjects(r *relay.Relay, files []string, log *slog.Logger) {
-	cfg, err := config.Load(files...)
+func reloadProjects(r *relay.Relay, reload func() (config.Config, error), log *slog.Logger) {
+	cfg, err := reload()
 	if err != nil {
 		log.Error("reload failed; the current projects stay in force", "err", err)
 		return
@@ -276,13 +313,22 @@ const credentialsUsage = "Usage: baton credentials generate [--config FILE]... [
 // cmdCredentials manages the relay identity in managed.credentials (by
 // default <buffer.dir>/credentials.json), in Relay's file format.
 func cmdCredentials(args []string, stdout, stderr io.Writer) int {
+	return credentials(args, stdout, stderr, strings.TrimPrefix(strings.TrimSpace(credentialsUsage), "Usage: "),
+		func(files []string) (config.Config, error) { return config.Load(files...) })
+}
+
+// credentials runs a credentials subcommand; load reads the configuration
+// that names the credentials file (--config files, when help offers them).
+func credentials(args []string, stdout, stderr io.Writer, help string, load func([]string) (config.Config, error)) int {
 	if len(args) == 0 || (args[0] != "generate" && args[0] != "show") {
-		fmt.Fprint(stderr, credentialsUsage)
+		fmt.Fprintf(stderr, "Usage: %s\n", help)
 		return exitUsage
 	}
-	fs := newFlagSet("baton credentials "+args[0], stderr, strings.TrimPrefix(strings.TrimSpace(credentialsUsage), "Usage: "))
+	fs := newFlagSet("baton credentials "+args[0], stderr, help)
 	var files configFlags
-	fs.Var(&files, "config", "config file naming managed.credentials; repeat to overlay")
+	if strings.Contains(help, "--config") {
+		fs.Var(&files, "config", "config file naming managed.credentials; repeat to overlay")
+	}
 	overwrite := false
 	if args[0] == "generate" {
 		fs.BoolVar(&overwrite, "overwrite", false, "replace existing credentials (the upstream must then accept the new key)")
@@ -293,7 +339,7 @@ func cmdCredentials(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	cfg, err := config.Load(files...)
+	cfg, err := load(files)
 	if err != nil {
 		fmt.Fprintf(stderr, "baton: invalid configuration:\n%v\n", err)
 		return exitError

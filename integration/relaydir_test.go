@@ -1,0 +1,192 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// relayDir writes a Relay config directory: config.yml and the given
+// projects/<id>.json files.
+func relayDir(t *testing.T, configYML string, projects map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(configYML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for id, body := range projects {
+		must(t, os.MkdirAll(filepath.Join(dir, "projects"), 0o755))
+		must(t, os.WriteFile(filepath.Join(dir, "projects", id+".json"), []byte(body), 0o600))
+	}
+	return dir
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// batonCLI runs the baton binary to completion and returns its stdout.
+func batonCLI(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("baton %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// TestRelayConfigDirChain runs the binary the way Relay's own test suite
+// runs Relay: `baton -c DIR credentials generate`, then `baton -c DIR run`
+// on a directory holding only Relay's files. The middle Baton is managed by
+// a fake Sentry; a second Baton, also from a Relay directory, is chained
+// behind it and trusted through the middle one's auth.static_relays. An
+// envelope sent to the bottom one reaches the fake Sentry; the middle one
+// reports the Relay keys it ignores once, at start.
+func TestRelayConfigDirChain(t *testing.T) {
+	bin := crashBuildBaton(t)
+	if out := batonCLI(t, bin, "--version"); !strings.Contains(out, "\nrelay ") {
+		t.Errorf("--version has no Relay form: %q", out)
+	}
+	sentry := newFakeSentry(t)
+	key := crashKey(1)
+	sentry.setProject(key, fakeSentryProjectState(1, key, "r1", nil))
+
+	// The bottom relay first: its identity goes into the middle one's config.
+	bottom := relayDir(t, "relay: {mode: managed, upstream: \"http://127.0.0.1:1/\", host: 127.0.0.1, port: 0}\n", nil)
+	batonCLI(t, bin, "-c", bottom, "credentials", "generate")
+	var creds struct {
+		ID        string `json:"id"`
+		PublicKey string `json:"public_key"`
+		SecretKey string `json:"secret_key"`
+	}
+	raw, err := os.ReadFile(filepath.Join(bottom, "credentials.json"))
+	must(t, err)
+	must(t, json.Unmarshal(raw, &creds))
+	if creds.ID == "" || creds.PublicKey == "" || creds.SecretKey == "" {
+		t.Fatalf("credentials.json is not Relay's format: %s", raw)
+	}
+
+	middle := relayDir(t, fmt.Sprintf(`relay:
+  mode: managed
+  upstream: %s/
+  host: 127.0.0.1
+  port: 0
+  tls_identity_path: relay.pfx
+http:
+  timeout: 5
+  encoding: gzip
+cache:
+  batch_interval: 0
+  file_interval: 1
+auth:
+  static_relays:
+    %s:
+      public_key: %s
+      internal: true
+logging:
+  level: info
+metrics:
+  statsd: 127.0.0.1:8125
+`, sentry.url(), creds.ID, creds.PublicKey), nil)
+	batonCLI(t, bin, "-c", middle, "credentials", "generate")
+	if out := batonCLI(t, bin, "-c", middle, "config", "check"); !strings.Contains(out, "ok") || !strings.Contains(out, "metrics.statsd") {
+		t.Errorf("config check: %q", out)
+	}
+	mid := crashStartCmd(t, exec.Command(bin, "-c", middle, "run"))
+	c := crashClient(t)
+	mid.waitReady(t, c, 20*time.Second)
+	if n := strings.Count(mid.stderr.String(), "Relay settings Baton does not use"); n != 1 ||
+		!strings.Contains(mid.stderr.String(), "relay.tls_identity_path, metrics.statsd") && !strings.Contains(mid.stderr.String(), "metrics.statsd, relay.tls_identity_path") {
+		t.Errorf("ignored keys reported %d times:\n%s", n, mid.stderr.String())
+	}
+
+	// Point the bottom relay at the middle one and start it.
+	must(t, os.WriteFile(filepath.Join(bottom, "config.yml"), []byte(fmt.Sprintf(
+		"relay: {mode: managed, upstream: \"%s/\", host: 127.0.0.1, port: 0}\ncache: {batch_interval: 0}\n", mid.base)), 0o600))
+	bot := crashStartCmd(t, exec.Command(bin, "-c", bottom, "run"))
+	bot.waitReady(t, c, 20*time.Second)
+
+	code, body, _, err := crashPost(c, bot.base, 1, 16)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("post to the bottom relay: %d %s %v\nbottom stderr:\n%s", code, body, err, crashTail(bot.stderr.String(), 3000))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		found := false
+		for _, e := range sentry.envelopes() {
+			if seq, _, ok := crashParse(e.Body); ok && seq == 1 {
+				found = true
+			}
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the envelope did not reach the fake Sentry through two Batons\nmiddle:\n%s\nbottom:\n%s",
+				crashTail(mid.stderr.String(), 3000), crashTail(bot.stderr.String(), 3000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if reg := sentry.registered(); len(reg) != 1 {
+		t.Errorf("registered with the fake Sentry: %v, want the middle relay only", reg)
+	}
+	if code := bot.stop(t, 20*time.Second); code != 0 {
+		t.Errorf("bottom exit %d", code)
+	}
+	if code := mid.stop(t, 20*time.Second); code != 0 {
+		t.Errorf("middle exit %d", code)
+	}
+}
+
+// TestRelayConfigDirProjectsPolled: in static mode the projects come from
+// projects/<id>.json, and a key added to a file is accepted once Baton has
+// re-read the directory (cache.file_interval: 1), without a restart.
+func TestRelayConfigDirProjectsPolled(t *testing.T) {
+	bin := crashBuildBaton(t)
+	sentry := newFakeSentry(t)
+	proj := func(keys ...string) string {
+		var pk []string
+		for _, k := range keys {
+			pk = append(pk, fmt.Sprintf(`{"publicKey": %q, "isEnabled": true}`, k))
+		}
+		return fmt.Sprintf(`{"publicKeys": [%s], "config": {"allowedDomains": ["*"]}}`, strings.Join(pk, ","))
+	}
+	dir := relayDir(t, fmt.Sprintf("relay: {mode: static, upstream: \"%s/\", port: 0}\ncache: {file_interval: 1}\n", sentry.url()),
+		map[string]string{"1": proj(crashKey(1))})
+	p := crashStartCmd(t, exec.Command(bin, "-c", dir, "run"))
+	c := crashClient(t)
+	p.waitReady(t, c, 20*time.Second)
+	if code, body, _, err := crashPost(c, p.base, 1, 8); err != nil || code != http.StatusOK {
+		t.Fatalf("key from projects/1.json: %d %s %v", code, body, err)
+	}
+	if code, _, _, err := crashPost(c, p.base, 2, 8); err != nil || code == http.StatusOK {
+		t.Fatalf("a key in no project file was accepted: %d %v", code, err)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "projects", "1.json"), []byte(proj(crashKey(1), crashKey(2))), 0o600))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, _, _, err := crashPost(c, p.base, 2, 8)
+		if err == nil && code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the key added to projects/1.json is still refused (%d %v)\n%s", code, err, crashTail(p.stderr.String(), 3000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(p.stderr.String(), "reloaded projects") {
+		t.Errorf("no reload logged:\n%s", p.stderr.String())
+	}
+}
