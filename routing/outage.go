@@ -115,7 +115,7 @@ func (u *Upstream) netFailed(n *upstreamNode, err error) {
 	}
 	u.outages.Add(1)
 	u.opts.Logger.Warn("upstream unreachable: pausing sends to it and probing "+LivePath,
-		"upstream", n.base, "failing_for", time.Duration(now.UnixNano()-first).Round(time.Millisecond), "err", err)
+		"url", n.base, "failing_for", time.Duration(now.UnixNano()-first).Round(time.Millisecond), "err", err)
 	u.probers.Add(1)
 	go u.probe(n, o)
 }
@@ -130,13 +130,21 @@ func (u *Upstream) endOutage(n *upstreamNode, o *outage, why string) {
 	n.failures.Store(0)
 	n.ejectedUntil.Store(0)
 	close(o.done)
-	u.opts.Logger.Info("upstream reachable again: resuming sends", "upstream", n.base,
+	u.opts.Logger.Info("upstream reachable again: resuming sends", "url", n.base,
 		"outage", u.opts.Now().Sub(o.since).Round(time.Millisecond), "because", why)
 }
 
 // probe checks n's LivePath with backoff until it answers, then ends o.
 func (u *Upstream) probe(n *upstreamNode, o *outage) {
 	defer u.probers.Done()
+	// Its own client: one attempt per probe (fasthttp retries a failed GET
+	// on the node's), on a connection of its own.
+	hc := &fasthttp.HostClient{
+		Addr: n.hc.Addr, IsTLS: n.hc.IsTLS, TLSConfig: n.hc.TLSConfig, Dial: n.hc.Dial, Name: n.hc.Name,
+		MaxConns: 1, MaxIdemponentCallAttempts: 1, MaxIdleConnDuration: n.hc.MaxIdleConnDuration,
+		ReadTimeout: u.opts.Timeout, WriteTimeout: u.opts.Timeout,
+	}
+	defer hc.CloseIdleConnections()
 	d := probeBackoff(0, u.opts.MaxRetryInterval)
 	o.mu.Lock()
 	o.next = u.opts.Now().Add(d)
@@ -153,7 +161,7 @@ func (u *Upstream) probe(n *upstreamNode, o *outage) {
 		o.mu.Lock()
 		o.probing = ch
 		o.mu.Unlock()
-		up := u.checkLive(n)
+		up := u.checkLive(hc, n)
 		if up {
 			u.endOutage(n, o, "its health check answered")
 		} else {
@@ -182,7 +190,7 @@ func probeBackoff(attempt int, limit time.Duration) time.Duration {
 
 // checkLive reports whether n answers GET LivePath with anything but a
 // network failure.
-func (u *Upstream) checkLive(n *upstreamNode) bool {
+func (u *Upstream) checkLive(hc *fasthttp.HostClient, n *upstreamNode) bool {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -191,7 +199,7 @@ func (u *Upstream) checkLive(n *upstreamNode) bool {
 	req.Header.SetMethod(fasthttp.MethodGet)
 	req.Header.SetUserAgent(u.opts.UserAgent)
 	resp.SkipBody = true
-	if err := n.hc.DoDeadline(req, resp, time.Now().Add(u.opts.Timeout)); err != nil {
+	if err := hc.DoDeadline(req, resp, time.Now().Add(u.opts.Timeout)); err != nil {
 		return false
 	}
 	return !isNetworkStatus(resp.StatusCode())
