@@ -124,7 +124,9 @@ func TestUpstreamNetworkOutage(t *testing.T) {
 
 	ln.down.Store(false)
 	fakeWaitFor(t, 10*time.Second, func() bool { return len(up.delivered()) > 0 && node.r.Stats().Pending == 0 },
-		func() string { return fmt.Sprintf("after recovery: pending %d, delivered %d", node.r.Stats().Pending, len(up.delivered())) })
+		func() string {
+			return fmt.Sprintf("after recovery: pending %d, delivered %d", node.r.Stats().Pending, len(up.delivered()))
+		})
 	_, delivered := probes(up.delivered())
 	seqs, _ := faultSeqs(t, tag, delivered)
 	seen := map[int]bool{}
