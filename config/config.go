@@ -234,6 +234,10 @@ type Upstream struct {
 	ProbeInterval time.Duration `yaml:"probe_interval"`
 	// MaxRetryInterval caps the backoff between retries. Default: 60s.
 	MaxRetryInterval time.Duration `yaml:"max_retry_interval"`
+	// OutageGracePeriod is how long a URL's requests may fail at the
+	// network level before Baton pauses it and probes its health check
+	// (Relay's http.outage_grace_period). Default: 10s.
+	OutageGracePeriod time.Duration `yaml:"outage_grace_period"`
 }
 
 // Compression is a compression codec name.

@@ -151,6 +151,17 @@ func (r *Relay) handleMetrics(ctx *fasthttp.RequestCtx) {
 			}
 		}
 	}
+	if pools := r.sinks.Upstreams(); len(pools) > 0 {
+		names := slices.Sorted(maps.Keys(pools))
+		b = fmt.Appendf(b, "# HELP baton_upstream_outage_urls URLs of the upstream in outage: unreachable, paused and probed until they answer.\n# TYPE baton_upstream_outage_urls gauge\n")
+		for _, name := range names {
+			b = fmt.Appendf(b, "baton_upstream_outage_urls{upstream=%q} %d\n", name, pools[name].State().Outage)
+		}
+		counter("baton_upstream_outages_total", "Outages the upstream's URLs entered since start.")
+		for _, name := range names {
+			b = fmt.Appendf(b, "baton_upstream_outages_total{upstream=%q} %d\n", name, pools[name].State().Outages)
+		}
+	}
 	ready := int64(0)
 	if r.ready() {
 		ready = 1

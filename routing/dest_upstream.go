@@ -29,14 +29,17 @@ func openUpstream(env *Env, name string) (*Upstream, error) {
 		}
 		connectTimeout := uc.ConnectTimeout
 		u, err := NewUpstream(UpstreamOptions{
-			URLs:            uc.URLs,
-			Compression:     string(uc.Compression),
-			Timeout:         uc.Timeout,
-			MaxFailures:     maxFailures,
-			ProbeInterval:   uc.ProbeInterval,
-			MaxConnsPerHost: uc.MaxConns,
-			UserAgent:       env.UserAgent,
-			Sign:            env.Sign,
+			URLs:              uc.URLs,
+			Compression:       string(uc.Compression),
+			Timeout:           uc.Timeout,
+			MaxFailures:       maxFailures,
+			ProbeInterval:     uc.ProbeInterval,
+			OutageGracePeriod: uc.OutageGracePeriod,
+			MaxRetryInterval:  uc.MaxRetryInterval,
+			MaxConnsPerHost:   uc.MaxConns,
+			UserAgent:         env.UserAgent,
+			Sign:              env.Sign,
+			Logger:            env.Logger.With("upstream", name),
 			Dial: func(addr string) (net.Conn, error) {
 				return fasthttp.DialTimeout(addr, connectTimeout)
 			},
@@ -62,4 +65,14 @@ func (s *Sinks) FirstUpstream() *Upstream {
 		return pools[0]
 	}
 	return nil
+}
+
+// Upstreams returns the upstream pools opened, by name.
+func (s *Sinks) Upstreams() map[string]*Upstream {
+	names, pools := sharedOf[*Upstream](s, "upstream")
+	m := make(map[string]*Upstream, len(names))
+	for i, name := range names {
+		m[name] = pools[i]
+	}
+	return m
 }

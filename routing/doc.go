@@ -24,7 +24,9 @@
 //     with fasthttp, compressed, with the client's auth and address, and
 //     sent_at moved forward by the time spent in the buffer. Public keys are
 //     spread over the pool by rendezvous hashing; nodes that keep failing
-//     are ejected for ProbeInterval and re-admitted by a trial request.
+//     are ejected for ProbeInterval and re-admitted by a trial request;
+//     nodes unreachable for OutageGracePeriod are paused and re-admitted
+//     when their health check answers (outage mode, outage.go).
 //
 // Destinations are opened through a registry: [Open] reads every class's
 // route (a config.Destination, one kind per route) and calls the [Factory]

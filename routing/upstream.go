@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -72,8 +73,20 @@ type UpstreamOptions struct {
 	Sign func(req *fasthttp.Request)
 	// Dial replaces the dialer (tests, proxies).
 	Dial fasthttp.DialFunc
+	// OutageGracePeriod is how long a node's requests may fail at the
+	// network level (no answer, or 502-504) before it enters outage mode
+	// (outage.go). Default 10 s, Relay's http.outage_grace_period.
+	OutageGracePeriod time.Duration
+	// MaxRetryInterval caps the backoff between outage probes. Default
+	// 60 s, Relay's http.max_retry_interval.
+	MaxRetryInterval time.Duration
+	// Logger receives a line per outage and recovery. Default
+	// slog.Default().
+	Logger *slog.Logger
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// After waits for the outage prober's backoff. Default time.After.
+	After func(time.Duration) <-chan time.Time
 }
 
 // StatusError is an upstream answer other than 2xx. Send wraps it with
@@ -111,7 +124,10 @@ type Upstream struct {
 	gzipPool sync.Pool
 	zstdEnc  *zstd.Encoder
 
-	closed atomic.Bool
+	closed  atomic.Bool
+	stop    chan struct{} // closed by Close: probers end
+	probers sync.WaitGroup
+	outages atomic.Uint64
 }
 
 type upstreamNode struct {
@@ -125,6 +141,10 @@ type upstreamNode struct {
 	// ejectedUntil is 0 for a healthy node, else the unix-nano time from
 	// which the next request may try it.
 	ejectedUntil atomic.Int64
+	// netErrSince is the unix-nano time of the first network failure
+	// since the last answer, or 0; outage is set while in outage mode.
+	netErrSince atomic.Int64
+	outage      atomic.Pointer[outage]
 }
 
 // NewUpstream validates opts and builds the node pool. It does not connect.
@@ -150,10 +170,22 @@ func NewUpstream(opts UpstreamOptions) (*Upstream, error) {
 	if opts.UserAgent == "" {
 		opts.UserAgent = DefaultUserAgent
 	}
+	if opts.OutageGracePeriod <= 0 {
+		opts.OutageGracePeriod = DefaultUpstreamOutageGracePeriod
+	}
+	if opts.MaxRetryInterval <= 0 {
+		opts.MaxRetryInterval = DefaultUpstreamMaxRetryInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	u := &Upstream{opts: opts}
+	if opts.After == nil {
+		opts.After = time.After
+	}
+	u := &Upstream{opts: opts, stop: make(chan struct{})}
 	switch strings.ToLower(opts.Compression) {
 	case "", DefaultUpstreamCompression:
 		u.opts.Compression = DefaultUpstreamCompression
@@ -217,11 +249,13 @@ func newUpstreamNode(raw string, o *UpstreamOptions) (*upstreamNode, error) {
 	}, nil
 }
 
-// Close rejects further sends and closes idle connections.
-func (u *Upstream) Close(context.Context) error {
+// Close rejects further sends, ends the outage probers (waiting for a
+// probe in flight until ctx ends) and closes idle connections.
+func (u *Upstream) Close(ctx context.Context) error {
 	if u.closed.Swap(true) {
 		return nil
 	}
+	u.stopProbers(ctx)
 	for _, n := range u.nodes {
 		n.hc.CloseIdleConnections()
 	}
@@ -322,6 +356,9 @@ func (u *Upstream) sendOne(ctx context.Context, m *Message) error {
 		pickBy = "shard:" + m.Shard
 	}
 	n := u.pick(pickBy)
+	if err := u.available(ctx, n); err != nil {
+		return err
+	}
 
 	// body backs req's body (SetBodyRaw): released after req.
 	body := bytebufferpool.Get()
@@ -339,14 +376,11 @@ func (u *Upstream) sendOne(ctx context.Context, m *Message) error {
 			return ctxErr // the caller gave up, not a node failure
 		}
 		n.fail(u)
+		u.netFailed(n, err)
 		return fmt.Errorf("routing: upstream %s: %w", n.base, err)
 	}
 	err = u.classify(resp, m.Envelope)
-	if isNodeFailure(resp.StatusCode()) {
-		n.fail(u)
-	} else {
-		n.ok()
-	}
+	u.answered(n, resp.StatusCode())
 	if err != nil {
 		return fmt.Errorf("routing: upstream %s: %w", n.base, err)
 	}
@@ -469,6 +503,20 @@ func Snippet(b []byte) string {
 	return strings.TrimSpace(string(b))
 }
 
+// answered notes n's answer with status: toward ejection and outage.
+func (u *Upstream) answered(n *upstreamNode, status int) {
+	if isNodeFailure(status) {
+		n.fail(u)
+	} else {
+		n.ok()
+	}
+	if isNetworkStatus(status) {
+		u.netFailed(n, fmt.Errorf("answered %d", status))
+	} else {
+		u.received(n)
+	}
+}
+
 func (n *upstreamNode) ok() {
 	n.failures.Store(0)
 	n.ejectedUntil.Store(0)
@@ -482,10 +530,11 @@ func (n *upstreamNode) fail(u *Upstream) {
 }
 
 // pick returns the node for key: the highest rendezvous score among the
-// nodes that are not ejected. A node whose ejection expired competes too;
-// the first request that picks it claims the trial by moving its ejection
-// forward, so only one request probes it per interval. With every node
-// ejected it falls back to the plain rendezvous choice.
+// nodes that are neither ejected nor in outage. A node whose ejection
+// expired competes too; the first request that picks it claims the trial
+// by moving its ejection forward, so only one request probes it per
+// interval. With every node ejected or in outage it falls back to the
+// plain rendezvous choice among the nodes not in outage, else among all.
 func (u *Upstream) pick(key string) *upstreamNode {
 	if len(u.nodes) == 1 {
 		return u.nodes[0]
@@ -500,7 +549,7 @@ func (u *Upstream) pick(key string) *upstreamNode {
 				continue
 			}
 			until := n.ejectedUntil.Load()
-			if until != 0 && now < until {
+			if until != 0 && now < until || n.outage.Load() != nil {
 				continue
 			}
 			if s := rendezvousScore(kh, n.seed); best < 0 || s > bestScore {
@@ -522,10 +571,11 @@ func (u *Upstream) pick(key string) *upstreamNode {
 			skip |= 1 << best
 		}
 	}
-	best, bestScore := 0, uint64(0)
+	best, bestScore, bestUp := 0, uint64(0), false
 	for i, n := range u.nodes {
-		if s := rendezvousScore(kh, n.seed); s > bestScore {
-			best, bestScore = i, s
+		up := n.outage.Load() == nil
+		if s := rendezvousScore(kh, n.seed); up && !bestUp || up == bestUp && s > bestScore {
+			best, bestScore, bestUp = i, s, up
 		}
 	}
 	return u.nodes[best]
@@ -568,6 +618,9 @@ func (u *Upstream) Forward(ctx context.Context, req *fasthttp.Request, resp *fas
 		return err
 	}
 	n := u.first()
+	if err := u.available(ctx, n); err != nil {
+		return err
+	}
 	uri := req.URI()
 	if n.prefix != "" {
 		uri.SetPathBytes(append([]byte(n.prefix), uri.PathOriginal()...))
@@ -584,22 +637,29 @@ func (u *Upstream) Forward(ctx context.Context, req *fasthttp.Request, resp *fas
 			return ctxErr // the caller gave up, not a node failure
 		}
 		n.fail(u)
+		u.netFailed(n, err)
 		return fmt.Errorf("routing: upstream forward to %s: %w", n.base, err)
 	}
-	if isNodeFailure(resp.StatusCode()) {
-		n.fail(u)
-	} else {
-		n.ok()
-	}
+	u.answered(n, resp.StatusCode())
 	return nil
 }
 
 // first returns the first healthy node in configuration order, claiming a
-// trial like pick does, or the first node when all are ejected.
+// trial like pick does, or when all are ejected or in outage the first
+// not in outage, else the first node.
 func (u *Upstream) first() *upstreamNode {
 	now := u.opts.Now().UnixNano()
+	fallback := u.nodes[0]
+	for i := len(u.nodes) - 1; i >= 0; i-- {
+		if u.nodes[i].outage.Load() == nil {
+			fallback = u.nodes[i]
+		}
+	}
 	for _, n := range u.nodes {
 		until := n.ejectedUntil.Load()
+		if n.outage.Load() != nil {
+			continue
+		}
 		if until == 0 {
 			return n
 		}
@@ -607,5 +667,5 @@ func (u *Upstream) first() *upstreamNode {
 			return n
 		}
 	}
-	return u.nodes[0]
+	return fallback
 }

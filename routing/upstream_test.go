@@ -40,6 +40,12 @@ func newFakeUpstream(t testing.TB) *fakeUpstream {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveFakeUpstream(t, ln)
+}
+
+// serveFakeUpstream serves a fakeUpstream on ln until the test ends.
+func serveFakeUpstream(t testing.TB, ln net.Listener) *fakeUpstream {
+	t.Helper()
 	f := &fakeUpstream{url: "http://" + ln.Addr().String()}
 	srv := &fasthttp.Server{Handler: f.serve, DisableHeaderNamesNormalizing: true, MaxIdleWorkerDuration: 20 * time.Millisecond}
 	done := make(chan struct{})

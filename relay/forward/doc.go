@@ -24,6 +24,7 @@
 //	                                  nil ─────────────► Deliver
 //	                                  Permanent ───────► Drop (invalid)
 //	                                  401, managed ────► Reregister(gen), retry (ReauthAttempts)
+//	                                  ErrOutage only ──► retry after the upstream's next probe
 //	                                  other ───────────► retry after max(largest Retry-After, backoff)
 //	            ──► all settled ──► Ack(last seq)
 //

@@ -167,6 +167,7 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 			wait     time.Duration
 			firstErr error
 			reauth   bool
+			outage   = true // every retryable failure is routing.ErrOutage
 		)
 		n, progress := 0, false
 		for i, err := range f.errs {
@@ -190,6 +191,7 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 				if firstErr == nil && !errors.Is(err, routing.ErrHeldBack) {
 					firstErr = err
 				}
+				outage = outage && (errors.Is(err, routing.ErrOutage) || errors.Is(err, routing.ErrHeldBack))
 				msgs[n], items[n] = msgs[i], items[i]
 				n++
 			}
@@ -211,6 +213,15 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 		// of the batch starts the schedule again.
 		if progress {
 			failures = 0
+		}
+		if outage && !reauth {
+			// The upstream is down and its prober says when it next
+			// checks (and logs the outage): wait for that, not a backoff
+			// of our own, to resume as soon as it answers.
+			if !sleep(ctx, f.o.Clock, max(wait, MinBackoff)) {
+				return false
+			}
+			continue
 		}
 		if failures == 0 || failures%10 == 0 {
 			f.o.Logger.Warn("delivery failed; retrying", "attempt", attempt, "waiting", n, "err", firstErr)

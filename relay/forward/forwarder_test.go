@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -386,5 +387,36 @@ func TestBackoffBounds(t *testing.T) {
 		if d < hi/2 || d > hi {
 			t.Fatalf("backoff(%d) = %v, want [%v, %v]", f, d, hi/2, hi)
 		}
+	}
+}
+
+// An upstream in outage (routing.ErrOutage) says when it probes next:
+// the forwarder waits exactly that, however long the outage lasts, instead
+// of a backoff of its own that would delay the resumption.
+func TestOutageWaitsForTheProbe(t *testing.T) {
+	b, _ := openBuffer(t)
+	appendRecs(t, b, errsStream, envelope.ClassError, 1, 2)
+	down := fmt.Errorf("routing: upstream x: %w", routing.ErrOutage)
+	sink := &fakeSink{script: func(_ context.Context, call int, msgs []routing.Message) []error {
+		switch {
+		case call < 5:
+			return []error{routing.Throttled(down, 3*time.Second), routing.ErrHeldBack}
+		case call == 5:
+			return []error{routing.Throttled(down, 0), routing.ErrHeldBack} // probe overdue
+		}
+		return each(len(msgs), nil)
+	}}
+	clk := newClock(false)
+	ab, _, _ := startForwarder(t, b, sink, clk, ForwarderOptions{})
+	for i := range 6 {
+		w := clk.Next(t, guard)
+		if want := map[bool]time.Duration{true: 3 * time.Second, false: MinBackoff}[i < 5]; w.D != want {
+			t.Fatalf("wait %d in outage: %v, want %v", i, w.D, want)
+		}
+		w.Fire()
+	}
+	waitAck(t, ab.acks)
+	if n := len(sink.sent()); n != 7 {
+		t.Fatalf("%d sends, want 7", n)
 	}
 }
