@@ -152,6 +152,7 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 
 	msgs, items := f.msgs, f.items
 	failures := 0 // consecutive attempts that delivered nothing
+	reauths := 0  // attempts answered with 401: a long outage before one must not use them up
 	for attempt := 1; len(msgs) > 0; attempt++ {
 		f.errs = slices.Grow(f.errs[:0], len(msgs))[:len(msgs)]
 		clear(f.errs)
@@ -175,7 +176,7 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 			case err == nil:
 				f.o.Outcomes.Deliver(f.class, 1, items[i])
 				progress = true
-			case attempt <= ReauthAttempts && f.unauthorized(err):
+			case reauths < ReauthAttempts && f.unauthorized(err):
 				// Kept for a retry after registering again.
 				reauth = true
 				msgs[n], items[n] = msgs[i], items[i]
@@ -197,6 +198,7 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 			}
 		}
 		if reauth {
+			reauths++
 			// An upstream that restarted or expired the registration
 			// refuses the relay until it registers again, and that must
 			// not drop data. A real bad key keeps answering 401 and is

@@ -258,6 +258,32 @@ func TestBadKeyDroppedAfterReauthAttempts(t *testing.T) {
 	}
 }
 
+// A 401 after many failed attempts (an upstream that was down, then came
+// back having forgotten the registration) still re-registers: the
+// re-registration budget counts 401 answers, not attempts.
+func Test401AfterLongOutageReregisters(t *testing.T) {
+	b, _ := openBuffer(t)
+	appendRecs(t, b, errsStream, envelope.ClassError, 1)
+	reg := &fakeRegistrar{}
+	sink := &fakeSink{script: func(_ context.Context, call int, msgs []routing.Message) []error {
+		switch {
+		case call < 2*ReauthAttempts:
+			return each(len(msgs), &routing.StatusError{Status: 502})
+		case call == 2*ReauthAttempts:
+			return each(len(msgs), unauthorized)
+		}
+		return make([]error, len(msgs))
+	}}
+	ab, rec, _ := startForwarder(t, b, sink, newClock(true), ForwarderOptions{Registrar: reg})
+	waitAck(t, ab.acks)
+	if _, regs := reg.stats(); regs != 1 {
+		t.Fatalf("%d registrations, want 1", regs)
+	}
+	if got := rec.get(); got.delivered.Records != 1 || got.dropped[outcome.ReasonInvalid].Records != 0 {
+		t.Fatalf("outcomes %+v: the record must be delivered, not dropped", got)
+	}
+}
+
 // Held back behind a failed record of its project (routing.ErrHeldBack),
 // a record is retried after it, in order; other projects go on.
 func TestHeldBackKeepsProjectOrder(t *testing.T) {
