@@ -46,6 +46,8 @@ type Config struct {
 	// Metrics configures metric aggregation, cardinality limits and
 	// steering.
 	Metrics Metrics `yaml:"metrics"`
+	// Outcomes configures how Baton reports what it drops to Sentry.
+	Outcomes Outcomes `yaml:"outcomes"`
 	// Telemetry configures logs and metrics.
 	Telemetry Telemetry `yaml:"telemetry"`
 	// Runtime tunes the Go runtime Baton runs on.
@@ -454,6 +456,22 @@ type Metrics struct {
 	// CardinalityScopes bounds the (project, namespace) pairs tracked.
 	// Default: 10000.
 	CardinalityScopes int `yaml:"cardinality_scopes"`
+}
+
+// Outcomes configures how Baton reports the data it drops to Sentry, as
+// Relay's outcomes section does.
+type Outcomes struct {
+	// EmitOutcomes is "as_client_reports" (filtered, sampled and
+	// rate-limited drops go upstream as merged client_report items, per
+	// project key) or "false" (counted in Baton's stats only); "true", raw
+	// outcomes, is not supported yet. Default: as_client_reports.
+	EmitOutcomes string `yaml:"emit_outcomes"`
+	// BatchInterval is how often merged drops are written as client
+	// reports. Default: 500ms.
+	BatchInterval time.Duration `yaml:"batch_interval"`
+	// BatchSize is the most lines (reason, category) one client report
+	// carries; more make several. Default: 1000.
+	BatchSize int `yaml:"batch_size"`
 }
 
 // StaticRelay is one trusted downstream relay.

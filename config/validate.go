@@ -68,6 +68,7 @@ func (c *Config) validate() problems {
 	v.managed()
 	v.auth()
 	v.metrics()
+	v.outcomes()
 	v.telemetry()
 	v.runtime()
 	return v.probs
@@ -475,6 +476,17 @@ func (v *validator) managed() {
 			v.errorf(fmt.Sprintf("managed.parts.%d", i), "unknown part %q%s", p, suggest(p, parts))
 		}
 	}
+}
+
+func (v *validator) outcomes() {
+	o := v.c.Outcomes
+	if o.EmitOutcomes == "true" {
+		v.errorf("outcomes.emit_outcomes", "true (raw outcomes) is not supported yet; use as_client_reports or false")
+	} else {
+		oneOf(v, "outcomes.emit_outcomes", o.EmitOutcomes, "as_client_reports", "false")
+	}
+	v.durationPositive("outcomes.batch_interval", o.BatchInterval)
+	v.positive("outcomes.batch_size", int64(o.BatchSize))
 }
 
 func (v *validator) metrics() {

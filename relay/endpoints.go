@@ -237,9 +237,19 @@ type Stats struct {
 	// Aggregator and Cardinality are the metrics stage's state.
 	Aggregator  *aggregate.Stats        `json:"aggregator,omitempty"`
 	Cardinality *aggregate.LimiterStats `json:"cardinality,omitempty"`
+	// Reports is what outcomes.emit_outcomes reported upstream.
+	Reports *ReportStats `json:"reports,omitempty"`
 	// Balanced reports recovered + accepted + produced ==
 	// delivered + dropped + aggregated + pending.
 	Balanced bool `json:"balanced"`
+}
+
+// ReportStats counts the quantities (items, attachment bytes, ...) of the
+// drops reported upstream, and of those lost: over the reporter's entry
+// budget, or not written to the buffer.
+type ReportStats struct {
+	Reported int64 `json:"reported"`
+	Lost     int64 `json:"lost"`
 }
 
 // BodyStats is what request bodies hold of their memory budget.
@@ -269,6 +279,9 @@ func (r *Relay) Stats() Stats {
 	if r.cache != nil {
 		ps := r.cache.Stats()
 		st.Projects = &ps
+	}
+	if r.reporter != nil {
+		st.Reports = &ReportStats{Reported: r.reporter.Reported(), Lost: r.reporter.Lost()}
 	}
 	if r.aggr != nil {
 		as := r.aggr.agg.Stats()

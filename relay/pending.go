@@ -33,7 +33,7 @@ func (p *releasePolicy) Decide(rec *record.Record) forward.Verdict {
 	r.enforcer.Apply(v, &adm, rec.PublicKey, &items, envelopeHeader(rec.Envelope), func() netip.Addr { return firstAddr(rec.ClientIP) },
 		func() (envelope.ItemType, []byte) { return policy.EventIn(rec.Envelope) })
 	if v.Drop[rec.Class] {
-		return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class]}
+		return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class], Code: v.Code(rec.Class)}
 	}
 	return forward.Verdict{Action: forward.Forward, Stream: r.stream(rec.Class, rec.PublicKey)}
 }

@@ -84,6 +84,9 @@ type Relay struct {
 	maxDecoded  int                      // limits.max_decompressed_size
 	maxEnvelope [envelope.NumClasses]int // largest class envelope its sink takes; 0 is any
 	outcomes    outcome.Counters
+	reporter    *outcome.Reporter // nil unless outcomes.emit_outcomes
+	reportStop  context.CancelFunc
+	reportDone  chan struct{}
 	rejected    rejections
 	recovered   [envelope.NumClasses]outcome.Count // what the buffer held when it was opened, per class
 
@@ -118,6 +121,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	r.ctx, r.stop = context.WithCancel(context.Background())
 
 	r.enforcer = policy.NewEnforcer(policy.Options{})
+	r.reporter = newReporter(r.cfg.Outcomes.EmitOutcomes)
 	r.waiting.max = int64(cfg.Managed.MaxWaitingBytesPerKey)
 
 	var err error
@@ -220,6 +224,11 @@ func (r *Relay) Start() error {
 		go func() { wg.Wait(); close(r.cacheDone) }()
 	}
 	r.startForwarders()
+	if r.reporter != nil {
+		ctx, stop := context.WithCancel(r.ctx)
+		r.reportStop, r.reportDone = stop, make(chan struct{})
+		go func() { defer close(r.reportDone); r.runReporter(ctx) }()
+	}
 	ln := r.set.Listener
 	if ln == nil {
 		var err error
@@ -272,6 +281,13 @@ func (r *Relay) Close() error {
 		_ = r.listener.Close()
 		<-r.served
 	}
+	if r.reportStop != nil {
+		// The door's drops are all in: report them while the forwarders
+		// can still deliver the reports.
+		r.reportStop()
+		<-r.reportDone
+		r.flushReports()
+	}
 	if r.fwdStop != nil {
 		r.fwdStop()
 		done := make(chan struct{})
@@ -288,6 +304,9 @@ func (r *Relay) Close() error {
 	if r.cacheStop != nil {
 		r.cacheStop()
 		<-r.cacheDone
+	}
+	if r.reportStop != nil {
+		r.flushReports() // the forwarders' last drops: kept for the next start
 	}
 	r.stopMetrics()
 	ctx, cancel := context.WithTimeout(context.Background(), r.set.DrainTimeout)
@@ -357,6 +376,7 @@ func (r *Relay) startForwarders() {
 			Left:          r.waiting.sub,
 			MaxPendingAge: r.cfg.Managed.MaxPendingAge,
 			Outcomes:      &r.outcomes,
+			Reporter:      r.loopReporter(),
 			Logger:        r.log,
 		})
 		r.fwdWG.Go(func() { rl.Run(readCtx, sendCtx) })

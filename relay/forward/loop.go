@@ -9,6 +9,7 @@ import (
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/outcome"
+	"github.com/baton-relay/baton/relay/record"
 )
 
 // Reader is the buffer operation every loop uses: the next batch of a
@@ -23,6 +24,13 @@ type Recorder interface {
 	Drop(c envelope.Class, why outcome.Reason, records, items int)
 	Aggregate(c envelope.Class, records, items int)
 	Produce(c envelope.Class, records, items int)
+}
+
+// Reporter reports a dropped record upstream (outcomes.emit_outcomes),
+// with Relay's reason string code; the record is valid only during the
+// call.
+type Reporter interface {
+	Report(rec *record.Record, why outcome.Reason, code string)
 }
 
 // Clock is the time the loops read and wait on. System is the real one;

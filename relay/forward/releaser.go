@@ -34,6 +34,7 @@ type Verdict struct {
 	Action Action
 	Stream record.Stream  // Forward: where the record goes
 	Reason outcome.Reason // Drop: why
+	Code   string         // Drop: Relay's reason string (filter name, quota reason, ...)
 }
 
 // Policy decides what becomes of a record that waited for its project's
@@ -69,6 +70,8 @@ type ReleaserOptions struct {
 	// received (outcome project_state). Default 0: no limit.
 	MaxPendingAge time.Duration
 	Outcomes      Recorder
+	// Reporter reports the dropped records upstream. Default nil: none.
+	Reporter Reporter
 	// Clock default System; Logger default slog.Default().
 	Clock  Clock
 	Logger *slog.Logger
@@ -106,6 +109,8 @@ type leaving struct {
 type drop struct {
 	why   outcome.Reason
 	items int
+	code  string
+	rec   record.Record // its slices alias recs and decoded until the next sort
 }
 
 // NewReleaser returns a Releaser of o.Stream; Run starts it.
@@ -181,7 +186,7 @@ func (rl *Releaser) sort() (waiting int) {
 			rl.entries = append(rl.entries, buffer.Entry{Stream: rl.o.Stream, Value: val})
 			continue
 		case Drop:
-			rl.drops = append(rl.drops, drop{why: v.Reason, items: rec.Items})
+			rl.drops = append(rl.drops, drop{why: v.Reason, items: rec.Items, code: v.Code, rec: rec})
 		default:
 			rl.entries = append(rl.entries, buffer.Entry{Stream: v.Stream.ID(), Value: val})
 		}
@@ -197,8 +202,12 @@ func (rl *Releaser) commit(ctx context.Context) error {
 	if err := rl.o.Buffer.Move(ctx, rl.entries, rl.o.Stream, rl.recs[len(rl.recs)-1].Seq); err != nil {
 		return err
 	}
-	for _, d := range rl.drops {
+	for i := range rl.drops {
+		d := &rl.drops[i]
 		rl.o.Outcomes.Drop(rl.class, d.why, 1, d.items)
+		if rl.o.Reporter != nil && d.rec.Envelope != nil {
+			rl.o.Reporter.Report(&d.rec, d.why, d.code)
+		}
 	}
 	if rl.o.Left != nil {
 		for _, l := range rl.left {

@@ -49,6 +49,28 @@ type Verdict struct {
 	// Filter names the inbound filter that dropped classes with
 	// ReasonFiltered (Relay's FilterStatKey, or a generic filter's id).
 	Filter string
+	// Rule is the sampling rule that dropped the transaction class.
+	Rule uint32
+}
+
+// Code is Relay's reason string for the drop of class c: the filter's name,
+// "Sampled:<rule id>", the quota's reason code ("" without one), or the
+// outcome reason's name.
+func (v *Verdict) Code(c envelope.Class) string {
+	switch v.Why[c] {
+	case outcome.ReasonFiltered:
+		return v.Filter
+	case outcome.ReasonSampled:
+		return "Sampled:" + strconv.FormatUint(uint64(v.Rule), 10)
+	case outcome.ReasonRateLimited:
+		for _, l := range v.RateLimits {
+			if l.Category == classCategory[c] {
+				return l.Reason
+			}
+		}
+		return ""
+	}
+	return v.Why[c].String()
 }
 
 // RateLimit is one limit a verdict applied: the client should hold back
@@ -254,6 +276,7 @@ func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.
 		if d := trace(); d != nil && d.TraceID != "" {
 			if dec := st.Sampling.Decide(d, e.now()); !dec.Keep {
 				v.dropClass(envelope.ClassTransaction, outcome.ReasonSampled)
+				v.Rule = dec.Rule
 			}
 		}
 	}
