@@ -127,9 +127,6 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 			return nil, credentialsError(cfg.CredentialsFile(), err)
 		}
 		sign = func(req *fasthttp.Request) { signRequest(r.creds, req) }
-		if r.downstream, err = newDownstream(cfg); err != nil {
-			return nil, err
-		}
 	}
 	if r.sinks, err = openSinks(cfg, set, &r.outcomes, sign); err != nil {
 		return nil, err
@@ -144,6 +141,10 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 			lost: make(chan struct{}, 1)}
 		r.cache, err = newProjectCache(cfg, r.auth, project.Options{Logger: r.log})
 		if err != nil {
+			r.sinks.Close(context.Background())
+			return nil, err
+		}
+		if r.downstream, err = newDownstream(cfg, r.auth); err != nil {
 			r.sinks.Close(context.Background())
 			return nil, err
 		}
