@@ -236,6 +236,9 @@ func (k *Keys) flush() {
 	}
 	k.pending, k.next = map[string]*keyBatch{}, nil
 	k.mu.Unlock()
+	if b == nil { // each batch has its own flush; nothing was pending
+		return
+	}
 	defer close(b.done)
 
 	for len(ids) > 0 {
