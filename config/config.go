@@ -412,7 +412,9 @@ type Managed struct {
 // Auth decides which downstream relays may register with Baton, fetch
 // project configs from it, and sign what they send.
 type Auth struct {
-	// StaticRelays are the relays Baton trusts, by relay id. Default: none.
+	// StaticRelays are the relays Baton trusts without asking its upstream
+	// (managed mode also admits the relays the upstream knows), by relay
+	// id. Default: none.
 	StaticRelays map[string]StaticRelay `yaml:"static_relays"`
 	// SignatureMaxAge rejects relay signatures older than this.
 	// Default: 300s.

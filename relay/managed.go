@@ -277,16 +277,44 @@ func newProjectCache(cfg config.Config, ua *upstreamAuth, opts project.Options) 
 	return project.New(opts)
 }
 
+// fetchRelays is the relay key cache's Fetcher: one signed publickeys
+// request, registering first when needed.
+func (ua *upstreamAuth) fetchRelays(ctx context.Context, ids []string) (map[string]*auth.RelayInfo, error) {
+	if err := ua.register(ctx); err != nil {
+		return nil, err
+	}
+	gen := ua.Generation()
+	var raw json.RawMessage
+	status, err := ua.post(ctx, "/api/0/relays/publickeys/", auth.PublicKeysRequest{RelayIDs: ids}, &raw)
+	if status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden {
+		ua.forget(gen)
+		return nil, fmt.Errorf("%w: %w", ErrUpstreamAuth, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return auth.ParsePublicKeys(raw)
+}
+
 // ---- serving downstream relays ----
 
-// newDownstream authenticates the relays in auth.static_relays.
-func newDownstream(cfg config.Config) (*auth.Downstream, error) {
+// newDownstream authenticates the relays in auth.static_relays and, through
+// ua, those the upstream knows (docs/relay-protocol.md §3.5, §3.6).
+func newDownstream(cfg config.Config, ua *upstreamAuth) (*auth.Downstream, error) {
 	relays := make(map[string]auth.TrustedRelay, len(cfg.Auth.StaticRelays))
 	for id, r := range cfg.Auth.StaticRelays {
 		relays[id] = auth.TrustedRelay{PublicKey: r.PublicKey, Internal: r.Internal}
 	}
+	keys, err := auth.NewKeys(auth.KeysOptions{
+		Fetch:      ua.fetchRelays,
+		MissExpiry: cfg.Managed.Cache.MissExpiry,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d, err := auth.NewDownstream(auth.DownstreamOptions{
 		Relays:    relays,
+		Keys:      keys,
 		MaxAge:    cfg.Auth.SignatureMaxAge,
 		MaxFuture: cfg.Auth.SignatureMaxFuture,
 	})
@@ -296,9 +324,21 @@ func newDownstream(cfg config.Config) (*auth.Downstream, error) {
 	return d, nil
 }
 
-// verifyRelay checks the relay signature of a request over body.
-func verifyRelay(d *auth.Downstream, req *fasthttp.Request, body []byte) (string, error) {
-	return d.Verify(string(req.Header.Peek(auth.HeaderRelayID)), string(req.Header.Peek(auth.HeaderRelaySignature)), body)
+// verifyRelay checks the relay signature of a request over body, refusing
+// it when it does not verify: 503 when the upstream could not be asked
+// about the relay (it may retry), else 401.
+func (r *Relay) verifyRelay(ctx *fasthttp.RequestCtx, body []byte) bool {
+	_, err := r.downstream.Verify(ctx, string(ctx.Request.Header.Peek(auth.HeaderRelayID)),
+		string(ctx.Request.Header.Peek(auth.HeaderRelaySignature)), body)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, auth.ErrKeyLookup):
+		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectRelayAuth, err.Error())
+	default:
+		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
+	}
+	return false
 }
 
 // handleRelays serves /api/0/relays/...: registration and project configs
@@ -331,51 +371,107 @@ func (r *Relay) handleRelays(ctx *fasthttp.RequestCtx, what string) {
 	}
 }
 
+// serveChallenge answers a static relay's challenge itself and forwards any
+// other relay's to the upstream, as Relay does: the upstream decides.
 func (r *Relay) serveChallenge(ctx *fasthttp.RequestCtx, body []byte) {
 	var req auth.RegisterRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	pk, _, ok := r.downstream.Trusted(req.RelayID)
 	if hdr, err := auth.ParseRelayID(string(ctx.Request.Header.Peek(auth.HeaderRelayID))); err != nil || hdr != req.RelayID {
 		r.reject(ctx, fasthttp.StatusBadRequest, rejectRelayAuth, "relay id of the header and the body differ")
 		return
 	}
-	if !ok || !pk.Equal(req.PublicKey) {
-		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, "relay "+req.RelayID+" is not trusted with this public key (auth.static_relays)")
+	pk, _, static := r.downstream.Trusted(req.RelayID)
+	if !static {
+		r.forwardRegistration(ctx, "/api/0/relays/register/challenge/", body, "")
 		return
 	}
-	if _, err := verifyRelay(r.downstream, &ctx.Request, body); err != nil {
-		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
+	if !pk.Equal(req.PublicKey) {
+		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, "relay "+req.RelayID+" is trusted with another public key (auth.static_relays)")
+		return
+	}
+	if !r.verifyRelay(ctx, body) {
 		return
 	}
 	writeJSON(ctx, auth.RegisterChallenge{RelayID: req.RelayID, Token: r.downstream.Token(req.RelayID)})
 }
 
+// serveRegisterResponse checks a static relay's token itself and forwards
+// any other relay's response to the upstream; once the upstream accepts,
+// what Baton cached of the relay is dropped so it is asked again.
 func (r *Relay) serveRegisterResponse(ctx *fasthttp.RequestCtx, body []byte) {
 	var resp auth.RegisterResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	id, err := verifyRelay(r.downstream, &ctx.Request, body)
+	id, err := auth.ParseRelayID(string(ctx.Request.Header.Peek(auth.HeaderRelayID)))
 	if err == nil && id != resp.RelayID {
 		err = errors.New("relay id of the header and the body differ")
 	}
-	if err == nil {
-		err = r.downstream.CheckToken(resp.Token, id)
-	}
 	if err != nil {
+		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
+		return
+	}
+	if _, _, static := r.downstream.Trusted(id); !static {
+		r.forwardRegistration(ctx, "/api/0/relays/register/response/", body, id)
+		return
+	}
+	if !r.verifyRelay(ctx, body) {
+		return
+	}
+	if err := r.downstream.CheckToken(resp.Token, id); err != nil {
 		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
 		return
 	}
 	writeJSON(ctx, map[string]string{"relay_id": id})
 }
 
+// forwardRegistration sends a downstream relay's registration step to the
+// upstream as the relay signed it (Baton does not sign it: the upstream
+// checks the relay's own key) and answers what the upstream answered. A
+// 2xx to a response step (registered names the relay) makes Baton forget
+// what it cached of the relay.
+func (r *Relay) forwardRegistration(ctx *fasthttp.RequestCtx, path string, body []byte, registered string) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(path)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	for _, h := range []string{auth.HeaderRelayID, auth.HeaderRelaySignature, fasthttp.HeaderUserAgent} {
+		if v := ctx.Request.Header.Peek(h); len(v) > 0 {
+			req.Header.SetBytesV(h, v)
+		}
+	}
+	req.SetBody(body)
+	if err := r.auth.up.Forward(ctx, req, resp); err != nil {
+		if isTimeout(err) {
+			jsonError(ctx, fasthttp.StatusGatewayTimeout, "upstream request timed out: "+err.Error())
+			return
+		}
+		jsonError(ctx, fasthttp.StatusBadGateway, "upstream request failed: "+err.Error())
+		return
+	}
+	data, err := resp.BodyUncompressed()
+	if err != nil {
+		jsonError(ctx, fasthttp.StatusBadGateway, "upstream answer: "+err.Error())
+		return
+	}
+	status := resp.StatusCode()
+	if registered != "" && status >= 200 && status <= 299 {
+		r.downstream.Forget(registered)
+	}
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(resp.Header.ContentType())
+	ctx.SetBody(data)
+}
+
 func (r *Relay) serveProjectConfigs(ctx *fasthttp.RequestCtx, body []byte) {
-	if _, err := verifyRelay(r.downstream, &ctx.Request, body); err != nil {
-		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
+	if !r.verifyRelay(ctx, body) {
 		return
 	}
 	if r.cache == nil {
@@ -390,31 +486,30 @@ func (r *Relay) serveProjectConfigs(ctx *fasthttp.RequestCtx, body []byte) {
 	writeJSON(ctx, r.cache.Answer(&req))
 }
 
+// servePublicKeys answers in Relay's shape (docs/relay-protocol.md §3.5):
+// static relays, then what the upstream knows. A body that is not a list of
+// relay ids is 400, after the signature check (as Relay orders them).
 func (r *Relay) servePublicKeys(ctx *fasthttp.RequestCtx, body []byte) {
-	if _, err := verifyRelay(r.downstream, &ctx.Request, body); err != nil {
-		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
+	if !r.verifyRelay(ctx, body) {
 		return
 	}
-	var req struct {
-		RelayIDs []string `json:"relay_ids"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
+	ids, err := auth.ParsePublicKeysRequest(body)
+	if err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	type info struct {
-		PublicKey string `json:"publicKey"`
-		Internal  bool   `json:"internal"`
+	relays, err := r.downstream.Relays(ctx, ids...)
+	if err != nil {
+		jsonError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+		return
 	}
-	keys, relays := map[string]*string{}, map[string]*info{}
-	for _, id := range req.RelayIDs {
-		keys[id], relays[id] = nil, nil
-		if pk, internal, ok := r.downstream.Trusted(id); ok {
-			s := auth.FormatPublicKey(pk)
-			keys[id], relays[id] = &s, &info{PublicKey: s, Internal: internal}
-		}
+	b, err := auth.MarshalPublicKeys(relays)
+	if err != nil {
+		jsonError(ctx, fasthttp.StatusInternalServerError, err.Error())
+		return
 	}
-	writeJSON(ctx, map[string]any{"public_keys": keys, "relays": relays})
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, v any) {
@@ -428,9 +523,11 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 }
 
 // verifyRelayEnvelope checks the signature of an envelope sent by a
-// downstream relay Baton trusts (signed over an empty body, as Relay does).
-// Other requests, including those of relays Baton does not know, are
-// treated as clients' (as Relay treats them) and pass.
+// downstream relay Baton knows (signed over an empty body, as Relay does).
+// Other requests, including those of relays Baton does not know (yet), are
+// treated as clients' (as Relay treats them) and pass. It never waits on the
+// upstream: it uses what is known now, and a relay not seen before is
+// looked up in the background.
 func (r *Relay) verifyRelayEnvelope(ctx *fasthttp.RequestCtx) bool {
 	if r.downstream == nil {
 		return true
@@ -439,10 +536,11 @@ func (r *Relay) verifyRelayEnvelope(ctx *fasthttp.RequestCtx) bool {
 	if err != nil {
 		return true
 	}
-	if _, _, known := r.downstream.Trusted(id); !known {
+	info := r.downstream.Cached(id)
+	if info == nil {
 		return true
 	}
-	if _, err := verifyRelay(r.downstream, &ctx.Request, nil); err != nil {
+	if err := r.downstream.VerifyWith(info, string(ctx.Request.Header.Peek(auth.HeaderRelaySignature)), nil); err != nil {
 		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, "relay signature rejected: "+err.Error())
 		return false
 	}

@@ -131,9 +131,6 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 			return nil, credentialsError(cfg.CredentialsFile(), err)
 		}
 		sign = func(req *fasthttp.Request) { signRequest(r.creds, req) }
-		if r.downstream, err = newDownstream(cfg); err != nil {
-			return nil, err
-		}
 	}
 	if r.sinks, err = openSinks(cfg, set, &r.outcomes, sign); err != nil {
 		return nil, err
@@ -148,6 +145,10 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 			lost: make(chan struct{}, 1)}
 		r.cache, err = newProjectCache(cfg, r.auth, project.Options{Logger: r.log})
 		if err != nil {
+			r.sinks.Close(context.Background())
+			return nil, err
+		}
+		if r.downstream, err = newDownstream(cfg, r.auth); err != nil {
 			r.sinks.Close(context.Background())
 			return nil, err
 		}

@@ -27,6 +27,8 @@
 // registered once the RegisterResult names it. Baton plays both sides: its
 // upstream client (in package relay) registers with Sentry or a Relay, and a
 // Downstream authenticates the relays that register with Baton, trusting
-// only the keys listed in auth.static_relays (docs/relay-protocol.md §3.6)
-// and handing out stateless HMAC tokens.
+// the keys listed in auth.static_relays (docs/relay-protocol.md §3.6) and
+// those the upstream vouches for, which Keys looks up with batched
+// publickeys requests (§3.5) and caches; it hands out stateless HMAC tokens
+// to the static relays, whose registration it answers itself.
 package auth

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func TestDownstreamVerify(t *testing.T) {
 		t.Fatalf("Trusted(%s) = %v %v %v", c.ID, pk, internal, ok)
 	}
 	body := []byte(`{"publicKeys":["abc"]}`)
-	if id, err := d.Verify(strings.ToUpper(c.ID), c.Sign(body, now), body); err != nil || id != c.ID {
+	if id, err := d.Verify(context.Background(), strings.ToUpper(c.ID), c.Sign(body, now), body); err != nil || id != c.ID {
 		t.Fatalf("Verify = %q, %v", id, err)
 	}
 
@@ -50,7 +51,7 @@ func TestDownstreamVerify(t *testing.T) {
 		"too old":       {c.ID, c.Sign(body, now.Add(-DefaultSignatureMaxAge-time.Second)), "", ErrSignatureExpired},
 		"too far ahead": {c.ID, c.Sign(body, now.Add(DefaultSignatureMaxFuture+time.Second)), "", ErrSignatureExpired},
 	} {
-		_, err := d.Verify(tc.id, tc.sig, body)
+		_, err := d.Verify(context.Background(), tc.id, tc.sig, body)
 		switch {
 		case err == nil:
 			t.Errorf("%s: verified", name)
