@@ -433,7 +433,7 @@ func TestFiltersCompiledPerRevision(t *testing.T) {
 	if r1.Filters.Event().ErrorMessages == r2.Filters.Event().ErrorMessages {
 		t.Fatal("two revisions share compiled filters")
 	}
-	if r1.Filters.Event().ErrorMessages != r1.Filters.Event().ErrorMessages {
+	if first, again := r1.Filters.Event(), r1.Filters.Event(); first.ErrorMessages != again.ErrorMessages {
 		t.Fatal("compiled filters rebuilt per call")
 	}
 	e := NewEnforcer(Options{})
