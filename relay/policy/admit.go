@@ -388,3 +388,17 @@ func (tb *tokenBucket) take(n int) (ok bool, wait time.Duration) {
 	}
 	return false, time.Duration((float64(n) - tb.tokens) / tb.rate * float64(time.Second))
 }
+
+// OrganizationID returns the organization of the config serving pid and
+// key, 0 when Baton has none (proxy mode, or a key not looked up yet).
+func (p *Projects) OrganizationID(pid uint64, key []byte) uint64 {
+	if prj := p.static[pid]; prj != nil && prj.state != nil {
+		return prj.state.OrganizationID
+	}
+	if p.mode == managed {
+		if st, status := p.cache.GetBytes(key); status == project.Ready && st != nil {
+			return st.OrganizationID
+		}
+	}
+	return 0
+}
