@@ -83,7 +83,11 @@ func appendRateLimits(dst []byte, limits []policy.RateLimit) []byte {
 		secs := int64((l.After + time.Second - 1) / time.Second)
 		dst = strconv.AppendInt(dst, max(secs, 1), 10)
 		dst = append(dst, ':')
-		dst = append(dst, l.Category.String()...)
+		if l.Cached {
+			dst = append(dst, l.Categories...)
+		} else {
+			dst = append(dst, l.Category.String()...)
+		}
 		dst = append(dst, ':')
 		dst = append(dst, l.Scope...)
 		if l.Reason != "" {

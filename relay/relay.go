@@ -408,6 +408,8 @@ func (r *Relay) startForwarders() {
 			Outcomes: &r.outcomes,
 			Limits:   r.limits,
 			Logger:   r.log,
+			// The upstream's 429 limits are enforced at the door.
+			RateLimits: upstreamLimits{r},
 		}
 		if r.auth != nil {
 			o.Registrar = r.auth

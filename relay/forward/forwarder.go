@@ -46,6 +46,8 @@ type ForwarderOptions struct {
 	Registrar Registrar
 	// Limits are the replay limits checked before sending a replay record.
 	Limits envelope.Limits
+	// RateLimits learns the limits of the upstream's 429s. Default nil.
+	RateLimits LimitRecorder
 	// MaxBackoff caps the wait between retries. Default DefaultMaxBackoff.
 	MaxBackoff time.Duration
 	// Shard steers every message of the stream (a flush partition of
@@ -186,6 +188,7 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 				f.o.Logger.Warn("dropping a record its destination refused", "project", msgs[i].ProjectID, "err", err)
 				progress = true
 			default:
+				f.recordLimits(&msgs[i], err)
 				if after, ok := routing.RetryAfter(err); ok {
 					wait = max(wait, after)
 				}

@@ -71,6 +71,8 @@ func (r Refusal) Reason() outcome.Reason {
 
 // Admission is what the project policy says about a request at the door.
 type Admission struct {
+	// ProjectID is the project the request names.
+	ProjectID uint64
 	// State is the project's config: nil in proxy mode and while pending.
 	State *project.State
 	// Pending: managed mode has no config for the key yet; the envelope
@@ -146,14 +148,15 @@ func New(cfg config.Config, cache Cache, opts Options) (*Projects, error) {
 // Admit judges a request of project pid with key; origin is its Origin
 // (see Origin), nil when it has none. It allocates nothing.
 func (p *Projects) Admit(pid uint64, key, origin []byte) Admission {
+	var a Admission
 	switch p.mode {
 	case static:
-		return p.admitStatic(pid, key, origin)
+		a = p.admitStatic(pid, key, origin)
 	case managed:
-		return p.admitManaged(pid, key, origin)
-	default:
-		return Admission{}
+		a = p.admitManaged(pid, key, origin)
 	}
+	a.ProjectID = pid
+	return a
 }
 
 func (p *Projects) admitStatic(pid uint64, key, origin []byte) Admission {
@@ -384,4 +387,18 @@ func (tb *tokenBucket) take(n int) (ok bool, wait time.Duration) {
 		return true, 0
 	}
 	return false, time.Duration((float64(n) - tb.tokens) / tb.rate * float64(time.Second))
+}
+
+// OrganizationID returns the organization of the config serving pid and
+// key, 0 when Baton has none (proxy mode, or a key not looked up yet).
+func (p *Projects) OrganizationID(pid uint64, key []byte) uint64 {
+	if prj := p.static[pid]; prj != nil && prj.state != nil {
+		return prj.state.OrganizationID
+	}
+	if p.mode == managed {
+		if st, status := p.cache.GetBytes(key); status == project.Ready && st != nil {
+			return st.OrganizationID
+		}
+	}
+	return 0
 }

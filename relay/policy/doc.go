@@ -24,6 +24,10 @@
 //	feature gates        Features (replays need organizations:session-replay)
 //	quotas               Quotas (limit 0 drops; id+window is counted per edge), OrganizationID, KeyID
 //	event rate (static)  events_per_second of the config, a token bucket per project
+//	upstream limits      no config: the limits the upstream answered with a 429 for the
+//	                     organization, project, key or globally, cached in UpstreamLimits
+//	                     until they expire (upstream.go), checked first, also in proxy
+//	                     mode and for pending envelopes
 //	dynamic sampling     Sampling rules, the trace context, the clock (time ranges)
 //
 // Projects is immutable: relay swaps the whole value on a reload. The

@@ -80,6 +80,11 @@ type RateLimit struct {
 	Category envelope.Category
 	Scope    string // key, project, organization or global
 	Reason   string // the quota's reason code, if any
+	// Cached marks a limit the upstream answered (UpstreamLimits): it is
+	// reported with its own Categories (;-separated, "" for all), not
+	// Category.
+	Cached     bool
+	Categories string
 }
 
 func (v *Verdict) dropClass(c envelope.Class, why outcome.Reason) {
@@ -96,8 +101,13 @@ func (v *Verdict) dropClass(c envelope.Class, why outcome.Reason) {
 type Enforcer struct {
 	quotas   quotaCounters
 	filtered filterCounts
+	upstream *UpstreamLimits
 	now      func() time.Time
 }
+
+// Upstream returns the cache of the upstream's rate limits the Enforcer
+// applies at the door; the forwarders record into it.
+func (e *Enforcer) Upstream() *UpstreamLimits { return e.upstream }
 
 // FilterCounts returns how many envelopes each inbound filter dropped, by
 // filter name.
@@ -118,7 +128,8 @@ func (e *Enforcer) filter(v *Verdict, name string, items *[envelope.NumClasses]i
 
 // NewEnforcer returns an Enforcer with no quota counted yet.
 func NewEnforcer(opts Options) *Enforcer {
-	return &Enforcer{now: opts.withDefaults().Now}
+	opts = opts.withDefaults()
+	return &Enforcer{now: opts.Now, upstream: NewUpstreamLimits(opts)}
 }
 
 // maxQuotaCounters bounds the quota windows an edge counts at once: one
@@ -213,6 +224,13 @@ func (qc *quotaCounters) len() int {
 func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.NumClasses]int, hdr []byte, addr func() netip.Addr, event EventItem) {
 	*v = Verdict{RateLimits: v.RateLimits[:0]}
 	st, lim := a.State, a.limiter
+	// The upstream's limits come first, as Relay checks its cached limits
+	// on the request; they need no config (proxy mode, pending).
+	var org uint64
+	if st != nil {
+		org = st.OrganizationID
+	}
+	e.upstream.apply(v, org, a.ProjectID, key, items)
 	if st == nil && lim == nil {
 		return // proxy mode, or pending: no config to apply
 	}
