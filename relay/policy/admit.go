@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -276,42 +275,11 @@ func originAllowed(domains []string, origin []byte) bool {
 	}
 	scheme, host, port := splitOrigin(origin)
 	for _, d := range domains {
-		ps, pd, pp := splitPattern(d)
-		if ps == "*" && pd == "*" && pp == "*" {
-			return true
-		}
-		if ps != "*" && !foldEq(scheme, ps) {
-			continue
-		}
-		if pp != "*" && (port == nil || !foldEq(port, pp)) {
-			continue
-		}
-		if pd == "*" || foldEq(host, pd) {
-			return true
-		}
-		// A partial pattern: "*.example.com" (or "*example.com").
-		if len(pd) > 0 && pd[0] == '*' && (foldSuffix(host, pd[1:]) || len(pd) >= 2 && foldEq(host, pd[2:])) {
+		if o := project.ParseOrigin(d); o.Any() || o.Match(scheme, host, port) {
 			return true
 		}
 	}
 	return false
-}
-
-// splitPattern cuts an allowedDomains entry into scheme, domain and port as
-// Relay does: the scheme ends at "://", the domain at the first '/' or ':',
-// and a part that is absent is "*" (any).
-func splitPattern(p string) (scheme, domain, port string) {
-	scheme, port = "*", "*"
-	if i := strings.Index(p, "://"); i >= 0 {
-		scheme, p = p[:i], p[i+3:]
-	}
-	if i := strings.IndexByte(p, '/'); i >= 0 {
-		p = p[:i]
-	}
-	if i := strings.IndexByte(p, ':'); i >= 0 {
-		p, port = p[:i], p[i+1:]
-	}
-	return scheme, p, port
 }
 
 // splitOrigin cuts an Origin (or a Referer) into scheme, host and port; port
@@ -328,36 +296,11 @@ func splitOrigin(o []byte) (scheme, host, port []byte) {
 	if i := bytes.LastIndexByte(o, ':'); i >= 0 && !bytes.Contains(o[i:], []byte("]")) {
 		host, port = o[:i], o[i+1:]
 	}
-	if len(port) == 0 || foldEq(scheme, "http") && string(port) == "80" || foldEq(scheme, "https") && string(port) == "443" {
+	if len(port) == 0 || bytes.EqualFold(scheme, []byte("http")) && string(port) == "80" ||
+		bytes.EqualFold(scheme, []byte("https")) && string(port) == "443" {
 		port = nil
 	}
 	return scheme, host, port
-}
-
-// foldEq reports whether b equals s, ASCII case-insensitively, without
-// allocating.
-func foldEq(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		if lower(b[i]) != lower(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// foldSuffix reports whether b ends with s, ASCII case-insensitively.
-func foldSuffix(b []byte, s string) bool {
-	return len(b) >= len(s) && foldEq(b[len(b)-len(s):], s)
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }
 
 // tokenBucket is a static project's local event rate: rate tokens a
