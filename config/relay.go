@@ -138,8 +138,8 @@ func (l *loader) translateRelay(n *yaml.Node, d *Dir) *yaml.Node {
 		for j := 0; j+1 < len(v.Content); j += 2 {
 			kk, vv := v.Content[j], v.Content[j+1]
 			key := k.Value + "." + kk.Value
-			if isNull(vv) {
-				continue // Relay's "unset"
+			if isNull(vv) && key != "http.auth_interval" {
+				continue // Relay's "unset"; auth_interval's null disables it
 			}
 			if rule := relayKeys[key]; rule != nil {
 				t.cur = key
@@ -306,7 +306,7 @@ func secs(path string) relayRule {
 // authInterval maps http.auth_interval; Relay's null, like its 0,
 // registers once.
 func (t *relayTr) authInterval(key string, v *yaml.Node) {
-	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+	if isNull(v) {
 		t.set("managed.auth_interval", v, "0s")
 		return
 	}

@@ -244,3 +244,17 @@ func TestRelayKeysInReadme(t *testing.T) {
 		}
 	}
 }
+
+// Relay's http.auth_interval of null, like 0, registers once.
+func TestRelayDirAuthIntervalNull(t *testing.T) {
+	for _, v := range []string{"null", "~", "0"} {
+		dir := writeDir(t, map[string]string{"config.yml": "relay:\n  mode: managed\n  upstream: http://127.0.0.1:1/\nhttp:\n  auth_interval: " + v + "\n"})
+		c, _, err := LoadDir(dir)
+		if err != nil {
+			t.Fatalf("auth_interval %s: %v", v, err)
+		}
+		if c.Managed.AuthInterval != 0 {
+			t.Errorf("auth_interval %s: managed.auth_interval %s, want 0", v, c.Managed.AuthInterval)
+		}
+	}
+}
