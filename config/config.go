@@ -407,6 +407,9 @@ type Managed struct {
 	// MaxPendingAge drops envelopes still waiting for their project's
 	// config after this long (outcome invalid/project_state). Default: 24h.
 	MaxPendingAge time.Duration `yaml:"max_pending_age"`
+	// AuthInterval re-registers with the upstream this often, as Relay's
+	// http.auth_interval does; 0 registers once. Default: 600s.
+	AuthInterval time.Duration `yaml:"auth_interval"`
 }
 
 // Auth decides which downstream relays may register with Baton, fetch
@@ -495,6 +498,10 @@ type ProjectCache struct {
 	Grace time.Duration `yaml:"grace"`
 	// MissExpiry caches an unknown or failed key this long. Default: 60s.
 	MissExpiry time.Duration `yaml:"miss_expiry"`
+	// RelayExpiry is how long a downstream relay's public key, looked up
+	// at the upstream, is used before it is asked again (Relay's
+	// cache.relay_expiry). Default: 3600s.
+	RelayExpiry time.Duration `yaml:"relay_expiry"`
 }
 
 // ProjectFetch is how cache misses are fetched from the upstream.

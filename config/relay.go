@@ -48,6 +48,7 @@ func init() {
 		"http.max_retry_interval": secs("upstreams." + RelayUpstream + ".max_retry_interval"),
 		"http.encoding":           (*relayTr).encoding,
 		"http.forward":            flag("server.forward_unknown"),
+		"http.auth_interval":      (*relayTr).authInterval,
 
 		"limits.max_concurrent_requests":  count("upstreams." + RelayUpstream + ".max_conns"),
 		"limits.max_concurrent_queries":   count("managed.fetch.concurrency"),
@@ -62,6 +63,7 @@ func init() {
 		"cache.project_expiry":       secs("managed.cache.expiry"),
 		"cache.project_grace_period": secs("managed.cache.grace"),
 		"cache.miss_expiry":          secs("managed.cache.miss_expiry"),
+		"cache.relay_expiry":         secs("managed.cache.relay_expiry"),
 		"cache.batch_interval":       millis("managed.fetch.batch_interval"),
 		"cache.batch_size":           count("managed.fetch.batch_size"),
 		"cache.file_interval":        (*relayTr).fileInterval,
@@ -136,8 +138,8 @@ func (l *loader) translateRelay(n *yaml.Node, d *Dir) *yaml.Node {
 		for j := 0; j+1 < len(v.Content); j += 2 {
 			kk, vv := v.Content[j], v.Content[j+1]
 			key := k.Value + "." + kk.Value
-			if isNull(vv) {
-				continue // Relay's "unset"
+			if isNull(vv) && key != "http.auth_interval" {
+				continue // Relay's "unset"; auth_interval's null disables it
 			}
 			if rule := relayKeys[key]; rule != nil {
 				t.cur = key
@@ -299,6 +301,16 @@ func secs(path string) relayRule {
 			t.set(path, v, strconv.FormatUint(n, 10)+"s")
 		}
 	}
+}
+
+// authInterval maps http.auth_interval; Relay's null, like its 0,
+// registers once.
+func (t *relayTr) authInterval(key string, v *yaml.Node) {
+	if isNull(v) {
+		t.set("managed.auth_interval", v, "0s")
+		return
+	}
+	secs("managed.auth_interval")(t, key, v)
 }
 
 func millis(path string) relayRule {

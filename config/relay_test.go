@@ -33,6 +33,7 @@ func TestRelayDirTranslates(t *testing.T) {
 		{"http", "max_retry_interval", up.MaxRetryInterval, 30 * time.Second},
 		{"http", "encoding", up.Compression, CompressionNone},
 		{"http", "forward", c.Server.ForwardUnknown, false},
+		{"http", "auth_interval", c.Managed.AuthInterval, 300 * time.Second},
 		{"limits", "max_envelope_size", c.Limits.MaxEnvelopeSize, 100 * MB},
 		{"limits", "max_event_size (Relay's KB is 1024)", c.Limits.MaxEventSize, 2 * KiB},
 		{"limits", "max_attachment_size", c.Limits.MaxAttachmentSize, MiB},
@@ -46,6 +47,7 @@ func TestRelayDirTranslates(t *testing.T) {
 		{"cache", "project_expiry", c.Managed.Cache.Expiry, time.Minute},
 		{"cache", "project_grace_period", c.Managed.Cache.Grace, 5 * time.Second},
 		{"cache", "miss_expiry", c.Managed.Cache.MissExpiry, 30 * time.Second},
+		{"cache", "relay_expiry", c.Managed.Cache.RelayExpiry, 1800 * time.Second},
 		{"cache", "batch_interval 0 (at once)", c.Managed.Fetch.BatchInterval, time.Millisecond},
 		{"cache", "batch_size", c.Managed.Fetch.BatchSize, 100},
 		{"cache", "file_interval", d.FileInterval, 3 * time.Second},
@@ -88,7 +90,7 @@ func TestRelayDirIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"aggregator.flush_batching", "cache.relay_expiry", "http.auth_interval", "limits.max_thread_count",
+		"aggregator.flush_batching", "limits.max_thread_count",
 		"logging.enable_backtraces", "metrics.statsd", "outcomes.emit_outcomes",
 		"projects/42.json: config.quotas", "relay.tls_identity_path", "sentry",
 	}
@@ -239,6 +241,20 @@ func TestRelayKeysInReadme(t *testing.T) {
 	for k := range relayKeys {
 		if !documented[k] {
 			t.Errorf("README's Relay mapping table lacks %s", k)
+		}
+	}
+}
+
+// Relay's http.auth_interval of null, like 0, registers once.
+func TestRelayDirAuthIntervalNull(t *testing.T) {
+	for _, v := range []string{"null", "~", "0"} {
+		dir := writeDir(t, map[string]string{"config.yml": "relay:\n  mode: managed\n  upstream: http://127.0.0.1:1/\nhttp:\n  auth_interval: " + v + "\n"})
+		c, _, err := LoadDir(dir)
+		if err != nil {
+			t.Fatalf("auth_interval %s: %v", v, err)
+		}
+		if c.Managed.AuthInterval != 0 {
+			t.Errorf("auth_interval %s: managed.auth_interval %s, want 0", v, c.Managed.AuthInterval)
 		}
 	}
 }

@@ -464,6 +464,10 @@ func (v *validator) managed() {
 		v.errorf("managed.cache.grace", "must not be negative")
 	}
 	v.durationPositive("managed.cache.miss_expiry", m.Cache.MissExpiry)
+	v.durationPositive("managed.cache.relay_expiry", m.Cache.RelayExpiry)
+	if m.AuthInterval < 0 {
+		v.errorf("managed.auth_interval", "must not be negative (0 registers once)")
+	}
 	v.positive("managed.fetch.batch_size", int64(m.Fetch.BatchSize))
 	v.durationPositive("managed.fetch.batch_interval", m.Fetch.BatchInterval)
 	v.positive("managed.fetch.concurrency", int64(m.Fetch.Concurrency))

@@ -118,7 +118,8 @@ type fakeSentry struct {
 	mu           sync.Mutex
 	down         bool
 	envStatus    int
-	regStatus    int // answer to registration challenges; 0 serves them
+	regStatus    int  // answer to registration challenges; 0 serves them
+	regStop      bool // the regStatus answer carries "relay": "stop"
 	global       json.RawMessage
 	projects     map[string]fakeSentryProject
 	pending      map[string]int
@@ -236,7 +237,15 @@ func (s *fakeSentry) setEnvelopeStatus(status int) {
 func (s *fakeSentry) setRegisterStatus(status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.regStatus = status
+	s.regStatus, s.regStop = status, false
+}
+
+// denyRegistration refuses registration challenges for good, as Sentry
+// refuses a relay it will not admit: 403 with "relay": "stop".
+func (s *fakeSentry) denyRegistration() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.regStatus, s.regStop = http.StatusForbidden, true
 }
 
 // setConfigAnswer overrides project-config answers to authenticated,
@@ -487,8 +496,12 @@ func (s *fakeSentry) tokenMAC(state string) []byte {
 
 func (s *fakeSentry) serveChallenge(w http.ResponseWriter, r *http.Request, body []byte) {
 	s.mu.Lock()
-	status := s.regStatus
+	status, stop := s.regStatus, s.regStop
 	s.mu.Unlock()
+	if stop {
+		fakeSentryJSON(w, status, map[string]string{"detail": "relay is not allowed to register", "relay": "stop"})
+		return
+	}
 	if status != 0 {
 		fakeSentryJSON(w, status, map[string]string{"detail": "fake sentry refuses registration"})
 		return

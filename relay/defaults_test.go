@@ -49,6 +49,7 @@ func TestDefaultsAgree(t *testing.T) {
 		{"managed.cache.expiry", m.Cache.Expiry, project.DefaultExpiry, "project.DefaultExpiry"},
 		{"managed.cache.grace", m.Cache.Grace, project.DefaultGrace, "project.DefaultGrace"},
 		{"managed.cache.miss_expiry", m.Cache.MissExpiry, project.DefaultMissExpiry, "project.DefaultMissExpiry"},
+		{"managed.cache.relay_expiry", m.Cache.RelayExpiry, auth.DefaultRelayExpiry, "auth.DefaultRelayExpiry"},
 		{"managed.fetch.batch_size", m.Fetch.BatchSize, project.DefaultBatchSize, "project.DefaultBatchSize"},
 		{"managed.fetch.batch_interval", m.Fetch.BatchInterval, project.DefaultBatchInterval, "project.DefaultBatchInterval"},
 		{"managed.fetch.concurrency", m.Fetch.Concurrency, project.DefaultConcurrency, "project.DefaultConcurrency"},

@@ -27,9 +27,16 @@ type upstreamAuth struct {
 	version string
 	up      *routing.Upstream
 	log     *slog.Logger
+	// interval re-registers this often once registered, as Relay's
+	// http.auth_interval (0: register once).
+	interval time.Duration
+	// where names the upstream and the credentials file, for the error of
+	// a permanent rejection.
+	where string
 
 	mu         sync.Mutex // one registration at a time
 	registered atomic.Bool
+	rejected   error // the upstream's permanent rejection, under mu
 	// gen counts successful registrations: a 401 to a request made under
 	// an older generation says nothing about the current registration.
 	gen atomic.Uint64
@@ -42,34 +49,87 @@ type upstreamAuth struct {
 // upstream's max_retry_interval.
 const registerFirstRetry = 500 * time.Millisecond
 
-// keep registers at start and again whenever the registration is lost and
-// no request has registered since, retrying failures with backoff up to
-// maxBackoff, until ctx is done. It runs beside ingest, which never waits
-// for it: envelopes wait in the buffer until configs can be fetched.
-func (ua *upstreamAuth) keep(ctx context.Context, maxBackoff time.Duration) {
+// keep registers at start, again every interval (as Relay renews), and
+// whenever the registration is lost and no request has registered since,
+// retrying failures with backoff up to maxBackoff, until ctx is done. It
+// runs beside ingest, which never waits for it: envelopes wait in the
+// buffer until configs can be fetched. It returns an error only for a
+// permanent rejection (ErrRejected): then Baton must stop.
+func (ua *upstreamAuth) keep(ctx context.Context, maxBackoff time.Duration) error {
 	wait := registerFirstRetry
+	renewing := false
 	for {
-		if !ua.registered.Load() {
-			if err := ua.register(ctx); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				ua.log.Warn("relay registration failed; retrying", "err", err, "retry_in", wait)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(wait):
-				}
-				wait = min(wait*2, max(maxBackoff, registerFirstRetry))
-				continue
+		var err error
+		switch {
+		case renewing:
+			err = ua.renew(ctx)
+		case !ua.registered.Load():
+			err = ua.register(ctx)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			wait = registerFirstRetry
+			if errors.Is(err, ErrRejected) {
+				return fmt.Errorf("%s: %w; trust relay %s (public key %s) at the upstream, or use credentials it trusts, then start Baton again",
+					ua.where, err, ua.creds.ID, auth.FormatPublicKey(ua.creds.PublicKey))
+			}
+			ua.log.Warn("relay registration failed; retrying", "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			wait = min(wait*2, max(maxBackoff, registerFirstRetry))
+			continue
+		}
+		wait, renewing = registerFirstRetry, false
+		var renew <-chan time.Time
+		var t *time.Timer
+		if ua.interval > 0 {
+			t = time.NewTimer(ua.interval)
+			renew = t.C
 		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-ua.lost:
+		case <-renew:
+			renewing = true
 		}
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// renew registers again although registered, as Relay's auth_interval
+// does: Baton stays registered meanwhile, and loses the registration only
+// when the upstream answers with an error (a network failure keeps it, as
+// in Relay).
+func (ua *upstreamAuth) renew(ctx context.Context) error {
+	ua.mu.Lock()
+	defer ua.mu.Unlock()
+	if ua.rejected != nil {
+		return ua.rejected
+	}
+	status, err := ua.handshake(ctx)
+	if err != nil {
+		ua.failed(status, err)
+	}
+	return err
+}
+
+// failed records a failed handshake that the upstream answered with
+// status (0: no answer). Under mu.
+func (ua *upstreamAuth) failed(status int, err error) {
+	if errors.Is(err, ErrRejected) {
+		ua.rejected = err
+	}
+	if status != 0 {
+		ua.registered.Store(false)
 	}
 }
 
@@ -88,6 +148,12 @@ func (ua *upstreamAuth) signalLost() {
 
 // ErrUpstreamAuth means the upstream refused Baton's relay credentials.
 var ErrUpstreamAuth = errors.New("upstream refused this relay's credentials")
+
+// ErrRejected means the upstream refused this relay for good: it answered
+// 403 with {"relay": "stop"} in the body, Relay's permanent rejection
+// (Relay's is_permanent_rejection). Relay then stops authenticating and
+// fails every upstream request; Baton stops.
+var ErrRejected = errors.New(`upstream rejected this relay for good (403, "relay": "stop")`)
 
 // loadOrCreateCredentials reads the credentials file, creating it on first
 // start so that managed mode works out of the box; the public key must
@@ -123,11 +189,16 @@ func signRequest(c *auth.Credentials, req *fasthttp.Request) {
 	req.Header.Set(auth.HeaderRelaySignature, c.Sign(body, time.Now()))
 }
 
-// registrationVersion is the version Baton registers with: upstreams parse
-// it as a Relay version, so a development build reports 0.0.0.
-func registrationVersion(v string) string {
-	if auth.CheckVersion(v) == nil {
-		return v
+// registrationVersion is the version Baton registers with: the first of
+// versions in Relay's x.y.z form, else 0.0.0. The upstream reads it as a
+// Relay version: Sentry and Relay parse it (three parts of 0-255) and accept
+// any version from their oldest supported one, 0.0.0 (relay-auth's
+// OLDEST_VERSION), so the Relay release Baton follows is the honest answer.
+func registrationVersion(versions ...string) string {
+	for _, v := range versions {
+		if auth.CheckVersion(v) == nil {
+			return v
+		}
 	}
 	return "0.0.0"
 }
@@ -153,7 +224,14 @@ func (ua *upstreamAuth) post(ctx context.Context, path string, in, out any) (int
 	}
 	status := resp.StatusCode()
 	if status < 200 || status > 299 {
-		return status, fmt.Errorf("%s answered %d: %s", path, status, routing.Snippet(resp.Body()))
+		err := fmt.Errorf("%s answered %d: %s", path, status, routing.Snippet(resp.Body()))
+		var answer struct {
+			Relay string `json:"relay"`
+		}
+		if status == fasthttp.StatusForbidden && json.Unmarshal(resp.Body(), &answer) == nil && answer.Relay == "stop" {
+			err = fmt.Errorf("%w: %w", ErrRejected, err)
+		}
+		return status, err
 	}
 	data, err := resp.BodyUncompressed()
 	if err != nil {
@@ -202,41 +280,46 @@ func (ua *upstreamAuth) forget(gen uint64) {
 }
 
 func (ua *upstreamAuth) registerLocked(ctx context.Context) error {
+	if ua.rejected != nil {
+		return ua.rejected
+	}
 	if ua.registered.Load() {
 		return nil
 	}
-	err := ua.handshake(ctx)
+	status, err := ua.handshake(ctx)
 	if err != nil {
+		ua.failed(status, err)
 		ua.signalLost() // keep retries it, also when no request asks again
 	}
 	return err
 }
 
-// handshake registers: challenge, then response.
-func (ua *upstreamAuth) handshake(ctx context.Context) error {
+// handshake registers: challenge, then response. status is the upstream's
+// answer to a failed step (0 when it did not answer).
+func (ua *upstreamAuth) handshake(ctx context.Context) (status int, err error) {
 	req, err := auth.NewRegisterRequest(ua.creds, ua.version)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var ch auth.RegisterChallenge
-	if _, err := ua.post(ctx, "/api/0/relays/register/challenge/", req, &ch); err != nil {
-		return fmt.Errorf("relay registration: challenge: %w", err)
+	if status, err := ua.post(ctx, "/api/0/relays/register/challenge/", req, &ch); err != nil {
+		return status, fmt.Errorf("relay registration: challenge: %w", err)
 	}
 	resp, err := ch.Response(ua.version)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var res auth.RegisterResult
-	if _, err := ua.post(ctx, "/api/0/relays/register/response/", resp, &res); err != nil {
-		return fmt.Errorf("relay registration: response: %w", err)
+	if status, err := ua.post(ctx, "/api/0/relays/register/response/", resp, &res); err != nil {
+		return status, fmt.Errorf("relay registration: response: %w", err)
 	}
 	if res.RelayID != ua.creds.ID {
-		return fmt.Errorf("relay registration: upstream registered relay %s, not %s", res.RelayID, ua.creds.ID)
+		return fasthttp.StatusOK, fmt.Errorf("relay registration: upstream registered relay %s, not %s", res.RelayID, ua.creds.ID)
 	}
 	ua.registered.Store(true)
 	ua.gen.Add(1)
 	ua.log.Info("registered with upstream", "relay_id", ua.creds.ID)
-	return nil
+	return 0, nil
 }
 
 // fetchConfigs is the project cache's Fetcher: one signed projectconfigs
@@ -307,6 +390,7 @@ func newDownstream(cfg config.Config, ua *upstreamAuth) (*auth.Downstream, error
 	}
 	keys, err := auth.NewKeys(auth.KeysOptions{
 		Fetch:      ua.fetchRelays,
+		Expiry:     cfg.Managed.Cache.RelayExpiry,
 		MissExpiry: cfg.Managed.Cache.MissExpiry,
 	})
 	if err != nil {

@@ -69,3 +69,18 @@ func TestReregisterOncePerGeneration(t *testing.T) {
 		t.Fatalf("401 of the current generation: %v, %d registrations; want 2", err, challenges.Load())
 	}
 }
+
+// Registration sends the Relay release Baton follows; failing that Baton's
+// own version in Relay's form; else 0.0.0, which every upstream accepts.
+func TestRegistrationVersion(t *testing.T) {
+	for _, tc := range []struct{ relay, own, want string }{
+		{"26.4.2", "0.9.1", "26.4.2"},
+		{"", "0.9.1", "0.9.1"},
+		{"", "dev", "0.0.0"},
+		{"x", "1.2", "0.0.0"},
+	} {
+		if got := registrationVersion(tc.relay, tc.own); got != tc.want {
+			t.Errorf("registrationVersion(%q, %q) = %q, want %q", tc.relay, tc.own, got, tc.want)
+		}
+	}
+}

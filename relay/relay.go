@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,11 @@ type Settings struct {
 	Logger *slog.Logger
 	// Version is reported in the User-Agent of upstream requests.
 	Version string
+	// RelayVersion is the Sentry Relay release whose protocol Baton
+	// follows; managed mode registers with it, since the upstream reads
+	// the registration's version as a Relay version. Default: Version if
+	// it has Relay's x.y.z form, else 0.0.0.
+	RelayVersion string
 	// Listener, when set, is served instead of listening on
 	// cfg.Server.Listen (tests use in-memory listeners).
 	Listener net.Listener
@@ -67,6 +73,7 @@ type Relay struct {
 	downstream *auth.Downstream
 	cacheStop  context.CancelFunc
 	cacheDone  chan struct{}
+	failed     chan error // see Failed
 
 	aggr    *aggregation // nil unless metrics.aggregate
 	waiting waitingBytes // per key, of envelopes waiting for a config
@@ -119,6 +126,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 		r.maxDecoded = r.limits.MaxEnvelopeSize
 	}
 	r.ctx, r.stop = context.WithCancel(context.Background())
+	r.failed = make(chan error, 1)
 
 	r.enforcer = policy.NewEnforcer(policy.Options{})
 	r.reporter = newReporter(r.cfg.Outcomes.EmitOutcomes)
@@ -141,8 +149,10 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 			r.sinks.Close(context.Background())
 			return nil, err
 		}
-		r.auth = &upstreamAuth{creds: r.creds, version: registrationVersion(set.Version), up: up, log: r.log,
-			lost: make(chan struct{}, 1)}
+		r.auth = &upstreamAuth{creds: r.creds, version: registrationVersion(set.RelayVersion, set.Version), up: up, log: r.log,
+			lost: make(chan struct{}, 1), interval: cfg.Managed.AuthInterval,
+			where: fmt.Sprintf("upstream %q (%s, credentials %s)", cfg.Managed.Upstream,
+				strings.Join(cfg.Upstreams[cfg.Managed.Upstream].URLs, ", "), cfg.CredentialsFile())}
 		r.cache, err = newProjectCache(cfg, r.auth, project.Options{Logger: r.log})
 		if err != nil {
 			r.sinks.Close(context.Background())
@@ -221,7 +231,11 @@ func (r *Relay) Start() error {
 		}
 		var wg sync.WaitGroup
 		wg.Go(func() { r.cache.Run(ctx) })
-		wg.Go(func() { r.auth.keep(ctx, maxBackoff) }) // register at start, not at the first fetch
+		wg.Go(func() { // register at start, not at the first fetch
+			if err := r.auth.keep(ctx, maxBackoff); err != nil {
+				r.failed <- err
+			}
+		})
 		go func() { wg.Wait(); close(r.cacheDone) }()
 	}
 	r.startForwarders()
@@ -249,6 +263,11 @@ func (r *Relay) Start() error {
 	}()
 	return nil
 }
+
+// Failed delivers the error that keeps the relay from going on: the
+// upstream rejected its registration for good. The relay keeps serving
+// (envelopes still go to the buffer); the caller should Close it and exit.
+func (r *Relay) Failed() <-chan error { return r.failed }
 
 // Addr is the address the server listens on, once started.
 func (r *Relay) Addr() net.Addr { return r.listener.Addr() }

@@ -150,7 +150,7 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 		log.Warn("no memory limit derived", "err", err)
 	}
 	mem.apply()
-	r, err := relay.New(cfg, relay.Settings{Logger: log, Version: version, DrainTimeout: cfg.Server.ShutdownTimeout})
+	r, err := relay.New(cfg, relay.Settings{Logger: log, Version: version, RelayVersion: relayVersion, DrainTimeout: cfg.Server.ShutdownTimeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "baton: %v\n", err)
 		return exitError
@@ -183,9 +183,12 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 		defer t.Stop()
 		poll, stamp = t.C, projectsStamp(dir.ProjectsDir())
 	}
+	var failed error
 	for reloading := true; reloading; {
 		select {
 		case <-ctx.Done():
+			reloading = false
+		case failed = <-r.Failed():
 			reloading = false
 		case <-hup:
 			reloadProjects(r, reload, log)
@@ -204,6 +207,10 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 		return exitError
 	}
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	if failed != nil {
+		fmt.Fprintf(stderr, "baton: %v\n", failed)
+		return exitError
+	}
 	return exitOK
 }
 
