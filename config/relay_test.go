@@ -31,6 +31,7 @@ func TestRelayDirTranslates(t *testing.T) {
 		{"http", "timeout", up.Timeout, 7 * time.Second},
 		{"http", "connection_timeout", up.ConnectTimeout, 2 * time.Second},
 		{"http", "max_retry_interval", up.MaxRetryInterval, 30 * time.Second},
+		{"http", "outage_grace_period", up.OutageGracePeriod, 20 * time.Second},
 		{"http", "encoding", up.Compression, CompressionNone},
 		{"http", "forward", c.Server.ForwardUnknown, false},
 		{"http", "auth_interval", c.Managed.AuthInterval, 300 * time.Second},
