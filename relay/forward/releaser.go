@@ -48,7 +48,7 @@ type Policy interface {
 const (
 	// PendingWait is how long a batch that is all waiting waits for the
 	// config cache to change before it asks again.
-	PendingWait = 2 * time.Second
+	PendingWait = time.Second // the project cache's first retry
 	// PendingPatience is how many such waits pass before the waiting
 	// records are re-queued at the back of their stream.
 	PendingPatience = 5
