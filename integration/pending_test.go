@@ -106,3 +106,52 @@ func TestPendingStuckNeighbour(t *testing.T) {
 		t.Errorf("waiting %d after the give-up", st.Waiting)
 	}
 }
+
+// Close drains for the drain window (2s in tests): an envelope whose
+// config arrives in it is delivered before Close returns; one whose config
+// stays pending is kept on disk and delivered after a restart.
+func TestPendingDeliveredDuringShutdown(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setPending(managedKey, 1_000_000)
+	s.setPending(stuckKey, 1_000_000)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
+	s.setProject(stuckKey, fakeSentryProjectState(7, stuckKey, "r1", nil))
+	dir := t.TempDir()
+	yaml := pendingYAML(s.url(), "", "timeout: 60s")
+	n := startNodeIn(t, dir, yaml)
+	for _, k := range []struct {
+		pid uint64
+		key string
+	}{{42, managedKey}, {7, stuckKey}} {
+		if st, body, _ := postEnvelope(t, n, k.pid, k.key, envelopeFor(k.pid, k.key, "event"), nil); st != 200 {
+			t.Fatalf("%s: %d %s", k.key, st, body)
+		}
+	}
+	fakeWaitFor(t, 5*time.Second, func() bool { a, _ := asks(s, managedKey); return len(a) >= 1 },
+		func() string { return "key not asked" })
+	closed := make(chan struct{})
+	go func() { n.close(); close(closed) }()
+	s.setPending(managedKey, 0) // its config comes during the drain
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if got := len(deliveredAt(s, 42)); got != 1 {
+		t.Fatalf("delivered %d envelopes of the key whose config came during the drain, want 1", got)
+	}
+	if got := len(deliveredAt(s, 7)); got != 0 {
+		t.Fatalf("delivered %d envelopes of the pending key", got)
+	}
+
+	s.setPending(stuckKey, 0)
+	n2 := startNodeIn(t, dir, yaml)
+	fakeWaitFor(t, 10*time.Second, func() bool { return len(deliveredAt(s, 7)) == 1 },
+		func() string {
+			return fmt.Sprintf("kept envelope not delivered after restart; stats %+v", n2.r.Stats())
+		})
+	if got := len(deliveredAt(s, 42)); got != 1 {
+		t.Errorf("key delivered %d times in all, want once", got)
+	}
+}
