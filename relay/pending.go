@@ -6,6 +6,7 @@ import (
 
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/forward"
+	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/policy"
 	"github.com/baton-relay/baton/relay/record"
 )
@@ -22,6 +23,9 @@ func (p *releasePolicy) Decide(rec *record.Record) forward.Verdict {
 	r := p.r
 	adm := r.projects().Admit(rec.ProjectID, rec.PublicKey, rec.Origin)
 	switch {
+	case adm.Pending && r.cache != nil && r.cache.GaveUp(rec.PublicKey):
+		// The upstream kept answering pending past managed.fetch.timeout.
+		return forward.Verdict{Action: forward.Drop, Reason: outcome.ReasonProjectState}
 	case adm.Refusal == policy.Overload, adm.Pending: // lookups saturated: keep waiting
 		return forward.Verdict{Action: forward.Wait}
 	case adm.Refusal != policy.Admitted:

@@ -102,6 +102,8 @@ type Relay struct {
 	fwdStop context.CancelFunc // stops forwarders taking new batches
 	fwdKill context.CancelFunc // abandons batches in flight
 	fwdWG   sync.WaitGroup
+	relStop context.CancelFunc // stops releasers taking new batches
+	relWG   sync.WaitGroup
 }
 
 // New opens the buffer, starts the sinks and prepares the server. It does
@@ -309,16 +311,25 @@ func (r *Relay) Close() error {
 		r.flushReports()
 	}
 	if r.fwdStop != nil {
-		r.fwdStop()
-		done := make(chan struct{})
-		go func() { r.fwdWG.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(r.set.DrainTimeout):
-			r.log.Warn("drain deadline passed; unsent records stay in the buffer", "timeout", r.set.DrainTimeout)
-			r.fwdKill()
-			<-done
+		// Releasers first, still waiting for configs: what they release in
+		// the window finds the forwarders running; then those drain.
+		drain, cancel := context.WithTimeout(context.Background(), r.set.DrainTimeout)
+		for _, st := range []struct {
+			stop context.CancelFunc
+			wg   *sync.WaitGroup
+		}{{r.relStop, &r.relWG}, {r.fwdStop, &r.fwdWG}} {
+			st.stop()
+			done := make(chan struct{})
+			go func() { st.wg.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-drain.Done():
+				r.log.Warn("drain deadline passed; unsent records stay in the buffer", "timeout", r.set.DrainTimeout)
+				r.fwdKill()
+				<-done
+			}
 		}
+		cancel()
 		r.fwdKill()
 	}
 	if r.cacheStop != nil {
@@ -353,6 +364,8 @@ func (r *Relay) startForwarders() {
 	readCtx, stop := context.WithCancel(r.ctx)
 	sendCtx, kill := context.WithCancel(r.ctx)
 	r.fwdStop, r.fwdKill = stop, kill
+	relCtx, relStop := context.WithCancel(r.ctx)
+	r.relStop = relStop
 	streams := map[buffer.Stream]bool{} // forwarded to their class's sink
 	pending := map[buffer.Stream]bool{} // released once configs are known
 	raw := map[buffer.Stream]bool{}     // raw metrics, into the aggregator
@@ -399,7 +412,7 @@ func (r *Relay) startForwarders() {
 			Reporter:      r.loopReporter(),
 			Logger:        r.log,
 		})
-		r.fwdWG.Go(func() { rl.Run(readCtx, sendCtx) })
+		r.relWG.Go(func() { rl.Run(relCtx, sendCtx) })
 	}
 	if r.aggr != nil {
 		m := forward.MetricsOptions{

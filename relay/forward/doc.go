@@ -28,8 +28,9 @@
 //	                                  other ───────────► retry after max(largest Retry-After, backoff)
 //	            ──► all settled ──► Ack(last seq)
 //
-//	Releaser:   Read ──► Policy.Decide each record ──► all Wait? sleep until
-//	            the cache changes or PendingWait (PendingPatience times)
+//	Releaser:   Read ──► Policy.Decide each record ──► all Wait? read the
+//	            records arriving behind the batch into it, until the cache
+//	            changes or PendingWait (PendingPatience times)
 //	            ──► Move (forwarded to their streams, waiting re-queued at
 //	                the back, batch acked: one atomic buffer batch)
 //	            ──► Drop outcomes, Left hook
@@ -46,9 +47,10 @@
 //
 // # Shutdown
 //
-// Run and Start take two contexts. When readCtx ends a loop takes no new
-// batch; a batch in flight is still settled until sendCtx ends too, and is
-// then abandoned unacked: the buffer delivers it again at the next start
-// (at-least-once). Metrics, when readCtx ends, waits for its readers and
+// Run and Start take two contexts. When readCtx ends a loop drains what its
+// stream holds and returns once it is empty; a Releaser keeps waiting for
+// configs meanwhile. Everything is settled until sendCtx ends too (the
+// relay's drain window); a batch then in flight is abandoned unacked: the
+// buffer delivers it again at the next start (at-least-once). Metrics, when readCtx ends, waits for its readers and
 // flushes everything the aggregator holds before acking.
 package forward

@@ -89,16 +89,18 @@ func sleep(ctx context.Context, clock Clock, d time.Duration) bool {
 }
 
 // readLoop is the loop the forwarder, the releaser and the metrics readers
-// share: read a batch of s, hand it to handle, again until ctx is done or
-// handle returns false. A failed read is logged and retried after a
-// backoff. The batch is reused: handle must not keep it.
+// share: read a batch of s, hand it to handle, again until handle returns
+// false or ctx is done and s is empty: on shutdown the backlog is drained
+// for as long as handle can settle it (its sendCtx, the drain window). A
+// failed read is logged and retried after a backoff. The batch is reused:
+// handle must not keep it.
 func readLoop(ctx context.Context, b Reader, s buffer.Stream, clock Clock, log *slog.Logger, handle func([]buffer.Record) bool) {
 	var (
 		recs     []buffer.Record
 		failures int
 	)
-	for ctx.Err() == nil { // shutdown: take no new batch, even with a backlog
-		var err error
+	for {
+		var err error // with ctx done, Read still returns what is there
 		recs, err = b.Read(ctx, s, recs[:0], BatchRecords, BatchBytes)
 		if err != nil {
 			if ctx.Err() != nil {

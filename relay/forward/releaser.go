@@ -48,7 +48,7 @@ type Policy interface {
 const (
 	// PendingWait is how long a batch that is all waiting waits for the
 	// config cache to change before it asks again.
-	PendingWait = 2 * time.Second
+	PendingWait = time.Second // the project cache's first retry
 	// PendingPatience is how many such waits pass before the waiting
 	// records are re-queued at the back of their stream.
 	PendingPatience = 5
@@ -132,12 +132,14 @@ func NewReleaser(o ReleaserOptions) *Releaser {
 func (rl *Releaser) Run(readCtx, sendCtx context.Context) {
 	readLoop(readCtx, rl.o.Buffer, rl.o.Stream, rl.o.Clock, rl.o.Logger, func(recs []buffer.Record) bool {
 		rl.recs = recs
-		return rl.release(readCtx, sendCtx)
+		return rl.release(sendCtx)
 	})
 }
 
-// release settles the batch in rl.recs; false when shutting down.
-func (rl *Releaser) release(readCtx, sendCtx context.Context) bool {
+// release settles the batch in rl.recs; false when shutting down. It waits
+// for configs on sendCtx, not readCtx: on shutdown, envelopes whose config
+// arrives within the drain window are still released.
+func (rl *Releaser) release(sendCtx context.Context) bool {
 	for waits := 0; ; waits++ {
 		changed := rl.o.Changed()
 		// One pass asks the policy about every key of the batch, so one
@@ -145,10 +147,7 @@ func (rl *Releaser) release(readCtx, sendCtx context.Context) bool {
 		if waiting := rl.sort(); waiting < len(rl.recs) || waits >= PendingPatience {
 			break
 		}
-		select { // every key still pending: wait for configs to arrive
-		case <-changed:
-		case <-rl.o.Clock.After(PendingWait):
-		case <-readCtx.Done():
+		if !rl.await(sendCtx, changed) {
 			return false
 		}
 	}
@@ -160,6 +159,44 @@ func (rl *Releaser) release(readCtx, sendCtx context.Context) bool {
 		sorted = false
 		return rl.commit(sendCtx)
 	})
+}
+
+// await waits, while every record of the batch is pending, until the cache
+// changes, PendingWait passes, or records arrive behind the batch: those
+// join it (up to BatchRecords), so an envelope whose config comes is
+// released at once instead of after the stuck ones' patience. False when
+// ctx ended.
+func (rl *Releaser) await(ctx context.Context, changed <-chan struct{}) bool {
+	timer := rl.o.Clock.After(PendingWait)
+	room := BatchRecords - len(rl.recs)
+	if room <= 0 {
+		select {
+		case <-changed:
+		case <-timer:
+		case <-ctx.Done():
+			return false
+		}
+		return true
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-changed:
+		case <-timer:
+		case <-rctx.Done():
+		}
+		cancel()
+	}()
+	// A fresh slice: the batch keeps these records' values.
+	more, err := rl.o.Buffer.Read(rctx, rl.o.Stream, nil, room, BatchBytes)
+	if len(more) > 0 {
+		rl.recs = append(rl.recs[:len(rl.recs):len(rl.recs)], more...)
+	}
+	if err != nil && len(more) == 0 && ctx.Err() == nil && rctx.Err() == nil {
+		rl.o.Logger.Error("buffer read failed", "stream", rl.o.Stream, "err", err)
+	}
+	return ctx.Err() == nil
 }
 
 // sort decides each record of the batch, filling rl.entries (moves to the

@@ -187,3 +187,24 @@ func TestReleaserRequeuesAfterPatience(t *testing.T) {
 	}
 	clk.Next(t, guard) // the re-queued records (seqs 3, 4) wait again
 }
+
+// A record that arrives while the whole batch waits joins the batch at once:
+// released as soon as its config is known, without waiting for PendingWait
+// or the stuck record's patience.
+func TestReleaserTakesArrivalsWhileWaiting(t *testing.T) {
+	b, _ := openBuffer(t)
+	appendRecs(t, b, pendingStream, envelope.ClassError, 1)
+	clk := newClock(false)
+	mb := &moveBuffer{Buffer: b, moves: make(chan moved, 8)}
+	policy := &fakePolicy{v: map[uint64]Verdict{2: {Action: Forward, Stream: targetStream}}}
+	rl := NewReleaser(ReleaserOptions{Buffer: mb, Stream: pendingStream, Policy: policy, Outcomes: newRecorder(), Clock: clk, Logger: quiet})
+	run(t, rl.Run)
+	if w := clk.Next(t, guard); w.D != PendingWait { // project 1 waits; not fired
+		t.Fatalf("waited %v, want %v", w.D, PendingWait)
+	}
+	appendRecs(t, b, pendingStream, envelope.ClassError, 2)
+	m := waitMove(t, mb.moves)
+	if want := []buffer.Stream{pendingStream, targetStream.ID()}; !slices.Equal(m.to, want) || m.upTo != 2 {
+		t.Fatalf("moved %v up to %d, want %v up to 2", m.to, m.upTo, want)
+	}
+}

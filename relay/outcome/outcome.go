@@ -24,7 +24,7 @@ const (
 	ReasonNoRoute                       // its class has no usable destination
 	ReasonProjectUnknown                // the upstream does not know its public key
 	ReasonProjectDisabled               // its project or key is disabled
-	ReasonProjectState                  // its project's config stayed unknown past managed.max_pending_age
+	ReasonProjectState                  // its project's config stayed unknown past managed.max_pending_age (or pending upstream past managed.fetch.timeout)
 	ReasonCORS                          // its origin is not in the project's allowedDomains
 	ReasonFiltered                      // an inbound filter of the project matched
 	ReasonSampled                       // dynamic sampling dropped its trace

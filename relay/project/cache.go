@@ -73,7 +73,10 @@ type Options struct {
 	// Concurrency is the most requests in flight. Default
 	// DefaultConcurrency.
 	Concurrency int
-	// Timeout bounds one request. Default DefaultTimeout.
+	// Timeout bounds one request, and a lookup the upstream keeps
+	// answering pending: a key still without a config this long after it
+	// was first asked for is given up (GaveUp), as Relay's query_timeout
+	// ends its fetch. Default DefaultTimeout.
 	Timeout time.Duration
 	// MaxQueued bounds the keys waiting to be fetched (the outstanding
 	// lookups); past it a new miss is not queued and Get answers Busy.
@@ -188,6 +191,7 @@ type miss struct {
 	unknown bool      // the upstream has no such key
 	retryAt time.Time // when to ask again
 	tries   int
+	since   time.Time // first asked for; zero until the upstream said pending
 }
 
 // New returns a cache. Run must be running for misses to be fetched.
@@ -255,7 +259,7 @@ func (c *Cache) Get(key string) (*State, Status) {
 	}
 	// Due again: one caller swaps in a fresh miss and queues the fetch. An
 	// unknown key stays unknown while it is asked again.
-	next := &miss{unknown: m.unknown, tries: m.tries, retryAt: now.Add(time.Hour)}
+	next := &miss{unknown: m.unknown, tries: m.tries, since: m.since, retryAt: now.Add(time.Hour)}
 	if c.misses[sh].Contains(key) && c.swapMiss(sh, key, m, next) && !c.enqueue(key) {
 		c.misses[sh].Remove(key)
 		if !m.unknown {
@@ -478,14 +482,15 @@ func (c *Cache) store(key string, raw json.RawMessage, now time.Time) {
 	c.misses[sh].Remove(key)
 }
 
-// retryLater keeps key due for another fetch: after pendingRetry when the
-// upstream said it is computing the config, else after a backoff doubling
-// from 1s to 60s. A stale config keeps serving until its grace runs out.
+// retryLater keeps key due for another fetch after a backoff doubling from
+// 1s to 60s, whether the upstream said it is computing the config
+// (pending) or the fetch failed. A stale config keeps serving until its
+// grace runs out.
 func (c *Cache) retryLater(key string, now time.Time, pending bool) {
 	sh := c.shard(key)
 	if e, ok := c.ready[sh].Peek(key); ok {
 		tries := int(e.tries.Add(1))
-		e.retryAt.Store(now.Add(retryDelay(tries-1, pending)).UnixNano())
+		e.retryAt.Store(now.Add(retryDelay(tries - 1)).UnixNano())
 		e.refreshing.Store(false)
 		return
 	}
@@ -493,18 +498,32 @@ func (c *Cache) retryLater(key string, now time.Time, pending bool) {
 	if !ok {
 		m = &miss{}
 	}
-	c.misses[sh].Add(key, &miss{unknown: m.unknown, tries: m.tries + 1, retryAt: now.Add(retryDelay(m.tries, pending))})
+	since := m.since
+	if pending && since.IsZero() {
+		since = now
+	}
+	c.misses[sh].Add(key, &miss{unknown: m.unknown, tries: m.tries + 1, since: since, retryAt: now.Add(retryDelay(m.tries))})
 }
 
-// pendingRetry is how soon a key the upstream reported pending is asked
-// for again.
-const pendingRetry = time.Second
+// GaveUp reports whether key has no config and the upstream has answered it
+// pending for Options.Timeout: its waiting envelopes are given up (Relay
+// drops them as project_state). The key keeps being asked for, with
+// backoff, and recovers when a config comes.
+func (c *Cache) GaveUp(key []byte) bool {
+	m, ok := c.misses[c.shard(string(key))].Peek(string(key))
+	return ok && !m.unknown && !m.since.IsZero() && c.opts.Now().Sub(m.since) >= c.opts.Timeout
+}
 
-func retryDelay(tries int, pending bool) time.Duration {
-	if pending {
-		return pendingRetry
-	}
-	return min(time.Second<<min(tries, 6), 60*time.Second)
+// Retry backoff: the first retry after pendingRetry, doubling up to
+// maxRetry (Relay's http.max_retry_interval default), for pending answers
+// and failures alike.
+const (
+	pendingRetry = time.Second
+	maxRetry     = 60 * time.Second
+)
+
+func retryDelay(tries int) time.Duration {
+	return min(pendingRetry<<min(tries, 6), maxRetry)
 }
 
 // Stats are the cache's counters.

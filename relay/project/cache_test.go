@@ -595,7 +595,7 @@ func TestPendingAnswer(t *testing.T) {
 	h.mustGet("k", Pending)
 	h.waitFor("a second pending answer", func() bool { return h.Stats().Pending == 2 })
 	h.up.with(func(u *upstream) { u.pending["k"] = false })
-	h.clock.Advance(pendingRetry)
+	h.clock.Advance(2 * pendingRetry) // the backoff doubled
 	h.mustGet("k", Pending)
 	st := h.waitStatus("k", Ready)
 	if st.Rev != "r1" || h.up.askedFor("k") != 3 {
@@ -1121,5 +1121,44 @@ func BenchmarkGetReady(b *testing.B) {
 	})
 	if n := notReady.Load(); n != 0 {
 		b.Fatalf("%d Gets not ready", n)
+	}
+}
+
+// A key the upstream keeps answering pending is asked again after 1s, 2s,
+// 4s, ... and given up Timeout after its first pending answer; it is still
+// asked for, and recovers when its config comes.
+func TestPendingBackoffAndGiveUp(t *testing.T) {
+	const timeout = 10 * time.Second
+	h := newHarness(t, Options{Concurrency: 1, Timeout: timeout})
+	h.up.set("k", 1, "r1", "")
+	h.up.with(func(u *upstream) { u.pending["k"] = true })
+	h.mustGet("k", Pending)
+	h.waitFor("a pending answer", func() bool { return h.Stats().Pending == 1 })
+	elapsed := time.Duration(0)
+	for i, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		h.clock.Advance(d - time.Millisecond)
+		h.mustGet("k", Pending)
+		h.barrier()
+		if n := h.up.askedFor("k"); n != i+1 {
+			t.Fatalf("asked %d times %v before retry %d, want %d", n, d-time.Millisecond, i+1, i+1)
+		}
+		h.clock.Advance(time.Millisecond)
+		h.mustGet("k", Pending)
+		h.waitFor("the retry", func() bool { return h.Stats().Pending == int64(i+2) })
+		elapsed += d
+		if h.GaveUp([]byte("k")) {
+			t.Fatalf("given up after %v, want %v", elapsed, timeout)
+		}
+	}
+	h.clock.Advance(timeout - elapsed)
+	if !h.GaveUp([]byte("k")) {
+		t.Fatalf("not given up after %v", timeout)
+	}
+	h.up.with(func(u *upstream) { u.pending["k"] = false })
+	h.clock.Advance(8 * time.Second)
+	h.mustGet("k", Pending)
+	h.waitStatus("k", Ready)
+	if h.GaveUp([]byte("k")) {
+		t.Fatal("still given up with a config")
 	}
 }
