@@ -405,7 +405,10 @@ type Managed struct {
 	// they are released. Default: 64MiB.
 	MaxWaitingBytesPerKey ByteSize `yaml:"max_waiting_bytes_per_key"`
 	// MaxPendingAge drops envelopes still waiting for their project's
-	// config after this long (outcome invalid/project_state). Default: 24h.
+	// config after this long (outcome invalid/project_state). It is the
+	// backstop for keys whose fetches keep failing (upstream unreachable);
+	// a key the upstream keeps answering pending is given up sooner, after
+	// Fetch.Timeout. Default: 24h.
 	MaxPendingAge time.Duration `yaml:"max_pending_age"`
 	// AuthInterval re-registers with the upstream this often, as Relay's
 	// http.auth_interval does; 0 registers once. Default: 600s.
@@ -513,7 +516,11 @@ type ProjectFetch struct {
 	BatchInterval time.Duration `yaml:"batch_interval"`
 	// Concurrency caps requests in flight (count). Default: 5.
 	Concurrency int `yaml:"concurrency"`
-	// Timeout bounds one batch request, retries included. Default: 30s.
+	// Timeout bounds one batch request, retries included (Relay's
+	// limits.query_timeout). It is also the give-up time of a key the
+	// upstream keeps answering pending: its waiting envelopes are dropped
+	// (invalid/project_state) once it has been pending this long, while
+	// the key is still asked for with backoff. Default: 30s.
 	Timeout time.Duration `yaml:"timeout"`
 }
 

@@ -181,8 +181,9 @@ type Cache struct {
 type entry struct {
 	state      *State
 	fetchedAt  time.Time
-	refreshing atomic.Bool  // a refresh is queued or in flight
-	retryAt    atomic.Int64 // unix nanos: no refresh before (after a failure)
+	expiry     time.Duration // Options.Expiry, or MissExpiry for a disabled project (ttl)
+	refreshing atomic.Bool   // a refresh is queued or in flight
+	retryAt    atomic.Int64  // unix nanos: no refresh before (after a failure)
 	tries      atomic.Int32
 	touched    atomic.Int64 // unix second of the last recency update
 }
@@ -219,7 +220,7 @@ func (c *Cache) GetBytes(key []byte) (*State, Status) {
 	}
 	k := unsafe.String(&key[0], len(key)) // not retained: only looked up
 	now := c.opts.Now()
-	if e, ok := c.peek(c.shard(k), k, now); ok && now.Sub(e.fetchedAt) < c.opts.Expiry {
+	if e, ok := c.peek(c.shard(k), k, now); ok && now.Sub(e.fetchedAt) < e.expiry {
 		return e.state, Ready
 	}
 	return c.Get(string(key))
@@ -232,13 +233,13 @@ func (c *Cache) Get(key string) (*State, Status) {
 	sh := c.shard(key)
 	if e, ok := c.peek(sh, key, now); ok {
 		age := now.Sub(e.fetchedAt)
-		if age < c.opts.Expiry {
+		if age < e.expiry {
 			return e.state, Ready
 		}
 		if now.UnixNano() >= e.retryAt.Load() && e.refreshing.CompareAndSwap(false, true) && !c.enqueue(key) {
 			e.refreshing.Store(false)
 		}
-		if age < c.opts.Expiry+c.opts.Grace {
+		if age < e.expiry+c.opts.Grace {
 			return e.state, Ready
 		}
 		return nil, Pending
@@ -435,7 +436,7 @@ func (c *Cache) fetch(ctx context.Context, keys []string) {
 		c.stats.unchanged.Add(1)
 		sh := c.shard(k)
 		if e, ok := c.ready[sh].Peek(k); ok {
-			c.ready[sh].Add(k, &entry{state: e.state, fetchedAt: now})
+			c.ready[sh].Add(k, &entry{state: e.state, fetchedAt: now, expiry: e.expiry})
 		}
 	}
 	for _, k := range keys {
@@ -478,8 +479,18 @@ func (c *Cache) store(key string, raw json.RawMessage, now time.Time) {
 			}
 		}
 	}
-	c.ready[sh].Add(key, &entry{state: st, fetchedAt: now})
+	c.ready[sh].Add(key, &entry{state: st, fetchedAt: now, expiry: c.ttl(st)})
 	c.misses[sh].Remove(key)
+}
+
+// ttl is how long st is used before it is refreshed: as in Relay, a
+// disabled project is refreshed after MissExpiry, like an unknown key;
+// an enabled one after Expiry.
+func (c *Cache) ttl(st *State) time.Duration {
+	if st.Disabled {
+		return c.opts.MissExpiry
+	}
+	return c.opts.Expiry
 }
 
 // retryLater keeps key due for another fetch after a backoff doubling from

@@ -1162,3 +1162,22 @@ func TestPendingBackoffAndGiveUp(t *testing.T) {
 		t.Fatal("still given up with a config")
 	}
 }
+
+// A disabled project is refreshed after MissExpiry, as Relay refreshes
+// every state but an enabled project's (docs/relay-protocol.md §4.4).
+func TestDisabledProjectRefreshedAfterMissExpiry(t *testing.T) {
+	h := newHarness(t, Options{Concurrency: 1, Expiry: 300 * time.Second, MissExpiry: 10 * time.Second})
+	h.up.setRaw("off", `{"projectId":9,"organizationId":1,"rev":"r1","disabled":true,"publicKeys":[{"publicKey":"off","numericId":9}],"config":{}}`)
+	if st := h.waitStatus("off", Ready); !st.Disabled {
+		t.Fatalf("state = %+v, want disabled", st)
+	}
+	h.clock.Advance(10*time.Second - time.Nanosecond)
+	h.mustGet("off", Ready)
+	h.barrier()
+	if n := h.up.askedFor("off"); n != 1 {
+		t.Fatalf("disabled project asked %d times within MissExpiry, want 1", n)
+	}
+	h.clock.Advance(time.Nanosecond)
+	h.mustGet("off", Ready) // stale, within grace: still served while refreshed
+	h.waitFor("the disabled project to be asked again", func() bool { return h.up.askedFor("off") == 2 })
+}
