@@ -59,6 +59,22 @@ func TestRelayConfigDirChain(t *testing.T) {
 	if out := batonCLI(t, bin, "--version"); !strings.Contains(out, "\nrelay ") {
 		t.Errorf("--version has no Relay form: %q", out)
 	}
+	relayDirChain(t, bin, true)
+}
+
+// TestTrustChainProcesses is the chain of three processes (the fake Sentry
+// in this test, two baton binaries) in which the middle Baton lists no
+// static_relays: it learns to trust the bottom one only through its
+// upstream (forwarded registration, publickeys lookup), as Relay does, and
+// the bottom one's config requests and events flow through it.
+func TestTrustChainProcesses(t *testing.T) {
+	relayDirChain(t, crashBuildBaton(t), false)
+}
+
+// relayDirChain runs fake Sentry ← middle Baton ← bottom Baton, both
+// configured by Relay config directories; with static, the middle trusts
+// the bottom through auth.static_relays, else through the fake Sentry.
+func relayDirChain(t *testing.T, bin string, static bool) {
 	sentry := newFakeSentry(t)
 	key := crashKey(1)
 	sentry.setProject(key, fakeSentryProjectState(1, key, "r1", nil))
@@ -78,6 +94,10 @@ func TestRelayConfigDirChain(t *testing.T) {
 		t.Fatalf("credentials.json is not Relay's format: %s", raw)
 	}
 
+	trust := ""
+	if static {
+		trust = fmt.Sprintf("auth:\n  static_relays:\n    %s:\n      public_key: %s\n      internal: true\n", creds.ID, creds.PublicKey)
+	}
 	middle := relayDir(t, fmt.Sprintf(`relay:
   mode: managed
   upstream: %s/
@@ -90,16 +110,15 @@ http:
 cache:
   batch_interval: 0
   file_interval: 1
-auth:
-  static_relays:
-    %s:
-      public_key: %s
-      internal: true
-logging:
+%slogging:
   level: info
 metrics:
   statsd: 127.0.0.1:8125
-`, sentry.url(), creds.ID, creds.PublicKey), nil)
+`, sentry.url(), trust), map[string]string{
+		// A local project, as Relay's projects/<id>.json: project 2 and its
+		// key are unknown to the fake Sentry.
+		"2": fmt.Sprintf(`{"publicKeys": [{"publicKey": %q, "isEnabled": true}], "config": {"allowedDomains": ["*"]}}`, crashKey(2)),
+	})
 	batonCLI(t, bin, "-c", middle, "credentials", "generate")
 	if out := batonCLI(t, bin, "-c", middle, "config", "check"); !strings.Contains(out, "ok") || !strings.Contains(out, "metrics.statsd") {
 		t.Errorf("config check: %q", out)
@@ -122,25 +141,41 @@ metrics:
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("post to the bottom relay: %d %s %v\nbottom stderr:\n%s", code, body, err, crashTail(bot.stderr.String(), 3000))
 	}
+	// Through the middle one's projects/2.json (managed mode).
+	req, err := http.NewRequest(http.MethodPost, mid.base+"/api/2/envelope/", bytes.NewReader(crashEnvelope(2, 16)))
+	must(t, err)
+	for k, v := range authHeader(crashKey(2)) {
+		req.Header.Set(k, v)
+	}
+	res, err := c.Do(req)
+	must(t, err)
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("post to project 2 of projects/2.json at the middle relay: %d", res.StatusCode)
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		found := false
+		found := map[int]bool{}
 		for _, e := range sentry.envelopes() {
-			if seq, _, ok := crashParse(e.Body); ok && seq == 1 {
-				found = true
+			if seq, _, ok := crashParse(e.Body); ok {
+				found[seq] = true
 			}
 		}
-		if found {
+		if found[1] && found[2] {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the envelope did not reach the fake Sentry through two Batons\nmiddle:\n%s\nbottom:\n%s",
-				crashTail(mid.stderr.String(), 3000), crashTail(bot.stderr.String(), 3000))
+			t.Fatalf("the envelopes did not reach the fake Sentry (through two Batons, and through the override): %v\nmiddle:\n%s\nbottom:\n%s",
+				found, crashTail(mid.stderr.String(), 3000), crashTail(bot.stderr.String(), 3000))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if reg := sentry.registered(); len(reg) != 1 {
+	reg := sentry.registered()
+	switch _, bottomKnown := reg[creds.ID]; {
+	case static && (len(reg) != 1 || bottomKnown):
 		t.Errorf("registered with the fake Sentry: %v, want the middle relay only", reg)
+	case !static && (len(reg) != 2 || !bottomKnown):
+		t.Errorf("registered with the fake Sentry: %v, want both relays (the bottom one through the middle)", reg)
 	}
 	if code := bot.stop(t, 20*time.Second); code != 0 {
 		t.Errorf("bottom exit %d", code)
