@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -373,6 +374,11 @@ type Project struct {
 	AllowedDomains []string `yaml:"allowed_domains"`
 	// RateLimit limits the project's events.
 	RateLimit RateLimit `yaml:"rate_limit"`
+	// Relay is the project's full Relay config, projects/<id>.json of a
+	// Relay config directory verbatim (nil otherwise): the relay decodes
+	// its filters, quotas, sampling and features like an upstream's
+	// answer. Not a YAML setting.
+	Relay json.RawMessage `yaml:"-"`
 }
 
 // RateLimit is a project's local rate limit.

@@ -100,6 +100,9 @@ type loader struct {
 	// key, so problems there name the key the user wrote.
 	relayNames map[string]string
 	relayRank  int
+	// relayProjects are Relay's projects/<id>.json by id, verbatim, for
+	// Project.Relay.
+	relayProjects map[string][]byte
 }
 
 func newLoader() *loader {
@@ -142,6 +145,12 @@ func load(srcs []source) (Config, error) {
 	var c Config
 	d.decode(root, root, reflectValue(&c), "")
 	c.origins = d.origins
+	for id, data := range l.relayProjects {
+		if p, ok := c.Projects[id]; ok {
+			p.Relay = data
+			c.Projects[id] = p
+		}
+	}
 	for _, p := range c.validate() {
 		if !d.covers(p.Field) {
 			l.probs = append(l.probs, p)

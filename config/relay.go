@@ -451,9 +451,16 @@ func (t *relayTr) logFormat(key string, v *yaml.Node) {
 	}
 }
 
+// relayProjectConfig are the keys of a project file's config that take
+// effect: the relay decodes the file as an upstream's project config
+// (Project.Relay). Other config keys are listed as ignored.
+var relayProjectConfig = []string{"allowedDomains", "filterSettings", "quotas", "sampling", "dynamicSampling", "metrics", "features"}
+
 // readProjects turns Relay's local project configs, projects/<id>.json,
 // into Baton projects: public keys (those not isEnabled: false), disabled
-// and config.allowedDomains. Their other keys are listed as ignored.
+// and config.allowedDomains, and the file verbatim as Project.Relay, whose
+// relayProjectConfig keys the relay applies. Their other keys are listed as
+// ignored.
 func (t *relayTr) readProjects() {
 	dir := t.d.ProjectsDir()
 	entries, err := os.ReadDir(dir)
@@ -472,6 +479,10 @@ func (t *relayTr) readProjects() {
 			continue
 		}
 		t.project(id, e.Name(), n)
+		if t.l.relayProjects == nil {
+			t.l.relayProjects = map[string][]byte{}
+		}
+		t.l.relayProjects[id] = data
 	}
 }
 
@@ -507,9 +518,12 @@ func (t *relayTr) project(id, name string, n *yaml.Node) {
 			}
 			for j := 0; j+1 < len(v.Content); j += 2 {
 				ck, cv := v.Content[j], v.Content[j+1]
-				if ck.Value == "allowedDomains" && cv.Kind == yaml.SequenceNode {
+				switch {
+				case ck.Value == "allowedDomains" && cv.Kind == yaml.SequenceNode:
 					t.setNode(p+".allowed_domains", cv)
-				} else {
+				case slices.Contains(relayProjectConfig, ck.Value):
+					// applied from Project.Relay
+				default:
 					t.ignore(ProjectsDirName + "/" + name + ": config." + ck.Value)
 				}
 			}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -86,17 +87,25 @@ func equal(a, b any) bool {
 }
 
 func TestRelayDirIgnored(t *testing.T) {
-	_, d, err := LoadDir(filepath.Join("testdata", "relaydir", "full"))
+	c, d, err := LoadDir(filepath.Join("testdata", "relaydir", "full"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// config.quotas takes effect (Project.Relay); config.piiConfig does not.
 	want := []string{
 		"aggregator.flush_batching", "limits.max_thread_count",
 		"logging.enable_backtraces", "metrics.statsd", "outcomes.emit_outcomes",
-		"projects/42.json: config.quotas", "relay.tls_identity_path", "sentry",
+		"projects/42.json: config.piiConfig", "relay.tls_identity_path", "sentry",
 	}
 	if !slices.Equal(d.Ignored, want) {
 		t.Errorf("ignored:\n got %q\nwant %q", d.Ignored, want)
+	}
+	file, err := os.ReadFile(filepath.Join("testdata", "relaydir", "full", "projects", "42.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Projects["42"].Relay; !bytes.Equal(got, file) {
+		t.Errorf("projects.42 Relay = %q, want the file verbatim", got)
 	}
 }
 

@@ -225,3 +225,87 @@ func TestRelayConfigDirProjectsPolled(t *testing.T) {
 		t.Errorf("no reload logged:\n%s", p.stderr.String())
 	}
 }
+
+// TestRelayConfigDirProjectConfig: a static-mode Relay directory's
+// projects/1.json applies its whole config, as an upstream's answer would:
+// its releases filter drops the events of 1.0.* (counted as filtered,
+// never sent to the fake Sentry) while another release's event arrives,
+// and its zero quota for check-ins answers 429 with X-Sentry-Rate-Limits.
+func TestRelayConfigDirProjectConfig(t *testing.T) {
+	bin := crashBuildBaton(t)
+	sentry := newFakeSentry(t)
+	key := crashKey(1)
+	proj := fmt.Sprintf(`{"publicKeys": [{"publicKey": %q, "isEnabled": true}], "config": {"allowedDomains": ["*"],
+		"filterSettings": {"releases": {"releases": ["1.0.*"]}},
+		"quotas": [{"categories": ["monitor"], "scope": "project", "limit": 0, "reasonCode": "no_monitors"}]}}`, key)
+	dir := relayDir(t, fmt.Sprintf("relay: {mode: static, upstream: \"%s/\", port: 0}\n", sentry.url()), map[string]string{"1": proj})
+	p := crashStartCmd(t, exec.Command(bin, "-c", dir, "run"))
+	c := crashClient(t)
+	p.waitReady(t, c, 20*time.Second)
+	post := func(env string) (int, string, http.Header) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, p.base+"/api/1/envelope/", strings.NewReader(env))
+		must(t, err)
+		for k, v := range authHeader(key) {
+			req.Header.Set(k, v)
+		}
+		res, err := c.Do(req)
+		must(t, err)
+		defer res.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(res.Body)
+		return res.StatusCode, b.String(), res.Header
+	}
+	event := func(release, msg string) string {
+		return fmt.Sprintf("{\"trace\":{\"trace_id\":\"4c79f60c11214eb38604f4ae0781bfb2\",\"public_key\":%q,\"release\":%q}}\n{\"type\":\"event\"}\n{\"message\":%q}\n", key, release, msg)
+	}
+	for _, env := range []string{event("1.0.3", "filtered-release"), event("2.0.0", "kept-release")} {
+		if code, body, _ := post(env); code != http.StatusOK {
+			t.Fatalf("event: %d %s", code, body)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st := crashStats(t, c, p.base)
+		if st.Classes["error"].Dropped["filtered"].Records == 1 && deliveredTo(sentry, 1, "kept-release") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want 1 event filtered and the other delivered: %+v\n%s", st.Classes["error"], crashTail(p.stderr.String(), 3000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := deliveredTo(sentry, 1, "filtered-release"); n != 0 {
+		t.Errorf("the event of a filtered release reached the upstream %d times", n)
+	}
+
+	checkIn := fmt.Sprintf("{\"dsn\":\"http://%s@h/1\"}\n{\"type\":\"check_in\"}\n{\"check_in_id\":\"83a7c03ed0a04e1b97e2e3b18d38f244\",\"monitor_slug\":\"m\",\"status\":\"ok\"}\n", key)
+	code, body, hdr := post(checkIn)
+	if code != http.StatusTooManyRequests {
+		t.Fatalf("check-in under a zero quota: %d %s, want 429", code, body)
+	}
+	if got := hdr.Get("X-Sentry-Rate-Limits"); !strings.Contains(got, ":monitor:project:no_monitors") {
+		t.Errorf("X-Sentry-Rate-Limits = %q, want the monitor quota", got)
+	}
+}
+
+// TestRelayConfigDirBrokenProjectFile: a projects/<id>.json whose config
+// does not decode stops `config check` and `run` with the file named.
+func TestRelayConfigDirBrokenProjectFile(t *testing.T) {
+	bin := crashBuildBaton(t)
+	dir := relayDir(t, "relay: {mode: static, upstream: \"http://127.0.0.1:1/\", port: 0}\n", map[string]string{
+		"7": fmt.Sprintf(`{"publicKeys": [{"publicKey": %q}], "config": {"quotas": "none"}}`, crashKey(1)),
+	})
+	for _, args := range [][]string{{"-c", dir, "config", "check"}, {"-c", dir, "run"}} {
+		var out, errb bytes.Buffer
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		if err == nil || cmd.ProcessState.ExitCode() != 1 {
+			t.Fatalf("baton %s: %v, want exit 1\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+		}
+		if msg := errb.String(); !strings.Contains(msg, "projects/7.json: ") || !strings.Contains(msg, "config.quotas") {
+			t.Errorf("baton %s: the error does not name the file and key:\n%s", strings.Join(args, " "), msg)
+		}
+	}
+}

@@ -35,6 +35,13 @@ func (r *Relay) ReloadProjects(cfg config.Config) (int, error) {
 	return len(cfg.Projects), nil
 }
 
+// CheckProjects reports what would stop cfg's static projects from
+// starting (a Relay project file that does not decode), for `config check`.
+func CheckProjects(cfg config.Config) error {
+	_, err := policy.New(cfg, nil, policy.Options{})
+	return err
+}
+
 func (r *Relay) newProjects(cfg config.Config) (*policy.Projects, error) {
 	var cache policy.Cache
 	if r.cache != nil { // a nil *project.Cache is not a nil Cache

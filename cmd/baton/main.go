@@ -252,7 +252,11 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprint(stderr, "Usage: baton config check FILE...\n")
 			return exitUsage
 		}
-		if _, err := config.Load(args[1:]...); err != nil {
+		c, err := config.Load(args[1:]...)
+		if err == nil {
+			err = relay.CheckProjects(c)
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitError
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/relay"
 )
 
 // relayVersion is the Sentry Relay release whose protocol and config Baton
@@ -78,7 +79,10 @@ func runInDir(dir string, args []string, stdout, stderr io.Writer) int {
 		if len(args) != 2 || args[1] != "check" {
 			return cmdConfig(args[1:], stdout, stderr)
 		}
-		_, d, err := load(nil)
+		c, d, err := load(nil)
+		if err == nil {
+			err = relay.CheckProjects(c)
+		}
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitError

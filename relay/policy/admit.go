@@ -3,7 +3,9 @@ package policy
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,9 +133,9 @@ func New(cfg config.Config, cache Cache, opts Options) (*Projects, error) {
 		if err != nil {
 			return nil, fmt.Errorf("relay: project id %q: %w", id, err)
 		}
-		st := &project.State{ProjectID: pid, Disabled: c.Disabled, AllowedDomains: c.AllowedDomains}
-		for _, k := range c.PublicKeys {
-			st.Keys = append(st.Keys, project.Key{PublicKey: k})
+		st, err := staticState(id, pid, c)
+		if err != nil {
+			return nil, err
 		}
 		prj := &staticProject{state: st}
 		if eps := c.RateLimit.EventsPerSecond; eps > 0 {
@@ -142,6 +144,45 @@ func New(cfg config.Config, cache Cache, opts Options) (*Projects, error) {
 		p.static[pid] = prj
 	}
 	return p, nil
+}
+
+// staticState is the State of the static project id: its Relay project
+// file decoded as an upstream's answer (filters, quotas, sampling,
+// features), with the keys, disabled and allowedDomains of c, which
+// baton.yml may have overlaid; or, for a project of Baton's own config, just
+// those. A file DecodeState refuses, or with a broken part, is an error
+// naming the file, so `config check` and start-up report it.
+func staticState(id string, pid uint64, c config.Project) (*project.State, error) {
+	st := &project.State{}
+	if c.Relay != nil {
+		file := config.ProjectsDirName + "/" + id + ".json"
+		var err error
+		if st, err = project.DecodeState(c.Relay); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if len(st.Broken) > 0 {
+			whys := make([]string, 0, len(st.Broken))
+			for _, why := range st.Broken {
+				if !strings.HasPrefix(why, "config ") { // a part's key: "quotas: ..."
+					why = "config." + why
+				}
+				whys = append(whys, why)
+			}
+			slices.Sort(whys)
+			return nil, fmt.Errorf("%s: %w: %s", file, project.ErrInvalidState, strings.Join(slices.Compact(whys), "; "))
+		}
+		if st.ProjectID != 0 && st.ProjectID != pid {
+			return nil, fmt.Errorf("%s: %w: projectId %d is not the file's project %d", file, project.ErrInvalidState, st.ProjectID, pid)
+		}
+	}
+	st.ProjectID, st.Disabled, st.AllowedDomains = pid, c.Disabled, c.AllowedDomains
+	keys := st.Keys
+	for _, k := range c.PublicKeys {
+		if !slices.ContainsFunc(keys, func(fk project.Key) bool { return fk.PublicKey == k }) {
+			st.Keys = append(st.Keys, project.Key{PublicKey: k})
+		}
+	}
+	return st, nil
 }
 
 // Admit judges a request of project pid with key; origin is its Origin

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/baton-relay/baton/config"
@@ -154,5 +155,37 @@ func TestRefusalReason(t *testing.T) {
 	}
 	if CORS.String() != "cors" || Refusal(200).String() != "refusal(200)" {
 		t.Errorf("names: %s %s", CORS, Refusal(200))
+	}
+}
+
+// A static project from a Relay project file is the file decoded: its
+// quotas and filters are in the State, its projectId comes from the file
+// name, and a key disabled in the file stays known but refused. A file
+// DecodeState refuses, with a broken part, or of another project is an
+// error naming the file.
+func TestStaticRelayProjectFile(t *testing.T) {
+	relayProject := func(body string) config.Config {
+		return config.Config{Mode: config.ModeStatic, Projects: map[string]config.Project{"7": {
+			PublicKeys: []string{keyA}, AllowedDomains: []string{"*"}, Relay: []byte(body),
+		}}}
+	}
+	p := mustNew(t, relayProject(`{"publicKeys": [{"publicKey": "`+keyA+`"}, {"publicKey": "`+keyB+`", "isEnabled": false}],
+		"config": {"quotas": [{"categories": ["error"], "limit": 0, "reasonCode": "r"}], "filterSettings": {"releases": {"releases": ["1.*"]}}}}`), nil)
+	a := p.Admit(7, []byte(keyA), nil)
+	if a.Refusal != Admitted || a.State == nil || a.State.ProjectID != 7 || len(a.State.Quotas) != 1 || !a.State.Filters.HasReleaseFilter() {
+		t.Fatalf("admission %+v", a)
+	}
+	if a := p.Admit(7, []byte(keyB), nil); a.Refusal != DisabledKey {
+		t.Errorf("key disabled in the file: %v, want DisabledKey", a.Refusal)
+	}
+	for body, want := range map[string]string{
+		`[1]`:                                "projects/7.json: project: invalid project state: not a JSON object",
+		`{"config": {"quotas": "x"}}`:        "projects/7.json: project: invalid project state: config.quotas: ",
+		`{"projectId": 8, "publicKeys": []}`: "projects/7.json: project: invalid project state: projectId 8 is not the file's project 7",
+	} {
+		_, err := New(relayProject(body), nil, Options{})
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: %v, want %q...", body, err, want)
+		}
 	}
 }
