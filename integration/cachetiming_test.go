@@ -15,20 +15,21 @@ import (
 // timingKey is a key no other test in this file configures.
 const timingKey = "77777777777777777777777777777777"
 
-// timingYAML is a managed Baton with the given cache and fetch settings.
-func timingYAML(url, cache, fetch string) string {
-	return fmt.Sprintf(`mode: managed
-upstreams:
-  up:
-    urls: [%s]
-    max_retry_interval: 200ms
-routes:
-  default: {upstream: up}
-managed:
-  upstream: up
-  cache: {%s}
-  fetch: {%s}
-`, url, cache, fetch)
+// servedNode starts a registered node with the given managed.cache
+// settings and returns once the fake Sentry has served it managedKey's
+// config (revision r1) for a first envelope.
+func servedNode(t *testing.T, cache string) (*fakeSentry, *node) {
+	t.Helper()
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
+	n := registeredNode(t, s, managedCacheYAML(s.url(), cache, ""))
+	if st, body, _ := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); st != 200 {
+		t.Fatalf("envelope: %d %s", st, body)
+	}
+	fakeWaitFor(t, 10*time.Second, func() bool { _, sv := asks(s, managedKey); return len(sv) == 1 },
+		func() string { return "config never served" })
+	return s, n
 }
 
 // registeredNode starts a node and waits for its registration, so that
@@ -57,7 +58,7 @@ func TestConfigFirstFetchWithinBatchInterval(t *testing.T) {
 			settleDialer(t)
 			s := newFakeSentry(t)
 			s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
-			n := registeredNode(t, s, timingYAML(s.url(), "", c.fetch))
+			n := registeredNode(t, s, managedCacheYAML(s.url(), "", c.fetch))
 
 			t0 := time.Now()
 			if st, body, _ := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); st != 200 {
@@ -102,16 +103,7 @@ func sendEvery(t *testing.T, n *node, pid uint64, key string, deadline time.Dura
 // passed: the key is asked again (with the cached revision) after expiry,
 // not before, and the disabled key it brings refuses envelopes from then.
 func TestConfigProjectExpiry(t *testing.T) {
-	settleDialer(t)
-	s := newFakeSentry(t)
-	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
-	n := registeredNode(t, s, timingYAML(s.url(), "expiry: 1s, grace: 60s", ""))
-
-	if st, body, _ := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); st != 200 {
-		t.Fatalf("envelope: %d %s", st, body)
-	}
-	fakeWaitFor(t, 10*time.Second, func() bool { _, sv := asks(s, managedKey); return len(sv) == 1 },
-		func() string { return "config never served" })
+	s, n := servedNode(t, "expiry: 1s, grace: 60s")
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r2", func(m map[string]any) {
 		m["publicKeys"] = []any{map[string]any{"publicKey": managedKey, "numericId": 4201, "isEnabled": false}}
 	}))
@@ -147,16 +139,7 @@ func TestConfigProjectExpiry(t *testing.T) {
 // managed.cache.grace: envelopes are accepted and none waits. After grace
 // the key's envelopes wait for the config, and go when it comes.
 func TestConfigGracePeriod(t *testing.T) {
-	settleDialer(t)
-	s := newFakeSentry(t)
-	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
-	n := registeredNode(t, s, timingYAML(s.url(), "expiry: 1s, grace: 1s", ""))
-
-	if st, body, _ := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); st != 200 {
-		t.Fatalf("envelope: %d %s", st, body)
-	}
-	fakeWaitFor(t, 10*time.Second, func() bool { _, sv := asks(s, managedKey); return len(sv) == 1 },
-		func() string { return "config never served" })
+	s, n := servedNode(t, "expiry: 1s, grace: 1s")
 	_, served := asks(s, managedKey)
 	fetched := served[0] // the config's age counts from just after this
 	s.setPending(managedKey, 1_000_000)
@@ -207,7 +190,7 @@ func TestConfigGracePeriod(t *testing.T) {
 func TestConfigMissExpiry(t *testing.T) {
 	settleDialer(t)
 	s := newFakeSentry(t)
-	n := registeredNode(t, s, timingYAML(s.url(), "miss_expiry: 1s", ""))
+	n := registeredNode(t, s, managedCacheYAML(s.url(), "miss_expiry: 1s", ""))
 
 	if st, body, _ := postEnvelope(t, n, 77, timingKey, envelopeFor(77, timingKey, "event"), nil); st != 200 {
 		t.Fatalf("first envelope: %d %s", st, body)

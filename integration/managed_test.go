@@ -23,6 +23,16 @@ const (
 // managedYAML is a managed Baton whose configs and envelopes both go to
 // url, with a fast fetch loop.
 func managedYAML(url, extra string) string {
+	return managedCacheYAML(url, "", "batch_interval: 10ms") + extra
+}
+
+// managedCacheYAML is a managed Baton whose configs and envelopes both go
+// to url, with the given managed.cache (none when empty) and managed.fetch
+// settings; managed is the last section, so more of its keys may follow.
+func managedCacheYAML(url, cache, fetch string) string {
+	if cache != "" {
+		cache = "  cache: {" + cache + "}\n"
+	}
 	return fmt.Sprintf(`mode: managed
 upstreams:
   up:
@@ -32,8 +42,8 @@ routes:
   default: {upstream: up}
 managed:
   upstream: up
-  fetch: {batch_interval: 10ms}
-%s`, url, extra)
+%s  fetch: {%s}
+`, url, cache, fetch)
 }
 
 func envelopeFor(pid uint64, key, eventType string) []byte {

@@ -14,23 +14,6 @@ import (
 
 const stuckKey = "5555555555555555aaaaaaaaaaaaaaaa"
 
-// pendingYAML is a managed Baton with Relay's 100ms batch interval and
-// the given cache and fetch settings.
-func pendingYAML(url, cache, fetch string) string {
-	return fmt.Sprintf(`mode: managed
-upstreams:
-  up:
-    urls: [%s]
-    max_retry_interval: 200ms
-routes:
-  default: {upstream: up}
-managed:
-  upstream: up
-  cache: {%s}
-  fetch: {batch_interval: 100ms, %s}
-`, url, cache, fetch)
-}
-
 // asks returns the times of the project-config requests naming key, and
 // of those that served it a config.
 func asks(s *fakeSentry, key string) (all, served []time.Time) {
@@ -65,7 +48,7 @@ func TestPendingStuckNeighbour(t *testing.T) {
 	s.setPending(stuckKey, 1_000_000)
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
 	const timeout = 3 * time.Second
-	n := startNode(t, pendingYAML(s.url(), "", "timeout: 3s"))
+	n := startNode(t, managedCacheYAML(s.url(), "", "batch_interval: 100ms, timeout: 3s"))
 
 	t0 := time.Now()
 	if st, body, _ := postEnvelope(t, n, 7, stuckKey, envelopeFor(7, stuckKey, "event"), nil); st != 200 {
@@ -118,7 +101,7 @@ func TestPendingDeliveredDuringShutdown(t *testing.T) {
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
 	s.setProject(stuckKey, fakeSentryProjectState(7, stuckKey, "r1", nil))
 	dir := t.TempDir()
-	yaml := pendingYAML(s.url(), "", "timeout: 60s")
+	yaml := managedCacheYAML(s.url(), "", "batch_interval: 100ms, timeout: 60s")
 	n := startNodeIn(t, dir, yaml)
 	for _, k := range []struct {
 		pid uint64
