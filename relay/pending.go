@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"net/netip"
 	"sync"
 
@@ -44,12 +45,8 @@ func (p *releasePolicy) Decide(rec *record.Record) forward.Verdict {
 
 // envelopeHeader returns the first line of a serialized envelope.
 func envelopeHeader(env []byte) []byte {
-	for i, b := range env {
-		if b == '\n' {
-			return env[:i]
-		}
-	}
-	return env
+	hdr, _, _ := bytes.Cut(env, []byte{'\n'})
+	return hdr
 }
 
 // cacheChanged is closed when the next config fetch completes; nil (never)

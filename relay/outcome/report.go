@@ -45,10 +45,9 @@ func ParseMode(s string) (Mode, error) {
 // that would need a new entry past it are counted as lost.
 const DefaultMaxEntries = 10000
 
-// Entry is what a Reporter merges drops by.
-type Entry struct {
+// entry is what a Reporter merges one public key's drops by.
+type entry struct {
 	ProjectID uint64
-	PublicKey string
 	Category  envelope.Category
 	Why       Reason
 	Code      string // Relay's reason: the filter name, quota reason code, "Sampled:<rule>"...
@@ -68,8 +67,11 @@ type Reporter struct {
 	mode Mode
 	max  int
 
-	mu      sync.Mutex
-	entries map[Entry]int64
+	mu sync.Mutex
+	// entries is keyed by public key first, so that Emit looks a key up
+	// without allocating; only a key's first drop copies it.
+	entries map[string]map[entry]int64
+	n       int // entries held, over all keys
 
 	lost     atomic.Int64 // quantity of drops that did not fit
 	reported atomic.Int64 // quantity taken into reports
@@ -83,7 +85,7 @@ func NewReporter(o ReporterOptions) *Reporter {
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = DefaultMaxEntries
 	}
-	return &Reporter{mode: o.Mode, max: o.MaxEntries, entries: make(map[Entry]int64)}
+	return &Reporter{mode: o.Mode, max: o.MaxEntries, entries: make(map[string]map[entry]int64)}
 }
 
 // reportable says whether a drop for why goes into a client report. Relay's
@@ -100,14 +102,22 @@ func (r *Reporter) Emit(projectID uint64, key []byte, cat envelope.Category, why
 	if r == nil || quantity <= 0 || cat == envelope.CategoryUnknown || !reportable(why) {
 		return
 	}
-	e := Entry{ProjectID: projectID, PublicKey: string(key), Category: cat, Why: why, Code: code}
+	e := entry{ProjectID: projectID, Category: cat, Why: why, Code: code}
 	r.mu.Lock()
-	if _, ok := r.entries[e]; !ok && len(r.entries) >= r.max {
-		r.mu.Unlock()
-		r.lost.Add(int64(quantity))
-		return
+	byKey := r.entries[string(key)] // not allocated: the compiler reads key in place
+	if _, ok := byKey[e]; !ok {
+		if r.n >= r.max {
+			r.mu.Unlock()
+			r.lost.Add(int64(quantity))
+			return
+		}
+		if byKey == nil {
+			byKey = make(map[entry]int64)
+			r.entries[string(key)] = byKey
+		}
+		r.n++
 	}
-	r.entries[e] += int64(quantity)
+	byKey[e] += int64(quantity)
 	r.mu.Unlock()
 }
 
@@ -215,7 +225,8 @@ func (r *Reporter) Take() []Report {
 		r.mu.Unlock()
 		return nil
 	}
-	r.entries = make(map[Entry]int64, len(m))
+	r.entries = make(map[string]map[entry]int64, len(m))
+	r.n = 0
 	r.mu.Unlock()
 
 	type scope struct {
@@ -224,15 +235,17 @@ func (r *Reporter) Take() []Report {
 	}
 	by := make(map[scope]*Report)
 	var total int64
-	for e, q := range m {
-		s := scope{e.ProjectID, e.PublicKey}
-		rep := by[s]
-		if rep == nil {
-			rep = &Report{ProjectID: e.ProjectID, PublicKey: e.PublicKey}
-			by[s] = rep
+	for key, byKey := range m {
+		for e, q := range byKey {
+			s := scope{e.ProjectID, key}
+			rep := by[s]
+			if rep == nil {
+				rep = &Report{ProjectID: e.ProjectID, PublicKey: key}
+				by[s] = rep
+			}
+			rep.Discarded = append(rep.Discarded, Discarded{Why: e.Why, Reason: e.Code, Category: e.Category, Quantity: q})
+			total += q
 		}
-		rep.Discarded = append(rep.Discarded, Discarded{Why: e.Why, Reason: e.Code, Category: e.Category, Quantity: q})
-		total += q
 	}
 	r.reported.Add(total)
 	out := make([]Report, 0, len(by))

@@ -401,7 +401,8 @@ func scopeMatches(q *project.Quota, st *project.State, key []byte) bool {
 	default:
 		return true
 	}
-	return q.ScopeID == strconv.FormatUint(id, 10)
+	var b [20]byte // a uint64 in decimal, on the stack
+	return q.ScopeID == string(strconv.AppendUint(b[:0], id, 10))
 }
 
 func scopeName(s string) string {
