@@ -91,12 +91,7 @@ func logFault(log *slog.Logger, name string, f *KafkaFault) {
 
 // KafkaClusters returns the Kafka clients by cluster name.
 func (s *Sinks) KafkaClusters() map[string]*Kafka {
-	names, clients := sharedOf[*Kafka](s, "kafka")
-	m := make(map[string]*Kafka, len(names))
-	for i, name := range names {
-		m[name] = clients[i]
-	}
-	return m
+	return sharedByName[*Kafka](s, "kafka")
 }
 
 // KafkaFault returns the first cluster, by name, that refuses Baton, and

@@ -69,10 +69,5 @@ func (s *Sinks) FirstUpstream() *Upstream {
 
 // Upstreams returns the upstream pools opened, by name.
 func (s *Sinks) Upstreams() map[string]*Upstream {
-	names, pools := sharedOf[*Upstream](s, "upstream")
-	m := make(map[string]*Upstream, len(names))
-	for i, name := range names {
-		m[name] = pools[i]
-	}
-	return m
+	return sharedByName[*Upstream](s, "upstream")
 }

@@ -146,6 +146,16 @@ func sharedOf[T closer](s *Sinks, kind string) (names []string, clients []T) {
 	return names, clients
 }
 
+// sharedByName returns the shared clients of kind keyed by name.
+func sharedByName[T closer](s *Sinks, kind string) map[string]T {
+	names, clients := sharedOf[T](s, kind)
+	m := make(map[string]T, len(names))
+	for i, name := range names {
+		m[name] = clients[i]
+	}
+	return m
+}
+
 // Close closes every shared client, the last opened first (a Kafka client
 // before the embedded broker it talks to).
 func (s *Sinks) Close(ctx context.Context) error {

@@ -81,8 +81,8 @@ type Keys struct {
 
 	flushing sync.Mutex // one upstream request at a time
 	mu       sync.Mutex
-	pending  map[string]*keyBatch // ids the next batch asks for
-	next     *keyBatch
+	pending  map[string]struct{} // ids the next batch asks for
+	next     *keyBatch           // nil while nothing is pending
 }
 
 type keyEntry struct {
@@ -127,7 +127,7 @@ func NewKeys(o KeysOptions) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Keys{o: o, cache: c, pending: map[string]*keyBatch{}}, nil
+	return &Keys{o: o, cache: c, pending: map[string]struct{}{}}, nil
 }
 
 // fresh reports whether e may be used without asking again.
@@ -161,29 +161,25 @@ func (k *Keys) Peek(id string) (*RelayInfo, bool) {
 // the batch that asks for them, at most MaxWait or until ctx is done.
 func (k *Keys) Lookup(ctx context.Context, ids ...string) (map[string]*RelayInfo, error) {
 	out := make(map[string]*RelayInfo, len(ids))
-	var waits []*keyBatch
+	var wait *keyBatch // every id enqueued under one lock goes to the same batch
 	k.mu.Lock()
 	for _, id := range ids {
 		if e, ok := k.cache.Get(id); ok && k.fresh(e) {
 			out[id] = e.info
 			continue
 		}
-		if b := k.enqueueLocked(id); len(waits) == 0 || waits[len(waits)-1] != b {
-			waits = append(waits, b)
-		}
+		wait = k.enqueueLocked(id)
 	}
 	k.mu.Unlock()
-	if len(waits) > 0 {
+	if wait != nil {
 		timer := time.NewTimer(k.o.MaxWait)
 		defer timer.Stop()
-		for _, b := range waits {
-			select {
-			case <-b.done:
-			case <-timer.C:
-				return nil, fmt.Errorf("%w: no answer from the upstream within %s", ErrKeyLookup, k.o.MaxWait)
-			case <-ctx.Done():
-				return nil, fmt.Errorf("%w: %w", ErrKeyLookup, ctx.Err())
-			}
+		select {
+		case <-wait.done:
+		case <-timer.C:
+			return nil, fmt.Errorf("%w: no answer from the upstream within %s", ErrKeyLookup, k.o.MaxWait)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrKeyLookup, ctx.Err())
 		}
 	}
 	for _, id := range ids {
@@ -192,13 +188,10 @@ func (k *Keys) Lookup(ctx context.Context, ids ...string) (map[string]*RelayInfo
 		}
 		e, ok := k.cache.Get(id)
 		if !ok { // the batch failed and nothing was ever known
-			err := ErrKeyLookup
-			for _, b := range waits {
-				if b.err != nil {
-					err = b.err
-				}
+			if wait.err != nil {
+				return nil, wait.err
 			}
-			return nil, err
+			return nil, ErrKeyLookup
 		}
 		out[id] = e.info // fresh, or stale when the batch failed
 	}
@@ -212,14 +205,11 @@ func (k *Keys) Forget(id string) { k.cache.Remove(id) }
 // enqueueLocked adds id to the next batch, starting its timer when it is
 // the first, and returns that batch.
 func (k *Keys) enqueueLocked(id string) *keyBatch {
-	if b, ok := k.pending[id]; ok {
-		return b
-	}
 	if k.next == nil {
 		k.next = &keyBatch{done: make(chan struct{})}
 		time.AfterFunc(k.o.BatchInterval, k.flush)
 	}
-	k.pending[id] = k.next
+	k.pending[id] = struct{}{}
 	return k.next
 }
 
@@ -234,7 +224,7 @@ func (k *Keys) flush() {
 	for id := range k.pending {
 		ids = append(ids, id)
 	}
-	k.pending, k.next = map[string]*keyBatch{}, nil
+	k.pending, k.next = map[string]struct{}{}, nil
 	k.mu.Unlock()
 	if b == nil { // each batch has its own flush; nothing was pending
 		return
