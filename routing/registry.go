@@ -102,7 +102,7 @@ func Open(env Env) (*Sinks, error) {
 		env.Logger = slog.Default()
 	}
 	if env.UserAgent == "" {
-		env.UserAgent = "baton"
+		env.UserAgent = DefaultUserAgent
 	}
 	s := &Sinks{shared: map[string]closer{}}
 	env.set = s
