@@ -27,29 +27,15 @@ func (n *Normalizer) userAgentContexts(ev map[string]any) {
 		ctx[k] = v
 	}
 	if b := c.UserAgent; b != nil && b.Family != "Other" && need("browser") {
-		v := map[string]any{"type": "browser", "name": b.Family}
-		display := b.Family
-		if ver := version(b.Major, b.Minor, b.Patch); ver != "" {
-			v["version"] = ver
-			display += " " + ver
-		}
-		v["browser"] = display
-		add("browser", v)
+		add("browser", nameVersion("browser", b.Family, version(b.Major, b.Minor, b.Patch)))
 	}
 	if o := c.Os; o != nil && o.Family != "Other" && need("client_os") {
-		v := map[string]any{"type": "os", "name": o.Family}
-		display := o.Family
 		ver := version(o.Major, o.Minor, o.Patch)
 		// "Windows NT 10.0" is also what Windows 11 sends: Relay reports ">=10".
 		if o.Family == "Windows" && ver == "10" {
 			ver = ">=10"
 		}
-		if ver != "" {
-			v["version"] = ver
-			display += " " + ver
-		}
-		v["os"] = display
-		add("client_os", v)
+		add("client_os", nameVersion("os", o.Family, ver))
 	}
 	if d := c.Device; d != nil && d.Family != "Other" && need("device") {
 		v := map[string]any{"type": "device", "family": d.Family}
@@ -61,6 +47,19 @@ func (n *Normalizer) userAgentContexts(ev map[string]any) {
 		}
 		add("device", v)
 	}
+}
+
+// nameVersion is a browser or os context: its name, version and both
+// together under the key of its type.
+func nameVersion(typ, name, ver string) map[string]any {
+	v := map[string]any{"type": typ, "name": name}
+	display := name
+	if ver != "" {
+		v["version"] = ver
+		display += " " + ver
+	}
+	v[typ] = display
+	return v
 }
 
 func version(parts ...string) string {

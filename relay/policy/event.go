@@ -176,30 +176,37 @@ func (e *event) decodeExceptions() {
 }
 
 func (e *event) decodeHeaders() {
-	if e.Request == nil {
-		return
+	if e.Request != nil {
+		e.headers = lenientPairs(e.Request.Headers)
 	}
-	h := bytes.TrimSpace(e.Request.Headers)
-	if len(h) == 0 {
-		return
+}
+
+// lenientPairs reads the two shapes SDKs send headers and tags in: an object,
+// or a list of [name, value] pairs (entries of another length are skipped).
+func lenientPairs(raw json.RawMessage) [][2]string {
+	b := bytes.TrimSpace(raw)
+	if len(b) == 0 {
+		return nil
 	}
-	if h[0] == '{' {
+	var out [][2]string
+	if b[0] == '{' {
 		var m map[string]lenient
-		if json.Unmarshal(h, &m) == nil {
+		if json.Unmarshal(b, &m) == nil {
 			for k, v := range m {
-				e.headers = append(e.headers, [2]string{k, string(v)})
+				out = append(out, [2]string{k, string(v)})
 			}
 		}
-		return
+		return out
 	}
 	var pairs [][]lenient
-	if json.Unmarshal(h, &pairs) == nil {
+	if json.Unmarshal(b, &pairs) == nil {
 		for _, p := range pairs {
 			if len(p) == 2 {
-				e.headers = append(e.headers, [2]string{string(p[0]), string(p[1])})
+				out = append(out, [2]string{string(p[0]), string(p[1])})
 			}
 		}
 	}
+	return out
 }
 
 // header returns a request header, its name compared case-insensitively.
@@ -356,25 +363,9 @@ func (e *event) Field(name string) (string, bool) {
 }
 
 func (e *event) tag(name string) (string, bool) {
-	t := bytes.TrimSpace(e.Tags)
-	if len(t) == 0 {
-		return "", false
-	}
-	if t[0] == '{' {
-		var m map[string]lenient
-		if json.Unmarshal(t, &m) != nil {
-			return "", false
-		}
-		v, ok := m[name]
-		return string(v), ok
-	}
-	var pairs [][]lenient
-	if json.Unmarshal(t, &pairs) != nil {
-		return "", false
-	}
-	for _, p := range pairs {
-		if len(p) == 2 && string(p[0]) == name {
-			return string(p[1]), true
+	for _, p := range lenientPairs(e.Tags) {
+		if p[0] == name {
+			return p[1], true
 		}
 	}
 	return "", false

@@ -109,26 +109,23 @@ func (g *GenericFilters) compile() error {
 func (g *GenericFilters) Supported() bool { return g == nil || g.Version <= maxGenericVersion }
 
 // Has reports whether a filter with id is listed.
-func (g *GenericFilters) Has(id string) bool {
-	if g == nil {
-		return false
+func (g *GenericFilters) Has(id string) bool { return g.find(id) != nil }
+
+// condition returns the condition of the filter with id, or nil.
+func (g *GenericFilters) condition(id string) *Condition {
+	if f := g.find(id); f != nil {
+		return f.Condition
 	}
-	for i := range g.Filters {
-		if g.Filters[i].ID == id {
-			return true
-		}
-	}
-	return false
+	return nil
 }
 
-// Condition returns the condition of the filter with id, or nil.
-func (g *GenericFilters) condition(id string) *Condition {
+func (g *GenericFilters) find(id string) *GenericFilter {
 	if g == nil {
 		return nil
 	}
 	for i := range g.Filters {
 		if g.Filters[i].ID == id {
-			return g.Filters[i].Condition
+			return &g.Filters[i]
 		}
 	}
 	return nil
