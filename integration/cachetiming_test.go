@@ -29,6 +29,10 @@ func servedNode(t *testing.T, cache string) (*fakeSentry, *node) {
 	}
 	fakeWaitFor(t, 10*time.Second, func() bool { _, sv := asks(s, managedKey); return len(sv) == 1 },
 		func() string { return "config never served" })
+	// Served is not yet installed: the answer may still be in flight, and the
+	// first envelope waits until it lands.
+	fakeWaitFor(t, 10*time.Second, func() bool { return n.r.Stats().Waiting == 0 },
+		func() string { return "first envelope still waits for the served config" })
 	return s, n
 }
 
