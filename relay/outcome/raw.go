@@ -136,18 +136,34 @@ func Lines(payload []byte, fn func(line []byte)) {
 	}
 }
 
-// BillingLine reports whether a line of an outcomes record is a billing
-// outcome, and its event id (hex, "" when none), without decoding the rest.
-func BillingLine(line []byte) (billing bool, eventID string) {
+// LineInfo is what the Kafka sink needs of an outcome line.
+type LineInfo struct {
+	Billing   bool   // accepted or rate limited: the billing topic
+	EventID   string // "" when none
+	ProjectID uint64
+}
+
+// InfoOf reads a line of an outcomes record for its topic and key, without
+// keeping the rest.
+func InfoOf(line []byte) LineInfo {
 	var o struct {
-		Outcome ID     `json:"outcome"`
-		EventID string `json:"event_id"`
+		Outcome   ID     `json:"outcome"`
+		EventID   string `json:"event_id"`
+		ProjectID uint64 `json:"project_id"`
 	}
 	if json.Unmarshal(line, &o) != nil {
-		return false, ""
+		return LineInfo{}
 	}
-	return o.Outcome == Accepted || o.Outcome == RateLimited, o.EventID
+	return LineInfo{Billing: o.Outcome == Accepted || o.Outcome == RateLimited, EventID: o.EventID, ProjectID: o.ProjectID}
 }
+
+// Relay's processing defaults for the age of a client report
+// (processing.max_secs_in_past, max_secs_in_future): older or later ones
+// are dropped when converted.
+const (
+	ClientReportMaxPast   = 30 * 24 * time.Hour
+	ClientReportMaxFuture = time.Minute
+)
 
 // ClientScope is what outcomes made from an SDK's client report are scoped
 // by: Relay gives them no event id and no address.

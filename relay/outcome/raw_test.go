@@ -71,9 +71,9 @@ func TestRawJSON(t *testing.T) {
 	lines := AppendLines(nil, []Raw{o, newRaw(at, 1, Accepted, "", envelope.CategoryError, 2)})
 	var n int
 	Lines(lines, func(line []byte) {
-		billing, eid := BillingLine(line)
-		if !billing || (n == 0) != (eid == o.EventID) {
-			t.Errorf("line %d %s: billing %v event %q", n, line, billing, eid)
+		info := InfoOf(line)
+		if !info.Billing || (n == 0) != (info.EventID == o.EventID) || info.ProjectID != 42-41*uint64(n) {
+			t.Errorf("line %d %s: %+v", n, line, info)
 		}
 		n++
 	})
