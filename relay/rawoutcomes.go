@@ -231,9 +231,11 @@ func (s *outcomeSink) post(ctx context.Context, lines []byte) error {
 	case code == fasthttp.StatusTooManyRequests || code == fasthttp.StatusServiceUnavailable:
 		after, _ := strconv.Atoi(string(bytes.TrimSpace(resp.Header.Peek(fasthttp.HeaderRetryAfter))))
 		return routing.Throttled(err, time.Duration(max(after, 0))*time.Second)
-	case code == fasthttp.StatusRequestTimeout, code >= 500, code == fasthttp.StatusUnauthorized:
-		return err // 401: the forwarder registers again (managed mode)
+	case code == fasthttp.StatusRequestTimeout, code >= 500:
+		return err
 	case code >= 400:
+		// As the upstream sink: a 401 is retried after registering again
+		// (managed mode), other refusals are for good.
 		return routing.Permanent(err)
 	}
 	return err
