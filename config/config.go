@@ -477,15 +477,28 @@ type Metrics struct {
 type Outcomes struct {
 	// EmitOutcomes is "as_client_reports" (filtered, sampled and
 	// rate-limited drops go upstream as merged client_report items, per
-	// project key) or "false" (counted in Baton's stats only); "true", raw
-	// outcomes, is not supported yet. Default: as_client_reports.
+	// project key), "true" (every drop as Relay's raw outcomes, and SDK
+	// client reports turned into outcomes, sent where the client_report
+	// class is routed: POST /api/0/relays/outcomes/ to an upstream, or the
+	// Topic and BillingTopic of a Kafka cluster) or "false" (counted in
+	// Baton's stats only). Default: as_client_reports.
 	EmitOutcomes string `yaml:"emit_outcomes"`
 	// BatchInterval is how often merged drops are written as client
-	// reports. Default: 500ms.
+	// reports or outcomes. Default: 500ms.
 	BatchInterval time.Duration `yaml:"batch_interval"`
 	// BatchSize is the most lines (reason, category) one client report
-	// carries; more make several. Default: 1000.
+	// carries, or outcomes one batch; more make several, and with raw
+	// outcomes that many pending start a batch before BatchInterval.
+	// Default: 1000.
 	BatchSize int `yaml:"batch_size"`
+	// Source is put in the source field of raw outcomes. Default: "".
+	Source string `yaml:"source"`
+	// Topic is the Kafka topic of raw outcomes when client_report is
+	// routed to Kafka. Default: outcomes (Relay's).
+	Topic string `yaml:"topic"`
+	// BillingTopic is the Kafka topic of accepted and rate-limited
+	// outcomes (Relay's billing outcomes). Default: outcomes-billing.
+	BillingTopic string `yaml:"billing_topic"`
 }
 
 // StaticRelay is one trusted downstream relay.

@@ -484,14 +484,28 @@ func (v *validator) managed() {
 
 func (v *validator) outcomes() {
 	o := v.c.Outcomes
-	if o.EmitOutcomes == "true" {
-		v.errorf("outcomes.emit_outcomes", "true (raw outcomes) is not supported yet; use as_client_reports or false")
-	} else {
-		oneOf(v, "outcomes.emit_outcomes", o.EmitOutcomes, "as_client_reports", "false")
-	}
+	oneOf(v, "outcomes.emit_outcomes", o.EmitOutcomes, "as_client_reports", "true", "false")
 	v.durationPositive("outcomes.batch_interval", o.BatchInterval)
 	v.positive("outcomes.batch_size", int64(o.BatchSize))
+	if o.EmitOutcomes != "true" {
+		return
+	}
+	if o.BatchSize > maxOutcomeBatch {
+		v.errorf("outcomes.batch_size", "must be at most %d with raw outcomes (a buffer record counts its outcomes in 16 bits)", maxOutcomeBatch)
+	}
+	if _, ok := v.c.RouteFor(envelope.ClassClientReport).Dest.(KafkaDest); ok {
+		for _, t := range []struct{ field, name string }{{"outcomes.topic", o.Topic}, {"outcomes.billing_topic", o.BillingTopic}} {
+			if t.name == "" {
+				v.errorf(t.field, "raw outcomes routed to Kafka need a topic, e.g. %q", "outcomes")
+			} else if why := checkTopic(t.name); why != "" {
+				v.errorf(t.field, "%q %s", t.name, why)
+			}
+		}
+	}
 }
+
+// maxOutcomeBatch is the largest outcomes.batch_size of raw outcomes.
+const maxOutcomeBatch = 0xffff
 
 func (v *validator) metrics() {
 	m := v.c.Metrics

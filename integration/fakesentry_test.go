@@ -128,6 +128,7 @@ type fakeSentry struct {
 	cfgReqs      []fakeSentryConfigRequest
 	downAsked    map[string]int // key → projectconfigs requests naming it answered 503 (down)
 	envs         []fakeSentryEnvelope
+	outs         []fakeSentryOutcome
 	rejects      []fakeSentryRejection
 	reqs         []fakeSentryRequest
 }
@@ -158,6 +159,7 @@ func newFakeSentry(t *testing.T) *fakeSentry {
 	mux.HandleFunc("POST /api/0/relays/register/response/{$}", s.relaysEndpoint(s.serveRegisterResponse))
 	mux.HandleFunc("POST /api/0/relays/projectconfigs/{$}", s.relaysEndpoint(s.serveProjectConfigs))
 	mux.HandleFunc("POST /api/0/relays/publickeys/{$}", s.relaysEndpoint(s.servePublicKeys))
+	mux.HandleFunc("POST /api/0/relays/outcomes/{$}", s.relaysEndpoint(s.serveOutcomes))
 	mux.HandleFunc("/api/0/relays/", s.relaysEndpoint(func(w http.ResponseWriter, r *http.Request, _ []byte) {
 		fakeSentryJSON(w, http.StatusNotFound, map[string]string{"detail": "not found"})
 	}))
@@ -357,6 +359,43 @@ func fakeSentryProjectState(projectID uint64, key, rev string, mutate func(m map
 }
 
 // ---- serving ----
+
+// fakeSentryOutcome is one raw outcome a relay sent to
+// /api/0/relays/outcomes/, as decoded JSON, and the relay that sent it.
+type fakeSentryOutcome struct {
+	RelayID string
+	Outcome map[string]any
+}
+
+// serveOutcomes takes the outcomes of a registered relay whose signature
+// verifies and answers 202 {}, as Sentry does.
+func (s *fakeSentry) serveOutcomes(w http.ResponseWriter, r *http.Request, body []byte) {
+	id, err := s.verifyKnown(r, body)
+	if err != nil {
+		s.reject(w, r, err.Error())
+		return
+	}
+	var req struct {
+		Outcomes []map[string]any `json:"outcomes"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		fakeSentryJSON(w, http.StatusBadRequest, map[string]string{"detail": err.Error()})
+		return
+	}
+	s.mu.Lock()
+	for _, o := range req.Outcomes {
+		s.outs = append(s.outs, fakeSentryOutcome{RelayID: id, Outcome: o})
+	}
+	s.mu.Unlock()
+	fakeSentryJSON(w, http.StatusAccepted, map[string]any{})
+}
+
+// outcomes returns the outcomes received so far.
+func (s *fakeSentry) outcomes() []fakeSentryOutcome {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.outs)
+}
 
 // fakeSentryStatusWriter remembers the status a handler wrote.
 type fakeSentryStatusWriter struct {

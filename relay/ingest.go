@@ -306,7 +306,7 @@ func (r *Relay) admit(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, res *r
 	if allDropped(v, &in.perClass) {
 		// Nothing left to keep: the client is told to back off, and its
 		// SDK records the loss (Relay answers the same, and reports it).
-		r.reportVerdict(in, s)
+		r.reportVerdict(in, s, func() netip.Addr { return clientAddr(ctx) })
 		*res = refusal(fasthttp.StatusTooManyRequests, rejectRateLimited, "event submission rejected with_reason: RateLimited")
 		res.limits = s.limits
 		res.retryAfter = strconv.FormatInt(retryAfter(v.RateLimits), 10)
@@ -404,7 +404,7 @@ func (r *Relay) commit(in *admitted, s *scratch, res *result) bool {
 	for i, c := range s.classes {
 		r.outcomes.Accept(c, 1, s.items[i])
 	}
-	r.reportVerdict(in, s)
+	r.reportVerdict(in, s, func() netip.Addr { return firstAddr(s.ip) })
 	v := &s.verdict
 	for c := range envelope.NumClasses {
 		if v.Drop[c] && in.perClass[c] > 0 { // accepted, and dropped by the project's rules

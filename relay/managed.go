@@ -409,24 +409,14 @@ func newDownstream(cfg config.Config, ua *upstreamAuth) (*auth.Downstream, error
 }
 
 // verifyRelay checks the relay signature of a request over body, refusing
-// it when it does not verify: 503 when the upstream could not be asked
-// about the relay (it may retry), else 401.
+// it when it does not verify (see verifiedRelay).
 func (r *Relay) verifyRelay(ctx *fasthttp.RequestCtx, body []byte) bool {
-	_, err := r.downstream.Verify(ctx, string(ctx.Request.Header.Peek(auth.HeaderRelayID)),
-		string(ctx.Request.Header.Peek(auth.HeaderRelaySignature)), body)
-	switch {
-	case err == nil:
-		return true
-	case errors.Is(err, auth.ErrKeyLookup):
-		r.reject(ctx, fasthttp.StatusServiceUnavailable, rejectRelayAuth, err.Error())
-	default:
-		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, err.Error())
-	}
-	return false
+	_, ok := r.verifiedRelay(ctx, body)
+	return ok
 }
 
-// handleRelays serves /api/0/relays/...: registration and project configs
-// for downstream relays. Anything else there is forwarded upstream.
+// handleRelays serves /api/0/relays/...: registration, project configs and
+// outcomes for downstream relays. Anything else there is forwarded upstream.
 func (r *Relay) handleRelays(ctx *fasthttp.RequestCtx, what string) {
 	if r.downstream == nil || !ctx.IsPost() {
 		r.handleUnknown(ctx)
@@ -450,6 +440,8 @@ func (r *Relay) handleRelays(ctx *fasthttp.RequestCtx, what string) {
 		r.serveProjectConfigs(ctx, body)
 	case "publickeys":
 		r.servePublicKeys(ctx, body)
+	case "outcomes":
+		r.serveOutcomes(ctx, body)
 	default:
 		r.handleUnknown(ctx)
 	}

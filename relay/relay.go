@@ -131,7 +131,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	r.failed = make(chan error, 1)
 
 	r.enforcer = policy.NewEnforcer(policy.Options{})
-	r.reporter = newReporter(r.cfg.Outcomes.EmitOutcomes)
+	r.reporter = newReporter(r.cfg.Outcomes)
 	r.waiting.max = int64(cfg.Managed.MaxWaitingBytesPerKey)
 
 	var err error
@@ -421,6 +421,7 @@ func (r *Relay) startForwarders() {
 			Limiter:    r.aggr.lim,
 			Limits:     r.limits,
 			Outcomes:   &r.outcomes,
+			Limited:    r.limitedReporter(),
 			Logger:     r.log,
 		}
 		for s := range raw {
@@ -430,6 +431,10 @@ func (r *Relay) startForwarders() {
 			m.Projects = r.cache
 		}
 		forward.NewMetrics(m).Start(&r.fwdWG, readCtx, sendCtx)
+	}
+	lines, reports := r.outcomeSinks()
+	if r.reporter.Raw() {
+		streams[record.Outcomes().ID()] = true
 	}
 	for s := range streams {
 		c := record.Stream(s).Class()
@@ -442,6 +447,17 @@ func (r *Relay) startForwarders() {
 			Logger:   r.log,
 			// The upstream's 429 limits are enforced at the door.
 			RateLimits: upstreamLimits{r},
+			Reporter:   r.loopReporter(),
+		}
+		switch {
+		case record.Stream(s).IsOutcomes():
+			// Outcomes are not reported again when they are dropped.
+			o.Sink, o.Reporter, o.RateLimits = lines, nil, nil
+		case c == envelope.ClassClientReport && reports != nil:
+			o.Sink = reports
+		}
+		if o.Sink == nil {
+			o.Sink = r.sinks.For(c)
 		}
 		if r.auth != nil {
 			o.Registrar = r.auth

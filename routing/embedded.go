@@ -50,6 +50,10 @@ func startEmbedded(env *Env) (string, error) {
 		for _, c := range envelope.Classes() {
 			if d, ok := cfg.RouteFor(c).Dest.(config.KafkaDest); ok && d.Kafka == config.EmbeddedCluster {
 				topics = append(topics, d.Topic)
+				if c == envelope.ClassClientReport && cfg.Outcomes.EmitOutcomes == "true" {
+					// Raw outcomes go where client reports go, on their own topics.
+					topics = append(topics, cfg.Outcomes.Topic, cfg.Outcomes.BillingTopic)
+				}
 			}
 		}
 		c, err := kfake.NewCluster(

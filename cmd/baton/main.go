@@ -311,6 +311,8 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 			class += " (waiting for config)"
 		case rs.IsFlushed():
 			class += " (aggregated)"
+		case rs.IsOutcomes():
+			class += " (outcomes)"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t\n", s.Stream, class, rs.Partition(),
 			s.Pending, s.PendingWeight, s.PendingBytes, age, s.Watermark)

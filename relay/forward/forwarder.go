@@ -48,6 +48,9 @@ type ForwarderOptions struct {
 	Limits envelope.Limits
 	// RateLimits learns the limits of the upstream's 429s. Default nil.
 	RateLimits LimitRecorder
+	// Reporter reports the records the forwarder drops itself (refused
+	// for good, replays over a limit) upstream. Default nil: none.
+	Reporter Reporter
 	// MaxBackoff caps the wait between retries. Default DefaultMaxBackoff.
 	MaxBackoff time.Duration
 	// Shard steers every message of the stream (a flush partition of
@@ -134,6 +137,9 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 		}
 		if f.class == envelope.ClassReplay && !f.checkReplay(rec.Envelope) {
 			f.o.Outcomes.Drop(f.class, outcome.ReasonTooLarge, 1, rec.Items)
+			if f.o.Reporter != nil {
+				f.o.Reporter.Report(&rec, outcome.ReasonTooLarge, "")
+			}
 			continue
 		}
 		f.msgs = append(f.msgs, routing.Message{
@@ -186,6 +192,7 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 			case routing.IsPermanent(err):
 				f.o.Outcomes.Drop(f.class, outcome.ReasonInvalid, 1, items[i])
 				f.o.Logger.Warn("dropping a record its destination refused", "project", msgs[i].ProjectID, "err", err)
+				f.report(&msgs[i], outcome.ReasonInvalid)
 				progress = true
 			default:
 				f.recordLimits(&msgs[i], err)
@@ -237,6 +244,19 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 		failures++
 	}
 	return true
+}
+
+// report hands a message dropped for why to the Reporter, as the record
+// it came from.
+func (f *Forwarder) report(m *routing.Message, why outcome.Reason) {
+	if f.o.Reporter == nil {
+		return
+	}
+	rec := record.Record{
+		Class: m.Class, ProjectID: m.ProjectID, PublicKey: []byte(m.PublicKey), ClientIP: []byte(m.ClientIP),
+		ReceivedAt: m.ReceivedAt.UnixNano(), Envelope: m.Envelope,
+	}
+	f.o.Reporter.Report(&rec, why, "")
 }
 
 // unauthorized reports whether err is the upstream's 401 to a managed

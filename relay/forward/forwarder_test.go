@@ -340,7 +340,8 @@ func TestPermanentDropsCounted(t *testing.T) {
 		return errs
 	}}
 	clk := newClock(false)
-	ab, rec, _ := startForwarder(t, b, sink, clk, ForwarderOptions{})
+	reported := &reportLog{}
+	ab, rec, _ := startForwarder(t, b, sink, clk, ForwarderOptions{Reporter: reported})
 	if got := waitAck(t, ab.acks); got != 3 {
 		t.Fatalf("acked up to %d, want 3", got)
 	}
@@ -348,9 +349,28 @@ func TestPermanentDropsCounted(t *testing.T) {
 	if r.delivered.Records != 1 || r.dropped[outcome.ReasonInvalid].Records != 1 || r.dropped[outcome.ReasonCorrupt].Records != 1 {
 		t.Fatalf("delivered %+v, dropped %+v", r.delivered, r.dropped)
 	}
+	// The refused record is reported upstream with its project, key and
+	// envelope; the corrupt one has nothing to report.
+	reported.mu.Lock()
+	defer reported.mu.Unlock()
+	if want := []string{"1 keyb invalid {}\n{\"type\":\"event\"}\n{}\n"}; !slices.Equal(reported.got, want) {
+		t.Fatalf("reported %q, want %q", reported.got, want)
+	}
 	if w := clk.Waited(); len(w) != 0 {
 		t.Fatalf("waited %v: a batch that settled must not back off", w)
 	}
+}
+
+// reportLog is a Reporter that logs what it is told.
+type reportLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (l *reportLog) Report(rec *record.Record, why outcome.Reason, code string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, fmt.Sprintf("%d %s %s%s %s", rec.ProjectID, rec.PublicKey, why, code, rec.Envelope))
 }
 
 // Shutdown: once readCtx is done the backlog is still drained and the loop

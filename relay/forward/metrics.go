@@ -42,6 +42,9 @@ type MetricsOptions struct {
 	// Limits bound the parsing of raw envelopes.
 	Limits   envelope.Limits
 	Outcomes Recorder
+	// Limited reports buckets of rec the cardinality limiter refused
+	// upstream (outcome cardinality_limited). Default nil: none.
+	Limited func(rec *record.Record, buckets int)
 	// Clock default System; Logger default slog.Default().
 	Clock  Clock
 	Logger *slog.Logger
@@ -180,6 +183,9 @@ func (a *Metrics) admit(rec *record.Record, buckets []envelope.Bucket, received 
 	}
 	if limited > 0 {
 		a.o.Outcomes.Drop(envelope.ClassMetric, outcome.ReasonCardinality, 0, limited)
+		if a.o.Limited != nil {
+			a.o.Limited(rec, limited)
+		}
 	}
 	return kept
 }

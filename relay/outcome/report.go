@@ -1,9 +1,9 @@
 package outcome
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,11 +20,8 @@ type Mode uint8
 const (
 	ModeOff           Mode = iota // "false": counted here only
 	ModeClientReports             // "as_client_reports": merged client_report items
+	ModeOutcomes                  // "true": raw outcomes, to /api/0/relays/outcomes/ or Kafka
 )
-
-// ErrModeUnsupported is emit mode "true" (raw outcomes to
-// /api/0/relays/outcomes/ or Kafka), which Baton does not send yet.
-var ErrModeUnsupported = errors.New("raw outcomes (true) are not supported yet; use as_client_reports or false")
 
 // ParseMode reads outcomes.emit_outcomes.
 func ParseMode(s string) (Mode, error) {
@@ -34,23 +31,46 @@ func ParseMode(s string) (Mode, error) {
 	case "as_client_reports":
 		return ModeClientReports, nil
 	case "true":
-		return ModeOff, ErrModeUnsupported
+		return ModeOutcomes, nil
 	}
 	return ModeOff, fmt.Errorf("outcome: emit mode %q is not false, true or as_client_reports", s)
 }
 
 // DefaultMaxEntries bounds the distinct (project, key, category, outcome,
-// reason) entries a Reporter holds between flushes: about 150 bytes each
-// with a 32-byte key and a short reason, so about 1.5 MB at most. Drops
-// that would need a new entry past it are counted as lost.
+// reason; for raw outcomes also event id and address) entries a Reporter
+// holds between flushes: about 150 bytes each with a 32-byte key and a
+// short reason (200 with an event id and an address), so about 2 MB at
+// most. Drops that would need a new entry past it are counted as lost.
 const DefaultMaxEntries = 10000
 
-// entry is what a Reporter merges one public key's drops by.
+// entry is what a Reporter merges one public key's drops by. The fields
+// after Code are set for raw outcomes only, so client reports merge as
+// before.
 type entry struct {
 	ProjectID uint64
 	Category  envelope.Category
 	Why       Reason
 	Code      string // Relay's reason: the filter name, quota reason code, "Sampled:<rule>"...
+
+	OrgID, KeyID uint64
+	EventID      envelope.EventID
+	Addr         string
+}
+
+// tally is an entry's quantity and the time of its first drop (unix ns).
+type tally struct{ q, at int64 }
+
+// Origin is what a drop is scoped by: its project and public key, and for
+// raw outcomes what Relay's outcome carries besides: the organization and
+// the key's numeric id (0 when not known), the envelope's event id, the
+// client's address, and when Baton received it (zero: when emitted).
+type Origin struct {
+	ProjectID    uint64
+	Key          []byte
+	OrgID, KeyID uint64
+	EventID      envelope.EventID
+	RemoteAddr   string
+	Received     time.Time
 }
 
 // ReporterOptions configures a Reporter.
@@ -58,19 +78,28 @@ type ReporterOptions struct {
 	Mode Mode
 	// MaxEntries caps the entries held; 0 is DefaultMaxEntries.
 	MaxEntries int
+	// BatchSize, for raw outcomes, is the entry count at which Run flushes
+	// before its interval is up (outcomes.batch_size). 0: only on the
+	// interval.
+	BatchSize int
+	// Now is the clock of drops without a received time. Default time.Now.
+	Now func() time.Time
 }
 
 // Reporter merges the drops Baton reports upstream, per project key, until
 // they are taken. A nil *Reporter (outcomes off) ignores everything. It is
 // safe for concurrent use.
 type Reporter struct {
-	mode Mode
-	max  int
+	mode  Mode
+	max   int
+	batch int
+	now   func() time.Time
+	full  chan struct{} // signalled when batch entries are held
 
 	mu sync.Mutex
 	// entries is keyed by public key first, so that Emit looks a key up
 	// without allocating; only a key's first drop copies it.
-	entries map[string]map[entry]int64
+	entries map[string]map[entry]tally
 	n       int // entries held, over all keys
 
 	lost     atomic.Int64 // quantity of drops that did not fit
@@ -85,46 +114,89 @@ func NewReporter(o ReporterOptions) *Reporter {
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = DefaultMaxEntries
 	}
-	return &Reporter{mode: o.Mode, max: o.MaxEntries, entries: make(map[string]map[entry]int64)}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Reporter{mode: o.Mode, max: o.MaxEntries, batch: o.BatchSize, now: o.Now,
+		full: make(chan struct{}, 1), entries: make(map[string]map[entry]tally)}
 }
 
-// reportable says whether a drop for why goes into a client report. Relay's
-// client-report producer converts only filtered, sampled and rate-limited
-// outcomes (and signature failures, which Baton refuses at the door);
-// the others reach Sentry only as raw outcomes.
-func reportable(why Reason) bool {
-	return why == ReasonFiltered || why == ReasonSampled || why == ReasonRateLimited
+// Mode is what r reports (ModeOff for a nil Reporter).
+func (r *Reporter) Mode() Mode {
+	if r == nil {
+		return ModeOff
+	}
+	return r.mode
+}
+
+// Raw reports whether r emits raw outcomes, which need an Origin's
+// organization, key id, event id and address.
+func (r *Reporter) Raw() bool { return r != nil && r.mode == ModeOutcomes }
+
+// reportable says whether a drop for why is reported. Raw outcomes report
+// every drop. Relay's client-report producer converts only filtered,
+// sampled and rate-limited outcomes (and signature failures, which Baton
+// refuses at the door); the others reach Sentry only as raw outcomes.
+func (r *Reporter) reportable(why Reason) bool {
+	return r.mode == ModeOutcomes || why == ReasonFiltered || why == ReasonSampled || why == ReasonRateLimited
 }
 
 // Emit records quantity of category dropped for why (code is Relay's
 // reason string) from the project and public key.
 func (r *Reporter) Emit(projectID uint64, key []byte, cat envelope.Category, why Reason, code string, quantity int) {
-	if r == nil || quantity <= 0 || cat == envelope.CategoryUnknown || !reportable(why) {
+	r.EmitFrom(&Origin{ProjectID: projectID, Key: key}, cat, why, code, quantity)
+}
+
+// EmitFrom records quantity of category dropped for why (code is Relay's
+// reason string) from o.
+func (r *Reporter) EmitFrom(o *Origin, cat envelope.Category, why Reason, code string, quantity int) {
+	if r == nil || quantity <= 0 || cat == envelope.CategoryUnknown || !r.reportable(why) {
 		return
 	}
-	e := entry{ProjectID: projectID, Category: cat, Why: why, Code: code}
+	e := entry{ProjectID: o.ProjectID, Category: cat, Why: why, Code: code}
+	if r.mode == ModeOutcomes {
+		e.OrgID, e.KeyID, e.EventID, e.Addr = o.OrgID, o.KeyID, o.EventID, o.RemoteAddr
+	}
+	at := o.Received
+	if at.IsZero() {
+		at = r.now()
+	}
 	r.mu.Lock()
-	byKey := r.entries[string(key)] // not allocated: the compiler reads key in place
-	if _, ok := byKey[e]; !ok {
+	byKey := r.entries[string(o.Key)] // not allocated: the compiler reads key in place
+	t, ok := byKey[e]
+	if !ok {
 		if r.n >= r.max {
 			r.mu.Unlock()
 			r.lost.Add(int64(quantity))
 			return
 		}
 		if byKey == nil {
-			byKey = make(map[entry]int64)
-			r.entries[string(key)] = byKey
+			byKey = make(map[entry]tally)
+			r.entries[string(o.Key)] = byKey
 		}
 		r.n++
+		t.at = at.UnixNano()
+		if r.batch > 0 && r.n == r.batch {
+			select {
+			case r.full <- struct{}{}:
+			default:
+			}
+		}
 	}
-	byKey[e] += int64(quantity)
+	t.q += int64(quantity)
+	byKey[e] = t
 	r.mu.Unlock()
 }
 
 // EmitItems records the items of class c (every class when c is
 // envelope.NumClasses) with the categories and quantities Relay counts.
 func (r *Reporter) EmitItems(projectID uint64, key []byte, items []envelope.Item, c envelope.Class, why Reason, code string) {
-	if r == nil || !reportable(why) {
+	r.EmitItemsFrom(&Origin{ProjectID: projectID, Key: key}, items, c, why, code)
+}
+
+// EmitItemsFrom is EmitItems with the drop's Origin.
+func (r *Reporter) EmitItemsFrom(o *Origin, items []envelope.Item, c envelope.Class, why Reason, code string) {
+	if r == nil || !r.reportable(why) {
 		return
 	}
 	for i := range items {
@@ -132,7 +204,7 @@ func (r *Reporter) EmitItems(projectID uint64, key []byte, items []envelope.Item
 		if c != envelope.NumClasses && it.Class != c {
 			continue
 		}
-		Quantities(it, func(cat envelope.Category, n int) { r.Emit(projectID, key, cat, why, code, n) })
+		Quantities(it, func(cat envelope.Category, n int) { r.EmitFrom(o, cat, why, code, n) })
 	}
 }
 
@@ -198,6 +270,63 @@ func (r *Reporter) Reported() int64 {
 	return r.reported.Load()
 }
 
+// takeAll takes the entries held and starts afresh; nil when none.
+func (r *Reporter) takeAll() map[string]map[entry]tally {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.entries
+	if len(m) == 0 {
+		return nil
+	}
+	r.entries = make(map[string]map[entry]tally, len(m))
+	r.n = 0
+	return m
+}
+
+// TakeOutcomes returns the drops merged so far as Relay's raw outcomes,
+// with source as their source, ordered by project, key id, outcome,
+// reason, category and event id, and starts afresh.
+func (r *Reporter) TakeOutcomes(source string) []Raw {
+	if r == nil {
+		return nil
+	}
+	m := r.takeAll()
+	if m == nil {
+		return nil
+	}
+	var out []Raw
+	var total int64
+	type sorted struct {
+		e entry
+		o Raw
+	}
+	var all []sorted
+	for _, byKey := range m {
+		for e, t := range byKey {
+			id, reason := Relay(e.Why, e.Code)
+			o := newRaw(time.Unix(0, t.at), e.ProjectID, id, reason, e.Category, t.q)
+			o.OrgID, o.KeyID, o.RemoteAddr, o.Source = e.OrgID, e.KeyID, e.Addr, source
+			if !e.EventID.IsZero() {
+				o.EventID = e.EventID.String()
+			}
+			all = append(all, sorted{e, o})
+			total += t.q
+		}
+	}
+	slices.SortFunc(all, func(a, b sorted) int {
+		return cmp.Or(cmp.Compare(a.o.ProjectID, b.o.ProjectID), cmp.Compare(a.o.KeyID, b.o.KeyID),
+			cmp.Compare(a.o.Outcome, b.o.Outcome), strings.Compare(a.o.Reason, b.o.Reason),
+			cmp.Compare(a.e.Category, b.e.Category), strings.Compare(a.o.EventID, b.o.EventID),
+			strings.Compare(a.o.RemoteAddr, b.o.RemoteAddr))
+	})
+	out = make([]Raw, len(all))
+	for i := range all {
+		out[i] = all[i].o
+	}
+	r.reported.Add(total)
+	return out
+}
+
 // Report is the merged drops of one project key.
 type Report struct {
 	ProjectID uint64
@@ -219,16 +348,10 @@ func (r *Reporter) Take() []Report {
 	if r == nil {
 		return nil
 	}
-	r.mu.Lock()
-	m := r.entries
-	if len(m) == 0 {
-		r.mu.Unlock()
+	m := r.takeAll()
+	if m == nil {
 		return nil
 	}
-	r.entries = make(map[string]map[entry]int64, len(m))
-	r.n = 0
-	r.mu.Unlock()
-
 	type scope struct {
 		pid uint64
 		key string
@@ -236,7 +359,8 @@ func (r *Reporter) Take() []Report {
 	by := make(map[scope]*Report)
 	var total int64
 	for key, byKey := range m {
-		for e, q := range byKey {
+		for e, t := range byKey {
+			q := t.q
 			s := scope{e.ProjectID, key}
 			rep := by[s]
 			if rep == nil {
@@ -325,6 +449,16 @@ type Clock interface {
 // done. It does not flush at the end: the owner calls Flush once nothing
 // drops any more.
 func (r *Reporter) Run(ctx context.Context, clock Clock, interval time.Duration, write func(now time.Time, reps []Report) error) {
+	r.run(ctx, clock, interval, func(now time.Time) { r.Flush(now, write) })
+}
+
+// RunOutcomes is Run for raw outcomes: it flushes through write every
+// interval, and sooner once BatchSize entries are held.
+func (r *Reporter) RunOutcomes(ctx context.Context, clock Clock, interval time.Duration, source string, write func(outs []Raw) error) {
+	r.run(ctx, clock, interval, func(time.Time) { r.FlushOutcomes(source, write) })
+}
+
+func (r *Reporter) run(ctx context.Context, clock Clock, interval time.Duration, flush func(now time.Time)) {
 	if r == nil {
 		return
 	}
@@ -333,9 +467,29 @@ func (r *Reporter) Run(ctx context.Context, clock Clock, interval time.Duration,
 		case <-ctx.Done():
 			return
 		case <-clock.After(interval):
-			r.Flush(clock.Now(), write)
+		case <-r.full:
 		}
+		flush(clock.Now())
 	}
+}
+
+// FlushOutcomes takes the merged drops as raw outcomes and hands them to
+// write; what write fails to keep is counted as lost.
+func (r *Reporter) FlushOutcomes(source string, write func(outs []Raw) error) error {
+	outs := r.TakeOutcomes(source)
+	if len(outs) == 0 {
+		return nil
+	}
+	err := write(outs)
+	if err != nil {
+		var q int64
+		for i := range outs {
+			q += int64(*outs[i].Quantity)
+		}
+		r.reported.Add(-q)
+		r.lost.Add(q)
+	}
+	return err
 }
 
 // Flush takes the merged drops and hands them to write; what write fails

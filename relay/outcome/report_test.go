@@ -111,8 +111,11 @@ func TestReporterOff(t *testing.T) {
 	if r.Take() != nil || r.Lost() != 0 || r.Flush(time.Now(), nil) != nil {
 		t.Error("a nil reporter did something")
 	}
-	if _, err := ParseMode("true"); !errors.Is(err, ErrModeUnsupported) {
-		t.Errorf("ParseMode(true) = %v", err)
+	if m, err := ParseMode("true"); err != nil || m != ModeOutcomes {
+		t.Errorf("ParseMode(true) = %v, %v", m, err)
+	}
+	if _, err := ParseMode("yes"); err == nil {
+		t.Error("ParseMode(yes) did not fail")
 	}
 }
 

@@ -376,13 +376,22 @@ func (tb *tokenBucket) take(n int) (ok bool, wait time.Duration) {
 // OrganizationID returns the organization of the config serving pid and
 // key, 0 when Baton has none (proxy mode, or a key not looked up yet).
 func (p *Projects) OrganizationID(pid uint64, key []byte) uint64 {
+	if st := p.StateOf(pid, key); st != nil {
+		return st.OrganizationID
+	}
+	return 0
+}
+
+// StateOf returns the config serving pid and key, nil when Baton has none
+// (proxy mode, or a key not looked up yet).
+func (p *Projects) StateOf(pid uint64, key []byte) *project.State {
 	if prj := p.static[pid]; prj != nil && prj.state != nil {
-		return prj.state.OrganizationID
+		return prj.state
 	}
 	if p.mode == managed {
 		if st, status := p.cache.GetBytes(key); status == project.Ready && st != nil {
-			return st.OrganizationID
+			return st
 		}
 	}
-	return 0
+	return nil
 }

@@ -15,12 +15,14 @@
 //
 // # Stream ids
 //
-//	bit  15       14       13..8   7..0
-//	     pending  flushed  class   partition
+//	bit  15       14       13         12..8   7..0
+//	     pending  flushed  outcomes   class   partition
 //
 // A class stream (StreamFor) carries records ready for the class's sink. Its
 // Pending twin holds envelopes that wait for their project's config
-// (managed mode); Flushed streams hold aggregated metric buckets. The
+// (managed mode); Flushed streams hold aggregated metric buckets; the
+// Outcomes stream (class client_report) holds raw outcomes, one JSON per
+// line, instead of an envelope. The
 // partition of a public key is a fixed hash (Partition), so a project keeps
 // its stream, and its order, across restarts.
 package record

@@ -229,7 +229,7 @@ func TestStreamLayout(t *testing.T) {
 	for _, c := range envelope.Classes() {
 		p := Partition(key, 4)
 		s := StreamFor(c, p)
-		if s.Class() != c || s.Partition() != p || p >= 4 || s.IsPending() || s.IsFlushed() {
+		if s.Class() != c || s.Partition() != p || p >= 4 || s.IsPending() || s.IsFlushed() || s.IsOutcomes() {
 			t.Fatalf("class %s → stream %d → %s/%d", c, s, s.Class(), s.Partition())
 		}
 		if Partition(key, 4) != p {
@@ -243,6 +243,10 @@ func TestStreamLayout(t *testing.T) {
 	f := Flushed(3)
 	if !f.IsFlushed() || f.IsPending() || f.Class() != envelope.ClassMetric || f.Partition() != 3 {
 		t.Fatalf("flushed stream %d: class %s partition %d", f, f.Class(), f.Partition())
+	}
+	o := Outcomes()
+	if !o.IsOutcomes() || o.IsPending() || o.IsFlushed() || o.Class() != envelope.ClassClientReport || o == StreamFor(envelope.ClassClientReport, 0) {
+		t.Fatalf("outcomes stream %d: class %s", o, o.Class())
 	}
 	// The hash is part of the on-disk format: a key must keep its partition
 	// across versions, or a project's records are read out of order.

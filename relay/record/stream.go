@@ -9,8 +9,9 @@ import (
 type Stream buffer.Stream
 
 const (
-	pendingBit = 0x80 // in the class byte: waiting for a project config
-	flushedBit = 0x40 // in the class byte: aggregated metric buckets
+	pendingBit  = 0x80 // in the class byte: waiting for a project config
+	flushedBit  = 0x40 // in the class byte: aggregated metric buckets
+	outcomesBit = 0x20 // in the class byte: raw outcomes
 )
 
 // StreamFor is the stream of class c's partition p.
@@ -22,6 +23,15 @@ func StreamFor(c envelope.Class, p uint32) Stream {
 func Flushed(p int) Stream {
 	return Stream(uint32(envelope.ClassMetric|flushedBit)<<8 | uint32(p)&0xff)
 }
+
+// Outcomes is the stream of raw outcomes (outcomes.emit_outcomes true):
+// records of class client_report whose payload is outcome JSON lines.
+func Outcomes() Stream {
+	return Stream(uint32(envelope.ClassClientReport|outcomesBit) << 8)
+}
+
+// IsOutcomes reports whether s holds raw outcomes.
+func (s Stream) IsOutcomes() bool { return uint32(s)>>8&outcomesBit != 0 }
 
 // ID is s as the buffer names it.
 func (s Stream) ID() buffer.Stream { return buffer.Stream(s) }
@@ -40,7 +50,7 @@ func (s Stream) IsFlushed() bool { return uint32(s)>>8&flushedBit != 0 }
 // Class is the traffic class s carries. Ids Baton did not write may give a
 // class ≥ envelope.NumClasses; callers skip those.
 func (s Stream) Class() envelope.Class {
-	return envelope.Class(uint32(s) >> 8 &^ (pendingBit | flushedBit))
+	return envelope.Class(uint32(s) >> 8 &^ (pendingBit | flushedBit | outcomesBit))
 }
 
 // Partition is s's partition (for a flushed stream, its flush partition).
