@@ -152,14 +152,6 @@ func replaced(a attrs, i int, sorted bool) bool {
 	return false
 }
 
-// appendEscaped appends the inside of a JSON string.
-func appendEscaped(dst []byte, s string) []byte {
-	n := len(dst)
-	dst = appendString(dst, s)
-	copy(dst[n:], dst[n+1:])
-	return dst[:len(dst)-2]
-}
-
 func appendAttrValue(dst []byte, a *attr, inner []byte) ([]byte, []byte) {
 	switch a.kind {
 	case attrString:
