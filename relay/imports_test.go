@@ -20,6 +20,7 @@ var allowed = map[string][]string{
 	"cmd/baton-load":  {},
 	"relay":           {"routing", "config", "buffer", "envelope", "relay/*"},
 	"relay/intake":    {},
+	"relay/otlp":      {}, // OTLP bodies to Sentry items: the OTLP types only (thirdParty)
 	"relay/internal":  {}, // testutil: doubles and fixtures shared by tests under relay/
 	"relay/project":   {},
 	"relay/aggregate": {"envelope"},
@@ -43,6 +44,7 @@ var thirdParty = map[string][]string{
 	"envelope":        {},
 	"buffer":          {"github.com/cockroachdb/pebble/v2"},
 	"relay/normalize": {"github.com/ua-parser/uap-go"},
+	"relay/otlp":      {"go.opentelemetry.io/proto/otlp", "google.golang.org/protobuf"},
 }
 
 // forbidden are modules a package may not import (by module path prefix),

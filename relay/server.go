@@ -71,6 +71,8 @@ func (r *Relay) handle(ctx *fasthttp.RequestCtx) {
 		r.handleNEL(ctx, pid)
 	case bytes.HasPrefix(endpoint, []byte("events/")) && bytes.HasSuffix(endpoint, []byte("/attachments")):
 		r.handleAttachments(ctx, pid, endpoint[len("events/"):len(endpoint)-len("/attachments")])
+	case bytes.HasPrefix(endpoint, []byte("integration/otlp/")):
+		r.handleOTLP(ctx, pid, string(endpoint))
 	default:
 		r.handleUnknown(ctx)
 	}
@@ -103,7 +105,8 @@ func (r *Relay) handleLegacyStore(ctx *fasthttp.RequestCtx) {
 // of the SDK routes Baton serves, which answer CORS preflights.
 func sdkEndpoint(endpoint []byte) bool {
 	switch string(endpoint) {
-	case "envelope", "store", "minidump", "security", "csp-report", "nel":
+	case "envelope", "store", "minidump", "security", "csp-report", "nel",
+		"integration/otlp/v1/traces", "integration/otlp/v1/logs":
 		return true
 	}
 	return bytes.HasPrefix(endpoint, []byte("events/")) && bytes.HasSuffix(endpoint, []byte("/attachments"))

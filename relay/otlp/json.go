@@ -1,0 +1,101 @@
+package otlp
+
+import (
+	"encoding/hex"
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as encoding/json writes it.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	dst = appendEscaped(dst, s)
+	return append(dst, '"')
+}
+
+// appendEscaped appends s escaped as the inside of a JSON string.
+func appendEscaped(dst []byte, s string) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				const hexDigits = "0123456789abcdef"
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(dst, s[start:]...)
+}
+
+// appendHex appends id as a lowercase hex JSON string.
+func appendHex(dst, id []byte) []byte {
+	dst = append(dst, '"')
+	dst = hex.AppendEncode(dst, id)
+	return append(dst, '"')
+}
+
+// appendFloat appends f as encoding/json formats a float64; it reports
+// false for NaN and infinities, which JSON cannot hold.
+func appendFloat(dst []byte, f float64) ([]byte, bool) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return dst, false
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	return strconv.AppendFloat(dst, f, format, -1, 64), true
+}
+
+// appendTimestamp appends nanoseconds since the epoch as Sentry's
+// timestamps: seconds with microsecond precision (Relay rounds to
+// microseconds).
+func appendTimestamp(dst []byte, nanos uint64) []byte {
+	micros := (nanos + 500) / 1000
+	dst = strconv.AppendUint(dst, micros/1e6, 10)
+	frac := micros % 1e6
+	dst = append(dst, '.')
+	if frac == 0 {
+		return append(dst, '0')
+	}
+	var digits [6]byte
+	for i := 5; i >= 0; i-- {
+		digits[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	n := 6
+	for digits[n-1] == '0' {
+		n--
+	}
+	return append(dst, digits[:n]...)
+}
