@@ -34,29 +34,27 @@ type sdkAuth struct {
 // envelope endpoint can fall back to the envelope header's dsn.
 func parseAuth(req *fasthttp.Request, a *sdkAuth) error {
 	*a = sdkAuth{}
+	// As Relay's auth_from_parts: a header that is neither "Sentry ..." nor
+	// (Authorization only) decodable Basic is ignored, not refused, so a
+	// client that always sends its own Authorization (OTLP exporters with a
+	// Bearer token) still authenticates by its query key.
 	found := 0
-	if h := req.Header.Peek("X-Sentry-Auth"); len(h) > 0 {
+	if h := req.Header.Peek("X-Sentry-Auth"); hasPrefixFold(h, "sentry ") {
 		found++
 		if err := parseSentryAuth(h, a); err != nil {
 			return err
 		}
 	}
-	if h := req.Header.Peek("Authorization"); len(h) > 0 {
-		found++
-		if found > 1 {
+	if h := req.Header.Peek("Authorization"); hasPrefixFold(h, "sentry ") {
+		if found++; found > 1 {
 			return errAuthMultiple
 		}
-		switch {
-		case hasPrefixFold(h, "sentry "):
-			if err := parseSentryAuth(h, a); err != nil {
-				return err
-			}
-		case hasPrefixFold(h, "basic "):
-			if err := parseBasicAuth(h[len("basic "):], a); err != nil {
-				return err
-			}
-		default:
-			return errAuthInvalid
+		if err := parseSentryAuth(h, a); err != nil {
+			return err
+		}
+	} else if hasPrefixFold(h, "basic ") && parseBasicAuth(h[len("basic "):], a) {
+		if found++; found > 1 {
+			return errAuthMultiple
 		}
 	}
 	if q := req.URI().QueryArgs(); q.Has("sentry_key") || q.Has("sentry_version") {
@@ -116,14 +114,19 @@ func parseSentryAuth(h []byte, a *sdkAuth) error {
 	return nil
 }
 
-func parseBasicAuth(b64 []byte, a *sdkAuth) error {
+func parseBasicAuth(b64 []byte, a *sdkAuth) bool {
 	dec, err := base64.StdEncoding.AppendDecode(nil, bytes.TrimSpace(b64))
 	if err != nil {
-		return errAuthInvalid
+		return false
 	}
-	key, _, _ := bytes.Cut(dec, []byte{':'})
-	a.PublicKey = key
-	return nil
+	key, _, ok := bytes.Cut(dec, []byte{':'})
+	if !ok {
+		return false
+	}
+	if a.PublicKey == nil {
+		a.PublicKey = key
+	}
+	return true
 }
 
 // trimVersion accepts "7" and "7.0" as Relay does.

@@ -28,8 +28,13 @@ func TestParseAuth(t *testing.T) {
 		{"nothing", [2]string{}, "", "", errAuthMissing, ""},
 		{"both forms", [2]string{"X-Sentry-Auth", "Sentry sentry_key=" + key}, "sentry_key=" + key, "", errAuthMultiple, ""},
 		{"version 8", [2]string{"X-Sentry-Auth", "Sentry sentry_key=" + key + ", sentry_version=8"}, "", "", errAuthVersion, ""},
-		{"not sentry", [2]string{"X-Sentry-Auth", "Bearer abc"}, "", "", errAuthInvalid, ""},
-		{"bearer", [2]string{"Authorization", "Bearer abc"}, "", "", errAuthInvalid, ""},
+		// Relay ignores an auth header of another scheme, and Basic it cannot decode.
+		{"not sentry", [2]string{"X-Sentry-Auth", "Bearer abc"}, "", "", errAuthMissing, ""},
+		{"bearer", [2]string{"Authorization", "Bearer abc"}, "", "", errAuthMissing, ""},
+		{"bearer and query", [2]string{"Authorization", "Bearer abc"}, "sentry_key=" + key, key, nil, ""},
+		{"bad basic and query", [2]string{"Authorization", "Basic !!"}, "sentry_key=" + key, key, nil, ""},
+		{"basic and query", [2]string{"Authorization", "Basic YTdjM2U5ZjFiNWQyNDY4MGFjZTEzNTc5YmRmMDI0Njg6"}, "sentry_key=" + key, "", errAuthMultiple, ""},
+		{"malformed sentry", [2]string{"X-Sentry-Auth", "Sentry sentry_version=x, sentry_key=" + key}, "", "", errAuthInvalid, ""},
 		{"no key", [2]string{"X-Sentry-Auth", "Sentry sentry_version=7"}, "", "", errAuthMissing, ""},
 	}
 	for _, c := range cases {
