@@ -99,7 +99,7 @@ func TestMutate(t *testing.T) {
 		tr.Set(c, string(rune('a'+i)), tr.NewBool(i%2 == 0))
 	}
 	arr := tr.NewArray(tr.NewNull())
-	tr.Push(arr, tr.NewNumber("1.0"))
+	tr.Push(arr, tr.NewNumber([]byte("1.0")))
 	tr.Set(root, "arr", arr)
 	tr.Rename(root, "new", "c") // replaces the old c
 	if !tr.Dirty() {

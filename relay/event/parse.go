@@ -136,27 +136,41 @@ func (p *parser) number() (*Node, error) {
 	return n, nil
 }
 
+// plain marks the bytes a string scan passes over: ASCII other than the
+// quote, the backslash and control characters.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // string decodes the string at pos. Without escapes the result aliases src.
 func (p *parser) string() ([]byte, error) {
 	p.pos++ // opening quote
 	start := p.pos
+	ascii := true
 	for p.pos < len(p.src) {
 		c := p.src[p.pos]
-		if c == '"' {
+		if plain[c] {
+			p.pos++
+			continue
+		}
+		switch {
+		case c == '"':
 			s := p.src[start:p.pos]
 			p.pos++
-			p.rawOK = utf8.Valid(s)
+			p.rawOK = ascii || utf8.Valid(s)
 			if !p.rawOK {
 				return []byte(string([]rune(string(s)))), nil // replace invalid bytes
 			}
 			return s, nil
-		}
-		if c == '\\' {
+		case c == '\\':
 			return p.stringSlow(start)
-		}
-		if c < 0x20 {
+		case c < 0x20:
 			return nil, p.errf("control character in string")
 		}
+		ascii = false // c >= 0x80
 		p.pos++
 	}
 	return nil, p.errf("unterminated string")

@@ -115,9 +115,9 @@ func (t *Tree) NewStringBytes(b []byte) *Node {
 
 // NewNumber returns a number node written as the JSON number text raw,
 // copied; raw is not validated.
-func (t *Tree) NewNumber(raw string) *Node {
+func (t *Tree) NewNumber(raw []byte) *Node {
 	n := t.a.node(Number)
-	n.raw = t.a.copyString(raw)
+	n.raw = t.a.copyBytes(raw)
 	return n
 }
 
@@ -394,7 +394,7 @@ func (a *arena) node(k Kind) *Node {
 	}
 	a.cur = a.cur[:len(a.cur)+1]
 	n := &a.cur[len(a.cur)-1]
-	n.kind = k
+	*n = Node{kind: k}
 	return n
 }
 
@@ -478,19 +478,11 @@ func (a *arena) copyBytes(s []byte) []byte {
 	return b
 }
 
-// reset drops every reference into the last event and keeps the memory.
+// reset keeps the memory for the next tree. It does not clear it: nodes
+// are zeroed when handed out, and what the slabs still point to (the last
+// event's bytes) stays reachable only until the slots are reused or the
+// pool drops the tree at a garbage collection, so clearing would only cost.
 func (a *arena) reset() {
-	used := a.ci + 1
-	if a.cur == nil {
-		used = 0
-	}
-	for i := range used {
-		c := a.chunks[i]
-		if i == a.ci {
-			c = c[:len(a.cur)]
-		}
-		clear(c)
-	}
 	if len(a.chunks) > maxKeepChunks {
 		clear(a.chunks[maxKeepChunks:])
 		a.chunks = a.chunks[:maxKeepChunks]
@@ -504,6 +496,5 @@ func resetSlab[T any](s []T) []T {
 	if cap(s) > maxKeepSlab {
 		return nil
 	}
-	clear(s)
 	return s[:0]
 }
