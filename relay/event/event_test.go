@@ -177,3 +177,33 @@ func TestPooledAllocs(t *testing.T) {
 		t.Errorf("%v allocations per parse", allocs)
 	}
 }
+
+// FuzzParse: what Parse accepts is written as valid JSON that parses back
+// to the same text.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{`{"a":[1,"\u00e9\n",{"b":null}],"c":true}`, "\"x\xff\"", `[1e5,-0.5]`, `{"a":"\ud800"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		tr, err := Parse(src)
+		if err != nil {
+			if !errors.Is(err, ErrSyntax) {
+				t.Fatalf("error %v does not wrap ErrSyntax", err)
+			}
+			return
+		}
+		out := tr.AppendJSON(nil)
+		tr.Release()
+		if !json.Valid(out) {
+			t.Fatalf("invalid JSON %q for %q", out, src)
+		}
+		tr, err = Parse(out)
+		if err != nil {
+			t.Fatalf("output does not parse: %v\n%q", err, out)
+		}
+		defer tr.Release()
+		if again := tr.AppendJSON(nil); string(again) != string(out) {
+			t.Fatalf("second write differs:\n%q\n%q", out, again)
+		}
+	})
+}
