@@ -207,3 +207,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestSortedKeys(t *testing.T) {
+	tr := parseT(t, `{"b":1,"a":2,"c":3,"a":4}`)
+	root := tr.Root()
+	var got []string
+	for _, i := range tr.SortedKeys(root) {
+		got = append(got, string(root.Key(i))+"="+string(root.Index(i).Raw()))
+	}
+	if strings.Join(got, ",") != "a=4,b=1,c=3" {
+		t.Errorf("got %v", got)
+	}
+}

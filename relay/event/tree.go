@@ -1,6 +1,8 @@
 package event
 
 import (
+	"bytes"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -38,6 +40,7 @@ type Tree struct {
 	noded int        // nodes with a Meta
 	dirty bool
 	stack []pathElem // scratch of AppendJSON's meta walk
+	ints  []int      // scratch of SortedKeys
 }
 
 var trees = sync.Pool{New: func() any { return new(Tree) }}
@@ -70,7 +73,7 @@ func (t *Tree) Release() {
 	t.a.reset()
 	clear(t.paths)
 	clear(t.stack)
-	*t = Tree{a: t.a, paths: t.paths[:0], stack: t.stack[:0]}
+	*t = Tree{a: t.a, paths: t.paths[:0], stack: t.stack[:0], ints: t.ints[:0]}
 	trees.Put(t)
 }
 
@@ -261,6 +264,27 @@ func (n *Node) Get(key string) *Node {
 
 // Has reports whether object n has key, whatever its value.
 func (n *Node) Has(key string) bool { return n.Find(key) >= 0 }
+
+// SortedKeys returns the member indexes of object o in key order (the
+// order of Relay's maps); of a repeated key only the last, the one a JSON
+// decoder keeps. The slice is the tree's scratch: valid until the next call.
+func (t *Tree) SortedKeys(o *Node) []int {
+	idx := t.ints[:0]
+	for i := range o.Len() {
+		idx = append(idx, i)
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return bytes.Compare(o.keys[a], o.keys[b]) })
+	j := 0
+	for i, x := range idx {
+		if i+1 < len(idx) && bytes.Equal(o.keys[x], o.keys[idx[i+1]]) {
+			continue
+		}
+		idx[j] = x
+		j++
+	}
+	t.ints = idx
+	return idx[:j]
+}
 
 // Meta is what processing recorded for n, or nil.
 func (n *Node) Meta() *Meta {

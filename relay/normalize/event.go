@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -329,26 +328,6 @@ func (e *norm) lenient(v *event.Node) (*event.Node, bool) {
 
 func (e *norm) pair(k, v *event.Node) *event.Node { return e.t.NewArray(k, v) }
 
-// sortedKeys returns the member indexes of object o sorted by key; of a
-// repeated key only the last (the one a JSON decoder keeps).
-func (e *norm) sortedKeys(o *event.Node) []int {
-	idx := e.idx[:0]
-	for i := range o.Len() {
-		idx = append(idx, i)
-	}
-	slices.SortStableFunc(idx, func(a, b int) int { return bytes.Compare(o.Key(a), o.Key(b)) })
-	j := 0
-	for i, x := range idx {
-		if i+1 < len(idx) && bytes.Equal(o.Key(x), o.Key(idx[i+1])) {
-			continue
-		}
-		idx[j] = x
-		j++
-	}
-	e.idx = idx
-	return idx[:j]
-}
-
 // tags turns an object into [key, value] pairs sorted by key (the order of
 // Relay's object type) and values into strings.
 func (e *norm) tags() {
@@ -360,7 +339,7 @@ func (e *norm) tags() {
 	pairs := t.NewArray()
 	switch v.Kind() {
 	case event.Object:
-		for _, i := range e.sortedKeys(v) {
+		for _, i := range t.SortedKeys(v) {
 			if s, ok := e.lenient(v.Index(i)); ok {
 				t.Push(pairs, e.pair(t.NewStringBytes(v.Key(i)), s))
 			}
@@ -473,7 +452,7 @@ func (e *norm) request() {
 		return
 	}
 	pairs := t.NewArray()
-	for _, i := range e.sortedKeys(h) {
+	for _, i := range t.SortedKeys(h) {
 		k, hv := t.NewStringBytes(h.Key(i)), h.Index(i)
 		if hv.Kind() == event.Array { // several values of one header
 			for j := range hv.Len() {

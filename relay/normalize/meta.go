@@ -11,10 +11,9 @@ import (
 // data]], "val": original}}` at the field's path, through the tree's Meta)
 // and an `errors` entry ({type, name, value}).
 type norm struct {
-	t   *event.Tree
-	ev  *event.Node
-	in  *Input
-	idx []int // scratch of sortedKeys
+	t  *event.Tree
+	ev *event.Node
+	in *Input
 }
 
 // invalid removes the top-level field key and records why.
