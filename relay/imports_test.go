@@ -25,9 +25,10 @@ var allowed = map[string][]string{
 	"relay/project":   {},
 	"relay/aggregate": {"envelope"},
 	"relay/auth":      {},
-	"relay/pii":       {}, // pure library over event JSON
+	"relay/event":     {},              // the event JSON tree: standard library only (thirdParty)
+	"relay/pii":       {"relay/event"}, // pure library over event JSON
 	"relay/forward":   {"buffer", "envelope", "routing", "relay/aggregate", "relay/outcome", "relay/project", "relay/record"},
-	"relay/normalize": {}, // pure functions over events: stdlib and uap-go only (thirdParty)
+	"relay/normalize": {"relay/event"}, // pure functions over events: stdlib and uap-go only (thirdParty)
 	"relay/outcome":   {"envelope"},
 	"relay/policy":    {"config", "envelope", "relay/outcome", "relay/project"},
 	"relay/record":    {"buffer", "envelope"},
@@ -42,6 +43,7 @@ var allowed = map[string][]string{
 // library (by module path prefix).
 var thirdParty = map[string][]string{
 	"envelope":        {},
+	"relay/event":     {},
 	"buffer":          {"github.com/cockroachdb/pebble/v2"},
 	"relay/normalize": {"github.com/ua-parser/uap-go"},
 	"relay/otlp":      {"go.opentelemetry.io/proto/otlp", "google.golang.org/protobuf"},

@@ -13,6 +13,10 @@
 // event's `_meta` (as Relay does) and in `errors`; a payload that is not a JSON
 // object returns an error wrapping ErrInvalid (outcome `invalid`).
 //
-// Not done here (issue 17, later steps): trimming, PII scrubbing (relay/pii),
-// inbound filters, and the wiring into ingest.
+// Events are edited in place on the relay/event tree: Event parses, calls
+// Tree and writes; a caller that also scrubs (relay/pii Config.ScrubTree)
+// parses once, calls Tree and ScrubTree, and writes once (BenchmarkPipeline).
+//
+// Not done here (issue 17, later steps): trimming, inbound filters, and the
+// wiring into ingest.
 package normalize

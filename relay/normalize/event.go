@@ -1,13 +1,14 @@
 package normalize
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/baton-relay/baton/relay/event"
 )
 
 // legacyAliases are the pre-interface names Relay's event schema still
@@ -32,173 +33,195 @@ var legacyAliases = [][2]string{
 // validPlatforms is Relay's list; anything else becomes "other".
 var validPlatforms = []string{"as3", "c", "cfml", "cocoa", "csharp", "elixir", "haskell", "go", "groovy", "java", "javascript", "native", "node", "objc", "other", "perl", "php", "python", "ruby"}
 
-func (n *Normalizer) event(ev map[string]any, in *Input) {
-	m := &meta{ev: ev}
+func (n *Normalizer) event(t *event.Tree, in *Input) {
+	e := &norm{t: t, ev: t.Root(), in: in}
+	ev := e.ev
 	for _, a := range legacyAliases {
-		if v, ok := ev[a[0]]; ok {
-			if _, has := ev[a[1]]; !has {
-				ev[a[1]] = v
+		if ev.Has(a[0]) {
+			if ev.Has(a[1]) {
+				t.Delete(ev, a[0])
+			} else {
+				t.Rename(ev, a[0], a[1])
 			}
-			delete(ev, a[0])
 		}
 	}
-	normalizeEventID(ev, in, m)
-	normalizeLogentry(ev, m)
+	e.eventID()
+	e.logentry()
 	for _, k := range []string{"exception", "threads", "breadcrumbs"} {
-		wrapValues(ev, k, m)
+		e.wrapValues(k)
 	}
-	moveStacktrace(ev)
-	normalizeTags(ev, m)
-	normalizeLevel(ev, m)
-	normalizePlatform(ev)
-	normalizeRequest(ev, m)
-	normalizeUser(ev, in, m)
-	n.normalizeTimestamps(ev, in, m)
-	n.userAgentContexts(ev)
+	e.moveStacktrace()
+	e.tags()
+	e.level()
+	e.platform()
+	e.request()
+	e.user()
+	n.timestamps(e)
+	n.userAgentContexts(e)
 }
 
-func normalizeEventID(ev map[string]any, in *Input, m *meta) {
-	if v, ok := ev["event_id"]; ok && v != nil {
-		if s, ok := v.(string); ok {
-			if id, ok := parseUUID(s); ok {
-				ev["event_id"] = id
+func (e *norm) eventID() {
+	t, ev := e.t, e.ev
+	if v := ev.Get("event_id"); !v.IsNull() {
+		if v.Kind() == event.String {
+			if id, ok := uuid(v.Bytes()); ok {
+				if !bytes.Equal(id[:], v.Bytes()) {
+					t.Set(ev, "event_id", t.NewString(string(id[:])))
+				}
 				return
 			}
 		}
-		m.invalid("event_id", v, "expected a UUID")
+		e.invalid("event_id", v, "expected a UUID")
 	}
-	if id, ok := parseUUID(in.EventID); ok {
-		ev["event_id"] = id
+	if id, ok := uuid([]byte(e.in.EventID)); ok {
+		t.Set(ev, "event_id", t.NewString(string(id[:])))
 		return
 	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	ev["event_id"] = hex.EncodeToString(b[:])
+	t.Set(ev, "event_id", t.NewString(hex.EncodeToString(b[:])))
 }
 
 // parseUUID accepts 32 hex digits, with or without dashes and braces, and
 // returns them in lower case without dashes (Relay's event id form).
 func parseUUID(s string) (string, bool) {
-	s = strings.TrimSuffix(strings.TrimPrefix(s, "{"), "}")
-	s = strings.ReplaceAll(s, "-", "")
-	if len(s) != 32 {
-		return "", false
-	}
-	if _, err := hex.DecodeString(s); err != nil {
-		return "", false
-	}
-	return strings.ToLower(s), true
+	id, ok := uuid([]byte(s))
+	return string(id[:]), ok
 }
 
-// normalizeLogentry turns a string message into {formatted}, formats
-// message with params, and keeps formatted only when message equals it.
-func normalizeLogentry(ev map[string]any, m *meta) {
-	v, ok := ev["logentry"]
-	if !ok || v == nil {
+func uuid(s []byte) (id [32]byte, ok bool) {
+	s = bytes.TrimSuffix(bytes.TrimPrefix(s, []byte("{")), []byte("}"))
+	n := 0
+	for _, c := range s {
+		switch {
+		case c == '-':
+			continue
+		case n == 32:
+			return id, false
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+		case c >= 'A' && c <= 'F':
+			c += 'a' - 'A'
+		default:
+			return id, false
+		}
+		id[n] = c
+		n++
+	}
+	return id, n == 32
+}
+
+// logentry turns a string message into {formatted}, formats message with
+// params, and keeps formatted only when message equals it.
+func (e *norm) logentry() {
+	t, ev := e.t, e.ev
+	v := ev.Get("logentry")
+	if v.IsNull() {
 		return
 	}
-	var le map[string]any
-	switch t := v.(type) {
-	case string:
-		le = map[string]any{"formatted": t}
-	case map[string]any:
-		le = t
+	var le *event.Node
+	switch v.Kind() {
+	case event.String:
+		le = t.NewObject()
+		t.Set(le, "formatted", v)
+	case event.Object:
+		le = v
 	default:
-		m.invalid("logentry", v, "expected a log entry")
+		e.invalid("logentry", v, "expected a log entry")
 		return
 	}
 	for _, k := range []string{"message", "formatted"} {
-		switch v := le[k].(type) {
-		case string:
-		case nil:
-			delete(le, k)
+		switch c := le.Get(k); {
+		case c == nil, c.Kind() == event.String:
+		case c.Kind() == event.Null:
+			t.Delete(le, k)
 		default:
-			delete(le, k)
-			m.invalidAt([]string{"logentry", k}, v, "expected a string")
+			t.Delete(le, k)
+			e.invalidAt(c, "expected a string", "logentry", k)
 		}
 	}
-	if len(le) == 0 {
-		delete(ev, "logentry")
+	if le.Len() == 0 {
+		t.Delete(ev, "logentry")
 		return
 	}
-	msg, _ := le["message"].(string)
-	fmtd, hasFormatted := le["formatted"].(string)
-	if !hasFormatted && le["message"] == nil {
-		m.invalid("logentry", le, "no message present")
+	msgN, fmtN := le.Get("message"), le.Get("formatted")
+	msg, fmtd := msgN.Bytes(), fmtN.Bytes()
+	hasFormatted := fmtN != nil
+	if !hasFormatted && msgN == nil {
+		e.invalid("logentry", le, "no message present")
 		return
 	}
-	if params, ok := le["params"]; ok && !hasFormatted && msg != "" {
-		if s, ok := formatMessage(msg, params); ok {
-			fmtd, hasFormatted = s, true
-			le["formatted"] = s
+	if params := le.Get("params"); le.Has("params") && !hasFormatted && len(msg) > 0 {
+		if s, ok := formatMessage(string(msg), params); ok {
+			fmtd, hasFormatted = []byte(s), true
+			t.Set(le, "formatted", t.NewStringBytes(fmtd))
 		}
 	}
-	if !hasFormatted || (le["message"] != nil && msg == fmtd) {
-		if le["message"] != nil {
-			le["formatted"] = le["message"]
+	if !hasFormatted || (msgN != nil && bytes.Equal(msg, fmtd)) {
+		if msgN != nil {
+			t.Set(le, "formatted", msgN)
 		}
-		delete(le, "message")
+		t.Delete(le, "message")
 	}
-	ev["logentry"] = le
+	if le != v {
+		t.Set(ev, "logentry", le)
+	}
 }
 
 // formatMessage fills %s / %(name)s (Python) or {} / {0} (curly) holders from
 // params, as Relay's logentry normalization does; ok is false when the
 // template does not fit the params.
-func formatMessage(format string, params any) (string, bool) {
-	str := func(v any) string {
-		switch t := v.(type) {
-		case string:
-			return t
-		case nil:
-			return "None"
+func formatMessage(format string, params *event.Node) (string, bool) {
+	var sb []byte
+	str := func(v *event.Node) {
+		switch v.Kind() {
+		case event.String:
+			sb = append(sb, v.Bytes()...)
+		case event.Null:
+			sb = append(sb, "None"...)
 		default:
-			b, _ := json.Marshal(t)
-			return string(b)
+			sb = v.AppendJSON(sb)
 		}
 	}
-	var sb strings.Builder
-	arr, isArr := params.([]any)
-	obj, isObj := params.(map[string]any)
+	isArr, isObj := params.Kind() == event.Array, params.Kind() == event.Object
 	next := 0
 	if strings.Contains(format, "%") {
 		for i := 0; i < len(format); i++ {
 			c := format[i]
 			if c != '%' || i+1 >= len(format) {
-				sb.WriteByte(c)
+				sb = append(sb, c)
 				continue
 			}
 			i++
 			switch {
 			case format[i] == '%':
-				sb.WriteByte('%')
+				sb = append(sb, '%')
 			case format[i] == '(':
 				end := strings.IndexByte(format[i:], ')')
 				if end < 0 || !isObj || i+end+1 >= len(format) {
 					return "", false
 				}
-				v, ok := obj[format[i+1:i+end]]
-				if !ok {
+				j := params.Find(format[i+1 : i+end])
+				if j < 0 {
 					return "", false
 				}
-				sb.WriteString(str(v))
+				str(params.Index(j))
 				i += end + 1 // the conversion letter
 			default:
-				if !isArr || next >= len(arr) {
+				if !isArr || next >= params.Len() {
 					return "", false
 				}
-				sb.WriteString(str(arr[next]))
+				str(params.Index(next))
 				next++
 			}
 		}
-		return sb.String(), true
+		return string(sb), true
 	}
 	if strings.Contains(format, "{") {
 		for i := 0; i < len(format); i++ {
 			if format[i] != '{' {
-				sb.WriteByte(format[i])
+				sb = append(sb, format[i])
 				continue
 			}
 			end := strings.IndexByte(format[i:], '}')
@@ -206,167 +229,175 @@ func formatMessage(format string, params any) (string, bool) {
 				return "", false
 			}
 			key := format[i+1 : i+end]
-			var v any
-			var ok bool
+			var v *event.Node
 			switch {
-			case key == "" && isArr && next < len(arr):
-				v, ok = arr[next], true
+			case key == "" && isArr && next < params.Len():
+				v = params.Index(next)
 				next++
 			case isArr:
-				if idx, err := strconv.Atoi(key); err == nil && idx >= 0 && idx < len(arr) {
-					v, ok = arr[idx], true
+				if idx, err := strconv.Atoi(key); err == nil && idx >= 0 && idx < params.Len() {
+					v = params.Index(idx)
 				}
 			case isObj:
-				v, ok = obj[key]
+				if j := params.Find(key); j >= 0 {
+					v = params.Index(j)
+				}
 			}
-			if !ok {
+			if v == nil {
 				return "", false
 			}
-			sb.WriteString(str(v))
+			str(v)
 			i += end
 		}
-		return sb.String(), true
+		return string(sb), true
 	}
 	return "", false
 }
 
 // wrapValues gives a list, or a single object, the {values: [...]} shape.
-func wrapValues(ev map[string]any, key string, m *meta) {
-	switch t := ev[key].(type) {
-	case nil:
-	case []any:
-		ev[key] = map[string]any{"values": t}
-	case map[string]any:
-		if _, ok := t["values"]; ok {
-			if _, ok := t["values"].([]any); !ok && t["values"] != nil {
-				m.invalid(key, t, "expected a list of values")
+func (e *norm) wrapValues(key string) {
+	t, ev := e.t, e.ev
+	v := ev.Get(key)
+	switch v.Kind() {
+	case event.Null:
+	case event.Array:
+		o := t.NewObject()
+		t.Set(o, "values", v)
+		t.Set(ev, key, o)
+	case event.Object:
+		if v.Has("values") {
+			if l := v.Get("values"); l.Kind() != event.Array && !l.IsNull() {
+				e.invalid(key, v, "expected a list of values")
 			}
 			return
 		}
-		if len(t) > 0 {
-			ev[key] = map[string]any{"values": []any{t}}
+		if v.Len() > 0 {
+			o := t.NewObject()
+			t.Set(o, "values", t.NewArray(v))
+			t.Set(ev, key, o)
 		}
 	default:
-		m.invalid(key, t, "expected a list of values")
+		e.invalid(key, v, "expected a list of values")
 	}
 }
 
-func values(ev map[string]any, key string) []any {
-	o, _ := ev[key].(map[string]any)
-	l, _ := o["values"].([]any)
-	return l
+// values is the list under key's "values", or nil.
+func (e *norm) values(key string) *event.Node {
+	if l := e.ev.Get(key).Get("values"); l.Kind() == event.Array {
+		return l
+	}
+	return nil
 }
 
 // moveStacktrace moves a top-level stacktrace into the only exception, or
 // else the only thread, when that one has none.
-func moveStacktrace(ev map[string]any) {
-	st, ok := ev["stacktrace"]
-	if !ok || st == nil {
+func (e *norm) moveStacktrace() {
+	t, ev := e.t, e.ev
+	st := ev.Get("stacktrace")
+	if st.IsNull() {
 		return
 	}
 	for _, key := range []string{"exception", "threads"} {
-		l := values(ev, key)
-		if len(l) != 1 {
+		l := e.values(key)
+		if l.Len() != 1 {
 			continue
 		}
-		one, ok := l[0].(map[string]any)
-		if !ok {
+		one := l.Index(0)
+		if one.Kind() != event.Object {
 			continue
 		}
-		if cur, has := one["stacktrace"]; !has || cur == nil {
-			one["stacktrace"] = st
-			delete(ev, "stacktrace")
+		if one.Get("stacktrace").IsNull() {
+			t.Set(one, "stacktrace", st)
+			t.Delete(ev, "stacktrace")
 		}
 		return
 	}
 }
 
-// normalizeTags turns an object into [key, value] pairs sorted by key (the
-// order of Relay's object type) and values into strings.
-func normalizeTags(ev map[string]any, m *meta) {
-	v, ok := ev["tags"]
-	if !ok || v == nil {
+// lenient is v as a string node the way Relay reads lenient strings: a
+// string as it is, a number or boolean as its JSON text.
+func (e *norm) lenient(v *event.Node) (*event.Node, bool) {
+	switch v.Kind() {
+	case event.String:
+		return v, true
+	case event.Number, event.Bool:
+		return e.t.NewStringBytes(v.Raw()), true
+	}
+	return nil, false
+}
+
+func (e *norm) pair(k, v *event.Node) *event.Node { return e.t.NewArray(k, v) }
+
+// tags turns an object into [key, value] pairs sorted by key (the order of
+// Relay's object type) and values into strings.
+func (e *norm) tags() {
+	t, ev := e.t, e.ev
+	v := ev.Get("tags")
+	if v.IsNull() {
 		return
 	}
-	var pairs []any
-	switch t := v.(type) {
-	case map[string]any:
-		keys := sortedKeys(t)
-		for _, k := range keys {
-			if s, ok := lenientString(t[k]); ok {
-				pairs = append(pairs, []any{k, s})
+	pairs := t.NewArray()
+	switch v.Kind() {
+	case event.Object:
+		for _, i := range t.SortedKeys(v) {
+			if s, ok := e.lenient(v.Index(i)); ok {
+				t.Push(pairs, e.pair(t.NewStringBytes(v.Key(i)), s))
 			}
 		}
-	case []any:
-		for _, p := range t {
-			switch pt := p.(type) {
-			case []any:
-				if len(pt) == 2 {
-					k, ok1 := lenientString(pt[0])
-					val, ok2 := lenientString(pt[1])
-					if ok1 && ok2 {
-						pairs = append(pairs, []any{k, val})
+	case event.Array:
+		for i := range v.Len() {
+			p := v.Index(i)
+			switch p.Kind() {
+			case event.Array:
+				if p.Len() == 2 {
+					k, ok1 := e.lenient(p.Index(0))
+					val, ok2 := e.lenient(p.Index(1))
+					switch {
+					case !ok1 || !ok2:
+					case k == p.Index(0) && val == p.Index(1):
+						t.Push(pairs, p)
+					default:
+						t.Push(pairs, e.pair(k, val))
 					}
 				}
-			case string: // "key:value" from old SDKs
-				if k, val, ok := strings.Cut(pt, ":"); ok {
-					pairs = append(pairs, []any{k, val})
+			case event.String: // "key:value" from old SDKs
+				if k, val, ok := bytes.Cut(p.Bytes(), []byte(":")); ok {
+					t.Push(pairs, e.pair(t.NewStringBytes(k), t.NewStringBytes(val)))
 				}
 			}
 		}
 	default:
-		m.invalid("tags", v, "expected tags")
+		e.invalid("tags", v, "expected tags")
 		return
 	}
-	if pairs == nil {
-		pairs = []any{}
-	}
-	ev["tags"] = pairs
+	t.Set(ev, "tags", pairs)
 }
 
-func lenientString(v any) (string, bool) {
-	switch t := v.(type) {
-	case string:
-		return t, true
-	case json.Number:
-		return t.String(), true
-	case bool:
-		return strconv.FormatBool(t), true
-	}
-	return "", false
-}
-
-func sortedKeys(o map[string]any) []string {
-	keys := make([]string, 0, len(o))
-	for k := range o {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// normalizeLevel maps level aliases and Python logging numbers to Relay's
-// names; an event without one is an error (a transaction: info).
-func normalizeLevel(ev map[string]any, m *meta) {
-	v, ok := ev["level"]
-	if ok && v != nil {
+// level maps level aliases and Python logging numbers to Relay's names; an
+// event without one is an error (a transaction: info).
+func (e *norm) level() {
+	t, ev := e.t, e.ev
+	v := ev.Get("level")
+	if !v.IsNull() {
 		if lvl, good := parseLevel(v); good {
-			ev["level"] = lvl
+			if !v.Is(lvl) {
+				t.Set(ev, "level", t.NewString(lvl))
+			}
 			return
 		}
-		m.invalid("level", v, "expected a level")
+		e.invalid("level", v, "expected a level")
 	}
-	if ev["type"] == "transaction" {
-		ev["level"] = "info"
+	if ev.Get("type").Is("transaction") {
+		t.Set(ev, "level", t.NewString("info"))
 	} else {
-		ev["level"] = "error"
+		t.Set(ev, "level", t.NewString("error"))
 	}
 }
 
-func parseLevel(v any) (string, bool) {
-	switch t := v.(type) {
-	case string:
-		switch strings.TrimSpace(t) {
+func parseLevel(v *event.Node) (string, bool) {
+	switch v.Kind() {
+	case event.String:
+		switch string(bytes.TrimSpace(v.Bytes())) {
 		case "debug":
 			return "debug", true
 		case "info", "log":
@@ -378,8 +409,8 @@ func parseLevel(v any) (string, bool) {
 		case "fatal", "critical":
 			return "fatal", true
 		}
-	case json.Number:
-		switch t.String() {
+	case event.Number:
+		switch string(v.Raw()) {
 		case "10":
 			return "debug", true
 		case "20":
@@ -395,107 +426,102 @@ func parseLevel(v any) (string, bool) {
 	return "", false
 }
 
-func normalizePlatform(ev map[string]any) {
-	p, _ := ev["platform"].(string)
-	if !slices.Contains(validPlatforms, p) {
-		ev["platform"] = "other"
+func (e *norm) platform() {
+	p := e.ev.Get("platform")
+	for _, q := range validPlatforms {
+		if p.Is(q) {
+			return
+		}
 	}
+	e.t.Set(e.ev, "platform", e.t.NewString("other"))
 }
 
-// normalizeRequest turns request headers given as an object into
-// [name, value] pairs sorted by name.
-func normalizeRequest(ev map[string]any, m *meta) {
-	req, ok := ev["request"].(map[string]any)
-	if !ok {
-		if v, has := ev["request"]; has && v != nil {
-			m.invalid("request", v, "expected a request")
+// request turns request headers given as an object into [name, value]
+// pairs sorted by name.
+func (e *norm) request() {
+	t := e.t
+	req := e.ev.Get("request")
+	if req.Kind() != event.Object {
+		if !req.IsNull() {
+			e.invalid("request", req, "expected a request")
 		}
 		return
 	}
-	switch h := req["headers"].(type) {
-	case map[string]any:
-		pairs := []any{}
-		for _, k := range sortedKeys(h) {
-			switch hv := h[k].(type) {
-			case []any: // several values of one header
-				for _, x := range hv {
-					if s, ok := lenientString(x); ok {
-						pairs = append(pairs, []any{k, s})
-					}
-				}
-			default:
-				if s, ok := lenientString(hv); ok {
-					pairs = append(pairs, []any{k, s})
+	h := req.Get("headers")
+	if h.Kind() != event.Object {
+		return
+	}
+	pairs := t.NewArray()
+	for _, i := range t.SortedKeys(h) {
+		k, hv := t.NewStringBytes(h.Key(i)), h.Index(i)
+		if hv.Kind() == event.Array { // several values of one header
+			for j := range hv.Len() {
+				if s, ok := e.lenient(hv.Index(j)); ok {
+					t.Push(pairs, e.pair(k, s))
 				}
 			}
+		} else if s, ok := e.lenient(hv); ok {
+			t.Push(pairs, e.pair(k, s))
 		}
-		req["headers"] = pairs
 	}
+	t.Set(req, "headers", pairs)
 }
 
 // header returns the first value of the named request header
 // (case-insensitive) of a normalized event.
-func header(ev map[string]any, name string) string {
-	req, _ := ev["request"].(map[string]any)
-	h, _ := req["headers"].([]any)
-	for _, p := range h {
-		if pair, ok := p.([]any); ok && len(pair) == 2 {
-			if k, _ := pair[0].(string); strings.EqualFold(k, name) {
-				s, _ := pair[1].(string)
-				return s
-			}
+func (e *norm) header(name string) []byte {
+	h := e.ev.Get("request").Get("headers")
+	if h.Kind() != event.Array {
+		return nil
+	}
+	for i := range h.Len() {
+		if p := h.Index(i); p.Kind() == event.Array && p.Len() == 2 && bytes.EqualFold(p.Index(0).Bytes(), []byte(name)) {
+			return p.Index(1).Bytes()
 		}
 	}
-	return ""
+	return nil
 }
 
-// normalizeUser resolves "{{auto}}" (and, for platforms whose SDKs rely on
-// it, a missing address) to the client address, and removes an address that
-// is not an IP.
-func normalizeUser(ev map[string]any, in *Input, m *meta) {
-	user, _ := ev["user"].(map[string]any)
-	if v, has := ev["user"]; has && v != nil && user == nil {
-		m.invalid("user", v, "expected a user")
+// user resolves "{{auto}}" (and, for platforms whose SDKs rely on it, a
+// missing address) to the client address, and removes an address that is
+// not an IP.
+func (e *norm) user() {
+	t, ev, addr := e.t, e.ev, e.in.ClientAddr
+	user := ev.Get("user")
+	if !user.IsNull() && user.Kind() != event.Object {
+		e.invalid("user", user, "expected a user")
 		return
 	}
-	if req, ok := ev["request"].(map[string]any); ok {
-		if env, ok := req["env"].(map[string]any); ok && env["REMOTE_ADDR"] == "{{auto}}" {
-			if in.ClientAddr != "" {
-				env["REMOTE_ADDR"] = in.ClientAddr
-			} else {
-				delete(env, "REMOTE_ADDR")
-			}
+	if env := ev.Get("request").Get("env"); env.Get("REMOTE_ADDR").Is("{{auto}}") {
+		if addr != "" {
+			t.Set(env, "REMOTE_ADDR", t.NewString(addr))
+		} else {
+			t.Delete(env, "REMOTE_ADDR")
 		}
 	}
-	ip, has := user["ip_address"]
-	infer := ""
-	if sdk, ok := ev["sdk"].(map[string]any); ok {
-		if st, ok := sdk["settings"].(map[string]any); ok {
-			infer, _ = st["infer_ip"].(string)
-		}
-	}
-	auto := ip == "{{auto}}"
-	if !has || ip == nil {
-		p, _ := ev["platform"].(string)
-		auto = infer == "auto" || infer != "never" && (p == "javascript" || p == "cocoa" || p == "objc")
+	ip, has := user.Get("ip_address"), user.Has("ip_address")
+	infer := ev.Get("sdk").Get("settings").Get("infer_ip")
+	auto := ip.Is("{{auto}}")
+	if ip.IsNull() {
+		p := ev.Get("platform")
+		auto = infer.Is("auto") || !infer.Is("never") && (p.Is("javascript") || p.Is("cocoa") || p.Is("objc"))
 	}
 	if auto {
-		if in.ClientAddr == "" {
-			delete(user, "ip_address")
+		if addr == "" {
+			t.Delete(user, "ip_address")
 			return
 		}
-		if user == nil {
-			user = map[string]any{}
-			ev["user"] = user
+		if user.Kind() != event.Object {
+			user = t.NewObject()
+			t.Set(ev, "user", user)
 		}
-		user["ip_address"] = in.ClientAddr
+		t.Set(user, "ip_address", t.NewString(addr))
 		return
 	}
-	if has && ip != nil {
-		s, ok := ip.(string)
-		if _, err := netip.ParseAddr(s); !ok || err != nil {
-			delete(user, "ip_address")
-			m.invalidAt([]string{"user", "ip_address"}, ip, "expected an ip address")
+	if has && !ip.IsNull() {
+		if _, err := netip.ParseAddr(string(ip.Bytes())); ip.Kind() != event.String || err != nil {
+			t.Delete(user, "ip_address")
+			e.invalidAt(ip, "expected an ip address", "user", "ip_address")
 		}
 	}
 }

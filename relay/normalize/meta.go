@@ -1,77 +1,74 @@
 package normalize
 
-// meta records what normalization removed, in Relay's two places: the
-// `_meta` tree (`{"": {"err": [[kind, data]], "val": original}}` at the
-// field's path) and an `errors` entry ({type, name, value}).
-type meta struct {
-	ev map[string]any
+import (
+	"strings"
+
+	"github.com/baton-relay/baton/relay/event"
+)
+
+// norm is one event being normalized. What normalization removes is
+// recorded in Relay's two places: the `_meta` tree (`{"": {"err": [[kind,
+// data]], "val": original}}` at the field's path, through the tree's Meta)
+// and an `errors` entry ({type, name, value}).
+type norm struct {
+	t  *event.Tree
+	ev *event.Node
+	in *Input
 }
 
 // invalid removes the top-level field key and records why.
-func (m *meta) invalid(key string, val any, reason string) {
-	delete(m.ev, key)
-	m.invalidAt([]string{key}, val, reason)
+func (e *norm) invalid(key string, val *event.Node, reason string) {
+	e.t.Delete(e.ev, key)
+	e.invalidAt(val, reason, key)
 }
 
 // invalidAt records an invalid value at path (already removed by the caller).
-func (m *meta) invalidAt(path []string, val any, reason string) {
-	node := m.node(path)
-	node["err"] = append(asList(node["err"]), []any{"invalid_data", map[string]any{"reason": reason}})
-	node["val"] = val
-	name := path[0]
-	for _, p := range path[1:] {
-		name += "." + p
-	}
-	m.addError(map[string]any{"type": "invalid_data", "name": name, "value": val})
+func (e *norm) invalidAt(val *event.Node, reason string, path ...string) {
+	t := e.t
+	m := t.MetaAt(path...)
+	r := t.NewObject()
+	t.Set(r, "reason", t.NewString(reason))
+	m.Errors = append(m.Errors, event.MetaError{Kind: "invalid_data", Data: r})
+	m.Val = val
+	x := t.NewObject()
+	t.Set(x, "type", t.NewString("invalid_data"))
+	t.Set(x, "name", t.NewString(strings.Join(path, ".")))
+	t.Set(x, "value", val)
+	e.addError(x)
 }
 
-// errorAt records an error of kind with data at path without removing it.
-func (m *meta) errorAt(path []string, kind string, data map[string]any) {
-	node := m.node(path)
-	node["err"] = append(asList(node["err"]), []any{kind, data})
-	e := map[string]any{"type": kind, "name": path[0]}
-	for k, v := range data {
-		e[k] = v
+// errorAt records an error of kind with data (an object) at path without
+// removing the value.
+func (e *norm) errorAt(kind string, data *event.Node, path ...string) {
+	t := e.t
+	m := t.MetaAt(path...)
+	m.Errors = append(m.Errors, event.MetaError{Kind: kind, Data: data})
+	x := t.NewObject()
+	t.Set(x, "type", t.NewString(kind))
+	t.Set(x, "name", t.NewString(path[0]))
+	for i := range data.Len() {
+		t.Set(x, string(data.Key(i)), data.Index(i))
 	}
-	m.addError(e)
+	e.addError(x)
 }
 
-func (m *meta) addError(e map[string]any) {
-	m.ev["errors"] = append(asList(m.ev["errors"]), e)
-}
-
-// node returns the `_meta` node of path, creating it.
-func (m *meta) node(path []string) map[string]any {
-	cur, _ := m.ev["_meta"].(map[string]any)
-	if cur == nil {
-		cur = map[string]any{}
-		m.ev["_meta"] = cur
+func (e *norm) addError(x *event.Node) {
+	l := e.ev.Get("errors")
+	if l.Kind() != event.Array {
+		l = e.t.NewArray()
+		e.t.Set(e.ev, "errors", l)
 	}
-	for _, p := range path {
-		next, _ := cur[p].(map[string]any)
-		if next == nil {
-			next = map[string]any{}
-			cur[p] = next
-		}
-		cur = next
-	}
-	own, _ := cur[""].(map[string]any)
-	if own == nil {
-		own = map[string]any{}
-		cur[""] = own
-	}
-	return own
-}
-
-func asList(v any) []any {
-	l, _ := v.([]any)
-	return l
+	e.t.Push(l, x)
 }
 
 // hasError reports whether the event's errors hold an entry of kind.
-func hasError(ev map[string]any, kind string) bool {
-	for _, e := range asList(ev["errors"]) {
-		if o, ok := e.(map[string]any); ok && o["type"] == kind {
+func (e *norm) hasError(kind string) bool {
+	l := e.ev.Get("errors")
+	if l.Kind() != event.Array {
+		return false
+	}
+	for i := range l.Len() {
+		if l.Index(i).Get("type").Is(kind) {
 			return true
 		}
 	}

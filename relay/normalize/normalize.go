@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/baton-relay/baton/relay/event"
 	"github.com/ua-parser/uap-go/uaparser"
 )
 
@@ -96,20 +97,37 @@ func (n *Normalizer) received(in *Input) time.Time {
 	return n.opts.Now().UTC()
 }
 
-// Event appends the normalized form of the event payload src to dst.
+// Event appends the normalized form of the event payload src to dst; dst
+// must not overlap src. Members keep their order; new ones are appended.
 func (n *Normalizer) Event(dst, src []byte, in *Input) ([]byte, error) {
+	t, err := event.Parse(src)
+	if err != nil {
+		return dst, fmt.Errorf("%w: event is not valid JSON: %v", ErrInvalid, err)
+	}
+	defer t.Release()
+	if err := n.Tree(t, in); err != nil {
+		return dst, err
+	}
+	return t.AppendJSON(dst), nil
+}
+
+// Tree normalizes a parsed event in place, for a caller that parses once,
+// normalizes, scrubs (pii.Config.ScrubTree) and writes once; what Event
+// does between its parse and its write. Removed values are recorded in the
+// tree's Meta, written by t.AppendJSON.
+func (n *Normalizer) Tree(t *event.Tree, in *Input) error {
 	if in == nil {
 		in = &Input{}
 	}
-	ev, err := decodeObject(src)
-	if err != nil {
-		return dst, err
+	if t.Root().Kind() != event.Object {
+		return fmt.Errorf("%w: event is not a JSON object", ErrInvalid)
 	}
-	n.event(ev, in)
-	return appendJSON(dst, ev)
+	n.event(t, in)
+	return nil
 }
 
-// decodeObject parses src as one JSON object, numbers kept as written.
+// decodeObject parses src as one JSON object, numbers kept as written (NEL
+// and security reports, which are rebuilt rather than edited).
 func decodeObject(src []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.UseNumber()

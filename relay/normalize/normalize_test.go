@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/event"
+	"github.com/baton-relay/baton/relay/pii"
 )
 
 var (
@@ -430,4 +432,55 @@ func FuzzEvent(f *testing.F) {
 			t.Fatalf("second pass differs (%v):\n%s\n%s", err, out, again)
 		}
 	})
+}
+
+// TestPipeline drives parse once → Tree → ScrubTree → write once and checks
+// that it gives what the byte APIs give one after the other: the
+// normalization's _meta and the scrubbing's remarks merged in one _meta.
+func TestPipeline(t *testing.T) {
+	n := testNormalizer(t)
+	cfg, err := pii.Compile(pii.DataScrubbingSettings{ScrubData: true, ScrubDefaults: true, ScrubIPAddresses: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := []byte(`{"level":"loud","platform":"javascript","extra":{"password":"hunter2","n":1},"user":{"ip_address":"{{auto}}"},"_meta":{"extra":{"n":{"":{"rem":[["x","a"]]}}}}}`)
+	in := &Input{ClientAddr: "192.0.2.1", Received: recv, EventID: "9ec79c33ec9942ab8353589fcb2e04dc"}
+	tr, err := event.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Release()
+	if err := n.Tree(tr, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.ScrubTree(tr); err != nil {
+		t.Fatal(err)
+	}
+	once := tr.AppendJSON(nil)
+	norm, err := n.Event(nil, src, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice, err := cfg.ScrubEvent(nil, norm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if js(decode(t, once)) != js(decode(t, twice)) {
+		t.Errorf("pipeline\n%s\nbyte APIs\n%s", once, twice)
+	}
+	ev := decode(t, once)
+	for path, want := range map[string]string{
+		"level":                        `"error"`,
+		"_meta.level..err.0.0":         `"invalid_data"`,
+		"_meta.level..val":             `"loud"`,
+		"extra.password":               `"[Filtered]"`,
+		"_meta.extra.password..rem.0":  `["@password:filter","s",0,10]`,
+		"_meta.extra.n..rem.0":         `["x","a"]`,
+		"user.ip_address":              `null`,
+		"_meta.user.ip_address..rem.1": `["@anything:remove","x"]`,
+	} {
+		if got := js(get(ev, path)); got != want {
+			t.Errorf("%s = %s, want %s\n%s", path, got, want, once)
+		}
+	}
 }

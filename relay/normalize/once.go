@@ -1,6 +1,6 @@
 package normalize
 
-import "encoding/json"
+import "github.com/baton-relay/baton/relay/event"
 
 // FullyNormalized reports whether an event item need not be normalized
 // again: Relay marks an item it fully normalized with the item header
@@ -12,8 +12,11 @@ func FullyNormalized(itemHeader []byte, trusted bool) bool {
 	if !trusted {
 		return false
 	}
-	var h struct {
-		FullyNormalized bool `json:"fully_normalized"`
+	t, err := event.Parse(itemHeader)
+	if err != nil {
+		return false
 	}
-	return json.Unmarshal(itemHeader, &h) == nil && h.FullyNormalized
+	defer t.Release()
+	v, _ := t.Root().Get("fully_normalized").Bool()
+	return v
 }

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/baton-relay/baton/relay/event"
 )
 
 // Security appends the security event made from one security report (the
@@ -28,8 +31,41 @@ func (n *Normalizer) Security(dst, src []byte, in *Input) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	n.event(ev, in)
-	return appendJSON(dst, ev)
+	t := event.New()
+	defer t.Release()
+	t.SetRoot(fromAny(t, ev))
+	n.event(t, in)
+	return t.AppendJSON(dst), nil
+}
+
+// fromAny builds the tree of a decoded JSON value, object keys sorted.
+func fromAny(t *event.Tree, v any) *event.Node {
+	switch x := v.(type) {
+	case map[string]any:
+		o := t.NewObject()
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			t.Set(o, k, fromAny(t, x[k]))
+		}
+		return o
+	case []any:
+		a := t.NewArray()
+		for _, e := range x {
+			t.Push(a, fromAny(t, e))
+		}
+		return a
+	case string:
+		return t.NewString(x)
+	case json.Number:
+		return t.NewNumber([]byte(x))
+	case bool:
+		return t.NewBool(x)
+	}
+	return t.NewNull()
 }
 
 func securityEvent(raw any, in *Input) (map[string]any, error) {
@@ -120,6 +156,18 @@ func securityEvent(raw any, in *Input) (map[string]any, error) {
 		req["headers"] = h
 	}
 	return ev, nil
+}
+
+func lenientString(v any) (string, bool) {
+	switch t := v.(type) {
+	case string:
+		return t, true
+	case json.Number:
+		return t.String(), true
+	case bool:
+		return strconv.FormatBool(t), true
+	}
+	return "", false
 }
 
 // snakeKeys keeps the listed keys of r, renamed from kebab to snake case,

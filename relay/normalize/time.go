@@ -1,89 +1,109 @@
 package normalize
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/baton-relay/baton/relay/event"
 )
 
-// normalizeTimestamps follows Relay's order: correct clock drift from the
+// timestamps follows Relay's order: correct clock drift from the
 // envelope's sent_at (only when it is at least MinClockDrift), then clamp an
 // event timestamp outside [received-MaxPast, received+MaxFuture] to the
 // receive time by the same shift (error past_timestamp / future_timestamp),
 // then set received and a missing timestamp. A corrected event carries a
 // clock_drift/…_timestamp error, which keeps a second pass from shifting it
 // by sent_at again (a clamped timestamp is the receive time, in range).
-func (n *Normalizer) normalizeTimestamps(ev map[string]any, in *Input, m *meta) {
+func (n *Normalizer) timestamps(e *norm) {
+	ev, in := e.ev, e.in
 	received := n.received(in)
 	for _, k := range []string{"timestamp", "start_timestamp"} {
-		if v, ok := ev[k]; ok && v != nil {
-			if t, ok := parseTime(v); ok {
-				ev[k] = timeValue(t)
+		if v := ev.Get(k); !v.IsNull() {
+			if tm, ok := parseTime(v); ok {
+				e.setTime(ev, k, tm)
 			} else {
-				m.invalid(k, v, "expected a timestamp")
+				e.invalid(k, v, "expected a timestamp")
 			}
 		}
 	}
-	corrected := hasError(ev, "clock_drift") || hasError(ev, "past_timestamp") || hasError(ev, "future_timestamp")
+	corrected := e.hasError("clock_drift") || e.hasError("past_timestamp") || e.hasError("future_timestamp")
 	if !corrected && !in.SentAt.IsZero() {
 		drift := received.Sub(in.SentAt)
 		if drift.Abs() >= MinClockDrift {
-			shiftAll(ev, received.UnixMicro()-in.SentAt.UnixMicro())
-			m.errorAt([]string{"timestamp"}, "clock_drift", map[string]any{
-				"sdk_time": rfc3339(in.SentAt), "server_time": rfc3339(received)})
+			e.shiftAll(received.UnixMicro() - in.SentAt.UnixMicro())
+			e.errorAt("clock_drift", e.times(in.SentAt, received), "timestamp")
 			corrected = true
 		}
 	}
-	if ts, ok := ev["timestamp"]; ok {
-		t, _ := parseTime(ts)
+	if ts := ev.Get("timestamp"); !ts.IsNull() {
+		tm, _ := parseTime(ts)
 		kind := ""
 		switch {
-		case t.After(received.Add(n.opts.MaxFuture)):
+		case tm.After(received.Add(n.opts.MaxFuture)):
 			kind = "future_timestamp"
-		case t.Before(received.Add(-n.opts.MaxPast)):
+		case tm.Before(received.Add(-n.opts.MaxPast)):
 			kind = "past_timestamp"
 		}
 		if kind != "" {
-			shiftAll(ev, received.UnixMicro()-t.UnixMicro())
-			m.errorAt([]string{"timestamp"}, kind, map[string]any{
-				"sdk_time": rfc3339(t), "server_time": rfc3339(received)})
+			e.shiftAll(received.UnixMicro() - tm.UnixMicro())
+			e.errorAt(kind, e.times(tm, received), "timestamp")
 		}
 	}
-	ev["received"] = timeValue(received)
-	if _, ok := ev["timestamp"]; !ok {
-		ev["timestamp"] = timeValue(received)
+	e.setTime(ev, "received", received)
+	if ev.Get("timestamp").IsNull() {
+		e.setTime(ev, "timestamp", received)
 	}
+}
+
+// times is the data of a clock error: the SDK's and the server's time.
+func (e *norm) times(sdk, server time.Time) *event.Node {
+	o := e.t.NewObject()
+	e.t.Set(o, "sdk_time", e.t.NewString(rfc3339(sdk)))
+	e.t.Set(o, "server_time", e.t.NewString(rfc3339(server)))
+	return o
+}
+
+// setTime sets key of o to tm as Relay writes timestamps, leaving a value
+// already written so as it is.
+func (e *norm) setTime(o *event.Node, key string, tm time.Time) {
+	var buf [32]byte
+	b := appendTime(buf[:0], tm)
+	if v := o.Get(key); v.Kind() == event.Number && bytes.Equal(v.Raw(), b) {
+		return
+	}
+	e.t.Set(o, key, e.t.NewNumber(b))
 }
 
 // shiftAll adds us microseconds (a time.Duration would overflow for
 // timestamps centuries away) to every timestamp of the event Relay corrects:
 // the event's, breadcrumbs' and spans'. One shifted out of Relay's range is
 // removed.
-func shiftAll(ev map[string]any, us int64) {
-	shift := func(o map[string]any, key string) {
-		if t, ok := parseTime(o[key]); ok {
-			v := t.UnixMicro() + us
+func (e *norm) shiftAll(us int64) {
+	shift := func(o *event.Node, key string) {
+		if tm, ok := parseTime(o.Get(key)); ok {
+			v := tm.UnixMicro() + us
 			if v < 0 || v > maxTimestamp*1e6 {
-				delete(o, key)
+				e.t.Delete(o, key)
 				return
 			}
-			o[key] = timeValue(time.UnixMicro(v))
+			e.setTime(o, key, time.UnixMicro(v))
 		}
 	}
-	shift(ev, "timestamp")
-	shift(ev, "start_timestamp")
-	for _, b := range values(ev, "breadcrumbs") {
-		if o, ok := b.(map[string]any); ok {
-			shift(o, "timestamp")
+	shift(e.ev, "timestamp")
+	shift(e.ev, "start_timestamp")
+	if l := e.values("breadcrumbs"); l != nil {
+		for i := range l.Len() {
+			shift(l.Index(i), "timestamp")
 		}
 	}
-	spans, _ := ev["spans"].([]any)
-	for _, s := range spans {
-		if o, ok := s.(map[string]any); ok {
-			shift(o, "timestamp")
-			shift(o, "start_timestamp")
+	if spans := e.ev.Get("spans"); spans.Kind() == event.Array {
+		for i := range spans.Len() {
+			shift(spans.Index(i), "timestamp")
+			shift(spans.Index(i), "start_timestamp")
 		}
 	}
 }
@@ -94,17 +114,17 @@ const maxTimestamp = 253402300799
 // parseTime reads a timestamp as Relay accepts it: seconds since the epoch
 // (number or numeric string) or ISO 8601 / RFC 3339, UTC when the zone is
 // missing.
-func parseTime(v any) (time.Time, bool) {
+func parseTime(v *event.Node) (time.Time, bool) {
 	var secs float64
-	switch t := v.(type) {
-	case json.Number:
-		f, err := t.Float64()
-		if err != nil {
+	switch v.Kind() {
+	case event.Number:
+		f, ok := v.Float()
+		if !ok {
 			return time.Time{}, false
 		}
 		secs = f
-	case string:
-		s := strings.TrimSpace(t)
+	case event.String:
+		s := strings.TrimSpace(string(v.Bytes()))
 		if f, err := strconv.ParseFloat(s, 64); err == nil {
 			secs = f
 			break
@@ -129,17 +149,24 @@ func parseTime(v any) (time.Time, bool) {
 	return time.Unix(int64(whole), int64(math.Round(frac*1e6))*1e3).UTC(), true
 }
 
-// timeValue is a timestamp as Relay writes it: seconds with microseconds.
-func timeValue(t time.Time) json.Number {
+// appendTime appends a timestamp as Relay writes it: seconds with
+// microseconds.
+func appendTime(dst []byte, t time.Time) []byte {
 	us := t.UnixMicro()
-	s := strconv.FormatInt(us/1e6, 10)
-	if frac := us % 1e6; frac != 0 {
-		f := strconv.FormatInt(1e6+frac, 10)[1:]
-		s += "." + strings.TrimRight(f, "0")
-	} else {
-		s += ".0"
+	dst = strconv.AppendInt(dst, us/1e6, 10)
+	frac := us % 1e6
+	if frac == 0 {
+		return append(dst, ".0"...)
 	}
-	return json.Number(s)
+	dst = append(dst, '.')
+	for d := int64(1e5); d > 0 && frac > 0; d /= 10 {
+		dst = append(dst, byte('0'+frac/d))
+		frac %= d
+	}
+	return dst
 }
+
+// timeValue is appendTime for encoding/json (NEL).
+func timeValue(t time.Time) json.Number { return json.Number(appendTime(nil, t)) }
 
 func rfc3339(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.999999-07:00") }

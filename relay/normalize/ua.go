@@ -1,33 +1,38 @@
 package normalize
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/baton-relay/baton/relay/event"
+)
 
 // userAgentContexts adds browser, client_os and device contexts parsed from
 // the event's User-Agent header, each only when the event has none (Relay's
 // user-agent normalization). Rules are uap-core's, through uap-go.
-func (n *Normalizer) userAgentContexts(ev map[string]any) {
-	ua := header(ev, "User-Agent")
-	if ua == "" {
+func (n *Normalizer) userAgentContexts(e *norm) {
+	t, ev := e.t, e.ev
+	ua := e.header("User-Agent")
+	if len(ua) == 0 {
 		return
 	}
-	ctx, _ := ev["contexts"].(map[string]any)
-	if ev["contexts"] != nil && ctx == nil {
+	ctx := ev.Get("contexts")
+	if !ctx.IsNull() && ctx.Kind() != event.Object {
 		return // invalid contexts: leave them to Sentry
 	}
-	need := func(k string) bool { _, has := ctx[k]; return !has }
-	if ctx != nil && !need("browser") && !need("client_os") && !need("device") {
+	need := func(k string) bool { return !ctx.Has(k) }
+	if !need("browser") && !need("client_os") && !need("device") {
 		return
 	}
-	c := n.ua.Parse(ua)
-	add := func(k string, v map[string]any) {
-		if ctx == nil {
-			ctx = map[string]any{}
-			ev["contexts"] = ctx
+	c := n.ua.Parse(string(ua))
+	add := func(k string, v *event.Node) {
+		if ctx.Kind() != event.Object {
+			ctx = t.NewObject()
+			t.Set(ev, "contexts", ctx)
 		}
-		ctx[k] = v
+		t.Set(ctx, k, v)
 	}
 	if b := c.UserAgent; b != nil && b.Family != "Other" && need("browser") {
-		add("browser", nameVersion("browser", b.Family, version(b.Major, b.Minor, b.Patch)))
+		add("browser", e.nameVersion("browser", b.Family, version(b.Major, b.Minor, b.Patch)))
 	}
 	if o := c.Os; o != nil && o.Family != "Other" && need("client_os") {
 		ver := version(o.Major, o.Minor, o.Patch)
@@ -35,30 +40,42 @@ func (n *Normalizer) userAgentContexts(ev map[string]any) {
 		if o.Family == "Windows" && ver == "10" {
 			ver = ">=10"
 		}
-		add("client_os", nameVersion("os", o.Family, ver))
+		add("client_os", e.nameVersion("os", o.Family, ver))
 	}
 	if d := c.Device; d != nil && d.Family != "Other" && need("device") {
-		v := map[string]any{"type": "device", "family": d.Family}
-		if d.Model != "" {
-			v["model"] = d.Model
-		}
+		v := t.NewObject()
 		if d.Brand != "" {
-			v["brand"] = d.Brand
+			t.Set(v, "brand", t.NewString(d.Brand))
 		}
+		t.Set(v, "family", t.NewString(d.Family))
+		if d.Model != "" {
+			t.Set(v, "model", t.NewString(d.Model))
+		}
+		t.Set(v, "type", t.NewString("device"))
 		add("device", v)
 	}
 }
 
 // nameVersion is a browser or os context: its name, version and both
-// together under the key of its type.
-func nameVersion(typ, name, ver string) map[string]any {
-	v := map[string]any{"type": typ, "name": name}
+// together under the key of its type (keys in sorted order).
+func (e *norm) nameVersion(typ, name, ver string) *event.Node {
+	t := e.t
+	v := t.NewObject()
 	display := name
 	if ver != "" {
-		v["version"] = ver
 		display += " " + ver
 	}
-	v[typ] = display
+	if typ == "browser" {
+		t.Set(v, typ, t.NewString(display))
+	}
+	t.Set(v, "name", t.NewString(name))
+	if typ != "browser" {
+		t.Set(v, typ, t.NewString(display))
+	}
+	t.Set(v, "type", t.NewString(typ))
+	if ver != "" {
+		t.Set(v, "version", t.NewString(ver))
+	}
 	return v
 }
 

@@ -1,6 +1,8 @@
 // Package pii is Relay's data scrubbing as the first relay applies it, so
 // personal data never leaves the customer's network: pure functions over an
-// event's JSON, no I/O.
+// event's JSON, no I/O. Config.ScrubEvent parses, scrubs and writes bytes;
+// Config.ScrubTree scrubs a relay/event tree in place, for a caller that
+// also normalizes it and writes it once.
 //
 // # Model
 //
@@ -44,7 +46,8 @@
 // path, then "" → {"rem": [[rule, type, start, end]], "len": original
 // characters}; type is "s" substituted, "m" masked, "p" hashed, "x" removed
 // (a removed value becomes null and its remark has no range). Ranges are
-// byte offsets in the new value.
+// byte offsets in the new value. The remarks are the tree's Meta
+// (relay/event), merged into the event's "_meta" when it is written.
 //
 // datascrubbingSettings convert as Relay's to_pii_config: scrubData with
 // scrubDefaults applies `@common:filter` (credit cards, IBANs, PEM keys, URL

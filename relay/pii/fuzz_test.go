@@ -54,6 +54,7 @@ func BenchmarkScrubEvent(b *testing.B) {
 			var dst []byte
 			b.SetBytes(int64(len(ev)))
 			b.ReportAllocs()
+			defer testutil.CPUTime(b)()
 			for b.Loop() {
 				dst, err = cfg.ScrubEvent(dst[:0], ev)
 				if err != nil {

@@ -5,86 +5,103 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"regexp"
-	"strconv"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/baton-relay/baton/relay/event"
 )
 
-// scrubber is the pooled scratch of one ScrubEvent call.
+// ErrInvalidJSON is returned by ScrubEvent for a body that is not one JSON
+// object.
+var ErrInvalidJSON = errors.New("pii: event is not a JSON object")
+
+// scrubber is the pooled scratch of one ScrubTree call.
 type scrubber struct {
-	arena   arena
-	path    []state
-	changed bool
-	search  []byte
-	chunks  []chunk
-	out     []chunk
-	repl    []chunk
+	t      *event.Tree
+	path   []state
+	search []byte
+	chunks []chunk
+	out    []chunk
+	repl   []chunk
 }
 
 var scrubbers = sync.Pool{New: func() any { return new(scrubber) }}
 
 func (s *scrubber) reset() {
-	for _, c := range s.arena.chunks {
-		clear(c[:cap(c)]) // drop references into the last event
-	}
-	clear(s.arena.keys[:cap(s.arena.keys)])
-	clear(s.arena.vals[:cap(s.arena.vals)])
-	s.arena.keys, s.arena.vals = s.arena.keys[:0], s.arena.vals[:0]
-	if len(s.arena.chunks) > 0 {
-		s.arena.chunks = s.arena.chunks[:1]
-		s.arena.cur = s.arena.chunks[0][:0]
-	}
+	s.t = nil
+	clear(s.path)
 	s.path = s.path[:0]
-	s.changed = false
+	clear(s.chunks[:cap(s.chunks)])
+	clear(s.out[:cap(s.out)])
+	clear(s.repl[:cap(s.repl)])
 }
 
 // ScrubEvent appends the scrubbed event JSON to dst: values replaced,
 // masked, hashed or removed (set to null) as the rules say, and a remark for
 // each change under "_meta", merged into the event's own. An event nothing
 // matched is appended byte for byte. A nil Config appends src unchanged.
+// dst must not overlap src.
 func (c *Config) ScrubEvent(dst, src []byte) ([]byte, error) {
 	if c == nil {
 		return append(dst, src...), nil
 	}
-	s := scrubbers.Get().(*scrubber)
-	defer func() { s.reset(); scrubbers.Put(s) }()
-	root, err := parse(src, &s.arena)
+	t, err := event.Parse(src)
 	if err != nil {
+		return dst, fmt.Errorf("%w: %v", ErrInvalidJSON, err)
+	}
+	defer t.Release()
+	if err := c.ScrubTree(t); err != nil {
 		return dst, err
 	}
-	if root.kind != kObject {
-		return dst, ErrInvalidJSON
+	if !t.Dirty() {
+		return append(dst, src...), nil
 	}
+	return t.AppendJSON(dst), nil
+}
+
+// ScrubTree scrubs a parsed event in place: what ScrubEvent does, for a
+// caller that also normalizes the tree and writes it once. The remarks are
+// recorded as the tree's Meta and written by its AppendJSON. A nil Config
+// changes nothing.
+func (c *Config) ScrubTree(t *event.Tree) error {
+	if c == nil {
+		return nil
+	}
+	root := t.Root()
+	if root.Kind() != event.Object {
+		return ErrInvalidJSON
+	}
+	s := scrubbers.Get().(*scrubber)
+	defer func() { s.reset(); scrubbers.Put(s) }()
+	s.t = t
 	for i := range c.passes {
 		s.walkChildren(&c.passes[i], root, eventSchema)
 	}
-	if !s.changed {
-		return append(dst, src...), nil
-	}
-	s.attachMeta(root)
-	return write(dst, root), nil
+	return nil
 }
 
-func kindType(k kind) vtype {
+func kindType(k event.Kind) vtype {
 	switch k {
-	case kString:
+	case event.String:
 		return tString
-	case kNumber:
+	case event.Number:
 		return tNumber
-	case kBool:
+	case event.Bool:
 		return tBoolean
-	case kArray:
+	case event.Array:
 		return tArray
-	case kObject:
+	case event.Object:
 		return tObject
 	}
 	return 0
 }
 
-func (s *scrubber) push(key []byte, index int, n *node, f *field) {
-	t := f.types | kindType(n.kind)
-	if f.record && n.kind == kObject {
+func (s *scrubber) push(key []byte, index int, n *event.Node, f *field) {
+	t := f.types | kindType(n.Kind())
+	if f.record && n.Kind() == event.Object {
 		t &^= tObject
 	}
 	if f.pairs { // Relay's pair lists are maps, whatever their JSON form
@@ -96,26 +113,28 @@ func (s *scrubber) push(key []byte, index int, n *node, f *field) {
 func (s *scrubber) pop() { s.path = s.path[:len(s.path)-1] }
 
 // walkChildren processes the children of container n, whose schema is f.
-func (s *scrubber) walkChildren(p *pass, n *node, f *field) {
-	switch n.kind {
-	case kObject:
+func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
+	switch n.Kind() {
+	case event.Object:
 		top := len(s.path) == 0
-		for i, k := range n.keys {
+		for i := range n.Len() {
+			k, v := n.Key(i), n.Index(i)
 			if top && string(k) == "_meta" {
 				continue
 			}
 			cf := f.child(k, false)
-			s.push(k, 0, n.vals[i], cf)
-			s.walk(p, n.vals[i], cf)
+			s.push(k, 0, v, cf)
+			s.walk(p, v, cf)
 			s.pop()
 		}
-	case kArray:
+	case event.Array:
 		ef := f.child(nil, true)
 		if f.pairs {
-			for i, v := range n.vals {
-				if v.kind == kArray && len(v.vals) == 2 && v.vals[0].kind == kString {
-					s.push(v.vals[0].str, 0, v.vals[1], ef)
-					s.walk(p, v.vals[1], ef)
+			for i := range n.Len() {
+				v := n.Index(i)
+				if v.Kind() == event.Array && v.Len() == 2 && v.Index(0).Kind() == event.String {
+					s.push(v.Index(0).Bytes(), 0, v.Index(1), ef)
+					s.walk(p, v.Index(1), ef)
 					s.pop()
 					continue
 				}
@@ -127,17 +146,18 @@ func (s *scrubber) walkChildren(p *pass, n *node, f *field) {
 		}
 		// Relay treats a two-element array with a string first as a key/value
 		// pair, and scrubs elements one by one only if that changed nothing.
-		if len(n.vals) == 2 && n.vals[0].kind == kString && n.vals[1].kind != kNull {
-			v := n.vals[1]
-			before := v.meta == nil
-			s.push(n.vals[0].str, 0, v, ef)
+		if n.Len() == 2 && n.Index(0).Kind() == event.String && n.Index(1).Kind() != event.Null {
+			v := n.Index(1)
+			before := v.Meta() == nil
+			s.push(n.Index(0).Bytes(), 0, v, ef)
 			s.walk(p, v, ef)
 			s.pop()
-			if before && v.meta != nil {
+			if before && v.Meta() != nil {
 				return
 			}
 		}
-		for i, v := range n.vals {
+		for i := range n.Len() {
+			v := n.Index(i)
 			s.push(nil, i, v, ef)
 			s.walk(p, v, ef)
 			s.pop()
@@ -147,12 +167,12 @@ func (s *scrubber) walkChildren(p *pass, n *node, f *field) {
 
 // walk applies the rules to n (its state is on top of the path), then
 // descends unless n was removed.
-func (s *scrubber) walk(p *pass, n *node, f *field) {
-	switch n.kind {
-	case kNull, kBool: // booleans cannot be PII
+func (s *scrubber) walk(p *pass, n *event.Node, f *field) {
+	switch n.Kind() {
+	case event.Null, event.Bool: // booleans cannot be PII
 		return
-	case kString:
-		switch string(n.str) {
+	case event.String:
+		switch string(n.Bytes()) {
 		case "", "true", "false", "null", "undefined":
 			return
 		}
@@ -162,14 +182,14 @@ func (s *scrubber) walk(p *pass, n *node, f *field) {
 	if s.path[len(s.path)-1].pii != piiFalse && s.applyAll(p, n) {
 		return
 	}
-	if n.kind == kObject || n.kind == kArray {
+	if k := n.Kind(); k == event.Object || k == event.Array {
 		s.walkChildren(p, n, f)
 	}
 }
 
 // applyAll runs every application whose selector matches the current path;
 // true when the value was removed.
-func (s *scrubber) applyAll(p *pass, n *node) bool {
+func (s *scrubber) applyAll(p *pass, n *event.Node) bool {
 	if s.path[len(s.path)-1].pii == piiFalse {
 		return false
 	}
@@ -188,19 +208,16 @@ func (s *scrubber) applyAll(p *pass, n *node) bool {
 	return false
 }
 
-func (s *scrubber) remove(n *node, rule string) {
-	if n.meta == nil {
-		n.meta = &meta{length: -1}
-	}
-	n.meta.rem = append(n.meta.rem, remark{rule: rule, ty: 'x', start: -1, end: -1})
-	n.kind, n.raw, n.str, n.keys, n.vals = kNull, nil, nil, nil, nil
-	s.changed = true
+func (s *scrubber) remove(n *event.Node, rule string) {
+	m := s.t.MetaOf(n)
+	m.Remarks = append(m.Remarks, event.Remark{Rule: rule, Type: 'x', Start: -1, End: -1})
+	s.t.SetNull(n)
 }
 
 // applyRule is Relay's apply_rule_to_value; true when n was removed.
-func (s *scrubber) applyRule(r *ruleRef, key []byte, n *node) bool {
+func (s *scrubber) applyRule(r *ruleRef, key []byte, n *event.Node) bool {
 	chunked := r.redaction.method != methodDefault && r.redaction.method != methodRemove
-	isString := n.kind == kString
+	isString := n.Kind() == event.String
 	if r.spec.ty == rAnything && (!isString || !chunked) {
 		s.remove(n, r.origin)
 		return true
@@ -232,18 +249,18 @@ type chunk struct {
 
 // splitChunks cuts a value into text and the redactions its remarks
 // record, as Relay's split_chunks.
-func splitChunks(dst []chunk, v []byte, m *meta) []chunk {
+func splitChunks(dst []chunk, v []byte, m *event.Meta) []chunk {
 	pos := 0
 	if m != nil {
-		for _, r := range m.rem {
-			if r.start < pos || r.end < r.start || r.end > len(v) {
+		for _, r := range m.Remarks {
+			if r.Start < pos || r.End < r.Start || r.End > len(v) {
 				continue
 			}
-			if r.start > pos {
-				dst = append(dst, chunk{text: v[pos:r.start]})
+			if r.Start > pos {
+				dst = append(dst, chunk{text: v[pos:r.Start]})
 			}
-			dst = append(dst, chunk{text: v[r.start:r.end], red: true, rule: r.rule, ty: r.ty})
-			pos = r.end
+			dst = append(dst, chunk{text: v[r.Start:r.End], red: true, rule: r.Rule, ty: r.Type})
+			pos = r.End
 		}
 	}
 	if pos < len(v) {
@@ -255,12 +272,13 @@ func splitChunks(dst []chunk, v []byte, m *meta) []chunk {
 // applyRegex redacts the matches (groups) of re in a string value, leaving
 // earlier redactions alone, and records remarks: Relay's
 // apply_regex_to_chunks under process_chunked_value.
-func (s *scrubber) applyRegex(n *node, r *ruleRef, re *regexp.Regexp, groups []int) {
-	s.chunks = splitChunks(s.chunks[:0], n.str, n.meta)
+func (s *scrubber) applyRegex(n *event.Node, r *ruleRef, re *regexp.Regexp, groups []int) {
+	str := n.Bytes()
+	s.chunks = splitChunks(s.chunks[:0], str, n.Meta())
 	var search []byte
 	hasText := false
-	if len(s.chunks) == 1 && !s.chunks[0].red && bytes.IndexByte(n.str, 0) < 0 {
-		search, hasText = n.str, true
+	if len(s.chunks) == 1 && !s.chunks[0].red && bytes.IndexByte(str, 0) < 0 {
+		search, hasText = str, true
 	} else {
 		s.search = s.search[:0]
 		for _, c := range s.chunks {
@@ -373,148 +391,33 @@ func hashValue(b []byte) []byte {
 
 // join writes out back into n when the value changed: the new string, its
 // range remarks (byte offsets) and the original length in characters.
-func (s *scrubber) join(n *node) {
+func (s *scrubber) join(n *event.Node) {
 	size := 0
 	for _, c := range s.out {
 		size += len(c.text)
 	}
 	v := make([]byte, 0, size)
-	var rem []remark
+	var rem []event.Remark
 	for _, c := range s.out {
 		if c.red {
-			rem = append(rem, remark{rule: c.rule, ty: c.ty, start: len(v), end: len(v) + len(c.text)})
+			rem = append(rem, event.Remark{Rule: c.rule, Type: c.ty, Start: len(v), End: len(v) + len(c.text)})
 		}
 		v = append(v, c.text...)
 	}
-	if bytes.Equal(v, n.str) {
+	if bytes.Equal(v, n.Bytes()) {
 		return
 	}
-	if n.meta == nil {
-		n.meta = &meta{length: -1}
-	}
-	if n.meta.length < 0 {
-		n.meta.length = utf8.RuneCount(n.str)
+	m := s.t.MetaOf(n)
+	if m.Len == 0 {
+		m.Len = utf8.RuneCount(n.Bytes())
 	}
 	// Remarks without a range (removals) stay; range remarks are rewritten.
-	kept := n.meta.rem[:0]
-	for _, r := range n.meta.rem {
-		if r.start < 0 {
+	kept := m.Remarks[:0]
+	for _, r := range m.Remarks {
+		if r.Start < 0 {
 			kept = append(kept, r)
 		}
 	}
-	n.meta.rem = append(kept, rem...)
-	n.str, n.raw = v, nil
-	s.changed = true
-}
-
-// attachMeta merges the remarks of every changed value into root's "_meta".
-func (s *scrubber) attachMeta(root *node) {
-	mroot := root.get("_meta")
-	if mroot == nil || mroot.kind != kObject {
-		if mroot == nil {
-			mroot = s.arena.new()
-			root.keys = append(root.keys, []byte("_meta"))
-			root.vals = append(root.vals, mroot)
-		}
-		mroot.kind, mroot.raw, mroot.keys, mroot.vals = kObject, nil, nil, nil
-	}
-	var walk func(n, m *node)
-	walk = func(n, m *node) {
-		visit := func(key []byte, c *node) {
-			if c.meta == nil && c.kind != kObject && c.kind != kArray {
-				return
-			}
-			if c.meta == nil && !hasMeta(c) {
-				return
-			}
-			mc := s.metaChild(m, key)
-			if c.meta != nil {
-				s.writeMeta(mc, c.meta)
-			}
-			walk(c, mc)
-		}
-		switch n.kind {
-		case kObject:
-			for i, k := range n.keys {
-				if n == root && string(k) == "_meta" {
-					continue
-				}
-				visit(k, n.vals[i])
-			}
-		case kArray:
-			for i, c := range n.vals {
-				visit(strconv.AppendInt(nil, int64(i), 10), c)
-			}
-		}
-	}
-	walk(root, mroot)
-}
-
-func hasMeta(n *node) bool {
-	if n.meta != nil {
-		return true
-	}
-	for _, c := range n.vals {
-		if hasMeta(c) {
-			return true
-		}
-	}
-	return false
-}
-
-// metaChild returns the object under key in meta node m, creating it.
-func (s *scrubber) metaChild(m *node, key []byte) *node {
-	for i, k := range m.keys {
-		if bytes.Equal(k, key) {
-			c := m.vals[i]
-			if c.kind != kObject {
-				c.kind, c.raw, c.keys, c.vals = kObject, nil, nil, nil
-			}
-			return c
-		}
-	}
-	c := s.arena.new()
-	c.kind = kObject
-	m.keys = append(m.keys, key)
-	m.vals = append(m.vals, c)
-	return c
-}
-
-// writeMeta adds the remarks of one value under "" in its meta node.
-func (s *scrubber) writeMeta(m *node, md *meta) {
-	e := s.metaChild(m, nil)
-	rem := e.get("rem")
-	if rem == nil || rem.kind != kArray {
-		if rem == nil {
-			rem = s.arena.new()
-			e.keys = append(e.keys, []byte("rem"))
-			e.vals = append(e.vals, rem)
-		}
-		rem.kind, rem.raw, rem.vals = kArray, nil, nil
-	}
-	for _, r := range md.rem {
-		a := s.arena.new()
-		a.kind = kArray
-		a.vals = append(a.vals, s.str(r.rule), s.str(string(r.ty)))
-		if r.start >= 0 {
-			a.vals = append(a.vals, s.num(r.start), s.num(r.end))
-		}
-		rem.vals = append(rem.vals, a)
-	}
-	if md.length >= 0 && e.get("len") == nil {
-		e.keys = append(e.keys, []byte("len"))
-		e.vals = append(e.vals, s.num(md.length))
-	}
-}
-
-func (s *scrubber) str(v string) *node {
-	n := s.arena.new()
-	n.kind, n.str = kString, []byte(v)
-	return n
-}
-
-func (s *scrubber) num(v int) *node {
-	n := s.arena.new()
-	n.kind, n.raw = kNumber, strconv.AppendInt(nil, int64(v), 10)
-	return n
+	m.Remarks = append(kept, rem...)
+	s.t.SetString(n, v)
 }

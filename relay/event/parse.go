@@ -1,4 +1,4 @@
-package pii
+package event
 
 import (
 	"errors"
@@ -8,104 +8,23 @@ import (
 	"unicode/utf8"
 )
 
-// ErrInvalidJSON is returned by ScrubEvent for a body that is not one JSON
-// object.
-var ErrInvalidJSON = errors.New("pii: event is not a JSON object")
+// ErrSyntax is wrapped by Parse's errors: the input is not one JSON value.
+var ErrSyntax = errors.New("invalid JSON")
 
-// maxDepth bounds nesting so a hostile event cannot exhaust the stack; Relay
-// itself trims events deeper than this during normalization.
-const maxDepth = 256
-
-type kind uint8
-
-const (
-	kNull kind = iota
-	kBool
-	kNumber
-	kString
-	kArray
-	kObject
-)
-
-// node is one JSON value. Unchanged scalars keep their source bytes (raw) so
-// they are written back as they came; strings also carry their decoded text.
-type node struct {
-	kind kind
-	raw  []byte   // source token (nil once a string is rewritten)
-	str  []byte   // decoded string content (kString)
-	keys [][]byte // decoded object keys (kObject)
-	vals []*node  // object values or array elements
-	meta *meta    // remarks written by scrubbing, nil if untouched
-}
-
-// meta is what Relay writes under "_meta" for one value: its remarks and,
-// for a rewritten string, the original length in characters.
-type meta struct {
-	rem    []remark
-	length int // -1: not recorded
-}
-
-type remark struct {
-	rule       string
-	ty         byte // x removed, s substituted, m masked, p pseudonymized
-	start, end int  // character range in the new value; -1 for none
-}
-
-// arena hands out nodes in chunks so a parse makes a few allocations, not
-// one per value; chunks are never reallocated, so pointers stay valid.
-type arena struct {
-	chunks [][]node
-	cur    []node
-	keys   [][]byte // slab of object keys
-	vals   []*node  // slab of children
-	ks     [][]byte // the parser's child stacks, kept between parses
-	vs     []*node
-}
-
-// children copies a finished container's children into the slabs; the
-// results are capped so appending to them never overwrites a neighbour.
-func (a *arena) children(keys [][]byte, vals []*node) ([][]byte, []*node) {
-	if len(vals) == 0 {
-		return nil, nil
-	}
-	if cap(a.vals)-len(a.vals) < len(vals) {
-		a.vals = make([]*node, 0, max(1024, len(vals)))
-	}
-	i := len(a.vals)
-	a.vals = append(a.vals, vals...)
-	v := a.vals[i:len(a.vals):len(a.vals)]
-	if keys == nil {
-		return nil, v
-	}
-	if cap(a.keys)-len(a.keys) < len(keys) {
-		a.keys = make([][]byte, 0, max(1024, len(keys)))
-	}
-	j := len(a.keys)
-	a.keys = append(a.keys, keys...)
-	return a.keys[j:len(a.keys):len(a.keys)], v
-}
-
-func (a *arena) new() *node {
-	if len(a.cur) == cap(a.cur) {
-		a.cur = make([]node, 0, 256)
-		a.chunks = append(a.chunks, a.cur)
-	}
-	a.cur = a.cur[:len(a.cur)+1]
-	n := &a.cur[len(a.cur)-1]
-	*n = node{}
-	return n
-}
+// MaxDepth bounds nesting so a hostile event cannot exhaust the stack;
+// Relay itself trims events deeper than this during normalization.
+const MaxDepth = 256
 
 type parser struct {
 	src   []byte
 	pos   int
 	a     *arena
 	ks    [][]byte // children of the containers being parsed
-	vs    []*node
+	vs    []*Node
 	rawOK bool // the last string's source token is valid UTF-8 and can be written back
 }
 
-func parse(src []byte, a *arena) (*node, error) {
+func parse(src []byte, a *arena) (*Node, error) {
 	p := parser{src: src, a: a, ks: a.ks[:0], vs: a.vs[:0]}
 	defer func() { a.ks, a.vs = p.ks[:0], p.vs[:0] }()
 	p.ws()
@@ -121,7 +40,7 @@ func parse(src []byte, a *arena) (*node, error) {
 }
 
 func (p *parser) errf(what string) error {
-	return fmt.Errorf("%w: %s at offset %d", ErrInvalidJSON, what, p.pos)
+	return fmt.Errorf("%w: %s at offset %d", ErrSyntax, what, p.pos)
 }
 
 func (p *parser) ws() {
@@ -135,8 +54,8 @@ func (p *parser) ws() {
 	}
 }
 
-func (p *parser) value(depth int) (*node, error) {
-	if depth > maxDepth {
+func (p *parser) value(depth int) (*Node, error) {
+	if depth > MaxDepth {
 		return nil, p.errf("nested too deeply")
 	}
 	if p.pos >= len(p.src) {
@@ -153,18 +72,18 @@ func (p *parser) value(depth int) (*node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n := p.a.new()
-		n.kind, n.str = kString, s
+		n := p.a.node(String)
+		n.str = s
 		if p.rawOK {
 			n.raw = p.src[start:p.pos]
 		}
 		return n, nil
 	case c == 't':
-		return p.literal("true", kBool)
+		return p.literal("true", Bool)
 	case c == 'f':
-		return p.literal("false", kBool)
+		return p.literal("false", Bool)
 	case c == 'n':
-		return p.literal("null", kNull)
+		return p.literal("null", Null)
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
 	default:
@@ -172,17 +91,17 @@ func (p *parser) value(depth int) (*node, error) {
 	}
 }
 
-func (p *parser) literal(lit string, k kind) (*node, error) {
+func (p *parser) literal(lit string, k Kind) (*Node, error) {
 	if len(p.src)-p.pos < len(lit) || string(p.src[p.pos:p.pos+len(lit)]) != lit {
 		return nil, p.errf("invalid literal")
 	}
-	n := p.a.new()
-	n.kind, n.raw = k, p.src[p.pos:p.pos+len(lit)]
+	n := p.a.node(k)
+	n.raw = p.src[p.pos : p.pos+len(lit)]
 	p.pos += len(lit)
 	return n, nil
 }
 
-func (p *parser) number() (*node, error) {
+func (p *parser) number() (*Node, error) {
 	start := p.pos
 	if p.src[p.pos] == '-' {
 		p.pos++
@@ -212,39 +131,54 @@ func (p *parser) number() (*node, error) {
 			return nil, p.errf("invalid number")
 		}
 	}
-	n := p.a.new()
-	n.kind, n.raw = kNumber, p.src[start:p.pos]
+	n := p.a.node(Number)
+	n.raw = p.src[start:p.pos]
 	return n, nil
 }
+
+// plain marks the bytes a string scan passes over: ASCII other than the
+// quote, the backslash and control characters.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // string decodes the string at pos. Without escapes the result aliases src.
 func (p *parser) string() ([]byte, error) {
 	p.pos++ // opening quote
 	start := p.pos
+	ascii := true
 	for p.pos < len(p.src) {
 		c := p.src[p.pos]
-		if c == '"' {
+		if plain[c] {
+			p.pos++
+			continue
+		}
+		switch {
+		case c == '"':
 			s := p.src[start:p.pos]
 			p.pos++
-			p.rawOK = utf8.Valid(s)
+			p.rawOK = ascii || utf8.Valid(s)
 			if !p.rawOK {
 				return []byte(string([]rune(string(s)))), nil // replace invalid bytes
 			}
 			return s, nil
-		}
-		if c == '\\' {
+		case c == '\\':
 			return p.stringSlow(start)
-		}
-		if c < 0x20 {
+		case c < 0x20:
 			return nil, p.errf("control character in string")
 		}
+		ascii = false // c >= 0x80
 		p.pos++
 	}
 	return nil, p.errf("unterminated string")
 }
 
 func (p *parser) stringSlow(start int) ([]byte, error) {
-	out := append([]byte(nil), p.src[start:p.pos]...)
+	out := append(p.a.esc[:0], p.src[start:p.pos]...)
+	defer func() { p.a.esc = out[:0] }()
 	for p.pos < len(p.src) {
 		c := p.src[p.pos]
 		switch {
@@ -252,9 +186,9 @@ func (p *parser) stringSlow(start int) ([]byte, error) {
 			p.pos++
 			p.rawOK = utf8.Valid(out)
 			if !p.rawOK {
-				out = []byte(string([]rune(string(out))))
+				return []byte(string([]rune(string(out)))), nil
 			}
-			return out, nil
+			return p.a.copyBytes(out), nil
 		case c < 0x20:
 			return nil, p.errf("control character in string")
 		case c != '\\':
@@ -322,9 +256,8 @@ func (p *parser) hex4() (rune, bool) {
 	return rune(v), true
 }
 
-func (p *parser) object(depth int) (*node, error) {
-	n := p.a.new()
-	n.kind = kObject
+func (p *parser) object(depth int) (*Node, error) {
+	n := p.a.node(Object)
 	p.pos++
 	p.ws()
 	if p.pos < len(p.src) && p.src[p.pos] == '}' {
@@ -371,9 +304,8 @@ func (p *parser) object(depth int) (*node, error) {
 	}
 }
 
-func (p *parser) array(depth int) (*node, error) {
-	n := p.a.new()
-	n.kind = kArray
+func (p *parser) array(depth int) (*Node, error) {
+	n := p.a.node(Array)
 	p.pos++
 	p.ws()
 	if p.pos < len(p.src) && p.src[p.pos] == ']' {
@@ -404,75 +336,4 @@ func (p *parser) array(depth int) (*node, error) {
 			return nil, p.errf("expected ',' or ']'")
 		}
 	}
-}
-
-// get returns the value of key in an object node, or nil.
-func (n *node) get(key string) *node {
-	if n == nil || n.kind != kObject {
-		return nil
-	}
-	for i, k := range n.keys {
-		if string(k) == key {
-			return n.vals[i]
-		}
-	}
-	return nil
-}
-
-// write appends n as JSON.
-func write(dst []byte, n *node) []byte {
-	switch n.kind {
-	case kNull:
-		return append(dst, "null"...)
-	case kBool, kNumber:
-		return append(dst, n.raw...)
-	case kString:
-		if n.raw != nil {
-			return append(dst, n.raw...)
-		}
-		return appendString(dst, n.str)
-	case kArray:
-		dst = append(dst, '[')
-		for i, v := range n.vals {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = write(dst, v)
-		}
-		return append(dst, ']')
-	default:
-		dst = append(dst, '{')
-		for i, v := range n.vals {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, n.keys[i])
-			dst = append(dst, ':')
-			dst = write(dst, v)
-		}
-		return append(dst, '}')
-	}
-}
-
-const hexDigits = "0123456789abcdef"
-
-func appendString(dst, s []byte) []byte {
-	dst = append(dst, '"')
-	for _, c := range s {
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c == '\n':
-			dst = append(dst, '\\', 'n')
-		case c == '\r':
-			dst = append(dst, '\\', 'r')
-		case c == '\t':
-			dst = append(dst, '\\', 't')
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, '"')
 }

@@ -1,0 +1,20 @@
+// Package event is the JSON tree that normalization (relay/normalize) and
+// PII scrubbing (relay/pii) work on, so that an event is parsed once,
+// changed in place by both, and written once.
+//
+// The tree is built for events that are mostly passed through: Parse keeps
+// the source bytes of every scalar, and AppendJSON writes an unchanged value
+// back as it came (numbers are never reformatted, strings never
+// re-escaped). Nodes, child lists and new bytes come from an arena that
+// belongs to the Tree and is reused through a pool, so a parse makes a
+// small, constant number of allocations. Object keys keep their order;
+// new keys are appended.
+//
+// What a processor changes is recorded as Relay does, under the event's
+// `_meta` (Meta: remarks, errors, original length and value), either on a
+// node (MetaOf) or at a path whose value was removed (MetaAt). AppendJSON
+// merges these records into the `_meta` object the event already has.
+//
+// A Tree aliases the bytes it was parsed from: they must stay unchanged
+// until Release, and AppendJSON's dst must not overlap them.
+package event
