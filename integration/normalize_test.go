@@ -165,7 +165,9 @@ func TestNormalizeInvalidPIIConfig(t *testing.T) {
 			t.Fatalf("event: %d %s", code, body)
 		}
 		fakeWaitFor(t, 15*time.Second, func() bool { return n.r.Stats().Classes["error"].Dropped["invalid"].Records == int64(i+1) },
-			func() string { return fmt.Sprintf("event %d not dropped invalid: %+v", i, n.r.Stats().Classes["error"]) })
+			func() string {
+				return fmt.Sprintf("event %d not dropped invalid: %+v", i, n.r.Stats().Classes["error"])
+			})
 	}
 	session := fmt.Sprintf("{\"dsn\":\"http://%s@h/42\"}\n{\"type\":\"session\"}\n{\"sid\":\"7c7b6e5a4d3c2b1a0f9e8d7c6b5a4d3c\",\"status\":\"ok\",\"init\":true,\"started\":\"2026-01-01T00:00:00Z\",\"attrs\":{\"release\":\"r@1\"}}\n", managedKey)
 	if code, body, _ := postEnvelope(t, n, 42, managedKey, []byte(session), nil); code != 200 {
