@@ -49,6 +49,8 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	// Outcomes configures how Baton reports what it drops to Sentry.
 	Outcomes Outcomes `yaml:"outcomes"`
+	// Normalization configures the first-relay event normalization.
+	Normalization Normalization `yaml:"normalization"`
 	// Telemetry configures logs and metrics.
 	Telemetry Telemetry `yaml:"telemetry"`
 	// Runtime tunes the Go runtime Baton runs on.
@@ -500,6 +502,27 @@ type Outcomes struct {
 	// outcomes (Relay's billing outcomes). Default: outcomes-billing.
 	BillingTopic string `yaml:"billing_topic"`
 }
+
+// Normalization configures what Baton does to events before it forwards
+// them, as Relay's normalization section.
+type Normalization struct {
+	// Level is "default": in static and managed mode, event, transaction
+	// and security items are normalized as a first Relay does (security
+	// reports become security events, NEL reports log items) and scrubbed
+	// with their project's PII config; proxy mode forwards every payload
+	// as received. "disabled" forwards payloads as received in every mode
+	// (no PII scrubbing either). Default: default.
+	Level NormalizationLevel `yaml:"level"`
+}
+
+// NormalizationLevel is normalization.level.
+type NormalizationLevel string
+
+// Normalization levels.
+const (
+	NormalizationDefault  NormalizationLevel = "default"
+	NormalizationDisabled NormalizationLevel = "disabled"
+)
 
 // StaticRelay is one trusted downstream relay.
 type StaticRelay struct {

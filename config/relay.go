@@ -31,7 +31,7 @@ type relayRule func(t *relayTr, key string, v *yaml.Node)
 
 // relaySections are the config.yml sections translated key by key; a key of
 // them not in relayKeys is ignored. Other sections are ignored whole.
-var relaySections = []string{"relay", "http", "limits", "cache", "auth", "aggregator", "outcomes", "processing", "logging", "metrics"}
+var relaySections = []string{"relay", "http", "limits", "cache", "auth", "aggregator", "outcomes", "processing", "logging", "metrics", "normalization"}
 
 // relayKeys maps each translated Relay key to its rule.
 var relayKeys map[string]relayRule
@@ -79,6 +79,8 @@ func init() {
 		"aggregator.max_total_bucket_bytes":       size("metrics.max_bytes"),
 		"aggregator.max_project_key_bucket_bytes": size("metrics.max_project_bytes"),
 		"aggregator.flush_partitions":             count("metrics.flush_partitions"),
+
+		"normalization.level": (*relayTr).normalizationLevel,
 
 		"logging.level":  (*relayTr).logLevel,
 		"logging.format": (*relayTr).logFormat,
@@ -439,6 +441,21 @@ func (t *relayTr) logLevel(key string, v *yaml.Node) {
 	}
 }
 
+// normalizationLevel maps Relay's normalization.level: its default and
+// full (what a last-layer relay runs) are Baton's default, the first
+// relay's normalization; an older Relay's disabled is disabled.
+func (t *relayTr) normalizationLevel(key string, v *yaml.Node) {
+	switch s := t.str(key, v); s {
+	case "default", "full":
+		t.set("normalization.level", v, string(NormalizationDefault))
+	case "disabled":
+		t.set("normalization.level", v, string(NormalizationDisabled))
+	case "":
+	default:
+		t.l.problem(v, key, ErrInvalid, "%q is not a normalization level: want default, full or disabled", s)
+	}
+}
+
 func (t *relayTr) logFormat(key string, v *yaml.Node) {
 	switch s := t.str(key, v); s {
 	case "json":
@@ -454,7 +471,7 @@ func (t *relayTr) logFormat(key string, v *yaml.Node) {
 // relayProjectConfig are the keys of a project file's config that take
 // effect: the relay decodes the file as an upstream's project config
 // (Project.Relay). Other config keys are listed as ignored.
-var relayProjectConfig = []string{"allowedDomains", "filterSettings", "quotas", "sampling", "dynamicSampling", "metrics", "features"}
+var relayProjectConfig = []string{"allowedDomains", "filterSettings", "quotas", "sampling", "dynamicSampling", "metrics", "features", "piiConfig", "datascrubbingSettings"}
 
 // readProjects turns Relay's local project configs, projects/<id>.json,
 // into Baton projects: public keys (those not isEnabled: false), disabled

@@ -63,6 +63,7 @@ func TestRelayDirTranslates(t *testing.T) {
 		{"aggregator", "max_total_bucket_bytes", c.Metrics.MaxBytes, 32 * MiB},
 		{"aggregator", "max_project_key_bucket_bytes", c.Metrics.MaxProjectBytes, 8 * MiB},
 		{"aggregator", "flush_partitions", c.Metrics.FlushPartitions, 4},
+		{"normalization", "level", c.Normalization.Level, NormalizationDisabled},
 		{"logging", "level trace", c.Telemetry.LogLevel, LogDebug},
 		{"logging", "format", c.Telemetry.LogFormat, LogFormat("json")},
 		{"projects", "keys (enabled only)", c.Projects["42"].PublicKeys, []string{"e12d836b15bb49d7bbf99e64295d995b"}},
@@ -91,11 +92,12 @@ func TestRelayDirIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// config.quotas takes effect (Project.Relay); config.piiConfig does not.
+	// config.quotas and config.piiConfig take effect (Project.Relay);
+	// config.trustedRelays does not.
 	want := []string{
 		"aggregator.flush_batching", "limits.max_thread_count",
 		"logging.enable_backtraces", "metrics.statsd", "outcomes.emit_outcomes",
-		"projects/42.json: config.piiConfig", "relay.tls_identity_path", "sentry",
+		"projects/42.json: config.trustedRelays", "relay.tls_identity_path", "sentry",
 	}
 	if !slices.Equal(d.Ignored, want) {
 		t.Errorf("ignored:\n got %q\nwant %q", d.Ignored, want)

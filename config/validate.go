@@ -69,6 +69,7 @@ func (c *Config) validate() problems {
 	v.auth()
 	v.metrics()
 	v.outcomes()
+	oneOf(v, "normalization.level", v.c.Normalization.Level, NormalizationDefault, NormalizationDisabled)
 	v.telemetry()
 	v.runtime()
 	return v.probs

@@ -5,7 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -19,11 +21,20 @@ import (
 // startTestRelay starts a relay on an in-memory listener with durability
 // ("strict" or "relaxed") and the embedded broker.
 func startTestRelay(tb testing.TB, durability string) (*Relay, *fasthttp.HostClient) {
+	return startTestRelayWith(tb, durability, "", nil)
+}
+
+// startTestRelayWith is startTestRelay with more YAML appended and the
+// config then changed by edit (when not nil).
+func startTestRelayWith(tb testing.TB, durability, extra string, edit func(*config.Config)) (*Relay, *fasthttp.HostClient) {
 	tb.Helper()
-	yml := fmt.Sprintf("buffer:\n  dir: %s\n  reserve_bytes: 1MiB\n  durability: %s\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n", tb.TempDir(), durability)
+	yml := fmt.Sprintf("buffer:\n  dir: %s\n  reserve_bytes: 1MiB\n  durability: %s\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n", tb.TempDir(), durability) + extra
 	cfg, err := config.Parse("test.yml", []byte(yml))
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	ln := fasthttputil.NewInmemoryListener()
 	r, err := New(cfg, Settings{Listener: ln, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -57,13 +68,43 @@ func BenchmarkIngest(b *testing.B) {
 	}
 }
 
-func benchIngest(b *testing.B, durability string) {
-	_, c := startTestRelay(b, durability)
+// BenchmarkIngestNormalize is BenchmarkIngest in static mode with
+// normalization.level default (events normalized and scrubbed with the
+// project's datascrubbingSettings) and disabled; cpu-us/op is the
+// process's CPU time (user + system) per envelope, the broker's included.
+func BenchmarkIngestNormalize(b *testing.B) {
+	for _, level := range []string{"disabled", "default"} {
+		b.Run("level="+level, func(b *testing.B) {
+			benchIngestWith(b, "relaxed", "mode: static\nnormalization: {level: "+level+"}\n"+
+				"projects: {\"1\": {public_keys: [a7c3e9f1b5d24680ace13579bdf02468]}}\n", func(cfg *config.Config) {
+				p := cfg.Projects["1"] // as a projects/1.json with Relay's default scrubbing
+				p.Relay = []byte(`{"config": {"datascrubbingSettings": {"scrubData": true, "scrubDefaults": true}}}`)
+				cfg.Projects["1"] = p
+			})
+		})
+	}
+}
+
+// cpuTime is the process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func benchIngest(b *testing.B, durability string) { benchIngestWith(b, durability, "", nil) }
+
+func benchIngestWith(b *testing.B, durability, extra string, edit func(*config.Config)) {
+	_, c := startTestRelayWith(b, durability, extra, edit)
 	body := testutil.ErrorEnvelope()
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.SetParallelism(32) // 64 concurrent requests on 2 cores
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer func() {
+		b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-us/op")
+	}()
 	b.RunParallel(func(pb *testing.PB) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)

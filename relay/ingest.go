@@ -31,6 +31,10 @@ type scratch struct {
 	dump    intake.Buf // a minidump out of its compression container
 	dumpErr error      // the budget failure that stopped decoding dump
 	zbuf    intake.Buf // one compressed class envelope, on its way into recs
+	proc    intake.Buf // normalized and scrubbed payloads and their headers
+	trusted bool       // sent by a relay whose signature was verified
+	// invalid is Relay's discard reason of each class processing dropped.
+	invalid [envelope.NumClasses]string
 	recs    intake.Buf // the class records, back to back
 	offs    []int
 	classes []envelope.Class
@@ -138,7 +142,9 @@ func (r *Relay) end(s *scratch) {
 	s.conv.Recycle(maxPooledBuf)
 	s.dump.Recycle(maxPooledBuf)
 	s.zbuf.Recycle(maxPooledBuf)
+	s.proc.Recycle(maxPooledBuf)
 	s.recs.Recycle(maxPooledBuf)
+	s.trusted = false
 	clear(s.entries[:cap(s.entries)]) // drop references to request memory
 	scratchPool.Put(s)
 }
@@ -214,7 +220,7 @@ func (r *Relay) handleEnvelope(ctx *fasthttp.RequestCtx, pid uint64) {
 	}
 	defer r.end(s)
 
-	if !r.verifyRelayEnvelope(ctx) {
+	if ok, s.trusted = r.verifyRelayEnvelope(ctx); !ok {
 		return
 	}
 	res := r.ingestEnvelope(ctx, pid, s)
@@ -323,9 +329,18 @@ func (r *Relay) frame(ctx *fasthttp.RequestCtx, in *admitted, a *sdkAuth, s *scr
 		// so the client learns it and every relay after us keeps it.
 		s.hdr = s.env.SetEventID(s.hdr[:0], envelope.NewEventID())
 	}
+	now := time.Now()
+	clear(s.invalid[:])
+	if r.proc != nil {
+		s.proc.B = s.proc.B[:0]
+		if err := r.process(ctx, in, s, now); err != nil {
+			*res = withLimits(bodyRefusal(err, "hold", "request"), res)
+			return false
+		}
+	}
 	s.ip = appendClientIP(s.ip[:0], ctx)
 	rec := record.Record{
-		ReceivedAt: time.Now().UnixNano(),
+		ReceivedAt: now.UnixNano(),
 		ProjectID:  in.pid,
 		PublicKey:  in.key,
 		Client:     a.Client,

@@ -603,22 +603,24 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 // Other requests, including those of relays Baton does not know (yet), are
 // treated as clients' (as Relay treats them) and pass. It never waits on the
 // upstream: it uses what is known now, and a relay not seen before is
-// looked up in the background.
-func (r *Relay) verifyRelayEnvelope(ctx *fasthttp.RequestCtx) bool {
+// looked up in the background. ok is false when it answered the request;
+// trusted is true when the signature was verified (Relay's
+// RequestTrust::Trusted: the relay's fully_normalized marks are believed).
+func (r *Relay) verifyRelayEnvelope(ctx *fasthttp.RequestCtx) (ok, trusted bool) {
 	if r.downstream == nil {
-		return true
+		return true, false
 	}
 	id, err := auth.ParseRelayID(string(ctx.Request.Header.Peek(auth.HeaderRelayID)))
 	if err != nil {
-		return true
+		return true, false
 	}
 	info := r.downstream.Cached(id)
 	if info == nil {
-		return true
+		return true, false
 	}
 	if err := r.downstream.VerifyWith(info, string(ctx.Request.Header.Peek(auth.HeaderRelaySignature)), nil); err != nil {
 		r.reject(ctx, fasthttp.StatusUnauthorized, rejectRelayAuth, "relay signature rejected: "+err.Error())
-		return false
+		return false, false
 	}
-	return true
+	return true, true
 }

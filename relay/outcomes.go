@@ -45,7 +45,11 @@ func (r *Relay) reportVerdict(in *admitted, s *scratch, addr func() netip.Addr) 
 	v := &s.verdict
 	for c := range envelope.NumClasses {
 		if v.Drop[c] && in.perClass[c] > 0 {
-			r.reporter.EmitItemsFrom(&o, s.env.Items, c, v.Why[c], v.Code(c))
+			code := v.Code(c)
+			if s.invalid[c] != "" { // dropped by processing (see process)
+				code = s.invalid[c]
+			}
+			r.reporter.EmitItemsFrom(&o, s.env.Items, c, v.Why[c], code)
 		}
 	}
 }

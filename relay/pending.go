@@ -40,7 +40,11 @@ func (p *releasePolicy) Decide(rec *record.Record) forward.Verdict {
 	if v.Drop[rec.Class] {
 		return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class], Code: v.Code(rec.Class)}
 	}
-	return forward.Verdict{Action: forward.Forward, Stream: r.stream(rec.Class, rec.PublicKey)}
+	value, invalid := r.release(rec, adm.State)
+	if invalid != "" {
+		return forward.Verdict{Action: forward.Drop, Reason: outcome.ReasonInvalid, Code: invalid}
+	}
+	return forward.Verdict{Action: forward.Forward, Stream: r.stream(rec.Class, rec.PublicKey), Value: value}
 }
 
 // envelopeHeader returns the first line of a serialized envelope.

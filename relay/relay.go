@@ -65,6 +65,7 @@ type Relay struct {
 	policy     atomic.Pointer[policy.Projects] // swapped by ReloadProjects
 	sinks      *routing.Sinks
 	enforcer   *policy.Enforcer
+	proc       *processor // nil: payloads are forwarded as received
 
 	// Managed mode: identity, the config cache and downstream relays.
 	creds      *auth.Credentials
@@ -129,12 +130,15 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	}
 	r.ctx, r.stop = context.WithCancel(context.Background())
 	r.failed = make(chan error, 1)
+	var err error
 
 	r.enforcer = policy.NewEnforcer(policy.Options{})
+	if r.proc, err = newProcessor(cfg); err != nil {
+		return nil, fmt.Errorf("relay: normalization: %w", err)
+	}
 	r.reporter = newReporter(r.cfg.Outcomes)
 	r.waiting.max = int64(cfg.Managed.MaxWaitingBytesPerKey)
 
-	var err error
 	var sign func(*fasthttp.Request)
 	if cfg.Mode == config.ModeManaged {
 		if r.creds, err = loadOrCreateCredentials(cfg.CredentialsFile(), r.log); err != nil {

@@ -32,7 +32,11 @@ const (
 // Verdict is a Policy's decision about one record.
 type Verdict struct {
 	Action Action
-	Stream record.Stream  // Forward: where the record goes
+	Stream record.Stream // Forward: where the record goes
+	// Value, for Forward, is the record to store there instead of the one
+	// that waited (its items processed now that the config is known); nil
+	// moves the record as it is. It must keep its class and item count.
+	Value  []byte
 	Reason outcome.Reason // Drop: why
 	Code   string         // Drop: Relay's reason string (filter name, quota reason, ...)
 }
@@ -225,7 +229,11 @@ func (rl *Releaser) sort() (waiting int) {
 		case Drop:
 			rl.drops = append(rl.drops, drop{why: v.Reason, items: rec.Items, code: v.Code, rec: rec})
 		default:
-			rl.entries = append(rl.entries, buffer.Entry{Stream: v.Stream.ID(), Value: val})
+			moved := val
+			if v.Value != nil {
+				moved = v.Value
+			}
+			rl.entries = append(rl.entries, buffer.Entry{Stream: v.Stream.ID(), Value: moved})
 		}
 		rl.left = append(rl.left, leaving{rec.PublicKey, int64(len(val))})
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/baton-relay/baton/relay/pii"
 )
 
 // Part names one independently decoded piece of a project config. A part
@@ -115,6 +117,14 @@ type State struct {
 	AllowedDomains  []string // nil with a broken client part: allow all
 	TrustedRelays   []string
 	VerifySignature bool
+	// PII is the project's data scrubbing (piiConfig, then
+	// datascrubbingSettings), compiled once per revision; nil scrubs
+	// nothing. PIIErr is why it did not compile (wrapping
+	// pii.ErrInvalidConfig): the project's events are then dropped, as
+	// Relay drops them (outcome invalid, reason project_state_pii), never
+	// forwarded unscrubbed.
+	PII    *pii.Config
+	PIIErr error
 
 	// Quotas part.
 	Quotas []Quota
@@ -172,6 +182,7 @@ func DecodeState(data []byte) (*State, error) {
 				st.broken(p, "config is not a JSON object")
 			}
 			st.AllowedDomains = []string{"*"}
+			st.PIIErr = fmt.Errorf("%w: config is not a JSON object", pii.ErrInvalidConfig)
 			return st, nil
 		}
 	}
@@ -196,6 +207,7 @@ func (st *State) decodeParts() {
 		st.broken(PartClient, err.Error())
 		st.AllowedDomains, st.TrustedRelays, st.VerifySignature = []string{"*"}, nil, false
 	}
+	st.compilePII() // whatever else of the client part broke: fail closed
 	if err := decodeField(st.config, "quotas", &st.Quotas, validateQuotas); err != nil {
 		st.broken(PartQuotas, err.Error())
 		st.Quotas = nil
@@ -233,6 +245,18 @@ func (st *State) decodeClient() error {
 	}
 	st.VerifySignature = trs.VerifySignature == "enabled"
 	return nil
+}
+
+// compilePII compiles the project's piiConfig and datascrubbingSettings
+// into st.PII, or records in st.PIIErr why they do not compile. It is not a
+// broken part: the other client settings stay in force.
+func (st *State) compilePII() {
+	var settings pii.DataScrubbingSettings
+	if err := decodeField(st.config, "datascrubbingSettings", &settings, nil); err != nil {
+		st.PIIErr = fmt.Errorf("%w: %v", pii.ErrInvalidConfig, err)
+		return
+	}
+	st.PII, st.PIIErr = pii.Compile(settings, st.config["piiConfig"])
 }
 
 func (st *State) decodeSampling() error {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/baton-relay/baton/relay/pii"
 )
 
 // fullStateJSON is a realistic project state (docs/relay-protocol.md §4.3)
@@ -481,4 +483,39 @@ func TestAppendJSONParts(t *testing.T) {
 			t.Errorf("Broken after round trip = %v", back.Broken)
 		}
 	})
+}
+
+// TestStatePII: a state compiles its piiConfig and datascrubbingSettings
+// once, when it is decoded; one that does not compile is recorded (the
+// caller drops events, fail closed) without breaking the client part.
+func TestStatePII(t *testing.T) {
+	for _, c := range []struct {
+		name, config string
+		scrubs, bad  bool
+	}{
+		{"none", `{}`, false, false},
+		{"legacy defaults", `{"datascrubbingSettings": {"scrubData": true, "scrubDefaults": true}}`, true, false},
+		{"piiConfig", `{"piiConfig": {"applications": {"password": ["@password"]}}}`, true, false},
+		{"bad regex", `{"allowedDomains": ["a.com"], "piiConfig": {"rules": {"r": {"type": "pattern", "pattern": "("}}, "applications": {"$string": ["r"]}}}`, false, true},
+		{"bad settings", `{"datascrubbingSettings": {"scrubData": "yes"}}`, false, true},
+		{"broken client part", `{"allowedDomains": 3, "piiConfig": {"applications": {"password": ["@password"]}}}`, true, false},
+		{"config not an object", `[]`, false, true},
+	} {
+		st, err := DecodeState([]byte(`{"projectId": 1, "publicKeys": [], "config": ` + c.config + `}`))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := st.PII != nil; got != c.scrubs {
+			t.Errorf("%s: PII compiled = %v, want %v", c.name, got, c.scrubs)
+		}
+		if got := st.PIIErr != nil; got != c.bad {
+			t.Errorf("%s: PIIErr = %v, want an error %v", c.name, st.PIIErr, c.bad)
+		}
+		if c.bad && !errors.Is(st.PIIErr, pii.ErrInvalidConfig) {
+			t.Errorf("%s: PIIErr %v does not wrap pii.ErrInvalidConfig", c.name, st.PIIErr)
+		}
+		if c.name == "bad regex" && (len(st.Broken) != 0 || !slices.Equal(st.AllowedDomains, []string{"a.com"})) {
+			t.Errorf("%s: the rest of the client part must stay in force: broken %v, allowedDomains %v", c.name, st.Broken, st.AllowedDomains)
+		}
+	}
 }

@@ -1,0 +1,287 @@
+package relay
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/normalize"
+	"github.com/baton-relay/baton/relay/outcome"
+	"github.com/baton-relay/baton/relay/pii"
+	"github.com/baton-relay/baton/relay/project"
+	"github.com/baton-relay/baton/relay/record"
+)
+
+// This file is what a first Relay does to events before it forwards them
+// (docs/relay-protocol.md §6): normalization (relay/normalize) and then
+// PII scrubbing with the project's compiled config (relay/pii). The ingest
+// path runs it in frame; an envelope that waited for its project's config
+// is scrubbed (and normalized, if it was not) when it is released.
+
+// processor normalizes and scrubs event items; nil when nothing is done
+// (proxy mode, or normalization.level: disabled), so proxy mode forwards
+// payloads byte for byte.
+type processor struct {
+	norm *normalize.Normalizer
+}
+
+// newProcessor builds the processor cfg asks for: the User-Agent rules are
+// compiled once per process (about 50 ms, 12 MiB).
+func newProcessor(cfg config.Config) (*processor, error) {
+	if cfg.Mode == config.ModeProxy || cfg.Normalization.Level == config.NormalizationDisabled {
+		return nil, nil
+	}
+	n, err := normalize.New(normalize.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &processor{norm: n}, nil
+}
+
+// Relay's discard reasons (DiscardReason) for the drops of processing.
+const (
+	reasonInvalidJSON    = "invalid_json"
+	reasonSecurityReport = "security_report"
+)
+
+// errProjectStatePII is an event of a project whose PII config does not
+// compile.
+var errProjectStatePII = errors.New(pii.ProjectStateReason)
+
+// processed reports whether the processor rewrites items of type t: event,
+// transaction and security reports; NEL reports only at ingest (they
+// become log items, another class).
+func processed(t envelope.ItemType, atIngest bool) bool {
+	switch t {
+	case envelope.ItemEvent, envelope.ItemTransaction, envelope.ItemSecurity, envelope.ItemRawSecurity:
+		return true
+	case envelope.ItemNEL:
+		return atIngest
+	}
+	return false
+}
+
+// discardReason is Relay's reason for an item of type t that failed with
+// err.
+func discardReason(t envelope.ItemType, err error) string {
+	switch {
+	case errors.Is(err, errProjectStatePII):
+		return pii.ProjectStateReason
+	case t == envelope.ItemRawSecurity:
+		return reasonSecurityReport
+	}
+	return reasonInvalidJSON
+}
+
+// item rewrites it in place: normalized (unless an item a trusted relay
+// marked fully_normalized), then scrubbed with st's PII config (nil st:
+// the config is not known yet, scrubbing waits for the release). New
+// payloads and headers are appended to buf, which is returned; it's
+// Payload and Header then point into buf. A failure leaves it unchanged.
+func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, trusted bool, st *project.State) ([]byte, error) {
+	payload, hdr := it.Payload, it.Header
+	normalized, scrubbed := false, false
+	if !normalize.FullyNormalized(it.Header, trusted) {
+		var err error
+		start := len(buf)
+		if it.Type == envelope.ItemRawSecurity {
+			in.Release, in.Environment = headerString(it.Header, "sentry_release"), headerString(it.Header, "sentry_environment")
+		}
+		switch it.Type {
+		case envelope.ItemRawSecurity:
+			buf, err = p.norm.Security(buf, payload, in)
+		case envelope.ItemNEL:
+			buf = append(buf, `{"items":[`...)
+			buf, err = p.norm.NEL(buf, payload, in)
+			buf = append(buf, "]}"...)
+		default:
+			buf, err = p.norm.Event(buf, payload, in)
+		}
+		in.Release, in.Environment = "", ""
+		if err != nil {
+			return buf[:start], err
+		}
+		payload, normalized = buf[start:len(buf):len(buf)], true
+	}
+	if st != nil && it.Type != envelope.ItemNEL {
+		if st.PIIErr != nil {
+			return buf, errProjectStatePII
+		}
+		if st.PII != nil {
+			start := len(buf)
+			var err error
+			if buf, err = st.PII.ScrubEvent(buf, payload); err != nil {
+				return buf[:start], err
+			}
+			payload, scrubbed = buf[start:len(buf):len(buf)], true
+		}
+	}
+	if !normalized && !scrubbed {
+		return buf, nil
+	}
+	var n [20]byte
+	length := strconv.AppendInt(n[:0], int64(len(payload)), 10)
+	start := len(buf)
+	switch {
+	case it.Type == envelope.ItemNEL:
+		// A log container of one log, as Relay makes of a NEL report.
+		buf = append(buf, `{"type":"log","length":`...)
+		buf = append(buf, length...)
+		buf = append(buf, `,"content_type":"`+envelope.ContentTypeLogContainer+`","item_count":1}`...)
+		it.Type, it.TypeName, it.Class = envelope.ItemLog, "log", envelope.ClassLog
+		it.ContentType, it.ItemCount = envelope.ContentTypeLogContainer, 1
+	default:
+		if it.Type == envelope.ItemRawSecurity {
+			hdr = setField(&buf, hdr, "type", []byte(`"security"`))
+			it.Type, it.TypeName = envelope.ItemSecurity, "security"
+		}
+		if normalized {
+			// As Relay marks what it normalized, so that the next relay
+			// (which trusts Baton's signature) does not do it again.
+			hdr = setField(&buf, hdr, "fully_normalized", []byte("true"))
+		}
+		start = len(buf)
+		buf = envelope.SetHeaderField(buf, hdr, "length", length)
+	}
+	it.Header, it.Payload, it.Length = buf[start:len(buf):len(buf)], payload, len(payload)
+	return buf, nil
+}
+
+// setField appends hdr with key set to *buf and returns the new header.
+func setField(buf *[]byte, hdr []byte, key string, val []byte) []byte {
+	start := len(*buf)
+	*buf = envelope.SetHeaderField(*buf, hdr, key, val)
+	return (*buf)[start:len(*buf):len(*buf)]
+}
+
+// headerString is the string value of key in an item header, "" when it is
+// absent or not a string.
+func headerString(hdr []byte, key string) string {
+	v, ok := envelope.HeaderField(hdr, key)
+	if !ok {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// sentAt is the envelope header's sent_at, zero when absent or malformed.
+func sentAt(h *envelope.Header) time.Time {
+	if h.SentAt == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, h.SentAt)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// procSlack is what a processed item may grow by beyond twice its size:
+// contexts from the User-Agent, `_meta` remarks, its new header.
+const procSlack = 4 << 10
+
+// process runs the processor over the event items of the classes s.verdict
+// keeps, before their records are built: their payloads and headers are
+// replaced in s.env. A class with an item that fails is dropped, outcome
+// invalid with Relay's reason in s.invalid; a NEL report becomes a log
+// item and moves to the log class. The new payloads are charged to the
+// request's lease; an error is the lease's.
+func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, received time.Time) error {
+	v := &s.verdict
+	var nin normalize.Input
+	ready := false
+	for i := range s.env.Items {
+		it := &s.env.Items[i]
+		if v.Drop[it.Class] || !processed(it.Type, true) {
+			continue
+		}
+		if !ready { // only envelopes with events pay for the strings
+			ready = true
+			nin = normalize.Input{
+				UserAgent: string(ctx.Request.Header.UserAgent()),
+				Origin:    string(ctx.Request.Header.Peek("Origin")),
+				Referer:   string(ctx.Request.Header.Referer()),
+				SentAt:    sentAt(&s.env.Header),
+				Received:  received,
+			}
+			if a := clientAddr(ctx); a.IsValid() {
+				nin.ClientAddr = a.String()
+			}
+			if !s.env.Header.EventID.IsZero() {
+				nin.EventID = s.env.Header.EventID.String()
+			}
+		}
+		if err := s.proc.Reserve(2*len(it.Payload)+len(it.Header)+procSlack, &s.lease); err != nil {
+			return err
+		}
+		from := it.Class
+		var err error
+		if s.proc.B, err = r.proc.item(s.proc.B, it, &nin, s.trusted, in.adm.State); err != nil {
+			v.Drop[from], v.Why[from] = true, outcome.ReasonInvalid
+			s.invalid[from] = discardReason(it.Type, err)
+			continue
+		}
+		if it.Class != from {
+			in.perClass[from]--
+			in.perClass[it.Class]++
+		}
+	}
+	return nil
+}
+
+// release is what a releaser does to a record that waited for its
+// project's config, now known as st: its event items are scrubbed (and
+// normalized, if they were not at ingest). It returns the record to store
+// instead of rec (nil: rec as it is), or Relay's reason when the record
+// is to be dropped as invalid.
+func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, reason string) {
+	if r.proc == nil {
+		return nil, ""
+	}
+	var env envelope.Envelope
+	if env.Parse(rec.Envelope, &r.limits) != nil {
+		return nil, "" // it parsed when it was accepted; the forwarder judges it
+	}
+	var (
+		buf            []byte
+		nin            normalize.Input
+		ready, changed bool
+	)
+	for i := range env.Items {
+		it := &env.Items[i]
+		if !processed(it.Type, false) {
+			continue
+		}
+		if !ready {
+			ready = true
+			nin = normalize.Input{SentAt: sentAt(&env.Header), Received: rec.Received()}
+			if a := firstAddr(rec.ClientIP); a.IsValid() {
+				nin.ClientAddr = a.String()
+			}
+			if !env.Header.EventID.IsZero() {
+				nin.EventID = env.Header.EventID.String()
+			}
+		}
+		var err error
+		was := it.Header
+		// Trusted: Baton normalized and marked every item at ingest but
+		// those a verified relay had marked.
+		if buf, err = r.proc.item(buf, it, &nin, true, st); err != nil {
+			return nil, discardReason(it.Type, err)
+		}
+		changed = changed || len(was) != len(it.Header) || &was[0] != &it.Header[0]
+	}
+	if !changed {
+		return nil, ""
+	}
+	return record.Append(nil, rec, env.AppendTo(nil)), ""
+}

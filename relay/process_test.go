@@ -1,0 +1,239 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/normalize"
+	"github.com/baton-relay/baton/relay/project"
+	"github.com/baton-relay/baton/relay/record"
+)
+
+// TestProcessorKnob: normalization.level and the mode decide whether
+// payloads are processed; proxy mode never touches them.
+func TestProcessorKnob(t *testing.T) {
+	for _, c := range []struct {
+		mode  config.Mode
+		level config.NormalizationLevel
+		on    bool
+	}{
+		{config.ModeProxy, config.NormalizationDefault, false},
+		{config.ModeStatic, config.NormalizationDefault, true},
+		{config.ModeManaged, config.NormalizationDefault, true},
+		{config.ModeStatic, config.NormalizationDisabled, false},
+		{config.ModeManaged, config.NormalizationDisabled, false},
+	} {
+		cfg := config.Default()
+		cfg.Mode, cfg.Normalization.Level = c.mode, c.level
+		p, err := newProcessor(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (p != nil) != c.on {
+			t.Errorf("%s, level %s: processing %v, want %v", c.mode, c.level, p != nil, c.on)
+		}
+	}
+	if config.Default().Normalization.Level != config.NormalizationDefault {
+		t.Errorf("default level %q", config.Default().Normalization.Level)
+	}
+}
+
+// testProcessor is a processor as static and managed mode build it.
+func testProcessor(t *testing.T) *processor {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Mode = config.ModeStatic
+	p, err := newProcessor(cfg)
+	if err != nil || p == nil {
+		t.Fatalf("processor: %v", err)
+	}
+	return p
+}
+
+// parsedItem is the first item of an envelope of one item.
+func parsedItem(t *testing.T, header, payload string) *envelope.Item {
+	t.Helper()
+	env, err := envelope.Parse([]byte("{}\n" + header + "\n" + payload + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env.Items[0]
+}
+
+// reparse serializes it in an envelope and parses it again: the header's
+// length must match the new payload.
+func reparse(t *testing.T, it *envelope.Item) (*envelope.Item, map[string]any) {
+	t.Helper()
+	env := envelope.Envelope{Items: []envelope.Item{*it}}
+	back, err := envelope.Parse(env.AppendTo(nil))
+	if err != nil {
+		t.Fatalf("the processed item does not parse: %v", err)
+	}
+	got := &back.Items[0]
+	if !bytes.Equal(got.Payload, it.Payload) {
+		t.Fatalf("payload changed on the way: %q", got.Payload)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(got.Payload, &body); err != nil {
+		t.Fatalf("payload %q: %v", got.Payload, err)
+	}
+	return got, body
+}
+
+func headerValue(t *testing.T, it *envelope.Item, key string) string {
+	t.Helper()
+	v, _ := envelope.HeaderField(it.Header, key)
+	return string(v)
+}
+
+func TestProcessEvent(t *testing.T) {
+	p := testProcessor(t)
+	in := normalize.Input{ClientAddr: "192.0.2.7", Received: time.Unix(1764064800, 0)}
+	it := parsedItem(t, `{"type":"event","length":52}`, `{"message":"hello","tags":{"a":"b"},"level":"error"}`)
+	buf, err := p.item(nil, it, &in, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ev := reparse(t, it)
+	if headerValue(t, got, "fully_normalized") != "true" {
+		t.Errorf("header %s: no fully_normalized", got.Header)
+	}
+	if le, _ := ev["logentry"].(map[string]any); le["formatted"] != "hello" {
+		t.Errorf("logentry %v (message not moved)", ev["logentry"])
+	}
+	if tags, _ := ev["tags"].([]any); len(tags) != 1 {
+		t.Errorf("tags %v, want pairs", ev["tags"])
+	}
+
+	// Marked by a verified relay: not normalized again; by an SDK: it is.
+	for _, trusted := range []bool{true, false} {
+		it := parsedItem(t, `{"type":"event","fully_normalized":true}`, `{"message":"hello"}`)
+		was := string(it.Payload)
+		if _, err := p.item(buf, it, &in, trusted, nil); err != nil {
+			t.Fatal(err)
+		}
+		if normalized := string(it.Payload) != was; normalized == trusted {
+			t.Errorf("trusted %v: payload %s", trusted, it.Payload)
+		}
+	}
+
+	// Not an object: invalid, with Relay's reason, and the item unchanged.
+	it = parsedItem(t, `{"type":"event"}`, `[1,2]`)
+	if _, err := p.item(nil, it, &in, false, nil); !errors.Is(err, normalize.ErrInvalid) || discardReason(it.Type, err) != reasonInvalidJSON {
+		t.Errorf("err %v", err)
+	}
+	if string(it.Payload) != "[1,2]" {
+		t.Errorf("a failed item changed: %s", it.Payload)
+	}
+}
+
+func TestProcessSecurityAndNEL(t *testing.T) {
+	p := testProcessor(t)
+	in := normalize.Input{ClientAddr: "192.0.2.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+		Origin: "https://example.com", Received: time.Unix(1764064800, 0)}
+	csp := `{"csp-report":{"document-uri":"https://example.com/page","violated-directive":"script-src","effective-directive":"script-src","blocked-uri":"https://evil.example/x.js","original-policy":"script-src 'self'"}}`
+	it := parsedItem(t, `{"type":"raw_security","sentry_release":"web@1"}`, csp)
+	if _, err := p.item(nil, it, &in, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, ev := reparse(t, it)
+	if got.Type != envelope.ItemSecurity || headerValue(t, got, "type") != `"security"` || got.Class != envelope.ClassSecurity {
+		t.Errorf("header %s: want a security item", got.Header)
+	}
+	if ev["csp"] == nil || ev["release"] != "web@1" {
+		t.Errorf("event %v: want csp and the release of the query", ev)
+	}
+	if req, _ := ev["request"].(map[string]any); req == nil || req["headers"] == nil {
+		t.Errorf("request %v: want the report's request headers", ev["request"])
+	}
+	it = parsedItem(t, `{"type":"raw_security"}`, `{"nothing":1}`)
+	if _, err := p.item(nil, it, &in, false, nil); discardReason(it.Type, err) != reasonSecurityReport {
+		t.Errorf("unknown report: %v", err)
+	}
+
+	nel := `{"age":0,"type":"network-error","url":"https://example.com/","body":{"type":"http.error","status_code":500,"elapsed_time":9,"method":"GET","phase":"application","protocol":"http/1.1","server_ip":"192.0.2.1","sampling_fraction":1}}`
+	it = parsedItem(t, `{"type":"nel"}`, nel)
+	if _, err := p.item(nil, it, &in, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, body := reparse(t, it)
+	if got.Type != envelope.ItemLog || it.Class != envelope.ClassLog || got.ItemCount != 1 || got.ContentType != envelope.ContentTypeLogContainer {
+		t.Errorf("header %s: want a log container of one", got.Header)
+	}
+	if items, _ := body["items"].([]any); len(items) != 1 {
+		t.Errorf("log container %v", body)
+	}
+}
+
+func TestProcessPII(t *testing.T) {
+	p := testProcessor(t)
+	st, err := project.DecodeState([]byte(`{"projectId":1,"publicKeys":[],"config":{"piiConfig":{"applications":{"password":["@password:filter"]}}}}`))
+	if err != nil || st.PII == nil {
+		t.Fatalf("state: %v %v", err, st.PIIErr)
+	}
+	in := normalize.Input{Received: time.Unix(1764064800, 0)}
+	it := parsedItem(t, `{"type":"event"}`, `{"extra":{"password":"hunter2"}}`)
+	if _, err := p.item(nil, it, &in, false, st); err != nil {
+		t.Fatal(err)
+	}
+	_, ev := reparse(t, it)
+	if extra, _ := ev["extra"].(map[string]any); extra["password"] != "[Filtered]" || ev["_meta"] == nil {
+		t.Errorf("event %s: want the password filtered, with _meta", it.Payload)
+	}
+
+	bad, err := project.DecodeState([]byte(`{"projectId":1,"publicKeys":[],"config":{"piiConfig":{"rules":{"r":{"type":"pattern","pattern":"("}},"applications":{"$string":["r"]}}}}`))
+	if err != nil || bad.PIIErr == nil {
+		t.Fatalf("state: %v %v", err, bad.PIIErr)
+	}
+	it = parsedItem(t, `{"type":"event"}`, `{"message":"x"}`)
+	if _, err := p.item(nil, it, &in, false, bad); discardReason(it.Type, err) != "project_state_pii" {
+		t.Errorf("a PII config that does not compile: %v", err)
+	}
+}
+
+// TestReleaseRewrites: a record that waited for its config is scrubbed
+// when released (normalized at ingest already, so not again), and keeps its
+// class and item count; with a PII config that does not compile it is
+// dropped.
+func TestReleaseRewrites(t *testing.T) {
+	r := &Relay{proc: testProcessor(t), limits: envelope.DefaultLimits()}
+	env := "{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\"}\n" +
+		`{"type":"event","fully_normalized":true}` + "\n" + `{"extra":{"password":"hunter2"},"platform":"other"}` + "\n" +
+		`{"type":"attachment","length":3}` + "\nabc\n"
+	rec := record.Record{Class: envelope.ClassError, Items: 2, ReceivedAt: time.Now().UnixNano(), ProjectID: 1,
+		PublicKey: []byte("a7c3e9f1b5d24680ace13579bdf02468"), ClientIP: []byte("192.0.2.7"), Envelope: []byte(env)}
+
+	if v, why := r.release(&rec, &project.State{}); v != nil || why != "" {
+		t.Errorf("no PII config, already normalized: rewritten (%q, %q)", v, why)
+	}
+	st, _ := project.DecodeState([]byte(`{"projectId":1,"publicKeys":[],"config":{"piiConfig":{"applications":{"password":["@password:filter"]}}}}`))
+	v, why := r.release(&rec, st)
+	if why != "" || v == nil {
+		t.Fatalf("release: %q", why)
+	}
+	var got record.Record
+	var sl record.Slab
+	if err := record.Decode(v, &got, &sl); err != nil {
+		t.Fatal(err)
+	}
+	if got.Class != rec.Class || got.Items != rec.Items || got.ProjectID != 1 || string(got.ClientIP) != "192.0.2.7" {
+		t.Errorf("record fields changed: %+v", got)
+	}
+	back, err := envelope.Parse(got.Envelope)
+	if err != nil || len(back.Items) != 2 {
+		t.Fatalf("released envelope: %v", err)
+	}
+	if !bytes.Contains(back.Items[0].Payload, []byte(`"password":"[Filtered]"`)) || string(back.Items[1].Payload) != "abc" {
+		t.Errorf("released envelope: %s", got.Envelope)
+	}
+
+	bad, _ := project.DecodeState([]byte(`{"projectId":1,"publicKeys":[],"config":{"piiConfig":{"rules":{"r":{"type":"pattern","pattern":"("}},"applications":{"$string":["r"]}}}}`))
+	if _, why := r.release(&rec, bad); why != "project_state_pii" {
+		t.Errorf("bad PII config: reason %q", why)
+	}
+}
