@@ -197,6 +197,14 @@ type stateKey struct {
 	IsEnabled bool   `json:"isEnabled"`
 }
 
+// sentryDefaultScrubbing is what Sentry serves for a new project: data
+// scrubbing on with the default rules, so a managed Baton under load
+// scrubs as it would in production.
+var sentryDefaultScrubbing = map[string]any{
+	"scrubData": true, "scrubDefaults": true, "scrubIpAddresses": false,
+	"sensitiveFields": []string{}, "excludeFields": []string{},
+}
+
 // projectConfigs answers POST /api/0/relays/projectconfigs/?version=N.
 func (f *fakeSentry) projectConfigs(ctx *fasthttp.RequestCtx) {
 	var req struct {
@@ -222,7 +230,7 @@ func (f *fakeSentry) projectConfigs(ctx *fasthttp.RequestCtx) {
 		}
 		f.keysKnown.Add(1)
 		st, _ := json.Marshal(projectState{ProjectID: f.project, Rev: "1", PublicKeys: []stateKey{{PublicKey: k, IsEnabled: true}},
-			Config: map[string]any{"allowedDomains": []string{"*"}}})
+			Config: map[string]any{"allowedDomains": []string{"*"}, "datascrubbingSettings": sentryDefaultScrubbing}})
 		b.Write(st)
 	}
 	b.WriteString(`},"pending":[],"unchanged":[]}`)
