@@ -10,8 +10,11 @@
 // The functions are pure: every input (client address, user agent, sent_at,
 // receive time, clock) is an argument, nothing is read from the process or the
 // network. A field that fails validation is removed and recorded in the
-// event's `_meta` (as Relay does) and in `errors`; a payload that is not a JSON
-// object returns an error wrapping ErrInvalid (outcome `invalid`).
+// event's `_meta` only: Relay copies `_meta` errors into the event's `errors`
+// list (EmitEventErrors) only under full normalization, which a relay
+// without processing does not run (relay-server passes emit_event_errors:
+// full_normalization). A payload that is not a JSON object returns an error
+// wrapping ErrInvalid (outcome `invalid`).
 //
 // Events are edited in place on the relay/event tree: Event parses, calls
 // Tree and writes; a caller that also scrubs (relay/pii Config.ScrubTree)
