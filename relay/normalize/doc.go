@@ -20,6 +20,8 @@
 // Tree and writes; a caller that also scrubs (relay/pii Config.ScrubTree)
 // parses once, calls Tree and ScrubTree, and writes once (BenchmarkPipeline).
 //
-// Not done here (issue 17, later steps): trimming, inbound filters, and the
-// wiring into ingest.
+// Last, strings, data bags and stack traces are trimmed to Relay's limits
+// (trim.go), with `!limit` remarks and original lengths in `_meta`.
+//
+// Not done here (issue 17, later steps): inbound filters.
 package normalize
