@@ -486,3 +486,51 @@ func TestPipeline(t *testing.T) {
 		}
 	}
 }
+
+// TestSecurityReports splits a Reporting API batch into one security event
+// per csp-violation report, skipping reports of other types.
+func TestSecurityReports(t *testing.T) {
+	n := testNormalizer(t)
+	report := func(blocked string) string {
+		return `{"type":"csp-violation","url":"https://example.com/page","body":{"documentURL":"https://example.com/page","blockedURL":"` + blocked + `","effectiveDirective":"img-src","disposition":"enforce"}}`
+	}
+	src := `[` + report("https://a.example/1.png") + `,{"type":"deprecation","body":{"id":"x"}},` + report("https://b.example/2.png") + `]`
+	in := &Input{ClientAddr: "::1", Received: recv, EventID: "9ec79c33ec9942ab8353589fcb2e04dc"}
+	out, ends, err := n.SecurityReports([]byte("prefix"), []byte(src), in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ends) != 2 {
+		t.Fatalf("%d events, want 2", len(ends))
+	}
+	first, second := decode(t, out[len("prefix"):ends[0]]), decode(t, out[ends[0]:ends[1]])
+	for _, c := range []struct {
+		ev         map[string]any
+		path, want string
+	}{
+		{first, "csp.blocked_uri", `"https://a.example/1.png"`},
+		{first, "event_id", `"9ec79c33ec9942ab8353589fcb2e04dc"`},
+		{first, "logentry.formatted", `"Blocked 'image' from 'a.example'"`},
+		{second, "csp.blocked_uri", `"https://b.example/2.png"`},
+		{second, "type", `"csp"`},
+		{second, "user.ip_address", `"::1"`},
+	} {
+		if got := js(get(c.ev, c.path)); got != c.want {
+			t.Errorf("%s = %s, want %s", c.path, got, c.want)
+		}
+	}
+	if id := js(get(second, "event_id")); id == js(get(first, "event_id")) || len(id) != 34 {
+		t.Errorf("second event_id %s: want a new one", id)
+	}
+	// One report, as a list or alone, gives what Security gives.
+	for _, one := range []string{`[` + report("https://a.example/1.png") + `]`, report("https://a.example/1.png")} {
+		got, ends, err := n.SecurityReports(nil, []byte(one), in, nil)
+		want, err2 := n.Security(nil, []byte(one), in)
+		if err != nil || err2 != nil || len(ends) != 1 || string(got) != string(want) {
+			t.Errorf("%.60s: SecurityReports %v %v\n%s\nSecurity %v\n%s", one, err, ends, got, err2, want)
+		}
+	}
+	if _, _, err := n.SecurityReports(nil, []byte(`[{"type":"deprecation","body":{}},{"type":"intervention","body":{}}]`), in, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("list without CSP reports: err %v, want ErrInvalid", err)
+	}
+}
