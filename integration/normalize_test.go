@@ -19,8 +19,9 @@ import (
 // one with normalization disabled forward the bytes they received.
 
 // normEvent is an event in legacy shapes (message, tags as an object) with
-// a password and a token for the PII rules to find.
-const normEvent = `{"message":"hello normalize","level":"error","tags":{"a":"b"},"extra":{"password":"hunter2","note":"tok-123456"},"user":{"ip_address":"{{auto}}"}}`
+// a password and a token for the PII rules to find, and a culprit over
+// Relay's 200 characters to trim.
+var normEvent = `{"message":"hello normalize","level":"error","tags":{"a":"b"},"culprit":"` + strings.Repeat("c", 300) + `","extra":{"password":"hunter2","note":"tok-123456"},"user":{"ip_address":"{{auto}}"}}`
 
 // normCSP is a CSP report as browsers send it to /api/<pid>/security/.
 const normCSP = `{"csp-report":{"document-uri":"https://example.com/page","referrer":"","violated-directive":"script-src 'self'","effective-directive":"script-src","original-policy":"script-src 'self'; report-uri /csp","blocked-uri":"https://evil.example.net/x.js","status-code":200}}`
@@ -89,6 +90,12 @@ func checkProcessedEvent(t *testing.T, what string, hdr []byte, ev map[string]an
 	meta, _ := ev["_meta"].(map[string]any)
 	if m, _ := meta["extra"].(map[string]any); m["password"] == nil || m["note"] == nil {
 		t.Errorf("%s: _meta %v lacks the remarks of extra.password and extra.note", what, ev["_meta"])
+	}
+	if c, _ := ev["culprit"].(string); c != strings.Repeat("c", 197)+"..." {
+		t.Errorf("%s: culprit %q, want it trimmed to 200 characters", what, c)
+	}
+	if m, _ := meta["culprit"].(map[string]any); fmt.Sprint(m[""]) != "map[len:300 rem:[[!limit s 197 200]]]" {
+		t.Errorf("%s: _meta.culprit %v, want the !limit remark and len 300", what, meta["culprit"])
 	}
 	if user, _ := ev["user"].(map[string]any); user["ip_address"] != "127.0.0.1" {
 		t.Errorf("%s: user %v: {{auto}} is not the client's address", what, ev["user"])

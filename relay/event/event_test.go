@@ -131,7 +131,7 @@ func TestMeta(t *testing.T) {
 	lvl.Val = tr.NewString("loud")
 	tr.MetaAt("level").Errors = append(tr.MetaAt("level").Errors, MetaError{Kind: "x"})
 	want := `{"user":{"ip":null},"list":["a","[x]"],"_meta":{"user":{"ip":{"":{"rem":[["old","x"],["@ip","x"]]}}},` +
-		`"level":{"":{"err":[["invalid_data",{"reason":"bad"}],["x"]],"val":"loud"}},"list":{"1":{"":{"rem":[["r","s",0,3]],"len":1}}}}}`
+		`"level":{"":{"err":[["invalid_data",{"reason":"bad"}],"x"],"val":"loud"}},"list":{"1":{"":{"rem":[["r","s",0,3]],"len":1}}}}}`
 	got := string(tr.AppendJSON(nil))
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)

@@ -27,7 +27,8 @@ type Remark struct {
 	Start, End int
 }
 
-// MetaError is one entry of "err": its kind and optional data (an object).
+// MetaError is one entry of "err": its kind and optional data (an object);
+// written as [kind, data], or as kind alone without data.
 type MetaError struct {
 	Kind string
 	Data *Node
@@ -184,11 +185,11 @@ func (t *Tree) mergeMeta(e *Node, md *Meta) {
 	if len(md.Errors) > 0 {
 		errs := t.list(e, "err")
 		for _, x := range md.Errors {
-			a := t.NewArray(t.NewString(x.Kind))
-			if x.Data != nil {
-				t.Push(a, x.Data)
+			if x.Data == nil { // Relay writes an error without data as its kind alone
+				t.Push(errs, t.NewString(x.Kind))
+				continue
 			}
-			t.Push(errs, a)
+			t.Push(errs, t.NewArray(t.NewString(x.Kind), x.Data))
 		}
 	}
 	if md.Len > 0 && !e.Has("len") {

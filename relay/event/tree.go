@@ -351,6 +351,18 @@ func (t *Tree) Rename(n *Node, from, to string) bool {
 	return true
 }
 
+// Slice keeps only the children [i, j) of an array or object, in place.
+func (t *Tree) Slice(n *Node, i, j int) {
+	if n == nil || (n.kind != Array && n.kind != Object) {
+		return
+	}
+	if n.kind == Object {
+		n.keys = n.keys[i:j]
+	}
+	n.vals = n.vals[i:j]
+	t.dirty = true
+}
+
 // Push appends v to array arr; it does nothing when arr is not an array.
 func (t *Tree) Push(arr, v *Node) {
 	if arr == nil || arr.kind != Array {

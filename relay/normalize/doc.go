@@ -10,13 +10,18 @@
 // The functions are pure: every input (client address, user agent, sent_at,
 // receive time, clock) is an argument, nothing is read from the process or the
 // network. A field that fails validation is removed and recorded in the
-// event's `_meta` (as Relay does) and in `errors`; a payload that is not a JSON
-// object returns an error wrapping ErrInvalid (outcome `invalid`).
+// event's `_meta` only: Relay copies `_meta` errors into the event's `errors`
+// list (EmitEventErrors) only under full normalization, which a relay
+// without processing does not run (relay-server passes emit_event_errors:
+// full_normalization). A payload that is not a JSON object returns an error
+// wrapping ErrInvalid (outcome `invalid`).
 //
 // Events are edited in place on the relay/event tree: Event parses, calls
 // Tree and writes; a caller that also scrubs (relay/pii Config.ScrubTree)
 // parses once, calls Tree and ScrubTree, and writes once (BenchmarkPipeline).
 //
-// Not done here (issue 17, later steps): trimming, inbound filters, and the
-// wiring into ingest.
+// Last, strings, data bags and stack traces are trimmed to Relay's limits
+// (trim.go), with `!limit` remarks and original lengths in `_meta`.
+//
+// Not done here (issue 17, later steps): inbound filters.
 package normalize

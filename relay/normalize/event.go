@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/baton-relay/baton/relay/event"
 )
@@ -58,6 +59,7 @@ func (n *Normalizer) event(t *event.Tree, in *Input) {
 	e.user()
 	n.timestamps(e)
 	n.userAgentContexts(e)
+	e.trim()
 }
 
 func (e *norm) eventID() {
@@ -350,8 +352,8 @@ func (e *norm) tags() {
 			switch p.Kind() {
 			case event.Array:
 				if p.Len() == 2 {
-					k, ok1 := e.lenient(p.Index(0))
-					val, ok2 := e.lenient(p.Index(1))
+					k, ok1 := e.lenientOrNull(p.Index(0))
+					val, ok2 := e.lenientOrNull(p.Index(1))
 					switch {
 					case !ok1 || !ok2:
 					case k == p.Index(0) && val == p.Index(1):
@@ -370,7 +372,45 @@ func (e *norm) tags() {
 		e.invalid("tags", v, "expected tags")
 		return
 	}
+	for i := range pairs.Len() {
+		p := pairs.Index(i)
+		e.tagPart(p, 0)
+		e.tagPart(p, 1)
+	}
 	t.Set(ev, "tags", pairs)
+}
+
+// lenientOrNull is lenient, with a null kept: a tag part an earlier pass
+// removed.
+func (e *norm) lenientOrNull(v *event.Node) (*event.Node, bool) {
+	if v.Kind() == event.Null {
+		return v, true
+	}
+	return e.lenient(v)
+}
+
+// tagPart replaces an empty or too long key (i 0) or value (i 1) of a tag
+// pair by null with an error, as Relay's normalize_event_tags does.
+func (e *norm) tagPart(p *event.Node, i int) {
+	v := p.Index(i)
+	if v.Kind() != event.String {
+		return
+	}
+	var x event.MetaError
+	switch s := v.Bytes(); {
+	case len(s) == 0:
+		r := e.t.NewObject()
+		e.t.Set(r, "reason", e.t.NewString("expected a non-empty value"))
+		x = event.MetaError{Kind: "invalid_data", Data: r}
+	case len(s) > limTag && utf8.RuneCount(s) > limTag:
+		x = event.MetaError{Kind: "value_too_long"}
+	default:
+		return
+	}
+	null := e.t.NewNull()
+	m := e.t.MetaOf(null)
+	m.Errors = append(m.Errors, x)
+	e.t.SetIndex(p, i, null)
 }
 
 // level maps level aliases and Python logging numbers to Relay's names; an

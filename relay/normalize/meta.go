@@ -1,15 +1,13 @@
 package normalize
 
-import (
-	"strings"
+import "github.com/baton-relay/baton/relay/event"
 
-	"github.com/baton-relay/baton/relay/event"
-)
-
-// norm is one event being normalized. What normalization removes is
-// recorded in Relay's two places: the `_meta` tree (`{"": {"err": [[kind,
-// data]], "val": original}}` at the field's path, through the tree's Meta)
-// and an `errors` entry ({type, name, value}).
+// norm is one event being normalized. What normalization removes or
+// corrects is recorded only in the `_meta` tree (`{"": {"err": [[kind,
+// data]], "val": original}}` at the field's path, through the tree's Meta):
+// a first relay leaves the event's `errors` list alone, since Relay copies
+// `_meta` errors into `errors` (EmitEventErrors) only where it runs full
+// normalization, at processing relays (see doc.go).
 type norm struct {
 	t  *event.Tree
 	ev *event.Node
@@ -30,45 +28,22 @@ func (e *norm) invalidAt(val *event.Node, reason string, path ...string) {
 	t.Set(r, "reason", t.NewString(reason))
 	m.Errors = append(m.Errors, event.MetaError{Kind: "invalid_data", Data: r})
 	m.Val = val
-	x := t.NewObject()
-	t.Set(x, "type", t.NewString("invalid_data"))
-	t.Set(x, "name", t.NewString(strings.Join(path, ".")))
-	t.Set(x, "value", val)
-	e.addError(x)
 }
 
 // errorAt records an error of kind with data (an object) at path without
 // removing the value.
 func (e *norm) errorAt(kind string, data *event.Node, path ...string) {
-	t := e.t
-	m := t.MetaAt(path...)
+	m := e.t.MetaAt(path...)
 	m.Errors = append(m.Errors, event.MetaError{Kind: kind, Data: data})
-	x := t.NewObject()
-	t.Set(x, "type", t.NewString(kind))
-	t.Set(x, "name", t.NewString(path[0]))
-	for i := range data.Len() {
-		t.Set(x, string(data.Key(i)), data.Index(i))
-	}
-	e.addError(x)
 }
 
-func (e *norm) addError(x *event.Node) {
-	l := e.ev.Get("errors")
-	if l.Kind() != event.Array {
-		l = e.t.NewArray()
-		e.t.Set(e.ev, "errors", l)
-	}
-	e.t.Push(l, x)
-}
-
-// hasError reports whether the event's errors hold an entry of kind.
-func (e *norm) hasError(kind string) bool {
-	l := e.ev.Get("errors")
-	if l.Kind() != event.Array {
-		return false
-	}
+// hasMetaError reports whether the event's own `_meta` (from an earlier
+// pass) records an error of kind for the top-level field key.
+func (e *norm) hasMetaError(key, kind string) bool {
+	l := e.ev.Get("_meta").Get(key).Get("").Get("err")
 	for i := range l.Len() {
-		if l.Index(i).Get("type").Is(kind) {
+		x := l.Index(i)
+		if x.Is(kind) || x.Kind() == event.Array && x.Len() > 0 && x.Index(0).Is(kind) {
 			return true
 		}
 	}

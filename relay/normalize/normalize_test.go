@@ -91,7 +91,7 @@ func TestRules(t *testing.T) {
 		{"logentry curly", `{"logentry":{"message":"x {} {}","params":[1,"y"]}}`, Input{}, map[string]string{"logentry.formatted": `"x 1 y"`}},
 		{"logentry named", `{"logentry":{"message":"%(who)s!","params":{"who":"w"}}}`, Input{}, map[string]string{"logentry.formatted": `"w!"`}},
 		{"logentry equal", `{"logentry":{"message":"m","formatted":"m"}}`, Input{}, map[string]string{"logentry": `{"formatted":"m"}`}},
-		{"logentry empty message", `{"logentry":{"params":[1]}}`, Input{}, map[string]string{"logentry": "null", "_meta.logentry..err.0.0": `"invalid_data"`, "errors.0.name": `"logentry"`}},
+		{"logentry empty message", `{"logentry":{"params":[1]}}`, Input{}, map[string]string{"logentry": "null", "_meta.logentry..err.0.0": `"invalid_data"`, "errors": "null"}},
 		{"legacy message alias", `{"sentry.interfaces.Message":{"message":"m"}}`, Input{}, map[string]string{"logentry": `{"formatted":"m"}`, "sentry.interfaces.Message": "null"}},
 		{"legacy exception alias", `{"sentry.interfaces.Exception":[{"type":"E"}]}`, Input{}, map[string]string{"exception.values.0.type": `"E"`}},
 		{"legacy http alias", `{"sentry.interfaces.Http":{"url":"u"}}`, Input{}, map[string]string{"request.url": `"u"`}},
@@ -109,7 +109,7 @@ func TestRules(t *testing.T) {
 		{"level numeric", `{"level":30}`, Input{}, map[string]string{"level": `"warning"`}},
 		{"level default", `{}`, Input{}, map[string]string{"level": `"error"`}},
 		{"level transaction", `{"type":"transaction"}`, Input{}, map[string]string{"level": `"info"`}},
-		{"level invalid", `{"level":"loud"}`, Input{}, map[string]string{"level": `"error"`, "_meta.level..err.0.1.reason": `"expected a level"`, "_meta.level..val": `"loud"`, "errors.0": `{"name":"level","type":"invalid_data","value":"loud"}`}},
+		{"level invalid", `{"level":"loud"}`, Input{}, map[string]string{"level": `"error"`, "_meta.level..err.0.1.reason": `"expected a level"`, "_meta.level..val": `"loud"`, "errors": "null"}},
 		{"platform default", `{}`, Input{}, map[string]string{"platform": `"other"`}},
 		{"platform invalid", `{"platform":"cobol"}`, Input{}, map[string]string{"platform": `"other"`}},
 		{"platform kept", `{"platform":"python"}`, Input{}, map[string]string{"platform": `"python"`}},
@@ -123,11 +123,11 @@ func TestRules(t *testing.T) {
 		{"timestamp invalid", `{"timestamp":"yesterday"}`, Input{}, map[string]string{"timestamp": `1795600800.0`, "_meta.timestamp..val": `"yesterday"`}},
 		{"clock drift", `{"timestamp":1795593600,"breadcrumbs":[{"timestamp":1795593599}]}`, Input{SentAt: sent}, map[string]string{
 			"timestamp": `1795600800.0`, "breadcrumbs.values.0.timestamp": `1795600799.0`,
-			"errors.0":                 `{"name":"timestamp","sdk_time":"2026-11-25T08:00:00+00:00","server_time":"2026-11-25T10:00:00+00:00","type":"clock_drift"}`,
-			"_meta.timestamp..err.0.0": `"clock_drift"`}},
+			"_meta.timestamp..err.0": `["clock_drift",{"sdk_time":"2026-11-25T08:00:00+00:00","server_time":"2026-11-25T10:00:00+00:00"}]`,
+			"errors":                 "null"}},
 		{"small drift ignored", `{"timestamp":1795600200}`, Input{SentAt: recv.Add(-10 * time.Minute)}, map[string]string{"timestamp": `1795600200.0`, "errors": "null"}},
-		{"future clamped", `{"timestamp":1795603200,"start_timestamp":1795603190}`, Input{}, map[string]string{"timestamp": `1795600800.0`, "start_timestamp": `1795600790.0`, "errors.0.type": `"future_timestamp"`}},
-		{"past clamped", `{"timestamp":1700000000}`, Input{}, map[string]string{"timestamp": `1795600800.0`, "errors.0.type": `"past_timestamp"`, "errors.0.sdk_time": `"2023-11-14T22:13:20+00:00"`}},
+		{"future clamped", `{"timestamp":1795603200,"start_timestamp":1795603190}`, Input{}, map[string]string{"timestamp": `1795600800.0`, "start_timestamp": `1795600790.0`, "_meta.timestamp..err.0.0": `"future_timestamp"`, "errors": "null"}},
+		{"past clamped", `{"timestamp":1700000000}`, Input{}, map[string]string{"timestamp": `1795600800.0`, "_meta.timestamp..err.0.0": `"past_timestamp"`, "_meta.timestamp..err.0.1.sdk_time": `"2023-11-14T22:13:20+00:00"`, "errors": "null"}},
 		{"auto ip", `{"user":{"ip_address":"{{auto}}"}}`, Input{ClientAddr: "192.0.2.7"}, map[string]string{"user.ip_address": `"192.0.2.7"`}},
 		{"auto ip without client", `{"user":{"ip_address":"{{auto}}","id":"1"}}`, Input{}, map[string]string{"user": `{"id":"1"}`}},
 		{"javascript infers ip", `{"platform":"javascript"}`, Input{ClientAddr: "192.0.2.7"}, map[string]string{"user.ip_address": `"192.0.2.7"`}},
@@ -411,7 +411,9 @@ func TestFixtures(t *testing.T) {
 func FuzzEvent(f *testing.F) {
 	for _, s := range []string{`{}`, `{"message":"hi","level":20,"tags":{"a":1}}`, `{"exception":[{"type":"E"}],"stacktrace":{"frames":[]}}`,
 		`{"timestamp":"2026-11-25T09:59:00Z","user":{"ip_address":"{{auto}}"},"request":{"headers":{"User-Agent":"curl/8"}}}`,
-		`{"logentry":{"message":"%(a)s {0} %s","params":{"a":[1]}}}`, `{"breadcrumbs":{"values":[{"timestamp":1}]},"timestamp":1e300}`} {
+		`{"logentry":{"message":"%(a)s {0} %s","params":{"a":[1]}}}`, `{"breadcrumbs":{"values":[{"timestamp":1}]},"timestamp":1e300}`,
+		`{"tags":[["","x"],[null,"y"],["k","` + strings.Repeat("v", 201) + `"]],"culprit":"` + strings.Repeat("é", 201) + `"}`,
+		`{"extra":{"a":{"b":{"c":{"d":{"e":{"f":{"g":1}}}}}},"s":"` + strings.Repeat("s", 300000) + `"},"contexts":{"c":{"x":[` + strings.Repeat(`"0123456789",`, 900) + `1]}}}`} {
 		f.Add([]byte(s))
 	}
 	n := testNormalizer(f)
@@ -482,5 +484,53 @@ func TestPipeline(t *testing.T) {
 		if got := js(get(ev, path)); got != want {
 			t.Errorf("%s = %s, want %s\n%s", path, got, want, once)
 		}
+	}
+}
+
+// TestSecurityReports splits a Reporting API batch into one security event
+// per csp-violation report, skipping reports of other types.
+func TestSecurityReports(t *testing.T) {
+	n := testNormalizer(t)
+	report := func(blocked string) string {
+		return `{"type":"csp-violation","url":"https://example.com/page","body":{"documentURL":"https://example.com/page","blockedURL":"` + blocked + `","effectiveDirective":"img-src","disposition":"enforce"}}`
+	}
+	src := `[` + report("https://a.example/1.png") + `,{"type":"deprecation","body":{"id":"x"}},` + report("https://b.example/2.png") + `]`
+	in := &Input{ClientAddr: "::1", Received: recv, EventID: "9ec79c33ec9942ab8353589fcb2e04dc"}
+	out, ends, err := n.SecurityReports([]byte("prefix"), []byte(src), in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ends) != 2 {
+		t.Fatalf("%d events, want 2", len(ends))
+	}
+	first, second := decode(t, out[len("prefix"):ends[0]]), decode(t, out[ends[0]:ends[1]])
+	for _, c := range []struct {
+		ev         map[string]any
+		path, want string
+	}{
+		{first, "csp.blocked_uri", `"https://a.example/1.png"`},
+		{first, "event_id", `"9ec79c33ec9942ab8353589fcb2e04dc"`},
+		{first, "logentry.formatted", `"Blocked 'image' from 'a.example'"`},
+		{second, "csp.blocked_uri", `"https://b.example/2.png"`},
+		{second, "type", `"csp"`},
+		{second, "user.ip_address", `"::1"`},
+	} {
+		if got := js(get(c.ev, c.path)); got != c.want {
+			t.Errorf("%s = %s, want %s", c.path, got, c.want)
+		}
+	}
+	if id := js(get(second, "event_id")); id == js(get(first, "event_id")) || len(id) != 34 {
+		t.Errorf("second event_id %s: want a new one", id)
+	}
+	// One report, as a list or alone, gives what Security gives.
+	for _, one := range []string{`[` + report("https://a.example/1.png") + `]`, report("https://a.example/1.png")} {
+		got, ends, err := n.SecurityReports(nil, []byte(one), in, nil)
+		want, err2 := n.Security(nil, []byte(one), in)
+		if err != nil || err2 != nil || len(ends) != 1 || string(got) != string(want) {
+			t.Errorf("%.60s: SecurityReports %v %v\n%s\nSecurity %v\n%s", one, err, ends, got, err2, want)
+		}
+	}
+	if _, _, err := n.SecurityReports(nil, []byte(`[{"type":"deprecation","body":{}},{"type":"intervention","body":{}}]`), in, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("list without CSP reports: err %v, want ErrInvalid", err)
 	}
 }

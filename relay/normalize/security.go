@@ -15,7 +15,8 @@ import (
 // Security appends the security event made from one security report (the
 // payload of a raw_security item, or the body of /security/ or
 // /csp-report/): CSP in both formats (a {"csp-report": …} object, or a
-// Reporting API list of one "csp-violation" report), Expect-CT,
+// Reporting API list of one "csp-violation" report or the report itself),
+// Expect-CT,
 // Expect-Staple and HPKP. The event is then normalized like any event.
 func (n *Normalizer) Security(dst, src []byte, in *Input) ([]byte, error) {
 	if in == nil {
@@ -31,11 +32,62 @@ func (n *Normalizer) Security(dst, src []byte, in *Input) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
+	return n.appendSecurity(dst, ev, in), nil
+}
+
+func (n *Normalizer) appendSecurity(dst []byte, ev map[string]any, in *Input) []byte {
 	t := event.New()
 	defer t.Release()
 	t.SetRoot(fromAny(t, ev))
 	n.event(t, in)
-	return t.AppendJSON(dst), nil
+	return t.AppendJSON(dst)
+}
+
+// SecurityReports is Security for a body that may hold several reports: a
+// Reporting API list (application/reports+json) gives one security event
+// per "csp-violation" report, as browsers batch reports for one endpoint;
+// reports of other types in the list (deprecation, intervention, …) are
+// skipped. Any other body gives its one event, as Security. The events are
+// appended to dst one after the other, the end offset of each in dst is
+// appended to ends. Only the first event takes in.EventID; the others get
+// random ids. A list without a CSP report is an error wrapping ErrInvalid.
+func (n *Normalizer) SecurityReports(dst, src []byte, in *Input, ends []int) ([]byte, []int, error) {
+	if in == nil {
+		in = &Input{}
+	}
+	var raw any
+	dec := json.NewDecoder(strings.NewReader(string(src)))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return dst, ends, fmt.Errorf("%w: security report is not valid JSON: %v", ErrInvalid, err)
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		list = []any{raw}
+	}
+	var evs []map[string]any
+	for _, r := range list {
+		if m, ok := r.(map[string]any); ok && len(list) > 1 && m["type"] != "csp-violation" {
+			continue
+		}
+		ev, err := securityEvent(r, in)
+		if err != nil {
+			return dst, ends, err
+		}
+		evs = append(evs, ev)
+	}
+	if len(evs) == 0 {
+		return dst, ends, fmt.Errorf("%w: security report list holds no csp-violation report", ErrInvalid)
+	}
+	one := *in
+	for i, ev := range evs {
+		if i == 1 {
+			one.EventID = ""
+		}
+		dst = n.appendSecurity(dst, ev, &one)
+		ends = append(ends, len(dst))
+	}
+	return dst, ends, nil
 }
 
 // fromAny builds the tree of a decoded JSON value, object keys sorted.
@@ -74,32 +126,33 @@ func securityEvent(raw any, in *Input) (map[string]any, error) {
 	switch t := raw.(type) {
 	case []any: // Reporting API
 		if len(t) != 1 {
-			return nil, fmt.Errorf("%w: security report list holds %d reports, want 1", ErrInvalid, len(t))
+			return nil, fmt.Errorf("%w: security report list holds %d reports, want 1 (see SecurityReports)", ErrInvalid, len(t))
 		}
-		r, _ := t[0].(map[string]any)
-		body, _ := r["body"].(map[string]any)
-		if r["type"] != "csp-violation" || body == nil {
-			return nil, fmt.Errorf("%w: unknown security report", ErrInvalid)
-		}
-		if ua == "" {
-			ua, _ = r["user_agent"].(string)
-		}
-		ev = cspEvent(map[string]any{
-			"document_uri":        body["documentURL"],
-			"referrer":            body["referrer"],
-			"blocked_uri":         body["blockedURL"],
-			"effective_directive": body["effectiveDirective"],
-			"violated_directive":  body["effectiveDirective"],
-			"original_policy":     body["originalPolicy"],
-			"source_file":         body["sourceFile"],
-			"script_sample":       body["sample"],
-			"disposition":         body["disposition"],
-			"status_code":         body["statusCode"],
-			"line_number":         body["lineNumber"],
-			"column_number":       body["columnNumber"],
-		})
+		return securityEvent(t[0], in)
 	case map[string]any:
 		switch {
+		case t["type"] == "csp-violation": // one report of a Reporting API list
+			body, _ := t["body"].(map[string]any)
+			if body == nil {
+				return nil, fmt.Errorf("%w: csp-violation report without a body", ErrInvalid)
+			}
+			if ua == "" {
+				ua, _ = t["user_agent"].(string)
+			}
+			ev = cspEvent(map[string]any{
+				"document_uri":        body["documentURL"],
+				"referrer":            body["referrer"],
+				"blocked_uri":         body["blockedURL"],
+				"effective_directive": body["effectiveDirective"],
+				"violated_directive":  body["effectiveDirective"],
+				"original_policy":     body["originalPolicy"],
+				"source_file":         body["sourceFile"],
+				"script_sample":       body["sample"],
+				"disposition":         body["disposition"],
+				"status_code":         body["statusCode"],
+				"line_number":         body["lineNumber"],
+				"column_number":       body["columnNumber"],
+			})
 		case t["csp-report"] != nil:
 			r, ok := t["csp-report"].(map[string]any)
 			if !ok {

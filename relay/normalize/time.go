@@ -16,8 +16,9 @@ import (
 // event timestamp outside [received-MaxPast, received+MaxFuture] to the
 // receive time by the same shift (error past_timestamp / future_timestamp),
 // then set received and a missing timestamp. A corrected event carries a
-// clock_drift/…_timestamp error, which keeps a second pass from shifting it
-// by sent_at again (a clamped timestamp is the receive time, in range).
+// clock_drift/…_timestamp error in `_meta.timestamp`, which keeps a second
+// pass from shifting it by sent_at again (a clamped timestamp is the receive
+// time, in range).
 func (n *Normalizer) timestamps(e *norm) {
 	ev, in := e.ev, e.in
 	received := n.received(in)
@@ -30,7 +31,7 @@ func (n *Normalizer) timestamps(e *norm) {
 			}
 		}
 	}
-	corrected := e.hasError("clock_drift") || e.hasError("past_timestamp") || e.hasError("future_timestamp")
+	corrected := e.hasMetaError("timestamp", "clock_drift") || e.hasMetaError("timestamp", "past_timestamp") || e.hasMetaError("timestamp", "future_timestamp")
 	if !corrected && !in.SentAt.IsZero() {
 		drift := received.Sub(in.SentAt)
 		if drift.Abs() >= MinClockDrift {

@@ -1,0 +1,132 @@
+package normalize
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func frames(n int, extra string) string {
+	var b strings.Builder
+	b.WriteString(`[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"function":"f%d"%s}`, i, extra)
+	}
+	b.WriteString(`]`)
+	return b.String()
+}
+
+func nested(depth int) string {
+	if depth == 0 {
+		return `"max depth"`
+	}
+	return fmt.Sprintf(`{"key%d":%s}`, depth, nested(depth-1))
+}
+
+// TestTrim drives Relay's trimming (trimming.rs) through Event and checks
+// the values and the _meta Relay writes for them.
+func TestTrim(t *testing.T) {
+	n := testNormalizer(t)
+	x := strings.Repeat
+	ones := "[" + strings.TrimSuffix(x("1,", 200000), ",") + "]"
+	for _, tc := range []struct {
+		name, in string
+		want     map[string]string // path → JSON of the value ("null": absent)
+	}{
+		{"culprit", `{"culprit":"` + x("x", 300) + `"}`, map[string]string{
+			"culprit":        `"` + x("x", 197) + `..."`,
+			"_meta.culprit.": `{"len":300,"rem":[["!limit","s",197,200]]}`}},
+		{"culprit at limit", `{"culprit":"` + x("x", 200) + `"}`, map[string]string{"culprit": `"` + x("x", 200) + `"`, "_meta": "null"}},
+		{"transaction", `{"transaction":"` + x("t", 201) + `"}`, map[string]string{"transaction": `"` + x("t", 197) + `..."`}},
+		{"environment", `{"environment":"` + x("e", 65) + `"}`, map[string]string{"environment": `"` + x("e", 61) + `..."`, "_meta.environment..len": `65`}},
+		{"release", `{"release":"` + x("r", 250) + `"}`, map[string]string{"_meta.release..len": `250`}},
+		{"message within allowance", `{"logentry":{"formatted":"` + x("m", 8392) + `"}}`, map[string]string{"_meta": "null"}},
+		{"message over allowance", `{"message":"` + x("m", 8393) + `"}`, map[string]string{
+			"_meta.logentry.formatted.": `{"len":8393,"rem":[["!limit","s",8189,8192]]}`}},
+		{"exception value characters", `{"exception":[{"type":"E","value":"` + x("é", 9000) + `"}]}`, map[string]string{
+			"exception.values.0.value":            `"` + x("é", 8189) + `..."`,
+			"_meta.exception.values.0.value..len": `9000`}},
+		{"exception type", `{"exception":[{"type":"` + x("T", 277) + `"}]}`, map[string]string{"exception.values.0.type": `"` + x("T", 253) + `..."`}},
+		{"breadcrumb message", `{"breadcrumbs":[{"message":"` + x("b", 9000) + `","category":"` + x("c", 129) + `"}]}`, map[string]string{
+			"_meta.breadcrumbs.values.0.message..len":  `9000`,
+			"_meta.breadcrumbs.values.0.category..len": `129`}},
+		{"request url", `{"request":{"url":"http://e.com/` + x("p", 300) + `"}}`, map[string]string{"_meta.request.url..rem": `[["!limit","s",253,256]]`}},
+		{"user email", `{"user":{"email":"` + x("u", 70) + `@example.com"}}`, map[string]string{"user.email": `"` + x("u", 70) + `@e..."`}},
+		{"tag value too long", `{"tags":{"k":"` + x("v", 201) + `","ok":"` + x("v", 200) + `"}}`, map[string]string{
+			"tags":                `[["k",null],["ok","` + x("v", 200) + `"]]`,
+			"_meta.tags.0.1.":     `{"err":["value_too_long"]}`,
+			"_meta.tags.1":        "null",
+			"tags.1.1":            `"` + x("v", 200) + `"`,
+			"_meta.tags.0.0":      "null",
+			"_meta.tags.0.1..val": "null"}},
+		{"tag key too long", `{"tags":[["` + x("k", 201) + `","v"]]}`, map[string]string{"tags": `[[null,"v"]]`, "_meta.tags.0.0..err": `["value_too_long"]`}},
+		{"tag empty", `{"tags":[["k",""]]}`, map[string]string{"tags": `[["k",null]]`, "_meta.tags.0.1..err": `[["invalid_data",{"reason":"expected a non-empty value"}]]`}},
+		{"frames hard limit", `{"exception":[{"type":"E","stacktrace":{"frames":` + frames(300, "") + `}}]}`, map[string]string{
+			"exception.values.0.stacktrace.frames.0.function":   `"f50"`,
+			"exception.values.0.stacktrace.frames.249.function": `"f299"`,
+			"_meta.exception.values.0.stacktrace.frames.":       `{"len":300}`}},
+		{"frames slimmed", `{"stacktrace":{"frames":` + frames(60, `,"vars":{"a":1},"pre_context":["p"],"context_line":"c"`) + `}}`, map[string]string{
+			"stacktrace.frames.24": `{"context_line":"c","function":"f24","pre_context":["p"],"vars":{"a":1}}`,
+			"stacktrace.frames.25": `{"context_line":"c","function":"f25"}`,
+			"stacktrace.frames.34": `{"context_line":"c","function":"f34"}`,
+			"stacktrace.frames.35": `{"context_line":"c","function":"f35","pre_context":["p"],"vars":{"a":1}}`,
+			"_meta":                "null"}},
+		{"extra depth", `{"extra":{"key_1":"value 1","key_2":` + nested(8) + `,"key_3":` + nested(5) + `}}`, map[string]string{
+			"extra.key_2.key8.key7.key6.key5.key4": `"{\"key3\":{\"key2\":{\"key1\":\"max depth\"}}}"`,
+			"extra.key_3":                          nested(5),
+			"_meta":                                "null"}},
+		{"context bag", `{"contexts":{"despacito":{"foo":"` + x("a", 4000) + `","bar":"` + x("a", 5000) + `"}}}`, map[string]string{
+			"contexts.despacito.bar":            `"` + x("a", 5000) + `"`,
+			"contexts.despacito.foo":            `"` + x("a", 3186) + `..."`,
+			"_meta.contexts.despacito.foo..len": `4000`,
+			"_meta.contexts.despacito.foo..rem": `[["!limit","s",3186,3189]]`,
+			"_meta.contexts.despacito.bar":      "null"}},
+		{"extra long array", `{"extra":{"foo":` + ones + `}}`, map[string]string{
+			"_meta.extra.foo..len": `200000`}},
+		{"bag members cut in key order", `{"breadcrumbs":[{"data":{"b":"` + x("b", 2100) + `","a":"` + x("a", 2100) + `"}}]}`, map[string]string{
+			"breadcrumbs.values.0.data":            `{"a":"` + x("a", 2045) + `..."}`,
+			"_meta.breadcrumbs.values.0.data..len": `2`}},
+		{"frame vars bag", `{"stacktrace":{"frames":[{"vars":{"v":` + nested(6) + `}}]}}`, map[string]string{
+			"stacktrace.frames.0.vars.v.key6.key5.key4": `"{\"key3\":{\"key2\":{\"key1\":\"max depth\"}}}"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Received: recv}
+			out, err := n.Event(nil, []byte(tc.in), &in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := decode(t, out)
+			for path, want := range tc.want {
+				if got := js(get(ev, path)); got != want {
+					t.Errorf("%s = %.300s, want %.300s", path, got, want)
+				}
+			}
+			again, err := n.Event(nil, out, &in)
+			if err != nil || string(again) != string(out) {
+				t.Errorf("second pass differs:\n%.2000s\n%.2000s", out, again)
+			}
+		})
+	}
+}
+
+// TestTrimLongArray checks the count Relay keeps of a long array in extra:
+// each 1 costs 2 bytes of the 262144 (max_bytes of extra).
+func TestTrimLongArray(t *testing.T) {
+	n := testNormalizer(t)
+	ones := "[" + strings.TrimSuffix(strings.Repeat("1,", 200000), ",") + "]"
+	out, err := n.Event(nil, []byte(`{"extra":{"foo":`+ones+`}}`), &Input{Received: recv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arr, _ := get(decode(t, out), "extra.foo").([]any)
+	if len(arr) != 262144/2 {
+		t.Errorf("kept %d elements, want %d", len(arr), 262144/2)
+	}
+	if !utf8.Valid(out) {
+		t.Error("output is not UTF-8")
+	}
+}
