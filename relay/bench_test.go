@@ -18,9 +18,13 @@ import (
 // default overlaid by extra YAML; it returns a client bound to it.
 // startTestRelay starts a relay on an in-memory listener with durability
 // ("strict" or "relaxed") and the embedded broker.
-func startTestRelay(tb testing.TB, durability string) (*Relay, *fasthttp.HostClient) {
+// extra is appended to the YAML (more top-level sections).
+func startTestRelay(tb testing.TB, durability string, extra ...string) (*Relay, *fasthttp.HostClient) {
 	tb.Helper()
 	yml := fmt.Sprintf("buffer:\n  dir: %s\n  reserve_bytes: 1MiB\n  durability: %s\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n", tb.TempDir(), durability)
+	for _, e := range extra {
+		yml += e
+	}
 	cfg, err := config.Parse("test.yml", []byte(yml))
 	if err != nil {
 		tb.Fatal(err)
@@ -57,8 +61,20 @@ func BenchmarkIngest(b *testing.B) {
 	}
 }
 
-func benchIngest(b *testing.B, durability string) {
-	_, c := startTestRelay(b, durability)
+// BenchmarkIngestTelemetry is BenchmarkIngest (relaxed, so that fsyncs do
+// not hide the CPU cost) with telemetry off and with the Prometheus
+// exporter on, back to back: what the instruments cost the ingest path.
+func BenchmarkIngestTelemetry(b *testing.B) {
+	for _, tc := range []struct{ name, yml string }{
+		{"off", ""},
+		{"metrics", "telemetry:\n  metrics_listen: 127.0.0.1:0\n"},
+	} {
+		b.Run("telemetry="+tc.name, func(b *testing.B) { benchIngest(b, "relaxed", tc.yml) })
+	}
+}
+
+func benchIngest(b *testing.B, durability string, extra ...string) {
+	_, c := startTestRelay(b, durability, extra...)
 	body := testutil.ErrorEnvelope()
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
