@@ -169,7 +169,7 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 			lost: make(chan struct{}, 1), interval: cfg.Managed.AuthInterval,
 			where: fmt.Sprintf("upstream %q (%s, credentials %s)", cfg.Managed.Upstream,
 				strings.Join(cfg.Upstreams[cfg.Managed.Upstream].URLs, ", "), cfg.CredentialsFile())}
-		r.cache, err = newProjectCache(cfg, r.auth, project.Options{Logger: r.log})
+		r.cache, err = newProjectCache(cfg, r.auth, project.Options{Logger: r.log, MeterProvider: r.tel.MeterProvider()})
 		if err != nil {
 			r.sinks.Close(context.Background())
 			return nil, err
