@@ -100,6 +100,11 @@ type Options struct {
 	// weight (see Weigh). It must not block or call Append, Ack or Close.
 	// Default nil.
 	OnDrop func(s Stream, records int, bytes, weight int64, reason string)
+	// OnCommit, if set, is called by the commit loop after each group
+	// commit with its latency (Apply to durable, fsync included): the
+	// figure Stats.CommitLatency buckets, for a caller that exports its
+	// own histogram. It must not block. Default nil.
+	OnCommit func(latency time.Duration)
 	// Weigh returns the weight of a record value: what the caller counts in
 	// a record (the relay: its envelope items). The buffer keeps each
 	// stream's pending weight in its metadata, so that Open knows it without

@@ -564,6 +564,9 @@ func (l *loopState) install(g *group, lat time.Duration) {
 		b.stats.commitLatency.observe(lat)
 	}
 	b.mu.Unlock()
+	if !g.empty && b.opts.OnCommit != nil {
+		b.opts.OnCommit(lat)
+	}
 	for _, c := range notify {
 		close(c)
 	}

@@ -24,6 +24,9 @@ type StreamStats struct {
 	Watermark     Seq       // every seq ≤ Watermark is acked or dropped
 	NextSeq       Seq       // seq the next append gets
 	Quarantined   int64     // corrupt records held in the quarantine range
+	// Removed counts the records ever acked, dropped or quarantined (kept
+	// across restarts in the metadata): its rate is the drain rate.
+	Removed int64
 }
 
 // Stats is a snapshot of the buffer. Counters count since Open.
@@ -117,7 +120,7 @@ func (b *Buffer) Stats() Stats {
 		ss := StreamStats{
 			Stream: id, Pending: st.m.pendingCount(), PendingBytes: st.m.pendingBytes(), PendingWeight: st.m.pendingWeight(),
 			InFlight: st.inflight.len(), Watermark: st.m.Watermark, NextSeq: st.m.Next,
-			Quarantined: st.quarantined, Oldest: st.oldest,
+			Quarantined: st.quarantined, Oldest: st.oldest, Removed: st.m.RemovedCount,
 		}
 		if ss.Pending > 0 && st.oldestGen != st.gen {
 			refresh = append(refresh, stale{st, st.gen, st.m.Watermark, len(s.Streams)})
@@ -344,7 +347,7 @@ func inspect(fs vfs.FS, dir string) ([]StreamStats, error) {
 	for _, s := range slices.Sorted(maps.Keys(metas)) {
 		m := metas[s]
 		ss := StreamStats{Stream: s, Pending: m.pendingCount(), PendingBytes: m.pendingBytes(), PendingWeight: m.pendingWeight(),
-			Watermark: m.Watermark, NextSeq: m.Next, Quarantined: quarantined[s]}
+			Watermark: m.Watermark, NextSeq: m.Next, Quarantined: quarantined[s], Removed: m.RemovedCount}
 		if ss.Pending > 0 {
 			if ss.Oldest, err = oldest(db, s, m.Watermark); err != nil {
 				return nil, fmt.Errorf("buffer: inspect stream %d: %w", s, err)

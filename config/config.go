@@ -575,6 +575,17 @@ type Telemetry struct {
 	// MetricsListen is the host:port of the Prometheus endpoint; empty is
 	// off. Default: "".
 	MetricsListen string `yaml:"metrics_listen"`
+	// OTLPEndpoint is the URL Baton pushes its metrics to, OTLP over HTTP
+	// with protobuf (e.g. http://collector:4318/v1/metrics); empty leaves
+	// it to OTEL_EXPORTER_OTLP_METRICS_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT,
+	// and push is off when none is set. Default: "".
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// OTLPHeaders are HTTP headers sent with every push (e.g. an API
+	// key), over those of OTEL_EXPORTER_OTLP_HEADERS. Default: none.
+	OTLPHeaders map[string]string `yaml:"otlp_headers"`
+	// OTLPInterval is how often metrics are pushed; 0 is
+	// OTEL_METRIC_EXPORT_INTERVAL, else 60s. Default: 0.
+	OTLPInterval time.Duration `yaml:"otlp_interval"`
 }
 
 // Runtime tunes the Go runtime.

@@ -580,6 +580,19 @@ func (v *validator) telemetry() {
 			v.errorf("telemetry.metrics_listen", "%q is also server.listen; use another port", t.MetricsListen)
 		}
 	}
+	if t.OTLPEndpoint != "" {
+		if why := checkURL(t.OTLPEndpoint); why != "" && !strings.HasPrefix(why, "must not have") {
+			v.errorf("telemetry.otlp_endpoint", "%q %s", t.OTLPEndpoint, why)
+		}
+	}
+	if t.OTLPInterval < 0 {
+		v.errorf("telemetry.otlp_interval", "must not be negative (0 is the environment's or 60s)")
+	}
+	for name := range t.OTLPHeaders {
+		if name == "" || strings.ContainsAny(name, " :\r\n") {
+			v.errorf("telemetry.otlp_headers", "%q is not an HTTP header name", name)
+		}
+	}
 	if v.c.UsesEmbeddedKafka() {
 		k := v.c.Kafka.Embedded.Listen
 		switch {

@@ -212,9 +212,9 @@ func metricValue(t *testing.T, n *node, series string) int64 {
 	text := metricsText(t, n)
 	for line := range strings.SplitSeq(text, "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			var x int64
+			var x float64 // the text format writes large values as 1e+06
 			fmt.Sscan(v, &x)
-			return x
+			return int64(x)
 		}
 	}
 	t.Fatalf("/metrics has no %s:\n%s", series, text)

@@ -158,6 +158,14 @@ func TestManagedUnknownAndDisabled(t *testing.T) {
 		"baton_waiting_records 0",
 		"baton_projects_cached 1",
 	)
+	// The cache's own instruments: lookups by result and fetch latency.
+	text := metricsText(t, n)
+	for _, series := range []string{`baton_project_cache_lookups_total{result="hit"}`, `baton_project_cache_lookups_total{result="miss"}`,
+		`baton_project_fetch_latency_seconds_count{result="ok"}`} {
+		if v, ok := seriesValue(text, series); !ok || v < 1 {
+			t.Errorf("%s = %v (present %v), want ≥ 1", series, v, ok)
+		}
+	}
 }
 
 func TestManagedUpstreamDownServesThroughGrace(t *testing.T) {

@@ -63,9 +63,11 @@ func TestMemoryLimit(t *testing.T) {
 		}
 		for _, l := range strings.Split(string(body), "\n") {
 			if v, ok := strings.CutPrefix(l, "baton_memory_limit_bytes "); ok {
-				if gauge, err = strconv.ParseInt(v, 10, 64); err != nil {
+				f, err := strconv.ParseFloat(v, 64) // the text format writes 1.048576e+08
+				if err != nil {
 					t.Fatalf("baton_memory_limit_bytes %q: %v", v, err)
 				}
+				gauge = int64(f)
 			}
 		}
 		return line, gauge

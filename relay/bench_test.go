@@ -68,6 +68,18 @@ func BenchmarkIngest(b *testing.B) {
 	}
 }
 
+// BenchmarkIngestTelemetry is BenchmarkIngest (relaxed, so that fsyncs do
+// not hide the CPU cost) with telemetry off and with the Prometheus
+// exporter on, back to back: what the instruments cost the ingest path.
+func BenchmarkIngestTelemetry(b *testing.B) {
+	for _, tc := range []struct{ name, yml string }{
+		{"off", ""},
+		{"metrics", "telemetry:\n  metrics_listen: 127.0.0.1:0\n"},
+	} {
+		b.Run("telemetry="+tc.name, func(b *testing.B) { benchIngestWith(b, "relaxed", tc.yml, nil) })
+	}
+}
+
 // BenchmarkIngestNormalize is BenchmarkIngest in static mode with
 // normalization.level default (events normalized and scrubbed with the
 // project's datascrubbingSettings) and disabled; cpu-us/op is the

@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"relay/outcome":   {"envelope"},
 	"relay/policy":    {"config", "envelope", "relay/outcome", "relay/project"},
 	"relay/record":    {"buffer", "envelope"},
+	"relay/telemetry": {}, // the OTel SDK and its exporters (sdkOwners)
 	"routing":         {"config", "envelope"},
 	"config":          {"envelope"},
 	"envelope":        {},
@@ -56,6 +57,14 @@ var thirdParty = map[string][]string{
 var forbidden = map[string][]string{
 	"relay": {"github.com/twmb/franz-go"},
 }
+
+// otelSDK are the OpenTelemetry modules that build a MeterProvider and
+// export (by module path prefix); the rest of Baton uses only the API
+// (go.opentelemetry.io/otel/metric). Only sdkOwners import them.
+var (
+	otelSDK   = []string{"go.opentelemetry.io/otel/sdk", "go.opentelemetry.io/otel/exporters", "go.opentelemetry.io/contrib", "github.com/prometheus/client_golang"}
+	sdkOwners = []string{"relay/telemetry", "cmd/baton"}
+)
 
 // TestImports walks `go list -deps` for every package and fails on an edge
 // the tables above do not allow.
@@ -105,6 +114,9 @@ func TestImports(t *testing.T) {
 			if list := forbiddenFor(unit); hasPrefix(imp, list) {
 				t.Errorf("%s imports %s: %s must not import %v", rel, imp, unit, list)
 			}
+			if hasPrefix(imp, otelSDK) && !slices.Contains(sdkOwners, unit) {
+				t.Errorf("%s imports %s: only %v build the OpenTelemetry SDK; use go.opentelemetry.io/otel/metric", rel, imp, sdkOwners)
+			}
 		}
 	}
 	if seen < 6 {
@@ -138,6 +150,14 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("%s may import %s; franz-go belongs to routing", unit, p)
 			}
 		}
+	}
+	for _, p := range []string{"go.opentelemetry.io/otel/sdk/metric", "go.opentelemetry.io/otel/exporters/prometheus"} {
+		if !hasPrefix(p, otelSDK) {
+			t.Errorf("%s is not an SDK module: any package could build a MeterProvider", p)
+		}
+	}
+	if hasPrefix("go.opentelemetry.io/otel/metric", otelSDK) || slices.Contains(sdkOwners, "routing") {
+		t.Error("the OTel metric API must stay open to every package, the SDK closed to routing")
 	}
 	if hasPrefix("github.com/twmb/franz-go/pkg/kgo", forbiddenFor("routing")) {
 		t.Error("routing may not import franz-go")

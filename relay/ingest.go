@@ -280,6 +280,7 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *sdkAuth, s *scra
 	if !r.admit(ctx, &in, s, &res) || !r.frame(ctx, &in, a, s, &res) || !r.commit(&in, s, &res) {
 		return res
 	}
+	r.observeAck(s.classes, ctx.Time())
 	res.id = s.env.Header.EventID
 	return res
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/config"
@@ -24,6 +26,7 @@ import (
 	"github.com/baton-relay/baton/relay/policy"
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/relay/record"
+	"github.com/baton-relay/baton/relay/telemetry"
 	"github.com/baton-relay/baton/routing"
 )
 
@@ -83,7 +86,11 @@ type Relay struct {
 	listener net.Listener
 	served   chan struct{} // closed when Serve returns
 
-	metricsSrv  *fasthttp.Server
+	tel         *telemetry.Telemetry // the OTel SDK's exporters (relay/telemetry)
+	meter       metric.Meter         // the relay's own instruments
+	im          ingestMetrics
+	obs         metric.Registration // the snapshot callbacks (registerObservers)
+	metricsSrv  *http.Server
 	metricsLn   net.Listener
 	metricsDone chan struct{}
 	closing     atomic.Bool
@@ -109,7 +116,7 @@ type Relay struct {
 
 // New opens the buffer, starts the sinks and prepares the server. It does
 // not accept traffic until Run (or Start).
-func New(cfg config.Config, set Settings) (*Relay, error) {
+func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	if set.Logger == nil {
 		set.Logger = slog.Default()
 	}
@@ -130,7 +137,6 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	}
 	r.ctx, r.stop = context.WithCancel(context.Background())
 	r.failed = make(chan error, 1)
-	var err error
 
 	r.enforcer = policy.NewEnforcer(policy.Options{})
 	if r.proc, err = newProcessor(cfg); err != nil {
@@ -139,6 +145,14 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 	r.reporter = newReporter(r.cfg.Outcomes)
 	r.waiting.max = int64(cfg.Managed.MaxWaitingBytesPerKey)
 
+	if err := r.newTelemetry(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = r.tel.Shutdown(context.Background())
+		}
+	}()
 	var sign func(*fasthttp.Request)
 	if cfg.Mode == config.ModeManaged {
 		if r.creds, err = loadOrCreateCredentials(cfg.CredentialsFile(), r.log); err != nil {
@@ -146,7 +160,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 		}
 		sign = func(req *fasthttp.Request) { signRequest(r.creds, req) }
 	}
-	if r.sinks, err = openSinks(cfg, set, &r.outcomes, sign); err != nil {
+	if r.sinks, err = openSinks(cfg, set, r.tel.MeterProvider(), &r.outcomes, sign); err != nil {
 		return nil, err
 	}
 	if cfg.Mode == config.ModeManaged {
@@ -159,7 +173,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 			lost: make(chan struct{}, 1), interval: cfg.Managed.AuthInterval,
 			where: fmt.Sprintf("upstream %q (%s, credentials %s)", cfg.Managed.Upstream,
 				strings.Join(cfg.Upstreams[cfg.Managed.Upstream].URLs, ", "), cfg.CredentialsFile())}
-		r.cache, err = newProjectCache(cfg, r.auth, project.Options{Logger: r.log})
+		r.cache, err = newProjectCache(cfg, r.auth, project.Options{Logger: r.log, MeterProvider: r.tel.MeterProvider()})
 		if err != nil {
 			r.sinks.Close(context.Background())
 			return nil, err
@@ -193,6 +207,11 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 		return nil, bufferDirError(cfg.Buffer.Dir, err)
 	}
 	r.recovered = byClass(r.buf.Stats().Streams)
+	if err := r.registerObservers(); err != nil {
+		r.sinks.Close(context.Background())
+		_ = r.buf.Close()
+		return nil, fmt.Errorf("relay: telemetry: %w", err)
+	}
 	if r.sinks.FirstUpstream() != nil && cfg.Server.ForwardUnknown {
 		r.forwardUnknown = r.forwardAPI
 	}
@@ -343,9 +362,11 @@ func (r *Relay) Close() error {
 	if r.reportStop != nil {
 		r.flushReports() // the forwarders' last drops: kept for the next start
 	}
-	r.stopMetrics()
 	ctx, cancel := context.WithTimeout(context.Background(), r.set.DrainTimeout)
 	defer cancel()
+	if err := r.stopMetrics(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := r.sinks.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -472,6 +493,10 @@ func (r *Relay) startForwarders() {
 		if up, ok := r.cfg.UpstreamFor(c); ok && up.MaxRetryInterval > 0 {
 			o.MaxBackoff = up.MaxRetryInterval
 		}
+		o.Instruments, o.Route = r.im.forward, c.String()
+		if record.Stream(s).IsOutcomes() {
+			o.Route = "outcomes"
+		}
 		f := forward.NewForwarder(o)
 		r.fwdWG.Go(func() { f.Run(readCtx, sendCtx) })
 	}
@@ -516,6 +541,9 @@ func (r *Relay) bufferOptions() buffer.Options {
 		DropOldest: func(s buffer.Stream) bool {
 			return r.cfg.RouteFor(record.Stream(s).Class()).WhenFull == "drop_oldest"
 		},
+	}
+	if r.tel.Enabled() {
+		opts.OnCommit = r.observeCommit
 	}
 	if b.Durability == "relaxed" {
 		opts.Durability = buffer.Relaxed

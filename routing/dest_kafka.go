@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/baton-relay/baton/config"
 )
 
@@ -66,6 +68,11 @@ func openCluster(env *Env, name string) (*Kafka, error) {
 	}
 	log := env.Logger
 	opts.OnFault = func(f *KafkaFault) { logFault(log, name, f) }
+	km, err := newKafkaMetrics(env.MeterProvider, name)
+	if err != nil {
+		return nil, fmt.Errorf("routing: kafka cluster %q: metrics: %w", name, err)
+	}
+	opts.Opts = append(opts.Opts, kgo.WithHooks(km))
 	k, err := NewKafka(opts)
 	if err != nil {
 		return nil, fmt.Errorf("routing: kafka cluster %q: %w", name, err)

@@ -64,14 +64,22 @@ type UpstreamState struct {
 	Nodes, Outage int
 	// Outages counts the outages entered since start, every node's.
 	Outages uint64
+	// Ejected is how many nodes are ejected now (consecutive failures,
+	// until their next trial); Ejections counts the ejections since start.
+	Ejected   int
+	Ejections uint64
 }
 
 // State returns the pool's health for metrics.
 func (u *Upstream) State() UpstreamState {
-	s := UpstreamState{Nodes: len(u.nodes), Outages: u.outages.Load()}
+	s := UpstreamState{Nodes: len(u.nodes), Outages: u.outages.Load(), Ejections: u.ejections.Load()}
+	now := u.opts.Now().UnixNano()
 	for _, n := range u.nodes {
 		if n.outage.Load() != nil {
 			s.Outage++
+		}
+		if n.ejectedUntil.Load() > now {
+			s.Ejected++
 		}
 	}
 	return s

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
@@ -61,6 +63,9 @@ type Env struct {
 	// OnDeadLetter, when set, is called for each record Kafka sends to a
 	// dead-letter topic.
 	OnDeadLetter func(envelope.Class)
+	// MeterProvider takes the sinks' instruments (Kafka produce latency and
+	// errors). Default: the OTel API's no-op provider.
+	MeterProvider metric.MeterProvider
 
 	set *Sinks
 }
@@ -103,6 +108,9 @@ func Open(env Env) (*Sinks, error) {
 	}
 	if env.UserAgent == "" {
 		env.UserAgent = DefaultUserAgent
+	}
+	if env.MeterProvider == nil {
+		env.MeterProvider = noop.NewMeterProvider()
 	}
 	s := &Sinks{shared: map[string]closer{}}
 	env.set = s

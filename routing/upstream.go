@@ -124,10 +124,11 @@ type Upstream struct {
 	gzipPool sync.Pool
 	zstdEnc  *zstd.Encoder
 
-	closed  atomic.Bool
-	stop    chan struct{} // closed by Close: probers end
-	probers sync.WaitGroup
-	outages atomic.Uint64
+	closed    atomic.Bool
+	stop      chan struct{} // closed by Close: probers end
+	probers   sync.WaitGroup
+	outages   atomic.Uint64
+	ejections atomic.Uint64 // failures that ejected (or re-ejected) a node
 }
 
 type upstreamNode struct {
@@ -526,6 +527,7 @@ func (n *upstreamNode) fail(u *Upstream) {
 	if int(n.failures.Add(1)) >= u.opts.MaxFailures && u.opts.MaxFailures > 0 {
 		// Also re-ejects after a failed trial.
 		n.ejectedUntil.Store(u.opts.Now().Add(u.opts.ProbeInterval).UnixNano())
+		u.ejections.Add(1)
 	}
 }
 

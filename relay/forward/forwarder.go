@@ -56,6 +56,10 @@ type ForwarderOptions struct {
 	// Shard steers every message of the stream (a flush partition of
 	// aggregated metrics); it is also the Kafka record key. Default "".
 	Shard string
+	// Instruments records attempts, retries, refusals and delivery latency;
+	// Route names the forwarder in them. Default nil: none.
+	Instruments *Instruments
+	Route       string
 	// Clock default System; Logger default slog.Default().
 	Clock  Clock
 	Logger *slog.Logger
@@ -67,6 +71,7 @@ type ForwarderOptions struct {
 type Forwarder struct {
 	o     ForwarderOptions
 	class envelope.Class
+	tm    *routeMetrics // nil without Instruments
 
 	msgs  []routing.Message
 	envs  record.Slab // decoded envelopes that msgs point into
@@ -93,7 +98,7 @@ func NewForwarder(o ForwarderOptions) *Forwarder {
 	o.Limits.AllowInternalItems = true // Baton wrote the records
 	class := record.Stream(o.Stream).Class()
 	o.Logger = o.Logger.With("class", class)
-	return &Forwarder{o: o, class: class}
+	return &Forwarder{o: o, class: class, tm: o.Instruments.forRoute(o.Route)}
 }
 
 // lastString converts bytes to a string, reusing the previous result when
@@ -172,6 +177,11 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		f.tm.attempt()
+		var now time.Time
+		if f.tm != nil {
+			now = f.o.Clock.Now()
+		}
 		var (
 			wait     time.Duration
 			firstErr error
@@ -183,18 +193,22 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 			switch {
 			case err == nil:
 				f.o.Outcomes.Deliver(f.class, 1, items[i])
+				f.tm.delivered(now.Sub(msgs[i].ReceivedAt).Seconds())
 				progress = true
 			case reauths < ReauthAttempts && f.unauthorized(err):
 				// Kept for a retry after registering again.
+				f.tm.retry(retryUnauthorized)
 				reauth = true
 				msgs[n], items[n] = msgs[i], items[i]
 				n++
 			case routing.IsPermanent(err):
 				f.o.Outcomes.Drop(f.class, outcome.ReasonInvalid, 1, items[i])
+				f.tm.refused()
 				f.o.Logger.Warn("dropping a record its destination refused", "project", msgs[i].ProjectID, "err", err)
 				f.report(&msgs[i], outcome.ReasonInvalid)
 				progress = true
 			default:
+				f.tm.retry(retryReason(err))
 				f.recordLimits(&msgs[i], err)
 				if after, ok := routing.RetryAfter(err); ok {
 					wait = max(wait, after)

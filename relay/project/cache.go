@@ -11,6 +11,8 @@ import (
 	"time"
 	"unsafe"
 
+	"go.opentelemetry.io/otel/metric"
+
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
@@ -91,6 +93,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// MeterProvider takes the cache's instruments (lookups, evictions,
+	// fetch latency). Default: the OTel API's no-op provider.
+	MeterProvider metric.MeterProvider
 }
 
 func (o Options) withDefaults() Options {
@@ -176,6 +181,7 @@ type Cache struct {
 	stats struct {
 		requests, failures, fetched, unknown, pending, unchanged, dropped, broken atomic.Int64
 	}
+	tm *instruments
 }
 
 type entry struct {
@@ -201,7 +207,11 @@ func New(opts Options) (*Cache, error) {
 		return nil, ErrNoFetcher
 	}
 	opts = opts.withDefaults()
-	c := &Cache{opts: opts, seed: maphash.MakeSeed(), queue: make(chan string, opts.MaxQueued), changed: make(chan struct{})}
+	in, err := newInstruments(opts.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cache{opts: opts, tm: in, seed: maphash.MakeSeed(), queue: make(chan string, opts.MaxQueued), changed: make(chan struct{})}
 	per := max(opts.MaxProjects/shards, 1)
 	for i := range shards {
 		c.ready[i], _ = lru.New[string, *entry](per)
@@ -221,6 +231,7 @@ func (c *Cache) GetBytes(key []byte) (*State, Status) {
 	k := unsafe.String(&key[0], len(key)) // not retained: only looked up
 	now := c.opts.Now()
 	if e, ok := c.peek(c.shard(k), k, now); ok && now.Sub(e.fetchedAt) < e.expiry {
+		c.tm.lookup(true)
 		return e.state, Ready
 	}
 	return c.Get(string(key))
@@ -229,6 +240,12 @@ func (c *Cache) GetBytes(key []byte) (*State, Status) {
 // Get returns what the cache knows about key and, when the config is
 // missing or stale, queues a fetch. It never waits for the network.
 func (c *Cache) Get(key string) (*State, Status) {
+	st, status := c.get(key)
+	c.tm.lookup(status == Ready)
+	return st, status
+}
+
+func (c *Cache) get(key string) (*State, Status) {
 	now := c.opts.Now()
 	sh := c.shard(key)
 	if e, ok := c.peek(sh, key, now); ok {
@@ -401,11 +418,13 @@ func (c *Cache) fetch(ctx context.Context, keys []string) {
 	}
 	c.stats.requests.Add(1)
 	fctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	started := time.Now()
 	resp, err := c.opts.Fetch(fctx, req)
 	cancel()
 	if err == nil && resp == nil {
 		err = errors.New("project: fetcher returned no response")
 	}
+	c.tm.fetched(time.Since(started).Seconds(), err != nil)
 	now := c.opts.Now()
 	if err != nil {
 		c.stats.failures.Add(1)
@@ -436,7 +455,9 @@ func (c *Cache) fetch(ctx context.Context, keys []string) {
 		c.stats.unchanged.Add(1)
 		sh := c.shard(k)
 		if e, ok := c.ready[sh].Peek(k); ok {
-			c.ready[sh].Add(k, &entry{state: e.state, fetchedAt: now, expiry: e.expiry})
+			if c.ready[sh].Add(k, &entry{state: e.state, fetchedAt: now, expiry: e.expiry}) {
+				c.tm.evicted()
+			}
 		}
 	}
 	for _, k := range keys {
@@ -479,7 +500,9 @@ func (c *Cache) store(key string, raw json.RawMessage, now time.Time) {
 			}
 		}
 	}
-	c.ready[sh].Add(key, &entry{state: st, fetchedAt: now, expiry: c.ttl(st)})
+	if c.ready[sh].Add(key, &entry{state: st, fetchedAt: now, expiry: c.ttl(st)}) {
+		c.tm.evicted()
+	}
 	c.misses[sh].Remove(key)
 }
 

@@ -1,0 +1,158 @@
+// Package telemetry is the one place Baton builds the OpenTelemetry metrics
+// SDK: a MeterProvider whose readers are the Prometheus exporter (served as
+// the text format on /metrics) and, when configured, an OTLP/HTTP push
+// exporter. The Go runtime's and the process's figures (client_golang's Go
+// and process collectors) reach both through the Prometheus bridge. Every
+// other package takes the metric API's MeterProvider and registers its own
+// instruments; with no reader configured that provider is the API's no-op
+// one, which costs nothing. DESIGN.md ("Observability") has the decision.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/otlptranslator"
+	promBridge "go.opentelemetry.io/contrib/bridges/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// Options says which exporters to run. The zero value runs none.
+type Options struct {
+	// Prometheus builds the Prometheus exporter and Handler.
+	Prometheus bool
+	// OTLPEndpoint is the URL metrics are pushed to (OTLP over HTTP,
+	// protobuf), e.g. http://collector:4318/v1/metrics. Empty leaves it to
+	// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT: push
+	// runs when one of the three is set. Default "".
+	OTLPEndpoint string
+	// OTLPHeaders are sent with every push, added to those of
+	// OTEL_EXPORTER_OTLP_HEADERS (these win). Default none.
+	OTLPHeaders map[string]string
+	// OTLPInterval is the push period; 0 is OTEL_METRIC_EXPORT_INTERVAL or
+	// the SDK's 60s. Default 0.
+	OTLPInterval time.Duration
+	// Version is the service.version resource attribute of pushed metrics.
+	Version string
+}
+
+// Env variables that turn OTLP push on without an endpoint in the config.
+var otlpEnv = []string{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"}
+
+// Telemetry holds the SDK's MeterProvider and its exporters.
+type Telemetry struct {
+	sdk     *sdkmetric.MeterProvider // nil when no exporter runs
+	handler http.Handler
+	push    bool
+}
+
+// New builds the MeterProvider o asks for.
+func New(o Options) (*Telemetry, error) {
+	t := &Telemetry{}
+	push := o.OTLPEndpoint != ""
+	for _, k := range otlpEnv {
+		push = push || os.Getenv(k) != ""
+	}
+	if !o.Prometheus && !push {
+		return t, nil
+	}
+	// Runtime and process figures come from client_golang's collectors, in
+	// a registry of their own: /metrics gathers it beside the exporter's
+	// (the Prometheus exporter drops bridged metrics), OTLP through the
+	// bridge.
+	runtimeReg := prometheus.NewRegistry()
+	if err := runtimeReg.Register(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsGC))); err != nil {
+		return nil, fmt.Errorf("telemetry: go collector: %w", err)
+	}
+	if err := runtimeReg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("telemetry: process collector: %w", err)
+	}
+
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		attribute.String("service.name", "baton"), attribute.String("service.version", o.Version)))
+	if err != nil {
+		res = resource.Default()
+	}
+	opts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	if o.Prometheus {
+		reg := prometheus.NewRegistry()
+		exp, err := otelprom.New(
+			otelprom.WithRegisterer(reg),
+			// Baton's names already carry their unit and _total: the
+			// exporter must keep them as they are (README, DESIGN.md).
+			otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithoutSuffixes),
+			otelprom.WithoutScopeInfo(),
+			otelprom.WithoutTargetInfo(),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
+		}
+		opts = append(opts, sdkmetric.WithReader(exp))
+		t.handler = promhttp.HandlerFor(prometheus.Gatherers{reg, runtimeReg}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	}
+	if push {
+		var eo []otlpmetrichttp.Option
+		if o.OTLPEndpoint != "" {
+			eo = append(eo, otlpmetrichttp.WithEndpointURL(o.OTLPEndpoint))
+		}
+		if len(o.OTLPHeaders) > 0 {
+			eo = append(eo, otlpmetrichttp.WithHeaders(o.OTLPHeaders))
+		}
+		exp, err := otlpmetrichttp.New(context.Background(), eo...)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTLP exporter %s: %w", o.OTLPEndpoint, err)
+		}
+		bridge := promBridge.NewMetricProducer(promBridge.WithGatherer(runtimeReg))
+		ro := []sdkmetric.PeriodicReaderOption{sdkmetric.WithProducer(bridge)}
+		if o.OTLPInterval > 0 {
+			ro = append(ro, sdkmetric.WithInterval(o.OTLPInterval))
+		}
+		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, ro...)))
+		t.push = true
+	}
+	t.sdk = sdkmetric.NewMeterProvider(opts...)
+	return t, nil
+}
+
+// MeterProvider is what instruments are registered with: the SDK's, or the
+// no-op provider when no exporter runs.
+func (t *Telemetry) MeterProvider() metric.MeterProvider {
+	if t.sdk == nil {
+		return noop.NewMeterProvider()
+	}
+	return t.sdk
+}
+
+// Enabled reports whether an exporter runs.
+func (t *Telemetry) Enabled() bool { return t.sdk != nil }
+
+// Pushing reports whether OTLP push runs.
+func (t *Telemetry) Pushing() bool { return t.push }
+
+// Handler serves the Prometheus text format, or is nil without Prometheus.
+func (t *Telemetry) Handler() http.Handler { return t.handler }
+
+// Shutdown pushes what is left (OTLP) and stops the exporters.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	if t.sdk == nil {
+		return nil
+	}
+	err := t.sdk.Shutdown(ctx)
+	if errors.Is(err, sdkmetric.ErrReaderShutdown) {
+		return nil
+	}
+	return err
+}
