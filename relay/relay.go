@@ -503,7 +503,7 @@ func (r *Relay) bufferOptions() buffer.Options {
 		MemTableSize: uint64(b.MemtableSize),
 		Logger:       storeLogger{r.log},
 		Weigh:        record.Items,
-		OnDrop: func(s buffer.Stream, records int, _, items int64, reason string) {
+		OnDrop: func(s buffer.Stream, records int, _, items int64, reason string, _ []byte) {
 			why := outcome.ReasonExpired
 			switch reason {
 			case buffer.DropBufferFull:
