@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/baton-relay/baton/relay/auth"
+	"github.com/baton-relay/baton/relay/outcome"
 )
 
 // rawOutcomeTS is Relay's outcome timestamp: microseconds, UTC.
@@ -268,5 +269,59 @@ func TestRawOutcomesThroughChain(t *testing.T) {
 	})
 	if status != 401 {
 		t.Errorf("outcomes with a bad signature: %d %s, want 401", status, resp)
+	}
+}
+
+// What the buffer drops itself is reported as raw outcomes too: an
+// envelope Sentry refused (503) until Baton stopped is past buffer.max_age
+// when Baton starts again, and Sentry gets Relay's outcomes for its event
+// and attachment (invalid, reason timestamp) with the event id, the
+// client's address and the quantities Relay counts; the stats balance
+// with the drop counted.
+func TestBufferExpiryReportedAsRawOutcomes(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
+	s.setEnvelopeStatus(503)
+	dir := t.TempDir()
+	yaml := managedYAML(s.url(), "outcomes:\n  emit_outcomes: \"true\"\n  batch_interval: 10ms\n  source: edge-x\n")
+	n := startNodeIn(t, dir, yaml)
+	const id = "33333333333333333333333333333333"
+	body := fmt.Sprintf(`{"event_id":"%s","dsn":"http://%s@h/42"}`, id, managedKey) + "\n" +
+		`{"type":"event"}` + "\n" + `{"message":"expires"}` + "\n" +
+		`{"type":"attachment","length":5,"filename":"a.txt"}` + "\nhello\n"
+	sent := time.Now()
+	if status, resp, _ := postEnvelope(t, n, 42, managedKey, []byte(body), map[string]string{"X-Forwarded-For": "203.0.113.9"}); status != 200 {
+		t.Fatalf("%d %s", status, resp)
+	}
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		st := n.r.Stats()
+		return len(s.envelopes()) > 0 && st.Classes["error"].Pending.Records == 1 // the attachment travels with its event
+	}, func() string { return "the envelope was not tried upstream: " + statsJSON(n.r.Stats()) })
+	n.close() // waits out the drain timeout (2 s): Sentry keeps refusing
+	const maxAge = time.Second
+	if time.Since(sent) <= maxAge {
+		t.Fatalf("restarted %s after the envelope was sent: not past buffer.max_age %s", time.Since(sent), maxAge)
+	}
+	n = startNodeIn(t, dir, yaml+"buffer:\n  max_age: 1s\n")
+
+	o := func(category, quantity int) map[string]any {
+		return map[string]any{"project_id": 42, "outcome": 3, "reason": "timestamp",
+			"event_id": id, "remote_addr": "203.0.113.9", "source": "edge-x", "category": category, "quantity": quantity}
+	}
+	want := wantOutcomes(o(1, 1), o(4, 5), o(22, 1))
+	var got []string
+	fakeWaitFor(t, 20*time.Second, func() bool {
+		got = normOutcomes(t, sentryOutcomes(s))
+		return reflect.DeepEqual(got, want)
+	}, func() string {
+		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	})
+	st := waitBalanced(t, n, 15*time.Second)
+	if d := st.Classes["error"].Dropped["expired"]; d != (outcome.Count{Records: 1, Items: 2}) {
+		t.Errorf("error class: dropped as expired %+v, want its record of 2 items", d)
+	}
+	if st.Reports == nil || st.Reports.Reported != 7 || st.Reports.Lost != 0 {
+		t.Errorf("reports %+v, want 7 reported (1 error, 5 attachment bytes, 1 attachment item) and none lost", st.Reports)
 	}
 }

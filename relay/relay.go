@@ -503,16 +503,8 @@ func (r *Relay) bufferOptions() buffer.Options {
 		MemTableSize: uint64(b.MemtableSize),
 		Logger:       storeLogger{r.log},
 		Weigh:        record.Items,
-		OnDrop: func(s buffer.Stream, records int, _, items int64, reason string, _ []byte) {
-			why := outcome.ReasonExpired
-			switch reason {
-			case buffer.DropBufferFull:
-				why = outcome.ReasonBufferFull
-			case buffer.DropCorrupt:
-				why = outcome.ReasonCorrupt
-			}
-			r.outcomes.Drop(record.Stream(s).Class(), why, records, int(items))
-		},
+		OnDrop:       r.onBufferDrop,
+		Digest:       r.dropDigest(),
 		DropOldest: func(s buffer.Stream) bool {
 			return r.cfg.RouteFor(record.Stream(s).Class()).WhenFull == "drop_oldest"
 		},
