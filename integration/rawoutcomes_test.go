@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/relay/auth"
 	"github.com/baton-relay/baton/relay/outcome"
 )
@@ -324,4 +325,37 @@ func TestBufferExpiryReportedAsRawOutcomes(t *testing.T) {
 	if st.Reports == nil || st.Reports.Reported != 7 || st.Reports.Lost != 0 {
 		t.Errorf("reports %+v, want 7 reported (1 error, 5 attachment bytes, 1 attachment item) and none lost", st.Reports)
 	}
+}
+
+// A Relay config directory's outcomes section takes effect: a Baton run
+// from Relay's config.yml with emit_outcomes true, a batch_interval in
+// milliseconds and a source sends Sentry the same raw outcomes.
+func TestRelayDirRawOutcomes(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, rawOutcomeState())
+	dir := relayDir(t, fmt.Sprintf(`relay: {mode: managed, upstream: "%s/", host: 127.0.0.1, port: 0}
+cache: {batch_interval: 10}
+outcomes:
+  emit_outcomes: true
+  batch_interval: 10
+  source: edge-dir
+`, s.url()), nil)
+	cfg, d, err := config.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Ignored) != 0 {
+		t.Errorf("ignored Relay keys %v, want none", d.Ignored)
+	}
+	n := runNode(t, cfg, cfg.Buffer.Dir, nil)
+	sendRawOutcomeTraffic(t, n, s)
+	want := wantRawOutcomes("edge-dir")
+	var got []string
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		got = normOutcomes(t, sentryOutcomes(s))
+		return reflect.DeepEqual(got, want)
+	}, func() string {
+		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	})
 }
