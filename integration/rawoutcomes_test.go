@@ -359,3 +359,74 @@ outcomes:
 		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
 	})
 }
+
+// A static Baton that emits raw outcomes takes them from its internal
+// static relays, as a managed one does (202 {}, into its buffer, on to
+// where client_report is routed: here Kafka), and refuses a static relay
+// that is not internal (403) and a signature that does not verify (401).
+func TestStaticBatonTakesOutcomesOfInternalRelays(t *testing.T) {
+	internal, err := auth.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := auth.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, "mode: static\nprojects:\n  \"42\": {public_keys: ["+testKey+"]}\n"+
+		"routes:\n  default: {kafka: embedded, topic: \"baton.{class}\"}\n"+
+		"outcomes:\n  emit_outcomes: \"true\"\n  batch_interval: 10ms\n"+
+		"auth:\n  static_relays:\n"+
+		fmt.Sprintf("    %s: {public_key: %s, internal: true}\n", internal.ID, auth.FormatPublicKey(internal.PublicKey))+
+		fmt.Sprintf("    %s: {public_key: %s}\n", other.ID, auth.FormatPublicKey(other.PublicKey)))
+	const line = `{"timestamp":"2026-01-01T00:00:00.000000Z","project_id":42,"outcome":3,"reason":"internal","source":"down","category":1,"quantity":2}`
+	body := []byte(`{"outcomes":[` + line + `]}`)
+	send := func(from, signer *auth.Credentials) (int, string) {
+		status, resp, _ := post(t, n.url+"/api/0/relays/outcomes/", body, map[string]string{
+			auth.HeaderRelayID: from.ID, auth.HeaderRelaySignature: signer.Sign(body, time.Now()), "Content-Type": "application/json",
+		})
+		return status, resp
+	}
+	if status, resp := send(internal, internal); status != 202 || resp != "{}" {
+		t.Fatalf("outcomes of an internal static relay: %d %s, want 202 {}", status, resp)
+	}
+	if got := consume(t, n.kafka, "outcomes", 1, 15*time.Second); string(got[0].Value) != line {
+		t.Errorf("outcomes topic: %s, want %s", got[0].Value, line)
+	}
+	if status, resp := send(other, other); status != 403 {
+		t.Errorf("outcomes of a static relay that is not internal: %d %s, want 403", status, resp)
+	}
+	if status, resp := send(internal, other); status != 401 {
+		t.Errorf("outcomes with a bad signature: %d %s, want 401", status, resp)
+	}
+	st := waitBalanced(t, n, 15*time.Second)
+	if cr := st.Classes["client_report"]; cr.Accepted.Items != 1 || cr.Delivered.Items != 1 {
+		t.Errorf("client_report class %+v: want the outcome accepted and delivered", cr)
+	}
+}
+
+// A proxy Baton passes /api/0/relays/outcomes/ upstream as it came, with
+// the downstream relay's signature: a managed Baton behind a proxy one
+// gets its raw outcomes to Sentry, which verifies the downstream relay.
+func TestProxyBatonForwardsOutcomes(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, rawOutcomeState())
+	p := startNode(t, fmt.Sprintf("mode: proxy\nupstreams:\n  up: {urls: [%s]}\nroutes:\n  default: {upstream: up}\n", s.url()))
+	down := startNode(t, managedYAML(p.url, "outcomes:\n  emit_outcomes: \"true\"\n  batch_interval: 10ms\n  source: edge-d\n"))
+	sendRawOutcomeTraffic(t, down, s)
+	want := wantRawOutcomes("edge-d")
+	var got []string
+	fakeWaitFor(t, 20*time.Second, func() bool {
+		got = normOutcomes(t, sentryOutcomes(s))
+		return reflect.DeepEqual(got, want)
+	}, func() string {
+		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	})
+	if id := s.outcomes()[0].RelayID; s.registered()[id] == "" {
+		t.Errorf("outcomes came from %q, not the registered downstream relay", id)
+	}
+	if st := p.r.Stats(); st.Classes["client_report"].Accepted.Records != 0 {
+		t.Errorf("the proxy Baton buffered outcomes: %+v", st.Classes["client_report"])
+	}
+}

@@ -168,6 +168,12 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 			r.sinks.Close(context.Background())
 			return nil, err
 		}
+	} else if cfg.Mode == config.ModeStatic {
+		// Static relays only: to take the outcomes of internal ones.
+		if r.downstream, err = newDownstream(cfg, nil); err != nil {
+			r.sinks.Close(context.Background())
+			return nil, err
+		}
 	}
 	for _, c := range envelope.Classes() {
 		if b, ok := r.sinks.For(c).(routing.Bounded); ok && !(c == envelope.ClassMetric && cfg.Metrics.Aggregate) {
