@@ -149,6 +149,10 @@ func TestManagedRawOutcomesReachSentry(t *testing.T) {
 	if cr.Produced.Records == 0 || cr.Delivered.Records != cr.Produced.Records+1 || cr.Accepted.Records != 1 {
 		t.Errorf("client_report class %+v: want its produced records and the SDK report delivered", cr)
 	}
+	// The stats' outcomes section is the produced outcome records alone.
+	if o := st.Outcomes; o == nil || o.Produced != cr.Produced || o.Delivered != cr.Produced || o.Accepted.Records != 0 || o.Pending.Records != 0 {
+		t.Errorf("outcomes stats %+v: want the %+v produced, delivered, none accepted", o, cr.Produced)
+	}
 	for _, e := range s.envelopes() {
 		if strings.Contains(string(e.Body), `"client_report"`) {
 			t.Errorf("a client report reached Sentry as an item: %s", e.Body)
@@ -402,6 +406,9 @@ func TestStaticBatonTakesOutcomesOfInternalRelays(t *testing.T) {
 	st := waitBalanced(t, n, 15*time.Second)
 	if cr := st.Classes["client_report"]; cr.Accepted.Items != 1 || cr.Delivered.Items != 1 {
 		t.Errorf("client_report class %+v: want the outcome accepted and delivered", cr)
+	}
+	if o := st.Outcomes; o == nil || o.Accepted.Items != 1 || o.Delivered.Items != 1 || o.Produced.Records != 0 {
+		t.Errorf("outcomes stats %+v: want the outcome accepted and delivered", o)
 	}
 }
 

@@ -112,8 +112,12 @@ func (r *Relay) onBufferDrop(s buffer.Stream, records int, _, items int64, reaso
 		why = outcome.ReasonCorrupt
 	}
 	r.outcomes.Drop(record.Stream(s).Class(), why, records, int(items))
-	if !r.reporter.Raw() || record.Stream(s).IsOutcomes() {
+	if record.Stream(s).IsOutcomes() {
+		r.rawCounts.Drop(record.Stream(s).Class(), why, records, int(items))
 		return // outcomes are not reported as outcomes
+	}
+	if !r.reporter.Raw() {
+		return
 	}
 	var o outcome.Origin
 	var pairs []dropPair

@@ -98,6 +98,10 @@ type Relay struct {
 	rejected    rejections
 	recovered   [envelope.NumClasses]outcome.Count // what the buffer held when it was opened, per class
 
+	// The outcomes stream again, on its own (outcomestats.go).
+	rawCounts    outcome.Counters
+	rawRecovered outcome.Count
+
 	forwardUnknown func(*fasthttp.RequestCtx)
 
 	fwdStop context.CancelFunc // stops forwarders taking new batches
@@ -199,6 +203,7 @@ func New(cfg config.Config, set Settings) (*Relay, error) {
 		return nil, bufferDirError(cfg.Buffer.Dir, err)
 	}
 	r.recovered = byClass(r.buf.Stats().Streams)
+	r.rawRecovered = outcomesCount(r.buf.Stats().Streams)
 	if r.sinks.FirstUpstream() != nil && cfg.Server.ForwardUnknown {
 		r.forwardUnknown = r.forwardAPI
 	}
@@ -463,6 +468,7 @@ func (r *Relay) startForwarders() {
 		case record.Stream(s).IsOutcomes():
 			// Outcomes are not reported again when they are dropped.
 			o.Sink, o.Reporter, o.RateLimits = lines, nil, nil
+			o.Outcomes = tee{&r.outcomes, &r.rawCounts}
 		case c == envelope.ClassClientReport && reports != nil:
 			o.Sink = reports
 		}
