@@ -97,9 +97,18 @@ type Options struct {
 	// OnDrop is called for every batch of records dropped, from the
 	// buffer's completer goroutine, once the drop is committed and before
 	// the Append that caused it returns, with their count, stored bytes and
-	// weight (see Weigh). It must not block or call Append, Ack or Close.
-	// Default nil.
-	OnDrop func(s Stream, records int, bytes, weight int64, reason string)
+	// weight (see Weigh), and the concatenated digests of the records (see
+	// Digest; nil without one), valid only during the call. It must not
+	// block or call Append, Ack or Close. Default nil.
+	OnDrop func(s Stream, records int, bytes, weight int64, reason string, digests []byte)
+	// Digest lets OnDrop learn what it dropped, not only how much: it is
+	// called for every record a drop removes (expired, evicted, or
+	// quarantined as corrupt, then with its value as found), from the commit
+	// loop, one call at a time, and appends to dst what OnDrop needs of the
+	// value, which is valid only during the call. It bounds what it keeps
+	// (it may append nothing) and must be cheap: Appends wait while it
+	// runs. Appends and reads never call it. Default nil: nothing is kept.
+	Digest func(dst []byte, s Stream, value []byte) []byte
 	// OnCommit, if set, is called by the commit loop after each group
 	// commit with its latency (Apply to durable, fsync included): the
 	// figure Stats.CommitLatency buckets, for a caller that exports its

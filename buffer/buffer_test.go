@@ -60,12 +60,15 @@ type dropLog struct {
 	count map[string]int
 }
 
-func (d *dropLog) onDrop(s Stream, n int, bytes, weight int64, reason string) {
+func (d *dropLog) onDrop(s Stream, n int, bytes, weight int64, reason string, digests []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	line := fmt.Sprintf("drop stream=%d records=%d bytes=%d reason=%s", s, n, bytes, reason)
 	if weight != 0 {
 		line += fmt.Sprintf(" weight=%d", weight)
+	}
+	if digests != nil {
+		line += fmt.Sprintf(" digests=%s", digests)
 	}
 	d.lines = append(d.lines, line)
 	if d.count == nil {
@@ -147,6 +150,13 @@ func TestDataDriven(t *testing.T) {
 				}
 				if td.HasArg("relaxed") {
 					opts.Durability = Relaxed
+				}
+				if td.HasArg("digest") {
+					// Each record's stream and its first two bytes: enough to
+					// name it, and proof that a digest keeps only what it takes.
+					opts.Digest = func(dst []byte, s Stream, v []byte) []byte {
+						return fmt.Appendf(dst, "%d:%s;", s, v[:min(len(v), 2)])
+					}
 				}
 				if arg, ok := td.Arg("drop-oldest"); ok {
 					set := map[Stream]bool{}

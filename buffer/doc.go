@@ -68,7 +68,8 @@
 // never walk the acked prefix or its tombstones. Drops (MaxAge expiry,
 // DropOldest eviction) remove only unread records, with one DeleteRange in a
 // synced batch, and are reported through Options.OnDrop before the Append
-// that caused them returns. Corrupt records (short value, unknown version,
+// that caused them returns, with what Options.Digest kept of each record
+// (the relay: its project, key and item quantities, for outcomes). Corrupt records (short value, unknown version,
 // checksum mismatch) are moved to the 'q' range, counted and reported with
 // reason DropCorrupt; the stream continues past them. Nothing is deleted
 // otherwise.

@@ -169,11 +169,12 @@ func (g *staged) isDropped(q Seq) bool {
 }
 
 type dropReport struct {
-	s      Stream
-	n      int
-	bytes  int64
-	weight int64
-	reason string
+	s       Stream
+	n       int
+	bytes   int64
+	weight  int64
+	reason  string
+	digests []byte // Options.Digest of the records, in order
 }
 
 // group is a committed batch on its way to durability. The commit loop
@@ -518,7 +519,7 @@ func (l *loopState) complete(g *group) {
 	// Drops are reported before the Append that caused them returns.
 	if err == nil && b.opts.OnDrop != nil {
 		for _, d := range g.drops {
-			b.opts.OnDrop(d.s, d.n, d.bytes, d.weight, d.reason)
+			b.opts.OnDrop(d.s, d.n, d.bytes, d.weight, d.reason, d.digests)
 		}
 	}
 	for _, r := range g.reqs {
@@ -649,6 +650,7 @@ func (l *loopState) makeRoom(batch *pebble.Batch, r *request, over int64) error 
 		bytes   int64
 		weight  int64
 		corrupt []corruptRecord
+		digests []byte
 	}
 	var plans []plan
 	gs := make([]*staged, len(streams))
@@ -674,6 +676,7 @@ func (l *loopState) makeRoom(batch *pebble.Batch, r *request, over int64) error 
 				p.n++
 				p.bytes += size
 				p.weight += weighValue(l.b.opts.Weigh, v)
+				p.digests = l.digest(p.digests, s, v)
 				over -= size
 			}
 			p.to = q
@@ -690,7 +693,7 @@ func (l *loopState) makeRoom(batch *pebble.Batch, r *request, over int64) error 
 		return ErrFull
 	}
 	for _, p := range plans {
-		l.applyDrop(batch, p.g, p.from, p.to, p.n, p.bytes, p.weight, DropBufferFull, p.corrupt)
+		l.applyDrop(batch, p.g, p.from, p.to, p.n, p.bytes, p.weight, DropBufferFull, p.corrupt, p.digests)
 		p.g.st.dropping, p.g.dropping = true, true // Reads wait for the commit
 	}
 	return nil
@@ -724,9 +727,10 @@ func (l *loopState) scan(s Stream, from, to Seq, fn func(q Seq, size int64, v []
 }
 
 // applyDrop stages the removal of the records of g in (from, to]: n valid
-// records of the given bytes and weight are dropped for reason, corrupt ones
-// are moved to quarantine. One DeleteRange covers the whole range.
-func (l *loopState) applyDrop(batch *pebble.Batch, g *staged, from, to Seq, n int, bytes, weight int64, reason string, corrupt []corruptRecord) {
+// records of the given bytes, weight and digests are dropped for reason,
+// corrupt ones are moved to quarantine. One DeleteRange covers the whole
+// range.
+func (l *loopState) applyDrop(batch *pebble.Batch, g *staged, from, to Seq, n int, bytes, weight int64, reason string, corrupt []corruptRecord, digests []byte) {
 	if to <= from {
 		return
 	}
@@ -739,8 +743,19 @@ func (l *loopState) applyDrop(batch *pebble.Batch, g *staged, from, to Seq, n in
 	g.touched, g.removed = true, true
 	l.delta -= bytes
 	if n > 0 {
-		l.drops = append(l.drops, dropReport{g.st.id, n, bytes, weight, reason})
+		l.drops = append(l.drops, dropReport{g.st.id, n, bytes, weight, reason, digests})
 	}
+}
+
+// digest appends Options.Digest of the stored value v of stream s to dst;
+// a corrupt value is passed as found, without the buffer's header when it
+// is long enough to have one (as weighValue).
+func (l *loopState) digest(dst []byte, s Stream, v []byte) []byte {
+	d := l.b.opts.Digest
+	if d == nil || len(v) < recordHeaderLen {
+		return dst
+	}
+	return d(dst, s, v[recordHeaderLen:])
 }
 
 // quarantine stages moving corrupt records out of the record range. The
@@ -756,7 +771,7 @@ func (l *loopState) quarantine(batch *pebble.Batch, g *staged, corrupt []corrupt
 		g.m.RemovedWeight += w
 		l.delta -= sz
 		l.quar++
-		l.drops = append(l.drops, dropReport{s, 1, sz, w, DropCorrupt})
+		l.drops = append(l.drops, dropReport{s, 1, sz, w, DropCorrupt, l.digest(nil, s, c.raw)})
 	}
 	if len(corrupt) > 0 {
 		g.touched, g.removed = true, true
@@ -807,6 +822,7 @@ func (l *loopState) stageDrop(batch *pebble.Batch, s Stream, from, to Seq, reaso
 	var n int
 	var bytes, weight int64
 	var corrupt []corruptRecord
+	var digests []byte
 	err := l.scan(s, from, to, func(q Seq, size int64, v []byte) bool {
 		switch {
 		case g.isDropped(q):
@@ -816,13 +832,14 @@ func (l *loopState) stageDrop(batch *pebble.Batch, s Stream, from, to Seq, reaso
 			n++
 			bytes += size
 			weight += weighValue(l.b.opts.Weigh, v)
+			digests = l.digest(digests, s, v)
 		}
 		return true
 	})
 	if err != nil {
 		return err
 	}
-	l.applyDrop(batch, g, from, to, n, bytes, weight, reason, corrupt)
+	l.applyDrop(batch, g, from, to, n, bytes, weight, reason, corrupt, digests)
 	return nil
 }
 
@@ -868,6 +885,7 @@ func (l *loopState) stageExpiry(batch *pebble.Batch) bool {
 		to, n := from, 0
 		var bytes, weight int64
 		var corrupt []corruptRecord
+		var digests []byte
 		err := l.scan(s, from, g.m.Next-1, func(q Seq, size int64, v []byte) bool {
 			_, at, ok := decodeRecordValue(v)
 			switch {
@@ -879,13 +897,14 @@ func (l *loopState) stageExpiry(batch *pebble.Batch) bool {
 				n++
 				bytes += size
 				weight += weighValue(b.opts.Weigh, v)
+				digests = l.digest(digests, s, v)
 			}
 			to = q
 			return true
 		})
 		if err == nil && to > from {
 			g.st.dropping, g.dropping = true, true
-			l.applyDrop(batch, g, from, to, n, bytes, weight, DropExpired, corrupt)
+			l.applyDrop(batch, g, from, to, n, bytes, weight, DropExpired, corrupt, digests)
 			dropped = true
 		}
 		b.mu.Unlock()

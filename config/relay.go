@@ -82,6 +82,11 @@ func init() {
 
 		"normalization.level": (*relayTr).normalizationLevel,
 
+		"outcomes.emit_outcomes":  (*relayTr).emitOutcomes,
+		"outcomes.batch_size":     count("outcomes.batch_size"),
+		"outcomes.batch_interval": millis("outcomes.batch_interval"),
+		"outcomes.source":         (*relayTr).outcomesSource,
+
 		"logging.level":  (*relayTr).logLevel,
 		"logging.format": (*relayTr).logFormat,
 
@@ -453,6 +458,32 @@ func (t *relayTr) normalizationLevel(key string, v *yaml.Node) {
 	case "":
 	default:
 		t.l.problem(v, key, ErrInvalid, "%q is not a normalization level: want default, full or disabled", s)
+	}
+}
+
+// emitOutcomes maps Relay's outcomes.emit_outcomes: true, false or
+// "as_client_reports", the same values as Baton's.
+func (t *relayTr) emitOutcomes(key string, v *yaml.Node) {
+	if v.Kind == yaml.ScalarNode && v.Value == "as_client_reports" {
+		t.set("outcomes.emit_outcomes", v, v.Value)
+		return
+	}
+	if b := t.boolean(key, v); b {
+		t.set("outcomes.emit_outcomes", v, "true")
+	} else if !t.l.bad[v] {
+		t.set("outcomes.emit_outcomes", v, "false")
+	}
+}
+
+// outcomesSource maps Relay's outcomes.source; null, Relay's default, is
+// no source.
+func (t *relayTr) outcomesSource(key string, v *yaml.Node) {
+	if isNull(v) {
+		t.set("outcomes.source", v, "")
+		return
+	}
+	if s := t.str(key, v); !t.l.bad[v] {
+		t.set("outcomes.source", v, s)
 	}
 }
 

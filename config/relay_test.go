@@ -63,6 +63,10 @@ func TestRelayDirTranslates(t *testing.T) {
 		{"aggregator", "max_total_bucket_bytes", c.Metrics.MaxBytes, 32 * MiB},
 		{"aggregator", "max_project_key_bucket_bytes", c.Metrics.MaxProjectBytes, 8 * MiB},
 		{"aggregator", "flush_partitions", c.Metrics.FlushPartitions, 4},
+		{"outcomes", "emit_outcomes", c.Outcomes.EmitOutcomes, "true"},
+		{"outcomes", "batch_size", c.Outcomes.BatchSize, 200},
+		{"outcomes", "batch_interval", c.Outcomes.BatchInterval, 250 * time.Millisecond},
+		{"outcomes", "source", c.Outcomes.Source, "edge-relay"},
 		{"normalization", "level", c.Normalization.Level, NormalizationDisabled},
 		{"logging", "level trace", c.Telemetry.LogLevel, LogDebug},
 		{"logging", "format", c.Telemetry.LogFormat, LogFormat("json")},
@@ -96,7 +100,7 @@ func TestRelayDirIgnored(t *testing.T) {
 	// config.trustedRelays does not.
 	want := []string{
 		"aggregator.flush_batching", "limits.max_thread_count",
-		"logging.enable_backtraces", "metrics.statsd", "outcomes.emit_outcomes",
+		"logging.enable_backtraces", "metrics.statsd", "outcomes.emit_client_outcomes",
 		"projects/42.json: config.trustedRelays", "relay.tls_identity_path", "sentry",
 	}
 	if !slices.Equal(d.Ignored, want) {
@@ -197,6 +201,9 @@ auth:
   static_relays: none
 logging:
   level: loud
+outcomes:
+  emit_outcomes: sometimes
+  source: [a]
 `,
 		"baton.yml": "server:\n  listn: x\n",
 	})
@@ -215,6 +222,8 @@ logging:
 		cfg + `:10: cache.miss_expiry (managed.cache.miss_expiry): must be a duration greater than 0, e.g. "30s"`,
 		cfg + `:12: auth.static_relays: expected a mapping of relay ids to {public_key, internal}, got "none"`,
 		cfg + `:14: logging.level: "loud" is not a log level: want off, error, warn, info, debug or trace`,
+		cfg + `:16: outcomes.emit_outcomes: expected true or false, got "sometimes"`,
+		cfg + `:17: outcomes.source: expected a string, got a list`,
 		filepath.Join(dir, "baton.yml") + `:2: server.listn: unknown key (did you mean "listen"?)`,
 	}
 	got := strings.Split(errs.Error(), "\n")
@@ -267,6 +276,27 @@ func TestRelayDirAuthIntervalNull(t *testing.T) {
 		}
 		if c.Managed.AuthInterval != 0 {
 			t.Errorf("auth_interval %s: managed.auth_interval %s, want 0", v, c.Managed.AuthInterval)
+		}
+	}
+}
+
+// Relay's outcomes keys take Baton's values: emit_outcomes false and
+// as_client_reports, a null source, and a batch_interval of 0 (at once).
+func TestRelayDirOutcomes(t *testing.T) {
+	for _, tc := range []struct {
+		yaml, mode, source string
+		interval           time.Duration
+	}{
+		{"emit_outcomes: false\n  source: null\n  batch_interval: 0", "false", "", time.Millisecond},
+		{"emit_outcomes: as_client_reports\n  source: edge", "as_client_reports", "edge", Default().Outcomes.BatchInterval},
+	} {
+		dir := writeDir(t, map[string]string{"config.yml": "relay:\n  mode: proxy\noutcomes:\n  " + tc.yaml + "\n"})
+		c, _, err := LoadDir(dir)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if o := c.Outcomes; o.EmitOutcomes != tc.mode || o.Source != tc.source || o.BatchInterval != tc.interval {
+			t.Errorf("%q: outcomes %+v, want %s, source %q, interval %s", tc.yaml, o, tc.mode, tc.source, tc.interval)
 		}
 	}
 }

@@ -13,7 +13,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/relay/auth"
+	"github.com/baton-relay/baton/relay/outcome"
 )
 
 // rawOutcomeTS is Relay's outcome timestamp: microseconds, UTC.
@@ -147,6 +149,10 @@ func TestManagedRawOutcomesReachSentry(t *testing.T) {
 	if cr.Produced.Records == 0 || cr.Delivered.Records != cr.Produced.Records+1 || cr.Accepted.Records != 1 {
 		t.Errorf("client_report class %+v: want its produced records and the SDK report delivered", cr)
 	}
+	// The stats' outcomes section is the produced outcome records alone.
+	if o := st.Outcomes; o == nil || o.Produced != cr.Produced || o.Delivered != cr.Produced || o.Accepted.Records != 0 || o.Pending.Records != 0 {
+		t.Errorf("outcomes stats %+v: want the %+v produced, delivered, none accepted", o, cr.Produced)
+	}
 	for _, e := range s.envelopes() {
 		if strings.Contains(string(e.Body), `"client_report"`) {
 			t.Errorf("a client report reached Sentry as an item: %s", e.Body)
@@ -268,5 +274,166 @@ func TestRawOutcomesThroughChain(t *testing.T) {
 	})
 	if status != 401 {
 		t.Errorf("outcomes with a bad signature: %d %s, want 401", status, resp)
+	}
+}
+
+// What the buffer drops itself is reported as raw outcomes too: an
+// envelope Sentry refused (503) until Baton stopped is past buffer.max_age
+// when Baton starts again, and Sentry gets Relay's outcomes for its event
+// and attachment (invalid, reason timestamp) with the event id, the
+// client's address and the quantities Relay counts; the stats balance
+// with the drop counted.
+func TestBufferExpiryReportedAsRawOutcomes(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", nil))
+	s.setEnvelopeStatus(503)
+	dir := t.TempDir()
+	yaml := managedYAML(s.url(), "outcomes:\n  emit_outcomes: \"true\"\n  batch_interval: 10ms\n  source: edge-x\n")
+	n := startNodeIn(t, dir, yaml)
+	const id = "33333333333333333333333333333333"
+	body := fmt.Sprintf(`{"event_id":"%s","dsn":"http://%s@h/42"}`, id, managedKey) + "\n" +
+		`{"type":"event"}` + "\n" + `{"message":"expires"}` + "\n" +
+		`{"type":"attachment","length":5,"filename":"a.txt"}` + "\nhello\n"
+	sent := time.Now()
+	if status, resp, _ := postEnvelope(t, n, 42, managedKey, []byte(body), map[string]string{"X-Forwarded-For": "203.0.113.9"}); status != 200 {
+		t.Fatalf("%d %s", status, resp)
+	}
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		st := n.r.Stats()
+		return len(s.envelopes()) > 0 && st.Classes["error"].Pending.Records == 1 // the attachment travels with its event
+	}, func() string { return "the envelope was not tried upstream: " + statsJSON(n.r.Stats()) })
+	n.close() // waits out the drain timeout (2 s): Sentry keeps refusing
+	const maxAge = time.Second
+	if time.Since(sent) <= maxAge {
+		t.Fatalf("restarted %s after the envelope was sent: not past buffer.max_age %s", time.Since(sent), maxAge)
+	}
+	n = startNodeIn(t, dir, yaml+"buffer:\n  max_age: 1s\n")
+
+	o := func(category, quantity int) map[string]any {
+		return map[string]any{"project_id": 42, "outcome": 3, "reason": "timestamp",
+			"event_id": id, "remote_addr": "203.0.113.9", "source": "edge-x", "category": category, "quantity": quantity}
+	}
+	want := wantOutcomes(o(1, 1), o(4, 5), o(22, 1))
+	var got []string
+	fakeWaitFor(t, 20*time.Second, func() bool {
+		got = normOutcomes(t, sentryOutcomes(s))
+		return reflect.DeepEqual(got, want)
+	}, func() string {
+		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	})
+	st := waitBalanced(t, n, 15*time.Second)
+	if d := st.Classes["error"].Dropped["expired"]; d != (outcome.Count{Records: 1, Items: 2}) {
+		t.Errorf("error class: dropped as expired %+v, want its record of 2 items", d)
+	}
+	if st.Reports == nil || st.Reports.Reported != 7 || st.Reports.Lost != 0 {
+		t.Errorf("reports %+v, want 7 reported (1 error, 5 attachment bytes, 1 attachment item) and none lost", st.Reports)
+	}
+}
+
+// A Relay config directory's outcomes section takes effect: a Baton run
+// from Relay's config.yml with emit_outcomes true, a batch_interval in
+// milliseconds and a source sends Sentry the same raw outcomes.
+func TestRelayDirRawOutcomes(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, rawOutcomeState())
+	dir := relayDir(t, fmt.Sprintf(`relay: {mode: managed, upstream: "%s/", host: 127.0.0.1, port: 0}
+cache: {batch_interval: 10}
+outcomes:
+  emit_outcomes: true
+  batch_interval: 10
+  source: edge-dir
+`, s.url()), nil)
+	cfg, d, err := config.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Ignored) != 0 {
+		t.Errorf("ignored Relay keys %v, want none", d.Ignored)
+	}
+	n := runNode(t, cfg, cfg.Buffer.Dir, nil)
+	sendRawOutcomeTraffic(t, n, s)
+	want := wantRawOutcomes("edge-dir")
+	var got []string
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		got = normOutcomes(t, sentryOutcomes(s))
+		return reflect.DeepEqual(got, want)
+	}, func() string {
+		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	})
+}
+
+// A static Baton that emits raw outcomes takes them from its internal
+// static relays, as a managed one does (202 {}, into its buffer, on to
+// where client_report is routed: here Kafka), and refuses a static relay
+// that is not internal (403) and a signature that does not verify (401).
+func TestStaticBatonTakesOutcomesOfInternalRelays(t *testing.T) {
+	internal, err := auth.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := auth.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, "mode: static\nprojects:\n  \"42\": {public_keys: ["+testKey+"]}\n"+
+		"routes:\n  default: {kafka: embedded, topic: \"baton.{class}\"}\n"+
+		"outcomes:\n  emit_outcomes: \"true\"\n  batch_interval: 10ms\n"+
+		"auth:\n  static_relays:\n"+
+		fmt.Sprintf("    %s: {public_key: %s, internal: true}\n", internal.ID, auth.FormatPublicKey(internal.PublicKey))+
+		fmt.Sprintf("    %s: {public_key: %s}\n", other.ID, auth.FormatPublicKey(other.PublicKey)))
+	const line = `{"timestamp":"2026-01-01T00:00:00.000000Z","project_id":42,"outcome":3,"reason":"internal","source":"down","category":1,"quantity":2}`
+	body := []byte(`{"outcomes":[` + line + `]}`)
+	send := func(from, signer *auth.Credentials) (int, string) {
+		status, resp, _ := post(t, n.url+"/api/0/relays/outcomes/", body, map[string]string{
+			auth.HeaderRelayID: from.ID, auth.HeaderRelaySignature: signer.Sign(body, time.Now()), "Content-Type": "application/json",
+		})
+		return status, resp
+	}
+	if status, resp := send(internal, internal); status != 202 || resp != "{}" {
+		t.Fatalf("outcomes of an internal static relay: %d %s, want 202 {}", status, resp)
+	}
+	if got := consume(t, n.kafka, "outcomes", 1, 15*time.Second); string(got[0].Value) != line {
+		t.Errorf("outcomes topic: %s, want %s", got[0].Value, line)
+	}
+	if status, resp := send(other, other); status != 403 {
+		t.Errorf("outcomes of a static relay that is not internal: %d %s, want 403", status, resp)
+	}
+	if status, resp := send(internal, other); status != 401 {
+		t.Errorf("outcomes with a bad signature: %d %s, want 401", status, resp)
+	}
+	st := waitBalanced(t, n, 15*time.Second)
+	if cr := st.Classes["client_report"]; cr.Accepted.Items != 1 || cr.Delivered.Items != 1 {
+		t.Errorf("client_report class %+v: want the outcome accepted and delivered", cr)
+	}
+	if o := st.Outcomes; o == nil || o.Accepted.Items != 1 || o.Delivered.Items != 1 || o.Produced.Records != 0 {
+		t.Errorf("outcomes stats %+v: want the outcome accepted and delivered", o)
+	}
+}
+
+// A proxy Baton passes /api/0/relays/outcomes/ upstream as it came, with
+// the downstream relay's signature: a managed Baton behind a proxy one
+// gets its raw outcomes to Sentry, which verifies the downstream relay.
+func TestProxyBatonForwardsOutcomes(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, rawOutcomeState())
+	p := startNode(t, fmt.Sprintf("mode: proxy\nupstreams:\n  up: {urls: [%s]}\nroutes:\n  default: {upstream: up}\n", s.url()))
+	down := startNode(t, managedYAML(p.url, "outcomes:\n  emit_outcomes: \"true\"\n  batch_interval: 10ms\n  source: edge-d\n"))
+	sendRawOutcomeTraffic(t, down, s)
+	want := wantRawOutcomes("edge-d")
+	var got []string
+	fakeWaitFor(t, 20*time.Second, func() bool {
+		got = normOutcomes(t, sentryOutcomes(s))
+		return reflect.DeepEqual(got, want)
+	}, func() string {
+		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	})
+	if id := s.outcomes()[0].RelayID; s.registered()[id] == "" {
+		t.Errorf("outcomes came from %q, not the registered downstream relay", id)
+	}
+	if st := p.r.Stats(); st.Classes["client_report"].Accepted.Records != 0 {
+		t.Errorf("the proxy Baton buffered outcomes: %+v", st.Classes["client_report"])
 	}
 }

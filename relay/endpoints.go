@@ -239,6 +239,10 @@ type Stats struct {
 	Cardinality *aggregate.LimiterStats `json:"cardinality,omitempty"`
 	// Reports is what outcomes.emit_outcomes reported upstream.
 	Reports *ReportStats `json:"reports,omitempty"`
+	// Outcomes is the part of class client_report that is raw outcome
+	// records (emit_outcomes true), counted the same way; absent when
+	// there were none.
+	Outcomes *outcome.ClassOutcomes `json:"outcomes,omitempty"`
 	// Balanced reports recovered + accepted + produced ==
 	// delivered + dropped + aggregated + pending.
 	Balanced bool `json:"balanced"`
@@ -283,6 +287,7 @@ func (r *Relay) Stats() Stats {
 	if r.reporter != nil {
 		st.Reports = &ReportStats{Reported: r.reporter.Reported(), Lost: r.reporter.Lost()}
 	}
+	st.Outcomes = r.outcomesStats(bs.Streams)
 	if r.aggr != nil {
 		as := r.aggr.agg.Stats()
 		st.Aggregator = &as

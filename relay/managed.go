@@ -388,13 +388,17 @@ func newDownstream(cfg config.Config, ua *upstreamAuth) (*auth.Downstream, error
 	for id, r := range cfg.Auth.StaticRelays {
 		relays[id] = auth.TrustedRelay{PublicKey: r.PublicKey, Internal: r.Internal}
 	}
-	keys, err := auth.NewKeys(auth.KeysOptions{
-		Fetch:      ua.fetchRelays,
-		Expiry:     cfg.Managed.Cache.RelayExpiry,
-		MissExpiry: cfg.Managed.Cache.MissExpiry,
-	})
-	if err != nil {
-		return nil, err
+	var keys *auth.Keys
+	if ua != nil {
+		var err error
+		keys, err = auth.NewKeys(auth.KeysOptions{
+			Fetch:      ua.fetchRelays,
+			Expiry:     cfg.Managed.Cache.RelayExpiry,
+			MissExpiry: cfg.Managed.Cache.MissExpiry,
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	d, err := auth.NewDownstream(auth.DownstreamOptions{
 		Relays:    relays,
@@ -416,9 +420,11 @@ func (r *Relay) verifyRelay(ctx *fasthttp.RequestCtx, body []byte) bool {
 }
 
 // handleRelays serves /api/0/relays/...: registration, project configs and
-// outcomes for downstream relays. Anything else there is forwarded upstream.
+// outcomes for downstream relays in managed mode, outcomes only in static
+// mode (of its internal static relays, as Relay). Anything else there, and
+// everything in proxy mode, is forwarded upstream.
 func (r *Relay) handleRelays(ctx *fasthttp.RequestCtx, what string) {
-	if r.downstream == nil || !ctx.IsPost() {
+	if r.downstream == nil || !ctx.IsPost() || r.auth == nil && what != "outcomes" {
 		r.handleUnknown(ctx)
 		return
 	}
@@ -607,7 +613,7 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 // trusted is true when the signature was verified (Relay's
 // RequestTrust::Trusted: the relay's fully_normalized marks are believed).
 func (r *Relay) verifyRelayEnvelope(ctx *fasthttp.RequestCtx) (ok, trusted bool) {
-	if r.downstream == nil {
+	if r.downstream == nil || r.auth == nil { // static mode knows its static relays for outcomes only
 		return true, false
 	}
 	id, err := auth.ParseRelayID(string(ctx.Request.Header.Peek(auth.HeaderRelayID)))

@@ -62,6 +62,7 @@ func (r *Relay) writeOutcomes(outs []outcome.Raw) error {
 		return err
 	}
 	r.outcomes.Produce(envelope.ClassClientReport, records, items)
+	r.rawCounts.Produce(envelope.ClassClientReport, records, items)
 	return nil
 }
 
@@ -98,6 +99,7 @@ func (r *Relay) serveOutcomes(ctx *fasthttp.RequestCtx, body []byte) {
 			return
 		}
 		r.outcomes.Accept(envelope.ClassClientReport, records, items)
+		r.rawCounts.Accept(envelope.ClassClientReport, records, items)
 	}
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
 	ctx.SetContentType("application/json")

@@ -105,6 +105,10 @@ type Relay struct {
 	rejected    rejections
 	recovered   [envelope.NumClasses]outcome.Count // what the buffer held when it was opened, per class
 
+	// The outcomes stream again, on its own (outcomestats.go).
+	rawCounts    outcome.Counters
+	rawRecovered outcome.Count
+
 	forwardUnknown func(*fasthttp.RequestCtx)
 
 	fwdStop context.CancelFunc // stops forwarders taking new batches
@@ -182,6 +186,12 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 			r.sinks.Close(context.Background())
 			return nil, err
 		}
+	} else if cfg.Mode == config.ModeStatic {
+		// Static relays only: to take the outcomes of internal ones.
+		if r.downstream, err = newDownstream(cfg, nil); err != nil {
+			r.sinks.Close(context.Background())
+			return nil, err
+		}
 	}
 	for _, c := range envelope.Classes() {
 		if b, ok := r.sinks.For(c).(routing.Bounded); ok && !(c == envelope.ClassMetric && cfg.Metrics.Aggregate) {
@@ -207,6 +217,7 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 		return nil, bufferDirError(cfg.Buffer.Dir, err)
 	}
 	r.recovered = byClass(r.buf.Stats().Streams)
+	r.rawRecovered = outcomesCount(r.buf.Stats().Streams)
 	if err := r.registerObservers(); err != nil {
 		r.sinks.Close(context.Background())
 		_ = r.buf.Close()
@@ -478,6 +489,7 @@ func (r *Relay) startForwarders() {
 		case record.Stream(s).IsOutcomes():
 			// Outcomes are not reported again when they are dropped.
 			o.Sink, o.Reporter, o.RateLimits = lines, nil, nil
+			o.Outcomes = tee{&r.outcomes, &r.rawCounts}
 		case c == envelope.ClassClientReport && reports != nil:
 			o.Sink = reports
 		}
@@ -528,16 +540,8 @@ func (r *Relay) bufferOptions() buffer.Options {
 		MemTableSize: uint64(b.MemtableSize),
 		Logger:       storeLogger{r.log},
 		Weigh:        record.Items,
-		OnDrop: func(s buffer.Stream, records int, _, items int64, reason string) {
-			why := outcome.ReasonExpired
-			switch reason {
-			case buffer.DropBufferFull:
-				why = outcome.ReasonBufferFull
-			case buffer.DropCorrupt:
-				why = outcome.ReasonCorrupt
-			}
-			r.outcomes.Drop(record.Stream(s).Class(), why, records, int(items))
-		},
+		OnDrop:       r.onBufferDrop,
+		Digest:       r.dropDigest(),
 		DropOldest: func(s buffer.Stream) bool {
 			return r.cfg.RouteFor(record.Stream(s).Class()).WhenFull == "drop_oldest"
 		},

@@ -262,6 +262,14 @@ func (r *Reporter) Lost() int64 {
 	return r.lost.Load()
 }
 
+// Lose counts quantity of drops that could not be reported at all (the
+// buffer's drops past what it keeps of them).
+func (r *Reporter) Lose(quantity int64) {
+	if r != nil {
+		r.lost.Add(quantity)
+	}
+}
+
 // Reported is the quantity of drops taken into reports so far.
 func (r *Reporter) Reported() int64 {
 	if r == nil {
