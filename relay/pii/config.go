@@ -36,6 +36,10 @@ type DataScrubbingSettings struct {
 // concurrent use. A nil *Config scrubs nothing.
 type Config struct {
 	passes []pass
+	// keys numbers the selectors' keys (keys.go); with it, the regex
+	// prefilters run too (prefilter.go). Nil only in the tests' reference
+	// Config, which matches and runs regexes as the rules read.
+	keys *keyIDs
 }
 
 // pass is one compiled PII config: its applications in Relay's order.
@@ -53,6 +57,15 @@ type application struct {
 // JSON; empty or null for none). It returns a nil Config when nothing is to
 // be scrubbed.
 func Compile(settings DataScrubbingSettings, piiConfig []byte) (*Config, error) {
+	c, err := compileRules(settings, piiConfig)
+	if c != nil {
+		c.compile()
+	}
+	return c, err
+}
+
+// compileRules is Compile without compile: the tests' reference.
+func compileRules(settings DataScrubbingSettings, piiConfig []byte) (*Config, error) {
 	var c Config
 	if t := bytes.TrimSpace(piiConfig); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
 		p, err := compileJSON(t)
@@ -70,6 +83,18 @@ func Compile(settings DataScrubbingSettings, piiConfig []byte) (*Config, error) 
 		return nil, nil
 	}
 	return &c, nil
+}
+
+// compile numbers the keys of every selector (keys.go).
+func (c *Config) compile() {
+	d := &keyIDs{ids: map[string]int32{}}
+	for i := range c.passes {
+		for j := range c.passes[i].apps {
+			a := &c.passes[i].apps[j]
+			a.sel = d.number(a.sel)
+		}
+	}
+	c.keys = d
 }
 
 type ruleJSON struct {

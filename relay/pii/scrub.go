@@ -21,6 +21,8 @@ var ErrInvalidJSON = errors.New("pii: event is not a JSON object")
 // scrubber is the pooled scratch of one ScrubTree call.
 type scrubber struct {
 	t      *event.Tree
+	keys   *keyIDs // the Config's; nil: the reference matching
+	low    []byte  // scratch of keys.of
 	path   []state
 	search []byte
 	chunks []chunk
@@ -31,7 +33,7 @@ type scrubber struct {
 var scrubbers = sync.Pool{New: func() any { return new(scrubber) }}
 
 func (s *scrubber) reset() {
-	s.t = nil
+	s.t, s.keys = nil, nil
 	clear(s.path)
 	s.path = s.path[:0]
 	clear(s.chunks[:cap(s.chunks)])
@@ -76,7 +78,7 @@ func (c *Config) ScrubTree(t *event.Tree) error {
 	}
 	s := scrubbers.Get().(*scrubber)
 	defer func() { s.reset(); scrubbers.Put(s) }()
-	s.t = t
+	s.t, s.keys = t, c.keys
 	for i := range c.passes {
 		s.walkChildren(&c.passes[i], root, eventSchema)
 	}
@@ -107,7 +109,11 @@ func (s *scrubber) push(key []byte, index int, n *event.Node, f *field) {
 	if f.pairs { // Relay's pair lists are maps, whatever their JSON form
 		t = t&^tArray | tObject
 	}
-	s.path = append(s.path, state{key: key, index: index, types: t, pii: f.pii})
+	var id int32
+	if s.keys != nil && key != nil {
+		id, s.low = s.keys.of(key, s.low)
+	}
+	s.path = append(s.path, state{key: key, id: id, index: index, types: t, pii: f.pii})
 }
 
 func (s *scrubber) pop() { s.path = s.path[:len(s.path)-1] }
