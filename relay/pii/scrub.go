@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"sync"
 	"unicode/utf8"
 
@@ -228,11 +227,12 @@ func (s *scrubber) applyRule(r *ruleRef, key []byte, n *event.Node) bool {
 		s.remove(n, r.origin)
 		return true
 	}
-	for _, pt := range r.patterns {
+	for i := range r.patterns {
+		pt := &r.patterns[i]
 		if pt.kind == onKeyValue {
-			if pt.re.Match(key) {
+			if s.may(pt, key) && pt.re.Match(key) {
 				if isString && chunked {
-					s.applyRegex(n, r, anythingRe, whole)
+					s.applyRegex(n, r, &wholeValue)
 					continue
 				}
 				s.remove(n, r.origin)
@@ -240,11 +240,19 @@ func (s *scrubber) applyRule(r *ruleRef, key []byte, n *event.Node) bool {
 			}
 		}
 		if isString {
-			s.applyRegex(n, r, pt.re, pt.groups)
+			s.applyRegex(n, r, pt)
 		}
 	}
 	return false
 }
+
+// may is pt's prefilter on b: false when pt's regex cannot match.
+func (s *scrubber) may(pt *pattern, b []byte) bool {
+	return pt.may == nil || s.keys == nil || pt.may(b)
+}
+
+// wholeValue redacts a whole string whose key matched.
+var wholeValue = pattern{kind: onValue, re: anythingRe, groups: whole}
 
 type chunk struct {
 	text []byte
@@ -278,7 +286,8 @@ func splitChunks(dst []chunk, v []byte, m *event.Meta) []chunk {
 // applyRegex redacts the matches (groups) of re in a string value, leaving
 // earlier redactions alone, and records remarks: Relay's
 // apply_regex_to_chunks under process_chunked_value.
-func (s *scrubber) applyRegex(n *event.Node, r *ruleRef, re *regexp.Regexp, groups []int) {
+func (s *scrubber) applyRegex(n *event.Node, r *ruleRef, pt *pattern) {
+	re, groups := pt.re, pt.groups
 	str := n.Bytes()
 	s.chunks = splitChunks(s.chunks[:0], str, n.Meta())
 	var search []byte
@@ -301,7 +310,7 @@ func (s *scrubber) applyRegex(n *event.Node, r *ruleRef, re *regexp.Regexp, grou
 		}
 		search = s.search
 	}
-	if !hasText || !re.Match(search) {
+	if !hasText || !s.may(pt, search) || !re.Match(search) {
 		return
 	}
 	s.repl = s.repl[:0]
