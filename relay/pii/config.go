@@ -94,6 +94,7 @@ func (c *Config) compile() {
 			a.sel = d.number(a.sel)
 		}
 	}
+	d.seal()
 	c.keys = d
 }
 

@@ -14,30 +14,23 @@ const slowKey = -1
 
 // keyIDs numbers the lower-cased keys a Config's selectors name.
 type keyIDs struct {
-	ids    map[string]int32
-	maxLen int
-	first  [256]bool // first bytes of the keys, both cases
+	ids   map[string]int32 // while numbering
+	table *table[int32]    // the same, for lookups (seal)
 }
 
-// of is the id of key, ASCII-lower-cased; low is scratch for the lookup.
-func (d *keyIDs) of(key []byte, low []byte) (int32, []byte) {
+// of is the id of key, compared ignoring ASCII case.
+func (d *keyIDs) of(key []byte) int32 {
 	for _, c := range key {
 		if c >= 0x80 {
-			return slowKey, low
+			return slowKey
 		}
 	}
-	if len(key) == 0 || len(key) > d.maxLen || !d.first[key[0]] {
-		return 0, low
-	}
-	low = low[:0]
-	for _, c := range key {
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		low = append(low, c)
-	}
-	return d.ids[string(low)], low // no allocation: the conversion is the map key only
+	id, _ := d.table.get(key)
+	return id
 }
+
+// seal builds the lookup table once every key is numbered.
+func (d *keyIDs) seal() { d.table = newTable(d.ids, true) }
 
 // add numbers key (already lower-cased).
 func (d *keyIDs) add(key string) int32 {
@@ -46,14 +39,6 @@ func (d *keyIDs) add(key string) int32 {
 	}
 	id := int32(len(d.ids) + 1)
 	d.ids[key] = id
-	d.maxLen = max(d.maxLen, len(key))
-	if key != "" && key[0] < 0x80 {
-		c := key[0]
-		d.first[c] = true
-		if c >= 'a' && c <= 'z' {
-			d.first[c-'a'+'A'] = true
-		}
-	}
 	return id
 }
 

@@ -21,6 +21,7 @@ type field struct {
 	record bool              // a struct: an object here is not an `$object`
 	pairs  bool              // a pair list ([[k, v], ...] or an object)
 	fields map[string]*field // named fields of a record
+	index  *table[*field]    // fields, for child
 	elem   *field            // elements of an array, values of a map
 	other  *field            // unknown keys of a record
 }
@@ -48,8 +49,8 @@ func data(p piiAttr) *field {
 
 // child returns the schema of key (or of an element when isIndex) in f.
 func (f *field) child(key []byte, isIndex bool) *field {
-	if !isIndex && f.fields != nil {
-		if c, ok := f.fields[string(key)]; ok {
+	if !isIndex && f.index != nil {
+		if c, ok := f.index.get(key); ok {
 			return c
 		}
 	}
@@ -66,14 +67,22 @@ func (f *field) child(key []byte, isIndex bool) *field {
 }
 
 func rec(t vtype, p piiAttr, other *field, fields map[string]*field) *field {
-	return &field{types: t, pii: p, record: true, fields: fields, other: other}
+	return &field{types: t, pii: p, record: true, fields: fields, index: indexOf(fields), other: other}
+}
+
+func indexOf(fields map[string]*field) *table[*field] {
+	if fields == nil {
+		return nil
+	}
+	return newTable(fields, false)
 }
 
 func arrayOf(p piiAttr, elem *field) *field { return &field{pii: p, elem: elem} }
 
 // values is Relay's Values<T> wrapper: {"values": [...]}, or a bare list.
 func values(p piiAttr, elem *field) *field {
-	return &field{pii: p, record: true, elem: elem, fields: map[string]*field{"values": arrayOf(p, elem)}}
+	fields := map[string]*field{"values": arrayOf(p, elem)}
+	return &field{pii: p, record: true, elem: elem, fields: fields, index: indexOf(fields)}
 }
 
 func pairList(p piiAttr) *field { return &field{pii: p, pairs: true, elem: data(p)} }

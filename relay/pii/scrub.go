@@ -21,7 +21,6 @@ var ErrInvalidJSON = errors.New("pii: event is not a JSON object")
 type scrubber struct {
 	t      *event.Tree
 	keys   *keyIDs // the Config's; nil: the reference matching
-	low    []byte  // scratch of keys.of
 	path   []state
 	search []byte
 	chunks []chunk
@@ -110,7 +109,7 @@ func (s *scrubber) push(key []byte, index int, n *event.Node, f *field) {
 	}
 	var id int32
 	if s.keys != nil && key != nil {
-		id, s.low = s.keys.of(key, s.low)
+		id = s.keys.of(key)
 	}
 	s.path = append(s.path, state{key: key, id: id, index: index, types: t, pii: f.pii})
 }
