@@ -22,6 +22,7 @@ type field struct {
 	pairs  bool              // a pair list ([[k, v], ...] or an object)
 	fields map[string]*field // named fields of a record
 	index  *table[*field]    // fields, for child
+	dead   bool              // pii false here and below: no rule can change it (markDead)
 	elem   *field            // elements of an array, values of a map
 	other  *field            // unknown keys of a record
 }
@@ -113,6 +114,29 @@ func stacktraceField() *field {
 	})
 }
 
+// markDead sets dead on f and every field below it; seen breaks the
+// cycles of the untyped fields (their elements are themselves).
+func markDead(f *field, seen map[*field]bool) bool {
+	if f == nil {
+		return true
+	}
+	if d, ok := seen[f]; ok {
+		return d
+	}
+	seen[f] = f.pii == piiFalse // a cycle back to f adds nothing
+	d := f.pii == piiFalse
+	for _, c := range f.fields {
+		d = markDead(c, seen) && d
+	}
+	d = markDead(f.elem, seen) && d
+	d = markDead(f.other, seen) && d
+	if f.elem == nil { // child falls back to data(f.pii)
+		d = markDead(data(f.pii), seen) && d
+	}
+	f.dead, seen[f] = d, d
+	return d
+}
+
 // eventSchema is the root: the event payload.
 var eventSchema = func() *field {
 	st := stacktraceField()
@@ -158,7 +182,7 @@ var eventSchema = func() *field {
 	}
 	contexts := &field{pii: piiTrue, elem: rec(0, piiTrue, yes, trace)}
 	security := rec(0, piiTrue, yes, nil)
-	return rec(tEvent, piiTrue, yes, map[string]*field{
+	root := rec(tEvent, piiTrue, yes, map[string]*field{
 		"logentry": logentry, "message": logentry, "sentry.interfaces.Message": logentry,
 		"exception": values(piiTrue, exception), "sentry.interfaces.Exception": values(piiTrue, exception),
 		"threads": values(piiTrue, thread), "breadcrumbs": values(piiTrue, breadcrumb),
@@ -182,4 +206,6 @@ var eventSchema = func() *field {
 		"transaction_info": no, "key_id": no, "project": no, "_metrics": no,
 		"_dsc": no, "scraping_attempts": no,
 	})
+	markDead(root, map[*field]bool{})
+	return root
 }()

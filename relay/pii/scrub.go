@@ -116,7 +116,8 @@ func (s *scrubber) push(key []byte, index int, n *event.Node, f *field) {
 
 func (s *scrubber) pop() { s.path = s.path[:len(s.path)-1] }
 
-// walkChildren processes the children of container n, whose schema is f.
+// walkChildren processes the children of container n, whose schema is f;
+// children no rule can change (dead fields) are not visited.
 func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 	switch n.Kind() {
 	case event.Object:
@@ -127,12 +128,18 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 				continue
 			}
 			cf := f.child(k, false)
+			if cf.dead {
+				continue
+			}
 			s.push(k, 0, v, cf)
 			s.walk(p, v, cf)
 			s.pop()
 		}
 	case event.Array:
 		ef := f.child(nil, true)
+		if ef.dead {
+			return
+		}
 		if f.pairs {
 			for i := range n.Len() {
 				v := n.Index(i)
