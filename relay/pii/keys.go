@@ -58,6 +58,9 @@ func (d *keyIDs) number(s *selector) *selector {
 	for _, x := range s.inner {
 		c.inner = append(c.inner, d.number(x))
 	}
+	if c.kind == sOr {
+		c.typesOnly(s)
+	}
 	if c.leafKeys != nil {
 		for k := range c.leafKeys {
 			id := d.add(k)
@@ -73,4 +76,23 @@ func (d *keyIDs) number(s *selector) *selector {
 // hasLeafID reports whether id is in s.leafIDs.
 func (s *selector) hasLeafID(id int32) bool {
 	return int(id)/64 < len(s.leafIDs) && s.leafIDs[id/64]&(1<<(id%64)) != 0
+}
+
+// typesOnly sets anyTypes and specificTypes when every branch of Or s is
+// one value type (`$string || $number || ...`), so that it matches with
+// two mask tests: such a path matches a value of its type when the value
+// is pii true, and, when pii maybe, only for a type that is not basic
+// (item.matchState with i == 0).
+func (c *selector) typesOnly(s *selector) {
+	var all, specific vtype
+	for _, x := range s.inner {
+		if x.kind != sPath || len(x.path) != 1 || x.path[0].kind != iType {
+			return
+		}
+		all |= x.path[0].ty
+		if x.path[0].ty&basicTypes == 0 {
+			specific |= x.path[0].ty
+		}
+	}
+	c.anyTypes, c.specificTypes = all, specific
 }

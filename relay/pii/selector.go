@@ -92,6 +92,9 @@ type selector struct {
 	leafKeys map[string]struct{}
 	// leafIDs is leafKeys as a bit set of key ids, once numbered (keys.go).
 	leafIDs []uint64
+	// anyTypes and specificTypes, for an Or of value types only, once
+	// numbered: the types it matches for pii true and pii maybe values.
+	anyTypes, specificTypes vtype
 }
 
 // index fills leafKeys throughout s.
@@ -363,6 +366,12 @@ func (s *selector) matches(path []state) bool {
 		}
 		return true
 	case sOr:
+		if s.anyTypes != 0 {
+			if pii == piiTrue {
+				return path[len(path)-1].types&s.anyTypes != 0
+			}
+			return path[len(path)-1].types&s.specificTypes != 0
+		}
 		switch leaf := &path[len(path)-1]; {
 		case s.leafIDs != nil:
 			if leaf.key == nil || leaf.id != slowKey && !s.hasLeafID(leaf.id) {
