@@ -37,6 +37,8 @@ func TestCompiledMatchesReference(t *testing.T) {
 		{"sensitive and safe fields", DataScrubbingSettings{ScrubData: true, ScrubDefaults: true, SensitiveFields: []string{"card", "Mail"}, ExcludeFields: []string{"extra.iban", "ssn", "not a selector ("}}, ""},
 		{"piiConfig", defaults, `{"applications":{"$string":["@email","@creditcard"],"$frame.vars.**":["@password"],"extra.nested.**":["@anything:hash"]}}`},
 		{"everything", defaults, `{"applications":{"**":["@common","@anything:hash"],"$string":["@uuid","@mac:replace","@imei","@bearer"]}}`},
+		{"paths", DataScrubbingSettings{}, `{"applications":{"extra.nested.list.0 || $frame.* || $exception.stacktrace.frames.0.vars":["@anything:replace"],"!$string && !$object && !$user.*":["@anything:hash"],"$error.value && !extra.**":["@userpath"],"$logentry || $thread || $request.*":["@ip:mask"]}}`},
+		{"index", DataScrubbingSettings{}, `{"applications":{"extra.nested.list.0 || $error.value":["@anything:replace"]}}`},
 		{"keys", DataScrubbingSettings{}, `{"rules":{"r":{"type":"redact_pair","keyPattern":"(?i)sess"}},"applications":{"extra.session || extra.'ſession' || extra.key || extra.a_very_long_key_that_no_selector_names_at_all_and_then_some_more_characters_here || $http.cookies.sessionid":["@anything:replace"],"**.token || **.'ſecret'":["r","@anything:mask"]}}`},
 	} {
 		fast, err := Compile(c.settings, []byte(c.pii))

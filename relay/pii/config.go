@@ -45,6 +45,9 @@ type Config struct {
 // pass is one compiled PII config: its applications in Relay's order.
 type pass struct {
 	apps []application
+	// filter is what the apps' selectors may select; nil: no filter (the
+	// tests' reference Config).
+	filter *leafFilter
 }
 
 type application struct {
@@ -85,13 +88,18 @@ func compileRules(settings DataScrubbingSettings, piiConfig []byte) (*Config, er
 	return &c, nil
 }
 
-// compile numbers the keys of every selector (keys.go).
+// compile numbers the keys of every selector and builds each pass's leaf
+// filter (keys.go).
 func (c *Config) compile() {
 	d := &keyIDs{ids: map[string]int32{}}
 	for i := range c.passes {
-		for j := range c.passes[i].apps {
-			a := &c.passes[i].apps[j]
+		p := &c.passes[i]
+		p.filter = &leafFilter{}
+		for j := range p.apps {
+			a := &p.apps[j]
 			a.sel = d.number(a.sel)
+			f := filterOf(a.sel)
+			p.filter.union(&f)
 		}
 	}
 	d.seal()

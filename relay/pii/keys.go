@@ -96,3 +96,86 @@ func (c *selector) typesOnly(s *selector) {
 	}
 	c.anyTypes, c.specificTypes = all, specific
 }
+
+// leafFilter is a necessary condition of a pass's selectors on the value
+// they select, the last state of the path: applyAll skips the applications
+// of a value no selector can select (most values of a stack trace) with a
+// few mask tests. Built from the numbered selectors (filterOf).
+type leafFilter struct {
+	all   bool     // any value may match
+	keys  []uint64 // key ids a selected value may have
+	slow  bool     // a non-ASCII key may match (Unicode folding)
+	index bool     // an array element may match
+	types [3]vtype // types that may match, by pii attribute
+}
+
+// may reports whether a selector of the pass may select the value at st.
+func (f *leafFilter) may(st *state) bool {
+	switch {
+	case f.all || st.types&f.types[st.pii] != 0:
+		return true
+	case st.key == nil:
+		return f.index
+	case st.id == slowKey:
+		return f.slow
+	}
+	return int(st.id)/64 < len(f.keys) && f.keys[st.id/64]&(1<<(st.id%64)) != 0
+}
+
+func (f *leafFilter) union(g *leafFilter) {
+	f.all = f.all || g.all
+	f.slow = f.slow || g.slow
+	f.index = f.index || g.index
+	for i := range f.types {
+		f.types[i] |= g.types[i]
+	}
+	for len(f.keys) < len(g.keys) {
+		f.keys = append(f.keys, 0)
+	}
+	for i, w := range g.keys {
+		f.keys[i] |= w
+	}
+}
+
+// filterOf is s's leafFilter: for a path, what its last item accepts
+// (item.matchState); for an Or, the union of its branches; for an And,
+// that of one branch (the first that is not all); a Not may match anything.
+func filterOf(s *selector) leafFilter {
+	var f leafFilter
+	switch s.kind {
+	case sNot:
+		f.all = true
+	case sOr:
+		for _, x := range s.inner {
+			g := filterOf(x)
+			f.union(&g)
+		}
+	case sAnd:
+		f.all = true
+		for _, x := range s.inner {
+			if g := filterOf(x); !g.all {
+				return g
+			}
+		}
+	default:
+		it := &s.path[len(s.path)-1]
+		switch it.kind {
+		case iKey:
+			f.slow = true
+			for int(it.id)/64 >= len(f.keys) {
+				f.keys = append(f.keys, 0)
+			}
+			f.keys[it.id/64] |= 1 << (it.id % 64)
+		case iIndex:
+			f.index = true
+		case iType:
+			f.types[piiTrue] = it.ty
+			if it.ty&basicTypes == 0 {
+				f.types[piiMaybe] = it.ty
+			}
+		default: // * and **
+			f.all = true
+		}
+	}
+	return f
+}

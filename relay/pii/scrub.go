@@ -201,10 +201,11 @@ func (s *scrubber) walk(p *pass, n *event.Node, f *field) {
 // applyAll runs every application whose selector matches the current path;
 // true when the value was removed.
 func (s *scrubber) applyAll(p *pass, n *event.Node) bool {
-	if s.path[len(s.path)-1].pii == piiFalse {
+	leaf := &s.path[len(s.path)-1]
+	if leaf.pii == piiFalse || p.filter != nil && !p.filter.may(leaf) {
 		return false
 	}
-	key := s.path[len(s.path)-1].key
+	key := leaf.key
 	for i := range p.apps {
 		a := &p.apps[i]
 		if !a.sel.matches(s.path) {
