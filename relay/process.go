@@ -32,8 +32,9 @@ type processor struct {
 	norm *normalize.Normalizer
 }
 
-// newProcessor builds the processor cfg asks for: the User-Agent rules are
-// compiled once per process (about 50 ms, 12 MiB).
+// newProcessor builds the processor cfg asks for. The User-Agent rules are
+// the process's one parser (relay/useragent), compiled when the first event
+// with a User-Agent header needs them.
 func newProcessor(cfg config.Config) (*processor, error) {
 	if cfg.Mode == config.ModeProxy || cfg.Normalization.Level == config.NormalizationDisabled {
 		return nil, nil
