@@ -2,6 +2,7 @@ package pii
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 )
 
@@ -67,6 +68,19 @@ func TestCompiledMatchesReference(t *testing.T) {
 			if i == 0 && bytes.Equal(want, []byte(ev)) {
 				t.Errorf("%s: nothing scrubbed in the rich event", c.name)
 			}
+		}
+	}
+}
+
+// TestCompileDeterministic: a config compiles to equal Configs every time
+// (relay/project compares decoded states with reflect.DeepEqual): tables
+// are filled in key order, prefilters shared, never compared as funcs.
+func TestCompileDeterministic(t *testing.T) {
+	for range 5 {
+		a, _ := Compile(defaults, []byte(`{"applications":{"$frame.vars.**":["@password"],"extra.a || extra.b || extra.c":["@ip"]}}`))
+		b, _ := Compile(defaults, []byte(`{"applications":{"$frame.vars.**":["@password"],"extra.a || extra.b || extra.c":["@ip"]}}`))
+		if !reflect.DeepEqual(a, b) {
+			t.Fatal("two compiles of one config differ")
 		}
 	}
 }

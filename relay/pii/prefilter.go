@@ -15,27 +15,32 @@ import (
 // U+017F), so a case-insensitive prefilter says true for any string with
 // a non-ASCII byte. TestPrefilters checks each against its regex.
 
+// prefilter is one regex's necessary condition. Patterns point to the
+// shared ones, so compiled Configs still compare equal (reflect.DeepEqual
+// compares pointers, never funcs).
+type prefilter struct{ may func([]byte) bool }
+
 // prefilters maps a built-in regex to its prefilter; patterns() attaches
 // them, and regexes of a project's own rules have none.
-var prefilters = map[*regexp.Regexp]func([]byte) bool{
+var prefilters = map[*regexp.Regexp]*prefilter{
 	// 3 or 4 digits, then 12 more, separators optional.
-	creditcardRe: func(b []byte) bool { return countDigits(b) >= 15 },
+	creditcardRe: {func(b []byte) bool { return countDigits(b) >= 15 }},
 	// ddd-dd-dddd
-	usssnRe: func(b []byte) bool { return countDigits(b) >= 9 && bytes.Count(b, dash) >= 2 },
+	usssnRe: {func(b []byte) bool { return countDigits(b) >= 9 && bytes.Count(b, dash) >= 2 }},
 	// d.d.d.d
-	ipv4Re: func(b []byte) bool { return countDigits(b) >= 4 && bytes.Count(b, dot) >= 3 },
+	ipv4Re: {func(b []byte) bool { return countDigits(b) >= 4 && bytes.Count(b, dot) >= 3 }},
 	// every branch has two colons at least (`::`, `x:x:…`, `x::`).
-	ipv6Re: func(b []byte) bool { return bytes.Count(b, colon) >= 2 },
+	ipv6Re: {func(b []byte) bool { return bytes.Count(b, colon) >= 2 }},
 	// a country code (two upper-case letters) and two check digits.
-	ibanRe:    mayIBAN,
-	pemkeyRe:  func(b []byte) bool { return bytes.Contains(b, []byte("-----BEGIN")) },
-	urlauthRe: mayURLAuth,
-	// @urlauth:legacy
-	builtins["@urlauth:legacy"].pattern: mayURLAuth,
-	userpathRe:                          newFoldSet("users", "home", "documents and settings", "profiles").may,
-	passwordKeyRe:                       newFoldSet("passw", "secret", "api_key", "apikey", "auth", "credentials", "mysql_pwd", "private", "token", "bearer", "otp", "factor").may,
-	bearerRe:                            newFoldSet("bearer").may,
-	emailRe:                             func(b []byte) bool { return bytes.IndexByte(b, '@') >= 0 },
+	ibanRe:        {mayIBAN},
+	pemkeyRe:      {func(b []byte) bool { return bytes.Contains(b, []byte("-----BEGIN")) }},
+	urlauthRe:     {mayURLAuth},
+	userpathRe:    {newFoldSet("users", "home", "documents and settings", "profiles").may},
+	passwordKeyRe: {newFoldSet("passw", "secret", "api_key", "apikey", "auth", "credentials", "mysql_pwd", "private", "token", "bearer", "otp", "factor").may},
+	bearerRe:      {newFoldSet("bearer").may},
+	emailRe:       {func(b []byte) bool { return bytes.IndexByte(b, '@') >= 0 }},
+
+	builtins["@urlauth:legacy"].pattern: {mayURLAuth},
 }
 
 var (

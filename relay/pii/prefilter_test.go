@@ -63,7 +63,7 @@ func TestPrefilters(t *testing.T) {
 			if m {
 				matched++
 			}
-			if !may([]byte(s)) {
+			if !may.may([]byte(s)) {
 				ruled++
 				if m {
 					t.Errorf("%s: prefilter rules out %q, which matches", name(re), s)

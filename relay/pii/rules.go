@@ -142,8 +142,8 @@ var whole = []int{-1}
 type pattern struct {
 	kind   patternKind
 	re     *regexp.Regexp
-	groups []int             // groups to replace; {0}: the match; whole: the value
-	may    func([]byte) bool // re's prefilter (prefilter.go), nil: none
+	groups []int      // groups to replace; {0}: the match; whole: the value
+	may    *prefilter // re's prefilter (prefilter.go), nil: none
 }
 
 const (

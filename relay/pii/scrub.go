@@ -255,7 +255,7 @@ func (s *scrubber) applyRule(r *ruleRef, key []byte, n *event.Node) bool {
 
 // may is pt's prefilter on b: false when pt's regex cannot match.
 func (s *scrubber) may(pt *pattern, b []byte) bool {
-	return pt.may == nil || s.keys == nil || pt.may(b)
+	return pt.may == nil || s.keys == nil || pt.may.may(b)
 }
 
 // wholeValue redacts a whole string whose key matched.

@@ -1,5 +1,10 @@
 package pii
 
+import (
+	"maps"
+	"slices"
+)
+
 // table is a small, fixed string-keyed lookup for the scrubber's hot path:
 // a value's key against a Config's selector keys (ASCII case-insensitive)
 // and against a schema record's field names (exact). Most keys of an
@@ -24,12 +29,14 @@ func newTable[V any](m map[string]V, fold bool) *table[V] {
 		size *= 2
 	}
 	t := &table[V]{slots: make([]tableSlot[V], size), fold: fold}
-	for k, v := range m {
+	// In key order, so that a config compiles to the same table every
+	// time (Configs compare equal: relay/project's round trip).
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		i := tableHash(k) & uint32(size-1)
 		for t.slots[i].used {
 			i = (i + 1) & uint32(size-1)
 		}
-		t.slots[i] = tableSlot[V]{key: k, val: v, used: true}
+		t.slots[i] = tableSlot[V]{key: k, val: m[k], used: true}
 	}
 	return t
 }
