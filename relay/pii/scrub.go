@@ -317,8 +317,17 @@ func (s *scrubber) applyRegex(n *event.Node, r *ruleRef, pt *pattern) {
 		}
 		search = s.search
 	}
-	if !hasText || !s.may(pt, search) || !re.Match(search) {
+	if !hasText || !s.may(pt, search) {
 		return
+	}
+	isWhole := len(groups) == 1 && groups[0] == -1
+	var found [][]int
+	if isWhole {
+		if !re.Match(search) {
+			return
+		}
+	} else if found = re.FindAllSubmatchIndex(search, -1); found == nil {
+		return // one search, not a Match and then the same search again
 	}
 	s.repl = s.repl[:0]
 	for _, c := range s.chunks {
@@ -327,11 +336,11 @@ func (s *scrubber) applyRegex(n *event.Node, r *ruleRef, pt *pattern) {
 		}
 	}
 	s.out = s.out[:0]
-	if len(groups) == 1 && groups[0] == -1 {
+	if isWhole {
 		s.out = append(s.out, s.redact(r, search))
 	} else {
 		pos := 0
-		for _, m := range re.FindAllSubmatchIndex(search, -1) {
+		for _, m := range found {
 			for g := 0; 2*g+1 < len(m); g++ {
 				st, en := m[2*g], m[2*g+1]
 				if st < 0 || st < pos || !containsInt(groups, g) {
