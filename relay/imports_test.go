@@ -28,9 +28,10 @@ var allowed = map[string][]string{
 	"relay/event":     {},              // the event JSON tree: standard library only (thirdParty)
 	"relay/pii":       {"relay/event"}, // pure library over event JSON
 	"relay/forward":   {"buffer", "envelope", "routing", "relay/aggregate", "relay/outcome", "relay/project", "relay/record"},
-	"relay/normalize": {"relay/event"}, // pure functions over events: stdlib and uap-go only (thirdParty)
+	"relay/normalize": {"relay/event", "relay/useragent"}, // pure functions over events: stdlib only (thirdParty)
 	"relay/outcome":   {"envelope"},
-	"relay/policy":    {"config", "envelope", "relay/outcome", "relay/project"},
+	"relay/policy":    {"config", "envelope", "relay/outcome", "relay/project", "relay/useragent"},
+	"relay/useragent": {}, // the process's one User-Agent parser: uap-go only (thirdParty)
 	"relay/record":    {"buffer", "envelope"},
 	"relay/telemetry": {}, // the OTel SDK and its exporters (sdkOwners)
 	"routing":         {"config", "envelope"},
@@ -46,7 +47,8 @@ var thirdParty = map[string][]string{
 	"envelope":        {},
 	"relay/event":     {},
 	"buffer":          {"github.com/cockroachdb/pebble/v2"},
-	"relay/normalize": {"github.com/ua-parser/uap-go"},
+	"relay/normalize": {},
+	"relay/useragent": {"github.com/ua-parser/uap-go"},
 	"relay/otlp":      {"go.opentelemetry.io/proto/otlp", "google.golang.org/protobuf"},
 }
 

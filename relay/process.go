@@ -3,6 +3,7 @@ package relay
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/event"
 	"github.com/baton-relay/baton/relay/normalize"
 	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/pii"
@@ -30,8 +32,9 @@ type processor struct {
 	norm *normalize.Normalizer
 }
 
-// newProcessor builds the processor cfg asks for: the User-Agent rules are
-// compiled once per process (about 50 ms, 12 MiB).
+// newProcessor builds the processor cfg asks for. The User-Agent rules are
+// the process's one parser (relay/useragent), compiled when the first event
+// with a User-Agent header needs them.
 func newProcessor(cfg config.Config) (*processor, error) {
 	if cfg.Mode == config.ModeProxy || cfg.Normalization.Level == config.NormalizationDisabled {
 		return nil, nil
@@ -84,49 +87,31 @@ func discardReason(t envelope.ItemType, err error) string {
 // payloads and headers are appended to buf, which is returned; it's
 // Payload and Header then point into buf. A failure leaves it unchanged.
 func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, trusted bool, st *project.State) ([]byte, error) {
-	payload, hdr := it.Payload, it.Header
-	normalized, scrubbed := false, false
-	if !normalize.FullyNormalized(it.Header, trusted) {
-		var err error
-		start := len(buf)
-		if it.Type == envelope.ItemRawSecurity {
-			in.Release, in.Environment = headerString(it.Header, "sentry_release"), headerString(it.Header, "sentry_environment")
-		}
-		switch it.Type {
-		case envelope.ItemRawSecurity:
-			buf, err = p.norm.Security(buf, payload, in)
-		case envelope.ItemNEL:
-			buf = append(buf, `{"items":[`...)
-			buf, err = p.norm.NEL(buf, payload, in)
-			buf = append(buf, "]}"...)
-		default:
-			buf, err = p.norm.Event(buf, payload, in)
-		}
-		in.Release, in.Environment = "", ""
-		if err != nil {
-			return buf[:start], err
-		}
-		payload, normalized = buf[start:len(buf):len(buf)], true
+	norm := !normalize.FullyNormalized(it.Header, trusted)
+	var (
+		payload              []byte
+		normalized, scrubbed bool
+		err                  error
+	)
+	start := len(buf)
+	switch it.Type {
+	case envelope.ItemRawSecurity, envelope.ItemNEL:
+		buf, payload, normalized, scrubbed, err = p.report(buf, it, in, norm, st)
+	default:
+		// scrubbed: written, normalized or scrubbed.
+		buf, scrubbed, err = p.event(buf, it.Payload, in, norm, st)
+		payload, normalized = buf[start:len(buf):len(buf)], norm
 	}
-	if st != nil && it.Type != envelope.ItemNEL {
-		if st.PIIErr != nil {
-			return buf, errProjectStatePII
-		}
-		if st.PII != nil {
-			start := len(buf)
-			var err error
-			if buf, err = st.PII.ScrubEvent(buf, payload); err != nil {
-				return buf[:start], err
-			}
-			payload, scrubbed = buf[start:len(buf):len(buf)], true
-		}
+	if err != nil {
+		return buf[:start], err
 	}
+	hdr := it.Header
 	if !normalized && !scrubbed {
 		return buf, nil
 	}
 	var n [20]byte
 	length := strconv.AppendInt(n[:0], int64(len(payload)), 10)
-	start := len(buf)
+	start = len(buf)
 	switch {
 	case it.Type == envelope.ItemNEL:
 		// A log container of one log, as Relay makes of a NEL report.
@@ -150,6 +135,83 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 	}
 	it.Header, it.Payload, it.Length = buf[start:len(buf):len(buf)], payload, len(payload)
 	return buf, nil
+}
+
+// event normalizes (when norm) and scrubs (with st's config) the JSON
+// event src in one parse and appends it, written once, to buf; wrote is
+// false, and nothing appended, when neither was to be done or scrubbing
+// alone changed nothing. The tree aliases src, which must not overlap buf.
+func (p *processor) event(buf, src []byte, in *normalize.Input, norm bool, st *project.State) (out []byte, wrote bool, err error) {
+	var cfg *pii.Config
+	if st != nil {
+		if st.PIIErr != nil && !norm {
+			return buf, false, errProjectStatePII
+		}
+		cfg = st.PII
+	}
+	if !norm && cfg == nil {
+		return buf, false, nil
+	}
+	t, err := event.Parse(src)
+	if err != nil {
+		if norm {
+			return buf, false, fmt.Errorf("%w: event is not valid JSON: %v", normalize.ErrInvalid, err)
+		}
+		return buf, false, fmt.Errorf("%w: %v", pii.ErrInvalidJSON, err)
+	}
+	defer t.Release()
+	if norm {
+		if err := p.norm.Tree(t, in); err != nil {
+			return buf, false, err
+		}
+	}
+	if st != nil && st.PIIErr != nil { // an invalid event is invalid first, as Relay judges it
+		return buf, false, errProjectStatePII
+	}
+	if err := cfg.ScrubTree(t); err != nil {
+		return buf, false, err
+	}
+	if !norm && !t.Dirty() {
+		return buf, false, nil
+	}
+	return t.AppendJSON(buf), true, nil
+}
+
+// report turns a raw security report into a security event, or a NEL
+// report into a log container of one, and scrubs the former with st's
+// config, through the byte APIs (reports are rebuilt, not edited). The
+// new payload is appended to buf.
+func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, norm bool, st *project.State) (out, payload []byte, normalized, scrubbed bool, err error) {
+	payload = it.Payload
+	if norm {
+		start := len(buf)
+		if it.Type == envelope.ItemRawSecurity {
+			in.Release, in.Environment = headerString(it.Header, "sentry_release"), headerString(it.Header, "sentry_environment")
+			buf, err = p.norm.Security(buf, payload, in)
+			in.Release, in.Environment = "", ""
+		} else {
+			buf = append(buf, `{"items":[`...)
+			buf, err = p.norm.NEL(buf, payload, in)
+			buf = append(buf, "]}"...)
+		}
+		if err != nil {
+			return buf, nil, false, false, err
+		}
+		payload, normalized = buf[start:len(buf):len(buf)], true
+	}
+	if st != nil && it.Type != envelope.ItemNEL {
+		if st.PIIErr != nil {
+			return buf, nil, false, false, errProjectStatePII
+		}
+		if st.PII != nil {
+			start := len(buf)
+			if buf, err = st.PII.ScrubEvent(buf, payload); err != nil {
+				return buf, nil, false, false, err
+			}
+			payload, scrubbed = buf[start:len(buf):len(buf)], true
+		}
+	}
+	return buf, payload, normalized, scrubbed, nil
 }
 
 // setField appends hdr with key set to *buf and returns the new header.

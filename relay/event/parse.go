@@ -147,32 +147,38 @@ var plain = func() (t [256]bool) {
 
 // string decodes the string at pos. Without escapes the result aliases src.
 func (p *parser) string() ([]byte, error) {
-	p.pos++ // opening quote
-	start := p.pos
+	src := p.src
+	i := p.pos + 1 // opening quote
+	start := i
 	ascii := true
-	for p.pos < len(p.src) {
-		c := p.src[p.pos]
-		if plain[c] {
-			p.pos++
-			continue
+	for {
+		for i < len(src) && plain[src[i]] {
+			i++
 		}
+		if i >= len(src) {
+			break
+		}
+		c := src[i]
 		switch {
 		case c == '"':
-			s := p.src[start:p.pos]
-			p.pos++
+			s := src[start:i]
+			p.pos = i + 1
 			p.rawOK = ascii || utf8.Valid(s)
 			if !p.rawOK {
 				return []byte(string([]rune(string(s)))), nil // replace invalid bytes
 			}
 			return s, nil
 		case c == '\\':
+			p.pos = i
 			return p.stringSlow(start)
 		case c < 0x20:
+			p.pos = i
 			return nil, p.errf("control character in string")
 		}
 		ascii = false // c >= 0x80
-		p.pos++
+		i++
 	}
+	p.pos = i
 	return nil, p.errf("unterminated string")
 }
 

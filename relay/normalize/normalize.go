@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/baton-relay/baton/relay/event"
-	"github.com/ua-parser/uap-go/uaparser"
 )
 
 // ErrInvalid is wrapped by every error for a payload that cannot be
@@ -26,15 +25,12 @@ type Options struct {
 	// MaxFuture is how far after the receive time an event timestamp may be
 	// before it is clamped (Relay's max_secs_in_future). Default 60 s.
 	MaxFuture time.Duration
-	// UACacheSize is the number of parsed User-Agent strings kept. Default 1024.
-	UACacheSize int
 }
 
 // Defaults (one source of truth).
 const (
-	DefaultMaxPast     = 30 * 24 * time.Hour
-	DefaultMaxFuture   = 60 * time.Second
-	DefaultUACacheSize = 1024
+	DefaultMaxPast   = 30 * 24 * time.Hour
+	DefaultMaxFuture = 60 * time.Second
 	// MinClockDrift is Relay's lower bound for correcting clock drift from
 	// sent_at: smaller differences are latency, not a wrong clock.
 	MinClockDrift = 55 * time.Minute
@@ -62,14 +58,14 @@ type Input struct {
 	Release, Environment string
 }
 
-// Normalizer holds the compiled User-Agent rules; it is safe for concurrent
-// use. Build one per process: compiling the rules takes about 50 ms.
+// Normalizer applies its Options; it is safe for concurrent use. The
+// User-Agent rules are the process's one parser (relay/useragent).
 type Normalizer struct {
 	opts Options
-	ua   *uaparser.Parser
 }
 
-// New compiles the User-Agent rules and applies the defaults.
+// New applies the defaults; the error is for options that cannot be met
+// (none yet).
 func New(opts Options) (*Normalizer, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -80,14 +76,7 @@ func New(opts Options) (*Normalizer, error) {
 	if opts.MaxFuture <= 0 {
 		opts.MaxFuture = DefaultMaxFuture
 	}
-	if opts.UACacheSize <= 0 {
-		opts.UACacheSize = DefaultUACacheSize
-	}
-	p, err := uaparser.New(uaparser.WithCacheSize(opts.UACacheSize))
-	if err != nil {
-		return nil, fmt.Errorf("normalize: user agent rules: %w", err)
-	}
-	return &Normalizer{opts: opts, ua: p}, nil
+	return &Normalizer{opts: opts}, nil
 }
 
 func (n *Normalizer) received(in *Input) time.Time {

@@ -4,11 +4,13 @@ import (
 	"strings"
 
 	"github.com/baton-relay/baton/relay/event"
+	"github.com/baton-relay/baton/relay/useragent"
 )
 
 // userAgentContexts adds browser, client_os and device contexts parsed from
 // the event's User-Agent header, each only when the event has none (Relay's
-// user-agent normalization). Rules are uap-core's, through uap-go.
+// user-agent normalization). Rules are uap-core's, through the process's
+// one parser (relay/useragent), built on first use.
 func (n *Normalizer) userAgentContexts(e *norm) {
 	t, ev := e.t, e.ev
 	ua := e.header("User-Agent")
@@ -23,7 +25,10 @@ func (n *Normalizer) userAgentContexts(e *norm) {
 	if !need("browser") && !need("client_os") && !need("device") {
 		return
 	}
-	c := n.ua.Parse(string(ua))
+	c, err := useragent.Parse(string(ua))
+	if err != nil {
+		return // the embedded rules did not compile: no contexts, as for an unknown agent
+	}
 	add := func(k string, v *event.Node) {
 		if ctx.Kind() != event.Object {
 			ctx = t.NewObject()
@@ -31,10 +36,10 @@ func (n *Normalizer) userAgentContexts(e *norm) {
 		}
 		t.Set(ctx, k, v)
 	}
-	if b := c.UserAgent; b != nil && b.Family != "Other" && need("browser") {
+	if b := c.Browser; b != nil && b.Family != "Other" && need("browser") {
 		add("browser", e.nameVersion("browser", b.Family, version(b.Major, b.Minor, b.Patch)))
 	}
-	if o := c.Os; o != nil && o.Family != "Other" && need("client_os") {
+	if o := c.OS; o != nil && o.Family != "Other" && need("client_os") {
 		ver := version(o.Major, o.Minor, o.Patch)
 		// "Windows NT 10.0" is also what Windows 11 sends: Relay reports ">=10".
 		if o.Family == "Windows" && ver == "10" {

@@ -36,11 +36,18 @@ type DataScrubbingSettings struct {
 // concurrent use. A nil *Config scrubs nothing.
 type Config struct {
 	passes []pass
+	// keys numbers the selectors' keys (keys.go); with it, the regex
+	// prefilters run too (prefilter.go). Nil only in the tests' reference
+	// Config, which matches and runs regexes as the rules read.
+	keys *keyIDs
 }
 
 // pass is one compiled PII config: its applications in Relay's order.
 type pass struct {
 	apps []application
+	// filter is what the apps' selectors may select; nil: no filter (the
+	// tests' reference Config).
+	filter *leafFilter
 }
 
 type application struct {
@@ -53,6 +60,15 @@ type application struct {
 // JSON; empty or null for none). It returns a nil Config when nothing is to
 // be scrubbed.
 func Compile(settings DataScrubbingSettings, piiConfig []byte) (*Config, error) {
+	c, err := compileRules(settings, piiConfig)
+	if c != nil {
+		c.compile()
+	}
+	return c, err
+}
+
+// compileRules is Compile without compile: the tests' reference.
+func compileRules(settings DataScrubbingSettings, piiConfig []byte) (*Config, error) {
 	var c Config
 	if t := bytes.TrimSpace(piiConfig); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
 		p, err := compileJSON(t)
@@ -70,6 +86,24 @@ func Compile(settings DataScrubbingSettings, piiConfig []byte) (*Config, error) 
 		return nil, nil
 	}
 	return &c, nil
+}
+
+// compile numbers the keys of every selector and builds each pass's leaf
+// filter (keys.go).
+func (c *Config) compile() {
+	d := &keyIDs{ids: map[string]int32{}}
+	for i := range c.passes {
+		p := &c.passes[i]
+		p.filter = &leafFilter{}
+		for j := range p.apps {
+			a := &p.apps[j]
+			a.sel = d.number(a.sel)
+			f := filterOf(a.sel)
+			p.filter.union(&f)
+		}
+	}
+	d.seal()
+	c.keys = d
 }
 
 type ruleJSON struct {

@@ -65,6 +65,19 @@
 // outcome invalid, reason ProjectStateReason, rather than forward them
 // unscrubbed.
 //
+// # Speed
+//
+// Compile prepares a Config for the walk over every value of an event
+// (BENCHMARKS.md: the load event in about 30 µs with the defaults): its
+// selectors' keys are numbered, so a value's key is looked up once per
+// pass and paths compare ids (keys.go); each pass has a necessary
+// condition on the value its selectors select, which most values of a
+// stack trace fail with a few mask tests; fields whose pii attribute is
+// false down to their leaves are not visited (schema.go); the built-in
+// regexes have prefilters that rule out strings they cannot match without
+// running them (prefilter.go). TestCompiledMatchesReference checks that a
+// compiled Config writes byte for byte what the plain rules write.
+//
 // # Not implemented yet
 //
 // Attachments, minidumps and replay recordings (Relay scrubs those too);

@@ -142,7 +142,8 @@ var whole = []int{-1}
 type pattern struct {
 	kind   patternKind
 	re     *regexp.Regexp
-	groups []int // groups to replace; {0}: the match; whole: the value
+	groups []int      // groups to replace; {0}: the match; whole: the value
+	may    *prefilter // re's prefilter (prefilter.go), nil: none
 }
 
 const (
@@ -190,44 +191,52 @@ var (
 
 // patterns returns the regexes a rule runs, as Relay's get_regex_for_rule_type.
 func (r *ruleSpec) patterns() []pattern {
+	ps := r.regexes()
+	for i := range ps {
+		ps[i].may = prefilters[ps[i].re]
+	}
+	return ps
+}
+
+func (r *ruleSpec) regexes() []pattern {
 	match := []int{0}
 	switch r.ty {
 	case rRedactPair:
-		return []pattern{{onKeyValue, r.pattern, whole}}
+		return []pattern{{onKeyValue, r.pattern, whole, nil}}
 	case rPassword:
-		return []pattern{{onKeyValue, passwordKeyRe, whole}}
+		return []pattern{{onKeyValue, passwordKeyRe, whole, nil}}
 	case rAnything:
-		return []pattern{{onValue, anythingRe, match}}
+		return []pattern{{onValue, anythingRe, match, nil}}
 	case rPattern:
 		g := r.groups
 		if g == nil {
 			g = match
 		}
-		return []pattern{{onValue, r.pattern, g}}
+		return []pattern{{onValue, r.pattern, g, nil}}
 	case rImei:
-		return []pattern{{onValue, imeiRe, match}}
+		return []pattern{{onValue, imeiRe, match, nil}}
 	case rMac:
-		return []pattern{{onValue, macRe, match}}
+		return []pattern{{onValue, macRe, match, nil}}
 	case rUUID:
-		return []pattern{{onValue, uuidRe, match}}
+		return []pattern{{onValue, uuidRe, match, nil}}
 	case rEmail:
-		return []pattern{{onValue, emailRe, match}}
+		return []pattern{{onValue, emailRe, match, nil}}
 	case rIban:
-		return []pattern{{onValue, ibanRe, match}}
+		return []pattern{{onValue, ibanRe, match, nil}}
 	case rIP:
-		return []pattern{{onValue, ipv4Re, match}, {onValue, ipv6Re, []int{1}}}
+		return []pattern{{onValue, ipv4Re, match, nil}, {onValue, ipv6Re, []int{1}, nil}}
 	case rCreditcard:
-		return []pattern{{onValue, creditcardRe, match}}
+		return []pattern{{onValue, creditcardRe, match, nil}}
 	case rPemkey:
-		return []pattern{{onValue, pemkeyRe, []int{1}}}
+		return []pattern{{onValue, pemkeyRe, []int{1}, nil}}
 	case rURLAuth:
-		return []pattern{{onValue, urlauthRe, []int{1}}}
+		return []pattern{{onValue, urlauthRe, []int{1}, nil}}
 	case rUsSsn:
-		return []pattern{{onValue, usssnRe, match}}
+		return []pattern{{onValue, usssnRe, match, nil}}
 	case rUserpath:
-		return []pattern{{onValue, userpathRe, []int{1}}}
+		return []pattern{{onValue, userpathRe, []int{1}, nil}}
 	case rBearer:
-		return []pattern{{onValue, bearerRe, []int{1}}}
+		return []pattern{{onValue, bearerRe, []int{1}, nil}}
 	}
 	return nil
 }

@@ -21,6 +21,8 @@ type field struct {
 	record bool              // a struct: an object here is not an `$object`
 	pairs  bool              // a pair list ([[k, v], ...] or an object)
 	fields map[string]*field // named fields of a record
+	index  *table[*field]    // fields, for child
+	dead   bool              // pii false here and below: no rule can change it (markDead)
 	elem   *field            // elements of an array, values of a map
 	other  *field            // unknown keys of a record
 }
@@ -48,8 +50,8 @@ func data(p piiAttr) *field {
 
 // child returns the schema of key (or of an element when isIndex) in f.
 func (f *field) child(key []byte, isIndex bool) *field {
-	if !isIndex && f.fields != nil {
-		if c, ok := f.fields[string(key)]; ok {
+	if !isIndex && f.index != nil {
+		if c, ok := f.index.get(key); ok {
 			return c
 		}
 	}
@@ -66,14 +68,22 @@ func (f *field) child(key []byte, isIndex bool) *field {
 }
 
 func rec(t vtype, p piiAttr, other *field, fields map[string]*field) *field {
-	return &field{types: t, pii: p, record: true, fields: fields, other: other}
+	return &field{types: t, pii: p, record: true, fields: fields, index: indexOf(fields), other: other}
+}
+
+func indexOf(fields map[string]*field) *table[*field] {
+	if fields == nil {
+		return nil
+	}
+	return newTable(fields, false)
 }
 
 func arrayOf(p piiAttr, elem *field) *field { return &field{pii: p, elem: elem} }
 
 // values is Relay's Values<T> wrapper: {"values": [...]}, or a bare list.
 func values(p piiAttr, elem *field) *field {
-	return &field{pii: p, record: true, elem: elem, fields: map[string]*field{"values": arrayOf(p, elem)}}
+	fields := map[string]*field{"values": arrayOf(p, elem)}
+	return &field{pii: p, record: true, elem: elem, fields: fields, index: indexOf(fields)}
 }
 
 func pairList(p piiAttr) *field { return &field{pii: p, pairs: true, elem: data(p)} }
@@ -102,6 +112,29 @@ func stacktraceField() *field {
 		"snapshot":                    no,
 		"instruction_addr_adjustment": no,
 	})
+}
+
+// markDead sets dead on f and every field below it; seen breaks the
+// cycles of the untyped fields (their elements are themselves).
+func markDead(f *field, seen map[*field]bool) bool {
+	if f == nil {
+		return true
+	}
+	if d, ok := seen[f]; ok {
+		return d
+	}
+	seen[f] = f.pii == piiFalse // a cycle back to f adds nothing
+	d := f.pii == piiFalse
+	for _, c := range f.fields {
+		d = markDead(c, seen) && d
+	}
+	d = markDead(f.elem, seen) && d
+	d = markDead(f.other, seen) && d
+	if f.elem == nil { // child falls back to data(f.pii)
+		d = markDead(data(f.pii), seen) && d
+	}
+	f.dead, seen[f] = d, d
+	return d
 }
 
 // eventSchema is the root: the event payload.
@@ -149,7 +182,7 @@ var eventSchema = func() *field {
 	}
 	contexts := &field{pii: piiTrue, elem: rec(0, piiTrue, yes, trace)}
 	security := rec(0, piiTrue, yes, nil)
-	return rec(tEvent, piiTrue, yes, map[string]*field{
+	root := rec(tEvent, piiTrue, yes, map[string]*field{
 		"logentry": logentry, "message": logentry, "sentry.interfaces.Message": logentry,
 		"exception": values(piiTrue, exception), "sentry.interfaces.Exception": values(piiTrue, exception),
 		"threads": values(piiTrue, thread), "breadcrumbs": values(piiTrue, breadcrumb),
@@ -173,4 +206,6 @@ var eventSchema = func() *field {
 		"transaction_info": no, "key_id": no, "project": no, "_metrics": no,
 		"_dsc": no, "scraping_attempts": no,
 	})
+	markDead(root, map[*field]bool{})
+	return root
 }()

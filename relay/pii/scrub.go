@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"sync"
 	"unicode/utf8"
 
@@ -21,6 +20,7 @@ var ErrInvalidJSON = errors.New("pii: event is not a JSON object")
 // scrubber is the pooled scratch of one ScrubTree call.
 type scrubber struct {
 	t      *event.Tree
+	keys   *keyIDs // the Config's; nil: the reference matching
 	path   []state
 	search []byte
 	chunks []chunk
@@ -31,7 +31,7 @@ type scrubber struct {
 var scrubbers = sync.Pool{New: func() any { return new(scrubber) }}
 
 func (s *scrubber) reset() {
-	s.t = nil
+	s.t, s.keys = nil, nil
 	clear(s.path)
 	s.path = s.path[:0]
 	clear(s.chunks[:cap(s.chunks)])
@@ -76,7 +76,7 @@ func (c *Config) ScrubTree(t *event.Tree) error {
 	}
 	s := scrubbers.Get().(*scrubber)
 	defer func() { s.reset(); scrubbers.Put(s) }()
-	s.t = t
+	s.t, s.keys = t, c.keys
 	for i := range c.passes {
 		s.walkChildren(&c.passes[i], root, eventSchema)
 	}
@@ -107,12 +107,17 @@ func (s *scrubber) push(key []byte, index int, n *event.Node, f *field) {
 	if f.pairs { // Relay's pair lists are maps, whatever their JSON form
 		t = t&^tArray | tObject
 	}
-	s.path = append(s.path, state{key: key, index: index, types: t, pii: f.pii})
+	var id int32
+	if s.keys != nil && key != nil {
+		id = s.keys.of(key)
+	}
+	s.path = append(s.path, state{key: key, id: id, index: index, types: t, pii: f.pii})
 }
 
 func (s *scrubber) pop() { s.path = s.path[:len(s.path)-1] }
 
-// walkChildren processes the children of container n, whose schema is f.
+// walkChildren processes the children of container n, whose schema is f;
+// children no rule can change (dead fields) are not visited.
 func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 	switch n.Kind() {
 	case event.Object:
@@ -123,12 +128,18 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 				continue
 			}
 			cf := f.child(k, false)
+			if cf.dead {
+				continue
+			}
 			s.push(k, 0, v, cf)
 			s.walk(p, v, cf)
 			s.pop()
 		}
 	case event.Array:
 		ef := f.child(nil, true)
+		if ef.dead {
+			return
+		}
 		if f.pairs {
 			for i := range n.Len() {
 				v := n.Index(i)
@@ -190,10 +201,11 @@ func (s *scrubber) walk(p *pass, n *event.Node, f *field) {
 // applyAll runs every application whose selector matches the current path;
 // true when the value was removed.
 func (s *scrubber) applyAll(p *pass, n *event.Node) bool {
-	if s.path[len(s.path)-1].pii == piiFalse {
+	leaf := &s.path[len(s.path)-1]
+	if leaf.pii == piiFalse || p.filter != nil && !p.filter.may(leaf) {
 		return false
 	}
-	key := s.path[len(s.path)-1].key
+	key := leaf.key
 	for i := range p.apps {
 		a := &p.apps[i]
 		if !a.sel.matches(s.path) {
@@ -222,11 +234,12 @@ func (s *scrubber) applyRule(r *ruleRef, key []byte, n *event.Node) bool {
 		s.remove(n, r.origin)
 		return true
 	}
-	for _, pt := range r.patterns {
+	for i := range r.patterns {
+		pt := &r.patterns[i]
 		if pt.kind == onKeyValue {
-			if pt.re.Match(key) {
+			if s.may(pt, key) && pt.re.Match(key) {
 				if isString && chunked {
-					s.applyRegex(n, r, anythingRe, whole)
+					s.applyRegex(n, r, &wholeValue)
 					continue
 				}
 				s.remove(n, r.origin)
@@ -234,11 +247,19 @@ func (s *scrubber) applyRule(r *ruleRef, key []byte, n *event.Node) bool {
 			}
 		}
 		if isString {
-			s.applyRegex(n, r, pt.re, pt.groups)
+			s.applyRegex(n, r, pt)
 		}
 	}
 	return false
 }
+
+// may is pt's prefilter on b: false when pt's regex cannot match.
+func (s *scrubber) may(pt *pattern, b []byte) bool {
+	return pt.may == nil || s.keys == nil || pt.may.may(b)
+}
+
+// wholeValue redacts a whole string whose key matched.
+var wholeValue = pattern{kind: onValue, re: anythingRe, groups: whole}
 
 type chunk struct {
 	text []byte
@@ -272,7 +293,8 @@ func splitChunks(dst []chunk, v []byte, m *event.Meta) []chunk {
 // applyRegex redacts the matches (groups) of re in a string value, leaving
 // earlier redactions alone, and records remarks: Relay's
 // apply_regex_to_chunks under process_chunked_value.
-func (s *scrubber) applyRegex(n *event.Node, r *ruleRef, re *regexp.Regexp, groups []int) {
+func (s *scrubber) applyRegex(n *event.Node, r *ruleRef, pt *pattern) {
+	re, groups := pt.re, pt.groups
 	str := n.Bytes()
 	s.chunks = splitChunks(s.chunks[:0], str, n.Meta())
 	var search []byte
@@ -295,8 +317,17 @@ func (s *scrubber) applyRegex(n *event.Node, r *ruleRef, re *regexp.Regexp, grou
 		}
 		search = s.search
 	}
-	if !hasText || !re.Match(search) {
+	if !hasText || !s.may(pt, search) {
 		return
+	}
+	isWhole := len(groups) == 1 && groups[0] == -1
+	var found [][]int
+	if isWhole {
+		if !re.Match(search) {
+			return
+		}
+	} else if found = re.FindAllSubmatchIndex(search, -1); found == nil {
+		return // one search, not a Match and then the same search again
 	}
 	s.repl = s.repl[:0]
 	for _, c := range s.chunks {
@@ -305,11 +336,11 @@ func (s *scrubber) applyRegex(n *event.Node, r *ruleRef, re *regexp.Regexp, grou
 		}
 	}
 	s.out = s.out[:0]
-	if len(groups) == 1 && groups[0] == -1 {
+	if isWhole {
 		s.out = append(s.out, s.redact(r, search))
 	} else {
 		pos := 0
-		for _, m := range re.FindAllSubmatchIndex(search, -1) {
+		for _, m := range found {
 			for g := 0; 2*g+1 < len(m); g++ {
 				st, en := m[2*g], m[2*g+1]
 				if st < 0 || st < pos || !containsInt(groups, g) {

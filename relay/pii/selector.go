@@ -69,6 +69,7 @@ type item struct {
 	ty    vtype
 	index int
 	key   string // lower-cased: keys match case-insensitively
+	id    int32  // key's id in its Config (keys.go); 0: compare key
 }
 
 type selKind uint8
@@ -89,6 +90,11 @@ type selector struct {
 	// keys a value must have to match. It skips the branches for all other
 	// values (the default cookie selector has 47 of them).
 	leafKeys map[string]struct{}
+	// leafIDs is leafKeys as a bit set of key ids, once numbered (keys.go).
+	leafIDs []uint64
+	// anyTypes and specificTypes, for an Or of value types only, once
+	// numbered: the types it matches for pii true and pii maybe values.
+	anyTypes, specificTypes vtype
 }
 
 // index fills leafKeys throughout s.
@@ -337,6 +343,7 @@ func (p *selParser) item() (item, error) {
 // state is one step of the path being scrubbed: Relay's ProcessingState.
 type state struct {
 	key   []byte // object key, or nil for an array index
+	id    int32  // key's id (keys.go): 0 none, slowKey non-ASCII
 	index int
 	types vtype
 	pii   piiAttr
@@ -359,8 +366,21 @@ func (s *selector) matches(path []state) bool {
 		}
 		return true
 	case sOr:
-		if s.leafKeys != nil && !s.hasLeafKey(path[len(path)-1].key) {
-			return false
+		if s.anyTypes != 0 {
+			if pii == piiTrue {
+				return path[len(path)-1].types&s.anyTypes != 0
+			}
+			return path[len(path)-1].types&s.specificTypes != 0
+		}
+		switch leaf := &path[len(path)-1]; {
+		case s.leafIDs != nil:
+			if leaf.key == nil || leaf.id != slowKey && !s.hasLeafID(leaf.id) {
+				return false
+			}
+		case s.leafKeys != nil:
+			if !s.hasLeafKey(leaf.key) {
+				return false
+			}
 		}
 		for _, x := range s.inner {
 			if x.matches(path) {
@@ -431,7 +451,13 @@ func (it *item) matchState(pii piiAttr, i int, st *state) bool {
 	case iIndex:
 		return st.key == nil && st.index == it.index
 	default:
-		return st.key != nil && equalFoldLower(st.key, it.key)
+		if st.key == nil {
+			return false
+		}
+		if it.id != 0 && st.id != slowKey {
+			return st.id == it.id
+		}
+		return equalFoldLower(st.key, it.key)
 	}
 }
 

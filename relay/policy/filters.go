@@ -8,9 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/ua-parser/uap-go/uaparser"
-
 	"github.com/baton-relay/baton/relay/project"
+	"github.com/baton-relay/baton/relay/useragent"
 )
 
 // The names of Relay's inbound filters (its FilterStatKey), the reason a
@@ -246,16 +245,6 @@ func (m *matcher) MatchString(s string) bool {
 	return m.re != nil && m.re.MatchString(s)
 }
 
-// uaParser is uap-core's parser (the same regexes as Relay's), built on
-// first use: only projects with the legacyBrowsers filter pay for it.
-var uaParser = sync.OnceValue(func() *uaparser.Parser {
-	p, err := uaparser.New(uaparser.WithMode(uaparser.EUserAgentLookUpMode))
-	if err != nil {
-		return nil
-	}
-	return p
-})
-
 // legacyMinimum is the lowest major version of each browser family the
 // "default" option lets through (Relay's legacy_browsers).
 var legacyMinimum = map[string]int{
@@ -280,11 +269,15 @@ var legacyOption = map[string]struct {
 
 func matchLegacyBrowser(options []string, e *event) bool {
 	ua, ok := e.userAgent()
-	p := uaParser()
-	if !ok || p == nil {
+	if !ok {
 		return false
 	}
-	b := p.ParseUserAgent(ua)
+	// The process's one parser (uap-core's rules, as Relay's), built on
+	// first use: only projects with the legacyBrowsers filter pay for it.
+	b, err := useragent.Browser(ua)
+	if err != nil {
+		return false
+	}
 	family := b.Family
 	if family == "IE Mobile" {
 		family = "IE" // as Relay and Sentry
