@@ -16,16 +16,10 @@ import (
 	"github.com/baton-relay/baton/relay/internal/testutil"
 )
 
-// startTestRelay runs a relay on an in-memory listener with the embedded
-// default overlaid by extra YAML; it returns a client bound to it.
-// startTestRelay starts a relay on an in-memory listener with durability
-// ("strict" or "relaxed") and the embedded broker.
-func startTestRelay(tb testing.TB, durability string) (*Relay, *fasthttp.HostClient) {
-	return startTestRelayWith(tb, durability, "", nil)
-}
-
-// startTestRelayWith is startTestRelay with more YAML appended and the
-// config then changed by edit (when not nil).
+// startTestRelayWith runs a relay on an in-memory listener with durability
+// ("strict" or "relaxed") and the embedded broker, extra YAML appended and
+// the config then changed by edit (when not nil); it returns a client bound
+// to it.
 func startTestRelayWith(tb testing.TB, durability, extra string, edit func(*config.Config)) (*Relay, *fasthttp.HostClient) {
 	tb.Helper()
 	yml := fmt.Sprintf("buffer:\n  dir: %s\n  reserve_bytes: 1MiB\n  durability: %s\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n", tb.TempDir(), durability) + extra
