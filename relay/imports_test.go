@@ -32,7 +32,8 @@ var allowed = map[string][]string{
 	"relay/outcome":   {"envelope"},
 	"relay/policy":    {"config", "envelope", "relay/outcome", "relay/project"},
 	"relay/record":    {"buffer", "envelope"},
-	"relay/telemetry": {}, // the OTel SDK and its exporters (sdkOwners)
+	"relay/telemetry": {},                  // the OTel SDK and its exporters (sdkOwners)
+	"relay/status":    {"relay/telemetry"}, // the status page: reads telemetry.Reading, no SDK types
 	"routing":         {"config", "envelope"},
 	"config":          {"envelope"},
 	"envelope":        {},
