@@ -105,6 +105,7 @@ function render(p) {
 
   table("drops", ["class", "reason", "records", "items", "records/s"],
     (p.drops || []).map((d) => ({ cells: [d.class, d.reason, num(d.records, 0), num(d.items, 0), num(d.per_s)] })));
+  $("nodrops").hidden = (p.drops || []).length > 0;
   const i = p.identity;
   const id = $("identity");
   id.replaceChildren(
