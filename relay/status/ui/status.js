@@ -135,12 +135,13 @@ window.batonCharts = batonCharts;
 
 function chart(id, series, data) {
   const box = $(id);
-  const width = Math.max(box.clientWidth, 280);
+  const width = Math.max(box.clientWidth, 200);
   let u = batonCharts[id];
   if (!u) {
     u = new uPlot({
       width, height: 180,
-      series: [{}].concat(series.map((s) => ({ label: s[0], stroke: s[1], width: 2, points: { show: false } }))),
+      // spanGaps: ack latency is null where nothing was acked.
+      series: [{}].concat(series.map((s) => ({ label: s[0], stroke: s[1], width: 2, spanGaps: true }))),
       axes: [{ stroke: "#8b949e" }, { stroke: "#8b949e", size: 60 }],
       scales: { x: { time: true } },
       legend: { live: false },
