@@ -80,7 +80,7 @@ func attrs(s attribute.Set) map[string]string {
 	m := make(map[string]string, s.Len())
 	for it := s.Iter(); it.Next(); {
 		kv := it.Attribute()
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }
