@@ -246,6 +246,7 @@ type Buffer struct {
 	full       atomic.Bool
 	refused    atomic.Bool // an append was refused for the budget; cleared below the low-water mark
 	lowDsk     atomic.Bool
+	freeDsk    atomic.Uint64 // free bytes of the filesystem at the last check; 0 if unknown
 
 	mu      sync.Mutex
 	streams map[Stream]*stream
@@ -468,6 +469,7 @@ func (b *Buffer) checkDisk() {
 	if err != nil {
 		return
 	}
+	b.freeDsk.Store(u.AvailBytes)
 	low := u.AvailBytes < uint64(b.opts.ReserveBytes)
 	if low != b.lowDsk.Swap(low) && low {
 		b.opts.Logger.Errorf("buffer: %s has %d bytes free, below the %d reserve; refusing appends", b.dir, u.AvailBytes, b.opts.ReserveBytes)

@@ -36,6 +36,7 @@ type Stats struct {
 	PendingBytes int64
 	BudgetBytes  int64  // MaxBytes - ReserveBytes: where ErrFull starts
 	DiskUsage    uint64 // Pebble's files (WAL, tables, manifests) in bytes
+	FreeBytes    uint64 // free bytes of the buffer's filesystem at the last check; 0 if it cannot tell
 	Full         bool   // Ready() == false because of the budget or free space
 	Failed       bool   // the store failed; see ErrFailed
 
@@ -135,6 +136,7 @@ func (b *Buffer) Stats() Stats {
 	b.mu.Unlock()
 	s.BudgetBytes = b.limit
 	s.Full = b.full.Load()
+	s.FreeBytes = b.freeDsk.Load()
 	s.Failed = b.failure() != nil
 
 	if b.enter() != nil {

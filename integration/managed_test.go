@@ -166,6 +166,37 @@ func TestManagedUnknownAndDisabled(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want ≥ 1", series, v, ok)
 		}
 	}
+	// The status page's JSON shows the cache, the registration and the
+	// drops (it is sampled once a second).
+	var page struct {
+		Managed *struct {
+			Registered bool     `json:"registered"`
+			Configs    int      `json:"configs"`
+			Misses     int      `json:"misses"`
+			Requests   int64    `json:"requests"`
+			FetchP50MS *float64 `json:"fetch_p50_ms"`
+		} `json:"managed"`
+		Drops []struct {
+			Class, Reason string
+			Records       int64
+		} `json:"drops"`
+		Identity struct {
+			Balanced bool `json:"balanced"`
+		} `json:"identity"`
+	}
+	fakeWaitFor(t, 5*time.Second, func() bool {
+		resp, err := http.Get("http://" + n.r.MetricsAddr().String() + "/api/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if json.NewDecoder(resp.Body).Decode(&page) != nil || page.Managed == nil {
+			return false
+		}
+		m := page.Managed
+		return m.Registered && m.Configs == 1 && m.Misses == 1 && m.Requests >= 2 && m.FetchP50MS != nil &&
+			len(page.Drops) == 2 && page.Identity.Balanced
+	}, func() string { return fmt.Sprintf("status page: managed %+v, drops %+v", page.Managed, page.Drops) })
 }
 
 func TestManagedUpstreamDownServesThroughGrace(t *testing.T) {

@@ -33,7 +33,8 @@ var allowed = map[string][]string{
 	"relay/policy":    {"config", "envelope", "relay/outcome", "relay/project", "relay/useragent"},
 	"relay/useragent": {}, // the process's one User-Agent parser: uap-go only (thirdParty)
 	"relay/record":    {"buffer", "envelope"},
-	"relay/telemetry": {}, // the OTel SDK and its exporters (sdkOwners)
+	"relay/telemetry": {},                  // the OTel SDK and its exporters (sdkOwners)
+	"relay/status":    {"relay/telemetry"}, // the status page: reads telemetry.Reading, no SDK types
 	"routing":         {"config", "envelope"},
 	"config":          {"envelope"},
 	"envelope":        {},

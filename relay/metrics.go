@@ -94,7 +94,7 @@ func (r *Relay) observeCommit(lat time.Duration) {
 }
 
 // startMetrics serves /metrics in the Prometheus text format on
-// telemetry.metrics_listen.
+// telemetry.metrics_listen, and the status page (relay/status) at /.
 func (r *Relay) startMetrics() error {
 	ln, err := net.Listen("tcp", r.cfg.Telemetry.MetricsListen)
 	if err != nil {
@@ -102,6 +102,7 @@ func (r *Relay) startMetrics() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", r.tel.Handler())
+	mux.Handle("/", r.startStatus().Handler()) // the status page and /api/status
 	r.metricsLn = ln
 	r.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	r.metricsDone = make(chan struct{})
@@ -118,6 +119,7 @@ func (r *Relay) stopMetrics(ctx context.Context) error {
 		_ = r.metricsSrv.Shutdown(ctx)
 		<-r.metricsDone
 	}
+	r.stopStatus()
 	if r.obs != nil {
 		_ = r.obs.Unregister()
 	}
@@ -186,6 +188,7 @@ func (r *Relay) registerObservers() error {
 		pendingBytes = gauge("baton_buffer_pending_bytes", "Stored bytes of those records.")
 		budgetBytes  = gauge("baton_buffer_budget_bytes", "Where the buffer starts refusing appends.")
 		diskBytes    = gauge("baton_buffer_disk_bytes", "Bytes of the buffer's files on disk.")
+		freeBytes    = gauge("baton_buffer_free_bytes", "Free bytes of the buffer's filesystem (read every few seconds); absent when it cannot tell.")
 		full         = gauge("baton_buffer_full", "1 while the buffer refuses appends (budget or free space), else 0.")
 		commits      = counter("baton_buffer_commits_total", "Group commits (one fsync each under strict durability).")
 		streamRecs   = gauge("baton_buffer_stream_pending_records", "Records of a buffer stream not yet delivered or dropped, by class, partition and kind (class, pending, flushed, outcomes).")
@@ -206,7 +209,7 @@ func (r *Relay) registerObservers() error {
 	}
 	all := []metric.Observable{accepted, acceptedIt, delivered, deadLettered, aggregated, produced, droppedIt, droppedRec,
 		rejected, bodyBytes, bodyPeak, bodyBudget, pendingRecs, pendingItems, memLimit, waiting, pendingBytes, budgetBytes,
-		diskBytes, full, commits, streamRecs, streamBytes, streamAge, streamOut, ready}
+		diskBytes, freeBytes, full, commits, streamRecs, streamBytes, streamAge, streamOut, ready}
 	if r.cache != nil {
 		all = append(all, cached, misses, fetches, broken)
 	}
@@ -266,6 +269,9 @@ func (r *Relay) registerObservers() error {
 		o.ObserveInt64(pendingBytes, bs.PendingBytes)
 		o.ObserveInt64(budgetBytes, bs.BudgetBytes)
 		o.ObserveInt64(diskBytes, int64(bs.DiskUsage))
+		if bs.FreeBytes > 0 {
+			o.ObserveInt64(freeBytes, int64(bs.FreeBytes))
+		}
 		o.ObserveInt64(full, b2i(bs.Full))
 		o.ObserveInt64(commits, bs.Commits)
 		now := time.Now()

@@ -93,6 +93,7 @@ type Relay struct {
 	metricsSrv  *http.Server
 	metricsLn   net.Listener
 	metricsDone chan struct{}
+	statusPage  *statusPage // the status page's sampler, beside /metrics
 	closing     atomic.Bool
 
 	bodies      *intake.Budget           // memory of request bodies in flight (server.max_inflight_bytes)

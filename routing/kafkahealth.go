@@ -66,6 +66,18 @@ type KafkaHealth struct {
 	// ConnectErrors counts failed broker connections by kind (FaultAuth,
 	// FaultTLS, FaultNetwork), every kind present.
 	ConnectErrors map[string]int64
+	// LastConnectError is the last failed connection's error ("" if
+	// none), at LastConnectErrorAt; Connected whether a connection
+	// succeeded after it.
+	LastConnectError   string
+	LastConnectErrorAt time.Time
+	Connected          bool
+}
+
+// connectError is a cluster's last failed connection.
+type connectError struct {
+	at  time.Time
+	msg string
 }
 
 // kafkaHealth tracks the faults of one cluster. Connection faults (auth,
@@ -96,6 +108,11 @@ type kafkaHealth struct {
 	justConnected atomic.Bool
 	hangups       atomic.Int32
 	sticky        bool
+
+	// lastErr is the last failed connection; connected whether one
+	// succeeded since (for the status page).
+	lastErr   atomic.Pointer[connectError]
+	connected atomic.Bool
 }
 
 // saslHangups is how many connections in a row must end at their first
@@ -154,6 +171,10 @@ func (h *kafkaHealth) snapshot() KafkaHealth {
 	for i, k := range connectKinds {
 		hs.ConnectErrors[k] = h.errs[i].Load()
 	}
+	if e := h.lastErr.Load(); e != nil {
+		hs.LastConnectError, hs.LastConnectErrorAt = e.msg, e.at
+	}
+	hs.Connected = h.connected.Load()
 	return hs
 }
 
@@ -168,6 +189,7 @@ var _ interface {
 // the dial succeeded.
 func (h *kafkaHealth) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, conn net.Conn, err error) {
 	if err == nil {
+		h.connected.Store(true)
 		h.justConnected.Store(true)
 		if h.connSet.Load() {
 			h.update(func() {
@@ -180,6 +202,8 @@ func (h *kafkaHealth) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, con
 	}
 	kind := h.connectKind(err, conn != nil)
 	h.count(kind)
+	h.connected.Store(false)
+	h.lastErr.Store(&connectError{at: time.Now(), msg: err.Error()})
 	if kind == FaultNetwork {
 		return
 	}

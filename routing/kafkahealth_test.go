@@ -57,7 +57,7 @@ func TestKafkaSASLMechanisms(t *testing.T) {
 		if errs := send(t, k.Topic("events"), []Message{testMsg(1, m.Mechanism)}); errs[0] != nil {
 			t.Errorf("%s: %v", m.Mechanism, errs[0])
 		}
-		if h := k.Health(); h.Fault != nil || h.ConnectErrors[FaultAuth] != 0 {
+		if h := k.Health(); h.Fault != nil || h.ConnectErrors[FaultAuth] != 0 || !h.Connected || h.LastConnectError != "" {
 			t.Errorf("%s: health %+v", m.Mechanism, h)
 		}
 	}

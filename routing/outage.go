@@ -85,6 +85,46 @@ func (u *Upstream) State() UpstreamState {
 	return s
 }
 
+// Member states of UpstreamMember.
+const (
+	MemberHealthy = "healthy"
+	MemberEjected = "ejected" // consecutive failures, until its next trial
+	MemberOutage  = "outage"  // unreachable: paused until its probe answers
+)
+
+// UpstreamMember is one URL of a pool, for the status page.
+type UpstreamMember struct {
+	URL   string // scheme://host[:port][/prefix]: never credentials
+	State string // MemberHealthy, MemberEjected or MemberOutage
+	// LastError is the last failed request's error ("" if none), at
+	// LastErrorAt.
+	LastError   string
+	LastErrorAt time.Time
+	// Latency is the moving average round trip of answered requests; 0
+	// before the first answer.
+	Latency time.Duration
+}
+
+// Members returns the state of each URL of the pool, in config order.
+func (u *Upstream) Members() []UpstreamMember {
+	now := u.opts.Now().UnixNano()
+	ms := make([]UpstreamMember, len(u.nodes))
+	for i, n := range u.nodes {
+		m := UpstreamMember{URL: n.base, State: MemberHealthy, Latency: time.Duration(n.rtt.Load())}
+		switch {
+		case n.outage.Load() != nil:
+			m.State = MemberOutage
+		case n.ejectedUntil.Load() > now:
+			m.State = MemberEjected
+		}
+		if e := n.lastErr.Load(); e != nil {
+			m.LastError, m.LastErrorAt = e.msg, e.at
+		}
+		ms[i] = m
+	}
+	return ms
+}
+
 // isNetworkStatus reports whether an answer means the upstream itself was
 // not reached: a gateway's 502, 503 or 504 (Relay's classification).
 func isNetworkStatus(status int) bool {

@@ -146,6 +146,16 @@ type upstreamNode struct {
 	// since the last answer, or 0; outage is set while in outage mode.
 	netErrSince atomic.Int64
 	outage      atomic.Pointer[outage]
+	// For the status page (Members): the last failure and a moving average
+	// of the round trip of answered requests.
+	lastErr atomic.Pointer[nodeError]
+	rtt     atomic.Int64 // nanoseconds, EWMA (1/8 weight per request)
+}
+
+// nodeError is a node's last failure and when it happened.
+type nodeError struct {
+	at  time.Time
+	msg string
 }
 
 // NewUpstream validates opts and builds the node pool. It does not connect.
@@ -371,6 +381,7 @@ func (u *Upstream) sendOne(ctx context.Context, m *Message) error {
 	if err := u.buildRequest(req, body, n, m); err != nil {
 		return Permanent(err)
 	}
+	start := time.Now()
 	err := n.hc.DoDeadline(req, resp, deadline)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
@@ -378,14 +389,36 @@ func (u *Upstream) sendOne(ctx context.Context, m *Message) error {
 		}
 		n.fail(u)
 		u.netFailed(n, err)
+		n.noteErr(u, err)
 		return fmt.Errorf("routing: upstream %s: %w", n.base, err)
 	}
+	n.noteRTT(time.Since(start))
 	err = u.classify(resp, m.Envelope)
 	u.answered(n, resp.StatusCode())
 	if err != nil {
+		n.noteErr(u, err)
 		return fmt.Errorf("routing: upstream %s: %w", n.base, err)
 	}
 	return nil
+}
+
+// noteErr keeps err as n's last failure.
+func (n *upstreamNode) noteErr(u *Upstream, err error) {
+	n.lastErr.Store(&nodeError{at: u.opts.Now(), msg: err.Error()})
+}
+
+// noteRTT folds an answered request's round trip into n's average.
+func (n *upstreamNode) noteRTT(d time.Duration) {
+	for {
+		old := n.rtt.Load()
+		avg := int64(d)
+		if old != 0 {
+			avg = old + (int64(d)-old)/8
+		}
+		if n.rtt.CompareAndSwap(old, avg) {
+			return
+		}
+	}
 }
 
 // buildRequest fills req with the POST of m's envelope to n. body backs the

@@ -597,3 +597,35 @@ func TestUpstreamSteersByShard(t *testing.T) {
 		t.Fatalf("%d shards delivered, want 32", len(owner))
 	}
 }
+
+// TestUpstreamMembers checks what the status page shows of a pool: a
+// healthy URL with its round trip, a refusing one ejected with its error.
+func TestUpstreamMembers(t *testing.T) {
+	t.Parallel()
+	f := newFakeUpstream(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	up := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url}, MaxFailures: 1})
+	down := newTestUpstream(t, UpstreamOptions{URLs: []string{closed}, MaxFailures: 1})
+	errs := make([]error, 1)
+	up.Send(context.Background(), []Message{testMsg(1, "{}")}, errs)
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	down.Send(context.Background(), []Message{testMsg(1, "{}")}, errs)
+	if errs[0] == nil {
+		t.Fatal("send to a closed port succeeded")
+	}
+	m := up.Members()
+	if len(m) != 1 || m[0].URL != f.url || m[0].State != MemberHealthy || m[0].Latency <= 0 || m[0].LastError != "" {
+		t.Errorf("healthy pool: %+v", m)
+	}
+	m = down.Members()
+	if len(m) != 1 || m[0].State != MemberEjected || !strings.Contains(m[0].LastError, "connection refused") || m[0].LastErrorAt.IsZero() {
+		t.Errorf("refusing pool: %+v", m)
+	}
+}

@@ -167,6 +167,7 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 	}
 	if m := r.MetricsAddr(); m != nil {
 		fmt.Fprintf(stdout, "  metrics on http://%s/metrics\n", m)
+		fmt.Fprintf(stdout, "  status page on http://%s/\n", m)
 	}
 	fmt.Fprintf(stdout, "  memory limit %s\n", mem)
 	fmt.Fprintf(stdout, "  Ctrl-C stops; whatever is not yet delivered stays in the buffer.\n")

@@ -57,6 +57,7 @@ type Telemetry struct {
 	sdk     *sdkmetric.MeterProvider // nil when no exporter runs
 	handler http.Handler
 	push    bool
+	reader  *sdkmetric.ManualReader // Read's, beside the Prometheus exporter
 }
 
 // New builds the MeterProvider o asks for.
@@ -101,6 +102,10 @@ func New(o Options) (*Telemetry, error) {
 			return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
 		}
 		opts = append(opts, sdkmetric.WithReader(exp))
+		// The status page (Read) served beside /metrics reads the same
+		// instruments, runtime and process figures included.
+		t.reader = sdkmetric.NewManualReader(sdkmetric.WithProducer(promBridge.NewMetricProducer(promBridge.WithGatherer(runtimeReg))))
+		opts = append(opts, sdkmetric.WithReader(t.reader))
 		t.handler = promhttp.HandlerFor(prometheus.Gatherers{reg, runtimeReg}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	}
 	if push {
