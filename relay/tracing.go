@@ -29,7 +29,8 @@ func (c headerCarrier) Keys() []string        { return []string{"traceparent", "
 // traceparent says so, or, without one, the sampler's ratio lets it
 // through. A traceparent that says not sampled is honoured. Without a span
 // (tracing off, or not sampled) the request costs one branch and, with
-// tracing on, one random number: no allocation.
+// tracing on, one random number: no allocation. An empty endpoint is the
+// request's path.
 func (r *Relay) traceIngest(ctx *fasthttp.RequestCtx, s *scratch, endpoint string) {
 	if !r.tracing {
 		return
@@ -44,6 +45,9 @@ func (r *Relay) traceIngest(ctx *fasthttp.RequestCtx, s *scratch, endpoint strin
 		}
 	} else if !r.tel.Sample() {
 		return
+	}
+	if endpoint == "" {
+		endpoint = string(ctx.Path())
 	}
 	s.sctx, s.span = r.tracer.Start(parent, "baton.ingest", trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("baton.endpoint", endpoint)))
