@@ -476,3 +476,63 @@ func TestTraceJSONLogs(t *testing.T) {
 		t.Errorf("forward span events %v, want one retry", fwd.Events)
 	}
 }
+
+// TestTraceIngestSpans: at trace_sample_ratio 1 every request gets an
+// ingest span: a store request (converted to an envelope) named by its
+// path, answered 200; an envelope refused at the door, with its status and
+// the refusal as the span's error.
+func TestTraceIngestSpans(t *testing.T) {
+	rc := startOTLPReceiver(t)
+	n := startNode(t, "telemetry:\n  otlp_endpoint: "+rc.srv.URL+"/v1/metrics\n  otlp_interval: 100ms\n  trace_sample_ratio: 1\n")
+	const (
+		storeTrace   = "11111111111111111111111111111111"
+		refusedTrace = "22222222222222222222222222222222"
+	)
+	h := authHeader(testKey)
+	h["traceparent"] = "00-" + storeTrace + "-1111111111111111-01"
+	if status, body, _ := post(t, n.url+"/api/1/store/", []byte(`{"message":"stored"}`), h); status != 200 {
+		t.Fatalf("POST /store/ = %d %s", status, body)
+	}
+	h = authHeader("not a key!")
+	h["traceparent"] = "00-" + refusedTrace + "-2222222222222222-01"
+	if status, _, _ := post(t, n.url+"/api/1/envelope/", []byte(event), h); status < 400 {
+		t.Fatalf("POST with a bad key = %d, want a refusal", status)
+	}
+	span := func(tid string) receivedSpan {
+		t.Helper()
+		raw, _ := hex.DecodeString(tid)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			for _, sp := range rc.tracesOf(raw) {
+				if sp.Name == "baton.ingest" {
+					return sp
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no ingest span of trace %s", tid)
+			}
+			time.Sleep(20 * time.Millisecond) // polling the condition, with a deadline
+		}
+	}
+	attr := func(sp receivedSpan, key string) string {
+		for _, a := range sp.Attributes {
+			if a.Key == key {
+				if s := a.Value.GetStringValue(); s != "" {
+					return s
+				}
+				return strconv.FormatInt(a.Value.GetIntValue(), 10)
+			}
+		}
+		return ""
+	}
+	st := span(storeTrace)
+	if attr(st, "baton.endpoint") != "/api/1/store/" || attr(st, "http.response.status_code") != "200" ||
+		attr(st, "baton.records") != "1" || st.Status.GetCode() == tracepb.Status_STATUS_CODE_ERROR {
+		t.Errorf("store span: %v %v", st.Attributes, st.Status)
+	}
+	ref := span(refusedTrace)
+	if code := attr(ref, "http.response.status_code"); code < "400" || ref.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR ||
+		!strings.HasPrefix(ref.Status.GetMessage(), code+" ") {
+		t.Errorf("refused span: %v %v", ref.Attributes, ref.Status)
+	}
+}
