@@ -566,7 +566,7 @@ type ProjectFetch struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
-// Telemetry configures Baton's own logs and metrics.
+// Telemetry configures Baton's own logs, metrics and traces.
 type Telemetry struct {
 	// LogLevel is debug, info, warn or error. Default: info.
 	LogLevel LogLevel `yaml:"log_level"`
@@ -586,6 +586,13 @@ type Telemetry struct {
 	// OTLPInterval is how often metrics are pushed; 0 is
 	// OTEL_METRIC_EXPORT_INTERVAL, else 60s. Default: 0.
 	OTLPInterval time.Duration `yaml:"otlp_interval"`
+	// TraceSampleRatio is the share of requests without a sampled
+	// traceparent that get an ingest span, when spans are pushed (an OTLP
+	// endpoint, as for metrics, with /v1/traces for /v1/metrics). A
+	// request whose traceparent says sampled is always traced, one that
+	// says not sampled never. 0 traces only what an upstream sampled.
+	// Default: 0.01.
+	TraceSampleRatio float64 `yaml:"trace_sample_ratio"`
 }
 
 // Runtime tunes the Go runtime.

@@ -71,6 +71,7 @@ func TestDefault(t *testing.T) {
 		{"managed.cache.expiry", c.Managed.Cache.Expiry, 300 * time.Second},
 		{"managed.fetch.batch_size", c.Managed.Fetch.BatchSize, 500},
 		{"telemetry.log_level", c.Telemetry.LogLevel, LogInfo},
+		{"telemetry.trace_sample_ratio", c.Telemetry.TraceSampleRatio, 0.01},
 		{"runtime.memory_limit", c.Runtime.MemoryLimit, ByteSize(0)},
 		{"defaults.upstream.compression", c.Defaults.Upstream.Compression, CompressionGzip},
 		{"defaults.project.allowed_domains", c.Defaults.Project.AllowedDomains, []string{"*"}},
@@ -494,11 +495,12 @@ func TestValidation(t *testing.T) {
 			`test.yaml:9: projects.abc: project id "abc" must be a positive decimal number without leading zeros`,
 			`test.yaml:9: projects.abc.public_keys[0]: "e12d836b15bb49d7" is not a public key: want 32 lowercase hex characters, the user part of the DSN`,
 		}},
-		{"telemetry", []string{"telemetry: {log_level: verbose, log_format: xml, metrics_listen: '127.0.0.1:3000'}"},
+		{"telemetry", []string{"telemetry: {log_level: verbose, log_format: xml, metrics_listen: '127.0.0.1:3000', trace_sample_ratio: 1.5}"},
 			[]string{
 				`test.yaml:1: telemetry.log_level: "verbose" is not one of debug, info, warn, error`,
 				`test.yaml:1: telemetry.log_format: "xml" is not one of text, json`,
 				`test.yaml:1: telemetry.metrics_listen: "127.0.0.1:3000" is also server.listen; use another port`,
+				`test.yaml:1: telemetry.trace_sample_ratio: 1.5 is not a ratio from 0 to 1`,
 			}},
 		// Combinations that pass each field's own rule but that baton run
 		// refuses (buffer.Open, routing.NewKafka, routing.NewUpstream,

@@ -588,6 +588,9 @@ func (v *validator) telemetry() {
 	if t.OTLPInterval < 0 {
 		v.errorf("telemetry.otlp_interval", "must not be negative (0 is the environment's or 60s)")
 	}
+	if !(t.TraceSampleRatio >= 0 && t.TraceSampleRatio <= 1) { // NaN too
+		v.errorf("telemetry.trace_sample_ratio", "%v is not a ratio from 0 to 1", t.TraceSampleRatio)
+	}
 	for name := range t.OTLPHeaders {
 		if name == "" || strings.ContainsAny(name, " :\r\n") {
 			v.errorf("telemetry.otlp_headers", "%q is not an HTTP header name", name)

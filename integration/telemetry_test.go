@@ -1,17 +1,26 @@
 package integration
 
 import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -79,8 +88,10 @@ func TestMetricsHistogramsMove(t *testing.T) {
 	}
 }
 
-// otlpReceiver is an OTLP/HTTP metrics receiver: it decodes every push with
-// the official proto types and keeps the last one.
+// otlpReceiver is an OTLP/HTTP receiver: it decodes every push with the
+// official proto types, keeps the last metrics push and every span, each
+// with the x-node header of its push (a test's relays set it apart in
+// telemetry.otlp_headers).
 type otlpReceiver struct {
 	srv *httptest.Server
 
@@ -89,6 +100,13 @@ type otlpReceiver struct {
 	last    *colmetricpb.ExportMetricsServiceRequest
 	headers http.Header
 	path    string
+	spans   []receivedSpan
+}
+
+// receivedSpan is one span a relay pushed, with the x-node of its push.
+type receivedSpan struct {
+	node string
+	*tracepb.Span
 }
 
 func startOTLPReceiver(t *testing.T) *otlpReceiver {
@@ -98,6 +116,10 @@ func startOTLPReceiver(t *testing.T) *otlpReceiver {
 		body, err := io.ReadAll(req.Body)
 		if err != nil || req.Header.Get("Content-Type") != "application/x-protobuf" {
 			http.Error(w, "bad push", http.StatusBadRequest)
+			return
+		}
+		if strings.HasSuffix(req.URL.Path, "/v1/traces") {
+			rc.serveTraces(w, req, body)
 			return
 		}
 		var m colmetricpb.ExportMetricsServiceRequest
@@ -115,6 +137,39 @@ func startOTLPReceiver(t *testing.T) *otlpReceiver {
 	}))
 	t.Cleanup(rc.srv.Close)
 	return rc
+}
+
+func (rc *otlpReceiver) serveTraces(w http.ResponseWriter, req *http.Request, body []byte) {
+	var m coltracepb.ExportTraceServiceRequest
+	if err := proto.Unmarshal(body, &m); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rc.mu.Lock()
+	for _, rs := range m.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, sp := range ss.Spans {
+				rc.spans = append(rc.spans, receivedSpan{req.Header.Get("X-Node"), sp})
+			}
+		}
+	}
+	rc.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+	_, _ = w.Write(out)
+}
+
+// tracesOf returns the spans received so far of trace id tid.
+func (rc *otlpReceiver) tracesOf(tid []byte) []receivedSpan {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []receivedSpan
+	for _, sp := range rc.spans {
+		if bytes.Equal(sp.TraceId, tid) {
+			out = append(out, sp)
+		}
+	}
+	return out
 }
 
 // metric returns the pushed metric called name from the last push.
@@ -218,5 +273,266 @@ func waitPushed(t *testing.T, rc *otlpReceiver, name string, timeout time.Durati
 			t.Fatalf("%s never pushed", name)
 		}
 		time.Sleep(20 * time.Millisecond) // polling the condition, with a deadline
+	}
+}
+
+// TestTraceThreeBatonChain: an SDK that traces its send (a sampled
+// traceparent) posts to Baton A, which forwards to B, B to C, C to a fake
+// Sentry. Every Baton pushes its spans to a receiver the test runs: all six
+// (ingest and forward on each node) share the SDK's trace id, and each
+// parent is the span before it: SDK → A ingest → A forward → B ingest → B
+// forward → C ingest → C forward, whose id the fake Sentry receives as
+// traceparent. B and C sample nothing of their own (ratio 0): they follow
+// A's decision. A traceparent that says not sampled is honoured: A traces
+// nothing of it and sends none on, although A samples everything else.
+func TestTraceThreeBatonChain(t *testing.T) {
+	rc := startOTLPReceiver(t)
+	sentry := newFakeUpstream(t)
+	tel := func(name string, ratio float64) string {
+		return fmt.Sprintf("telemetry:\n  otlp_endpoint: %s/v1/metrics\n  otlp_headers: {x-node: %s}\n  otlp_interval: 100ms\n  trace_sample_ratio: %v\n",
+			rc.srv.URL, name, ratio)
+	}
+	c := startNode(t, tel("C", 0)+fakeUpstreamYAML("next", sentry.url(), "default"))
+	b := startNode(t, tel("B", 0)+fakeUpstreamYAML("next", c.url, "default"))
+	a := startNode(t, tel("A", 1)+fakeUpstreamYAML("next", b.url, "default"))
+
+	const (
+		sdkTrace   = "4bf92f3577b34da6a3ce929d0e0e4736"
+		sdkSpan    = "00f067aa0ba902b7"
+		unsampled  = "0af7651916cd43dd8448eb211c80319c"
+		unsampledP = "00-" + unsampled + "-b7ad6b7169203331-00"
+	)
+	send := func(tp string) {
+		t.Helper()
+		h := authHeader(testKey)
+		h["traceparent"] = tp
+		if status, body, _ := post(t, a.url+"/api/1/envelope/", []byte(event), h); status != 200 {
+			t.Fatalf("POST to A = %d %s", status, body)
+		}
+	}
+	waitDelivered := func(n int) []fakeRequest {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for len(sentry.delivered()) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d envelopes reached the fake Sentry through A → B → C, want %d", len(sentry.delivered()), n)
+			}
+			time.Sleep(20 * time.Millisecond) // polling the condition, with a deadline
+		}
+		return sentry.delivered()
+	}
+	send(unsampledP)
+	if got := waitDelivered(1)[0].Header.Get("Traceparent"); got != "" {
+		t.Errorf("an unsampled request reached Sentry with traceparent %q", got)
+	}
+	send("00-" + sdkTrace + "-" + sdkSpan + "-01")
+	last := waitDelivered(2)[1]
+
+	tid, _ := hex.DecodeString(sdkTrace)
+	var spans []receivedSpan
+	deadline := time.Now().Add(15 * time.Second)
+	for spans = rc.tracesOf(tid); len(spans) < 6; spans = rc.tracesOf(tid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("received %d spans of the SDK's trace, want 6: %s", len(spans), spanNames(spans))
+		}
+		time.Sleep(20 * time.Millisecond) // polling the condition, with a deadline
+	}
+	find := func(node, name string) receivedSpan {
+		t.Helper()
+		var found []receivedSpan
+		for _, sp := range spans {
+			if sp.node == node && sp.Name == name {
+				found = append(found, sp)
+			}
+		}
+		if len(found) != 1 {
+			t.Fatalf("%d %s spans from %s in the trace, want 1 (trace: %s)", len(found), name, node, spanNames(spans))
+		}
+		return found[0]
+	}
+	parent, _ := hex.DecodeString(sdkSpan)
+	for _, node := range []string{"A", "B", "C"} {
+		in, fwd := find(node, "baton.ingest"), find(node, "baton.forward")
+		if !bytes.Equal(in.ParentSpanId, parent) {
+			t.Errorf("%s ingest span's parent %x, want %x (the span before it)", node, in.ParentSpanId, parent)
+		}
+		if in.Kind != tracepb.Span_SPAN_KIND_SERVER || fwd.Kind != tracepb.Span_SPAN_KIND_PRODUCER {
+			t.Errorf("%s span kinds: ingest %v, forward %v", node, in.Kind, fwd.Kind)
+		}
+		var events []string
+		for _, e := range in.Events {
+			events = append(events, e.Name)
+		}
+		if got := strings.Join(events, ","); got != "authenticated,decoded,parsed,admitted,framed,committed" {
+			t.Errorf("%s ingest span's steps: %s", node, got)
+		}
+		if !bytes.Equal(fwd.ParentSpanId, in.SpanId) {
+			t.Errorf("%s forward span's parent %x, want its ingest span %x", node, fwd.ParentSpanId, in.SpanId)
+		}
+		if len(fwd.Links) != 1 || !bytes.Equal(fwd.Links[0].SpanId, in.SpanId) || !bytes.Equal(fwd.Links[0].TraceId, tid) {
+			t.Errorf("%s forward span's links %v, want its ingest span", node, fwd.Links)
+		}
+		if fwd.StartTimeUnixNano < in.EndTimeUnixNano-uint64(time.Second) || in.Status.GetCode() == tracepb.Status_STATUS_CODE_ERROR {
+			t.Errorf("%s: ingest %v, forward starting at %d", node, in.Status, fwd.StartTimeUnixNano)
+		}
+		parent = fwd.SpanId
+	}
+	if want := "00-" + sdkTrace + "-" + hex.EncodeToString(parent) + "-01"; last.Header.Get("Traceparent") != want {
+		t.Errorf("fake Sentry got traceparent %q, want C's forward span %q", last.Header.Get("Traceparent"), want)
+	}
+	// Spans are pushed in the order they end: the unsampled request's
+	// would be in by now.
+	ut, _ := hex.DecodeString(unsampled)
+	if got := rc.tracesOf(ut); len(got) > 0 {
+		t.Errorf("a traceparent that says not sampled was traced: %v", got)
+	}
+}
+
+// spanNames lists spans as node/name, for failure messages.
+func spanNames(spans []receivedSpan) string {
+	var names []string
+	for _, sp := range spans {
+		names = append(names, sp.node+"/"+sp.Name)
+	}
+	return strings.Join(names, " ")
+}
+
+// TestTraceJSONLogs runs the baton binary with log_format: json: a
+// delivery that fails while its batch is traced logs a line carrying the
+// trace_id and span_id of the forward span the receiver gets; the same
+// failure of an untraced envelope logs none.
+func TestTraceJSONLogs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the baton binary")
+	}
+	bin := crashBuildBaton(t)
+	rc := startOTLPReceiver(t)
+	up := newFakeUpstream(t)
+	var reqs atomic.Int64
+	up.setAnswer(func(*fakeRequest) fakeAnswer {
+		if n := reqs.Add(1); n == 1 || n == 3 { // each envelope's first attempt fails, its retry succeeds
+			return fakeAnswer{Status: http.StatusInternalServerError, Body: "{}"}
+		}
+		return fakeAnswer{Status: http.StatusOK, Body: "{}"}
+	})
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "baton.yaml")
+	yaml := fmt.Sprintf("server: {listen: 127.0.0.1:0}\nbuffer: {dir: %s, reserve_bytes: 1MiB}\n"+
+		"telemetry: {log_format: json, otlp_endpoint: %s/v1/metrics, otlp_interval: 100ms, trace_sample_ratio: 0}\n",
+		filepath.Join(dir, "data"), rc.srv.URL) + fakeUpstreamYAML("up", up.url(), "default")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := crashStart(t, bin, cfg)
+	const tid = "4bf92f3577b34da6a3ce929d0e0e4736"
+	h := authHeader(testKey)
+	h["traceparent"] = "00-" + tid + "-00f067aa0ba902b7-01"
+	if status, body, _ := post(t, p.base+"/api/1/envelope/", []byte(event), h); status != 200 {
+		t.Fatalf("POST = %d %s", status, body)
+	}
+	raw, _ := hex.DecodeString(tid)
+	var fwd *receivedSpan
+	deadline := time.Now().Add(15 * time.Second)
+	for fwd == nil {
+		for _, sp := range rc.tracesOf(raw) {
+			if sp.Name == "baton.forward" {
+				fwd = &sp
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no forward span of the trace within 15s\nstderr:\n%s", crashTail(p.stderr.String(), 4000))
+		}
+		time.Sleep(20 * time.Millisecond) // polling the condition, with a deadline
+	}
+	// The second envelope, untraced (ratio 0, no traceparent), fails once too.
+	if status, body, _ := post(t, p.base+"/api/1/envelope/", []byte(event), authHeader(testKey)); status != 200 {
+		t.Fatalf("POST = %d %s", status, body)
+	}
+	for len(up.delivered()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d envelopes delivered, want 2", len(up.delivered()))
+		}
+		time.Sleep(20 * time.Millisecond) // polling the condition, with a deadline
+	}
+	var traced, plain int
+	for line := range strings.Lines(p.stderr.String()) {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil || m["msg"] != "delivery failed; retrying" {
+			continue
+		}
+		if _, ok := m["trace_id"]; !ok {
+			plain++
+			continue
+		}
+		traced++
+		if m["trace_id"] != tid || m["span_id"] != hex.EncodeToString(fwd.SpanId) {
+			t.Errorf("retry line %v, want trace_id %s and span_id %x (the forward span)", m, tid, fwd.SpanId)
+		}
+	}
+	if traced != 1 || plain != 1 {
+		t.Errorf("%d traced retry lines, %d without a span; want 1 and 1\nstderr:\n%s", traced, plain, crashTail(p.stderr.String(), 4000))
+	}
+	if len(fwd.Events) != 1 || fwd.Events[0].Name != "retry" {
+		t.Errorf("forward span events %v, want one retry", fwd.Events)
+	}
+}
+
+// TestTraceIngestSpans: at trace_sample_ratio 1 every request gets an
+// ingest span: a store request (converted to an envelope) named by its
+// path, answered 200; an envelope refused at the door, with its status and
+// the refusal as the span's error.
+func TestTraceIngestSpans(t *testing.T) {
+	rc := startOTLPReceiver(t)
+	n := startNode(t, "telemetry:\n  otlp_endpoint: "+rc.srv.URL+"/v1/metrics\n  otlp_interval: 100ms\n  trace_sample_ratio: 1\n")
+	const (
+		storeTrace   = "11111111111111111111111111111111"
+		refusedTrace = "22222222222222222222222222222222"
+	)
+	h := authHeader(testKey)
+	h["traceparent"] = "00-" + storeTrace + "-1111111111111111-01"
+	if status, body, _ := post(t, n.url+"/api/1/store/", []byte(`{"message":"stored"}`), h); status != 200 {
+		t.Fatalf("POST /store/ = %d %s", status, body)
+	}
+	h = authHeader("not a key!")
+	h["traceparent"] = "00-" + refusedTrace + "-2222222222222222-01"
+	if status, _, _ := post(t, n.url+"/api/1/envelope/", []byte(event), h); status < 400 {
+		t.Fatalf("POST with a bad key = %d, want a refusal", status)
+	}
+	span := func(tid string) receivedSpan {
+		t.Helper()
+		raw, _ := hex.DecodeString(tid)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			for _, sp := range rc.tracesOf(raw) {
+				if sp.Name == "baton.ingest" {
+					return sp
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no ingest span of trace %s", tid)
+			}
+			time.Sleep(20 * time.Millisecond) // polling the condition, with a deadline
+		}
+	}
+	attr := func(sp receivedSpan, key string) string {
+		for _, a := range sp.Attributes {
+			if a.Key == key {
+				if s := a.Value.GetStringValue(); s != "" {
+					return s
+				}
+				return strconv.FormatInt(a.Value.GetIntValue(), 10)
+			}
+		}
+		return ""
+	}
+	st := span(storeTrace)
+	if attr(st, "baton.endpoint") != "/api/1/store/" || attr(st, "http.response.status_code") != "200" ||
+		attr(st, "baton.records") != "1" || st.Status.GetCode() == tracepb.Status_STATUS_CODE_ERROR {
+		t.Errorf("store span: %v %v", st.Attributes, st.Status)
+	}
+	ref := span(refusedTrace)
+	if code := attr(ref, "http.response.status_code"); code < "400" || ref.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR ||
+		!strings.HasPrefix(ref.Status.GetMessage(), code+" ") {
+		t.Errorf("refused span: %v %v", ref.Attributes, ref.Status)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"syscall"
 	"testing"
 	"time"
@@ -71,6 +73,31 @@ func BenchmarkIngestTelemetry(b *testing.B) {
 		{"metrics", "telemetry:\n  metrics_listen: 127.0.0.1:0\n"},
 	} {
 		b.Run("telemetry="+tc.name, func(b *testing.B) { benchIngestWith(b, "relaxed", tc.yml, nil) })
+	}
+}
+
+// BenchmarkIngestTracing is BenchmarkIngest (relaxed) with telemetry off,
+// then with OTLP push to a receiver in the process (which reads and
+// discards) at trace_sample_ratio 0 (the tracer on, no request sampled),
+// 0.01 (the default) and 1, back to back: what spans cost the ingest
+// path, forwarding and export included (cpu-us/op is the process's).
+func BenchmarkIngestTracing(b *testing.B) {
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	b.Cleanup(rc.Close)
+	for _, tc := range []struct{ name, yml string }{
+		{"off", ""},
+		{"ratio=0", "0"},
+		{"ratio=0.01", "0.01"},
+		{"ratio=1", "1"},
+	} {
+		yml := ""
+		if tc.yml != "" {
+			yml = "telemetry:\n  otlp_endpoint: " + rc.URL + "/v1/metrics\n  trace_sample_ratio: " + tc.yml + "\n"
+		}
+		b.Run("tracing="+tc.name, func(b *testing.B) { benchIngestWith(b, "relaxed", yml, nil) })
 	}
 }
 

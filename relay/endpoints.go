@@ -41,7 +41,9 @@ func (r *Relay) converted(ctx *fasthttp.RequestCtx, pid uint64, limit int,
 	s, res := r.start()
 	if res.ok() {
 		defer r.end(s)
+		r.traceIngest(ctx, s, "") // named by its path
 		res = r.convert(ctx, pid, limit, s, conv)
+		s.spanResult(pid, &res)
 	}
 	r.respond(ctx, &res)
 	return res

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
@@ -44,6 +46,10 @@ type scratch struct {
 	hdr     []byte // an envelope header rewritten with a generated event_id
 	verdict policy.Verdict
 	limits  []byte // X-Sentry-Rate-Limits
+	// span is the request's ingest span and sctx its context, nil unless
+	// the request is sampled (tracing.go).
+	span trace.Span
+	sctx context.Context
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -134,6 +140,7 @@ func (r *Relay) start() (*scratch, result) {
 // end hands the request's memory back: the lease to the budget, small
 // arrays to the pool, large ones to the allocator.
 func (r *Relay) end(s *scratch) {
+	s.endSpan()
 	s.lease.Release()
 	s.env.Reset()
 	s.dumpErr = nil
@@ -220,10 +227,13 @@ func (r *Relay) handleEnvelope(ctx *fasthttp.RequestCtx, pid uint64) {
 	}
 	defer r.end(s)
 
+	r.traceIngest(ctx, s, "envelope")
 	if ok, s.trusted = r.verifyRelayEnvelope(ctx); !ok {
+		s.spanResult(pid, &result{status: ctx.Response.StatusCode(), detail: "relay signature refused"})
 		return
 	}
 	res := r.ingestEnvelope(ctx, pid, s)
+	s.spanResult(pid, &res)
 	r.respond(ctx, &res)
 }
 
@@ -235,13 +245,16 @@ func (r *Relay) ingestEnvelope(ctx *fasthttp.RequestCtx, pid uint64, s *scratch)
 	if aerr != nil && !errors.Is(aerr, errAuthMissing) {
 		return authRefusal(aerr)
 	}
+	s.phase("authenticated")
 	body, res := r.body(ctx, s, r.limits.MaxEnvelopeSize)
 	if !res.ok() {
 		return res
 	}
+	s.phase("decoded")
 	if err := s.env.Parse(body, &r.limits); err != nil {
 		return parseRefusal(err)
 	}
+	s.phase("parsed")
 	if len(s.env.Items) == 0 { // Relay: 400 (unknown items count: they are kept)
 		return refusal(fasthttp.StatusBadRequest, rejectInvalid, "empty envelope")
 	}
@@ -277,9 +290,18 @@ type admitted struct {
 func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *sdkAuth, s *scratch) result {
 	in := admitted{pid: pid, key: a.PublicKey}
 	res := accepted
-	if !r.admit(ctx, &in, s, &res) || !r.frame(ctx, &in, a, s, &res) || !r.commit(&in, s, &res) {
+	if !r.admit(ctx, &in, s, &res) {
 		return res
 	}
+	s.phase("admitted") // key, project, filters, quotas
+	if !r.frame(ctx, &in, a, s, &res) {
+		return res
+	}
+	s.phase("framed")
+	if !r.commit(&in, s, &res) {
+		return res
+	}
+	s.phase("committed") // fsync'd
 	r.observeAck(s.classes, ctx.Time())
 	res.id = s.env.Header.EventID
 	return res
@@ -351,6 +373,10 @@ func (r *Relay) frame(ctx *fasthttp.RequestCtx, in *admitted, a *sdkAuth, s *scr
 	if len(rec.Client) == 0 {
 		rec.Client = ctx.Request.Header.UserAgent()
 	}
+	if s.span != nil { // the forwarder's span links to this one
+		sc := s.span.SpanContext()
+		rec.TraceID, rec.SpanID = sc.TraceID(), sc.SpanID()
+	}
 	s.recs.B, s.offs, s.classes, s.items = s.recs.B[:0], s.offs[:0], s.classes[:0], s.items[:0]
 	s.entries = s.entries[:0]
 	v := &s.verdict
@@ -412,7 +438,7 @@ func (r *Relay) commit(in *admitted, s *scratch, res *result) bool {
 				*res = withLimits(busy(rejectBufferFull, retryAfterFull, "failed to queue envelope: buffer full"), res)
 			} else {
 				*res = withLimits(busy(rejectBufferError, retryAfterFull, "failed to queue envelope"), res)
-				r.log.Error("buffer append failed", "err", err)
+				r.log.ErrorContext(s.logCtx(), "buffer append failed", "err", err)
 			}
 			return false
 		}

@@ -50,11 +50,15 @@ func (r *Relay) newTelemetry() error {
 		OTLPHeaders:  t.OTLPHeaders,
 		OTLPInterval: t.OTLPInterval,
 		Version:      r.set.Version,
+
+		TraceSampleRatio: t.TraceSampleRatio,
 	})
 	if err != nil {
 		return err
 	}
 	r.tel = tel
+	r.tracing = tel.Tracing()
+	r.tracer = tel.TracerProvider().Tracer(tracerName)
 	r.meter = tel.MeterProvider().Meter(meterName)
 	m := &r.im
 	if m.ack, err = r.meter.Float64Histogram("baton_ack_latency_seconds",

@@ -15,6 +15,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/config"
@@ -89,6 +90,8 @@ type Relay struct {
 	tel         *telemetry.Telemetry // the OTel SDK's exporters (relay/telemetry)
 	meter       metric.Meter         // the relay's own instruments
 	im          ingestMetrics
+	tracing     bool                // spans are pushed: sampled requests get one (tracing.go)
+	tracer      trace.Tracer        // the no-op one unless tracing
 	obs         metric.Registration // the snapshot callbacks (registerObservers)
 	metricsSrv  *http.Server
 	metricsLn   net.Listener
@@ -507,6 +510,9 @@ func (r *Relay) startForwarders() {
 			o.MaxBackoff = up.MaxRetryInterval
 		}
 		o.Instruments, o.Route = r.im.forward, c.String()
+		if r.tracing {
+			o.Tracer = r.tracer
+		}
 		if record.Stream(s).IsOutcomes() {
 			o.Route = "outcomes"
 		}

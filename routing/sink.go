@@ -27,8 +27,11 @@ type Message struct {
 	// chosen by rendezvous hashing over the shard (not the public key) and
 	// pass it on as X-Sentry-Relay-Shard, so every bucket of one metric key
 	// reaches the same next relay.
-	Shard    string
-	Envelope []byte // the serialized class envelope
+	Shard string
+	// TraceParent, when set, is the W3C traceparent an upstream request
+	// carries: the forwarder's span of a sampled record (relay/forward).
+	TraceParent string
+	Envelope    []byte // the serialized class envelope
 }
 
 // Sink delivers messages to one destination.

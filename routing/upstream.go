@@ -448,6 +448,9 @@ func (u *Upstream) buildRequest(req *fasthttp.Request, body *bytebufferpool.Byte
 	if m.Shard != "" {
 		req.Header.Set(HeaderShard, m.Shard)
 	}
+	if m.TraceParent != "" {
+		req.Header.Set("traceparent", m.TraceParent)
+	}
 
 	var delay time.Duration
 	if !m.ReceivedAt.IsZero() {

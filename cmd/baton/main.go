@@ -22,6 +22,7 @@ import (
 	"github.com/baton-relay/baton/relay"
 	"github.com/baton-relay/baton/relay/auth"
 	"github.com/baton-relay/baton/relay/record"
+	"github.com/baton-relay/baton/relay/telemetry"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -237,7 +238,8 @@ const exampleKey = "a7c3e9f1b5d24680ace13579bdf02468"
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.Telemetry.LogLevel.Slog()}
 	if cfg.Telemetry.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		// Lines logged with a sampled request's context carry its trace.
+		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }

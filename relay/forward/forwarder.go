@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/outcome"
@@ -60,6 +62,9 @@ type ForwarderOptions struct {
 	// Route names the forwarder in them. Default nil: none.
 	Instruments *Instruments
 	Route       string
+	// Tracer starts a span per batch that holds records of sampled
+	// requests (see trace.go). Default nil: no spans.
+	Tracer trace.Tracer
 	// Clock default System; Logger default slog.Default().
 	Clock  Clock
 	Logger *slog.Logger
@@ -78,6 +83,7 @@ type Forwarder struct {
 	errs  []error
 	items []int             // items[i] is the number of envelope items msgs[i] carries
 	check envelope.Envelope // parses replay records for checkReplay
+	trace batchTrace        // the ingest spans of the batch's sampled records
 
 	// A stream's records mostly repeat the same key, SDK and address:
 	// reuse the last string instead of allocating one per message.
@@ -134,6 +140,7 @@ func (f *Forwarder) Run(readCtx, sendCtx context.Context) {
 func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 	f.msgs, f.items = f.msgs[:0], f.items[:0]
 	f.envs.Reset()
+	f.trace.reset()
 	for i := range recs {
 		var rec record.Record
 		if err := record.Decode(recs[i].Value, &rec, &f.envs); err != nil {
@@ -160,7 +167,16 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 		if f.o.Shard != "" {
 			f.msgs[len(f.msgs)-1].Key = []byte(f.o.Shard)
 		}
+		if f.o.Tracer != nil && rec.Traced() {
+			f.trace.add(len(f.msgs)-1, &rec)
+		}
 		f.items = append(f.items, rec.Items)
+	}
+	lctx := context.Background() // what the batch logs with: its span, if any
+	if len(f.trace.links) > 0 {
+		var span trace.Span
+		lctx, span = f.startSpan(ctx)
+		defer span.End()
 	}
 
 	msgs, items := f.msgs, f.items
@@ -175,6 +191,7 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 		}
 		f.o.Sink.Send(ctx, msgs, f.errs)
 		if ctx.Err() != nil {
+			f.trace.abandoned()
 			return false
 		}
 		f.tm.attempt()
@@ -204,8 +221,9 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 			case routing.IsPermanent(err):
 				f.o.Outcomes.Drop(f.class, outcome.ReasonInvalid, 1, items[i])
 				f.tm.refused()
-				f.o.Logger.Warn("dropping a record its destination refused", "project", msgs[i].ProjectID, "err", err)
+				f.o.Logger.WarnContext(lctx, "dropping a record its destination refused", "project", msgs[i].ProjectID, "err", err)
 				f.report(&msgs[i], outcome.ReasonInvalid)
+				f.trace.dropped(err)
 				progress = true
 			default:
 				f.tm.retry(retryReason(err))
@@ -228,13 +246,14 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 			// not drop data. A real bad key keeps answering 401 and is
 			// dropped after ReauthAttempts.
 			if err := f.o.Registrar.Reregister(ctx, gen); err != nil {
-				f.o.Logger.Warn("registering again after a 401 failed", "err", err)
+				f.o.Logger.WarnContext(lctx, "registering again after a 401 failed", "err", err)
 			}
 		}
 		msgs, items = msgs[:n], items[:n]
 		if n == 0 {
 			break
 		}
+		f.trace.attempted(attempt, n, firstErr)
 		// Back off only while nothing gets through: a retry that moved part
 		// of the batch starts the schedule again.
 		if progress {
@@ -250,7 +269,7 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 			continue
 		}
 		if failures == 0 || failures%10 == 0 {
-			f.o.Logger.Warn("delivery failed; retrying", "attempt", attempt, "waiting", n, "err", firstErr)
+			f.o.Logger.WarnContext(lctx, "delivery failed; retrying", "attempt", attempt, "waiting", n, "err", firstErr)
 		}
 		if !sleep(ctx, f.o.Clock, max(wait, backoff(failures, MinBackoff, f.o.MaxBackoff))) {
 			return false

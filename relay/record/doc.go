@@ -8,10 +8,12 @@
 // # Records
 //
 // A record is a fixed header (version, class, items, received time,
-// project), four length-prefixed fields (public key, client, forwarded-for
-// chain, origin) and the class envelope, S2-compressed when that pays (see
-// Record). Version 4 stores fields whole with uvarint lengths; versions 1
-// to 3, written by earlier Batons, had 1-byte lengths and are still read.
+// project, and for a sampled request the ids of its ingest span), four
+// length-prefixed fields (public key, client, forwarded-for chain, origin)
+// and the class envelope, S2-compressed when that pays (see Record).
+// Version 4 stores fields whole with uvarint lengths, version 6 adds the
+// trace; versions 1 to 3, written by earlier Batons, had 1-byte lengths and
+// are still read.
 //
 // # Stream ids
 //

@@ -14,11 +14,14 @@ import (
 // A Record is what the ingest path appends to the buffer for one class part
 // of an envelope, and what a forwarder reads back:
 //
-//	version    1 byte  (4, or 5 when the envelope is compressed)
+//	version    1 byte  (4, or 5 when the envelope is compressed; 6 and 7
+//	           when traced)
 //	class      1 byte
 //	items      2 bytes BE   number of items in the part (for outcomes)
 //	received   8 bytes BE   unix nanoseconds when Baton accepted the envelope
 //	project    8 bytes BE   project id
+//	trace      versions 6 and 7 only: 16-byte trace id, 8-byte span id of
+//	           the sampled ingest span that accepted the envelope
 //	key        uvarint length + public key
 //	client     uvarint length + sentry_client (or User-Agent)
 //	ip         uvarint length + X-Forwarded-For chain, the peer last
@@ -34,6 +37,10 @@ import (
 // its fsyncs and the memtable carry a third of the bytes for under 2% more
 // CPU; envelopes too small or too random to gain stay plain.
 //
+// Only records of sampled requests carry a trace (versions 6 and 7, which
+// are 4 and 5 with it): the others keep the layout, and the size, of
+// versions 4 and 5.
+//
 // Records of earlier versions are still read: versions 1 to 3 had 1-byte
 // field lengths (fields cut at 255 bytes), version 1 had no origin, and
 // version 3 was version 2 with the envelope compressed.
@@ -46,12 +53,24 @@ type Record struct {
 	Client     []byte
 	ClientIP   []byte
 	Origin     []byte // checked against allowedDomains when a waiting record is released
-	Envelope   []byte
+	// TraceID and SpanID name the sampled ingest span that accepted the
+	// envelope, which the forwarder's span links to; zero when untraced.
+	TraceID  [16]byte
+	SpanID   [8]byte
+	Envelope []byte
 }
+
+// Traced reports whether r carries the ids of an ingest span.
+func (r *Record) Traced() bool { return r.TraceID != [16]byte{} && r.SpanID != [8]byte{} }
 
 const (
 	recordVersion           = 4
 	recordVersionCompressed = 5
+	// Versions 6 and 7 are 4 and 5 with a trace after the fixed header.
+	// Every plain version is one below its compressed twin.
+	recordVersionTraced           = 6
+	recordVersionTracedCompressed = 7
+	traceLen                      = 16 + 8
 	// Versions 2 and 3 are 4 and 5 with 1-byte field lengths; version 1 is
 	// version 2 without the origin.
 	recordVersionShort           = 2
@@ -72,6 +91,9 @@ var ErrMalformed = errors.New("record: malformed buffer record")
 // HeaderLen is the length of what AppendHeader appends for r.
 func HeaderLen(r *Record) int {
 	n := recordFixed
+	if r.Traced() {
+		n += traceLen
+	}
 	for _, f := range [...][]byte{r.PublicKey, r.Client, r.ClientIP, r.Origin} {
 		n += uvarintLen(len(f)) + len(f)
 	}
@@ -120,17 +142,24 @@ func Compress(dst []byte, start, body int, scratch []byte) ([]byte, []byte) {
 	if len(z) > len(env)-len(env)/8 {
 		return dst, scratch
 	}
-	dst[start] = recordVersionCompressed // AppendHeader wrote the plain version
+	dst[start]++ // AppendHeader wrote the plain version; its compressed twin is one up
 	return append(dst[:body], z...), scratch
 }
 
 // AppendHeader appends everything but the envelope; the caller appends the
 // envelope and may then Compress it.
 func AppendHeader(dst []byte, r *Record) []byte {
-	dst = append(dst, recordVersion, byte(r.Class))
+	version := byte(recordVersion)
+	if r.Traced() {
+		version = recordVersionTraced
+	}
+	dst = append(dst, version, byte(r.Class))
 	dst = binary.BigEndian.AppendUint16(dst, uint16(min(r.Items, 0xffff)))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(r.ReceivedAt))
 	dst = binary.BigEndian.AppendUint64(dst, r.ProjectID)
+	if version == recordVersionTraced {
+		dst = append(append(dst, r.TraceID[:]...), r.SpanID[:]...)
+	}
 	dst = appendField(dst, r.PublicKey)
 	dst = appendField(dst, r.Client)
 	dst = appendField(dst, r.ClientIP)
@@ -146,7 +175,7 @@ func appendField(dst, b []byte) []byte {
 // Decode fills r with sub-slices of b, except a compressed envelope, which
 // it decodes into space taken from sl.
 func Decode(b []byte, r *Record, sl *Slab) error {
-	if len(b) < recordFixed || b[0] < 1 || b[0] > recordVersionCompressed {
+	if len(b) < recordFixed || b[0] < 1 || b[0] > recordVersionTracedCompressed {
 		return ErrMalformed
 	}
 	version := b[0]
@@ -155,6 +184,14 @@ func Decode(b []byte, r *Record, sl *Slab) error {
 	r.ReceivedAt = int64(binary.BigEndian.Uint64(b[4:]))
 	r.ProjectID = binary.BigEndian.Uint64(b[12:])
 	b = b[recordFixed:]
+	r.TraceID, r.SpanID = [16]byte{}, [8]byte{}
+	if version >= recordVersionTraced {
+		if len(b) < traceLen {
+			return ErrMalformed
+		}
+		r.TraceID, r.SpanID = [16]byte(b[:16]), [8]byte(b[16:traceLen])
+		b = b[traceLen:]
+	}
 	cut := cutField
 	if version <= recordVersionShortCompressed {
 		cut = cutShort
@@ -179,7 +216,7 @@ func Decode(b []byte, r *Record, sl *Slab) error {
 		return ErrMalformed
 	}
 	r.Envelope = b
-	if version == recordVersionCompressed || version == recordVersionShortCompressed {
+	if version == recordVersionCompressed || version == recordVersionShortCompressed || version == recordVersionTracedCompressed {
 		n, err := s2.DecodedLen(b)
 		if err != nil || n > maxDecoded {
 			return ErrMalformed
@@ -227,13 +264,13 @@ func (s *Slab) Reset() {
 // also for a record that does not decode, so the per-class item identity
 // holds even then. A record too short to have a count weighs 0.
 func Items(b []byte) int64 {
-	if len(b) < 4 || b[0] < 1 || b[0] > recordVersionCompressed {
+	if len(b) < 4 || b[0] < 1 || b[0] > recordVersionTracedCompressed {
 		return 0
 	}
 	return int64(binary.BigEndian.Uint16(b[2:]))
 }
 
-// cutField cuts a uvarint-length field (versions 4 and 5).
+// cutField cuts a uvarint-length field (versions 4 to 7).
 func cutField(b []byte) (field, rest []byte, ok bool) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)-k) {

@@ -104,6 +104,70 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// TestRecordTraced: a record of a sampled request carries its ingest span's
+// ids (version 6, 7 compressed) and reads them back; an untraced record
+// keeps versions 4 and 5, byte for byte as before, and reads zero ids, also
+// into a Record that held a trace.
+func TestRecordTraced(t *testing.T) {
+	in := Record{Class: envelope.ClassError, Items: 2, ReceivedAt: 5, ProjectID: 42, PublicKey: []byte("k"), Origin: []byte("https://o")}
+	in.TraceID = [16]byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	in.SpanID = [8]byte{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}
+	small := []byte("{}\n{\"type\":\"event\"}\n{}\n")
+	big := []byte("{}\n{\"type\":\"event\"}\n" + strings.Repeat(`{"message":"compressible"},`, 40) + "\n")
+	var sl Slab
+	for _, tc := range []struct {
+		env     []byte
+		version byte
+	}{{small, recordVersionTraced}, {big, recordVersionTracedCompressed}} {
+		b := Append(nil, &in, tc.env)
+		if b[0] != tc.version {
+			t.Fatalf("traced record: version %d, want %d", b[0], tc.version)
+		}
+		if h := AppendHeader(nil, &in); len(h) != HeaderLen(&in) || len(h) != HeaderLen(&Record{PublicKey: in.PublicKey, Origin: in.Origin})+traceLen {
+			t.Fatalf("traced header of %d bytes, HeaderLen %d", len(h), HeaderLen(&in))
+		}
+		var out Record
+		if err := Decode(b, &out, &sl); err != nil || out.TraceID != in.TraceID || out.SpanID != in.SpanID || !out.Traced() ||
+			!bytes.Equal(out.Envelope, tc.env) || string(out.Origin) != "https://o" || out.ProjectID != 42 {
+			t.Fatalf("version %d round trip: %v %+v", tc.version, err, out)
+		}
+		if Items(b) != 2 {
+			t.Fatalf("version %d record weighs %d items", tc.version, Items(b))
+		}
+		for cut := range HeaderLen(&in) {
+			if err := Decode(b[:cut], &out, &sl); err == nil {
+				t.Fatalf("version %d record cut at %d decoded", tc.version, cut)
+			}
+		}
+		// The same Record then decodes an untraced one: no stale ids.
+		plain := in
+		plain.TraceID, plain.SpanID = [16]byte{}, [8]byte{}
+		p := Append(nil, &plain, tc.env)
+		if p[0] != tc.version-2 {
+			t.Fatalf("untraced record: version %d, want %d", p[0], tc.version-2)
+		}
+		if err := Decode(p, &out, &sl); err != nil || out.Traced() || !bytes.Equal(out.Envelope, tc.env) {
+			t.Fatalf("untraced version %d after a traced one: %v %+v", p[0], err, out)
+		}
+	}
+	// Version 4 as earlier Batons wrote it, byte by byte: still read.
+	v4 := []byte{4, byte(envelope.ClassError), 0, 2, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 42,
+		1, 'k', 0, 0, 9, 'h', 't', 't', 'p', 's', ':', '/', '/', 'o'}
+	if got := Append(nil, &Record{Class: in.Class, Items: 2, ReceivedAt: 5, ProjectID: 42, PublicKey: in.PublicKey, Origin: in.Origin}, small); !bytes.Equal(got, append(bytes.Clone(v4), small...)) {
+		t.Fatalf("an untraced record is no longer version 4's layout:\n%v\n%v", got, v4)
+	}
+	var out Record
+	if err := Decode(append(v4, small...), &out, &sl); err != nil || out.Traced() || string(out.Origin) != "https://o" || !bytes.Equal(out.Envelope, small) {
+		t.Fatalf("version 4 record: %v %+v", err, out)
+	}
+	// A version past 7 is not Baton's.
+	bad := Append(nil, &in, small)
+	bad[0] = recordVersionTracedCompressed + 1
+	if err := Decode(bad, &out, &sl); !errors.Is(err, ErrMalformed) || Items(bad) != 0 {
+		t.Fatalf("version 8 decoded: %v", err)
+	}
+}
+
 // appendOld writes a record as versions 1 to 3 did: 1-byte field lengths,
 // no origin in version 1, the envelope compressed in version 3.
 func appendOld(dst []byte, r *Record, version byte, env []byte) []byte {
@@ -162,11 +226,14 @@ func FuzzRecord(f *testing.F) {
 	f.Add(Append(nil, &in, json), json)
 	f.Add(Append(nil, &in, []byte("{}\n")), []byte("{}\n"))
 	f.Add([]byte{recordVersionCompressed, 0, 0, 1}, []byte{})
+	traced := in
+	traced.TraceID, traced.SpanID = [16]byte{1}, [8]byte{2}
+	f.Add(Append(nil, &traced, json), json)
 	var sl Slab
 	f.Fuzz(func(t *testing.T, raw, env []byte) {
 		var out Record
 		sl.Reset()
-		if len(raw) > 0 && (raw[0] == recordVersionCompressed || raw[0] == recordVersionShortCompressed) && claimsOver(raw, 1<<20) {
+		if len(raw) > 0 && (raw[0] == recordVersionCompressed || raw[0] == recordVersionShortCompressed || raw[0] == recordVersionTracedCompressed) && claimsOver(raw, 1<<20) {
 			t.Skip("claims a huge envelope: the cap is TestRecordRoundTrip's; allocating it here only slows the fuzzer")
 		}
 		if err := Decode(raw, &out, &sl); err == nil && len(out.Envelope) > maxDecoded {

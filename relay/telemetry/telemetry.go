@@ -1,11 +1,13 @@
-// Package telemetry is the one place Baton builds the OpenTelemetry metrics
-// SDK: a MeterProvider whose readers are the Prometheus exporter (served as
-// the text format on /metrics) and, when configured, an OTLP/HTTP push
-// exporter. The Go runtime's and the process's figures (client_golang's Go
-// and process collectors) reach both through the Prometheus bridge. Every
-// other package takes the metric API's MeterProvider and registers its own
-// instruments; with no reader configured that provider is the API's no-op
-// one, which costs nothing. DESIGN.md ("Observability") has the decision.
+// Package telemetry is the one place Baton builds the OpenTelemetry SDK: a
+// MeterProvider whose readers are the Prometheus exporter (served as the
+// text format on /metrics) and, when configured, an OTLP/HTTP push
+// exporter, and a TracerProvider that pushes sampled spans over OTLP/HTTP.
+// The Go runtime's and the process's figures (client_golang's Go and
+// process collectors) reach both metric readers through the Prometheus
+// bridge. Every other package takes the API's MeterProvider or
+// TracerProvider; with no exporter configured those are the API's no-op
+// ones, which cost nothing. LogHandler puts the active span's ids on JSON
+// log lines. DESIGN.md ("Observability") has the decision.
 package telemetry
 
 import (
@@ -45,19 +47,27 @@ type Options struct {
 	// OTLPInterval is the push period; 0 is OTEL_METRIC_EXPORT_INTERVAL or
 	// the SDK's 60s. Default 0.
 	OTLPInterval time.Duration
-	// Version is the service.version resource attribute of pushed metrics.
+	// Version is the service.version resource attribute of pushed metrics
+	// and spans.
 	Version string
+	// TraceSampleRatio is the share of root requests (no sampled parent)
+	// that Sample lets through when spans are pushed; spans go to
+	// OTLPEndpoint with /v1/traces for its /v1/metrics, or else to
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT.
+	// Default 0: only what an upstream sampled (config's default is 0.01).
+	TraceSampleRatio float64
 }
 
 // Env variables that turn OTLP push on without an endpoint in the config.
 var otlpEnv = []string{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"}
 
-// Telemetry holds the SDK's MeterProvider and its exporters.
+// Telemetry holds the SDK's providers and their exporters.
 type Telemetry struct {
 	sdk     *sdkmetric.MeterProvider // nil when no exporter runs
 	handler http.Handler
 	push    bool
 	reader  *sdkmetric.ManualReader // Read's, beside the Prometheus exporter
+	tracing
 }
 
 // New builds the MeterProvider o asks for.
@@ -66,6 +76,14 @@ func New(o Options) (*Telemetry, error) {
 	push := o.OTLPEndpoint != ""
 	for _, k := range otlpEnv {
 		push = push || os.Getenv(k) != ""
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		attribute.String("service.name", "baton"), attribute.String("service.version", o.Version)))
+	if err != nil {
+		res = resource.Default()
+	}
+	if err := t.startTracing(o, res); err != nil {
+		return nil, err
 	}
 	if !o.Prometheus && !push {
 		return t, nil
@@ -82,11 +100,6 @@ func New(o Options) (*Telemetry, error) {
 		return nil, fmt.Errorf("telemetry: process collector: %w", err)
 	}
 
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
-		attribute.String("service.name", "baton"), attribute.String("service.version", o.Version)))
-	if err != nil {
-		res = resource.Default()
-	}
 	opts := []sdkmetric.Option{sdkmetric.WithResource(res)}
 	if o.Prometheus {
 		reg := prometheus.NewRegistry()
@@ -152,12 +165,13 @@ func (t *Telemetry) Handler() http.Handler { return t.handler }
 
 // Shutdown pushes what is left (OTLP) and stops the exporters.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
+	terr := t.stopTracing(ctx)
 	if t.sdk == nil {
-		return nil
+		return terr
 	}
 	err := t.sdk.Shutdown(ctx)
 	if errors.Is(err, sdkmetric.ErrReaderShutdown) {
-		return nil
+		err = nil
 	}
-	return err
+	return errors.Join(err, terr)
 }
