@@ -41,7 +41,7 @@ func (r *Relay) converted(ctx *fasthttp.RequestCtx, pid uint64, limit int,
 	s, res := r.start()
 	if res.ok() {
 		defer r.end(s)
-		r.traceIngest(ctx, s, "") // named by its path
+		r.traceIngest(ctx, s, "", false) // named by its path; SDK endpoints
 		res = r.convert(ctx, pid, limit, s, conv)
 		s.spanResult(pid, &res)
 	}

@@ -227,11 +227,10 @@ func (r *Relay) handleEnvelope(ctx *fasthttp.RequestCtx, pid uint64) {
 	}
 	defer r.end(s)
 
-	r.traceIngest(ctx, s, "envelope")
 	if ok, s.trusted = r.verifyRelayEnvelope(ctx); !ok {
-		s.spanResult(pid, &result{status: ctx.Response.StatusCode(), detail: "relay signature refused"})
 		return
 	}
+	r.traceIngest(ctx, s, "envelope", s.trusted)
 	res := r.ingestEnvelope(ctx, pid, s)
 	s.spanResult(pid, &res)
 	r.respond(ctx, &res)

@@ -92,6 +92,7 @@ type Relay struct {
 	im          ingestMetrics
 	tracing     bool                // spans are pushed: sampled requests get one (tracing.go)
 	tracer      trace.Tracer        // the no-op one unless tracing
+	followed    followBudget        // untrusted traceparents followed this second
 	obs         metric.Registration // the snapshot callbacks (registerObservers)
 	metricsSrv  *http.Server
 	metricsLn   net.Listener

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -25,13 +26,36 @@ func (c headerCarrier) Get(key string) string { return string(c.h.Peek(key)) }
 func (c headerCarrier) Set(string, string)    {} // never written: extraction only
 func (c headerCarrier) Keys() []string        { return []string{"traceparent", "tracestate"} }
 
-// traceIngest starts the ingest span of a request when it is sampled: its
-// traceparent says so, or, without one, the sampler's ratio lets it
-// through. A traceparent that says not sampled is honoured. Without a span
-// (tracing off, or not sampled) the request costs one branch and, with
-// tracing on, one random number: no allocation. An empty endpoint is the
-// request's path.
-func (r *Relay) traceIngest(ctx *fasthttp.RequestCtx, s *scratch, endpoint string) {
+// MaxFollowedPerSecond bounds the requests per second traced because a
+// sender that is not a verified relay asked for it with a sampled
+// traceparent: such a client could otherwise make every request pay for a
+// span (about half again its CPU). 100 spans a second cost ~2 ms of CPU.
+const MaxFollowedPerSecond = 100
+
+// followBudget counts the untrusted traceparents followed in the current
+// second, lock-free.
+type followBudget struct {
+	second atomic.Int64
+	n      atomic.Int64
+}
+
+// take reports whether one more may be followed in the second of now.
+func (b *followBudget) take(now int64) bool {
+	if sec := b.second.Load(); sec != now && b.second.CompareAndSwap(sec, now) {
+		b.n.Store(0)
+	}
+	return b.n.Add(1) <= MaxFollowedPerSecond
+}
+
+// traceIngest starts the ingest span of a request when it is sampled. A
+// relay whose signature was verified (trusted) is followed: its traceparent
+// says sampled or not, so a chain of relays is one trace. Any other
+// sender's sampled traceparent (an SDK's, a proxy Baton's) is followed up
+// to MaxFollowedPerSecond, then the sampler's ratio decides; one that says
+// not sampled is honoured. Without a span (tracing off, or not sampled) the
+// request costs one branch and, with tracing on, one random number: no
+// allocation. An empty endpoint is the request's path.
+func (r *Relay) traceIngest(ctx *fasthttp.RequestCtx, s *scratch, endpoint string, trusted bool) {
 	if !r.tracing {
 		return
 	}
@@ -41,6 +65,9 @@ func (r *Relay) traceIngest(ctx *fasthttp.RequestCtx, s *scratch, endpoint strin
 	}
 	if sc := trace.SpanContextFromContext(parent); sc.IsValid() {
 		if !sc.IsSampled() {
+			return
+		}
+		if !trusted && !r.followed.take(ctx.Time().Unix()) && !r.tel.Sample() {
 			return
 		}
 	} else if !r.tel.Sample() {

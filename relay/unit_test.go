@@ -69,3 +69,20 @@ func TestDoorRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowBudget: untrusted sampled traceparents are followed at most
+// MaxFollowedPerSecond times a second.
+func TestFollowBudget(t *testing.T) {
+	var b followBudget
+	for i := range MaxFollowedPerSecond {
+		if !b.take(1000) {
+			t.Fatalf("take %d refused within the budget", i)
+		}
+	}
+	if b.take(1000) {
+		t.Fatal("take beyond the budget allowed")
+	}
+	if !b.take(1001) {
+		t.Fatal("the next second's budget refused")
+	}
+}
