@@ -30,8 +30,8 @@ var allowed = map[string][]string{
 	"relay/forward":   {"buffer", "envelope", "routing", "relay/aggregate", "relay/outcome", "relay/project", "relay/record"},
 	"relay/normalize": {"relay/event", "relay/useragent"}, // pure functions over events: stdlib only (thirdParty)
 	"relay/outcome":   {"envelope"},
-	"relay/policy":    {"config", "envelope", "relay/outcome", "relay/project", "relay/useragent"},
-	"relay/useragent": {}, // the process's one User-Agent parser: uap-go only (thirdParty)
+	"relay/policy":    {"config", "envelope", "relay/event", "relay/outcome", "relay/project", "relay/useragent"}, // event: filters read the normalized tree
+	"relay/useragent": {},                                                                                         // the process's one User-Agent parser: uap-go only (thirdParty)
 	"relay/record":    {"buffer", "envelope"},
 	"relay/telemetry": {},                  // the OTel SDK and its exporters (sdkOwners)
 	"relay/status":    {"relay/telemetry"}, // the status page: reads telemetry.Reading, no SDK types

@@ -280,6 +280,9 @@ type admitted struct {
 	adm      policy.Admission
 	perClass [envelope.NumClasses]int // items of each class
 	origin   []byte
+	// limit: the door left the event filters and Limit to frame, to run
+	// on the normalized event (Relay's order: normalize, filter, quotas).
+	limit bool
 }
 
 // accept takes the envelope parsed into s through the ingest steps: admit
@@ -307,8 +310,11 @@ func (r *Relay) accept(ctx *fasthttp.RequestCtx, pid uint64, a *sdkAuth, s *scra
 }
 
 // admit judges the request at the door: a valid key, the project's rules
-// for key and origin, then its filters, quotas and rate into s.verdict.
-// It reports false when res refuses the request.
+// for key and origin, then into s.verdict the upstream's cached limits and
+// the client-address filter and, when events are judged as received (no
+// processor), the event filters, quotas and rate; with a processor those
+// wait for the normalized event (frame). It reports false when res
+// refuses the request.
 func (r *Relay) admit(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, res *result) bool {
 	if !validKey(in.key) {
 		*res = authRefusal(errAuthInvalid)
@@ -324,8 +330,20 @@ func (r *Relay) admit(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, res *r
 		in.perClass[s.env.Items[i].Class]++
 	}
 	v := &s.verdict
-	r.enforcer.Apply(v, &in.adm, in.key, &in.perClass, s.env.Header.Raw, func() netip.Addr { return clientAddr(ctx) },
-		func() (envelope.ItemType, []byte) { return policy.EventOf(&s.env) })
+	addr := func() netip.Addr { return clientAddr(ctx) }
+	if r.proc == nil { // filters judge the event as received
+		r.enforcer.Apply(v, &in.adm, in.key, &in.perClass, s.env.Header.Raw, addr,
+			func() (envelope.ItemType, []byte) { return policy.EventOf(&s.env) })
+	} else { // the rest once process has normalized the event (frame)
+		in.limit = r.enforcer.Door(v, &in.adm, in.key, &in.perClass, s.env.Header.Raw, addr)
+	}
+	return r.limited(ctx, in, s, res)
+}
+
+// limited reports the verdict's rate limits in res and refuses the request
+// with 429 when they leave nothing to keep; it reports false then.
+func (r *Relay) limited(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, res *result) bool {
+	v := &s.verdict
 	if len(v.RateLimits) == 0 {
 		return true
 	}
@@ -358,6 +376,12 @@ func (r *Relay) frame(ctx *fasthttp.RequestCtx, in *admitted, a *sdkAuth, s *scr
 		if err := r.process(ctx, in, s, now); err != nil {
 			*res = withLimits(bodyRefusal(err, "hold", "request"), res)
 			return false
+		}
+		if in.limit {
+			r.enforcer.Limit(&s.verdict, &in.adm, in.key, &in.perClass, s.env.Header.Raw)
+			if !r.limited(ctx, in, s, res) {
+				return false
+			}
 		}
 	}
 	s.ip = appendClientIP(s.ip[:0], ctx)

@@ -15,6 +15,7 @@ import (
 	"github.com/baton-relay/baton/relay/normalize"
 	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/pii"
+	"github.com/baton-relay/baton/relay/policy"
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/relay/record"
 )
@@ -56,6 +57,16 @@ const (
 // compile.
 var errProjectStatePII = errors.New(pii.ProjectStateReason)
 
+// errFiltered is an item whose normalized event an inbound filter matched:
+// its class is dropped in the verdict, and it is neither scrubbed nor
+// written.
+var errFiltered = errors.New("filtered")
+
+// eventFilter judges an item's normalized event before it is scrubbed, as
+// Relay runs its inbound filters between normalization and PII scrubbing;
+// it reports whether a filter dropped the item's class.
+type eventFilter func(policy.Event) bool
+
 // processed reports whether the processor rewrites items of type t: event,
 // transaction and security reports; NEL reports only at ingest (they
 // become log items, another class).
@@ -65,6 +76,16 @@ func processed(t envelope.ItemType, atIngest bool) bool {
 		return true
 	case envelope.ItemNEL:
 		return atIngest
+	}
+	return false
+}
+
+// isEventItem reports whether an item of type t is what inbound filters
+// judge (policy.EventOf): an event, transaction or security report.
+func isEventItem(t envelope.ItemType) bool {
+	switch t {
+	case envelope.ItemEvent, envelope.ItemTransaction, envelope.ItemSecurity, envelope.ItemRawSecurity:
+		return true
 	}
 	return false
 }
@@ -82,11 +103,12 @@ func discardReason(t envelope.ItemType, err error) string {
 }
 
 // item rewrites it in place: normalized (unless an item a trusted relay
-// marked fully_normalized), then scrubbed with st's PII config (nil st:
-// the config is not known yet, scrubbing waits for the release). New
-// payloads and headers are appended to buf, which is returned; it's
-// Payload and Header then point into buf. A failure leaves it unchanged.
-func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, trusted bool, st *project.State) ([]byte, error) {
+// marked fully_normalized), judged by filter (when not nil; errFiltered
+// when it matched), then scrubbed with st's PII config (nil st: the config
+// is not known yet, scrubbing waits for the release). New payloads and
+// headers are appended to buf, which is returned; it's Payload and Header
+// then point into buf. A failure leaves it unchanged.
+func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, trusted bool, st *project.State, filter eventFilter) ([]byte, error) {
 	norm := !normalize.FullyNormalized(it.Header, trusted)
 	var (
 		payload              []byte
@@ -96,10 +118,10 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 	start := len(buf)
 	switch it.Type {
 	case envelope.ItemRawSecurity, envelope.ItemNEL:
-		buf, payload, normalized, scrubbed, err = p.report(buf, it, in, norm, st)
+		buf, payload, normalized, scrubbed, err = p.report(buf, it, in, norm, st, filter)
 	default:
 		// scrubbed: written, normalized or scrubbed.
-		buf, scrubbed, err = p.event(buf, it.Payload, in, norm, st)
+		buf, scrubbed, err = p.event(buf, it.Type, it.Payload, in, norm, st, filter)
 		payload, normalized = buf[start:len(buf):len(buf)], norm
 	}
 	if err != nil {
@@ -137,20 +159,24 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 	return buf, nil
 }
 
-// event normalizes (when norm) and scrubs (with st's config) the JSON
-// event src in one parse and appends it, written once, to buf; wrote is
-// false, and nothing appended, when neither was to be done or scrubbing
-// alone changed nothing. The tree aliases src, which must not overlap buf.
-func (p *processor) event(buf, src []byte, in *normalize.Input, norm bool, st *project.State) (out []byte, wrote bool, err error) {
+// event normalizes (when norm), judges (with filter, on the tree) and
+// scrubs (with st's config) the JSON event src of type kind in one parse
+// and appends it, written once, to buf; wrote is false, and nothing
+// appended, when none was to be done or scrubbing alone changed nothing.
+// The tree aliases src, which must not overlap buf.
+func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *normalize.Input, norm bool, st *project.State, filter eventFilter) (out []byte, wrote bool, err error) {
 	var cfg *pii.Config
+	piiErr := st != nil && st.PIIErr != nil
 	if st != nil {
-		if st.PIIErr != nil && !norm {
-			return buf, false, errProjectStatePII
-		}
 		cfg = st.PII
 	}
-	if !norm && cfg == nil {
-		return buf, false, nil
+	if !norm && filter == nil {
+		if piiErr {
+			return buf, false, errProjectStatePII
+		}
+		if cfg == nil {
+			return buf, false, nil
+		}
 	}
 	t, err := event.Parse(src)
 	if err != nil {
@@ -165,7 +191,10 @@ func (p *processor) event(buf, src []byte, in *normalize.Input, norm bool, st *p
 			return buf, false, err
 		}
 	}
-	if st != nil && st.PIIErr != nil { // an invalid event is invalid first, as Relay judges it
+	if filter != nil && filter(policy.EventFromTree(kind, t.Root())) {
+		return buf, false, errFiltered
+	}
+	if piiErr { // an invalid or filtered event is that first, as Relay judges it
 		return buf, false, errProjectStatePII
 	}
 	if err := cfg.ScrubTree(t); err != nil {
@@ -181,8 +210,9 @@ func (p *processor) event(buf, src []byte, in *normalize.Input, norm bool, st *p
 // report into a log container of one, and scrubs the former with st's
 // config, through the byte APIs (reports are rebuilt, not edited). The
 // new payload is appended to buf.
-func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, norm bool, st *project.State) (out, payload []byte, normalized, scrubbed bool, err error) {
+func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, norm bool, st *project.State, filter eventFilter) (out, payload []byte, normalized, scrubbed bool, err error) {
 	payload = it.Payload
+	kind := it.Type
 	if norm {
 		start := len(buf)
 		if it.Type == envelope.ItemRawSecurity {
@@ -198,6 +228,12 @@ func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, n
 			return buf, nil, false, false, err
 		}
 		payload, normalized = buf[start:len(buf):len(buf)], true
+		if kind == envelope.ItemRawSecurity {
+			kind = envelope.ItemSecurity
+		}
+	}
+	if filter != nil && filter(policy.EventFromJSON(kind, payload)) {
+		return buf, nil, false, false, errFiltered
 	}
 	if st != nil && it.Type != envelope.ItemNEL {
 		if st.PIIErr != nil {
@@ -261,6 +297,13 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 	v := &s.verdict
 	var nin normalize.Input
 	ready := false
+	// The envelope's event (the first event item, policy.EventOf's) is
+	// judged on its normalized tree when the project filters events.
+	var filter eventFilter
+	judge := in.limit && r.enforcer.FiltersEvent(v, &in.adm, &in.perClass)
+	if judge {
+		filter = func(ev policy.Event) bool { return r.enforcer.Filter(v, &in.adm, &in.perClass, ev) }
+	}
 	for i := range s.env.Items {
 		it := &s.env.Items[i]
 		if v.Drop[it.Class] || !processed(it.Type, true) {
@@ -286,8 +329,15 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 			return err
 		}
 		from := it.Class
+		var f eventFilter
+		if judge && isEventItem(it.Type) {
+			f, judge = filter, false
+		}
 		var err error
-		if s.proc.B, err = r.proc.item(s.proc.B, it, &nin, s.trusted, in.adm.State); err != nil {
+		if s.proc.B, err = r.proc.item(s.proc.B, it, &nin, s.trusted, in.adm.State, f); err != nil {
+			if errors.Is(err, errFiltered) {
+				continue // dropped in the verdict, reported as filtered
+			}
 			v.Drop[from], v.Why[from] = true, outcome.ReasonInvalid
 			s.invalid[from] = discardReason(it.Type, err)
 			continue
@@ -337,7 +387,7 @@ func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, re
 		was := it.Header
 		// Trusted: Baton normalized and marked every item at ingest but
 		// those a verified relay had marked.
-		if buf, err = r.proc.item(buf, it, &nin, true, st); err != nil {
+		if buf, err = r.proc.item(buf, it, &nin, true, st, nil); err != nil {
 			return nil, discardReason(it.Type, err)
 		}
 		changed = changed || len(was) != len(it.Header) || &was[0] != &it.Header[0]

@@ -95,7 +95,7 @@ func TestProcessEvent(t *testing.T) {
 	p := testProcessor(t)
 	in := normalize.Input{ClientAddr: "192.0.2.7", Received: time.Unix(1764064800, 0)}
 	it := parsedItem(t, `{"type":"event","length":52}`, `{"message":"hello","tags":{"a":"b"},"level":"error"}`)
-	buf, err := p.item(nil, it, &in, false, nil)
+	buf, err := p.item(nil, it, &in, false, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestProcessEvent(t *testing.T) {
 	for _, trusted := range []bool{true, false} {
 		it := parsedItem(t, `{"type":"event","fully_normalized":true}`, `{"message":"hello"}`)
 		was := string(it.Payload)
-		if _, err := p.item(buf, it, &in, trusted, nil); err != nil {
+		if _, err := p.item(buf, it, &in, trusted, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if normalized := string(it.Payload) != was; normalized == trusted {
@@ -124,7 +124,7 @@ func TestProcessEvent(t *testing.T) {
 
 	// Not an object: invalid, with Relay's reason, and the item unchanged.
 	it = parsedItem(t, `{"type":"event"}`, `[1,2]`)
-	if _, err := p.item(nil, it, &in, false, nil); !errors.Is(err, normalize.ErrInvalid) || discardReason(it.Type, err) != reasonInvalidJSON {
+	if _, err := p.item(nil, it, &in, false, nil, nil); !errors.Is(err, normalize.ErrInvalid) || discardReason(it.Type, err) != reasonInvalidJSON {
 		t.Errorf("err %v", err)
 	}
 	if string(it.Payload) != "[1,2]" {
@@ -138,7 +138,7 @@ func TestProcessSecurityAndNEL(t *testing.T) {
 		Origin: "https://example.com", Received: time.Unix(1764064800, 0)}
 	csp := `{"csp-report":{"document-uri":"https://example.com/page","violated-directive":"script-src","effective-directive":"script-src","blocked-uri":"https://evil.example/x.js","original-policy":"script-src 'self'"}}`
 	it := parsedItem(t, `{"type":"raw_security","sentry_release":"web@1"}`, csp)
-	if _, err := p.item(nil, it, &in, false, nil); err != nil {
+	if _, err := p.item(nil, it, &in, false, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, ev := reparse(t, it)
@@ -152,13 +152,13 @@ func TestProcessSecurityAndNEL(t *testing.T) {
 		t.Errorf("request %v: want the report's request headers", ev["request"])
 	}
 	it = parsedItem(t, `{"type":"raw_security"}`, `{"nothing":1}`)
-	if _, err := p.item(nil, it, &in, false, nil); discardReason(it.Type, err) != reasonSecurityReport {
+	if _, err := p.item(nil, it, &in, false, nil, nil); discardReason(it.Type, err) != reasonSecurityReport {
 		t.Errorf("unknown report: %v", err)
 	}
 
 	nel := `{"age":0,"type":"network-error","url":"https://example.com/","body":{"type":"http.error","status_code":500,"elapsed_time":9,"method":"GET","phase":"application","protocol":"http/1.1","server_ip":"192.0.2.1","sampling_fraction":1}}`
 	it = parsedItem(t, `{"type":"nel"}`, nel)
-	if _, err := p.item(nil, it, &in, false, nil); err != nil {
+	if _, err := p.item(nil, it, &in, false, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, body := reparse(t, it)
@@ -178,7 +178,7 @@ func TestProcessPII(t *testing.T) {
 	}
 	in := normalize.Input{Received: time.Unix(1764064800, 0)}
 	it := parsedItem(t, `{"type":"event"}`, `{"extra":{"password":"hunter2"}}`)
-	if _, err := p.item(nil, it, &in, false, st); err != nil {
+	if _, err := p.item(nil, it, &in, false, st, nil); err != nil {
 		t.Fatal(err)
 	}
 	_, ev := reparse(t, it)
@@ -191,7 +191,7 @@ func TestProcessPII(t *testing.T) {
 		t.Fatalf("state: %v %v", err, bad.PIIErr)
 	}
 	it = parsedItem(t, `{"type":"event"}`, `{"message":"x"}`)
-	if _, err := p.item(nil, it, &in, false, bad); discardReason(it.Type, err) != "project_state_pii" {
+	if _, err := p.item(nil, it, &in, false, bad, nil); discardReason(it.Type, err) != "project_state_pii" {
 		t.Errorf("a PII config that does not compile: %v", err)
 	}
 }

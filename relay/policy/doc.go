@@ -6,7 +6,12 @@
 //
 // Where it is applied. Every ingest request passes the door: relay calls
 // Projects.Admit with the project id, the public key and the request's
-// Origin, then Enforcer.Apply with the envelope's item counts per class.
+// Origin, then, with the envelope's item counts per class, Enforcer.Apply
+// where events are forwarded as received (proxy mode, normalization
+// disabled), or else in Relay's order: Enforcer.Door (cached upstream
+// limits, client address, trace release), normalization, Enforcer.Filter
+// on the normalized tree (EventFromTree), Enforcer.Limit (quotas, rate,
+// sampling: what the filters left), then PII scrubbing.
 // An envelope that arrived before its project's config (Admission.Pending,
 // managed mode) is written to a pending stream, and both are applied again
 // when the releaser moves it on (relay's releasePolicy): a refusal then
@@ -37,9 +42,10 @@
 // A new edge rule plugs in at one of two places: a rule that refuses
 // whole requests before anything is read goes into checkState (or a mode's
 // Admit) with a new Refusal, mapped to an answer in relay/projects.go; a
-// rule that drops classes of an envelope goes into Enforcer.Apply, calling
+// rule that drops classes of an envelope goes into Enforcer.Door (needs
+// no event), judge (reads it) or Limit (counts what is kept), calling
 // dropClass with an outcome.Reason and, when the client should back off,
-// appending a RateLimit. Apply is on the hot path: it must not allocate
+// appending a RateLimit. They are on the hot path: they must not allocate
 // for a project without the rule, and reads the header JSON only through
 // its lazy trace().
 package policy

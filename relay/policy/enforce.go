@@ -51,6 +51,9 @@ type Verdict struct {
 	Filter string
 	// Rule is the sampling rule that dropped the transaction class.
 	Rule uint32
+
+	dsc     *project.DSC // the envelope header's trace context (trace)
+	dscRead bool
 }
 
 // Code is Relay's reason string for the drop of class c: the filter's name,
@@ -215,15 +218,36 @@ func (qc *quotaCounters) len() int {
 }
 
 // Apply fills v for an envelope admitted with a (Admitted) and key, with
-// items per class. hdr is the envelope header JSON, read only when
+// items per class: Door, then the event filters on event, then Limit, in
+// one call, for an envelope whose event is judged as received (proxy mode,
+// normalization disabled, and records whose event was normalized before
+// they were stored). hdr is the envelope header JSON, read only when
 // sampling or a release filter needs its trace context; addr gives the
 // client address, asked only when the project filters addresses; event
 // gives the event item, asked (and parsed) only when a filter reads the
 // event. v's RateLimits array is reused: Apply allocates only to parse
 // hdr or the event, to count a new quota window, or to grow RateLimits.
 func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.NumClasses]int, hdr []byte, addr func() netip.Addr, event EventItem) {
+	if !e.Door(v, a, key, items, hdr, addr) {
+		return
+	}
+	if event != nil && e.FiltersEvent(v, a, items) {
+		e.applyEventFilters(v, a, items, event, addr)
+	}
+	e.Limit(v, a, key, items, hdr)
+}
+
+// Door resets v and applies what needs neither the event nor counting:
+// the upstream's cached limits, the client-address filter and the release
+// of the trace context. It reports whether the project has more to apply
+// (Filter, then Limit): false in proxy mode, while pending, and when the
+// client's address is filtered. Relay checks cached limits on the request
+// and runs the event filters on the normalized event, before quotas: an
+// ingest that normalizes calls Door, normalizes, calls Filter on the
+// normalized event, then Limit.
+func (e *Enforcer) Door(v *Verdict, a *Admission, key []byte, items *[envelope.NumClasses]int, hdr []byte, addr func() netip.Addr) bool {
 	*v = Verdict{RateLimits: v.RateLimits[:0]}
-	st, lim := a.State, a.limiter
+	st := a.State
 	// The upstream's limits come first, as Relay checks its cached limits
 	// on the request; they need no config (proxy mode, pending).
 	var org uint64
@@ -231,41 +255,69 @@ func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.
 		org = st.OrganizationID
 	}
 	e.upstream.apply(v, org, a.ProjectID, key, items)
-	if st == nil && lim == nil {
-		return // proxy mode, or pending: no config to apply
+	if st == nil && a.limiter == nil {
+		return false // proxy mode, or pending: no config to apply
 	}
 	if st != nil && st.Filters.HasIPFilter() && st.Filters.BlockedIP(addr()) {
 		e.filter(v, FilterClientIPs, items, func(c envelope.Class) bool { return c != envelope.ClassClientReport })
-		return
-	}
-	// The trace context (DSC) of the envelope header, parsed once and only
-	// when a rule needs it.
-	var (
-		dsc    *project.DSC
-		parsed bool
-	)
-	trace := func() *project.DSC {
-		if !parsed {
-			parsed = true
-			var h struct {
-				Trace *project.DSC `json:"trace"`
-			}
-			if json.Unmarshal(hdr, &h) == nil {
-				dsc = h.Trace
-			}
-		}
-		return dsc
+		return false
 	}
 	if st != nil && st.Filters.HasReleaseFilter() && hasEvents(items) {
 		// The edge judges the release the trace context carries; events
 		// without one are left to the processing relay's filter.
-		if d := trace(); d != nil && st.Filters.BlockedRelease(d.Release) {
+		if d := v.trace(hdr); d != nil && st.Filters.BlockedRelease(d.Release) {
 			e.filter(v, FilterReleases, items, func(c envelope.Class) bool { return eventClass[c] })
 		}
 	}
-	if st != nil && v.Filter == "" && event != nil {
-		e.applyEventFilters(v, st, a.global, items, event, addr)
+	return true
+}
+
+// FiltersEvent reports whether Filter would read the envelope's event:
+// after a Door that left more to apply, for a project with a filter that
+// reads events, when no filter matched yet and the envelope has an event
+// class. It costs no allocation.
+func (e *Enforcer) FiltersEvent(v *Verdict, a *Admission, items *[envelope.NumClasses]int) bool {
+	st := a.State
+	if st == nil || v.Filter != "" {
+		return false
 	}
+	if ef := st.Filters.Event(); !ef.On() && ef.Generic == nil && a.global == nil {
+		return false
+	}
+	return items[envelope.ClassError] > 0 || items[envelope.ClassTransaction] > 0 || items[envelope.ClassSecurity] > 0
+}
+
+// Filter runs the filters that read the event (filters.go) on ev, the
+// envelope's event, when FiltersEvent, and drops the event's class when
+// one matches: its attachments and profile share that class. It reports
+// whether it dropped the class.
+func (e *Enforcer) Filter(v *Verdict, a *Admission, items *[envelope.NumClasses]int, ev Event) bool {
+	if ev.e == nil || !e.FiltersEvent(v, a, items) {
+		return false
+	}
+	return e.judge(v, a, items, ev.e)
+}
+
+// judge drops the class of ev when one of the project's event filters
+// matches it.
+func (e *Enforcer) judge(v *Verdict, a *Admission, items *[envelope.NumClasses]int, ev *event) bool {
+	class, ok := eventItemClass(ev.kind)
+	if !ok || items[class] == 0 {
+		return false
+	}
+	st := a.State
+	if name := eventFilters(st.Filters.Event(), &st.Filters, a.global, ev); name != "" {
+		e.filter(v, name, items, func(c envelope.Class) bool { return c == class })
+		return true
+	}
+	return false
+}
+
+// Limit applies, after Door (and Filter), what counts or gates what the
+// filters left: feature gates, quotas, a static project's event rate, and
+// dynamic sampling. Quotas are not charged for filtered classes.
+func (e *Enforcer) Limit(v *Verdict, a *Admission, key []byte, items *[envelope.NumClasses]int, hdr []byte) {
+	st, lim := a.State, a.limiter
 	if st != nil && items[envelope.ClassReplay] > 0 && st.FeatureOff(featureSessionReplay) {
 		// As Relay: replays of an organization without session replay
 		// are not ingested.
@@ -291,7 +343,7 @@ func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.
 		}
 	}
 	if st != nil && st.Sampling != nil && items[envelope.ClassTransaction] > 0 && !v.Drop[envelope.ClassTransaction] {
-		if d := trace(); d != nil && d.TraceID != "" {
+		if d := v.trace(hdr); d != nil && d.TraceID != "" {
 			if dec := st.Sampling.Decide(d, e.now()); !dec.Keep {
 				v.dropClass(envelope.ClassTransaction, outcome.ReasonSampled)
 				v.Rule = dec.Rule
@@ -300,44 +352,51 @@ func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.
 	}
 }
 
-// applyEventFilters runs the filters that read the event (filters.go) on
-// the envelope's event item, and drops the event's class when one
-// matches: its attachments and profile share that class.
-func (e *Enforcer) applyEventFilters(v *Verdict, st *project.State, global *project.GenericFilters, items *[envelope.NumClasses]int, event EventItem, addr func() netip.Addr) {
-	ef := st.Filters.Event()
-	if !ef.On() && ef.Generic == nil && global == nil {
-		return
+// trace is the trace context (DSC) of the envelope header hdr, parsed once
+// per verdict and only when a rule needs it.
+func (v *Verdict) trace(hdr []byte) *project.DSC {
+	if !v.dscRead {
+		v.dscRead = true
+		var h struct {
+			Trace *project.DSC `json:"trace"`
+		}
+		if json.Unmarshal(hdr, &h) == nil {
+			v.dsc = h.Trace
+		}
 	}
-	if items[envelope.ClassError] == 0 && items[envelope.ClassTransaction] == 0 && items[envelope.ClassSecurity] == 0 {
-		return
-	}
-	kind, payload := event()
-	var class envelope.Class
+	return v.dsc
+}
+
+// eventItemClass is the class of an event item of type kind.
+func eventItemClass(kind envelope.ItemType) (envelope.Class, bool) {
 	switch kind {
 	case envelope.ItemEvent:
-		class = envelope.ClassError
+		return envelope.ClassError, true
 	case envelope.ItemTransaction:
-		class = envelope.ClassTransaction
+		return envelope.ClassTransaction, true
 	case envelope.ItemSecurity, envelope.ItemRawSecurity:
-		class = envelope.ClassSecurity
-	default:
-		return
+		return envelope.ClassSecurity, true
 	}
-	if items[class] == 0 {
+	return envelope.ClassUnknown, false
+}
+
+// applyEventFilters judges the event item as received: parsed from its
+// JSON, with {{auto}} resolved to the client's address as Relay's
+// normalization would.
+func (e *Enforcer) applyEventFilters(v *Verdict, a *Admission, items *[envelope.NumClasses]int, event EventItem, addr func() netip.Addr) {
+	kind, payload := event()
+	if class, ok := eventItemClass(kind); !ok || items[class] == 0 {
 		return
 	}
 	ev := parseEvent(kind, payload)
 	if ev.User != nil && ev.User.IPAddress == "{{auto}}" {
-		// As Relay's normalization: {{auto}} is the client's address. Set
-		// here, not kept as a closure: addr must not escape to the heap.
+		// Set here, not kept as a closure: addr must not escape to the heap.
 		ev.User.IPAddress = ""
 		if a := addr(); a.IsValid() {
 			ev.User.IPAddress = lenient(a.String())
 		}
 	}
-	if name := eventFilters(ef, &st.Filters, global, ev); name != "" {
-		e.filter(v, name, items, func(c envelope.Class) bool { return c == class })
-	}
+	e.judge(v, a, items, ev)
 }
 
 func hasEvents(items *[envelope.NumClasses]int) bool {

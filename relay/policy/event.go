@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/baton-relay/baton/envelope"
+	evtree "github.com/baton-relay/baton/relay/event"
 )
 
 // EventItem returns the item inbound filters judge: the envelope's event,
@@ -14,6 +15,126 @@ import (
 // and nil when there is none). Apply calls it only for a project with a
 // filter that reads the event.
 type EventItem func() (envelope.ItemType, []byte)
+
+// Event is an event item as the event filters read it, for Filter: from
+// its JSON (EventFromJSON) or from the tree normalization left
+// (EventFromTree). The zero Event is no event.
+type Event struct{ e *event }
+
+// EventFromJSON reads what filters need of payload, an item of type kind.
+func EventFromJSON(kind envelope.ItemType, payload []byte) Event {
+	return Event{parseEvent(kind, payload)}
+}
+
+// EventFromTree reads what filters need of root, the parsed event of an
+// item of type kind, without writing it out and parsing it again: only
+// the fields filters read are visited. root must stay unchanged until
+// the Event is judged.
+func EventFromTree(kind envelope.ItemType, root *evtree.Node) Event {
+	e := &event{kind: kind, tagsRead: true}
+	if root.Kind() != evtree.Object {
+		return Event{e}
+	}
+	e.Type, _ = root.Get("type").Str()
+	e.Release = lenientNode(root.Get("release"))
+	e.Dist = lenientNode(root.Get("dist"))
+	e.Environment = lenientNode(root.Get("environment"))
+	e.Transaction = lenientNode(root.Get("transaction"))
+	e.Platform = lenientNode(root.Get("platform"))
+	e.Logger = lenientNode(root.Get("logger"))
+	e.Level = lenientNode(root.Get("level"))
+	if m := root.Get("message"); !m.IsNull() {
+		e.Message = m.AppendJSON(nil) // normalization moved it to logentry: rare
+	}
+	e.LogEntry = logEntryNode(root.Get("logentry"))
+	e.LegacyMessage = logEntryNode(root.Get("sentry.interfaces.Message"))
+	x := root.Get("exception")
+	if x.Kind() == evtree.Object {
+		x = x.Get("values")
+	}
+	if x.Kind() == evtree.Array {
+		e.exceptions = make([]exception, 0, x.Len())
+		for i := range x.Len() {
+			e.exceptions = append(e.exceptions, exceptionNode(x.Index(i)))
+		}
+	}
+	if u := root.Get("user"); u.Kind() == evtree.Object {
+		e.User = &user{
+			ID: lenientNode(u.Get("id")), Email: lenientNode(u.Get("email")), IPAddress: lenientNode(u.Get("ip_address")),
+			Segment: lenientNode(u.Get("segment")), Username: lenientNode(u.Get("username")),
+		}
+	}
+	if r := root.Get("request"); r.Kind() == evtree.Object {
+		e.Request = &request{URL: lenientNode(r.Get("url")), Method: lenientNode(r.Get("method"))}
+		e.headers = nodePairs(r.Get("headers"))
+	}
+	e.tags = nodePairs(root.Get("tags"))
+	if c := root.Get("contexts"); c.Kind() == evtree.Object {
+		e.contexts = c
+	}
+	if d := root.Get("sdk"); d.Kind() == evtree.Object {
+		e.SDK = &sdk{Name: lenientNode(d.Get("name")), Version: lenientNode(d.Get("version"))}
+	}
+	if c := root.Get("csp"); c.Kind() == evtree.Object {
+		e.CSP = &cspReport{BlockedURI: strNode(c.Get("blocked_uri")), SourceFile: strNode(c.Get("source_file"))}
+	}
+	return Event{e}
+}
+
+// lenientNode is n read as a lenient string field.
+func lenientNode(n *evtree.Node) lenient {
+	b, _ := n.Lenient()
+	return lenient(b)
+}
+
+// strNode is a string node's content, nil for other kinds.
+func strNode(n *evtree.Node) *string {
+	s, ok := n.Str()
+	if !ok {
+		return nil
+	}
+	return &s
+}
+
+func logEntryNode(n *evtree.Node) *logEntry {
+	if n.Kind() != evtree.Object {
+		return nil
+	}
+	return &logEntry{Message: lenientNode(n.Get("message")), Formatted: lenientNode(n.Get("formatted"))}
+}
+
+func exceptionNode(n *evtree.Node) exception {
+	x := exception{Type: lenientNode(n.Get("type")), Value: lenientNode(n.Get("value"))}
+	if st := n.Get("stacktrace"); st.Kind() == evtree.Object {
+		frames := st.Get("frames")
+		x.Stacktrace = &stacktrace{Frames: make([]frame, frames.Len())}
+		if frames.Kind() == evtree.Array {
+			for i := range frames.Len() {
+				x.Stacktrace.Frames[i].AbsPath = strNode(frames.Index(i).Get("abs_path"))
+			}
+		}
+	}
+	return x
+}
+
+// nodePairs is lenientPairs of a tree: an object, or a list of [name,
+// value] pairs (entries of another length are skipped).
+func nodePairs(n *evtree.Node) [][2]string {
+	var out [][2]string
+	switch n.Kind() {
+	case evtree.Object:
+		for i := range n.Len() {
+			out = append(out, [2]string{string(n.Key(i)), string(lenientNode(n.Index(i)))})
+		}
+	case evtree.Array:
+		for i := range n.Len() {
+			if p := n.Index(i); p.Kind() == evtree.Array && p.Len() == 2 {
+				out = append(out, [2]string{string(lenientNode(p.Index(0))), string(lenientNode(p.Index(1)))})
+			}
+		}
+	}
+	return out
+}
 
 // EventOf finds the event item of a parsed envelope.
 func EventOf(env *envelope.Envelope) (envelope.ItemType, []byte) {
@@ -57,13 +178,17 @@ type logEntry struct {
 }
 
 type exception struct {
-	Type       lenient `json:"type"`
-	Value      lenient `json:"value"`
-	Stacktrace *struct {
-		Frames []struct {
-			AbsPath *string `json:"abs_path"`
-		} `json:"frames"`
-	} `json:"stacktrace"`
+	Type       lenient     `json:"type"`
+	Value      lenient     `json:"value"`
+	Stacktrace *stacktrace `json:"stacktrace"`
+}
+
+type stacktrace struct {
+	Frames []frame `json:"frames"`
+}
+
+type frame struct {
+	AbsPath *string `json:"abs_path"`
 }
 
 // cspReport is the CSP part of a security event (Baton's or Relay's
@@ -100,43 +225,52 @@ func (c *cspReport) source() (string, bool) {
 // event as the SDK sent it (message as a string, exception as a list,
 // headers as an object) as well as a normalized one.
 type event struct {
-	Type          string          `json:"type"`
-	Release       lenient         `json:"release"`
-	Dist          lenient         `json:"dist"`
-	Environment   lenient         `json:"environment"`
-	Transaction   lenient         `json:"transaction"`
-	Platform      lenient         `json:"platform"`
-	Logger        lenient         `json:"logger"`
-	Level         lenient         `json:"level"`
-	Message       json.RawMessage `json:"message"`
-	LogEntry      *logEntry       `json:"logentry"`
-	LegacyMessage *logEntry       `json:"sentry.interfaces.Message"`
-	Exception     json.RawMessage `json:"exception"`
-	User          *struct {
-		ID        lenient `json:"id"`
-		Email     lenient `json:"email"`
-		IPAddress lenient `json:"ip_address"`
-		Segment   lenient `json:"segment"`
-		Username  lenient `json:"username"`
-	} `json:"user"`
-	Request *struct {
-		URL     lenient         `json:"url"`
-		Method  lenient         `json:"method"`
-		Headers json.RawMessage `json:"headers"`
-	} `json:"request"`
-	Tags     json.RawMessage            `json:"tags"`
-	Contexts map[string]json.RawMessage `json:"contexts"`
-	SDK      *struct {
-		Name    lenient `json:"name"`
-		Version lenient `json:"version"`
-	} `json:"sdk"`
-	CSP       *cspReport `json:"csp"`
-	CSPReport *cspReport `json:"csp-report"`
-	Body      *cspReport `json:"body"` // one report of the Reporting API
+	Type          string                     `json:"type"`
+	Release       lenient                    `json:"release"`
+	Dist          lenient                    `json:"dist"`
+	Environment   lenient                    `json:"environment"`
+	Transaction   lenient                    `json:"transaction"`
+	Platform      lenient                    `json:"platform"`
+	Logger        lenient                    `json:"logger"`
+	Level         lenient                    `json:"level"`
+	Message       json.RawMessage            `json:"message"`
+	LogEntry      *logEntry                  `json:"logentry"`
+	LegacyMessage *logEntry                  `json:"sentry.interfaces.Message"`
+	Exception     json.RawMessage            `json:"exception"`
+	User          *user                      `json:"user"`
+	Request       *request                   `json:"request"`
+	Tags          json.RawMessage            `json:"tags"`
+	Contexts      map[string]json.RawMessage `json:"contexts"`
+	SDK           *sdk                       `json:"sdk"`
+	CSP           *cspReport                 `json:"csp"`
+	CSPReport     *cspReport                 `json:"csp-report"`
+	Body          *cspReport                 `json:"body"` // one report of the Reporting API
 
 	kind       envelope.ItemType
 	exceptions []exception
 	headers    [][2]string
+	tags       [][2]string // Tags as pairs, once read (tagsRead)
+	tagsRead   bool
+	contexts   *evtree.Node // contexts of an event read from a tree (Contexts unused)
+}
+
+type user struct {
+	ID        lenient `json:"id"`
+	Email     lenient `json:"email"`
+	IPAddress lenient `json:"ip_address"`
+	Segment   lenient `json:"segment"`
+	Username  lenient `json:"username"`
+}
+
+type request struct {
+	URL     lenient         `json:"url"`
+	Method  lenient         `json:"method"`
+	Headers json.RawMessage `json:"headers"`
+}
+
+type sdk struct {
+	Name    lenient `json:"name"`
+	Version lenient `json:"version"`
 }
 
 // parseEvent reads what filters need of payload, an item of type kind.
@@ -352,6 +486,10 @@ func (e *event) Field(name string) (string, bool) {
 		if !ok {
 			return "", false
 		}
+		if e.contexts != nil {
+			v, ok := e.contexts.Get(ctx).Get(field).Lenient()
+			return string(v), ok && len(v) > 0
+		}
 		var m map[string]lenient
 		if json.Unmarshal(e.Contexts[ctx], &m) != nil {
 			return "", false
@@ -363,7 +501,10 @@ func (e *event) Field(name string) (string, bool) {
 }
 
 func (e *event) tag(name string) (string, bool) {
-	for _, p := range lenientPairs(e.Tags) {
+	if !e.tagsRead {
+		e.tags, e.tagsRead = lenientPairs(e.Tags), true
+	}
+	for _, p := range e.tags {
 		if p[0] == name {
 			return p[1], true
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/baton-relay/baton/envelope"
+	evtree "github.com/baton-relay/baton/relay/event"
 	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/project"
 )
@@ -471,5 +472,38 @@ func BenchmarkApplyEventFilters(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkFilterTree is the split path's cost with every filter on, for
+// the same event read from the tree process has already parsed (Door,
+// Filter on EventFromTree, Limit), against BenchmarkApplyEventFilters's
+// filters=all, which parses the JSON.
+func BenchmarkFilterTree(b *testing.B) {
+	payload := []byte(`{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","logentry":{"formatted":"Something failed"},"level":"error","platform":"javascript","release":"web@1.4.2","environment":"production",` +
+		`"exception":{"values":[{"type":"TypeError","value":"Cannot read properties of undefined (reading 'x')","stacktrace":{"frames":[{"abs_path":"https://example.com/app.js","function":"a","lineno":10},{"abs_path":"https://example.com/app.js","function":"b","lineno":20}]}}]},` +
+		`"request":{"url":"https://example.com/checkout","headers":[["Referer","https://example.com/"],["User-Agent","Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"]]},` +
+		`"user":{"id":"42","ip_address":"192.0.2.1"},"tags":[["page","checkout"]],"contexts":{"browser":{"name":"Chrome","version":"120"}}}`)
+	all := `{"filterSettings":{"browserExtensions":{"isEnabled":true},"webCrawlers":{"isEnabled":true},"localhost":{"isEnabled":true},
+		"legacyBrowsers":{"isEnabled":true,"options":["default"]},"errorMessages":{"patterns":["*ResizeObserver loop*","ChunkLoadError*"]},
+		"csp":{"disallowedSources":["chrome-extension://*"]},"releases":{"releases":["0.9.*"]},
+		"ignoreTransactions":{"isEnabled":true,"patterns":["*/health"]},
+		"generic":{"version":1,"filters":[{"id":"beta","isEnabled":true,"condition":{"op":"eq","name":"event.user.segment","value":"beta"}}]}}}`
+	a := decode(&testing.T{}, all)
+	in := items(map[envelope.Class]int{envelope.ClassError: 1})
+	e := NewEnforcer(Options{})
+	tree, err := evtree.Parse(payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tree.Release()
+	var v Verdict
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Door(&v, a, []byte(keyA), in, nil, nil)
+		if e.Filter(&v, a, in, EventFromTree(envelope.ItemEvent, tree.Root())) {
+			b.Fatalf("filtered by %s", v.Filter)
+		}
+		e.Limit(&v, a, []byte(keyA), in, nil)
 	}
 }
