@@ -271,6 +271,11 @@ func (e *norm) tags() {
 		e.invalid("tags", v, "expected tags")
 	}
 	envSet := !ev.Get("environment").IsNull()
+	var seen map[string]struct{} // keys so far, for a long list
+	if len(list) > len(scratch) {
+		seen = make(map[string]struct{}, len(list))
+	}
+	seenNull := false
 	for i := range list {
 		x := &list[i]
 		k := x.k.Bytes()
@@ -289,10 +294,22 @@ func (e *norm) tags() {
 		}
 		e.checkTagPart(x.k)
 		e.checkTagPart(x.v)
-		for j := range i { // first wins; every null key is the same key
-			if y := &list[j]; !y.drop && sameTagKey(x.k, y.k) {
+		// First wins; every null key is the same key.
+		switch {
+		case x.k.Kind() != event.String:
+			x.drop, seenNull = seenNull, true
+		case seen != nil:
+			if _, dup := seen[string(x.k.Bytes())]; dup {
 				x.drop = true
-				break
+			} else {
+				seen[string(x.k.Bytes())] = struct{}{}
+			}
+		default:
+			for j := range i {
+				if y := &list[j]; !y.drop && y.k.Kind() == event.String && bytes.Equal(x.k.Bytes(), y.k.Bytes()) {
+					x.drop = true
+					break
+				}
 			}
 		}
 	}
@@ -322,13 +339,6 @@ func isInternalTag(k []byte) bool {
 		}
 	}
 	return false
-}
-
-func sameTagKey(a, b *event.Node) bool {
-	if a.Kind() != event.String || b.Kind() != event.String {
-		return a.Kind() != event.String && b.Kind() != event.String
-	}
-	return bytes.Equal(a.Bytes(), b.Bytes())
 }
 
 // moveToTags moves the top-level string field key into the tag of that

@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -11,6 +12,13 @@ import (
 func TestTags(t *testing.T) {
 	n := testNormalizer(t)
 	x := strings.Repeat
+	// More tags than the scratch of tags(): duplicates found through a map.
+	var long []string
+	for i := range 20 {
+		long = append(long, fmt.Sprintf(`["k%d","first"]`, i))
+	}
+	long = append(long, `["","a"]`, `["k0","again"]`, `["a/b","b"]`)
+	longTags := `{"tags":[` + strings.Join(long, ",") + `]}`
 	nonEmptyValue := `[["invalid_data",{"reason":"expected a non-empty value"}]]`
 	nonEmptyString := `[["invalid_data",{"reason":"expected a non-empty string"}]]`
 	for _, tc := range []struct {
@@ -38,6 +46,7 @@ func TestTags(t *testing.T) {
 			"tags":                `[["23","42"],["f","1"],["g","-0"],["t","False"],["big",null],["o",null]]`,
 			"_meta.tags.4.1..err": `[["invalid_data",{"reason":"expected a number with JSON precision"}]]`,
 			"_meta.tags.5.1..err": `[["invalid_data",{"reason":"expected a primitive value"}]]`, "_meta.tags.5.1..val": `{"x":1}`}},
+		{"long list: first of a key wins", longTags, map[string]string{"tags.0": `["k0","first"]`, "tags.20": `[null,"a"]`, "tags.21": "null"}},
 		{"null value kept", `{"tags":{"a":null}}`, map[string]string{"tags": `[["a",null]]`}},
 		{"value too long", `{"tags":[["k","` + x("é", 201) + `"]]}`, map[string]string{"tags": `[["k",null]]`, "_meta.tags.0.1..err": `["value_too_long"]`}},
 
