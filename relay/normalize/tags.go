@@ -313,9 +313,8 @@ func (e *norm) tags() {
 			}
 		}
 	}
-	for _, key := range []string{"server_name", "site"} {
-		e.moveToTags(key, &list)
-	}
+	list = e.moveToTags("server_name", list)
+	list = e.moveToTags("site", list)
 	if v.Kind() != event.Object && v.Kind() != event.Array && len(list) == 0 {
 		return
 	}
@@ -344,27 +343,27 @@ func isInternalTag(k []byte) bool {
 // moveToTags moves the top-level string field key into the tag of that
 // name; a value that is not a string goes, as in Relay, where its error
 // would have been.
-func (e *norm) moveToTags(key string, list *[]tagEntry) {
+func (e *norm) moveToTags(key string, list []tagEntry) []tagEntry {
 	t, ev := e.t, e.ev
 	v := ev.Get(key)
 	if !ev.Has(key) {
-		return
+		return list
 	}
 	t.Delete(ev, key)
 	if v.Kind() != event.String {
-		return
+		return list
 	}
 	val := e.tagValue(v)
 	if val.Kind() == event.String && len(val.Bytes()) == 0 {
 		val = e.nullWith(e.reason("expected a non-empty value"), nil)
 	}
-	for i := range *list {
-		if x := &(*list)[i]; !x.drop && x.k.Is(key) {
+	for i := range list {
+		if x := &list[i]; !x.drop && x.k.Is(key) {
 			x.v = val
-			return
+			return list
 		}
 	}
-	*list = append(*list, tagEntry{k: t.NewString(key), v: val})
+	return append(list, tagEntry{k: t.NewString(key), v: val})
 }
 
 // tagKey reads a tag key as TagEntry does: lenient, spaces to "-",
