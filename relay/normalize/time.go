@@ -39,7 +39,7 @@ func (n *Normalizer) timestamps(e *norm) {
 		drift := received.Sub(in.SentAt)
 		if drift.Abs() >= MinClockDrift {
 			e.shiftAll(received.UnixMicro()-in.SentAt.UnixMicro(), &top)
-			e.errorAt("clock_drift", e.times(in.SentAt, received), "timestamp")
+			e.errorAt("clock_drift", e.times(in.SentAt, received), timestampPath...)
 		}
 	}
 	if ts := top[0]; ts.ok {
@@ -53,7 +53,7 @@ func (n *Normalizer) timestamps(e *norm) {
 		}
 		if kind != "" {
 			e.shiftAll(received.UnixMicro()-ts.us, &top)
-			e.errorAt(kind, e.times(tm, received), "timestamp")
+			e.errorAt(kind, e.times(tm, received), timestampPath...)
 		}
 	}
 	recv := stamp{us: received.UnixMicro(), ok: true}
@@ -64,6 +64,11 @@ func (n *Normalizer) timestamps(e *norm) {
 }
 
 var topStamps = [2]string{"timestamp", "start_timestamp"}
+
+// timestampPath is where clock errors are recorded; shared, since
+// Tree.MetaAt keeps the path it is given, so a literal would be allocated
+// per event.
+var timestampPath = []string{"timestamp"}
 
 // corrected reports whether an earlier pass corrected the event's
 // timestamps: `_meta.timestamp` has a clock_drift, past_timestamp or
