@@ -210,11 +210,13 @@ func lenientText(v *event.Node) (s []byte, reason string) {
 	case event.Number:
 		raw := v.Raw()
 		if !bytes.ContainsAny(raw, ".eE") && string(raw) != "-0" {
-			if i, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
-				return strconv.AppendInt(nil, i, 10), ""
+			// JSON integers have no leading zeros or plus sign: one that
+			// fits is written as it came.
+			if _, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+				return raw, ""
 			}
-			if u, err := strconv.ParseUint(string(raw), 10, 64); err == nil {
-				return strconv.AppendUint(nil, u, 10), ""
+			if _, err := strconv.ParseUint(string(raw), 10, 64); err == nil {
+				return raw, ""
 			}
 		}
 		f, err := strconv.ParseFloat(string(raw), 64)
