@@ -18,10 +18,11 @@ import (
 // static Baton normalizes and scrubs what it forwards, a proxy Baton and
 // one with normalization disabled forward the bytes they received.
 
-// normEvent is an event in legacy shapes (message, tags as an object) with
-// a password and a token for the PII rules to find, and a culprit over
-// Relay's 200 characters to trim.
-var normEvent = `{"message":"hello normalize","level":"error","tags":{"a":"b"},"culprit":"` + strings.Repeat("c", 300) + `","extra":{"password":"hunter2","note":"tok-123456"},"user":{"ip_address":"{{auto}}"}}`
+// normEvent is an event in legacy shapes (message, tags as an object, the
+// environment as a tag, an internal tag, server_name) with a release Relay
+// rejects, a password and a token for the PII rules to find, and a culprit
+// over Relay's 200 characters to trim.
+var normEvent = `{"message":"hello normalize","level":"error","tags":{"a":"b","environment":"prod","release":"x"},"server_name":"web-1","release":"latest","culprit":"` + strings.Repeat("c", 300) + `","extra":{"password":"hunter2","note":"tok-123456"},"user":{"ip_address":"{{auto}}"}}`
 
 // normCSP is a CSP report as browsers send it to /api/<pid>/security/.
 const normCSP = `{"csp-report":{"document-uri":"https://example.com/page","referrer":"","violated-directive":"script-src 'self'","effective-directive":"script-src","original-policy":"script-src 'self'; report-uri /csp","blocked-uri":"https://evil.example.net/x.js","status-code":200}}`
@@ -80,14 +81,17 @@ func checkProcessedEvent(t *testing.T, what string, hdr []byte, ev map[string]an
 	if le, _ := ev["logentry"].(map[string]any); le["formatted"] != "hello normalize" || ev["message"] != nil {
 		t.Errorf("%s: logentry %v, message %v: want message moved to logentry", what, ev["logentry"], ev["message"])
 	}
-	if tags, _ := ev["tags"].([]any); len(tags) != 1 || fmt.Sprint(tags[0]) != "[a b]" {
-		t.Errorf("%s: tags %v, want [[a b]]", what, ev["tags"])
+	if tags, _ := ev["tags"].([]any); fmt.Sprint(tags) != "[[a b] [server_name web-1]]" || ev["server_name"] != nil {
+		t.Errorf("%s: tags %v, server_name %v: want [[a b] [server_name web-1]], no server_name", what, ev["tags"], ev["server_name"])
+	}
+	meta, _ := ev["_meta"].(map[string]any)
+	if m, _ := meta["release"].(map[string]any); ev["environment"] != "prod" || ev["release"] != nil || fmt.Sprint(m[""]) != "map[err:[invalid_data] val:latest]" {
+		t.Errorf("%s: environment %v, release %v, _meta.release %v: want the environment from the tag and release latest removed", what, ev["environment"], ev["release"], meta["release"])
 	}
 	extra, _ := ev["extra"].(map[string]any)
 	if extra["password"] != "[Filtered]" || extra["note"] != "[token]" {
 		t.Errorf("%s: extra %v, want the password filtered and the token replaced", what, extra)
 	}
-	meta, _ := ev["_meta"].(map[string]any)
 	if m, _ := meta["extra"].(map[string]any); m["password"] == nil || m["note"] == nil {
 		t.Errorf("%s: _meta %v lacks the remarks of extra.password and extra.note", what, ev["_meta"])
 	}

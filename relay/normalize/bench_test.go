@@ -2,6 +2,7 @@ package normalize
 
 import (
 	"testing"
+	"time"
 
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/event"
@@ -61,5 +62,34 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		dst = t.AppendJSON(dst[:0])
 		t.Release()
+	}
+}
+
+// BenchmarkTimestamps normalizes small events whose cost is mostly their
+// timestamps: a float, an ISO 8601 string, breadcrumbs shifted for clock
+// drift (a clock_drift error with both times as RFC 3339).
+func BenchmarkTimestamps(b *testing.B) {
+	n := testNormalizer(b)
+	crumbs := `{"timestamp":1795600700.25,"message":"a"},{"timestamp":1795600710.5,"message":"b"},{"timestamp":"2026-11-25T09:58:40.125Z","message":"c"}`
+	for _, bc := range []struct {
+		name, src string
+		in        Input
+	}{
+		{"float", `{"timestamp":1795600790.123456,"start_timestamp":1795600789.5}`, Input{Received: recv}},
+		{"iso", `{"timestamp":"2026-11-25T09:59:50.123456Z","start_timestamp":"2026-11-25T09:59:49+00:00"}`, Input{Received: recv}},
+		{"drift", `{"timestamp":1795593600.5,"breadcrumbs":[` + crumbs + `]}`, Input{Received: recv, SentAt: recv.Add(-2 * time.Hour)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			src := []byte(bc.src)
+			dst := make([]byte, 0, 4<<10)
+			b.ReportAllocs()
+			defer testutil.CPUTime(b)()
+			for b.Loop() {
+				var err error
+				if dst, err = n.Event(dst[:0], src, &bc.in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -1,7 +1,8 @@
 // Package normalize does what a Sentry Relay does to an event at the first
 // (non-processing) relay, before it is forwarded: legacy shapes to current
 // ones (message → logentry, exception lists → values, tags and request
-// headers as pairs), level/platform/event_id defaults, timestamps with
+// headers as pairs), tags, release, dist and environment as Relay checks
+// them (tags.go), level/platform/event_id defaults, timestamps with
 // clock-drift correction and past/future clamping, {{auto}} IP addresses,
 // browser/OS/device contexts from the User-Agent (uap-core rules through
 // github.com/ua-parser/uap-go), security reports (CSP, Expect-CT,

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/baton-relay/baton/relay/event"
 )
@@ -52,6 +51,7 @@ func (n *Normalizer) event(t *event.Tree, in *Input) {
 		e.wrapValues(k)
 	}
 	e.moveStacktrace()
+	e.releaseEnv()
 	e.tags()
 	e.level()
 	e.platform()
@@ -60,6 +60,7 @@ func (n *Normalizer) event(t *event.Tree, in *Input) {
 	n.timestamps(e)
 	n.userAgentContexts(e)
 	e.trim()
+	e.tagEnvironment()
 }
 
 func (e *norm) eventID() {
@@ -329,89 +330,6 @@ func (e *norm) lenient(v *event.Node) (*event.Node, bool) {
 }
 
 func (e *norm) pair(k, v *event.Node) *event.Node { return e.t.NewArray(k, v) }
-
-// tags turns an object into [key, value] pairs sorted by key (the order of
-// Relay's object type) and values into strings.
-func (e *norm) tags() {
-	t, ev := e.t, e.ev
-	v := ev.Get("tags")
-	if v.IsNull() {
-		return
-	}
-	pairs := t.NewArray()
-	switch v.Kind() {
-	case event.Object:
-		for _, i := range t.SortedKeys(v) {
-			if s, ok := e.lenient(v.Index(i)); ok {
-				t.Push(pairs, e.pair(t.NewStringBytes(v.Key(i)), s))
-			}
-		}
-	case event.Array:
-		for i := range v.Len() {
-			p := v.Index(i)
-			switch p.Kind() {
-			case event.Array:
-				if p.Len() == 2 {
-					k, ok1 := e.lenientOrNull(p.Index(0))
-					val, ok2 := e.lenientOrNull(p.Index(1))
-					switch {
-					case !ok1 || !ok2:
-					case k == p.Index(0) && val == p.Index(1):
-						t.Push(pairs, p)
-					default:
-						t.Push(pairs, e.pair(k, val))
-					}
-				}
-			case event.String: // "key:value" from old SDKs
-				if k, val, ok := bytes.Cut(p.Bytes(), []byte(":")); ok {
-					t.Push(pairs, e.pair(t.NewStringBytes(k), t.NewStringBytes(val)))
-				}
-			}
-		}
-	default:
-		e.invalid("tags", v, "expected tags")
-		return
-	}
-	for i := range pairs.Len() {
-		p := pairs.Index(i)
-		e.tagPart(p, 0)
-		e.tagPart(p, 1)
-	}
-	t.Set(ev, "tags", pairs)
-}
-
-// lenientOrNull is lenient, with a null kept: a tag part an earlier pass
-// removed.
-func (e *norm) lenientOrNull(v *event.Node) (*event.Node, bool) {
-	if v.Kind() == event.Null {
-		return v, true
-	}
-	return e.lenient(v)
-}
-
-// tagPart replaces an empty or too long key (i 0) or value (i 1) of a tag
-// pair by null with an error, as Relay's normalize_event_tags does.
-func (e *norm) tagPart(p *event.Node, i int) {
-	v := p.Index(i)
-	if v.Kind() != event.String {
-		return
-	}
-	var x event.MetaError
-	switch s := v.Bytes(); {
-	case len(s) == 0:
-		r := e.t.NewObject()
-		e.t.Set(r, "reason", e.t.NewString("expected a non-empty value"))
-		x = event.MetaError{Kind: "invalid_data", Data: r}
-	case len(s) > limTag && utf8.RuneCount(s) > limTag:
-		x = event.MetaError{Kind: "value_too_long"}
-	default:
-		return
-	}
-	null := e.t.NewNull()
-	m := e.t.MetaOf(null)
-	m.Errors = append(m.Errors, x)
-	e.t.SetIndex(p, i, null)
-}
 
 // level maps level aliases and Python logging numbers to Relay's names; an
 // event without one is an error (a transaction: info).

@@ -12,6 +12,9 @@ type norm struct {
 	t  *event.Tree
 	ev *event.Node
 	in *Input
+	// envFromTag: the environment came from a tag and is checked after
+	// trimming (tagEnvironment).
+	envFromTag bool
 }
 
 // invalid removes the top-level field key and records why.

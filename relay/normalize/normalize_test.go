@@ -101,7 +101,7 @@ func TestRules(t *testing.T) {
 		{"stacktrace into exception", `{"exception":[{"type":"A"}],"stacktrace":{"frames":[{"function":"f"}]}}`, Input{}, map[string]string{"exception.values.0.stacktrace.frames.0.function": `"f"`, "stacktrace": "null"}},
 		{"stacktrace into thread", `{"threads":[{"id":1}],"stacktrace":{"frames":[]}}`, Input{}, map[string]string{"threads.values.0.stacktrace": `{"frames":[]}`, "stacktrace": "null"}},
 		{"stacktrace two exceptions stays", `{"exception":[{},{}],"stacktrace":{"frames":[]}}`, Input{}, map[string]string{"stacktrace": `{"frames":[]}`}},
-		{"tags object", `{"tags":{"b":"2","a":1,"c":true}}`, Input{}, map[string]string{"tags": `[["a","1"],["b","2"],["c","true"]]`}},
+		{"tags object", `{"tags":{"b":"2","a":1,"c":true}}`, Input{}, map[string]string{"tags": `[["a","1"],["b","2"],["c","True"]]`}},
 		{"tags pairs kept", `{"tags":[["x","y"]]}`, Input{}, map[string]string{"tags": `[["x","y"]]`}},
 		{"tags invalid", `{"tags":5}`, Input{}, map[string]string{"tags": "null", "_meta.tags..val": `5`}},
 		{"level alias", `{"level":"warn"}`, Input{}, map[string]string{"level": `"warning"`}},

@@ -79,6 +79,7 @@ func (e *norm) trim() {
 	e.trimString(le.Get("message"), limMessage)
 	e.trimString(le.Get("formatted"), limMessage)
 	e.bag(le.Get("params"), bagMedium)
+	e.trimTags()
 	e.objects("exception", e.trimException)
 	e.objects("threads", e.trimThread)
 	e.stacktrace(ev.Get("stacktrace"))

@@ -42,8 +42,13 @@ func TestTrim(t *testing.T) {
 			"_meta.culprit.": `{"len":300,"rem":[["!limit","s",197,200]]}`}},
 		{"culprit at limit", `{"culprit":"` + x("x", 200) + `"}`, map[string]string{"culprit": `"` + x("x", 200) + `"`, "_meta": "null"}},
 		{"transaction", `{"transaction":"` + x("t", 201) + `"}`, map[string]string{"transaction": `"` + x("t", 197) + `..."`}},
-		{"environment", `{"environment":"` + x("e", 65) + `"}`, map[string]string{"environment": `"` + x("e", 61) + `..."`, "_meta.environment..len": `65`}},
-		{"release", `{"release":"` + x("r", 250) + `"}`, map[string]string{"_meta.release..len": `250`}},
+		// Relay validates release and environment before it trims them: too
+		// long, they are removed (tags.go); only an environment from a tag
+		// is trimmed.
+		{"environment", `{"environment":"` + x("e", 65) + `"}`, map[string]string{"environment": "null", "_meta.environment..err": `["invalid_data"]`, "_meta.environment..val": `"` + x("e", 65) + `"`}},
+		{"environment from tag", `{"tags":{"environment":"` + x("e", 100) + `"}}`, map[string]string{"environment": `"` + x("e", 61) + `..."`, "_meta.environment..len": `100`, "tags": "null"}},
+		{"release", `{"release":"` + x("r", 250) + `"}`, map[string]string{"release": "null", "_meta.release..err": `["invalid_data"]`, "_meta.release..len": "null"}},
+		{"server_name tag", `{"server_name":"` + x("s", 250) + `"}`, map[string]string{"tags": `[["server_name","` + x("s", 197) + `..."]]`, "_meta.tags.0.1.": `{"len":250,"rem":[["!limit","s",197,200]]}`, "server_name": "null"}},
 		{"message within allowance", `{"logentry":{"formatted":"` + x("m", 8392) + `"}}`, map[string]string{"_meta": "null"}},
 		{"message over allowance", `{"message":"` + x("m", 8393) + `"}`, map[string]string{
 			"_meta.logentry.formatted.": `{"len":8393,"rem":[["!limit","s",8189,8192]]}`}},
