@@ -116,6 +116,9 @@ type Relay struct {
 	fwdWG   sync.WaitGroup
 	relStop context.CancelFunc // stops releasers taking new batches
 	relWG   sync.WaitGroup
+
+	abandoned   chan struct{} // closed by Abandon: stop draining at once
+	abandonOnce sync.Once
 }
 
 // New opens the buffer, starts the sinks and prepares the server. It does
@@ -141,6 +144,7 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	}
 	r.ctx, r.stop = context.WithCancel(context.Background())
 	r.failed = make(chan error, 1)
+	r.abandoned = make(chan struct{})
 
 	r.enforcer = policy.NewEnforcer(policy.Options{})
 	if r.proc, err = newProcessor(cfg); err != nil {
@@ -320,13 +324,23 @@ func (r *Relay) Run(ctx context.Context) error {
 	return r.Close()
 }
 
-// Close shuts down in order: stop accepting, drain forwarders until
-// Settings.DrainTimeout, close sinks, close the buffer. What was not
-// delivered stays in the buffer for the next start.
+// Close shuts down in order: stop accepting, drain forwarders, close sinks,
+// close the buffer, all within one Settings.DrainTimeout window (sinks get
+// at least a second more to flush), logging what is left to drain once a
+// second. Abandon ends the window early. What was not delivered stays in
+// the buffer for the next start.
 func (r *Relay) Close() error {
 	if r.closing.Swap(true) {
 		return nil
 	}
+	// One window for the whole drain, logged once a second; Abandon ends it.
+	deadline := time.Now().Add(r.set.DrainTimeout)
+	drain, cancel := r.drainWindow(deadline)
+	defer cancel()
+	progress, stopProgress := context.WithCancel(drain)
+	progressDone := make(chan struct{})
+	go func() { defer close(progressDone); r.logDrainProgress(progress, deadline) }()
+	defer func() { stopProgress(); <-progressDone }()
 	var errs []error
 	if r.listener != nil {
 		if err := r.server.Shutdown(); err != nil {
@@ -347,7 +361,6 @@ func (r *Relay) Close() error {
 	if r.fwdStop != nil {
 		// Releasers first, still waiting for configs: what they release in
 		// the window finds the forwarders running; then those drain.
-		drain, cancel := context.WithTimeout(context.Background(), r.set.DrainTimeout)
 		for _, st := range []struct {
 			stop context.CancelFunc
 			wg   *sync.WaitGroup
@@ -358,12 +371,16 @@ func (r *Relay) Close() error {
 			select {
 			case <-done:
 			case <-drain.Done():
-				r.log.Warn("drain deadline passed; unsent records stay in the buffer", "timeout", r.set.DrainTimeout)
+				left, n := r.leftPerDestination()
+				if r.wasAbandoned() {
+					r.log.Warn("drain abandoned; unsent records stay in the buffer for the next start", "records_left", n, "per_destination", left)
+				} else {
+					r.log.Warn("drain deadline passed; unsent records stay in the buffer for the next start", "timeout", r.set.DrainTimeout, "records_left", n, "per_destination", left)
+				}
 				r.fwdKill()
 				<-done
 			}
 		}
-		cancel()
 		r.fwdKill()
 	}
 	if r.cacheStop != nil {
@@ -373,8 +390,16 @@ func (r *Relay) Close() error {
 	if r.reportStop != nil {
 		r.flushReports() // the forwarders' last drops: kept for the next start
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.set.DrainTimeout)
-	defer cancel()
+	stopProgress()
+	<-progressDone
+	// Sinks flush within what is left of the window, and at least a second
+	// unless abandoned: records they do not confirm stay in the buffer.
+	ctx := drain
+	if drain.Err() != nil && !r.wasAbandoned() {
+		var cancelLast context.CancelFunc
+		ctx, cancelLast = context.WithTimeout(context.Background(), time.Second)
+		defer cancelLast()
+	}
 	if err := r.stopMetrics(ctx); err != nil {
 		errs = append(errs, err)
 	}

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -171,8 +170,11 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 	fmt.Fprintf(stdout, "  memory limit %s\n", mem)
 	fmt.Fprintf(stdout, "  Ctrl-C stops; whatever is not yet delivered stays in the buffer.\n")
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Signals are handled, never left to their default action: as a
+	// container's PID 1 the default would be to ignore them.
+	quit := make(chan os.Signal, 2)
+	signal.Notify(quit, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(quit)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -186,7 +188,7 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 	var failed error
 	for reloading := true; reloading; {
 		select {
-		case <-ctx.Done():
+		case <-quit:
 			reloading = false
 		case failed = <-r.Failed():
 			reloading = false
@@ -199,11 +201,23 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 			}
 		}
 	}
-	stop() // a second Ctrl-C kills at once
-	log.Info("shutting down")
+	log.Info("shutting down: delivering what the buffer holds; Ctrl-C again (or a second SIGTERM) stops at once, keeping it on disk",
+		"drain_timeout", cfg.Server.ShutdownTimeout)
 	start := time.Now()
-	if err := r.Close(); err != nil {
-		fmt.Fprintf(stderr, "baton: shutdown: %v\n", err)
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	var closeErr error
+	for waiting := true; waiting; {
+		select {
+		case <-quit:
+			log.Warn("second signal: stopping now")
+			r.Abandon()
+		case closeErr = <-closed:
+			waiting = false
+		}
+	}
+	if closeErr != nil {
+		fmt.Fprintf(stderr, "baton: shutdown: %v\n", closeErr)
 		return exitError
 	}
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
