@@ -185,6 +185,7 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 		defer t.Stop()
 		poll, stamp = t.C, projectsStamp(dir.ProjectsDir())
 	}
+	running := cfg // what is in force: reloads apply projects only
 	var failed error
 	for reloading := true; reloading; {
 		select {
@@ -193,11 +194,11 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 		case failed = <-r.Failed():
 			reloading = false
 		case <-hup:
-			reloadProjects(r, reload, log)
+			reloadProjects(r, &running, reload, log)
 		case <-poll:
 			if s := projectsStamp(dir.ProjectsDir()); s != stamp {
 				stamp = s
-				reloadProjects(r, reload, log)
+				reloadProjects(r, &running, reload, log)
 			}
 		}
 	}
@@ -229,8 +230,11 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 }
 
 // reloadProjects re-reads the config files on SIGHUP and swaps in their
-// projects; a bad file keeps the projects in force.
-func reloadProjects(r *relay.Relay, reload func() (config.Config, error), log *slog.Logger) {
+// projects; a bad file keeps the projects in force. It reports the
+// changed settings against running, the configuration in force, one line
+// for those applied and one for those that need a restart, and updates
+// running with what was applied.
+func reloadProjects(r *relay.Relay, running *config.Config, reload func() (config.Config, error), log *slog.Logger) {
 	cfg, err := reload()
 	if err != nil {
 		log.Error("reload failed; the current projects stay in force", "err", err)
@@ -241,7 +245,23 @@ func reloadProjects(r *relay.Relay, reload func() (config.Config, error), log *s
 		log.Error("reload failed; the current projects stay in force", "err", err)
 		return
 	}
-	log.Info("reloaded projects", "projects", n)
+	var applied, restart []string
+	for _, p := range config.Changed(*running, cfg) {
+		if relay.AppliedOnReload(p) {
+			applied = append(applied, p)
+		} else {
+			restart = append(restart, p)
+		}
+	}
+	running.Projects, running.ProjectFiles, running.Defaults.Project = cfg.Projects, cfg.ProjectFiles, cfg.Defaults.Project
+	if len(applied) == 0 {
+		log.Info("reloaded; no applicable setting changed", "projects", n)
+	} else {
+		log.Info("reloaded; applied", "settings", strings.Join(applied, ", "), "projects", n)
+	}
+	if len(restart) > 0 {
+		log.Warn("reload: changed settings that need a restart; not applied", "settings", strings.Join(restart, ", "))
+	}
 }
 
 // exampleKey is printed in the example DSN; proxy mode accepts any key.

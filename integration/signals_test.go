@@ -93,3 +93,54 @@ func TestShutdownDrainProgressAndSecondSignal(t *testing.T) {
 		t.Errorf("restarted baton exit code %d", code)
 	}
 }
+
+// SIGHUP reports what changed: the projects it applied on one line, the
+// settings that need a restart on another, by name.
+func TestReloadReportsAppliedAndRestartSettings(t *testing.T) {
+	bin := crashBuildBaton(t)
+	dir := t.TempDir()
+	const keyA, keyB = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	cfg := filepath.Join(dir, "baton.yaml")
+	write := func(keys, timeout, eventSize string) {
+		body := fmt.Sprintf(`mode: static
+projects: {"42": {public_keys: [%s]}}
+server: {listen: 127.0.0.1:0, shutdown_timeout: %s}
+limits: {max_event_size: %s}
+buffer: {dir: %s, reserve_bytes: 1MiB}
+kafka: {embedded: {listen: 127.0.0.1:0}}
+`, keys, timeout, eventSize, filepath.Join(dir, "data"))
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(keyA, "10s", "1MiB")
+	p := crashStart(t, bin, cfg)
+	p.waitReady(t, http.DefaultClient, 10*time.Second)
+	hup := func(want string) {
+		t.Helper()
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		fakeWaitFor(t, 10*time.Second, func() bool { return strings.Contains(p.stderr.String(), want) },
+			func() string { return "no " + want + " in:\n" + crashTail(p.stderr.String(), 3000) })
+	}
+
+	write(keyA+", "+keyB, "5s", "2MiB")
+	hup(`msg="reloaded; applied" settings=projects.42.public_keys projects=1`)
+	restartLine := `msg="reload: changed settings that need a restart; not applied" settings="limits.max_event_size, server.shutdown_timeout"`
+	if !strings.Contains(p.stderr.String(), restartLine) {
+		t.Errorf("no %s in:\n%s", restartLine, crashTail(p.stderr.String(), 3000))
+	}
+	if status, _, _ := post(t, p.base+"/api/42/envelope/", []byte("{}\n{\"type\":\"event\"}\n{}\n"), authHeader(keyB)); status != 200 {
+		t.Errorf("key B after the reload: %d, want 200", status)
+	}
+
+	// Nothing new: the projects are as applied, the restart list stands.
+	hup(`msg="reloaded; no applicable setting changed" projects=1`)
+	if c := strings.Count(p.stderr.String(), restartLine); c != 2 {
+		t.Errorf("restart line logged %d times after two reloads, want 2:\n%s", c, crashTail(p.stderr.String(), 3000))
+	}
+	if code := p.stop(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
