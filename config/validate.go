@@ -258,6 +258,12 @@ func urlBase(raw string) string {
 func (v *validator) kafka() {
 	k := v.c.Kafka
 	v.hostPort("kafka.embedded.listen", k.Embedded.Listen, true)
+	if a := k.Embedded.Advertised; a != "" {
+		v.hostPort("kafka.embedded.advertised", a, false)
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" && listenHost(h) == "" {
+			v.errorf("kafka.embedded.advertised", "%q is a wildcard address no client can connect to; give the name or address clients reach Baton by", a)
+		}
+	}
 	if k.Embedded.RetentionBytes <= 0 {
 		v.errorf("kafka.embedded.retention_bytes", "must be positive")
 	}

@@ -312,7 +312,13 @@ func (r *Relay) Failed() <-chan error { return r.failed }
 // Addr is the address the server listens on, once started.
 func (r *Relay) Addr() net.Addr { return r.listener.Addr() }
 
-// KafkaAddr is the embedded broker's address, or "" when none runs.
+// Reachable is the host:port a client on this host connects to for a
+// listener bound to a (Addr, MetricsAddr): 127.0.0.1 for a wildcard host,
+// which prints as "[::]" and is no address to hand out.
+func Reachable(a net.Addr) string { return routing.ReachableAddr(a) }
+
+// KafkaAddr is the embedded broker's advertised address
+// (kafka.embedded.advertised), or "" when none runs.
 func (r *Relay) KafkaAddr() string { return r.sinks.EmbeddedAddr() }
 
 // Run starts the relay and blocks until ctx is done, then shuts down.

@@ -30,11 +30,11 @@ func init() {
 func openCluster(env *Env, name string) (*Kafka, error) {
 	var opts KafkaOptions
 	if name == config.EmbeddedCluster {
-		addr, err := startEmbedded(env)
+		e, err := startEmbedded(env)
 		if err != nil {
 			return nil, err
 		}
-		opts = KafkaOptions{Brokers: []string{addr}, ClientID: "baton"}
+		opts = KafkaOptions{Brokers: []string{e.local}, ClientID: "baton", Opts: []kgo.Opt{e.dialLocal()}}
 	} else {
 		kc, ok := env.Config.Kafka.Clusters[name]
 		if !ok {

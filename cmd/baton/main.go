@@ -158,14 +158,14 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 		fmt.Fprintf(stderr, "baton: %v\n", err)
 		return exitError
 	}
-	addr := r.Addr().String()
+	addr := relay.Reachable(r.Addr())
 	fmt.Fprintf(stdout, "baton %s listening on http://%s (mode %s, buffer %s)\n", version, addr, cfg.Mode, cfg.Buffer.Dir)
 	fmt.Fprintf(stdout, "  example DSN:  http://%s@%s/1\n", exampleKey, addr)
 	if k := r.KafkaAddr(); k != "" {
-		fmt.Fprintf(stdout, "  embedded Kafka broker on %s; read a class with: kcat -b %s -C -t baton.error\n", k, k)
+		fmt.Fprintf(stdout, "  embedded Kafka broker on %s, in memory: emptied when Baton restarts; read a class with: kcat -b %s -C -t baton.error -o beginning\n", k, k)
 	}
 	if m := r.MetricsAddr(); m != nil {
-		fmt.Fprintf(stdout, "  metrics on http://%s/metrics\n", m)
+		fmt.Fprintf(stdout, "  metrics on http://%s/metrics\n", relay.Reachable(m))
 	}
 	fmt.Fprintf(stdout, "  memory limit %s\n", mem)
 	fmt.Fprintf(stdout, "  Ctrl-C stops; whatever is not yet delivered stays in the buffer.\n")
