@@ -304,6 +304,22 @@ type KafkaCluster struct {
 	SASL SASL `yaml:"sasl"`
 	// TLS encrypts connections; off unless Enabled.
 	TLS TLS `yaml:"tls"`
+	// CreateTopics creates a routed topic the cluster does not have.
+	CreateTopics CreateTopics `yaml:"create_topics"`
+}
+
+// CreateTopics is what Baton does about a routed topic the cluster does not
+// have, found when it first produces to it.
+type CreateTopics struct {
+	// Enabled creates it; off, its records wait in the buffer and the
+	// delivery error names the topic and this setting. Default: false.
+	Enabled bool `yaml:"enabled"`
+	// Partitions of a created topic; -1 is the broker's num.partitions.
+	// Default: -1.
+	Partitions int `yaml:"partitions"`
+	// Replication is the replication factor of a created topic; -1 is the
+	// broker's default.replication.factor. Default: -1.
+	Replication int `yaml:"replication"`
 }
 
 // SASL is Kafka SASL authentication.

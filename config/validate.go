@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"reflect"
@@ -285,6 +286,12 @@ func (v *validator) kafka() {
 		if c.MaxMessageBytes < MinKafkaMessageBytes || c.MaxMessageBytes > MaxKafkaMessageBytes {
 			v.errorf(p+".max_message_bytes", "must be from %d to %d bytes (%s less 256), got %d",
 				int64(MinKafkaMessageBytes), int64(MaxKafkaMessageBytes), MaxKafkaMessageBytes+256, int64(c.MaxMessageBytes))
+		}
+		if ct := c.CreateTopics; ct.Partitions == 0 || ct.Partitions < -1 || ct.Partitions > math.MaxInt32 {
+			v.errorf(p+".create_topics.partitions", "must be -1 (the broker's default) or from 1 to %d, got %d", math.MaxInt32, ct.Partitions)
+		}
+		if ct := c.CreateTopics; ct.Replication == 0 || ct.Replication < -1 || ct.Replication > math.MaxInt16 {
+			v.errorf(p+".create_topics.replication", "must be -1 (the broker's default) or from 1 to %d, got %d", math.MaxInt16, ct.Replication)
 		}
 		if c.DeadLetterTopic != "" {
 			if msg := checkTopic(c.DeadLetterTopic); msg != "" {

@@ -55,12 +55,21 @@ func openCluster(env *Env, name string) (*Kafka, error) {
 			Compression:     string(kc.Compression),
 			MaxMessageBytes: int(kc.MaxMessageBytes),
 			DeadLetterTopic: kc.DeadLetterTopic,
+			Cluster:         name,
 			TLS:             tlsConf,
 			SASL: SASLOptions{
 				Mechanism: string(kc.SASL.Mechanism),
 				User:      kc.SASL.Username,
 				Password:  string(kc.SASL.Password),
 			},
+		}
+		if ct := kc.CreateTopics; ct.Enabled {
+			opts.CreateTopics = &TopicCreation{Partitions: int32(ct.Partitions), Replication: int16(ct.Replication)}
+			log := env.Logger
+			opts.OnTopicCreated = func(topic string) {
+				log.Info("created kafka topic", "cluster", name, "topic", topic,
+					"partitions", ct.Partitions, "replication", ct.Replication, "setting", "kafka.clusters."+name+".create_topics")
+			}
 		}
 	}
 	if on := env.OnDeadLetter; on != nil {
