@@ -321,3 +321,43 @@ func TestContainerImageDefault(t *testing.T) {
 		}
 	}
 }
+
+// Listening on every interface (as in a container), the banner still
+// prints addresses a client can use, and the embedded broker advertises
+// one: 127.0.0.1 with the bound port, or kafka.embedded.advertised. Free
+// ports, unlike TestContainerImageDefault.
+func TestBannerOnWildcardListen(t *testing.T) {
+	bin := crashBuildBaton(t)
+	dir := t.TempDir()
+	port := faultFreePort(t)
+	for _, tc := range []struct{ advertised, want string }{
+		{"", fmt.Sprintf("127.0.0.1:%d", port)},
+		{fmt.Sprintf("localhost:%d", port), fmt.Sprintf("localhost:%d", port)},
+	} {
+		cfg := filepath.Join(dir, "baton.yaml")
+		body := fmt.Sprintf("server: {listen: '0.0.0.0:0'}\nbuffer: {dir: %s, reserve_bytes: 1MiB}\nkafka: {embedded: {listen: '0.0.0.0:%d', advertised: %q}}\n",
+			filepath.Join(dir, "data"), port, tc.advertised)
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p := crashStart(t, bin, cfg)
+		p.waitReady(t, http.DefaultClient, 10*time.Second)
+		banner := p.stdout.String()
+		if strings.Contains(banner, "[::]") || strings.Contains(banner, "0.0.0.0") || !strings.HasPrefix(p.base, "http://127.0.0.1:") {
+			t.Errorf("advertised %q: the banner prints a wildcard address:\n%s", tc.advertised, banner)
+		}
+		if !strings.Contains(banner, "kcat -b "+tc.want+" ") {
+			t.Errorf("advertised %q: no kcat hint on %s:\n%s", tc.advertised, tc.want, banner)
+		}
+		body2 := []byte("{}\n{\"type\":\"event\"}\n{\"message\":\"wildcard\"}\n")
+		if status, resp, _ := post(t, p.base+"/api/1/envelope/", body2, authHeader("a7c3e9f1b5d24680ace13579bdf02468")); status != 200 {
+			t.Fatalf("envelope: %d %s", status, resp)
+		}
+		// The client follows the broker's metadata: it must use the
+		// advertised address to fetch.
+		consume(t, fmt.Sprintf("127.0.0.1:%d", port), "baton.error", 1, 10*time.Second)
+		if code := p.stop(t, 10*time.Second); code != 0 {
+			t.Fatalf("exit code %d", code)
+		}
+	}
+}

@@ -168,7 +168,7 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 		fmt.Fprintf(stdout, "  metrics on http://%s/metrics\n", relay.Reachable(m))
 	}
 	fmt.Fprintf(stdout, "  memory limit %s\n", mem)
-	fmt.Fprintf(stdout, "  Ctrl-C stops; whatever is not yet delivered stays in the buffer.\n")
+	fmt.Fprintf(stdout, "  Ctrl-C stops after delivering what it can within %s; a second Ctrl-C stops at once. What is not delivered stays in the buffer.\n", cfg.Server.ShutdownTimeout)
 
 	// Signals are handled, never left to their default action: as a
 	// container's PID 1 the default would be to ignore them.
