@@ -149,6 +149,15 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 		log.Warn("no memory limit derived", "err", err)
 	}
 	mem.apply()
+	// Signals are handled, never left to their default action (as a
+	// container's PID 1 that would ignore them), and from before the
+	// banner: a SIGHUP sent once Baton answers must not kill it.
+	quit := make(chan os.Signal, 2)
+	signal.Notify(quit, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(quit)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	r, err := relay.New(cfg, relay.Settings{Logger: log, Version: version, RelayVersion: relayVersion, DrainTimeout: cfg.Server.ShutdownTimeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "baton: %v\n", err)
@@ -170,14 +179,6 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 	fmt.Fprintf(stdout, "  memory limit %s\n", mem)
 	fmt.Fprintf(stdout, "  Ctrl-C stops after delivering what it can within %s; a second Ctrl-C stops at once. What is not delivered stays in the buffer.\n", cfg.Server.ShutdownTimeout)
 
-	// Signals are handled, never left to their default action: as a
-	// container's PID 1 the default would be to ignore them.
-	quit := make(chan os.Signal, 2)
-	signal.Notify(quit, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(quit)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	var poll <-chan time.Time
 	var stamp string
 	if dir != nil && cfg.Mode != config.ModeProxy {
