@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -142,5 +143,50 @@ kafka: {embedded: {listen: 127.0.0.1:0}}
 	}
 	if code := p.stop(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
+	}
+}
+
+// The same with an unreachable Kafka cluster: the records wait inside the
+// Kafka client when the second signal comes, and Baton still exits at once
+// and cleanly.
+func TestShutdownSecondSignalKafkaDown(t *testing.T) {
+	bin := crashBuildBaton(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "baton.yaml")
+	body := fmt.Sprintf(`server: {listen: 127.0.0.1:0, shutdown_timeout: 60s}
+buffer: {dir: %s, reserve_bytes: 1MiB}
+kafka: {clusters: {main: {brokers: ["127.0.0.1:%d"]}}}
+routes: {default: {kafka: main}}
+`, filepath.Join(dir, "data"), faultFreePort(t))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := crashStart(t, bin, cfg)
+	for i := range 3 {
+		env := fmt.Appendf(nil, "{}\n{\"type\":\"event\"}\n{\"message\":\"kafka-%d\"}\n", i)
+		if status, resp, _ := post(t, p.base+"/api/1/envelope/", env, authHeader("a7c3e9f1b5d24680ace13579bdf02468")); status != 200 {
+			t.Fatalf("envelope %d: %d %s", i, status, resp)
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	fakeWaitFor(t, 10*time.Second, func() bool { return strings.Contains(p.stderr.String(), `per_destination="kafka main=3"`) },
+		func() string { return "no drain progress for kafka main:\n" + crashTail(p.stderr.String(), 3000) })
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("still running 5s after the second SIGINT:\n%s", crashTail(p.stderr.String(), 3000))
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 || strings.Contains(p.stderr.String(), "baton: shutdown:") {
+		t.Errorf("exit code %d after the second SIGINT, want a clean 0:\n%s", code, crashTail(p.stderr.String(), 3000))
+	}
+	out, err := exec.Command(bin, "buffer", "inspect", "--data-dir", filepath.Join(dir, "data")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("buffer inspect: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`error\s+0\s+3\s`).Match(out) {
+		t.Errorf("the buffer does not hold the 3 error records:\n%s", out)
 	}
 }

@@ -406,10 +406,13 @@ func (r *Relay) Close() error {
 		ctx, cancelLast = context.WithTimeout(context.Background(), time.Second)
 		defer cancelLast()
 	}
-	if err := r.stopMetrics(ctx); err != nil {
+	// Abandoned, the sinks' flush is cut short on purpose: what it leaves
+	// is still in the buffer, so that is no error.
+	cut := func(err error) bool { return r.wasAbandoned() && errors.Is(err, context.Canceled) }
+	if err := r.stopMetrics(ctx); err != nil && !r.wasAbandoned() {
 		errs = append(errs, err)
 	}
-	if err := r.sinks.Close(ctx); err != nil {
+	if err := r.sinks.Close(ctx); err != nil && !cut(err) {
 		errs = append(errs, err)
 	}
 	r.stop()
