@@ -267,10 +267,16 @@ type Kafka struct {
 }
 
 // EmbeddedKafka is the in-process kfake broker, started only when a route
-// uses cluster "embedded". It keeps data in memory: for development and tests.
+// uses cluster "embedded". It keeps data in memory, emptied on every
+// restart: for development and tests.
 type EmbeddedKafka struct {
 	// Listen is the broker's host:port. Default: 127.0.0.1:9092.
 	Listen string `yaml:"listen"`
+	// Advertised is the host:port the broker tells clients to connect to
+	// (Kafka's advertised.listeners): set it when clients reach Baton by
+	// another name or port, as from outside a container. "" advertises
+	// Listen, with 127.0.0.1 for a wildcard host. Default: "".
+	Advertised string `yaml:"advertised"`
 	// RetentionBytes is what each topic partition keeps; older batches
 	// are removed (bytes). Default: 64MiB.
 	RetentionBytes ByteSize `yaml:"retention_bytes"`
@@ -298,6 +304,22 @@ type KafkaCluster struct {
 	SASL SASL `yaml:"sasl"`
 	// TLS encrypts connections; off unless Enabled.
 	TLS TLS `yaml:"tls"`
+	// CreateTopics creates a routed topic the cluster does not have.
+	CreateTopics CreateTopics `yaml:"create_topics"`
+}
+
+// CreateTopics is what Baton does about a routed topic the cluster does not
+// have, found when it first produces to it.
+type CreateTopics struct {
+	// Enabled creates it; off, its records wait in the buffer and the
+	// delivery error names the topic and this setting. Default: false.
+	Enabled bool `yaml:"enabled"`
+	// Partitions of a created topic; -1 is the broker's num.partitions.
+	// Default: -1.
+	Partitions int `yaml:"partitions"`
+	// Replication is the replication factor of a created topic; -1 is the
+	// broker's default.replication.factor. Default: -1.
+	Replication int `yaml:"replication"`
 }
 
 // SASL is Kafka SASL authentication.

@@ -434,6 +434,18 @@ func TestValidation(t *testing.T) {
 			`test.yaml:9: kafka.clusters.main.tls.enabled: is false but other tls settings are set; set enabled: true or remove them`,
 			`test.yaml:9: kafka.clusters.main.tls.cert_file: cert_file and key_file must be set together`,
 		}},
+		{"kafka topics and advertised", []string{
+			"kafka:",
+			"  embedded: {advertised: '[::]:9092'}",
+			"  clusters:",
+			"    main:",
+			"      brokers: ['k:9092']",
+			"      create_topics: {enabled: true, partitions: 0, replication: -2}",
+		}, []string{
+			`test.yaml:2: kafka.embedded.advertised: "[::]:9092" is a wildcard address no client can connect to; give the name or address clients reach Baton by`,
+			`test.yaml:6: kafka.clusters.main.create_topics.partitions: must be -1 (the broker's default) or from 1 to 2147483647, got 0`,
+			`test.yaml:6: kafka.clusters.main.create_topics.replication: must be -1 (the broker's default) or from 1 to 32767, got -2`,
+		}},
 		{"route sinks", []string{
 			up,
 			"routes:",

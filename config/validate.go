@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"reflect"
@@ -258,6 +259,12 @@ func urlBase(raw string) string {
 func (v *validator) kafka() {
 	k := v.c.Kafka
 	v.hostPort("kafka.embedded.listen", k.Embedded.Listen, true)
+	if a := k.Embedded.Advertised; a != "" {
+		v.hostPort("kafka.embedded.advertised", a, false)
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" && listenHost(h) == "" {
+			v.errorf("kafka.embedded.advertised", "%q is a wildcard address no client can connect to; give the name or address clients reach Baton by", a)
+		}
+	}
 	if k.Embedded.RetentionBytes <= 0 {
 		v.errorf("kafka.embedded.retention_bytes", "must be positive")
 	}
@@ -279,6 +286,12 @@ func (v *validator) kafka() {
 		if c.MaxMessageBytes < MinKafkaMessageBytes || c.MaxMessageBytes > MaxKafkaMessageBytes {
 			v.errorf(p+".max_message_bytes", "must be from %d to %d bytes (%s less 256), got %d",
 				int64(MinKafkaMessageBytes), int64(MaxKafkaMessageBytes), MaxKafkaMessageBytes+256, int64(c.MaxMessageBytes))
+		}
+		if ct := c.CreateTopics; ct.Partitions == 0 || ct.Partitions < -1 || ct.Partitions > math.MaxInt32 {
+			v.errorf(p+".create_topics.partitions", "must be -1 (the broker's default) or from 1 to %d, got %d", math.MaxInt32, ct.Partitions)
+		}
+		if ct := c.CreateTopics; ct.Replication == 0 || ct.Replication < -1 || ct.Replication > math.MaxInt16 {
+			v.errorf(p+".create_topics.replication", "must be -1 (the broker's default) or from 1 to %d, got %d", math.MaxInt16, ct.Replication)
 		}
 		if c.DeadLetterTopic != "" {
 			if msg := checkTopic(c.DeadLetterTopic); msg != "" {

@@ -221,7 +221,7 @@ func TestRelayConfigDirProjectsPolled(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !strings.Contains(p.stderr.String(), "reloaded projects") {
+	if !strings.Contains(p.stderr.String(), `msg="reloaded; applied" settings=projects.1`) {
 		t.Errorf("no reload logged:\n%s", p.stderr.String())
 	}
 }

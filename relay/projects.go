@@ -113,3 +113,18 @@ func retryAfter(limits []policy.RateLimit) int64 {
 	}
 	return max(int64((longest+time.Second-1)/time.Second), 1)
 }
+
+// reloadable are the settings ReloadProjects applies (with what is under
+// them); every other setting needs a restart.
+var reloadable = []string{"projects", "project_files", "defaults.project"}
+
+// AppliedOnReload reports whether the setting at path (as config.Changed
+// names it) takes effect on ReloadProjects, rather than at the next start.
+func AppliedOnReload(path string) bool {
+	for _, p := range reloadable {
+		if path == p || strings.HasPrefix(path, p+".") {
+			return true
+		}
+	}
+	return false
+}

@@ -121,6 +121,9 @@ type Relay struct {
 	fwdWG   sync.WaitGroup
 	relStop context.CancelFunc // stops releasers taking new batches
 	relWG   sync.WaitGroup
+
+	abandoned   chan struct{} // closed by Abandon: stop draining at once
+	abandonOnce sync.Once
 }
 
 // New opens the buffer, starts the sinks and prepares the server. It does
@@ -146,6 +149,7 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	}
 	r.ctx, r.stop = context.WithCancel(context.Background())
 	r.failed = make(chan error, 1)
+	r.abandoned = make(chan struct{})
 
 	r.enforcer = policy.NewEnforcer(policy.Options{})
 	if r.proc, err = newProcessor(cfg); err != nil {
@@ -313,7 +317,13 @@ func (r *Relay) Failed() <-chan error { return r.failed }
 // Addr is the address the server listens on, once started.
 func (r *Relay) Addr() net.Addr { return r.listener.Addr() }
 
-// KafkaAddr is the embedded broker's address, or "" when none runs.
+// Reachable is the host:port a client on this host connects to for a
+// listener bound to a (Addr, MetricsAddr): 127.0.0.1 for a wildcard host,
+// which prints as "[::]" and is no address to hand out.
+func Reachable(a net.Addr) string { return routing.ReachableAddr(a) }
+
+// KafkaAddr is the embedded broker's advertised address
+// (kafka.embedded.advertised), or "" when none runs.
 func (r *Relay) KafkaAddr() string { return r.sinks.EmbeddedAddr() }
 
 // Run starts the relay and blocks until ctx is done, then shuts down.
@@ -325,13 +335,23 @@ func (r *Relay) Run(ctx context.Context) error {
 	return r.Close()
 }
 
-// Close shuts down in order: stop accepting, drain forwarders until
-// Settings.DrainTimeout, close sinks, close the buffer. What was not
-// delivered stays in the buffer for the next start.
+// Close shuts down in order: stop accepting, drain forwarders, close sinks,
+// close the buffer, all within one Settings.DrainTimeout window (sinks get
+// at least a second more to flush), logging what is left to drain once a
+// second. Abandon ends the window early. What was not delivered stays in
+// the buffer for the next start.
 func (r *Relay) Close() error {
 	if r.closing.Swap(true) {
 		return nil
 	}
+	// One window for the whole drain, logged once a second; Abandon ends it.
+	deadline := time.Now().Add(r.set.DrainTimeout)
+	drain, cancel := r.drainWindow(deadline)
+	defer cancel()
+	progress, stopProgress := context.WithCancel(drain)
+	progressDone := make(chan struct{})
+	go func() { defer close(progressDone); r.logDrainProgress(progress, deadline) }()
+	defer func() { stopProgress(); <-progressDone }()
 	var errs []error
 	if r.listener != nil {
 		if err := r.server.Shutdown(); err != nil {
@@ -352,7 +372,6 @@ func (r *Relay) Close() error {
 	if r.fwdStop != nil {
 		// Releasers first, still waiting for configs: what they release in
 		// the window finds the forwarders running; then those drain.
-		drain, cancel := context.WithTimeout(context.Background(), r.set.DrainTimeout)
 		for _, st := range []struct {
 			stop context.CancelFunc
 			wg   *sync.WaitGroup
@@ -363,12 +382,16 @@ func (r *Relay) Close() error {
 			select {
 			case <-done:
 			case <-drain.Done():
-				r.log.Warn("drain deadline passed; unsent records stay in the buffer", "timeout", r.set.DrainTimeout)
+				left, n := r.leftPerDestination()
+				if r.wasAbandoned() {
+					r.log.Warn("drain abandoned; unsent records stay in the buffer for the next start", "records_left", n, "per_destination", left)
+				} else {
+					r.log.Warn("drain deadline passed; unsent records stay in the buffer for the next start", "timeout", r.set.DrainTimeout, "records_left", n, "per_destination", left)
+				}
 				r.fwdKill()
 				<-done
 			}
 		}
-		cancel()
 		r.fwdKill()
 	}
 	if r.cacheStop != nil {
@@ -378,12 +401,23 @@ func (r *Relay) Close() error {
 	if r.reportStop != nil {
 		r.flushReports() // the forwarders' last drops: kept for the next start
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.set.DrainTimeout)
-	defer cancel()
-	if err := r.stopMetrics(ctx); err != nil {
+	stopProgress()
+	<-progressDone
+	// Sinks flush within what is left of the window, and at least a second
+	// unless abandoned: records they do not confirm stay in the buffer.
+	ctx := drain
+	if drain.Err() != nil && !r.wasAbandoned() {
+		var cancelLast context.CancelFunc
+		ctx, cancelLast = context.WithTimeout(context.Background(), time.Second)
+		defer cancelLast()
+	}
+	// Abandoned, the sinks' flush is cut short on purpose: what it leaves
+	// is still in the buffer, so that is no error.
+	cut := func(err error) bool { return r.wasAbandoned() && errors.Is(err, context.Canceled) }
+	if err := r.stopMetrics(ctx); err != nil && !r.wasAbandoned() {
 		errs = append(errs, err)
 	}
-	if err := r.sinks.Close(ctx); err != nil {
+	if err := r.sinks.Close(ctx); err != nil && !cut(err) {
 		errs = append(errs, err)
 	}
 	r.stop()

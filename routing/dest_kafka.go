@@ -30,11 +30,11 @@ func init() {
 func openCluster(env *Env, name string) (*Kafka, error) {
 	var opts KafkaOptions
 	if name == config.EmbeddedCluster {
-		addr, err := startEmbedded(env)
+		e, err := startEmbedded(env)
 		if err != nil {
 			return nil, err
 		}
-		opts = KafkaOptions{Brokers: []string{addr}, ClientID: "baton"}
+		opts = KafkaOptions{Brokers: []string{e.local}, ClientID: "baton", Opts: []kgo.Opt{e.dialLocal()}}
 	} else {
 		kc, ok := env.Config.Kafka.Clusters[name]
 		if !ok {
@@ -55,12 +55,21 @@ func openCluster(env *Env, name string) (*Kafka, error) {
 			Compression:     string(kc.Compression),
 			MaxMessageBytes: int(kc.MaxMessageBytes),
 			DeadLetterTopic: kc.DeadLetterTopic,
+			Cluster:         name,
 			TLS:             tlsConf,
 			SASL: SASLOptions{
 				Mechanism: string(kc.SASL.Mechanism),
 				User:      kc.SASL.Username,
 				Password:  string(kc.SASL.Password),
 			},
+		}
+		if ct := kc.CreateTopics; ct.Enabled {
+			opts.CreateTopics = &TopicCreation{Partitions: int32(ct.Partitions), Replication: int16(ct.Replication)}
+			log := env.Logger
+			opts.OnTopicCreated = func(topic string) {
+				log.Info("created kafka topic", "cluster", name, "topic", topic,
+					"partitions", ct.Partitions, "replication", ct.Replication, "setting", "kafka.clusters."+name+".create_topics")
+			}
 		}
 	}
 	if on := env.OnDeadLetter; on != nil {

@@ -123,6 +123,16 @@ type KafkaOptions struct {
 	// of the idempotent producer may be lost (OutOfOrderSequenceNumber).
 	// The client resets its producer id and carries on.
 	OnDataLoss func(topic string, partition int32)
+	// Cluster is the cluster's name in the config, for errors that name
+	// its settings. Default: "".
+	Cluster string
+	// CreateTopics, when set, creates a topic the cluster does not have
+	// on the first produce that finds it missing; nil fails those records
+	// with a retryable *MissingTopicError.
+	CreateTopics *TopicCreation
+	// OnTopicCreated, if set, is called after CreateTopics created a
+	// topic. It must not block.
+	OnTopicCreated func(topic string)
 	// Opts are appended to the client options (hooks, logger, dialer,
 	// tests). They win over the fields above.
 	Opts []kgo.Opt
@@ -396,6 +406,20 @@ func (t *kafkaTopic) Send(ctx context.Context, msgs []Message, errs []error) {
 			outcome[i] = retried[i]
 		}
 		finished = finished && fin
+	}
+
+	if missing := missingTopic(outcome); len(missing) > 0 && pctx.Err() == nil {
+		if err := k.createTopic(pctx, t.topic, outcome[missing[0]]); err != nil {
+			for _, i := range missing {
+				outcome[i] = err
+			}
+		} else {
+			retried, fin := k.produce(pctx, recs, missing)
+			for _, i := range missing {
+				outcome[i] = retried[i]
+			}
+			finished = finished && fin
+		}
 	}
 
 	// Second pass, sequential: isolate record-level rejections and route

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -151,6 +150,15 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 		log.Warn("no memory limit derived", "err", err)
 	}
 	mem.apply()
+	// Signals are handled, never left to their default action (as a
+	// container's PID 1 that would ignore them), and from before the
+	// banner: a SIGHUP sent once Baton answers must not kill it.
+	quit := make(chan os.Signal, 2)
+	signal.Notify(quit, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(quit)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	r, err := relay.New(cfg, relay.Settings{Logger: log, Version: version, RelayVersion: relayVersion, DrainTimeout: cfg.Server.ShutdownTimeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "baton: %v\n", err)
@@ -160,24 +168,19 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 		fmt.Fprintf(stderr, "baton: %v\n", err)
 		return exitError
 	}
-	addr := r.Addr().String()
+	addr := relay.Reachable(r.Addr())
 	fmt.Fprintf(stdout, "baton %s listening on http://%s (mode %s, buffer %s)\n", version, addr, cfg.Mode, cfg.Buffer.Dir)
 	fmt.Fprintf(stdout, "  example DSN:  http://%s@%s/1\n", exampleKey, addr)
 	if k := r.KafkaAddr(); k != "" {
-		fmt.Fprintf(stdout, "  embedded Kafka broker on %s; read a class with: kcat -b %s -C -t baton.error\n", k, k)
+		fmt.Fprintf(stdout, "  embedded Kafka broker on %s, in memory: emptied when Baton restarts; read a class with: kcat -b %s -C -t baton.error -o beginning\n", k, k)
 	}
 	if m := r.MetricsAddr(); m != nil {
-		fmt.Fprintf(stdout, "  metrics on http://%s/metrics\n", m)
-		fmt.Fprintf(stdout, "  status page on http://%s/\n", m)
+		fmt.Fprintf(stdout, "  metrics on http://%s/metrics\n", relay.Reachable(m))
+		fmt.Fprintf(stdout, "  status page on http://%s/\n", relay.Reachable(m))
 	}
 	fmt.Fprintf(stdout, "  memory limit %s\n", mem)
-	fmt.Fprintf(stdout, "  Ctrl-C stops; whatever is not yet delivered stays in the buffer.\n")
+	fmt.Fprintf(stdout, "  Ctrl-C stops after delivering what it can within %s; a second Ctrl-C stops at once. What is not delivered stays in the buffer.\n", cfg.Server.ShutdownTimeout)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	var poll <-chan time.Time
 	var stamp string
 	if dir != nil && cfg.Mode != config.ModeProxy {
@@ -185,27 +188,40 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 		defer t.Stop()
 		poll, stamp = t.C, projectsStamp(dir.ProjectsDir())
 	}
+	running := cfg // what is in force: reloads apply projects only
 	var failed error
 	for reloading := true; reloading; {
 		select {
-		case <-ctx.Done():
+		case <-quit:
 			reloading = false
 		case failed = <-r.Failed():
 			reloading = false
 		case <-hup:
-			reloadProjects(r, reload, log)
+			reloadProjects(r, &running, reload, log)
 		case <-poll:
 			if s := projectsStamp(dir.ProjectsDir()); s != stamp {
 				stamp = s
-				reloadProjects(r, reload, log)
+				reloadProjects(r, &running, reload, log)
 			}
 		}
 	}
-	stop() // a second Ctrl-C kills at once
-	log.Info("shutting down")
+	log.Info("shutting down: delivering what the buffer holds; Ctrl-C again (or a second SIGTERM) stops at once, keeping it on disk",
+		"drain_timeout", cfg.Server.ShutdownTimeout)
 	start := time.Now()
-	if err := r.Close(); err != nil {
-		fmt.Fprintf(stderr, "baton: shutdown: %v\n", err)
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	var closeErr error
+	for waiting := true; waiting; {
+		select {
+		case <-quit:
+			log.Warn("second signal: stopping now")
+			r.Abandon()
+		case closeErr = <-closed:
+			waiting = false
+		}
+	}
+	if closeErr != nil {
+		fmt.Fprintf(stderr, "baton: shutdown: %v\n", closeErr)
 		return exitError
 	}
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
@@ -217,8 +233,11 @@ func serve(cfg config.Config, reload func() (config.Config, error), dir *config.
 }
 
 // reloadProjects re-reads the config files on SIGHUP and swaps in their
-// projects; a bad file keeps the projects in force.
-func reloadProjects(r *relay.Relay, reload func() (config.Config, error), log *slog.Logger) {
+// projects; a bad file keeps the projects in force. It reports the
+// changed settings against running, the configuration in force, one line
+// for those applied and one for those that need a restart, and updates
+// running with what was applied.
+func reloadProjects(r *relay.Relay, running *config.Config, reload func() (config.Config, error), log *slog.Logger) {
 	cfg, err := reload()
 	if err != nil {
 		log.Error("reload failed; the current projects stay in force", "err", err)
@@ -229,7 +248,23 @@ func reloadProjects(r *relay.Relay, reload func() (config.Config, error), log *s
 		log.Error("reload failed; the current projects stay in force", "err", err)
 		return
 	}
-	log.Info("reloaded projects", "projects", n)
+	var applied, restart []string
+	for _, p := range config.Changed(*running, cfg) {
+		if relay.AppliedOnReload(p) {
+			applied = append(applied, p)
+		} else {
+			restart = append(restart, p)
+		}
+	}
+	running.Projects, running.ProjectFiles, running.Defaults.Project = cfg.Projects, cfg.ProjectFiles, cfg.Defaults.Project
+	if len(applied) == 0 {
+		log.Info("reloaded; no applicable setting changed", "projects", n)
+	} else {
+		log.Info("reloaded; applied", "settings", strings.Join(applied, ", "), "projects", n)
+	}
+	if len(restart) > 0 {
+		log.Warn("reload: changed settings that need a restart; not applied", "settings", strings.Join(restart, ", "))
+	}
 }
 
 // exampleKey is printed in the example DSN; proxy mode accepts any key.
