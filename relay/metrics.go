@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"net/http"
@@ -128,7 +129,7 @@ func (r *Relay) stopMetrics(ctx context.Context) error {
 		_ = r.obs.Unregister()
 	}
 	if err := r.tel.Shutdown(ctx); err != nil {
-		return errors.New("relay: telemetry: last OTLP export: " + err.Error())
+		return fmt.Errorf("relay: telemetry: last OTLP export: %w", err)
 	}
 	return nil
 }
