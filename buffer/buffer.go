@@ -94,6 +94,19 @@ type Options struct {
 	// records (reason DropBufferFull) instead of failing with ErrFull when the
 	// budget is exhausted. Default nil: every stream fails with ErrFull.
 	DropOldest func(Stream) bool
+	// Overdraws names the streams that may append past the budget, by up to
+	// OverdraftBytes in all: what must still be written when the budget is
+	// exhausted (the relay: its outcomes stream, which reports the records
+	// DropOldest evicts, evictions that happen only when the buffer is
+	// full). Their first OverdraftBytes of pending bytes are not charged to
+	// the budget, and they are never evicted themselves (DropOldest is
+	// ignored for them). It must be cheap and pure. Default nil: none.
+	Overdraws func(Stream) bool
+	// OverdraftBytes is how far past the budget the Overdraws streams may
+	// go. It comes out of the reserve (at most ReserveBytes/2), which only
+	// covers the store's own overhead. Default ReserveBytes/4, at most
+	// DefaultOverdraftBytes.
+	OverdraftBytes int64
 	// OnDrop is called for every batch of records dropped, from the
 	// buffer's completer goroutine, once the drop is committed and before
 	// the Append that caused it returns, with their count, stored bytes and
@@ -154,6 +167,11 @@ const (
 	// DefaultReserveBytes caps the default reserve, which is MaxBytes/16
 	// for budgets under 8 GiB: 512 MiB.
 	DefaultReserveBytes = 512 << 20
+	// DefaultOverdraftBytes caps the default overdraft of the Overdraws
+	// streams, which is ReserveBytes/4 below it: 8 MiB, some 25,000 raw
+	// outcomes of about 300 bytes, more than the relay's reporter holds
+	// between two flushes (10,000).
+	DefaultOverdraftBytes = 8 << 20
 	// DefaultSyncInterval is the relaxed sync period: 100 ms.
 	DefaultSyncInterval = 100 * time.Millisecond
 	// DefaultMemTableSize is 48 MiB: two are alive while one is flushed,
@@ -188,6 +206,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ReserveBytes == 0 {
 		o.ReserveBytes = min(o.MaxBytes/16, DefaultReserveBytes)
 	}
+	if o.OverdraftBytes == 0 {
+		o.OverdraftBytes = min(o.ReserveBytes/4, DefaultOverdraftBytes)
+	}
 	if o.SyncInterval == 0 {
 		o.SyncInterval = DefaultSyncInterval
 	}
@@ -209,6 +230,8 @@ func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.MaxBytes < 0 || o.ReserveBytes < 0 || o.ReserveBytes >= o.MaxBytes:
 		return o, fmt.Errorf("buffer: invalid budget: MaxBytes %d, ReserveBytes %d", o.MaxBytes, o.ReserveBytes)
+	case o.OverdraftBytes < 0 || o.OverdraftBytes > o.ReserveBytes/2:
+		return o, fmt.Errorf("buffer: OverdraftBytes %d is not within [0, ReserveBytes/2 = %d]", o.OverdraftBytes, o.ReserveBytes/2)
 	case o.MaxAge < 0 || o.SyncInterval < 0:
 		return o, errors.New("buffer: negative MaxAge or SyncInterval")
 	case o.MemTableSize < minMemTableSize:
@@ -248,10 +271,11 @@ type Buffer struct {
 	lowDsk     atomic.Bool
 	freeDsk    atomic.Uint64 // free bytes of the filesystem at the last check; 0 if unknown
 
-	mu      sync.Mutex
-	streams map[Stream]*stream
-	pending int64 // total pending bytes
-	stats   counters
+	mu        sync.Mutex
+	streams   map[Stream]*stream
+	pending   int64 // total pending bytes
+	overdrawn int64 // pending bytes of the Overdraws streams
+	stats     counters
 
 	loop loopState // owned by the commit loop goroutine
 }
@@ -293,6 +317,9 @@ func Open(dir string, opts Options) (*Buffer, error) {
 		st.quarantined = quarantined[s]
 		b.streams[s] = st
 		b.pending += m.pendingBytes()
+		if b.overdraws(s) {
+			b.overdrawn += m.pendingBytes()
+		}
 	}
 	b.loop.init(b)
 	b.checkDisk()
@@ -444,15 +471,25 @@ func (b *Buffer) Ready() bool {
 	return !b.full.Load() && b.failure() == nil
 }
 
+// overdraws reports whether s may append past the budget (Options.Overdraws).
+func (b *Buffer) overdraws(s Stream) bool {
+	return b.opts.Overdraws != nil && b.opts.Overdraws(s)
+}
+
+// charged is what the budget counts of pending bytes p of which o are of
+// the Overdraws streams: all but their overdraft.
+func (b *Buffer) charged(p, o int64) int64 { return p - min(o, b.opts.OverdraftBytes) }
+
 func (b *Buffer) updateFull() {
 	b.mu.Lock()
-	full := b.pending >= b.limit
+	pending := b.charged(b.pending, b.overdrawn)
+	full := pending >= b.limit
 	// Appends are refused before pending reaches the limit (they would
 	// cross it), so a refusal is what marks the buffer full; it stays full
 	// until a sixteenth of the budget is free again, so readiness does not
 	// flap with every ack.
 	if b.refused.Load() {
-		if b.pending < b.limit-b.limit/16 {
+		if pending < b.limit-b.limit/16 {
 			b.refused.Store(false)
 		} else {
 			full = true

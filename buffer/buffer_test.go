@@ -103,7 +103,7 @@ func formatStats(s Stats) string {
 
 // TestDataDriven runs the scripts in testdata/. Commands:
 //
-//	open [max-bytes=N reserve=N max-age=D drop-oldest=S,S relaxed]
+//	open [max-bytes=N reserve=N max-age=D drop-oldest=S,S overdraw=S,S overdraft=N relaxed]
 //	append              (input: "<stream> <value>" per line; one Append call)
 //	read stream=S [max=N bytes=N]
 //	ack stream=S upto=N
@@ -158,15 +158,22 @@ func TestDataDriven(t *testing.T) {
 						return fmt.Appendf(dst, "%d:%s;", s, v[:min(len(v), 2)])
 					}
 				}
-				if arg, ok := td.Arg("drop-oldest"); ok {
+				streams := func(key string) func(Stream) bool {
+					arg, ok := td.Arg(key)
+					if !ok {
+						return nil
+					}
 					set := map[Stream]bool{}
 					for _, v := range arg.Vals {
 						var s Stream
 						fmt.Sscan(v, &s)
 						set[s] = true
 					}
-					opts.DropOldest = func(s Stream) bool { return set[s] }
+					return func(s Stream) bool { return set[s] }
 				}
+				opts.DropOldest = streams("drop-oldest")
+				opts.Overdraws = streams("overdraw")
+				td.MaybeScanArgs(t, "overdraft", &opts.OverdraftBytes)
 				return open()
 			case "append":
 				var entries []Entry

@@ -94,7 +94,10 @@
 // while the filesystem has less than ReserveBytes free (checked every
 // second): Pebble treats ENOSPC as fatal, so it must never get there. The
 // reserve covers what the budget does not count: the WAL, memtables and
-// deleted-but-not-compacted data. A WAL write or sync error fails the Buffer
+// deleted-but-not-compacted data. Streams named by Options.Overdraws may go
+// past the budget by OverdraftBytes, taken from the reserve: their first
+// OverdraftBytes of pending bytes are not charged, so what reports an
+// eviction still has room once the eviction made the buffer full. A WAL write or sync error fails the Buffer
 // (ErrFailed, Ready false): every pending and later Append gets an error,
 // never a false success, and acked records stay intact for the next Open.
 //

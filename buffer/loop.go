@@ -541,6 +541,9 @@ func (l *loopState) install(g *group, lat time.Duration) {
 		gs := &g.streams[i]
 		st := gs.st
 		b.pending += gs.m.pendingBytes() - st.m.pendingBytes()
+		if b.overdraws(st.id) {
+			b.overdrawn += gs.m.pendingBytes() - st.m.pendingBytes()
+		}
 		wasEmpty := st.m.pendingCount() == 0
 		st.m = gs.m
 		st.inflight.popTo(st.m.Watermark)
@@ -586,7 +589,11 @@ func (l *loopState) stageAppend(batch *pebble.Batch, r *request) error {
 	if b.lowDsk.Load() {
 		return ErrFull
 	}
-	if over := l.pendingTotal() + need - b.limit; over > 0 {
+	over := l.pendingTotal() + need - b.limit
+	if over > 0 && b.opts.Overdraws != nil {
+		over = l.overBudget(r, need)
+	}
+	if over > 0 {
 		if err := l.makeRoom(batch, r, over); err != nil {
 			if errors.Is(err, ErrFull) {
 				b.refused.Store(true)
@@ -596,6 +603,32 @@ func (l *loopState) stageAppend(batch *pebble.Batch, r *request) error {
 		}
 	}
 	return l.stageEntries(batch, r)
+}
+
+// overBudget is by how much appending r (need bytes) would exceed the
+// budget when the Overdraws streams' first OverdraftBytes are not charged
+// (slow path: only once the plain total is over).
+func (l *loopState) overBudget(r *request, need int64) int64 {
+	b := l.b
+	var o int64
+	for _, e := range r.entries {
+		if b.overdraws(e.Stream) {
+			o += recordSize(len(e.Value))
+		}
+	}
+	b.mu.Lock()
+	for id, st := range b.streams {
+		if !b.overdraws(id) {
+			continue
+		}
+		if g := l.stage[id]; g != nil {
+			o += g.m.pendingBytes() // the group being built
+		} else {
+			o += st.lm.pendingBytes() // applied, maybe not durable yet
+		}
+	}
+	b.mu.Unlock()
+	return b.charged(l.pendingTotal()+need, o) - b.limit
 }
 
 // stageEntries stages r's records without checking the budget.
@@ -634,7 +667,7 @@ func (l *loopState) makeRoom(batch *pebble.Batch, r *request, over int64) error 
 	}
 	var streams []Stream
 	for _, e := range r.entries {
-		if !drop(e.Stream) {
+		if !drop(e.Stream) || l.b.overdraws(e.Stream) {
 			return ErrFull
 		}
 		if len(streams) == 0 || streams[len(streams)-1] != e.Stream {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"strconv"
 )
@@ -291,6 +292,72 @@ func FromSecurityReport(dst, body []byte, release, environment string) ([]byte, 
 	}
 	dst = appendEventIDHeader(dst, NewEventID())
 	return appendItem(dst, "raw_security", ContentTypeJSON, "", "", extra, body), nil
+}
+
+// FromSecurityReports is FromSecurityReport for a body that may hold several
+// reports: a Reporting API batch (application/reports+json, a JSON array
+// of reports, as browsers batch them for one endpoint) of more than one
+// report gives one envelope per "csp-violation" report, each with one
+// raw_security item holding that report alone and its own random event_id,
+// since an envelope carries one event (Relay, too, makes each raw_security
+// item its own envelope with a new event id). Reports of other types
+// (deprecation, intervention, ...) are skipped, as the normalizer skips
+// them (relay/normalize SecurityReports); a batch without a csp-violation
+// report is an error. Any other body gives its one envelope, as
+// FromSecurityReport. The envelopes are appended to dst one after the
+// other, and the end offset of each in dst is appended to ends.
+func FromSecurityReports(dst, body []byte, release, environment string, ends []int) ([]byte, []int, error) {
+	trimmed := bytes.TrimSpace(body)
+	n := 0
+	if len(trimmed) > 0 && trimmed[0] == '[' && len(trimmed) <= DefaultLimits().MaxEventSize && validJSON(trimmed) == nil {
+		n = countArray(trimmed)
+	}
+	if n <= 1 {
+		out, err := FromSecurityReport(dst, body, release, environment)
+		if err != nil {
+			return dst, ends, err
+		}
+		return out, append(ends, len(out)), nil
+	}
+	var extra []string
+	if release != "" {
+		extra = append(extra, "sentry_release", string(appendJSONString(nil, release)))
+	}
+	if environment != "" {
+		extra = append(extra, "sentry_environment", string(appendJSONString(nil, environment)))
+	}
+	start, first := len(dst), len(ends)
+	for i := skipWS(trimmed, 1); trimmed[i] != ']'; {
+		end, _ := scanValue(trimmed, i, 1) // validated above
+		report := trimmed[i:end]
+		var head struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(report, &head) == nil && head.Type == "csp-violation" {
+			dst = appendEventIDHeader(dst, NewEventID())
+			dst = appendItem(dst, "raw_security", ContentTypeJSON, "", "", extra, report)
+			ends = append(ends, len(dst))
+		}
+		if i = skipWS(trimmed, end); trimmed[i] == ',' {
+			i = skipWS(trimmed, i+1)
+		}
+	}
+	if len(ends) == first {
+		return dst[:start], ends, invalidAt(0, "security report batch holds no csp-violation report")
+	}
+	return dst, ends, nil
+}
+
+// countArray counts the elements of the valid JSON array a.
+func countArray(a []byte) int {
+	n := 0
+	for i := skipWS(a, 1); a[i] != ']'; n++ {
+		end, _ := scanValue(a, i, 1)
+		if i = skipWS(a, end); a[i] == ',' {
+			i = skipWS(a, i+1)
+		}
+	}
+	return n
 }
 
 // FromNEL converts the body of a Network Error Logging request (POST

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"mime/multipart"
 	"net/textproto"
 	"strings"
@@ -164,6 +165,50 @@ func TestFromSecurityReportHeaders(t *testing.T) {
 	}
 	if _, err := FromSecurityReport(nil, []byte(`"`+strings.Repeat("a", mib)+`"`), "", ""); !errors.Is(err, ErrTooLarge) {
 		t.Error("huge report accepted")
+	}
+}
+
+// A Reporting API batch becomes one envelope per csp-violation report,
+// each with its own event id and the report alone; other reports are
+// skipped; a single report or list of one stays one envelope as it came.
+func TestFromSecurityReports(t *testing.T) {
+	csp := func(u string) string {
+		return `{"type":"csp-violation","url":"` + u + `","body":{"documentURL":"` + u + `","effectiveDirective":"img-src"}}`
+	}
+	batch := "[" + csp("https://a/1") + ` , {"type":"deprecation","body":{}},` + "\n" + csp("https://a/2") + "," + csp("https://a/3") + "]"
+	out, ends, err := FromSecurityReports([]byte("x"), []byte(batch), "r1", "", []int{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ends) != 4 || ends[0] != 7 || ends[3] != len(out) || string(out[:1]) != "x" {
+		t.Fatalf("ends %v over %d bytes", ends, len(out))
+	}
+	ids := map[EventID]bool{}
+	for i, start := 1, 1; i < len(ends); i++ {
+		e := mustParse(t, out[start:ends[i]])
+		start = ends[i]
+		ids[e.Header.EventID] = true
+		if len(e.Items) != 1 || e.Items[0].TypeName != "raw_security" || string(e.Items[0].Payload) != csp(fmt.Sprintf("https://a/%d", i)) {
+			t.Errorf("envelope %d: %d items, first %s %s", i, len(e.Items), e.Items[0].TypeName, e.Items[0].Payload)
+		}
+		if v, _ := HeaderField(e.Items[0].Header, "sentry_release"); string(v) != `"r1"` {
+			t.Errorf("envelope %d: release %s", i, v)
+		}
+	}
+	if len(ids) != 3 || ids[EventID{}] {
+		t.Errorf("event ids %v: want 3 distinct", ids)
+	}
+	for _, one := range []string{csp("https://a/1"), "[" + csp("https://a/1") + "]", `{"csp-report":{}}`} {
+		out, ends, err := FromSecurityReports(nil, []byte(one), "", "", nil)
+		if err != nil || len(ends) != 1 || string(mustParse(t, out).Items[0].Payload) != one {
+			t.Errorf("%s: %v %v", one, ends, err)
+		}
+	}
+	if _, _, err := FromSecurityReports(nil, []byte(`[{"type":"deprecation"},{"type":"intervention"}]`), "", "", nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("batch without a CSP report: %v", err)
+	}
+	if _, _, err := FromSecurityReports(nil, []byte(`[1,`), "", "", nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("broken batch: %v", err)
 	}
 }
 

@@ -3,12 +3,14 @@ package relay
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"mime"
 	"strconv"
 	"strings"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/aggregate"
 	"github.com/baton-relay/baton/relay/intake"
@@ -52,17 +54,9 @@ func (r *Relay) converted(ctx *fasthttp.RequestCtx, pid uint64, limit int,
 func (r *Relay) convert(ctx *fasthttp.RequestCtx, pid uint64, limit int, s *scratch,
 	conv func(s *scratch, body []byte) ([]byte, error)) result {
 	var a sdkAuth
-	if err := parseAuth(&ctx.Request, &a); err != nil {
-		return authRefusal(err)
-	}
-	body, res := r.body(ctx, s, limit)
+	body, res := r.convertBody(ctx, limit, s, &a)
 	if !res.ok() {
 		return res
-	}
-	// A converted envelope is about the size of its body; converters charge
-	// what they add beyond convSlack.
-	if err := s.conv.Reserve(len(body)+convSlack, &s.lease); err != nil {
-		return bodyRefusal(err, "hold", "request")
 	}
 	env, err := conv(s, body)
 	if errors.Is(err, intake.ErrBusy) || errors.Is(err, intake.ErrOverBudget) {
@@ -75,6 +69,138 @@ func (r *Relay) convert(ctx *fasthttp.RequestCtx, pid uint64, limit int, s *scra
 		return parseRefusal(err)
 	}
 	return r.accept(ctx, pid, &a, s)
+}
+
+// convertBody authenticates a converting request into a and reads its body,
+// reserving room for the envelope made of it.
+func (r *Relay) convertBody(ctx *fasthttp.RequestCtx, limit int, s *scratch, a *sdkAuth) ([]byte, result) {
+	if err := parseAuth(&ctx.Request, a); err != nil {
+		return nil, authRefusal(err)
+	}
+	body, res := r.body(ctx, s, limit)
+	if !res.ok() {
+		return nil, res
+	}
+	// A converted envelope is about the size of its body; converters charge
+	// what they add beyond convSlack.
+	if err := s.conv.Reserve(len(body)+convSlack, &s.lease); err != nil {
+		return nil, bodyRefusal(err, "hold", "request")
+	}
+	return body, accepted
+}
+
+// maxBatchEnvelopes bounds the envelopes one request may become (the CSP
+// reports of a Reporting API batch): each is admitted and framed in a
+// scratch of its own until the batch is committed.
+const maxBatchEnvelopes = 100
+
+// convertedBatch is converted for a body that may become several envelopes,
+// which conv appends to s.conv with their end offsets. Each is admitted and
+// framed on its own, and the records of all are committed in one Append:
+// the request is accepted whole or refused whole.
+func (r *Relay) convertedBatch(ctx *fasthttp.RequestCtx, pid uint64, limit int,
+	conv func(s *scratch, body []byte, ends []int) ([]byte, []int, error)) result {
+	s, res := r.start()
+	if res.ok() {
+		defer r.end(s)
+		r.traceIngest(ctx, s, "", false)
+		res = r.convertBatch(ctx, pid, limit, s, conv)
+		s.spanResult(pid, &res)
+	}
+	r.respond(ctx, &res)
+	return res
+}
+
+func (r *Relay) convertBatch(ctx *fasthttp.RequestCtx, pid uint64, limit int, s *scratch,
+	conv func(s *scratch, body []byte, ends []int) ([]byte, []int, error)) result {
+	var a sdkAuth
+	body, res := r.convertBody(ctx, limit, s, &a)
+	if !res.ok() {
+		return res
+	}
+	envs, ends, err := conv(s, body, nil)
+	if errors.Is(err, intake.ErrBusy) || errors.Is(err, intake.ErrOverBudget) {
+		return bodyRefusal(err, "hold", "request")
+	}
+	if err != nil {
+		return parseRefusal(err)
+	}
+	if len(ends) == 1 {
+		if err := s.env.Parse(envs, &r.limits); err != nil {
+			return parseRefusal(err)
+		}
+		return r.accept(ctx, pid, &a, s)
+	}
+	if len(ends) > maxBatchEnvelopes {
+		return refusal(fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, fmt.Sprintf(
+			"the request holds %d reports; at most %d are taken in one request", len(ends), maxBatchEnvelopes))
+	}
+	subs := make([]*scratch, 0, len(ends))
+	res = r.acceptBatch(ctx, pid, &a, s, envs, ends, &subs)
+	for _, t := range subs[min(1, len(subs)):] {
+		r.end(t)
+	}
+	return res
+}
+
+// acceptBatch is accept for the envelopes envs holds (ending at ends): the
+// first in s, the others each in a scratch of its own, added to subs (s
+// first) for the caller to end. Their records are appended at once.
+func (r *Relay) acceptBatch(ctx *fasthttp.RequestCtx, pid uint64, a *sdkAuth, s *scratch, envs []byte, ends []int, subs *[]*scratch) (res result) {
+	ins := make([]admitted, len(ends))
+	res = accepted
+	defer func() { // the limits must outlive the other scratches
+		if len(res.limits) > 0 {
+			s.limits = append(s.limits[:0:0], res.limits...)
+			res.limits = s.limits
+		}
+	}()
+	from := 0
+	for i, end := range ends {
+		t := s
+		if i > 0 {
+			var started result
+			if t, started = r.start(); !started.ok() {
+				return started
+			}
+			t.trusted = s.trusted
+		}
+		*subs = append(*subs, t)
+		if err := t.env.Parse(envs[from:end], &r.limits); err != nil {
+			return parseRefusal(err)
+		}
+		from = end
+		ins[i] = admitted{pid: pid, key: a.PublicKey}
+		if !r.admit(ctx, &ins[i], t, &res) || !r.frame(ctx, &ins[i], a, t, &res) {
+			return res
+		}
+	}
+	s.phase("framed")
+	var entries []buffer.Entry
+	for i, t := range *subs {
+		if !r.reserveCommit(&ins[i], t, &res) {
+			for j := range i {
+				r.unreserveCommit(&ins[j], (*subs)[j])
+			}
+			return res
+		}
+		entries = append(entries, t.entries...)
+	}
+	if len(entries) > 0 {
+		if err := r.buf.Append(r.ctx, entries); err != nil {
+			for i, t := range *subs {
+				r.unreserveCommit(&ins[i], t)
+			}
+			r.appendFailed(s, err, &res)
+			return res
+		}
+	}
+	s.phase("committed") // fsync'd
+	for i, t := range *subs {
+		r.committed(&ins[i], t)
+		r.observeAck(t.classes, ctx.Time())
+	}
+	return res
 }
 
 // handleStore serves the legacy /store/ endpoint: a JSON event in the body
@@ -162,10 +288,15 @@ func (r *Relay) handleSecurity(ctx *fasthttp.RequestCtx, pid uint64) {
 	}
 	q := ctx.QueryArgs()
 	release, environment := string(q.Peek("sentry_release")), string(q.Peek("sentry_environment"))
-	if res := r.converted(ctx, pid, r.limits.MaxEventSize, func(s *scratch, body []byte) ([]byte, error) {
+	// A Reporting API batch becomes one envelope per CSP report.
+	if res := r.convertedBatch(ctx, pid, r.limits.MaxEventSize, func(s *scratch, body []byte, ends []int) ([]byte, []int, error) {
+		// Each envelope of a batch adds its headers, with release and environment.
+		if err := s.conv.Reserve(len(body)+convSlack+maxBatchEnvelopes*(256+len(release)+len(environment)), &s.lease); err != nil {
+			return nil, nil, err
+		}
 		var err error
-		s.conv.B, err = envelope.FromSecurityReport(s.conv.B[:0], body, release, environment)
-		return s.conv.B, err
+		s.conv.B, ends, err = envelope.FromSecurityReports(s.conv.B[:0], body, release, environment, ends)
+		return s.conv.B, ends, err
 	}); res.ok() {
 		ctx.Response.ResetBody()
 	}

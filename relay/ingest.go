@@ -443,6 +443,24 @@ func (r *Relay) frame(ctx *fasthttp.RequestCtx, in *admitted, a *sdkAuth, s *scr
 // commit appends the records durably and counts their outcomes: what the
 // project's rules dropped is accepted and dropped at once.
 func (r *Relay) commit(in *admitted, s *scratch, res *result) bool {
+	if !r.reserveCommit(in, s, res) {
+		return false
+	}
+	if len(s.entries) > 0 {
+		if err := r.buf.Append(r.ctx, s.entries); err != nil {
+			r.unreserveCommit(in, s)
+			r.appendFailed(s, err, res)
+			return false
+		}
+	}
+	r.committed(in, s)
+	return true
+}
+
+// reserveCommit charges what committing s's records holds: the commit
+// batch's copy, and the project's waiting bytes when its config is
+// pending. It reports false when res refuses the request.
+func (r *Relay) reserveCommit(in *admitted, s *scratch, res *result) bool {
 	// The commit batch copies the records once more.
 	if err := s.lease.Grow(len(s.recs.B)); err != nil {
 		*res = withLimits(bodyRefusal(err, "hold", "request"), res)
@@ -452,20 +470,29 @@ func (r *Relay) commit(in *admitted, s *scratch, res *result) bool {
 		*res = withLimits(busy(rejectOverload, retryAfterFull, "too much data is waiting for this project's config; retry later"), res)
 		return false
 	}
-	if len(s.entries) > 0 {
-		if err := r.buf.Append(r.ctx, s.entries); err != nil {
-			if in.adm.Pending {
-				r.waiting.sub(in.key, int64(len(s.recs.B)))
-			}
-			if errors.Is(err, buffer.ErrFull) {
-				*res = withLimits(busy(rejectBufferFull, retryAfterFull, "failed to queue envelope: buffer full"), res)
-			} else {
-				*res = withLimits(busy(rejectBufferError, retryAfterFull, "failed to queue envelope"), res)
-				r.log.ErrorContext(s.logCtx(), "buffer append failed", "err", err)
-			}
-			return false
-		}
+	return true
+}
+
+// unreserveCommit undoes reserveCommit's waiting bytes after a failed append.
+func (r *Relay) unreserveCommit(in *admitted, s *scratch) {
+	if in.adm.Pending {
+		r.waiting.sub(in.key, int64(len(s.recs.B)))
 	}
+}
+
+// appendFailed refuses the request whose records the buffer did not take.
+func (r *Relay) appendFailed(s *scratch, err error, res *result) {
+	if errors.Is(err, buffer.ErrFull) {
+		*res = withLimits(busy(rejectBufferFull, retryAfterFull, "failed to queue envelope: buffer full"), res)
+		return
+	}
+	*res = withLimits(busy(rejectBufferError, retryAfterFull, "failed to queue envelope"), res)
+	r.log.ErrorContext(s.logCtx(), "buffer append failed", "err", err)
+}
+
+// committed counts the outcomes of s's committed records: what the
+// project's rules dropped is accepted and dropped at once.
+func (r *Relay) committed(in *admitted, s *scratch) {
 	for i, c := range s.classes {
 		r.outcomes.Accept(c, 1, s.items[i])
 	}
@@ -477,7 +504,6 @@ func (r *Relay) commit(in *admitted, s *scratch, res *result) bool {
 			r.outcomes.Drop(c, v.Why[c], 1, in.perClass[c])
 		}
 	}
-	return true
 }
 
 // withLimits is refusal next keeping the rate limits prev reported: the

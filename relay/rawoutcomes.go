@@ -87,6 +87,13 @@ func (r *Relay) serveOutcomes(ctx *fasthttp.RequestCtx, body []byte) {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
+	// While the buffer is full, a downstream relay's outcomes wait (503):
+	// the overdraft of the outcomes stream is for this relay's evictions.
+	if len(outs) > 0 && !r.buf.Ready() {
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		jsonError(ctx, fasthttp.StatusServiceUnavailable, "failed to queue outcomes: the buffer is full (or failing, or closing); retry later")
+		return
+	}
 	if len(outs) > 0 {
 		records, items, err := r.appendOutcomes(outs)
 		if err != nil {

@@ -588,6 +588,11 @@ func (r *Relay) bufferOptions() buffer.Options {
 			return r.cfg.RouteFor(record.Stream(s).Class()).WhenFull == "drop_oldest"
 		},
 	}
+	if r.reporter.Raw() {
+		// Outcome records report evictions, which happen when the buffer
+		// is full: they go in the overdraft (buffer.Options.Overdraws).
+		opts.Overdraws = func(s buffer.Stream) bool { return record.Stream(s).IsOutcomes() }
+	}
 	if r.tel.Enabled() {
 		opts.OnCommit = r.observeCommit
 	}
