@@ -474,10 +474,17 @@ func uint32Value(v []byte) (int, bool) {
 	return n, true
 }
 
-// appendJSONString appends s as a JSON string literal. Invalid UTF-8 becomes
-// U+FFFD; HTML characters are not escaped.
+// appendJSONString appends s as a JSON string literal.
 func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	dst = AppendJSONEscaped(dst, s)
+	return append(dst, '"')
+}
+
+// AppendJSONEscaped appends s escaped as the inside of a JSON string, as
+// encoding/json writes it but for HTML characters, which are kept: invalid
+// UTF-8 becomes U+FFFD.
+func AppendJSONEscaped(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -497,8 +504,8 @@ func appendJSONString(dst []byte, s string) []byte {
 			case '\t':
 				dst = append(dst, '\\', 't')
 			default:
-				dst = append(dst, `\u00`...)
-				dst = append(dst, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+				const hexDigits = "0123456789abcdef"
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}
 			i++
 			start = i
@@ -514,8 +521,7 @@ func appendJSONString(dst []byte, s string) []byte {
 		}
 		i += n
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }
 
 // HeaderField returns the raw JSON value of the top-level key in the header

@@ -20,7 +20,7 @@ var allowed = map[string][]string{
 	"cmd/baton-load":  {},
 	"relay":           {"routing", "config", "buffer", "envelope", "relay/*"},
 	"relay/intake":    {},
-	"relay/otlp":      {},            // OTLP bodies to Sentry items: the OTLP types only (thirdParty)
+	"relay/otlp":      {"envelope"},  // OTLP bodies to Sentry items: the OTLP types (thirdParty), envelope's JSON escaping
 	"relay/internal":  {},            // testutil: doubles and fixtures shared by tests under relay/
 	"relay/project":   {"relay/pii"}, // a state compiles its PII config once per revision
 	"relay/aggregate": {"envelope"},

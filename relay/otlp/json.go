@@ -4,7 +4,8 @@ import (
 	"encoding/hex"
 	"math"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/baton-relay/baton/envelope"
 )
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
@@ -16,45 +17,7 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // appendEscaped appends s escaped as the inside of a JSON string.
-func appendEscaped(dst []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				const hexDigits = "0123456789abcdef"
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(dst, s[start:]...)
-}
+func appendEscaped(dst []byte, s string) []byte { return envelope.AppendJSONEscaped(dst, s) }
 
 // appendHex appends id as a lowercase hex JSON string.
 func appendHex(dst, id []byte) []byte {
