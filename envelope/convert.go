@@ -305,8 +305,11 @@ func FromSecurityReport(dst, body []byte, release, environment string) ([]byte, 
 // them (relay/normalize SecurityReports); a batch without a csp-violation
 // report is an error. Any other body gives its one envelope, as
 // FromSecurityReport. The envelopes are appended to dst one after the
-// other, and the end offset of each in dst is appended to ends.
-func FromSecurityReports(dst, body []byte, release, environment string, ends []int) ([]byte, []int, error) {
+// other, and the end offset of each in dst is appended to ends. A batch of
+// more than max csp-violation reports (max > 0) is ErrTooLarge, found
+// before any is converted: each adds some 150 bytes of headers, so a body
+// of tiny reports would otherwise grow several times its size.
+func FromSecurityReports(dst, body []byte, release, environment string, max int, ends []int) ([]byte, []int, error) {
 	trimmed := bytes.TrimSpace(body)
 	n := 0
 	if len(trimmed) > 0 && trimmed[0] == '[' && len(trimmed) <= DefaultLimits().MaxEventSize && validJSON(trimmed) == nil {
@@ -327,25 +330,42 @@ func FromSecurityReports(dst, body []byte, release, environment string, ends []i
 		extra = append(extra, "sentry_environment", string(appendJSONString(nil, environment)))
 	}
 	start, first := len(dst), len(ends)
-	for i := skipWS(trimmed, 1); trimmed[i] != ']'; {
-		end, _ := scanValue(trimmed, i, 1) // validated above
-		report := trimmed[i:end]
-		var head struct {
-			Type string `json:"type"`
-		}
-		if json.Unmarshal(report, &head) == nil && head.Type == "csp-violation" {
-			dst = appendEventIDHeader(dst, NewEventID())
-			dst = appendItem(dst, "raw_security", ContentTypeJSON, "", "", extra, report)
-			ends = append(ends, len(dst))
-		}
-		if i = skipWS(trimmed, end); trimmed[i] == ',' {
-			i = skipWS(trimmed, i+1)
+	if max > 0 && n > max {
+		// Counted first: only a batch within max is converted.
+		csp := 0
+		forEachCSP(trimmed, func([]byte) { csp++ })
+		if csp > max {
+			return dst, ends, limitAt(0, &LimitError{Limit: "max_reports", Kind: "total_count",
+				ItemType: "raw_security", Size: csp, Max: max})
 		}
 	}
+	forEachCSP(trimmed, func(report []byte) {
+		dst = appendEventIDHeader(dst, NewEventID())
+		dst = appendItem(dst, "raw_security", ContentTypeJSON, "", "", extra, report)
+		ends = append(ends, len(dst))
+	})
 	if len(ends) == first {
 		return dst[:start], ends, invalidAt(0, "security report batch holds no csp-violation report")
 	}
 	return dst, ends, nil
+}
+
+// forEachCSP calls fn with each "csp-violation" report of the valid JSON
+// array a.
+func forEachCSP(a []byte, fn func(report []byte)) {
+	for i := skipWS(a, 1); a[i] != ']'; {
+		end, _ := scanValue(a, i, 1)
+		report := a[i:end]
+		var head struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(report, &head) == nil && head.Type == "csp-violation" {
+			fn(report)
+		}
+		if i = skipWS(a, end); a[i] == ',' {
+			i = skipWS(a, i+1)
+		}
+	}
 }
 
 // countArray counts the elements of the valid JSON array a.

@@ -176,7 +176,7 @@ func TestFromSecurityReports(t *testing.T) {
 		return `{"type":"csp-violation","url":"` + u + `","body":{"documentURL":"` + u + `","effectiveDirective":"img-src"}}`
 	}
 	batch := "[" + csp("https://a/1") + ` , {"type":"deprecation","body":{}},` + "\n" + csp("https://a/2") + "," + csp("https://a/3") + "]"
-	out, ends, err := FromSecurityReports([]byte("x"), []byte(batch), "r1", "", []int{7})
+	out, ends, err := FromSecurityReports([]byte("x"), []byte(batch), "r1", "", 3, []int{7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,16 +199,42 @@ func TestFromSecurityReports(t *testing.T) {
 		t.Errorf("event ids %v: want 3 distinct", ids)
 	}
 	for _, one := range []string{csp("https://a/1"), "[" + csp("https://a/1") + "]", `{"csp-report":{}}`} {
-		out, ends, err := FromSecurityReports(nil, []byte(one), "", "", nil)
+		out, ends, err := FromSecurityReports(nil, []byte(one), "", "", 1, nil)
 		if err != nil || len(ends) != 1 || string(mustParse(t, out).Items[0].Payload) != one {
 			t.Errorf("%s: %v %v", one, ends, err)
 		}
 	}
-	if _, _, err := FromSecurityReports(nil, []byte(`[{"type":"deprecation"},{"type":"intervention"}]`), "", "", nil); !errors.Is(err, ErrInvalid) {
+	if _, _, err := FromSecurityReports(nil, []byte(`[{"type":"deprecation"},{"type":"intervention"}]`), "", "", 0, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("batch without a CSP report: %v", err)
 	}
-	if _, _, err := FromSecurityReports(nil, []byte(`[1,`), "", "", nil); !errors.Is(err, ErrInvalid) {
+	if _, _, err := FromSecurityReports(nil, []byte(`[1,`), "", "", 0, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("broken batch: %v", err)
+	}
+}
+
+// A batch of more csp-violation reports than max is refused before any is
+// converted: tiny reports would otherwise grow the output several times
+// the body's size (some 150 bytes of headers each) before a caller could
+// count them.
+func TestFromSecurityReportsMax(t *testing.T) {
+	reports := make([]string, 5000)
+	for i := range reports {
+		reports[i] = `{"type":"csp-violation"}`
+	}
+	reports[0] = `{"type":"deprecation"}`
+	body := []byte("[" + strings.Join(reports, ",") + "]")
+	out, ends, err := FromSecurityReports([]byte("x"), body, "", "", 100, []int{1})
+	var le *LimitError
+	if !errors.Is(err, ErrTooLarge) || !errors.As(err, &le) || le.Size != 4999 || le.Max != 100 {
+		t.Fatalf("5000 reports, max 100: %v; want ErrTooLarge naming 4999 of 100", err)
+	}
+	if string(out) != "x" || len(ends) != 1 {
+		t.Errorf("refused batch appended %d bytes, %d ends; want nothing", len(out)-1, len(ends)-1)
+	}
+	// Exactly max is converted; other report types do not count.
+	_, ends, err = FromSecurityReports(nil, []byte(`[{"type":"deprecation"},{"type":"csp-violation"}]`), "", "", 1, nil)
+	if err != nil || len(ends) != 1 {
+		t.Errorf("one csp report beside a deprecation, max 1: %d envelopes, %v", len(ends), err)
 	}
 }
 

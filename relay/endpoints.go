@@ -119,10 +119,14 @@ func (r *Relay) convertBatch(ctx *fasthttp.RequestCtx, pid uint64, limit int, s 
 		return res
 	}
 	envs, ends, err := conv(s, body, nil)
-	if errors.Is(err, intake.ErrBusy) || errors.Is(err, intake.ErrOverBudget) {
+	var le *envelope.LimitError
+	switch {
+	case errors.Is(err, intake.ErrBusy) || errors.Is(err, intake.ErrOverBudget):
 		return bodyRefusal(err, "hold", "request")
-	}
-	if err != nil {
+	case errors.As(err, &le) && le.Limit == "max_reports": // conv refuses past maxBatchEnvelopes
+		return refusal(fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, fmt.Sprintf(
+			"the request holds %d reports; at most %d are taken in one request", le.Size, le.Max))
+	case err != nil:
 		return parseRefusal(err)
 	}
 	if len(ends) == 1 {
@@ -130,10 +134,6 @@ func (r *Relay) convertBatch(ctx *fasthttp.RequestCtx, pid uint64, limit int, s 
 			return parseRefusal(err)
 		}
 		return r.accept(ctx, pid, &a, s)
-	}
-	if len(ends) > maxBatchEnvelopes {
-		return refusal(fasthttp.StatusRequestEntityTooLarge, rejectTooLarge, fmt.Sprintf(
-			"the request holds %d reports; at most %d are taken in one request", len(ends), maxBatchEnvelopes))
 	}
 	subs := make([]*scratch, 0, len(ends))
 	res = r.acceptBatch(ctx, pid, &a, s, envs, ends, &subs)
@@ -295,7 +295,7 @@ func (r *Relay) handleSecurity(ctx *fasthttp.RequestCtx, pid uint64) {
 			return nil, nil, err
 		}
 		var err error
-		s.conv.B, ends, err = envelope.FromSecurityReports(s.conv.B[:0], body, release, environment, ends)
+		s.conv.B, ends, err = envelope.FromSecurityReports(s.conv.B[:0], body, release, environment, maxBatchEnvelopes, ends)
 		return s.conv.B, ends, err
 	}); res.ok() {
 		ctx.Response.ResetBody()
