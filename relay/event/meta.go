@@ -157,6 +157,7 @@ func (t *Tree) metaChild(m *Node, key []byte) *Node {
 			c := m.vals[i]
 			if c.kind != Object {
 				c.kind, c.raw, c.str, c.keys, c.vals = Object, nil, nil, nil, nil
+				t.touch(c)
 			}
 			return c
 		}
@@ -166,6 +167,7 @@ func (t *Tree) metaChild(m *Node, key []byte) *Node {
 		key = ownKey
 	}
 	t.a.push(m, key, c)
+	t.touch(m)
 	return c
 }
 
