@@ -39,11 +39,13 @@ type pathMeta struct {
 	m    *Meta
 }
 
-// MetaOf returns n's Meta, creating it.
+// MetaOf returns n's Meta, creating it. n is touched, so that AppendJSON's
+// search for Meta can pass over containers still as parsed.
 func (t *Tree) MetaOf(n *Node) *Meta {
 	if n.meta == nil {
 		n.meta = &Meta{}
 		t.noded++
+		t.touch(n)
 	}
 	t.dirty = true
 	return n.meta
@@ -142,7 +144,7 @@ func (t *Tree) walkMeta(n, mroot *Node, top bool) {
 			t.mergeMeta(t.metaChild(m, nil), c.meta)
 			c.meta = nil
 		}
-		if len(c.vals) > 0 {
+		if len(c.vals) > 0 && (c.raw == nil || c.dirty) { // else no Meta below (MetaOf touches)
 			t.walkMeta(c, mroot, false)
 		}
 		t.stack = t.stack[:len(t.stack)-1]
