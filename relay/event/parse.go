@@ -48,18 +48,24 @@ func (p *parser) errf(what string) error {
 	return fmt.Errorf("%w: %s at offset %d", ErrSyntax, what, p.pos)
 }
 
+// ws skips whitespace; compact JSON has none, so the usual call returns
+// at once, inlined.
 func (p *parser) ws() {
+	if p.pos < len(p.src) && p.src[p.pos] > ' ' {
+		return
+	}
+	p.wsSlow()
+}
+
+func (p *parser) wsSlow() {
 	start := p.pos
 	for p.pos < len(p.src) {
 		switch p.src[p.pos] {
 		case ' ', '\t', '\n', '\r':
 			p.pos++
-		default:
-			if p.pos != start {
-				p.loose++
-			}
-			return
+			continue
 		}
+		break
 	}
 	if p.pos != start {
 		p.loose++
