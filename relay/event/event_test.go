@@ -181,7 +181,8 @@ func TestPooledAllocs(t *testing.T) {
 // FuzzParse: what Parse accepts is written as valid JSON that parses back
 // to the same text.
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{`{"a":[1,"\u00e9\n",{"b":null}],"c":true}`, "\"x\xff\"", `[1e5,-0.5]`, `{"a":"\ud800"}`} {
+	for _, s := range []string{`{"a":[1,"\u00e9\n",{"b":null}],"c":true}`, "\"x\xff\"", `[1e5,-0.5]`, `{"a":"\ud800"}`,
+		`{"a":{"b":[{"c":1},[2,{"d\/":3}]]},"e":{ "f":[]}}`, "{\"a\":[{\"k\xff\":1}],\"b\":{\"c\":\"\xfe\"}}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
@@ -205,7 +206,37 @@ func FuzzParse(f *testing.F) {
 		if again := tr.AppendJSON(nil); string(again) != string(out) {
 			t.Fatalf("second write differs:\n%q\n%q", out, again)
 		}
+		// Source spans: the event, then the same change, written with and
+		// without them.
+		a, _ := Parse(src)
+		b, _ := Parse(src)
+		defer a.Release()
+		defer b.Release()
+		ca, cb := containers(a.Root(), nil), containers(b.Root(), nil)
+		for _, n := range cb {
+			n.dirty = true
+		}
+		for _, change := range []bool{false, true} {
+			if i := len(src) % max(1, len(ca)); change && len(ca) > 0 && ca[i].Len() > 0 {
+				a.SetNull(ca[i].Index(0))
+				b.SetNull(cb[i].Index(0))
+			}
+			if sa, sb := a.AppendJSON(nil), b.AppendJSON(nil); string(sa) != string(sb) {
+				t.Fatalf("with source spans:\n%q\nwithout:\n%q", sa, sb)
+			}
+		}
 	})
+}
+
+// containers lists the arrays and objects of n, depth first.
+func containers(n *Node, dst []*Node) []*Node {
+	if k := n.Kind(); k == Array || k == Object {
+		dst = append(dst, n)
+		for _, c := range n.vals {
+			dst = containers(c, dst)
+		}
+	}
+	return dst
 }
 
 func TestSortedKeys(t *testing.T) {
