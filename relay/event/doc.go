@@ -5,7 +5,9 @@
 // The tree is built for events that are mostly passed through: Parse keeps
 // the source bytes of every scalar, and AppendJSON writes an unchanged value
 // back as it came (numbers are never reformatted, strings never
-// re-escaped). Nodes, child lists and new bytes come from an arena that
+// re-escaped). A container parsed from compact JSON keeps its source span
+// too and is written as that span while nothing in it changed: every
+// mutator marks the changed node and the containers it was parsed into. Nodes, child lists and new bytes come from an arena that
 // belongs to the Tree and is reused through a pool, so a parse makes a
 // small, constant number of allocations. Object keys keep their order;
 // new keys are appended.

@@ -181,7 +181,8 @@ func TestPooledAllocs(t *testing.T) {
 // FuzzParse: what Parse accepts is written as valid JSON that parses back
 // to the same text.
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{`{"a":[1,"\u00e9\n",{"b":null}],"c":true}`, "\"x\xff\"", `[1e5,-0.5]`, `{"a":"\ud800"}`} {
+	for _, s := range []string{`{"a":[1,"\u00e9\n",{"b":null}],"c":true}`, "\"x\xff\"", `[1e5,-0.5]`, `{"a":"\ud800"}`,
+		`{"a":{"b":[{"c":1},[2,{"d\/":3}]]},"e":{ "f":[]}}`, "{\"a\":[{\"k\xff\":1}],\"b\":{\"c\":\"\xfe\"}}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
@@ -205,7 +206,37 @@ func FuzzParse(f *testing.F) {
 		if again := tr.AppendJSON(nil); string(again) != string(out) {
 			t.Fatalf("second write differs:\n%q\n%q", out, again)
 		}
+		// Source spans: the event, then the same change, written with and
+		// without them.
+		a, _ := Parse(src)
+		b, _ := Parse(src)
+		defer a.Release()
+		defer b.Release()
+		ca, cb := containers(a.Root(), nil), containers(b.Root(), nil)
+		for _, n := range cb {
+			n.dirty = true
+		}
+		for _, change := range []bool{false, true} {
+			if i := len(src) % max(1, len(ca)); change && len(ca) > 0 && ca[i].Len() > 0 {
+				a.SetNull(ca[i].Index(0))
+				b.SetNull(cb[i].Index(0))
+			}
+			if sa, sb := a.AppendJSON(nil), b.AppendJSON(nil); string(sa) != string(sb) {
+				t.Fatalf("with source spans:\n%q\nwithout:\n%q", sa, sb)
+			}
+		}
 	})
+}
+
+// containers lists the arrays and objects of n, depth first.
+func containers(n *Node, dst []*Node) []*Node {
+	if k := n.Kind(); k == Array || k == Object {
+		dst = append(dst, n)
+		for _, c := range n.vals {
+			dst = containers(c, dst)
+		}
+	}
+	return dst
 }
 
 func TestSortedKeys(t *testing.T) {
@@ -217,5 +248,48 @@ func TestSortedKeys(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "a=4,b=1,c=3" {
 		t.Errorf("got %v", got)
+	}
+}
+
+// TestSourceSpans changes a value deep in a compact event with each
+// mutator and checks the output against the same change made to the event
+// pretty-printed, whose containers have no source span to reuse.
+func TestSourceSpans(t *testing.T) {
+	const src = `{"a":{"b":[1,{"c":"x","d":[true,null]}],"e":"y"},"f":[{"g":{"h":1}}],"k\u00e9y":{"z":[1]},"_meta":{"a":{"":{"rem":[]}}}}`
+	inner := func(tr *Tree) *Node { return tr.Root().Get("a").Get("b").Index(1) }
+	for _, m := range []struct {
+		name string
+		do   func(tr *Tree)
+	}{
+		{"Set", func(tr *Tree) { tr.Set(inner(tr), "c", tr.NewInt(7)) }},
+		{"SetNew", func(tr *Tree) { tr.Set(inner(tr), "n", tr.NewBool(false)) }},
+		{"Delete", func(tr *Tree) { tr.Delete(inner(tr), "c") }},
+		{"Rename", func(tr *Tree) { tr.Rename(inner(tr), "c", "d") }},
+		{"SliceObject", func(tr *Tree) { tr.Slice(inner(tr), 1, 2) }},
+		{"SliceArray", func(tr *Tree) { tr.Slice(inner(tr).Get("d"), 0, 1) }},
+		{"Push", func(tr *Tree) { tr.Push(inner(tr).Get("d"), tr.NewString("p")) }},
+		{"SetIndex", func(tr *Tree) { tr.SetIndex(inner(tr).Get("d"), 1, tr.NewString("q")) }},
+		{"SetNull", func(tr *Tree) { tr.SetNull(inner(tr).Get("d").Index(0)) }},
+		{"SetString", func(tr *Tree) { tr.SetString(inner(tr).Get("c"), []byte("s")) }},
+		{"SetNullContainer", func(tr *Tree) { tr.SetNull(tr.Root().Get("f").Index(0).Get("g")) }},
+		{"MovedThenChanged", func(tr *Tree) {
+			g := tr.Root().Get("f").Index(0).Get("g")
+			tr.Set(tr.Root().Get("a"), "moved", g)
+			tr.Set(g, "h", tr.NewInt(2))
+		}},
+		{"Meta", func(tr *Tree) { tr.MetaOf(inner(tr).Get("c")).Len = 3 }},
+		{"MetaAt", func(tr *Tree) { tr.MetaAt("a", "e").Len = 1 }},
+	} {
+		compact := parseT(t, src)
+		spaced := parseT(t, strings.ReplaceAll(strings.ReplaceAll(src, ",", " , "), ":", " : "))
+		m.do(compact)
+		m.do(spaced)
+		got, want := string(compact.AppendJSON(nil)), string(spaced.AppendJSON(nil))
+		if got != want {
+			t.Errorf("%s: got  %s\nwant %s", m.name, got, want)
+		}
+		if got == src {
+			t.Errorf("%s: change lost: %s", m.name, got)
+		}
 	}
 }

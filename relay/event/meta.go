@@ -39,11 +39,13 @@ type pathMeta struct {
 	m    *Meta
 }
 
-// MetaOf returns n's Meta, creating it.
+// MetaOf returns n's Meta, creating it. n is touched, so that AppendJSON's
+// search for Meta can pass over containers still as parsed.
 func (t *Tree) MetaOf(n *Node) *Meta {
 	if n.meta == nil {
 		n.meta = &Meta{}
 		t.noded++
+		t.touch(n)
 	}
 	t.dirty = true
 	return n.meta
@@ -142,7 +144,7 @@ func (t *Tree) walkMeta(n, mroot *Node, top bool) {
 			t.mergeMeta(t.metaChild(m, nil), c.meta)
 			c.meta = nil
 		}
-		if len(c.vals) > 0 {
+		if len(c.vals) > 0 && (c.raw == nil || c.dirty) { // else no Meta below (MetaOf touches)
 			t.walkMeta(c, mroot, false)
 		}
 		t.stack = t.stack[:len(t.stack)-1]
@@ -157,6 +159,7 @@ func (t *Tree) metaChild(m *Node, key []byte) *Node {
 			c := m.vals[i]
 			if c.kind != Object {
 				c.kind, c.raw, c.str, c.keys, c.vals = Object, nil, nil, nil, nil
+				t.touch(c)
 			}
 			return c
 		}
@@ -166,6 +169,7 @@ func (t *Tree) metaChild(m *Node, key []byte) *Node {
 		key = ownKey
 	}
 	t.a.push(m, key, c)
+	t.touch(m)
 	return c
 }
 

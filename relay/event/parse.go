@@ -22,6 +22,11 @@ type parser struct {
 	ks    [][]byte // children of the containers being parsed
 	vs    []*Node
 	rawOK bool // the last string's source token is valid UTF-8 and can be written back
+	// loose counts what write would not reproduce from the source:
+	// whitespace, a key with an escape or invalid UTF-8, a string with
+	// invalid UTF-8. A container whose parse leaves it unchanged keeps its
+	// source span as raw.
+	loose int
 }
 
 func parse(src []byte, a *arena) (*Node, error) {
@@ -43,14 +48,27 @@ func (p *parser) errf(what string) error {
 	return fmt.Errorf("%w: %s at offset %d", ErrSyntax, what, p.pos)
 }
 
+// ws skips whitespace; compact JSON has none, so the usual call returns
+// at once, inlined.
 func (p *parser) ws() {
+	if p.pos < len(p.src) && p.src[p.pos] > ' ' {
+		return
+	}
+	p.wsSlow()
+}
+
+func (p *parser) wsSlow() {
+	start := p.pos
 	for p.pos < len(p.src) {
 		switch p.src[p.pos] {
 		case ' ', '\t', '\n', '\r':
 			p.pos++
-		default:
-			return
+			continue
 		}
+		break
+	}
+	if p.pos != start {
+		p.loose++
 	}
 }
 
@@ -76,6 +94,8 @@ func (p *parser) value(depth int) (*Node, error) {
 		n.str = s
 		if p.rawOK {
 			n.raw = p.src[start:p.pos]
+		} else {
+			p.loose++
 		}
 		return n, nil
 	case c == 't':
@@ -264,10 +284,12 @@ func (p *parser) hex4() (rune, bool) {
 
 func (p *parser) object(depth int) (*Node, error) {
 	n := p.a.node(Object)
+	start, loose := p.pos, p.loose
 	p.pos++
 	p.ws()
 	if p.pos < len(p.src) && p.src[p.pos] == '}' {
 		p.pos++
+		p.keep(n, start, loose)
 		return n, nil
 	}
 	mark, kmark := len(p.vs), len(p.ks)
@@ -276,9 +298,13 @@ func (p *parser) object(depth int) (*Node, error) {
 		if p.pos >= len(p.src) || p.src[p.pos] != '"' {
 			return nil, p.errf("expected object key")
 		}
+		ks := p.pos
 		k, err := p.string()
 		if err != nil {
 			return nil, err
+		}
+		if !p.rawOK || len(k) != p.pos-ks-2 { // invalid UTF-8 or an escape (which shortens): write re-escapes it
+			p.loose++
 		}
 		p.ws()
 		if p.pos >= len(p.src) || p.src[p.pos] != ':' {
@@ -303,6 +329,7 @@ func (p *parser) object(depth int) (*Node, error) {
 			p.pos++
 			n.keys, n.vals = p.a.children(p.ks[kmark:], p.vs[mark:])
 			p.ks, p.vs = p.ks[:kmark], p.vs[:mark]
+			p.keep(n, start, loose)
 			return n, nil
 		default:
 			return nil, p.errf("expected ',' or '}'")
@@ -310,12 +337,26 @@ func (p *parser) object(depth int) (*Node, error) {
 	}
 }
 
+// keep finishes container n parsed from src[start:pos]: its children get
+// n as parent, and n keeps its span as raw when nothing in it was loose
+// (loose is p.loose before n).
+func (p *parser) keep(n *Node, start, loose int) {
+	for _, v := range n.vals {
+		v.parent = n
+	}
+	if p.loose == loose {
+		n.raw = p.src[start:p.pos]
+	}
+}
+
 func (p *parser) array(depth int) (*Node, error) {
 	n := p.a.node(Array)
+	start, loose := p.pos, p.loose
 	p.pos++
 	p.ws()
 	if p.pos < len(p.src) && p.src[p.pos] == ']' {
 		p.pos++
+		p.keep(n, start, loose)
 		return n, nil
 	}
 	mark := len(p.vs)
@@ -337,6 +378,7 @@ func (p *parser) array(depth int) (*Node, error) {
 			p.pos++
 			_, n.vals = p.a.children(nil, p.vs[mark:])
 			p.vs = p.vs[:mark]
+			p.keep(n, start, loose)
 			return n, nil
 		default:
 			return nil, p.errf("expected ',' or ']'")

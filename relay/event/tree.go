@@ -24,11 +24,15 @@ const (
 // readers return zero values, so lookups chain without checks.
 type Node struct {
 	kind Kind
-	raw  []byte   // source token of a scalar (nil once a string is rewritten)
-	str  []byte   // decoded string content (String)
-	keys [][]byte // decoded object keys (Object)
-	vals []*Node  // object values or array elements
-	meta *Meta    // what processing changed here; see MetaOf
+	// dirty: n or a descendant changed since Parse, so raw no longer
+	// stands for a container; set by touch along parent, never cleared.
+	dirty  bool
+	parent *Node    // the container n was parsed into; nil for built nodes
+	raw    []byte   // source token of a scalar (nil once a string is rewritten), or a compact container's source span
+	str    []byte   // decoded string content (String)
+	keys   [][]byte // decoded object keys (Object)
+	vals   []*Node  // object values or array elements
+	meta   *Meta    // what processing changed here; see MetaOf
 }
 
 // Tree is a parsed event and the arena its nodes live in. A Tree is not
@@ -305,7 +309,7 @@ func (t *Tree) Set(obj *Node, key string, v *Node) {
 	if obj == nil || obj.kind != Object {
 		return
 	}
-	t.dirty = true
+	t.touch(obj)
 	if i := obj.Find(key); i >= 0 {
 		obj.vals[i] = v
 		return
@@ -331,7 +335,7 @@ func (t *Tree) Delete(n *Node, key string) bool {
 	clear(n.keys[j:])
 	clear(n.vals[j:])
 	n.keys, n.vals = n.keys[:j], n.vals[:j]
-	t.dirty = true
+	t.touch(n)
 	return true
 }
 
@@ -347,7 +351,7 @@ func (t *Tree) Rename(n *Node, from, to string) bool {
 	i = n.Find(from)
 	n.keys[i] = t.a.copyString(to)
 	n.vals[i] = v
-	t.dirty = true
+	t.touch(n)
 	return true
 }
 
@@ -360,7 +364,7 @@ func (t *Tree) Slice(n *Node, i, j int) {
 		n.keys = n.keys[i:j]
 	}
 	n.vals = n.vals[i:j]
-	t.dirty = true
+	t.touch(n)
 }
 
 // Push appends v to array arr; it does nothing when arr is not an array.
@@ -368,27 +372,40 @@ func (t *Tree) Push(arr, v *Node) {
 	if arr == nil || arr.kind != Array {
 		return
 	}
-	t.dirty = true
+	t.touch(arr)
 	t.a.push(arr, nil, v)
 }
 
 // SetIndex replaces the i-th element of an array or value of an object.
 func (t *Tree) SetIndex(n *Node, i int, v *Node) {
 	n.vals[i] = v
-	t.dirty = true
+	t.touch(n)
 }
 
 // SetNull turns n into null in place; its Meta stays.
 func (t *Tree) SetNull(n *Node) {
 	n.kind, n.raw, n.str, n.keys, n.vals = Null, nil, nil, nil, nil
-	t.dirty = true
+	t.touch(n)
 }
 
 // SetString turns n into the string s (not copied) in place; its Meta
 // stays.
 func (t *Tree) SetString(n *Node, s []byte) {
 	n.kind, n.raw, n.str, n.keys, n.vals = String, nil, s, nil, nil
+	t.touch(n)
+}
+
+// touch records that n changed: n and the containers it was parsed into
+// can no longer be written as their source span. Every mutator calls it on
+// the node whose value or children it changes. A node moved elsewhere
+// keeps its old parent, which is safe: its new container was touched when
+// it was put there, and a container once touched is always rewritten. The
+// walk stops at a dirty node, whose ancestors are dirty already.
+func (t *Tree) touch(n *Node) {
 	t.dirty = true
+	for ; n != nil && !n.dirty; n = n.parent {
+		n.dirty = true
+	}
 }
 
 // Arena.

@@ -2,8 +2,12 @@ package event
 
 import "unicode/utf8"
 
-// write appends n as JSON: scalars that were not changed as their source.
+// write appends n as JSON: scalars that were not changed, and compact
+// containers in which nothing changed, as their source.
 func write(dst []byte, n *Node) []byte {
+	if n.raw != nil && !n.dirty {
+		return append(dst, n.raw...)
+	}
 	switch n.kind {
 	case Null:
 		return append(dst, "null"...)

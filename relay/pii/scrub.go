@@ -124,7 +124,7 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 		top := len(s.path) == 0
 		for i := range n.Len() {
 			k, v := n.Key(i), n.Index(i)
-			if top && string(k) == "_meta" {
+			if top && string(k) == "_meta" || inert(v) {
 				continue
 			}
 			cf := f.child(k, false)
@@ -144,9 +144,15 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 			for i := range n.Len() {
 				v := n.Index(i)
 				if v.Kind() == event.Array && v.Len() == 2 && v.Index(0).Kind() == event.String {
+					if inert(v.Index(1)) {
+						continue
+					}
 					s.push(v.Index(0).Bytes(), 0, v.Index(1), ef)
 					s.walk(p, v.Index(1), ef)
 					s.pop()
+					continue
+				}
+				if inert(v) {
 					continue
 				}
 				s.push(nil, i, v, ef)
@@ -157,7 +163,7 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 		}
 		// Relay treats a two-element array with a string first as a key/value
 		// pair, and scrubs elements one by one only if that changed nothing.
-		if n.Len() == 2 && n.Index(0).Kind() == event.String && n.Index(1).Kind() != event.Null {
+		if n.Len() == 2 && n.Index(0).Kind() == event.String && !inert(n.Index(1)) {
 			v := n.Index(1)
 			before := v.Meta() == nil
 			s.push(n.Index(0).Bytes(), 0, v, ef)
@@ -169,6 +175,9 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 		}
 		for i := range n.Len() {
 			v := n.Index(i)
+			if inert(v) {
+				continue
+			}
 			s.push(nil, i, v, ef)
 			s.walk(p, v, ef)
 			s.pop()
@@ -176,17 +185,26 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 	}
 }
 
-// walk applies the rules to n (its state is on top of the path), then
-// descends unless n was removed.
-func (s *scrubber) walk(p *pass, n *event.Node, f *field) {
-	switch n.Kind() {
-	case event.Null, event.Bool: // booleans cannot be PII
-		return
+// inert reports whether walk would do nothing with v, so that its state
+// (two table lookups) need not be pushed: null, booleans (never PII) and
+// the strings walk passes over.
+func inert(v *event.Node) bool {
+	switch v.Kind() {
+	case event.Null, event.Bool:
+		return true
 	case event.String:
-		switch string(n.Bytes()) {
+		switch string(v.Bytes()) {
 		case "", "true", "false", "null", "undefined":
-			return
+			return true
 		}
+	}
+	return false
+}
+
+// walk applies the rules to n (its state is on top of the path), then
+// descends unless n was removed. n is not inert: callers pass over those.
+func (s *scrubber) walk(p *pass, n *event.Node, f *field) {
+	if n.Kind() == event.String {
 		s.applyAll(p, n)
 		return
 	}
