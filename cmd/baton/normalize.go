@@ -65,8 +65,17 @@ func cmdNormalize(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	switch *kind {
 	case "event":
 		out, err = n.Event(nil, src, &in)
-	case "security":
-		out, err = n.Security(nil, src, &in)
+	case "security": // a Reporting API batch gives one event per CSP report, a line each
+		var ends []int
+		if out, ends, err = n.SecurityReports(nil, src, &in, nil); err == nil {
+			lines := make([]byte, 0, len(out)+len(ends))
+			start := 0
+			for _, end := range ends[:len(ends)-1] {
+				lines = append(append(lines, out[start:end]...), '\n')
+				start = end
+			}
+			out = append(lines, out[start:]...)
+		}
 	case "nel":
 		out, err = n.NEL(nil, src, &in)
 	default:

@@ -63,6 +63,21 @@ func TestNormalizeBinary(t *testing.T) {
 		t.Errorf("browser context: %v", ev["contexts"])
 	}
 
+	// A Reporting API batch: one event per CSP report, a line each.
+	batch := `[{"type":"csp-violation","body":{"documentURL":"https://a.example/","blockedURL":"https://evil.example/x.js","effectiveDirective":"script-src","originalPolicy":"script-src 'self'","disposition":"enforce"}},` +
+		`{"type":"deprecation","body":{}},` +
+		`{"type":"csp-violation","body":{"documentURL":"https://b.example/","blockedURL":"inline","effectiveDirective":"style-src","originalPolicy":"style-src 'self'","disposition":"report"}}]`
+	cmd := exec.Command(bin, "normalize", "--type", "security")
+	cmd.Stdin = strings.NewReader(batch)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("batch: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "https://a.example/") || !strings.Contains(lines[1], "https://b.example/") {
+		t.Errorf("batch: want one event per CSP report, got %d lines:\n%s", len(lines), out)
+	}
+
 	if _, errs, err = run("[1]"); err == nil || !strings.Contains(errs, "not a JSON object") {
 		t.Errorf("invalid input: err %v, stderr %q", err, errs)
 	}
