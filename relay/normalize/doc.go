@@ -24,5 +24,7 @@
 // Last, strings, data bags and stack traces are trimmed to Relay's limits
 // (trim.go), with `!limit` remarks and original lengths in `_meta`.
 //
-// Not done here (issue 17, later steps): inbound filters.
+// relay/process.go runs this package on the ingest path of static and
+// managed relays (normalize → inbound filters of relay/policy → quotas →
+// relay/pii scrubbing, Relay's order); the filters are not in this package.
 package normalize
