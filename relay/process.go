@@ -328,13 +328,27 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 		if err := s.proc.Reserve(2*len(it.Payload)+len(it.Header)+procSlack, &s.lease); err != nil {
 			return err
 		}
+		// The tree the item is parsed into holds ~100 bytes a node, which
+		// a payload of `{},` has every 3 bytes: charged while it lives.
+		tree := event.Cost(it.Payload)
+		if err := s.lease.Grow(tree); err != nil {
+			return err
+		}
 		from := it.Class
 		var f eventFilter
 		if judge && isEventItem(it.Type) {
 			f, judge = filter, false
 		}
 		var err error
-		if s.proc.B, err = r.proc.item(s.proc.B, it, &nin, s.trusted, in.adm.State, f); err != nil {
+		s.proc.B, err = r.proc.item(s.proc.B, it, &nin, s.trusted, in.adm.State, f)
+		s.lease.Shrink(tree)
+		// Output past the reservation (`_meta` for every scrubbed tag can
+		// make it ten times the input) was appended beyond it: charged now,
+		// so the request holds what it made or is refused.
+		if err := s.proc.Reserve(0, &s.lease); err != nil {
+			return err
+		}
+		if err != nil {
 			if errors.Is(err, errFiltered) {
 				continue // dropped in the verdict, reported as filtered
 			}
