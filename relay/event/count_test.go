@@ -66,3 +66,29 @@ func TestCost(t *testing.T) {
 		t.Errorf("Cost of an array of one string = %d, want %d", got, want)
 	}
 }
+
+// BenchmarkCost is the prescan's speed on a realistic event (MB/s).
+func BenchmarkCost(b *testing.B) {
+	src := repeat(`{"breadcrumbs":{"values":`, `{"timestamp":1700000000.5,"category":"http","message":"GET /api/items","data":{"status_code":200}}`, `}}`, 50)
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		Cost(src)
+	}
+}
+
+// TestCostStrings: escapes inside strings, escaped backslashes before a
+// closing quote and an unterminated string.
+func TestCostStrings(t *testing.T) {
+	for _, c := range []struct {
+		src   string
+		nodes int
+	}{
+		{`["a\"{,","b\\",[1]]`, 5},
+		{`["\\\"{,"]`, 2},
+		{`[",{`, 2},
+	} {
+		if got, want := Cost([]byte(c.src)), c.nodes*nodeCost+len(c.src)*byteCost; got != want {
+			t.Errorf("Cost(%s) = %d, want %d", c.src, got, want)
+		}
+	}
+}
