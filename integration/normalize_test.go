@@ -243,3 +243,26 @@ func TestNormalizeRelayDirPII(t *testing.T) {
 	hdr, ev, raw := waitItem(t, s, "4f1e2d3c4b5a69788796a5b4c3d2e1f0", "event")
 	checkProcessedEvent(t, "static, projects/42.json", hdr, ev, raw)
 }
+
+// TestNormalizeTreeBudget: the tree an event is parsed into for
+// normalization is charged to the request before it is built. A 1 MiB
+// event of empty objects makes ~65 MB of nodes: with the default
+// server.max_inflight_bytes (48 MiB) it gets 413, not the memory, while a
+// realistic event still passes.
+func TestNormalizeTreeBudget(t *testing.T) {
+	s := newFakeSentry(t)
+	n := startNode(t, fmt.Sprintf("upstreams: {up: {urls: [%s], max_retry_interval: 200ms}}\nroutes: {default: {upstream: up}}\n", s.url())+
+		fmt.Sprintf("mode: static\nprojects: {\"42\": {public_keys: [%s]}}\n", managedKey))
+	hostile := `{"extra":{"x":[{}` + strings.Repeat(`,{}`, 340_000) + `]}}`
+	env := fmt.Appendf(nil, "{\"event_id\":\"4f1e2d3c4b5a69788796a5b4c3d2e1f0\"}\n{\"type\":\"event\"}\n%s\n", hostile)
+	code, body, _ := postEnvelope(t, n, 42, managedKey, env, nil)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "max_inflight_bytes") {
+		t.Errorf("1 MiB of empty objects: %d %s, want 413 naming server.max_inflight_bytes", code, body)
+	}
+	if code, body, _ := postEnvelope(t, n, 42, managedKey, normEnvelope(managedKey, 42, "5f1e2d3c4b5a69788796a5b4c3d2e1f0"), nil); code != 200 {
+		t.Errorf("a realistic event: %d %s", code, body)
+	}
+	if st := waitBalanced(t, n, 10*time.Second); st.Rejected["too_large"] != 1 || st.Bodies.InUse != 0 {
+		t.Errorf("after the requests: rejected %v, bodies %+v", st.Rejected, st.Bodies)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/baton-relay/baton/envelope"
 )
@@ -289,5 +290,34 @@ func TestOTLPRefusals(t *testing.T) {
 	st := n.r.Stats()
 	if st.Rejected["content_type"] != 2 || st.Rejected["invalid"] < 4 || st.Accepted != 0 {
 		t.Errorf("stats: rejected %v, accepted %d", st.Rejected, st.Accepted)
+	}
+}
+
+// TestOTLPDecodeBudget: an OTLP body is charged for the messages decoding
+// it makes, not its size alone. 1 MB of empty spans becomes ~170 MB of
+// structs: with the default server.max_inflight_bytes (48 MiB) it gets
+// 413 before it is decoded, while a realistic export still passes.
+func TestOTLPDecodeBudget(t *testing.T) {
+	n := startNode(t, "")
+	auth := map[string]string{"Content-Type": "application/x-protobuf", "X-Sentry-Auth": authHeader(testKey)["X-Sentry-Auth"]}
+	var scope []byte
+	for range 500_000 {
+		scope = protowire.AppendTag(scope, 2, protowire.BytesType) // ScopeSpans.spans
+		scope = protowire.AppendBytes(scope, nil)
+	}
+	rs := protowire.AppendTag(nil, 2, protowire.BytesType) // ResourceSpans.scope_spans
+	rs = protowire.AppendBytes(rs, scope)
+	body := protowire.AppendTag(nil, 1, protowire.BytesType) // TracesData.resource_spans
+	body = protowire.AppendBytes(body, rs)
+	code, msg, _ := post(t, otlpURL(n, "traces"), body, auth)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(msg, "max_inflight_bytes") {
+		t.Errorf("1 MB of empty spans: %d %s, want 413 naming server.max_inflight_bytes", code, msg)
+	}
+	if code, msg, _ := post(t, otlpURL(n, "traces"), []byte(otlpTraceJSON), map[string]string{
+		"Content-Type": "application/json", "X-Sentry-Auth": auth["X-Sentry-Auth"]}); code != http.StatusOK {
+		t.Errorf("a realistic export: %d %s", code, msg)
+	}
+	if st := waitBalanced(t, n, 10*time.Second); st.Rejected["too_large"] != 1 || st.Bodies.InUse != 0 {
+		t.Errorf("after the requests: rejected %v, bodies %+v", st.Rejected, st.Bodies)
 	}
 }

@@ -10,22 +10,19 @@ import (
 	"github.com/baton-relay/baton/relay/otlp"
 )
 
-// otlpDecodeFactor is what decoding an OTLP body holds per body byte: the
-// protobuf messages of a 100-span request, and the id-rewritten copy of a
-// JSON one, allocate 16-21 times the body (BenchmarkTraces100 in
-// relay/otlp). The converted items come on top, at most
-// limits.max_container_size.
-const otlpDecodeFactor = 21
-
-// otlpSignal is the OTLP route a request named: traces or logs.
-func otlpSignal(endpoint string) (conv func([]byte, otlp.Format, []byte, otlp.Options) ([]byte, int, error), ok bool) {
+// otlpSignal is the OTLP route a request named, traces or logs: its
+// conversion, and the bound of what decoding a body holds (its messages
+// are counted before it is decoded: 1 MB of empty spans becomes ~170 MB of
+// structs).
+func otlpSignal(endpoint string) (conv func([]byte, otlp.Format, []byte, otlp.Options) ([]byte, int, error),
+	cost func(otlp.Format, []byte) int, ok bool) {
 	switch endpoint {
 	case "integration/otlp/v1/traces":
-		return otlp.AppendTraces, true
+		return otlp.AppendTraces, otlp.TracesCost, true
 	case "integration/otlp/v1/logs":
-		return otlp.AppendLogs, true
+		return otlp.AppendLogs, otlp.LogsCost, true
 	}
-	return nil, false
+	return nil, nil, false
 }
 
 // handleOTLP serves POST /api/{pid}/integration/otlp/v1/traces and
@@ -35,7 +32,7 @@ func otlpSignal(endpoint string) (conv func([]byte, otlp.Format, []byte, otlp.Op
 // body, which OTLP exporters read as full success; bodies are limited to
 // max_container_size, Relay's limit for integration items.
 func (r *Relay) handleOTLP(ctx *fasthttp.RequestCtx, pid uint64, endpoint string) {
-	conv, ok := otlpSignal(endpoint)
+	conv, cost, ok := otlpSignal(endpoint)
 	if !ok {
 		r.handleUnknown(ctx)
 		return
@@ -54,7 +51,7 @@ func (r *Relay) handleOTLP(ctx *fasthttp.RequestCtx, pid uint64, endpoint string
 	if res := r.converted(ctx, pid, limit, func(s *scratch, body []byte) ([]byte, error) {
 		// Decoded messages, then the items (convert charged convSlack and
 		// the body's size for them).
-		if err := s.lease.Grow(otlpDecodeFactor*len(body) + max(limit-len(body)-convSlack, 0)); err != nil {
+		if err := s.lease.Grow(cost(f, body) + max(limit-len(body)-convSlack, 0)); err != nil {
 			return nil, err
 		}
 		var err error

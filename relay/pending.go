@@ -40,7 +40,10 @@ func (p *releasePolicy) Decide(rec *record.Record) forward.Verdict {
 	if v.Drop[rec.Class] {
 		return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class], Code: v.Code(rec.Class)}
 	}
-	value, invalid := r.release(rec, adm.State)
+	value, invalid, err := r.release(rec, adm.State)
+	if err != nil { // errSinkTooLarge
+		return forward.Verdict{Action: forward.Drop, Reason: outcome.ReasonTooLarge}
+	}
 	if invalid != "" {
 		return forward.Verdict{Action: forward.Drop, Reason: outcome.ReasonInvalid, Code: invalid}
 	}

@@ -328,13 +328,27 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 		if err := s.proc.Reserve(2*len(it.Payload)+len(it.Header)+procSlack, &s.lease); err != nil {
 			return err
 		}
+		// The tree the item is parsed into holds ~100 bytes a node, which
+		// a payload of `{},` has every 3 bytes: charged while it lives.
+		tree := event.Cost(it.Payload)
+		if err := s.lease.Grow(tree); err != nil {
+			return err
+		}
 		from := it.Class
 		var f eventFilter
 		if judge && isEventItem(it.Type) {
 			f, judge = filter, false
 		}
 		var err error
-		if s.proc.B, err = r.proc.item(s.proc.B, it, &nin, s.trusted, in.adm.State, f); err != nil {
+		s.proc.B, err = r.proc.item(s.proc.B, it, &nin, s.trusted, in.adm.State, f)
+		s.lease.Shrink(tree)
+		// Output past the reservation (`_meta` for every scrubbed tag can
+		// make it ten times the input) was appended beyond it: charged now,
+		// so the request holds what it made or is refused.
+		if err := s.proc.Reserve(0, &s.lease); err != nil {
+			return err
+		}
+		if err != nil {
 			if errors.Is(err, errFiltered) {
 				continue // dropped in the verdict, reported as filtered
 			}
@@ -350,18 +364,23 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 	return nil
 }
 
+// errSinkTooLarge means a released record grew past what its class's sink
+// takes (dropped as too_large: sending it would only be refused).
+var errSinkTooLarge = errors.New("released envelope is larger than its destination accepts")
+
 // release is what a releaser does to a record that waited for its
 // project's config, now known as st: its event items are scrubbed (and
 // normalized, if they were not at ingest). It returns the record to store
 // instead of rec (nil: rec as it is), or Relay's reason when the record
-// is to be dropped as invalid.
-func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, reason string) {
+// is to be dropped as invalid, or errSinkTooLarge when it is to be dropped
+// as too large.
+func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, reason string, err error) {
 	if r.proc == nil {
-		return nil, ""
+		return nil, "", nil
 	}
 	var env envelope.Envelope
 	if env.Parse(rec.Envelope, &r.limits) != nil {
-		return nil, "" // it parsed when it was accepted; the forwarder judges it
+		return nil, "", nil // it parsed when it was accepted; the forwarder judges it
 	}
 	var (
 		buf            []byte
@@ -388,12 +407,17 @@ func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, re
 		// Trusted: Baton normalized and marked every item at ingest but
 		// those a verified relay had marked.
 		if buf, err = r.proc.item(buf, it, &nin, true, st, nil); err != nil {
-			return nil, discardReason(it.Type, err)
+			return nil, discardReason(it.Type, err), nil
 		}
 		changed = changed || len(was) != len(it.Header) || &was[0] != &it.Header[0]
 	}
 	if !changed {
-		return nil, ""
+		return nil, "", nil
 	}
-	return record.Append(nil, rec, env.AppendTo(nil)), ""
+	out := env.AppendTo(nil)
+	// Checked at ingest as it was; scrubbing's _meta may have grown it.
+	if lim := r.maxEnvelope[rec.Class]; lim > 0 && len(out) > lim {
+		return nil, "", fmt.Errorf("%w: %s, %d bytes, limit %d", errSinkTooLarge, rec.Class, len(out), lim)
+	}
+	return record.Append(nil, rec, out), "", nil
 }

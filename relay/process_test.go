@@ -208,13 +208,13 @@ func TestReleaseRewrites(t *testing.T) {
 	rec := record.Record{Class: envelope.ClassError, Items: 2, ReceivedAt: time.Now().UnixNano(), ProjectID: 1,
 		PublicKey: []byte("a7c3e9f1b5d24680ace13579bdf02468"), ClientIP: []byte("192.0.2.7"), Envelope: []byte(env)}
 
-	if v, why := r.release(&rec, &project.State{}); v != nil || why != "" {
+	if v, why, _ := r.release(&rec, &project.State{}); v != nil || why != "" {
 		t.Errorf("no PII config, already normalized: rewritten (%q, %q)", v, why)
 	}
 	st, _ := project.DecodeState([]byte(`{"projectId":1,"publicKeys":[],"config":{"piiConfig":{"applications":{"password":["@password:filter"]}}}}`))
-	v, why := r.release(&rec, st)
-	if why != "" || v == nil {
-		t.Fatalf("release: %q", why)
+	v, why, err := r.release(&rec, st)
+	if why != "" || v == nil || err != nil {
+		t.Fatalf("release: %q %v", why, err)
 	}
 	var got record.Record
 	var sl record.Slab
@@ -232,8 +232,16 @@ func TestReleaseRewrites(t *testing.T) {
 		t.Errorf("released envelope: %s", got.Envelope)
 	}
 
+	// A sink that took the envelope as it came but not as scrubbing grew
+	// it (the `_meta` of the filtered password): dropped as too large.
+	r.maxEnvelope[envelope.ClassError] = len(env)
+	if v, why, err := r.release(&rec, st); v != nil || why != "" || !errors.Is(err, errSinkTooLarge) {
+		t.Errorf("released past the sink's limit: %q %q %v, want errSinkTooLarge", v, why, err)
+	}
+	r.maxEnvelope[envelope.ClassError] = 0
+
 	bad, _ := project.DecodeState([]byte(`{"projectId":1,"publicKeys":[],"config":{"piiConfig":{"rules":{"r":{"type":"pattern","pattern":"("}},"applications":{"$string":["r"]}}}}`))
-	if _, why := r.release(&rec, bad); why != "project_state_pii" {
+	if _, why, _ := r.release(&rec, bad); why != "project_state_pii" {
 		t.Errorf("bad PII config: reason %q", why)
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // hundredSpans is a request as an instrumented HTTP service exports it: 100
 // spans of one resource and scope, each with 8 attributes.
-func hundredSpans(b *testing.B) *tracepb.TracesData {
+func hundredSpans(testing.TB) *tracepb.TracesData {
 	spans := make([]*tracepb.Span, 100)
 	for i := range spans {
 		spans[i] = &tracepb.Span{
