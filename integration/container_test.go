@@ -240,7 +240,10 @@ func TestContainerImageDefault(t *testing.T) {
 	p := crashStartCmd(t, cmd)
 	p.waitReady(t, http.DefaultClient, 20*time.Second)
 
-	// The banner: reachable addresses only, on the EXPOSEd ports.
+	// The banner: reachable addresses only, on the EXPOSEd ports. Ready can
+	// come before its last lines are written: wait for the last one.
+	fakeWaitFor(t, 10*time.Second, func() bool { return strings.Contains(p.stdout.String(), "Ctrl-C") },
+		func() string { return "the banner never ended:\n" + p.stdout.String() })
 	banner := p.stdout.String()
 	if strings.Contains(banner, "[::]") || strings.Contains(banner, "0.0.0.0") {
 		t.Errorf("the banner prints a wildcard address:\n%s", banner)

@@ -550,6 +550,10 @@ func TestKafkaDownSessionsFlow(t *testing.T) {
 	// The upstream saw the last session before Baton counted it delivered.
 	fakeWaitFor(t, 5*time.Second, func() bool { return n.r.Stats().Classes["session"].Delivered.Records == rounds },
 		func() string { return fmt.Sprintf("sessions: %+v", n.r.Stats().Classes["session"]) })
+	// A delivery is counted a moment before its ack lands in the buffer's
+	// pending figure: wait for the two to agree.
+	fakeWaitFor(t, 5*time.Second, func() bool { st := n.r.Stats(); return st.Balanced && st.Pending == rounds },
+		func() string { return fmt.Sprintf("not balanced with %d pending: %+v", rounds, n.r.Stats()) })
 	st := n.r.Stats()
 	if p := faultPending(st, "error"); p != rounds || st.Pending != rounds {
 		t.Errorf("errors pending %d, buffer pending %d; want %d each (Kafka is down)", p, st.Pending, rounds)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,8 +71,21 @@ func attrValue(t *testing.T, item map[string]any, key, typ string) any {
 // export among them) fail the test.
 func failOnOTelErrors(t *testing.T) {
 	prev := otel.GetErrorHandler()
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { t.Errorf("otel: %v", err) }))
-	t.Cleanup(func() { otel.SetErrorHandler(prev) })
+	var mu sync.Mutex
+	done := false
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done { // an exporter's goroutine may report after the test ended
+			t.Errorf("otel: %v", err)
+		}
+	}))
+	t.Cleanup(func() {
+		mu.Lock()
+		done = true
+		mu.Unlock()
+		otel.SetErrorHandler(prev)
+	})
 }
 
 func otlpURL(n *node, signal string) string {

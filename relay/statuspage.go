@@ -28,8 +28,8 @@ func (r *Relay) startStatus() *status.Status {
 	sp.st = status.New(status.Options{Read: r.tel.Read, Detail: r.statusDetail})
 	var ctx context.Context
 	ctx, sp.stop = context.WithCancel(context.Background())
+	r.statusPage = sp // before the sampler, which reads it
 	go func() { defer close(sp.done); sp.st.Run(ctx) }()
-	r.statusPage = sp
 	return sp.st
 }
 
