@@ -39,16 +39,3 @@ func (e *norm) errorAt(kind string, data *event.Node, path ...string) {
 	m := e.t.MetaAt(path...)
 	m.Errors = append(m.Errors, event.MetaError{Kind: kind, Data: data})
 }
-
-// hasMetaError reports whether the event's own `_meta` (from an earlier
-// pass) records an error of kind for the top-level field key.
-func (e *norm) hasMetaError(key, kind string) bool {
-	l := e.ev.Get("_meta").Get(key).Get("").Get("err")
-	for i := range l.Len() {
-		x := l.Index(i)
-		if x.Is(kind) || x.Kind() == event.Array && x.Len() > 0 && x.Index(0).Is(kind) {
-			return true
-		}
-	}
-	return false
-}
