@@ -345,6 +345,9 @@ func TestBannerOnWildcardListen(t *testing.T) {
 		}
 		p := crashStart(t, bin, cfg)
 		p.waitReady(t, http.DefaultClient, 10*time.Second)
+		// Ready can come before the banner's last lines are written.
+		fakeWaitFor(t, 10*time.Second, func() bool { return strings.Contains(p.stdout.String(), "Ctrl-C") },
+			func() string { return "the banner never ended:\n" + p.stdout.String() })
 		banner := p.stdout.String()
 		if strings.Contains(banner, "[::]") || strings.Contains(banner, "0.0.0.0") || !strings.HasPrefix(p.base, "http://127.0.0.1:") {
 			t.Errorf("advertised %q: the banner prints a wildcard address:\n%s", tc.advertised, banner)
