@@ -23,6 +23,19 @@ var rawOutcomeTS = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`
 
 // normOutcomes checks every outcome's timestamp and returns them without
 // it, as JSON strings, sorted: comparable with a test's expectations.
+// waitSentryOutcomes waits until the outcomes the fake Sentry received,
+// normalized, are exactly want.
+func waitSentryOutcomes(t *testing.T, s *fakeSentry, want []string, timeout time.Duration) {
+	t.Helper()
+	var got []string
+	fakeWaitFor(t, timeout, func() bool {
+		got = normOutcomes(t, sentryOutcomes(s))
+		return reflect.DeepEqual(got, want)
+	}, func() string {
+		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	})
+}
+
 func normOutcomes(t *testing.T, outs []map[string]any) []string {
 	t.Helper()
 	var got []string
@@ -136,13 +149,7 @@ func TestManagedRawOutcomesReachSentry(t *testing.T) {
 	sendRawOutcomeTraffic(t, n, s)
 
 	want := wantRawOutcomes("edge-1")
-	var got []string
-	fakeWaitFor(t, 15*time.Second, func() bool {
-		got = normOutcomes(t, sentryOutcomes(s))
-		return reflect.DeepEqual(got, want)
-	}, func() string {
-		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
-	})
+	waitSentryOutcomes(t, s, want, 15*time.Second)
 	st := waitBalanced(t, n, 15*time.Second)
 	cr := st.Classes["client_report"]
 	// One SDK report delivered (as outcomes) and the produced outcome records.
@@ -247,13 +254,7 @@ func TestRawOutcomesThroughChain(t *testing.T) {
 	sendRawOutcomeTraffic(t, down, s)
 
 	want := wantRawOutcomes("edge-b")
-	var got []string
-	fakeWaitFor(t, 20*time.Second, func() bool {
-		got = normOutcomes(t, sentryOutcomes(s))
-		return reflect.DeepEqual(got, want)
-	}, func() string {
-		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
-	})
+	waitSentryOutcomes(t, s, want, 20*time.Second)
 	waitBalanced(t, down, 10*time.Second)
 	st := waitBalanced(t, a, 10*time.Second)
 	if cr := st.Classes["client_report"]; cr.Accepted.Items != 4 {
@@ -315,13 +316,7 @@ func TestBufferExpiryReportedAsRawOutcomes(t *testing.T) {
 			"event_id": id, "remote_addr": "203.0.113.9", "source": "edge-x", "category": category, "quantity": quantity}
 	}
 	want := wantOutcomes(o(1, 1), o(4, 5), o(22, 1))
-	var got []string
-	fakeWaitFor(t, 20*time.Second, func() bool {
-		got = normOutcomes(t, sentryOutcomes(s))
-		return reflect.DeepEqual(got, want)
-	}, func() string {
-		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
-	})
+	waitSentryOutcomes(t, s, want, 20*time.Second)
 	st := waitBalanced(t, n, 15*time.Second)
 	if d := st.Classes["error"].Dropped["expired"]; d != (outcome.Count{Records: 1, Items: 2}) {
 		t.Errorf("error class: dropped as expired %+v, want its record of 2 items", d)
@@ -355,13 +350,7 @@ outcomes:
 	n := runNode(t, cfg, cfg.Buffer.Dir, nil)
 	sendRawOutcomeTraffic(t, n, s)
 	want := wantRawOutcomes("edge-dir")
-	var got []string
-	fakeWaitFor(t, 15*time.Second, func() bool {
-		got = normOutcomes(t, sentryOutcomes(s))
-		return reflect.DeepEqual(got, want)
-	}, func() string {
-		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
-	})
+	waitSentryOutcomes(t, s, want, 15*time.Second)
 }
 
 // A static Baton that emits raw outcomes takes them from its internal
@@ -423,13 +412,7 @@ func TestProxyBatonForwardsOutcomes(t *testing.T) {
 	down := startNode(t, managedYAML(p.url, "outcomes:\n  emit_outcomes: \"true\"\n  batch_interval: 10ms\n  source: edge-d\n"))
 	sendRawOutcomeTraffic(t, down, s)
 	want := wantRawOutcomes("edge-d")
-	var got []string
-	fakeWaitFor(t, 20*time.Second, func() bool {
-		got = normOutcomes(t, sentryOutcomes(s))
-		return reflect.DeepEqual(got, want)
-	}, func() string {
-		return fmt.Sprintf("outcomes at Sentry:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
-	})
+	waitSentryOutcomes(t, s, want, 20*time.Second)
 	if id := s.outcomes()[0].RelayID; s.registered()[id] == "" {
 		t.Errorf("outcomes came from %q, not the registered downstream relay", id)
 	}

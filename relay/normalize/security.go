@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -22,11 +23,9 @@ func (n *Normalizer) Security(dst, src []byte, in *Input) ([]byte, error) {
 	if in == nil {
 		in = &Input{}
 	}
-	var raw any
-	dec := json.NewDecoder(strings.NewReader(string(src)))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil {
-		return dst, fmt.Errorf("%w: security report is not valid JSON: %v", ErrInvalid, err)
+	raw, err := decodeReport(src)
+	if err != nil {
+		return dst, err
 	}
 	ev, err := securityEvent(raw, in)
 	if err != nil {
@@ -55,11 +54,9 @@ func (n *Normalizer) SecurityReports(dst, src []byte, in *Input, ends []int) ([]
 	if in == nil {
 		in = &Input{}
 	}
-	var raw any
-	dec := json.NewDecoder(strings.NewReader(string(src)))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil {
-		return dst, ends, fmt.Errorf("%w: security report is not valid JSON: %v", ErrInvalid, err)
+	raw, err := decodeReport(src)
+	if err != nil {
+		return dst, ends, err
 	}
 	list, ok := raw.([]any)
 	if !ok {
@@ -355,4 +352,15 @@ func certEvent(ty, message string, r map[string]any, tagKeys ...string) map[stri
 		"request":  map[string]any{"url": host},
 		"tags":     tags,
 	}
+}
+
+// decodeReport parses a security report body, numbers kept as written.
+func decodeReport(src []byte) (any, error) {
+	var raw any
+	dec := json.NewDecoder(bytes.NewReader(src))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("%w: security report is not valid JSON: %v", ErrInvalid, err)
+	}
+	return raw, nil
 }
