@@ -33,7 +33,7 @@ var legacyAliases = [][2]string{
 // validPlatforms is Relay's list; anything else becomes "other".
 var validPlatforms = []string{"as3", "c", "cfml", "cocoa", "csharp", "elixir", "haskell", "go", "groovy", "java", "javascript", "native", "node", "objc", "other", "perl", "php", "python", "ruby"}
 
-func (n *Normalizer) event(t *event.Tree, in *Input) {
+func (n *Normalizer) event(t *event.Tree, in *Input) error {
 	e := &norm{t: t, ev: t.Root(), in: in}
 	ev := e.ev
 	for _, a := range legacyAliases {
@@ -58,9 +58,21 @@ func (n *Normalizer) event(t *event.Tree, in *Input) {
 	e.request()
 	e.user()
 	n.timestamps(e)
+	e.subTimestamps()
+	e.contexts()
+	tc := e.traceContext()
+	if ev.Get("type").Is("transaction") {
+		if err := e.validateTransaction(tc); err != nil {
+			return err
+		}
+		e.transaction(tc)
+	} else if ev.Has("measurements") {
+		t.Delete(ev, "measurements") // only transactions have them (Relay's normalize_measurements)
+	}
 	n.userAgentContexts(e)
 	e.trim()
 	e.tagEnvironment()
+	return nil
 }
 
 func (e *norm) eventID() {

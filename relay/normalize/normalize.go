@@ -111,8 +111,7 @@ func (n *Normalizer) Tree(t *event.Tree, in *Input) error {
 	if t.Root().Kind() != event.Object {
 		return fmt.Errorf("%w: event is not a JSON object", ErrInvalid)
 	}
-	n.event(t, in)
-	return nil
+	return n.event(t, in)
 }
 
 // decodeObject parses src as one JSON object, numbers kept as written (NEL

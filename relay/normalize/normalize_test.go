@@ -108,7 +108,7 @@ func TestRules(t *testing.T) {
 		{"level critical", `{"level":"critical"}`, Input{}, map[string]string{"level": `"fatal"`}},
 		{"level numeric", `{"level":30}`, Input{}, map[string]string{"level": `"warning"`}},
 		{"level default", `{}`, Input{}, map[string]string{"level": `"error"`}},
-		{"level transaction", `{"type":"transaction"}`, Input{}, map[string]string{"level": `"info"`}},
+		{"level transaction", `{"type":"transaction","start_timestamp":1795600799,"contexts":{"trace":{"trace_id":"4c79f60c11214eb38604f4ae0781bfb2","span_id":"fa90fdead5f74053"}}}`, Input{}, map[string]string{"level": `"info"`}},
 		{"level invalid", `{"level":"loud"}`, Input{}, map[string]string{"level": `"error"`, "_meta.level..err.0.1.reason": `"expected a level"`, "_meta.level..val": `"loud"`, "errors": "null"}},
 		{"platform default", `{}`, Input{}, map[string]string{"platform": `"other"`}},
 		{"platform invalid", `{"platform":"cobol"}`, Input{}, map[string]string{"platform": `"other"`}},
@@ -141,7 +141,7 @@ func TestRules(t *testing.T) {
 			"contexts.client_os": `{"name":"Windows","os":"Windows >=10","type":"os","version":">=10"}`, "contexts.device": "null"}},
 		{"user agent device", `{"request":{"headers":[["user-agent","Mozilla/5.0 (iPhone; CPU iPhone OS 16_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.5 Mobile/15E148 Safari/604.1"]]}}`, Input{}, map[string]string{
 			"contexts.device": `{"brand":"Apple","family":"iPhone","model":"iPhone","type":"device"}`, "contexts.client_os.name": `"iOS"`}},
-		{"user agent keeps context", `{"contexts":{"browser":{"name":"Mine"}},"request":{"headers":{"User-Agent":"` + chromeUA + `"}}}`, Input{}, map[string]string{"contexts.browser": `{"name":"Mine"}`, "contexts.client_os.name": `"Windows"`}},
+		{"user agent keeps context", `{"contexts":{"browser":{"name":"Mine"}},"request":{"headers":{"User-Agent":"` + chromeUA + `"}}}`, Input{}, map[string]string{"contexts.browser": `{"name":"Mine","type":"browser"}`, "contexts.client_os.name": `"Windows"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := tc.input
