@@ -407,9 +407,8 @@ func (e *norm) platform() {
 }
 
 // request turns request headers given as an object into [name, value]
-// pairs sorted by name.
+// pairs sorted by name, then normalizes the other fields (request.go).
 func (e *norm) request() {
-	t := e.t
 	req := e.ev.Get("request")
 	if req.Kind() != event.Object {
 		if !req.IsNull() {
@@ -417,10 +416,15 @@ func (e *norm) request() {
 		}
 		return
 	}
-	h := req.Get("headers")
-	if h.Kind() != event.Object {
-		return
+	if h := req.Get("headers"); h.Kind() == event.Object {
+		e.headerPairs(req, h)
 	}
+	e.requestFields(req)
+}
+
+// headerPairs turns the headers object h into pairs sorted by name.
+func (e *norm) headerPairs(req, h *event.Node) {
+	t := e.t
 	pairs := t.NewArray()
 	for _, i := range t.SortedKeys(h) {
 		k, hv := t.NewStringBytes(h.Key(i)), h.Index(i)
