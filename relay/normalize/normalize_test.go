@@ -141,7 +141,7 @@ func TestRules(t *testing.T) {
 			"contexts.client_os": `{"name":"Windows","os":"Windows >=10","type":"os","version":">=10"}`, "contexts.device": "null"}},
 		{"user agent device", `{"request":{"headers":[["user-agent","Mozilla/5.0 (iPhone; CPU iPhone OS 16_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.5 Mobile/15E148 Safari/604.1"]]}}`, Input{}, map[string]string{
 			"contexts.device": `{"brand":"Apple","family":"iPhone","model":"iPhone","type":"device"}`, "contexts.client_os.name": `"iOS"`}},
-		{"user agent keeps context", `{"contexts":{"browser":{"name":"Mine"}},"request":{"headers":{"User-Agent":"` + chromeUA + `"}}}`, Input{}, map[string]string{"contexts.browser": `{"name":"Mine","type":"browser"}`, "contexts.client_os.name": `"Windows"`}},
+		{"user agent keeps context", `{"contexts":{"browser":{"name":"Mine"}},"request":{"headers":{"User-Agent":"` + chromeUA + `"}}}`, Input{}, map[string]string{"contexts.browser": `{"browser":"Mine","name":"Mine","type":"browser"}`, "contexts.client_os.name": `"Windows"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := tc.input
