@@ -51,6 +51,7 @@ func (n *Normalizer) event(t *event.Tree, in *Input) error {
 		e.wrapValues(k)
 	}
 	e.moveStacktrace()
+	e.exceptions()
 	e.releaseEnv()
 	e.tags()
 	e.level()
