@@ -67,6 +67,7 @@ func (n *Normalizer) event(t *event.Tree, in *Input) error {
 			return err
 		}
 		e.transaction(tc)
+		n.measurements(e, parseTime(ev.Get("start_timestamp")), parseTime(ev.Get("timestamp")))
 	} else if ev.Has("measurements") {
 		t.Delete(ev, "measurements") // only transactions have them (Relay's normalize_measurements)
 	}

@@ -25,6 +25,10 @@ type Options struct {
 	// MaxFuture is how far after the receive time an event timestamp may be
 	// before it is clamped (Relay's max_secs_in_future). Default 60 s.
 	MaxFuture time.Duration
+	// MaxCustomMeasurements is how many measurements other than the
+	// built-in ones a transaction keeps (Relay's maxCustomMeasurements of
+	// the global config). Default DefaultMaxCustomMeasurements.
+	MaxCustomMeasurements int
 }
 
 // Defaults (one source of truth).
@@ -34,6 +38,8 @@ const (
 	// MinClockDrift is Relay's lower bound for correcting clock drift from
 	// sent_at: smaller differences are latency, not a wrong clock.
 	MinClockDrift = 55 * time.Minute
+	// DefaultMaxCustomMeasurements is Sentry's global config value.
+	DefaultMaxCustomMeasurements = 10
 )
 
 // Input is what the request around a payload tells about it.
@@ -75,6 +81,9 @@ func New(opts Options) (*Normalizer, error) {
 	}
 	if opts.MaxFuture <= 0 {
 		opts.MaxFuture = DefaultMaxFuture
+	}
+	if opts.MaxCustomMeasurements <= 0 {
+		opts.MaxCustomMeasurements = DefaultMaxCustomMeasurements
 	}
 	return &Normalizer{opts: opts}, nil
 }
