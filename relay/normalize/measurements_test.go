@@ -1,6 +1,8 @@
 package normalize
 
 import (
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -58,5 +60,35 @@ func TestMeasurements(t *testing.T) {
 				t.Errorf("second pass differs (%v):\n%s\n%s", err, out, again)
 			}
 		})
+	}
+}
+
+// TestBuiltinMeasurementsMatchGlobalConfig: the built-in measurements and
+// the custom limit are those of Sentry's global config (testdata copy of
+// a captured one).
+func TestBuiltinMeasurementsMatchGlobalConfig(t *testing.T) {
+	b, err := os.ReadFile("testdata/global_config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gc struct {
+		Measurements struct {
+			Builtin []struct{ Name, Unit string } `json:"builtinMeasurements"`
+			Max     int                           `json:"maxCustomMeasurements"`
+		} `json:"measurements"`
+	}
+	if err := json.Unmarshal(b, &gc); err != nil {
+		t.Fatal(err)
+	}
+	if gc.Measurements.Max != DefaultMaxCustomMeasurements {
+		t.Errorf("maxCustomMeasurements %d, default %d", gc.Measurements.Max, DefaultMaxCustomMeasurements)
+	}
+	if len(gc.Measurements.Builtin) != len(builtinMeasurements) {
+		t.Errorf("%d built-ins in the global config, %d here", len(gc.Measurements.Builtin), len(builtinMeasurements))
+	}
+	for _, m := range gc.Measurements.Builtin {
+		if builtinMeasurements[m.Name] != m.Unit {
+			t.Errorf("%s: unit %q here, %q in the global config", m.Name, builtinMeasurements[m.Name], m.Unit)
+		}
 	}
 }

@@ -400,11 +400,52 @@ func TestFixtures(t *testing.T) {
 			if src["message"] != nil && ev["logentry"] == nil {
 				t.Error("message not moved to logentry")
 			}
+			if ev["type"] == "transaction" {
+				checkTransaction(t, ev)
+			}
+			contexts, _ := ev["contexts"].(map[string]any)
+			for _, c := range contexts {
+				if c, ok := c.(map[string]any); ok && c["type"] == nil {
+					t.Errorf("context without type: %v", c)
+				}
+			}
 			again, err := n.Event(nil, out, &fx.in)
 			if err != nil || string(again) != string(out) {
 				t.Errorf("second pass differs")
 			}
 		})
+	}
+}
+
+// checkTransaction asserts what the transaction steps leave in a
+// normalized SDK transaction: timestamps in seconds everywhere, a source,
+// the trace context's op and status, and every span's op and ids.
+func checkTransaction(t *testing.T, ev map[string]any) {
+	t.Helper()
+	for _, k := range []string{"timestamp", "start_timestamp"} {
+		if _, ok := ev[k].(json.Number); !ok {
+			t.Errorf("%s %v is not seconds", k, ev[k])
+		}
+	}
+	if get(ev, "transaction_info.source") == nil {
+		t.Error("no transaction_info.source")
+	}
+	if tc := get(ev, "contexts.trace"); get(tc, "op") == nil || get(tc, "status") == nil || get(tc, "type") != "trace" {
+		t.Errorf("trace context %v: want op, status and type", tc)
+	}
+	spans, _ := ev["spans"].([]any)
+	for _, s := range spans {
+		for _, k := range []string{"timestamp", "start_timestamp"} {
+			if _, ok := get(s, k).(json.Number); !ok {
+				t.Errorf("span %s %v is not seconds", k, get(s, k))
+			}
+		}
+		if get(s, "op") == nil || get(s, "span_id") == nil || get(s, "trace_id") == nil {
+			t.Errorf("span %v: want op and ids", s)
+		}
+	}
+	if rt, ok := get(ev, "contexts.runtime").(map[string]any); ok && rt["runtime"] == nil {
+		t.Errorf("runtime context %v without its computed runtime", rt)
 	}
 }
 
