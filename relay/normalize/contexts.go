@@ -42,6 +42,8 @@ func (e *norm) contexts() {
 			e.osContext(v)
 		case ty.Is("browser"):
 			e.computed(v, "browser")
+		case ty.Is("response"):
+			e.responseContext(v, c.Key(i))
 		}
 	}
 }
@@ -236,4 +238,23 @@ func (e *norm) computed(c *event.Node, key string) {
 		s += " " + string(version.Bytes())
 	}
 	e.t.Set(c, key, e.t.NewString(s))
+}
+
+// responseContext is Relay's normalize_response: headers as pairs, a JSON
+// body parsed with inferred_content_type (else the Content-Type header's),
+// cookies as pairs and the Set-Cookie header moved into them when it
+// parses.
+func (e *norm) responseContext(r *event.Node, key []byte) {
+	if h := r.Get("headers"); h.Kind() == event.Object {
+		e.headerPairs(r, h)
+	}
+	if r.Has("data") || r.Has("inferred_content_type") {
+		e.contentType(r, false)
+	}
+	if c := r.Get("cookies"); !c.IsNull() {
+		e.pairList(r, "cookies", c, parseCookies, "contexts", string(key))
+	}
+	if h := r.Get("headers"); h.Kind() == event.Array {
+		e.cookieHeader(r, h, "set-cookie")
+	}
 }

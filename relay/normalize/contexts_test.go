@@ -59,6 +59,14 @@ func TestContexts(t *testing.T) {
 		{"no name", "os", `{}`, `{"type":"os"}`},
 		{"browser", "browser", `{"name":"Firefox","version":"120.0"}`, `{"browser":"Firefox 120.0","name":"Firefox","type":"browser","version":"120.0"}`},
 		{"other", "app", `{"app_name":"x"}`, `{"app_name":"x","type":"app"}`},
+		{"response json", "response", `{"data":"{\"a\":1}","headers":{"Content-Type":"text/plain"}}`,
+			`{"data":{"a":1},"headers":[["Content-Type","text/plain"]],"inferred_content_type":"application/json","type":"response"}`},
+		{"response header type", "response", `{"data":"a=b","headers":[["content-type","text/html; charset=utf-8"]]}`,
+			`{"data":"a=b","headers":[["content-type","text/html; charset=utf-8"]],"inferred_content_type":"text/html","type":"response"}`},
+		{"response set-cookie", "response", `{"headers":{"Set-Cookie":"a=b; c=d","Server":"x"}}`,
+			`{"cookies":[["a","b"],["c","d"]],"headers":[["Server","x"]],"type":"response"}`},
+		{"response set-cookie attributes kept", "response", `{"headers":{"Set-Cookie":"a=b; HttpOnly"}}`,
+			`{"headers":[["Set-Cookie","a=b; HttpOnly"]],"type":"response"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := Input{Received: recv}

@@ -446,7 +446,12 @@ func (e *norm) headerPairs(req, h *event.Node) {
 // header returns the first value of the named request header
 // (case-insensitive) of a normalized event.
 func (e *norm) header(name string) []byte {
-	h := e.ev.Get("request").Get("headers")
+	return headerOf(e.ev.Get("request").Get("headers"), name)
+}
+
+// headerOf returns the first value of the named header (case-insensitive)
+// of headers as pairs.
+func headerOf(h *event.Node, name string) []byte {
 	if h.Kind() != event.Array {
 		return nil
 	}

@@ -20,19 +20,19 @@ func (e *norm) requestFields(req *event.Node) {
 		e.method(req, m)
 	}
 	if q := req.Get("query_string"); !q.IsNull() {
-		e.pairList(req, "query_string", q, parseQuery)
+		e.pairList(req, "query_string", q, parseQuery, "request")
 	}
 	if u := req.Get("url"); u.Kind() == event.String {
 		e.url(req, u)
 	}
 	if c := req.Get("cookies"); !c.IsNull() {
-		e.pairList(req, "cookies", c, parseCookies)
+		e.pairList(req, "cookies", c, parseCookies, "request")
 	}
 	if h := req.Get("headers"); h.Kind() == event.Array {
-		e.cookieHeader(req, h)
+		e.cookieHeader(req, h, "cookie")
 	}
 	if req.Has("data") || req.Has("inferred_content_type") {
-		e.contentType(req)
+		e.contentType(req, true)
 	}
 	if env := req.Get("env"); !env.IsNull() && env.Kind() != event.Object {
 		t.Delete(req, "env")
@@ -170,10 +170,11 @@ func absoluteURL(s []byte) (absURL, bool) {
 	return absURL{raw: raw, norm: norm}, true
 }
 
-// pairList gives a query string or cookies field Relay's pair-list form: a
+// pairList gives a query string or cookies field Relay's pair-list form (path
+// leads to the object holding it): a
 // string is parsed by parse, an object becomes pairs sorted by key with
 // values as lenient strings; pairs stay; anything else is removed.
-func (e *norm) pairList(req *event.Node, key string, v *event.Node, parse func(*event.Tree, []byte) *event.Node) {
+func (e *norm) pairList(req *event.Node, key string, v *event.Node, parse func(*event.Tree, []byte) *event.Node, path ...string) {
 	t := e.t
 	switch v.Kind() {
 	case event.String:
@@ -189,7 +190,7 @@ func (e *norm) pairList(req *event.Node, key string, v *event.Node, parse func(*
 	case event.Array:
 	default:
 		t.Delete(req, key)
-		e.invalidAt(v, "expected a list of pairs", "request", key)
+		e.invalidAt(v, "expected a list of pairs", append(path, key)...)
 	}
 }
 
@@ -268,13 +269,13 @@ func parseCookies(t *event.Tree, s []byte) *event.Node {
 	return pairs
 }
 
-// cookieHeader moves the Cookie header into cookies when it parses; with
-// cookies given, the header is dropped.
-func (e *norm) cookieHeader(req, h *event.Node) {
+// cookieHeader moves the Cookie header (name, lower-case) into cookies
+// when it parses; with cookies given, the header is dropped.
+func (e *norm) cookieHeader(req, h *event.Node, name string) {
 	t := e.t
 	idx := -1
 	for i := range h.Len() {
-		if p := h.Index(i); p.Len() == 2 && bytes.EqualFold(p.Index(0).Bytes(), []byte("cookie")) {
+		if p := h.Index(i); p.Len() == 2 && bytes.EqualFold(p.Index(0).Bytes(), []byte(name)) {
 			idx = i
 			break
 		}
@@ -291,18 +292,18 @@ func (e *norm) cookieHeader(req, h *event.Node) {
 	}
 	kept := t.NewArray()
 	for i := range h.Len() {
-		if p := h.Index(i); !(p.Len() == 2 && bytes.EqualFold(p.Index(0).Bytes(), []byte("cookie"))) {
+		if p := h.Index(i); !(p.Len() == 2 && bytes.EqualFold(p.Index(0).Bytes(), []byte(name))) {
 			t.Push(kept, p)
 		}
 	}
 	t.Set(req, "headers", kept)
 }
 
-// contentType parses a string body that is JSON, or else a form, into the
-// value and sets inferred_content_type to what it was; otherwise the
-// Content-Type header's media type is the inferred type. A body parsed by
-// an earlier pass keeps the inferred type it got.
-func (e *norm) contentType(req *event.Node) {
+// contentType parses a string body that is JSON, or else (withForm) a
+// form, into the value and sets inferred_content_type to what it was;
+// otherwise the Content-Type header's media type is the inferred type. A
+// body parsed by an earlier pass keeps the inferred type it got.
+func (e *norm) contentType(req *event.Node, withForm bool) {
 	t := e.t
 	data := req.Get("data")
 	if data.Kind() == event.String {
@@ -314,7 +315,7 @@ func (e *norm) contentType(req *event.Node) {
 			t.Set(req, "inferred_content_type", t.NewString("application/json"))
 			return
 		}
-		if v := formBody(t, raw); v != nil {
+		if v := formBody(t, raw); withForm && v != nil {
 			t.Set(req, "data", v)
 			t.Set(req, "inferred_content_type", t.NewString("application/x-www-form-urlencoded"))
 			return
@@ -322,7 +323,7 @@ func (e *norm) contentType(req *event.Node) {
 	} else if !data.IsNull() && req.Get("inferred_content_type").Kind() == event.String {
 		return
 	}
-	if ct := e.header("Content-Type"); ct != nil {
+	if ct := headerOf(req.Get("headers"), "Content-Type"); ct != nil {
 		if i := bytes.IndexByte(ct, ';'); i >= 0 {
 			ct = ct[:i]
 		}
