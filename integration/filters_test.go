@@ -63,15 +63,15 @@ func TestManagedInboundFilters(t *testing.T) {
 		{"event", `{"message":"f-msg ResizeObserver loop limit exceeded"}`, "error-message"},
 		{"event", `{"message":"f-release","release":"0.9.3"}`, "release-version"},
 		{"event", `{"message":"f-generic","user":{"segment":"beta"}}`, "betaUsers"},
-		{"transaction", `{"type":"transaction","transaction":"/api/health","contexts":{"trace":{"trace_id":"4c79f60c11214eb38604f4ae0781bfb2","span_id":"fa90fdead5f74052"}},"message":"f-health"}`, "filtered-transaction"},
-		{"transaction", `{"type":"transaction","transaction":"/hello-global","message":"f-global"}`, "globalHello"},
+		{"transaction", `{"type":"transaction","transaction":"/api/health",` + txValid + `,"message":"f-health"}`, "filtered-transaction"},
+		{"transaction", `{"type":"transaction","transaction":"/hello-global",` + txValid + `,"message":"f-global"}`, "globalHello"},
 		{"raw_security", `{"csp-report":{"document-uri":"https://example.com/","blocked-uri":"chrome-extension://abcdef/f-csp.js"}}`, "invalid-csp"},
 	}
 	for _, f := range filtered {
 		send(item(f.typ, f.payload))
 	}
 	send(item("event", `{"message":"kept-error","release":"1.0.0","request":{"url":"https://example.com/","headers":{"User-Agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"}}}`))
-	send(item("transaction", `{"type":"transaction","transaction":"/api/orders","message":"kept-tx"}`))
+	send(item("transaction", `{"type":"transaction","transaction":"/api/orders",`+txValid+`,"message":"kept-tx"}`))
 	// Normalized, a security event's user is the client: from 127.0.0.1
 	// the localhost filter would drop it (TestInboundFiltersNormalized).
 	sendFrom(item("raw_security", `{"csp-report":{"document-uri":"https://example.com/","blocked-uri":"https://cdn.example.com/kept-csp.js"}}`),

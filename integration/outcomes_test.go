@@ -93,7 +93,7 @@ func TestManagedDropsReachSentryAsClientReports(t *testing.T) {
 	send(200, dsn+"\n{\"type\":\"event\"}\n{\"message\":\"f-crawler\",\"request\":{\"headers\":{\"User-Agent\":\"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)\"}}}\n")
 	// Transactions over a quota of 0: refused with 429, still reported.
 	for range 2 {
-		send(429, dsn+"\n{\"type\":\"transaction\"}\n{\"type\":\"transaction\",\"transaction\":\"/x\"}\n")
+		send(429, dsn+"\n{\"type\":\"transaction\"}\n{\"type\":\"transaction\",\"transaction\":\"/x\","+txValid+"}\n")
 	}
 	send(200, dsn+"\n{\"type\":\"event\"}\n{\"message\":\"kept-last\"}\n")
 

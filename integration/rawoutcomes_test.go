@@ -100,7 +100,7 @@ func sendRawOutcomeTraffic(t *testing.T, n *node, s *fakeSentry) {
 		func() string { return "the config was not fetched" })
 	send(200, `{"event_id":"`+crawlerEventID+`",`+dsn+"}\n{\"type\":\"event\"}\n"+
 		`{"message":"f-crawler","request":{"headers":{"User-Agent":"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}}}`+"\n")
-	send(429, `{"event_id":"`+txEventID+`",`+dsn+"}\n{\"type\":\"transaction\"}\n{\"type\":\"transaction\",\"transaction\":\"/x\"}\n")
+	send(429, `{"event_id":"`+txEventID+`",`+dsn+"}\n{\"type\":\"transaction\"}\n{\"type\":\"transaction\",\"transaction\":\"/x\","+txValid+"}\n")
 	report := fmt.Sprintf(`{"timestamp":%d,"discarded_events":[{"reason":"queue_overflow","category":"error","quantity":3}]}`, time.Now().Unix())
 	send(200, "{"+dsn+"}\n{\"type\":\"client_report\"}\n"+report+"\n")
 }

@@ -51,6 +51,7 @@ func newProcessor(cfg config.Config) (*processor, error) {
 const (
 	reasonInvalidJSON    = "invalid_json"
 	reasonSecurityReport = "security_report"
+	reasonInvalidTx      = "invalid_transaction"
 )
 
 // errProjectStatePII is an event of a project whose PII config does not
@@ -98,6 +99,8 @@ func discardReason(t envelope.ItemType, err error) string {
 		return pii.ProjectStateReason
 	case t == envelope.ItemRawSecurity:
 		return reasonSecurityReport
+	case errors.Is(err, normalize.ErrInvalidTransaction):
+		return reasonInvalidTx
 	}
 	return reasonInvalidJSON
 }

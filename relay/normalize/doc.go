@@ -7,6 +7,13 @@
 // browser/OS/device contexts from the User-Agent (uap-core rules through
 // github.com/ua-parser/uap-go), security reports (CSP, Expect-CT,
 // Expect-Staple, HPKP) to security events and NEL reports to log items.
+// Also as Relay's first relay does: requests (method, URL split into query
+// string and fragment, cookies, body and inferred_content_type;
+// request.go), context types and the runtime/os/browser contexts
+// (contexts.go), exception mechanisms (mechanism.go), breadcrumb and span
+// timestamps, and transactions (transaction.go: Relay's validation, whose
+// failure is ErrInvalidTransaction, then name, source, ops and ids;
+// measurements.go). Each step runs only when its field is there.
 //
 // The functions are pure: every input (client address, user agent, sent_at,
 // receive time, clock) is an argument, nothing is read from the process or the

@@ -33,7 +33,7 @@ var legacyAliases = [][2]string{
 // validPlatforms is Relay's list; anything else becomes "other".
 var validPlatforms = []string{"as3", "c", "cfml", "cocoa", "csharp", "elixir", "haskell", "go", "groovy", "java", "javascript", "native", "node", "objc", "other", "perl", "php", "python", "ruby"}
 
-func (n *Normalizer) event(t *event.Tree, in *Input) {
+func (n *Normalizer) event(t *event.Tree, in *Input) error {
 	e := &norm{t: t, ev: t.Root(), in: in}
 	ev := e.ev
 	for _, a := range legacyAliases {
@@ -51,6 +51,7 @@ func (n *Normalizer) event(t *event.Tree, in *Input) {
 		e.wrapValues(k)
 	}
 	e.moveStacktrace()
+	e.exceptions()
 	e.releaseEnv()
 	e.tags()
 	e.level()
@@ -58,9 +59,22 @@ func (n *Normalizer) event(t *event.Tree, in *Input) {
 	e.request()
 	e.user()
 	n.timestamps(e)
+	e.subTimestamps()
+	e.contexts()
+	tc := e.traceContext()
+	if ev.Get("type").Is("transaction") {
+		if err := e.validateTransaction(tc); err != nil {
+			return err
+		}
+		e.transaction(tc)
+		n.measurements(e, parseTime(ev.Get("start_timestamp")), parseTime(ev.Get("timestamp")))
+	} else if ev.Has("measurements") {
+		t.Delete(ev, "measurements") // only transactions have them (Relay's normalize_measurements)
+	}
 	n.userAgentContexts(e)
 	e.trim()
 	e.tagEnvironment()
+	return nil
 }
 
 func (e *norm) eventID() {
@@ -395,9 +409,8 @@ func (e *norm) platform() {
 }
 
 // request turns request headers given as an object into [name, value]
-// pairs sorted by name.
+// pairs sorted by name, then normalizes the other fields (request.go).
 func (e *norm) request() {
-	t := e.t
 	req := e.ev.Get("request")
 	if req.Kind() != event.Object {
 		if !req.IsNull() {
@@ -405,10 +418,15 @@ func (e *norm) request() {
 		}
 		return
 	}
-	h := req.Get("headers")
-	if h.Kind() != event.Object {
-		return
+	if h := req.Get("headers"); h.Kind() == event.Object {
+		e.headerPairs(req, h)
 	}
+	e.requestFields(req)
+}
+
+// headerPairs turns the headers object h into pairs sorted by name.
+func (e *norm) headerPairs(req, h *event.Node) {
+	t := e.t
 	pairs := t.NewArray()
 	for _, i := range t.SortedKeys(h) {
 		k, hv := t.NewStringBytes(h.Key(i)), h.Index(i)
@@ -428,7 +446,12 @@ func (e *norm) request() {
 // header returns the first value of the named request header
 // (case-insensitive) of a normalized event.
 func (e *norm) header(name string) []byte {
-	h := e.ev.Get("request").Get("headers")
+	return headerOf(e.ev.Get("request").Get("headers"), name)
+}
+
+// headerOf returns the first value of the named header (case-insensitive)
+// of headers as pairs.
+func headerOf(h *event.Node, name string) []byte {
 	if h.Kind() != event.Array {
 		return nil
 	}

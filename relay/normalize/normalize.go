@@ -25,6 +25,10 @@ type Options struct {
 	// MaxFuture is how far after the receive time an event timestamp may be
 	// before it is clamped (Relay's max_secs_in_future). Default 60 s.
 	MaxFuture time.Duration
+	// MaxCustomMeasurements is how many measurements other than the
+	// built-in ones a transaction keeps (Relay's maxCustomMeasurements of
+	// the global config). Default DefaultMaxCustomMeasurements.
+	MaxCustomMeasurements int
 }
 
 // Defaults (one source of truth).
@@ -34,6 +38,8 @@ const (
 	// MinClockDrift is Relay's lower bound for correcting clock drift from
 	// sent_at: smaller differences are latency, not a wrong clock.
 	MinClockDrift = 55 * time.Minute
+	// DefaultMaxCustomMeasurements is Sentry's global config value.
+	DefaultMaxCustomMeasurements = 10
 )
 
 // Input is what the request around a payload tells about it.
@@ -76,6 +82,9 @@ func New(opts Options) (*Normalizer, error) {
 	if opts.MaxFuture <= 0 {
 		opts.MaxFuture = DefaultMaxFuture
 	}
+	if opts.MaxCustomMeasurements <= 0 {
+		opts.MaxCustomMeasurements = DefaultMaxCustomMeasurements
+	}
 	return &Normalizer{opts: opts}, nil
 }
 
@@ -111,8 +120,7 @@ func (n *Normalizer) Tree(t *event.Tree, in *Input) error {
 	if t.Root().Kind() != event.Object {
 		return fmt.Errorf("%w: event is not a JSON object", ErrInvalid)
 	}
-	n.event(t, in)
-	return nil
+	return n.event(t, in)
 }
 
 // decodeObject parses src as one JSON object, numbers kept as written (NEL

@@ -108,7 +108,7 @@ func TestRules(t *testing.T) {
 		{"level critical", `{"level":"critical"}`, Input{}, map[string]string{"level": `"fatal"`}},
 		{"level numeric", `{"level":30}`, Input{}, map[string]string{"level": `"warning"`}},
 		{"level default", `{}`, Input{}, map[string]string{"level": `"error"`}},
-		{"level transaction", `{"type":"transaction"}`, Input{}, map[string]string{"level": `"info"`}},
+		{"level transaction", `{"type":"transaction","start_timestamp":1795600799,"contexts":{"trace":{"trace_id":"4c79f60c11214eb38604f4ae0781bfb2","span_id":"fa90fdead5f74053"}}}`, Input{}, map[string]string{"level": `"info"`}},
 		{"level invalid", `{"level":"loud"}`, Input{}, map[string]string{"level": `"error"`, "_meta.level..err.0.1.reason": `"expected a level"`, "_meta.level..val": `"loud"`, "errors": "null"}},
 		{"platform default", `{}`, Input{}, map[string]string{"platform": `"other"`}},
 		{"platform invalid", `{"platform":"cobol"}`, Input{}, map[string]string{"platform": `"other"`}},
@@ -141,7 +141,7 @@ func TestRules(t *testing.T) {
 			"contexts.client_os": `{"name":"Windows","os":"Windows >=10","type":"os","version":">=10"}`, "contexts.device": "null"}},
 		{"user agent device", `{"request":{"headers":[["user-agent","Mozilla/5.0 (iPhone; CPU iPhone OS 16_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.5 Mobile/15E148 Safari/604.1"]]}}`, Input{}, map[string]string{
 			"contexts.device": `{"brand":"Apple","family":"iPhone","model":"iPhone","type":"device"}`, "contexts.client_os.name": `"iOS"`}},
-		{"user agent keeps context", `{"contexts":{"browser":{"name":"Mine"}},"request":{"headers":{"User-Agent":"` + chromeUA + `"}}}`, Input{}, map[string]string{"contexts.browser": `{"name":"Mine"}`, "contexts.client_os.name": `"Windows"`}},
+		{"user agent keeps context", `{"contexts":{"browser":{"name":"Mine"}},"request":{"headers":{"User-Agent":"` + chromeUA + `"}}}`, Input{}, map[string]string{"contexts.browser": `{"browser":"Mine","name":"Mine","type":"browser"}`, "contexts.client_os.name": `"Windows"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := tc.input
@@ -400,11 +400,52 @@ func TestFixtures(t *testing.T) {
 			if src["message"] != nil && ev["logentry"] == nil {
 				t.Error("message not moved to logentry")
 			}
+			if ev["type"] == "transaction" {
+				checkTransaction(t, ev)
+			}
+			contexts, _ := ev["contexts"].(map[string]any)
+			for _, c := range contexts {
+				if c, ok := c.(map[string]any); ok && c["type"] == nil {
+					t.Errorf("context without type: %v", c)
+				}
+			}
 			again, err := n.Event(nil, out, &fx.in)
 			if err != nil || string(again) != string(out) {
 				t.Errorf("second pass differs")
 			}
 		})
+	}
+}
+
+// checkTransaction asserts what the transaction steps leave in a
+// normalized SDK transaction: timestamps in seconds everywhere, a source,
+// the trace context's op and status, and every span's op and ids.
+func checkTransaction(t *testing.T, ev map[string]any) {
+	t.Helper()
+	for _, k := range []string{"timestamp", "start_timestamp"} {
+		if _, ok := ev[k].(json.Number); !ok {
+			t.Errorf("%s %v is not seconds", k, ev[k])
+		}
+	}
+	if get(ev, "transaction_info.source") == nil {
+		t.Error("no transaction_info.source")
+	}
+	if tc := get(ev, "contexts.trace"); get(tc, "op") == nil || get(tc, "status") == nil || get(tc, "type") != "trace" {
+		t.Errorf("trace context %v: want op, status and type", tc)
+	}
+	spans, _ := ev["spans"].([]any)
+	for _, s := range spans {
+		for _, k := range []string{"timestamp", "start_timestamp"} {
+			if _, ok := get(s, k).(json.Number); !ok {
+				t.Errorf("span %s %v is not seconds", k, get(s, k))
+			}
+		}
+		if get(s, "op") == nil || get(s, "span_id") == nil || get(s, "trace_id") == nil {
+			t.Errorf("span %v: want op and ids", s)
+		}
+	}
+	if rt, ok := get(ev, "contexts.runtime").(map[string]any); ok && rt["runtime"] == nil {
+		t.Errorf("runtime context %v without its computed runtime", rt)
 	}
 }
 
