@@ -1,0 +1,404 @@
+package grouping
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"slices"
+	"strings"
+
+	"github.com/baton-relay/baton/relay/event"
+)
+
+// ConfigID is the Sentry grouping configuration Hash reproduces.
+const ConfigID = "newstyle:2023-01-11"
+
+// Component is one node of a variant's component tree. A leaf carries
+// Values; an inner node carries Children. Only contributing nodes feed the
+// hash.
+type Component struct {
+	ID          string       `json:"id"`
+	Contributes bool         `json:"contributes"`
+	Hint        string       `json:"hint,omitempty"`
+	Values      []string     `json:"values,omitempty"`
+	Children    []*Component `json:"children,omitempty"`
+}
+
+// Variant is one way Sentry hashes the event ("app", "system", "default",
+// "custom-fingerprint", "checksum", ...). Hash is empty when the variant
+// has nothing contributing (Sentry's null hash).
+type Variant struct {
+	Name        string       `json:"name"`
+	Type        string       `json:"type"`
+	Hash        string       `json:"hash,omitempty"`
+	Contributes bool         `json:"contributes"`
+	Hint        string       `json:"hint,omitempty"`
+	Values      []string     `json:"values,omitempty"` // fingerprint, checksum or salt values
+	Components  []*Component `json:"components,omitempty"`
+}
+
+// Result is what Hash computed. Primary is the hash Sentry files the event
+// under (empty when no variant has one). Final is false when Sentry would
+// compute a different hash after steps Baton does not run (symbolication,
+// source maps, ProGuard, ...); Reason then says which.
+type Result struct {
+	Config   string    `json:"config"`
+	Rules    string    `json:"rules"`
+	Variants []Variant `json:"variants"`
+	Primary  string    `json:"primary,omitempty"`
+	Final    bool      `json:"final"`
+	Reason   string    `json:"reason,omitempty"`
+}
+
+// Hash computes the grouping variants of a normalized event (the root
+// object of its tree). It reads the event only.
+func Hash(root *event.Node) Result {
+	g := grouper{platform: str(get(root, "platform"))}
+	if g.platform == "" {
+		g.platform = "other"
+	}
+	return g.run(root)
+}
+
+type grouper struct {
+	platform string
+	reasons  []string
+}
+
+func (g *grouper) notFinal(why string) {
+	if !slices.Contains(g.reasons, why) {
+		g.reasons = append(g.reasons, why)
+	}
+}
+
+// strategyOut is what one strategy produced, by variant name.
+type strategyOut struct {
+	name     string
+	variants map[string]*Component
+}
+
+func (g *grouper) run(root *event.Node) Result {
+	var outs []strategyOut
+	if ex := list(get(root, "exception")); len(ex) > 0 {
+		outs = append(outs, strategyOut{"exception", g.exceptions(ex)})
+	}
+	if th := get(root, "threads"); !th.IsNull() {
+		if v := g.threads(list(th)); v != nil {
+			outs = append(outs, strategyOut{"threads", v})
+		}
+	}
+	if st := get(root, "stacktrace"); len(list(get(st, "frames"))) > 0 {
+		outs = append(outs, strategyOut{"stacktrace", removeNonStacktrace(g.stacktrace(st))})
+	}
+	for _, sec := range []struct{ key, id string }{{"csp", "csp"}, {"hpkp", "hpkp"}, {"expectstaple", "expect-staple"}, {"expectct", "expect-ct"}} {
+		if n := get(root, sec.key); n.Kind() == event.Object {
+			outs = append(outs, strategyOut{sec.id, map[string]*Component{"default": g.security(sec.id, n)}})
+		}
+	}
+	if !get(root, "template").IsNull() {
+		g.notFinal("template interface: not implemented at the edge")
+	}
+	if c := message(root); c != nil {
+		outs = append(outs, strategyOut{"message", map[string]*Component{"default": c}})
+	}
+	g.builtinFingerprints(root)
+	for _, img := range list(get(get(root, "debug_meta"), "images")) {
+		switch str(get(img, "type")) {
+		case "proguard", "jvm":
+			g.notFinal("ProGuard/R8 mapping: Sentry deobfuscates Java frames first")
+		case "macho", "elf", "pe", "pe_dotnet", "symbolic", "apple", "wasm", "sourcemap", "bcsymbolmap", "il2cpp", "breakpad":
+			g.notFinal("debug images: Sentry symbolicates or source-maps frames first")
+		}
+	}
+
+	variants := assemble(outs)
+	res := Result{Config: ConfigID, Rules: RulesVersion}
+	h := md5.New()
+	for _, name := range variantOrder(variants) {
+		cs := variants[name]
+		v := Variant{Name: name, Type: "component", Components: cs}
+		for _, c := range cs {
+			v.Contributes = v.Contributes || c.Contributes
+		}
+		if v.Contributes {
+			h.Reset()
+			for _, c := range cs {
+				feed(h, c)
+			}
+			v.Hash = hex.EncodeToString(h.Sum(nil))
+		}
+		res.Variants = append(res.Variants, v)
+	}
+	g.fingerprint(root, &res, h)
+	g.checksum(root, &res)
+	res.Primary = primary(res.Variants)
+	res.Final = len(g.reasons) == 0
+	res.Reason = strings.Join(g.reasons, "; ")
+	return res
+}
+
+// assemble builds each variant's component list from the strategies in
+// score order: the first contributing strategy of a variant wins, later
+// ones (or ones in a variant whose sibling already has a winner) stay in
+// the tree as non-contributing. "default" components join every other
+// variant when there is one.
+func assemble(outs []strategyOut) map[string][]*Component {
+	names := map[string]bool{}
+	for _, o := range outs {
+		for n := range o.variants {
+			if n != "default" {
+				names[n] = true
+			}
+		}
+	}
+	if len(names) == 0 {
+		names["default"] = true
+	}
+	res := map[string][]*Component{}
+	winner := map[string]string{}
+	for _, o := range outs {
+		prev := make(map[string]string, len(winner)) // winners of higher-score strategies
+		for k, v := range winner {
+			prev[k] = v
+		}
+		for _, vn := range sortedNames(names) {
+			c := o.variants[vn]
+			if c == nil {
+				c = o.variants["default"]
+				if c == nil {
+					continue
+				}
+				c = cloneTree(c)
+			}
+			if w, ok := prev[vn]; ok {
+				if c.Contributes {
+					c = offCopy(c, "ignored because "+w+" takes precedence")
+				}
+			} else if ow, other := anyWinner(prev); other && c.Contributes {
+				c = offCopy(c, "ignored because "+prev[ow]+" of "+ow+" takes precedence")
+			} else if c.Contributes {
+				winner[vn] = o.name
+			}
+			res[vn] = append(res[vn], c)
+		}
+	}
+	return res
+}
+
+func anyWinner(w map[string]string) (string, bool) {
+	best := ""
+	for k := range w {
+		if best == "" || k < best {
+			best = k
+		}
+	}
+	return best, best != ""
+}
+
+func sortedNames(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b string) int { return rank(a) - rank(b) })
+	return out
+}
+
+// rank orders variants the way Sentry picks the primary hash.
+func rank(name string) int {
+	switch name {
+	case "custom-fingerprint", "built-in-fingerprint":
+		return 0
+	case "checksum", "hashed-checksum":
+		return 1
+	case "app":
+		return 2
+	case "default":
+		return 3
+	case "system":
+		return 4
+	}
+	return 5
+}
+
+func variantOrder(m map[string][]*Component) []string {
+	names := map[string]bool{}
+	for k := range m {
+		names[k] = true
+	}
+	return sortedNames(names)
+}
+
+func primary(vs []Variant) string {
+	for _, v := range vs {
+		if v.Hash != "" {
+			return v.Hash
+		}
+	}
+	return ""
+}
+
+// feed writes the contributing leaf values of c, depth first, with no
+// separator: the hash input of Sentry's component variant.
+func feed(h hash.Hash, c *Component) {
+	if !c.Contributes {
+		return
+	}
+	for _, v := range c.Values {
+		h.Write([]byte(v))
+	}
+	for _, ch := range c.Children {
+		feed(h, ch)
+	}
+}
+
+// Tree helpers.
+
+func leaf(id, v string) *Component {
+	if v == "" {
+		return &Component{ID: id}
+	}
+	return &Component{ID: id, Contributes: true, Values: []string{v}}
+}
+
+func node(id string, children ...*Component) *Component {
+	c := &Component{ID: id, Children: children}
+	for _, ch := range children {
+		if ch != nil && ch.Contributes {
+			c.Contributes = true
+		}
+	}
+	return c
+}
+
+func (c *Component) off(hint string) {
+	c.Contributes = false
+	if hint != "" {
+		c.Hint = hint
+	}
+}
+
+// offCopy is c marked non-contributing without touching c (trees share
+// subtrees between variants).
+func offCopy(c *Component, hint string) *Component {
+	cp := *c
+	cp.off(hint)
+	return &cp
+}
+
+func cloneTree(c *Component) *Component {
+	cp := *c
+	if len(c.Children) > 0 {
+		cp.Children = make([]*Component, len(c.Children))
+		for i, ch := range c.Children {
+			cp.Children[i] = cloneTree(ch)
+		}
+	}
+	return &cp
+}
+
+// hasContributingStacktrace reports whether a stacktrace component under c
+// contributes.
+func hasContributingStacktrace(c *Component) bool {
+	if c.ID == "stacktrace" && c.Contributes {
+		return true
+	}
+	for _, ch := range c.Children {
+		if hasContributingStacktrace(ch) {
+			return true
+		}
+	}
+	return false
+}
+
+// removeNonStacktrace marks the variants without a contributing stacktrace
+// non-contributing when another variant has one (Sentry's
+// remove_non_stacktrace_variants).
+func removeNonStacktrace(vs map[string]*Component) map[string]*Component {
+	if len(vs) <= 1 {
+		return vs
+	}
+	var with []string
+	for k, c := range vs {
+		if hasContributingStacktrace(c) {
+			with = append(with, k)
+		}
+	}
+	if len(with) == 0 {
+		return vs
+	}
+	suffix := "but other variants do"
+	if len(with) == 1 {
+		suffix = "but the " + with[0] + " variant does"
+	}
+	for k, c := range vs {
+		if !slices.Contains(with, k) {
+			vs[k] = offCopy(c, "ignored because this variant does not have a contributing stacktrace, "+suffix)
+		}
+	}
+	return vs
+}
+
+// Event readers.
+
+// get is the value of key in object n; of a repeated key the last, as a
+// JSON decoder keeps it.
+func get(n *event.Node, key string) *event.Node {
+	if n.Kind() != event.Object {
+		return nil
+	}
+	var v *event.Node
+	for i := range n.Len() {
+		if string(n.Key(i)) == key {
+			v = n.Index(i)
+		}
+	}
+	return v
+}
+
+func str(n *event.Node) string {
+	s, _ := n.Str()
+	return s
+}
+
+// text is a lenient string: numbers and booleans as their JSON text.
+func text(n *event.Node) string {
+	b, _ := n.Lenient()
+	return string(b)
+}
+
+// list is the elements of an array, or of the "values" array of an object
+// (Sentry's {"values": [...]} interfaces), without nulls.
+func list(n *event.Node) []*event.Node {
+	if n.Kind() == event.Object {
+		n = get(n, "values")
+	}
+	if n.Kind() != event.Array {
+		return nil
+	}
+	out := make([]*event.Node, 0, n.Len())
+	for i := range n.Len() {
+		if e := n.Index(i); e.Kind() == event.Object {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// ErrNotObject is returned by HashJSON for JSON that is not an object.
+var ErrNotObject = errors.New("grouping: event is not a JSON object")
+
+// HashJSON is Hash over the JSON text of a normalized event.
+func HashJSON(src []byte) (Result, error) {
+	t, err := event.Parse(src)
+	if err != nil {
+		return Result{}, fmt.Errorf("grouping: %w", err)
+	}
+	defer t.Release()
+	if t.Root().Kind() != event.Object {
+		return Result{}, ErrNotObject
+	}
+	return Hash(t.Root()), nil
+}
