@@ -29,6 +29,11 @@ type alt struct {
 	first func(c byte) bool
 	// check rejects a match (a look-ahead over the match itself); nil: none.
 	check func(m string) bool
+	// ends, when set, are capture groups: the match ends where the first
+	// of them that took part ends. A trailing negative look-ahead is
+	// written as a consumed character (or the end) after group 1, so that
+	// Go's regexp backtracks into the alternatives as Python does.
+	ends []int
 }
 
 type pattern struct {
@@ -125,8 +130,8 @@ var patterns = []pattern{
 	{name: "hostname", need: ".", alts: []alt{{wordStart: true,
 		re: anchored(`([a-zA-Z0-9\-]{1,63}\.)+?((` + tlds + `)|(` + strings.ToLower(tlds) + `))\b`)}}},
 	{name: "ip", alts: []alt{
-		{before: notAfter(func(r rune) bool { return isASCIIAlnum(r) || r == '_' }), re: anchored(ipv6),
-			after: notBefore(isASCIIAlnum), first: func(c byte) bool { return isHex(c) || c == ':' }},
+		{before: notAfter(func(r rune) bool { return isASCIIAlnum(r) || r == '_' }), re: anchored(`(` + ipv6 + `)(?:[^0-9a-zA-Z]|$)`),
+			ends: []int{1}, first: func(c byte) bool { return isHex(c) || c == ':' }},
 		{wordStart: true, re: anchored(ipv4 + `\b`), first: isDigit},
 	}},
 	{name: "traceparent", needDigit: true, need: "-", alts: []alt{
@@ -149,11 +154,10 @@ var patterns = []pattern{
 		{re: anchored(`(\d{4}-?[01]\d-?[0-3]\d[\sT][0-2]\d:?[0-5]\d:?[0-5]\d\.\d+)|` +
 			`(\d{4}-?[01]\d-?[0-3]\d[\sT][0-2]\d:?[0-5]\d:?[0-5]\d)|` +
 			`(\d{4}-?[01]\d-?[0-3]\d[\sT][0-2]\d:?[0-5]\d)`), first: isDigit},
-		// Kitchen times: the look-ahead sits before the optional AM/PM, so
-		// it is checked on the time and the suffix is matched after it
-		// (kitchenSuffix).
-		{before: notAfter(isDigitRune), re: anchored(`([1-9]|1[0-2]):[0-5]\d(:[0-5]\d)?`), after: notBefore(func(r rune) bool { return isDigitRune(r) || r == ':' }), first: isDigit},
-		{before: notAfter(isDigitRune), re: anchored(`(0?\d|1\d|2[0-3]):[0-5]\d(:[0-5]\d)?`), after: notBefore(func(r rune) bool { return isDigitRune(r) || r == ':' }), first: isDigit},
+		// Kitchen times: the look-ahead (no digit or colon) sits between the
+		// time and the optional AM/PM.
+		{before: notAfter(isDigitRune), re: anchored(`(([1-9]|1[0-2]):[0-5]\d(:[0-5]\d)?)(?:(\s?[aApP][Mm])|[^\d:]|$)`), ends: []int{4, 1}, first: isDigit},
+		{before: notAfter(isDigitRune), re: anchored(`((0?\d|1\d|2[0-3]):[0-5]\d(:[0-5]\d)?)(?:(\s?[aApP][Mm])|[^\d:]|$)`), ends: []int{4, 1}, first: isDigit},
 		{re: anchored(`\d{4}-[01]\d-[0-3]\d`), first: isDigit},
 		{re: anchored(`[0-2]\d:[0-5]\d:[0-5]\d`), first: isDigit},
 		{wordStart: true, re: anchored(`(?:` + day + `\s+)?` + mon + `\s+([\d]{1,2})\s+([\d]{2}:[\d]{2}:[\d]{2})\s+[\d]{4}`), first: isLetter},
@@ -182,8 +186,6 @@ var patterns = []pattern{
 	{name: "bool", need: "=", alts: []alt{{before: func(s string, i int) bool { return i > 0 && s[i-1] == '=' },
 		re: anchored(`True|true|False|false`), first: func(c byte) bool { return c == 'T' || c == 't' || c == 'F' || c == 'f' }}}},
 }
-
-var kitchenSuffix = anchored(`\s?[aApP][Mm]`)
 
 // parameterize replaces the event-specific values of s with placeholders,
 // as Sentry's message strategy does before hashing.
@@ -262,21 +264,30 @@ func matchAt(s string, i int, active *[len(patternsArr)]bool) (string, int) {
 			if a.before != nil && !a.before(s, i) {
 				continue
 			}
-			loc := a.re.FindStringIndex(s[i:])
-			if loc == nil {
-				continue
+			var end int
+			if a.ends == nil {
+				loc := a.re.FindStringIndex(s[i:])
+				if loc == nil {
+					continue
+				}
+				end = i + loc[1]
+			} else {
+				loc := a.re.FindStringSubmatchIndex(s[i:])
+				if loc == nil {
+					continue
+				}
+				for _, g := range a.ends {
+					if loc[2*g] >= 0 {
+						end = i + loc[2*g+1]
+						break
+					}
+				}
 			}
-			end := i + loc[1]
 			if a.check != nil && !a.check(s[i:end]) {
 				continue
 			}
 			if a.after != nil && !a.after(s, end) {
 				continue
-			}
-			if p.name == "date" && a.after != nil {
-				if m := kitchenSuffix.FindStringIndex(s[end:]); m != nil {
-					end += m[1]
-				}
 			}
 			return p.name, end
 		}
