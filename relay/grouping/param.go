@@ -25,8 +25,11 @@ type alt struct {
 	wordStart bool
 	// after checks the text after the match (a look-ahead); nil: none.
 	after func(s string, end int) bool
-	// first is a cheap filter on the first byte at the candidate position.
+	// first is a cheap filter on the first byte at the candidate position;
+	// pre a cheap necessary condition on the text from it. Both only skip
+	// the regexp where it could not match.
 	first func(c byte) bool
+	pre   func(s string, i int) bool
 	// check rejects a match (a look-ahead over the match itself); nil: none.
 	check func(m string) bool
 	// ends, when set, are capture groups: the match ends where the first
@@ -34,6 +37,11 @@ type alt struct {
 	// written as a consumed character (or the end) after group 1, so that
 	// Go's regexp backtracks into the alternatives as Python does.
 	ends []int
+	// max bounds the match length in bytes (0: unbounded): the regexp runs
+	// on a window, not the rest of the message.
+	max int
+	// fn replaces re for a pattern matched by hand: the match end, or -1.
+	fn func(s string, i int) int
 }
 
 type pattern struct {
@@ -119,67 +127,66 @@ func hasDigit(m string) bool {
 	return strings.IndexFunc(m, func(r rune) bool { return r >= '0' && r <= '9' }) >= 0
 }
 
-func anyByte(c byte) bool { return true }
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 
 // patterns is Sentry's parameterization table in its order, restricted to
 // the keys the message strategy enables (docs/grouping.md).
 var patterns = []pattern{
-	{name: "email", need: "@", alts: []alt{{re: anchored(`[a-zA-Z0-9.!#$%&'*+/=?^_` + "`" + `{|}~-]+@[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*`)}}},
+	{name: "email", need: "@", alts: []alt{{before: emailPossible, re: anchored(`[a-zA-Z0-9.!#$%&'*+/=?^_` + "`" + `{|}~-]+@[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*`)}}},
 	{name: "url", need: "://", alts: []alt{{wordStart: true, first: func(c byte) bool { return c == 'w' || c == 'h' || c == 'f' },
-		re: anchored(`(wss?|https?|ftp)://[^\s/$.?#].[^\s]*`)}}},
-	{name: "hostname", need: ".", alts: []alt{{wordStart: true,
-		re: anchored(`([a-zA-Z0-9\-]{1,63}\.)+?((` + tlds + `)|(` + strings.ToLower(tlds) + `))\b`)}}},
+		before: urlScheme, re: anchored(`(wss?|https?|ftp)://[^\s/$.?#].[^\s]*`)}}},
+	{name: "hostname", need: ".", alts: []alt{{wordStart: true, fn: hostname}}},
 	{name: "ip", alts: []alt{
-		{before: notAfter(func(r rune) bool { return isASCIIAlnum(r) || r == '_' }), re: anchored(`(` + ipv6 + `)(?:[^0-9a-zA-Z]|$)`),
-			ends: []int{1}, first: func(c byte) bool { return isHex(c) || c == ':' }},
-		{wordStart: true, re: anchored(ipv4 + `\b`), first: isDigit},
+		{before: notAfter(func(r rune) bool { return isASCIIAlnum(r) || r == '_' }), re: anchored(`(` + ipv6 + `)(?:[^0-9a-zA-Z]|$)`), max: 64,
+			ends: []int{1}, pre: ipv6Start, first: func(c byte) bool { return isHex(c) || c == ':' }},
+		{wordStart: true, re: anchored(ipv4 + `\b`), pre: ipv4Start, first: isDigit, max: 16},
 	}},
 	{name: "traceparent", needDigit: true, need: "-", alts: []alt{
-		{wordStart: true, re: anchored(`00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]\b`), first: isDigit},
-		{wordStart: true, re: anchored(`1-[0-9a-f]{8}-[0-9a-f]{24}\b`), first: isDigit},
+		{wordStart: true, re: anchored(`00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]\b`), pre: prefix("00-"), first: isDigit, max: 55},
+		{wordStart: true, re: anchored(`1-[0-9a-f]{8}-[0-9a-f]{24}\b`), pre: prefix("1-"), first: isDigit, max: 35},
 	}},
-	{name: "uuid", need: "-", alts: []alt{{wordStart: true, first: isHex,
-		re: anchored(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b`)}}},
-	{name: "sha1", alts: []alt{{wordStart: true, first: isHex, re: anchored(`[0-9a-fA-F]{40}\b`)}}},
-	{name: "md5", alts: []alt{{wordStart: true, first: isHex, re: anchored(`[0-9a-fA-F]{32}\b`)}}},
+	{name: "uuid", need: "-", alts: []alt{{wordStart: true, pre: uuidStart, first: isHex,
+		re: anchored(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b`), max: 36}}},
+	{name: "sha1", alts: []alt{{wordStart: true, pre: hexRunIs(40), first: isHex, re: anchored(`[0-9a-fA-F]{40}\b`), max: 40}}},
+	{name: "md5", alts: []alt{{wordStart: true, pre: hexRunIs(32), first: isHex, re: anchored(`[0-9a-fA-F]{32}\b`), max: 32}}},
 	{name: "date", needDigit: true, alts: []alt{
-		{re: anchored(day + `,\s\d{1,2}\s` + mon + `\s\d{2,4}\s\d{1,2}:\d{1,2}(:\d{1,2})?\s([-\+][\d]{2}[0-5][\d]|` + zone + `)`), first: isLetter},
-		{re: anchored(`(` + day + `\s)?` + mon + `\s[0-3]\d,\s\d{2,4}`), first: isLetter},
-		{re: anchored(`(?:Sun|Sunday|Mon|Monday|Tue|Tuesday|Wed|Wednesday|Thu|Thursday|Fri|Friday|Sat|Saturday),\s\d{2}-` + mon + `-\d{2}\s\d{2}:\d{2}:\d{2}\s` + zone), first: isLetter},
-		{re: anchored(`\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z?([+-]?\d{2}:\d{2})?`), first: isDigit},
-		{re: anchored(day + `\s` + mon + `\s\d{2}\s\d{4}\s\d{2}:\d{2}:\d{2}\sGMT[+-]\d{4}(?:\s\([^)]+\))?`), first: isLetter},
+		{re: anchored(day + `,\s\d{1,2}\s` + mon + `\s\d{2,4}\s\d{1,2}:\d{1,2}(:\d{1,2})?\s([-\+][\d]{2}[0-5][\d]|` + zone + `)`), pre: nameStart, first: isUpper},
+		{re: anchored(`(` + day + `\s)?` + mon + `\s[0-3]\d,\s\d{2,4}`), pre: nameStart, first: isUpper},
+		{re: anchored(`(?:Sun|Sunday|Mon|Monday|Tue|Tuesday|Wed|Wednesday|Thu|Thursday|Fri|Friday|Sat|Saturday),\s\d{2}-` + mon + `-\d{2}\s\d{2}:\d{2}:\d{2}\s` + zone), pre: nameStart, first: isUpper},
+		{re: anchored(`\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z?([+-]?\d{2}:\d{2})?`), pre: digitsThen(4, '-'), first: isDigit},
+		{re: anchored(day + `\s` + mon + `\s\d{2}\s\d{4}\s\d{2}:\d{2}:\d{2}\sGMT[+-]\d{4}(?:\s\([^)]+\))?`), pre: nameStart, first: isUpper},
 		{re: anchored(`(\d{4}-?[01]\d-?[0-3]\d[\sT][0-2]\d:?[0-5]\d:?[0-5]\d\.\d+([+-][0-2]\d:?[0-5]\d|Z))|` +
 			`(\d{4}-?[01]\d-?[0-3]\d[\sT][0-2]\d:?[0-5]\d:?[0-5]\d([+-][0-2]\d:?[0-5]\d|Z))|` +
-			`(\d{4}-?[01]\d-?[0-3]\d[\sT][0-2]\d:?[0-5]\d([+-][0-2]\d:?[0-5]\d|Z))`), first: isDigit},
+			`(\d{4}-?[01]\d-?[0-3]\d[\sT][0-2]\d:?[0-5]\d([+-][0-2]\d:?[0-5]\d|Z))`), pre: compactDate, first: isDigit},
 		{re: anchored(`(\d{4}-?[01]\d-?[0-3]\d[\sT][0-2]\d:?[0-5]\d:?[0-5]\d\.\d+)|` +
 			`(\d{4}-?[01]\d-?[0-3]\d[\sT][0-2]\d:?[0-5]\d:?[0-5]\d)|` +
-			`(\d{4}-?[01]\d-?[0-3]\d[\sT][0-2]\d:?[0-5]\d)`), first: isDigit},
+			`(\d{4}-?[01]\d-?[0-3]\d[\sT][0-2]\d:?[0-5]\d)`), pre: compactDate, first: isDigit},
 		// Kitchen times: the look-ahead (no digit or colon) sits between the
 		// time and the optional AM/PM.
-		{before: notAfter(isDigitRune), re: anchored(`(([1-9]|1[0-2]):[0-5]\d(:[0-5]\d)?)(?:(\s?[aApP][Mm])|[^\d:]|$)`), ends: []int{4, 1}, first: isDigit},
-		{before: notAfter(isDigitRune), re: anchored(`((0?\d|1\d|2[0-3]):[0-5]\d(:[0-5]\d)?)(?:(\s?[aApP][Mm])|[^\d:]|$)`), ends: []int{4, 1}, first: isDigit},
-		{re: anchored(`\d{4}-[01]\d-[0-3]\d`), first: isDigit},
-		{re: anchored(`[0-2]\d:[0-5]\d:[0-5]\d`), first: isDigit},
-		{wordStart: true, re: anchored(`(?:` + day + `\s+)?` + mon + `\s+([\d]{1,2})\s+([\d]{2}:[\d]{2}:[\d]{2})\s+[\d]{4}`), first: isLetter},
-		{wordStart: true, re: anchored(`(?:` + day + `,\s+)?(0[1-9]|[1-2]?[\d]|3[01])\s+` + mon + `\s+(19[\d]{2}|[2-9][\d]{3})\s+(2[0-3]|[0-1][\d]):([0-5][\d])(?::(60|[0-5][\d]))?\s+([-\+][\d]{2}[0-5][\d]|` + zone + `)`), first: anyByte},
-		{re: anchored(`datetime.datetime\(.*?\)`), first: func(c byte) bool { return c == 'd' }},
+		{before: notAfter(isDigitRune), re: anchored(`(([1-9]|1[0-2]):[0-5]\d(:[0-5]\d)?)(?:(\s?[aApP][Mm])|[^\d:]|$)`), ends: []int{4, 1}, pre: kitchenStart, first: isDigit, max: 16},
+		{before: notAfter(isDigitRune), re: anchored(`((0?\d|1\d|2[0-3]):[0-5]\d(:[0-5]\d)?)(?:(\s?[aApP][Mm])|[^\d:]|$)`), ends: []int{4, 1}, pre: kitchenStart, first: isDigit, max: 16},
+		{re: anchored(`\d{4}-[01]\d-[0-3]\d`), pre: digitsThen(4, '-'), first: isDigit, max: 10},
+		{re: anchored(`[0-2]\d:[0-5]\d:[0-5]\d`), pre: digitsThen(2, ':'), first: isDigit, max: 8},
+		{wordStart: true, re: anchored(`(?:` + day + `\s+)?` + mon + `\s+([\d]{1,2})\s+([\d]{2}:[\d]{2}:[\d]{2})\s+[\d]{4}`), pre: nameStart, first: isUpper},
+		{wordStart: true, re: anchored(`(?:` + day + `,\s+)?(0[1-9]|[1-2]?[\d]|3[01])\s+` + mon + `\s+(19[\d]{2}|[2-9][\d]{3})\s+(2[0-3]|[0-1][\d]):([0-5][\d])(?::(60|[0-5][\d]))?\s+([-\+][\d]{2}[0-5][\d]|` + zone + `)`), pre: oldDateStart, first: func(c byte) bool { return isUpper(c) || isDigit(c) }},
+		{re: anchored(`datetime.datetime\(.*?\)`), pre: prefix("datetime"), first: func(c byte) bool { return c == 'd' }},
 	}},
 	{name: "duration", needDigit: true, alts: []alt{
-		{wordStart: true, re: anchored(`\d+ms`), first: isDigit},
-		{re: anchored(`\d+(\.\d+)?s\b`), first: isDigit},
+		{wordStart: true, re: anchored(`\d+ms`), pre: durationMs, first: isDigit},
+		{re: anchored(`\d+(\.\d+)?s\b`), pre: durationS, first: isDigit},
 	}},
 	{name: "hex", alts: []alt{
-		{wordStart: true, re: anchored(`0[xX][0-9a-fA-F]+\b`), first: func(c byte) bool { return c == '0' }},
-		{wordStart: true, re: anchored(`[0-9a-f]{8,128}\b`), check: hasDigit, first: isHex},
-		{wordStart: true, re: anchored(`[0-9A-F]{8,128}\b`), check: hasDigit, first: isHex},
+		{wordStart: true, re: anchored(`0[xX][0-9a-fA-F]+\b`), pre: hexPrefix, first: func(c byte) bool { return c == '0' }},
+		{wordStart: true, re: anchored(`[0-9a-f]{8,128}\b`), check: hasDigit, pre: hexRunAtLeast(8), first: isHex, max: 128},
+		{wordStart: true, re: anchored(`[0-9A-F]{8,128}\b`), check: hasDigit, pre: hexRunAtLeast(8), first: isHex, max: 128},
 	}},
 	{name: "float", needDigit: true, alts: []alt{
-		{re: anchored(`-\d+\.\d+\b`), first: func(c byte) bool { return c == '-' }},
-		{wordStart: true, re: anchored(`\d+\.\d+\b`), first: isDigit},
+		{re: anchored(`-\d+\.\d+\b`), pre: minusDigit, first: func(c byte) bool { return c == '-' }},
+		{wordStart: true, re: anchored(`\d+\.\d+\b`), pre: floatStart, first: isDigit},
 	}},
 	{name: "int", needDigit: true, alts: []alt{
-		{wordStart: true, re: anchored(`\d{1,7}\b`), first: isDigit},
-		{before: notAfter(isWordRune), re: anchored(`-\d{1,7}\b`), first: func(c byte) bool { return c == '-' }},
+		{wordStart: true, re: anchored(`\d{1,7}\b`), pre: intStart, first: isDigit, max: 7},
+		{before: notAfter(isWordRune), re: anchored(`-\d{1,7}\b`), pre: negIntStart, first: func(c byte) bool { return c == '-' }, max: 8},
 	}},
 	{name: "quoted_str", need: "=", alts: []alt{{before: func(s string, i int) bool { return i > 0 && s[i-1] == '=' },
 		re: anchored(`'([^']+)'|"([^"]+)"`), first: func(c byte) bool { return c == '\'' || c == '"' }}}},
@@ -237,60 +244,253 @@ func parameterize(s string) string {
 // entries as patterns (checked by TestParameterizeTable).
 var patternsArr = [15]struct{}{}
 
-func matchAt(s string, i int, active *[len(patternsArr)]bool) (string, int) {
-	c := s[i]
-	wb := -1 // lazily computed \b at i
-	for k := range patterns {
-		if !active[k] {
-			continue
-		}
-		p := &patterns[k]
-		for j := range p.alts {
-			a := &p.alts[j]
-			if a.first != nil && !a.first(c) {
-				continue
-			}
-			if a.wordStart {
-				if wb < 0 {
-					wb = 0
-					if boundary(s, i) {
-						wb = 1
-					}
-				}
-				if wb == 0 {
-					continue
+// altRef names one alternative of patterns.
+type altRef struct{ p, a uint8 }
+
+// byFirst lists, for each first byte, the alternatives that can start
+// with it, in table order.
+var byFirst = func() (t [256][]altRef) {
+	for c := range 256 {
+		for pi := range patterns {
+			for ai, a := range patterns[pi].alts {
+				if a.first == nil || a.first(byte(c)) {
+					t[c] = append(t[c], altRef{uint8(pi), uint8(ai)})
 				}
 			}
-			if a.before != nil && !a.before(s, i) {
-				continue
-			}
-			var end int
-			if a.ends == nil {
-				loc := a.re.FindStringIndex(s[i:])
-				if loc == nil {
-					continue
-				}
-				end = i + loc[1]
-			} else {
-				loc := a.re.FindStringSubmatchIndex(s[i:])
-				if loc == nil {
-					continue
-				}
-				for _, g := range a.ends {
-					if loc[2*g] >= 0 {
-						end = i + loc[2*g+1]
-						break
-					}
-				}
-			}
-			if a.check != nil && !a.check(s[i:end]) {
-				continue
-			}
-			if a.after != nil && !a.after(s, end) {
-				continue
-			}
-			return p.name, end
 		}
 	}
+	return t
+}()
+
+func matchAt(s string, i int, active *[len(patternsArr)]bool) (string, int) {
+	wb := -1 // lazily computed \b at i
+	for _, ref := range byFirst[s[i]] {
+		if !active[ref.p] {
+			continue
+		}
+		p := &patterns[ref.p]
+		a := &p.alts[ref.a]
+		if a.wordStart {
+			if wb < 0 {
+				wb = 0
+				if boundary(s, i) {
+					wb = 1
+				}
+			}
+			if wb == 0 {
+				continue
+			}
+		}
+		if a.pre != nil && !a.pre(s, i) {
+			continue
+		}
+		if a.before != nil && !a.before(s, i) {
+			continue
+		}
+		var end int
+		switch {
+		case a.fn != nil:
+			if end = a.fn(s, i); end < 0 {
+				continue
+			}
+		case a.ends == nil:
+			loc := a.re.FindStringIndex(window(s, i, a.max))
+			if loc == nil {
+				continue
+			}
+			end = i + loc[1]
+		default:
+			loc := a.re.FindStringSubmatchIndex(window(s, i, a.max))
+			if loc == nil {
+				continue
+			}
+			for _, g := range a.ends {
+				if loc[2*g] >= 0 {
+					end = i + loc[2*g+1]
+					break
+				}
+			}
+		}
+		if a.check != nil && !a.check(s[i:end]) {
+			continue
+		}
+		if a.after != nil && !a.after(s, end) {
+			continue
+		}
+		return p.name, end
+	}
 	return "", -1
+}
+
+// window is the text an alternative's regexp runs on: the rest of s, or
+// max bytes of it plus room for the rune after (a trailing \b).
+func window(s string, i, max int) string {
+	if max == 0 || i+max+utf8.UTFMax >= len(s) {
+		return s[i:]
+	}
+	return s[i : i+max+utf8.UTFMax]
+}
+
+// emailPossible skips starts whose run of local-part characters is not
+// followed by '@' (the regexp would scan the run from every start).
+func emailPossible(s string, i int) bool {
+	j := i
+	for j < len(s) && isEmailLocal(s[j]) {
+		j++
+	}
+	return j > i && j < len(s) && s[j] == '@'
+}
+
+func isEmailLocal(c byte) bool {
+	return isDigit(c) || isLetter(c) || strings.IndexByte(".!#$%&'*+/=?^_`{|}~-", c) >= 0
+}
+
+func urlScheme(s string, i int) bool {
+	r := s[i:]
+	return strings.HasPrefix(r, "http://") || strings.HasPrefix(r, "https://") || strings.HasPrefix(r, "ws://") ||
+		strings.HasPrefix(r, "wss://") || strings.HasPrefix(r, "ftp://")
+}
+
+var tldSet = func() map[string]bool {
+	m := map[string]bool{}
+	for t := range strings.SplitSeq(tlds, "|") {
+		m[t], m[strings.ToLower(t)] = true, true
+	}
+	return m
+}()
+
+// hostname matches Sentry's hostname pattern by hand: one or more labels
+// of [a-zA-Z0-9-]{1,63} each followed by '.', as few as possible, then a
+// known TLD (all upper or all lower case) ending at a word boundary.
+func hostname(s string, i int) int {
+	pos := i
+	for {
+		j := pos
+		for j < len(s) && (isDigit(s[j]) || isLetter(s[j]) || s[j] == '-') {
+			j++
+		}
+		if j == pos || j-pos > 63 || j >= len(s) || s[j] != '.' {
+			return -1
+		}
+		pos = j + 1
+		w := pos
+		for w < len(s) {
+			r, n := utf8.DecodeRuneInString(s[w:])
+			if !isWordRune(r) {
+				break
+			}
+			w += n
+		}
+		if w > pos && tldSet[s[pos:w]] {
+			return w
+		}
+	}
+}
+
+// Cheap necessary conditions (alt.pre).
+
+func run(s string, i int, in func(byte) bool) int {
+	j := i
+	for j < len(s) && in(s[j]) {
+		j++
+	}
+	return j - i
+}
+
+func at(s string, i int) byte {
+	if i < len(s) {
+		return s[i]
+	}
+	return 0
+}
+
+func prefix(p string) func(string, int) bool {
+	return func(s string, i int) bool { return strings.HasPrefix(s[i:], p) }
+}
+
+func ipv6Start(s string, i int) bool {
+	if s[i] == ':' {
+		return true
+	}
+	h := run(s, i, isHex)
+	return h <= 4 && at(s, i+h) == ':'
+}
+
+func ipv4Start(s string, i int) bool {
+	d := run(s, i, isDigit)
+	return d >= 1 && d <= 3 && at(s, i+d) == '.'
+}
+
+func uuidStart(s string, i int) bool { return run(s, i, isHex) == 8 && at(s, i+8) == '-' }
+
+func hexRunIs(n int) func(string, int) bool {
+	return func(s string, i int) bool { return run(s, i, isHex) == n }
+}
+
+func hexRunAtLeast(n int) func(string, int) bool {
+	return func(s string, i int) bool { return run(s, i, isHex) >= n }
+}
+
+var names = func() map[string]bool {
+	m := map[string]bool{}
+	for n := range strings.SplitSeq("Sun|Mon|Tue|Wed|Thu|Fri|Sat|Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec", "|") {
+		m[n] = true
+	}
+	return m
+}()
+
+// nameStart: a day or month abbreviation starts at i.
+func nameStart(s string, i int) bool { return i+3 <= len(s) && names[s[i:i+3]] }
+
+func oldDateStart(s string, i int) bool {
+	if nameStart(s, i) {
+		return true
+	}
+	d := run(s, i, isDigit)
+	c := at(s, i+d)
+	return d >= 1 && d <= 2 && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v')
+}
+
+func digitsThen(n int, c byte) func(string, int) bool {
+	return func(s string, i int) bool { return run(s, i, isDigit) == n && at(s, i+n) == c }
+}
+
+func compactDate(s string, i int) bool {
+	d := run(s, i, isDigit)
+	return d == 4 || d == 6 || d == 8
+}
+
+func kitchenStart(s string, i int) bool {
+	d := run(s, i, isDigit)
+	return d >= 1 && d <= 2 && at(s, i+d) == ':'
+}
+
+func durationMs(s string, i int) bool {
+	d := run(s, i, isDigit)
+	return d > 0 && strings.HasPrefix(s[i+d:], "ms")
+}
+
+func durationS(s string, i int) bool {
+	d := run(s, i, isDigit)
+	c := at(s, i+d)
+	return d > 0 && (c == 's' || c == '.')
+}
+
+func hexPrefix(s string, i int) bool { return s[i] == '0' && (at(s, i+1) == 'x' || at(s, i+1) == 'X') }
+
+func minusDigit(s string, i int) bool { return isDigit(at(s, i+1)) }
+
+func floatStart(s string, i int) bool {
+	d := run(s, i, isDigit)
+	return d > 0 && at(s, i+d) == '.'
+}
+
+func intStart(s string, i int) bool {
+	d := run(s, i, isDigit)
+	return d >= 1 && d <= 7
+}
+
+func negIntStart(s string, i int) bool {
+	d := run(s, i+1, isDigit)
+	return d >= 1 && d <= 7
 }
