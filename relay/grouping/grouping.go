@@ -65,6 +65,10 @@ func Hash(root *event.Node) Result {
 type grouper struct {
 	platform string
 	reasons  []string
+	cand     []int // rule-index scratch
+	comps    []Component
+	strs     []string
+	ptrs     []*Component
 }
 
 func (g *grouper) notFinal(why string) {
@@ -80,6 +84,9 @@ type strategyOut struct {
 }
 
 func (g *grouper) run(root *event.Node) Result {
+	if cs := str(get(root, "checksum")); cs != "" {
+		return checksumResult(cs)
+	}
 	var outs []strategyOut
 	if ex := list(get(root, "exception")); len(ex) > 0 {
 		outs = append(outs, strategyOut{"exception", g.exceptions(ex)})
@@ -132,7 +139,6 @@ func (g *grouper) run(root *event.Node) Result {
 		res.Variants = append(res.Variants, v)
 	}
 	g.fingerprint(root, &res, h)
-	g.checksum(root, &res)
 	res.Primary = primary(res.Variants)
 	res.Final = len(g.reasons) == 0
 	res.Reason = strings.Join(g.reasons, "; ")
@@ -254,7 +260,73 @@ func feed(h hash.Hash, c *Component) {
 	}
 }
 
-// Tree helpers.
+// Tree helpers. The grouper's versions take components, value and child
+// slices from chunks (slabs), a few allocations per event instead of
+// several per frame; the chunks belong to the Result.
+
+// slabSize is the first chunk's length; later chunks double, up to
+// maxSlab, so a small event allocates little and a large one few times.
+const (
+	slabSize = 16
+	maxSlab  = 256
+)
+
+func nextCap(cur int) int { return min(max(slabSize, 2*cur), maxSlab) }
+
+func (g *grouper) comp(id string) *Component {
+	if len(g.comps) == cap(g.comps) {
+		g.comps = make([]Component, 0, nextCap(cap(g.comps)))
+	}
+	g.comps = g.comps[:len(g.comps)+1]
+	c := &g.comps[len(g.comps)-1]
+	c.ID = id
+	return c
+}
+
+// one is a one-element slice holding v (capacity 1: appending copies).
+func (g *grouper) one(v string) []string {
+	if len(g.strs) == cap(g.strs) {
+		g.strs = make([]string, 0, nextCap(cap(g.strs)))
+	}
+	g.strs = append(g.strs, v)
+	n := len(g.strs)
+	return g.strs[n-1 : n : n]
+}
+
+func (g *grouper) children(cs ...*Component) []*Component {
+	if len(g.ptrs)+len(cs) > cap(g.ptrs) {
+		g.ptrs = make([]*Component, 0, max(nextCap(cap(g.ptrs)), len(cs)))
+	}
+	n := len(g.ptrs)
+	g.ptrs = append(g.ptrs, cs...)
+	return g.ptrs[n : n+len(cs) : n+len(cs)]
+}
+
+func (g *grouper) leaf(id, v string) *Component {
+	c := g.comp(id)
+	if v != "" {
+		c.Contributes, c.Values = true, g.one(v)
+	}
+	return c
+}
+
+func (g *grouper) node(id string, children ...*Component) *Component {
+	c := g.comp(id)
+	c.Children = g.children(children...)
+	for _, ch := range children {
+		if ch != nil && ch.Contributes {
+			c.Contributes = true
+		}
+	}
+	return c
+}
+
+func (g *grouper) offCopy(c *Component, hint string) *Component {
+	cp := g.comp("")
+	*cp = *c
+	cp.off(hint)
+	return cp
+}
 
 func leaf(id, v string) *Component {
 	if v == "" {

@@ -111,12 +111,14 @@ func TestFingerprintVariableNotFinal(t *testing.T) {
 	}
 }
 
+// A checksum replaces every other variant (Sentry's
+// checksum-regex-match / checksum-no-regex-match snapshots).
 func TestChecksum(t *testing.T) {
 	const sum = "0123456789abcdef0123456789abcdef"
 	r := hashOf(t, `{"checksum":"`+sum+`","logentry":{"formatted":"boom"}}`)
-	want(t, r, sum, map[string]string{"checksum": sum, "default": md5hex("boom")})
-	r = hashOf(t, `{"checksum":"not-hex","logentry":{"formatted":"boom"}}`)
-	want(t, r, md5hex("not-hex"), map[string]string{"hashed-checksum": md5hex("not-hex"), "default": md5hex("boom")})
+	want(t, r, sum, map[string]string{"checksum": sum})
+	r = hashOf(t, `{"checksum":"not a legit checksum","message":"Dogs are great!"}`)
+	want(t, r, "not a legit checksum", map[string]string{"checksum": "not a legit checksum", "hashed-checksum": "de46d023e69b171b90ccf3ebca7aede4"})
 }
 
 const pyFrames = `[

@@ -408,12 +408,15 @@ func prefix(p string) func(string, int) bool {
 	return func(s string, i int) bool { return strings.HasPrefix(s[i:], p) }
 }
 
+// ipv6Start: every IPv6 alternative starts with ":" or 1-4 hex digits and
+// ":", and goes on with a hex digit or ":".
 func ipv6Start(s string, i int) bool {
-	if s[i] == ':' {
-		return true
-	}
 	h := run(s, i, isHex)
-	return h <= 4 && at(s, i+h) == ':'
+	if h > 4 || at(s, i+h) != ':' {
+		return false
+	}
+	c := at(s, i+h+1)
+	return c == ':' || isHex(c)
 }
 
 func ipv4Start(s string, i int) bool {

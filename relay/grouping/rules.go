@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -62,10 +63,13 @@ type rule struct {
 // glob is one rule pattern: Sentry's glob (`*`, `**`, `?`, `[..]`) as a
 // regexp, with a literal every match contains to skip most frames cheaply.
 type glob struct {
-	exact   string // pattern without wildcards, or ""
-	literal string // longest literal run (lower-cased when fold)
-	fold    bool
-	re      *regexp.Regexp
+	exact string // pattern without wildcards, or ""
+	// A pattern that is one literal with a leading and/or trailing "match
+	// anything" is a prefix, suffix or substring test.
+	prefix, suffix, contains string
+	literal                  string // longest literal run (lower-cased when fold)
+	fold                     bool
+	re                       *regexp.Regexp
 }
 
 func compileGlob(p string, path bool) (*glob, error) {
@@ -75,6 +79,22 @@ func compileGlob(p string, path bool) (*glob, error) {
 	}
 	if !strings.ContainsAny(p, "*?[") {
 		g.exact = p
+		return g, nil
+	}
+	any := "*"
+	if path {
+		any = "**"
+	}
+	if lit, ok := strings.CutPrefix(p, any); ok && !strings.ContainsAny(strings.TrimSuffix(lit, any), "*?[") {
+		if body, ok := strings.CutSuffix(lit, any); ok {
+			g.contains = body
+		} else {
+			g.suffix = lit
+		}
+		return g, nil
+	}
+	if lit, ok := strings.CutSuffix(p, any); ok && !strings.ContainsAny(lit, "*?[") {
+		g.prefix = lit
 		return g, nil
 	}
 	var b strings.Builder
@@ -133,7 +153,14 @@ func compileGlob(p string, path bool) (*glob, error) {
 }
 
 func (g *glob) match(v string) bool {
-	if g.exact != "" || g.re == nil {
+	switch {
+	case g.prefix != "":
+		return strings.HasPrefix(v, g.prefix)
+	case g.suffix != "":
+		return strings.HasSuffix(v, g.suffix)
+	case g.contains != "":
+		return strings.Contains(v, g.contains)
+	case g.re == nil:
 		return v == g.exact
 	}
 	if g.literal != "" && !strings.Contains(v, g.literal) {
@@ -359,6 +386,66 @@ func matchAll(ms []matcher, f *frameView) bool {
 
 var defaultRules = mustRules(builtinRules)
 
+// ruleSet is rules with an index that skips, per frame, the rules whose
+// first matcher cannot match it: most rules name one module prefix or one
+// function, and a frame has one module and one function.
+type ruleSet struct {
+	rules []rule
+	// byModule[c]: rules whose first matcher is a module prefix starting
+	// with byte c; byFunction: rules whose first matcher is an exact
+	// function; other: every other rule.
+	byModule   [256][]int
+	byFunction map[string][]int
+	other      []int
+}
+
+func indexRules(rules []rule) *ruleSet {
+	rs := &ruleSet{rules: rules, byFunction: map[string][]int{}}
+	for i := range rules {
+		m := &rules[i].self[0]
+		switch {
+		case m.negate:
+			rs.other = append(rs.other, i)
+		case m.f == fModule && m.g.prefix != "":
+			rs.byModule[m.g.prefix[0]] = append(rs.byModule[m.g.prefix[0]], i)
+		case m.f == fModule && m.g.exact != "":
+			rs.byModule[m.g.exact[0]] = append(rs.byModule[m.g.exact[0]], i)
+		case m.f == fFunction && m.g.exact != "" && m.g.re == nil && m.g.prefix == "" && m.g.suffix == "" && m.g.contains == "":
+			rs.byFunction[m.g.exact] = append(rs.byFunction[m.g.exact], i)
+		default:
+			rs.other = append(rs.other, i)
+		}
+	}
+	return rs
+}
+
+var builtin = indexRules(defaultRules)
+
+// apply is applyRules visiting only the candidate rules: the candidates of
+// all frames are merged into one ordered list, so rules still run in file
+// order (a later rule sees what earlier ones set).
+func (rs *ruleSet) apply(frames []frameView, scratch []int) []int {
+	cand := append(scratch[:0], rs.other...)
+	for i := range frames {
+		if m := frames[i].module; m != "" {
+			cand = append(cand, rs.byModule[m[0]]...)
+		}
+		cand = append(cand, rs.byFunction[frames[i].function]...)
+	}
+	slices.Sort(cand)
+	cand = slices.Compact(cand)
+	anyCategory := false // no frame has a category until a rule sets one
+	for _, ri := range cand {
+		r := &rs.rules[ri]
+		if !anyCategory && r.self[0].f == fCategory && !r.self[0].negate {
+			continue
+		}
+		applyRule(r, frames)
+		anyCategory = anyCategory || r.category != ""
+	}
+	return cand
+}
+
 func mustRules(text string) []rule {
 	r, err := parseRules(text)
 	if err != nil {
@@ -372,42 +459,45 @@ func mustRules(text string) []rule {
 // in_app flags earlier ones set.
 func applyRules(rules []rule, frames []frameView) {
 	for ri := range rules {
-		r := &rules[ri]
-		for i := range frames {
-			f := &frames[i]
-			if !matchAll(r.self, f) {
-				continue
+		applyRule(&rules[ri], frames)
+	}
+}
+
+func applyRule(r *rule, frames []frameView) {
+	for i := range frames {
+		f := &frames[i]
+		if !matchAll(r.self, f) {
+			continue
+		}
+		if len(r.caller) > 0 && (i == 0 || !matchAll(r.caller, &frames[i-1])) {
+			continue
+		}
+		if len(r.callee) > 0 && (i+1 >= len(frames) || !matchAll(r.callee, &frames[i+1])) {
+			continue
+		}
+		if r.category != "" {
+			f.category = r.category
+		}
+		if r.app != 0 {
+			f.inApp = r.app > 0
+		}
+		if r.group != 0 {
+			f.group = r.group > 0
+		}
+		for j := i + 1; j < len(frames) && (r.upApp != 0 || r.upGroup != 0); j++ {
+			if r.upApp != 0 {
+				frames[j].inApp = r.upApp > 0
 			}
-			if len(r.caller) > 0 && (i == 0 || !matchAll(r.caller, &frames[i-1])) {
-				continue
+			if r.upGroup != 0 {
+				frames[j].group = r.upGroup > 0
 			}
-			if len(r.callee) > 0 && (i+1 >= len(frames) || !matchAll(r.callee, &frames[i+1])) {
-				continue
+		}
+		for j := 0; j < i && (r.downApp != 0 || r.downGroup != 0); j++ {
+			if r.downApp != 0 {
+				frames[j].inApp = r.downApp > 0
 			}
-			if r.category != "" {
-				f.category = r.category
-			}
-			if r.app != 0 {
-				f.inApp = r.app > 0
-			}
-			if r.group != 0 {
-				f.group = r.group > 0
-			}
-			for j := i + 1; j < len(frames) && (r.upApp != 0 || r.upGroup != 0); j++ {
-				if r.upApp != 0 {
-					frames[j].inApp = r.upApp > 0
-				}
-				if r.upGroup != 0 {
-					frames[j].group = r.upGroup > 0
-				}
-			}
-			for j := 0; j < i && (r.downApp != 0 || r.downGroup != 0); j++ {
-				if r.downApp != 0 {
-					frames[j].inApp = r.downApp > 0
-				}
-				if r.downGroup != 0 {
-					frames[j].group = r.downGroup > 0
-				}
+			if r.downGroup != 0 {
+				frames[j].group = r.downGroup > 0
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package grouping
 
 import (
+	"bytes"
 	"crypto/md5"
 	"encoding/hex"
 	"hash"
@@ -38,30 +39,58 @@ type frameIn struct {
 	absPath, filename, module, function, rawFunction, contxt string
 	pkg                                                      string
 	sourcemap, hasAddr                                       bool
-	recursionKey                                             [7]string
+	lineno, colno                                            []byte // as sent, for the recursion test
+}
+
+// sameFrame is Sentry's recursion test: equal abs_path, package, module,
+// filename, function, lineno and colno.
+func sameFrame(a, b *frameIn) bool {
+	return a.absPath == b.absPath && a.pkg == b.pkg && a.module == b.module && a.filename == b.filename &&
+		a.function == b.function && bytes.Equal(a.lineno, b.lineno) && bytes.Equal(a.colno, b.colno)
 }
 
 func (g *grouper) readFrame(n *event.Node) (frameIn, frameView) {
-	f := frameIn{
-		platform:    str(get(n, "platform")),
-		absPath:     str(get(n, "abs_path")),
-		filename:    str(get(n, "filename")),
-		module:      str(get(n, "module")),
-		function:    str(get(n, "function")),
-		rawFunction: str(get(n, "raw_function")),
-		contxt:      str(get(n, "context_line")),
-		pkg:         str(get(n, "package")),
-		hasAddr:     !get(n, "instruction_addr").IsNull(),
+	var f frameIn
+	var lineno, colno, inAppN *event.Node
+	// One pass over the members; a repeated key keeps its last value.
+	for i := range n.Len() {
+		v := n.Index(i)
+		switch string(n.Key(i)) {
+		case "platform":
+			f.platform = str(v)
+		case "abs_path":
+			f.absPath = str(v)
+		case "filename":
+			f.filename = str(v)
+		case "module":
+			f.module = str(v)
+		case "function":
+			f.function = str(v)
+		case "raw_function":
+			f.rawFunction = str(v)
+		case "context_line":
+			f.contxt = str(v)
+		case "package":
+			f.pkg = str(v)
+		case "instruction_addr":
+			f.hasAddr = !v.IsNull()
+		case "lineno":
+			lineno = v
+		case "colno":
+			colno = v
+		case "in_app":
+			inAppN = v
+		case "data":
+			f.sourcemap = v.Kind() == event.Object && !get(v, "sourcemap").IsNull()
+		}
 	}
 	if f.platform == "" {
 		f.platform = g.platform
 	}
 	f.family = family(f.platform)
-	if d := get(n, "data"); d.Kind() == event.Object && !get(d, "sourcemap").IsNull() {
-		f.sourcemap = true
-	}
-	f.recursionKey = [7]string{f.absPath, f.pkg, f.module, f.filename, f.function, text(get(n, "lineno")), text(get(n, "colno"))}
-	inApp, _ := get(n, "in_app").Bool() // absent: not in-app (Sentry's default)
+	f.lineno, _ = lineno.Lenient()
+	f.colno, _ = colno.Lenient()
+	inApp, _ := inAppN.Bool() // absent: not in-app (Sentry's default)
 	path := f.absPath
 	if path == "" {
 		path = f.filename
@@ -101,11 +130,11 @@ var (
 	clojureFn   = regexp.MustCompile(`(\$fn__)\d+`)
 )
 
-func moduleComponent(f *frameIn) *Component {
+func (g *grouper) moduleComponent(f *frameIn) *Component {
 	if f.module == "" {
-		return &Component{ID: "module"}
+		return g.comp("module")
 	}
-	c := leaf("module", f.module)
+	c := g.leaf("module", f.module)
 	switch f.platform {
 	case "javascript":
 		if strings.Contains(f.module, "/") && f.absPath != "" && strings.HasSuffix(f.absPath, f.module) {
@@ -118,32 +147,32 @@ func moduleComponent(f *frameIn) *Component {
 		}
 		switch {
 		case strings.HasPrefix(m, "sun.reflect.GeneratedMethodAccessor"):
-			c.Values, c.Hint = []string{"sun.reflect.GeneratedMethodAccessor"}, "removed reflection marker"
+			c.Values, c.Hint = g.one("sun.reflect.GeneratedMethodAccessor"), "removed reflection marker"
 		case strings.HasPrefix(m, "jdk.internal.reflect.GeneratedMethodAccessor"):
-			c.Values, c.Hint = []string{"jdk.internal.reflect.GeneratedMethodAccessor"}, "removed reflection marker"
+			c.Values, c.Hint = g.one("jdk.internal.reflect.GeneratedMethodAccessor"), "removed reflection marker"
 		default:
 			n := javaReflect.ReplaceAllString(m, "${1}<auto>")
 			n = javaCGLIB.ReplaceAllString(n, "${1}<auto>")
 			n = javaAssist.ReplaceAllString(n, "${1}<auto>")
 			n = clojureFn.ReplaceAllString(n, "${1}<auto>")
 			if n != m {
-				c.Values, c.Hint = []string{n}, "removed codegen marker"
+				c.Values, c.Hint = g.one(n), "removed codegen marker"
 			}
 		}
 	}
 	return c
 }
 
-func filenameComponent(f *frameIn) *Component {
+func (g *grouper) filenameComponent(f *frameIn) *Component {
 	if f.filename == "" {
-		return &Component{ID: "filename"}
+		return g.comp("filename")
 	}
 	name := f.filename
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
 	name = strings.ToLower(name)
-	c := leaf("filename", name)
+	c := g.leaf("filename", name)
 	switch {
 	case hasURLOrigin(f.absPath, true):
 		c.off("ignored because frame points to a URL")
@@ -153,7 +182,7 @@ func filenameComponent(f *frameIn) *Component {
 		c.off("native code indicated by filename")
 	case f.platform == "java":
 		if n := javaAssist.ReplaceAllString(name, "${1}<auto>"); n != name {
-			c.Values, c.Hint = []string{n}, "cleaned javassist parts"
+			c.Values, c.Hint = g.one(n), "cleaned javassist parts"
 		}
 	}
 	if name == "" {
@@ -162,12 +191,12 @@ func filenameComponent(f *frameIn) *Component {
 	return c
 }
 
-func contextLineComponent(f *frameIn) *Component {
+func (g *grouper) contextLineComponent(f *frameIn) *Component {
 	line := strings.Join(strings.Fields(f.contxt), " ")
 	if line == "" {
-		return &Component{ID: "context-line"}
+		return g.comp("context-line")
 	}
-	c := leaf("context-line", line)
+	c := g.leaf("context-line", line)
 	switch {
 	case utf8.RuneCountInString(f.contxt) > 120:
 		c.off("discarded because line too long")
@@ -177,7 +206,7 @@ func contextLineComponent(f *frameIn) *Component {
 	return c
 }
 
-func functionComponent(f *frameIn, contextLine *Component) *Component {
+func (g *grouper) functionComponent(f *frameIn, contextLine *Component) *Component {
 	fn := f.function
 	if fn == "" || f.platform == "csharp" {
 		if f.rawFunction != "" {
@@ -185,15 +214,15 @@ func functionComponent(f *frameIn, contextLine *Component) *Component {
 		}
 	}
 	if fn == "" {
-		return &Component{ID: "function"}
+		return g.comp("function")
 	}
-	c := leaf("function", fn)
+	c := g.leaf("function", fn)
 	switch {
 	case f.platform == "ruby":
 		if strings.HasPrefix(fn, "block ") {
-			c.Values, c.Hint = []string{"block"}, "ruby block"
+			c.Values, c.Hint = g.one("block"), "ruby block"
 		} else if n := rubyErb.ReplaceAllString(fn, ""); n != fn {
-			c.Values, c.Hint = []string{n}, "removed generated erb template suffix"
+			c.Values, c.Hint = g.one(n), "removed generated erb template suffix"
 		}
 	case f.platform == "php":
 		if strings.HasPrefix(fn, "[Anonymous") || strings.HasPrefix(fn, "class@anonymous\x00") {
@@ -201,7 +230,7 @@ func functionComponent(f *frameIn, contextLine *Component) *Component {
 		}
 		if strings.HasPrefix(fn, "class@anonymous") {
 			if i := strings.LastIndex(fn, "::"); i >= 0 {
-				c.Values, c.Hint = []string{fn[i+2:]}, "anonymous class method"
+				c.Values, c.Hint = g.one(fn[i+2:]), "anonymous class method"
 			}
 		}
 	case f.platform == "java":
@@ -214,7 +243,7 @@ func functionComponent(f *frameIn, contextLine *Component) *Component {
 		}
 	case f.family == "javascript":
 		if i := strings.LastIndexByte(fn, '.'); i >= 0 {
-			c.Values, c.Hint = []string{fn[i+1:]}, "trimmed javascript function"
+			c.Values, c.Hint = g.one(fn[i+1:]), "trimmed javascript function"
 			if fn[i+1:] == "" {
 				c.Contributes = false
 			}
@@ -228,17 +257,17 @@ func functionComponent(f *frameIn, contextLine *Component) *Component {
 
 // frameComponent is Sentry's frame:v1 for one frame, the same in every
 // variant (in-app and rule marks are applied on a copy per variant).
-func frameComponent(f *frameIn) *Component {
-	module := moduleComponent(f)
-	filename := filenameComponent(f)
+func (g *grouper) frameComponent(f *frameIn) *Component {
+	module := g.moduleComponent(f)
+	filename := g.filenameComponent(f)
 	if module.Contributes && filename.Contributes {
 		filename.off("module takes precedence")
 	}
 	var ctx *Component
 	if contextLinePlatform(f.platform) {
-		ctx = contextLineComponent(f)
+		ctx = g.contextLineComponent(f)
 	}
-	function := functionComponent(f, ctx)
+	function := g.functionComponent(f, ctx)
 	children := []*Component{module, filename, function}
 	if ctx != nil {
 		children = append(children, ctx)
@@ -258,7 +287,7 @@ func frameComponent(f *frameIn) *Component {
 			function.off("ignored unknown function name")
 		}
 	}
-	c := node("frame", children...)
+	c := g.node("frame", children...)
 	if f.family == "javascript" {
 		fn := f.rawFunction
 		if fn == "" {
@@ -287,11 +316,11 @@ func (g *grouper) stacktrace(st *event.Node) map[string]*Component {
 		ins[i], views[i] = g.readFrame(n)
 	}
 	g.finality(ins, views)
-	applyRules(defaultRules, views)
+	g.cand = builtin.apply(views, g.cand)
 	base := make([]*Component, len(frames))
 	for i := range ins {
-		c := frameComponent(&ins[i])
-		if i > 0 && ins[i].recursionKey == ins[i-1].recursionKey {
+		c := g.frameComponent(&ins[i])
+		if i > 0 && sameFrame(&ins[i], &ins[i-1]) {
 			c.off("ignored due to recursion")
 		}
 		if !views[i].group {
@@ -302,15 +331,14 @@ func (g *grouper) stacktrace(st *event.Node) map[string]*Component {
 	if len(ins) == 1 && base[0].Contributes && ins[0].family == "javascript" && ins[0].function == "" && hasURLOrigin(ins[0].absPath, false) {
 		base[0].off("ignored single non-URL JavaScript frame")
 	}
-	system := node("stacktrace", base...)
-	appFrames := make([]*Component, len(base))
+	system := g.node("stacktrace", base...)
+	appFrames := g.children(base...)
 	for i, c := range base {
-		appFrames[i] = c
 		if !views[i].inApp && c.Contributes {
-			appFrames[i] = offCopy(c, "non app frame")
+			appFrames[i] = g.offCopy(c, "non app frame")
 		}
 	}
-	app := node("stacktrace", appFrames...)
+	app := g.node("stacktrace", appFrames...)
 	if !app.Contributes && len(base) > 0 {
 		app.Hint = "ignored because it contains no in-app frames"
 	}
@@ -416,9 +444,19 @@ func (g *grouper) singleException(ex *event.Node) map[string]*Component {
 		stacks = map[string]*Component{"app": {ID: "stacktrace"}}
 	}
 	raw, hasValue := get(ex, "value").Lenient()
-	var valueNorm, hint string
-	if hasValue {
-		valueNorm = parameterize(string(raw))
+	// Parameterizing is the costly part of a frame-less hash: skip it when
+	// every variant's stack trace contributes, which ignores the value
+	// (it is then shown as sent).
+	needValue := nsError == nil || !nsError.Contributes
+	if needValue {
+		needValue = false
+		for _, st := range stacks {
+			needValue = needValue || !st.Contributes
+		}
+	}
+	valueNorm, hint := string(raw), ""
+	if hasValue && needValue {
+		valueNorm = parameterize(valueNorm)
 		if valueNorm != string(raw) {
 			hint = "stripped event-specific values"
 		}
@@ -626,23 +664,18 @@ func (g *grouper) fingerprint(root *event.Node, res *Result, h hash.Hash) {
 
 var md5Hex = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
-// checksum is the legacy "checksum" field: verbatim when it is 32 hex
-// digits, else hashed.
-func (g *grouper) checksum(root *event.Node, res *Result) {
-	cs := str(get(root, "checksum"))
-	if cs == "" {
-		return
-	}
-	v := Variant{Name: "checksum", Type: "checksum", Contributes: true, Values: []string{cs}, Hash: cs}
+// checksumResult is the legacy "checksum" field's grouping, which replaces
+// every other variant: the value itself is the "checksum" hash, and when it
+// is not 32 lowercase hex digits its md5 is added as "hashed-checksum".
+func checksumResult(cs string) Result {
+	res := Result{Config: ConfigID, Rules: RulesVersion, Primary: cs, Final: true,
+		Variants: []Variant{{Name: "checksum", Type: "checksum", Contributes: true, Values: []string{cs}, Hash: cs}}}
 	if !md5Hex.MatchString(cs) {
 		sum := md5.Sum([]byte(cs))
-		v.Name, v.Type, v.Hash = "hashed-checksum", "hashed-checksum", hex.EncodeToString(sum[:])
+		res.Variants = append(res.Variants, Variant{Name: "hashed-checksum", Type: "hashed-checksum", Contributes: true,
+			Values: []string{cs}, Hash: hex.EncodeToString(sum[:])})
 	}
-	at := 0
-	for at < len(res.Variants) && rank(res.Variants[at].Name) < rank(v.Name) {
-		at++
-	}
-	res.Variants = append(res.Variants[:at], append([]Variant{v}, res.Variants[at:]...)...)
+	return res
 }
 
 // builtinFingerprints flags JavaScript events Sentry's built-in

@@ -1,0 +1,54 @@
+package grouping
+
+import "testing"
+
+// TestSentrySnapshots asserts the hashes Sentry's own grouping snapshot
+// tests (tests/sentry/grouping/snapshots/test_variants, config
+// newstyle@2023_01_11) record for their inputs; the inputs here keep the
+// fields grouping reads.
+func TestSentrySnapshots(t *testing.T) {
+	cases := []struct {
+		name, event, primary string
+		variants             map[string]string
+	}{
+		{"frame_ignores_filename_if_abs_path_is_http",
+			`{"platform":"javascript","stacktrace":{"frames":[{"function":"test","abs_path":"http://foo.com/foo.py","filename":"/foo.py"}]}}`,
+			"098f6bcd4621d373cade4e832627b4f6", map[string]string{"app": "", "system": "098f6bcd4621d373cade4e832627b4f6"}},
+		{"frame_ignores_filename_if_http",
+			`{"platform":"javascript","stacktrace":{"frames":[{"function":"test","abs_path":"http://foo.com/foo.py","context_line":"hello world","filename":"/foo.py"}]}}`,
+			"64a0e0a34d99dce03a8c5a4c237a4b5a", map[string]string{"app": "", "system": "64a0e0a34d99dce03a8c5a4c237a4b5a"}},
+		{"frame_sanitizes_erb_templates",
+			`{"platform":"ruby","stacktrace":{"frames":[{"function":"_foo_html_erb__3327151541118998292_70361296749460","abs_path":"foo.html.erb","filename":"foo.html.erb"}]}}`,
+			"4067a71d7098866f87c746a57a77b2bb", map[string]string{"app": "", "system": "4067a71d7098866f87c746a57a77b2bb"}},
+		{"go_pkg_mod",
+			`{"platform":"go","exception":{"values":[{"type":"*pq.Error","value":"pq: cannot cast jsonb null to type integer","stacktrace":{"frames":[
+			 {"function":"FuncJob.Run","module":"github.com/robfig/cron/v3","filename":"/go/pkg/mod/github.com/robfig/cron/v3@v3.0.0/cron.go","abs_path":"/go/pkg/mod/github.com/robfig/cron/v3@v3.0.0/cron.go"},
+			 {"function":"background.func2","module":"main","filename":"/my_app/main.go","abs_path":"/my_app/main.go","in_app":true}]}}]}}`,
+			"4b8bbc500bd2cabfcadc1f1be867e0bb", map[string]string{"app": "4b8bbc500bd2cabfcadc1f1be867e0bb", "system": "348fc4026c9fa11ffba8fbfa80a134c9"}},
+		{"hybrid_fingerprint_base",
+			`{"fingerprint":["{{ default }}","dogs are great"],"exception":{"values":[{"type":"FailedToFetchError","value":"FailedToFetchError: Charlie didn't bring the ball back!"}]},"platform":"javascript"}`,
+			"e3d593b4335190212ca7c18b8e967fb1", map[string]string{"app": "e3d593b4335190212ca7c18b8e967fb1"}},
+		{"custom_fingerprint",
+			`{"platform":"python","fingerprint":["celery","SoftTimeLimitExceeded","sentry.tasks.store.process_event"],"exception":{"values":[{"type":"SoftTimeLimitExceeded","value":"SoftTimeLimitExceeded()","stacktrace":{"frames":[
+			 {"function":"_wrapped","module":"sentry.tasks.base","filename":"sentry/tasks/base.py","abs_path":"/usr/src/sentry/tasks/base.py","context_line":"    result = func(*args, **kwargs)","in_app":true}]}}]}}`,
+			"f30afa00b85f5cac5ee0bce01b31f08d", map[string]string{"custom-fingerprint": "f30afa00b85f5cac5ee0bce01b31f08d", "app": "", "system": ""}},
+		{"javascript_message_parameterization",
+			`{"platform":"javascript","logentry":{"formatted":"testing testing 1, 2, 3"}}`,
+			"f9e47f16e3b9770b440157179c47bf7a", map[string]string{"default": "f9e47f16e3b9770b440157179c47bf7a"}},
+		{"csp",
+			`{"platform":"other","csp":{"blocked_uri":"https://YYY","violated_directive":"script-src","effective_directive":"script-src"},"logentry":{"formatted":"Blocked 'script' from 'YYY'"}}`,
+			"666766514295bb52812324097cdaf53e", map[string]string{"default": "666766514295bb52812324097cdaf53e"}},
+		{"expectct",
+			`{"expectct":{"date_time":"2014-04-06T13:00:50Z","hostname":"example.com","port":443}}`,
+			"3d2933f4b5ec459ec8d569a398fd328c", map[string]string{"default": "3d2933f4b5ec459ec8d569a398fd328c"}},
+		{"checksum_no_regex_match",
+			`{"checksum":"not a legit checksum","message":"Dogs are great!"}`,
+			"not a legit checksum", map[string]string{"checksum": "not a legit checksum", "hashed-checksum": "de46d023e69b171b90ccf3ebca7aede4"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := hashOf(t, c.event)
+			want(t, r, c.primary, c.variants)
+		})
+	}
+}
