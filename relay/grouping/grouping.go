@@ -146,22 +146,10 @@ func (g *grouper) run(root *event.Node) Result {
 }
 
 // assemble builds each variant's component list from the strategies in
-// score order: the first contributing strategy of a variant wins, later
-// ones (or ones in a variant whose sibling already has a winner) stay in
-// the tree as non-contributing. "default" components join every other
-// variant when there is one.
+// score order: the first contributing strategy of a variant wins; a later
+// one stays in the tree non-contributing, also when a higher strategy won
+// in another variant (Sentry's "exception of system takes precedence").
 func assemble(outs []strategyOut) map[string][]*Component {
-	names := map[string]bool{}
-	for _, o := range outs {
-		for n := range o.variants {
-			if n != "default" {
-				names[n] = true
-			}
-		}
-	}
-	if len(names) == 0 {
-		names["default"] = true
-	}
 	res := map[string][]*Component{}
 	winner := map[string]string{}
 	for _, o := range outs {
@@ -169,15 +157,8 @@ func assemble(outs []strategyOut) map[string][]*Component {
 		for k, v := range winner {
 			prev[k] = v
 		}
-		for _, vn := range sortedNames(names) {
+		for _, vn := range sortedNames(o.variants) {
 			c := o.variants[vn]
-			if c == nil {
-				c = o.variants["default"]
-				if c == nil {
-					continue
-				}
-				c = cloneTree(c)
-			}
 			if w, ok := prev[vn]; ok {
 				if c.Contributes {
 					c = offCopy(c, "ignored because "+w+" takes precedence")
@@ -203,7 +184,7 @@ func anyWinner(w map[string]string) (string, bool) {
 	return best, best != ""
 }
 
-func sortedNames(m map[string]bool) []string {
+func sortedNames[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -229,13 +210,7 @@ func rank(name string) int {
 	return 5
 }
 
-func variantOrder(m map[string][]*Component) []string {
-	names := map[string]bool{}
-	for k := range m {
-		names[k] = true
-	}
-	return sortedNames(names)
-}
+func variantOrder(m map[string][]*Component) []string { return sortedNames(m) }
 
 func primary(vs []Variant) string {
 	for _, v := range vs {

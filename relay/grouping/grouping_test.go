@@ -212,7 +212,12 @@ func TestCSP(t *testing.T) {
 func TestThreads(t *testing.T) {
 	r := hashOf(t, `{"platform":"python","threads":{"values":[{"id":1,"crashed":true,"stacktrace":{"frames":[{"module":"app.worker","function":"run","in_app":true}]}}]},"logentry":{"formatted":"hang"}}`)
 	app := md5hex("app.worker", "run")
-	want(t, r, app, map[string]string{"app": app, "system": app})
+	want(t, r, app, map[string]string{"app": app, "system": app, "default": ""})
+	// The message stays in its own variant, outranked (as in Sentry's
+	// java_chained snapshot: "exception of system takes precedence").
+	if h := variant(r, "default").Components[0].Hint; h != "ignored because threads of app takes precedence" {
+		t.Errorf("default hint = %q", h)
+	}
 	r = hashOf(t, `{"platform":"python","threads":{"values":[
 	 {"id":1,"stacktrace":{"frames":[{"module":"a","function":"f"}]}},
 	 {"id":2,"stacktrace":{"frames":[{"module":"b","function":"g"}]}}]},"logentry":{"formatted":"hang"}}`)
