@@ -44,6 +44,22 @@ func TestSentrySnapshots(t *testing.T) {
 		{"checksum_no_regex_match",
 			`{"checksum":"not a legit checksum","message":"Dogs are great!"}`,
 			"not a legit checksum", map[string]string{"checksum": "not a legit checksum", "hashed-checksum": "de46d023e69b171b90ccf3ebca7aede4"}},
+		{"frame_uses_context_line_over_function",
+			`{"platform":"javascript","stacktrace":{"frames":[{"function":"bar","abs_path":"foo.py","lineno":1,"context_line":"foo bar","filename":"foo.py","data":{"sourcemap":"http://dogs.are.great/sit/stay.js.map"}}]}}`,
+			"fb73cb54ced59b1c0c60d9bb40b7336b", map[string]string{"app": "", "system": "fb73cb54ced59b1c0c60d9bb40b7336b"}},
+		{"javascript_xbrowser_chrome",
+			`{"platform":"javascript","fingerprint":["{{ default }}"],"exception":{"values":[{"type":"Error","value":"bad","stacktrace":{"frames":[
+			 {"abs_path":"file:///tmp/test.html","filename":"/tmp/test.html","lineno":49,"colno":19,"in_app":false},
+			 {"function":"Foo.testMethod","abs_path":"file:///tmp/test.html","filename":"/tmp/test.html","lineno":43,"colno":7,"in_app":false},
+			 {"function":"aha","abs_path":"file:///tmp/test.html","filename":"/tmp/test.html","lineno":38,"colno":5,"in_app":false},
+			 {"function":"eval","abs_path":"file:///tmp/test.html","filename":"/tmp/test.html","lineno":1,"colno":1,"in_app":false},
+			 {"function":"test","abs_path":"file:///tmp/test.html","filename":"/tmp/test.html","lineno":32,"colno":23,"in_app":false},
+			 {"function":"Array.map","abs_path":"<anonymous>","in_app":false,"filename":"<anonymous>"},
+			 {"abs_path":"file:///tmp/test.html","filename":"/tmp/test.html","lineno":33,"colno":17,"in_app":false},
+			 {"function":"Object.callback","abs_path":"file:///tmp/test.html","filename":"/tmp/test.html","lineno":24,"colno":7,"in_app":false},
+			 {"function":"callAnotherThing","abs_path":"file:///tmp/test.html","filename":"/tmp/test.html","lineno":19,"colno":16,"in_app":false},
+			 {"function":"Object.aha","abs_path":"file:///tmp/test.html","filename":"/tmp/test.html","lineno":18,"colno":13,"in_app":false}]}}]}}`,
+			"c63e8727af1a8fe75872b6a762797113", map[string]string{"app": "", "system": "c63e8727af1a8fe75872b6a762797113"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
