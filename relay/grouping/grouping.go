@@ -138,6 +138,7 @@ func (g *grouper) run(root *event.Node) Result {
 		}
 		res.Variants = append(res.Variants, v)
 	}
+	dedupSystem(res.Variants)
 	g.fingerprint(root, &res, h)
 	res.Primary = primary(res.Variants)
 	res.Final = len(g.reasons) == 0
@@ -211,6 +212,25 @@ func rank(name string) int {
 }
 
 func variantOrder(m map[string][]*Component) []string { return sortedNames(m) }
+
+// dedupSystem nulls the system hash when it equals the app hash (Sentry's
+// "ignored because hash matches app variant", snapshot javascript_polyfills).
+func dedupSystem(vs []Variant) {
+	app, sys := -1, -1
+	for i, v := range vs {
+		switch v.Name {
+		case "app":
+			app = i
+		case "system":
+			sys = i
+		}
+	}
+	if app < 0 || sys < 0 || vs[app].Hash == "" || vs[sys].Hash != vs[app].Hash {
+		return
+	}
+	v := &vs[sys]
+	v.Hash, v.Contributes, v.Hint = "", false, "ignored because hash matches app variant"
+}
 
 func primary(vs []Variant) string {
 	for _, v := range vs {

@@ -189,7 +189,7 @@ func TestJavaRules(t *testing.T) {
 	 {"module":"com.shop.Cart$$Lambda$12/0x1234","function":"lambda$run$0","in_app":true}
 	]}}]}}`)
 	app := md5hex("com.shop.Cart", "add", "IllegalStateException")
-	want(t, r, app, map[string]string{"app": app, "system": app})
+	want(t, r, app, map[string]string{"app": app, "system": ""})
 }
 
 func TestJavaScriptFunctionTrim(t *testing.T) {
@@ -197,7 +197,7 @@ func TestJavaScriptFunctionTrim(t *testing.T) {
 	 {"filename":"node:internal/process/task_queues","function":"processTicksAndRejections","in_app":false},
 	 {"filename":"/app/src/cart.js","abs_path":"/app/src/cart.js","function":"Object.aha","context_line":"  throw new Error('x')","in_app":true}]}}`)
 	app := md5hex("cart.js", "aha", "throw new Error('x')")
-	want(t, r, app, map[string]string{"app": app, "system": app})
+	want(t, r, app, map[string]string{"app": app, "system": ""})
 }
 
 func TestCSP(t *testing.T) {
@@ -212,7 +212,7 @@ func TestCSP(t *testing.T) {
 func TestThreads(t *testing.T) {
 	r := hashOf(t, `{"platform":"python","threads":{"values":[{"id":1,"crashed":true,"stacktrace":{"frames":[{"module":"app.worker","function":"run","in_app":true}]}}]},"logentry":{"formatted":"hang"}}`)
 	app := md5hex("app.worker", "run")
-	want(t, r, app, map[string]string{"app": app, "system": app, "default": ""})
+	want(t, r, app, map[string]string{"app": app, "system": "", "default": ""})
 	// The message stays in its own variant, outranked (as in Sentry's
 	// java_chained snapshot: "exception of system takes precedence").
 	if h := variant(r, "default").Components[0].Hint; h != "ignored because threads of app takes precedence" {

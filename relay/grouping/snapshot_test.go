@@ -60,6 +60,15 @@ func TestSentrySnapshots(t *testing.T) {
 			 {"function":"callAnotherThing","abs_path":"file:///tmp/test.html","filename":"/tmp/test.html","lineno":19,"colno":16,"in_app":false},
 			 {"function":"Object.aha","abs_path":"file:///tmp/test.html","filename":"/tmp/test.html","lineno":18,"colno":13,"in_app":false}]}}]}}`,
 			"c63e8727af1a8fe75872b6a762797113", map[string]string{"app": "", "system": "c63e8727af1a8fe75872b6a762797113"}},
+		{"javascript_polyfills",
+			`{"platform":"javascript","exception":{"values":[{"type":"Error","value":"bad","stacktrace":{"frames":[
+			 {"function":"e.<anonymous>","module":"@babel/runtime/helpers/asyncToGenerator","lineno":21,"colno":12},
+			 {"function":"listener","module":"core-js/internals/task","lineno":46,"colno":3},
+			 {"function":"_.sent","module":"tslib/tslib.es6","lineno":81,"colno":77}]}}]}}`,
+			"be36642f41f047346396f018f62375d3", map[string]string{"app": "be36642f41f047346396f018f62375d3", "system": ""}},
+		{"frame_ignores_sun_java_generated_constructors",
+			`{"stacktrace":{"frames":[{"function":"invoke","module":"sun.reflect.GeneratedSerializationConstructorAccessor1"}]},"platform":"java"}`,
+			"07d1a8e5728b3c4c7aa8b8273fd0e753", map[string]string{"app": "", "system": "07d1a8e5728b3c4c7aa8b8273fd0e753"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
