@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"slices"
 	"strings"
 
@@ -65,7 +64,8 @@ func Hash(root *event.Node) Result {
 type grouper struct {
 	platform string
 	reasons  []string
-	cand     []int // rule-index scratch
+	cand     []int  // rule-index scratch
+	in       []byte // hash input scratch
 	comps    []Component
 	strs     []string
 	ptrs     []*Component
@@ -96,7 +96,7 @@ func (g *grouper) run(root *event.Node) Result {
 			outs = append(outs, strategyOut{"threads", v})
 		}
 	}
-	if st := get(root, "stacktrace"); len(list(get(st, "frames"))) > 0 {
+	if st := get(root, "stacktrace"); hasFrames(st) {
 		outs = append(outs, strategyOut{"stacktrace", removeNonStacktrace(g.stacktrace(st))})
 	}
 	for _, sec := range []struct{ key, id string }{{"csp", "csp"}, {"hpkp", "hpkp"}, {"expectstaple", "expect-staple"}, {"expectct", "expect-ct"}} {
@@ -122,7 +122,6 @@ func (g *grouper) run(root *event.Node) Result {
 
 	variants := assemble(outs)
 	res := Result{Config: ConfigID, Rules: RulesVersion}
-	h := md5.New()
 	for _, name := range variantOrder(variants) {
 		cs := variants[name]
 		v := Variant{Name: name, Type: "component", Components: cs}
@@ -130,16 +129,16 @@ func (g *grouper) run(root *event.Node) Result {
 			v.Contributes = v.Contributes || c.Contributes
 		}
 		if v.Contributes {
-			h.Reset()
+			g.in = g.in[:0]
 			for _, c := range cs {
-				feed(h, c)
+				g.in = feed(g.in, c)
 			}
-			v.Hash = hex.EncodeToString(h.Sum(nil))
+			v.Hash = md5Hex(g.in)
 		}
 		res.Variants = append(res.Variants, v)
 	}
 	dedupSystem(res.Variants)
-	g.fingerprint(root, &res, h)
+	g.fingerprint(root, &res)
 	res.Primary = primary(res.Variants)
 	res.Final = len(g.reasons) == 0
 	res.Reason = strings.Join(g.reasons, "; ")
@@ -241,18 +240,25 @@ func primary(vs []Variant) string {
 	return ""
 }
 
-// feed writes the contributing leaf values of c, depth first, with no
+// feed appends the contributing leaf values of c, depth first, with no
 // separator: the hash input of Sentry's component variant.
-func feed(h hash.Hash, c *Component) {
+func feed(dst []byte, c *Component) []byte {
 	if !c.Contributes {
-		return
+		return dst
 	}
 	for _, v := range c.Values {
-		h.Write([]byte(v))
+		dst = append(dst, v...)
 	}
 	for _, ch := range c.Children {
-		feed(h, ch)
+		dst = feed(dst, ch)
 	}
+	return dst
+}
+
+// md5Hex is the lower-case hex MD5 of b.
+func md5Hex(b []byte) string {
+	sum := md5.Sum(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Tree helpers. The grouper's versions take components, value and child
@@ -434,6 +440,20 @@ func str(n *event.Node) string {
 func text(n *event.Node) string {
 	b, _ := n.Lenient()
 	return string(b)
+}
+
+// hasFrames reports whether stacktrace st has at least one frame object.
+func hasFrames(st *event.Node) bool {
+	fs := get(st, "frames")
+	if fs.Kind() != event.Array {
+		return false
+	}
+	for i := range fs.Len() {
+		if fs.Index(i).Kind() == event.Object {
+			return true
+		}
+	}
+	return false
 }
 
 // list is the elements of an array, or of the "values" array of an object

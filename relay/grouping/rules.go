@@ -169,6 +169,25 @@ func (g *glob) match(v string) bool {
 	return g.re.MatchString(v)
 }
 
+// matchSlashed is match("/" + v) without building the string: Sentry also
+// tries a relative path with a leading slash.
+func (g *glob) matchSlashed(v string) bool {
+	switch {
+	case g.prefix != "":
+		return g.prefix == "/" || (g.prefix[0] == '/' && strings.HasPrefix(v, g.prefix[1:]))
+	case g.suffix != "":
+		return strings.HasSuffix(v, g.suffix) || (len(g.suffix) == len(v)+1 && g.suffix[0] == '/' && g.suffix[1:] == v)
+	case g.contains != "":
+		return strings.Contains(v, g.contains) || (g.contains[0] == '/' && strings.HasPrefix(v, g.contains[1:]))
+	case g.re == nil:
+		return len(g.exact) == len(v)+1 && g.exact[0] == '/' && g.exact[1:] == v
+	}
+	if g.literal != "" && !strings.Contains(v, g.literal) && (g.literal[0] != '/' || !strings.HasPrefix(v, g.literal[1:])) {
+		return false
+	}
+	return g.re.MatchString("/" + v)
+}
+
 // parseRules reads the rule text (docs/grouping.md "Stack-trace rules").
 func parseRules(text string) ([]rule, error) {
 	var rules []rule
@@ -358,7 +377,7 @@ func (m *matcher) matches(f *frameView) bool {
 	case fApp:
 		ok = f.inApp == m.app
 	case fPath:
-		ok = f.path != "" && (m.g.match(f.path) || (f.path[0] != '/' && m.g.match("/"+f.path)))
+		ok = f.path != "" && (m.g.match(f.path) || (f.path[0] != '/' && m.g.matchSlashed(f.path)))
 	case fAbsPath:
 		ok = f.absPath != "" && m.g.match(f.absPath)
 	case fFilename:

@@ -48,3 +48,18 @@ func TestRulesParse(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchSlashed: matchSlashed(v) is match("/"+v) for every glob form.
+func TestMatchSlashed(t *testing.T) {
+	for _, pat := range []string{"/app/**", "**/node_modules/**", "**.js", "/foo.py", "**/*newrelic*/**", "app/**", "**/go/pkg/mod/**"} {
+		g, err := compileGlob(pat, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{"app/x.js", "foo.py", "x/node_modules/y", "node_modules/y", "lib/newrelic/x", "go/pkg/mod/a", "a.js", ""} {
+			if got, want := g.matchSlashed(v), g.match("/"+v); got != want {
+				t.Errorf("%q on %q: matchSlashed %v, match(\"/\"+v) %v", pat, v, got, want)
+			}
+		}
+	}
+}

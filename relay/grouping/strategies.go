@@ -2,9 +2,6 @@ package grouping
 
 import (
 	"bytes"
-	"crypto/md5"
-	"encoding/hex"
-	"hash"
 	"net/url"
 	"regexp"
 	"strings"
@@ -38,7 +35,7 @@ type frameIn struct {
 	platform, family                                         string
 	absPath, filename, module, function, rawFunction, contxt string
 	pkg                                                      string
-	sourcemap, hasAddr                                       bool
+	sourcemap, hasAddr, inApp                                bool
 	lineno, colno                                            []byte // as sent, for the recursion test
 }
 
@@ -49,48 +46,97 @@ func sameFrame(a, b *frameIn) bool {
 		a.function == b.function && bytes.Equal(a.lineno, b.lineno) && bytes.Equal(a.colno, b.colno)
 }
 
-func (g *grouper) readFrame(n *event.Node) (frameIn, frameView) {
-	var f frameIn
-	var lineno, colno, inAppN *event.Node
-	// One pass over the members; a repeated key keeps its last value.
-	for i := range n.Len() {
-		v := n.Index(i)
-		switch string(n.Key(i)) {
-		case "platform":
-			f.platform = str(v)
-		case "abs_path":
-			f.absPath = str(v)
-		case "filename":
-			f.filename = str(v)
-		case "module":
-			f.module = str(v)
-		case "function":
-			f.function = str(v)
-		case "raw_function":
-			f.rawFunction = str(v)
-		case "context_line":
-			f.contxt = str(v)
-		case "package":
-			f.pkg = str(v)
-		case "instruction_addr":
-			f.hasAddr = !v.IsNull()
-		case "lineno":
-			lineno = v
-		case "colno":
-			colno = v
-		case "in_app":
-			inAppN = v
-		case "data":
-			f.sourcemap = v.Kind() == event.Object && !get(v, "sourcemap").IsNull()
+// Frame string fields, in the order readFrames copies them.
+const (
+	rPlatform = iota
+	rAbsPath
+	rFilename
+	rModule
+	rFunction
+	rRawFunction
+	rContext
+	rPackage
+	nRaw
+)
+
+// readFrames reads the frames' fields. Their strings are copied out of the
+// tree into one string for the whole stack (one allocation, not one per
+// field): the Result outlives the tree.
+func (g *grouper) readFrames(frames []*event.Node) ([]frameIn, []frameView) {
+	raws := make([][nRaw][]byte, len(frames))
+	ins := make([]frameIn, len(frames))
+	total := 0
+	for fi, n := range frames {
+		f, raw := &ins[fi], &raws[fi]
+		var lineno, colno, inAppN *event.Node
+		// One pass over the members; a repeated key keeps its last value.
+		for i := range n.Len() {
+			v := n.Index(i)
+			switch string(n.Key(i)) {
+			case "platform":
+				raw[rPlatform] = v.Bytes()
+			case "abs_path":
+				raw[rAbsPath] = v.Bytes()
+			case "filename":
+				raw[rFilename] = v.Bytes()
+			case "module":
+				raw[rModule] = v.Bytes()
+			case "function":
+				raw[rFunction] = v.Bytes()
+			case "raw_function":
+				raw[rRawFunction] = v.Bytes()
+			case "context_line":
+				raw[rContext] = v.Bytes()
+			case "package":
+				raw[rPackage] = v.Bytes()
+			case "instruction_addr":
+				f.hasAddr = !v.IsNull()
+			case "lineno":
+				lineno = v
+			case "colno":
+				colno = v
+			case "in_app":
+				inAppN = v
+			case "data":
+				f.sourcemap = v.Kind() == event.Object && !get(v, "sourcemap").IsNull()
+			}
+		}
+		f.lineno, _ = lineno.Lenient()
+		f.colno, _ = colno.Lenient()
+		f.inApp, _ = inAppN.Bool() // absent: not in-app (Sentry's default)
+		for _, b := range raw {
+			total += len(b)
 		}
 	}
+	var sb strings.Builder
+	sb.Grow(total)
+	for fi := range raws {
+		for _, b := range raws[fi] {
+			sb.Write(b)
+		}
+	}
+	all, off := sb.String(), 0
+	views := make([]frameView, len(frames))
+	for fi := range raws {
+		var fs [nRaw]string
+		for k, b := range raws[fi] {
+			fs[k] = all[off : off+len(b)]
+			off += len(b)
+		}
+		f := &ins[fi]
+		f.platform, f.absPath, f.filename, f.module = fs[rPlatform], fs[rAbsPath], fs[rFilename], fs[rModule]
+		f.function, f.rawFunction, f.contxt, f.pkg = fs[rFunction], fs[rRawFunction], fs[rContext], fs[rPackage]
+		views[fi] = g.frameFacts(f)
+	}
+	return ins, views
+}
+
+// frameFacts completes f and returns what the stack-trace rules see of it.
+func (g *grouper) frameFacts(f *frameIn) frameView {
 	if f.platform == "" {
 		f.platform = g.platform
 	}
 	f.family = family(f.platform)
-	f.lineno, _ = lineno.Lenient()
-	f.colno, _ = colno.Lenient()
-	inApp, _ := inAppN.Bool() // absent: not in-app (Sentry's default)
 	path := f.absPath
 	if path == "" {
 		path = f.filename
@@ -103,10 +149,10 @@ func (g *grouper) readFrame(n *event.Node) (frameIn, frameView) {
 		module:   f.module,
 		function: f.function,
 		pkg:      strings.ToLower(strings.ReplaceAll(f.pkg, `\`, `/`)),
-		inApp:    inApp,
+		inApp:    f.inApp,
 		group:    true,
 	}
-	return f, v
+	return v
 }
 
 // hasURLOrigin reports whether a frame's abs_path is a URL.
@@ -312,15 +358,10 @@ func (g *grouper) frameComponent(f *frameIn) *Component {
 
 // stacktrace is Sentry's stacktrace:v1: an "app" and a "system" variant.
 func (g *grouper) stacktrace(st *event.Node) map[string]*Component {
-	frames := list(get(st, "frames"))
-	ins := make([]frameIn, len(frames))
-	views := make([]frameView, len(frames))
-	for i, n := range frames {
-		ins[i], views[i] = g.readFrame(n)
-	}
+	ins, views := g.readFrames(list(get(st, "frames")))
 	g.finality(ins, views)
 	g.cand = builtin.apply(views, g.cand)
-	base := make([]*Component, len(frames))
+	base := make([]*Component, len(ins))
 	for i := range ins {
 		c := g.frameComponent(&ins[i])
 		if i > 0 && sameFrame(&ins[i], &ins[i-1]) {
@@ -441,7 +482,7 @@ func (g *grouper) singleException(ex *event.Node) map[string]*Component {
 		g.notFinal("NSError exception: cocoa events need symbolication")
 	}
 	var stacks map[string]*Component
-	if st := get(ex, "stacktrace"); len(list(get(st, "frames"))) > 0 {
+	if st := get(ex, "stacktrace"); hasFrames(st) {
 		stacks = g.stacktrace(st)
 	} else {
 		stacks = map[string]*Component{"app": {ID: "stacktrace"}}
@@ -489,7 +530,7 @@ func (g *grouper) threads(ths []*event.Node) map[string]*Component {
 	if len(ths) != 1 {
 		withStack := 0
 		for _, t := range ths {
-			if len(list(get(get(t, "stacktrace"), "frames"))) > 0 {
+			if hasFrames(get(t, "stacktrace")) {
 				withStack++
 			}
 		}
@@ -499,7 +540,7 @@ func (g *grouper) threads(ths []*event.Node) map[string]*Component {
 		return map[string]*Component{"app": {ID: "threads", Hint: "ignored because it contains several threads"}}
 	}
 	st := get(ths[0], "stacktrace")
-	if len(list(get(st, "frames"))) == 0 {
+	if !hasFrames(st) {
 		return map[string]*Component{"app": {ID: "threads", Hint: "thread has no stacktrace"}}
 	}
 	out := map[string]*Component{}
@@ -608,7 +649,7 @@ var fingerprintVar = regexp.MustCompile(`^\{\{\s*(\S+?)\s*\}\}$`)
 
 // fingerprint applies the event's fingerprint: custom (replaces the
 // default variants) or hybrid ("{{ default }}" plus salt values).
-func (g *grouper) fingerprint(root *event.Node, res *Result, h hash.Hash) {
+func (g *grouper) fingerprint(root *event.Node, res *Result) {
 	fp := get(root, "fingerprint")
 	if fp.Kind() != event.Array || fp.Len() == 0 {
 		return
@@ -640,14 +681,14 @@ func (g *grouper) fingerprint(root *event.Node, res *Result, h hash.Hash) {
 			if v.Hash == "" {
 				continue
 			}
-			h.Reset()
+			g.in = g.in[:0]
 			for _, c := range v.Components {
-				feed(h, c)
+				g.in = feed(g.in, c)
 			}
 			for _, s := range values {
-				h.Write([]byte(s))
+				g.in = append(g.in, s...)
 			}
-			v.Hash = hex.EncodeToString(h.Sum(nil))
+			v.Hash = md5Hex(g.in)
 		}
 		return
 	}
@@ -657,15 +698,15 @@ func (g *grouper) fingerprint(root *event.Node, res *Result, h hash.Hash) {
 			v.Hash, v.Contributes, v.Hint = "", false, "custom fingerprint takes precedence"
 		}
 	}
-	h.Reset()
+	g.in = g.in[:0]
 	for _, s := range values {
-		h.Write([]byte(s))
+		g.in = append(g.in, s...)
 	}
 	res.Variants = append([]Variant{{Name: "custom-fingerprint", Type: "custom-fingerprint", Contributes: true,
-		Values: values, Hash: hex.EncodeToString(h.Sum(nil))}}, res.Variants...)
+		Values: values, Hash: md5Hex(g.in)}}, res.Variants...)
 }
 
-var md5Hex = regexp.MustCompile(`^[0-9a-f]{32}$`)
+var md5Re = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // checksumResult is the legacy "checksum" field's grouping, which replaces
 // every other variant: the value itself is the "checksum" hash, and when it
@@ -673,10 +714,9 @@ var md5Hex = regexp.MustCompile(`^[0-9a-f]{32}$`)
 func checksumResult(cs string) Result {
 	res := Result{Config: ConfigID, Rules: RulesVersion, Primary: cs, Final: true,
 		Variants: []Variant{{Name: "checksum", Type: "checksum", Contributes: true, Values: []string{cs}, Hash: cs}}}
-	if !md5Hex.MatchString(cs) {
-		sum := md5.Sum([]byte(cs))
+	if !md5Re.MatchString(cs) {
 		res.Variants = append(res.Variants, Variant{Name: "hashed-checksum", Type: "hashed-checksum", Contributes: true,
-			Values: []string{cs}, Hash: hex.EncodeToString(sum[:])})
+			Values: []string{cs}, Hash: md5Hex([]byte(cs))})
 	}
 	return res
 }
