@@ -29,7 +29,7 @@ type alt struct {
 	// pre a cheap necessary condition on the text from it. Both only skip
 	// the regexp where it could not match.
 	first func(c byte) bool
-	pre   func(s string, i int) bool
+	pre   func(s string, i int, c *runs) bool
 	// check rejects a match (a look-ahead over the match itself); nil: none.
 	check func(m string) bool
 	// ends, when set, are capture groups: the match ends where the first
@@ -41,7 +41,7 @@ type alt struct {
 	// on a window, not the rest of the message.
 	max int
 	// fn replaces re for a pattern matched by hand: the match end, or -1.
-	fn func(s string, i int) int
+	fn func(s string, i int, c *runs) int
 }
 
 type pattern struct {
@@ -212,9 +212,10 @@ func parameterize(s string) string {
 		active[k] = (p.need == "" || strings.Contains(s, p.need)) && (!p.needDigit || anyDigit)
 	}
 	var b strings.Builder
+	var rc runs
 	last := 0
 	for i := 0; i < len(s); {
-		name, end := matchAt(s, i, &active)
+		name, end := matchAt(s, i, &active, &rc)
 		if end < 0 {
 			_, w := utf8.DecodeRuneInString(s[i:])
 			i += w
@@ -262,7 +263,7 @@ var byFirst = func() (t [256][]altRef) {
 	return t
 }()
 
-func matchAt(s string, i int, active *[len(patternsArr)]bool) (string, int) {
+func matchAt(s string, i int, active *[len(patternsArr)]bool, rc *runs) (string, int) {
 	wb := -1 // lazily computed \b at i
 	for _, ref := range byFirst[s[i]] {
 		if !active[ref.p] {
@@ -281,16 +282,16 @@ func matchAt(s string, i int, active *[len(patternsArr)]bool) (string, int) {
 				continue
 			}
 		}
-		if a.pre != nil && !a.pre(s, i) {
+		if a.before != nil && !a.before(s, i) {
 			continue
 		}
-		if a.before != nil && !a.before(s, i) {
+		if a.pre != nil && !a.pre(s, i, rc) {
 			continue
 		}
 		var end int
 		switch {
 		case a.fn != nil:
-			if end = a.fn(s, i); end < 0 {
+			if end = a.fn(s, i, rc); end < 0 {
 				continue
 			}
 		case a.ends == nil:
@@ -362,14 +363,22 @@ var tldSet = func() map[string]bool {
 // hostname matches Sentry's hostname pattern by hand: one or more labels
 // of [a-zA-Z0-9-]{1,63} each followed by '.', as few as possible, then a
 // known TLD (all upper or all lower case) ending at a word boundary.
-func hostname(s string, i int) int {
+func hostname(s string, i int, c *runs) int {
+	if i < c.hostFail {
+		// Inside a chain of labels already found to have no TLD: a start
+		// here checks a subset of the same positions.
+		return -1
+	}
 	pos := i
-	for {
+	for first := true; ; first = false {
 		j := pos
 		for j < len(s) && (isDigit(s[j]) || isLetter(s[j]) || s[j] == '-') {
 			j++
 		}
 		if j == pos || j-pos > 63 || j >= len(s) || s[j] != '.' {
+			if !first {
+				c.hostFail = j
+			}
 			return -1
 		}
 		pos = j + 1
@@ -389,6 +398,32 @@ func hostname(s string, i int) int {
 
 // Cheap necessary conditions (alt.pre).
 
+// runs caches the digit and hex runs of the message being scanned: a run
+// found from one position ends at the same place for the positions inside
+// it, so each run is scanned once, not once per position (quadratic on a
+// long run of digits).
+type runs struct {
+	dStart, dEnd int // digit run [dStart, dEnd)
+	hStart, hEnd int // hex run
+	hostFail     int // starts before this fail the hostname pattern
+}
+
+// digits is the length of the run of ASCII digits at i.
+func (c *runs) digits(s string, i int) int {
+	if i < c.dStart || i >= c.dEnd {
+		c.dStart, c.dEnd = i, i+run(s, i, isDigit)
+	}
+	return c.dEnd - i
+}
+
+// hex is the length of the run of hex digits at i.
+func (c *runs) hex(s string, i int) int {
+	if i < c.hStart || i >= c.hEnd {
+		c.hStart, c.hEnd = i, i+run(s, i, isHex)
+	}
+	return c.hEnd - i
+}
+
 func run(s string, i int, in func(byte) bool) int {
 	j := i
 	for j < len(s) && in(s[j]) {
@@ -404,34 +439,34 @@ func at(s string, i int) byte {
 	return 0
 }
 
-func prefix(p string) func(string, int) bool {
-	return func(s string, i int) bool { return strings.HasPrefix(s[i:], p) }
+func prefix(p string) func(string, int, *runs) bool {
+	return func(s string, i int, _ *runs) bool { return strings.HasPrefix(s[i:], p) }
 }
 
 // ipv6Start: every IPv6 alternative starts with ":" or 1-4 hex digits and
 // ":", and goes on with a hex digit or ":".
-func ipv6Start(s string, i int) bool {
-	h := run(s, i, isHex)
+func ipv6Start(s string, i int, c *runs) bool {
+	h := c.hex(s, i)
 	if h > 4 || at(s, i+h) != ':' {
 		return false
 	}
-	c := at(s, i+h+1)
-	return c == ':' || isHex(c)
+	ch := at(s, i+h+1)
+	return ch == ':' || isHex(ch)
 }
 
-func ipv4Start(s string, i int) bool {
-	d := run(s, i, isDigit)
+func ipv4Start(s string, i int, c *runs) bool {
+	d := c.digits(s, i)
 	return d >= 1 && d <= 3 && at(s, i+d) == '.'
 }
 
-func uuidStart(s string, i int) bool { return run(s, i, isHex) == 8 && at(s, i+8) == '-' }
+func uuidStart(s string, i int, c *runs) bool { return c.hex(s, i) == 8 && at(s, i+8) == '-' }
 
-func hexRunIs(n int) func(string, int) bool {
-	return func(s string, i int) bool { return run(s, i, isHex) == n }
+func hexRunIs(n int) func(string, int, *runs) bool {
+	return func(s string, i int, c *runs) bool { return c.hex(s, i) == n }
 }
 
-func hexRunAtLeast(n int) func(string, int) bool {
-	return func(s string, i int) bool { return run(s, i, isHex) >= n }
+func hexRunAtLeast(n int) func(string, int, *runs) bool {
+	return func(s string, i int, c *runs) bool { return c.hex(s, i) >= n }
 }
 
 var names = func() map[string]bool {
@@ -443,57 +478,59 @@ var names = func() map[string]bool {
 }()
 
 // nameStart: a day or month abbreviation starts at i.
-func nameStart(s string, i int) bool { return i+3 <= len(s) && names[s[i:i+3]] }
+func nameStart(s string, i int, c *runs) bool { return i+3 <= len(s) && names[s[i:i+3]] }
 
-func oldDateStart(s string, i int) bool {
-	if nameStart(s, i) {
+func oldDateStart(s string, i int, c *runs) bool {
+	if nameStart(s, i, c) {
 		return true
 	}
-	d := run(s, i, isDigit)
-	c := at(s, i+d)
-	return d >= 1 && d <= 2 && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v')
+	d := c.digits(s, i)
+	ch := at(s, i+d)
+	return d >= 1 && d <= 2 && (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v')
 }
 
-func digitsThen(n int, c byte) func(string, int) bool {
-	return func(s string, i int) bool { return run(s, i, isDigit) == n && at(s, i+n) == c }
+func digitsThen(n int, b byte) func(string, int, *runs) bool {
+	return func(s string, i int, c *runs) bool { return c.digits(s, i) == n && at(s, i+n) == b }
 }
 
-func compactDate(s string, i int) bool {
-	d := run(s, i, isDigit)
+func compactDate(s string, i int, c *runs) bool {
+	d := c.digits(s, i)
 	return d == 4 || d == 6 || d == 8
 }
 
-func kitchenStart(s string, i int) bool {
-	d := run(s, i, isDigit)
+func kitchenStart(s string, i int, c *runs) bool {
+	d := c.digits(s, i)
 	return d >= 1 && d <= 2 && at(s, i+d) == ':'
 }
 
-func durationMs(s string, i int) bool {
-	d := run(s, i, isDigit)
+func durationMs(s string, i int, c *runs) bool {
+	d := c.digits(s, i)
 	return d > 0 && strings.HasPrefix(s[i+d:], "ms")
 }
 
-func durationS(s string, i int) bool {
-	d := run(s, i, isDigit)
-	c := at(s, i+d)
-	return d > 0 && (c == 's' || c == '.')
+func durationS(s string, i int, c *runs) bool {
+	d := c.digits(s, i)
+	ch := at(s, i+d)
+	return d > 0 && (ch == 's' || ch == '.')
 }
 
-func hexPrefix(s string, i int) bool { return s[i] == '0' && (at(s, i+1) == 'x' || at(s, i+1) == 'X') }
+func hexPrefix(s string, i int, c *runs) bool {
+	return s[i] == '0' && (at(s, i+1) == 'x' || at(s, i+1) == 'X')
+}
 
-func minusDigit(s string, i int) bool { return isDigit(at(s, i+1)) }
+func minusDigit(s string, i int, c *runs) bool { return isDigit(at(s, i+1)) }
 
-func floatStart(s string, i int) bool {
-	d := run(s, i, isDigit)
+func floatStart(s string, i int, c *runs) bool {
+	d := c.digits(s, i)
 	return d > 0 && at(s, i+d) == '.'
 }
 
-func intStart(s string, i int) bool {
-	d := run(s, i, isDigit)
+func intStart(s string, i int, c *runs) bool {
+	d := c.digits(s, i)
 	return d >= 1 && d <= 7
 }
 
-func negIntStart(s string, i int) bool {
-	d := run(s, i+1, isDigit)
+func negIntStart(s string, i int, c *runs) bool {
+	d := c.digits(s, i+1)
 	return d >= 1 && d <= 7
 }

@@ -1,6 +1,10 @@
 package grouping
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestParameterizeTable(t *testing.T) {
 	if len(patterns) != len(patternsArr) {
@@ -122,6 +126,20 @@ func TestTrimLines(t *testing.T) {
 	} {
 		if got := trimLines(in); got != want {
 			t.Errorf("trimLines(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestParameterizeLinear: long runs that once made parameterization
+// quadratic (a 5 KB dotted token took 39 s) stay fast. The bound is loose
+// for a loaded machine; a quadratic scan of 20 KB takes far longer.
+func TestParameterizeLinear(t *testing.T) {
+	for _, unit := range []string{"1", "a", "a.", ":", "1:", "a@", "abcd:", "1.", "datetime.datetime(", "Jan ", "-1", "ab-", "0x", "1-", "=\"", "Mon, "} {
+		s := strings.Repeat(unit, 20000/len(unit))
+		start := time.Now()
+		parameterize(s)
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%q x %d: %v", unit, 20000/len(unit), d)
 		}
 	}
 }
