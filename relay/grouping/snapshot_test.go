@@ -44,9 +44,19 @@ func TestSentrySnapshots(t *testing.T) {
 		{"checksum_no_regex_match",
 			`{"checksum":"not a legit checksum","message":"Dogs are great!"}`,
 			"not a legit checksum", map[string]string{"checksum": "not a legit checksum", "hashed-checksum": "de46d023e69b171b90ccf3ebca7aede4"}},
-		{"frame_uses_context_line_over_function",
-			`{"platform":"javascript","stacktrace":{"frames":[{"function":"bar","abs_path":"foo.py","lineno":1,"context_line":"foo bar","filename":"foo.py","data":{"sourcemap":"http://dogs.are.great/sit/stay.js.map"}}]}}`,
+		// The stored 2023 snapshot of frame_uses_context_line_over_function
+		// shows only filename and function: its input then had neither the
+		// context line nor the source map (the newer
+		// exception_javascript_no_in_app snapshot shows a source-mapped
+		// frame grouping by context line, function ignored).
+		{"frame_uses_context_line_over_function (2023 input)",
+			`{"platform":"javascript","stacktrace":{"frames":[{"function":"bar","abs_path":"foo.py","lineno":1,"filename":"foo.py"}]}}`,
 			"fb73cb54ced59b1c0c60d9bb40b7336b", map[string]string{"app": "", "system": "fb73cb54ced59b1c0c60d9bb40b7336b"}},
+		{"exception_javascript_no_in_app (source-mapped frames)",
+			`{"platform":"javascript","exception":{"values":[{"type":"TypeError","value":"Cannot read property 'submitError' of null","stacktrace":{"frames":[
+			 {"module":"app/components/modals/createTeamModal","filename":"./app/components/modals/createTeamModal.jsx","abs_path":"webpack:///./app/components/modals/createTeamModal.jsx","context_line":"        onError(err);","in_app":false,"data":{"sourcemap":"https://example.com/app.js.map"}},
+			 {"module":"app/views/settings/components/forms/form","filename":"./app/views/settings/components/forms/form.jsx","abs_path":"webpack:///./app/views/settings/components/forms/form.jsx","function":"onError","context_line":"    this.model.submitError(error);","in_app":false,"data":{"sourcemap":"https://example.com/app.js.map"}}]}}]}}`,
+			"26552f86ca2368e708afa1df6effc1c5", map[string]string{"app": "", "system": "26552f86ca2368e708afa1df6effc1c5"}},
 		{"javascript_xbrowser_chrome",
 			`{"platform":"javascript","fingerprint":["{{ default }}"],"exception":{"values":[{"type":"Error","value":"bad","stacktrace":{"frames":[
 			 {"abs_path":"file:///tmp/test.html","filename":"/tmp/test.html","lineno":49,"colno":19,"in_app":false},

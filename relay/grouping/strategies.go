@@ -310,10 +310,7 @@ func (g *grouper) frameComponent(f *frameIn) *Component {
 		filename.off("module takes precedence")
 	}
 	var ctx *Component
-	// A source-mapped JavaScript frame groups without its context line
-	// (Sentry's frame_uses_context_line_over_function snapshot: function
-	// and filename contribute, no context-line).
-	if contextLinePlatform(f.platform) && !(f.family == "javascript" && f.sourcemap) {
+	if contextLinePlatform(f.platform) {
 		ctx = g.contextLineComponent(f)
 	}
 	function := g.functionComponent(f, ctx)
