@@ -76,6 +76,11 @@ func compileGlob(p string, path bool) (*glob, error) {
 	g := &glob{fold: path}
 	if path {
 		p = strings.ToLower(strings.ReplaceAll(p, `\`, `/`))
+	} else {
+		// Without path semantics "*" already matches anything: "**" is "*".
+		for strings.Contains(p, "**") {
+			p = strings.ReplaceAll(p, "**", "*")
+		}
 	}
 	if !strings.ContainsAny(p, "*?[") {
 		g.exact = p
