@@ -3,6 +3,7 @@ package grouping
 import (
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -36,6 +37,20 @@ type Variant struct {
 	Hint        string       `json:"hint,omitempty"`
 	Values      []string     `json:"values,omitempty"` // fingerprint, checksum or salt values
 	Components  []*Component `json:"components,omitempty"`
+}
+
+// MarshalJSON writes an empty Hash as null, as Sentry shows a variant that
+// has nothing contributing.
+func (v Variant) MarshalJSON() ([]byte, error) {
+	type plain Variant
+	var h any
+	if v.Hash != "" {
+		h = v.Hash
+	}
+	return json.Marshal(struct {
+		plain
+		Hash any `json:"hash"`
+	}{plain(v), h})
 }
 
 // Result is what Hash computed. Primary is the hash Sentry files the event

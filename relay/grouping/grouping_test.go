@@ -3,6 +3,7 @@ package grouping
 import (
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -254,5 +255,16 @@ func TestNoGroupingData(t *testing.T) {
 	}
 	if _, err := HashJSON([]byte(`{`)); err == nil {
 		t.Error("truncated JSON: no error")
+	}
+}
+
+func TestVariantJSON(t *testing.T) {
+	b, err := json.Marshal([]Variant{{Name: "app", Type: "component"}, {Name: "system", Type: "component", Hash: "abc", Contributes: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"name":"app","type":"component","contributes":false,"hash":null},{"name":"system","type":"component","contributes":true,"hash":"abc"}]`
+	if string(b) != want {
+		t.Errorf("got  %s\nwant %s", b, want)
 	}
 }
