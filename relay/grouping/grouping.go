@@ -15,15 +15,31 @@ import (
 // ConfigID is the Sentry grouping configuration Hash reproduces.
 const ConfigID = "newstyle:2023-01-11"
 
-// Component is one node of a variant's component tree. A leaf carries
-// Values; an inner node carries Children. Only contributing nodes feed the
-// hash.
+// Component is one node of a variant's component tree. A leaf carries a
+// Value (written as Sentry's one-element "values"); an inner node carries
+// Children. Only contributing nodes feed the hash.
 type Component struct {
-	ID          string       `json:"id"`
-	Contributes bool         `json:"contributes"`
-	Hint        string       `json:"hint,omitempty"`
-	Values      []string     `json:"values,omitempty"`
-	Children    []*Component `json:"children,omitempty"`
+	ID          string
+	Contributes bool
+	Hint        string
+	Value       string
+	Children    []*Component
+}
+
+// MarshalJSON writes c as Sentry shows a component: id, contributes, hint,
+// values, children.
+func (c *Component) MarshalJSON() ([]byte, error) {
+	var values []string
+	if c.Value != "" {
+		values = []string{c.Value}
+	}
+	return json.Marshal(struct {
+		ID          string       `json:"id"`
+		Contributes bool         `json:"contributes"`
+		Hint        string       `json:"hint,omitempty"`
+		Values      []string     `json:"values,omitempty"`
+		Children    []*Component `json:"children,omitempty"`
+	}{c.ID, c.Contributes, c.Hint, values, c.Children})
 }
 
 // Variant is one way Sentry hashes the event ("app", "system", "default",
@@ -82,7 +98,6 @@ type grouper struct {
 	cand     []int  // rule-index scratch
 	in       []byte // hash input scratch
 	comps    []Component
-	strs     []string
 	ptrs     []*Component
 }
 
@@ -261,9 +276,7 @@ func feed(dst []byte, c *Component) []byte {
 	if !c.Contributes {
 		return dst
 	}
-	for _, v := range c.Values {
-		dst = append(dst, v...)
-	}
+	dst = append(dst, c.Value...)
 	for _, ch := range c.Children {
 		dst = feed(dst, ch)
 	}
@@ -276,9 +289,9 @@ func md5Hex(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Tree helpers. The grouper's versions take components, value and child
-// slices from chunks (slabs), a few allocations per event instead of
-// several per frame; the chunks belong to the Result.
+// Tree helpers. The grouper's versions take components and child slices
+// from chunks (slabs), a few allocations per event instead of several per
+// frame; the chunks belong to the Result.
 
 // slabSize is the first chunk's length; later chunks double, up to
 // maxSlab, so a small event allocates little and a large one few times.
@@ -299,16 +312,6 @@ func (g *grouper) comp(id string) *Component {
 	return c
 }
 
-// one is a one-element slice holding v (capacity 1: appending copies).
-func (g *grouper) one(v string) []string {
-	if len(g.strs) == cap(g.strs) {
-		g.strs = make([]string, 0, nextCap(cap(g.strs)))
-	}
-	g.strs = append(g.strs, v)
-	n := len(g.strs)
-	return g.strs[n-1 : n : n]
-}
-
 func (g *grouper) children(cs ...*Component) []*Component {
 	if len(g.ptrs)+len(cs) > cap(g.ptrs) {
 		g.ptrs = make([]*Component, 0, max(nextCap(cap(g.ptrs)), len(cs)))
@@ -321,7 +324,7 @@ func (g *grouper) children(cs ...*Component) []*Component {
 func (g *grouper) leaf(id, v string) *Component {
 	c := g.comp(id)
 	if v != "" {
-		c.Contributes, c.Values = true, g.one(v)
+		c.Contributes, c.Value = true, v
 	}
 	return c
 }
@@ -348,7 +351,7 @@ func leaf(id, v string) *Component {
 	if v == "" {
 		return &Component{ID: id}
 	}
-	return &Component{ID: id, Contributes: true, Values: []string{v}}
+	return &Component{ID: id, Contributes: true, Value: v}
 }
 
 func node(id string, children ...*Component) *Component {

@@ -63,32 +63,34 @@ const (
 // tree into one string for the whole stack (one allocation, not one per
 // field): the Result outlives the tree.
 func (g *grouper) readFrames(frames []*event.Node) ([]frameIn, []frameView) {
-	raws := make([][nRaw][]byte, len(frames))
 	ins := make([]frameIn, len(frames))
+	// Where each frame's string fields sit in the one copy (no pointers:
+	// nothing for the collector to scan).
+	spans := make([]struct{ at, n [nRaw]int32 }, len(frames))
+	var sb strings.Builder
+	// Two passes over the members: the first sizes the copy, the second
+	// writes it (a repeated key keeps its last value, as a decoder does).
 	total := 0
+	for _, n := range frames {
+		for i := range n.Len() {
+			if rawField(n.Key(i)) >= 0 {
+				total += len(n.Index(i).Bytes())
+			}
+		}
+	}
+	sb.Grow(total)
 	for fi, n := range frames {
-		f, raw := &ins[fi], &raws[fi]
+		f := &ins[fi]
 		var lineno, colno, inAppN *event.Node
-		// One pass over the members; a repeated key keeps its last value.
 		for i := range n.Len() {
 			v := n.Index(i)
+			if k := rawField(n.Key(i)); k >= 0 {
+				b := v.Bytes()
+				spans[fi].at[k], spans[fi].n[k] = int32(sb.Len()), int32(len(b))
+				sb.Write(b)
+				continue
+			}
 			switch string(n.Key(i)) {
-			case "platform":
-				raw[rPlatform] = v.Bytes()
-			case "abs_path":
-				raw[rAbsPath] = v.Bytes()
-			case "filename":
-				raw[rFilename] = v.Bytes()
-			case "module":
-				raw[rModule] = v.Bytes()
-			case "function":
-				raw[rFunction] = v.Bytes()
-			case "raw_function":
-				raw[rRawFunction] = v.Bytes()
-			case "context_line":
-				raw[rContext] = v.Bytes()
-			case "package":
-				raw[rPackage] = v.Bytes()
 			case "instruction_addr":
 				f.hasAddr = !v.IsNull()
 			case "lineno":
@@ -104,24 +106,15 @@ func (g *grouper) readFrames(frames []*event.Node) ([]frameIn, []frameView) {
 		f.lineno, _ = lineno.Lenient()
 		f.colno, _ = colno.Lenient()
 		f.inApp, _ = inAppN.Bool() // absent: not in-app (Sentry's default)
-		for _, b := range raw {
-			total += len(b)
-		}
 	}
-	var sb strings.Builder
-	sb.Grow(total)
-	for fi := range raws {
-		for _, b := range raws[fi] {
-			sb.Write(b)
-		}
-	}
-	all, off := sb.String(), 0
+	all := sb.String()
 	views := make([]frameView, len(frames))
-	for fi := range raws {
+	for fi := range frames {
 		var fs [nRaw]string
-		for k, b := range raws[fi] {
-			fs[k] = all[off : off+len(b)]
-			off += len(b)
+		for k := range fs {
+			if l := spans[fi].n[k]; l > 0 {
+				fs[k] = all[spans[fi].at[k] : spans[fi].at[k]+l]
+			}
 		}
 		f := &ins[fi]
 		f.platform, f.absPath, f.filename, f.module = fs[rPlatform], fs[rAbsPath], fs[rFilename], fs[rModule]
@@ -131,28 +124,58 @@ func (g *grouper) readFrames(frames []*event.Node) ([]frameIn, []frameView) {
 	return ins, views
 }
 
+// rawField is the index of a frame string field, -1 for other keys.
+func rawField(key []byte) int {
+	switch string(key) {
+	case "platform":
+		return rPlatform
+	case "abs_path":
+		return rAbsPath
+	case "filename":
+		return rFilename
+	case "module":
+		return rModule
+	case "function":
+		return rFunction
+	case "raw_function":
+		return rRawFunction
+	case "context_line":
+		return rContext
+	case "package":
+		return rPackage
+	}
+	return -1
+}
+
 // frameFacts completes f and returns what the stack-trace rules see of it.
 func (g *grouper) frameFacts(f *frameIn) frameView {
 	if f.platform == "" {
 		f.platform = g.platform
 	}
 	f.family = family(f.platform)
-	path := f.absPath
-	if path == "" {
-		path = f.filename
-	}
 	v := frameView{
 		family:   f.family,
-		path:     strings.ToLower(strings.ReplaceAll(path, `\`, `/`)),
-		absPath:  strings.ToLower(strings.ReplaceAll(f.absPath, `\`, `/`)),
-		filename: strings.ToLower(strings.ReplaceAll(f.filename, `\`, `/`)),
+		absPath:  pathForm(f.absPath),
+		filename: pathForm(f.filename),
 		module:   f.module,
 		function: f.function,
-		pkg:      strings.ToLower(strings.ReplaceAll(f.pkg, `\`, `/`)),
+		pkg:      pathForm(f.pkg),
 		inApp:    f.inApp,
 		group:    true,
 	}
+	v.path = v.absPath
+	if f.absPath == "" {
+		v.path = v.filename
+	}
 	return v
+}
+
+// pathForm is p as path rules match it: forward slashes, lower case.
+func pathForm(p string) string {
+	if strings.IndexByte(p, '\\') >= 0 {
+		p = strings.ReplaceAll(p, `\`, `/`)
+	}
+	return strings.ToLower(p)
 }
 
 // hasURLOrigin reports whether a frame's abs_path is a URL.
@@ -193,16 +216,16 @@ func (g *grouper) moduleComponent(f *frameIn) *Component {
 		}
 		switch {
 		case strings.HasPrefix(m, "sun.reflect.GeneratedMethodAccessor"):
-			c.Values, c.Hint = g.one("sun.reflect.GeneratedMethodAccessor"), "removed reflection marker"
+			c.Value, c.Hint = "sun.reflect.GeneratedMethodAccessor", "removed reflection marker"
 		case strings.HasPrefix(m, "jdk.internal.reflect.GeneratedMethodAccessor"):
-			c.Values, c.Hint = g.one("jdk.internal.reflect.GeneratedMethodAccessor"), "removed reflection marker"
+			c.Value, c.Hint = "jdk.internal.reflect.GeneratedMethodAccessor", "removed reflection marker"
 		default:
 			n := javaReflect.ReplaceAllString(m, "${1}<auto>")
 			n = javaCGLIB.ReplaceAllString(n, "${1}<auto>")
 			n = javaAssist.ReplaceAllString(n, "${1}<auto>")
 			n = clojureFn.ReplaceAllString(n, "${1}<auto>")
 			if n != m {
-				c.Values, c.Hint = g.one(n), "removed codegen marker"
+				c.Value, c.Hint = n, "removed codegen marker"
 			}
 		}
 	}
@@ -228,7 +251,7 @@ func (g *grouper) filenameComponent(f *frameIn) *Component {
 		c.off("native code indicated by filename")
 	case f.platform == "java":
 		if n := javaAssist.ReplaceAllString(name, "${1}<auto>"); n != name {
-			c.Values, c.Hint = g.one(n), "cleaned javassist parts"
+			c.Value, c.Hint = n, "cleaned javassist parts"
 		}
 	}
 	if name == "" {
@@ -266,9 +289,9 @@ func (g *grouper) functionComponent(f *frameIn, contextLine *Component) *Compone
 	switch {
 	case f.platform == "ruby":
 		if strings.HasPrefix(fn, "block ") {
-			c.Values, c.Hint = g.one("block"), "ruby block"
+			c.Value, c.Hint = "block", "ruby block"
 		} else if n := rubyErb.ReplaceAllString(fn, ""); n != fn {
-			c.Values, c.Hint = g.one(n), "removed generated erb template suffix"
+			c.Value, c.Hint = n, "removed generated erb template suffix"
 		}
 	case f.platform == "php":
 		if strings.HasPrefix(fn, "[Anonymous") || strings.HasPrefix(fn, "class@anonymous\x00") {
@@ -276,7 +299,7 @@ func (g *grouper) functionComponent(f *frameIn, contextLine *Component) *Compone
 		}
 		if strings.HasPrefix(fn, "class@anonymous") {
 			if i := strings.LastIndex(fn, "::"); i >= 0 {
-				c.Values, c.Hint = g.one(fn[i+2:]), "anonymous class method"
+				c.Value, c.Hint = fn[i+2:], "anonymous class method"
 			}
 		}
 	case f.platform == "java":
@@ -289,7 +312,7 @@ func (g *grouper) functionComponent(f *frameIn, contextLine *Component) *Compone
 		}
 	case f.family == "javascript":
 		if i := strings.LastIndexByte(fn, '.'); i >= 0 {
-			c.Values, c.Hint = g.one(fn[i+1:]), "trimmed javascript function"
+			c.Value, c.Hint = fn[i+1:], "trimmed javascript function"
 			if fn[i+1:] == "" {
 				c.Contributes = false
 			}
