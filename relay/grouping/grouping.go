@@ -379,17 +379,6 @@ func offCopy(c *Component, hint string) *Component {
 	return &cp
 }
 
-func cloneTree(c *Component) *Component {
-	cp := *c
-	if len(c.Children) > 0 {
-		cp.Children = make([]*Component, len(c.Children))
-		for i, ch := range c.Children {
-			cp.Children[i] = cloneTree(ch)
-		}
-	}
-	return &cp
-}
-
 // hasContributingStacktrace reports whether a stacktrace component under c
 // contributes.
 func hasContributingStacktrace(c *Component) bool {

@@ -23,8 +23,6 @@ type alt struct {
 	// condition); wordStart asks for Python's \b there.
 	before    func(s string, i int) bool
 	wordStart bool
-	// after checks the text after the match (a look-ahead); nil: none.
-	after func(s string, end int) bool
 	// first is a cheap filter on the first byte at the candidate position;
 	// pre a cheap necessary condition on the text from it. Both only skip
 	// the regexp where it could not match.
@@ -83,16 +81,6 @@ func notAfter(class func(r rune) bool) func(string, int) bool {
 	return func(s string, i int) bool {
 		p, ok := prevRune(s, i)
 		return !ok || !class(p)
-	}
-}
-
-func notBefore(class func(r rune) bool) func(string, int) bool {
-	return func(s string, end int) bool {
-		if end >= len(s) {
-			return true
-		}
-		r, _ := utf8.DecodeRuneInString(s[end:])
-		return !class(r)
 	}
 }
 
@@ -200,7 +188,7 @@ func parameterize(s string) string {
 	if s == "" {
 		return s
 	}
-	var active [len(patternsArr)]bool
+	var active [numPatterns]bool
 	anyDigit := false
 	for i := 0; i < len(s); i++ {
 		if isDigit(s[i]) {
@@ -241,9 +229,9 @@ func parameterize(s string) string {
 	return b.String()
 }
 
-// patternsArr sizes the active-pattern array; it must list as many
-// entries as patterns (checked by TestParameterizeTable).
-var patternsArr = [15]struct{}{}
+// numPatterns sizes the active-pattern array: len(patterns), checked by
+// TestParameterizeTable.
+const numPatterns = 15
 
 // altRef names one alternative of patterns.
 type altRef struct{ p, a uint8 }
@@ -263,7 +251,7 @@ var byFirst = func() (t [256][]altRef) {
 	return t
 }()
 
-func matchAt(s string, i int, active *[len(patternsArr)]bool, rc *runs) (string, int) {
+func matchAt(s string, i int, active *[numPatterns]bool, rc *runs) (string, int) {
 	wb := -1 // lazily computed \b at i
 	for _, ref := range byFirst[s[i]] {
 		if !active[ref.p] {
@@ -313,9 +301,6 @@ func matchAt(s string, i int, active *[len(patternsArr)]bool, rc *runs) (string,
 			}
 		}
 		if a.check != nil && !a.check(s[i:end]) {
-			continue
-		}
-		if a.after != nil && !a.after(s, end) {
 			continue
 		}
 		return p.name, end

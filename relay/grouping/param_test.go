@@ -7,8 +7,8 @@ import (
 )
 
 func TestParameterizeTable(t *testing.T) {
-	if len(patterns) != len(patternsArr) {
-		t.Fatalf("patterns has %d entries, patternsArr %d: keep them equal", len(patterns), len(patternsArr))
+	if len(patterns) != numPatterns {
+		t.Fatalf("patterns has %d entries, numPatterns is %d: keep them equal", len(patterns), numPatterns)
 	}
 }
 
