@@ -16,7 +16,7 @@ const module = "github.com/baton-relay/baton"
 // ("relay/*"), each of them only what its entry lists (a new one is one line
 // here and one row in DESIGN.md).
 var allowed = map[string][]string{
-	"cmd/baton":       {"relay", "relay/auth", "relay/record", "relay/normalize", "relay/telemetry", "config"}, // auth: `baton credentials`; record: `baton buffer` names streams; normalize: `baton normalize`; telemetry: the JSON log handler
+	"cmd/baton":       {"relay", "relay/auth", "relay/record", "relay/normalize", "relay/grouping", "relay/telemetry", "config"}, // auth: `baton credentials`; record: `baton buffer` names streams; normalize: `baton normalize`; grouping: `baton grouping hash`; telemetry: the JSON log handler
 	"cmd/baton-load":  {},
 	"relay":           {"routing", "config", "buffer", "envelope", "relay/*"},
 	"relay/intake":    {},
@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"relay/pii":       {"relay/event"}, // pure library over event JSON
 	"relay/forward":   {"buffer", "envelope", "routing", "relay/aggregate", "relay/outcome", "relay/project", "relay/record"},
 	"relay/normalize": {"relay/event", "relay/useragent"}, // pure functions over events: stdlib only (thirdParty)
+	"relay/grouping":  {"relay/event"},                    // Sentry's issue hash over the event tree: stdlib only (thirdParty)
 	"relay/outcome":   {"envelope"},
 	"relay/policy":    {"config", "envelope", "relay/event", "relay/outcome", "relay/project", "relay/useragent"}, // event: filters read the normalized tree
 	"relay/useragent": {},                                                                                         // the process's one User-Agent parser: uap-go only (thirdParty)
@@ -49,6 +50,7 @@ var thirdParty = map[string][]string{
 	"relay/event":     {},
 	"buffer":          {"github.com/cockroachdb/pebble/v2"},
 	"relay/normalize": {},
+	"relay/grouping":  {},
 	"relay/useragent": {"github.com/ua-parser/uap-go"},
 	"relay/otlp":      {"go.opentelemetry.io/proto/otlp", "google.golang.org/protobuf"},
 }

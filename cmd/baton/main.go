@@ -43,6 +43,8 @@ Usage:
                                    show what the buffer holds (while baton is stopped)
   baton normalize [--type event|security|nel] [--client-ip IP] [--user-agent UA] [FILE]
                                    print the normalized event (stdin when no FILE)
+  baton grouping hash [--normalized] [FILE]
+                                   print Sentry's grouping variants and issue hash of an event
   baton version                    print the version
   baton help                       print this help
 
@@ -89,6 +91,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCredentials(args[1:], stdout, stderr)
 	case "normalize":
 		return cmdNormalize(args[1:], os.Stdin, stdout, stderr)
+	case "grouping":
+		return cmdGrouping(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-version", "-V":
 		printVersion(stdout)
 		return exitOK

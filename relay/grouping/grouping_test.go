@@ -1,0 +1,270 @@
+package grouping
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func md5hex(parts ...string) string {
+	s := md5.Sum([]byte(strings.Join(parts, "")))
+	return hex.EncodeToString(s[:])
+}
+
+func hashOf(t *testing.T, src string) Result {
+	t.Helper()
+	r, err := HashJSON([]byte(src))
+	if err != nil {
+		t.Fatalf("HashJSON: %v", err)
+	}
+	return r
+}
+
+func variant(r Result, name string) *Variant {
+	for i := range r.Variants {
+		if r.Variants[i].Name == name {
+			return &r.Variants[i]
+		}
+	}
+	return nil
+}
+
+// want checks the hash of each named variant ("" = present with a null
+// hash) and the primary hash.
+func want(t *testing.T, r Result, primary string, variants map[string]string) {
+	t.Helper()
+	if r.Primary != primary {
+		t.Errorf("primary = %q, want %q", r.Primary, primary)
+	}
+	if len(r.Variants) != len(variants) {
+		var names []string
+		for _, v := range r.Variants {
+			names = append(names, v.Name)
+		}
+		t.Errorf("variants %v, want %d", names, len(variants))
+	}
+	for name, h := range variants {
+		v := variant(r, name)
+		if v == nil {
+			t.Errorf("no variant %q", name)
+			continue
+		}
+		if v.Hash != h {
+			t.Errorf("variant %s hash = %q, want %q", name, v.Hash, h)
+		}
+	}
+}
+
+// The documented example: a frame-only JavaScript event hashes the
+// concatenated contributing values.
+func TestFrameOnlyJavaScript(t *testing.T) {
+	r := hashOf(t, `{"platform":"javascript","stacktrace":{"frames":[{"filename":"foo.py","function":"bar"}]}}`)
+	want(t, r, md5hex("foo.py", "bar"), map[string]string{"app": "", "system": md5hex("foo.py", "bar")})
+	if !r.Final {
+		t.Errorf("final = false (%s)", r.Reason)
+	}
+}
+
+func TestMessage(t *testing.T) {
+	for _, c := range []struct{ name, event, value string }{
+		{"logentry template wins", `{"logentry":{"message":"user %s failed","formatted":"user 42 failed"}}`, "user %s failed"},
+		{"formatted", `{"logentry":{"formatted":"took 1.5s for 12 rows at 2024-01-02"}}`, "took <duration> for <int> rows at <date>"},
+		{"legacy message string", `{"message":"id=0xdeadbeef from 10.0.0.1"}`, "id=<hex> from <ip>"},
+		{"two lines kept", `{"logentry":{"formatted":"first 1\n\nsecond 2\nthird 3"}}`, "first <int>\nsecond <int>..."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := hashOf(t, c.event)
+			want(t, r, md5hex(c.value), map[string]string{"default": md5hex(c.value)})
+		})
+	}
+}
+
+func TestCustomFingerprint(t *testing.T) {
+	r := hashOf(t, `{"fingerprint":["deploy-failed","migrate"],"logentry":{"formatted":"boom"}}`)
+	want(t, r, md5hex("deploy-failed", "migrate"), map[string]string{"custom-fingerprint": md5hex("deploy-failed", "migrate"), "default": ""})
+	if h := variant(r, "default").Hint; !strings.Contains(h, "custom fingerprint") {
+		t.Errorf("default hint = %q", h)
+	}
+	if !r.Final {
+		t.Errorf("final = false (%s)", r.Reason)
+	}
+}
+
+func TestFingerprintDefaultOnly(t *testing.T) {
+	r := hashOf(t, `{"fingerprint":["{{ default }}"],"logentry":{"formatted":"boom"}}`)
+	want(t, r, md5hex("boom"), map[string]string{"default": md5hex("boom")})
+}
+
+func TestHybridFingerprint(t *testing.T) {
+	r := hashOf(t, `{"fingerprint":["{{default}}","x","y"],"logentry":{"formatted":"boom"}}`)
+	want(t, r, md5hex("boom", "x", "y"), map[string]string{"default": md5hex("boom", "x", "y")})
+	if v := variant(r, "default"); v.Type != "salted-component" {
+		t.Errorf("type = %q", v.Type)
+	}
+}
+
+func TestFingerprintVariableNotFinal(t *testing.T) {
+	r := hashOf(t, `{"fingerprint":["{{ transaction }}"],"logentry":{"formatted":"boom"}}`)
+	if r.Final || !strings.Contains(r.Reason, "fingerprint variable") {
+		t.Errorf("final = %v, reason %q", r.Final, r.Reason)
+	}
+}
+
+// A checksum replaces every other variant (Sentry's
+// checksum-regex-match / checksum-no-regex-match snapshots).
+func TestChecksum(t *testing.T) {
+	const sum = "0123456789abcdef0123456789abcdef"
+	r := hashOf(t, `{"checksum":"`+sum+`","logentry":{"formatted":"boom"}}`)
+	want(t, r, sum, map[string]string{"checksum": sum})
+	r = hashOf(t, `{"checksum":"not a legit checksum","message":"Dogs are great!"}`)
+	want(t, r, "not a legit checksum", map[string]string{"checksum": "not a legit checksum", "hashed-checksum": "de46d023e69b171b90ccf3ebca7aede4"})
+}
+
+const pyFrames = `[
+ {"module":"django.core.handlers","filename":"django/core/handlers/base.py","abs_path":"/usr/lib/python3/site-packages/django/core/handlers/base.py","function":"get_response","context_line":"    response = callback(request)","in_app":true},
+ {"module":"shop.views","filename":"shop/views.py","abs_path":"/srv/shop/views.py","function":"checkout","context_line":"    total = cart[\"total\"]","in_app":true}
+]`
+
+// In-app frames make the app variant; the built-in rules take
+// site-packages out of the app even when the SDK said in_app.
+func TestExceptionAppAndSystem(t *testing.T) {
+	r := hashOf(t, `{"platform":"python","exception":{"values":[{"type":"KeyError","value":"'total'","stacktrace":{"frames":`+pyFrames+`}}]}}`)
+	app := md5hex("shop.views", "checkout", `total = cart["total"]`, "KeyError")
+	system := md5hex("django.core.handlers", "get_response", "response = callback(request)", "shop.views", "checkout", `total = cart["total"]`, "KeyError")
+	want(t, r, app, map[string]string{"app": app, "system": system})
+	if !r.Final {
+		t.Errorf("final = false (%s)", r.Reason)
+	}
+}
+
+func TestNoInAppFramesDefersToSystem(t *testing.T) {
+	r := hashOf(t, `{"platform":"python","exception":{"values":[{"type":"KeyError","value":"x","stacktrace":{"frames":[{"module":"lib","function":"f","in_app":false}]}}]}}`)
+	system := md5hex("lib", "f", "KeyError")
+	want(t, r, system, map[string]string{"app": "", "system": system})
+	if h := variant(r, "app").Components[0].Hint; !strings.Contains(h, "system variant does") {
+		t.Errorf("app hint = %q", h)
+	}
+}
+
+func TestExceptionWithoutStacktraceUsesValue(t *testing.T) {
+	r := hashOf(t, `{"exception":{"values":[{"type":"ValueError","value":"bad id 1234"}]}}`)
+	want(t, r, md5hex("ValueError", "bad id <int>"), map[string]string{"app": md5hex("ValueError", "bad id <int>")})
+}
+
+func TestSyntheticMechanismDropsType(t *testing.T) {
+	r := hashOf(t, `{"exception":{"values":[{"type":"SIGSEGV","value":"crash","mechanism":{"type":"signal","synthetic":true}}]}}`)
+	want(t, r, md5hex("crash"), map[string]string{"app": md5hex("crash")})
+}
+
+func TestChainedExceptions(t *testing.T) {
+	r := hashOf(t, `{"platform":"python","exception":{"values":[
+	 {"type":"OSError","value":"disk 1 full"},
+	 {"type":"RuntimeError","value":"save failed","stacktrace":{"frames":[{"module":"app.store","function":"save","in_app":true}]}}]}}`)
+	app := md5hex("OSError", "disk <int> full", "app.store", "save", "RuntimeError")
+	system := md5hex("app.store", "save", "RuntimeError")
+	want(t, r, app, map[string]string{"app": app, "system": system})
+	if c := variant(r, "app").Components[0]; c.ID != "chained-exception" || len(c.Children) != 2 {
+		t.Errorf("app component %s with %d children", c.ID, len(c.Children))
+	}
+}
+
+func TestRecursionCollapsed(t *testing.T) {
+	frame := `{"module":"app.tree","function":"walk","lineno":10,"in_app":true}`
+	one := hashOf(t, `{"platform":"python","stacktrace":{"frames":[`+frame+`]}}`)
+	many := hashOf(t, `{"platform":"python","stacktrace":{"frames":[`+frame+`,`+frame+`,`+frame+`]}}`)
+	if one.Primary == "" || one.Primary != many.Primary {
+		t.Errorf("recursion: %q vs %q", one.Primary, many.Primary)
+	}
+	other := hashOf(t, `{"platform":"python","stacktrace":{"frames":[`+frame+`,`+strings.Replace(frame, "10", "11", 1)+`]}}`)
+	if other.Primary == one.Primary {
+		t.Error("a different line is not recursion: hashes should differ")
+	}
+}
+
+func TestJavaRules(t *testing.T) {
+	r := hashOf(t, `{"platform":"java","exception":{"values":[{"type":"IllegalStateException","module":"java.lang","value":"x","stacktrace":{"frames":[
+	 {"module":"com.shop.Cart","function":"add","filename":"Cart.java","in_app":true},
+	 {"module":"io.sentry.SentryClient","function":"capture","filename":"SentryClient.java","in_app":true},
+	 {"module":"com.shop.Cart$$Lambda$12/0x1234","function":"lambda$run$0","in_app":true}
+	]}}]}}`)
+	app := md5hex("com.shop.Cart", "add", "IllegalStateException")
+	want(t, r, app, map[string]string{"app": app, "system": ""})
+}
+
+func TestJavaScriptFunctionTrim(t *testing.T) {
+	r := hashOf(t, `{"platform":"node","stacktrace":{"frames":[
+	 {"filename":"node:internal/process/task_queues","function":"processTicksAndRejections","in_app":false},
+	 {"filename":"/app/src/cart.js","abs_path":"/app/src/cart.js","function":"Object.aha","context_line":"  throw new Error('x')","in_app":true}]}}`)
+	app := md5hex("cart.js", "aha", "throw new Error('x')")
+	want(t, r, app, map[string]string{"app": app, "system": ""})
+}
+
+func TestCSP(t *testing.T) {
+	r := hashOf(t, `{"csp":{"effective_directive":"script-src","blocked_uri":"https://evil.example.com/x.js","violated_directive":"script-src 'self'"},"logentry":{"formatted":"Blocked 'script' from 'evil.example.com'"}}`)
+	want(t, r, md5hex("script-src", "evil.example.com"), map[string]string{"default": md5hex("script-src", "evil.example.com")})
+	r = hashOf(t, `{"csp":{"effective_directive":"script-src","blocked_uri":"self","violated_directive":"script-src 'unsafe-inline'"}}`)
+	want(t, r, md5hex("script-src", "'unsafe-inline'"), map[string]string{"default": md5hex("script-src", "'unsafe-inline'")})
+	r = hashOf(t, `{"expectct":{"hostname":"www.example.com"}}`)
+	want(t, r, md5hex("expect-ct", "www.example.com"), map[string]string{"default": md5hex("expect-ct", "www.example.com")})
+}
+
+func TestThreads(t *testing.T) {
+	r := hashOf(t, `{"platform":"python","threads":{"values":[{"id":1,"crashed":true,"stacktrace":{"frames":[{"module":"app.worker","function":"run","in_app":true}]}}]},"logentry":{"formatted":"hang"}}`)
+	app := md5hex("app.worker", "run")
+	want(t, r, app, map[string]string{"app": app, "system": "", "default": ""})
+	// The message stays in its own variant, outranked (as in Sentry's
+	// java_chained snapshot: "exception of system takes precedence").
+	if h := variant(r, "default").Components[0].Hint; h != "ignored because threads of app takes precedence" {
+		t.Errorf("default hint = %q", h)
+	}
+	r = hashOf(t, `{"platform":"python","threads":{"values":[
+	 {"id":1,"stacktrace":{"frames":[{"module":"a","function":"f"}]}},
+	 {"id":2,"stacktrace":{"frames":[{"module":"b","function":"g"}]}}]},"logentry":{"formatted":"hang"}}`)
+	if r.Final {
+		t.Error("several threads: final should be false")
+	}
+}
+
+func TestNotFinal(t *testing.T) {
+	for _, c := range []struct{ name, event, reason string }{
+		{"native", `{"platform":"native","exception":{"values":[{"type":"EXC_BAD_ACCESS","stacktrace":{"frames":[{"instruction_addr":"0x1000"}]}}]}}`, "symbolicat"},
+		{"minified js", `{"platform":"javascript","exception":{"values":[{"type":"TypeError","value":"x","stacktrace":{"frames":[{"abs_path":"https://shop.example/static/app.min.js","filename":"/static/app.min.js","function":"n","lineno":1,"colno":5123}]}}]}}`, "source maps"},
+		{"proguard", `{"platform":"java","debug_meta":{"images":[{"type":"proguard","uuid":"x"}]},"exception":{"values":[{"type":"a.b.c","stacktrace":{"frames":[{"module":"a.b","function":"a"}]}}]}}`, "ProGuard"},
+		{"obfuscated java", `{"platform":"java","exception":{"values":[{"type":"E","stacktrace":{"frames":[{"module":"o.Zz","function":"a"}]}}]}}`, "obfuscated"},
+		{"exception group", `{"exception":{"values":[{"type":"ExceptionGroup","value":"x","mechanism":{"type":"chained","is_exception_group":true}}]}}`, "exception group"},
+		{"chunk load", `{"platform":"javascript","exception":{"values":[{"type":"ChunkLoadError","value":"Loading chunk 7 failed."}]}}`, "built-in"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := hashOf(t, c.event)
+			if r.Final || !strings.Contains(r.Reason, c.reason) {
+				t.Errorf("final = %v, reason %q, want it to mention %q", r.Final, r.Reason, c.reason)
+			}
+		})
+	}
+}
+
+func TestNoGroupingData(t *testing.T) {
+	r := hashOf(t, `{"level":"error"}`)
+	if r.Primary != "" || len(r.Variants) != 0 {
+		t.Errorf("got %+v", r)
+	}
+	if _, err := HashJSON([]byte(`[1]`)); err != ErrNotObject {
+		t.Errorf("array: err = %v", err)
+	}
+	if _, err := HashJSON([]byte(`{`)); err == nil {
+		t.Error("truncated JSON: no error")
+	}
+}
+
+func TestVariantJSON(t *testing.T) {
+	b, err := json.Marshal([]Variant{{Name: "app", Type: "component"}, {Name: "system", Type: "component", Hash: "abc", Contributes: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"name":"app","type":"component","contributes":false,"hash":null},{"name":"system","type":"component","contributes":true,"hash":"abc"}]`
+	if string(b) != want {
+		t.Errorf("got  %s\nwant %s", b, want)
+	}
+}
