@@ -62,6 +62,7 @@ type loadSpec struct {
 	randomKeys  bool // a fresh random public key per synthetic request
 	rssPID      int  // sample this process's memory during the run; 0: none
 	rssInterval time.Duration
+	cpuPID      int       // read this process's CPU time before and after the run; 0: none
 	progress    io.Writer // nil: no progress lines
 }
 
@@ -84,6 +85,7 @@ type loadResult struct {
 	BodyMBPerSec      float64           `json:"body_mb_per_sec"`
 	ConnectionsOpened uint64            `json:"connections_opened"`
 	RSS               *rssReport        `json:"rss,omitempty"`
+	CPU               *cpuReport        `json:"cpu,omitempty"`
 	EndedAt           time.Time         `json:"-"`
 }
 
@@ -334,6 +336,10 @@ func runLoad(ctx context.Context, s loadSpec) (*loadResult, error) {
 	}
 	var stop atomic.Bool
 	var wg sync.WaitGroup
+	var cpu *cpuMeter
+	if s.cpuPID > 0 {
+		cpu = startCPU(s.cpuPID)
+	}
 	start := time.Now()
 	var rss *rssSampler
 	if s.rssPID > 0 {
@@ -369,6 +375,9 @@ func runLoad(ctx context.Context, s loadSpec) (*loadResult, error) {
 	res.Label, res.URL, res.ConnectionsOpened, res.EndedAt = s.label, s.target.String(), dials.Load(), time.Now()
 	if rss != nil {
 		res.RSS = rss.Stop()
+	}
+	if cpu != nil {
+		res.CPU = cpu.stop(elapsed, res.Sent-res.TransportErrors)
 	}
 	for _, w := range workers {
 		w.release()
