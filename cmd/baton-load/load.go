@@ -82,7 +82,9 @@ type loadResult struct {
 	ErrorSamples      map[string]uint64 `json:"error_samples,omitempty"`
 	Latency           latencySummary    `json:"latency_ms"`
 	BodyBytes         uint64            `json:"body_bytes"`
-	BodyMBPerSec      float64           `json:"body_mb_per_sec"`
+	BodyMBPerSec      float64           `json:"body_mb_per_sec"` // of every answered request
+	AcceptedBytes     uint64            `json:"accepted_body_bytes"`
+	AcceptedMBPerSec  float64           `json:"accepted_mb_per_sec"` // of the 2xx-answered requests
 	ConnectionsOpened uint64            `json:"connections_opened"`
 	RSS               *rssReport        `json:"rss,omitempty"`
 	CPU               *cpuReport        `json:"cpu,omitempty"`
@@ -145,6 +147,7 @@ type worker struct {
 	errs    uint64
 	errMsgs map[string]uint64
 	bytes   uint64
+	okBytes uint64 // of 2xx-answered requests
 }
 
 func newWorker(id int, s loadSpec, live *liveCounters, dials *atomic.Uint64, budget *atomic.Int64) *worker {
@@ -285,6 +288,7 @@ func (w *worker) account(p *prepared, err error) {
 	w.status[code]++
 	if code >= 200 && code < 300 {
 		w.live.accepted.Add(1)
+		w.okBytes += uint64(len(p.body))
 		if len(p.idOffsets) > 0 {
 			w.synthOK++
 		}
@@ -397,6 +401,7 @@ func merge(workers []*worker, elapsed time.Duration) *loadResult {
 		res.SyntheticAccepted += w.synthOK
 		res.TransportErrors += w.errs
 		res.BodyBytes += w.bytes
+		res.AcceptedBytes += w.okBytes
 		for code, n := range w.status {
 			status[code] += n
 		}
@@ -424,6 +429,7 @@ func merge(workers []*worker, elapsed time.Duration) *loadResult {
 	res.AcceptedPerSec = float64(res.Accepted) / secs
 	res.SentPerSec = float64(res.Sent) / secs
 	res.BodyMBPerSec = float64(res.BodyBytes) / secs / 1e6
+	res.AcceptedMBPerSec = float64(res.AcceptedBytes) / secs / 1e6
 	res.Latency = summarize(h)
 	return res
 }

@@ -116,8 +116,8 @@ func TestSweepAgainstNoop(t *testing.T) {
 		}
 		for i, r := range p.Results {
 			where := fmt.Sprintf("size %d conns %d %s", p.SizeBytes, p.Connections, r.Target)
-			if r.AcceptedPerSec <= 0 || r.BodyMBPerSec <= 0 || r.P50 <= 0 || r.P99 < r.P50 || len(r.Runs) != 1 {
-				t.Errorf("%s: %.0f req/s, %.1f MB/s, p50 %.2f p99 %.2f, %d runs", where, r.AcceptedPerSec, r.BodyMBPerSec, r.P50, r.P99, len(r.Runs))
+			if r.AcceptedPerSec <= 0 || r.AcceptedMBPerSec <= 0 || r.P50 <= 0 || r.P99 < r.P50 || len(r.Runs) != 1 {
+				t.Errorf("%s: %.0f req/s, %.1f MB/s, p50 %.2f p99 %.2f, %d runs", where, r.AcceptedPerSec, r.AcceptedMBPerSec, r.P50, r.P99, len(r.Runs))
 			}
 			if r.CPUMicros == nil || *r.CPUMicros < 0 || *r.CPUMicros > 1e6 {
 				t.Errorf("%s: CPU per request %v", where, r.CPUMicros)
