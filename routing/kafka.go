@@ -465,6 +465,14 @@ func (t *kafkaTopic) Send(ctx context.Context, msgs []Message, errs []error) {
 		// Every promise fired and the retries above are synchronous: the
 		// client holds none of these records any more.
 		putKafkaBatch(kb)
+		return
+	}
+	// Records in flight keep kb (the garbage collector has it later) and
+	// the lent envelopes they reference.
+	for i := range msgs {
+		if l := msgs[i].Loan; l != nil {
+			l.Keep()
+		}
 	}
 }
 
@@ -752,16 +760,21 @@ func putKafkaBatch(kb *kafkaBatch) {
 // class, received-at, client IP, forwarded chain, client.
 const maxHeaders = 7
 
-// build fills kb with the records of msgs. Keys, values and header values
-// are copied into one slab: the buffer owns msgs' memory and a record may
-// outlive Send (the client keeps records that were in flight at the
-// deadline).
+// build fills kb with the records of msgs. A record may outlive Send (the
+// client keeps records that were in flight at the deadline), so keys and
+// header values are copied into one slab, and so are values, except lent
+// envelopes (Message.Loan): a record references those, and Send keeps the
+// loan when it returns with records in flight. The copy was the largest
+// memmove of the forwarding path (issue 21).
 func (kb *kafkaBatch) build(topic string, msgs []Message) []kgo.Record {
 	n := 0
 	for i := range msgs {
 		m := &msgs[i]
-		n += len(m.Envelope) + max(len(m.Key), 20) + 20 + len(m.PublicKey) +
+		n += max(len(m.Key), 20) + 20 + len(m.PublicKey) +
 			len(time.RFC3339Nano) + len(m.ClientIP) + len(m.Client)
+		if m.Loan == nil {
+			n += len(m.Envelope)
+		}
 	}
 	// The slab is sized for every append below: take's sub-slices must
 	// never move.
@@ -780,11 +793,15 @@ func (kb *kafkaBatch) build(topic string, msgs []Message) []kgo.Record {
 		r := &recs[i]
 		r.Topic = topic
 
-		start := len(slab)
-		slab = append(slab, m.Envelope...)
-		r.Value = take(start)
+		if m.Loan != nil {
+			r.Value = m.Envelope
+		} else {
+			start := len(slab)
+			slab = append(slab, m.Envelope...)
+			r.Value = take(start)
+		}
 
-		start = len(slab)
+		start := len(slab)
 		slab = strconv.AppendUint(slab, m.ProjectID, 10)
 		pid := take(start)
 		if len(m.Key) > 0 {

@@ -510,3 +510,65 @@ func TestNewKafkaValidates(t *testing.T) {
 		}
 	}
 }
+
+// Lent envelopes (Message.Loan) are produced without a copy; the loan is
+// kept only when Send returns with records still in flight, which then
+// reference the caller's memory until Kafka acknowledges them.
+func TestKafkaLentEnvelopes(t *testing.T) {
+	t.Parallel()
+	var kb kafkaBatch
+	loan := new(Loan)
+	lent, owned := testMsg(1, "{}\nlent"), testMsg(1, "{}\nowned")
+	lent.Loan = loan
+	recs := kb.build("events", []Message{lent, owned})
+	if &recs[0].Value[0] != &lent.Envelope[0] {
+		t.Error("a lent envelope was copied")
+	}
+	if &recs[1].Value[0] == &owned.Envelope[0] {
+		t.Error("an envelope that was not lent is referenced, not copied")
+	}
+
+	c := newCluster(t, kfake.SeedTopics(1, "events"))
+	k := newTestKafka(t, c, KafkaOptions{})
+	s := k.Topic("events")
+	for i, err := range send(t, s, []Message{lent}) {
+		if err != nil {
+			t.Fatalf("msg %d: %v", i, err)
+		}
+	}
+	if loan.Kept() {
+		t.Error("every record was acknowledged, yet the loan was kept")
+	}
+
+	// Stall the produces: Send gives up with the records in flight.
+	release := make(chan struct{})
+	var stalled atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if stalled.Load() {
+			return nil, nil, false
+		}
+		stalled.Store(true)
+		c.KeepControl()
+		<-release
+		return nil, nil, false
+	})
+	stalledLoan := new(Loan)
+	m := testMsg(2, "{}\nin flight")
+	m.Loan = stalledLoan
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	errs := make([]error, 1)
+	s.Send(ctx, []Message{m}, errs)
+	close(release)
+	if errs[0] == nil {
+		t.Fatal("Send succeeded while the broker stalled every produce")
+	}
+	if !stalledLoan.Kept() {
+		t.Fatal("Send returned with a record in flight but did not keep the loan")
+	}
+	// The client still delivers it, from the lent memory.
+	got := byValue(consumeAll(t, c, "events", 2))
+	if _, ok := got["{}\nin flight"]; !ok {
+		t.Errorf("the record in flight at the deadline was not delivered: %v", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-relay/baton/envelope"
@@ -12,7 +13,7 @@ import (
 // Message is one class envelope on its way out of the buffer.
 //
 // Envelope aliases the buffer's record memory: a Sink must not keep it after
-// Send returns.
+// Send returns, unless the message carries a Loan (see there).
 type Message struct {
 	Class      envelope.Class
 	ProjectID  uint64
@@ -32,7 +33,25 @@ type Message struct {
 	// carries: the forwarder's span of a sampled record (relay/forward).
 	TraceParent string
 	Envelope    []byte // the serialized class envelope
+	// Loan, when set, lends Envelope's memory to the sink beyond Send:
+	// the sink may reference it instead of copying it, and calls
+	// Loan.Keep before Send returns if it still does then. Nil: Envelope
+	// is valid only during Send.
+	Loan *Loan
 }
+
+// Loan is the caller's side of lending message memory to a Sink. The Kafka
+// sink produces straight from lent envelopes; records still in flight when
+// Send gives up at its deadline keep referencing them, so it calls Keep and
+// the caller must then let that memory go (to the garbage collector) rather
+// than reuse it. One Loan may cover all the messages of a batch.
+type Loan struct{ kept atomic.Bool }
+
+// Keep records that the sink still references the lent memory.
+func (l *Loan) Keep() { l.kept.Store(true) }
+
+// Kept reports whether a sink called Keep: the memory must not be reused.
+func (l *Loan) Kept() bool { return l.kept.Load() }
 
 // Sink delivers messages to one destination.
 //

@@ -65,6 +65,10 @@ type medianReport struct {
 	P99            float64  `json:"p99_ms"`
 	BodyMBPerSec   float64  `json:"body_mb_per_sec"`
 	BacklogSeconds *float64 `json:"backlog_seconds,omitempty"`
+	// CPU µs per request of the --cpu-pid process and of the ceiling's
+	// child process.
+	CPUMicros        *float64 `json:"cpu_us_per_request,omitempty"`
+	CeilingCPUMicros *float64 `json:"ceiling_cpu_us_per_request,omitempty"`
 }
 
 // failure explains why the invocation should exit 1: a run accepted
@@ -86,6 +90,7 @@ type bench struct {
 	o        options
 	baton    target
 	ceiling  *target
+	noopPID  int // the ceiling's child process, whose CPU time is measured; 0: none
 	payloads *payloadSet
 	kafka    *deliveryChecker
 	progress io.Writer
@@ -107,6 +112,11 @@ func benchmark(ctx context.Context, o options, progress io.Writer) (*report, err
 	}
 	if o.rssPID > 0 {
 		if err := checkRSSPID(o.rssPID); err != nil {
+			return nil, err
+		}
+	}
+	for _, pid := range o.cpuPIDs {
+		if err := checkCPUPID(pid); err != nil {
 			return nil, err
 		}
 	}
@@ -198,7 +208,7 @@ func (b *bench) setupCeiling(rep *report) (func(), error) {
 		stop()
 		return nil, fmt.Errorf("--ceiling-url: %w", err)
 	}
-	b.ceiling, rep.Ceiling = &t, info
+	b.ceiling, rep.Ceiling, b.noopPID = &t, info, info.PID
 	return stop, nil
 }
 
@@ -211,6 +221,11 @@ func (b *bench) spec(label string, t target, d time.Duration, measured, baton bo
 		s.requests = b.o.requests
 		if baton {
 			s.rssPID, s.rssInterval = b.o.rssPID, defaultRSSInterval
+			if len(b.o.cpuPIDs) > 0 {
+				s.cpuPID = b.o.cpuPIDs[0]
+			}
+		} else {
+			s.cpuPID = b.noopPID
 		}
 	}
 	return s
@@ -318,6 +333,8 @@ func medians(runs []runReport) *medianReport {
 		BacklogSeconds: pick(func(r runReport) (float64, bool) {
 			return valueOr(r.Delivery, func(d *deliveryResult) float64 { return d.BacklogSeconds })
 		}),
+		CPUMicros:        pick(func(r runReport) (float64, bool) { return cpuMicros(r.Baton) }),
+		CeilingCPUMicros: pick(func(r runReport) (float64, bool) { return cpuMicros(r.Ceiling) }),
 	}
 }
 
@@ -336,4 +353,12 @@ func median(vs []float64) float64 {
 		return vs[n/2]
 	}
 	return (vs[n/2-1] + vs[n/2]) / 2
+}
+
+// cpuMicros is r's CPU µs per request, when it was measured.
+func cpuMicros(r *loadResult) (float64, bool) {
+	if r == nil || r.CPU == nil || r.CPU.Error != "" {
+		return 0, false
+	}
+	return r.CPU.MicrosPerRequest, true
 }

@@ -62,6 +62,7 @@ type loadSpec struct {
 	randomKeys  bool // a fresh random public key per synthetic request
 	rssPID      int  // sample this process's memory during the run; 0: none
 	rssInterval time.Duration
+	cpuPID      int       // read this process's CPU time before and after the run; 0: none
 	progress    io.Writer // nil: no progress lines
 }
 
@@ -81,9 +82,12 @@ type loadResult struct {
 	ErrorSamples      map[string]uint64 `json:"error_samples,omitempty"`
 	Latency           latencySummary    `json:"latency_ms"`
 	BodyBytes         uint64            `json:"body_bytes"`
-	BodyMBPerSec      float64           `json:"body_mb_per_sec"`
+	BodyMBPerSec      float64           `json:"body_mb_per_sec"` // of every answered request
+	AcceptedBytes     uint64            `json:"accepted_body_bytes"`
+	AcceptedMBPerSec  float64           `json:"accepted_mb_per_sec"` // of the 2xx-answered requests
 	ConnectionsOpened uint64            `json:"connections_opened"`
 	RSS               *rssReport        `json:"rss,omitempty"`
+	CPU               *cpuReport        `json:"cpu,omitempty"`
 	EndedAt           time.Time         `json:"-"`
 }
 
@@ -143,6 +147,7 @@ type worker struct {
 	errs    uint64
 	errMsgs map[string]uint64
 	bytes   uint64
+	okBytes uint64 // of 2xx-answered requests
 }
 
 func newWorker(id int, s loadSpec, live *liveCounters, dials *atomic.Uint64, budget *atomic.Int64) *worker {
@@ -283,6 +288,7 @@ func (w *worker) account(p *prepared, err error) {
 	w.status[code]++
 	if code >= 200 && code < 300 {
 		w.live.accepted.Add(1)
+		w.okBytes += uint64(len(p.body))
 		if len(p.idOffsets) > 0 {
 			w.synthOK++
 		}
@@ -334,6 +340,10 @@ func runLoad(ctx context.Context, s loadSpec) (*loadResult, error) {
 	}
 	var stop atomic.Bool
 	var wg sync.WaitGroup
+	var cpu *cpuMeter
+	if s.cpuPID > 0 {
+		cpu = startCPU(s.cpuPID)
+	}
 	start := time.Now()
 	var rss *rssSampler
 	if s.rssPID > 0 {
@@ -370,6 +380,9 @@ func runLoad(ctx context.Context, s loadSpec) (*loadResult, error) {
 	if rss != nil {
 		res.RSS = rss.Stop()
 	}
+	if cpu != nil {
+		res.CPU = cpu.stop(elapsed, res.Sent-res.TransportErrors)
+	}
 	for _, w := range workers {
 		w.release()
 	}
@@ -388,6 +401,7 @@ func merge(workers []*worker, elapsed time.Duration) *loadResult {
 		res.SyntheticAccepted += w.synthOK
 		res.TransportErrors += w.errs
 		res.BodyBytes += w.bytes
+		res.AcceptedBytes += w.okBytes
 		for code, n := range w.status {
 			status[code] += n
 		}
@@ -415,6 +429,7 @@ func merge(workers []*worker, elapsed time.Duration) *loadResult {
 	res.AcceptedPerSec = float64(res.Accepted) / secs
 	res.SentPerSec = float64(res.Sent) / secs
 	res.BodyMBPerSec = float64(res.BodyBytes) / secs / 1e6
+	res.AcceptedMBPerSec = float64(res.AcceptedBytes) / secs / 1e6
 	res.Latency = summarize(h)
 	return res
 }

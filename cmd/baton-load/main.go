@@ -44,6 +44,10 @@ type options struct {
 	keys         string
 	requests     uint64
 	rssPID       int
+	cpuPIDs      []int    // --cpu-pid, one per target
+	urls         []string // --url, split at commas; url is the first
+	sizes        []int    // --sizes
+	connSweep    []int    // --connections-sweep
 	ceiling      bool
 	ceilingURL   string
 	ceilingLocal bool
@@ -67,6 +71,11 @@ Usage:
   baton-load --serve-kafka 127.0.0.1:9093                   # only run a kfake broker (own process) for Baton to drain into
   baton-load --serve-sentry 127.0.0.1:3900                  # only run a fake upstream Sentry (own process) for managed mode
 
+  # cost curves, one table each (one row per point; --json for JSON):
+  baton-load --url http://127.0.0.1:3000 --cpu-pid $(pgrep -f 'baton run') --ceiling --sizes 500,5k,50k,1m
+  baton-load --url http://127.0.0.1:3000,http://127.0.0.1:3001 --cpu-pid $STRICT,$RELAXED \
+    --connections-sweep 1,16,64,256,1024                    # two Batons: the table has first ÷ second per point
+
   # 1M random keys against managed Baton (memory bound):
   baton-load --serve-sentry 127.0.0.1:3900 &
   baton run --config managed.yaml &   # mode: managed, upstream http://127.0.0.1:3900
@@ -80,6 +89,15 @@ first. Progress goes to stderr once per second; the report goes to stdout
 Exit status: 0 ok; 1 a run accepted nothing or --kafka found missing records;
 2 bad flags or setup failure.
 
+Sweeps (--sizes, --connections-sweep, or both: every combination) measure
+each point with the other flags unchanged: per point and target an unreported
+--warmup, then --runs runs of --duration (targets interleaved run by run),
+reported as medians. --url may then list several targets, loaded in turn at
+each point; the table gives first ÷ second, and with --ceiling each target ÷
+the no-op ceiling. Sizes of 100k and more are an attachment envelope: a 2 KB
+error event and an attachment of random bytes making up the size. Sweeps do
+not take --kafka or --rss-pid.
+
 Flags:
 `
 
@@ -91,7 +109,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fmt.Fprint(stderr, usageHeader)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.url, "url", "http://127.0.0.1:3000", "Baton base `URL` (scheme://host:port, no path)")
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:3000", "Baton base `URL` (scheme://host:port, no path); with a sweep, several comma-separated")
 	fs.IntVar(&o.connections, "connections", 64, "number of concurrent keep-alive connections, one closed-loop worker each")
 	fs.DurationVar(&o.duration, "duration", 15*time.Second, "length of each measured run")
 	fs.DurationVar(&o.warmup, "warmup", 0, "unreported warm-up load before the first run of each target (0: none)")
@@ -106,6 +124,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.keys, "keys", keysFixed, "public keys of the synthetic requests: fixed (--key in every request) or random (a fresh random 32-hex key per request, in X-Sentry-Auth and the envelope's dsn and trace; needs --mix synthetic)")
 	fs.Uint64Var(&o.requests, "requests", 0, "stop each run after `N` requests over all connections (0: no limit); without an explicit --duration the run has no time limit, with one it stops at whichever comes first")
 	fs.IntVar(&o.rssPID, "rss-pid", 0, "during each Baton run, sample /proc/`PID`/status every 250ms and report that process's peak VmRSS, final VmHWM and RSS over the run (0: off)")
+	cpuPIDs := fs.String("cpu-pid", "", "read utime+stime of process `PID` from /proc/PID/stat before and after each measured run of the target and report its CPU µs per request answered (the ceiling's child process is measured too; an in-process ceiling is not: it shares this process with the load generator); with several --url targets, one comma-separated PID per target")
+	sizes := fs.String("sizes", "", "payload size sweep: comma-separated synthetic envelope `sizes` in bytes, k = 1000, m = 1000000 (e.g. 500,5k,50k,1m); 100k and more are attachment envelopes")
+	connSweep := fs.String("connections-sweep", "", "connections sweep: comma-separated connection `counts` (e.g. 1,16,64,256,1024)")
 	fs.BoolVar(&o.ceiling, "ceiling", false, "before each Baton run, load a no-op fasthttp server with the same settings and report Baton ÷ ceiling. The server runs in a child process, as Baton runs in its own")
 	fs.StringVar(&o.ceilingURL, "ceiling-url", "", "base `URL` of an external no-op server (see --serve-noop) to use as the ceiling; implies --ceiling")
 	fs.BoolVar(&o.ceilingLocal, "ceiling-in-process", false, "run the ceiling's no-op server inside this process instead of a child; it then shares the load generator's scheduler and runs faster than any separate server could (about 30% on a 2-core VM); implies --ceiling")
@@ -134,6 +155,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
 	if o.requests > 0 && !durationSet {
 		o.duration = 0 // --requests alone: no time limit
+	}
+	var err error
+	o.urls = strings.Split(o.url, ",")
+	o.url = o.urls[0]
+	if o.cpuPIDs, err = parseList(*cpuPIDs, "--cpu-pid", parseCount); err != nil {
+		return o, err
+	}
+	if o.sizes, err = parseList(*sizes, "--sizes", parseSize); err != nil {
+		return o, err
+	}
+	if o.connSweep, err = parseList(*connSweep, "--connections-sweep", parseCount); err != nil {
+		return o, err
 	}
 	if *knownKeys != "" {
 		for k := range strings.SplitSeq(*knownKeys, ",") {
@@ -170,12 +203,93 @@ func (o *options) validate() error {
 	case o.rssPID < 0:
 		return fmt.Errorf("--rss-pid must be a process id, got %d", o.rssPID)
 	}
+	if err := o.validateSweep(); err != nil {
+		return err
+	}
 	for _, k := range o.knownKeys {
 		if !isHex32(k) {
 			return fmt.Errorf("--known-keys: %q is not 32 lower-case hex digits", k)
 		}
 	}
 	return nil
+}
+
+// sweeping reports whether the flags ask for a sweep.
+func (o *options) sweeping() bool { return len(o.sizes) > 0 || len(o.connSweep) > 0 }
+
+func (o *options) validateSweep() error {
+	for _, u := range o.urls {
+		if _, err := parseTarget(u); err != nil {
+			return fmt.Errorf("--url: %w", err)
+		}
+	}
+	for _, n := range o.sizes {
+		if n < 256 {
+			return fmt.Errorf("--sizes: %d is below the smallest envelope, 256 bytes", n)
+		}
+	}
+	for _, n := range o.connSweep {
+		if n > 65535 {
+			return fmt.Errorf("--connections-sweep: %d is more than 65535 connections", n)
+		}
+	}
+	switch {
+	case len(o.cpuPIDs) > 0 && len(o.cpuPIDs) != len(o.urls):
+		return fmt.Errorf("--cpu-pid lists %d processes for %d --url targets: give one per target", len(o.cpuPIDs), len(o.urls))
+	case !o.sweeping() && len(o.urls) > 1:
+		return fmt.Errorf("--url lists %d targets: several targets need a sweep (--sizes or --connections-sweep)", len(o.urls))
+	case !o.sweeping():
+		return nil
+	case len(o.sizes) > 0 && o.mix != mixSynthetic:
+		return fmt.Errorf("--sizes needs --mix synthetic: fixtures have their captured sizes")
+	case o.kafka != "":
+		return fmt.Errorf("--kafka does not apply to sweeps: check delivery with a plain run")
+	case o.rssPID != 0:
+		return fmt.Errorf("--rss-pid does not apply to sweeps: measure memory with a plain run")
+	}
+	return nil
+}
+
+// parseList parses a comma-separated list with parse; empty is nil.
+func parseList(s, flagName string, parse func(string) (int, error)) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := parse(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flagName, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// parseCount parses a positive integer.
+func parseCount(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%q is not a positive integer", s)
+	}
+	return n, nil
+}
+
+// parseSize parses a byte count with an optional decimal suffix: k (1000)
+// or m (1000000), so that 1m stays under Kafka's default 1 MiB record limit.
+func parseSize(s string) (int, error) {
+	num, mult := s, 1
+	switch {
+	case strings.HasSuffix(strings.ToLower(s), "k"):
+		num, mult = s[:len(s)-1], 1000
+	case strings.HasSuffix(strings.ToLower(s), "m"):
+		num, mult = s[:len(s)-1], 1000_000
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 1 || n > 100_000_000/mult {
+		return 0, fmt.Errorf("%q is not a size: want bytes with an optional k or m, e.g. 500, 5k, 1m", s)
+	}
+	return n * mult, nil
 }
 
 func isHex32(s string) bool {
@@ -222,6 +336,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.serveSentry != "" {
 		return serveSentry(ctx, o, stdout, stderr)
+	}
+	if o.sweeping() {
+		return runSweep(ctx, o, stdout, stderr)
 	}
 	rep, err := benchmark(ctx, o, stderr)
 	if err != nil {

@@ -137,7 +137,12 @@ func syntheticPayloads(s synthSpec) []payload {
 		{"X-Sentry-Auth", authPrefix + s.key}, // last: the key ends the value (see prepare)
 	}
 	for i := range out {
-		body := syntheticEnvelope(i, s, sentAt)
+		var body []byte
+		if s.size >= attachmentFrom {
+			body = syntheticAttachmentEnvelope(i, s, sentAt)
+		} else {
+			body = syntheticEnvelope(i, s, sentAt)
+		}
 		keyOffs := placeholderOffsets(body, keyPlaceholder)
 		for _, off := range keyOffs {
 			copy(body[off:], s.key)
@@ -208,6 +213,9 @@ func syntheticEnvelope(seed int, s synthSpec, sentAt time.Time) []byte {
 			"public_key": keyPlaceholder, "trace_id": string(randomHex(16)), "sample_rate": "1", "sampled": "true"},
 	}
 	errType := jsErrorTypes[r.IntN(len(jsErrorTypes))]
+	if body := renderEnvelope(header, syntheticEvent(r, s, sentAt, errType, nil)); len(body) > s.size {
+		return smallEnvelope(r, s, sentAt, errType)
+	}
 	var frames []jsFrame
 	for {
 		event := syntheticEvent(r, s, sentAt, errType, frames)
@@ -217,6 +225,63 @@ func syntheticEnvelope(seed int, s synthSpec, sentAt time.Time) []byte {
 		}
 		frames = append(frames, randomFrame(r))
 	}
+}
+
+// smallEnvelope is an error envelope below the size of the full synthetic
+// event (about 1 KB): the ids and the dsn, an exception without a stack
+// trace, and a message padded to s.size where the size allows.
+func smallEnvelope(r *rand.Rand, s synthSpec, sentAt time.Time, errType string) []byte {
+	header := map[string]any{
+		"event_id": idPlaceholder,
+		"sent_at":  sentAt.Format("2006-01-02T15:04:05.000Z"),
+		"dsn":      "http://" + keyPlaceholder + "@" + s.dsnHost + "/" + strconv.Itoa(s.project),
+	}
+	event := map[string]any{
+		"event_id":  idPlaceholder,
+		"timestamp": float64(sentAt.UnixMilli()) / 1000,
+		"platform":  "node",
+		"level":     "error",
+		"exception": map[string]any{"values": []any{map[string]any{"type": errType, "value": jsMessages[r.IntN(len(jsMessages))]}}},
+	}
+	body := renderEnvelope(header, event)
+	if pad := s.size - len(body) - len(`,"message":""`); pad > 0 {
+		event["message"] = strings.Repeat("x", pad)
+		body = renderEnvelope(header, event)
+	}
+	return body
+}
+
+// attachmentFrom is the synthetic size from which an envelope carries its
+// bulk in an attachment item beside a small error event, as SDKs send large
+// files: an event that large would exceed Sentry's 1 MB event limit.
+const attachmentFrom = 100_000
+
+// attachmentEventSize is the size of the error event sent beside an attachment.
+const attachmentEventSize = 2048
+
+// syntheticAttachmentEnvelope is a small error event followed by an
+// attachment item of random bytes that brings the body to s.size. Random
+// bytes do not compress, as most large attachments (minidumps, archives,
+// images) barely do, so the case measures bytes, not a codec's luck.
+func syntheticAttachmentEnvelope(seed int, s synthSpec, sentAt time.Time) []byte {
+	ev := s
+	ev.size = attachmentEventSize
+	body := syntheticEnvelope(seed, ev, sentAt)
+	itemHeader := func(n int) string {
+		return `{"type":"attachment","length":` + strconv.Itoa(n) + `,"filename":"upload-` + strconv.Itoa(seed) +
+			`.bin","content_type":"application/octet-stream"}` + "\n"
+	}
+	n := max(s.size-len(body)-len(itemHeader(s.size))-1, 1)
+	body = append(body, itemHeader(n)...)
+	r := rand.New(rand.NewPCG(uint64(seed), 0xa77ac4))
+	for range n {
+		c := byte(r.Uint32())
+		if c == idPlaceholder[0] || c == keyPlaceholder[0] { // placeholders are found by these bytes
+			c = 0
+		}
+		body = append(body, c)
+	}
+	return append(body, '\n')
 }
 
 func syntheticEvent(r *rand.Rand, s synthSpec, ts time.Time, errType string, frames []jsFrame) map[string]any {

@@ -84,6 +84,14 @@ func writeLoad(b *strings.Builder, name string, r *loadResult) {
 	if r.RSS != nil {
 		writeRSS(b, r.RSS)
 	}
+	if c := r.CPU; c != nil {
+		if c.Error != "" {
+			fmt.Fprintf(b, "  %-9s pid %d: NOT MEASURED %s\n", "cpu", c.PID, c.Error)
+		} else {
+			fmt.Fprintf(b, "  %-9s pid %d: %.2f s user+system over the run (%.2f cores), %.1f µs per request\n",
+				"cpu", c.PID, c.Seconds, c.Cores, c.MicrosPerRequest)
+		}
+	}
 }
 
 // writeRSS prints the --rss-pid process's memory over the run.
@@ -124,6 +132,13 @@ func writeMedian(b *strings.Builder, m *medianReport, n int) {
 	}
 	if m.Ratio != nil {
 		fmt.Fprintf(b, "  %-9s %.3f (median of per-run ratios; %s)\n", "ratio", *m.Ratio, verdict(*m.Ratio))
+	}
+	if m.CPUMicros != nil {
+		fmt.Fprintf(b, "  %-9s baton %.1f µs per request", "cpu", *m.CPUMicros)
+		if m.CeilingCPUMicros != nil {
+			fmt.Fprintf(b, "  ceiling %.1f µs per request (%.2f×)", *m.CeilingCPUMicros, *m.CPUMicros / *m.CeilingCPUMicros)
+		}
+		b.WriteString("\n")
 	}
 	if m.BacklogSeconds != nil {
 		fmt.Fprintf(b, "  %-9s backlog at load end %.2fs of traffic\n", "kafka", *m.BacklogSeconds)

@@ -78,8 +78,12 @@ type Forwarder struct {
 	class envelope.Class
 	tm    *routeMetrics // nil without Instruments
 
-	msgs  []routing.Message
-	envs  record.Slab // decoded envelopes that msgs point into
+	msgs []routing.Message
+	envs record.Slab // decoded envelopes that msgs point into
+	// loan lends the batch's envelopes (envs and the records read from
+	// the buffer) to the sink, which may produce straight from them; once
+	// kept, that memory is left to the garbage collector (see settleLoan).
+	loan  *routing.Loan
 	errs  []error
 	items []int             // items[i] is the number of envelope items msgs[i] carries
 	check envelope.Envelope // parses replay records for checkReplay
@@ -123,7 +127,9 @@ func (l *lastString) get(b []byte) string {
 // buffer for the next start.
 func (f *Forwarder) Run(readCtx, sendCtx context.Context) {
 	readLoop(readCtx, f.o.Buffer, f.o.Stream, f.o.Clock, f.o.Logger, func(recs []buffer.Record) bool {
-		if !f.forward(sendCtx, recs) {
+		ok := f.forward(sendCtx, recs)
+		f.settleLoan(recs)
+		if !ok {
 			return false
 		}
 		if err := f.o.Buffer.Ack(f.o.Stream, recs[len(recs)-1].Seq); err != nil {
@@ -135,11 +141,27 @@ func (f *Forwarder) Run(readCtx, sendCtx context.Context) {
 	})
 }
 
+// settleLoan lets the batch's memory go when the sink kept the loan (Kafka
+// records still in flight reference it): the next batch decodes into a new
+// slab, and Read fills records whose Value is nil with new memory.
+func (f *Forwarder) settleLoan(recs []buffer.Record) {
+	if f.loan == nil || !f.loan.Kept() {
+		return
+	}
+	f.loan, f.envs = nil, record.Slab{}
+	for i := range recs {
+		recs[i].Value = nil
+	}
+}
+
 // forward sends recs until each is delivered or dropped. It returns false
 // when ctx ended first.
 func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 	f.msgs, f.items = f.msgs[:0], f.items[:0]
 	f.envs.Reset()
+	if f.loan == nil {
+		f.loan = new(routing.Loan)
+	}
 	f.trace.reset()
 	for i := range recs {
 		var rec record.Record
@@ -163,6 +185,7 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 			ReceivedAt: rec.Received(),
 			Envelope:   rec.Envelope,
 			Shard:      f.o.Shard,
+			Loan:       f.loan,
 		})
 		if f.o.Shard != "" {
 			f.msgs[len(f.msgs)-1].Key = []byte(f.o.Shard)

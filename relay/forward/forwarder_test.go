@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -465,5 +466,66 @@ func TestOutageWaitsForTheProbe(t *testing.T) {
 	waitAck(t, ab.acks)
 	if n := len(sink.sent()); n != 7 {
 		t.Fatalf("%d sends, want 7", n)
+	}
+}
+
+// A sink that keeps the loan (Kafka records in flight at a deadline) goes on
+// reading the batch's envelopes after Send returned: the next batch must not
+// be decoded or read into that memory. Without the loan kept, the memory is
+// reused, which shows that the test can see a reuse.
+func TestKeptLoanMemoryIsNotReused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int // small envelopes are stored as they are, large ones compressed
+		keep bool
+	}{
+		{"stored/kept", 64, true}, {"compressed/kept", 4096, true},
+		{"stored/not kept", 64, false}, {"compressed/not kept", 4096, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _ := openBuffer(t)
+			env := func(fill byte) []byte {
+				return append([]byte("{}\n{\"type\":\"event\"}\n"), bytes.Repeat([]byte{fill}, tc.size)...)
+			}
+			add := func(project uint64, fill byte) {
+				rec := record.Record{Class: envelope.ClassError, Items: 1, ReceivedAt: time.Now().UnixNano(), ProjectID: project, PublicKey: []byte(keyOf(project))}
+				if err := b.Append(context.Background(), []buffer.Entry{{Stream: errsStream, Value: record.Append(nil, &rec, env(fill))}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var held []byte // what the sink still references after the first Send
+			second := make(chan []byte, 1)
+			sink := &fakeSink{script: func(_ context.Context, call int, msgs []routing.Message) []error {
+				switch call {
+				case 0:
+					if msgs[0].Loan == nil {
+						t.Error("the forwarder lent nothing")
+					} else if tc.keep {
+						msgs[0].Loan.Keep()
+					}
+					held = msgs[0].Envelope
+				case 1:
+					second <- bytes.Clone(held)
+				}
+				return each(len(msgs), nil)
+			}}
+			add(1, 'a')
+			ab, _, stop := startForwarder(t, b, sink, newClock(false), ForwarderOptions{})
+			defer stop()
+			waitAck(t, ab.acks)
+			add(2, 'b')
+			var got []byte
+			select {
+			case got = <-second:
+			case <-time.After(guard):
+				t.Fatal("the second batch was not sent")
+			}
+			switch intact := bytes.Equal(got, env('a')); {
+			case tc.keep && !intact:
+				t.Errorf("the kept envelope was overwritten by the next batch: %.40q", got)
+			case !tc.keep && intact:
+				t.Errorf("the memory of a loan not kept was not reused (the test cannot see a reuse)")
+			}
+		})
 	}
 }
