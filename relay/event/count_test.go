@@ -53,6 +53,7 @@ func TestCost(t *testing.T) {
 		{"keys", []byte(`{"tags":{"a":0` + strings.Repeat(`,"":0`, 200_000) + `}}`)},
 		{"escapes", repeat(``, `"\u00e9\n"`, ``, 100_000)},
 		{"deep", []byte(strings.Repeat(`[`, MaxDepth) + strings.Repeat(`]`, MaxDepth))},
+		{"structure in strings", repeat(``, `"{[,:"`, ``, 200_000)},
 	} {
 		got, cost := parseAlloc(t, c.src), Cost(c.src)
 		t.Logf("%s: %d B, allocated %d B (%.0f/B), cost %d B (%.2fx)",
@@ -60,10 +61,6 @@ func TestCost(t *testing.T) {
 		if cost < got {
 			t.Errorf("%s: cost %d B, parsing allocated %d B", c.name, cost, got)
 		}
-	}
-	// A string hides its structure characters, escaped quotes included.
-	if got, want := Cost([]byte(`["{,[:\"{,"]`)), 2*nodeCost+12*byteCost; got != want {
-		t.Errorf("Cost of an array of one string = %d, want %d", got, want)
 	}
 }
 
@@ -76,19 +73,53 @@ func BenchmarkCost(b *testing.B) {
 	}
 }
 
-// TestCostStrings: escapes inside strings, escaped backslashes before a
-// closing quote and an unterminated string.
+// treeCost is what Cost must cover for the tree src parses into: its
+// nodes and keys at Cost's rates.
+func treeCost(t *testing.T, src []byte) int {
+	t.Helper()
+	tr, err := Parse(src)
+	if err != nil {
+		t.Fatalf("%s: %v", src, err)
+	}
+	defer tr.Release()
+	var nodes, keys int
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		nodes++
+		keys += len(n.keys)
+		for _, v := range n.vals {
+			walk(v)
+		}
+	}
+	walk(tr.Root())
+	return nodes*nodeCost + keys*keyCost + len(src)*byteCost
+}
+
+// TestCostStrings: structure characters inside strings count, so Cost is
+// at least what the parsed tree holds, at Cost's rates, and the caps keep a
+// string full of them from costing more than the densest JSON of its size.
 func TestCostStrings(t *testing.T) {
-	for _, c := range []struct {
-		src   string
-		nodes int
-	}{
-		{`["a\"{,","b\\",[1]]`, 5},
-		{`["\\\"{,"]`, 2},
-		{`[",{`, 2},
+	for _, src := range []string{
+		`["a\"{,","b\\",[1]]`,
+		`["\\\"{,"]`,
+		`[",{"]`,
+		`{"url":"https://example.com:8080/a,b","t":"10:00:00"}`,
+		`[]`, `0`, `{"":0}`, `[0,0]`,
 	} {
-		if got, want := Cost([]byte(c.src)), c.nodes*nodeCost+len(c.src)*byteCost; got != want {
-			t.Errorf("Cost(%s) = %d, want %d", c.src, got, want)
+		if got, min := Cost([]byte(src)), treeCost(t, []byte(src)); got < min {
+			t.Errorf("Cost(%s) = %d, less than its tree's %d", src, got, min)
+		}
+	}
+	for _, c := range []struct {
+		src         string
+		nodes, keys int
+	}{
+		{`"` + strings.Repeat(",", 1000) + `"`, 501, 0},
+		{`"` + strings.Repeat(":", 1000) + `"`, 1, 250},
+		{`"` + strings.Repeat("{:", 500) + `"`, 501, 250},
+	} {
+		if got, want := Cost([]byte(c.src)), c.nodes*nodeCost+c.keys*keyCost+len(c.src)*byteCost; got != want {
+			t.Errorf("Cost of %.10s... = %d, want %d (capped)", c.src, got, want)
 		}
 	}
 }
