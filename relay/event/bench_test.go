@@ -19,6 +19,7 @@ func BenchmarkParse(b *testing.B) {
 	src := loadEvent(b)
 	b.SetBytes(int64(len(src)))
 	b.ReportAllocs()
+	defer testutil.CPUTime(b)()
 	for b.Loop() {
 		t, err := Parse(src)
 		if err != nil {
@@ -32,6 +33,7 @@ func BenchmarkParse(b *testing.B) {
 func BenchmarkCostEvent(b *testing.B) {
 	src := loadEvent(b)
 	b.SetBytes(int64(len(src)))
+	defer testutil.CPUTime(b)()
 	for b.Loop() {
 		Cost(src)
 	}
