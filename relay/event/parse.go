@@ -130,38 +130,46 @@ func (p *parser) literal(lit string, k Kind) (*Node, error) {
 }
 
 func (p *parser) number() (*Node, error) {
-	start := p.pos
-	if p.src[p.pos] == '-' {
-		p.pos++
+	src, i := p.src, p.pos
+	start := i
+	if src[i] == '-' {
+		i++
 	}
-	digits := func() int {
-		s := p.pos
-		for p.pos < len(p.src) && p.src[p.pos] >= '0' && p.src[p.pos] <= '9' {
-			p.pos++
-		}
-		return p.pos - s
-	}
-	if n := digits(); n == 0 || (n > 1 && p.src[p.pos-n] == '0') {
+	d := i
+	i = digitsEnd(src, i)
+	if i == d || (i-d > 1 && src[d] == '0') {
+		p.pos = i
 		return nil, p.errf("invalid number")
 	}
-	if p.pos < len(p.src) && p.src[p.pos] == '.' {
-		p.pos++
-		if digits() == 0 {
+	if i < len(src) && src[i] == '.' {
+		d = i + 1
+		if i = digitsEnd(src, d); i == d {
+			p.pos = i
 			return nil, p.errf("invalid number")
 		}
 	}
-	if p.pos < len(p.src) && (p.src[p.pos] == 'e' || p.src[p.pos] == 'E') {
-		p.pos++
-		if p.pos < len(p.src) && (p.src[p.pos] == '+' || p.src[p.pos] == '-') {
-			p.pos++
+	if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
+		i++
+		if i < len(src) && (src[i] == '+' || src[i] == '-') {
+			i++
 		}
-		if digits() == 0 {
+		d = i
+		if i = digitsEnd(src, d); i == d {
+			p.pos = i
 			return nil, p.errf("invalid number")
 		}
 	}
+	p.pos = i
 	n := p.a.node(Number)
-	n.raw = p.src[start:p.pos]
+	n.raw = src[start:i]
 	return n, nil
+}
+
+func digitsEnd(src []byte, i int) int {
+	for i < len(src) && src[i]-'0' < 10 {
+		i++
+	}
+	return i
 }
 
 // plain marks the bytes a string scan passes over: ASCII other than the
