@@ -92,8 +92,12 @@ type named struct {
 }
 
 // schemaNames are the names of every record's fields, numbered as the
-// schema is built (in key order, so the same every run).
-var schemaNames []string
+// schema is built (in key order, so the same every run); schemaFields are
+// their fields.
+var (
+	schemaNames  []string
+	schemaFields []*field
+)
 
 func indexOf(fields map[string]*field) *table[named] {
 	if fields == nil {
@@ -103,6 +107,7 @@ func indexOf(fields map[string]*field) *table[named] {
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		m[k] = named{fields[k], int32(len(schemaNames))}
 		schemaNames = append(schemaNames, k)
+		schemaFields = append(schemaFields, fields[k])
 	}
 	return newTable(m, false)
 }

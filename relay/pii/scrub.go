@@ -103,13 +103,7 @@ func kindType(k event.Kind) vtype {
 // index) in a container whose schema gave f; no is key's number in
 // schemaNames when f is a named field of a record, else -1.
 func (s *scrubber) state(key []byte, index int, n *event.Node, f *field, no int32) state {
-	t := f.types | kindType(n.Kind())
-	if f.record && n.Kind() == event.Object {
-		t &^= tObject
-	}
-	if f.pairs { // Relay's pair lists are maps, whatever their JSON form
-		t = t&^tArray | tObject
-	}
+	t := typesOf(f, n.Kind())
 	var id int32
 	if s.keys != nil && key != nil {
 		if no >= 0 {
@@ -119,6 +113,18 @@ func (s *scrubber) state(key []byte, index int, n *event.Node, f *field, no int3
 		}
 	}
 	return state{key: key, id: id, index: index, types: t, pii: f.pii}
+}
+
+// typesOf is the value types of a value of kind k whose schema is f.
+func typesOf(f *field, k event.Kind) vtype {
+	t := f.types | kindType(k)
+	if f.record && k == event.Object {
+		t &^= tObject
+	}
+	if f.pairs { // Relay's pair lists are maps, whatever their JSON form
+		t = t&^tArray | tObject
+	}
+	return t
 }
 
 func (s *scrubber) push(key []byte, index int, n *event.Node, f *field) {
@@ -155,6 +161,11 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 			cf, no := f.childNo(k, false)
 			if cf.dead {
 				continue
+			}
+			if no >= 0 && p.quietAt(no) {
+				if k := v.Kind(); k == event.String || k == event.Number {
+					continue // what visit would find at once
+				}
 			}
 			s.visit(p, k, 0, v, cf, no)
 		}
