@@ -64,6 +64,27 @@ func TestCost(t *testing.T) {
 	}
 }
 
+// TestCostInvalid: input that fails to parse is charged for what parsing
+// it held until it failed, unclosed arrays as deep as parsing goes
+// included.
+func TestCostInvalid(t *testing.T) {
+	for _, src := range []string{
+		strings.Repeat("[", MaxDepth+1),
+		strings.Repeat("[", MaxDepth+1) + "0,0,0,0",
+		strings.Repeat(`{"a":[`, MaxDepth/2) + "0,",
+		`[0,0,0,0,0,0,0,0,"`,
+	} {
+		var a arena
+		if _, err := parse([]byte(src), &a); err == nil {
+			t.Fatalf("%.20s... parsed", src)
+		}
+		nodes := a.ci*chunkNodes + len(a.cur)
+		if cost := Cost([]byte(src)); cost < nodes*nodeCost {
+			t.Errorf("%.20s...: cost %d, parsing held %d nodes (%d B)", src, cost, nodes, nodes*nodeCost)
+		}
+	}
+}
+
 // BenchmarkCost is the prescan's speed on a realistic event (MB/s).
 func BenchmarkCost(b *testing.B) {
 	src := repeat(`{"breadcrumbs":{"values":`, `{"timestamp":1700000000.5,"category":"http","message":"GET /api/items","data":{"status_code":200}}`, `}}`, 50)
@@ -114,7 +135,7 @@ func TestCostStrings(t *testing.T) {
 		src         string
 		nodes, keys int
 	}{
-		{`"` + strings.Repeat(",", 1000) + `"`, 501, 0},
+		{`"` + strings.Repeat(",", 1000) + `"`, (1002 + MaxDepth + 2) / 2, 0},
 		{`"` + strings.Repeat(":", 1000) + `"`, 1, 250},
 		{`"` + strings.Repeat("{:", 500) + `"`, 501, 250},
 	} {
