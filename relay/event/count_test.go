@@ -144,3 +144,30 @@ func TestCostStrings(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCost: Cost covers the nodes a parse holds, whether it succeeds or
+// fails, and the keys of the tree it makes.
+func FuzzCost(f *testing.F) {
+	for _, s := range []string{`{"a":[1,"x,{[:",{"b":null}]}`, `[[[[`, `["\",\"",:`, `{"":0,"":[]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		var a arena
+		root, err := parse(src, &a)
+		want := (a.ci*chunkNodes+len(a.cur))*nodeCost + len(src)*byteCost
+		if err == nil {
+			var keys func(n *Node) int
+			keys = func(n *Node) int {
+				k := len(n.keys)
+				for _, v := range n.vals {
+					k += keys(v)
+				}
+				return k
+			}
+			want += keys(root) * keyCost
+		}
+		if got := Cost(src); got < want {
+			t.Fatalf("Cost(%q) = %d, parsing held %d", src, got, want)
+		}
+	})
+}
