@@ -53,6 +53,7 @@ func TestCost(t *testing.T) {
 		{"keys", []byte(`{"tags":{"a":0` + strings.Repeat(`,"":0`, 200_000) + `}}`)},
 		{"escapes", repeat(``, `"\u00e9\n"`, ``, 100_000)},
 		{"deep", []byte(strings.Repeat(`[`, MaxDepth) + strings.Repeat(`]`, MaxDepth))},
+		{"structure in strings", repeat(``, `"{[,:"`, ``, 200_000)},
 	} {
 		got, cost := parseAlloc(t, c.src), Cost(c.src)
 		t.Logf("%s: %d B, allocated %d B (%.0f/B), cost %d B (%.2fx)",
@@ -61,9 +62,26 @@ func TestCost(t *testing.T) {
 			t.Errorf("%s: cost %d B, parsing allocated %d B", c.name, cost, got)
 		}
 	}
-	// A string hides its structure characters, escaped quotes included.
-	if got, want := Cost([]byte(`["{,[:\"{,"]`)), 2*nodeCost+12*byteCost; got != want {
-		t.Errorf("Cost of an array of one string = %d, want %d", got, want)
+}
+
+// TestCostInvalid: input that fails to parse is charged for what parsing
+// it held until it failed, unclosed arrays as deep as parsing goes
+// included.
+func TestCostInvalid(t *testing.T) {
+	for _, src := range []string{
+		strings.Repeat("[", MaxDepth+1),
+		strings.Repeat("[", MaxDepth+1) + "0,0,0,0",
+		strings.Repeat(`{"a":[`, MaxDepth/2) + "0,",
+		`[0,0,0,0,0,0,0,0,"`,
+	} {
+		var a arena
+		if _, err := parse([]byte(src), &a); err == nil {
+			t.Fatalf("%.20s... parsed", src)
+		}
+		nodes := a.ci*chunkNodes + len(a.cur)
+		if cost := Cost([]byte(src)); cost < nodes*nodeCost {
+			t.Errorf("%.20s...: cost %d, parsing held %d nodes (%d B)", src, cost, nodes, nodes*nodeCost)
+		}
 	}
 }
 
@@ -76,19 +94,80 @@ func BenchmarkCost(b *testing.B) {
 	}
 }
 
-// TestCostStrings: escapes inside strings, escaped backslashes before a
-// closing quote and an unterminated string.
-func TestCostStrings(t *testing.T) {
-	for _, c := range []struct {
-		src   string
-		nodes int
-	}{
-		{`["a\"{,","b\\",[1]]`, 5},
-		{`["\\\"{,"]`, 2},
-		{`[",{`, 2},
-	} {
-		if got, want := Cost([]byte(c.src)), c.nodes*nodeCost+len(c.src)*byteCost; got != want {
-			t.Errorf("Cost(%s) = %d, want %d", c.src, got, want)
+// treeCost is what Cost must cover for the tree src parses into: its
+// nodes and keys at Cost's rates.
+func treeCost(t *testing.T, src []byte) int {
+	t.Helper()
+	tr, err := Parse(src)
+	if err != nil {
+		t.Fatalf("%s: %v", src, err)
+	}
+	defer tr.Release()
+	var nodes, keys int
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		nodes++
+		keys += len(n.keys)
+		for _, v := range n.vals {
+			walk(v)
 		}
 	}
+	walk(tr.Root())
+	return nodes*nodeCost + keys*keyCost + len(src)*byteCost
+}
+
+// TestCostStrings: structure characters inside strings count, so Cost is
+// at least what the parsed tree holds, at Cost's rates, and the caps keep a
+// string full of them from costing more than the densest JSON of its size.
+func TestCostStrings(t *testing.T) {
+	for _, src := range []string{
+		`["a\"{,","b\\",[1]]`,
+		`["\\\"{,"]`,
+		`[",{"]`,
+		`{"url":"https://example.com:8080/a,b","t":"10:00:00"}`,
+		`[]`, `0`, `{"":0}`, `[0,0]`,
+	} {
+		if got, min := Cost([]byte(src)), treeCost(t, []byte(src)); got < min {
+			t.Errorf("Cost(%s) = %d, less than its tree's %d", src, got, min)
+		}
+	}
+	for _, c := range []struct {
+		src         string
+		nodes, keys int
+	}{
+		{`"` + strings.Repeat(",", 1000) + `"`, (1002 + MaxDepth + 2) / 2, 0},
+		{`"` + strings.Repeat(":", 1000) + `"`, 1, 250},
+		{`"` + strings.Repeat("{:", 500) + `"`, 501, 250},
+	} {
+		if got, want := Cost([]byte(c.src)), c.nodes*nodeCost+c.keys*keyCost+len(c.src)*byteCost; got != want {
+			t.Errorf("Cost of %.10s... = %d, want %d (capped)", c.src, got, want)
+		}
+	}
+}
+
+// FuzzCost: Cost covers the nodes a parse holds, whether it succeeds or
+// fails, and the keys of the tree it makes.
+func FuzzCost(f *testing.F) {
+	for _, s := range []string{`{"a":[1,"x,{[:",{"b":null}]}`, `[[[[`, `["\",\"",:`, `{"":0,"":[]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		var a arena
+		root, err := parse(src, &a)
+		want := (a.ci*chunkNodes+len(a.cur))*nodeCost + len(src)*byteCost
+		if err == nil {
+			var keys func(n *Node) int
+			keys = func(n *Node) int {
+				k := len(n.keys)
+				for _, v := range n.vals {
+					k += keys(v)
+				}
+				return k
+			}
+			want += keys(root) * keyCost
+		}
+		if got := Cost(src); got < want {
+			t.Fatalf("Cost(%q) = %d, parsing held %d", src, got, want)
+		}
+	})
 }

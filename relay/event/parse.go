@@ -86,6 +86,14 @@ func (p *parser) value(depth int) (*Node, error) {
 	case c == '[':
 		return p.array(depth)
 	case c == '"':
+		src := p.src
+		i := plainEnd(src, start+1)
+		if i < len(src) && src[i] == '"' { // printable ASCII, no escapes
+			p.pos = i + 1
+			n := p.a.node(String)
+			n.str, n.raw = src[start+1:i], src[start:p.pos]
+			return n, nil
+		}
 		s, err := p.string()
 		if err != nil {
 			return nil, err
@@ -122,38 +130,46 @@ func (p *parser) literal(lit string, k Kind) (*Node, error) {
 }
 
 func (p *parser) number() (*Node, error) {
-	start := p.pos
-	if p.src[p.pos] == '-' {
-		p.pos++
+	src, i := p.src, p.pos
+	start := i
+	if src[i] == '-' {
+		i++
 	}
-	digits := func() int {
-		s := p.pos
-		for p.pos < len(p.src) && p.src[p.pos] >= '0' && p.src[p.pos] <= '9' {
-			p.pos++
-		}
-		return p.pos - s
-	}
-	if n := digits(); n == 0 || (n > 1 && p.src[p.pos-n] == '0') {
+	d := i
+	i = digitsEnd(src, i)
+	if i == d || (i-d > 1 && src[d] == '0') {
+		p.pos = i
 		return nil, p.errf("invalid number")
 	}
-	if p.pos < len(p.src) && p.src[p.pos] == '.' {
-		p.pos++
-		if digits() == 0 {
+	if i < len(src) && src[i] == '.' {
+		d = i + 1
+		if i = digitsEnd(src, d); i == d {
+			p.pos = i
 			return nil, p.errf("invalid number")
 		}
 	}
-	if p.pos < len(p.src) && (p.src[p.pos] == 'e' || p.src[p.pos] == 'E') {
-		p.pos++
-		if p.pos < len(p.src) && (p.src[p.pos] == '+' || p.src[p.pos] == '-') {
-			p.pos++
+	if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
+		i++
+		if i < len(src) && (src[i] == '+' || src[i] == '-') {
+			i++
 		}
-		if digits() == 0 {
+		d = i
+		if i = digitsEnd(src, d); i == d {
+			p.pos = i
 			return nil, p.errf("invalid number")
 		}
 	}
+	p.pos = i
 	n := p.a.node(Number)
-	n.raw = p.src[start:p.pos]
+	n.raw = src[start:i]
 	return n, nil
+}
+
+func digitsEnd(src []byte, i int) int {
+	for i < len(src) && src[i]-'0' < 10 {
+		i++
+	}
+	return i
 }
 
 // plain marks the bytes a string scan passes over: ASCII other than the
@@ -164,6 +180,16 @@ var plain = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// plainEnd is the index of the first byte from i on that is not plain, or
+// len(src). (Eight bytes at a time (SWAR) was no faster: keys and most
+// values are short.)
+func plainEnd(src []byte, i int) int {
+	for i < len(src) && plain[src[i]] {
+		i++
+	}
+	return i
+}
 
 // string decodes the string at pos. Without escapes the result aliases src.
 func (p *parser) string() ([]byte, error) {
@@ -298,26 +324,34 @@ func (p *parser) object(depth int) (*Node, error) {
 		if p.pos >= len(p.src) || p.src[p.pos] != '"' {
 			return nil, p.errf("expected object key")
 		}
-		ks := p.pos
-		k, err := p.string()
-		if err != nil {
-			return nil, err
+		k, ok := p.plainKey()
+		if !ok {
+			ks := p.pos
+			var err error
+			if k, err = p.string(); err != nil {
+				return nil, err
+			}
+			if !p.rawOK || len(k) != p.pos-ks-2 { // invalid UTF-8 or an escape (which shortens): write re-escapes it
+				p.loose++
+			}
+			p.ws()
+			if p.pos >= len(p.src) || p.src[p.pos] != ':' {
+				return nil, p.errf("expected ':'")
+			}
+			p.pos++
 		}
-		if !p.rawOK || len(k) != p.pos-ks-2 { // invalid UTF-8 or an escape (which shortens): write re-escapes it
-			p.loose++
-		}
-		p.ws()
-		if p.pos >= len(p.src) || p.src[p.pos] != ':' {
-			return nil, p.errf("expected ':'")
-		}
-		p.pos++
 		p.ws()
 		v, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
+		v.parent = n
 		p.ks = append(p.ks, k)
 		p.vs = append(p.vs, v)
+		if p.pos < len(p.src) && p.src[p.pos] == ',' { // compact JSON
+			p.pos++
+			continue
+		}
 		p.ws()
 		if p.pos >= len(p.src) {
 			return nil, p.errf("unterminated object")
@@ -337,13 +371,24 @@ func (p *parser) object(depth int) (*Node, error) {
 	}
 }
 
-// keep finishes container n parsed from src[start:pos]: its children get
-// n as parent, and n keeps its span as raw when nothing in it was loose
-// (loose is p.loose before n).
-func (p *parser) keep(n *Node, start, loose int) {
-	for _, v := range n.vals {
-		v.parent = n
+// plainKey is the usual key: printable ASCII without escapes, its ':'
+// right after the closing quote. It moves past the ':' and aliases src;
+// false leaves pos alone for the general path.
+func (p *parser) plainKey() ([]byte, bool) {
+	src := p.src
+	i := plainEnd(src, p.pos+1)
+	if i+1 >= len(src) || src[i] != '"' || src[i+1] != ':' {
+		return nil, false
 	}
+	k := src[p.pos+1 : i]
+	p.pos = i + 2
+	return k, true
+}
+
+// keep finishes container n parsed from src[start:pos] (its children got
+// n as parent as they were parsed): n keeps its span as raw when nothing
+// in it was loose (loose is p.loose before n).
+func (p *parser) keep(n *Node, start, loose int) {
 	if p.loose == loose {
 		n.raw = p.src[start:p.pos]
 	}
@@ -366,7 +411,12 @@ func (p *parser) array(depth int) (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
+		v.parent = n
 		p.vs = append(p.vs, v)
+		if p.pos < len(p.src) && p.src[p.pos] == ',' { // compact JSON
+			p.pos++
+			continue
+		}
 		p.ws()
 		if p.pos >= len(p.src) {
 			return nil, p.errf("unterminated array")

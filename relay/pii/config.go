@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/baton-relay/baton/relay/event"
 )
 
 // ErrInvalidConfig is wrapped by every Compile error: a rule whose regex does
@@ -48,6 +50,15 @@ type pass struct {
 	// filter is what the apps' selectors may select; nil: no filter (the
 	// tests' reference Config).
 	filter *leafFilter
+	// quiet has bit no set when a string or number under the record field
+	// schemaNames[no] is one the filter rejects: walkChildren passes over
+	// it without building its state. Nil with no filter.
+	quiet []uint64
+}
+
+// quietAt reports whether a string or number at named field no is quiet.
+func (p *pass) quietAt(no int32) bool {
+	return int(no)/64 < len(p.quiet) && p.quiet[no/64]&(1<<(no%64)) != 0
 }
 
 type application struct {
@@ -104,6 +115,23 @@ func (c *Config) compile() {
 	}
 	d.seal()
 	c.keys = d
+	for i := range c.passes {
+		p := &c.passes[i]
+		p.quiet = make([]uint64, (len(schemaFields)+63)/64)
+		for no, f := range schemaFields {
+			if p.rejects(f, d.names[no], event.String) && p.rejects(f, d.names[no], event.Number) {
+				p.quiet[no/64] |= 1 << (no % 64)
+			}
+		}
+	}
+}
+
+// rejects reports whether visit passes over a value of kind k under a
+// named field f whose key has id: the test visit makes, on the state it
+// would build.
+func (p *pass) rejects(f *field, id int32, k event.Kind) bool {
+	st := state{key: []byte{}, id: id, types: typesOf(f, k), pii: f.pii}
+	return st.pii == piiFalse || !p.filter.may(&st)
 }
 
 type ruleJSON struct {

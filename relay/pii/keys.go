@@ -16,6 +16,7 @@ const slowKey = -1
 type keyIDs struct {
 	ids   map[string]int32 // while numbering
 	table *table[int32]    // the same, for lookups (seal)
+	names []int32          // the id of each of schemaNames (seal)
 }
 
 // of is the id of key, compared ignoring ASCII case.
@@ -30,7 +31,13 @@ func (d *keyIDs) of(key []byte) int32 {
 }
 
 // seal builds the lookup table once every key is numbered.
-func (d *keyIDs) seal() { d.table = newTable(d.ids, true) }
+func (d *keyIDs) seal() {
+	d.table = newTable(d.ids, true)
+	d.names = make([]int32, len(schemaNames))
+	for i, n := range schemaNames {
+		d.names[i] = d.of([]byte(n))
+	}
+}
 
 // add numbers key (already lower-cased).
 func (d *keyIDs) add(key string) int32 {

@@ -1,5 +1,10 @@
 package pii
 
+import (
+	"maps"
+	"slices"
+)
+
 // piiAttr is Relay's per-field `pii` attribute: false fields are never
 // scrubbed, maybe fields only by specific selectors (no `**`, no basic
 // `$string`-like types), true fields by any matching selector.
@@ -21,7 +26,7 @@ type field struct {
 	record bool              // a struct: an object here is not an `$object`
 	pairs  bool              // a pair list ([[k, v], ...] or an object)
 	fields map[string]*field // named fields of a record
-	index  *table[*field]    // fields, for child
+	index  *table[named]     // fields, for child
 	dead   bool              // pii false here and below: no rule can change it (markDead)
 	elem   *field            // elements of an array, values of a map
 	other  *field            // unknown keys of a record
@@ -50,32 +55,61 @@ func data(p piiAttr) *field {
 
 // child returns the schema of key (or of an element when isIndex) in f.
 func (f *field) child(key []byte, isIndex bool) *field {
+	c, _ := f.childNo(key, isIndex)
+	return c
+}
+
+// childNo is child and, for a named field of a record, the number of its
+// name in schemaNames; -1 for any other key.
+func (f *field) childNo(key []byte, isIndex bool) (*field, int32) {
 	if !isIndex && f.index != nil {
 		if c, ok := f.index.get(key); ok {
-			return c
+			return c.f, c.no
 		}
 	}
 	if f.record && !isIndex {
 		if f.other != nil {
-			return f.other
+			return f.other, -1
 		}
-		return dataFalse
+		return dataFalse, -1
 	}
 	if f.elem != nil {
-		return f.elem
+		return f.elem, -1
 	}
-	return data(f.pii)
+	return data(f.pii), -1
 }
 
 func rec(t vtype, p piiAttr, other *field, fields map[string]*field) *field {
 	return &field{types: t, pii: p, record: true, fields: fields, index: indexOf(fields), other: other}
 }
 
-func indexOf(fields map[string]*field) *table[*field] {
+// named is a record's field and the number of its name in schemaNames,
+// so that a Config keeps the key id of every name the schema has
+// (keyIDs.names) and push need not look a known field's key up.
+type named struct {
+	f  *field
+	no int32
+}
+
+// schemaNames are the names of every record's fields, numbered as the
+// schema is built (in key order, so the same every run); schemaFields are
+// their fields.
+var (
+	schemaNames  []string
+	schemaFields []*field
+)
+
+func indexOf(fields map[string]*field) *table[named] {
 	if fields == nil {
 		return nil
 	}
-	return newTable(fields, false)
+	m := make(map[string]named, len(fields))
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		m[k] = named{fields[k], int32(len(schemaNames))}
+		schemaNames = append(schemaNames, k)
+		schemaFields = append(schemaFields, fields[k])
+	}
+	return newTable(m, false)
 }
 
 func arrayOf(p piiAttr, elem *field) *field { return &field{pii: p, elem: elem} }

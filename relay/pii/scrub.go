@@ -99,19 +99,50 @@ func kindType(k event.Kind) vtype {
 	return 0
 }
 
-func (s *scrubber) push(key []byte, index int, n *event.Node, f *field) {
-	t := f.types | kindType(n.Kind())
-	if f.record && n.Kind() == event.Object {
+// state is the path state of n, reached by key (nil: an array element at
+// index) in a container whose schema gave f; no is key's number in
+// schemaNames when f is a named field of a record, else -1.
+func (s *scrubber) state(key []byte, index int, n *event.Node, f *field, no int32) state {
+	t := typesOf(f, n.Kind())
+	var id int32
+	if s.keys != nil && key != nil {
+		if no >= 0 {
+			id = s.keys.names[no]
+		} else {
+			id = s.keys.of(key)
+		}
+	}
+	return state{key: key, id: id, index: index, types: t, pii: f.pii}
+}
+
+// typesOf is the value types of a value of kind k whose schema is f.
+func typesOf(f *field, k event.Kind) vtype {
+	t := f.types | kindType(k)
+	if f.record && k == event.Object {
 		t &^= tObject
 	}
 	if f.pairs { // Relay's pair lists are maps, whatever their JSON form
 		t = t&^tArray | tObject
 	}
-	var id int32
-	if s.keys != nil && key != nil {
-		id = s.keys.of(key)
+	return t
+}
+
+func (s *scrubber) push(key []byte, index int, n *event.Node, f *field) {
+	s.path = append(s.path, s.state(key, index, n, f, -1))
+}
+
+// visit pushes the state of n and walks it, unless n is a string or a
+// number no application can select (applyAll would reject it): most
+// values of a stack trace are passed over without a push.
+func (s *scrubber) visit(p *pass, key []byte, index int, n *event.Node, f *field, no int32) {
+	st := s.state(key, index, n, f, no)
+	if k := n.Kind(); (k == event.String || k == event.Number) &&
+		(st.pii == piiFalse || p.filter != nil && !p.filter.may(&st)) {
+		return
 	}
-	s.path = append(s.path, state{key: key, id: id, index: index, types: t, pii: f.pii})
+	s.path = append(s.path, st)
+	s.walk(p, n, f)
+	s.pop()
 }
 
 func (s *scrubber) pop() { s.path = s.path[:len(s.path)-1] }
@@ -127,13 +158,16 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 			if top && string(k) == "_meta" || inert(v) {
 				continue
 			}
-			cf := f.child(k, false)
+			cf, no := f.childNo(k, false)
 			if cf.dead {
 				continue
 			}
-			s.push(k, 0, v, cf)
-			s.walk(p, v, cf)
-			s.pop()
+			if no >= 0 && p.quietAt(no) {
+				if k := v.Kind(); k == event.String || k == event.Number {
+					continue // what visit would find at once
+				}
+			}
+			s.visit(p, k, 0, v, cf, no)
 		}
 	case event.Array:
 		ef := f.child(nil, true)
@@ -178,9 +212,7 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 			if inert(v) {
 				continue
 			}
-			s.push(nil, i, v, ef)
-			s.walk(p, v, ef)
-			s.pop()
+			s.visit(p, nil, i, v, ef, -1)
 		}
 	}
 }
