@@ -600,7 +600,7 @@ func message(root *event.Node) *Component {
 
 // trimLines keeps the first two non-blank lines and marks a cut with "...".
 func trimLines(s string) string {
-	if !strings.ContainsAny(s, "\n\r\v\f\x1c\x1d\x1e\x85") && !strings.Contains(s, "\u2028") && !strings.Contains(s, "\u2029") {
+	if !strings.ContainsAny(s, "\n\r\v\f\x1c\x1d\x1e\u0085") && !strings.Contains(s, "\u2028") && !strings.Contains(s, "\u2029") {
 		return s
 	}
 	var kept []string
