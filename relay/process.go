@@ -49,9 +49,39 @@ func newProcessor(cfg config.Config) (*processor, error) {
 
 // Relay's discard reasons (DiscardReason) for the drops of processing.
 const (
-	reasonInvalidJSON    = "invalid_json"
-	reasonSecurityReport = "security_report"
+	reasonInvalidJSON         = "invalid_json"
+	reasonSecurityReport      = "security_report"
+	reasonSecurityReportType  = "security_report_type"
+	reasonUnsupportedSecurity = "invalid-csp" // FilterStatKey::InvalidCsp
 )
+
+// dropError is an item processing drops with an outcome of its own, not
+// the invalid one of every other failure: why and Relay's reason code.
+type dropError struct {
+	why    outcome.Reason
+	reason string
+	msg    string
+}
+
+func (e *dropError) Error() string { return e.msg }
+
+// checkSecurityReport judges a raw security report by its kind as Relay
+// does before converting it (SecurityReportType::from_json): a Reporting
+// API report of another type than csp-violation is filtered (Relay's
+// ProcessingError::UnsupportedSecurityType, reason invalid-csp), JSON that
+// is no known report is invalid (security_report_type), a payload that is
+// no JSON object invalid (invalid_json).
+func checkSecurityReport(payload []byte) error {
+	switch envelope.ClassifySecurityReport(payload) {
+	case envelope.ReportUnsupported:
+		return &dropError{outcome.ReasonFiltered, reasonUnsupportedSecurity, "security report of an unsupported type"}
+	case envelope.ReportUnknown:
+		return &dropError{outcome.ReasonInvalid, reasonSecurityReportType, "security report of an unknown type"}
+	case envelope.ReportInvalidJSON:
+		return &dropError{outcome.ReasonInvalid, reasonInvalidJSON, "security report is not a JSON object"}
+	}
+	return nil
+}
 
 // errProjectStatePII is an event of a project whose PII config does not
 // compile.
@@ -93,7 +123,10 @@ func isEventItem(t envelope.ItemType) bool {
 // discardReason is Relay's reason for an item of type t that failed with
 // err.
 func discardReason(t envelope.ItemType, err error) string {
+	var de *dropError
 	switch {
+	case errors.As(err, &de):
+		return de.reason
 	case errors.Is(err, errProjectStatePII):
 		return pii.ProjectStateReason
 	case t == envelope.ItemRawSecurity:
@@ -216,6 +249,9 @@ func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, n
 	if norm {
 		start := len(buf)
 		if it.Type == envelope.ItemRawSecurity {
+			if err := checkSecurityReport(payload); err != nil {
+				return buf, nil, false, false, err
+			}
 			in.Release, in.Environment = headerString(it.Header, "sentry_release"), headerString(it.Header, "sentry_environment")
 			buf, err = p.norm.Security(buf, payload, in)
 			in.Release, in.Environment = "", ""
@@ -290,7 +326,8 @@ const procSlack = 4 << 10
 // process runs the processor over the event items of the classes s.verdict
 // keeps, before their records are built: their payloads and headers are
 // replaced in s.env. A class with an item that fails is dropped, outcome
-// invalid with Relay's reason in s.invalid; a NEL report becomes a log
+// invalid (filtered for a security report of an unsupported type, as
+// Relay) with Relay's reason in s.invalid; a NEL report becomes a log
 // item and moves to the log class. The new payloads are charged to the
 // request's lease; an error is the lease's.
 func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, received time.Time) error {
@@ -352,7 +389,11 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 			if errors.Is(err, errFiltered) {
 				continue // dropped in the verdict, reported as filtered
 			}
-			v.Drop[from], v.Why[from] = true, outcome.ReasonInvalid
+			why := outcome.ReasonInvalid
+			if de := (*dropError)(nil); errors.As(err, &de) {
+				why = de.why
+			}
+			v.Drop[from], v.Why[from] = true, why
 			s.invalid[from] = discardReason(it.Type, err)
 			continue
 		}

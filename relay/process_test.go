@@ -10,6 +10,7 @@ import (
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/normalize"
+	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/relay/record"
 )
@@ -151,9 +152,26 @@ func TestProcessSecurityAndNEL(t *testing.T) {
 	if req, _ := ev["request"].(map[string]any); req == nil || req["headers"] == nil {
 		t.Errorf("request %v: want the report's request headers", ev["request"])
 	}
-	it = parsedItem(t, `{"type":"raw_security"}`, `{"nothing":1}`)
-	if _, err := p.item(nil, it, &in, false, nil, nil); discardReason(it.Type, err) != reasonSecurityReport {
-		t.Errorf("unknown report: %v", err)
+	// What Relay drops, with its outcome and reason (ProcessingError's).
+	for _, c := range []struct {
+		payload string
+		why     outcome.Reason
+		reason  string
+	}{
+		{`{"nothing":1}`, outcome.ReasonInvalid, "security_report_type"},
+		{`{"type":"deprecation","body":{}}`, outcome.ReasonFiltered, "invalid-csp"},
+		{`[1]`, outcome.ReasonInvalid, "invalid_json"},
+		{`{"type":"csp-violation","url":"https://a"}`, outcome.ReasonInvalid, "security_report"},
+	} {
+		it = parsedItem(t, `{"type":"raw_security"}`, c.payload)
+		_, err := p.item(nil, it, &in, false, nil, nil)
+		why := outcome.ReasonInvalid
+		if de := (*dropError)(nil); errors.As(err, &de) {
+			why = de.why
+		}
+		if err == nil || why != c.why || discardReason(it.Type, err) != c.reason {
+			t.Errorf("%s: %v (%v, %q); want %v %s", c.payload, err, why, discardReason(it.Type, err), c.why, c.reason)
+		}
 	}
 
 	nel := `{"age":0,"type":"network-error","url":"https://example.com/","body":{"type":"http.error","status_code":500,"elapsed_time":9,"method":"GET","phase":"application","protocol":"http/1.1","server_ip":"192.0.2.1","sampling_fraction":1}}`
