@@ -286,6 +286,46 @@ func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, n
 	return buf, payload, normalized, scrubbed, nil
 }
 
+// scrubAttachments scrubs the plain attachments of env with st's
+// piiConfig as Relay does (relay/pii attachment.go), keeping their length,
+// so their headers stand. With copyTo nil the payloads are scrubbed in
+// place (the request owns them); otherwise a payload is copied to
+// *copyTo first and the item points at the copy when it changed. An
+// envelope with a minidump is left alone, as Relay then scrubs the
+// minidump only (which Baton does not do); view hierarchies, which Relay
+// scrubs as JSON, too. It reports whether a payload changed.
+func scrubAttachments(env *envelope.Envelope, st *project.State, copyTo *[]byte) bool {
+	if st == nil || st.Attachments == nil {
+		return false
+	}
+	for i := range env.Items {
+		if it := &env.Items[i]; it.Type == envelope.ItemAttachment && it.AttachmentType == envelope.AttachmentTypeMinidump {
+			return false
+		}
+	}
+	changed := false
+	for i := range env.Items {
+		it := &env.Items[i]
+		if it.Type != envelope.ItemAttachment || it.AttachmentType == envelope.AttachmentTypeViewHierarchy || len(it.Payload) == 0 {
+			continue
+		}
+		data := it.Payload
+		if copyTo != nil {
+			start := len(*copyTo)
+			*copyTo = append(*copyTo, it.Payload...)
+			data = (*copyTo)[start:len(*copyTo):len(*copyTo)]
+			if !st.Attachments.Scrub(it.Filename, data) {
+				*copyTo = (*copyTo)[:start]
+				continue
+			}
+		} else if !st.Attachments.Scrub(it.Filename, data) {
+			continue
+		}
+		it.Payload, changed = data, true
+	}
+	return changed
+}
+
 // setField appends hdr with key set to *buf and returns the new header.
 func setField(buf *[]byte, hdr []byte, key string, val []byte) []byte {
 	start := len(*buf)
@@ -341,6 +381,7 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 	if judge {
 		filter = func(ev policy.Event) bool { return r.enforcer.Filter(v, &in.adm, &in.perClass, ev) }
 	}
+	scrubAttachments(&s.env, in.adm.State, nil)
 	for i := range s.env.Items {
 		it := &s.env.Items[i]
 		if v.Drop[it.Class] || !processed(it.Type, true) {
@@ -428,6 +469,7 @@ func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, re
 		nin            normalize.Input
 		ready, changed bool
 	)
+	changed = scrubAttachments(&env, st, &buf)
 	for i := range env.Items {
 		it := &env.Items[i]
 		if !processed(it.Type, false) {

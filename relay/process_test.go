@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/normalize"
 	"github.com/baton-relay/baton/relay/outcome"
+	"github.com/baton-relay/baton/relay/pii"
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/relay/record"
 )
@@ -261,5 +263,45 @@ func TestReleaseRewrites(t *testing.T) {
 	bad, _ := project.DecodeState([]byte(`{"projectId":1,"publicKeys":[],"config":{"piiConfig":{"rules":{"r":{"type":"pattern","pattern":"("}},"applications":{"$string":["r"]}}}}`))
 	if _, why, _ := r.release(&rec, bad); why != "project_state_pii" {
 		t.Errorf("bad PII config: reason %q", why)
+	}
+}
+
+// Plain attachments are scrubbed with the project's attachment rules, in
+// place or into a copy, their length kept; an envelope with a minidump is
+// left alone (Relay scrubs its minidump only), and so is a view hierarchy.
+func TestScrubAttachments(t *testing.T) {
+	a, err := pii.CompileAttachments([]byte(`{"applications":{"$attachments.**":["@ip:mask"],"$attachments.'a.txt'":["@email"]}}`))
+	if err != nil || a == nil {
+		t.Fatalf("%v %v", a, err)
+	}
+	st := &project.State{Attachments: a}
+	parse := func(items ...string) *envelope.Envelope {
+		env, err := envelope.Parse([]byte("{}\n" + strings.Join(items, "\n") + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	const (
+		plain = "{\"type\":\"attachment\",\"length\":11,\"filename\":\"a.txt\"}\nip 10.0.0.1"
+		vh    = "{\"type\":\"attachment\",\"length\":11,\"filename\":\"v.json\",\"attachment_type\":\"event.view_hierarchy\"}\nip 10.0.0.1"
+		dump  = "{\"type\":\"attachment\",\"length\":4,\"filename\":\"d.dmp\",\"attachment_type\":\"event.minidump\"}\nMDMP"
+	)
+	env := parse(plain, vh)
+	if !scrubAttachments(env, st, nil) || string(env.Items[0].Payload) != "ip ********" || string(env.Items[1].Payload) != "ip 10.0.0.1" {
+		t.Errorf("in place: %q %q", env.Items[0].Payload, env.Items[1].Payload)
+	}
+	env = parse(plain)
+	orig := env.Items[0].Payload
+	var buf []byte
+	if !scrubAttachments(env, st, &buf) || string(env.Items[0].Payload) != "ip ********" || string(orig) != "ip 10.0.0.1" {
+		t.Errorf("copied: %q, source %q", env.Items[0].Payload, orig)
+	}
+	env = parse(plain, dump)
+	if scrubAttachments(env, st, nil) || string(env.Items[0].Payload) != "ip 10.0.0.1" {
+		t.Errorf("beside a minidump: %q", env.Items[0].Payload)
+	}
+	if scrubAttachments(parse(plain), &project.State{}, nil) || scrubAttachments(parse(plain), nil, nil) {
+		t.Error("scrubbed without attachment rules")
 	}
 }

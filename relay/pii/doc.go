@@ -80,7 +80,8 @@
 //
 // # Not implemented yet
 //
-// Attachments, minidumps and replay recordings (Relay scrubs those too);
+// Minidumps, view hierarchies and replay recordings (Relay scrubs those
+// too; plain attachments are scrubbed by Attachments, attachment.go);
 // the `vars.hashKey` of legacy hash redactions; `original_value` in _meta;
 // scrubbing of GraphQL request variables; the schema covers the common event
 // interfaces only (unknown fields of the event are pii true, of interfaces

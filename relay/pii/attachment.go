@@ -1,0 +1,317 @@
+package pii
+
+import (
+	"bytes"
+	"encoding/binary"
+	"regexp"
+	"sync"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Attachment scrubbing, as Relay's relay-pii attachments.rs and the
+// processor's attachment.rs do it to plain attachments:
+//
+//   - Only the project's piiConfig applies (never datascrubbingSettings),
+//     and only when one of its applications is a path that starts with
+//     `$attachments` and a file name (`$attachments.'log.txt'`, ...): Relay
+//     scrubs attachments only for such projects. Then every application of
+//     the config whose selector selects the file does: the file is the
+//     path [$attachments root, file name] with type `$binary`, so
+//     `$binary`, `$attachments.**`, `$attachments.'log.txt'` and `**`
+//     select it; `$attachments` and `$string` do not.
+//   - Each rule's regexes run over the bytes (as Relay's non-Unicode bytes
+//     regex: `.` matches any byte, newlines too), then over the UTF-16LE
+//     text (runs of at least 5 characters) of what they left unmatched.
+//     The kind of rule is ignored: a key rule (password, redact_pair) runs
+//     its key pattern over the bytes and, on a match, replaces them all.
+//   - The length never changes: remove and mask fill the match with `*`;
+//     replace and hash write the text (the HMAC-SHA1 of the matched bytes
+//     for hash) truncated to the match and padded with `*`. (Sentry's
+//     documentation says `x`; Relay's code and tests pad with `*`.)
+//
+// Minidumps (scrubbed by their structure in Relay, which then leaves the
+// other attachments of the envelope alone) and view hierarchies (JSON)
+// are not scrubbed here.
+
+// minUTF16Run is the fewest characters a UTF-16LE run needs to be scrubbed
+// (Relay's MIN_STRING_LEN).
+const minUTF16Run = 5
+
+// Attachments is a project's piiConfig compiled for its attachments;
+// immutable and safe for concurrent use. A nil *Attachments scrubs nothing.
+type Attachments struct {
+	apps []application
+}
+
+// CompileAttachments compiles piiConfig (raw JSON; empty or null for none)
+// for attachments. It returns nil when the config has no application
+// whose selector names an attachment (`$attachments.'name'...`), as Relay
+// then leaves attachments alone; an error wraps ErrInvalidConfig.
+func CompileAttachments(piiConfig []byte) (*Attachments, error) {
+	t := bytes.TrimSpace(piiConfig)
+	if len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		return nil, nil
+	}
+	p, err := compileJSON(t)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range p.apps {
+		if names := a.sel.kind == sPath && len(a.sel.path) >= 2 &&
+			a.sel.path[0].kind == iType && a.sel.path[0].ty == tAttachments && a.sel.path[1].kind == iKey; names {
+			return &Attachments{apps: p.apps}, nil
+		}
+	}
+	return nil, nil
+}
+
+// Scrub scrubs data, the payload of the plain attachment named filename,
+// in place and reports whether it changed anything. Its length stays.
+func (a *Attachments) Scrub(filename string, data []byte) bool {
+	if a == nil || len(data) == 0 {
+		return false
+	}
+	path := []state{
+		{key: []byte{}, types: tAttachments, pii: piiTrue},
+		{key: []byte(filename), types: tBinary, pii: piiTrue},
+	}
+	changed := false
+	for i := range a.apps {
+		app := &a.apps[i]
+		if !app.sel.matches(path) {
+			continue
+		}
+		for j := range app.rules {
+			r := &app.rules[j]
+			for _, pt := range r.patterns {
+				changed = scrubBytes(data, r, &pt) || changed
+			}
+		}
+	}
+	return changed
+}
+
+// scrubBytes runs pt over data as bytes, then over the UTF-16LE text of
+// the ranges it did not match (each starting at an even offset, as Relay
+// picks them), redacting with r.
+func scrubBytes(data []byte, r *ruleRef, pt *pattern) bool {
+	matches := matchBytes(data, pt)
+	for _, m := range matches {
+		redactUTF8(data[m[0]:m[1]], &r.redaction)
+	}
+	changed := len(matches) > 0
+	prevEnd := 0
+	for _, m := range append(matches, [2]int{len(data), 0}) {
+		start := prevEnd + prevEnd%2
+		if m[0] > start {
+			changed = scrubUTF16(data[start:m[0]], r, pt) || changed
+		}
+		prevEnd = m[1]
+	}
+	return changed
+}
+
+// bytesRegexes holds each pattern's regex as Relay's bytes regex runs it:
+// `.` matching newlines (Relay's dot_matches_new_line); nil when it does
+// not compile so.
+var bytesRegexes sync.Map // *regexp.Regexp → *regexp.Regexp
+
+func bytesRegex(re *regexp.Regexp) *regexp.Regexp {
+	if v, ok := bytesRegexes.Load(re); ok {
+		return v.(*regexp.Regexp)
+	}
+	b, err := regexp.Compile("(?s:" + re.String() + ")")
+	if err != nil {
+		b = nil // Relay logs and skips a regex it cannot compile for bytes
+	}
+	v, _ := bytesRegexes.LoadOrStore(re, b)
+	return v.(*regexp.Regexp)
+}
+
+// matchBytes returns the byte ranges of data pt's groups select, in
+// order: with whole (a key rule), all of data when anything matched.
+func matchBytes(data []byte, pt *pattern) [][2]int {
+	re := bytesRegex(pt.re)
+	if re == nil {
+		return nil
+	}
+	// Go's regexp reads UTF-8; Relay's bytes regex reads bytes. Bytes of
+	// 0x80 and above are read as the Latin-1 characters of the same value,
+	// so that `.` and classes take one byte each and `\xNN` matches byte
+	// NN, and the offsets are mapped back.
+	text, latin := data, false
+	for _, c := range data {
+		if c >= 0x80 {
+			latin = true
+			break
+		}
+	}
+	if latin {
+		text = make([]byte, 0, len(data)*2)
+		for _, c := range data {
+			text = utf8.AppendRune(text, rune(c))
+		}
+	}
+	var out [][2]int
+	for _, m := range re.FindAllSubmatchIndex(text, -1) {
+		for g := 0; 2*g < len(m); g++ {
+			s, e := m[2*g], m[2*g+1]
+			if s < 0 || s == e {
+				continue
+			}
+			if len(pt.groups) == 1 && pt.groups[0] == -1 { // whole
+				return [][2]int{{0, len(data)}}
+			}
+			if containsInt(pt.groups, g) {
+				out = append(out, [2]int{srcOffset(text, s, latin), srcOffset(text, e, latin)})
+			}
+		}
+	}
+	return out
+}
+
+// srcOffset maps offset o of the Latin-1 reading of data back to data:
+// each byte of 0x80 and above is two bytes there, the second a
+// continuation byte.
+func srcOffset(text []byte, o int, latin bool) int {
+	if !latin {
+		return o
+	}
+	n := o
+	for _, c := range text[:o] {
+		if c&0xC0 == 0x80 {
+			n--
+		}
+	}
+	return n
+}
+
+// scrubUTF16 runs pt over each UTF-16LE run of seg (Relay's
+// WStrSegmentIter: what decodes, split at what does not) of at least
+// minUTF16Run characters, redacting matches in their UTF-16LE bytes.
+func scrubUTF16(seg []byte, r *ruleRef, pt *pattern) bool {
+	changed := false
+	for off := 0; off+1 < len(seg); {
+		// The longest valid run from off.
+		end := off
+		for end+1 < len(seg) {
+			u := binary.LittleEndian.Uint16(seg[end:])
+			if utf16.IsSurrogate(rune(u)) {
+				if u >= 0xDC00 || end+3 >= len(seg) {
+					break
+				}
+				if v := binary.LittleEndian.Uint16(seg[end+2:]); v < 0xDC00 || v > 0xDFFF {
+					break
+				}
+				end += 4
+				continue
+			}
+			end += 2
+		}
+		run := seg[off:end]
+		if end == off { // an invalid unit: skip it
+			off += 2
+			continue
+		}
+		off = end
+		changed = scrubRun(run, r, pt) || changed
+	}
+	return changed
+}
+
+// scrubRun scrubs one valid UTF-16LE run.
+func scrubRun(run []byte, r *ruleRef, pt *pattern) bool {
+	units := make([]uint16, len(run)/2)
+	for i := range units {
+		units[i] = binary.LittleEndian.Uint16(run[2*i:])
+	}
+	runes := utf16.Decode(units)
+	if len(runes) < minUTF16Run {
+		return false
+	}
+	// The decoded text, and for each of its byte offsets at a character
+	// start the offset of that character in run.
+	text := make([]byte, 0, len(runes))
+	at := make([]int, 0, len(runes)+1)
+	pos := 0
+	for _, c := range runes {
+		for range utf8.RuneLen(c) {
+			at = append(at, pos)
+		}
+		text = utf8.AppendRune(text, c)
+		pos += 2 * len(utf16.AppendRune(nil, c))
+	}
+	at = append(at, pos)
+	changed := false
+	whole := len(pt.groups) == 1 && pt.groups[0] == -1
+	for _, m := range pt.re.FindAllSubmatchIndex(text, -1) {
+		for g := 0; 2*g < len(m); g++ {
+			s, e := m[2*g], m[2*g+1]
+			if s < 0 {
+				continue
+			}
+			// Relay redacts the match itself for whole-value rules too
+			// (ReplaceBehavior::Value over UTF-16 takes each match).
+			if whole && g != 0 || !whole && !containsInt(pt.groups, g) {
+				continue
+			}
+			redactUTF16(run[at[s]:at[e]], &r.redaction)
+			changed = true
+		}
+	}
+	return changed
+}
+
+// redactUTF8 applies red to the matched bytes b, keeping their length.
+func redactUTF8(b []byte, red *redaction) {
+	switch red.method {
+	case methodHash:
+		swapContent(b, string(hashValue(b)))
+	case methodReplace:
+		swapContent(b, red.text)
+	case methodOther:
+		// Relay: "Incoming redaction is not supported".
+	default: // remove, mask
+		for i := range b {
+			b[i] = '*'
+		}
+	}
+}
+
+// swapContent writes s over b, truncated to b, and pads b with '*'.
+func swapContent(b []byte, s string) {
+	n := copy(b, s)
+	for i := n; i < len(b); i++ {
+		b[i] = '*'
+	}
+}
+
+// redactUTF16 applies red to the UTF-16LE bytes b of a match, keeping
+// their length: the replacement's units while they fit, then '*' units.
+func redactUTF16(b []byte, red *redaction) {
+	var repl string
+	switch red.method {
+	case methodHash:
+		repl = string(hashValue(b)) // the match's bytes, as encoded
+	case methodReplace:
+		repl = red.text
+	case methodOther:
+		return
+	}
+	off := 0
+	for _, u := range utf16.Encode([]rune(repl)) {
+		need := 2
+		if u&0xD800 == 0xD800 { // as Relay: room for the pair first
+			need = 4
+		}
+		if len(b)-off < need {
+			break
+		}
+		binary.LittleEndian.PutUint16(b[off:], u)
+		off += 2
+	}
+	for ; off+1 < len(b); off += 2 {
+		binary.LittleEndian.PutUint16(b[off:], '*')
+	}
+}
