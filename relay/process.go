@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,14 +99,17 @@ var errFiltered = errors.New("filtered")
 type eventFilter func(policy.Event) bool
 
 // processed reports whether the processor rewrites items of type t: event,
-// transaction and security reports; NEL reports only at ingest (they
-// become log items, another class).
+// transaction and security reports; NEL reports at ingest (they become log
+// items, another class, scrubbed then) and, on release, the logs made of
+// NEL reports that waited for their project's config (nelLog).
 func processed(t envelope.ItemType, atIngest bool) bool {
 	switch t {
 	case envelope.ItemEvent, envelope.ItemTransaction, envelope.ItemSecurity, envelope.ItemRawSecurity:
 		return true
 	case envelope.ItemNEL:
 		return atIngest
+	case envelope.ItemLog: // a NEL report's, converted before its config was known
+		return !atIngest
 	}
 	return false
 }
@@ -152,6 +156,9 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 	switch it.Type {
 	case envelope.ItemRawSecurity, envelope.ItemNEL:
 		buf, payload, normalized, scrubbed, err = p.report(buf, it, in, norm, st, filter)
+	case envelope.ItemLog:
+		buf, payload, err = nelLog(buf, it.Payload, st)
+		scrubbed = payload != nil
 	default:
 		// scrubbed: written, normalized or scrubbed.
 		buf, scrubbed, err = p.event(buf, it.Type, it.Payload, in, norm, st, filter)
@@ -271,19 +278,50 @@ func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, n
 	if filter != nil && filter(policy.EventFromJSON(kind, payload)) {
 		return buf, nil, false, false, errFiltered
 	}
-	if st != nil && it.Type != envelope.ItemNEL {
+	if st != nil {
 		if st.PIIErr != nil {
 			return buf, nil, false, false, errProjectStatePII
 		}
 		if st.PII != nil {
 			start := len(buf)
-			if buf, err = st.PII.ScrubEvent(buf, payload); err != nil {
+			if it.Type == envelope.ItemNEL {
+				// Relay scrubs each log with the project's config
+				// (processing/logs scrub_log), the NEL ones too.
+				buf, err = st.PII.ScrubLogs(buf, payload)
+			} else {
+				buf, err = st.PII.ScrubEvent(buf, payload)
+			}
+			if err != nil {
 				return buf, nil, false, false, err
 			}
 			payload, scrubbed = buf[start:len(buf):len(buf)], true
 		}
 	}
 	return buf, payload, normalized, scrubbed, nil
+}
+
+// nelOrigin marks the log Baton made of a NEL report (relay/normalize NEL).
+var nelOrigin = []byte(`"sentry.origin":{"type":"string","value":"auto.http.browser_report.nel"}`)
+
+// nelLog scrubs, with st's config, the log container payload when it holds
+// a log Baton made of a NEL report while the project's config was not
+// known (it is scrubbed at ingest otherwise); other logs are left as they
+// are. The new payload is appended to buf.
+func nelLog(buf, payload []byte, st *project.State) (out, scrubbed []byte, err error) {
+	if st == nil || !bytes.Contains(payload, nelOrigin) {
+		return buf, nil, nil
+	}
+	if st.PIIErr != nil {
+		return buf, nil, errProjectStatePII
+	}
+	if st.PII == nil {
+		return buf, nil, nil
+	}
+	start := len(buf)
+	if buf, err = st.PII.ScrubLogs(buf, payload); err != nil {
+		return buf[:start], nil, err
+	}
+	return buf, buf[start:len(buf):len(buf)], nil
 }
 
 // scrubAttachments scrubs the plain attachments of env with st's

@@ -305,3 +305,24 @@ func TestScrubAttachments(t *testing.T) {
 		t.Error("scrubbed without attachment rules")
 	}
 }
+
+// On release, only the logs Baton made of NEL reports are scrubbed (they
+// were not at ingest, their config unknown); an SDK's logs are left.
+func TestNELLogOnRelease(t *testing.T) {
+	c, err := pii.Compile(pii.DataScrubbingSettings{}, []byte(`{"applications":{"$string":["@email:replace"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &project.State{PII: c}
+	nel := `{"items":[{"body":"to a@b.io","attributes":{"sentry.origin":{"type":"string","value":"auto.http.browser_report.nel"}}}]}`
+	sdk := `{"items":[{"body":"to a@b.io","attributes":{"sentry.origin":{"type":"string","value":"manual"}}}]}`
+	if _, out, err := nelLog(nil, []byte(nel), st); err != nil || !strings.Contains(string(out), `"body":"to [email]"`) {
+		t.Errorf("NEL log: %s %v", out, err)
+	}
+	if _, out, err := nelLog(nil, []byte(sdk), st); err != nil || out != nil {
+		t.Errorf("SDK log: %s %v; want it left", out, err)
+	}
+	if _, _, err := nelLog(nil, []byte(nel), &project.State{PIIErr: pii.ErrInvalidConfig}); !errors.Is(err, errProjectStatePII) {
+		t.Errorf("broken config: %v", err)
+	}
+}

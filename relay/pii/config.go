@@ -48,6 +48,9 @@ type pass struct {
 	// filter is what the apps' selectors may select; nil: no filter (the
 	// tests' reference Config).
 	filter *leafFilter
+	// legacy: converted from datascrubbingSettings (logs address their
+	// attributes by name for it, log.go).
+	legacy bool
 }
 
 type application struct {
@@ -80,6 +83,7 @@ func compileRules(settings DataScrubbingSettings, piiConfig []byte) (*Config, er
 		}
 	}
 	if p, ok := convert(settings); ok {
+		p.legacy = true
 		c.passes = append(c.passes, p)
 	}
 	if len(c.passes) == 0 {

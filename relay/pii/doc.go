@@ -3,6 +3,9 @@
 // event's JSON, no I/O. Config.ScrubEvent parses, scrubs and writes bytes;
 // Config.ScrubTree scrubs a relay/event tree in place, for a caller that
 // also normalizes it and writes it once.
+// Config.ScrubLogs scrubs the logs of a log container as Relay's logs
+// processor does (log.go); Attachments scrubs the bytes of a plain
+// attachment (attachment.go).
 //
 // # Model
 //
