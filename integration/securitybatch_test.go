@@ -98,7 +98,8 @@ func TestSecurityReportBatch(t *testing.T) {
 // the deprecation one filtered (Relay's invalid-csp) and the unknown one
 // invalid (security_report_type), each reported to Sentry as a raw
 // outcome. The request is answered as Relay answers one with a
-// rate-limited report: 429 with X-Sentry-Rate-Limits and Retry-After.
+// rate-limited report: 429 with X-Sentry-Rate-Limits and Retry-After. A
+// single report is judged the same way.
 func TestSecurityReportBatchJudgedPerReport(t *testing.T) {
 	settleDialer(t)
 	s := newFakeSentry(t)
@@ -125,7 +126,16 @@ func TestSecurityReportBatchJudgedPerReport(t *testing.T) {
 	for _, host := range []string{"one.evil.example", "two.evil.example"} {
 		waitItem(t, s, host, "security")
 	}
-	want := map[string]int{"2/csp_over": 1, "1/invalid-csp": 1, "3/security_report_type": 1}
+	// A single report is judged the same: one of another type is accepted
+	// and filtered; a CSP report over the quota is refused with 429.
+	hdr := map[string]string{"Content-Type": "application/json", "User-Agent": normUA}
+	if code, body, _ := post(t, url, []byte(`{"type":"intervention","url":"https://example.com/","body":{"id":"y"}}`), hdr); code != 200 {
+		t.Errorf("single unsupported report: %d %s, want 200 (dropped as filtered, as Relay)", code, body)
+	}
+	if code, body, h := post(t, url, []byte(`{"csp-report":{"document-uri":"https://example.com/","effective-directive":"img-src","blocked-uri":"https://four.evil.example/x.png"}}`), hdr); code != 429 || h.Get("Retry-After") == "" {
+		t.Errorf("single CSP report over the quota: %d %s, want 429", code, body)
+	}
+	want := map[string]int{"2/csp_over": 2, "1/invalid-csp": 2, "3/security_report_type": 1}
 	var got map[string]int
 	fakeWaitFor(t, 15*time.Second, func() bool {
 		got = map[string]int{}
@@ -138,14 +148,14 @@ func TestSecurityReportBatchJudgedPerReport(t *testing.T) {
 	}, func() string { return fmt.Sprintf("security outcomes at Sentry %v, want %v", got, want) })
 	st := waitBalanced(t, n, 15*time.Second)
 	for _, e := range s.envelopes() {
-		for _, marker := range []string{"three.evil.example", "deprecation", `"hello":"world"`} {
+		for _, marker := range []string{"three.evil.example", "four.evil.example", "deprecation", "intervention", `"hello":"world"`} {
 			if strings.Contains(string(e.Body), marker) {
 				t.Errorf("%s reached the upstream: %s", marker, e.Body)
 			}
 		}
 	}
 	sc := st.Classes["security"]
-	if sc.Delivered.Records != 2 || sc.Dropped["filtered"].Records != 1 || sc.Dropped["invalid"].Records != 1 || sc.Accepted.Records != 4 {
-		t.Errorf("security class %+v: want 4 accepted (the rate-limited one refused at the door), 2 delivered, 1 filtered, 1 invalid", sc)
+	if sc.Delivered.Records != 2 || sc.Dropped["filtered"].Records != 2 || sc.Dropped["invalid"].Records != 1 || sc.Accepted.Records != 5 {
+		t.Errorf("security class %+v: want 5 accepted (the rate-limited ones refused at the door), 2 delivered, 2 filtered, 1 invalid", sc)
 	}
 }
