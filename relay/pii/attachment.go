@@ -133,7 +133,7 @@ func bytesRegex(re *regexp.Regexp) *regexp.Regexp {
 // order: with whole (a key rule), all of data when anything matched.
 func matchBytes(data []byte, pt *pattern) [][2]int {
 	re := bytesRegex(pt.re)
-	if re == nil {
+	if re == nil || pt.may != nil && !pt.may.may(data) {
 		return nil
 	}
 	// Go's regexp reads UTF-8; Relay's bytes regex reads bytes. Bytes of
@@ -154,7 +154,13 @@ func matchBytes(data []byte, pt *pattern) [][2]int {
 		}
 	}
 	var out [][2]int
-	for _, m := range re.FindAllSubmatchIndex(text, -1) {
+	var ms [][]int
+	if len(pt.groups) == 1 && pt.groups[0] <= 0 {
+		ms = re.FindAllIndex(text, -1) // the match alone: no groups to track
+	} else {
+		ms = re.FindAllSubmatchIndex(text, -1)
+	}
+	for _, m := range ms {
 		for g := 0; 2*g < len(m); g++ {
 			s, e := m[2*g], m[2*g+1]
 			if s < 0 || s == e {
@@ -220,29 +226,41 @@ func scrubUTF16(seg []byte, r *ruleRef, pt *pattern) bool {
 	return changed
 }
 
+// runScratch is the decoded text of a UTF-16LE run and, for each of its
+// bytes, the offset in the run of the character it belongs to.
+type runScratch struct {
+	text []byte
+	at   []int32
+}
+
+var runScratches = sync.Pool{New: func() any { return new(runScratch) }}
+
 // scrubRun scrubs one valid UTF-16LE run.
 func scrubRun(run []byte, r *ruleRef, pt *pattern) bool {
-	units := make([]uint16, len(run)/2)
-	for i := range units {
-		units[i] = binary.LittleEndian.Uint16(run[2*i:])
+	sc := runScratches.Get().(*runScratch)
+	defer runScratches.Put(sc)
+	text, at := sc.text[:0], sc.at[:0]
+	n := 0
+	for pos := 0; pos+1 < len(run); n++ {
+		u := rune(binary.LittleEndian.Uint16(run[pos:]))
+		size := 2
+		if utf16.IsSurrogate(u) { // a valid pair: the run was split at others
+			u = utf16.DecodeRune(u, rune(binary.LittleEndian.Uint16(run[pos+2:])))
+			size = 4
+		}
+		for range utf8.RuneLen(u) {
+			at = append(at, int32(pos))
+		}
+		text = utf8.AppendRune(text, u)
+		pos += size
 	}
-	runes := utf16.Decode(units)
-	if len(runes) < minUTF16Run {
+	at = append(at, int32(len(run)))
+	sc.text, sc.at = text, at
+	// Prefilters read the decoded text as they read a value's: text from
+	// ASCII bytes decodes to CJK characters that no built-in rule matches.
+	if n < minUTF16Run || pt.may != nil && !pt.may.may(text) {
 		return false
 	}
-	// The decoded text, and for each of its byte offsets at a character
-	// start the offset of that character in run.
-	text := make([]byte, 0, len(runes))
-	at := make([]int, 0, len(runes)+1)
-	pos := 0
-	for _, c := range runes {
-		for range utf8.RuneLen(c) {
-			at = append(at, pos)
-		}
-		text = utf8.AppendRune(text, c)
-		pos += 2 * len(utf16.AppendRune(nil, c))
-	}
-	at = append(at, pos)
 	changed := false
 	whole := len(pt.groups) == 1 && pt.groups[0] == -1
 	for _, m := range pt.re.FindAllSubmatchIndex(text, -1) {

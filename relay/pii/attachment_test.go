@@ -178,3 +178,29 @@ func TestCompileAttachmentsGate(t *testing.T) {
 		t.Error("nil Attachments scrubbed")
 	}
 }
+
+// BenchmarkScrubAttachment: a 1 MiB text log with an e-mail and an IP
+// address every ~4 KiB, the rules of the integration test.
+func BenchmarkScrubAttachment(b *testing.B) {
+	a, err := CompileAttachments([]byte(`{"applications":{"$attachments.'log.txt'":["@email:replace"],"$attachments.**":["@ip:mask"]}}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	line := "2026-01-01T00:00:00Z INFO request served in 12ms for a user of the service, nothing to see here\n"
+	var src []byte
+	for len(src) < 1<<20 {
+		for range 40 {
+			src = append(src, line...)
+		}
+		src = append(src, "login jane.doe@example.com from 192.168.1.20\n"...)
+	}
+	data := make([]byte, len(src))
+	b.SetBytes(int64(len(src)))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(data, src)
+		if !a.Scrub("log.txt", data) {
+			b.Fatal("nothing scrubbed")
+		}
+	}
+}
