@@ -151,7 +151,7 @@ func (r *Relay) convertBatch(ctx *fasthttp.RequestCtx, pid uint64, limit int, s 
 // out (limited already reported it rate_limited); the records of the
 // others are appended at once. The answer is then that envelope's 429
 // with the rate limits, as Relay answers a request with a rate-limited
-// report (docs/relay-protocol.md §2: partial acceptance may answer 429),
+// report (docs/relay-protocol.md §1.5: partial acceptance may answer 429),
 // though the other reports were kept.
 func (r *Relay) acceptBatch(ctx *fasthttp.RequestCtx, pid uint64, a *sdkAuth, s *scratch, envs []byte, ends []int, subs *[]*scratch) (res result) {
 	ins := make([]admitted, len(ends))

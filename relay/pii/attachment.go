@@ -130,7 +130,7 @@ func bytesRegex(re *regexp.Regexp) *regexp.Regexp {
 }
 
 // matchBytes returns the byte ranges of data pt's groups select, in
-// order: with whole (a key rule), all of data when anything matched.
+// order: with whole (a key rule), all of data for each match.
 func matchBytes(data []byte, pt *pattern) [][2]int {
 	re := bytesRegex(pt.re)
 	if re == nil || pt.may != nil && !pt.may.may(data) {
@@ -166,8 +166,11 @@ func matchBytes(data []byte, pt *pattern) [][2]int {
 			if s < 0 || s == e {
 				continue
 			}
-			if len(pt.groups) == 1 && pt.groups[0] == -1 { // whole
-				return [][2]int{{0, len(data)}}
+			if len(pt.groups) == 1 && pt.groups[0] == -1 {
+				// A key rule takes all of data, once per match as Relay
+				// (a hash redaction then hashes what the last one wrote).
+				out = append(out, [2]int{0, len(data)})
+				break
 			}
 			if containsInt(pt.groups, g) {
 				out = append(out, [2]int{srcOffset(text, s, latin), srcOffset(text, e, latin)})
