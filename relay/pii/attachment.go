@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"regexp"
+	"regexp/syntax"
+	"slices"
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -112,28 +114,97 @@ func scrubBytes(data []byte, r *ruleRef, pt *pattern) bool {
 	return changed
 }
 
-// bytesRegexes holds each pattern's regex as Relay's bytes regex runs it:
-// `.` matching newlines (Relay's dot_matches_new_line); nil when it does
-// not compile so.
-var bytesRegexes sync.Map // *regexp.Regexp → *regexp.Regexp
+// bytesRe is a pattern's regex as Relay's bytes regex runs it: `.`
+// matching newlines (Relay's dot_matches_new_line).
+type bytesRe struct {
+	re *regexp.Regexp
+	// lines: no match can hold a newline nor depend on the text's start
+	// or end (lineSafe), so matching line by line finds what matching the
+	// whole data finds. Go's regexp then runs its backtracker on short
+	// inputs instead of its NFA over the whole attachment, several times
+	// faster.
+	lines bool
+}
 
-func bytesRegex(re *regexp.Regexp) *regexp.Regexp {
+// bytesRegexes holds each pattern's bytesRe; nil when it does not compile.
+var bytesRegexes sync.Map // *regexp.Regexp → *bytesRe
+
+func bytesRegex(re *regexp.Regexp) *bytesRe {
 	if v, ok := bytesRegexes.Load(re); ok {
-		return v.(*regexp.Regexp)
+		return v.(*bytesRe)
 	}
-	b, err := regexp.Compile("(?s:" + re.String() + ")")
-	if err != nil {
-		b = nil // Relay logs and skips a regex it cannot compile for bytes
+	expr := "(?s:" + re.String() + ")"
+	var br *bytesRe
+	if b, err := regexp.Compile(expr); err == nil {
+		br = &bytesRe{re: b, lines: lineSafe(expr)}
+	} // else Relay logs and skips a regex it cannot compile for bytes
+	v, _ := bytesRegexes.LoadOrStore(re, br)
+	return v.(*bytesRe)
+}
+
+// lineSafe reports whether nothing in expr can match a newline or assert
+// the start or end of the text (`^`, `$`, `\A`, `\z` without (?m)).
+// Word boundaries are safe: a newline is no word character, nor is the
+// outside of a line's text.
+func lineSafe(expr string) bool {
+	t, err := syntax.Parse(expr, syntax.Perl)
+	return err == nil && !mayCrossLine(t)
+}
+
+func mayCrossLine(t *syntax.Regexp) bool {
+	switch t.Op {
+	case syntax.OpAnyChar, syntax.OpBeginText, syntax.OpEndText:
+		return true
+	case syntax.OpLiteral:
+		if slices.Contains(t.Rune, '\n') {
+			return true
+		}
+	case syntax.OpCharClass:
+		for i := 0; i+1 < len(t.Rune); i += 2 {
+			if t.Rune[i] <= '\n' && '\n' <= t.Rune[i+1] {
+				return true
+			}
+		}
 	}
-	v, _ := bytesRegexes.LoadOrStore(re, b)
-	return v.(*regexp.Regexp)
+	return slices.ContainsFunc(t.Sub, mayCrossLine)
+}
+
+// findAll is the regex's FindAll(Submatch)Index over text, line by line
+// when that finds the same.
+func (br *bytesRe) findAll(text []byte, groups bool) [][]int {
+	find := br.re.FindAllIndex
+	if groups {
+		find = br.re.FindAllSubmatchIndex
+	}
+	if !br.lines {
+		return find(text, -1)
+	}
+	var out [][]int
+	for off := 0; off < len(text); {
+		end := bytes.IndexByte(text[off:], '\n')
+		if end < 0 {
+			end = len(text)
+		} else {
+			end += off
+		}
+		for _, m := range find(text[off:end], -1) {
+			for i := range m {
+				if m[i] >= 0 {
+					m[i] += off
+				}
+			}
+			out = append(out, m)
+		}
+		off = end + 1
+	}
+	return out
 }
 
 // matchBytes returns the byte ranges of data pt's groups select, in
 // order: with whole (a key rule), all of data for each match.
 func matchBytes(data []byte, pt *pattern) [][2]int {
-	re := bytesRegex(pt.re)
-	if re == nil || pt.may != nil && !pt.may.may(data) {
+	br := bytesRegex(pt.re)
+	if br == nil || pt.may != nil && !pt.may.may(data) {
 		return nil
 	}
 	// Go's regexp reads UTF-8; Relay's bytes regex reads bytes. Bytes of
@@ -153,42 +224,59 @@ func matchBytes(data []byte, pt *pattern) [][2]int {
 			text = utf8.AppendRune(text, rune(c))
 		}
 	}
+	whole := len(pt.groups) == 1 && pt.groups[0] == -1
+	// The match alone needs no groups tracked.
+	ms := br.findAll(text, !(len(pt.groups) == 1 && pt.groups[0] <= 0))
 	var out [][2]int
-	var ms [][]int
-	if len(pt.groups) == 1 && pt.groups[0] <= 0 {
-		ms = re.FindAllIndex(text, -1) // the match alone: no groups to track
-	} else {
-		ms = re.FindAllSubmatchIndex(text, -1)
-	}
+	src := srcOffsets{text: text, latin: latin}
 	for _, m := range ms {
+		src.seek(m[0])
 		for g := 0; 2*g < len(m); g++ {
 			s, e := m[2*g], m[2*g+1]
 			if s < 0 || s == e {
 				continue
 			}
-			if len(pt.groups) == 1 && pt.groups[0] == -1 {
+			if whole {
 				// A key rule takes all of data, once per match as Relay
 				// (a hash redaction then hashes what the last one wrote).
 				out = append(out, [2]int{0, len(data)})
 				break
 			}
 			if containsInt(pt.groups, g) {
-				out = append(out, [2]int{srcOffset(text, s, latin), srcOffset(text, e, latin)})
+				out = append(out, [2]int{src.at(s), src.at(e)})
 			}
 		}
 	}
 	return out
 }
 
-// srcOffset maps offset o of the Latin-1 reading of data back to data:
+// srcOffsets maps offsets of the Latin-1 reading of data back to data:
 // each byte of 0x80 and above is two bytes there, the second a
-// continuation byte.
-func srcOffset(text []byte, o int, latin bool) int {
-	if !latin {
-		return o
+// continuation byte. Matches come in order: seek moves a cursor to each
+// match's start, and at counts on from there.
+type srcOffsets struct {
+	text  []byte
+	latin bool
+	t, s  int // cursor: text offset t is data offset s
+}
+
+func (o *srcOffsets) seek(t int) {
+	if o.latin && t >= o.t {
+		o.s, o.t = o.count(t), t
 	}
-	n := o
-	for _, c := range text[:o] {
+}
+
+// at maps text offset t, at or after the cursor.
+func (o *srcOffsets) at(t int) int {
+	if !o.latin {
+		return t
+	}
+	return o.count(t)
+}
+
+func (o *srcOffsets) count(t int) int {
+	n := o.s + (t - o.t)
+	for _, c := range o.text[o.t:t] {
 		if c&0xC0 == 0x80 {
 			n--
 		}

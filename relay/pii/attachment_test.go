@@ -204,3 +204,45 @@ func BenchmarkScrubAttachment(b *testing.B) {
 		}
 	}
 }
+
+// Matching line by line finds what matching the whole data finds, for
+// every built-in regex lineSafe lets through, over text with the values
+// they look for, across and beside newlines.
+func TestScrubAttachmentLinesEqualWhole(t *testing.T) {
+	pieces := []string{"a@b.io", "jane.doe@example.com", "10.0.0.1", "192.168.1.20", "::1", "fe80::1%eth0",
+		"4111 1111 1111 1111", "078-05-1120", "DE89370400440532013000", "https://u:p@h/", "C:\\Users\\jo\\x",
+		"/home/al/x", "Bearer abc.def", " ", "\n", "\n\n", ".", "@", ":", "x", "é", "\xff", "-"}
+	seen := map[bool]int{}
+	for _, spec := range builtins {
+		for _, pt := range spec.patterns() {
+			br := bytesRegex(pt.re)
+			if br == nil {
+				continue
+			}
+			seen[br.lines]++
+			whole := &bytesRe{re: br.re}
+			for seed := range 200 {
+				var b strings.Builder
+				for i := range 12 {
+					b.WriteString(pieces[(seed*7+i*i*13+i*seed)%len(pieces)])
+				}
+				text := []byte(b.String())
+				got, want := br.findAll(text, true), whole.findAll(text, true)
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("%s over %q: by line %v, whole %v", pt.re, text, got, want)
+				}
+			}
+		}
+	}
+	if seen[true] == 0 || seen[false] == 0 {
+		t.Errorf("line-safe built-in regexes %d, others %d: want both", seen[true], seen[false])
+	}
+	for expr, safe := range map[string]bool{
+		`(?s:a.b)`: false, `a\sb`: false, `^ab`: false, `ab$`: false, `a[^x]b`: false, `a\nb`: false,
+		`(?m:^ab$)`: true, `\bab\b`: true, `[a-z]+@[a-z]+`: true, `(?s:[a-z.]+)`: true,
+	} {
+		if lineSafe(expr) != safe {
+			t.Errorf("lineSafe(%s) = %v", expr, !safe)
+		}
+	}
+}
