@@ -419,7 +419,21 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 	if judge {
 		filter = func(ev policy.Event) bool { return r.enforcer.Filter(v, &in.adm, &in.perClass, ev) }
 	}
-	scrubAttachments(&s.env, in.adm.State, nil)
+	if st := in.adm.State; st != nil && st.Attachments != nil {
+		// Scrubbing reads an attachment as Latin-1 text (twice its size)
+		// and as UTF-16LE text (1.5 times): charged while it runs.
+		n := 0
+		for i := range s.env.Items {
+			if it := &s.env.Items[i]; it.Type == envelope.ItemAttachment {
+				n = max(n, 4*len(it.Payload))
+			}
+		}
+		if err := s.lease.Grow(n); err != nil {
+			return err
+		}
+		scrubAttachments(&s.env, st, nil)
+		s.lease.Shrink(n)
+	}
 	for i := range s.env.Items {
 		it := &s.env.Items[i]
 		if v.Drop[it.Class] || !processed(it.Type, true) {

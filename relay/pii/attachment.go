@@ -317,12 +317,8 @@ func scrubUTF16(seg []byte, r *ruleRef, pt *pattern) bool {
 	return changed
 }
 
-// runScratch is the decoded text of a UTF-16LE run and, for each of its
-// bytes, the offset in the run of the character it belongs to.
-type runScratch struct {
-	text []byte
-	at   []int32
-}
+// runScratch is the decoded text of a UTF-16LE run, pooled.
+type runScratch struct{ text []byte }
 
 var runScratches = sync.Pool{New: func() any { return new(runScratch) }}
 
@@ -330,23 +326,14 @@ var runScratches = sync.Pool{New: func() any { return new(runScratch) }}
 func scrubRun(run []byte, r *ruleRef, pt *pattern) bool {
 	sc := runScratches.Get().(*runScratch)
 	defer runScratches.Put(sc)
-	text, at := sc.text[:0], sc.at[:0]
+	text := sc.text[:0]
 	n := 0
 	for pos := 0; pos+1 < len(run); n++ {
-		u := rune(binary.LittleEndian.Uint16(run[pos:]))
-		size := 2
-		if utf16.IsSurrogate(u) { // a valid pair: the run was split at others
-			u = utf16.DecodeRune(u, rune(binary.LittleEndian.Uint16(run[pos+2:])))
-			size = 4
-		}
-		for range utf8.RuneLen(u) {
-			at = append(at, int32(pos))
-		}
+		u, size := unitAt(run, pos)
 		text = utf8.AppendRune(text, u)
 		pos += size
 	}
-	at = append(at, int32(len(run)))
-	sc.text, sc.at = text, at
+	sc.text = text
 	// Prefilters read the decoded text as they read a value's: text from
 	// ASCII bytes decodes to CJK characters that no built-in rule matches.
 	if n < minUTF16Run || pt.may != nil && !pt.may.may(text) {
@@ -354,7 +341,9 @@ func scrubRun(run []byte, r *ruleRef, pt *pattern) bool {
 	}
 	changed := false
 	whole := len(pt.groups) == 1 && pt.groups[0] == -1
+	pos := runOffsets{text: text, run: run}
 	for _, m := range pt.re.FindAllSubmatchIndex(text, -1) {
+		pos.seek(m[0])
 		for g := 0; 2*g < len(m); g++ {
 			s, e := m[2*g], m[2*g+1]
 			if s < 0 {
@@ -365,11 +354,48 @@ func scrubRun(run []byte, r *ruleRef, pt *pattern) bool {
 			if whole && g != 0 || !whole && !containsInt(pt.groups, g) {
 				continue
 			}
-			redactUTF16(run[at[s]:at[e]], &r.redaction)
+			redactUTF16(run[pos.at(s):pos.at(e)], &r.redaction)
 			changed = true
 		}
 	}
 	return changed
+}
+
+// unitAt decodes the character at pos of a valid UTF-16LE run and its
+// size in bytes.
+func unitAt(run []byte, pos int) (rune, int) {
+	u := rune(binary.LittleEndian.Uint16(run[pos:]))
+	if utf16.IsSurrogate(u) { // a valid pair: the run was split at others
+		return utf16.DecodeRune(u, rune(binary.LittleEndian.Uint16(run[pos+2:]))), 4
+	}
+	return u, 2
+}
+
+// runOffsets maps offsets of a run's decoded text (at character starts)
+// back to the run, from a cursor each match's start moves forward.
+type runOffsets struct {
+	text, run []byte
+	t, r      int // cursor: text offset t is run offset r
+}
+
+func (o *runOffsets) seek(t int) {
+	if t >= o.t {
+		o.r, o.t = o.at(t), t
+	}
+}
+
+// at maps text offset t, at or after the cursor.
+func (o *runOffsets) at(t int) int {
+	r := o.r
+	for i := o.t; i < t; {
+		c, size := utf8.DecodeRune(o.text[i:])
+		i += size
+		r += 2
+		if c >= 0x10000 {
+			r += 2
+		}
+	}
+	return r
 }
 
 // redactUTF8 applies red to the matched bytes b, keeping their length.
