@@ -297,16 +297,16 @@ func FromSecurityReport(dst, body []byte, release, environment string) ([]byte, 
 // FromSecurityReports is FromSecurityReport for a body that may hold several
 // reports: a Reporting API batch (application/reports+json, a JSON array
 // of reports, as browsers batch them for one endpoint) of more than one
-// report gives one envelope per "csp-violation" report, each with one
-// raw_security item holding that report alone and its own random event_id,
-// since an envelope carries one event (Relay, too, makes each raw_security
-// item its own envelope with a new event id). Reports of other types
-// (deprecation, intervention, ...) are skipped, as the normalizer skips
-// them (relay/normalize SecurityReports); a batch without a csp-violation
-// report is an error. Any other body gives its one envelope, as
-// FromSecurityReport. The envelopes are appended to dst one after the
-// other, and the end offset of each in dst is appended to ends. A batch of
-// more than max csp-violation reports (max > 0) is ErrTooLarge, found
+// report gives one envelope per report, each with one raw_security item
+// holding that report alone and its own random event_id, since an envelope
+// carries one event (Relay, too, makes each raw security report an
+// envelope of its own). Reports of every type are kept: as in Relay, each
+// is judged on its own when it is processed (SecurityReportKind), so a
+// report of another type (deprecation, intervention, ...) is dropped there
+// with an outcome rather than here without one. Any other body gives its
+// one envelope, as FromSecurityReport. The envelopes are appended to dst
+// one after the other, and the end offset of each in dst is appended to
+// ends. A batch of more than max reports (max > 0) is ErrTooLarge, found
 // before any is converted: each adds some 150 bytes of headers, so a body
 // of tiny reports would otherwise grow several times its size.
 func FromSecurityReports(dst, body []byte, release, environment string, max int, ends []int) ([]byte, []int, error) {
@@ -322,6 +322,10 @@ func FromSecurityReports(dst, body []byte, release, environment string, max int,
 		}
 		return out, append(ends, len(out)), nil
 	}
+	if max > 0 && n > max {
+		return dst, ends, limitAt(0, &LimitError{Limit: "max_reports", Kind: "total_count",
+			ItemType: "raw_security", Size: n, Max: max})
+	}
 	var extra []string
 	if release != "" {
 		extra = append(extra, "sentry_release", string(appendJSONString(nil, release)))
@@ -329,43 +333,84 @@ func FromSecurityReports(dst, body []byte, release, environment string, max int,
 	if environment != "" {
 		extra = append(extra, "sentry_environment", string(appendJSONString(nil, environment)))
 	}
-	start, first := len(dst), len(ends)
-	if max > 0 && n > max {
-		// Counted first: only a batch within max is converted.
-		csp := 0
-		forEachCSP(trimmed, func([]byte) { csp++ })
-		if csp > max {
-			return dst, ends, limitAt(0, &LimitError{Limit: "max_reports", Kind: "total_count",
-				ItemType: "raw_security", Size: csp, Max: max})
-		}
-	}
-	forEachCSP(trimmed, func(report []byte) {
+	forEachElement(trimmed, func(report []byte) {
 		dst = appendEventIDHeader(dst, NewEventID())
 		dst = appendItem(dst, "raw_security", ContentTypeJSON, "", "", extra, report)
 		ends = append(ends, len(dst))
 	})
-	if len(ends) == first {
-		return dst[:start], ends, invalidAt(0, "security report batch holds no csp-violation report")
-	}
 	return dst, ends, nil
 }
 
-// forEachCSP calls fn with each "csp-violation" report of the valid JSON
-// array a.
-func forEachCSP(a []byte, fn func(report []byte)) {
+// forEachElement calls fn with each element of the valid JSON array a.
+func forEachElement(a []byte, fn func(elem []byte)) {
 	for i := skipWS(a, 1); a[i] != ']'; {
 		end, _ := scanValue(a, i, 1)
-		report := a[i:end]
-		var head struct {
-			Type string `json:"type"`
-		}
-		if json.Unmarshal(report, &head) == nil && head.Type == "csp-violation" {
-			fn(report)
-		}
+		fn(a[i:end])
 		if i = skipWS(a, end); a[i] == ',' {
 			i = skipWS(a, i+1)
 		}
 	}
+}
+
+// SecurityReportKind is what Relay infers a security report to be from its
+// JSON (relay-event-schema SecurityReportType::from_json), which decides
+// how Relay processes or drops it.
+type SecurityReportKind uint8
+
+const (
+	// ReportUnknown is JSON that is no known report: Relay drops it as
+	// invalid, reason security_report_type.
+	ReportUnknown SecurityReportKind = iota
+	ReportCSP
+	ReportExpectCT
+	ReportExpectStaple
+	ReportHPKP
+	// ReportUnsupported is a Reporting API report of another type than
+	// csp-violation (deprecation, intervention, ...): Relay drops it as
+	// filtered, reason invalid-csp.
+	ReportUnsupported
+	// ReportInvalidJSON is a payload that is not a JSON object: Relay drops
+	// it as invalid, reason invalid_json.
+	ReportInvalidJSON
+)
+
+// ClassifySecurityReport infers the kind of the security report payload
+// (one report; a Reporting API list of one report is that report) as
+// Relay does: a "csp-report" key or type "csp-violation" is CSP, another
+// type is unsupported, then "known-pins" (HPKP), "expect-staple-report",
+// "expect-ct-report".
+func ClassifySecurityReport(payload []byte) SecurityReportKind {
+	payload = bytes.TrimSpace(payload)
+	if len(payload) > 0 && payload[0] == '[' && validJSON(payload) == nil && countArray(payload) == 1 {
+		forEachElement(payload, func(e []byte) { payload = e })
+	}
+	var head struct {
+		Type         *string         `json:"type"`
+		CSP          json.RawMessage `json:"csp-report"`
+		KnownPins    json.RawMessage `json:"known-pins"`
+		ExpectStaple json.RawMessage `json:"expect-staple-report"`
+		ExpectCT     json.RawMessage `json:"expect-ct-report"`
+	}
+	if len(payload) == 0 || payload[0] != '{' || json.Unmarshal(payload, &head) != nil {
+		return ReportInvalidJSON
+	}
+	// A key set to null is absent, as Relay's Option fields read it.
+	present := func(v json.RawMessage) bool { return v != nil && string(v) != "null" }
+	switch {
+	case present(head.CSP):
+		return ReportCSP
+	case head.Type != nil && *head.Type == "csp-violation":
+		return ReportCSP
+	case head.Type != nil:
+		return ReportUnsupported
+	case present(head.KnownPins):
+		return ReportHPKP
+	case present(head.ExpectStaple):
+		return ReportExpectStaple
+	case present(head.ExpectCT):
+		return ReportExpectCT
+	}
+	return ReportUnknown
 }
 
 // countArray counts the elements of the valid JSON array a.

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"mime/multipart"
 	"net/textproto"
 	"strings"
@@ -168,19 +167,21 @@ func TestFromSecurityReportHeaders(t *testing.T) {
 	}
 }
 
-// A Reporting API batch becomes one envelope per csp-violation report,
-// each with its own event id and the report alone; other reports are
-// skipped; a single report or list of one stays one envelope as it came.
+// A Reporting API batch becomes one envelope per report, each with its own
+// event id and the report alone, whatever its type (processing judges
+// each); a single report or list of one stays one envelope as it came.
 func TestFromSecurityReports(t *testing.T) {
 	csp := func(u string) string {
 		return `{"type":"csp-violation","url":"` + u + `","body":{"documentURL":"` + u + `","effectiveDirective":"img-src"}}`
 	}
-	batch := "[" + csp("https://a/1") + ` , {"type":"deprecation","body":{}},` + "\n" + csp("https://a/2") + "," + csp("https://a/3") + "]"
-	out, ends, err := FromSecurityReports([]byte("x"), []byte(batch), "r1", "", 3, []int{7})
+	dep := `{"type":"deprecation","body":{}}`
+	batch := "[" + csp("https://a/1") + ` , ` + dep + `,` + "\n" + csp("https://a/2") + "," + csp("https://a/3") + "]"
+	want := []string{csp("https://a/1"), dep, csp("https://a/2"), csp("https://a/3")}
+	out, ends, err := FromSecurityReports([]byte("x"), []byte(batch), "r1", "", 4, []int{7})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ends) != 4 || ends[0] != 7 || ends[3] != len(out) || string(out[:1]) != "x" {
+	if len(ends) != 5 || ends[0] != 7 || ends[4] != len(out) || string(out[:1]) != "x" {
 		t.Fatalf("ends %v over %d bytes", ends, len(out))
 	}
 	ids := map[EventID]bool{}
@@ -188,15 +189,15 @@ func TestFromSecurityReports(t *testing.T) {
 		e := mustParse(t, out[start:ends[i]])
 		start = ends[i]
 		ids[e.Header.EventID] = true
-		if len(e.Items) != 1 || e.Items[0].TypeName != "raw_security" || string(e.Items[0].Payload) != csp(fmt.Sprintf("https://a/%d", i)) {
+		if len(e.Items) != 1 || e.Items[0].TypeName != "raw_security" || string(e.Items[0].Payload) != want[i-1] {
 			t.Errorf("envelope %d: %d items, first %s %s", i, len(e.Items), e.Items[0].TypeName, e.Items[0].Payload)
 		}
 		if v, _ := HeaderField(e.Items[0].Header, "sentry_release"); string(v) != `"r1"` {
 			t.Errorf("envelope %d: release %s", i, v)
 		}
 	}
-	if len(ids) != 3 || ids[EventID{}] {
-		t.Errorf("event ids %v: want 3 distinct", ids)
+	if len(ids) != 4 || ids[EventID{}] {
+		t.Errorf("event ids %v: want 4 distinct", ids)
 	}
 	for _, one := range []string{csp("https://a/1"), "[" + csp("https://a/1") + "]", `{"csp-report":{}}`} {
 		out, ends, err := FromSecurityReports(nil, []byte(one), "", "", 1, nil)
@@ -204,18 +205,19 @@ func TestFromSecurityReports(t *testing.T) {
 			t.Errorf("%s: %v %v", one, ends, err)
 		}
 	}
-	if _, _, err := FromSecurityReports(nil, []byte(`[{"type":"deprecation"},{"type":"intervention"}]`), "", "", 0, nil); !errors.Is(err, ErrInvalid) {
-		t.Errorf("batch without a CSP report: %v", err)
+	// A batch without a CSP report is converted too: its reports are
+	// dropped with an outcome when processed, as Relay drops them.
+	if _, ends, err := FromSecurityReports(nil, []byte(`[{"type":"deprecation"},{"type":"intervention"}]`), "", "", 0, nil); err != nil || len(ends) != 2 {
+		t.Errorf("batch without a CSP report: %d envelopes, %v; want 2", len(ends), err)
 	}
 	if _, _, err := FromSecurityReports(nil, []byte(`[1,`), "", "", 0, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("broken batch: %v", err)
 	}
 }
 
-// A batch of more csp-violation reports than max is refused before any is
-// converted: tiny reports would otherwise grow the output several times
-// the body's size (some 150 bytes of headers each) before a caller could
-// count them.
+// A batch of more reports than max is refused before any is converted:
+// tiny reports would otherwise grow the output several times the body's
+// size (some 150 bytes of headers each) before a caller could count them.
 func TestFromSecurityReportsMax(t *testing.T) {
 	reports := make([]string, 5000)
 	for i := range reports {
@@ -225,16 +227,49 @@ func TestFromSecurityReportsMax(t *testing.T) {
 	body := []byte("[" + strings.Join(reports, ",") + "]")
 	out, ends, err := FromSecurityReports([]byte("x"), body, "", "", 100, []int{1})
 	var le *LimitError
-	if !errors.Is(err, ErrTooLarge) || !errors.As(err, &le) || le.Size != 4999 || le.Max != 100 {
-		t.Fatalf("5000 reports, max 100: %v; want ErrTooLarge naming 4999 of 100", err)
+	if !errors.Is(err, ErrTooLarge) || !errors.As(err, &le) || le.Size != 5000 || le.Max != 100 {
+		t.Fatalf("5000 reports, max 100: %v; want ErrTooLarge naming 5000 of 100", err)
 	}
 	if string(out) != "x" || len(ends) != 1 {
 		t.Errorf("refused batch appended %d bytes, %d ends; want nothing", len(out)-1, len(ends)-1)
 	}
-	// Exactly max is converted; other report types do not count.
-	_, ends, err = FromSecurityReports(nil, []byte(`[{"type":"deprecation"},{"type":"csp-violation"}]`), "", "", 1, nil)
-	if err != nil || len(ends) != 1 {
-		t.Errorf("one csp report beside a deprecation, max 1: %d envelopes, %v", len(ends), err)
+	// Exactly max is converted; every report counts.
+	_, ends, err = FromSecurityReports(nil, []byte(`[{"type":"deprecation"},{"type":"csp-violation"}]`), "", "", 2, nil)
+	if err != nil || len(ends) != 2 {
+		t.Errorf("two reports, max 2: %d envelopes, %v", len(ends), err)
+	}
+	if _, _, err = FromSecurityReports(nil, []byte(`[{"type":"deprecation"},{"type":"csp-violation"}]`), "", "", 1, nil); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("two reports, max 1: %v; want ErrTooLarge", err)
+	}
+}
+
+// Reports are classified as Relay's SecurityReportType::from_json infers
+// them, which decides the outcome of the ones Relay drops.
+func TestClassifySecurityReport(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want SecurityReportKind
+	}{
+		{`{"csp-report":{"document-uri":"https://a"}}`, ReportCSP},
+		{`{"type":"csp-violation","body":{}}`, ReportCSP},
+		{`[{"type":"csp-violation","body":{}}]`, ReportCSP},
+		{`{"type":"deprecation","body":{"id":"x"}}`, ReportUnsupported},
+		{`{"type":"intervention"}`, ReportUnsupported},
+		{`{"known-pins":[],"hostname":"a"}`, ReportHPKP},
+		{`{"expect-staple-report":{}}`, ReportExpectStaple},
+		{`{"expect-ct-report":{}}`, ReportExpectCT},
+		{`{"csp-report":null,"expect-ct-report":{}}`, ReportExpectCT},
+		{`{"type":null}`, ReportUnknown},
+		{`{"hello":"world"}`, ReportUnknown},
+		{`1`, ReportInvalidJSON},
+		{`"csp"`, ReportInvalidJSON},
+		{`{"type":5}`, ReportInvalidJSON},
+		{`{`, ReportInvalidJSON},
+		{``, ReportInvalidJSON},
+	} {
+		if got := ClassifySecurityReport([]byte(c.in)); got != c.want {
+			t.Errorf("%s: %d, want %d", c.in, got, c.want)
+		}
 	}
 }
 

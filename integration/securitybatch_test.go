@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +22,9 @@ func cspReport(host string) string {
 // A Reporting API batch of CSP reports posted to the security endpoint
 // becomes one security event per report, each in an envelope of its own
 // with its own event id (an envelope holds one event); a report of another
-// type in the batch is skipped. The request is accepted whole: a batch
-// over the endpoint's bound is refused (413) and nothing of it is kept.
+// type in the batch is dropped with outcome filtered, as Relay drops it. A
+// batch over the endpoint's bound is refused (413) and nothing of it is
+// kept.
 func TestSecurityReportBatch(t *testing.T) {
 	settleDialer(t)
 	s := newFakeSentry(t)
@@ -69,8 +71,8 @@ func TestSecurityReportBatch(t *testing.T) {
 		}
 	}
 	st := waitBalanced(t, n, 10*time.Second)
-	if sc := st.Classes["security"]; sc.Accepted.Records != 3 || sc.Delivered.Records != 3 {
-		t.Errorf("security class %+v: want the 3 reports accepted and delivered as 3 records", sc)
+	if sc := st.Classes["security"]; sc.Accepted.Records != 4 || sc.Delivered.Records != 3 || sc.Dropped["filtered"].Records != 1 {
+		t.Errorf("security class %+v: want the 4 reports accepted, 3 delivered and the deprecation one filtered", sc)
 	}
 
 	// A batch over the bound: refused whole, nothing accepted.
@@ -84,7 +86,76 @@ func TestSecurityReportBatch(t *testing.T) {
 	if code != 413 || !strings.Contains(fmt.Sprint(msg["detail"]), "101 reports") {
 		t.Errorf("batch of 101 reports: %d %s; want 413 naming the count", code, body)
 	}
-	if sc := n.r.Stats().Classes["security"]; sc.Accepted.Records != 3 {
-		t.Errorf("security class after the refused batch %+v: want still 3 accepted", sc)
+	if sc := n.r.Stats().Classes["security"]; sc.Accepted.Records != 4 {
+		t.Errorf("security class after the refused batch %+v: want still 4 accepted", sc)
+	}
+}
+
+// Each report of a batch is judged on its own, as Relay judges each: with
+// a quota that admits 2 security events, a batch of 3 CSP reports, one
+// deprecation report and one that is no known report delivers the first
+// 2 CSP reports as security events; the third is dropped rate_limited,
+// the deprecation one filtered (Relay's invalid-csp) and the unknown one
+// invalid (security_report_type), each reported to Sentry as a raw
+// outcome. The request is answered as Relay answers one with a
+// rate-limited report: 429 with X-Sentry-Rate-Limits and Retry-After. A
+// single report is judged the same way.
+func TestSecurityReportBatchJudgedPerReport(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["quotas"] = []any{map[string]any{"id": "csp", "categories": []any{"security"},
+			"scope": "project", "limit": 2, "window": 3600, "reasonCode": "csp_over"}}
+	}))
+	n := startNode(t, managedYAML(s.url(), "outcomes:\n  emit_outcomes: \"true\"\n  batch_interval: 10ms\n"))
+	if code, body, _ := postEnvelope(t, n, 42, managedKey, envelopeFor(42, managedKey, "event"), nil); code != 200 {
+		t.Fatalf("event: %d %s", code, body)
+	}
+	fakeWaitFor(t, 15*time.Second, func() bool { return n.r.Stats().Classes["error"].Delivered.Records == 1 },
+		func() string { return "the first event was not delivered" })
+
+	batch := "[" + cspReport("one.evil.example") + "," + cspReport("two.evil.example") + "," + cspReport("three.evil.example") +
+		`,{"type":"deprecation","url":"https://example.com/page","body":{"id":"x","message":"old"}},{"hello":"world"}]`
+	url := fmt.Sprintf("%s/api/42/security/?sentry_key=%s", n.url, managedKey)
+	code, body, h := post(t, url, []byte(batch), map[string]string{"Content-Type": "application/reports+json", "User-Agent": normUA})
+	if code != 429 || !strings.Contains(h.Get("X-Sentry-Rate-Limits"), "security") || !strings.Contains(h.Get("X-Sentry-Rate-Limits"), "csp_over") ||
+		h.Get("Retry-After") == "" {
+		t.Errorf("batch: %d %s, limits %q, Retry-After %q; want 429 naming the security quota", code, body,
+			h.Get("X-Sentry-Rate-Limits"), h.Get("Retry-After"))
+	}
+	for _, host := range []string{"one.evil.example", "two.evil.example"} {
+		waitItem(t, s, host, "security")
+	}
+	// A single report is judged the same: one of another type is accepted
+	// and filtered; a CSP report over the quota is refused with 429.
+	hdr := map[string]string{"Content-Type": "application/json", "User-Agent": normUA}
+	if code, body, _ := post(t, url, []byte(`{"type":"intervention","url":"https://example.com/","body":{"id":"y"}}`), hdr); code != 200 {
+		t.Errorf("single unsupported report: %d %s, want 200 (dropped as filtered, as Relay)", code, body)
+	}
+	if code, body, h := post(t, url, []byte(`{"csp-report":{"document-uri":"https://example.com/","effective-directive":"img-src","blocked-uri":"https://four.evil.example/x.png"}}`), hdr); code != 429 || h.Get("Retry-After") == "" {
+		t.Errorf("single CSP report over the quota: %d %s, want 429", code, body)
+	}
+	want := map[string]int{"2/csp_over": 2, "1/invalid-csp": 2, "3/security_report_type": 1}
+	var got map[string]int
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		got = map[string]int{}
+		for _, o := range s.outcomes() {
+			if fmt.Sprint(o.Outcome["category"]) == "3" {
+				got[fmt.Sprintf("%v/%v", o.Outcome["outcome"], o.Outcome["reason"])] += int(o.Outcome["quantity"].(float64))
+			}
+		}
+		return reflect.DeepEqual(got, want)
+	}, func() string { return fmt.Sprintf("security outcomes at Sentry %v, want %v", got, want) })
+	st := waitBalanced(t, n, 15*time.Second)
+	for _, e := range s.envelopes() {
+		for _, marker := range []string{"three.evil.example", "four.evil.example", "deprecation", "intervention", `"hello":"world"`} {
+			if strings.Contains(string(e.Body), marker) {
+				t.Errorf("%s reached the upstream: %s", marker, e.Body)
+			}
+		}
+	}
+	sc := st.Classes["security"]
+	if sc.Delivered.Records != 2 || sc.Dropped["filtered"].Records != 2 || sc.Dropped["invalid"].Records != 1 || sc.Accepted.Records != 5 {
+		t.Errorf("security class %+v: want 5 accepted (the rate-limited ones refused at the door), 2 delivered, 2 filtered, 1 invalid", sc)
 	}
 }

@@ -96,8 +96,10 @@ const maxBatchEnvelopes = 100
 
 // convertedBatch is converted for a body that may become several envelopes,
 // which conv appends to s.conv with their end offsets. Each is admitted and
-// framed on its own, and the records of all are committed in one Append:
-// the request is accepted whole or refused whole.
+// framed on its own, as Relay handles each report of a batch: one that a
+// quota refuses is dropped with outcome rate_limited and the others are
+// kept. The records of those kept are committed in one Append: every other
+// refusal (auth, size, memory, buffer) refuses the request whole.
 func (r *Relay) convertedBatch(ctx *fasthttp.RequestCtx, pid uint64, limit int,
 	conv func(s *scratch, body []byte, ends []int) ([]byte, []int, error)) result {
 	s, res := r.start()
@@ -145,9 +147,16 @@ func (r *Relay) convertBatch(ctx *fasthttp.RequestCtx, pid uint64, limit int, s 
 
 // acceptBatch is accept for the envelopes envs holds (ending at ends): the
 // first in s, the others each in a scratch of its own, added to subs (s
-// first) for the caller to end. Their records are appended at once.
+// first) for the caller to end. An envelope a quota refuses whole is left
+// out (limited already reported it rate_limited); the records of the
+// others are appended at once. The answer is then that envelope's 429
+// with the rate limits, as Relay answers a request with a rate-limited
+// report (docs/relay-protocol.md §1.5: partial acceptance may answer 429),
+// though the other reports were kept.
 func (r *Relay) acceptBatch(ctx *fasthttp.RequestCtx, pid uint64, a *sdkAuth, s *scratch, envs []byte, ends []int, subs *[]*scratch) (res result) {
 	ins := make([]admitted, len(ends))
+	kept := make([]bool, len(ends))
+	var limited result // the last refusal of an envelope a quota dropped
 	res = accepted
 	defer func() { // the limits must outlive the other scratches
 		if len(res.limits) > 0 {
@@ -171,16 +180,30 @@ func (r *Relay) acceptBatch(ctx *fasthttp.RequestCtx, pid uint64, a *sdkAuth, s 
 		}
 		from = end
 		ins[i] = admitted{pid: pid, key: a.PublicKey}
-		if !r.admit(ctx, &ins[i], t, &res) || !r.frame(ctx, &ins[i], a, t, &res) {
-			return res
+		one := accepted
+		if !r.admit(ctx, &ins[i], t, &one) || !r.frame(ctx, &ins[i], a, t, &one) {
+			if one.status == fasthttp.StatusTooManyRequests && one.why == rejectRateLimited {
+				limited = one
+				continue
+			}
+			return withLimits(one, &res)
+		}
+		kept[i] = true
+		if len(one.limits) > 0 { // some of its classes limited
+			res.limits = one.limits
 		}
 	}
 	s.phase("framed")
 	var entries []buffer.Entry
 	for i, t := range *subs {
+		if !kept[i] {
+			continue
+		}
 		if !r.reserveCommit(&ins[i], t, &res) {
 			for j := range i {
-				r.unreserveCommit(&ins[j], (*subs)[j])
+				if kept[j] {
+					r.unreserveCommit(&ins[j], (*subs)[j])
+				}
 			}
 			return res
 		}
@@ -189,7 +212,9 @@ func (r *Relay) acceptBatch(ctx *fasthttp.RequestCtx, pid uint64, a *sdkAuth, s 
 	if len(entries) > 0 {
 		if err := r.buf.Append(r.ctx, entries); err != nil {
 			for i, t := range *subs {
-				r.unreserveCommit(&ins[i], t)
+				if kept[i] {
+					r.unreserveCommit(&ins[i], t)
+				}
 			}
 			r.appendFailed(s, err, &res)
 			return res
@@ -197,8 +222,13 @@ func (r *Relay) acceptBatch(ctx *fasthttp.RequestCtx, pid uint64, a *sdkAuth, s 
 	}
 	s.phase("committed") // fsync'd
 	for i, t := range *subs {
-		r.committed(&ins[i], t)
-		r.observeAck(t.classes, ctx.Time())
+		if kept[i] {
+			r.committed(&ins[i], t)
+			r.observeAck(t.classes, ctx.Time())
+		}
+	}
+	if limited.status != 0 {
+		return limited
 	}
 	return res
 }

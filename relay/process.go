@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,10 +50,40 @@ func newProcessor(cfg config.Config) (*processor, error) {
 
 // Relay's discard reasons (DiscardReason) for the drops of processing.
 const (
-	reasonInvalidJSON    = "invalid_json"
-	reasonSecurityReport = "security_report"
-	reasonInvalidTx      = "invalid_transaction"
+	reasonInvalidJSON         = "invalid_json"
+	reasonSecurityReport      = "security_report"
+	reasonSecurityReportType  = "security_report_type"
+	reasonUnsupportedSecurity = "invalid-csp" // FilterStatKey::InvalidCsp
+	reasonInvalidTx           = "invalid_transaction"
 )
+
+// dropError is an item processing drops with an outcome of its own, not
+// the invalid one of every other failure: why and Relay's reason code.
+type dropError struct {
+	why    outcome.Reason
+	reason string
+	msg    string
+}
+
+func (e *dropError) Error() string { return e.msg }
+
+// checkSecurityReport judges a raw security report by its kind as Relay
+// does before converting it (SecurityReportType::from_json): a Reporting
+// API report of another type than csp-violation is filtered (Relay's
+// ProcessingError::UnsupportedSecurityType, reason invalid-csp), JSON that
+// is no known report is invalid (security_report_type), a payload that is
+// no JSON object invalid (invalid_json).
+func checkSecurityReport(payload []byte) error {
+	switch envelope.ClassifySecurityReport(payload) {
+	case envelope.ReportUnsupported:
+		return &dropError{outcome.ReasonFiltered, reasonUnsupportedSecurity, "security report of an unsupported type"}
+	case envelope.ReportUnknown:
+		return &dropError{outcome.ReasonInvalid, reasonSecurityReportType, "security report of an unknown type"}
+	case envelope.ReportInvalidJSON:
+		return &dropError{outcome.ReasonInvalid, reasonInvalidJSON, "security report is not a JSON object"}
+	}
+	return nil
+}
 
 // errProjectStatePII is an event of a project whose PII config does not
 // compile.
@@ -69,14 +100,17 @@ var errFiltered = errors.New("filtered")
 type eventFilter func(policy.Event) bool
 
 // processed reports whether the processor rewrites items of type t: event,
-// transaction and security reports; NEL reports only at ingest (they
-// become log items, another class).
+// transaction and security reports; NEL reports at ingest (they become log
+// items, another class, scrubbed then) and, on release, the logs made of
+// NEL reports that waited for their project's config (nelLog).
 func processed(t envelope.ItemType, atIngest bool) bool {
 	switch t {
 	case envelope.ItemEvent, envelope.ItemTransaction, envelope.ItemSecurity, envelope.ItemRawSecurity:
 		return true
 	case envelope.ItemNEL:
 		return atIngest
+	case envelope.ItemLog: // a NEL report's, converted before its config was known
+		return !atIngest
 	}
 	return false
 }
@@ -94,7 +128,10 @@ func isEventItem(t envelope.ItemType) bool {
 // discardReason is Relay's reason for an item of type t that failed with
 // err.
 func discardReason(t envelope.ItemType, err error) string {
+	var de *dropError
 	switch {
+	case errors.As(err, &de):
+		return de.reason
 	case errors.Is(err, errProjectStatePII):
 		return pii.ProjectStateReason
 	case t == envelope.ItemRawSecurity:
@@ -122,6 +159,9 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 	switch it.Type {
 	case envelope.ItemRawSecurity, envelope.ItemNEL:
 		buf, payload, normalized, scrubbed, err = p.report(buf, it, in, norm, st, filter)
+	case envelope.ItemLog:
+		buf, payload, err = nelLog(buf, it.Payload, st)
+		scrubbed = payload != nil
 	default:
 		// scrubbed: written, normalized or scrubbed.
 		buf, scrubbed, err = p.event(buf, it.Type, it.Payload, in, norm, st, filter)
@@ -219,6 +259,9 @@ func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, n
 	if norm {
 		start := len(buf)
 		if it.Type == envelope.ItemRawSecurity {
+			if err := checkSecurityReport(payload); err != nil {
+				return buf, nil, false, false, err
+			}
 			in.Release, in.Environment = headerString(it.Header, "sentry_release"), headerString(it.Header, "sentry_environment")
 			buf, err = p.norm.Security(buf, payload, in)
 			in.Release, in.Environment = "", ""
@@ -238,19 +281,90 @@ func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, n
 	if filter != nil && filter(policy.EventFromJSON(kind, payload)) {
 		return buf, nil, false, false, errFiltered
 	}
-	if st != nil && it.Type != envelope.ItemNEL {
+	if st != nil {
 		if st.PIIErr != nil {
 			return buf, nil, false, false, errProjectStatePII
 		}
 		if st.PII != nil {
 			start := len(buf)
-			if buf, err = st.PII.ScrubEvent(buf, payload); err != nil {
+			if it.Type == envelope.ItemNEL {
+				// Relay scrubs each log with the project's config
+				// (processing/logs scrub_log), the NEL ones too.
+				buf, err = st.PII.ScrubLogs(buf, payload)
+			} else {
+				buf, err = st.PII.ScrubEvent(buf, payload)
+			}
+			if err != nil {
 				return buf, nil, false, false, err
 			}
 			payload, scrubbed = buf[start:len(buf):len(buf)], true
 		}
 	}
 	return buf, payload, normalized, scrubbed, nil
+}
+
+// nelOrigin marks the log Baton made of a NEL report (relay/normalize NEL).
+var nelOrigin = []byte(`"sentry.origin":{"type":"string","value":"auto.http.browser_report.nel"}`)
+
+// nelLog scrubs, with st's config, the log container payload when it holds
+// a log Baton made of a NEL report while the project's config was not
+// known (it is scrubbed at ingest otherwise); other logs are left as they
+// are. The new payload is appended to buf.
+func nelLog(buf, payload []byte, st *project.State) (out, scrubbed []byte, err error) {
+	if st == nil || !bytes.Contains(payload, nelOrigin) {
+		return buf, nil, nil
+	}
+	if st.PIIErr != nil {
+		return buf, nil, errProjectStatePII
+	}
+	if st.PII == nil {
+		return buf, nil, nil
+	}
+	start := len(buf)
+	if buf, err = st.PII.ScrubLogs(buf, payload); err != nil {
+		return buf[:start], nil, err
+	}
+	return buf, buf[start:len(buf):len(buf)], nil
+}
+
+// scrubAttachments scrubs the plain attachments of env with st's
+// piiConfig as Relay does (relay/pii attachment.go), keeping their length,
+// so their headers stand. With copyTo nil the payloads are scrubbed in
+// place (the request owns them); otherwise a payload is copied to
+// *copyTo first and the item points at the copy when it changed. An
+// envelope with a minidump is left alone, as Relay then scrubs the
+// minidump only (which Baton does not do); view hierarchies, which Relay
+// scrubs as JSON, too. It reports whether a payload changed.
+func scrubAttachments(env *envelope.Envelope, st *project.State, copyTo *[]byte) bool {
+	if st == nil || st.Attachments == nil {
+		return false
+	}
+	for i := range env.Items {
+		if it := &env.Items[i]; it.Type == envelope.ItemAttachment && it.AttachmentType == envelope.AttachmentTypeMinidump {
+			return false
+		}
+	}
+	changed := false
+	for i := range env.Items {
+		it := &env.Items[i]
+		if it.Type != envelope.ItemAttachment || it.AttachmentType == envelope.AttachmentTypeViewHierarchy || len(it.Payload) == 0 {
+			continue
+		}
+		data := it.Payload
+		if copyTo != nil {
+			start := len(*copyTo)
+			*copyTo = append(*copyTo, it.Payload...)
+			data = (*copyTo)[start:len(*copyTo):len(*copyTo)]
+			if !st.Attachments.Scrub(it.Filename, data) {
+				*copyTo = (*copyTo)[:start]
+				continue
+			}
+		} else if !st.Attachments.Scrub(it.Filename, data) {
+			continue
+		}
+		it.Payload, changed = data, true
+	}
+	return changed
 }
 
 // setField appends hdr with key set to *buf and returns the new header.
@@ -293,7 +407,8 @@ const procSlack = 4 << 10
 // process runs the processor over the event items of the classes s.verdict
 // keeps, before their records are built: their payloads and headers are
 // replaced in s.env. A class with an item that fails is dropped, outcome
-// invalid with Relay's reason in s.invalid; a NEL report becomes a log
+// invalid (filtered for a security report of an unsupported type, as
+// Relay) with Relay's reason in s.invalid; a NEL report becomes a log
 // item and moves to the log class. The new payloads are charged to the
 // request's lease; an error is the lease's.
 func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, received time.Time) error {
@@ -306,6 +421,21 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 	judge := in.limit && r.enforcer.FiltersEvent(v, &in.adm, &in.perClass)
 	if judge {
 		filter = func(ev policy.Event) bool { return r.enforcer.Filter(v, &in.adm, &in.perClass, ev) }
+	}
+	if st := in.adm.State; st != nil && st.Attachments != nil {
+		// Scrubbing reads an attachment as Latin-1 text (twice its size)
+		// and as UTF-16LE text (1.5 times): charged while it runs.
+		n := 0
+		for i := range s.env.Items {
+			if it := &s.env.Items[i]; it.Type == envelope.ItemAttachment {
+				n = max(n, 4*len(it.Payload))
+			}
+		}
+		if err := s.lease.Grow(n); err != nil {
+			return err
+		}
+		scrubAttachments(&s.env, st, nil)
+		s.lease.Shrink(n)
 	}
 	for i := range s.env.Items {
 		it := &s.env.Items[i]
@@ -355,7 +485,11 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 			if errors.Is(err, errFiltered) {
 				continue // dropped in the verdict, reported as filtered
 			}
-			v.Drop[from], v.Why[from] = true, outcome.ReasonInvalid
+			why := outcome.ReasonInvalid
+			if de := (*dropError)(nil); errors.As(err, &de) {
+				why = de.why
+			}
+			v.Drop[from], v.Why[from] = true, why
 			s.invalid[from] = discardReason(it.Type, err)
 			continue
 		}
@@ -390,6 +524,7 @@ func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, re
 		nin            normalize.Input
 		ready, changed bool
 	)
+	changed = scrubAttachments(&env, st, &buf)
 	for i := range env.Items {
 		it := &env.Items[i]
 		if !processed(it.Type, false) {

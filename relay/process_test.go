@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/normalize"
+	"github.com/baton-relay/baton/relay/outcome"
+	"github.com/baton-relay/baton/relay/pii"
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/relay/record"
 )
@@ -151,9 +154,26 @@ func TestProcessSecurityAndNEL(t *testing.T) {
 	if req, _ := ev["request"].(map[string]any); req == nil || req["headers"] == nil {
 		t.Errorf("request %v: want the report's request headers", ev["request"])
 	}
-	it = parsedItem(t, `{"type":"raw_security"}`, `{"nothing":1}`)
-	if _, err := p.item(nil, it, &in, false, nil, nil); discardReason(it.Type, err) != reasonSecurityReport {
-		t.Errorf("unknown report: %v", err)
+	// What Relay drops, with its outcome and reason (ProcessingError's).
+	for _, c := range []struct {
+		payload string
+		why     outcome.Reason
+		reason  string
+	}{
+		{`{"nothing":1}`, outcome.ReasonInvalid, "security_report_type"},
+		{`{"type":"deprecation","body":{}}`, outcome.ReasonFiltered, "invalid-csp"},
+		{`[1]`, outcome.ReasonInvalid, "invalid_json"},
+		{`{"type":"csp-violation","url":"https://a"}`, outcome.ReasonInvalid, "security_report"},
+	} {
+		it = parsedItem(t, `{"type":"raw_security"}`, c.payload)
+		_, err := p.item(nil, it, &in, false, nil, nil)
+		why := outcome.ReasonInvalid
+		if de := (*dropError)(nil); errors.As(err, &de) {
+			why = de.why
+		}
+		if err == nil || why != c.why || discardReason(it.Type, err) != c.reason {
+			t.Errorf("%s: %v (%v, %q); want %v %s", c.payload, err, why, discardReason(it.Type, err), c.why, c.reason)
+		}
 	}
 
 	nel := `{"age":0,"type":"network-error","url":"https://example.com/","body":{"type":"http.error","status_code":500,"elapsed_time":9,"method":"GET","phase":"application","protocol":"http/1.1","server_ip":"192.0.2.1","sampling_fraction":1}}`
@@ -243,5 +263,66 @@ func TestReleaseRewrites(t *testing.T) {
 	bad, _ := project.DecodeState([]byte(`{"projectId":1,"publicKeys":[],"config":{"piiConfig":{"rules":{"r":{"type":"pattern","pattern":"("}},"applications":{"$string":["r"]}}}}`))
 	if _, why, _ := r.release(&rec, bad); why != "project_state_pii" {
 		t.Errorf("bad PII config: reason %q", why)
+	}
+}
+
+// Plain attachments are scrubbed with the project's attachment rules, in
+// place or into a copy, their length kept; an envelope with a minidump is
+// left alone (Relay scrubs its minidump only), and so is a view hierarchy.
+func TestScrubAttachments(t *testing.T) {
+	a, err := pii.CompileAttachments([]byte(`{"applications":{"$attachments.**":["@ip:mask"],"$attachments.'a.txt'":["@email"]}}`))
+	if err != nil || a == nil {
+		t.Fatalf("%v %v", a, err)
+	}
+	st := &project.State{Attachments: a}
+	parse := func(items ...string) *envelope.Envelope {
+		env, err := envelope.Parse([]byte("{}\n" + strings.Join(items, "\n") + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	const (
+		plain = "{\"type\":\"attachment\",\"length\":11,\"filename\":\"a.txt\"}\nip 10.0.0.1"
+		vh    = "{\"type\":\"attachment\",\"length\":11,\"filename\":\"v.json\",\"attachment_type\":\"event.view_hierarchy\"}\nip 10.0.0.1"
+		dump  = "{\"type\":\"attachment\",\"length\":4,\"filename\":\"d.dmp\",\"attachment_type\":\"event.minidump\"}\nMDMP"
+	)
+	env := parse(plain, vh)
+	if !scrubAttachments(env, st, nil) || string(env.Items[0].Payload) != "ip ********" || string(env.Items[1].Payload) != "ip 10.0.0.1" {
+		t.Errorf("in place: %q %q", env.Items[0].Payload, env.Items[1].Payload)
+	}
+	env = parse(plain)
+	orig := env.Items[0].Payload
+	var buf []byte
+	if !scrubAttachments(env, st, &buf) || string(env.Items[0].Payload) != "ip ********" || string(orig) != "ip 10.0.0.1" {
+		t.Errorf("copied: %q, source %q", env.Items[0].Payload, orig)
+	}
+	env = parse(plain, dump)
+	if scrubAttachments(env, st, nil) || string(env.Items[0].Payload) != "ip 10.0.0.1" {
+		t.Errorf("beside a minidump: %q", env.Items[0].Payload)
+	}
+	if scrubAttachments(parse(plain), &project.State{}, nil) || scrubAttachments(parse(plain), nil, nil) {
+		t.Error("scrubbed without attachment rules")
+	}
+}
+
+// On release, only the logs Baton made of NEL reports are scrubbed (they
+// were not at ingest, their config unknown); an SDK's logs are left.
+func TestNELLogOnRelease(t *testing.T) {
+	c, err := pii.Compile(pii.DataScrubbingSettings{}, []byte(`{"applications":{"$string":["@email:replace"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &project.State{PII: c}
+	nel := `{"items":[{"body":"to a@b.io","attributes":{"sentry.origin":{"type":"string","value":"auto.http.browser_report.nel"}}}]}`
+	sdk := `{"items":[{"body":"to a@b.io","attributes":{"sentry.origin":{"type":"string","value":"manual"}}}]}`
+	if _, out, err := nelLog(nil, []byte(nel), st); err != nil || !strings.Contains(string(out), `"body":"to [email]"`) {
+		t.Errorf("NEL log: %s %v", out, err)
+	}
+	if _, out, err := nelLog(nil, []byte(sdk), st); err != nil || out != nil {
+		t.Errorf("SDK log: %s %v; want it left", out, err)
+	}
+	if _, _, err := nelLog(nil, []byte(nel), &project.State{PIIErr: pii.ErrInvalidConfig}); !errors.Is(err, errProjectStatePII) {
+		t.Errorf("broken config: %v", err)
 	}
 }

@@ -54,6 +54,9 @@ type pass struct {
 	// schemaNames[no] is one the filter rejects: walkChildren passes over
 	// it without building its state. Nil with no filter.
 	quiet []uint64
+	// legacy: converted from datascrubbingSettings (logs address their
+	// attributes by name for it, log.go).
+	legacy bool
 }
 
 // quietAt reports whether a string or number at named field no is quiet.
@@ -91,6 +94,7 @@ func compileRules(settings DataScrubbingSettings, piiConfig []byte) (*Config, er
 		}
 	}
 	if p, ok := convert(settings); ok {
+		p.legacy = true
 		c.passes = append(c.passes, p)
 	}
 	if len(c.passes) == 0 {

@@ -3,6 +3,9 @@
 // event's JSON, no I/O. Config.ScrubEvent parses, scrubs and writes bytes;
 // Config.ScrubTree scrubs a relay/event tree in place, for a caller that
 // also normalizes it and writes it once.
+// Config.ScrubLogs scrubs the logs of a log container as Relay's logs
+// processor does (log.go); Attachments scrubs the bytes of a plain
+// attachment (attachment.go).
 //
 // # Model
 //
@@ -80,7 +83,8 @@
 //
 // # Not implemented yet
 //
-// Attachments, minidumps and replay recordings (Relay scrubs those too);
+// Minidumps, view hierarchies and replay recordings (Relay scrubs those
+// too; plain attachments are scrubbed by Attachments, attachment.go);
 // the `vars.hashKey` of legacy hash redactions; `original_value` in _meta;
 // scrubbing of GraphQL request variables; the schema covers the common event
 // interfaces only (unknown fields of the event are pii true, of interfaces

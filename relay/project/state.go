@@ -125,6 +125,10 @@ type State struct {
 	// forwarded unscrubbed.
 	PII    *pii.Config
 	PIIErr error
+	// Attachments is the piiConfig compiled for plain attachments, nil
+	// when it names no attachment (Relay then leaves attachments alone)
+	// or when PIIErr is set.
+	Attachments *pii.Attachments
 
 	// Quotas part.
 	Quotas []Quota
@@ -257,6 +261,10 @@ func (st *State) compilePII() {
 		return
 	}
 	st.PII, st.PIIErr = pii.Compile(settings, st.config["piiConfig"])
+	if st.PIIErr == nil {
+		// The same piiConfig compiled: it cannot fail where Compile did not.
+		st.Attachments, _ = pii.CompileAttachments(st.config["piiConfig"])
+	}
 }
 
 func (st *State) decodeSampling() error {
