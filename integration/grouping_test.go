@@ -74,3 +74,28 @@ func TestManagedDiscardedHash(t *testing.T) {
 		return fmt.Sprintf("want 2 filtered discarded_hash outcomes, Sentry has %v", sentryOutcomes(s))
 	})
 }
+
+// A static project's grouping part comes from baton.yml: the same discard
+// and header as a managed project's.
+func TestStaticDiscardedHash(t *testing.T) {
+	md5hex := func(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+	s := newFakeSentry(t)
+	n := startNode(t, fmt.Sprintf("upstreams: {up: {urls: [%s], max_retry_interval: 200ms}}\nroutes: {default: {upstream: up}}\n", s.url())+
+		fmt.Sprintf("mode: static\nprojects: {\"42\": {public_keys: [%s], grouping: {discarded_hashes: [%s]}}}\n", managedKey, md5hex("static-discard-me")))
+	for _, msg := range []string{"static-discard-me", "static-kept"} {
+		body := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\"}\n{\"type\":\"event\"}\n{\"message\":%q}\n", managedKey, msg)
+		if status, resp, _ := postEnvelope(t, n, 42, managedKey, body, nil); status != 200 {
+			t.Fatalf("%d %s", status, resp)
+		}
+	}
+	st := waitBalanced(t, n, 15*time.Second)
+	if got := deliveredTo(s, 42, "static-discard-me"); got != 0 {
+		t.Errorf("discarded event delivered %d times", got)
+	}
+	if got := deliveredTo(s, 42, `"grouping_hash":"`+md5hex("static-kept")+`","grouping_final":true`); got != 1 {
+		t.Errorf("kept event with its grouping header delivered %d times, want 1: %v", got, s.envelopes())
+	}
+	if got := st.Filtered["discarded_hash"]; got != 1 {
+		t.Errorf("filtered discarded_hash = %d, want 1", got)
+	}
+}

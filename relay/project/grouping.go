@@ -43,6 +43,15 @@ func (g *Grouping) Discards(h string) bool {
 	return ok
 }
 
+// NewGrouping is the grouping part of a static project (baton.yml).
+func NewGrouping(discardedHashes []string) (*Grouping, error) {
+	g := &Grouping{DiscardedHashes: discardedHashes}
+	if err := g.validate(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
 func (st *State) decodeGrouping() error {
 	raw, ok := st.config["grouping"]
 	if !ok || bytes.Equal(raw, []byte("null")) {
