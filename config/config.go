@@ -398,11 +398,22 @@ type Project struct {
 	AllowedDomains []string `yaml:"allowed_domains"`
 	// RateLimit limits the project's events.
 	RateLimit RateLimit `yaml:"rate_limit"`
+	// Grouping is the project's grouping part (docs/grouping.md "At the
+	// edge"). Default: none (events are not hashed).
+	Grouping ProjectGrouping `yaml:"grouping"`
 	// Relay is the project's full Relay config, projects/<id>.json of a
 	// Relay config directory verbatim (nil otherwise): the relay decodes
 	// its filters, quotas, sampling and features like an upstream's
 	// answer. Not a YAML setting.
 	Relay json.RawMessage `yaml:"-"`
+}
+
+// ProjectGrouping is a static project's grouping part.
+type ProjectGrouping struct {
+	// DiscardedHashes are issue hashes (Sentry's primary hash) whose events
+	// are dropped at the edge, outcome filtered. When set, even to [],
+	// the project's error events are hashed at ingest. Default: unset.
+	DiscardedHashes []string `yaml:"discarded_hashes"`
 }
 
 // RateLimit is a project's local rate limit.

@@ -497,6 +497,7 @@ func TestValidation(t *testing.T) {
 			"    allowed_domains: ['']",
 			"    rate_limit: {events_per_second: -1}",
 			"  abc: {public_keys: [e12d836b15bb49d7]}",
+			"  '9': {public_keys: [0123456789abcdef0123456789abcdef], grouping: {discarded_hashes: [4b8bbc500bd2cabfcadc1f1be867e0bb, '']}}",
 		}, []string{
 			`test.yaml:3: projects.042: project id "042" must be a positive decimal number without leading zeros`,
 			`test.yaml:3: projects.042.public_keys[0]: "E12D836B15BB49D7BBF99E64295D995B" is not a public key: want 32 lowercase hex characters, the user part of the DSN`,
@@ -506,6 +507,7 @@ func TestValidation(t *testing.T) {
 			`test.yaml:8: projects.8.rate_limit.events_per_second: must not be negative (0 is unlimited)`,
 			`test.yaml:9: projects.abc: project id "abc" must be a positive decimal number without leading zeros`,
 			`test.yaml:9: projects.abc.public_keys[0]: "e12d836b15bb49d7" is not a public key: want 32 lowercase hex characters, the user part of the DSN`,
+			"test.yaml:10: projects.9.grouping.discarded_hashes[1]: must not be empty; want an issue hash as `baton grouping hash` prints it",
 		}},
 		{"telemetry", []string{"telemetry: {log_level: verbose, log_format: xml, metrics_listen: '127.0.0.1:3000', trace_sample_ratio: 1.5}"},
 			[]string{

@@ -447,6 +447,11 @@ func (v *validator) projects() {
 				v.errorf(fmt.Sprintf("%s.allowed_domains[%d]", p, i), "must not be empty; use \"*\" for any origin")
 			}
 		}
+		for i, h := range pr.Grouping.DiscardedHashes {
+			if h == "" {
+				v.errorf(fmt.Sprintf("%s.grouping.discarded_hashes[%d]", p, i), "must not be empty; want an issue hash as `baton grouping hash` prints it")
+			}
+		}
 		if pr.RateLimit.EventsPerSecond < 0 {
 			v.errorf(p+".rate_limit.events_per_second", "must not be negative (0 is unlimited)")
 		}

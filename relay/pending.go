@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"errors"
 	"net/netip"
 	"sync"
 
@@ -41,6 +42,10 @@ func (p *releasePolicy) Decide(rec *record.Record) forward.Verdict {
 		return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class], Code: v.Code(rec.Class)}
 	}
 	value, invalid, err := r.release(rec, adm.State)
+	if errors.Is(err, errDiscardedHash) {
+		r.enforcer.FilterClass(v, rec.Class, reasonDiscardedHash)
+		return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class], Code: v.Code(rec.Class)}
+	}
 	if err != nil { // errSinkTooLarge
 		return forward.Verdict{Action: forward.Drop, Reason: outcome.ReasonTooLarge}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/event"
+	"github.com/baton-relay/baton/relay/grouping"
 	"github.com/baton-relay/baton/relay/normalize"
 	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/pii"
@@ -154,7 +155,11 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 		payload              []byte
 		normalized, scrubbed bool
 		err                  error
+		group                *grouping.Brief
 	)
+	if it.Type == envelope.ItemEvent && st != nil && st.Grouping != nil {
+		group = new(grouping.Brief)
+	}
 	start := len(buf)
 	switch it.Type {
 	case envelope.ItemRawSecurity, envelope.ItemNEL:
@@ -164,14 +169,18 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 		scrubbed = payload != nil
 	default:
 		// scrubbed: written, normalized or scrubbed.
-		buf, scrubbed, err = p.event(buf, it.Type, it.Payload, in, norm, st, filter)
+		buf, scrubbed, err = p.event(buf, it.Type, it.Payload, in, norm, st, filter, group)
 		payload, normalized = buf[start:len(buf):len(buf)], norm
+		if !scrubbed {
+			payload = it.Payload
+		}
 	}
 	if err != nil {
 		return buf[:start], err
 	}
 	hdr := it.Header
-	if !normalized && !scrubbed {
+	hashed := group != nil && group.Primary != ""
+	if !normalized && !scrubbed && !hashed {
 		return buf, nil
 	}
 	var n [20]byte
@@ -195,6 +204,9 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 			// (which trusts Baton's signature) does not do it again.
 			hdr = setField(&buf, hdr, "fully_normalized", []byte("true"))
 		}
+		if hashed {
+			hdr = groupingHeader(&buf, hdr, group)
+		}
 		start = len(buf)
 		buf = envelope.SetHeaderField(buf, hdr, "length", length)
 	}
@@ -207,13 +219,13 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 // and appends it, written once, to buf; wrote is false, and nothing
 // appended, when none was to be done or scrubbing alone changed nothing.
 // The tree aliases src, which must not overlap buf.
-func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *normalize.Input, norm bool, st *project.State, filter eventFilter) (out []byte, wrote bool, err error) {
+func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *normalize.Input, norm bool, st *project.State, filter eventFilter, group *grouping.Brief) (out []byte, wrote bool, err error) {
 	var cfg *pii.Config
 	piiErr := st != nil && st.PIIErr != nil
 	if st != nil {
 		cfg = st.PII
 	}
-	if !norm && filter == nil {
+	if !norm && filter == nil && group == nil {
 		if piiErr {
 			return buf, false, errProjectStatePII
 		}
@@ -242,6 +254,9 @@ func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *no
 	}
 	if err := cfg.ScrubTree(t); err != nil {
 		return buf, false, err
+	}
+	if group != nil && discardHash(t, st, group) {
+		return buf, false, errDiscardedHash
 	}
 	if !norm && !t.Dirty() {
 		return buf, false, nil
@@ -485,6 +500,10 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 			if errors.Is(err, errFiltered) {
 				continue // dropped in the verdict, reported as filtered
 			}
+			if errors.Is(err, errDiscardedHash) {
+				r.enforcer.FilterClass(v, from, reasonDiscardedHash)
+				continue
+			}
 			why := outcome.ReasonInvalid
 			if de := (*dropError)(nil); errors.As(err, &de) {
 				why = de.why
@@ -510,7 +529,7 @@ var errSinkTooLarge = errors.New("released envelope is larger than its destinati
 // normalized, if they were not at ingest). It returns the record to store
 // instead of rec (nil: rec as it is), or Relay's reason when the record
 // is to be dropped as invalid, or errSinkTooLarge when it is to be dropped
-// as too large.
+// as too large, or errDiscardedHash when it is to be dropped as filtered.
 func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, reason string, err error) {
 	if r.proc == nil {
 		return nil, "", nil
@@ -545,6 +564,9 @@ func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, re
 		// Trusted: Baton normalized and marked every item at ingest but
 		// those a verified relay had marked.
 		if buf, err = r.proc.item(buf, it, &nin, true, st, nil); err != nil {
+			if errors.Is(err, errDiscardedHash) {
+				return nil, "", err
+			}
 			return nil, discardReason(it.Type, err), nil
 		}
 		changed = changed || len(was) != len(it.Header) || &was[0] != &it.Header[0]

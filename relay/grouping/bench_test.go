@@ -10,7 +10,12 @@ import (
 
 // BenchmarkHash hashes parsed SDK error events (parse excluded: at the
 // edge the tree exists after normalization).
-func BenchmarkHash(b *testing.B) {
+func BenchmarkHash(b *testing.B) { benchEvents(b, func(n *event.Node) { Hash(n) }) }
+
+// BenchmarkSum is the hash-only path ingest uses, over the same events.
+func BenchmarkSum(b *testing.B) { benchEvents(b, func(n *event.Node) { Sum(n) }) }
+
+func benchEvents(b *testing.B, hash func(*event.Node)) {
 	for _, name := range []string{"node_client-report_02_event.json", "python_error_01_store.json", "node_error_02_event.json", "go_error_01_event.json"} {
 		src, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
@@ -24,7 +29,7 @@ func BenchmarkHash(b *testing.B) {
 			b.SetBytes(int64(len(src)))
 			b.ReportAllocs()
 			for b.Loop() {
-				Hash(t.Root())
+				hash(t.Root())
 			}
 		})
 	}

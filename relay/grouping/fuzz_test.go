@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -17,13 +19,15 @@ func FuzzHash(f *testing.F) {
 			f.Add(src)
 		}
 	}
-	f.Add([]byte(`{"platform":"javascript","stacktrace":{"frames":[{"filename":"foo.py","function":"bar"}]}}`))
-	f.Add([]byte(`{"fingerprint":["{{ default }}",1,true],"checksum":"x","message":"a=1 b='c'"}`))
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, src []byte) {
 		r1, err := HashJSON(src)
 		if err != nil {
 			return
 		}
+		sumAgrees(t, src)
 		r2, _ := HashJSON(src)
 		if !equalResults(r1, r2) {
 			t.Fatalf("same event, different results: %+v vs %+v", r1, r2)
@@ -46,6 +50,32 @@ func FuzzHash(f *testing.F) {
 			t.Fatalf("member order changed the hash:\n%s\n%s\n%+v\n%+v", a, b, ra, rb)
 		}
 	})
+}
+
+// fuzzSeeds are FuzzHash's seeds besides testdata (TestSumAgrees runs
+// them too).
+var fuzzSeeds = []string{
+	`{"platform":"javascript","stacktrace":{"frames":[{"filename":"foo.py","function":"bar"}]}}`,
+	`{"fingerprint":["{{ default }}",1,true],"checksum":"x","message":"a=1 b='c'"}`,
+	`{"fingerprint":["{{ default }}","x"],"platform":"python","exception":[{"type":"E","value":"v 12","stacktrace":{"frames":[{"function":"f","in_app":true,"context_line":"  a  b "}]}},{"type":"F","value":"no stack"}],"message":"m"}`,
+	`{"fingerprint":["a","{{ transaction }}"],"threads":[{"stacktrace":{"frames":[{"module":"io.sentry.X","function":"lambda$1","platform":"java"}]}}],"logentry":{"message":"x %s"}}`,
+	`{"threads":{"values":[{"stacktrace":{"frames":[{"function":"a"}]}},{"stacktrace":{"frames":[{"function":"b"}]}}]},"stacktrace":{"frames":[{"filename":"A\\B.JS","abs_path":"eval code"}]},"csp":{"blocked_uri":"data:x"},"exception":{"values":[{"mechanism":{"synthetic":true,"meta":{"ns_error":{"code":3}}},"type":"T"}]}}`,
+}
+
+// fuzzInput is the []byte value of a corpus file ("go test fuzz v1").
+func fuzzInput(t *testing.T, file []byte) []byte {
+	t.Helper()
+	_, rest, _ := bytes.Cut(file, []byte("\n"))
+	line := strings.TrimSpace(string(rest))
+	q, ok := strings.CutPrefix(line, "[]byte(")
+	if !ok {
+		t.Fatalf("corpus file: %q", file)
+	}
+	s, err := strconv.Unquote(strings.TrimSuffix(q, ")"))
+	if err != nil {
+		t.Fatalf("corpus file: %v", err)
+	}
+	return []byte(s)
 }
 
 func equalResults(a, b Result) bool {

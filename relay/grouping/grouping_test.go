@@ -19,6 +19,7 @@ func hashOf(t *testing.T, src string) Result {
 	if err != nil {
 		t.Fatalf("HashJSON: %v", err)
 	}
+	sumAgrees(t, []byte(src))
 	return r
 }
 

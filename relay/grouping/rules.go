@@ -193,6 +193,16 @@ func (g *glob) matchSlashed(v string) bool {
 	return g.re.MatchString("/" + v)
 }
 
+// matchPath is a path matcher's test: match(v), or for a relative v also
+// match("/" + v). The common "**/dir/**" form tests the substring once
+// (the hot rules of JavaScript and Python stacks).
+func (g *glob) matchPath(v string) bool {
+	if g.prefix == "" && g.suffix == "" && g.contains != "" {
+		return strings.Contains(v, g.contains) || (v[0] != '/' && g.contains[0] == '/' && strings.HasPrefix(v, g.contains[1:]))
+	}
+	return g.match(v) || (v[0] != '/' && g.matchSlashed(v))
+}
+
 // parseRules reads the rule text (docs/grouping.md "Stack-trace rules").
 func parseRules(text string) ([]rule, error) {
 	var rules []rule
@@ -382,7 +392,7 @@ func (m *matcher) matches(f *frameView) bool {
 	case fApp:
 		ok = f.inApp == m.app
 	case fPath:
-		ok = f.path != "" && (m.g.match(f.path) || (f.path[0] != '/' && m.g.matchSlashed(f.path)))
+		ok = f.path != "" && m.g.matchPath(f.path)
 	case fAbsPath:
 		ok = f.absPath != "" && m.g.match(f.absPath)
 	case fFilename:

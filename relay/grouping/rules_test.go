@@ -56,9 +56,15 @@ func TestMatchSlashed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, v := range []string{"app/x.js", "foo.py", "x/node_modules/y", "node_modules/y", "lib/newrelic/x", "go/pkg/mod/a", "a.js", ""} {
+		for _, v := range []string{"app/x.js", "foo.py", "x/node_modules/y", "node_modules/y", "/node_modules/y", "lib/newrelic/x", "go/pkg/mod/a", "a.js", "/app/a.js", ""} {
 			if got, want := g.matchSlashed(v), g.match("/"+v); got != want {
 				t.Errorf("%q on %q: matchSlashed %v, match(\"/\"+v) %v", pat, v, got, want)
+			}
+			if v == "" {
+				continue
+			}
+			if got, want := g.matchPath(v), g.match(v) || (v[0] != '/' && g.match("/"+v)); got != want {
+				t.Errorf("%q on %q: matchPath %v, want %v", pat, v, got, want)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/baton-relay/baton/relay/event"
@@ -199,83 +200,101 @@ var (
 	clojureFn   = regexp.MustCompile(`(\$fn__)\d+`)
 )
 
-func (g *grouper) moduleComponent(f *frameIn) *Component {
-	if f.module == "" {
-		return g.comp("module")
+// part is one child of a frame component (module, filename, function,
+// context-line) as values: the component tree and the hash-only path
+// (sum.go) both build on it, so they cannot disagree.
+type part struct {
+	id          string
+	value       string // context-line: the raw line, emitted with whitespace collapsed
+	hint        string
+	contributes bool
+}
+
+func (p *part) off(hint string) {
+	p.contributes = false
+	if hint != "" {
+		p.hint = hint
 	}
-	c := g.leaf("module", f.module)
+}
+
+func leafPart(id, v string) part { return part{id: id, value: v, contributes: v != ""} }
+
+func modulePart(f *frameIn) part {
+	p := leafPart("module", f.module)
+	if f.module == "" {
+		return p
+	}
 	switch f.platform {
 	case "javascript":
 		if strings.Contains(f.module, "/") && f.absPath != "" && strings.HasSuffix(f.absPath, f.module) {
-			c.off("ignored bad javascript module")
+			p.off("ignored bad javascript module")
 		}
 	case "java":
 		m := f.module
 		if strings.Contains(m, "$$Lambda$") {
-			c.off("ignored java lambda")
+			p.off("ignored java lambda")
 		}
 		switch {
 		case strings.HasPrefix(m, "sun.reflect.GeneratedMethodAccessor"):
-			c.Value, c.Hint = "sun.reflect.GeneratedMethodAccessor", "removed reflection marker"
+			p.value, p.hint = "sun.reflect.GeneratedMethodAccessor", "removed reflection marker"
 		case strings.HasPrefix(m, "jdk.internal.reflect.GeneratedMethodAccessor"):
-			c.Value, c.Hint = "jdk.internal.reflect.GeneratedMethodAccessor", "removed reflection marker"
+			p.value, p.hint = "jdk.internal.reflect.GeneratedMethodAccessor", "removed reflection marker"
 		default:
 			n := javaReflect.ReplaceAllString(m, "${1}<auto>")
 			n = javaCGLIB.ReplaceAllString(n, "${1}<auto>")
 			n = javaAssist.ReplaceAllString(n, "${1}<auto>")
 			n = clojureFn.ReplaceAllString(n, "${1}<auto>")
 			if n != m {
-				c.Value, c.Hint = n, "removed codegen marker"
+				p.value, p.hint = n, "removed codegen marker"
 			}
 		}
 	}
-	return c
+	return p
 }
 
-func (g *grouper) filenameComponent(f *frameIn) *Component {
+func filenamePart(f *frameIn) part {
 	if f.filename == "" {
-		return g.comp("filename")
+		return part{id: "filename"}
 	}
 	name := f.filename
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
 	name = strings.ToLower(name)
-	c := g.leaf("filename", name)
+	p := leafPart("filename", name)
 	switch {
 	case hasURLOrigin(f.absPath, true):
-		c.off("ignored because frame points to a URL")
+		p.off("ignored because frame points to a URL")
 	case name == "<anonymous>":
-		c.off("anonymous filename discarded")
+		p.off("anonymous filename discarded")
 	case name == "[native code]":
-		c.off("native code indicated by filename")
+		p.off("native code indicated by filename")
 	case f.platform == "java":
 		if n := javaAssist.ReplaceAllString(name, "${1}<auto>"); n != name {
-			c.Value, c.Hint = n, "cleaned javassist parts"
+			p.value, p.hint = n, "cleaned javassist parts"
 		}
 	}
 	if name == "" {
-		c.off("")
+		p.off("")
 	}
-	return c
+	return p
 }
 
-func (g *grouper) contextLineComponent(f *frameIn) *Component {
-	line := strings.Join(strings.Fields(f.contxt), " ")
-	if line == "" {
-		return g.comp("context-line")
+func contextLinePart(f *frameIn) part {
+	if !hasNonSpace(f.contxt) {
+		return part{id: "context-line"}
 	}
-	c := g.leaf("context-line", line)
+	p := part{id: "context-line", value: f.contxt, contributes: true}
 	switch {
 	case utf8.RuneCountInString(f.contxt) > 120:
-		c.off("discarded because line too long")
+		p.off("discarded because line too long")
 	case f.family == "javascript" && f.function == "" && hasURLOrigin(f.absPath, false):
-		c.off("discarded because from URL origin and no function")
+		p.off("discarded because from URL origin and no function")
 	}
-	return c
+	return p
 }
 
-func (g *grouper) functionComponent(f *frameIn, contextLine *Component) *Component {
+func functionPart(f *frameIn, contextLine *part) part {
 	fn := f.function
 	if fn == "" || f.platform == "csharp" {
 		if f.rawFunction != "" {
@@ -283,64 +302,63 @@ func (g *grouper) functionComponent(f *frameIn, contextLine *Component) *Compone
 		}
 	}
 	if fn == "" {
-		return g.comp("function")
+		return part{id: "function"}
 	}
-	c := g.leaf("function", fn)
+	p := leafPart("function", fn)
 	switch {
 	case f.platform == "ruby":
 		if strings.HasPrefix(fn, "block ") {
-			c.Value, c.Hint = "block", "ruby block"
+			p.value, p.hint = "block", "ruby block"
 		} else if n := rubyErb.ReplaceAllString(fn, ""); n != fn {
-			c.Value, c.Hint = n, "removed generated erb template suffix"
+			p.value, p.hint = n, "removed generated erb template suffix"
 		}
 	case f.platform == "php":
 		if strings.HasPrefix(fn, "[Anonymous") || strings.HasPrefix(fn, "class@anonymous\x00") {
-			c.off("ignored anonymous function")
+			p.off("ignored anonymous function")
 		}
 		if strings.HasPrefix(fn, "class@anonymous") {
 			if i := strings.LastIndex(fn, "::"); i >= 0 {
-				c.Value, c.Hint = fn[i+2:], "anonymous class method"
+				p.value, p.hint = fn[i+2:], "anonymous class method"
 			}
 		}
 	case f.platform == "java":
 		if strings.HasPrefix(fn, "lambda$") {
-			c.off("ignored lambda function")
+			p.off("ignored lambda function")
 		}
 	case f.family == "native":
 		if fn == "<redacted>" || fn == "<unknown>" {
-			c.off("ignored unknown function")
+			p.off("ignored unknown function")
 		}
 	case f.family == "javascript":
 		if i := strings.LastIndexByte(fn, '.'); i >= 0 {
-			c.Value, c.Hint = fn[i+1:], "trimmed javascript function"
+			p.value, p.hint = fn[i+1:], "trimmed javascript function"
 			if fn[i+1:] == "" {
-				c.Contributes = false
+				p.contributes = false
 			}
 		}
-		if f.sourcemap && contextLine != nil && contextLine.Contributes {
-			c.off("ignored because sourcemap used and context line available")
+		if f.sourcemap && contextLine != nil && contextLine.contributes {
+			p.off("ignored because sourcemap used and context line available")
 		}
 	}
-	return c
+	return p
 }
 
-// frameComponent is Sentry's frame:v1 for one frame, the same in every
-// variant (in-app and rule marks are applied on a copy per variant).
-func (g *grouper) frameComponent(f *frameIn) *Component {
-	module := g.moduleComponent(f)
-	filename := g.filenameComponent(f)
-	if module.Contributes && filename.Contributes {
+// frameParts is Sentry's frame:v1 for one frame: its children in order
+// (module, filename, function and, on context-line platforms,
+// context-line) into ps, and the hint when the whole frame is ignored
+// ("" when it is not). The frame contributes when a child does and off is "".
+func frameParts(f *frameIn, ps *[4]part) (n int, off string) {
+	module, filename := modulePart(f), filenamePart(f)
+	if module.contributes && filename.contributes {
 		filename.off("module takes precedence")
 	}
-	var ctx *Component
+	var ctx *part
+	var ctxPart part
 	if contextLinePlatform(f.platform) {
-		ctx = g.contextLineComponent(f)
+		ctxPart = contextLinePart(f)
+		ctx = &ctxPart
 	}
-	function := g.functionComponent(f, ctx)
-	children := []*Component{module, filename, function}
-	if ctx != nil {
-		children = append(children, ctx)
-	}
+	function := functionPart(f, ctx)
 	if f.family == "javascript" {
 		fn := f.rawFunction
 		if fn == "" {
@@ -351,27 +369,73 @@ func (g *grouper) frameComponent(f *frameIn) *Component {
 		}
 		switch {
 		case fn == "":
-			function.Contributes = false
+			function.contributes = false
 		case fn == "?" || fn == "<anonymous function>" || fn == "<anonymous>" || fn == "Anonymous function" || strings.HasSuffix(fn, "/<"):
 			function.off("ignored unknown function name")
 		}
-	}
-	c := g.node("frame", children...)
-	if f.family == "javascript" {
-		fn := f.rawFunction
-		if fn == "" {
-			fn = f.function
-		}
-		if i := strings.LastIndexByte(fn, '.'); i >= 0 {
-			fn = fn[i+1:]
-		}
 		switch f.absPath {
 		case "[native code]", "native code", "eval code", "<anonymous>":
-			c.off("ignored low quality javascript frame")
+			off = "ignored low quality javascript frame"
 		}
 		if fn == "eval" {
-			c.off("ignored low quality javascript frame")
+			off = "ignored low quality javascript frame"
 		}
+	}
+	ps[0], ps[1], ps[2] = module, filename, function
+	n = 3
+	if ctx != nil {
+		ps[3] = ctxPart
+		n = 4
+	}
+	return n, off
+}
+
+// hasNonSpace reports whether s has a rune that is not white space (its
+// context line is not empty once whitespace is collapsed).
+func hasNonSpace(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return !unicode.IsSpace(r) }) >= 0
+}
+
+// appendFields appends s with white-space runs collapsed to one space and
+// the ends trimmed: strings.Join(strings.Fields(s), " ") without the
+// allocations (invalid UTF-8 is copied as it is, as Fields keeps it).
+func appendFields(dst []byte, s string) []byte {
+	start := len(dst)
+	space := false
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if unicode.IsSpace(r) {
+			space = true
+		} else {
+			if space && len(dst) > start {
+				dst = append(dst, ' ')
+			}
+			space = false
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return dst
+}
+
+// frameComponent is Sentry's frame:v1 for one frame, the same in every
+// variant (in-app and rule marks are applied on a copy per variant).
+func (g *grouper) frameComponent(f *frameIn) *Component {
+	var ps [4]part
+	n, off := frameParts(f, &ps)
+	var children [4]*Component
+	for i := range n {
+		p := &ps[i]
+		c := g.comp(p.id)
+		c.Value, c.Hint, c.Contributes = p.value, p.hint, p.contributes
+		if p.id == "context-line" && p.value != "" {
+			c.Value = string(appendFields(nil, p.value))
+		}
+		children[i] = c
+	}
+	c := g.node("frame", children[:n]...)
+	if off != "" {
+		c.off(off)
 	}
 	return c
 }

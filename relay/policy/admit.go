@@ -176,6 +176,13 @@ func staticState(id string, pid uint64, c config.Project) (*project.State, error
 		}
 	}
 	st.ProjectID, st.Disabled, st.AllowedDomains = pid, c.Disabled, c.AllowedDomains
+	if c.Grouping.DiscardedHashes != nil {
+		g, err := project.NewGrouping(c.Grouping.DiscardedHashes)
+		if err != nil {
+			return nil, fmt.Errorf("projects.%s.grouping: %w", id, err)
+		}
+		st.Grouping = g
+	}
 	keys := st.Keys
 	for _, k := range c.PublicKeys {
 		if !slices.ContainsFunc(keys, func(fk project.Key) bool { return fk.PublicKey == k }) {

@@ -129,6 +129,15 @@ func (e *Enforcer) filter(v *Verdict, name string, items *[envelope.NumClasses]i
 	}
 }
 
+// FilterClass drops class c as filtered by name, counted like an inbound
+// filter: for what the ingest side judges outside the filters (a
+// discarded issue hash).
+func (e *Enforcer) FilterClass(v *Verdict, c envelope.Class, name string) {
+	var items [envelope.NumClasses]int
+	items[c] = 1
+	e.filter(v, name, &items, func(x envelope.Class) bool { return x == c })
+}
+
 // NewEnforcer returns an Enforcer with no quota counted yet.
 func NewEnforcer(opts Options) *Enforcer {
 	opts = opts.withDefaults()

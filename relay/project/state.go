@@ -24,11 +24,12 @@ const (
 	PartSampling             // sampling (alias dynamicSampling)
 	PartMetrics              // metrics, sessionMetrics, metricExtraction, ...
 	PartFeatures             // features
+	PartGrouping             // grouping (Baton's extension: discarded issue hashes)
 	PartOther                // config keys Baton does not know; passed through
 	NumParts
 )
 
-var partNames = [NumParts]string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "other"}
+var partNames = [NumParts]string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "grouping", "other"}
 
 func (p Part) String() string {
 	if p < NumParts {
@@ -83,6 +84,7 @@ var configPart = map[string]Part{
 	"metricExtraction":         PartMetrics,
 	"metricConditionalTagging": PartMetrics,
 	"features":                 PartFeatures,
+	"grouping":                 PartGrouping,
 }
 
 // PartOf returns the part a config key belongs to.
@@ -140,6 +142,8 @@ type State struct {
 	Metrics Metrics
 	// Features part.
 	Features []string
+	// Grouping part: nil when absent or broken (events are not hashed).
+	Grouping *Grouping
 
 	// Broken lists the parts that failed to decode, with why.
 	Broken map[Part]string
@@ -231,6 +235,10 @@ func (st *State) decodeParts() {
 	if err := decodeField(st.config, "features", &st.Features, nil); err != nil {
 		st.broken(PartFeatures, err.Error())
 		st.Features = nil
+	}
+	if err := st.decodeGrouping(); err != nil {
+		st.broken(PartGrouping, err.Error())
+		st.Grouping = nil
 	}
 }
 

@@ -54,6 +54,7 @@ const fullStateJSON = `{
     ]},
     "sessionMetrics": {"version": 1},
     "features": ["organizations:session-replay", "projects:span-metrics-extraction"],
+    "grouping": {"discardedHashes": ["4b8bbc500bd2cabfcadc1f1be867e0bb", "legacy-checksum"]},
     "txNameRules": []
   }
 }`
@@ -159,6 +160,11 @@ func checkPart(t *testing.T, st *State, p Part) {
 		if !st.HasFeature("organizations:session-replay") || st.HasFeature("organizations:nope") {
 			t.Error("HasFeature wrong")
 		}
+	case PartGrouping:
+		if st.Grouping == nil || !st.Grouping.Discards("4b8bbc500bd2cabfcadc1f1be867e0bb") || !st.Grouping.Discards("legacy-checksum") ||
+			st.Grouping.Discards("") || st.Grouping.Discards("348fc4026c9fa11ffba8fbfa80a134c9") {
+			t.Errorf("Grouping = %+v", st.Grouping)
+		}
 	case PartOther:
 		for _, k := range []string{"groupingConfig", "eventRetention", "retentions", "txNameRules"} {
 			if _, ok := st.config[k]; !ok {
@@ -230,6 +236,8 @@ func TestDecodeStateBrokenPart(t *testing.T) {
 		{"features a map", map[string]string{"features": `{"organizations:session-replay":true}`}, PartFeatures, "features"},
 		{"metrics negative limit", map[string]string{"metrics": `{"cardinalityLimits":[{"id":"x","limit":-5,"window":{"windowSeconds":60}}]}`}, PartMetrics, "negative limit"},
 		{"metrics not an object", map[string]string{"metrics": `"x"`}, PartMetrics, "metrics"},
+		{"grouping hashes a string", map[string]string{"grouping": `{"discardedHashes":"abc"}`}, PartGrouping, "grouping"},
+		{"grouping empty hash", map[string]string{"grouping": `{"discardedHashes":["abc",""]}`}, PartGrouping, "discardedHashes 1: empty hash"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := mustDecode(t, stateWith(t, tc.overrides))
@@ -272,6 +280,10 @@ func TestDecodeStateBrokenPart(t *testing.T) {
 			case PartFeatures:
 				if st.Features != nil {
 					t.Errorf("broken features: Features = %q", st.Features)
+				}
+			case PartGrouping:
+				if st.Grouping != nil {
+					t.Errorf("broken grouping: Grouping = %+v", st.Grouping)
 				}
 			}
 			// ...and every other part still decoded.
@@ -393,7 +405,7 @@ func TestParts(t *testing.T) {
 	for key, want := range map[string]Part{
 		"allowedDomains": PartClient, "piiConfig": PartClient, "quotas": PartQuotas, "filterSettings": PartFilters,
 		"sampling": PartSampling, "dynamicSampling": PartSampling, "sessionMetrics": PartMetrics,
-		"features": PartFeatures, "groupingConfig": PartOther, "": PartOther,
+		"features": PartFeatures, "grouping": PartGrouping, "groupingConfig": PartOther, "": PartOther,
 	} {
 		if got := PartOf(key); got != want {
 			t.Errorf("PartOf(%q) = %v, want %v", key, got, want)

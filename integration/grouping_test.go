@@ -1,0 +1,101 @@
+package integration
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A managed Baton hashes the error events of a project with a grouping
+// part (docs/grouping.md "At the edge"): an event whose issue hash the part
+// discards never reaches Sentry and is reported filtered, reason
+// discarded_hash, at ingest and when it waited for the config; another
+// event arrives with grouping_hash and grouping_final in its item header.
+func TestManagedDiscardedHash(t *testing.T) {
+	settleDialer(t)
+	md5hex := func(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+	// A message event hashes md5 of its (parameterized) message.
+	discarded := md5hex("grouping-discard-me")
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["grouping"] = map[string]any{"discardedHashes": []any{discarded}}
+	}))
+	n := startNode(t, managedYAML(s.url(), "outcomes:\n  emit_outcomes: \"true\"\n  batch_interval: 10ms\n"))
+	send := func(msg string) {
+		t.Helper()
+		body := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\"}\n{\"type\":\"event\"}\n{\"message\":%q}\n", managedKey, msg)
+		if status, resp, _ := postEnvelope(t, n, 42, managedKey, body, nil); status != 200 {
+			t.Fatalf("%d %s", status, resp)
+		}
+	}
+	// Before the config is known both wait; the release judges them.
+	send("grouping-discard-me")
+	send("waited-kept")
+	fakeWaitFor(t, 15*time.Second, func() bool { return n.r.Stats().Waiting == 0 && deliveredTo(s, 42, "waited-kept") == 1 },
+		func() string { return "the waiting envelopes were not released" })
+	// Config known: judged at ingest.
+	send("grouping-discard-me")
+	send("kept-grouped")
+	st := waitBalanced(t, n, 15*time.Second)
+
+	if got := deliveredTo(s, 42, "grouping-discard-me"); got != 0 {
+		t.Errorf("discarded event delivered %d times", got)
+	}
+	for marker, hash := range map[string]string{"kept-grouped": md5hex("kept-grouped"), "waited-kept": md5hex("waited-kept")} {
+		if got := deliveredTo(s, 42, marker); got != 1 {
+			t.Fatalf("%s delivered %d times, want 1", marker, got)
+		}
+		want := `"grouping_hash":"` + hash + `"`
+		for _, e := range s.envelopes() {
+			if body := string(e.Body); strings.Contains(body, marker) &&
+				(!strings.Contains(body, want) || !strings.Contains(body, `"grouping_final":true`)) {
+				t.Errorf("%s: item header lacks %s and grouping_final true:\n%s", marker, want, body)
+			}
+		}
+	}
+	if got := st.Classes["error"].Dropped["filtered"].Records; got != 2 {
+		t.Errorf("error dropped filtered = %d, want 2", got)
+	}
+	if got := st.Filtered["discarded_hash"]; got != 2 {
+		t.Errorf("filtered discarded_hash = %d, want 2 (all: %v)", got, st.Filtered)
+	}
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		k := 0
+		for _, o := range sentryOutcomes(s) {
+			if o["reason"] == "discarded_hash" && o["outcome"] == float64(1) && o["category"] == float64(1) && o["quantity"] == float64(1) {
+				k++
+			}
+		}
+		return k == 2
+	}, func() string {
+		return fmt.Sprintf("want 2 filtered discarded_hash outcomes, Sentry has %v", sentryOutcomes(s))
+	})
+}
+
+// A static project's grouping part comes from baton.yml: the same discard
+// and header as a managed project's.
+func TestStaticDiscardedHash(t *testing.T) {
+	md5hex := func(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+	s := newFakeSentry(t)
+	n := startNode(t, fmt.Sprintf("upstreams: {up: {urls: [%s], max_retry_interval: 200ms}}\nroutes: {default: {upstream: up}}\n", s.url())+
+		fmt.Sprintf("mode: static\nprojects: {\"42\": {public_keys: [%s], grouping: {discarded_hashes: [%s]}}}\n", managedKey, md5hex("static-discard-me")))
+	for _, msg := range []string{"static-discard-me", "static-kept"} {
+		body := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\"}\n{\"type\":\"event\"}\n{\"message\":%q}\n", managedKey, msg)
+		if status, resp, _ := postEnvelope(t, n, 42, managedKey, body, nil); status != 200 {
+			t.Fatalf("%d %s", status, resp)
+		}
+	}
+	st := waitBalanced(t, n, 15*time.Second)
+	if got := deliveredTo(s, 42, "static-discard-me"); got != 0 {
+		t.Errorf("discarded event delivered %d times", got)
+	}
+	if got := deliveredTo(s, 42, `"grouping_hash":"`+md5hex("static-kept")+`","grouping_final":true`); got != 1 {
+		t.Errorf("kept event with its grouping header delivered %d times, want 1: %v", got, s.envelopes())
+	}
+	if got := st.Filtered["discarded_hash"]; got != 1 {
+		t.Errorf("filtered discarded_hash = %d, want 1", got)
+	}
+}
