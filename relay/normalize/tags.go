@@ -455,8 +455,7 @@ func (e *norm) tagEnvironment() {
 
 // trimTags cuts tag values to 200 characters: only server_name and site
 // can still be longer (Relay moves them into tags after its length check).
-func (e *norm) trimTags() {
-	l := e.ev.Get("tags")
+func (e *norm) trimTags(l *event.Node) {
 	if l.Kind() != event.Array {
 		return
 	}
