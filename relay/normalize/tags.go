@@ -315,8 +315,12 @@ func (e *norm) tags() {
 			}
 		}
 	}
-	list = e.moveToTags("server_name", list)
-	list = e.moveToTags("site", list)
+	if e.has(rkServerName) {
+		list = e.moveToTags("server_name", list)
+	}
+	if e.has(rkSite) {
+		list = e.moveToTags("site", list)
+	}
 	if v.Kind() != event.Object && v.Kind() != event.Array && len(list) == 0 {
 		return
 	}

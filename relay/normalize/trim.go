@@ -278,7 +278,7 @@ func (e *norm) stacktrace(st *event.Node) {
 			m.Len = n
 		}
 	}
-	if sp := fr.Span(); sp == nil || bytes.Contains(sp, []byte(`"vars":`)) {
+	if sp := fr.Span(); sp == nil || bytes.Contains(sp, []byte(`vars":`)) {
 		// A compact span holds every key as written (an escaped key makes
 		// it loose): without "vars": no frame has vars.
 		for i := range fr.Len() {
