@@ -518,7 +518,12 @@ func (e *norm) user() {
 			t.Delete(env, "REMOTE_ADDR")
 		}
 	}
-	ip, has := user.Get("ip_address"), user.Has("ip_address")
+	var ip *event.Node
+	ipi := user.Find("ip_address")
+	has := ipi >= 0
+	if has {
+		ip = user.Index(ipi)
+	}
 	infer := ev.Get("sdk").Get("settings").Get("infer_ip")
 	auto := ip.Is("{{auto}}")
 	if ip.IsNull() {

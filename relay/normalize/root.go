@@ -28,6 +28,7 @@ const (
 	rkServerName
 	rkSite
 	rkContexts
+	rkMeta // _meta, read for an earlier pass's clock corrections
 )
 
 var aliasPrefix = []byte("sentry.interfaces.")
@@ -62,6 +63,8 @@ func scanRoot(ev *event.Node) rootKeys {
 			k |= rkSite
 		case "contexts":
 			k |= rkContexts
+		case "_meta":
+			k |= rkMeta
 		default:
 			if bytes.HasPrefix(key, aliasPrefix) {
 				k |= rkAlias

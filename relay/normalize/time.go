@@ -74,6 +74,9 @@ var timestampPath = []string{"timestamp"}
 // timestamps: `_meta.timestamp` has a clock_drift, past_timestamp or
 // future_timestamp error.
 func (e *norm) corrected() bool {
+	if !e.has(rkMeta) {
+		return false
+	}
 	l := e.ev.Get("_meta").Get("timestamp").Get("").Get("err")
 	for i := range l.Len() {
 		x := l.Index(i)
