@@ -36,40 +36,65 @@ var validPlatforms = []string{"as3", "c", "cfml", "cocoa", "csharp", "elixir", "
 func (n *Normalizer) event(t *event.Tree, in *Input) error {
 	e := &norm{t: t, ev: t.Root(), in: in}
 	ev := e.ev
-	for _, a := range legacyAliases {
-		if ev.Has(a[0]) {
-			if ev.Has(a[1]) {
-				t.Delete(ev, a[0])
-			} else {
-				t.Rename(ev, a[0], a[1])
+	e.root = scanRoot(ev)
+	if e.has(rkAlias) {
+		for _, a := range legacyAliases {
+			if ev.Has(a[0]) {
+				if ev.Has(a[1]) {
+					t.Delete(ev, a[0])
+				} else {
+					t.Rename(ev, a[0], a[1])
+				}
 			}
 		}
+		e.root = scanRoot(ev)
 	}
 	e.eventID()
-	e.logentry()
-	for _, k := range []string{"exception", "threads", "breadcrumbs"} {
-		e.wrapValues(k)
+	if e.has(rkLogentry) {
+		e.logentry()
 	}
-	e.moveStacktrace()
-	e.exceptions()
+	for _, w := range [...]struct {
+		k   rootKeys
+		key string
+	}{{rkException, "exception"}, {rkThreads, "threads"}, {rkBreadcrumbs, "breadcrumbs"}} {
+		if e.has(w.k) {
+			e.wrapValues(w.key)
+		}
+	}
+	if e.has(rkStacktrace) {
+		e.moveStacktrace()
+	}
+	if e.has(rkException) {
+		e.exceptions()
+	}
 	e.releaseEnv()
 	e.tags()
 	e.level()
 	e.platform()
-	e.request()
+	if e.has(rkRequest) {
+		e.request()
+	}
 	e.user()
 	n.timestamps(e)
-	e.subTimestamps()
-	e.contexts()
-	tc := e.traceContext()
-	if ev.Get("type").Is("transaction") {
+	if e.has(rkBreadcrumbs | rkSpans) {
+		e.subTimestamps()
+	}
+	var tc *event.Node
+	if e.has(rkContexts) {
+		e.contexts()
+		tc = e.traceContext()
+	}
+	if e.transactionType() {
 		if err := e.validateTransaction(tc); err != nil {
 			return err
 		}
 		e.transaction(tc)
 		n.measurements(e, parseTime(ev.Get("start_timestamp")), parseTime(ev.Get("timestamp")))
-	} else if ev.Has("measurements") {
+	} else if e.has(rkMeasurements) && ev.Has("measurements") {
 		t.Delete(ev, "measurements") // only transactions have them (Relay's normalize_measurements)
+	}
+	if e.has(rkRequest) {
+		n.userAgentContexts(e)
 	}
 	n.userAgentContexts(e)
 	e.trim()
@@ -99,6 +124,19 @@ func (e *norm) eventID() {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	t.Set(ev, "event_id", t.NewString(hex.EncodeToString(b[:])))
+}
+
+// requestEnv is the event's request.env, or nil.
+func (e *norm) requestEnv() *event.Node {
+	if !e.has(rkRequest) {
+		return nil
+	}
+	return e.ev.Get("request").Get("env")
+}
+
+// transactionType reports whether the event's type is "transaction".
+func (e *norm) transactionType() bool {
+	return e.has(rkType) && e.ev.Get("type").Is("transaction")
 }
 
 // parseUUID accepts 32 hex digits, with or without dashes and braces, and
@@ -359,7 +397,7 @@ func (e *norm) level() {
 		}
 		e.invalid("level", v, "expected a level")
 	}
-	if ev.Get("type").Is("transaction") {
+	if e.transactionType() {
 		t.Set(ev, "level", t.NewString("info"))
 	} else {
 		t.Set(ev, "level", t.NewString("error"))
@@ -473,14 +511,19 @@ func (e *norm) user() {
 		e.invalid("user", user, "expected a user")
 		return
 	}
-	if env := ev.Get("request").Get("env"); env.Get("REMOTE_ADDR").Is("{{auto}}") {
+	if env := e.requestEnv(); env.Get("REMOTE_ADDR").Is("{{auto}}") {
 		if addr != "" {
 			t.Set(env, "REMOTE_ADDR", t.NewString(addr))
 		} else {
 			t.Delete(env, "REMOTE_ADDR")
 		}
 	}
-	ip, has := user.Get("ip_address"), user.Has("ip_address")
+	var ip *event.Node
+	ipi := user.Find("ip_address")
+	has := ipi >= 0
+	if has {
+		ip = user.Index(ipi)
+	}
 	infer := ev.Get("sdk").Get("settings").Get("infer_ip")
 	auto := ip.Is("{{auto}}")
 	if ip.IsNull() {

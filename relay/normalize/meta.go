@@ -15,6 +15,7 @@ type norm struct {
 	// envFromTag: the environment came from a tag and is checked after
 	// trimming (tagEnvironment).
 	envFromTag bool
+	root       rootKeys // see scanRoot
 }
 
 // invalid removes the top-level field key and records why.

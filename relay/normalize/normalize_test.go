@@ -95,6 +95,10 @@ func TestRules(t *testing.T) {
 		{"legacy message alias", `{"sentry.interfaces.Message":{"message":"m"}}`, Input{}, map[string]string{"logentry": `{"formatted":"m"}`, "sentry.interfaces.Message": "null"}},
 		{"legacy exception alias", `{"sentry.interfaces.Exception":[{"type":"E"}]}`, Input{}, map[string]string{"exception.values.0.type": `"E"`}},
 		{"legacy http alias", `{"sentry.interfaces.Http":{"url":"u"}}`, Input{}, map[string]string{"request.url": `"u"`}},
+		// Steps after the aliases see the renamed members (scanRoot runs again).
+		{"legacy http alias headers", `{"sentry.interfaces.Http":{"headers":{"b":"2","a":"1"}}}`, Input{}, map[string]string{"request.headers": `[["a","1"],["b","2"]]`}},
+		{"legacy breadcrumbs alias", `{"sentry.interfaces.Breadcrumbs":[{"timestamp":"2026-11-25T09:58:40Z","message":"x"}]}`, Input{Received: recv}, map[string]string{"breadcrumbs.values.0.timestamp": `1795600720.0`}},
+		{"duplicate stacktrace key", `{"stacktrace":{"frames":[{"function":"a"}]},"exception":[{"type":"E"}],"stacktrace":null}`, Input{}, map[string]string{"exception.values.0.stacktrace.frames.0.function": `"a"`}},
 		{"exception list", `{"exception":[{"type":"A"},{"type":"B"}]}`, Input{}, map[string]string{"exception.values.1.type": `"B"`}},
 		{"exception single", `{"exception":{"type":"A"}}`, Input{}, map[string]string{"exception.values.0.type": `"A"`}},
 		{"breadcrumbs list", `{"breadcrumbs":[{"message":"c"}]}`, Input{}, map[string]string{"breadcrumbs.values.0.message": `"c"`}},

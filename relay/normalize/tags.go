@@ -48,10 +48,6 @@ const (
 	maxDistChars        = 64
 )
 
-// internalTags are set by Sentry when it stores an event, so a client may
-// not set them.
-var internalTags = []string{"release", "dist", "user", "filename", "function"}
-
 // nonEmpty is the error Relay records for an empty string it removes
 // (Error::nonempty_string).
 func (e *norm) nonEmpty() event.MetaError { return e.reason("expected a non-empty string") }
@@ -140,13 +136,26 @@ func (e *norm) text(v *event.Node, s []byte) *event.Node {
 // validRelease is sentry-release-parser's validate_release.
 func validRelease(s []byte) bool {
 	return len(s) <= maxReleaseBytes && string(s) != "." && string(s) != ".." &&
-		!asciiEqualFold(s, "latest") && !bytes.ContainsAny(s, "/\r\n\t\f")
+		!asciiEqualFold(s, "latest") && !hasPathOrControl(s)
 }
 
 // validEnvironment is sentry-release-parser's validate_environment.
 func validEnvironment(s []byte) bool {
 	return len(s) <= maxEnvironmentBytes && string(s) != "." && string(s) != ".." &&
-		!asciiEqualFold(s, "none") && !bytes.ContainsAny(s, "/\r\n\t\f")
+		!asciiEqualFold(s, "none") && !hasPathOrControl(s)
+}
+
+// hasPathOrControl reports whether s holds one of "/\r\n\t\f" (what
+// bytes.ContainsAny would, without building its byte set per call: these
+// are ASCII, which no multi-byte UTF-8 sequence contains).
+func hasPathOrControl(s []byte) bool {
+	for _, c := range s {
+		switch c {
+		case '/', '\r', '\n', '\t', '\f':
+			return true
+		}
+	}
+	return false
 }
 
 // asciiEqualFold is Rust's eq_ignore_ascii_case (bytes.EqualFold also folds
@@ -315,8 +324,12 @@ func (e *norm) tags() {
 			}
 		}
 	}
-	list = e.moveToTags("server_name", list)
-	list = e.moveToTags("site", list)
+	if e.has(rkServerName) {
+		list = e.moveToTags("server_name", list)
+	}
+	if e.has(rkSite) {
+		list = e.moveToTags("site", list)
+	}
 	if v.Kind() != event.Object && v.Kind() != event.Array && len(list) == 0 {
 		return
 	}
@@ -333,11 +346,12 @@ func (e *norm) tags() {
 	t.Set(ev, "tags", pairs)
 }
 
+// isInternalTag: Sentry sets these tags when it stores an event, so a
+// client may not set them.
 func isInternalTag(k []byte) bool {
-	for _, n := range internalTags {
-		if string(k) == n {
-			return true
-		}
+	switch string(k) {
+	case "release", "dist", "user", "filename", "function":
+		return true
 	}
 	return false
 }
@@ -455,8 +469,7 @@ func (e *norm) tagEnvironment() {
 
 // trimTags cuts tag values to 200 characters: only server_name and site
 // can still be longer (Relay moves them into tags after its length check).
-func (e *norm) trimTags() {
-	l := e.ev.Get("tags")
+func (e *norm) trimTags(l *event.Node) {
 	if l.Kind() != event.Array {
 		return
 	}

@@ -74,6 +74,9 @@ var timestampPath = []string{"timestamp"}
 // timestamps: `_meta.timestamp` has a clock_drift, past_timestamp or
 // future_timestamp error.
 func (e *norm) corrected() bool {
+	if !e.has(rkMeta) {
+		return false
+	}
 	l := e.ev.Get("_meta").Get("timestamp").Get("").Get("err")
 	for i := range l.Len() {
 		x := l.Index(i)
@@ -111,10 +114,15 @@ func (e *norm) setTime(o *event.Node, key string, ts stamp) {
 	}
 	var buf [32]byte
 	b := appendMicros(buf[:0], ts.us)
-	if v := o.Get(key); v.Kind() == event.Number && bytes.Equal(v.Raw(), b) {
+	i := o.Find(key)
+	if i < 0 {
+		e.t.Set(o, key, e.t.NewNumber(b))
 		return
 	}
-	e.t.Set(o, key, e.t.NewNumber(b))
+	if v := o.Index(i); v.Kind() == event.Number && bytes.Equal(v.Raw(), b) {
+		return
+	}
+	e.t.SetIndex(o, i, e.t.NewNumber(b))
 }
 
 // shiftAll adds us microseconds (a time.Duration would overflow for

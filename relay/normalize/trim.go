@@ -40,20 +40,6 @@ var (
 	limTag      = 200              // tag keys and values (MAX_TAG_KEY/VALUE_LENGTH)
 )
 
-var topLimits = []struct {
-	key string
-	l   limit
-}{
-	{"culprit", limit{200, 0}},
-	{"transaction", limit{200, 0}},
-	{"logger", limit{64, 0}},
-	{"server_name", limSymbol},
-	{"release", limit{200, 0}},
-	{"environment", limit{64, 0}},
-	{"site", limSymbol},
-	{"checksum", limit{128, 0}},
-}
-
 // bagSize is a data bag's max_depth and max_bytes.
 type bagSize struct{ depth, size int }
 
@@ -70,41 +56,144 @@ const (
 	frameAllowance = 50  // slim_frame_data
 )
 
+// trim visits the root's members once, dispatching by key (a Get per field
+// would scan the root about twenty times). Only a key's first member is
+// trimmed, the one Get finds; the fields are distinct subtrees, so the
+// order does not matter.
 func (e *norm) trim() {
 	ev := e.ev
-	for _, f := range topLimits {
-		e.trimString(ev.Get(f.key), f.l)
-	}
-	le := ev.Get("logentry")
-	e.trimString(le.Get("message"), limMessage)
-	e.trimString(le.Get("formatted"), limMessage)
-	e.bag(le.Get("params"), bagMedium)
-	e.trimTags()
-	e.objects("exception", e.trimException)
-	e.objects("threads", e.trimThread)
-	e.stacktrace(ev.Get("stacktrace"))
-	e.objects("breadcrumbs", e.trimBreadcrumb)
-	if req := ev.Get("request"); req.Kind() == event.Object {
-		e.trimString(req.Get("url"), limPath)
-		e.trimString(req.Get("fragment"), limSummary)
-		e.bag(req.Get("data"), bagLarge)
-		e.bag(req.Get("query_string"), bagSmall)
-		e.bag(req.Get("cookies"), bagMedium)
-		e.bag(req.Get("headers"), bagLarge)
-	}
-	if u := ev.Get("user"); u.Kind() == event.Object {
-		e.trimString(u.Get("id"), limEnumLike)
-		e.trimString(u.Get("email"), limit{75, 0})
-		e.trimString(u.Get("username"), limEnumLike)
-		e.trimString(u.Get("name"), limEnumLike)
-	}
-	if c := ev.Get("contexts"); c.Kind() == event.Object {
-		for i := range c.Len() {
-			e.bag(c.Index(i), bagLarge) // ContextInner
+	var done uint32
+	for i := range ev.Len() {
+		f := trimField(ev.Key(i))
+		if f < 0 || done&(1<<f) != 0 {
+			continue
 		}
+		done |= 1 << f
+		e.trimAt(f, ev.Index(i))
 	}
-	e.bag(ev.Get("extra"), bagMassive)
-	e.bag(ev.Get("modules"), bagLarge)
+}
+
+// The fields trim handles besides topLimits, numbered after them.
+const (
+	fLogentry = len(topLimits) + iota
+	fTags
+	fException
+	fThreads
+	fStacktrace
+	fBreadcrumbs
+	fRequest
+	fUser
+	fContexts
+	fExtra
+	fModules
+)
+
+// topLimits as a Go array, so that its length is a constant.
+var topLimits = [...]struct {
+	key string
+	l   limit
+}{
+	{"culprit", limit{200, 0}},
+	{"transaction", limit{200, 0}},
+	{"logger", limit{64, 0}},
+	{"server_name", limSymbol},
+	{"release", limit{200, 0}},
+	{"environment", limit{64, 0}},
+	{"site", limSymbol},
+	{"checksum", limit{128, 0}},
+}
+
+// trimField numbers the root key k for trimAt; -1 when trim ignores it.
+func trimField(k []byte) int {
+	switch string(k) {
+	case "culprit":
+		return 0
+	case "transaction":
+		return 1
+	case "logger":
+		return 2
+	case "server_name":
+		return 3
+	case "release":
+		return 4
+	case "environment":
+		return 5
+	case "site":
+		return 6
+	case "checksum":
+		return 7
+	case "logentry":
+		return fLogentry
+	case "tags":
+		return fTags
+	case "exception":
+		return fException
+	case "threads":
+		return fThreads
+	case "stacktrace":
+		return fStacktrace
+	case "breadcrumbs":
+		return fBreadcrumbs
+	case "request":
+		return fRequest
+	case "user":
+		return fUser
+	case "contexts":
+		return fContexts
+	case "extra":
+		return fExtra
+	case "modules":
+		return fModules
+	}
+	return -1
+}
+
+// trimAt trims v, the root's field f.
+func (e *norm) trimAt(f int, v *event.Node) {
+	switch f {
+	case fLogentry:
+		e.trimString(v.Get("message"), limMessage)
+		e.trimString(v.Get("formatted"), limMessage)
+		e.bag(v.Get("params"), bagMedium)
+	case fTags:
+		e.trimTags(v)
+	case fException:
+		eachObject(v, e.trimException)
+	case fThreads:
+		eachObject(v, e.trimThread)
+	case fStacktrace:
+		e.stacktrace(v)
+	case fBreadcrumbs:
+		eachObject(v, e.trimBreadcrumb)
+	case fRequest:
+		if v.Kind() == event.Object {
+			e.trimString(v.Get("url"), limPath)
+			e.trimString(v.Get("fragment"), limSummary)
+			e.bag(v.Get("data"), bagLarge)
+			e.bag(v.Get("query_string"), bagSmall)
+			e.bag(v.Get("cookies"), bagMedium)
+			e.bag(v.Get("headers"), bagLarge)
+		}
+	case fUser:
+		if v.Kind() == event.Object {
+			e.trimString(v.Get("id"), limEnumLike)
+			e.trimString(v.Get("email"), limit{75, 0})
+			e.trimString(v.Get("username"), limEnumLike)
+			e.trimString(v.Get("name"), limEnumLike)
+		}
+	case fContexts:
+		if v.Kind() == event.Object {
+			for i := range v.Len() {
+				e.bag(v.Index(i), bagLarge) // ContextInner
+			}
+		}
+	case fExtra:
+		e.bag(v, bagMassive)
+	case fModules:
+		e.bag(v, bagLarge)
+	default:
+		e.trimString(v, topLimits[f].l)
+	}
 }
 
 func (e *norm) trimException(x *event.Node) {
@@ -124,9 +213,12 @@ func (e *norm) trimBreadcrumb(b *event.Node) {
 	e.bag(b.Get("data"), bagMedium)
 }
 
-// objects calls f for each object in key's "values".
-func (e *norm) objects(key string, f func(x *event.Node)) {
-	l := e.values(key)
+// eachObject calls f for each object in the list under v's "values".
+func eachObject(v *event.Node, f func(x *event.Node)) {
+	l := v.Get("values")
+	if l.Kind() != event.Array {
+		return
+	}
 	for i := range l.Len() {
 		if x := l.Index(i); x.Kind() == event.Object {
 			f(x)
@@ -146,6 +238,9 @@ func (e *norm) trimString(n *event.Node, l limit) {
 // soft+allowance, recording Relay's !limit remark and the original length.
 func (e *norm) cut(n *event.Node, soft, allowance int) {
 	s := n.Bytes()
+	if len(s) <= soft+allowance {
+		return // no more characters than bytes
+	}
 	chars := utf8.RuneCount(s)
 	if chars <= soft+allowance {
 		return
@@ -183,8 +278,12 @@ func (e *norm) stacktrace(st *event.Node) {
 			m.Len = n
 		}
 	}
-	for i := range fr.Len() {
-		e.bag(fr.Index(i).Get("vars"), bagMedium)
+	if sp := fr.Span(); sp == nil || bytes.Contains(sp, []byte(`vars":`)) {
+		// A compact span holds every key as written (an escaped key makes
+		// it loose): without "vars": no frame has vars.
+		for i := range fr.Len() {
+			e.bag(fr.Index(i).Get("vars"), bagMedium)
+		}
 	}
 	e.slimFrames(fr)
 }
@@ -233,12 +332,34 @@ func (e *norm) bag(n *event.Node, b bagSize) {
 	case event.String:
 		e.cut(n, b.size, 0)
 	case event.Array, event.Object:
+		if spanFits(n.Span(), b) {
+			return
+		}
 		if cost, deep := bagCost(n, 0, b.depth); !deep && cost <= b.size {
 			return // fits: nothing would change, whatever the order
 		}
 		w := bagWalk{e: e, depth: b.depth, left: b.size}
 		w.children(n, 0)
 	}
+}
+
+// spanFits reports whether a container whose unchanged compact source is
+// span fits bag b, without walking it. The bag cost of its descendants is
+// at most len(span) plus its '[' count: a scalar's flat size is at most its
+// token (the source escapes at least what writing escapes), a container
+// counts 2 for its brackets, and each value's +1 is its comma, its colon
+// and key, or (last in an array) one byte over. It nests at most as deep
+// as it has brackets, and Relay's walk turns into text only containers
+// depth-1 levels down.
+func spanFits(span []byte, b bagSize) bool {
+	if span == nil || len(span) > b.size {
+		return false
+	}
+	arrays := bytes.Count(span, []byte("["))
+	if len(span)+arrays > b.size {
+		return false
+	}
+	return arrays+bytes.Count(span, []byte("{")) < b.depth
 }
 
 // bagCost is the sum of the bag costs of n's descendants; deep is true

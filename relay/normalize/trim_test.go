@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/baton-relay/baton/relay/event"
 )
 
 func frames(n int, extra string) string {
@@ -133,5 +135,51 @@ func TestTrimLongArray(t *testing.T) {
 	}
 	if !utf8.Valid(out) {
 		t.Error("output is not UTF-8")
+	}
+}
+
+// TestTrimField checks that trim's key numbers match topLimits.
+func TestTrimField(t *testing.T) {
+	for i, f := range topLimits {
+		if got := trimField([]byte(f.key)); got != i {
+			t.Errorf("trimField(%q) = %d, want %d", f.key, got, i)
+		}
+	}
+	if got := trimField([]byte("exception")); got != fException {
+		t.Errorf("trimField(exception) = %d, want %d", got, fException)
+	}
+}
+
+// TestSpanFits checks spanFits against the walk it stands for: whenever it
+// says a container fits, bagCost agrees, for every size and depth around
+// the container's own.
+func TestSpanFits(t *testing.T) {
+	for _, src := range []string{
+		`[]`, `{}`, `[1]`, `[[]]`, `[[],[],[[]]]`, `{"a":[1,2,[3]]}`,
+		`{"a":"\u0001\u0002","b":"\n\t\"\\","c":"é€😀","d":"\u00e9\ud83d\ude00"}`,
+		`["\ud800","\/","\b\f"]`, `[null,true,false,-1.5e3]`,
+		`{"k":{"k":{"k":{"k":[["x"]]}}}}`, `[[[[[[[]]]]]]]`,
+		`{"a":"[[[[","b":"{{{{"}`, `["` + strings.Repeat(`\u0000`, 40) + `"]`,
+	} {
+		tr, err := event.Parse([]byte(src))
+		if err != nil {
+			t.Fatal(src, err)
+		}
+		n := tr.Root()
+		if n.Span() == nil {
+			t.Fatalf("%s: no span", src)
+		}
+		for depth := 1; depth <= 9; depth++ {
+			for size := 0; size <= len(src)*2+8; size++ {
+				b := bagSize{depth, size}
+				if !spanFits(n.Span(), b) {
+					continue
+				}
+				if cost, deep := bagCost(n, 0, depth); deep || cost > size {
+					t.Errorf("%s: spanFits(%v) but bagCost = %d, deep %v", src, b, cost, deep)
+				}
+			}
+		}
+		tr.Release()
 	}
 }
