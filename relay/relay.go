@@ -541,6 +541,9 @@ func (r *Relay) startForwarders() {
 		if record.Stream(s).IsFlushed() && r.cfg.Metrics.FlushPartitions > 0 {
 			o.Shard = strconv.Itoa(int(record.Stream(s).Partition()))
 		}
+		if !record.Stream(s).IsOutcomes() && r.cfg.RouteFor(c).Steer == config.SteerTrace {
+			o.SteerTrace = true
+		}
 		if up, ok := r.cfg.UpstreamFor(c); ok && up.MaxRetryInterval > 0 {
 			o.MaxBackoff = up.MaxRetryInterval
 		}
