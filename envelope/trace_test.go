@@ -32,3 +32,13 @@ func TestTraceIDDoesNotAllocate(t *testing.T) {
 		t.Errorf("TraceID allocates %v times", n)
 	}
 }
+
+func BenchmarkTraceID(b *testing.B) {
+	env := []byte(`{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","sent_at":"2025-03-01T12:30:00.5Z","sdk":{"name":"sentry.python","version":"2.19.0"},"trace":{"environment":"production","release":"app@1.2.3","public_key":"a7c3e9f1b5d24680ace13579bdf02468","trace_id":"771a43a4192642f0b136d5159a501700","sample_rate":"0.25","sample_rand":"0.1234","sampled":"true","transaction":"/api/orders"}}` + "\n{\"type\":\"transaction\"}\n{}\n")
+	b.SetBytes(int64(len(env)))
+	for b.Loop() {
+		if TraceID(env) == nil {
+			b.Fatal("no trace id")
+		}
+	}
+}
