@@ -371,7 +371,28 @@ type Route struct {
 	// WhenFull is what happens to the class's data when the buffer is
 	// full. Default: reject.
 	WhenFull WhenFull `yaml:"when_full"`
+	// Steer is what picks the next relay of a pool (rendezvous hashing)
+	// and the Kafka record key: SteerProject or SteerTrace. Default:
+	// project.
+	Steer Steer `yaml:"steer"`
 }
+
+// Steer is what a route's envelopes are spread over upstream nodes and
+// Kafka partitions by.
+type Steer string
+
+// Steering choices.
+const (
+	// SteerProject picks the node by the DSN public key and keys Kafka
+	// records by project id.
+	SteerProject Steer = "project"
+	// SteerTrace picks the node and keys Kafka records by the trace id of
+	// the envelope header's dynamic sampling context, so every item of a
+	// trace reaches the same next relay or partition from any number of
+	// relays; envelopes without one are steered by project. Metric
+	// buckets steered by metrics.flush_partitions keep their shard.
+	SteerTrace Steer = "trace"
+)
 
 // WhenFull is a route's policy when the buffer is over its budget.
 type WhenFull string

@@ -67,7 +67,7 @@ func TestDefault(t *testing.T) {
 		{"buffer.durability", c.Buffer.Durability, DurabilityStrict},
 		{"kafka.embedded.listen", c.Kafka.Embedded.Listen, "127.0.0.1:9092"},
 		{"routes", c.Routes, map[string]Route{DefaultRoute: {Dest: KafkaDest{Kafka: EmbeddedCluster, Topic: "baton.{class}"},
-			WhenFull: WhenFullReject}}},
+			WhenFull: WhenFullReject, Steer: SteerProject}}},
 		{"managed.cache.expiry", c.Managed.Cache.Expiry, 300 * time.Second},
 		{"managed.fetch.batch_size", c.Managed.Fetch.BatchSize, 500},
 		{"telemetry.log_level", c.Telemetry.LogLevel, LogInfo},
@@ -167,8 +167,8 @@ func TestOverlay(t *testing.T) {
 		// null removes the metric route; setting upstream on default drops
 		// the inherited kafka and topic.
 		{"routes", c.Routes, map[string]Route{
-			"error":      {Dest: UpstreamDest{Upstream: "sentry"}, WhenFull: WhenFullReject},
-			DefaultRoute: {Dest: UpstreamDest{Upstream: "sentry"}, WhenFull: WhenFullReject},
+			"error":      {Dest: UpstreamDest{Upstream: "sentry"}, WhenFull: WhenFullReject, Steer: SteerProject},
+			DefaultRoute: {Dest: UpstreamDest{Upstream: "sentry"}, WhenFull: WhenFullReject, Steer: SteerProject},
 		}},
 		{"uses embedded kafka", c.UsesEmbeddedKafka(), false},
 		{"forward upstream", must(c.ForwardUpstream()), "sentry"},
@@ -241,14 +241,16 @@ func TestRouteFor(t *testing.T) {
 		"routes:",
 		"  default: {kafka: main, topic: 'ingest-{class}'}",
 		"  metric: {kafka: main, topic: 'metrics.{class}.v1', when_full: drop_oldest}",
+		"  span: {kafka: main, steer: trace}",
 	)
 	if probs != nil {
 		t.Fatal(probs)
 	}
 	for class, want := range map[envelope.Class]Route{
-		envelope.ClassError:        {Dest: KafkaDest{Kafka: "main", Topic: "ingest-error"}, WhenFull: WhenFullReject},
-		envelope.ClassClientReport: {Dest: KafkaDest{Kafka: "main", Topic: "ingest-client_report"}, WhenFull: WhenFullReject},
-		envelope.ClassMetric:       {Dest: KafkaDest{Kafka: "main", Topic: "metrics.metric.v1"}, WhenFull: WhenFullDropOldest},
+		envelope.ClassError:        {Dest: KafkaDest{Kafka: "main", Topic: "ingest-error"}, WhenFull: WhenFullReject, Steer: SteerProject},
+		envelope.ClassSpan:         {Dest: KafkaDest{Kafka: "main", Topic: "baton.span"}, WhenFull: WhenFullReject, Steer: SteerTrace},
+		envelope.ClassClientReport: {Dest: KafkaDest{Kafka: "main", Topic: "ingest-client_report"}, WhenFull: WhenFullReject, Steer: SteerProject},
+		envelope.ClassMetric:       {Dest: KafkaDest{Kafka: "main", Topic: "metrics.metric.v1"}, WhenFull: WhenFullDropOldest, Steer: SteerProject},
 	} {
 		if got := c.RouteFor(class); got != want {
 			t.Errorf("RouteFor(%s) = %+v, want %+v", class, got, want)
@@ -452,11 +454,13 @@ func TestValidation(t *testing.T) {
 			"  error: {upstream: sentyr}",
 			"  session: {kafka: mian}",
 			"  span: {when_full: drop}",
+			"  transaction: {upstream: sentry, steer: traces}",
 		}, []string{
 			`test.yaml:3: routes.error.upstream: no upstream named "sentyr" (did you mean "sentry"?)`,
 			`test.yaml:4: routes.session.kafka: no Kafka cluster named "mian"`,
 			`test.yaml:5: routes.span: needs a sink: set upstream or kafka`,
 			`test.yaml:5: routes.span.when_full: "drop" is not one of reject, drop_oldest (did you mean "drop_oldest"?)`,
+			`test.yaml:6: routes.transaction.steer: "traces" is not one of project, trace (did you mean "trace"?)`,
 		}},
 		{"topics", []string{
 			"routes:",
@@ -765,6 +769,7 @@ func TestValidateBuiltInCode(t *testing.T) {
 	want := []string{
 		`mode: "bogus" is not one of proxy, static, managed`,
 		`routes: no route for class unknown, transaction, security, attachment, session, metric, client_report, profile, replay, check_in, span, log, feedback, trace_metric and no "default" route; add routes for them or a "default" route`,
+		`routes.error.steer: "" is not one of project, trace`,
 		`routes.error.when_full: "" is not one of reject, drop_oldest`,
 	}
 	if !slices.Equal(got, want) {

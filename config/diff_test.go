@@ -18,7 +18,7 @@ func TestChanged(t *testing.T) {
 	b.Server.Listen = "0.0.0.0:3000"
 	b.Kafka.Clusters = map[string]KafkaCluster{"main": {Brokers: []string{"k:9092"}, SASL: SASL{Password: "secret"}}}
 	b.Upstreams = map[string]Upstream{"s": {URLs: []string{"http://b"}, Timeout: time.Second}}
-	b.Routes = map[string]Route{DefaultRoute: {Dest: UpstreamDest{Upstream: "s"}, WhenFull: a.Routes[DefaultRoute].WhenFull}}
+	b.Routes = map[string]Route{DefaultRoute: {Dest: UpstreamDest{Upstream: "s"}, WhenFull: a.Routes[DefaultRoute].WhenFull, Steer: a.Routes[DefaultRoute].Steer}}
 	b.Projects = map[string]Project{"1": {PublicKeys: []string{"k1"}, Relay: json.RawMessage(`{}`)}, "3": {PublicKeys: []string{"k3"}}}
 	want := []string{"kafka.clusters.main", "projects.1", "projects.2", "projects.3", "routes.default", "server.listen", "upstreams.s.urls"}
 	if got := Changed(a, b); !slices.Equal(got, want) {

@@ -370,6 +370,7 @@ func (v *validator) routes() {
 			r.Dest.check(v, p, v.routeClasses(class, isClass))
 		}
 		oneOf(v, p+".when_full", r.WhenFull, WhenFullReject, WhenFullDropOldest)
+		oneOf(v, p+".steer", r.Steer, SteerProject, SteerTrace)
 	}
 	if _, ok := routes[DefaultRoute]; ok {
 		return

@@ -541,6 +541,7 @@ func (r *Relay) startForwarders() {
 		if record.Stream(s).IsFlushed() && r.cfg.Metrics.FlushPartitions > 0 {
 			o.Shard = strconv.Itoa(int(record.Stream(s).Partition()))
 		}
+		o.SteerTrace = !record.Stream(s).IsOutcomes() && r.cfg.RouteFor(c).Steer == config.SteerTrace
 		if up, ok := r.cfg.UpstreamFor(c); ok && up.MaxRetryInterval > 0 {
 			o.MaxBackoff = up.MaxRetryInterval
 		}

@@ -29,6 +29,12 @@ type Message struct {
 	// pass it on as X-Sentry-Relay-Shard, so every bucket of one metric key
 	// reaches the same next relay.
 	Shard string
+	// Trace, when set (a route with steer: trace), is the trace id of the
+	// envelope's sampling context: upstreams send the message to the node
+	// chosen by rendezvous hashing over it instead of the public key, so
+	// every item of one trace reaches the same next relay. A Shard wins.
+	// It may alias Envelope's memory.
+	Trace []byte
 	// TraceParent, when set, is the W3C traceparent an upstream request
 	// carries: the forwarder's span of a sampled record (relay/forward).
 	TraceParent string

@@ -362,11 +362,15 @@ func (u *Upstream) sendOne(ctx context.Context, m *Message) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	pickBy := m.PublicKey
-	if m.Shard != "" {
-		pickBy = "shard:" + m.Shard
+	var n *upstreamNode
+	switch {
+	case m.Shard != "":
+		n = u.pick("shard:" + m.Shard)
+	case len(m.Trace) > 0:
+		n = u.pickHash(hash64(m.Trace))
+	default:
+		n = u.pick(m.PublicKey)
 	}
-	n := u.pick(pickBy)
 	if err := u.available(ctx, n); err != nil {
 		return err
 	}
@@ -573,11 +577,13 @@ func (n *upstreamNode) fail(u *Upstream) {
 // by moving its ejection forward, so only one request probes it per
 // interval. With every node ejected or in outage it falls back to the
 // plain rendezvous choice among the nodes not in outage, else among all.
-func (u *Upstream) pick(key string) *upstreamNode {
+func (u *Upstream) pick(key string) *upstreamNode { return u.pickHash(hash64(key)) }
+
+// pickHash is pick of a key hashed with hash64.
+func (u *Upstream) pickHash(kh uint64) *upstreamNode {
 	if len(u.nodes) == 1 {
 		return u.nodes[0]
 	}
-	kh := hash64(key)
 	now := u.opts.Now().UnixNano()
 	var skip uint64 // bit i: node i lost its trial claim to another request
 	for range len(u.nodes) {
@@ -633,7 +639,7 @@ func rendezvousScore(key, node uint64) uint64 {
 
 // hash64 is FNV-1a: stable across processes, so keys keep their node over
 // restarts.
-func hash64(s string) uint64 {
+func hash64[T string | []byte](s T) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])

@@ -629,3 +629,111 @@ func TestUpstreamMembers(t *testing.T) {
 		t.Errorf("refusing pool: %+v", m)
 	}
 }
+
+// Trace steering: every item of a trace, whatever its project and whichever
+// of two edge relays (two Upstreams over one pool) sends it, lands on one
+// node; ejecting a node in one edge moves only that node's traces.
+func TestUpstreamSteersByTrace(t *testing.T) {
+	t.Parallel()
+	fs := []*fakeUpstream{newFakeUpstream(t), newFakeUpstream(t), newFakeUpstream(t)}
+	urls := []string{fs[0].url, fs[1].url, fs[2].url}
+	edges := []*Upstream{
+		newTestUpstream(t, UpstreamOptions{URLs: urls, Compression: "none"}),
+		newTestUpstream(t, UpstreamOptions{URLs: urls, Compression: "none"}),
+	}
+	const traces = 60
+	send := func(u *Upstream, trace int) {
+		t.Helper()
+		id := fmt.Sprintf("%032x", trace*104729+1)
+		env := []byte(`{"trace":{"trace_id":"` + id + `"}}` + "\n" + testItems)
+		var msgs []Message
+		for key := range 3 { // one trace from three projects
+			msgs = append(msgs, Message{
+				ProjectID: uint64(key + 1), PublicKey: fmt.Sprintf("%032d", key),
+				Trace: []byte(id), Envelope: env,
+			})
+		}
+		errs := make([]error, len(msgs))
+		u.Send(context.Background(), msgs, errs)
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("trace %d message %d: %v", trace, i, err)
+			}
+		}
+	}
+	// owners maps each trace id to the nodes that received it.
+	owners := func() map[string]map[int]bool {
+		got := map[string]map[int]bool{}
+		for i, f := range fs {
+			for _, r := range f.requests() {
+				id := string(envelopeTraceID(r.body))
+				if got[id] == nil {
+					got[id] = map[int]bool{}
+				}
+				got[id][i] = true
+			}
+		}
+		return got
+	}
+	for trace := range traces {
+		send(edges[0], trace)
+		send(edges[1], trace)
+	}
+	before := map[string]int{}
+	perNode := make([]int, len(fs))
+	for id, nodes := range owners() {
+		if len(nodes) != 1 {
+			t.Fatalf("trace %s on nodes %v", id, nodes)
+		}
+		for n := range nodes {
+			before[id] = n
+			perNode[n]++
+		}
+	}
+	if len(before) != traces {
+		t.Fatalf("%d traces delivered, want %d", len(before), traces)
+	}
+	for n, c := range perNode {
+		if c == 0 {
+			t.Errorf("node %d got no trace", n)
+		}
+	}
+
+	// Eject node 1 in edge 0 only and send every trace again from it.
+	edges[0].nodes[1].ejectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	seen := make([]int, len(fs))
+	for i, f := range fs {
+		seen[i] = len(f.requests())
+	}
+	for trace := range traces {
+		send(edges[0], trace)
+	}
+	moved := 0
+	for i, f := range fs {
+		for _, r := range f.requests()[seen[i]:] {
+			id := string(envelopeTraceID(r.body))
+			switch was := before[id]; {
+			case i == 1:
+				t.Fatalf("trace %s sent to the ejected node", id)
+			case was != 1 && was != i:
+				t.Fatalf("trace %s moved from healthy node %d to %d", id, was, i)
+			case was == 1:
+				moved++
+			}
+		}
+	}
+	if moved != 3*perNode[1] {
+		t.Errorf("%d messages moved, want the ejected node's %d traces × 3", moved, perNode[1])
+	}
+}
+
+// envelopeTraceID is the trace id of the test envelope b's header line.
+func envelopeTraceID(b []byte) []byte {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	_, rest, ok := bytes.Cut(line, []byte(`"trace_id":"`))
+	if !ok {
+		return nil
+	}
+	id, _, _ := bytes.Cut(rest, []byte(`"`))
+	return id
+}

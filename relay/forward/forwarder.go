@@ -58,6 +58,11 @@ type ForwarderOptions struct {
 	// Shard steers every message of the stream (a flush partition of
 	// aggregated metrics); it is also the Kafka record key. Default "".
 	Shard string
+	// SteerTrace steers each message by the trace id of its envelope
+	// header's sampling context (config.SteerTrace): upstreams pick the
+	// node by it and Kafka uses it as the record key. Envelopes without
+	// one, and streams with a Shard, keep their usual key. Default false.
+	SteerTrace bool
 	// Instruments records attempts, retries, refusals and delivery latency;
 	// Route names the forwarder in them. Default nil: none.
 	Instruments *Instruments
@@ -189,6 +194,11 @@ func (f *Forwarder) forward(ctx context.Context, recs []buffer.Record) bool {
 		})
 		if f.o.Shard != "" {
 			f.msgs[len(f.msgs)-1].Key = []byte(f.o.Shard)
+		} else if f.o.SteerTrace {
+			if id := envelope.TraceID(rec.Envelope); id != nil {
+				m := &f.msgs[len(f.msgs)-1]
+				m.Trace, m.Key = id, id
+			}
 		}
 		if f.o.Tracer != nil && rec.Traced() {
 			f.trace.add(len(f.msgs)-1, &rec)

@@ -529,3 +529,47 @@ func TestKeptLoanMemoryIsNotReused(t *testing.T) {
 		})
 	}
 }
+
+// With SteerTrace an envelope's DSC trace id becomes the message's Trace
+// and Key; an envelope without one keeps the project key, and a Shard wins.
+func TestSteerTrace(t *testing.T) {
+	const id = "771a43a4192642f0b136d5159a501700"
+	withDSC := []byte(`{"trace":{"trace_id":"` + id + `","public_key":"k"}}` + "\n{\"type\":\"event\"}\n{}\n")
+	without := []byte("{}\n{\"type\":\"event\"}\n{}\n")
+	for _, tc := range []struct {
+		name       string
+		o          ForwarderOptions
+		env        []byte
+		trace, key string
+	}{
+		{"trace", ForwarderOptions{SteerTrace: true}, withDSC, id, id},
+		{"no trace id", ForwarderOptions{SteerTrace: true}, without, "", ""},
+		{"steer project", ForwarderOptions{}, withDSC, "", ""},
+		{"shard wins", ForwarderOptions{SteerTrace: true, Shard: "7"}, withDSC, "", "7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _ := openBuffer(t)
+			rec := record.Record{Class: envelope.ClassError, Items: 1, ReceivedAt: time.Now().UnixNano(), ProjectID: 1, PublicKey: []byte(keyOf(1))}
+			if err := b.Append(context.Background(), []buffer.Entry{{Stream: errsStream, Value: record.Append(nil, &rec, tc.env)}}); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan [2]string, 1)
+			sink := &fakeSink{script: func(_ context.Context, call int, msgs []routing.Message) []error {
+				if call == 0 {
+					got <- [2]string{string(msgs[0].Trace), string(msgs[0].Key)}
+				}
+				return each(len(msgs), nil)
+			}}
+			_, _, stop := startForwarder(t, b, sink, newClock(false), tc.o)
+			defer stop()
+			select {
+			case g := <-got:
+				if g[0] != tc.trace || g[1] != tc.key {
+					t.Errorf("Trace %q, Key %q; want %q, %q", g[0], g[1], tc.trace, tc.key)
+				}
+			case <-time.After(guard):
+				t.Fatal("nothing was sent")
+			}
+		})
+	}
+}
