@@ -99,3 +99,60 @@ func TestStaticDiscardedHash(t *testing.T) {
 		t.Errorf("filtered discarded_hash = %d, want 1", got)
 	}
 }
+
+// An event whose hash is discarded uses none of the project's quota,
+// whether it waited for the config (judged when released) or not (judged
+// at ingest): the quota's N ordinary events all pass, the N+1th is limited.
+func TestManagedDiscardedHashNoQuota(t *testing.T) {
+	settleDialer(t)
+	const quota = 2
+	md5hex := func(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		cfg := m["config"].(map[string]any)
+		cfg["grouping"] = map[string]any{"discardedHashes": []any{md5hex("quota-discard-me")}}
+		cfg["quotas"] = []any{map[string]any{"id": "errs", "categories": []any{"error"}, "scope": "project",
+			"limit": quota, "window": 3600, "reasonCode": "errs_over"}}
+	}))
+	n := startNode(t, managedYAML(s.url(), ""))
+	send := func(msg string) int {
+		t.Helper()
+		body := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\"}\n{\"type\":\"event\"}\n{\"message\":%q}\n", managedKey, msg)
+		status, _, _ := postEnvelope(t, n, 42, managedKey, body, nil)
+		return status
+	}
+	discard := func(k int) {
+		t.Helper()
+		for range quota {
+			if status := send("quota-discard-me"); status != 200 {
+				t.Fatalf("discarded event: %d, want 200", status)
+			}
+		}
+		fakeWaitFor(t, 15*time.Second, func() bool {
+			st := n.r.Stats()
+			return st.Waiting == 0 && st.Filtered["discarded_hash"] == int64(k)
+		}, func() string { return fmt.Sprintf("want %d discarded_hash, have %v", k, n.r.Stats().Filtered) })
+	}
+	discard(quota)     // sent while the config is pending: judged when released
+	discard(2 * quota) // config cached: judged at ingest
+	for i := range quota {
+		if status := send(fmt.Sprintf("quota-kept-%d", i)); status != 200 {
+			t.Fatalf("ordinary event %d of a quota of %d: %d, want 200", i+1, quota, status)
+		}
+	}
+	if status := send("quota-over"); status != 429 {
+		t.Fatalf("event past the quota: %d, want 429", status)
+	}
+	st := waitBalanced(t, n, 15*time.Second)
+	for i := range quota {
+		if got := deliveredTo(s, 42, fmt.Sprintf("quota-kept-%d", i)); got != 1 {
+			t.Errorf("quota-kept-%d delivered %d times, want 1", i, got)
+		}
+	}
+	if got := deliveredTo(s, 42, "quota-discard-me") + deliveredTo(s, 42, "quota-over"); got != 0 {
+		t.Errorf("discarded or limited events delivered %d times", got)
+	}
+	if got := st.Rejected["rate_limited"]; got != 1 {
+		t.Errorf("requests rejected rate_limited = %d, want 1", got)
+	}
+}

@@ -36,8 +36,13 @@ func (p *releasePolicy) Decide(rec *record.Record) forward.Verdict {
 	var items [envelope.NumClasses]int
 	items[rec.Class] = rec.Items
 	v := &p.verdict
-	r.enforcer.Apply(v, &adm, rec.PublicKey, &items, envelopeHeader(rec.Envelope), func() netip.Addr { return firstAddr(rec.ClientIP) },
-		func() (envelope.ItemType, []byte) { return policy.EventIn(rec.Envelope) })
+	// As at ingest (Door, Filter, process, Limit): what filters or
+	// processing drops is judged before quotas, so it is not charged.
+	addr := func() netip.Addr { return firstAddr(rec.ClientIP) }
+	more := r.enforcer.Door(v, &adm, rec.PublicKey, &items, envelopeHeader(rec.Envelope), addr)
+	if more {
+		r.enforcer.FilterItem(v, &adm, &items, func() (envelope.ItemType, []byte) { return policy.EventIn(rec.Envelope) }, addr)
+	}
 	if v.Drop[rec.Class] {
 		return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class], Code: v.Code(rec.Class)}
 	}
@@ -46,11 +51,17 @@ func (p *releasePolicy) Decide(rec *record.Record) forward.Verdict {
 		r.enforcer.FilterClass(v, rec.Class, reasonDiscardedHash)
 		return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class], Code: v.Code(rec.Class)}
 	}
-	if err != nil { // errSinkTooLarge
-		return forward.Verdict{Action: forward.Drop, Reason: outcome.ReasonTooLarge}
-	}
 	if invalid != "" {
 		return forward.Verdict{Action: forward.Drop, Reason: outcome.ReasonInvalid, Code: invalid}
+	}
+	if more {
+		r.enforcer.Limit(v, &adm, rec.PublicKey, &items, envelopeHeader(rec.Envelope))
+		if v.Drop[rec.Class] {
+			return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class], Code: v.Code(rec.Class)}
+		}
+	}
+	if err != nil { // errSinkTooLarge: judged after quotas, as at ingest
+		return forward.Verdict{Action: forward.Drop, Reason: outcome.ReasonTooLarge}
 	}
 	return forward.Verdict{Action: forward.Forward, Stream: r.stream(rec.Class, rec.PublicKey), Value: value}
 }

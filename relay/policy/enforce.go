@@ -240,10 +240,18 @@ func (e *Enforcer) Apply(v *Verdict, a *Admission, key []byte, items *[envelope.
 	if !e.Door(v, a, key, items, hdr, addr) {
 		return
 	}
-	if event != nil && e.FiltersEvent(v, a, items) {
-		e.applyEventFilters(v, a, items, event, addr)
-	}
+	e.FilterItem(v, a, items, event, addr)
 	e.Limit(v, a, key, items, hdr)
+}
+
+// FilterItem is Apply's middle step for a caller that runs Door and Limit
+// itself: the event filters on the event as received (event, nil for
+// none), when FiltersEvent. It reports whether it dropped a class.
+func (e *Enforcer) FilterItem(v *Verdict, a *Admission, items *[envelope.NumClasses]int, event EventItem, addr func() netip.Addr) bool {
+	if event == nil || !e.FiltersEvent(v, a, items) {
+		return false
+	}
+	return e.applyEventFilters(v, a, items, event, addr)
 }
 
 // Door resets v and applies what needs neither the event nor counting:
@@ -392,10 +400,10 @@ func eventItemClass(kind envelope.ItemType) (envelope.Class, bool) {
 // applyEventFilters judges the event item as received: parsed from its
 // JSON, with {{auto}} resolved to the client's address as Relay's
 // normalization would.
-func (e *Enforcer) applyEventFilters(v *Verdict, a *Admission, items *[envelope.NumClasses]int, event EventItem, addr func() netip.Addr) {
+func (e *Enforcer) applyEventFilters(v *Verdict, a *Admission, items *[envelope.NumClasses]int, event EventItem, addr func() netip.Addr) bool {
 	kind, payload := event()
 	if class, ok := eventItemClass(kind); !ok || items[class] == 0 {
-		return
+		return false
 	}
 	ev := parseEvent(kind, payload)
 	if ev.User != nil && ev.User.IPAddress == "{{auto}}" {
@@ -405,7 +413,7 @@ func (e *Enforcer) applyEventFilters(v *Verdict, a *Admission, items *[envelope.
 			ev.User.IPAddress = lenient(a.String())
 		}
 	}
-	e.judge(v, a, items, ev)
+	return e.judge(v, a, items, ev)
 }
 
 func hasEvents(items *[envelope.NumClasses]int) bool {
