@@ -96,23 +96,60 @@ func (a *Attachments) Scrub(filename string, data []byte) bool {
 
 // scrubBytes runs pt over data as bytes, then over the UTF-16LE text of
 // the ranges it did not match (each starting at an even offset, as Relay
-// picks them), redacting with r.
+// picks them), redacting with r. Matches stream: memory stays the Latin-1
+// copy of data however many there are (the lease charges that).
 func scrubBytes(data []byte, r *ruleRef, pt *pattern) bool {
-	matches := matchBytes(data, pt)
-	for _, m := range matches {
-		redactUTF8(data[m[0]:m[1]], &r.redaction)
-	}
-	changed := len(matches) > 0
-	prevEnd := 0
-	for _, m := range append(matches, [2]int{len(data), 0}) {
-		start := prevEnd + prevEnd%2
-		if m[0] > start {
-			changed = scrubUTF16(data[start:m[0]], r, pt) || changed
+	changed, prevEnd := false, 0
+	// gap scrubs the UTF-16LE text before a range starting at s.
+	gap := func(s int) {
+		if start := prevEnd + prevEnd%2; s > start {
+			changed = scrubUTF16(data[start:s], r, pt) || changed
 		}
-		prevEnd = m[1]
 	}
+	var buf [4][2]int
+	pending := buf[:0]
+	// flush redacts the ranges of a match, then the gaps before them:
+	// Relay redacts all matches first, which writes the same, as a gap
+	// ends before its match does and a later match starts after it.
+	flush := func() {
+		for _, m := range pending {
+			redactUTF8(data[m[0]:m[1]], &r.redaction)
+			changed = true
+		}
+		for _, m := range pending {
+			gap(m[0])
+			prevEnd = m[1]
+		}
+		pending = pending[:0]
+	}
+	whole := false
+	eachMatch(data, pt, func(ranges [][2]int) bool {
+		if isWhole(pt) { // the first match will do
+			whole = true
+			return false
+		}
+		// The search reads the byte before where it goes on (the end of
+		// this match): the last match is redacted once it has moved past.
+		flush()
+		pending = append(pending, ranges...)
+		return true
+	})
+	if whole {
+		// A key rule takes all of data. Relay does so once per match,
+		// which writes the same for remove, mask and replace; for hash,
+		// Relay hashes what the last match wrote, K HMACs over all of
+		// data for K matches: hashing once bounds the work (its output
+		// then differs from Relay's when the key matches more than once).
+		redactUTF8(data, &r.redaction)
+		return true
+	}
+	flush()
+	gap(len(data))
 	return changed
 }
+
+// isWhole reports a key rule: its match takes all of the value.
+func isWhole(pt *pattern) bool { return len(pt.groups) == 1 && pt.groups[0] == -1 }
 
 // bytesRe is a pattern's regex as Relay's bytes regex runs it: `.`
 // matching newlines (Relay's dot_matches_new_line).
@@ -124,6 +161,12 @@ type bytesRe struct {
 	// inputs instead of its NFA over the whole attachment, several times
 	// faster.
 	lines bool
+	// context: the regex reads the character before where a search goes
+	// on (`\b`, `\B`, `^`, `\A`); then after is `\A(?s:.)(?s:.*?)(re)`,
+	// which finds the next match from the second character of the text
+	// it is given with the first as that context.
+	context bool
+	after   *regexp.Regexp
 }
 
 // bytesRegexes holds each pattern's bytesRe; nil when it does not compile.
@@ -136,7 +179,12 @@ func bytesRegex(re *regexp.Regexp) *bytesRe {
 	expr := "(?s:" + re.String() + ")"
 	var br *bytesRe
 	if b, err := regexp.Compile(expr); err == nil {
-		br = &bytesRe{re: b, lines: lineSafe(expr)}
+		br = &bytesRe{re: b, lines: lineSafe(expr), context: readsBefore(expr)}
+		if br.context {
+			if br.after, err = regexp.Compile(`\A(?s:.)(?s:.*?)(` + expr + `)`); err != nil {
+				br = nil // too deep by two groups: skipped as well
+			}
+		}
 	} // else Relay logs and skips a regex it cannot compile for bytes
 	v, _ := bytesRegexes.LoadOrStore(re, br)
 	return v.(*bytesRe)
@@ -169,17 +217,29 @@ func mayCrossLine(t *syntax.Regexp) bool {
 	return slices.ContainsFunc(t.Sub, mayCrossLine)
 }
 
-// findAll is the regex's FindAll(Submatch)Index over text, line by line
-// when that finds the same.
-func (br *bytesRe) findAll(text []byte, groups bool) [][]int {
-	find := br.re.FindAllIndex
-	if groups {
-		find = br.re.FindAllSubmatchIndex
+// readsBefore reports whether expr has an assertion that reads the
+// character before where it is tested.
+func readsBefore(expr string) bool {
+	t, err := syntax.Parse(expr, syntax.Perl)
+	return err != nil || hasContextOp(t)
+}
+
+func hasContextOp(t *syntax.Regexp) bool {
+	switch t.Op {
+	case syntax.OpBeginText, syntax.OpBeginLine, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return true
 	}
+	return slices.ContainsFunc(t.Sub, hasContextOp)
+}
+
+// each calls fn with each match of FindAll(Submatch)Index over text, in
+// order, line by line when that finds the same, until fn returns false.
+// It finds one match at a time: memory does not grow with their number.
+func (br *bytesRe) each(text []byte, groups bool, fn func(m []int) bool) {
 	if !br.lines {
-		return find(text, -1)
+		br.eachIn(text, 0, groups, fn)
+		return
 	}
-	var out [][]int
 	for off := 0; off < len(text); {
 		end := bytes.IndexByte(text[off:], '\n')
 		if end < 0 {
@@ -187,25 +247,89 @@ func (br *bytesRe) findAll(text []byte, groups bool) [][]int {
 		} else {
 			end += off
 		}
-		for _, m := range find(text[off:end], -1) {
-			for i := range m {
-				if m[i] >= 0 {
-					m[i] += off
-				}
-			}
-			out = append(out, m)
+		if !br.eachIn(text[off:end], off, groups, fn) {
+			return
 		}
 		off = end + 1
 	}
-	return out
 }
 
-// matchBytes returns the byte ranges of data pt's groups select, in
-// order: with whole (a key rule), all of data for each match.
-func matchBytes(data []byte, pt *pattern) [][2]int {
+// eachIn is each over text, offsets shifted by off. It steps as the
+// regexp package's FindAll does: an empty match right after a match is
+// dropped, and the search goes on one character after an empty match.
+func (br *bytesRe) eachIn(text []byte, off int, groups bool, fn func(m []int) bool) bool {
+	for pos, prevEnd := 0, -1; pos <= len(text); {
+		m := br.next(text, pos, groups)
+		if m == nil {
+			break
+		}
+		accept := true
+		if m[1] == pos {
+			accept = m[0] != prevEnd
+			if _, w := utf8.DecodeRune(text[pos:]); w > 0 {
+				pos += w
+			} else {
+				pos = len(text) + 1
+			}
+		} else {
+			pos = m[1]
+		}
+		prevEnd = m[1]
+		if !accept {
+			continue
+		}
+		for i := range m {
+			if m[i] >= 0 {
+				m[i] += off
+			}
+		}
+		if !fn(m) {
+			return false
+		}
+	}
+	return true
+}
+
+// next is the leftmost-first match starting at pos or after, as the
+// regex sees it in all of text (the public API searches only from the
+// start of a text, whose character before is none).
+func (br *bytesRe) next(text []byte, pos int, groups bool) []int {
+	from := pos
+	if pos > 0 && br.context {
+		_, w := utf8.DecodeLastRune(text[:pos])
+		from -= w
+	}
+	var m []int
+	if groups {
+		m = br.re.FindSubmatchIndex(text[from:])
+	} else {
+		m = br.re.FindIndex(text[from:])
+	}
+	if m != nil && m[0] == 0 && from < pos {
+		// A match at the character before pos, which only set the
+		// context: find the next one from pos with after.
+		if m = br.after.FindSubmatchIndex(text[from:]); m != nil {
+			m = m[2:]
+			if !groups {
+				m = m[:2]
+			}
+		}
+	}
+	for i := range m {
+		if m[i] >= 0 {
+			m[i] += from
+		}
+	}
+	return m
+}
+
+// eachMatch calls fn with the byte ranges of data pt's groups select in
+// each match, in order, until fn returns false: with a key rule
+// (isWhole), all of data. The ranges are fn's only until it returns.
+func eachMatch(data []byte, pt *pattern, fn func(ranges [][2]int) bool) {
 	br := bytesRegex(pt.re)
 	if br == nil || pt.may != nil && !pt.may.may(data) {
-		return nil
+		return
 	}
 	// Go's regexp reads UTF-8; Relay's bytes regex reads bytes. Bytes of
 	// 0x80 and above are read as the Latin-1 characters of the same value,
@@ -224,30 +348,28 @@ func matchBytes(data []byte, pt *pattern) [][2]int {
 			text = utf8.AppendRune(text, rune(c))
 		}
 	}
-	whole := len(pt.groups) == 1 && pt.groups[0] == -1
-	// The match alone needs no groups tracked.
-	ms := br.findAll(text, !(len(pt.groups) == 1 && pt.groups[0] <= 0))
-	var out [][2]int
+	whole := isWhole(pt)
+	var buf [4][2]int
 	src := srcOffsets{text: text, latin: latin}
-	for _, m := range ms {
+	// The match alone needs no groups tracked.
+	br.each(text, !(len(pt.groups) == 1 && pt.groups[0] <= 0), func(m []int) bool {
 		src.seek(m[0])
+		ranges := buf[:0]
 		for g := 0; 2*g < len(m); g++ {
 			s, e := m[2*g], m[2*g+1]
 			if s < 0 || s == e {
 				continue
 			}
 			if whole {
-				// A key rule takes all of data, once per match as Relay
-				// (a hash redaction then hashes what the last one wrote).
-				out = append(out, [2]int{0, len(data)})
+				ranges = append(ranges, [2]int{0, len(data)})
 				break
 			}
 			if containsInt(pt.groups, g) {
-				out = append(out, [2]int{src.at(s), src.at(e)})
+				ranges = append(ranges, [2]int{src.at(s), src.at(e)})
 			}
 		}
-	}
-	return out
+		return len(ranges) == 0 || fn(ranges)
+	})
 }
 
 // srcOffsets maps offsets of the Latin-1 reading of data back to data:
@@ -326,7 +448,9 @@ var runScratches = sync.Pool{New: func() any { return new(runScratch) }}
 func scrubRun(run []byte, r *ruleRef, pt *pattern) bool {
 	sc := runScratches.Get().(*runScratch)
 	defer runScratches.Put(sc)
-	text := sc.text[:0]
+	// At most 1.5 times the run: a unit (2 bytes) decodes to at most 3,
+	// a pair (4) to 4. Sized once, not grown by doubling.
+	text := slices.Grow(sc.text[:0], len(run)*3/2)
 	n := 0
 	for pos := 0; pos+1 < len(run); n++ {
 		u, size := unitAt(run, pos)
