@@ -178,7 +178,14 @@ func (e *norm) pairList(req *event.Node, key string, v *event.Node, parse func(*
 	t := e.t
 	switch v.Kind() {
 	case event.String:
-		t.Set(req, key, parse(t, v.Bytes()))
+		if p := parse(t, v.Bytes()); p != nil {
+			t.Set(req, key, p)
+		} else {
+			// Relay's Cookies::from_value: a string that does not parse is
+			// removed with "expected cookies" (setting nil crashed the writer).
+			t.Delete(req, key)
+			e.invalidAt(v, "expected "+key, append(path, key)...)
+		}
 	case event.Object:
 		pairs := t.NewArray()
 		for _, i := range t.SortedKeys(v) {
