@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -42,6 +43,9 @@ func capCases() map[string]string {
 		"data_same":        `{"data":` + q(repeatParts(5000, "&", same("a"))) + `}`,
 		"data_distinct":    `{"data":` + q(repeatParts(4000, "&", down("k%04d=", 4000))+"&"+repeatParts(4000, "&", down("k%04d=v", 4000))) + `}`,
 		"data_decoded":     `{"data":` + q(repeatParts(3500, "&", down("%%4B+%d=%%41", 3500))) + `}`,
+		// Past twice maxFormKeys distinct keys, in scattered order, the
+		// first half repeated with new values.
+		"data_many": `{"data":` + q(repeatParts(12000, "&", func(i int) string { return fmt.Sprintf("k%d=%d", i*7919%9000, i) })) + `}`,
 	}
 }
 
@@ -85,6 +89,53 @@ func TestRequestPairCap(t *testing.T) {
 			again, err := n.Event(nil, out, &in)
 			if err != nil || string(again) != string(out) {
 				t.Errorf("second pass differs (%v)", err)
+			}
+		})
+	}
+}
+
+// TestRequestHostilePairs: a ~1 MB request field of separators allocates
+// what the bag limits keep, not three nodes per separator (128 to 233 MB
+// for these before the cap).
+func TestRequestHostilePairs(t *testing.T) {
+	n := testNormalizer(t)
+	const size = 1 << 20
+	rep := func(s string) string { return strings.Repeat(s, size/len(s)) }
+	q := func(s string) string { return fmt.Sprintf("%q", s) }
+	distinct := repeatParts(size/8, "&", func(i int) string { return fmt.Sprintf("%x", i*7919%(size/8)) })
+	for name, req := range map[string]string{
+		"query_string":   `{"query_string":` + q(rep("a&")) + `}`,
+		"url":            `{"url":` + q("/x?"+rep("a&")) + `}`,
+		"url_abs":        `{"url":` + q("http://h/?"+rep("%41=%42&")) + `}`,
+		"cookies":        `{"cookies":` + q(rep("a=;")) + `}`,
+		"cookie_header":  `{"headers":[["Cookie",` + q(rep("a=1; ")) + `]]}`,
+		"data":           `{"data":` + q(rep("a&")) + `}`,
+		"data_pairs":     `{"data":` + q(rep("a=b&")) + `}`,
+		"data_distinct":  `{"data":` + q(distinct) + `}`,
+		"query_distinct": `{"query_string":` + q(distinct) + `}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := []byte(`{"request":` + req + `}`)
+			in := Input{Received: recv}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			out, err := n.Event(nil, src, &in)
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d bytes in, %d allocated, %d out", len(src), alloc, len(out))
+			// Pairs cost what the bags keep (a few hundred nodes, under
+			// 100 KB here); a form of distinct keys also counts them, at
+			// most 16 bytes of hashes per key.
+			limit := uint64(512 << 10)
+			if strings.HasSuffix(name, "distinct") && strings.HasPrefix(name, "data") {
+				limit = uint64(8 * len(src))
+			}
+			if alloc > limit {
+				t.Errorf("allocated %d bytes for %d bytes of input, want at most %d", alloc, len(src), limit)
 			}
 		})
 	}
