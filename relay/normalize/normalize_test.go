@@ -456,7 +456,9 @@ func checkTransaction(t *testing.T, ev map[string]any) {
 func FuzzEvent(f *testing.F) {
 	for _, s := range []string{`{}`, `{"message":"hi","level":20,"tags":{"a":1}}`, `{"exception":[{"type":"E"}],"stacktrace":{"frames":[]}}`,
 		`{"timestamp":"2026-11-25T09:59:00Z","user":{"ip_address":"{{auto}}"},"request":{"headers":{"User-Agent":"curl/8"}}}`,
-		`{"logentry":{"message":"%(a)s {0} %s","params":{"a":[1]}}}`, `{"breadcrumbs":{"values":[{"timestamp":1}]},"timestamp":1e300}`,
+		`{"logentry":{"message":"%(a)s {0} %s","params":{"a":[1]}}}`,
+		`{"request":{"query_string":"a=1&&b&a=%41+","cookies":"x=1; y=2","data":"k=v&k=w&j=","url":"HTTP://H/p?q=1#f"}}`,
+		`{"request":{"url":"/x?a&b","cookies":"novalue","headers":[["Cookie","c=1;d"]],"data":"a&b"}}`, `{"breadcrumbs":{"values":[{"timestamp":1}]},"timestamp":1e300}`,
 		`{"tags":[["","x"],[null,"y"],["k","` + strings.Repeat("v", 201) + `"]],"culprit":"` + strings.Repeat("é", 201) + `"}`,
 		`{"extra":{"a":{"b":{"c":{"d":{"e":{"f":{"g":1}}}}}},"s":"` + strings.Repeat("s", 300000) + `"},"contexts":{"c":{"x":[` + strings.Repeat(`"0123456789",`, 900) + `1]}}}`} {
 		f.Add([]byte(s))

@@ -178,7 +178,14 @@ func (e *norm) pairList(req *event.Node, key string, v *event.Node, parse func(*
 	t := e.t
 	switch v.Kind() {
 	case event.String:
-		t.Set(req, key, parse(t, v.Bytes()))
+		if p := parse(t, v.Bytes()); p != nil {
+			t.Set(req, key, p)
+		} else {
+			// Relay's Cookies::from_value: a string that does not parse is
+			// removed with "expected cookies" (setting nil crashed the writer).
+			t.Delete(req, key)
+			e.invalidAt(v, "expected "+key, append(path, key)...)
+		}
 	case event.Object:
 		pairs := t.NewArray()
 		for _, i := range t.SortedKeys(v) {
@@ -194,24 +201,55 @@ func (e *norm) pairList(req *event.Node, key string, v *event.Node, parse func(*
 	}
 }
 
+// Pairs past what trimming keeps are not built: a hostile "a&a&…" would
+// otherwise cost three nodes per separator, far more than event.Cost
+// charged for it. Trimming (trim.go) charges a pair at least 9 bytes of its
+// bag (3 for the pair, 3 for each of its strings: flatSize + 1), so it keeps
+// at most size/9+1 pairs; maxPairs builds one more, so that trimming still
+// cuts there, and the original count is recorded as the len trimming would
+// have recorded.
+func maxPairs(b bagSize) int { return b.size/9 + 2 }
+
+// maxFormKeys is maxPairs for a form body's object: trimming charges a
+// member only for its string value, at least 3 bytes.
+var maxFormKeys = bagLarge.size/3 + 2
+
+// setLen records n, the number of pairs there were, on a list built with
+// fewer.
+func setLen(t *event.Tree, pairs *event.Node, n int) {
+	if n > pairs.Len() {
+		t.MetaOf(pairs).Len = n
+	}
+}
+
+// nextPart splits s at the first sep.
+func nextPart(s []byte, sep byte) (part, rest []byte) {
+	if i := bytes.IndexByte(s, sep); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, nil
+}
+
 // parseQuery reads a query string as application/x-www-form-urlencoded
-// pairs (a leading '?' dropped), Relay's Query::parse.
+// pairs (a leading '?' dropped), Relay's Query::parse; at most
+// maxPairs(bagSmall), the bag of request.query_string.
 func parseQuery(t *event.Tree, s []byte) *event.Node {
 	s = bytes.TrimPrefix(s, []byte("?"))
 	pairs := t.NewArray()
+	limit, n := maxPairs(bagSmall), 0
 	for len(s) > 0 {
 		var part []byte
-		if i := bytes.IndexByte(s, '&'); i >= 0 {
-			part, s = s[:i], s[i+1:]
-		} else {
-			part, s = s, nil
-		}
+		part, s = nextPart(s, '&')
 		if len(part) == 0 {
+			continue
+		}
+		if n++; n > limit {
 			continue
 		}
 		k, v, _ := bytes.Cut(part, []byte("="))
 		t.Push(pairs, t.NewArray(t.NewStringBytes(formDecode(k)), t.NewStringBytes(formDecode(v))))
 	}
+	setLen(t, pairs, n)
 	return pairs
 }
 
@@ -221,7 +259,12 @@ func formDecode(s []byte) []byte {
 	if bytes.IndexByte(s, '%') < 0 && bytes.IndexByte(s, '+') < 0 && utf8.Valid(s) {
 		return s
 	}
-	out := make([]byte, 0, len(s))
+	return appendFormDecode(nil, s)
+}
+
+// appendFormDecode appends s decoded as formDecode does to dst.
+func appendFormDecode(dst, s []byte) []byte {
+	out := dst
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '+':
@@ -233,7 +276,10 @@ func formDecode(s []byte) []byte {
 			out = append(out, c)
 		}
 	}
-	return []byte(strings.ToValidUTF8(string(out), "\uFFFD"))
+	if d := out[len(dst):]; !utf8.Valid(d) {
+		out = append(dst, strings.ToValidUTF8(string(d), "\uFFFD")...)
+	}
+	return out
 }
 
 func isHex(c byte) bool {
@@ -251,10 +297,14 @@ func unhex(c byte) byte {
 }
 
 // parseCookies reads "a=b; c=d" into pairs (Relay's Cookies::parse); nil
-// when a cookie has no '=' or no name, in which case nothing is parsed.
+// when a cookie has no '=' or no name, in which case nothing is parsed. At
+// most maxPairs(bagMedium) are built, the bag of request.cookies.
 func parseCookies(t *event.Tree, s []byte) *event.Node {
 	pairs := t.NewArray()
-	for part := range bytes.SplitSeq(s, []byte(";")) {
+	limit, n := maxPairs(bagMedium), 0
+	for len(s) > 0 {
+		var part []byte
+		part, s = nextPart(s, ';')
 		part = bytes.TrimSpace(part)
 		if len(part) == 0 {
 			continue
@@ -264,8 +314,11 @@ func parseCookies(t *event.Tree, s []byte) *event.Node {
 		if !ok || len(k) == 0 {
 			return nil
 		}
-		t.Push(pairs, t.NewArray(t.NewStringBytes(k), t.NewStringBytes(bytes.TrimSpace(v))))
+		if n++; n <= limit {
+			t.Push(pairs, t.NewArray(t.NewStringBytes(k), t.NewStringBytes(bytes.TrimSpace(v))))
+		}
 	}
+	setLen(t, pairs, n)
 	return pairs
 }
 
@@ -315,10 +368,12 @@ func (e *norm) contentType(req *event.Node, withForm bool) {
 			t.Set(req, "inferred_content_type", t.NewString("application/json"))
 			return
 		}
-		if v := formBody(t, raw); withForm && v != nil {
-			t.Set(req, "data", v)
-			t.Set(req, "inferred_content_type", t.NewString("application/x-www-form-urlencoded"))
-			return
+		if withForm {
+			if v := formBody(t, raw); v != nil {
+				t.Set(req, "data", v)
+				t.Set(req, "inferred_content_type", t.NewString("application/x-www-form-urlencoded"))
+				return
+			}
 		}
 	} else if !data.IsNull() && req.Get("inferred_content_type").Kind() == event.String {
 		return
@@ -348,28 +403,132 @@ func formBody(t *event.Tree, raw []byte) *event.Node {
 	if bytes.HasPrefix(raw, []byte("<?xml")) || bytes.HasPrefix(raw, []byte("{")) || bytes.HasPrefix(raw, []byte("[")) {
 		return nil
 	}
-	pairs := parseQuery(t, raw)
-	keys := make(map[string]*event.Node, pairs.Len())
-	order := make([]string, 0, pairs.Len())
-	for i := range pairs.Len() {
-		k := string(pairs.Index(i).Index(0).Bytes())
-		if _, ok := keys[k]; !ok {
-			order = append(order, k)
+	f := formKeys{vals: make(map[string][]byte)}
+	s := bytes.TrimPrefix(raw, []byte("?"))
+	for len(s) > 0 {
+		var part []byte
+		part, s = nextPart(s, '&')
+		if len(part) > 0 {
+			k, v, _ := bytes.Cut(part, []byte("="))
+			f.add(k, v)
 		}
-		keys[k] = pairs.Index(i).Index(1)
 	}
-	if len(keys) == 0 {
+	if f.distinct() == 0 {
 		return nil
 	}
-	if len(keys) == 1 {
-		if v := keys[order[0]].Bytes(); len(v) == 0 || string(v) == "=" {
+	order := f.kept()
+	if f.distinct() == 1 {
+		if v := formDecode(f.vals[order[0]]); len(v) == 0 || string(v) == "=" {
 			return nil
 		}
 	}
-	slices.Sort(order)
 	obj := t.NewObject()
 	for _, k := range order {
-		t.Set(obj, k, keys[k])
+		t.Set(obj, k, t.NewStringBytes(formDecode(f.vals[k])))
+	}
+	if n := f.distinct(); n > len(order) {
+		t.MetaOf(obj).Len = n
 	}
 	return obj
+}
+
+// formKeys keeps, of a form's keys, the maxFormKeys smallest with the last
+// value of each (the members trimming's sorted walk keeps), and counts the
+// distinct keys for the len trimming records. It holds at most twice
+// maxFormKeys keys: past that it keeps the smallest maxFormKeys and from
+// then on ignores keys above the largest kept.
+type formKeys struct {
+	vals    map[string][]byte // decoded key → raw value
+	ceiling string            // once pruned: keys above it are not kept
+	pruned  bool
+	seen    []uint64 // once pruned: hashes of the keys, deduplicated when full
+	scratch []byte
+}
+
+func (f *formKeys) add(rawKey, v []byte) {
+	f.scratch = appendFormDecode(f.scratch[:0], rawKey)
+	k := f.scratch
+	if !f.pruned {
+		if _, ok := f.vals[string(k)]; ok || len(f.vals) < 2*maxFormKeys {
+			f.vals[string(k)] = v
+			return
+		}
+		f.prune()
+	}
+	f.see(hashKey(k))
+	if string(k) > f.ceiling {
+		return
+	}
+	if _, ok := f.vals[string(k)]; !ok && len(f.vals) >= 2*maxFormKeys {
+		f.prune()
+	}
+	if string(k) <= f.ceiling {
+		f.vals[string(k)] = v
+	}
+}
+
+// prune keeps the smallest maxFormKeys keys, counting every key seen.
+func (f *formKeys) prune() {
+	keys := make([]string, 0, len(f.vals))
+	for k := range f.vals {
+		keys = append(keys, k)
+		if !f.pruned {
+			f.see(hashKey(k))
+		}
+	}
+	f.pruned = true
+	slices.Sort(keys)
+	for _, k := range keys[maxFormKeys:] {
+		delete(f.vals, k)
+	}
+	f.ceiling = keys[maxFormKeys-1]
+}
+
+// distinct is the number of distinct keys added; past a prune it counts
+// hashes, so a collision of two keys' 64-bit FNV-1a hashes undercounts the
+// recorded len by one.
+func (f *formKeys) distinct() int {
+	if f.pruned {
+		f.seen = sortUniq(f.seen)
+		return len(f.seen)
+	}
+	return len(f.vals)
+}
+
+// see adds a key's hash; a full list is deduplicated before it grows, so
+// it holds at most twice as many hashes as there are distinct keys.
+func (f *formKeys) see(h uint64) {
+	if len(f.seen) == cap(f.seen) {
+		f.seen = sortUniq(f.seen)
+		if len(f.seen) > cap(f.seen)/2 {
+			// Doubling: append's 1.25× growth of a large list allocates
+			// five times its final size on the way.
+			f.seen = append(make([]uint64, 0, max(2*cap(f.seen), 64)), f.seen...)
+		}
+	}
+	f.seen = append(f.seen, h)
+}
+
+func sortUniq(h []uint64) []uint64 {
+	slices.Sort(h)
+	return slices.Compact(h)
+}
+
+// kept is the sorted keys that are kept, at most maxFormKeys.
+func (f *formKeys) kept() []string {
+	keys := make([]string, 0, len(f.vals))
+	for k := range f.vals {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys[:min(len(keys), maxFormKeys)]
+}
+
+// hashKey is k's 64-bit FNV-1a hash, written out so that it allocates nothing.
+func hashKey[S ~string | ~[]byte](k S) uint64 {
+	h := uint64(14695981039346656037)
+	for i := range len(k) {
+		h = (h ^ uint64(k[i])) * 1099511628211
+	}
+	return h
 }
