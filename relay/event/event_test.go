@@ -267,6 +267,7 @@ func TestSourceSpans(t *testing.T) {
 		{"Set", func(tr *Tree) { tr.Set(inner(tr), "c", tr.NewInt(7)) }},
 		{"SetNew", func(tr *Tree) { tr.Set(inner(tr), "n", tr.NewBool(false)) }},
 		{"Delete", func(tr *Tree) { tr.Delete(inner(tr), "c") }},
+		{"DeleteAt", func(tr *Tree) { tr.DeleteAt(inner(tr), []int{0}) }},
 		{"Rename", func(tr *Tree) { tr.Rename(inner(tr), "c", "d") }},
 		{"SliceObject", func(tr *Tree) { tr.Slice(inner(tr), 1, 2) }},
 		{"SliceArray", func(tr *Tree) { tr.Slice(inner(tr).Get("d"), 0, 1) }},
@@ -294,5 +295,19 @@ func TestSourceSpans(t *testing.T) {
 		if got == src {
 			t.Errorf("%s: change lost: %s", m.name, got)
 		}
+	}
+}
+
+func TestDeleteAt(t *testing.T) {
+	tr := parseT(t, `{"a":1,"b":2,"c":3,"d":4,"e":5}`)
+	root := tr.Root()
+	tr.DeleteAt(root, []int{4, 1, 2})
+	if got := string(tr.AppendJSON(nil)); got != `{"a":1,"d":4}` {
+		t.Errorf("got %s", got)
+	}
+	tr.DeleteAt(root, nil)
+	tr.DeleteAt(root, []int{7})
+	if got := string(tr.AppendJSON(nil)); got != `{"a":1,"d":4}` {
+		t.Errorf("out-of-range or empty idx changed the object: %s", got)
 	}
 }

@@ -339,6 +339,34 @@ func (t *Tree) Delete(n *Node, key string) bool {
 	return true
 }
 
+// DeleteAt removes the members of object n at the indices in idx, in one
+// pass: deleting many members one key at a time costs their count times
+// the object's length. It sorts idx.
+func (t *Tree) DeleteAt(n *Node, idx []int) {
+	if n == nil || n.kind != Object || len(idx) == 0 {
+		return
+	}
+	slices.Sort(idx)
+	j, next := 0, 0
+	for i := range n.keys {
+		for next < len(idx) && idx[next] < i {
+			next++
+		}
+		if next < len(idx) && idx[next] == i {
+			continue
+		}
+		n.keys[j], n.vals[j] = n.keys[i], n.vals[i]
+		j++
+	}
+	if j == len(n.keys) {
+		return
+	}
+	clear(n.keys[j:])
+	clear(n.vals[j:])
+	n.keys, n.vals = n.keys[:j], n.vals[:j]
+	t.touch(n)
+}
+
 // Rename gives member from of object n the key to, where it is; a member
 // already called to is removed. False when n has no member from.
 func (t *Tree) Rename(n *Node, from, to string) bool {

@@ -439,13 +439,7 @@ func (w *bagWalk) children(n *event.Node, d int) {
 	if n.Kind() == event.Array {
 		t.Slice(n, 0, order[cut])
 	} else {
-		var drop [][]byte
-		for _, i := range order[cut:] {
-			drop = append(drop, bytes.Clone(n.Key(i)))
-		}
-		for _, k := range drop {
-			t.Delete(n, string(k))
-		}
+		t.DeleteAt(n, order[cut:])
 	}
 	if m := t.MetaOf(n); m.Len == 0 {
 		m.Len = orig

@@ -183,3 +183,53 @@ func TestSpanFits(t *testing.T) {
 		tr.Release()
 	}
 }
+
+// manyKeys is an extra bag of n members, far more than it keeps.
+func manyKeys(n int) []byte {
+	b := []byte(`{"extra":{`)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `"k%07d":"%s"`, i, strings.Repeat("v", 20))
+	}
+	return append(b, "}}"...)
+}
+
+// TestTrimManyKeys checks that a bag cut by trimming keeps its smallest
+// keys in order and records the original count: the members past the cut
+// are removed in one pass (one Delete per key was quadratic).
+func TestTrimManyKeys(t *testing.T) {
+	n := testNormalizer(t)
+	const total = 100000
+	out, err := n.Event(nil, manyKeys(total), &Input{Received: recv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := decode(t, out)
+	extra, _ := get(ev, "extra").(map[string]any)
+	if len(extra) == 0 || len(extra) >= total {
+		t.Fatalf("kept %d of %d members", len(extra), total)
+	}
+	for i := range len(extra) {
+		if _, ok := extra[fmt.Sprintf("k%07d", i)]; !ok {
+			t.Fatalf("member k%07d missing: the kept ones are not the smallest keys", i)
+		}
+	}
+	if l := fmt.Sprint(get(ev, "_meta.extra..len")); l != fmt.Sprint(total) {
+		t.Errorf("_meta len %v, want %d", l, total)
+	}
+}
+
+func BenchmarkTrimManyKeys(b *testing.B) {
+	n := testNormalizer(b)
+	src := manyKeys(100000)
+	b.SetBytes(int64(len(src)))
+	var out []byte
+	for b.Loop() {
+		var err error
+		if out, err = n.Event(out[:0], src, &Input{Received: recv}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
