@@ -317,6 +317,17 @@ func (t *Tree) Set(obj *Node, key string, v *Node) {
 	t.a.push(obj, t.a.copyString(key), v)
 }
 
+// Add appends member key to object n without looking for one already
+// there: for a caller that knows the key is new, where Set's lookup would
+// make building a large object quadratic.
+func (t *Tree) Add(obj *Node, key []byte, v *Node) {
+	if obj == nil || obj.kind != Object {
+		return
+	}
+	t.touch(obj)
+	t.a.push(obj, t.a.copyBytes(key), v)
+}
+
 // Delete removes every member key of object n; false when there was none.
 func (t *Tree) Delete(n *Node, key string) bool {
 	if n == nil || n.kind != Object {

@@ -69,30 +69,39 @@ func (n *Normalizer) measurements(e *norm, start, end stamp) {
 	}
 	var removed *event.Node
 	var errs []event.MetaError
+	// Names come in sorted order, so a repeated name is the last one added:
+	// replaced, as Set would, without Set's lookup (thousands of dropped
+	// measurements would make it quadratic).
+	var last string
 	remove := func(name string, m *event.Node, reason string) {
 		if removed == nil {
 			removed = t.NewObject()
 		}
-		t.Set(removed, name, m)
+		if removed.Len() > 0 && name == last {
+			t.Set(removed, name, m)
+		} else {
+			t.Add(removed, []byte(name), m)
+		}
+		last = name
 		errs = append(errs, e.reason(reason))
 	}
 	custom := 0
-	var drop []string
+	var drop []int
 	for _, i := range t.SortedKeys(ms) {
 		name, m := string(ms.Key(i)), ms.Index(i)
 		if m.Kind() != event.Object {
-			drop = append(drop, name)
+			drop = append(drop, i)
 			continue
 		}
 		unit := e.measurementUnit(m, name)
 		if !validMetricName(name) {
-			drop = append(drop, name)
+			drop = append(drop, i)
 			remove(name, m, `Metric name contains invalid characters: "`+name+`"`)
 			continue
 		}
 		if u, ok := builtinMeasurements[name]; ok {
 			if u != unit {
-				drop = append(drop, name)
+				drop = append(drop, i)
 			}
 			continue
 		}
@@ -100,12 +109,10 @@ func (n *Normalizer) measurements(e *norm, start, end stamp) {
 			custom++
 			continue
 		}
-		drop = append(drop, name)
+		drop = append(drop, i)
 		remove(name, m, "Too many measurements: "+name)
 	}
-	for _, name := range drop {
-		t.Delete(ms, name)
-	}
+	t.DeleteAt(ms, drop)
 	if removed != nil {
 		meta := t.MetaOf(ms)
 		meta.Errors = append(meta.Errors, errs...)

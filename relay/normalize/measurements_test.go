@@ -2,6 +2,7 @@ package normalize
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -89,6 +90,29 @@ func TestBuiltinMeasurementsMatchGlobalConfig(t *testing.T) {
 	for _, m := range gc.Measurements.Builtin {
 		if builtinMeasurements[m.Name] != m.Unit {
 			t.Errorf("%s: unit %q here, %q in the global config", m.Name, builtinMeasurements[m.Name], m.Unit)
+		}
+	}
+}
+
+// BenchmarkManyMeasurements is a transaction with 30,000 custom
+// measurements, all but 10 removed into _meta: removing them one Delete
+// and one Set at a time was quadratic.
+func BenchmarkManyMeasurements(b *testing.B) {
+	n := testNormalizer(b)
+	src := []byte(`{"type":"transaction","start_timestamp":1700000000,"timestamp":1700000001,"contexts":{"trace":{"trace_id":"4c79f60c11214eb38604f4ae0781bfb2","span_id":"fa90fdead5f74052"}},"measurements":{`)
+	for i := range 30000 {
+		if i > 0 {
+			src = append(src, ',')
+		}
+		src = fmt.Appendf(src, `"m%05d":{"value":1}`, i)
+	}
+	src = append(src, "}}"...)
+	b.SetBytes(int64(len(src)))
+	var out []byte
+	for b.Loop() {
+		var err error
+		if out, err = n.Event(out[:0], src, &Input{Received: recv}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
