@@ -582,7 +582,7 @@ func (p *statsdParser) appendMRI(t MetricType, mri []byte) (int, string) {
 	unitStr := "none"
 	if hasUnit {
 		var ok bool
-		if unitStr, ok = metricUnit(unit); !ok {
+		if unitStr, ok = MetricUnit(unit); !ok {
 			return len(name) + nameOff + 1, fmt.Sprintf("invalid unit %q", clipBytes(unit))
 		}
 	}
@@ -634,9 +634,10 @@ func metricNamespace(ns []byte) string {
 	return "unsupported"
 }
 
-// metricUnit returns the canonical name of a statsd unit; "" with ok means
-// a valid custom unit (written lowercased).
-func metricUnit(u []byte) (string, bool) {
+// MetricUnit returns the canonical name of a unit as Relay's MetricUnit
+// reads it (aliases such as "ms" included); "" with ok means a valid
+// custom unit. Metric buckets and event measurements share it.
+func MetricUnit(u []byte) (string, bool) {
 	if c, ok := knownUnits[string(u)]; ok {
 		return c, true
 	}

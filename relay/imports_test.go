@@ -28,8 +28,8 @@ var allowed = map[string][]string{
 	"relay/event":     {},              // the event JSON tree: standard library only (thirdParty)
 	"relay/pii":       {"relay/event"}, // pure library over event JSON
 	"relay/forward":   {"buffer", "envelope", "routing", "relay/aggregate", "relay/outcome", "relay/project", "relay/record"},
-	"relay/normalize": {"relay/event", "relay/useragent"}, // pure functions over events: stdlib only (thirdParty)
-	"relay/grouping":  {"relay/event"},                    // Sentry's issue hash over the event tree: stdlib only (thirdParty)
+	"relay/normalize": {"envelope", "relay/event", "relay/useragent"}, // pure functions over events: stdlib only (thirdParty); envelope: metric units
+	"relay/grouping":  {"relay/event"},                                // Sentry's issue hash over the event tree: stdlib only (thirdParty)
 	"relay/outcome":   {"envelope"},
 	"relay/policy":    {"config", "envelope", "relay/event", "relay/outcome", "relay/project", "relay/useragent"}, // event: filters read the normalized tree
 	"relay/useragent": {},                                                                                         // the process's one User-Agent parser: uap-go only (thirdParty)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/event"
 )
 
@@ -21,19 +22,6 @@ var builtinMeasurements = map[string]string{
 	"time_to_initial_display": "millisecond", "time_to_full_display": "millisecond",
 	"stall_count": "none", "stall_total_time": "millisecond", "stall_longest_time": "millisecond",
 	"stall_percentage": "ratio",
-}
-
-// metricUnits are the units Relay's MetricUnit reads, by the names it
-// writes them with.
-var metricUnits = map[string]string{
-	"nanosecond": "nanosecond", "ns": "nanosecond", "microsecond": "microsecond",
-	"millisecond": "millisecond", "ms": "millisecond", "second": "second", "s": "second",
-	"minute": "minute", "hour": "hour", "day": "day", "week": "week",
-	"bit": "bit", "byte": "byte", "kilobyte": "kilobyte", "kibibyte": "kibibyte",
-	"megabyte": "megabyte", "mebibyte": "mebibyte", "gigabyte": "gigabyte", "gibibyte": "gibibyte",
-	"terabyte": "terabyte", "tebibyte": "tebibyte", "petabyte": "petabyte", "pebibyte": "pebibyte",
-	"exabyte": "exabyte", "exbibyte": "exbibyte", "ratio": "ratio", "percent": "percent",
-	"": "none", "none": "none",
 }
 
 // maxMobileMs is the longest app start or display time Relay keeps
@@ -129,9 +117,8 @@ func (e *norm) measurementUnit(m *event.Node, name string) string {
 	u := m.Get("unit")
 	unit, ok := "", false
 	if u.Kind() == event.String {
-		unit, ok = metricUnits[string(u.Bytes())]
-		if !ok && customUnit(u.Bytes()) {
-			unit, ok = string(u.Bytes()), true
+		if unit, ok = envelope.MetricUnit(u.Bytes()); ok && unit == "" {
+			unit = string(u.Bytes()) // a custom unit
 		}
 	}
 	if !ok && !u.IsNull() {
@@ -149,20 +136,6 @@ func (e *norm) measurementUnit(m *event.Node, name string) string {
 		t.Set(m, "unit", t.NewString(unit))
 	}
 	return unit
-}
-
-// customUnit is Relay's CustomUnit: 1 to 15 ASCII letters, digits and
-// underscores.
-func customUnit(b []byte) bool {
-	if len(b) == 0 || len(b) > 15 {
-		return false
-	}
-	for _, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // validMetricName is Relay's is_valid_metric_name: an ASCII letter, then
