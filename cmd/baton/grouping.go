@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/baton-relay/baton/relay/grouping"
 	"github.com/baton-relay/baton/relay/normalize"
@@ -28,15 +27,7 @@ func cmdGrouping(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	var src []byte
-	var err error
-	name := "stdin"
-	if fs.NArg() == 1 {
-		name = fs.Arg(0)
-		src, err = os.ReadFile(name)
-	} else {
-		src, err = io.ReadAll(stdin)
-	}
+	name, src, err := readInput(fs, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "baton grouping hash: %v\n", err)
 		return exitError

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -43,15 +44,7 @@ func cmdNormalize(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		fs.Usage()
 		return exitUsage
 	}
-	var src []byte
-	var err error
-	name := "stdin"
-	if fs.NArg() == 1 {
-		name = fs.Arg(0)
-		src, err = os.ReadFile(name)
-	} else {
-		src, err = io.ReadAll(stdin)
-	}
+	name, src, err := readInput(fs, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "baton normalize: %v\n", err)
 		return exitError
@@ -88,4 +81,16 @@ func cmdNormalize(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	}
 	stdout.Write(append(out, '\n'))
 	return exitOK
+}
+
+// readInput reads the one FILE argument of fs, or stdin when there is
+// none, and names what it read for messages.
+func readInput(fs *flag.FlagSet, stdin io.Reader) (name string, src []byte, err error) {
+	if fs.NArg() == 1 {
+		name = fs.Arg(0)
+		src, err = os.ReadFile(name)
+		return name, src, err
+	}
+	src, err = io.ReadAll(stdin)
+	return "stdin", src, err
 }
