@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/baton-relay/baton/relay/event"
 )
@@ -96,7 +97,6 @@ func (n *Normalizer) event(t *event.Tree, in *Input) error {
 	if e.has(rkRequest) {
 		n.userAgentContexts(e)
 	}
-	n.userAgentContexts(e)
 	e.trim()
 	e.tagEnvironment()
 	return nil
@@ -208,9 +208,13 @@ func (e *norm) logentry() {
 		return
 	}
 	if params := le.Get("params"); le.Has("params") && !hasFormatted && len(msg) > 0 {
-		if s, ok := formatMessage(string(msg), params); ok {
+		if s, chars, cut, ok := formatMessage(string(msg), params); ok {
 			fmtd, hasFormatted = []byte(s), true
-			t.Set(le, "formatted", t.NewStringBytes(fmtd))
+			f := t.NewStringBytes(fmtd)
+			t.Set(le, "formatted", f)
+			if cut { // trimming cuts it further and keeps this length
+				t.MetaOf(f).Len = chars
+			}
 		}
 	}
 	if !hasFormatted || (msgN != nil && bytes.Equal(msg, fmtd)) {
@@ -224,89 +228,139 @@ func (e *norm) logentry() {
 	}
 }
 
+// maxFormatted is how much of a formatted message formatMessage builds:
+// more characters than trimming keeps of it (limMessage), at up to four
+// bytes each. Past it only characters are counted, so a template that
+// repeats a long parameter costs its length, not the product.
+var maxFormatted = 4*(limMessage.chars+limMessage.allowance) + 4
+
 // formatMessage fills %s / %(name)s (Python) or {} / {0} (curly) holders from
 // params, as Relay's logentry normalization does; ok is false when the
-// template does not fit the params.
-func formatMessage(format string, params *event.Node) (string, bool) {
-	var sb []byte
-	str := func(v *event.Node) {
+// template does not fit the params. When the result would pass
+// maxFormatted, it is cut there (cut) and chars is the length in
+// characters of the whole.
+func formatMessage(format string, params *event.Node) (s string, chars int, cut, ok bool) {
+	var (
+		sb      []byte
+		scratch []byte
+		memo    []int // characters of params.Index(i) as written, +1; 0: not yet
+	)
+	lit := func(c byte) {
+		if c&0xC0 != 0x80 {
+			chars++
+		}
+		if len(sb) < maxFormatted {
+			sb = append(sb, c)
+		}
+	}
+	str := func(i int) {
+		v := params.Index(i)
+		var b []byte
 		switch v.Kind() {
 		case event.String:
-			sb = append(sb, v.Bytes()...)
+			b = v.Bytes()
 		case event.Null:
-			sb = append(sb, "None"...)
+			b = []byte("None")
 		default:
-			sb = v.AppendJSON(sb)
+			scratch = v.AppendJSON(scratch[:0])
+			b = scratch
+		}
+		if memo == nil {
+			memo = make([]int, params.Len())
+		}
+		if memo[i] == 0 {
+			memo[i] = utf8.RuneCount(b) + 1
+		}
+		chars += memo[i] - 1
+		if room := maxFormatted - len(sb); room > 0 {
+			sb = append(sb, b[:min(len(b), room)]...)
 		}
 	}
 	isArr, isObj := params.Kind() == event.Array, params.Kind() == event.Object
+	// find is params.Find, through an index for a large object: a
+	// template may name a key once per character.
+	var index map[string]int
+	find := func(key string) int {
+		if params.Len() <= 16 {
+			return params.Find(key)
+		}
+		if index == nil {
+			index = make(map[string]int, params.Len())
+			for i := params.Len() - 1; i >= 0; i-- { // the first of a repeated key wins, as in Find
+				index[string(params.Key(i))] = i
+			}
+		}
+		if i, ok := index[key]; ok {
+			return i
+		}
+		return -1
+	}
+	done := func() (string, int, bool, bool) { return string(sb), chars, len(sb) >= maxFormatted, true }
 	next := 0
 	if strings.Contains(format, "%") {
 		for i := 0; i < len(format); i++ {
 			c := format[i]
 			if c != '%' || i+1 >= len(format) {
-				sb = append(sb, c)
+				lit(c)
 				continue
 			}
 			i++
 			switch {
 			case format[i] == '%':
-				sb = append(sb, '%')
+				lit('%')
 			case format[i] == '(':
 				end := strings.IndexByte(format[i:], ')')
 				if end < 0 || !isObj || i+end+1 >= len(format) {
-					return "", false
+					return "", 0, false, false
 				}
-				j := params.Find(format[i+1 : i+end])
+				j := find(format[i+1 : i+end])
 				if j < 0 {
-					return "", false
+					return "", 0, false, false
 				}
-				str(params.Index(j))
+				str(j)
 				i += end + 1 // the conversion letter
 			default:
 				if !isArr || next >= params.Len() {
-					return "", false
+					return "", 0, false, false
 				}
-				str(params.Index(next))
+				str(next)
 				next++
 			}
 		}
-		return string(sb), true
+		return done()
 	}
 	if strings.Contains(format, "{") {
 		for i := 0; i < len(format); i++ {
 			if format[i] != '{' {
-				sb = append(sb, format[i])
+				lit(format[i])
 				continue
 			}
 			end := strings.IndexByte(format[i:], '}')
 			if end < 0 {
-				return "", false
+				return "", 0, false, false
 			}
 			key := format[i+1 : i+end]
-			var v *event.Node
+			j := -1
 			switch {
 			case key == "" && isArr && next < params.Len():
-				v = params.Index(next)
+				j = next
 				next++
 			case isArr:
 				if idx, err := strconv.Atoi(key); err == nil && idx >= 0 && idx < params.Len() {
-					v = params.Index(idx)
+					j = idx
 				}
 			case isObj:
-				if j := params.Find(key); j >= 0 {
-					v = params.Index(j)
-				}
+				j = find(key)
 			}
-			if v == nil {
-				return "", false
+			if j < 0 {
+				return "", 0, false, false
 			}
-			str(v)
+			str(j)
 			i += end
 		}
-		return string(sb), true
+		return done()
 	}
-	return "", false
+	return "", 0, false, false
 }
 
 // wrapValues gives a list, or a single object, the {values: [...]} shape.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -580,4 +581,43 @@ func TestSecurityReports(t *testing.T) {
 	if _, _, err := n.SecurityReports(nil, []byte(`[{"type":"deprecation","body":{}},{"type":"intervention","body":{}}]`), in, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("list without CSP reports: err %v, want ErrInvalid", err)
 	}
+}
+
+// TestFormatMessageLong: a template that repeats a long parameter is
+// formatted as far as trimming keeps it, with the whole length in _meta,
+// the same as formatting everything and trimming (Relay's output); the
+// whole would be 100,000 times the parameter.
+func TestFormatMessageLong(t *testing.T) {
+	n := testNormalizer(t)
+	param := strings.Repeat("abcdé", 2000) // 10,000 characters
+	for _, tc := range []struct{ name, msg, params string }{
+		{"curly index", strings.Repeat("{0}", 100000), `["` + param + `"]`},
+		{"python named", strings.Repeat("%(k)s", 100000), `{` + manyParams(5000) + `"k":"` + param + `"}`},
+		{"curly named", strings.Repeat("{k}", 100000), `{` + manyParams(5000) + `"k":"` + param + `"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := `{"logentry":{"message":"` + tc.msg + `","params":` + tc.params + `}}`
+			out, err := n.Event(nil, []byte(src), &Input{Received: recv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := decode(t, out)
+			want := string([]rune(strings.Repeat(param, 2))[:8189]) + "..."
+			if got, _ := get(ev, "logentry.formatted").(string); got != want {
+				t.Errorf("formatted: %d characters, want the first 8189 of the whole and ...", len([]rune(got)))
+			}
+			if l := fmt.Sprint(get(ev, "_meta.logentry.formatted..len")); l != fmt.Sprint(100000*10000) {
+				t.Errorf("_meta len %s, want %d", l, 100000*10000)
+			}
+		})
+	}
+}
+
+// manyParams is n object members "a0":0,... before the one a template names.
+func manyParams(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `"a%d":0,`, i)
+	}
+	return b.String()
 }
