@@ -1,6 +1,9 @@
 package event
 
-import "strconv"
+import (
+	"encoding/binary"
+	"strconv"
+)
 
 // Meta is what Relay writes under "_meta" for one value: {"": {"rem":
 // [[rule, type, start, end]], "err": [[kind, data]], "len": n, "val": v}}.
@@ -56,14 +59,78 @@ func (t *Tree) MetaOf(n *Node) *Meta {
 // which has no node to hold it. The path is kept: do not change it.
 func (t *Tree) MetaAt(path ...string) *Meta {
 	t.dirty = true
-	for _, p := range t.paths {
-		if equalPath(p.path, path) {
-			return p.m
+	if len(t.paths) < indexFrom {
+		for _, p := range t.paths {
+			if equalPath(p.path, path) {
+				return p.m
+			}
+		}
+	} else {
+		// normalize records one path per bad list element: a scan of
+		// the earlier ones would make that quadratic.
+		if t.pathIdx == nil {
+			t.pathIdx = make(map[string]*Meta)
+		}
+		for ; t.pathN < len(t.paths); t.pathN++ {
+			p := t.paths[t.pathN]
+			t.pathIdx[string(t.pathKey(p.path))] = p.m
+		}
+		if m, ok := t.pathIdx[string(t.pathKey(path))]; ok {
+			return m
 		}
 	}
 	m := &Meta{}
 	t.paths = append(t.paths, pathMeta{path: path, m: m})
 	return m
+}
+
+// indexFrom is the number of records (MetaAt paths, children of a _meta
+// node) from which lookups go through a map instead of a scan; a var so
+// that tests can compare both ways.
+var indexFrom = 16
+
+// pathKey encodes path in t.key, each element prefixed by its length: keys
+// may hold any byte, so a separator alone could make two paths one.
+func (t *Tree) pathKey(path []string) []byte {
+	k := t.key[:0]
+	for _, e := range path {
+		k = binary.AppendUvarint(k, uint64(len(e)))
+		k = append(k, e...)
+	}
+	t.key = k
+	return k
+}
+
+// resetIndexes drops the lookup maps of attachMeta and MetaAt, keeping
+// moderate ones for the next records.
+func (t *Tree) resetIndexes() {
+	if len(t.pathIdx) > maxKeepIndex {
+		t.pathIdx = nil
+	}
+	clear(t.pathIdx)
+	t.pathN = 0
+	for _, x := range t.kids {
+		if len(x.at) <= maxKeepIndex && len(t.kidsFree) < maxKeepIndexes {
+			clear(x.at)
+			x.n = 0
+			t.kidsFree = append(t.kidsFree, x)
+		}
+	}
+	clear(t.kids)
+}
+
+// maxKeepIndex bounds the maps a pooled tree keeps, like the arena's slabs.
+const (
+	maxKeepIndex   = 1 << 12
+	maxKeepIndexes = 64
+)
+
+// childIndex maps the keys of a _meta node to their first position, as a
+// scan finds them; n keys are indexed so far (keys are only appended while
+// _meta is built).
+type childIndex struct {
+	at map[string]int
+	n  int
 }
 
 func equalPath(a, b []string) bool {
@@ -116,6 +183,7 @@ func (t *Tree) attachMeta() {
 		t.walkMeta(t.root, mroot, true)
 		t.noded = 0
 	}
+	t.resetIndexes()
 }
 
 // walkMeta merges the Meta of n's descendants, under their paths; the
@@ -151,18 +219,16 @@ func (t *Tree) walkMeta(n, mroot *Node, top bool) {
 	}
 }
 
-// metaChild returns the object under key in meta node m, creating it; key
-// nil is "", the node's own entry.
+// metaChild returns the object under key in meta node m (the first, if the
+// key repeats), creating it; key nil is "", the node's own entry.
 func (t *Tree) metaChild(m *Node, key []byte) *Node {
-	for i, k := range m.keys {
-		if string(k) == string(key) {
-			c := m.vals[i]
-			if c.kind != Object {
-				c.kind, c.raw, c.str, c.keys, c.vals = Object, nil, nil, nil, nil
-				t.touch(c)
-			}
-			return c
+	if i := t.findChild(m, key); i >= 0 {
+		c := m.vals[i]
+		if c.kind != Object {
+			c.kind, c.raw, c.str, c.keys, c.vals = Object, nil, nil, nil, nil
+			t.touch(c)
 		}
+		return c
 	}
 	c := t.NewObject()
 	if key == nil {
@@ -171,6 +237,46 @@ func (t *Tree) metaChild(m *Node, key []byte) *Node {
 	t.a.push(m, key, c)
 	t.touch(m)
 	return c
+}
+
+// findChild is the position of key in m's keys, or -1. Past indexFrom keys
+// it uses m's childIndex: many siblings with Meta, or a client _meta with
+// many keys, would make a scan per insert quadratic.
+func (t *Tree) findChild(m *Node, key []byte) int {
+	if len(m.keys) < indexFrom {
+		for i, k := range m.keys {
+			if string(k) == string(key) {
+				return i
+			}
+		}
+		return -1
+	}
+	x := t.kids[m]
+	if x == nil {
+		if n := len(t.kidsFree); n > 0 {
+			x, t.kidsFree = t.kidsFree[n-1], t.kidsFree[:n-1]
+		} else {
+			x = &childIndex{at: make(map[string]int)}
+		}
+		if t.kids == nil {
+			t.kids = make(map[*Node]*childIndex)
+		}
+		t.kids[m] = x
+	}
+	if len(m.keys) < x.n { // not while _meta is built; rebuild to be safe
+		clear(x.at)
+		x.n = 0
+	}
+	for ; x.n < len(m.keys); x.n++ {
+		k := m.keys[x.n]
+		if _, ok := x.at[string(k)]; !ok {
+			x.at[string(k)] = x.n
+		}
+	}
+	if i, ok := x.at[string(key)]; ok {
+		return i
+	}
+	return -1
 }
 
 // mergeMeta adds md to e, the "" object of a value's _meta.

@@ -45,6 +45,14 @@ type Tree struct {
 	dirty bool
 	stack []pathElem // scratch of AppendJSON's meta walk
 	ints  []int      // scratch of SortedKeys
+
+	// Indexes of MetaAt's paths and of _meta nodes' children, kept with
+	// the tree; see indexFrom.
+	pathIdx  map[string]*Meta
+	pathN    int    // t.paths[:pathN] are in pathIdx
+	key      []byte // scratch of pathKey
+	kids     map[*Node]*childIndex
+	kidsFree []*childIndex
 }
 
 var trees = sync.Pool{New: func() any { return new(Tree) }}
@@ -77,7 +85,9 @@ func (t *Tree) Release() {
 	t.a.reset()
 	clear(t.paths)
 	clear(t.stack)
-	*t = Tree{a: t.a, paths: t.paths[:0], stack: t.stack[:0], ints: t.ints[:0]}
+	t.resetIndexes()
+	*t = Tree{a: t.a, paths: t.paths[:0], stack: t.stack[:0], ints: t.ints[:0],
+		pathIdx: t.pathIdx, key: t.key[:0], kids: t.kids, kidsFree: t.kidsFree}
 	trees.Put(t)
 }
 
