@@ -397,6 +397,9 @@ func TestScrubAttachmentKeyRuleOnce(t *testing.T) {
 // of each match's offsets the regexp package returns, garbage at once (it
 // allocated 60 MiB for this 1 MiB when all matches were collected first).
 func TestScrubAttachmentManyMatchesMemory(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts mean nothing under -race: the regexp package's pooled machines are dropped at random")
+	}
 	a, err := CompileAttachments([]byte(`{"applications":{"$attachments.'log.txt'":["@ip"]}}`))
 	if err != nil {
 		t.Fatal(err)
