@@ -321,14 +321,6 @@ func (g *grouper) children(cs ...*Component) []*Component {
 	return g.ptrs[n : n+len(cs) : n+len(cs)]
 }
 
-func (g *grouper) leaf(id, v string) *Component {
-	c := g.comp(id)
-	if v != "" {
-		c.Contributes, c.Value = true, v
-	}
-	return c
-}
-
 func (g *grouper) node(id string, children ...*Component) *Component {
 	c := g.comp(id)
 	c.Children = g.children(children...)
