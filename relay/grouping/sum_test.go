@@ -50,6 +50,9 @@ func TestSumAgrees(t *testing.T) {
 // TestSumAllocs pins the hash-only path's allocations on an SDK error
 // event: the hex hash, and nothing per frame.
 func TestSumAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts mean nothing under -race: sync.Pool drops items at random")
+	}
 	src, err := os.ReadFile(filepath.Join("testdata", "python_error_01_store.json"))
 	if err != nil {
 		t.Fatal(err)
