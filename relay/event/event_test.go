@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/baton-relay/baton/relay/internal/testutil"
 )
 
 func parseT(t *testing.T, s string) *Tree {
@@ -153,7 +155,7 @@ func reason(tr *Tree, s string) *Node {
 // TestPooledAllocs: a pooled tree parses and writes an event of a steady
 // size without allocating.
 func TestPooledAllocs(t *testing.T) {
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items: allocation counts are meaningless")
 	}
 	var sb strings.Builder

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/baton-relay/baton/relay/event"
+	"github.com/baton-relay/baton/relay/internal/testutil"
 )
 
 // sumAgrees fails t when the hash-only path disagrees with the explaining
@@ -50,7 +51,7 @@ func TestSumAgrees(t *testing.T) {
 // TestSumAllocs pins the hash-only path's allocations on an SDK error
 // event: the hex hash, and nothing per frame.
 func TestSumAllocs(t *testing.T) {
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		t.Skip("allocation counts mean nothing under -race: sync.Pool drops items at random")
 	}
 	src, err := os.ReadFile(filepath.Join("testdata", "python_error_01_store.json"))

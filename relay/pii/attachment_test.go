@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf16"
+
+	"github.com/baton-relay/baton/relay/internal/testutil"
 )
 
 // utf16le encodes s as UTF-16LE bytes.
@@ -397,7 +399,7 @@ func TestScrubAttachmentKeyRuleOnce(t *testing.T) {
 // of each match's offsets the regexp package returns, garbage at once (it
 // allocated 60 MiB for this 1 MiB when all matches were collected first).
 func TestScrubAttachmentManyMatchesMemory(t *testing.T) {
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		t.Skip("allocation counts mean nothing under -race: the regexp package's pooled machines are dropped at random")
 	}
 	a, err := CompileAttachments([]byte(`{"applications":{"$attachments.'log.txt'":["@ip"]}}`))

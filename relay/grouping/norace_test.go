@@ -1,5 +1,0 @@
-//go:build !race
-
-package grouping
-
-const raceEnabled = false

@@ -1,5 +1,0 @@
-//go:build !race
-
-package pii
-
-const raceEnabled = false

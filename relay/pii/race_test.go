@@ -1,7 +1,0 @@
-//go:build race
-
-package pii
-
-// raceEnabled: under the race detector sync.Pool drops items at random, so
-// allocation counts of pooled paths mean nothing.
-const raceEnabled = true
