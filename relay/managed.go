@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,16 @@ type upstreamAuth struct {
 // upstream's max_retry_interval.
 const registerFirstRetry = 500 * time.Millisecond
 
+// jitter spreads a retry wait over [d/2, d]: a fleet of relays that lost
+// their upstream together must not register again in lockstep when it
+// returns.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d-d/2+1)
+}
+
 // keep registers at start, again every interval (as Relay renews), and
 // whenever the registration is lost and no request has registered since,
 // retrying failures with backoff up to maxBackoff, until ctx is done. It
@@ -74,11 +85,12 @@ func (ua *upstreamAuth) keep(ctx context.Context, maxBackoff time.Duration) erro
 				return fmt.Errorf("%s: %w; trust relay %s (public key %s) at the upstream, or use credentials it trusts, then start Baton again",
 					ua.where, err, ua.creds.ID, auth.FormatPublicKey(ua.creds.PublicKey))
 			}
-			ua.log.Warn("relay registration failed; retrying", "err", err, "retry_in", wait)
+			sleep := jitter(wait)
+			ua.log.Warn("relay registration failed; retrying", "err", err, "retry_in", sleep)
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(wait):
+			case <-time.After(sleep):
 			}
 			wait = min(wait*2, max(maxBackoff, registerFirstRetry))
 			continue

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/baton-relay/baton/relay/auth"
 	"github.com/baton-relay/baton/routing"
@@ -82,5 +83,25 @@ func TestRegistrationVersion(t *testing.T) {
 		if got := registrationVersion(tc.relay, tc.own); got != tc.want {
 			t.Errorf("registrationVersion(%q, %q) = %q, want %q", tc.relay, tc.own, got, tc.want)
 		}
+	}
+}
+
+// TestRegistrationJitter: retry waits are spread over [d/2, d], so relays
+// that failed together do not retry together.
+func TestRegistrationJitter(t *testing.T) {
+	const d = 8 * time.Second
+	seen := map[time.Duration]bool{}
+	for range 200 {
+		w := jitter(d)
+		if w < d/2 || w > d {
+			t.Fatalf("jitter(%v) = %v, outside [%v, %v]", d, w, d/2, d)
+		}
+		seen[w] = true
+	}
+	if len(seen) < 100 {
+		t.Errorf("jitter(%v) took only %d distinct values in 200 draws", d, len(seen))
+	}
+	if w := jitter(0); w != 0 {
+		t.Errorf("jitter(0) = %v", w)
 	}
 }
