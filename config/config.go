@@ -453,6 +453,17 @@ type Managed struct {
 	// <buffer.dir>/credentials.json (see Config.CredentialsFile).
 	// Default: "".
 	Credentials string `yaml:"credentials"`
+	// SecretKey and PublicKey, when set, are the relay's key pair
+	// (base64url, as credentials.json holds them) and the credentials
+	// file is not read: for secrets handed in by the environment
+	// (${RELAY_SECRET_KEY}; a Relay config directory reads Relay's
+	// RELAY_SECRET_KEY, RELAY_PUBLIC_KEY and RELAY_ID itself). Both or
+	// neither. Default: "".
+	SecretKey string `yaml:"secret_key"`
+	PublicKey string `yaml:"public_key"`
+	// RelayID goes with SecretKey and PublicKey; empty derives a stable
+	// id from the public key. Default: "".
+	RelayID string `yaml:"relay_id"`
 	// Cache is the project-config cache.
 	Cache ProjectCache `yaml:"cache"`
 	// Fetch is how cache misses are fetched.

@@ -158,6 +158,7 @@ func (l *loader) translateRelay(n *yaml.Node, d *Dir) *yaml.Node {
 			}
 		}
 	}
+	t.environment(os.LookupEnv)
 	t.finish()
 	slices.Sort(t.ignored)
 	d.Ignored = slices.Compact(t.ignored)
@@ -202,6 +203,49 @@ func (t *relayTr) finish() {
 	}
 	if t.modeVal != ModeProxy {
 		t.readProjects()
+	}
+}
+
+// relayEnv are the environment variables Relay reads over its config.yml
+// (relay-protocol.md 3.8), in the order they apply, with the rule of the
+// config.yml key each overrides.
+var relayEnv = []struct {
+	name string
+	rule relayRule
+}{
+	{"RELAY_MODE", (*relayTr).mode},
+	{"RELAY_UPSTREAM_URL", (*relayTr).upstream},
+	{"RELAY_HOST", (*relayTr).hostKey},
+	{"RELAY_PORT", (*relayTr).portKey},
+}
+
+// environment applies Relay's environment overrides, as a Relay in the same
+// directory would: the settings over config.yml's, and the relay's
+// credentials instead of credentials.json. A problem is reported against
+// the variable's name.
+func (t *relayTr) environment(lookup func(string) (string, bool)) {
+	for _, e := range relayEnv {
+		if v, ok := lookup(e.name); ok && v != "" {
+			tag := "!!str"
+			if e.name == "RELAY_PORT" {
+				tag = "!!int"
+			}
+			e.rule(t, e.name, t.scalar(t.top, v, tag))
+		}
+	}
+	sec, _ := lookup("RELAY_SECRET_KEY")
+	pub, _ := lookup("RELAY_PUBLIC_KEY")
+	switch {
+	case sec != "" && pub == "":
+		t.l.problem(t.top, "RELAY_PUBLIC_KEY", ErrInvalid, "RELAY_SECRET_KEY is set but RELAY_PUBLIC_KEY is not: the relay's credentials need both")
+	case pub != "" && sec == "":
+		t.l.problem(t.top, "RELAY_SECRET_KEY", ErrInvalid, "RELAY_PUBLIC_KEY is set but RELAY_SECRET_KEY is not: the relay's credentials need both")
+	case sec != "":
+		t.set("managed.secret_key", t.top, sec)
+		t.set("managed.public_key", t.top, pub)
+		if id, _ := lookup("RELAY_ID"); id != "" {
+			t.set("managed.relay_id", t.top, id)
+		}
 	}
 }
 

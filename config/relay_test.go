@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -297,6 +298,52 @@ func TestRelayDirOutcomes(t *testing.T) {
 		}
 		if o := c.Outcomes; o.EmitOutcomes != tc.mode || o.Source != tc.source || o.BatchInterval != tc.interval {
 			t.Errorf("%q: outcomes %+v, want %s, source %q, interval %s", tc.yaml, o, tc.mode, tc.source, tc.interval)
+		}
+	}
+}
+
+// TestRelayDirEnvironment: Relay's documented environment overrides win
+// over config.yml, and the credentials they carry replace credentials.json.
+func TestRelayDirEnvironment(t *testing.T) {
+	dir := writeDir(t, map[string]string{
+		"config.yml": "relay: {mode: proxy, upstream: \"http://config.example/\", host: 192.0.2.1, port: 3001}\n",
+	})
+	t.Setenv("RELAY_MODE", "managed")
+	t.Setenv("RELAY_UPSTREAM_URL", "http://env.example:9000/")
+	t.Setenv("RELAY_HOST", "127.0.0.1")
+	t.Setenv("RELAY_PORT", "3999")
+	t.Setenv("RELAY_SECRET_KEY", "sec")
+	t.Setenv("RELAY_PUBLIC_KEY", "pub")
+	t.Setenv("RELAY_ID", "id")
+	c, _, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"mode", c.Mode, ModeManaged},
+		{"upstream", c.Upstreams[RelayUpstream].URLs, []string{"http://env.example:9000/"}},
+		{"managed upstream", c.Managed.Upstream, RelayUpstream},
+		{"listen", c.Server.Listen, "127.0.0.1:3999"},
+		{"credentials", [3]string{c.Managed.SecretKey, c.Managed.PublicKey, c.Managed.RelayID}, [3]string{"sec", "pub", "id"}},
+	} {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+
+	t.Setenv("RELAY_PORT", "three")
+	t.Setenv("RELAY_PUBLIC_KEY", "")
+	_, _, err = LoadDir(dir)
+	cfg := filepath.Join(dir, "config.yml")
+	for _, want := range []string{
+		cfg + `:1: RELAY_PORT: expected a port number, as Relay reads it, got "three"`,
+		cfg + `:1: RELAY_PUBLIC_KEY: RELAY_SECRET_KEY is set but RELAY_PUBLIC_KEY is not`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("errors %v\nlack %q", err, want)
 		}
 	}
 }

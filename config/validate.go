@@ -478,6 +478,14 @@ func (v *validator) managed() {
 	} else if m.Upstream == "" && v.c.Mode == ModeManaged {
 		v.errorfNear("managed.upstream", "mode", "managed mode needs the name of the upstream that serves project configs")
 	}
+	switch {
+	case m.SecretKey != "" && m.PublicKey == "":
+		v.errorfNear("managed.public_key", "managed.secret_key", "managed.secret_key needs managed.public_key")
+	case m.PublicKey != "" && m.SecretKey == "":
+		v.errorfNear("managed.secret_key", "managed.public_key", "managed.public_key needs managed.secret_key")
+	case m.RelayID != "" && m.SecretKey == "":
+		v.errorf("managed.relay_id", "needs managed.secret_key and managed.public_key (else the id comes from the credentials file)")
+	}
 	v.positive("managed.cache.max_projects", int64(m.Cache.MaxProjects))
 	v.durationPositive("managed.cache.expiry", m.Cache.Expiry)
 	if m.Cache.Grace < 0 {

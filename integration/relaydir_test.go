@@ -3,7 +3,9 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -182,6 +184,66 @@ metrics:
 	}
 	if code := mid.stop(t, 20*time.Second); code != 0 {
 		t.Errorf("middle exit %d", code)
+	}
+}
+
+// TestRelayConfigDirEnvironment: a Relay directory whose config.yml says
+// proxy mode on an address Baton cannot bind, run with Relay's environment
+// overrides, runs managed on the overriding address and upstream, and
+// registers with the credentials of RELAY_SECRET_KEY, RELAY_PUBLIC_KEY and
+// RELAY_ID without writing a credentials.json.
+func TestRelayConfigDirEnvironment(t *testing.T) {
+	bin := crashBuildBaton(t)
+	sentry := newFakeSentry(t)
+	key := crashKey(1)
+	sentry.setProject(key, fakeSentryProjectState(1, key, "r1", nil))
+
+	other := relayDir(t, "relay: {mode: managed}\n", nil)
+	batonCLI(t, bin, "-c", other, "credentials", "generate")
+	var creds struct {
+		ID        string `json:"id"`
+		PublicKey string `json:"public_key"`
+		SecretKey string `json:"secret_key"`
+	}
+	raw, err := os.ReadFile(filepath.Join(other, "credentials.json"))
+	must(t, err)
+	must(t, json.Unmarshal(raw, &creds))
+
+	dir := relayDir(t, "relay: {mode: proxy, upstream: \"http://127.0.0.1:1/\", host: 192.0.2.1, port: 1}\ncache: {batch_interval: 0}\n", nil)
+	cmd := exec.Command(bin, "-c", dir, "run")
+	cmd.Env = append(os.Environ(),
+		"RELAY_MODE=managed", "RELAY_UPSTREAM_URL="+sentry.url()+"/", "RELAY_HOST=127.0.0.1", "RELAY_PORT=0",
+		"RELAY_SECRET_KEY="+creds.SecretKey, "RELAY_PUBLIC_KEY="+creds.PublicKey, "RELAY_ID="+creds.ID)
+	p := crashStartCmd(t, cmd)
+	c := crashClient(t)
+	p.waitReady(t, c, 20*time.Second)
+	if code, body, _, err := crashPost(c, p.base, 1, 16); err != nil || code != http.StatusOK {
+		t.Fatalf("post: %d %s %v\nstderr:\n%s", code, body, err, crashTail(p.stderr.String(), 3000))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		delivered := false
+		for _, e := range sentry.envelopes() {
+			if seq, _, ok := crashParse(e.Body); ok && seq == 1 {
+				delivered = true
+			}
+		}
+		if delivered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the envelope did not reach the fake Sentry of RELAY_UPSTREAM_URL\nstderr:\n%s", crashTail(p.stderr.String(), 3000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, ok := sentry.registered()[creds.ID]; !ok {
+		t.Errorf("registered relays %v, want %s (RELAY_ID)", sentry.registered(), creds.ID)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "credentials.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("credentials.json written although the credentials came from the environment: %v", err)
+	}
+	if code := p.stop(t, 20*time.Second); code != 0 {
+		t.Errorf("exit %d", code)
 	}
 }
 

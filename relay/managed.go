@@ -167,6 +167,28 @@ var ErrUpstreamAuth = errors.New("upstream refused this relay's credentials")
 // fails every upstream request; Baton stops.
 var ErrRejected = errors.New(`upstream rejected this relay for good (403, "relay": "stop")`)
 
+// managedCredentials returns the relay's credentials: the inline key pair
+// of m when it has one, else the credentials file at path.
+func managedCredentials(m config.Managed, path string, log *slog.Logger) (*auth.Credentials, error) {
+	if m.SecretKey == "" {
+		c, err := loadOrCreateCredentials(path, log)
+		if err != nil {
+			return nil, credentialsError(path, err)
+		}
+		return c, nil
+	}
+	id := m.RelayID
+	if id == "" {
+		id = auth.IDFromPublicKey(m.PublicKey)
+	}
+	c, err := auth.Parse(m.SecretKey, m.PublicKey, id)
+	if err != nil {
+		return nil, &StartupError{Resource: "managed.secret_key, managed.public_key, managed.relay_id", Err: err,
+			Problem: err.Error(), Fix: "set a key pair and id as `baton credentials generate` writes them (for a Relay directory: RELAY_SECRET_KEY, RELAY_PUBLIC_KEY, RELAY_ID)"}
+	}
+	return c, nil
+}
+
 // loadOrCreateCredentials reads the credentials file, creating it on first
 // start so that managed mode works out of the box; the public key must
 // then be trusted by the upstream.

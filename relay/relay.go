@@ -168,8 +168,8 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	}()
 	var sign func(*fasthttp.Request)
 	if cfg.Mode == config.ModeManaged {
-		if r.creds, err = loadOrCreateCredentials(cfg.CredentialsFile(), r.log); err != nil {
-			return nil, credentialsError(cfg.CredentialsFile(), err)
+		if r.creds, err = managedCredentials(cfg.Managed, cfg.CredentialsFile(), r.log); err != nil {
+			return nil, err
 		}
 		sign = func(req *fasthttp.Request) { signRequest(r.creds, req) }
 	}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -79,6 +80,19 @@ func Generate() (*Credentials, error) {
 	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
 	return &Credentials{SecretKey: sec, PublicKey: pub, ID: formatUUID(u)}, nil
+}
+
+// IDFromPublicKey derives a relay id from a public key (base64url), for
+// credentials given as a key pair without an id: the same key always names
+// the same relay, so an upstream that knows it keeps knowing it across
+// restarts. The id is a version-5-style UUID of the key's SHA-256.
+func IDFromPublicKey(publicKey string) string {
+	sum := sha256.Sum256([]byte(publicKey))
+	var u [16]byte
+	copy(u[:], sum[:16])
+	u[6] = u[6]&0x0f | 0x50 // version 5 (name-based, SHA)
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	return formatUUID(u)
 }
 
 // Parse builds Credentials from the three strings of
