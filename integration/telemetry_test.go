@@ -536,3 +536,29 @@ func TestTraceIngestSpans(t *testing.T) {
 		t.Errorf("refused span: %v %v", ref.Attributes, ref.Status)
 	}
 }
+
+// TestOTLPPushFailureLogged: a push to a collector that is not there is
+// reported in Baton's own log (structured, naming the setting), not as the
+// OTel SDK's bare stderr line.
+func TestOTLPPushFailureLogged(t *testing.T) {
+	n, logs := authStartNode(t, t.TempDir(), "telemetry:\n  otlp_endpoint: http://127.0.0.1:1/v1/metrics\n  otlp_interval: 100ms\n")
+	if status, body, _ := post(t, n.url+"/api/1/envelope/", []byte(event), authHeader(testKey)); status != 200 {
+		t.Fatalf("POST = %d %s", status, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "telemetry export failed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no export failure in the relay's log:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the condition, with a deadline
+	}
+	if !strings.Contains(logs.String(), "telemetry.otlp_endpoint") {
+		t.Errorf("the failure line does not name the setting:\n%s", logs.String())
+	}
+	// The last push at Close fails too, and Close says so.
+	err := n.r.Close()
+	n.r = nil
+	if err == nil || !strings.Contains(err.Error(), "OTLP export") {
+		t.Errorf("Close = %v, want the failed last export", err)
+	}
+}

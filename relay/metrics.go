@@ -53,6 +53,7 @@ func (r *Relay) newTelemetry() error {
 		Version:      r.set.Version,
 
 		TraceSampleRatio: t.TraceSampleRatio,
+		Logger:           r.log,
 	})
 	if err != nil {
 		return err

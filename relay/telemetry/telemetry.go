@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"time"
@@ -56,6 +57,9 @@ type Options struct {
 	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT.
 	// Default 0: only what an upstream sampled (config's default is 0.01).
 	TraceSampleRatio float64
+	// Logger receives failed pushes (rate-limited); nil leaves the OTel
+	// SDK's default, a line on stderr per failure.
+	Logger *slog.Logger
 }
 
 // Env variables that turn OTLP push on without an endpoint in the config.
@@ -82,6 +86,7 @@ func New(o Options) (*Telemetry, error) {
 	if err != nil {
 		res = resource.Default()
 	}
+	logExportErrors(o.Logger)
 	if err := t.startTracing(o, res); err != nil {
 		return nil, err
 	}
