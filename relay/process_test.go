@@ -164,6 +164,8 @@ func TestProcessSecurityAndNEL(t *testing.T) {
 		{`{"type":"deprecation","body":{}}`, outcome.ReasonFiltered, "invalid-csp"},
 		{`[1]`, outcome.ReasonInvalid, "invalid_json"},
 		{`{"type":"csp-violation","url":"https://a"}`, outcome.ReasonInvalid, "security_report"},
+		// A directive Relay's CspDirective does not know, in both fields.
+		{`{"csp-report":{"document-uri":"https://a/","effective-directive":"bogus-src","violated-directive":"bogus-src 'self'","blocked-uri":"https://b/x.js"}}`, outcome.ReasonInvalid, "security_report"},
 	} {
 		it = parsedItem(t, `{"type":"raw_security"}`, c.payload)
 		_, err := p.item(nil, it, &in, false, nil, nil)

@@ -286,6 +286,49 @@ func TestSecurityReportingAPI(t *testing.T) {
 	}
 }
 
+// TestCSPDirective: the directive is the first word of effective-directive
+// when Relay's CspDirective knows it, else of violated-directive; a report
+// with neither is invalid, as Relay fails CspRaw::effective_directive.
+func TestCSPDirective(t *testing.T) {
+	n := testNormalizer(t)
+	for _, tc := range []struct{ effective, violated, want string }{
+		{"img-src", "", "img-src"},
+		{"", "style-src 'self'", "style-src"},
+		{"script-src-elem https://x", "script-src", "script-src-elem"},
+		{"bogus-src", "font-src 'self'", "font-src"},
+		{"trusted-types", "", "trusted-types"},
+		{"bogus-src", "", ""},
+		{"", "bogus-src 'self'", ""},
+		{"", "", ""},
+	} {
+		r := map[string]any{"document-uri": "https://example.com/", "blocked-uri": "https://evil.example/x"}
+		if tc.effective != "" {
+			r["effective-directive"] = tc.effective
+		}
+		if tc.violated != "" {
+			r["violated-directive"] = tc.violated
+		}
+		src, _ := json.Marshal(map[string]any{"csp-report": r})
+		out, err := n.Security(nil, src, &Input{Received: recv})
+		if tc.want == "" {
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("%q/%q: %v %s, want ErrInvalid", tc.effective, tc.violated, err, out)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q/%q: %v", tc.effective, tc.violated, err)
+			continue
+		}
+		if got := js(get(decode(t, out), "csp.effective_directive")); got != `"`+tc.want+`"` {
+			t.Errorf("%q/%q: effective_directive %s, want %q", tc.effective, tc.violated, got, tc.want)
+		}
+	}
+	if len(cspDirectives) != 32 {
+		t.Errorf("%d directives, Relay's CspDirective has 32", len(cspDirectives))
+	}
+}
+
 func TestCSPMessage(t *testing.T) {
 	for _, tc := range [][3]string{
 		{"script-src", "", "Blocked unsafe inline 'script'"},
