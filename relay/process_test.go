@@ -47,7 +47,7 @@ func TestProcessorKnob(t *testing.T) {
 }
 
 // testProcessor is a processor as static and managed mode build it.
-func testProcessor(t *testing.T) *processor {
+func testProcessor(t testing.TB) *processor {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Mode = config.ModeStatic
