@@ -458,6 +458,9 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 		if v.Drop[it.Class] || !processed(it.Type, true) {
 			continue
 		}
+		if st := in.adm.State; it.Type == envelope.ItemLog && (st == nil || st.PII == nil && st.PIIErr == nil) {
+			continue // nothing to scrub them with (yet): not charged for
+		}
 		if !ready { // only envelopes with events pay for the strings
 			ready = true
 			nin = normalize.Input{
