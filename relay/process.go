@@ -102,16 +102,15 @@ type eventFilter func(policy.Event) bool
 
 // processed reports whether the processor rewrites items of type t: event,
 // transaction and security reports; NEL reports at ingest (they become log
-// items, another class, scrubbed then) and, on release, the logs made of
-// NEL reports that waited for their project's config (nelLog).
+// items, another class, scrubbed then); log containers, which Relay scrubs
+// like events (scrubLogs): the SDK's, and on release those made of NEL
+// reports that waited for their project's config.
 func processed(t envelope.ItemType, atIngest bool) bool {
 	switch t {
-	case envelope.ItemEvent, envelope.ItemTransaction, envelope.ItemSecurity, envelope.ItemRawSecurity:
+	case envelope.ItemEvent, envelope.ItemTransaction, envelope.ItemSecurity, envelope.ItemRawSecurity, envelope.ItemLog:
 		return true
 	case envelope.ItemNEL:
 		return atIngest
-	case envelope.ItemLog: // a NEL report's, converted before its config was known
-		return !atIngest
 	}
 	return false
 }
@@ -165,7 +164,7 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 	case envelope.ItemRawSecurity, envelope.ItemNEL:
 		buf, payload, normalized, scrubbed, err = p.report(buf, it, in, norm, st, filter)
 	case envelope.ItemLog:
-		buf, payload, err = nelLog(buf, it.Payload, st)
+		buf, payload, err = scrubLogs(buf, it.Payload, st)
 		scrubbed = payload != nil
 	default:
 		// scrubbed: written, normalized or scrubbed.
@@ -318,15 +317,14 @@ func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, n
 	return buf, payload, normalized, scrubbed, nil
 }
 
-// nelOrigin marks the log Baton made of a NEL report (relay/normalize NEL).
-var nelOrigin = []byte(`"sentry.origin":{"type":"string","value":"auto.http.browser_report.nel"}`)
-
-// nelLog scrubs, with st's config, the log container payload when it holds
-// a log Baton made of a NEL report while the project's config was not
-// known (it is scrubbed at ingest otherwise); other logs are left as they
-// are. The new payload is appended to buf.
-func nelLog(buf, payload []byte, st *project.State) (out, scrubbed []byte, err error) {
-	if st == nil || !bytes.Contains(payload, nelOrigin) {
+// scrubLogs scrubs the log container payload with st's config, as Relay's
+// logs processor scrubs each log (processing/logs scrub_log): the SDK's
+// logs, and those Baton made of NEL reports while the project's config
+// was not known (they are scrubbed at ingest otherwise). The new payload
+// is appended to buf; scrubbed is nil when there is no config (st nil: it
+// is not known yet, the release scrubs) or nothing matched.
+func scrubLogs(buf, payload []byte, st *project.State) (out, scrubbed []byte, err error) {
+	if st == nil {
 		return buf, nil, nil
 	}
 	if st.PIIErr != nil {
@@ -338,6 +336,9 @@ func nelLog(buf, payload []byte, st *project.State) (out, scrubbed []byte, err e
 	start := len(buf)
 	if buf, err = st.PII.ScrubLogs(buf, payload); err != nil {
 		return buf[:start], nil, err
+	}
+	if bytes.Equal(buf[start:], payload) { // appended byte for byte: nothing matched
+		return buf[:start], nil, nil
 	}
 	return buf, buf[start:len(buf):len(buf)], nil
 }
@@ -456,6 +457,9 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 		it := &s.env.Items[i]
 		if v.Drop[it.Class] || !processed(it.Type, true) {
 			continue
+		}
+		if st := in.adm.State; it.Type == envelope.ItemLog && (st == nil || st.PII == nil && st.PIIErr == nil) {
+			continue // nothing to scrub them with (yet): not charged for
 		}
 		if !ready { // only envelopes with events pay for the strings
 			ready = true

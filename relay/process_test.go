@@ -47,7 +47,7 @@ func TestProcessorKnob(t *testing.T) {
 }
 
 // testProcessor is a processor as static and managed mode build it.
-func testProcessor(t *testing.T) *processor {
+func testProcessor(t testing.TB) *processor {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Mode = config.ModeStatic
@@ -164,6 +164,8 @@ func TestProcessSecurityAndNEL(t *testing.T) {
 		{`{"type":"deprecation","body":{}}`, outcome.ReasonFiltered, "invalid-csp"},
 		{`[1]`, outcome.ReasonInvalid, "invalid_json"},
 		{`{"type":"csp-violation","url":"https://a"}`, outcome.ReasonInvalid, "security_report"},
+		// A directive Relay's CspDirective does not know, in both fields.
+		{`{"csp-report":{"document-uri":"https://a/","effective-directive":"bogus-src","violated-directive":"bogus-src 'self'","blocked-uri":"https://b/x.js"}}`, outcome.ReasonInvalid, "security_report"},
 	} {
 		it = parsedItem(t, `{"type":"raw_security"}`, c.payload)
 		_, err := p.item(nil, it, &in, false, nil, nil)
@@ -306,9 +308,10 @@ func TestScrubAttachments(t *testing.T) {
 	}
 }
 
-// On release, only the logs Baton made of NEL reports are scrubbed (they
-// were not at ingest, their config unknown); an SDK's logs are left.
-func TestNELLogOnRelease(t *testing.T) {
+// Every log container is scrubbed, the SDK's as those Baton made of NEL
+// reports, as Relay scrubs logs; one nothing matched, or without a
+// config, is left as it is.
+func TestScrubLogs(t *testing.T) {
 	c, err := pii.Compile(pii.DataScrubbingSettings{}, []byte(`{"applications":{"$string":["@email:replace"]}}`))
 	if err != nil {
 		t.Fatal(err)
@@ -316,13 +319,19 @@ func TestNELLogOnRelease(t *testing.T) {
 	st := &project.State{PII: c}
 	nel := `{"items":[{"body":"to a@b.io","attributes":{"sentry.origin":{"type":"string","value":"auto.http.browser_report.nel"}}}]}`
 	sdk := `{"items":[{"body":"to a@b.io","attributes":{"sentry.origin":{"type":"string","value":"manual"}}}]}`
-	if _, out, err := nelLog(nil, []byte(nel), st); err != nil || !strings.Contains(string(out), `"body":"to [email]"`) {
-		t.Errorf("NEL log: %s %v", out, err)
+	clean := `{"items":[{"body":"nothing here"}]}`
+	for _, src := range []string{nel, sdk} {
+		if _, out, err := scrubLogs(nil, []byte(src), st); err != nil || !strings.Contains(string(out), `"body":"to [email]"`) {
+			t.Errorf("%s: %s %v", src, out, err)
+		}
 	}
-	if _, out, err := nelLog(nil, []byte(sdk), st); err != nil || out != nil {
-		t.Errorf("SDK log: %s %v; want it left", out, err)
+	if buf, out, err := scrubLogs(nil, []byte(clean), st); err != nil || out != nil || len(buf) != 0 {
+		t.Errorf("nothing to scrub: %s %q %v; want it left", out, buf, err)
 	}
-	if _, _, err := nelLog(nil, []byte(nel), &project.State{PIIErr: pii.ErrInvalidConfig}); !errors.Is(err, errProjectStatePII) {
+	if _, out, err := scrubLogs(nil, []byte(sdk), nil); err != nil || out != nil {
+		t.Errorf("config unknown: %s %v; want it left", out, err)
+	}
+	if _, _, err := scrubLogs(nil, []byte(nel), &project.State{PIIErr: pii.ErrInvalidConfig}); !errors.Is(err, errProjectStatePII) {
 		t.Errorf("broken config: %v", err)
 	}
 }
