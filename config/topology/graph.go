@@ -66,6 +66,9 @@ func (t *Topology) edges() ([]edge, map[string]string) {
 			}
 			if key == config.DefaultRoute {
 				key = "other classes"
+				if len(keys) == 1 {
+					key = "all classes"
+				}
 			}
 			e.classes = append(e.classes, key)
 		}
