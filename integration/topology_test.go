@@ -156,6 +156,21 @@ func TestTopologyFleet(t *testing.T) {
 	if out := batonCLI(t, bin, "topology", "check", file); !strings.Contains(out, "ok (7 nodes)") {
 		t.Fatalf("topology check: %q", out)
 	}
+	// A broken declaration: a pool that does not exist, and a tier
+	// forwarding back down, both reported, with file:line, exit 1.
+	good, err := os.ReadFile(file)
+	must(t, err)
+	broken := filepath.Join(dir, "broken.yml")
+	bad := bytes.Replace(bytes.Replace(good, []byte("session: {pool: health-us}"), []byte("session: {pool: health-uss}"), 1),
+		[]byte("      default: {pool: processing}\n  processing"), []byte("      default: {pool: edge-us}\n  processing"), 1)
+	must(t, os.WriteFile(broken, bad, 0o600))
+	lineOf := func(s string) int { return bytes.Count(bad[:bytes.Index(bad, []byte(s))], []byte("\n")) + 1 }
+	if got, err := exec.Command(bin, "topology", "check", broken).CombinedOutput(); err == nil ||
+		!strings.Contains(string(got), fmt.Sprintf("%s:%d: groups.edge-us.routes.session.pool: no group named \"health-uss\"", broken, lineOf("health-uss"))) ||
+		!strings.Contains(string(got), fmt.Sprintf("%s:%d: groups.regional-us.routes.default.pool: class unknown loops: edge-us → regional-us → edge-us", broken, lineOf("{pool: edge-us}"))) {
+		t.Errorf("topology check of a broken fleet: %v\n%s", err, got)
+	}
+
 	out := filepath.Join(dir, "out")
 	if got := batonCLI(t, bin, "topology", "render", file, "--out", out); !strings.Contains(got, "wrote nodes/edge-eu-0.yml") {
 		t.Fatalf("topology render: %q", got)
