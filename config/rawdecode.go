@@ -45,3 +45,19 @@ func DecodeFile(name string, data []byte, v any) (map[string]Position, error) {
 	}
 	return at, nil
 }
+
+// File is a config file already in memory.
+type File struct {
+	Name string // used in Problems and to resolve relative project_files
+	Data []byte
+}
+
+// ParseFiles is Load for files already in memory: the default overlaid
+// by each file in order, validated.
+func ParseFiles(files ...File) (Config, error) {
+	srcs := make([]source, len(files))
+	for i, f := range files {
+		srcs[i] = source{name: f.Name, data: f.Data}
+	}
+	return load(srcs)
+}

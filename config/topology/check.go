@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -50,6 +51,9 @@ func (t *Topology) Check() error {
 	c.reach()
 	c.steering()
 	c.hosts()
+	if len(c.probs) == 0 {
+		c.rendered() // only a consistent fleet renders
+	}
 	if len(c.probs) == 0 {
 		return nil
 	}
@@ -491,4 +495,52 @@ func distance(a, b string) int {
 		prev = cur
 	}
 	return prev[len(b)]
+}
+
+// rendered loads every node's rendered files as Baton would and reports
+// what Baton's own validation finds (a settings key Baton does not know,
+// a budget below the buffer's reserve), at the topology field the file
+// comes from. ${NAME} references are not expanded here: they are the
+// nodes' environment.
+func (c *checker) rendered() {
+	t := c.t
+	files, err := t.Files()
+	if err != nil {
+		c.errorf("", "cannot render: %v", err)
+		return
+	}
+	seen := map[string]bool{}
+	for _, n := range t.AllNodes() {
+		var srcs []config.File
+		for _, f := range n.configs(nodeFile(n)) {
+			srcs = append(srcs, config.File{Name: f, Data: files[f]})
+		}
+		_, err := config.ParseFiles(srcs...)
+		var errs config.Errors
+		if !errors.As(err, &errs) {
+			continue
+		}
+		for _, p := range errs {
+			if errors.Is(p, config.ErrEnv) {
+				continue
+			}
+			field := "groups." + n.Group
+			if t.Groups[n.Group].Settings.Node != nil {
+				field += ".settings"
+			}
+			switch {
+			case p.File == BaseFile:
+				field = "settings"
+			case strings.HasPrefix(p.File, RegionsDir+"/"):
+				field = "regions." + n.Region + ".settings"
+			}
+			// Nodes of one group differ only in name, address and
+			// directory: one problem is reported once for the group.
+			msg := p.String()
+			if key := field + "\x00" + strings.ReplaceAll(msg, n.Name, ""); !seen[key] {
+				seen[key] = true
+				c.errorf(field, "the rendered config of node %s is invalid: %s", n.Name, msg)
+			}
+		}
+	}
 }

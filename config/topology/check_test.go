@@ -40,6 +40,8 @@ groups:
     tier: core
     mode: static
     addresses: [h2:3000]
+    settings:
+      projects: {"42": {public_keys: [a7c3e9f1b5d24680ace13579bdf02468]}}
     identity:
       relay_id: bc9233d5-0d46-4161-8770-3d24ca2ea6de
       public_key: lxZr9XxHE6QAaqu7fRSrD96dSWyJR5IJ4nH7Ml0CAZs
@@ -92,7 +94,10 @@ func TestCheckMistakes(t *testing.T) {
 		{"port collision", "addresses: [h1:3001]", "addresses: [h1:3000] #<", "groups.edge2.addresses[0]: node edge2-0 listens on h1:3000, as edge-0 does", nil},
 		{"data dir collision", "data_dir: /data/{node}", "data_dir: /var/lib/baton/edge-0 #<", "groups.edge2.data_dir: node edge2-0 keeps its buffer in /var/lib/baton/edge-0 on h1, as edge-0 does", nil},
 		{"host disk budget", "hosts: {h1: {disk: 10GiB, memory: 2GiB}}", "hosts: {h1: {disk: 512MiB, memory: 2GiB}} #<", "hosts.h1.disk: the buffers of the nodes on h1 add up to 1GiB, more than its disk 512MiB", nil},
-		{"settings set what the topology derives", "    mode: static\n", "    mode: static\n    settings: {routes: {error: {kafka: embedded}}} #<\n", "groups.core.settings: sets routes, which the topology derives", nil},
+		{"settings set what the topology derives", "    data_dir: /data/{node}\n", "    data_dir: /data/{node}\n    settings: {routes: {error: {kafka: embedded}}} #<\n", "groups.edge2.settings: sets routes, which the topology derives", nil},
+		{"rendered config invalid", "resources: {buffer: 1GiB}", "resources: {buffer: 100MiB}", "groups.edge: the rendered config of node edge-0 is invalid: nodes/edge-0.yml:",
+			[]string{"  edge:\n", "  edge: #<\n"}},
+		{"settings Baton does not know", "    data_dir: /data/{node}\n", "    data_dir: /data/{node}\n    settings: #<\n      buffer: {max_byte: 1GiB}\n", "groups.edge2.settings: the rendered config of node edge2-0 is invalid: nodes/edge2-0.yml:", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

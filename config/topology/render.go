@@ -70,7 +70,7 @@ func (t *Topology) Files() (map[string][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		path := filepath.Join(NodesDir, n.Name+".yml")
+		path := nodeFile(n)
 		region := n.Region
 		if region == "" {
 			region = "global"
@@ -86,6 +86,9 @@ func (t *Topology) Files() (map[string][]byte, error) {
 	}
 	return files, nil
 }
+
+// nodeFile is the path of n's own config in the output directory.
+func nodeFile(n Node) string { return filepath.Join(NodesDir, n.Name+".yml") }
 
 // configs are the files node n runs with, base first.
 func (n Node) configs(own string) []string {
