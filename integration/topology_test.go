@@ -175,7 +175,7 @@ func TestTopologyFleet(t *testing.T) {
 	if got := batonCLI(t, bin, "topology", "render", file, "--out", out); !strings.Contains(got, "wrote nodes/edge-eu-0.yml") {
 		t.Fatalf("topology render: %q", got)
 	}
-	if got := batonCLI(t, bin, "topology", "render", file, "--out", out); !strings.HasPrefix(got, "0 files written") {
+	if got := batonCLI(t, bin, "topology", "render", file, "--out", out); !strings.HasPrefix(got, "0 files written, 0 removed") {
 		t.Errorf("a second render wrote files: %q", got)
 	}
 	var manifest struct {

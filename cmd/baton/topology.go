@@ -44,7 +44,10 @@ func cmdTopology(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "baton topology render: --out DIR is required")
 			return exitUsage
 		}
-		written, err := t.Render(*out)
+		written, removed, err := t.Render(*out)
+		for _, f := range removed {
+			fmt.Fprintf(stdout, "removed %s\n", f)
+		}
 		for _, f := range written {
 			fmt.Fprintf(stdout, "wrote %s\n", f)
 		}
@@ -52,7 +55,7 @@ func cmdTopology(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "baton topology render: %v\n", err)
 			return exitError
 		}
-		fmt.Fprintf(stdout, "%d files written, the others unchanged\n", len(written))
+		fmt.Fprintf(stdout, "%d files written, %d removed, the others unchanged\n", len(written), len(removed))
 	case "graph":
 		g, err := t.Graph(*format)
 		if err != nil {

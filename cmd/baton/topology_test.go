@@ -48,7 +48,7 @@ func TestTopologyCommands(t *testing.T) {
 		t.Fatalf("render: %d %q", code, out.String())
 	}
 	out.Reset()
-	if code := run([]string{"topology", "render", "--out", dir, example}, &out, &errb); code != exitOK || out.String() != "0 files written, the others unchanged\n" {
+	if code := run([]string{"topology", "render", "--out", dir, example}, &out, &errb); code != exitOK || out.String() != "0 files written, 0 removed, the others unchanged\n" {
 		t.Fatalf("re-render: %d %q", code, out.String())
 	}
 	out.Reset()

@@ -250,28 +250,41 @@ func (t *Topology) kafkaCluster(name string) obj {
 }
 
 // Render writes the rendered files under dir, creating directories, and
-// rewrites only the files whose content changed (deploy tools diff them).
-// It returns the paths written, relative to dir.
-func (t *Topology) Render(dir string) ([]string, error) {
+// rewrites only the files whose content changed (deploy tools diff them);
+// the configs of nodes and regions no longer declared are removed. It
+// returns the paths written and removed, relative to dir.
+func (t *Topology) Render(dir string) (written, removed []string, err error) {
 	files, err := t.Files()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var written []string
+	for _, sub := range []string{NodesDir, RegionsDir} {
+		old, _ := filepath.Glob(filepath.Join(dir, sub, "*.yml"))
+		for _, path := range old {
+			rel := filepath.Join(sub, filepath.Base(path))
+			if _, ok := files[rel]; ok {
+				continue
+			}
+			if err := os.Remove(path); err != nil {
+				return nil, removed, err
+			}
+			removed = append(removed, rel)
+		}
+	}
 	for _, rel := range sortedKeys(files) {
 		path := filepath.Join(dir, rel)
 		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, files[rel]) {
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return written, err
+			return written, removed, err
 		}
 		if err := writeFile(path, files[rel]); err != nil {
-			return written, err
+			return written, removed, err
 		}
 		written = append(written, rel)
 	}
-	return written, nil
+	return written, removed, nil
 }
 
 // writeFile replaces path atomically, so a deploy tool never reads half a

@@ -34,7 +34,7 @@ func TestRenderLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if _, err := loadExample(t, src).Render(dir); err != nil {
+	if _, _, err := loadExample(t, src).Render(dir); err != nil {
 		t.Fatal(err)
 	}
 	var m Manifest
@@ -86,7 +86,7 @@ func TestRenderSkipsUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	first, err := loadExample(t, src).Render(dir)
+	first, _, err := loadExample(t, src).Render(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,16 +100,16 @@ func TestRenderSkipsUnchanged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if again, err := loadExample(t, src).Render(dir); err != nil || len(again) != 0 {
+	if again, removed, err := loadExample(t, src).Render(dir); err != nil || len(again)+len(removed) != 0 {
 		t.Fatalf("re-render wrote %v (%v)", again, err)
 	}
 	changed := strings.Replace(string(src), "resources: {buffer: 100GiB, memtable: 64MiB}", "resources: {buffer: 200GiB, memtable: 64MiB}", 1)
 	if changed == string(src) {
 		t.Fatal("the example has no processing resources line")
 	}
-	written, err := loadExample(t, []byte(changed)).Render(dir)
-	if err != nil {
-		t.Fatal(err)
+	written, removed, err := loadExample(t, []byte(changed)).Render(dir)
+	if err != nil || len(removed) != 0 {
+		t.Fatal(err, removed)
 	}
 	want := []string{"nodes/processing-0.yml", "nodes/processing-1.yml"}
 	if !slices.Equal(written, want) {
@@ -147,5 +147,31 @@ func TestGraphFormats(t *testing.T) {
 	}
 	if _, err := top.Graph("svg"); err == nil {
 		t.Error("graph svg: no error")
+	}
+}
+
+// TestRenderRemovesUndeclared: a node no longer declared loses its config;
+// its senders' configs (their upstream URLs) and the manifest change, the
+// others stay untouched.
+func TestRenderRemovesUndeclared(t *testing.T) {
+	src, err := os.ReadFile("testdata/example.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, _, err := loadExample(t, src).Render(dir); err != nil {
+		t.Fatal(err)
+	}
+	fewer := strings.Replace(string(src), "addresses: [proc-1.internal, proc-2.internal]", "addresses: [proc-1.internal]", 1)
+	written, removed, err := loadExample(t, []byte(fewer)).Render(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	senders := []string{ManifestFile, "nodes/regional-eu-0.yml", "nodes/regional-eu-1.yml", "nodes/regional-us-0.yml", "nodes/regional-us-1.yml"}
+	if !slices.Equal(written, senders) || !slices.Equal(removed, []string{"nodes/processing-1.yml"}) {
+		t.Errorf("wrote %v, removed %v", written, removed)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nodes/processing-1.yml")); !os.IsNotExist(err) {
+		t.Errorf("processing-1.yml: %v", err)
 	}
 }
