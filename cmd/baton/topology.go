@@ -12,7 +12,9 @@ import (
 
 const topologyUsage = `Usage:
   baton topology check FILE                       report every mistake of the fleet, file:line
-  baton topology render FILE --out DIR            write one config per node (DIR/nodes.yml lists them)
+  baton topology render FILE --out DIR [--format k8s]
+                                                  write one config per node (DIR/nodes.yml lists them),
+                                                  or Kubernetes manifests per group (DIR/k8s/GROUP.yml)
   baton topology graph FILE [--format mermaid|dot] print the fleet as a diagram
 `
 
@@ -27,7 +29,7 @@ func cmdTopology(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, topologyUsage) }
 	out := fs.String("out", "", "render: the output directory")
-	format := fs.String("format", topology.FormatMermaid, "graph: mermaid or dot")
+	format := fs.String("format", topology.FormatMermaid, "graph: mermaid or dot; render: k8s for Kubernetes manifests")
 	file, ok := parseOneFile(fs, args[1:], stderr)
 	if !ok {
 		return exitUsage
@@ -44,7 +46,16 @@ func cmdTopology(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "baton topology render: --out DIR is required")
 			return exitUsage
 		}
-		written, removed, err := t.Render(*out)
+		render := t.Render
+		switch *format {
+		case topology.FormatMermaid: // the flag's default: plain configs
+		case "k8s":
+			render = t.RenderK8s
+		default:
+			fmt.Fprintf(stderr, "baton topology render: unknown format %q: want k8s or none\n", *format)
+			return exitUsage
+		}
+		written, removed, err := render(*out)
 		for _, f := range removed {
 			fmt.Fprintf(stdout, "removed %s\n", f)
 		}

@@ -258,7 +258,13 @@ func (t *Topology) Render(dir string) (written, removed []string, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, sub := range []string{NodesDir, RegionsDir} {
+	return write(dir, files, []string{NodesDir, RegionsDir})
+}
+
+// write writes files under dir, skipping those whose content is already
+// there, and removes the .yml files of subs that are not in files.
+func write(dir string, files map[string][]byte, subs []string) (written, removed []string, err error) {
+	for _, sub := range subs {
 		old, _ := filepath.Glob(filepath.Join(dir, sub, "*.yml"))
 		for _, path := range old {
 			rel := filepath.Join(sub, filepath.Base(path))

@@ -55,6 +55,7 @@ type Topology struct {
 
 	name string
 	at   map[string]config.Position
+	k8s  bool // nodes named as a StatefulSet's pods (K8sFiles)
 }
 
 // Region is one region.
@@ -134,6 +135,8 @@ type Group struct {
 	Routes map[string]Route `yaml:"routes"`
 	// Settings is Baton config for the group's nodes only.
 	Settings config.Raw `yaml:"settings"`
+	// Kubernetes settings for `render --format k8s`.
+	Kubernetes Kubernetes `yaml:"kubernetes"`
 }
 
 // Resources are a node's budgets.
@@ -261,7 +264,11 @@ func (t *Topology) Nodes(name string) []Node {
 		return out
 	}
 	for i := range g.Count {
-		add(fmt.Sprintf("%s-%d", name, i), port)
+		host := fmt.Sprintf("%s-%d", name, i)
+		if t.k8s {
+			host += "." + name // the pod's name under its headless Service
+		}
+		add(host, port)
 	}
 	return out
 }
