@@ -55,7 +55,12 @@ func TestTopologyCommands(t *testing.T) {
 	if code := run([]string{"topology", "graph", example, "--format", "dot"}, &out, &errb); code != exitOK || !strings.HasPrefix(out.String(), "digraph fleet {") {
 		t.Fatalf("graph: %d %q", code, out.String())
 	}
-	for _, args := range [][]string{{"topology"}, {"topology", "check"}, {"topology", "render", example}, {"topology", "graph", example, "--format", "png"}, {"topology", "draw", example}} {
+	errb.Reset()
+	if code := run([]string{"topology", "render", example, "--out", dir, "--format", "k8s"}, &out, &errb); code != exitError ||
+		!strings.Contains(errb.String(), "groups.processing: Kubernetes manifests need count, not addresses") {
+		t.Errorf("render --format k8s of a group of addresses: %d %q", code, errb.String())
+	}
+	for _, args := range [][]string{{"topology", "render", example, "--out", dir, "--format", "helm"}, {"topology"}, {"topology", "check"}, {"topology", "render", example}, {"topology", "graph", example, "--format", "png"}, {"topology", "draw", example}} {
 		if code := run(args, &out, &errb); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
 		}

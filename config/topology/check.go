@@ -166,9 +166,9 @@ func (c *checker) group(name string) {
 		}
 		seen[a] = i
 	}
-	if g.Identity.SecretKey != "" || g.Identity.CredentialsFile == "" && g.Identity.RelayID != "" {
-		c.secret(f+".identity.secret_key", g.Identity.SecretKey, true)
-	}
+	// A managed node signs with its secret; a group that is only trusted
+	// needs its public identity.
+	c.secret(f+".identity.secret_key", g.Identity.SecretKey, g.Mode == "managed" && g.Identity.CredentialsFile == "")
 	if (g.Identity.RelayID == "") != (g.Identity.PublicKey == "") {
 		c.errorf(f+".identity", "set relay_id and public_key together")
 	}
