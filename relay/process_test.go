@@ -98,7 +98,7 @@ func TestProcessEvent(t *testing.T) {
 	p := testProcessor(t)
 	in := normalize.Input{ClientAddr: "192.0.2.7", Received: time.Unix(1764064800, 0)}
 	it := parsedItem(t, `{"type":"event","length":52}`, `{"message":"hello","tags":{"a":"b"},"level":"error"}`)
-	buf, err := p.item(nil, it, &in, false, nil, nil)
+	buf, err := p.item(nil, it, &in, false, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestProcessEvent(t *testing.T) {
 	for _, trusted := range []bool{true, false} {
 		it := parsedItem(t, `{"type":"event","fully_normalized":true}`, `{"message":"hello"}`)
 		was := string(it.Payload)
-		if _, err := p.item(buf, it, &in, trusted, nil, nil); err != nil {
+		if _, err := p.item(buf, it, &in, trusted, nil, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if normalized := string(it.Payload) != was; normalized == trusted {
@@ -127,7 +127,7 @@ func TestProcessEvent(t *testing.T) {
 
 	// Not an object: invalid, with Relay's reason, and the item unchanged.
 	it = parsedItem(t, `{"type":"event"}`, `[1,2]`)
-	if _, err := p.item(nil, it, &in, false, nil, nil); !errors.Is(err, normalize.ErrInvalid) || discardReason(it.Type, err) != reasonInvalidJSON {
+	if _, err := p.item(nil, it, &in, false, nil, nil, nil); !errors.Is(err, normalize.ErrInvalid) || discardReason(it.Type, err) != reasonInvalidJSON {
 		t.Errorf("err %v", err)
 	}
 	if string(it.Payload) != "[1,2]" {
@@ -141,7 +141,7 @@ func TestProcessSecurityAndNEL(t *testing.T) {
 		Origin: "https://example.com", Received: time.Unix(1764064800, 0)}
 	csp := `{"csp-report":{"document-uri":"https://example.com/page","violated-directive":"script-src","effective-directive":"script-src","blocked-uri":"https://evil.example/x.js","original-policy":"script-src 'self'"}}`
 	it := parsedItem(t, `{"type":"raw_security","sentry_release":"web@1"}`, csp)
-	if _, err := p.item(nil, it, &in, false, nil, nil); err != nil {
+	if _, err := p.item(nil, it, &in, false, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, ev := reparse(t, it)
@@ -166,7 +166,7 @@ func TestProcessSecurityAndNEL(t *testing.T) {
 		{`{"type":"csp-violation","url":"https://a"}`, outcome.ReasonInvalid, "security_report"},
 	} {
 		it = parsedItem(t, `{"type":"raw_security"}`, c.payload)
-		_, err := p.item(nil, it, &in, false, nil, nil)
+		_, err := p.item(nil, it, &in, false, nil, nil, nil)
 		why := outcome.ReasonInvalid
 		if de := (*dropError)(nil); errors.As(err, &de) {
 			why = de.why
@@ -178,7 +178,7 @@ func TestProcessSecurityAndNEL(t *testing.T) {
 
 	nel := `{"age":0,"type":"network-error","url":"https://example.com/","body":{"type":"http.error","status_code":500,"elapsed_time":9,"method":"GET","phase":"application","protocol":"http/1.1","server_ip":"192.0.2.1","sampling_fraction":1}}`
 	it = parsedItem(t, `{"type":"nel"}`, nel)
-	if _, err := p.item(nil, it, &in, false, nil, nil); err != nil {
+	if _, err := p.item(nil, it, &in, false, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, body := reparse(t, it)
@@ -198,7 +198,7 @@ func TestProcessPII(t *testing.T) {
 	}
 	in := normalize.Input{Received: time.Unix(1764064800, 0)}
 	it := parsedItem(t, `{"type":"event"}`, `{"extra":{"password":"hunter2"}}`)
-	if _, err := p.item(nil, it, &in, false, st, nil); err != nil {
+	if _, err := p.item(nil, it, &in, false, st, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	_, ev := reparse(t, it)
@@ -211,7 +211,7 @@ func TestProcessPII(t *testing.T) {
 		t.Fatalf("state: %v %v", err, bad.PIIErr)
 	}
 	it = parsedItem(t, `{"type":"event"}`, `{"message":"x"}`)
-	if _, err := p.item(nil, it, &in, false, bad, nil); discardReason(it.Type, err) != "project_state_pii" {
+	if _, err := p.item(nil, it, &in, false, bad, nil, nil); discardReason(it.Type, err) != "project_state_pii" {
 		t.Errorf("a PII config that does not compile: %v", err)
 	}
 }
