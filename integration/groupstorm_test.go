@@ -178,7 +178,9 @@ func TestManagedGroupingStorm(t *testing.T) {
 	})
 	hash := md5hexOf("storm-error")
 	fakeWaitFor(t, 15*time.Second, func() bool { return groupCount(t, s, hash) == storm },
-		func() string { return fmt.Sprintf("%s counted %v events upstream, want %d", groupEventsMRI, groupCount(t, s, hash), storm) })
+		func() string {
+			return fmt.Sprintf("%s counted %v events upstream, want %d", groupEventsMRI, groupCount(t, s, hash), storm)
+		})
 	if got := groupCount(t, s, md5hexOf(msgs[0])); got != 1 {
 		t.Errorf("a distinct error counted %v events, want 1", got)
 	}
