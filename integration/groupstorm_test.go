@@ -235,3 +235,35 @@ func TestStaticGroupingStorm(t *testing.T) {
 	fakeWaitFor(t, 15*time.Second, func() bool { return groupCount(t, s, hash) == float64(sent) },
 		func() string { return fmt.Sprintf("counted %v events upstream, want %d", groupCount(t, s, hash), sent) })
 }
+
+// An error event grouped at the edge reaches Kafka with the record headers
+// grouping_hash and grouping_final; one of a project that is not grouped
+// carries neither.
+func TestKafkaGroupingHeaders(t *testing.T) {
+	n := startNode(t, fmt.Sprintf("mode: static\nprojects:\n  \"42\": {public_keys: [%s], grouping: {discarded_hashes: []}}\n  \"43\": {public_keys: [%s]}\n", managedKey, testKey))
+	for _, p := range []struct {
+		pid uint64
+		key string
+	}{{42, managedKey}, {43, testKey}} {
+		body := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/%d\"}\n{\"type\":\"event\"}\n{\"message\":\"kafka-grouped\"}\n", p.key, p.pid)
+		if status, resp, _ := postEnvelope(t, n, p.pid, p.key, body, nil); status != 200 {
+			t.Fatalf("%d %s", status, resp)
+		}
+	}
+	recs := consume(t, n.kafka, "baton.error", 2, 15*time.Second)
+	for _, r := range recs {
+		hash, final := header(r, "grouping_hash"), header(r, "grouping_final")
+		switch header(r, "project_id") {
+		case "42":
+			if hash != md5hexOf("kafka-grouped") || final != "true" {
+				t.Errorf("grouped event: grouping_hash %q grouping_final %q, want %s true", hash, final, md5hexOf("kafka-grouped"))
+			}
+		case "43":
+			if hash != "" || final != "" {
+				t.Errorf("event of a project without grouping: grouping_hash %q grouping_final %q", hash, final)
+			}
+		default:
+			t.Errorf("record of project %q", header(r, "project_id"))
+		}
+	}
+}
