@@ -53,3 +53,14 @@ func TestKafkaGroupingHeaders(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEventGrouping is what build adds to an error record: finding
+// the event item header behind the envelope header.
+func BenchmarkEventGrouping(b *testing.B) {
+	env := []byte("{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\",\"sent_at\":\"2025-03-01T12:30:00.5Z\",\"sdk\":{\"name\":\"sentry.go\"}}\n" +
+		"{\"type\":\"event\",\"length\":2,\"fully_normalized\":true,\"grouping_hash\":\"0123456789abcdef0123456789abcdef\",\"grouping_final\":true}\n{}\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		eventGrouping(env)
+	}
+}
