@@ -67,3 +67,12 @@ func groupingHeader(buf *[]byte, hdr []byte, group *grouping.Brief) []byte {
 	hdr = setField(buf, hdr, "grouping_hash", q)
 	return setField(buf, hdr, "grouping_final", strconv.AppendBool(nil, group.Final))
 }
+
+// dropGroupingHeader nulls grouping_hash and grouping_final in the header
+// of an event Baton did not hash (a client's, or one of a project without
+// grouping), appending the new header to buf: only Baton's own hash, or a
+// trusted relay's, travels on (item header, Kafka record headers).
+func dropGroupingHeader(buf *[]byte, hdr []byte) []byte {
+	hdr = setField(buf, hdr, "grouping_hash", []byte("null"))
+	return setField(buf, hdr, "grouping_final", []byte("null"))
+}

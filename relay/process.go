@@ -213,6 +213,8 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 		}
 		if hashed {
 			hdr = groupingHeader(&buf, hdr, group)
+		} else if normalized && it.Type == envelope.ItemEvent && bytes.Contains(hdr, []byte(`"grouping_`)) {
+			hdr = dropGroupingHeader(&buf, hdr)
 		}
 		start = len(buf)
 		buf = envelope.SetHeaderField(buf, hdr, "length", length)

@@ -113,6 +113,15 @@ func TestProcessEvent(t *testing.T) {
 		t.Errorf("tags %v, want pairs", ev["tags"])
 	}
 
+	// A client's grouping header is not Baton's hash: nulled.
+	forged := parsedItem(t, `{"type":"event","grouping_hash":"0123456789abcdef0123456789abcdef","grouping_final":true}`, `{"message":"hello"}`)
+	if _, err := p.item(nil, forged, &in, false, nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if h, f := headerValue(t, forged, "grouping_hash"), headerValue(t, forged, "grouping_final"); h != "null" || f != "null" {
+		t.Errorf("a client's grouping header kept: %s", forged.Header)
+	}
+
 	// Marked by a verified relay: not normalized again; by an SDK: it is.
 	for _, trusted := range []bool{true, false} {
 		it := parsedItem(t, `{"type":"event","fully_normalized":true}`, `{"message":"hello"}`)
