@@ -22,7 +22,7 @@ func eventGrouping(env []byte) (hash, final []byte) {
 	_, rest, ok := bytes.Cut(env, []byte{'\n'}) // the envelope header
 	for ok && len(rest) > 0 {
 		var hdr []byte
-		hdr, rest, ok = bytes.Cut(rest, []byte{'\n'})
+		hdr, rest, _ = bytes.Cut(rest, []byte{'\n'})
 		if t, _ := envelope.HeaderField(hdr, "type"); string(t) == `"event"` {
 			h, _ := envelope.HeaderField(hdr, "grouping_hash")
 			// Baton writes a hash as a plain JSON string; anything
