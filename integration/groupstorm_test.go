@@ -267,3 +267,42 @@ func TestKafkaGroupingHeaders(t *testing.T) {
 		}
 	}
 }
+
+// The per-issue counts are metric buckets like any client's: the
+// cardinality limiter bounds how many issues a project reports, and drops
+// the rest as cardinality_limited.
+func TestGroupCountsCardinalityLimited(t *testing.T) {
+	const issues, limit = 5, 2
+	s := newFakeSentry(t)
+	n := startNode(t, fmt.Sprintf("upstreams: {up: {urls: [%s], max_retry_interval: 200ms}}\nroutes: {default: {upstream: up}}\n", s.url())+
+		fmt.Sprintf("metrics: {bucket_interval: 1s, initial_delay: 0s, cardinality_limit: %d}\n", limit)+
+		fmt.Sprintf("mode: static\nprojects: {\"42\": {public_keys: [%s], grouping: {storm: {limit: 100}}}}\n", managedKey))
+	msgs := make([]string, issues)
+	for i := range msgs {
+		msgs[i] = stormMessage("limited-issue-", i)
+	}
+	sendMessages(t, n, msgs, 1)
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		return n.r.Stats().Classes["metric"].Dropped["cardinality_limited"].Items == issues-limit
+	}, func() string { return fmt.Sprintf("metric drops %+v, want %d cardinality_limited", n.r.Stats().Classes["metric"], issues-limit) })
+	waitBalanced(t, n, 15*time.Second)
+	for _, m := range msgs {
+		if deliveredTo(s, 42, `"`+m+`"`) != 1 {
+			t.Errorf("%s not delivered once", m)
+		}
+	}
+	counted := func() (k int) {
+		for _, m := range msgs {
+			switch c := groupCount(t, s, md5hexOf(m)); c {
+			case 0:
+			case 1:
+				k++
+			default:
+				t.Fatalf("%s counted %v times", m, c)
+			}
+		}
+		return k
+	}
+	fakeWaitFor(t, 15*time.Second, func() bool { return counted() == limit },
+		func() string { return fmt.Sprintf("%d issues counted upstream, want the cardinality limit %d", counted(), limit) })
+}
