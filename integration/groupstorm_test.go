@@ -284,7 +284,9 @@ func TestGroupCountsCardinalityLimited(t *testing.T) {
 	sendMessages(t, n, msgs, 1)
 	fakeWaitFor(t, 15*time.Second, func() bool {
 		return n.r.Stats().Classes["metric"].Dropped["cardinality_limited"].Items == issues-limit
-	}, func() string { return fmt.Sprintf("metric drops %+v, want %d cardinality_limited", n.r.Stats().Classes["metric"], issues-limit) })
+	}, func() string {
+		return fmt.Sprintf("metric drops %+v, want %d cardinality_limited", n.r.Stats().Classes["metric"], issues-limit)
+	})
 	waitBalanced(t, n, 15*time.Second)
 	for _, m := range msgs {
 		if deliveredTo(s, 42, `"`+m+`"`) != 1 {
@@ -304,5 +306,7 @@ func TestGroupCountsCardinalityLimited(t *testing.T) {
 		return k
 	}
 	fakeWaitFor(t, 15*time.Second, func() bool { return counted() == limit },
-		func() string { return fmt.Sprintf("%d issues counted upstream, want the cardinality limit %d", counted(), limit) })
+		func() string {
+			return fmt.Sprintf("%d issues counted upstream, want the cardinality limit %d", counted(), limit)
+		})
 }
