@@ -111,7 +111,7 @@ func growthRun(tb testing.TB, p *processor, e *policy.Enforcer, st *project.Stat
 	items[envelope.ClassError], items[envelope.ClassTransaction] = 1, 1
 	var v policy.Verdict
 	in := normalize.Input{ClientAddr: "192.0.2.1", Received: time.Unix(1764064800, 0)}
-	out, _, err := p.event(buf[:0], kind, src, &in, true, st, func(ev policy.Event) bool { return e.Filter(&v, &a, &items, ev) }, nil)
+	out, _, err := p.event(buf[:0], kind, src, &in, true, st, nil, func(ev policy.Event) bool { return e.Filter(&v, &a, &items, ev) }, nil)
 	if err != nil {
 		tb.Fatalf("%.80s: %v", src, err)
 	}

@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"relay/forward":   {"buffer", "envelope", "routing", "relay/aggregate", "relay/outcome", "relay/project", "relay/record"},
 	"relay/normalize": {"envelope", "relay/event", "relay/useragent"}, // pure functions over events: stdlib only (thirdParty); envelope: metric units
 	"relay/grouping":  {"relay/event"},                                // Sentry's issue hash over the event tree: stdlib only (thirdParty)
+	"relay/groups":    {},                                             // per-issue storm windows and counts: stdlib only (thirdParty)
 	"relay/outcome":   {"envelope"},
 	"relay/policy":    {"config", "envelope", "relay/event", "relay/outcome", "relay/project", "relay/useragent"}, // event: filters read the normalized tree
 	"relay/useragent": {},                                                                                         // the process's one User-Agent parser: uap-go only (thirdParty)
@@ -52,6 +53,7 @@ var thirdParty = map[string][]string{
 	"buffer":          {"github.com/cockroachdb/pebble/v2"},
 	"relay/normalize": {},
 	"relay/grouping":  {},
+	"relay/groups":    {},
 	"relay/useragent": {"github.com/ua-parser/uap-go"},
 	"relay/otlp":      {"go.opentelemetry.io/proto/otlp", "google.golang.org/protobuf"},
 }

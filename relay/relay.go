@@ -69,7 +69,8 @@ type Relay struct {
 	policy     atomic.Pointer[policy.Projects] // swapped by ReloadProjects
 	sinks      *routing.Sinks
 	enforcer   *policy.Enforcer
-	proc       *processor // nil: payloads are forwarded as received
+	proc       *processor   // nil: payloads are forwarded as received
+	groups     *groupCounts // storm control's issue table; nil without proc (groupcounts.go)
 
 	// Managed mode: identity, the config cache and downstream relays.
 	creds      *auth.Credentials
@@ -154,6 +155,10 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	r.enforcer = policy.NewEnforcer(policy.Options{})
 	if r.proc, err = newProcessor(cfg); err != nil {
 		return nil, fmt.Errorf("relay: normalization: %w", err)
+	}
+	if r.proc != nil {
+		r.groups = newGroupCounts()
+		r.proc.groups = r.groups.table
 	}
 	r.reporter = newReporter(r.cfg.Outcomes)
 	r.waiting.max = int64(cfg.Managed.MaxWaitingBytesPerKey)
@@ -289,6 +294,7 @@ func (r *Relay) Start() error {
 		r.reportStop, r.reportDone = stop, make(chan struct{})
 		go func() { defer close(r.reportDone); r.runReporter(ctx) }()
 	}
+	r.startGroupCounts()
 	ln := r.set.Listener
 	if ln == nil {
 		var err error
@@ -362,6 +368,8 @@ func (r *Relay) Close() error {
 		_ = r.listener.Close()
 		<-r.served
 	}
+	// The door's counts are all in: written while the forwarders run.
+	r.stopGroupCounts()
 	if r.reportStop != nil {
 		// The door's drops are all in: report them while the forwarders
 		// can still deliver the reports.
@@ -400,6 +408,9 @@ func (r *Relay) Close() error {
 	}
 	if r.reportStop != nil {
 		r.flushReports() // the forwarders' last drops: kept for the next start
+	}
+	if r.groups != nil {
+		r.flushGroupCounts(time.Now()) // the releasers' last counts: kept for the next start
 	}
 	stopProgress()
 	<-progressDone

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/baton-relay/baton/relay/pii"
 )
@@ -54,7 +55,7 @@ const fullStateJSON = `{
     ]},
     "sessionMetrics": {"version": 1},
     "features": ["organizations:session-replay", "projects:span-metrics-extraction"],
-    "grouping": {"discardedHashes": ["4b8bbc500bd2cabfcadc1f1be867e0bb", "legacy-checksum"]},
+    "grouping": {"discardedHashes": ["4b8bbc500bd2cabfcadc1f1be867e0bb", "legacy-checksum"], "storm": {"limit": 100, "window": 60}},
     "txNameRules": []
   }
 }`
@@ -165,6 +166,9 @@ func checkPart(t *testing.T, st *State, p Part) {
 			st.Grouping.Discards("") || st.Grouping.Discards("348fc4026c9fa11ffba8fbfa80a134c9") {
 			t.Errorf("Grouping = %+v", st.Grouping)
 		}
+		if limit, window := st.Grouping.StormLimit(); limit != 100 || window != time.Minute {
+			t.Errorf("Grouping = %+v", st.Grouping)
+		}
 	case PartOther:
 		for _, k := range []string{"groupingConfig", "eventRetention", "retentions", "txNameRules"} {
 			if _, ok := st.config[k]; !ok {
@@ -238,6 +242,8 @@ func TestDecodeStateBrokenPart(t *testing.T) {
 		{"metrics not an object", map[string]string{"metrics": `"x"`}, PartMetrics, "metrics"},
 		{"grouping hashes a string", map[string]string{"grouping": `{"discardedHashes":"abc"}`}, PartGrouping, "grouping"},
 		{"grouping empty hash", map[string]string{"grouping": `{"discardedHashes":["abc",""]}`}, PartGrouping, "discardedHashes 1: empty hash"},
+		{"grouping storm negative limit", map[string]string{"grouping": `{"storm":{"limit":-1,"window":60}}`}, PartGrouping, "storm.limit"},
+		{"grouping storm without window", map[string]string{"grouping": `{"storm":{"limit":100}}`}, PartGrouping, "storm.window"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := mustDecode(t, stateWith(t, tc.overrides))
