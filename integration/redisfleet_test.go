@@ -251,7 +251,9 @@ func TestRedisFleet(t *testing.T) {
 				ok.Load(), limited.Load(), other.Load())
 		}
 		fakeWaitFor(t, 10*time.Second, func() bool { return deliveredTo(s, pid1, "exact-") == 300 },
-			func() string { return fmt.Sprintf("%d of 300 accepted events delivered", deliveredTo(s, pid1, "exact-")) })
+			func() string {
+				return fmt.Sprintf("%d of 300 accepted events delivered", deliveredTo(s, pid1, "exact-"))
+			})
 		var leases float64
 		for _, n := range nodes {
 			if v := n.metric(t, "baton_redis_up"); v != 1 {
@@ -331,7 +333,9 @@ func TestRedisFleet(t *testing.T) {
 			t.Errorf("%d of 180 acked; a quota of 600 (200 per Baton in fallback) admits them all", len(acked))
 		}
 		fakeWaitFor(t, 15*time.Second, func() bool { return deliveredTo(s, pid2, "outage-") >= len(acked) },
-			func() string { return fmt.Sprintf("%d of %d acked events delivered", deliveredTo(s, pid2, "outage-"), len(acked)) })
+			func() string {
+				return fmt.Sprintf("%d of %d acked events delivered", deliveredTo(s, pid2, "outage-"), len(acked))
+			})
 		for msg := range acked {
 			if deliveredTo(s, pid2, msg+`"`) == 0 {
 				t.Errorf("acked %s not delivered", msg)
