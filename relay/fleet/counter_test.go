@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/baton-relay/baton/relay/internal/testutil"
 )
 
 func open(t *testing.T, o Options) *Counter {
@@ -23,7 +25,7 @@ func open(t *testing.T, o Options) *Counter {
 // TestCounterGlobalLimit: three Counters on one Redis, driven concurrently,
 // admit exactly the limit between them, mostly from leases.
 func TestCounterGlobalLimit(t *testing.T) {
-	rs := startRedis(t)
+	rs := testutil.StartRedis(t)
 	var cs [3]*Counter
 	for i := range cs {
 		cs[i] = open(t, Options{Addresses: []string{rs.Addr}})
@@ -71,7 +73,7 @@ func TestCounterGlobalLimit(t *testing.T) {
 // limit/FallbackShare and never wait more than MaxWait; once Redis is back
 // the probe finds it and what was admitted meanwhile is added to Redis.
 func TestCounterFallback(t *testing.T) {
-	rs := startRedis(t)
+	rs := testutil.StartRedis(t)
 	c := open(t, Options{Addresses: []string{rs.Addr}, FallbackShare: 2, ProbeInterval: 20 * time.Millisecond, MaxWait: 50 * time.Millisecond})
 	key := []byte("q\x00p7")
 	now := time.Now().Unix()
@@ -124,5 +126,24 @@ func TestCounterFallback(t *testing.T) {
 	}
 	if n != 38+3 {
 		t.Errorf("redis counts %d, want 41 (38 unsynced + a lease of 3)", n)
+	}
+}
+
+// BenchmarkCounterAdd is one quota decision through the Redis counter:
+// a lease of 256 (limit/32, clamped) every 256 decisions, the rest local.
+func BenchmarkCounterAdd(b *testing.B) {
+	rs := testutil.StartRedis(b)
+	c, err := Open(Options{Addresses: []string{rs.Addr}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	key := []byte("bench\x00p1")
+	now := time.Now().Unix()
+	b.ReportAllocs()
+	for b.Loop() {
+		if c.Add(key, 1<<40, 3600, 1, now) {
+			b.Fatal("over")
+		}
 	}
 }
