@@ -321,7 +321,9 @@ func (c *Counter) window(key []byte, now int64) *window {
 func (c *Counter) sweep(now int64) {
 	c.swept = now
 	for k, w := range c.m {
-		w.mu.Lock()
+		if !w.mu.TryLock() {
+			continue // in use (perhaps waiting on Redis): not ended
+		}
 		ended := w.end <= now && w.unsynced == 0
 		w.mu.Unlock()
 		if ended {

@@ -147,3 +147,33 @@ func BenchmarkCounterAdd(b *testing.B) {
 		}
 	}
 }
+
+// TestCounterBounded: past MaxKeys a new window is not counted (as the
+// local counters), and windows that ended are let go.
+func TestCounterBounded(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxKeys: 4})
+	now := time.Now().Unix()
+	for i := range 4 {
+		if c.Add([]byte{'k', byte(i)}, 1, 10, 1, now) || !c.Add([]byte{'k', byte(i)}, 1, 10, 1, now) {
+			t.Fatalf("key %d: want the first admitted, the second over", i)
+		}
+	}
+	leases := c.Stats().Leases
+	for range 3 {
+		if c.Add([]byte("k5"), 1, 10, 1, now) {
+			t.Fatal("a window past the bound was counted")
+		}
+	}
+	if st := c.Stats(); st.Windows != 4 || st.Leases != leases {
+		t.Fatalf("stats %+v: want 4 windows, no lease for the fifth key", st)
+	}
+	// Once the windows ended, the fifth key is counted.
+	later := now + 10
+	if c.Add([]byte("k5"), 1, 10, 1, later) || !c.Add([]byte("k5"), 1, 10, 1, later) {
+		t.Fatal("fifth key after the sweep: want the first admitted, the second over")
+	}
+	if st := c.Stats(); st.Windows != 1 {
+		t.Fatalf("%d windows after the sweep, want 1", st.Windows)
+	}
+}
