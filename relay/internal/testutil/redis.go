@@ -63,6 +63,9 @@ func (r *Redis) Start(tb testing.TB) {
 	}
 }
 
+// Pid is the server process's id (to stop it with SIGSTOP).
+func (r *Redis) Pid() int { return r.cmd.Process.Pid }
+
 // Kill ends the server at once (SIGKILL).
 func (r *Redis) Kill() {
 	if r.cmd != nil {
