@@ -211,8 +211,10 @@ func TestRedisFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the baton binary and redis-server")
 	}
+	start := time.Now()
 	rs := startFleetRedis(t)
 	bin := crashBuildBaton(t)
+	t.Logf("redis-server and the baton build: %v", time.Since(start).Round(time.Millisecond))
 	s := newFakeSentry(t)
 	const (
 		pid1, key1 = 61, "61616161616161616161616161616161"
@@ -225,6 +227,7 @@ func TestRedisFleet(t *testing.T) {
 	for range 3 {
 		nodes = append(nodes, startFleetNode(t, bin, s.url(), redisYAML))
 	}
+	t.Logf("three Batons ready: %v", time.Since(start).Round(time.Millisecond))
 	c := crashClient(t)
 
 	t.Run("exact global quota", func(t *testing.T) {
