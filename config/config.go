@@ -55,6 +55,8 @@ type Config struct {
 	Telemetry Telemetry `yaml:"telemetry"`
 	// Runtime tunes the Go runtime Baton runs on.
 	Runtime Runtime `yaml:"runtime"`
+	// Redis is the state a fleet of Batons shares (global quotas).
+	Redis Redis `yaml:"redis"`
 	// Defaults holds the per-entry defaults of the maps above. Load has
 	// already applied them to every entry; they are kept for display.
 	Defaults Defaults `yaml:"defaults"`

@@ -395,6 +395,17 @@ func TestValidation(t *testing.T) {
 			`test.yaml:2: buffer.partitions: must be from 1 to 256, got 0`,
 			`test.yaml:3: limits.max_event_size: must be greater than 0`,
 		}},
+		{"redis", []string{
+			"redis: {addresses: ['localhost', '127.0.0.1:6379'], cluster: true, db: 2, max_wait: 2s, fallback_share: 0,",
+			"  password: x, password_file: /run/pw, tls: {ca_file: ca.pem}}",
+		}, []string{
+			`test.yaml:1: redis.addresses[0]: "localhost" is not a host:port address: missing port in address`,
+			`test.yaml:1: redis.db: must be 0 with redis.cluster: Redis Cluster has only database 0`,
+			`test.yaml:1: redis.max_wait: 2s is over 1s: ingest waits this long for Redis at most; keep it small (default 50ms)`,
+			`test.yaml:1: redis.fallback_share: must be greater than 0`,
+			`test.yaml:2: redis.password_file: password and password_file are both set; set one`,
+			`test.yaml:2: redis.tls.enabled: is false but other tls settings are set; set enabled: true or remove them`,
+		}},
 		{"no body budget", []string{"server: {max_inflight_bytes: 0}"},
 			[]string{`test.yaml:1: server.max_inflight_bytes: must be greater than 0`}},
 		{"reserve", []string{"buffer: {reserve_bytes: 0}"},

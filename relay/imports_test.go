@@ -25,6 +25,7 @@ var allowed = map[string][]string{
 	"relay/project":   {"relay/pii"}, // a state compiles its PII config once per revision
 	"relay/aggregate": {"envelope"},
 	"relay/auth":      {},
+	"relay/fleet":     {},              // fleet state in Redis: go-redis only (thirdParty)
 	"relay/event":     {},              // the event JSON tree: standard library only (thirdParty)
 	"relay/pii":       {"relay/event"}, // pure library over event JSON
 	"relay/forward":   {"buffer", "envelope", "routing", "relay/aggregate", "relay/outcome", "relay/project", "relay/record"},
@@ -55,6 +56,7 @@ var thirdParty = map[string][]string{
 	"relay/grouping":  {},
 	"relay/groups":    {},
 	"relay/useragent": {"github.com/ua-parser/uap-go"},
+	"relay/fleet":     {"github.com/redis/go-redis/v9"},
 	"relay/otlp":      {"go.opentelemetry.io/proto/otlp", "google.golang.org/protobuf"},
 }
 

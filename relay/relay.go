@@ -21,6 +21,7 @@ import (
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/auth"
+	"github.com/baton-relay/baton/relay/fleet"
 	"github.com/baton-relay/baton/relay/forward"
 	"github.com/baton-relay/baton/relay/intake"
 	"github.com/baton-relay/baton/relay/outcome"
@@ -69,8 +70,9 @@ type Relay struct {
 	policy     atomic.Pointer[policy.Projects] // swapped by ReloadProjects
 	sinks      *routing.Sinks
 	enforcer   *policy.Enforcer
-	proc       *processor   // nil: payloads are forwarded as received
-	groups     *groupCounts // storm control's issue table; nil without proc (groupcounts.go)
+	fleet      *fleet.Counter // nil unless redis is configured (fleet.go)
+	proc       *processor     // nil: payloads are forwarded as received
+	groups     *groupCounts   // storm control's issue table; nil without proc (groupcounts.go)
 
 	// Managed mode: identity, the config cache and downstream relays.
 	creds      *auth.Credentials
@@ -152,7 +154,18 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	r.failed = make(chan error, 1)
 	r.abandoned = make(chan struct{})
 
-	r.enforcer = policy.NewEnforcer(policy.Options{})
+	var counter policy.Counter
+	if r.fleet, err = openFleet(cfg.Redis, r.log); err != nil {
+		return nil, err
+	} else if r.fleet != nil {
+		counter = r.fleet
+	}
+	defer func() {
+		if err != nil && r.fleet != nil {
+			_ = r.fleet.Close()
+		}
+	}()
+	r.enforcer = policy.NewEnforcer(policy.Options{Counter: counter})
 	if r.proc, err = newProcessor(cfg); err != nil {
 		return nil, fmt.Errorf("relay: normalization: %w", err)
 	}
@@ -232,6 +245,11 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	}
 	r.recovered = byClass(r.buf.Stats().Streams)
 	r.rawRecovered = outcomesCount(r.buf.Stats().Streams)
+	if err := r.registerFleetMetrics(); err != nil {
+		r.sinks.Close(context.Background())
+		_ = r.buf.Close()
+		return nil, fmt.Errorf("relay: telemetry: %w", err)
+	}
 	if err := r.registerObservers(); err != nil {
 		r.sinks.Close(context.Background())
 		_ = r.buf.Close()
@@ -432,6 +450,7 @@ func (r *Relay) Close() error {
 		errs = append(errs, err)
 	}
 	r.stop()
+	r.closeFleet()
 	if err := r.buf.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("relay: close buffer: %w", err))
 	}

@@ -19,6 +19,20 @@ type Options struct {
 	// Now is the clock of rate buckets, quota windows and sampling rules.
 	// Default: time.Now.
 	Now func() time.Time
+	// Counter counts the quotas with an id and a window. Default: the
+	// Enforcer's own counters, in memory (this edge's share only);
+	// relay/fleet counts them in Redis for a whole fleet.
+	Counter Counter
+}
+
+// Counter counts quota windows; it is safe for concurrent use and called
+// on the ingest path, so it must answer within a small bound.
+type Counter interface {
+	// Add adds n to the fixed window of key (quota id, scope tag, scope;
+	// only valid during the call) that holds now (unix seconds), for a
+	// quota of limit per window seconds, and reports whether that went
+	// over the limit, in which case nothing is counted.
+	Add(key []byte, limit, window, n, now int64) (over bool)
 }
 
 func (o Options) withDefaults() Options {
