@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -62,6 +63,11 @@ func (t *Topology) Check() error {
 }
 
 func (c *checker) tiers() {
+	for _, r := range sortedKeys(c.t.Regions) {
+		if !dnsLabel.MatchString(r) {
+			c.errorf("regions."+r, "region name %q: use lowercase letters, digits and inner dashes (it names regions/%s.yml)", r, r)
+		}
+	}
 	entry := false
 	for _, tr := range c.t.Tiers {
 		entry = entry || tr.Entry
@@ -135,8 +141,16 @@ func (c *checker) settings(field string, raw config.Raw) {
 	}
 }
 
+// dnsLabel is what a group name must be: its nodes' host names, the
+// upstream names in rendered configs and Kubernetes object names derive
+// from it.
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?$`)
+
 func (c *checker) group(name string) {
 	t, g, f := c.t, c.t.Groups[name], "groups."+name
+	if !dnsLabel.MatchString(name) {
+		c.errorf(f, "group name %q: use lowercase letters, digits and inner dashes, at most 52 (it names hosts and Kubernetes objects)", name)
+	}
 	if _, ok := t.Regions[g.Region]; !ok && g.Region != "" {
 		c.errorf(f+".region", "no region named %q%s", g.Region, suggest(g.Region, sortedKeys(t.Regions)))
 	}

@@ -88,6 +88,7 @@ func TestCheckMistakes(t *testing.T) {
 			[]string{"      default: {pool: core}\n  edge2", "      default: {pool: core} #<\n  edge2"}},
 		{"managed group without a secret", "    tier: edge\n    addresses: [h1:3000]", "    tier: edge\n    mode: managed\n    identity: {relay_id: 2b69aa4a-7da8-41db-a563-3f815acd0b12, public_key: 78SJzSru2kq8aYfAALHGuPXaDqH0LVIYLariZvXm5aE} #<\n    addresses: [h1:3000]",
 			"groups.edge.identity.secret_key: required: a ${NAME} reference to the secret", nil},
+		{"group name not a DNS label", "  edge2:\n", "  Edge_2: #<\n", `groups.Edge_2: group name "Edge_2": use lowercase letters`, nil},
 		{"trust unknown group", "    mode: static\n", "    mode: static\n    trust: [egde] #<\n", `groups.core.trust[0]: no group named "egde" (did you mean "edge"?)`, nil},
 		{"secret as a value", "secret_key: ${CORE_SECRET}", "secret_key: MRBN8e3Up1AJIgb6gFGOumbwwng1M9VXyHEU9v8QqNw #<", "groups.core.identity.secret_key: a secret written into the topology; write a ${NAME} reference", nil},
 		{"steering differs within a pool", "      metric: {pool: core, steer: metric_key}\n      default: {pool: core}\n  core", "      metric: {pool: core, steer: project} #<\n      default: {pool: core}\n  core",
