@@ -476,39 +476,10 @@ func nodeDir(g Group, n Node) string {
 	return strings.ReplaceAll(g.DataDir, NodePlaceholder, n.Name)
 }
 
-// suggest returns ` (did you mean "x"?)` for the closest name, or "".
+// suggest returns ` (did you mean "x"?)` for the closest names, or "", as
+// Baton's config errors do.
 func suggest(name string, names []string) string {
-	best, bestD := "", 3
-	for _, n := range names {
-		if d := distance(name, n); d < bestD && d <= max(1, len(name)/2) {
-			best, bestD = n, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// distance is the Levenshtein distance of short names.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	return config.DidYouMean(name, names)
 }
 
 // rendered loads every node's rendered files as Baton would and reports
