@@ -55,6 +55,8 @@ type Config struct {
 	Telemetry Telemetry `yaml:"telemetry"`
 	// Runtime tunes the Go runtime Baton runs on.
 	Runtime Runtime `yaml:"runtime"`
+	// Lanes configures `baton lanes`, the deadline-lane worker.
+	Lanes Lanes `yaml:"lanes"`
 	// Defaults holds the per-entry defaults of the maps above. Load has
 	// already applied them to every entry; they are kept for display.
 	Defaults Defaults `yaml:"defaults"`
@@ -718,6 +720,8 @@ type Defaults struct {
 	Route Route `yaml:"route"`
 	// Project is the template for Config.Projects entries.
 	Project Project `yaml:"project"`
+	// Lane is the template for Lanes.Topics entries.
+	Lane Lane `yaml:"lane"`
 }
 
 // Secret is a string that formats as "[redacted]" so it stays out of logs and

@@ -73,6 +73,7 @@ func (c *Config) validate() problems {
 	oneOf(v, "normalization.level", v.c.Normalization.Level, NormalizationDefault, NormalizationDisabled)
 	v.telemetry()
 	v.runtime()
+	v.lanes()
 	return v.probs
 }
 

@@ -1,0 +1,394 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Deadline lanes (routing/lanes, DESIGN.md "Deadline lanes") through the
+// baton binary: `baton lanes` against a kfake cluster, with an HTTP
+// handler in the test that decides each item's latency from its body.
+
+// laneItem bodies are "ID KIND SENT": KIND fast (5 ms), slow (5 s), never
+// (answers only when the request is cancelled), SENT the produce time in
+// Unix nanoseconds.
+func laneItem(id int, kind string) []byte {
+	return fmt.Appendf(nil, "%d %s %d", id, kind, time.Now().UnixNano())
+}
+
+// laneHandler is the test's handler. A completion counts only when the
+// handler answered 2xx while the request was still wanted (the worker had
+// not given up on it): that is the item being done.
+type laneHandler struct {
+	mu        sync.Mutex
+	completed map[int]int           // id → completions
+	latency   map[int]time.Duration // id → first completion, from SENT
+	calls     int
+	block     chan struct{} // when not nil, "fast" items wait for it to close
+}
+
+func newLaneHandler() *laneHandler {
+	return &laneHandler{completed: map[int]int{}, latency: map[int]time.Duration{}}
+}
+
+func (h *laneHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f := strings.Fields(string(body))
+	if len(f) != 3 {
+		http.Error(w, "bad item", http.StatusBadRequest)
+		return
+	}
+	id, _ := strconv.Atoi(f[0])
+	sent, _ := strconv.ParseInt(f[2], 10, 64)
+	h.mu.Lock()
+	h.calls++
+	block := h.block
+	h.mu.Unlock()
+	var work <-chan time.Time
+	switch f[1] {
+	case "fast":
+		if block != nil {
+			select {
+			case <-block:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		work = time.After(5 * time.Millisecond) // the simulated work
+	case "slow":
+		work = time.After(5 * time.Second)
+	case "never":
+	case "refuse":
+		http.Error(w, "cannot use this", http.StatusUnprocessableEntity)
+		return
+	}
+	select {
+	case <-work:
+	case <-r.Context().Done():
+		return
+	}
+	h.done(id, sent)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *laneHandler) done(id int, sent int64) {
+	at := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.completed[id] == 0 {
+		h.latency[id] = at.Sub(time.Unix(0, sent))
+	}
+	h.completed[id]++
+}
+
+// snapshot returns ids completed at least once and the extra completions.
+func (h *laneHandler) snapshot() (done map[int]bool, dups int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	done = map[int]bool{}
+	for id, n := range h.completed {
+		done[id] = true
+		dups += n - 1
+	}
+	return done, dups
+}
+
+// laneCluster starts kfake with the given topics (partitions each).
+func laneCluster(t *testing.T, partitions int, topics ...string) string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), topics...), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()[0]
+}
+
+// laneProducer produces to the test cluster.
+func laneProducer(t *testing.T, brokers string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func produceItem(t *testing.T, cl *kgo.Client, topic string, key string, value []byte) {
+	t.Helper()
+	r := &kgo.Record{Topic: topic, Value: value}
+	if key != "" {
+		r.Key = []byte(key)
+	}
+	if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// laneConfig writes a config file for `baton lanes` on cluster brokers.
+func laneConfig(t *testing.T, brokers, lanes string) string {
+	t.Helper()
+	cfg := fmt.Sprintf("kafka:\n  clusters:\n    test:\n      brokers: [%s]\nlanes:\n  kafka: test\n  metrics_listen: 127.0.0.1:0\n%s", brokers, lanes)
+	p := filepath.Join(t.TempDir(), "lanes.yml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var laneBin = struct {
+	once sync.Once
+	path string
+}{}
+
+// startLanes runs `baton lanes --config cfg` and waits for its listen line.
+func startLanes(t *testing.T, cfg string) *crashProc {
+	t.Helper()
+	laneBin.once.Do(func() { laneBin.path = crashBuildBaton(t) })
+	if laneBin.path == "" {
+		t.Fatal("no baton binary")
+	}
+	return crashStartCmd(t, exec.Command(laneBin.path, "lanes", "--config", cfg))
+}
+
+var laneMetricLine = regexp.MustCompile(`(?m)^baton_lane_(\w+)\{lane="([^"]+)"\} (\d+)$`)
+
+// laneMetrics reads the worker's /metrics: counter → lane → value.
+func laneMetrics(t *testing.T, p *crashProc) map[string]map[string]int64 {
+	t.Helper()
+	resp, err := http.Get(p.base + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	out := map[string]map[string]int64{}
+	for _, m := range laneMetricLine.FindAllStringSubmatch(string(b), -1) {
+		if out[m[1]] == nil {
+			out[m[1]] = map[string]int64{}
+		}
+		out[m[1]][m[2]], _ = strconv.ParseInt(m[3], 10, 64)
+	}
+	return out
+}
+
+// deadLetters reads the ids on topic so far, with the reason header.
+type deadReader struct {
+	cl  *kgo.Client
+	mu  sync.Mutex
+	ids map[int]int
+	why map[int]string
+}
+
+func newDeadReader(t *testing.T, brokers, topic string) *deadReader {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deadReader{cl: cl, ids: map[int]int{}, why: map[int]string{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			for _, r := range cl.PollFetches(ctx).Records() {
+				id, _ := strconv.Atoi(strings.Fields(string(r.Value))[0])
+				d.mu.Lock()
+				d.ids[id]++
+				d.why[id] = header(r, "baton-lane-reason")
+				d.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done; cl.Close() })
+	return d
+}
+
+func (d *deadReader) snapshot() map[int]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[int]int, len(d.ids))
+	for k, v := range d.ids {
+		out[k] = v
+	}
+	return out
+}
+
+func p99(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*99/100)]
+}
+
+// baseline is the single-topic consumer the lanes are measured against:
+// the same handler, the same concurrency, each polled batch handled in
+// parallel and committed when all of it is done (no deadline but the
+// client's 6 s timeout), until ctx ends.
+func baseline(ctx context.Context, t *testing.T, brokers, topic, url string, concurrency int) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumerGroup("baseline"), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer cl.Close()
+	hc := &http.Client{Timeout: 6 * time.Second}
+	for ctx.Err() == nil {
+		fs := cl.PollRecords(ctx, concurrency)
+		var wg sync.WaitGroup
+		for _, r := range fs.Records() {
+			wg.Go(func() {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(r.Value)))
+				if resp, err := hc.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			})
+		}
+		wg.Wait()
+		_ = cl.CommitUncommittedOffsets(context.WithoutCancel(ctx))
+	}
+}
+
+// TestLanesHeavyTail: most items take 5 ms, 2% 5 s, 1% never answer. In
+// lanes (deadline 150 ms → 6 s → dead letter), fast items' end-to-end p99
+// stays under 50 ms while a single-topic consumer fed the same items with
+// the same handler, in the same run, has fast items waiting seconds behind
+// slow ones. Every item ends done or dead-lettered, exactly once in the
+// accounting; duplicates are counted.
+func TestLanesHeavyTail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ~15 s")
+	}
+	brokers := laneCluster(t, 4, "work", "work.slow", "work.dead", "base")
+	lanesH, baseH := newLaneHandler(), newLaneHandler()
+	mux := http.NewServeMux()
+	mux.Handle("/lanes", lanesH)
+	mux.Handle("/base", baseH)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	p := startLanes(t, laneConfig(t, brokers, fmt.Sprintf(`  topics:
+    work: {next: work.slow, deadline: 150ms, concurrency: 32}
+    work.slow: {deadline: 6s, concurrency: 32}
+defaults:
+  lane:
+    dead_letter_topic: work.dead
+    handler: {url: %s/lanes}
+`, srv.URL)))
+	defer p.stop(t, 15*time.Second)
+	dead := newDeadReader(t, brokers, "work.dead")
+	ctx, cancel := context.WithCancel(context.Background())
+	baseDone := make(chan struct{})
+	go func() { defer close(baseDone); baseline(ctx, t, brokers, "base", srv.URL+"/base", 32) }()
+	defer func() { cancel(); <-baseDone }()
+
+	const n = 600
+	kinds := map[int]string{}
+	prod := laneProducer(t, brokers)
+	start := time.Now()
+	for i := range n {
+		kind := "fast"
+		switch {
+		case i%50 == 7:
+			kind = "slow"
+		case i%100 == 31:
+			kind = "never"
+		}
+		kinds[i] = kind
+		produceItem(t, prod, "work", "", laneItem(i, kind))
+		produceItem(t, prod, "base", "", laneItem(i, kind))
+		if i%10 == 9 {
+			// ~300 items/s per topic: a steady stream, not one burst.
+			time.Sleep(30 * time.Millisecond)
+		}
+	}
+	t.Logf("produced %d items to each topic in %s", n, time.Since(start).Round(time.Millisecond))
+
+	// Accounted: done by the handler, or dead-lettered.
+	fakeWaitFor(t, 20*time.Second, func() bool {
+		done, _ := lanesH.snapshot()
+		d := dead.snapshot()
+		for i := range n {
+			if !done[i] && d[i] == 0 {
+				return false
+			}
+		}
+		return true
+	}, func() string {
+		done, _ := lanesH.snapshot()
+		return fmt.Sprintf("%d done, %d dead-lettered of %d; metrics %v", len(done), len(dead.snapshot()), n, laneMetrics(t, p))
+	})
+	cancel()
+	<-baseDone
+
+	done, dups := lanesH.snapshot()
+	d := dead.snapshot()
+	var fastLanes, fastBase []time.Duration
+	unfinished := 0
+	for i := range n {
+		switch {
+		case done[i] && d[i] > 0:
+			t.Errorf("item %d (%s) both done and dead-lettered", i, kinds[i])
+		case kinds[i] == "never" && d[i] == 0:
+			t.Errorf("item %d never answers but was not dead-lettered", i)
+		case kinds[i] != "never" && !done[i]:
+			t.Errorf("item %d (%s) was dead-lettered (%s), want done", i, kinds[i], dead.why[i])
+		}
+		if d[i] > 1 {
+			dups += d[i] - 1
+		}
+		if kinds[i] != "fast" {
+			continue
+		}
+		fastLanes = append(fastLanes, lanesH.latency[i])
+		baseH.mu.Lock()
+		l, ok := baseH.latency[i]
+		baseH.mu.Unlock()
+		if !ok {
+			// Still waiting behind slow items: at least this long.
+			unfinished++
+			l = time.Since(start)
+		}
+		fastBase = append(fastBase, l)
+	}
+	m := laneMetrics(t, p)
+	lanesP99, baseP99 := p99(fastLanes), p99(fastBase)
+	t.Logf("fast items end-to-end p99: lanes %s, single-topic baseline %s (%d of %d fast items not done there yet)",
+		lanesP99, baseP99, unfinished, len(fastBase))
+	t.Logf("metrics: %v; duplicates %d", m, dups)
+	if lanesP99 >= 50*time.Millisecond {
+		t.Errorf("fast items' p99 in lanes %s, want < 50ms", lanesP99)
+	}
+	if baseP99 <= lanesP99 {
+		t.Errorf("baseline p99 %s is not worse than the lanes' %s: the test does not show head-of-line blocking", baseP99, lanesP99)
+	}
+	finished := m["done_total"]["work"] + m["done_total"]["work.slow"] + m["dead_lettered_total"]["work"] + m["dead_lettered_total"]["work.slow"]
+	if finished != int64(n+dups) {
+		t.Errorf("worker accounted %d items done or dead-lettered, want %d items + %d duplicates", finished, n, dups)
+	}
+	if got, want := m["escalated_total"]["work"], int64(n/50+n/100); got != want {
+		t.Errorf("escalated from work: %d, want %d (slow and never items)", got, want)
+	}
+}
