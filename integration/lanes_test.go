@@ -110,9 +110,12 @@ func (h *laneHandler) snapshot() (done map[int]bool, dups int) {
 }
 
 // laneCluster starts kfake with the given topics (partitions each).
+// Its groups accept session timeouts from 1s (Kafka's default minimum is
+// 6s), so a killed worker's partitions move within seconds.
 func laneCluster(t *testing.T, partitions int, topics ...string) string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), topics...), kfake.AllowAutoTopicCreation())
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), topics...), kfake.AllowAutoTopicCreation(),
+		kfake.BrokerConfigs(map[string]string{"group.min.session.timeout.ms": "1000"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,6 +311,7 @@ defaults:
 	kinds := map[int]string{}
 	prod := laneProducer(t, brokers)
 	start := time.Now()
+	pace := time.NewTicker(30 * time.Millisecond)
 	for i := range n {
 		kind := "fast"
 		switch {
@@ -320,10 +324,10 @@ defaults:
 		produceItem(t, prod, "work", "", laneItem(i, kind))
 		produceItem(t, prod, "base", "", laneItem(i, kind))
 		if i%10 == 9 {
-			// ~300 items/s per topic: a steady stream, not one burst.
-			time.Sleep(30 * time.Millisecond)
+			<-pace.C // ~300 items/s per topic: a steady stream, not one burst
 		}
 	}
+	pace.Stop()
 	t.Logf("produced %d items to each topic in %s", n, time.Since(start).Round(time.Millisecond))
 
 	// Accounted: done by the handler, or dead-lettered.
@@ -390,5 +394,69 @@ defaults:
 	}
 	if got, want := m["escalated_total"]["work"], int64(n/50+n/100); got != want {
 		t.Errorf("escalated from work: %d, want %d (slow and never items)", got, want)
+	}
+}
+
+// TestLanesKill9: kill -9 of the worker mid-run, then a restart: every item
+// is done (nothing lost), and the items done twice are at most the
+// uncommitted window: what the lane held (concurrency × 4) plus what it
+// finished in one commit interval (250 ms) before the kill. A short
+// lanes.session_timeout lets the restarted worker take the partitions of
+// the killed one within seconds.
+func TestLanesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts the worker")
+	}
+	brokers := laneCluster(t, 2, "kill", "kill.dead")
+	h := newLaneHandler()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	const concurrency = 8
+	cfg := laneConfig(t, brokers, fmt.Sprintf(`  session_timeout: 2s
+  topics:
+    kill: {deadline: 2s, concurrency: %d, dead_letter_topic: kill.dead, handler: {url: %s}}
+`, concurrency, srv.URL))
+	const n = 3000
+	prod := laneProducer(t, brokers)
+	for i := range n {
+		produceItem(t, prod, "kill", "", laneItem(i, "fast"))
+	}
+
+	p := startLanes(t, cfg)
+	killStart := time.Now()
+	fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return len(done) >= n/3 },
+		func() string { done, _ := h.snapshot(); return fmt.Sprintf("only %d done; stderr:\n%s", len(done), crashTail(p.stderr.String(), 3000)) })
+	before, _ := h.snapshot()
+	rate := float64(len(before)) / time.Since(killStart).Seconds()
+	p.kill()
+	atKill, _ := h.snapshot()
+	t.Logf("killed after %d items done (%.0f items/s)", len(atKill), rate)
+
+	restart := time.Now()
+	q := startLanes(t, cfg)
+	fakeWaitFor(t, 30*time.Second, func() bool { done, _ := h.snapshot(); return len(done) == n },
+		func() string { done, _ := h.snapshot(); return fmt.Sprintf("after restart only %d of %d done", len(done), n) })
+	_, dups := h.snapshot()
+	window := concurrency*4 + int(rate*0.25) + 1
+	t.Logf("all %d done %s after the restart; %d duplicates (bound: window %d)", n, time.Since(restart).Round(time.Millisecond), dups, window)
+	if took := time.Since(restart); took > 8*time.Second {
+		t.Errorf("the restarted worker took %s to finish; with session_timeout 2s the killed worker's partitions should move within seconds", took)
+	}
+	if dups > window {
+		t.Errorf("%d items done twice, more than the uncommitted window %d", dups, window)
+	}
+
+	// A graceful stop commits what is done: a worker started after it
+	// redoes nothing.
+	if code := q.stop(t, 15*time.Second); code != 0 {
+		t.Errorf("baton lanes exit code %d after SIGTERM, want 0", code)
+	}
+	produceItem(t, prod, "kill", "", laneItem(n, "fast"))
+	r := startLanes(t, cfg)
+	defer r.stop(t, 15*time.Second)
+	fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return done[n] },
+		func() string { return "the item produced after the graceful stop is not done" })
+	if _, after := h.snapshot(); after != dups {
+		t.Errorf("after a graceful stop and restart %d more items were done twice, want 0", after-dups)
 	}
 }

@@ -124,6 +124,7 @@ func New(opts Options) (*Worker, error) {
 			kgo.ConsumeTopics(lo.Topic),
 			kgo.Balancers(kgo.CooperativeStickyBalancer()),
 			kgo.SessionTimeout(opts.SessionTimeout),
+			kgo.HeartbeatInterval(min(3*time.Second, opts.SessionTimeout/3)),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.AutoCommitMarks(),
 			kgo.AutoCommitInterval(opts.CommitInterval),
@@ -235,8 +236,9 @@ type lane struct {
 	paused atomic.Bool   // next lane over PauseNextLag
 	// throttled is the UnixNano until which the handler asked to be left
 	// alone (429/503).
-	throttled atomic.Int64
-	m         *laneMetrics
+	throttled   atomic.Int64
+	loggedFetch atomic.Int64 // UnixNano of the last fetch error logged
+	m           *laneMetrics
 
 	mu    sync.Mutex
 	parts map[int32]*partTrack
@@ -259,8 +261,15 @@ func (l *lane) run(ctx, work context.Context, inflight *sync.WaitGroup) {
 		}
 		fs := l.cl.PollRecords(ctx, cap(l.window))
 		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				l.m.fetchErrors.Add(1)
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			l.m.fetchErrors.Add(1)
+			// At most a line a minute: a broker that refuses the group
+			// (a session timeout out of its range, ACLs) fails every poll.
+			if now := time.Now().UnixNano(); now-l.loggedFetch.Load() > int64(time.Minute) {
+				l.loggedFetch.Store(now)
+				l.w.log.Warn("lanes: cannot consume", "lane", l.o.Topic, "group", l.group, "partition", p, "err", err)
 			}
 		})
 		for _, r := range fs.Records() {
