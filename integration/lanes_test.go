@@ -156,19 +156,11 @@ func laneConfig(t *testing.T, brokers, lanes string) string {
 	return p
 }
 
-var laneBin = struct {
-	once sync.Once
-	path string
-}{}
-
-// startLanes runs `baton lanes --config cfg` and waits for its listen line.
-func startLanes(t *testing.T, cfg string) *crashProc {
+// startLanes runs `baton lanes --config cfg` from bin and waits for its
+// listen line.
+func startLanes(t *testing.T, bin, cfg string) *crashProc {
 	t.Helper()
-	laneBin.once.Do(func() { laneBin.path = crashBuildBaton(t) })
-	if laneBin.path == "" {
-		t.Fatal("no baton binary")
-	}
-	return crashStartCmd(t, exec.Command(laneBin.path, "lanes", "--config", cfg))
+	return crashStartCmd(t, exec.Command(bin, "lanes", "--config", cfg))
 }
 
 var laneMetricLine = regexp.MustCompile(`(?m)^baton_lane_(\w+)\{lane="([^"]+)"\} (\d+)$`)
@@ -284,6 +276,7 @@ func TestLanesHeavyTail(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ~15 s")
 	}
+	bin := crashBuildBaton(t)
 	brokers := laneCluster(t, 4, "work", "work.slow", "work.dead", "base")
 	lanesH, baseH := newLaneHandler(), newLaneHandler()
 	mux := http.NewServeMux()
@@ -292,7 +285,7 @@ func TestLanesHeavyTail(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	p := startLanes(t, laneConfig(t, brokers, fmt.Sprintf(`  topics:
+	p := startLanes(t, bin, laneConfig(t, brokers, fmt.Sprintf(`  topics:
     work: {next: work.slow, deadline: 150ms, concurrency: 32}
     work.slow: {deadline: 6s, concurrency: 32}
 defaults:
@@ -379,6 +372,8 @@ defaults:
 	}
 	m := laneMetrics(t, p)
 	lanesP99, baseP99 := p99(fastLanes), p99(fastBase)
+	slices.Sort(fastLanes)
+	t.Logf("lanes fast items: p50 %s p90 %s max %s", fastLanes[len(fastLanes)/2], fastLanes[len(fastLanes)*9/10], fastLanes[len(fastLanes)-1])
 	t.Logf("fast items end-to-end p99: lanes %s, single-topic baseline %s (%d of %d fast items not done there yet)",
 		lanesP99, baseP99, unfinished, len(fastBase))
 	t.Logf("metrics: %v; duplicates %d", m, dups)
@@ -407,6 +402,7 @@ func TestLanesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts the worker")
 	}
+	bin := crashBuildBaton(t)
 	brokers := laneCluster(t, 2, "kill", "kill.dead")
 	h := newLaneHandler()
 	srv := httptest.NewServer(h)
@@ -418,11 +414,15 @@ func TestLanesKill9(t *testing.T) {
 `, concurrency, srv.URL))
 	const n = 3000
 	prod := laneProducer(t, brokers)
-	for i := range n {
-		produceItem(t, prod, "kill", "", laneItem(i, "fast"))
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "kill", Value: laneItem(i, "fast")}
+	}
+	if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 
-	p := startLanes(t, cfg)
+	p := startLanes(t, bin, cfg)
 	killStart := time.Now()
 	fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return len(done) >= n/3 },
 		func() string { done, _ := h.snapshot(); return fmt.Sprintf("only %d done; stderr:\n%s", len(done), crashTail(p.stderr.String(), 3000)) })
@@ -433,7 +433,7 @@ func TestLanesKill9(t *testing.T) {
 	t.Logf("killed after %d items done (%.0f items/s)", len(atKill), rate)
 
 	restart := time.Now()
-	q := startLanes(t, cfg)
+	q := startLanes(t, bin, cfg)
 	fakeWaitFor(t, 30*time.Second, func() bool { done, _ := h.snapshot(); return len(done) == n },
 		func() string { done, _ := h.snapshot(); return fmt.Sprintf("after restart only %d of %d done", len(done), n) })
 	_, dups := h.snapshot()
@@ -452,7 +452,7 @@ func TestLanesKill9(t *testing.T) {
 		t.Errorf("baton lanes exit code %d after SIGTERM, want 0", code)
 	}
 	produceItem(t, prod, "kill", "", laneItem(n, "fast"))
-	r := startLanes(t, cfg)
+	r := startLanes(t, bin, cfg)
 	defer r.stop(t, 15*time.Second)
 	fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return done[n] },
 		func() string { return "the item produced after the graceful stop is not done" })
