@@ -460,3 +460,97 @@ func TestLanesKill9(t *testing.T) {
 		t.Errorf("after a graceful stop and restart %d more items were done twice, want 0", after-dups)
 	}
 }
+
+// TestLanesBackpressure: two chains whose slow lanes are stuck. The one
+// with pause_next_lag stops taking records once its next lane is that far
+// behind; the one without escalates everything into the stuck lane. Both
+// are rate-limited (rate_limit: 100/s), so escalating 200 records takes 2 s.
+// Once the slow lanes move again, every record of both chains is done:
+// backpressure, not loss.
+func TestLanesBackpressure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ~10 s")
+	}
+	bin := crashBuildBaton(t)
+	brokers := laneCluster(t, 1, "bp", "bp.slow", "free", "free.slow", "bp.dead")
+	h := newLaneHandler()
+	h.block = make(chan struct{})
+	released := false
+	defer func() {
+		if !released {
+			close(h.block)
+		}
+	}()
+	mux := http.NewServeMux()
+	mux.Handle("/slow", h)
+	mux.HandleFunc("/escalate", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Baton-Escalate", "known to be slow")
+		w.WriteHeader(http.StatusAccepted)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	p := startLanes(t, bin, laneConfig(t, brokers, fmt.Sprintf(`  topics:
+    bp: {next: bp.slow, rate_limit: 100, pause_next_lag: 20, handler: {url: %[1]s/escalate}}
+    bp.slow: {concurrency: 2, deadline: 60s, handler: {url: %[1]s/slow}}
+    free: {next: free.slow, rate_limit: 100, handler: {url: %[1]s/escalate}}
+    free.slow: {concurrency: 2, deadline: 60s, handler: {url: %[1]s/slow}}
+defaults:
+  lane:
+    dead_letter_topic: bp.dead
+`, srv.URL)))
+	defer p.stop(t, 15*time.Second)
+
+	const n = 200
+	prod := laneProducer(t, brokers)
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, &kgo.Record{Topic: "bp", Value: laneItem(i, "fast")}, &kgo.Record{Topic: "free", Value: laneItem(1000+i, "fast")})
+	}
+	if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	var firstEscalation time.Time
+	var m map[string]map[string]int64
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		m = laneMetrics(t, p)
+		if firstEscalation.IsZero() && m["escalated_total"]["free"] > 0 {
+			firstEscalation = time.Now()
+		}
+		return m["escalated_total"]["free"] == n
+	}, func() string { return fmt.Sprintf("free lane did not escalate all %d: %v", n, m) })
+	if took := time.Since(firstEscalation); took < 1500*time.Millisecond {
+		t.Errorf("200 escalations at rate_limit 100/s took %s, want about 2s", took)
+	}
+	fakeWaitFor(t, 5*time.Second, func() bool { m = laneMetrics(t, p); return m["paused"]["bp"] == 1 },
+		func() string { return fmt.Sprintf("bp never paused: %v", m) })
+	held := m["consumed_total"]["bp"]
+	// Two lag readings later it has taken nothing more.
+	wait := time.Now().Add(2500 * time.Millisecond)
+	fakeWaitFor(t, 5*time.Second, func() bool { return time.Now().After(wait) }, func() string { return "" })
+	m = laneMetrics(t, p)
+	t.Logf("while bp.slow is stuck: bp took %d then %d of %d (lag of bp.slow %d), free escalated %d; %v",
+		held, m["consumed_total"]["bp"], n, m["lag"]["bp.slow"], m["escalated_total"]["free"], m)
+	if got := m["consumed_total"]["bp"]; got != held || got >= n {
+		t.Errorf("bp took %d records while paused (%d before), of %d", got, held, n)
+	}
+	// It may overshoot by the calls it had in progress (concurrency 16).
+	if got := m["escalated_total"]["bp"]; got > 20+16+5 {
+		t.Errorf("bp escalated %d records into a lane whose lag was over pause_next_lag 20 (+ concurrency 16)", got)
+	}
+	if m["paused"]["free"] != 0 {
+		t.Error("free paused without pause_next_lag")
+	}
+
+	close(h.block)
+	released = true
+	fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return len(done) == 2*n },
+		func() string { done, _ := h.snapshot(); return fmt.Sprintf("%d of %d done after the release; %v", len(done), 2*n, laneMetrics(t, p)) })
+	done, dups := h.snapshot()
+	for i := range n {
+		if !done[i] || !done[1000+i] {
+			t.Fatalf("item %d or %d lost", i, 1000+i)
+		}
+	}
+	t.Logf("all %d done after the release, %d duplicates", 2*n, dups)
+}

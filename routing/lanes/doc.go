@@ -38,7 +38,9 @@
 // A hand-off that the broker refuses is retried with backoff, holding its
 // slot; the lane's slots fill and it stops polling. With pause_next_lag, a
 // lane also stops polling while the next lane's consumer lag (read every
-// LagInterval with kadm) is above it, so slow lanes are not buried.
+// LagInterval with kadm, and raised by each escalation in between) is
+// above it, so slow lanes are not buried; records in hand wait too. It may
+// overshoot by the handler calls already in progress (its concurrency).
 //
 // # Memory
 //

@@ -388,6 +388,14 @@ func (l *lane) process(ctx context.Context, r *kgo.Record, pt *partTrack) {
 			return
 		}
 		l.m.escalated.Add(1)
+		if next := l.w.byTop[l.o.Next]; next != nil {
+			// Count it into the next lane's lag now: the lag watcher's
+			// reading is up to LagInterval old, too late to stop a fast
+			// lane near pause_next_lag.
+			if lag := next.m.lag.Add(1); l.o.PauseNextLag > 0 && lag > l.o.PauseNextLag {
+				l.paused.Store(true)
+			}
+		}
 	default: // Reject, or escalation past the last lane
 		if !l.handOff(ctx, r, l.o.DeadLetterTopic, it.Attempt+1, res.Reason) {
 			return
@@ -397,11 +405,16 @@ func (l *lane) process(ctx context.Context, r *kgo.Record, pt *partTrack) {
 	l.finish(r, pt)
 }
 
-// wait blocks while the lane is throttled and for its rate limit; false
-// when ctx ended first.
+// wait blocks while the lane is paused or throttled, and for its rate
+// limit; false when ctx ended first.
 func (l *lane) wait(ctx context.Context) bool {
 	for {
 		d := time.Until(time.Unix(0, l.throttled.Load()))
+		if l.paused.Load() {
+			// Records in hand wait too, unhandled and uncommitted, until the
+			// lag watcher resumes the lane.
+			d = max(d, 50*time.Millisecond)
+		}
 		if l.pace != nil && d <= 0 {
 			d = l.pace.next()
 			if d <= 0 {
