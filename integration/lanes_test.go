@@ -425,7 +425,10 @@ func TestLanesKill9(t *testing.T) {
 	p := startLanes(t, bin, cfg)
 	killStart := time.Now()
 	fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return len(done) >= n/3 },
-		func() string { done, _ := h.snapshot(); return fmt.Sprintf("only %d done; stderr:\n%s", len(done), crashTail(p.stderr.String(), 3000)) })
+		func() string {
+			done, _ := h.snapshot()
+			return fmt.Sprintf("only %d done; stderr:\n%s", len(done), crashTail(p.stderr.String(), 3000))
+		})
 	before, _ := h.snapshot()
 	rate := float64(len(before)) / time.Since(killStart).Seconds()
 	p.kill()
@@ -435,7 +438,10 @@ func TestLanesKill9(t *testing.T) {
 	restart := time.Now()
 	q := startLanes(t, bin, cfg)
 	fakeWaitFor(t, 30*time.Second, func() bool { done, _ := h.snapshot(); return len(done) == n },
-		func() string { done, _ := h.snapshot(); return fmt.Sprintf("after restart only %d of %d done", len(done), n) })
+		func() string {
+			done, _ := h.snapshot()
+			return fmt.Sprintf("after restart only %d of %d done", len(done), n)
+		})
 	_, dups := h.snapshot()
 	window := concurrency*4 + int(rate*0.25) + 1
 	t.Logf("all %d done %s after the restart; %d duplicates (bound: window %d)", n, time.Since(restart).Round(time.Millisecond), dups, window)
@@ -545,7 +551,10 @@ defaults:
 	close(h.block)
 	released = true
 	fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return len(done) == 2*n },
-		func() string { done, _ := h.snapshot(); return fmt.Sprintf("%d of %d done after the release; %v", len(done), 2*n, laneMetrics(t, p)) })
+		func() string {
+			done, _ := h.snapshot()
+			return fmt.Sprintf("%d of %d done after the release; %v", len(done), 2*n, laneMetrics(t, p))
+		})
 	done, dups := h.snapshot()
 	for i := range n {
 		if !done[i] || !done[1000+i] {
