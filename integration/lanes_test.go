@@ -563,3 +563,151 @@ defaults:
 	}
 	t.Logf("all %d done after the release, %d duplicates", 2*n, dups)
 }
+
+// keyOrder is a handler that records, per key, the order of calls and the
+// most calls in progress at once.
+type keyOrder struct {
+	mu      sync.Mutex
+	running map[string]int
+	most    map[string]int
+	seen    map[string][]int
+}
+
+func (k *keyOrder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	key := r.Header.Get("X-Baton-Key")
+	id, _ := strconv.Atoi(strings.Fields(string(body))[0])
+	k.mu.Lock()
+	k.running[key]++
+	k.most[key] = max(k.most[key], k.running[key])
+	k.seen[key] = append(k.seen[key], id)
+	k.mu.Unlock()
+	<-time.After(3 * time.Millisecond) // the simulated work
+	k.mu.Lock()
+	k.running[key]--
+	k.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+// TestLanesHandlerAnswers drives each answer of a handler through the
+// binary: a 4xx dead-letters with its reason; 429 + Retry-After holds the
+// whole lane for that long; a 5xx is called max_attempts times, then
+// escalates; the next lane's handler is a command (value on stdin, exit 75
+// escalates past the last lane to the dead letter); ordered: true runs one
+// record per key at a time, in order, where ordered: false does not.
+func TestLanesHandlerAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	bin := crashBuildBaton(t)
+	brokers := laneCluster(t, 1, "ans", "ans.cmd", "ord", "unord", "ans.dead")
+	var mu sync.Mutex
+	calls := map[string][]time.Time{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/answer", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		kind := strings.Fields(string(body))[1]
+		mu.Lock()
+		calls[kind] = append(calls[kind], time.Now())
+		n := len(calls[kind])
+		mu.Unlock()
+		switch {
+		case kind == "refuse":
+			http.Error(w, "no such project", http.StatusNotFound)
+		case kind == "flaky" || kind == "cmd-escalate":
+			http.Error(w, "oops", http.StatusInternalServerError)
+		case kind == "throttle" && n == 1:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
+	})
+	ko, ku := &keyOrder{running: map[string]int{}, most: map[string]int{}, seen: map[string][]int{}},
+		&keyOrder{running: map[string]int{}, most: map[string]int{}, seen: map[string][]int{}}
+	mux.Handle("/ordered", ko)
+	mux.Handle("/unordered", ku)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	out := t.TempDir()
+	script := filepath.Join(t.TempDir(), "handle.sh")
+	if err := os.WriteFile(script, []byte(`body=$(cat); case "$body" in *cmd-escalate*) exit 75;; esac; printf '%s' "$body" > "$OUT/$BATON_TOPIC-$BATON_OFFSET-$BATON_ATTEMPT"`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OUT", out) // the worker's environment reaches the command
+	p := startLanes(t, bin, laneConfig(t, brokers, fmt.Sprintf(`  topics:
+    ans: {next: ans.cmd, max_attempts: 2, handler: {url: %[1]s/answer}}
+    ans.cmd: {handler: {command: [sh, %[2]s]}}
+    ord: {ordered: true, concurrency: 8, handler: {url: %[1]s/ordered}}
+    unord: {concurrency: 8, handler: {url: %[1]s/unordered}}
+defaults:
+  lane:
+    dead_letter_topic: ans.dead
+`, srv.URL, script)))
+	defer p.stop(t, 15*time.Second)
+	dead := newDeadReader(t, brokers, "ans.dead")
+
+	prod := laneProducer(t, brokers)
+	var recs []*kgo.Record
+	for i, kind := range []string{"refuse", "flaky", "throttle", "cmd-escalate"} {
+		recs = append(recs, &kgo.Record{Topic: "ans", Value: laneItem(i, kind)})
+	}
+	for i := range 120 {
+		key := []byte(fmt.Sprintf("k%d", i%4))
+		recs = append(recs, &kgo.Record{Topic: "ord", Key: key, Value: laneItem(100+i, "fast")},
+			&kgo.Record{Topic: "unord", Key: key, Value: laneItem(100+i, "fast")})
+	}
+	if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	var m map[string]map[string]int64
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		m = laneMetrics(t, p)
+		return m["done_total"]["ans"]+m["done_total"]["ans.cmd"]+m["dead_lettered_total"]["ans"]+m["dead_lettered_total"]["ans.cmd"] == 4 &&
+			m["done_total"]["ord"] == 120 && m["done_total"]["unord"] == 120
+	}, func() string { return fmt.Sprintf("not all handed off: %v", m) })
+	t.Logf("metrics: %v", m)
+
+	fakeWaitFor(t, 5*time.Second, func() bool { return len(dead.snapshot()) == 2 },
+		func() string { return fmt.Sprintf("dead letters %v, want the refused and the escalated-past-the-end item", dead.snapshot()) })
+	dead.mu.Lock()
+	if why := dead.why[0]; !strings.Contains(why, "404") || !strings.Contains(why, "no such project") {
+		t.Errorf("refused item's reason %q, want the status and body", why)
+	}
+	if why := dead.why[3]; why != "handler: exit 75" {
+		t.Errorf("escalated item's reason %q, want \"handler: exit 75\"", why)
+	}
+	dead.mu.Unlock()
+
+	mu.Lock()
+	if n := len(calls["flaky"]); n != 2 {
+		t.Errorf("the failing item was called %d times, want max_attempts 2", n)
+	}
+	if c := calls["throttle"]; len(c) != 2 || c[1].Sub(c[0]) < time.Second {
+		t.Errorf("throttled item calls %v, want a second call after Retry-After 1s", c)
+	}
+	mu.Unlock()
+	b, err := os.ReadFile(filepath.Join(out, "ans.cmd-1-1"))
+	if err != nil || !strings.HasPrefix(string(b), "1 flaky ") {
+		t.Errorf("the command did not get the escalated item on stdin with its attempt: %q, %v", b, err)
+	}
+	if m["escalated_total"]["ans"] != 2 || m["throttled_total"]["ans"] != 1 || m["retried_total"]["ans"] != 4 {
+		t.Errorf("ans: escalated %d (want 2), throttled %d (want 1), retried %d (want 4)",
+			m["escalated_total"]["ans"], m["throttled_total"]["ans"], m["retried_total"]["ans"])
+	}
+
+	for k := range 4 {
+		key := fmt.Sprintf("k%d", k)
+		if ko.most[key] != 1 || !slices.IsSorted(ko.seen[key]) || len(ko.seen[key]) != 30 {
+			t.Errorf("ordered lane, key %s: %d at once, order %v", key, ko.most[key], ko.seen[key])
+		}
+	}
+	most := 0
+	for _, n := range ku.most {
+		most = max(most, n)
+	}
+	if most < 2 {
+		t.Errorf("unordered lane never ran two records of one key at once: ordered: true shows nothing")
+	}
+}
