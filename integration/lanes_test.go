@@ -670,7 +670,9 @@ defaults:
 	t.Logf("metrics: %v", m)
 
 	fakeWaitFor(t, 5*time.Second, func() bool { return len(dead.snapshot()) == 2 },
-		func() string { return fmt.Sprintf("dead letters %v, want the refused and the escalated-past-the-end item", dead.snapshot()) })
+		func() string {
+			return fmt.Sprintf("dead letters %v, want the refused and the escalated-past-the-end item", dead.snapshot())
+		})
 	dead.mu.Lock()
 	if why := dead.why[0]; !strings.Contains(why, "404") || !strings.Contains(why, "no such project") {
 		t.Errorf("refused item's reason %q, want the status and body", why)
