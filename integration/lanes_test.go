@@ -713,3 +713,68 @@ defaults:
 		t.Errorf("unordered lane never ran two records of one key at once: ordered: true shows nothing")
 	}
 }
+
+// TestLanesEmbeddedDefault: `baton run` and `baton lanes` on one config
+// and the embedded broker: an event sent to Baton reaches the handler of
+// baton.error, which escalates it, and then the handler of
+// baton.error.slow, with its class and project as headers.
+func TestLanesEmbeddedDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two binaries")
+	}
+	bin := crashBuildBaton(t)
+	type call struct {
+		path    string
+		headers http.Header
+		body    string
+	}
+	got := make(chan call, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- call{r.URL.Path, r.Header.Clone(), string(b)}
+		if r.URL.Path == "/fast" {
+			w.Header().Set("X-Baton-Escalate", "native crash")
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "baton.yml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `server: {listen: 127.0.0.1:0}
+buffer: {dir: %s/data, reserve_bytes: 1MiB}
+kafka: {embedded: {listen: 127.0.0.1:%d}}
+lanes:
+  metrics_listen: 127.0.0.1:0
+  topics:
+    baton.error: {next: baton.error.slow, handler: {url: %s/fast}}
+    baton.error.slow: {deadline: 60s, handler: {url: %s/slow}}
+`, dir, faultFreePort(t), srv.URL, srv.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := crashStart(t, bin, cfg)
+	defer run.stop(t, 15*time.Second)
+	lanes := startLanes(t, bin, cfg)
+	defer lanes.stop(t, 15*time.Second)
+	if !strings.Contains(lanes.stdout.String(), "baton.error → baton.error.slow → dead letter") {
+		t.Errorf("banner does not show the chain:\n%s", lanes.stdout.String())
+	}
+
+	body := "{}\n{\"type\":\"event\"}\n{\"message\":\"hello lanes\"}\n"
+	if status, resp, _ := post(t, run.base+"/api/1/envelope/", []byte(body), authHeader(testKey)); status != 200 {
+		t.Fatalf("envelope: %d %s", status, resp)
+	}
+	for _, want := range []string{"/fast", "/slow"} {
+		select {
+		case c := <-got:
+			if c.path != want || !strings.Contains(c.body, "hello lanes") ||
+				c.headers.Get("X-Baton-Class") != "error" || c.headers.Get("X-Baton-Project-Id") != "1" {
+				t.Errorf("handler call %s: %s headers %v body %q", want, c.path, c.headers, c.body)
+			}
+			if want == "/slow" && (c.headers.Get("X-Baton-Attempt") != "1" || c.headers.Get("X-Baton-Baton-Lane-Reason") != "handler: native crash") {
+				t.Errorf("escalated call headers %v, want attempt 1 and the handler's reason", c.headers)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no handler call %s in 20s; lanes stderr:\n%s", want, crashTail(lanes.stderr.String(), 2000))
+		}
+	}
+}

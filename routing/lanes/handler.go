@@ -51,6 +51,12 @@ type Handler interface {
 	Handle(ctx context.Context, it *Item) Result
 }
 
+// HandlerFunc is a function as a Handler.
+type HandlerFunc func(ctx context.Context, it *Item) Result
+
+// Handle implements Handler.
+func (f HandlerFunc) Handle(ctx context.Context, it *Item) Result { return f(ctx, it) }
+
 // HTTP POSTs each record to URL: the value as body, Content-Type
 // application/octet-stream, topic, partition, offset, key and attempt as
 // X-Baton-Topic, -Partition, -Offset, -Key, -Attempt, and each record header
