@@ -32,13 +32,7 @@ func (l *lane) track(r *kgo.Record) *partTrack {
 // offset after it for the next commit.
 func (l *lane) finish(r *kgo.Record, pt *partTrack) {
 	l.mu.Lock()
-	pt.done[r.Offset] = true
-	next := int64(-1)
-	for len(pt.pending) > 0 && pt.done[pt.pending[0]] {
-		delete(pt.done, pt.pending[0])
-		next = pt.pending[0] + 1
-		pt.pending = pt.pending[1:]
-	}
+	next := pt.finishLocked(r.Offset)
 	gone := pt.gone
 	l.mu.Unlock()
 	if next >= 0 && !gone {
@@ -46,6 +40,19 @@ func (l *lane) finish(r *kgo.Record, pt *partTrack) {
 			r.Topic: {r.Partition: {Epoch: r.LeaderEpoch, Offset: next}},
 		})
 	}
+}
+
+// finishLocked records off as finished and returns the offset to commit
+// next, or -1 when the finished prefix did not grow. l.mu is held.
+func (pt *partTrack) finishLocked(off int64) int64 {
+	pt.done[off] = true
+	next := int64(-1)
+	for len(pt.pending) > 0 && pt.done[pt.pending[0]] {
+		delete(pt.done, pt.pending[0])
+		next = pt.pending[0] + 1
+		pt.pending = pt.pending[1:]
+	}
+	return next
 }
 
 // forget drops the trackers of partitions this worker no longer owns;
