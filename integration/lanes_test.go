@@ -359,7 +359,9 @@ defaults:
 		if kinds[i] != "fast" {
 			continue
 		}
+		lanesH.mu.Lock()
 		fastLanes = append(fastLanes, lanesH.latency[i])
+		lanesH.mu.Unlock()
 		baseH.mu.Lock()
 		l, ok := baseH.latency[i]
 		baseH.mu.Unlock()
@@ -699,6 +701,10 @@ defaults:
 			m["escalated_total"]["ans"], m["throttled_total"]["ans"], m["retried_total"]["ans"])
 	}
 
+	ko.mu.Lock()
+	defer ko.mu.Unlock()
+	ku.mu.Lock()
+	defer ku.mu.Unlock()
 	for k := range 4 {
 		key := fmt.Sprintf("k%d", k)
 		if ko.most[key] != 1 || !slices.IsSorted(ko.seen[key]) || len(ko.seen[key]) != 30 {

@@ -45,6 +45,64 @@ func TestHeaderName(t *testing.T) {
 	}
 }
 
+// A worker in process: records escalate from a to b and are done there;
+// Stats account for each once.
+func TestWorkerEscalates(t *testing.T) {
+	const n = 200
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "a", "b", "dead"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for i := range n {
+		prod.Produce(context.Background(), &kgo.Record{Topic: "a", Key: []byte{byte(i % 3)}, Value: []byte{byte(i)}}, nil)
+	}
+	if err := prod.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var done atomic.Int64
+	all := make(chan struct{})
+	w, err := New(Options{Kafka: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Group: "t", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Lanes: []LaneOptions{
+			{Topic: "a", Next: "b", DeadLetterTopic: "dead", Deadline: time.Second, Concurrency: 4, MaxAttempts: 1, Ordered: true,
+				Handler: HandlerFunc(func(context.Context, *Item) Result { return Result{Verdict: Escalate, Reason: "test"} })},
+			{Topic: "b", DeadLetterTopic: "dead", Deadline: time.Second, Concurrency: 4, MaxAttempts: 1,
+				Handler: HandlerFunc(func(_ context.Context, it *Item) Result {
+					if it.Attempt != 1 || it.Headers[HeaderFrom] != "a" {
+						t.Errorf("escalated item attempt %d from %q", it.Attempt, it.Headers[HeaderFrom])
+					}
+					if done.Add(1) == n {
+						close(all)
+					}
+					return Result{Verdict: Done}
+				})},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	select {
+	case <-all:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("only %d done: %+v", done.Load(), w.Stats())
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	st := w.Stats()
+	if st[0].Consumed != n || st[0].Escalated != n || st[1].Done != n {
+		t.Errorf("stats %+v", st)
+	}
+}
+
 // BenchmarkLanes is items per second through lanes on kfake with a
 // handler that answers at once: one lane (every item done), and two (every
 // item escalated from the first to the second, done there).
