@@ -156,6 +156,47 @@ func laneConfig(t *testing.T, brokers, lanes string) string {
 	return p
 }
 
+// lanesBin is the baton binary the lane tests share: building it costs
+// seconds of linking on a loaded machine, once per test otherwise.
+var lanesBin struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// lanesBinary builds cmd/baton once per test run; TestMain removes it.
+func lanesBinary(t *testing.T) string {
+	t.Helper()
+	lanesBin.once.Do(func() {
+		lanesBin.dir, lanesBin.err = os.MkdirTemp("", "baton-lanes-test-")
+		if lanesBin.err != nil {
+			return
+		}
+		out, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			lanesBin.err = err
+			return
+		}
+		lanesBin.path = filepath.Join(lanesBin.dir, "baton")
+		cmd := exec.Command("go", "build", "-o", lanesBin.path, "./cmd/baton")
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(out)))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			lanesBin.err = fmt.Errorf("go build ./cmd/baton: %v\n%s", err, out)
+		}
+	})
+	if lanesBin.err != nil {
+		t.Fatal(lanesBin.err)
+	}
+	return lanesBin.path
+}
+
+func removeLanesBinary() {
+	if lanesBin.dir != "" {
+		_ = os.RemoveAll(lanesBin.dir)
+	}
+}
+
 // startLanes runs `baton lanes --config cfg` from bin and waits for its
 // listen line.
 func startLanes(t *testing.T, bin, cfg string) *crashProc {
@@ -249,7 +290,10 @@ func baseline(ctx context.Context, t *testing.T, brokers, topic, url string, con
 		return
 	}
 	defer cl.Close()
-	hc := &http.Client{Timeout: 6 * time.Second}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = concurrency
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Timeout: 6 * time.Second, Transport: tr}
 	for ctx.Err() == nil {
 		fs := cl.PollRecords(ctx, concurrency)
 		var wg sync.WaitGroup
@@ -276,7 +320,7 @@ func TestLanesHeavyTail(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ~15 s")
 	}
-	bin := crashBuildBaton(t)
+	bin := lanesBinary(t)
 	brokers := laneCluster(t, 4, "work", "work.slow", "work.dead", "base")
 	lanesH, baseH := newLaneHandler(), newLaneHandler()
 	mux := http.NewServeMux()
@@ -404,7 +448,7 @@ func TestLanesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts the worker")
 	}
-	bin := crashBuildBaton(t)
+	bin := lanesBinary(t)
 	brokers := laneCluster(t, 2, "kill", "kill.dead")
 	h := newLaneHandler()
 	srv := httptest.NewServer(h)
@@ -479,7 +523,7 @@ func TestLanesBackpressure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ~10 s")
 	}
-	bin := crashBuildBaton(t)
+	bin := lanesBinary(t)
 	brokers := laneCluster(t, 1, "bp", "bp.slow", "free", "free.slow", "bp.dead")
 	h := newLaneHandler()
 	h.block = make(chan struct{})
@@ -601,7 +645,7 @@ func TestLanesHandlerAnswers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary")
 	}
-	bin := crashBuildBaton(t)
+	bin := lanesBinary(t)
 	brokers := laneCluster(t, 1, "ans", "ans.cmd", "ord", "unord", "ans.dead")
 	var mu sync.Mutex
 	calls := map[string][]time.Time{}
@@ -692,9 +736,15 @@ defaults:
 		t.Errorf("throttled item calls %v, want a second call after Retry-After 1s", c)
 	}
 	mu.Unlock()
-	b, err := os.ReadFile(filepath.Join(out, "ans.cmd-1-1"))
-	if err != nil || !strings.HasPrefix(string(b), "1 flaky ") {
-		t.Errorf("the command did not get the escalated item on stdin with its attempt: %q, %v", b, err)
+	// The command names its output after topic, offset and attempt.
+	files, _ := filepath.Glob(filepath.Join(out, "ans.cmd-*-1"))
+	var outs []string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		outs = append(outs, string(b))
+	}
+	if len(outs) != 1 || !strings.HasPrefix(outs[0], "1 flaky ") {
+		t.Errorf("the command's outputs %q, want the escalated flaky item read from stdin, attempt 1", outs)
 	}
 	if m["escalated_total"]["ans"] != 2 || m["throttled_total"]["ans"] != 1 || m["retried_total"]["ans"] != 4 {
 		t.Errorf("ans: escalated %d (want 2), throttled %d (want 1), retried %d (want 4)",
@@ -728,7 +778,7 @@ func TestLanesEmbeddedDefault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two binaries")
 	}
-	bin := crashBuildBaton(t)
+	bin := lanesBinary(t)
 	type call struct {
 		path    string
 		headers http.Header

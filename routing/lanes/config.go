@@ -30,7 +30,7 @@ func FromConfig(cfg config.Config, log *slog.Logger) (Options, error) {
 		l := lc.Topics[topic]
 		var h Handler
 		if l.Handler.URL != "" {
-			h = &HTTP{URL: l.Handler.URL}
+			h = NewHTTP(l.Handler.URL, l.Concurrency)
 		} else {
 			h = &Command{Argv: l.Handler.Command}
 		}

@@ -68,7 +68,16 @@ func (f HandlerFunc) Handle(ctx context.Context, it *Item) Result { return f(ctx
 // the body as reason; anything else, and no answer, is retried.
 type HTTP struct {
 	URL    string
-	Client *http.Client // nil: a client with keep-alive and no timeout (the lane's deadline bounds each call)
+	Client *http.Client // nil: http.DefaultClient (the lane's deadline bounds each call)
+}
+
+// NewHTTP returns an HTTP handler whose client keeps up to concurrency
+// connections to url alive: the default keeps 2, so a busier lane would
+// dial for nearly every call.
+func NewHTTP(url string, concurrency int) *HTTP {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(concurrency, 2)
+	return &HTTP{URL: url, Client: &http.Client{Transport: t}}
 }
 
 // maxReason caps the reason taken from a handler's answer.

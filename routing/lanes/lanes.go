@@ -197,11 +197,21 @@ func (w *Worker) watchLag(ctx context.Context) {
 	}
 	t := time.NewTicker(w.opts.LagInterval)
 	defer t.Stop()
+	var logged time.Time
 	for {
-		lctx, cancel := context.WithTimeout(ctx, w.opts.LagInterval)
+		// A reading may take longer than LagInterval on a busy broker; a
+		// lane stays paused on its last estimate until one succeeds.
+		lctx, cancel := context.WithTimeout(ctx, max(w.opts.LagInterval, 10*time.Second))
 		lags, err := w.adm.Lag(lctx, groups...)
 		cancel()
 		if err == nil {
+			err = lags.Error()
+		}
+		if err != nil && ctx.Err() == nil && time.Since(logged) > time.Minute {
+			logged = time.Now()
+			w.log.Warn("lanes: cannot read the lanes' lag; pauses keep their last reading", "err", err)
+		}
+		if lags != nil {
 			for _, l := range w.lanes {
 				if gl, ok := lags[l.group]; ok && gl.Error() == nil {
 					l.m.lag.Store(gl.Lag.Total())
