@@ -329,6 +329,8 @@ func TestLanesHeavyTail(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
+	t0 := time.Now()
+	defer func() { t.Logf("test body %s", time.Since(t0).Round(time.Millisecond)) }()
 	p := startLanes(t, bin, laneConfig(t, brokers, fmt.Sprintf(`  topics:
     work: {next: work.slow, deadline: 150ms, concurrency: 32}
     work.slow: {deadline: 6s, concurrency: 32}
@@ -348,7 +350,7 @@ defaults:
 	kinds := map[int]string{}
 	prod := laneProducer(t, brokers)
 	start := time.Now()
-	pace := time.NewTicker(30 * time.Millisecond)
+	pace := time.NewTicker(3 * time.Millisecond)
 	for i := range n {
 		kind := "fast"
 		switch {
@@ -360,9 +362,7 @@ defaults:
 		kinds[i] = kind
 		produceItem(t, prod, "work", "", laneItem(i, kind))
 		produceItem(t, prod, "base", "", laneItem(i, kind))
-		if i%10 == 9 {
-			<-pace.C // ~300 items/s per topic: a steady stream, not one burst
-		}
+		<-pace.C // ~300 items/s per topic: a steady stream, not bursts
 	}
 	pace.Stop()
 	t.Logf("produced %d items to each topic in %s", n, time.Since(start).Round(time.Millisecond))
@@ -381,6 +381,7 @@ defaults:
 		done, _ := lanesH.snapshot()
 		return fmt.Sprintf("%d done, %d dead-lettered of %d; metrics %v", len(done), len(dead.snapshot()), n, laneMetrics(t, p))
 	})
+	t.Logf("all items accounted %s after the first was produced", time.Since(start).Round(time.Millisecond))
 	cancel()
 	<-baseDone
 
