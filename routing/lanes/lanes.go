@@ -219,10 +219,13 @@ func (w *Worker) watchLag(ctx context.Context) {
 			}
 			for _, l := range w.lanes {
 				next := w.byTop[l.o.Next]
-				pause := next != nil && l.o.PauseNextLag > 0 && next.m.lag.Load() > l.o.PauseNextLag
-				if l.paused.Swap(pause) != pause {
+				if next == nil || l.o.PauseNextLag <= 0 {
+					continue
+				}
+				lag := next.m.lag.Load()
+				if pause := lag > l.o.PauseNextLag; l.paused.Swap(pause) != pause {
 					w.log.Info("lanes: lane "+map[bool]string{true: "paused", false: "resumed"}[pause],
-						"lane", l.o.Topic, "next", l.o.Next, "next_lag", next.m.lag.Load(), "pause_next_lag", l.o.PauseNextLag)
+						"lane", l.o.Topic, "next", l.o.Next, "next_lag", lag, "pause_next_lag", l.o.PauseNextLag)
 				}
 			}
 		}
@@ -246,9 +249,10 @@ type lane struct {
 	paused atomic.Bool   // next lane over PauseNextLag
 	// throttled is the UnixNano until which the handler asked to be left
 	// alone (429/503).
-	throttled   atomic.Int64
-	loggedFetch atomic.Int64 // UnixNano of the last fetch error logged
-	m           *laneMetrics
+	throttled     atomic.Int64
+	loggedFetch   atomic.Int64 // UnixNano of the last fetch error logged
+	loggedProduce atomic.Int64 // UnixNano of the last hand-off error logged
+	m             *laneMetrics
 
 	mu    sync.Mutex
 	parts map[int32]*partTrack
@@ -481,7 +485,9 @@ func (l *lane) handOff(ctx context.Context, r *kgo.Record, topic string, attempt
 		if ctx.Err() != nil {
 			return false
 		}
-		if l.m.produceErrors.Add(1) == 1 {
+		l.m.produceErrors.Add(1)
+		if now := time.Now().UnixNano(); now-l.loggedProduce.Load() > int64(time.Minute) {
+			l.loggedProduce.Store(now)
 			l.w.log.Warn("lanes: cannot hand records off; the lane waits", "lane", l.o.Topic, "to", topic, "err", err)
 		}
 		t := time.NewTimer(backoff)
