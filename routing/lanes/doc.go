@@ -44,7 +44,8 @@
 //
 // # Memory
 //
-// Per lane: at most concurrency × windowPerSlot records in hand (plus
-// what the franz-go client buffers for one poll), and a 4096-entry ring of
-// handler call times for the p50/p99 metrics.
+// Per lane: at most concurrency × windowPerSlot records in hand, what the
+// franz-go client fetched ahead (up to fetchMaxBytes, 8MiB, per fetch; a
+// paused lane fetches nothing), and a 4096-entry ring of handler call times
+// for the p50/p99 metrics.
 package lanes

@@ -68,6 +68,10 @@ type LaneOptions struct {
 // record size) and, with CommitInterval, what a killed worker redoes.
 const windowPerSlot = 4
 
+// fetchMaxBytes caps what a lane's client fetches ahead of its polls
+// (franz-go's default is 50MiB), part of the lane's memory budget.
+const fetchMaxBytes = 8 << 20
+
 // Worker runs every lane of Options: one consumer group client per lane,
 // one shared producer for escalations and dead letters.
 type Worker struct {
@@ -131,6 +135,7 @@ func New(opts Options) (*Worker, error) {
 			kgo.OnPartitionsRevoked(l.forget),
 			kgo.OnPartitionsLost(l.forget),
 			kgo.FetchMaxWait(100*time.Millisecond),
+			kgo.FetchMaxBytes(fetchMaxBytes),
 			kgo.AllowAutoTopicCreation())...)
 		if err != nil {
 			w.closeClients()
@@ -262,16 +267,26 @@ type lane struct {
 // run polls the lane's topic and hands records to handler goroutines until
 // ctx is done. Handling runs on work, which outlives ctx by the drain.
 func (l *lane) run(ctx, work context.Context, inflight *sync.WaitGroup) {
+	fetching := true
 	for ctx.Err() == nil {
 		if l.paused.Load() {
-			// Paused: poll nothing, so nothing more escalates into the
-			// backlogged lane; the lag watcher resumes it.
+			// Paused: poll nothing, and let the client fetch nothing
+			// ahead, so nothing more escalates into the backlogged lane;
+			// the lag watcher resumes it.
+			if fetching {
+				l.cl.PauseFetchTopics(l.o.Topic)
+				fetching = false
+			}
 			l.m.pausedPolls.Add(1)
 			select {
 			case <-ctx.Done():
 			case <-time.After(50 * time.Millisecond):
 			}
 			continue
+		}
+		if !fetching {
+			l.cl.ResumeFetchTopics(l.o.Topic)
+			fetching = true
 		}
 		fs := l.cl.PollRecords(ctx, cap(l.window))
 		fs.EachError(func(t string, p int32, err error) {
