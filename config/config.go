@@ -57,6 +57,8 @@ type Config struct {
 	Runtime Runtime `yaml:"runtime"`
 	// Redis is the state a fleet of Batons shares (global quotas).
 	Redis Redis `yaml:"redis"`
+	// Lanes configures `baton lanes`, the deadline-lane worker.
+	Lanes Lanes `yaml:"lanes"`
 	// Defaults holds the per-entry defaults of the maps above. Load has
 	// already applied them to every entry; they are kept for display.
 	Defaults Defaults `yaml:"defaults"`
@@ -735,6 +737,8 @@ type Defaults struct {
 	Route Route `yaml:"route"`
 	// Project is the template for Config.Projects entries.
 	Project Project `yaml:"project"`
+	// Lane is the template for Lanes.Topics entries.
+	Lane Lane `yaml:"lane"`
 }
 
 // Secret is a string that formats as "[redacted]" so it stays out of logs and

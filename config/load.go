@@ -406,6 +406,7 @@ var templates = []struct{ entries, template []string }{
 	{[]string{"kafka", "clusters"}, []string{"defaults", "kafka_cluster"}},
 	{[]string{"routes"}, []string{"defaults", "route"}},
 	{[]string{"projects"}, []string{"defaults", "project"}},
+	{[]string{"lanes", "topics"}, []string{"defaults", "lane"}},
 }
 
 // applyTemplates replaces each map entry by its template overlaid with the

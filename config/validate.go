@@ -74,6 +74,7 @@ func (c *Config) validate() problems {
 	v.telemetry()
 	v.runtime()
 	v.redis()
+	v.lanes()
 	return v.probs
 }
 

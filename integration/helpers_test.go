@@ -31,6 +31,8 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
+		// The baton binary the lane tests share (lanesBinary) goes at exit.
+		goleak.Cleanup(func(code int) { removeLanesBinary(); os.Exit(code) }),
 	)
 }
 

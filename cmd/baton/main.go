@@ -41,6 +41,8 @@ Usage:
                                    print the relay id and public key (never the secret)
   baton buffer inspect [--data-dir DIR]
                                    show what the buffer holds (while baton is stopped)
+  baton lanes [--config FILE]...   run the deadline-lane worker over the lanes section (Kafka topics
+                                   chained fast to slow; DESIGN.md "Deadline lanes")
   baton normalize [--type event|security|nel] [--client-ip IP] [--user-agent UA] [FILE]
                                    print the normalized event (stdin when no FILE)
   baton grouping hash [--normalized] [FILE]
@@ -91,6 +93,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdBuffer(args[1:], stdout, stderr)
 	case "credentials":
 		return cmdCredentials(args[1:], stdout, stderr)
+	case "lanes":
+		return cmdLanes(args[1:], stdout, stderr)
 	case "normalize":
 		return cmdNormalize(args[1:], os.Stdin, stdout, stderr)
 	case "grouping":

@@ -1,0 +1,837 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Deadline lanes (routing/lanes, DESIGN.md "Deadline lanes") through the
+// baton binary: `baton lanes` against a kfake cluster, with an HTTP
+// handler in the test that decides each item's latency from its body.
+
+// laneItem bodies are "ID KIND SENT": KIND fast (5 ms), slow (5 s), never
+// (answers only when the request is cancelled), SENT the produce time in
+// Unix nanoseconds.
+func laneItem(id int, kind string) []byte {
+	return fmt.Appendf(nil, "%d %s %d", id, kind, time.Now().UnixNano())
+}
+
+// laneHandler is the test's handler. A completion counts only when the
+// handler answered 2xx while the request was still wanted (the worker had
+// not given up on it): that is the item being done.
+type laneHandler struct {
+	mu        sync.Mutex
+	completed map[int]int           // id → completions
+	latency   map[int]time.Duration // id → first completion, from SENT
+	calls     int
+	block     chan struct{} // when not nil, "fast" items wait for it to close
+}
+
+func newLaneHandler() *laneHandler {
+	return &laneHandler{completed: map[int]int{}, latency: map[int]time.Duration{}}
+}
+
+func (h *laneHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f := strings.Fields(string(body))
+	if len(f) != 3 {
+		http.Error(w, "bad item", http.StatusBadRequest)
+		return
+	}
+	id, _ := strconv.Atoi(f[0])
+	sent, _ := strconv.ParseInt(f[2], 10, 64)
+	h.mu.Lock()
+	h.calls++
+	block := h.block
+	h.mu.Unlock()
+	var work <-chan time.Time
+	switch f[1] {
+	case "fast":
+		if block != nil {
+			select {
+			case <-block:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		work = time.After(5 * time.Millisecond) // the simulated work
+	case "slow":
+		work = time.After(5 * time.Second)
+	case "never":
+	case "refuse":
+		http.Error(w, "cannot use this", http.StatusUnprocessableEntity)
+		return
+	}
+	select {
+	case <-work:
+	case <-r.Context().Done():
+		return
+	}
+	h.done(id, sent)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *laneHandler) done(id int, sent int64) {
+	at := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.completed[id] == 0 {
+		h.latency[id] = at.Sub(time.Unix(0, sent))
+	}
+	h.completed[id]++
+}
+
+// snapshot returns ids completed at least once and the extra completions.
+func (h *laneHandler) snapshot() (done map[int]bool, dups int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	done = map[int]bool{}
+	for id, n := range h.completed {
+		done[id] = true
+		dups += n - 1
+	}
+	return done, dups
+}
+
+// laneCluster starts kfake with the given topics (partitions each).
+// Its groups accept session timeouts from 1s (Kafka's default minimum is
+// 6s), so a killed worker's partitions move within seconds.
+func laneCluster(t *testing.T, partitions int, topics ...string) string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), topics...), kfake.AllowAutoTopicCreation(),
+		kfake.BrokerConfigs(map[string]string{"group.min.session.timeout.ms": "1000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()[0]
+}
+
+// laneProducer produces to the test cluster.
+func laneProducer(t *testing.T, brokers string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func produceItem(t *testing.T, cl *kgo.Client, topic string, key string, value []byte) {
+	t.Helper()
+	r := &kgo.Record{Topic: topic, Value: value}
+	if key != "" {
+		r.Key = []byte(key)
+	}
+	if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// laneConfig writes a config file for `baton lanes` on cluster brokers.
+func laneConfig(t *testing.T, brokers, lanes string) string {
+	t.Helper()
+	cfg := fmt.Sprintf("kafka:\n  clusters:\n    test:\n      brokers: [%s]\nlanes:\n  kafka: test\n  metrics_listen: 127.0.0.1:0\n%s", brokers, lanes)
+	p := filepath.Join(t.TempDir(), "lanes.yml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// lanesBin is the baton binary the lane tests share: building it costs
+// seconds of linking on a loaded machine, once per test otherwise.
+var lanesBin struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// lanesBinary builds cmd/baton once per test run; TestMain removes it.
+func lanesBinary(t *testing.T) string {
+	t.Helper()
+	lanesBin.once.Do(func() {
+		lanesBin.dir, lanesBin.err = os.MkdirTemp("", "baton-lanes-test-")
+		if lanesBin.err != nil {
+			return
+		}
+		out, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			lanesBin.err = err
+			return
+		}
+		lanesBin.path = filepath.Join(lanesBin.dir, "baton")
+		cmd := exec.Command("go", "build", "-o", lanesBin.path, "./cmd/baton")
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(out)))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			lanesBin.err = fmt.Errorf("go build ./cmd/baton: %v\n%s", err, out)
+		}
+	})
+	if lanesBin.err != nil {
+		t.Fatal(lanesBin.err)
+	}
+	return lanesBin.path
+}
+
+func removeLanesBinary() {
+	if lanesBin.dir != "" {
+		_ = os.RemoveAll(lanesBin.dir)
+	}
+}
+
+// startLanes runs `baton lanes --config cfg` from bin and waits for its
+// listen line.
+func startLanes(t *testing.T, bin, cfg string) *crashProc {
+	t.Helper()
+	return crashStartCmd(t, exec.Command(bin, "lanes", "--config", cfg))
+}
+
+var laneMetricLine = regexp.MustCompile(`(?m)^baton_lane_(\w+)\{lane="([^"]+)"\} (\d+)$`)
+
+// laneMetrics reads the worker's /metrics: counter → lane → value.
+func laneMetrics(t *testing.T, p *crashProc) map[string]map[string]int64 {
+	t.Helper()
+	resp, err := http.Get(p.base + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	out := map[string]map[string]int64{}
+	for _, m := range laneMetricLine.FindAllStringSubmatch(string(b), -1) {
+		if out[m[1]] == nil {
+			out[m[1]] = map[string]int64{}
+		}
+		out[m[1]][m[2]], _ = strconv.ParseInt(m[3], 10, 64)
+	}
+	return out
+}
+
+// deadLetters reads the ids on topic so far, with the reason header.
+type deadReader struct {
+	cl  *kgo.Client
+	mu  sync.Mutex
+	ids map[int]int
+	why map[int]string
+}
+
+func newDeadReader(t *testing.T, brokers, topic string) *deadReader {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deadReader{cl: cl, ids: map[int]int{}, why: map[int]string{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			for _, r := range cl.PollFetches(ctx).Records() {
+				id, _ := strconv.Atoi(strings.Fields(string(r.Value))[0])
+				d.mu.Lock()
+				d.ids[id]++
+				d.why[id] = header(r, "baton-lane-reason")
+				d.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done; cl.Close() })
+	return d
+}
+
+func (d *deadReader) snapshot() map[int]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[int]int, len(d.ids))
+	for k, v := range d.ids {
+		out[k] = v
+	}
+	return out
+}
+
+func p99(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*99/100)]
+}
+
+// baseline is the single-topic consumer the lanes are measured against:
+// the same handler, the same concurrency, each polled batch handled in
+// parallel and committed when all of it is done (no deadline but the
+// client's 6 s timeout), until ctx ends.
+func baseline(ctx context.Context, t *testing.T, brokers, topic, url string, concurrency int) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumerGroup("baseline"), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer cl.Close()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = concurrency
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Timeout: 6 * time.Second, Transport: tr}
+	for ctx.Err() == nil {
+		fs := cl.PollRecords(ctx, concurrency)
+		var wg sync.WaitGroup
+		for _, r := range fs.Records() {
+			wg.Go(func() {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(r.Value)))
+				if resp, err := hc.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			})
+		}
+		wg.Wait()
+		_ = cl.CommitUncommittedOffsets(context.WithoutCancel(ctx))
+	}
+}
+
+// TestLanesHeavyTail: most items take 5 ms, 2% 5 s, 1% never answer. In
+// lanes (deadline 150 ms → 6 s → dead letter), fast items' end-to-end p99
+// stays under 50 ms while a single-topic consumer fed the same items with
+// the same handler, in the same run, has fast items waiting seconds behind
+// slow ones. Every item ends done or dead-lettered, exactly once in the
+// accounting; duplicates are counted.
+func TestLanesHeavyTail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ~15 s")
+	}
+	bin := lanesBinary(t)
+	brokers := laneCluster(t, 4, "work", "work.slow", "work.dead", "base")
+	lanesH, baseH := newLaneHandler(), newLaneHandler()
+	mux := http.NewServeMux()
+	mux.Handle("/lanes", lanesH)
+	mux.Handle("/base", baseH)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	t0 := time.Now()
+	defer func() { t.Logf("test body %s", time.Since(t0).Round(time.Millisecond)) }()
+	p := startLanes(t, bin, laneConfig(t, brokers, fmt.Sprintf(`  topics:
+    work: {next: work.slow, deadline: 150ms, concurrency: 32}
+    work.slow: {deadline: 6s, concurrency: 32}
+defaults:
+  lane:
+    dead_letter_topic: work.dead
+    handler: {url: %s/lanes}
+`, srv.URL)))
+	defer p.stop(t, 15*time.Second)
+	dead := newDeadReader(t, brokers, "work.dead")
+	ctx, cancel := context.WithCancel(context.Background())
+	baseDone := make(chan struct{})
+	go func() { defer close(baseDone); baseline(ctx, t, brokers, "base", srv.URL+"/base", 32) }()
+	defer func() { cancel(); <-baseDone }()
+
+	const n = 600
+	kinds := map[int]string{}
+	prod := laneProducer(t, brokers)
+	start := time.Now()
+	pace := time.NewTicker(3 * time.Millisecond)
+	for i := range n {
+		kind := "fast"
+		switch {
+		case i%50 == 7:
+			kind = "slow"
+		case i%100 == 31:
+			kind = "never"
+		}
+		kinds[i] = kind
+		produceItem(t, prod, "work", "", laneItem(i, kind))
+		produceItem(t, prod, "base", "", laneItem(i, kind))
+		<-pace.C // ~300 items/s per topic: a steady stream, not bursts
+	}
+	pace.Stop()
+	t.Logf("produced %d items to each topic in %s", n, time.Since(start).Round(time.Millisecond))
+
+	// Accounted: done by the handler, or dead-lettered.
+	fakeWaitFor(t, 20*time.Second, func() bool {
+		done, _ := lanesH.snapshot()
+		d := dead.snapshot()
+		for i := range n {
+			if !done[i] && d[i] == 0 {
+				return false
+			}
+		}
+		return true
+	}, func() string {
+		done, _ := lanesH.snapshot()
+		return fmt.Sprintf("%d done, %d dead-lettered of %d; metrics %v", len(done), len(dead.snapshot()), n, laneMetrics(t, p))
+	})
+	t.Logf("all items accounted %s after the first was produced", time.Since(start).Round(time.Millisecond))
+	cancel()
+	<-baseDone
+
+	done, dups := lanesH.snapshot()
+	d := dead.snapshot()
+	var fastLanes, fastBase []time.Duration
+	unfinished := 0
+	for i := range n {
+		switch {
+		case done[i] && d[i] > 0:
+			t.Errorf("item %d (%s) both done and dead-lettered", i, kinds[i])
+		case kinds[i] == "never" && d[i] == 0:
+			t.Errorf("item %d never answers but was not dead-lettered", i)
+		case kinds[i] != "never" && !done[i]:
+			t.Errorf("item %d (%s) was dead-lettered (%s), want done", i, kinds[i], dead.why[i])
+		}
+		if d[i] > 1 {
+			dups += d[i] - 1
+		}
+		if kinds[i] != "fast" {
+			continue
+		}
+		lanesH.mu.Lock()
+		fastLanes = append(fastLanes, lanesH.latency[i])
+		lanesH.mu.Unlock()
+		baseH.mu.Lock()
+		l, ok := baseH.latency[i]
+		baseH.mu.Unlock()
+		if !ok {
+			// Still waiting behind slow items: at least this long.
+			unfinished++
+			l = time.Since(start)
+		}
+		fastBase = append(fastBase, l)
+	}
+	m := laneMetrics(t, p)
+	lanesP99, baseP99 := p99(fastLanes), p99(fastBase)
+	slices.Sort(fastLanes)
+	t.Logf("lanes fast items: p50 %s p90 %s max %s", fastLanes[len(fastLanes)/2], fastLanes[len(fastLanes)*9/10], fastLanes[len(fastLanes)-1])
+	t.Logf("fast items end-to-end p99: lanes %s, single-topic baseline %s (%d of %d fast items not done there yet)",
+		lanesP99, baseP99, unfinished, len(fastBase))
+	t.Logf("metrics: %v; duplicates %d", m, dups)
+	if lanesP99 >= 50*time.Millisecond {
+		t.Errorf("fast items' p99 in lanes %s, want < 50ms", lanesP99)
+	}
+	if baseP99 <= lanesP99 {
+		t.Errorf("baseline p99 %s is not worse than the lanes' %s: the test does not show head-of-line blocking", baseP99, lanesP99)
+	}
+	finished := m["done_total"]["work"] + m["done_total"]["work.slow"] + m["dead_lettered_total"]["work"] + m["dead_lettered_total"]["work.slow"]
+	if finished != int64(n+dups) {
+		t.Errorf("worker accounted %d items done or dead-lettered, want %d items + %d duplicates", finished, n, dups)
+	}
+	if got, want := m["escalated_total"]["work"], int64(n/50+n/100); got != want {
+		t.Errorf("escalated from work: %d, want %d (slow and never items)", got, want)
+	}
+}
+
+// TestLanesKill9: kill -9 of the worker mid-run, then a restart: every item
+// is done (nothing lost), and the items done twice are at most the
+// uncommitted window: what the lane held (concurrency × 4) plus what it
+// finished in one commit interval (250 ms) before the kill. A short
+// lanes.session_timeout lets the restarted worker take the partitions of
+// the killed one within seconds.
+func TestLanesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts the worker")
+	}
+	bin := lanesBinary(t)
+	brokers := laneCluster(t, 2, "kill", "kill.dead")
+	h := newLaneHandler()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	const concurrency = 8
+	cfg := laneConfig(t, brokers, fmt.Sprintf(`  session_timeout: 2s
+  topics:
+    kill: {deadline: 2s, concurrency: %d, dead_letter_topic: kill.dead, handler: {url: %s}}
+`, concurrency, srv.URL))
+	const n = 3000
+	prod := laneProducer(t, brokers)
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "kill", Value: laneItem(i, "fast")}
+	}
+	if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	p := startLanes(t, bin, cfg)
+	killStart := time.Now()
+	fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return len(done) >= n/3 },
+		func() string {
+			done, _ := h.snapshot()
+			return fmt.Sprintf("only %d done; stderr:\n%s", len(done), crashTail(p.stderr.String(), 3000))
+		})
+	before, _ := h.snapshot()
+	rate := float64(len(before)) / time.Since(killStart).Seconds()
+	p.kill()
+	atKill, _ := h.snapshot()
+	t.Logf("killed after %d items done (%.0f items/s)", len(atKill), rate)
+
+	restart := time.Now()
+	q := startLanes(t, bin, cfg)
+	fakeWaitFor(t, 30*time.Second, func() bool { done, _ := h.snapshot(); return len(done) == n },
+		func() string {
+			done, _ := h.snapshot()
+			return fmt.Sprintf("after restart only %d of %d done", len(done), n)
+		})
+	_, dups := h.snapshot()
+	window := concurrency*4 + int(rate*0.25) + 1
+	t.Logf("all %d done %s after the restart; %d duplicates (bound: window %d)", n, time.Since(restart).Round(time.Millisecond), dups, window)
+	if took := time.Since(restart); took > 8*time.Second {
+		t.Errorf("the restarted worker took %s to finish; with session_timeout 2s the killed worker's partitions should move within seconds", took)
+	}
+	if dups > window {
+		t.Errorf("%d items done twice, more than the uncommitted window %d", dups, window)
+	}
+
+	// A graceful stop commits what is done: a worker started after it
+	// redoes nothing.
+	if code := q.stop(t, 15*time.Second); code != 0 {
+		t.Errorf("baton lanes exit code %d after SIGTERM, want 0", code)
+	}
+	produceItem(t, prod, "kill", "", laneItem(n, "fast"))
+	r := startLanes(t, bin, cfg)
+	defer r.stop(t, 15*time.Second)
+	fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return done[n] },
+		func() string { return "the item produced after the graceful stop is not done" })
+	if _, after := h.snapshot(); after != dups {
+		t.Errorf("after a graceful stop and restart %d more items were done twice, want 0", after-dups)
+	}
+}
+
+// TestLanesBackpressure: two chains whose slow lanes are stuck. The one
+// with pause_next_lag stops taking records once its next lane is that far
+// behind; the one without escalates everything into the stuck lane. Both
+// are rate-limited (rate_limit: 100/s), so escalating 200 records takes 2 s.
+// Once the slow lanes move again, every record of both chains is done:
+// backpressure, not loss.
+func TestLanesBackpressure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ~10 s")
+	}
+	bin := lanesBinary(t)
+	brokers := laneCluster(t, 1, "bp", "bp.slow", "free", "free.slow", "bp.dead")
+	h := newLaneHandler()
+	h.block = make(chan struct{})
+	released := false
+	defer func() {
+		if !released {
+			close(h.block)
+		}
+	}()
+	mux := http.NewServeMux()
+	mux.Handle("/slow", h)
+	mux.HandleFunc("/escalate", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Baton-Escalate", "known to be slow")
+		w.WriteHeader(http.StatusAccepted)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	p := startLanes(t, bin, laneConfig(t, brokers, fmt.Sprintf(`  topics:
+    bp: {next: bp.slow, rate_limit: 100, pause_next_lag: 20, handler: {url: %[1]s/escalate}}
+    bp.slow: {concurrency: 2, deadline: 60s, handler: {url: %[1]s/slow}}
+    free: {next: free.slow, rate_limit: 100, handler: {url: %[1]s/escalate}}
+    free.slow: {concurrency: 2, deadline: 60s, handler: {url: %[1]s/slow}}
+defaults:
+  lane:
+    dead_letter_topic: bp.dead
+`, srv.URL)))
+	defer p.stop(t, 15*time.Second)
+
+	const n = 200
+	prod := laneProducer(t, brokers)
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, &kgo.Record{Topic: "bp", Value: laneItem(i, "fast")}, &kgo.Record{Topic: "free", Value: laneItem(1000+i, "fast")})
+	}
+	if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	var firstEscalation time.Time
+	var m map[string]map[string]int64
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		m = laneMetrics(t, p)
+		if firstEscalation.IsZero() && m["escalated_total"]["free"] > 0 {
+			firstEscalation = time.Now()
+		}
+		return m["escalated_total"]["free"] == n
+	}, func() string { return fmt.Sprintf("free lane did not escalate all %d: %v", n, m) })
+	if took := time.Since(firstEscalation); took < 1500*time.Millisecond {
+		t.Errorf("200 escalations at rate_limit 100/s took %s, want about 2s", took)
+	}
+	fakeWaitFor(t, 5*time.Second, func() bool { m = laneMetrics(t, p); return m["paused"]["bp"] == 1 },
+		func() string { return fmt.Sprintf("bp never paused: %v", m) })
+	held := m["consumed_total"]["bp"]
+	// Two lag readings later it has taken nothing more.
+	wait := time.Now().Add(2500 * time.Millisecond)
+	fakeWaitFor(t, 5*time.Second, func() bool { return time.Now().After(wait) }, func() string { return "" })
+	m = laneMetrics(t, p)
+	t.Logf("while bp.slow is stuck: bp took %d then %d of %d (lag of bp.slow %d), free escalated %d; %v",
+		held, m["consumed_total"]["bp"], n, m["lag"]["bp.slow"], m["escalated_total"]["free"], m)
+	if got := m["consumed_total"]["bp"]; got != held || got >= n {
+		t.Errorf("bp took %d records while paused (%d before), of %d", got, held, n)
+	}
+	// It may overshoot by the calls it had in progress (concurrency 16).
+	if got := m["escalated_total"]["bp"]; got > 20+16+5 {
+		t.Errorf("bp escalated %d records into a lane whose lag was over pause_next_lag 20 (+ concurrency 16)", got)
+	}
+	if m["paused"]["free"] != 0 {
+		t.Error("free paused without pause_next_lag")
+	}
+
+	close(h.block)
+	released = true
+	fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return len(done) == 2*n },
+		func() string {
+			done, _ := h.snapshot()
+			return fmt.Sprintf("%d of %d done after the release; %v", len(done), 2*n, laneMetrics(t, p))
+		})
+	done, dups := h.snapshot()
+	for i := range n {
+		if !done[i] || !done[1000+i] {
+			t.Fatalf("item %d or %d lost", i, 1000+i)
+		}
+	}
+	t.Logf("all %d done after the release, %d duplicates", 2*n, dups)
+}
+
+// keyOrder is a handler that records, per key, the order of calls and the
+// most calls in progress at once.
+type keyOrder struct {
+	mu      sync.Mutex
+	running map[string]int
+	most    map[string]int
+	seen    map[string][]int
+}
+
+func (k *keyOrder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	key := r.Header.Get("X-Baton-Key")
+	id, _ := strconv.Atoi(strings.Fields(string(body))[0])
+	k.mu.Lock()
+	k.running[key]++
+	k.most[key] = max(k.most[key], k.running[key])
+	k.seen[key] = append(k.seen[key], id)
+	k.mu.Unlock()
+	<-time.After(3 * time.Millisecond) // the simulated work
+	k.mu.Lock()
+	k.running[key]--
+	k.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+// TestLanesHandlerAnswers drives each answer of a handler through the
+// binary: a 4xx dead-letters with its reason; 429 + Retry-After holds the
+// whole lane for that long; a 5xx is called max_attempts times, then
+// escalates; the next lane's handler is a command (value on stdin, exit 75
+// escalates past the last lane to the dead letter); ordered: true runs one
+// record per key at a time, in order, where ordered: false does not.
+func TestLanesHandlerAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	bin := lanesBinary(t)
+	brokers := laneCluster(t, 1, "ans", "ans.cmd", "ord", "unord", "ans.dead")
+	var mu sync.Mutex
+	calls := map[string][]time.Time{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/answer", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		kind := strings.Fields(string(body))[1]
+		mu.Lock()
+		calls[kind] = append(calls[kind], time.Now())
+		n := len(calls[kind])
+		mu.Unlock()
+		switch {
+		case kind == "refuse":
+			http.Error(w, "no such project", http.StatusNotFound)
+		case kind == "flaky" || kind == "cmd-escalate":
+			http.Error(w, "oops", http.StatusInternalServerError)
+		case kind == "throttle" && n == 1:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
+	})
+	ko, ku := &keyOrder{running: map[string]int{}, most: map[string]int{}, seen: map[string][]int{}},
+		&keyOrder{running: map[string]int{}, most: map[string]int{}, seen: map[string][]int{}}
+	mux.Handle("/ordered", ko)
+	mux.Handle("/unordered", ku)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	out := t.TempDir()
+	script := filepath.Join(t.TempDir(), "handle.sh")
+	if err := os.WriteFile(script, []byte(`body=$(cat); case "$body" in *cmd-escalate*) exit 75;; esac; printf '%s' "$body" > "$OUT/$BATON_TOPIC-$BATON_OFFSET-$BATON_ATTEMPT"`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OUT", out) // the worker's environment reaches the command
+	p := startLanes(t, bin, laneConfig(t, brokers, fmt.Sprintf(`  topics:
+    ans: {next: ans.cmd, max_attempts: 2, handler: {url: %[1]s/answer}}
+    ans.cmd: {handler: {command: [sh, %[2]s]}}
+    ord: {ordered: true, concurrency: 8, handler: {url: %[1]s/ordered}}
+    unord: {concurrency: 8, handler: {url: %[1]s/unordered}}
+defaults:
+  lane:
+    dead_letter_topic: ans.dead
+`, srv.URL, script)))
+	defer p.stop(t, 15*time.Second)
+	dead := newDeadReader(t, brokers, "ans.dead")
+
+	prod := laneProducer(t, brokers)
+	var recs []*kgo.Record
+	for i, kind := range []string{"refuse", "flaky", "throttle", "cmd-escalate"} {
+		recs = append(recs, &kgo.Record{Topic: "ans", Value: laneItem(i, kind)})
+	}
+	for i := range 120 {
+		key := []byte(fmt.Sprintf("k%d", i%4))
+		recs = append(recs, &kgo.Record{Topic: "ord", Key: key, Value: laneItem(100+i, "fast")},
+			&kgo.Record{Topic: "unord", Key: key, Value: laneItem(100+i, "fast")})
+	}
+	if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	var m map[string]map[string]int64
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		m = laneMetrics(t, p)
+		return m["done_total"]["ans"]+m["done_total"]["ans.cmd"]+m["dead_lettered_total"]["ans"]+m["dead_lettered_total"]["ans.cmd"] == 4 &&
+			m["done_total"]["ord"] == 120 && m["done_total"]["unord"] == 120
+	}, func() string { return fmt.Sprintf("not all handed off: %v", m) })
+	t.Logf("metrics: %v", m)
+
+	fakeWaitFor(t, 5*time.Second, func() bool { return len(dead.snapshot()) == 2 },
+		func() string {
+			return fmt.Sprintf("dead letters %v, want the refused and the escalated-past-the-end item", dead.snapshot())
+		})
+	dead.mu.Lock()
+	if why := dead.why[0]; !strings.Contains(why, "404") || !strings.Contains(why, "no such project") {
+		t.Errorf("refused item's reason %q, want the status and body", why)
+	}
+	if why := dead.why[3]; why != "handler: exit 75" {
+		t.Errorf("escalated item's reason %q, want \"handler: exit 75\"", why)
+	}
+	dead.mu.Unlock()
+
+	mu.Lock()
+	if n := len(calls["flaky"]); n != 2 {
+		t.Errorf("the failing item was called %d times, want max_attempts 2", n)
+	}
+	if c := calls["throttle"]; len(c) != 2 || c[1].Sub(c[0]) < time.Second {
+		t.Errorf("throttled item calls %v, want a second call after Retry-After 1s", c)
+	}
+	mu.Unlock()
+	// The command names its output after topic, offset and attempt.
+	files, _ := filepath.Glob(filepath.Join(out, "ans.cmd-*-1"))
+	var outs []string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		outs = append(outs, string(b))
+	}
+	if len(outs) != 1 || !strings.HasPrefix(outs[0], "1 flaky ") {
+		t.Errorf("the command's outputs %q, want the escalated flaky item read from stdin, attempt 1", outs)
+	}
+	if m["escalated_total"]["ans"] != 2 || m["throttled_total"]["ans"] != 1 || m["retried_total"]["ans"] != 4 {
+		t.Errorf("ans: escalated %d (want 2), throttled %d (want 1), retried %d (want 4)",
+			m["escalated_total"]["ans"], m["throttled_total"]["ans"], m["retried_total"]["ans"])
+	}
+
+	ko.mu.Lock()
+	defer ko.mu.Unlock()
+	ku.mu.Lock()
+	defer ku.mu.Unlock()
+	for k := range 4 {
+		key := fmt.Sprintf("k%d", k)
+		if ko.most[key] != 1 || !slices.IsSorted(ko.seen[key]) || len(ko.seen[key]) != 30 {
+			t.Errorf("ordered lane, key %s: %d at once, order %v", key, ko.most[key], ko.seen[key])
+		}
+	}
+	most := 0
+	for _, n := range ku.most {
+		most = max(most, n)
+	}
+	if most < 2 {
+		t.Errorf("unordered lane never ran two records of one key at once: ordered: true shows nothing")
+	}
+}
+
+// TestLanesEmbeddedDefault: `baton run` and `baton lanes` on one config
+// and the embedded broker: an event sent to Baton reaches the handler of
+// baton.error, which escalates it, and then the handler of
+// baton.error.slow, with its class and project as headers.
+func TestLanesEmbeddedDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two binaries")
+	}
+	bin := lanesBinary(t)
+	type call struct {
+		path    string
+		headers http.Header
+		body    string
+	}
+	got := make(chan call, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- call{r.URL.Path, r.Header.Clone(), string(b)}
+		if r.URL.Path == "/fast" {
+			w.Header().Set("X-Baton-Escalate", "native crash")
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "baton.yml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `server: {listen: 127.0.0.1:0}
+buffer: {dir: %s/data, reserve_bytes: 1MiB}
+kafka: {embedded: {listen: 127.0.0.1:%d}}
+lanes:
+  metrics_listen: 127.0.0.1:0
+  topics:
+    baton.error: {next: baton.error.slow, handler: {url: %s/fast}}
+    baton.error.slow: {deadline: 60s, handler: {url: %s/slow}}
+`, dir, faultFreePort(t), srv.URL, srv.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := crashStart(t, bin, cfg)
+	defer run.stop(t, 15*time.Second)
+	lanes := startLanes(t, bin, cfg)
+	defer lanes.stop(t, 15*time.Second)
+	if !strings.Contains(lanes.stdout.String(), "baton.error → baton.error.slow → dead letter") {
+		t.Errorf("banner does not show the chain:\n%s", lanes.stdout.String())
+	}
+
+	body := "{}\n{\"type\":\"event\"}\n{\"message\":\"hello lanes\"}\n"
+	if status, resp, _ := post(t, run.base+"/api/1/envelope/", []byte(body), authHeader(testKey)); status != 200 {
+		t.Fatalf("envelope: %d %s", status, resp)
+	}
+	for _, want := range []string{"/fast", "/slow"} {
+		select {
+		case c := <-got:
+			if c.path != want || !strings.Contains(c.body, "hello lanes") ||
+				c.headers.Get("X-Baton-Class") != "error" || c.headers.Get("X-Baton-Project-Id") != "1" {
+				t.Errorf("handler call %s: %s headers %v body %q", want, c.path, c.headers, c.body)
+			}
+			if want == "/slow" && (c.headers.Get("X-Baton-Attempt") != "1" || c.headers.Get("X-Baton-Baton-Lane-Reason") != "handler: native crash") {
+				t.Errorf("escalated call headers %v, want attempt 1 and the handler's reason", c.headers)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no handler call %s in 20s; lanes stderr:\n%s", want, crashTail(lanes.stderr.String(), 2000))
+		}
+	}
+}
