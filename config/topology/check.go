@@ -51,6 +51,7 @@ func (t *Topology) Check() error {
 		c.groupRedis(name)
 	}
 	c.redisPools()
+	c.redisTwice()
 	c.trust()
 	c.reach()
 	c.steering()

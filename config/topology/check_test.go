@@ -130,6 +130,8 @@ func TestCheckMistakes(t *testing.T) {
 		{"pool on another Redis", "      default: {kafka: main}\n", "      default: {kafka: main}\n" + strings.Replace(core2, "    addresses: [h3:3000]\n", "    addresses: [h3:3000]\n    redis: quota2 #<\n", 1),
 			"groups.core2.redis: core2 counts quotas in Redis quota2, but core, of the same tier (core) and region eu, counts them in Redis quota",
 			[]string{"redis:\n  quota:", "redis:\n  quota2: {addresses: [\"r2:6379\"]}\n  quota:"}},
+		{"Redis counted twice", "    resources: {buffer: 1GiB}\n", "    resources: {buffer: 1GiB}\n    mode: static\n    redis: quota\n    settings:\n      projects: {\"42\": {public_keys: [a7c3e9f1b5d24680ace13579bdf02468]}}\n", "groups.core.redis: core counts quotas in Redis quota, as edge does, which sends it unknown, error",
+			[]string{"    redis: quota\n    settings:\n      projects: {\"42\": {public_keys: [a7c3e9f1b5d24680ace13579bdf02468]}}\n    identity", "    redis: quota #<\n    settings:\n      projects: {\"42\": {public_keys: [a7c3e9f1b5d24680ace13579bdf02468]}}\n    identity"}},
 		{"Redis address", `addresses: ["r1:6379"]`, `addresses: ["r1"] #<`, `redis.quota.addresses[0]: "r1": want host:port`, nil},
 		{"Redis TLS files without TLS", "    password: ${REDIS_PASSWORD}\n", "    password: ${REDIS_PASSWORD}\n    tls: {ca_file: /etc/redis/ca.pem} #<\n", "redis.quota.tls: files are set but enabled is false", nil},
 		{"Redis cluster with a db", "    password: ${REDIS_PASSWORD}\n", "    password: ${REDIS_PASSWORD}\n    cluster: true\n    db: 3 #<\n", "redis.quota.db: must be 0 with cluster", nil},

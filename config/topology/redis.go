@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
+
+	"github.com/baton-relay/baton/envelope"
 )
 
 // Redis is a Redis instance (one server or a cluster) that groups count
@@ -194,4 +197,47 @@ func (t *Topology) redisSection(name string) obj {
 		s["tls"] = tls
 	}
 	return s
+}
+
+// redisTwice reports a group that counts quotas in the same Redis as a
+// group it receives items from: every such item would be charged twice
+// against one quota window (docs: DESIGN.md "Fleet state in Redis"), so
+// the fleet would admit half the limit.
+func (c *checker) redisTwice() {
+	t := c.t
+	type pair struct{ from, to string }
+	classes := map[pair][]string{}
+	var pairs []pair
+	for _, name := range sortedKeys(t.Groups) {
+		g := t.Groups[name]
+		if g.Redis == "" || g.Mode == "proxy" {
+			continue
+		}
+		for _, cl := range envelope.Classes() {
+			seen := map[string]bool{name: true}
+			for at := name; ; {
+				r, _, ok := t.RouteFor(at, cl)
+				if !ok || r.Pool == "" || seen[r.Pool] {
+					break
+				}
+				up, exists := t.Groups[r.Pool]
+				if !exists {
+					break
+				}
+				seen[r.Pool] = true
+				if up.Redis == g.Redis && up.Mode != "proxy" {
+					p := pair{name, r.Pool}
+					if classes[p] == nil {
+						pairs = append(pairs, p)
+					}
+					classes[p] = append(classes[p], cl.String())
+				}
+				at = r.Pool
+			}
+		}
+	}
+	for _, p := range pairs {
+		c.errorf("groups."+p.to+".redis", "%s counts quotas in Redis %s, as %s does, which sends it %s: those items would be charged twice to one quota; count quotas in one tier only, or in another Redis",
+			p.to, t.Groups[p.to].Redis, p.from, strings.Join(classes[p], ", "))
+	}
 }
