@@ -65,9 +65,11 @@ func TestTopologyRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the baton binary and redis-server")
 	}
+	start := time.Now()
 	rs := startFleetRedis(t, "--requirepass", "topo-s3cret")
 	t.Setenv("TOPO_REDIS_PASSWORD", "topo-s3cret")
 	bin := crashBuildBaton(t)
+	t.Logf("redis-server and the baton build: %v", time.Since(start).Round(time.Millisecond))
 	s := newFakeSentry(t)
 	const pid, key = 64, "64646464646464646464646464646464"
 	fleetQuota(s, pid, key, "topo_errs", 10)
@@ -148,7 +150,9 @@ func TestTopologyRedis(t *testing.T) {
 	for _, n := range nodes {
 		n.waitReady(t, http.DefaultClient, 10*time.Second)
 	}
+	t.Logf("checked, rendered, two nodes ready: %v", time.Since(start).Round(time.Millisecond))
 	fleetWarm(t, nodes, pid, key, 1)
+	t.Logf("project configs cached: %v", time.Since(start).Round(time.Millisecond))
 	c := crashClient(t)
 	accepted := 0
 	for i := range 20 {
