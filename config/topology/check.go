@@ -45,9 +45,13 @@ func (t *Topology) Check() error {
 	}
 	c.tiers()
 	c.kafka()
+	c.redis()
 	for _, name := range sortedKeys(t.Groups) {
 		c.group(name)
+		c.groupRedis(name)
 	}
+	c.redisPools()
+	c.redisTwice()
 	c.trust()
 	c.reach()
 	c.steering()
@@ -114,6 +118,7 @@ func isReference(v string) bool {
 var ownedKeys = [][]string{
 	{"mode"}, {"routes"}, {"upstreams"}, {"server", "listen"}, {"buffer", "dir"},
 	{"kafka", "clusters"}, {"auth", "static_relays"}, {"managed", "upstream"},
+	{"redis", "addresses"},
 }
 
 func (c *checker) settings(field string, raw config.Raw) {

@@ -9,6 +9,19 @@ import (
 	"github.com/baton-relay/baton/config"
 )
 
+// core2 is a second static group of core's tier and region, for the
+// Redis pool cases.
+const core2 = `  core2:
+    region: eu
+    tier: core
+    mode: static
+    addresses: [h3:3000]
+    settings:
+      projects: {"43": {public_keys: [b7c3e9f1b5d24680ace13579bdf02468]}}
+    routes:
+      default: {kafka: main}
+`
+
 // fleet is a small consistent fleet; each case of TestCheckMistakes
 // breaks it in one way.
 const fleet = `version: 1
@@ -18,6 +31,11 @@ hosts: {h1: {disk: 10GiB, memory: 2GiB}}
 kafka:
   main:
     brokers: ["k:9092"]
+redis:
+  quota:
+    region: eu
+    addresses: ["r1:6379"]
+    password: ${REDIS_PASSWORD}
 groups:
   edge:
     region: eu
@@ -40,6 +58,7 @@ groups:
     tier: core
     mode: static
     addresses: [h2:3000]
+    redis: quota
     settings:
       projects: {"42": {public_keys: [a7c3e9f1b5d24680ace13579bdf02468]}}
     identity:
@@ -101,6 +120,22 @@ func TestCheckMistakes(t *testing.T) {
 		{"rendered config invalid", "resources: {buffer: 1GiB}", "resources: {buffer: 100MiB}", "groups.edge: the rendered config of node edge-0 is invalid: nodes/edge-0.yml:",
 			[]string{"  edge:\n", "  edge: #<\n"}},
 		{"settings Baton does not know", "    data_dir: /data/{node}\n", "    data_dir: /data/{node}\n    settings: #<\n      buffer: {max_byte: 1GiB}\n", "groups.edge2.settings: the rendered config of node edge2-0 is invalid: nodes/edge2-0.yml:", nil},
+		{"unknown Redis", "    redis: quota\n", "    redis: qouta #<\n", `groups.core.redis: no Redis named "qouta" (did you mean "quota"?)`, nil},
+		{"Redis password as a value", "password: ${REDIS_PASSWORD}", "password: hunter2 #<", "redis.quota.password: a secret written into the topology; write a ${NAME} reference", nil},
+		{"Redis in proxy mode", "    resources: {buffer: 1GiB}\n", "    resources: {buffer: 1GiB}\n    redis: quota #<\n", "groups.edge.redis: edge is in proxy mode, which enforces no quotas", nil},
+		{"Redis of another region", "    redis: quota\n", "    redis: quota #<\n", "groups.core.redis: Redis quota serves region us, but core is in region eu",
+			[]string{"regions: {eu: {}}", "regions: {eu: {}, us: {}}", "    region: eu\n    addresses: [\"r1", "    region: us\n    addresses: [\"r1"}},
+		{"pool without its Redis", "      default: {kafka: main}\n", "      default: {kafka: main}\n" + strings.Replace(core2, "  core2:", "  core2: #<", 1),
+			"groups.core2: core2 counts quotas in each node's memory, but core, of the same tier (core) and region eu, counts them in Redis quota", nil},
+		{"pool on another Redis", "      default: {kafka: main}\n", "      default: {kafka: main}\n" + strings.Replace(core2, "    addresses: [h3:3000]\n", "    addresses: [h3:3000]\n    redis: quota2 #<\n", 1),
+			"groups.core2.redis: core2 counts quotas in Redis quota2, but core, of the same tier (core) and region eu, counts them in Redis quota",
+			[]string{"redis:\n  quota:", "redis:\n  quota2: {addresses: [\"r2:6379\"]}\n  quota:"}},
+		{"Redis counted twice", "    resources: {buffer: 1GiB}\n", "    resources: {buffer: 1GiB}\n    mode: static\n    redis: quota\n    settings:\n      projects: {\"42\": {public_keys: [a7c3e9f1b5d24680ace13579bdf02468]}}\n", "groups.core.redis: core counts quotas in Redis quota, as edge does, which sends it unknown, error",
+			[]string{"    redis: quota\n    settings:\n      projects: {\"42\": {public_keys: [a7c3e9f1b5d24680ace13579bdf02468]}}\n    identity", "    redis: quota #<\n    settings:\n      projects: {\"42\": {public_keys: [a7c3e9f1b5d24680ace13579bdf02468]}}\n    identity"}},
+		{"Redis address", `addresses: ["r1:6379"]`, `addresses: ["r1"] #<`, `redis.quota.addresses[0]: "r1": want host:port`, nil},
+		{"Redis TLS files without TLS", "    password: ${REDIS_PASSWORD}\n", "    password: ${REDIS_PASSWORD}\n    tls: {ca_file: /etc/redis/ca.pem} #<\n", "redis.quota.tls: files are set but enabled is false", nil},
+		{"Redis cluster with a db", "    password: ${REDIS_PASSWORD}\n", "    password: ${REDIS_PASSWORD}\n    cluster: true\n    db: 3 #<\n", "redis.quota.db: must be 0 with cluster", nil},
+		{"settings set the Redis", "    data_dir: /data/{node}\n", "    data_dir: /data/{node}\n    settings: {redis: {addresses: [\"r9:6379\"]}} #<\n", "groups.edge2.settings: sets redis.addresses, which the topology derives", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -210,6 +210,9 @@ func (t *Topology) nodeConfig(n Node) (obj, error) {
 			m["credentials"] = id.CredentialsFile
 		}
 	}
+	if g.Redis != "" {
+		c["redis"] = t.redisSection(g.Redis)
+	}
 	if g.Settings.Node != nil {
 		var extra obj
 		if err := g.Settings.Node.Decode(&extra); err != nil {

@@ -175,3 +175,46 @@ func TestRenderRemovesUndeclared(t *testing.T) {
 		t.Errorf("processing-1.yml: %v", err)
 	}
 }
+
+// TestRenderRedis: a group's Redis becomes its nodes' redis: section,
+// which Baton loads with the password from the environment, and
+// fallback_share is the number of nodes counting in that Redis; a group
+// without Redis gets none.
+func TestRenderRedis(t *testing.T) {
+	t.Setenv("REDIS_PASSWORD", "pw")
+	src := strings.Replace(fleet, "addresses: [h2:3000]", "addresses: [h2:3000, h3:3000]", 1)
+	src = strings.Replace(src, `password: ${REDIS_PASSWORD}`, "password: ${REDIS_PASSWORD}\n    cluster: true\n    key_prefix: fleet-eu\n    tls: {enabled: true, ca_file: /etc/redis/ca.pem}", 1)
+	top, err := Parse("fleet.yml", []byte(src))
+	if err == nil {
+		err = top.Check()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, _, err := top.Render(dir); err != nil {
+		t.Fatal(err)
+	}
+	load := func(node string) config.Config {
+		t.Helper()
+		cfg, err := config.Load(filepath.Join(dir, BaseFile), filepath.Join(dir, RegionsDir, "eu.yml"), filepath.Join(dir, NodesDir, node+".yml"))
+		if err != nil {
+			t.Fatalf("%s: %v", node, err)
+		}
+		return cfg
+	}
+	for _, node := range []string{"core-0", "core-1"} {
+		r := load(node).Redis
+		if !slices.Equal(r.Addresses, []string{"r1:6379"}) || string(r.Password) != "pw" || !r.Cluster || r.KeyPrefix != "fleet-eu" ||
+			!r.TLS.Enabled || r.TLS.CAFile != "/etc/redis/ca.pem" || r.FallbackShare != 2 {
+			t.Errorf("%s: redis %+v", node, r)
+		}
+	}
+	if r := load("edge-0").Redis; r.Enabled() {
+		t.Errorf("edge-0 (no redis declared) has redis %+v", r)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, NodesDir, "core-0.yml"))
+	if !strings.Contains(string(b), "password: ${REDIS_PASSWORD}") {
+		t.Errorf("core-0.yml does not keep the reference:\n%s", b)
+	}
+}

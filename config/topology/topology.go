@@ -47,6 +47,8 @@ type Topology struct {
 	Kafka map[string]Kafka `yaml:"kafka"`
 	// External upstreams outside the fleet (Sentry, another relay fleet).
 	External map[string]External `yaml:"external"`
+	// Redis instances groups count fleet-wide quotas in (redis.go).
+	Redis map[string]Redis `yaml:"redis"`
 	// Templates hold YAML anchors for merge keys (<<: *edge); not read
 	// otherwise.
 	Templates map[string]config.Raw `yaml:"templates"`
@@ -131,6 +133,9 @@ type Group struct {
 	// Partitions is metrics.flush_partitions when metrics are steered by
 	// metric key. Default: 16.
 	Partitions int `yaml:"partitions"`
+	// Redis names the Redis the group's nodes count quotas in (the
+	// redis: section). Default: none (each node counts in memory).
+	Redis string `yaml:"redis"`
 	// Routes by class name or "default".
 	Routes map[string]Route `yaml:"routes"`
 	// Settings is Baton config for the group's nodes only.
