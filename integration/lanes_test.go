@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -833,5 +834,89 @@ lanes:
 		case <-time.After(20 * time.Second):
 			t.Fatalf("no handler call %s in 20s; lanes stderr:\n%s", want, crashTail(lanes.stderr.String(), 2000))
 		}
+	}
+}
+
+// TestLanesGroup: lanes.group names the consumer groups, so it decides
+// which committed offsets a worker resumes from. A worker that comes back
+// under the same group handles only what arrived after the last one
+// stopped; a worker under another group handles the topic from the start.
+func TestLanesGroup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	bin := lanesBinary(t)
+	brokers := laneCluster(t, 1, "grp")
+	var mu sync.Mutex
+	seen := map[string]map[int]int{} // handler path → id → calls
+	arrived := make(chan struct{}, 64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		id, _ := strconv.Atoi(strings.Fields(string(body) + " x")[0])
+		mu.Lock()
+		if seen[r.URL.Path] == nil {
+			seen[r.URL.Path] = map[int]int{}
+		}
+		seen[r.URL.Path][id]++
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+	}))
+	defer srv.Close()
+	ids := func(path string) map[int]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(seen[path])
+	}
+	// waitIDs waits until path has handled n distinct ids.
+	waitIDs := func(path string, n int) map[int]int {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			if got := ids(path); len(got) >= n {
+				return got
+			}
+			select {
+			case <-arrived:
+			case <-deadline:
+				t.Fatalf("%s handled %v, want %d distinct ids", path, ids(path), n)
+			}
+		}
+	}
+	worker := func(group, path string) *crashProc {
+		return startLanes(t, bin, laneConfig(t, brokers, fmt.Sprintf(`  group: %s
+  topics:
+    grp: {handler: {url: %s%s}}
+`, group, srv.URL, path)))
+	}
+	prod := laneProducer(t, brokers)
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			produceItem(t, prod, "grp", "", laneItem(i, "fast"))
+		}
+	}
+
+	first := worker("alpha", "/first")
+	produce(0, 10)
+	waitIDs("/first", 10)
+	first.stop(t, 15*time.Second) // graceful: commits what is done
+
+	again := worker("alpha", "/again")
+	produce(10, 15)
+	got := waitIDs("/again", 5)
+	again.stop(t, 15*time.Second)
+	for id := range got {
+		if id < 10 {
+			t.Errorf("the same group handled id %d again after a graceful stop (handled %v)", id, got)
+		}
+	}
+
+	other := worker("beta", "/other")
+	defer other.stop(t, 15*time.Second)
+	if got := waitIDs("/other", 15); len(got) != 15 {
+		t.Errorf("another group handled %v, want ids 0-14", got)
 	}
 }
