@@ -20,10 +20,11 @@ const Version = 1
 // set of one word, and each combination is rendered once.
 const MaxRules = 64
 
-// maxAnswers bounds the rendered answers a document keeps (one per
-// combination of matched rules seen); past it answers are rendered per
-// request. About 1 KiB each.
-const maxAnswers = 1024
+// maxAnswers bounds the rendered answers a document keeps, one per
+// combination of matched rules seen (a few hundred bytes each, at most
+// ~1 KiB); past it answers are rendered per request (~2 µs). DESIGN.md
+// "Memory" counts it per cached project.
+const maxAnswers = 16
 
 // ErrInvalid is wrapped by every validation error.
 var ErrInvalid = errors.New("clientopts: invalid client options")

@@ -221,3 +221,15 @@ func TestGlob(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkResolve is the endpoint's evaluation from a cached answer: four
+// rules, each kind of match.
+func BenchmarkResolve(b *testing.B) {
+	d, _ := Parse([]byte(doc))
+	c := Client{Environment: []byte("production"), SDK: []byte("sentry.javascript.browser"), Release: []byte("app@2.1-rc2"),
+		Platform: []byte("cocoa"), SDKVersion: []byte("8.3.1"), DeviceID: []byte("abc")}
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Resolve(&c)
+	}
+}
