@@ -60,3 +60,17 @@ func TestClientOptionsValidate(t *testing.T) {
 		t.Errorf("client_options_max_age = %v, want the default 60s", c.Server.ClientOptionsMaxAge)
 	}
 }
+
+// TestClientOptionsPart: managed.parts may name the clientOptions part.
+func TestClientOptionsPart(t *testing.T) {
+	_, probs := parse(t,
+		"mode: managed",
+		"upstreams: {up: {urls: ['http://127.0.0.1:1']}}",
+		"routes: {default: {upstream: up}}",
+		"managed: {upstream: up, parts: [keys, clientOptions, clientoptions]}",
+	)
+	want := []string{`test.yaml:4: managed.parts.2: unknown part "clientoptions" (did you mean "clientOptions"?)`}
+	if !slices.Equal(probs, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(probs, "\n"), strings.Join(want, "\n"))
+	}
+}

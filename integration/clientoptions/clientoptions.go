@@ -205,8 +205,7 @@ func (c *Client) Run(ctx context.Context) {
 // Apply makes o follow the options: TracesSampler returns the served
 // traces_sample_rate (o's TracesSampleRate while none is served), and
 // o.HTTPTransport is wrapped to watch X-Baton-Client-Options on ingest
-// answers. A served send_default_pii: false turns SendDefaultPII off if it
-// is known when Apply runs.
+// answers.
 func (c *Client) Apply(o *sentry.ClientOptions) {
 	fallback := o.TracesSampleRate
 	o.TracesSampler = func(sentry.SamplingContext) float64 {
@@ -214,9 +213,6 @@ func (c *Client) Apply(o *sentry.ClientOptions) {
 			return *r.Options.TracesSampleRate
 		}
 		return fallback
-	}
-	if r := c.current.Load(); r != nil && r.Options.SendDefaultPII != nil && !*r.Options.SendDefaultPII {
-		o.SendDefaultPII = false
 	}
 	next := o.HTTPTransport
 	if next == nil {
@@ -228,6 +224,15 @@ func (c *Client) Apply(o *sentry.ClientOptions) {
 // Close waits for the fetches hints started; call it after the sentry-go
 // client is closed.
 func (c *Client) Close() { c.hints.Wait() }
+
+// WithholdDefaultPII reports whether the served options say
+// send_default_pii: false. sentry-go fixes what data it collects when the
+// client is made (ClientOptions.DataCollection), so an application applies
+// it there, after a first Fetch.
+func (c *Client) WithholdDefaultPII() bool {
+	r := c.current.Load()
+	return r != nil && r.Options.SendDefaultPII != nil && !*r.Options.SendDefaultPII
+}
 
 // ProfilesSampleRate is the served profiles_sample_rate, or fallback.
 func (c *Client) ProfilesSampleRate(fallback float64) float64 {
