@@ -147,6 +147,10 @@ func TestClientOptionsStatic(t *testing.T) {
 		}
 	}
 
+	if st := n.r.Stats(); len(st.Rejected) != 0 {
+		t.Errorf("client-options refusals counted as ingest rejections: %v", st.Rejected)
+	}
+
 	// The push hint: an ingest answer names the revision, for projects
 	// that have options only.
 	_, _, h = post(t, n.url+"/api/42/envelope/", envelopeFor(42, coKey, "event"), authHeader(coKey))

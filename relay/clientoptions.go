@@ -52,8 +52,13 @@ func (r *Relay) handleClientOptions(ctx *fasthttp.RequestCtx, pid uint64) {
 		jsonError(ctx, fasthttp.StatusNotFound, "unknown project")
 		return
 	case adm.Refusal != policy.Admitted:
+		// Answered as ingest answers it, but not counted with ingest's
+		// rejections: no envelope was refused.
 		res := doorRefusal(adm.Refusal)
-		r.respond(ctx, &res)
+		if res.retryAfter != "" {
+			ctx.Response.Header.Set("Retry-After", res.retryAfter)
+		}
+		jsonError(ctx, res.status, res.detail)
 		return
 	}
 	doc := adm.State.ClientOptions
