@@ -55,6 +55,8 @@ type Config struct {
 	Telemetry Telemetry `yaml:"telemetry"`
 	// Runtime tunes the Go runtime Baton runs on.
 	Runtime Runtime `yaml:"runtime"`
+	// Redis is the state a fleet of Batons shares (global quotas).
+	Redis Redis `yaml:"redis"`
 	// Defaults holds the per-entry defaults of the maps above. Load has
 	// already applied them to every entry; they are kept for display.
 	Defaults Defaults `yaml:"defaults"`
@@ -445,6 +447,21 @@ type ProjectGrouping struct {
 	// are dropped at the edge, outcome filtered. When set, even to [],
 	// the project's error events are hashed at ingest. Default: unset.
 	DiscardedHashes []string `yaml:"discarded_hashes"`
+	// Storm is storm control: per issue, keep the first Limit events of
+	// each Window, drop the rest (outcome filtered, reason
+	// grouping_storm), and count every event in the per-issue metric
+	// c:custom/baton.grouping.events@none. Setting it hashes the
+	// project's error events at ingest.
+	Storm ProjectStorm `yaml:"storm"`
+}
+
+// ProjectStorm is a static project's storm control.
+type ProjectStorm struct {
+	// Limit is the events of one issue kept per window; 0 is off.
+	// Default: 0.
+	Limit int `yaml:"limit"`
+	// Window is the window. Default: 1m.
+	Window time.Duration `yaml:"window"`
 }
 
 // RateLimit is a project's local rate limit.

@@ -395,6 +395,17 @@ func TestValidation(t *testing.T) {
 			`test.yaml:2: buffer.partitions: must be from 1 to 256, got 0`,
 			`test.yaml:3: limits.max_event_size: must be greater than 0`,
 		}},
+		{"redis", []string{
+			"redis: {addresses: ['localhost', '127.0.0.1:6379'], cluster: true, db: 2, max_wait: 2s, fallback_share: 0,",
+			"  password: x, password_file: /run/pw, tls: {ca_file: ca.pem}}",
+		}, []string{
+			`test.yaml:1: redis.addresses[0]: "localhost" is not a host:port address: missing port in address`,
+			`test.yaml:1: redis.db: must be 0 with redis.cluster: Redis Cluster has only database 0`,
+			`test.yaml:1: redis.max_wait: 2s is over 1s: ingest waits this long for Redis at most; keep it small (default 50ms)`,
+			`test.yaml:1: redis.fallback_share: must be greater than 0`,
+			`test.yaml:2: redis.password_file: password and password_file are both set; set one`,
+			`test.yaml:2: redis.tls.enabled: is false but other tls settings are set; set enabled: true or remove them`,
+		}},
 		{"no body budget", []string{"server: {max_inflight_bytes: 0}"},
 			[]string{`test.yaml:1: server.max_inflight_bytes: must be greater than 0`}},
 		{"reserve", []string{"buffer: {reserve_bytes: 0}"},
@@ -502,6 +513,8 @@ func TestValidation(t *testing.T) {
 			"    rate_limit: {events_per_second: -1}",
 			"  abc: {public_keys: [e12d836b15bb49d7]}",
 			"  '9': {public_keys: [0123456789abcdef0123456789abcdef], grouping: {discarded_hashes: [4b8bbc500bd2cabfcadc1f1be867e0bb, '']}}",
+			"  '10': {public_keys: [1123456789abcdef0123456789abcdef], grouping: {storm: {limit: -1}}}",
+			"  '11': {public_keys: [2123456789abcdef0123456789abcdef], grouping: {storm: {limit: 5, window: 1500ms}}}",
 		}, []string{
 			`test.yaml:3: projects.042: project id "042" must be a positive decimal number without leading zeros`,
 			`test.yaml:3: projects.042.public_keys[0]: "E12D836B15BB49D7BBF99E64295D995B" is not a public key: want 32 lowercase hex characters, the user part of the DSN`,
@@ -512,6 +525,8 @@ func TestValidation(t *testing.T) {
 			`test.yaml:9: projects.abc: project id "abc" must be a positive decimal number without leading zeros`,
 			`test.yaml:9: projects.abc.public_keys[0]: "e12d836b15bb49d7" is not a public key: want 32 lowercase hex characters, the user part of the DSN`,
 			"test.yaml:10: projects.9.grouping.discarded_hashes[1]: must not be empty; want an issue hash as `baton grouping hash` prints it",
+			"test.yaml:11: projects.10.grouping.storm.limit: must not be negative (0 is off)",
+			`test.yaml:12: projects.11.grouping.storm.window: must be a whole number of seconds, at least 1s, e.g. "1m"`,
 		}},
 		{"telemetry", []string{"telemetry: {log_level: verbose, log_format: xml, metrics_listen: '127.0.0.1:3000', trace_sample_ratio: 1.5}"},
 			[]string{
@@ -714,9 +729,9 @@ func TestProjectFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]Project{
-		"42": {PublicKeys: []string{"e12d836b15bb49d7bbf99e64295d995b"}, AllowedDomains: []string{"*"}},
-		"43": {PublicKeys: []string{"0123456789abcdef0123456789abcdef"}, AllowedDomains: []string{"example.com"}},
-		"44": {PublicKeys: []string{"fedcba9876543210fedcba9876543210"}, AllowedDomains: []string{"*"}, Disabled: true},
+		"42": {PublicKeys: []string{"e12d836b15bb49d7bbf99e64295d995b"}, AllowedDomains: []string{"*"}, Grouping: ProjectGrouping{Storm: ProjectStorm{Window: time.Minute}}},
+		"43": {PublicKeys: []string{"0123456789abcdef0123456789abcdef"}, AllowedDomains: []string{"example.com"}, Grouping: ProjectGrouping{Storm: ProjectStorm{Window: time.Minute}}},
+		"44": {PublicKeys: []string{"fedcba9876543210fedcba9876543210"}, AllowedDomains: []string{"*"}, Disabled: true, Grouping: ProjectGrouping{Storm: ProjectStorm{Window: time.Minute}}},
 	}
 	if !reflect.DeepEqual(c.Projects, want) {
 		t.Errorf("projects = %+v\nwant %+v", c.Projects, want)

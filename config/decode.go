@@ -67,6 +67,9 @@ func (d *decoder) decode(n, at *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	switch v.Type() {
+	case rawType:
+		v.Set(reflect.ValueOf(Raw{Node: n}))
+		return
 	case durationType:
 		if s, ok := d.scalar(n, path, "a duration"); ok {
 			dur, err := parseDuration(s)

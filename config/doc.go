@@ -37,4 +37,11 @@
 // file cannot be read or parsed, only those problems are reported: checking
 // a merge without that file would report problems that are not there. A
 // value left at its default is reported at the closest node a user wrote.
+//
+// # Other formats
+//
+// DecodeFile lends the strict decoder and the YAML rules to formats built
+// on Baton's config (config/topology), with positions for their own
+// checks; Raw carries a subtree through as written. ParseFiles is Load for
+// files in memory.
 package config

@@ -159,6 +159,13 @@ func suggest(name string, candidates []string) string {
 	return didYouMean(suggestions(name, candidates))
 }
 
+// DidYouMean returns ` (did you mean "x"?)` naming the candidates closest to
+// name (a typo's edit distance, or a shared prefix), or "" if none is close:
+// the hint of Baton's config errors, for other checkers of config files.
+func DidYouMean(name string, candidates []string) string {
+	return suggest(name, candidates)
+}
+
 // suggestions returns the candidates closest to name: those at the smallest
 // edit distance when that is at most 2 (and less than half of name), else
 // those sharing a prefix with name (at least 3 characters), at most 3.

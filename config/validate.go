@@ -73,6 +73,7 @@ func (c *Config) validate() problems {
 	oneOf(v, "normalization.level", v.c.Normalization.Level, NormalizationDefault, NormalizationDisabled)
 	v.telemetry()
 	v.runtime()
+	v.redis()
 	return v.probs
 }
 
@@ -455,6 +456,11 @@ func (v *validator) projects() {
 			}
 		}
 		v.clientOptions(p, pr.ClientOptions)
+		if st := pr.Grouping.Storm; st.Limit < 0 {
+			v.errorf(p+".grouping.storm.limit", "must not be negative (0 is off)")
+		} else if st.Limit > 0 && (st.Window < time.Second || st.Window%time.Second != 0) {
+			v.errorf(p+".grouping.storm.window", "must be a whole number of seconds, at least 1s, e.g. \"1m\"")
+		}
 		if pr.RateLimit.EventsPerSecond < 0 {
 			v.errorf(p+".rate_limit.events_per_second", "must not be negative (0 is unlimited)")
 		}
@@ -504,7 +510,7 @@ func (v *validator) managed() {
 	v.durationPositive("managed.fetch.timeout", m.Fetch.Timeout)
 	v.durationPositive("managed.max_pending_age", m.MaxPendingAge)
 	v.positive("managed.max_waiting_bytes_per_key", int64(m.MaxWaitingBytesPerKey))
-	parts := []string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "clientOptions", "other"}
+	parts := []string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "grouping", "clientOptions", "other"}
 	for i, p := range m.Parts {
 		if !slices.Contains(parts, p) {
 			v.errorf(fmt.Sprintf("managed.parts.%d", i), "unknown part %q%s", p, suggest(p, parts))

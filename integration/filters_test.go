@@ -65,7 +65,7 @@ func TestManagedInboundFilters(t *testing.T) {
 		{"event", `{"message":"f-generic","user":{"segment":"beta"}}`, "betaUsers"},
 		{"transaction", `{"type":"transaction","transaction":"/api/health",` + txValid + `,"message":"f-health"}`, "filtered-transaction"},
 		{"transaction", `{"type":"transaction","transaction":"/hello-global",` + txValid + `,"message":"f-global"}`, "globalHello"},
-		{"raw_security", `{"csp-report":{"document-uri":"https://example.com/","blocked-uri":"chrome-extension://abcdef/f-csp.js"}}`, "invalid-csp"},
+		{"raw_security", `{"csp-report":{"document-uri":"https://example.com/","effective-directive":"script-src","blocked-uri":"chrome-extension://abcdef/f-csp.js"}}`, "invalid-csp"},
 	}
 	for _, f := range filtered {
 		send(item(f.typ, f.payload))
@@ -74,7 +74,7 @@ func TestManagedInboundFilters(t *testing.T) {
 	send(item("transaction", `{"type":"transaction","transaction":"/api/orders",`+txValid+`,"message":"kept-tx"}`))
 	// Normalized, a security event's user is the client: from 127.0.0.1
 	// the localhost filter would drop it (TestInboundFiltersNormalized).
-	sendFrom(item("raw_security", `{"csp-report":{"document-uri":"https://example.com/","blocked-uri":"https://cdn.example.com/kept-csp.js"}}`),
+	sendFrom(item("raw_security", `{"csp-report":{"document-uri":"https://example.com/","effective-directive":"script-src","blocked-uri":"https://cdn.example.com/kept-csp.js"}}`),
 		map[string]string{"X-Forwarded-For": "203.0.113.7"})
 
 	st := waitBalanced(t, n, 15*time.Second)
@@ -139,7 +139,7 @@ func TestInboundFiltersNormalized(t *testing.T) {
 		{"message string", "event", `{"message":"c-msg ResizeObserver loop limit exceeded"}`, "c-msg", remote, "error-message", "error-message"},
 		{"logentry formatted with params", "event", `{"logentry":{"message":"c-params %s","params":["ResizeObserver loop limit exceeded"]}}`, "c-params", remote, "error-message", ""},
 		{"browser context from the User-Agent", "event", `{"message":"c-firefox","request":{"headers":{"User-Agent":"` + firefox + `"}}}`, "c-firefox", remote, "firefoxUsers", ""},
-		{"legacy browser of a CSP report", "raw_security", `{"csp-report":{"document-uri":"https://example.com/","blocked-uri":"https://cdn.example.com/c-legacy.js"}}`, "c-legacy",
+		{"legacy browser of a CSP report", "raw_security", `{"csp-report":{"document-uri":"https://example.com/","effective-directive":"script-src","blocked-uri":"https://cdn.example.com/c-legacy.js"}}`, "c-legacy",
 			map[string]string{"X-Forwarded-For": "203.0.113.7", "User-Agent": msie8}, "legacy-browsers", ""},
 	}
 	for _, mode := range []struct {

@@ -92,14 +92,16 @@ func TestSecurityReportBatch(t *testing.T) {
 }
 
 // Each report of a batch is judged on its own, as Relay judges each: with
-// a quota that admits 2 security events, a batch of 3 CSP reports, one
-// deprecation report and one that is no known report delivers the first
-// 2 CSP reports as security events; the third is dropped rate_limited,
-// the deprecation one filtered (Relay's invalid-csp) and the unknown one
-// invalid (security_report_type), each reported to Sentry as a raw
-// outcome. The request is answered as Relay answers one with a
-// rate-limited report: 429 with X-Sentry-Rate-Limits and Retry-After. A
-// single report is judged the same way.
+// a quota that admits 2 security events, a batch of a CSP report naming a
+// directive Relay does not know, 3 CSP reports, one deprecation report and
+// one that is no known report delivers the first 2 CSP reports as security
+// events; the third is dropped rate_limited, the deprecation one filtered
+// (Relay's invalid-csp), the unknown one invalid (security_report_type)
+// and the one with the unknown directive invalid (security_report), each
+// reported to Sentry as a raw outcome. As some reports were kept, the
+// request is answered 200 with X-Sentry-Rate-Limits and no Retry-After; a
+// batch whose reports are all refused is answered 429 (docs/
+// relay-protocol.md §1.5). A single report is judged the same way.
 func TestSecurityReportBatchJudgedPerReport(t *testing.T) {
 	settleDialer(t)
 	s := newFakeSentry(t)
@@ -114,13 +116,14 @@ func TestSecurityReportBatchJudgedPerReport(t *testing.T) {
 	fakeWaitFor(t, 15*time.Second, func() bool { return n.r.Stats().Classes["error"].Delivered.Records == 1 },
 		func() string { return "the first event was not delivered" })
 
-	batch := "[" + cspReport("one.evil.example") + "," + cspReport("two.evil.example") + "," + cspReport("three.evil.example") +
+	bogus := strings.Replace(cspReport("bogus.evil.example"), "script-src-elem", "bogus-src", 1)
+	batch := "[" + bogus + "," + cspReport("one.evil.example") + "," + cspReport("two.evil.example") + "," + cspReport("three.evil.example") +
 		`,{"type":"deprecation","url":"https://example.com/page","body":{"id":"x","message":"old"}},{"hello":"world"}]`
 	url := fmt.Sprintf("%s/api/42/security/?sentry_key=%s", n.url, managedKey)
 	code, body, h := post(t, url, []byte(batch), map[string]string{"Content-Type": "application/reports+json", "User-Agent": normUA})
-	if code != 429 || !strings.Contains(h.Get("X-Sentry-Rate-Limits"), "security") || !strings.Contains(h.Get("X-Sentry-Rate-Limits"), "csp_over") ||
-		h.Get("Retry-After") == "" {
-		t.Errorf("batch: %d %s, limits %q, Retry-After %q; want 429 naming the security quota", code, body,
+	if code != 200 || !strings.Contains(h.Get("X-Sentry-Rate-Limits"), "security") || !strings.Contains(h.Get("X-Sentry-Rate-Limits"), "csp_over") ||
+		h.Get("Retry-After") != "" {
+		t.Errorf("batch: %d %s, limits %q, Retry-After %q; want 200 naming the security quota, without Retry-After", code, body,
 			h.Get("X-Sentry-Rate-Limits"), h.Get("Retry-After"))
 	}
 	for _, host := range []string{"one.evil.example", "two.evil.example"} {
@@ -135,7 +138,13 @@ func TestSecurityReportBatchJudgedPerReport(t *testing.T) {
 	if code, body, h := post(t, url, []byte(`{"csp-report":{"document-uri":"https://example.com/","effective-directive":"img-src","blocked-uri":"https://four.evil.example/x.png"}}`), hdr); code != 429 || h.Get("Retry-After") == "" {
 		t.Errorf("single CSP report over the quota: %d %s, want 429", code, body)
 	}
-	want := map[string]int{"2/csp_over": 2, "1/invalid-csp": 2, "3/security_report_type": 1}
+	// A batch whose every report a quota refuses is refused: 429.
+	all := "[" + cspReport("five.evil.example") + "," + cspReport("six.evil.example") + "]"
+	if code, body, h := post(t, url, []byte(all), map[string]string{"Content-Type": "application/reports+json", "User-Agent": normUA}); code != 429 ||
+		!strings.Contains(h.Get("X-Sentry-Rate-Limits"), "csp_over") || h.Get("Retry-After") == "" {
+		t.Errorf("batch refused whole: %d %s, limits %q; want 429 with the limits and Retry-After", code, body, h.Get("X-Sentry-Rate-Limits"))
+	}
+	want := map[string]int{"2/csp_over": 4, "1/invalid-csp": 2, "3/security_report_type": 1, "3/security_report": 1}
 	var got map[string]int
 	fakeWaitFor(t, 15*time.Second, func() bool {
 		got = map[string]int{}
@@ -148,14 +157,14 @@ func TestSecurityReportBatchJudgedPerReport(t *testing.T) {
 	}, func() string { return fmt.Sprintf("security outcomes at Sentry %v, want %v", got, want) })
 	st := waitBalanced(t, n, 15*time.Second)
 	for _, e := range s.envelopes() {
-		for _, marker := range []string{"three.evil.example", "four.evil.example", "deprecation", "intervention", `"hello":"world"`} {
+		for _, marker := range []string{"three.evil.example", "four.evil.example", "five.evil.example", "six.evil.example", "bogus.evil.example", "deprecation", "intervention", `"hello":"world"`} {
 			if strings.Contains(string(e.Body), marker) {
 				t.Errorf("%s reached the upstream: %s", marker, e.Body)
 			}
 		}
 	}
 	sc := st.Classes["security"]
-	if sc.Delivered.Records != 2 || sc.Dropped["filtered"].Records != 2 || sc.Dropped["invalid"].Records != 1 || sc.Accepted.Records != 5 {
-		t.Errorf("security class %+v: want 5 accepted (the rate-limited ones refused at the door), 2 delivered, 2 filtered, 1 invalid", sc)
+	if sc.Delivered.Records != 2 || sc.Dropped["filtered"].Records != 2 || sc.Dropped["invalid"].Records != 2 || sc.Accepted.Records != 6 {
+		t.Errorf("security class %+v: want 6 accepted (the rate-limited ones refused at the door), 2 delivered, 2 filtered, 2 invalid", sc)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -149,10 +150,10 @@ func (r *Relay) convertBatch(ctx *fasthttp.RequestCtx, pid uint64, limit int, s 
 // first in s, the others each in a scratch of its own, added to subs (s
 // first) for the caller to end. An envelope a quota refuses whole is left
 // out (limited already reported it rate_limited); the records of the
-// others are appended at once. The answer is then that envelope's 429
-// with the rate limits, as Relay answers a request with a rate-limited
-// report (docs/relay-protocol.md §1.5: partial acceptance may answer 429),
-// though the other reports were kept.
+// others are appended at once. When some were kept the answer is 200 with
+// the refused envelope's X-Sentry-Rate-Limits, so the client learns the
+// limit without retrying the reports that were kept; only a batch refused
+// whole is answered 429 (docs/relay-protocol.md §1.5).
 func (r *Relay) acceptBatch(ctx *fasthttp.RequestCtx, pid uint64, a *sdkAuth, s *scratch, envs []byte, ends []int, subs *[]*scratch) (res result) {
 	ins := make([]admitted, len(ends))
 	kept := make([]bool, len(ends))
@@ -228,7 +229,10 @@ func (r *Relay) acceptBatch(ctx *fasthttp.RequestCtx, pid uint64, a *sdkAuth, s 
 		}
 	}
 	if limited.status != 0 {
-		return limited
+		if !slices.Contains(kept, true) {
+			return limited
+		}
+		res.limits = limited.limits
 	}
 	return res
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/baton-relay/baton/relay/event"
 	"github.com/baton-relay/baton/relay/grouping"
+	"github.com/baton-relay/baton/relay/groups"
 	"github.com/baton-relay/baton/relay/project"
 )
 
@@ -14,16 +15,49 @@ import (
 // whose issue hash the project's grouping part discards.
 const reasonDiscardedHash = "discarded_hash"
 
+// reasonGroupingStorm is the filtered outcome's reason for an error event
+// past its issue's storm limit.
+const reasonGroupingStorm = "grouping_storm"
+
 // errDiscardedHash is an event item dropped for its issue hash: its class
 // is dropped as filtered (reason discarded_hash), not as invalid.
 var errDiscardedHash = errors.New(reasonDiscardedHash)
 
-// discardHash computes the issue hash of a processed (normalized,
-// scrubbed) error event into group, with the hash-only path, and reports
-// whether st's grouping part discards it (docs/grouping.md "At the edge").
-func discardHash(t *event.Tree, st *project.State, group *grouping.Brief) bool {
+// errGroupingStorm is an event item dropped by storm control: filtered,
+// reason grouping_storm.
+var errGroupingStorm = errors.New(reasonGroupingStorm)
+
+// groupingReason is the filtered reason of an error from processing that
+// drops an event for its issue, or "".
+func groupingReason(err error) string {
+	switch {
+	case errors.Is(err, errDiscardedHash):
+		return reasonDiscardedHash
+	case errors.Is(err, errGroupingStorm):
+		return reasonGroupingStorm
+	}
+	return ""
+}
+
+// judgeHash computes the issue hash of a processed (normalized, scrubbed)
+// error event into group, with the hash-only path, and returns
+// errDiscardedHash when st's grouping part discards it, errGroupingStorm
+// when its issue is past the part's storm limit (docs/grouping.md "At the
+// edge"). With a storm limit every event not discarded is counted in
+// table, under key (the DSN public key it came with).
+func judgeHash(t *event.Tree, st *project.State, key []byte, table *groups.Table, group *grouping.Brief) error {
 	*group = grouping.Sum(t.Root())
-	return st.Grouping.Discards(group.Primary)
+	if st.Grouping.Discards(group.Primary) {
+		return errDiscardedHash
+	}
+	limit, window := st.Grouping.StormLimit()
+	if limit <= 0 || table == nil || group.Primary == "" {
+		return nil
+	}
+	if !table.Observe(st.ProjectID, key, group.Primary, limit, window) {
+		return errGroupingStorm
+	}
+	return nil
 }
 
 // groupingHeader sets grouping_hash and grouping_final in the item header
@@ -32,4 +66,13 @@ func groupingHeader(buf *[]byte, hdr []byte, group *grouping.Brief) []byte {
 	q, _ := json.Marshal(group.Primary) // a legacy checksum is any string
 	hdr = setField(buf, hdr, "grouping_hash", q)
 	return setField(buf, hdr, "grouping_final", strconv.AppendBool(nil, group.Final))
+}
+
+// dropGroupingHeader nulls grouping_hash and grouping_final in the header
+// of an event Baton did not hash (a client's, or one of a project without
+// grouping), appending the new header to buf: only Baton's own hash, or a
+// trusted relay's, travels on (item header, Kafka record headers).
+func dropGroupingHeader(buf *[]byte, hdr []byte) []byte {
+	hdr = setField(buf, hdr, "grouping_hash", []byte("null"))
+	return setField(buf, hdr, "grouping_final", []byte("null"))
 }

@@ -16,7 +16,7 @@ const module = "github.com/baton-relay/baton"
 // ("relay/*"), each of them only what its entry lists (a new one is one line
 // here and one row in DESIGN.md).
 var allowed = map[string][]string{
-	"cmd/baton":       {"relay", "relay/auth", "relay/record", "relay/normalize", "relay/grouping", "relay/telemetry", "config"}, // auth: `baton credentials`; record: `baton buffer` names streams; normalize: `baton normalize`; grouping: `baton grouping hash`; telemetry: the JSON log handler
+	"cmd/baton":       {"relay", "relay/auth", "relay/record", "relay/normalize", "relay/grouping", "relay/telemetry", "config", "config/topology"}, // auth: `baton credentials`; record: `baton buffer` names streams; normalize: `baton normalize`; grouping: `baton grouping hash`; telemetry: the JSON log handler
 	"cmd/baton-load":  {},
 	"relay":           {"routing", "config", "buffer", "envelope", "relay/*"},
 	"relay/intake":    {},
@@ -25,11 +25,13 @@ var allowed = map[string][]string{
 	"relay/project":   {"relay/pii", "relay/clientopts"}, // a state compiles its PII config (and client options) once per revision
 	"relay/aggregate": {"envelope"},
 	"relay/auth":      {},
+	"relay/fleet":     {},              // fleet state in Redis: go-redis only (thirdParty)
 	"relay/event":     {},              // the event JSON tree: standard library only (thirdParty)
 	"relay/pii":       {"relay/event"}, // pure library over event JSON
 	"relay/forward":   {"buffer", "envelope", "routing", "relay/aggregate", "relay/outcome", "relay/project", "relay/record"},
 	"relay/normalize": {"envelope", "relay/event", "relay/useragent"}, // pure functions over events: stdlib only (thirdParty); envelope: metric units
 	"relay/grouping":  {"relay/event"},                                // Sentry's issue hash over the event tree: stdlib only (thirdParty)
+	"relay/groups":    {},                                             // per-issue storm windows and counts: stdlib only (thirdParty)
 	"relay/outcome":   {"envelope"},
 	"relay/policy":    {"config", "envelope", "relay/event", "relay/outcome", "relay/project", "relay/useragent"}, // event: filters read the normalized tree
 	"relay/useragent": {},                                                                                         // the process's one User-Agent parser: uap-go only (thirdParty)
@@ -38,6 +40,7 @@ var allowed = map[string][]string{
 	"relay/status":    {"relay/telemetry"}, // the status page: reads telemetry.Reading, no SDK types
 	"routing":         {"config", "envelope"},
 	"config":          {"envelope", "relay/clientopts"}, // static client options are validated by the managed part's rules
+	"config/topology": {"config", "envelope"},           // the fleet declaration renders ordinary configs
 	"envelope":        {},
 	"buffer":          {},
 	"integration":     {"relay", "config", "envelope", "buffer", "routing"},
@@ -53,7 +56,9 @@ var thirdParty = map[string][]string{
 	"buffer":          {"github.com/cockroachdb/pebble/v2"},
 	"relay/normalize": {},
 	"relay/grouping":  {},
+	"relay/groups":    {},
 	"relay/useragent": {"github.com/ua-parser/uap-go"},
+	"relay/fleet":     {"github.com/redis/go-redis/v9"},
 	"relay/otlp":      {"go.opentelemetry.io/proto/otlp", "google.golang.org/protobuf"},
 
 	"relay/clientopts": {},

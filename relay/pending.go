@@ -2,7 +2,6 @@ package relay
 
 import (
 	"bytes"
-	"errors"
 	"net/netip"
 	"sync"
 
@@ -47,8 +46,8 @@ func (p *releasePolicy) Decide(rec *record.Record) forward.Verdict {
 		return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class], Code: v.Code(rec.Class)}
 	}
 	value, invalid, err := r.release(rec, adm.State)
-	if errors.Is(err, errDiscardedHash) {
-		r.enforcer.FilterClass(v, rec.Class, reasonDiscardedHash)
+	if why := groupingReason(err); why != "" {
+		r.enforcer.FilterClass(v, rec.Class, why)
 		return forward.Verdict{Action: forward.Drop, Reason: v.Why[rec.Class], Code: v.Code(rec.Class)}
 	}
 	if invalid != "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/event"
 	"github.com/baton-relay/baton/relay/grouping"
+	"github.com/baton-relay/baton/relay/groups"
 	"github.com/baton-relay/baton/relay/normalize"
 	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/pii"
@@ -33,6 +34,9 @@ import (
 // payloads byte for byte.
 type processor struct {
 	norm *normalize.Normalizer
+	// groups is the issue table of storm control (relay/groups); nil: no
+	// storm control.
+	groups *groups.Table
 }
 
 // newProcessor builds the processor cfg asks for. The User-Agent rules are
@@ -102,16 +106,15 @@ type eventFilter func(policy.Event) bool
 
 // processed reports whether the processor rewrites items of type t: event,
 // transaction and security reports; NEL reports at ingest (they become log
-// items, another class, scrubbed then) and, on release, the logs made of
-// NEL reports that waited for their project's config (nelLog).
+// items, another class, scrubbed then); log containers, which Relay scrubs
+// like events (scrubLogs): the SDK's, and on release those made of NEL
+// reports that waited for their project's config.
 func processed(t envelope.ItemType, atIngest bool) bool {
 	switch t {
-	case envelope.ItemEvent, envelope.ItemTransaction, envelope.ItemSecurity, envelope.ItemRawSecurity:
+	case envelope.ItemEvent, envelope.ItemTransaction, envelope.ItemSecurity, envelope.ItemRawSecurity, envelope.ItemLog:
 		return true
 	case envelope.ItemNEL:
 		return atIngest
-	case envelope.ItemLog: // a NEL report's, converted before its config was known
-		return !atIngest
 	}
 	return false
 }
@@ -149,7 +152,10 @@ func discardReason(t envelope.ItemType, err error) string {
 // is not known yet, scrubbing waits for the release). New payloads and
 // headers are appended to buf, which is returned; it's Payload and Header
 // then point into buf. A failure leaves it unchanged.
-func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, trusted bool, st *project.State, filter eventFilter) ([]byte, error) {
+//
+// key is the DSN public key the envelope came with (the scope of the
+// per-issue counts of storm control).
+func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, trusted bool, st *project.State, key []byte, filter eventFilter) ([]byte, error) {
 	norm := !normalize.FullyNormalized(it.Header, trusted)
 	var (
 		payload              []byte
@@ -165,11 +171,11 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 	case envelope.ItemRawSecurity, envelope.ItemNEL:
 		buf, payload, normalized, scrubbed, err = p.report(buf, it, in, norm, st, filter)
 	case envelope.ItemLog:
-		buf, payload, err = nelLog(buf, it.Payload, st)
+		buf, payload, err = scrubLogs(buf, it.Payload, st)
 		scrubbed = payload != nil
 	default:
 		// scrubbed: written, normalized or scrubbed.
-		buf, scrubbed, err = p.event(buf, it.Type, it.Payload, in, norm, st, filter, group)
+		buf, scrubbed, err = p.event(buf, it.Type, it.Payload, in, norm, st, key, filter, group)
 		payload, normalized = buf[start:len(buf):len(buf)], norm
 		if !scrubbed {
 			payload = it.Payload
@@ -206,6 +212,8 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 		}
 		if hashed {
 			hdr = groupingHeader(&buf, hdr, group)
+		} else if normalized && it.Type == envelope.ItemEvent && bytes.Contains(hdr, []byte(`"grouping_`)) {
+			hdr = dropGroupingHeader(&buf, hdr)
 		}
 		start = len(buf)
 		buf = envelope.SetHeaderField(buf, hdr, "length", length)
@@ -219,7 +227,7 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 // and appends it, written once, to buf; wrote is false, and nothing
 // appended, when none was to be done or scrubbing alone changed nothing.
 // The tree aliases src, which must not overlap buf.
-func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *normalize.Input, norm bool, st *project.State, filter eventFilter, group *grouping.Brief) (out []byte, wrote bool, err error) {
+func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *normalize.Input, norm bool, st *project.State, key []byte, filter eventFilter, group *grouping.Brief) (out []byte, wrote bool, err error) {
 	var cfg *pii.Config
 	piiErr := st != nil && st.PIIErr != nil
 	if st != nil {
@@ -255,8 +263,10 @@ func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *no
 	if err := cfg.ScrubTree(t); err != nil {
 		return buf, false, err
 	}
-	if group != nil && discardHash(t, st, group) {
-		return buf, false, errDiscardedHash
+	if group != nil {
+		if err := judgeHash(t, st, key, p.groups, group); err != nil {
+			return buf, false, err
+		}
 	}
 	if !norm && !t.Dirty() {
 		return buf, false, nil
@@ -318,15 +328,14 @@ func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, n
 	return buf, payload, normalized, scrubbed, nil
 }
 
-// nelOrigin marks the log Baton made of a NEL report (relay/normalize NEL).
-var nelOrigin = []byte(`"sentry.origin":{"type":"string","value":"auto.http.browser_report.nel"}`)
-
-// nelLog scrubs, with st's config, the log container payload when it holds
-// a log Baton made of a NEL report while the project's config was not
-// known (it is scrubbed at ingest otherwise); other logs are left as they
-// are. The new payload is appended to buf.
-func nelLog(buf, payload []byte, st *project.State) (out, scrubbed []byte, err error) {
-	if st == nil || !bytes.Contains(payload, nelOrigin) {
+// scrubLogs scrubs the log container payload with st's config, as Relay's
+// logs processor scrubs each log (processing/logs scrub_log): the SDK's
+// logs, and those Baton made of NEL reports while the project's config
+// was not known (they are scrubbed at ingest otherwise). The new payload
+// is appended to buf; scrubbed is nil when there is no config (st nil: it
+// is not known yet, the release scrubs) or nothing matched.
+func scrubLogs(buf, payload []byte, st *project.State) (out, scrubbed []byte, err error) {
+	if st == nil {
 		return buf, nil, nil
 	}
 	if st.PIIErr != nil {
@@ -338,6 +347,9 @@ func nelLog(buf, payload []byte, st *project.State) (out, scrubbed []byte, err e
 	start := len(buf)
 	if buf, err = st.PII.ScrubLogs(buf, payload); err != nil {
 		return buf[:start], nil, err
+	}
+	if bytes.Equal(buf[start:], payload) { // appended byte for byte: nothing matched
+		return buf[:start], nil, nil
 	}
 	return buf, buf[start:len(buf):len(buf)], nil
 }
@@ -457,6 +469,9 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 		if v.Drop[it.Class] || !processed(it.Type, true) {
 			continue
 		}
+		if st := in.adm.State; it.Type == envelope.ItemLog && (st == nil || st.PII == nil && st.PIIErr == nil) {
+			continue // nothing to scrub them with (yet): not charged for
+		}
 		if !ready { // only envelopes with events pay for the strings
 			ready = true
 			nin = normalize.Input{
@@ -488,7 +503,7 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 			f, judge = filter, false
 		}
 		var err error
-		s.proc.B, err = r.proc.item(s.proc.B, it, &nin, s.trusted, in.adm.State, f)
+		s.proc.B, err = r.proc.item(s.proc.B, it, &nin, s.trusted, in.adm.State, in.key, f)
 		s.lease.Shrink(tree)
 		// Output past the reservation (`_meta` for every scrubbed tag can
 		// make it ten times the input) was appended beyond it: charged now,
@@ -500,8 +515,8 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 			if errors.Is(err, errFiltered) {
 				continue // dropped in the verdict, reported as filtered
 			}
-			if errors.Is(err, errDiscardedHash) {
-				r.enforcer.FilterClass(v, from, reasonDiscardedHash)
+			if why := groupingReason(err); why != "" {
+				r.enforcer.FilterClass(v, from, why)
 				continue
 			}
 			why := outcome.ReasonInvalid
@@ -529,7 +544,8 @@ var errSinkTooLarge = errors.New("released envelope is larger than its destinati
 // normalized, if they were not at ingest). It returns the record to store
 // instead of rec (nil: rec as it is), or Relay's reason when the record
 // is to be dropped as invalid, or errSinkTooLarge when it is to be dropped
-// as too large, or errDiscardedHash when it is to be dropped as filtered.
+// as too large, or errDiscardedHash or errGroupingStorm when it is to be
+// dropped as filtered.
 func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, reason string, err error) {
 	if r.proc == nil {
 		return nil, "", nil
@@ -563,8 +579,8 @@ func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, re
 		was := it.Header
 		// Trusted: Baton normalized and marked every item at ingest but
 		// those a verified relay had marked.
-		if buf, err = r.proc.item(buf, it, &nin, true, st, nil); err != nil {
-			if errors.Is(err, errDiscardedHash) {
+		if buf, err = r.proc.item(buf, it, &nin, true, st, rec.PublicKey, nil); err != nil {
+			if groupingReason(err) != "" {
 				return nil, "", err
 			}
 			return nil, discardReason(it.Type, err), nil

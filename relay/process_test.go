@@ -47,7 +47,7 @@ func TestProcessorKnob(t *testing.T) {
 }
 
 // testProcessor is a processor as static and managed mode build it.
-func testProcessor(t *testing.T) *processor {
+func testProcessor(t testing.TB) *processor {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Mode = config.ModeStatic
@@ -98,7 +98,7 @@ func TestProcessEvent(t *testing.T) {
 	p := testProcessor(t)
 	in := normalize.Input{ClientAddr: "192.0.2.7", Received: time.Unix(1764064800, 0)}
 	it := parsedItem(t, `{"type":"event","length":52}`, `{"message":"hello","tags":{"a":"b"},"level":"error"}`)
-	buf, err := p.item(nil, it, &in, false, nil, nil)
+	buf, err := p.item(nil, it, &in, false, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,11 +113,20 @@ func TestProcessEvent(t *testing.T) {
 		t.Errorf("tags %v, want pairs", ev["tags"])
 	}
 
+	// A client's grouping header is not Baton's hash: nulled.
+	forged := parsedItem(t, `{"type":"event","grouping_hash":"0123456789abcdef0123456789abcdef","grouping_final":true}`, `{"message":"hello"}`)
+	if _, err := p.item(nil, forged, &in, false, nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if h, f := headerValue(t, forged, "grouping_hash"), headerValue(t, forged, "grouping_final"); h != "null" || f != "null" {
+		t.Errorf("a client's grouping header kept: %s", forged.Header)
+	}
+
 	// Marked by a verified relay: not normalized again; by an SDK: it is.
 	for _, trusted := range []bool{true, false} {
 		it := parsedItem(t, `{"type":"event","fully_normalized":true}`, `{"message":"hello"}`)
 		was := string(it.Payload)
-		if _, err := p.item(buf, it, &in, trusted, nil, nil); err != nil {
+		if _, err := p.item(buf, it, &in, trusted, nil, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if normalized := string(it.Payload) != was; normalized == trusted {
@@ -127,7 +136,7 @@ func TestProcessEvent(t *testing.T) {
 
 	// Not an object: invalid, with Relay's reason, and the item unchanged.
 	it = parsedItem(t, `{"type":"event"}`, `[1,2]`)
-	if _, err := p.item(nil, it, &in, false, nil, nil); !errors.Is(err, normalize.ErrInvalid) || discardReason(it.Type, err) != reasonInvalidJSON {
+	if _, err := p.item(nil, it, &in, false, nil, nil, nil); !errors.Is(err, normalize.ErrInvalid) || discardReason(it.Type, err) != reasonInvalidJSON {
 		t.Errorf("err %v", err)
 	}
 	if string(it.Payload) != "[1,2]" {
@@ -141,7 +150,7 @@ func TestProcessSecurityAndNEL(t *testing.T) {
 		Origin: "https://example.com", Received: time.Unix(1764064800, 0)}
 	csp := `{"csp-report":{"document-uri":"https://example.com/page","violated-directive":"script-src","effective-directive":"script-src","blocked-uri":"https://evil.example/x.js","original-policy":"script-src 'self'"}}`
 	it := parsedItem(t, `{"type":"raw_security","sentry_release":"web@1"}`, csp)
-	if _, err := p.item(nil, it, &in, false, nil, nil); err != nil {
+	if _, err := p.item(nil, it, &in, false, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, ev := reparse(t, it)
@@ -164,9 +173,11 @@ func TestProcessSecurityAndNEL(t *testing.T) {
 		{`{"type":"deprecation","body":{}}`, outcome.ReasonFiltered, "invalid-csp"},
 		{`[1]`, outcome.ReasonInvalid, "invalid_json"},
 		{`{"type":"csp-violation","url":"https://a"}`, outcome.ReasonInvalid, "security_report"},
+		// A directive Relay's CspDirective does not know, in both fields.
+		{`{"csp-report":{"document-uri":"https://a/","effective-directive":"bogus-src","violated-directive":"bogus-src 'self'","blocked-uri":"https://b/x.js"}}`, outcome.ReasonInvalid, "security_report"},
 	} {
 		it = parsedItem(t, `{"type":"raw_security"}`, c.payload)
-		_, err := p.item(nil, it, &in, false, nil, nil)
+		_, err := p.item(nil, it, &in, false, nil, nil, nil)
 		why := outcome.ReasonInvalid
 		if de := (*dropError)(nil); errors.As(err, &de) {
 			why = de.why
@@ -178,7 +189,7 @@ func TestProcessSecurityAndNEL(t *testing.T) {
 
 	nel := `{"age":0,"type":"network-error","url":"https://example.com/","body":{"type":"http.error","status_code":500,"elapsed_time":9,"method":"GET","phase":"application","protocol":"http/1.1","server_ip":"192.0.2.1","sampling_fraction":1}}`
 	it = parsedItem(t, `{"type":"nel"}`, nel)
-	if _, err := p.item(nil, it, &in, false, nil, nil); err != nil {
+	if _, err := p.item(nil, it, &in, false, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, body := reparse(t, it)
@@ -198,7 +209,7 @@ func TestProcessPII(t *testing.T) {
 	}
 	in := normalize.Input{Received: time.Unix(1764064800, 0)}
 	it := parsedItem(t, `{"type":"event"}`, `{"extra":{"password":"hunter2"}}`)
-	if _, err := p.item(nil, it, &in, false, st, nil); err != nil {
+	if _, err := p.item(nil, it, &in, false, st, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	_, ev := reparse(t, it)
@@ -211,7 +222,7 @@ func TestProcessPII(t *testing.T) {
 		t.Fatalf("state: %v %v", err, bad.PIIErr)
 	}
 	it = parsedItem(t, `{"type":"event"}`, `{"message":"x"}`)
-	if _, err := p.item(nil, it, &in, false, bad, nil); discardReason(it.Type, err) != "project_state_pii" {
+	if _, err := p.item(nil, it, &in, false, bad, nil, nil); discardReason(it.Type, err) != "project_state_pii" {
 		t.Errorf("a PII config that does not compile: %v", err)
 	}
 }
@@ -306,9 +317,10 @@ func TestScrubAttachments(t *testing.T) {
 	}
 }
 
-// On release, only the logs Baton made of NEL reports are scrubbed (they
-// were not at ingest, their config unknown); an SDK's logs are left.
-func TestNELLogOnRelease(t *testing.T) {
+// Every log container is scrubbed, the SDK's as those Baton made of NEL
+// reports, as Relay scrubs logs; one nothing matched, or without a
+// config, is left as it is.
+func TestScrubLogs(t *testing.T) {
 	c, err := pii.Compile(pii.DataScrubbingSettings{}, []byte(`{"applications":{"$string":["@email:replace"]}}`))
 	if err != nil {
 		t.Fatal(err)
@@ -316,13 +328,19 @@ func TestNELLogOnRelease(t *testing.T) {
 	st := &project.State{PII: c}
 	nel := `{"items":[{"body":"to a@b.io","attributes":{"sentry.origin":{"type":"string","value":"auto.http.browser_report.nel"}}}]}`
 	sdk := `{"items":[{"body":"to a@b.io","attributes":{"sentry.origin":{"type":"string","value":"manual"}}}]}`
-	if _, out, err := nelLog(nil, []byte(nel), st); err != nil || !strings.Contains(string(out), `"body":"to [email]"`) {
-		t.Errorf("NEL log: %s %v", out, err)
+	clean := `{"items":[{"body":"nothing here"}]}`
+	for _, src := range []string{nel, sdk} {
+		if _, out, err := scrubLogs(nil, []byte(src), st); err != nil || !strings.Contains(string(out), `"body":"to [email]"`) {
+			t.Errorf("%s: %s %v", src, out, err)
+		}
 	}
-	if _, out, err := nelLog(nil, []byte(sdk), st); err != nil || out != nil {
-		t.Errorf("SDK log: %s %v; want it left", out, err)
+	if buf, out, err := scrubLogs(nil, []byte(clean), st); err != nil || out != nil || len(buf) != 0 {
+		t.Errorf("nothing to scrub: %s %q %v; want it left", out, buf, err)
 	}
-	if _, _, err := nelLog(nil, []byte(nel), &project.State{PIIErr: pii.ErrInvalidConfig}); !errors.Is(err, errProjectStatePII) {
+	if _, out, err := scrubLogs(nil, []byte(sdk), nil); err != nil || out != nil {
+		t.Errorf("config unknown: %s %v; want it left", out, err)
+	}
+	if _, _, err := scrubLogs(nil, []byte(nel), &project.State{PIIErr: pii.ErrInvalidConfig}); !errors.Is(err, errProjectStatePII) {
 		t.Errorf("broken config: %v", err)
 	}
 }

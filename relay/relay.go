@@ -21,6 +21,7 @@ import (
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/auth"
+	"github.com/baton-relay/baton/relay/fleet"
 	"github.com/baton-relay/baton/relay/forward"
 	"github.com/baton-relay/baton/relay/intake"
 	"github.com/baton-relay/baton/relay/outcome"
@@ -69,7 +70,9 @@ type Relay struct {
 	policy     atomic.Pointer[policy.Projects] // swapped by ReloadProjects
 	sinks      *routing.Sinks
 	enforcer   *policy.Enforcer
-	proc       *processor // nil: payloads are forwarded as received
+	fleet      *fleet.Counter // nil unless redis is configured (fleet.go)
+	proc       *processor     // nil: payloads are forwarded as received
+	groups     *groupCounts   // storm control's issue table; nil without proc (groupcounts.go)
 
 	// Managed mode: identity, the config cache and downstream relays.
 	creds      *auth.Credentials
@@ -151,9 +154,24 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	r.failed = make(chan error, 1)
 	r.abandoned = make(chan struct{})
 
-	r.enforcer = policy.NewEnforcer(policy.Options{})
+	var counter policy.Counter
+	if r.fleet, err = openFleet(cfg.Redis, r.log); err != nil {
+		return nil, err
+	} else if r.fleet != nil {
+		counter = r.fleet
+	}
+	defer func() {
+		if err != nil && r.fleet != nil {
+			_ = r.fleet.Close()
+		}
+	}()
+	r.enforcer = policy.NewEnforcer(policy.Options{Counter: counter})
 	if r.proc, err = newProcessor(cfg); err != nil {
 		return nil, fmt.Errorf("relay: normalization: %w", err)
+	}
+	if r.proc != nil {
+		r.groups = newGroupCounts()
+		r.proc.groups = r.groups.table
 	}
 	r.reporter = newReporter(r.cfg.Outcomes)
 	r.waiting.max = int64(cfg.Managed.MaxWaitingBytesPerKey)
@@ -227,6 +245,11 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	}
 	r.recovered = byClass(r.buf.Stats().Streams)
 	r.rawRecovered = outcomesCount(r.buf.Stats().Streams)
+	if err := r.registerFleetMetrics(); err != nil {
+		r.sinks.Close(context.Background())
+		_ = r.buf.Close()
+		return nil, fmt.Errorf("relay: telemetry: %w", err)
+	}
 	if err := r.registerObservers(); err != nil {
 		r.sinks.Close(context.Background())
 		_ = r.buf.Close()
@@ -289,6 +312,7 @@ func (r *Relay) Start() error {
 		r.reportStop, r.reportDone = stop, make(chan struct{})
 		go func() { defer close(r.reportDone); r.runReporter(ctx) }()
 	}
+	r.startGroupCounts()
 	ln := r.set.Listener
 	if ln == nil {
 		var err error
@@ -362,6 +386,8 @@ func (r *Relay) Close() error {
 		_ = r.listener.Close()
 		<-r.served
 	}
+	// The door's counts are all in: written while the forwarders run.
+	r.stopGroupCounts()
 	if r.reportStop != nil {
 		// The door's drops are all in: report them while the forwarders
 		// can still deliver the reports.
@@ -401,6 +427,9 @@ func (r *Relay) Close() error {
 	if r.reportStop != nil {
 		r.flushReports() // the forwarders' last drops: kept for the next start
 	}
+	if r.groups != nil {
+		r.flushGroupCounts(time.Now()) // the releasers' last counts: kept for the next start
+	}
 	stopProgress()
 	<-progressDone
 	// Sinks flush within what is left of the window, and at least a second
@@ -421,6 +450,7 @@ func (r *Relay) Close() error {
 		errs = append(errs, err)
 	}
 	r.stop()
+	r.closeFleet()
 	if err := r.buf.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("relay: close buffer: %w", err))
 	}

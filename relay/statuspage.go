@@ -94,6 +94,7 @@ func (r *Relay) statusDetail() status.Detail {
 		}
 		d.Managed = m
 	}
+	d.Redis = r.fleetStatus()
 	return d
 }
 

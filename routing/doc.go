@@ -12,7 +12,8 @@
 //   - [Kafka] (NewKafka, then Kafka.Topic per route): one franz-go client
 //     per cluster, idempotent, acks=all. Records carry the envelope as value,
 //     the message key (default: the decimal project id) and project_id,
-//     public_key, class, received_at, client_ip and client headers. Records
+//     public_key, class, received_at, client_ip and client headers (error
+//     records also the event's grouping_hash and grouping_final). Records
 //     above MaxMessageBytes go to a dead-letter topic or fail Permanent.
 //     Because franz-go fails every record buffered on a partition when one
 //     batch is rejected, a rejected record is re-produced alone before it

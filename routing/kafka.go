@@ -757,8 +757,9 @@ func putKafkaBatch(kb *kafkaBatch) {
 }
 
 // maxHeaders is the most headers build gives a record: project, key,
-// class, received-at, client IP, forwarded chain, client.
-const maxHeaders = 7
+// class, received-at, client IP, forwarded chain, client, and an error
+// event's grouping hash and finality.
+const maxHeaders = 9
 
 // build fills kb with the records of msgs. A record may outlive Send (the
 // client keeps records that were in flight at the deadline), so keys and
@@ -836,6 +837,13 @@ func (kb *kafkaBatch) build(topic string, msgs []Message) []kgo.Record {
 			start = len(slab)
 			slab = append(slab, m.Client...)
 			hdrs = append(hdrs, kgo.RecordHeader{Key: HeaderClient, Value: take(start)})
+		}
+		if m.Class == envelope.ClassError {
+			// Sub-slices of r.Value, which lives as long as the record.
+			if hash, final := eventGrouping(r.Value); hash != nil {
+				hdrs = append(hdrs, kgo.RecordHeader{Key: HeaderGroupingHash, Value: hash},
+					kgo.RecordHeader{Key: HeaderGroupingFinal, Value: final})
+			}
 		}
 		r.Headers = hdrs[h0:len(hdrs):len(hdrs)]
 	}

@@ -45,6 +45,8 @@ Usage:
                                    print the normalized event (stdin when no FILE)
   baton grouping hash [--normalized] [FILE]
                                    print Sentry's grouping variants and issue hash of an event
+  baton topology check|render|graph FILE
+                                   check a fleet declaration, render its node configs, draw it
   baton version                    print the version
   baton help                       print this help
 
@@ -93,6 +95,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdNormalize(args[1:], os.Stdin, stdout, stderr)
 	case "grouping":
 		return cmdGrouping(args[1:], os.Stdin, stdout, stderr)
+	case "topology":
+		return cmdTopology(args[1:], stdout, stderr)
 	case "version", "--version", "-version", "-V":
 		printVersion(stdout)
 		return exitOK

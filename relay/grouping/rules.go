@@ -58,6 +58,10 @@ type rule struct {
 	app, group           int8 // +1 / -1 / 0 on the frame itself
 	upApp, upGroup       int8 // "^": frames it calls (later in the list)
 	downApp, downGroup   int8 // "v": its callers (earlier in the list)
+	// onlyApp: the rule's one effect is the frame's own in_app (set by
+	// indexRules), so a frame that already has that value is skipped
+	// without matching: applying the rule would change nothing.
+	onlyApp bool
 }
 
 // glob is one rule pattern: Sentry's glob (`*`, `**`, `?`, `[..]`) as a
@@ -436,6 +440,8 @@ type ruleSet struct {
 func indexRules(rules []rule) *ruleSet {
 	rs := &ruleSet{rules: rules, byFunction: map[string][]int{}}
 	for i := range rules {
+		r := &rules[i]
+		r.onlyApp = r.app != 0 && r.category == "" && r.group == 0 && r.upApp == 0 && r.upGroup == 0 && r.downApp == 0 && r.downGroup == 0
 		m := &rules[i].self[0]
 		switch {
 		case m.negate:
@@ -500,6 +506,9 @@ func applyRules(rules []rule, frames []frameView) {
 func applyRule(r *rule, frames []frameView) {
 	for i := range frames {
 		f := &frames[i]
+		if r.onlyApp && f.inApp == (r.app > 0) {
+			continue
+		}
 		if !matchAll(r.self, f) {
 			continue
 		}

@@ -506,11 +506,12 @@ func jsSourceFile(p string) bool {
 	if strings.Contains(p, "://") {
 		return true
 	}
-	p = strings.ToLower(p)
 	if i := strings.IndexAny(p, "?#"); i >= 0 {
 		p = p[:i]
 	}
-	return strings.HasSuffix(p, ".js") || strings.HasSuffix(p, ".mjs") || strings.HasSuffix(p, ".cjs") || strings.HasSuffix(p, ".jsx")
+	// The extension, case-insensitively, without lower-casing the path.
+	hasExt := func(ext string) bool { return len(p) >= len(ext) && strings.EqualFold(p[len(p)-len(ext):], ext) }
+	return hasExt(".js") || hasExt(".mjs") || hasExt(".cjs") || hasExt(".jsx")
 }
 
 // obfuscated reports a Java module like "a.b.c" or "o.Zz": every segment at

@@ -119,7 +119,10 @@ func fromAny(t *event.Tree, v any) *event.Node {
 
 func securityEvent(raw any, in *Input) (map[string]any, error) {
 	ua := in.UserAgent
-	var ev map[string]any
+	var (
+		ev  map[string]any
+		err error
+	)
 	switch t := raw.(type) {
 	case []any: // Reporting API
 		if len(t) != 1 {
@@ -136,7 +139,7 @@ func securityEvent(raw any, in *Input) (map[string]any, error) {
 			if ua == "" {
 				ua, _ = t["user_agent"].(string)
 			}
-			ev = cspEvent(map[string]any{
+			ev, err = cspEvent(map[string]any{
 				"document_uri":        body["documentURL"],
 				"referrer":            body["referrer"],
 				"blocked_uri":         body["blockedURL"],
@@ -155,7 +158,7 @@ func securityEvent(raw any, in *Input) (map[string]any, error) {
 			if !ok {
 				return nil, fmt.Errorf("%w: csp-report is not an object", ErrInvalid)
 			}
-			ev = cspEvent(snakeKeys(r, "document-uri", "referrer", "blocked-uri", "effective-directive", "violated-directive", "original-policy", "source-file", "script-sample", "disposition", "status-code", "line-number", "column-number"))
+			ev, err = cspEvent(snakeKeys(r, "document-uri", "referrer", "blocked-uri", "effective-directive", "violated-directive", "original-policy", "source-file", "script-sample", "disposition", "status-code", "line-number", "column-number"))
 		case t["expect-ct-report"] != nil:
 			r, ok := t["expect-ct-report"].(map[string]any)
 			if !ok {
@@ -176,6 +179,9 @@ func securityEvent(raw any, in *Input) (map[string]any, error) {
 		}
 	default:
 		return nil, fmt.Errorf("%w: security report is not a JSON object or list", ErrInvalid)
+	}
+	if err != nil {
+		return nil, err
 	}
 	ev["logger"] = "csp"
 	if in.Release != "" {
@@ -234,20 +240,46 @@ func snakeKeys(r map[string]any, keys ...string) map[string]any {
 
 func str(v any) string { s, _ := v.(string); return s }
 
-func cspEvent(c map[string]any) map[string]any {
+// cspDirectives are the directives Relay knows (its CspDirective); a CSP
+// report naming none of them is invalid (docs/relay-protocol.md §5.4).
+var cspDirectives = map[string]bool{
+	"base-uri": true, "child-src": true, "connect-src": true, "default-src": true,
+	"fenced-frame-src": true, "font-src": true, "form-action": true, "frame-ancestors": true,
+	"frame-src": true, "img-src": true, "manifest-src": true, "media-src": true,
+	"object-src": true, "plugin-types": true, "prefetch-src": true, "referrer": true,
+	"script-src": true, "script-src-attr": true, "script-src-elem": true, "style-src": true,
+	"style-src-elem": true, "style-src-attr": true, "upgrade-insecure-requests": true, "worker-src": true,
+	"sandbox": true, "navigate-to": true, "report-uri": true, "report-to": true,
+	"block-all-mixed-content": true, "require-sri-for": true, "require-trusted-types-for": true, "trusted-types": true,
+}
+
+// cspDirective is the report's directive as Relay reads it: the first word
+// of effective_directive when it is a known directive, else the first word
+// of violated_directive (Firefox sends no effective-directive); false when
+// neither is known.
+func cspDirective(effective, violated string) (string, bool) {
+	for _, d := range [2]string{effective, violated} {
+		d, _, _ = strings.Cut(d, " ")
+		if cspDirectives[d] {
+			return d, true
+		}
+	}
+	return "", false
+}
+
+func cspEvent(c map[string]any) (map[string]any, error) {
 	for k, v := range c {
 		if v == nil {
 			delete(c, k)
 		}
 	}
 	violated := str(c["violated_directive"])
-	directive := str(c["effective_directive"])
-	if directive == "" {
-		directive, _, _ = strings.Cut(strings.TrimSpace(violated), " ")
-		if directive != "" {
-			c["effective_directive"] = directive
-		}
+	directive, ok := cspDirective(str(c["effective_directive"]), violated)
+	if !ok {
+		return nil, fmt.Errorf("%w: CSP report without a known directive (effective %q, violated %q)",
+			ErrInvalid, str(c["effective_directive"]), violated)
 	}
+	c["effective_directive"] = directive
 	blocked := str(c["blocked_uri"])
 	tags := []any{[]any{"effective-directive", directive}, []any{"blocked-uri", blocked}}
 	if u, err := url.Parse(blocked); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != "" {
@@ -261,7 +293,7 @@ func cspEvent(c map[string]any) map[string]any {
 		"request":  map[string]any{"url": c["document_uri"]},
 		"tags":     tags,
 		"_referer": c["referrer"],
-	}
+	}, nil
 }
 
 // cspMessage is Relay's human summary of a CSP violation.

@@ -19,6 +19,20 @@ type Options struct {
 	// Now is the clock of rate buckets, quota windows and sampling rules.
 	// Default: time.Now.
 	Now func() time.Time
+	// Counter counts the quotas with an id and a window. Default: the
+	// Enforcer's own counters, in memory (this edge's share only);
+	// relay/fleet counts them in Redis for a whole fleet.
+	Counter Counter
+}
+
+// Counter counts quota windows; it is safe for concurrent use and called
+// on the ingest path, so it must answer within a small bound.
+type Counter interface {
+	// Add adds n to the fixed window of key (quota id, scope tag, scope;
+	// only valid during the call) that holds now (unix seconds), for a
+	// quota of limit per window seconds, and reports whether that went
+	// over the limit, in which case nothing is counted.
+	Add(key []byte, limit, window, n, now int64) (over bool)
 }
 
 func (o Options) withDefaults() Options {
@@ -176,8 +190,9 @@ func staticState(id string, pid uint64, c config.Project) (*project.State, error
 		}
 	}
 	st.ProjectID, st.Disabled, st.AllowedDomains = pid, c.Disabled, c.AllowedDomains
-	if c.Grouping.DiscardedHashes != nil {
-		g, err := project.NewGrouping(c.Grouping.DiscardedHashes)
+	if c.Grouping.DiscardedHashes != nil || c.Grouping.Storm.Limit > 0 {
+		storm := project.Storm{Limit: c.Grouping.Storm.Limit, Window: int64(c.Grouping.Storm.Window / time.Second)}
+		g, err := project.NewGrouping(c.Grouping.DiscardedHashes, storm)
 		if err != nil {
 			return nil, fmt.Errorf("projects.%s.grouping: %w", id, err)
 		}

@@ -27,7 +27,8 @@
 //	                     project with such a filter (filters.go, event.go); Verdict.Filter
 //	                     names the filter, Enforcer.FilterCounts counts per filter
 //	feature gates        Features (replays need organizations:session-replay)
-//	quotas               Quotas (limit 0 drops; id+window is counted per edge), OrganizationID, KeyID
+//	quotas               Quotas (limit 0 drops; id+window is counted per edge, or fleet-wide
+//	                     through Options.Counter: relay/fleet), OrganizationID, KeyID
 //	event rate (static)  events_per_second of the config, a token bucket per project
 //	upstream limits      no config: the limits the upstream answered with a 429 for the
 //	                     organization, project, key or globally, cached in UpstreamLimits

@@ -102,7 +102,8 @@ func (v *Verdict) dropClass(c envelope.Class, why outcome.Reason) {
 // of envelopes that waited for a config, and it is safe for concurrent use.
 // It keeps the quota counters, so it outlives reloads of Projects.
 type Enforcer struct {
-	quotas   quotaCounters
+	quotas   quotaCounters // counts when counter is nil (the default)
+	counter  Counter
 	filtered filterCounts
 	upstream *UpstreamLimits
 	now      func() time.Time
@@ -141,7 +142,7 @@ func (e *Enforcer) FilterClass(v *Verdict, c envelope.Class, name string) {
 // NewEnforcer returns an Enforcer with no quota counted yet.
 func NewEnforcer(opts Options) *Enforcer {
 	opts = opts.withDefaults()
-	return &Enforcer{now: opts.Now, upstream: NewUpstreamLimits(opts)}
+	return &Enforcer{now: opts.Now, upstream: NewUpstreamLimits(opts), counter: opts.Counter}
 }
 
 // maxQuotaCounters bounds the quota windows an edge counts at once: one
@@ -170,9 +171,10 @@ type windowCounter struct {
 	slot, end, n int64
 }
 
-// add adds n to the window of key at now (unix seconds) of a quota with
-// limit and window, and reports whether that went over the limit.
-func (qc *quotaCounters) add(key []byte, limit, window, n, now int64) bool {
+// Add is Counter's Add: it adds n to the window of key at now (unix
+// seconds) of a quota with limit and window, and reports whether that went
+// over the limit.
+func (qc *quotaCounters) Add(key []byte, limit, window, n, now int64) bool {
 	slot := now / window
 	qc.mu.Lock()
 	defer qc.mu.Unlock()
@@ -491,8 +493,33 @@ func scopeName(s string) string {
 // count adds n to the quota's current window and reports whether that
 // went over the limit, and how long until the window ends.
 func (e *Enforcer) count(q *project.Quota, st *project.State, key []byte, n int64, now time.Time) (time.Duration, bool) {
-	var kb [128]byte // quota id, scope tag and scope: on the stack unless long
-	k := append(kb[:0], q.ID...)
+	sec := now.Unix()
+	var over bool
+	if e.counter != nil {
+		// The key goes through an interface, so it would escape: a pooled
+		// buffer keeps it from allocating per decision.
+		kb := keyBufs.Get().(*[]byte)
+		*kb = quotaKey((*kb)[:0], q, st, key)
+		over = e.counter.Add(*kb, *q.Limit, q.Window, n, sec)
+		keyBufs.Put(kb)
+	} else {
+		var kb [128]byte // on the stack unless long
+		over = e.quotas.Add(quotaKey(kb[:0], q, st, key), *q.Limit, q.Window, n, sec)
+	}
+	if !over {
+		return 0, false
+	}
+	slot := sec / q.Window
+	return time.Duration((slot+1)*q.Window-sec) * time.Second, true
+}
+
+// keyBufs are the key buffers of an Options.Counter's calls.
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
+
+// quotaKey appends the counter key of quota q to k: its id, scope tag and
+// scope.
+func quotaKey(k []byte, q *project.Quota, st *project.State, key []byte) []byte {
+	k = append(k, q.ID...)
 	switch q.Scope {
 	case "key":
 		k = append(append(k, 0, 'k'), key...)
@@ -503,10 +530,5 @@ func (e *Enforcer) count(q *project.Quota, st *project.State, key []byte, n int6
 	default:
 		k = strconv.AppendUint(append(k, 0, 'o'), st.OrganizationID, 10)
 	}
-	sec := now.Unix()
-	if !e.quotas.add(k, *q.Limit, q.Window, n, sec) {
-		return 0, false
-	}
-	slot := sec / q.Window
-	return time.Duration((slot+1)*q.Window-sec) * time.Second, true
+	return k
 }

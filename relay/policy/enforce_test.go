@@ -74,3 +74,17 @@ func TestQuotaCountersPruned(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkQuotaCountersAdd is one quota decision counted in memory, the
+// local counterpart of relay/fleet's BenchmarkCounterAdd.
+func BenchmarkQuotaCountersAdd(b *testing.B) {
+	var qc quotaCounters
+	key := []byte("bench\x00p1")
+	now := time.Now().Unix()
+	b.ReportAllocs()
+	for b.Loop() {
+		if qc.Add(key, 1<<40, 3600, 1, now) {
+			b.Fatal("over")
+		}
+	}
+}

@@ -5,24 +5,54 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Grouping is the grouping part, config key "grouping": Baton's extension
 // (docs/grouping.md "At the edge"). A project that has it gets its error
 // events hashed at ingest (relay/grouping) and the hash put into the item
 // header; events whose primary hash is in DiscardedHashes are dropped at
-// the edge, outcome filtered, reason discarded_hash.
+// the edge, outcome filtered, reason discarded_hash. With Storm, only the
+// first Storm.Limit events of an issue per Storm.Window are kept (the rest
+// are filtered, reason grouping_storm) and every event is counted in the
+// per-issue metric c:custom/baton.grouping.events@none.
 type Grouping struct {
 	// DiscardedHashes are issue hashes (Sentry's primary hash: 32
 	// lower-case hex digits, or a legacy checksum as sent). Default: none.
 	DiscardedHashes []string `json:"discardedHashes"`
+	// Storm is storm control. Default: off.
+	Storm Storm `json:"storm"`
 
 	discarded map[string]struct{}
 }
 
-var errEmptyHash = errors.New("empty hash")
+// Storm is storm control: per issue, keep the first Limit events of each
+// Window (docs/grouping.md "At the edge").
+type Storm struct {
+	// Limit is the events of one issue kept per window; 0 is off.
+	// Default: 0.
+	Limit int `json:"limit"`
+	// Window is the window in seconds, as Relay's quota windows are.
+	// Required (greater than 0) when Limit is set.
+	Window int64 `json:"window"`
+}
+
+// WindowDuration is Window as a duration.
+func (s Storm) WindowDuration() time.Duration { return time.Duration(s.Window) * time.Second }
+
+var (
+	errEmptyHash   = errors.New("empty hash")
+	errStormLimit  = errors.New("storm.limit must not be negative")
+	errStormWindow = errors.New("storm.window must be greater than 0 seconds when storm.limit is set")
+)
 
 func (g *Grouping) validate() error {
+	switch {
+	case g.Storm.Limit < 0:
+		return errStormLimit
+	case g.Storm.Limit > 0 && g.Storm.Window <= 0:
+		return errStormWindow
+	}
 	g.discarded = make(map[string]struct{}, len(g.DiscardedHashes))
 	for i, h := range g.DiscardedHashes {
 		if h == "" {
@@ -43,9 +73,17 @@ func (g *Grouping) Discards(h string) bool {
 	return ok
 }
 
+// StormLimit returns the storm limit and window; limit 0 is off.
+func (g *Grouping) StormLimit() (limit int, window time.Duration) {
+	if g == nil {
+		return 0, 0
+	}
+	return g.Storm.Limit, g.Storm.WindowDuration()
+}
+
 // NewGrouping is the grouping part of a static project (baton.yml).
-func NewGrouping(discardedHashes []string) (*Grouping, error) {
-	g := &Grouping{DiscardedHashes: discardedHashes}
+func NewGrouping(discardedHashes []string, storm Storm) (*Grouping, error) {
+	g := &Grouping{DiscardedHashes: discardedHashes, Storm: storm}
 	if err := g.validate(); err != nil {
 		return nil, err
 	}

@@ -25,6 +25,18 @@ type Detail struct {
 	Kafka     []Kafka
 	Identity  Identity
 	Managed   *Managed // nil unless managed mode
+	Redis     *Redis   // nil unless redis is configured
+}
+
+// Redis is the fleet state in Redis (relay/fleet).
+type Redis struct {
+	Addresses   []string  `json:"addresses"`
+	Up          bool      `json:"up"`
+	Leases      int64     `json:"leases"`
+	Fallbacks   int64     `json:"fallbacks"`
+	Windows     int       `json:"windows"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // Route is where a class goes.
@@ -117,6 +129,7 @@ type Page struct {
 	Drops       []Drop     `json:"drops"`
 	Identity    Identity   `json:"identity"`
 	Managed     *Managed   `json:"managed,omitempty"`
+	Redis       *Redis     `json:"redis,omitempty"`
 	Series      Series     `json:"series"`
 	// ReadError is set when the instruments could not be read.
 	ReadError string `json:"read_error,omitempty"`
@@ -194,6 +207,7 @@ func (s *Status) build(now time.Time, rd telemetry.Reading, d Detail) Page {
 		UptimeS: num(now.Sub(d.Started).Seconds()), Ready: len(d.NotReady) == 0, NotReady: d.NotReady,
 		Identity: d.Identity, Managed: d.Managed, Drops: []Drop{},
 	}
+	p.Redis = d.Redis
 	if p.NotReady == nil {
 		p.NotReady = []string{}
 	}

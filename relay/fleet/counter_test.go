@@ -1,0 +1,179 @@
+package fleet
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/baton-relay/baton/relay/internal/testutil"
+)
+
+func open(t *testing.T, o Options) *Counter {
+	t.Helper()
+	c, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestCounterGlobalLimit: three Counters on one Redis, driven concurrently,
+// admit exactly the limit between them, mostly from leases.
+func TestCounterGlobalLimit(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	var cs [3]*Counter
+	for i := range cs {
+		cs[i] = open(t, Options{Addresses: []string{rs.Addr}})
+	}
+	now := time.Now().Unix()
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 6 {
+		c := cs[i%3]
+		wg.Go(func() {
+			for range 100 {
+				if !c.Add([]byte("q\x00p42"), 300, 60, 1, now) {
+					admitted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := admitted.Load(); got != 300 {
+		t.Fatalf("admitted %d of 600, want exactly 300", got)
+	}
+	var leases int64
+	for _, c := range cs {
+		st := c.Stats()
+		if !st.Up || st.Fallbacks != 0 {
+			t.Fatalf("stats %+v: want up, no fallback", st)
+		}
+		leases += st.Leases
+	}
+	// Leases of 300/32 = 9: about 34 round trips for 300 decisions.
+	if leases < 300/9 || leases > 300/9+6 {
+		t.Errorf("%d leases for 300 admitted, want about %d", leases, 300/9)
+	}
+	// A decision in a full window costs no round trip.
+	before := cs[0].Stats().Leases
+	if !cs[0].Add([]byte("q\x00p42"), 300, 60, 1, now) {
+		t.Fatal("admitted past the limit")
+	}
+	if cs[0].Stats().Leases != before {
+		t.Error("a refusal took a lease")
+	}
+}
+
+// TestCounterFallback: with Redis killed, decisions are local within
+// limit/FallbackShare and never wait more than MaxWait; once Redis is back
+// the probe finds it and what was admitted meanwhile is added to Redis.
+func TestCounterFallback(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := open(t, Options{Addresses: []string{rs.Addr}, FallbackShare: 2, ProbeInterval: 20 * time.Millisecond, MaxWait: 50 * time.Millisecond})
+	key := []byte("q\x00p7")
+	now := time.Now().Unix()
+	for range 10 {
+		if c.Add(key, 100, 3600, 1, now) {
+			t.Fatal("refused under the limit")
+		}
+	}
+	rs.Kill()
+	admitted := 10
+	for range 100 {
+		start := time.Now()
+		if !c.Add(key, 100, 3600, 1, now) {
+			admitted++
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("a decision waited %v with Redis down", d)
+		}
+	}
+	// 10 counted in Redis, a lease of 3 in hand; 100/2 in all here.
+	if admitted != 50 {
+		t.Fatalf("admitted %d in fallback, want 50 (limit 100 / share 2)", admitted)
+	}
+	st := c.Stats()
+	if st.Up || st.Fallbacks == 0 || st.LastError == "" {
+		t.Fatalf("stats %+v: want down, fallbacks, an error", st)
+	}
+	rs.Start(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for !c.Stats().Up {
+		if time.Now().After(deadline) {
+			t.Fatal("the probe did not find Redis again")
+		}
+		time.Sleep(5 * time.Millisecond) // polling an observable condition, with a deadline
+	}
+	leases := c.Stats().Leases
+	if c.Add(key, 100, 3600, 1, now) {
+		t.Fatal("refused after recovery")
+	}
+	if c.Stats().Leases != leases+1 {
+		t.Fatal("no lease after recovery")
+	}
+	// Redis lost the first 12 with its restart (no persistence); the 38
+	// admitted locally are in it now, with the new lease.
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DisableIdentity: true})
+	defer rdb.Close()
+	n, err := rdb.Get(context.Background(), c.redisKey(key, now/3600)).Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 38+3 {
+		t.Errorf("redis counts %d, want 41 (38 unsynced + a lease of 3)", n)
+	}
+}
+
+// BenchmarkCounterAdd is one quota decision through the Redis counter:
+// a lease of 256 (limit/32, clamped) every 256 decisions, the rest local.
+func BenchmarkCounterAdd(b *testing.B) {
+	rs := testutil.StartRedis(b)
+	c, err := Open(Options{Addresses: []string{rs.Addr}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	key := []byte("bench\x00p1")
+	now := time.Now().Unix()
+	b.ReportAllocs()
+	for b.Loop() {
+		if c.Add(key, 1<<40, 3600, 1, now) {
+			b.Fatal("over")
+		}
+	}
+}
+
+// TestCounterBounded: past MaxKeys a new window is not counted (as the
+// local counters), and windows that ended are let go.
+func TestCounterBounded(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxKeys: 4})
+	now := time.Now().Unix()
+	for i := range 4 {
+		if c.Add([]byte{'k', byte(i)}, 1, 10, 1, now) || !c.Add([]byte{'k', byte(i)}, 1, 10, 1, now) {
+			t.Fatalf("key %d: want the first admitted, the second over", i)
+		}
+	}
+	leases := c.Stats().Leases
+	for range 3 {
+		if c.Add([]byte("k5"), 1, 10, 1, now) {
+			t.Fatal("a window past the bound was counted")
+		}
+	}
+	if st := c.Stats(); st.Windows != 4 || st.Leases != leases {
+		t.Fatalf("stats %+v: want 4 windows, no lease for the fifth key", st)
+	}
+	// Once the windows ended, the fifth key is counted.
+	later := now + 10
+	if c.Add([]byte("k5"), 1, 10, 1, later) || !c.Add([]byte("k5"), 1, 10, 1, later) {
+		t.Fatal("fifth key after the sweep: want the first admitted, the second over")
+	}
+	if st := c.Stats(); st.Windows != 1 {
+		t.Fatalf("%d windows after the sweep, want 1", st.Windows)
+	}
+}

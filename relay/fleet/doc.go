@@ -1,0 +1,25 @@
+// Package fleet keeps the state a fleet of Batons shares in Redis. Its
+// first part is global quota counting: Counter is a policy.Counter whose
+// windows live in Redis, so N Batons behind a load balancer admit one
+// quota's limit in total instead of N times it.
+//
+// Leases. A decision must not wait on a round trip: a Baton takes a lease
+// of a window's budget (1/32 of the limit, 1 to 256 items) with one Lua
+// script call that checks the window's count and adds the lease to it
+// atomically, then spends the lease locally. A lease is never returned, so
+// items a Baton leased but did not use in a window are not admitted
+// elsewhere; a window whose budget is gone is remembered locally until
+// it ends, so refusals cost no round trip either.
+//
+// Fallback. A script call that fails or takes longer than Options.MaxWait
+// makes that decision, and every one after it, local: a window then
+// admits limit/FallbackShare on this Baton (what it already spent counts),
+// baton_redis_up goes to 0, and one log line says so. A probe tries Redis
+// every ProbeInterval; once it answers, counting goes back to Redis, and
+// what was admitted locally meanwhile is added to the window's count with
+// the next lease. Ingest is never blocked longer than MaxWait and nothing
+// is dropped for lack of Redis.
+//
+// Memory: one entry per live window (quota, scope), at most MaxKeys,
+// swept once a minute; see DESIGN.md "Fleet state in Redis".
+package fleet
