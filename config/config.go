@@ -103,6 +103,11 @@ type Server struct {
 	// ForwardUnknown proxies /api/ paths Baton does not serve to the
 	// upstream named by Config.ForwardUpstream, if any. Default: true.
 	ForwardUnknown bool `yaml:"forward_unknown"`
+	// ClientOptionsMaxAge is how long an SDK may keep a client options
+	// answer before it asks again: Cache-Control max-age of GET
+	// /api/{project_id}/client-options/ (docs/client-options.md).
+	// Default: 60s.
+	ClientOptionsMaxAge time.Duration `yaml:"client_options_max_age"`
 }
 
 // Limits are size and count limits, with Sentry Relay's defaults (relay-
@@ -426,6 +431,11 @@ type Project struct {
 	// Grouping is the project's grouping part (docs/grouping.md "At the
 	// edge"). Default: none (events are not hashed).
 	Grouping ProjectGrouping `yaml:"grouping"`
+	// ClientOptions is the project's client options document, the SDK
+	// settings it pushes into its clients (docs/client-options.md): the
+	// clientOptions part of a managed project, in YAML. Default: none
+	// (GET /api/{project_id}/client-options/ answers 404).
+	ClientOptions *ProjectClientOptions `yaml:"client_options"`
 	// Relay is the project's full Relay config, projects/<id>.json of a
 	// Relay config directory verbatim (nil otherwise): the relay decodes
 	// its filters, quotas, sampling and features like an upstream's

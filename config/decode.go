@@ -92,6 +92,10 @@ func (d *decoder) decode(n, at *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	switch v.Kind() {
+	case reflect.Pointer: // optional: null (above) leaves nil
+		e := reflect.New(v.Type().Elem())
+		d.decode(n, at, e.Elem(), path)
+		v.Set(e)
 	case reflect.Struct:
 		d.decodeStruct(n, v, path)
 	case reflect.Map:

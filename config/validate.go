@@ -139,6 +139,7 @@ func (v *validator) server() {
 	v.durationPositive("server.read_timeout", s.ReadTimeout)
 	v.durationPositive("server.write_timeout", s.WriteTimeout)
 	v.durationPositive("server.idle_timeout", s.IdleTimeout)
+	v.durationPositive("server.client_options_max_age", s.ClientOptionsMaxAge)
 	v.durationPositive("server.shutdown_timeout", s.ShutdownTimeout)
 	v.positive("server.max_header_bytes", int64(s.MaxHeaderBytes))
 	v.positive("server.max_inflight_bytes", int64(s.MaxInflightBytes))
@@ -455,6 +456,7 @@ func (v *validator) projects() {
 				v.errorf(fmt.Sprintf("%s.grouping.discarded_hashes[%d]", p, i), "must not be empty; want an issue hash as `baton grouping hash` prints it")
 			}
 		}
+		v.clientOptions(p, pr.ClientOptions)
 		if st := pr.Grouping.Storm; st.Limit < 0 {
 			v.errorf(p+".grouping.storm.limit", "must not be negative (0 is off)")
 		} else if st.Limit > 0 && (st.Window < time.Second || st.Window%time.Second != 0) {
@@ -509,7 +511,7 @@ func (v *validator) managed() {
 	v.durationPositive("managed.fetch.timeout", m.Fetch.Timeout)
 	v.durationPositive("managed.max_pending_age", m.MaxPendingAge)
 	v.positive("managed.max_waiting_bytes_per_key", int64(m.MaxWaitingBytesPerKey))
-	parts := []string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "grouping", "other"}
+	parts := []string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "grouping", "clientOptions", "other"}
 	for i, p := range m.Parts {
 		if !slices.Contains(parts, p) {
 			v.errorf(fmt.Sprintf("managed.parts.%d", i), "unknown part %q%s", p, suggest(p, parts))

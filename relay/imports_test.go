@@ -20,9 +20,9 @@ var allowed = map[string][]string{
 	"cmd/baton-load":  {},
 	"relay":           {"routing", "config", "buffer", "envelope", "relay/*"},
 	"relay/intake":    {},
-	"relay/otlp":      {"envelope"},  // OTLP bodies to Sentry items: the OTLP types (thirdParty), envelope's JSON escaping
-	"relay/internal":  {},            // testutil: doubles and fixtures shared by tests under relay/
-	"relay/project":   {"relay/pii"}, // a state compiles its PII config once per revision
+	"relay/otlp":      {"envelope"},                      // OTLP bodies to Sentry items: the OTLP types (thirdParty), envelope's JSON escaping
+	"relay/internal":  {},                                // testutil: doubles and fixtures shared by tests under relay/
+	"relay/project":   {"relay/pii", "relay/clientopts"}, // a state compiles its PII config (and client options) once per revision
 	"relay/aggregate": {"envelope"},
 	"relay/auth":      {},
 	"relay/fleet":     {},              // fleet state in Redis: go-redis only (thirdParty)
@@ -39,11 +39,13 @@ var allowed = map[string][]string{
 	"relay/telemetry": {},                  // the OTel SDK and its exporters (sdkOwners)
 	"relay/status":    {"relay/telemetry"}, // the status page: reads telemetry.Reading, no SDK types
 	"routing":         {"config", "envelope"},
-	"config":          {"envelope"},
-	"config/topology": {"config", "envelope"}, // the fleet declaration renders ordinary configs
+	"config":          {"envelope", "relay/clientopts"}, // static client options are validated by the managed part's rules
+	"config/topology": {"config", "envelope"},           // the fleet declaration renders ordinary configs
 	"envelope":        {},
 	"buffer":          {},
 	"integration":     {"relay", "config", "envelope", "buffer", "routing"},
+
+	"relay/clientopts": {}, // the client options document (docs/client-options.md): stdlib only (thirdParty)
 }
 
 // thirdParty restricts what leaf packages may import beyond the standard
@@ -58,6 +60,8 @@ var thirdParty = map[string][]string{
 	"relay/useragent": {"github.com/ua-parser/uap-go"},
 	"relay/fleet":     {"github.com/redis/go-redis/v9"},
 	"relay/otlp":      {"go.opentelemetry.io/proto/otlp", "google.golang.org/protobuf"},
+
+	"relay/clientopts": {},
 }
 
 // forbidden are modules a package may not import (by module path prefix),

@@ -326,6 +326,7 @@ func (r *Relay) admit(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, res *r
 		*res = doorRefusal(in.adm.Refusal)
 		return false
 	}
+	setClientOptionsHint(ctx, in.adm.State)
 	for i := range s.env.Items {
 		in.perClass[s.env.Items[i].Class]++
 	}

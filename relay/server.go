@@ -45,6 +45,10 @@ func (r *Relay) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
+	if string(endpoint) == "client-options" {
+		r.handleClientOptions(ctx, pid)
+		return
+	}
 	if ctx.IsOptions() && !sdkEndpoint(endpoint) {
 		r.handleUnknown(ctx) // not under Relay's CORS layer: the preflight is forwarded
 		return
@@ -179,7 +183,7 @@ var (
 
 	corsAny         = []byte("*")
 	corsOrigin      = []byte("Origin")
-	corsExposed     = []byte("x-sentry-error, x-sentry-rate-limits, retry-after")
+	corsExposed     = []byte("x-sentry-error, x-sentry-rate-limits, retry-after, x-baton-client-options")
 	corsCrossOrigin = []byte("cross-origin")
 	corsPost        = []byte("POST")
 	corsAllowed     = []byte("x-sentry-auth, x-requested-with, x-forwarded-for, origin, referer, accept, content-type, authentication, authorization, content-encoding, transfer-encoding")

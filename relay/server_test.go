@@ -27,7 +27,7 @@ func TestSetCORS(t *testing.T) {
 		want := map[string]string{
 			"Access-Control-Allow-Origin":   tc.allow,
 			"Vary":                          tc.vary,
-			"Access-Control-Expose-Headers": "x-sentry-error, x-sentry-rate-limits, retry-after",
+			"Access-Control-Expose-Headers": "x-sentry-error, x-sentry-rate-limits, retry-after, x-baton-client-options",
 			"Cross-Origin-Resource-Policy":  "cross-origin",
 			"Access-Control-Allow-Methods":  "",
 			"Access-Control-Max-Age":        "",

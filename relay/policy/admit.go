@@ -198,6 +198,13 @@ func staticState(id string, pid uint64, c config.Project) (*project.State, error
 		}
 		st.Grouping = g
 	}
+	if c.ClientOptions != nil {
+		d, err := c.ClientOptions.Document()
+		if err != nil {
+			return nil, fmt.Errorf("projects.%s.client_options: %w", id, err)
+		}
+		st.ClientOptions = d
+	}
 	keys := st.Keys
 	for _, k := range c.PublicKeys {
 		if !slices.ContainsFunc(keys, func(fk project.Key) bool { return fk.PublicKey == k }) {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/baton-relay/baton/relay/clientopts"
 	"github.com/baton-relay/baton/relay/pii"
 )
 
@@ -17,19 +18,20 @@ type Part uint8
 
 // The parts of a project state, and which config keys feed them.
 const (
-	PartKeys     Part = iota // publicKeys, disabled (top level)
-	PartClient               // allowedDomains, trustedRelays, trustedRelaySettings, scrubbing
-	PartQuotas               // quotas
-	PartFilters              // filterSettings
-	PartSampling             // sampling (alias dynamicSampling)
-	PartMetrics              // metrics, sessionMetrics, metricExtraction, ...
-	PartFeatures             // features
-	PartGrouping             // grouping (Baton's extension: discarded issue hashes)
-	PartOther                // config keys Baton does not know; passed through
+	PartKeys          Part = iota // publicKeys, disabled (top level)
+	PartClient                    // allowedDomains, trustedRelays, trustedRelaySettings, scrubbing
+	PartQuotas                    // quotas
+	PartFilters                   // filterSettings
+	PartSampling                  // sampling (alias dynamicSampling)
+	PartMetrics                   // metrics, sessionMetrics, metricExtraction, ...
+	PartFeatures                  // features
+	PartGrouping                  // grouping (Baton's extension: discarded issue hashes)
+	PartClientOptions             // clientOptions (Baton's extension: docs/client-options.md)
+	PartOther                     // config keys Baton does not know; passed through
 	NumParts
 )
 
-var partNames = [NumParts]string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "grouping", "other"}
+var partNames = [NumParts]string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "grouping", "clientOptions", "other"}
 
 func (p Part) String() string {
 	if p < NumParts {
@@ -85,6 +87,7 @@ var configPart = map[string]Part{
 	"metricConditionalTagging": PartMetrics,
 	"features":                 PartFeatures,
 	"grouping":                 PartGrouping,
+	"clientOptions":            PartClientOptions,
 }
 
 // PartOf returns the part a config key belongs to.
@@ -144,6 +147,9 @@ type State struct {
 	Features []string
 	// Grouping part: nil when absent or broken (events are not hashed).
 	Grouping *Grouping
+	// ClientOptions part: nil when absent or broken (the project serves no
+	// client options; Broken says why).
+	ClientOptions *clientopts.Document
 
 	// Broken lists the parts that failed to decode, with why.
 	Broken map[Part]string
@@ -239,6 +245,10 @@ func (st *State) decodeParts() {
 	if err := st.decodeGrouping(); err != nil {
 		st.broken(PartGrouping, err.Error())
 		st.Grouping = nil
+	}
+	if err := st.decodeClientOptions(); err != nil {
+		st.broken(PartClientOptions, err.Error())
+		st.ClientOptions = nil
 	}
 }
 

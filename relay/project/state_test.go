@@ -56,6 +56,7 @@ const fullStateJSON = `{
     "sessionMetrics": {"version": 1},
     "features": ["organizations:session-replay", "projects:span-metrics-extraction"],
     "grouping": {"discardedHashes": ["4b8bbc500bd2cabfcadc1f1be867e0bb", "legacy-checksum"], "storm": {"limit": 100, "window": 60}},
+    "clientOptions": {"version": 1, "options": {"traces_sample_rate": 0.25}, "rules": [{"id": "canary", "match": {"releases": ["2.*"]}, "options": {"traces_sample_rate": 1}}]},
     "txNameRules": []
   }
 }`
@@ -169,6 +170,10 @@ func checkPart(t *testing.T, st *State, p Part) {
 		if limit, window := st.Grouping.StormLimit(); limit != 100 || window != time.Minute {
 			t.Errorf("Grouping = %+v", st.Grouping)
 		}
+	case PartClientOptions:
+		if st.ClientOptions == nil || len(st.ClientOptions.Rules) != 1 || *st.ClientOptions.Options.TracesSampleRate != 0.25 {
+			t.Errorf("ClientOptions = %+v", st.ClientOptions)
+		}
 	case PartOther:
 		for _, k := range []string{"groupingConfig", "eventRetention", "retentions", "txNameRules"} {
 			if _, ok := st.config[k]; !ok {
@@ -242,6 +247,8 @@ func TestDecodeStateBrokenPart(t *testing.T) {
 		{"metrics not an object", map[string]string{"metrics": `"x"`}, PartMetrics, "metrics"},
 		{"grouping hashes a string", map[string]string{"grouping": `{"discardedHashes":"abc"}`}, PartGrouping, "grouping"},
 		{"grouping empty hash", map[string]string{"grouping": `{"discardedHashes":["abc",""]}`}, PartGrouping, "discardedHashes 1: empty hash"},
+		{"clientOptions rate 2", map[string]string{"clientOptions": `{"version":1,"options":{"traces_sample_rate":2}}`}, PartClientOptions, "clientOptions: options.traces_sample_rate: must be 0 to 1"},
+		{"clientOptions version 9", map[string]string{"clientOptions": `{"version":9}`}, PartClientOptions, "clientOptions: version"},
 		{"grouping storm negative limit", map[string]string{"grouping": `{"storm":{"limit":-1,"window":60}}`}, PartGrouping, "storm.limit"},
 		{"grouping storm without window", map[string]string{"grouping": `{"storm":{"limit":100}}`}, PartGrouping, "storm.window"},
 	} {

@@ -1,0 +1,76 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/baton-relay/baton/relay/clientopts"
+)
+
+// ProjectClientOptions is a static project's client options document
+// (docs/client-options.md): the clientOptions part of a managed project, in
+// YAML. Its JSON is what clientopts.Parse reads.
+type ProjectClientOptions struct {
+	// Version is the schema version; only 1 exists. Required.
+	Version int `yaml:"version" json:"version"`
+	// Options apply to every client. Default: none set.
+	Options ClientOptionValues `yaml:"options" json:"options"`
+	// Rules override Options for the clients they match, in order.
+	// Default: none.
+	Rules []ClientOptionsRule `yaml:"rules" json:"rules,omitempty"`
+}
+
+// ClientOptionValues are SDK settings; unset (null) leaves the SDK's own.
+type ClientOptionValues struct {
+	TracesSampleRate         *float64 `yaml:"traces_sample_rate" json:"traces_sample_rate,omitempty"`
+	ProfilesSampleRate       *float64 `yaml:"profiles_sample_rate" json:"profiles_sample_rate,omitempty"`
+	ReplaysSessionSampleRate *float64 `yaml:"replays_session_sample_rate" json:"replays_session_sample_rate,omitempty"`
+	ReplaysOnErrorSampleRate *float64 `yaml:"replays_on_error_sample_rate" json:"replays_on_error_sample_rate,omitempty"`
+	EnableMinidumps          *bool    `yaml:"enable_minidumps" json:"enable_minidumps,omitempty"`
+	SendDefaultPII           *bool    `yaml:"send_default_pii" json:"send_default_pii,omitempty"`
+}
+
+// ClientOptionsRule targets clients; see clientopts.Rule.
+type ClientOptionsRule struct {
+	ID      string             `yaml:"id" json:"id"`
+	Match   ClientOptionsMatch `yaml:"match" json:"match"`
+	Options ClientOptionValues `yaml:"options" json:"options"`
+}
+
+// ClientOptionsMatch is a rule's targeting; see clientopts.Match.
+type ClientOptionsMatch struct {
+	Releases     []string `yaml:"releases" json:"releases,omitempty"`
+	Environments []string `yaml:"environments" json:"environments,omitempty"`
+	Platforms    []string `yaml:"platforms" json:"platforms,omitempty"`
+	SDKs         []string `yaml:"sdks" json:"sdks,omitempty"`
+	SDKVersion   string   `yaml:"sdk_version" json:"sdk_version,omitempty"`
+	Percentage   *float64 `yaml:"percentage" json:"percentage,omitempty"`
+}
+
+// JSON is the document as clientopts reads it.
+func (o *ProjectClientOptions) JSON() []byte {
+	b, _ := json.Marshal(o) // plain values: cannot fail
+	return b
+}
+
+// Document compiles the document.
+func (o *ProjectClientOptions) Document() (*clientopts.Document, error) {
+	return clientopts.Parse(o.JSON())
+}
+
+// clientOptions validates projects.<id>.client_options, each problem at
+// the line of its value.
+func (v *validator) clientOptions(p string, o *ProjectClientOptions) {
+	if o == nil {
+		return
+	}
+	_, err := o.Document()
+	var fe *clientopts.FieldError
+	if errors.As(err, &fe) {
+		field := p + ".client_options"
+		if fe.Path != "" {
+			field += "." + fe.Path
+		}
+		v.errorf(field, "%s", fe.Msg)
+	}
+}
