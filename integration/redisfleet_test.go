@@ -206,7 +206,7 @@ func fleetWarm(t *testing.T, nodes []*fleetNode, pid int, key string, configs in
 // under load: ingest goes on with local counting (limit / fallback_share),
 // nothing acked is lost, and counting returns to Redis once it is back.
 // Then auth+TLS and cluster mode (fleetAuthTLS, fleetCluster), with the
-// same binary.
+// same binary; and redis.pool_size bounding connections (fleetPoolSize).
 func TestRedisFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the baton binary and redis-server")
@@ -347,6 +347,7 @@ func TestRedisFleet(t *testing.T) {
 	})
 	t.Run("auth and TLS", func(t *testing.T) { fleetAuthTLS(t, bin) })
 	t.Run("cluster", func(t *testing.T) { fleetCluster(t, bin) })
+	t.Run("pool_size", func(t *testing.T) { fleetPoolSize(t, bin) })
 }
 
 // fleetCerts writes a CA and a server certificate for 127.0.0.1 to dir and

@@ -108,10 +108,11 @@ type eventFilter func(policy.Event) bool
 // transaction and security reports; NEL reports at ingest (they become log
 // items, another class, scrubbed then); log containers, which Relay scrubs
 // like events (scrubLogs): the SDK's, and on release those made of NEL
-// reports that waited for their project's config.
+// reports that waited for their project's config; and OTLP log records
+// (otel_log), which Relay scrubs as logs once converted.
 func processed(t envelope.ItemType, atIngest bool) bool {
 	switch t {
-	case envelope.ItemEvent, envelope.ItemTransaction, envelope.ItemSecurity, envelope.ItemRawSecurity, envelope.ItemLog:
+	case envelope.ItemEvent, envelope.ItemTransaction, envelope.ItemSecurity, envelope.ItemRawSecurity, envelope.ItemLog, envelope.ItemOtelLog:
 		return true
 	case envelope.ItemNEL:
 		return atIngest
@@ -170,8 +171,8 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 	switch it.Type {
 	case envelope.ItemRawSecurity, envelope.ItemNEL:
 		buf, payload, normalized, scrubbed, err = p.report(buf, it, in, norm, st, filter)
-	case envelope.ItemLog:
-		buf, payload, err = scrubLogs(buf, it.Payload, st)
+	case envelope.ItemLog, envelope.ItemOtelLog:
+		buf, payload, err = scrubLogs(buf, it.Type, it.Payload, st)
 		scrubbed = payload != nil
 	default:
 		// scrubbed: written, normalized or scrubbed.
@@ -331,10 +332,12 @@ func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, n
 // scrubLogs scrubs the log container payload with st's config, as Relay's
 // logs processor scrubs each log (processing/logs scrub_log): the SDK's
 // logs, and those Baton made of NEL reports while the project's config
-// was not known (they are scrubbed at ingest otherwise). The new payload
+// was not known (they are scrubbed at ingest otherwise); or, for an
+// otel_log item (type t), its OTLP log record, in its own shape
+// (pii.Config.ScrubOtelLog). The new payload
 // is appended to buf; scrubbed is nil when there is no config (st nil: it
 // is not known yet, the release scrubs) or nothing matched.
-func scrubLogs(buf, payload []byte, st *project.State) (out, scrubbed []byte, err error) {
+func scrubLogs(buf []byte, t envelope.ItemType, payload []byte, st *project.State) (out, scrubbed []byte, err error) {
 	if st == nil {
 		return buf, nil, nil
 	}
@@ -344,8 +347,12 @@ func scrubLogs(buf, payload []byte, st *project.State) (out, scrubbed []byte, er
 	if st.PII == nil {
 		return buf, nil, nil
 	}
+	scrub := st.PII.ScrubLogs
+	if t == envelope.ItemOtelLog {
+		scrub = st.PII.ScrubOtelLog
+	}
 	start := len(buf)
-	if buf, err = st.PII.ScrubLogs(buf, payload); err != nil {
+	if buf, err = scrub(buf, payload); err != nil {
 		return buf[:start], nil, err
 	}
 	if bytes.Equal(buf[start:], payload) { // appended byte for byte: nothing matched
@@ -469,7 +476,7 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 		if v.Drop[it.Class] || !processed(it.Type, true) {
 			continue
 		}
-		if st := in.adm.State; it.Type == envelope.ItemLog && (st == nil || st.PII == nil && st.PIIErr == nil) {
+		if st := in.adm.State; (it.Type == envelope.ItemLog || it.Type == envelope.ItemOtelLog) && (st == nil || st.PII == nil && st.PIIErr == nil) {
 			continue // nothing to scrub them with (yet): not charged for
 		}
 		if !ready { // only envelopes with events pay for the strings

@@ -330,17 +330,22 @@ func TestScrubLogs(t *testing.T) {
 	sdk := `{"items":[{"body":"to a@b.io","attributes":{"sentry.origin":{"type":"string","value":"manual"}}}]}`
 	clean := `{"items":[{"body":"nothing here"}]}`
 	for _, src := range []string{nel, sdk} {
-		if _, out, err := scrubLogs(nil, []byte(src), st); err != nil || !strings.Contains(string(out), `"body":"to [email]"`) {
+		if _, out, err := scrubLogs(nil, envelope.ItemLog, []byte(src), st); err != nil || !strings.Contains(string(out), `"body":"to [email]"`) {
 			t.Errorf("%s: %s %v", src, out, err)
 		}
 	}
-	if buf, out, err := scrubLogs(nil, []byte(clean), st); err != nil || out != nil || len(buf) != 0 {
+	if buf, out, err := scrubLogs(nil, envelope.ItemLog, []byte(clean), st); err != nil || out != nil || len(buf) != 0 {
 		t.Errorf("nothing to scrub: %s %q %v; want it left", out, buf, err)
 	}
-	if _, out, err := scrubLogs(nil, []byte(sdk), nil); err != nil || out != nil {
+	if _, out, err := scrubLogs(nil, envelope.ItemLog, []byte(sdk), nil); err != nil || out != nil {
 		t.Errorf("config unknown: %s %v; want it left", out, err)
 	}
-	if _, _, err := scrubLogs(nil, []byte(nel), &project.State{PIIErr: pii.ErrInvalidConfig}); !errors.Is(err, errProjectStatePII) {
+	if _, _, err := scrubLogs(nil, envelope.ItemLog, []byte(nel), &project.State{PIIErr: pii.ErrInvalidConfig}); !errors.Is(err, errProjectStatePII) {
 		t.Errorf("broken config: %v", err)
+	}
+	// An OTLP log record (otel_log) keeps its shape.
+	otel := `{"body":{"stringValue":"to a@b.io"}}`
+	if _, out, err := scrubLogs(nil, envelope.ItemOtelLog, []byte(otel), st); err != nil || string(out) != `{"body":{"stringValue":"to [email]"}}` {
+		t.Errorf("%s: %s %v", otel, out, err)
 	}
 }

@@ -4,8 +4,9 @@
 // Config.ScrubTree scrubs a relay/event tree in place, for a caller that
 // also normalizes it and writes it once.
 // Config.ScrubLogs scrubs the logs of a log container as Relay's logs
-// processor does (log.go); Attachments scrubs the bytes of a plain
-// attachment (attachment.go).
+// processor does (log.go), Config.ScrubOtelLog an otel_log item's OTLP
+// record the same way, in its own shape (otellog.go); Attachments scrubs
+// the bytes of a plain attachment (attachment.go).
 //
 // # Model
 //
