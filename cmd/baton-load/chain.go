@@ -18,6 +18,7 @@ type chainReport struct {
 	Kafka    string       `json:"kafka"`
 	Conns    int          `json:"connections"`
 	Size     int          `json:"size_bytes"`
+	Rate     float64      `json:"rate_per_sec,omitempty"` // --rate; 0: closed loop
 	Runs     []chainRun   `json:"runs"`
 	Median   *chainMedian `json:"median,omitempty"`
 }
@@ -111,10 +112,10 @@ func chain(ctx context.Context, o options, progress io.Writer) (*chainReport, er
 		return nil, err
 	}
 	rep := &chainReport{Edge: chainHop{edge.url, edge.PID()}, Upstream: chainHop{up.url, up.PID()}, Kafka: kafkaAddr,
-		Conns: o.connections, Size: o.size}
+		Conns: o.connections, Size: o.size, Rate: o.rate}
 	spec := func(label string, d time.Duration) loadSpec {
 		return loadSpec{label: label, target: t, connections: o.connections, duration: d, requests: o.requests,
-			timeout: o.timeout, payloads: payloads, progress: progress}
+			timeout: o.timeout, payloads: payloads, rate: o.rate, progress: progress}
 	}
 	hops := []*batonProc{edge, up}
 	if o.warmup > 0 {
@@ -223,7 +224,11 @@ func writeChain(w io.Writer, rep *chainReport, asJSON bool) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "baton-load chain  SDK load → edge %s (pid %d) → upstream %s (pid %d) → Kafka %s\n",
 		rep.Edge.URL, rep.Edge.PID, rep.Upstream.URL, rep.Upstream.PID, rep.Kafka)
-	fmt.Fprintf(&b, "  %d connections, %d-byte envelopes; CPU from load start until both Batons hold nothing, per accepted request\n\n", rep.Conns, rep.Size)
+	pace := "closed loop"
+	if rep.Rate > 0 {
+		pace = fmt.Sprintf("paced at %.0f/s", rep.Rate)
+	}
+	fmt.Fprintf(&b, "  %d connections (%s), %d-byte envelopes; CPU from load start until both Batons hold nothing, per accepted request\n\n", rep.Conns, pace, rep.Size)
 	fmt.Fprintf(&b, "%-5s %8s %7s %7s %8s %9s %9s %9s %10s %s\n", "run", "req/s", "p50 ms", "p99 ms", "drain s", "e2e req/s", "edge µs", "upstr µs", "total µs", "kafka/accepted")
 	for i, r := range rep.Runs {
 		e2e := float64(r.Load.Accepted) / (r.Load.ElapsedSeconds + r.DrainSeconds)

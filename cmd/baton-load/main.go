@@ -150,7 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.chain, "chain", false, "chain scenario: start an upstream Baton routing to Kafka (--kafka, else a kfake broker in this process) and an edge Baton forwarding to it over HTTP, load the edge with --connections for --duration, --runs times, and report req/s, p99 and each Baton's CPU per accepted request from load start until both hold nothing pending; needs --baton")
 	fs.DurationVar(&o.outage, "outage", 0, "backlog drain scenario: start a Baton routing to a kfake broker in this process, send at --rate; after --outage-after stop the broker for this `duration`, then bring it back while intake continues; report the buffer on disk and Baton's RSS while the backlog grows, and the drain rate once Kafka is back ÷ the intake rate; needs --baton and --rate")
 	fs.DurationVar(&o.outageAfter, "outage-after", 5*time.Second, "with --outage: steady intake before Kafka goes away")
-	fs.Float64Var(&o.rate, "rate", 0, "with --outage: intake in `requests/s` over all connections (paced; a connection that falls behind sends at once)")
+	fs.Float64Var(&o.rate, "rate", 0, "with --outage (required) or --chain: intake in `requests/s` over all connections (paced; a connection that falls behind sends at once); --chain without it is closed-loop, and its edge then accepts faster than it forwards")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout")
 	fs.BoolVar(&o.quiet, "quiet", false, "no per-second progress on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -279,7 +279,7 @@ func (o *options) validateScenario() error {
 	case o.rate < 0:
 		return fmt.Errorf("--rate must be positive, got %g", o.rate)
 	case !o.chain && o.outage == 0 && o.rate > 0:
-		return errors.New("--rate applies to --outage only")
+		return errors.New("--rate applies to --outage and --chain only")
 	case !o.chain && o.outage == 0:
 		return nil
 	case o.chain && o.outage > 0:

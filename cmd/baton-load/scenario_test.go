@@ -19,6 +19,7 @@ func TestScenarioFlags(t *testing.T) {
 		{[]string{"--chain"}, "--baton"},
 		{[]string{"--outage", "10s", "--baton", "b"}, "--rate"},
 		{[]string{"--rate", "10"}, "--outage"},
+		{[]string{"--chain", "--baton", "b", "--rate", "-1"}, "--rate"},
 		{[]string{"--chain", "--outage", "1s", "--rate", "1", "--baton", "b"}, "separate"},
 		{[]string{"--chain", "--baton", "b", "--cpu-pid", "1"}, "--cpu-pid"},
 		{[]string{"--chain", "--baton", "b", "--sizes", "1k"}, "--sizes"},
