@@ -184,6 +184,7 @@ func outage(ctx context.Context, o options, progress io.Writer) (*outageReport, 
 		returnedAt outageSample
 		drainLimit time.Time
 		finished   bool
+		wentDown   time.Time
 		downAt     = start.Add(o.outageAfter)
 	)
 	for {
@@ -207,10 +208,11 @@ func outage(ctx context.Context, o options, progress io.Writer) (*outageReport, 
 		case phaseBefore:
 			prePeak = max(prePeak, s.Pending)
 			if now.After(downAt) {
-				rep.DownAtSeconds, rep.DiskMBBefore, rep.RSSMBAtOutage = s.Seconds, s.DiskMB, s.RSSMB
+				rep.DiskMBBefore, rep.RSSMBAtOutage = s.DiskMB, s.RSSMB
 				rep.RSSMBMinOutage, rep.RSSMBMaxOutage = s.RSSMB, s.RSSMB
 				broker.Close() // Kafka goes away: its port refuses connections
-				broker = nil
+				broker, wentDown = nil, time.Now()
+				rep.DownAtSeconds = wentDown.Sub(start).Seconds()
 				mu.Lock()
 				phase = phaseOutage
 				mu.Unlock()
@@ -220,12 +222,13 @@ func outage(ctx context.Context, o options, progress io.Writer) (*outageReport, 
 			}
 		case phaseOutage:
 			rep.RSSMBMinOutage, rep.RSSMBMaxOutage = min(rep.RSSMBMinOutage, s.RSSMB), max(rep.RSSMBMaxOutage, s.RSSMB)
-			if now.Sub(start) >= o.outageAfter+o.outage {
-				rep.UpAtSeconds, rep.DiskMBAtReturn, rep.RSSMBAtReturn, rep.BacklogRecords = s.Seconds, s.DiskMB, s.RSSMB, s.Pending
+			if now.Sub(wentDown) >= o.outage {
+				rep.DiskMBAtReturn, rep.RSSMBAtReturn, rep.BacklogRecords = s.DiskMB, s.RSSMB, s.Pending
 				returnedAt = s
 				if broker, err = startKfake(ctx, addr); err != nil {
 					return nil, fmt.Errorf("bring Kafka back: %w", err)
 				}
+				rep.UpAtSeconds = time.Since(start).Seconds()
 				threshold = max(2*prePeak, int64(o.rate/5))
 				rep.PendingThreshold = threshold
 				drainLimit = now.Add(o.drainTimeout)
