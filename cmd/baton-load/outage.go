@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -25,7 +24,6 @@ const (
 	phaseBefore = "before" // Kafka up, intake at --rate
 	phaseOutage = "outage" // Kafka gone, intake continues into the buffer
 	phaseDrain  = "drain"  // Kafka back, intake continues, backlog drains
-	phaseAfter  = "after"  // drained: the last samples
 )
 
 // outageReport is the backlog-drain cost curve: at a fixed intake rate,
@@ -154,10 +152,7 @@ func outage(ctx context.Context, o options, progress io.Writer) (*outageReport, 
 			timeout: o.timeout, payloads: payloads, rate: o.rate, cpuPID: bt.PID(), progress: progress})
 		loadDone <- loadOut{res, err}
 	}()
-	var (
-		mu    sync.Mutex
-		phase = phaseBefore
-	)
+	phase := phaseBefore // changed by this goroutine only, between samples
 	sample := func() (outageSample, error) {
 		s, err := bt.Stats()
 		if err != nil {
@@ -171,8 +166,6 @@ func outage(ctx context.Context, o options, progress io.Writer) (*outageReport, 
 		if err != nil {
 			return outageSample{}, err
 		}
-		mu.Lock()
-		defer mu.Unlock()
 		return outageSample{Seconds: time.Since(start).Seconds(), Phase: phase, Pending: s.Pending, Delivered: s.Delivered,
 			Accepted: s.Accepted, DiskMB: float64(disk) / 1e6, RSSMB: kbToMB(rssKB)}, nil
 	}
@@ -213,9 +206,7 @@ func outage(ctx context.Context, o options, progress io.Writer) (*outageReport, 
 				broker.Close() // Kafka goes away: its port refuses connections
 				broker, wentDown = nil, time.Now()
 				rep.DownAtSeconds = wentDown.Sub(start).Seconds()
-				mu.Lock()
 				phase = phaseOutage
-				mu.Unlock()
 				if progress != nil {
 					fmt.Fprintf(progress, "outage: Kafka %s down for %s\n", addr, o.outage)
 				}
@@ -233,9 +224,7 @@ func outage(ctx context.Context, o options, progress io.Writer) (*outageReport, 
 				rep.PendingThreshold = threshold
 				drainLimit = now.Add(o.drainTimeout)
 				tick.Reset(drainSampleInterval)
-				mu.Lock()
 				phase = phaseDrain
-				mu.Unlock()
 				if progress != nil {
 					fmt.Fprintf(progress, "outage: Kafka back with %d records pending; draining to %d\n", s.Pending, threshold)
 				}
