@@ -115,7 +115,7 @@ func chain(ctx context.Context, o options, progress io.Writer) (*chainReport, er
 		Conns: o.connections, Size: o.size, Rate: o.rate}
 	spec := func(label string, d time.Duration) loadSpec {
 		return loadSpec{label: label, target: t, connections: o.connections, duration: d, requests: o.requests,
-			timeout: o.timeout, payloads: payloads, rate: o.rate, progress: progress}
+			timeout: o.timeout, payloads: payloads, randomKeys: o.keys == keysRandom, rate: o.rate, progress: progress}
 	}
 	hops := []*batonProc{edge, up}
 	if o.warmup > 0 {

@@ -288,8 +288,8 @@ func (o *options) validateScenario() error {
 		return errors.New("--chain and --outage start their own Batons: give the binary with --baton")
 	case o.sweeping() || o.ceiling || o.rssPID != 0 || len(o.cpuPIDs) > 0:
 		return errors.New("--chain and --outage measure the Batons they start: drop --sizes, --connections-sweep, --ceiling, --rss-pid and --cpu-pid")
-	case o.mix != mixSynthetic || o.keys != keysFixed:
-		return errors.New("--chain and --outage send synthetic envelopes with a fixed key (they count them in Kafka)")
+	case o.mix != mixSynthetic:
+		return errors.New("--chain and --outage send synthetic envelopes (they count them in Kafka): drop --mix")
 	case o.outage > 0 && o.rate == 0:
 		return errors.New("--outage needs an intake rate: --rate")
 	case o.outage > 0 && o.kafka != "":

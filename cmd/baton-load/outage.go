@@ -149,7 +149,7 @@ func outage(ctx context.Context, o options, progress io.Writer) (*outageReport, 
 	loadDone := make(chan loadOut, 1)
 	go func() {
 		res, err := runLoad(loadCtx, loadSpec{label: "outage", target: t, connections: o.connections, duration: 0, requests: 1 << 62,
-			timeout: o.timeout, payloads: payloads, rate: o.rate, cpuPID: bt.PID(), progress: progress})
+			timeout: o.timeout, payloads: payloads, randomKeys: o.keys == keysRandom, rate: o.rate, cpuPID: bt.PID(), progress: progress})
 		loadDone <- loadOut{res, err}
 	}()
 	phase := phaseBefore // changed by this goroutine only, between samples
