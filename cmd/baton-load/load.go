@@ -63,6 +63,7 @@ type loadSpec struct {
 	rssPID      int  // sample this process's memory during the run; 0: none
 	rssInterval time.Duration
 	cpuPID      int       // read this process's CPU time before and after the run; 0: none
+	rate        float64   // requests per second over all connections (--rate); 0: closed loop, unpaced
 	progress    io.Writer // nil: no progress lines
 }
 
@@ -140,6 +141,7 @@ type worker struct {
 	idSeq   uint64
 	keys    *rand.PCG     // --keys random: this worker's key stream; nil for the fixed key
 	budget  *atomic.Int64 // --requests: requests left over all workers; nil for no limit
+	pace    *pacer        // --rate: the shared send schedule; nil for none
 	live    *liveCounters
 	hist    *histogram
 	status  [600]uint64 // by status code; index 0 holds codes outside 100..599
@@ -224,6 +226,9 @@ func (w *worker) run(stop *atomic.Bool) {
 	for !stop.Load() {
 		if w.budget != nil && w.budget.Add(-1) < 0 {
 			return
+		}
+		if w.pace != nil {
+			w.pace.wait()
 		}
 		p := &w.reqs[w.next]
 		if w.next++; w.next == len(w.reqs) {
@@ -340,6 +345,12 @@ func runLoad(ctx context.Context, s loadSpec) (*loadResult, error) {
 	}
 	var stop atomic.Bool
 	var wg sync.WaitGroup
+	if s.rate > 0 {
+		p := &pacer{start: time.Now(), interval: time.Duration(float64(time.Second) / s.rate)}
+		for _, w := range workers {
+			w.pace = p
+		}
+	}
 	var cpu *cpuMeter
 	if s.cpuPID > 0 {
 		cpu = startCPU(s.cpuPID)
@@ -478,4 +489,23 @@ func sumSent(live []liveCounters) uint64 {
 		n += live[i].sent.Load()
 	}
 	return n
+}
+
+// pacer hands out send times on a fixed schedule, start + n*interval, to
+// every worker of a --rate run: an open-loop intake as long as the target
+// keeps up and enough connections are free; a worker that falls behind sends
+// at once until it has caught up.
+type pacer struct {
+	start    time.Time
+	interval time.Duration
+	n        atomic.Int64
+}
+
+// wait sleeps until the next free slot of the schedule. The sleep is the
+// pacing itself, not a synchronisation.
+func (p *pacer) wait() {
+	due := p.start.Add(time.Duration(p.n.Add(1)-1) * p.interval)
+	if d := time.Until(due); d > 0 {
+		time.Sleep(d)
+	}
 }

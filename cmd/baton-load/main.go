@@ -60,6 +60,11 @@ type options struct {
 	drainTimeout time.Duration
 	json         bool
 	quiet        bool
+	batonBin     string        // --baton: binary the scenarios start
+	chain        bool          // --chain
+	outage       time.Duration // --outage
+	outageAfter  time.Duration // --outage-after
+	rate         float64       // --rate
 }
 
 const usageHeader = `baton-load: closed-loop load generator for Baton (Sentry envelope intake).
@@ -75,6 +80,10 @@ Usage:
   baton-load --url http://127.0.0.1:3000 --cpu-pid $(pgrep -f 'baton run') --ceiling --sizes 500,5k,50k,1m
   baton-load --url http://127.0.0.1:3000,http://127.0.0.1:3001 --cpu-pid $STRICT,$RELAXED \
     --connections-sweep 1,16,64,256,1024                    # two Batons: the table has first ÷ second per point
+
+  # scenarios that start their own Batons from --baton (and Kafka: kfake in this process):
+  baton-load --baton ./baton --chain --connections 64 --duration 15s --runs 3   # SDK → edge Baton → upstream Baton → Kafka, CPU per hop
+  baton-load --baton ./baton --outage 10m --rate 2000                          # Kafka down 10 min at 2k req/s: backlog, RSS, drain rate
 
   # 1M random keys against managed Baton (memory bound):
   baton-load --serve-sentry 127.0.0.1:3900 &
@@ -137,6 +146,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.kafka, "kafka", "", "Kafka bootstrap `addr`; verify delivery by watching the end offsets of the baton.* topics")
 	fs.DurationVar(&o.drainSettle, "drain-settle", 2*time.Second, "with --kafka: offsets must stop growing this long after the load before counting")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "with --kafka: stop waiting for the offsets to settle after this long")
+	fs.StringVar(&o.batonBin, "baton", "", "`path` of the baton binary that --chain and --outage start (each Baton with its own config and buffer in a temporary directory, HTTP on a free port)")
+	fs.BoolVar(&o.chain, "chain", false, "chain scenario: start an upstream Baton routing to Kafka (--kafka, else a kfake broker in this process) and an edge Baton forwarding to it over HTTP, load the edge with --connections for --duration, --runs times, and report req/s, p99 and each Baton's CPU per accepted request from load start until both hold nothing pending; needs --baton")
+	fs.DurationVar(&o.outage, "outage", 0, "backlog drain scenario: start a Baton routing to a kfake broker in this process, send at --rate; after --outage-after stop the broker for this `duration`, then bring it back while intake continues; report the buffer on disk and Baton's RSS while the backlog grows, and the drain rate once Kafka is back ÷ the intake rate; needs --baton and --rate")
+	fs.DurationVar(&o.outageAfter, "outage-after", 5*time.Second, "with --outage: steady intake before Kafka goes away")
+	fs.Float64Var(&o.rate, "rate", 0, "with --outage (required) or --chain: intake in `requests/s` over all connections (paced; a connection that falls behind sends at once); --chain without it is closed-loop, and its edge then accepts faster than it forwards")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout")
 	fs.BoolVar(&o.quiet, "quiet", false, "no per-second progress on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -155,6 +169,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
 	if o.requests > 0 && !durationSet {
 		o.duration = 0 // --requests alone: no time limit
+	}
+	drainTimeoutSet := false
+	fs.Visit(func(f *flag.Flag) { drainTimeoutSet = drainTimeoutSet || f.Name == "drain-timeout" })
+	if o.outage > 0 && !drainTimeoutSet {
+		o.drainTimeout = max(o.drainTimeout, 2*o.outage) // drain at 1.5× the intake takes 2× the outage
 	}
 	var err error
 	o.urls = strings.Split(o.url, ",")
@@ -206,6 +225,9 @@ func (o *options) validate() error {
 	if err := o.validateSweep(); err != nil {
 		return err
 	}
+	if err := o.validateScenario(); err != nil {
+		return err
+	}
 	for _, k := range o.knownKeys {
 		if !isHex32(k) {
 			return fmt.Errorf("--known-keys: %q is not 32 lower-case hex digits", k)
@@ -246,6 +268,34 @@ func (o *options) validateSweep() error {
 		return fmt.Errorf("--kafka does not apply to sweeps: check delivery with a plain run")
 	case o.rssPID != 0:
 		return fmt.Errorf("--rss-pid does not apply to sweeps: measure memory with a plain run")
+	}
+	return nil
+}
+
+func (o *options) validateScenario() error {
+	switch {
+	case o.outage < 0:
+		return fmt.Errorf("--outage must be a positive duration, got %s", o.outage)
+	case o.rate < 0:
+		return fmt.Errorf("--rate must be positive, got %g", o.rate)
+	case !o.chain && o.outage == 0 && o.rate > 0:
+		return errors.New("--rate applies to --outage and --chain only")
+	case !o.chain && o.outage == 0:
+		return nil
+	case o.chain && o.outage > 0:
+		return errors.New("--chain and --outage are separate scenarios: give one")
+	case o.batonBin == "":
+		return errors.New("--chain and --outage start their own Batons: give the binary with --baton")
+	case o.sweeping() || o.ceiling || o.rssPID != 0 || len(o.cpuPIDs) > 0:
+		return errors.New("--chain and --outage measure the Batons they start: drop --sizes, --connections-sweep, --ceiling, --rss-pid and --cpu-pid")
+	case o.mix != mixSynthetic:
+		return errors.New("--chain and --outage send synthetic envelopes (they count them in Kafka): drop --mix")
+	case o.outage > 0 && o.rate == 0:
+		return errors.New("--outage needs an intake rate: --rate")
+	case o.outage > 0 && o.kafka != "":
+		return errors.New("--outage stops and restarts its own kfake broker: drop --kafka")
+	case o.outageAfter <= 0:
+		return fmt.Errorf("--outage-after must be positive, got %s", o.outageAfter)
 	}
 	return nil
 }
@@ -340,6 +390,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.sweeping() {
 		return runSweep(ctx, o, stdout, stderr)
 	}
+	if o.chain {
+		return runChain(ctx, o, stdout, stderr)
+	}
+	if o.outage > 0 {
+		return runOutage(ctx, o, stdout, stderr)
+	}
 	rep, err := benchmark(ctx, o, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "baton-load:", err)
@@ -356,44 +412,54 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// serveKafka runs only a kfake broker until ctx is done. Retention is set
-// per topic as topics appear, so a long benchmark does not fill memory.
+// serveKafka runs only a kfake broker until ctx is done.
 func serveKafka(ctx context.Context, addr string, stdout, stderr io.Writer) int {
+	c, err := startKfake(ctx, addr)
+	if err != nil {
+		fmt.Fprintln(stderr, "baton-load:", err)
+		return 2
+	}
+	defer c.Close()
+	fmt.Fprintf(stdout, "kfake broker listening on %s; stop with Ctrl-C\n", c.ListenAddrs()[0])
+	<-ctx.Done()
+	return 0
+}
+
+// batonTopics are seeded in every kfake broker baton-load runs.
+var batonTopics = []string{"baton.error", "baton.transaction", "baton.session", "baton.check_in", "baton.log",
+	"baton.span", "baton.client_report", "baton.attachment", "baton.security", "baton.metric"}
+
+// startKfake starts a kfake broker on addr (host:port) with the baton.*
+// topics seeded. Retention is set per topic, so a long benchmark does not
+// fill memory.
+func startKfake(ctx context.Context, addr string) (*kfake.Cluster, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	port, perr := strconv.Atoi(portStr)
 	if err != nil || perr != nil {
-		fmt.Fprintf(stderr, "baton-load: --serve-kafka %q: want host:port\n", addr)
-		return 2
+		return nil, fmt.Errorf("kafka address %q: want host:port", addr)
 	}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.AllowAutoTopicCreation(),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			return net.Listen(network, net.JoinHostPort(host, portStr))
 		}),
 		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "5000"}),
-		kfake.SeedTopics(1, "baton.error", "baton.transaction", "baton.session", "baton.check_in", "baton.log",
-			"baton.span", "baton.client_report", "baton.attachment", "baton.security", "baton.metric"))
+		kfake.SeedTopics(1, batonTopics...))
 	if err != nil {
-		fmt.Fprintln(stderr, "baton-load: start kfake:", err)
-		return 2
+		return nil, fmt.Errorf("start kfake: %w", err)
 	}
-	defer c.Close()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
 	if err != nil {
-		fmt.Fprintln(stderr, "baton-load:", err)
-		return 2
+		c.Close()
+		return nil, err
 	}
 	retention := strconv.Itoa(64 << 20)
-	_, err = kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.bytes", Value: &retention}},
-		"baton.error", "baton.transaction", "baton.session", "baton.check_in", "baton.log",
-		"baton.span", "baton.client_report", "baton.attachment", "baton.security", "baton.metric")
+	_, err = kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.bytes", Value: &retention}}, batonTopics...)
 	cl.Close()
 	if err != nil {
-		fmt.Fprintln(stderr, "baton-load: set retention:", err)
-		return 2
+		c.Close()
+		return nil, fmt.Errorf("set retention: %w", err)
 	}
-	fmt.Fprintf(stdout, "kfake broker listening on %s; stop with Ctrl-C\n", c.ListenAddrs()[0])
-	<-ctx.Done()
-	return 0
+	return c, nil
 }
 
 // serveNoop runs only the no-op server until ctx is done.
