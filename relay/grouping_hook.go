@@ -43,17 +43,18 @@ func groupingReason(err error) string {
 // error event into group, with the hash-only path, and returns
 // errDiscardedHash when st's grouping part discards it, errGroupingStorm
 // when its issue is past the part's storm limit (docs/grouping.md "At the
-// edge"). With a storm limit every event not discarded is counted in
-// table, under key (the DSN public key it came with).
+// edge"). With a storm limit or the count switch every event not
+// discarded is counted in table, under key (the DSN public key it came
+// with).
 func judgeHash(t *event.Tree, st *project.State, key []byte, table *groups.Table, group *grouping.Brief) error {
 	*group = grouping.Sum(t.Root())
 	if st.Grouping.Discards(group.Primary) {
 		return errDiscardedHash
 	}
-	limit, window := st.Grouping.StormLimit()
-	if limit <= 0 || table == nil || group.Primary == "" {
+	if !st.Grouping.Counts() || table == nil || group.Primary == "" {
 		return nil
 	}
+	limit, window := st.Grouping.StormLimit() // limit 0: counted, always kept
 	if !table.Observe(st.ProjectID, key, group.Primary, limit, window) {
 		return errGroupingStorm
 	}
