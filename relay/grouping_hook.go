@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/event"
 	"github.com/baton-relay/baton/relay/grouping"
 	"github.com/baton-relay/baton/relay/groups"
@@ -76,4 +77,14 @@ func groupingHeader(buf *[]byte, hdr []byte, group *grouping.Brief) []byte {
 func dropGroupingHeader(buf *[]byte, hdr []byte) []byte {
 	hdr = setField(buf, hdr, "grouping_hash", []byte("null"))
 	return setField(buf, hdr, "grouping_final", []byte("null"))
+}
+
+// relayHashed reports whether the item header hdr of an event a trusted
+// relay normalized carries that relay's grouping_hash: the relay judged it
+// with the project's grouping part (discarded, limited and counted it), so
+// it is not hashed, judged or counted again here, which would count every
+// event of a chain of Batons once per Baton. The header passes on as is.
+func relayHashed(hdr []byte) bool {
+	h, ok := envelope.HeaderField(hdr, "grouping_hash")
+	return ok && len(h) > 2 && h[0] == '"'
 }
