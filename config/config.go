@@ -455,6 +455,11 @@ type ProjectGrouping struct {
 	// c:custom/baton.grouping.events@none. Setting it hashes the
 	// project's error events at ingest.
 	Storm ProjectStorm `yaml:"storm"`
+	// Count counts every event not discarded in the per-issue metric
+	// c:custom/baton.grouping.events@none and drops none (metrics
+	// extraction without storm control, which always counts). Setting it
+	// hashes the project's error events at ingest. Default: false.
+	Count bool `yaml:"count"`
 }
 
 // ProjectStorm is a static project's storm control.

@@ -270,13 +270,19 @@ func TestKafkaGroupingHeaders(t *testing.T) {
 
 // The per-issue counts are metric buckets like any client's: the
 // cardinality limiter bounds how many issues a project reports, and drops
-// the rest as cardinality_limited.
+// the rest as cardinality_limited, with storm control or the count switch.
 func TestGroupCountsCardinalityLimited(t *testing.T) {
+	for name, part := range map[string]string{"storm": "{storm: {limit: 100}}", "count": "{count: true}"} {
+		t.Run(name, func(t *testing.T) { groupCountsCardinalityLimited(t, part) })
+	}
+}
+
+func groupCountsCardinalityLimited(t *testing.T, grouping string) {
 	const issues, limit = 5, 2
 	s := newFakeSentry(t)
 	n := startNode(t, fmt.Sprintf("upstreams: {up: {urls: [%s], max_retry_interval: 200ms}}\nroutes: {default: {upstream: up}}\n", s.url())+
 		fmt.Sprintf("metrics: {bucket_interval: 1s, initial_delay: 0s, cardinality_limit: %d}\n", limit)+
-		fmt.Sprintf("mode: static\nprojects: {\"42\": {public_keys: [%s], grouping: {storm: {limit: 100}}}}\n", managedKey))
+		fmt.Sprintf("mode: static\nprojects: {\"42\": {public_keys: [%s], grouping: %s}}\n", managedKey, grouping))
 	msgs := make([]string, issues)
 	for i := range msgs {
 		msgs[i] = stormMessage("limited-issue-", i)

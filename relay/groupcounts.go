@@ -14,7 +14,8 @@ import (
 
 // This file is storm control's other half (docs/grouping.md "At the
 // edge"): the events of every issue of a project with a storm limit are
-// counted (relay/groups), kept or not, and each second the counts become
+// counted (relay/groups), kept or not (and so are those of a project with
+// the count switch, which drops none), and each second the counts become
 // counter buckets c:custom/baton.grouping.events@none {hash, project},
 // written to the buffer as metric_buckets records of the project's key.
 // They then take the path of any client's metrics (aggregator, cardinality

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/event"
 	"github.com/baton-relay/baton/relay/grouping"
 	"github.com/baton-relay/baton/relay/groups"
@@ -43,17 +44,18 @@ func groupingReason(err error) string {
 // error event into group, with the hash-only path, and returns
 // errDiscardedHash when st's grouping part discards it, errGroupingStorm
 // when its issue is past the part's storm limit (docs/grouping.md "At the
-// edge"). With a storm limit every event not discarded is counted in
-// table, under key (the DSN public key it came with).
+// edge"). With a storm limit or the count switch every event not
+// discarded is counted in table, under key (the DSN public key it came
+// with).
 func judgeHash(t *event.Tree, st *project.State, key []byte, table *groups.Table, group *grouping.Brief) error {
 	*group = grouping.Sum(t.Root())
 	if st.Grouping.Discards(group.Primary) {
 		return errDiscardedHash
 	}
-	limit, window := st.Grouping.StormLimit()
-	if limit <= 0 || table == nil || group.Primary == "" {
+	if !st.Grouping.Counts() || table == nil || group.Primary == "" {
 		return nil
 	}
+	limit, window := st.Grouping.StormLimit() // limit 0: counted, always kept
 	if !table.Observe(st.ProjectID, key, group.Primary, limit, window) {
 		return errGroupingStorm
 	}
@@ -75,4 +77,14 @@ func groupingHeader(buf *[]byte, hdr []byte, group *grouping.Brief) []byte {
 func dropGroupingHeader(buf *[]byte, hdr []byte) []byte {
 	hdr = setField(buf, hdr, "grouping_hash", []byte("null"))
 	return setField(buf, hdr, "grouping_final", []byte("null"))
+}
+
+// relayHashed reports whether the item header hdr of an event a trusted
+// relay normalized carries that relay's grouping_hash: the relay judged it
+// with the project's grouping part (discarded, limited and counted it), so
+// it is not hashed, judged or counted again here, which would count every
+// event of a chain of Batons once per Baton. The header passes on as is.
+func relayHashed(hdr []byte) bool {
+	h, ok := envelope.HeaderField(hdr, "grouping_hash")
+	return ok && len(h) > 2 && h[0] == '"'
 }

@@ -164,7 +164,7 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 		err                  error
 		group                *grouping.Brief
 	)
-	if it.Type == envelope.ItemEvent && st != nil && st.Grouping != nil {
+	if it.Type == envelope.ItemEvent && st != nil && st.Grouping != nil && (norm || !relayHashed(it.Header)) {
 		group = new(grouping.Brief)
 	}
 	start := len(buf)

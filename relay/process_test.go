@@ -10,6 +10,7 @@ import (
 
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/groups"
 	"github.com/baton-relay/baton/relay/normalize"
 	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/pii"
@@ -347,5 +348,41 @@ func TestScrubLogs(t *testing.T) {
 	otel := `{"body":{"stringValue":"to a@b.io"}}`
 	if _, out, err := scrubLogs(nil, envelope.ItemOtelLog, []byte(otel), st); err != nil || string(out) != `{"body":{"stringValue":"to [email]"}}` {
 		t.Errorf("%s: %s %v", otel, out, err)
+	}
+}
+
+// An event a trusted relay hashed (fully_normalized, grouping_hash) is not
+// hashed or counted again: its header passes as is. Without the relay's
+// hash it is hashed and counted here.
+func TestProcessRelayHashed(t *testing.T) {
+	p := testProcessor(t)
+	table, _ := groups.New(groups.Options{})
+	p.groups = table
+	g, err := project.NewGrouping(nil, project.Storm{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &project.State{ProjectID: 42, Grouping: g}
+	in := normalize.Input{ClientAddr: "192.0.2.7", Received: time.Unix(1764064800, 0)}
+	const relays = `{"type":"event","fully_normalized":true,"grouping_hash":"0123456789abcdef0123456789abcdef","grouping_final":false}`
+	it := parsedItem(t, relays, `{"message":"hello"}`)
+	if _, err := p.item(nil, it, &in, true, st, []byte("k"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if string(it.Header) != relays {
+		t.Errorf("relay's header changed: %s", it.Header)
+	}
+	if c := table.Drain(nil); len(c) != 0 {
+		t.Errorf("counted again: %+v", c)
+	}
+	it = parsedItem(t, `{"type":"event","fully_normalized":true}`, `{"message":"hello"}`)
+	if _, err := p.item(nil, it, &in, true, st, []byte("k"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if h := headerValue(t, it, "grouping_hash"); h != `"5d41402abc4b2a76b9719d911017c592"` { // md5("hello")
+		t.Errorf("grouping_hash %s, want md5 of the message", h)
+	}
+	if c := table.Drain(nil); len(c) != 1 || c[0].Events != 1 {
+		t.Errorf("counts %+v, want one event", c)
 	}
 }

@@ -190,9 +190,9 @@ func staticState(id string, pid uint64, c config.Project) (*project.State, error
 		}
 	}
 	st.ProjectID, st.Disabled, st.AllowedDomains = pid, c.Disabled, c.AllowedDomains
-	if c.Grouping.DiscardedHashes != nil || c.Grouping.Storm.Limit > 0 {
+	if c.Grouping.DiscardedHashes != nil || c.Grouping.Storm.Limit > 0 || c.Grouping.Count {
 		storm := project.Storm{Limit: c.Grouping.Storm.Limit, Window: int64(c.Grouping.Storm.Window / time.Second)}
-		g, err := project.NewGrouping(c.Grouping.DiscardedHashes, storm)
+		g, err := project.NewGrouping(c.Grouping.DiscardedHashes, storm, c.Grouping.Count)
 		if err != nil {
 			return nil, fmt.Errorf("projects.%s.grouping: %w", id, err)
 		}

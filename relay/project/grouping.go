@@ -15,13 +15,18 @@ import (
 // the edge, outcome filtered, reason discarded_hash. With Storm, only the
 // first Storm.Limit events of an issue per Storm.Window are kept (the rest
 // are filtered, reason grouping_storm) and every event is counted in the
-// per-issue metric c:custom/baton.grouping.events@none.
+// per-issue metric c:custom/baton.grouping.events@none. Count alone counts
+// the events in that metric and drops none.
 type Grouping struct {
 	// DiscardedHashes are issue hashes (Sentry's primary hash: 32
 	// lower-case hex digits, or a legacy checksum as sent). Default: none.
 	DiscardedHashes []string `json:"discardedHashes"`
 	// Storm is storm control. Default: off.
 	Storm Storm `json:"storm"`
+	// Count counts every event not discarded in the per-issue metric
+	// c:custom/baton.grouping.events@none, without a storm limit
+	// (metrics extraction; storm control always counts). Default: false.
+	Count bool `json:"count"`
 
 	discarded map[string]struct{}
 }
@@ -81,9 +86,15 @@ func (g *Grouping) StormLimit() (limit int, window time.Duration) {
 	return g.Storm.Limit, g.Storm.WindowDuration()
 }
 
+// Counts reports whether the events of an issue are counted in the
+// per-issue metric: with Count or a storm limit.
+func (g *Grouping) Counts() bool {
+	return g != nil && (g.Count || g.Storm.Limit > 0)
+}
+
 // NewGrouping is the grouping part of a static project (baton.yml).
-func NewGrouping(discardedHashes []string, storm Storm) (*Grouping, error) {
-	g := &Grouping{DiscardedHashes: discardedHashes, Storm: storm}
+func NewGrouping(discardedHashes []string, storm Storm, count bool) (*Grouping, error) {
+	g := &Grouping{DiscardedHashes: discardedHashes, Storm: storm, Count: count}
 	if err := g.validate(); err != nil {
 		return nil, err
 	}
