@@ -813,9 +813,11 @@ lanes:
 	defer run.stop(t, 15*time.Second)
 	lanes := startLanes(t, bin, cfg)
 	defer lanes.stop(t, 15*time.Second)
-	if !strings.Contains(lanes.stdout.String(), "baton.error → baton.error.slow → dead letter") {
-		t.Errorf("banner does not show the chain:\n%s", lanes.stdout.String())
-	}
+	// The chain lines follow the listen line, which is all startLanes
+	// waits for.
+	fakeWaitFor(t, 5*time.Second, func() bool {
+		return strings.Contains(lanes.stdout.String(), "baton.error → baton.error.slow → dead letter")
+	}, func() string { return "banner does not show the chain:\n" + lanes.stdout.String() })
 
 	body := "{}\n{\"type\":\"event\"}\n{\"message\":\"hello lanes\"}\n"
 	if status, resp, _ := post(t, run.base+"/api/1/envelope/", []byte(body), authHeader(testKey)); status != 200 {
