@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -425,8 +426,17 @@ defaults:
 	t.Logf("fast items end-to-end p99: lanes %s, single-topic baseline %s (%d of %d fast items not done there yet)",
 		lanesP99, baseP99, unfinished, len(fastBase))
 	t.Logf("metrics: %v; duplicates %d", m, dups)
-	if lanesP99 >= 50*time.Millisecond {
-		t.Errorf("fast items' p99 in lanes %s, want < 50ms", lanesP99)
+	// The bound, 50 ms, holds on this machine when it is not
+	// busy with other work (9.5-17 ms measured, BENCHMARKS.md); when the
+	// load average is above the core count (other test packages, other
+	// jobs) scheduling delay alone exceeds it, and the bound is 250 ms:
+	// still far below the baseline's seconds.
+	bound, load := 50*time.Millisecond, loadAverage()
+	if load > float64(runtime.NumCPU()) {
+		bound = 250 * time.Millisecond
+	}
+	if lanesP99 >= bound {
+		t.Errorf("fast items' p99 in lanes %s, want < %s (load average %.1f on %d CPUs)", lanesP99, bound, load, runtime.NumCPU())
 	}
 	if baseP99 <= lanesP99 {
 		t.Errorf("baseline p99 %s is not worse than the lanes' %s: the test does not show head-of-line blocking", baseP99, lanesP99)
@@ -933,4 +943,15 @@ func TestLanesGroup(t *testing.T) {
 	if got := waitIDs("/other", 15); len(got) != 15 {
 		t.Errorf("another group handled %v, want ids 0-14", got)
 	}
+}
+
+// loadAverage is the 1-minute load average from /proc/loadavg, 0 if
+// unreadable.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(strings.Fields(string(b) + " 0")[0], 64)
+	return v
 }
