@@ -44,6 +44,8 @@ var allowed = map[string][]string{
 	"envelope":        {},
 	"buffer":          {},
 	"integration":     {"relay", "config", "envelope", "buffer", "routing"},
+
+	"relay/tailsample": {"buffer", "envelope", "relay/outcome", "relay/record"}, // tail sampling: the trace buffer over buffer streams
 }
 
 // thirdParty restricts what leaf packages may import beyond the standard
