@@ -118,3 +118,34 @@ func sendTrace(t *testing.T, dsn, name string, withError bool, took time.Duratio
 		t.Fatal("sentry-go did not flush")
 	}
 }
+
+// The trace buffer survives a restart: a trace waiting under a long
+// decision_wait when Baton stops is indexed again from the buffer on the
+// next start and decided there (here under a short one): nothing acked is
+// lost, and it stays pending, never delivered, until decided.
+func TestTailSamplingRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(wait time.Duration) string {
+		return fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: %s\n  max_trace_wait: 5m\n  keep_rate: 1\n", wait)
+	}
+	n := startNodeIn(t, dir, cfg(time.Minute))
+	dsn := "http://" + testKey + "@" + n.r.Addr().String() + "/42"
+	sendTrace(t, dsn, "tail-R", false, 0)
+	st := n.r.Stats()
+	if tx := st.Classes["transaction"]; tx.Accepted.Records != 2 || tx.Delivered.Records != 0 || tx.Pending.Records != 2 || !st.Balanced {
+		t.Fatalf("under decision_wait 1m: transactions %+v (balanced %v); want 2 accepted, pending, none delivered", tx, st.Balanced)
+	}
+	n.close()
+
+	n = startNodeIn(t, dir, cfg(time.Second))
+	st = waitBalanced(t, n, 15*time.Second)
+	if tx := st.Classes["transaction"]; tx.Recovered.Records != 2 || tx.Delivered.Records != 2 {
+		t.Errorf("after restart: transactions %+v; want the 2 recovered and delivered", tx)
+	}
+	if ts := st.TailSampling; ts == nil || ts.Kept != 1 {
+		t.Errorf("tail sampling stats %+v, want the trace kept once", ts)
+	}
+	consumeUntil(t, n.kafka, "baton.transaction", 15*time.Second, func(recs []*kgo.Record) bool {
+		return containsAll(recs, "tail-R/1", "tail-R/2")
+	})
+}
