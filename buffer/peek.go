@@ -6,8 +6,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// Peek returns the records of s with seq in [from, to] that are still
-// stored, in seq order, without moving the read cursor or the watermark:
+// Peek returns the records of s with seq in [from, to] that are not acked,
+// in seq order, without moving the read cursor or the watermark:
 // for a consumer that indexes a stream as it reads it and settles its
 // records later, out of the order it read them (the relay's trace buffer),
 // without keeping their values in memory meanwhile. Corrupt records are
@@ -18,6 +18,11 @@ func (b *Buffer) Peek(s Stream, from, to Seq, dst []Record) ([]Record, error) {
 	}
 	defer b.active.Done()
 	out := dst[:0]
+	b.mu.Lock()
+	if st := b.streams[s]; st != nil {
+		from = max(from, st.m.Watermark+1) // acked records are deleted lazily
+	}
+	b.mu.Unlock()
 	if to < from {
 		return out, nil
 	}
