@@ -63,13 +63,12 @@ func (c *counts) Drop(_ envelope.Class, why outcome.Reason, records, _ int) {
 }
 
 type harness struct {
-	t    *testing.T
-	b    *buffer.Buffer
-	s    *Sampler
-	x    *Index
-	out  *counts
-	now  time.Time
-	recs []buffer.Record
+	t   *testing.T
+	b   *buffer.Buffer
+	s   *Sampler
+	x   *Index
+	out *counts
+	now time.Time
 }
 
 func newHarness(t *testing.T, b *buffer.Buffer, rules Rules) *harness {
