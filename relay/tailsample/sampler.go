@@ -83,7 +83,7 @@ func NewSampler(o Options) *Sampler {
 	// Decisions are looked at a few times per decision_wait, at most each
 	// second: a trace leaves at most a tick late.
 	tick := min(max(o.Index.o.DecisionWait/4, 10*time.Millisecond), time.Second)
-	return &Sampler{o: o, tick: tick, maxHeld: 16 * o.Index.o.MaxTraces}
+	return &Sampler{o: o, tick: tick, maxHeld: 4 * o.Index.o.MaxTraces}
 }
 
 // Run reads, indexes and settles until ctx is done. Records still waiting
