@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -148,4 +151,54 @@ func TestTailSamplingRestart(t *testing.T) {
 	consumeUntil(t, n.kafka, "baton.transaction", 15*time.Second, func(recs []*kgo.Record) bool {
 		return containsAll(recs, "tail-R/1", "tail-R/2")
 	})
+}
+
+// kill -9 while traces wait in the trace buffer: the real binary, killed
+// with SIGKILL after acking the transactions of two traces under a long
+// decision_wait, restarted on the same buffer with a short one: every acked
+// transaction reaches the upstream, and the trace buffer is empty.
+func TestTailSamplingKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the baton binary")
+	}
+	bin := crashBuildBaton(t)
+	up := newFakeUpstream(t)
+	dir, files := t.TempDir(), t.TempDir()
+	write := func(wait time.Duration) string {
+		cfg := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\nbuffer:\n  dir: %s\n  reserve_bytes: 1MiB\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n", dir) +
+			fakeUpstreamYAML("up", up.url(), "default") +
+			fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: %s\n  keep_rate: 1\n", wait)
+		path := filepath.Join(files, fmt.Sprintf("baton-%s.yaml", wait))
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	p := crashStart(t, bin, write(time.Minute))
+	p.waitReady(t, c, 15*time.Second)
+	for tr, id := range []string{"0af7651916cd43dd8448eb211c80319c", "1bf7651916cd43dd8448eb211c80319c"} {
+		for i := range 2 {
+			env := traceEnvelope(fmt.Sprintf("%032x", tr*10+i+1), id, testKey, fmt.Sprintf("kill9-%d-%d", tr, i))
+			if code, body, _ := post(t, p.base+"/api/42/envelope/", env, authHeader(testKey)); code != 200 {
+				t.Fatalf("post: %d %s", code, body)
+			}
+		}
+	}
+	if st := crashStats(t, c, p.base); st.Pending != 4 || st.Delivered != 0 {
+		t.Fatalf("before the kill: pending %d, delivered %d; want the 4 transactions waiting", st.Pending, st.Delivered)
+	}
+	p.kill()
+
+	p = crashStart(t, bin, write(time.Second))
+	fakeWaitFor(t, 15*time.Second, func() bool { return len(up.delivered()) >= 4 }, func() string {
+		return fmt.Sprintf("%d of 4 transactions delivered after the restart", len(up.delivered()))
+	})
+	st := crashStats(t, c, p.base)
+	if st.Recovered.Records != 4 || st.TailSampling == nil || st.TailSampling.Kept != 2 {
+		t.Errorf("after the restart: recovered %+v, tail sampling %+v; want 4 records recovered, 2 traces kept", st.Recovered, st.TailSampling)
+	}
+	if code := p.stop(t, 10*time.Second); code != 0 {
+		t.Errorf("baton exit code %d", code)
+	}
 }
