@@ -1,6 +1,7 @@
 package tailsample
 
 import (
+	"cmp"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -39,13 +40,16 @@ func Hash(traceID string) float64 {
 // KeepByRate is the decision for a trace nothing made interesting.
 func (r Rules) KeepByRate(traceID string) bool { return Hash(traceID) < r.KeepRate }
 
-// Interesting reports whether an item of the class envelope env (its
-// transactions or spans) has an error status or lasts at least the
-// duration threshold.
-func (r Rules) Interesting(env []byte) bool {
+// Inspect returns the trace id of the class envelope env (its header's
+// dynamic sampling context, else the first item's trace context) and
+// whether an item of it (transactions, spans) has an error status or lasts
+// at least the duration threshold. Span containers (span v2) are not
+// looked into: their trace is their header's.
+func (r Rules) Inspect(env []byte) (traceID string, interesting bool) {
+	traceID = strings.ToLower(string(envelope.TraceID(env)))
 	e, err := envelope.Parse(env)
 	if err != nil {
-		return false
+		return traceID, false
 	}
 	for i := range e.Items {
 		it := &e.Items[i]
@@ -56,29 +60,41 @@ func (r Rules) Interesting(env []byte) bool {
 		}
 		var ev struct {
 			Status   string          `json:"status"`
+			TraceID  string          `json:"trace_id"`
 			Start    json.RawMessage `json:"start_timestamp"`
 			End      json.RawMessage `json:"timestamp"`
+			EndV2    json.RawMessage `json:"end_timestamp"`
 			Contexts struct {
 				Trace struct {
-					Status string `json:"status"`
+					Status  string `json:"status"`
+					TraceID string `json:"trace_id"`
 				} `json:"trace"`
 			} `json:"contexts"`
 		}
 		if json.Unmarshal(it.Payload, &ev) != nil {
 			continue
 		}
+		if traceID == "" {
+			traceID = strings.ToLower(cmp.Or(ev.Contexts.Trace.TraceID, ev.TraceID))
+		}
 		if errorStatus(ev.Status) || errorStatus(ev.Contexts.Trace.Status) {
-			return true
+			interesting = true
 		}
 		if r.DurationThreshold > 0 {
 			start, ok1 := timestamp(ev.Start)
+			if len(ev.End) == 0 {
+				ev.End = ev.EndV2
+			}
 			end, ok2 := timestamp(ev.End)
 			if ok1 && ok2 && end-start >= r.DurationThreshold.Seconds() {
-				return true
+				interesting = true
 			}
 		}
 	}
-	return false
+	if len(traceID) > envelope.MaxTraceID {
+		traceID = ""
+	}
+	return traceID, interesting
 }
 
 // errorStatus: Sentry's failure rate counts every status but these.

@@ -119,3 +119,24 @@ func TestHashIsFixedAndUniform(t *testing.T) {
 
 // pinnedHash is Hash of the id above, computed independently (Python).
 const pinnedHash = "0.723318816911"
+
+// Inspect finds the trace id in the header or, without one, in the item;
+// error statuses and long items make the trace interesting.
+func TestInspect(t *testing.T) {
+	r := Rules{DurationThreshold: 2 * time.Second}
+	for _, c := range []struct {
+		env, id     string
+		interesting bool
+	}{
+		{"{\"trace\":{\"trace_id\":\"AB12\"}}\n{\"type\":\"transaction\"}\n{\"start_timestamp\":1,\"timestamp\":2,\"contexts\":{\"trace\":{\"status\":\"ok\"}}}\n", "ab12", false},
+		{"{}\n{\"type\":\"transaction\"}\n{\"start_timestamp\":1,\"timestamp\":2,\"contexts\":{\"trace\":{\"trace_id\":\"cd34\",\"status\":\"deadline_exceeded\"}}}\n", "cd34", true},
+		{"{}\n{\"type\":\"transaction\"}\n{\"start_timestamp\":\"2024-01-01T00:00:00Z\",\"timestamp\":\"2024-01-01T00:00:03Z\",\"contexts\":{\"trace\":{\"trace_id\":\"ef\"}}}\n", "ef", true},
+		{"{}\n{\"type\":\"span\"}\n{\"trace_id\":\"01\",\"start_timestamp\":1,\"end_timestamp\":2.5,\"status\":\"ok\"}\n", "01", false},
+		{"{}\n{\"type\":\"span\"}\n{\"trace_id\":\"01\",\"start_timestamp\":1,\"end_timestamp\":3.5,\"status\":\"cancelled\"}\n", "01", true},
+	} {
+		id, interesting := r.Inspect([]byte(c.env))
+		if id != c.id || interesting != c.interesting {
+			t.Errorf("Inspect(%q) = %q, %v; want %q, %v", c.env, id, interesting, c.id, c.interesting)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/baton-relay/baton/buffer"
@@ -137,14 +136,14 @@ func (s *Sampler) index(r *buffer.Record) {
 		s.held = append(s.held, h)
 		return
 	}
-	id := strings.ToLower(string(envelope.TraceID(rec.Envelope)))
+	id, interesting := s.o.Index.o.Rules.Inspect(rec.Envelope)
 	if id == "" {
 		h.decided, h.keep = true, true // no trace to wait for
 		s.held = append(s.held, h)
 		return
 	}
 	h.id = id
-	h.decided, h.keep = s.o.Index.observe(id, rec.Received(), s.o.Index.o.Rules.Interesting(rec.Envelope))
+	h.decided, h.keep = s.o.Index.observe(id, rec.Received(), interesting)
 	s.held = append(s.held, h)
 }
 
