@@ -67,6 +67,9 @@ func (x *Index) Mark(id string, now time.Time) {
 	t := x.m[id]
 	if t == nil {
 		if len(x.m) >= x.o.MaxTraces {
+			x.sweep(now) // marks of traces whose items never came must not fill the index
+		}
+		if len(x.m) >= x.o.MaxTraces {
 			return // full: the trace falls back to the other rules
 		}
 		// A mark alone: its items may follow; forgotten after MaxTraceWait.
@@ -85,6 +88,9 @@ func (x *Index) observe(id string, at time.Time, interesting bool) (decided, kee
 	defer x.mu.Unlock()
 	t := x.m[id]
 	if t == nil {
+		if len(x.m) >= x.o.MaxTraces {
+			x.sweep(at)
+		}
 		if len(x.m) >= x.o.MaxTraces {
 			x.stats.Early++
 			keep = interesting || x.o.Rules.KeepByRate(id)

@@ -140,3 +140,22 @@ func TestInspect(t *testing.T) {
 		}
 	}
 }
+
+// Marks of traces whose items never come are forgotten after
+// MaxTraceWait: errors alone cannot fill the index.
+func TestMarksAreForgotten(t *testing.T) {
+	x := NewIndex(IndexOptions{DecisionWait: time.Second, MaxTraceWait: time.Minute, MaxTraces: 10})
+	for i := range 10 {
+		x.Mark(fmt.Sprintf("%032x", i), t0)
+	}
+	if st := x.Stats(); st.Waiting != 10 {
+		t.Fatalf("%d indexed, want the 10 marks", st.Waiting)
+	}
+	x.Mark(traceA, t0.Add(2*time.Minute))
+	if st := x.Stats(); st.Waiting != 1 {
+		t.Errorf("%d indexed after max_trace_wait, want only the new mark", st.Waiting)
+	}
+	if decided, _ := x.observe(traceB, t0.Add(2*time.Minute), false); decided {
+		t.Error("a new trace was decided early: the index is still full of old marks")
+	}
+}
