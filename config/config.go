@@ -59,6 +59,9 @@ type Config struct {
 	Redis Redis `yaml:"redis"`
 	// Lanes configures `baton lanes`, the deadline-lane worker.
 	Lanes Lanes `yaml:"lanes"`
+	// TailSampling holds traces of some projects until they are complete
+	// and keeps or drops each whole.
+	TailSampling TailSampling `yaml:"tail_sampling"`
 	// Defaults holds the per-entry defaults of the maps above. Load has
 	// already applied them to every entry; they are kept for display.
 	Defaults Defaults `yaml:"defaults"`

@@ -75,6 +75,7 @@ func (c *Config) validate() problems {
 	v.runtime()
 	v.redis()
 	v.lanes()
+	v.tailSampling()
 	return v.probs
 }
 

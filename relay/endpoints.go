@@ -18,6 +18,7 @@ import (
 	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/relay/record"
+	"github.com/baton-relay/baton/relay/tailsample"
 )
 
 // The legacy and browser endpoints all turn their body into an envelope and
@@ -410,6 +411,9 @@ type Stats struct {
 	// records (emit_outcomes true), counted the same way; absent when
 	// there were none.
 	Outcomes *outcome.ClassOutcomes `json:"outcomes,omitempty"`
+	// TailSampling counts the traces tail sampling decided; absent when
+	// tail_sampling.projects is empty.
+	TailSampling *tailsample.Stats `json:"tail_sampling,omitempty"`
 	// Balanced reports recovered + accepted + produced ==
 	// delivered + dropped + aggregated + pending.
 	Balanced bool `json:"balanced"`
@@ -455,6 +459,10 @@ func (r *Relay) Stats() Stats {
 		st.Reports = &ReportStats{Reported: r.reporter.Reported(), Lost: r.reporter.Lost()}
 	}
 	st.Outcomes = r.outcomesStats(bs.Streams)
+	if len(r.tail.projects) > 0 {
+		ts := r.tail.index.Stats()
+		st.TailSampling = &ts
+	}
 	if r.aggr != nil {
 		as := r.aggr.agg.Stats()
 		st.Aggregator = &as

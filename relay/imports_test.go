@@ -45,7 +45,8 @@ var allowed = map[string][]string{
 	"buffer":          {},
 	"integration":     {"relay", "config", "envelope", "buffer", "routing"},
 
-	"relay/clientopts": {}, // the client options document (docs/client-options.md): stdlib only (thirdParty)
+	"relay/clientopts": {},                                                      // the client options document (docs/client-options.md): stdlib only (thirdParty)
+	"relay/tailsample": {"buffer", "envelope", "relay/outcome", "relay/record"}, // tail sampling: the trace buffer over buffer streams
 }
 
 // thirdParty restricts what leaf packages may import beyond the standard

@@ -435,6 +435,8 @@ func (r *Relay) frame(ctx *fasthttp.RequestCtx, in *admitted, a *sdkAuth, s *scr
 		stream := r.stream(c, in.key)
 		if in.adm.Pending {
 			stream = stream.Pending()
+		} else {
+			stream = r.tailStream(c, in.pid, stream)
 		}
 		s.entries = append(s.entries, buffer.Entry{Stream: stream.ID(), Value: s.recs.B[s.offs[i]:s.offs[i+1]]})
 	}
@@ -455,6 +457,7 @@ func (r *Relay) commit(in *admitted, s *scratch, res *result) bool {
 		}
 	}
 	r.committed(in, s)
+	r.markTail(in, s)
 	return true
 }
 

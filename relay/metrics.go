@@ -197,7 +197,7 @@ func (r *Relay) registerObservers() error {
 		freeBytes    = gauge("baton_buffer_free_bytes", "Free bytes of the buffer's filesystem (read every few seconds); absent when it cannot tell.")
 		full         = gauge("baton_buffer_full", "1 while the buffer refuses appends (budget or free space), else 0.")
 		commits      = counter("baton_buffer_commits_total", "Group commits (one fsync each under strict durability).")
-		streamRecs   = gauge("baton_buffer_stream_pending_records", "Records of a buffer stream not yet delivered or dropped, by class, partition and kind (class, pending, flushed, outcomes).")
+		streamRecs   = gauge("baton_buffer_stream_pending_records", "Records of a buffer stream not yet delivered or dropped, by class, partition and kind (class, pending, flushed, outcomes, tail).")
 		streamBytes  = gauge("baton_buffer_stream_pending_bytes", "Stored bytes of those records.")
 		streamAge    = fgauge("baton_buffer_stream_oldest_age_seconds", "Age of a stream's oldest pending record; 0 when it is empty.", "s")
 		streamOut    = counter("baton_buffer_stream_drained_records_total", "Records a stream ever delivered, dropped or quarantined (kept across restarts): its rate is the drain rate.")
@@ -328,6 +328,8 @@ func streamAttrs(s record.Stream) metric.ObserveOption {
 		kind = "pending"
 	case s.IsFlushed():
 		kind = "flushed"
+	case s.IsTail():
+		kind = "tail"
 	}
 	return metric.WithAttributes(classAttr(s.Class()), attribute.Int("partition", int(s.Partition())), attribute.String("kind", kind))
 }

@@ -85,6 +85,7 @@ type Relay struct {
 
 	aggr    *aggregation // nil unless metrics.aggregate
 	waiting waitingBytes // per key, of envelopes waiting for a config
+	tail    tailState    // tail_sampling (tailsampling.go)
 
 	server   *fasthttp.Server
 	listener net.Listener
@@ -175,6 +176,7 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	}
 	r.reporter = newReporter(r.cfg.Outcomes)
 	r.waiting.max = int64(cfg.Managed.MaxWaitingBytesPerKey)
+	r.newTail()
 
 	if err := r.newTelemetry(); err != nil {
 		return nil, err
@@ -499,6 +501,7 @@ func (r *Relay) startForwarders() {
 		case st.Pending == 0 || s.Class() >= envelope.NumClasses:
 		case s.IsPending():
 			pending[s.ID()] = true
+		case s.IsTail(): // drained by its Sampler (tailsampling.go)
 		case s.Class() == envelope.ClassMetric && r.aggr != nil && !s.IsFlushed():
 			raw[s.ID()] = true
 		default:
@@ -519,6 +522,7 @@ func (r *Relay) startForwarders() {
 		})
 		r.relWG.Go(func() { rl.Run(relCtx, sendCtx) })
 	}
+	r.startSamplers(relCtx, r.buf.Stats().Streams)
 	if r.aggr != nil {
 		m := forward.MetricsOptions{
 			Buffer:     r.buf,

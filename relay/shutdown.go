@@ -94,6 +94,9 @@ func (r *Relay) destinationOf(s record.Stream) string {
 	if s.IsPending() {
 		return "waiting for config"
 	}
+	if s.IsTail() {
+		return "waiting for its trace's tail-sampling decision"
+	}
 	c := s.Class()
 	if s.IsOutcomes() {
 		c = envelope.ClassClientReport // raw outcomes go where client reports go

@@ -363,6 +363,8 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 			class += " (aggregated)"
 		case rs.IsOutcomes():
 			class += " (outcomes)"
+		case rs.IsTail():
+			class += " (waiting for its trace)"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t\n", s.Stream, class, rs.Partition(),
 			s.Pending, s.PendingWeight, s.PendingBytes, age, s.Watermark)

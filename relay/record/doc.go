@@ -17,14 +17,17 @@
 //
 // # Stream ids
 //
-//	bit  15       14       13         12..8   7..0
-//	     pending  flushed  outcomes   class   partition
+//	bit  15       14       13         12     11..8   7..0
+//	     pending  flushed  outcomes   tail   class   partition
 //
 // A class stream (StreamFor) carries records ready for the class's sink. Its
 // Pending twin holds envelopes that wait for their project's config
 // (managed mode); Flushed streams hold aggregated metric buckets; the
 // Outcomes stream (class client_report) holds raw outcomes, one JSON per
-// line, instead of an envelope. The
+// line, instead of an envelope; a Tail stream (one per class) holds the
+// transactions and spans of tail-sampled projects until their trace is
+// decided (relay/tailsample). Classes fit in 4 bits (envelope.NumClasses
+// ≤ 16). The
 // partition of a public key is a fixed hash (Partition), so a project keeps
 // its stream, and its order, across restarts.
 package record

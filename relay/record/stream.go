@@ -12,6 +12,7 @@ const (
 	pendingBit  = 0x80 // in the class byte: waiting for a project config
 	flushedBit  = 0x40 // in the class byte: aggregated metric buckets
 	outcomesBit = 0x20 // in the class byte: raw outcomes
+	tailBit     = 0x10 // in the class byte: waiting for a tail-sampling decision
 )
 
 // StreamFor is the stream of class c's partition p.
@@ -44,13 +45,20 @@ func (s Stream) Pending() Stream { return s | pendingBit<<8 }
 // config rather than envelopes ready to forward.
 func (s Stream) IsPending() bool { return uint32(s)>>8&pendingBit != 0 }
 
+// Tail is the trace buffer of s's class: transactions and spans of
+// tail-sampled projects waiting for their trace's decision (partition 0).
+func (s Stream) Tail() Stream { return StreamFor(s.Class(), 0) | tailBit<<8 }
+
+// IsTail reports whether s is a trace buffer.
+func (s Stream) IsTail() bool { return uint32(s)>>8&tailBit != 0 }
+
 // IsFlushed reports whether s holds aggregated metric buckets.
 func (s Stream) IsFlushed() bool { return uint32(s)>>8&flushedBit != 0 }
 
 // Class is the traffic class s carries. Ids Baton did not write may give a
 // class ≥ envelope.NumClasses; callers skip those.
 func (s Stream) Class() envelope.Class {
-	return envelope.Class(uint32(s) >> 8 &^ (pendingBit | flushedBit | outcomesBit))
+	return envelope.Class(uint32(s) >> 8 &^ (pendingBit | flushedBit | outcomesBit | tailBit))
 }
 
 // Partition is s's partition (for a flushed stream, its flush partition).

@@ -153,7 +153,7 @@ type Disk struct {
 // Stream is one class's streams of a kind, partitions summed.
 type Stream struct {
 	Class        string `json:"class"`
-	Kind         string `json:"kind"` // class, pending, flushed, outcomes
+	Kind         string `json:"kind"` // class, pending, flushed, outcomes, tail
 	Pending      int64  `json:"pending_records"`
 	PendingBytes int64  `json:"pending_bytes"`
 	OldestAgeS   num    `json:"oldest_age_s"`

@@ -1,0 +1,64 @@
+package config
+
+import (
+	"strconv"
+	"time"
+)
+
+// TailSampling holds the transactions and spans of some projects in the
+// buffer until their trace is complete, then keeps or drops the whole trace
+// (relay/tailsample, DESIGN.md "Tail sampling").
+type TailSampling struct {
+	// Projects are the decimal ids of the projects whose traces wait for a
+	// decision. Default: [] (off).
+	Projects []string `yaml:"projects"`
+	// DecisionWait decides a trace once no item of it arrived for this
+	// long. Default: 30s.
+	DecisionWait time.Duration `yaml:"decision_wait"`
+	// MaxTraceWait decides a trace this long after its first item even if
+	// items keep coming. Default: 5m.
+	MaxTraceWait time.Duration `yaml:"max_trace_wait"`
+	// KeepRate is the share of uninteresting traces kept, 0 to 1, chosen by
+	// a hash of the trace id (the same on every relay). Default: 1.
+	KeepRate float64 `yaml:"keep_rate"`
+	// DurationThreshold keeps a trace with a transaction or span at least
+	// this long; 0 is off. Default: 0.
+	DurationThreshold time.Duration `yaml:"duration_threshold"`
+	// MaxTraces is the most traces waiting at once (the index's memory
+	// bound); a trace beyond it is decided at once by the keep rate.
+	// Default: 100000.
+	MaxTraces int `yaml:"max_traces"`
+}
+
+// TailProjects returns the project ids of tail_sampling.projects (the
+// valid ones).
+func (c *Config) TailProjects() map[uint64]bool {
+	m := map[uint64]bool{}
+	for _, p := range c.TailSampling.Projects {
+		if id, err := strconv.ParseUint(p, 10, 64); err == nil {
+			m[id] = true
+		}
+	}
+	return m
+}
+
+func (v *validator) tailSampling() {
+	t := v.c.TailSampling
+	for _, p := range t.Projects {
+		if _, err := strconv.ParseUint(p, 10, 64); err != nil {
+			v.errorf("tail_sampling.projects", "%q is not a decimal project id", p)
+		}
+	}
+	v.durationPositive("tail_sampling.decision_wait", t.DecisionWait)
+	v.durationPositive("tail_sampling.max_trace_wait", t.MaxTraceWait)
+	if t.MaxTraceWait > 0 && t.DecisionWait > t.MaxTraceWait {
+		v.errorf("tail_sampling.decision_wait", "%s is longer than max_trace_wait (%s)", t.DecisionWait, t.MaxTraceWait)
+	}
+	if !(t.KeepRate >= 0 && t.KeepRate <= 1) {
+		v.errorf("tail_sampling.keep_rate", "%v is not between 0 and 1", t.KeepRate)
+	}
+	if t.DurationThreshold < 0 {
+		v.errorf("tail_sampling.duration_threshold", "must not be negative (0 is off)")
+	}
+	v.positive("tail_sampling.max_traces", int64(t.MaxTraces))
+}

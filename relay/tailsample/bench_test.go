@@ -1,0 +1,97 @@
+package tailsample
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-relay/baton/buffer"
+	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/record"
+)
+
+// BenchmarkTraceBuffer measures transactions per second through the trace
+// buffer (append to the Tail stream, read and index, decide, Peek and Move
+// to the class stream: keep_rate 1, so every item is written twice) against
+// head sampling's path (append to the class stream only), on a buffer on
+// disk with the default (strict) durability, 5 transactions per trace,
+// appended 100 per commit.
+func BenchmarkTraceBuffer(b *testing.B) {
+	for _, mode := range []string{"head", "tail"} {
+		b.Run(mode, func(b *testing.B) {
+			buf, err := buffer.Open(b.TempDir(), buffer.Options{Weigh: record.Items, Logger: quietStore{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer buf.Close()
+			h := &harness{b: buf, out: &counts{}, now: t0}
+			h.x = NewIndex(IndexOptions{Rules: Rules{KeepRate: 1}, DecisionWait: time.Second, MaxTraceWait: time.Minute})
+			h.s = NewSampler(Options{Buffer: buf, Stream: tailTx, Index: h.x, Outcomes: h.out,
+				Route: func(c envelope.Class, _ []byte) buffer.Stream { return record.StreamFor(c, 0).ID() },
+				Now:   func() time.Time { return h.now }})
+			const batch = 100
+			vals := make([][]byte, batch)
+			es := make([]buffer.Entry, batch)
+			ctx := context.Background()
+			var recs []buffer.Record
+			b.SetBytes(int64(len(txRecord(traceA, "GET /bench", "ok", t0, 0))))
+			b.ResetTimer()
+			for i := 0; i < b.N; i += batch {
+				for j := range batch {
+					vals[j] = txRecord(fmt.Sprintf("%032x", (i+j)/5), "GET /bench", "ok", t0, 0)
+					es[j] = buffer.Entry{Stream: classTx, Value: vals[j]}
+					if mode == "tail" {
+						es[j].Stream = tailTx
+					}
+				}
+				if err := buf.Append(ctx, es); err != nil {
+					b.Fatal(err)
+				}
+				if mode == "head" {
+					continue
+				}
+				if recs, err = buf.Read(ctx, tailTx, recs[:0], batch, 0); err != nil {
+					b.Fatal(err)
+				}
+				for k := range recs {
+					h.s.index(&recs[k])
+				}
+				h.now = t0.Add(2 * time.Second) // every trace of the batch is due
+				if err := h.s.settle(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tx/s")
+		})
+	}
+}
+
+// BenchmarkMemoryPerTrace reports the heap an Index and a Sampler's queue
+// take per waiting trace of one item (100,000 traces; -benchtime 1x).
+func BenchmarkMemoryPerTrace(b *testing.B) {
+	const n = 100_000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%032x", i)
+	}
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		x := NewIndex(IndexOptions{DecisionWait: time.Second, MaxTraceWait: time.Minute, MaxTraces: n})
+		s := &Sampler{}
+		for i, id := range ids {
+			id = strings.Clone(id) // as index does: one string per record read
+			x.observe(id, t0, false)
+			s.held = append(s.held, heldRecord{seq: buffer.Seq(i), id: id})
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/trace")
+		runtime.KeepAlive(x)
+		runtime.KeepAlive(s)
+	}
+}

@@ -1,0 +1,48 @@
+// Package tailsample is Baton's tail-based sampling: the transactions and
+// spans of tail-sampled projects wait in the buffer, in a Tail stream per
+// class (relay/record), until their trace is complete, and then the whole
+// trace is kept or dropped by one decision.
+//
+//	ingest ──► Tail stream ──► Sampler (reads, indexes by trace id) ──► decided prefix
+//	                                                                     │ Peek values
+//	errors ──► their class stream at once; Index.Mark(trace id)          ▼
+//	                                              buffer.Move: kept → class stream,
+//	                                              dropped → outcome sampled, ack
+//
+// Waiting items stay on disk: a Sampler keeps only an index (Index: one
+// entry per trace id; its own queue: seq and trace id per waiting record)
+// and reads the values back with buffer.Peek when their trace is decided.
+// The buffer acks a stream by prefix, so records leave in stream order: a
+// decided record waits for the undecided ones before it (at most
+// max_trace_wait). Until it leaves it is pending in the accounting
+// identity, like any buffered record; a dropped record is counted dropped
+// (outcome sampled) in the same step that acks it.
+//
+// # The decision
+//
+// A trace is due once none of its items arrived for DecisionWait, or
+// MaxTraceWait after its first item. It is kept if an error of it was seen
+// (Mark, from ingest), an item has an error status (anything but ok,
+// cancelled and unknown: Sentry's failure-rate statuses), or an item lasted
+// at least DurationThreshold; otherwise it is kept when Hash(trace id) <
+// KeepRate, which every relay computes alike (Hash: 64-bit FNV-1a of the
+// lower-case trace id, over 2^64). Transactions and spans of one trace share
+// one Index entry, so they share one decision; it is remembered for
+// MaxTraceWait after its last record left, so late items follow it.
+//
+// # Bounds
+//
+// The Index holds at most MaxTraces traces; the item of a new trace beyond
+// that is decided at once by the keep rate (counted in Stats.Early). A
+// Sampler holds at most 4×MaxTraces waiting records in its queue (32 bytes
+// each) and stops reading its stream beyond that until the head is decided.
+// Measured (BenchmarkMemoryPerTrace): 152 bytes of heap per waiting
+// one-item trace, index entry, its id and queue entry together.
+//
+// # Restart
+//
+// Nothing of the index is persisted: the buffer redelivers every record
+// above the watermark, the Sampler indexes them again with their received
+// times, and the traces are decided as before. Marks from errors are lost
+// on a restart (this slice): such a trace falls back to the other rules.
+package tailsample

@@ -1,0 +1,161 @@
+package tailsample
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// refTrace is the reference model of one trace: the rule written
+// out plainly.
+type refTrace struct {
+	first, last time.Time
+	interesting bool
+	decided     bool
+	keep        bool
+}
+
+// TestDecisionModel drives an Index and a plain reference with random
+// items, error marks and clock steps, and checks that every trace is
+// decided once, at the same step, the same way: due once quiet for
+// DecisionWait or MaxTraceWait after its first item; kept when
+// interesting or Hash < KeepRate; later items follow.
+func TestDecisionModel(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		rules := Rules{KeepRate: rng.Float64()}
+		o := IndexOptions{Rules: rules, DecisionWait: time.Second, MaxTraceWait: 5 * time.Second, MaxTraces: 1000}
+		x := NewIndex(o)
+		ref := map[string]*refTrace{}
+		var ids []string
+		for i := range 40 {
+			ids = append(ids, fmt.Sprintf("%016x%016x", rng.Uint64(), i))
+		}
+		now := t0
+		decisions := 0
+		for step := range 400 {
+			now = now.Add(time.Duration(rng.IntN(400)) * time.Millisecond)
+			id := ids[rng.IntN(len(ids))]
+			r := ref[id]
+			switch p := rng.IntN(20); {
+			case p == 0: // an error of the trace
+				x.Mark(id, now)
+				if r == nil {
+					r = &refTrace{first: now, last: now}
+					ref[id] = r
+				}
+				r.interesting = true
+			default:
+				interesting := p == 1
+				decided, keep := x.observe(id, now, interesting)
+				if r == nil {
+					r = &refTrace{first: now, last: now}
+					ref[id] = r
+				}
+				if r.decided {
+					if !decided || keep != r.keep {
+						t.Fatalf("seed %d step %d: late item of %s: decided %v keep %v, want the trace's %v", seed, step, id, decided, keep, r.keep)
+					}
+					continue
+				}
+				if decided {
+					t.Fatalf("seed %d step %d: %s decided at observe", seed, step, id)
+				}
+				r.last, r.interesting = now, r.interesting || interesting
+			}
+			for _, id := range ids {
+				r := ref[id]
+				if r == nil || !hasRecord(x, id) {
+					continue
+				}
+				decided, keep := x.verdict(id, now)
+				due := now.Sub(r.last) >= o.DecisionWait || now.Sub(r.first) >= o.MaxTraceWait
+				if !r.decided && due {
+					r.decided, r.keep = true, r.interesting || Hash(id) < rules.KeepRate
+					decisions++
+				}
+				if decided != r.decided || (decided && keep != r.keep) {
+					t.Fatalf("seed %d step %d: %s: decided %v keep %v, reference %v %v (%+v)", seed, step, id, decided, keep, r.decided, r.keep, *r)
+				}
+			}
+		}
+		if st := x.Stats(); st.Kept+st.Dropped != int64(decisions) {
+			t.Fatalf("seed %d: %d decisions counted, reference made %d", seed, st.Kept+st.Dropped, decisions)
+		}
+	}
+}
+
+// hasRecord: a Sampler asks only about traces it holds records of.
+func hasRecord(x *Index, id string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	t := x.m[id]
+	return t != nil && t.refs > 0
+}
+
+// Hash is pinned: every relay, of every version, must agree on it.
+func TestHashIsFixedAndUniform(t *testing.T) {
+	id := "771a43a4192642f0b136d5159a501700"
+	if h := Hash(id); fmt.Sprintf("%.12f", h) != pinnedHash {
+		t.Errorf("Hash(%s) = %.12f, want %s: changing it splits traces across relays", id, h, pinnedHash)
+	}
+	if Hash(strings.ToUpper(id)) != Hash(id) {
+		t.Error("Hash depends on the case of the trace id")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	kept := 0
+	const n, rate = 20000, 0.25
+	for range n {
+		if (Rules{KeepRate: rate}).KeepByRate(fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())) {
+			kept++
+		}
+	}
+	if got := float64(kept) / n; got < rate-0.02 || got > rate+0.02 {
+		t.Errorf("kept %.3f of random traces at keep_rate %v", got, rate)
+	}
+}
+
+// pinnedHash is Hash of the id above, computed independently (Python).
+const pinnedHash = "0.723318816911"
+
+// Inspect finds the trace id in the header or, without one, in the item;
+// error statuses and long items make the trace interesting.
+func TestInspect(t *testing.T) {
+	r := Rules{DurationThreshold: 2 * time.Second}
+	for _, c := range []struct {
+		env, id     string
+		interesting bool
+	}{
+		{"{\"trace\":{\"trace_id\":\"AB12\"}}\n{\"type\":\"transaction\"}\n{\"start_timestamp\":1,\"timestamp\":2,\"contexts\":{\"trace\":{\"status\":\"ok\"}}}\n", "ab12", false},
+		{"{}\n{\"type\":\"transaction\"}\n{\"start_timestamp\":1,\"timestamp\":2,\"contexts\":{\"trace\":{\"trace_id\":\"cd34\",\"status\":\"deadline_exceeded\"}}}\n", "cd34", true},
+		{"{}\n{\"type\":\"transaction\"}\n{\"start_timestamp\":\"2024-01-01T00:00:00Z\",\"timestamp\":\"2024-01-01T00:00:03Z\",\"contexts\":{\"trace\":{\"trace_id\":\"ef\"}}}\n", "ef", true},
+		{"{}\n{\"type\":\"span\"}\n{\"trace_id\":\"01\",\"start_timestamp\":1,\"end_timestamp\":2.5,\"status\":\"ok\"}\n", "01", false},
+		{"{}\n{\"type\":\"span\"}\n{\"trace_id\":\"01\",\"start_timestamp\":1,\"end_timestamp\":3.5,\"status\":\"cancelled\"}\n", "01", true},
+	} {
+		id, interesting := r.Inspect([]byte(c.env))
+		if id != c.id || interesting != c.interesting {
+			t.Errorf("Inspect(%q) = %q, %v; want %q, %v", c.env, id, interesting, c.id, c.interesting)
+		}
+	}
+}
+
+// Marks of traces whose items never come are forgotten after
+// MaxTraceWait: errors alone cannot fill the index.
+func TestMarksAreForgotten(t *testing.T) {
+	x := NewIndex(IndexOptions{DecisionWait: time.Second, MaxTraceWait: time.Minute, MaxTraces: 10})
+	for i := range 10 {
+		x.Mark(fmt.Sprintf("%032x", i), t0)
+	}
+	if st := x.Stats(); st.Waiting != 10 {
+		t.Fatalf("%d indexed, want the 10 marks", st.Waiting)
+	}
+	x.Mark(traceA, t0.Add(2*time.Minute))
+	if st := x.Stats(); st.Waiting != 1 {
+		t.Errorf("%d indexed after max_trace_wait, want only the new mark", st.Waiting)
+	}
+	if decided, _ := x.observe(traceB, t0.Add(2*time.Minute), false); decided {
+		t.Error("a new trace was decided early: the index is still full of old marks")
+	}
+}

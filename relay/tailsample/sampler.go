@@ -1,0 +1,215 @@
+package tailsample
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/baton-relay/baton/buffer"
+	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/outcome"
+	"github.com/baton-relay/baton/relay/record"
+)
+
+// Buffer is what a Sampler does with the buffer.
+type Buffer interface {
+	Read(ctx context.Context, s buffer.Stream, dst []buffer.Record, maxRecords, maxBytes int) ([]buffer.Record, error)
+	Peek(s buffer.Stream, from, to buffer.Seq, dst []buffer.Record) ([]buffer.Record, error)
+	Move(ctx context.Context, entries []buffer.Entry, from buffer.Stream, upTo buffer.Seq) error
+}
+
+// Recorder counts the records a Sampler drops.
+type Recorder interface {
+	Drop(c envelope.Class, why outcome.Reason, records, items int)
+}
+
+// Reporter reports a dropped record upstream (client outcomes).
+type Reporter interface {
+	Report(rec *record.Record, why outcome.Reason, code string)
+}
+
+// ReasonCode is the Relay reason string of the outcome of a dropped trace.
+const ReasonCode = "tail_sampling"
+
+// Options configures a Sampler.
+type Options struct {
+	Buffer Buffer
+	Stream buffer.Stream // a Tail stream (record.Stream.Tail)
+	Index  *Index
+	// Route is the stream a kept record of class c and public key key
+	// moves to. Required.
+	Route    func(c envelope.Class, key []byte) buffer.Stream
+	Outcomes Recorder
+	// Reporter reports dropped records upstream. Default nil: none.
+	Reporter Reporter
+	// Now default time.Now; Logger default slog.Default().
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// heldRecord is one record of the stream read and not yet settled.
+type heldRecord struct {
+	seq     buffer.Seq
+	id      string // trace id; "" for a record without one (kept at once)
+	decided bool   // verdict fixed at read time (a late or early one)
+	keep    bool
+}
+
+// A Sampler drains one Tail stream: it indexes each record by trace id as
+// it reads it, and moves the decided prefix of the stream to the class
+// streams (kept) or drops it with outcome sampled. One goroutine (Run).
+type Sampler struct {
+	o       Options
+	tick    time.Duration
+	maxHeld int
+	held    []heldRecord
+	recs    []buffer.Record
+	slab    record.Slab
+	entries []buffer.Entry
+	drops   []record.Record
+	corrupt []int // items of records that do not decode
+}
+
+// NewSampler returns a Sampler of o.Stream; Run starts it.
+func NewSampler(o Options) *Sampler {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	// Decisions are looked at a few times per decision_wait, at most each
+	// second: a trace leaves at most a tick late.
+	tick := min(max(o.Index.o.DecisionWait/4, 10*time.Millisecond), time.Second)
+	return &Sampler{o: o, tick: tick, maxHeld: 4 * o.Index.o.MaxTraces}
+}
+
+// Run reads, indexes and settles until ctx is done. Records still waiting
+// stay in the stream, pending, for the next start.
+func (s *Sampler) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		if len(s.held) < s.maxHeld {
+			rctx, cancel := context.WithTimeout(ctx, s.tick)
+			recs, err := s.o.Buffer.Read(rctx, s.o.Stream, s.recs[:0], min(256, s.maxHeld-len(s.held)), 1<<20)
+			cancel()
+			s.recs = recs
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				s.o.Logger.Error("tail sampling: buffer read failed", "stream", s.o.Stream, "err", err)
+				if !wait(ctx, s.tick) {
+					return
+				}
+			}
+			for i := range recs {
+				s.index(&recs[i])
+			}
+		} else if !wait(ctx, s.tick) {
+			return
+		}
+		if err := s.settle(ctx); err != nil && ctx.Err() == nil {
+			s.o.Logger.Error("tail sampling: settling decided traces failed", "stream", s.o.Stream, "err", err)
+			if !wait(ctx, s.tick) {
+				return
+			}
+		}
+	}
+}
+
+func wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// index adds one record just read to the queue and its trace to the index.
+func (s *Sampler) index(r *buffer.Record) {
+	h := heldRecord{seq: r.Seq}
+	var rec record.Record
+	s.slab.Reset()
+	if err := record.Decode(r.Value, &rec, &s.slab); err != nil {
+		h.decided, h.keep = true, true // the class stream's forwarder counts it corrupt
+		s.held = append(s.held, h)
+		return
+	}
+	id, interesting := s.o.Index.o.Rules.Inspect(rec.Envelope)
+	if id == "" {
+		h.decided, h.keep = true, true // no trace to wait for
+		s.held = append(s.held, h)
+		return
+	}
+	h.id = id
+	h.decided, h.keep = s.o.Index.observe(id, rec.Received(), interesting)
+	s.held = append(s.held, h)
+}
+
+// settle moves the decided prefix of the queue out of the stream: kept
+// records to their class stream, dropped ones counted, all in one
+// buffer.Move that acks them.
+func (s *Sampler) settle(ctx context.Context) error {
+	now := s.o.Now()
+	n := 0
+	for ; n < len(s.held); n++ {
+		h := &s.held[n]
+		if !h.decided {
+			if h.decided, h.keep = s.o.Index.verdict(h.id, now); !h.decided {
+				break
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	prefix := s.held[:n]
+	recs, err := s.o.Buffer.Peek(s.o.Stream, prefix[0].seq, prefix[n-1].seq, s.recs[:0])
+	if err != nil {
+		return err
+	}
+	s.recs = recs
+	s.entries, s.drops, s.corrupt = s.entries[:0], s.drops[:0], s.corrupt[:0]
+	s.slab.Reset()
+	j := 0
+	for i := range recs {
+		for j < n && prefix[j].seq < recs[i].Seq {
+			j++
+		}
+		if j == n || prefix[j].seq != recs[i].Seq {
+			continue // not held: cannot happen, Peek and Read see the same records
+		}
+		var rec record.Record
+		if err := record.Decode(recs[i].Value, &rec, &s.slab); err != nil {
+			s.corrupt = append(s.corrupt, int(record.Items(recs[i].Value)))
+			continue
+		}
+		if prefix[j].keep {
+			s.entries = append(s.entries, buffer.Entry{Stream: s.o.Route(rec.Class, rec.PublicKey), Value: recs[i].Value})
+		} else {
+			s.drops = append(s.drops, rec)
+		}
+	}
+	if err := s.o.Buffer.Move(ctx, s.entries, s.o.Stream, prefix[n-1].seq); err != nil {
+		return err
+	}
+	class := record.Stream(s.o.Stream).Class()
+	for _, items := range s.corrupt {
+		s.o.Outcomes.Drop(class, outcome.ReasonCorrupt, 1, items)
+	}
+	for i := range s.drops {
+		d := &s.drops[i]
+		s.o.Outcomes.Drop(d.Class, outcome.ReasonSampled, 1, d.Items)
+		if s.o.Reporter != nil {
+			s.o.Reporter.Report(d, outcome.ReasonSampled, ReasonCode)
+		}
+	}
+	for i := range prefix {
+		if prefix[i].id != "" {
+			s.o.Index.release(prefix[i].id, now)
+		}
+	}
+	s.held = append(s.held[:0], s.held[n:]...)
+	return nil
+}
