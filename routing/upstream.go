@@ -18,6 +18,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/envelope"
 )
 
 // Defaults of UpstreamOptions. Those Baton's config also has (its
@@ -55,7 +57,8 @@ type UpstreamOptions struct {
 	// request hashed to the node is a trial: success re-admits the node,
 	// failure ejects it for another interval. Default 10 s.
 	ProbeInterval time.Duration
-	// Concurrency is how many requests one Send runs at once. Default 8.
+	// Concurrency is how many requests one Send runs at once (Baton's
+	// upstreams.NAME.concurrency). Default 8.
 	Concurrency int
 	// MaxConnsPerHost caps connections per node. Default 100.
 	MaxConnsPerHost int
@@ -277,7 +280,9 @@ func (u *Upstream) Close(ctx context.Context) error {
 }
 
 // Send posts every message to {node}/api/{project_id}/envelope/ on the node
-// its public key hashes to, up to Concurrency at a time.
+// its public key hashes to, up to Concurrency at a time; the messages of an
+// Ordered class one after another per project, a retryable failure holding
+// back the rest of them (ErrHeldBack).
 //
 // Results: 2xx → nil; 429 and 503 → Throttled with the wait of Retry-After
 // or X-Sentry-Rate-Limits (the longer); 408 and other 5xx, connection
@@ -291,10 +296,11 @@ func (u *Upstream) Send(ctx context.Context, msgs []Message, errs []error) {
 		}
 		return
 	}
-	// Messages of one project are sent one after another, so that they
-	// arrive in stream order (a session's init before its updates); other
-	// projects go in parallel, up to Concurrency requests at a time.
-	groups := groupByKey(msgs)
+	// Messages of an ordered class (see Ordered) are sent one after another
+	// per project, so that they arrive in stream order (a session's init
+	// before its updates); every other message is independent. Up to
+	// Concurrency requests run at a time.
+	groups := sendPlan(msgs)
 	workers := min(u.opts.Concurrency, len(groups))
 	var (
 		next atomic.Int64
@@ -314,9 +320,20 @@ func (u *Upstream) Send(ctx context.Context, msgs []Message, errs []error) {
 	wg.Wait()
 }
 
-// ErrHeldBack fills the slots of messages not sent because an earlier
-// message of the same project failed and must be retried first. It is
-// retryable.
+// Ordered reports whether the messages of class c must reach an upstream
+// in stream order per project: sessions (an init before its updates, an
+// aggregate after the updates it sums) and check-ins (in_progress before
+// ok or error of the same check-in). Both are updates of one entity's
+// state; every other class carries self-contained items (an event, a
+// span, a log line), which an upstream accepts in any order, so they are
+// sent in parallel.
+func Ordered(c envelope.Class) bool {
+	return c == envelope.ClassSession || c == envelope.ClassCheckIn
+}
+
+// ErrHeldBack fills the slots of messages of an Ordered class not sent
+// because an earlier message of the same project and class failed and must
+// be retried first. It is retryable.
 var ErrHeldBack = errors.New("routing: held back behind an earlier message of the same project")
 
 // sendInOrder sends msgs[idx...] in order, stopping at the first retryable
@@ -337,21 +354,43 @@ func (u *Upstream) sendInOrder(ctx context.Context, msgs []Message, idx []int, e
 	}
 }
 
-// groupByKey returns the indices of msgs grouped by public key, each group
-// in message order, groups in order of first appearance.
-func groupByKey(msgs []Message) [][]int {
-	var groups [][]int
-	at := make(map[string]int, 4)
+// sendPlan returns the indices of msgs as the sequences Send runs, in
+// order of first appearance: the messages of an ordered class grouped by
+// public key and class, each group in message order, and every other
+// message alone.
+func sendPlan(msgs []Message) [][]int {
+	groups := make([][]int, 0, len(msgs))
+	var (
+		solo []int // backs the one-message groups
+		at   map[orderKey]int
+	)
 	for i := range msgs {
-		g, ok := at[msgs[i].PublicKey]
+		if !Ordered(msgs[i].Class) {
+			if solo == nil {
+				solo = make([]int, 0, len(msgs))
+			}
+			solo = append(solo, i)
+			groups = append(groups, solo[len(solo)-1:len(solo):len(solo)])
+			continue
+		}
+		if at == nil {
+			at = make(map[orderKey]int, 4)
+		}
+		k := orderKey{msgs[i].PublicKey, msgs[i].Class}
+		g, ok := at[k]
 		if !ok {
 			g = len(groups)
-			at[msgs[i].PublicKey] = g
+			at[k] = g
 			groups = append(groups, nil)
 		}
 		groups[g] = append(groups[g], i)
 	}
 	return groups
+}
+
+type orderKey struct {
+	key   string
+	class envelope.Class
 }
 
 func (u *Upstream) sendOne(ctx context.Context, m *Message) error {
