@@ -37,6 +37,7 @@ func openUpstream(env *Env, name string) (*Upstream, error) {
 			OutageGracePeriod: uc.OutageGracePeriod,
 			MaxRetryInterval:  uc.MaxRetryInterval,
 			MaxConnsPerHost:   uc.MaxConns,
+			Concurrency:       uc.Concurrency,
 			UserAgent:         env.UserAgent,
 			Sign:              env.Sign,
 			Logger:            env.Logger.With("upstream", name),

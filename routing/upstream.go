@@ -299,7 +299,10 @@ func (u *Upstream) Send(ctx context.Context, msgs []Message, errs []error) {
 	// Messages of an ordered class (see Ordered) are sent one after another
 	// per project, so that they arrive in stream order (a session's init
 	// before its updates); every other message is independent. Up to
-	// Concurrency requests run at a time.
+	// Concurrency requests run at a time. A project's first message goes
+	// alone: its others wait for its answer and are held back if it failed,
+	// so a failing upstream costs one request per project and attempt, as
+	// when everything went in order.
 	groups := sendPlan(msgs)
 	workers := min(u.opts.Concurrency, len(groups))
 	var (
@@ -313,7 +316,7 @@ func (u *Upstream) Send(ctx context.Context, msgs []Message, errs []error) {
 				if g >= len(groups) {
 					return
 				}
-				u.sendInOrder(ctx, msgs, groups[g], errs)
+				u.sendGroup(ctx, msgs, &groups[g], errs)
 			}
 		})
 	}
@@ -331,59 +334,94 @@ func Ordered(c envelope.Class) bool {
 	return c == envelope.ClassSession || c == envelope.ClassCheckIn
 }
 
-// ErrHeldBack fills the slots of messages of an Ordered class not sent
-// because an earlier message of the same project and class failed and must
-// be retried first. It is retryable.
+// ErrHeldBack fills the slots of messages not sent because an earlier
+// message of the same project failed: the first one Send tried, or one
+// before them in an Ordered class. It is retryable.
 var ErrHeldBack = errors.New("routing: held back behind an earlier message of the same project")
 
-// sendInOrder sends msgs[idx...] in order, stopping at the first retryable
-// failure so that nothing overtakes it.
-func (u *Upstream) sendInOrder(ctx context.Context, msgs []Message, idx []int, errs []error) {
-	for n, i := range idx {
+// sendGroup sends msgs[g.idx...] in order, stopping at the first retryable
+// failure so that nothing overtakes it. A group that does not lead its
+// project first waits for the leading message's answer.
+func (u *Upstream) sendGroup(ctx context.Context, msgs []Message, g *sendGroup, errs []error) {
+	held := func(from int) {
+		err := ErrHeldBack
+		if cerr := ctx.Err(); cerr != nil {
+			err = cerr // Send's contract: ctx's error in unfinished slots
+		}
+		for _, j := range g.idx[from:] {
+			errs[j] = err
+		}
+	}
+	if !g.leads {
+		select {
+		case <-g.lead.done:
+		case <-ctx.Done():
+		}
+		if g.lead.failed || ctx.Err() != nil {
+			held(0)
+			return
+		}
+	}
+	for n, i := range g.idx {
 		errs[i] = u.sendOne(ctx, &msgs[i])
-		if errs[i] != nil && !IsPermanent(errs[i]) {
-			held := ErrHeldBack
-			if err := ctx.Err(); err != nil {
-				held = err // Send's contract: ctx's error in unfinished slots
-			}
-			for _, j := range idx[n+1:] {
-				errs[j] = held
-			}
+		failed := errs[i] != nil && !IsPermanent(errs[i])
+		if n == 0 && g.leads {
+			g.lead.failed = failed // read after done is closed
+			close(g.lead.done)
+		}
+		if failed {
+			held(n + 1)
 			return
 		}
 	}
 }
 
-// sendPlan returns the indices of msgs as the sequences Send runs, in
-// order of first appearance: the messages of an ordered class grouped by
-// public key and class, each group in message order, and every other
-// message alone.
-func sendPlan(msgs []Message) [][]int {
-	groups := make([][]int, 0, len(msgs))
-	var (
-		solo []int // backs the one-message groups
-		at   map[orderKey]int
-	)
+// sendGroup is a sequence of messages Send runs in order: an Ordered
+// class's messages of one project, or one message of another class.
+type sendGroup struct {
+	idx   []int
+	lead  *projectLead
+	leads bool // idx[0] is lead's message
+}
+
+// projectLead is the answer to a project's first message in a Send.
+type projectLead struct {
+	done   chan struct{} // closed when answered
+	failed bool          // retryably: the project's other messages wait
+}
+
+// sendPlan returns the groups of msgs in order of first appearance: the
+// messages of an Ordered class grouped by public key and class, each group
+// in message order, and every other message alone. The first group of each
+// public key leads it.
+func sendPlan(msgs []Message) []sendGroup {
+	groups := make([]sendGroup, 0, len(msgs))
+	solo := make([]int, 0, len(msgs)) // backs the one-message groups
+	leads := make(map[string]*projectLead, 4)
+	var at map[orderKey]int
 	for i := range msgs {
-		if !Ordered(msgs[i].Class) {
-			if solo == nil {
-				solo = make([]int, 0, len(msgs))
-			}
+		m := &msgs[i]
+		lead, ok := leads[m.PublicKey]
+		if !ok {
+			lead = &projectLead{done: make(chan struct{})}
+			leads[m.PublicKey] = lead
+		}
+		if !Ordered(m.Class) {
 			solo = append(solo, i)
-			groups = append(groups, solo[len(solo)-1:len(solo):len(solo)])
+			groups = append(groups, sendGroup{idx: solo[len(solo)-1 : len(solo) : len(solo)], lead: lead, leads: !ok})
 			continue
 		}
 		if at == nil {
 			at = make(map[orderKey]int, 4)
 		}
-		k := orderKey{msgs[i].PublicKey, msgs[i].Class}
-		g, ok := at[k]
-		if !ok {
+		k := orderKey{m.PublicKey, m.Class}
+		g, seen := at[k]
+		if !seen {
 			g = len(groups)
 			at[k] = g
-			groups = append(groups, nil)
+			groups = append(groups, sendGroup{lead: lead, leads: !ok})
 		}
-		groups[g] = append(groups[g], i)
+		groups[g].idx = append(groups[g].idx, i)
 	}
 	return groups
 }

@@ -589,6 +589,9 @@ func TestUpstreamParallelWithinProject(t *testing.T) {
 			reached := make(chan struct{})
 			var once sync.Once
 			f.answer(func(ctx *fasthttp.RequestCtx) {
+				if bytes.Contains(ctx.Request.Body(), []byte("seq-00")) {
+					return // the project's first message goes alone
+				}
 				n := inFlight.Add(1)
 				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 				}
@@ -629,22 +632,38 @@ func TestUpstreamParallelWithinProject(t *testing.T) {
 	}
 
 	// A failed error message is retried alone: the others of its project
-	// were sent (no ErrHeldBack).
+	// were sent (no ErrHeldBack). But when the project's first message
+	// fails, the rest wait for the retry: a failing upstream gets one
+	// request per project and attempt.
 	f := newFakeUpstream(t)
+	failing := atomic.Pointer[string]{}
 	f.answer(func(ctx *fasthttp.RequestCtx) {
-		if bytes.Contains(ctx.Request.Body(), []byte("seq-00")) {
+		if bytes.Contains(ctx.Request.Body(), []byte(*failing.Load())) {
 			ctx.SetStatusCode(503)
 		}
 	})
-	u := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url}, Compression: "none", Concurrency: 1})
-	msgs := make([]Message, 3)
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url}, Compression: "none", Concurrency: 4})
+	msgs := make([]Message, 4)
 	for i := range msgs {
 		msgs[i] = testMsg(1, fmt.Sprintf("{}\n{\"type\":\"event\",\"length\":6}\nseq-%02d\n", i))
 	}
+	msgs[3].PublicKey = "other"
 	errs := make([]error, len(msgs))
+	seq := "seq-01"
+	failing.Store(&seq)
 	u.Send(context.Background(), msgs, errs)
-	if errs[0] == nil || IsPermanent(errs[0]) || errs[1] != nil || errs[2] != nil {
-		t.Fatalf("errors after a 503 to the first: %v", errs)
+	if errs[1] == nil || IsPermanent(errs[1]) || errors.Is(errs[1], ErrHeldBack) || errs[0] != nil || errs[2] != nil || errs[3] != nil {
+		t.Fatalf("errors after a 503 to seq-01: %v", errs)
+	}
+	seq = "seq-00"
+	failing.Store(&seq)
+	before := len(f.requests())
+	u.Send(context.Background(), msgs, errs)
+	if errs[0] == nil || errors.Is(errs[0], ErrHeldBack) || !errors.Is(errs[1], ErrHeldBack) || !errors.Is(errs[2], ErrHeldBack) || errs[3] != nil {
+		t.Fatalf("errors after a 503 to the project's first message: %v", errs)
+	}
+	if n := len(f.requests()) - before; n != 2 {
+		t.Fatalf("%d requests, want 2 (the failing project's first, the other project's)", n)
 	}
 }
 
