@@ -254,7 +254,8 @@ type Upstream struct {
 	OutageGracePeriod time.Duration `yaml:"outage_grace_period"`
 	// Concurrency caps the requests one forwarding batch (one class
 	// stream) has in flight to the group (count). Sessions and check-ins
-	// of one project still go one at a time, in order. Default: 8.
+	// of one project still go one at a time, in order. At most MaxConns
+	// apply. Default: 8.
 	Concurrency int `yaml:"concurrency"`
 }
 
