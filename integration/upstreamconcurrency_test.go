@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,13 +12,17 @@ import (
 
 // TestUpstreamConcurrency: upstreams.NAME.concurrency caps the requests
 // Baton has in flight to the upstream, and error envelopes of one project
-// use it (only sessions and check-ins go one at a time per project). The
-// fake upstream holds every request until the test hands it a token, so
-// requests pile up to exactly what Baton allows: 1 with concurrency 1, 4
-// with concurrency 4.
+// use it, while one project's sessions go one at a time, in stream order
+// (routing.Ordered). The fake upstream holds every request until the test
+// hands it a token, so requests pile up to exactly what Baton allows: 1
+// with concurrency 1, 4 with concurrency 4, 1 for sessions.
 func TestUpstreamConcurrency(t *testing.T) {
-	for _, want := range []int{1, 4} {
-		t.Run(fmt.Sprint(want), func(t *testing.T) {
+	for _, tc := range []struct {
+		item              string
+		concurrency, want int
+	}{{"event", 1, 1}, {"event", 4, 4}, {"session", 4, 1}} {
+		want := tc.want
+		t.Run(fmt.Sprintf("%s/%d", tc.item, tc.concurrency), func(t *testing.T) {
 			settleDialer(t)
 			const queued = 8
 			var (
@@ -36,10 +42,13 @@ func TestUpstreamConcurrency(t *testing.T) {
 				inFlight.Add(-1)
 				return fakeAnswer{Status: 200, Body: "{}"}
 			})
-			node := startNode(t, fmt.Sprintf("upstreams:\n  up:\n    urls: [%q]\n    timeout: 10s\n    concurrency: %d\nroutes:\n  default: {upstream: up}\n", up.url(), want))
+			node := startNode(t, fmt.Sprintf("upstreams:\n  up:\n    urls: [%q]\n    timeout: 10s\n    concurrency: %d\nroutes:\n  default: {upstream: up}\n", up.url(), tc.concurrency))
 			send := func(seq int) {
 				t.Helper()
 				body, _ := faultSeqEnvelope("conc", seq)
+				if tc.item == "session" {
+					body = fmt.Appendf(nil, "{}\n{\"type\":\"session\"}\n{\"sid\":\"conc-%05d\"}\n", seq)
+				}
 				if status, resp, _ := post(t, node.url+"/api/42/envelope/", body, authHeader(testKey)); status != 200 {
 					t.Fatalf("envelope %d: %d %s", seq, status, resp)
 				}
@@ -72,8 +81,21 @@ func TestUpstreamConcurrency(t *testing.T) {
 			if got := most.Load(); got != int32(want) {
 				t.Errorf("at most %d requests in flight with concurrency %d", got, want)
 			}
-			if n := len(up.delivered()); n != queued+1 {
-				t.Errorf("%d envelopes delivered, want %d", n, queued+1)
+			var seqs []int
+			for _, r := range up.delivered() {
+				var seq int
+				if i := bytes.Index(r.Body, []byte("conc-")); i < 0 {
+					t.Errorf("delivered without a sequence number: %q", r.Body)
+				} else if _, err := fmt.Sscanf(string(r.Body[i:]), "conc-%d", &seq); err != nil {
+					t.Errorf("delivered %q: %v", r.Body, err)
+				}
+				seqs = append(seqs, seq)
+			}
+			if len(seqs) != queued+1 {
+				t.Errorf("%d envelopes delivered, want %d", len(seqs), queued+1)
+			}
+			if tc.item == "session" && !slices.IsSorted(seqs) {
+				t.Errorf("sessions arrived out of stream order: %v", seqs)
 			}
 		})
 	}
