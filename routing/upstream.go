@@ -282,7 +282,8 @@ func (u *Upstream) Close(ctx context.Context) error {
 // Send posts every message to {node}/api/{project_id}/envelope/ on the node
 // its public key hashes to, up to Concurrency at a time; the messages of an
 // Ordered class one after another per project, a retryable failure holding
-// back the rest of them (ErrHeldBack).
+// back the rest of them (ErrHeldBack). A project's first message goes alone:
+// if it fails (retryably), the project's others are held back too.
 //
 // Results: 2xx → nil; 429 and 503 → Throttled with the wait of Retry-After
 // or X-Sentry-Rate-Limits (the longer); 408 and other 5xx, connection
