@@ -255,6 +255,11 @@ type Upstream struct {
 	// network level before Baton pauses it and probes its health check
 	// (Relay's http.outage_grace_period). Default: 10s.
 	OutageGracePeriod time.Duration `yaml:"outage_grace_period"`
+	// Concurrency caps the requests one forwarding batch (one class
+	// stream) has in flight to the group (count). Sessions and check-ins
+	// of one project still go one at a time, in order. At most MaxConns
+	// apply. Default: 8.
+	Concurrency int `yaml:"concurrency"`
 }
 
 // Compression is a compression codec name.

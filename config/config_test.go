@@ -426,6 +426,12 @@ func TestValidation(t *testing.T) {
 			`test.yaml:4: upstreams.sentry.compression: "snappy" is not one of gzip, zstd, none`,
 			`test.yaml:5: upstreams.empty.urls: at least one URL is required`,
 		}},
+		{"upstream concurrency", []string{
+			"upstreams:",
+			"  sentry: {urls: ['https://a/'], concurrency: 0}",
+		}, []string{
+			`test.yaml:2: upstreams.sentry.concurrency: must be greater than 0`,
+		}},
 		{"kafka cluster", []string{
 			"kafka:",
 			"  clusters:",

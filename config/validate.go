@@ -229,6 +229,7 @@ func (v *validator) upstreams() {
 		v.durationPositive(p+".probe_interval", u.ProbeInterval)
 		v.durationPositive(p+".max_retry_interval", u.MaxRetryInterval)
 		v.durationPositive(p+".outage_grace_period", u.OutageGracePeriod)
+		v.positive(p+".concurrency", int64(u.Concurrency))
 	}
 }
 

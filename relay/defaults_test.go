@@ -40,6 +40,7 @@ func TestDefaultsAgree(t *testing.T) {
 		{"defaults.upstream.max_retry_interval", up.MaxRetryInterval, time.Duration(forward.DefaultMaxBackoff), "forward.DefaultMaxBackoff"},
 		{"defaults.upstream.max_retry_interval", up.MaxRetryInterval, routing.DefaultUpstreamMaxRetryInterval, "routing.DefaultUpstreamMaxRetryInterval"},
 		{"defaults.upstream.outage_grace_period", up.OutageGracePeriod, routing.DefaultUpstreamOutageGracePeriod, "routing.DefaultUpstreamOutageGracePeriod"},
+		{"defaults.upstream.concurrency", up.Concurrency, routing.DefaultUpstreamConcurrency, "routing.DefaultUpstreamConcurrency"},
 		{"defaults.kafka_cluster.client_id", kc.ClientID, routing.DefaultKafkaClientID, "routing.DefaultKafkaClientID"},
 		{"defaults.kafka_cluster.compression", string(kc.Compression), routing.DefaultKafkaCompression, "routing.DefaultKafkaCompression"},
 		{"defaults.kafka_cluster.max_message_bytes", int(kc.MaxMessageBytes), routing.DefaultKafkaMaxMessageBytes, "routing.DefaultKafkaMaxMessageBytes"},

@@ -28,6 +28,8 @@ func openUpstream(env *Env, name string) (*Upstream, error) {
 			maxFailures = -1 // config: 0 never ejects
 		}
 		connectTimeout := uc.ConnectTimeout
+		// More would fail: a request finding no free connection fails at once.
+		concurrency := min(uc.Concurrency, uc.MaxConns)
 		u, err := NewUpstream(UpstreamOptions{
 			URLs:              uc.URLs,
 			Compression:       string(uc.Compression),
@@ -37,6 +39,7 @@ func openUpstream(env *Env, name string) (*Upstream, error) {
 			OutageGracePeriod: uc.OutageGracePeriod,
 			MaxRetryInterval:  uc.MaxRetryInterval,
 			MaxConnsPerHost:   uc.MaxConns,
+			Concurrency:       concurrency,
 			UserAgent:         env.UserAgent,
 			Sign:              env.Sign,
 			Logger:            env.Logger.With("upstream", name),

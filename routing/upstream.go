@@ -18,6 +18,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/envelope"
 )
 
 // Defaults of UpstreamOptions. Those Baton's config also has (its
@@ -55,7 +57,8 @@ type UpstreamOptions struct {
 	// request hashed to the node is a trial: success re-admits the node,
 	// failure ejects it for another interval. Default 10 s.
 	ProbeInterval time.Duration
-	// Concurrency is how many requests one Send runs at once. Default 8.
+	// Concurrency is how many requests one Send runs at once (Baton's
+	// upstreams.NAME.concurrency). Default 8.
 	Concurrency int
 	// MaxConnsPerHost caps connections per node. Default 100.
 	MaxConnsPerHost int
@@ -277,7 +280,10 @@ func (u *Upstream) Close(ctx context.Context) error {
 }
 
 // Send posts every message to {node}/api/{project_id}/envelope/ on the node
-// its public key hashes to, up to Concurrency at a time.
+// its public key hashes to, up to Concurrency at a time; the messages of an
+// Ordered class one after another per project, a retryable failure holding
+// back the rest of them (ErrHeldBack). A project's first message goes alone:
+// if it fails (retryably), the project's others are held back too.
 //
 // Results: 2xx → nil; 429 and 503 → Throttled with the wait of Retry-After
 // or X-Sentry-Rate-Limits (the longer); 408 and other 5xx, connection
@@ -291,10 +297,14 @@ func (u *Upstream) Send(ctx context.Context, msgs []Message, errs []error) {
 		}
 		return
 	}
-	// Messages of one project are sent one after another, so that they
-	// arrive in stream order (a session's init before its updates); other
-	// projects go in parallel, up to Concurrency requests at a time.
-	groups := groupByKey(msgs)
+	// Messages of an ordered class (see Ordered) are sent one after another
+	// per project, so that they arrive in stream order (a session's init
+	// before its updates); every other message is independent. Up to
+	// Concurrency requests run at a time. A project's first message goes
+	// alone: its others wait for its answer and are held back if it failed,
+	// so a failing upstream costs one request per project and attempt, as
+	// when everything went in order.
+	groups := sendPlan(msgs)
 	workers := min(u.opts.Concurrency, len(groups))
 	var (
 		next atomic.Int64
@@ -307,51 +317,119 @@ func (u *Upstream) Send(ctx context.Context, msgs []Message, errs []error) {
 				if g >= len(groups) {
 					return
 				}
-				u.sendInOrder(ctx, msgs, groups[g], errs)
+				u.sendGroup(ctx, msgs, &groups[g], errs)
 			}
 		})
 	}
 	wg.Wait()
 }
 
+// Ordered reports whether the messages of class c must reach an upstream
+// in stream order per project: sessions (an init before its updates, an
+// aggregate after the updates it sums) and check-ins (in_progress before
+// ok or error of the same check-in). Both are updates of one entity's
+// state; every other class carries self-contained items (an event, a
+// span, a log line), which an upstream accepts in any order, so they are
+// sent in parallel.
+func Ordered(c envelope.Class) bool {
+	return c == envelope.ClassSession || c == envelope.ClassCheckIn
+}
+
 // ErrHeldBack fills the slots of messages not sent because an earlier
-// message of the same project failed and must be retried first. It is
-// retryable.
+// message of the same project failed: the first one Send tried, or one
+// before them in an Ordered class. It is retryable.
 var ErrHeldBack = errors.New("routing: held back behind an earlier message of the same project")
 
-// sendInOrder sends msgs[idx...] in order, stopping at the first retryable
-// failure so that nothing overtakes it.
-func (u *Upstream) sendInOrder(ctx context.Context, msgs []Message, idx []int, errs []error) {
-	for n, i := range idx {
+// sendGroup sends msgs[g.idx...] in order, stopping at the first retryable
+// failure so that nothing overtakes it. A group that does not lead its
+// project first waits for the leading message's answer.
+func (u *Upstream) sendGroup(ctx context.Context, msgs []Message, g *sendGroup, errs []error) {
+	held := func(from int) {
+		err := ErrHeldBack
+		if cerr := ctx.Err(); cerr != nil {
+			err = cerr // Send's contract: ctx's error in unfinished slots
+		}
+		for _, j := range g.idx[from:] {
+			errs[j] = err
+		}
+	}
+	if !g.leads {
+		select {
+		case <-g.lead.done:
+		case <-ctx.Done():
+		}
+		if g.lead.failed || ctx.Err() != nil {
+			held(0)
+			return
+		}
+	}
+	for n, i := range g.idx {
 		errs[i] = u.sendOne(ctx, &msgs[i])
-		if errs[i] != nil && !IsPermanent(errs[i]) {
-			held := ErrHeldBack
-			if err := ctx.Err(); err != nil {
-				held = err // Send's contract: ctx's error in unfinished slots
-			}
-			for _, j := range idx[n+1:] {
-				errs[j] = held
-			}
+		failed := errs[i] != nil && !IsPermanent(errs[i])
+		if n == 0 && g.leads {
+			g.lead.failed = failed // read after done is closed
+			close(g.lead.done)
+		}
+		if failed {
+			held(n + 1)
 			return
 		}
 	}
 }
 
-// groupByKey returns the indices of msgs grouped by public key, each group
-// in message order, groups in order of first appearance.
-func groupByKey(msgs []Message) [][]int {
-	var groups [][]int
-	at := make(map[string]int, 4)
+// sendGroup is a sequence of messages Send runs in order: an Ordered
+// class's messages of one project, or one message of another class.
+type sendGroup struct {
+	idx   []int
+	lead  *projectLead
+	leads bool // idx[0] is lead's message
+}
+
+// projectLead is the answer to a project's first message in a Send.
+type projectLead struct {
+	done   chan struct{} // closed when answered
+	failed bool          // retryably: the project's other messages wait
+}
+
+// sendPlan returns the groups of msgs in order of first appearance: the
+// messages of an Ordered class grouped by public key and class, each group
+// in message order, and every other message alone. The first group of each
+// public key leads it.
+func sendPlan(msgs []Message) []sendGroup {
+	groups := make([]sendGroup, 0, len(msgs))
+	solo := make([]int, 0, len(msgs)) // backs the one-message groups
+	leads := make(map[string]*projectLead, 4)
+	var at map[orderKey]int
 	for i := range msgs {
-		g, ok := at[msgs[i].PublicKey]
+		m := &msgs[i]
+		lead, ok := leads[m.PublicKey]
 		if !ok {
-			g = len(groups)
-			at[msgs[i].PublicKey] = g
-			groups = append(groups, nil)
+			lead = &projectLead{done: make(chan struct{})}
+			leads[m.PublicKey] = lead
 		}
-		groups[g] = append(groups[g], i)
+		if !Ordered(m.Class) {
+			solo = append(solo, i)
+			groups = append(groups, sendGroup{idx: solo[len(solo)-1 : len(solo) : len(solo)], lead: lead, leads: !ok})
+			continue
+		}
+		if at == nil {
+			at = make(map[orderKey]int, 4)
+		}
+		k := orderKey{m.PublicKey, m.Class}
+		g, seen := at[k]
+		if !seen {
+			g = len(groups)
+			at[k] = g
+			groups = append(groups, sendGroup{lead: lead, leads: !ok})
+		}
+		groups[g].idx = append(groups[g].idx, i)
 	}
 	return groups
+}
+
+type orderKey struct {
+	key   string
+	class envelope.Class
 }
 
 func (u *Upstream) sendOne(ctx context.Context, m *Message) error {

@@ -17,6 +17,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
+
+	"github.com/baton-relay/baton/envelope"
 )
 
 // fakeUpstream is an HTTP server recording what it receives and answering
@@ -516,15 +518,16 @@ func TestNewUpstreamValidates(t *testing.T) {
 	}
 }
 
-// TestUpstreamKeepsProjectOrder checks that messages of one project arrive
-// in order, and that a failure holds back the ones behind it.
+// TestUpstreamKeepsProjectOrder checks that session messages of one project
+// arrive in order, and that a failure holds back the ones behind it.
 func TestUpstreamKeepsProjectOrder(t *testing.T) {
 	t.Parallel()
 	f := newFakeUpstream(t)
 	u := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url}, Compression: "none", Concurrency: 8})
 	msgs := make([]Message, 40)
 	for i := range msgs {
-		msgs[i] = testMsg(1, fmt.Sprintf("{}\n{\"type\":\"event\",\"length\":%d}\nseq-%02d\n", len(fmt.Sprintf("seq-%02d", i)), i))
+		msgs[i] = testMsg(1, fmt.Sprintf("{}\n{\"type\":\"session\",\"length\":%d}\nseq-%02d\n", len(fmt.Sprintf("seq-%02d", i)), i))
+		msgs[i].Class = envelope.ClassSession
 		msgs[i].PublicKey = []string{"alpha", "beta"}[i%2]
 	}
 	errs := make([]error, len(msgs))
@@ -550,6 +553,117 @@ func TestUpstreamKeepsProjectOrder(t *testing.T) {
 	u.Send(context.Background(), msgs[:3], errs[:3])
 	if errs[0] == nil || errs[1] == nil || !errors.Is(errs[2], ErrHeldBack) {
 		t.Fatalf("after a 503: %v", errs[:3])
+	}
+	// A permanent failure (400) is dropped, not retried: it holds nothing back.
+	f.status(400)
+	u.Send(context.Background(), msgs[:3], errs[:3])
+	for i, err := range errs[:3] {
+		if !IsPermanent(err) {
+			t.Fatalf("after a 400: errs[%d] = %v", i, err)
+		}
+	}
+}
+
+// TestUpstreamParallelWithinProject checks that messages of classes whose
+// order does not matter go out in parallel even when they all belong to one
+// project, up to Concurrency, while one project's sessions stay one at a
+// time; and that a failure of such a message holds nothing back.
+func TestUpstreamParallelWithinProject(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		class       envelope.Class
+		concurrency int
+		want        int // requests in flight at once
+	}{
+		{envelope.ClassError, 4, 4},
+		{envelope.ClassError, 1, 1},
+		{envelope.ClassTransaction, 3, 3},
+		{envelope.ClassSession, 4, 1},
+		{envelope.ClassCheckIn, 4, 1},
+	} {
+		t.Run(fmt.Sprintf("%s/%d", tc.class, tc.concurrency), func(t *testing.T) {
+			t.Parallel()
+			f := newFakeUpstream(t)
+			var inFlight, most atomic.Int32
+			release := make(chan struct{})
+			reached := make(chan struct{})
+			var once sync.Once
+			f.answer(func(ctx *fasthttp.RequestCtx) {
+				if bytes.Contains(ctx.Request.Body(), []byte("seq-00")) {
+					return // the project's first message goes alone
+				}
+				n := inFlight.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				if int(n) == tc.want {
+					once.Do(func() { close(reached) })
+				}
+				<-release
+				inFlight.Add(-1)
+			})
+			u := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url}, Compression: "none", Concurrency: tc.concurrency})
+			msgs := make([]Message, 8)
+			for i := range msgs {
+				msgs[i] = testMsg(1, fmt.Sprintf("{}\n{\"type\":\"event\",\"length\":6}\nseq-%02d\n", i))
+				msgs[i].Class = tc.class
+			}
+			errs := make([]error, len(msgs))
+			done := make(chan struct{})
+			go func() { defer close(done); u.Send(context.Background(), msgs, errs) }()
+			select {
+			case <-reached:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("in flight at most %d, want %d", most.Load(), tc.want)
+			}
+			close(release)
+			<-done
+			if got := most.Load(); int(got) != tc.want {
+				t.Fatalf("at most %d requests in flight, want %d", got, tc.want)
+			}
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("errs[%d] = %v", i, err)
+				}
+			}
+			if n := len(f.requests()); n != len(msgs) {
+				t.Fatalf("%d requests, want %d", n, len(msgs))
+			}
+		})
+	}
+
+	// A failed error message is retried alone: the others of its project
+	// were sent (no ErrHeldBack). But when the project's first message
+	// fails, the rest wait for the retry: a failing upstream gets one
+	// request per project and attempt.
+	f := newFakeUpstream(t)
+	failing := atomic.Pointer[string]{}
+	f.answer(func(ctx *fasthttp.RequestCtx) {
+		if bytes.Contains(ctx.Request.Body(), []byte(*failing.Load())) {
+			ctx.SetStatusCode(503)
+		}
+	})
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url}, Compression: "none", Concurrency: 4})
+	msgs := make([]Message, 4)
+	for i := range msgs {
+		msgs[i] = testMsg(1, fmt.Sprintf("{}\n{\"type\":\"event\",\"length\":6}\nseq-%02d\n", i))
+	}
+	msgs[3].PublicKey = "other"
+	errs := make([]error, len(msgs))
+	seq := "seq-01"
+	failing.Store(&seq)
+	u.Send(context.Background(), msgs, errs)
+	if errs[1] == nil || IsPermanent(errs[1]) || errors.Is(errs[1], ErrHeldBack) || errs[0] != nil || errs[2] != nil || errs[3] != nil {
+		t.Fatalf("errors after a 503 to seq-01: %v", errs)
+	}
+	seq = "seq-00"
+	failing.Store(&seq)
+	before := len(f.requests())
+	u.Send(context.Background(), msgs, errs)
+	if errs[0] == nil || errors.Is(errs[0], ErrHeldBack) || !errors.Is(errs[1], ErrHeldBack) || !errors.Is(errs[2], ErrHeldBack) || errs[3] != nil {
+		t.Fatalf("errors after a 503 to the project's first message: %v", errs)
+	}
+	if n := len(f.requests()) - before; n != 2 {
+		t.Fatalf("%d requests, want 2 (the failing project's first, the other project's)", n)
 	}
 }
 

@@ -97,8 +97,12 @@ func chain(ctx context.Context, o options, progress io.Writer) (*chainReport, er
 		return nil, err
 	}
 	defer up.Close()
+	edgeUp := fmt.Sprintf("urls: [%q]", up.url)
+	if o.chainConcurrency > 0 {
+		edgeUp += fmt.Sprintf(", concurrency: %d", o.chainConcurrency)
+	}
 	edge, err := startBaton(ctx, o.batonBin, work, "edge",
-		fmt.Sprintf("upstreams: {up: {urls: [%q]}}\nroutes: {default: {upstream: up}}\n", up.url))
+		fmt.Sprintf("upstreams: {up: {%s}}\nroutes: {default: {upstream: up}}\n", edgeUp))
 	if err != nil {
 		return nil, err
 	}

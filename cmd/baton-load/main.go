@@ -65,6 +65,10 @@ type options struct {
 	outage       time.Duration // --outage
 	outageAfter  time.Duration // --outage-after
 	rate         float64       // --rate
+
+	// chainConcurrency, when > 0, is the edge's upstreams.up.concurrency
+	// in --chain (else Baton's default).
+	chainConcurrency int
 }
 
 const usageHeader = `baton-load: closed-loop load generator for Baton (Sentry envelope intake).
@@ -145,6 +149,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.serveNoop, "serve-noop", "", "run only the no-op server on `addr` (e.g. 127.0.0.1:8081) until SIGINT/SIGTERM, then print what it served")
 	fs.StringVar(&o.kafka, "kafka", "", "Kafka bootstrap `addr`; verify delivery by watching the end offsets of the baton.* topics")
 	fs.DurationVar(&o.drainSettle, "drain-settle", 2*time.Second, "with --kafka: offsets must stop growing this long after the load before counting")
+	fs.IntVar(&o.chainConcurrency, "chain-concurrency", 0, "with --chain: the edge's upstreams concurrency (requests in flight to the upstream Baton); 0 keeps Baton's default")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "with --kafka: stop waiting for the offsets to settle after this long")
 	fs.StringVar(&o.batonBin, "baton", "", "`path` of the baton binary that --chain and --outage start (each Baton with its own config and buffer in a temporary directory, HTTP on a free port)")
 	fs.BoolVar(&o.chain, "chain", false, "chain scenario: start an upstream Baton routing to Kafka (--kafka, else a kfake broker in this process) and an edge Baton forwarding to it over HTTP, load the edge with --connections for --duration, --runs times, and report req/s, p99 and each Baton's CPU per accepted request from load start until both hold nothing pending; needs --baton")
