@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -206,12 +207,27 @@ func (w *Worker) watchLag(ctx context.Context) {
 	for {
 		// A reading may take longer than LagInterval on a busy broker; a
 		// lane stays paused on its last estimate until one succeeds.
+		// One call per group: kadm's Lag fails the whole call when the
+		// describe of any one group fails (GROUP_ID_NOT_FOUND while a group
+		// is between generations), which left every lane on a stale reading
+		// and a paused lane paused for good.
 		lctx, cancel := context.WithTimeout(ctx, max(w.opts.LagInterval, 10*time.Second))
-		lags, err := w.adm.Lag(lctx, groups...)
-		cancel()
-		if err == nil {
-			err = lags.Error()
+		var lags kadm.DescribedGroupLags
+		var err error
+		for _, g := range groups {
+			gl, gerr := w.adm.Lag(lctx, g)
+			if gerr == nil {
+				gerr = gl.Error()
+			}
+			if gerr != nil {
+				err = fmt.Errorf("group %s: %w", g, gerr)
+			}
+			if lags == nil {
+				lags = kadm.DescribedGroupLags{}
+			}
+			maps.Copy(lags, gl)
 		}
+		cancel()
 		if err != nil && ctx.Err() == nil && time.Since(logged) > time.Minute {
 			logged = time.Now()
 			w.log.Warn("lanes: cannot read the lanes' lag; pauses keep their last reading", "err", err)
