@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/routing"
 	"github.com/baton-relay/baton/routing/lanes"
 )
@@ -22,21 +21,9 @@ import (
 // SIGTERM; a second signal stops at once, leaving what is in hand to be
 // redelivered.
 func cmdLanes(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("baton lanes", stderr, "baton lanes [--config FILE]...")
-	var files configFlags
-	fs.Var(&files, "config", "config file with a lanes section; repeat to overlay")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "baton lanes: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return exitUsage
-	}
-	cfg, err := config.Load(files...)
-	if err != nil {
-		fmt.Fprintf(stderr, "baton: invalid configuration:\n%v\n", err)
-		return exitError
+	cfg, _, code := loadConfigArgs("baton lanes", "config file with a lanes section; repeat to overlay", args, stderr)
+	if code != 0 {
+		return code
 	}
 	log := newLogger(cfg, stderr)
 	opts, err := lanes.FromConfig(cfg, log)

@@ -129,22 +129,32 @@ func newFlagSet(name string, stderr io.Writer, help string) *flag.FlagSet {
 	return fs
 }
 
-func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("baton run", stderr, "baton run [--config FILE]...")
-	var files configFlags
-	fs.Var(&files, "config", "config file; repeat to overlay (later files override earlier ones)")
+// loadConfigArgs parses the --config flags of a command that takes no
+// other argument (baton run, baton lanes) and loads the files. A non-zero
+// code is the exit status to return: usage or configuration error.
+func loadConfigArgs(name, configHelp string, args []string, stderr io.Writer) (cfg config.Config, files configFlags, code int) {
+	fs := newFlagSet(name, stderr, name+" [--config FILE]...")
+	fs.Var(&files, "config", configHelp)
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return cfg, nil, exitUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "baton run: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
 		fs.Usage()
-		return exitUsage
+		return cfg, nil, exitUsage
 	}
 	cfg, err := config.Load(files...)
 	if err != nil {
 		fmt.Fprintf(stderr, "baton: invalid configuration:\n%v\n", err)
-		return exitError
+		return cfg, nil, exitError
+	}
+	return cfg, files, 0
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	cfg, files, code := loadConfigArgs("baton run", "config file; repeat to overlay (later files override earlier ones)", args, stderr)
+	if code != 0 {
+		return code
 	}
 	return serve(cfg, func() (config.Config, error) { return config.Load(files...) }, nil, stdout, stderr)
 }
