@@ -41,13 +41,7 @@ func (b *Buffer) Peek(s Stream, from, to Seq, dst []Record) ([]Record, error) {
 		if !valid {
 			continue
 		}
-		var r Record
-		if n := len(out); n < cap(out) {
-			r = out[:n+1][n]
-		}
-		r.Seq, r.Appended = q, at
-		r.Value = append(r.Value[:0], payload...)
-		out = append(out, r)
+		out = appendRecord(out, q, at, payload)
 	}
 	if cerr := it.Close(); err == nil {
 		err = cerr

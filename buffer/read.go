@@ -115,13 +115,7 @@ func (b *Buffer) readRange(s Stream, from, to Seq, dst []Record, maxRecords, max
 		if len(out) > 0 && ((maxRecords > 0 && len(out) >= maxRecords) || (maxBytes > 0 && payloadSize+len(payload) > maxBytes)) {
 			break
 		}
-		var r Record
-		if n := len(out); n < cap(out) {
-			r = out[:n+1][n]
-		}
-		r.Seq, r.Appended = q, at
-		r.Value = append(r.Value[:0], payload...)
-		out = append(out, r)
+		out = appendRecord(out, q, at, payload)
 		var w int64
 		if b.opts.Weigh != nil {
 			w = b.opts.Weigh(payload)
@@ -163,4 +157,16 @@ func (b *Buffer) expiryCutoff() (t time.Time) {
 		return t
 	}
 	return b.opts.Now().Add(-b.opts.MaxAge)
+}
+
+// appendRecord appends a copy of payload as record q to out, reusing the
+// Value buffer of a record out held before (in its spare capacity).
+func appendRecord(out []Record, q Seq, at time.Time, payload []byte) []Record {
+	var r Record
+	if n := len(out); n < cap(out) {
+		r = out[:n+1][n]
+	}
+	r.Seq, r.Appended = q, at
+	r.Value = append(r.Value[:0], payload...)
+	return append(out, r)
 }
