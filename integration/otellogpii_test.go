@@ -33,25 +33,7 @@ func otelLogEnvelope(marker string) []byte {
 // project's config. The item stays an OTLP record (protojson reads what
 // Sentry receives). A project that scrubs nothing gets it as it was sent.
 func TestOTelLogScrubbed(t *testing.T) {
-	settleDialer(t)
-	s := newFakeSentry(t)
-	s.setPending(managedKey, 3)
-	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
-		cfg := m["config"].(map[string]any)
-		cfg["piiConfig"] = json.RawMessage(`{"applications":{"$string":["@email:replace"]}}`)
-		cfg["datascrubbingSettings"] = json.RawMessage(`{"scrubData":true,"scrubDefaults":true}`)
-	}))
-	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", func(m map[string]any) {
-		m["config"].(map[string]any)["datascrubbingSettings"] = json.RawMessage(`{"scrubData":false}`)
-	}))
-	n := startNode(t, managedYAML(s.url(), ""))
-
-	send := func(pid uint64, key, marker string) {
-		t.Helper()
-		if code, body, _ := postEnvelope(t, n, pid, key, otelLogEnvelope(marker), nil); code != 200 {
-			t.Fatalf("%s: %d %s", marker, code, body)
-		}
-	}
+	s, n, send := startLogScrubbing(t, otelLogEnvelope)
 	record := func(marker string) (*logspb.LogRecord, []byte) {
 		t.Helper()
 		hdr, _, raw := waitItem(t, s, marker, "otel_log")

@@ -26,25 +26,7 @@ func sdkLogEnvelope(marker string) []byte {
 // `_meta` remarks, at ingest and when the log waited for its project's
 // config. A project that scrubs nothing gets the log as it was sent.
 func TestSDKLogScrubbed(t *testing.T) {
-	settleDialer(t)
-	s := newFakeSentry(t)
-	s.setPending(managedKey, 3)
-	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
-		cfg := m["config"].(map[string]any)
-		cfg["piiConfig"] = json.RawMessage(`{"applications":{"$string":["@email:replace"]}}`)
-		cfg["datascrubbingSettings"] = json.RawMessage(`{"scrubData":true,"scrubDefaults":true}`)
-	}))
-	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", func(m map[string]any) {
-		m["config"].(map[string]any)["datascrubbingSettings"] = json.RawMessage(`{"scrubData":false}`)
-	}))
-	n := startNode(t, managedYAML(s.url(), ""))
-
-	send := func(pid uint64, key, marker string) {
-		t.Helper()
-		if code, body, _ := postEnvelope(t, n, pid, key, sdkLogEnvelope(marker), nil); code != 200 {
-			t.Fatalf("%s: %d %s", marker, code, body)
-		}
-	}
+	s, n, send := startLogScrubbing(t, sdkLogEnvelope)
 	log := func(marker string) (map[string]any, []byte) {
 		t.Helper()
 		_, payload, _ := waitItem(t, s, marker, "log")
@@ -89,4 +71,31 @@ func TestSDKLogScrubbed(t *testing.T) {
 	send(42, managedKey, "ref-ingest")
 	check("ref-ingest")
 	waitBalanced(t, n, 15*time.Second)
+}
+
+// startLogScrubbing runs a managed Baton whose fake Sentry serves project
+// 42 (managedKey) scrubbing addresses by piiConfig and passwords by the
+// default datascrubbingSettings, its config held back for the first three
+// fetches, and project 43 (managedKey2) scrubbing nothing. send posts the
+// envelope envelope(marker) makes for a project; it must be accepted.
+func startLogScrubbing(t *testing.T, envelope func(marker string) []byte) (*fakeSentry, *node, func(pid uint64, key, marker string)) {
+	t.Helper()
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setPending(managedKey, 3)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		cfg := m["config"].(map[string]any)
+		cfg["piiConfig"] = json.RawMessage(`{"applications":{"$string":["@email:replace"]}}`)
+		cfg["datascrubbingSettings"] = json.RawMessage(`{"scrubData":true,"scrubDefaults":true}`)
+	}))
+	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["datascrubbingSettings"] = json.RawMessage(`{"scrubData":false}`)
+	}))
+	n := startNode(t, managedYAML(s.url(), ""))
+	return s, n, func(pid uint64, key, marker string) {
+		t.Helper()
+		if code, body, _ := postEnvelope(t, n, pid, key, envelope(marker), nil); code != 200 {
+			t.Fatalf("%s: %d %s", marker, code, body)
+		}
+	}
 }
