@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/baton-relay/baton/envelope"
 )
 
 // groupEventsMRI is the per-issue event counter storm control emits.
@@ -83,30 +81,12 @@ func sendMessages(t *testing.T, n *node, msgs []string, conc int) {
 func groupCount(t *testing.T, s *fakeSentry, hash string) float64 {
 	t.Helper()
 	var sum float64
-	for _, e := range s.envelopes() {
-		if !bytes.Contains(e.Body, []byte(groupEventsMRI)) {
-			continue
-		}
-		env, err := envelope.Parse(e.Body)
-		if err != nil {
-			t.Fatalf("parse metric envelope: %v", err)
-		}
-		for _, it := range env.Items {
-			if it.Type != envelope.ItemMetricBuckets {
-				continue
+	for p, byHash := range groupCountsByProject(t, s) {
+		if c, ok := byHash[hash]; ok {
+			if p != "42" {
+				t.Errorf("count of %s tagged project %q, want 42", hash, p)
 			}
-			bs, err := envelope.ParseBuckets(it.Payload)
-			if err != nil {
-				t.Fatalf("parse buckets: %v", err)
-			}
-			for _, b := range bs {
-				if h, _ := b.Tag("hash"); b.Name == groupEventsMRI && h == hash {
-					if p, _ := b.Tag("project"); p != "42" {
-						t.Errorf("count of %s tagged project %q, want 42", hash, p)
-					}
-					sum += b.Value.Counter
-				}
-			}
+			sum += c
 		}
 	}
 	return sum
