@@ -546,7 +546,7 @@ func (t *relayTr) logFormat(key string, v *yaml.Node) {
 // relayProjectConfig are the keys of a project file's config that take
 // effect: the relay decodes the file as an upstream's project config
 // (Project.Relay). Other config keys are listed as ignored.
-var relayProjectConfig = []string{"allowedDomains", "filterSettings", "quotas", "sampling", "dynamicSampling", "metrics", "features", "piiConfig", "datascrubbingSettings"}
+var relayProjectConfig = []string{"allowedDomains", "filterSettings", "quotas", "sampling", "dynamicSampling", "metrics", "features", "piiConfig", "datascrubbingSettings", "grouping", "clientOptions"}
 
 // readProjects turns Relay's local project configs, projects/<id>.json,
 // into Baton projects: public keys (those not isEnabled: false), disabled

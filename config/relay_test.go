@@ -97,8 +97,9 @@ func TestRelayDirIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// config.quotas and config.piiConfig take effect (Project.Relay);
-	// config.trustedRelays does not.
+	// config.quotas, piiConfig and Baton's own parts (grouping,
+	// clientOptions) take effect (Project.Relay); config.trustedRelays
+	// does not.
 	want := []string{
 		"aggregator.flush_batching", "limits.max_thread_count",
 		"logging.enable_backtraces", "metrics.statsd", "outcomes.emit_client_outcomes",
