@@ -28,7 +28,7 @@ func openUpstream(env *Env, name string) (*Upstream, error) {
 			maxFailures = -1 // config: 0 never ejects
 		}
 		connectTimeout := uc.ConnectTimeout
-		// More would fail: a request finding no free connection fails at once.
+		// More could never run at once: a node's requests share MaxConns.
 		concurrency := min(uc.Concurrency, uc.MaxConns)
 		u, err := NewUpstream(UpstreamOptions{
 			URLs:              uc.URLs,

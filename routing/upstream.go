@@ -39,6 +39,10 @@ var (
 	ErrNoUpstreams = errors.New("routing: upstream: no URLs")
 	// ErrBadUpstreamURL is returned by NewUpstream for a URL it cannot use.
 	ErrBadUpstreamURL = errors.New("routing: upstream: bad URL")
+	// ErrConnsBusy is a request's error when every connection to its node
+	// stayed busy until the request's deadline. It is retryable and is
+	// not held against the node: the congestion is this relay's.
+	ErrConnsBusy = errors.New("routing: upstream: every connection busy until the deadline")
 )
 
 // UpstreamOptions configures NewUpstream. The zero value of every field but
@@ -60,7 +64,10 @@ type UpstreamOptions struct {
 	// Concurrency is how many requests one Send runs at once (Baton's
 	// upstreams.NAME.concurrency). Default 8.
 	Concurrency int
-	// MaxConnsPerHost caps connections per node. Default 100.
+	// MaxConnsPerHost caps connections per node, and so the requests in
+	// flight to it across every Send, Forward and caller: a request finding
+	// them all busy waits for one (until its deadline or ctx ends) rather
+	// than failing. Default 100.
 	MaxConnsPerHost int
 	// MaxIdleConnDuration closes idle keep-alive connections (fasthttp
 	// default 10 s).
@@ -135,12 +142,16 @@ type Upstream struct {
 }
 
 type upstreamNode struct {
-	base     string // scheme://host[:port][/prefix] without trailing slash
-	scheme   string
-	host     string
-	prefix   string // escaped path prefix without trailing slash, or ""
-	seed     uint64 // rendezvous identity
-	hc       *fasthttp.HostClient
+	base   string // scheme://host[:port][/prefix] without trailing slash
+	scheme string
+	host   string
+	prefix string // escaped path prefix without trailing slash, or ""
+	seed   uint64 // rendezvous identity
+	hc     *fasthttp.HostClient
+	// slots holds a token per request in flight, MaxConnsPerHost at most:
+	// the streams' Sends together may want more (streams × Concurrency),
+	// and fasthttp fails a request finding no free connection at once.
+	slots    chan struct{}
 	failures atomic.Int32
 	// ejectedUntil is 0 for a healthy node, else the unix-nano time from
 	// which the next request may try it.
@@ -247,12 +258,16 @@ func newUpstreamNode(raw string, o *UpstreamOptions) (*upstreamNode, error) {
 		host:   pu.Host,
 		prefix: prefix,
 		seed:   hash64(base),
+		slots:  make(chan struct{}, o.MaxConnsPerHost),
 		hc: &fasthttp.HostClient{
-			Addr:                          fasthttp.AddMissingPort(pu.Host, tlsOn),
-			IsTLS:                         tlsOn,
-			TLSConfig:                     o.TLS,
-			Dial:                          o.Dial,
-			MaxConns:                      o.MaxConnsPerHost,
+			Addr:      fasthttp.AddMissingPort(pu.Host, tlsOn),
+			IsTLS:     tlsOn,
+			TLSConfig: o.TLS,
+			Dial:      o.Dial,
+			MaxConns:  o.MaxConnsPerHost,
+			// slots keeps requests within MaxConns; this covers a closing
+			// connection not yet uncounted, waiting instead of failing.
+			MaxConnWaitTimeout:            o.Timeout,
 			MaxIdleConnDuration:           o.MaxIdleConnDuration,
 			Name:                          o.UserAgent,
 			ReadTimeout:                   o.Timeout,
@@ -453,6 +468,11 @@ func (u *Upstream) sendOne(ctx context.Context, m *Message) error {
 		return err
 	}
 
+	if err := n.acquire(ctx, deadline); err != nil {
+		return err
+	}
+	defer n.release()
+
 	// body backs req's body (SetBodyRaw): released after req.
 	body := bytebufferpool.Get()
 	defer bytebufferpool.Put(body)
@@ -483,6 +503,29 @@ func (u *Upstream) sendOne(ctx context.Context, m *Message) error {
 	}
 	return nil
 }
+
+// acquire takes one of n's request slots, waiting for one until deadline
+// (ErrConnsBusy) or ctx's end (its error). Neither counts as n failing.
+func (n *upstreamNode) acquire(ctx context.Context, deadline time.Time) error {
+	select {
+	case n.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case n.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("%w (%s, %d connections)", ErrConnsBusy, n.base, cap(n.slots))
+	}
+}
+
+// release returns a slot taken by acquire.
+func (n *upstreamNode) release() { <-n.slots }
 
 // noteErr keeps err as n's last failure.
 func (n *upstreamNode) noteErr(u *Upstream, err error) {
@@ -754,6 +797,10 @@ func (u *Upstream) Forward(ctx context.Context, req *fasthttp.Request, resp *fas
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	if err := n.acquire(ctx, deadline); err != nil {
+		return err
+	}
+	defer n.release()
 	if err := n.hc.DoDeadline(req, resp, deadline); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr // the caller gave up, not a node failure

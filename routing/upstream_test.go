@@ -851,3 +851,83 @@ func envelopeTraceID(b []byte) []byte {
 	id, _, _ := bytes.Cut(rest, []byte(`"`))
 	return id
 }
+
+// Streams × Concurrency can exceed MaxConnsPerHost: the requests beyond it
+// wait for a connection instead of failing at once with fasthttp's
+// ErrNoFreeConns (which the streams would retry after a backoff), and a
+// request that stops waiting is not held against the node.
+func TestUpstreamWaitsForFreeConnection(t *testing.T) {
+	t.Parallel()
+	const maxConns, streams, perStream = 2, 5, 4
+	f := newFakeUpstream(t)
+	var inFlight, most atomic.Int32
+	release := make(chan struct{})
+	full := make(chan struct{})
+	var once sync.Once
+	f.answer(func(ctx *fasthttp.RequestCtx) {
+		n := inFlight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		if n == maxConns {
+			once.Do(func() { close(full) })
+		}
+		<-release
+		inFlight.Add(-1)
+	})
+	u := newTestUpstream(t, UpstreamOptions{URLs: []string{f.url}, Compression: "none", Concurrency: 8, MaxConnsPerHost: maxConns})
+	errs := make([][]error, streams)
+	var wg sync.WaitGroup
+	for s := range streams {
+		msgs := make([]Message, perStream)
+		for i := range msgs {
+			msgs[i] = testMsg(uint64(s+1), fmt.Sprintf("{}\n{\"type\":\"event\",\"length\":6}\nseq-%02d\n", i))
+			msgs[i].PublicKey = fmt.Sprintf("key%d", s)
+		}
+		errs[s] = make([]error, len(msgs))
+		wg.Go(func() { u.Send(context.Background(), msgs, errs[s]) })
+	}
+	select {
+	case <-full:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%d requests in flight, want %d", inFlight.Load(), maxConns)
+	}
+	// While every connection is busy, a caller giving up gets its ctx's
+	// error, and the node is not failed by it.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	one := []Message{testMsg(9, "{}\n{\"type\":\"event\",\"length\":6}\nseq-99\n")}
+	oneErr := make([]error, 1)
+	u.Send(ctx, one, oneErr)
+	if !errors.Is(oneErr[0], context.Canceled) {
+		t.Fatalf("send with a cancelled ctx: %v, want context.Canceled", oneErr[0])
+	}
+	close(release)
+	wg.Wait()
+	for s := range errs {
+		for i, err := range errs[s] {
+			if err != nil {
+				t.Errorf("stream %d message %d: %v", s, i, err)
+			}
+		}
+	}
+	if got := most.Load(); got > maxConns {
+		t.Errorf("%d requests in flight at once, want at most %d", got, maxConns)
+	}
+	if n := len(f.requests()); n != streams*perStream {
+		t.Errorf("%d requests, want %d", n, streams*perStream)
+	}
+	if n := u.nodes[0].failures.Load(); n != 0 {
+		t.Errorf("node failures %d, want 0", n)
+	}
+
+	// A request whose deadline passes while it waits fails retryably with
+	// ErrConnsBusy, again not against the node.
+	n := u.nodes[0]
+	for range maxConns {
+		n.slots <- struct{}{}
+	}
+	err := n.acquire(context.Background(), time.Now().Add(20*time.Millisecond))
+	if !errors.Is(err, ErrConnsBusy) || IsPermanent(err) {
+		t.Fatalf("acquire with every slot taken: %v, want retryable ErrConnsBusy", err)
+	}
+}

@@ -35,9 +35,9 @@ type batonProc struct {
 }
 
 // startBaton writes workDir/name.yaml (listen on a free port, buffer in
-// workDir/name-data, then extra) and runs `bin run --config` on it until it
-// is ready.
-func startBaton(ctx context.Context, bin, workDir, name, extra string) (*batonProc, error) {
+// workDir/name-data, then extra) and runs `bin run --config` on it, and on
+// the files of configs after it (merged over it), until it is ready.
+func startBaton(ctx context.Context, bin, workDir, name, extra string, configs ...string) (*batonProc, error) {
 	p := &batonProc{name: name, dataDir: filepath.Join(workDir, name+"-data"), stderr: &tailBuffer{},
 		done: make(chan struct{}), http: &http.Client{Timeout: 5 * time.Second}}
 	cfg := filepath.Join(workDir, name+".yaml")
@@ -45,7 +45,11 @@ func startBaton(ctx context.Context, bin, workDir, name, extra string) (*batonPr
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(bin, "run", "--config", cfg)
+	args := []string{"run", "--config", cfg}
+	for _, c := range configs {
+		args = append(args, "--config", c)
+	}
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stderr = p.stderr
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -127,6 +131,28 @@ type batonStats struct {
 	Delivered int64 `json:"delivered_records"`
 	Dropped   int64 `json:"dropped_records"`
 	Pending   int64 `json:"pending_records"`
+	// Projects is the managed-mode config cache; Aggregator the metrics
+	// aggregator (absent when off).
+	Projects   *cacheStats `json:"projects"`
+	Aggregator *aggStats   `json:"aggregator"`
+}
+
+// cacheStats is the part of Baton's project cache counters the curves read.
+type cacheStats struct {
+	Projects int   `json:"projects"` // configs cached
+	Misses   int   `json:"misses"`
+	Requests int64 `json:"requests"` // fetch requests sent
+	Fetched  int64 `json:"fetched"`  // configs received
+}
+
+// aggStats is the part of Baton's aggregator counters the curves read.
+type aggStats struct {
+	Buckets           int    `json:"buckets"`
+	Bytes             int64  `json:"bytes"`
+	Inserted          uint64 `json:"inserted"`
+	Merged            uint64 `json:"merged"`
+	FlushedEarly      uint64 `json:"flushed_early"`
+	FlushedEarlyScope uint64 `json:"flushed_early_scope"`
 }
 
 // Stats reads Baton's record counters.

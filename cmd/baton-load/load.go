@@ -60,7 +60,13 @@ type loadSpec struct {
 	timeout     time.Duration
 	payloads    *payloadSet
 	randomKeys  bool // a fresh random public key per synthetic request
-	rssPID      int  // sample this process's memory during the run; 0: none
+	// keySpace, with randomKeys, draws each request's key from this many
+	// distinct keys (keyOf(0..keySpace-1)) instead of fresh random ones.
+	keySpace uint64
+	// seriesSpace draws each metric line's series from this many (payloads
+	// with seriesOffsets); 0 leaves the templates' placeholders.
+	seriesSpace uint64
+	rssPID      int // sample this process's memory during the run; 0: none
 	rssInterval time.Duration
 	cpuPID      int       // read this process's CPU time before and after the run; 0: none
 	rate        float64   // requests per second over all connections (--rate); 0: closed loop, unpaced
@@ -128,28 +134,33 @@ type prepared struct {
 	// are the key.
 	keyOffsets []int
 	auth       []byte
+	// seriesOffsets are where metric lines' 16-hex series numbers sit.
+	seriesOffsets []int
 }
 
 // worker owns one connection and sends requests in a closed loop.
 type worker struct {
-	id      int
-	client  *fasthttp.HostClient
-	reqs    []prepared
-	next    int
-	resp    *fasthttp.Response
-	stream  bytes.Reader
-	idSeq   uint64
-	keys    *rand.PCG     // --keys random: this worker's key stream; nil for the fixed key
-	budget  *atomic.Int64 // --requests: requests left over all workers; nil for no limit
-	pace    *pacer        // --rate: the shared send schedule; nil for none
-	live    *liveCounters
-	hist    *histogram
-	status  [600]uint64 // by status code; index 0 holds codes outside 100..599
-	synthOK uint64
-	errs    uint64
-	errMsgs map[string]uint64
-	bytes   uint64
-	okBytes uint64 // of 2xx-answered requests
+	id          int
+	client      *fasthttp.HostClient
+	reqs        []prepared
+	next        int
+	resp        *fasthttp.Response
+	stream      bytes.Reader
+	idSeq       uint64
+	keys        *rand.PCG // --keys random: this worker's key stream; nil for the fixed key
+	keySpace    uint64    // keys drawn from keyOf(0..keySpace-1); 0: fresh random keys
+	series      *rand.PCG // metric series stream; nil without seriesSpace
+	seriesSpace uint64
+	budget      *atomic.Int64 // --requests: requests left over all workers; nil for no limit
+	pace        *pacer        // --rate: the shared send schedule; nil for none
+	live        *liveCounters
+	hist        *histogram
+	status      [600]uint64 // by status code; index 0 holds codes outside 100..599
+	synthOK     uint64
+	errs        uint64
+	errMsgs     map[string]uint64
+	bytes       uint64
+	okBytes     uint64 // of 2xx-answered requests
 }
 
 func newWorker(id int, s loadSpec, live *liveCounters, dials *atomic.Uint64, budget *atomic.Int64) *worker {
@@ -187,6 +198,11 @@ func newWorker(id int, s loadSpec, live *liveCounters, dials *atomic.Uint64, bud
 	}
 	if s.randomKeys {
 		w.keys = rand.NewPCG(rand.Uint64(), rand.Uint64())
+		w.keySpace = s.keySpace
+	}
+	if s.seriesSpace > 0 {
+		w.series = rand.NewPCG(rand.Uint64(), rand.Uint64())
+		w.seriesSpace = s.seriesSpace
 	}
 	w.budget = budget
 	w.next = id % len(items) // spread workers over the sequence
@@ -216,6 +232,7 @@ func prepare(p *payload, t target, runTag [12]byte, workerID uint16, randomKeys 
 			pr.keyOffsets = p.keyOffsets
 			pr.auth = []byte(authPrefix + keyPlaceholder)
 		}
+		pr.seriesOffsets = p.seriesOffsets
 	}
 	return pr
 }
@@ -236,6 +253,7 @@ func (w *worker) run(stop *atomic.Bool) {
 		}
 		w.stampID(p)
 		w.stampKey(p)
+		w.stampSeries(p)
 		if p.chunked {
 			w.stream.Reset(p.body)
 			p.req.SetBodyStream(&w.stream, -1)
@@ -270,12 +288,44 @@ func (w *worker) stampKey(p *prepared) {
 		return
 	}
 	key := p.auth[len(p.auth)-32:]
-	putHex16(key, w.keys.Uint64())
-	putHex16(key[16:], w.keys.Uint64())
+	if w.keySpace > 0 {
+		putKey(key, w.keys.Uint64()%w.keySpace)
+	} else {
+		putHex16(key, w.keys.Uint64())
+		putHex16(key[16:], w.keys.Uint64())
+	}
 	for _, off := range p.keyOffsets {
 		copy(p.body[off:], key)
 	}
 	p.req.Header.SetBytesV("X-Sentry-Auth", p.auth)
+}
+
+// putKey writes the i-th public key of a key space into dst[:32]: distinct
+// for distinct i, and spread over the whole key range like real keys.
+func putKey(dst []byte, i uint64) {
+	putHex16(dst, mix64(i))
+	putHex16(dst[16:], mix64(i^0x9e3779b97f4a7c15))
+}
+
+// mix64 is splitmix64's finalizer, a bijection on uint64.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// stampSeries writes a series number drawn from the worker's series space
+// into every metric line of the request (--metrics-sweep).
+func (w *worker) stampSeries(p *prepared) {
+	if w.series == nil {
+		return
+	}
+	for _, off := range p.seriesOffsets {
+		putHex16(p.body[off:], w.series.Uint64()%w.seriesSpace)
+	}
 }
 
 func (w *worker) account(p *prepared, err error) {

@@ -66,6 +66,11 @@ type options struct {
 	outageAfter  time.Duration // --outage-after
 	rate         float64       // --rate
 
+	projectsSweep []int  // --projects-sweep
+	metricsSweep  []int  // --metrics-sweep
+	metricLines   int    // --metric-lines
+	batonConfig   string // --baton-config
+
 	// chainConcurrency, when > 0, is the edge's upstreams.up.concurrency
 	// in --chain (else Baton's default).
 	chainConcurrency int
@@ -88,6 +93,8 @@ Usage:
   # scenarios that start their own Batons from --baton (and Kafka: kfake in this process):
   baton-load --baton ./baton --chain --connections 64 --duration 15s --runs 3   # SDK → edge Baton → upstream Baton → Kafka, CPU per hop
   baton-load --baton ./baton --outage 10m --rate 2000                          # Kafka down 10 min at 2k req/s: backlog, RSS, drain rate
+  baton-load --baton ./baton --projects-sweep 10,10000,1000000 --warmup 10s --duration 20s   # managed mode: CPU, RSS per distinct keys
+  baton-load --baton ./baton --metrics-sweep 1000,100000,1000000 --duration 20s               # statsd: CPU per line, RSS per distinct series
 
   # 1M random keys against managed Baton (memory bound):
   baton-load --serve-sentry 127.0.0.1:3900 &
@@ -145,7 +152,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.ceilingLocal, "ceiling-in-process", false, "run the ceiling's no-op server inside this process instead of a child; it then shares the load generator's scheduler and runs faster than any separate server could (about 30% on a 2-core VM); implies --ceiling")
 	fs.StringVar(&o.serveKafka, "serve-kafka", "", "run only a kfake Kafka broker on `addr` (baton.* topics seeded, others created on first produce; 64 MiB retained per partition) until SIGINT/SIGTERM, so Baton's sink drains into another process")
 	fs.StringVar(&o.serveSentry, "serve-sentry", "", "run only a fake upstream Sentry on `addr` until SIGINT/SIGTERM, for Baton in managed mode: relay registration, projectconfigs answering null for every key but --known-keys, envelopes 200 {}; prints the requests served on exit")
-	knownKeys := fs.String("known-keys", "", "with --serve-sentry: comma-separated 32-hex public `keys` answered with a valid config of project --project (all other keys are unknown)")
+	knownKeys := fs.String("known-keys", "", "with --serve-sentry: comma-separated 32-hex public `keys` answered with a valid config of project --project (all other keys are unknown); any: every key")
 	fs.StringVar(&o.serveNoop, "serve-noop", "", "run only the no-op server on `addr` (e.g. 127.0.0.1:8081) until SIGINT/SIGTERM, then print what it served")
 	fs.StringVar(&o.kafka, "kafka", "", "Kafka bootstrap `addr`; verify delivery by watching the end offsets of the baton.* topics")
 	fs.DurationVar(&o.drainSettle, "drain-settle", 2*time.Second, "with --kafka: offsets must stop growing this long after the load before counting")
@@ -156,6 +163,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.outage, "outage", 0, "backlog drain scenario: start a Baton routing to a kfake broker in this process, send at --rate; after --outage-after stop the broker for this `duration`, then bring it back while intake continues; report the buffer on disk and Baton's RSS while the backlog grows, and the drain rate once Kafka is back ÷ the intake rate; needs --baton and --rate")
 	fs.DurationVar(&o.outageAfter, "outage-after", 5*time.Second, "with --outage: steady intake before Kafka goes away")
 	fs.Float64Var(&o.rate, "rate", 0, "with --outage (required) or --chain: intake in `requests/s` over all connections (paced; a connection that falls behind sends at once); --chain without it is closed-loop, and its edge then accepts faster than it forwards")
+	projectsSweep := fs.String("projects-sweep", "", "projects curve: comma-separated `counts` of distinct public keys (k = 1000, m = 1000000; e.g. 10,10k,1m); per count a fresh managed Baton from --baton in front of a fake Sentry (in this process) that knows every key, routing to a kfake broker in this process, loaded for --duration after --warmup with --size error envelopes, each with one of the keys at random; reports req/s, Baton's CPU per request and RSS from the run's start until it holds nothing, and the config cache's size and fetches")
+	metricsSweep := fs.String("metrics-sweep", "", "metrics curve: comma-separated `counts` of distinct metric series (e.g. 1k,100k,1m); per count a fresh Baton from --baton routing to a kfake broker in this process, loaded with envelopes of one statsd item of --metric-lines counter lines, each line one of the series at random; reports lines/s, Baton's CPU per line and RSS from the run's start until its aggregator has flushed everything, and the aggregator's buckets and bytes")
+	fs.IntVar(&o.metricLines, "metric-lines", 100, "with --metrics-sweep: statsd lines per envelope")
+	fs.StringVar(&o.batonConfig, "baton-config", "", "with --projects-sweep or --metrics-sweep: a YAML `file` merged over the config of every Baton started (e.g. metrics: {initial_delay: 1s} or managed: {cache: {max_projects: 100}})")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout")
 	fs.BoolVar(&o.quiet, "quiet", false, "no per-second progress on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -190,6 +201,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	if o.connSweep, err = parseList(*connSweep, "--connections-sweep", parseCount); err != nil {
+		return o, err
+	}
+	if o.projectsSweep, err = parseList(*projectsSweep, "--projects-sweep", parseSize); err != nil {
+		return o, err
+	}
+	if o.metricsSweep, err = parseList(*metricsSweep, "--metrics-sweep", parseSize); err != nil {
 		return o, err
 	}
 	if *knownKeys != "" {
@@ -233,8 +250,11 @@ func (o *options) validate() error {
 	if err := o.validateScenario(); err != nil {
 		return err
 	}
+	if err := o.validateCurve(); err != nil {
+		return err
+	}
 	for _, k := range o.knownKeys {
-		if !isHex32(k) {
+		if !isHex32(k) && k != anyKeys {
 			return fmt.Errorf("--known-keys: %q is not 32 lower-case hex digits", k)
 		}
 	}
@@ -301,6 +321,35 @@ func (o *options) validateScenario() error {
 		return errors.New("--outage stops and restarts its own kfake broker: drop --kafka")
 	case o.outageAfter <= 0:
 		return fmt.Errorf("--outage-after must be positive, got %s", o.outageAfter)
+	}
+	return nil
+}
+
+// curving reports whether the flags ask for --projects-sweep or --metrics-sweep.
+func (o *options) curving() bool { return len(o.projectsSweep) > 0 || len(o.metricsSweep) > 0 }
+
+func (o *options) validateCurve() error {
+	switch {
+	case !o.curving():
+		if o.batonConfig != "" {
+			return errors.New("--baton-config applies to --projects-sweep and --metrics-sweep only")
+		}
+		return nil
+	case len(o.projectsSweep) > 0 && len(o.metricsSweep) > 0:
+		return errors.New("--projects-sweep and --metrics-sweep are separate curves: give one")
+	case o.batonBin == "":
+		return errors.New("--projects-sweep and --metrics-sweep start their own Batons: give the binary with --baton")
+	case o.sweeping() || o.chain || o.outage > 0 || o.ceiling || o.rssPID != 0 || len(o.cpuPIDs) > 0 || o.kafka != "":
+		return errors.New("--projects-sweep and --metrics-sweep measure the Batons they start, into their own kfake: drop --sizes, --connections-sweep, --chain, --outage, --ceiling, --rss-pid, --cpu-pid and --kafka")
+	case o.mix != mixSynthetic || o.keys != keysFixed:
+		return errors.New("--projects-sweep and --metrics-sweep choose their own payloads and keys: drop --mix and --keys")
+	case o.metricLines < 1:
+		return fmt.Errorf("--metric-lines must be at least 1, got %d", o.metricLines)
+	}
+	if o.batonConfig != "" {
+		if _, err := os.Stat(o.batonConfig); err != nil {
+			return fmt.Errorf("--baton-config: %w", err)
+		}
 	}
 	return nil
 }
@@ -400,6 +449,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.outage > 0 {
 		return runOutage(ctx, o, stdout, stderr)
+	}
+	if o.curving() {
+		return runCurve(ctx, o, stdout, stderr)
 	}
 	rep, err := benchmark(ctx, o, stderr)
 	if err != nil {

@@ -51,9 +51,13 @@ type payload struct {
 	chunked    bool        // send with Transfer-Encoding: chunked
 	idOffsets  []int       // synthetic only: where the 32-hex event id sits in body
 	keyOffsets []int       // synthetic only: where the 32-hex public key sits in body
+	// seriesOffsets (statsd payloads): where each line's 16-hex series
+	// number sits in body.
+	seriesOffsets []int
 }
 
-func (p *payload) synthetic() bool { return len(p.idOffsets) > 0 }
+// synthetic reports whether workers stamp p's body (and so copy it).
+func (p *payload) synthetic() bool { return len(p.idOffsets) > 0 || len(p.seriesOffsets) > 0 }
 
 // payloadSet is the round-robin sequence of payloads every worker cycles through.
 type payloadSet struct {
@@ -429,3 +433,52 @@ func putHex4(dst []byte, v uint16) {
 }
 
 var errNoPayloads = errors.New("no payloads to send")
+
+// seriesPlaceholder marks where a metric line's series number goes in a
+// statsd template; '^' appears nowhere else in it.
+const seriesPlaceholder = "^^^^^^^^^^^^^^^^"
+
+// statsdPayloads builds count envelopes of one statsd item with lines
+// counter lines each: load.requests@none, one series per value of the tag
+// series (the other tag is constant), which workers stamp per request
+// (seriesOffsets). The lines carry no timestamp: Baton dates them on
+// receipt.
+func statsdPayloads(count, lines, project int, key string) []payload {
+	out := make([]payload, count)
+	headers := [][2]string{
+		{"Content-Type", "application/x-sentry-envelope"},
+		{"User-Agent", "baton-load/1.0"},
+		{"X-Sentry-Auth", authPrefix + key},
+	}
+	for i := range out {
+		var item []byte
+		for l := range lines {
+			if l > 0 {
+				item = append(item, '\n')
+			}
+			item = fmt.Appendf(item, "load.requests@none:%d|c|#series:%s,route:/api/checkout", 1+l%3, seriesPlaceholder)
+		}
+		body := fmt.Appendf(nil, "{}\n{\"type\":\"statsd\",\"length\":%d}\n%s\n", len(item), item)
+		out[i] = payload{
+			name:          "statsd-" + strconv.Itoa(i),
+			method:        "POST",
+			uri:           "/api/" + strconv.Itoa(project) + "/envelope/",
+			headers:       headers,
+			body:          body,
+			seriesOffsets: placeholderOffsets(body, seriesPlaceholder),
+		}
+	}
+	return out
+}
+
+// payloadSetOf wraps items as a payload set (mix synthetic).
+func payloadSetOf(items []payload) *payloadSet {
+	set := &payloadSet{mix: mixSynthetic, items: items, synthetic: len(items)}
+	copy(set.idRunTag[:], randomHex(6))
+	total := 0
+	for i := range items {
+		total += len(items[i].body)
+	}
+	set.avgBytes = total / max(len(items), 1)
+	return set
+}

@@ -18,12 +18,14 @@ import (
 // fakeSentry is a minimal upstream Sentry for Baton in managed mode (see
 // docs/relay-protocol.md §3.4 and §4.1–4.2): it registers any well-formed relay
 // without checking signatures, answers every project config request with
-// null (unknown key) except for the --known-keys, and accepts envelopes.
+// null (unknown key) except for the --known-keys (every key with anyKey),
+// and accepts envelopes.
 type fakeSentry struct {
 	srv     *fasthttp.Server
 	ln      net.Listener
 	project int
 	known   map[string]bool
+	anyKey  bool // --known-keys any: every key has a config
 	done    chan error
 
 	challenges, responses   atomic.Uint64
@@ -42,6 +44,7 @@ func startSentry(addr string, project int, knownKeys []string) (*fakeSentry, err
 	f := &fakeSentry{ln: ln, project: project, known: map[string]bool{}, done: make(chan error, 1)}
 	for _, k := range knownKeys {
 		f.known[k] = true
+		f.anyKey = f.anyKey || k == anyKeys
 	}
 	f.srv = &fasthttp.Server{
 		Handler:               f.handle,
@@ -223,7 +226,7 @@ func (f *fakeSentry) projectConfigs(ctx *fasthttp.RequestCtx) {
 		kj, _ := json.Marshal(k)
 		b.Write(kj)
 		b.WriteByte(':')
-		if !f.known[k] {
+		if !f.anyKey && !f.known[k] {
 			f.keysUnknown.Add(1)
 			b.WriteString("null")
 			continue
@@ -237,6 +240,9 @@ func (f *fakeSentry) projectConfigs(ctx *fasthttp.RequestCtx) {
 	reply(ctx, b.Bytes())
 }
 
+// anyKeys in --known-keys answers every key with a valid config.
+const anyKeys = "any"
+
 // serveSentry runs only the fake Sentry until ctx is done.
 func serveSentry(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	f, err := startSentry(o.serveSentry, o.project, o.knownKeys)
@@ -244,8 +250,12 @@ func serveSentry(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "baton-load:", err)
 		return 2
 	}
-	fmt.Fprintf(stdout, "fake sentry listening on %s (registers any relay; project configs: %d known keys -> project %d, every other key null; envelopes 200 {}); stop with Ctrl-C\n",
-		f.URL(), len(f.known), o.project)
+	known := fmt.Sprintf("%d known keys -> project %d, every other key null", len(f.known), o.project)
+	if f.anyKey {
+		known = fmt.Sprintf("every key -> project %d", o.project)
+	}
+	fmt.Fprintf(stdout, "fake sentry listening on %s (registers any relay; project configs: %s; envelopes 200 {}); stop with Ctrl-C\n",
+		f.URL(), known)
 	<-ctx.Done()
 	if err := f.Close(); err != nil {
 		fmt.Fprintln(stderr, "baton-load:", err)

@@ -134,6 +134,9 @@ type State struct {
 	// when it names no attachment (Relay then leaves attachments alone)
 	// or when PIIErr is set.
 	Attachments *pii.Attachments
+	// piiParts holds PII, PIIErr and Attachments, shared with the states of
+	// other projects that have the same settings (piishare.go).
+	piiParts *compiledPII
 
 	// Quotas part.
 	Quotas []Quota
@@ -273,16 +276,9 @@ func (st *State) decodeClient() error {
 // into st.PII, or records in st.PIIErr why they do not compile. It is not a
 // broken part: the other client settings stay in force.
 func (st *State) compilePII() {
-	var settings pii.DataScrubbingSettings
-	if err := decodeField(st.config, "datascrubbingSettings", &settings, nil); err != nil {
-		st.PIIErr = fmt.Errorf("%w: %v", pii.ErrInvalidConfig, err)
-		return
-	}
-	st.PII, st.PIIErr = pii.Compile(settings, st.config["piiConfig"])
-	if st.PIIErr == nil {
-		// The same piiConfig compiled: it cannot fail where Compile did not.
-		st.Attachments, _ = pii.CompileAttachments(st.config["piiConfig"])
-	}
+	c := sharedPII(st.config["datascrubbingSettings"], st.config["piiConfig"])
+	st.piiParts = c // keeps the shared entry alive while st is
+	st.PII, st.PIIErr, st.Attachments = c.pii, c.err, c.att
 }
 
 func (st *State) decodeSampling() error {
