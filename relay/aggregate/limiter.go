@@ -48,11 +48,11 @@ type SeriesCheck struct {
 }
 
 // SeriesStore decides series for the Limiter, fleet-wide. AdmitSeries
-// sets ok[i] for checks[i] (len(ok) == len(checks)) in one round trip; an
-// error means it could not decide in time, and the Limiter decides the
-// whole call locally.
+// sets ok[i] for checks[i] (len(ok) == len(checks)) at time now in one
+// round trip; an error means it could not decide in time, and the Limiter
+// decides the whole call locally.
 type SeriesStore interface {
-	AdmitSeries(checks []SeriesCheck, ok []bool) error
+	AdmitSeries(now time.Time, checks []SeriesCheck, ok []bool) error
 }
 
 // LimiterStats is a snapshot of a Limiter's counters.

@@ -42,7 +42,8 @@ func (l *Limiter) AdmitBatch(series []Series, ok []bool) {
 		l.mu.Unlock()
 		return
 	}
-	now := l.now().UnixNano()
+	clock := l.now()
+	now := clock.UnixNano()
 	for i, se := range series {
 		s := l.scope(limitKey{se.Project, se.Namespace}, now)
 		if s.limit == 0 {
@@ -71,7 +72,7 @@ func (l *Limiter) AdmitBatch(series []Series, ok []bool) {
 		return
 	}
 	res := make([]bool, len(checks))
-	err := l.store.AdmitSeries(checks, res)
+	err := l.store.AdmitSeries(clock, checks, res)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for j := range checks {

@@ -16,7 +16,7 @@ type fakeStore struct {
 	fail   bool
 }
 
-func (f *fakeStore) AdmitSeries(checks []SeriesCheck, ok []bool) error {
+func (f *fakeStore) AdmitSeries(_ time.Time, checks []SeriesCheck, ok []bool) error {
 	f.calls++
 	f.checks = append(f.checks, checks...)
 	if f.fail {
