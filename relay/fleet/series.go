@@ -37,29 +37,36 @@ const maxScriptArgs = 1000
 // ones of the window. ARGV: limit, ttl, then the hashes. A hash is
 // admitted if the working set knows it or has fewer than limit members;
 // an admitted hash is added to every set, so it counts for a window from
-// now. It returns 1 (admitted) or 0 per hash, in order.
+// now. It returns 1 (admitted) or 0 per hash, in order. SMISMEMBER needs
+// Redis 6.2 or later.
 var seriesScript = redis.NewScript(`
 local limit = tonumber(ARGV[1])
 local card = redis.call('SCARD', KEYS[1])
-local res, add = {}, {}
-for i = 3, #ARGV do
-  local h = ARGV[i]
-  local ok = redis.call('SISMEMBER', KEYS[1], h) == 1
+local n, chunk = #ARGV - 2, ` + strconv.Itoa(maxScriptArgs) + `
+local known = {}
+for i = 3, #ARGV, chunk do
+  local k = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, i, math.min(i + chunk - 1, #ARGV)))
+  for j = 1, #k do known[#known + 1] = k[j] end
+end
+local res, add, fresh = {}, {}, {}
+for i = 1, n do
+  local h = ARGV[i + 2]
+  local ok = known[i] == 1 or fresh[h]
   if not ok and card < limit then
     card = card + 1
-    redis.call('SADD', KEYS[1], h)
+    fresh[h] = true
     ok = true
   end
   if ok then
     add[#add + 1] = h
-    res[#res + 1] = 1
+    res[i] = 1
   else
-    res[#res + 1] = 0
+    res[i] = 0
   end
 end
 for k = 1, #KEYS do
-  for i = 1, #add, ` + strconv.Itoa(maxScriptArgs) + ` do
-    redis.call('SADD', KEYS[k], unpack(add, i, math.min(i + ` + strconv.Itoa(maxScriptArgs-1) + `, #add)))
+  for i = 1, #add, chunk do
+    redis.call('SADD', KEYS[k], unpack(add, i, math.min(i + chunk - 1, #add)))
   end
   redis.call('EXPIRE', KEYS[k], ARGV[2])
 end
