@@ -3,6 +3,8 @@ package fleet
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,4 +202,41 @@ func BenchmarkSeriesBatch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(batch)), "ns/series")
+}
+
+// TestSeriesCluster: with Options.Cluster, a batch of two scopes is one
+// pipeline on a one-node Redis Cluster (a scope's sets share a slot: its
+// script would fail with CROSSSLOT otherwise).
+func TestSeriesCluster(t *testing.T) {
+	rs := testutil.StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", t.TempDir()+"/nodes.conf")
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DisableIdentity: true})
+	defer rdb.Close()
+	ctx := context.Background()
+	if err := rdb.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", "0", "16383").Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _ := rdb.ClusterInfo(ctx).Result()
+		if strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster not ok: %s", info)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the cluster's state, with a deadline
+	}
+	c := open(t, Options{Addresses: []string{rs.Addr}, Cluster: true, MaxWait: time.Second})
+	batch := append(seriesBatch(1, "custom", 2, time.Hour, 10*time.Minute, 1, 2, 3),
+		seriesBatch(2, "spans", 1, time.Hour, 10*time.Minute, 1, 2)...)
+	ok := make([]bool, len(batch))
+	if err := c.AdmitSeries(time.Now(), batch, ok); err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, true, false, true, false}; !slices.Equal(ok, want) {
+		t.Fatalf("%v, want %v", ok, want)
+	}
+	if st := c.Stats(); st.SeriesCalls != 1 {
+		t.Fatalf("stats %+v: want one call", st)
+	}
 }
