@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -238,5 +239,47 @@ func TestSeriesCluster(t *testing.T) {
 	}
 	if st := c.Stats(); st.SeriesCalls != 1 {
 		t.Fatalf("stats %+v: want one call", st)
+	}
+}
+
+// TestSeriesSlowRedis: a Redis that stops answering (SIGSTOP) costs a
+// batch at most about MaxWait, then the batch is local; once it answers
+// again (SIGCONT) the probe brings the batches back to it.
+func TestSeriesSlowRedis(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := open(t, Options{Addresses: []string{rs.Addr}, ProbeInterval: 20 * time.Millisecond, MaxWait: 50 * time.Millisecond})
+	batch := seriesBatch(4, "custom", 10, time.Hour, time.Hour, 1, 2)
+	ok := make([]bool, 2)
+	if err := c.AdmitSeries(time.Now(), batch, ok); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(rs.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = syscall.Kill(rs.Pid(), syscall.SIGCONT)
+		}
+	}()
+	start := time.Now()
+	err := c.AdmitSeries(time.Now(), batch, ok)
+	if d := time.Since(start); err == nil || d > 500*time.Millisecond {
+		t.Fatalf("a batch against a stopped Redis: %v after %v, want an error within about MaxWait", err, d)
+	}
+	if st := c.Stats(); st.Up || st.SeriesFallbacks != 2 {
+		t.Fatalf("stats %+v: want down, 2 series decided locally", st)
+	}
+	_ = syscall.Kill(rs.Pid(), syscall.SIGCONT)
+	stopped = false
+	deadline := time.Now().Add(5 * time.Second)
+	for !c.Stats().Up {
+		if time.Now().After(deadline) {
+			t.Fatal("the probe did not find Redis again")
+		}
+		time.Sleep(5 * time.Millisecond) // polling an observable condition, with a deadline
+	}
+	if err := c.AdmitSeries(time.Now(), batch, ok); err != nil || !ok[0] || !ok[1] {
+		t.Fatalf("after SIGCONT: %v %v", ok, err)
 	}
 }
