@@ -105,8 +105,7 @@ type limitScope struct {
 	key        limitKey
 	prev, next *limitScope
 	window     int64
-	limit      int
-	spec       limitSpec
+	spec       limitSpec // its limit, resolved at gen
 	gen        uint64
 	set        hashSet
 
@@ -179,7 +178,6 @@ func (l *Limiter) scope(k limitKey, now int64) *limitScope {
 	}
 	if s.gen != l.gen {
 		s.spec, s.gen = l.resolve(k), l.gen
-		s.limit = s.spec.limit
 	}
 	if s.window != window {
 		l.bytes -= s.set.bytes()
@@ -191,11 +189,11 @@ func (l *Limiter) scope(k limitKey, now int64) *limitScope {
 
 // admitLocal decides keyHash with the scope's local set.
 func (l *Limiter) admitLocal(s *limitScope, keyHash uint64) bool {
-	if s.limit == 0 {
+	if s.spec.limit == 0 {
 		return true
 	}
 	before := s.set.bytes()
-	ok := s.set.admit(keyHash, s.limit)
+	ok := s.set.admit(keyHash, s.spec.limit)
 	l.bytes += s.set.bytes() - before
 	return ok
 }
@@ -219,7 +217,7 @@ func (l *Limiter) add(k limitKey) *limitScope {
 	}
 	k.namespace = strings.Clone(k.namespace) // may be a substring of a large bucket name
 	spec := l.resolve(k)
-	s := &limitScope{key: k, gen: l.gen, limit: spec.limit, spec: spec, window: -1, granule: -1}
+	s := &limitScope{key: k, gen: l.gen, spec: spec, window: -1, granule: -1}
 	l.scopes[k] = s
 	l.pushFront(s)
 	l.bytes += limitScopeOverhead + int64(len(k.namespace))

@@ -46,7 +46,7 @@ func (l *Limiter) AdmitBatch(series []Series, ok []bool) {
 	now := clock.UnixNano()
 	for i, se := range series {
 		s := l.scope(limitKey{se.Project, se.Namespace}, now)
-		if s.limit == 0 {
+		if s.spec.limit == 0 {
 			ok[i] = true
 			l.stats.Admitted++
 			continue
@@ -64,7 +64,7 @@ func (l *Limiter) AdmitBatch(series []Series, ok []bool) {
 			continue
 		}
 		checks = append(checks, SeriesCheck{Project: se.Project, Namespace: s.key.namespace, Hash: se.Hash,
-			Limit: s.limit, Window: window, Granularity: gran})
+			Limit: s.spec.limit, Window: window, Granularity: gran})
 		at = append(at, i)
 	}
 	l.mu.Unlock()
@@ -89,7 +89,7 @@ func (l *Limiter) AdmitBatch(series []Series, ok []bool) {
 				l.admitLocal(s, c.Hash)
 				if s.granule == now/int64(c.Granularity) {
 					before := s.cache.bytes()
-					s.cache.admit(c.Hash, s.limit)
+					s.cache.admit(c.Hash, s.spec.limit)
 					l.bytes += s.cache.bytes() - before
 				}
 			}
