@@ -75,9 +75,12 @@ func (l *Limiter) AdmitBatch(series []Series, ok []bool) {
 	err := l.store.AdmitSeries(clock, checks, res)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Another reader may have moved the scopes to a later window while
+	// the store answered: never take them back to an earlier one.
+	later := max(l.now().UnixNano(), now)
 	for j := range checks {
 		c := &checks[j]
-		s := l.scope(limitKey{c.Project, c.Namespace}, now)
+		s := l.scope(limitKey{c.Project, c.Namespace}, later)
 		var admitted bool
 		if err != nil {
 			admitted = l.admitLocal(s, c.Hash)
