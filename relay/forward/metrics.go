@@ -172,6 +172,7 @@ func (a *Metrics) read(ctx context.Context, s buffer.Stream) {
 				a.o.Outcomes.Drop(envelope.ClassMetric, outcome.ReasonInvalid, 0, rejected)
 			}
 		}
+		clear(buckets) // the aggregator keeps what it needs; hold nothing until the next batch
 		select {
 		case a.wake <- struct{}{}:
 		default:
