@@ -55,7 +55,8 @@ type Config struct {
 	Telemetry Telemetry `yaml:"telemetry"`
 	// Runtime tunes the Go runtime Baton runs on.
 	Runtime Runtime `yaml:"runtime"`
-	// Redis is the state a fleet of Batons shares (global quotas).
+	// Redis is the state a fleet of Batons shares (global quotas and
+	// metric cardinality limits).
 	Redis Redis `yaml:"redis"`
 	// Lanes configures `baton lanes`, the deadline-lane worker.
 	Lanes Lanes `yaml:"lanes"`

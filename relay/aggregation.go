@@ -3,6 +3,7 @@ package relay
 import (
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/relay/aggregate"
+	"github.com/baton-relay/baton/relay/fleet"
 )
 
 // aggregation is the state of the metrics stage that outlives its loops
@@ -13,7 +14,9 @@ type aggregation struct {
 	lim *aggregate.Limiter // nil: no cardinality limit configured
 }
 
-func newAggregation(cfg config.Config) (*aggregation, error) {
+// newAggregation builds the metrics stage's state; with fc (redis:
+// configured) cardinality limits are counted fleet-wide in Redis.
+func newAggregation(cfg config.Config, fc *fleet.Counter) (*aggregation, error) {
 	m := cfg.Metrics
 	delay := m.InitialDelay
 	if delay == 0 {
@@ -33,9 +36,13 @@ func newAggregation(cfg config.Config) (*aggregation, error) {
 	}
 	a := &aggregation{agg: agg}
 	if m.CardinalityLimit > 0 || cfg.Mode == config.ModeManaged {
-		a.lim = aggregate.NewLimiter(aggregate.LimitOptions{
+		o := aggregate.LimitOptions{
 			Limit: m.CardinalityLimit, Window: m.CardinalityWindow, MaxScopes: m.CardinalityScopes,
-		})
+		}
+		if fc != nil {
+			o.Store = &seriesStore{c: fc}
+		}
+		a.lim = aggregate.NewLimiter(o)
 	}
 	return a, nil
 }

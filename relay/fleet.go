@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/relay/aggregate"
 	"github.com/baton-relay/baton/relay/fleet"
 	"github.com/baton-relay/baton/relay/status"
 )
@@ -83,8 +85,9 @@ func (r *Relay) closeFleet() {
 	}
 }
 
-// registerFleetMetrics registers baton_redis_up, baton_quota_leases_total
-// and baton_quota_fallbacks_total, read from the counter at each scrape.
+// registerFleetMetrics registers baton_redis_up, baton_quota_leases_total,
+// baton_quota_fallbacks_total and the baton_cardinality_* counters, read
+// from the counter at each scrape.
 func (r *Relay) registerFleetMetrics() error {
 	if r.fleet == nil || !r.tel.Enabled() {
 		return nil
@@ -102,6 +105,14 @@ func (r *Relay) registerFleetMetrics() error {
 	if err != nil {
 		return err
 	}
+	cardCalls, err := m.Int64ObservableCounter("baton_cardinality_redis_calls_total", metric.WithDescription("Metric cardinality batches Redis decided (one round trip each)."))
+	if err != nil {
+		return err
+	}
+	cardFallbacks, err := m.Int64ObservableCounter("baton_cardinality_fallbacks_total", metric.WithDescription("Metric series whose cardinality limit was decided by the local limiter because Redis failed, was slower than redis.max_wait, or was down."))
+	if err != nil {
+		return err
+	}
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		st := r.fleet.Stats()
 		var v int64
@@ -111,9 +122,26 @@ func (r *Relay) registerFleetMetrics() error {
 		o.ObserveInt64(up, v)
 		o.ObserveInt64(leases, st.Leases)
 		o.ObserveInt64(fallbacks, st.Fallbacks)
+		o.ObserveInt64(cardCalls, st.SeriesCalls)
+		o.ObserveInt64(cardFallbacks, st.SeriesFallbacks)
 		return nil
-	}, up, leases, fallbacks)
+	}, up, leases, fallbacks, cardCalls, cardFallbacks)
 	return err
+}
+
+// seriesStore is the fleet Counter as the cardinality limiter's store:
+// relay/aggregate and relay/fleet do not know each other.
+// One copy per batch (no shared buffer, so the metrics readers'
+// round trips do not wait on each other).
+type seriesStore struct{ c *fleet.Counter }
+
+func (s *seriesStore) AdmitSeries(now time.Time, checks []aggregate.SeriesCheck, ok []bool) error {
+	series := make([]fleet.Series, len(checks))
+	for i, c := range checks {
+		series[i] = fleet.Series{Project: c.Project, Namespace: c.Namespace, Hash: c.Hash,
+			Limit: c.Limit, Window: c.Window, Granularity: c.Granularity}
+	}
+	return s.c.AdmitSeries(now, series, ok)
 }
 
 // fleetStatus is the Redis part of /api/status, or nil without Redis.
@@ -123,5 +151,6 @@ func (r *Relay) fleetStatus() *status.Redis {
 	}
 	st := r.fleet.Stats()
 	return &status.Redis{Addresses: r.cfg.Redis.Addresses, Up: st.Up, Leases: st.Leases, Fallbacks: st.Fallbacks,
-		Windows: st.Windows, LastError: st.LastError, LastErrorAt: st.LastErrorAt}
+		Windows: st.Windows, CardinalityCalls: st.SeriesCalls, CardinalityFallbacks: st.SeriesFallbacks,
+		LastError: st.LastError, LastErrorAt: st.LastErrorAt}
 }

@@ -2,10 +2,13 @@ package relay
 
 import (
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/relay/aggregate"
+	"github.com/baton-relay/baton/relay/fleet"
 	"github.com/baton-relay/baton/relay/internal/testutil"
 )
 
@@ -54,5 +57,55 @@ func TestIngestQuotaRedis(t *testing.T) {
 	}
 	if st := r.fleet.Stats(); !st.Up || st.Leases == 0 {
 		t.Fatalf("fleet stats %+v: want up, with leases", st)
+	}
+}
+
+// BenchmarkCardinalityBatch is one read batch of 256 series through the
+// cardinality limiter (aggregate.Limiter.AdmitBatch), local or with its
+// store in Redis (relay/fleet, a redis-server on loopback): series=new
+// are all new (each batch a pipelined round trip), series=known repeat
+// one batch (answered from the per-granule cache, no round trip).
+func BenchmarkCardinalityBatch(b *testing.B) {
+	for _, store := range []string{"local", "redis"} {
+		for _, kind := range []string{"new", "known"} {
+			b.Run("store="+store+"/series="+kind, func(b *testing.B) {
+				o := aggregate.LimitOptions{Limit: 1 << 22}
+				if store == "redis" {
+					rs := testutil.StartRedis(b)
+					fc, err := fleet.Open(fleet.Options{Addresses: []string{rs.Addr}, MaxWait: time.Second})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer fc.Close()
+					o.Store = &seriesStore{c: fc}
+				}
+				l := aggregate.NewLimiter(o)
+				l.SetProjectWindow(1, "", 1<<22, time.Hour, 10*time.Minute)
+				batch := make([]aggregate.Series, 256)
+				ok := make([]bool, len(batch))
+				var n uint64
+				fill := func() {
+					for i := range batch {
+						n++
+						batch[i] = aggregate.Series{Project: 1, Namespace: [4]string{"custom", "spans", "transactions", "sessions"}[i%4], Hash: n * 0x9e3779b97f4a7c15}
+					}
+				}
+				fill()
+				b.ReportAllocs()
+				for b.Loop() {
+					if kind == "new" {
+						fill()
+					}
+					l.AdmitBatch(batch, ok)
+					if !ok[0] {
+						b.Fatal("refused")
+					}
+				}
+				if st := l.Stats(); st.Fallbacks != 0 {
+					b.Fatalf("%d fallbacks", st.Fallbacks)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(batch)), "ns/series")
+			})
+		}
 	}
 }

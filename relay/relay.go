@@ -235,7 +235,7 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	}
 	r.policy.Store(projects)
 	if cfg.Metrics.Aggregate {
-		if r.aggr, err = newAggregation(cfg); err != nil {
+		if r.aggr, err = newAggregation(cfg, r.fleet); err != nil {
 			r.sinks.Close(context.Background())
 			return nil, fmt.Errorf("relay: metrics: %w", err)
 		}

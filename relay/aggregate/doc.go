@@ -83,6 +83,19 @@
 // 8 × nextPow2(4/3 × limit) bytes, and at most LimitOptions.MaxScopes scopes
 // are kept (least recently used evicted, which forgets their admissions).
 //
+// With LimitOptions.Store (relay/fleet's Redis store, when redis: is
+// configured) the series are counted for a whole fleet in Relay's sliding
+// window of granules: a project limit's windowSeconds and
+// granularitySeconds (SetProjectWindow), else Window in one granule.
+// AdmitBatch decides a batch in one AdmitSeries call made without the
+// Limiter's lock. Each scope then also caches the series the store
+// admitted in the current granule (they stay admitted until it ends, so
+// a known series costs no round trip; at most the limit per scope, 8-byte
+// slots as above), and every admitted series feeds the local set too, so
+// that when the store fails (error, timeout, Redis down) the local sets
+// decide with what this Baton saw: the fallback admits up to the limit on
+// each Baton, as without a store, and never drops for lack of Redis.
+//
 // # Concurrency
 //
 // Aggregator and Limiter are safe for concurrent use: each has one mutex,

@@ -29,6 +29,30 @@ type LimitOptions struct {
 	MaxScopes int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Store, when set, keeps the admitted series of every scope for a
+	// whole fleet (relay/fleet's Redis store); the local sets then cache
+	// its answers and decide while it fails. Default nil: local only.
+	Store SeriesStore
+}
+
+// SeriesCheck asks a SeriesStore to admit one series (bucket identity)
+// of a scope under its limit, in a sliding window of Window made of
+// granules of Granularity (Relay's cardinality limiter).
+type SeriesCheck struct {
+	Project     uint64
+	Namespace   string
+	Hash        uint64
+	Limit       int
+	Window      time.Duration
+	Granularity time.Duration
+}
+
+// SeriesStore decides series for the Limiter, fleet-wide. AdmitSeries
+// sets ok[i] for checks[i] (len(ok) == len(checks)) at time now in one
+// round trip; an error means it could not decide in time, and the Limiter
+// decides the whole call locally.
+type SeriesStore interface {
+	AdmitSeries(now time.Time, checks []SeriesCheck, ok []bool) error
 }
 
 // LimiterStats is a snapshot of a Limiter's counters.
@@ -38,6 +62,13 @@ type LimiterStats struct {
 	Evicted  uint64 `json:"evicted"`  // scopes evicted by MaxScopes
 	Scopes   int    `json:"scopes"`   // scopes tracked
 	Bytes    int64  `json:"bytes"`    // estimated memory of the tracked scopes
+
+	// With a Store: series answered from the local cache of the current
+	// granule, series sent to the store, and series decided locally
+	// because the store failed (Fallbacks).
+	Cached    uint64 `json:"cached,omitempty"`
+	Stored    uint64 `json:"stored,omitempty"`
+	Fallbacks uint64 `json:"fallbacks,omitempty"`
 }
 
 // Limiter bounds the cardinality of metric buckets per (project, namespace)
@@ -51,7 +82,8 @@ type Limiter struct {
 
 	scopes    map[limitKey]*limitScope
 	lru       limitScope // sentinel: lru.next is the most recently used
-	overrides map[limitKey]int
+	overrides map[limitKey]limitSpec
+	store     SeriesStore
 	gen       uint64 // bumped by SetProjectLimit; scopes re-resolve their limit
 	bytes     int64
 	stats     LimiterStats
@@ -62,13 +94,25 @@ type limitKey struct {
 	namespace string
 }
 
+// limitSpec is a scope's limit, and the window and granularity the
+// Store counts it in (0: the Limiter's window, one granule).
+type limitSpec struct {
+	limit       int
+	window, gra time.Duration
+}
+
 type limitScope struct {
 	key        limitKey
 	prev, next *limitScope
 	window     int64
-	limit      int
+	spec       limitSpec // its limit, resolved at gen
 	gen        uint64
 	set        hashSet
+
+	// With a Store: the series it admitted in the current granule, which
+	// stay admitted until the granule ends.
+	granule int64
+	cache   hashSet
 }
 
 // limitScopeOverhead is a scope's struct, map slot and key header.
@@ -91,7 +135,8 @@ func NewLimiter(o LimitOptions) *Limiter {
 		maxScopes: o.MaxScopes,
 		now:       o.Now,
 		scopes:    make(map[limitKey]*limitScope),
-		overrides: make(map[limitKey]int),
+		overrides: make(map[limitKey]limitSpec),
+		store:     o.Store,
 	}
 	l.lru.next, l.lru.prev = &l.lru, &l.lru
 	return l
@@ -100,16 +145,30 @@ func NewLimiter(o LimitOptions) *Limiter {
 // Admit reports whether a bucket with identity keyHash may pass for the
 // scope (projectID, namespace): true if it was admitted before in the
 // current window or the scope has room (it is then remembered), false if
-// the caller must drop the bucket with outcome cardinality_limited.
+// the caller must drop the bucket with outcome cardinality_limited. With a
+// Store it is AdmitBatch of one series.
 func (l *Limiter) Admit(projectID uint64, namespace string, keyHash uint64) bool {
+	if l.store != nil {
+		var ok [1]bool
+		l.AdmitBatch([]Series{{Project: projectID, Namespace: namespace, Hash: keyHash}}, ok[:])
+		return ok[0]
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.limit == 0 && len(l.overrides) == 0 {
 		l.stats.Admitted++
 		return true
 	}
-	window := l.now().UnixNano() / l.windowNs
-	k := limitKey{projectID, namespace}
+	s := l.scope(limitKey{projectID, namespace}, l.now().UnixNano())
+	ok := l.admitLocal(s, keyHash)
+	l.count(ok)
+	return ok
+}
+
+// scope returns k's scope, tracked and most recently used, with its limit
+// resolved and its local set of the window at now.
+func (l *Limiter) scope(k limitKey, now int64) *limitScope {
+	window := now / l.windowNs
 	s := l.scopes[k]
 	if s == nil {
 		s = l.add(k)
@@ -118,26 +177,33 @@ func (l *Limiter) Admit(projectID uint64, namespace string, keyHash uint64) bool
 		l.pushFront(s)
 	}
 	if s.gen != l.gen {
-		s.limit, s.gen = l.resolve(k), l.gen
+		s.spec, s.gen = l.resolve(k), l.gen
 	}
 	if s.window != window {
 		l.bytes -= s.set.bytes()
 		s.set = hashSet{}
 		s.window = window
 	}
-	if s.limit == 0 {
-		l.stats.Admitted++
+	return s
+}
+
+// admitLocal decides keyHash with the scope's local set.
+func (l *Limiter) admitLocal(s *limitScope, keyHash uint64) bool {
+	if s.spec.limit == 0 {
 		return true
 	}
 	before := s.set.bytes()
-	ok := s.set.admit(keyHash, s.limit)
+	ok := s.set.admit(keyHash, s.spec.limit)
 	l.bytes += s.set.bytes() - before
+	return ok
+}
+
+func (l *Limiter) count(ok bool) {
 	if ok {
 		l.stats.Admitted++
 	} else {
 		l.stats.Limited++
 	}
-	return ok
 }
 
 // add tracks a new scope, evicting the least recently used one if full.
@@ -146,11 +212,12 @@ func (l *Limiter) add(k limitKey) *limitScope {
 		old := l.lru.prev
 		old.unlink()
 		delete(l.scopes, old.key)
-		l.bytes -= limitScopeOverhead + int64(len(old.key.namespace)) + old.set.bytes()
+		l.bytes -= limitScopeOverhead + int64(len(old.key.namespace)) + old.set.bytes() + old.cache.bytes()
 		l.stats.Evicted++
 	}
 	k.namespace = strings.Clone(k.namespace) // may be a substring of a large bucket name
-	s := &limitScope{key: k, gen: l.gen, limit: l.resolve(k), window: -1}
+	spec := l.resolve(k)
+	s := &limitScope{key: k, gen: l.gen, spec: spec, window: -1, granule: -1}
 	l.scopes[k] = s
 	l.pushFront(s)
 	l.bytes += limitScopeOverhead + int64(len(k.namespace))
@@ -169,14 +236,14 @@ func (s *limitScope) unlink() {
 
 // resolve returns the limit of a scope: its own override, else its
 // project's, else the default.
-func (l *Limiter) resolve(k limitKey) int {
+func (l *Limiter) resolve(k limitKey) limitSpec {
 	if v, ok := l.overrides[k]; ok {
 		return v
 	}
 	if v, ok := l.overrides[limitKey{project: k.project}]; ok {
 		return v
 	}
-	return l.limit
+	return limitSpec{limit: l.limit}
 }
 
 // SetProjectLimit overrides the limit of (projectID, namespace), or of every
@@ -186,13 +253,21 @@ func (l *Limiter) resolve(k limitKey) int {
 // admissions until the window ends. The caller keeps the overrides bounded
 // (one per configured project).
 func (l *Limiter) SetProjectLimit(projectID uint64, namespace string, limit int) {
+	l.SetProjectWindow(projectID, namespace, limit, 0, 0)
+}
+
+// SetProjectWindow is SetProjectLimit with the sliding window a Store
+// counts the scope in: window and granularity (Relay's windowSeconds and
+// granularitySeconds; 0 selects LimitOptions.Window and one granule). The
+// local sets keep their fixed window of LimitOptions.Window.
+func (l *Limiter) SetProjectWindow(projectID uint64, namespace string, limit int, window, granularity time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := limitKey{projectID, strings.Clone(namespace)}
 	if limit < 0 {
 		delete(l.overrides, k)
 	} else {
-		l.overrides[k] = limit
+		l.overrides[k] = limitSpec{limit: limit, window: max(window, 0), gra: max(granularity, 0)}
 	}
 	l.gen++
 }

@@ -122,6 +122,9 @@ type Counter struct {
 	fallbacks atomic.Int64
 	lastErr   atomic.Pointer[failure]
 
+	seriesCalls     atomic.Int64 // AdmitSeries round trips that answered
+	seriesFallbacks atomic.Int64 // series decided locally
+
 	mu    sync.Mutex
 	m     map[string]*window
 	swept int64
@@ -192,17 +195,22 @@ func (c *Counter) Close() error {
 
 // Stats are a Counter's state for metrics and the status page.
 type Stats struct {
-	Up          bool      // the last call to Redis succeeded
-	Leases      int64     // leases Redis granted
-	Fallbacks   int64     // decisions made locally because Redis failed
-	Windows     int       // windows held
-	LastError   string    // the last failure, if any
-	LastErrorAt time.Time // when
+	Up          bool  // the last call to Redis succeeded
+	Leases      int64 // leases Redis granted
+	Fallbacks   int64 // decisions made locally because Redis failed
+	Windows     int   // windows held
+	SeriesCalls int64 // cardinality batches Redis decided
+	// SeriesFallbacks counts series decided locally because Redis
+	// failed, was slower than MaxWait, or was known to be down.
+	SeriesFallbacks int64
+	LastError       string    // the last failure, if any
+	LastErrorAt     time.Time // when
 }
 
 // Stats returns the counter's state.
 func (c *Counter) Stats() Stats {
-	s := Stats{Up: c.up.Load(), Leases: c.leases.Load(), Fallbacks: c.fallbacks.Load()}
+	s := Stats{Up: c.up.Load(), Leases: c.leases.Load(), Fallbacks: c.fallbacks.Load(),
+		SeriesCalls: c.seriesCalls.Load(), SeriesFallbacks: c.seriesFallbacks.Load()}
 	if f := c.lastErr.Load(); f != nil {
 		s.LastError, s.LastErrorAt = f.err, f.at
 	}
@@ -341,10 +349,10 @@ func (c *Counter) lost(err error) {
 		return
 	}
 	if wasUp {
-		c.opts.Logger.Warn("redis unreachable; counting quotas locally until it answers",
+		c.opts.Logger.Warn("redis unreachable; counting quotas locally (and metric cardinality) until it answers",
 			"err", err, "fallback_share", c.opts.FallbackShare, "probe_interval", c.opts.ProbeInterval)
 	} else {
-		c.opts.Logger.Warn("redis unreachable at start; counting quotas locally until it answers", "err", err)
+		c.opts.Logger.Warn("redis unreachable at start; counting quotas locally (and metric cardinality) until it answers", "err", err)
 	}
 	c.wg.Go(c.probe)
 }
@@ -366,7 +374,7 @@ func (c *Counter) probe() {
 			// probing first: a failure right after up must start a probe.
 			c.probing.Store(false)
 			c.up.Store(true)
-			c.opts.Logger.Info("redis reachable again; counting quotas in redis")
+			c.opts.Logger.Info("redis reachable again; counting quotas and metric cardinality in redis")
 			return
 		}
 		c.lastErr.Store(&failure{err: err.Error(), at: time.Now()})

@@ -20,6 +20,21 @@
 // the next lease. Ingest is never blocked longer than MaxWait and nothing
 // is dropped for lack of Redis.
 //
+// Cardinality. AdmitSeries is the store of relay/aggregate's cardinality
+// Limiter: Relay's sliding window (docs/relay-protocol.md, 6.4). A scope
+// (project, namespace) with a window W in granules of G keeps one Redis
+// set of series hashes per granule; the current granule's set (the
+// working set) holds every series admitted in the last W. One Lua script
+// call per scope checks a batch of hashes against the working set and its
+// limit and adds the admitted ones to the sets of the granules from now to
+// W later, atomically; the scopes of a batch go in one pipeline, so a batch
+// costs one round trip, bounded by MaxWait. Its failures share the quota
+// counter's fallback: the Limiter then decides locally, and counting
+// returns to Redis with the probe. Series admitted locally meanwhile are
+// not copied to Redis: at their next sighting they are checked there as
+// new ones (admitted while the limit has room).
+//
 // Memory: one entry per live window (quota, scope), at most MaxKeys,
-// swept once a minute; see DESIGN.md "Fleet state in Redis".
+// swept once a minute; the cardinality store keeps nothing in Go between
+// calls. See DESIGN.md "Fleet state in Redis".
 package fleet

@@ -100,26 +100,41 @@ func (a *Metrics) Start(wg *sync.WaitGroup, readCtx, sendCtx context.Context) {
 	wg.Go(func() { a.flushLoop(readCtx, sendCtx, &readers) })
 }
 
+// readRec is a record of a read batch: its buckets are
+// buckets[start:end] of the batch.
+type readRec struct {
+	ir         insertedRec
+	rec        record.Record
+	start, end int
+	invalid    int
+}
+
+// read aggregates a raw metric stream. Each read batch (up to
+// BatchRecords records) is parsed whole first, so the cardinality limiter
+// decides all its buckets at once: one Redis round trip per batch with a
+// fleet store.
 func (a *Metrics) read(ctx context.Context, s buffer.Stream) {
 	var (
 		buckets []envelope.Bucket
+		batch   []readRec
 		env     envelope.Envelope
 		decoded record.Slab
+		lb      limitBatch
 	)
 	lim := a.o.Limits
 	readLoop(ctx, a.o.Buffer, s, a.o.Clock, a.o.Logger, func(recs []buffer.Record) bool {
 		decoded.Reset()
+		buckets, batch = buckets[:0], batch[:0]
 		for i := range recs {
 			var rec record.Record
 			if err := record.Decode(recs[i].Value, &rec, &decoded); err != nil {
-				a.insert(s, insertedRec{seq: recs[i].Seq, items: int(record.Items(recs[i].Value)), corrupt: true}, aggregate.Scope{}, nil)
+				batch = append(batch, readRec{ir: insertedRec{seq: recs[i].Seq, items: int(record.Items(recs[i].Value)), corrupt: true}})
 				continue
 			}
-			buckets = buckets[:0]
-			invalid := 0
+			r := readRec{ir: insertedRec{seq: recs[i].Seq, items: rec.Items}, rec: rec, start: len(buckets)}
 			env.Reset()
 			if err := env.Parse(rec.Envelope, &lim); err != nil {
-				invalid++
+				r.invalid++
 			}
 			received := rec.Received()
 			for j := range env.Items {
@@ -128,26 +143,36 @@ func (a *Metrics) read(ctx context.Context, s buffer.Stream) {
 				case envelope.ItemStatsd:
 					var lineErrs []envelope.LineError
 					buckets, lineErrs = envelope.ParseStatsd(buckets, it.Payload, received)
-					invalid += len(lineErrs)
+					r.invalid += len(lineErrs)
 				case envelope.ItemMetricBuckets:
 					bs, err := envelope.ParseBuckets(it.Payload)
 					if err != nil {
-						invalid++
+						r.invalid++
 					}
 					buckets = append(buckets, bs...)
 				default:
-					invalid++ // not a metric item: nothing to aggregate
+					r.invalid++ // not a metric item: nothing to aggregate
 				}
 			}
-			kept := a.admit(&rec, buckets, received)
-			if invalid > 0 {
-				a.o.Outcomes.Drop(envelope.ClassMetric, outcome.ReasonInvalid, 0, invalid)
+			r.end = len(buckets)
+			batch = append(batch, r)
+		}
+		a.admit(batch, buckets, &lb)
+		for i := range batch {
+			r := &batch[i]
+			if r.ir.corrupt {
+				a.insert(s, r.ir, aggregate.Scope{}, nil)
+				continue
 			}
-			sc := aggregate.Scope{ProjectID: rec.ProjectID, PublicKey: string(rec.PublicKey)}
-			if rejected := a.insert(s, insertedRec{seq: recs[i].Seq, items: rec.Items}, sc, kept); rejected > 0 {
+			if r.invalid > 0 {
+				a.o.Outcomes.Drop(envelope.ClassMetric, outcome.ReasonInvalid, 0, r.invalid)
+			}
+			sc := aggregate.Scope{ProjectID: r.rec.ProjectID, PublicKey: string(r.rec.PublicKey)}
+			if rejected := a.insert(s, r.ir, sc, buckets[r.start:r.end]); rejected > 0 {
 				a.o.Outcomes.Drop(envelope.ClassMetric, outcome.ReasonInvalid, 0, rejected)
 			}
 		}
+		clear(buckets) // the aggregator keeps what it needs; hold nothing until the next batch
 		select {
 		case a.wake <- struct{}{}:
 		default:
@@ -156,38 +181,79 @@ func (a *Metrics) read(ctx context.Context, s buffer.Stream) {
 	})
 }
 
+// limitBatch is a reader's scratch for the limiter's decisions.
+type limitBatch struct {
+	series []aggregate.Series
+	ok     []bool
+}
+
 // admit stamps the receive time, drops the namespace Relay does not
 // support and oversized names and tags (outcome invalid), and applies the
-// cardinality limits; it returns the buckets kept (in place).
-func (a *Metrics) admit(rec *record.Record, buckets []envelope.Bucket, received time.Time) []envelope.Bucket {
-	if a.o.Limiter != nil && a.o.Projects != nil {
-		a.projectLimits(rec)
-	}
-	kept := buckets[:0]
-	limited := 0
-	for i := range buckets {
-		b := &buckets[i]
-		ns := aggregate.Namespace(b.Name)
-		if ns == "unsupported" || oversized(b) {
-			a.o.Outcomes.Drop(envelope.ClassMetric, outcome.ReasonInvalid, 0, 1)
+// cardinality limits to a read batch in one AdmitBatch call; each
+// record's kept buckets end up at the front of its range (r.end moves).
+func (a *Metrics) admit(batch []readRec, buckets []envelope.Bucket, lb *limitBatch) {
+	limiter := a.o.Limiter
+	lb.series = lb.series[:0]
+	for i := range batch {
+		r := &batch[i]
+		if r.ir.corrupt {
 			continue
 		}
-		if a.o.Limiter != nil && !a.o.Limiter.Admit(rec.ProjectID, ns, b.KeyHash()) {
-			limited++
+		if limiter != nil && a.o.Projects != nil {
+			a.projectLimits(&r.rec)
+		}
+		received := r.rec.Received().Unix()
+		kept := r.start
+		for j := r.start; j < r.end; j++ {
+			b := &buckets[j]
+			ns := aggregate.Namespace(b.Name)
+			if ns == "unsupported" || oversized(b) {
+				a.o.Outcomes.Drop(envelope.ClassMetric, outcome.ReasonInvalid, 0, 1)
+				continue
+			}
+			if b.Metadata.ReceivedAt == 0 {
+				b.Metadata.ReceivedAt = received
+			}
+			if limiter != nil {
+				lb.series = append(lb.series, aggregate.Series{Project: r.rec.ProjectID, Namespace: ns, Hash: b.KeyHash()})
+			}
+			buckets[kept] = *b
+			kept++
+		}
+		r.end = kept
+	}
+	if limiter == nil || len(lb.series) == 0 {
+		return
+	}
+	if cap(lb.ok) < len(lb.series) {
+		lb.ok = make([]bool, len(lb.series))
+	}
+	lb.ok = lb.ok[:len(lb.series)]
+	limiter.AdmitBatch(lb.series, lb.ok)
+	n := 0 // the next decision
+	for i := range batch {
+		r := &batch[i]
+		if r.ir.corrupt {
 			continue
 		}
-		if b.Metadata.ReceivedAt == 0 {
-			b.Metadata.ReceivedAt = received.Unix()
+		kept, limited := r.start, 0
+		for j := r.start; j < r.end; j++ {
+			if !lb.ok[n] {
+				limited++
+			} else {
+				buckets[kept] = buckets[j]
+				kept++
+			}
+			n++
 		}
-		kept = append(kept, *b)
-	}
-	if limited > 0 {
-		a.o.Outcomes.Drop(envelope.ClassMetric, outcome.ReasonCardinality, 0, limited)
-		if a.o.Limited != nil {
-			a.o.Limited(rec, limited)
+		r.end = kept
+		if limited > 0 {
+			a.o.Outcomes.Drop(envelope.ClassMetric, outcome.ReasonCardinality, 0, limited)
+			if a.o.Limited != nil {
+				a.o.Limited(&r.rec, limited)
+			}
 		}
 	}
-	return kept
 }
 
 // maxMetricText bounds metric names and tag keys and values (Relay's
@@ -225,7 +291,8 @@ func (a *Metrics) projectLimits(rec *record.Record) {
 		if l.Passive || (l.Scope != "" && l.Scope != "project" && l.Scope != "organization") {
 			continue
 		}
-		a.o.Limiter.SetProjectLimit(st.ProjectID, l.Namespace, l.Limit)
+		a.o.Limiter.SetProjectWindow(st.ProjectID, l.Namespace, l.Limit,
+			time.Duration(l.Window.WindowSeconds)*time.Second, time.Duration(l.Window.GranularitySeconds)*time.Second)
 	}
 }
 

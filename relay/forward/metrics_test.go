@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/aggregate"
+	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/record"
 )
 
@@ -160,5 +162,84 @@ func TestMetricsFlushAllOnShutdown(t *testing.T) {
 	}
 	if r := rec.get(); r.aggregate.Records != 1 || r.produced.Records != 1 {
 		t.Fatalf("aggregated %+v, produced %+v", r.aggregate, r.produced)
+	}
+}
+
+// countingStore admits the first limit series it sees per call order and
+// counts its calls.
+type countingStore struct {
+	mu    sync.Mutex
+	calls int
+	n     int
+	seen  map[uint64]bool
+}
+
+func (s *countingStore) AdmitSeries(_ time.Time, checks []aggregate.SeriesCheck, ok []bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	s.n += len(checks)
+	for i, c := range checks {
+		if !s.seen[c.Hash] && len(s.seen) < c.Limit {
+			s.seen[c.Hash] = true
+		}
+		ok[i] = s.seen[c.Hash]
+	}
+	return nil
+}
+
+// The cardinality limiter decides a read batch in one store call: three
+// records of four new series each against a limit of 5 make one call of
+// 12 checks, 7 buckets dropped as cardinality_limited, from the record
+// where the limit was crossed on.
+func TestMetricsCardinalityOneCallPerBatch(t *testing.T) {
+	b, _ := openBuffer(t)
+	clk := newClock(false)
+	now := clk.Now()
+	var es []buffer.Entry
+	for r := range 3 {
+		var lines []string
+		for i := range 4 {
+			lines = append(lines, "card.k"+strconv.Itoa(r*4+i)+":1|c")
+		}
+		es = append(es, buffer.Entry{Stream: rawStream, Value: statsdRecord(1, strings.Join(lines, "\n"), now)})
+	}
+	if err := b.Append(context.Background(), es); err != nil {
+		t.Fatal(err)
+	}
+	agg, err := aggregate.New(aggregate.Options{InitialDelay: -1, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &countingStore{seen: map[uint64]bool{}}
+	ob := &opBuffer{Buffer: b, hit: make(chan struct{}, 1)}
+	rec := newRecorder()
+	var limitedRecs []int
+	m := NewMetrics(MetricsOptions{
+		Buffer: ob, Sources: []buffer.Stream{rawStream}, Aggregator: agg,
+		Limiter: aggregate.NewLimiter(aggregate.LimitOptions{Limit: 5, Now: clk.Now, Store: store}),
+		Limited: func(_ *record.Record, n int) { limitedRecs = append(limitedRecs, n) },
+		Limits:  envelope.DefaultLimits(), Outcomes: rec, Clock: clk, Logger: quiet,
+	})
+	var wg sync.WaitGroup
+	stop := run(t, func(readCtx, sendCtx context.Context) {
+		m.Start(&wg, readCtx, sendCtx)
+		wg.Wait()
+	})
+	deadline := time.Now().Add(guard)
+	for rec.get().dropped[outcome.ReasonCardinality].Items < 7 || agg.Stats().Buckets < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("dropped %+v and %d buckets held, want 7 cardinality_limited and the 5 admitted", rec.get().dropped, agg.Stats().Buckets)
+		}
+		time.Sleep(time.Millisecond) // polling an observable condition, with a deadline
+	}
+	stop()
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.calls != 1 || store.n != 12 {
+		t.Fatalf("%d store calls of %d checks, want 1 of 12", store.calls, store.n)
+	}
+	if !slices.Equal(limitedRecs, []int{3, 4}) {
+		t.Fatalf("limited per record %v, want [3 4] (the second record's last 3, the third's 4)", limitedRecs)
 	}
 }

@@ -30,13 +30,17 @@ type Detail struct {
 
 // Redis is the fleet state in Redis (relay/fleet).
 type Redis struct {
-	Addresses   []string  `json:"addresses"`
-	Up          bool      `json:"up"`
-	Leases      int64     `json:"leases"`
-	Fallbacks   int64     `json:"fallbacks"`
-	Windows     int       `json:"windows"`
-	LastError   string    `json:"last_error,omitempty"`
-	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	Addresses []string `json:"addresses"`
+	Up        bool     `json:"up"`
+	Leases    int64    `json:"leases"`
+	Fallbacks int64    `json:"fallbacks"`
+	Windows   int      `json:"windows"`
+	// CardinalityCalls are the metric cardinality batches Redis decided;
+	// CardinalityFallbacks the series decided locally without it.
+	CardinalityCalls     int64     `json:"cardinality_calls"`
+	CardinalityFallbacks int64     `json:"cardinality_fallbacks"`
+	LastError            string    `json:"last_error,omitempty"`
+	LastErrorAt          time.Time `json:"last_error_at,omitzero"`
 }
 
 // Route is where a class goes.
