@@ -24,8 +24,12 @@ var tailClasses = [...]envelope.Class{envelope.ClassTransaction, envelope.ClassS
 func (r *Relay) newTail() {
 	t := r.cfg.TailSampling
 	r.tail.projects = r.cfg.TailProjects()
+	rules := tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: t.DurationThreshold}
+	for _, m := range t.Rules {
+		rules.Match = append(rules.Match, tailsample.Match(m))
+	}
 	r.tail.index = tailsample.NewIndex(tailsample.IndexOptions{
-		Rules:        tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: t.DurationThreshold},
+		Rules:        rules,
 		DecisionWait: t.DecisionWait,
 		MaxTraceWait: t.MaxTraceWait,
 		MaxTraces:    t.MaxTraces,

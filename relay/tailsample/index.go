@@ -1,6 +1,7 @@
 package tailsample
 
 import (
+	"cmp"
 	"sync"
 	"time"
 )
@@ -42,6 +43,8 @@ type Stats struct {
 
 type trace struct {
 	first, last int64 // received time of its first and last item, unix ns
+	wait        int64 // decision wait of its rules, ns; 0 until an item came
+	rate        float64
 	refs        int   // records of it still in a stream
 	interesting bool
 	decided     bool
@@ -79,11 +82,17 @@ func (x *Index) Mark(id string, now time.Time) {
 	t.interesting = true
 }
 
-// observe indexes one record of trace id received at at; interesting when
-// the record itself keeps its trace. It returns the verdict already made
+// observe indexes one record of trace id received at at under rules r
+// (nil: the Index's); interesting when the record itself keeps its trace.
+// The first item of a trace fixes its keep rate and decision wait, so a
+// trace whose items disagree (a DSC changed mid-trace) still gets one
+// decision. It returns the verdict already made
 // for the record (decided) when its trace was decided before, or when the
 // index is full and the trace is new (decided at once by the rate).
-func (x *Index) observe(id string, at time.Time, interesting bool) (decided, keep bool) {
+func (x *Index) observe(id string, at time.Time, interesting bool, r *Rules) (decided, keep bool) {
+	if r == nil {
+		r = &x.o.Rules
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	t := x.m[id]
@@ -93,7 +102,7 @@ func (x *Index) observe(id string, at time.Time, interesting bool) (decided, kee
 		}
 		if len(x.m) >= x.o.MaxTraces {
 			x.stats.Early++
-			keep = interesting || x.o.Rules.KeepByRate(id)
+			keep = interesting || r.KeepByRate(id)
 			x.count(keep)
 			return true, keep
 		}
@@ -103,6 +112,9 @@ func (x *Index) observe(id string, at time.Time, interesting bool) (decided, kee
 	t.refs++
 	if t.decided {
 		return true, t.keep // a late item follows its trace
+	}
+	if t.wait == 0 {
+		t.wait, t.rate = int64(cmp.Or(r.DecisionWait, x.o.DecisionWait)), r.KeepRate
 	}
 	t.first = min(t.first, at.UnixNano())
 	t.last = max(t.last, at.UnixNano())
@@ -123,11 +135,15 @@ func (x *Index) verdict(id string, now time.Time) (decided, keep bool) {
 		return true, t.keep
 	}
 	n := now.UnixNano()
-	if n-t.last < int64(x.o.DecisionWait) && n-t.first < int64(x.o.MaxTraceWait) {
+	wait, rate := t.wait, t.rate
+	if wait == 0 { // cannot happen: a held record set them
+		wait, rate = int64(x.o.DecisionWait), x.o.Rules.KeepRate
+	}
+	if n-t.last < wait && n-t.first < int64(x.o.MaxTraceWait) {
 		return false, false
 	}
 	t.decided = true
-	t.keep = t.interesting || x.o.Rules.KeepByRate(id)
+	t.keep = t.interesting || Hash(id) < rate
 	x.count(t.keep)
 	return true, t.keep
 }

@@ -40,6 +40,9 @@ type Options struct {
 	// Route is the stream a kept record of class c and public key key
 	// moves to. Required.
 	Route    func(c envelope.Class, key []byte) buffer.Stream
+	// Rules are the rules of a record's project. Default nil: the
+	// Index's for every record.
+	Rules    func(rec *record.Record) Rules
 	Outcomes Recorder
 	// Reporter reports dropped records upstream. Default nil: none.
 	Reporter Reporter
@@ -136,14 +139,19 @@ func (s *Sampler) index(r *buffer.Record) {
 		s.held = append(s.held, h)
 		return
 	}
-	id, interesting := s.o.Index.o.Rules.Inspect(rec.Envelope)
+	rules := &s.o.Index.o.Rules
+	if s.o.Rules != nil {
+		r := s.o.Rules(&rec)
+		rules = &r
+	}
+	id, interesting := rules.Inspect(rec.Envelope)
 	if id == "" {
 		h.decided, h.keep = true, true // no trace to wait for
 		s.held = append(s.held, h)
 		return
 	}
 	h.id = id
-	h.decided, h.keep = s.o.Index.observe(id, rec.Received(), interesting)
+	h.decided, h.keep = s.o.Index.observe(id, rec.Received(), interesting, rules)
 	s.held = append(s.held, h)
 }
 

@@ -254,12 +254,12 @@ func TestSamplerRebuildsOnRestart(t *testing.T) {
 // A full index decides a new trace at once by the keep rate.
 func TestIndexFull(t *testing.T) {
 	x := NewIndex(IndexOptions{Rules: Rules{KeepRate: 0}, DecisionWait: time.Second, MaxTraceWait: time.Minute, MaxTraces: 2})
-	x.observe(traceA, t0, false)
-	x.observe(traceB, t0, false)
-	if decided, keep := x.observe(traceC, t0, true); !decided || !keep {
+	x.observe(traceA, t0, false, nil)
+	x.observe(traceB, t0, false, nil)
+	if decided, keep := x.observe(traceC, t0, true, nil); !decided || !keep {
 		t.Errorf("interesting trace beyond max_traces: decided %v keep %v; want kept at once", decided, keep)
 	}
-	if decided, keep := x.observe("dddddddddddddddddddddddddddddddd", t0, false); !decided || keep {
+	if decided, keep := x.observe("dddddddddddddddddddddddddddddddd", t0, false, nil); !decided || keep {
 		t.Errorf("plain trace beyond max_traces: decided %v keep %v; want dropped at once (rate 0)", decided, keep)
 	}
 	if st := x.Stats(); st.Early != 2 || st.Waiting != 2 {
