@@ -45,7 +45,7 @@ type trace struct {
 	first, last int64 // received time of its first and last item, unix ns
 	wait        int64 // decision wait of its rules, ns; 0 until an item came
 	rate        float64
-	refs        int   // records of it still in a stream
+	refs        int // records of it still in a stream
 	interesting bool
 	decided     bool
 	keep        bool

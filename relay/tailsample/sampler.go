@@ -39,7 +39,7 @@ type Options struct {
 	Index  *Index
 	// Route is the stream a kept record of class c and public key key
 	// moves to. Required.
-	Route    func(c envelope.Class, key []byte) buffer.Stream
+	Route func(c envelope.Class, key []byte) buffer.Stream
 	// Rules are the rules of a record's project. Default nil: the
 	// Index's for every record.
 	Rules    func(rec *record.Record) Rules
