@@ -1,0 +1,131 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/getsentry/sentry-go"
+)
+
+// headDropAll is a sampling part whose one trace rule (id 1001) keeps no
+// trace: head sampling drops every transaction of the project.
+var headDropAll = map[string]any{"version": 2, "rules": []any{map[string]any{
+	"id": 1001, "type": "trace",
+	"samplingValue": map[string]any{"type": "sampleRate", "value": 0},
+	"condition":     map[string]any{"op": "and", "inner": []any{}},
+}}}
+
+// Tail sampling from the project config (issue 22): project 42's
+// tailSampling part is enabled with a 1 s decision wait (the static one is
+// 30 s), a span-data rule and no keepRate, so the keep rate is what its
+// sampling rules give: 0. Its traces skip head sampling: the one with an
+// error and the one a rule matches are kept whole, the plain one is dropped
+// whole with outcome sampled. Project 43 has the same head sampling and a
+// broken tailSampling part: it falls back to head sampling, its
+// transactions dropped at ingest and never held.
+func TestTailSamplingManagedPart(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		c := m["config"].(map[string]any)
+		c["sampling"] = headDropAll
+		c["tailSampling"] = map[string]any{"enabled": true, "decisionWait": 1, "rules": []any{map[string]any{"attribute": "tier", "equals": "gold"}}}
+	}))
+	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", func(m map[string]any) {
+		c := m["config"].(map[string]any)
+		c["sampling"] = headDropAll
+		c["tailSampling"] = map[string]any{"enabled": true, "keepRate": 2}
+	}))
+	n := startNode(t, managedYAML(s.url(), "outcomes:\n  emit_outcomes: \"true\"\n  batch_interval: 10ms\n"))
+	dsn := func(pid uint64, key string) string { return fmt.Sprintf("http://%s@%s/%d", key, n.r.Addr(), pid) }
+
+	sendTrace(t, dsn(42, managedKey), "mtail-A", true, 0)  // an error inside: kept
+	sendTrace(t, dsn(42, managedKey), "mtail-B", false, 0) // plain: dropped at keep rate 0
+	sendGoldTrace(t, dsn(42, managedKey), "mtail-D")       // span data tier=gold: kept
+	sendTrace(t, dsn(43, managedKey2), "mtail-E", true, 0) // broken part: head-sampled away
+
+	// Decided well within tail_sampling.decision_wait (30 s): the part's
+	// 1 s applies.
+	st := waitBalanced(t, n, 15*time.Second)
+	if ts := st.TailSampling; ts == nil || ts.Kept != 2 || ts.Dropped != 1 {
+		t.Errorf("tail sampling stats %+v, want 2 traces kept (A, D) and 1 dropped (B); project 43's never held", ts)
+	}
+	if got := st.Classes["transaction"].Dropped["sampled"]; got.Records != 4 {
+		t.Errorf("transactions dropped as sampled = %+v, want 4 (B's 2 by tail, E's 2 by head)", got)
+	}
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		tx := deliveredTransactions(s)
+		return tx["42 mtail-A/1"] == 1 && tx["42 mtail-A/2"] == 1 && tx["42 mtail-D/1"] == 1
+	}, func() string {
+		return fmt.Sprintf("kept transactions not all delivered: upstream got %v", deliveredTransactions(s))
+	})
+	tx := deliveredTransactions(s)
+	for _, name := range []string{"42 mtail-B/1", "42 mtail-B/2", "43 mtail-E/1", "43 mtail-E/2"} {
+		if tx[name] != 0 {
+			t.Errorf("transaction %s delivered, want it sampled away (upstream got %v)", name, tx)
+		}
+	}
+	if deliveredTo(s, 43, "mtail-E: payment failed") != 1 {
+		t.Errorf("project 43 (broken part): its error was not delivered")
+	}
+	// Upstream learns why: tail drops as reason tail_sampling, head drops
+	// by their rule.
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		tail, head := sampledOutcomes(s, 42, "tail_sampling"), sampledOutcomes(s, 43, "Sampled:1001")
+		return tail == 2 && head == 2
+	}, func() string { return fmt.Sprintf("sampled outcomes upstream: %v", sentryOutcomes(s)) })
+}
+
+// deliveredTransactions counts the transaction payloads the fake Sentry
+// received, by "project name".
+func deliveredTransactions(s *fakeSentry) map[string]int {
+	got := map[string]int{}
+	for _, e := range s.envelopes() {
+		for _, line := range bytes.Split(e.Body, []byte("\n")) {
+			var ev struct {
+				Type        string          `json:"type"`
+				Transaction string          `json:"transaction"`
+				Start       json.RawMessage `json:"start_timestamp"`
+			}
+			if json.Unmarshal(line, &ev) == nil && ev.Type == "transaction" && ev.Start != nil {
+				got[e.ProjectID+" "+ev.Transaction]++
+			}
+		}
+	}
+	return got
+}
+
+// sampledOutcomes sums the filtered (sampled) transaction outcomes of
+// project pid with reason upstream.
+func sampledOutcomes(s *fakeSentry, pid uint64, reason string) float64 {
+	var q float64
+	for _, o := range sentryOutcomes(s) {
+		if o["project_id"] == float64(pid) && o["outcome"] == float64(1) && o["reason"] == reason && o["category"] == float64(2) {
+			q += o["quantity"].(float64)
+		}
+	}
+	return q
+}
+
+// sendGoldTrace sends, through sentry-go, a trace of one fast error-free
+// transaction whose span has data tier=gold.
+func sendGoldTrace(t *testing.T, dsn, name string) {
+	t.Helper()
+	client, err := sentry.NewClient(sentry.ClientOptions{Dsn: dsn, Transport: sentry.NewHTTPSyncTransport(), EnableTracing: true, TracesSampleRate: 1.0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	hub := sentry.NewHub(client, sentry.NewScope())
+	tx := sentry.StartTransaction(sentry.SetHubOnContext(t.Context(), hub), name+"/1")
+	sp := tx.StartChild("cart.lookup")
+	sp.SetData("tier", "gold")
+	sp.Finish()
+	tx.Finish()
+	if !client.Flush(10 * time.Second) {
+		t.Fatal("sentry-go did not flush")
+	}
+}
