@@ -55,6 +55,7 @@ routes:
   default: {upstream: tail}
   transaction: {upstream: tail, steer: trace}
   span: {upstream: tail, steer: trace}
+  error: {upstream: tail, steer: trace}
 `, tail.base)
 	edges := []*crashProc{start("edge0", edgeCfg), start("edge1", edgeCfg)}
 	dsn := func(p *crashProc) string { return "http://" + testKey + "@" + strings.TrimPrefix(p.base, "http://") + "/42" }
