@@ -28,6 +28,13 @@ type TailSampling struct {
 	// bound); a trace beyond it is decided at once by the keep rate.
 	// Default: 100000.
 	MaxTraces int `yaml:"max_traces"`
+	// MaxTraceItems decides a trace at once when it has this many items
+	// (transactions and spans). Default: 1000.
+	MaxTraceItems int `yaml:"max_trace_items"`
+	// MaxBytes is the disk budget of the trace buffer: the stored size of
+	// the records waiting for a decision; over it, the oldest traces are
+	// decided at once. Default: 1GiB.
+	MaxBytes ByteSize `yaml:"max_bytes"`
 	// Rules keep a trace with an item that one of them matches (all of a
 	// rule's fields must hold for one item). Default: none.
 	Rules []TailRule `yaml:"rules"`
@@ -77,6 +84,8 @@ func (v *validator) tailSampling() {
 		v.errorf("tail_sampling.duration_threshold", "must not be negative (0 is off)")
 	}
 	v.positive("tail_sampling.max_traces", int64(t.MaxTraces))
+	v.positive("tail_sampling.max_trace_items", int64(t.MaxTraceItems))
+	v.positive("tail_sampling.max_bytes", int64(t.MaxBytes))
 	for i, r := range t.Rules {
 		field := "tail_sampling.rules[" + strconv.Itoa(i) + "]"
 		switch {

@@ -205,3 +205,30 @@ func TestTailSamplingKill9(t *testing.T) {
 		t.Errorf("baton exit code %d", code)
 	}
 }
+
+// The bounds decide a trace before its decision wait (1 m here): a trace
+// reaching tail_sampling.max_trace_items at once, and the oldest traces
+// once the records waiting pass tail_sampling.max_bytes.
+func TestTailSamplingBounds(t *testing.T) {
+	for _, tc := range []struct{ name, bound string }{
+		{"max_trace_items", "max_trace_items: 2"},
+		{"max_bytes", "max_bytes: 1KiB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := startNode(t, "tail_sampling:\n  projects: [\"42\"]\n  decision_wait: 1m\n  keep_rate: 1\n  "+tc.bound+"\n")
+			sendTrace(t, "http://"+testKey+"@"+n.r.Addr().String()+"/42", "bound-"+tc.name, false, 0)
+			st := waitBalanced(t, n, 15*time.Second)
+			if tx := st.Classes["transaction"]; tx.Delivered.Records != 2 {
+				t.Errorf("transactions %+v, want both delivered", tx)
+			}
+			ts := st.TailSampling
+			if ts == nil {
+				t.Fatal("no tail sampling stats")
+			}
+			by := map[string]int64{"max_trace_items": ts.Capped, "max_bytes": ts.OverBudget}[tc.name]
+			if ts.Kept != 1 || by != 1 || ts.Bytes != 0 {
+				t.Errorf("tail sampling stats %+v, want the trace decided once by %s and nothing held", ts, tc.name)
+			}
+		})
+	}
+}

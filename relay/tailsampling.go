@@ -40,10 +40,12 @@ func (r *Relay) newTail() {
 	}
 	r.tail.static = rules
 	r.tail.index = tailsample.NewIndex(tailsample.IndexOptions{
-		Rules:        rules,
-		DecisionWait: t.DecisionWait,
-		MaxTraceWait: t.MaxTraceWait,
-		MaxTraces:    t.MaxTraces,
+		Rules:         rules,
+		DecisionWait:  t.DecisionWait,
+		MaxTraceWait:  t.MaxTraceWait,
+		MaxTraces:     t.MaxTraces,
+		MaxTraceItems: t.MaxTraceItems,
+		MaxBytes:      int64(t.MaxBytes),
 	})
 }
 

@@ -40,8 +40,11 @@
 // that is decided at once by the keep rate (counted in Stats.Early). A
 // Sampler holds at most 4×MaxTraces waiting records in its queue (32 bytes
 // each) and stops reading its stream beyond that until the head is decided.
-// Measured (BenchmarkMemoryPerTrace): 152 bytes of heap per waiting
-// one-item trace, index entry, its id and queue entry together.
+// Measured (BenchmarkMemoryPerTrace): 168 bytes of heap per waiting
+// one-item trace, index entry, its id and queue entry together. A trace
+// with MaxTraceItems items is decided at once (Stats.Capped); while the
+// records held undecided are over MaxBytes, the Samplers make the oldest
+// traces of their queues due at once (Stats.OverBudget).
 //
 // # Restart
 //

@@ -13,6 +13,7 @@ import (
 // out plainly.
 type refTrace struct {
 	first, last time.Time
+	items       int
 	wait        time.Duration // fixed by its first item
 	rate        float64       // fixed by its first item
 	interesting bool
@@ -26,7 +27,7 @@ type refTrace struct {
 // decision wait or MaxTraceWait after its first item; kept when interesting
 // (an error mark, an error status, or an item a rule matches: tag equals,
 // transaction glob, release glob) or Hash < the keep rate; later items
-// follow. Items of one trace come with differing keep rates and waits (a
+// follow; a trace with MaxTraceItems items is due at once. Items of one trace come with differing keep rates and waits (a
 // DSC that changes mid-trace): the first item's hold.
 func TestDecisionModel(t *testing.T) {
 	for seed := range uint64(20) {
@@ -36,7 +37,7 @@ func TestDecisionModel(t *testing.T) {
 			{Transaction: "checkout*"},
 			{Release: "2.*", Attribute: "region", Equals: "eu"},
 		}}
-		o := IndexOptions{Rules: rules, DecisionWait: time.Second, MaxTraceWait: 5 * time.Second, MaxTraces: 1000}
+		o := IndexOptions{Rules: rules, DecisionWait: time.Second, MaxTraceWait: 5 * time.Second, MaxTraces: 1000, MaxTraceItems: 2 + int(seed%5)}
 		x := NewIndex(o)
 		ref := map[string]*refTrace{}
 		var ids []string
@@ -66,7 +67,7 @@ func TestDecisionModel(t *testing.T) {
 				if gotID != id || interesting != item.interesting {
 					t.Fatalf("seed %d step %d: Inspect(%s) = %s, %v; reference %s, %v", seed, step, item.env, gotID, interesting, id, item.interesting)
 				}
-				decided, keep := x.observe(id, now, interesting, &itemRules)
+				decided, keep := x.observe(id, now, interesting, &itemRules, 1, len(item.env))
 				if r == nil {
 					r = &refTrace{first: now, last: now}
 					ref[id] = r
@@ -84,6 +85,7 @@ func TestDecisionModel(t *testing.T) {
 					t.Fatalf("seed %d step %d: %s decided at observe", seed, step, id)
 				}
 				r.last, r.interesting = now, r.interesting || interesting
+				r.items++
 			}
 			for _, id := range ids {
 				r := ref[id]
@@ -91,7 +93,7 @@ func TestDecisionModel(t *testing.T) {
 					continue
 				}
 				decided, keep := x.verdict(id, now)
-				due := now.Sub(r.last) >= r.wait || now.Sub(r.first) >= o.MaxTraceWait
+				due := now.Sub(r.last) >= r.wait || now.Sub(r.first) >= o.MaxTraceWait || r.items >= o.MaxTraceItems
 				if !r.decided && due {
 					r.decided, r.keep = true, r.interesting || Hash(id) < r.rate
 					decisions++
@@ -229,7 +231,7 @@ func TestMarksAreForgotten(t *testing.T) {
 	if st := x.Stats(); st.Waiting != 1 {
 		t.Errorf("%d indexed after max_trace_wait, want only the new mark", st.Waiting)
 	}
-	if decided, _ := x.observe(traceB, t0.Add(2*time.Minute), false, nil); decided {
+	if decided, _ := x.observe(traceB, t0.Add(2*time.Minute), false, nil, 1, 0); decided {
 		t.Error("a new trace was decided early: the index is still full of old marks")
 	}
 }

@@ -55,6 +55,7 @@ type Options struct {
 type heldRecord struct {
 	seq     buffer.Seq
 	id      string // trace id; "" for a record without one (kept at once)
+	size    int32  // value bytes, counted in the Index while held
 	decided bool   // verdict fixed at read time (a late or early one)
 	keep    bool
 }
@@ -150,9 +151,26 @@ func (s *Sampler) index(r *buffer.Record) {
 		s.held = append(s.held, h)
 		return
 	}
-	h.id = id
-	h.decided, h.keep = s.o.Index.observe(id, rec.Received(), interesting, rules)
+	h.id, h.size = id, int32(len(r.Value)) // a record is far below 2 GiB
+	h.decided, h.keep = s.o.Index.observe(id, rec.Received(), interesting, rules, rec.Items, int(h.size))
 	s.held = append(s.held, h)
+}
+
+// hurry makes the oldest undecided traces of the queue due at once, over
+// the Index's budget: enough of them that the records they let leave
+// bring it back under, if they can.
+func (s *Sampler) hurry() {
+	freed, over := int64(0), s.o.Index.overBy()
+	for i := range s.held {
+		h := &s.held[i]
+		if freed >= over {
+			return
+		}
+		freed += int64(h.size)
+		if !h.decided {
+			s.o.Index.hurry(h.id)
+		}
+	}
 }
 
 // settle moves the decided prefix of the queue out of the stream: kept
@@ -160,6 +178,9 @@ func (s *Sampler) index(r *buffer.Record) {
 // buffer.Move that acks them.
 func (s *Sampler) settle(ctx context.Context) error {
 	now := s.o.Now()
+	if s.o.Index.overBudget() {
+		s.hurry()
+	}
 	n := 0
 	for ; n < len(s.held); n++ {
 		h := &s.held[n]
@@ -215,7 +236,7 @@ func (s *Sampler) settle(ctx context.Context) error {
 	}
 	for i := range prefix {
 		if prefix[i].id != "" {
-			s.o.Index.release(prefix[i].id, now)
+			s.o.Index.release(prefix[i].id, int(prefix[i].size), now)
 		}
 	}
 	s.held = append(s.held[:0], s.held[n:]...)
