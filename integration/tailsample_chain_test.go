@@ -58,7 +58,9 @@ routes:
   error: {upstream: tail, steer: trace}
 `, tail.base)
 	edges := []*crashProc{start("edge0", edgeCfg), start("edge1", edgeCfg)}
-	dsn := func(p *crashProc) string { return "http://" + testKey + "@" + strings.TrimPrefix(p.base, "http://") + "/42" }
+	dsn := func(p *crashProc) string {
+		return "http://" + testKey + "@" + strings.TrimPrefix(p.base, "http://") + "/42"
+	}
 
 	type want struct {
 		name string
