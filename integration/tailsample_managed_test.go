@@ -129,3 +129,44 @@ func sendGoldTrace(t *testing.T, dsn, name string) {
 		t.Fatal("sentry-go did not flush")
 	}
 }
+
+// After a restart the trace buffer's records wait for their project's
+// config before they are indexed: project 42's trace, held under a 60 s
+// decisionWait when Baton stops, is decided after the restart by the
+// part's rules (now a 1 s wait, keep rate 0: dropped), not by
+// tail_sampling's defaults (30 s, keep rate 1), which would apply while
+// the config is still being fetched.
+func TestTailSamplingManagedRestart(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	part := func(rev string, wait int) string {
+		return fakeSentryProjectState(42, managedKey, rev, func(m map[string]any) {
+			m["config"].(map[string]any)["tailSampling"] = map[string]any{"enabled": true, "decisionWait": wait, "keepRate": 0}
+		})
+	}
+	s.setProject(managedKey, part("r1", 60))
+	dir := t.TempDir()
+	n := startNodeIn(t, dir, managedYAML(s.url(), ""))
+	sendTrace(t, fmt.Sprintf("http://%s@%s/42", managedKey, n.r.Addr()), "mrestart", false, 0)
+	fakeWaitFor(t, 10*time.Second, func() bool {
+		tx := n.r.Stats().Classes["transaction"]
+		return tx.Accepted.Records == 2 && tx.Pending.Records == 2 && n.r.Stats().Waiting == 0
+	}, func() string { return fmt.Sprintf("transactions %+v, want 2 held", n.r.Stats().Classes["transaction"]) })
+	n.close()
+
+	s.setProject(managedKey, part("r2", 1))
+	s.setPending(managedKey, 1) // the config is not there at once
+	start := time.Now()
+	n = startNodeIn(t, dir, managedYAML(s.url(), ""))
+	st := waitBalanced(t, n, 25*time.Second)
+	t.Logf("decided %s after the restart", time.Since(start))
+	if tx := st.Classes["transaction"]; tx.Recovered.Records != 2 || tx.Dropped["sampled"].Records != 2 {
+		t.Errorf("after restart: transactions %+v; want the 2 recovered and dropped by the part's keep rate 0", tx)
+	}
+	if ts := st.TailSampling; ts == nil || ts.Dropped != 1 || ts.Kept != 0 {
+		t.Errorf("tail sampling stats %+v, want the trace dropped once", ts)
+	}
+	if got := deliveredTransactions(s); len(got) != 0 {
+		t.Errorf("delivered %v, want nothing", got)
+	}
+}

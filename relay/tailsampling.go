@@ -92,11 +92,16 @@ func (r *Relay) markTailReleased(rec *record.Record, st *project.State) {
 // tailRules are the rules of a record in a trace buffer: its project's
 // tailSampling part when its config has an enabled one (the keep rate, when
 // the part sets none, is what the project's sampling rules give the
-// record's trace context), else tail_sampling's.
-func (r *Relay) tailRules(rec *record.Record) tailsample.Rules {
+// record's trace context), else tail_sampling's. False while a managed
+// project's config is not known (after a restart, or evicted): the lookup
+// is started and the Sampler asks again.
+func (r *Relay) tailRules(rec *record.Record) (tailsample.Rules, bool) {
 	st := r.projects().StateOf(rec.ProjectID, rec.PublicKey)
+	if st == nil && r.cache != nil && !r.tail.projects[rec.ProjectID] && !r.cache.GaveUp(rec.PublicKey) {
+		return tailsample.Rules{}, false
+	}
 	if !st.TailSampled() {
-		return r.tail.static
+		return r.tail.static, true
 	}
 	ts := st.TailSampling
 	rules := tailsample.Rules{
@@ -118,7 +123,7 @@ func (r *Relay) tailRules(rec *record.Record) tailsample.Rules {
 			rules.KeepRate = st.Sampling.Decide(h.Trace, time.Now()).Rate
 		}
 	}
-	return rules
+	return rules, true
 }
 
 // startSamplers starts one Sampler per trace buffer: the tail classes when

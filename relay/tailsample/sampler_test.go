@@ -313,3 +313,42 @@ func TestSamplerByteBudget(t *testing.T) {
 		t.Errorf("after decision_wait: tail pending %d, held bytes %d; want 0 and 0", h.pending(tailTx), h.x.Stats().Bytes)
 	}
 }
+
+// A record whose project's rules are not known yet (its config is being
+// looked up, as after a restart) is not indexed: it waits, undecided, and
+// is indexed under its project's rules once they come; a record whose
+// rules never come gets the Index's after MaxTraceWait.
+func TestSamplerWaitsForRules(t *testing.T) {
+	b := openBuffer(t, vfs.NewMem())
+	defer b.Close()
+	h := newHarness(t, b, Rules{KeepRate: 1})
+	known := map[uint64]bool{}
+	h.s.o.Rules = func(rec *record.Record) (Rules, bool) {
+		return Rules{KeepRate: 0}, known[rec.ProjectID]
+	}
+	h.append(txRecord(traceA, "A1", "ok", t0, 0), txRecord(traceB, "B1", "ok", t0, 0))
+	h.step(2)
+	h.now = t0.Add(2 * time.Second) // past decision_wait: still no rules
+	h.step(0)
+	if h.pending(tailTx) != 2 || h.x.Stats().Kept+h.x.Stats().Dropped != 0 {
+		t.Fatalf("without rules: tail pending %d, stats %+v; want both waiting, undecided", h.pending(tailTx), h.x.Stats())
+	}
+	known[42] = true // the config came: keep rate 0
+	h.step(0)
+	h.now = t0.Add(4 * time.Second)
+	h.step(0)
+	if h.pending(tailTx) != 0 || h.out.drops[outcome.ReasonSampled] != 2 {
+		t.Errorf("with the project's rules: tail pending %d, sampled drops %d; want both traces dropped by keep rate 0", h.pending(tailTx), h.out.drops[outcome.ReasonSampled])
+	}
+
+	known[42] = false
+	h.append(txRecord(traceC, "C1", "ok", h.now, 0))
+	h.step(1)
+	h.now = h.now.Add(10 * time.Second) // max_trace_wait: the Index's rules
+	h.step(0)
+	h.now = h.now.Add(10 * time.Second)
+	h.step(0)
+	if got := h.delivered(); fmt.Sprint(got) != "[C1]" {
+		t.Errorf("rules never came: delivered %v, want [C1] kept by the Index's keep rate 1", got)
+	}
+}
