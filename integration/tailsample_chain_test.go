@@ -71,7 +71,11 @@ routes:
 		name := fmt.Sprintf("split-%d", i)
 		withError, dscChange := i%2 == 0, i%4 >= 2
 		errorVia := i % 3 % 2 // the edge the error enters through
-		sendSplitTrace(t, dsn(edges[0]), dsn(edges[1]), name, withError, errorVia, dscChange)
+		tr := splitTrace{name: name, withError: withError, errorVia: errorVia}
+		if dscChange {
+			tr.baggage = changeSampleRate
+		}
+		sendSplitTrace(t, dsn(edges[0]), dsn(edges[1]), tr)
 		traces = append(traces, want{name, withError})
 	}
 
@@ -119,14 +123,29 @@ routes:
 	}
 }
 
+// changeSampleRate gives a DSC (baggage) another sample_rate and
+// sample_rand, as an SDK whose rate was set mid-trace would send.
+func changeSampleRate(baggage string) string {
+	baggage = regexp.MustCompile(`sentry-sample_rate=[^,]*`).ReplaceAllString(baggage, "sentry-sample_rate=0.25")
+	baggage = regexp.MustCompile(`,?sentry-sample_rand=[^,]*`).ReplaceAllString(baggage, "")
+	return baggage + ",sentry-sample_rand=0.987654"
+}
+
+// splitTrace is a trace of two transactions for sendSplitTrace.
+type splitTrace struct {
+	name      string
+	withError bool // an error inside, captured through edge errorVia
+	errorVia  int
+	env       string              // the SDKs' environment; default none
+	baggage   func(string) string // changes the DSC the second transaction continues with
+}
+
 // sendSplitTrace sends, through sentry-go, a trace of two transactions:
-// the first through dsn0, the second (continuing it) through dsn1; with
-// withError, an error inside through dsn0 or dsn1 (errorVia); with
-// dscChange, the second carries another sample_rate and sample_rand.
-func sendSplitTrace(t *testing.T, dsn0, dsn1, name string, withError bool, errorVia int, dscChange bool) {
+// the first through dsn0, the second (continuing it) through dsn1.
+func sendSplitTrace(t *testing.T, dsn0, dsn1 string, tr splitTrace) {
 	t.Helper()
 	client := func(dsn string) *sentry.Client {
-		c, err := sentry.NewClient(sentry.ClientOptions{Dsn: dsn, Transport: sentry.NewHTTPSyncTransport(), EnableTracing: true, TracesSampleRate: 1.0})
+		c, err := sentry.NewClient(sentry.ClientOptions{Dsn: dsn, Transport: sentry.NewHTTPSyncTransport(), EnableTracing: true, TracesSampleRate: 1.0, Environment: tr.env})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,30 +155,26 @@ func sendSplitTrace(t *testing.T, dsn0, dsn1, name string, withError bool, error
 	defer c0.Close()
 	defer c1.Close()
 	hub0, hub1 := sentry.NewHub(c0, sentry.NewScope()), sentry.NewHub(c1, sentry.NewScope())
-	tx := sentry.StartTransaction(sentry.SetHubOnContext(t.Context(), hub0), name+"/1")
+	tx := sentry.StartTransaction(sentry.SetHubOnContext(t.Context(), hub0), tr.name+"/1")
 	tx.StartChild("db.query").Finish()
-	if withError && errorVia == 0 {
+	if tr.withError && tr.errorVia == 0 {
 		hub0.Scope().SetSpan(tx)
-		hub0.CaptureException(errors.New(name + ": payment failed"))
+		hub0.CaptureException(errors.New(tr.name + ": payment failed"))
 	}
 	tx.Finish()
 	baggage := tx.ToBaggage()
-	if dscChange {
-		baggage = regexp.MustCompile(`sentry-sample_rate=[^,]*`).ReplaceAllString(baggage, "sentry-sample_rate=0.25")
-		baggage = regexp.MustCompile(`,?sentry-sample_rand=[^,]*`).ReplaceAllString(baggage, "")
-		baggage += ",sentry-sample_rand=0.987654"
+	if tr.baggage != nil {
+		baggage = tr.baggage(baggage)
 	}
-	tx2 := sentry.StartTransaction(sentry.SetHubOnContext(t.Context(), hub1), name+"/2", sentry.ContinueFromHeaders(tx.ToSentryTrace(), baggage))
+	tx2 := sentry.StartTransaction(sentry.SetHubOnContext(t.Context(), hub1), tr.name+"/2", sentry.ContinueFromHeaders(tx.ToSentryTrace(), baggage))
 	sp := tx2.StartChild("http.client")
-	if withError && errorVia == 1 {
-		hub1.CaptureException(errors.New(name + ": payment failed"))
+	if tr.withError && tr.errorVia == 1 {
+		hub1.CaptureException(errors.New(tr.name + ": payment failed"))
 	}
 	sp.Finish()
 	tx2.Finish()
-	if dscChange {
-		if d := tx2.ToBaggage(); !strings.Contains(d, "sentry-sample_rate=0.25") {
-			t.Fatalf("the second transaction's DSC did not change: %s", d)
-		}
+	if tr.baggage != nil && tx2.ToBaggage() == tx.ToBaggage() {
+		t.Fatalf("the second transaction's DSC did not change: %s", tx2.ToBaggage())
 	}
 	for _, c := range []*sentry.Client{c0, c1} {
 		if !c.Flush(10 * time.Second) {

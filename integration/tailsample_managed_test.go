@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,5 +169,46 @@ func TestTailSamplingManagedRestart(t *testing.T) {
 	}
 	if got := deliveredTransactions(s); len(got) != 0 {
 		t.Errorf("delivered %v, want nothing", got)
+	}
+}
+
+// A DSC that changes mid-trace under the managed part with no keepRate
+// (the keep rate is what the head sampling rules give): canary traces are
+// kept by the rules, others not. Trace F starts in production (rate 0) and
+// its second transaction says canary (rate 1); trace G the reverse. Each is
+// decided once, by the rate of its first item: F dropped whole, G kept
+// whole.
+func TestTailSamplingManagedDSCChange(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		c := m["config"].(map[string]any)
+		c["sampling"] = map[string]any{"version": 2, "rules": []any{
+			map[string]any{"id": 1, "type": "trace", "samplingValue": map[string]any{"type": "sampleRate", "value": 1},
+				"condition": map[string]any{"op": "eq", "name": "trace.environment", "value": []any{"canary"}}},
+			map[string]any{"id": 2, "type": "trace", "samplingValue": map[string]any{"type": "sampleRate", "value": 0},
+				"condition": map[string]any{"op": "and", "inner": []any{}}},
+		}}
+		c["tailSampling"] = map[string]any{"enabled": true, "decisionWait": 1}
+	}))
+	n := startNode(t, managedYAML(s.url(), ""))
+	dsn := fmt.Sprintf("http://%s@%s/42", managedKey, n.r.Addr())
+	envTo := func(from, to string) func(string) string {
+		return func(b string) string {
+			return strings.Replace(b, "sentry-environment="+from, "sentry-environment="+to, 1)
+		}
+	}
+	sendSplitTrace(t, dsn, dsn, splitTrace{name: "dsc-F", env: "production", baggage: envTo("production", "canary")})
+	sendSplitTrace(t, dsn, dsn, splitTrace{name: "dsc-G", env: "canary", baggage: envTo("canary", "production")})
+	st := waitBalanced(t, n, 15*time.Second)
+	if ts := st.TailSampling; ts == nil || ts.Kept != 1 || ts.Dropped != 1 {
+		t.Errorf("tail sampling stats %+v, want one decision per trace: 1 kept, 1 dropped", ts)
+	}
+	fakeWaitFor(t, 10*time.Second, func() bool { return len(deliveredTransactions(s)) >= 2 }, func() string {
+		return fmt.Sprintf("delivered %v, want trace G's 2 transactions", deliveredTransactions(s))
+	})
+	got := deliveredTransactions(s)
+	if got["42 dsc-G/1"] != 1 || got["42 dsc-G/2"] != 1 || got["42 dsc-F/1"]+got["42 dsc-F/2"] != 0 {
+		t.Errorf("delivered %v, want G whole and nothing of F", got)
 	}
 }
