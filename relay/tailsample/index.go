@@ -123,6 +123,7 @@ func (x *Index) observe(id string, at time.Time, interesting bool, r *Rules, ite
 		}
 		if len(x.m) >= x.o.MaxTraces {
 			x.stats.Early++
+			x.bytes += int64(size) // held until it leaves (release)
 			keep = interesting || r.KeepByRate(id)
 			x.count(keep)
 			return true, keep

@@ -269,6 +269,11 @@ func TestIndexFull(t *testing.T) {
 	if st := x.Stats(); st.Early != 2 || st.Waiting != 2 {
 		t.Errorf("stats %+v, want 2 early and 2 waiting", st)
 	}
+	x.observe("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", t0, false, nil, 1, 100)
+	x.release("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", 100, t0)
+	if st := x.Stats(); st.Bytes != 0 {
+		t.Errorf("held bytes %d after an early record left, want 0", st.Bytes)
+	}
 }
 
 // A trace that reaches MaxTraceItems is decided at once, before its
