@@ -111,6 +111,13 @@ func (x *Index) Mark(id string, now time.Time) {
 // for the record (decided) when its trace was decided before, or when the
 // index is full and the trace is new (decided at once by the rate).
 func (x *Index) observe(id string, at time.Time, interesting bool, r *Rules, items, size int) (decided, keep bool) {
+	decided, keep, _ = x.add(id, at, interesting, r, items, size)
+	return decided, keep
+}
+
+// add is observe; indexed false means the record was decided early and
+// left out of the index: it must not be released.
+func (x *Index) add(id string, at time.Time, interesting bool, r *Rules, items, size int) (decided, keep, indexed bool) {
 	if r == nil {
 		r = &x.o.Rules
 	}
@@ -123,10 +130,9 @@ func (x *Index) observe(id string, at time.Time, interesting bool, r *Rules, ite
 		}
 		if len(x.m) >= x.o.MaxTraces {
 			x.stats.Early++
-			x.bytes += int64(size) // held until it leaves (release)
 			keep = interesting || r.KeepByRate(id)
 			x.count(keep)
-			return true, keep
+			return true, keep, false
 		}
 		t = &trace{first: at.UnixNano(), last: at.UnixNano()}
 		x.m[id] = t
@@ -134,7 +140,7 @@ func (x *Index) observe(id string, at time.Time, interesting bool, r *Rules, ite
 	t.refs++
 	x.bytes += int64(size)
 	if t.decided {
-		return true, t.keep // a late item follows its trace
+		return true, t.keep, true // a late item follows its trace
 	}
 	t.items = int32(min(int(t.items)+items, math.MaxInt32))
 	if int(t.items) >= x.o.MaxTraceItems && !t.due {
@@ -147,7 +153,7 @@ func (x *Index) observe(id string, at time.Time, interesting bool, r *Rules, ite
 	t.first = min(t.first, at.UnixNano())
 	t.last = max(t.last, at.UnixNano())
 	t.interesting = t.interesting || interesting
-	return false, false
+	return false, false, true
 }
 
 // verdict decides trace id if it is due at now; decided false while it

@@ -56,7 +56,7 @@ type Options struct {
 // heldRecord is one record of the stream read and not yet settled.
 type heldRecord struct {
 	seq     buffer.Seq
-	id      string // trace id; "" for a record without one (kept at once)
+	id      string // trace id; "" for a record without one (kept at once) or decided early (index full)
 	size    int32  // value bytes, counted in the Index while held
 	noRules bool   // its project's rules are not known yet: not indexed
 	decided bool   // verdict fixed at read time (a late or early one)
@@ -170,8 +170,12 @@ func (s *Sampler) inspect(h *heldRecord, value []byte) (noRules bool) {
 		h.decided, h.keep = true, true // no trace to wait for
 		return false
 	}
-	h.id, h.size = id, int32(len(value)) // a record is far below 2 GiB
-	h.decided, h.keep = s.o.Index.observe(id, rec.Received(), interesting, rules, rec.Items, int(h.size))
+	h.size = int32(len(value)) // a record is far below 2 GiB
+	var indexed bool
+	h.decided, h.keep, indexed = s.o.Index.add(id, rec.Received(), interesting, rules, rec.Items, int(h.size))
+	if indexed {
+		h.id = id // released from its trace when it leaves
+	}
 	return false
 }
 
