@@ -513,7 +513,8 @@ type Managed struct {
 	Fetch ProjectFetch `yaml:"fetch"`
 	// Parts asks an upstream Baton for only these parts of each project
 	// config (keys, client, quotas, filters, sampling, metrics, features,
-	// other); a Sentry upstream ignores it. Empty asks for everything.
+	// grouping, clientOptions, tailSampling, other); a Sentry upstream
+	// ignores it. Empty asks for everything.
 	// Default: none.
 	Parts []string `yaml:"parts"`
 	// MaxWaitingBytesPerKey caps the bytes of envelopes one public key

@@ -28,6 +28,29 @@ type TailSampling struct {
 	// bound); a trace beyond it is decided at once by the keep rate.
 	// Default: 100000.
 	MaxTraces int `yaml:"max_traces"`
+	// MaxTraceItems decides a trace at once when it has this many items
+	// (transactions and spans). Default: 1000.
+	MaxTraceItems int `yaml:"max_trace_items"`
+	// MaxBytes is the disk budget of the trace buffer: the stored size of
+	// the records waiting for a decision; over it, the oldest traces are
+	// decided at once. Default: 1GiB.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// Rules keep a trace with an item that one of them matches (all of a
+	// rule's fields must hold for one item). Default: none.
+	Rules []TailRule `yaml:"rules"`
+}
+
+// TailRule is one keep rule of tail sampling (relay/tailsample.Match).
+type TailRule struct {
+	// Attribute is a tag of a transaction, or a data key/attribute of a
+	// span; Equals is its value (numbers and booleans as their JSON text).
+	Attribute string `yaml:"attribute"`
+	Equals    string `yaml:"equals"`
+	// Transaction is a glob ('*' any run of characters) of the
+	// transaction name.
+	Transaction string `yaml:"transaction"`
+	// Release is a glob of the release.
+	Release string `yaml:"release"`
 }
 
 // TailProjects returns the project ids of tail_sampling.projects (the
@@ -61,4 +84,15 @@ func (v *validator) tailSampling() {
 		v.errorf("tail_sampling.duration_threshold", "must not be negative (0 is off)")
 	}
 	v.positive("tail_sampling.max_traces", int64(t.MaxTraces))
+	v.positive("tail_sampling.max_trace_items", int64(t.MaxTraceItems))
+	v.positive("tail_sampling.max_bytes", int64(t.MaxBytes))
+	for i, r := range t.Rules {
+		field := "tail_sampling.rules[" + strconv.Itoa(i) + "]"
+		switch {
+		case r.Attribute == "" && r.Equals != "":
+			v.errorf(field, "equals needs an attribute")
+		case r.Attribute == "" && r.Transaction == "" && r.Release == "":
+			v.errorf(field, "a rule needs attribute, transaction or release")
+		}
+	}
 }

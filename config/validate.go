@@ -513,7 +513,7 @@ func (v *validator) managed() {
 	v.durationPositive("managed.fetch.timeout", m.Fetch.Timeout)
 	v.durationPositive("managed.max_pending_age", m.MaxPendingAge)
 	v.positive("managed.max_waiting_bytes_per_key", int64(m.MaxWaitingBytesPerKey))
-	parts := []string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "grouping", "clientOptions", "other"}
+	parts := []string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "grouping", "clientOptions", "tailSampling", "other"}
 	for i, p := range m.Parts {
 		if !slices.Contains(parts, p) {
 			v.errorf(fmt.Sprintf("managed.parts.%d", i), "unknown part %q%s", p, suggest(p, parts))

@@ -26,14 +26,17 @@ func TestTailSampling(t *testing.T) {
   max_trace_wait: 30s
   keep_rate: 0
   duration_threshold: 5s
+  rules: [{transaction: "tail-D/*"}, {attribute: tier, equals: gold}]
 `, decisionWait))
 	dsn := "http://" + testKey + "@" + n.r.Addr().String() + "/42"
 
 	// A: two transactions of one trace; an error deep inside the second.
 	// B: two fast error-free transactions: dropped whole at keep rate 0.
 	// C: one transaction that lasted 10 s: kept by the duration rule.
+	// D: like B, but its name matches a rule: kept whole.
 	sendTrace(t, dsn, "tail-A", true, 0)
 	sendTrace(t, dsn, "tail-B", false, 0)
+	sendTrace(t, dsn, "tail-D", false, 0)
 	last := time.Now()
 	sendTrace(t, dsn, "tail-C", false, 10*time.Second)
 
@@ -45,8 +48,8 @@ func TestTailSampling(t *testing.T) {
 	if got := tx.Dropped["sampled"]; got.Records != 2 {
 		t.Errorf("transactions dropped as sampled = %+v, want trace B's 2", got)
 	}
-	if ts := st.TailSampling; ts == nil || ts.Kept != 2 || ts.Dropped != 1 {
-		t.Errorf("tail sampling stats = %+v, want 2 traces kept (A, C) and 1 dropped (B)", ts)
+	if ts := st.TailSampling; ts == nil || ts.Kept != 3 || ts.Dropped != 1 {
+		t.Errorf("tail sampling stats = %+v, want 3 traces kept (A, C, D) and 1 dropped (B)", ts)
 	}
 	if e := st.Classes["error"].Delivered.Records; e != 1 {
 		t.Errorf("errors delivered = %d, want 1 (errors are never held)", e)
@@ -68,7 +71,7 @@ func TestTailSampling(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"tail-A/1", "tail-A/2", "tail-C/1"} {
+	for _, name := range []string{"tail-A/1", "tail-A/2", "tail-C/1", "tail-D/1", "tail-D/2"} {
 		if !got[name] {
 			t.Errorf("kept transaction %s not delivered (got %v)", name, got)
 		}
@@ -200,5 +203,32 @@ func TestTailSamplingKill9(t *testing.T) {
 	}
 	if code := p.stop(t, 10*time.Second); code != 0 {
 		t.Errorf("baton exit code %d", code)
+	}
+}
+
+// The bounds decide a trace before its decision wait (1 m here): a trace
+// reaching tail_sampling.max_trace_items at once, and the oldest traces
+// once the records waiting pass tail_sampling.max_bytes.
+func TestTailSamplingBounds(t *testing.T) {
+	for _, tc := range []struct{ name, bound string }{
+		{"max_trace_items", "max_trace_items: 2"},
+		{"max_bytes", "max_bytes: 1KiB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := startNode(t, "tail_sampling:\n  projects: [\"42\"]\n  decision_wait: 1m\n  keep_rate: 1\n  "+tc.bound+"\n")
+			sendTrace(t, "http://"+testKey+"@"+n.r.Addr().String()+"/42", "bound-"+tc.name, false, 0)
+			st := waitBalanced(t, n, 15*time.Second)
+			if tx := st.Classes["transaction"]; tx.Delivered.Records != 2 {
+				t.Errorf("transactions %+v, want both delivered", tx)
+			}
+			ts := st.TailSampling
+			if ts == nil {
+				t.Fatal("no tail sampling stats")
+			}
+			by := map[string]int64{"max_trace_items": ts.Capped, "max_bytes": ts.OverBudget}[tc.name]
+			if ts.Kept != 1 || by != 1 || ts.Bytes != 0 {
+				t.Errorf("tail sampling stats %+v, want the trace decided once by %s and nothing held", ts, tc.name)
+			}
+		})
 	}
 }

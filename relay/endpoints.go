@@ -412,7 +412,7 @@ type Stats struct {
 	// there were none.
 	Outcomes *outcome.ClassOutcomes `json:"outcomes,omitempty"`
 	// TailSampling counts the traces tail sampling decided; absent when
-	// tail_sampling.projects is empty.
+	// tail_sampling.projects is empty outside managed mode.
 	TailSampling *tailsample.Stats `json:"tail_sampling,omitempty"`
 	// Balanced reports recovered + accepted + produced ==
 	// delivered + dropped + aggregated + pending.
@@ -459,7 +459,7 @@ func (r *Relay) Stats() Stats {
 		st.Reports = &ReportStats{Reported: r.reporter.Reported(), Lost: r.reporter.Lost()}
 	}
 	st.Outcomes = r.outcomesStats(bs.Streams)
-	if len(r.tail.projects) > 0 {
+	if r.tail.on {
 		ts := r.tail.index.Stats()
 		st.TailSampling = &ts
 	}

@@ -436,7 +436,7 @@ func (r *Relay) frame(ctx *fasthttp.RequestCtx, in *admitted, a *sdkAuth, s *scr
 		if in.adm.Pending {
 			stream = stream.Pending()
 		} else {
-			stream = r.tailStream(c, in.pid, stream)
+			stream = r.tailStream(c, in.pid, in.adm.State, stream)
 		}
 		s.entries = append(s.entries, buffer.Entry{Stream: stream.ID(), Value: s.recs.B[s.offs[i]:s.offs[i+1]]})
 	}

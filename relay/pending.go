@@ -62,7 +62,8 @@ func (p *releasePolicy) Decide(rec *record.Record) forward.Verdict {
 	if err != nil { // errSinkTooLarge: judged after quotas, as at ingest
 		return forward.Verdict{Action: forward.Drop, Reason: outcome.ReasonTooLarge}
 	}
-	return forward.Verdict{Action: forward.Forward, Stream: r.tailStream(rec.Class, rec.ProjectID, r.stream(rec.Class, rec.PublicKey)), Value: value}
+	r.markTailReleased(rec, adm.State)
+	return forward.Verdict{Action: forward.Forward, Stream: r.tailStream(rec.Class, rec.ProjectID, adm.State, r.stream(rec.Class, rec.PublicKey)), Value: value}
 }
 
 // envelopeHeader returns the first line of a serialized envelope.

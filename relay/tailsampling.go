@@ -2,19 +2,28 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/baton-relay/baton/buffer"
+	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/relay/record"
 	"github.com/baton-relay/baton/relay/tailsample"
 )
 
-// Tail-based sampling (tail_sampling, relay/tailsample): the wiring.
+// Tail-based sampling (tail_sampling, relay/tailsample): the wiring. A
+// project is tail-sampled when tail_sampling.projects lists it, or (managed
+// mode) when its config's tailSampling part is enabled; a broken part
+// leaves it head-sampled.
 
-// tailState is the relay's part of tail sampling; nil tail projects is off.
+// tailState is the relay's part of tail sampling; off when neither static
+// projects nor managed configs can turn it on.
 type tailState struct {
+	on       bool // samplers run and stats are shown
 	projects map[uint64]bool
+	static   tailsample.Rules // tail_sampling's rules, for the listed projects
 	index    *tailsample.Index
 }
 
@@ -24,18 +33,37 @@ var tailClasses = [...]envelope.Class{envelope.ClassTransaction, envelope.ClassS
 func (r *Relay) newTail() {
 	t := r.cfg.TailSampling
 	r.tail.projects = r.cfg.TailProjects()
+	r.tail.on = len(r.tail.projects) > 0 || r.cfg.Mode == config.ModeManaged
+	rules := tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: t.DurationThreshold}
+	for _, m := range t.Rules {
+		rules.Match = append(rules.Match, tailsample.Match(m))
+	}
+	r.tail.static = rules
 	r.tail.index = tailsample.NewIndex(tailsample.IndexOptions{
-		Rules:        tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: t.DurationThreshold},
-		DecisionWait: t.DecisionWait,
-		MaxTraceWait: t.MaxTraceWait,
-		MaxTraces:    t.MaxTraces,
+		Rules:         rules,
+		DecisionWait:  t.DecisionWait,
+		MaxTraceWait:  t.MaxTraceWait,
+		MaxTraces:     t.MaxTraces,
+		MaxTraceItems: t.MaxTraceItems,
+		MaxBytes:      int64(t.MaxBytes),
 	})
 }
 
-// tailStream is where a committed record of class c of project pid waits:
-// its trace buffer when the project is tail-sampled, else stream.
-func (r *Relay) tailStream(c envelope.Class, pid uint64, stream record.Stream) record.Stream {
-	if (c == envelope.ClassTransaction || c == envelope.ClassSpan) && r.tail.projects[pid] {
+// tailSampled reports whether project pid, whose config is st (nil: none),
+// has its traces tail-sampled: its tailSampling part decides when it has a
+// usable one, else tail_sampling.projects.
+func (r *Relay) tailSampled(pid uint64, st *project.State) bool {
+	if st != nil && st.TailSampling != nil {
+		return st.TailSampling.Enabled
+	}
+	return r.tail.projects[pid]
+}
+
+// tailStream is where a committed record of class c of project pid (config
+// st) waits: its trace buffer when the project is tail-sampled, else
+// stream.
+func (r *Relay) tailStream(c envelope.Class, pid uint64, st *project.State, stream record.Stream) record.Stream {
+	if (c == envelope.ClassTransaction || c == envelope.ClassSpan) && r.tailSampled(pid, st) {
 		return stream.Tail()
 	}
 	return stream
@@ -44,17 +72,66 @@ func (r *Relay) tailStream(c envelope.Class, pid uint64, stream record.Stream) r
 // markTail marks the trace of a committed error of a tail-sampled project
 // as interesting; the error itself was not held.
 func (r *Relay) markTail(in *admitted, s *scratch) {
-	if !r.tail.projects[in.pid] || in.perClass[envelope.ClassError] == 0 || s.verdict.Drop[envelope.ClassError] {
+	if !r.tailSampled(in.pid, in.adm.State) || in.perClass[envelope.ClassError] == 0 || s.verdict.Drop[envelope.ClassError] {
 		return
 	}
 	r.tail.index.Mark(tailsample.ErrorTraceID(&s.env), time.Now())
 }
 
-// startSamplers starts one Sampler per trace buffer: the configured classes
-// and any tail stream the buffer still holds records of.
+// markTailReleased is markTail for an error that waited for its project's
+// config and is released now (forward verdict).
+func (r *Relay) markTailReleased(rec *record.Record, st *project.State) {
+	if rec.Class != envelope.ClassError || !r.tailSampled(rec.ProjectID, st) {
+		return
+	}
+	if e, err := envelope.Parse(rec.Envelope); err == nil {
+		r.tail.index.Mark(tailsample.ErrorTraceID(e), time.Now())
+	}
+}
+
+// tailRules are the rules of a record in a trace buffer: its project's
+// tailSampling part when its config has an enabled one (the keep rate, when
+// the part sets none, is what the project's sampling rules give the
+// record's trace context), else tail_sampling's. False while a managed
+// project's config is not known (after a restart, or evicted): the lookup
+// is started and the Sampler asks again.
+func (r *Relay) tailRules(rec *record.Record) (tailsample.Rules, bool) {
+	st := r.projects().StateOf(rec.ProjectID, rec.PublicKey)
+	if st == nil && r.cache != nil && !r.tail.projects[rec.ProjectID] && !r.cache.GaveUp(rec.PublicKey) {
+		return tailsample.Rules{}, false
+	}
+	if !st.TailSampled() {
+		return r.tail.static, true
+	}
+	ts := st.TailSampling
+	rules := tailsample.Rules{
+		KeepRate:          1,
+		DurationThreshold: project.Seconds(ts.DurationThreshold),
+		DecisionWait:      project.Seconds(ts.DecisionWait),
+	}
+	for _, m := range ts.Rules {
+		rules.Match = append(rules.Match, tailsample.Match(m))
+	}
+	switch {
+	case ts.KeepRate != nil:
+		rules.KeepRate = *ts.KeepRate
+	case st.Sampling != nil:
+		var h struct {
+			Trace *project.DSC `json:"trace"`
+		}
+		if json.Unmarshal(envelopeHeader(rec.Envelope), &h) == nil && h.Trace != nil && h.Trace.TraceID != "" {
+			rules.KeepRate = st.Sampling.Decide(h.Trace, time.Now()).Rate
+		}
+	}
+	return rules, true
+}
+
+// startSamplers starts one Sampler per trace buffer: the tail classes when
+// tail sampling can be on, and any tail stream the buffer still holds
+// records of.
 func (r *Relay) startSamplers(ctx context.Context, held []buffer.StreamStats) {
 	streams := map[buffer.Stream]bool{}
-	if len(r.tail.projects) > 0 {
+	if r.tail.on {
 		for _, c := range tailClasses {
 			streams[record.StreamFor(c, 0).Tail().ID()] = true
 		}
@@ -72,6 +149,7 @@ func (r *Relay) startSamplers(ctx context.Context, held []buffer.StreamStats) {
 			Route: func(c envelope.Class, key []byte) buffer.Stream {
 				return r.stream(c, key).ID()
 			},
+			Rules:    r.tailRules,
 			Outcomes: &r.outcomes,
 			Reporter: r.loopReporter(),
 			Logger:   r.log,

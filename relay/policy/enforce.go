@@ -361,7 +361,10 @@ func (e *Enforcer) Limit(v *Verdict, a *Admission, key []byte, items *[envelope.
 			}
 		}
 	}
-	if st != nil && st.Sampling != nil && items[envelope.ClassTransaction] > 0 && !v.Drop[envelope.ClassTransaction] {
+	// A tail-sampled project's traces are decided whole once complete
+	// (relay/tailsample), not here; a broken tailSampling part leaves
+	// TailSampled false, so head sampling stays.
+	if st != nil && st.Sampling != nil && !st.TailSampled() && items[envelope.ClassTransaction] > 0 && !v.Drop[envelope.ClassTransaction] {
 		if d := v.trace(hdr); d != nil && d.TraceID != "" {
 			if dec := st.Sampling.Decide(d, e.now()); !dec.Keep {
 				v.dropClass(envelope.ClassTransaction, outcome.ReasonSampled)

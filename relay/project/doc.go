@@ -3,7 +3,8 @@
 // parts, and the cache that fetches those states on demand.
 //
 // A state's parts (keys, client, quotas, filters, sampling, metrics,
-// features, grouping, clientOptions) are decoded one by one: a malformed sampling part turns sampling
+// features, grouping, clientOptions, tailSampling) are decoded one by one:
+// a malformed sampling part turns sampling
 // off for that revision and is counted and logged once, while the project's
 // events keep flowing. Only an unusable top level (not an object, bad
 // publicKeys) makes a key unknown.

@@ -27,11 +27,12 @@ const (
 	PartFeatures                  // features
 	PartGrouping                  // grouping (Baton's extension: discarded issue hashes)
 	PartClientOptions             // clientOptions (Baton's extension: docs/client-options.md)
+	PartTailSampling              // tailSampling (Baton's extension: DESIGN.md "Tail sampling")
 	PartOther                     // config keys Baton does not know; passed through
 	NumParts
 )
 
-var partNames = [NumParts]string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "grouping", "clientOptions", "other"}
+var partNames = [NumParts]string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "grouping", "clientOptions", "tailSampling", "other"}
 
 func (p Part) String() string {
 	if p < NumParts {
@@ -88,6 +89,7 @@ var configPart = map[string]Part{
 	"features":                 PartFeatures,
 	"grouping":                 PartGrouping,
 	"clientOptions":            PartClientOptions,
+	"tailSampling":             PartTailSampling,
 }
 
 // PartOf returns the part a config key belongs to.
@@ -153,6 +155,9 @@ type State struct {
 	// ClientOptions part: nil when absent or broken (the project serves no
 	// client options; Broken says why).
 	ClientOptions *clientopts.Document
+	// TailSampling part: nil when absent or broken (head sampling only;
+	// Broken says why).
+	TailSampling *TailSampling
 
 	// Broken lists the parts that failed to decode, with why.
 	Broken map[Part]string
@@ -252,6 +257,10 @@ func (st *State) decodeParts() {
 	if err := st.decodeClientOptions(); err != nil {
 		st.broken(PartClientOptions, err.Error())
 		st.ClientOptions = nil
+	}
+	if err := st.decodeTailSampling(); err != nil {
+		st.broken(PartTailSampling, err.Error())
+		st.TailSampling = nil
 	}
 }
 

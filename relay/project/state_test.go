@@ -57,6 +57,7 @@ const fullStateJSON = `{
     "features": ["organizations:session-replay", "projects:span-metrics-extraction"],
     "grouping": {"discardedHashes": ["4b8bbc500bd2cabfcadc1f1be867e0bb", "legacy-checksum"], "storm": {"limit": 100, "window": 60}},
     "clientOptions": {"version": 1, "options": {"traces_sample_rate": 0.25}, "rules": [{"id": "canary", "match": {"releases": ["2.*"]}, "options": {"traces_sample_rate": 1}}]},
+    "tailSampling": {"enabled": true, "decisionWait": 10, "keepRate": 0.5, "durationThreshold": 2.5, "rules": [{"attribute": "tier", "equals": "gold"}, {"transaction": "/api/*"}]},
     "txNameRules": []
   }
 }`
@@ -174,6 +175,12 @@ func checkPart(t *testing.T, st *State, p Part) {
 		if st.ClientOptions == nil || len(st.ClientOptions.Rules) != 1 || *st.ClientOptions.Options.TracesSampleRate != 0.25 {
 			t.Errorf("ClientOptions = %+v", st.ClientOptions)
 		}
+	case PartTailSampling:
+		ts := st.TailSampling
+		if !st.TailSampled() || Seconds(ts.DecisionWait) != 10*time.Second || *ts.KeepRate != 0.5 || Seconds(ts.DurationThreshold) != 2500*time.Millisecond ||
+			len(ts.Rules) != 2 || ts.Rules[0] != (TailRule{Attribute: "tier", Equals: "gold"}) || ts.Rules[1].Transaction != "/api/*" {
+			t.Errorf("TailSampling = %+v", ts)
+		}
 	case PartOther:
 		for _, k := range []string{"groupingConfig", "eventRetention", "retentions", "txNameRules"} {
 			if _, ok := st.config[k]; !ok {
@@ -249,6 +256,10 @@ func TestDecodeStateBrokenPart(t *testing.T) {
 		{"grouping empty hash", map[string]string{"grouping": `{"discardedHashes":["abc",""]}`}, PartGrouping, "discardedHashes 1: empty hash"},
 		{"clientOptions rate 2", map[string]string{"clientOptions": `{"version":1,"options":{"traces_sample_rate":2}}`}, PartClientOptions, "clientOptions: options.traces_sample_rate: must be 0 to 1"},
 		{"clientOptions version 9", map[string]string{"clientOptions": `{"version":9}`}, PartClientOptions, "clientOptions: version"},
+		{"tailSampling keepRate 2", map[string]string{"tailSampling": `{"enabled":true,"keepRate":2}`}, PartTailSampling, "tailSampling: keepRate must be between 0 and 1"},
+		{"tailSampling negative wait", map[string]string{"tailSampling": `{"enabled":true,"decisionWait":-1}`}, PartTailSampling, "tailSampling: decisionWait: -1"},
+		{"tailSampling empty rule", map[string]string{"tailSampling": `{"enabled":true,"rules":[{}]}`}, PartTailSampling, "rules 0: a rule needs"},
+		{"tailSampling enabled a string", map[string]string{"tailSampling": `{"enabled":"yes"}`}, PartTailSampling, "tailSampling: json"},
 		{"grouping storm negative limit", map[string]string{"grouping": `{"storm":{"limit":-1,"window":60}}`}, PartGrouping, "storm.limit"},
 		{"grouping storm without window", map[string]string{"grouping": `{"storm":{"limit":100}}`}, PartGrouping, "storm.window"},
 	} {
@@ -297,6 +308,10 @@ func TestDecodeStateBrokenPart(t *testing.T) {
 			case PartGrouping:
 				if st.Grouping != nil {
 					t.Errorf("broken grouping: Grouping = %+v", st.Grouping)
+				}
+			case PartTailSampling:
+				if st.TailSampling != nil || st.TailSampled() || st.Sampling == nil {
+					t.Errorf("broken tailSampling: TailSampling = %+v, head Sampling %v; want tail off and head sampling kept", st.TailSampling, st.Sampling)
 				}
 			}
 			// ...and every other part still decoded.

@@ -18,9 +18,10 @@ import (
 // to the class stream: keep_rate 1, so every item is written twice) against
 // head sampling's path (append to the class stream only), on a buffer on
 // disk with the default (strict) durability, 5 transactions per trace,
-// appended 100 per commit.
+// appended 100 per commit. tail+rules adds three keep rules that match
+// nothing (each item is parsed once more for them).
 func BenchmarkTraceBuffer(b *testing.B) {
-	for _, mode := range []string{"head", "tail"} {
+	for _, mode := range []string{"head", "tail", "tail+rules"} {
 		b.Run(mode, func(b *testing.B) {
 			buf, err := buffer.Open(b.TempDir(), buffer.Options{Weigh: record.Items, Logger: quietStore{}})
 			if err != nil {
@@ -28,7 +29,11 @@ func BenchmarkTraceBuffer(b *testing.B) {
 			}
 			defer buf.Close()
 			h := &harness{b: buf, out: &counts{}, now: t0}
-			h.x = NewIndex(IndexOptions{Rules: Rules{KeepRate: 1}, DecisionWait: time.Second, MaxTraceWait: time.Minute})
+			rules := Rules{KeepRate: 1}
+			if mode == "tail+rules" {
+				rules.Match = []Match{{Attribute: "tier", Equals: "gold"}, {Transaction: "/checkout/*"}, {Release: "9.*"}}
+			}
+			h.x = NewIndex(IndexOptions{Rules: rules, DecisionWait: time.Second, MaxTraceWait: time.Minute})
 			h.s = NewSampler(Options{Buffer: buf, Stream: tailTx, Index: h.x, Outcomes: h.out,
 				Route: func(c envelope.Class, _ []byte) buffer.Stream { return record.StreamFor(c, 0).ID() },
 				Now:   func() time.Time { return h.now }})
@@ -43,7 +48,7 @@ func BenchmarkTraceBuffer(b *testing.B) {
 				for j := range batch {
 					vals[j] = txRecord(fmt.Sprintf("%032x", (i+j)/5), "GET /bench", "ok", t0, 0)
 					es[j] = buffer.Entry{Stream: classTx, Value: vals[j]}
-					if mode == "tail" {
+					if mode != "head" {
 						es[j].Stream = tailTx
 					}
 				}
@@ -85,7 +90,7 @@ func BenchmarkMemoryPerTrace(b *testing.B) {
 		s := &Sampler{}
 		for i, id := range ids {
 			id = strings.Clone(id) // as index does: one string per record read
-			x.observe(id, t0, false)
+			x.observe(id, t0, false, nil, 1, 0)
 			s.held = append(s.held, heldRecord{seq: buffer.Seq(i), id: id})
 		}
 		runtime.GC()
@@ -93,5 +98,28 @@ func BenchmarkMemoryPerTrace(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/trace")
 		runtime.KeepAlive(x)
 		runtime.KeepAlive(s)
+	}
+}
+
+// BenchmarkInspect is the CPU of looking at one transaction record's
+// envelope: status and duration, then with three keep rules.
+func BenchmarkInspect(b *testing.B) {
+	var rec record.Record
+	if err := record.Decode(txRecord(traceA, "GET /bench", "ok", t0, 0), &rec, &record.Slab{}); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		rules Rules
+	}{
+		{"plain", Rules{DurationThreshold: time.Second}},
+		{"rules", Rules{DurationThreshold: time.Second, Match: []Match{{Attribute: "tier", Equals: "gold"}, {Transaction: "/checkout/*"}, {Release: "9.*"}}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				c.rules.Inspect(rec.Envelope)
+			}
+		})
 	}
 }

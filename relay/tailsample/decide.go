@@ -11,13 +11,19 @@ import (
 	"github.com/baton-relay/baton/envelope"
 )
 
-// Rules are what keeps a trace.
+// Rules are what keeps a trace: one project's tail sampling.
 type Rules struct {
 	// KeepRate is the share of uninteresting traces kept, 0 to 1.
 	KeepRate float64
 	// DurationThreshold keeps a trace with an item at least this long; 0
 	// is off.
 	DurationThreshold time.Duration
+	// DecisionWait, when set, is the quiet time after which a trace under
+	// these rules is due, instead of the Index's (never beyond its
+	// MaxTraceWait).
+	DecisionWait time.Duration
+	// Match keeps a trace with an item any of them matches.
+	Match []Match
 }
 
 // Hash maps a trace id to [0, 1): 64-bit FNV-1a of its lower-case form
@@ -43,8 +49,9 @@ func (r Rules) KeepByRate(traceID string) bool { return Hash(traceID) < r.KeepRa
 // Inspect returns the trace id of the class envelope env (its header's
 // dynamic sampling context, else the first item's trace context) and
 // whether an item of it (transactions, spans) has an error status or lasts
-// at least the duration threshold. Span containers (span v2) are not
-// looked into: their trace is their header's.
+// at least the duration threshold, or meets a Match rule. Span containers
+// (span v2) are looked into only by the Match rules: their trace is their
+// header's.
 func (r Rules) Inspect(env []byte) (traceID string, interesting bool) {
 	traceID = strings.ToLower(string(envelope.TraceID(env)))
 	e, err := envelope.Parse(env)
@@ -70,6 +77,9 @@ func (r Rules) Inspect(env []byte) (traceID string, interesting bool) {
 					TraceID string `json:"trace_id"`
 				} `json:"trace"`
 			} `json:"contexts"`
+		}
+		if len(r.Match) > 0 && !interesting && matchItem(r.Match, it.Payload) {
+			interesting = true
 		}
 		if json.Unmarshal(it.Payload, &ev) != nil {
 			continue

@@ -24,10 +24,14 @@
 // MaxTraceWait after its first item. It is kept if an error of it was seen
 // (Mark, from ingest), an item has an error status (anything but ok,
 // cancelled and unknown: Sentry's failure-rate statuses), or an item lasted
-// at least DurationThreshold; otherwise it is kept when Hash(trace id) <
-// KeepRate, which every relay computes alike (Hash: 64-bit FNV-1a of the
+// at least DurationThreshold, or an item meets a Match rule (attribute
+// equals, transaction glob, release glob); otherwise it is kept when
+// Hash(trace id) < KeepRate, which every relay computes alike (Hash: 64-bit FNV-1a of the
 // lower-case trace id, over 2^64). Transactions and spans of one trace share
-// one Index entry, so they share one decision; it is remembered for
+// one Index entry, so they share one decision. The rules of a record are
+// its project's (Options.Rules); the first item of a trace fixes the
+// trace's KeepRate and DecisionWait, so items that disagree (a DSC changed
+// mid-trace) still get one decision; it is remembered for
 // MaxTraceWait after its last record left, so late items follow it.
 //
 // # Bounds
@@ -36,8 +40,11 @@
 // that is decided at once by the keep rate (counted in Stats.Early). A
 // Sampler holds at most 4×MaxTraces waiting records in its queue (32 bytes
 // each) and stops reading its stream beyond that until the head is decided.
-// Measured (BenchmarkMemoryPerTrace): 152 bytes of heap per waiting
-// one-item trace, index entry, its id and queue entry together.
+// Measured (BenchmarkMemoryPerTrace): 168 bytes of heap per waiting
+// one-item trace, index entry, its id and queue entry together. A trace
+// with MaxTraceItems items is decided at once (Stats.Capped); while the
+// records held undecided are over MaxBytes, the Samplers make the oldest
+// traces of their queues due at once (Stats.OverBudget).
 //
 // # Restart
 //

@@ -1,6 +1,8 @@
 package tailsample
 
 import (
+	"cmp"
+	"math"
 	"sync"
 	"time"
 )
@@ -11,6 +13,7 @@ import (
 type Index struct {
 	mu     sync.Mutex
 	m      map[string]*trace
+	bytes  int64 // values of the records held (observed, not released)
 	o      IndexOptions
 	stats  Stats
 	sweepd time.Time // last sweep of remembered decisions and marks
@@ -27,6 +30,13 @@ type IndexOptions struct {
 	MaxTraceWait time.Duration
 	// MaxTraces bounds the traces indexed at once. Default 100000.
 	MaxTraces int
+	// MaxTraceItems decides a trace at once when it has this many items.
+	// Default 1000.
+	MaxTraceItems int
+	// MaxBytes is the budget of the records held undecided (their stored
+	// values): over it, the Samplers decide the oldest traces at once.
+	// Default 0: no budget.
+	MaxBytes int64
 }
 
 // Stats counts an Index's decisions.
@@ -35,6 +45,13 @@ type Stats struct {
 	Dropped int64 `json:"dropped_traces"`
 	// Early are traces decided at once because the index was full.
 	Early int64 `json:"early_traces"`
+	// Capped are traces decided at once when they reached MaxTraceItems.
+	Capped int64 `json:"capped_traces"`
+	// OverBudget are traces decided early because the records held were
+	// over MaxBytes.
+	OverBudget int64 `json:"over_budget_traces"`
+	// Bytes are the bytes of the records held now.
+	Bytes int64 `json:"held_bytes"`
 	// Waiting are the traces indexed now (undecided, or decided and
 	// remembered for late items).
 	Waiting int `json:"indexed_traces"`
@@ -42,17 +59,24 @@ type Stats struct {
 
 type trace struct {
 	first, last int64 // received time of its first and last item, unix ns
-	refs        int   // records of it still in a stream
+	wait        int64 // decision wait of its rules, ns; 0 until an item came
+	rate        float64
+	left        int64 // when the last record left (unix ns), for forgetting
+	refs        int32 // records of it still in a stream
+	items       int32 // items seen, for MaxTraceItems
 	interesting bool
+	due         bool // decide at the next verdict: capped or over budget
 	decided     bool
 	keep        bool
-	left        int64 // when the last record left (unix ns), for forgetting
 }
 
 // NewIndex returns an empty Index.
 func NewIndex(o IndexOptions) *Index {
 	if o.MaxTraces <= 0 {
 		o.MaxTraces = 100000
+	}
+	if o.MaxTraceItems <= 0 {
+		o.MaxTraceItems = 1000
 	}
 	return &Index{m: map[string]*trace{}, o: o}
 }
@@ -79,11 +103,24 @@ func (x *Index) Mark(id string, now time.Time) {
 	t.interesting = true
 }
 
-// observe indexes one record of trace id received at at; interesting when
-// the record itself keeps its trace. It returns the verdict already made
+// observe indexes one record of trace id received at at under rules r
+// (nil: the Index's); interesting when the record itself keeps its trace.
+// The first item of a trace fixes its keep rate and decision wait, so a
+// trace whose items disagree (a DSC changed mid-trace) still gets one
+// decision. It returns the verdict already made
 // for the record (decided) when its trace was decided before, or when the
 // index is full and the trace is new (decided at once by the rate).
-func (x *Index) observe(id string, at time.Time, interesting bool) (decided, keep bool) {
+func (x *Index) observe(id string, at time.Time, interesting bool, r *Rules, items, size int) (decided, keep bool) {
+	decided, keep, _ = x.add(id, at, interesting, r, items, size)
+	return decided, keep
+}
+
+// add is observe; indexed false means the record was decided early and
+// left out of the index: it must not be released.
+func (x *Index) add(id string, at time.Time, interesting bool, r *Rules, items, size int) (decided, keep, indexed bool) {
+	if r == nil {
+		r = &x.o.Rules
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	t := x.m[id]
@@ -93,21 +130,30 @@ func (x *Index) observe(id string, at time.Time, interesting bool) (decided, kee
 		}
 		if len(x.m) >= x.o.MaxTraces {
 			x.stats.Early++
-			keep = interesting || x.o.Rules.KeepByRate(id)
+			keep = interesting || r.KeepByRate(id)
 			x.count(keep)
-			return true, keep
+			return true, keep, false
 		}
 		t = &trace{first: at.UnixNano(), last: at.UnixNano()}
 		x.m[id] = t
 	}
 	t.refs++
+	x.bytes += int64(size)
 	if t.decided {
-		return true, t.keep // a late item follows its trace
+		return true, t.keep, true // a late item follows its trace
+	}
+	t.items = int32(min(int(t.items)+items, math.MaxInt32))
+	if int(t.items) >= x.o.MaxTraceItems && !t.due {
+		t.due = true
+		x.stats.Capped++
+	}
+	if t.wait == 0 {
+		t.wait, t.rate = int64(cmp.Or(r.DecisionWait, x.o.DecisionWait)), r.KeepRate
 	}
 	t.first = min(t.first, at.UnixNano())
 	t.last = max(t.last, at.UnixNano())
 	t.interesting = t.interesting || interesting
-	return false, false
+	return false, false, true
 }
 
 // verdict decides trace id if it is due at now; decided false while it
@@ -123,11 +169,15 @@ func (x *Index) verdict(id string, now time.Time) (decided, keep bool) {
 		return true, t.keep
 	}
 	n := now.UnixNano()
-	if n-t.last < int64(x.o.DecisionWait) && n-t.first < int64(x.o.MaxTraceWait) {
+	wait, rate := t.wait, t.rate
+	if wait == 0 { // cannot happen: a held record set them
+		wait, rate = int64(x.o.DecisionWait), x.o.Rules.KeepRate
+	}
+	if !t.due && n-t.last < wait && n-t.first < int64(x.o.MaxTraceWait) {
 		return false, false
 	}
 	t.decided = true
-	t.keep = t.interesting || x.o.Rules.KeepByRate(id)
+	t.keep = t.interesting || Hash(id) < rate
 	x.count(t.keep)
 	return true, t.keep
 }
@@ -140,10 +190,43 @@ func (x *Index) count(keep bool) {
 	}
 }
 
-// release records that a record of trace id left its stream at now.
-func (x *Index) release(id string, now time.Time) {
+// overBudget reports whether the records held are over MaxBytes.
+func (x *Index) overBudget() bool {
+	if x.o.MaxBytes <= 0 {
+		return false
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	return x.bytes > x.o.MaxBytes
+}
+
+// overBy is how many bytes the records held are over MaxBytes.
+func (x *Index) overBy() int64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.bytes - x.o.MaxBytes
+}
+
+// hurry makes trace id due at once (the held records are over budget);
+// it reports whether it was still undecided.
+func (x *Index) hurry(id string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	t := x.m[id]
+	if t == nil || t.decided || t.due {
+		return false
+	}
+	t.due = true
+	x.stats.OverBudget++
+	return true
+}
+
+// release records that a record of trace id, of size bytes, left its
+// stream at now.
+func (x *Index) release(id string, size int, now time.Time) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.bytes -= int64(size)
 	if t := x.m[id]; t != nil {
 		t.refs--
 		t.left = now.UnixNano()
@@ -172,5 +255,6 @@ func (x *Index) Stats() Stats {
 	defer x.mu.Unlock()
 	s := x.stats
 	s.Waiting = len(x.m)
+	s.Bytes = x.bytes
 	return s
 }

@@ -1,6 +1,7 @@
 package tailsample
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -12,6 +13,9 @@ import (
 // out plainly.
 type refTrace struct {
 	first, last time.Time
+	items       int
+	wait        time.Duration // fixed by its first item
+	rate        float64       // fixed by its first item
 	interesting bool
 	decided     bool
 	keep        bool
@@ -19,14 +23,21 @@ type refTrace struct {
 
 // TestDecisionModel drives an Index and a plain reference with random
 // items, error marks and clock steps, and checks that every trace is
-// decided once, at the same step, the same way: due once quiet for
-// DecisionWait or MaxTraceWait after its first item; kept when
-// interesting or Hash < KeepRate; later items follow.
+// decided once, at the same step, the same way: due once quiet for the
+// decision wait or MaxTraceWait after its first item; kept when interesting
+// (an error mark, an error status, or an item a rule matches: tag equals,
+// transaction glob, release glob) or Hash < the keep rate; later items
+// follow; a trace with MaxTraceItems items is due at once. Items of one trace come with differing keep rates and waits (a
+// DSC that changes mid-trace): the first item's hold.
 func TestDecisionModel(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 7))
-		rules := Rules{KeepRate: rng.Float64()}
-		o := IndexOptions{Rules: rules, DecisionWait: time.Second, MaxTraceWait: 5 * time.Second, MaxTraces: 1000}
+		rules := Rules{KeepRate: rng.Float64(), Match: []Match{
+			{Attribute: "tier", Equals: "gold"},
+			{Transaction: "checkout*"},
+			{Release: "2.*", Attribute: "region", Equals: "eu"},
+		}}
+		o := IndexOptions{Rules: rules, DecisionWait: time.Second, MaxTraceWait: 5 * time.Second, MaxTraces: 1000, MaxTraceItems: 2 + int(seed%5)}
 		x := NewIndex(o)
 		ref := map[string]*refTrace{}
 		var ids []string
@@ -48,11 +59,21 @@ func TestDecisionModel(t *testing.T) {
 				}
 				r.interesting = true
 			default:
-				interesting := p == 1
-				decided, keep := x.observe(id, now, interesting)
+				item := randomItem(rng, id, p == 1)
+				itemRules := rules // the rate and wait of this item's DSC
+				itemRules.KeepRate = rng.Float64()
+				itemRules.DecisionWait = time.Duration(1+rng.IntN(3)) * 500 * time.Millisecond
+				gotID, interesting := itemRules.Inspect(item.env)
+				if gotID != id || interesting != item.interesting {
+					t.Fatalf("seed %d step %d: Inspect(%s) = %s, %v; reference %s, %v", seed, step, item.env, gotID, interesting, id, item.interesting)
+				}
+				decided, keep := x.observe(id, now, interesting, &itemRules, 1, len(item.env))
 				if r == nil {
 					r = &refTrace{first: now, last: now}
 					ref[id] = r
+				}
+				if r.wait == 0 && !r.decided {
+					r.wait, r.rate = itemRules.DecisionWait, itemRules.KeepRate
 				}
 				if r.decided {
 					if !decided || keep != r.keep {
@@ -64,6 +85,7 @@ func TestDecisionModel(t *testing.T) {
 					t.Fatalf("seed %d step %d: %s decided at observe", seed, step, id)
 				}
 				r.last, r.interesting = now, r.interesting || interesting
+				r.items++
 			}
 			for _, id := range ids {
 				r := ref[id]
@@ -71,9 +93,9 @@ func TestDecisionModel(t *testing.T) {
 					continue
 				}
 				decided, keep := x.verdict(id, now)
-				due := now.Sub(r.last) >= o.DecisionWait || now.Sub(r.first) >= o.MaxTraceWait
+				due := now.Sub(r.last) >= r.wait || now.Sub(r.first) >= o.MaxTraceWait || r.items >= o.MaxTraceItems
 				if !r.decided && due {
-					r.decided, r.keep = true, r.interesting || Hash(id) < rules.KeepRate
+					r.decided, r.keep = true, r.interesting || Hash(id) < r.rate
 					decisions++
 				}
 				if decided != r.decided || (decided && keep != r.keep) {
@@ -85,6 +107,60 @@ func TestDecisionModel(t *testing.T) {
 			t.Fatalf("seed %d: %d decisions counted, reference made %d", seed, st.Kept+st.Dropped, decisions)
 		}
 	}
+}
+
+// modelItem is one random transaction and what the reference says of it.
+type modelItem struct {
+	env         []byte
+	interesting bool
+}
+
+// randomItem is a transaction of trace id with a random name, release,
+// tags (object or pair-list form, or on a span) and status; the reference
+// decides the rules of TestDecisionModel plainly.
+func randomItem(rng *rand.Rand, id string, errStatus bool) modelItem {
+	names := []string{"checkout", "checkout/pay", "check", "home"}
+	releases := []string{"", "2.0", "2.1-beta", "1.9"}
+	tiers := []string{"", "gold", "silver", "gold "}
+	regions := []string{"", "eu", "us"}
+	name, release := names[rng.IntN(len(names))], releases[rng.IntN(len(releases))]
+	tier, region := tiers[rng.IntN(len(tiers))], regions[rng.IntN(len(regions))]
+	status := "ok"
+	if errStatus {
+		status = "internal_error"
+	}
+	attrs := map[string]string{}
+	if tier != "" {
+		attrs["tier"] = tier
+	}
+	if region != "" {
+		attrs["region"] = region
+	}
+	var tags, spans string
+	switch rng.IntN(3) {
+	case 0: // object tags
+		b, _ := json.Marshal(attrs)
+		tags = string(b)
+	case 1: // Sentry's pair list
+		var pairs [][2]string
+		for k, v := range attrs {
+			pairs = append(pairs, [2]string{k, v})
+		}
+		b, _ := json.Marshal(pairs)
+		tags = string(b)
+	default: // span data
+		b, _ := json.Marshal(attrs)
+		tags, spans = "{}", fmt.Sprintf(`[{"op":"db","data":%s}]`, b)
+	}
+	if spans == "" {
+		spans = "[]"
+	}
+	tx := fmt.Sprintf(`{"transaction":%q,"release":%q,"tags":%s,"spans":%s,"start_timestamp":1,"timestamp":2,"contexts":{"trace":{"trace_id":%q,"status":%q}}}`,
+		name, release, tags, spans, id, status)
+	env := fmt.Appendf(nil, "{\"trace\":{\"trace_id\":%q}}\n{\"type\":\"transaction\"}\n%s\n", id, tx)
+	interesting := errStatus || tier == "gold" || strings.HasPrefix(name, "checkout") ||
+		(strings.HasPrefix(release, "2.") && region == "eu")
+	return modelItem{env: env, interesting: interesting}
 }
 
 // hasRecord: a Sampler asks only about traces it holds records of.
@@ -155,7 +231,7 @@ func TestMarksAreForgotten(t *testing.T) {
 	if st := x.Stats(); st.Waiting != 1 {
 		t.Errorf("%d indexed after max_trace_wait, want only the new mark", st.Waiting)
 	}
-	if decided, _ := x.observe(traceB, t0.Add(2*time.Minute), false); decided {
+	if decided, _ := x.observe(traceB, t0.Add(2*time.Minute), false, nil, 1, 0); decided {
 		t.Error("a new trace was decided early: the index is still full of old marks")
 	}
 }

@@ -39,7 +39,12 @@ type Options struct {
 	Index  *Index
 	// Route is the stream a kept record of class c and public key key
 	// moves to. Required.
-	Route    func(c envelope.Class, key []byte) buffer.Stream
+	Route func(c envelope.Class, key []byte) buffer.Stream
+	// Rules are the rules of a record's project; false while its config
+	// is not known yet (the record waits, up to MaxTraceWait after it was
+	// received, then gets the Index's). Default nil: the Index's for
+	// every record.
+	Rules    func(rec *record.Record) (Rules, bool)
 	Outcomes Recorder
 	// Reporter reports dropped records upstream. Default nil: none.
 	Reporter Reporter
@@ -51,7 +56,9 @@ type Options struct {
 // heldRecord is one record of the stream read and not yet settled.
 type heldRecord struct {
 	seq     buffer.Seq
-	id      string // trace id; "" for a record without one (kept at once)
+	id      string // trace id; "" for a record without one (kept at once) or decided early (index full)
+	size    int32  // value bytes, counted in the Index while held
+	noRules bool   // its project's rules are not known yet: not indexed
 	decided bool   // verdict fixed at read time (a late or early one)
 	keep    bool
 }
@@ -69,6 +76,7 @@ type Sampler struct {
 	entries []buffer.Entry
 	drops   []record.Record
 	corrupt []int // items of records that do not decode
+	noRules int   // held records waiting for their rules
 }
 
 // NewSampler returns a Sampler of o.Stream; Run starts it.
@@ -128,33 +136,123 @@ func wait(ctx context.Context, d time.Duration) bool {
 
 // index adds one record just read to the queue and its trace to the index.
 func (s *Sampler) index(r *buffer.Record) {
-	h := heldRecord{seq: r.Seq}
+	s.held = append(s.held, heldRecord{seq: r.Seq})
+	if s.inspect(&s.held[len(s.held)-1], r.Value) {
+		s.noRules++
+	}
+}
+
+// inspect indexes the held record h whose stored value is value. It
+// reports true, leaving h undecided and out of the index, when the
+// record's rules are not known yet (its project's config is being looked
+// up); after MaxTraceWait the Index's rules are used instead.
+func (s *Sampler) inspect(h *heldRecord, value []byte) (noRules bool) {
 	var rec record.Record
 	s.slab.Reset()
-	if err := record.Decode(r.Value, &rec, &s.slab); err != nil {
+	if err := record.Decode(value, &rec, &s.slab); err != nil {
 		h.decided, h.keep = true, true // the class stream's forwarder counts it corrupt
-		s.held = append(s.held, h)
-		return
+		return false
 	}
-	id, interesting := s.o.Index.o.Rules.Inspect(rec.Envelope)
+	rules := &s.o.Index.o.Rules
+	if s.o.Rules != nil {
+		r, ok := s.o.Rules(&rec)
+		switch {
+		case ok:
+			rules = &r
+		case s.o.Now().Sub(rec.Received()) < s.o.Index.o.MaxTraceWait:
+			h.noRules = true
+			return true
+		}
+	}
+	h.noRules = false
+	id, interesting := rules.Inspect(rec.Envelope)
 	if id == "" {
 		h.decided, h.keep = true, true // no trace to wait for
-		s.held = append(s.held, h)
-		return
+		return false
 	}
-	h.id = id
-	h.decided, h.keep = s.o.Index.observe(id, rec.Received(), interesting)
-	s.held = append(s.held, h)
+	h.size = int32(len(value)) // a record is far below 2 GiB
+	var indexed bool
+	h.decided, h.keep, indexed = s.o.Index.add(id, rec.Received(), interesting, rules, rec.Items, int(h.size))
+	if indexed {
+		h.id = id // released from its trace when it leaves
+	}
+	return false
+}
+
+// retryRules indexes again the held records whose rules were not known,
+// reading their values back in runs of at most 256 queue entries.
+func (s *Sampler) retryRules() error {
+	for i := 0; i < len(s.held) && s.noRules > 0; {
+		if !s.held[i].noRules {
+			i++
+			continue
+		}
+		j := i
+		for k := i; k < len(s.held) && k < i+256; k++ {
+			if s.held[k].noRules {
+				j = k
+			}
+		}
+		recs, err := s.o.Buffer.Peek(s.o.Stream, s.held[i].seq, s.held[j].seq, s.recs[:0])
+		if err != nil {
+			return err
+		}
+		s.recs = recs
+		r := 0
+		for k := i; k <= j; k++ {
+			h := &s.held[k]
+			if !h.noRules {
+				continue
+			}
+			for r < len(recs) && recs[r].Seq < h.seq {
+				r++
+			}
+			if r == len(recs) || recs[r].Seq != h.seq { // cannot happen: Peek and Read see the same records
+				h.noRules, h.decided, h.keep = false, true, true
+			} else if s.inspect(h, recs[r].Value) {
+				continue
+			}
+			s.noRules--
+		}
+		i = j + 1
+	}
+	return nil
+}
+
+// hurry makes the oldest undecided traces of the queue due at once, over
+// the Index's budget: enough of them that the records they let leave
+// bring it back under, if they can.
+func (s *Sampler) hurry() {
+	freed, over := int64(0), s.o.Index.overBy()
+	for i := range s.held {
+		h := &s.held[i]
+		if freed >= over {
+			return
+		}
+		freed += int64(h.size)
+		if !h.decided {
+			s.o.Index.hurry(h.id)
+		}
+	}
 }
 
 // settle moves the decided prefix of the queue out of the stream: kept
 // records to their class stream, dropped ones counted, all in one
 // buffer.Move that acks them.
 func (s *Sampler) settle(ctx context.Context) error {
+	if err := s.retryRules(); err != nil {
+		return err
+	}
 	now := s.o.Now()
+	if s.o.Index.overBudget() {
+		s.hurry()
+	}
 	n := 0
 	for ; n < len(s.held); n++ {
 		h := &s.held[n]
+		if h.noRules {
+			break
+		}
 		if !h.decided {
 			if h.decided, h.keep = s.o.Index.verdict(h.id, now); !h.decided {
 				break
@@ -207,7 +305,7 @@ func (s *Sampler) settle(ctx context.Context) error {
 	}
 	for i := range prefix {
 		if prefix[i].id != "" {
-			s.o.Index.release(prefix[i].id, now)
+			s.o.Index.release(prefix[i].id, int(prefix[i].size), now)
 		}
 	}
 	s.held = append(s.held[:0], s.held[n:]...)

@@ -72,8 +72,12 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, b *buffer.Buffer, rules Rules) *harness {
+	return newHarnessWith(t, b, IndexOptions{Rules: rules, DecisionWait: time.Second, MaxTraceWait: 10 * time.Second, MaxTraces: 8})
+}
+
+func newHarnessWith(t *testing.T, b *buffer.Buffer, o IndexOptions) *harness {
 	h := &harness{t: t, b: b, out: &counts{}, now: t0}
-	h.x = NewIndex(IndexOptions{Rules: rules, DecisionWait: time.Second, MaxTraceWait: 10 * time.Second, MaxTraces: 8})
+	h.x = NewIndex(o)
 	h.s = NewSampler(Options{
 		Buffer: b, Stream: tailTx, Index: h.x, Outcomes: h.out,
 		Route:  func(c envelope.Class, _ []byte) buffer.Stream { return record.StreamFor(c, 0).ID() },
@@ -254,15 +258,103 @@ func TestSamplerRebuildsOnRestart(t *testing.T) {
 // A full index decides a new trace at once by the keep rate.
 func TestIndexFull(t *testing.T) {
 	x := NewIndex(IndexOptions{Rules: Rules{KeepRate: 0}, DecisionWait: time.Second, MaxTraceWait: time.Minute, MaxTraces: 2})
-	x.observe(traceA, t0, false)
-	x.observe(traceB, t0, false)
-	if decided, keep := x.observe(traceC, t0, true); !decided || !keep {
+	x.observe(traceA, t0, false, nil, 1, 0)
+	x.observe(traceB, t0, false, nil, 1, 0)
+	if decided, keep := x.observe(traceC, t0, true, nil, 1, 0); !decided || !keep {
 		t.Errorf("interesting trace beyond max_traces: decided %v keep %v; want kept at once", decided, keep)
 	}
-	if decided, keep := x.observe("dddddddddddddddddddddddddddddddd", t0, false); !decided || keep {
+	if decided, keep := x.observe("dddddddddddddddddddddddddddddddd", t0, false, nil, 1, 0); !decided || keep {
 		t.Errorf("plain trace beyond max_traces: decided %v keep %v; want dropped at once (rate 0)", decided, keep)
 	}
 	if st := x.Stats(); st.Early != 2 || st.Waiting != 2 {
 		t.Errorf("stats %+v, want 2 early and 2 waiting", st)
+	}
+	if _, _, indexed := x.add("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", t0, false, nil, 1, 100); indexed {
+		t.Error("a record decided early was indexed: releasing it would touch a trace it is not counted in")
+	}
+	if st := x.Stats(); st.Bytes != 0 {
+		t.Errorf("held bytes %d after an early record, want 0 (it is not held in the index)", st.Bytes)
+	}
+}
+
+// A trace that reaches MaxTraceItems is decided at once, before its
+// decision wait; the others keep waiting.
+func TestSamplerCapsTrace(t *testing.T) {
+	b := openBuffer(t, vfs.NewMem())
+	defer b.Close()
+	h := newHarnessWith(t, b, IndexOptions{Rules: Rules{KeepRate: 1}, DecisionWait: time.Second, MaxTraceWait: 10 * time.Second, MaxTraceItems: 3})
+	h.append(txRecord(traceA, "A1", "ok", t0, 0), txRecord(traceA, "A2", "ok", t0, 0))
+	h.step(2)
+	if got := h.delivered(); len(got) != 0 {
+		t.Fatalf("delivered %v with 2 of 3 items", got)
+	}
+	h.append(txRecord(traceA, "A3", "ok", t0, 0), txRecord(traceB, "B1", "ok", t0, 0))
+	h.step(2)
+	if got := h.delivered(); fmt.Sprint(got) != "[A1 A2 A3]" || h.pending(tailTx) != 1 {
+		t.Errorf("delivered %v, tail pending %d; want trace A whole at its third item and B waiting", got, h.pending(tailTx))
+	}
+	if st := h.x.Stats(); st.Capped != 1 || st.Kept != 1 {
+		t.Errorf("stats %+v, want 1 capped trace kept", st)
+	}
+}
+
+// Over the byte budget the oldest traces are decided at once, as many as
+// bring the held bytes back under it; the rest wait for their time.
+func TestSamplerByteBudget(t *testing.T) {
+	b := openBuffer(t, vfs.NewMem())
+	defer b.Close()
+	size := int64(len(txRecord(traceA, "A1", "ok", t0, 0)))
+	h := newHarnessWith(t, b, IndexOptions{Rules: Rules{KeepRate: 0}, DecisionWait: time.Second, MaxTraceWait: 10 * time.Second, MaxBytes: size + size/2})
+	h.append(txRecord(traceA, "A1", "ok", t0, 0), txRecord(traceB, "B1", "ok", t0, 0), txRecord(traceC, "C1", "ok", t0, 0))
+	h.step(3)
+	if h.pending(tailTx) != 1 || h.out.drops[outcome.ReasonSampled] != 2 {
+		t.Fatalf("tail pending %d, sampled drops %d; want A and B decided (dropped) at once and C waiting", h.pending(tailTx), h.out.drops[outcome.ReasonSampled])
+	}
+	if st := h.x.Stats(); st.OverBudget != 2 || st.Bytes != size {
+		t.Errorf("stats %+v, want 2 traces decided over budget and %d bytes held", st, size)
+	}
+	h.now = t0.Add(time.Second)
+	h.step(0)
+	if h.pending(tailTx) != 0 || h.x.Stats().Bytes != 0 {
+		t.Errorf("after decision_wait: tail pending %d, held bytes %d; want 0 and 0", h.pending(tailTx), h.x.Stats().Bytes)
+	}
+}
+
+// A record whose project's rules are not known yet (its config is being
+// looked up, as after a restart) is not indexed: it waits, undecided, and
+// is indexed under its project's rules once they come; a record whose
+// rules never come gets the Index's after MaxTraceWait.
+func TestSamplerWaitsForRules(t *testing.T) {
+	b := openBuffer(t, vfs.NewMem())
+	defer b.Close()
+	h := newHarness(t, b, Rules{KeepRate: 1})
+	known := map[uint64]bool{}
+	h.s.o.Rules = func(rec *record.Record) (Rules, bool) {
+		return Rules{KeepRate: 0}, known[rec.ProjectID]
+	}
+	h.append(txRecord(traceA, "A1", "ok", t0, 0), txRecord(traceB, "B1", "ok", t0, 0))
+	h.step(2)
+	h.now = t0.Add(2 * time.Second) // past decision_wait: still no rules
+	h.step(0)
+	if h.pending(tailTx) != 2 || h.x.Stats().Kept+h.x.Stats().Dropped != 0 {
+		t.Fatalf("without rules: tail pending %d, stats %+v; want both waiting, undecided", h.pending(tailTx), h.x.Stats())
+	}
+	known[42] = true // the config came: keep rate 0
+	h.step(0)
+	h.now = t0.Add(4 * time.Second)
+	h.step(0)
+	if h.pending(tailTx) != 0 || h.out.drops[outcome.ReasonSampled] != 2 {
+		t.Errorf("with the project's rules: tail pending %d, sampled drops %d; want both traces dropped by keep rate 0", h.pending(tailTx), h.out.drops[outcome.ReasonSampled])
+	}
+
+	known[42] = false
+	h.append(txRecord(traceC, "C1", "ok", h.now, 0))
+	h.step(1)
+	h.now = h.now.Add(10 * time.Second) // max_trace_wait: the Index's rules
+	h.step(0)
+	h.now = h.now.Add(10 * time.Second)
+	h.step(0)
+	if got := h.delivered(); fmt.Sprint(got) != "[C1]" {
+		t.Errorf("rules never came: delivered %v, want [C1] kept by the Index's keep rate 1", got)
 	}
 }
