@@ -1,0 +1,120 @@
+package fleet
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/baton-relay/baton/relay/internal/testutil"
+)
+
+func openConfigs(t *testing.T, addr string) *Configs {
+	t.Helper()
+	c, err := OpenConfigs(ConfigsOptions{Addresses: []string{addr}, Prefix: "t:cfg", Parts: []string{"keys", "quotas", "filters"},
+		ProbeInterval: 20 * time.Millisecond, DialTimeout: 200 * time.Millisecond, ReadTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestConfigsReadPut: Put stores a part under <prefix>:<key>:<part>, Read
+// returns every part of several keys (nil for absent ones) in one
+// pipeline, and Get one part.
+func TestConfigsReadPut(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := openConfigs(t, rs.Addr)
+	ctx := context.Background()
+	if c.Key("abc", "quotas") != "t:cfg:abc:quotas" || c.Channel() != "t:cfg:updates" {
+		t.Fatalf("key %s channel %s", c.Key("abc", "quotas"), c.Channel())
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(c.Put(ctx, "abc", "keys", []byte(`{"value":1}`)))
+	must(c.Put(ctx, "abc", "filters", []byte(`{"value":2}`)))
+	must(c.Put(ctx, "def", "quotas", []byte(`{"value":3}`)))
+	out, err := c.Read(ctx, []string{"abc", "def", "none"})
+	must(err)
+	want := [][]string{{`{"value":1}`, "", `{"value":2}`}, {"", `{"value":3}`, ""}, {"", "", ""}}
+	for i := range want {
+		for j := range want[i] {
+			if string(out[i][j]) != want[i][j] || (want[i][j] == "") != (out[i][j] == nil) {
+				t.Errorf("out[%d][%d] = %q, want %q", i, j, out[i][j], want[i][j])
+			}
+		}
+	}
+	must(c.Put(ctx, "abc", "filters", nil)) // delete
+	if b, err := c.Get(ctx, "abc", "filters"); err != nil || b != nil {
+		t.Errorf("deleted part: %q %v", b, err)
+	}
+	if b, _ := c.Get(ctx, "abc", "keys"); string(b) != `{"value":1}` {
+		t.Errorf("Get keys = %q", b)
+	}
+	if c.Stats().Reads != 1 {
+		t.Errorf("stats %+v", c.Stats())
+	}
+}
+
+// TestConfigsWatch: a Put is seen by a watcher as its public key; with
+// Redis killed the watcher resyncs (lost, then every lostEvery) and after
+// Redis is back it subscribes again and resyncs once more, and updates
+// flow again.
+func TestConfigsWatch(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	w, writer := openConfigs(t, rs.Addr), openConfigs(t, rs.Addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	changed := make(chan string, 16)
+	var resyncs atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Watch(ctx, 30*time.Millisecond, func(k string) { changed <- k }, func() { resyncs.Add(1) })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "subscribed", func() bool { return w.Stats().Subscribed })
+	if err := writer.Put(ctx, "k1", "quotas", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case k := <-changed:
+		if k != "k1" {
+			t.Fatalf("changed %q, want k1", k)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no update within 5s")
+	}
+	rs.Kill()
+	waitFor(t, "channel lost", func() bool { return !w.Stats().Subscribed })
+	base := resyncs.Load()
+	waitFor(t, "resyncs every lostEvery while lost", func() bool { return resyncs.Load() >= base+3 })
+	rs.Start(t)
+	waitFor(t, "subscribed again", func() bool { return w.Stats().Subscribed })
+	if err := writer.Put(ctx, "k2", "quotas", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case k := <-changed:
+		if k != "k2" {
+			t.Fatalf("changed %q, want k2", k)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no update within 5s after Redis came back")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling an observable condition, with a deadline
+	}
+}
