@@ -385,7 +385,9 @@ func newProjectCache(cfg config.Config, ua *upstreamAuth, opts project.Options) 
 	}
 	opts.BatchSize, opts.BatchInterval = m.Fetch.BatchSize, m.Fetch.BatchInterval
 	opts.Concurrency, opts.Timeout = m.Fetch.Concurrency, m.Fetch.Timeout
-	opts.Fetch = ua.fetchConfigs
+	if opts.Fetch == nil {
+		opts.Fetch = ua.fetchConfigs
+	}
 	for _, name := range m.Parts {
 		if p, ok := project.ParsePart(name); ok {
 			opts.Parts = opts.Parts.With(p)

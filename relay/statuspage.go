@@ -95,6 +95,9 @@ func (r *Relay) statusDetail() status.Detail {
 		d.Managed = m
 	}
 	d.Redis = r.fleetStatus()
+	if d.Redis != nil {
+		d.Redis.ProjectConfigs = r.redisConfigsStatus()
+	}
 	return d
 }
 

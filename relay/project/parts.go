@@ -98,6 +98,11 @@ func AssembleParts(raw *[NumParts][]byte) ([]byte, error) {
 	return json.Marshal(top)
 }
 
+// EncodePart is the stored envelope of a part's value with revision rev.
+func EncodePart(rev string, value []byte) ([]byte, error) {
+	return json.Marshal(PartEnvelope{Rev: rev, Value: value})
+}
+
 // partObject decodes a stored part envelope and returns its value's fields.
 func partObject(b []byte) (map[string]json.RawMessage, error) {
 	var env PartEnvelope
