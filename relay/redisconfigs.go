@@ -89,6 +89,9 @@ func PutProjectConfig(ctx context.Context, rc *fleet.Configs, publicKey, part, r
 	return rc.Put(ctx, publicKey, part, stored)
 }
 
+// ProjectConfigParts are the part names of a project config, in order.
+func ProjectConfigParts() []string { return project.AllParts.Names() }
+
 // redisConfigsFetcher is the cache's Fetcher with Redis ahead of the
 // upstream's fetch.
 func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
