@@ -1,0 +1,116 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// redisPutConfig runs `baton redis put-config` against addr.
+func redisPutConfig(t *testing.T, bin, addr, key, part, value string) {
+	t.Helper()
+	cmd := exec.Command(bin, "redis", "put-config", "--redis", addr, key, part, "-")
+	cmd.Stdin = strings.NewReader(value)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("baton redis put-config %s %s: %v\n%s", key, part, err, out)
+	}
+}
+
+// cfgSend posts an error event with an Origin header and returns the
+// status (0 for a transport error).
+func cfgSend(c *http.Client, base string, pid int, key, msg, origin string) int {
+	body := fmt.Sprintf("{\"dsn\":\"http://%s@h/%d\"}\n{\"type\":\"event\"}\n{\"message\":%q}\n", key, pid, msg)
+	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/api/%d/envelope/", base, pid), strings.NewReader(body))
+	for k, v := range authHeader(key) {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Origin", origin)
+	res, err := c.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// TestRedisProjectConfigs runs three baton processes reading project
+// configs from one redis-server (redis.project_configs): the key's config
+// comes from its parts in Redis, never from the upstream; a quotas part
+// written with `baton redis put-config` is enforced by all three within
+// a second (the update channel, not the 300s expiry); a quotas part that
+// does not decode turns off only quotas (the client part's allowedDomains
+// still refuses a foreign origin) and is counted as broken.
+func TestRedisProjectConfigs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the baton binary and redis-server")
+	}
+	rs := startFleetRedis(t)
+	bin := crashBuildBaton(t)
+	s := newFakeSentry(t)
+	const pid, key = 73, "73737373737373737373737373737373"
+	const ok, foreign = "https://ok.example", "https://foreign.example"
+	redisPutConfig(t, bin, rs.addr, key, "keys", fmt.Sprintf(`{"projectId":%d,"organizationId":1,"publicKeys":[{"publicKey":%q,"numericId":1}]}`, pid, key))
+	redisPutConfig(t, bin, rs.addr, key, "client", `{"allowedDomains":["`+ok+`"]}`)
+	// fallback_refresh of an hour: only the update channel can make a
+	// change visible within the test.
+	redisYAML := fmt.Sprintf("redis: {addresses: [%q], project_configs: {enabled: true, fallback_refresh: 1h}}\n", rs.addr)
+	var nodes []*fleetNode
+	for range 3 {
+		nodes = append(nodes, startFleetNode(t, bin, s.url(), redisYAML))
+	}
+	fleetWarm(t, nodes, pid, key, 1)
+	c := crashClient(t)
+	for i, n := range nodes {
+		if code := cfgSend(c, n.base, pid, key, "before-ok", ok); code != 200 {
+			t.Fatalf("node %d: allowed origin answered %d, want 200", i, code)
+		}
+		if code := cfgSend(c, n.base, pid, key, "before-foreign", foreign); code != 403 {
+			t.Fatalf("node %d: foreign origin answered %d, want 403 (client part from Redis)", i, code)
+		}
+	}
+
+	// A quota of 0 errors, written with the CLI: every node refuses within 1s.
+	put := time.Now()
+	redisPutConfig(t, bin, rs.addr, key, "quotas", `{"quotas":[{"id":"redis_q","categories":["error"],"scope":"project","limit":0,"reasonCode":"from_redis"}]}`)
+	for i, n := range nodes {
+		var code int
+		fakeWaitFor(t, 10*time.Second, func() bool {
+			code = cfgSend(c, n.base, pid, key, "limited", ok)
+			return code == 429
+		}, func() string { return fmt.Sprintf("node %d never refused after the quota was put (last %d)", i, code) })
+		if took := time.Since(put); took > time.Second {
+			t.Errorf("node %d enforced the new quota part %v after put-config, want within 1s", i, took.Round(time.Millisecond))
+		}
+	}
+	t.Logf("three nodes enforce the quota part %v after put-config returned", time.Since(put).Round(time.Millisecond))
+
+	// The quotas part broken (written past the CLI, which refuses it):
+	// quotas are off, the client part still in force.
+	fleetRedisCmd(t, rs.addr, "SET", "baton:config:"+key+":quotas", `{"rev":"q2","value":{"quotas":[{"scope":`)
+	fleetRedisCmd(t, rs.addr, "PUBLISH", "baton:config:updates", key)
+	for i, n := range nodes {
+		fakeWaitFor(t, 10*time.Second, func() bool { return cfgSend(c, n.base, pid, key, "after-broken", ok) == 200 },
+			func() string { return fmt.Sprintf("node %d still enforces the broken quotas part", i) })
+		if code := cfgSend(c, n.base, pid, key, "after-broken-foreign", foreign); code != 403 {
+			t.Errorf("node %d: foreign origin answered %d with a broken quotas part, want 403 (client part still in force)", i, code)
+		}
+		if b := n.metric(t, "baton_project_broken_parts_total"); b < 1 {
+			t.Errorf("node %d: baton_project_broken_parts_total %v, want ≥ 1", i, b)
+		}
+		if got := strings.Count(n.stderr.String(), "part=quotas"); got != 1 {
+			t.Errorf("node %d logged the broken quotas part %d times, want once:\n%s", i, got, crashTail(n.stderr.String(), 2000))
+		}
+	}
+	for _, r := range s.configRequests() {
+		if strings.Contains(string(r.Body), key) {
+			t.Fatalf("the upstream was asked for %s, whose config is in Redis: %s", key, r.Body)
+		}
+	}
+	fakeWaitFor(t, 10*time.Second, func() bool { return deliveredTo(s, pid, "after-broken") == 3 },
+		func() string { return fmt.Sprintf("%d of 3 events accepted after the break delivered", deliveredTo(s, pid, "after-broken")) })
+}
