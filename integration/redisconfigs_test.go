@@ -112,5 +112,7 @@ func TestRedisProjectConfigs(t *testing.T) {
 		}
 	}
 	fakeWaitFor(t, 10*time.Second, func() bool { return deliveredTo(s, pid, "after-broken") == 3 },
-		func() string { return fmt.Sprintf("%d of 3 events accepted after the break delivered", deliveredTo(s, pid, "after-broken")) })
+		func() string {
+			return fmt.Sprintf("%d of 3 events accepted after the break delivered", deliveredTo(s, pid, "after-broken"))
+		})
 }
