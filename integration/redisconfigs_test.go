@@ -116,3 +116,36 @@ func TestRedisProjectConfigs(t *testing.T) {
 			return fmt.Sprintf("%d of 3 events accepted after the break delivered", deliveredTo(s, pid, "after-broken"))
 		})
 }
+
+// TestRedisProjectConfigsFallback: a Baton whose Redis user may read but
+// not SUBSCRIBE (an ACL without the channel) still applies a changed part,
+// by refreshing configs from Redis on use once they are
+// redis.project_configs.fallback_refresh old; the keys live under a
+// non-default prefix.
+func TestRedisProjectConfigsFallback(t *testing.T) {
+	rs := startFleetRedis(t)
+	fleetRedisCmd(t, rs.addr, "ACL", "SETUSER", "reader", "on", ">pw", "~*", "resetchannels", "+@all", "-subscribe")
+	s := newFakeSentry(t)
+	const pid, key, prefix = 74, "74747474747474747474747474747474", "acme:cfg"
+	set := func(part, value string) {
+		fleetRedisCmd(t, rs.addr, "SET", prefix+":"+key+":"+part, `{"rev":"t","value":`+value+`}`)
+	}
+	set("keys", fmt.Sprintf(`{"projectId":%d,"publicKeys":[{"publicKey":%q}]}`, pid, key))
+	n := startNode(t, managedYAML(s.url(), "")+fmt.Sprintf(`redis:
+  addresses: [%q]
+  username: reader
+  password: pw
+  probe_interval: 50ms
+  project_configs: {enabled: true, prefix: %q, fallback_refresh: 300ms}
+`, rs.addr, prefix))
+	c := crashClient(t)
+	fakeWaitFor(t, 10*time.Second, func() bool { return cfgSend(c, n.url, pid, key, "first", "") == 200 && n.r.Stats().Waiting == 0 },
+		func() string { return "the config from redis was not used" })
+	set("quotas", `{"quotas":[{"id":"q","categories":["error"],"scope":"project","limit":0}]}`)
+	fleetRedisCmd(t, rs.addr, "PUBLISH", prefix+":updates", key) // not received: the ACL refuses the channel
+	fakeWaitFor(t, 10*time.Second, func() bool { return cfgSend(c, n.url, pid, key, "limited", "") == 429 },
+		func() string { return "the changed quotas part was never applied without the update channel" })
+	if len(s.configRequests()) != 0 {
+		t.Errorf("the upstream was asked for configs %d times; the key is in redis", len(s.configRequests()))
+	}
+}

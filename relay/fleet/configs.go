@@ -205,47 +205,63 @@ func (c *Configs) Watch(ctx context.Context, lostEvery time.Duration, changed fu
 		}
 	}
 	wasUp := true // at start a failure is logged as lost too
-	ps := c.rdb.Subscribe(ctx, c.Channel())
-	defer ps.Close()
-	wg.Go(func() { <-ctx.Done(); ps.Close() }) // ends a receive in progress
 	for ctx.Err() == nil {
-		msg, err := ps.ReceiveTimeout(ctx, 5*time.Second)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Quiet channel: make sure the connection still answers.
-				pctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
-				err = ps.Ping(pctx)
-				cancel()
-				if err == nil {
-					continue
-				}
-			}
-			c.fail(err)
-			if c.subscribed.Swap(false) || wasUp {
-				wasUp = false
-				c.opts.Logger.Warn("redis project configs: update channel lost; configs read from redis are refreshed on use until it is back",
-					"channel", c.Channel(), "err", err)
-				signal(true)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(c.opts.ProbeInterval):
-			}
-			continue
-		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" && !c.subscribed.Swap(true) {
+		err := c.follow(ctx, changed, func() {
+			if !c.subscribed.Swap(true) {
 				if !wasUp {
 					c.opts.Logger.Info("redis project configs: update channel subscribed again", "channel", c.Channel())
 				}
 				wasUp = true
 				signal(false)
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		c.fail(err)
+		if c.subscribed.Swap(false) || wasUp {
+			wasUp = false
+			c.opts.Logger.Warn("redis project configs: update channel lost; configs read from redis are refreshed on use until it is back",
+				"channel", c.Channel(), "err", err)
+			signal(true)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(c.opts.ProbeInterval):
+		}
+	}
+}
+
+// follow subscribes to the update channel and receives from it until it
+// fails (a refused SUBSCRIBE, a lost connection, a ping unanswered), then
+// closes the subscription. up is called when the subscription is
+// confirmed.
+func (c *Configs) follow(ctx context.Context, changed func(string), up func()) error {
+	ps := c.rdb.Subscribe(ctx, c.Channel())
+	defer ps.Close()
+	stop := context.AfterFunc(ctx, func() { ps.Close() }) // ends a receive in progress
+	defer stop()
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, 5*time.Second)
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() || ctx.Err() != nil {
+				return err
+			}
+			// Quiet channel: make sure the connection still answers.
+			pctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+			err = ps.Ping(pctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				up()
 			}
 		case *redis.Message:
 			c.updates.Add(1)

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,5 +117,46 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond) // polling an observable condition, with a deadline
+	}
+}
+
+// TestConfigsWatchRefused: a user Redis refuses SUBSCRIBE (an ACL without
+// the channel) still reads, and the watcher resyncs every lostEvery; once
+// the ACL allows the channel the watcher subscribes and stops resyncing.
+func TestConfigsWatchRefused(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	admin := openConfigs(t, rs.Addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := admin.rdb.Do(ctx, "ACL", "SETUSER", "reader", "on", ">pw", "~*", "resetchannels", "+@all", "-subscribe").Err(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenConfigs(ConfigsOptions{Addresses: []string{rs.Addr}, Username: "reader", Password: "pw", Prefix: "t:cfg",
+		Parts: []string{"keys"}, ProbeInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	var resyncs atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Watch(ctx, 30*time.Millisecond, func(string) {}, func() { resyncs.Add(1) })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "resyncs while SUBSCRIBE is refused", func() bool { return resyncs.Load() >= 3 })
+	if st := w.Stats(); st.Subscribed || !strings.Contains(st.LastError, "NOPERM") {
+		t.Errorf("stats %+v: want not subscribed, NOPERM", st)
+	}
+	if _, err := w.Read(ctx, []string{"k"}); err != nil {
+		t.Errorf("reads must work without the channel: %v", err)
+	}
+	if err := admin.rdb.Do(ctx, "ACL", "SETUSER", "reader", "+subscribe", "allchannels").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "subscribed once allowed", func() bool { return w.Stats().Subscribed })
+	n := resyncs.Load()
+	time.Sleep(100 * time.Millisecond) // several lostEvery periods: no resync may come
+	if resyncs.Load() != n {
+		t.Errorf("resynced %d times while subscribed", resyncs.Load()-n)
 	}
 }
