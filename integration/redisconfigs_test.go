@@ -145,7 +145,17 @@ func TestRedisProjectConfigsFallback(t *testing.T) {
 	fleetRedisCmd(t, rs.addr, "PUBLISH", prefix+":updates", key) // not received: the ACL refuses the channel
 	fakeWaitFor(t, 10*time.Second, func() bool { return cfgSend(c, n.url, pid, key, "limited", "") == 429 },
 		func() string { return "the changed quotas part was never applied without the update channel" })
-	if len(s.configRequests()) != 0 {
-		t.Errorf("the upstream was asked for configs %d times; the key is in redis", len(s.configRequests()))
+	// A key without a keys part in Redis is the upstream's.
+	const pid2, key2 = 75, "75757575757575757575757575757575"
+	s.setProject(key2, fakeSentryProjectState(pid2, key2, "r1", nil))
+	if code := cfgSend(c, n.url, pid2, key2, "from-upstream", ""); code != 200 {
+		t.Fatalf("a key only the upstream has: %d", code)
+	}
+	fakeWaitFor(t, 10*time.Second, func() bool { return deliveredTo(s, pid2, "from-upstream") == 1 },
+		func() string { return "an event of a key only the upstream has was not delivered" })
+	for _, r := range s.configRequests() {
+		if strings.Contains(string(r.Body), key) {
+			t.Errorf("the upstream was asked for %s, whose config is in redis: %s", key, r.Body)
+		}
 	}
 }
