@@ -22,7 +22,8 @@ type ConfigsOptions struct {
 	DB                 int
 	TLS                *tls.Config
 	// Prefix starts every config key (<Prefix>:<public key>:<part>) and
-	// names the update channel <Prefix>:updates. Default: "baton:config".
+	// names the update channel <Prefix>:updates. Default:
+	// DefaultConfigsPrefix.
 	Prefix string
 	// Parts are the part names read for a key, in order. Required.
 	Parts []string
@@ -42,7 +43,7 @@ type ConfigsOptions struct {
 
 func (o ConfigsOptions) withDefaults() ConfigsOptions {
 	if o.Prefix == "" {
-		o.Prefix = "baton:config"
+		o.Prefix = DefaultConfigsPrefix
 	}
 	if o.PoolSize <= 0 {
 		o.PoolSize = 16
@@ -61,6 +62,10 @@ func (o ConfigsOptions) withDefaults() ConfigsOptions {
 	}
 	return o
 }
+
+// DefaultConfigsPrefix is ConfigsOptions.Prefix's default, as
+// redis.project_configs.prefix's (relay's TestDefaultsAgree checks it).
+const DefaultConfigsPrefix = "baton:config"
 
 // ErrNoParts is returned by OpenConfigs without ConfigsOptions.Parts.
 var ErrNoParts = errors.New("fleet: no config part names")
