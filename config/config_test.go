@@ -410,7 +410,7 @@ func TestValidation(t *testing.T) {
 			"redis: {project_configs: {enabled: true, prefix: '', fallback_refresh: 0s}}",
 		}, []string{
 			`test.yaml:1: redis.project_configs.enabled: needs redis.addresses`,
-			`test.yaml:1: redis.project_configs.enabled: needs mode: managed (it replaces the upstream's configs; static projects come from projects:)`,
+			`test.yaml:1: redis.project_configs.enabled: needs mode: static or managed (proxy mode reads no project configs)`,
 			`test.yaml:1: redis.project_configs.prefix: must not be empty`,
 			`test.yaml:1: redis.project_configs.fallback_refresh: must be a duration greater than 0, e.g. "30s"`,
 		}},

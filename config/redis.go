@@ -106,8 +106,8 @@ func (v *validator) redis() {
 		if !r.Enabled() {
 			v.errorf("redis.project_configs.enabled", "needs redis.addresses")
 		}
-		if v.c.Mode != ModeManaged {
-			v.errorf("redis.project_configs.enabled", "needs mode: managed (it replaces the upstream's configs; static projects come from projects:)")
+		if v.c.Mode == ModeProxy {
+			v.errorf("redis.project_configs.enabled", "needs mode: static or managed (proxy mode reads no project configs)")
 		}
 		if pc.Prefix == "" {
 			v.errorf("redis.project_configs.prefix", "must not be empty")

@@ -159,3 +159,39 @@ func TestRedisProjectConfigsFallback(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisProjectConfigsStatic: a static Baton serves its projects: and,
+// for other projects, the configs kept in Redis (no upstream): a static
+// project wins over Redis for its id, a key in Redis is enforced as its
+// parts say, a key in neither is unknown.
+func TestRedisProjectConfigsStatic(t *testing.T) {
+	rs := startFleetRedis(t)
+	const (
+		pidS, keyS = 80, "80808080808080808080808080808080"
+		pidR, keyR = 81, "81818181818181818181818181818181"
+		pidU, keyU = 82, "82828282828282828282828282828282"
+	)
+	set := func(key, part, value string) {
+		fleetRedisCmd(t, rs.addr, "SET", "baton:config:"+key+":"+part, `{"rev":"t","value":`+value+`}`)
+	}
+	quota0 := `{"quotas":[{"id":"q","categories":["error"],"scope":"project","limit":0}]}`
+	for _, k := range []struct {
+		pid int
+		key string
+	}{{pidS, keyS}, {pidR, keyR}} {
+		set(k.key, "keys", fmt.Sprintf(`{"projectId":%d,"publicKeys":[{"publicKey":%q}]}`, k.pid, k.key))
+		set(k.key, "quotas", quota0)
+	}
+	n := startNode(t, fmt.Sprintf("mode: static\nprojects: {\"%d\": {public_keys: [%s]}}\nredis: {addresses: [%q], project_configs: {enabled: true}}\n",
+		pidS, keyS, rs.addr))
+	c := crashClient(t)
+	for range 3 {
+		if code := cfgSend(c, n.url, pidS, keyS, "static", ""); code != 200 {
+			t.Fatalf("the static project answered %d: its config must win over Redis's quota", code)
+		}
+	}
+	fakeWaitFor(t, 10*time.Second, func() bool { return cfgSend(c, n.url, pidR, keyR, "redis", "") == 429 },
+		func() string { return "the quota of the project in Redis was not enforced" })
+	fakeWaitFor(t, 10*time.Second, func() bool { return cfgSend(c, n.url, pidU, keyU, "unknown", "") == 403 },
+		func() string { return "a key in neither projects: nor Redis was not refused" })
+}

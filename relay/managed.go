@@ -375,7 +375,8 @@ func (ua *upstreamAuth) fetchConfigs(ctx context.Context, req *project.Request) 
 	return &resp, nil
 }
 
-// newProjectCache builds the managed-mode config cache over ua.
+// newProjectCache builds the config cache: over ua in managed mode, or
+// over opts.Fetch alone (Redis in static mode, when ua is nil).
 func newProjectCache(cfg config.Config, ua *upstreamAuth, opts project.Options) (*project.Cache, error) {
 	m := cfg.Managed
 	opts.MaxProjects = m.Cache.MaxProjects

@@ -93,8 +93,18 @@ func PutProjectConfig(ctx context.Context, rc *fleet.Configs, publicKey, part, r
 func ProjectConfigParts() []string { return project.AllParts.Names() }
 
 // redisConfigsFetcher is the cache's Fetcher with Redis ahead of the
-// upstream's fetch.
+// upstream's fetch; without an upstream (static mode), a key Redis has no
+// keys part of is unknown.
 func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
+	if upstream == nil {
+		upstream = func(_ context.Context, req *project.Request) (*project.Response, error) {
+			resp := &project.Response{Configs: make(map[string]json.RawMessage, len(req.PublicKeys))}
+			for _, k := range req.PublicKeys {
+				resp.Configs[k] = json.RawMessage("null")
+			}
+			return resp, nil
+		}
+	}
 	return func(ctx context.Context, req *project.Request) (*project.Response, error) {
 		rows, err := r.configs.Read(ctx, req.PublicKeys)
 		if err != nil {

@@ -234,6 +234,13 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 			r.sinks.Close(context.Background())
 			return nil, err
 		}
+		if r.configs != nil { // projects not in projects: come from Redis alone
+			copts := project.Options{Logger: r.log, MeterProvider: r.tel.MeterProvider(), Fetch: r.redisConfigsFetcher(nil)}
+			if r.cache, err = newProjectCache(cfg, nil, copts); err != nil {
+				r.sinks.Close(context.Background())
+				return nil, err
+			}
+		}
 	}
 	for _, c := range envelope.Classes() {
 		if b, ok := r.sinks.For(c).(routing.Bounded); ok && !(c == envelope.ClassMetric && cfg.Metrics.Aggregate) {
@@ -322,11 +329,13 @@ func (r *Relay) Start() error {
 		if r.configs != nil {
 			wg.Go(func() { r.watchRedisConfigs(ctx) })
 		}
-		wg.Go(func() { // register at start, not at the first fetch
-			if err := r.auth.keep(ctx, maxBackoff); err != nil {
-				r.failed <- err
-			}
-		})
+		if r.auth != nil {
+			wg.Go(func() { // register at start, not at the first fetch
+				if err := r.auth.keep(ctx, maxBackoff); err != nil {
+					r.failed <- err
+				}
+			})
+		}
 		go func() { wg.Wait(); close(r.cacheDone) }()
 	}
 	r.startForwarders()
