@@ -43,16 +43,17 @@ type Redis struct {
 	// Default: 1s.
 	ProbeInterval time.Duration `yaml:"probe_interval"`
 	// ProjectConfigs reads project configs, part by part, from this Redis
-	// (managed mode; DESIGN.md "Project configs in Redis").
+	// (managed or static mode; DESIGN.md "Project configs in Redis").
 	ProjectConfigs RedisProjectConfigs `yaml:"project_configs"`
 }
 
 // RedisProjectConfigs is redis.project_configs: project configs kept in
 // Redis, one key per part (<prefix>:<public key>:<part>), ahead of the
-// upstream's.
+// upstream's (managed mode) or beside projects: (static mode).
 type RedisProjectConfigs struct {
 	// Enabled reads a key's config from Redis first; keys without a keys
-	// part there are asked from the upstream. Default: false.
+	// part there are asked from the upstream (managed mode) or unknown
+	// (static mode). Default: false.
 	Enabled bool `yaml:"enabled"`
 	// Prefix starts every config key, and names the update channel
 	// (<prefix>:updates). Default: baton:config.
