@@ -106,6 +106,15 @@ func TestRedisProjectConfigs(t *testing.T) {
 			t.Errorf("node %d logged the broken quotas part %d times, want once:\n%s", i, got, crashTail(n.stderr.String(), 2000))
 		}
 	}
+	for i, n := range nodes {
+		if sub, upd := n.metric(t, "baton_redis_configs_subscribed"), n.metric(t, "baton_redis_config_updates_total"); sub != 1 || upd < 2 {
+			t.Errorf("node %d: baton_redis_configs_subscribed %v, %v updates; want subscribed, ≥ 2", i, sub, upd)
+		}
+		_, b, err := crashGet(http.DefaultClient, n.metrics+"/api/status")
+		if err != nil || !strings.Contains(string(b), `"project_configs":{"prefix":"baton:config","subscribed":true`) {
+			t.Errorf("node %d: /api/status lacks redis.project_configs subscribed: %v %.600s", i, err, b)
+		}
+	}
 	for _, r := range s.configRequests() {
 		if strings.Contains(string(r.Body), key) {
 			t.Fatalf("the upstream was asked for %s, whose config is in Redis: %s", key, r.Body)
