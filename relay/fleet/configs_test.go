@@ -160,3 +160,53 @@ func TestConfigsWatchRefused(t *testing.T) {
 		t.Errorf("resynced %d times while subscribed", resyncs.Load()-n)
 	}
 }
+
+// TestConfigsCluster: on a Redis Cluster (one node, every slot), a key's
+// parts, in different slots, are read in one pipeline, and a Put reaches
+// a watcher.
+func TestConfigsCluster(t *testing.T) {
+	dir := t.TempDir()
+	rs := testutil.StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf")
+	plain := openConfigs(t, rs.Addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := plain.rdb.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", "0", "16383").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "cluster ok", func() bool {
+		s, _ := plain.rdb.Do(ctx, "CLUSTER", "INFO").Text()
+		return strings.Contains(s, "cluster_state:ok")
+	})
+	c, err := OpenConfigs(ConfigsOptions{Addresses: []string{rs.Addr}, Cluster: true, Prefix: "t:cfg", Parts: []string{"keys", "quotas", "filters"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	changed := make(chan string, 4)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Watch(ctx, time.Hour, func(k string) { changed <- k }, func() {})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "subscribed", func() bool { return c.Stats().Subscribed })
+	for _, part := range []string{"keys", "filters"} {
+		if err := c.Put(ctx, "ck", part, []byte(`{"value":"`+part+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := c.Read(ctx, []string{"ck"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out[0][0]) != `{"value":"keys"}` || out[0][1] != nil || string(out[0][2]) != `{"value":"filters"}` {
+		t.Errorf("read %q", out[0])
+	}
+	select {
+	case k := <-changed:
+		if k != "ck" {
+			t.Errorf("changed %q", k)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no update on the cluster")
+	}
+}
