@@ -126,8 +126,10 @@ func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
 			for p := range project.NumParts {
 				raw[p] = rows[i][p]
 			}
-			state, err := project.AssembleParts(&raw)
+			state, rev, err := project.AssembleParts(&raw)
 			switch {
+			case err == nil && i < len(req.Revisions) && req.Revisions[i] != nil && *req.Revisions[i] == rev:
+				resp.Unchanged = append(resp.Unchanged, key) // not decoded again
 			case errors.Is(err, project.ErrNoKeysPart):
 				rest = append(rest, key)
 			case err != nil:
@@ -144,7 +146,7 @@ func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
 		}
 		up, err := upstream(ctx, subRequest(req, rest))
 		if err != nil {
-			if len(resp.Configs) == 0 {
+			if len(resp.Configs)+len(resp.Unchanged) == 0 {
 				return nil, err
 			}
 			r.log.Warn("project config fetch failed; configs keep serving through grace, new projects wait", "keys", len(rest), "err", err)
@@ -153,7 +155,7 @@ func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
 		for k, v := range up.Configs {
 			resp.Configs[k] = v
 		}
-		resp.Pending, resp.Unchanged = up.Pending, up.Unchanged
+		resp.Pending, resp.Unchanged = up.Pending, append(resp.Unchanged, up.Unchanged...)
 		resp.Global, resp.GlobalStatus = up.Global, up.GlobalStatus
 		return resp, nil
 	}

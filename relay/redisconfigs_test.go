@@ -60,6 +60,15 @@ func TestRedisConfigsFetcher(t *testing.T) {
 	if string(resp.Configs["upstream"]) != "null" {
 		t.Errorf("upstream's answer lost: %s", resp.Configs["upstream"])
 	}
+	// Asked with the revision it has, a key from Redis is unchanged.
+	var got struct{ Rev string }
+	if err := json.Unmarshal(resp.Configs["inredis"], &got); err != nil || !strings.HasPrefix(got.Rev, project.PartsRevPrefix) {
+		t.Fatalf("rev %q %v", got.Rev, err)
+	}
+	resp, err = fetch(ctx, &project.Request{PublicKeys: []string{"inredis"}, Revisions: []*string{&got.Rev}})
+	if err != nil || !slices.Equal(resp.Unchanged, []string{"inredis"}) || len(resp.Configs) != 0 {
+		t.Errorf("same revision: unchanged %v configs %d err %v; want unchanged", resp.Unchanged, len(resp.Configs), err)
+	}
 
 	rs.Kill()
 	asked = nil

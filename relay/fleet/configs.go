@@ -201,12 +201,17 @@ func (c *Configs) Watch(ctx context.Context, lostEvery time.Duration, changed fu
 	defer wg.Wait()
 	lost := make(chan bool, 1) // true: lost; false: back
 	wg.Go(func() { c.fallback(ctx, lostEvery, lost, resync) })
-	signal := func(down bool) {
-		select {
-		case lost <- down:
-		default:
-			<-lost // keep only the latest state
-			lost <- down
+	signal := func(down bool) { // keeps only the latest state
+		for {
+			select {
+			case lost <- down:
+				return
+			default:
+			}
+			select {
+			case <-lost:
+			default:
+			}
 		}
 	}
 	wasUp := true // at start a failure is logged as lost too

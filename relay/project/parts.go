@@ -47,13 +47,13 @@ var topLevelReserved = []string{"config", "rev", brokenPartsKey}
 // stored apart: raw[p] is part p's stored envelope, nil when absent. An
 // absent part is off (its features at their defaults); a part that does not
 // decode, or holds a key of another part, is listed under "brokenParts" and
-// only its features are off. The state's rev is PartsRevPrefix and a hash
-// of every stored byte, so any change is a new revision. It fails with
-// ErrNoKeysPart without a keys part, and when the keys part is unusable
-// (the project cannot be served from these parts).
-func AssembleParts(raw *[NumParts][]byte) ([]byte, error) {
+// only its features are off. The state's rev, also returned, is
+// PartsRevPrefix and a hash of every stored byte, so any change is a new
+// revision. It fails with ErrNoKeysPart without a keys part, and when the
+// keys part is unusable (the project cannot be served from these parts).
+func AssembleParts(raw *[NumParts][]byte) (state []byte, rev string, err error) {
 	if raw[PartKeys] == nil {
-		return nil, ErrNoKeysPart
+		return nil, "", ErrNoKeysPart
 	}
 	h := fnv.New64a()
 	for p, b := range raw {
@@ -62,14 +62,14 @@ func AssembleParts(raw *[NumParts][]byte) ([]byte, error) {
 			h.Write(b)
 		}
 	}
-	rev := PartsRevPrefix + hex.EncodeToString(h.Sum(nil))
+	rev = PartsRevPrefix + hex.EncodeToString(h.Sum(nil))
 	top, err := partObject(raw[PartKeys])
 	if err != nil {
-		return nil, fmt.Errorf("%w: keys part: %v", ErrInvalidState, err)
+		return nil, rev, fmt.Errorf("%w: keys part: %v", ErrInvalidState, err)
 	}
 	for _, k := range topLevelReserved {
 		if _, ok := top[k]; ok {
-			return nil, fmt.Errorf("%w: keys part: %q is not a top-level field a part may set", ErrInvalidState, k)
+			return nil, rev, fmt.Errorf("%w: keys part: %q is not a top-level field a part may set", ErrInvalidState, k)
 		}
 	}
 	config := map[string]json.RawMessage{}
@@ -95,7 +95,8 @@ func AssembleParts(raw *[NumParts][]byte) ([]byte, error) {
 	if len(broken) > 0 {
 		top[brokenPartsKey], _ = json.Marshal(broken)
 	}
-	return json.Marshal(top)
+	state, err = json.Marshal(top)
+	return state, rev, err
 }
 
 // EncodePart is the stored envelope of a part's value with revision rev.

@@ -26,7 +26,7 @@ func TestAssembleParts(t *testing.T) {
 		PartFeatures: `{"value":{"features":["organizations:x"]}}`,
 		PartMetrics:  `{"rev":"m3","value":[1]}`,
 	})
-	b, err := AssembleParts(raw)
+	b, _, err := AssembleParts(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestAssembleParts(t *testing.T) {
 	}
 	// Any byte changed is a new revision.
 	raw[PartQuotas] = []byte(strings.Replace(string(raw[PartQuotas]), "0}", "1}", 1))
-	b2, _ := AssembleParts(raw)
+	b2, _, _ := AssembleParts(raw)
 	st2, _ := DecodeState(b2)
 	if st2.Rev == st.Rev {
 		t.Error("a changed part kept the revision")
@@ -59,7 +59,7 @@ func TestAssembleParts(t *testing.T) {
 // TestAssemblePartsWrongKey: a key of another part breaks the part that
 // holds it; the client part breaking fails closed for PII.
 func TestAssemblePartsWrongKey(t *testing.T) {
-	b, err := AssembleParts(partsOf(map[Part]string{
+	b, _, err := AssembleParts(partsOf(map[Part]string{
 		PartKeys:    keysPart,
 		PartQuotas:  `{"value":{"filterSettings":{}}}`,
 		PartClient:  `{"value":{"allowedDomains":"x"`,
@@ -84,13 +84,13 @@ func TestAssemblePartsWrongKey(t *testing.T) {
 }
 
 func TestAssemblePartsNoKeys(t *testing.T) {
-	if _, err := AssembleParts(partsOf(map[Part]string{PartQuotas: `{"value":{"quotas":[]}}`})); !errors.Is(err, ErrNoKeysPart) {
+	if _, _, err := AssembleParts(partsOf(map[Part]string{PartQuotas: `{"value":{"quotas":[]}}`})); !errors.Is(err, ErrNoKeysPart) {
 		t.Errorf("err %v, want ErrNoKeysPart", err)
 	}
-	if _, err := AssembleParts(partsOf(map[Part]string{PartKeys: `{"value":[1]}`})); !errors.Is(err, ErrInvalidState) {
+	if _, _, err := AssembleParts(partsOf(map[Part]string{PartKeys: `{"value":[1]}`})); !errors.Is(err, ErrInvalidState) {
 		t.Errorf("err %v, want ErrInvalidState", err)
 	}
-	if _, err := AssembleParts(partsOf(map[Part]string{PartKeys: `{"value":{"config":{}}}`})); !errors.Is(err, ErrInvalidState) {
+	if _, _, err := AssembleParts(partsOf(map[Part]string{PartKeys: `{"value":{"config":{}}}`})); !errors.Is(err, ErrInvalidState) {
 		t.Errorf("err %v, want ErrInvalidState for a keys part setting config", err)
 	}
 }
