@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -208,5 +209,34 @@ func TestConfigsCluster(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no update on the cluster")
+	}
+}
+
+// BenchmarkConfigsRead: one batch of the cache's default size (500 keys,
+// 10 parts each, 3 present) read in one pipeline.
+func BenchmarkConfigsRead(b *testing.B) {
+	rs := testutil.StartRedis(b)
+	parts := []string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "grouping", "clientOptions", "other"}
+	c, err := OpenConfigs(ConfigsOptions{Addresses: []string{rs.Addr}, Parts: parts})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	keys := make([]string, 500)
+	value := []byte(`{"rev":"1","value":{"quotas":[{"id":"q","scope":"project","limit":100,"window":60}]}}`)
+	for i := range keys {
+		keys[i] = strings.Repeat("k", 24) + strconv.Itoa(1000000+i)
+		for _, p := range []string{"keys", "quotas", "filters"} {
+			if err := c.rdb.Set(ctx, c.Key(keys[i], p), value, 0).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Read(ctx, keys); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
