@@ -59,7 +59,7 @@ func OpenRedisConfigs(c config.Redis, log *slog.Logger) (*fleet.Configs, error) 
 	}
 	return fleet.OpenConfigs(fleet.ConfigsOptions{
 		Addresses: c.Addresses, Cluster: c.Cluster, Username: c.Username, Password: pass, DB: c.DB, TLS: tc,
-		Prefix: c.ProjectConfigs.Prefix, Parts: project.AllParts.Names(), PoolSize: c.PoolSize,
+		Prefix: c.ProjectConfigs.Prefix, Parts: project.AllParts.Names(), MaxPartBytes: project.MaxPartBytes, PoolSize: c.PoolSize,
 		DialTimeout: c.DialTimeout, ProbeInterval: c.ProbeInterval, Logger: log,
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,11 @@ type ConfigsOptions struct {
 	Prefix string
 	// Parts are the part names read for a key, in order. Required.
 	Parts []string
+	// MaxPartBytes bounds what Read takes of one part. Default: 256 KiB.
+	MaxPartBytes int
+	// ReadKeys is the most keys per pipeline of Read, which bounds what
+	// one round trip holds (ReadKeys × parts × MaxPartBytes). Default: 50.
+	ReadKeys int
 	// PoolSize caps connections per node. Default: 16.
 	PoolSize int
 	// DialTimeout bounds connecting. Default: 1s.
@@ -47,6 +53,12 @@ func (o ConfigsOptions) withDefaults() ConfigsOptions {
 	}
 	if o.PoolSize <= 0 {
 		o.PoolSize = 16
+	}
+	if o.MaxPartBytes <= 0 {
+		o.MaxPartBytes = 256 << 10
+	}
+	if o.ReadKeys <= 0 {
+		o.ReadKeys = 50
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = time.Second
@@ -119,33 +131,57 @@ func (c *Configs) Key(publicKey, part string) string {
 // changed.
 func (c *Configs) Channel() string { return c.opts.Prefix + ":updates" }
 
-// Read fetches every part of every key in one pipelined round trip (per
-// node, in a cluster): out[i][j] is keys[i]'s part Parts[j], nil when
-// absent. A failure fails the whole read.
+// Read fetches every part of keys, ReadKeys keys per pipelined round trip
+// (per node, in a cluster; a key's parts always in one): out[i][j] is
+// keys[i]'s part Parts[j], nil when absent. A part is read with GETRANGE up
+// to MaxPartBytes+1 bytes, so a longer one comes back longer than
+// MaxPartBytes, cut: the caller treats it as broken. A failure fails the
+// whole read.
 func (c *Configs) Read(ctx context.Context, keys []string) ([][][]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.ReadTimeout)
 	defer cancel()
+	out := make([][][]byte, 0, len(keys))
+	for chunk := range slices.Chunk(keys, c.opts.ReadKeys) {
+		rows, err := c.read(ctx, chunk)
+		if err != nil {
+			c.fail(err)
+			return nil, fmt.Errorf("fleet: reading %d project configs: %w", len(keys), err)
+		}
+		out = append(out, rows...)
+	}
+	c.reads.Add(1)
+	return out, nil
+}
+
+// read is one pipeline of Read.
+func (c *Configs) read(ctx context.Context, keys []string) ([][][]byte, error) {
 	np := len(c.opts.Parts)
 	cmds := make([]*redis.StringCmd, 0, len(keys)*np)
 	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range keys {
 			for _, part := range c.opts.Parts {
-				cmds = append(cmds, p.Get(ctx, c.Key(k, part)))
+				cmds = append(cmds, p.GetRange(ctx, c.Key(k, part), 0, int64(c.opts.MaxPartBytes)))
 			}
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		c.fail(err)
-		return nil, fmt.Errorf("fleet: reading %d project configs: %w", len(keys), err)
+	var re redis.Error
+	if err != nil && !errors.As(err, &re) {
+		return nil, err // the connection, not one key
 	}
-	c.reads.Add(1)
 	out := make([][][]byte, len(keys))
 	for i := range keys {
 		out[i] = make([][]byte, np)
 		for j := range np {
 			b, err := cmds[i*np+j].Bytes()
-			if err == nil {
+			switch {
+			case errors.As(err, &re):
+				// One key refused (WRONGTYPE: not a string): its text
+				// stands for the part, which then does not decode.
+				out[i][j] = []byte(err.Error())
+			case err == nil && len(b) > 0:
+				// An absent key reads as "": a stored part is never
+				// empty (Put deletes on an empty value).
 				out[i][j] = b
 			}
 		}

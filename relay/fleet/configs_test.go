@@ -240,3 +240,40 @@ func BenchmarkConfigsRead(b *testing.B) {
 		}
 	}
 }
+
+// TestConfigsReadBounds: a part longer than MaxPartBytes comes back cut to
+// MaxPartBytes+1 bytes; a key of the wrong type fails only its part; keys
+// beyond ReadKeys are read in further pipelines.
+func TestConfigsReadBounds(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c, err := OpenConfigs(ConfigsOptions{Addresses: []string{rs.Addr}, Prefix: "t", Parts: []string{"keys", "quotas"}, MaxPartBytes: 10, ReadKeys: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(c.Put(ctx, "a", "keys", []byte(strings.Repeat("x", 100))))
+	must(c.rdb.HSet(ctx, c.Key("a", "quotas"), "f", "v").Err())
+	for _, k := range []string{"b", "c", "d", "e"} {
+		must(c.Put(ctx, k, "quotas", []byte(k)))
+	}
+	out, err := c.Read(ctx, []string{"a", "b", "c", "d", "e"})
+	must(err)
+	if len(out[0][0]) != 11 {
+		t.Errorf("a long part read %d bytes, want MaxPartBytes+1 = 11", len(out[0][0]))
+	}
+	if !strings.Contains(string(out[0][1]), "WRONGTYPE") {
+		t.Errorf("a hash under a part key: %q", out[0][1])
+	}
+	for i, k := range []string{"b", "c", "d", "e"} {
+		if string(out[i+1][1]) != k || out[i+1][0] != nil {
+			t.Errorf("key %s: %q", k, out[i+1])
+		}
+	}
+}

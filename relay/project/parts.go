@@ -32,6 +32,10 @@ type PartEnvelope struct {
 // could not read ({part: why}); DecodeState turns them off.
 const brokenPartsKey = "brokenParts"
 
+// MaxPartBytes bounds one stored part: a longer one is broken (a blob
+// stored under a config key by mistake must not cost the cache).
+const MaxPartBytes = 256 << 10
+
 // PartsRevPrefix starts the revision of a state assembled from parts.
 const PartsRevPrefix = "parts-"
 
@@ -63,7 +67,7 @@ func AssembleParts(raw *[NumParts][]byte) (state []byte, rev string, err error) 
 		}
 	}
 	rev = PartsRevPrefix + hex.EncodeToString(h.Sum(nil))
-	top, err := partObject(raw[PartKeys])
+	top, err := partObject(raw[PartKeys], PartKeys)
 	if err != nil {
 		return nil, rev, fmt.Errorf("%w: keys part: %v", ErrInvalidState, err)
 	}
@@ -78,7 +82,7 @@ func AssembleParts(raw *[NumParts][]byte) (state []byte, rev string, err error) 
 		if raw[p] == nil {
 			continue
 		}
-		obj, err := partObject(raw[p])
+		obj, err := partObject(raw[p], p)
 		if err == nil {
 			err = checkPartKeys(p, obj)
 		}
@@ -105,7 +109,10 @@ func EncodePart(rev string, value []byte) ([]byte, error) {
 }
 
 // partObject decodes a stored part envelope and returns its value's fields.
-func partObject(b []byte) (map[string]json.RawMessage, error) {
+func partObject(b []byte, p Part) (map[string]json.RawMessage, error) {
+	if len(b) > MaxPartBytes {
+		return nil, fmt.Errorf("part %s is over %d KiB", p, MaxPartBytes>>10)
+	}
 	var env PartEnvelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return nil, fmt.Errorf("not a part envelope {\"rev\", \"value\"}: %v", err)
@@ -142,6 +149,9 @@ func checkPartKeys(p Part, obj map[string]json.RawMessage) error {
 // CheckPart reports why value would be a broken part p, or nil: what a
 // writer (`baton redis put-config`) checks before it stores a part.
 func CheckPart(p Part, value []byte) error {
+	if len(value) > MaxPartBytes-64 { // the envelope's share
+		return fmt.Errorf("part %s: %d bytes, over %d KiB", p, len(value), MaxPartBytes>>10)
+	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(value, &obj); err != nil || obj == nil {
 		return fmt.Errorf("part %s: value is not a JSON object", p)

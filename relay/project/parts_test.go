@@ -158,3 +158,23 @@ func TestExpireSource(t *testing.T) {
 		t.Error("a config of another source was refreshed")
 	}
 }
+
+// TestAssemblePartsTooLarge: a part over MaxPartBytes is broken, a keys
+// part over it makes the project unusable, and CheckPart refuses one.
+func TestAssemblePartsTooLarge(t *testing.T) {
+	big := `{"value":{"features":["` + strings.Repeat("x", MaxPartBytes) + `"]}}`
+	b, _, err := AssembleParts(partsOf(map[Part]string{PartKeys: keysPart, PartFeatures: big}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := DecodeState(b)
+	if !strings.Contains(st.Broken[PartFeatures], "over 256 KiB") || st.Features != nil {
+		t.Errorf("broken %v", st.Broken)
+	}
+	if _, _, err := AssembleParts(partsOf(map[Part]string{PartKeys: big})); !errors.Is(err, ErrInvalidState) {
+		t.Errorf("a keys part over the bound: %v", err)
+	}
+	if err := CheckPart(PartFeatures, []byte(big)); err == nil || !strings.Contains(err.Error(), "over 256 KiB") {
+		t.Errorf("CheckPart: %v", err)
+	}
+}
