@@ -406,6 +406,14 @@ func TestValidation(t *testing.T) {
 			`test.yaml:2: redis.password_file: password and password_file are both set; set one`,
 			`test.yaml:2: redis.tls.enabled: is false but other tls settings are set; set enabled: true or remove them`,
 		}},
+		{"redis project configs", []string{
+			"redis: {project_configs: {enabled: true, prefix: '', fallback_refresh: 0s}}",
+		}, []string{
+			`test.yaml:1: redis.project_configs.enabled: needs redis.addresses`,
+			`test.yaml:1: redis.project_configs.enabled: needs mode: static or managed (proxy mode reads no project configs)`,
+			`test.yaml:1: redis.project_configs.prefix: must not be empty`,
+			`test.yaml:1: redis.project_configs.fallback_refresh: must be a duration greater than 0, e.g. "30s"`,
+		}},
 		{"no body budget", []string{"server: {max_inflight_bytes: 0}"},
 			[]string{`test.yaml:1: server.max_inflight_bytes: must be greater than 0`}},
 		{"reserve", []string{"buffer: {reserve_bytes: 0}"},

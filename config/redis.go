@@ -42,6 +42,26 @@ type Redis struct {
 	// ProbeInterval is how often Baton tries Redis again after it failed.
 	// Default: 1s.
 	ProbeInterval time.Duration `yaml:"probe_interval"`
+	// ProjectConfigs reads project configs, part by part, from this Redis
+	// (managed or static mode; DESIGN.md "Project configs in Redis").
+	ProjectConfigs RedisProjectConfigs `yaml:"project_configs"`
+}
+
+// RedisProjectConfigs is redis.project_configs: project configs kept in
+// Redis, one key per part (<prefix>:<public key>:<part>), ahead of the
+// upstream's (managed mode) or beside projects: (static mode).
+type RedisProjectConfigs struct {
+	// Enabled reads a key's config from Redis first; keys without a keys
+	// part there are asked from the upstream (managed mode) or unknown
+	// (static mode). Default: false.
+	Enabled bool `yaml:"enabled"`
+	// Prefix starts every config key, and names the update channel
+	// (<prefix>:updates). Default: baton:config.
+	Prefix string `yaml:"prefix"`
+	// FallbackRefresh is how stale a config read from Redis may get while
+	// the update channel is not subscribed (Redis lost): such configs are
+	// refreshed on use after this. Default: 5s.
+	FallbackRefresh time.Duration `yaml:"fallback_refresh"`
 }
 
 // Enabled reports whether Redis is configured.
@@ -83,4 +103,16 @@ func (v *validator) redis() {
 	}
 	v.positive("redis.fallback_share", int64(r.FallbackShare))
 	v.durationPositive("redis.probe_interval", r.ProbeInterval)
+	if pc := r.ProjectConfigs; pc.Enabled {
+		if !r.Enabled() {
+			v.errorf("redis.project_configs.enabled", "needs redis.addresses")
+		}
+		if v.c.Mode == ModeProxy {
+			v.errorf("redis.project_configs.enabled", "needs mode: static or managed (proxy mode reads no project configs)")
+		}
+		if pc.Prefix == "" {
+			v.errorf("redis.project_configs.prefix", "must not be empty")
+		}
+		v.durationPositive("redis.project_configs.fallback_refresh", pc.FallbackRefresh)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/aggregate"
 	"github.com/baton-relay/baton/relay/auth"
+	"github.com/baton-relay/baton/relay/fleet"
 	"github.com/baton-relay/baton/relay/forward"
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/routing"
@@ -45,6 +46,8 @@ func TestDefaultsAgree(t *testing.T) {
 		{"defaults.kafka_cluster.compression", string(kc.Compression), routing.DefaultKafkaCompression, "routing.DefaultKafkaCompression"},
 		{"defaults.kafka_cluster.max_message_bytes", int(kc.MaxMessageBytes), routing.DefaultKafkaMaxMessageBytes, "routing.DefaultKafkaMaxMessageBytes"},
 		{"the least kafka max_message_bytes", int(config.MinKafkaMessageBytes), routing.MinKafkaMessageBytes, "routing.MinKafkaMessageBytes"},
+
+		{"redis.project_configs.prefix", c.Redis.ProjectConfigs.Prefix, fleet.DefaultConfigsPrefix, "fleet.DefaultConfigsPrefix"},
 
 		{"managed.cache.max_projects", m.Cache.MaxProjects, project.DefaultMaxProjects, "project.DefaultMaxProjects"},
 		{"managed.cache.expiry", m.Cache.Expiry, project.DefaultExpiry, "project.DefaultExpiry"},

@@ -375,7 +375,8 @@ func (ua *upstreamAuth) fetchConfigs(ctx context.Context, req *project.Request) 
 	return &resp, nil
 }
 
-// newProjectCache builds the managed-mode config cache over ua.
+// newProjectCache builds the config cache: over ua in managed mode, or
+// over opts.Fetch alone (Redis in static mode, when ua is nil).
 func newProjectCache(cfg config.Config, ua *upstreamAuth, opts project.Options) (*project.Cache, error) {
 	m := cfg.Managed
 	opts.MaxProjects = m.Cache.MaxProjects
@@ -385,7 +386,9 @@ func newProjectCache(cfg config.Config, ua *upstreamAuth, opts project.Options) 
 	}
 	opts.BatchSize, opts.BatchInterval = m.Fetch.BatchSize, m.Fetch.BatchInterval
 	opts.Concurrency, opts.Timeout = m.Fetch.Concurrency, m.Fetch.Timeout
-	opts.Fetch = ua.fetchConfigs
+	if opts.Fetch == nil {
+		opts.Fetch = ua.fetchConfigs
+	}
 	for _, name := range m.Parts {
 		if p, ok := project.ParsePart(name); ok {
 			opts.Parts = opts.Parts.With(p)

@@ -71,6 +71,7 @@ type Relay struct {
 	sinks      *routing.Sinks
 	enforcer   *policy.Enforcer
 	fleet      *fleet.Counter // nil unless redis is configured (fleet.go)
+	configs    *fleet.Configs // nil unless redis.project_configs (redisconfigs.go)
 	proc       *processor     // nil: payloads are forwarded as received
 	groups     *groupCounts   // storm control's issue table; nil without proc (groupcounts.go)
 
@@ -166,6 +167,14 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 			_ = r.fleet.Close()
 		}
 	}()
+	if r.configs, err = openRedisConfigs(cfg.Redis, r.log); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			r.closeRedisConfigs()
+		}
+	}()
 	r.enforcer = policy.NewEnforcer(policy.Options{Counter: counter})
 	if r.proc, err = newProcessor(cfg); err != nil {
 		return nil, fmt.Errorf("relay: normalization: %w", err)
@@ -206,7 +215,11 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 			lost: make(chan struct{}, 1), interval: cfg.Managed.AuthInterval,
 			where: fmt.Sprintf("upstream %q (%s, credentials %s)", cfg.Managed.Upstream,
 				strings.Join(cfg.Upstreams[cfg.Managed.Upstream].URLs, ", "), cfg.CredentialsFile())}
-		r.cache, err = newProjectCache(cfg, r.auth, project.Options{Logger: r.log, MeterProvider: r.tel.MeterProvider()})
+		copts := project.Options{Logger: r.log, MeterProvider: r.tel.MeterProvider()}
+		if r.configs != nil {
+			copts.Fetch = r.redisConfigsFetcher(r.auth.fetchConfigs)
+		}
+		r.cache, err = newProjectCache(cfg, r.auth, copts)
 		if err != nil {
 			r.sinks.Close(context.Background())
 			return nil, err
@@ -220,6 +233,13 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 		if r.downstream, err = newDownstream(cfg, nil); err != nil {
 			r.sinks.Close(context.Background())
 			return nil, err
+		}
+		if r.configs != nil { // projects not in projects: come from Redis alone
+			copts := project.Options{Logger: r.log, MeterProvider: r.tel.MeterProvider(), Fetch: r.redisConfigsFetcher(nil)}
+			if r.cache, err = newProjectCache(cfg, nil, copts); err != nil {
+				r.sinks.Close(context.Background())
+				return nil, err
+			}
 		}
 	}
 	for _, c := range envelope.Classes() {
@@ -248,6 +268,11 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	r.recovered = byClass(r.buf.Stats().Streams)
 	r.rawRecovered = outcomesCount(r.buf.Stats().Streams)
 	if err := r.registerFleetMetrics(); err != nil {
+		r.sinks.Close(context.Background())
+		_ = r.buf.Close()
+		return nil, fmt.Errorf("relay: telemetry: %w", err)
+	}
+	if err := r.registerRedisConfigMetrics(); err != nil {
 		r.sinks.Close(context.Background())
 		_ = r.buf.Close()
 		return nil, fmt.Errorf("relay: telemetry: %w", err)
@@ -301,11 +326,16 @@ func (r *Relay) Start() error {
 		}
 		var wg sync.WaitGroup
 		wg.Go(func() { r.cache.Run(ctx) })
-		wg.Go(func() { // register at start, not at the first fetch
-			if err := r.auth.keep(ctx, maxBackoff); err != nil {
-				r.failed <- err
-			}
-		})
+		if r.configs != nil {
+			wg.Go(func() { r.watchRedisConfigs(ctx) })
+		}
+		if r.auth != nil {
+			wg.Go(func() { // register at start, not at the first fetch
+				if err := r.auth.keep(ctx, maxBackoff); err != nil {
+					r.failed <- err
+				}
+			})
+		}
 		go func() { wg.Wait(); close(r.cacheDone) }()
 	}
 	r.startForwarders()
@@ -453,6 +483,7 @@ func (r *Relay) Close() error {
 	}
 	r.stop()
 	r.closeFleet()
+	r.closeRedisConfigs()
 	if err := r.buf.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("relay: close buffer: %w", err))
 	}

@@ -81,7 +81,7 @@ func (r *Relay) statusDetail() status.Detail {
 	}
 	if r.cache != nil && st.Projects != nil {
 		p := st.Projects
-		m := &status.Managed{Upstream: r.cfg.Managed.Upstream, Registered: r.auth.Ready(), Configs: p.Projects,
+		m := &status.Managed{Upstream: r.cfg.Managed.Upstream, Registered: r.auth != nil && r.auth.Ready(), Configs: p.Projects,
 			Misses: p.Misses, Waiting: st.Waiting, Requests: p.Requests, Failures: p.Failures}
 		if up := pools[r.cfg.Managed.Upstream]; up != nil {
 			var last routing.UpstreamMember
@@ -95,6 +95,9 @@ func (r *Relay) statusDetail() status.Detail {
 		d.Managed = m
 	}
 	d.Redis = r.fleetStatus()
+	if d.Redis != nil {
+		d.Redis.ProjectConfigs = r.redisConfigsStatus()
+	}
 	return d
 }
 

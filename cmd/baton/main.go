@@ -49,6 +49,9 @@ Usage:
                                    print Sentry's grouping variants and issue hash of an event
   baton topology check|render|graph FILE
                                    check a fleet declaration, render its node configs, draw it
+  baton redis put-config|get-config|delete-config [--redis ADDR] [--prefix P] KEY PART [FILE|-]
+                                   write, show or delete a project config part kept in Redis and
+                                   announce it to the fleet (redis.project_configs)
   baton version                    print the version
   baton help                       print this help
 
@@ -101,6 +104,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdGrouping(args[1:], os.Stdin, stdout, stderr)
 	case "topology":
 		return cmdTopology(args[1:], stdout, stderr)
+	case "redis":
+		return cmdRedis(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-version", "-V":
 		printVersion(stdout)
 		return exitOK

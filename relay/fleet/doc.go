@@ -37,4 +37,12 @@
 // Memory: one entry per live window (quota, scope), at most MaxKeys,
 // swept once a minute; the cardinality store keeps nothing in Go between
 // calls. See DESIGN.md "Fleet state in Redis".
+//
+// Project configs. Configs reads project configs kept in Redis one key per
+// part (<prefix>:<public key>:<part>): every part of up to ReadKeys keys in
+// one pipeline, each part cut at MaxPartBytes. Put writes a part and
+// publishes the public key on <prefix>:updates; Watch follows that channel,
+// subscribing again after a failure, and asks its caller to resync while
+// it is lost (DESIGN.md "Project configs in Redis"). What a part means is
+// relay/project's business: this package moves bytes.
 package fleet

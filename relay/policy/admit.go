@@ -109,7 +109,7 @@ func refuse(why Refusal) Admission { return Admission{Refusal: why} }
 type Projects struct {
 	mode   mode
 	static map[uint64]*staticProject // static mode, and managed mode's overrides
-	cache  Cache                     // managed mode
+	cache  Cache                     // managed mode (and static with Redis configs)
 }
 
 // mode is config.Mode, compared per request without a string compare.
@@ -129,13 +129,17 @@ type staticProject struct {
 // New builds the project policy of cfg's mode: proxy accepts every
 // project and key (upstream decides), static serves cfg.Projects, managed
 // asks cache, with cfg.Projects taking precedence for their ids. cache is
-// read only in managed mode.
+// read in managed mode, and in static mode when not nil (projects kept in
+// Redis): static projects are then judged as managed mode's overrides.
 func New(cfg config.Config, cache Cache, opts Options) (*Projects, error) {
 	opts = opts.withDefaults()
 	p := &Projects{}
 	switch cfg.Mode {
 	case config.ModeStatic:
 		p.mode = static
+		if cache != nil {
+			p.mode, p.cache = managed, cache
+		}
 	case config.ModeManaged:
 		p.mode, p.cache = managed, cache
 	default:

@@ -35,6 +35,10 @@ type Response struct {
 	Unchanged    []string                   `json:"unchanged,omitempty"`
 	Global       json.RawMessage            `json:"global,omitempty"`
 	GlobalStatus string                     `json:"globalStatus,omitempty"`
+	// Sources names, per key of Configs, a source other than the upstream
+	// the config came from (Baton's own, never on the wire): ExpireSource
+	// finds the entries by it.
+	Sources map[string]string `json:"-"`
 }
 
 // Fetcher asks the upstream for project configs.
@@ -192,6 +196,8 @@ type entry struct {
 	retryAt    atomic.Int64  // unix nanos: no refresh before (after a failure)
 	tries      atomic.Int32
 	touched    atomic.Int64 // unix second of the last recency update
+	source     string       // Response.Sources: "" for the upstream
+	stale      atomic.Bool  // Invalidate or ExpireSource: refresh on use, serve through grace
 }
 
 type miss struct {
@@ -230,7 +236,7 @@ func (c *Cache) GetBytes(key []byte) (*State, Status) {
 	}
 	k := unsafe.String(&key[0], len(key)) // not retained: only looked up
 	now := c.opts.Now()
-	if e, ok := c.peek(c.shard(k), k, now); ok && now.Sub(e.fetchedAt) < e.expiry {
+	if e, ok := c.peek(c.shard(k), k, now); ok && now.Sub(e.fetchedAt) < e.expiry && !e.stale.Load() {
 		c.tm.lookup(true)
 		return e.state, Ready
 	}
@@ -250,7 +256,7 @@ func (c *Cache) get(key string) (*State, Status) {
 	sh := c.shard(key)
 	if e, ok := c.peek(sh, key, now); ok {
 		age := now.Sub(e.fetchedAt)
-		if age < e.expiry {
+		if age < e.expiry && !e.stale.Load() {
 			return e.state, Ready
 		}
 		if now.UnixNano() >= e.retryAt.Load() && e.refreshing.CompareAndSwap(false, true) && !c.enqueue(key) {
@@ -448,14 +454,14 @@ func (c *Cache) fetch(ctx context.Context, keys []string) {
 	done := make(map[string]bool, len(keys))
 	for k, raw := range resp.Configs {
 		done[k] = true
-		c.store(k, raw, now)
+		c.store(k, raw, now, resp.Sources[k])
 	}
 	for _, k := range resp.Unchanged {
 		done[k] = true
 		c.stats.unchanged.Add(1)
 		sh := c.shard(k)
 		if e, ok := c.ready[sh].Peek(k); ok {
-			if c.ready[sh].Add(k, &entry{state: e.state, fetchedAt: now, expiry: e.expiry}) {
+			if c.ready[sh].Add(k, &entry{state: e.state, fetchedAt: now, expiry: e.expiry, source: e.source}) {
 				c.tm.evicted()
 			}
 		}
@@ -469,7 +475,7 @@ func (c *Cache) fetch(ctx context.Context, keys []string) {
 }
 
 // store records one answered key.
-func (c *Cache) store(key string, raw json.RawMessage, now time.Time) {
+func (c *Cache) store(key string, raw json.RawMessage, now time.Time, source string) {
 	sh := c.shard(key)
 	var st *State
 	if len(raw) > 0 && string(raw) != "null" {
@@ -500,10 +506,48 @@ func (c *Cache) store(key string, raw json.RawMessage, now time.Time) {
 			}
 		}
 	}
-	if c.ready[sh].Add(key, &entry{state: st, fetchedAt: now, expiry: c.ttl(st)}) {
+	if c.ready[sh].Add(key, &entry{state: st, fetchedAt: now, expiry: c.ttl(st), source: source}) {
 		c.tm.evicted()
 	}
 	c.misses[sh].Remove(key)
+}
+
+// Invalidate makes key's config due at once, as when its source announces a
+// change: a cached config is refetched now and serves (within its grace)
+// until the answer is in; a cached miss is forgotten and asked again. A key
+// the cache does not hold is left alone.
+func (c *Cache) Invalidate(key string) {
+	sh := c.shard(key)
+	if e, ok := c.ready[sh].Peek(key); ok {
+		e.retryAt.Store(0)
+		e.stale.Store(true)
+		// Queued even when a refresh is in flight: that one may carry
+		// what was there before the change.
+		e.refreshing.Store(true)
+		if !c.enqueue(key) {
+			e.refreshing.Store(false) // the next Get queues it
+		}
+		return
+	}
+	if c.misses[sh].Contains(key) {
+		c.misses[sh].Remove(key)
+		c.get(key) // queues the fetch
+	}
+}
+
+// ExpireSource makes every config that came from source due: each is
+// refreshed when next used (serving through its grace meanwhile), and
+// returns how many. For a source whose change notifications were lost.
+func (c *Cache) ExpireSource(source string) int {
+	n := 0
+	for sh := range shards {
+		for _, k := range c.ready[sh].Keys() {
+			if e, ok := c.ready[sh].Peek(k); ok && e.source == source && !e.stale.Swap(true) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // ttl is how long st is used before it is refreshed: as in Relay, a

@@ -1084,7 +1084,7 @@ func readyCache(tb testing.TB, n int) (*Cache, []string) {
 	now := time.Now()
 	for i := range keys {
 		keys[i] = fmt.Sprintf("%032x", i+1)
-		c.store(keys[i], projectJSON(keys[i], i+1, "r", ""), now)
+		c.store(keys[i], projectJSON(keys[i], i+1, "r", ""), now, "")
 	}
 	for _, k := range keys {
 		if _, s := c.Get(k); s != Ready {

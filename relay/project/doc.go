@@ -18,4 +18,10 @@
 // and sends them. Configs and misses are kept in separate sharded LRUs, so
 // a flood of random keys can neither grow memory past its bound nor evict
 // the configs of real projects.
+//
+// A config may also be stored with each part apart (Redis): AssembleParts
+// builds the state an upstream would send from them, listing the parts it
+// could not read under "brokenParts", which DecodeState turns off alone.
+// Invalidate and ExpireSource let such a source's change notifications
+// (or their loss) reach the cache.
 package project

@@ -209,7 +209,52 @@ func DecodeState(data []byte) (*State, error) {
 		}
 	}
 	st.decodeParts()
+	st.markBroken()
 	return st, nil
+}
+
+// markBroken honours the top-level "brokenParts" ({part: why}), Baton's
+// extension: a source that stores parts apart (AssembleParts) could not
+// read these, so they are off as if they failed to decode here. A broken
+// client part fails closed: with its piiConfig unknown, events are dropped
+// rather than forwarded unscrubbed.
+func (st *State) markBroken() {
+	raw, ok := st.top[brokenPartsKey]
+	if !ok {
+		return
+	}
+	var bp map[string]string
+	if err := json.Unmarshal(raw, &bp); err != nil {
+		bp = map[string]string{"other": brokenPartsKey + ": " + err.Error()}
+	}
+	for name, why := range bp {
+		p, ok := ParsePart(name)
+		if !ok || p == PartKeys {
+			p = PartOther
+		}
+		st.Present = st.Present.With(p)
+		st.broken(p, why)
+		switch p {
+		case PartClient:
+			st.AllowedDomains, st.TrustedRelays, st.VerifySignature = []string{"*"}, nil, false
+			st.PII, st.Attachments = nil, nil
+			st.PIIErr = fmt.Errorf("%w: client part broken: %s", pii.ErrInvalidConfig, why)
+		case PartQuotas:
+			st.Quotas = nil
+		case PartFilters:
+			st.Filters = Filters{}
+		case PartSampling:
+			st.Sampling = nil
+		case PartMetrics:
+			st.Metrics = Metrics{}
+		case PartFeatures:
+			st.Features = nil
+		case PartGrouping:
+			st.Grouping = nil
+		case PartClientOptions:
+			st.ClientOptions = nil
+		}
+	}
 }
 
 func (st *State) broken(p Part, why string) {

@@ -41,6 +41,18 @@ type Redis struct {
 	CardinalityFallbacks int64     `json:"cardinality_fallbacks"`
 	LastError            string    `json:"last_error,omitempty"`
 	LastErrorAt          time.Time `json:"last_error_at,omitzero"`
+	// ProjectConfigs is redis.project_configs, nil when off.
+	ProjectConfigs *RedisConfigs `json:"project_configs,omitempty"`
+}
+
+// RedisConfigs is the project config source in Redis.
+type RedisConfigs struct {
+	Prefix      string    `json:"prefix"`
+	Subscribed  bool      `json:"subscribed"` // the update channel
+	Reads       int64     `json:"reads"`      // pipelined reads
+	Updates     int64     `json:"updates"`    // update messages received
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // Route is where a class goes.
