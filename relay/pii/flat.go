@@ -127,19 +127,24 @@ func (p *pass) flatOf(f *field, d *keyIDs) flatSig {
 // quietObject reports whether walkChildren(p, n, f) would change nothing
 // in object n, g being p's flatSig of f: every member a scalar the walk
 // would pass over. A key whose signature is not in g.danger is one; the
-// others are looked up as the walk does.
+// others are looked up as the walk does. A lazy object (relay/event) is
+// read without parsing it: its values are scalars, its keys ASCII.
 func (s *scrubber) quietObject(p *pass, g *flatSig, f *field, n *event.Node) bool {
 	if !g.ok {
 		return false
+	}
+	quiet := true
+	if n.ScalarKeys(func(k []byte) bool {
+		quiet = s.quietKey(p, g, f, k)
+		return quiet
+	}) {
+		return quiet
 	}
 	for i := range n.Len() {
 		if k := n.Index(i).Kind(); k == event.Array || k == event.Object {
 			return false
 		}
 		k := n.Key(i)
-		if len(k) == 0 {
-			return false
-		}
 		if g.byName && p.filter.slow {
 			for _, c := range k {
 				if c >= 0x80 {
@@ -147,19 +152,28 @@ func (s *scrubber) quietObject(p *pass, g *flatSig, f *field, n *event.Node) boo
 				}
 			}
 		}
-		if sg := keySig(k); g.danger[sg/64]&(1<<(sg%64)) == 0 {
-			continue
+		if !s.quietKey(p, g, f, k) {
+			return false
 		}
-		if c, no := f.childNo(k, false); no >= 0 {
-			if !c.dead && !p.quietAt(no) {
-				return false
-			}
-			continue
-		}
-		if g.byName {
-			if st := (state{key: k, id: s.keys.of(k)}); p.filter.may(&st) {
-				return false
-			}
+	}
+	return true
+}
+
+// quietKey reports whether a scalar under ASCII key k of an object of f is
+// one visit would pass over.
+func (s *scrubber) quietKey(p *pass, g *flatSig, f *field, k []byte) bool {
+	if len(k) == 0 {
+		return false
+	}
+	if sg := keySig(k); g.danger[sg/64]&(1<<(sg%64)) == 0 {
+		return true
+	}
+	if c, no := f.childNo(k, false); no >= 0 {
+		return c.dead || p.quietAt(no)
+	}
+	if g.byName {
+		if st := (state{key: k, id: s.keys.of(k)}); p.filter.may(&st) {
+			return false
 		}
 	}
 	return true

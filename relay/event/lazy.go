@@ -1,0 +1,161 @@
+package event
+
+// Lazy frames. Stack frames are most of an error event (BENCHMARKS.md,
+// issue 17, session 12), and most are flat objects of plain scalars
+// (filename, function, lineno, ...) that processing only reads a key or
+// two of, if any. The parser checks such an object in one pass over its
+// bytes, as strictly as parsing it, and keeps it as its span: a lazy node,
+// written back as that span. Its members are parsed into the arena the
+// first time anything reads or changes them (load), so a reader sees the
+// same tree either way; Find answers a key the object does not have from
+// the span, and ScalarKeys lists the keys without parsing. Only objects
+// that are elements of an array under a key "frames" are tried, so other
+// objects, which processing reads, are not scanned twice.
+// TestLazyMatchesEager checks trees, outputs and errors against the eager
+// parse (ParseEager).
+
+// lazyKey is the key whose array's elements the parser tries to keep lazy.
+const lazyKey = "frames"
+
+// flatObject parses, at '{', a compact object whose members are all
+// printable-ASCII keys and scalars (strings of printable ASCII without
+// escapes, numbers, literals) as a lazy node; nil, pos unchanged, when the
+// object is anything else (the caller parses it in full).
+func (p *parser) flatObject() *Node {
+	src, i := p.src, p.pos+1
+	if i < len(src) && src[i] == '}' {
+		return nil
+	}
+	for {
+		if i >= len(src) || src[i] != '"' {
+			return nil
+		}
+		j := plainEnd(src, i+1)
+		if j+1 >= len(src) || src[j] != '"' || src[j+1] != ':' {
+			return nil
+		}
+		i = j + 2
+		if i >= len(src) {
+			return nil
+		}
+		switch c := src[i]; {
+		case c == '"':
+			j := plainEnd(src, i+1)
+			if j >= len(src) || src[j] != '"' {
+				return nil
+			}
+			i = j + 1
+		case c == '-' || c-'0' < 10:
+			e, ok := numberEnd(src, i)
+			if !ok {
+				return nil
+			}
+			i = e
+		case c == 't':
+			if i = litEnd(src, i, "true"); i < 0 {
+				return nil
+			}
+		case c == 'f':
+			if i = litEnd(src, i, "false"); i < 0 {
+				return nil
+			}
+		case c == 'n':
+			if i = litEnd(src, i, "null"); i < 0 {
+				return nil
+			}
+		default:
+			return nil
+		}
+		if i >= len(src) {
+			return nil
+		}
+		if src[i] == ',' {
+			i++
+			continue
+		}
+		if src[i] != '}' {
+			return nil
+		}
+		i++
+		n := p.a.node(Object)
+		n.raw, n.lazy, n.lazyA = src[p.pos:i], true, p.a
+		p.pos = i
+		return n
+	}
+}
+
+// litEnd is the end of literal lit at src[i:], or -1.
+func litEnd(src []byte, i int, lit string) int {
+	if len(src)-i < len(lit) || string(src[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}
+
+// load parses the members of a lazy n.
+func (n *Node) load() {
+	if n != nil && n.lazy {
+		n.expand()
+	}
+}
+
+func (n *Node) expand() {
+	a := n.lazyA
+	p := parser{src: n.raw, a: a, ks: a.ks[:0], vs: a.vs[:0]}
+	m, err := p.object(0)
+	a.ks, a.vs = p.ks[:0], p.vs[:0]
+	if err != nil { // flatObject checked it as strictly as object does
+		panic("event: lazy object does not parse: " + err.Error())
+	}
+	n.keys, n.vals = m.keys, m.vals
+	for _, c := range n.vals {
+		c.parent = n
+	}
+	n.lazy, n.lazyA = false, nil
+}
+
+// flatMembers calls fn with the key of each member of flat object span
+// raw (as flatObject accepted it: no escapes) and the first byte of its
+// value, until fn returns false.
+func flatMembers(raw []byte, fn func(key []byte, first byte) bool) {
+	i := 1
+	for i < len(raw) && raw[i] == '"' {
+		j := plainEnd(raw, i+1)
+		key := raw[i+1 : j]
+		i = j + 2 // past `":`
+		first := raw[i]
+		if first == '"' {
+			i = plainEnd(raw, i+1) + 1
+		} else {
+			for raw[i] != ',' && raw[i] != '}' {
+				i++
+			}
+		}
+		if !fn(key, first) {
+			return
+		}
+		i++ // past ',' or '}'
+	}
+}
+
+// flatHas reports whether flat object span raw has key.
+func flatHas(raw []byte, key string) bool {
+	found := false
+	flatMembers(raw, func(k []byte, _ byte) bool {
+		found = string(k) == key
+		return !found
+	})
+	return found
+}
+
+// ScalarKeys calls fn with each key of n while fn returns true, without
+// parsing n, when n is a lazy object: every member's value is then a
+// scalar and every key printable ASCII without escapes. ok is false,
+// and fn not called, for any other node.
+func (n *Node) ScalarKeys(fn func(key []byte) bool) (ok bool) {
+	if n == nil || !n.lazy {
+		return false
+	}
+	flatMembers(n.raw, func(k []byte, _ byte) bool { return fn(k) })
+	return true
+}
