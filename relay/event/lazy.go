@@ -19,13 +19,16 @@ const lazyKey = "frames"
 
 // flatObject parses, at '{', a compact object whose members are all
 // printable-ASCII keys and scalars (strings of printable ASCII without
-// escapes, numbers, literals) as a lazy node; nil, pos unchanged, when the
-// object is anything else (the caller parses it in full).
+// escapes, numbers, literals) as a lazy node, which has its keys but not
+// its values; nil, pos unchanged, when the object is anything else (the
+// caller parses it in full).
 func (p *parser) flatObject() *Node {
 	src, i := p.src, p.pos+1
 	if i < len(src) && src[i] == '}' {
 		return nil
 	}
+	kmark := len(p.ks)
+	defer func() { p.ks = p.ks[:kmark] }()
 	for {
 		if i >= len(src) || src[i] != '"' {
 			return nil
@@ -34,6 +37,7 @@ func (p *parser) flatObject() *Node {
 		if j+1 >= len(src) || src[j] != '"' || src[j+1] != ':' {
 			return nil
 		}
+		p.ks = append(p.ks, src[i+1:j])
 		i = j + 2
 		if i >= len(src) {
 			return nil
@@ -79,6 +83,7 @@ func (p *parser) flatObject() *Node {
 		i++
 		n := p.a.node(Object)
 		n.raw, n.lazy, n.lazyA = src[p.pos:i], true, p.a
+		n.keys = p.a.keyList(p.ks[kmark:])
 		p.pos = i
 		return n
 	}
@@ -114,48 +119,23 @@ func (n *Node) expand() {
 	n.lazy, n.lazyA = false, nil
 }
 
-// flatMembers calls fn with the key of each member of flat object span
-// raw (as flatObject accepted it: no escapes) and the first byte of its
-// value, until fn returns false.
-func flatMembers(raw []byte, fn func(key []byte, first byte) bool) {
-	i := 1
-	for i < len(raw) && raw[i] == '"' {
-		j := plainEnd(raw, i+1)
-		key := raw[i+1 : j]
-		i = j + 2 // past `":`
-		first := raw[i]
-		if first == '"' {
-			i = plainEnd(raw, i+1) + 1
-		} else {
-			for raw[i] != ',' && raw[i] != '}' {
-				i++
-			}
+// flatHas reports whether lazy object n has key.
+func (n *Node) flatHas(key string) bool {
+	for _, k := range n.keys {
+		if string(k) == key {
+			return true
 		}
-		if !fn(key, first) {
-			return
-		}
-		i++ // past ',' or '}'
 	}
+	return false
 }
 
-// flatHas reports whether flat object span raw has key.
-func flatHas(raw []byte, key string) bool {
-	found := false
-	flatMembers(raw, func(k []byte, _ byte) bool {
-		found = string(k) == key
-		return !found
-	})
-	return found
-}
-
-// ScalarKeys calls fn with each key of n while fn returns true, without
-// parsing n, when n is a lazy object: every member's value is then a
-// scalar and every key printable ASCII without escapes. ok is false,
-// and fn not called, for any other node.
-func (n *Node) ScalarKeys(fn func(key []byte) bool) (ok bool) {
+// ScalarKeys is the keys of n, without parsing n, when n is a lazy object:
+// every member's value is then a scalar and every key printable ASCII
+// without escapes. ok is false for any other node. The slice belongs to
+// the tree: do not change it.
+func (n *Node) ScalarKeys() (keys [][]byte, ok bool) {
 	if n == nil || !n.lazy {
-		return false
+		return nil, false
 	}
-	flatMembers(n.raw, func(k []byte, _ byte) bool { return fn(k) })
-	return true
+	return n.keys, true
 }

@@ -27,8 +27,9 @@ type Node struct {
 	// dirty: n or a descendant changed since Parse, so raw no longer
 	// stands for a container; set by touch along parent, never cleared.
 	dirty bool
-	// lazy: a flat object (lazy.go) whose members are not parsed yet; its
-	// raw is its span and lazyA the arena load parses them into.
+	// lazy: a flat object (lazy.go) whose values are not parsed yet; its
+	// raw is its span, keys its keys, and lazyA the arena load parses the
+	// members into.
 	lazy   bool
 	parent *Node    // the container n was parsed into; nil for built nodes
 	raw    []byte   // source token of a scalar (nil once a string is rewritten), or a compact container's source span
@@ -278,7 +279,7 @@ func (n *Node) Find(key string) int {
 		return -1
 	}
 	if n.lazy {
-		if !flatHas(n.raw, key) {
+		if !n.flatHas(key) {
 			return -1 // not parsed for a key it does not have
 		}
 		n.expand()
@@ -530,6 +531,19 @@ func (a *arena) node(k Kind) *Node {
 	n := &a.cur[len(a.cur)-1]
 	*n = Node{kind: k}
 	return n
+}
+
+// keyList copies the keys of a lazy object into the slab.
+func (a *arena) keyList(keys [][]byte) [][]byte {
+	if len(keys) == 0 {
+		return nil
+	}
+	if cap(a.keys)-len(a.keys) < len(keys) {
+		a.keys = make([][]byte, 0, max(1024, 2*cap(a.keys), len(keys)))
+	}
+	j := len(a.keys)
+	a.keys = append(a.keys, keys...)
+	return a.keys[j:len(a.keys):len(a.keys)]
 }
 
 // children copies a finished container's children into the slabs; the

@@ -133,12 +133,13 @@ func (s *scrubber) quietObject(p *pass, g *flatSig, f *field, n *event.Node) boo
 	if !g.ok {
 		return false
 	}
-	quiet := true
-	if n.ScalarKeys(func(k []byte) bool {
-		quiet = s.quietKey(p, g, f, k)
-		return quiet
-	}) {
-		return quiet
+	if keys, ok := n.ScalarKeys(); ok {
+		for _, k := range keys {
+			if !s.quietKey(p, g, f, k) {
+				return false
+			}
+		}
+		return true
 	}
 	for i := range n.Len() {
 		if k := n.Index(i).Kind(); k == event.Array || k == event.Object {
