@@ -28,7 +28,13 @@ func (p *parser) flatObject() *Node {
 		return nil
 	}
 	kmark := len(p.ks)
-	defer func() { p.ks = p.ks[:kmark] }()
+	n := p.flatMembers(i)
+	p.ks = p.ks[:kmark]
+	return n
+}
+
+func (p *parser) flatMembers(i int) *Node {
+	src, kmark := p.src, len(p.ks)
 	for {
 		if i >= len(src) || src[i] != '"' {
 			return nil
