@@ -242,7 +242,13 @@ func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *no
 			return buf, false, nil
 		}
 	}
-	t, err := event.Parse(src)
+	parse := event.Parse
+	if group != nil {
+		// Hashing reads every frame: parse them now rather than keep them
+		// lazy and parse them twice (relay/event lazy.go).
+		parse = event.ParseEager
+	}
+	t, err := parse(src)
 	if err != nil {
 		if norm {
 			return buf, false, fmt.Errorf("%w: event is not valid JSON: %v", normalize.ErrInvalid, err)

@@ -14,7 +14,7 @@ func parseAlloc(t *testing.T, src []byte) int {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	tr := new(Tree)
-	root, err := parse(src, &tr.a)
+	root, err := parse(src, &tr.a, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestCostInvalid(t *testing.T) {
 		`[0,0,0,0,0,0,0,0,"`,
 	} {
 		var a arena
-		if _, err := parse([]byte(src), &a); err == nil {
+		if _, err := parse([]byte(src), &a, false); err == nil {
 			t.Fatalf("%.20s... parsed", src)
 		}
 		nodes := a.ci*chunkNodes + len(a.cur)
@@ -153,7 +153,7 @@ func FuzzCost(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
 		var a arena
-		root, err := parse(src, &a)
+		root, err := parse(src, &a, false)
 		want := (a.ci*chunkNodes+len(a.cur))*nodeCost + len(src)*byteCost
 		if err == nil {
 			var keys func(n *Node) int

@@ -225,6 +225,7 @@ func (t *Tree) metaChild(m *Node, key []byte) *Node {
 	if i := t.findChild(m, key); i >= 0 {
 		c := m.vals[i]
 		if c.kind != Object {
+			c.lazy, c.lazyA = false, nil
 			c.kind, c.raw, c.str, c.keys, c.vals = Object, nil, nil, nil, nil
 			t.touch(c)
 		}
@@ -243,6 +244,7 @@ func (t *Tree) metaChild(m *Node, key []byte) *Node {
 // it uses m's childIndex: many siblings with Meta, or a client _meta with
 // many keys, would make a scan per insert quadratic.
 func (t *Tree) findChild(m *Node, key []byte) int {
+	m.load()
 	if len(m.keys) < indexFrom {
 		for i, k := range m.keys {
 			if string(k) == string(key) {

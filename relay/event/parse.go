@@ -27,10 +27,14 @@ type parser struct {
 	// invalid UTF-8. A container whose parse leaves it unchanged keeps its
 	// source span as raw.
 	loose int
+	// lazyNext: the next array parsed is under lazyKey, its flat
+	// objects are kept lazy (lazy.go).
+	lazyNext bool
+	eager    bool // no lazy objects: ParseEager
 }
 
-func parse(src []byte, a *arena) (*Node, error) {
-	p := parser{src: src, a: a, ks: a.ks[:0], vs: a.vs[:0]}
+func parse(src []byte, a *arena, eager bool) (*Node, error) {
+	p := parser{src: src, a: a, ks: a.ks[:0], vs: a.vs[:0], eager: eager}
 	defer func() { a.ks, a.vs = p.ks[:0], p.vs[:0] }()
 	p.ws()
 	n, err := p.value(0)
@@ -73,6 +77,9 @@ func (p *parser) wsSlow() {
 }
 
 func (p *parser) value(depth int) (*Node, error) {
+	if p.lazyNext && (p.pos >= len(p.src) || p.src[p.pos] != '[') {
+		p.lazyNext = false
+	}
 	if depth > MaxDepth {
 		return nil, p.errf("nested too deeply")
 	}
@@ -130,22 +137,32 @@ func (p *parser) literal(lit string, k Kind) (*Node, error) {
 }
 
 func (p *parser) number() (*Node, error) {
-	src, i := p.src, p.pos
-	start := i
+	start := p.pos
+	i, ok := numberEnd(p.src, start)
+	p.pos = i
+	if !ok {
+		return nil, p.errf("invalid number")
+	}
+	n := p.a.node(Number)
+	n.raw = p.src[start:i]
+	return n, nil
+}
+
+// numberEnd is the end of the JSON number at src[i:]; false, with the
+// offset where it went wrong, when it is not one.
+func numberEnd(src []byte, i int) (int, bool) {
 	if src[i] == '-' {
 		i++
 	}
 	d := i
 	i = digitsEnd(src, i)
 	if i == d || (i-d > 1 && src[d] == '0') {
-		p.pos = i
-		return nil, p.errf("invalid number")
+		return i, false
 	}
 	if i < len(src) && src[i] == '.' {
 		d = i + 1
 		if i = digitsEnd(src, d); i == d {
-			p.pos = i
-			return nil, p.errf("invalid number")
+			return i, false
 		}
 	}
 	if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
@@ -155,14 +172,10 @@ func (p *parser) number() (*Node, error) {
 		}
 		d = i
 		if i = digitsEnd(src, d); i == d {
-			p.pos = i
-			return nil, p.errf("invalid number")
+			return i, false
 		}
 	}
-	p.pos = i
-	n := p.a.node(Number)
-	n.raw = src[start:i]
-	return n, nil
+	return i, true
 }
 
 func digitsEnd(src []byte, i int) int {
@@ -341,6 +354,7 @@ func (p *parser) object(depth int) (*Node, error) {
 			p.pos++
 		}
 		p.ws()
+		p.lazyNext = string(k) == lazyKey && !p.eager
 		v, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
@@ -397,6 +411,8 @@ func (p *parser) keep(n *Node, start, loose int) {
 func (p *parser) array(depth int) (*Node, error) {
 	n := p.a.node(Array)
 	start, loose := p.pos, p.loose
+	lazy := p.lazyNext
+	p.lazyNext = false
 	p.pos++
 	p.ws()
 	if p.pos < len(p.src) && p.src[p.pos] == ']' {
@@ -407,9 +423,15 @@ func (p *parser) array(depth int) (*Node, error) {
 	mark := len(p.vs)
 	for {
 		p.ws()
-		v, err := p.value(depth + 1)
-		if err != nil {
-			return nil, err
+		var v *Node
+		if lazy && p.pos < len(p.src) && p.src[p.pos] == '{' && depth+2 <= MaxDepth { // as deep as value would accept
+			v = p.flatObject()
+		}
+		if v == nil {
+			var err error
+			if v, err = p.value(depth + 1); err != nil {
+				return nil, err
+			}
 		}
 		v.parent = n
 		p.vs = append(p.vs, v)

@@ -26,13 +26,18 @@ type Node struct {
 	kind Kind
 	// dirty: n or a descendant changed since Parse, so raw no longer
 	// stands for a container; set by touch along parent, never cleared.
-	dirty  bool
+	dirty bool
+	// lazy: a flat object (lazy.go) whose values are not parsed yet; its
+	// raw is its span, keys its keys, and lazyA the arena load parses the
+	// members into.
+	lazy   bool
 	parent *Node    // the container n was parsed into; nil for built nodes
 	raw    []byte   // source token of a scalar (nil once a string is rewritten), or a compact container's source span
 	str    []byte   // decoded string content (String)
 	keys   [][]byte // decoded object keys (Object)
 	vals   []*Node  // object values or array elements
 	meta   *Meta    // what processing changed here; see MetaOf
+	lazyA  *arena
 }
 
 // Tree is a parsed event and the arena its nodes live in. A Tree is not
@@ -60,9 +65,16 @@ var trees = sync.Pool{New: func() any { return new(Tree) }}
 // Parse parses src, one JSON value nested at most MaxDepth deep, into a
 // pooled Tree; errors wrap ErrSyntax. src is aliased, not copied. Call
 // Release when done.
-func Parse(src []byte) (*Tree, error) {
+func Parse(src []byte) (*Tree, error) { return parseTree(src, false) }
+
+// ParseEager is Parse without lazy objects (lazy.go): every value parsed
+// at once. The same tree for every reader and writer; the reference of
+// the differential tests of Parse's consumers.
+func ParseEager(src []byte) (*Tree, error) { return parseTree(src, true) }
+
+func parseTree(src []byte, eager bool) (*Tree, error) {
 	t := trees.Get().(*Tree)
-	root, err := parse(src, &t.a)
+	root, err := parse(src, &t.a, eager)
 	if err != nil {
 		t.Release()
 		return nil, err
@@ -245,19 +257,32 @@ func (n *Node) Len() int {
 	if n == nil {
 		return 0
 	}
+	n.load()
 	return len(n.vals)
 }
 
 // Key is the i-th key of an object.
-func (n *Node) Key(i int) []byte { return n.keys[i] }
+func (n *Node) Key(i int) []byte {
+	n.load()
+	return n.keys[i]
+}
 
 // Index is the i-th element of an array or value of an object.
-func (n *Node) Index(i int) *Node { return n.vals[i] }
+func (n *Node) Index(i int) *Node {
+	n.load()
+	return n.vals[i]
+}
 
 // Find is the index of key in object n, or -1.
 func (n *Node) Find(key string) int {
 	if n == nil || n.kind != Object {
 		return -1
+	}
+	if n.lazy {
+		if !n.flatHas(key) {
+			return -1 // not parsed for a key it does not have
+		}
+		n.expand()
 	}
 	for i, k := range n.keys {
 		if string(k) == key {
@@ -283,6 +308,7 @@ func (n *Node) Has(key string) bool { return n.Find(key) >= 0 }
 // order of Relay's maps); of a repeated key only the last, the one a JSON
 // decoder keeps. The slice is the tree's scratch: valid until the next call.
 func (t *Tree) SortedKeys(o *Node) []int {
+	o.load()
 	idx := t.ints[:0]
 	for i := range o.Len() {
 		idx = append(idx, i)
@@ -343,6 +369,7 @@ func (t *Tree) Delete(n *Node, key string) bool {
 	if n == nil || n.kind != Object {
 		return false
 	}
+	n.load()
 	j := 0
 	for i, k := range n.keys {
 		if string(k) != key {
@@ -367,6 +394,7 @@ func (t *Tree) DeleteAt(n *Node, idx []int) {
 	if n == nil || n.kind != Object || len(idx) == 0 {
 		return
 	}
+	n.load()
 	slices.Sort(idx)
 	j, next := 0, 0
 	for i := range n.keys {
@@ -409,6 +437,7 @@ func (t *Tree) Slice(n *Node, i, j int) {
 	if n == nil || (n.kind != Array && n.kind != Object) {
 		return
 	}
+	n.load()
 	if n.kind == Object {
 		n.keys = n.keys[i:j]
 	}
@@ -427,12 +456,14 @@ func (t *Tree) Push(arr, v *Node) {
 
 // SetIndex replaces the i-th element of an array or value of an object.
 func (t *Tree) SetIndex(n *Node, i int, v *Node) {
+	n.load()
 	n.vals[i] = v
 	t.touch(n)
 }
 
 // SetNull turns n into null in place; its Meta stays.
 func (t *Tree) SetNull(n *Node) {
+	n.lazy, n.lazyA = false, nil
 	n.kind, n.raw, n.str, n.keys, n.vals = Null, nil, nil, nil, nil
 	t.touch(n)
 }
@@ -440,6 +471,7 @@ func (t *Tree) SetNull(n *Node) {
 // SetString turns n into the string s (not copied) in place; its Meta
 // stays.
 func (t *Tree) SetString(n *Node, s []byte) {
+	n.lazy, n.lazyA = false, nil
 	n.kind, n.raw, n.str, n.keys, n.vals = String, nil, s, nil, nil
 	t.touch(n)
 }
@@ -452,6 +484,7 @@ func (t *Tree) SetString(n *Node, s []byte) {
 // walk stops at a dirty node, whose ancestors are dirty already.
 func (t *Tree) touch(n *Node) {
 	t.dirty = true
+	n.load() // a dirty node is never lazy: it is written from its children
 	for ; n != nil && !n.dirty; n = n.parent {
 		n.dirty = true
 	}
@@ -498,6 +531,19 @@ func (a *arena) node(k Kind) *Node {
 	n := &a.cur[len(a.cur)-1]
 	*n = Node{kind: k}
 	return n
+}
+
+// keyList copies the keys of a lazy object into the slab.
+func (a *arena) keyList(keys [][]byte) [][]byte {
+	if len(keys) == 0 {
+		return nil
+	}
+	if cap(a.keys)-len(a.keys) < len(keys) {
+		a.keys = make([][]byte, 0, max(1024, 2*cap(a.keys), len(keys)))
+	}
+	j := len(a.keys)
+	a.keys = append(a.keys, keys...)
+	return a.keys[j:len(a.keys):len(a.keys)]
 }
 
 // children copies a finished container's children into the slabs; the

@@ -6,5 +6,5 @@ package event
 // must stay unchanged until Release, e.g. a string of t itself. Errors
 // wrap ErrSyntax.
 func (t *Tree) ParseValue(src []byte) (*Node, error) {
-	return parse(src, &t.a)
+	return parse(src, &t.a, false)
 }

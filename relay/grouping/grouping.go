@@ -478,7 +478,7 @@ var ErrNotObject = errors.New("grouping: event is not a JSON object")
 
 // HashJSON is Hash over the JSON text of a normalized event.
 func HashJSON(src []byte) (Result, error) {
-	t, err := event.Parse(src)
+	t, err := event.ParseEager(src) // Hash reads every frame
 	if err != nil {
 		return Result{}, fmt.Errorf("grouping: %w", err)
 	}

@@ -54,6 +54,9 @@ type pass struct {
 	// schemaNames[no] is one the filter rejects: walkChildren passes over
 	// it without building its state. Nil with no filter.
 	quiet []uint64
+	// flat is what the pass knows of the objects of each field, by
+	// field.id (flat.go). Nil with no filter.
+	flat []flatSig
 	// legacy: converted from datascrubbingSettings (logs address their
 	// attributes by name for it, log.go).
 	legacy bool
@@ -126,6 +129,10 @@ func (c *Config) compile() {
 			if p.rejects(f, d.names[no], event.String) && p.rejects(f, d.names[no], event.Number) {
 				p.quiet[no/64] |= 1 << (no % 64)
 			}
+		}
+		p.flat = make([]flatSig, len(allFields))
+		for i, f := range allFields {
+			p.flat[i] = p.flatOf(f, d)
 		}
 	}
 }

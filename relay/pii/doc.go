@@ -79,7 +79,10 @@
 // stack trace fail with a few mask tests; fields whose pii attribute is
 // false down to their leaves are not visited (schema.go); the built-in
 // regexes have prefilters that rule out strings they cannot match without
-// running them (prefilter.go). TestCompiledMatchesReference checks that a
+// running them (prefilter.go). An object whose members are all scalars that no
+// selector of a pass can select, judged from its keys alone, is passed over
+// without a state per member; a lazy stack frame (relay/event) without
+// parsing it (flat.go, TestFlatMatchesWalk). TestCompiledMatchesReference checks that a
 // compiled Config writes byte for byte what the plain rules write.
 //
 // # Not implemented yet

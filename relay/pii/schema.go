@@ -30,6 +30,7 @@ type field struct {
 	dead   bool              // pii false here and below: no rule can change it (markDead)
 	elem   *field            // elements of an array, values of a map
 	other  *field            // unknown keys of a record
+	id     int32             // number in allFields (flat.go); 0: none
 }
 
 // untyped values inherit their container's attribute, as Relay's inner_attrs do.

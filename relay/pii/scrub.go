@@ -152,6 +152,9 @@ func (s *scrubber) pop() { s.path = s.path[:len(s.path)-1] }
 func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 	switch n.Kind() {
 	case event.Object:
+		if g := p.flatAt(f); g != nil && s.quietObject(p, g, f, n) {
+			return
+		}
 		top := len(s.path) == 0
 		for i := range n.Len() {
 			k, v := n.Key(i), n.Index(i)
@@ -207,10 +210,14 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 				return
 			}
 		}
+		g := p.flatAt(ef)
 		for i := range n.Len() {
 			v := n.Index(i)
 			if inert(v) {
 				continue
+			}
+			if g != nil && g.elemOK && v.Kind() == event.Object && s.quietObject(p, g, ef, v) {
+				continue // what visit would find, without its state
 			}
 			s.visit(p, nil, i, v, ef, -1)
 		}

@@ -1,0 +1,147 @@
+package event
+
+// Lazy frames. Stack frames are most of an error event (BENCHMARKS.md,
+// issue 17, session 12), and most are flat objects of plain scalars
+// (filename, function, lineno, ...) that processing only reads a key or
+// two of, if any. The parser checks such an object in one pass over its
+// bytes, as strictly as parsing it, and keeps it as its span: a lazy node,
+// written back as that span. Its members are parsed into the arena the
+// first time anything reads or changes them (load), so a reader sees the
+// same tree either way; Find answers a key the object does not have from
+// the span, and ScalarKeys lists the keys without parsing. Only objects
+// that are elements of an array under a key "frames" are tried, so other
+// objects, which processing reads, are not scanned twice.
+// TestLazyMatchesEager checks trees, outputs and errors against the eager
+// parse (ParseEager).
+
+// lazyKey is the key whose array's elements the parser tries to keep lazy.
+const lazyKey = "frames"
+
+// flatObject parses, at '{', a compact object whose members are all
+// printable-ASCII keys and scalars (strings of printable ASCII without
+// escapes, numbers, literals) as a lazy node, which has its keys but not
+// its values; nil, pos unchanged, when the object is anything else (the
+// caller parses it in full).
+func (p *parser) flatObject() *Node {
+	src, i := p.src, p.pos+1
+	if i < len(src) && src[i] == '}' {
+		return nil
+	}
+	kmark := len(p.ks)
+	n := p.flatMembers(i)
+	p.ks = p.ks[:kmark]
+	return n
+}
+
+func (p *parser) flatMembers(i int) *Node {
+	src, kmark := p.src, len(p.ks)
+	for {
+		if i >= len(src) || src[i] != '"' {
+			return nil
+		}
+		j := plainEnd(src, i+1)
+		if j+1 >= len(src) || src[j] != '"' || src[j+1] != ':' {
+			return nil
+		}
+		p.ks = append(p.ks, src[i+1:j])
+		i = j + 2
+		if i >= len(src) {
+			return nil
+		}
+		switch c := src[i]; {
+		case c == '"':
+			j := plainEnd(src, i+1)
+			if j >= len(src) || src[j] != '"' {
+				return nil
+			}
+			i = j + 1
+		case c == '-' || c-'0' < 10:
+			e, ok := numberEnd(src, i)
+			if !ok {
+				return nil
+			}
+			i = e
+		case c == 't':
+			if i = litEnd(src, i, "true"); i < 0 {
+				return nil
+			}
+		case c == 'f':
+			if i = litEnd(src, i, "false"); i < 0 {
+				return nil
+			}
+		case c == 'n':
+			if i = litEnd(src, i, "null"); i < 0 {
+				return nil
+			}
+		default:
+			return nil
+		}
+		if i >= len(src) {
+			return nil
+		}
+		if src[i] == ',' {
+			i++
+			continue
+		}
+		if src[i] != '}' {
+			return nil
+		}
+		i++
+		n := p.a.node(Object)
+		n.raw, n.lazy, n.lazyA = src[p.pos:i], true, p.a
+		n.keys = p.a.keyList(p.ks[kmark:])
+		p.pos = i
+		return n
+	}
+}
+
+// litEnd is the end of literal lit at src[i:], or -1.
+func litEnd(src []byte, i int, lit string) int {
+	if len(src)-i < len(lit) || string(src[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}
+
+// load parses the members of a lazy n.
+func (n *Node) load() {
+	if n != nil && n.lazy {
+		n.expand()
+	}
+}
+
+func (n *Node) expand() {
+	a := n.lazyA
+	p := parser{src: n.raw, a: a, ks: a.ks[:0], vs: a.vs[:0]}
+	m, err := p.object(0)
+	a.ks, a.vs = p.ks[:0], p.vs[:0]
+	if err != nil { // flatObject checked it as strictly as object does
+		panic("event: lazy object does not parse: " + err.Error())
+	}
+	n.keys, n.vals = m.keys, m.vals
+	for _, c := range n.vals {
+		c.parent = n
+	}
+	n.lazy, n.lazyA = false, nil
+}
+
+// flatHas reports whether lazy object n has key.
+func (n *Node) flatHas(key string) bool {
+	for _, k := range n.keys {
+		if string(k) == key {
+			return true
+		}
+	}
+	return false
+}
+
+// ScalarKeys is the keys of n, without parsing n, when n is a lazy object:
+// every member's value is then a scalar and every key printable ASCII
+// without escapes. ok is false for any other node. The slice belongs to
+// the tree: do not change it.
+func (n *Node) ScalarKeys() (keys [][]byte, ok bool) {
+	if n == nil || !n.lazy {
+		return nil, false
+	}
+	return n.keys, true
+}

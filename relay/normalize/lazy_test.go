@@ -1,0 +1,101 @@
+package normalize
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/baton-relay/baton/relay/event"
+	"github.com/baton-relay/baton/relay/internal/testutil"
+	"github.com/baton-relay/baton/relay/pii"
+)
+
+// pipeline is ingest's processing of src: parse (eager: every value at
+// once, else with lazy frames), normalize, scrub, write.
+func pipeline(t testing.TB, src []byte, cfg *pii.Config, eager bool) string {
+	parse := event.Parse
+	if eager {
+		parse = event.ParseEager
+	}
+	tr, err := parse(src)
+	if err != nil {
+		return "parse: " + err.Error()
+	}
+	defer tr.Release()
+	in := &Input{ClientAddr: "192.0.2.1", Received: recv, EventID: "9ec79c33ec9942ab8353589fcb2e04dc"}
+	if err := testNormalizer(t).Tree(tr, in); err != nil {
+		return "normalize: " + err.Error()
+	}
+	if err := cfg.ScrubTree(tr); err != nil {
+		return "scrub: " + err.Error()
+	}
+	return string(tr.AppendJSON(nil))
+}
+
+// TestLazyPipeline: normalizing and scrubbing a tree with lazy frames
+// (relay/event lazy.go) writes byte for byte what the eager tree writes:
+// the fixtures and random events with frames, under the default data
+// scrubbing and configs whose selectors reach into frames.
+func TestLazyPipeline(t *testing.T) {
+	lines := bytes.Split(testutil.ErrorEnvelope(), []byte("\n"))
+	in := [][]byte{lines[2]}
+	for _, glob := range []string{"testdata/events/*", "testdata/sdk/*", "../../envelope/testdata/sdk-envelopes/*",
+		"../../envelope/testdata/relay/events/*", "../grouping/testdata/*"} {
+		files, _ := filepath.Glob(glob)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in = append(in, b)
+			in = append(in, bytes.Split(b, []byte("\n"))...)
+		}
+	}
+	r := rand.New(rand.NewPCG(17, 12))
+	for range 500 {
+		in = append(in, lazyEvent(r))
+	}
+	var cfgs []*pii.Config
+	for _, c := range []string{"", `{"applications":{"$frame.function || $frame.abs_path":["@anything:remove"]}}`,
+		`{"applications":{"**":["@common","@anything:hash"]}}`, `{"applications":{"frames.*.lineno":["@anything:mask"]}}`} {
+		cfg, err := pii.Compile(pii.DataScrubbingSettings{ScrubData: true, ScrubDefaults: true, ScrubIPAddresses: true}, []byte(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs = append(cfgs, cfg)
+	}
+	for _, cfg := range cfgs {
+		for _, src := range in {
+			if got, want := pipeline(t, src, cfg, false), pipeline(t, src, cfg, true); got != want {
+				t.Fatalf("%.300s:\nlazy  %s\neager %s", src, got, want)
+			}
+		}
+	}
+}
+
+// lazyEvent is an event with frames of what normalize and scrubbing read.
+func lazyEvent(r *rand.Rand) []byte {
+	keys := []string{"function", "abs_path", "filename", "in_app", "lineno", "colno", "vars", "pre_context",
+		"context_line", "password", "module", "platform", "x"}
+	vals := []string{`"a"`, `"hunter2"`, `"4111111111111111"`, `"/Users/jane/a.js"`, `7`, `true`, `false`,
+		`null`, `""`, `{"password":"p"}`, `["a"]`, `"` + strings.Repeat("y", 300) + `"`, `"chrome-extension://x"`}
+	var frames []string
+	for range r.IntN(70) {
+		var b strings.Builder
+		b.WriteByte('{')
+		for i := range r.IntN(6) {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"%s":%s`, keys[r.IntN(len(keys))], vals[r.IntN(len(vals))])
+		}
+		b.WriteByte('}')
+		frames = append(frames, b.String())
+	}
+	return fmt.Appendf(nil, `{"platform":"javascript","exception":{"values":[{"type":"E","value":"v","stacktrace":{"frames":[%s]}}]},"stacktrace":{"frames":[%s]}}`,
+		strings.Join(frames, ","), strings.Join(frames[:len(frames)/3], ","))
+}

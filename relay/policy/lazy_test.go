@@ -1,0 +1,60 @@
+package policy
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/baton-relay/baton/envelope"
+	evtree "github.com/baton-relay/baton/relay/event"
+	"github.com/baton-relay/baton/relay/internal/testutil"
+)
+
+// Inbound filters read the same event from a tree with lazy frames
+// (relay/event lazy.go) as from one parsed at once.
+func TestEventFromTreeLazy(t *testing.T) {
+	lines := bytes.Split(testutil.ErrorEnvelope(), []byte("\n"))
+	in := [][]byte{lines[2],
+		[]byte(`{"exception":{"values":[{"type":"TypeError","value":"x","stacktrace":{"frames":[{"abs_path":"chrome-extension://x/a.js"},{"abs_path":"<anonymous>","lineno":1},{"function":"f"}]}}]}}`),
+		[]byte(`{"exception":{"values":[{"stacktrace":{"frames":[{"abs_path":"moz-extension://a"},{"in_app":true}]}}]}}`),
+	}
+	files, _ := filepath.Glob("../../envelope/testdata/sdk-envelopes/*")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = append(in, bytes.Split(b, []byte("\n"))...)
+	}
+	n := 0
+	for _, src := range in {
+		eager, err := evtree.ParseEager(src)
+		if err != nil {
+			continue
+		}
+		lazy, err := evtree.Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kind := range []envelope.ItemType{envelope.ItemEvent, envelope.ItemTransaction} {
+			got, want := EventFromTree(kind, lazy.Root()).e, EventFromTree(kind, eager.Root()).e
+			// contexts is the tree's node: its JSON, not its fields.
+			if (got.contexts == nil) != (want.contexts == nil) ||
+				got.contexts != nil && !bytes.Equal(got.contexts.AppendJSON(nil), want.contexts.AppendJSON(nil)) {
+				t.Errorf("%.200s: lazy and eager contexts differ", src)
+			}
+			got.contexts, want.contexts = nil, nil
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%.200s: lazy tree reads %+v, eager %+v", src, got, want)
+			}
+		}
+		n++
+		lazy.Release()
+		eager.Release()
+	}
+	if n < 20 {
+		t.Fatalf("only %d events", n)
+	}
+}
