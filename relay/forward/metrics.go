@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-relay/baton/buffer"
@@ -60,6 +61,10 @@ type MetricsOptions struct {
 type Metrics struct {
 	o    MetricsOptions
 	wake chan struct{} // cap 1: an insert may have moved NextDue or the watermark
+	// stalls counts the waits of readers for the aggregator's budget.
+	stalls atomic.Uint64
+
+	written chan struct{} // under mu; closed and replaced after each commit
 
 	mu       sync.Mutex
 	inserted map[buffer.Stream][]insertedRec // per source: records not yet acked
@@ -83,6 +88,7 @@ func NewMetrics(o MetricsOptions) *Metrics {
 	return &Metrics{
 		o:        o,
 		wake:     make(chan struct{}, 1),
+		written:  make(chan struct{}),
 		inserted: map[buffer.Stream][]insertedRec{},
 		revs:     map[uint64]string{},
 	}
@@ -160,6 +166,9 @@ func (a *Metrics) read(ctx context.Context, s buffer.Stream) {
 		a.admit(batch, buckets, &lb)
 		for i := range batch {
 			r := &batch[i]
+			if !a.room(ctx) {
+				return false // not inserted: read again at the next start
+			}
 			if r.ir.corrupt {
 				a.insert(s, r.ir, aggregate.Scope{}, nil)
 				continue
@@ -306,6 +315,31 @@ func (a *Metrics) insert(s buffer.Stream, ir insertedRec, sc aggregate.Scope, bs
 	return a.o.Aggregator.Insert(sc, aggregate.Source{Stream: uint32(s), Seq: uint64(ir.seq)}, bs)
 }
 
+// room waits while the aggregator is Full: buckets it made due early and
+// those being written already use its budget, so the reader waits for
+// the flusher to write them rather than queue more (backpressure; the
+// raw records wait in the buffer). False when ctx ends first.
+func (a *Metrics) room(ctx context.Context) bool {
+	for {
+		a.mu.Lock()
+		written := a.written
+		a.mu.Unlock()
+		if !a.o.Aggregator.Full() {
+			return true
+		}
+		a.stalls.Add(1)
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+		select {
+		case <-written:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 // idleFlush is how long the flusher sleeps when nothing is due.
 const idleFlush = time.Hour
 
@@ -372,6 +406,11 @@ func (a *Metrics) commit(ctx context.Context, batches []aggregate.Batch) bool {
 		for _, n := range items {
 			a.o.Outcomes.Produce(envelope.ClassMetric, 1, n)
 		}
+		a.o.Aggregator.Written()
+		a.mu.Lock()
+		close(a.written)
+		a.written = make(chan struct{})
+		a.mu.Unlock()
 	}
 	a.ack()
 	return true
