@@ -66,6 +66,8 @@ type Metrics struct {
 
 	written chan struct{} // under mu; closed and replaced after each commit
 
+	commitBytes int // encoded records per Append of a commit: defaultCommitBytes
+
 	mu       sync.Mutex
 	inserted map[buffer.Stream][]insertedRec // per source: records not yet acked
 	revs     map[uint64]string               // project → revision whose limits are set
@@ -86,11 +88,13 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		o.Logger = slog.Default()
 	}
 	return &Metrics{
-		o:        o,
-		wake:     make(chan struct{}, 1),
-		written:  make(chan struct{}),
-		inserted: map[buffer.Stream][]insertedRec{},
-		revs:     map[uint64]string{},
+		o:       o,
+		wake:    make(chan struct{}, 1),
+		written: make(chan struct{}),
+
+		commitBytes: defaultCommitBytes,
+		inserted:    map[buffer.Stream][]insertedRec{},
+		revs:        map[uint64]string{},
 	}
 }
 
@@ -371,11 +375,31 @@ func (a *Metrics) flushLoop(ctx, sendCtx context.Context, readers *sync.WaitGrou
 
 // commit appends the batches as records of the flushed streams, then acks
 // the raw records behind the watermark. It retries until it succeeds or
-// ctx ends (then the raw records stay for the next start).
+// ctx ends (then the raw records stay for the next start). The records
+// are encoded and appended commitBytes at a time, so a flush of a whole
+// budget's buckets does not hold all of them encoded at once.
 func (a *Metrics) commit(ctx context.Context, batches []aggregate.Batch) bool {
 	if len(batches) > 0 {
-		entries := make([]buffer.Entry, 0, len(batches))
-		items := make([]int, 0, len(batches))
+		var (
+			entries []buffer.Entry
+			items   []int
+			size    int
+		)
+		write := func() bool {
+			// The append is not bounded by ctx (only the retries are): once
+			// queued, the buffer commits it whatever happens to the caller.
+			if !retry(ctx, a.o.Clock, a.o.Logger, "writing aggregated metrics to the buffer", func() error {
+				return a.o.Buffer.Append(context.WithoutCancel(ctx), entries)
+			}) {
+				return false
+			}
+			for _, n := range items {
+				a.o.Outcomes.Produce(envelope.ClassMetric, 1, n)
+			}
+			clear(entries)
+			entries, items, size = entries[:0], items[:0], 0
+			return true
+		}
 		for i := range batches {
 			b := &batches[i]
 			rec := record.Record{
@@ -393,18 +417,16 @@ func (a *Metrics) commit(ctx context.Context, batches []aggregate.Batch) bool {
 				v := record.Append(nil, &rec, appendBucketsEnvelope(nil, payload))
 				entries = append(entries, buffer.Entry{Stream: record.Flushed(b.Partition).ID(), Value: v})
 				items = append(items, n)
+				size += len(v)
 				bs = bs[n:]
+				if size >= a.commitBytes && !write() {
+					return false
+				}
 			}
+			b.Buckets = nil // the flush loop reuses batches: let go of what is encoded
 		}
-		// The append is not bounded by ctx (only the retries are): once
-		// queued, the buffer commits it whatever happens to the caller.
-		if !retry(ctx, a.o.Clock, a.o.Logger, "writing aggregated metrics to the buffer", func() error {
-			return a.o.Buffer.Append(context.WithoutCancel(ctx), entries)
-		}) {
+		if len(entries) > 0 && !write() {
 			return false
-		}
-		for _, n := range items {
-			a.o.Outcomes.Produce(envelope.ClassMetric, 1, n)
 		}
 		a.o.Aggregator.Written()
 		a.mu.Lock()
@@ -451,6 +473,10 @@ func (a *Metrics) ack() {
 		a.mu.Unlock()
 	}
 }
+
+// defaultCommitBytes is how many bytes of encoded flushed records the
+// flusher appends at a time.
+const defaultCommitBytes = 4 << 20
 
 // maxBucketsPayload bounds the bucket JSON of one flushed record: half of
 // Relay's 1 MiB max_metric_buckets_size, leaving room for Kafka framing.

@@ -245,10 +245,14 @@ func TestMetricsCardinalityOneCallPerBatch(t *testing.T) {
 	}
 }
 
-// gatedBuffer blocks Append until open is closed.
+// gatedBuffer blocks Append until open is closed, and records for each
+// Append its bytes less those of its last entry.
 type gatedBuffer struct {
 	*buffer.Buffer
 	open chan struct{}
+
+	mu    sync.Mutex
+	sizes []int
 }
 
 func (g *gatedBuffer) Append(ctx context.Context, es []buffer.Entry) error {
@@ -257,6 +261,13 @@ func (g *gatedBuffer) Append(ctx context.Context, es []buffer.Entry) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	n := 0
+	for _, e := range es[:len(es)-1] {
+		n += len(e.Value)
+	}
+	g.mu.Lock()
+	g.sizes = append(g.sizes, n)
+	g.mu.Unlock()
 	return g.Buffer.Append(ctx, es)
 }
 
@@ -264,7 +275,8 @@ func (g *gatedBuffer) Append(ctx context.Context, es []buffer.Entry) error {
 // they are written: while the flusher cannot write (the buffer's Append
 // is held), a reader of many new series stops inserting once the
 // aggregator is Full instead of queueing early buckets without bound.
-// Once writes go through, every line ends in one outcome.
+// Once writes go through, every line ends in one outcome, and a commit
+// appends its encoded records commitBytes at a time.
 func TestMetricsEarlyFlushBounded(t *testing.T) {
 	b, _ := openBuffer(t)
 	clk := newClock(false)
@@ -284,7 +296,7 @@ func TestMetricsEarlyFlushBounded(t *testing.T) {
 	if err := b.Append(context.Background(), es); err != nil {
 		t.Fatal(err)
 	}
-	agg, err := aggregate.New(aggregate.Options{MaxBytes: maxBytes, MaxScopeBytes: maxBytes / 4, Now: clk.Now})
+	agg, err := aggregate.New(aggregate.Options{MaxBytes: maxBytes, MaxScopeBytes: maxBytes / 4, Partitions: 8, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,6 +306,8 @@ func TestMetricsEarlyFlushBounded(t *testing.T) {
 		Buffer: gb, Sources: []buffer.Stream{rawStream}, Aggregator: agg,
 		Limits: envelope.DefaultLimits(), Outcomes: rec, Clock: clk, Logger: quiet,
 	})
+	const chunk = 1 << 10 // a flush here encodes ~2.5 KiB
+	m.commitBytes = chunk
 	go func() { // the flusher's timer never fires: wakes drive it
 		for range clk.Waits() {
 		}
@@ -334,5 +348,10 @@ func TestMetricsEarlyFlushBounded(t *testing.T) {
 	r := rec.get()
 	if r.aggregate.Records != records || r.produced.Items != records*lines || len(r.dropped) != 0 {
 		t.Fatalf("outcomes %+v, want %d records aggregated, %d buckets produced", r, records, records*lines)
+	}
+	gb.mu.Lock()
+	defer gb.mu.Unlock()
+	if len(gb.sizes) < 2 || slices.Max(gb.sizes) >= chunk {
+		t.Fatalf("appends of %v bytes (less their last record), want several under %d", gb.sizes, chunk)
 	}
 }
