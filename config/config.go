@@ -701,6 +701,10 @@ type Telemetry struct {
 	// says not sampled never. 0 traces only what an upstream sampled.
 	// Default: 0.01.
 	TraceSampleRatio float64 `yaml:"trace_sample_ratio"`
+	// PprofListen is the host:port of Go's net/http/pprof endpoints
+	// (/debug/pprof/), on a listener of their own; empty is off. Keep it
+	// on loopback: profiles show the process's internals. Default: "".
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // Runtime tunes the Go runtime.
