@@ -26,7 +26,7 @@ func (r *Relay) startPprof() error {
 		return listenError("telemetry.pprof_listen", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index) // heap, goroutine, allocs, block, mutex, ...
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // heap, allocs, goroutine, threadcreate, ...
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
