@@ -41,8 +41,11 @@ type Options struct {
 	// late data (default 30s), plus a per-scope jitter in [0,
 	// BucketInterval). Negative means no delay.
 	InitialDelay time.Duration
-	// MaxBytes is the memory budget of held buckets (default 64 MiB). Past
-	// it the oldest buckets are made due at once (see the package doc).
+	// MaxBytes is the memory budget of held buckets, those made due early
+	// and those being written (default 64 MiB). Past it the oldest buckets
+	// are made due at once, and Full tells the caller to stop inserting
+	// until written buckets bring the total back under it (see the package
+	// doc).
 	MaxBytes int64
 	// MaxScopeBytes is the memory budget of one scope's held buckets
 	// (default 0: no per-scope limit). Past it that scope's own oldest

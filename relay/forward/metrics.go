@@ -377,7 +377,10 @@ func (a *Metrics) flushLoop(ctx, sendCtx context.Context, readers *sync.WaitGrou
 // the raw records behind the watermark. It retries until it succeeds or
 // ctx ends (then the raw records stay for the next start). The records
 // are encoded and appended commitBytes at a time, so a flush of a whole
-// budget's buckets does not hold all of them encoded at once.
+// budget's buckets does not hold all of them encoded at once; a crash
+// between two appends re-aggregates the unacked raw records at the next
+// start, as a crash between the append and the ack always did
+// (at-least-once).
 func (a *Metrics) commit(ctx context.Context, batches []aggregate.Batch) bool {
 	if len(batches) > 0 {
 		var (
