@@ -557,8 +557,9 @@ type Metrics struct {
 	// InitialDelay is how long after its window closes a bucket waits for
 	// late data before it is flushed. Default: 30s.
 	InitialDelay time.Duration `yaml:"initial_delay"`
-	// MaxBytes is the memory budget of buckets held; over it the oldest
-	// are flushed early. Default: 64MiB.
+	// MaxBytes is the memory budget of buckets held, counting those
+	// flushed early until written; over it the oldest are flushed early
+	// and the metrics readers wait for the writes. Default: 64MiB.
 	MaxBytes ByteSize `yaml:"max_bytes"`
 	// MaxProjectBytes is one project key's share of MaxBytes; over it that
 	// project's oldest buckets are flushed early. Default: 16MiB.
@@ -702,6 +703,10 @@ type Telemetry struct {
 	// says not sampled never. 0 traces only what an upstream sampled.
 	// Default: 0.01.
 	TraceSampleRatio float64 `yaml:"trace_sample_ratio"`
+	// PprofListen is the host:port of Go's net/http/pprof endpoints
+	// (/debug/pprof/), on a listener of their own; empty is off. Keep it
+	// on loopback: profiles show the process's internals. Default: "".
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // Runtime tunes the Go runtime.

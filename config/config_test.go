@@ -593,6 +593,13 @@ func TestValidation(t *testing.T) {
 			"telemetry: {metrics_listen: '127.0.0.1:3000'}",
 			"kafka: {embedded: {listen: 'localhost:0'}}",
 		}, []string{`test.yaml:2: telemetry.metrics_listen: "127.0.0.1:3000" is also server.listen; use another port`}},
+		{"pprof on another listener's port", []string{
+			"telemetry: {metrics_listen: '127.0.0.1:9300', pprof_listen: '127.0.0.1:9300'}",
+		}, []string{`test.yaml:1: telemetry.pprof_listen: "127.0.0.1:9300" is also telemetry.metrics_listen; use another port`}},
+		{"pprof on the server port", []string{"telemetry: {pprof_listen: '127.0.0.1:3000'}"},
+			[]string{`test.yaml:1: telemetry.pprof_listen: "127.0.0.1:3000" is also server.listen; use another port`}},
+		{"pprof not host:port", []string{"telemetry: {pprof_listen: 'nope'}"},
+			[]string{`test.yaml:1: telemetry.pprof_listen: "nope" is not a host:port address: missing port in address`}},
 		{"memory limit too small", []string{"runtime:", "  memory_limit: 10MiB"},
 			[]string{`test.yaml:2: runtime.memory_limit: 10MiB is below 64MiB; 0 derives it from the cgroup's limit`}},
 		{"embedded broker on the server port", []string{"kafka: {embedded: {listen: '127.0.0.1:3000'}}"},

@@ -618,6 +618,14 @@ func (v *validator) telemetry() {
 			v.errorf("telemetry.metrics_listen", "%q is also server.listen; use another port", t.MetricsListen)
 		}
 	}
+	if t.PprofListen != "" {
+		v.hostPort("telemetry.pprof_listen", t.PprofListen, true)
+		for _, o := range []struct{ name, addr string }{{"server.listen", v.c.Server.Listen}, {"telemetry.metrics_listen", t.MetricsListen}} {
+			if o.addr != "" && sameFixedPort(t.PprofListen, o.addr) {
+				v.errorf("telemetry.pprof_listen", "%q is also %s; use another port", t.PprofListen, o.name)
+			}
+		}
+	}
 	if t.OTLPEndpoint != "" {
 		if why := checkURL(t.OTLPEndpoint); why != "" && !strings.HasPrefix(why, "must not have") {
 			v.errorf("telemetry.otlp_endpoint", "%q %s", t.OTLPEndpoint, why)

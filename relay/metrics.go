@@ -189,7 +189,7 @@ func (r *Relay) registerObservers() error {
 		fetches      = counter("baton_project_fetches_total", "Project config requests to the upstream, by result.")
 		broken       = counter("baton_project_broken_parts_total", "Fetched configs with a part that failed to decode.")
 		buckets      = gauge("baton_metric_buckets", "Metric buckets held by the aggregator.")
-		bucketBytes  = gauge("baton_metric_bucket_bytes", "Estimated memory of those buckets.")
+		bucketBytes  = gauge("baton_metric_bucket_bytes", "Estimated memory of those buckets and of flushed ones not yet written: what metrics.max_bytes bounds.")
 		cardBytes    = gauge("baton_cardinality_bytes", "Estimated memory of the cardinality limiter.")
 		pendingBytes = gauge("baton_buffer_pending_bytes", "Stored bytes of those records.")
 		budgetBytes  = gauge("baton_buffer_budget_bytes", "Where the buffer starts refusing appends.")
@@ -267,7 +267,7 @@ func (r *Relay) registerObservers() error {
 		}
 		if a := st.Aggregator; a != nil {
 			o.ObserveInt64(buckets, int64(a.Buckets))
-			o.ObserveInt64(bucketBytes, a.Bytes)
+			o.ObserveInt64(bucketBytes, a.Bytes+a.Writing)
 		}
 		if c := st.Cardinality; c != nil {
 			o.ObserveInt64(cardBytes, c.Bytes)

@@ -102,6 +102,7 @@ type Relay struct {
 	metricsSrv  *http.Server
 	metricsLn   net.Listener
 	metricsDone chan struct{}
+	pprof       *profiler   // telemetry.pprof_listen; nil when off
 	statusPage  *statusPage // the status page's sampler, beside /metrics
 	closing     atomic.Bool
 
@@ -317,6 +318,12 @@ func (r *Relay) Start() error {
 			return err
 		}
 	}
+	if r.cfg.Telemetry.PprofListen != "" {
+		if err := r.startPprof(); err != nil {
+			r.Close()
+			return err
+		}
+	}
 	if r.cache != nil {
 		ctx, stop := context.WithCancel(r.ctx)
 		r.cacheStop, r.cacheDone = stop, make(chan struct{})
@@ -478,6 +485,7 @@ func (r *Relay) Close() error {
 	if err := r.stopMetrics(ctx); err != nil && !r.wasAbandoned() {
 		errs = append(errs, err)
 	}
+	r.stopPprof(ctx) // last of the listeners: the drain can be profiled
 	if err := r.sinks.Close(ctx); err != nil && !cut(err) {
 		errs = append(errs, err)
 	}

@@ -41,8 +41,11 @@ type Options struct {
 	// late data (default 30s), plus a per-scope jitter in [0,
 	// BucketInterval). Negative means no delay.
 	InitialDelay time.Duration
-	// MaxBytes is the memory budget of held buckets (default 64 MiB). Past
-	// it the oldest buckets are made due at once (see the package doc).
+	// MaxBytes is the memory budget of held buckets, those made due early
+	// and those being written (default 64 MiB). Past it the oldest buckets
+	// are made due at once, and Full tells the caller to stop inserting
+	// until written buckets bring the total back under it (see the package
+	// doc).
 	MaxBytes int64
 	// MaxScopeBytes is the memory budget of one scope's held buckets
 	// (default 0: no per-scope limit). Past it that scope's own oldest
@@ -96,6 +99,10 @@ type Stats struct {
 	// FlushedEarlyScope counts buckets made due early by the MaxScopeBytes
 	// budget (not included in FlushedEarly).
 	FlushedEarlyScope uint64 `json:"flushed_early_scope"`
+	// Writing is the estimated memory of buckets Flush returned that the
+	// caller has not yet reported written (Written); with Bytes it is
+	// what Full compares to MaxBytes.
+	Writing int64 `json:"writing_bytes"`
 }
 
 // Aggregator merges metric buckets per scope and time window and releases
@@ -123,6 +130,7 @@ type Aggregator struct {
 	readySince int64 // unix ns when ready became non-empty
 
 	bytes   int64
+	writing int64 // of buckets returned by Flush, until Written
 	entries int
 	stats   Stats
 
@@ -607,6 +615,7 @@ func (a *Aggregator) flush(nowNs int64, dst []Batch) []Batch {
 			m.st.release(m.seq)
 		}
 		a.bytes -= e.size
+		a.writing += e.size
 		if i >= nReady {
 			e.ss.bytes -= e.size
 		}
@@ -657,6 +666,29 @@ func cmpEntry(x, y *entry) int {
 	return strings.Compare(x.key, y.key)
 }
 
+// Full reports that the memory budget is spent: buckets made due early,
+// and those Flush returned that are not yet Written, take the held total
+// over MaxBytes. Insert never refuses for memory; a caller that keeps
+// inserting while Full grows the aggregator past its budget, so it should
+// flush, write, call Written and wait until Full is false (the metrics
+// stage holds its readers so). Full is false when nothing is made due
+// early or being written: then shedding alone keeps the open buckets
+// under MaxBytes.
+func (a *Aggregator) Full() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.readyBytes+a.writing > 0 && a.bytes+a.writing > a.maxBytes
+}
+
+// Written reports that every batch returned by the Flush and FlushAll
+// calls so far has been written: their buckets no longer count against
+// MaxBytes.
+func (a *Aggregator) Written() {
+	a.mu.Lock()
+	a.writing = 0
+	a.mu.Unlock()
+}
+
 // Watermark returns the highest seq S of stream such that no record with
 // seq ≤ S contributed to a bucket still held: the caller may ack the stream
 // up to S once the batches of earlier Flush calls are written durably. ok is
@@ -677,7 +709,7 @@ func (a *Aggregator) Stats() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.stats
-	s.Buckets, s.Bytes = a.entries, a.bytes
+	s.Buckets, s.Bytes, s.Writing = a.entries, a.bytes, a.writing
 	return s
 }
 

@@ -609,3 +609,29 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	a.FlushAll(nil)
 }
+
+// TestFullUntilWritten: buckets made due early by the scope budget count
+// against MaxBytes while they wait for Flush and, once returned, until
+// Written; Full says when the total is past MaxBytes.
+func TestFullUntilWritten(t *testing.T) {
+	const maxBytes = 16 << 10
+	a := newAgg(t, Options{MaxBytes: maxBytes, MaxScopeBytes: maxBytes / 4, Now: newClock(base).Now})
+	for i := 0; !a.Full(); i++ {
+		if i == 1000 {
+			t.Fatalf("never Full: %+v", a.Stats())
+		}
+		a.Insert(sc1, Source{}, []envelope.Bucket{counter("m", base, 1, "i", fmt.Sprint(i))})
+	}
+	st := a.Stats()
+	if st.Bytes <= maxBytes || st.Bytes > maxBytes+1024 || st.FlushedEarlyScope == 0 {
+		t.Fatalf("Full at %+v", st)
+	}
+	got := a.Flush(time.Unix(base, 0), nil)
+	if len(got) == 0 || !a.Full() || a.Stats().Writing == 0 || a.Stats().Bytes+a.Stats().Writing != st.Bytes {
+		t.Fatalf("after Flush: %d batches, Full %v, %+v", len(got), a.Full(), a.Stats())
+	}
+	a.Written()
+	if a.Full() || a.Stats().Writing != 0 || a.Stats().Bytes > maxBytes/4+1024 {
+		t.Fatalf("after Written: Full %v, %+v", a.Full(), a.Stats())
+	}
+}

@@ -47,6 +47,15 @@
 // runs before the total one. Stats.FlushedEarly counts buckets forced out
 // by MaxBytes, Stats.FlushedEarlyScope those forced out by MaxScopeBytes.
 //
+// Buckets made due early leave their scope's budget but not MaxBytes: they
+// count until Flush returns them and then, as Stats.Writing, until the
+// caller reports them written (Written). Shedding cannot bring that total
+// down, only writing can, so Full reports when it is past MaxBytes and
+// the caller must stop inserting until it is not (the relay's metrics
+// readers wait, leaving raw records in the buffer). The held total thus
+// stays under MaxBytes plus what one Insert adds, however fast new keys
+// arrive; one scope may hold up to MaxBytes while its early buckets wait.
+//
 // # Durability contract
 //
 // The relay reads raw metric records from a durable buffer and inserts the

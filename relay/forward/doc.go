@@ -38,6 +38,9 @@
 //	Metrics:    Read ──► parse, limit, Aggregator.Insert   (reader)
 //	            flush due ──► Append flushed buckets ──► Ack raw records
 //	                           up to the aggregator's watermark  (flusher)
+//	            Aggregator.Full (early buckets and those being written
+//	            past metrics.max_bytes) ──► the reader waits for the
+//	            flusher's next write before inserting more
 //
 // Backoff grows only while nothing gets through: an attempt that delivers
 // or drops part of the batch restarts it at MinBackoff; it is capped by

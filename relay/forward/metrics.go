@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-relay/baton/buffer"
@@ -60,6 +61,12 @@ type MetricsOptions struct {
 type Metrics struct {
 	o    MetricsOptions
 	wake chan struct{} // cap 1: an insert may have moved NextDue or the watermark
+	// stalls counts the waits of readers for the aggregator's budget.
+	stalls atomic.Uint64
+
+	written chan struct{} // under mu; closed and replaced after each commit
+
+	commitBytes int // encoded records per Append of a commit: defaultCommitBytes
 
 	mu       sync.Mutex
 	inserted map[buffer.Stream][]insertedRec // per source: records not yet acked
@@ -81,10 +88,13 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		o.Logger = slog.Default()
 	}
 	return &Metrics{
-		o:        o,
-		wake:     make(chan struct{}, 1),
-		inserted: map[buffer.Stream][]insertedRec{},
-		revs:     map[uint64]string{},
+		o:       o,
+		wake:    make(chan struct{}, 1),
+		written: make(chan struct{}),
+
+		commitBytes: defaultCommitBytes,
+		inserted:    map[buffer.Stream][]insertedRec{},
+		revs:        map[uint64]string{},
 	}
 }
 
@@ -160,6 +170,9 @@ func (a *Metrics) read(ctx context.Context, s buffer.Stream) {
 		a.admit(batch, buckets, &lb)
 		for i := range batch {
 			r := &batch[i]
+			if !a.room(ctx) {
+				return false // not inserted: read again at the next start
+			}
 			if r.ir.corrupt {
 				a.insert(s, r.ir, aggregate.Scope{}, nil)
 				continue
@@ -306,6 +319,31 @@ func (a *Metrics) insert(s buffer.Stream, ir insertedRec, sc aggregate.Scope, bs
 	return a.o.Aggregator.Insert(sc, aggregate.Source{Stream: uint32(s), Seq: uint64(ir.seq)}, bs)
 }
 
+// room waits while the aggregator is Full: buckets it made due early and
+// those being written already use its budget, so the reader waits for
+// the flusher to write them rather than queue more (backpressure; the
+// raw records wait in the buffer). False when ctx ends first.
+func (a *Metrics) room(ctx context.Context) bool {
+	for {
+		a.mu.Lock()
+		written := a.written
+		a.mu.Unlock()
+		if !a.o.Aggregator.Full() {
+			return true
+		}
+		a.stalls.Add(1)
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+		select {
+		case <-written:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 // idleFlush is how long the flusher sleeps when nothing is due.
 const idleFlush = time.Hour
 
@@ -337,11 +375,34 @@ func (a *Metrics) flushLoop(ctx, sendCtx context.Context, readers *sync.WaitGrou
 
 // commit appends the batches as records of the flushed streams, then acks
 // the raw records behind the watermark. It retries until it succeeds or
-// ctx ends (then the raw records stay for the next start).
+// ctx ends (then the raw records stay for the next start). The records
+// are encoded and appended commitBytes at a time, so a flush of a whole
+// budget's buckets does not hold all of them encoded at once; a crash
+// between two appends re-aggregates the unacked raw records at the next
+// start, as a crash between the append and the ack always did
+// (at-least-once).
 func (a *Metrics) commit(ctx context.Context, batches []aggregate.Batch) bool {
 	if len(batches) > 0 {
-		entries := make([]buffer.Entry, 0, len(batches))
-		items := make([]int, 0, len(batches))
+		var (
+			entries []buffer.Entry
+			items   []int
+			size    int
+		)
+		write := func() bool {
+			// The append is not bounded by ctx (only the retries are): once
+			// queued, the buffer commits it whatever happens to the caller.
+			if !retry(ctx, a.o.Clock, a.o.Logger, "writing aggregated metrics to the buffer", func() error {
+				return a.o.Buffer.Append(context.WithoutCancel(ctx), entries)
+			}) {
+				return false
+			}
+			for _, n := range items {
+				a.o.Outcomes.Produce(envelope.ClassMetric, 1, n)
+			}
+			clear(entries)
+			entries, items, size = entries[:0], items[:0], 0
+			return true
+		}
 		for i := range batches {
 			b := &batches[i]
 			rec := record.Record{
@@ -359,19 +420,22 @@ func (a *Metrics) commit(ctx context.Context, batches []aggregate.Batch) bool {
 				v := record.Append(nil, &rec, appendBucketsEnvelope(nil, payload))
 				entries = append(entries, buffer.Entry{Stream: record.Flushed(b.Partition).ID(), Value: v})
 				items = append(items, n)
+				size += len(v)
 				bs = bs[n:]
+				if size >= a.commitBytes && !write() {
+					return false
+				}
 			}
+			b.Buckets = nil // the flush loop reuses batches: let go of what is encoded
 		}
-		// The append is not bounded by ctx (only the retries are): once
-		// queued, the buffer commits it whatever happens to the caller.
-		if !retry(ctx, a.o.Clock, a.o.Logger, "writing aggregated metrics to the buffer", func() error {
-			return a.o.Buffer.Append(context.WithoutCancel(ctx), entries)
-		}) {
+		if len(entries) > 0 && !write() {
 			return false
 		}
-		for _, n := range items {
-			a.o.Outcomes.Produce(envelope.ClassMetric, 1, n)
-		}
+		a.o.Aggregator.Written()
+		a.mu.Lock()
+		close(a.written)
+		a.written = make(chan struct{})
+		a.mu.Unlock()
 	}
 	a.ack()
 	return true
@@ -412,6 +476,10 @@ func (a *Metrics) ack() {
 		a.mu.Unlock()
 	}
 }
+
+// defaultCommitBytes is how many bytes of encoded flushed records the
+// flusher appends at a time.
+const defaultCommitBytes = 4 << 20
 
 // maxBucketsPayload bounds the bucket JSON of one flushed record: half of
 // Relay's 1 MiB max_metric_buckets_size, leaving room for Kafka framing.

@@ -3,6 +3,7 @@ package forward
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -241,5 +242,116 @@ func TestMetricsCardinalityOneCallPerBatch(t *testing.T) {
 	}
 	if !slices.Equal(limitedRecs, []int{3, 4}) {
 		t.Fatalf("limited per record %v, want [3 4] (the second record's last 3, the third's 4)", limitedRecs)
+	}
+}
+
+// gatedBuffer blocks Append until open is closed, and records for each
+// Append its bytes less those of its last entry.
+type gatedBuffer struct {
+	*buffer.Buffer
+	open chan struct{}
+
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (g *gatedBuffer) Append(ctx context.Context, es []buffer.Entry) error {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	n := 0
+	for _, e := range es[:len(es)-1] {
+		n += len(e.Value)
+	}
+	g.mu.Lock()
+	g.sizes = append(g.sizes, n)
+	g.mu.Unlock()
+	return g.Buffer.Append(ctx, es)
+}
+
+// Buckets made due early by the budgets count against MaxBytes until
+// they are written: while the flusher cannot write (the buffer's Append
+// is held), a reader of many new series stops inserting once the
+// aggregator is Full instead of queueing early buckets without bound.
+// Once writes go through, every line ends in one outcome, and a commit
+// appends its encoded records commitBytes at a time.
+func TestMetricsEarlyFlushBounded(t *testing.T) {
+	b, _ := openBuffer(t)
+	clk := newClock(false)
+	const (
+		records  = 200
+		lines    = 50
+		maxBytes = 64 << 10
+	)
+	var es []buffer.Entry
+	for r := range records {
+		var sb strings.Builder
+		for l := range lines {
+			fmt.Fprintf(&sb, "baton.series:1|c|#s:%d\n", r*lines+l)
+		}
+		es = append(es, buffer.Entry{Stream: rawStream, Value: statsdRecord(1, strings.TrimSuffix(sb.String(), "\n"), clk.Now())})
+	}
+	if err := b.Append(context.Background(), es); err != nil {
+		t.Fatal(err)
+	}
+	agg, err := aggregate.New(aggregate.Options{MaxBytes: maxBytes, MaxScopeBytes: maxBytes / 4, Partitions: 8, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb := &gatedBuffer{Buffer: b, open: make(chan struct{})}
+	rec := newRecorder()
+	m := NewMetrics(MetricsOptions{
+		Buffer: gb, Sources: []buffer.Stream{rawStream}, Aggregator: agg,
+		Limits: envelope.DefaultLimits(), Outcomes: rec, Clock: clk, Logger: quiet,
+	})
+	const chunk = 1 << 10 // a flush here encodes ~2.5 KiB
+	m.commitBytes = chunk
+	go func() { // the flusher's timer never fires: wakes drive it
+		for range clk.Waits() {
+		}
+	}()
+	var wg sync.WaitGroup
+	stop := run(t, func(readCtx, sendCtx context.Context) {
+		m.Start(&wg, readCtx, sendCtx)
+		wg.Wait()
+	})
+	defer stop()
+	// One record's buckets may go past the budget before the reader checks.
+	const limit = maxBytes + lines*512
+	deadline := time.Now().Add(guard)
+	for m.stalls.Load() == 0 {
+		st := agg.Stats()
+		if held := st.Bytes + st.Writing; held > limit {
+			t.Fatalf("aggregator holds %d bytes with the flusher blocked, budget %d (inserted %d of %d)", held, maxBytes, st.Inserted, records*lines)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reader never waited for the budget: %+v", st)
+		}
+		time.Sleep(time.Millisecond) // polling an observable condition
+	}
+	if st := agg.Stats(); st.Bytes+st.Writing > limit || st.Inserted == records*lines {
+		t.Fatalf("reader waiting, but %+v", st)
+	}
+	close(gb.open)
+	for agg.Stats().Inserted < records*lines {
+		if st := agg.Stats(); st.Bytes+st.Writing > limit {
+			t.Fatalf("aggregator holds %d bytes, budget %d", st.Bytes+st.Writing, maxBytes)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not all inserted: %+v", agg.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stop() // writes out what is held
+	r := rec.get()
+	if r.aggregate.Records != records || r.produced.Items != records*lines || len(r.dropped) != 0 {
+		t.Fatalf("outcomes %+v, want %d records aggregated, %d buckets produced", r, records, records*lines)
+	}
+	gb.mu.Lock()
+	defer gb.mu.Unlock()
+	if len(gb.sizes) < 2 || slices.Max(gb.sizes) >= chunk {
+		t.Fatalf("appends of %v bytes (less their last record), want several under %d", gb.sizes, chunk)
 	}
 }

@@ -177,7 +177,11 @@ var ErrInvalidState = errors.New("project: invalid project state")
 // only a broken top level (not an object, bad publicKeys) is an error.
 func DecodeState(data []byte) (*State, error) {
 	st := &State{}
-	if err := json.Unmarshal(data, &st.top); err != nil || st.top == nil {
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidState)
+	}
+	data = bytes.Clone(data) // the state keeps sub-slices of it, not the caller's buffer
+	if st.top, _ = members(data); st.top == nil {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidState)
 	}
 	fields := []struct {
@@ -197,7 +201,8 @@ func DecodeState(data []byte) (*State, error) {
 	st.Present = st.Present.With(PartKeys)
 	if raw, ok := st.top["config"]; ok {
 		delete(st.top, "config")
-		if err := json.Unmarshal(raw, &st.config); err != nil {
+		var ok bool
+		if st.config, ok = members(raw); !ok {
 			// No usable config at all: every part but keys is broken.
 			st.config = nil
 			for p := PartClient; p < NumParts; p++ {
