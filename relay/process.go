@@ -367,8 +367,9 @@ func scrubLogs(buf []byte, t envelope.ItemType, payload []byte, st *project.Stat
 // place (the request owns them); otherwise a payload is copied to
 // *copyTo first and the item points at the copy when it changed. An
 // envelope with a minidump is left alone, as Relay then scrubs the
-// minidump only (which Baton does not do); view hierarchies, which Relay
-// scrubs as JSON, too. It reports whether a payload changed.
+// minidump only (which Baton does not do). View hierarchies are left to
+// scrubViewHierarchies when the project has them scrubbed as JSON. It
+// reports whether a payload changed.
 func scrubAttachments(env *envelope.Envelope, st *project.State, copyTo *[]byte) bool {
 	if st == nil || st.Attachments == nil {
 		return false
@@ -378,10 +379,10 @@ func scrubAttachments(env *envelope.Envelope, st *project.State, copyTo *[]byte)
 			return false
 		}
 	}
-	changed := false
+	changed, asJSON := false, scrubsViewHierarchies(st)
 	for i := range env.Items {
 		it := &env.Items[i]
-		if it.Type != envelope.ItemAttachment || it.AttachmentType == envelope.AttachmentTypeViewHierarchy || len(it.Payload) == 0 {
+		if it.Type != envelope.ItemAttachment || asJSON && isViewHierarchy(it) || len(it.Payload) == 0 {
 			continue
 		}
 		data := it.Payload
@@ -470,6 +471,17 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 		}
 		scrubAttachments(&s.env, st, nil)
 		s.lease.Shrink(n)
+	}
+	if st := in.adm.State; scrubsViewHierarchies(st) {
+		// Rewritten view hierarchies go to s.proc: charged for their
+		// size up front, for what replacements added after.
+		if err := s.proc.Reserve(viewHierarchySize(&s.env)+procSlack, &s.lease); err != nil {
+			return err
+		}
+		scrubViewHierarchies(&s.env, st, &s.proc.B)
+		if err := s.proc.Reserve(0, &s.lease); err != nil {
+			return err
+		}
 	}
 	for i := range s.env.Items {
 		it := &s.env.Items[i]
@@ -567,6 +579,7 @@ func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, re
 		ready, changed bool
 	)
 	changed = scrubAttachments(&env, st, &buf)
+	changed = scrubViewHierarchies(&env, st, &buf) || changed
 	for i := range env.Items {
 		it := &env.Items[i]
 		if !processed(it.Type, false) {

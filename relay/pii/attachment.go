@@ -33,8 +33,10 @@ import (
 //     documentation says `x`; Relay's code and tests pad with `*`.)
 //
 // Minidumps (scrubbed by their structure in Relay, which then leaves the
-// other attachments of the envelope alone) and view hierarchies (JSON)
-// are not scrubbed here.
+// other attachments of the envelope alone) are not scrubbed here; view
+// hierarchies are, unless the organization has Relay's
+// view-hierarchy-scrubbing feature (then viewhierarchy.go scrubs them as
+// JSON).
 
 // minUTF16Run is the fewest characters a UTF-16LE run needs to be scrubbed
 // (Relay's MIN_STRING_LEN).
