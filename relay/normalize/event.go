@@ -94,6 +94,7 @@ func (n *Normalizer) event(t *event.Tree, in *Input) error {
 	} else if e.has(rkMeasurements) && ev.Has("measurements") {
 		t.Delete(ev, "measurements") // only transactions have them (Relay's normalize_measurements)
 	}
+	e.breakdowns(in.Breakdowns)
 	if e.has(rkRequest) {
 		n.userAgentContexts(e)
 	}

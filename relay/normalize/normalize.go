@@ -62,6 +62,10 @@ type Input struct {
 	// Release and Environment come from the security endpoint's
 	// sentry_release / sentry_environment query parameters.
 	Release, Environment string
+	// Breakdowns is the project's breakdownsV2 in name order
+	// (breakdowns.go); nil when it has none: the event's own breakdowns
+	// then stay. Non-nil and empty removes them, as Relay does.
+	Breakdowns []Breakdown
 }
 
 // Normalizer applies its Options; it is safe for concurrent use. The
