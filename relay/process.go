@@ -234,7 +234,11 @@ func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *no
 	if st != nil {
 		cfg = st.PII
 	}
-	if !norm && filter == nil && group == nil {
+	// An event Baton normalized while its project's config was unknown
+	// gets the config's breakdowns on release (computed again, the same,
+	// for one normalized with them).
+	breakdowns := !norm && in != nil && in.Breakdowns != nil && (kind == envelope.ItemEvent || kind == envelope.ItemTransaction)
+	if !norm && filter == nil && group == nil && !breakdowns {
 		if piiErr {
 			return buf, false, errProjectStatePII
 		}
@@ -254,6 +258,8 @@ func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *no
 		if err := p.norm.Tree(t, in); err != nil {
 			return buf, false, err
 		}
+	} else if breakdowns {
+		p.norm.Breakdowns(t, in.Breakdowns)
 	}
 	if filter != nil && filter(policy.EventFromTree(kind, t.Root())) {
 		return buf, false, errFiltered
@@ -500,6 +506,8 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 				SentAt:    sentAt(&s.env.Header),
 				Received:  received,
 			}
+			s.breakdowns = appendBreakdowns(s.breakdowns[:0], in.adm.State)
+			nin.Breakdowns = s.breakdowns
 			if a := clientAddr(ctx); a.IsValid() {
 				nin.ClientAddr = a.String()
 			}
@@ -587,7 +595,7 @@ func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, re
 		}
 		if !ready {
 			ready = true
-			nin = normalize.Input{SentAt: sentAt(&env.Header), Received: rec.Received()}
+			nin = normalize.Input{SentAt: sentAt(&env.Header), Received: rec.Received(), Breakdowns: appendBreakdowns(nil, st)}
 			if a := firstAddr(rec.ClientIP); a.IsValid() {
 				nin.ClientAddr = a.String()
 			}

@@ -62,6 +62,17 @@ type opGroup struct {
 	spans []interval
 }
 
+// Breakdowns applies cfg to an event normalized without it (one that
+// waited for its project's config): what Tree does with
+// Input.Breakdowns, alone. The tree stays clean when the breakdowns are
+// already what cfg makes of it. nil cfg does nothing.
+func (n *Normalizer) Breakdowns(t *event.Tree, cfg []Breakdown) {
+	if cfg != nil && t.Root().Kind() == event.Object {
+		e := &norm{t: t, ev: t.Root()}
+		e.breakdowns(cfg)
+	}
+}
+
 // breakdowns applies cfg (Input.Breakdowns) to the event; nil does nothing.
 func (e *norm) breakdowns(cfg []Breakdown) {
 	if cfg == nil {
@@ -102,6 +113,9 @@ func (e *norm) breakdowns(cfg []Breakdown) {
 			t.Delete(ev, "breakdowns")
 		}
 		return
+	}
+	if old := ev.Get("breakdowns"); old != nil && string(old.AppendJSON(nil)) == string(out.AppendJSON(nil)) {
+		return // as computed before (idempotent): the tree stays clean
 	}
 	t.Set(ev, "breakdowns", out)
 }

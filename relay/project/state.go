@@ -152,6 +152,9 @@ type State struct {
 	Metrics Metrics
 	// Features part.
 	Features []string
+	// Breakdowns is breakdownsV2 (part other) in name order; nil when
+	// absent or malformed (Broken then says why), breakdowns.go.
+	Breakdowns []Breakdown
 	// Grouping part: nil when absent or broken (events are not hashed).
 	Grouping *Grouping
 	// ClientOptions part: nil when absent or broken (the project serves no
@@ -248,6 +251,10 @@ func (st *State) decodeParts() {
 	if err := decodeField(st.config, "features", &st.Features, nil); err != nil {
 		st.broken(PartFeatures, err.Error())
 		st.Features = nil
+	}
+	if err := st.decodeBreakdowns(); err != nil {
+		st.broken(PartOther, err.Error())
+		st.Breakdowns = nil
 	}
 	if err := st.decodeGrouping(); err != nil {
 		st.broken(PartGrouping, err.Error())
