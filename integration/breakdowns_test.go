@@ -20,7 +20,9 @@ const sentryBreakdowns = `{"span_ops":{"type":"spanOperations","matches":["http"
 func TestBreakdownsManaged(t *testing.T) {
 	settleDialer(t)
 	s := newFakeSentry(t)
-	withBD := func(m map[string]any) { m["config"].(map[string]any)["breakdownsV2"] = json.RawMessage(sentryBreakdowns) }
+	withBD := func(m map[string]any) {
+		m["config"].(map[string]any)["breakdownsV2"] = json.RawMessage(sentryBreakdowns)
+	}
 	s.setPending(managedKey, 3) // the first transaction waits for the config
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", withBD))
 	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", nil))
