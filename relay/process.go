@@ -550,6 +550,11 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 			if de := (*dropError)(nil); errors.As(err, &de) {
 				why = de.why
 			}
+			if why == outcome.ReasonFiltered {
+				// Counted in Stats.Filtered under Relay's filter stat
+				// key (FilterStatKey::InvalidCsp), as the filters are.
+				r.enforcer.FilterClass(v, from, discardReason(it.Type, err))
+			}
 			v.Drop[from], v.Why[from] = true, why
 			s.invalid[from] = discardReason(it.Type, err)
 			continue
