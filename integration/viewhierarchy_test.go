@@ -79,6 +79,26 @@ func TestViewHierarchyScrubbing(t *testing.T) {
 	if got, want := attachment("VH-NOFEATURE"), strings.Repeat("*", len(vh)); got != want {
 		t.Errorf("view hierarchy without the feature:\n got %s\nwant %s", got, want)
 	}
+	// Beside a minidump too (each attachment is judged on its own, as
+	// Relay does now): the view hierarchy masked, the minidump untouched.
+	const dump = "MDMP 192.168.1.20 dump"
+	body := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/43\"}\n{\"type\":\"event\"}\n{\"message\":\"VH-DUMP\"}\n"+
+		"{\"type\":\"attachment\",\"length\":%d,\"filename\":\"view-hierarchy.json\",\"attachment_type\":\"event.view_hierarchy\"}\n%s\n"+
+		"{\"type\":\"attachment\",\"length\":%d,\"filename\":\"crash.dmp\",\"attachment_type\":\"event.minidump\"}\n%s\n",
+		managedKey2, len(vh), vh, len(dump), dump)
+	if code, resp, _ := postEnvelope(t, n, 43, managedKey2, body, nil); code != 200 {
+		t.Fatalf("VH-DUMP: %d %s", code, resp)
+	}
+	fakeWaitFor(t, 15*time.Second, func() bool { _, _, ok := deliveredItem(t, s, "VH-DUMP", "attachment"); return ok },
+		func() string { return "no attachment with VH-DUMP reached the fake" })
+	for _, e := range s.envelopes() {
+		if !strings.Contains(string(e.Body), "VH-DUMP") {
+			continue
+		}
+		if !strings.Contains(string(e.Body), "\n"+strings.Repeat("*", len(vh))+"\n") || !strings.Contains(string(e.Body), "\n"+dump+"\n") {
+			t.Errorf("view hierarchy beside a minidump: want it masked whole and the minidump untouched:\n%s", e.Body)
+		}
+	}
 	// The feature, but no rule matches: byte for byte.
 	send(44, vhKey3, "VH-UNTOUCHED", pretty)
 	if got := attachment("VH-UNTOUCHED"); got != pretty {

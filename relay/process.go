@@ -371,24 +371,22 @@ func scrubLogs(buf []byte, t envelope.ItemType, payload []byte, st *project.Stat
 // piiConfig as Relay does (relay/pii attachment.go), keeping their length,
 // so their headers stand. With copyTo nil the payloads are scrubbed in
 // place (the request owns them); otherwise a payload is copied to
-// *copyTo first and the item points at the copy when it changed. An
-// envelope with a minidump is left alone, as Relay then scrubs the
-// minidump only (which Baton does not do). View hierarchies are left to
+// *copyTo first and the item points at the copy when it changed. Each
+// attachment is judged on its own, as Relay's attachment processing does
+// now (an older Relay scrubbed only the minidump of an envelope that had
+// one): a minidump is not scrubbed (Relay scrubs its structure, which
+// Baton does not do), the others are. View hierarchies are left to
 // scrubViewHierarchies when the project has them scrubbed as JSON. It
 // reports whether a payload changed.
 func scrubAttachments(env *envelope.Envelope, st *project.State, copyTo *[]byte) bool {
 	if st == nil || st.Attachments == nil {
 		return false
 	}
-	for i := range env.Items {
-		if it := &env.Items[i]; it.Type == envelope.ItemAttachment && it.AttachmentType == envelope.AttachmentTypeMinidump {
-			return false
-		}
-	}
 	changed, asJSON := false, scrubsViewHierarchies(st)
 	for i := range env.Items {
 		it := &env.Items[i]
-		if it.Type != envelope.ItemAttachment || asJSON && isViewHierarchy(it) || len(it.Payload) == 0 {
+		if it.Type != envelope.ItemAttachment || it.AttachmentType == envelope.AttachmentTypeMinidump ||
+			asJSON && isViewHierarchy(it) || len(it.Payload) == 0 {
 			continue
 		}
 		data := it.Payload
