@@ -34,10 +34,9 @@ import (
 //
 // Minidumps (scrubbed by their structure in Relay) are not scrubbed here;
 // the caller passes the other attachments of their envelope, as Relay
-// scrubs each attachment on its own. View
-// hierarchies are, unless the organization has Relay's
-// view-hierarchy-scrubbing feature (then viewhierarchy.go scrubs them as
-// JSON).
+// scrubs each attachment on its own. View hierarchies are, unless the
+// organization has Relay's view-hierarchy-scrubbing feature (then
+// viewhierarchy.go scrubs them as JSON).
 
 // minUTF16Run is the fewest characters a UTF-16LE run needs to be scrubbed
 // (Relay's MIN_STRING_LEN).
