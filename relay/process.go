@@ -46,7 +46,15 @@ func newProcessor(cfg config.Config) (*processor, error) {
 	if cfg.Mode == config.ModeProxy || cfg.Normalization.Level == config.NormalizationDisabled {
 		return nil, nil
 	}
-	n, err := normalize.New(normalize.Options{})
+	var opts normalize.Options
+	if path := cfg.Normalization.AndroidModels; path != "" {
+		m, err := readAndroidModels(path)
+		if err != nil {
+			return nil, fmt.Errorf("normalization.android_models: %w", err)
+		}
+		opts.AndroidModels = m
+	}
+	n, err := normalize.New(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,10 @@ type Options struct {
 	// built-in ones a transaction keeps (Relay's maxCustomMeasurements of
 	// the global config). Default DefaultMaxCustomMeasurements.
 	MaxCustomMeasurements int
+	// AndroidModels maps Android device models to their marketing names
+	// (ParseAndroidModels, android.go): a device context of a model it
+	// holds gets that name. Default nil: device names stay as sent.
+	AndroidModels map[string]string
 }
 
 // Defaults (one source of truth).

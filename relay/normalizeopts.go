@@ -1,6 +1,9 @@
 package relay
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/baton-relay/baton/relay/normalize"
 	"github.com/baton-relay/baton/relay/project"
 )
@@ -19,4 +22,18 @@ func appendBreakdowns(dst []normalize.Breakdown, st *project.State) []normalize.
 		dst = append(dst, normalize.Breakdown(b))
 	}
 	return dst
+}
+
+// readAndroidModels reads the normalization.android_models table.
+func readAndroidModels(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := normalize.ParseAndroidModels(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
 }
