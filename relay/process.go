@@ -484,10 +484,10 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 		scrubAttachments(&s.env, st, nil)
 		s.lease.Shrink(n)
 	}
-	if st := in.adm.State; scrubsViewHierarchies(st) {
+	if st, n := in.adm.State, viewHierarchySize(&s.env); n > 0 && scrubsViewHierarchies(st) {
 		// Rewritten view hierarchies go to s.proc: charged for their
 		// size up front, for what replacements added after.
-		if err := s.proc.Reserve(viewHierarchySize(&s.env)+procSlack, &s.lease); err != nil {
+		if err := s.proc.Reserve(n+procSlack, &s.lease); err != nil {
 			return err
 		}
 		scrubViewHierarchies(&s.env, st, &s.proc.B)
