@@ -51,7 +51,10 @@ var errVH = errors.New("pii: view hierarchy is not valid JSON")
 // attachments; immutable and safe for concurrent use. A nil
 // *ViewHierarchy scrubs nothing.
 type ViewHierarchy struct {
-	c *Config // the piiConfig alone, compiled: one pass, with prefilters
+	// p is the piiConfig's pass of a compiled Config (prefilters on),
+	// keys that Config's key numbering.
+	p    *pass
+	keys *keyIDs
 }
 
 // CompileViewHierarchy compiles piiConfig (raw JSON; empty or null for
@@ -66,7 +69,18 @@ func CompileViewHierarchy(piiConfig []byte) (*ViewHierarchy, error) {
 	if c == nil || err != nil {
 		return nil, err
 	}
-	return &ViewHierarchy{c: c}, nil
+	return c.ViewHierarchy(), nil
+}
+
+// ViewHierarchy is the piiConfig part of c for view hierarchies, sharing
+// c's compiled tables: what CompileViewHierarchy returns for the
+// piiConfig c was compiled from. Nil when c has no piiConfig application
+// (only datascrubbingSettings, which view hierarchies do not get).
+func (c *Config) ViewHierarchy() *ViewHierarchy {
+	if c == nil || len(c.passes) == 0 || c.passes[0].legacy {
+		return nil
+	}
+	return &ViewHierarchy{p: &c.passes[0], keys: c.keys}
 }
 
 // Scrub appends the view hierarchy src, its strings scrubbed, to dst and
@@ -80,8 +94,8 @@ func (v *ViewHierarchy) Scrub(dst, src []byte) (out []byte, changed bool) {
 	}
 	s := scrubbers.Get().(*scrubber)
 	t := event.New()
-	s.t, s.keys = t, v.c.keys
-	w := vhWalker{src: src, s: s, p: &v.c.passes[0], dst: dst}
+	s.t, s.keys = t, v.keys
+	w := vhWalker{src: src, s: s, p: v.p, dst: dst}
 	defer func() { t.Release(); s.reset(); scrubbers.Put(s) }()
 	if err := w.value(0); err != nil || !w.changed {
 		return dst, false

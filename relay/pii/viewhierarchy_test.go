@@ -204,3 +204,24 @@ func BenchmarkScrubViewHierarchy(b *testing.B) {
 		dst, _ = v.Scrub(dst[:0], src)
 	}
 }
+
+// A Config compiled with datascrubbingSettings too gives view hierarchies
+// its piiConfig pass only; one with the settings alone gives none.
+func TestConfigViewHierarchy(t *testing.T) {
+	settings := DataScrubbingSettings{ScrubData: true, ScrubDefaults: true, ScrubIPAddresses: true}
+	c, err := Compile(settings, []byte(`{"applications":{"$string":["@email:replace"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, changed := c.ViewHierarchy().Scrub(nil, []byte(`{"a":"me@example.com","password":"x","ip":"10.0.0.1"}`))
+	if want := `{"a":"[email]","password":"x","ip":"10.0.0.1"}`; !changed || string(out) != want {
+		t.Errorf("got %s, want %s (the piiConfig's rule, not the settings')", out, want)
+	}
+	legacy, err := Compile(settings, nil)
+	if err != nil || legacy == nil {
+		t.Fatal(legacy, err)
+	}
+	if legacy.ViewHierarchy() != nil {
+		t.Error("datascrubbingSettings applied to view hierarchies")
+	}
+}
