@@ -623,6 +623,14 @@ type Normalization struct {
 	// as received. "disabled" forwards payloads as received in every mode
 	// (no PII scrubbing either). Default: default.
 	Level NormalizationLevel `yaml:"level"`
+	// AndroidModels is a CSV file of Android device models and their
+	// marketing names in the form of Relay's android_models.csv (Google
+	// Play's supported devices list: a header naming "Model" and
+	// "Marketing Name"); a device context of a listed model gets the
+	// marketing name as its name, as Relay does. Read at startup; the
+	// table is held in memory (about 100 bytes a device). Default: ""
+	// (device names stay as sent).
+	AndroidModels string `yaml:"android_models"`
 }
 
 // NormalizationLevel is normalization.level.

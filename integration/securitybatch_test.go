@@ -74,6 +74,9 @@ func TestSecurityReportBatch(t *testing.T) {
 	if sc := st.Classes["security"]; sc.Accepted.Records != 4 || sc.Delivered.Records != 3 || sc.Dropped["filtered"].Records != 1 {
 		t.Errorf("security class %+v: want the 4 reports accepted, 3 delivered and the deprecation one filtered", sc)
 	}
+	if got := st.Filtered["invalid-csp"]; got != 1 {
+		t.Errorf("Stats.Filtered %v: want the deprecation report counted under invalid-csp, as Relay counts it", st.Filtered)
+	}
 
 	// A batch over the bound: refused whole, nothing accepted.
 	big := make([]string, 101)

@@ -16,6 +16,7 @@ import (
 	"github.com/baton-relay/baton/buffer"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/intake"
+	"github.com/baton-relay/baton/relay/normalize"
 	"github.com/baton-relay/baton/relay/policy"
 	"github.com/baton-relay/baton/relay/record"
 )
@@ -50,6 +51,8 @@ type scratch struct {
 	// the request is sampled (tracing.go).
 	span trace.Span
 	sctx context.Context
+	// breakdowns is the project's breakdownsV2 for normalize.Input.
+	breakdowns []normalize.Breakdown
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}

@@ -46,7 +46,15 @@ func newProcessor(cfg config.Config) (*processor, error) {
 	if cfg.Mode == config.ModeProxy || cfg.Normalization.Level == config.NormalizationDisabled {
 		return nil, nil
 	}
-	n, err := normalize.New(normalize.Options{})
+	var opts normalize.Options
+	if path := cfg.Normalization.AndroidModels; path != "" {
+		m, err := readAndroidModels(path)
+		if err != nil {
+			return nil, fmt.Errorf("normalization.android_models: %w", err)
+		}
+		opts.AndroidModels = m
+	}
+	n, err := normalize.New(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +242,11 @@ func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *no
 	if st != nil {
 		cfg = st.PII
 	}
-	if !norm && filter == nil && group == nil {
+	// An event Baton normalized while its project's config was unknown
+	// gets the config's breakdowns on release (computed again, the same,
+	// for one normalized with them).
+	breakdowns := !norm && in != nil && in.Breakdowns != nil && (kind == envelope.ItemEvent || kind == envelope.ItemTransaction)
+	if !norm && filter == nil && group == nil && !breakdowns {
 		if piiErr {
 			return buf, false, errProjectStatePII
 		}
@@ -260,6 +272,8 @@ func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *no
 		if err := p.norm.Tree(t, in); err != nil {
 			return buf, false, err
 		}
+	} else if breakdowns {
+		p.norm.Breakdowns(t, in.Breakdowns)
 	}
 	if filter != nil && filter(policy.EventFromTree(kind, t.Root())) {
 		return buf, false, errFiltered
@@ -371,23 +385,22 @@ func scrubLogs(buf []byte, t envelope.ItemType, payload []byte, st *project.Stat
 // piiConfig as Relay does (relay/pii attachment.go), keeping their length,
 // so their headers stand. With copyTo nil the payloads are scrubbed in
 // place (the request owns them); otherwise a payload is copied to
-// *copyTo first and the item points at the copy when it changed. An
-// envelope with a minidump is left alone, as Relay then scrubs the
-// minidump only (which Baton does not do); view hierarchies, which Relay
-// scrubs as JSON, too. It reports whether a payload changed.
+// *copyTo first and the item points at the copy when it changed. Each
+// attachment is judged on its own, as Relay's attachment processing does
+// now (an older Relay scrubbed only the minidump of an envelope that had
+// one): a minidump is not scrubbed (Relay scrubs its structure, which
+// Baton does not do), the others are. View hierarchies are left to
+// scrubViewHierarchies when the project has them scrubbed as JSON. It
+// reports whether a payload changed.
 func scrubAttachments(env *envelope.Envelope, st *project.State, copyTo *[]byte) bool {
 	if st == nil || st.Attachments == nil {
 		return false
 	}
-	for i := range env.Items {
-		if it := &env.Items[i]; it.Type == envelope.ItemAttachment && it.AttachmentType == envelope.AttachmentTypeMinidump {
-			return false
-		}
-	}
-	changed := false
+	changed, asJSON := false, scrubsViewHierarchies(st)
 	for i := range env.Items {
 		it := &env.Items[i]
-		if it.Type != envelope.ItemAttachment || it.AttachmentType == envelope.AttachmentTypeViewHierarchy || len(it.Payload) == 0 {
+		if it.Type != envelope.ItemAttachment || it.AttachmentType == envelope.AttachmentTypeMinidump ||
+			asJSON && isViewHierarchy(it) || len(it.Payload) == 0 {
 			continue
 		}
 		data := it.Payload
@@ -477,6 +490,17 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 		scrubAttachments(&s.env, st, nil)
 		s.lease.Shrink(n)
 	}
+	if st, n := in.adm.State, viewHierarchySize(&s.env); n > 0 && scrubsViewHierarchies(st) {
+		// Rewritten view hierarchies go to s.proc: charged for their
+		// size up front, for what replacements added after.
+		if err := s.proc.Reserve(n+procSlack, &s.lease); err != nil {
+			return err
+		}
+		scrubViewHierarchies(&s.env, st, &s.proc.B)
+		if err := s.proc.Reserve(0, &s.lease); err != nil {
+			return err
+		}
+	}
 	for i := range s.env.Items {
 		it := &s.env.Items[i]
 		if v.Drop[it.Class] || !processed(it.Type, true) {
@@ -494,6 +518,8 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 				SentAt:    sentAt(&s.env.Header),
 				Received:  received,
 			}
+			s.breakdowns = appendBreakdowns(s.breakdowns[:0], in.adm.State)
+			nin.Breakdowns = s.breakdowns
 			if a := clientAddr(ctx); a.IsValid() {
 				nin.ClientAddr = a.String()
 			}
@@ -536,6 +562,11 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 			if de := (*dropError)(nil); errors.As(err, &de) {
 				why = de.why
 			}
+			if why == outcome.ReasonFiltered {
+				// Counted in Stats.Filtered under Relay's filter stat
+				// key (FilterStatKey::InvalidCsp), as the filters are.
+				r.enforcer.FilterClass(v, from, discardReason(it.Type, err))
+			}
 			v.Drop[from], v.Why[from] = true, why
 			s.invalid[from] = discardReason(it.Type, err)
 			continue
@@ -573,6 +604,7 @@ func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, re
 		ready, changed bool
 	)
 	changed = scrubAttachments(&env, st, &buf)
+	changed = scrubViewHierarchies(&env, st, &buf) || changed
 	for i := range env.Items {
 		it := &env.Items[i]
 		if !processed(it.Type, false) {
@@ -580,7 +612,7 @@ func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, re
 		}
 		if !ready {
 			ready = true
-			nin = normalize.Input{SentAt: sentAt(&env.Header), Received: rec.Received()}
+			nin = normalize.Input{SentAt: sentAt(&env.Header), Received: rec.Received(), Breakdowns: appendBreakdowns(nil, st)}
 			if a := firstAddr(rec.ClientIP); a.IsValid() {
 				nin.ClientAddr = a.String()
 			}

@@ -279,8 +279,9 @@ func TestReleaseRewrites(t *testing.T) {
 }
 
 // Plain attachments are scrubbed with the project's attachment rules, in
-// place or into a copy, their length kept; an envelope with a minidump is
-// left alone (Relay scrubs its minidump only), and so is a view hierarchy.
+// place or into a copy, their length kept, beside a minidump too (which is
+// not scrubbed); a view hierarchy is one of them unless the project has
+// the view-hierarchy-scrubbing feature (then scrubViewHierarchies takes it).
 func TestScrubAttachments(t *testing.T) {
 	a, err := pii.CompileAttachments([]byte(`{"applications":{"$attachments.**":["@ip:mask"],"$attachments.'a.txt'":["@email"]}}`))
 	if err != nil || a == nil {
@@ -300,8 +301,17 @@ func TestScrubAttachments(t *testing.T) {
 		dump  = "{\"type\":\"attachment\",\"length\":4,\"filename\":\"d.dmp\",\"attachment_type\":\"event.minidump\"}\nMDMP"
 	)
 	env := parse(plain, vh)
-	if !scrubAttachments(env, st, nil) || string(env.Items[0].Payload) != "ip ********" || string(env.Items[1].Payload) != "ip 10.0.0.1" {
+	if !scrubAttachments(env, st, nil) || string(env.Items[0].Payload) != "ip ********" || string(env.Items[1].Payload) != "ip ********" {
 		t.Errorf("in place: %q %q", env.Items[0].Payload, env.Items[1].Payload)
+	}
+	vhc, err := pii.CompileViewHierarchy([]byte(`{"applications":{"$string":["@ip"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withVH := &project.State{Attachments: a, ViewHierarchy: vhc, Features: []string{project.FeatureViewHierarchyScrubbing}}
+	env = parse(plain, vh)
+	if !scrubAttachments(env, withVH, nil) || string(env.Items[1].Payload) != "ip 10.0.0.1" {
+		t.Errorf("view hierarchy scrubbed as a plain attachment with the feature: %q", env.Items[1].Payload)
 	}
 	env = parse(plain)
 	orig := env.Items[0].Payload
@@ -310,8 +320,8 @@ func TestScrubAttachments(t *testing.T) {
 		t.Errorf("copied: %q, source %q", env.Items[0].Payload, orig)
 	}
 	env = parse(plain, dump)
-	if scrubAttachments(env, st, nil) || string(env.Items[0].Payload) != "ip 10.0.0.1" {
-		t.Errorf("beside a minidump: %q", env.Items[0].Payload)
+	if !scrubAttachments(env, st, nil) || string(env.Items[0].Payload) != "ip ********" || string(env.Items[1].Payload) != "MDMP" {
+		t.Errorf("beside a minidump: %q, minidump %q", env.Items[0].Payload, env.Items[1].Payload)
 	}
 	if scrubAttachments(parse(plain), &project.State{}, nil) || scrubAttachments(parse(plain), nil, nil) {
 		t.Error("scrubbed without attachment rules")

@@ -13,8 +13,9 @@ import (
 // member that is not an object is removed. Then the known contexts are
 // normalized by type as Relay's normalize_context does: runtime and os
 // names and versions parsed from raw_description (only when the SDK sent
-// neither), their computed "runtime" / "os" / "browser" fields, and the
-// trace context's status (traceContext).
+// neither), their computed "runtime" / "os" / "browser" fields, the
+// device name of a known Android model (android.go), and the trace
+// context's status (traceContext).
 func (e *norm) contexts() {
 	c := e.ev.Get("contexts")
 	switch c.Kind() {
@@ -44,6 +45,8 @@ func (e *norm) contexts() {
 			e.computed(v, "browser")
 		case ty.Is("response"):
 			e.responseContext(v, c.Key(i))
+		case ty.Is("device"):
+			e.deviceContext(v) // android.go
 		}
 	}
 }

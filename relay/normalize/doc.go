@@ -13,7 +13,9 @@
 // (contexts.go), exception mechanisms (mechanism.go), breadcrumb and span
 // timestamps, and transactions (transaction.go: Relay's validation, whose
 // failure is ErrInvalidTransaction, then name, source, ops and ids;
-// measurements.go). Each step runs only when its field is there.
+// measurements.go), and the span-operation breakdowns of the project's
+// breakdownsV2 (breakdowns.go, Input.Breakdowns). Each step runs only when
+// its field is there.
 //
 // The functions are pure: every input (client address, user agent, sent_at,
 // receive time, clock) is an argument, nothing is read from the process or the

@@ -35,7 +35,7 @@ var legacyAliases = [][2]string{
 var validPlatforms = []string{"as3", "c", "cfml", "cocoa", "csharp", "elixir", "haskell", "go", "groovy", "java", "javascript", "native", "node", "objc", "other", "perl", "php", "python", "ruby"}
 
 func (n *Normalizer) event(t *event.Tree, in *Input) error {
-	e := &norm{t: t, ev: t.Root(), in: in}
+	e := &norm{t: t, ev: t.Root(), in: in, models: n.opts.AndroidModels}
 	ev := e.ev
 	e.root = scanRoot(ev)
 	if e.has(rkAlias) {
@@ -94,6 +94,7 @@ func (n *Normalizer) event(t *event.Tree, in *Input) error {
 	} else if e.has(rkMeasurements) && ev.Has("measurements") {
 		t.Delete(ev, "measurements") // only transactions have them (Relay's normalize_measurements)
 	}
+	e.breakdowns(in.Breakdowns)
 	if e.has(rkRequest) {
 		n.userAgentContexts(e)
 	}

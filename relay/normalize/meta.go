@@ -16,6 +16,8 @@ type norm struct {
 	// trimming (tagEnvironment).
 	envFromTag bool
 	root       rootKeys // see scanRoot
+	// models is Options.AndroidModels (android.go).
+	models map[string]string
 }
 
 // invalid removes the top-level field key and records why.

@@ -29,6 +29,10 @@ type Options struct {
 	// built-in ones a transaction keeps (Relay's maxCustomMeasurements of
 	// the global config). Default DefaultMaxCustomMeasurements.
 	MaxCustomMeasurements int
+	// AndroidModels maps Android device models to their marketing names
+	// (ParseAndroidModels, android.go): a device context of a model it
+	// holds gets that name. Default nil: device names stay as sent.
+	AndroidModels map[string]string
 }
 
 // Defaults (one source of truth).
@@ -62,6 +66,10 @@ type Input struct {
 	// Release and Environment come from the security endpoint's
 	// sentry_release / sentry_environment query parameters.
 	Release, Environment string
+	// Breakdowns is the project's breakdownsV2 in name order
+	// (breakdowns.go); nil when it has none: the event's own breakdowns
+	// then stay. Non-nil and empty removes them, as Relay does.
+	Breakdowns []Breakdown
 }
 
 // Normalizer applies its Options; it is safe for concurrent use. The

@@ -32,9 +32,11 @@ import (
 //     for hash) truncated to the match and padded with `*`. (Sentry's
 //     documentation says `x`; Relay's code and tests pad with `*`.)
 //
-// Minidumps (scrubbed by their structure in Relay, which then leaves the
-// other attachments of the envelope alone) and view hierarchies (JSON)
-// are not scrubbed here.
+// Minidumps (scrubbed by their structure in Relay) are not scrubbed here;
+// the caller passes the other attachments of their envelope, as Relay
+// scrubs each attachment on its own. View hierarchies are, unless the
+// organization has Relay's view-hierarchy-scrubbing feature (then
+// viewhierarchy.go scrubs them as JSON).
 
 // minUTF16Run is the fewest characters a UTF-16LE run needs to be scrubbed
 // (Relay's MIN_STRING_LEN).

@@ -6,7 +6,8 @@
 // Config.ScrubLogs scrubs the logs of a log container as Relay's logs
 // processor does (log.go), Config.ScrubOtelLog an otel_log item's OTLP
 // record the same way, in its own shape (otellog.go); Attachments scrubs
-// the bytes of a plain attachment (attachment.go).
+// the bytes of a plain attachment (attachment.go); ViewHierarchy the
+// strings of a view hierarchy attachment's JSON (viewhierarchy.go).
 //
 // # Model
 //
@@ -87,8 +88,9 @@
 //
 // # Not implemented yet
 //
-// Minidumps, view hierarchies and replay recordings (Relay scrubs those
-// too; plain attachments are scrubbed by Attachments, attachment.go);
+// Minidumps and replay recordings (Relay scrubs those too; plain
+// attachments are scrubbed by Attachments, attachment.go, view
+// hierarchies by ViewHierarchy, viewhierarchy.go);
 // the `vars.hashKey` of legacy hash redactions; `original_value` in _meta;
 // scrubbing of GraphQL request variables; the schema covers the common event
 // interfaces only (unknown fields of the event are pii true, of interfaces

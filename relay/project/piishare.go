@@ -29,6 +29,7 @@ var piiShared = struct {
 type compiledPII struct {
 	pii *pii.Config
 	att *pii.Attachments
+	vh  *pii.ViewHierarchy
 	err error
 }
 
@@ -81,6 +82,7 @@ func compilePIIParts(settingsRaw, piiConfig json.RawMessage) *compiledPII {
 	if c.err == nil {
 		// The same piiConfig compiled: it cannot fail where Compile did not.
 		c.att, _ = pii.CompileAttachments(piiConfig)
+		c.vh = c.pii.ViewHierarchy() // its piiConfig pass, not compiled again
 	}
 	return c
 }

@@ -136,7 +136,11 @@ type State struct {
 	// when it names no attachment (Relay then leaves attachments alone)
 	// or when PIIErr is set.
 	Attachments *pii.Attachments
-	// piiParts holds PII, PIIErr and Attachments, shared with the states of
+	// ViewHierarchy is the piiConfig compiled for view hierarchy
+	// attachments, which Relay scrubs as JSON when the project has
+	// FeatureViewHierarchyScrubbing; nil without piiConfig applications.
+	ViewHierarchy *pii.ViewHierarchy
+	// piiParts holds PII, PIIErr, Attachments and ViewHierarchy, shared with the states of
 	// other projects that have the same settings (piishare.go).
 	piiParts *compiledPII
 
@@ -150,6 +154,9 @@ type State struct {
 	Metrics Metrics
 	// Features part.
 	Features []string
+	// Breakdowns is breakdownsV2 (part other) in name order; nil when
+	// absent or malformed (Broken then says why), breakdowns.go.
+	Breakdowns []Breakdown
 	// Grouping part: nil when absent or broken (events are not hashed).
 	Grouping *Grouping
 	// ClientOptions part: nil when absent or broken (the project serves no
@@ -300,6 +307,10 @@ func (st *State) decodeParts() {
 		st.broken(PartFeatures, err.Error())
 		st.Features = nil
 	}
+	if err := st.decodeBreakdowns(); err != nil {
+		st.broken(PartOther, err.Error())
+		st.Breakdowns = nil
+	}
 	if err := st.decodeGrouping(); err != nil {
 		st.broken(PartGrouping, err.Error())
 		st.Grouping = nil
@@ -337,7 +348,7 @@ func (st *State) decodeClient() error {
 func (st *State) compilePII() {
 	c := sharedPII(st.config["datascrubbingSettings"], st.config["piiConfig"])
 	st.piiParts = c // keeps the shared entry alive while st is
-	st.PII, st.PIIErr, st.Attachments = c.pii, c.err, c.att
+	st.PII, st.PIIErr, st.Attachments, st.ViewHierarchy = c.pii, c.err, c.att, c.vh
 }
 
 func (st *State) decodeSampling() error {
@@ -397,6 +408,10 @@ func (st *State) KeyID(publicKey []byte) uint64 {
 	}
 	return 0
 }
+
+// FeatureViewHierarchyScrubbing has view hierarchy attachments scrubbed
+// as JSON (ViewHierarchy) rather than as plain attachments, as Relay does.
+const FeatureViewHierarchyScrubbing = "organizations:view-hierarchy-scrubbing"
 
 // HasFeature reports whether the project has the feature flag.
 func (st *State) HasFeature(name string) bool { return slices.Contains(st.Features, name) }
