@@ -35,16 +35,39 @@ func (p *parser) flatObject() *Node {
 
 func (p *parser) flatMembers(i int) *Node {
 	src, kmark := p.src, len(p.ks)
+	// Sibling frames mostly have the same keys: while each key is the
+	// same bytes as the last lazy object's key at its place (m of them so
+	// far), the object shares that list instead of scanning and copying
+	// its keys; a key that differs ends the sharing.
+	last, m, shared := p.lastFlat, 0, len(p.lastFlat) > 0
 	for {
 		if i >= len(src) || src[i] != '"' {
 			return nil
 		}
-		j := plainEnd(src, i+1)
-		if j+1 >= len(src) || src[j] != '"' || src[j+1] != ':' {
-			return nil
+		if shared {
+			if m < len(last) {
+				k := last[m]
+				if e := i + 1 + len(k); e+1 < len(src) && src[e] == '"' && src[e+1] == ':' && string(src[i+1:e]) == string(k) {
+					m++
+					i = e + 2
+				} else {
+					shared = false
+				}
+			} else {
+				shared = false
+			}
+			if !shared {
+				p.ks = append(p.ks, last[:m]...)
+			}
 		}
-		p.ks = append(p.ks, src[i+1:j])
-		i = j + 2
+		if !shared {
+			j := plainEnd(src, i+1)
+			if j+1 >= len(src) || src[j] != '"' || src[j+1] != ':' {
+				return nil
+			}
+			p.ks = append(p.ks, src[i+1:j])
+			i = j + 2
+		}
 		if i >= len(src) {
 			return nil
 		}
@@ -89,7 +112,15 @@ func (p *parser) flatMembers(i int) *Node {
 		i++
 		n := p.a.node(Object)
 		n.raw, n.lazy, n.lazyA = src[p.pos:i], true, p.a
-		n.keys = p.a.keyList(p.ks[kmark:])
+		if shared && m == len(last) {
+			n.keys = last
+		} else {
+			if shared {
+				p.ks = append(p.ks, last[:m]...)
+			}
+			n.keys = p.a.keyList(p.ks[kmark:])
+		}
+		p.lastFlat = n.keys
 		p.pos = i
 		return n
 	}
