@@ -1,5 +1,7 @@
 package event
 
+import "encoding/binary"
+
 // Lazy frames. Stack frames are most of an error event (BENCHMARKS.md,
 // issue 17, session 12), and most are flat objects of plain scalars
 // (filename, function, lineno, ...) that processing only reads a key or
@@ -35,16 +37,39 @@ func (p *parser) flatObject() *Node {
 
 func (p *parser) flatMembers(i int) *Node {
 	src, kmark := p.src, len(p.ks)
+	// Sibling frames mostly have the same keys: while each key is the
+	// same bytes as the last lazy object's key at its place (m of them so
+	// far), the object shares that list instead of scanning and copying
+	// its keys; a key that differs ends the sharing.
+	last, m, shared := p.lastFlat, 0, len(p.lastFlat) > 0
 	for {
 		if i >= len(src) || src[i] != '"' {
 			return nil
 		}
-		j := plainEnd(src, i+1)
-		if j+1 >= len(src) || src[j] != '"' || src[j+1] != ':' {
-			return nil
+		if shared {
+			if m < len(last) {
+				k := last[m]
+				if e := i + 1 + len(k); e+1 < len(src) && src[e] == '"' && src[e+1] == ':' && sameKey(src, i+1, k) {
+					m++
+					i = e + 2
+				} else {
+					shared = false
+				}
+			} else {
+				shared = false
+			}
+			if !shared {
+				p.ks = append(p.ks, last[:m]...)
+			}
 		}
-		p.ks = append(p.ks, src[i+1:j])
-		i = j + 2
+		if !shared {
+			j := plainEnd(src, i+1)
+			if j+1 >= len(src) || src[j] != '"' || src[j+1] != ':' {
+				return nil
+			}
+			p.ks = append(p.ks, src[i+1:j])
+			i = j + 2
+		}
 		if i >= len(src) {
 			return nil
 		}
@@ -55,7 +80,18 @@ func (p *parser) flatMembers(i int) *Node {
 				return nil
 			}
 			i = j + 1
-		case c == '-' || c-'0' < 10:
+		case c-'1' < 9: // most often a positive integer: lineno, colno
+			j := digitsEnd(src, i+1)
+			if j < len(src) && (src[j] == ',' || src[j] == '}') {
+				i = j
+				break
+			}
+			e, ok := numberEnd(src, i)
+			if !ok {
+				return nil
+			}
+			i = e
+		case c == '-' || c == '0':
 			e, ok := numberEnd(src, i)
 			if !ok {
 				return nil
@@ -89,10 +125,29 @@ func (p *parser) flatMembers(i int) *Node {
 		i++
 		n := p.a.node(Object)
 		n.raw, n.lazy, n.lazyA = src[p.pos:i], true, p.a
-		n.keys = p.a.keyList(p.ks[kmark:])
+		if shared && m == len(last) {
+			n.keys = last
+		} else {
+			if shared {
+				p.ks = append(p.ks, last[:m]...)
+			}
+			n.keys = p.a.keyList(p.ks[kmark:])
+		}
+		p.lastFlat = n.keys
 		p.pos = i
 		return n
 	}
+}
+
+// sameKey reports whether src[i:i+len(k)] is k, a key that aliases the
+// same source: a word compare when both have eight bytes to load (k's from
+// its capacity), instead of a call.
+func sameKey(src []byte, i int, k []byte) bool {
+	if len(k) <= 8 && cap(k) >= 8 && i+8 <= len(src) {
+		x := binary.LittleEndian.Uint64(src[i:]) ^ binary.LittleEndian.Uint64(k[:8])
+		return x&(1<<(8*uint(len(k)))-1) == 0
+	}
+	return string(src[i:i+len(k)]) == string(k)
 }
 
 // litEnd is the end of literal lit at src[i:], or -1.

@@ -89,6 +89,26 @@ func checkLazy(t testing.TB, src []byte, r *rand.Rand) {
 			walk(a.Index(i), b.Index(i))
 		}
 	}
+	// A lazy node's keys (its own, or shared with the sibling before it)
+	// are the eager node's.
+	var keys func(a, b *Node)
+	keys = func(a, b *Node) {
+		if ks, ok := b.ScalarKeys(); ok {
+			var want, got [][]byte
+			for i := range a.Len() {
+				want = append(want, a.Key(i))
+			}
+			got = append(got, ks...)
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+				t.Fatalf("%.200q: lazy keys %q, eager %q", src, got, want)
+			}
+			return
+		}
+		for i := range a.Len() {
+			keys(a.Index(i), b.Index(i))
+		}
+	}
+	keys(e.Root(), l.Root())
 	r2 := *r
 	var de, dl strings.Builder
 	dump(&de, e.Root())
@@ -142,7 +162,7 @@ func TestLazyMatchesEager(t *testing.T) {
 			in = append(in, src[:i])
 		}
 	}
-	for range 2000 {
+	for range 4000 {
 		in = append(in, randomFrames(r))
 	}
 	for _, src := range in {
@@ -170,14 +190,41 @@ func randomFrames(r *rand.Rand) []byte {
 	vals := []string{`"a"`, `12`, `-0.5e+3`, `true`, `false`, `null`, `""`, `"\u00e9"`, `"é"`, `{}`, `[]`, `{"a":1}`,
 		`[{"b":2}]`, `01`, `1.`, `tru`, `"x`, ` 1`, `"a\tb"`}
 	var frames []string
-	for range r.IntN(6) {
+	var last []string // the keys of the frame before
+	for range r.IntN(8) {
 		var b strings.Builder
 		b.WriteByte('{')
-		for i := range r.IntN(5) {
+		ks := last
+		if r.IntN(3) == 0 || len(ks) == 0 {
+			ks = nil
+			for range r.IntN(5) {
+				ks = append(ks, keys[r.IntN(len(keys))])
+			}
+		} else if r.IntN(2) == 0 { // mostly the same keys as the frame before
+			ks = append([]string(nil), ks...)
+			switch i := r.IntN(len(ks)); r.IntN(5) {
+			case 0:
+				ks = ks[:i]
+			case 1:
+				ks = append(ks, keys[r.IntN(len(keys))])
+			case 2:
+				ks[i] += "n"
+			case 3:
+				ks[i] = ks[i][:len(ks[i])/2]
+			case 4:
+				ks[i] = keys[r.IntN(len(keys))]
+			}
+		}
+		last = ks
+		for i, k := range ks {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, `"%s":%s`, keys[r.IntN(len(keys))], vals[r.IntN(len(vals))])
+			v := `"a"`
+			if r.IntN(2) == 0 {
+				v = vals[r.IntN(len(vals))]
+			}
+			fmt.Fprintf(&b, `"%s":%s`, k, v)
 		}
 		b.WriteByte('}')
 		frames = append(frames, b.String())

@@ -31,6 +31,10 @@ type parser struct {
 	// objects are kept lazy (lazy.go).
 	lazyNext bool
 	eager    bool // no lazy objects: ParseEager
+	// lastFlat is the keys of the last lazy object, which the next one,
+	// most often a sibling frame with the same keys, shares when its keys
+	// are the same bytes (lazy.go).
+	lastFlat [][]byte
 }
 
 func parse(src []byte, a *arena, eager bool) (*Node, error) {

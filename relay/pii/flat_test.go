@@ -183,8 +183,24 @@ func randomEvent(r *rand.Rand) []byte {
 		return b.String()
 	}
 	var frames []string
+	var last []string // the keys of the frame before, which half the frames reuse
 	for range r.IntN(8) {
-		frames = append(frames, obj(1))
+		if len(last) == 0 || r.IntN(2) == 0 {
+			last = last[:0]
+			for range 1 + r.IntN(5) {
+				last = append(last, keys[r.IntN(len(keys))])
+			}
+		}
+		var b strings.Builder
+		b.WriteByte('{')
+		for i, k := range last {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%q:%s", k, val(2))
+		}
+		b.WriteByte('}')
+		frames = append(frames, b.String())
 	}
 	list := func() string {
 		var xs []string

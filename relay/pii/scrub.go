@@ -211,13 +211,28 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 			}
 		}
 		g := p.flatAt(ef)
+		// Sibling lazy frames mostly share one key list (relay/event): a
+		// list is judged once, quietObject depending only on p, g, ef and it.
+		var judged [][]byte
+		var quiet bool
 		for i := range n.Len() {
 			v := n.Index(i)
 			if inert(v) {
 				continue
 			}
-			if g != nil && g.elemOK && v.Kind() == event.Object && s.quietObject(p, g, ef, v) {
-				continue // what visit would find, without its state
+			if g != nil && g.elemOK && v.Kind() == event.Object {
+				if ks, ok := v.ScalarKeys(); ok && len(ks) > 0 && len(judged) == len(ks) && &judged[0] == &ks[0] {
+					if quiet {
+						continue
+					}
+				} else if q := s.quietObject(p, g, ef, v); ok {
+					judged, quiet = ks, q
+					if q {
+						continue
+					}
+				} else if q {
+					continue // what visit would find, without its state
+				}
 			}
 			s.visit(p, nil, i, v, ef, -1)
 		}
