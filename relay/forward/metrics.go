@@ -287,7 +287,8 @@ func oversized(b *envelope.Bucket) bool {
 }
 
 // projectLimits applies the cardinality limits of the project's config
-// (its metrics part), once per revision.
+// (its metrics part, all of them: scopes and passive limits are the
+// Limiter's), once per revision.
 func (a *Metrics) projectLimits(rec *record.Record) {
 	st, status := a.o.Projects.GetBytes(rec.PublicKey)
 	if status != project.Ready { // not known yet: the configured default applies
