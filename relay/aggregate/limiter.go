@@ -90,6 +90,7 @@ type Limiter struct {
 	lru       limitScope // sentinel: lru.next is the most recently used
 	overrides map[limitKey]limitSpec
 	projects  map[uint64]projectLimits // SetProjectLimits
+	scratch   []target                 // AdmitSeries's targets, under mu
 	store     SeriesStore
 	gen       uint64 // bumped by SetProjectLimit; scopes re-resolve their limit
 	bytes     int64
@@ -209,8 +210,9 @@ func (l *Limiter) AdmitSeries(se Series) bool {
 	}
 	now := l.now().UnixNano()
 	ok := true
-	for _, t := range l.targets(se, nil) {
-		s := l.track(t, now)
+	l.scratch = l.targets(se, l.scratch[:0])
+	for i := range l.scratch {
+		s := l.track(l.scratch[i], now)
 		if !l.admitLocal(s, se.Hash) {
 			ok = l.reject(s) && ok
 		}
@@ -234,11 +236,12 @@ func (l *Limiter) reject(s *limitScope) bool {
 	return false
 }
 
-// target is a scope deciding a series, with its configured limit (nil:
-// the default and overrides resolve it).
+// target is a scope deciding a series, with its configured limit (when
+// configured; else the default and overrides resolve it).
 type target struct {
-	key  limitKey
-	spec *limitSpec
+	key        limitKey
+	spec       limitSpec
+	configured bool
 }
 
 // targets appends the scopes deciding se to dst: every configured limit
@@ -264,7 +267,8 @@ func (l *Limiter) targets(se Series, dst []target) []target {
 		case ScopeName:
 			k.scope, k.value = ScopeName, se.Name
 		}
-		dst = append(dst, target{key: k, spec: &limitSpec{limit: pli.Limit, window: pli.Window, gra: pli.Granularity, passive: pli.Passive}})
+		dst = append(dst, target{key: k, configured: true,
+			spec: limitSpec{limit: pli.Limit, window: pli.Window, gra: pli.Granularity, passive: pli.Passive}})
 	}
 	if len(dst) == n {
 		dst = append(dst, target{key: limitKey{project: se.Project, namespace: se.Namespace}})
@@ -297,8 +301,8 @@ func (l *Limiter) track(t target, now int64) *limitScope {
 		s.unlink()
 		l.pushFront(s)
 	}
-	if t.spec != nil {
-		s.spec, s.gen = *t.spec, l.gen
+	if t.configured {
+		s.spec, s.gen = t.spec, l.gen
 	} else if s.gen != l.gen {
 		s.spec, s.gen = l.resolve(k), l.gen
 	}
