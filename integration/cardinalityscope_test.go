@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay"
 )
 
 // A project config with two limits on one namespace: a name scoped limit
@@ -74,4 +75,42 @@ func TestManagedCardinalityScopes(t *testing.T) {
 		}
 		return names["c:custom/busy@none"] == 2 && names["c:custom/quiet@none"] == 2 && names["c:custom/learn@none"] == 1
 	}, func() string { return fmt.Sprintf("buckets upstream by name: %v", names) })
+}
+
+// With Redis, a name scoped limit counts each metric name fleet-wide: two
+// Batons share the 2 series of "busy" (a third is limited on the other
+// Baton, which alone would have admitted it), while "quiet" still passes.
+func TestManagedCardinalityScopesRedis(t *testing.T) {
+	settleDialer(t)
+	rs := startFleetRedis(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["metrics"] = map[string]any{"cardinalityLimits": []any{
+			map[string]any{"id": "per-name", "limit": 2, "namespace": "custom", "scope": "name",
+				"window": map[string]any{"windowSeconds": 3600, "granularitySeconds": 600}},
+		}}
+	}))
+	cfg := managedYAML(s.url(), "") + fastMetrics + fmt.Sprintf("redis: {addresses: [%q], probe_interval: 50ms, max_wait: 2s}\n", rs.addr) // a loaded machine: no fallback
+	limited := func(n *node, lines ...string) relay.Stats {
+		payload := strings.Join(lines, "\n")
+		env := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\"}\n{\"type\":\"statsd\",\"length\":%d}\n%s\n", managedKey, len(payload), payload)
+		if status, body, _ := postEnvelope(t, n, 42, managedKey, env, nil); status != 200 {
+			t.Fatalf("statsd: %d %s", status, body)
+		}
+		return waitBalanced(t, n, 15*time.Second)
+	}
+	a, b := startNode(t, cfg), startNode(t, cfg)
+	for _, n := range []*node{a, b} { // learn the config (one series of "learn" each)
+		limited(n, "learn:1|c")
+	}
+	if st := limited(a, "busy:1|c|#k:v0", "busy:1|c|#k:v1", "busy:1|c|#k:v2"); st.Classes["metric"].Dropped["cardinality_limited"].Items != 1 {
+		t.Fatalf("a: %+v, want 1 of 3 busy series limited", st.Classes["metric"])
+	}
+	st := limited(b, "busy:1|c|#k:v0", "busy:1|c|#k:v3", "quiet:1|c|#k:v0", "quiet:1|c|#k:v1")
+	if got := st.Classes["metric"].Dropped["cardinality_limited"].Items; got != 1 {
+		t.Fatalf("b: cardinality_limited = %d, want 1 (busy v3: the fleet's 2 busy series are v0, v1); %+v", got, st.Classes["metric"])
+	}
+	if c := st.Cardinality; c == nil || c.Stored == 0 || c.Fallbacks != 0 {
+		t.Fatalf("b: cardinality stats %+v, want Redis deciding, no fallback", c)
+	}
 }
