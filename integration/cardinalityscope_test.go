@@ -90,7 +90,7 @@ func TestManagedCardinalityScopesRedis(t *testing.T) {
 				"window": map[string]any{"windowSeconds": 3600, "granularitySeconds": 600}},
 		}}
 	}))
-	cfg := managedYAML(s.url(), "") + fastMetrics + fmt.Sprintf("redis: {addresses: [%q], probe_interval: 50ms, max_wait: 2s}\n", rs.addr) // a loaded machine: no fallback
+	cfg := managedYAML(s.url(), "") + fastMetrics + fmt.Sprintf("redis: {addresses: [%q], probe_interval: 50ms, max_wait: 1s}\n", rs.addr) // a loaded machine: no fallback
 	limited := func(n *node, lines ...string) relay.Stats {
 		payload := strings.Join(lines, "\n")
 		env := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\"}\n{\"type\":\"statsd\",\"length\":%d}\n%s\n", managedKey, len(payload), payload)
