@@ -217,6 +217,7 @@ func (l *Limiter) AdmitSeries(se Series) bool {
 			ok = l.reject(s) && ok
 		}
 	}
+	clear(l.scratch) // holds the series' name, maybe part of a large record
 	l.count(ok)
 	return ok
 }
