@@ -139,7 +139,7 @@ func (s *seriesStore) AdmitSeries(now time.Time, checks []aggregate.SeriesCheck,
 	series := make([]fleet.Series, len(checks))
 	for i, c := range checks {
 		series[i] = fleet.Series{Project: c.Project, Namespace: c.Namespace, Hash: c.Hash,
-			Limit: c.Limit, Window: c.Window, Granularity: c.Granularity}
+			Limit: c.Limit, Window: c.Window, Granularity: c.Granularity, ID: c.ID, Scope: c.Scope, Value: c.Value}
 	}
 	return s.c.AdmitSeries(now, series, ok)
 }

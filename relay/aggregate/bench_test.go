@@ -102,6 +102,22 @@ func BenchmarkLimiterAdmit(b *testing.B) {
 			i++
 		}
 	})
+	b.Run("known/configured", func(b *testing.B) { // a project limit and a name limit
+		l := NewLimiter(LimitOptions{Now: now})
+		l.SetProjectLimits(1, 0, []ProjectLimit{{ID: "p", Limit: 10_000}, {ID: "n", Scope: ScopeName, Limit: 10_000}})
+		se := Series{Project: 1, Namespace: "transactions", Name: "d:transactions/duration@millisecond"}
+		for h := range uint64(10_000) {
+			se.Hash = h * 0x9e3779b97f4a7c15
+			l.AdmitSeries(se)
+		}
+		b.ReportAllocs()
+		i := uint64(0)
+		for b.Loop() {
+			se.Hash = (i % 10_000) * 0x9e3779b97f4a7c15
+			l.AdmitSeries(se)
+			i++
+		}
+	})
 	b.Run("limited", func(b *testing.B) {
 		l := NewLimiter(LimitOptions{Limit: 10_000, Now: now})
 		b.ReportAllocs()

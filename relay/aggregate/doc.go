@@ -105,6 +105,18 @@
 // decide with what this Baton saw: the fallback admits up to the limit on
 // each Baton, as without a store, and never drops for lack of Redis.
 //
+// A project's configured limits (SetProjectLimits, its config's
+// metrics.cardinalityLimits, docs/relay-protocol.md 6.4) replace the
+// default for the namespaces they match (no namespace: all). Each counts
+// in its own scopes: ScopeOrganization one per organization (per project
+// while the organization's id is unknown), ScopeProject per project and
+// namespace, ScopeType and ScopeName per metric type or MRI within those.
+// A series passes if no non-passive limit rejects it; each limit counts
+// it independently (one rejecting does not keep it out of the others'
+// sets, as in Relay), and a passive limit only counts
+// (LimiterStats.Passive). Type and name scopes make one scope per type or
+// metric name, all bounded by LimitOptions.MaxScopes.
+//
 // # Concurrency
 //
 // Aggregator and Limiter are safe for concurrent use: each has one mutex,

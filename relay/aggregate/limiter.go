@@ -39,12 +39,17 @@ type LimitOptions struct {
 // of a scope under its limit, in a sliding window of Window made of
 // granules of Granularity (Relay's cardinality limiter).
 type SeriesCheck struct {
-	Project     uint64
+	Project     uint64 // the organization's id when Scope is ScopeOrganization
 	Namespace   string
 	Hash        uint64
 	Limit       int
 	Window      time.Duration
 	Granularity time.Duration
+
+	// For a project's configured limit (SetProjectLimits): its id, its
+	// scope, and the scope's value (the metric type or MRI for ScopeType
+	// and ScopeName, else ""). All "" for the default and overrides.
+	ID, Scope, Value string
 }
 
 // SeriesStore decides series for the Limiter, fleet-wide. AdmitSeries
@@ -57,11 +62,12 @@ type SeriesStore interface {
 
 // LimiterStats is a snapshot of a Limiter's counters.
 type LimiterStats struct {
-	Admitted uint64 `json:"admitted"` // Admit calls that returned true
-	Limited  uint64 `json:"limited"`  // Admit calls that returned false
-	Evicted  uint64 `json:"evicted"`  // scopes evicted by MaxScopes
-	Scopes   int    `json:"scopes"`   // scopes tracked
-	Bytes    int64  `json:"bytes"`    // estimated memory of the tracked scopes
+	Admitted uint64 `json:"admitted"`          // Admit calls that returned true
+	Limited  uint64 `json:"limited"`           // Admit calls that returned false
+	Evicted  uint64 `json:"evicted"`           // scopes evicted by MaxScopes
+	Passive  uint64 `json:"passive,omitempty"` // series a passive limit would have limited
+	Scopes   int    `json:"scopes"`            // scopes tracked
+	Bytes    int64  `json:"bytes"`             // estimated memory of the tracked scopes
 
 	// With a Store: series answered from the local cache of the current
 	// granule, series sent to the store, and series decided locally
@@ -83,15 +89,23 @@ type Limiter struct {
 	scopes    map[limitKey]*limitScope
 	lru       limitScope // sentinel: lru.next is the most recently used
 	overrides map[limitKey]limitSpec
+	projects  map[uint64]projectLimits // SetProjectLimits
+	scratch   []target                 // AdmitSeries's targets, under mu
 	store     SeriesStore
 	gen       uint64 // bumped by SetProjectLimit; scopes re-resolve their limit
 	bytes     int64
 	stats     LimiterStats
 }
 
+// limitKey names a scope. The default and overrides scopes are
+// (project, namespace); a configured limit's add its id, scope and scope
+// value, and count in the organization's id for ScopeOrganization.
 type limitKey struct {
 	project   uint64
 	namespace string
+	id        string
+	scope     string
+	value     string
 }
 
 // limitSpec is a scope's limit, and the window and granularity the
@@ -99,6 +113,34 @@ type limitKey struct {
 type limitSpec struct {
 	limit       int
 	window, gra time.Duration
+	passive     bool
+}
+
+// Scopes of a ProjectLimit (Relay's CardinalityScope,
+// docs/relay-protocol.md 6.4).
+const (
+	ScopeOrganization = "organization" // all projects of the organization share the count
+	ScopeProject      = "project"      // per project and namespace
+	ScopeType         = "type"         // per metric type, within project and namespace
+	ScopeName         = "name"         // per metric name (MRI), within project and namespace
+)
+
+// ProjectLimit is one of a project's configured cardinality limits (an
+// entry of its config's metrics.cardinalityLimits).
+type ProjectLimit struct {
+	ID        string
+	Namespace string // the namespace it applies to; "" applies to all
+	Scope     string // a Scope* constant; "" or unknown is ScopeProject
+	Passive   bool   // counted, never rejects (Relay only reports them)
+	Limit     int    // distinct series per window; 0 is unlimited
+	Window    time.Duration
+	// Granularity of the Store's sliding window (0: one granule).
+	Granularity time.Duration
+}
+
+type projectLimits struct {
+	org    uint64
+	limits []ProjectLimit
 }
 
 type limitScope struct {
@@ -136,6 +178,7 @@ func NewLimiter(o LimitOptions) *Limiter {
 		now:       o.Now,
 		scopes:    make(map[limitKey]*limitScope),
 		overrides: make(map[limitKey]limitSpec),
+		projects:  make(map[uint64]projectLimits),
 		store:     o.Store,
 	}
 	l.lru.next, l.lru.prev = &l.lru, &l.lru
@@ -148,26 +191,109 @@ func NewLimiter(o LimitOptions) *Limiter {
 // the caller must drop the bucket with outcome cardinality_limited. With a
 // Store it is AdmitBatch of one series.
 func (l *Limiter) Admit(projectID uint64, namespace string, keyHash uint64) bool {
+	return l.AdmitSeries(Series{Project: projectID, Namespace: namespace, Hash: keyHash})
+}
+
+// AdmitSeries is Admit for one series, whose Name (MRI) the project's
+// type and name scoped limits need.
+func (l *Limiter) AdmitSeries(se Series) bool {
 	if l.store != nil {
 		var ok [1]bool
-		l.AdmitBatch([]Series{{Project: projectID, Namespace: namespace, Hash: keyHash}}, ok[:])
+		l.AdmitBatch([]Series{se}, ok[:])
 		return ok[0]
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.limit == 0 && len(l.overrides) == 0 {
+	if l.unlimited() {
 		l.stats.Admitted++
 		return true
 	}
-	s := l.scope(limitKey{projectID, namespace}, l.now().UnixNano())
-	ok := l.admitLocal(s, keyHash)
+	now := l.now().UnixNano()
+	ok := true
+	l.scratch = l.targets(se, l.scratch[:0])
+	for i := range l.scratch {
+		s := l.track(l.scratch[i], now)
+		if !l.admitLocal(s, se.Hash) {
+			ok = l.reject(s) && ok
+		}
+	}
+	clear(l.scratch) // holds the series' name, maybe part of a large record
 	l.count(ok)
 	return ok
 }
 
-// scope returns k's scope, tracked and most recently used, with its limit
-// resolved and its local set of the window at now.
+// unlimited reports whether no limit is set at all.
+func (l *Limiter) unlimited() bool {
+	return l.limit == 0 && len(l.overrides) == 0 && len(l.projects) == 0
+}
+
+// reject accounts a scope's refusal and reports whether the series may
+// still pass: it may if the scope's limit is passive.
+func (l *Limiter) reject(s *limitScope) bool {
+	if s.spec.passive {
+		l.stats.Passive++
+		return true
+	}
+	return false
+}
+
+// target is a scope deciding a series, with its configured limit (when
+// configured; else the default and overrides resolve it).
+type target struct {
+	key        limitKey
+	spec       limitSpec
+	configured bool
+}
+
+// targets appends the scopes deciding se to dst: every configured limit
+// of its project whose namespace matches (a series passes only if none
+// rejects it; each counts it independently, as Relay's did), else the
+// (project, namespace) scope of the default and overrides.
+func (l *Limiter) targets(se Series, dst []target) []target {
+	pl := l.projects[se.Project]
+	n := len(dst)
+	for i := range pl.limits {
+		pli := &pl.limits[i]
+		if pli.Namespace != "" && pli.Namespace != se.Namespace {
+			continue
+		}
+		k := limitKey{project: se.Project, namespace: se.Namespace, id: pli.ID, scope: ScopeProject}
+		switch pli.Scope {
+		case ScopeOrganization:
+			if pl.org != 0 { // else counted per project
+				k.project, k.scope = pl.org, ScopeOrganization
+			}
+		case ScopeType:
+			k.scope, k.value = ScopeType, metricType(se.Name)
+		case ScopeName:
+			k.scope, k.value = ScopeName, se.Name
+		}
+		dst = append(dst, target{key: k, configured: true,
+			spec: limitSpec{limit: pli.Limit, window: pli.Window, gra: pli.Granularity, passive: pli.Passive}})
+	}
+	if len(dst) == n {
+		dst = append(dst, target{key: limitKey{project: se.Project, namespace: se.Namespace}})
+	}
+	return dst
+}
+
+// metricType is the type of an MRI "<type>:<namespace>/<name>@<unit>".
+func metricType(mri string) string {
+	if len(mri) >= 2 && mri[1] == ':' {
+		return mri[:1]
+	}
+	return ""
+}
+
+// scope returns k's scope of the default and overrides; see track.
 func (l *Limiter) scope(k limitKey, now int64) *limitScope {
+	return l.track(target{key: k}, now)
+}
+
+// track returns t's scope, tracked and most recently used, with its limit
+// resolved and its local set of the window at now.
+func (l *Limiter) track(t target, now int64) *limitScope {
+	k := t.key
 	window := now / l.windowNs
 	s := l.scopes[k]
 	if s == nil {
@@ -176,7 +302,9 @@ func (l *Limiter) scope(k limitKey, now int64) *limitScope {
 		s.unlink()
 		l.pushFront(s)
 	}
-	if s.gen != l.gen {
+	if t.configured {
+		s.spec, s.gen = t.spec, l.gen
+	} else if s.gen != l.gen {
 		s.spec, s.gen = l.resolve(k), l.gen
 	}
 	if s.window != window {
@@ -212,17 +340,22 @@ func (l *Limiter) add(k limitKey) *limitScope {
 		old := l.lru.prev
 		old.unlink()
 		delete(l.scopes, old.key)
-		l.bytes -= limitScopeOverhead + int64(len(old.key.namespace)) + old.set.bytes() + old.cache.bytes()
+		l.bytes -= limitScopeOverhead + old.key.size() + old.set.bytes() + old.cache.bytes()
 		l.stats.Evicted++
 	}
 	k.namespace = strings.Clone(k.namespace) // may be a substring of a large bucket name
+	k.value = strings.Clone(k.value)
 	spec := l.resolve(k)
 	s := &limitScope{key: k, gen: l.gen, spec: spec, window: -1, granule: -1}
 	l.scopes[k] = s
 	l.pushFront(s)
-	l.bytes += limitScopeOverhead + int64(len(k.namespace))
+	l.bytes += limitScopeOverhead + k.size()
 	return s
 }
+
+// size is the memory of k's strings the scope holds (id and scope are
+// shared with the configured limit).
+func (k *limitKey) size() int64 { return int64(len(k.namespace) + len(k.value)) }
 
 func (l *Limiter) pushFront(s *limitScope) {
 	s.prev, s.next = &l.lru, l.lru.next
@@ -263,11 +396,40 @@ func (l *Limiter) SetProjectLimit(projectID uint64, namespace string, limit int)
 func (l *Limiter) SetProjectWindow(projectID uint64, namespace string, limit int, window, granularity time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k := limitKey{projectID, strings.Clone(namespace)}
+	k := limitKey{project: projectID, namespace: strings.Clone(namespace)}
 	if limit < 0 {
 		delete(l.overrides, k)
 	} else {
 		l.overrides[k] = limitSpec{limit: limit, window: max(window, 0), gra: max(granularity, 0)}
+	}
+	l.gen++
+}
+
+// SetProjectLimits sets the configured limits of a project (its config's
+// metrics.cardinalityLimits), replacing the previous ones; orgID (0 if
+// unknown: organization limits then count per project) is the
+// organization its ScopeOrganization limits count in. A namespace
+// without a matching limit keeps the default and overrides; an empty
+// list removes the project's. The caller keeps them bounded (the
+// configured projects' limits).
+func (l *Limiter) SetProjectLimits(projectID, orgID uint64, limits []ProjectLimit) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(limits) == 0 {
+		delete(l.projects, projectID)
+	} else {
+		cp := make([]ProjectLimit, len(limits))
+		for i, pl := range limits {
+			pl.ID, pl.Namespace = strings.Clone(pl.ID), strings.Clone(pl.Namespace)
+			pl.Limit, pl.Window, pl.Granularity = max(pl.Limit, 0), max(pl.Window, 0), max(pl.Granularity, 0)
+			switch pl.Scope {
+			case ScopeOrganization, ScopeType, ScopeName:
+			default:
+				pl.Scope = ScopeProject
+			}
+			cp[i] = pl
+		}
+		l.projects[projectID] = projectLimits{org: orgID, limits: cp}
 	}
 	l.gen++
 }

@@ -3,11 +3,13 @@ package aggregate
 import "time"
 
 // Series is one decision of AdmitBatch: a bucket identity (KeyHash) of a
-// (project, namespace) scope.
+// (project, namespace) scope, and its MRI (Name), which the project's
+// type and name scoped limits count by.
 type Series struct {
 	Project   uint64
 	Namespace string
 	Hash      uint64
+	Name      string
 }
 
 // maxGranules bounds the granules of a store window (each a Redis set a
@@ -15,26 +17,28 @@ type Series struct {
 const maxGranules = 64
 
 // AdmitBatch decides every series at once: ok[i] (len(ok) == len(series))
-// as Admit would answer for series[i]. Without a Store it is Admit in a
-// loop. With one, a series its store admitted in the current granule
-// passes from the local cache, and the others go to the store in one
-// AdmitSeries call, made without holding the Limiter's lock; if that
-// fails, they are decided by the local sets (the fallback), which every
-// admitted series also feeds so that they know this Baton's recent
-// traffic.
+// as AdmitSeries would answer for series[i]. Without a Store it is
+// AdmitSeries in a loop. With one, a series its store admitted in the
+// current granule of a scope passes it from the local cache, and the
+// other (series, scope) pairs go to the store in one AdmitSeries call,
+// made without holding the Limiter's lock; if that fails, they are
+// decided by the local sets (the fallback), which every admitted series
+// also feeds so that they know this Baton's recent traffic.
 func (l *Limiter) AdmitBatch(series []Series, ok []bool) {
 	if l.store == nil {
 		for i, se := range series {
-			ok[i] = l.Admit(se.Project, se.Namespace, se.Hash)
+			ok[i] = l.AdmitSeries(se)
 		}
 		return
 	}
 	var (
 		checks []SeriesCheck
-		at     []int // checks[j] decides series[at[j]]
+		at     []int    // checks[j] decides series[at[j]]
+		tg     []target // in checks[j]'s scope
+		ts     []target // scratch
 	)
 	l.mu.Lock()
-	if l.limit == 0 && len(l.overrides) == 0 {
+	if l.unlimited() {
 		for i := range ok {
 			ok[i] = true
 		}
@@ -45,32 +49,37 @@ func (l *Limiter) AdmitBatch(series []Series, ok []bool) {
 	clock := l.now()
 	now := clock.UnixNano()
 	for i, se := range series {
-		s := l.scope(limitKey{se.Project, se.Namespace}, now)
-		if s.spec.limit == 0 {
-			ok[i] = true
-			l.stats.Admitted++
-			continue
+		ok[i] = true
+		ts = l.targets(se, ts[:0])
+		for _, t := range ts {
+			s := l.track(t, now)
+			if s.spec.limit == 0 {
+				continue
+			}
+			window, gran := l.storeWindow(s.spec)
+			if g := now / int64(gran); s.granule != g {
+				l.bytes -= s.cache.bytes()
+				s.cache, s.granule = hashSet{}, g
+			}
+			if s.cache.has(se.Hash) {
+				l.admitLocal(s, se.Hash)
+				l.stats.Cached++
+				continue
+			}
+			t.key = s.key // its strings, cloned
+			checks = append(checks, SeriesCheck{Project: s.key.project, Namespace: s.key.namespace, Hash: se.Hash,
+				Limit: s.spec.limit, Window: window, Granularity: gran,
+				ID: s.key.id, Scope: s.key.scope, Value: s.key.value})
+			at = append(at, i)
+			tg = append(tg, t)
 		}
-		window, gran := l.storeWindow(s.spec)
-		if g := now / int64(gran); s.granule != g {
-			l.bytes -= s.cache.bytes()
-			s.cache, s.granule = hashSet{}, g
-		}
-		if s.cache.has(se.Hash) {
-			ok[i] = true
-			l.admitLocal(s, se.Hash)
-			l.stats.Admitted++
-			l.stats.Cached++
-			continue
-		}
-		checks = append(checks, SeriesCheck{Project: se.Project, Namespace: s.key.namespace, Hash: se.Hash,
-			Limit: s.spec.limit, Window: window, Granularity: gran})
-		at = append(at, i)
 	}
-	l.mu.Unlock()
 	if len(checks) == 0 {
+		l.countAll(ok)
+		l.mu.Unlock()
 		return
 	}
+	l.mu.Unlock()
 	res := make([]bool, len(checks))
 	err := l.store.AdmitSeries(clock, checks, res)
 	l.mu.Lock()
@@ -80,7 +89,7 @@ func (l *Limiter) AdmitBatch(series []Series, ok []bool) {
 	later := max(l.now().UnixNano(), now)
 	for j := range checks {
 		c := &checks[j]
-		s := l.scope(limitKey{c.Project, c.Namespace}, later)
+		s := l.track(tg[j], later)
 		var admitted bool
 		if err != nil {
 			admitted = l.admitLocal(s, c.Hash)
@@ -97,8 +106,16 @@ func (l *Limiter) AdmitBatch(series []Series, ok []bool) {
 				}
 			}
 		}
-		ok[at[j]] = admitted
-		l.count(admitted)
+		if !admitted && !l.reject(s) {
+			ok[at[j]] = false
+		}
+	}
+	l.countAll(ok)
+}
+
+func (l *Limiter) countAll(ok []bool) {
+	for _, v := range ok {
+		l.count(v)
 	}
 }
 

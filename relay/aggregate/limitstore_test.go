@@ -26,7 +26,7 @@ func (f *fakeStore) AdmitSeries(_ time.Time, checks []SeriesCheck, ok []bool) er
 		f.sets = map[limitKey]map[uint64]bool{}
 	}
 	for i, c := range checks {
-		k := limitKey{c.Project, c.Namespace}
+		k := limitKey{project: c.Project, namespace: c.Namespace, id: c.ID, scope: c.Scope, value: c.Value}
 		if f.sets[k] == nil {
 			f.sets[k] = map[uint64]bool{}
 		}

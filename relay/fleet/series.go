@@ -21,6 +21,11 @@ type Series struct {
 	Limit       int
 	Window      time.Duration
 	Granularity time.Duration
+
+	// A project's configured limit: its id, scope ("organization": Project
+	// is the organization's id; "project", "type", "name") and the scope's
+	// value (metric type or MRI, else ""); all "" for the default limit.
+	ID, Scope, Value string
 }
 
 // ErrDown is returned by AdmitSeries while Redis is known to be
@@ -82,9 +87,10 @@ type seriesScope struct {
 }
 
 type seriesKey struct {
-	project     uint64
-	namespace   string
-	window, gra time.Duration
+	project          uint64
+	namespace        string
+	id, scope, value string
+	window, gra      time.Duration
 }
 
 // AdmitSeries decides a batch of series at now in one round trip: a
@@ -103,7 +109,7 @@ func (c *Counter) AdmitSeries(now time.Time, series []Series, ok []bool) error {
 	byKey := map[seriesKey]int{}
 	var scopes []seriesScope
 	for i, s := range series {
-		k := seriesKey{s.Project, s.Namespace, s.Window, s.Granularity}
+		k := seriesKey{s.Project, s.Namespace, s.ID, s.Scope, s.Value, s.Window, s.Granularity}
 		j, seen := byKey[k]
 		if !seen {
 			j = len(scopes)
@@ -169,7 +175,7 @@ func (c *Counter) seriesScope(s Series, now int64) seriesScope {
 	window := max(int64(s.Window/time.Second), gran)
 	n := (window + gran - 1) / gran
 	first := now / gran
-	prefix := c.seriesPrefix(s.Project, s.Namespace, window, gran)
+	prefix := c.seriesPrefix(&s, window, gran)
 	keys := make([]string, n)
 	for i := range n {
 		keys[i] = prefix + strconv.FormatInt(first+i, 10)
@@ -181,15 +187,30 @@ func (c *Counter) seriesScope(s Series, now int64) seriesScope {
 }
 
 // seriesPrefix is the keys' common part:
-// prefix:c:{project:namespace}:window:granularity: (the braces keep a
-// scope's sets in one Redis Cluster slot, as a script needs).
-func (c *Counter) seriesPrefix(project uint64, namespace string, window, gran int64) string {
-	b := make([]byte, 0, len(c.opts.KeyPrefix)+len(namespace)+64)
+// prefix:c:{project:namespace}:window:granularity: for the default limit,
+// prefix:c:{scope:project:namespace:id[:value]}:window:granularity: for a
+// configured one (project is the organization's id for its scope; value
+// the metric type or MRI of type and name scopes). The braces keep a
+// scope's sets in one Redis Cluster slot, as a script needs.
+func (c *Counter) seriesPrefix(s *Series, window, gran int64) string {
+	b := make([]byte, 0, len(c.opts.KeyPrefix)+len(s.Namespace)+len(s.ID)+len(s.Scope)+len(s.Value)+64)
 	b = append(b, c.opts.KeyPrefix...)
 	b = append(b, ":c:{"...)
-	b = strconv.AppendUint(b, project, 10)
+	if s.Scope != "" {
+		b = append(b, s.Scope...)
+		b = append(b, ':')
+	}
+	b = strconv.AppendUint(b, s.Project, 10)
 	b = append(b, ':')
-	b = append(b, namespace...)
+	b = append(b, s.Namespace...)
+	if s.Scope != "" {
+		b = append(b, ':')
+		b = append(b, s.ID...)
+		if s.Value != "" {
+			b = append(b, ':')
+			b = append(b, s.Value...)
+		}
+	}
 	b = append(b, "}:"...)
 	b = strconv.AppendInt(b, window, 10)
 	b = append(b, ':')

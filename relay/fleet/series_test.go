@@ -283,3 +283,41 @@ func TestSeriesSlowRedis(t *testing.T) {
 		t.Fatalf("after SIGCONT: %v %v", ok, err)
 	}
 }
+
+// TestSeriesScopes: a configured limit's sets are named by its scope, id
+// and scope value, so a name scoped limit counts each metric name apart
+// (the same hashes under two names both pass a limit of 1 each), and an
+// organization limit counts in the organization's id.
+func TestSeriesScopes(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: time.Second})
+	now := time.Unix(1_700_000_000, 0)
+	mk := func(scope, value string, project, hash uint64) Series {
+		return Series{Project: project, Namespace: "custom", Hash: hash, Limit: 1, Window: time.Minute, Granularity: 20 * time.Second,
+			ID: "lim", Scope: scope, Value: value}
+	}
+	batch := []Series{
+		mk("name", "c:custom/a@none", 3, 1), mk("name", "c:custom/a@none", 3, 2), // one name: 1 of 2
+		mk("name", "c:custom/b@none", 3, 2), // another name: its own set
+		mk("type", "c", 3, 5), mk("type", "d", 3, 6),
+		mk("organization", "", 9, 7), mk("organization", "", 9, 8),
+	}
+	ok := make([]bool, len(batch))
+	if err := c.AdmitSeries(now, batch, ok); err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, false, true, true, true, true, false}; !slices.Equal(ok, want) {
+		t.Fatalf("admitted %v, want %v", ok, want)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DisableIdentity: true})
+	defer rdb.Close()
+	for _, pat := range []string{
+		"baton:c:{name:3:custom:lim:c:custom/a@none}:60:20:*", "baton:c:{name:3:custom:lim:c:custom/b@none}:60:20:*",
+		"baton:c:{type:3:custom:lim:c}:60:20:*", "baton:c:{organization:9:custom:lim}:60:20:*",
+	} {
+		keys, err := rdb.Keys(context.Background(), pat).Result()
+		if err != nil || len(keys) != 3 {
+			t.Errorf("keys %s: %v %v, want 3 granule sets", pat, keys, err)
+		}
+	}
+}

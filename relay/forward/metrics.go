@@ -228,7 +228,7 @@ func (a *Metrics) admit(batch []readRec, buckets []envelope.Bucket, lb *limitBat
 				b.Metadata.ReceivedAt = received
 			}
 			if limiter != nil {
-				lb.series = append(lb.series, aggregate.Series{Project: r.rec.ProjectID, Namespace: ns, Hash: b.KeyHash()})
+				lb.series = append(lb.series, aggregate.Series{Project: r.rec.ProjectID, Namespace: ns, Hash: b.KeyHash(), Name: b.Name})
 			}
 			buckets[kept] = *b
 			kept++
@@ -287,7 +287,8 @@ func oversized(b *envelope.Bucket) bool {
 }
 
 // projectLimits applies the cardinality limits of the project's config
-// (its metrics part), once per revision.
+// (its metrics part, all of them: scopes and passive limits are the
+// Limiter's), once per revision.
 func (a *Metrics) projectLimits(rec *record.Record) {
 	st, status := a.o.Projects.GetBytes(rec.PublicKey)
 	if status != project.Ready { // not known yet: the configured default applies
@@ -300,13 +301,15 @@ func (a *Metrics) projectLimits(rec *record.Record) {
 	if seen {
 		return
 	}
-	for _, l := range st.Metrics.CardinalityLimits {
-		if l.Passive || (l.Scope != "" && l.Scope != "project" && l.Scope != "organization") {
-			continue
+	limits := make([]aggregate.ProjectLimit, len(st.Metrics.CardinalityLimits))
+	for i, l := range st.Metrics.CardinalityLimits {
+		limits[i] = aggregate.ProjectLimit{ID: l.ID, Namespace: l.Namespace, Scope: l.Scope, Passive: l.Passive, Limit: l.Limit,
+			Window: time.Duration(l.Window.WindowSeconds) * time.Second, Granularity: time.Duration(l.Window.GranularitySeconds) * time.Second}
+		if limits[i].ID == "" { // ids name the limits' scopes: keep two apart
+			limits[i].ID = "#" + strconv.Itoa(i)
 		}
-		a.o.Limiter.SetProjectWindow(st.ProjectID, l.Namespace, l.Limit,
-			time.Duration(l.Window.WindowSeconds)*time.Second, time.Duration(l.Window.GranularitySeconds)*time.Second)
 	}
+	a.o.Limiter.SetProjectLimits(st.ProjectID, st.OrganizationID, limits)
 }
 
 // insert adds one record's buckets and remembers the record for the ack.
