@@ -25,6 +25,9 @@ type tailState struct {
 	projects map[uint64]bool
 	static   tailsample.Rules // tail_sampling's rules, for the listed projects
 	index    *tailsample.Index
+	// marks keeps the index's error marks in the buffer (record.Marks);
+	// nil while off.
+	marks *tailsample.Marks
 }
 
 // tailClasses are the classes whose items wait for their trace's decision.
@@ -69,24 +72,62 @@ func (r *Relay) tailStream(c envelope.Class, pid uint64, st *project.State, stre
 	return stream
 }
 
-// markTail marks the trace of a committed error of a tail-sampled project
-// as interesting; the error itself was not held.
-func (r *Relay) markTail(in *admitted, s *scratch) {
-	if !r.tailSampled(in.pid, in.adm.State) || in.perClass[envelope.ClassError] == 0 || s.verdict.Drop[envelope.ClassError] {
+// tailMark returns the trace id of a tail-sampled project's error about to
+// be committed ("" for none) and, when marks are durable, adds its mark
+// to s.entries: it is appended with the error, in the same batch and
+// fsync, so an acked error's mark survives kill -9 (tailsample.Marks).
+func (r *Relay) tailMark(in *admitted, s *scratch) string {
+	if !r.tail.on || in.perClass[envelope.ClassError] == 0 || s.verdict.Drop[envelope.ClassError] || !r.tailSampled(in.pid, in.adm.State) {
+		return ""
+	}
+	id := tailsample.ErrorTraceID(&s.env)
+	if id != "" && r.tail.marks != nil {
+		s.mark = tailsample.AppendMark(s.mark[:0], id)
+		s.entries = append(s.entries, buffer.Entry{Stream: record.Marks().ID(), Value: s.mark})
+	}
+	return id
+}
+
+// markTail marks trace id (tailMark's, after the Append) as interesting:
+// the error itself was not held.
+func (r *Relay) markTail(id string, s *scratch) {
+	if id == "" {
 		return
 	}
-	r.tail.index.Mark(tailsample.ErrorTraceID(&s.env), time.Now())
+	now := time.Now()
+	r.tail.index.Mark(id, now)
+	if r.tail.marks != nil {
+		r.tail.marks.Added(s.entries[len(s.entries)-1].Seq, now)
+	}
 }
 
 // markTailReleased is markTail for an error that waited for its project's
-// config and is released now (forward verdict).
+// config and is released now (forward verdict). Its durable mark is an
+// Append of its own, before the error leaves the waiting room: a rare
+// path, group-committed with whatever else is appended.
 func (r *Relay) markTailReleased(rec *record.Record, st *project.State) {
 	if rec.Class != envelope.ClassError || !r.tailSampled(rec.ProjectID, st) {
 		return
 	}
-	if e, err := envelope.Parse(rec.Envelope); err == nil {
-		r.tail.index.Mark(tailsample.ErrorTraceID(e), time.Now())
+	e, err := envelope.Parse(rec.Envelope)
+	if err != nil {
+		return
 	}
+	id := tailsample.ErrorTraceID(e)
+	if id == "" {
+		return
+	}
+	now := time.Now()
+	r.tail.index.Mark(id, now)
+	if r.tail.marks == nil {
+		return
+	}
+	ent := []buffer.Entry{{Stream: record.Marks().ID(), Value: tailsample.AppendMark(nil, id)}}
+	if err := r.buf.Append(r.ctx, ent); err != nil {
+		r.log.Warn("tail sampling: error mark not persisted; a restart forgets it", "trace_id", id, "err", err)
+		return
+	}
+	r.tail.marks.Added(ent[0].Seq, now)
 }
 
 // tailRules are the rules of a record in a trace buffer: its project's
