@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // kill -9 after an error went out, before its trace's transactions were
@@ -61,7 +63,9 @@ func TestTailSamplingKill9KeepsMarkedTrace(t *testing.T) {
 	fakeWaitFor(t, 20*time.Second, func() bool {
 		st = crashStats(t, c, p.base)
 		return st.Pending == 0 && st.TailSampling != nil && st.TailSampling.Kept+st.TailSampling.Dropped == 2
-	}, func() string { return fmt.Sprintf("after the restart: pending %d, tail sampling %+v", st.Pending, st.TailSampling) })
+	}, func() string {
+		return fmt.Sprintf("after the restart: pending %d, tail sampling %+v", st.Pending, st.TailSampling)
+	})
 	if st.TailSampling.Kept != 1 || st.TailSampling.Dropped != 1 || !st.Balanced {
 		t.Errorf("after the restart: tail sampling %+v (balanced %v); want the marked trace kept, the plain one dropped", st.TailSampling, st.Balanced)
 	}
@@ -84,4 +88,41 @@ func upstreamHas(up *fakeUpstream, s string) bool {
 		}
 	}
 	return false
+}
+
+// projects.<id>.tail_sampling: a static project tail-sampled under rules
+// of its own (keep rate 0 and a rule of its own), beside a project listed
+// in tail_sampling.projects under the global keep rate 1: project 42's
+// fast error-free trace is dropped, its rule keeps another, and project
+// 43's (global rules) is kept.
+func TestTailSamplingStaticPerProject(t *testing.T) {
+	n := startNode(t, fmt.Sprintf(`mode: static
+projects:
+  "42":
+    public_keys: [%s]
+    tail_sampling: {keep_rate: 0, decision_wait: 1s, rules: [{transaction: "own-K/*"}]}
+  "43":
+    public_keys: [%s]
+tail_sampling:
+  projects: ["43"]
+  decision_wait: 1s
+  keep_rate: 1
+`, testKey, otherKey))
+	own := "http://" + testKey + "@" + n.r.Addr().String() + "/42"
+	global := "http://" + otherKey + "@" + n.r.Addr().String() + "/43"
+	sendTrace(t, own, "own-D", false, 0)
+	sendTrace(t, own, "own-K", false, 0)
+	sendTrace(t, global, "glob-G", false, 0)
+	st := waitBalanced(t, n, 20*time.Second)
+	if ts := st.TailSampling; ts == nil || ts.Kept != 2 || ts.Dropped != 1 {
+		t.Errorf("tail sampling stats %+v, want 2 traces kept (own-K by 42's rule, glob-G at keep rate 1) and 1 dropped (own-D at 42's keep rate 0)", ts)
+	}
+	tx := st.Classes["transaction"]
+	if got := tx.Dropped["sampled"]; got.Records != 2 || tx.Delivered.Records != 4 {
+		t.Errorf("transactions %+v; want own-D's 2 dropped as sampled, 4 delivered", tx)
+	}
+	recs := consumeUntil(t, n.kafka, "baton.transaction", 15*time.Second, func(recs []*kgo.Record) bool { return len(recs) >= 4 })
+	if !containsAll(recs, "own-K/1", "own-K/2", "glob-G/1", "glob-G/2") || containsAll(recs, "own-D/1") {
+		t.Errorf("delivered transactions are not own-K's and glob-G's")
+	}
 }

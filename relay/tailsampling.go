@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/baton-relay/baton/buffer"
@@ -24,7 +25,10 @@ type tailState struct {
 	on       bool // samplers run and stats are shown
 	projects map[uint64]bool
 	static   tailsample.Rules // tail_sampling's rules, for the listed projects
-	index    *tailsample.Index
+	// own are the rules of the static projects with a tail_sampling of
+	// their own (projects.<id>.tail_sampling), instead of static.
+	own   map[uint64]tailsample.Rules
+	index *tailsample.Index
 	// marks keeps the index's error marks in the buffer (record.Marks);
 	// nil while off.
 	marks *tailsample.Marks
@@ -42,6 +46,22 @@ func (r *Relay) newTail() {
 		rules.Match = append(rules.Match, tailsample.Match(m))
 	}
 	r.tail.static = rules
+	r.tail.own = map[uint64]tailsample.Rules{}
+	for p, pr := range r.cfg.Projects {
+		pt := pr.TailSampling
+		id, err := strconv.ParseUint(p, 10, 64)
+		if pt == nil || err != nil {
+			continue
+		}
+		own := tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: pt.DurationThreshold, DecisionWait: pt.DecisionWait}
+		if pt.KeepRate != nil {
+			own.KeepRate = *pt.KeepRate
+		}
+		for _, m := range pt.Rules {
+			own.Match = append(own.Match, tailsample.Match(m))
+		}
+		r.tail.own[id] = own
+	}
 	r.tail.index = tailsample.NewIndex(tailsample.IndexOptions{
 		Rules:         rules,
 		DecisionWait:  t.DecisionWait,
@@ -142,6 +162,9 @@ func (r *Relay) tailRules(rec *record.Record) (tailsample.Rules, bool) {
 		return tailsample.Rules{}, false
 	}
 	if !st.TailSampled() {
+		if own, ok := r.tail.own[rec.ProjectID]; ok {
+			return own, true
+		}
 		return r.tail.static, true
 	}
 	ts := st.TailSampling
