@@ -97,7 +97,7 @@ func (r *Relay) tailStream(c envelope.Class, pid uint64, st *project.State, stre
 // to s.entries: it is appended with the error, in the same batch and
 // fsync, so an acked error's mark survives kill -9 (tailsample.Marks).
 func (r *Relay) tailMark(in *admitted, s *scratch) string {
-	if !r.tail.on || in.perClass[envelope.ClassError] == 0 || s.verdict.Drop[envelope.ClassError] || !r.tailSampled(in.pid, in.adm.State) {
+	if in.perClass[envelope.ClassError] == 0 || s.verdict.Drop[envelope.ClassError] || !r.tailSampled(in.pid, in.adm.State) {
 		return ""
 	}
 	id := tailsample.ErrorTraceID(&s.env)
