@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/baton-relay/baton/relay"
+	"github.com/baton-relay/baton/relay/record"
 )
 
 // kill -9 after an error went out, before its trace's transactions were
@@ -124,5 +127,49 @@ tail_sampling:
 	recs := consumeUntil(t, n.kafka, "baton.transaction", 15*time.Second, func(recs []*kgo.Record) bool { return len(recs) >= 4 })
 	if !containsAll(recs, "own-K/1", "own-K/2", "glob-G/1", "glob-G/2") || containsAll(recs, "own-D/1") {
 		t.Errorf("delivered transactions are not own-K's and glob-G's")
+	}
+}
+
+// Error marks live in a buffer stream of their own (record.Marks): one per
+// error of a tail-sampled project, kept across a graceful restart, and
+// deleted on a start with tail sampling off, since nothing would expire
+// them; they never count as pending envelope records.
+func TestTailSamplingMarksStream(t *testing.T) {
+	dir := t.TempDir()
+	marks := func() int64 {
+		t.Helper()
+		streams, err := relay.InspectBuffer(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range streams {
+			if record.Stream(s.Stream).IsMarks() {
+				return s.Pending
+			}
+		}
+		return 0
+	}
+	n := startNodeIn(t, dir, "tail_sampling:\n  projects: [\"42\"]\n  decision_wait: 1m\n")
+	ev := `{"message":"marks stream","contexts":{"trace":{"trace_id":"5ef7651916cd43dd8448eb211c80319c","span_id":"fa90fdead5f74053"}}}`
+	env := fmt.Appendf(nil, "{\"event_id\":\"%032x\"}\n{\"type\":\"event\",\"length\":%d}\n%s\n", 7, len(ev), ev)
+	if code, body, _ := post(t, n.url+"/api/42/envelope/", env, authHeader(testKey)); code != 200 {
+		t.Fatalf("post: %d %s", code, body)
+	}
+	if st := waitBalanced(t, n, 15*time.Second); st.Classes["error"].Delivered.Records != 1 {
+		t.Fatalf("error not delivered: %+v", st.Classes["error"])
+	}
+	n.close()
+	if got := marks(); got != 1 {
+		t.Fatalf("after a graceful stop: %d error marks in the buffer, want 1", got)
+	}
+	n = startNodeIn(t, dir, "tail_sampling:\n  projects: [\"42\"]\n  decision_wait: 1m\n")
+	n.close()
+	if got := marks(); got != 1 {
+		t.Fatalf("after a restart with tail sampling on: %d error marks, want the 1 (not expired)", got)
+	}
+	n = startNodeIn(t, dir, "")
+	n.close()
+	if got := marks(); got != 0 {
+		t.Errorf("after a start with tail sampling off: %d error marks, want none", got)
 	}
 }

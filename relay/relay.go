@@ -566,6 +566,8 @@ func (r *Relay) startForwarders() {
 			r.log.Info("tail sampling: error marks reloaded", "marks", n)
 		}
 		r.relWG.Go(func() { m.Run(relCtx) })
+	} else {
+		r.dropMarks()
 	}
 	r.startSamplers(relCtx, r.buf.Stats().Streams)
 	if r.aggr != nil {

@@ -150,6 +150,18 @@ func (r *Relay) markTailReleased(rec *record.Record, st *project.State) {
 	r.tail.marks.Added(ent[0].Seq, now)
 }
 
+// dropMarks deletes the error marks a buffer holds from a run with tail
+// sampling on, when it is off now: nothing would ever expire them.
+func (r *Relay) dropMarks() {
+	for _, st := range r.buf.Stats().Streams {
+		if record.Stream(st.Stream).IsMarks() && st.Pending > 0 {
+			if err := r.buf.Ack(st.Stream, st.NextSeq-1); err != nil {
+				r.log.Warn("tail sampling is off: its error marks were not deleted", "err", err)
+			}
+		}
+	}
+}
+
 // tailRules are the rules of a record in a trace buffer: its project's
 // tailSampling part when its config has an enabled one (the keep rate, when
 // the part sets none, is what the project's sampling rules give the
