@@ -45,6 +45,7 @@ type scratch struct {
 	ip      []byte
 	hdr     []byte // an envelope header rewritten with a generated event_id
 	mark    []byte // the durable mark of an error's trace (tailMark)
+	marked  bool   // mark is the last of entries
 	verdict policy.Verdict
 	limits  []byte // X-Sentry-Rate-Limits
 	// span is the request's ingest span and sctx its context, nil unless

@@ -101,9 +101,11 @@ func (r *Relay) tailMark(in *admitted, s *scratch) string {
 		return ""
 	}
 	id := tailsample.ErrorTraceID(&s.env)
-	if id != "" && r.tail.marks != nil {
+	s.marked = false
+	if id != "" && r.tail.marks != nil && !r.tail.index.HasDurableMark(id, time.Now()) {
 		s.mark = tailsample.AppendMark(s.mark[:0], id)
 		s.entries = append(s.entries, buffer.Entry{Stream: record.Marks().ID(), Value: s.mark})
+		s.marked = true
 	}
 	return id
 }
@@ -115,10 +117,12 @@ func (r *Relay) markTail(id string, s *scratch) {
 		return
 	}
 	now := time.Now()
-	r.tail.index.Mark(id, now)
-	if r.tail.marks != nil {
-		r.tail.marks.Added(s.entries[len(s.entries)-1].Seq, now)
+	if !s.marked {
+		r.tail.index.Mark(id, now)
+		return
 	}
+	r.tail.index.MarkDurable(id, now)
+	r.tail.marks.Added(s.entries[len(s.entries)-1].Seq, now)
 }
 
 // markTailReleased is markTail for an error that waited for its project's
@@ -138,15 +142,17 @@ func (r *Relay) markTailReleased(rec *record.Record, st *project.State) {
 		return
 	}
 	now := time.Now()
-	r.tail.index.Mark(id, now)
-	if r.tail.marks == nil {
+	if r.tail.marks == nil || r.tail.index.HasDurableMark(id, now) {
+		r.tail.index.Mark(id, now)
 		return
 	}
 	ent := []buffer.Entry{{Stream: record.Marks().ID(), Value: tailsample.AppendMark(nil, id)}}
 	if err := r.buf.Append(r.ctx, ent); err != nil {
 		r.log.Warn("tail sampling: error mark not persisted; a restart forgets it", "trace_id", id, "err", err)
+		r.tail.index.Mark(id, now)
 		return
 	}
+	r.tail.index.MarkDurable(id, now)
 	r.tail.marks.Added(ent[0].Seq, now)
 }
 

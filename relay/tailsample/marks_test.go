@@ -117,3 +117,21 @@ func TestMarksExpire(t *testing.T) {
 		t.Errorf("index holds %d traces, want none", st.Waiting)
 	}
 }
+
+// A trace needs one durable mark per MaxTraceWait: its later errors within
+// it are marked in memory only (the trace is due before the first mark
+// expires).
+func TestHasDurableMark(t *testing.T) {
+	x := NewIndex(IndexOptions{DecisionWait: time.Second, MaxTraceWait: 10 * time.Second})
+	x.Mark(traceB, t0)
+	if x.HasDurableMark(traceA, t0) || x.HasDurableMark(traceB, t0) {
+		t.Fatal("a durable mark before any was appended")
+	}
+	x.MarkDurable(traceA, t0)
+	if !x.HasDurableMark(traceA, t0.Add(10*time.Second-time.Millisecond)) {
+		t.Error("no durable mark within MaxTraceWait of it")
+	}
+	if x.HasDurableMark(traceA, t0.Add(10*time.Second)) {
+		t.Error("a durable mark MaxTraceWait after it: the next error must append one")
+	}
+}
