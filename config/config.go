@@ -445,6 +445,9 @@ type Project struct {
 	// clientOptions part of a managed project, in YAML. Default: none
 	// (GET /api/{project_id}/client-options/ answers 404).
 	ClientOptions *ProjectClientOptions `yaml:"client_options"`
+	// TailSampling tail-samples the project's traces under rules of its
+	// own (config/tailsampling.go). Default: none.
+	TailSampling *ProjectTailSampling `yaml:"tail_sampling"`
 	// Relay is the project's full Relay config, projects/<id>.json of a
 	// Relay config directory verbatim (nil otherwise): the relay decodes
 	// its filters, quotas, sampling and features like an upstream's

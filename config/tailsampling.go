@@ -1,6 +1,8 @@
 package config
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -53,12 +55,38 @@ type TailRule struct {
 	Release string `yaml:"release"`
 }
 
+// ProjectTailSampling is a static project's tail sampling
+// (projects.<id>.tail_sampling), the tailSampling part of a managed
+// project in YAML: present, it tail-samples the project (listed in
+// tail_sampling.projects or not) under these rules instead of
+// tail_sampling's; the index's bounds (max_trace_wait, max_traces, ...)
+// stay tail_sampling's.
+type ProjectTailSampling struct {
+	// KeepRate is the share of uninteresting traces kept, 0 to 1.
+	// Default: tail_sampling.keep_rate.
+	KeepRate *float64 `yaml:"keep_rate"`
+	// DecisionWait, at most tail_sampling.max_trace_wait. Default:
+	// tail_sampling.decision_wait.
+	DecisionWait time.Duration `yaml:"decision_wait"`
+	// DurationThreshold; 0 is off. Default: 0.
+	DurationThreshold time.Duration `yaml:"duration_threshold"`
+	// Rules are the project's keep rules (tail_sampling.rules are not
+	// added). Default: none.
+	Rules []TailRule `yaml:"rules"`
+}
+
 // TailProjects returns the project ids of tail_sampling.projects (the
-// valid ones).
+// valid ones) and of the static projects with a tail_sampling of their
+// own.
 func (c *Config) TailProjects() map[uint64]bool {
 	m := map[uint64]bool{}
 	for _, p := range c.TailSampling.Projects {
 		if id, err := strconv.ParseUint(p, 10, 64); err == nil {
+			m[id] = true
+		}
+	}
+	for p, pr := range c.Projects {
+		if id, err := strconv.ParseUint(p, 10, 64); err == nil && pr.TailSampling != nil {
 			m[id] = true
 		}
 	}
@@ -86,13 +114,35 @@ func (v *validator) tailSampling() {
 	v.positive("tail_sampling.max_traces", int64(t.MaxTraces))
 	v.positive("tail_sampling.max_trace_items", int64(t.MaxTraceItems))
 	v.positive("tail_sampling.max_bytes", int64(t.MaxBytes))
-	for i, r := range t.Rules {
-		field := "tail_sampling.rules[" + strconv.Itoa(i) + "]"
+	v.tailRules("tail_sampling.rules", t.Rules)
+	for _, id := range slices.Sorted(maps.Keys(v.c.Projects)) {
+		pt, p := v.c.Projects[id].TailSampling, "projects."+id+".tail_sampling"
+		if pt == nil {
+			continue
+		}
+		if pt.KeepRate != nil && !(*pt.KeepRate >= 0 && *pt.KeepRate <= 1) {
+			v.errorf(p+".keep_rate", "%v is not between 0 and 1", *pt.KeepRate)
+		}
+		if pt.DecisionWait < 0 {
+			v.errorf(p+".decision_wait", "must not be negative (0 is tail_sampling.decision_wait)")
+		} else if t.MaxTraceWait > 0 && pt.DecisionWait > t.MaxTraceWait {
+			v.errorf(p+".decision_wait", "%s is longer than tail_sampling.max_trace_wait (%s)", pt.DecisionWait, t.MaxTraceWait)
+		}
+		if pt.DurationThreshold < 0 {
+			v.errorf(p+".duration_threshold", "must not be negative (0 is off)")
+		}
+		v.tailRules(p+".rules", pt.Rules)
+	}
+}
+
+func (v *validator) tailRules(field string, rules []TailRule) {
+	for i, r := range rules {
+		f := field + "[" + strconv.Itoa(i) + "]"
 		switch {
 		case r.Attribute == "" && r.Equals != "":
-			v.errorf(field, "equals needs an attribute")
+			v.errorf(f, "equals needs an attribute")
 		case r.Attribute == "" && r.Transaction == "" && r.Release == "":
-			v.errorf(field, "a rule needs attribute, transaction or release")
+			v.errorf(f, "a rule needs attribute, transaction or release")
 		}
 	}
 }

@@ -26,3 +26,31 @@ func TestTailSamplingRules(t *testing.T) {
 		t.Errorf("rules = %+v", r)
 	}
 }
+
+func TestProjectTailSampling(t *testing.T) {
+	c, got := parse(t,
+		"mode: static",
+		"tail_sampling: {max_trace_wait: 1m}",
+		"projects:",
+		`  "42":`,
+		"    public_keys: [e12d836b15bb49d7bbf99e64295d995b]",
+		"    tail_sampling:",
+		"      keep_rate: 2",
+		"      decision_wait: 2m",
+		"      rules: [{equals: x}]",
+		`  "43":`,
+		"    public_keys: [f12d836b15bb49d7bbf99e64295d995b]",
+		"    tail_sampling: {keep_rate: 0}",
+	)
+	want := []string{
+		`test.yaml:7: projects.42.tail_sampling.keep_rate: 2 is not between 0 and 1`,
+		`test.yaml:8: projects.42.tail_sampling.decision_wait: 2m0s is longer than tail_sampling.max_trace_wait (1m0s)`,
+		`test.yaml:9: projects.42.tail_sampling.rules[0]: equals needs an attribute`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if p := c.TailProjects(); !p[42] || !p[43] || len(p) != 2 {
+		t.Errorf("TailProjects = %v, want 42 and 43 (their own tail_sampling)", p)
+	}
+}

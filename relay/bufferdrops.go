@@ -104,6 +104,9 @@ func (r *Relay) dropDigest() func([]byte, buffer.Stream, []byte) []byte {
 // onBufferDrop is the buffer's OnDrop: it counts the drop and reports the
 // outcomes of the dropped records from their digests.
 func (r *Relay) onBufferDrop(s buffer.Stream, records int, _, items int64, reason string, digests []byte) {
+	if record.Stream(s).Class() >= envelope.NumClasses {
+		return // tail sampling's error marks (max_age expired them): no envelope
+	}
 	why := outcome.ReasonExpired
 	switch reason {
 	case buffer.DropBufferFull:

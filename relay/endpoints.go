@@ -450,6 +450,9 @@ func (r *Relay) Stats() Stats {
 		if record.Stream(s.Stream).IsPending() {
 			st.Waiting += s.Pending
 		}
+		if record.Stream(s.Stream).IsMarks() {
+			st.Pending -= s.Pending // error marks are no envelope records
+		}
 	}
 	if r.cache != nil {
 		ps := r.cache.Stats()

@@ -45,6 +45,8 @@ type scratch struct {
 	entries []buffer.Entry
 	ip      []byte
 	hdr     []byte // an envelope header rewritten with a generated event_id
+	mark    []byte // the durable mark of an error's trace (tailMark)
+	marked  bool   // mark is the last of entries
 	verdict policy.Verdict
 	limits  []byte // X-Sentry-Rate-Limits
 	// span is the request's ingest span and sctx its context, nil unless
@@ -452,6 +454,7 @@ func (r *Relay) commit(in *admitted, s *scratch, res *result) bool {
 	if !r.reserveCommit(in, s, res) {
 		return false
 	}
+	mark := r.tailMark(in, s)
 	if len(s.entries) > 0 {
 		if err := r.buf.Append(r.ctx, s.entries); err != nil {
 			r.unreserveCommit(in, s)
@@ -460,7 +463,7 @@ func (r *Relay) commit(in *admitted, s *scratch, res *result) bool {
 		}
 	}
 	r.committed(in, s)
-	r.markTail(in, s)
+	r.markTail(mark, s)
 	return true
 }
 

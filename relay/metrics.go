@@ -328,6 +328,8 @@ func streamAttrs(s record.Stream) metric.ObserveOption {
 		kind = "pending"
 	case s.IsFlushed():
 		kind = "flushed"
+	case s.IsMarks():
+		kind = "tail_marks"
 	case s.IsTail():
 		kind = "tail"
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/baton-relay/baton/relay/policy"
 	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/relay/record"
+	"github.com/baton-relay/baton/relay/tailsample"
 	"github.com/baton-relay/baton/relay/telemetry"
 	"github.com/baton-relay/baton/routing"
 )
@@ -265,6 +266,9 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	if err != nil {
 		r.sinks.Close(context.Background())
 		return nil, bufferDirError(cfg.Buffer.Dir, err)
+	}
+	if r.tail.on {
+		r.tail.marks = tailsample.NewMarks(r.buf, record.Marks().ID(), r.tail.index, r.log)
 	}
 	r.recovered = byClass(r.buf.Stats().Streams)
 	r.rawRecovered = outcomesCount(r.buf.Stats().Streams)
@@ -560,6 +564,18 @@ func (r *Relay) startForwarders() {
 			Logger:        r.log,
 		})
 		r.relWG.Go(func() { rl.Run(relCtx, sendCtx) })
+	}
+	if m := r.tail.marks; m != nil {
+		// Before the Samplers index the held records, so the traces whose
+		// errors went out before a restart are kept (tailsample.Marks).
+		if err := m.Load(time.Now()); err != nil {
+			r.log.Error("tail sampling: error marks not reloaded; their traces fall back to the other rules", "err", err)
+		} else if n := m.Loaded(); n > 0 {
+			r.log.Info("tail sampling: error marks reloaded", "marks", n)
+		}
+		r.relWG.Go(func() { m.Run(relCtx) })
+	} else {
+		r.dropMarks()
 	}
 	r.startSamplers(relCtx, r.buf.Stats().Streams)
 	if r.aggr != nil {

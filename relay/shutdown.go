@@ -75,7 +75,7 @@ func (r *Relay) leftPerDestination() (string, int64) {
 	per := map[string]int64{}
 	var total int64
 	for _, st := range r.buf.Stats().Streams {
-		if st.Pending == 0 {
+		if st.Pending == 0 || record.Stream(st.Stream).IsMarks() {
 			continue
 		}
 		per[r.destinationOf(record.Stream(st.Stream))] += st.Pending

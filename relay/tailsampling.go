@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/baton-relay/baton/buffer"
@@ -24,7 +25,13 @@ type tailState struct {
 	on       bool // samplers run and stats are shown
 	projects map[uint64]bool
 	static   tailsample.Rules // tail_sampling's rules, for the listed projects
-	index    *tailsample.Index
+	// own are the rules of the static projects with a tail_sampling of
+	// their own (projects.<id>.tail_sampling), instead of static.
+	own   map[uint64]tailsample.Rules
+	index *tailsample.Index
+	// marks keeps the index's error marks in the buffer (record.Marks);
+	// nil while off.
+	marks *tailsample.Marks
 }
 
 // tailClasses are the classes whose items wait for their trace's decision.
@@ -39,6 +46,22 @@ func (r *Relay) newTail() {
 		rules.Match = append(rules.Match, tailsample.Match(m))
 	}
 	r.tail.static = rules
+	r.tail.own = map[uint64]tailsample.Rules{}
+	for p, pr := range r.cfg.Projects {
+		pt := pr.TailSampling
+		id, err := strconv.ParseUint(p, 10, 64)
+		if pt == nil || err != nil {
+			continue
+		}
+		own := tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: pt.DurationThreshold, DecisionWait: pt.DecisionWait}
+		if pt.KeepRate != nil {
+			own.KeepRate = *pt.KeepRate
+		}
+		for _, m := range pt.Rules {
+			own.Match = append(own.Match, tailsample.Match(m))
+		}
+		r.tail.own[id] = own
+	}
 	r.tail.index = tailsample.NewIndex(tailsample.IndexOptions{
 		Rules:         rules,
 		DecisionWait:  t.DecisionWait,
@@ -69,23 +92,79 @@ func (r *Relay) tailStream(c envelope.Class, pid uint64, st *project.State, stre
 	return stream
 }
 
-// markTail marks the trace of a committed error of a tail-sampled project
-// as interesting; the error itself was not held.
-func (r *Relay) markTail(in *admitted, s *scratch) {
-	if !r.tailSampled(in.pid, in.adm.State) || in.perClass[envelope.ClassError] == 0 || s.verdict.Drop[envelope.ClassError] {
+// tailMark returns the trace id of a tail-sampled project's error about to
+// be committed ("" for none) and, when marks are durable, adds its mark
+// to s.entries: it is appended with the error, in the same batch and
+// fsync, so an acked error's mark survives kill -9 (tailsample.Marks).
+func (r *Relay) tailMark(in *admitted, s *scratch) string {
+	if in.perClass[envelope.ClassError] == 0 || s.verdict.Drop[envelope.ClassError] || !r.tailSampled(in.pid, in.adm.State) {
+		return ""
+	}
+	id := tailsample.ErrorTraceID(&s.env)
+	s.marked = false
+	if id != "" && r.tail.marks != nil && !r.tail.index.HasDurableMark(id, time.Now()) {
+		s.mark = tailsample.AppendMark(s.mark[:0], id)
+		s.entries = append(s.entries, buffer.Entry{Stream: record.Marks().ID(), Value: s.mark})
+		s.marked = true
+	}
+	return id
+}
+
+// markTail marks trace id (tailMark's, after the Append) as interesting:
+// the error itself was not held.
+func (r *Relay) markTail(id string, s *scratch) {
+	if id == "" {
 		return
 	}
-	r.tail.index.Mark(tailsample.ErrorTraceID(&s.env), time.Now())
+	now := time.Now()
+	if !s.marked {
+		r.tail.index.Mark(id, now)
+		return
+	}
+	r.tail.index.MarkDurable(id, now)
+	r.tail.marks.Added(s.entries[len(s.entries)-1].Seq, now)
 }
 
 // markTailReleased is markTail for an error that waited for its project's
-// config and is released now (forward verdict).
+// config and is released now (forward verdict). Its durable mark is an
+// Append of its own, before the error leaves the waiting room: a rare
+// path, group-committed with whatever else is appended.
 func (r *Relay) markTailReleased(rec *record.Record, st *project.State) {
 	if rec.Class != envelope.ClassError || !r.tailSampled(rec.ProjectID, st) {
 		return
 	}
-	if e, err := envelope.Parse(rec.Envelope); err == nil {
-		r.tail.index.Mark(tailsample.ErrorTraceID(e), time.Now())
+	e, err := envelope.Parse(rec.Envelope)
+	if err != nil {
+		return
+	}
+	id := tailsample.ErrorTraceID(e)
+	if id == "" {
+		return
+	}
+	now := time.Now()
+	if r.tail.marks == nil || r.tail.index.HasDurableMark(id, now) {
+		r.tail.index.Mark(id, now)
+		return
+	}
+	ent := []buffer.Entry{{Stream: record.Marks().ID(), Value: tailsample.AppendMark(nil, id)}}
+	if err := r.buf.Append(r.ctx, ent); err != nil {
+		r.log.Warn("tail sampling: error mark not persisted; a restart forgets it", "trace_id", id, "err", err)
+		r.tail.index.Mark(id, now)
+		return
+	}
+	r.tail.index.MarkDurable(id, now)
+	r.tail.marks.Added(ent[0].Seq, now)
+}
+
+// dropMarks deletes the error marks a buffer holds from a run with tail
+// sampling on, when it is off now: nothing would ever expire them.
+func (r *Relay) dropMarks() {
+	for _, st := range r.buf.Stats().Streams {
+		if record.Stream(st.Stream).IsMarks() && st.Pending > 0 {
+			if err := r.buf.Ack(st.Stream, st.NextSeq-1); err != nil {
+				r.log.Warn("tail sampling is off: its error marks were not deleted", "err", err)
+			}
+		}
 	}
 }
 
@@ -101,6 +180,9 @@ func (r *Relay) tailRules(rec *record.Record) (tailsample.Rules, bool) {
 		return tailsample.Rules{}, false
 	}
 	if !st.TailSampled() {
+		if own, ok := r.tail.own[rec.ProjectID]; ok {
+			return own, true
+		}
 		return r.tail.static, true
 	}
 	ts := st.TailSampling

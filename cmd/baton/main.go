@@ -378,6 +378,8 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 			class += " (aggregated)"
 		case rs.IsOutcomes():
 			class += " (outcomes)"
+		case rs.IsMarks():
+			class = "tail sampling error marks"
 		case rs.IsTail():
 			class += " (waiting for its trace)"
 		}

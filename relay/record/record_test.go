@@ -356,3 +356,15 @@ func BenchmarkRecord(b *testing.B) {
 		}
 	})
 }
+
+func TestMarksStreamIsNoClass(t *testing.T) {
+	m := Marks()
+	if m.Class() < envelope.NumClasses || !m.IsMarks() || !m.IsTail() || m.IsPending() || m.IsOutcomes() {
+		t.Fatalf("marks stream %#x: class %d, want no class (≥ %d) and only the tail bit", uint32(m), m.Class(), envelope.NumClasses)
+	}
+	for c := range envelope.NumClasses {
+		if s := StreamFor(c, 0).Tail(); s.IsMarks() {
+			t.Fatalf("the trace buffer of %s is the marks stream", c)
+		}
+	}
+}

@@ -52,6 +52,15 @@ func (s Stream) Tail() Stream { return StreamFor(s.Class(), 0) | tailBit<<8 }
 // IsTail reports whether s is a trace buffer.
 func (s Stream) IsTail() bool { return uint32(s)>>8&tailBit != 0 }
 
+// Marks is the stream of tail sampling's error marks (relay/tailsample
+// Marks): a trace buffer of class 15, the last the class byte can hold,
+// which is no class (≥ envelope.NumClasses), so every loop over classes
+// and the forwarders skip it (TestMarksStreamIsNoClass).
+func Marks() Stream { return Stream(uint32(0x0f|tailBit) << 8) }
+
+// IsMarks reports whether s holds tail sampling's error marks.
+func (s Stream) IsMarks() bool { return s == Marks() }
+
 // IsFlushed reports whether s holds aggregated metric buckets.
 func (s Stream) IsFlushed() bool { return uint32(s)>>8&flushedBit != 0 }
 

@@ -48,8 +48,11 @@
 //
 // # Restart
 //
-// Nothing of the index is persisted: the buffer redelivers every record
-// above the watermark, the Sampler indexes them again with their received
-// times, and the traces are decided as before. Marks from errors are lost
-// on a restart (this slice): such a trace falls back to the other rules.
+// The index is not persisted: the buffer redelivers every record above
+// the watermark, the Sampler indexes them again with their received
+// times, and the traces are decided as before. Error marks are (Marks):
+// each is a record of a stream of its own appended in its error's Append
+// (one batch, one fsync), reloaded into the Index by Load before the
+// Samplers start, and acked MaxTraceWait + MarkSlack after it was
+// appended, tracked by at most 1,024 (seq, time) checkpoints.
 package tailsample

@@ -62,6 +62,7 @@ type trace struct {
 	wait        int64 // decision wait of its rules, ns; 0 until an item came
 	rate        float64
 	left        int64 // when the last record left (unix ns), for forgetting
+	durable     int64 // when a durable mark of it was last appended (unix ns; Marks)
 	refs        int32 // records of it still in a stream
 	items       int32 // items seen, for MaxTraceItems
 	interesting bool
@@ -101,6 +102,28 @@ func (x *Index) Mark(id string, now time.Time) {
 		x.m[id] = t
 	}
 	t.interesting = true
+}
+
+// HasDurableMark reports whether a durable mark of trace id was appended
+// less than MaxTraceWait before now, so another one is not needed: the
+// trace's first item is no later than that mark, so it is due before the
+// mark expires (MaxTraceWait + MarkSlack after it was appended), after a
+// restart as before it.
+func (x *Index) HasDurableMark(id string, now time.Time) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	t := x.m[id]
+	return t != nil && t.durable != 0 && now.UnixNano()-t.durable < int64(x.o.MaxTraceWait)
+}
+
+// MarkDurable is Mark for a mark that was also appended to the buffer.
+func (x *Index) MarkDurable(id string, now time.Time) {
+	x.Mark(id, now)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if t := x.m[id]; t != nil {
+		t.durable = now.UnixNano()
+	}
 }
 
 // observe indexes one record of trace id received at at under rules r

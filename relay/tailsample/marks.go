@@ -1,0 +1,171 @@
+package tailsample
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/baton-relay/baton/buffer"
+)
+
+// markVersion opens a mark's value. It is above every relay record
+// version, so the buffer's Weigh (record.Items) counts a mark as no item.
+const markVersion = 0xf1
+
+// MarkSlack is how long a mark stays on disk past MaxTraceWait: the time
+// a Sampler needs to settle the trace it marked once it is due.
+const MarkSlack = 30 * time.Second
+
+// maxCheckpoints bounds the checkpoints a Marks keeps in memory.
+const maxCheckpoints = 1024
+
+// AppendMark appends the buffer value of a mark of trace id to dst: the
+// record the ingest path appends, beside its error, in the error's own
+// Append (same batch, same fsync).
+func AppendMark(dst []byte, id string) []byte {
+	return append(append(dst, markVersion), id...)
+}
+
+// decodeMark returns the trace id of a mark's value.
+func decodeMark(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != markVersion {
+		return "", false
+	}
+	return string(v[1:]), true
+}
+
+// MarksBuffer is what Marks does with the buffer.
+type MarksBuffer interface {
+	Peek(s buffer.Stream, from, to buffer.Seq, dst []buffer.Record) ([]buffer.Record, error)
+	Ack(s buffer.Stream, upTo buffer.Seq) error
+	Stats() buffer.Stats
+}
+
+// checkpoint: every mark with seq ≤ seq was appended at or before at
+// (unix ns); start is when the checkpoint was opened.
+type checkpoint struct {
+	seq       buffer.Seq
+	start, at int64
+}
+
+// Marks keeps an Index's error marks durable in a buffer stream of their
+// own: a mark is appended with its error, reloaded into the Index by Load
+// on start, and acked (deleted by the buffer's DeleteRange) MaxTraceWait
+// plus MarkSlack after it was appended. It never reads the stream while
+// running: it only remembers, in at most maxCheckpoints checkpoints, up to
+// which seq the marks of each second (or longer grain) go.
+type Marks struct {
+	buf    MarksBuffer
+	stream buffer.Stream
+	index  *Index
+	life   int64 // ns a mark is kept
+	grain  int64 // ns a checkpoint covers
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	ckpts  []checkpoint
+	loaded int
+}
+
+// NewMarks returns the Marks of index kept in stream of buf.
+func NewMarks(buf MarksBuffer, stream buffer.Stream, index *Index, log *slog.Logger) *Marks {
+	if log == nil {
+		log = slog.Default()
+	}
+	life := index.o.MaxTraceWait + MarkSlack
+	return &Marks{
+		buf: buf, stream: stream, index: index, log: log,
+		life:  int64(life),
+		grain: int64(max(time.Second, life/(maxCheckpoints/2))),
+	}
+}
+
+// Stream is the buffer stream of the marks.
+func (m *Marks) Stream() buffer.Stream { return m.stream }
+
+// Added records that the mark of seq was appended at at (its Append
+// returned), so that Expire deletes it in time.
+func (m *Marks) Added(seq buffer.Seq, at time.Time) {
+	n := at.UnixNano()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if k := len(m.ckpts); k > 0 && (n-m.ckpts[k-1].start < m.grain || k >= maxCheckpoints) {
+		c := &m.ckpts[k-1]
+		c.seq, c.at = max(c.seq, seq), max(c.at, n)
+		return
+	}
+	m.ckpts = append(m.ckpts, checkpoint{seq: seq, start: n, at: n})
+}
+
+// Load marks in the Index the traces of the marks the stream holds that
+// are younger than their life, and deletes the older ones. Call it once,
+// before the Samplers start.
+func (m *Marks) Load(now time.Time) error {
+	var wm, next buffer.Seq
+	for _, s := range m.buf.Stats().Streams {
+		if s.Stream == m.stream {
+			wm, next = s.Watermark, s.NextSeq
+		}
+	}
+	var recs []buffer.Record
+	for from := wm + 1; from < next; from += 1024 {
+		var err error
+		if recs, err = m.buf.Peek(m.stream, from, min(from+1023, next-1), recs[:0]); err != nil {
+			return fmt.Errorf("tail sampling: load error marks: %w", err)
+		}
+		for i := range recs {
+			r := &recs[i]
+			if id, ok := decodeMark(r.Value); ok && now.Sub(r.Appended) < time.Duration(m.life) {
+				m.index.Mark(id, r.Appended)
+				m.loaded++
+			}
+			m.Added(r.Seq, r.Appended)
+		}
+	}
+	return m.Expire(now)
+}
+
+// Loaded is how many marks Load put back in the Index.
+func (m *Marks) Loaded() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.loaded
+}
+
+// Expire deletes the marks older than their life.
+func (m *Marks) Expire(now time.Time) error {
+	cut := now.UnixNano() - m.life
+	var upTo buffer.Seq
+	m.mu.Lock()
+	i := 0
+	for ; i < len(m.ckpts) && m.ckpts[i].at < cut; i++ {
+		upTo = max(upTo, m.ckpts[i].seq)
+	}
+	m.ckpts = append(m.ckpts[:0], m.ckpts[i:]...)
+	m.mu.Unlock()
+	if upTo == 0 {
+		return nil
+	}
+	if err := m.buf.Ack(m.stream, upTo); err != nil {
+		return fmt.Errorf("tail sampling: delete expired error marks up to %d: %w", upTo, err)
+	}
+	return nil
+}
+
+// Run deletes expired marks each grain until ctx is done.
+func (m *Marks) Run(ctx context.Context) {
+	t := time.NewTicker(time.Duration(m.grain))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if err := m.Expire(now); err != nil && ctx.Err() == nil {
+				m.log.Error("tail sampling: expiring error marks failed", "err", err)
+			}
+		}
+	}
+}
