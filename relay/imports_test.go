@@ -20,9 +20,9 @@ var allowed = map[string][]string{
 	"cmd/baton-load":  {},
 	"relay":           {"routing", "config", "buffer", "envelope", "relay/*"},
 	"relay/intake":    {},
-	"relay/otlp":      {"envelope"},                      // OTLP bodies to Sentry items: the OTLP types (thirdParty), envelope's JSON escaping
-	"relay/internal":  {},                                // testutil: doubles and fixtures shared by tests under relay/
-	"relay/project":   {"relay/pii", "relay/clientopts"}, // a state compiles its PII config (and client options) once per revision
+	"relay/otlp":      {"envelope"},                                    // OTLP bodies to Sentry items: the OTLP types (thirdParty), envelope's JSON escaping
+	"relay/internal":  {},                                              // testutil: doubles and fixtures shared by tests under relay/
+	"relay/project":   {"relay/pii", "relay/clientopts", "relay/glob"}, // a state compiles its PII config (and client options) once per revision
 	"relay/aggregate": {"envelope"},
 	"relay/auth":      {},
 	"relay/fleet":     {},              // fleet state in Redis: go-redis only (thirdParty)
@@ -45,8 +45,9 @@ var allowed = map[string][]string{
 	"buffer":          {},
 	"integration":     {"relay", "config", "envelope", "buffer", "routing"},
 
-	"relay/clientopts": {},                                                      // the client options document (docs/client-options.md): stdlib only (thirdParty)
-	"relay/tailsample": {"buffer", "envelope", "relay/outcome", "relay/record"}, // tail sampling: the trace buffer over buffer streams
+	"relay/clientopts": {"relay/glob"},                                                        // the client options document (docs/client-options.md): stdlib only (thirdParty)
+	"relay/glob":       {},                                                                    // Relay's '*' globs over strings and bytes: stdlib only (thirdParty)
+	"relay/tailsample": {"buffer", "envelope", "relay/outcome", "relay/record", "relay/glob"}, // tail sampling: the trace buffer over buffer streams
 }
 
 // thirdParty restricts what leaf packages may import beyond the standard
@@ -63,6 +64,7 @@ var thirdParty = map[string][]string{
 	"relay/otlp":      {"go.opentelemetry.io/proto/otlp", "google.golang.org/protobuf"},
 
 	"relay/clientopts": {},
+	"relay/glob":       {},
 }
 
 // forbidden are modules a package may not import (by module path prefix),

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/baton-relay/baton/relay/glob"
 )
 
 // Version is the schema version this package reads.
@@ -373,36 +375,11 @@ func containsExact(list []string, v []byte) bool {
 
 func containsGlob(list []string, v []byte) bool {
 	for _, p := range list {
-		if glob(p, v) {
+		if glob.Match(p, v) {
 			return true
 		}
 	}
 	return false
-}
-
-// glob matches v against p, where '*' matches any run of bytes.
-func glob(p string, v []byte) bool {
-	star, next := -1, 0 // last '*' in p, and where in v its run ends
-	i, j := 0, 0
-	for j < len(v) {
-		switch {
-		case i < len(p) && p[i] == '*':
-			star, next = i, j
-			i++
-		case i < len(p) && p[i] == v[j]:
-			i++
-			j++
-		case star >= 0:
-			next++
-			i, j = star+1, next
-		default:
-			return false
-		}
-	}
-	for i < len(p) && p[i] == '*' {
-		i++
-	}
-	return i == len(p)
 }
 
 // version is major.minor.patch; missing parts are 0, a pre-release or

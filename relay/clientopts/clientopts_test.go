@@ -207,21 +207,6 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestGlob(t *testing.T) {
-	for _, c := range []struct {
-		p, v string
-		ok   bool
-	}{
-		{"*", "", true}, {"a*", "abc", true}, {"*c", "abc", true}, {"a*c", "ac", true},
-		{"a*b*c", "axxbyyc", true}, {"a*b*c", "axxbyy", false}, {"abc", "abd", false},
-		{"sentry.javascript.*", "sentry.javascript.browser", true}, {"sentry.javascript.*", "sentry.go", false},
-	} {
-		if got := glob(c.p, b(c.v)); got != c.ok {
-			t.Errorf("glob(%q, %q) = %v", c.p, c.v, got)
-		}
-	}
-}
-
 // BenchmarkResolve is the endpoint's evaluation from a cached answer: four
 // rules, each kind of match.
 func BenchmarkResolve(b *testing.B) {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/baton-relay/baton/relay/glob"
 )
 
 // Sampling is the dynamic sampling part (docs/relay-protocol.md §7.3).
@@ -210,7 +212,7 @@ func (c *Condition) match(d Fields) bool {
 		}
 	case "glob":
 		for _, w := range c.values {
-			if globMatch(w, v) {
+			if glob.Match(w, v) {
 				return true
 			}
 		}
@@ -308,7 +310,7 @@ func (f *Filters) BlockedRelease(release string) bool {
 		return false
 	}
 	for _, g := range f.Releases.Releases {
-		if globMatch(g, release) {
+		if glob.Match(g, release) {
 			return true
 		}
 	}

@@ -565,28 +565,3 @@ func constantTimeEq(known string, presented []byte) bool {
 	return v == 0
 }
 
-// globMatch matches s against a glob where '*' is any run of characters;
-// Relay's release globs are case-sensitive. It backtracks only to the last
-// star, so a hostile pattern or string costs at most len(pattern)×len(s).
-func globMatch(pattern, s string) bool {
-	px, sx, starPx, starSx := 0, 0, -1, 0
-	for sx < len(s) {
-		switch {
-		case px < len(pattern) && pattern[px] == '*':
-			starPx, starSx = px, sx
-			px++
-		case px < len(pattern) && pattern[px] == s[sx]:
-			px++
-			sx++
-		case starPx >= 0:
-			starSx++
-			px, sx = starPx+1, starSx
-		default:
-			return false
-		}
-	}
-	for px < len(pattern) && pattern[px] == '*' {
-		px++
-	}
-	return px == len(pattern)
-}

@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"strings"
+
+	"github.com/baton-relay/baton/relay/glob"
 )
 
 // Match is one keep rule: a trace with an item that meets every field set
@@ -47,10 +48,10 @@ type fields struct {
 }
 
 func (m *Match) matches(f *fields) bool {
-	if m.Transaction != "" && !glob(m.Transaction, f.name) {
+	if m.Transaction != "" && !glob.Match(m.Transaction, f.name) {
 		return false
 	}
-	if m.Release != "" && !glob(m.Release, f.release) {
+	if m.Release != "" && !glob.Match(m.Release, f.release) {
 		return false
 	}
 	if m.Attribute != "" {
@@ -180,36 +181,4 @@ func text(v json.RawMessage) string {
 		}
 	}
 	return string(v)
-}
-
-// glob matches s against pattern where '*' is any run of characters,
-// case-sensitively (as Relay's release globs). It backtracks only to the
-// last star: at most len(pattern)×len(s) steps for any input.
-func glob(pattern, s string) bool {
-	if pattern == "*" {
-		return true
-	}
-	if !strings.Contains(pattern, "*") {
-		return pattern == s
-	}
-	px, sx, starPx, starSx := 0, 0, -1, 0
-	for sx < len(s) {
-		switch {
-		case px < len(pattern) && pattern[px] == '*':
-			starPx, starSx = px, sx
-			px++
-		case px < len(pattern) && pattern[px] == s[sx]:
-			px++
-			sx++
-		case starPx >= 0:
-			starSx++
-			px, sx = starPx+1, starSx
-		default:
-			return false
-		}
-	}
-	for px < len(pattern) && pattern[px] == '*' {
-		px++
-	}
-	return px == len(pattern)
 }

@@ -48,13 +48,3 @@ func TestMatchValidate(t *testing.T) {
 	}
 }
 
-func TestGlob(t *testing.T) {
-	for _, c := range []struct {
-		p, s string
-		want bool
-	}{{"*", "", true}, {"a*", "abc", true}, {"*c", "abc", true}, {"a*c", "abxc", true}, {"a*c", "abcd", false}, {"abc", "abc", true}, {"a**b", "ab", true}, {"", "", true}, {"", "a", false}} {
-		if glob(c.p, c.s) != c.want {
-			t.Errorf("glob(%q, %q) = %v", c.p, c.s, !c.want)
-		}
-	}
-}
