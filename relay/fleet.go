@@ -18,21 +18,28 @@ import (
 	"github.com/baton-relay/baton/relay/status"
 )
 
+// redisSecrets reads the password of the redis: section (password_file
+// over password) and builds its TLS config.
+func redisSecrets(c config.Redis) (pass string, tc *tls.Config, err error) {
+	pass = string(c.Password)
+	if c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return "", nil, fmt.Errorf("relay: redis.password_file: %w", err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	}
+	tc, err = redisTLS(c.TLS)
+	return pass, tc, err
+}
+
 // openFleet opens the Redis quota counter of the redis: section, or
 // returns nil when no address is set. Redis need not be up.
 func openFleet(c config.Redis, log *slog.Logger) (*fleet.Counter, error) {
 	if !c.Enabled() {
 		return nil, nil
 	}
-	pass := string(c.Password)
-	if c.PasswordFile != "" {
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("relay: redis.password_file: %w", err)
-		}
-		pass = strings.TrimRight(string(b), "\r\n")
-	}
-	tc, err := redisTLS(c.TLS)
+	pass, tc, err := redisSecrets(c)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"go.opentelemetry.io/otel/metric"
@@ -45,15 +44,7 @@ func openRedisConfigs(c config.Redis, log *slog.Logger) (*fleet.Configs, error) 
 // address, credentials, TLS and project_configs.prefix), whether or not
 // project_configs is enabled: `baton redis put-config` writes through it.
 func OpenRedisConfigs(c config.Redis, log *slog.Logger) (*fleet.Configs, error) {
-	pass := string(c.Password)
-	if c.PasswordFile != "" {
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("relay: redis.password_file: %w", err)
-		}
-		pass = strings.TrimRight(string(b), "\r\n")
-	}
-	tc, err := redisTLS(c.TLS)
+	pass, tc, err := redisSecrets(c)
 	if err != nil {
 		return nil, err
 	}

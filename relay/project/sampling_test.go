@@ -412,4 +412,3 @@ func TestFiltersBlockedRelease(t *testing.T) {
 		t.Error(`"*" must block every non-empty release`)
 	}
 }
-

@@ -564,4 +564,3 @@ func constantTimeEq(known string, presented []byte) bool {
 	}
 	return v == 0
 }
-

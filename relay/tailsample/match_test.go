@@ -47,4 +47,3 @@ func TestMatchValidate(t *testing.T) {
 		t.Errorf("attribute alone (equals \"\"): %v", err)
 	}
 }
-
