@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -68,29 +67,6 @@ func (n *fleetNode) metricWith(t *testing.T, name string, labels ...string) floa
 		}
 	}
 	return 0
-}
-
-// cardinalityStatus is the cardinality part of /api/status's redis.
-type cardinalityStatus struct {
-	Up        bool   `json:"up"`
-	Calls     int64  `json:"cardinality_calls"`
-	Fallbacks int64  `json:"cardinality_fallbacks"`
-	LastError string `json:"last_error"`
-}
-
-func (n *fleetNode) cardinality(t *testing.T) cardinalityStatus {
-	t.Helper()
-	code, b, err := crashGet(http.DefaultClient, n.metrics+"/api/status")
-	if err != nil || code != 200 {
-		t.Fatalf("GET /api/status: %d %v", code, err)
-	}
-	var p struct {
-		Redis *cardinalityStatus `json:"redis"`
-	}
-	if err := json.Unmarshal(b, &p); err != nil || p.Redis == nil {
-		t.Fatalf("/api/status has no redis: %v %.300s", err, b)
-	}
-	return *p.Redis
 }
 
 // limitedSum is the fleet's metric buckets dropped as cardinality_limited.
@@ -222,9 +198,9 @@ func TestRedisFleetCardinality(t *testing.T) {
 		send("down", 10)
 		for i, n := range nodes {
 			fakeWaitFor(t, 5*time.Second, func() bool {
-				st := n.cardinality(t)
-				return !st.Up && st.Fallbacks > 0 && st.LastError != "" && n.metric(t, "baton_cardinality_fallbacks_total") > 0
-			}, func() string { return fmt.Sprintf("node %d with Redis down: %+v", i, n.cardinality(t)) })
+				st := n.redis(t)
+				return !st.Up && st.CardinalityFallbacks > 0 && st.LastError != "" && n.metric(t, "baton_cardinality_fallbacks_total") > 0
+			}, func() string { return fmt.Sprintf("node %d with Redis down: %+v", i, n.redis(t)) })
 			if v := n.metric(t, "baton_redis_up"); v != 0 {
 				t.Errorf("node %d: baton_redis_up = %v with Redis down", i, v)
 			}
@@ -239,7 +215,7 @@ func TestRedisFleetCardinality(t *testing.T) {
 		rs.start(t)
 		for i, n := range nodes {
 			fakeWaitFor(t, 10*time.Second, func() bool { return n.metric(t, "baton_redis_up") == 1 },
-				func() string { return fmt.Sprintf("node %d did not find Redis again: %+v", i, n.cardinality(t)) })
+				func() string { return fmt.Sprintf("node %d did not find Redis again: %+v", i, n.redis(t)) })
 		}
 		send("after", 10)
 		for i, n := range nodes {

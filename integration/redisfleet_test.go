@@ -106,6 +106,10 @@ type redisStatus struct {
 	Leases    int64  `json:"leases"`
 	Fallbacks int64  `json:"fallbacks"`
 	LastError string `json:"last_error"`
+	// The metric cardinality batches Redis decided, and the series
+	// decided locally without it.
+	CardinalityCalls     int64 `json:"cardinality_calls"`
+	CardinalityFallbacks int64 `json:"cardinality_fallbacks"`
 }
 
 func (n *fleetNode) redis(t *testing.T) redisStatus {
