@@ -22,6 +22,7 @@ import (
 func TestReplayPIIScrubbing(t *testing.T) {
 	settleDialer(t)
 	s := newFakeSentry(t)
+	s.setPending(managedKey, 3) // the first replay waits for the config
 	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
 		c := m["config"].(map[string]any)
 		c["features"] = []any{"organizations:session-replay", "organizations:session-replay-recording-scrubbing"}
@@ -61,39 +62,56 @@ func TestReplayPIIScrubbing(t *testing.T) {
 		return event, rec
 	}
 
+	send(42, managedKey, "REPLAY-WAITED", recording) // scrubbed on release
+	if st := n.r.Stats(); st.Waiting == 0 {
+		t.Fatal("nothing waits for the config: the release path is not exercised")
+	}
 	send(43, managedKey2, "REPLAY-PLAIN", recording)
 	if ev, rec := items("REPLAY-PLAIN"); string(ev) != replayEvent("REPLAY-PLAIN") || !bytes.Equal(rec, recording) {
 		t.Errorf("replay of a project without rules changed:\n event %s\n recording %q", ev, rec)
 	}
 
-	send(42, managedKey, "REPLAY-SCRUBBED", recording)
-	ev, rec := items("REPLAY-SCRUBBED")
+	for _, marker := range []string{"REPLAY-WAITED", "REPLAY-SCRUBBED"} {
+		if marker == "REPLAY-SCRUBBED" {
+			if st := n.r.Stats(); st.Waiting != 0 {
+				t.Fatalf("%d records still wait for the config", st.Waiting)
+			}
+			send(42, managedKey, marker, recording) // known now: scrubbed at ingest
+		}
+		checkScrubbed(t, marker, items, rrweb)
+	}
+
+	send(42, managedKey, "REPLAY-BROKEN", []byte("{\"segment_id\":0}\n\x16garbage"))
+	st := waitBalanced(t, n, 15*time.Second)
+	r := st.Classes["replay"]
+	if r.Delivered.Records != 3 || r.Dropped["invalid"].Records != 1 {
+		t.Fatalf("replay outcomes: %+v", r)
+	}
+}
+
+// checkScrubbed checks the replay marker reached the fake scrubbed.
+func checkScrubbed(t *testing.T, marker string, items func(string) ([]byte, []byte), rrweb string) {
+	t.Helper()
+	ev, rec := items(marker)
 	var e struct {
 		User struct{ Email string } `json:"user"`
 	}
 	if err := json.Unmarshal(ev, &e); err != nil || e.User.Email != "[email]" {
-		t.Errorf("replay_event user.email = %q (%v), want [email]: %s", e.User.Email, err, ev)
+		t.Errorf("%s: replay_event user.email = %q (%v), want [email]: %s", marker, e.User.Email, err, ev)
 	}
 	nl := bytes.IndexByte(rec, '\n')
 	if nl < 0 || string(rec[:nl+1]) != "{\"segment_id\":0}\n" {
-		t.Fatalf("recording header lost: %q", rec)
+		t.Fatalf("%s: recording header lost: %q", marker, rec)
 	}
 	zr, err := zlib.NewReader(bytes.NewReader(rec[nl+1:]))
 	if err != nil {
-		t.Fatalf("scrubbed recording is not zlib: %v", err)
+		t.Fatalf("%s: scrubbed recording is not zlib: %v", marker, err)
 	}
 	got, err := io.ReadAll(zr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := strings.Replace(rrweb, `"to":"jane@example.com"`, `"to":"[email]"`, 1); string(got) != want {
-		t.Errorf("scrubbed recording:\n got %s\nwant %s", got, want)
-	}
-
-	send(42, managedKey, "REPLAY-BROKEN", []byte("{\"segment_id\":0}\n\x16garbage"))
-	st := waitBalanced(t, n, 15*time.Second)
-	r := st.Classes["replay"]
-	if r.Delivered.Records != 2 || r.Dropped["invalid"].Records != 1 {
-		t.Fatalf("replay outcomes: %+v", r)
+		t.Errorf("%s: scrubbed recording:\n got %s\nwant %s", marker, got, want)
 	}
 }
