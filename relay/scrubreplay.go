@@ -6,6 +6,7 @@ import (
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/event"
 	"github.com/baton-relay/baton/relay/outcome"
+	"github.com/baton-relay/baton/relay/pii"
 	"github.com/baton-relay/baton/relay/project"
 )
 
@@ -32,9 +33,9 @@ func scrubsReplays(env *envelope.Envelope, st *project.State) bool {
 }
 
 // replayScratch is the memory scrubbing env's replays takes beyond its
-// output: each recording decompressed and rewritten as JSON, counted at
-// most to limit (envelope.RecordingSize; the one being scrubbed lives at
-// a time), or a replay_event's parsed tree (event.Cost).
+// output: each recording's pii.RecordingScratch for its size decompressed,
+// counted at most to limit (envelope.RecordingSize; one recording is
+// scrubbed at a time), or a replay_event's parsed tree (event.Cost).
 func replayScratch(env *envelope.Envelope, limit int) (scratch, out int) {
 	for i := range env.Items {
 		it := &env.Items[i]
@@ -44,7 +45,7 @@ func replayScratch(env *envelope.Envelope, limit int) (scratch, out int) {
 			out += 2*len(it.Payload) + procSlack
 		case envelope.ItemReplayRecording:
 			n, _ := envelope.RecordingSize(it.Payload, limit)
-			scratch = max(scratch, 2*min(n, limit))
+			scratch = max(scratch, pii.RecordingScratch(min(n, limit)))
 			out += len(it.Payload) + procSlack
 		}
 	}

@@ -45,6 +45,15 @@ import (
 // ErrInvalidRecording means a replay recording could not be read.
 var ErrInvalidRecording = errors.New("pii: invalid replay recording")
 
+// recSlack is what the rewritten JSON is allowed to grow before its
+// buffer is.
+const recSlack = 4 << 10
+
+// RecordingScratch is what ScrubRecording holds beyond its output for a
+// recording of n bytes decompressed: the decompressed JSON (with the
+// slack of its growing), the rewritten JSON and the zlib writer's state.
+func RecordingScratch(n int) int { return 3*n + 1<<20 }
+
 // recSentryEvent is the rrweb event type of Sentry's custom events, the
 // only ones scrubbed.
 const recSentryEvent = 5
@@ -69,7 +78,9 @@ func (c *Config) ScrubRecording(dst, payload []byte, limit int) (out []byte, cha
 			return dst, false, err
 		}
 	}
-	js, changed, err := c.scrubEvents(nil, body)
+	// Sized for the rewritten JSON at once: rewritten strings rarely
+	// grow it by much.
+	js, changed, err := c.scrubEvents(make([]byte, 0, len(body)+recSlack), body)
 	if err != nil || !changed {
 		return dst, false, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -136,5 +137,42 @@ func TestScrubRecordingRemove(t *testing.T) {
 	}
 	if got, want := unrecording(t, out), recHeader+`[{"type":5,"data":{"payload":{"data":{"to":""}}}}]`; got != want {
 		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+// A ~1 MB recording (zlib) of snapshots and custom events, one email in
+// every custom event: decompress, walk, rewrite, recompress.
+func BenchmarkScrubRecording(b *testing.B) {
+	c, err := Compile(DataScrubbingSettings{ScrubData: true, ScrubDefaults: true}, []byte(`{"applications":{"$string":["@email"]}}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sb strings.Builder
+	sb.WriteString("[")
+	for i := 0; sb.Len() < 1<<20; i++ {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		if i%4 == 3 {
+			fmt.Fprintf(&sb, `{"type":5,"timestamp":%d,"data":{"tag":"breadcrumb","payload":{"type":"default","category":"ui.click","message":"clicked %d","data":{"to":"user%d@example.com","path":"body > div#app > button.submit"}}}}`, i, i, i)
+		} else {
+			fmt.Fprintf(&sb, `{"type":3,"timestamp":%d,"data":{"source":0,"texts":[],"attributes":[],"removes":[],"adds":[{"parentId":%d,"nextId":null,"node":{"type":2,"id":%d,"tagName":"div","attributes":{"class":"row item-%d"},"childNodes":[{"type":3,"id":%d,"textContent":"Row number %d of the table"}]}}]}}`, i, i, i+1, i, i+2, i)
+		}
+	}
+	sb.WriteString("]")
+	var buf bytes.Buffer
+	w := zlib.NewWriter(&buf)
+	w.Write([]byte(sb.String()))
+	w.Close()
+	in := append([]byte(recHeader), buf.Bytes()...)
+	b.SetBytes(int64(sb.Len()))
+	b.ReportAllocs()
+	var dst []byte
+	for b.Loop() {
+		out, changed, err := c.ScrubRecording(dst[:0], in, 10<<20)
+		if err != nil || !changed {
+			b.Fatal(changed, err)
+		}
+		dst = out
 	}
 }
