@@ -16,8 +16,10 @@ import (
 // session-replay-recording-scrubbing feature reaches Sentry scrubbed as
 // Relay scrubs it: the replay event's user e-mail, and in the recording
 // the Sentry custom event's payload data (the DOM snapshot's text node is
-// left, as Relay leaves it); the same replay to a project without rules
-// arrives byte-identical, and a recording that does not decompress is
+// left, as Relay leaves it), at ingest and on release after waiting for
+// the config; the same replay to a project without rules arrives
+// byte-identical, to one without the feature with only its event
+// scrubbed, and a recording that does not decompress is
 // dropped as invalid.
 func TestReplayPIIScrubbing(t *testing.T) {
 	settleDialer(t)
@@ -30,6 +32,14 @@ func TestReplayPIIScrubbing(t *testing.T) {
 	}))
 	s.setProject(managedKey2, fakeSentryProjectState(43, managedKey2, "r1", func(m map[string]any) {
 		m["config"].(map[string]any)["features"] = []any{"organizations:session-replay"}
+	}))
+	// A project with the rules but without the recording feature: its
+	// replay events are scrubbed, its recordings are not (as in Relay).
+	const key3 = "aaaabbbbccccddddaaaabbbbccccdddd"
+	s.setProject(key3, fakeSentryProjectState(44, key3, "r1", func(m map[string]any) {
+		c := m["config"].(map[string]any)
+		c["features"] = []any{"organizations:session-replay"}
+		c["piiConfig"] = json.RawMessage(`{"applications":{"$string":["@email"]}}`)
 	}))
 	n := startNode(t, managedYAML(s.url(), ""))
 
@@ -71,6 +81,10 @@ func TestReplayPIIScrubbing(t *testing.T) {
 		t.Errorf("replay of a project without rules changed:\n event %s\n recording %q", ev, rec)
 	}
 
+	send(44, key3, "REPLAY-NOFEATURE", recording)
+	if ev, rec := items("REPLAY-NOFEATURE"); !strings.Contains(string(ev), `"email":"[email]"`) || !bytes.Equal(rec, recording) {
+		t.Errorf("without the recording feature: event scrubbed, recording as sent; got\n event %s\n recording %q", ev, rec)
+	}
 	for _, marker := range []string{"REPLAY-WAITED", "REPLAY-SCRUBBED"} {
 		if marker == "REPLAY-SCRUBBED" {
 			if st := n.r.Stats(); st.Waiting != 0 {
@@ -84,7 +98,7 @@ func TestReplayPIIScrubbing(t *testing.T) {
 	send(42, managedKey, "REPLAY-BROKEN", []byte("{\"segment_id\":0}\n\x16garbage"))
 	st := waitBalanced(t, n, 15*time.Second)
 	r := st.Classes["replay"]
-	if r.Delivered.Records != 3 || r.Dropped["invalid"].Records != 1 {
+	if r.Delivered.Records != 4 || r.Dropped["invalid"].Records != 1 {
 		t.Fatalf("replay outcomes: %+v", r)
 	}
 }
