@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/baton-relay/baton/relay/event"
 )
@@ -31,7 +32,7 @@ import (
 //     are pii true; the others are pii false, which no rule touches. A
 //     removed string becomes "", no `_meta` is written.
 //   - A recording that cannot be read (no body, a broken stream, more than
-//     the limit, not JSON) is an error: Relay drops the replay, outcome
+//     the limit, not JSON, not UTF-8) is an error: Relay drops the replay, outcome
 //     invalid (invalid_replay_recording).
 //
 // Differences from Relay: Relay writes every recording it scrubs again,
@@ -124,6 +125,9 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 // scrubEvents appends the rrweb event stream src, its custom events
 // scrubbed, to dst when something changed.
 func (c *Config) scrubEvents(dst, src []byte) (out []byte, changed bool, err error) {
+	if !utf8.Valid(src) { // serde_json refuses it
+		return dst, false, fmt.Errorf("%w: not UTF-8", ErrInvalidRecording)
+	}
 	s := scrubbers.Get().(*scrubber)
 	t := event.New()
 	s.t, s.keys = t, c.keys

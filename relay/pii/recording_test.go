@@ -3,6 +3,7 @@ package pii
 import (
 	"bytes"
 	"compress/zlib"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -115,6 +116,7 @@ func TestScrubRecordingInvalid(t *testing.T) {
 		"string type":   recHeader + `[{"type":"5"}]`,
 		"type too big":  recHeader + `[{"type":256}]`,
 		"not an object": recHeader + `[5]`,
+		"not utf-8":     recHeader + "[{\"type\":4,\"data\":\"\xff\"}]",
 		"over limit":    recHeader + string(big),
 	} {
 		_, _, err := c.ScrubRecording(nil, []byte(in), 1000)
@@ -175,4 +177,41 @@ func BenchmarkScrubRecording(b *testing.B) {
 		}
 		dst = out
 	}
+}
+
+// Any payload: no panic, an error is ErrInvalidRecording, and a changed
+// recording is zlib that inflates to JSON of the same number of events.
+func FuzzScrubRecording(f *testing.F) {
+	f.Add([]byte(recHeader + recSample))
+	f.Add([]byte(recHeader + `[{"type":5,"data":{"payload":{"description":"a@b.co \u00e9\ud83d\ude00"}}}]`))
+	f.Add([]byte(recHeader + `[]`))
+	c, err := Compile(DataScrubbingSettings{ScrubData: true, ScrubDefaults: true}, []byte(`{"applications":{"$string":["@email","@ip"]}}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, changed, err := c.ScrubRecording(nil, in, 1<<16)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidRecording) {
+				t.Fatalf("err %v", err)
+			}
+			return
+		}
+		if !changed {
+			return
+		}
+		nl := bytes.IndexByte(out, '\n')
+		zr, err := zlib.NewReader(bytes.NewReader(out[nl+1:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var events []json.RawMessage
+		if err := json.Unmarshal(js, &events); err != nil {
+			t.Fatalf("rewritten recording is not a JSON array: %v\n%s", err, js)
+		}
+	})
 }
