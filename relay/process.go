@@ -501,6 +501,31 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 			return err
 		}
 	}
+	if st := in.adm.State; !v.Drop[envelope.ClassReplay] && scrubsReplays(&s.env, st) {
+		// Scrubbed replays go to s.proc; the decompressed recording (or
+		// an event's tree) is charged while it lives.
+		limit := recordingLimit(&r.limits)
+		scratch, out := replayScratch(&s.env, limit)
+		if err := s.proc.Reserve(out, &s.lease); err != nil {
+			return err
+		}
+		if err := s.lease.Grow(scratch); err != nil {
+			return err
+		}
+		_, err := scrubReplays(&s.env, st, &s.proc.B, limit)
+		s.lease.Shrink(scratch)
+		if err := s.proc.Reserve(0, &s.lease); err != nil {
+			return err
+		}
+		if err != nil {
+			why := outcome.ReasonInvalid
+			if de := (*dropError)(nil); errors.As(err, &de) {
+				why = de.why
+			}
+			v.Drop[envelope.ClassReplay], v.Why[envelope.ClassReplay] = true, why
+			s.invalid[envelope.ClassReplay] = discardReason(envelope.ItemReplayRecording, err)
+		}
+	}
 	for i := range s.env.Items {
 		it := &s.env.Items[i]
 		if v.Drop[it.Class] || !processed(it.Type, true) {
@@ -605,6 +630,11 @@ func (r *Relay) release(rec *record.Record, st *project.State) (value []byte, re
 	)
 	changed = scrubAttachments(&env, st, &buf)
 	changed = scrubViewHierarchies(&env, st, &buf) || changed
+	rc, err := scrubReplays(&env, st, &buf, recordingLimit(&r.limits))
+	if err != nil {
+		return nil, discardReason(envelope.ItemReplayRecording, err), nil
+	}
+	changed = rc || changed
 	for i := range env.Items {
 		it := &env.Items[i]
 		if !processed(it.Type, false) {

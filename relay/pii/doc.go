@@ -7,7 +7,10 @@
 // processor does (log.go), Config.ScrubOtelLog an otel_log item's OTLP
 // record the same way, in its own shape (otellog.go); Attachments scrubs
 // the bytes of a plain attachment (attachment.go); ViewHierarchy the
-// strings of a view hierarchy attachment's JSON (viewhierarchy.go).
+// strings of a view hierarchy attachment's JSON (viewhierarchy.go);
+// Config.ScrubRecording the custom events of a replay recording, as
+// Relay's RecordingScrubber (recording.go: what it scrubs and where Baton
+// differs). A replay_event is scrubbed with Config.ScrubEvent.
 //
 // # Model
 //

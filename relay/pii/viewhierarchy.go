@@ -51,9 +51,9 @@ var errVH = errors.New("pii: view hierarchy is not valid JSON")
 // attachments; immutable and safe for concurrent use. A nil
 // *ViewHierarchy scrubs nothing.
 type ViewHierarchy struct {
-	// p is the piiConfig's pass of a compiled Config (prefilters on),
+	// ps is the piiConfig's pass of a compiled Config (prefilters on),
 	// keys that Config's key numbering.
-	p    *pass
+	ps   []pass
 	keys *keyIDs
 }
 
@@ -80,7 +80,7 @@ func (c *Config) ViewHierarchy() *ViewHierarchy {
 	if c == nil || len(c.passes) == 0 || c.passes[0].legacy {
 		return nil
 	}
-	return &ViewHierarchy{p: &c.passes[0], keys: c.keys}
+	return &ViewHierarchy{ps: c.passes[:1:1], keys: c.keys}
 }
 
 // Scrub appends the view hierarchy src, its strings scrubbed, to dst and
@@ -95,7 +95,7 @@ func (v *ViewHierarchy) Scrub(dst, src []byte) (out []byte, changed bool) {
 	s := scrubbers.Get().(*scrubber)
 	t := event.New()
 	s.t, s.keys = t, v.keys
-	w := vhWalker{src: src, s: s, p: v.p, dst: dst}
+	w := vhWalker{src: src, s: s, ps: v.ps, dst: dst}
 	defer func() { t.Release(); s.reset(); scrubbers.Put(s) }()
 	if err := w.value(0); err != nil || !w.changed {
 		return dst, false
@@ -109,11 +109,16 @@ type vhWalker struct {
 	src     []byte
 	pos     int
 	s       *scrubber // path and scratch; s.t makes the string nodes
-	p       *pass
+	ps      []pass    // applied one after the other, as Relay's processors
 	dst     []byte
 	copied  int  // src[:copied] is written to dst
 	changed bool // something was rewritten
 	dec     []byte
+	// Recording mode (recording.go): rec sets each key's pii by its path
+	// (recPII); skip scans without scrubbing; typ is the "type" of the
+	// element at the root, -1 when it has none that is a u8.
+	rec, skip bool
+	typ       int
 }
 
 func (w *vhWalker) ws() {
@@ -144,7 +149,7 @@ func (w *vhWalker) value(depth int) error {
 		if err != nil {
 			return err
 		}
-		if len(w.s.path) > 0 {
+		if len(w.s.path) > 0 && !w.skip {
 			w.scrub(start, str)
 		}
 		return nil
@@ -182,14 +187,22 @@ func (w *vhWalker) object(depth int) error {
 		if decoded { // copied: w.dec is reused by the strings below it
 			key = bytes.Clone(key)
 		}
-		w.s.path = append(w.s.path, state{key: key, id: w.s.keys.of(key), types: tString, pii: piiTrue})
+		pii, root := piiTrue, len(w.s.path) == 0
+		if w.rec {
+			pii = recPII(w.s.path, key)
+		}
+		w.s.path = append(w.s.path, state{key: key, id: w.s.keys.of(key), types: tString, pii: pii})
 		w.ws()
 		if w.pos >= len(w.src) || w.src[w.pos] != ':' {
 			return errVH
 		}
 		w.pos++
+		vstart := w.pos
 		if err := w.value(depth); err != nil {
 			return err
+		}
+		if w.rec && root && string(key) == "type" {
+			w.typ = recType(w.src[vstart:w.pos])
 		}
 		w.s.pop()
 		w.ws()
@@ -384,14 +397,18 @@ func (w *vhWalker) scrub(start int, str []byte) {
 	case "", "true", "false", "null", "undefined":
 		return
 	}
-	if !w.p.filter.may(&w.s.path[len(w.s.path)-1]) {
-		return
-	}
+	leaf := &w.s.path[len(w.s.path)-1]
 	selected := false
-	for i := range w.p.apps {
-		if w.p.apps[i].sel.matches(w.s.path) {
-			selected = true
-			break
+	for pi := range w.ps {
+		p := &w.ps[pi]
+		if leaf.pii == piiFalse || p.filter != nil && !p.filter.may(leaf) {
+			continue
+		}
+		for i := range p.apps {
+			if p.apps[i].sel.matches(w.s.path) {
+				selected = true
+				break
+			}
 		}
 	}
 	if !selected { // most strings: no node made for them
@@ -399,7 +416,14 @@ func (w *vhWalker) scrub(start int, str []byte) {
 	}
 	n := w.s.t.NewStringBytes(str)
 	var now []byte
-	if w.s.applyAll(w.p, n) {
+	removed := false
+	for pi := range w.ps {
+		if w.s.applyAll(&w.ps[pi], n) {
+			removed = true
+			break
+		}
+	}
+	if removed {
 		now = nil // removed: Relay writes ""
 	} else if now = n.Bytes(); bytes.Equal(now, str) {
 		return

@@ -413,6 +413,11 @@ func (st *State) KeyID(publicKey []byte) uint64 {
 // as JSON (ViewHierarchy) rather than as plain attachments, as Relay does.
 const FeatureViewHierarchyScrubbing = "organizations:view-hierarchy-scrubbing"
 
+// FeatureReplayRecordingScrubbing has the custom events of replay
+// recordings scrubbed (pii.Config.ScrubRecording), as Relay does only
+// for organizations with it; replay events are scrubbed without it.
+const FeatureReplayRecordingScrubbing = "organizations:session-replay-recording-scrubbing"
+
 // HasFeature reports whether the project has the feature flag.
 func (st *State) HasFeature(name string) bool { return slices.Contains(st.Features, name) }
 
