@@ -63,6 +63,7 @@ type trace struct {
 	rate        float64
 	left        int64 // when the last record left (unix ns), for forgetting
 	durable     int64 // when a durable mark of it was last appended (unix ns; Marks)
+	recorded    int64 // when its durable decision was last appended (unix ns; Marks)
 	refs        int32 // records of it still in a stream
 	items       int32 // items seen, for MaxTraceItems
 	interesting bool
@@ -123,6 +124,56 @@ func (x *Index) MarkDurable(id string, now time.Time) {
 	defer x.mu.Unlock()
 	if t := x.m[id]; t != nil {
 		t.durable = now.UnixNano()
+	}
+}
+
+// Remember puts back the decision of trace id (keep) that a durable
+// decision record appended at at holds (Marks.Load): late items of the
+// trace follow it, as before the restart. The trace is forgotten like one
+// decided here, MaxTraceWait after at.
+func (x *Index) Remember(id string, keep bool, at time.Time) {
+	if id == "" {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := at.UnixNano()
+	t := x.m[id]
+	if t == nil {
+		if len(x.m) >= x.o.MaxTraces {
+			x.sweep(at)
+		}
+		if len(x.m) >= x.o.MaxTraces {
+			return // full: a late item of it is decided afresh
+		}
+		t = &trace{first: n, last: n}
+		x.m[id] = t
+	}
+	t.decided, t.keep = true, keep
+	t.left = max(t.left, n)
+	t.recorded = max(t.recorded, n)
+}
+
+// record reports whether trace id, decided, needs a durable decision
+// record appended at now (none yet, or the last one is MaxTraceWait old,
+// so it would expire before the trace is forgotten), and notes it as
+// appended; unrecord undoes that when the append failed.
+func (x *Index) record(id string, now time.Time) (keep, interesting, ok bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	t := x.m[id]
+	if t == nil || !t.decided || (t.recorded != 0 && now.UnixNano()-t.recorded < int64(x.o.MaxTraceWait)) {
+		return false, false, false
+	}
+	t.recorded = now.UnixNano()
+	return t.keep, t.interesting, true
+}
+
+func (x *Index) unrecord(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if t := x.m[id]; t != nil {
+		t.recorded = 0
 	}
 }
 
