@@ -63,9 +63,12 @@ type trace struct {
 	rate        float64
 	left        int64 // when the last record left (unix ns), for forgetting
 	durable     int64 // when a durable mark of it was last appended (unix ns; Marks)
-	recorded    int64 // when its durable decision was last appended (unix ns; Marks)
 	refs        int32 // records of it still in a stream
 	items       int32 // items seen, for MaxTraceItems
+	// recorded is when its durable decision was last appended (Marks), in
+	// whole seconds after first, plus 1; 0: none. Seconds in 4 bytes keep
+	// the entry in the 64 B size class.
+	recorded    uint32
 	interesting bool
 	due         bool // decide at the next verdict: capped or over budget
 	decided     bool
@@ -151,7 +154,21 @@ func (x *Index) Remember(id string, keep bool, at time.Time) {
 	}
 	t.decided, t.keep = true, keep
 	t.left = max(t.left, n)
-	t.recorded = max(t.recorded, n)
+	t.setRecorded(n)
+}
+
+// setRecorded notes a durable decision appended at n (unix ns).
+func (t *trace) setRecorded(n int64) {
+	t.recorded = uint32(min(max(n-t.first, 0)/int64(time.Second), math.MaxUint32-1) + 1)
+}
+
+// recordedAt is when its durable decision was last appended, rounded down
+// to the second after first (so it is renewed early, never late); 0: none.
+func (t *trace) recordedAt() int64 {
+	if t.recorded == 0 {
+		return 0
+	}
+	return t.first + int64(t.recorded-1)*int64(time.Second)
 }
 
 // record reports whether trace id, decided, needs a durable decision
@@ -162,10 +179,10 @@ func (x *Index) record(id string, now time.Time) (keep, interesting, ok bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	t := x.m[id]
-	if t == nil || !t.decided || (t.recorded != 0 && now.UnixNano()-t.recorded < int64(x.o.MaxTraceWait)) {
+	if t == nil || !t.decided || (t.recorded != 0 && now.UnixNano()-t.recordedAt() < int64(x.o.MaxTraceWait)) {
 		return false, false, false
 	}
-	t.recorded = now.UnixNano()
+	t.setRecorded(now.UnixNano())
 	return t.keep, t.interesting, true
 }
 
