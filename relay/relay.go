@@ -570,8 +570,8 @@ func (r *Relay) startForwarders() {
 		// errors went out before a restart are kept (tailsample.Marks).
 		if err := m.Load(time.Now()); err != nil {
 			r.log.Error("tail sampling: error marks not reloaded; their traces fall back to the other rules", "err", err)
-		} else if n := m.Loaded(); n > 0 {
-			r.log.Info("tail sampling: error marks reloaded", "marks", n)
+		} else if n, d := m.Loaded(), m.LoadedDecisions(); n+d > 0 {
+			r.log.Info("tail sampling: error marks and trace decisions reloaded", "marks", n, "decisions", d)
 		}
 		r.relWG.Go(func() { m.Run(relCtx) })
 	} else {

@@ -232,6 +232,7 @@ func (r *Relay) startSamplers(ctx context.Context, held []buffer.StreamStats) {
 				return r.stream(c, key).ID()
 			},
 			Rules:    r.tailRules,
+			Marks:    r.tail.marks,
 			Outcomes: &r.outcomes,
 			Reporter: r.loopReporter(),
 			Logger:   r.log,

@@ -19,10 +19,16 @@ import (
 // head sampling's path (append to the class stream only), on a buffer on
 // disk with the default (strict) durability, 5 transactions per trace,
 // appended 100 per commit. tail+rules adds three keep rules that match
-// nothing (each item is parsed once more for them).
+// nothing (each item is parsed once more for them). +decisions makes the
+// decisions durable (Options.Marks: one decision record per trace, in the
+// settling Move); /1 has one transaction per trace, its worst case.
 func BenchmarkTraceBuffer(b *testing.B) {
-	for _, mode := range []string{"head", "tail", "tail+rules"} {
+	for _, mode := range []string{"head", "tail", "tail+rules", "tail+decisions", "tail/1", "tail+decisions/1"} {
 		b.Run(mode, func(b *testing.B) {
+			perTrace := 5
+			if strings.HasSuffix(mode, "/1") {
+				perTrace = 1
+			}
 			buf, err := buffer.Open(b.TempDir(), buffer.Options{Weigh: record.Items, Logger: quietStore{}})
 			if err != nil {
 				b.Fatal(err)
@@ -37,16 +43,20 @@ func BenchmarkTraceBuffer(b *testing.B) {
 			h.s = NewSampler(Options{Buffer: buf, Stream: tailTx, Index: h.x, Outcomes: h.out,
 				Route: func(c envelope.Class, _ []byte) buffer.Stream { return record.StreamFor(c, 0).ID() },
 				Now:   func() time.Time { return h.now }})
+			if strings.HasPrefix(mode, "tail+decisions") {
+				h.s.o.Marks = NewMarks(buf, record.Marks().ID(), h.x, nil)
+			}
 			const batch = 100
 			vals := make([][]byte, batch)
 			es := make([]buffer.Entry, batch)
 			ctx := context.Background()
 			var recs []buffer.Record
 			b.SetBytes(int64(len(txRecord(traceA, "GET /bench", "ok", t0, 0))))
+			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i += batch {
 				for j := range batch {
-					vals[j] = txRecord(fmt.Sprintf("%032x", (i+j)/5), "GET /bench", "ok", t0, 0)
+					vals[j] = txRecord(fmt.Sprintf("%032x", (i+j)/perTrace), "GET /bench", "ok", t0, 0)
 					es[j] = buffer.Entry{Stream: classTx, Value: vals[j]}
 					if mode != "head" {
 						es[j].Stream = tailTx
@@ -70,6 +80,13 @@ func BenchmarkTraceBuffer(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tx/s")
+			if h.s.o.Marks != nil {
+				for _, st := range buf.Stats().Streams {
+					if st.Stream == record.Marks().ID() && st.Pending != int64((b.N+batch-1)/batch*batch/perTrace) {
+						b.Fatalf("%d decision records on disk, want one per trace", st.Pending)
+					}
+				}
+			}
 		})
 	}
 }

@@ -54,5 +54,10 @@
 // each is a record of a stream of its own appended in its error's Append
 // (one batch, one fsync), reloaded into the Index by Load before the
 // Samplers start, and acked MaxTraceWait + MarkSlack after it was
-// appended, tracked by at most 1,024 (seq, time) checkpoints.
+// appended, tracked by at most 1,024 (seq, time) checkpoints. So are the
+// decisions of finished traces (AppendDecision: trace id, keep, reason),
+// in the same stream: a Sampler appends one per trace (once per
+// MaxTraceWait) in the Move that releases the trace's first records, so
+// it is on disk no later than they are gone; Load puts it back
+// (Index.Remember) and late items follow it.
 package tailsample

@@ -65,6 +65,10 @@ type trace struct {
 	durable     int64 // when a durable mark of it was last appended (unix ns; Marks)
 	refs        int32 // records of it still in a stream
 	items       int32 // items seen, for MaxTraceItems
+	// recorded is when its durable decision was last appended (Marks), in
+	// whole seconds after first, plus 1; 0: none. Seconds in 4 bytes keep
+	// the entry in the 64 B size class.
+	recorded    uint32
 	interesting bool
 	due         bool // decide at the next verdict: capped or over budget
 	decided     bool
@@ -123,6 +127,70 @@ func (x *Index) MarkDurable(id string, now time.Time) {
 	defer x.mu.Unlock()
 	if t := x.m[id]; t != nil {
 		t.durable = now.UnixNano()
+	}
+}
+
+// Remember puts back the decision of trace id (keep) that a durable
+// decision record appended at at holds (Marks.Load): late items of the
+// trace follow it, as before the restart. The trace is forgotten like one
+// decided here, MaxTraceWait after at.
+func (x *Index) Remember(id string, keep bool, at time.Time) {
+	if id == "" {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := at.UnixNano()
+	t := x.m[id]
+	if t == nil {
+		if len(x.m) >= x.o.MaxTraces {
+			x.sweep(at)
+		}
+		if len(x.m) >= x.o.MaxTraces {
+			return // full: a late item of it is decided afresh
+		}
+		t = &trace{first: n, last: n}
+		x.m[id] = t
+	}
+	t.decided, t.keep = true, keep
+	t.left = max(t.left, n)
+	t.setRecorded(n)
+}
+
+// setRecorded notes a durable decision appended at n (unix ns).
+func (t *trace) setRecorded(n int64) {
+	t.recorded = uint32(min(max(n-t.first, 0)/int64(time.Second), math.MaxUint32-1) + 1)
+}
+
+// recordedAt is when its durable decision was last appended, rounded down
+// to the second after first (so it is renewed early, never late); 0: none.
+func (t *trace) recordedAt() int64 {
+	if t.recorded == 0 {
+		return 0
+	}
+	return t.first + int64(t.recorded-1)*int64(time.Second)
+}
+
+// record reports whether trace id, decided, needs a durable decision
+// record appended at now (none yet, or the last one is MaxTraceWait old,
+// so it would expire before the trace is forgotten), and notes it as
+// appended; unrecord undoes that when the append failed.
+func (x *Index) record(id string, now time.Time) (keep, interesting, ok bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	t := x.m[id]
+	if t == nil || !t.decided || (t.recorded != 0 && now.UnixNano()-t.recordedAt() < int64(x.o.MaxTraceWait)) {
+		return false, false, false
+	}
+	t.setRecorded(now.UnixNano())
+	return t.keep, t.interesting, true
+}
+
+func (x *Index) unrecord(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if t := x.m[id]; t != nil {
+		t.recorded = 0
 	}
 }
 

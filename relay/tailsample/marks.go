@@ -28,12 +28,41 @@ func AppendMark(dst []byte, id string) []byte {
 	return append(append(dst, markVersion), id...)
 }
 
-// decodeMark returns the trace id of a mark's value.
-func decodeMark(v []byte) (string, bool) {
-	if len(v) < 2 || v[0] != markVersion {
-		return "", false
+// decisionVersion opens a decision record's value: the version, a flags
+// byte (decisionKeep, decisionInteresting: the reason, for inspection),
+// the trace id.
+const decisionVersion = 0xf2
+
+const (
+	decisionKeep        = 1 << 0
+	decisionInteresting = 1 << 1 // kept by an error, a rule or the duration; else by the rate
+)
+
+// AppendDecision appends the buffer value of the decision of trace id:
+// the record a Sampler appends in the buffer.Move that releases the
+// trace's first decided records, so it is durable no later than they
+// are gone.
+func AppendDecision(dst []byte, id string, keep, interesting bool) []byte {
+	var f byte
+	if keep {
+		f |= decisionKeep
 	}
-	return string(v[1:]), true
+	if interesting {
+		f |= decisionInteresting
+	}
+	return append(append(dst, decisionVersion, f), id...)
+}
+
+// decodeMark returns the trace id of a mark's or a decision record's
+// value; decision reports which, keep the decision's verdict.
+func decodeMark(v []byte) (id string, decision, keep, ok bool) {
+	switch {
+	case len(v) >= 2 && v[0] == markVersion:
+		return string(v[1:]), false, false, true
+	case len(v) >= 3 && v[0] == decisionVersion:
+		return string(v[2:]), true, v[1]&decisionKeep != 0, true
+	}
+	return "", false, false, false
 }
 
 // MarksBuffer is what Marks does with the buffer.
@@ -50,8 +79,9 @@ type checkpoint struct {
 	start, at int64
 }
 
-// Marks keeps an Index's error marks durable in a buffer stream of their
-// own: a mark is appended with its error, reloaded into the Index by Load
+// Marks keeps an Index's error marks, and the decisions of its finished
+// traces (AppendDecision, written by the Samplers), durable in a buffer
+// stream of their own: a mark is appended with its error, reloaded into the Index by Load
 // on start, and acked (deleted by the buffer's DeleteRange) MaxTraceWait
 // plus MarkSlack after it was appended. It never reads the stream while
 // running: it only remembers, in at most maxCheckpoints checkpoints, up to
@@ -64,9 +94,10 @@ type Marks struct {
 	grain  int64 // ns a checkpoint covers
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	ckpts  []checkpoint
-	loaded int
+	mu        sync.Mutex
+	ckpts     []checkpoint
+	loaded    int
+	decisions int
 }
 
 // NewMarks returns the Marks of index kept in stream of buf.
@@ -100,7 +131,8 @@ func (m *Marks) Added(seq buffer.Seq, at time.Time) {
 }
 
 // Load marks in the Index the traces of the marks the stream holds that
-// are younger than their life, and deletes the older ones. Call it once,
+// are younger than their life, puts back the decisions of the decision
+// records as young (Index.Remember), and deletes the older ones. Call it once,
 // before the Samplers start.
 func (m *Marks) Load(now time.Time) error {
 	var wm, next buffer.Seq
@@ -117,7 +149,13 @@ func (m *Marks) Load(now time.Time) error {
 		}
 		for i := range recs {
 			r := &recs[i]
-			if id, ok := decodeMark(r.Value); ok && now.Sub(r.Appended) < time.Duration(m.life) {
+			id, decision, keep, ok := decodeMark(r.Value)
+			switch {
+			case !ok || now.Sub(r.Appended) >= time.Duration(m.life):
+			case decision:
+				m.index.Remember(id, keep, r.Appended)
+				m.decisions++
+			default:
 				m.index.Mark(id, r.Appended)
 				m.loaded++
 			}
@@ -132,6 +170,13 @@ func (m *Marks) Loaded() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.loaded
+}
+
+// LoadedDecisions is how many decisions Load put back in the Index.
+func (m *Marks) LoadedDecisions() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.decisions
 }
 
 // Expire deletes the marks older than their life.

@@ -135,3 +135,91 @@ func TestHasDurableMark(t *testing.T) {
 		t.Error("a durable mark MaxTraceWait after it: the next error must append one")
 	}
 }
+
+// A finished trace's decision survives a restart: trace A, kept by the
+// duration threshold at keep rate 0, and trace B, dropped, were decided
+// and released before Baton stopped; after the index is rebuilt, a late
+// fast item of A is kept and one of B dropped, by the remembered
+// decisions. Without decision records (no Marks), A's late item is
+// decided afresh and dropped.
+func TestDecisionsSurviveRebuild(t *testing.T) {
+	for _, durable := range []bool{true, false} {
+		t.Run(fmt.Sprintf("durable=%v", durable), func(t *testing.T) {
+			fs, clock := vfs.NewMem(), t0
+			b := openClocked(t, fs, &clock)
+			rules := Rules{KeepRate: 0, DurationThreshold: 5 * time.Second}
+			h := newHarness(t, b, rules)
+			if durable {
+				h.s.o.Marks = NewMarks(b, marksStream, h.x, nil)
+			}
+			h.append(txRecord(traceA, "A-slow", "ok", t0, 6*time.Second), txRecord(traceB, "B1", "ok", t0, 0))
+			h.step(2)
+			h.now = t0.Add(2 * time.Second)
+			h.step(0)
+			if got := h.delivered(); fmt.Sprint(got) != "[A-slow]" || h.pending(tailTx) != 0 {
+				t.Fatalf("before the restart: delivered %v, %d waiting; want [A-slow], none", got, h.pending(tailTx))
+			}
+			if got, want := h.pending(marksStream), map[bool]int64{true: 2, false: 0}[durable]; got != want {
+				t.Fatalf("%d decision records on disk, want %d", got, want)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			clock = t0.Add(3 * time.Second)
+			b = openClocked(t, fs, &clock)
+			defer b.Close()
+			h = newHarness(t, b, rules)
+			h.now = clock
+			m := NewMarks(b, marksStream, h.x, nil)
+			h.s.o.Marks = m
+			if err := m.Load(clock); err != nil || m.LoadedDecisions() != map[bool]int{true: 2, false: 0}[durable] {
+				t.Fatalf("Load: %d decisions, %v", m.LoadedDecisions(), err)
+			}
+			h.append(txRecord(traceA, "A-late", "ok", clock, 0), txRecord(traceB, "B-late", "ok", clock, 0))
+			h.step(2)
+			h.now = clock.Add(2 * time.Second)
+			h.step(0)
+			want := map[bool]string{true: "[A-slow A-late]", false: "[A-slow]"}[durable]
+			if got := h.delivered(); fmt.Sprint(got) != want || h.out.drops[outcome.ReasonSampled] != map[bool]int{true: 1, false: 2}[durable] {
+				t.Errorf("after the restart: delivered %v, sampled drops %d; want %s", got, h.out.drops[outcome.ReasonSampled], want)
+			}
+			// A remembered decision is on disk already: late items add none.
+			if got, want := h.pending(marksStream), map[bool]int64{true: 2, false: 2}[durable]; got != want {
+				t.Errorf("after the late items: %d decision records on disk, want %d", got, want)
+			}
+		})
+	}
+}
+
+// Decision records are expired with the marks: MaxTraceWait + MarkSlack
+// after they were appended, and one that old is not loaded.
+func TestDecisionsExpire(t *testing.T) {
+	fs, clock := vfs.NewMem(), t0
+	b := openClocked(t, fs, &clock)
+	h := newHarness(t, b, Rules{KeepRate: 1})
+	h.s.o.Marks = NewMarks(b, marksStream, h.x, nil)
+	h.append(txRecord(traceA, "A1", "ok", t0, 0))
+	h.step(1)
+	h.now = t0.Add(2 * time.Second)
+	h.step(0)
+	life := 10*time.Second + MarkSlack
+	if err := h.s.o.Marks.Expire(t0.Add(life)); err != nil || h.pending(marksStream) != 1 {
+		t.Fatalf("within its life: %d decision records (%v), want 1", h.pending(marksStream), err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openClocked(t, fs, &clock)
+	defer b.Close()
+	x := NewIndex(IndexOptions{DecisionWait: time.Second, MaxTraceWait: 10 * time.Second})
+	m := NewMarks(b, marksStream, x, nil)
+	if err := m.Load(t0.Add(2*time.Second + life + time.Millisecond)); err != nil || m.LoadedDecisions() != 0 || x.Stats().Waiting != 0 {
+		t.Errorf("Load past its life: %d loaded, %d indexed (%v); want none", m.LoadedDecisions(), x.Stats().Waiting, err)
+	}
+	for _, st := range b.Stats().Streams {
+		if st.Stream == marksStream && st.Pending != 0 {
+			t.Errorf("%d expired decision records left on disk", st.Pending)
+		}
+	}
+}

@@ -48,6 +48,11 @@ type Options struct {
 	Outcomes Recorder
 	// Reporter reports dropped records upstream. Default nil: none.
 	Reporter Reporter
+	// Marks, when set, makes decisions durable: the decision of a trace is
+	// appended to its stream in the Move that releases the trace's first
+	// records, and Marks.Load puts it back after a restart, so late items
+	// follow it. Default nil: decisions are remembered in memory only.
+	Marks *Marks
 	// Now default time.Now; Logger default slog.Default().
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -67,16 +72,18 @@ type heldRecord struct {
 // it reads it, and moves the decided prefix of the stream to the class
 // streams (kept) or drops it with outcome sampled. One goroutine (Run).
 type Sampler struct {
-	o       Options
-	tick    time.Duration
-	maxHeld int
-	held    []heldRecord
-	recs    []buffer.Record
-	slab    record.Slab
-	entries []buffer.Entry
-	drops   []record.Record
-	corrupt []int // items of records that do not decode
-	noRules int   // held records waiting for their rules
+	o        Options
+	tick     time.Duration
+	maxHeld  int
+	held     []heldRecord
+	recs     []buffer.Record
+	slab     record.Slab
+	entries  []buffer.Entry
+	drops    []record.Record
+	corrupt  []int    // items of records that do not decode
+	recorded []string // traces whose decision records the current Move appends
+	decs     []byte   // their values
+	noRules  int      // held records waiting for their rules
 }
 
 // NewSampler returns a Sampler of o.Stream; Run starts it.
@@ -120,6 +127,34 @@ func (s *Sampler) Run(ctx context.Context) {
 				return
 			}
 		}
+	}
+}
+
+// recordDecisions appends to s.entries a decision record of each trace of
+// prefix that needs one (Index.record): once per trace per MaxTraceWait.
+func (s *Sampler) recordDecisions(prefix []heldRecord, now time.Time) {
+	s.recorded = s.recorded[:0]
+	if s.o.Marks == nil {
+		return
+	}
+	s.decs = s.decs[:0]
+	start := len(s.entries)
+	for i := range prefix {
+		if prefix[i].id == "" {
+			continue
+		}
+		if keep, interesting, ok := s.o.Index.record(prefix[i].id, now); ok {
+			s.recorded = append(s.recorded, prefix[i].id)
+			s.decs = AppendDecision(s.decs, prefix[i].id, keep, interesting)
+			s.entries = append(s.entries, buffer.Entry{Stream: s.o.Marks.Stream()})
+		}
+	}
+	// The values point into s.decs once it stopped growing.
+	off := 0
+	for i := start; i < len(s.entries); i++ {
+		n := 2 + len(s.recorded[i-start])
+		s.entries[i].Value = s.decs[off : off+n : off+n]
+		off += n
 	}
 }
 
@@ -289,8 +324,16 @@ func (s *Sampler) settle(ctx context.Context) error {
 			s.drops = append(s.drops, rec)
 		}
 	}
+	firstDecision := len(s.entries)
+	s.recordDecisions(prefix, now)
 	if err := s.o.Buffer.Move(ctx, s.entries, s.o.Stream, prefix[n-1].seq); err != nil {
+		for _, id := range s.recorded {
+			s.o.Index.unrecord(id)
+		}
 		return err
+	}
+	for _, e := range s.entries[firstDecision:] {
+		s.o.Marks.Added(e.Seq, now)
 	}
 	class := record.Stream(s.o.Stream).Class()
 	for _, items := range s.corrupt {
