@@ -139,7 +139,7 @@ func TestSeriesSlidingWindow(t *testing.T) {
 // is back (empty, scripts gone) the probe finds it and batches go to it.
 func TestSeriesFallback(t *testing.T) {
 	rs := testutil.StartRedis(t)
-	c := open(t, Options{Addresses: []string{rs.Addr}, ProbeInterval: 20 * time.Millisecond, MaxWait: 50 * time.Millisecond})
+	c := open(t, Options{Addresses: []string{rs.Addr}, ProbeInterval: 20 * time.Millisecond, MaxWait: slowMaxWait})
 	now := time.Now()
 	batch := seriesBatch(3, "custom", 10, time.Hour, time.Hour, 1, 2, 3)
 	ok := make([]bool, 3)
@@ -153,7 +153,7 @@ func TestSeriesFallback(t *testing.T) {
 		if err == nil {
 			t.Fatal("no error with Redis down")
 		}
-		if d := time.Since(start); d > 500*time.Millisecond {
+		if d := time.Since(start); d > 8*slowMaxWait {
 			t.Fatalf("a batch waited %v with Redis down", d)
 		}
 	}
@@ -247,7 +247,7 @@ func TestSeriesCluster(t *testing.T) {
 // again (SIGCONT) the probe brings the batches back to it.
 func TestSeriesSlowRedis(t *testing.T) {
 	rs := testutil.StartRedis(t)
-	c := open(t, Options{Addresses: []string{rs.Addr}, ProbeInterval: 20 * time.Millisecond, MaxWait: 50 * time.Millisecond})
+	c := open(t, Options{Addresses: []string{rs.Addr}, ProbeInterval: 20 * time.Millisecond, MaxWait: slowMaxWait})
 	batch := seriesBatch(4, "custom", 10, time.Hour, time.Hour, 1, 2)
 	ok := make([]bool, 2)
 	if err := c.AdmitSeries(time.Now(), batch, ok); err != nil {
@@ -264,7 +264,7 @@ func TestSeriesSlowRedis(t *testing.T) {
 	}()
 	start := time.Now()
 	err := c.AdmitSeries(time.Now(), batch, ok)
-	if d := time.Since(start); err == nil || d > 500*time.Millisecond {
+	if d := time.Since(start); err == nil || d > 8*slowMaxWait {
 		t.Fatalf("a batch against a stopped Redis: %v after %v, want an error within about MaxWait", err, d)
 	}
 	if st := c.Stats(); st.Up || st.SeriesFallbacks != 2 {
