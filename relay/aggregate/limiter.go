@@ -285,11 +285,6 @@ func metricType(mri string) string {
 	return ""
 }
 
-// scope returns k's scope of the default and overrides; see track.
-func (l *Limiter) scope(k limitKey, now int64) *limitScope {
-	return l.track(target{key: k}, now)
-}
-
 // track returns t's scope, tracked and most recently used, with its limit
 // resolved and its local set of the window at now.
 func (l *Limiter) track(t target, now int64) *limitScope {
