@@ -3,8 +3,6 @@ package integration
 import (
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -31,13 +29,7 @@ func TestTailSamplingKill9KeepsDecision(t *testing.T) {
 	bin := crashBuildBaton(t)
 	up := newFakeUpstream(t)
 	dir, files := t.TempDir(), t.TempDir()
-	cfg := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\nbuffer:\n  dir: %s\n  reserve_bytes: 1MiB\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n", dir) +
-		fakeUpstreamYAML("up", up.url(), "default") +
-		"tail_sampling:\n  projects: [\"42\"]\n  decision_wait: 1s\n  keep_rate: 0\n  duration_threshold: 500ms\n"
-	path := filepath.Join(files, "baton.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writeTailConfig(t, dir, files, up, "tail_sampling:\n  projects: [\"42\"]\n  decision_wait: 1s\n  keep_rate: 0\n  duration_threshold: 500ms\n")
 	c := &http.Client{Timeout: 5 * time.Second}
 	p := crashStart(t, bin, path)
 	p.waitReady(t, c, 15*time.Second)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -29,14 +27,7 @@ func TestTailSamplingKill9KeepsMarkedTrace(t *testing.T) {
 	up := newFakeUpstream(t)
 	dir, files := t.TempDir(), t.TempDir()
 	write := func(wait time.Duration) string {
-		cfg := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\nbuffer:\n  dir: %s\n  reserve_bytes: 1MiB\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n", dir) +
-			fakeUpstreamYAML("up", up.url(), "default") +
-			fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: %s\n  keep_rate: 0\n", wait)
-		path := filepath.Join(files, fmt.Sprintf("baton-%s.yaml", wait))
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
+		return writeTailConfig(t, dir, files, up, fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: %s\n  keep_rate: 0\n", wait))
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
 	p := crashStart(t, bin, write(time.Minute))
@@ -53,7 +44,9 @@ func TestTailSamplingKill9KeepsMarkedTrace(t *testing.T) {
 	send(fmt.Appendf(nil, "{\"event_id\":\"%032x\",\"trace\":{\"trace_id\":%q,\"public_key\":%q}}\n{\"type\":\"event\",\"length\":%d}\n%s\n", 3, marked, testKey, len(ev), ev))
 	send(traceEnvelope(fmt.Sprintf("%032x", 4), marked, testKey, "marks-M-2"))
 	// The error went out at once; the transactions wait (decision_wait 1m).
-	fakeWaitFor(t, 15*time.Second, func() bool { return len(up.delivered()) >= 1 }, func() string {
+	// Baton counts the error delivered once the upstream has answered,
+	// which is after the upstream has it: wait for Baton's count.
+	fakeWaitFor(t, 15*time.Second, func() bool { return crashStats(t, c, p.base).Delivered >= 1 }, func() string {
 		return fmt.Sprintf("%d requests delivered, want the error", len(up.delivered()))
 	})
 	if st := crashStats(t, c, p.base); st.Pending != 3 || st.Delivered != 1 || !st.Balanced {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -168,14 +167,7 @@ func TestTailSamplingKill9(t *testing.T) {
 	up := newFakeUpstream(t)
 	dir, files := t.TempDir(), t.TempDir()
 	write := func(wait time.Duration) string {
-		cfg := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\nbuffer:\n  dir: %s\n  reserve_bytes: 1MiB\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n", dir) +
-			fakeUpstreamYAML("up", up.url(), "default") +
-			fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: %s\n  keep_rate: 1\n", wait)
-		path := filepath.Join(files, fmt.Sprintf("baton-%s.yaml", wait))
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
+		return writeTailConfig(t, dir, files, up, fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: %s\n  keep_rate: 1\n", wait))
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
 	p := crashStart(t, bin, write(time.Minute))
@@ -231,4 +223,26 @@ func TestTailSamplingBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeTailConfig writes the config of a tail-sampling test that runs the
+// baton binary: its buffer in dir (kept across restarts), every class to
+// the fake upstream up, and the YAML tail (a tail_sampling section), into
+// a new file under files; it returns the file's path.
+func writeTailConfig(t *testing.T, dir, files string, up *fakeUpstream, tail string) string {
+	t.Helper()
+	cfg := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\nbuffer:\n  dir: %s\n  reserve_bytes: 1MiB\nkafka:\n  embedded:\n    listen: 127.0.0.1:0\n", dir) +
+		fakeUpstreamYAML("up", up.url(), "default") + tail
+	f, err := os.CreateTemp(files, "baton-*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString(cfg)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
 }
