@@ -52,21 +52,14 @@ type chainMedian struct {
 // runChain runs the --chain scenario and prints its report.
 func runChain(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	rep, err := chain(ctx, o, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "baton-load:", err)
-		return 2
-	}
-	if err := writeChain(stdout, rep, o.json); err != nil {
-		fmt.Fprintln(stderr, "baton-load: write report:", err)
-		return 2
-	}
-	for _, r := range rep.Runs {
-		if r.Load.Accepted == 0 || r.KafkaErrors != int64(r.Load.SyntheticAccepted) {
-			fmt.Fprintf(stderr, "baton-load: FAIL: the edge accepted %d envelopes, %d reached Kafka's %s\n", r.Load.Accepted, r.KafkaErrors, errorTopic)
-			return 1
+	return finish(rep, err, writeChain, func(rep *chainReport) string {
+		for _, r := range rep.Runs {
+			if r.Load.Accepted == 0 || r.KafkaErrors != int64(r.Load.SyntheticAccepted) {
+				return fmt.Sprintf("the edge accepted %d envelopes, %d reached Kafka's %s", r.Load.Accepted, r.KafkaErrors, errorTopic)
+			}
 		}
-	}
-	return 0
+		return ""
+	}, o.json, stdout, stderr)
 }
 
 func chain(ctx context.Context, o options, progress io.Writer) (*chainReport, error) {

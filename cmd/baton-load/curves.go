@@ -77,22 +77,15 @@ type curvePoint struct {
 // runCurve runs --projects-sweep or --metrics-sweep and prints the table.
 func runCurve(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	rep, err := curve(ctx, o, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "baton-load:", err)
-		return 2
-	}
-	if err := writeCurve(stdout, rep, o.json); err != nil {
-		fmt.Fprintln(stderr, "baton-load: write report:", err)
-		return 2
-	}
-	for _, p := range rep.Points {
-		if p.Load.Accepted == 0 || !p.Drained {
-			fmt.Fprintf(stderr, "baton-load: FAIL: at %d distinct, Baton accepted %d requests, drained %v (--drain-timeout %s)\n",
-				p.Distinct, p.Load.Accepted, p.Drained, o.drainTimeout)
-			return 1
+	return finish(rep, err, writeCurve, func(rep *curveReport) string {
+		for _, p := range rep.Points {
+			if p.Load.Accepted == 0 || !p.Drained {
+				return fmt.Sprintf("at %d distinct, Baton accepted %d requests, drained %v (--drain-timeout %s)",
+					p.Distinct, p.Load.Accepted, p.Drained, o.drainTimeout)
+			}
 		}
-	}
-	return 0
+		return ""
+	}, o.json, stdout, stderr)
 }
 
 func curve(ctx context.Context, o options, progress io.Writer) (*curveReport, error) {

@@ -454,15 +454,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCurve(ctx, o, stdout, stderr)
 	}
 	rep, err := benchmark(ctx, o, stderr)
+	return finish(rep, err, writeReport, (*report).failure, o.json, stdout, stderr)
+}
+
+// finish writes a scenario's report rep and returns baton-load's exit
+// status: 2 when the scenario could not run (err) or the report could not
+// be written, 1 when failure(rep) names what went wrong, 0 otherwise.
+func finish[R any](rep R, err error, write func(io.Writer, R, bool) error, failure func(R) string, asJSON bool, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "baton-load:", err)
 		return 2
 	}
-	if err := writeReport(stdout, rep, o.json); err != nil {
+	if err := write(stdout, rep, asJSON); err != nil {
 		fmt.Fprintln(stderr, "baton-load: write report:", err)
 		return 2
 	}
-	if msg := rep.failure(); msg != "" {
+	if msg := failure(rep); msg != "" {
 		fmt.Fprintln(stderr, "baton-load: FAIL:", msg)
 		return 1
 	}

@@ -76,19 +76,12 @@ const outageTarget = 3.0
 // runOutage runs the --outage scenario and prints its report.
 func runOutage(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	rep, err := outage(ctx, o, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "baton-load:", err)
-		return 2
-	}
-	if err := writeOutage(stdout, rep, o.json); err != nil {
-		fmt.Fprintln(stderr, "baton-load: write report:", err)
-		return 2
-	}
-	if !rep.Drained || rep.Load.Accepted == 0 {
-		fmt.Fprintf(stderr, "baton-load: FAIL: the backlog did not drain within --drain-timeout %s\n", o.drainTimeout)
-		return 1
-	}
-	return 0
+	return finish(rep, err, writeOutage, func(rep *outageReport) string {
+		if !rep.Drained || rep.Load.Accepted == 0 {
+			return fmt.Sprintf("the backlog did not drain within --drain-timeout %s", o.drainTimeout)
+		}
+		return ""
+	}, o.json, stdout, stderr)
 }
 
 // freeAddr returns a loopback host:port nobody listens on now, so that the

@@ -56,25 +56,18 @@ type pointResult struct {
 // runSweep measures every point of the sweep and prints the table.
 func runSweep(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	rep, err := sweep(ctx, o, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "baton-load:", err)
-		return 2
-	}
-	if err := writeSweep(stdout, rep, o.json); err != nil {
-		fmt.Fprintln(stderr, "baton-load: write report:", err)
-		return 2
-	}
-	for _, p := range rep.Points {
-		for _, r := range p.Results {
-			for _, run := range r.Runs {
-				if run.Accepted == 0 {
-					fmt.Fprintf(stderr, "baton-load: FAIL: %s accepted no request at size %d, %d connections\n", r.Target, p.SizeBytes, p.Connections)
-					return 1
+	return finish(rep, err, writeSweep, func(rep *sweepReport) string {
+		for _, p := range rep.Points {
+			for _, r := range p.Results {
+				for _, run := range r.Runs {
+					if run.Accepted == 0 {
+						return fmt.Sprintf("%s accepted no request at size %d, %d connections", r.Target, p.SizeBytes, p.Connections)
+					}
 				}
 			}
 		}
-	}
-	return 0
+		return ""
+	}, o.json, stdout, stderr)
 }
 
 func sweep(ctx context.Context, o options, progress io.Writer) (*sweepReport, error) {
