@@ -105,15 +105,12 @@ func curve(ctx context.Context, o options, progress io.Writer) (*curveReport, er
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	broker, err := startKfake(ctx, addr)
+	broker, err := startKfake(ctx, "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	defer broker.Close()
+	addr := broker.ListenAddrs()[0]
 	rep.Kafka = addr
 	extra := kafkaRouteYAML(addr)
 	if rep.Curve == curveProjects {
