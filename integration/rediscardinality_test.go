@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,18 +25,7 @@ func fleetCardinality(s *fakeSentry, pid uint64, key string, limit int) {
 // and returns the status (0 for a transport error).
 func fleetStatsd(c *http.Client, base string, pid int, key string, lines []string) int {
 	payload := strings.Join(lines, "\n")
-	body := fmt.Sprintf("{\"dsn\":\"http://%s@h/%d\"}\n{\"type\":\"statsd\",\"length\":%d}\n%s\n", key, pid, len(payload), payload)
-	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/api/%d/envelope/", base, pid), strings.NewReader(body))
-	for k, v := range authHeader(key) {
-		req.Header.Set(k, v)
-	}
-	res, err := c.Do(req)
-	if err != nil {
-		return 0
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	return res.StatusCode
+	return fleetPost(c, base, pid, key, fmt.Sprintf("{\"dsn\":\"http://%s@h/%d\"}\n{\"type\":\"statsd\",\"length\":%d}\n%s\n", key, pid, len(payload), payload))
 }
 
 // metricWith returns the value of the series of name whose labels include

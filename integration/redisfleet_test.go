@@ -158,7 +158,12 @@ func (n *fleetNode) metric(t *testing.T, name string) float64 {
 // fleetSend posts an error event with message msg for project pid and key,
 // and returns the status (0 for a transport error).
 func fleetSend(c *http.Client, base string, pid int, key, msg string) int {
-	body := fmt.Sprintf("{\"dsn\":\"http://%s@h/%d\"}\n{\"type\":\"event\"}\n{\"message\":%q}\n", key, pid, msg)
+	return fleetPost(c, base, pid, key, fmt.Sprintf("{\"dsn\":\"http://%s@h/%d\"}\n{\"type\":\"event\"}\n{\"message\":%q}\n", key, pid, msg))
+}
+
+// fleetPost posts the envelope body for project pid and key and returns
+// the status (0 for a transport error).
+func fleetPost(c *http.Client, base string, pid int, key, body string) int {
 	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/api/%d/envelope/", base, pid), strings.NewReader(body))
 	for k, v := range authHeader(key) {
 		req.Header.Set(k, v)
