@@ -505,7 +505,7 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 		// Scrubbed replays go to s.proc; the decompressed recording (or
 		// an event's tree) is charged while it lives.
 		limit := recordingLimit(&r.limits)
-		scratch, out := replayScratch(&s.env, limit)
+		scratch, out := replayScratch(&s.env, st, limit)
 		if err := s.proc.Reserve(out, &s.lease); err != nil {
 			return err
 		}

@@ -32,11 +32,14 @@ func scrubsReplays(env *envelope.Envelope, st *project.State) bool {
 	return false
 }
 
-// replayScratch is the memory scrubbing env's replays takes beyond its
-// output: each recording's pii.RecordingScratch for its size decompressed,
-// counted at most to limit (envelope.RecordingSize; one recording is
-// scrubbed at a time), or a replay_event's parsed tree (event.Cost).
-func replayScratch(env *envelope.Envelope, limit int) (scratch, out int) {
+// replayScratch is the memory scrubbing env's replays with st's config
+// takes beyond its output: each recording's pii.RecordingScratch for its
+// size decompressed, counted at most to limit (envelope.RecordingSize; one
+// recording is scrubbed at a time), or a replay_event's parsed tree
+// (event.Cost). Recordings are sized (decompressed) only when the project
+// scrubs them (FeatureReplayRecordingScrubbing).
+func replayScratch(env *envelope.Envelope, st *project.State, limit int) (scratch, out int) {
+	recordings := st.HasFeature(project.FeatureReplayRecordingScrubbing)
 	for i := range env.Items {
 		it := &env.Items[i]
 		switch it.Type {
@@ -44,6 +47,9 @@ func replayScratch(env *envelope.Envelope, limit int) (scratch, out int) {
 			scratch = max(scratch, event.Cost(it.Payload))
 			out += 2*len(it.Payload) + procSlack
 		case envelope.ItemReplayRecording:
+			if !recordings {
+				continue
+			}
 			n, _ := envelope.RecordingSize(it.Payload, limit)
 			scratch = max(scratch, pii.RecordingScratch(min(n, limit)))
 			out += len(it.Payload) + procSlack
