@@ -308,7 +308,6 @@ func (n *Node) Has(key string) bool { return n.Find(key) >= 0 }
 // order of Relay's maps); of a repeated key only the last, the one a JSON
 // decoder keeps. The slice is the tree's scratch: valid until the next call.
 func (t *Tree) SortedKeys(o *Node) []int {
-	o.load()
 	idx := t.ints[:0]
 	for i := range o.Len() {
 		idx = append(idx, i)

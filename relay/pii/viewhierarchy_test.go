@@ -165,10 +165,12 @@ func TestCompileViewHierarchy(t *testing.T) {
 			t.Errorf("%q: %v %v", c, v, err)
 		}
 	}
-	if _, err := CompileViewHierarchy([]byte(`{"applications":{"$string":["nope"]}}`)); err == nil {
-		// An unknown rule id is skipped as Relay skips it, or an error:
-		// either way Scrub must not panic.
-		t.Log("unknown rule accepted")
+	// An unknown rule id is skipped, as Relay skips it: the document is
+	// left as it is.
+	if v, err := CompileViewHierarchy([]byte(`{"applications":{"$string":["nope"]}}`)); err != nil {
+		t.Errorf("unknown rule: %v", err)
+	} else if out, changed := v.Scrub(nil, []byte(`{"a":"b"}`)); changed || len(out) != 0 {
+		t.Errorf("unknown rule scrubbed: %q %v", out, changed)
 	}
 	if _, err := CompileViewHierarchy([]byte(`{"applications":{"(((":["@ip"]}}`)); err == nil {
 		t.Error("bad selector compiled")
