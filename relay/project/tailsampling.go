@@ -84,10 +84,6 @@ func (st *State) TailSampled() bool {
 	return st != nil && st.TailSampling != nil && st.TailSampling.Enabled
 }
 
-// TailSamplingBroken is why the project's tailSampling part did not
-// decode, "" when it did or is absent.
-func (st *State) TailSamplingBroken() string { return st.Broken[PartTailSampling] }
-
 func (st *State) decodeTailSampling() error {
 	raw, ok := st.config["tailSampling"]
 	if !ok || bytes.Equal(raw, []byte("null")) {

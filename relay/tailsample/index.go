@@ -281,35 +281,26 @@ func (x *Index) count(keep bool) {
 	}
 }
 
-// overBudget reports whether the records held are over MaxBytes.
-func (x *Index) overBudget() bool {
-	if x.o.MaxBytes <= 0 {
-		return false
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.bytes > x.o.MaxBytes
-}
-
-// overBy is how many bytes the records held are over MaxBytes.
+// overBy is how many bytes the records held are over MaxBytes (≤ 0 when
+// they are not, or when there is no MaxBytes).
 func (x *Index) overBy() int64 {
+	if x.o.MaxBytes <= 0 {
+		return 0
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.bytes - x.o.MaxBytes
 }
 
-// hurry makes trace id due at once (the held records are over budget);
-// it reports whether it was still undecided.
-func (x *Index) hurry(id string) bool {
+// hurry makes trace id, if still undecided, due at once (the held
+// records are over budget).
+func (x *Index) hurry(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	t := x.m[id]
-	if t == nil || t.decided || t.due {
-		return false
+	if t := x.m[id]; t != nil && !t.decided && !t.due {
+		t.due = true
+		x.stats.OverBudget++
 	}
-	t.due = true
-	x.stats.OverBudget++
-	return true
 }
 
 // release records that a record of trace id, of size bytes, left its

@@ -2,6 +2,7 @@ package tailsample
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 
@@ -106,10 +107,10 @@ func matchItem(ms []Match, payload []byte) bool {
 	addAttrs(f.attrs, it.Attributes)
 	addAttrs(f.attrs, it.Tags) // the item's own tags win over its spans'
 	if f.name == "" {
-		f.name = cmpOr(f.attrs["transaction"], f.attrs["sentry.segment.name"], it.Name)
+		f.name = cmp.Or(f.attrs["transaction"], f.attrs["sentry.segment.name"], it.Name)
 	}
 	if f.release == "" {
-		f.release = cmpOr(f.attrs["release"], f.attrs["sentry.release"])
+		f.release = cmp.Or(f.attrs["release"], f.attrs["sentry.release"])
 	}
 	for i := range ms {
 		if ms[i].matches(&f) {
@@ -117,15 +118,6 @@ func matchItem(ms []Match, payload []byte) bool {
 		}
 	}
 	return false
-}
-
-func cmpOr(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // addAttrs adds the pairs of raw to m: an object of values (a value may be

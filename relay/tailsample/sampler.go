@@ -257,8 +257,8 @@ func (s *Sampler) retryRules() error {
 // hurry makes the oldest undecided traces of the queue due at once, over
 // the Index's budget: enough of them that the records they let leave
 // bring it back under, if they can.
-func (s *Sampler) hurry() {
-	freed, over := int64(0), s.o.Index.overBy()
+func (s *Sampler) hurry(over int64) {
+	freed := int64(0)
 	for i := range s.held {
 		h := &s.held[i]
 		if freed >= over {
@@ -279,8 +279,8 @@ func (s *Sampler) settle(ctx context.Context) error {
 		return err
 	}
 	now := s.o.Now()
-	if s.o.Index.overBudget() {
-		s.hurry()
+	if over := s.o.Index.overBy(); over > 0 {
+		s.hurry(over)
 	}
 	n := 0
 	for ; n < len(s.held); n++ {
