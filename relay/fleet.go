@@ -145,8 +145,7 @@ type seriesStore struct{ c *fleet.Counter }
 func (s *seriesStore) AdmitSeries(now time.Time, checks []aggregate.SeriesCheck, ok []bool) error {
 	series := make([]fleet.Series, len(checks))
 	for i, c := range checks {
-		series[i] = fleet.Series{Project: c.Project, Namespace: c.Namespace, Hash: c.Hash,
-			Limit: c.Limit, Window: c.Window, Granularity: c.Granularity, ID: c.ID, Scope: c.Scope, Value: c.Value}
+		series[i] = fleet.Series(c) // the same fields, in the same order
 	}
 	return s.c.AdmitSeries(now, series, ok)
 }

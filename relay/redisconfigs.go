@@ -113,10 +113,7 @@ func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
 		resp := &project.Response{Configs: map[string]json.RawMessage{}, Sources: map[string]string{}}
 		var rest []string
 		for i, key := range req.PublicKeys {
-			var raw [project.NumParts][]byte
-			for p := range project.NumParts {
-				raw[p] = rows[i][p]
-			}
+			raw := [project.NumParts][]byte(rows[i])
 			state, rev, err := project.AssembleParts(&raw)
 			switch {
 			case err == nil && i < len(req.Revisions) && req.Revisions[i] != nil && *req.Revisions[i] == rev:

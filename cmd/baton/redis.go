@@ -16,7 +16,9 @@ import (
 	"github.com/baton-relay/baton/relay"
 )
 
-const redisUsage = `baton redis put-config [--config FILE]... [--redis ADDR,...] [--prefix P] [--rev R] KEY PART FILE|-
+// redisUsageText is the usage of `baton redis`; PARTS stands for the
+// project config parts (relay.ProjectConfigParts).
+const redisUsageText = `baton redis put-config [--config FILE]... [--redis ADDR,...] [--prefix P] [--rev R] KEY PART FILE|-
 baton redis get-config [--config FILE]... [--redis ADDR,...] [--prefix P] KEY [PART]
 baton redis delete-config [--config FILE]... [--redis ADDR,...] [--prefix P] KEY PART
 
@@ -25,18 +27,25 @@ put-config checks FILE (stdin for -) as the value of PART and stores it at
 <prefix>:KEY:PART as {"rev": R, "value": ...} (R: the value's SHA-256, cut
 to 12 hex digits, by default), then publishes KEY on <prefix>:updates, so
 every Baton reading configs from that Redis applies it within a second.
-PART is one of keys, client, quotas, filters, sampling, metrics, features,
-grouping, clientOptions, other. The connection (addresses, credentials, TLS)
+PART is one of PARTS. The connection (addresses, credentials, TLS)
 and the prefix come from the config's redis section; --redis and --prefix
 override them.`
 
 // cmdRedis runs `baton redis ...`.
 func cmdRedis(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "put-config" && args[0] != "get-config" && args[0] != "delete-config") {
+	redisUsage := strings.Replace(redisUsageText, "PARTS", strings.Join(relay.ProjectConfigParts(), ", "), 1)
+	// The operands each verb takes: at least, at most.
+	arity := map[string][2]int{"put-config": {3, 3}, "get-config": {1, 2}, "delete-config": {2, 2}}
+	if len(args) == 0 {
 		fmt.Fprintf(stderr, "Usage: %s\n", redisUsage)
 		return exitUsage
 	}
 	verb := args[0]
+	want, ok := arity[verb]
+	if !ok {
+		fmt.Fprintf(stderr, "Usage: %s\n", redisUsage)
+		return exitUsage
+	}
 	fs := newFlagSet("baton redis "+verb, stderr, redisUsage)
 	var files configFlags
 	fs.Var(&files, "config", "config file whose redis section is used; repeat to overlay")
@@ -46,7 +55,6 @@ func cmdRedis(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitUsage
 	}
-	want := map[string][2]int{"put-config": {3, 3}, "get-config": {1, 2}, "delete-config": {2, 2}}[verb]
 	if fs.NArg() < want[0] || fs.NArg() > want[1] {
 		fs.Usage()
 		return exitUsage
