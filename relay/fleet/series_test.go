@@ -31,7 +31,7 @@ func TestSeriesGlobalLimit(t *testing.T) {
 	rs := testutil.StartRedis(t)
 	var cs [3]*Counter
 	for i := range cs {
-		cs[i] = open(t, Options{Addresses: []string{rs.Addr}, MaxWait: time.Second})
+		cs[i] = open(t, Options{Addresses: []string{rs.Addr}, MaxWait: patientMaxWait})
 	}
 	now := time.Now()
 	const limit = 100
@@ -99,7 +99,7 @@ func TestSeriesGlobalLimit(t *testing.T) {
 // then, so the limit frees up granule by granule; sets expire.
 func TestSeriesSlidingWindow(t *testing.T) {
 	rs := testutil.StartRedis(t)
-	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: time.Second})
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: patientMaxWait})
 	t0 := time.Unix(1_800_000_000-1_800_000_000%60, 0)
 	admit := func(at time.Duration, h uint64) bool {
 		t.Helper()
@@ -182,7 +182,7 @@ func TestSeriesFallback(t *testing.T) {
 // calls, each adding every series to 6 sets.
 func BenchmarkSeriesBatch(b *testing.B) {
 	rs := testutil.StartRedis(b)
-	c, err := Open(Options{Addresses: []string{rs.Addr}, MaxWait: time.Second})
+	c, err := Open(Options{Addresses: []string{rs.Addr}, MaxWait: patientMaxWait})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestSeriesCluster(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling the cluster's state, with a deadline
 	}
-	c := open(t, Options{Addresses: []string{rs.Addr}, Cluster: true, MaxWait: time.Second})
+	c := open(t, Options{Addresses: []string{rs.Addr}, Cluster: true, MaxWait: patientMaxWait})
 	batch := append(seriesBatch(1, "custom", 2, time.Hour, 10*time.Minute, 1, 2, 3),
 		seriesBatch(2, "spans", 1, time.Hour, 10*time.Minute, 1, 2)...)
 	ok := make([]bool, len(batch))
@@ -290,7 +290,7 @@ func TestSeriesSlowRedis(t *testing.T) {
 // organization limit counts in the organization's id.
 func TestSeriesScopes(t *testing.T) {
 	rs := testutil.StartRedis(t)
-	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: time.Second})
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: patientMaxWait})
 	now := time.Unix(1_700_000_000, 0)
 	mk := func(scope, value string, project, hash uint64) Series {
 		return Series{Project: project, Namespace: "custom", Hash: hash, Limit: 1, Window: time.Minute, Granularity: 20 * time.Second,
