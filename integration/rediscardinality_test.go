@@ -99,7 +99,7 @@ func TestRedisFleetCardinality(t *testing.T) {
 	)
 	fleetCardinality(s, pid1, key1, limit)
 	fleetCardinality(s, pid2, key2, 10_000)
-	cfg := fmt.Sprintf("redis: {addresses: [%q], probe_interval: 50ms}\n", rs.addr) + fastMetrics
+	cfg := fmt.Sprintf("redis: {addresses: [%q], probe_interval: 50ms, max_wait: 1s}\n", rs.addr) + fastMetrics // a loaded machine: no fallback
 	var nodes []*fleetNode
 	for range 3 {
 		nodes = append(nodes, startFleetNode(t, bin, s.url(), cfg))

@@ -231,7 +231,7 @@ func TestRedisFleet(t *testing.T) {
 	)
 	fleetQuota(s, pid1, key1, "fleet_errs", 300)
 	fleetQuota(s, pid2, key2, "fleet_outage", 600)
-	redisYAML := fmt.Sprintf("redis: {addresses: [%q], fallback_share: 3, probe_interval: 50ms}\n", rs.addr)
+	redisYAML := fmt.Sprintf("redis: {addresses: [%q], fallback_share: 3, probe_interval: 50ms, max_wait: 1s}\n", rs.addr) // a loaded machine: no fallback
 	var nodes []*fleetNode
 	for range 3 {
 		nodes = append(nodes, startFleetNode(t, bin, s.url(), redisYAML))
@@ -447,7 +447,7 @@ func fleetCluster(t *testing.T, bin string) {
 	s := newFakeSentry(t)
 	const pid, k = 64, "64646464646464646464646464646464"
 	fleetQuota(s, pid, k, "cluster_errs", 40)
-	cfg := fmt.Sprintf("redis: {addresses: [%q], cluster: true}\n", rs.addr)
+	cfg := fmt.Sprintf("redis: {addresses: [%q], cluster: true, max_wait: 1s}\n", rs.addr) // a loaded machine: no fallback
 	nodes := []*fleetNode{startFleetNode(t, bin, s.url(), cfg), startFleetNode(t, bin, s.url(), cfg)}
 	fleetWarm(t, nodes, pid, k, 1)
 	c := crashClient(t)
