@@ -425,6 +425,26 @@ func TestDrainOnShutdown(t *testing.T) {
 	})
 }
 
+// TestBacklogSentInFullBatches: a backlog goes out BatchRecords records a
+// send (each send waits for its acks, so the batch is the drain rate).
+func TestBacklogSentInFullBatches(t *testing.T) {
+	b, _ := openBuffer(t)
+	n := BatchRecords*2 + BatchRecords/2
+	appendRecs(t, b, errsStream, envelope.ClassError, make([]uint64, n)...)
+	sink := &fakeSink{script: func(_ context.Context, _ int, msgs []routing.Message) []error { return each(len(msgs), nil) }}
+	f := NewForwarder(ForwarderOptions{Buffer: b, Stream: errsStream, Sink: sink, Outcomes: newRecorder(), Clock: newClock(false), Logger: quiet})
+	readCtx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f.Run(readCtx, context.Background()) // drains the backlog, then returns
+	var sizes []int
+	for _, c := range sink.sent() {
+		sizes = append(sizes, len(c))
+	}
+	if want := []int{BatchRecords, BatchRecords, BatchRecords / 2}; !slices.Equal(sizes, want) {
+		t.Fatalf("sends of %v records, want %v", sizes, want)
+	}
+}
+
 func TestBackoffBounds(t *testing.T) {
 	for f := range 30 {
 		d := backoff(f, MinBackoff, time.Minute)

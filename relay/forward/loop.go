@@ -49,9 +49,16 @@ type systemClock struct{}
 func (systemClock) Now() time.Time                         { return time.Now() }
 func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// Batch limits of one read, for every loop.
+// Batch limits of one read, for every loop. BatchBytes bounds the memory
+// of a batch; BatchRecords only bounds how many records share one send.
+// A send waits for its acks (a Kafka produce round trip, an HTTP answer),
+// so a backlog drains at about BatchRecords per round trip: with 256 a
+// strict Baton under closed-loop load fell behind its own intake, and
+// records outlived the memtable, costing a flush and compaction each
+// (BENCHMARKS.md, issue 21, "Forwarder batch"). A reader that keeps up
+// reads what is there, fewer, so the larger limit adds no latency.
 const (
-	BatchRecords = 256
+	BatchRecords = 1024
 	BatchBytes   = 8 << 20
 )
 
