@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/baton-relay/baton/envelope"
 )
 
 // attachPII is a piiConfig with attachment rules: e-mail addresses in
@@ -70,6 +73,72 @@ func TestAttachmentPIIScrubbing(t *testing.T) {
 	send(42, managedKey, "ATT-SCRUBBED")
 	if got := attachment("ATT-SCRUBBED"); got != want("ATT-SCRUBBED") {
 		t.Errorf("attachment scrubbed at ingest:\n got %q\nwant %q", got, want("ATT-SCRUBBED"))
+	}
+	waitBalanced(t, n, 15*time.Second)
+}
+
+// A minidump sent to a managed Baton whose project has a piiConfig is
+// scrubbed by its structure, as Relay scrubs it, whatever the config's
+// selectors name: here its heap's IP address ($heap_memory) and the
+// directories of its module paths ($string), while the thread stack
+// (reached only by specific selectors) stays whole; a plain attachment
+// beside it is left alone, the config naming no file.
+// minidump-structured.dmp is relay/pii's test dump (minidump_test.go).
+func TestMinidumpPIIScrubbing(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		m["config"].(map[string]any)["piiConfig"] = json.RawMessage(`{"applications":{"$heap_memory":["@ip:mask"],"$string":["@anything:mask"]}}`)
+	}))
+	n := startNode(t, managedYAML(s.url(), ""))
+	dump := readTestdata(t, "minidump-structured.dmp")
+	const plain = "MD-PLAIN from 192.168.1.20\n"
+	const mark = "3d7f1a2b4c5e6f708192a3b4c5d6e7f8" // the event id: $string masks the message
+	body := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\",\"event_id\":\"%s\"}\n{\"type\":\"event\"}\n{\"message\":\"hi\"}\n"+
+		"{\"type\":\"attachment\",\"length\":%d,\"filename\":\"crash.dmp\",\"attachment_type\":\"event.minidump\"}\n%s\n"+
+		"{\"type\":\"attachment\",\"length\":%d,\"filename\":\"log.txt\"}\n%s\n",
+		managedKey, mark, len(dump), dump, len(plain), plain)
+	if code, resp, _ := postEnvelope(t, n, 42, managedKey, body, nil); code != 200 {
+		t.Fatalf("%d %s", code, resp)
+	}
+	fakeWaitFor(t, 15*time.Second, func() bool { _, _, ok := deliveredItem(t, s, mark, "attachment"); return ok },
+		func() string { return "the minidump did not reach the fake" })
+
+	var got, gotPlain []byte
+	for _, e := range s.envelopes() {
+		if !bytes.Contains(e.Body, []byte(mark)) {
+			continue
+		}
+		env, err := envelope.Parse(e.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range env.Items {
+			switch it.Filename {
+			case "crash.dmp":
+				got = it.Payload
+			case "log.txt":
+				gotPlain = it.Payload
+			}
+		}
+	}
+	if len(got) != len(dump) {
+		t.Fatalf("minidump of %d bytes, sent %d", len(got), len(dump))
+	}
+	for _, c := range []struct {
+		text string
+		kept bool
+	}{
+		{"heap: 10.0.0.2", false}, {"heap: ********", true}, // heap scrubbed
+		{"stack: 10.0.0.1 alice@example.com", true}, // the stack is not
+		{"crash.pdb", true}, {`C:\projects`, false}, // module paths: base names kept
+	} {
+		if bytes.Contains(got, []byte(c.text)) != c.kept {
+			t.Errorf("scrubbed minidump contains %q: %v, want %v", c.text, !c.kept, c.kept)
+		}
+	}
+	if string(gotPlain) != plain {
+		t.Errorf("plain attachment %q, want it byte-identical (the config names no file)", gotPlain)
 	}
 	waitBalanced(t, n, 15*time.Second)
 }

@@ -381,17 +381,16 @@ func scrubLogs(buf []byte, t envelope.ItemType, payload []byte, st *project.Stat
 	return buf, buf[start:len(buf):len(buf)], nil
 }
 
-// scrubAttachments scrubs the plain attachments of env with st's
-// piiConfig as Relay does (relay/pii attachment.go), keeping their length,
-// so their headers stand. With copyTo nil the payloads are scrubbed in
-// place (the request owns them); otherwise a payload is copied to
-// *copyTo first and the item points at the copy when it changed. Each
-// attachment is judged on its own, as Relay's attachment processing does
-// now (an older Relay scrubbed only the minidump of an envelope that had
-// one): a minidump is not scrubbed (Relay scrubs its structure, which
-// Baton does not do), the others are. View hierarchies are left to
-// scrubViewHierarchies when the project has them scrubbed as JSON. It
-// reports whether a payload changed.
+// scrubAttachments scrubs the attachments of env with st's piiConfig as
+// Relay does (relay/pii attachment.go, minidump.go), keeping their length,
+// so their headers stand: minidumps by their structure, the others as
+// plain attachments when the config names a file. With copyTo nil the
+// payloads are scrubbed in place (the request owns them); otherwise a
+// payload is copied to *copyTo first and the item points at the copy when
+// it changed. Each attachment is judged on its own, as Relay's attachment
+// processing does now. View hierarchies are left to scrubViewHierarchies
+// when the project has them scrubbed as JSON. It reports whether a payload
+// changed.
 func scrubAttachments(env *envelope.Envelope, st *project.State, copyTo *[]byte) bool {
 	if st == nil || st.Attachments == nil {
 		return false
@@ -399,25 +398,43 @@ func scrubAttachments(env *envelope.Envelope, st *project.State, copyTo *[]byte)
 	changed, asJSON := false, scrubsViewHierarchies(st)
 	for i := range env.Items {
 		it := &env.Items[i]
-		if it.Type != envelope.ItemAttachment || it.AttachmentType == envelope.AttachmentTypeMinidump ||
-			asJSON && isViewHierarchy(it) || len(it.Payload) == 0 {
+		if !scrubsAttachment(it, st.Attachments, asJSON) {
 			continue
+		}
+		scrub := st.Attachments.Scrub
+		if it.AttachmentType == envelope.AttachmentTypeMinidump {
+			scrub = st.Attachments.ScrubMinidump
 		}
 		data := it.Payload
 		if copyTo != nil {
 			start := len(*copyTo)
 			*copyTo = append(*copyTo, it.Payload...)
 			data = (*copyTo)[start:len(*copyTo):len(*copyTo)]
-			if !st.Attachments.Scrub(it.Filename, data) {
+			if !scrub(it.Filename, data) {
 				*copyTo = (*copyTo)[:start]
 				continue
 			}
-		} else if !st.Attachments.Scrub(it.Filename, data) {
+		} else if !scrub(it.Filename, data) {
 			continue
 		}
 		it.Payload, changed = data, true
 	}
 	return changed
+}
+
+// scrubsAttachment reports whether scrubAttachments scrubs it with a:
+// a minidump always, a view hierarchy unless it is scrubbed asJSON, any
+// other attachment when a names files.
+func scrubsAttachment(it *envelope.Item, a *pii.Attachments, asJSON bool) bool {
+	switch {
+	case it.Type != envelope.ItemAttachment || len(it.Payload) == 0:
+		return false
+	case it.AttachmentType == envelope.AttachmentTypeMinidump:
+		return true
+	case asJSON && isViewHierarchy(it):
+		return false
+	}
+	return a.ScrubsPlain()
 }
 
 // setField appends hdr with key set to *buf and returns the new header.
@@ -478,9 +495,9 @@ func (r *Relay) process(ctx *fasthttp.RequestCtx, in *admitted, s *scratch, rece
 	if st := in.adm.State; st != nil && st.Attachments != nil {
 		// Scrubbing reads an attachment as Latin-1 text (twice its size)
 		// and as UTF-16LE text (1.5 times): charged while it runs.
-		n := 0
+		n, asJSON := 0, scrubsViewHierarchies(st)
 		for i := range s.env.Items {
-			if it := &s.env.Items[i]; it.Type == envelope.ItemAttachment {
+			if it := &s.env.Items[i]; scrubsAttachment(it, st.Attachments, asJSON) {
 				n = max(n, 4*len(it.Payload))
 			}
 		}

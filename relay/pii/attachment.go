@@ -32,9 +32,8 @@ import (
 //     for hash) truncated to the match and padded with `*`. (Sentry's
 //     documentation says `x`; Relay's code and tests pad with `*`.)
 //
-// Minidumps (scrubbed by their structure in Relay) are not scrubbed here;
-// the caller passes the other attachments of their envelope, as Relay
-// scrubs each attachment on its own. View hierarchies are, unless the
+// Minidumps are scrubbed by their structure (minidump.go), with every
+// piiConfig. View hierarchies are plain attachments, unless the
 // organization has Relay's view-hierarchy-scrubbing feature (then
 // viewhierarchy.go scrubs them as JSON).
 
@@ -46,12 +45,15 @@ const minUTF16Run = 5
 // immutable and safe for concurrent use. A nil *Attachments scrubs nothing.
 type Attachments struct {
 	apps []application
+	// plain: an application's selector names a file
+	// (`$attachments.'name'...`): only then are plain attachments
+	// scrubbed, as Relay does for now (has_simple_attachment_selector).
+	plain bool
 }
 
 // CompileAttachments compiles piiConfig (raw JSON; empty or null for none)
-// for attachments. It returns nil when the config has no application
-// whose selector names an attachment (`$attachments.'name'...`), as Relay
-// then leaves attachments alone; an error wraps ErrInvalidConfig.
+// for attachments. It returns nil when the config has no application; an
+// error wraps ErrInvalidConfig.
 func CompileAttachments(piiConfig []byte) (*Attachments, error) {
 	t := bytes.TrimSpace(piiConfig)
 	if len(t) == 0 || bytes.Equal(t, []byte("null")) {
@@ -61,25 +63,47 @@ func CompileAttachments(piiConfig []byte) (*Attachments, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, a := range p.apps {
-		if names := a.sel.kind == sPath && len(a.sel.path) >= 2 &&
-			a.sel.path[0].kind == iType && a.sel.path[0].ty == tAttachments && a.sel.path[1].kind == iKey; names {
-			return &Attachments{apps: p.apps}, nil
+	if len(p.apps) == 0 {
+		return nil, nil
+	}
+	a := &Attachments{apps: p.apps}
+	for _, app := range p.apps {
+		if app.sel.kind == sPath && len(app.sel.path) >= 2 &&
+			app.sel.path[0].kind == iType && app.sel.path[0].ty == tAttachments && app.sel.path[1].kind == iKey {
+			a.plain = true
 		}
 	}
-	return nil, nil
+	return a, nil
 }
+
+// ScrubsPlain reports whether Scrub may change a plain attachment.
+func (a *Attachments) ScrubsPlain() bool { return a != nil && a.plain }
 
 // Scrub scrubs data, the payload of the plain attachment named filename,
 // in place and reports whether it changed anything. Its length stays.
 func (a *Attachments) Scrub(filename string, data []byte) bool {
-	if a == nil || len(data) == 0 {
+	if !a.ScrubsPlain() || len(data) == 0 {
 		return false
 	}
 	path := []state{
 		{key: []byte{}, types: tAttachments, pii: piiTrue},
 		{key: []byte(filename), types: tBinary, pii: piiTrue},
 	}
+	return a.scrubPath(path, data, scrubAll)
+}
+
+// Which text of the bytes a scrub reads (Relay's ScrubEncodings).
+type scrubEncoding uint8
+
+const (
+	scrubAll       scrubEncoding = iota // the bytes, then the UTF-16LE text between matches
+	scrubUTF8Only                       // the bytes
+	scrubUTF16Only                      // the UTF-16LE text
+)
+
+// scrubPath runs the rules of every application that selects the value at
+// the end of path over data, in place.
+func (a *Attachments) scrubPath(path []state, data []byte, enc scrubEncoding) bool {
 	changed := false
 	for i := range a.apps {
 		app := &a.apps[i]
@@ -89,22 +113,26 @@ func (a *Attachments) Scrub(filename string, data []byte) bool {
 		for j := range app.rules {
 			r := &app.rules[j]
 			for _, pt := range r.patterns {
-				changed = scrubBytes(data, r, &pt) || changed
+				if enc == scrubUTF16Only {
+					changed = scrubUTF16(data, r, &pt) || changed
+				} else {
+					changed = scrubBytes(data, r, &pt, enc == scrubAll) || changed
+				}
 			}
 		}
 	}
 	return changed
 }
 
-// scrubBytes runs pt over data as bytes, then over the UTF-16LE text of
-// the ranges it did not match (each starting at an even offset, as Relay
-// picks them), redacting with r. Matches stream: memory stays the Latin-1
+// scrubBytes runs pt over data as bytes, then (with utf16) over the
+// UTF-16LE text of the ranges it did not match (each starting at an even
+// offset, as Relay picks them), redacting with r. Matches stream: memory stays the Latin-1
 // copy of data however many there are (the lease charges that).
-func scrubBytes(data []byte, r *ruleRef, pt *pattern) bool {
+func scrubBytes(data []byte, r *ruleRef, pt *pattern, utf16 bool) bool {
 	changed, prevEnd := false, 0
 	// gap scrubs the UTF-16LE text before a range starting at s.
 	gap := func(s int) {
-		if start := prevEnd + prevEnd%2; s > start {
+		if start := prevEnd + prevEnd%2; utf16 && s > start {
 			changed = scrubUTF16(data[start:s], r, pt) || changed
 		}
 	}

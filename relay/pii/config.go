@@ -397,7 +397,7 @@ func compareItem(a, b *item) int {
 func typeOrdinal(t vtype) int {
 	for i, x := range []vtype{tString, tBinary, tNumber, tBoolean, tDateTime, tArray, tObject,
 		tEvent, tAttachments, tReplay, tException, tStacktrace, tFrame, tRequest, tUser,
-		tLogEntry, tThread, tBreadcrumb, tSpan, tSdk, tMinidump} {
+		tLogEntry, tThread, tBreadcrumb, tSpan, tSdk, tMinidump, tHeapMemory, tStackMemory} {
 		if t == x {
 			return i
 		}

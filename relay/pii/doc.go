@@ -89,12 +89,14 @@
 // parsing it (flat.go, TestFlatMatchesWalk). TestCompiledMatchesReference checks that a
 // compiled Config writes byte for byte what the plain rules write.
 //
+// Attachments are scrubbed by Attachments: plain ones as bytes
+// (attachment.go), minidumps by their structure (minidump.go); view
+// hierarchies as JSON by ViewHierarchy (viewhierarchy.go), replay
+// recordings by ScrubRecording (recording.go).
+//
 // # Not implemented yet
 //
-// Minidumps and replay recordings (Relay scrubs those too; plain
-// attachments are scrubbed by Attachments, attachment.go, view
-// hierarchies by ViewHierarchy, viewhierarchy.go);
-// the `vars.hashKey` of legacy hash redactions; `original_value` in _meta;
+// The `vars.hashKey` of legacy hash redactions; `original_value` in _meta;
 // scrubbing of GraphQL request variables; the schema covers the common event
 // interfaces only (unknown fields of the event are pii true, of interfaces
 // maybe). `@bearer` (a newer Relay rule) is modelled as replacing the token

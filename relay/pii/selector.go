@@ -35,7 +35,9 @@ const (
 	tAttachments
 	tReplay
 	tMinidump
-	tLog // logs; never an event's type, accepted so their selectors parse
+	tHeapMemory  // a minidump's memory regions that are no thread's stack
+	tStackMemory // a minidump's thread stacks
+	tLog         // logs; never an event's type, accepted so their selectors parse
 )
 
 // basicTypes cannot be part of a specific path (Pii "maybe" fields are only
@@ -51,7 +53,7 @@ var typeNames = map[string]vtype{
 	"logentry": tLogEntry, "message": tLogEntry, "thread": tThread,
 	"breadcrumb": tBreadcrumb, "span": tSpan, "sdk": tSdk,
 	"attachments": tAttachments, "replay": tReplay, "minidump": tMinidump,
-	"log": tLog, "ourlog": tLog,
+	"heap_memory": tHeapMemory, "stack_memory": tStackMemory, "log": tLog, "ourlog": tLog,
 }
 
 type itemKind uint8
