@@ -7,8 +7,37 @@ import (
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
 	"github.com/baton-relay/baton/relay/policy"
+	"github.com/baton-relay/baton/relay/project"
 	"github.com/baton-relay/baton/relay/record"
+	"github.com/baton-relay/baton/relay/tailsample"
 )
+
+// TestMatchCache: a part's keep rules are converted once per revision (the
+// part's pointer), again for a new one, and the cache stays bounded.
+func TestMatchCache(t *testing.T) {
+	var c matchCache
+	a := &project.TailSampling{Rules: []project.TailRule{{Attribute: "tier", Equals: "gold"}}}
+	m := c.of(1, a)
+	if len(m) != 1 || m[0] != (tailsample.Match{Attribute: "tier", Equals: "gold"}) {
+		t.Fatalf("rules %+v", m)
+	}
+	if again := c.of(1, a); &again[0] != &m[0] {
+		t.Error("the same revision's rules were converted again")
+	}
+	b := &project.TailSampling{Rules: []project.TailRule{{Transaction: "/checkout/*"}}}
+	if m := c.of(1, b); len(m) != 1 || m[0] != (tailsample.Match{Transaction: "/checkout/*"}) {
+		t.Errorf("a new revision's rules: %+v", m)
+	}
+	if m := c.of(2, &project.TailSampling{Enabled: true}); m != nil {
+		t.Errorf("a part without rules: %+v", m)
+	}
+	for pid := range uint64(2 * maxCachedMatch) {
+		c.of(pid, a)
+	}
+	if len(c.m) > maxCachedMatch {
+		t.Errorf("%d entries, over the bound %d", len(c.m), maxCachedMatch)
+	}
+}
 
 // BenchmarkTailRules is what a Sampler's rules lookup (tailRules) costs
 // per record of a project whose config's tailSampling part has keep
