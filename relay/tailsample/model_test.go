@@ -217,6 +217,37 @@ func TestInspect(t *testing.T) {
 	}
 }
 
+// With Match rules each payload is decoded once for the rules and the
+// status checks alike; a field of the wrong JSON type leaves the others
+// to judge the item, with or without rules.
+func TestInspectRules(t *testing.T) {
+	rules := Rules{DurationThreshold: 2 * time.Second, Match: []Match{{Transaction: "/checkout/*"}}}
+	for _, c := range []struct {
+		r           Rules
+		payload     string
+		interesting bool
+	}{
+		{rules, `{"transaction":"/home","start_timestamp":1,"timestamp":2,"contexts":{"trace":{"trace_id":"ab","status":"ok"}}}`, false},
+		{rules, `{"transaction":"/checkout/pay","contexts":{"trace":{"trace_id":"ab"}}}`, true},
+		{rules, `{"transaction":"/home","contexts":{"trace":{"trace_id":"ab","status":"internal_error"}}}`, true},
+		{rules, `{"transaction":"/home","start_timestamp":1,"timestamp":3.5,"contexts":{"trace":{"trace_id":"ab"}}}`, true},
+		{rules, `{"transaction":"/home","spans":{},"contexts":{"trace":{"trace_id":"ab","status":"internal_error"}}}`, true},
+		{rules, `{"transaction":"/checkout/pay","status":5,"contexts":{"trace":{"trace_id":"ab"}}}`, true},
+		{Rules{}, `{"status":5,"contexts":{"trace":{"trace_id":"ab","status":"internal_error"}}}`, true},
+		{rules, `{"transaction":"/checkout/pay"`, false},
+	} {
+		env := "{}\n{\"type\":\"transaction\"}\n" + c.payload + "\n"
+		id, interesting := c.r.Inspect([]byte(env))
+		wantID := "ab"
+		if !json.Valid([]byte(c.payload)) {
+			wantID = ""
+		}
+		if id != wantID || interesting != c.interesting {
+			t.Errorf("rules %+v on %s: %q, %v; want %q, %v", c.r.Match, c.payload, id, interesting, wantID, c.interesting)
+		}
+	}
+}
+
 // Marks of traces whose items never come are forgotten after
 // MaxTraceWait: errors alone cannot fill the index.
 func TestMarksAreForgotten(t *testing.T) {
