@@ -92,7 +92,9 @@ func TestDecisionModel(t *testing.T) {
 				if r == nil || !hasRecord(x, id) {
 					continue
 				}
-				decided, keep := x.verdict(id, now)
+				h := []heldRecord{{id: id}}
+				decided := x.decide(h, now) == 1
+				keep := h[0].keep
 				due := now.Sub(r.last) >= r.wait || now.Sub(r.first) >= o.MaxTraceWait || r.items >= o.MaxTraceItems
 				if !r.decided && due {
 					r.decided, r.keep = true, r.interesting || Hash(id) < r.rate
