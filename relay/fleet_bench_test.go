@@ -80,7 +80,7 @@ func BenchmarkCardinalityBatch(b *testing.B) {
 					o.Store = &seriesStore{c: fc}
 				}
 				l := aggregate.NewLimiter(o)
-				l.SetProjectWindow(1, "", 1<<22, time.Hour, 10*time.Minute)
+				l.SetProjectLimits(1, 0, []aggregate.ProjectLimit{{ID: "bench", Limit: 1 << 22, Window: time.Hour, Granularity: 10 * time.Minute}})
 				batch := make([]aggregate.Series, 256)
 				ok := make([]bool, len(batch))
 				var n uint64

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/baton-relay/baton/buffer"
@@ -32,6 +33,47 @@ type tailState struct {
 	// marks keeps the index's error marks in the buffer (record.Marks);
 	// nil while off.
 	marks *tailsample.Marks
+	// match holds the keep rules of managed projects' parts.
+	match matchCache
+}
+
+// matchCache holds the keep rules of tailSampling parts as
+// tailsample.Match, converted once per config revision rather than for
+// every record: a State is immutable, so its part's pointer names the
+// revision. Read-only once made; Samplers share them.
+type matchCache struct {
+	mu sync.Mutex
+	m  map[uint64]cachedMatch // by project id
+}
+
+type cachedMatch struct {
+	part  *project.TailSampling
+	match []tailsample.Match
+}
+
+// maxCachedMatch bounds a matchCache (projects whose configs left the
+// config cache keep their entry): past it, it starts over.
+const maxCachedMatch = 4096
+
+// of returns the keep rules of ts, project pid's part.
+func (c *matchCache) of(pid uint64, ts *project.TailSampling) []tailsample.Match {
+	if len(ts.Rules) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[pid]; ok && e.part == ts {
+		return e.match
+	}
+	match := make([]tailsample.Match, len(ts.Rules))
+	for i, m := range ts.Rules {
+		match[i] = tailsample.Match(m)
+	}
+	if c.m == nil || len(c.m) >= maxCachedMatch {
+		c.m = map[uint64]cachedMatch{}
+	}
+	c.m[pid] = cachedMatch{part: ts, match: match}
+	return match
 }
 
 // tailClasses are the classes whose items wait for their trace's decision.
@@ -190,9 +232,7 @@ func (r *Relay) tailRules(rec *record.Record) (tailsample.Rules, bool) {
 		KeepRate:          1,
 		DurationThreshold: project.Seconds(ts.DurationThreshold),
 		DecisionWait:      project.Seconds(ts.DecisionWait),
-	}
-	for _, m := range ts.Rules {
-		rules.Match = append(rules.Match, tailsample.Match(m))
+		Match:             r.tail.match.of(rec.ProjectID, ts),
 	}
 	switch {
 	case ts.KeepRate != nil:

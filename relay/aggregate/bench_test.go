@@ -86,19 +86,19 @@ func BenchmarkFlush(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(bs)), "ns/bucket")
 }
 
-// BenchmarkLimiterAdmit measures Admit for known hashes (the steady state)
+// BenchmarkLimiterAdmit measures AdmitSeries for known hashes (the steady state)
 // and for a flood of new ones past the limit.
 func BenchmarkLimiterAdmit(b *testing.B) {
 	now := func() time.Time { return time.Unix(base, 0) }
 	b.Run("known", func(b *testing.B) {
 		l := NewLimiter(LimitOptions{Limit: 10_000, Now: now})
 		for h := range uint64(10_000) {
-			l.Admit(1, "transactions", h*0x9e3779b97f4a7c15)
+			admit(l, 1, "transactions", h*0x9e3779b97f4a7c15)
 		}
 		b.ReportAllocs()
 		i := uint64(0)
 		for b.Loop() {
-			l.Admit(1, "transactions", (i%10_000)*0x9e3779b97f4a7c15)
+			admit(l, 1, "transactions", (i%10_000)*0x9e3779b97f4a7c15)
 			i++
 		}
 	})
@@ -123,7 +123,7 @@ func BenchmarkLimiterAdmit(b *testing.B) {
 		b.ReportAllocs()
 		i := uint64(0)
 		for b.Loop() {
-			l.Admit(1, "transactions", i*0x9e3779b97f4a7c15)
+			admit(l, 1, "transactions", i*0x9e3779b97f4a7c15)
 			i++
 		}
 	})

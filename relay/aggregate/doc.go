@@ -94,8 +94,8 @@
 //
 // With LimitOptions.Store (relay/fleet's Redis store, when redis: is
 // configured) the series are counted for a whole fleet in Relay's sliding
-// window of granules: a project limit's windowSeconds and
-// granularitySeconds (SetProjectWindow), else Window in one granule.
+// window of granules: a configured limit's windowSeconds and
+// granularitySeconds (ProjectLimit), else Window in one granule.
 // AdmitBatch decides a batch in one AdmitSeries call made without the
 // Limiter's lock. Each scope then also caches the series the store
 // admitted in the current granule (they stay admitted until it ends, so
@@ -122,5 +122,5 @@
 // Aggregator and Limiter are safe for concurrent use: each has one mutex,
 // taken once per call (not per bucket), so Stats can be read from another
 // goroutine. The Aggregator is meant to be owned by one loop; contention on
-// the Limiter grows with the number of ingest goroutines calling Admit.
+// the Limiter grows with the number of ingest goroutines calling it.
 package aggregate

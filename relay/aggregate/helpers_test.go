@@ -19,6 +19,11 @@ func (c *clock) Now() time.Time { return c.t }
 
 func newClock(unix int64) *clock { return &clock{time.Unix(unix, 0)} }
 
+// admit is AdmitSeries of a series without a name.
+func admit(l *Limiter, project uint64, namespace string, hash uint64) bool {
+	return l.AdmitSeries(Series{Project: project, Namespace: namespace, Hash: hash})
+}
+
 func newAgg(t testing.TB, o Options) *Aggregator {
 	t.Helper()
 	a, err := New(o)

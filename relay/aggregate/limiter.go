@@ -48,7 +48,7 @@ type SeriesCheck struct {
 
 	// For a project's configured limit (SetProjectLimits): its id, its
 	// scope, and the scope's value (the metric type or MRI for ScopeType
-	// and ScopeName, else ""). All "" for the default and overrides.
+	// and ScopeName, else ""). All "" for the default limit.
 	ID, Scope, Value string
 }
 
@@ -62,8 +62,8 @@ type SeriesStore interface {
 
 // LimiterStats is a snapshot of a Limiter's counters.
 type LimiterStats struct {
-	Admitted uint64 `json:"admitted"`          // Admit calls that returned true
-	Limited  uint64 `json:"limited"`           // Admit calls that returned false
+	Admitted uint64 `json:"admitted"`          // series admitted
+	Limited  uint64 `json:"limited"`           // series refused
 	Evicted  uint64 `json:"evicted"`           // scopes evicted by MaxScopes
 	Passive  uint64 `json:"passive,omitempty"` // series a passive limit would have limited
 	Scopes   int    `json:"scopes"`            // scopes tracked
@@ -86,20 +86,18 @@ type Limiter struct {
 	maxScopes int
 	now       func() time.Time
 
-	scopes    map[limitKey]*limitScope
-	lru       limitScope // sentinel: lru.next is the most recently used
-	overrides map[limitKey]limitSpec
-	projects  map[uint64]projectLimits // SetProjectLimits
-	scratch   []target                 // AdmitSeries's targets, under mu
-	store     SeriesStore
-	gen       uint64 // bumped by SetProjectLimit; scopes re-resolve their limit
-	bytes     int64
-	stats     LimiterStats
+	scopes   map[limitKey]*limitScope
+	lru      limitScope               // sentinel: lru.next is the most recently used
+	projects map[uint64]projectLimits // SetProjectLimits
+	scratch  []target                 // AdmitSeries's targets, under mu
+	store    SeriesStore
+	bytes    int64
+	stats    LimiterStats
 }
 
-// limitKey names a scope. The default and overrides scopes are
-// (project, namespace); a configured limit's add its id, scope and scope
-// value, and count in the organization's id for ScopeOrganization.
+// limitKey names a scope. The default limit's scopes are (project,
+// namespace); a configured limit's add its id, scope and scope value, and
+// count in the organization's id for ScopeOrganization.
 type limitKey struct {
 	project   uint64
 	namespace string
@@ -147,8 +145,7 @@ type limitScope struct {
 	key        limitKey
 	prev, next *limitScope
 	window     int64
-	spec       limitSpec // its limit, resolved at gen
-	gen        uint64
+	spec       limitSpec // its limit: the default, or its configured limit's latest
 	set        hashSet
 
 	// With a Store: the series it admitted in the current granule, which
@@ -177,7 +174,6 @@ func NewLimiter(o LimitOptions) *Limiter {
 		maxScopes: o.MaxScopes,
 		now:       o.Now,
 		scopes:    make(map[limitKey]*limitScope),
-		overrides: make(map[limitKey]limitSpec),
 		projects:  make(map[uint64]projectLimits),
 		store:     o.Store,
 	}
@@ -185,17 +181,12 @@ func NewLimiter(o LimitOptions) *Limiter {
 	return l
 }
 
-// Admit reports whether a bucket with identity keyHash may pass for the
-// scope (projectID, namespace): true if it was admitted before in the
-// current window or the scope has room (it is then remembered), false if
-// the caller must drop the bucket with outcome cardinality_limited. With a
-// Store it is AdmitBatch of one series.
-func (l *Limiter) Admit(projectID uint64, namespace string, keyHash uint64) bool {
-	return l.AdmitSeries(Series{Project: projectID, Namespace: namespace, Hash: keyHash})
-}
-
-// AdmitSeries is Admit for one series, whose Name (MRI) the project's
-// type and name scoped limits need.
+// AdmitSeries reports whether a series (bucket identity) may pass every
+// scope deciding it: true if each admitted it before in the current window
+// or has room (it is then remembered), false if the caller must drop the
+// bucket with outcome cardinality_limited. Its Name (MRI) is what the
+// project's type and name scoped limits count by. With a Store it is
+// AdmitBatch of one series.
 func (l *Limiter) AdmitSeries(se Series) bool {
 	if l.store != nil {
 		var ok [1]bool
@@ -224,7 +215,7 @@ func (l *Limiter) AdmitSeries(se Series) bool {
 
 // unlimited reports whether no limit is set at all.
 func (l *Limiter) unlimited() bool {
-	return l.limit == 0 && len(l.overrides) == 0 && len(l.projects) == 0
+	return l.limit == 0 && len(l.projects) == 0
 }
 
 // reject accounts a scope's refusal and reports whether the series may
@@ -238,7 +229,7 @@ func (l *Limiter) reject(s *limitScope) bool {
 }
 
 // target is a scope deciding a series, with its configured limit (when
-// configured; else the default and overrides resolve it).
+// configured; else the default).
 type target struct {
 	key        limitKey
 	spec       limitSpec
@@ -248,7 +239,7 @@ type target struct {
 // targets appends the scopes deciding se to dst: every configured limit
 // of its project whose namespace matches (a series passes only if none
 // rejects it; each counts it independently, as Relay's did), else the
-// (project, namespace) scope of the default and overrides.
+// (project, namespace) scope of the default limit.
 func (l *Limiter) targets(se Series, dst []target) []target {
 	pl := l.projects[se.Project]
 	n := len(dst)
@@ -285,8 +276,8 @@ func metricType(mri string) string {
 	return ""
 }
 
-// track returns t's scope, tracked and most recently used, with its limit
-// resolved and its local set of the window at now.
+// track returns t's scope, tracked and most recently used, with its
+// limit and its local set of the window at now.
 func (l *Limiter) track(t target, now int64) *limitScope {
 	k := t.key
 	window := now / l.windowNs
@@ -298,9 +289,7 @@ func (l *Limiter) track(t target, now int64) *limitScope {
 		l.pushFront(s)
 	}
 	if t.configured {
-		s.spec, s.gen = t.spec, l.gen
-	} else if s.gen != l.gen {
-		s.spec, s.gen = l.resolve(k), l.gen
+		s.spec = t.spec // SetProjectLimits may have changed it
 	}
 	if s.window != window {
 		l.bytes -= s.set.bytes()
@@ -340,8 +329,7 @@ func (l *Limiter) add(k limitKey) *limitScope {
 	}
 	k.namespace = strings.Clone(k.namespace) // may be a substring of a large bucket name
 	k.value = strings.Clone(k.value)
-	spec := l.resolve(k)
-	s := &limitScope{key: k, gen: l.gen, spec: spec, window: -1, granule: -1}
+	s := &limitScope{key: k, spec: limitSpec{limit: l.limit}, window: -1, granule: -1}
 	l.scopes[k] = s
 	l.pushFront(s)
 	l.bytes += limitScopeOverhead + k.size()
@@ -362,49 +350,11 @@ func (s *limitScope) unlink() {
 	s.prev, s.next = nil, nil
 }
 
-// resolve returns the limit of a scope: its own override, else its
-// project's, else the default.
-func (l *Limiter) resolve(k limitKey) limitSpec {
-	if v, ok := l.overrides[k]; ok {
-		return v
-	}
-	if v, ok := l.overrides[limitKey{project: k.project}]; ok {
-		return v
-	}
-	return limitSpec{limit: l.limit}
-}
-
-// SetProjectLimit overrides the limit of (projectID, namespace), or of every
-// namespace of the project without its own override when namespace is "".
-// A limit of 0 means unlimited; a negative limit removes the override.
-// Lowering a limit below what a scope already admitted keeps those
-// admissions until the window ends. The caller keeps the overrides bounded
-// (one per configured project).
-func (l *Limiter) SetProjectLimit(projectID uint64, namespace string, limit int) {
-	l.SetProjectWindow(projectID, namespace, limit, 0, 0)
-}
-
-// SetProjectWindow is SetProjectLimit with the sliding window a Store
-// counts the scope in: window and granularity (Relay's windowSeconds and
-// granularitySeconds; 0 selects LimitOptions.Window and one granule). The
-// local sets keep their fixed window of LimitOptions.Window.
-func (l *Limiter) SetProjectWindow(projectID uint64, namespace string, limit int, window, granularity time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	k := limitKey{project: projectID, namespace: strings.Clone(namespace)}
-	if limit < 0 {
-		delete(l.overrides, k)
-	} else {
-		l.overrides[k] = limitSpec{limit: limit, window: max(window, 0), gra: max(granularity, 0)}
-	}
-	l.gen++
-}
-
 // SetProjectLimits sets the configured limits of a project (its config's
 // metrics.cardinalityLimits), replacing the previous ones; orgID (0 if
 // unknown: organization limits then count per project) is the
 // organization its ScopeOrganization limits count in. A namespace
-// without a matching limit keeps the default and overrides; an empty
+// without a matching limit keeps the default; an empty
 // list removes the project's. The caller keeps them bounded (the
 // configured projects' limits).
 func (l *Limiter) SetProjectLimits(projectID, orgID uint64, limits []ProjectLimit) {
@@ -426,7 +376,6 @@ func (l *Limiter) SetProjectLimits(projectID, orgID uint64, limits []ProjectLimi
 		}
 		l.projects[projectID] = projectLimits{org: orgID, limits: cp}
 	}
-	l.gen++
 }
 
 // Stats returns a snapshot of the counters.

@@ -20,7 +20,7 @@ func TestLimiterFlood(t *testing.T) {
 	for i := range n {
 		b.Tags[0].Value = strconv.Itoa(i)
 		h := b.KeyHash()
-		if l.Admit(42, Namespace(b.Name), h) {
+		if admit(l, 42, Namespace(b.Name), h) {
 			admitted = append(admitted, h)
 		}
 	}
@@ -33,15 +33,15 @@ func TestLimiterFlood(t *testing.T) {
 		t.Errorf("Bytes = %d, want ≤ 17000 for 1000 admitted hashes", st.Bytes)
 	}
 	for _, h := range admitted {
-		if !l.Admit(42, "custom", h) {
+		if !admit(l, 42, "custom", h) {
 			t.Fatalf("admitted hash %x refused later", h)
 		}
 	}
-	if l.Admit(42, "custom", 12345) {
+	if admit(l, 42, "custom", 12345) {
 		t.Error("a new hash was admitted over the limit")
 	}
 	// Other scopes are unaffected.
-	if !l.Admit(42, "transactions", admitted[0]^1) || !l.Admit(43, "custom", 1) {
+	if !admit(l, 42, "transactions", admitted[0]^1) || !admit(l, 43, "custom", 1) {
 		t.Error("another scope was limited")
 	}
 }
@@ -51,7 +51,7 @@ func TestLimiterWindow(t *testing.T) {
 	l := NewLimiter(LimitOptions{Limit: 2, Now: clk.Now})
 	admit := func(h uint64, want bool) {
 		t.Helper()
-		if got := l.Admit(1, "custom", h); got != want {
+		if got := admit(l, 1, "custom", h); got != want {
 			t.Errorf("Admit(%d) at %v = %v, want %v", h, clk.t.Unix(), got, want)
 		}
 	}
@@ -75,18 +75,18 @@ func TestLimiterMaxScopes(t *testing.T) {
 	clk := newClock(base)
 	l := NewLimiter(LimitOptions{Limit: 1, MaxScopes: 3, Now: clk.Now})
 	for p := range uint64(3) {
-		l.Admit(p, "custom", 100+p)
+		admit(l, p, "custom", 100+p)
 	}
-	l.Admit(0, "custom", 100) // touch project 0: project 1 is now the oldest
-	l.Admit(3, "custom", 103) // evicts project 1
+	admit(l, 0, "custom", 100) // touch project 0: project 1 is now the oldest
+	admit(l, 3, "custom", 103) // evicts project 1
 	st := l.Stats()
 	if st.Scopes != 3 || st.Evicted != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	if l.Admit(0, "custom", 999) || l.Admit(2, "custom", 999) {
+	if admit(l, 0, "custom", 999) || admit(l, 2, "custom", 999) {
 		t.Error("a kept scope forgot its admissions")
 	}
-	if !l.Admit(1, "custom", 999) { // evicts project 3 in turn
+	if !admit(l, 1, "custom", 999) { // evicts project 3 in turn
 		t.Error("the evicted scope still remembers its admissions")
 	}
 	if st := l.Stats(); st.Scopes != 3 || st.Evicted != 2 {
@@ -97,7 +97,7 @@ func TestLimiterMaxScopes(t *testing.T) {
 	l = NewLimiter(LimitOptions{Limit: 100, MaxScopes: 50, Now: clk.Now})
 	for p := range uint64(10_000) {
 		for h := range uint64(150) {
-			l.Admit(p, "custom", h+1)
+			admit(l, p, "custom", h+1)
 		}
 	}
 	st = l.Stats()
@@ -107,42 +107,10 @@ func TestLimiterMaxScopes(t *testing.T) {
 	}
 }
 
-func TestLimiterProjectLimit(t *testing.T) {
-	l := NewLimiter(LimitOptions{Limit: 1, Now: newClock(base).Now})
-	l.SetProjectLimit(1, "", 3)             // every namespace of project 1
-	l.SetProjectLimit(1, "transactions", 0) // unlimited
-	count := func(p uint64, ns string) int {
-		n := 0
-		for h := range uint64(10) {
-			if l.Admit(p, ns, h+1000) {
-				n++
-			}
-		}
-		return n
-	}
-	if n := count(1, "custom"); n != 3 {
-		t.Errorf("project override: %d admitted, want 3", n)
-	}
-	if n := count(1, "transactions"); n != 10 {
-		t.Errorf("unlimited namespace: %d admitted, want 10", n)
-	}
-	if n := count(2, "custom"); n != 1 {
-		t.Errorf("default: %d admitted, want 1", n)
-	}
-	l.SetProjectLimit(1, "", -1) // back to the default; admissions stay
-	if n := count(1, "custom"); n != 3 {
-		t.Errorf("after removing the override: %d admitted, want the 3 known", n)
-	}
-	l.SetProjectLimit(1, "spans", 5)
-	if n := count(1, "spans"); n != 5 {
-		t.Errorf("namespace override: %d admitted, want 5", n)
-	}
-}
-
 func TestLimiterUnlimited(t *testing.T) {
 	l := NewLimiter(LimitOptions{})
 	for h := range uint64(10_000) {
-		if !l.Admit(1, "custom", h) {
+		if !admit(l, 1, "custom", h) {
 			t.Fatal("unlimited limiter refused")
 		}
 	}
@@ -157,7 +125,7 @@ func TestLimiterConcurrent(t *testing.T) {
 	for g := range uint64(8) {
 		wg.Go(func() {
 			for h := range uint64(1000) {
-				l.Admit(g%2, "custom", h*8+g)
+				admit(l, g%2, "custom", h*8+g)
 			}
 		})
 	}

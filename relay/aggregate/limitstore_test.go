@@ -56,7 +56,7 @@ func TestLimiterStoreBatch(t *testing.T) {
 	clk := newClock(base - base%3600)
 	f := &fakeStore{}
 	l := NewLimiter(LimitOptions{Limit: 3, Now: clk.Now, Store: f})
-	l.SetProjectWindow(2, "", 2, time.Hour, 10*time.Minute)
+	l.SetProjectLimits(2, 0, []ProjectLimit{{ID: "w", Limit: 2, Window: time.Hour, Granularity: 10 * time.Minute}})
 	got := batch(l, 1, "custom", 1, 2, 3, 4, 0)
 	if want := []bool{true, true, true, false, false}; !slices.Equal(got, want) {
 		t.Fatalf("first batch %v, want %v", got, want)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -134,17 +132,10 @@ func lazyInputs(t testing.TB) [][]byte {
 		[]byte(strings.Repeat(`[`, 252) + `{"frames":[{"a":1}]}` + strings.Repeat(`]`, 252)),
 		[]byte(`{"_meta":{"frames":[{"":{"rem":[["x","s"]]}}]},"frames":[{"a":1}]}`),
 	}
-	for _, glob := range []string{"../normalize/testdata/events/*", "../normalize/testdata/sdk/*",
-		"../../envelope/testdata/sdk-envelopes/*", "../../envelope/testdata/relay/events/*", "../grouping/testdata/*"} {
-		files, _ := filepath.Glob(glob)
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in = append(in, b)
-			in = append(in, bytes.Split(b, []byte("\n"))...)
-		}
+	for _, b := range testutil.Fixtures(t, "../normalize/testdata/events/*", "../normalize/testdata/sdk/*",
+		"../../envelope/testdata/sdk-envelopes/*", "../../envelope/testdata/relay/events/*", "../grouping/testdata/*") {
+		in = append(in, b)
+		in = append(in, bytes.Split(b, []byte("\n"))...)
 	}
 	return in
 }

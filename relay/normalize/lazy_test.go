@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,17 +41,10 @@ func pipeline(t testing.TB, src []byte, cfg *pii.Config, eager bool) string {
 func TestLazyPipeline(t *testing.T) {
 	lines := bytes.Split(testutil.ErrorEnvelope(), []byte("\n"))
 	in := [][]byte{lines[2]}
-	for _, glob := range []string{"testdata/events/*", "testdata/sdk/*", "../../envelope/testdata/sdk-envelopes/*",
-		"../../envelope/testdata/relay/events/*", "../grouping/testdata/*"} {
-		files, _ := filepath.Glob(glob)
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in = append(in, b)
-			in = append(in, bytes.Split(b, []byte("\n"))...)
-		}
+	for _, b := range testutil.Fixtures(t, "testdata/events/*", "testdata/sdk/*", "../../envelope/testdata/sdk-envelopes/*",
+		"../../envelope/testdata/relay/events/*", "../grouping/testdata/*") {
+		in = append(in, b)
+		in = append(in, bytes.Split(b, []byte("\n"))...)
 	}
 	r := rand.New(rand.NewPCG(17, 12))
 	for range 500 {

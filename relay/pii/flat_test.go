@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/baton-relay/baton/relay/event"
+	"github.com/baton-relay/baton/relay/internal/testutil"
 )
 
 // flatConfigs are the configs the differential tests scrub with: those of
@@ -78,28 +77,21 @@ func compileFlatConfigs(t testing.TB) []*Config {
 // event, envelope and fuzz-corpus files that is a JSON object.
 func fixtureEvents(t testing.TB) [][]byte {
 	evs := [][]byte{[]byte(piiRichEvent), []byte(selectorEvent), loadEvent()}
-	for _, glob := range []string{
+	for _, b := range testutil.Fixtures(t,
 		"../normalize/testdata/events/*", "../normalize/testdata/sdk/*", "../normalize/testdata/security_report/*",
 		"../../envelope/testdata/sdk-envelopes/*", "../../envelope/testdata/relay/events/*",
 		"../grouping/testdata/*", "testdata/fuzz/*/*", "../normalize/testdata/fuzz/*/*",
-	} {
-		files, _ := filepath.Glob(glob)
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
+	) {
+		evs = append(evs, b)
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if line = bytes.TrimSpace(line); len(line) > 0 && line[0] == '{' {
+				evs = append(evs, line)
 			}
-			evs = append(evs, b)
-			for _, line := range bytes.Split(b, []byte("\n")) {
-				if line = bytes.TrimSpace(line); len(line) > 0 && line[0] == '{' {
-					evs = append(evs, line)
-				}
-				// Fuzz corpus entries: []byte("...") lines.
-				if s, ok := strings.CutPrefix(string(line), "[]byte("); ok {
-					var v string
-					if _, err := fmt.Sscanf(strings.TrimSuffix(s, ")"), "%q", &v); err == nil {
-						evs = append(evs, []byte(v))
-					}
+			// Fuzz corpus entries: []byte("...") lines.
+			if s, ok := strings.CutPrefix(string(line), "[]byte("); ok {
+				var v string
+				if _, err := fmt.Sscanf(strings.TrimSuffix(s, ")"), "%q", &v); err == nil {
+					evs = append(evs, []byte(v))
 				}
 			}
 		}

@@ -470,17 +470,5 @@ func equalFoldLower(b []byte, lower string) bool {
 			return strings.EqualFold(string(b), lower) // rare: Unicode folding
 		}
 	}
-	if len(b) != len(lower) {
-		return false
-	}
-	for i := range len(b) {
-		c := b[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
+	return len(b) == len(lower) && hasPrefixFold(b, lower)
 }

@@ -111,3 +111,18 @@ func itoa(i int) string {
 	}
 	return string(rune('0'+i/10)) + string(rune('0'+i%10))
 }
+
+func TestEqualFoldLower(t *testing.T) {
+	for _, c := range []struct {
+		b, lower string
+		want     bool
+	}{
+		{"Password", "password", true}, {"PASSWORD", "password", true}, {"password", "password", true},
+		{"passwor", "password", false}, {"passwords", "password", false}, {"Passwort", "password", false},
+		{"", "", true}, {"", "a", false}, {"STRASSE", "strasse", true}, {"Ünïcode", "ünïcode", true}, {"Ünïcode", "unicode", false},
+	} {
+		if got := equalFoldLower([]byte(c.b), c.lower); got != c.want {
+			t.Errorf("equalFoldLower(%q, %q) = %v, want %v", c.b, c.lower, got, c.want)
+		}
+	}
+}

@@ -169,10 +169,7 @@ func (w *vhWalker) object(depth int) error {
 	if depth > vhMaxDepth {
 		return errVH
 	}
-	w.pos++ // {
-	w.ws()
-	if w.pos < len(w.src) && w.src[w.pos] == '}' {
-		w.pos++
+	if w.enter('}') {
 		return nil
 	}
 	for {
@@ -205,18 +202,8 @@ func (w *vhWalker) object(depth int) error {
 			w.typ = recType(w.src[vstart:w.pos])
 		}
 		w.s.pop()
-		w.ws()
-		if w.pos >= len(w.src) {
-			return errVH
-		}
-		switch w.src[w.pos] {
-		case ',':
-			w.pos++
-		case '}':
-			w.pos++
-			return nil
-		default:
-			return errVH
+		if done, err := w.next('}'); done || err != nil {
+			return err
 		}
 	}
 }
@@ -225,30 +212,47 @@ func (w *vhWalker) array(depth int) error {
 	if depth > vhMaxDepth {
 		return errVH
 	}
-	w.pos++ // [
-	w.ws()
-	if w.pos < len(w.src) && w.src[w.pos] == ']' {
-		w.pos++
+	if w.enter(']') {
 		return nil
 	}
 	for {
 		if err := w.value(depth); err != nil {
 			return err
 		}
-		w.ws()
-		if w.pos >= len(w.src) {
-			return errVH
-		}
-		switch w.src[w.pos] {
-		case ',':
-			w.pos++
-		case ']':
-			w.pos++
-			return nil
-		default:
-			return errVH
+		if done, err := w.next(']'); done || err != nil {
+			return err
 		}
 	}
+}
+
+// enter steps into the object or array at w.pos and past its end too
+// when it is empty (end its closing byte), reporting so.
+func (w *vhWalker) enter(end byte) (empty bool) {
+	w.pos++
+	w.ws()
+	if w.pos < len(w.src) && w.src[w.pos] == end {
+		w.pos++
+		return true
+	}
+	return false
+}
+
+// next steps past what follows a member or element: ',' when another
+// follows, or end, the container's closing byte (done).
+func (w *vhWalker) next(end byte) (done bool, err error) {
+	w.ws()
+	if w.pos >= len(w.src) {
+		return false, errVH
+	}
+	switch w.src[w.pos] {
+	case ',':
+		w.pos++
+		return false, nil
+	case end:
+		w.pos++
+		return true, nil
+	}
+	return false, errVH
 }
 
 func (w *vhWalker) literal(lit string) error {

@@ -112,6 +112,7 @@ func TestScrubViewHierarchyInvalid(t *testing.T) {
 	for _, in := range []string{
 		`{"a":"10.0.0.1"`, `{"a":"10.0.0.1",}`, `{"a":"10.0.0.1\x01"}`, "{\"a\":\"10.0.0.1\xff\"}",
 		`{"a":"10.0.0.1 \ud800"}`, `{"a":"10.0.0.1 \udc00\ud800"}`, `{"a":01}`, `{"a":1.}`, `{"a":tru}`,
+		`["10.0.0.1" "x"]`, `["10.0.0.1",]`, `["10.0.0.1"`, `["10.0.0.1"}`, `{"a":"10.0.0.1"]`, `{"a":"10.0.0.1" "b":1}`, `[`, `{`,
 		tooDeep, "",
 	} {
 		if out, changed := v.Scrub(nil, []byte(in)); changed || out != nil {
@@ -126,6 +127,11 @@ func TestScrubViewHierarchyInvalid(t *testing.T) {
 	ok := strings.Repeat("[", 126) + `{"a":"10.0.0.1"}` + strings.Repeat("]", 126)
 	if _, changed := v.Scrub(nil, []byte(ok)); !changed {
 		t.Errorf("127 levels not scrubbed")
+	}
+	// Empty containers and whitespace around separators are JSON.
+	if out, changed := v.Scrub(nil, []byte(`{ "e" : { } , "f":[ ] ,"a" : [ "10.0.0.1" , [] ] }`)); !changed ||
+		string(out) != `{ "e" : { } , "f":[ ] ,"a" : [ "[ip]" , [] ] }` {
+		t.Errorf("spaced: %q", out)
 	}
 	// A surrogate pair decodes; trailing bytes after the document are kept.
 	out, changed := v.Scrub(nil, []byte(`{"a":"\ud83d\ude00 10.0.0.1"} `))

@@ -2,8 +2,6 @@ package policy
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -20,12 +18,7 @@ func TestEventFromTreeLazy(t *testing.T) {
 		[]byte(`{"exception":{"values":[{"type":"TypeError","value":"x","stacktrace":{"frames":[{"abs_path":"chrome-extension://x/a.js"},{"abs_path":"<anonymous>","lineno":1},{"function":"f"}]}}]}}`),
 		[]byte(`{"exception":{"values":[{"stacktrace":{"frames":[{"abs_path":"moz-extension://a"},{"in_app":true}]}}]}}`),
 	}
-	files, _ := filepath.Glob("../../envelope/testdata/sdk-envelopes/*")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, b := range testutil.Fixtures(t, "../../envelope/testdata/sdk-envelopes/*") {
 		in = append(in, bytes.Split(b, []byte("\n"))...)
 	}
 	n := 0

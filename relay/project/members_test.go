@@ -3,9 +3,10 @@ package project
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/baton-relay/baton/relay/internal/testutil"
 )
 
 // members agrees with json.Unmarshal into a map of raw members on every
@@ -19,12 +20,7 @@ func TestMembersLikeUnmarshal(t *testing.T) {
 		`{"a":[[[]]],"b":{"c":[{"d":"}"}]}}`,
 		`{"projectId":42,"config":{"allowedDomains":["*"],"piiConfig":null}}`,
 	}
-	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, b := range testutil.Fixtures(t, filepath.Join("testdata", "*.json")) {
 		inputs = append(inputs, string(b))
 	}
 	for _, in := range inputs {

@@ -121,12 +121,12 @@ func partObject(b []byte, p Part) (map[string]json.RawMessage, error) {
 	if env.Rev != "" {
 		where = fmt.Sprintf("rev %s: ", env.Rev)
 	}
-	var obj map[string]json.RawMessage
 	if len(env.Value) == 0 || bytes.Equal(env.Value, []byte("null")) {
 		return nil, fmt.Errorf("%sno value", where)
 	}
-	if err := json.Unmarshal(env.Value, &obj); err != nil {
-		return nil, fmt.Errorf("%svalue is not a JSON object: %v", where, err)
+	obj, ok := members(env.Value) // valid JSON: json.Unmarshal checked the envelope
+	if !ok {
+		return nil, fmt.Errorf("%svalue is not a JSON object", where)
 	}
 	return obj, nil
 }
@@ -153,7 +153,10 @@ func CheckPart(p Part, value []byte) error {
 		return fmt.Errorf("part %s: %d bytes, over %d KiB", p, len(value), MaxPartBytes>>10)
 	}
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(value, &obj); err != nil || obj == nil {
+	if json.Valid(value) { // members needs valid JSON
+		obj, _ = members(value)
+	}
+	if obj == nil { // invalid, not an object, or null
 		return fmt.Errorf("part %s: value is not a JSON object", p)
 	}
 	if p == PartKeys {

@@ -107,6 +107,10 @@ func TestCheckPart(t *testing.T) {
 		{PartFilters, `{"quotas":[]}`, "belongs to part quotas"},
 		{PartQuotas, `{"quotas":[{"scope":"galaxy"}]}`, "unknown scope"},
 		{PartSampling, `[1]`, "not a JSON object"},
+		{PartSampling, `null`, "not a JSON object"},
+		{PartFeatures, `{"features":`, "not a JSON object"},
+		{PartFeatures, `{"features":["a"]} x`, "not a JSON object"},
+		{PartFeatures, ` {"features":["a"],"features":[1]} `, "features"}, // the last of duplicate keys wins, as in DecodeState
 	} {
 		err := CheckPart(c.p, []byte(c.value))
 		if (err == nil) != (c.want == "") || err != nil && !strings.Contains(err.Error(), c.want) {

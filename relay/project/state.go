@@ -213,10 +213,9 @@ func DecodeState(data []byte) (*State, error) {
 			// No usable config at all: every part but keys is broken.
 			st.config = nil
 			for p := PartClient; p < NumParts; p++ {
-				st.broken(p, "config is not a JSON object")
+				st.breakPart(p, "config is not a JSON object")
 			}
-			st.AllowedDomains = []string{"*"}
-			st.PIIErr = fmt.Errorf("%w: config is not a JSON object", pii.ErrInvalidConfig)
+			st.failPII("config is not a JSON object")
 			return st, nil
 		}
 	}
@@ -245,35 +244,52 @@ func (st *State) markBroken() {
 			p = PartOther
 		}
 		st.Present = st.Present.With(p)
-		st.broken(p, why)
-		switch p {
-		case PartClient:
-			st.AllowedDomains, st.TrustedRelays, st.VerifySignature = []string{"*"}, nil, false
-			st.PII, st.Attachments = nil, nil
-			st.PIIErr = fmt.Errorf("%w: client part broken: %s", pii.ErrInvalidConfig, why)
-		case PartQuotas:
-			st.Quotas = nil
-		case PartFilters:
-			st.Filters = Filters{}
-		case PartSampling:
-			st.Sampling = nil
-		case PartMetrics:
-			st.Metrics = Metrics{}
-		case PartFeatures:
-			st.Features = nil
-		case PartGrouping:
-			st.Grouping = nil
-		case PartClientOptions:
-			st.ClientOptions = nil
+		st.breakPart(p, why)
+		if p == PartClient {
+			st.failPII("client part broken: " + why)
 		}
 	}
 }
 
-func (st *State) broken(p Part, why string) {
+// breakPart records part p as broken (why) and turns its features off:
+// every field the part feeds back to what an absent part gives, whether
+// it failed to decode here or its source could not read it (brokenParts).
+// The client part's PII is not among them: compilePII decides it from
+// piiConfig alone, and failPII when that is unknown.
+func (st *State) breakPart(p Part, why string) {
 	if st.Broken == nil {
 		st.Broken = map[Part]string{}
 	}
 	st.Broken[p] = why
+	switch p {
+	case PartClient:
+		st.AllowedDomains, st.TrustedRelays, st.VerifySignature = []string{"*"}, nil, false
+	case PartQuotas:
+		st.Quotas = nil
+	case PartFilters:
+		st.Filters = Filters{}
+	case PartSampling:
+		st.Sampling = nil
+	case PartMetrics:
+		st.Metrics = Metrics{}
+	case PartFeatures:
+		st.Features = nil
+	case PartGrouping:
+		st.Grouping = nil
+	case PartClientOptions:
+		st.ClientOptions = nil
+	case PartTailSampling:
+		st.TailSampling = nil
+	case PartOther:
+		st.Breakdowns = nil
+	}
+}
+
+// failPII fails the project's data scrubbing closed: its events are
+// dropped rather than forwarded unscrubbed (State.PIIErr).
+func (st *State) failPII(why string) {
+	st.piiParts, st.PII, st.Attachments, st.ViewHierarchy = nil, nil, nil, nil
+	st.PIIErr = fmt.Errorf("%w: %s", pii.ErrInvalidConfig, why)
 }
 
 // decodeParts fills each part from st.config, recording failures.
@@ -283,45 +299,35 @@ func (st *State) decodeParts() {
 	}
 	st.AllowedDomains = []string{"*"}
 	if err := st.decodeClient(); err != nil {
-		st.broken(PartClient, err.Error())
-		st.AllowedDomains, st.TrustedRelays, st.VerifySignature = []string{"*"}, nil, false
+		st.breakPart(PartClient, err.Error())
 	}
 	st.compilePII() // whatever else of the client part broke: fail closed
 	if err := decodeField(st.config, "quotas", &st.Quotas, validateQuotas); err != nil {
-		st.broken(PartQuotas, err.Error())
-		st.Quotas = nil
+		st.breakPart(PartQuotas, err.Error())
 	}
 	if err := decodeField(st.config, "filterSettings", &st.Filters, (*Filters).validate); err != nil {
-		st.broken(PartFilters, err.Error())
-		st.Filters = Filters{}
+		st.breakPart(PartFilters, err.Error())
 	}
 	if err := st.decodeSampling(); err != nil {
-		st.broken(PartSampling, err.Error())
-		st.Sampling = nil
+		st.breakPart(PartSampling, err.Error())
 	}
 	if err := decodeField(st.config, "metrics", &st.Metrics, (*Metrics).validate); err != nil {
-		st.broken(PartMetrics, err.Error())
-		st.Metrics = Metrics{}
+		st.breakPart(PartMetrics, err.Error())
 	}
 	if err := decodeField(st.config, "features", &st.Features, nil); err != nil {
-		st.broken(PartFeatures, err.Error())
-		st.Features = nil
+		st.breakPart(PartFeatures, err.Error())
 	}
 	if err := st.decodeBreakdowns(); err != nil {
-		st.broken(PartOther, err.Error())
-		st.Breakdowns = nil
+		st.breakPart(PartOther, err.Error())
 	}
 	if err := st.decodeGrouping(); err != nil {
-		st.broken(PartGrouping, err.Error())
-		st.Grouping = nil
+		st.breakPart(PartGrouping, err.Error())
 	}
 	if err := st.decodeClientOptions(); err != nil {
-		st.broken(PartClientOptions, err.Error())
-		st.ClientOptions = nil
+		st.breakPart(PartClientOptions, err.Error())
 	}
 	if err := st.decodeTailSampling(); err != nil {
-		st.broken(PartTailSampling, err.Error())
-		st.TailSampling = nil
+		st.breakPart(PartTailSampling, err.Error())
 	}
 }
 

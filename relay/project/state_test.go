@@ -324,6 +324,57 @@ func TestDecodeStateBrokenPart(t *testing.T) {
 	}
 }
 
+// TestDecodeStateBrokenParts: a part its source could not read
+// (top-level brokenParts) is off even when its keys are in the config,
+// every part alike, and every other part stays in force.
+func TestDecodeStateBrokenParts(t *testing.T) {
+	off := map[Part]func(st *State) bool{
+		PartClient: func(st *State) bool {
+			return slices.Equal(st.AllowedDomains, []string{"*"}) && st.TrustedRelays == nil && !st.VerifySignature &&
+				errors.Is(st.PIIErr, pii.ErrInvalidConfig) && st.PII == nil && st.Attachments == nil && st.ViewHierarchy == nil
+		},
+		PartQuotas:        func(st *State) bool { return st.Quotas == nil },
+		PartFilters:       func(st *State) bool { return reflect.DeepEqual(st.Filters, Filters{}) },
+		PartSampling:      func(st *State) bool { return st.Sampling == nil },
+		PartMetrics:       func(st *State) bool { return reflect.DeepEqual(st.Metrics, Metrics{}) },
+		PartFeatures:      func(st *State) bool { return st.Features == nil },
+		PartGrouping:      func(st *State) bool { return st.Grouping == nil },
+		PartClientOptions: func(st *State) bool { return st.ClientOptions == nil },
+		PartTailSampling:  func(st *State) bool { return st.TailSampling == nil && !st.TailSampled() },
+		PartOther:         func(st *State) bool { return st.Breakdowns == nil },
+	}
+	full := stateWith(t, map[string]string{"breakdownsV2": `{"ops":{"type":"spanOperations","matches":["db"]}}`})
+	if st := mustDecode(t, full); st.Breakdowns == nil || st.PII == nil || st.PIIErr != nil {
+		t.Fatalf("full state: Breakdowns %v PII %v PIIErr %v, want breakdowns and PII on", st.Breakdowns, st.PII, st.PIIErr)
+	}
+	for p := PartClient; p < NumParts; p++ {
+		t.Run(p.String(), func(t *testing.T) {
+			isOff, ok := off[p]
+			if !ok {
+				t.Fatalf("no check that part %v is off when broken", p)
+			}
+			var top map[string]json.RawMessage
+			if err := json.Unmarshal(full, &top); err != nil {
+				t.Fatal(err)
+			}
+			top[brokenPartsKey], _ = json.Marshal(map[string]string{p.String(): "unreadable"})
+			data, _ := json.Marshal(top)
+			st := mustDecode(t, data)
+			if len(st.Broken) != 1 || st.Broken[p] != "unreadable" {
+				t.Fatalf("Broken = %v, want only %v", st.Broken, p)
+			}
+			if !isOff(st) {
+				t.Errorf("part %v listed broken is still on", p)
+			}
+			for q := range NumParts {
+				if q != p {
+					t.Run(q.String(), func(t *testing.T) { checkPart(t, st, q) })
+				}
+			}
+		})
+	}
+}
+
 func TestDecodeStateAbsentParts(t *testing.T) {
 	st := mustDecode(t, []byte(`{"publicKeys":[{"publicKey":"abc","isEnabled":true}],"config":{"allowedDomains":["*"]}}`))
 	if len(st.Broken) != 0 {

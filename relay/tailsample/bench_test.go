@@ -144,3 +144,76 @@ func BenchmarkInspect(b *testing.B) {
 		})
 	}
 }
+
+// memBuffer is a Buffer in memory for the CPU benchmarks: one stream,
+// Peek and Move only (the benchmark indexes what it appends itself).
+type memBuffer struct{ recs []buffer.Record }
+
+func (m *memBuffer) Read(context.Context, buffer.Stream, []buffer.Record, int, int) ([]buffer.Record, error) {
+	panic("memBuffer: Read")
+}
+
+func (m *memBuffer) Peek(_ buffer.Stream, from, to buffer.Seq, dst []buffer.Record) ([]buffer.Record, error) {
+	for _, r := range m.recs {
+		if r.Seq >= from && r.Seq <= to {
+			dst = append(dst, r)
+		}
+	}
+	return dst, nil
+}
+
+func (m *memBuffer) Move(_ context.Context, _ []buffer.Entry, _ buffer.Stream, upTo buffer.Seq) error {
+	n := 0
+	for n < len(m.recs) && m.recs[n].Seq <= upTo {
+		n++
+	}
+	m.recs = append(m.recs[:0], m.recs[n:]...)
+	return nil
+}
+
+// BenchmarkSamplerRecord is the CPU a Sampler spends on one transaction
+// record, without the disk: index it as read (decode, inspect, Index),
+// then decide and settle it (Peek, decode, Move, release), 5 per trace,
+// 100 per settle; rules adds three keep rules that match nothing.
+func BenchmarkSamplerRecord(b *testing.B) {
+	for _, mode := range []string{"plain", "rules"} {
+		b.Run(mode, func(b *testing.B) {
+			rules := Rules{KeepRate: 1, DurationThreshold: time.Minute}
+			if mode == "rules" {
+				rules.Match = []Match{{Attribute: "tier", Equals: "gold"}, {Transaction: "/checkout/*"}, {Release: "9.*"}}
+			}
+			const batch, perTrace = 100, 5
+			vals := make([][]byte, batch)
+			for j := range vals {
+				vals[j] = txRecord(fmt.Sprintf("%032x", j/perTrace), "GET /bench", "ok", t0, 0)
+			}
+			mb := &memBuffer{}
+			now := t0
+			x := NewIndex(IndexOptions{Rules: rules, DecisionWait: time.Second, MaxTraceWait: time.Minute})
+			s := NewSampler(Options{Buffer: mb, Stream: tailTx, Index: x, Outcomes: &counts{},
+				Route: func(c envelope.Class, _ []byte) buffer.Stream { return record.StreamFor(c, 0).ID() },
+				Now:   func() time.Time { return now }})
+			ctx := context.Background()
+			seq := buffer.Seq(0)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i += batch {
+				now = now.Add(time.Minute) // the last batch's traces are forgotten, this one's are new
+				for _, v := range vals {
+					seq++
+					mb.recs = append(mb.recs, buffer.Record{Seq: seq, Value: v})
+					s.index(&mb.recs[len(mb.recs)-1])
+				}
+				now = now.Add(2 * time.Second) // every trace of the batch is due
+				if err := s.settle(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if len(s.held) != 0 {
+					b.Fatalf("%d records still held", len(s.held))
+				}
+			}
+			if st := x.Stats(); st.Kept == 0 || st.Dropped != 0 {
+				b.Fatalf("stats %+v: want every trace kept", st)
+			}
+		})
+	}
+}

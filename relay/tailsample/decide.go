@@ -3,6 +3,7 @@ package tailsample
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -65,29 +66,37 @@ func (r Rules) Inspect(env []byte) (traceID string, interesting bool) {
 		default:
 			continue
 		}
-		var ev struct {
-			Status   string          `json:"status"`
-			TraceID  string          `json:"trace_id"`
-			Start    json.RawMessage `json:"start_timestamp"`
-			End      json.RawMessage `json:"timestamp"`
-			EndV2    json.RawMessage `json:"end_timestamp"`
-			Contexts struct {
-				Trace struct {
-					Status  string `json:"status"`
-					TraceID string `json:"trace_id"`
-				} `json:"trace"`
-			} `json:"contexts"`
+		// The payload is decoded once: with Match rules, with what they
+		// read too.
+		var (
+			ev  *itemStatus
+			tc  *traceStatus
+			err error
+		)
+		if len(r.Match) > 0 {
+			var f item
+			err = decodeItem(it.Payload, &f)
+			ev, tc = &f.itemStatus, &f.Contexts.Trace.traceStatus
+			if err == nil && !interesting && f.matches(r.Match) {
+				interesting = true
+			}
+		} else {
+			var f struct {
+				itemStatus
+				Contexts struct {
+					Trace traceStatus `json:"trace"`
+				} `json:"contexts"`
+			}
+			err = decodeItem(it.Payload, &f)
+			ev, tc = &f.itemStatus, &f.Contexts.Trace
 		}
-		if len(r.Match) > 0 && !interesting && matchItem(r.Match, it.Payload) {
-			interesting = true
-		}
-		if json.Unmarshal(it.Payload, &ev) != nil {
+		if err != nil {
 			continue
 		}
 		if traceID == "" {
-			traceID = strings.ToLower(cmp.Or(ev.Contexts.Trace.TraceID, ev.TraceID))
+			traceID = strings.ToLower(cmp.Or(tc.TraceID, ev.TraceID))
 		}
-		if errorStatus(ev.Status) || errorStatus(ev.Contexts.Trace.Status) {
+		if errorStatus(ev.Status) || errorStatus(tc.Status) {
 			interesting = true
 		}
 		if r.DurationThreshold > 0 {
@@ -105,6 +114,32 @@ func (r Rules) Inspect(env []byte) (traceID string, interesting bool) {
 		traceID = ""
 	}
 	return traceID, interesting
+}
+
+// itemStatus is what Inspect reads of every transaction or span payload,
+// besides its trace context (traceStatus).
+type itemStatus struct {
+	Status  string          `json:"status"`
+	TraceID string          `json:"trace_id"`
+	Start   json.RawMessage `json:"start_timestamp"`
+	End     json.RawMessage `json:"timestamp"`
+	EndV2   json.RawMessage `json:"end_timestamp"`
+}
+
+type traceStatus struct {
+	Status  string `json:"status"`
+	TraceID string `json:"trace_id"`
+}
+
+// decodeItem decodes an item's payload into v. A field of the wrong JSON
+// type is left empty, not an error: the item is judged on the fields
+// that decoded, whichever of them the rules look at.
+func decodeItem(payload []byte, v any) error {
+	err := json.Unmarshal(payload, v)
+	if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		return nil
+	}
+	return err
 }
 
 // errorStatus: Sentry's failure rate counts every status but these.

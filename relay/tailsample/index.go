@@ -171,19 +171,26 @@ func (t *trace) recordedAt() int64 {
 	return t.first + int64(t.recorded-1)*int64(time.Second)
 }
 
-// record reports whether trace id, decided, needs a durable decision
-// record appended at now (none yet, or the last one is MaxTraceWait old,
-// so it would expire before the trace is forgotten), and notes it as
-// appended; unrecord undoes that when the append failed.
-func (x *Index) record(id string, now time.Time) (keep, interesting, ok bool) {
+// record calls add, under one lock, for each trace of prefix, decided,
+// that needs a durable decision record appended at now (none yet, or the
+// last one is MaxTraceWait old, so it would expire before the trace is
+// forgotten), and notes it as appended; unrecord undoes that when the
+// append failed. add must not call the Index.
+func (x *Index) record(prefix []heldRecord, now time.Time, add func(id string, keep, interesting bool)) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	t := x.m[id]
-	if t == nil || !t.decided || (t.recorded != 0 && now.UnixNano()-t.recordedAt() < int64(x.o.MaxTraceWait)) {
-		return false, false, false
+	for i := range prefix {
+		id := prefix[i].id
+		if id == "" {
+			continue
+		}
+		t := x.m[id]
+		if t == nil || !t.decided || (t.recorded != 0 && now.UnixNano()-t.recordedAt() < int64(x.o.MaxTraceWait)) {
+			continue
+		}
+		t.setRecorded(now.UnixNano())
+		add(id, t.keep, t.interesting)
 	}
-	t.setRecorded(now.UnixNano())
-	return t.keep, t.interesting, true
 }
 
 func (x *Index) unrecord(id string) {
@@ -247,11 +254,30 @@ func (x *Index) add(id string, at time.Time, interesting bool, r *Rules, items, 
 	return false, false, true
 }
 
-// verdict decides trace id if it is due at now; decided false while it
-// still waits.
-func (x *Index) verdict(id string, now time.Time) (decided, keep bool) {
+// decide gives the records at the head of a Sampler's queue their
+// verdicts at now, under one lock, and returns how many lead the queue
+// decided: it stops at the first whose rules are not known yet or whose
+// trace still waits.
+func (x *Index) decide(held []heldRecord, now time.Time) int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	for n := range held {
+		h := &held[n]
+		if h.noRules {
+			return n
+		}
+		if !h.decided {
+			if h.decided, h.keep = x.verdict(h.id, now); !h.decided {
+				return n
+			}
+		}
+	}
+	return len(held)
+}
+
+// verdict decides trace id if it is due at now; decided false while it
+// still waits. x.mu is held.
+func (x *Index) verdict(id string, now time.Time) (decided, keep bool) {
 	t := x.m[id]
 	if t == nil { // cannot happen while a record of it is held
 		return true, x.o.Rules.KeepByRate(id)
@@ -303,15 +329,21 @@ func (x *Index) hurry(id string) {
 	}
 }
 
-// release records that a record of trace id, of size bytes, left its
-// stream at now.
-func (x *Index) release(id string, size int, now time.Time) {
+// release records that the records of prefix, settled, left their stream
+// at now; those without an id were never indexed.
+func (x *Index) release(prefix []heldRecord, now time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.bytes -= int64(size)
-	if t := x.m[id]; t != nil {
-		t.refs--
-		t.left = now.UnixNano()
+	for i := range prefix {
+		h := &prefix[i]
+		if h.id == "" {
+			continue
+		}
+		x.bytes -= int64(h.size)
+		if t := x.m[h.id]; t != nil {
+			t.refs--
+			t.left = now.UnixNano()
+		}
 	}
 	x.sweep(now)
 }

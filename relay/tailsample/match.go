@@ -64,33 +64,42 @@ func (m *Match) matches(f *fields) bool {
 	return true
 }
 
-// matchItem reports whether one transaction or span payload meets any of
-// ms. It reads the transaction's tags and contexts.trace.data, its spans'
-// data and tags, a span item's data, tags and sentry_tags, and span v2
-// containers' items with their attributes.
-func matchItem(ms []Match, payload []byte) bool {
-	var it struct {
-		Transaction string          `json:"transaction"`
-		Name        string          `json:"name"` // span v2
-		Release     string          `json:"release"`
-		Tags        json.RawMessage `json:"tags"`
-		Data        json.RawMessage `json:"data"`
-		Attributes  json.RawMessage `json:"attributes"` // span v2
-		SentryTags  json.RawMessage `json:"sentry_tags"`
-		Contexts    struct {
-			Trace struct {
-				Data json.RawMessage `json:"data"`
-			} `json:"trace"`
-		} `json:"contexts"`
-		Spans []struct {
-			Tags json.RawMessage `json:"tags"`
+// item is a transaction or span payload as Inspect reads it with Match
+// rules: its status (itemStatus) and what the rules look at.
+type item struct {
+	itemStatus
+	Transaction string          `json:"transaction"`
+	Name        string          `json:"name"` // span v2
+	Release     string          `json:"release"`
+	Tags        json.RawMessage `json:"tags"`
+	Data        json.RawMessage `json:"data"`
+	Attributes  json.RawMessage `json:"attributes"` // span v2
+	SentryTags  json.RawMessage `json:"sentry_tags"`
+	Contexts    struct {
+		Trace struct {
+			traceStatus
 			Data json.RawMessage `json:"data"`
-		} `json:"spans"`
-		Items []json.RawMessage `json:"items"` // span v2 container
-	}
-	if json.Unmarshal(payload, &it) != nil {
-		return false
-	}
+		} `json:"trace"`
+	} `json:"contexts"`
+	Spans []struct {
+		Tags json.RawMessage `json:"tags"`
+		Data json.RawMessage `json:"data"`
+	} `json:"spans"`
+	Items []json.RawMessage `json:"items"` // span v2 container
+}
+
+// matchItem reports whether one transaction or span payload meets any of
+// ms (item.matches).
+func matchItem(ms []Match, payload []byte) bool {
+	var it item
+	return decodeItem(payload, &it) == nil && it.matches(ms)
+}
+
+// matches reports whether the item meets any of ms. It reads the
+// transaction's tags and contexts.trace.data, its spans' data and tags, a
+// span item's data, tags and sentry_tags, and span v2 containers' items
+// with their attributes.
+func (it *item) matches(ms []Match) bool {
 	for _, sub := range it.Items {
 		if matchItem(ms, sub) {
 			return true

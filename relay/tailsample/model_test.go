@@ -92,7 +92,9 @@ func TestDecisionModel(t *testing.T) {
 				if r == nil || !hasRecord(x, id) {
 					continue
 				}
-				decided, keep := x.verdict(id, now)
+				h := []heldRecord{{id: id}}
+				decided := x.decide(h, now) == 1
+				keep := h[0].keep
 				due := now.Sub(r.last) >= r.wait || now.Sub(r.first) >= o.MaxTraceWait || r.items >= o.MaxTraceItems
 				if !r.decided && due {
 					r.decided, r.keep = true, r.interesting || Hash(id) < r.rate
@@ -213,6 +215,37 @@ func TestInspect(t *testing.T) {
 		id, interesting := r.Inspect([]byte(c.env))
 		if id != c.id || interesting != c.interesting {
 			t.Errorf("Inspect(%q) = %q, %v; want %q, %v", c.env, id, interesting, c.id, c.interesting)
+		}
+	}
+}
+
+// With Match rules each payload is decoded once for the rules and the
+// status checks alike; a field of the wrong JSON type leaves the others
+// to judge the item, with or without rules.
+func TestInspectRules(t *testing.T) {
+	rules := Rules{DurationThreshold: 2 * time.Second, Match: []Match{{Transaction: "/checkout/*"}}}
+	for _, c := range []struct {
+		r           Rules
+		payload     string
+		interesting bool
+	}{
+		{rules, `{"transaction":"/home","start_timestamp":1,"timestamp":2,"contexts":{"trace":{"trace_id":"ab","status":"ok"}}}`, false},
+		{rules, `{"transaction":"/checkout/pay","contexts":{"trace":{"trace_id":"ab"}}}`, true},
+		{rules, `{"transaction":"/home","contexts":{"trace":{"trace_id":"ab","status":"internal_error"}}}`, true},
+		{rules, `{"transaction":"/home","start_timestamp":1,"timestamp":3.5,"contexts":{"trace":{"trace_id":"ab"}}}`, true},
+		{rules, `{"transaction":"/home","spans":{},"contexts":{"trace":{"trace_id":"ab","status":"internal_error"}}}`, true},
+		{rules, `{"transaction":"/checkout/pay","status":5,"contexts":{"trace":{"trace_id":"ab"}}}`, true},
+		{Rules{}, `{"status":5,"contexts":{"trace":{"trace_id":"ab","status":"internal_error"}}}`, true},
+		{rules, `{"transaction":"/checkout/pay"`, false},
+	} {
+		env := "{}\n{\"type\":\"transaction\"}\n" + c.payload + "\n"
+		id, interesting := c.r.Inspect([]byte(env))
+		wantID := "ab"
+		if !json.Valid([]byte(c.payload)) {
+			wantID = ""
+		}
+		if id != wantID || interesting != c.interesting {
+			t.Errorf("rules %+v on %s: %q, %v; want %q, %v", c.r.Match, c.payload, id, interesting, wantID, c.interesting)
 		}
 	}
 }

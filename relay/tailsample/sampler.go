@@ -139,16 +139,11 @@ func (s *Sampler) recordDecisions(prefix []heldRecord, now time.Time) {
 	}
 	s.decs = s.decs[:0]
 	start := len(s.entries)
-	for i := range prefix {
-		if prefix[i].id == "" {
-			continue
-		}
-		if keep, interesting, ok := s.o.Index.record(prefix[i].id, now); ok {
-			s.recorded = append(s.recorded, prefix[i].id)
-			s.decs = AppendDecision(s.decs, prefix[i].id, keep, interesting)
-			s.entries = append(s.entries, buffer.Entry{Stream: s.o.Marks.Stream()})
-		}
-	}
+	s.o.Index.record(prefix, now, func(id string, keep, interesting bool) {
+		s.recorded = append(s.recorded, id)
+		s.decs = AppendDecision(s.decs, id, keep, interesting)
+		s.entries = append(s.entries, buffer.Entry{Stream: s.o.Marks.Stream()})
+	})
 	// The values point into s.decs once it stopped growing.
 	off := 0
 	for i := start; i < len(s.entries); i++ {
@@ -282,18 +277,7 @@ func (s *Sampler) settle(ctx context.Context) error {
 	if over := s.o.Index.overBy(); over > 0 {
 		s.hurry(over)
 	}
-	n := 0
-	for ; n < len(s.held); n++ {
-		h := &s.held[n]
-		if h.noRules {
-			break
-		}
-		if !h.decided {
-			if h.decided, h.keep = s.o.Index.verdict(h.id, now); !h.decided {
-				break
-			}
-		}
-	}
+	n := s.o.Index.decide(s.held, now)
 	if n == 0 {
 		return nil
 	}
@@ -346,11 +330,7 @@ func (s *Sampler) settle(ctx context.Context) error {
 			s.o.Reporter.Report(d, outcome.ReasonSampled, ReasonCode)
 		}
 	}
-	for i := range prefix {
-		if prefix[i].id != "" {
-			s.o.Index.release(prefix[i].id, int(prefix[i].size), now)
-		}
-	}
+	s.o.Index.release(prefix, now)
 	s.held = append(s.held[:0], s.held[n:]...)
 	return nil
 }

@@ -1,0 +1,68 @@
+package relay
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/baton-relay/baton/config"
+	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/policy"
+	"github.com/baton-relay/baton/relay/project"
+	"github.com/baton-relay/baton/relay/record"
+	"github.com/baton-relay/baton/relay/tailsample"
+)
+
+// TestMatchCache: a part's keep rules are converted once per revision (the
+// part's pointer), again for a new one, and the cache stays bounded.
+func TestMatchCache(t *testing.T) {
+	var c matchCache
+	a := &project.TailSampling{Rules: []project.TailRule{{Attribute: "tier", Equals: "gold"}}}
+	m := c.of(1, a)
+	if len(m) != 1 || m[0] != (tailsample.Match{Attribute: "tier", Equals: "gold"}) {
+		t.Fatalf("rules %+v", m)
+	}
+	if again := c.of(1, a); &again[0] != &m[0] {
+		t.Error("the same revision's rules were converted again")
+	}
+	b := &project.TailSampling{Rules: []project.TailRule{{Transaction: "/checkout/*"}}}
+	if m := c.of(1, b); len(m) != 1 || m[0] != (tailsample.Match{Transaction: "/checkout/*"}) {
+		t.Errorf("a new revision's rules: %+v", m)
+	}
+	if m := c.of(2, &project.TailSampling{Enabled: true}); m != nil {
+		t.Errorf("a part without rules: %+v", m)
+	}
+	for pid := range uint64(2 * maxCachedMatch) {
+		c.of(pid, a)
+	}
+	if len(c.m) > maxCachedMatch {
+		t.Errorf("%d entries, over the bound %d", len(c.m), maxCachedMatch)
+	}
+}
+
+// BenchmarkTailRules is what a Sampler's rules lookup (tailRules) costs
+// per record of a project whose config's tailSampling part has keep
+// rules: with its own keepRate, and without one (the rate the project's
+// sampling rules give the record's trace context).
+func BenchmarkTailRules(b *testing.B) {
+	for _, c := range []struct{ name, keepRate string }{{"keepRate", `"keepRate":0.5,`}, {"sampled", ""}} {
+		b.Run(c.name, func(b *testing.B) {
+			state := `{"publicKeys":[{"publicKey":"k"}],"config":{
+				"sampling":{"version":2,"rules":[{"id":1,"type":"trace","samplingValue":{"type":"sampleRate","value":0.25},"condition":{"op":"and","inner":[]}}]},
+				"tailSampling":{"enabled":true,` + c.keepRate + `"rules":[{"attribute":"tier","equals":"gold"},{"transaction":"/checkout/*"},{"release":"9.*"}]}}}`
+			p, err := policy.New(config.Config{Mode: config.ModeStatic, Projects: map[string]config.Project{"42": {Relay: json.RawMessage(state)}}}, nil, policy.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := &Relay{}
+			r.policy.Store(p)
+			env := []byte("{\"trace\":{\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"public_key\":\"k\"}}\n{\"type\":\"transaction\"}\n{}\n")
+			rec := record.Record{Class: envelope.ClassTransaction, ProjectID: 42, PublicKey: []byte("k"), Envelope: env}
+			b.ReportAllocs()
+			for b.Loop() {
+				if rules, ok := r.tailRules(&rec); !ok || len(rules.Match) != 3 || rules.KeepRate == 1 {
+					b.Fatalf("rules %+v, %v", rules, ok)
+				}
+			}
+		})
+	}
+}
