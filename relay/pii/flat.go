@@ -133,7 +133,10 @@ func (s *scrubber) quietObject(p *pass, g *flatSig, f *field, n *event.Node) boo
 	if !g.ok {
 		return false
 	}
-	if keys, ok := n.ScalarKeys(); ok {
+	if keys, mem, ok := n.LazyKeys(); ok {
+		if mem != 0 {
+			return false
+		}
 		for _, k := range keys {
 			if !s.quietKey(p, g, f, k) {
 				return false

@@ -212,8 +212,10 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 		}
 		g := p.flatAt(ef)
 		// Sibling lazy frames mostly share one key list (relay/event): a
-		// list is judged once, quietObject depending only on p, g, ef and it.
+		// list is judged once, quietObject depending only on p, g, ef, it
+		// and what the members are.
 		var judged [][]byte
+		var judgedMem event.Members
 		var quiet bool
 		for i := range n.Len() {
 			v := n.Index(i)
@@ -221,12 +223,12 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 				continue
 			}
 			if g != nil && g.elemOK && v.Kind() == event.Object {
-				if ks, ok := v.ScalarKeys(); ok && len(ks) > 0 && len(judged) == len(ks) && &judged[0] == &ks[0] {
+				if ks, mem, ok := v.LazyKeys(); ok && len(ks) > 0 && len(judged) == len(ks) && &judged[0] == &ks[0] && mem == judgedMem {
 					if quiet {
 						continue
 					}
 				} else if q := s.quietObject(p, g, ef, v); ok {
-					judged, quiet = ks, q
+					judged, judgedMem, quiet = ks, mem, q
 					if q {
 						continue
 					}
