@@ -30,6 +30,14 @@ var flatConfigs = []struct {
 	{DataScrubbingSettings{}, `{"applications":{"$frame.filename || $frame.abs_path":["@userpath:replace"],"sessionid || password":["@anything:mask"]}}`},
 	{DataScrubbingSettings{}, `{"applications":{"$number":["@anything:hash"]}}`},
 	{DataScrubbingSettings{}, `{"applications":{"**.lineno":["@anything:remove"]}}`},
+	// Selectors of frames' context lines (pii "maybe": only named).
+	{DataScrubbingSettings{}, `{"applications":{"$frame.pre_context":["@anything:replace"],"$frame.context_line":["@creditcard:mask"]}}`},
+	{DataScrubbingSettings{}, `{"applications":{"$frame.post_context.1 || $frame.x.1":["@anything:remove"]}}`},
+	{DataScrubbingSettings{}, `{"applications":{"$frame.* && $array":["@anything:remove"]}}`},
+	{DataScrubbingSettings{}, `{"applications":{"pre_context || post_context":["@password:replace"]}}`},
+	{DataScrubbingSettings{}, `{"applications":{"$array || $frame.module":["@anything:hash"],"$string":["@creditcard:replace"]}}`},
+	{DataScrubbingSettings{}, `{"applications":{"$string":["@creditcard:replace","@password"]}}`},
+	{defaults, `{"applications":{"$stacktrace.frames.*.pre_context":["@anything:mask"]}}`},
 }
 
 // scrubBoth scrubs ev with c as ingest does (a tree with lazy frames, the
@@ -77,7 +85,11 @@ func compileFlatConfigs(t testing.TB) []*Config {
 // fixtureEvents are the repository's event fixtures: every line of the
 // event, envelope and fuzz-corpus files that is a JSON object.
 func fixtureEvents(t testing.TB) [][]byte {
-	evs := [][]byte{[]byte(piiRichEvent), []byte(selectorEvent), loadEvent()}
+	evs := [][]byte{[]byte(piiRichEvent), []byte(selectorEvent), loadEvent(), jsEvent(),
+		[]byte(`{"exception":{"values":[{"stacktrace":{"frames":[{"function":"a","pre_context":["password","hunter2"]},` +
+			`{"function":"a","pre_context":["x","4111 1111 1111 1111","\u0034111 1111 1111 1111"],"context_line":"\"a@b.c\"",` +
+			`"post_context":["\ud83d\ude00 mail a@b.c"]},{"filename":"x","vars":["password",1],"abs_path":["a","b"]},` +
+			`{"function":"a","post_context":"x","x":"y"},{"function":"a","post_context":["a","b","c"],"x":["a","b","c"]}]}}]}}`)}
 	for _, glob := range []string{
 		"../normalize/testdata/events/*", "../normalize/testdata/sdk/*", "../normalize/testdata/security_report/*",
 		"../../envelope/testdata/sdk-envelopes/*", "../../envelope/testdata/relay/events/*",
@@ -154,13 +166,17 @@ func FuzzFlatMatchesWalk(f *testing.F) {
 func randomEvent(r *rand.Rand) []byte {
 	keys := []string{"function", "Function", "filename", "abs_path", "lineno", "colno", "in_app", "vars", "data",
 		"sessionid", "SessionID", "password", "Password", "token", "formatted", "ip_address", "REMOTE_ADDR",
-		"module", "context_line", "x", "", "ſession", "\u212aey", "csrftoken", "pre_context", "platform"}
+		"module", "context_line", "x", "", "ſession", "\u212aey", "csrftoken", "pre_context", "platform", "post_context"}
 	vals := []string{`"a"`, `"hunter2"`, `"4111 1111 1111 1111"`, `"a@b.c"`, `"/Users/jane/x.js"`, `"127.0.0.1"`,
 		`12`, `-1.5e3`, `true`, `null`, `""`, `"DE89 3704 0044 0532 0130 00"`, `"123-45-6789"`, `"Bearer abc"`,
-		`"\u00e9t\u00e9"`, `"x\"y"`, `"http://u:p@h/"`}
+		`"\u00e9t\u00e9"`, `"x\"y"`, `"http://u:p@h/"`, `"\u003canonymous\u003e a@b.c"`, `"4111\u00201111 1111 1111"`}
+	arrays := []string{`[]`, `["a","b","c"]`, `["password","hunter2"]`, `["sessionid",7]`, `["4111 1111 1111 1111","\u0061@b.c",""]`,
+		`[1,2.5,null,true]`, `["\ud83d\ude00","x\"y","a\/b"]`, `["x","a@b.c"]`}
 	var obj func(depth int) string
 	val := func(depth int) string {
-		switch n := r.IntN(10); {
+		switch n := r.IntN(12); {
+		case n >= 10:
+			return arrays[r.IntN(len(arrays))]
 		case n == 0 && depth < 3:
 			return obj(depth + 1)
 		case n == 1 && depth < 3:
