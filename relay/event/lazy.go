@@ -56,8 +56,8 @@ func (p *parser) flatMembers(i int, arrays bool) *Node {
 	var mem Members
 	// Sibling frames mostly have the same keys: while each key is the
 	// same bytes as the last lazy object's key at its place (m of them so
-	// far), the object shares that list instead of scanning and copying
-	// its keys; a key that differs ends the sharing.
+	// far), the object shares that list, or its first m, instead of
+	// scanning and copying its keys; a key that differs ends the sharing.
 	last, m, shared := p.lastFlat, 0, len(p.lastFlat) > 0
 	for {
 		if i >= len(src) || src[i] != '"' {
@@ -153,15 +153,15 @@ func (p *parser) flatMembers(i int, arrays bool) *Node {
 		i++
 		n := p.a.node(Object)
 		n.raw, n.lazy, n.lazyA, n.members = src[p.pos:i], true, p.a, mem
-		if shared && m == len(last) {
-			n.keys = last
+		if shared {
+			// The list or a prefix of it: a frame without context lines
+			// after one with them. The list stays the one to share, for
+			// the next frame, which may have them again.
+			n.keys = last[:m:m]
 		} else {
-			if shared {
-				p.ks = append(p.ks, last[:m]...)
-			}
 			n.keys = p.a.keyList(p.ks[kmark:])
+			p.lastFlat = n.keys
 		}
-		p.lastFlat = n.keys
 		p.pos = i
 		return n
 	}

@@ -211,9 +211,11 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 			}
 		}
 		g := p.flatAt(ef)
-		// Sibling lazy frames mostly share one key list (relay/event): a
-		// list is judged once, quietObject depending only on p, g, ef, it
-		// and what the members are.
+		// Sibling lazy frames mostly share one key list, or a prefix of it
+		// (relay/event): a list is judged once, quietObject depending only
+		// on p, g, ef, the keys and what the members are. Quiet holds for
+		// fewer keys and fewer kinds of members too (each key is judged
+		// alone, arrays and pairs only add tests).
 		var judged [][]byte
 		var judgedMem event.Members
 		var quiet bool
@@ -223,7 +225,8 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 				continue
 			}
 			if g != nil && g.elemOK && v.Kind() == event.Object {
-				if ks, mem, ok := v.LazyKeys(); ok && len(ks) > 0 && len(judged) == len(ks) && &judged[0] == &ks[0] && mem == judgedMem {
+				if ks, mem, ok := v.LazyKeys(); ok && len(ks) > 0 && len(judged) >= len(ks) && &judged[0] == &ks[0] &&
+					(mem == judgedMem && len(judged) == len(ks) || quiet && mem&^judgedMem == 0) {
 					if quiet {
 						continue
 					}
