@@ -267,6 +267,23 @@ func (s *scrubber) quietArrayKey(p *pass, g *flatSig, f *field, k []byte) bool {
 	return true
 }
 
+// WalksAll reports whether a pass of c may select any value (a selector
+// that ends in * or **, or a negation), so that the walk reads every
+// member of every object and no frame is passed over: a caller that
+// parses only to scrub should parse eagerly (event.ParseEager) rather
+// than keep frames lazy and parse them twice.
+func (c *Config) WalksAll() bool {
+	if c == nil {
+		return false
+	}
+	for i := range c.passes {
+		if f := c.passes[i].filter; f == nil || f.all {
+			return true
+		}
+	}
+	return false
+}
+
 // flatAt is p's flatSig of f; nil when there is none.
 func (p *pass) flatAt(f *field) *flatSig {
 	if noFlat || f.id == 0 || int(f.id) > len(p.flat) {

@@ -40,23 +40,28 @@ var flatConfigs = []struct {
 	{defaults, `{"applications":{"$stacktrace.frames.*.pre_context":["@anything:mask"]}}`},
 }
 
-// scrubBoth scrubs ev with c as ingest does (a tree with lazy frames, the
-// flat shortcut) and through the full walk of an eagerly parsed tree, and
-// fails the test when they differ.
+// scrubBoth scrubs ev with c as ingest does (ScrubEvent: a tree with lazy
+// frames unless c walks every value, the flat shortcut), on a tree with
+// lazy frames whatever c, and through the full walk of an eagerly parsed
+// tree, and fails the test when they differ.
 func scrubBoth(t testing.TB, c *Config, ev []byte) {
 	t.Helper()
 	noFlat = true
-	want, werr := scrubEager(c, ev)
+	want, werr := scrubTree(c, ev, event.ParseEager)
 	noFlat = false
 	got, gerr := c.ScrubEvent(nil, ev)
 	if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) {
 		t.Fatalf("flat shortcut changed the output of %.300q:\ngot  %s (%v)\nwant %s (%v)", ev, got, gerr, want, werr)
 	}
+	got, gerr = scrubTree(c, ev, event.Parse)
+	if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) {
+		t.Fatalf("lazy frames changed the output of %.300q:\ngot  %s (%v)\nwant %s (%v)", ev, got, gerr, want, werr)
+	}
 }
 
-// scrubEager is ScrubEvent on an eagerly parsed tree.
-func scrubEager(c *Config, src []byte) ([]byte, error) {
-	t, err := event.ParseEager(src)
+// scrubTree is ScrubEvent on a tree parsed with parse.
+func scrubTree(c *Config, src []byte, parse func([]byte) (*event.Tree, error)) ([]byte, error) {
+	t, err := parse(src)
 	if err != nil {
 		return nil, err
 	}
@@ -230,4 +235,29 @@ func randomEvent(r *rand.Rand) []byte {
 		`"request":{"headers":[%s],"cookies":%s,"data":%s},"user":%s,"contexts":{"c":%s},"tags":%s,"sdk":%s,"spans":[%s]}`,
 		vals[r.IntN(len(vals))], strings.Join(frames, ","), list(), list(), obj(1),
 		val(2), obj(2), obj(1), obj(1), obj(2), obj(2), obj(2), list())
+}
+
+// TestWalksAll: a config walks every value when a selector may select
+// any, not for the default data scrubbing or selectors of named fields.
+func TestWalksAll(t *testing.T) {
+	for _, c := range []struct {
+		pii  string
+		want bool
+	}{
+		{"", false},
+		{`{"applications":{"$frame.pre_context || **.password":["@anything:remove"],"$string":["@email"]}}`, false},
+		{`{"applications":{"$frame.vars.**":["@password"]}}`, true},
+		{`{"applications":{"!$string":["@anything:hash"]}}`, true},
+	} {
+		cfg, err := Compile(defaults, []byte(c.pii))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.WalksAll(); got != c.want {
+			t.Errorf("%s: WalksAll %v, want %v", c.pii, got, c.want)
+		}
+	}
+	if (*Config)(nil).WalksAll() {
+		t.Error("nil Config walks all")
+	}
 }

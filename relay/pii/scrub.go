@@ -48,7 +48,11 @@ func (c *Config) ScrubEvent(dst, src []byte) ([]byte, error) {
 	if c == nil {
 		return append(dst, src...), nil
 	}
-	t, err := event.Parse(src)
+	parse := event.Parse
+	if c.WalksAll() { // no frame would be passed over: parse each once
+		parse = event.ParseEager
+	}
+	t, err := parse(src)
 	if err != nil {
 		return dst, fmt.Errorf("%w: %v", ErrInvalidJSON, err)
 	}
