@@ -105,10 +105,12 @@ func BenchmarkIngestTracing(b *testing.B) {
 // normalization.level default (events normalized and scrubbed with the
 // project's datascrubbingSettings) and disabled; cpu-us/op is the
 // process's CPU time (user + system) per envelope, the broker's included.
+// The envelope is the load tool's shape (testutil.JSErrorEnvelope: frames
+// with context lines and escaped strings), which real SDKs send.
 func BenchmarkIngestNormalize(b *testing.B) {
 	for _, level := range []string{"disabled", "default"} {
 		b.Run("level="+level, func(b *testing.B) {
-			benchIngestWith(b, "relaxed", "mode: static\nnormalization: {level: "+level+"}\n"+
+			benchIngestBody(b, testutil.JSErrorEnvelope(), "relaxed", "mode: static\nnormalization: {level: "+level+"}\n"+
 				"projects: {\"1\": {public_keys: [a7c3e9f1b5d24680ace13579bdf02468]}}\n", func(cfg *config.Config) {
 				p := cfg.Projects["1"] // as a projects/1.json with Relay's default scrubbing
 				p.Relay = []byte(`{"config": {"datascrubbingSettings": {"scrubData": true, "scrubDefaults": true}}}`)
@@ -128,8 +130,11 @@ func cpuTime() time.Duration {
 func benchIngest(b *testing.B, durability string) { benchIngestWith(b, durability, "", nil) }
 
 func benchIngestWith(b *testing.B, durability, extra string, edit func(*config.Config)) {
+	benchIngestBody(b, testutil.ErrorEnvelope(), durability, extra, edit)
+}
+
+func benchIngestBody(b *testing.B, body []byte, durability, extra string, edit func(*config.Config)) {
 	_, c := startTestRelayWith(b, durability, extra, edit)
-	body := testutil.ErrorEnvelope()
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.SetParallelism(32) // 64 concurrent requests on 2 cores

@@ -255,9 +255,10 @@ func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *no
 		}
 	}
 	parse := event.Parse
-	if group != nil {
-		// Hashing reads every frame: parse them now rather than keep them
-		// lazy and parse them twice (relay/event lazy.go).
+	if group != nil || cfg.WalksAll() {
+		// Hashing reads every frame, and so does a scrubbing config that
+		// may select any value: parse them now rather than keep them lazy
+		// and parse them twice (relay/event lazy.go).
 		parse = event.ParseEager
 	}
 	t, err := parse(src)

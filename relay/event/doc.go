@@ -12,10 +12,11 @@
 // small, constant number of allocations. Object keys keep their order;
 // new keys are appended.
 //
-// Stack frames that are flat objects of plain scalars are kept lazy
-// (lazy.go): checked as strictly as parsed, kept as their span and keys,
-// and parsed the first time a reader needs their values; ParseEager is the
-// reference that parses everything at once.
+// Stack frames that are flat objects (scalars and arrays of scalars, such
+// as context lines, under plain keys) are kept lazy (lazy.go): checked as
+// strictly as parsed, kept as their span and keys, and parsed the first
+// time a reader needs their values; ParseEager is the reference that
+// parses everything at once.
 //
 // What a processor changes is recorded as Relay does, under the event's
 // `_meta` (Meta: remarks, errors, original length and value), either on a

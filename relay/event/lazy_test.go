@@ -91,14 +91,32 @@ func checkLazy(t testing.TB, src []byte, r *rand.Rand) {
 	// are the eager node's.
 	var keys func(a, b *Node)
 	keys = func(a, b *Node) {
-		if ks, ok := b.ScalarKeys(); ok {
+		if ks, mem, ok := b.LazyKeys(); ok {
 			var want, got [][]byte
+			var wmem Members
 			for i := range a.Len() {
 				want = append(want, a.Key(i))
+				switch v := a.Index(i); v.Kind() {
+				case Object:
+					t.Fatalf("%.200q: lazy object with an object member %q", src, a.Key(i))
+				case Array:
+					wmem |= HasArrays
+					for j := range v.Len() {
+						if k := v.Index(j).Kind(); k == Array || k == Object {
+							t.Fatalf("%.200q: lazy object with a nested array %q", src, a.Key(i))
+						}
+					}
+					if v.Len() == 2 && v.Index(0).Kind() == String {
+						wmem |= HasPairs
+					}
+				}
 			}
 			got = append(got, ks...)
 			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
 				t.Fatalf("%.200q: lazy keys %q, eager %q", src, got, want)
+			}
+			if mem != wmem {
+				t.Fatalf("%.200q: lazy members %b, eager %b", src, mem, wmem)
 			}
 			return
 		}
@@ -131,6 +149,25 @@ func lazyInputs(t testing.TB) [][]byte {
 		[]byte(strings.Repeat(`[`, 253) + `{"frames":[{"a":1}]}` + strings.Repeat(`]`, 253)),
 		[]byte(strings.Repeat(`[`, 252) + `{"frames":[{"a":1}]}` + strings.Repeat(`]`, 252)),
 		[]byte(`{"_meta":{"frames":[{"":{"rem":[["x","s"]]}}]},"frames":[{"a":1}]}`),
+		bytes.Split(testutil.JSErrorEnvelope(), []byte("\n"))[2],
+		// Strings with escapes, arrays of scalars, and what is not quite.
+		[]byte(`{"frames":[{"a":"\u003c\u003E\"\\\/\b\f\n\r\t","b":["x","\ud83d\ude00"],"c":"\ud83d","d":"\udc00\ud800x"},` +
+			`{"e":"\ud83d\u0041","f":"é\u00e9","g":[],"h":[1,-2.5e3,true,false,null,""],"i":["k",1]},` +
+			`{"s":[1 ]},{"t":[[1]]},{"u":[{}]},{"v":["a" ,"b"]},` +
+			`{"z":"\ud800\udbff"},{"A":"\uDFFF\uD800\uDC00"},{"B":"\u0000"},{"C":"\u007f\u0080"}]}`),
+		[]byte("{\"frames\":[{\"a\":\"\xff\"},{\"b\":\"\xc3\"},{\"c\":\"\xed\xa0\x80\"},{\"d\":\"\xef\xbf\xbd\u00e9\"},{\"e\":[\"\xc3\xa9\",\"\x7f\"]},{\"f\":\"a\tb\"},{\"g\":\"\xf0\x9f\x98\"}]}"),
+		[]byte(`{"frames":[{"pre_context":["a","b"],"context_line":"c","post_context":["d"]},{"pre_context":["a","b"],"context_line":"c","post_context":[]},{"pre_context":[1,"b"]}]}`),
+		[]byte(strings.Repeat(`[`, 253) + `{"frames":[{"a":[1]}]}` + strings.Repeat(`]`, 253)),
+		[]byte(strings.Repeat(`[`, 252) + `{"frames":[{"a":[1]}]}` + strings.Repeat(`]`, 252)),
+		[]byte(strings.Repeat(`[`, 251) + `{"frames":[{"a":[1]}]}` + strings.Repeat(`]`, 251)),
+		[]byte(strings.Repeat(`[`, 252) + `{"frames":[{"a":[]}]}` + strings.Repeat(`]`, 252)),
+	}
+	// Frames the parser refuses, each alone (the parse stops at the first
+	// error), after a lazy sibling.
+	for _, v := range []string{`"\x"`, `"\u12g4"`, `"\u12"`, `"\u"`, `"a\"`, `"\ud83d\u12x4"`, `"\ud83d\"`,
+		`"\ud83d\u12"`, `"\`, `"\u00e`, "\"\x01\"", "\"a\nb\"", `[1,]`, `[,1]`, `[01]`, `[tru]`, `["\q"]`, `["a"`,
+		`[1`, `["a",`, `[-]`, `["\u00e"]`} {
+		in = append(in, []byte(`{"frames":[{"a":[1]},{"b":`+v+`,"c":2}]}`), []byte(`{"frames":[{"b":`+v+`}]}`))
 	}
 	for _, b := range testutil.Fixtures(t, "../normalize/testdata/events/*", "../normalize/testdata/sdk/*",
 		"../../envelope/testdata/sdk-envelopes/*", "../../envelope/testdata/relay/events/*", "../grouping/testdata/*") {
@@ -146,7 +183,7 @@ func lazyInputs(t testing.TB) [][]byte {
 func TestLazyMatchesEager(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 12))
 	in := lazyInputs(t)
-	for _, src := range in[:2] {
+	for _, src := range [][]byte{in[0], in[1], in[10], in[11], in[12]} { // load, hostile, js, escapes, UTF-8
 		for i := range len(src) {
 			in = append(in, src[:i])
 		}
@@ -177,7 +214,9 @@ func FuzzLazyMatchesEager(f *testing.F) {
 func randomFrames(r *rand.Rand) []byte {
 	keys := []string{"function", "abs_path", "in_app", "lineno", "vars", "x", "", `a\"b`, "é", "frames"}
 	vals := []string{`"a"`, `12`, `-0.5e+3`, `true`, `false`, `null`, `""`, `"\u00e9"`, `"é"`, `{}`, `[]`, `{"a":1}`,
-		`[{"b":2}]`, `01`, `1.`, `tru`, `"x`, ` 1`, `"a\tb"`}
+		`[{"b":2}]`, `01`, `1.`, `tru`, `"x`, ` 1`, `"a\tb"`, `"\u003canonymous\u003e"`, `"a\"b\\c\/"`, `"\ud83d\ude00"`,
+		`"\ud83d"`, `"\ud83dx"`, `"\ud83d\u0041"`, `"\u12"`, `"\x"`, `"\ud83d\u12x4"`, "\"\xff\"", "\"\xe2\x82\"",
+		`["a","b","c"]`, `["k","v"]`, `["k",1]`, `[1,"v"]`, `[null,true,-1]`, `[]`, `[["a"]]`, `[{}]`, `["a",]`, `["a" ]`, `["\u00e9","\t"]`}
 	var frames []string
 	var last []string // the keys of the frame before
 	for range r.IntN(8) {
@@ -220,4 +259,57 @@ func randomFrames(r *rand.Rand) []byte {
 	}
 	return fmt.Appendf(nil, `{"exception":{"values":[{"stacktrace":{"frames":[%s]}}]},"frames":[%s]}`,
 		strings.Join(frames, ","), strings.Join(frames[:len(frames)/2], ","))
+}
+
+// TestLazyRealFrames: the frames real SDKs send, with context lines and
+// escaped strings (the load tool's shape), are kept lazy, and what is not
+// flat is not.
+func TestLazyRealFrames(t *testing.T) {
+	src := bytes.Split(testutil.JSErrorEnvelope(), []byte("\n"))[2]
+	tr, err := Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Release()
+	frames := tr.Root().Get("exception").Get("values").Index(0).Get("stacktrace").Get("frames")
+	arrays := 0
+	for i := range frames.Len() {
+		ks, mem, ok := frames.Index(i).LazyKeys()
+		if !ok {
+			t.Fatalf("frame %d is not lazy: %s", i, frames.Index(i).Span())
+		}
+		if mem&HasArrays != 0 {
+			arrays++
+			if len(ks) != 9 || mem&HasPairs != 0 {
+				t.Errorf("frame %d: keys %q, members %b", i, ks, mem)
+			}
+		}
+	}
+	if arrays == 0 || arrays == frames.Len() {
+		t.Errorf("%d of %d frames have context lines", arrays, frames.Len())
+	}
+	for _, c := range []struct {
+		frame string
+		lazy  bool
+		mem   Members
+	}{
+		{`{"a":"\u003c\ud83d\ude00\ud83d\"\\\/\b\f\n\r\t","b":"é"}`, true, 0},
+		{`{"a":["x","y","\u00e9"],"b":[]}`, true, HasArrays},
+		{`{"a":[1,2],"b":["k",1]}`, true, HasArrays | HasPairs},
+		{"{\"a\":\"\xff\"}", false, 0},
+		{`{"a":[[1]]}`, false, 0},
+		{`{"a":[1 ]}`, false, 0},
+		{`{"a\u0041":1}`, false, 0},
+	} {
+		tr, err := Parse([]byte(`{"frames":[` + c.frame + `]}`))
+		if err != nil {
+			t.Errorf("%s: %v", c.frame, err)
+			continue
+		}
+		_, mem, ok := tr.Root().Get("frames").Index(0).LazyKeys()
+		if ok != c.lazy || mem != c.mem {
+			t.Errorf("%s: lazy %v members %b, want %v %b", c.frame, ok, mem, c.lazy, c.mem)
+		}
+		tr.Release()
+	}
 }

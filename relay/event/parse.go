@@ -429,7 +429,7 @@ func (p *parser) array(depth int) (*Node, error) {
 		p.ws()
 		var v *Node
 		if lazy && p.pos < len(p.src) && p.src[p.pos] == '{' && depth+2 <= MaxDepth { // as deep as value would accept
-			v = p.flatObject()
+			v = p.flatObject(depth+3 <= MaxDepth) // an array member's elements are at depth+3
 		}
 		if v == nil {
 			var err error

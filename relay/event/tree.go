@@ -28,16 +28,17 @@ type Node struct {
 	// stands for a container; set by touch along parent, never cleared.
 	dirty bool
 	// lazy: a flat object (lazy.go) whose values are not parsed yet; its
-	// raw is its span, keys its keys, and lazyA the arena load parses the
-	// members into.
-	lazy   bool
-	parent *Node    // the container n was parsed into; nil for built nodes
-	raw    []byte   // source token of a scalar (nil once a string is rewritten), or a compact container's source span
-	str    []byte   // decoded string content (String)
-	keys   [][]byte // decoded object keys (Object)
-	vals   []*Node  // object values or array elements
-	meta   *Meta    // what processing changed here; see MetaOf
-	lazyA  *arena
+	// raw is its span, keys its keys, members what they are, and lazyA the
+	// arena load parses the members into.
+	lazy    bool
+	members Members  // of a lazy object
+	parent  *Node    // the container n was parsed into; nil for built nodes
+	raw     []byte   // source token of a scalar (nil once a string is rewritten), or a compact container's source span
+	str     []byte   // decoded string content (String)
+	keys    [][]byte // decoded object keys (Object)
+	vals    []*Node  // object values or array elements
+	meta    *Meta    // what processing changed here; see MetaOf
+	lazyA   *arena
 }
 
 // Tree is a parsed event and the arena its nodes live in. A Tree is not

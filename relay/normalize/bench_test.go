@@ -30,11 +30,17 @@ func BenchmarkEvent(b *testing.B) {
 	}
 }
 
-// BenchmarkPipeline is what ingest does to the load event when it both
+// BenchmarkPipeline is what ingest does to an event when it both
 // normalizes and scrubs: parse once, normalize, scrub with the default data
-// scrubbing settings, write once.
+// scrubbing settings, write once. flat is the load event of flat frames,
+// js the load tool's shape (testutil.JSErrorEnvelope).
 func BenchmarkPipeline(b *testing.B) {
-	env, err := envelope.Parse(testutil.ErrorEnvelope())
+	b.Run("flat", func(b *testing.B) { benchPipeline(b, testutil.ErrorEnvelope()) })
+	b.Run("js", func(b *testing.B) { benchPipeline(b, testutil.JSErrorEnvelope()) })
+}
+
+func benchPipeline(b *testing.B, body []byte) {
+	env, err := envelope.Parse(body)
 	if err != nil {
 		b.Fatal(err)
 	}

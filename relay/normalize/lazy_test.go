@@ -40,7 +40,7 @@ func pipeline(t testing.TB, src []byte, cfg *pii.Config, eager bool) string {
 // scrubbing and configs whose selectors reach into frames.
 func TestLazyPipeline(t *testing.T) {
 	lines := bytes.Split(testutil.ErrorEnvelope(), []byte("\n"))
-	in := [][]byte{lines[2]}
+	in := [][]byte{lines[2], bytes.Split(testutil.JSErrorEnvelope(), []byte("\n"))[2]}
 	for _, b := range testutil.Fixtures(t, "testdata/events/*", "testdata/sdk/*", "../../envelope/testdata/sdk-envelopes/*",
 		"../../envelope/testdata/relay/events/*", "../grouping/testdata/*") {
 		in = append(in, b)
@@ -52,7 +52,10 @@ func TestLazyPipeline(t *testing.T) {
 	}
 	var cfgs []*pii.Config
 	for _, c := range []string{"", `{"applications":{"$frame.function || $frame.abs_path":["@anything:remove"]}}`,
-		`{"applications":{"**":["@common","@anything:hash"]}}`, `{"applications":{"frames.*.lineno":["@anything:mask"]}}`} {
+		`{"applications":{"**":["@common","@anything:hash"]}}`, `{"applications":{"frames.*.lineno":["@anything:mask"]}}`,
+		`{"applications":{"$frame.pre_context || $frame.context_line":["@password:replace"]}}`,
+		`{"applications":{"$frame.post_context.1":["@anything:remove"]}}`,
+		`{"applications":{"$frame.* && $array":["@anything:remove"],"$string":["@creditcard:mask"]}}`} {
 		cfg, err := pii.Compile(pii.DataScrubbingSettings{ScrubData: true, ScrubDefaults: true, ScrubIPAddresses: true}, []byte(c))
 		if err != nil {
 			t.Fatal(err)
@@ -71,9 +74,12 @@ func TestLazyPipeline(t *testing.T) {
 // lazyEvent is an event with frames of what normalize and scrubbing read.
 func lazyEvent(r *rand.Rand) []byte {
 	keys := []string{"function", "abs_path", "filename", "in_app", "lineno", "colno", "vars", "pre_context",
-		"context_line", "password", "module", "platform", "x"}
+		"context_line", "password", "module", "platform", "x", "post_context"}
 	vals := []string{`"a"`, `"hunter2"`, `"4111111111111111"`, `"/Users/jane/a.js"`, `7`, `true`, `false`,
-		`null`, `""`, `{"password":"p"}`, `["a"]`, `"` + strings.Repeat("y", 300) + `"`, `"chrome-extension://x"`}
+		`null`, `""`, `{"password":"p"}`, `["a"]`, `"` + strings.Repeat("y", 300) + `"`, `"chrome-extension://x"`,
+		`["  const amount = order.total;","  if (!customer) {","    throw new Error(\"no customer\");","  }"]`,
+		`"Object.\u003canonymous\u003e"`, `["password","hunter2"]`, `["4111111111111111",2]`, `[]`, `"\ud83d\ude00 \u00e9t\u00e9"`,
+		`["` + strings.Repeat("z", 300) + `"]`, `"a\/b\\c"`}
 	var frames []string
 	for range r.IntN(70) {
 		var b strings.Builder

@@ -54,6 +54,14 @@ type pass struct {
 	// schemaNames[no] is one the filter rejects: walkChildren passes over
 	// it without building its state. Nil with no filter.
 	quiet []uint64
+	// aquiet has bit no set when an array of scalars under the record
+	// field schemaNames[no] is one walkChildren passes over, elements
+	// included (flat.go, arrayQuiet). Nil with no filter.
+	aquiet []uint64
+	// keyless: no selector of the pass selects a value by its key (the
+	// filter has no key ids and no slow keys), so a two-element array
+	// whose first element is taken for a key is judged by its elements.
+	keyless bool
 	// flat is what the pass knows of the objects of each field, by
 	// field.id (flat.go). Nil with no filter.
 	flat []flatSig
@@ -65,6 +73,12 @@ type pass struct {
 // quietAt reports whether a string or number at named field no is quiet.
 func (p *pass) quietAt(no int32) bool {
 	return int(no)/64 < len(p.quiet) && p.quiet[no/64]&(1<<(no%64)) != 0
+}
+
+// arrayQuietAt reports whether an array of scalars at named field no is
+// quiet, its elements included.
+func (p *pass) arrayQuietAt(no int32) bool {
+	return int(no)/64 < len(p.aquiet) && p.aquiet[no/64]&(1<<(no%64)) != 0
 }
 
 type application struct {
@@ -125,11 +139,16 @@ func (c *Config) compile() {
 	for i := range c.passes {
 		p := &c.passes[i]
 		p.quiet = make([]uint64, (len(schemaFields)+63)/64)
+		p.aquiet = make([]uint64, (len(schemaFields)+63)/64)
 		for no, f := range schemaFields {
 			if p.rejects(f, d.names[no], event.String) && p.rejects(f, d.names[no], event.Number) {
 				p.quiet[no/64] |= 1 << (no % 64)
 			}
+			if p.arrayQuiet(f, d.names[no]) {
+				p.aquiet[no/64] |= 1 << (no % 64)
+			}
 		}
+		p.keyless = !p.filter.slow && !slices.ContainsFunc(p.filter.keys, func(w uint64) bool { return w != 0 })
 		p.flat = make([]flatSig, len(allFields))
 		for i, f := range allFields {
 			p.flat[i] = p.flatOf(f, d)

@@ -85,8 +85,9 @@
 // regexes have prefilters that rule out strings they cannot match without
 // running them (prefilter.go). An object whose members are all scalars that no
 // selector of a pass can select, judged from its keys alone, is passed over
-// without a state per member; a lazy stack frame (relay/event) without
-// parsing it (flat.go, TestFlatMatchesWalk). TestCompiledMatchesReference checks that a
+// without a state per member; a lazy stack frame (relay/event), whose
+// members may also be arrays of scalars (context lines), without parsing
+// it (flat.go, TestFlatMatchesWalk). TestCompiledMatchesReference checks that a
 // compiled Config writes byte for byte what the plain rules write.
 //
 // Attachments are scrubbed by Attachments: plain ones as bytes

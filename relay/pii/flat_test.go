@@ -29,25 +29,38 @@ var flatConfigs = []struct {
 	{DataScrubbingSettings{}, `{"applications":{"$frame.filename || $frame.abs_path":["@userpath:replace"],"sessionid || password":["@anything:mask"]}}`},
 	{DataScrubbingSettings{}, `{"applications":{"$number":["@anything:hash"]}}`},
 	{DataScrubbingSettings{}, `{"applications":{"**.lineno":["@anything:remove"]}}`},
+	// Selectors of frames' context lines (pii "maybe": only named).
+	{DataScrubbingSettings{}, `{"applications":{"$frame.pre_context":["@anything:replace"],"$frame.context_line":["@creditcard:mask"]}}`},
+	{DataScrubbingSettings{}, `{"applications":{"$frame.post_context.1 || $frame.x.1":["@anything:remove"]}}`},
+	{DataScrubbingSettings{}, `{"applications":{"$frame.* && $array":["@anything:remove"]}}`},
+	{DataScrubbingSettings{}, `{"applications":{"pre_context || post_context":["@password:replace"]}}`},
+	{DataScrubbingSettings{}, `{"applications":{"$array || $frame.module":["@anything:hash"],"$string":["@creditcard:replace"]}}`},
+	{DataScrubbingSettings{}, `{"applications":{"$string":["@creditcard:replace","@password"]}}`},
+	{defaults, `{"applications":{"$stacktrace.frames.*.pre_context":["@anything:mask"]}}`},
 }
 
-// scrubBoth scrubs ev with c as ingest does (a tree with lazy frames, the
-// flat shortcut) and through the full walk of an eagerly parsed tree, and
-// fails the test when they differ.
+// scrubBoth scrubs ev with c as ingest does (ScrubEvent: a tree with lazy
+// frames unless c walks every value, the flat shortcut), on a tree with
+// lazy frames whatever c, and through the full walk of an eagerly parsed
+// tree, and fails the test when they differ.
 func scrubBoth(t testing.TB, c *Config, ev []byte) {
 	t.Helper()
 	noFlat = true
-	want, werr := scrubEager(c, ev)
+	want, werr := scrubTree(c, ev, event.ParseEager)
 	noFlat = false
 	got, gerr := c.ScrubEvent(nil, ev)
 	if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) {
 		t.Fatalf("flat shortcut changed the output of %.300q:\ngot  %s (%v)\nwant %s (%v)", ev, got, gerr, want, werr)
 	}
+	got, gerr = scrubTree(c, ev, event.Parse)
+	if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) {
+		t.Fatalf("lazy frames changed the output of %.300q:\ngot  %s (%v)\nwant %s (%v)", ev, got, gerr, want, werr)
+	}
 }
 
-// scrubEager is ScrubEvent on an eagerly parsed tree.
-func scrubEager(c *Config, src []byte) ([]byte, error) {
-	t, err := event.ParseEager(src)
+// scrubTree is ScrubEvent on a tree parsed with parse.
+func scrubTree(c *Config, src []byte, parse func([]byte) (*event.Tree, error)) ([]byte, error) {
+	t, err := parse(src)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +89,11 @@ func compileFlatConfigs(t testing.TB) []*Config {
 // fixtureEvents are the repository's event fixtures: every line of the
 // event, envelope and fuzz-corpus files that is a JSON object.
 func fixtureEvents(t testing.TB) [][]byte {
-	evs := [][]byte{[]byte(piiRichEvent), []byte(selectorEvent), loadEvent()}
+	evs := [][]byte{[]byte(piiRichEvent), []byte(selectorEvent), loadEvent(), jsEvent(),
+		[]byte(`{"exception":{"values":[{"stacktrace":{"frames":[{"function":"a","pre_context":["password","hunter2"]},` +
+			`{"function":"a","pre_context":["x","4111 1111 1111 1111","\u0034111 1111 1111 1111"],"context_line":"\"a@b.c\"",` +
+			`"post_context":["\ud83d\ude00 mail a@b.c"]},{"filename":"x","vars":["password",1],"abs_path":["a","b"]},` +
+			`{"function":"a","post_context":"x","x":"y"},{"function":"a","post_context":["a","b","c"],"x":["a","b","c"]}]}}]}}`)}
 	for _, b := range testutil.Fixtures(t,
 		"../normalize/testdata/events/*", "../normalize/testdata/sdk/*", "../normalize/testdata/security_report/*",
 		"../../envelope/testdata/sdk-envelopes/*", "../../envelope/testdata/relay/events/*",
@@ -146,13 +163,17 @@ func FuzzFlatMatchesWalk(f *testing.F) {
 func randomEvent(r *rand.Rand) []byte {
 	keys := []string{"function", "Function", "filename", "abs_path", "lineno", "colno", "in_app", "vars", "data",
 		"sessionid", "SessionID", "password", "Password", "token", "formatted", "ip_address", "REMOTE_ADDR",
-		"module", "context_line", "x", "", "ſession", "\u212aey", "csrftoken", "pre_context", "platform"}
+		"module", "context_line", "x", "", "ſession", "\u212aey", "csrftoken", "pre_context", "platform", "post_context"}
 	vals := []string{`"a"`, `"hunter2"`, `"4111 1111 1111 1111"`, `"a@b.c"`, `"/Users/jane/x.js"`, `"127.0.0.1"`,
 		`12`, `-1.5e3`, `true`, `null`, `""`, `"DE89 3704 0044 0532 0130 00"`, `"123-45-6789"`, `"Bearer abc"`,
-		`"\u00e9t\u00e9"`, `"x\"y"`, `"http://u:p@h/"`}
+		`"\u00e9t\u00e9"`, `"x\"y"`, `"http://u:p@h/"`, `"\u003canonymous\u003e a@b.c"`, `"4111\u00201111 1111 1111"`}
+	arrays := []string{`[]`, `["a","b","c"]`, `["password","hunter2"]`, `["sessionid",7]`, `["4111 1111 1111 1111","\u0061@b.c",""]`,
+		`[1,2.5,null,true]`, `["\ud83d\ude00","x\"y","a\/b"]`, `["x","a@b.c"]`}
 	var obj func(depth int) string
 	val := func(depth int) string {
-		switch n := r.IntN(10); {
+		switch n := r.IntN(12); {
+		case n >= 10:
+			return arrays[r.IntN(len(arrays))]
 		case n == 0 && depth < 3:
 			return obj(depth + 1)
 		case n == 1 && depth < 3:
@@ -206,4 +227,29 @@ func randomEvent(r *rand.Rand) []byte {
 		`"request":{"headers":[%s],"cookies":%s,"data":%s},"user":%s,"contexts":{"c":%s},"tags":%s,"sdk":%s,"spans":[%s]}`,
 		vals[r.IntN(len(vals))], strings.Join(frames, ","), list(), list(), obj(1),
 		val(2), obj(2), obj(1), obj(1), obj(2), obj(2), obj(2), list())
+}
+
+// TestWalksAll: a config walks every value when a selector may select
+// any, not for the default data scrubbing or selectors of named fields.
+func TestWalksAll(t *testing.T) {
+	for _, c := range []struct {
+		pii  string
+		want bool
+	}{
+		{"", false},
+		{`{"applications":{"$frame.pre_context || **.password":["@anything:remove"],"$string":["@email"]}}`, false},
+		{`{"applications":{"$frame.vars.**":["@password"]}}`, true},
+		{`{"applications":{"!$string":["@anything:hash"]}}`, true},
+	} {
+		cfg, err := Compile(defaults, []byte(c.pii))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.WalksAll(); got != c.want {
+			t.Errorf("%s: WalksAll %v, want %v", c.pii, got, c.want)
+		}
+	}
+	if (*Config)(nil).WalksAll() {
+		t.Error("nil Config walks all")
+	}
 }

@@ -36,8 +36,23 @@ func FuzzScrubEvent(f *testing.F) {
 	})
 }
 
+// jsEvent is the load tool's shape of event: frames with context lines
+// and escaped strings (testutil.JSErrorEnvelope).
+func jsEvent() []byte {
+	lines := bytes.Split(bytes.TrimSpace(testutil.JSErrorEnvelope()), []byte("\n"))
+	return lines[len(lines)-1]
+}
+
 func BenchmarkScrubEvent(b *testing.B) {
-	ev := loadEvent()
+	for _, ev := range []struct {
+		name string
+		src  []byte
+	}{{"flat", loadEvent()}, {"js", jsEvent()}} {
+		b.Run(ev.name, func(b *testing.B) { benchScrubEvent(b, ev.src) })
+	}
+}
+
+func benchScrubEvent(b *testing.B, ev []byte) {
 	for _, c := range []struct {
 		name     string
 		settings DataScrubbingSettings

@@ -48,7 +48,11 @@ func (c *Config) ScrubEvent(dst, src []byte) ([]byte, error) {
 	if c == nil {
 		return append(dst, src...), nil
 	}
-	t, err := event.Parse(src)
+	parse := event.Parse
+	if c.WalksAll() { // no frame would be passed over: parse each once
+		parse = event.ParseEager
+	}
+	t, err := parse(src)
 	if err != nil {
 		return dst, fmt.Errorf("%w: %v", ErrInvalidJSON, err)
 	}
@@ -211,9 +215,13 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 			}
 		}
 		g := p.flatAt(ef)
-		// Sibling lazy frames mostly share one key list (relay/event): a
-		// list is judged once, quietObject depending only on p, g, ef and it.
+		// Sibling lazy frames mostly share one key list, or a prefix of it
+		// (relay/event): a list is judged once, quietObject depending only
+		// on p, g, ef, the keys and what the members are. Quiet holds for
+		// fewer keys and fewer kinds of members too (each key is judged
+		// alone, arrays and pairs only add tests).
 		var judged [][]byte
+		var judgedMem event.Members
 		var quiet bool
 		for i := range n.Len() {
 			v := n.Index(i)
@@ -221,12 +229,13 @@ func (s *scrubber) walkChildren(p *pass, n *event.Node, f *field) {
 				continue
 			}
 			if g != nil && g.elemOK && v.Kind() == event.Object {
-				if ks, ok := v.ScalarKeys(); ok && len(ks) > 0 && len(judged) == len(ks) && &judged[0] == &ks[0] {
+				if ks, mem, ok := v.LazyKeys(); ok && len(ks) > 0 && len(judged) >= len(ks) && &judged[0] == &ks[0] &&
+					(mem == judgedMem && len(judged) == len(ks) || quiet && mem&^judgedMem == 0) {
 					if quiet {
 						continue
 					}
 				} else if q := s.quietObject(p, g, ef, v); ok {
-					judged, quiet = ks, q
+					judged, judgedMem, quiet = ks, mem, q
 					if q {
 						continue
 					}

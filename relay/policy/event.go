@@ -106,15 +106,32 @@ func logEntryNode(n *evtree.Node) *logEntry {
 func exceptionNode(n *evtree.Node) exception {
 	x := exception{Type: lenientNode(n.Get("type")), Value: lenientNode(n.Get("value"))}
 	if st := n.Get("stacktrace"); st.Kind() == evtree.Object {
-		frames := st.Get("frames")
-		x.Stacktrace = &stacktrace{Frames: make([]frame, frames.Len())}
-		if frames.Kind() == evtree.Array {
-			for i := range frames.Len() {
-				x.Stacktrace.Frames[i].AbsPath = strNode(frames.Index(i).Get("abs_path"))
-			}
-		}
+		x.Stacktrace = &stacktrace{Frames: judgedFrames(st.Get("frames"))}
 	}
 	return x
+}
+
+// judgedFrames is the frames matchBrowserExtensions reads, the last ones
+// back to the first whose abs_path it judges or lacks: the earlier ones,
+// which it never reaches, are not read, so that lazy frames (relay/event)
+// with an abs_path, as browser SDKs send them, stay unparsed.
+func judgedFrames(frames *evtree.Node) []frame {
+	if frames.Kind() != evtree.Array {
+		return nil
+	}
+	n := frames.Len()
+	k := n
+	for k > 0 {
+		k--
+		if p := strNode(frames.Index(k).Get("abs_path")); p == nil || !skippedPath(*p) {
+			break
+		}
+	}
+	out := make([]frame, n-k)
+	for i := range out {
+		out[i].AbsPath = strNode(frames.Index(k + i).Get("abs_path"))
+	}
+	return out
 }
 
 // nodePairs is lenientPairs of a tree: an object, or a list of [name,

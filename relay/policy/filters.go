@@ -162,6 +162,9 @@ var (
 	})
 )
 
+// skippedPath: a frame path the browser-extension filter looks past.
+func skippedPath(p string) bool { return p == "<anonymous>" || p == "[native code]" }
+
 func matchBrowserExtensions(e *event) bool {
 	if len(e.exceptions) == 0 {
 		return false
@@ -179,7 +182,7 @@ func matchBrowserExtensions(e *event) bool {
 		if p == nil {
 			return false // as Relay: a frame without a path ends the search
 		}
-		if *p != "<anonymous>" && *p != "[native code]" {
+		if !skippedPath(*p) {
 			return extensionSources.MatchString(strings.ToLower(*p))
 		}
 	}

@@ -51,3 +51,43 @@ func TestEventFromTreeLazy(t *testing.T) {
 		t.Fatalf("only %d events", n)
 	}
 }
+
+// Inbound filters read a browser event's frames from the last back to the
+// first path they judge: the frames before it stay lazy, and the
+// extension filter answers as on the whole list.
+func TestEventFromTreeReadsLastFrames(t *testing.T) {
+	for _, c := range []struct {
+		frames string
+		lazy   int // frames left lazy
+		ext    bool
+	}{
+		{`{"abs_path":"app:///a.js"},{"abs_path":"app:///b.js"},{"abs_path":"app:///c.js","in_app":true}`, 2, false},
+		{`{"abs_path":"app:///a.js"},{"abs_path":"chrome-extension://x/b.js"},{"abs_path":"<anonymous>"},{"abs_path":"[native code]"}`, 1, true},
+		{`{"abs_path":"chrome-extension://x/a.js"},{"function":"f"}`, 2, false}, // no path: read from the keys
+		{`{"abs_path":"<anonymous>"},{"abs_path":"<anonymous>"}`, 0, false},
+	} {
+		src := []byte(`{"exception":{"values":[{"type":"E","value":"v","stacktrace":{"frames":[` + c.frames + `]}}]}}`)
+		tree, err := evtree.Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := EventFromTree(envelope.ItemEvent, tree.Root())
+		frames := tree.Root().Get("exception").Get("values").Index(0).Get("stacktrace").Get("frames")
+		lazy := 0
+		for i := range frames.Len() {
+			if _, _, ok := frames.Index(i).LazyKeys(); ok {
+				lazy++
+			}
+		}
+		if lazy != c.lazy {
+			t.Errorf("%s: %d frames left lazy, want %d", c.frames, lazy, c.lazy)
+		}
+		if got := matchBrowserExtensions(ev.e); got != c.ext {
+			t.Errorf("%s: browser extension %v, want %v", c.frames, got, c.ext)
+		}
+		if want := matchBrowserExtensions(EventFromJSON(envelope.ItemEvent, src).e); want != c.ext {
+			t.Errorf("%s: from JSON browser extension %v, want %v", c.frames, want, c.ext)
+		}
+		tree.Release()
+	}
+}
