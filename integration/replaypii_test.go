@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // A replay (replay_event and zlib-compressed replay_recording) sent to a
@@ -127,5 +129,76 @@ func checkScrubbed(t *testing.T, marker string, items func(string) ([]byte, []by
 	}
 	if want := strings.Replace(rrweb, `"to":"jane@example.com"`, `"to":"[email]"`, 1); string(got) != want {
 		t.Errorf("%s: scrubbed recording:\n got %s\nwant %s", marker, got, want)
+	}
+}
+
+// A replay_video item (Relay's MessagePack of replay_event,
+// replay_recording and replay_video) sent to a managed Baton whose
+// project scrubs replays reaches Sentry with its event and recording
+// scrubbed as the separate items are, the video's bytes unchanged; one
+// that is not such a MessagePack, or has no video, is dropped as invalid.
+func TestReplayVideoPIIScrubbing(t *testing.T) {
+	settleDialer(t)
+	s := newFakeSentry(t)
+	s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+		c := m["config"].(map[string]any)
+		c["features"] = []any{"organizations:session-replay", "organizations:session-replay-recording-scrubbing"}
+		c["piiConfig"] = json.RawMessage(`{"applications":{"$string":["@email"]}}`)
+	}))
+	n := startNode(t, managedYAML(s.url(), ""))
+
+	const rrweb = `[{"type":5,"timestamp":2,"data":{"tag":"breadcrumb","payload":{"type":"default","category":"ui.click","data":{"to":"jane@example.com"}}}}]`
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write([]byte(rrweb))
+	zw.Close()
+	video := []byte("\x00\x00\x00\x18ftypmp42 jane@example.com stays: video bytes are not text")
+	send := func(marker string, payload []byte) {
+		t.Helper()
+		body := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\",\"event_id\":\"%s\"}\n{\"type\":\"replay_video\",\"length\":%d}\n",
+			managedKey, marker, len(payload))
+		body = append(append(body, payload...), '\n')
+		if code, resp, _ := postEnvelope(t, n, 42, managedKey, body, nil); code != 200 {
+			t.Fatalf("%s: %d %s", marker, code, resp)
+		}
+	}
+	type part struct {
+		Event     []byte `msgpack:"replay_event"`
+		Recording []byte `msgpack:"replay_recording"`
+		Video     []byte `msgpack:"replay_video"`
+	}
+	enc := func(p part) []byte {
+		b, err := msgpack.Marshal(&p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	const marker = "0a1b2c3d4e5f40718293a4b5c6d7e8f9"
+	ev := `{"type":"replay_event","replay_id":"ab3d4f5e6a7b4c8d9e0f1a2b3c4d5e6f","segment_id":0,"user":{"email":"jane@example.com"}}`
+	send(marker, enc(part{Event: []byte(ev), Recording: append([]byte("{\"segment_id\":0}\n"), z.Bytes()...), Video: video}))
+	send("1a1b2c3d4e5f40718293a4b5c6d7e8f9", []byte("not msgpack"))
+	send("2a1b2c3d4e5f40718293a4b5c6d7e8f9", enc(part{Event: []byte(ev), Recording: []byte("{}\n"), Video: nil}))
+
+	fakeWaitFor(t, 15*time.Second, func() bool { _, _, ok := deliveredItem(t, s, marker, "replay_video"); return ok },
+		func() string { return "the replay video did not reach the fake" })
+	_, payload, _ := deliveredItem(t, s, marker, "replay_video")
+	var got part
+	if err := msgpack.Unmarshal(payload, &got); err != nil {
+		t.Fatalf("delivered replay_video does not decode: %v", err)
+	}
+	var e struct {
+		User struct{ Email string } `json:"user"`
+	}
+	if err := json.Unmarshal(got.Event, &e); err != nil || e.User.Email != "[email]" {
+		t.Errorf("replay_event inside the video: user.email %q (%v): %s", e.User.Email, err, got.Event)
+	}
+	checkScrubbed(t, marker, func(string) ([]byte, []byte) { return got.Event, got.Recording }, rrweb)
+	if !bytes.Equal(got.Video, video) {
+		t.Errorf("video bytes changed: %q", got.Video)
+	}
+	st := waitBalanced(t, n, 15*time.Second)
+	if r := st.Classes["replay"]; r.Delivered.Records != 1 || r.Dropped["invalid"].Records != 2 {
+		t.Fatalf("replay outcomes: %+v", r)
 	}
 }

@@ -25,7 +25,7 @@ func scrubsReplays(env *envelope.Envelope, st *project.State) bool {
 	}
 	for i := range env.Items {
 		switch env.Items[i].Type {
-		case envelope.ItemReplayEvent, envelope.ItemReplayRecording:
+		case envelope.ItemReplayEvent, envelope.ItemReplayRecording, envelope.ItemReplayVideo:
 			return true
 		}
 	}
@@ -53,6 +53,21 @@ func replayScratch(env *envelope.Envelope, st *project.State, limit int) (scratc
 			n, _ := envelope.RecordingSize(it.Payload, limit)
 			scratch = max(scratch, pii.RecordingScratch(min(n, limit)))
 			out += len(it.Payload) + procSlack
+		case envelope.ItemReplayVideo:
+			// Its event and recording as above, then the item encoded
+			// again (MessagePack's own buffer, then its copy in out).
+			v, err := splitReplayVideo(it.Payload)
+			if err != nil {
+				continue // dropped as invalid
+			}
+			encoded := len(it.Payload) + len(v.Event) + 2*procSlack + 16
+			scratch = max(scratch, event.Cost(v.Event)+encoded)
+			out += 2*len(v.Event) + procSlack + encoded
+			if recordings {
+				n, _ := envelope.RecordingSize(v.Recording, limit)
+				scratch = max(scratch, pii.RecordingScratch(min(n, limit))+encoded)
+				out += len(v.Recording) + procSlack
+			}
 		}
 	}
 	return scratch, out
@@ -62,7 +77,9 @@ func replayScratch(env *envelope.Envelope, st *project.State, limit int) (scratc
 // processing does: each replay_event as an event (piiConfig, then
 // datascrubbingSettings), each replay_recording's custom events
 // (pii.Config.ScrubRecording, decompressed to at most limit) when the
-// project has FeatureReplayRecordingScrubbing. A changed payload is
+// project has FeatureReplayRecordingScrubbing, and both inside each
+// replay_video (replayvideo.go; one that does not read, or has no video,
+// is dropped as invalid_replay_video). A changed payload is
 // appended to *buf and its item points there; one nothing matched is
 // left as it is. It reports whether one changed; an error is a
 // *dropError (the replay is dropped, outcome invalid, as Relay does).
@@ -77,36 +94,89 @@ func scrubReplays(env *envelope.Envelope, st *project.State, buf *[]byte, limit 
 	changed := false
 	for i := range env.Items {
 		it := &env.Items[i]
-		start := len(*buf)
 		switch it.Type {
 		case envelope.ItemReplayEvent:
-			out, err := st.PII.ScrubEvent(*buf, it.Payload)
+			p, ok, err := scrubReplayEvent(st, buf, it.Payload)
 			if err != nil {
-				return changed, &dropError{why: outcome.ReasonInvalid, reason: reasonInvalidReplay, msg: "replay_event: " + err.Error()}
+				return changed, err
 			}
-			if bytes.Equal(out[start:], it.Payload) {
-				*buf = out[:start]
-				continue
+			if ok {
+				it.Payload, changed = p, true
 			}
-			*buf = out
 		case envelope.ItemReplayRecording:
 			if !recordings {
 				continue
 			}
-			out, ok, err := st.PII.ScrubRecording(*buf, it.Payload, limit)
+			p, ok, err := scrubReplayRecording(st, buf, it.Payload, limit)
 			if err != nil {
-				return changed, &dropError{why: outcome.ReasonInvalid, reason: reasonInvalidReplayRecording, msg: "replay_recording: " + err.Error()}
+				return changed, err
 			}
-			if !ok {
-				continue
+			if ok {
+				it.Payload, changed = p, true
 			}
-			*buf = out
-		default:
-			continue
+		case envelope.ItemReplayVideo:
+			v, err := splitReplayVideo(it.Payload)
+			if err != nil {
+				return changed, &dropError{why: outcome.ReasonInvalid, reason: reasonInvalidReplayVideo, msg: err.Error()}
+			}
+			ev, evOK, err := scrubReplayEvent(st, buf, v.Event)
+			if err != nil {
+				return changed, err
+			}
+			rec, recOK := v.Recording, false
+			if recordings {
+				if rec, recOK, err = scrubReplayRecording(st, buf, v.Recording, limit); err != nil {
+					return changed, err
+				}
+			}
+			if !evOK && !recOK {
+				continue // left as it came
+			}
+			if evOK {
+				v.Event = ev
+			}
+			if recOK {
+				v.Recording = rec
+			}
+			start := len(*buf)
+			if *buf, err = appendReplayVideo(*buf, &v); err != nil {
+				return changed, &dropError{why: outcome.ReasonInvalid, reason: reasonInvalidReplayVideo, msg: err.Error()}
+			}
+			it.Payload, changed = (*buf)[start:len(*buf):len(*buf)], true
 		}
-		it.Payload, changed = (*buf)[start:len(*buf):len(*buf)], true
 	}
 	return changed, nil
+}
+
+// scrubReplayEvent appends replay_event p scrubbed with st's config to
+// *buf; ok is false, and nothing appended, when nothing matched.
+func scrubReplayEvent(st *project.State, buf *[]byte, p []byte) (out []byte, ok bool, err error) {
+	start := len(*buf)
+	b, err := st.PII.ScrubEvent(*buf, p)
+	if err != nil {
+		return nil, false, &dropError{why: outcome.ReasonInvalid, reason: reasonInvalidReplay, msg: "replay_event: " + err.Error()}
+	}
+	if bytes.Equal(b[start:], p) {
+		*buf = b[:start]
+		return nil, false, nil
+	}
+	*buf = b
+	return b[start:len(b):len(b)], true, nil
+}
+
+// scrubReplayRecording appends replay_recording p scrubbed with st's
+// config to *buf; ok is false, and nothing appended, when nothing matched.
+func scrubReplayRecording(st *project.State, buf *[]byte, p []byte, limit int) (out []byte, ok bool, err error) {
+	start := len(*buf)
+	b, ok, err := st.PII.ScrubRecording(*buf, p, limit)
+	if err != nil {
+		return nil, false, &dropError{why: outcome.ReasonInvalid, reason: reasonInvalidReplayRecording, msg: "replay_recording: " + err.Error()}
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	*buf = b
+	return b[start:len(b):len(b)], true, nil
 }
 
 // recordingLimit is the uncompressed size limit of replay recordings.
