@@ -192,7 +192,7 @@ func (s *scrubber) quietObject(p *pass, g *flatSig, f *field, n *event.Node) boo
 	if keys, mem, ok := n.LazyKeys(); ok {
 		if mem == 0 {
 			for _, k := range keys {
-				if !s.quietKey(p, g, f, k) {
+				if !s.quietKey(p, g, f, k, false) {
 					return false
 				}
 			}
@@ -202,7 +202,7 @@ func (s *scrubber) quietObject(p *pass, g *flatSig, f *field, n *event.Node) boo
 			return false
 		}
 		for _, k := range keys {
-			if !s.quietArrayKey(p, g, f, k) {
+			if !s.quietKey(p, g, f, k, true) {
 				return false
 			}
 		}
@@ -220,44 +220,29 @@ func (s *scrubber) quietObject(p *pass, g *flatSig, f *field, n *event.Node) boo
 				}
 			}
 		}
-		if !s.quietKey(p, g, f, k) {
+		if !s.quietKey(p, g, f, k, false) {
 			return false
 		}
 	}
 	return true
 }
 
-// quietKey reports whether a scalar under ASCII key k of an object of f is
-// one visit would pass over.
-func (s *scrubber) quietKey(p *pass, g *flatSig, f *field, k []byte) bool {
+// quietKey reports whether a scalar under ASCII key k of an object of f
+// is one visit would pass over; with arrays, a scalar or an array of
+// scalars one walkChildren would pass over.
+func (s *scrubber) quietKey(p *pass, g *flatSig, f *field, k []byte, arrays bool) bool {
 	if len(k) == 0 {
 		return false
 	}
-	if sg := keySig(k); g.danger[sg/64]&(1<<(sg%64)) == 0 {
+	danger := &g.danger
+	if arrays {
+		danger = &g.adanger
+	}
+	if sg := keySig(k); danger[sg/64]&(1<<(sg%64)) == 0 {
 		return true
 	}
 	if c, no := f.childNo(k, false); no >= 0 {
-		return c.dead || p.quietAt(no)
-	}
-	if g.byName {
-		if st := (state{key: k, id: s.keys.of(k)}); p.filter.may(&st) {
-			return false
-		}
-	}
-	return true
-}
-
-// quietArrayKey reports whether a scalar or an array of scalars under
-// ASCII key k of an object of f is one walkChildren would pass over.
-func (s *scrubber) quietArrayKey(p *pass, g *flatSig, f *field, k []byte) bool {
-	if len(k) == 0 {
-		return false
-	}
-	if sg := keySig(k); g.adanger[sg/64]&(1<<(sg%64)) == 0 {
-		return true
-	}
-	if c, no := f.childNo(k, false); no >= 0 {
-		return c.dead || p.quietAt(no) && p.arrayQuietAt(no)
+		return c.dead || p.quietAt(no) && (!arrays || p.arrayQuietAt(no))
 	}
 	if g.byName {
 		if st := (state{key: k, id: s.keys.of(k)}); p.filter.may(&st) {
