@@ -54,6 +54,7 @@ func (t *Topology) Check() error {
 	c.redisTwice()
 	c.trust()
 	c.reach()
+	c.cycles()
 	c.steering()
 	c.hosts()
 	if len(c.probs) == 0 {
@@ -192,9 +193,27 @@ func (c *checker) group(name string) {
 		c.errorf(f+".identity", "set relay_id and public_key together")
 	}
 	if g.Mode == "managed" {
-		if d, ok := g.Routes[config.DefaultRoute]; !ok || d.Pool == "" && d.External == "" {
-			c.errorf(f+".routes", "managed mode fetches project configs from the default route's upstream: route default to a pool or external upstream")
+		if _, _, ok := t.configSource(name); !ok {
+			c.errorf(f+".routes", "managed mode fetches project configs from an upstream: set project_configs, or route default to a pool or external upstream")
 		}
+	} else {
+		// Only a managed node signs: anything else renders no identity
+		// and reads no project configs from an upstream.
+		if g.Identity.SecretKey != "" {
+			c.errorf(f+".identity.secret_key", "%s mode signs nothing, so the secret is rendered nowhere: drop it, or set mode: managed", g.Mode)
+		}
+		if g.Identity.CredentialsFile != "" {
+			c.errorf(f+".identity.credentials_file", "%s mode signs nothing, so the credentials are rendered nowhere: drop them, or set mode: managed", g.Mode)
+		}
+		if g.ProjectConfigs != (Upstream{}) {
+			c.errorf(f+".project_configs", "%s mode fetches no project configs; only managed mode does", g.Mode)
+		}
+	}
+	if g.Mode == "proxy" && len(g.Trust) > 0 {
+		c.errorf(f+".trust", "proxy mode reads no auth.static_relays, so trust admits nothing here: a managed group's relays must be trusted by the managed pool that serves it project configs")
+	}
+	if u := g.ProjectConfigs; u != (Upstream{}) {
+		c.upstream(name, f+".project_configs", u)
 	}
 	c.settings(f+".settings", g.Settings)
 	if len(g.Routes) == 0 {
@@ -237,16 +256,8 @@ func (c *checker) route(group, class string, r Route) {
 		return
 	}
 	switch {
-	case r.Pool == group:
-		c.errorf(f+".pool", "routes to its own group")
-	case r.Pool != "":
-		if _, ok := t.Groups[r.Pool]; !ok {
-			c.errorf(f+".pool", "no group named %q%s", r.Pool, suggest(r.Pool, sortedKeys(t.Groups)))
-		}
-	case r.External != "":
-		if _, ok := t.External[r.External]; !ok {
-			c.errorf(f+".external", "no external upstream named %q%s", r.External, suggest(r.External, sortedKeys(t.External)))
-		}
+	case r.Pool != "" || r.External != "":
+		c.upstream(group, f, Upstream{r.Pool, r.External})
 	case r.Kafka != "":
 		k, ok := t.Kafka[r.Kafka]
 		if !ok {
@@ -278,6 +289,26 @@ func (c *checker) route(group, class string, r Route) {
 	}
 }
 
+// upstream checks that u, which group sends to (field), names one group
+// other than itself or one external upstream.
+func (c *checker) upstream(group, field string, u Upstream) {
+	t := c.t
+	switch {
+	case (u.Pool == "") == (u.External == ""):
+		c.errorf(field, "set exactly one of pool or external")
+	case u.Pool == group:
+		c.errorf(field+".pool", "routes to its own group")
+	case u.Pool != "":
+		if _, ok := t.Groups[u.Pool]; !ok {
+			c.errorf(field+".pool", "no group named %q%s", u.Pool, suggest(u.Pool, sortedKeys(t.Groups)))
+		}
+	default:
+		if _, ok := t.External[u.External]; !ok {
+			c.errorf(field+".external", "no external upstream named %q%s", u.External, suggest(u.External, sortedKeys(t.External)))
+		}
+	}
+}
+
 // defaultClasses are the classes group sends over its default route.
 func (c *checker) defaultClasses(group string) []envelope.Class {
 	var out []envelope.Class
@@ -300,9 +331,8 @@ func (t *Topology) RouteFor(group string, class envelope.Class) (Route, string, 
 	return r, config.DefaultRoute, ok
 }
 
-// trust checks identities, and that every managed group is trusted by
-// the pool it fetches project configs from (its default route), unless
-// that pool is in proxy mode and passes the requests on.
+// trust checks identities and trust lists, and follows every managed
+// group's project config requests to the node that answers them.
 func (c *checker) trust() {
 	t := c.t
 	ids := map[string]string{}
@@ -320,37 +350,134 @@ func (c *checker) trust() {
 			switch {
 			case !ok:
 				c.errorf(f, "no group named %q%s", d, suggest(d, sortedKeys(t.Groups)))
+			case dg.Mode != "managed":
+				c.errorf(f, "group %s is in %s mode, which signs nothing: only managed relays identify themselves upstream", d, dg.Mode)
 			case dg.Identity.RelayID == "":
 				c.errorf(f, "group %s has no identity (relay_id, public_key) to trust", d)
 			}
 		}
 	}
 	for _, name := range sortedKeys(t.Groups) {
-		g := t.Groups[name]
-		if g.Mode != "managed" {
-			continue
-		}
-		pool := g.Routes[config.DefaultRoute].Pool
-		up, ok := t.Groups[pool]
-		if !ok || up.Mode == "proxy" {
-			continue
-		}
-		if g.Identity.RelayID == "" {
-			c.errorf("groups."+name+".identity", "managed mode needs an identity (relay_id, public_key, secret_key) for %s to trust", pool)
-		} else if !slices.Contains(up.Trust, name) {
-			c.errorf("groups."+name+".routes.default.pool",
-				"%s (mode %s) does not trust %s, which fetches project configs from it: add %s to groups.%s.trust", pool, up.Mode, name, name, pool)
+		if t.Groups[name].Mode == "managed" {
+			c.configPath(name)
 		}
 	}
 }
 
+// configPath follows managed group name's project config requests
+// (registration too) from its managed.upstream: a proxy or static pool
+// serves none and passes them on, signed as they are, to its first
+// upstream (relay.handleUnknown); a managed pool answers them when it
+// trusts name (auth.static_relays); an external upstream such as Sentry
+// knows relays by their registration. Problems are reported at the field
+// that names the managed group's upstream.
+func (c *checker) configPath(name string) {
+	t := c.t
+	up, field, ok := t.configSource(name)
+	if !ok {
+		return // reported by group
+	}
+	path := []string{name}
+	for up.Pool != "" {
+		p, exists := t.Groups[up.Pool]
+		if !exists {
+			return // reported by upstream
+		}
+		if slices.Contains(path, up.Pool) {
+			c.errorf(field, "the project config requests of %s loop: %s → %s", name, strings.Join(path, " → "), up.Pool)
+			return
+		}
+		via := ""
+		if len(path) > 1 {
+			via = " through " + strings.Join(path[1:], ", ")
+		}
+		path = append(path, up.Pool)
+		switch p.Mode {
+		case "managed":
+			if t.Groups[name].Identity.RelayID == "" {
+				c.errorf("groups."+name+".identity", "managed mode needs an identity (relay_id, public_key, secret_key) for %s to trust", up.Pool)
+			} else if !slices.Contains(p.Trust, name) {
+				c.errorf(field, "%s (mode managed) does not trust %s, which fetches project configs from it%s: add %s to groups.%s.trust", up.Pool, name, via, name, up.Pool)
+			}
+			return
+		case "proxy", "static":
+			next, ok := t.forwardsTo(up.Pool)
+			if ok {
+				up = next
+				continue
+			}
+			why := "has no upstream to pass them on to"
+			if !t.forwardUnknown(up.Pool) {
+				why = "passes none on (server.forward_unknown: false)"
+			}
+			if p.Mode == "static" {
+				c.errorf(field, "pool %s is static: a static Baton serves no project configs to managed nodes, and %s %s%s", up.Pool, up.Pool, why, via)
+			} else {
+				c.errorf(field, "pool %s is a proxy: it serves no project configs to managed nodes, and %s %s%s", up.Pool, up.Pool, why, via)
+			}
+			return
+		default:
+			return // reported by group
+		}
+	}
+}
+
+// configSource is where managed group name fetches project configs
+// (managed.upstream), and the field that says so.
+func (t *Topology) configSource(name string) (Upstream, string, bool) {
+	g, f := t.Groups[name], "groups."+name
+	if u := g.ProjectConfigs; u != (Upstream{}) {
+		return u, f + ".project_configs", true
+	}
+	d, ok := t.Groups[name].Routes[config.DefaultRoute]
+	switch {
+	case ok && d.Pool != "":
+		return Upstream{Pool: d.Pool}, f + ".routes.default.pool", true
+	case ok && d.External != "":
+		return Upstream{External: d.External}, f + ".routes.default.external", true
+	}
+	return Upstream{}, "", false
+}
+
+// forwardsTo is where a proxy or static group passes the /api/ requests
+// it does not serve: the first upstream its routes open, in class order
+// (routing.Sinks.FirstUpstream), unless server.forward_unknown is off.
+func (t *Topology) forwardsTo(name string) (Upstream, bool) {
+	if !t.forwardUnknown(name) {
+		return Upstream{}, false
+	}
+	for _, cl := range envelope.Classes() {
+		if r, _, ok := t.RouteFor(name, cl); ok && (r.Pool != "" || r.External != "") {
+			return Upstream{r.Pool, r.External}, true
+		}
+	}
+	return Upstream{}, false
+}
+
+// forwardUnknown is group name's server.forward_unknown, as its settings
+// layers set it (base, region, group); Baton's default is on.
+func (t *Topology) forwardUnknown(name string) bool {
+	g := t.Groups[name]
+	on := true
+	for _, raw := range []config.Raw{t.Settings, t.Regions[g.Region].Settings, g.Settings} {
+		var s struct {
+			Server struct {
+				ForwardUnknown *bool `yaml:"forward_unknown"`
+			} `yaml:"server"`
+		}
+		if raw.Node != nil && raw.Node.Decode(&s) == nil && s.Server.ForwardUnknown != nil {
+			on = *s.Server.ForwardUnknown
+		}
+	}
+	return on
+}
+
 // reach follows every class from every group of an entry tier and
-// reports each that loops or ends nowhere, at the entry group's route.
+// reports each that ends nowhere (loops are cycles' to report).
 func (c *checker) reach() {
 	t := c.t
 	type key struct{ entry, group string }
 	noRoute := map[key][]string{}
-	loops := map[string]bool{}
 	for _, name := range sortedKeys(t.Groups) {
 		if !t.Tiers[t.Groups[name].Tier].Entry {
 			continue
@@ -358,7 +485,7 @@ func (c *checker) reach() {
 		for _, cl := range envelope.Classes() {
 			path := []string{name}
 			for g := name; ; {
-				r, k, ok := t.RouteFor(g, cl)
+				r, _, ok := t.RouteFor(g, cl)
 				if !ok {
 					if g != name { // an entry group without routes is reported as such
 						noRoute[key{name, g}] = append(noRoute[key{name, g}], cl.String())
@@ -371,12 +498,7 @@ func (c *checker) reach() {
 				if _, exists := t.Groups[r.Pool]; !exists {
 					break // reported by route
 				}
-				if i := slices.Index(path, r.Pool); i >= 0 {
-					f := fmt.Sprintf("groups.%s.routes.%s.pool", g, k)
-					if !loops[f] {
-						c.errorf(f, "class %s loops: %s → %s", cl, strings.Join(path[i:], " → "), r.Pool)
-						loops[f] = true
-					}
+				if slices.Contains(path, r.Pool) {
 					break
 				}
 				path = append(path, r.Pool)
@@ -386,6 +508,52 @@ func (c *checker) reach() {
 	}
 	for k, classes := range noRoute {
 		c.errorf("groups."+k.group+".routes", "classes %s from %s reach no sink: %s has no route for them", strings.Join(classes, ", "), k.entry, k.group)
+	}
+}
+
+// cycles reports every loop of every class once, at the route that
+// closes it. Walks start at the entry groups, so the route pointing back
+// toward the entry is the one blamed, then at every other group, so a
+// loop no entry reaches is found too.
+func (c *checker) cycles() {
+	t := c.t
+	var starts, rest []string
+	for _, name := range sortedKeys(t.Groups) {
+		if t.Tiers[t.Groups[name].Tier].Entry {
+			starts = append(starts, name)
+		} else {
+			rest = append(rest, name)
+		}
+	}
+	reported := map[string]bool{} // route fields of a reported loop
+	for _, start := range append(starts, rest...) {
+		for _, cl := range envelope.Classes() {
+			path, fields := []string{start}, []string(nil)
+			for g := start; ; {
+				r, k, ok := t.RouteFor(g, cl)
+				if !ok || r.Pool == "" {
+					break
+				}
+				if _, exists := t.Groups[r.Pool]; !exists {
+					break // reported by route
+				}
+				fields = append(fields, fmt.Sprintf("groups.%s.routes.%s.pool", g, k))
+				i := slices.Index(path, r.Pool)
+				if i < 0 {
+					path = append(path, r.Pool)
+					g = r.Pool
+					continue
+				}
+				loop := fields[i:]
+				if !slices.ContainsFunc(loop, func(f string) bool { return reported[f] }) {
+					c.errorf(loop[len(loop)-1], "class %s loops: %s → %s", cl, strings.Join(path[i:], " → "), r.Pool)
+				}
+				for _, f := range loop {
+					reported[f] = true
+				}
+				break
+			}
+		}
 	}
 }
 

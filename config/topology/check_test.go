@@ -22,6 +22,40 @@ const core2 = `  core2:
       default: {kafka: main}
 `
 
+// core3 is a third static group that sends errors to core2, for a cycle
+// no entry group reaches.
+const core3 = `  core3:
+    region: eu
+    tier: core
+    mode: static
+    addresses: [h4:3000]
+    settings:
+      projects: {"44": {public_keys: [c7c3e9f1b5d24680ace13579bdf02468]}}
+    routes:
+      error: {pool: core2}
+      default: {kafka: main}
+`
+
+// managedEdge, replaced by toManagedEdge, makes group edge managed with
+// an identity; managedCore makes core managed, with project configs from
+// Sentry; top is a managed group above core.
+const (
+	managedEdge   = "    tier: edge\n    addresses: [h1:3000]\n"
+	toManagedEdge = "    tier: edge\n    mode: managed\n    identity: {relay_id: 2b69aa4a-7da8-41db-a563-3f815acd0b12, public_key: 78SJzSru2kq8aYfAALHGuPXaDqH0LVIYLariZvXm5aE, secret_key: \"${EDGE_SECRET}\"}\n    addresses: [h1:3000]\n"
+	managedCore   = "    mode: managed\n    project_configs: {external: sentry}\n"
+	coreKey       = "      public_key: lxZr9XxHE6QAaqu7fRSrD96dSWyJR5IJ4nH7Ml0CAZs\n"
+	top           = `  top:
+    region: eu
+    tier: core
+    mode: managed
+    addresses: [h5:3000]
+    project_configs: {external: sentry}
+    identity: {credentials_file: /etc/baton/credentials.json}
+    routes:
+      default: {kafka: main}
+`
+)
+
 // fleet is a small consistent fleet; each case of TestCheckMistakes
 // breaks it in one way.
 const fleet = `version: 1
@@ -31,6 +65,7 @@ hosts: {h1: {disk: 10GiB, memory: 2GiB}}
 kafka:
   main:
     brokers: ["k:9092"]
+external: {sentry: {urls: ["https://sentry.example.com/"]}}
 redis:
   quota:
     region: eu
@@ -64,7 +99,6 @@ groups:
     identity:
       relay_id: bc9233d5-0d46-4161-8770-3d24ca2ea6de
       public_key: lxZr9XxHE6QAaqu7fRSrD96dSWyJR5IJ4nH7Ml0CAZs
-      secret_key: ${CORE_SECRET}
     routes:
       default: {kafka: main}
 `
@@ -99,17 +133,43 @@ func TestCheckMistakes(t *testing.T) {
 		{"class without route", "    routes:\n      default: {kafka: main}", "    routes: #<\n      error: {kafka: main}", "groups.core.routes: no route for unknown, transaction, security", nil},
 		{"reaches no sink", "    routes:\n      default: {kafka: main}", "    routes: #<\n      error: {kafka: main}", "groups.core.routes: classes unknown, transaction, security, attachment, session, metric, client_report, profile, replay, check_in, span, log, feedback, trace_metric from edge reach no sink: core has no route for them", nil},
 		{"cycle", "      default: {kafka: main}", "      default: {pool: edge} #<", "groups.core.routes.default.pool: class unknown loops: edge → core → edge", nil},
+		{"cycle no entry reaches", "      default: {kafka: main}\n", "      default: {kafka: main}\n" + strings.Replace(core2, "default: {kafka: main}", "error: {pool: core3}\n      default: {kafka: main}", 1) + strings.Replace(core3, "{pool: core2}", "{pool: core2} #<", 1),
+			"groups.core3.routes.error.pool: class error loops: core2 → core3 → core2", nil},
 		{"unknown kafka cluster", "default: {kafka: main}", "default: {kafka: mian} #<", `groups.core.routes.default.kafka: no Kafka cluster named "mian" (did you mean "main"?)`, nil},
 		{"undeclared topic", `brokers: ["k:9092"]`, "brokers: [\"k:9092\"]\n    topics: [baton.error]", `groups.core.routes.default.topic: topics baton.unknown, baton.transaction, baton.security`,
 			[]string{"default: {kafka: main}", "default: {kafka: main} #<"}},
-		{"managed group not trusted", "    tier: edge\n    addresses: [h1:3000]", "    tier: edge\n    mode: managed\n    identity: {relay_id: 2b69aa4a-7da8-41db-a563-3f815acd0b12, public_key: 78SJzSru2kq8aYfAALHGuPXaDqH0LVIYLariZvXm5aE, secret_key: \"${EDGE_SECRET}\"}\n    addresses: [h1:3000]",
-			"groups.edge.routes.default.pool: core (mode static) does not trust edge, which fetches project configs from it: add edge to groups.core.trust",
-			[]string{"      default: {pool: core}\n  edge2", "      default: {pool: core} #<\n  edge2"}},
+		{"managed group not trusted", managedEdge, toManagedEdge,
+			"groups.edge.routes.default.pool: core (mode managed) does not trust edge, which fetches project configs from it: add edge to groups.core.trust",
+			[]string{"      default: {pool: core}\n  edge2", "      default: {pool: core} #<\n  edge2", "    mode: static\n", managedCore, coreKey, coreKey + "      credentials_file: /etc/baton/credentials.json\n"}},
+		{"managed group not trusted through a proxy", managedEdge, toManagedEdge,
+			"groups.edge.routes.default.pool: core (mode managed) does not trust edge, which fetches project configs from it through edge2: add edge to groups.core.trust",
+			[]string{"      default: {pool: core}\n  edge2", "      default: {pool: edge2} #<\n  edge2", "    mode: static\n", managedCore, coreKey, coreKey + "      credentials_file: /etc/baton/credentials.json\n"}},
+		{"managed behind a static pool", managedEdge, toManagedEdge,
+			"groups.edge.routes.default.pool: pool core is static: a static Baton serves no project configs to managed nodes, and core has no upstream to pass them on to",
+			[]string{"      default: {pool: core}\n  edge2", "      default: {pool: core} #<\n  edge2", "    mode: static\n", "    mode: static\n    trust: [edge]\n"}},
+		{"managed behind a proxy that forwards nothing", managedEdge, toManagedEdge,
+			"groups.edge.routes.default.pool: pool edge2 is a proxy: it serves no project configs to managed nodes, and edge2 passes none on (server.forward_unknown: false)",
+			[]string{"      default: {pool: core}\n  edge2", "      default: {pool: edge2} #<\n  edge2", "    data_dir: /data/{node}\n", "    data_dir: /data/{node}\n    settings: {server: {forward_unknown: false}}\n"}},
+		{"managed behind a static pool with an upstream", managedEdge, toManagedEdge,
+			"groups.edge.routes.default.pool: top (mode managed) does not trust edge, which fetches project configs from it through core: add edge to groups.top.trust",
+			[]string{"      default: {pool: core}\n  edge2", "      default: {pool: core} #<\n  edge2", "      default: {kafka: main}\n", "      default: {pool: top}\n" + top}},
+		{"managed group's project configs unknown", managedEdge, toManagedEdge + "    project_configs: {external: sentyr} #<\n",
+			`groups.edge.project_configs.external: no external upstream named "sentyr"`, nil},
+		{"project configs of a proxy group", "    data_dir: /data/{node}\n", "    data_dir: /data/{node}\n    project_configs: {pool: core} #<\n",
+			"groups.edge2.project_configs: proxy mode fetches no project configs; only managed mode does", nil},
+		{"trust on a proxy group", "    data_dir: /data/{node}\n", "    data_dir: /data/{node}\n    trust: [core] #<\n",
+			"groups.edge2.trust: proxy mode reads no auth.static_relays, so trust admits nothing here", nil},
+		{"trust of a group that signs nothing", "    mode: static\n", "    mode: static\n    trust: [edge] #<\n",
+			"groups.core.trust[0]: group edge is in proxy mode, which signs nothing", nil},
+		{"secret of a group that signs nothing", "public_key: lxZr9XxHE6QAaqu7fRSrD96dSWyJR5IJ4nH7Ml0CAZs\n", "public_key: lxZr9XxHE6QAaqu7fRSrD96dSWyJR5IJ4nH7Ml0CAZs\n      secret_key: ${CORE_SECRET} #<\n",
+			"groups.core.identity.secret_key: static mode signs nothing, so the secret is rendered nowhere", nil},
+		{"credentials of a group that signs nothing", "    data_dir: /data/{node}\n", "    data_dir: /data/{node}\n    identity: {credentials_file: /etc/baton/credentials.json} #<\n",
+			"groups.edge2.identity.credentials_file: proxy mode signs nothing, so the credentials are rendered nowhere", nil},
 		{"managed group without a secret", "    tier: edge\n    addresses: [h1:3000]", "    tier: edge\n    mode: managed\n    identity: {relay_id: 2b69aa4a-7da8-41db-a563-3f815acd0b12, public_key: 78SJzSru2kq8aYfAALHGuPXaDqH0LVIYLariZvXm5aE} #<\n    addresses: [h1:3000]",
 			"groups.edge.identity.secret_key: required: a ${NAME} reference to the secret", nil},
 		{"group name not a DNS label", "  edge2:\n", "  Edge_2: #<\n", `groups.Edge_2: group name "Edge_2": use lowercase letters`, nil},
 		{"trust unknown group", "    mode: static\n", "    mode: static\n    trust: [egde] #<\n", `groups.core.trust[0]: no group named "egde" (did you mean "edge"?)`, nil},
-		{"secret as a value", "secret_key: ${CORE_SECRET}", "secret_key: MRBN8e3Up1AJIgb6gFGOumbwwng1M9VXyHEU9v8QqNw #<", "groups.core.identity.secret_key: a secret written into the topology; write a ${NAME} reference", nil},
+		{"secret as a value", "public_key: lxZr9XxHE6QAaqu7fRSrD96dSWyJR5IJ4nH7Ml0CAZs\n", "public_key: lxZr9XxHE6QAaqu7fRSrD96dSWyJR5IJ4nH7Ml0CAZs\n      secret_key: MRBN8e3Up1AJIgb6gFGOumbwwng1M9VXyHEU9v8QqNw #<\n", "groups.core.identity.secret_key: a secret written into the topology; write a ${NAME} reference", nil},
 		{"steering differs within a pool", "      metric: {pool: core, steer: metric_key}\n      default: {pool: core}\n  core", "      metric: {pool: core, steer: project} #<\n      default: {pool: core}\n  core",
 			"groups.edge2.routes.metric.steer: class metric reaches pool core steered by project, but edge steers it by metric_key over 16 partitions", nil},
 		{"metric_key on another class", "      default: {kafka: main}", "      default: {kafka: main}\n      error: {kafka: main, steer: metric_key} #<", "groups.core.routes.error.steer: metric_key steers metric buckets only", nil},

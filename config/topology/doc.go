@@ -9,8 +9,10 @@
 // unknown keys and type errors carry file:line like `baton config check`.
 // Check reports every mistake of the fleet at once, each at the line of
 // the value that is wrong: a class that reaches no terminal sink from an
-// entry tier, a cycle, a route to a group that does not exist or does not
-// trust the sender, steering that differs within a pool, a secret written
+// entry tier, a cycle anywhere, a route to a group that does not exist, a
+// managed group whose project config requests reach no managed pool that
+// trusts it (nor Sentry), trust and secrets declared where Baton never
+// reads them, steering that differs within a pool, a secret written
 // as a value, ports, data directories and budgets that collide on a host,
 // and Redis that would leave quotas uncounted, counted apart or twice
 // (redis.go).

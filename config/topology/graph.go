@@ -41,6 +41,30 @@ func id2(s string) string {
 	}, s)
 }
 
+// configEdges are the arrows from managed groups to where they fetch
+// project configs, when no route of theirs already goes there.
+func (t *Topology) configEdges(sinks map[string]string) []edge {
+	var out []edge
+	for _, name := range sortedKeys(t.Groups) {
+		src, _, ok := t.configSource(name)
+		if t.Groups[name].Mode != "managed" || !ok {
+			continue
+		}
+		id, label := sinkID(Route{Pool: src.Pool, External: src.External})
+		if slices.ContainsFunc(sortedKeys(t.Groups[name].Routes), func(k string) bool {
+			r := t.Groups[name].Routes[k]
+			return r.Pool == src.Pool && r.External == src.External
+		}) {
+			continue
+		}
+		if label != "" {
+			sinks[id] = label
+		}
+		out = append(out, edge{from: id2(name), to: id, classes: []string{"project configs"}})
+	}
+	return out
+}
+
 // edges returns the arrows in a stable order, and the sinks by id.
 func (t *Topology) edges() ([]edge, map[string]string) {
 	var out []edge
@@ -79,21 +103,28 @@ func (t *Topology) edges() ([]edge, map[string]string) {
 	return out, sinks
 }
 
-// groupLabel is "name (tier, N nodes)".
+// groupLabel is "name<br/>tier, N nodes", with the mode when it is not
+// proxy: who serves project configs and who trusts whom hangs on it.
 func (t *Topology) groupLabel(name string) string {
 	n := len(t.Nodes(name))
 	s := "s"
 	if n == 1 {
 		s = ""
 	}
-	return fmt.Sprintf("%s<br/>%s, %d node%s", name, t.Groups[name].Tier, n, s)
+	mode := ""
+	if m := t.Groups[name].Mode; m != "proxy" {
+		mode = m + ", "
+	}
+	return fmt.Sprintf("%s<br/>%s, %s%d node%s", name, t.Groups[name].Tier, mode, n, s)
 }
 
 // Graph draws the fleet in format (FormatMermaid or FormatDOT): groups
-// boxed by region, sinks, and one arrow per group and destination
-// labelled with the classes it carries.
+// boxed by region, sinks, one arrow per group and destination labelled
+// with the classes it carries, and a dashed one to where a managed group
+// fetches project configs when no route goes there.
 func (t *Topology) Graph(format string) (string, error) {
 	edges, sinks := t.edges()
+	configs := t.configEdges(sinks)
 	regions := sortedKeys(t.Regions)
 	var b strings.Builder
 	switch format {
@@ -119,6 +150,9 @@ func (t *Topology) Graph(format string) (string, error) {
 		for _, e := range edges {
 			fmt.Fprintf(&b, "  %s -- \"%s\" --> %s\n", e.from, strings.Join(e.classes, ", "), e.to)
 		}
+		for _, e := range configs {
+			fmt.Fprintf(&b, "  %s -. %s .-> %s\n", e.from, strings.Join(e.classes, ", "), e.to)
+		}
 	case FormatDOT:
 		b.WriteString("digraph fleet {\n  rankdir=LR;\n  node [shape=box];\n")
 		for _, r := range regions {
@@ -140,6 +174,9 @@ func (t *Topology) Graph(format string) (string, error) {
 		}
 		for _, e := range edges {
 			fmt.Fprintf(&b, "  %s -> %s [label=\"%s\"];\n", e.from, e.to, strings.Join(e.classes, ", "))
+		}
+		for _, e := range configs {
+			fmt.Fprintf(&b, "  %s -> %s [label=\"%s\", style=dashed];\n", e.from, e.to, strings.Join(e.classes, ", "))
 		}
 		b.WriteString("}\n")
 	default:

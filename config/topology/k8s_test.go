@@ -20,6 +20,9 @@ import (
 // files Baton accepts and whose upstreams name every pod of the pool.
 func TestK8sManifests(t *testing.T) {
 	t.Setenv("KAFKA_PASSWORD", "x")
+	for _, v := range []string{"EDGE_EU", "EDGE_US", "REGIONAL_EU", "REGIONAL_US"} {
+		t.Setenv(v+"_SECRET_KEY", "x")
+	}
 	src, err := os.ReadFile("testdata/example.yml")
 	if err != nil {
 		t.Fatal(err)

@@ -156,16 +156,10 @@ func (t *Topology) nodeConfig(n Node) (obj, error) {
 		r := g.Routes[key]
 		out := obj{}
 		switch {
-		case r.Pool != "":
-			var urls []string
-			for _, up := range t.Nodes(r.Pool) {
-				urls = append(urls, up.URL())
-			}
-			upstreams[r.Pool] = obj{"urls": urls}
-			out["upstream"] = r.Pool
-		case r.External != "":
-			upstreams[r.External] = obj{"urls": t.External[r.External].URLs}
-			out["upstream"] = r.External
+		case r.Pool != "" || r.External != "":
+			u := Upstream{r.Pool, r.External}
+			upstreams[r.Pool+r.External] = obj{"urls": t.upstreamURLs(u)}
+			out["upstream"] = r.Pool + r.External
 		default:
 			clusters[r.Kafka] = t.kafkaCluster(r.Kafka)
 			out["kafka"], out["topic"] = r.Kafka, r.Topic
@@ -186,6 +180,19 @@ func (t *Topology) nodeConfig(n Node) (obj, error) {
 	if _, ok := g.Routes[config.DefaultRoute]; !ok {
 		routes[config.DefaultRoute] = nil // drop the embedded default's route
 	}
+	if g.Mode == "managed" {
+		src, _, _ := t.configSource(n.Group)
+		if _, ok := upstreams[src.Pool+src.External]; !ok {
+			upstreams[src.Pool+src.External] = obj{"urls": t.upstreamURLs(src)}
+		}
+		m := sub(c, "managed")
+		m["upstream"] = src.Pool + src.External
+		if id := g.Identity; id.SecretKey != "" {
+			m["relay_id"], m["public_key"], m["secret_key"] = id.RelayID, id.PublicKey, id.SecretKey
+		} else if id.CredentialsFile != "" {
+			m["credentials"] = id.CredentialsFile
+		}
+	}
 	if len(upstreams) > 0 {
 		c["upstreams"] = upstreams
 	}
@@ -200,16 +207,6 @@ func (t *Topology) nodeConfig(n Node) (obj, error) {
 		}
 		sub(c, "auth")["static_relays"] = relays
 	}
-	if g.Mode == "managed" {
-		m := sub(c, "managed")
-		d := g.Routes[config.DefaultRoute]
-		m["upstream"] = d.Pool + d.External
-		if id := g.Identity; id.SecretKey != "" {
-			m["relay_id"], m["public_key"], m["secret_key"] = id.RelayID, id.PublicKey, id.SecretKey
-		} else if id.CredentialsFile != "" {
-			m["credentials"] = id.CredentialsFile
-		}
-	}
 	if g.Redis != "" {
 		c["redis"] = t.redisSection(g.Redis)
 	}
@@ -221,6 +218,18 @@ func (t *Topology) nodeConfig(n Node) (obj, error) {
 		merge(c, extra)
 	}
 	return c, nil
+}
+
+// upstreamURLs are the URLs of a pool's nodes or of an external upstream.
+func (t *Topology) upstreamURLs(u Upstream) []string {
+	if u.External != "" {
+		return t.External[u.External].URLs
+	}
+	var urls []string
+	for _, n := range t.Nodes(u.Pool) {
+		urls = append(urls, n.URL())
+	}
+	return urls
 }
 
 // merge lays src over dst: mappings merge key by key, anything else

@@ -29,6 +29,9 @@ func loadExample(t *testing.T, src []byte) *Topology {
 // ordinary Baton config, and the config says what the topology declared.
 func TestRenderLoads(t *testing.T) {
 	t.Setenv("KAFKA_PASSWORD", "secret")
+	for _, v := range []string{"EDGE_EU", "EDGE_US", "REGIONAL_EU", "REGIONAL_US"} {
+		t.Setenv(v+"_SECRET_KEY", "secret-of-"+v) // checked by the node when it signs, not at load
+	}
 	src, err := os.ReadFile("testdata/example.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -67,9 +70,20 @@ func TestRenderLoads(t *testing.T) {
 			if cfg.Telemetry.MetricsListen != "" || cfg.Telemetry.LogFormat != "json" {
 				t.Errorf("edge-us-0 took the eu overlay: %+v", cfg.Telemetry)
 			}
+		case "regional-us-1":
+			// Managed: configs from processing, which its edges ask it for.
+			if cfg.Mode != config.ModeManaged || cfg.Managed.Upstream != "processing" || cfg.Managed.SecretKey != "secret-of-REGIONAL_US" ||
+				len(cfg.Auth.StaticRelays) != 1 || cfg.Auth.StaticRelays["c288b15b-ca57-49b5-a7d9-e3332502bd32"].PublicKey == "" {
+				t.Errorf("regional-us-1: mode %s managed %+v static_relays %+v", cfg.Mode, cfg.Managed, cfg.Auth.StaticRelays)
+			}
 		case "processing-1":
 			if len(cfg.Auth.StaticRelays) != 2 || cfg.Kafka.Clusters["main"].SASL.Password != "secret" || cfg.Server.Listen != ":3000" {
 				t.Errorf("processing-1: %+v", cfg.Auth.StaticRelays)
+			}
+			// Project configs from Sentry, an upstream no route uses.
+			if cfg.Managed.Upstream != "sentry" || cfg.Managed.Credentials != "/etc/baton/credentials.json" ||
+				!slices.Equal(cfg.Upstreams["sentry"].URLs, []string{"https://sentry.example.com/"}) {
+				t.Errorf("processing-1: managed %+v upstreams %+v", cfg.Managed, cfg.Upstreams)
 			}
 			if _, ok := cfg.Routes["default"].Dest.(config.KafkaDest); !ok {
 				t.Errorf("processing-1 routes %+v", cfg.Routes)
@@ -140,7 +154,8 @@ func TestGraphFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"digraph fleet {", `edge_eu -> health_eu [label="metric, session"];`, `regional_us -> processing [label="transaction, other classes"];`, `processing -> kafka_main_ingest__class_ [label="all classes"];`, "subgraph cluster_eu {"} {
+	for _, want := range []string{"digraph fleet {", `edge_eu -> health_eu [label="metric, session"];`, `regional_us -> processing [label="transaction, other classes"];`, `processing -> kafka_main_ingest__class_ [label="all classes"];`, "subgraph cluster_eu {",
+		`processing -> ext_sentry [label="project configs", style=dashed];`, `ext_sentry [label="sentry", shape=cylinder];`, `regional_eu [label="regional-eu\nregional, managed, 2 nodes"];`} {
 		if !strings.Contains(dot, want) {
 			t.Errorf("dot lacks %q:\n%s", want, dot)
 		}

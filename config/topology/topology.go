@@ -124,12 +124,18 @@ type Group struct {
 	// Default: /var/lib/baton/{node}.
 	DataDir   string    `yaml:"data_dir"`
 	Resources Resources `yaml:"resources"`
-	// Identity of the group's relays, for upstreams that trust them.
+	// Identity of the group's relays, for upstreams that trust them. Only
+	// managed nodes sign, so only a managed group's identity is used.
 	Identity Identity `yaml:"identity"`
-	// Trust lists the groups whose relays this group admits
-	// (auth.static_relays). A group in static or managed mode must trust
-	// every group that sends to it.
+	// Trust lists the managed groups whose relays this group admits
+	// (auth.static_relays): a managed group must be trusted by the
+	// managed pool that serves it project configs. Proxy mode reads no
+	// auth.static_relays.
 	Trust []string `yaml:"trust"`
+	// ProjectConfigs is where a managed group fetches project configs
+	// (managed.upstream). Default: its default route's pool or external
+	// upstream.
+	ProjectConfigs Upstream `yaml:"project_configs"`
 	// Partitions is metrics.flush_partitions when metrics are steered by
 	// metric key. Default: 16.
 	Partitions int `yaml:"partitions"`
@@ -142,6 +148,12 @@ type Group struct {
 	Settings config.Raw `yaml:"settings"`
 	// Kubernetes settings for `render --format k8s`.
 	Kubernetes Kubernetes `yaml:"kubernetes"`
+}
+
+// Upstream names a group (pool) or an external upstream; one of the two.
+type Upstream struct {
+	Pool     string `yaml:"pool"`
+	External string `yaml:"external"`
 }
 
 // Resources are a node's budgets.
