@@ -133,7 +133,7 @@ func sendGoldTrace(t *testing.T, dsn, name string) {
 
 // After a restart the trace buffer's records wait for their project's
 // config before they are indexed: project 42's trace, held under a 60 s
-// decisionWait when Baton stops, is decided after the restart by the
+// decisionWait (rootGrace 0: off) when Baton stops, is decided after the restart by the
 // part's rules (now a 1 s wait, keep rate 0: dropped), not by
 // tail_sampling's defaults (30 s, keep rate 1), which would apply while
 // the config is still being fetched.
@@ -142,7 +142,7 @@ func TestTailSamplingManagedRestart(t *testing.T) {
 	s := newFakeSentry(t)
 	part := func(rev string, wait int) string {
 		return fakeSentryProjectState(42, managedKey, rev, func(m map[string]any) {
-			m["config"].(map[string]any)["tailSampling"] = map[string]any{"enabled": true, "decisionWait": wait, "keepRate": 0}
+			m["config"].(map[string]any)["tailSampling"] = map[string]any{"enabled": true, "decisionWait": wait, "rootGrace": 0, "keepRate": 0}
 		})
 	}
 	s.setProject(managedKey, part("r1", 60))

@@ -83,7 +83,7 @@ func (r *Relay) newTail() {
 	t := r.cfg.TailSampling
 	r.tail.projects = r.cfg.TailProjects()
 	r.tail.on = len(r.tail.projects) > 0 || r.cfg.Mode == config.ModeManaged
-	rules := tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: t.DurationThreshold}
+	rules := tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: t.DurationThreshold, RootGrace: t.RootGrace}
 	for _, m := range t.Rules {
 		rules.Match = append(rules.Match, tailsample.Match(m))
 	}
@@ -95,9 +95,12 @@ func (r *Relay) newTail() {
 		if pt == nil || err != nil {
 			continue
 		}
-		own := tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: pt.DurationThreshold, DecisionWait: pt.DecisionWait}
+		own := tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: pt.DurationThreshold, DecisionWait: pt.DecisionWait, RootGrace: t.RootGrace}
 		if pt.KeepRate != nil {
 			own.KeepRate = *pt.KeepRate
+		}
+		if pt.RootGrace != nil {
+			own.RootGrace = *pt.RootGrace
 		}
 		for _, m := range pt.Rules {
 			own.Match = append(own.Match, tailsample.Match(m))
@@ -232,7 +235,11 @@ func (r *Relay) tailRules(rec *record.Record) (tailsample.Rules, bool) {
 		KeepRate:          1,
 		DurationThreshold: project.Seconds(ts.DurationThreshold),
 		DecisionWait:      project.Seconds(ts.DecisionWait),
+		RootGrace:         r.cfg.TailSampling.RootGrace,
 		Match:             r.tail.match.of(rec.ProjectID, ts),
+	}
+	if ts.RootGrace != nil {
+		rules.RootGrace = project.Seconds(*ts.RootGrace)
 	}
 	switch {
 	case ts.KeepRate != nil:

@@ -21,7 +21,8 @@
 // # The decision
 //
 // A trace is due once none of its items arrived for DecisionWait, or
-// MaxTraceWait after its first item. It is kept if an error of it was seen
+// Rules.RootGrace (at most the decision wait) after its root transaction
+// (no parent_span_id) arrived, or MaxTraceWait after its first item. It is kept if an error of it was seen
 // (Mark, from ingest), an item has an error status (anything but ok,
 // cancelled and unknown: Sentry's failure-rate statuses), or an item lasted
 // at least DurationThreshold, or an item meets a Match rule (attribute

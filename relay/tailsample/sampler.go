@@ -195,14 +195,14 @@ func (s *Sampler) inspect(h *heldRecord, value []byte) (noRules bool) {
 		}
 	}
 	h.noRules = false
-	id, interesting := rules.Inspect(rec.Envelope)
+	id, interesting, root := rules.Inspect(rec.Envelope)
 	if id == "" {
 		h.decided, h.keep = true, true // no trace to wait for
 		return false
 	}
 	h.size = int32(len(value)) // a record is far below 2 GiB
 	var indexed bool
-	h.decided, h.keep, indexed = s.o.Index.add(id, rec.Received(), interesting, rules, rec.Items, int(h.size))
+	h.decided, h.keep, indexed = s.o.Index.add(id, rec.Received(), interesting, root, rules, rec.Items, int(h.size))
 	if indexed {
 		h.id = id // released from its trace when it leaves
 	}

@@ -258,18 +258,18 @@ func TestSamplerRebuildsOnRestart(t *testing.T) {
 // A full index decides a new trace at once by the keep rate.
 func TestIndexFull(t *testing.T) {
 	x := NewIndex(IndexOptions{Rules: Rules{KeepRate: 0}, DecisionWait: time.Second, MaxTraceWait: time.Minute, MaxTraces: 2})
-	x.observe(traceA, t0, false, nil, 1, 0)
-	x.observe(traceB, t0, false, nil, 1, 0)
-	if decided, keep := x.observe(traceC, t0, true, nil, 1, 0); !decided || !keep {
+	x.observe(traceA, t0, false, false, nil, 1, 0)
+	x.observe(traceB, t0, false, false, nil, 1, 0)
+	if decided, keep := x.observe(traceC, t0, true, false, nil, 1, 0); !decided || !keep {
 		t.Errorf("interesting trace beyond max_traces: decided %v keep %v; want kept at once", decided, keep)
 	}
-	if decided, keep := x.observe("dddddddddddddddddddddddddddddddd", t0, false, nil, 1, 0); !decided || keep {
+	if decided, keep := x.observe("dddddddddddddddddddddddddddddddd", t0, false, false, nil, 1, 0); !decided || keep {
 		t.Errorf("plain trace beyond max_traces: decided %v keep %v; want dropped at once (rate 0)", decided, keep)
 	}
 	if st := x.Stats(); st.Early != 2 || st.Waiting != 2 {
 		t.Errorf("stats %+v, want 2 early and 2 waiting", st)
 	}
-	if _, _, indexed := x.add("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", t0, false, nil, 1, 100); indexed {
+	if _, _, indexed := x.add("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", t0, false, false, nil, 1, 100); indexed {
 		t.Error("a record decided early was indexed: releasing it would touch a trace it is not counted in")
 	}
 	if st := x.Stats(); st.Bytes != 0 {
