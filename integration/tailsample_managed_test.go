@@ -72,10 +72,10 @@ func TestTailSamplingManagedPart(t *testing.T) {
 	if deliveredTo(s, 43, "mtail-E: payment failed") != 1 {
 		t.Errorf("project 43 (broken part): its error was not delivered")
 	}
-	// Upstream learns why: tail drops as reason tail_sampling, head drops
-	// by their rule.
+	// Upstream learns why: tail drops, like head drops, by the sampling
+	// rule their keep rate came from.
 	fakeWaitFor(t, 15*time.Second, func() bool {
-		tail, head := sampledOutcomes(s, 42, "tail_sampling"), sampledOutcomes(s, 43, "Sampled:1001")
+		tail, head := sampledOutcomes(s, 42, "Sampled:1001"), sampledOutcomes(s, 43, "Sampled:1001")
 		return tail == 2 && head == 2
 	}, func() string { return fmt.Sprintf("sampled outcomes upstream: %v", sentryOutcomes(s)) })
 }

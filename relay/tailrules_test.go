@@ -98,3 +98,24 @@ func TestTailRulesRootGrace(t *testing.T) {
 		}
 	}
 }
+
+// Without the part's keepRate, the keep rate and the rule a drop names
+// are what the project's sampling rules give the record's trace context.
+func TestTailRulesRateRule(t *testing.T) {
+	state := `{"publicKeys":[{"publicKey":"k"}],"config":{
+		"sampling":{"version":2,"rules":[{"id":1007,"type":"trace","samplingValue":{"type":"sampleRate","value":0.25},"condition":{"op":"and","inner":[]}}]},
+		"tailSampling":{"enabled":true}}}`
+	cfg := config.Config{Mode: config.ModeStatic, Projects: map[string]config.Project{"42": {Relay: json.RawMessage(state)}}}
+	p, err := policy.New(cfg, nil, policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Relay{cfg: cfg}
+	r.policy.Store(p)
+	r.newTail()
+	env := []byte("{\"trace\":{\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"public_key\":\"k\"}}\n{\"type\":\"transaction\"}\n{}\n")
+	rec := record.Record{Class: envelope.ClassTransaction, ProjectID: 42, PublicKey: []byte("k"), Envelope: env}
+	if rules, ok := r.tailRules(&rec); !ok || rules.KeepRate != 0.25 || rules.RateRule != 1007 {
+		t.Errorf("rules %+v (%v), want keep rate 0.25 from rule 1007", rules, ok)
+	}
+}

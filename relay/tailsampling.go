@@ -216,7 +216,8 @@ func (r *Relay) dropMarks() {
 // tailRules are the rules of a record in a trace buffer: its project's
 // tailSampling part when its config has an enabled one (the keep rate, when
 // the part sets none, is what the project's sampling rules give the
-// record's trace context), else tail_sampling's. False while a managed
+// record's trace context, and the outcome of a drop names their rule),
+// else tail_sampling's. False while a managed
 // project's config is not known (after a restart, or evicted): the lookup
 // is started and the Sampler asks again.
 func (r *Relay) tailRules(rec *record.Record) (tailsample.Rules, bool) {
@@ -249,7 +250,8 @@ func (r *Relay) tailRules(rec *record.Record) (tailsample.Rules, bool) {
 			Trace *project.DSC `json:"trace"`
 		}
 		if json.Unmarshal(envelopeHeader(rec.Envelope), &h) == nil && h.Trace != nil && h.Trace.TraceID != "" {
-			rules.KeepRate = st.Sampling.Decide(h.Trace, time.Now()).Rate
+			d := st.Sampling.Decide(h.Trace, time.Now())
+			rules.KeepRate, rules.RateRule = d.Rate, d.Rule
 		}
 	}
 	return rules, true

@@ -16,6 +16,10 @@ import (
 type Rules struct {
 	// KeepRate is the share of uninteresting traces kept, 0 to 1.
 	KeepRate float64
+	// RateRule is the id of the sampling rule KeepRate came from, which
+	// the outcome of a dropped trace names ("Sampled:<id>", as head
+	// sampling's); 0 when it is tail sampling's own keep rate.
+	RateRule uint32
 	// DurationThreshold keeps a trace with an item at least this long; 0
 	// is off.
 	DurationThreshold time.Duration

@@ -63,17 +63,19 @@ type trace struct {
 	first, last int64
 	// wait is the decision wait of its rules, ns, 0 until an item came;
 	// once rooted, at most the root grace: due at last + wait either way.
-	wait    int64
-	rate    float64
-	left    int64 // when the last record left (unix ns), for forgetting
-	durable int64 // when a durable mark of it was last appended (unix ns; Marks)
-	refs    int32 // records of it still in a stream
-	items   int32 // items seen, for MaxTraceItems
-	// recorded is when its durable decision was last appended (Marks), in
-	// whole seconds after first, plus 1; 0: none. Seconds in 4 bytes, and
+	wait  int64
+	rate  float64
+	left  int64 // when the last record left (unix ns), for forgetting
+	refs  int32 // records of it still in a stream
+	items int32 // items seen, for MaxTraceItems
+	// rule is the sampling rule rate came from (Rules.RateRule), for the
+	// outcome of a drop.
+	rule uint32
+	// durable and recorded are when a durable mark of it and its durable
+	// decision were last appended (Marks), as secs. Seconds in 4 bytes, and
 	// the flags in one, keep the entry in the 64 B size class.
-	recorded uint32
-	flags    traceFlags
+	durable, recorded uint32
+	flags             traceFlags
 }
 
 type traceFlags uint8
@@ -138,7 +140,7 @@ func (x *Index) HasDurableMark(id string, now time.Time) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	t := x.m[id]
-	return t != nil && t.durable != 0 && now.UnixNano()-t.durable < int64(x.o.MaxTraceWait)
+	return t != nil && t.durable != 0 && now.UnixNano()-t.at(t.durable) < int64(x.o.MaxTraceWait)
 }
 
 // MarkDurable is Mark for a mark that was also appended to the buffer.
@@ -147,7 +149,7 @@ func (x *Index) MarkDurable(id string, now time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if t := x.m[id]; t != nil {
-		t.durable = now.UnixNano()
+		t.durable = t.secs(now.UnixNano())
 	}
 }
 
@@ -155,7 +157,7 @@ func (x *Index) MarkDurable(id string, now time.Time) {
 // decision record appended at at holds (Marks.Load): late items of the
 // trace follow it, as before the restart. The trace is forgotten like one
 // decided here, MaxTraceWait after at.
-func (x *Index) Remember(id string, keep bool, at time.Time) {
+func (x *Index) Remember(id string, keep bool, rule uint32, at time.Time) {
 	if id == "" {
 		return
 	}
@@ -175,22 +177,25 @@ func (x *Index) Remember(id string, keep bool, at time.Time) {
 	}
 	t.set(tDecided, true)
 	t.set(tKeep, keep)
+	t.rule = rule
 	t.left = max(t.left, n)
-	t.setRecorded(n)
+	t.recorded = t.secs(n)
 }
 
-// setRecorded notes a durable decision appended at n (unix ns).
-func (t *trace) setRecorded(n int64) {
-	t.recorded = uint32(min(max(n-t.first, 0)/int64(time.Second), math.MaxUint32-1) + 1)
+// secs is the time n (unix ns) as whole seconds after first, plus 1; 0
+// is none (at).
+func (t *trace) secs(n int64) uint32 {
+	return uint32(min(max(n-t.first, 0)/int64(time.Second), math.MaxUint32-1) + 1)
 }
 
-// recordedAt is when its durable decision was last appended, rounded down
-// to the second after first (so it is renewed early, never late); 0: none.
-func (t *trace) recordedAt() int64 {
-	if t.recorded == 0 {
+// at is the time of secs v, rounded down to the second, and earlier
+// still if first moved back since: a durable record is renewed early,
+// never late. 0 for none.
+func (t *trace) at(v uint32) int64 {
+	if v == 0 {
 		return 0
 	}
-	return t.first + int64(t.recorded-1)*int64(time.Second)
+	return t.first + int64(v-1)*int64(time.Second)
 }
 
 // record calls add, under one lock, for each trace of prefix, decided,
@@ -198,7 +203,7 @@ func (t *trace) recordedAt() int64 {
 // last one is MaxTraceWait old, so it would expire before the trace is
 // forgotten), and notes it as appended; unrecord undoes that when the
 // append failed. add must not call the Index.
-func (x *Index) record(prefix []heldRecord, now time.Time, add func(id string, keep, interesting bool)) {
+func (x *Index) record(prefix []heldRecord, now time.Time, add func(id string, keep, interesting bool, rule uint32)) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for i := range prefix {
@@ -207,11 +212,11 @@ func (x *Index) record(prefix []heldRecord, now time.Time, add func(id string, k
 			continue
 		}
 		t := x.m[id]
-		if t == nil || !t.is(tDecided) || (t.recorded != 0 && now.UnixNano()-t.recordedAt() < int64(x.o.MaxTraceWait)) {
+		if t == nil || !t.is(tDecided) || (t.recorded != 0 && now.UnixNano()-t.at(t.recorded) < int64(x.o.MaxTraceWait)) {
 			continue
 		}
-		t.setRecorded(now.UnixNano())
-		add(id, t.is(tKeep), t.is(tInteresting))
+		t.recorded = t.secs(now.UnixNano())
+		add(id, t.is(tKeep), t.is(tInteresting), t.rule)
 	}
 }
 
@@ -270,7 +275,7 @@ func (x *Index) add(id string, at time.Time, interesting, root bool, r *Rules, i
 		x.stats.Capped++
 	}
 	if t.wait == 0 {
-		t.wait, t.rate = int64(cmp.Or(r.DecisionWait, x.o.DecisionWait)), r.KeepRate
+		t.wait, t.rate, t.rule = int64(cmp.Or(r.DecisionWait, x.o.DecisionWait)), r.KeepRate, r.RateRule
 	}
 	t.first = min(t.first, at.UnixNano())
 	switch {
@@ -331,6 +336,16 @@ func (x *Index) verdict(id string, now time.Time) (decided, keep bool) {
 	t.set(tKeep, keep)
 	x.count(keep)
 	return true, keep
+}
+
+// rule is the sampling rule whose keep rate decided trace id (Rules.RateRule).
+func (x *Index) rule(id string) uint32 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if t := x.m[id]; t != nil {
+		return t.rule
+	}
+	return 0
 }
 
 func (x *Index) count(keep bool) {
