@@ -29,13 +29,15 @@ type refTrace struct {
 // decision wait, or the root grace (at most the decision wait) after its
 // root transaction, or MaxTraceWait after its first item; kept when interesting
 // (an error mark, an error status, or an item a rule matches: tag equals,
-// transaction glob, release glob) or Hash < the keep rate; later items
+// transaction glob, release glob, an item lasting the duration threshold)
+// or Hash < the keep rate; later items
 // follow; a trace with MaxTraceItems items is due at once. Items of one trace come with differing keep rates and waits (a
 // DSC that changes mid-trace): the first item's hold.
 func TestDecisionModel(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 7))
-		rules := Rules{KeepRate: rng.Float64(), Match: []Match{
+		threshold := time.Duration(seed%3) * time.Second // 0: off
+		rules := Rules{KeepRate: rng.Float64(), DurationThreshold: threshold, Match: []Match{
 			{Attribute: "tier", Equals: "gold"},
 			{Transaction: "checkout*"},
 			{Release: "2.*", Attribute: "region", Equals: "eu"},
@@ -62,7 +64,7 @@ func TestDecisionModel(t *testing.T) {
 				}
 				r.interesting = true
 			default:
-				item := randomItem(rng, id, p == 1, rng.IntN(6) == 0)
+				item := randomItem(rng, id, p == 1, rng.IntN(6) == 0, threshold)
 				itemRules := rules // the rate and wait of this item's DSC
 				itemRules.KeepRate = rng.Float64()
 				itemRules.DecisionWait = time.Duration(1+rng.IntN(3)) * 500 * time.Millisecond
@@ -130,7 +132,7 @@ type modelItem struct {
 // tags (object or pair-list form, or on a span) and status; the reference
 // decides the rules of TestDecisionModel plainly. A root's trace context
 // has no parent_span_id (absent or null); the others have one.
-func randomItem(rng *rand.Rand, id string, errStatus, root bool) modelItem {
+func randomItem(rng *rand.Rand, id string, errStatus, root bool, threshold time.Duration) modelItem {
 	names := []string{"checkout", "checkout/pay", "check", "home"}
 	releases := []string{"", "2.0", "2.1-beta", "1.9"}
 	tiers := []string{"", "gold", "silver", "gold "}
@@ -171,11 +173,13 @@ func randomItem(rng *rand.Rand, id string, errStatus, root bool) modelItem {
 	if root {
 		parent = [...]string{"", `,"parent_span_id":null`}[rng.IntN(2)]
 	}
-	tx := fmt.Sprintf(`{"transaction":%q,"release":%q,"tags":%s,"spans":%s,"start_timestamp":1,"timestamp":2,"contexts":{"trace":{"trace_id":%q,"status":%q%s}}}`,
-		name, release, tags, spans, id, status, parent)
+	took := []float64{0.25, 0.999, 1, 1.5, 2, 3}[rng.IntN(6)] // seconds
+	tx := fmt.Sprintf(`{"transaction":%q,"release":%q,"tags":%s,"spans":%s,"start_timestamp":1700000000.5,"timestamp":%v,"contexts":{"trace":{"trace_id":%q,"status":%q%s}}}`,
+		name, release, tags, spans, 1700000000.5+took, id, status, parent)
 	env := fmt.Appendf(nil, "{\"trace\":{\"trace_id\":%q}}\n{\"type\":\"transaction\"}\n%s\n", id, tx)
 	interesting := errStatus || tier == "gold" || strings.HasPrefix(name, "checkout") ||
-		(strings.HasPrefix(release, "2.") && region == "eu")
+		(strings.HasPrefix(release, "2.") && region == "eu") ||
+		threshold > 0 && took >= threshold.Seconds()
 	return modelItem{env: env, interesting: interesting, root: root}
 }
 
