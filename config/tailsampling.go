@@ -20,6 +20,10 @@ type TailSampling struct {
 	// MaxTraceWait decides a trace this long after its first item even if
 	// items keep coming. Default: 5m.
 	MaxTraceWait time.Duration `yaml:"max_trace_wait"`
+	// RootGrace decides a trace this long after its root transaction (one
+	// without a parent_span_id) arrived, when that is sooner; at most the
+	// decision wait counts; 0 is off. Default: 5s.
+	RootGrace time.Duration `yaml:"root_grace"`
 	// KeepRate is the share of uninteresting traces kept, 0 to 1, chosen by
 	// a hash of the trace id (the same on every relay). Default: 1.
 	KeepRate float64 `yaml:"keep_rate"`
@@ -68,6 +72,8 @@ type ProjectTailSampling struct {
 	// DecisionWait, at most tail_sampling.max_trace_wait. Default:
 	// tail_sampling.decision_wait.
 	DecisionWait time.Duration `yaml:"decision_wait"`
+	// RootGrace; 0 is off. Default: tail_sampling.root_grace.
+	RootGrace *time.Duration `yaml:"root_grace"`
 	// DurationThreshold; 0 is off. Default: 0.
 	DurationThreshold time.Duration `yaml:"duration_threshold"`
 	// Rules are the project's keep rules (tail_sampling.rules are not
@@ -105,6 +111,9 @@ func (v *validator) tailSampling() {
 	if t.MaxTraceWait > 0 && t.DecisionWait > t.MaxTraceWait {
 		v.errorf("tail_sampling.decision_wait", "%s is longer than max_trace_wait (%s)", t.DecisionWait, t.MaxTraceWait)
 	}
+	if t.RootGrace < 0 {
+		v.errorf("tail_sampling.root_grace", "must not be negative (0 is off)")
+	}
 	if !(t.KeepRate >= 0 && t.KeepRate <= 1) {
 		v.errorf("tail_sampling.keep_rate", "%v is not between 0 and 1", t.KeepRate)
 	}
@@ -127,6 +136,9 @@ func (v *validator) tailSampling() {
 			v.errorf(p+".decision_wait", "must not be negative (0 is tail_sampling.decision_wait)")
 		} else if t.MaxTraceWait > 0 && pt.DecisionWait > t.MaxTraceWait {
 			v.errorf(p+".decision_wait", "%s is longer than tail_sampling.max_trace_wait (%s)", pt.DecisionWait, t.MaxTraceWait)
+		}
+		if pt.RootGrace != nil && *pt.RootGrace < 0 {
+			v.errorf(p+".root_grace", "must not be negative (0 is off)")
 		}
 		if pt.DurationThreshold < 0 {
 			v.errorf(p+".duration_threshold", "must not be negative (0 is off)")

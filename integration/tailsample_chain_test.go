@@ -14,17 +14,19 @@ import (
 	"time"
 
 	"github.com/getsentry/sentry-go"
+
+	"github.com/baton-relay/baton/relay/tailsample"
 )
 
 // Three baton processes (issue 22): two edge Batons whose transaction
-// and span routes steer by trace to one tail-sampling Baton (keep rate 0,
-// 2 s decision wait), which forwards to a fake upstream. Each sentry-go
-// trace has its first transaction enter through one edge and its second
-// through the other; half the traces have an error (through either edge),
-// and some change their DSC mid-trace (another sample_rate and
+// and span routes steer by trace to one tail-sampling Baton (keep rate
+// 0.5, 2 s decision wait), which forwards to a fake upstream. Each
+// sentry-go trace has its first transaction enter through one edge and its
+// second through the other; half the traces have an error (through either
+// edge), and some change their DSC mid-trace (another sample_rate and
 // sample_rand in the second transaction's baggage). Every trace is decided
-// once, and consistently: an error trace arrives whole, an error-free one
-// not at all.
+// once, and consistently: it arrives whole or not at all, whole when it
+// has an error or when the hash of its trace id is under the keep rate.
 func TestTailSamplingThreeBatons(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs three baton processes")
@@ -44,8 +46,9 @@ func TestTailSamplingThreeBatons(t *testing.T) {
 		p.waitReady(t, c, 15*time.Second)
 		return p
 	}
+	const keepRate = 0.5
 	tail := start("tail", fakeUpstreamYAML("up", up.url(), "default")+
-		"tail_sampling:\n  projects: [\"42\"]\n  decision_wait: 2s\n  max_trace_wait: 1m\n  keep_rate: 0\n")
+		fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: 2s\n  max_trace_wait: 1m\n  keep_rate: %v\n", keepRate))
 	edgeCfg := fmt.Sprintf(`upstreams:
   tail:
     urls: [%q]
@@ -63,20 +66,35 @@ routes:
 	}
 
 	type want struct {
-		name string
-		keep bool
+		name, id        string
+		withError, keep bool
 	}
 	var traces []want
-	for i := range 8 {
+	kept, errs, byRate := 0, 0, 0
+	// 24 traces, half with an error; more error-free ones while the keep
+	// rate has kept none or all of them (1 run in 2,000): both must be seen.
+	for i := 0; i < 24 || byRate == 0 || byRate == i-errs; i++ {
+		if i == 64 {
+			t.Fatalf("the keep rate kept %d of %d error-free traces", byRate, i-errs)
+		}
 		name := fmt.Sprintf("split-%d", i)
-		withError, dscChange := i%2 == 0, i%4 >= 2
+		withError, dscChange := i%2 == 0 && i < 24, i%4 >= 2
 		errorVia := i % 3 % 2 // the edge the error enters through
 		tr := splitTrace{name: name, withError: withError, errorVia: errorVia}
 		if dscChange {
 			tr.baggage = changeSampleRate
 		}
-		sendSplitTrace(t, dsn(edges[0]), dsn(edges[1]), tr)
-		traces = append(traces, want{name, withError})
+		id := sendSplitTrace(t, dsn(edges[0]), dsn(edges[1]), tr)
+		keep := withError || tailsample.Hash(id) < keepRate
+		traces = append(traces, want{name, id, withError, keep})
+		if keep {
+			kept++
+		}
+		if withError {
+			errs++
+		} else if keep {
+			byRate++
+		}
 	}
 
 	// Every trace decided, nothing pending anywhere.
@@ -89,16 +107,16 @@ routes:
 		return fmt.Sprintf("not all traces decided: tail %+v", crashStats(t, c, tail.base).TailSampling)
 	})
 	st := crashStats(t, c, tail.base)
-	if ts := st.TailSampling; ts.Kept != 4 || ts.Dropped != 4 || ts.Early != 0 {
-		t.Errorf("tail sampling stats %+v, want 4 traces kept and 4 dropped, each decided once", ts)
+	if ts := st.TailSampling; ts.Kept != int64(kept) || ts.Dropped != int64(len(traces)-kept) || ts.Early != 0 {
+		t.Errorf("tail sampling stats %+v, want %d traces kept and %d dropped, each decided once", ts, kept, len(traces)-kept)
 	}
 	if !st.Balanced {
 		t.Errorf("tail Baton not balanced: %+v", st)
 	}
-	if got := st.Classes["transaction"].Dropped["sampled"].Records; got != 8 {
-		t.Errorf("transactions dropped as sampled = %d, want the 4 error-free traces' 8", got)
+	if got, want := st.Classes["transaction"].Dropped["sampled"].Records, int64(2*(len(traces)-kept)); got != want {
+		t.Errorf("transactions dropped as sampled = %d, want the dropped traces' %d", got, want)
 	}
-	fakeWaitFor(t, 15*time.Second, func() bool { return len(splitDelivered(up)) >= 8 }, func() string {
+	fakeWaitFor(t, 15*time.Second, func() bool { return len(splitDelivered(up)) >= 2*kept }, func() string {
 		return fmt.Sprintf("kept transactions delivered: %v", splitDelivered(up))
 	})
 	got := splitDelivered(up)
@@ -112,14 +130,14 @@ routes:
 			}
 		}
 		switch {
-		case tr.keep && (n != 2 || len(ids) != 1):
-			t.Errorf("trace %s (with an error): %d of 2 transactions delivered, trace ids %v; want it whole", tr.name, n, ids)
+		case tr.keep && (n != 2 || len(ids) != 1 || !ids[tr.id]):
+			t.Errorf("trace %s %s (error %v, hash %.3f): %d of 2 transactions delivered, trace ids %v; want it whole", tr.name, tr.id, tr.withError, tailsample.Hash(tr.id), n, ids)
 		case !tr.keep && n != 0:
-			t.Errorf("trace %s (error-free): %d of its transactions delivered; want it dropped whole", tr.name, n)
+			t.Errorf("trace %s %s (error-free, hash %.3f): %d of its transactions delivered; want it dropped whole", tr.name, tr.id, tailsample.Hash(tr.id), n)
 		}
 	}
-	if errs := deliveredCount(up, "split-"); errs != 4 {
-		t.Errorf("errors delivered %d, want 4", errs)
+	if got := deliveredCount(up, "split-"); got != errs {
+		t.Errorf("errors delivered %d, want %d", got, errs)
 	}
 }
 
@@ -141,8 +159,9 @@ type splitTrace struct {
 }
 
 // sendSplitTrace sends, through sentry-go, a trace of two transactions:
-// the first through dsn0, the second (continuing it) through dsn1.
-func sendSplitTrace(t *testing.T, dsn0, dsn1 string, tr splitTrace) {
+// the first through dsn0, the second (continuing it) through dsn1. It
+// returns the trace id.
+func sendSplitTrace(t *testing.T, dsn0, dsn1 string, tr splitTrace) string {
 	t.Helper()
 	client := func(dsn string) *sentry.Client {
 		c, err := sentry.NewClient(sentry.ClientOptions{Dsn: dsn, Transport: sentry.NewHTTPSyncTransport(), EnableTracing: true, TracesSampleRate: 1.0, Environment: tr.env})
@@ -181,6 +200,7 @@ func sendSplitTrace(t *testing.T, dsn0, dsn1 string, tr splitTrace) {
 			t.Fatal("sentry-go did not flush")
 		}
 	}
+	return tx.TraceID.String()
 }
 
 // splitDelivered maps each transaction name the upstream received to the

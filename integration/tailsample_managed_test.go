@@ -72,10 +72,10 @@ func TestTailSamplingManagedPart(t *testing.T) {
 	if deliveredTo(s, 43, "mtail-E: payment failed") != 1 {
 		t.Errorf("project 43 (broken part): its error was not delivered")
 	}
-	// Upstream learns why: tail drops as reason tail_sampling, head drops
-	// by their rule.
+	// Upstream learns why: tail drops, like head drops, by the sampling
+	// rule their keep rate came from.
 	fakeWaitFor(t, 15*time.Second, func() bool {
-		tail, head := sampledOutcomes(s, 42, "tail_sampling"), sampledOutcomes(s, 43, "Sampled:1001")
+		tail, head := sampledOutcomes(s, 42, "Sampled:1001"), sampledOutcomes(s, 43, "Sampled:1001")
 		return tail == 2 && head == 2
 	}, func() string { return fmt.Sprintf("sampled outcomes upstream: %v", sentryOutcomes(s)) })
 }
@@ -133,7 +133,7 @@ func sendGoldTrace(t *testing.T, dsn, name string) {
 
 // After a restart the trace buffer's records wait for their project's
 // config before they are indexed: project 42's trace, held under a 60 s
-// decisionWait when Baton stops, is decided after the restart by the
+// decisionWait (rootGrace 0: off) when Baton stops, is decided after the restart by the
 // part's rules (now a 1 s wait, keep rate 0: dropped), not by
 // tail_sampling's defaults (30 s, keep rate 1), which would apply while
 // the config is still being fetched.
@@ -142,7 +142,7 @@ func TestTailSamplingManagedRestart(t *testing.T) {
 	s := newFakeSentry(t)
 	part := func(rev string, wait int) string {
 		return fakeSentryProjectState(42, managedKey, rev, func(m map[string]any) {
-			m["config"].(map[string]any)["tailSampling"] = map[string]any{"enabled": true, "decisionWait": wait, "keepRate": 0}
+			m["config"].(map[string]any)["tailSampling"] = map[string]any{"enabled": true, "decisionWait": wait, "rootGrace": 0, "keepRate": 0}
 		})
 	}
 	s.setProject(managedKey, part("r1", 60))

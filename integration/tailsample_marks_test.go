@@ -27,7 +27,7 @@ func TestTailSamplingKill9KeepsMarkedTrace(t *testing.T) {
 	up := newFakeUpstream(t)
 	dir, files := t.TempDir(), t.TempDir()
 	write := func(wait time.Duration) string {
-		return writeTailConfig(t, dir, files, up, fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: %s\n  keep_rate: 0\n", wait))
+		return writeTailConfig(t, dir, files, up, fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: %s\n  root_grace: 0s\n  keep_rate: 0\n", wait))
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
 	p := crashStart(t, bin, write(time.Minute))
@@ -43,7 +43,7 @@ func TestTailSamplingKill9KeepsMarkedTrace(t *testing.T) {
 	ev := fmt.Sprintf(`{"message":"marks: payment failed","contexts":{"trace":{"trace_id":%q,"span_id":"fa90fdead5f74053"}}}`, marked)
 	send(fmt.Appendf(nil, "{\"event_id\":\"%032x\",\"trace\":{\"trace_id\":%q,\"public_key\":%q}}\n{\"type\":\"event\",\"length\":%d}\n%s\n", 3, marked, testKey, len(ev), ev))
 	send(traceEnvelope(fmt.Sprintf("%032x", 4), marked, testKey, "marks-M-2"))
-	// The error went out at once; the transactions wait (decision_wait 1m).
+	// The error went out at once; the transactions wait (decision_wait 1m, root_grace off).
 	// Baton counts the error delivered once the upstream has answered,
 	// which is after the upstream has it: wait for Baton's count.
 	fakeWaitFor(t, 15*time.Second, func() bool { return crashStats(t, c, p.base).Delivered >= 1 }, func() string {

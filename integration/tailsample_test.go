@@ -12,6 +12,8 @@ import (
 
 	"github.com/getsentry/sentry-go"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/baton-relay/baton/relay"
 )
 
 // Tail-based sampling (issue 22, tail_sampling): real sentry-go traces
@@ -85,6 +87,57 @@ func TestTailSampling(t *testing.T) {
 	}
 }
 
+// A trace whose root transaction arrived is decided root_grace after it,
+// not after decision_wait (1 m here, beyond the test's wait): sentry-go's
+// root transaction has no parent_span_id in its trace context. A trace of
+// which only a child transaction came (its parent's sentry-trace header,
+// never sent) has no root and still waits.
+func TestTailSamplingRootGrace(t *testing.T) {
+	const grace = time.Second
+	n := startNode(t, fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: 1m\n  root_grace: %s\n  keep_rate: 1\n", grace))
+	dsn := "http://" + testKey + "@" + n.r.Addr().String() + "/42"
+	sent := time.Now()
+	sendTrace(t, dsn, "root-R", false, 0) // root-R/1 is the root, root-R/2 its child
+	sendChild(t, dsn, "root-C/2", "771a43a4192642f0b136d5159a501700-b0e6f15b45c36b12-1")
+
+	var st relay.Stats
+	fakeWaitFor(t, 20*time.Second, func() bool {
+		st = n.r.Stats()
+		return st.Classes["transaction"].Delivered.Records == 2
+	}, func() string {
+		return fmt.Sprintf("transactions %+v, tail sampling %+v", st.Classes["transaction"], st.TailSampling)
+	})
+	if held := time.Since(sent); held < grace {
+		t.Errorf("the rooted trace left %s after its root was sent, before root_grace %s", held, grace)
+	}
+	if tx := st.Classes["transaction"]; tx.Pending.Records != 1 || !st.Balanced {
+		t.Errorf("transactions %+v (balanced %v); want the rootless trace's one still pending", tx, st.Balanced)
+	}
+	if ts := st.TailSampling; ts == nil || ts.Kept != 1 || ts.Dropped != 0 {
+		t.Errorf("tail sampling stats %+v, want only the rooted trace decided", ts)
+	}
+	consumeUntil(t, n.kafka, "baton.transaction", 15*time.Second, func(recs []*kgo.Record) bool {
+		return containsAll(recs, "root-R/1", "root-R/2")
+	})
+}
+
+// sendChild sends, through sentry-go, one transaction named name that
+// continues the trace of sentry-trace header parent: not a root.
+func sendChild(t *testing.T, dsn, name, parent string) {
+	t.Helper()
+	client, err := sentry.NewClient(sentry.ClientOptions{Dsn: dsn, Transport: sentry.NewHTTPSyncTransport(), EnableTracing: true, TracesSampleRate: 1.0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	hub := sentry.NewHub(client, sentry.NewScope())
+	tx := sentry.StartTransaction(sentry.SetHubOnContext(t.Context(), hub), name, sentry.ContinueFromHeaders(parent, ""))
+	tx.Finish()
+	if !client.Flush(10 * time.Second) {
+		t.Fatal("sentry-go did not flush")
+	}
+}
+
 // sendTrace sends, through sentry-go, a trace named name of two
 // transactions (one when took > 0: a single transaction lasting took),
 // each with one span; withError captures an error inside the second.
@@ -127,11 +180,12 @@ func sendTrace(t *testing.T, dsn, name string, withError bool, took time.Duratio
 // The trace buffer survives a restart: a trace waiting under a long
 // decision_wait when Baton stops is indexed again from the buffer on the
 // next start and decided there (here under a short one): nothing acked is
-// lost, and it stays pending, never delivered, until decided.
+// lost, and it stays pending, never delivered, until decided. root_grace
+// is off: the root transaction must not decide the trace first.
 func TestTailSamplingRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := func(wait time.Duration) string {
-		return fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: %s\n  max_trace_wait: 5m\n  keep_rate: 1\n", wait)
+		return fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: %s\n  root_grace: 0s\n  max_trace_wait: 5m\n  keep_rate: 1\n", wait)
 	}
 	n := startNodeIn(t, dir, cfg(time.Minute))
 	dsn := "http://" + testKey + "@" + n.r.Addr().String() + "/42"
@@ -157,8 +211,9 @@ func TestTailSamplingRestart(t *testing.T) {
 
 // kill -9 while traces wait in the trace buffer: the real binary, killed
 // with SIGKILL after acking the transactions of two traces under a long
-// decision_wait, restarted on the same buffer with a short one: every acked
-// transaction reaches the upstream, and the trace buffer is empty.
+// decision_wait (root_grace off), restarted on the same buffer with a short
+// one: every acked transaction reaches the upstream, and the trace buffer
+// is empty.
 func TestTailSamplingKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the baton binary")
@@ -167,7 +222,7 @@ func TestTailSamplingKill9(t *testing.T) {
 	up := newFakeUpstream(t)
 	dir, files := t.TempDir(), t.TempDir()
 	write := func(wait time.Duration) string {
-		return writeTailConfig(t, dir, files, up, fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: %s\n  keep_rate: 1\n", wait))
+		return writeTailConfig(t, dir, files, up, fmt.Sprintf("tail_sampling:\n  projects: [\"42\"]\n  decision_wait: %s\n  root_grace: 0s\n  keep_rate: 1\n", wait))
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
 	p := crashStart(t, bin, write(time.Minute))

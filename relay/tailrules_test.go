@@ -3,6 +3,7 @@ package relay
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
@@ -64,5 +65,57 @@ func BenchmarkTailRules(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The root grace of a record's rules: a managed part's rootGrace, else
+// tail_sampling.root_grace; a static project's own root_grace, 0 (off)
+// included, else tail_sampling's.
+func TestTailRulesRootGrace(t *testing.T) {
+	off, mine := time.Duration(0), 1500*time.Millisecond
+	part := func(extra string) json.RawMessage {
+		return json.RawMessage(`{"publicKeys":[{"publicKey":"k"}],"config":{"tailSampling":{"enabled":true` + extra + `}}}`)
+	}
+	cfg := config.Config{Mode: config.ModeStatic, Projects: map[string]config.Project{
+		"1": {Relay: part(`,"rootGrace":0.5`)},
+		"2": {Relay: part(``)},
+		"3": {TailSampling: &config.ProjectTailSampling{RootGrace: &mine}},
+		"4": {TailSampling: &config.ProjectTailSampling{RootGrace: &off}},
+		"5": {TailSampling: &config.ProjectTailSampling{}},
+	}}
+	cfg.TailSampling.RootGrace = 5 * time.Second
+	p, err := policy.New(cfg, nil, policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Relay{cfg: cfg}
+	r.policy.Store(p)
+	r.newTail()
+	for pid, want := range map[uint64]time.Duration{1: 500 * time.Millisecond, 2: 5 * time.Second, 3: mine, 4: 0, 5: 5 * time.Second} {
+		rec := record.Record{Class: envelope.ClassTransaction, ProjectID: pid, PublicKey: []byte("k"), Envelope: []byte("{}\n")}
+		if rules, ok := r.tailRules(&rec); !ok || rules.RootGrace != want {
+			t.Errorf("project %d: root grace %s (%v), want %s", pid, rules.RootGrace, ok, want)
+		}
+	}
+}
+
+// Without the part's keepRate, the keep rate and the rule a drop names
+// are what the project's sampling rules give the record's trace context.
+func TestTailRulesRateRule(t *testing.T) {
+	state := `{"publicKeys":[{"publicKey":"k"}],"config":{
+		"sampling":{"version":2,"rules":[{"id":1007,"type":"trace","samplingValue":{"type":"sampleRate","value":0.25},"condition":{"op":"and","inner":[]}}]},
+		"tailSampling":{"enabled":true}}}`
+	cfg := config.Config{Mode: config.ModeStatic, Projects: map[string]config.Project{"42": {Relay: json.RawMessage(state)}}}
+	p, err := policy.New(cfg, nil, policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Relay{cfg: cfg}
+	r.policy.Store(p)
+	r.newTail()
+	env := []byte("{\"trace\":{\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"public_key\":\"k\"}}\n{\"type\":\"transaction\"}\n{}\n")
+	rec := record.Record{Class: envelope.ClassTransaction, ProjectID: 42, PublicKey: []byte("k"), Envelope: env}
+	if rules, ok := r.tailRules(&rec); !ok || rules.KeepRate != 0.25 || rules.RateRule != 1007 {
+		t.Errorf("rules %+v (%v), want keep rate 0.25 from rule 1007", rules, ok)
 	}
 }

@@ -83,7 +83,7 @@ func (r *Relay) newTail() {
 	t := r.cfg.TailSampling
 	r.tail.projects = r.cfg.TailProjects()
 	r.tail.on = len(r.tail.projects) > 0 || r.cfg.Mode == config.ModeManaged
-	rules := tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: t.DurationThreshold}
+	rules := tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: t.DurationThreshold, RootGrace: t.RootGrace}
 	for _, m := range t.Rules {
 		rules.Match = append(rules.Match, tailsample.Match(m))
 	}
@@ -95,9 +95,12 @@ func (r *Relay) newTail() {
 		if pt == nil || err != nil {
 			continue
 		}
-		own := tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: pt.DurationThreshold, DecisionWait: pt.DecisionWait}
+		own := tailsample.Rules{KeepRate: t.KeepRate, DurationThreshold: pt.DurationThreshold, DecisionWait: pt.DecisionWait, RootGrace: t.RootGrace}
 		if pt.KeepRate != nil {
 			own.KeepRate = *pt.KeepRate
+		}
+		if pt.RootGrace != nil {
+			own.RootGrace = *pt.RootGrace
 		}
 		for _, m := range pt.Rules {
 			own.Match = append(own.Match, tailsample.Match(m))
@@ -213,7 +216,8 @@ func (r *Relay) dropMarks() {
 // tailRules are the rules of a record in a trace buffer: its project's
 // tailSampling part when its config has an enabled one (the keep rate, when
 // the part sets none, is what the project's sampling rules give the
-// record's trace context), else tail_sampling's. False while a managed
+// record's trace context, and the outcome of a drop names their rule),
+// else tail_sampling's. False while a managed
 // project's config is not known (after a restart, or evicted): the lookup
 // is started and the Sampler asks again.
 func (r *Relay) tailRules(rec *record.Record) (tailsample.Rules, bool) {
@@ -232,7 +236,11 @@ func (r *Relay) tailRules(rec *record.Record) (tailsample.Rules, bool) {
 		KeepRate:          1,
 		DurationThreshold: project.Seconds(ts.DurationThreshold),
 		DecisionWait:      project.Seconds(ts.DecisionWait),
+		RootGrace:         r.cfg.TailSampling.RootGrace,
 		Match:             r.tail.match.of(rec.ProjectID, ts),
+	}
+	if ts.RootGrace != nil {
+		rules.RootGrace = project.Seconds(*ts.RootGrace)
 	}
 	switch {
 	case ts.KeepRate != nil:
@@ -242,7 +250,8 @@ func (r *Relay) tailRules(rec *record.Record) (tailsample.Rules, bool) {
 			Trace *project.DSC `json:"trace"`
 		}
 		if json.Unmarshal(envelopeHeader(rec.Envelope), &h) == nil && h.Trace != nil && h.Trace.TraceID != "" {
-			rules.KeepRate = st.Sampling.Decide(h.Trace, time.Now()).Rate
+			d := st.Sampling.Decide(h.Trace, time.Now())
+			rules.KeepRate, rules.RateRule = d.Rate, d.Rule
 		}
 	}
 	return rules, true

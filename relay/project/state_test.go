@@ -57,7 +57,7 @@ const fullStateJSON = `{
     "features": ["organizations:session-replay", "projects:span-metrics-extraction"],
     "grouping": {"discardedHashes": ["4b8bbc500bd2cabfcadc1f1be867e0bb", "legacy-checksum"], "storm": {"limit": 100, "window": 60}},
     "clientOptions": {"version": 1, "options": {"traces_sample_rate": 0.25}, "rules": [{"id": "canary", "match": {"releases": ["2.*"]}, "options": {"traces_sample_rate": 1}}]},
-    "tailSampling": {"enabled": true, "decisionWait": 10, "keepRate": 0.5, "durationThreshold": 2.5, "rules": [{"attribute": "tier", "equals": "gold"}, {"transaction": "/api/*"}]},
+    "tailSampling": {"enabled": true, "decisionWait": 10, "rootGrace": 1.5, "keepRate": 0.5, "durationThreshold": 2.5, "rules": [{"attribute": "tier", "equals": "gold"}, {"transaction": "/api/*"}]},
     "txNameRules": []
   }
 }`
@@ -177,7 +177,7 @@ func checkPart(t *testing.T, st *State, p Part) {
 		}
 	case PartTailSampling:
 		ts := st.TailSampling
-		if !st.TailSampled() || Seconds(ts.DecisionWait) != 10*time.Second || *ts.KeepRate != 0.5 || Seconds(ts.DurationThreshold) != 2500*time.Millisecond ||
+		if !st.TailSampled() || Seconds(ts.DecisionWait) != 10*time.Second || ts.RootGrace == nil || Seconds(*ts.RootGrace) != 1500*time.Millisecond || *ts.KeepRate != 0.5 || Seconds(ts.DurationThreshold) != 2500*time.Millisecond ||
 			len(ts.Rules) != 2 || ts.Rules[0] != (TailRule{Attribute: "tier", Equals: "gold"}) || ts.Rules[1].Transaction != "/api/*" {
 			t.Errorf("TailSampling = %+v", ts)
 		}
@@ -258,6 +258,7 @@ func TestDecodeStateBrokenPart(t *testing.T) {
 		{"clientOptions version 9", map[string]string{"clientOptions": `{"version":9}`}, PartClientOptions, "clientOptions: version"},
 		{"tailSampling keepRate 2", map[string]string{"tailSampling": `{"enabled":true,"keepRate":2}`}, PartTailSampling, "tailSampling: keepRate must be between 0 and 1"},
 		{"tailSampling negative wait", map[string]string{"tailSampling": `{"enabled":true,"decisionWait":-1}`}, PartTailSampling, "tailSampling: decisionWait: -1"},
+		{"tailSampling negative rootGrace", map[string]string{"tailSampling": `{"enabled":true,"rootGrace":-1}`}, PartTailSampling, "tailSampling: rootGrace: -1"},
 		{"tailSampling empty rule", map[string]string{"tailSampling": `{"enabled":true,"rules":[{}]}`}, PartTailSampling, "rules 0: a rule needs"},
 		{"tailSampling enabled a string", map[string]string{"tailSampling": `{"enabled":"yes"}`}, PartTailSampling, "tailSampling: json"},
 		{"grouping storm negative limit", map[string]string{"grouping": `{"storm":{"limit":-1,"window":60}}`}, PartGrouping, "storm.limit"},

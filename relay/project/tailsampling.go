@@ -15,7 +15,7 @@ import (
 // whole (relay/tailsample), and is not head-sampled; a broken part leaves
 // the project head-sampled as before.
 //
-//	{"enabled": true, "decisionWait": 30, "keepRate": 0.1, "durationThreshold": 2,
+//	{"enabled": true, "decisionWait": 30, "rootGrace": 5, "keepRate": 0.1, "durationThreshold": 2,
 //	 "rules": [{"attribute": "tier", "equals": "gold"}, {"transaction": "/api/*"}, {"release": "2.*"}]}
 type TailSampling struct {
 	// Enabled turns tail sampling on. Default: false.
@@ -23,6 +23,10 @@ type TailSampling struct {
 	// DecisionWait is the quiet time in seconds after which a trace is
 	// decided. Default 0: the relay's tail_sampling.decision_wait.
 	DecisionWait float64 `json:"decisionWait"`
+	// RootGrace is the time in seconds after the trace's root transaction
+	// arrived after which it is decided, if sooner; 0 is off. Default
+	// (absent or null): the relay's tail_sampling.root_grace.
+	RootGrace *float64 `json:"rootGrace"`
 	// KeepRate is the share of uninteresting traces kept, 0 to 1. Default
 	// (absent or null): the rate the project's sampling rules give the
 	// trace's first item.
@@ -60,6 +64,9 @@ func (ts *TailSampling) validate() error {
 		if !(f.v >= 0) || f.v > math.MaxInt64/float64(time.Second) {
 			return fmt.Errorf("%s: %v %w", f.name, f.v, errTailSeconds)
 		}
+	}
+	if g := ts.RootGrace; g != nil && (!(*g >= 0) || *g > math.MaxInt64/float64(time.Second)) {
+		return fmt.Errorf("rootGrace: %v %w", *g, errTailSeconds)
 	}
 	if r := ts.KeepRate; r != nil && !(*r >= 0 && *r <= 1) {
 		return fmt.Errorf("%w, not %v", errTailRate, *r)

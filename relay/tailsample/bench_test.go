@@ -111,7 +111,7 @@ func BenchmarkMemoryPerTrace(b *testing.B) {
 		s := &Sampler{}
 		for i, id := range ids {
 			id = strings.Clone(id) // as index does: one string per record read
-			x.observe(id, t0, false, nil, 1, 0)
+			x.observe(id, t0, false, false, nil, 1, 0)
 			s.held = append(s.held, heldRecord{seq: buffer.Seq(i), id: id})
 		}
 		runtime.GC()

@@ -16,6 +16,10 @@ import (
 type Rules struct {
 	// KeepRate is the share of uninteresting traces kept, 0 to 1.
 	KeepRate float64
+	// RateRule is the id of the sampling rule KeepRate came from, which
+	// the outcome of a dropped trace names ("Sampled:<id>", as head
+	// sampling's); 0 when it is tail sampling's own keep rate.
+	RateRule uint32
 	// DurationThreshold keeps a trace with an item at least this long; 0
 	// is off.
 	DurationThreshold time.Duration
@@ -23,6 +27,10 @@ type Rules struct {
 	// these rules is due, instead of the Index's (never beyond its
 	// MaxTraceWait).
 	DecisionWait time.Duration
+	// RootGrace, when set, makes a trace due this long after its root
+	// transaction arrived (one without a parent_span_id), if that is
+	// sooner than its decision wait; 0 is off.
+	RootGrace time.Duration
 	// Match keeps a trace with an item any of them matches.
 	Match []Match
 }
@@ -48,16 +56,17 @@ func Hash(traceID string) float64 {
 func (r Rules) KeepByRate(traceID string) bool { return Hash(traceID) < r.KeepRate }
 
 // Inspect returns the trace id of the class envelope env (its header's
-// dynamic sampling context, else the first item's trace context) and
-// whether an item of it (transactions, spans) has an error status or lasts
-// at least the duration threshold, or meets a Match rule. Span containers
-// (span v2) are looked into only by the Match rules: their trace is their
-// header's.
-func (r Rules) Inspect(env []byte) (traceID string, interesting bool) {
+// dynamic sampling context, else the first item's trace context), whether
+// an item of it (transactions, spans) has an error status or lasts at
+// least the duration threshold, or meets a Match rule (interesting), and
+// whether it holds a transaction whose trace context has no
+// parent_span_id: the trace's root (root). Span containers (span v2) are
+// looked into only by the Match rules: their trace is their header's.
+func (r Rules) Inspect(env []byte) (traceID string, interesting, root bool) {
 	traceID = strings.ToLower(string(envelope.TraceID(env)))
 	e, err := envelope.Parse(env)
 	if err != nil {
-		return traceID, false
+		return traceID, false, false
 	}
 	for i := range e.Items {
 		it := &e.Items[i]
@@ -93,6 +102,9 @@ func (r Rules) Inspect(env []byte) (traceID string, interesting bool) {
 		if err != nil {
 			continue
 		}
+		if it.Type == envelope.ItemTransaction && tc.ParentSpanID == "" {
+			root = true
+		}
 		if traceID == "" {
 			traceID = strings.ToLower(cmp.Or(tc.TraceID, ev.TraceID))
 		}
@@ -113,7 +125,7 @@ func (r Rules) Inspect(env []byte) (traceID string, interesting bool) {
 	if len(traceID) > envelope.MaxTraceID {
 		traceID = ""
 	}
-	return traceID, interesting
+	return traceID, interesting, root
 }
 
 // itemStatus is what Inspect reads of every transaction or span payload,
@@ -127,8 +139,9 @@ type itemStatus struct {
 }
 
 type traceStatus struct {
-	Status  string `json:"status"`
-	TraceID string `json:"trace_id"`
+	Status       string `json:"status"`
+	TraceID      string `json:"trace_id"`
+	ParentSpanID string `json:"parent_span_id"`
 }
 
 // decodeItem decodes an item's payload into v. A field of the wrong JSON

@@ -21,7 +21,8 @@
 // # The decision
 //
 // A trace is due once none of its items arrived for DecisionWait, or
-// MaxTraceWait after its first item. It is kept if an error of it was seen
+// Rules.RootGrace (at most the decision wait) after its root transaction
+// (no parent_span_id) arrived, or MaxTraceWait after its first item. It is kept if an error of it was seen
 // (Mark, from ingest), an item has an error status (anything but ok,
 // cancelled and unknown: Sentry's failure-rate statuses), or an item lasted
 // at least DurationThreshold, or an item meets a Match rule (attribute
@@ -30,7 +31,8 @@
 // lower-case trace id, over 2^64). Transactions and spans of one trace share
 // one Index entry, so they share one decision. The rules of a record are
 // its project's (Options.Rules); the first item of a trace fixes the
-// trace's KeepRate and DecisionWait, so items that disagree (a DSC changed
+// trace's KeepRate (and RateRule, which the outcome of a drop names:
+// "Sampled:<id>") and DecisionWait, so items that disagree (a DSC changed
 // mid-trace) still get one decision; it is remembered for
 // MaxTraceWait after its last record left, so late items follow it.
 //
@@ -55,7 +57,8 @@
 // (one batch, one fsync), reloaded into the Index by Load before the
 // Samplers start, and acked MaxTraceWait + MarkSlack after it was
 // appended, tracked by at most 1,024 (seq, time) checkpoints. So are the
-// decisions of finished traces (AppendDecision: trace id, keep, reason),
+// decisions of finished traces (AppendDecision: trace id, keep, reason,
+// the sampling rule of the keep rate),
 // in the same stream: a Sampler appends one per trace (once per
 // MaxTraceWait) in the Move that releases the trace's first records, so
 // it is on disk no later than they are gone; Load puts it back

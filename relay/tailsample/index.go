@@ -58,21 +58,44 @@ type Stats struct {
 }
 
 type trace struct {
-	first, last int64 // received time of its first and last item, unix ns
-	wait        int64 // decision wait of its rules, ns; 0 until an item came
-	rate        float64
-	left        int64 // when the last record left (unix ns), for forgetting
-	durable     int64 // when a durable mark of it was last appended (unix ns; Marks)
-	refs        int32 // records of it still in a stream
-	items       int32 // items seen, for MaxTraceItems
-	// recorded is when its durable decision was last appended (Marks), in
-	// whole seconds after first, plus 1; 0: none. Seconds in 4 bytes keep
-	// the entry in the 64 B size class.
-	recorded    uint32
-	interesting bool
-	due         bool // decide at the next verdict: capped or over budget
-	decided     bool
-	keep        bool
+	// first and last are the received times of its first and last item,
+	// unix ns; once rooted, last is the root's and later items leave it.
+	first, last int64
+	// wait is the decision wait of its rules, ns, 0 until an item came;
+	// once rooted, at most the root grace: due at last + wait either way.
+	wait  int64
+	rate  float64
+	left  int64 // when the last record left (unix ns), for forgetting
+	refs  int32 // records of it still in a stream
+	items int32 // items seen, for MaxTraceItems
+	// rule is the sampling rule rate came from (Rules.RateRule), for the
+	// outcome of a drop.
+	rule uint32
+	// durable and recorded are when a durable mark of it and its durable
+	// decision were last appended (Marks), as secs. Seconds in 4 bytes, and
+	// the flags in one, keep the entry in the 64 B size class.
+	durable, recorded uint32
+	flags             traceFlags
+}
+
+type traceFlags uint8
+
+const (
+	tInteresting traceFlags = 1 << iota
+	tDue                    // decide at the next verdict: capped or over budget
+	tDecided
+	tKeep
+	tRooted // its root transaction arrived (Rules.RootGrace)
+)
+
+func (t *trace) is(f traceFlags) bool { return t.flags&f != 0 }
+
+func (t *trace) set(f traceFlags, on bool) {
+	if on {
+		t.flags |= f
+	} else {
+		t.flags &^= f
+	}
 }
 
 // NewIndex returns an empty Index.
@@ -105,7 +128,7 @@ func (x *Index) Mark(id string, now time.Time) {
 		t = &trace{first: now.UnixNano(), last: now.UnixNano(), left: now.UnixNano()}
 		x.m[id] = t
 	}
-	t.interesting = true
+	t.set(tInteresting, true)
 }
 
 // HasDurableMark reports whether a durable mark of trace id was appended
@@ -117,7 +140,7 @@ func (x *Index) HasDurableMark(id string, now time.Time) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	t := x.m[id]
-	return t != nil && t.durable != 0 && now.UnixNano()-t.durable < int64(x.o.MaxTraceWait)
+	return t != nil && t.durable != 0 && now.UnixNano()-t.at(t.durable) < int64(x.o.MaxTraceWait)
 }
 
 // MarkDurable is Mark for a mark that was also appended to the buffer.
@@ -126,7 +149,7 @@ func (x *Index) MarkDurable(id string, now time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if t := x.m[id]; t != nil {
-		t.durable = now.UnixNano()
+		t.durable = t.secs(now.UnixNano())
 	}
 }
 
@@ -134,7 +157,7 @@ func (x *Index) MarkDurable(id string, now time.Time) {
 // decision record appended at at holds (Marks.Load): late items of the
 // trace follow it, as before the restart. The trace is forgotten like one
 // decided here, MaxTraceWait after at.
-func (x *Index) Remember(id string, keep bool, at time.Time) {
+func (x *Index) Remember(id string, keep bool, rule uint32, at time.Time) {
 	if id == "" {
 		return
 	}
@@ -152,23 +175,27 @@ func (x *Index) Remember(id string, keep bool, at time.Time) {
 		t = &trace{first: n, last: n}
 		x.m[id] = t
 	}
-	t.decided, t.keep = true, keep
+	t.set(tDecided, true)
+	t.set(tKeep, keep)
+	t.rule = rule
 	t.left = max(t.left, n)
-	t.setRecorded(n)
+	t.recorded = t.secs(n)
 }
 
-// setRecorded notes a durable decision appended at n (unix ns).
-func (t *trace) setRecorded(n int64) {
-	t.recorded = uint32(min(max(n-t.first, 0)/int64(time.Second), math.MaxUint32-1) + 1)
+// secs is the time n (unix ns) as whole seconds after first, plus 1; 0
+// is none (at).
+func (t *trace) secs(n int64) uint32 {
+	return uint32(min(max(n-t.first, 0)/int64(time.Second), math.MaxUint32-1) + 1)
 }
 
-// recordedAt is when its durable decision was last appended, rounded down
-// to the second after first (so it is renewed early, never late); 0: none.
-func (t *trace) recordedAt() int64 {
-	if t.recorded == 0 {
+// at is the time of secs v, rounded down to the second, and earlier
+// still if first moved back since: a durable record is renewed early,
+// never late. 0 for none.
+func (t *trace) at(v uint32) int64 {
+	if v == 0 {
 		return 0
 	}
-	return t.first + int64(t.recorded-1)*int64(time.Second)
+	return t.first + int64(v-1)*int64(time.Second)
 }
 
 // record calls add, under one lock, for each trace of prefix, decided,
@@ -176,7 +203,7 @@ func (t *trace) recordedAt() int64 {
 // last one is MaxTraceWait old, so it would expire before the trace is
 // forgotten), and notes it as appended; unrecord undoes that when the
 // append failed. add must not call the Index.
-func (x *Index) record(prefix []heldRecord, now time.Time, add func(id string, keep, interesting bool)) {
+func (x *Index) record(prefix []heldRecord, now time.Time, add func(id string, keep, interesting bool, rule uint32)) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for i := range prefix {
@@ -185,11 +212,11 @@ func (x *Index) record(prefix []heldRecord, now time.Time, add func(id string, k
 			continue
 		}
 		t := x.m[id]
-		if t == nil || !t.decided || (t.recorded != 0 && now.UnixNano()-t.recordedAt() < int64(x.o.MaxTraceWait)) {
+		if t == nil || !t.is(tDecided) || (t.recorded != 0 && now.UnixNano()-t.at(t.recorded) < int64(x.o.MaxTraceWait)) {
 			continue
 		}
-		t.setRecorded(now.UnixNano())
-		add(id, t.keep, t.interesting)
+		t.recorded = t.secs(now.UnixNano())
+		add(id, t.is(tKeep), t.is(tInteresting), t.rule)
 	}
 }
 
@@ -202,20 +229,22 @@ func (x *Index) unrecord(id string) {
 }
 
 // observe indexes one record of trace id received at at under rules r
-// (nil: the Index's); interesting when the record itself keeps its trace.
-// The first item of a trace fixes its keep rate and decision wait, so a
-// trace whose items disagree (a DSC changed mid-trace) still gets one
-// decision. It returns the verdict already made
-// for the record (decided) when its trace was decided before, or when the
-// index is full and the trace is new (decided at once by the rate).
-func (x *Index) observe(id string, at time.Time, interesting bool, r *Rules, items, size int) (decided, keep bool) {
-	decided, keep, _ = x.add(id, at, interesting, r, items, size)
+// (nil: the Index's); interesting when the record itself keeps its trace,
+// root when it holds the trace's root transaction. The first item of a
+// trace fixes its keep rate and decision wait, so a trace whose items
+// disagree (a DSC changed mid-trace) still gets one decision; the root
+// makes the trace due r.RootGrace after it (the first root, if several),
+// whatever comes later. It returns the verdict already made for the record
+// (decided) when its trace was decided before, or when the index is full
+// and the trace is new (decided at once by the rate).
+func (x *Index) observe(id string, at time.Time, interesting, root bool, r *Rules, items, size int) (decided, keep bool) {
+	decided, keep, _ = x.add(id, at, interesting, root, r, items, size)
 	return decided, keep
 }
 
 // add is observe; indexed false means the record was decided early and
 // left out of the index: it must not be released.
-func (x *Index) add(id string, at time.Time, interesting bool, r *Rules, items, size int) (decided, keep, indexed bool) {
+func (x *Index) add(id string, at time.Time, interesting, root bool, r *Rules, items, size int) (decided, keep, indexed bool) {
 	if r == nil {
 		r = &x.o.Rules
 	}
@@ -237,20 +266,29 @@ func (x *Index) add(id string, at time.Time, interesting bool, r *Rules, items, 
 	}
 	t.refs++
 	x.bytes += int64(size)
-	if t.decided {
-		return true, t.keep, true // a late item follows its trace
+	if t.is(tDecided) {
+		return true, t.is(tKeep), true // a late item follows its trace
 	}
 	t.items = int32(min(int(t.items)+items, math.MaxInt32))
-	if int(t.items) >= x.o.MaxTraceItems && !t.due {
-		t.due = true
+	if int(t.items) >= x.o.MaxTraceItems && !t.is(tDue) {
+		t.set(tDue, true)
 		x.stats.Capped++
 	}
 	if t.wait == 0 {
-		t.wait, t.rate = int64(cmp.Or(r.DecisionWait, x.o.DecisionWait)), r.KeepRate
+		t.wait, t.rate, t.rule = int64(cmp.Or(r.DecisionWait, x.o.DecisionWait)), r.KeepRate, r.RateRule
 	}
 	t.first = min(t.first, at.UnixNano())
-	t.last = max(t.last, at.UnixNano())
-	t.interesting = t.interesting || interesting
+	switch {
+	case root && r.RootGrace > 0 && !t.is(tRooted):
+		// Due at the root + grace: every item so far has a quiet time
+		// ending no earlier (the root is one of them, and the grace is at
+		// most the wait), and later items must not move it.
+		t.set(tRooted, true)
+		t.last, t.wait = at.UnixNano(), min(t.wait, int64(r.RootGrace))
+	case !t.is(tRooted):
+		t.last = max(t.last, at.UnixNano())
+	}
+	t.set(tInteresting, t.is(tInteresting) || interesting)
 	return false, false, true
 }
 
@@ -282,21 +320,32 @@ func (x *Index) verdict(id string, now time.Time) (decided, keep bool) {
 	if t == nil { // cannot happen while a record of it is held
 		return true, x.o.Rules.KeepByRate(id)
 	}
-	if t.decided {
-		return true, t.keep
+	if t.is(tDecided) {
+		return true, t.is(tKeep)
 	}
 	n := now.UnixNano()
 	wait, rate := t.wait, t.rate
 	if wait == 0 { // cannot happen: a held record set them
 		wait, rate = int64(x.o.DecisionWait), x.o.Rules.KeepRate
 	}
-	if !t.due && n-t.last < wait && n-t.first < int64(x.o.MaxTraceWait) {
+	if !t.is(tDue) && n-t.last < wait && n-t.first < int64(x.o.MaxTraceWait) {
 		return false, false
 	}
-	t.decided = true
-	t.keep = t.interesting || Hash(id) < rate
-	x.count(t.keep)
-	return true, t.keep
+	keep = t.is(tInteresting) || Hash(id) < rate
+	t.set(tDecided, true)
+	t.set(tKeep, keep)
+	x.count(keep)
+	return true, keep
+}
+
+// rule is the sampling rule whose keep rate decided trace id (Rules.RateRule).
+func (x *Index) rule(id string) uint32 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if t := x.m[id]; t != nil {
+		return t.rule
+	}
+	return 0
 }
 
 func (x *Index) count(keep bool) {
@@ -323,8 +372,8 @@ func (x *Index) overBy() int64 {
 func (x *Index) hurry(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if t := x.m[id]; t != nil && !t.decided && !t.due {
-		t.due = true
+	if t := x.m[id]; t != nil && !t.is(tDecided|tDue) {
+		t.set(tDue, true)
 		x.stats.OverBudget++
 	}
 }

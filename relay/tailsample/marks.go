@@ -2,6 +2,7 @@ package tailsample
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -30,19 +31,25 @@ func AppendMark(dst []byte, id string) []byte {
 
 // decisionVersion opens a decision record's value: the version, a flags
 // byte (decisionKeep, decisionInteresting: the reason, for inspection),
-// the trace id.
-const decisionVersion = 0xf2
+// the trace id. decisionRuleVersion is one with the sampling rule of its
+// keep rate (Rules.RateRule, 4 bytes big-endian) after the flags, for
+// the outcomes of late items; it has a version of its own so that a
+// relay that does not know it skips it rather than misread the id.
+const (
+	decisionVersion     = 0xf2
+	decisionRuleVersion = 0xf3
+)
 
 const (
 	decisionKeep        = 1 << 0
 	decisionInteresting = 1 << 1 // kept by an error, a rule or the duration; else by the rate
 )
 
-// AppendDecision appends the buffer value of the decision of trace id:
-// the record a Sampler appends in the buffer.Move that releases the
-// trace's first decided records, so it is durable no later than they
-// are gone.
-func AppendDecision(dst []byte, id string, keep, interesting bool) []byte {
+// AppendDecision appends the buffer value of the decision of trace id,
+// whose keep rate came from sampling rule rule: the record a Sampler
+// appends in the buffer.Move that releases the trace's first decided
+// records, so it is durable no later than they are gone.
+func AppendDecision(dst []byte, id string, keep, interesting bool, rule uint32) []byte {
 	var f byte
 	if keep {
 		f |= decisionKeep
@@ -50,19 +57,26 @@ func AppendDecision(dst []byte, id string, keep, interesting bool) []byte {
 	if interesting {
 		f |= decisionInteresting
 	}
-	return append(append(dst, decisionVersion, f), id...)
+	if rule == 0 {
+		return append(append(dst, decisionVersion, f), id...)
+	}
+	dst = binary.BigEndian.AppendUint32(append(dst, decisionRuleVersion, f), rule)
+	return append(dst, id...)
 }
 
 // decodeMark returns the trace id of a mark's or a decision record's
-// value; decision reports which, keep the decision's verdict.
-func decodeMark(v []byte) (id string, decision, keep, ok bool) {
+// value; decision reports which, keep and rule the decision's verdict and
+// the sampling rule of its keep rate.
+func decodeMark(v []byte) (id string, decision, keep bool, rule uint32, ok bool) {
 	switch {
 	case len(v) >= 2 && v[0] == markVersion:
-		return string(v[1:]), false, false, true
+		return string(v[1:]), false, false, 0, true
 	case len(v) >= 3 && v[0] == decisionVersion:
-		return string(v[2:]), true, v[1]&decisionKeep != 0, true
+		return string(v[2:]), true, v[1]&decisionKeep != 0, 0, true
+	case len(v) >= 7 && v[0] == decisionRuleVersion:
+		return string(v[6:]), true, v[1]&decisionKeep != 0, binary.BigEndian.Uint32(v[2:6]), true
 	}
-	return "", false, false, false
+	return "", false, false, 0, false
 }
 
 // MarksBuffer is what Marks does with the buffer.
@@ -149,11 +163,11 @@ func (m *Marks) Load(now time.Time) error {
 		}
 		for i := range recs {
 			r := &recs[i]
-			id, decision, keep, ok := decodeMark(r.Value)
+			id, decision, keep, rule, ok := decodeMark(r.Value)
 			switch {
 			case !ok || now.Sub(r.Appended) >= time.Duration(m.life):
 			case decision:
-				m.index.Remember(id, keep, r.Appended)
+				m.index.Remember(id, keep, rule, r.Appended)
 				m.decisions++
 			default:
 				m.index.Mark(id, r.Appended)

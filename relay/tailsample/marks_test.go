@@ -140,14 +140,15 @@ func TestHasDurableMark(t *testing.T) {
 // duration threshold at keep rate 0, and trace B, dropped, were decided
 // and released before Baton stopped; after the index is rebuilt, a late
 // fast item of A is kept and one of B dropped, by the remembered
-// decisions. Without decision records (no Marks), A's late item is
-// decided afresh and dropped.
+// decisions, B's with the sampling rule of its keep rate then (1001), not
+// now (2002). Without decision records (no Marks), A's late item is
+// decided afresh and dropped, and B's under the rule of now.
 func TestDecisionsSurviveRebuild(t *testing.T) {
 	for _, durable := range []bool{true, false} {
 		t.Run(fmt.Sprintf("durable=%v", durable), func(t *testing.T) {
 			fs, clock := vfs.NewMem(), t0
 			b := openClocked(t, fs, &clock)
-			rules := Rules{KeepRate: 0, DurationThreshold: 5 * time.Second}
+			rules := Rules{KeepRate: 0, DurationThreshold: 5 * time.Second, RateRule: 1001}
 			h := newHarness(t, b, rules)
 			if durable {
 				h.s.o.Marks = NewMarks(b, marksStream, h.x, nil)
@@ -169,7 +170,10 @@ func TestDecisionsSurviveRebuild(t *testing.T) {
 			clock = t0.Add(3 * time.Second)
 			b = openClocked(t, fs, &clock)
 			defer b.Close()
+			rules.RateRule = 2002
 			h = newHarness(t, b, rules)
+			rep := &reports{}
+			h.s.o.Reporter = rep
 			h.now = clock
 			m := NewMarks(b, marksStream, h.x, nil)
 			h.s.o.Marks = m
@@ -183,6 +187,10 @@ func TestDecisionsSurviveRebuild(t *testing.T) {
 			want := map[bool]string{true: "[A-slow A-late]", false: "[A-slow]"}[durable]
 			if got := h.delivered(); fmt.Sprint(got) != want || h.out.drops[outcome.ReasonSampled] != map[bool]int{true: 1, false: 2}[durable] {
 				t.Errorf("after the restart: delivered %v, sampled drops %d; want %s", got, h.out.drops[outcome.ReasonSampled], want)
+			}
+			wantCode := map[bool]string{true: "map[sampled Sampled:1001:1]", false: "map[sampled Sampled:2002:2]"}[durable]
+			if got := rep.String(); got != wantCode {
+				t.Errorf("after the restart: reported %s, want %s", got, wantCode)
 			}
 			// A remembered decision is on disk already: late items add none.
 			if got, want := h.pending(marksStream), map[bool]int64{true: 2, false: 2}[durable]; got != want {

@@ -16,6 +16,8 @@ type refTrace struct {
 	items       int
 	wait        time.Duration // fixed by its first item
 	rate        float64       // fixed by its first item
+	rootAt      time.Time     // when its first root came (with a grace); zero: none yet
+	grace       time.Duration // that root's grace
 	interesting bool
 	decided     bool
 	keep        bool
@@ -24,15 +26,18 @@ type refTrace struct {
 // TestDecisionModel drives an Index and a plain reference with random
 // items, error marks and clock steps, and checks that every trace is
 // decided once, at the same step, the same way: due once quiet for the
-// decision wait or MaxTraceWait after its first item; kept when interesting
+// decision wait, or the root grace (at most the decision wait) after its
+// root transaction, or MaxTraceWait after its first item; kept when interesting
 // (an error mark, an error status, or an item a rule matches: tag equals,
-// transaction glob, release glob) or Hash < the keep rate; later items
+// transaction glob, release glob, an item lasting the duration threshold)
+// or Hash < the keep rate; later items
 // follow; a trace with MaxTraceItems items is due at once. Items of one trace come with differing keep rates and waits (a
 // DSC that changes mid-trace): the first item's hold.
 func TestDecisionModel(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 7))
-		rules := Rules{KeepRate: rng.Float64(), Match: []Match{
+		threshold := time.Duration(seed%3) * time.Second // 0: off
+		rules := Rules{KeepRate: rng.Float64(), DurationThreshold: threshold, Match: []Match{
 			{Attribute: "tier", Equals: "gold"},
 			{Transaction: "checkout*"},
 			{Release: "2.*", Attribute: "region", Equals: "eu"},
@@ -59,15 +64,16 @@ func TestDecisionModel(t *testing.T) {
 				}
 				r.interesting = true
 			default:
-				item := randomItem(rng, id, p == 1)
+				item := randomItem(rng, id, p == 1, rng.IntN(6) == 0, threshold)
 				itemRules := rules // the rate and wait of this item's DSC
 				itemRules.KeepRate = rng.Float64()
 				itemRules.DecisionWait = time.Duration(1+rng.IntN(3)) * 500 * time.Millisecond
-				gotID, interesting := itemRules.Inspect(item.env)
-				if gotID != id || interesting != item.interesting {
-					t.Fatalf("seed %d step %d: Inspect(%s) = %s, %v; reference %s, %v", seed, step, item.env, gotID, interesting, id, item.interesting)
+				itemRules.RootGrace = time.Duration(rng.IntN(4)) * 400 * time.Millisecond // 0: off
+				gotID, interesting, root := itemRules.Inspect(item.env)
+				if gotID != id || interesting != item.interesting || root != item.root {
+					t.Fatalf("seed %d step %d: Inspect(%s) = %s, %v, %v; reference %s, %v, %v", seed, step, item.env, gotID, interesting, root, id, item.interesting, item.root)
 				}
-				decided, keep := x.observe(id, now, interesting, &itemRules, 1, len(item.env))
+				decided, keep := x.observe(id, now, interesting, root, &itemRules, 1, len(item.env))
 				if r == nil {
 					r = &refTrace{first: now, last: now}
 					ref[id] = r
@@ -86,6 +92,9 @@ func TestDecisionModel(t *testing.T) {
 				}
 				r.last, r.interesting = now, r.interesting || interesting
 				r.items++
+				if item.root && itemRules.RootGrace > 0 && r.rootAt.IsZero() {
+					r.rootAt, r.grace = now, itemRules.RootGrace
+				}
 			}
 			for _, id := range ids {
 				r := ref[id]
@@ -95,7 +104,8 @@ func TestDecisionModel(t *testing.T) {
 				h := []heldRecord{{id: id}}
 				decided := x.decide(h, now) == 1
 				keep := h[0].keep
-				due := now.Sub(r.last) >= r.wait || now.Sub(r.first) >= o.MaxTraceWait || r.items >= o.MaxTraceItems
+				due := now.Sub(r.last) >= r.wait || now.Sub(r.first) >= o.MaxTraceWait || r.items >= o.MaxTraceItems ||
+					!r.rootAt.IsZero() && now.Sub(r.rootAt) >= min(r.grace, r.wait)
 				if !r.decided && due {
 					r.decided, r.keep = true, r.interesting || Hash(id) < r.rate
 					decisions++
@@ -115,12 +125,14 @@ func TestDecisionModel(t *testing.T) {
 type modelItem struct {
 	env         []byte
 	interesting bool
+	root        bool
 }
 
 // randomItem is a transaction of trace id with a random name, release,
 // tags (object or pair-list form, or on a span) and status; the reference
-// decides the rules of TestDecisionModel plainly.
-func randomItem(rng *rand.Rand, id string, errStatus bool) modelItem {
+// decides the rules of TestDecisionModel plainly. A root's trace context
+// has no parent_span_id (absent or null); the others have one.
+func randomItem(rng *rand.Rand, id string, errStatus, root bool, threshold time.Duration) modelItem {
 	names := []string{"checkout", "checkout/pay", "check", "home"}
 	releases := []string{"", "2.0", "2.1-beta", "1.9"}
 	tiers := []string{"", "gold", "silver", "gold "}
@@ -157,12 +169,18 @@ func randomItem(rng *rand.Rand, id string, errStatus bool) modelItem {
 	if spans == "" {
 		spans = "[]"
 	}
-	tx := fmt.Sprintf(`{"transaction":%q,"release":%q,"tags":%s,"spans":%s,"start_timestamp":1,"timestamp":2,"contexts":{"trace":{"trace_id":%q,"status":%q}}}`,
-		name, release, tags, spans, id, status)
+	parent := `,"parent_span_id":"b0e6f15b45c36b12"`
+	if root {
+		parent = [...]string{"", `,"parent_span_id":null`}[rng.IntN(2)]
+	}
+	took := []float64{0.25, 0.999, 1, 1.5, 2, 3}[rng.IntN(6)] // seconds
+	tx := fmt.Sprintf(`{"transaction":%q,"release":%q,"tags":%s,"spans":%s,"start_timestamp":1700000000.5,"timestamp":%v,"contexts":{"trace":{"trace_id":%q,"status":%q%s}}}`,
+		name, release, tags, spans, 1700000000.5+took, id, status, parent)
 	env := fmt.Appendf(nil, "{\"trace\":{\"trace_id\":%q}}\n{\"type\":\"transaction\"}\n%s\n", id, tx)
 	interesting := errStatus || tier == "gold" || strings.HasPrefix(name, "checkout") ||
-		(strings.HasPrefix(release, "2.") && region == "eu")
-	return modelItem{env: env, interesting: interesting}
+		(strings.HasPrefix(release, "2.") && region == "eu") ||
+		threshold > 0 && took >= threshold.Seconds()
+	return modelItem{env: env, interesting: interesting, root: root}
 }
 
 // hasRecord: a Sampler asks only about traces it holds records of.
@@ -212,7 +230,7 @@ func TestInspect(t *testing.T) {
 		{"{}\n{\"type\":\"span\"}\n{\"trace_id\":\"01\",\"start_timestamp\":1,\"end_timestamp\":2.5,\"status\":\"ok\"}\n", "01", false},
 		{"{}\n{\"type\":\"span\"}\n{\"trace_id\":\"01\",\"start_timestamp\":1,\"end_timestamp\":3.5,\"status\":\"cancelled\"}\n", "01", true},
 	} {
-		id, interesting := r.Inspect([]byte(c.env))
+		id, interesting, _ := r.Inspect([]byte(c.env))
 		if id != c.id || interesting != c.interesting {
 			t.Errorf("Inspect(%q) = %q, %v; want %q, %v", c.env, id, interesting, c.id, c.interesting)
 		}
@@ -239,7 +257,7 @@ func TestInspectRules(t *testing.T) {
 		{rules, `{"transaction":"/checkout/pay"`, false},
 	} {
 		env := "{}\n{\"type\":\"transaction\"}\n" + c.payload + "\n"
-		id, interesting := c.r.Inspect([]byte(env))
+		id, interesting, _ := c.r.Inspect([]byte(env))
 		wantID := "ab"
 		if !json.Valid([]byte(c.payload)) {
 			wantID = ""
@@ -264,7 +282,7 @@ func TestMarksAreForgotten(t *testing.T) {
 	if st := x.Stats(); st.Waiting != 1 {
 		t.Errorf("%d indexed after max_trace_wait, want only the new mark", st.Waiting)
 	}
-	if decided, _ := x.observe(traceB, t0.Add(2*time.Minute), false, nil, 1, 0); decided {
+	if decided, _ := x.observe(traceB, t0.Add(2*time.Minute), false, false, nil, 1, 0); decided {
 		t.Error("a new trace was decided early: the index is still full of old marks")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/baton-relay/baton/buffer"
@@ -28,9 +29,6 @@ type Recorder interface {
 type Reporter interface {
 	Report(rec *record.Record, why outcome.Reason, code string)
 }
-
-// ReasonCode is the Relay reason string of the outcome of a dropped trace.
-const ReasonCode = "tail_sampling"
 
 // Options configures a Sampler.
 type Options struct {
@@ -83,7 +81,12 @@ type Sampler struct {
 	corrupt  []int    // items of records that do not decode
 	recorded []string // traces whose decision records the current Move appends
 	decs     []byte   // their values
+	decEnds  []int    // where each ends in decs
 	noRules  int      // held records waiting for their rules
+	rules    []uint32 // of each of drops: the sampling rule of its keep rate
+	// code is the reason code of codeRule's drops, kept for the next ones.
+	code     string
+	codeRule uint32
 }
 
 // NewSampler returns a Sampler of o.Stream; Run starts it.
@@ -137,19 +140,19 @@ func (s *Sampler) recordDecisions(prefix []heldRecord, now time.Time) {
 	if s.o.Marks == nil {
 		return
 	}
-	s.decs = s.decs[:0]
+	s.decs, s.decEnds = s.decs[:0], s.decEnds[:0]
 	start := len(s.entries)
-	s.o.Index.record(prefix, now, func(id string, keep, interesting bool) {
+	s.o.Index.record(prefix, now, func(id string, keep, interesting bool, rule uint32) {
 		s.recorded = append(s.recorded, id)
-		s.decs = AppendDecision(s.decs, id, keep, interesting)
+		s.decs = AppendDecision(s.decs, id, keep, interesting, rule)
+		s.decEnds = append(s.decEnds, len(s.decs))
 		s.entries = append(s.entries, buffer.Entry{Stream: s.o.Marks.Stream()})
 	})
 	// The values point into s.decs once it stopped growing.
 	off := 0
-	for i := start; i < len(s.entries); i++ {
-		n := 2 + len(s.recorded[i-start])
-		s.entries[i].Value = s.decs[off : off+n : off+n]
-		off += n
+	for i, end := range s.decEnds {
+		s.entries[start+i].Value = s.decs[off:end:end]
+		off = end
 	}
 }
 
@@ -195,18 +198,44 @@ func (s *Sampler) inspect(h *heldRecord, value []byte) (noRules bool) {
 		}
 	}
 	h.noRules = false
-	id, interesting := rules.Inspect(rec.Envelope)
+	id, interesting, root := rules.Inspect(rec.Envelope)
 	if id == "" {
 		h.decided, h.keep = true, true // no trace to wait for
 		return false
 	}
 	h.size = int32(len(value)) // a record is far below 2 GiB
 	var indexed bool
-	h.decided, h.keep, indexed = s.o.Index.add(id, rec.Received(), interesting, rules, rec.Items, int(h.size))
+	h.decided, h.keep, indexed = s.o.Index.add(id, rec.Received(), interesting, root, rules, rec.Items, int(h.size))
 	if indexed {
 		h.id = id // released from its trace when it leaves
 	}
 	return false
+}
+
+// dropRule is the sampling rule whose keep rate dropped rec, held as h:
+// its trace's, or for a record decided early out of the index (full), its
+// own rules'.
+func (s *Sampler) dropRule(h *heldRecord, rec *record.Record) uint32 {
+	if h.id != "" {
+		return s.o.Index.rule(h.id)
+	}
+	if s.o.Rules != nil {
+		if r, ok := s.o.Rules(rec); ok {
+			return r.RateRule
+		}
+	}
+	return s.o.Index.o.Rules.RateRule
+}
+
+// reasonCode is Relay's reason string for a drop under the keep rate of
+// sampling rule id, as head sampling reports it: "Sampled:<id>" (0 for
+// tail sampling's own keep rate, which Relay files with the rules it does
+// not know).
+func (s *Sampler) reasonCode(rule uint32) string {
+	if s.code == "" || rule != s.codeRule {
+		s.code, s.codeRule = "Sampled:"+strconv.FormatUint(uint64(rule), 10), rule
+	}
+	return s.code
 }
 
 // retryRules indexes again the held records whose rules were not known,
@@ -287,7 +316,7 @@ func (s *Sampler) settle(ctx context.Context) error {
 		return err
 	}
 	s.recs = recs
-	s.entries, s.drops, s.corrupt = s.entries[:0], s.drops[:0], s.corrupt[:0]
+	s.entries, s.drops, s.corrupt, s.rules = s.entries[:0], s.drops[:0], s.corrupt[:0], s.rules[:0]
 	s.slab.Reset()
 	j := 0
 	for i := range recs {
@@ -306,6 +335,7 @@ func (s *Sampler) settle(ctx context.Context) error {
 			s.entries = append(s.entries, buffer.Entry{Stream: s.o.Route(rec.Class, rec.PublicKey), Value: recs[i].Value})
 		} else {
 			s.drops = append(s.drops, rec)
+			s.rules = append(s.rules, s.dropRule(&prefix[j], &rec))
 		}
 	}
 	firstDecision := len(s.entries)
@@ -327,7 +357,7 @@ func (s *Sampler) settle(ctx context.Context) error {
 		d := &s.drops[i]
 		s.o.Outcomes.Drop(d.Class, outcome.ReasonSampled, 1, d.Items)
 		if s.o.Reporter != nil {
-			s.o.Reporter.Report(d, outcome.ReasonSampled, ReasonCode)
+			s.o.Reporter.Report(d, outcome.ReasonSampled, s.reasonCode(s.rules[i]))
 		}
 	}
 	s.o.Index.release(prefix, now)

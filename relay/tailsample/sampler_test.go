@@ -62,6 +62,27 @@ func (c *counts) Drop(_ envelope.Class, why outcome.Reason, records, _ int) {
 	c.drops[why] += records
 }
 
+// reports counts the reason codes of the drops reported upstream.
+type reports struct {
+	mu    sync.Mutex
+	codes map[string]int
+}
+
+func (r *reports) Report(_ *record.Record, why outcome.Reason, code string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.codes == nil {
+		r.codes = map[string]int{}
+	}
+	r.codes[why.String()+" "+code]++
+}
+
+func (r *reports) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return fmt.Sprint(r.codes)
+}
+
 type harness struct {
 	t   *testing.T
 	b   *buffer.Buffer
@@ -258,18 +279,18 @@ func TestSamplerRebuildsOnRestart(t *testing.T) {
 // A full index decides a new trace at once by the keep rate.
 func TestIndexFull(t *testing.T) {
 	x := NewIndex(IndexOptions{Rules: Rules{KeepRate: 0}, DecisionWait: time.Second, MaxTraceWait: time.Minute, MaxTraces: 2})
-	x.observe(traceA, t0, false, nil, 1, 0)
-	x.observe(traceB, t0, false, nil, 1, 0)
-	if decided, keep := x.observe(traceC, t0, true, nil, 1, 0); !decided || !keep {
+	x.observe(traceA, t0, false, false, nil, 1, 0)
+	x.observe(traceB, t0, false, false, nil, 1, 0)
+	if decided, keep := x.observe(traceC, t0, true, false, nil, 1, 0); !decided || !keep {
 		t.Errorf("interesting trace beyond max_traces: decided %v keep %v; want kept at once", decided, keep)
 	}
-	if decided, keep := x.observe("dddddddddddddddddddddddddddddddd", t0, false, nil, 1, 0); !decided || keep {
+	if decided, keep := x.observe("dddddddddddddddddddddddddddddddd", t0, false, false, nil, 1, 0); !decided || keep {
 		t.Errorf("plain trace beyond max_traces: decided %v keep %v; want dropped at once (rate 0)", decided, keep)
 	}
 	if st := x.Stats(); st.Early != 2 || st.Waiting != 2 {
 		t.Errorf("stats %+v, want 2 early and 2 waiting", st)
 	}
-	if _, _, indexed := x.add("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", t0, false, nil, 1, 100); indexed {
+	if _, _, indexed := x.add("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", t0, false, false, nil, 1, 100); indexed {
 		t.Error("a record decided early was indexed: releasing it would touch a trace it is not counted in")
 	}
 	if st := x.Stats(); st.Bytes != 0 {
@@ -356,5 +377,43 @@ func TestSamplerWaitsForRules(t *testing.T) {
 	h.step(0)
 	if got := h.delivered(); fmt.Sprint(got) != "[C1]" {
 		t.Errorf("rules never came: delivered %v, want [C1] kept by the Index's keep rate 1", got)
+	}
+}
+
+// A dropped trace's outcome names the sampling rule its keep rate came
+// from, as head sampling's does ("Sampled:<id>"): its first item's
+// (Rules.RateRule), though a DSC changed mid-trace; a trace decided early
+// (the index full) by its own rules; tail sampling's own keep rate is
+// rule 0.
+func TestSamplerDropReason(t *testing.T) {
+	b := openBuffer(t, vfs.NewMem())
+	defer b.Close()
+	h := newHarnessWith(t, b, IndexOptions{Rules: Rules{KeepRate: 1}, DecisionWait: time.Second, MaxTraceWait: 10 * time.Second, MaxTraces: 2})
+	rep := &reports{}
+	h.s.o.Reporter = rep
+	rule := uint32(1001)
+	h.s.o.Rules = func(*record.Record) (Rules, bool) { return Rules{KeepRate: 0, RateRule: rule}, true }
+	h.append(txRecord(traceA, "A1", "ok", t0, 0))
+	h.step(1)
+	rule = 1002
+	h.append(txRecord(traceA, "A2", "ok", t0, 0), txRecord(traceB, "B1", "ok", t0, 0), txRecord(traceC, "C1", "ok", t0, 0))
+	h.step(3) // C is decided early: A and B fill the index
+	h.now = t0.Add(2 * time.Second)
+	h.step(0)
+	if got, want := rep.String(), "map[sampled Sampled:1001:2 sampled Sampled:1002:2]"; got != want {
+		t.Errorf("reported %s, want %s (A's two by its first item's rule, B and C by theirs)", got, want)
+	}
+	if st := h.x.Stats(); st.Dropped != 3 || st.Early != 1 {
+		t.Errorf("stats %+v, want 3 traces dropped, 1 early", st)
+	}
+
+	h.s.o.Rules = nil // the Index's: tail sampling's own keep rate
+	h.x.o.Rules.KeepRate = 0
+	h.append(txRecord("dddddddddddddddddddddddddddddddd", "D1", "ok", h.now, 0))
+	h.step(1)
+	h.now = h.now.Add(2 * time.Second)
+	h.step(0)
+	if got := rep.codes["sampled Sampled:0"]; got != 1 {
+		t.Errorf("reported %s, want one Sampled:0 for tail sampling's own keep rate", rep)
 	}
 }
