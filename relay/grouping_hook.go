@@ -41,7 +41,8 @@ func groupingReason(err error) string {
 }
 
 // judgeHash computes the issue hash of a processed (normalized, scrubbed)
-// error event into group, with the hash-only path, and returns
+// error event into group, with the hash-only path (not final when the
+// project's part knows of rules Baton does not apply), and returns
 // errDiscardedHash when st's grouping part discards it, errGroupingStorm
 // when its issue is past the part's storm limit (docs/grouping.md "At the
 // edge"). With a storm limit or the count switch every event not
@@ -49,6 +50,13 @@ func groupingReason(err error) string {
 // with).
 func judgeHash(t *event.Tree, st *project.State, key []byte, table *groups.Table, group *grouping.Brief) error {
 	*group = grouping.Sum(t.Root())
+	if why := st.Grouping.NotFinal(); why != "" {
+		if group.Final {
+			group.Final, group.Reason = false, why
+		} else {
+			group.Reason += "; " + why
+		}
+	}
 	if st.Grouping.Discards(group.Primary) {
 		return errDiscardedHash
 	}
