@@ -101,6 +101,26 @@ type grouper struct {
 	ptrs     []*Component
 }
 
+// drift marks the result not final when parameterized text that feeds
+// the hash holds a value Sentry versions parameterize differently.
+func (g *grouper) drift(parameterized string) {
+	if why := paramDrift(parameterized); why != "" {
+		g.notFinal(why)
+	}
+}
+
+// contributes reports whether some variant of a strategy contributes.
+func contributes(outs []strategyOut) bool {
+	for _, o := range outs {
+		for _, c := range o.variants {
+			if c.Contributes {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (g *grouper) notFinal(why string) {
 	if !slices.Contains(g.reasons, why) {
 		g.reasons = append(g.reasons, why)
@@ -138,6 +158,9 @@ func (g *grouper) run(root *event.Node) Result {
 		g.notFinal("template interface: not implemented at the edge")
 	}
 	if c := message(root); c != nil {
+		if c.Contributes && !contributes(outs) { // the message is what the event groups by
+			g.drift(c.Value)
+		}
 		outs = append(outs, strategyOut{"message", map[string]*Component{"default": c}})
 	}
 	g.builtinFingerprints(root)

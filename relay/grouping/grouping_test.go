@@ -236,6 +236,9 @@ func TestNotFinal(t *testing.T) {
 		{"obfuscated java", `{"platform":"java","exception":{"values":[{"type":"E","stacktrace":{"frames":[{"module":"o.Zz","function":"a"}]}}]}}`, "obfuscated"},
 		{"exception group", `{"exception":{"values":[{"type":"ExceptionGroup","value":"x","mechanism":{"type":"chained","is_exception_group":true}}]}}`, "exception group"},
 		{"chunk load", `{"platform":"javascript","exception":{"values":[{"type":"ChunkLoadError","value":"Loading chunk 7 failed."}]}}`, "built-in"},
+		{"message drift", `{"message":"GET HTTP/1.1-8080 refused"}`, "parameterization"},
+		{"logentry drift", `{"logentry":{"formatted":"handle 9af8 lost"}}`, "4-7 digit hex"},
+		{"exception value drift", `{"exception":{"values":[{"type":"E","value":"bind 2012:d157::cbe:908:2013 failed"}]}}`, "IPv6"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := hashOf(t, c.event)
@@ -243,6 +246,21 @@ func TestNotFinal(t *testing.T) {
 				t.Errorf("final = %v, reason %q, want it to mention %q", r.Final, r.Reason, c.reason)
 			}
 		})
+	}
+}
+
+// A value Sentry versions parameterize differently only matters where it
+// feeds the hash: an exception value behind a contributing stack trace, or
+// a message behind an exception, leaves the hash final.
+func TestDriftOnlyWhenHashed(t *testing.T) {
+	for name, ev := range map[string]string{
+		"plain message":             `{"message":"order 1234 failed"}`,
+		"value behind a stacktrace": `{"platform":"python","exception":{"values":[{"type":"E","value":"handle 9af8 lost","stacktrace":{"frames":[{"module":"app","function":"f","in_app":true}]}}]}}`,
+		"message behind exception":  `{"message":"handle 9af8 lost","exception":{"values":[{"type":"E","value":"x"}]}}`,
+	} {
+		if r := hashOf(t, ev); !r.Final {
+			t.Errorf("%s: not final (%s)", name, r.Reason)
+		}
 	}
 }
 

@@ -586,6 +586,7 @@ func (g *grouper) singleException(ex *event.Node) map[string]*Component {
 	valueNorm, hint := string(raw), ""
 	if hasValue && needValue {
 		valueNorm = parameterize(valueNorm)
+		g.drift(valueNorm)
 		if valueNorm != string(raw) {
 			hint = "stripped event-specific values"
 		}

@@ -115,6 +115,7 @@ func (s *summer) run(root *event.Node) Brief {
 	}
 	if !win.any() {
 		if c := message(root); c != nil && c.Contributes {
+			g.drift(c.Value)
 			s.def = feed(s.def[:0], c)
 			win = variants{def: true}
 		}
@@ -306,6 +307,7 @@ func (s *summer) exceptions(exs []*event.Node) variants {
 			if !stackOn && !nsOn && raw != "" {
 				if !done {
 					value, done = parameterize(raw), true
+					s.g.drift(value)
 				}
 				dst = append(dst, value...)
 				on = on || value != ""
