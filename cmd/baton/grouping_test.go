@@ -25,9 +25,10 @@ func TestGroupingBinary(t *testing.T) {
 			Contributes bool
 			Components  []json.RawMessage
 		}
-		Primary string
-		Final   bool
-		Reason  string
+		Primary        string
+		PrimaryVariant string `json:"primary_variant"`
+		Final          bool
+		Reason         string
 	}
 	run := func(stdin string, args ...string) (result, string, int) {
 		cmd := exec.Command(bin, append([]string{"grouping"}, args...)...)
@@ -55,8 +56,8 @@ func TestGroupingBinary(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	if r.Primary != "1cbce1a793aa2ee8144536cd944c185c" || !r.Final || len(r.Variants) != 2 {
-		t.Errorf("go error: primary %s final %v variants %d (%s)", r.Primary, r.Final, len(r.Variants), r.Reason)
+	if r.Primary != "1cbce1a793aa2ee8144536cd944c185c" || r.PrimaryVariant != "app" || !r.Final || len(r.Variants) != 2 {
+		t.Errorf("go error: primary %s (%s) final %v variants %d (%s)", r.Primary, r.PrimaryVariant, r.Final, len(r.Variants), r.Reason)
 	}
 	for _, v := range r.Variants {
 		if v.Hash == "" || !v.Contributes || len(v.Components) == 0 {
@@ -69,7 +70,7 @@ func TestGroupingBinary(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("stdin: exit %d: %s", code, errs)
 	}
-	if r.Primary != hex.EncodeToString(sum[:]) || len(r.Variants) != 1 || r.Variants[0].Name != "default" {
+	if r.Primary != hex.EncodeToString(sum[:]) || r.PrimaryVariant != "default" || len(r.Variants) != 1 || r.Variants[0].Name != "default" {
 		t.Errorf("message: %+v", r)
 	}
 

@@ -78,8 +78,11 @@ type Result struct {
 	Rules    string    `json:"rules"`
 	Variants []Variant `json:"variants"`
 	Primary  string    `json:"primary,omitempty"`
-	Final    bool      `json:"final"`
-	Reason   string    `json:"reason,omitempty"`
+	// PrimaryVariant names the variant Primary comes from ("app",
+	// "system", "default", "custom-fingerprint", "checksum").
+	PrimaryVariant string `json:"primary_variant,omitempty"`
+	Final          bool   `json:"final"`
+	Reason         string `json:"reason,omitempty"`
 }
 
 // Hash computes the grouping variants of a normalized event (the root
@@ -192,7 +195,7 @@ func (g *grouper) run(root *event.Node) Result {
 	}
 	dedupSystem(res.Variants)
 	g.fingerprint(root, &res)
-	res.Primary = primary(res.Variants)
+	res.Primary, res.PrimaryVariant = primary(res.Variants)
 	res.Final = len(g.reasons) == 0
 	res.Reason = strings.Join(g.reasons, "; ")
 	return res
@@ -284,13 +287,13 @@ func dedupSystem(vs []Variant) {
 	v.Hash, v.Contributes, v.Hint = "", false, "ignored because hash matches app variant"
 }
 
-func primary(vs []Variant) string {
+func primary(vs []Variant) (hash, name string) {
 	for _, v := range vs {
 		if v.Hash != "" {
-			return v.Hash
+			return v.Hash, v.Name
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // feed appends the contributing leaf values of c, depth first, with no

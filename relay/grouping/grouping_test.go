@@ -287,3 +287,20 @@ func TestVariantJSON(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", b, want)
 	}
 }
+
+// PrimaryVariant names the variant the primary hash comes from.
+func TestPrimaryVariant(t *testing.T) {
+	for ev, want := range map[string]string{
+		`{"message":"m"}`:                                     "default",
+		`{"message":"m","fingerprint":["a"]}`:                 "custom-fingerprint",
+		`{"message":"m","fingerprint":["{{ default }}","a"]}`: "default",
+		`{"checksum":"x"}`:                                    "checksum",
+		`{"platform":"python","exception":{"values":[{"type":"E","stacktrace":{"frames":[{"module":"lib","function":"f"}]}}]}}`:               "system",
+		`{"platform":"python","exception":{"values":[{"type":"E","stacktrace":{"frames":[{"module":"app","function":"f","in_app":true}]}}]}}`: "app",
+		`{"level":"error"}`: "",
+	} {
+		if r := hashOf(t, ev); r.PrimaryVariant != want {
+			t.Errorf("%s: primary variant %q, want %q", ev, r.PrimaryVariant, want)
+		}
+	}
+}

@@ -798,7 +798,7 @@ var md5Re = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // every other variant: the value itself is the "checksum" hash, and when it
 // is not 32 lowercase hex digits its md5 is added as "hashed-checksum".
 func checksumResult(cs string) Result {
-	res := Result{Config: ConfigID, Rules: RulesVersion, Primary: cs, Final: true,
+	res := Result{Config: ConfigID, Rules: RulesVersion, Primary: cs, PrimaryVariant: "checksum", Final: true,
 		Variants: []Variant{{Name: "checksum", Type: "checksum", Contributes: true, Values: []string{cs}, Hash: cs}}}
 	if !md5Re.MatchString(cs) {
 		res.Variants = append(res.Variants, Variant{Name: "hashed-checksum", Type: "hashed-checksum", Contributes: true,

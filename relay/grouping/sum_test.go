@@ -20,8 +20,8 @@ func sumAgrees(t testing.TB, src []byte) {
 	}
 	defer tr.Release()
 	r, b := Hash(tr.Root()), Sum(tr.Root())
-	if b.Primary != r.Primary || b.Final != r.Final || b.Reason != r.Reason {
-		t.Fatalf("Sum = %+v, Hash = {Primary:%s Final:%v Reason:%s} for %s", b, r.Primary, r.Final, r.Reason, src)
+	if b.Primary != r.Primary || b.PrimaryVariant != r.PrimaryVariant || b.Final != r.Final || b.Reason != r.Reason {
+		t.Fatalf("Sum = %+v, Hash = {Primary:%s PrimaryVariant:%s Final:%v Reason:%s} for %s", b, r.Primary, r.PrimaryVariant, r.Final, r.Reason, src)
 	}
 }
 
