@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/baton-relay/baton/relay/grouping"
 )
+
+// DefaultGroupingConfig is the Sentry grouping config whose hashes Baton
+// reproduces (relay/grouping.ConfigID; this package may not import it,
+// TestGroupingConfigID holds them equal).
+const DefaultGroupingConfig = "newstyle:2023-01-11"
 
 // Grouping is the grouping part, config key "grouping": Baton's extension
 // (docs/grouping.md "At the edge"). A project that has it gets its error
@@ -144,8 +147,8 @@ func (st *State) decodeGrouping() error {
 	var gc struct {
 		ID string `json:"id"`
 	}
-	if raw, ok := st.config["groupingConfig"]; ok && json.Unmarshal(raw, &gc) == nil && gc.ID != "" && gc.ID != grouping.ConfigID && g.notFinal == "" {
-		g.notFinal = "grouping config " + gc.ID + ": Baton reproduces " + grouping.ConfigID
+	if raw, ok := st.config["groupingConfig"]; ok && json.Unmarshal(raw, &gc) == nil && gc.ID != "" && gc.ID != DefaultGroupingConfig && g.notFinal == "" {
+		g.notFinal = "grouping config " + gc.ID + ": Baton reproduces " + DefaultGroupingConfig
 	}
 	st.Grouping = g
 	return nil
