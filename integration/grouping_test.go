@@ -197,3 +197,35 @@ func TestGroupingNotFinalRules(t *testing.T) {
 		}
 	})
 }
+
+// Security reports are hashed at the edge as error events are (Sentry
+// groups them by the report: directive and blocked host for CSP): a CSP
+// report whose hash the project discards is dropped, filtered
+// discarded_hash, in the security class; another arrives with its hash in
+// the item header.
+func TestStaticSecurityReportHash(t *testing.T) {
+	md5hex := func(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+	s := newFakeSentry(t)
+	n := startNode(t, fmt.Sprintf("upstreams: {up: {urls: [%s], max_retry_interval: 200ms}}\nroutes: {default: {upstream: up}}\n", s.url())+
+		fmt.Sprintf("mode: static\nprojects: {\"42\": {public_keys: [%s], grouping: {discarded_hashes: [%s]}}}\n",
+			managedKey, md5hex("script-src-elemdiscard.evil.example")))
+	batch := "[" + cspReport("discard.evil.example") + "," + cspReport("kept.evil.example") + "]"
+	url := fmt.Sprintf("%s/api/42/security/?sentry_key=%s", n.url, managedKey)
+	if code, body, _ := post(t, url, []byte(batch), map[string]string{"Content-Type": "application/reports+json", "User-Agent": normUA}); code != 200 {
+		t.Fatalf("batch: %d %s", code, body)
+	}
+	hdr, _, _ := waitItem(t, s, "kept.evil.example", "security")
+	if want := `"grouping_hash":"` + md5hex("script-src-elemkept.evil.example") + `"`; !strings.Contains(string(hdr), want) {
+		t.Errorf("kept report's item header %s lacks %s", hdr, want)
+	}
+	st := waitBalanced(t, n, 15*time.Second)
+	if got := deliveredTo(s, 42, "discard.evil.example"); got != 0 {
+		t.Errorf("discarded report delivered %d times", got)
+	}
+	if sc := st.Classes["security"]; sc.Delivered.Records != 1 || sc.Dropped["filtered"].Records != 1 {
+		t.Errorf("security class %+v: want 1 delivered, 1 filtered", sc)
+	}
+	if got := st.Filtered["discarded_hash"]; got != 1 {
+		t.Errorf("filtered discarded_hash = %d, want 1 (all: %v)", got, st.Filtered)
+	}
+}

@@ -70,6 +70,13 @@ func judgeHash(t *event.Tree, st *project.State, key []byte, table *groups.Table
 	return nil
 }
 
+// grouped reports whether items of type t are hashed for a project with a
+// grouping part: error events and security reports (CSP, HPKP,
+// Expect-CT, Expect-Staple), which Sentry groups by their report.
+func grouped(t envelope.ItemType) bool {
+	return t == envelope.ItemEvent || t == envelope.ItemSecurity || t == envelope.ItemRawSecurity
+}
+
 // groupingHeader sets grouping_hash and grouping_final in the item header
 // hdr, appending the new header to buf.
 func groupingHeader(buf *[]byte, hdr []byte, group *grouping.Brief) []byte {
