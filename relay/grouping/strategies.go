@@ -403,6 +403,19 @@ func appendFields(dst []byte, s string) []byte {
 	start := len(dst)
 	space := false
 	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf { // ASCII: most context lines are
+			if asciiSpace[c] {
+				space = true
+			} else {
+				if space && len(dst) > start {
+					dst = append(dst, ' ')
+				}
+				space = false
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if unicode.IsSpace(r) {
 			space = true
@@ -417,6 +430,9 @@ func appendFields(dst []byte, s string) []byte {
 	}
 	return dst
 }
+
+// asciiSpace is unicode.IsSpace for the ASCII bytes.
+var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
 
 // frameComponent is Sentry's frame:v1 for one frame, the same in every
 // variant (in-app and rule marks are applied on a copy per variant).
