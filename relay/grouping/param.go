@@ -470,16 +470,20 @@ func hexRunAtLeast(n int) func(string, int, *runs) bool {
 	return func(s string, i int, c *runs) bool { return c.hex(s, i) >= n }
 }
 
-var names = func() map[string]bool {
-	m := map[string]bool{}
-	for n := range strings.SplitSeq("Sun|Mon|Tue|Wed|Thu|Fri|Sat|Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec", "|") {
-		m[n] = true
+// nameStart: a day or month abbreviation starts at i. A switch, not a
+// map: it runs at every upper-case letter of a message, for five date
+// alternatives.
+func nameStart(s string, i int, c *runs) bool {
+	if i+3 > len(s) {
+		return false
 	}
-	return m
-}()
-
-// nameStart: a day or month abbreviation starts at i.
-func nameStart(s string, i int, c *runs) bool { return i+3 <= len(s) && names[s[i:i+3]] }
+	switch s[i : i+3] {
+	case "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat",
+		"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec":
+		return true
+	}
+	return false
+}
 
 func oldDateStart(s string, i int, c *runs) bool {
 	if nameStart(s, i, c) {
