@@ -472,6 +472,11 @@ type ProjectGrouping struct {
 	// extraction without storm control, which always counts). Setting it
 	// hashes the project's error events at ingest. Default: false.
 	Count bool `yaml:"count"`
+	// CustomRules says the project has stack-trace or fingerprint rules of
+	// its own in Sentry, which Baton does not apply: its hashes travel
+	// with grouping_final false. Setting it hashes the project's error
+	// events at ingest. Default: false.
+	CustomRules bool `yaml:"custom_rules"`
 }
 
 // ProjectStorm is a static project's storm control.

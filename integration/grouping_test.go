@@ -156,3 +156,76 @@ func TestManagedDiscardedHashNoQuota(t *testing.T) {
 		t.Errorf("requests rejected rate_limited = %d, want 1", got)
 	}
 }
+
+// A project with rules of its own (static custom_rules; managed: a
+// groupingConfig other than the one Baton reproduces) gets its events
+// hashed, but the hash travels as not final: Sentry may group them
+// differently. TestStaticDiscardedHash is the same event shape claimed
+// final.
+func TestGroupingNotFinalRules(t *testing.T) {
+	md5hex := func(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+	t.Run("static", func(t *testing.T) {
+		s := newFakeSentry(t)
+		n := startNode(t, fmt.Sprintf("upstreams: {up: {urls: [%s], max_retry_interval: 200ms}}\nroutes: {default: {upstream: up}}\n", s.url())+
+			fmt.Sprintf("mode: static\nprojects: {\"42\": {public_keys: [%s], grouping: {custom_rules: true}}}\n", managedKey))
+		body := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\"}\n{\"type\":\"event\"}\n{\"message\":\"custom-rules\"}\n", managedKey)
+		if status, resp, _ := postEnvelope(t, n, 42, managedKey, body, nil); status != 200 {
+			t.Fatalf("%d %s", status, resp)
+		}
+		waitBalanced(t, n, 15*time.Second)
+		if got := deliveredTo(s, 42, `"grouping_hash":"`+md5hex("custom-rules")+`","grouping_final":false`); got != 1 {
+			t.Errorf("event with a non-final grouping header delivered %d times, want 1: %v", got, s.envelopes())
+		}
+	})
+	t.Run("managed", func(t *testing.T) {
+		settleDialer(t)
+		s := newFakeSentry(t)
+		s.setProject(managedKey, fakeSentryProjectState(42, managedKey, "r1", func(m map[string]any) {
+			cfg := m["config"].(map[string]any)
+			cfg["grouping"] = map[string]any{"count": true}
+			cfg["groupingConfig"] = map[string]any{"id": "legacy:2019-03-12", "enhancements": "x"}
+		}))
+		n := startNode(t, managedYAML(s.url(), ""))
+		body := fmt.Appendf(nil, "{\"dsn\":\"http://%s@h/42\"}\n{\"type\":\"event\"}\n{\"message\":\"other-config\"}\n", managedKey)
+		if status, resp, _ := postEnvelope(t, n, 42, managedKey, body, nil); status != 200 {
+			t.Fatalf("%d %s", status, resp)
+		}
+		fakeWaitFor(t, 15*time.Second, func() bool { return deliveredTo(s, 42, "other-config") == 1 },
+			func() string { return "the event was not delivered" })
+		if got := deliveredTo(s, 42, `"grouping_hash":"`+md5hex("other-config")+`","grouping_final":false`); got != 1 {
+			t.Errorf("event with a non-final grouping header delivered %d times, want 1: %v", got, s.envelopes())
+		}
+	})
+}
+
+// Security reports are hashed at the edge as error events are (Sentry
+// groups them by the report: directive and blocked host for CSP): a CSP
+// report whose hash the project discards is dropped, filtered
+// discarded_hash, in the security class; another arrives with its hash in
+// the item header.
+func TestStaticSecurityReportHash(t *testing.T) {
+	md5hex := func(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+	s := newFakeSentry(t)
+	n := startNode(t, fmt.Sprintf("upstreams: {up: {urls: [%s], max_retry_interval: 200ms}}\nroutes: {default: {upstream: up}}\n", s.url())+
+		fmt.Sprintf("mode: static\nprojects: {\"42\": {public_keys: [%s], grouping: {discarded_hashes: [%s]}}}\n",
+			managedKey, md5hex("script-src-elemdiscard.evil.example")))
+	batch := "[" + cspReport("discard.evil.example") + "," + cspReport("kept.evil.example") + "]"
+	url := fmt.Sprintf("%s/api/42/security/?sentry_key=%s", n.url, managedKey)
+	if code, body, _ := post(t, url, []byte(batch), map[string]string{"Content-Type": "application/reports+json", "User-Agent": normUA}); code != 200 {
+		t.Fatalf("batch: %d %s", code, body)
+	}
+	hdr, _, _ := waitItem(t, s, "kept.evil.example", "security")
+	if want := `"grouping_hash":"` + md5hex("script-src-elemkept.evil.example") + `"`; !strings.Contains(string(hdr), want) {
+		t.Errorf("kept report's item header %s lacks %s", hdr, want)
+	}
+	st := waitBalanced(t, n, 15*time.Second)
+	if got := deliveredTo(s, 42, "discard.evil.example"); got != 0 {
+		t.Errorf("discarded report delivered %d times", got)
+	}
+	if sc := st.Classes["security"]; sc.Delivered.Records != 1 || sc.Dropped["filtered"].Records != 1 {
+		t.Errorf("security class %+v: want 1 delivered, 1 filtered", sc)
+	}
+	if got := st.Filtered["discarded_hash"]; got != 1 {
+		t.Errorf("filtered discarded_hash = %d, want 1 (all: %v)", got, st.Filtered)
+	}
+}

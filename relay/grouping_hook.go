@@ -41,7 +41,8 @@ func groupingReason(err error) string {
 }
 
 // judgeHash computes the issue hash of a processed (normalized, scrubbed)
-// error event into group, with the hash-only path, and returns
+// error event into group, with the hash-only path (not final when the
+// project's part knows of rules Baton does not apply), and returns
 // errDiscardedHash when st's grouping part discards it, errGroupingStorm
 // when its issue is past the part's storm limit (docs/grouping.md "At the
 // edge"). With a storm limit or the count switch every event not
@@ -49,6 +50,13 @@ func groupingReason(err error) string {
 // with).
 func judgeHash(t *event.Tree, st *project.State, key []byte, table *groups.Table, group *grouping.Brief) error {
 	*group = grouping.Sum(t.Root())
+	if why := st.Grouping.NotFinal(); why != "" {
+		if group.Final {
+			group.Final, group.Reason = false, why
+		} else {
+			group.Reason += "; " + why
+		}
+	}
 	if st.Grouping.Discards(group.Primary) {
 		return errDiscardedHash
 	}
@@ -60,6 +68,13 @@ func judgeHash(t *event.Tree, st *project.State, key []byte, table *groups.Table
 		return errGroupingStorm
 	}
 	return nil
+}
+
+// grouped reports whether items of type t are hashed for a project with a
+// grouping part: error events and security reports (CSP, HPKP,
+// Expect-CT, Expect-Staple), which Sentry groups by their report.
+func grouped(t envelope.ItemType) bool {
+	return t == envelope.ItemEvent || t == envelope.ItemSecurity || t == envelope.ItemRawSecurity
 }
 
 // groupingHeader sets grouping_hash and grouping_final in the item header

@@ -172,13 +172,13 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 		err                  error
 		group                *grouping.Brief
 	)
-	if it.Type == envelope.ItemEvent && st != nil && st.Grouping != nil && (norm || !relayHashed(it.Header)) {
+	if grouped(it.Type) && st != nil && st.Grouping != nil && (norm || !relayHashed(it.Header)) {
 		group = new(grouping.Brief)
 	}
 	start := len(buf)
 	switch it.Type {
 	case envelope.ItemRawSecurity, envelope.ItemNEL:
-		buf, payload, normalized, scrubbed, err = p.report(buf, it, in, norm, st, filter)
+		buf, payload, normalized, scrubbed, err = p.report(buf, it, in, norm, st, key, filter, group)
 	case envelope.ItemLog, envelope.ItemOtelLog:
 		buf, payload, err = scrubLogs(buf, it.Type, it.Payload, st)
 		scrubbed = payload != nil
@@ -221,7 +221,7 @@ func (p *processor) item(buf []byte, it *envelope.Item, in *normalize.Input, tru
 		}
 		if hashed {
 			hdr = groupingHeader(&buf, hdr, group)
-		} else if normalized && it.Type == envelope.ItemEvent && bytes.Contains(hdr, []byte(`"grouping_`)) {
+		} else if normalized && grouped(it.Type) && bytes.Contains(hdr, []byte(`"grouping_`)) {
 			hdr = dropGroupingHeader(&buf, hdr)
 		}
 		start = len(buf)
@@ -299,8 +299,9 @@ func (p *processor) event(buf []byte, kind envelope.ItemType, src []byte, in *no
 // report turns a raw security report into a security event, or a NEL
 // report into a log container of one, and scrubs the former with st's
 // config, through the byte APIs (reports are rebuilt, not edited). The
-// new payload is appended to buf.
-func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, norm bool, st *project.State, filter eventFilter) (out, payload []byte, normalized, scrubbed bool, err error) {
+// new payload is appended to buf. With group, the security event is then
+// hashed and judged as an error event is (judgeHash).
+func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, norm bool, st *project.State, key []byte, filter eventFilter, group *grouping.Brief) (out, payload []byte, normalized, scrubbed bool, err error) {
 	payload = it.Payload
 	kind := it.Type
 	if norm {
@@ -345,6 +346,17 @@ func (p *processor) report(buf []byte, it *envelope.Item, in *normalize.Input, n
 				return buf, nil, false, false, err
 			}
 			payload, scrubbed = buf[start:len(buf):len(buf)], true
+		}
+	}
+	if group != nil && kind == envelope.ItemSecurity {
+		t, err := event.ParseEager(payload)
+		if err != nil {
+			return buf, nil, false, false, fmt.Errorf("%w: %v", normalize.ErrInvalid, err)
+		}
+		err = judgeHash(t, st, key, p.groups, group)
+		t.Release()
+		if err != nil {
+			return buf, nil, false, false, err
 		}
 	}
 	return buf, payload, normalized, scrubbed, nil

@@ -368,7 +368,7 @@ func TestProcessRelayHashed(t *testing.T) {
 	p := testProcessor(t)
 	table, _ := groups.New(groups.Options{})
 	p.groups = table
-	g, err := project.NewGrouping(nil, project.Storm{}, true)
+	g, err := project.NewGrouping(project.Grouping{Count: true})
 	if err != nil {
 		t.Fatal(err)
 	}

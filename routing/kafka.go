@@ -838,7 +838,7 @@ func (kb *kafkaBatch) build(topic string, msgs []Message) []kgo.Record {
 			slab = append(slab, m.Client...)
 			hdrs = append(hdrs, kgo.RecordHeader{Key: HeaderClient, Value: take(start)})
 		}
-		if m.Class == envelope.ClassError {
+		if m.Class == envelope.ClassError || m.Class == envelope.ClassSecurity {
 			// Sub-slices of r.Value, which lives as long as the record.
 			if hash, final := eventGrouping(r.Value); hash != nil {
 				hdrs = append(hdrs, kgo.RecordHeader{Key: HeaderGroupingHash, Value: hash},

@@ -20,22 +20,25 @@ func TestEventGrouping(t *testing.T) {
 	f("{}\n{\"type\":\"event\",\"grouping_final\":false,\"grouping_hash\":\""+h+"\"}\n{}\n", h, "false")
 	// An attachment first, with a payload that looks like an item header.
 	f("{}\n{\"type\":\"attachment\",\"length\":35}\n{\"type\":\"event\",\"grouping_hash\":1}\n{\"type\":\"event\",\"grouping_hash\":\"abc\"}\n{}\n", "abc", "false")
+	f("{}\n{\"type\":\"security\",\"grouping_hash\":\""+h+"\",\"grouping_final\":false}\n{}\n", h, "false")
 	f("{}\n{\"type\":\"event\"}\n{}\n", "", "")
 	f("{}\n{\"type\":\"event\",\"grouping_hash\":\"a\\u0062\"}\n{}\n", "", "")
 	f("{}\n{\"type\":\"attachment\",\"length\":99}\n{}\n", "", "")
 	f("{}", "", "")
 }
 
-// Error records carry the event's grouping as headers; other classes and
-// events without a hash carry none.
+// Error and security records carry the item's grouping as headers; other
+// classes and events without a hash carry none.
 func TestKafkaGroupingHeaders(t *testing.T) {
 	t.Parallel()
 	const h = "0123456789abcdef0123456789abcdef"
 	body := "{}\n{\"type\":\"event\",\"grouping_hash\":\"" + h + "\",\"grouping_final\":true}\n{}\n"
 	grouped, plain, other := testMsg(1, body), testMsg(1, "{}\n{\"type\":\"event\"}\n{}\n"), testMsg(1, body)
 	other.Class = envelope.ClassTransaction
+	security := testMsg(1, "{}\n{\"type\":\"security\",\"grouping_hash\":\""+h+"\",\"grouping_final\":false}\n{}\n")
+	security.Class = envelope.ClassSecurity
 	var kb kafkaBatch
-	recs := kb.build("events", []Message{grouped, plain, other})
+	recs := kb.build("events", []Message{grouped, plain, other, security})
 	get := func(i int, key string) string {
 		for _, hd := range recs[i].Headers {
 			if hd.Key == key {
@@ -46,6 +49,9 @@ func TestKafkaGroupingHeaders(t *testing.T) {
 	}
 	if get(0, HeaderGroupingHash) != h || get(0, HeaderGroupingFinal) != "true" || get(0, HeaderProjectID) != "1" {
 		t.Errorf("grouped error headers %v", recs[0].Headers)
+	}
+	if get(3, HeaderGroupingHash) != h || get(3, HeaderGroupingFinal) != "false" {
+		t.Errorf("grouped security report headers %v", recs[3].Headers)
 	}
 	for i := 1; i < 3; i++ {
 		if get(i, HeaderGroupingHash) != "" || get(i, HeaderGroupingFinal) != "" {

@@ -47,6 +47,9 @@ Usage:
                                    print the normalized event (stdin when no FILE)
   baton grouping hash [--normalized] [FILE]
                                    print Sentry's grouping variants and issue hash of an event
+  baton grouping check [--normalized] DIR
+                                   compare Baton's hashes with Sentry's grouping snapshots (inputs
+                                   and .pysnap files in the layout of Sentry's tests/sentry/grouping)
   baton topology check|render|graph FILE
                                    check a fleet declaration, render its node configs, draw it
   baton redis put-config|get-config|delete-config [--redis ADDR] [--prefix P] KEY PART [FILE|-]

@@ -78,8 +78,11 @@ type Result struct {
 	Rules    string    `json:"rules"`
 	Variants []Variant `json:"variants"`
 	Primary  string    `json:"primary,omitempty"`
-	Final    bool      `json:"final"`
-	Reason   string    `json:"reason,omitempty"`
+	// PrimaryVariant names the variant Primary comes from ("app",
+	// "system", "default", "custom-fingerprint", "checksum").
+	PrimaryVariant string `json:"primary_variant,omitempty"`
+	Final          bool   `json:"final"`
+	Reason         string `json:"reason,omitempty"`
 }
 
 // Hash computes the grouping variants of a normalized event (the root
@@ -99,6 +102,26 @@ type grouper struct {
 	in       []byte // hash input scratch
 	comps    []Component
 	ptrs     []*Component
+}
+
+// drift marks the result not final when parameterized text that feeds
+// the hash holds a value Sentry versions parameterize differently.
+func (g *grouper) drift(parameterized string) {
+	if why := paramDrift(parameterized); why != "" {
+		g.notFinal(why)
+	}
+}
+
+// contributes reports whether some variant of a strategy contributes.
+func contributes(outs []strategyOut) bool {
+	for _, o := range outs {
+		for _, c := range o.variants {
+			if c.Contributes {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (g *grouper) notFinal(why string) {
@@ -138,6 +161,9 @@ func (g *grouper) run(root *event.Node) Result {
 		g.notFinal("template interface: not implemented at the edge")
 	}
 	if c := message(root); c != nil {
+		if c.Contributes && !contributes(outs) { // the message is what the event groups by
+			g.drift(c.Value)
+		}
 		outs = append(outs, strategyOut{"message", map[string]*Component{"default": c}})
 	}
 	g.builtinFingerprints(root)
@@ -169,7 +195,7 @@ func (g *grouper) run(root *event.Node) Result {
 	}
 	dedupSystem(res.Variants)
 	g.fingerprint(root, &res)
-	res.Primary = primary(res.Variants)
+	res.Primary, res.PrimaryVariant = primary(res.Variants)
 	res.Final = len(g.reasons) == 0
 	res.Reason = strings.Join(g.reasons, "; ")
 	return res
@@ -261,13 +287,13 @@ func dedupSystem(vs []Variant) {
 	v.Hash, v.Contributes, v.Hint = "", false, "ignored because hash matches app variant"
 }
 
-func primary(vs []Variant) string {
+func primary(vs []Variant) (hash, name string) {
 	for _, v := range vs {
 		if v.Hash != "" {
-			return v.Hash
+			return v.Hash, v.Name
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // feed appends the contributing leaf values of c, depth first, with no

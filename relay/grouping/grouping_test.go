@@ -236,6 +236,9 @@ func TestNotFinal(t *testing.T) {
 		{"obfuscated java", `{"platform":"java","exception":{"values":[{"type":"E","stacktrace":{"frames":[{"module":"o.Zz","function":"a"}]}}]}}`, "obfuscated"},
 		{"exception group", `{"exception":{"values":[{"type":"ExceptionGroup","value":"x","mechanism":{"type":"chained","is_exception_group":true}}]}}`, "exception group"},
 		{"chunk load", `{"platform":"javascript","exception":{"values":[{"type":"ChunkLoadError","value":"Loading chunk 7 failed."}]}}`, "built-in"},
+		{"message drift", `{"message":"GET HTTP/1.1-8080 refused"}`, "parameterization"},
+		{"logentry drift", `{"logentry":{"formatted":"handle 9af8 lost"}}`, "4-7 digit hex"},
+		{"exception value drift", `{"exception":{"values":[{"type":"E","value":"bind 2012:d157::cbe:908:2013 failed"}]}}`, "IPv6"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := hashOf(t, c.event)
@@ -243,6 +246,21 @@ func TestNotFinal(t *testing.T) {
 				t.Errorf("final = %v, reason %q, want it to mention %q", r.Final, r.Reason, c.reason)
 			}
 		})
+	}
+}
+
+// A value Sentry versions parameterize differently only matters where it
+// feeds the hash: an exception value behind a contributing stack trace, or
+// a message behind an exception, leaves the hash final.
+func TestDriftOnlyWhenHashed(t *testing.T) {
+	for name, ev := range map[string]string{
+		"plain message":             `{"message":"order 1234 failed"}`,
+		"value behind a stacktrace": `{"platform":"python","exception":{"values":[{"type":"E","value":"handle 9af8 lost","stacktrace":{"frames":[{"module":"app","function":"f","in_app":true}]}}]}}`,
+		"message behind exception":  `{"message":"handle 9af8 lost","exception":{"values":[{"type":"E","value":"x"}]}}`,
+	} {
+		if r := hashOf(t, ev); !r.Final {
+			t.Errorf("%s: not final (%s)", name, r.Reason)
+		}
 	}
 }
 
@@ -267,5 +285,82 @@ func TestVariantJSON(t *testing.T) {
 	want := `[{"name":"app","type":"component","contributes":false,"hash":null},{"name":"system","type":"component","contributes":true,"hash":"abc"}]`
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
+	}
+}
+
+// PrimaryVariant names the variant the primary hash comes from.
+func TestPrimaryVariant(t *testing.T) {
+	for ev, want := range map[string]string{
+		`{"message":"m"}`:                                     "default",
+		`{"message":"m","fingerprint":["a"]}`:                 "custom-fingerprint",
+		`{"message":"m","fingerprint":["{{ default }}","a"]}`: "default",
+		`{"checksum":"x"}`:                                    "checksum",
+		`{"platform":"python","exception":{"values":[{"type":"E","stacktrace":{"frames":[{"module":"lib","function":"f"}]}}]}}`:               "system",
+		`{"platform":"python","exception":{"values":[{"type":"E","stacktrace":{"frames":[{"module":"app","function":"f","in_app":true}]}}]}}`: "app",
+		`{"level":"error"}`: "",
+	} {
+		if r := hashOf(t, ev); r.PrimaryVariant != want {
+			t.Errorf("%s: primary variant %q, want %q", ev, r.PrimaryVariant, want)
+		}
+	}
+}
+
+// TestRuleFamilies: one table per frame and report rule family of
+// docs/grouping.md ("Frames", "Security reports"), each hash written from
+// the rule: md5 of the contributing values in order.
+func TestRuleFamilies(t *testing.T) {
+	long := strings.Repeat("x", 121)
+	frame := func(platform, f string) string {
+		return `{"platform":"` + platform + `","stacktrace":{"frames":[` + f + `]}}`
+	}
+	for _, c := range []struct {
+		name, event, variant, want string
+	}{
+		// php: anonymous functions and classes.
+		{"php closure", frame("php", `{"filename":"/app/src/x.php","function":"{closure}"}`), "system", md5hex("x.php", "{closure}")},
+		{"php [Anonymous function]", frame("php", `{"filename":"/app/src/x.php","function":"[Anonymous function]"}`), "system", md5hex("x.php")},
+		{"php anonymous class, NUL form", frame("php", `{"filename":"/app/src/x.php","function":"class@anonymous\u0000/app/src/x.php:12$0::handle"}`), "system", md5hex("x.php")},
+		{"php anonymous class method", frame("php", `{"filename":"/app/src/x.php","function":"class@anonymous/app/src/x.php:12$0::handle"}`), "system", md5hex("x.php", "handle")},
+		// csharp: raw_function over function.
+		{"csharp raw_function", frame("csharp", `{"module":"App.Svc","filename":"Svc.cs","function":"Run","raw_function":"App.Svc.Run(Int32 x)"}`), "system", md5hex("App.Svc", "App.Svc.Run(Int32 x)")},
+		{"csharp function without raw", frame("csharp", `{"module":"App.Svc","filename":"Svc.cs","function":"Run"}`), "system", md5hex("App.Svc", "Run")},
+		// ruby: blocks.
+		{"ruby block in", frame("ruby", `{"filename":"app/a.rb","function":"block in process"}`), "system", md5hex("a.rb", "block")},
+		{"ruby nested block", frame("ruby", `{"filename":"app/a.rb","function":"block (2 levels) in Foo#bar"}`), "system", md5hex("a.rb", "block")},
+		{"ruby method", frame("ruby", `{"filename":"app/a.rb","function":"blocking"}`), "system", md5hex("a.rb", "blocking")},
+		// native: placeholders for unknown symbols.
+		{"native <redacted>", frame("native", `{"filename":"x.c","function":"<redacted>"}`), "system", md5hex("x.c")},
+		{"native <unknown>", frame("native", `{"filename":"x.c","function":"<unknown>"}`), "system", md5hex("x.c")},
+		{"native named", frame("native", `{"filename":"x.c","function":"main"}`), "system", md5hex("x.c", "main")},
+		// java: generated class names.
+		{"java CGLIB", frame("java", `{"module":"com.example.Foo$$EnhancerBySpringCGLIB$$1a2b3c4d","function":"run"}`), "system", md5hex("com.example.Foo$$EnhancerBySpringCGLIB$$<auto>", "run")},
+		{"java CGLIB numbered", frame("java", `{"module":"com.example.Foo$$FastClassByCGLIB$$1a2b3c4d_2","function":"run"}`), "system", md5hex("com.example.Foo$$FastClassByCGLIB$$<auto>", "run")},
+		{"java javassist module", frame("java", `{"module":"com.example.Foo_$$_javassist_123","function":"run"}`), "system", md5hex("com.example.Foo_$$_javassist<auto>", "run")},
+		{"java javassist seam", frame("java", `{"module":"com.example.Foo_$$_javassist_seam_7","function":"run"}`), "system", md5hex("com.example.Foo_$$_javassist<auto>", "run")},
+		{"java javassist filename", frame("java", `{"filename":"Foo_$$_javassist_77.java","function":"run"}`), "system", md5hex("foo_$$_javassist<auto>.java", "run")},
+		{"clojure fn", frame("java", `{"module":"myapp.core$fn__1234","function":"invoke"}`), "system", md5hex("myapp.core$fn__<auto>", "invoke")},
+		// context lines: 120 characters at most.
+		{"context line 120", frame("python", `{"module":"app.x","function":"f","context_line":"`+long[:120]+`"}`), "system", md5hex("app.x", "f", long[:120])},
+		{"context line 121", frame("python", `{"module":"app.x","function":"f","context_line":"`+long+`"}`), "system", md5hex("app.x", "f")},
+		{"context line collapsed", frame("python", `{"module":"app.x","function":"f","context_line":"   return  a +\tb  "}`), "system", md5hex("app.x", "f", "return a + b")},
+		// [native code]: a dropped javascript frame, an ignored filename elsewhere.
+		{"javascript [native code] frame", frame("javascript", `{"filename":"/app.js","abs_path":"/app.js","function":"run","context_line":"run()"},`+
+			`{"filename":"[native code]","abs_path":"[native code]","function":"Array.forEach"}`), "system", md5hex("app.js", "run", "run()")},
+		{"[native code] filename", frame("python", `{"filename":"[native code]","function":"f"}`), "system", md5hex("f")},
+		// Security reports: salt, then the hostname.
+		{"hpkp", `{"hpkp":{"hostname":"www.example.com","port":443,"effective_expiration_date":"2014-05-01T12:40:50Z"}}`, "default", md5hex("hpkp", "www.example.com")},
+		{"expect-staple", `{"expectstaple":{"hostname":"www.example.com","port":443,"response_status":"ERROR_RESPONSE"}}`, "default", md5hex("expect-staple", "www.example.com")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := hashOf(t, c.event)
+			v := variant(r, c.variant)
+			if v == nil {
+				t.Fatalf("no %s variant: %+v", c.variant, r)
+			}
+			if v.Hash != c.want {
+				out, _ := json.Marshal(v.Components)
+				t.Errorf("%s hash %s, want %s: %s", c.variant, v.Hash, c.want, out)
+			}
+		})
 	}
 }

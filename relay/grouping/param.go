@@ -163,11 +163,19 @@ var patterns = []pattern{
 		{wordStart: true, re: anchored(`\d+ms`), pre: durationMs, first: isDigit},
 		{re: anchored(`\d+(\.\d+)?s\b`), pre: durationS, first: isDigit},
 	}},
+	// OpenStack Swift transaction IDs: "tx", 21 hex digits, "-", 10 hex
+	// digits and the rest of the non-space run (a suffix).
+	{name: "swift_txn_id", need: "tx", alts: []alt{{wordStart: true, pre: swiftStart, first: func(c byte) bool { return c == 't' },
+		re: anchored(`tx[0-9a-f]{21}-[0-9a-f]{10}` + nonSpace + `*`)}}},
 	{name: "hex", alts: []alt{
 		{wordStart: true, re: anchored(`0[xX][0-9a-fA-F]+\b`), pre: hexPrefix, first: func(c byte) bool { return c == '0' }},
 		{wordStart: true, re: anchored(`[0-9a-f]{8,128}\b`), check: hasDigit, pre: hexRunAtLeast(8), first: isHex, max: 128},
 		{wordStart: true, re: anchored(`[0-9A-F]{8,128}\b`), check: hasDigit, pre: hexRunAtLeast(8), first: isHex, max: 128},
 	}},
+	// A short git sha: 7 lower-case hex digits, at least one digit and
+	// one letter.
+	{name: "git_sha", needDigit: true, alts: []alt{{wordStart: true, pre: hexRunIs(7), first: isHex,
+		re: anchored(`[0-9a-f]{7}\b`), check: func(m string) bool { return hasDigit(m) && strings.ContainsAny(m, "abcdef") }, max: 7}}},
 	{name: "float", needDigit: true, alts: []alt{
 		{re: anchored(`-\d+\.\d+\b`), pre: minusDigit, first: func(c byte) bool { return c == '-' }},
 		{wordStart: true, re: anchored(`\d+\.\d+\b`), pre: floatStart, first: isDigit},
@@ -231,7 +239,7 @@ func parameterize(s string) string {
 
 // numPatterns sizes the active-pattern array: len(patterns), checked by
 // TestParameterizeTable.
-const numPatterns = 15
+const numPatterns = 17
 
 // altRef names one alternative of patterns.
 type altRef struct{ p, a uint8 }
@@ -444,6 +452,14 @@ func ipv4Start(s string, i int, c *runs) bool {
 	return d >= 1 && d <= 3 && at(s, i+d) == '.'
 }
 
+// nonSpace is Python's \S in a str pattern: not Unicode white space
+// (Go's \S is ASCII only).
+const nonSpace = `[^\s\v\x1c-\x1f\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]`
+
+func swiftStart(s string, i int, c *runs) bool {
+	return strings.HasPrefix(s[i:], "tx") && c.hex(s, i+2) >= 21 && at(s, i+23) == '-'
+}
+
 func uuidStart(s string, i int, c *runs) bool { return c.hex(s, i) == 8 && at(s, i+8) == '-' }
 
 func hexRunIs(n int) func(string, int, *runs) bool {
@@ -454,16 +470,20 @@ func hexRunAtLeast(n int) func(string, int, *runs) bool {
 	return func(s string, i int, c *runs) bool { return c.hex(s, i) >= n }
 }
 
-var names = func() map[string]bool {
-	m := map[string]bool{}
-	for n := range strings.SplitSeq("Sun|Mon|Tue|Wed|Thu|Fri|Sat|Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec", "|") {
-		m[n] = true
+// nameStart: a day or month abbreviation starts at i. A switch, not a
+// map: it runs at every upper-case letter of a message, for five date
+// alternatives.
+func nameStart(s string, i int, c *runs) bool {
+	if i+3 > len(s) {
+		return false
 	}
-	return m
-}()
-
-// nameStart: a day or month abbreviation starts at i.
-func nameStart(s string, i int, c *runs) bool { return i+3 <= len(s) && names[s[i:i+3]] }
+	switch s[i : i+3] {
+	case "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat",
+		"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec":
+		return true
+	}
+	return false
+}
 
 func oldDateStart(s string, i int, c *runs) bool {
 	if nameStart(s, i, c) {
@@ -518,4 +538,119 @@ func intStart(s string, i int, c *runs) bool {
 func negIntStart(s string, i int, c *runs) bool {
 	d := c.digits(s, i+1)
 	return d >= 1 && d <= 7
+}
+
+// paramDrift says why the parameterized text p may not be what the Sentry
+// that receives the event hashes, or "". Sentry's parameterization keeps
+// changing (docs/grouping.md "Version drift"): its newest tests and source
+// disagree with each other and with older releases on 4-7 digit and
+// letters-only hex, negative 8+ digit numbers, compressed IPv6 followed
+// by more groups, "1.1-8080", and the recent git_sha and swift_txn_id
+// patterns. A hash over text where those could apply is not claimed final.
+func paramDrift(p string) string {
+	if strings.Contains(p, "<") {
+		switch {
+		case strings.Contains(p, "<git_sha>"):
+			return driftReason("a 7-digit git sha")
+		case strings.Contains(p, "<swift_txn_id>"):
+			return driftReason("a Swift transaction id")
+		}
+		for j := 0; ; {
+			k := strings.Index(p[j:], "<ip>")
+			if k < 0 {
+				break
+			}
+			j += k + len("<ip>")
+			if why := ipDrift(p[j:]); why != "" {
+				return driftReason(why)
+			}
+		}
+		for _, mark := range [...]string{"<float>-<int>", "<float>-<hex>"} {
+			if strings.Contains(p, mark) {
+				return driftReason("a float joined to a number by '-'")
+			}
+		}
+		for j := 0; ; {
+			k := strings.Index(p[j:], "-<hex>")
+			if k < 0 {
+				break
+			}
+			if r, ok := prevRune(p, j+k); !ok || !isWordRune(r) {
+				return driftReason("a negative 8+ digit number")
+			}
+			j += k + 1
+		}
+	}
+	for i := 0; i < len(p); {
+		r, w := utf8.DecodeRuneInString(p[i:])
+		if !isWordRune(r) {
+			i += w
+			continue
+		}
+		j := i + w
+		for j < len(p) {
+			r, w := utf8.DecodeRuneInString(p[j:])
+			if !isWordRune(r) {
+				break
+			}
+			j += w
+		}
+		if why := hexDrift(p[i:j]); why != "" {
+			return driftReason(why)
+		}
+		i = j
+	}
+	return ""
+}
+
+// ipDrift: what follows an <ip> that Sentry versions may take as part of
+// an IPv6 address (more groups, an embedded IPv4, a prefix length); not a
+// port after an IPv4 address ("<ip>:<int>" alone).
+func ipDrift(rest string) string {
+	switch {
+	case strings.HasPrefix(rest, ":<int>:"), strings.HasPrefix(rest, "::"):
+		return "IPv6 with more groups"
+	case len(rest) > 1 && rest[0] == ':' && isHex(rest[1]):
+		return "IPv6 with more groups"
+	case strings.HasPrefix(rest, ".<float>"), strings.HasPrefix(rest, ".<int>"):
+		return "IPv4-mapped IPv6"
+	case strings.HasPrefix(rest, "/<int>"):
+		return "an IP prefix length"
+	}
+	return ""
+}
+
+// hexDrift classifies a word Sentry versions parameterize differently:
+// 4-7 hex digits of one case with a digit and a letter, or 8-128 hex
+// letters of one case.
+func hexDrift(w string) string {
+	if len(w) < 4 || len(w) > 128 {
+		return ""
+	}
+	var digits, lower, upper bool
+	for i := 0; i < len(w); i++ {
+		switch c := w[i]; {
+		case isDigit(c):
+			digits = true
+		case c >= 'a' && c <= 'f':
+			lower = true
+		case c >= 'A' && c <= 'F':
+			upper = true
+		default:
+			return ""
+		}
+	}
+	switch {
+	case lower && upper:
+		return ""
+	case len(w) < 8 && digits && (lower || upper):
+		return "a 4-7 digit hex value"
+	case len(w) >= 8 && !digits:
+		return "a letters-only hex value"
+	}
+	return ""
+}
+
+func driftReason(what string) string {
+	return "message parameterization: Sentry versions differ on " + what + " (docs/grouping.md \"Version drift\")"
 }

@@ -73,6 +73,12 @@ func TestParameterize(t *testing.T) {
 		{"datetime object", "datetime.datetime(2025, 6, 24, 18, 33, 0, 447640)", "<date>"},
 		{"duration ms", "1000000ms", "<duration>"},
 		{"duration s", "1.234s", "<duration>"},
+		{"swift_txn_id", "tx274a77a8975c4a66aeb24-0052d95365", "<swift_txn_id>"},
+		{"swift_txn_id with suffix", "tx274a77a8975c4a66aeb24-0052d95365-cluster01", "<swift_txn_id>"},
+		{"swift_txn_id missing prefix", "ab274a77a8975c4a66aeb24-0052d95365", "<hex>-<hex>"},
+		{"git sha", "commit a93c7d2", "commit <git_sha>"},
+		{"git sha all letters", "commit cabcafe", "commit cabcafe"},
+		{"git sha all numbers", "commit 4150908", "commit <int>"},
 		{"hex prefix", "0x9af8", "<hex>"},
 		{"hex prefix no digits", "0xDEADBEEF", "<hex>"},
 		{"hex 8 lower", "9af8c3be", "<hex>"},
@@ -118,6 +124,39 @@ func TestParameterize(t *testing.T) {
 	}
 }
 
+// TestParamDrift: the cases where Sentry's newest parameterization tests,
+// its source and older releases (docs/grouping.md "Version drift") give
+// different text are flagged, as what they parameterize to here; the
+// cases all agree on are not.
+func TestParamDrift(t *testing.T) {
+	drifts := []string{
+		"9af8", "9AF8", "abc1-67891233-abcdef012345678912345678", "1a2b3c", // 4-7 hex digits
+		"deadbeef", "DEADBEEF", // letters-only hex
+		"-12345678",                                                               // negative 8+ digits
+		"2012:d157::cbe:908:2013", "::ffff:192.168.1.1", "fc00::/7", "10.0.0.0/8", // IPv6 forms, prefixes
+		"HTTP/1.1-8080",                                        // older int absorbed the '-'
+		"commit a93c7d2", "tx274a77a8975c4a66aeb24-0052d95365", // recent patterns
+	}
+	stable := []string{
+		"A quick brown fox", "0.0.0.0:80", "415-908", "maisey-908", "value:-17502", "cafe 123", "deadbee", "CAFE 123",
+		"12345678", "1234567", "0x9af8", "9af8c3be", "7c1811ed-e98f-4c9c-a9f9-58c757ff494f", "::1", "1121:0c03:1231:130d:0000:16da:0908:da07",
+		"Fee::add() called too early", "2024-02-20T22:16:36", "1.234s", "b='1'", "utf-8", "0xDEADBEEF", "face", "added",
+		"HTTP/1.1", "Mon, 02 Jan 2006 15:04:05 MST", "11:21", "Object 123 of user 456 at 10.1.2.3 failed",
+	}
+	for _, in := range drifts {
+		for _, w := range [][2]string{{"", ""}, {"prefix ", " suffix"}} {
+			if p := parameterize(w[0] + in + w[1]); paramDrift(p) == "" {
+				t.Errorf("%q (parameterized %q): no drift, want one", w[0]+in+w[1], p)
+			}
+		}
+	}
+	for _, in := range stable {
+		if p := parameterize(in); paramDrift(p) != "" {
+			t.Errorf("%q (parameterized %q): drift %q, want none", in, p, paramDrift(p))
+		}
+	}
+}
+
 func TestTrimLines(t *testing.T) {
 	for in, want := range map[string]string{
 		"one line":                 "one line",
@@ -142,7 +181,7 @@ func TestParameterizeLinear(t *testing.T) {
 		// long scans super-linear by itself (measured 70-150x at 16x).
 		t.Skip("timing is meaningless under the race detector")
 	}
-	for _, unit := range []string{"1", "a", "a.", ":", "1:", "a@", "abcd:", "1.", "datetime.datetime(", "Jan ", "-1", "ab-", "0x", "1-", "=\"", "Mon, "} {
+	for _, unit := range []string{"1", "a", "a.", ":", "1:", "a@", "abcd:", "1.", "datetime.datetime(", "Jan ", "-1", "ab-", "0x", "1-", "=\"", "Mon, ", "tx", "tx0", "a1b2c3d "} {
 		s := strings.Repeat(unit, 20000/len(unit))
 		start := time.Now()
 		parameterize(s)

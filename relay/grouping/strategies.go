@@ -403,6 +403,19 @@ func appendFields(dst []byte, s string) []byte {
 	start := len(dst)
 	space := false
 	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf { // ASCII: most context lines are
+			if asciiSpace[c] {
+				space = true
+			} else {
+				if space && len(dst) > start {
+					dst = append(dst, ' ')
+				}
+				space = false
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if unicode.IsSpace(r) {
 			space = true
@@ -417,6 +430,9 @@ func appendFields(dst []byte, s string) []byte {
 	}
 	return dst
 }
+
+// asciiSpace is unicode.IsSpace for the ASCII bytes.
+var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
 
 // frameComponent is Sentry's frame:v1 for one frame, the same in every
 // variant (in-app and rule marks are applied on a copy per variant).
@@ -586,6 +602,7 @@ func (g *grouper) singleException(ex *event.Node) map[string]*Component {
 	valueNorm, hint := string(raw), ""
 	if hasValue && needValue {
 		valueNorm = parameterize(valueNorm)
+		g.drift(valueNorm)
 		if valueNorm != string(raw) {
 			hint = "stripped event-specific values"
 		}
@@ -797,7 +814,7 @@ var md5Re = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // every other variant: the value itself is the "checksum" hash, and when it
 // is not 32 lowercase hex digits its md5 is added as "hashed-checksum".
 func checksumResult(cs string) Result {
-	res := Result{Config: ConfigID, Rules: RulesVersion, Primary: cs, Final: true,
+	res := Result{Config: ConfigID, Rules: RulesVersion, Primary: cs, PrimaryVariant: "checksum", Final: true,
 		Variants: []Variant{{Name: "checksum", Type: "checksum", Contributes: true, Values: []string{cs}, Hash: cs}}}
 	if !md5Re.MatchString(cs) {
 		res.Variants = append(res.Variants, Variant{Name: "hashed-checksum", Type: "hashed-checksum", Contributes: true,

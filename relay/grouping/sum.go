@@ -11,12 +11,14 @@ import (
 )
 
 // Brief is what Sum computes: the primary hash (empty when no variant has
-// one) and whether it is final, with the reason when it is not. They equal
-// Hash's Primary, Final and Reason.
+// one), the variant it comes from, and whether it is final, with the
+// reason when it is not. They equal Hash's Primary, PrimaryVariant, Final
+// and Reason.
 type Brief struct {
-	Primary string
-	Final   bool
-	Reason  string
+	Primary        string
+	PrimaryVariant string
+	Final          bool
+	Reason         string
 }
 
 // Sum is Hash for ingest: the primary hash and Final without component
@@ -81,7 +83,7 @@ func (s *summer) run(root *event.Node) Brief {
 		g.platform = "other"
 	}
 	if cs := view(get(root, "checksum")); cs != "" {
-		return Brief{Primary: strings.Clone(cs), Final: true}
+		return Brief{Primary: strings.Clone(cs), PrimaryVariant: "checksum", Final: true}
 	}
 	// Strategies in score order; the first with a contributing variant
 	// wins every variant (assemble). Later ones still run for their
@@ -115,6 +117,7 @@ func (s *summer) run(root *event.Node) Brief {
 	}
 	if !win.any() {
 		if c := message(root); c != nil && c.Contributes {
+			g.drift(c.Value)
 			s.def = feed(s.def[:0], c)
 			win = variants{def: true}
 		}
@@ -133,18 +136,18 @@ func (s *summer) run(root *event.Node) Brief {
 	// Primary: the first hashed variant in rank order (app, default,
 	// system); dedupSystem cannot change it.
 	var in []byte
+	b := Brief{}
 	switch {
 	case win.app:
-		in = s.app
+		in, b.PrimaryVariant = s.app, "app"
 	case win.def:
-		in = s.def
+		in, b.PrimaryVariant = s.def, "default"
 	case win.sys:
-		in = s.sys
+		in, b.PrimaryVariant = s.sys, "system"
 	}
-	b := Brief{}
 	switch custom, hybrid := s.fingerprint(root); {
 	case custom:
-		b.Primary = md5String(s.salt)
+		b.Primary, b.PrimaryVariant = md5String(s.salt), "custom-fingerprint"
 	case win.any():
 		if hybrid {
 			in = append(in, s.salt...)
@@ -306,6 +309,7 @@ func (s *summer) exceptions(exs []*event.Node) variants {
 			if !stackOn && !nsOn && raw != "" {
 				if !done {
 					value, done = parameterize(raw), true
+					s.g.drift(value)
 				}
 				dst = append(dst, value...)
 				on = on || value != ""

@@ -3,6 +3,7 @@ package grouping
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/baton-relay/baton/relay/event"
@@ -20,8 +21,8 @@ func sumAgrees(t testing.TB, src []byte) {
 	}
 	defer tr.Release()
 	r, b := Hash(tr.Root()), Sum(tr.Root())
-	if b.Primary != r.Primary || b.Final != r.Final || b.Reason != r.Reason {
-		t.Fatalf("Sum = %+v, Hash = {Primary:%s Final:%v Reason:%s} for %s", b, r.Primary, r.Final, r.Reason, src)
+	if b.Primary != r.Primary || b.PrimaryVariant != r.PrimaryVariant || b.Final != r.Final || b.Reason != r.Reason {
+		t.Fatalf("Sum = %+v, Hash = {Primary:%s PrimaryVariant:%s Final:%v Reason:%s} for %s", b, r.Primary, r.PrimaryVariant, r.Final, r.Reason, src)
 	}
 }
 
@@ -65,5 +66,15 @@ func TestSumAllocs(t *testing.T) {
 	Sum(tr.Root()) // warm the pool
 	if n := testing.AllocsPerRun(100, func() { Sum(tr.Root()) }); n > 4 {
 		t.Errorf("Sum allocates %.0f times per event, want <= 4", n)
+	}
+}
+
+// appendFields is strings.Join(strings.Fields(s), " "), on the ASCII fast
+// path and the rune path alike.
+func TestAppendFields(t *testing.T) {
+	for _, s := range []string{"", "   ", "a", "  return  a +\tb  ", "x\r\n\v\fy", "é\u00a0ü\u2003 z", "\u0085a\x00b \xff c", "   trailing é  "} {
+		if got, want := string(appendFields([]byte("<"), s)), "<"+strings.Join(strings.Fields(s), " "); got != want {
+			t.Errorf("appendFields(%q) = %q, want %q", s, got, want)
+		}
 	}
 }

@@ -194,9 +194,13 @@ func staticState(id string, pid uint64, c config.Project) (*project.State, error
 		}
 	}
 	st.ProjectID, st.Disabled, st.AllowedDomains = pid, c.Disabled, c.AllowedDomains
-	if c.Grouping.DiscardedHashes != nil || c.Grouping.Storm.Limit > 0 || c.Grouping.Count {
-		storm := project.Storm{Limit: c.Grouping.Storm.Limit, Window: int64(c.Grouping.Storm.Window / time.Second)}
-		g, err := project.NewGrouping(c.Grouping.DiscardedHashes, storm, c.Grouping.Count)
+	if cg := c.Grouping; cg.DiscardedHashes != nil || cg.Storm.Limit > 0 || cg.Count || cg.CustomRules {
+		g, err := project.NewGrouping(project.Grouping{
+			DiscardedHashes: cg.DiscardedHashes,
+			Storm:           project.Storm{Limit: cg.Storm.Limit, Window: int64(cg.Storm.Window / time.Second)},
+			Count:           cg.Count,
+			CustomRules:     cg.CustomRules,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("projects.%s.grouping: %w", id, err)
 		}

@@ -8,6 +8,11 @@ import (
 	"time"
 )
 
+// DefaultGroupingConfig is the Sentry grouping config whose hashes Baton
+// reproduces (relay/grouping.ConfigID; this package may not import it,
+// TestGroupingConfigID holds them equal).
+const DefaultGroupingConfig = "newstyle:2023-01-11"
+
 // Grouping is the grouping part, config key "grouping": Baton's extension
 // (docs/grouping.md "At the edge"). A project that has it gets its error
 // events hashed at ingest (relay/grouping) and the hash put into the item
@@ -16,7 +21,8 @@ import (
 // first Storm.Limit events of an issue per Storm.Window are kept (the rest
 // are filtered, reason grouping_storm) and every event is counted in the
 // per-issue metric c:custom/baton.grouping.events@none. Count alone counts
-// the events in that metric and drops none.
+// the events in that metric and drops none. CustomRules says the project
+// groups with rules of its own, so no edge hash of it is final.
 type Grouping struct {
 	// DiscardedHashes are issue hashes (Sentry's primary hash: 32
 	// lower-case hex digits, or a legacy checksum as sent). Default: none.
@@ -27,8 +33,15 @@ type Grouping struct {
 	// c:custom/baton.grouping.events@none, without a storm limit
 	// (metrics extraction; storm control always counts). Default: false.
 	Count bool `json:"count"`
+	// CustomRules says the project has grouping rules Baton does not
+	// apply: stack-trace rules (Sentry's project option
+	// sentry:grouping_enhancements) or server-side fingerprint rules
+	// (sentry:fingerprinting_rules). Its hashes are sent as not final.
+	// Default: false.
+	CustomRules bool `json:"customRules"`
 
 	discarded map[string]struct{}
+	notFinal  string // why no hash of the project is final, or ""
 }
 
 // Storm is storm control: per issue, keep the first Limit events of each
@@ -65,7 +78,19 @@ func (g *Grouping) validate() error {
 		}
 		g.discarded[h] = struct{}{}
 	}
+	if g.CustomRules {
+		g.notFinal = "project grouping rules: the project has stack-trace or fingerprint rules of its own (customRules)"
+	}
 	return nil
+}
+
+// NotFinal is why no edge hash of the project is Sentry's (its own rules,
+// another grouping config), or "" when the part does not know of any.
+func (g *Grouping) NotFinal() string {
+	if g == nil {
+		return ""
+	}
+	return g.notFinal
 }
 
 // Discards reports whether events with the primary hash h are dropped at
@@ -92,9 +117,10 @@ func (g *Grouping) Counts() bool {
 	return g != nil && (g.Count || g.Storm.Limit > 0)
 }
 
-// NewGrouping is the grouping part of a static project (baton.yml).
-func NewGrouping(discardedHashes []string, storm Storm, count bool) (*Grouping, error) {
-	g := &Grouping{DiscardedHashes: discardedHashes, Storm: storm, Count: count}
+// NewGrouping is the grouping part of a static project (baton.yml), from
+// its exported fields.
+func NewGrouping(part Grouping) (*Grouping, error) {
+	g := &part
 	if err := g.validate(); err != nil {
 		return nil, err
 	}
@@ -112,6 +138,17 @@ func (st *State) decodeGrouping() error {
 	}
 	if err := g.validate(); err != nil {
 		return fmt.Errorf("grouping: %w", err)
+	}
+	// Relay's project config names the grouping config Sentry uses for
+	// the project (docs/relay-protocol.md, groupingConfig.id): under
+	// another one than Baton reproduces no hash is final. Its
+	// "enhancements" is Sentry's encoded rule set, base rules included, so
+	// it cannot tell project rules apart: that is CustomRules' job.
+	var gc struct {
+		ID string `json:"id"`
+	}
+	if raw, ok := st.config["groupingConfig"]; ok && json.Unmarshal(raw, &gc) == nil && gc.ID != "" && gc.ID != DefaultGroupingConfig && g.notFinal == "" {
+		g.notFinal = "grouping config " + gc.ID + ": Baton reproduces " + DefaultGroupingConfig
 	}
 	st.Grouping = g
 	return nil
