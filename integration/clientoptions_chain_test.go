@@ -3,9 +3,12 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -134,4 +137,84 @@ func TestClientOptionsThroughThreeBatons(t *testing.T) {
 		func() string {
 			return fmt.Sprintf("%d of %d sampled transactions reached the top", deliveredTo(s, 42, `"co-after-`), n)
 		})
+}
+
+// TestClientOptionsAddedByTopBaton is a real chain: Sentry sends no
+// clientOptions, so the top Baton adds them from its own config
+// (managed.client_options) and the two managed Batons below it serve them.
+// Three `baton` binaries at managed.cache.expiry 1s; the top's config is
+// changed and reloaded with SIGHUP, and the bottom serves the change within
+// one refresh per layer below the top (the top applies it at once).
+func TestClientOptionsAddedByTopBaton(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the baton binary")
+	}
+	s := newFakeSentry(t)
+	s.setProject(managedKey, coState(42, managedKey, "r1", ""))
+	bin := crashBuildBaton(t)
+	credB, trustB := coChainCreds(t)
+	credC, trustC := coChainCreds(t)
+	const expiry = time.Second
+	cache := fmt.Sprintf("expiry: %s, grace: 60s", expiry)
+	// start runs a Baton on yaml; the function it returns rewrites its
+	// config file.
+	start := func(name, yaml string) (*crashProc, func(string)) {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "baton.yaml")
+		write := func(yaml string) {
+			base := fmt.Sprintf("server: {listen: 127.0.0.1:0}\nbuffer: {dir: %s, reserve_bytes: 1MiB}\nkafka: {embedded: {listen: 127.0.0.1:0}}\n", filepath.Join(dir, "data"))
+			if err := os.WriteFile(cfg, []byte(base+yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write(yaml)
+		p := crashStart(t, bin, cfg)
+		p.waitReady(t, http.DefaultClient, 10*time.Second)
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s stderr:\n%s", name, crashTail(p.stderr.String(), 3000))
+			}
+		})
+		return p, write
+	}
+	topYAML := func(rate string) string {
+		return managedCacheYAML(s.url(), cache, "batch_interval: 10ms") +
+			"  client_options:\n    \"42\": {version: 1, options: {traces_sample_rate: " + rate + "}}\n" + trustB
+	}
+	a, rewriteTop := start("top", topYAML("0.25"))
+	b, _ := start("middle", managedCacheYAML(a.base, cache, "batch_interval: 10ms")+"  credentials: "+credB+"\n"+trustC)
+	c, _ := start("bottom", managedCacheYAML(b.base, cache, "batch_interval: 10ms")+"  credentials: "+credC+"\n")
+
+	serves := func(p *crashProc, rate float64) func() bool {
+		return func() bool {
+			status, body, _ := coGet(t, p.base, 42, "sentry_key="+managedKey, nil)
+			return status == 200 && coDecode(t, body).Options["traces_sample_rate"] == rate
+		}
+	}
+	for _, p := range []*crashProc{a, b, c} {
+		fakeWaitFor(t, 15*time.Second, serves(p, 0.25), func() string { return p.base + " never served the top's options" })
+	}
+	_, _, h := coGet(t, c.base, 42, "sentry_key="+managedKey, nil)
+	first := h.Get("X-Baton-Client-Options")
+
+	rewriteTop(topYAML("0.75"))
+	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	fakeWaitFor(t, 5*time.Second, serves(a, 0.75), func() string { return "the top did not apply its reloaded options" })
+	atTop := time.Since(changed)
+	fakeWaitFor(t, 15*time.Second, serves(c, 0.75), func() string { return "the bottom never served the reloaded options" })
+	atBottom := time.Since(changed)
+	t.Logf("SIGHUP at the top: the top serves it after %s, the bottom after %s (managed.cache.expiry %s)",
+		atTop.Round(time.Millisecond), atBottom.Round(time.Millisecond), expiry)
+	// The two layers below the top refresh once each; the margin is the
+	// fetch batching and the polling of this test.
+	if limit := 2*expiry + 1500*time.Millisecond; atBottom > limit {
+		t.Errorf("the change took %s to reach the bottom, more than %s", atBottom, limit)
+	}
+	status, _, h := post(t, c.base+"/api/42/envelope/", envelopeFor(42, managedKey, "event"), authHeader(managedKey))
+	if status != 200 || h.Get("X-Baton-Client-Options") == "" || h.Get("X-Baton-Client-Options") == first {
+		t.Errorf("bottom ingest: %d, hint %q (was %q), want the new revision", status, h.Get("X-Baton-Client-Options"), first)
+	}
 }
