@@ -125,8 +125,13 @@ func TestClientOptionsThroughThreeBatons(t *testing.T) {
 	if co.Fetches()-fetches > 3 {
 		t.Errorf("%d fetches to learn one change: the hint should make one (or two)", co.Fetches()-fetches)
 	}
-	if atClient > 3*time.Second+3*time.Second { // three layers of 1s expiry, plus the fetches and the hint round
-		t.Errorf("the change took %s to reach the client", atClient)
+	// One refresh per layer: three of 1s. A layer refreshes an expired
+	// config when it is asked for it and answers with the stale one
+	// meanwhile, so the layers line up and the change takes the whole 3s
+	// (2.95-3.01s in five runs); the margin is batching, the fetches and
+	// the hint round.
+	if limit := 3*time.Second + 1500*time.Millisecond; atClient > limit {
+		t.Errorf("the change took %s to reach the client, more than %s", atClient, limit)
 	}
 
 	if got := transactions("co-after", n); got != n {
