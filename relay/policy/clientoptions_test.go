@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,5 +74,26 @@ func TestManagedClientOptions(t *testing.T) {
 	}
 	if got := p.Admit(2, []byte(keyB), nil).State; got != other {
 		t.Error("a project without added options is not served as fetched")
+	}
+}
+
+// TestRelayDirProjectParts: the project file of a Relay config directory is
+// served with Baton's own parts in effect (config's TestRelayDirIgnored
+// only checks that they are not reported as ignored).
+func TestRelayDirProjectParts(t *testing.T) {
+	cfg, _, err := config.LoadDir(filepath.Join("..", "..", "config", "testdata", "relaydir", "full"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustNew(t, cfg, &fakeCache{}) // a part that does not decode is an error
+	a := p.Admit(42, []byte("e12d836b15bb49d7bbf99e64295d995b"), []byte("https://example.com"))
+	if a.Refusal != Admitted || a.State == nil {
+		t.Fatalf("admission %+v", a)
+	}
+	if co := a.State.ClientOptions; co == nil || co.Options.TracesSampleRate == nil || *co.Options.TracesSampleRate != 0.5 {
+		t.Errorf("clientOptions not in effect: %+v", co)
+	}
+	if a.State.Grouping == nil {
+		t.Error("grouping not in effect")
 	}
 }
