@@ -97,3 +97,35 @@ func TestRelayDirProjectParts(t *testing.T) {
 		t.Error("grouping not in effect")
 	}
 }
+
+// BenchmarkAdmitManaged: the door of a cached managed project, without
+// and with options of managed.client_options (a copy found per revision).
+func BenchmarkAdmitManaged(b *testing.B) {
+	st, err := project.DecodeState([]byte(`{"projectId":1,"rev":"r1","publicKeys":[{"publicKey":"` + keyA + `"}],"config":{}}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rate := 0.5
+	for _, bc := range []struct {
+		name  string
+		added map[string]*config.ProjectClientOptions
+	}{
+		{"none", nil},
+		{"added", map[string]*config.ProjectClientOptions{"1": {Version: 1, Options: config.ClientOptionValues{TracesSampleRate: &rate}}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			p, err := New(config.Config{Mode: config.ModeManaged, Managed: config.Managed{ClientOptions: bc.added}},
+				&fakeCache{states: map[string]*project.State{keyA: st}}, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			key := []byte(keyA)
+			b.ReportAllocs()
+			for b.Loop() {
+				if a := p.Admit(1, key, nil); a.Refusal != Admitted {
+					b.Fatal(a.Refusal)
+				}
+			}
+		})
+	}
+}
