@@ -3,6 +3,9 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
+	"strconv"
 
 	"github.com/baton-relay/baton/relay/clientopts"
 )
@@ -58,19 +61,36 @@ func (o *ProjectClientOptions) Document() (*clientopts.Document, error) {
 	return clientopts.Parse(o.JSON())
 }
 
-// clientOptions validates projects.<id>.client_options, each problem at
-// the line of its value.
-func (v *validator) clientOptions(p string, o *ProjectClientOptions) {
+// clientOptions validates the document at field (projects.<id>.
+// client_options, managed.client_options.<id>), each problem at the line
+// of its value.
+func (v *validator) clientOptions(field string, o *ProjectClientOptions) {
 	if o == nil {
 		return
 	}
 	_, err := o.Document()
 	var fe *clientopts.FieldError
 	if errors.As(err, &fe) {
-		field := p + ".client_options"
 		if fe.Path != "" {
 			field += "." + fe.Path
 		}
 		v.errorf(field, "%s", fe.Msg)
+	}
+}
+
+// managedClientOptions validates managed.client_options: documents keyed
+// by project id.
+func (v *validator) managedClientOptions() {
+	for _, id := range slices.Sorted(maps.Keys(v.c.Managed.ClientOptions)) {
+		field := "managed.client_options." + id
+		if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+			v.errorf(field, "%q is not a project id (a number)", id)
+			continue
+		}
+		if v.c.Managed.ClientOptions[id] == nil {
+			v.errorf(field, "needs a document (at least version: 1)")
+			continue
+		}
+		v.clientOptions(field, v.c.Managed.ClientOptions[id])
 	}
 }

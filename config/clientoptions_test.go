@@ -74,3 +74,28 @@ func TestClientOptionsPart(t *testing.T) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(probs, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestManagedClientOptionsValidate: managed.client_options is keyed by
+// project id, each document checked like a static project's.
+func TestManagedClientOptionsValidate(t *testing.T) {
+	_, probs := parse(t,
+		"mode: managed",
+		"upstreams: {up: {urls: ['http://127.0.0.1:1']}}",
+		"routes: {default: {upstream: up}}",
+		"managed:",
+		"  upstream: up",
+		"  client_options:",
+		"    '42': {version: 1, options: {traces_sample_rate: 0.5}}",
+		"    '43':",
+		"      version: 1",
+		"      options: {traces_sample_rate: 3}",
+		"    shop: {version: 1}",
+	)
+	want := []string{
+		`test.yaml:10: managed.client_options.43.options.traces_sample_rate: must be 0 to 1, got 3`,
+		`test.yaml:11: managed.client_options.shop: "shop" is not a project id (a number)`,
+	}
+	if !slices.Equal(probs, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(probs, "\n"), strings.Join(want, "\n"))
+	}
+}

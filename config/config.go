@@ -525,6 +525,12 @@ type Managed struct {
 	// ignores it. Empty asks for everything.
 	// Default: none.
 	Parts []string `yaml:"parts"`
+	// ClientOptions are client options documents (docs/client-options.md)
+	// this Baton adds to the project configs it fetches, by project id:
+	// each replaces the project's clientOptions part, whatever the upstream
+	// sent (Sentry sends none), in what this Baton serves to SDKs and to
+	// downstream relays. Reloaded on SIGHUP. Default: none.
+	ClientOptions map[string]*ProjectClientOptions `yaml:"client_options"`
 	// MaxWaitingBytesPerKey caps the bytes of envelopes one public key
 	// may have waiting for its config; past it the key gets 503 until
 	// they are released. Default: 64MiB.

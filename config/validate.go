@@ -458,7 +458,7 @@ func (v *validator) projects() {
 				v.errorf(fmt.Sprintf("%s.grouping.discarded_hashes[%d]", p, i), "must not be empty; want an issue hash as `baton grouping hash` prints it")
 			}
 		}
-		v.clientOptions(p, pr.ClientOptions)
+		v.clientOptions(p+".client_options", pr.ClientOptions)
 		if st := pr.Grouping.Storm; st.Limit < 0 {
 			v.errorf(p+".grouping.storm.limit", "must not be negative (0 is off)")
 		} else if st.Limit > 0 && (st.Window < time.Second || st.Window%time.Second != 0) {
@@ -513,6 +513,7 @@ func (v *validator) managed() {
 	v.durationPositive("managed.fetch.timeout", m.Fetch.Timeout)
 	v.durationPositive("managed.max_pending_age", m.MaxPendingAge)
 	v.positive("managed.max_waiting_bytes_per_key", int64(m.MaxWaitingBytesPerKey))
+	v.managedClientOptions()
 	parts := []string{"keys", "client", "quotas", "filters", "sampling", "metrics", "features", "grouping", "clientOptions", "tailSampling", "other"}
 	for i, p := range m.Parts {
 		if !slices.Contains(parts, p) {

@@ -19,6 +19,7 @@ const (
 	coKey      = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0"
 	coKeyPlain = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0"
 	coKeyOff   = "e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0"
+	coKeyWeb   = "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0"
 )
 
 // coGet asks url's Baton for project pid's options as a client with key
@@ -62,6 +63,10 @@ projects:
     public_keys: [` + coKeyOff + `]
     disabled: true
     client_options: {version: 1, options: {traces_sample_rate: 1}}
+  "45":
+    public_keys: [` + coKeyWeb + `]
+    allowed_domains: [app.example]
+    client_options: {version: 1, options: {replays_session_sample_rate: 0.5}}
 `
 
 // TestClientOptionsStatic: a static project's options are resolved per
@@ -124,6 +129,28 @@ func TestClientOptionsStatic(t *testing.T) {
 		"Origin": "https://app.example", "Access-Control-Request-Method": "GET"})
 	if status != 200 || !strings.Contains(h.Get("Access-Control-Allow-Methods"), "GET") {
 		t.Errorf("preflight: %d %v", status, h)
+	}
+
+	// allowedDomains: a browser of another origin is refused as ingest
+	// refuses it, and still gets the CORS headers to read why.
+	status, body, h = coGet(t, n.url, 45, "sentry_key="+coKeyWeb, map[string]string{"Origin": "https://evil.example"})
+	if status != 403 || !strings.Contains(h.Get("X-Sentry-Error"), "Cors") || h.Get("Access-Control-Allow-Origin") != "https://evil.example" {
+		t.Errorf("disallowed origin: %d %s %v, want 403 Cors readable by the page", status, body, h)
+	}
+	if status, body, _ := coGet(t, n.url, 45, "sentry_key="+coKeyWeb, map[string]string{"Origin": "https://app.example"}); status != 200 ||
+		coDecode(t, body).Options["replays_session_sample_rate"] != 0.5 {
+		t.Errorf("allowed origin: %d %s", status, body)
+	}
+
+	// HEAD: GET's status and headers without the body; 304 on a match.
+	status, body, h = sendRequest(t, http.MethodHead, n.url+"/api/42/client-options/?sentry_key="+coKey+"&sdk=sentry.go&version=0.50.0", "", nil)
+	if status != 200 || body != "" || h.Get("ETag") != etag || h.Get("X-Baton-Client-Options") != a.Revision ||
+		h.Get("Cache-Control") != "private, max-age=17" {
+		t.Errorf("HEAD: %d %q %v, want GET's headers and no body", status, body, h)
+	}
+	if status, _, _ := sendRequest(t, http.MethodHead, n.url+"/api/42/client-options/?sentry_key="+coKey+"&sdk=sentry.go&version=0.50.0", "",
+		map[string]string{"If-None-Match": etag}); status != 304 {
+		t.Errorf("HEAD with If-None-Match: %d, want 304", status)
 	}
 
 	for _, c := range []struct {

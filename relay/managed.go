@@ -602,7 +602,7 @@ func (r *Relay) serveProjectConfigs(ctx *fasthttp.RequestCtx, body []byte) {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	writeJSON(ctx, r.cache.Answer(&req))
+	writeJSON(ctx, r.cache.Answer(&req, r.projects().View))
 }
 
 // servePublicKeys answers in Relay's shape (docs/relay-protocol.md §3.5):

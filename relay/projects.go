@@ -21,7 +21,8 @@ func (r *Relay) projects() *policy.Projects { return r.policy.Load() }
 var ErrReloadMode = errors.New("relay: the mode cannot change on reload; restart Baton")
 
 // ReloadProjects replaces the static projects (static mode, and the
-// overrides of managed mode) with those of cfg, without a restart: the
+// overrides of managed mode) and managed.client_options with those of
+// cfg, without a restart: the
 // requests after it see the new set. Other settings of cfg are ignored.
 func (r *Relay) ReloadProjects(cfg config.Config) (int, error) {
 	if cfg.Mode != r.cfg.Mode {
@@ -116,7 +117,7 @@ func retryAfter(limits []policy.RateLimit) int64 {
 
 // reloadable are the settings ReloadProjects applies (with what is under
 // them); every other setting needs a restart.
-var reloadable = []string{"projects", "project_files", "defaults.project"}
+var reloadable = []string{"projects", "project_files", "defaults.project", "managed.client_options"}
 
 // AppliedOnReload reports whether the setting at path (as config.Changed
 // names it) takes effect on ReloadProjects, rather than at the next start.

@@ -19,7 +19,8 @@ import (
 // Project configs in Redis (redis.project_configs; DESIGN.md "Project
 // configs in Redis"): the managed cache asks Redis first, one pipelined
 // read of every part of a batch's keys, and the upstream for the keys
-// Redis has no keys part of. The update channel invalidates cached
+// Redis has no keys part of; a clientOptions part Redis holds for such a
+// key is laid over the upstream's config (project.LayClientOptions). The update channel invalidates cached
 // entries; while it is lost, configs from Redis are refreshed on use after
 // fallback_refresh.
 
@@ -112,6 +113,7 @@ func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
 		}
 		resp := &project.Response{Configs: map[string]json.RawMessage{}, Sources: map[string]string{}}
 		var rest []string
+		var laid map[string][]byte // clientOptions parts of keys without a keys part
 		for i, key := range req.PublicKeys {
 			raw := [project.NumParts][]byte(rows[i])
 			state, rev, err := project.AssembleParts(&raw)
@@ -120,6 +122,12 @@ func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
 				resp.Unchanged = append(resp.Unchanged, key) // not decoded again
 			case errors.Is(err, project.ErrNoKeysPart):
 				rest = append(rest, key)
+				if co := raw[project.PartClientOptions]; co != nil {
+					if laid == nil {
+						laid = map[string][]byte{}
+					}
+					laid[key] = co
+				}
 			case err != nil:
 				// Not answered: asked again with backoff; the last good
 				// config keeps serving.
@@ -132,7 +140,15 @@ func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
 		if len(rest) == 0 {
 			return resp, nil
 		}
-		up, err := upstream(ctx, subRequest(req, rest))
+		sub := subRequest(req, rest)
+		for i, k := range sub.PublicKeys {
+			// A config with a part laid over it, or to be laid over it, is
+			// asked for whole: "unchanged" would keep the cached layer.
+			if rev := sub.Revisions[i]; laid[k] != nil || rev != nil && strings.Contains(*rev, project.LaidRevMarker) {
+				sub.Revisions[i] = nil
+			}
+		}
+		up, err := upstream(ctx, sub)
 		if err != nil {
 			if len(resp.Configs)+len(resp.Unchanged) == 0 {
 				return nil, err
@@ -141,6 +157,10 @@ func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
 			return resp, nil // the rest is not answered: asked again
 		}
 		for k, v := range up.Configs {
+			if co := laid[k]; co != nil && string(v) != "null" {
+				v = project.LayClientOptions(v, co)
+				resp.Sources[k] = redisSource // expired with Redis's configs when the channel is lost
+			}
 			resp.Configs[k] = v
 		}
 		resp.Pending, resp.Unchanged = up.Pending, append(resp.Unchanged, up.Unchanged...)
@@ -149,11 +169,13 @@ func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
 	}
 }
 
-// upstreamOnly are the keys of req not last served from Redis.
+// upstreamOnly are the keys of req not last served from Redis, wholly or
+// with a part of Redis laid over the upstream's config.
 func upstreamOnly(req *project.Request) []string {
 	var rest []string
 	for i, k := range req.PublicKeys {
-		if i < len(req.Revisions) && req.Revisions[i] != nil && strings.HasPrefix(*req.Revisions[i], project.PartsRevPrefix) {
+		if i < len(req.Revisions) && req.Revisions[i] != nil &&
+			(strings.HasPrefix(*req.Revisions[i], project.PartsRevPrefix) || strings.Contains(*req.Revisions[i], project.LaidRevMarker)) {
 			continue
 		}
 		rest = append(rest, k)

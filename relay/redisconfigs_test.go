@@ -91,3 +91,61 @@ func TestRedisConfigsFetcher(t *testing.T) {
 		t.Errorf("a part holding another part's key was accepted: %v", err)
 	}
 }
+
+// TestRedisClientOptionsLaid: a clientOptions part alone in Redis is laid
+// over the upstream's config of its key (sourced "redis"), which is then
+// always asked for whole; deleted, the upstream's config is served again.
+func TestRedisClientOptionsLaid(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := config.Default()
+	c.Redis.Addresses = []string{rs.Addr}
+	c.Redis.ProjectConfigs.Enabled = true
+	src, err := OpenRedisConfigs(c.Redis, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	ctx := context.Background()
+	if err := PutProjectConfig(ctx, src, "k", "clientOptions", "1", []byte(`{"clientOptions":{"version":1,"options":{"traces_sample_rate":0.5}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	var askedRevs []*string
+	upstream := func(_ context.Context, req *project.Request) (*project.Response, error) {
+		askedRevs = append(askedRevs[:0], req.Revisions...)
+		return &project.Response{Configs: map[string]json.RawMessage{
+			"k": json.RawMessage(`{"projectId":5,"rev":"u1","publicKeys":[{"publicKey":"k"}],"config":{"features":["f"]}}`),
+		}}, nil
+	}
+	r := &Relay{cfg: c, configs: src, log: slog.New(slog.DiscardHandler)}
+	fetch := r.redisConfigsFetcher(upstream)
+	fetchState := func(rev string) (*project.State, string) {
+		t.Helper()
+		resp, err := fetch(ctx, &project.Request{PublicKeys: []string{"k"}, Revisions: []*string{&rev}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := project.DecodeState(resp.Configs["k"])
+		if err != nil {
+			t.Fatalf("%s: %v", resp.Configs["k"], err)
+		}
+		return st, resp.Sources["k"]
+	}
+	st, source := fetchState("u1")
+	if st.ClientOptions == nil || *st.ClientOptions.Options.TracesSampleRate != 0.5 || !slices.Equal(st.Features, []string{"f"}) || source != redisSource {
+		t.Fatalf("laid: %+v from %q", st, source)
+	}
+	if len(askedRevs) != 1 || askedRevs[0] != nil {
+		t.Errorf("asked upstream with %v, want no revision: an unchanged answer would drop the part", askedRevs)
+	}
+	if !strings.HasPrefix(st.Rev, "u1"+project.LaidRevMarker) {
+		t.Errorf("rev %q", st.Rev)
+	}
+
+	if err := PutProjectConfig(ctx, src, "k", "clientOptions", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	st, source = fetchState(st.Rev)
+	if st.ClientOptions != nil || st.Rev != "u1" || source != "" || askedRevs[0] != nil {
+		t.Errorf("after the part was deleted: %+v from %q (asked with %v), want the upstream's config", st, source, askedRevs)
+	}
+}

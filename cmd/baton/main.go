@@ -287,6 +287,7 @@ func reloadProjects(r *relay.Relay, running *config.Config, reload func() (confi
 		}
 	}
 	running.Projects, running.ProjectFiles, running.Defaults.Project = cfg.Projects, cfg.ProjectFiles, cfg.Defaults.Project
+	running.Managed.ClientOptions = cfg.Managed.ClientOptions
 	if len(applied) == 0 {
 		log.Info("reloaded; no applicable setting changed", "projects", n)
 	} else {

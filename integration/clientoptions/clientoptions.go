@@ -85,6 +85,8 @@ type Client struct {
 	fetching atomic.Bool
 	fetches  atomic.Int64
 	hints    sync.WaitGroup // background fetches started by hints
+
+	after func(time.Duration) <-chan time.Time // Run's clock: time.After, a test's ticks
 }
 
 // ErrDSN is returned by New for a DSN it cannot read.
@@ -118,9 +120,10 @@ func New(opts Options) (*Client, error) {
 		}
 	}
 	c := &Client{
-		opts: opts,
-		key:  u.User.Username(),
-		url:  fmt.Sprintf("%s://%s%s/api/%s/client-options/?%s", u.Scheme, u.Host, path[:i], pid, q.Encode()),
+		opts:  opts,
+		after: time.After,
+		key:   u.User.Username(),
+		url:   fmt.Sprintf("%s://%s%s/api/%s/client-options/?%s", u.Scheme, u.Host, path[:i], pid, q.Encode()),
 	}
 	c.maxAge.Store(int64(time.Minute))
 	return c, nil
@@ -192,12 +195,10 @@ func maxAge(cc string) (time.Duration, bool) {
 func (c *Client) Run(ctx context.Context) {
 	for {
 		c.Fetch(ctx) //nolint:errcheck // a failed fetch keeps the last answer
-		t := time.NewTimer(time.Duration(c.maxAge.Load()))
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
-		case <-t.C:
+		case <-c.after(time.Duration(c.maxAge.Load())):
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package clientoptions
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ type fakeBaton struct {
 	rate  atomic.Pointer[string]
 	gets  atomic.Int64
 	query atomic.Pointer[string]
+	age   atomic.Int64 // max-age in seconds; 0 is 7
 }
 
 func (f *fakeBaton) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -32,7 +34,11 @@ func (f *fakeBaton) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		etag := `"` + rev + `"`
-		w.Header().Set("Cache-Control", "private, max-age=7")
+		age := f.age.Load()
+		if age == 0 {
+			age = 7
+		}
+		w.Header().Set("Cache-Control", fmt.Sprintf("private, max-age=%d", age))
 		if r.Header.Get("If-None-Match") == etag {
 			w.WriteHeader(http.StatusNotModified)
 			return
@@ -97,6 +103,51 @@ func TestFetchAndHint(t *testing.T) {
 	co.Close()
 	if r := co.Current(); r.Revision != "r2" || opts.TracesSampler(sentry.SamplingContext{}) != 1 || f.gets.Load() != 3 {
 		t.Errorf("after a new revision's hint: %+v, %d fetches", r, f.gets.Load())
+	}
+}
+
+// TestRunPollsEachMaxAge: Run fetches at once, then waits the max-age of
+// the last answer before each next fetch (its clock is the test's), and
+// returns when its context ends.
+func TestRunPollsEachMaxAge(t *testing.T) {
+	f := &fakeBaton{}
+	f.set("r1", "0.25")
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	co, err := New(Options{DSN: "http://k1@" + strings.TrimPrefix(srv.URL, "http://") + "/42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waits := make(chan time.Duration)
+	tick := make(chan time.Time)
+	co.after = func(d time.Duration) <-chan time.Time {
+		waits <- d
+		return tick
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		co.Run(ctx)
+	}()
+	// Each wait is asked for after its fetch: the counts are exact.
+	if d := <-waits; d != 7*time.Second || f.gets.Load() != 1 || co.Current().Revision != "r1" {
+		t.Fatalf("after the first fetch: wait %s, %d fetches, %+v", d, f.gets.Load(), co.Current())
+	}
+	f.age.Store(3)
+	f.set("r2", "1")
+	tick <- time.Now()
+	if d := <-waits; d != 3*time.Second || f.gets.Load() != 2 || co.Current().Revision != "r2" {
+		t.Errorf("after the poll: wait %s (the new max-age is 3s), %d fetches, %+v", d, f.gets.Load(), co.Current())
+	}
+	tick <- time.Now()
+	if d := <-waits; d != 3*time.Second || f.gets.Load() != 3 || co.Current().Revision != "r2" {
+		t.Errorf("after the 304 poll: wait %s, %d fetches, %+v", d, f.gets.Load(), co.Current())
+	}
+	cancel()
+	<-done
+	if n := f.gets.Load(); n != 3 {
+		t.Errorf("%d fetches after the context ended, want 3", n)
 	}
 }
 

@@ -471,13 +471,6 @@ func parseRange(s string) ([]constraint, error) {
 	return out, nil
 }
 
-// Compact is the document as canonical JSON, what a Baton serves
-// downstream as the clientOptions part.
-func (d *Document) Compact() []byte {
-	b, _ := json.Marshal(d)
-	return b
-}
-
 // HintValue is the X-Baton-Client-Options value of ingest answers: the
 // revision, so an SDK that has fetched another one fetches again.
 func (d *Document) HintValue() []byte { return d.hint }

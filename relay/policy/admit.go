@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-relay/baton/config"
@@ -110,6 +111,9 @@ type Projects struct {
 	mode   mode
 	static map[uint64]*staticProject // static mode, and managed mode's overrides
 	cache  Cache                     // managed mode (and static with Redis configs)
+	// added are managed.client_options: this Baton's client options for
+	// projects whose configs it fetches.
+	added map[uint64]*addedOptions
 }
 
 // mode is config.Mode, compared per request without a string compare.
@@ -144,6 +148,12 @@ func New(cfg config.Config, cache Cache, opts Options) (*Projects, error) {
 		p.mode, p.cache = managed, cache
 	default:
 		return p, nil
+	}
+	if p.mode == managed {
+		var err error
+		if p.added, err = addedClientOptions(cfg.Managed.ClientOptions); err != nil {
+			return nil, err
+		}
 	}
 	p.static = make(map[uint64]*staticProject, len(cfg.Projects))
 	for id, c := range cfg.Projects {
@@ -222,6 +232,56 @@ func staticState(id string, pid uint64, c config.Project) (*project.State, error
 	return st, nil
 }
 
+// addedOptions is one project's document of managed.client_options, with
+// the last state it was added to: a config is copied once per revision,
+// not per request.
+type addedOptions struct {
+	add  func(*project.State) *project.State
+	last atomic.Pointer[viewed]
+}
+
+type viewed struct{ base, st *project.State }
+
+func addedClientOptions(docs map[string]*config.ProjectClientOptions) (map[uint64]*addedOptions, error) {
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	added := make(map[uint64]*addedOptions, len(docs))
+	for id, o := range docs {
+		pid, err := strconv.ParseUint(id, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("managed.client_options: project id %q: %w", id, err)
+		}
+		d, err := o.Document()
+		if err != nil {
+			return nil, fmt.Errorf("managed.client_options.%s: %w", id, err)
+		}
+		raw := o.JSON()
+		added[pid] = &addedOptions{add: func(st *project.State) *project.State { return st.WithClientOptions(raw, d) }}
+	}
+	return added, nil
+}
+
+// View is a fetched config as this Baton serves it, to SDKs and to
+// downstream relays: with its managed.client_options, if the project has
+// any. It allocates only when st is a revision it has not seen.
+func (p *Projects) View(st *project.State) *project.State {
+	if len(p.added) == 0 || st == nil {
+		return st
+	}
+	a := p.added[st.ProjectID]
+	if a == nil {
+		return st
+	}
+	// Each key of a project has its own state of the same revision.
+	if v := a.last.Load(); v != nil && (v.base == st || st.Rev != "" && v.base.Rev == st.Rev) {
+		return v.st
+	}
+	v := &viewed{base: st, st: a.add(st)}
+	a.last.Store(v)
+	return v.st
+}
+
 // Admit judges a request of project pid with key; origin is its Origin
 // (see Origin), nil when it has none. It allocates nothing.
 func (p *Projects) Admit(pid uint64, key, origin []byte) Admission {
@@ -257,7 +317,7 @@ func (p *Projects) admitManaged(pid uint64, key, origin []byte) Admission {
 	st, status := p.cache.GetBytes(key)
 	switch status {
 	case project.Ready:
-		a := checkState(st, pid, key, origin)
+		a := checkState(p.View(st), pid, key, origin)
 		if g, ok := p.cache.(interface {
 			GlobalFilters() *project.GenericFilters
 		}); ok {

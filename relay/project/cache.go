@@ -635,8 +635,10 @@ func (c *Cache) Stats() Stats {
 
 // Answer builds the response to a downstream relay's request from the
 // cache, queueing fetches for what it does not have: those keys are
-// reported pending, and the downstream asks again.
-func (c *Cache) Answer(req *Request) *Response {
+// reported pending, and the downstream asks again. view, when not nil, is
+// applied to each cached state before it is compared and served (this
+// Baton's own additions, policy.Projects.View).
+func (c *Cache) Answer(req *Request, view func(*State) *State) *Response {
 	parts := AllParts
 	if len(req.Parts) > 0 {
 		parts = 0
@@ -652,6 +654,9 @@ func (c *Cache) Answer(req *Request) *Response {
 		st, status := c.Get(key)
 		switch status {
 		case Ready:
+			if view != nil {
+				st = view(st)
+			}
 			if i < len(req.Revisions) && req.Revisions[i] != nil && st.Rev != "" && *req.Revisions[i] == st.Rev {
 				resp.Unchanged = append(resp.Unchanged, key)
 				continue

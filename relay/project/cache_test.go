@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-relay/baton/relay/clientopts"
 	"github.com/baton-relay/baton/relay/internal/testutil"
 )
 
@@ -808,7 +809,7 @@ func TestGlobal(t *testing.T) {
 	if g := h.Global(); g != nil {
 		t.Fatalf("Global() = %s before any fetch", g)
 	}
-	if r := h.Answer(&Request{Global: true}); string(r.Global) != "{}" || r.GlobalStatus != "pending" {
+	if r := h.Answer(&Request{Global: true}, nil); string(r.Global) != "{}" || r.GlobalStatus != "pending" {
 		t.Errorf("Answer before a global config: %s %q", r.Global, r.GlobalStatus)
 	}
 	const g1 = `{"measurements":{"builtinMeasurements":[],"maxCustomMeasurements":10},"options":{}}`
@@ -819,10 +820,10 @@ func TestGlobal(t *testing.T) {
 	if g := h.Global(); string(g) != g1 {
 		t.Errorf("Global() = %s, want %s", g, g1)
 	}
-	if r := h.Answer(&Request{Global: true}); string(r.Global) != g1 || r.GlobalStatus != "ready" {
+	if r := h.Answer(&Request{Global: true}, nil); string(r.Global) != g1 || r.GlobalStatus != "ready" {
 		t.Errorf("Answer global %s %q", r.Global, r.GlobalStatus)
 	}
-	if r := h.Answer(&Request{}); r.Global != nil || r.GlobalStatus != "" {
+	if r := h.Answer(&Request{}, nil); r.Global != nil || r.GlobalStatus != "" {
 		t.Errorf("global sent unasked: %s", r.Global)
 	}
 
@@ -878,7 +879,7 @@ func TestAnswer(t *testing.T) {
 	h.waitStatus("norev", Ready)
 	h.waitStatus("unknown1", Unknown)
 
-	resp := h.Answer(&Request{PublicKeys: []string{"ready1", "unknown1", "new1"}})
+	resp := h.Answer(&Request{PublicKeys: []string{"ready1", "unknown1", "new1"}}, nil)
 	if got := resp.Configs["ready1"]; string(got) != string(want.AppendJSON(nil, AllParts)) {
 		t.Errorf("ready1 = %s", got)
 	}
@@ -896,7 +897,7 @@ func TestAnswer(t *testing.T) {
 	}
 	// The pending key was queued: answered on a later ask.
 	h.waitStatus("new1", Unknown)
-	if r := h.Answer(&Request{PublicKeys: []string{"new1"}}); string(r.Configs["new1"]) != "null" || len(r.Pending) != 0 {
+	if r := h.Answer(&Request{PublicKeys: []string{"new1"}}, nil); string(r.Configs["new1"]) != "null" || len(r.Pending) != 0 {
 		t.Errorf("new1 later: %+v", r)
 	}
 
@@ -916,7 +917,7 @@ func TestAnswer(t *testing.T) {
 		{"no revision upstream", []string{"norev"}, []*string{&empty}, nil, []string{"norev"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := h.Answer(&Request{PublicKeys: tc.keys, Revisions: tc.revs})
+			r := h.Answer(&Request{PublicKeys: tc.keys, Revisions: tc.revs}, nil)
 			if !slices.Equal(r.Unchanged, tc.unchanged) {
 				t.Errorf("unchanged = %q, want %q", r.Unchanged, tc.unchanged)
 			}
@@ -936,6 +937,24 @@ func TestAnswer(t *testing.T) {
 		})
 	}
 
+	// A view (this Baton's own clientOptions) is what is compared and
+	// served: the downstream holding the fetched revision gets the view.
+	doc, err := clientopts.Parse([]byte(`{"version":1,"options":{"traces_sample_rate":0.5}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := func(st *State) *State {
+		return st.WithClientOptions([]byte(`{"version":1,"options":{"traces_sample_rate":0.5}}`), doc)
+	}
+	viewed := "ra+co." + doc.Revision()
+	if r := h.Answer(&Request{PublicKeys: []string{"ready1"}, Revisions: []*string{&ra}}, view); len(r.Unchanged) != 0 ||
+		mustDecode(t, r.Configs["ready1"]).ClientOptions == nil || mustDecode(t, r.Configs["ready1"]).Rev != viewed {
+		t.Errorf("viewed, asked with the fetched revision: %+v", r)
+	}
+	if r := h.Answer(&Request{PublicKeys: []string{"ready1"}, Revisions: []*string{&viewed}}, view); !slices.Equal(r.Unchanged, []string{"ready1"}) {
+		t.Errorf("viewed, asked with the viewed revision: %+v", r)
+	}
+
 	for _, tc := range []struct {
 		name  string
 		parts []string
@@ -950,7 +969,7 @@ func TestAnswer(t *testing.T) {
 		{"client and features", []string{"client", "features"}, []string{"allowedDomains", "features"}},
 	} {
 		t.Run("parts "+tc.name, func(t *testing.T) {
-			r := h.Answer(&Request{PublicKeys: []string{"ready1", "unknown1"}, Parts: tc.parts})
+			r := h.Answer(&Request{PublicKeys: []string{"ready1", "unknown1"}, Parts: tc.parts}, nil)
 			top, cfg := decodeConfigKeys(t, r.Configs["ready1"])
 			if got := slices.Sorted(maps.Keys(cfg)); !slices.Equal(got, tc.keys) {
 				t.Errorf("config keys %q, want %q", got, tc.keys)
@@ -991,7 +1010,7 @@ func TestBrokenPartStoredAndServed(t *testing.T) {
 	}
 
 	// Served downstream verbatim.
-	r := h.Answer(&Request{PublicKeys: []string{"k"}})
+	r := h.Answer(&Request{PublicKeys: []string{"k"}}, nil)
 	if _, cfg := decodeConfigKeys(t, r.Configs["k"]); string(cfg["sampling"]) != `"garbage"` {
 		t.Errorf("served sampling = %s", cfg["sampling"])
 	}

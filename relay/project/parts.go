@@ -189,3 +189,69 @@ func CheckPart(p Part, value []byte) error {
 	}
 	return nil
 }
+
+// LaidRevMarker joins the revision of an upstream's config and that of a
+// clientOptions part laid over it from a parts source (LayClientOptions).
+const LaidRevMarker = "+parts-co-"
+
+// LayClientOptions lays a clientOptions part stored apart (raw, its
+// envelope) over state, an upstream's answer: a source that holds only
+// this part of a key adds client options to the config it fetched. The
+// part replaces the upstream's; one that does not decode is listed under
+// "brokenParts" (client options off) as AssembleParts lists it. The rev
+// becomes the upstream's, LaidRevMarker and a hash of raw: a change of
+// either is a new revision. A state that is not an object is returned
+// as it is (the cache refuses it).
+func LayClientOptions(state json.RawMessage, raw []byte) json.RawMessage {
+	if !json.Valid(state) {
+		return state
+	}
+	top, ok := members(state)
+	if !ok || top == nil {
+		return state // null: unknown key
+	}
+	var config map[string]json.RawMessage
+	if c, ok := top["config"]; ok {
+		if config, ok = members(c); !ok {
+			return state // no usable config: every part is broken anyway
+		}
+	}
+	if config == nil {
+		config = map[string]json.RawMessage{}
+	}
+	obj, err := partObject(raw, PartClientOptions)
+	if err == nil {
+		err = checkPartKeys(PartClientOptions, obj)
+	}
+	delete(config, "clientOptions")
+	if v, ok := obj["clientOptions"]; ok && err == nil {
+		config["clientOptions"] = v
+	}
+	// The upstream's verdict on its own part no longer holds; one that
+	// cannot be read is left for DecodeState to report.
+	var broken map[string]string
+	if b, ok := top[brokenPartsKey]; !ok || json.Unmarshal(b, &broken) == nil {
+		delete(broken, PartClientOptions.String())
+		if err != nil {
+			if broken == nil {
+				broken = map[string]string{}
+			}
+			broken[PartClientOptions.String()] = err.Error()
+		}
+		if len(broken) == 0 {
+			delete(top, brokenPartsKey)
+		} else {
+			top[brokenPartsKey], _ = json.Marshal(broken)
+		}
+	}
+	var rev string
+	if r, ok := top["rev"]; ok {
+		_ = json.Unmarshal(r, &rev) // not a string: as if absent
+	}
+	h := fnv.New64a()
+	h.Write(raw)
+	top["rev"], _ = json.Marshal(rev + LaidRevMarker + hex.EncodeToString(h.Sum(nil)))
+	top["config"], _ = json.Marshal(config)
+	out, _ := json.Marshal(top)
+	return out
+}

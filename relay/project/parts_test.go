@@ -2,6 +2,7 @@ package project
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -180,5 +181,37 @@ func TestAssemblePartsTooLarge(t *testing.T) {
 	}
 	if err := CheckPart(PartFeatures, []byte(big)); err == nil || !strings.Contains(err.Error(), "over 256 KiB") {
 		t.Errorf("CheckPart: %v", err)
+	}
+}
+
+// TestLayClientOptions: a clientOptions part stored apart replaces the
+// upstream's (and the upstream's verdict that its own was broken) under a
+// revision of both; a part that does not decode is off and listed broken;
+// the rest of the config is untouched.
+func TestLayClientOptions(t *testing.T) {
+	up := `{"projectId":42,"rev":"u1","publicKeys":[{"publicKey":"k"}],"brokenParts":{"clientOptions":"upstream's"},` +
+		`"config":{"features":["f"],"clientOptions":{"version":1,"options":{"traces_sample_rate":0.1}}}}`
+	part, _ := EncodePart("7", []byte(`{"clientOptions":{"version":1,"options":{"traces_sample_rate":0.5}}}`))
+	laid := LayClientOptions([]byte(up), part)
+	st, err := DecodeState(laid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ClientOptions == nil || *st.ClientOptions.Options.TracesSampleRate != 0.5 || len(st.Broken) != 0 ||
+		!slices.Equal(st.Features, []string{"f"}) || !strings.HasPrefix(st.Rev, "u1"+LaidRevMarker) {
+		t.Errorf("laid over: %s\n-> %+v", laid, st)
+	}
+	other, _ := EncodePart("8", []byte(`{"clientOptions":{"version":1,"options":{"traces_sample_rate":0.6}}}`))
+	if st2, _ := DecodeState(LayClientOptions([]byte(up), other)); st2.Rev == st.Rev {
+		t.Error("another part, the same revision")
+	}
+
+	bad, _ := EncodePart("9", []byte(`{"clientOptions":{"options":{}}}`))
+	st, err = DecodeState(LayClientOptions([]byte(up), bad))
+	if err != nil || st.ClientOptions != nil || !strings.Contains(st.ClientOptionsBroken(), "version") {
+		t.Errorf("broken part: %+v %v, want client options off and why", st, err)
+	}
+	if string(LayClientOptions([]byte("null"), part)) != "null" {
+		t.Error("an unknown key got a config")
 	}
 }
