@@ -104,17 +104,20 @@ func OpenConfigs(opts ConfigsOptions) (*Configs, error) {
 		return nil, ErrNoParts
 	}
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:           opts.Addresses,
-		IsClusterMode:   opts.Cluster,
-		Username:        opts.Username,
-		Password:        opts.Password,
-		DB:              opts.DB,
-		TLSConfig:       opts.TLS,
-		PoolSize:        opts.PoolSize,
-		DialTimeout:     opts.DialTimeout,
-		ReadTimeout:     opts.ReadTimeout,
-		WriteTimeout:    opts.ReadTimeout,
-		DisableIdentity: true,
+		Addrs:         opts.Addresses,
+		IsClusterMode: opts.Cluster,
+		Username:      opts.Username,
+		Password:      opts.Password,
+		DB:            opts.DB,
+		TLSConfig:     opts.TLS,
+		PoolSize:      opts.PoolSize,
+		// Pipelines (config reads) on the same pool: go-redis gives them
+		// a second pool of 10 by default, and PoolSize would not bound it.
+		PipelinePoolSize: -1,
+		DialTimeout:      opts.DialTimeout,
+		ReadTimeout:      opts.ReadTimeout,
+		WriteTimeout:     opts.ReadTimeout,
+		DisableIdentity:  true,
 	})
 	return &Configs{opts: opts, rdb: rdb}, nil
 }

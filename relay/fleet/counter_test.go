@@ -2,6 +2,8 @@ package fleet
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,7 +141,7 @@ func TestCounterFallback(t *testing.T) {
 	// admitted locally are in it now, with the new lease.
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DisableIdentity: true})
 	defer rdb.Close()
-	n, err := rdb.Get(context.Background(), c.redisKey(key, now/3600)).Int64()
+	n, err := rdb.Get(context.Background(), c.redisKey(0, now/3600, key)).Int64()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,5 +196,98 @@ func TestCounterBounded(t *testing.T) {
 	}
 	if st := c.Stats(); st.Windows != 1 {
 		t.Fatalf("%d windows after the sweep, want 1", st.Windows)
+	}
+}
+
+// evalCalls is how many script calls (EVALSHA, EVAL) the server ran.
+func evalCalls(t *testing.T, rdb *redis.Client) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+		if i := strings.Index(info, cmd); i >= 0 {
+			v, _, _ := strings.Cut(info[i+len(cmd):], ",")
+			c, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += c
+		}
+	}
+	return n
+}
+
+// TestCountChecksFirst: as Relay's script, a group is counted in its
+// windows only when every quota admits it. A project quota beside a key
+// quota that refuses is not charged for the refused items (in Redis or in
+// its lease); the groups of one decision see each other in order; and a
+// decision short of lease in several windows takes one round trip.
+func TestCountChecksFirst(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DisableIdentity: true})
+	defer rdb.Close()
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: patientMaxWait})
+	now := time.Now().Unix()
+	// Limits under 32 lease one item at a time: Redis counts exactly
+	// what is admitted.
+	charges := func(key string) []Charge {
+		return []Charge{
+			{Key: []byte("proj\x00p1"), Org: 5, Limit: 10, Window: 60, N: 1},
+			{Key: []byte("key\x00k" + key), Org: 5, Limit: 1, Window: 60, N: 1},
+		}
+	}
+	c.Add([]byte("warm"), 1, 60, 1, now) // loads the script
+	calls := evalCalls(t, rdb)
+	admitted := 0
+	for range 5 {
+		cs := charges("a")
+		if c.Count(cs, now); !cs[0].Over && !cs[1].Over {
+			admitted++
+		} else if cs[0].Over || !cs[1].Over {
+			t.Fatalf("over %v %v, want the key quota alone", cs[0].Over, cs[1].Over)
+		}
+	}
+	if admitted != 1 {
+		t.Fatalf("%d of 5 admitted, want the key quota's 1", admitted)
+	}
+	// One round trip for the first, both windows short of lease; then
+	// the key quota is known spent and refuses with no round trip.
+	if n := evalCalls(t, rdb) - calls; n != 1 {
+		t.Errorf("%d script calls for 5 decisions, want 1", n)
+	}
+	for i := range 12 {
+		cs := charges(strconv.Itoa(i))
+		if c.Count(cs, now); !cs[0].Over && !cs[1].Over {
+			admitted++
+		}
+	}
+	if admitted != 10 {
+		t.Fatalf("%d admitted in all, want the project quota's 10", admitted)
+	}
+	if n, err := rdb.Get(context.Background(), c.redisKey(5, now/60, []byte("proj\x00p1"))).Int64(); err != nil || n != 10 {
+		t.Fatalf("redis counts %d (%v) for the project quota, want 10", n, err)
+	}
+
+	// One quota over two groups: the first fits, the second would not
+	// and takes nothing; a later, smaller one fits.
+	all := func(n1, n2 int64) []Charge {
+		return []Charge{
+			{Key: []byte("all\x00p2"), Org: 5, Limit: 3, Window: 60, N: n1, Group: 1},
+			{Key: []byte("all\x00p2"), Org: 5, Limit: 3, Window: 60, N: n2, Group: 2},
+		}
+	}
+	cs := all(1, 3)
+	if c.Count(cs, now); cs[0].Over || !cs[1].Over {
+		t.Fatalf("over %v %v, want the second group alone", cs[0].Over, cs[1].Over)
+	}
+	cs = all(1, 1)
+	if c.Count(cs, now); cs[0].Over || cs[1].Over {
+		t.Fatalf("over %v %v, want both admitted (3 of 3)", cs[0].Over, cs[1].Over)
+	}
+	if st := c.Stats(); !st.Up || st.Fallbacks != 0 {
+		t.Fatalf("stats %+v: want up, no fallback", st)
 	}
 }

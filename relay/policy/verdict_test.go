@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -191,5 +192,58 @@ func TestVerdictProxy(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { e.Apply(&v, &a, []byte(keyA), in, nil, nil, nil) }); n != 0 {
 		t.Errorf("Apply allocates %v times", n)
+	}
+}
+
+// TestVerdictQuotasCheckedFirst: as Relay, a class is counted only when
+// every quota covering it admits it. A project quota listed before a key
+// quota that refuses is not charged for the refused items; a quota
+// covering two classes sees them in order, the first admitted and the
+// second refused whole; and a decision allocates nothing.
+func TestVerdictQuotasCheckedFirst(t *testing.T) {
+	clk := &clock{t: t0}
+	e := NewEnforcer(Options{Now: clk.now})
+	var v Verdict
+	a := decode(t, `{"quotas":[
+		{"id":"proj","categories":["error"],"scope":"project","limit":10,"window":60},
+		{"id":"key","categories":["error"],"scope":"key","limit":1,"window":60,"reasonCode":"key_quota"}]}`)
+	errs := items(map[envelope.Class]int{envelope.ClassError: 1})
+	admitted := func(key string, n int) int {
+		ok := 0
+		for range n {
+			if e.Apply(&v, a, []byte(key), errs, nil, nil, nil); !v.Drop[envelope.ClassError] {
+				ok++
+			}
+		}
+		return ok
+	}
+	if n := admitted(keyA, 5); n != 1 {
+		t.Fatalf("key A: %d of 5 admitted, want its key quota's 1", n)
+	}
+	if len(v.RateLimits) != 1 || v.RateLimits[0].Reason != "key_quota" {
+		t.Fatalf("rate limits %+v, want only the key quota's", v.RateLimits)
+	}
+	// The project quota counted 1, not 5: 9 more fit, through other keys.
+	ok := 0
+	for i := range 12 {
+		ok += admitted(fmt.Sprintf("%032x", i), 1)
+	}
+	if ok != 9 {
+		t.Fatalf("%d admitted through other keys, want 9 (project quota 10, 1 counted)", ok)
+	}
+
+	// One quota over both classes: errors (first) fit, the transactions
+	// would not and are refused without being counted.
+	a = decode(t, `{"quotas":[{"id":"all","scope":"project","limit":3,"window":60}]}`)
+	both := items(map[envelope.Class]int{envelope.ClassError: 1, envelope.ClassTransaction: 3})
+	e.Apply(&v, a, []byte(keyA), both, nil, nil, nil)
+	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassTransaction: outcome.ReasonRateLimited})
+	e.Apply(&v, a, []byte(keyA), items(map[envelope.Class]int{envelope.ClassTransaction: 2}), nil, nil, nil)
+	wantDrops(t, &v, nil)
+	e.Apply(&v, a, []byte(keyA), errs, nil, nil, nil)
+	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassError: outcome.ReasonRateLimited})
+
+	if n := testing.AllocsPerRun(100, func() { e.Apply(&v, a, []byte(keyA), both, nil, nil, nil) }); n != 0 {
+		t.Errorf("%v allocations per decision", n)
 	}
 }
