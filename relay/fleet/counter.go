@@ -349,8 +349,8 @@ func (c *Counter) Count(cs []Charge, now int64) {
 			continue // at MaxKeys: not counted, as the local counters
 		}
 		w := d.ws[j]
-		if slot := now / cs[i].Window; w.slot != slot {
-			w.slot, w.end, w.length = slot, (slot+1)*cs[i].Window, cs[i].Window
+		if slot, end := windowSlot(cs[i].Org, cs[i].Window, now); w.slot != slot {
+			w.slot, w.end, w.length = slot, end, cs[i].Window
 			w.left, w.used, w.unsynced, w.full = 0, 0, 0, false
 		}
 		d.org[j] = cs[i].Org
@@ -412,6 +412,17 @@ func (c *Counter) Count(cs []Charge, now int64) {
 	}
 	d.decide(cs, true)
 	d.apply(true)
+}
+
+// windowSlot is the index of the window of a quota of org that holds now, and
+// the unix second it ends. As Relay's RedisQuota, an organization's
+// windows are shifted by its id modulo the window (a global quota's org
+// is 0: not shifted), so the windows of many organizations do not all
+// start afresh at the same second.
+func windowSlot(org uint64, window, now int64) (slot, end int64) {
+	shift := int64(org % uint64(window))
+	slot = (now - shift) / window
+	return slot, (slot+1)*window + shift
 }
 
 // group returns the end of the group of charges starting at i.

@@ -267,7 +267,7 @@ func TestCountChecksFirst(t *testing.T) {
 	if admitted != 10 {
 		t.Fatalf("%d admitted in all, want the project quota's 10", admitted)
 	}
-	if n, err := rdb.Get(context.Background(), c.redisKey(5, now/60, []byte("proj\x00p1"))).Int64(); err != nil || n != 10 {
+	if n, err := rdb.Get(context.Background(), c.redisKey(5, (now-5)/60, []byte("proj\x00p1"))).Int64(); err != nil || n != 10 {
 		t.Fatalf("redis counts %d (%v) for the project quota, want 10", n, err)
 	}
 
@@ -289,5 +289,33 @@ func TestCountChecksFirst(t *testing.T) {
 	}
 	if st := c.Stats(); !st.Up || st.Fallbacks != 0 {
 		t.Fatalf("stats %+v: want up, no fallback", st)
+	}
+}
+
+// TestCountShifted: as Relay, an organization's windows start at its id
+// modulo the window, a global quota's (org 0) at multiples of it; the
+// Redis key names the shifted slot.
+func TestCountShifted(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: patientMaxWait})
+	const minute = 1_800_000_000 // a multiple of 60
+	add := func(key string, org uint64, now int64) bool {
+		cs := []Charge{{Key: []byte(key), Org: org, Limit: 1, Window: 60, N: 1}}
+		c.Count(cs, now)
+		return !cs[0].Over
+	}
+	if !add("o", 5, minute+4) || add("o", 5, minute+4) {
+		t.Fatal("want one admitted, then refused")
+	}
+	if !add("o", 5, minute+5) {
+		t.Fatal("refused at second 5: organization 5's window starts there")
+	}
+	if !add("g", 0, minute-1) || !add("g", 0, minute) {
+		t.Fatal("a global quota's window does not start at the minute")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DisableIdentity: true})
+	defer rdb.Close()
+	if n, err := rdb.Exists(context.Background(), c.redisKey(5, minute/60-1, []byte("o")), c.redisKey(5, minute/60, []byte("o"))).Result(); err != nil || n != 2 {
+		t.Fatalf("%d (%v) of the two shifted windows' keys in redis, want 2", n, err)
 	}
 }

@@ -42,7 +42,8 @@ type Charge struct {
 	// Key names the window: quota id, scope tag, scope. Only valid
 	// during the call.
 	Key []byte
-	// Org is the organization id, 0 for a global quota: one envelope's
+	// Org is the organization id, 0 for a global quota: it shifts the
+	// windows (Relay's RedisQuota: org % window), and one envelope's
 	// windows share it, so a store can keep them together.
 	Org uint64
 	// Limit per Window seconds; N items to count.

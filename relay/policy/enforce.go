@@ -187,13 +187,13 @@ func (qc *quotaCounters) Count(cs []Charge, now int64) {
 		for k := i; k < e; k++ {
 			ch := &cs[k]
 			ch.Over = false
-			if w := qc.window(ch.Key, ch.Window, now); w != nil && w.n+ch.N > ch.Limit {
+			if w := qc.window(ch, now); w != nil && w.n+ch.N > ch.Limit {
 				ch.Over, ok = true, false
 			}
 		}
 		if ok {
 			for k := i; k < e; k++ {
-				if w := qc.window(cs[k].Key, cs[k].Window, now); w != nil {
+				if w := qc.window(&cs[k], now); w != nil {
 					w.n += cs[k].N
 				}
 			}
@@ -209,9 +209,10 @@ func (qc *quotaCounters) Add(key []byte, limit, window, n, now int64) bool {
 	return cs[0].Over
 }
 
-// window returns key's counter of the window holding now, or nil at the
+// window returns ch's counter of the window holding now, or nil at the
 // bound (not counted here). qc.mu is held.
-func (qc *quotaCounters) window(key []byte, window, now int64) *windowCounter {
+func (qc *quotaCounters) window(ch *Charge, now int64) *windowCounter {
+	key := ch.Key
 	w := qc.m[string(key)] // not allocated: the compiler reads key in place
 	if w == nil {
 		if len(qc.m) >= qc.cap() && now != qc.swept {
@@ -226,8 +227,8 @@ func (qc *quotaCounters) window(key []byte, window, now int64) *windowCounter {
 		w = &windowCounter{slot: -1}
 		qc.m[string(key)] = w
 	}
-	if slot := now / window; w.slot != slot {
-		w.slot, w.end, w.n = slot, (slot+1)*window, 0
+	if slot, end := ch.slot(now); w.slot != slot {
+		w.slot, w.end, w.n = slot, end, 0
 	}
 	return w
 }
@@ -523,11 +524,21 @@ func (e *Enforcer) applyQuotas(v *Verdict, st *project.State, key []byte, items 
 		// Every quota that refused is reported, as Relay does.
 		c, q := envelope.Class(ch.Group), b.qs[i]
 		v.dropClass(c, outcome.ReasonRateLimited)
-		slot := sec / q.Window
-		after := time.Duration((slot+1)*q.Window-sec) * time.Second
+		_, end := ch.slot(sec)
+		after := time.Duration(end-sec) * time.Second
 		v.RateLimits = append(v.RateLimits, RateLimit{After: after, Category: classCategory[c], Scope: scopeName(q.Scope), Reason: q.ReasonCode})
 	}
 	clear(b.qs) // the states may go
+}
+
+// slot is the index of ch's window that holds now, and the unix second
+// it ends. As Relay's RedisQuota, an organization's windows are shifted by
+// its id modulo the window (Org is 0 for a global quota: not shifted), so
+// the windows of many organizations do not all start afresh at once.
+func (ch *Charge) slot(now int64) (slot, end int64) {
+	shift := int64(ch.Org % uint64(ch.Window))
+	slot = (now - shift) / ch.Window
+	return slot, (slot+1)*ch.Window + shift
 }
 
 // chargeBuf is the scratch of one applyQuotas: the charges, their quotas,

@@ -112,11 +112,17 @@ func TestVerdictQuota(t *testing.T) {
 	}
 	e.Apply(&v, a, []byte(keyA), errs, nil, nil, nil)
 	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassError: outcome.ReasonRateLimited})
-	want := RateLimit{After: 45 * time.Second, Category: envelope.CategoryError, Scope: "project", Reason: "too_many"}
+	// Organization 2: its windows start 2 s into the minute (Relay's
+	// shift, org % window), so this one ends in 47 s, not 45.
+	want := RateLimit{After: 47 * time.Second, Category: envelope.CategoryError, Scope: "project", Reason: "too_many"}
 	if len(v.RateLimits) != 1 || v.RateLimits[0] != want {
 		t.Fatalf("rate limits %+v, want [%+v]", v.RateLimits, want)
 	}
-	clk.t = clk.t.Add(45 * time.Second) // the next window
+	clk.t = clk.t.Add(45 * time.Second)
+	if e.Apply(&v, a, []byte(keyA), errs, nil, nil, nil); !v.Drop[envelope.ClassError] {
+		t.Fatal("admitted at the unshifted minute: the window was not shifted")
+	}
+	clk.t = clk.t.Add(2 * time.Second) // the next window
 	e.Apply(&v, a, []byte(keyA), errs, nil, nil, nil)
 	if v.Drop[envelope.ClassError] || len(v.RateLimits) > 0 {
 		t.Fatalf("limited in a fresh window: %+v", v)
