@@ -1,6 +1,9 @@
 package relay
 
 import (
+	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +31,76 @@ func BenchmarkIngestQuota(b *testing.B) {
 	b.Run("quota=redis", func(b *testing.B) {
 		rs := testutil.StartRedis(b)
 		benchIngestWith(b, "relaxed", static+"redis: {addresses: ["+rs.Addr+"]}\n", quota)
+	})
+}
+
+// BenchmarkIngestQuotaLease is BenchmarkIngestQuota with the quotas of a
+// real project: each error envelope is charged to three quotas, its key's
+// (320 an hour: leases of 10, a round trip every ~10 envelopes of a key),
+// its project's and its organization's (10^9: leases of 256), in one
+// Count. Requests cycle through 100 public keys, 200 per key at
+// 20000x, so the key quotas are never spent: every decision admits.
+func BenchmarkIngestQuotaLease(b *testing.B) {
+	const nkeys = 100
+	keys := make([]string, nkeys)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%032x", i+1)
+	}
+	static := "mode: static\nprojects: {\"1\": {public_keys: [" + strings.Join(keys, ", ") + "]}}\n"
+	quota := func(cfg *config.Config) {
+		p := cfg.Projects["1"]
+		p.Relay = []byte(`{"config": {"quotas": [
+			{"id": "key", "categories": ["error"], "scope": "key", "limit": 320, "window": 3600},
+			{"id": "proj", "categories": ["error"], "scope": "project", "limit": 1000000000, "window": 3600},
+			{"id": "org", "categories": ["error"], "scope": "organization", "limit": 1000000000, "window": 3600}]}}`)
+		cfg.Projects["1"] = p
+	}
+	run := func(b *testing.B, extra string) {
+		if b.N > nkeys*320 {
+			b.Fatalf("b.N %d would spend the key quotas (%d)", b.N, nkeys*320)
+		}
+		r, c := startTestRelayWith(b, "relaxed", static+extra, quota)
+		body := testutil.ErrorEnvelope()
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		b.SetParallelism(32) // 64 concurrent requests on 2 cores
+		var next atomic.Int64
+		b.ResetTimer()
+		cpu := cpuTime()
+		defer func() {
+			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-us/op")
+			if r.fleet != nil {
+				// A decision Redis did not make would flatter the ratio.
+				st := r.fleet.Stats()
+				b.ReportMetric(float64(st.Leases)/float64(b.N), "leases/op")
+				b.ReportMetric(float64(st.Fallbacks), "fallbacks")
+			}
+		}()
+		b.RunParallel(func(pb *testing.PB) {
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI("http://baton/api/1/envelope/")
+			req.Header.SetMethod(fasthttp.MethodPost)
+			req.SetBodyRaw(body)
+			for pb.Next() {
+				k := keys[next.Add(1)%nkeys]
+				req.Header.Set("X-Sentry-Auth", "Sentry sentry_key="+k+", sentry_version=7, sentry_client=bench/1.0")
+				if err := c.Do(req, resp); err != nil {
+					b.Error(err)
+					return
+				}
+				if resp.StatusCode() != 200 {
+					b.Errorf("status %d: %s", resp.StatusCode(), resp.Body())
+					return
+				}
+			}
+		})
+	}
+	b.Run("quota=local", func(b *testing.B) { run(b, "") })
+	b.Run("quota=redis", func(b *testing.B) {
+		rs := testutil.StartRedis(b)
+		run(b, "redis: {addresses: ["+rs.Addr+"], max_wait: 1s}\n")
 	})
 }
 
