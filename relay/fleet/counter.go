@@ -331,18 +331,13 @@ func (c *Counter) Count(cs []Charge, now int64) {
 		}
 	}
 	// Windows are locked in one order, so two decisions on the same ones
-	// cannot wait on each other; a window stays locked across its lease
-	// call (one call per window at a time).
+	// cannot wait on each other; a window short of lease stays locked
+	// across its lease call (one call per window at a time), the others
+	// are reserved and let go meanwhile (lease).
 	slices.SortFunc(d.ws, func(a, b *window) int { return cmp.Compare(a.id, b.id) })
-	for _, w := range d.ws {
-		w.mu.Lock()
-	}
-	defer func() {
-		for _, w := range d.ws {
-			w.mu.Unlock()
-		}
-	}()
 	d.size(len(cs))
+	d.lockAll()
+	defer d.unlockAll()
 	for i := range cs {
 		j := slices.Index(d.ws, d.of[i])
 		if d.at[i] = j; j < 0 {
@@ -353,6 +348,7 @@ func (c *Counter) Count(cs []Charge, now int64) {
 			w.slot, w.end, w.length = slot, end, cs[i].Window
 			w.left, w.used, w.unsynced, w.full = 0, 0, 0, false
 		}
+		d.slot[j] = w.slot
 		d.org[j] = cs[i].Org
 		d.limit[j] = cs[i].Limit
 	}
@@ -449,6 +445,26 @@ type decision struct {
 	spent  []int64 // admitted
 	beyond []int64 // admitted beyond the lease (the fallback's unsynced)
 	call   []int   // its key's index in the script call + 1; 0: not in it
+	slot   []int64 // the window's slot when the decision began
+	held   []bool  // its lock is held
+}
+
+// lockAll locks every window, in id order.
+func (d *decision) lockAll() {
+	for j, w := range d.ws {
+		w.mu.Lock()
+		d.held[j] = true
+	}
+}
+
+// unlockAll unlocks the windows still held.
+func (d *decision) unlockAll() {
+	for j, w := range d.ws {
+		if d.held[j] {
+			w.mu.Unlock()
+			d.held[j] = false
+		}
+	}
 }
 
 var decisions = sync.Pool{New: func() any { return new(decision) }}
@@ -460,6 +476,7 @@ func (d *decision) size(n int) {
 	d.demand, d.limit, d.loc = resize(d.demand, m), resize(d.limit, m), resize(d.loc, m)
 	d.avail, d.spent, d.beyond = resize(d.avail, m), resize(d.spent, m), resize(d.beyond, m)
 	d.org, d.call = resize(d.org, m), resize(d.call, m)
+	d.slot, d.held = resize(d.slot, m), resize(d.held, m)
 }
 
 func resize[T any](s []T, n int) []T {
@@ -546,8 +563,57 @@ type scriptCall struct {
 }
 
 // lease decides cs with leaseScript over the windows short of lease,
-// within MaxWait, and applies the answer. On an error nothing is applied.
+// within MaxWait, and applies the answer. The other windows' shares of the
+// decision are taken out of their leases and their locks let go during
+// the round trip, so decisions on a busy window (an organization's) do not
+// wait on another window's lease; what the groups Redis refused reserved
+// is given back after. On an error the reservations are given back and
+// every window is locked again, for the fallback.
 func (c *Counter) lease(cs []Charge, d *decision) error {
+	for j, w := range d.ws {
+		if d.loc[j] >= d.demand[j] {
+			w.left -= d.demand[j]
+			d.loc[j] = d.demand[j]
+			w.mu.Unlock()
+			d.held[j] = false
+		}
+	}
+	err := c.leaseCall(cs, d)
+	if err != nil {
+		d.unlockAll()
+		d.lockAll()
+		for j, w := range d.ws {
+			if d.call[j] == 0 && w.slot == d.slot[j] {
+				w.left += d.demand[j]
+			}
+			d.loc[j] = w.left
+		}
+		return err
+	}
+	// The short windows are held: apply, then the reserved ones.
+	for j, w := range d.ws {
+		if d.held[j] {
+			w.left = d.loc[j]
+			w.used += d.spent[j]
+		}
+	}
+	d.unlockAll()
+	for j, w := range d.ws {
+		if d.call[j] == 0 {
+			w.mu.Lock()
+			if w.slot == d.slot[j] { // not a window that ended meanwhile
+				w.left += d.loc[j]
+				w.used += d.spent[j]
+			}
+			w.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// leaseCall runs leaseScript for lease and decides the groups; the
+// windows' lease left is in d.loc, what they admitted in d.spent.
+func (c *Counter) leaseCall(cs []Charge, d *decision) error {
 	var calls []scriptCall // one per hash tag in a Cluster; one otherwise
 	for j, w := range d.ws {
 		if d.loc[j] >= d.demand[j] {
@@ -658,7 +724,6 @@ func (c *Counter) lease(cs []Charge, d *decision) error {
 		}
 		i = e
 	}
-	d.apply(false)
 	return nil
 }
 

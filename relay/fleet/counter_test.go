@@ -2,10 +2,13 @@ package fleet
 
 import (
 	"context"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -318,4 +321,61 @@ func TestCountShifted(t *testing.T) {
 	if n, err := rdb.Exists(context.Background(), c.redisKey(5, minute/60-1, []byte("o")), c.redisKey(5, minute/60, []byte("o"))).Result(); err != nil || n != 2 {
 		t.Fatalf("%d (%v) of the two shifted windows' keys in redis, want 2", n, err)
 	}
+}
+
+// TestCountReservesDuringCall: while a decision waits on a lease for one
+// window, the other windows of its envelope are reserved, not locked: a
+// decision on one of them (an organization's window every envelope
+// shares) answers from its lease without waiting for that round trip.
+func TestCountReservesDuringCall(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	const maxWait = 3 * time.Second
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: maxWait})
+	now := time.Now().Unix()
+	org := Charge{Key: []byte("org\x00o1"), Org: 1, Limit: 3200, Window: 3600, N: 1} // leases of 100
+	one := func(chs ...Charge) bool {
+		cs := append([]Charge(nil), chs...)
+		c.Count(cs, now)
+		return !slices.ContainsFunc(cs, func(ch Charge) bool { return ch.Over })
+	}
+	if !one(org) {
+		t.Fatal("refused with Redis up")
+	}
+	left := func() int64 {
+		c.mu.Lock()
+		w := c.m[string(org.Key)]
+		c.mu.Unlock()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.left
+	}
+	before := left()
+	if err := syscall.Kill(rs.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(rs.Pid(), syscall.SIGCONT)
+	done := make(chan bool)
+	go func() {
+		done <- one(org, Charge{Key: []byte("key\x00k1"), Org: 1, Limit: 320, Window: 3600, N: 1})
+	}()
+	// The hung call holds the key's window; the organization's share is
+	// reserved (its lease one lower) and its lock let go.
+	deadline := time.Now().Add(maxWait)
+	for left() != before-1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the organization's window was not reserved while the call hung")
+		}
+		runtime.Gosched()
+	}
+	start := time.Now()
+	if !one(org) {
+		t.Fatal("refused from the lease")
+	}
+	if d := time.Since(start); d > maxWait/3 {
+		t.Errorf("a decision on the reserved window took %v: it waited on the other window's call", d)
+	}
+	if err := syscall.Kill(rs.Pid(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	<-done
 }
