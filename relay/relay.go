@@ -169,7 +169,7 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 			_ = r.fleet.Close()
 		}
 	}()
-	if r.configs, err = openRedisConfigs(cfg.Redis, r.log); err != nil {
+	if r.configs, err = openRedisConfigs(cfg.Redis, redisParts(cfg), r.log); err != nil {
 		return nil, err
 	}
 	defer func() {

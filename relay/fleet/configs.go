@@ -79,6 +79,9 @@ func (o ConfigsOptions) withDefaults() ConfigsOptions {
 // redis.project_configs.prefix's (relay's TestDefaultsAgree checks it).
 const DefaultConfigsPrefix = "baton:config"
 
+// Parts are the part names Read returns for a key, in order.
+func (c *Configs) Parts() []string { return c.opts.Parts }
+
 // ErrNoParts is returned by OpenConfigs without ConfigsOptions.Parts.
 var ErrNoParts = errors.New("fleet: no config part names")
 
