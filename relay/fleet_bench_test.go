@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -102,6 +103,39 @@ func BenchmarkIngestQuotaLease(b *testing.B) {
 		rs := testutil.StartRedis(b)
 		run(b, "redis: {addresses: ["+rs.Addr+"], max_wait: 1s}\n")
 	})
+}
+
+// TestIngestQuotasCheckedFirst: through ingest, with Redis, an error is
+// counted only when every quota admits it: key A's third error, refused
+// by its key quota (2), is not charged to the project quota (4), so key B
+// still gets its 2.
+func TestIngestQuotasCheckedFirst(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	const keyA, keyB = "a7c3e9f1b5d24680ace13579bdf02468", "b7c3e9f1b5d24680ace13579bdf02468"
+	_, c := startTestRelayWith(t, "relaxed", "mode: static\nprojects: {\"1\": {public_keys: ["+keyA+", "+keyB+"]}}\nredis: {addresses: ["+rs.Addr+"], max_wait: 1s}\n", func(cfg *config.Config) {
+		p := cfg.Projects["1"]
+		p.Relay = []byte(`{"config": {"quotas": [
+			{"id": "p", "categories": ["error"], "scope": "project", "limit": 4, "window": 3600},
+			{"id": "k", "categories": ["error"], "scope": "key", "limit": 2, "window": 3600}]}}`)
+		cfg.Projects["1"] = p
+	})
+	var codes []int
+	for _, key := range []string{keyA, keyA, keyA, keyB, keyB, keyB} {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://baton/api/1/envelope/")
+		req.Header.SetMethod(fasthttp.MethodPost)
+		req.Header.Set("X-Sentry-Auth", "Sentry sentry_key="+key+", sentry_version=7, sentry_client=test/1.0")
+		req.SetBodyRaw(testutil.ErrorEnvelope())
+		if err := c.Do(req, resp); err != nil {
+			t.Fatal(err)
+		}
+		codes = append(codes, resp.StatusCode())
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}
+	if want := []int{200, 200, 429, 200, 200, 429}; !slices.Equal(codes, want) {
+		t.Fatalf("statuses %v, want %v (counted quota by quota, key B would get one)", codes, want)
+	}
 }
 
 // TestIngestQuotaRedis checks the benchmark's premise: with redis set, the
