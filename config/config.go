@@ -522,7 +522,8 @@ type Managed struct {
 	// Parts asks an upstream Baton for only these parts of each project
 	// config (keys, client, quotas, filters, sampling, metrics, features,
 	// grouping, clientOptions, tailSampling, other); a Sentry upstream
-	// ignores it. Empty asks for everything.
+	// ignores it. With redis.project_configs, only these parts (and keys)
+	// are read from Redis. Empty asks for everything.
 	// Default: none.
 	Parts []string `yaml:"parts"`
 	// ClientOptions are client options documents (docs/client-options.md)

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -228,9 +229,11 @@ func TestRedisFleet(t *testing.T) {
 	const (
 		pid1, key1 = 61, "61616161616161616161616161616161"
 		pid2, key2 = 62, "62626262626262626262626262626262"
+		pid3, key3 = 64, "64646464646464646464646464646464"
 	)
 	fleetQuota(s, pid1, key1, "fleet_errs", 300)
 	fleetQuota(s, pid2, key2, "fleet_outage", 600)
+	fleetQuota(s, pid3, key3, "fleet_stop", 30)                                                                            // under 32: a lease of 1, every decision asks Redis
 	redisYAML := fmt.Sprintf("redis: {addresses: [%q], fallback_share: 3, probe_interval: 50ms, max_wait: 1s}\n", rs.addr) // a loaded machine: no fallback
 	var nodes []*fleetNode
 	for range 3 {
@@ -332,6 +335,30 @@ func TestRedisFleet(t *testing.T) {
 		if !strings.Contains(nodes[0].stderr.String(), "redis unreachable; counting quotas locally") {
 			t.Errorf("no log line for the fallback:\n%s", crashTail(nodes[0].stderr.String(), 2000))
 		}
+		// Node 0 alone, until it refuses: its share is 600 / fallback_share
+		// 3 = 200 in the window, the 40 it admitted before (20 with Redis,
+		// leases included, 20 without) counted.
+		capped := 0
+		for i := range 300 {
+			msg := fmt.Sprintf("outage-cap-%d", i)
+			code := fleetSend(c, nodes[0].base, pid2, key2, msg)
+			if code == 429 {
+				break
+			}
+			if code != 200 {
+				t.Fatalf("%s: %d", msg, code)
+			}
+			acked[msg] = true
+			capped++
+		}
+		if capped != 200-40 {
+			t.Errorf("node 0 admitted %d more with Redis down, want 160: its share of 200 less the 40 it admitted", capped)
+		}
+		if code := fleetSend(c, nodes[1].base, pid2, key2, "outage-other"); code != 200 {
+			t.Errorf("node 1 answered %d past node 0's share: its own share is not spent", code)
+		} else {
+			acked["outage-other"] = true
+		}
 		leases := make([]float64, len(nodes))
 		for i, n := range nodes {
 			leases[i] = n.metric(t, "baton_quota_leases_total")
@@ -347,8 +374,8 @@ func TestRedisFleet(t *testing.T) {
 				t.Errorf("node %d took no lease after Redis returned (%v, before %v)", i, v, leases[i])
 			}
 		}
-		if len(acked) != 180 {
-			t.Errorf("%d of 180 acked; a quota of 600 (200 per Baton in fallback) admits them all", len(acked))
+		if len(acked) != 180+161 {
+			t.Errorf("%d of 341 acked; a quota of 600 (200 per Baton in fallback) admits them all", len(acked))
 		}
 		fakeWaitFor(t, 15*time.Second, func() bool { return deliveredTo(s, pid2, "outage-") >= len(acked) },
 			func() string {
@@ -358,6 +385,76 @@ func TestRedisFleet(t *testing.T) {
 			if deliveredTo(s, pid2, msg+`"`) == 0 {
 				t.Errorf("acked %s not delivered", msg)
 			}
+		}
+	})
+	t.Run("redis stopped", func(t *testing.T) {
+		// SIGSTOP: Redis hung, its connections open and silent. A decision
+		// waits max_wait (1s here) at most, then counts locally; after
+		// SIGCONT the probe finds Redis and counting goes back there, with
+		// what was admitted meanwhile.
+		fleetWarm(t, nodes, pid3, key3, 3)
+		for i, n := range nodes {
+			if code := fleetSend(c, n.base, pid3, key3, fmt.Sprintf("stop-before-%d", i)); code != 200 {
+				t.Fatalf("node %d: %d with Redis up", i, code)
+			}
+		}
+		fallbacks := make([]float64, len(nodes))
+		for i, n := range nodes {
+			fallbacks[i] = n.metric(t, "baton_quota_fallbacks_total")
+		}
+		must(t, rs.cmd.Process.Signal(syscall.SIGSTOP))
+		stopped := true
+		defer func() {
+			if stopped {
+				_ = rs.cmd.Process.Signal(syscall.SIGCONT)
+			}
+		}()
+		for i, n := range nodes {
+			for j := range 3 {
+				start := time.Now()
+				code := fleetSend(c, n.base, pid3, key3, fmt.Sprintf("stop-hung-%d-%d", i, j))
+				// max_wait, and as much again for a loaded machine: far
+				// below the client's 1 s dial timeout that a probe holds.
+				if d := time.Since(start); d > 2*time.Second {
+					t.Errorf("node %d: an event took %v with Redis hung, max_wait is 1s", i, d)
+				}
+				if code != 200 {
+					t.Errorf("node %d: %d with Redis hung; its share (30/3) admits it", i, code)
+				}
+			}
+			if v := n.metric(t, "baton_quota_fallbacks_total"); v <= fallbacks[i] {
+				t.Errorf("node %d: no fallback decision with Redis hung", i)
+			}
+			if v := n.metric(t, "baton_redis_up"); v != 0 {
+				t.Errorf("node %d: baton_redis_up = %v with Redis hung", i, v)
+			}
+			fakeWaitFor(t, 5*time.Second, func() bool { st := n.redis(t); return !st.Up && st.LastError != "" },
+				func() string { return fmt.Sprintf("node %d status with Redis hung: %+v", i, n.redis(t)) })
+		}
+		must(t, rs.cmd.Process.Signal(syscall.SIGCONT))
+		stopped = false
+		for i, n := range nodes {
+			fakeWaitFor(t, 10*time.Second, func() bool { return n.metric(t, "baton_redis_up") == 1 },
+				func() string { return fmt.Sprintf("node %d did not find Redis again: %+v", i, n.redis(t)) })
+			if code := fleetSend(c, n.base, pid3, key3, fmt.Sprintf("stop-after-%d", i)); code != 200 {
+				t.Errorf("node %d: %d after SIGCONT", i, code)
+			}
+		}
+		// Leases of one: Redis counts what was admitted, the 9 admitted
+		// while it hung included: 3 before, 9, 3 after; and each node's
+		// first call while it hung, which timed out in the node but sat in
+		// Redis's socket and ran at SIGCONT: a lease no node got (the
+		// fleet may admit less for it, never more).
+		keys := fleetRedisCmd(t, rs.addr, "KEYS", "baton:q:*fleet_stop*")
+		name := strings.Split(keys, "\r\n")
+		if len(name) < 3 {
+			t.Fatalf("no quota key in redis: %q", keys)
+		}
+		got := strings.Split(fleetRedisCmd(t, rs.addr, "GET", name[2]), "\r\n")
+		if n, err := strconv.Atoi(got[min(1, len(got)-1)]); err != nil || n < 15 || n > 18 {
+			t.Errorf("redis counts %q for the quota, want 15 (3 + 9 admitted while hung + 3) and up to 3 timed-out leases", got)
+		} else {
+			t.Logf("redis counts %d: 15 admitted, %d leases of calls that timed out", n, n-15)
 		}
 	})
 	t.Run("auth and TLS", func(t *testing.T) { fleetAuthTLS(t, bin) })

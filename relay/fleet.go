@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -15,6 +16,7 @@ import (
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/relay/aggregate"
 	"github.com/baton-relay/baton/relay/fleet"
+	"github.com/baton-relay/baton/relay/policy"
 	"github.com/baton-relay/baton/relay/status"
 )
 
@@ -148,6 +150,28 @@ func (s *seriesStore) AdmitSeries(now time.Time, checks []aggregate.SeriesCheck,
 		series[i] = fleet.Series(c) // the same fields, in the same order
 	}
 	return s.c.AdmitSeries(now, series, ok)
+}
+
+// quotaStore is the fleet Counter as the Enforcer's quota counter:
+// relay/policy and relay/fleet do not know each other. The charges are
+// copied into a pooled buffer and the verdicts back.
+type quotaStore struct{ c *fleet.Counter }
+
+var chargeBufs = sync.Pool{New: func() any { return new([]fleet.Charge) }}
+
+func (s quotaStore) Count(cs []policy.Charge, now int64) {
+	b := chargeBufs.Get().(*[]fleet.Charge)
+	fc := (*b)[:0]
+	for _, c := range cs {
+		fc = append(fc, fleet.Charge(c)) // the same fields, in the same order
+	}
+	s.c.Count(fc, now)
+	for i := range cs {
+		cs[i].Over = fc[i].Over
+	}
+	clear(fc) // the keys are the caller's
+	*b = fc
+	chargeBufs.Put(b)
 }
 
 // fleetStatus is the Redis part of /api/status, or nil without Redis.

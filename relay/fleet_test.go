@@ -64,8 +64,8 @@ func TestRedisSettings(t *testing.T) {
 		if n := fleetAdmitted(c, "kp", 5, 10); n != 0 {
 			t.Fatalf("same prefix admitted %d more, want 0 (shared)", n)
 		}
-		if keys, _ := admin.Keys(ctx, "one:q:kp:*").Result(); len(keys) != 1 {
-			t.Fatalf("keys under one:q:kp: %v", keys)
+		if keys, _ := admin.Keys(ctx, "one:q:{0}:kp:*").Result(); len(keys) != 1 {
+			t.Fatalf("keys under one:q:{0}:kp: %v", keys)
 		}
 	})
 	t.Run("db", func(t *testing.T) {
@@ -73,10 +73,10 @@ func TestRedisSettings(t *testing.T) {
 		fleetAdmitted(fc, "dbkey", 5, 1)
 		db3 := redis.NewClient(&redis.Options{Addr: rs.Addr, DB: 3, DisableIdentity: true})
 		defer db3.Close()
-		if keys, _ := db3.Keys(ctx, "baton:q:dbkey:*").Result(); len(keys) != 1 {
+		if keys, _ := db3.Keys(ctx, "baton:q:{0}:dbkey:*").Result(); len(keys) != 1 {
 			t.Fatalf("db 3 holds %v, want the window", keys)
 		}
-		if keys, _ := admin.Keys(ctx, "baton:q:dbkey:*").Result(); len(keys) != 0 {
+		if keys, _ := admin.Keys(ctx, "baton:q:{0}:dbkey:*").Result(); len(keys) != 0 {
 			t.Fatalf("db 0 holds %v", keys)
 		}
 	})

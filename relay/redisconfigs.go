@@ -28,13 +28,13 @@ import (
 // (project.Response.Sources).
 const redisSource = "redis"
 
-// openRedisConfigs opens the project config source of redis.project_configs,
-// or returns nil when it is off.
-func openRedisConfigs(c config.Redis, log *slog.Logger) (*fleet.Configs, error) {
+// openRedisConfigs opens the project config source of redis.project_configs
+// reading parts, or returns nil when it is off.
+func openRedisConfigs(c config.Redis, parts project.PartSet, log *slog.Logger) (*fleet.Configs, error) {
 	if !c.Enabled() || !c.ProjectConfigs.Enabled {
 		return nil, nil
 	}
-	rc, err := OpenRedisConfigs(c, log)
+	rc, err := openConfigs(c, parts, log)
 	if err != nil {
 		return nil, fmt.Errorf("relay: redis.project_configs: %w", err)
 	}
@@ -45,13 +45,33 @@ func openRedisConfigs(c config.Redis, log *slog.Logger) (*fleet.Configs, error) 
 // address, credentials, TLS and project_configs.prefix), whether or not
 // project_configs is enabled: `baton redis put-config` writes through it.
 func OpenRedisConfigs(c config.Redis, log *slog.Logger) (*fleet.Configs, error) {
+	return openConfigs(c, project.AllParts, log)
+}
+
+// redisParts are the parts a Baton reads from Redis: in managed mode with
+// managed.parts, those and keys (without which Redis serves no config),
+// as an upstream Baton is asked for only them; otherwise every part.
+func redisParts(cfg config.Config) project.PartSet {
+	if cfg.Mode != config.ModeManaged || len(cfg.Managed.Parts) == 0 {
+		return project.AllParts
+	}
+	set := project.PartSet(0).With(project.PartKeys)
+	for _, name := range cfg.Managed.Parts {
+		if p, ok := project.ParsePart(name); ok {
+			set = set.With(p)
+		}
+	}
+	return set
+}
+
+func openConfigs(c config.Redis, parts project.PartSet, log *slog.Logger) (*fleet.Configs, error) {
 	pass, tc, err := redisSecrets(c)
 	if err != nil {
 		return nil, err
 	}
 	return fleet.OpenConfigs(fleet.ConfigsOptions{
 		Addresses: c.Addresses, Cluster: c.Cluster, Username: c.Username, Password: pass, DB: c.DB, TLS: tc,
-		Prefix: c.ProjectConfigs.Prefix, Parts: project.AllParts.Names(), MaxPartBytes: project.MaxPartBytes, PoolSize: c.PoolSize,
+		Prefix: c.ProjectConfigs.Prefix, Parts: parts.Names(), MaxPartBytes: project.MaxPartBytes, PoolSize: c.PoolSize,
 		DialTimeout: c.DialTimeout, ProbeInterval: c.ProbeInterval, Logger: log,
 	})
 }
@@ -97,6 +117,12 @@ func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
 			return resp, nil
 		}
 	}
+	// Read's columns, as parts: those the configs source reads.
+	var parts []project.Part
+	for _, name := range r.configs.Parts() {
+		p, _ := project.ParsePart(name)
+		parts = append(parts, p)
+	}
 	return func(ctx context.Context, req *project.Request) (*project.Response, error) {
 		rows, err := r.configs.Read(ctx, req.PublicKeys)
 		if err != nil {
@@ -115,7 +141,10 @@ func (r *Relay) redisConfigsFetcher(upstream project.Fetcher) project.Fetcher {
 		var rest []string
 		var laid map[string][]byte // clientOptions parts of keys without a keys part
 		for i, key := range req.PublicKeys {
-			raw := [project.NumParts][]byte(rows[i])
+			var raw [project.NumParts][]byte
+			for j, p := range parts {
+				raw[p] = rows[i][j]
+			}
 			state, rev, err := project.AssembleParts(&raw)
 			switch {
 			case err == nil && i < len(req.Revisions) && req.Revisions[i] != nil && *req.Revisions[i] == rev:

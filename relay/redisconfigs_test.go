@@ -149,3 +149,48 @@ func TestRedisClientOptionsLaid(t *testing.T) {
 		t.Errorf("after the part was deleted: %+v from %q (asked with %v), want the upstream's config", st, source, askedRevs)
 	}
 }
+
+// TestRedisConfigsParts: in managed mode with managed.parts, a Baton
+// reads only those parts from Redis, and keys: a part it does not ask for
+// is off in the config it assembles, as an upstream Baton would leave it
+// out.
+func TestRedisConfigsParts(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := config.Default()
+	c.Mode = config.ModeManaged
+	c.Managed.Parts = []string{"quotas"}
+	c.Redis.Addresses = []string{rs.Addr}
+	c.Redis.ProjectConfigs.Enabled = true
+	if got := redisParts(c).Names(); !slices.Equal(got, []string{"keys", "quotas"}) {
+		t.Fatalf("parts read %v, want [keys quotas]", got)
+	}
+	all, err := OpenRedisConfigs(c.Redis, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { all.Close() })
+	ctx := context.Background()
+	for part, value := range map[string]string{
+		"keys":    `{"projectId":5,"publicKeys":[{"publicKey":"parted"}]}`,
+		"quotas":  `{"quotas":[{"id":"q","limit":7,"window":60}]}`,
+		"filters": `{"filterSettings":{"webCrawlers":{"isEnabled":true}}}`,
+	} {
+		if err := PutProjectConfig(ctx, all, "parted", part, "1", []byte(value)); err != nil {
+			t.Fatal(part, err)
+		}
+	}
+	src, err := openRedisConfigs(c.Redis, redisParts(c), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	r := &Relay{cfg: c, configs: src, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	resp, err := r.redisConfigsFetcher(nil)(ctx, &project.Request{PublicKeys: []string{"parted"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(resp.Configs["parted"])
+	if !strings.Contains(got, `"limit":7`) || strings.Contains(got, "webCrawlers") {
+		t.Errorf("config %s: want the quotas part and not the filters part", got)
+	}
+}

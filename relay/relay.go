@@ -162,14 +162,14 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 	if r.fleet, err = openFleet(cfg.Redis, r.log); err != nil {
 		return nil, err
 	} else if r.fleet != nil {
-		counter = r.fleet
+		counter = quotaStore{r.fleet}
 	}
 	defer func() {
 		if err != nil && r.fleet != nil {
 			_ = r.fleet.Close()
 		}
 	}()
-	if r.configs, err = openRedisConfigs(cfg.Redis, r.log); err != nil {
+	if r.configs, err = openRedisConfigs(cfg.Redis, redisParts(cfg), r.log); err != nil {
 		return nil, err
 	}
 	defer func() {

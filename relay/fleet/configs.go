@@ -79,6 +79,9 @@ func (o ConfigsOptions) withDefaults() ConfigsOptions {
 // redis.project_configs.prefix's (relay's TestDefaultsAgree checks it).
 const DefaultConfigsPrefix = "baton:config"
 
+// Parts are the part names Read returns for a key, in order.
+func (c *Configs) Parts() []string { return c.opts.Parts }
+
 // ErrNoParts is returned by OpenConfigs without ConfigsOptions.Parts.
 var ErrNoParts = errors.New("fleet: no config part names")
 
@@ -104,17 +107,20 @@ func OpenConfigs(opts ConfigsOptions) (*Configs, error) {
 		return nil, ErrNoParts
 	}
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:           opts.Addresses,
-		IsClusterMode:   opts.Cluster,
-		Username:        opts.Username,
-		Password:        opts.Password,
-		DB:              opts.DB,
-		TLSConfig:       opts.TLS,
-		PoolSize:        opts.PoolSize,
-		DialTimeout:     opts.DialTimeout,
-		ReadTimeout:     opts.ReadTimeout,
-		WriteTimeout:    opts.ReadTimeout,
-		DisableIdentity: true,
+		Addrs:         opts.Addresses,
+		IsClusterMode: opts.Cluster,
+		Username:      opts.Username,
+		Password:      opts.Password,
+		DB:            opts.DB,
+		TLSConfig:     opts.TLS,
+		PoolSize:      opts.PoolSize,
+		// Pipelines (config reads) on the same pool: go-redis gives them
+		// a second pool of 10 by default, and PoolSize would not bound it.
+		PipelinePoolSize: -1,
+		DialTimeout:      opts.DialTimeout,
+		ReadTimeout:      opts.ReadTimeout,
+		WriteTimeout:     opts.ReadTimeout,
+		DisableIdentity:  true,
 	})
 	return &Configs{opts: opts, rdb: rdb}, nil
 }

@@ -1,11 +1,13 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -88,25 +90,81 @@ const (
 // sweepEvery is how often the windows that ended are let go (seconds).
 const sweepEvery = 60
 
-// leaseScript takes a lease on one window. KEYS[1] is the window's count;
-// ARGV: need (the least that admits the decision), want (the lease),
-// limit, unsynced (admitted during a fallback, added first), ttl. It
-// returns {granted, left}: granted 0 refuses (left < need).
+// leaseScript decides one envelope's groups of charges on the windows
+// its caller has too little lease for, and takes their leases, atomically.
+// KEYS are those windows. ARGV: m (#KEYS); per key limit, unsynced
+// (admitted during a fallback, added first), ttl, loc (the caller's lease
+// left), want (the lease); then per group its count of charges and, per
+// charge, its key's index and n. Groups are decided in order, as Relay
+// checks one category after another: a group is admitted only when every
+// charge fits what is leased and what Redis has left, otherwise it takes
+// nothing (Relay's is_rate_limited.lua). A key no refused group touched
+// is granted up to want, what its groups took included: a refused
+// envelope takes no lease. It returns, per key, {granted, left in Redis},
+// then, per charge, 1 when it was over.
 var leaseScript = redis.NewScript(`
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-local unsynced = tonumber(ARGV[4])
-if unsynced > 0 then
-  used = redis.call('INCRBY', KEYS[1], unsynced)
-  redis.call('EXPIRE', KEYS[1], ARGV[5])
+local m = tonumber(ARGV[1])
+local avail, loc, take, refused = {}, {}, {}, {}
+for i = 1, m do
+  local a = 2 + (i-1)*5
+  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local unsynced = tonumber(ARGV[a+1])
+  if unsynced > 0 then
+    used = redis.call('INCRBY', KEYS[i], unsynced)
+    redis.call('EXPIRE', KEYS[i], ARGV[a+2])
+  end
+  avail[i] = math.max(tonumber(ARGV[a]) - used, 0)
+  loc[i] = tonumber(ARGV[a+3])
+  take[i] = 0
+  refused[i] = false
 end
-local avail = tonumber(ARGV[3]) - used
-if avail < tonumber(ARGV[1]) then
-  return {0, avail}
+local out = {}
+local p = 2 + m*5
+while p <= #ARGV do
+  local k = tonumber(ARGV[p])
+  local ok = true
+  for j = 1, k do
+    local i, n = tonumber(ARGV[p+2*j-1]), tonumber(ARGV[p+2*j])
+    if loc[i] + avail[i] < n then
+      ok = false
+    end
+  end
+  for j = 1, k do
+    local i, n = tonumber(ARGV[p+2*j-1]), tonumber(ARGV[p+2*j])
+    if not ok then
+      out[#out+1] = (loc[i] + avail[i] < n) and 1 or 0
+      refused[i] = true
+    else
+      out[#out+1] = 0
+      if loc[i] >= n then
+        loc[i] = loc[i] - n
+      else
+        avail[i] = avail[i] - (n - loc[i])
+        take[i] = take[i] + n - loc[i]
+        loc[i] = 0
+      end
+    end
+  end
+  p = p + 1 + 2*k
 end
-local grant = math.min(tonumber(ARGV[2]), avail)
-redis.call('INCRBY', KEYS[1], grant)
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-return {grant, avail - grant}
+local res = {}
+for i = 1, m do
+  local a = 2 + (i-1)*5
+  local grant = take[i]
+  if not refused[i] then
+    local extra = math.min(math.max(tonumber(ARGV[a+4]) - take[i], 0), avail[i])
+    grant = grant + extra
+    avail[i] = avail[i] - extra
+  end
+  if grant > 0 then
+    redis.call('INCRBY', KEYS[i], grant)
+    redis.call('EXPIRE', KEYS[i], ARGV[a+2])
+  end
+  res[#res+1] = grant
+  res[#res+1] = avail[i]
+end
+for _, v in ipairs(out) do res[#res+1] = v end
+return res
 `)
 
 // Counter counts quota windows in Redis, with local leases and a local
@@ -125,9 +183,10 @@ type Counter struct {
 	seriesCalls     atomic.Int64 // AdmitSeries round trips that answered
 	seriesFallbacks atomic.Int64 // series decided locally
 
-	mu    sync.Mutex
-	m     map[string]*window
-	swept int64
+	mu     sync.Mutex
+	m      map[string]*window
+	swept  int64
+	lastID uint64
 
 	ctx    context.Context // ends with Close: stops the probe
 	cancel context.CancelFunc
@@ -142,6 +201,7 @@ type failure struct {
 // window is one quota window as this Baton sees it.
 type window struct {
 	mu       sync.Mutex // held across a lease call: one per window at a time
+	id       uint64     // the lock order
 	slot     int64      // the window's index (unix second / window)
 	end      int64      // unix second it ends
 	length   int64      // seconds
@@ -159,13 +219,17 @@ func Open(opts Options) (*Counter, error) {
 		return nil, ErrNoAddress
 	}
 	uo := &redis.UniversalOptions{
-		Addrs:                 opts.Addresses,
-		IsClusterMode:         opts.Cluster,
-		Username:              opts.Username,
-		Password:              opts.Password,
-		DB:                    opts.DB,
-		TLSConfig:             opts.TLS,
-		PoolSize:              opts.PoolSize,
+		Addrs:         opts.Addresses,
+		IsClusterMode: opts.Cluster,
+		Username:      opts.Username,
+		Password:      opts.Password,
+		DB:            opts.DB,
+		TLSConfig:     opts.TLS,
+		PoolSize:      opts.PoolSize,
+		// Pipelines (leases, cardinality batches) on the same pool:
+		// go-redis gives them a second pool of 10 by default, and
+		// PoolSize would not bound them.
+		PipelinePoolSize:      -1,
 		DialTimeout:           opts.DialTimeout,
 		ReadTimeout:           opts.DialTimeout,
 		WriteTimeout:          opts.DialTimeout,
@@ -220,51 +284,268 @@ func (c *Counter) Stats() Stats {
 	return s
 }
 
-// Add is policy.Counter's Add: it adds n to key's window at now (unix
-// seconds) of a quota of limit per window seconds, and reports whether
-// that went over the limit.
+// Charge is one quota window a decision counts items in. It has
+// policy.Charge's fields, in the same order (relay converts one into the
+// other: the packages do not know each other).
+type Charge struct {
+	// Key names the window: quota id, scope tag, scope. Only valid
+	// during the call.
+	Key []byte
+	// Org is the organization, the Redis key's hash tag (0 for a global
+	// quota): one envelope's windows share a Redis Cluster slot, so one
+	// script call decides them.
+	Org uint64
+	// Limit per Window seconds; N items to count.
+	Limit, Window, N int64
+	// Group: consecutive charges of one Group (one class of items) are
+	// admitted or refused together.
+	Group int
+	// Over is set by Count when this quota refused its group.
+	Over bool
+}
+
+// Add counts n items in one window at now (unix seconds) of a quota of
+// limit per window seconds, and reports whether that went over the limit:
+// Count with one charge.
 func (c *Counter) Add(key []byte, limit, window, n, now int64) bool {
-	w := c.window(key, now)
-	if w == nil {
-		return false // at the bound: not counted, as the local counters
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if slot := now / window; w.slot != slot {
-		w.slot, w.end, w.length = slot, (slot+1)*window, window
-		w.left, w.used, w.unsynced, w.full = 0, 0, 0, false
-	}
-	if w.left >= n {
-		w.left -= n
-		w.used += n
-		return false
-	}
-	if c.up.Load() {
-		if w.full && w.unsynced == 0 {
-			return true
+	cs := [1]Charge{{Key: key, Limit: limit, Window: window, N: n}}
+	c.Count(cs[:], now)
+	return cs[0].Over
+}
+
+// Count is policy.Counter's Count: it decides the groups of cs in order at
+// now (unix seconds). A group is admitted, and counted in each of its
+// windows, only when none of its quotas would go over; otherwise nothing
+// of it is counted and Over marks the quotas that would. What a group's
+// windows lack in lease is asked for in one script call (one per hash tag
+// in a Cluster, pipelined): one round trip at most, bounded by MaxWait.
+func (c *Counter) Count(cs []Charge, now int64) {
+	d := decisions.Get().(*decision)
+	defer decisions.Put(d)
+	d.ws, d.of = d.ws[:0], resize(d.of, len(cs))
+	for i := range cs {
+		cs[i].Over = false
+		w := c.window(cs[i].Key, now)
+		if d.of[i] = w; w != nil && !slices.Contains(d.ws, w) {
+			d.ws = append(d.ws, w)
 		}
-		need := n - w.left
-		granted, left, err := c.lease(key, w, limit, need, max(need, leaseSize(limit)))
-		if err == nil {
-			w.unsynced = 0
-			if granted == 0 {
-				w.full = left <= 0
-				return true
+	}
+	// Windows are locked in one order, so two decisions on the same ones
+	// cannot wait on each other; a window short of lease stays locked
+	// across its lease call (one call per window at a time), the others
+	// are reserved and let go meanwhile (lease).
+	slices.SortFunc(d.ws, func(a, b *window) int { return cmp.Compare(a.id, b.id) })
+	d.size(len(cs))
+	d.lockAll()
+	defer d.unlockAll()
+	for i := range cs {
+		j := slices.Index(d.ws, d.of[i])
+		if d.at[i] = j; j < 0 {
+			continue // at MaxKeys: not counted, as the local counters
+		}
+		w := d.ws[j]
+		if slot, end := windowSlot(cs[i].Org, cs[i].Window, now); w.slot != slot {
+			w.slot, w.end, w.length = slot, end, cs[i].Window
+			w.left, w.used, w.unsynced, w.full = 0, 0, 0, false
+		}
+		d.slot[j] = w.slot
+		d.org[j] = cs[i].Org
+		d.limit[j] = cs[i].Limit
+	}
+	for j, w := range d.ws {
+		d.loc[j] = w.left
+	}
+	// A group a window known spent cannot admit is refused here, and
+	// asks Redis for nothing: a refused envelope costs no round trip.
+	up := c.up.Load()
+	for i := 0; i < len(cs); {
+		e := group(cs, i)
+		for k := i; k < e; k++ {
+			if j := d.at[k]; j >= 0 && up && d.ws[j].full && d.ws[j].unsynced == 0 && d.loc[j] < cs[k].N {
+				cs[k].Over = true
 			}
-			w.left += granted - n
-			w.used += n
-			return false
+		}
+		if !slices.ContainsFunc(cs[i:e], over) {
+			for k := i; k < e; k++ {
+				if j := d.at[k]; j >= 0 {
+					d.demand[j] += cs[k].N
+				}
+			}
+		}
+		i = e
+	}
+	short, ask := false, false
+	for j, w := range d.ws {
+		if d.loc[j] < d.demand[j] {
+			short = true
+			ask = ask || !w.full || w.unsynced > 0
+		}
+	}
+	if up {
+		if !ask {
+			// The leases cover it, or the windows short of them are
+			// known spent: no round trip.
+			d.decide(cs, false)
+			d.apply(false)
+			return
+		}
+		err := c.lease(cs, d)
+		if err == nil {
+			return
 		}
 		c.lost(err)
 	}
-	// Fallback: this Baton's share of the limit, what it spent included.
-	c.fallbacks.Add(1)
-	if w.used+n > max(limit/int64(c.opts.FallbackShare), 1) {
-		return true
+	if !short {
+		d.decide(cs, false)
+		d.apply(false)
+		return
 	}
-	w.used += n
-	w.unsynced += n
-	return false
+	// Fallback: this Baton's share of each limit, what it spent included.
+	c.fallbacks.Add(1)
+	for j, w := range d.ws {
+		d.loc[j] = w.left
+		d.avail[j] = max(max(d.limit[j]/int64(c.opts.FallbackShare), 1)-w.used, 0)
+	}
+	d.decide(cs, true)
+	d.apply(true)
+}
+
+// windowSlot is the index of the window of a quota of org that holds now, and
+// the unix second it ends. As Relay's RedisQuota, an organization's
+// windows are shifted by its id modulo the window (a global quota's org
+// is 0: not shifted), so the windows of many organizations do not all
+// start afresh at the same second.
+func windowSlot(org uint64, window, now int64) (slot, end int64) {
+	shift := int64(org % uint64(window))
+	slot = (now - shift) / window
+	return slot, (slot+1)*window + shift
+}
+
+// group returns the end of the group of charges starting at i.
+func group(cs []Charge, i int) int {
+	e := i + 1
+	for e < len(cs) && cs[e].Group == cs[i].Group {
+		e++
+	}
+	return e
+}
+
+func over(c Charge) bool { return c.Over }
+
+// decision is the scratch of one Count, per distinct window unless said.
+type decision struct {
+	of     []*window // per charge: its window, nil for none
+	ws     []*window // locked, in id order
+	at     []int     // per charge: its window's index, -1 for none
+	demand []int64   // what every group would spend
+	org    []uint64  // the hash tag
+	limit  []int64
+	loc    []int64 // lease left as the groups are decided
+	avail  []int64 // what may be spent beyond the lease
+	spent  []int64 // admitted
+	beyond []int64 // admitted beyond the lease (the fallback's unsynced)
+	call   []int   // its key's index in the script call + 1; 0: not in it
+	slot   []int64 // the window's slot when the decision began
+	held   []bool  // its lock is held
+}
+
+// lockAll locks every window, in id order.
+func (d *decision) lockAll() {
+	for j, w := range d.ws {
+		w.mu.Lock()
+		d.held[j] = true
+	}
+}
+
+// unlockAll unlocks the windows still held.
+func (d *decision) unlockAll() {
+	for j, w := range d.ws {
+		if d.held[j] {
+			w.mu.Unlock()
+			d.held[j] = false
+		}
+	}
+}
+
+var decisions = sync.Pool{New: func() any { return new(decision) }}
+
+// size makes the slices fit len(d.ws) windows and n charges, zeroed.
+func (d *decision) size(n int) {
+	m := len(d.ws)
+	d.at = resize(d.at, n)
+	d.demand, d.limit, d.loc = resize(d.demand, m), resize(d.limit, m), resize(d.loc, m)
+	d.avail, d.spent, d.beyond = resize(d.avail, m), resize(d.spent, m), resize(d.beyond, m)
+	d.org, d.call = resize(d.org, m), resize(d.call, m)
+	d.slot, d.held = resize(d.slot, m), resize(d.held, m)
+}
+
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// decide decides the groups against loc and avail, in order, as
+// leaseScript does; in fallback a charge is spent from the lease alone or
+// from avail alone (the fallback share counts what the lease spent).
+func (d *decision) decide(cs []Charge, fallback bool) {
+	for i := 0; i < len(cs); {
+		e := group(cs, i)
+		if slices.ContainsFunc(cs[i:e], over) {
+			i = e
+			continue // refused before: by a window known spent
+		}
+		ok := true
+		for k := i; k < e; k++ {
+			j, n := d.at[k], cs[k].N
+			if j < 0 {
+				continue
+			}
+			if fallback && d.loc[j] < n && d.avail[j] < n || !fallback && d.loc[j]+d.avail[j] < n {
+				cs[k].Over, ok = true, false
+			}
+		}
+		if ok {
+			for k := i; k < e; k++ {
+				if j := d.at[k]; j >= 0 {
+					d.spend(j, cs[k].N, fallback)
+				}
+			}
+		}
+		i = e
+	}
+}
+
+func (d *decision) spend(j int, n int64, fallback bool) {
+	d.spent[j] += n
+	switch {
+	case fallback && d.loc[j] >= n:
+		d.loc[j] -= n
+		d.avail[j] = max(d.avail[j]-n, 0)
+	case fallback:
+		d.avail[j] -= n
+		d.beyond[j] += n
+	case d.loc[j] >= n:
+		d.loc[j] -= n
+	default:
+		d.avail[j] -= n - d.loc[j]
+		d.beyond[j] += n - d.loc[j]
+		d.loc[j] = 0
+	}
+}
+
+// apply writes a decision's spending to its windows.
+func (d *decision) apply(fallback bool) {
+	for j, w := range d.ws {
+		w.left = d.loc[j]
+		w.used += d.spent[j]
+		if fallback {
+			w.unsynced += d.beyond[j]
+		}
+	}
 }
 
 // leaseSize is the lease taken for a limit: 1/32 of it, 1 to 256.
@@ -272,32 +553,203 @@ func leaseSize(limit int64) int64 {
 	return min(max(limit/leaseDivisor, minLease), maxLease)
 }
 
-// lease runs leaseScript for w within MaxWait.
-func (c *Counter) lease(key []byte, w *window, limit, need, want int64) (granted, left int64, err error) {
-	ctx, cancel := context.WithTimeout(c.ctx, c.opts.MaxWait)
-	defer cancel()
-	k := c.redisKey(key, w.slot)
-	// Kept a minute past its end, so Batons whose clocks are a little
-	// apart still find it.
-	ttl := w.length + sweepEvery
-	res, err := leaseScript.Run(ctx, c.rdb, []string{k}, need, want, limit, w.unsynced, ttl).Int64Slice()
-	if err != nil {
-		return 0, 0, err
-	}
-	if len(res) != 2 {
-		return 0, 0, fmt.Errorf("fleet: lease script answered %v", res)
-	}
-	if res[0] > 0 {
-		c.leases.Add(1)
-	}
-	return res[0], res[1], nil
+// scriptCall is one leaseScript call: the windows of one hash tag.
+type scriptCall struct {
+	keys    []string
+	args    []any
+	charges []int // the charges passed, in order
+	ws      []int // the windows of keys, in order
+	cmd     *redis.Cmd
 }
 
-// redisKey is the Redis key of key's window slot: prefix:q:key:slot.
-func (c *Counter) redisKey(key []byte, slot int64) string {
-	b := make([]byte, 0, len(c.opts.KeyPrefix)+len(key)+24)
+// lease decides cs with leaseScript over the windows short of lease,
+// within MaxWait, and applies the answer. The other windows' shares of the
+// decision are taken out of their leases and their locks let go during
+// the round trip, so decisions on a busy window (an organization's) do not
+// wait on another window's lease; what the groups Redis refused reserved
+// is given back after. On an error the reservations are given back and
+// every window is locked again, for the fallback.
+func (c *Counter) lease(cs []Charge, d *decision) error {
+	for j, w := range d.ws {
+		if d.loc[j] >= d.demand[j] {
+			w.left -= d.demand[j]
+			d.loc[j] = d.demand[j]
+			w.mu.Unlock()
+			d.held[j] = false
+		}
+	}
+	err := c.leaseCall(cs, d)
+	if err != nil {
+		d.unlockAll()
+		d.lockAll()
+		for j, w := range d.ws {
+			if d.call[j] == 0 && w.slot == d.slot[j] {
+				w.left += d.demand[j]
+			}
+			d.loc[j] = w.left
+		}
+		return err
+	}
+	// The short windows are held: apply, then the reserved ones.
+	for j, w := range d.ws {
+		if d.held[j] {
+			w.left = d.loc[j]
+			w.used += d.spent[j]
+		}
+	}
+	d.unlockAll()
+	for j, w := range d.ws {
+		if d.call[j] == 0 {
+			w.mu.Lock()
+			if w.slot == d.slot[j] { // not a window that ended meanwhile
+				w.left += d.loc[j]
+				w.used += d.spent[j]
+			}
+			w.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// leaseCall runs leaseScript for lease and decides the groups; the
+// windows' lease left is in d.loc, what they admitted in d.spent.
+func (c *Counter) leaseCall(cs []Charge, d *decision) error {
+	var calls []scriptCall // one per hash tag in a Cluster; one otherwise
+	for j, w := range d.ws {
+		if d.loc[j] >= d.demand[j] {
+			continue
+		}
+		ci := 0
+		if c.opts.Cluster {
+			ci = slices.IndexFunc(calls, func(sc scriptCall) bool { return d.org[sc.ws[0]] == d.org[j] })
+		}
+		if ci < 0 || ci >= len(calls) {
+			ci = len(calls)
+			calls = append(calls, scriptCall{args: []any{0}})
+		}
+		sc := &calls[ci]
+		sc.ws = append(sc.ws, j)
+		d.call[j] = len(sc.ws)
+		sc.keys = append(sc.keys, c.redisKey(d.org[j], w.slot, c.keyOf(cs, d, j)))
+		// Kept a minute past its end, so Batons whose clocks are a little
+		// apart still find it.
+		sc.args = append(sc.args, d.limit[j], w.unsynced, w.length+sweepEvery, d.loc[j], leaseSize(d.limit[j]))
+	}
+	for ci := range calls {
+		sc := &calls[ci]
+		sc.args[0] = len(sc.ws)
+		for i := 0; i < len(cs); {
+			e := group(cs, i)
+			if slices.ContainsFunc(cs[i:e], over) {
+				i = e
+				continue // refused already
+			}
+			at := len(sc.args)
+			sc.args = append(sc.args, 0)
+			k := 0
+			for x := i; x < e; x++ {
+				if j := d.at[x]; j >= 0 && d.call[j] > 0 && slices.Contains(sc.ws, j) {
+					sc.args = append(sc.args, d.call[j], cs[x].N)
+					sc.charges = append(sc.charges, x)
+					k++
+				}
+			}
+			if k == 0 {
+				sc.args = sc.args[:at]
+			} else {
+				sc.args[at] = k
+			}
+			i = e
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.MaxWait)
+	defer cancel()
+	run := func(eval bool) error {
+		pipe := c.rdb.Pipeline()
+		for ci := range calls {
+			sc := &calls[ci]
+			if eval {
+				sc.cmd = leaseScript.Eval(ctx, pipe, sc.keys, sc.args...)
+			} else {
+				sc.cmd = leaseScript.EvalSha(ctx, pipe, sc.keys, sc.args...)
+			}
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	}
+	var err error
+	if len(calls) == 1 {
+		// No pipeline for one call (the usual): fewer allocations.
+		sc := &calls[0]
+		sc.cmd = leaseScript.Run(ctx, c.rdb, sc.keys, sc.args...)
+		err = sc.cmd.Err()
+	} else if err = run(false); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = run(true) // a new or restarted server: Eval loads the script
+	}
+	if err != nil {
+		return err
+	}
+	results := make([][]int64, len(calls))
+	for ci := range calls {
+		res, err := calls[ci].cmd.Int64Slice()
+		if err != nil {
+			return err
+		}
+		if len(res) != 2*len(calls[ci].ws)+len(calls[ci].charges) {
+			return fmt.Errorf("fleet: lease script answered %v", res)
+		}
+		results[ci] = res
+	}
+	// Redis decided; what it granted is this Baton's now, spent by the
+	// groups every call admitted and kept as lease otherwise.
+	for ci, sc := range calls {
+		res := results[ci]
+		for n, j := range sc.ws {
+			w := d.ws[j]
+			if res[2*n] > 0 {
+				c.leases.Add(1)
+			}
+			d.loc[j] += res[2*n]
+			w.unsynced = 0
+			w.full = res[2*n+1] <= 0
+		}
+		for n, x := range sc.charges {
+			cs[x].Over = cs[x].Over || res[2*len(sc.ws)+n] == 1
+		}
+	}
+	clear(d.avail)
+	for i := 0; i < len(cs); {
+		e := group(cs, i)
+		if !slices.ContainsFunc(cs[i:e], over) {
+			for x := i; x < e; x++ {
+				if j := d.at[x]; j >= 0 {
+					d.spend(j, cs[x].N, false)
+				}
+			}
+		}
+		i = e
+	}
+	return nil
+}
+
+// keyOf is the key of window j: that of its first charge.
+func (c *Counter) keyOf(cs []Charge, d *decision, j int) []byte {
+	for i := range cs {
+		if d.at[i] == j {
+			return cs[i].Key
+		}
+	}
+	return nil
+}
+
+// redisKey is the Redis key of key's window slot, hash-tagged with its
+// organization: prefix:q:{org}:key:slot.
+func (c *Counter) redisKey(org uint64, slot int64, key []byte) string {
+	b := make([]byte, 0, len(c.opts.KeyPrefix)+len(key)+48)
 	b = append(b, c.opts.KeyPrefix...)
-	b = append(b, ":q:"...)
+	b = append(b, ":q:{"...)
+	b = strconv.AppendUint(b, org, 10)
+	b = append(b, "}:"...)
 	b = append(b, key...)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, slot, 10)
@@ -319,7 +771,8 @@ func (c *Counter) window(key []byte, now int64) *window {
 		if len(c.m) >= c.opts.MaxKeys {
 			return nil
 		}
-		w = &window{slot: -1}
+		c.lastID++
+		w = &window{slot: -1, id: c.lastID}
 		c.m[string(key)] = w
 	}
 	return w

@@ -2,8 +2,14 @@ package fleet
 
 import (
 	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,7 +145,7 @@ func TestCounterFallback(t *testing.T) {
 	// admitted locally are in it now, with the new lease.
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DisableIdentity: true})
 	defer rdb.Close()
-	n, err := rdb.Get(context.Background(), c.redisKey(key, now/3600)).Int64()
+	n, err := rdb.Get(context.Background(), c.redisKey(0, now/3600, key)).Int64()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,5 +200,215 @@ func TestCounterBounded(t *testing.T) {
 	}
 	if st := c.Stats(); st.Windows != 1 {
 		t.Fatalf("%d windows after the sweep, want 1", st.Windows)
+	}
+}
+
+// evalCalls is how many script calls (EVALSHA, EVAL) the server ran.
+func evalCalls(t *testing.T, rdb *redis.Client) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+		if i := strings.Index(info, cmd); i >= 0 {
+			v, _, _ := strings.Cut(info[i+len(cmd):], ",")
+			c, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += c
+		}
+	}
+	return n
+}
+
+// TestCountChecksFirst: as Relay's script, a group is counted in its
+// windows only when every quota admits it. A project quota beside a key
+// quota that refuses is not charged for the refused items (in Redis or in
+// its lease); the groups of one decision see each other in order; and a
+// decision short of lease in several windows takes one round trip.
+func TestCountChecksFirst(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DisableIdentity: true})
+	defer rdb.Close()
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: patientMaxWait})
+	now := time.Now().Unix()
+	// Limits under 32 lease one item at a time: Redis counts exactly
+	// what is admitted.
+	charges := func(key string) []Charge {
+		return []Charge{
+			{Key: []byte("proj\x00p1"), Org: 5, Limit: 10, Window: 60, N: 1},
+			{Key: []byte("key\x00k" + key), Org: 5, Limit: 1, Window: 60, N: 1},
+		}
+	}
+	c.Add([]byte("warm"), 1, 60, 1, now) // loads the script
+	calls := evalCalls(t, rdb)
+	admitted := 0
+	for range 5 {
+		cs := charges("a")
+		if c.Count(cs, now); !cs[0].Over && !cs[1].Over {
+			admitted++
+		} else if cs[0].Over || !cs[1].Over {
+			t.Fatalf("over %v %v, want the key quota alone", cs[0].Over, cs[1].Over)
+		}
+	}
+	if admitted != 1 {
+		t.Fatalf("%d of 5 admitted, want the key quota's 1", admitted)
+	}
+	// One round trip for the first, both windows short of lease; then
+	// the key quota is known spent and refuses with no round trip.
+	if n := evalCalls(t, rdb) - calls; n != 1 {
+		t.Errorf("%d script calls for 5 decisions, want 1", n)
+	}
+	for i := range 12 {
+		cs := charges(strconv.Itoa(i))
+		if c.Count(cs, now); !cs[0].Over && !cs[1].Over {
+			admitted++
+		}
+	}
+	if admitted != 10 {
+		t.Fatalf("%d admitted in all, want the project quota's 10", admitted)
+	}
+	if n, err := rdb.Get(context.Background(), c.redisKey(5, (now-5)/60, []byte("proj\x00p1"))).Int64(); err != nil || n != 10 {
+		t.Fatalf("redis counts %d (%v) for the project quota, want 10", n, err)
+	}
+
+	// One quota over two groups: the first fits, the second would not
+	// and takes nothing; a later, smaller one fits.
+	all := func(n1, n2 int64) []Charge {
+		return []Charge{
+			{Key: []byte("all\x00p2"), Org: 5, Limit: 3, Window: 60, N: n1, Group: 1},
+			{Key: []byte("all\x00p2"), Org: 5, Limit: 3, Window: 60, N: n2, Group: 2},
+		}
+	}
+	cs := all(1, 3)
+	if c.Count(cs, now); cs[0].Over || !cs[1].Over {
+		t.Fatalf("over %v %v, want the second group alone", cs[0].Over, cs[1].Over)
+	}
+	cs = all(1, 1)
+	if c.Count(cs, now); cs[0].Over || cs[1].Over {
+		t.Fatalf("over %v %v, want both admitted (3 of 3)", cs[0].Over, cs[1].Over)
+	}
+	if st := c.Stats(); !st.Up || st.Fallbacks != 0 {
+		t.Fatalf("stats %+v: want up, no fallback", st)
+	}
+}
+
+// TestCountShifted: as Relay, an organization's windows start at its id
+// modulo the window, a global quota's (org 0) at multiples of it; the
+// Redis key names the shifted slot.
+func TestCountShifted(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: patientMaxWait})
+	const minute = 1_800_000_000 // a multiple of 60
+	add := func(key string, org uint64, now int64) bool {
+		cs := []Charge{{Key: []byte(key), Org: org, Limit: 1, Window: 60, N: 1}}
+		c.Count(cs, now)
+		return !cs[0].Over
+	}
+	if !add("o", 5, minute+4) || add("o", 5, minute+4) {
+		t.Fatal("want one admitted, then refused")
+	}
+	if !add("o", 5, minute+5) {
+		t.Fatal("refused at second 5: organization 5's window starts there")
+	}
+	if !add("g", 0, minute-1) || !add("g", 0, minute) {
+		t.Fatal("a global quota's window does not start at the minute")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DisableIdentity: true})
+	defer rdb.Close()
+	if n, err := rdb.Exists(context.Background(), c.redisKey(5, minute/60-1, []byte("o")), c.redisKey(5, minute/60, []byte("o"))).Result(); err != nil || n != 2 {
+		t.Fatalf("%d (%v) of the two shifted windows' keys in redis, want 2", n, err)
+	}
+}
+
+// TestCountReservesDuringCall: while a decision waits on a lease for one
+// window, the other windows of its envelope are reserved, not locked: a
+// decision on one of them (an organization's window every envelope
+// shares) answers from its lease without waiting for that round trip.
+func TestCountReservesDuringCall(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	const maxWait = 3 * time.Second
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: maxWait})
+	now := time.Now().Unix()
+	org := Charge{Key: []byte("org\x00o1"), Org: 1, Limit: 3200, Window: 3600, N: 1} // leases of 100
+	one := func(chs ...Charge) bool {
+		cs := append([]Charge(nil), chs...)
+		c.Count(cs, now)
+		return !slices.ContainsFunc(cs, func(ch Charge) bool { return ch.Over })
+	}
+	if !one(org) {
+		t.Fatal("refused with Redis up")
+	}
+	left := func() int64 {
+		c.mu.Lock()
+		w := c.m[string(org.Key)]
+		c.mu.Unlock()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.left
+	}
+	before := left()
+	if err := syscall.Kill(rs.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(rs.Pid(), syscall.SIGCONT)
+	done := make(chan bool)
+	go func() {
+		done <- one(org, Charge{Key: []byte("key\x00k1"), Org: 1, Limit: 320, Window: 3600, N: 1})
+	}()
+	// The hung call holds the key's window; the organization's share is
+	// reserved (its lease one lower) and its lock let go.
+	deadline := time.Now().Add(maxWait)
+	for left() != before-1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the organization's window was not reserved while the call hung")
+		}
+		runtime.Gosched()
+	}
+	start := time.Now()
+	if !one(org) {
+		t.Fatal("refused from the lease")
+	}
+	if d := time.Since(start); d > maxWait/3 {
+		t.Errorf("a decision on the reserved window took %v: it waited on the other window's call", d)
+	}
+	if err := syscall.Kill(rs.Pid(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+}
+
+// BenchmarkCountEnvelope is one envelope's decision as ingest makes it
+// with a real project's quotas: its key's (320: leases of 10, over 1000
+// keys, so under 320,000 decisions never spend one), its project's and its
+// organization's (10^9: leases of 256). Sequential: ns/op is mostly the
+// round trip every ~10 decisions.
+func BenchmarkCountEnvelope(b *testing.B) {
+	rs := testutil.StartRedis(b)
+	c, err := Open(Options{Addresses: []string{rs.Addr}, MaxWait: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	keys := make([][]byte, 1000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key\x00k%032x", i)
+	}
+	now := time.Now().Unix()
+	cs := make([]Charge, 3)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		cs[0] = Charge{Key: []byte("proj\x00p1"), Org: 1, Limit: 1e9, Window: 3600, N: 1}
+		cs[1] = Charge{Key: keys[i%len(keys)], Org: 1, Limit: 320, Window: 3600, N: 1}
+		cs[2] = Charge{Key: []byte("org\x00o1"), Org: 1, Limit: 1e9, Window: 3600, N: 1}
+		c.Count(cs, now)
+		if cs[0].Over || cs[1].Over || cs[2].Over {
+			b.Fatal("over")
+		}
 	}
 }

@@ -1,15 +1,32 @@
 // Package fleet keeps the state a fleet of Batons shares in Redis. Its
-// first part is global quota counting: Counter is a policy.Counter whose
-// windows live in Redis, so N Batons behind a load balancer admit one
-// quota's limit in total instead of N times it.
+// first part is global quota counting: Counter counts the windows of
+// policy.Counter (relay adapts one to the other) in Redis, so N Batons
+// behind a load balancer admit one quota's limit in total instead of N
+// times it.
 //
 // Leases. A decision must not wait on a round trip: a Baton takes a lease
-// of a window's budget (1/32 of the limit, 1 to 256 items) with one Lua
+// of a window's budget (1/32 of the limit, 1 to 256 items) with a Lua
 // script call that checks the window's count and adds the lease to it
 // atomically, then spends the lease locally. A lease is never returned, so
 // items a Baton leased but did not use in a window are not admitted
 // elsewhere; a window whose budget is gone is remembered locally until
 // it ends, so refusals cost no round trip either.
+//
+// Groups. A decision (Count) is one envelope: its charges come in groups,
+// one per class of items, each the quotas covering it. As Relay's
+// is_rate_limited.lua, a group is counted only when every quota admits it,
+// and groups are decided in order. A group whose windows' leases cover it
+// is decided locally, charging nothing until all admit; one a window known
+// spent refuses is refused locally; the windows short of lease go to one
+// script call with every group's charges on them, which decides the
+// groups as the leases and Redis's counts allow and takes leases only for
+// windows no refused group touched. So an envelope costs one round trip
+// at most, and a refused one takes nothing. Keys are hash-tagged with the
+// organization, so a Cluster serves the call from one slot; an envelope
+// with a global quota beside an organization's is two calls in one
+// pipeline there, each atomic on its own (a group one admits and the
+// other refuses keeps what the first took as lease, spent by later
+// envelopes).
 //
 // Fallback. A script call that fails or takes longer than Options.MaxWait
 // makes that decision, and every one after it, local: a window then

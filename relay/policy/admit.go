@@ -29,11 +29,31 @@ type Options struct {
 // Counter counts quota windows; it is safe for concurrent use and called
 // on the ingest path, so it must answer within a small bound.
 type Counter interface {
-	// Add adds n to the fixed window of key (quota id, scope tag, scope;
-	// only valid during the call) that holds now (unix seconds), for a
-	// quota of limit per window seconds, and reports whether that went
-	// over the limit, in which case nothing is counted.
-	Add(key []byte, limit, window, n, now int64) (over bool)
+	// Count decides the groups of cs (consecutive charges with the same
+	// Group) in order at now (unix seconds), as Relay checks an
+	// envelope's categories one after another: a group is admitted, N
+	// counted in each of its windows, only when none of its quotas would
+	// go over; otherwise nothing of it is counted and Over marks the
+	// quotas that would. A later group sees what an earlier one counted.
+	Count(cs []Charge, now int64)
+}
+
+// Charge is one quota window a Counter decision counts items in.
+type Charge struct {
+	// Key names the window: quota id, scope tag, scope. Only valid
+	// during the call.
+	Key []byte
+	// Org is the organization id, 0 for a global quota: it shifts the
+	// windows (Relay's RedisQuota: org % window), and one envelope's
+	// windows share it, so a store can keep them together.
+	Org uint64
+	// Limit per Window seconds; N items to count.
+	Limit, Window, N int64
+	// Group is the class of the items: one group is admitted or refused
+	// whole.
+	Group int
+	// Over is set by Count when this quota refused its group.
+	Over bool
 }
 
 func (o Options) withDefaults() Options {

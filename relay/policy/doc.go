@@ -28,7 +28,9 @@
 //	                     names the filter, Enforcer.FilterCounts counts per filter
 //	feature gates        Features (replays need organizations:session-replay)
 //	quotas               Quotas (limit 0 drops; id+window is counted per edge, or fleet-wide
-//	                     through Options.Counter: relay/fleet), OrganizationID, KeyID
+//	                     through Options.Counter: relay/fleet; a class is counted only when
+//	                     every quota covering it admits it, the envelope's classes in one
+//	                     Counter.Count), OrganizationID, KeyID
 //	event rate (static)  events_per_second of the config, a token bucket per project
 //	upstream limits      no config: the limits the upstream answered with a 429 for the
 //	                     organization, project, key or globally, cached in UpstreamLimits

@@ -171,23 +171,55 @@ type windowCounter struct {
 	slot, end, n int64
 }
 
-// Add is Counter's Add: it adds n to the window of key at now (unix
-// seconds) of a quota with limit and window, and reports whether that went
-// over the limit.
-func (qc *quotaCounters) Add(key []byte, limit, window, n, now int64) bool {
-	slot := now / window
+// Count is Counter's Count, in memory.
+func (qc *quotaCounters) Count(cs []Charge, now int64) {
 	qc.mu.Lock()
 	defer qc.mu.Unlock()
 	if now-qc.swept >= quotaSweepEvery {
 		qc.sweep(now)
 	}
+	for i := 0; i < len(cs); {
+		e := i + 1
+		for e < len(cs) && cs[e].Group == cs[i].Group {
+			e++
+		}
+		ok := true
+		for k := i; k < e; k++ {
+			ch := &cs[k]
+			ch.Over = false
+			if w := qc.window(ch, now); w != nil && w.n+ch.N > ch.Limit {
+				ch.Over, ok = true, false
+			}
+		}
+		if ok {
+			for k := i; k < e; k++ {
+				if w := qc.window(&cs[k], now); w != nil {
+					w.n += cs[k].N
+				}
+			}
+		}
+		i = e
+	}
+}
+
+// Add counts n in one window: Count with one charge.
+func (qc *quotaCounters) Add(key []byte, limit, window, n, now int64) bool {
+	cs := [1]Charge{{Key: key, Limit: limit, Window: window, N: n}}
+	qc.Count(cs[:], now)
+	return cs[0].Over
+}
+
+// window returns ch's counter of the window holding now, or nil at the
+// bound (not counted here). qc.mu is held.
+func (qc *quotaCounters) window(ch *Charge, now int64) *windowCounter {
+	key := ch.Key
 	w := qc.m[string(key)] // not allocated: the compiler reads key in place
 	if w == nil {
 		if len(qc.m) >= qc.cap() && now != qc.swept {
 			qc.sweep(now)
 		}
 		if len(qc.m) >= qc.cap() {
-			return false // at the bound: not counted here
+			return nil
 		}
 		if qc.m == nil {
 			qc.m = make(map[string]*windowCounter)
@@ -195,14 +227,10 @@ func (qc *quotaCounters) Add(key []byte, limit, window, n, now int64) bool {
 		w = &windowCounter{slot: -1}
 		qc.m[string(key)] = w
 	}
-	if w.slot != slot {
-		w.slot, w.end, w.n = slot, (slot+1)*window, 0
+	if slot, end := ch.slot(now); w.slot != slot {
+		w.slot, w.end, w.n = slot, end, 0
 	}
-	if w.n+n > limit {
-		return true
-	}
-	w.n += n
-	return false
+	return w
 }
 
 // sweep lets go of the counters whose window ended by now.
@@ -430,24 +458,35 @@ func hasEvents(items *[envelope.NumClasses]int) bool {
 	return false
 }
 
-// applyQuotas enforces the project's quotas: limit 0 drops the categories
-// outright; a counted quota (id, limit, window) is counted here, per edge,
-// in fixed windows, which bounds this edge's share while the processing
-// tier keeps the global count.
+// applyQuotas enforces the project's quotas as Relay does: a class that
+// a limit 0 quota covers is dropped without counting; otherwise the counted
+// quotas (id, limit, window) covering it are one group, admitted only when
+// none is over, and counted only then. All the envelope's groups go to
+// the counter in one call (one round trip to Redis at most). Without
+// Options.Counter they are counted here, per edge, in fixed windows, which
+// bounds this edge's share while the processing tier keeps the global
+// count.
 func (e *Enforcer) applyQuotas(v *Verdict, st *project.State, key []byte, items *[envelope.NumClasses]int) {
-	now := e.now()
+	b := chargeBufs.Get().(*chargeBuf)
+	defer chargeBufs.Put(b)
+	b.cs, b.qs, b.ends, b.keys = b.cs[:0], b.qs[:0], b.ends[:0], b.keys[:0]
 	for c := range envelope.NumClasses {
 		cat := classCategory[c]
 		if items[c] == 0 || cat == envelope.CategoryUnknown || v.Drop[c] {
 			continue
 		}
 		name := cat.String()
+		first := len(b.cs)
 		for i := range st.Quotas {
 			q := &st.Quotas[i]
 			if q.Limit == nil || !q.Covers(name) || !scopeMatches(q, st, key) {
 				continue
 			}
 			if *q.Limit == 0 {
+				// The strictest: no counting for this class (Relay does
+				// not call Redis).
+				b.cs, b.qs, b.ends = b.cs[:first], b.qs[:first], b.ends[:first]
+				b.keys = b.keys[:b.start(first)]
 				v.dropClass(c, outcome.ReasonRateLimited)
 				v.RateLimits = append(v.RateLimits, RateLimit{After: time.Minute, Category: cat, Scope: scopeName(q.Scope), Reason: q.ReasonCode})
 				break
@@ -455,14 +494,73 @@ func (e *Enforcer) applyQuotas(v *Verdict, st *project.State, key []byte, items 
 			if q.ID == "" || q.Window <= 0 {
 				continue
 			}
-			if wait, over := e.count(q, st, key, int64(items[c]), now); over {
-				v.dropClass(c, outcome.ReasonRateLimited)
-				v.RateLimits = append(v.RateLimits, RateLimit{After: wait, Category: cat, Scope: scopeName(q.Scope), Reason: q.ReasonCode})
-				break
+			b.keys = quotaKey(b.keys, q, st, key)
+			org := st.OrganizationID
+			if q.Scope == "global" {
+				org = 0
 			}
+			b.cs = append(b.cs, Charge{Org: org, Limit: *q.Limit, Window: q.Window, N: int64(items[c]), Group: int(c)})
+			b.qs = append(b.qs, q)
+			b.ends = append(b.ends, len(b.keys))
 		}
 	}
+	if len(b.cs) == 0 {
+		return
+	}
+	for i := range b.cs {
+		b.cs[i].Key = b.keys[b.start(i):b.ends[i]]
+	}
+	sec := e.now().Unix()
+	if e.counter != nil {
+		e.counter.Count(b.cs, sec)
+	} else {
+		e.quotas.Count(b.cs, sec)
+	}
+	for i := range b.cs {
+		ch := &b.cs[i]
+		if !ch.Over {
+			continue
+		}
+		// Every quota that refused is reported, as Relay does.
+		c, q := envelope.Class(ch.Group), b.qs[i]
+		v.dropClass(c, outcome.ReasonRateLimited)
+		_, end := ch.slot(sec)
+		after := time.Duration(end-sec) * time.Second
+		v.RateLimits = append(v.RateLimits, RateLimit{After: after, Category: classCategory[c], Scope: scopeName(q.Scope), Reason: q.ReasonCode})
+	}
+	clear(b.qs) // the states may go
 }
+
+// slot is the index of ch's window that holds now, and the unix second
+// it ends. As Relay's RedisQuota, an organization's windows are shifted by
+// its id modulo the window (Org is 0 for a global quota: not shifted), so
+// the windows of many organizations do not all start afresh at once.
+func (ch *Charge) slot(now int64) (slot, end int64) {
+	shift := int64(ch.Org % uint64(ch.Window))
+	slot = (now - shift) / ch.Window
+	return slot, (slot+1)*ch.Window + shift
+}
+
+// chargeBuf is the scratch of one applyQuotas: the charges, their quotas,
+// and their keys end to end in keys (charge i's ends at ends[i]).
+type chargeBuf struct {
+	cs   []Charge
+	qs   []*project.Quota
+	ends []int
+	keys []byte
+}
+
+// start is where charge i's key starts: where the one before it ends.
+func (b *chargeBuf) start(i int) int {
+	if i == 0 {
+		return 0
+	}
+	return b.ends[i-1]
+}
+
+// chargeBufs keep applyQuotas from allocating: the charges go through an
+// interface, so they would escape.
+var chargeBufs = sync.Pool{New: func() any { return new(chargeBuf) }}
 
 // scopeMatches reports whether a quota with a scopeId applies to this
 // request: a key quota names the key's numeric id, a project quota the
@@ -492,32 +590,6 @@ func scopeName(s string) string {
 	}
 	return s
 }
-
-// count adds n to the quota's current window and reports whether that
-// went over the limit, and how long until the window ends.
-func (e *Enforcer) count(q *project.Quota, st *project.State, key []byte, n int64, now time.Time) (time.Duration, bool) {
-	sec := now.Unix()
-	var over bool
-	if e.counter != nil {
-		// The key goes through an interface, so it would escape: a pooled
-		// buffer keeps it from allocating per decision.
-		kb := keyBufs.Get().(*[]byte)
-		*kb = quotaKey((*kb)[:0], q, st, key)
-		over = e.counter.Add(*kb, *q.Limit, q.Window, n, sec)
-		keyBufs.Put(kb)
-	} else {
-		var kb [128]byte // on the stack unless long
-		over = e.quotas.Add(quotaKey(kb[:0], q, st, key), *q.Limit, q.Window, n, sec)
-	}
-	if !over {
-		return 0, false
-	}
-	slot := sec / q.Window
-	return time.Duration((slot+1)*q.Window-sec) * time.Second, true
-}
-
-// keyBufs are the key buffers of an Options.Counter's calls.
-var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
 
 // quotaKey appends the counter key of quota q to k: its id, scope tag and
 // scope.

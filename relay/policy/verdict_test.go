@@ -1,12 +1,14 @@
 package policy
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/baton-relay/baton/config"
 	"github.com/baton-relay/baton/envelope"
+	"github.com/baton-relay/baton/relay/internal/testutil"
 	"github.com/baton-relay/baton/relay/outcome"
 	"github.com/baton-relay/baton/relay/project"
 )
@@ -111,11 +113,17 @@ func TestVerdictQuota(t *testing.T) {
 	}
 	e.Apply(&v, a, []byte(keyA), errs, nil, nil, nil)
 	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassError: outcome.ReasonRateLimited})
-	want := RateLimit{After: 45 * time.Second, Category: envelope.CategoryError, Scope: "project", Reason: "too_many"}
+	// Organization 2: its windows start 2 s into the minute (Relay's
+	// shift, org % window), so this one ends in 47 s, not 45.
+	want := RateLimit{After: 47 * time.Second, Category: envelope.CategoryError, Scope: "project", Reason: "too_many"}
 	if len(v.RateLimits) != 1 || v.RateLimits[0] != want {
 		t.Fatalf("rate limits %+v, want [%+v]", v.RateLimits, want)
 	}
-	clk.t = clk.t.Add(45 * time.Second) // the next window
+	clk.t = clk.t.Add(45 * time.Second)
+	if e.Apply(&v, a, []byte(keyA), errs, nil, nil, nil); !v.Drop[envelope.ClassError] {
+		t.Fatal("admitted at the unshifted minute: the window was not shifted")
+	}
+	clk.t = clk.t.Add(2 * time.Second) // the next window
 	e.Apply(&v, a, []byte(keyA), errs, nil, nil, nil)
 	if v.Drop[envelope.ClassError] || len(v.RateLimits) > 0 {
 		t.Fatalf("limited in a fresh window: %+v", v)
@@ -191,5 +199,61 @@ func TestVerdictProxy(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { e.Apply(&v, &a, []byte(keyA), in, nil, nil, nil) }); n != 0 {
 		t.Errorf("Apply allocates %v times", n)
+	}
+}
+
+// TestVerdictQuotasCheckedFirst: as Relay, a class is counted only when
+// every quota covering it admits it. A project quota listed before a key
+// quota that refuses is not charged for the refused items; a quota
+// covering two classes sees them in order, the first admitted and the
+// second refused whole; and a decision allocates nothing.
+func TestVerdictQuotasCheckedFirst(t *testing.T) {
+	clk := &clock{t: t0}
+	e := NewEnforcer(Options{Now: clk.now})
+	var v Verdict
+	a := decode(t, `{"quotas":[
+		{"id":"proj","categories":["error"],"scope":"project","limit":10,"window":60},
+		{"id":"key","categories":["error"],"scope":"key","limit":1,"window":60,"reasonCode":"key_quota"}]}`)
+	errs := items(map[envelope.Class]int{envelope.ClassError: 1})
+	admitted := func(key string, n int) int {
+		ok := 0
+		for range n {
+			if e.Apply(&v, a, []byte(key), errs, nil, nil, nil); !v.Drop[envelope.ClassError] {
+				ok++
+			}
+		}
+		return ok
+	}
+	if n := admitted(keyA, 5); n != 1 {
+		t.Fatalf("key A: %d of 5 admitted, want its key quota's 1", n)
+	}
+	if len(v.RateLimits) != 1 || v.RateLimits[0].Reason != "key_quota" {
+		t.Fatalf("rate limits %+v, want only the key quota's", v.RateLimits)
+	}
+	// The project quota counted 1, not 5: 9 more fit, through other keys.
+	ok := 0
+	for i := range 12 {
+		ok += admitted(fmt.Sprintf("%032x", i), 1)
+	}
+	if ok != 9 {
+		t.Fatalf("%d admitted through other keys, want 9 (project quota 10, 1 counted)", ok)
+	}
+
+	// One quota over both classes: errors (first) fit, the transactions
+	// would not and are refused without being counted.
+	a = decode(t, `{"quotas":[{"id":"all","scope":"project","limit":3,"window":60}]}`)
+	both := items(map[envelope.Class]int{envelope.ClassError: 1, envelope.ClassTransaction: 3})
+	e.Apply(&v, a, []byte(keyA), both, nil, nil, nil)
+	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassTransaction: outcome.ReasonRateLimited})
+	e.Apply(&v, a, []byte(keyA), items(map[envelope.Class]int{envelope.ClassTransaction: 2}), nil, nil, nil)
+	wantDrops(t, &v, nil)
+	e.Apply(&v, a, []byte(keyA), errs, nil, nil, nil)
+	wantDrops(t, &v, map[envelope.Class]outcome.Reason{envelope.ClassError: outcome.ReasonRateLimited})
+
+	if testutil.RaceEnabled {
+		return // sync.Pool drops its buffers at random
+	}
+	if n := testing.AllocsPerRun(100, func() { e.Apply(&v, a, []byte(keyA), both, nil, nil, nil) }); n != 0 {
+		t.Errorf("%v allocations per decision", n)
 	}
 }
