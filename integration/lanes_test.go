@@ -525,6 +525,75 @@ func TestLanesKill9(t *testing.T) {
 	}
 }
 
+// TestLanesJoin: a second worker joins the group mid-run and takes half of
+// the partitions. The first commits, on revocation, what it had handed off
+// there, so every item is done and the second redoes at most what the first
+// held of them: its window (concurrency × 4) and the rest of a polled batch
+// (up to the window again). The items are produced as the workers go, so
+// the first is working on every partition when it gives some up.
+func TestLanesJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two workers")
+	}
+	bin := lanesBinary(t)
+	brokers := laneCluster(t, 4, "join", "join.dead")
+	h := newLaneHandler()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	const concurrency = 8
+	cfg := laneConfig(t, brokers, fmt.Sprintf(`  session_timeout: 2s
+  topics:
+    join: {deadline: 2s, concurrency: %d, dead_letter_topic: join.dead, handler: {url: %s}}
+`, concurrency, srv.URL))
+	const n = 3000
+	prod := laneProducer(t, brokers)
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < n; i += 8 { // 800 items/s, half what one worker handles
+			recs := make([]*kgo.Record, 8)
+			for j := range recs {
+				recs[j] = &kgo.Record{Topic: "join", Value: laneItem(i+j, "fast")}
+			}
+			if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+				t.Errorf("produce: %v", err)
+				return
+			}
+			<-tick.C
+		}
+	}()
+	defer func() { <-produced }()
+
+	first := startLanes(t, bin, cfg)
+	defer first.stop(t, 15*time.Second)
+	fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return len(done) >= n/4 },
+		func() string {
+			done, _ := h.snapshot()
+			return fmt.Sprintf("only %d done; stderr:\n%s", len(done), crashTail(first.stderr.String(), 3000))
+		})
+	second := startLanes(t, bin, cfg)
+	defer second.stop(t, 15*time.Second)
+	fakeWaitFor(t, 30*time.Second, func() bool { done, _ := h.snapshot(); return len(done) == n },
+		func() string {
+			done, _ := h.snapshot()
+			return fmt.Sprintf("only %d of %d done; first: %v second: %v", len(done), n, laneMetrics(t, first), laneMetrics(t, second))
+		})
+	_, dups := h.snapshot()
+	m1, m2 := laneMetrics(t, first), laneMetrics(t, second)
+	t.Logf("first worker done %d, second %d; %d duplicates", m1["done_total"]["join"], m2["done_total"]["join"], dups)
+	if m2["done_total"]["join"] == 0 {
+		t.Fatal("the second worker handled nothing: no partitions moved")
+	}
+	if window := concurrency * 4; dups > 2*window {
+		t.Errorf("%d items done twice after the rebalance, want at most %d (twice the window)", dups, 2*window)
+	}
+	if m1["commit_errors_total"]["join"] != 0 {
+		t.Errorf("the first worker failed %d commits on revocation", m1["commit_errors_total"]["join"])
+	}
+}
+
 // TestLanesBackpressure: two chains whose slow lanes are stuck. The one
 // with pause_next_lag stops taking records once its next lane is that far
 // behind; the one without escalates everything into the stuck lane. Both

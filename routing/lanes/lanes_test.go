@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,12 +16,12 @@ import (
 
 // The commit mark moves only past a prefix of finished records.
 func TestTrackPrefix(t *testing.T) {
-	l := &lane{parts: map[int32]*partTrack{}}
+	l := &lane{parts: map[int32]*partTrack{}, revokedAt: map[int32]uint64{}}
 	recs := make([]*kgo.Record, 5)
 	var pt *partTrack
 	for i := range recs {
 		recs[i] = &kgo.Record{Topic: "t", Offset: int64(10 + i)}
-		pt = l.track(recs[i])
+		pt = l.track(recs[i], 0)
 	}
 	next := func(off int64) int64 {
 		l.mu.Lock()
@@ -100,6 +101,123 @@ func TestWorkerEscalates(t *testing.T) {
 	st := w.Stats()
 	if st[0].Consumed != n || st[0].Escalated != n || st[1].Done != n {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// A second worker joins the group mid-run: the first commits what it had
+// handed off in the partitions it gives up, so the second redoes at most
+// what the first held (its window, and the rest of a batch it had polled).
+// Commits are otherwise an hour apart, so without the commit on revocation
+// the second would redo everything the first did in those partitions.
+func TestRevokeCommits(t *testing.T) {
+	const n, concurrency = 4000, 4
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "a", "dead"),
+		kfake.BrokerConfigs(map[string]string{"group.min.session.timeout.ms": "1000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	// Produced as the worker goes, 16 records every 16 ms, below what it
+	// handles: the first worker is caught up on every partition, so
+	// whichever it gives up, it had handed off records there.
+	produced := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(16 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < n; i += 16 {
+			recs := make([]*kgo.Record, 16)
+			for j := range recs {
+				recs[j] = &kgo.Record{Topic: "a", Value: []byte{byte(i + j)}}
+			}
+			if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+				produced <- err
+				return
+			}
+			<-tick.C
+		}
+		produced <- nil
+	}()
+	type at struct {
+		p int32
+		o int64
+	}
+	var mu sync.Mutex
+	calls := map[at]int{}
+	var byWorker [2]atomic.Int64
+	enough, all := make(chan struct{}), make(chan struct{})
+	handler := func(w int) Handler {
+		return HandlerFunc(func(ctx context.Context, it *Item) Result {
+			<-time.After(2 * time.Millisecond) // the simulated work
+			mu.Lock()
+			calls[at{it.Partition, it.Offset}]++
+			switch len(calls) {
+			case n / 4:
+				close(enough)
+			case n:
+				close(all)
+			}
+			mu.Unlock()
+			byWorker[w].Add(1)
+			return Result{Verdict: Done}
+		})
+	}
+	run := func(w int) (stop func()) {
+		wk, err := New(Options{Kafka: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Group: "t",
+			SessionTimeout: 3 * time.Second, CommitInterval: time.Hour,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Lanes: []LaneOptions{{Topic: "a", DeadLetterTopic: "dead", Deadline: 5 * time.Second,
+				Concurrency: concurrency, MaxAttempts: 1, Handler: handler(w)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan error, 1)
+		go func() { ran <- wk.Run(ctx) }()
+		return func() {
+			cancel()
+			if err := <-ran; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	stopA := run(0)
+	select {
+	case <-enough:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first worker did not get going")
+	}
+	stopB := run(1)
+	select {
+	case <-all:
+	case <-time.After(30 * time.Second):
+		mu.Lock()
+		t.Fatalf("only %d of %d offsets done", len(calls), n)
+	}
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	stopB()
+	stopA()
+	mu.Lock()
+	defer mu.Unlock()
+	dups := 0
+	for _, k := range calls {
+		dups += k - 1
+	}
+	window := concurrency * windowPerSlot
+	t.Logf("first worker %d calls, second %d; %d duplicates", byWorker[0].Load(), byWorker[1].Load(), dups)
+	if byWorker[1].Load() == 0 {
+		t.Fatal("the second worker got no partitions: nothing was revoked")
+	}
+	// Held: the window, plus the rest of the batch it had polled (the
+	// poll takes up to the window's size).
+	if dups > 2*window {
+		t.Errorf("%d records redone after the revocation, want at most %d (twice the window)", dups, 2*window)
 	}
 }
 

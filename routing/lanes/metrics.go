@@ -21,6 +21,7 @@ type laneMetrics struct {
 	consumed, done, escalated, deadLettered atomic.Int64
 	late, retried, throttled                atomic.Int64
 	produceErrors, fetchErrors, pausedPolls atomic.Int64
+	commitErrors                            atomic.Int64
 	lag                                     atomic.Int64
 
 	mu   sync.Mutex
@@ -60,6 +61,7 @@ type LaneStats struct {
 	Lane                                    string
 	Consumed, Done, Escalated, DeadLettered int64
 	Late, Retried, Throttled, ProduceErrors int64
+	CommitErrors                            int64
 	Lag                                     int64
 	Paused                                  bool
 	P50, P99                                time.Duration // handler call time, recent calls
@@ -74,7 +76,8 @@ func (w *Worker) Stats() []LaneStats {
 		out[i] = LaneStats{Lane: l.o.Topic, Consumed: m.consumed.Load(), Done: m.done.Load(),
 			Escalated: m.escalated.Load(), DeadLettered: m.deadLettered.Load(), Late: m.late.Load(),
 			Retried: m.retried.Load(), Throttled: m.throttled.Load(), ProduceErrors: m.produceErrors.Load(),
-			Lag: m.lag.Load(), Paused: l.paused.Load(), P50: p50, P99: p99}
+			CommitErrors: m.commitErrors.Load(),
+			Lag:          m.lag.Load(), Paused: l.paused.Load(), P50: p50, P99: p99}
 	}
 	return out
 }
@@ -101,6 +104,7 @@ func WriteMetrics(out io.Writer, stats []LaneStats) {
 	counter("retried_total", "Handler calls that failed and were retried or escalated.", func(s LaneStats) int64 { return s.Retried })
 	counter("throttled_total", "Handler answers 429/503 that paused the lane.", func(s LaneStats) int64 { return s.Throttled })
 	counter("produce_errors_total", "Failed hand-offs to the next lane or dead letter, retried.", func(s LaneStats) int64 { return s.ProduceErrors })
+	counter("commit_errors_total", "Offset commits on revocation that failed (the new owner redoes more).", func(s LaneStats) int64 { return s.CommitErrors })
 	fmt.Fprintf(out, "# HELP baton_lane_lag Records of the lane's topic not yet committed by its group.\n# TYPE baton_lane_lag gauge\n")
 	for _, s := range stats {
 		fmt.Fprintf(out, "baton_lane_lag{lane=%q} %d\n", s.Lane, s.Lag)
