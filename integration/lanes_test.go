@@ -546,24 +546,7 @@ func TestLanesJoin(t *testing.T) {
     join: {deadline: 2s, concurrency: %d, dead_letter_topic: join.dead, handler: {url: %s}}
 `, concurrency, srv.URL))
 	const n = 3000
-	prod := laneProducer(t, brokers)
-	produced := make(chan struct{})
-	go func() {
-		defer close(produced)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; i < n; i += 8 { // 800 items/s, half what one worker handles
-			recs := make([]*kgo.Record, 8)
-			for j := range recs {
-				recs[j] = &kgo.Record{Topic: "join", Value: laneItem(i+j, "fast")}
-			}
-			if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-				t.Errorf("produce: %v", err)
-				return
-			}
-			<-tick.C
-		}
-	}()
+	produced := producePaced(t, laneProducer(t, brokers), "join", n, 10*time.Millisecond) // 800 items/s, half what one worker handles
 	defer func() { <-produced }()
 
 	first := startLanes(t, bin, cfg)
@@ -591,6 +574,137 @@ func TestLanesJoin(t *testing.T) {
 	}
 	if m1["commit_errors_total"]["join"] != 0 {
 		t.Errorf("the first worker failed %d commits on revocation", m1["commit_errors_total"]["join"])
+	}
+}
+
+// producePaced produces n "fast" items to topic, 8 every tick, in the
+// background; the channel closes when all are written.
+func producePaced(t *testing.T, prod *kgo.Client, topic string, n int, tick time.Duration) <-chan struct{} {
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		pace := time.NewTicker(tick)
+		defer pace.Stop()
+		for i := 0; i < n; i += 8 {
+			recs := make([]*kgo.Record, 0, 8)
+			for j := i; j < min(i+8, n); j++ {
+				recs = append(recs, &kgo.Record{Topic: topic, Value: laneItem(j, "fast")})
+			}
+			if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+				t.Errorf("produce: %v", err)
+				return
+			}
+			<-pace.C
+		}
+	}()
+	return produced
+}
+
+// TestLanesHandBack: two workers in one group with a 30 s session timeout;
+// SIGTERM to the first. It finishes what it holds, commits, and leaves the
+// group, so the second takes its partitions within seconds (a heartbeat
+// and a rebalance), not after the session timeout, and redoes nothing.
+func TestLanesHandBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two workers")
+	}
+	bin := lanesBinary(t)
+	brokers := laneCluster(t, 4, "hand", "hand.dead")
+	h := newLaneHandler()
+	// Each worker has its own handler path, so the calls say which worker
+	// handled which partition, and when.
+	type call struct {
+		at        time.Time
+		partition string
+	}
+	var mu sync.Mutex
+	calls := map[string][]call{}
+	mux := http.NewServeMux()
+	for _, w := range []string{"/first", "/second"} {
+		mux.HandleFunc(w, func(rw http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			calls[w] = append(calls[w], call{time.Now(), r.Header.Get("X-Baton-Partition")})
+			mu.Unlock()
+			h.ServeHTTP(rw, r)
+		})
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	cfg := func(path string) string {
+		return laneConfig(t, brokers, fmt.Sprintf(`  session_timeout: 30s
+  topics:
+    hand: {deadline: 2s, concurrency: 4, dead_letter_topic: hand.dead, handler: {url: %s%s}}
+`, srv.URL, path))
+	}
+	// owned returns the partitions whose latest call was w's.
+	owned := func(w string) map[string]bool {
+		mu.Lock()
+		defer mu.Unlock()
+		last := map[string]call{}
+		by := map[string]string{}
+		for worker, cs := range calls {
+			for _, c := range cs {
+				if c.at.After(last[c.partition].at) {
+					last[c.partition], by[c.partition] = c, worker
+				}
+			}
+		}
+		out := map[string]bool{}
+		for p, worker := range by {
+			if worker == w {
+				out[p] = true
+			}
+		}
+		return out
+	}
+
+	const n = 4000
+	produced := producePaced(t, laneProducer(t, brokers), "hand", n, 20*time.Millisecond) // 400 items/s
+	defer func() { <-produced }()
+	first := startLanes(t, bin, cfg("/first"))
+	defer first.stop(t, 15*time.Second)
+	second := startLanes(t, bin, cfg("/second"))
+	defer second.stop(t, 15*time.Second)
+	// Both own partitions: the second joined, the first gave some up.
+	fakeWaitFor(t, 20*time.Second, func() bool { return len(owned("/first")) > 0 && len(owned("/second")) > 0 },
+		func() string {
+			return fmt.Sprintf("partitions by worker: first %v second %v", owned("/first"), owned("/second"))
+		})
+	// Rebalanced for a while: the latest call on each partition tells its
+	// owner.
+	settled := time.Now().Add(time.Second)
+	fakeWaitFor(t, 5*time.Second, func() bool { return time.Now().After(settled) }, func() string { return "" })
+	_, dupsBefore := h.snapshot()
+	handed := owned("/first")
+	stopped := time.Now()
+	if code := first.stop(t, 15*time.Second); code != 0 {
+		t.Errorf("first worker exit code %d after SIGTERM, want 0", code)
+	}
+	exited := time.Now()
+	// The second handles each partition the first handed back.
+	var took time.Duration
+	fakeWaitFor(t, 25*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		left := maps.Clone(handed)
+		for _, c := range calls["/second"] {
+			if c.at.After(exited) && left[c.partition] {
+				delete(left, c.partition)
+				took = max(took, c.at.Sub(exited))
+			}
+		}
+		return len(left) == 0
+	}, func() string { return fmt.Sprintf("the second worker did not take all of partitions %v", handed) })
+	t.Logf("the first stopped in %s; the second took partitions %v %s after it exited",
+		exited.Sub(stopped).Round(time.Millisecond), slices.Sorted(maps.Keys(handed)), took.Round(time.Millisecond))
+	if took > 10*time.Second {
+		t.Errorf("the second worker took the handed-back partitions %s after the first exited, want a few seconds (session timeout 30s)", took)
+	}
+	<-produced
+	fakeWaitFor(t, 10*time.Second, func() bool { done, _ := h.snapshot(); return len(done) == n },
+		func() string { done, _ := h.snapshot(); return fmt.Sprintf("only %d of %d done", len(done), n) })
+	if _, dups := h.snapshot(); dups != dupsBefore {
+		t.Errorf("%d items done twice after the graceful stop, want none", dups-dupsBefore)
 	}
 }
 
