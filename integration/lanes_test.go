@@ -1128,6 +1128,87 @@ func TestLanesGroup(t *testing.T) {
 	}
 }
 
+// TestLanesOTLP: `baton lanes` honours telemetry.otlp_endpoint,
+// otlp_headers and otlp_interval as `baton run` does: the lane counters
+// reach an OTLP receiver as monotonic sums per lane, under service.name
+// baton-lanes, with the runtime figures; /metrics on lanes.metrics_listen
+// reads the same instruments.
+func TestLanesOTLP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	bin := lanesBinary(t)
+	brokers := laneCluster(t, 1, "otel", "otel.slow", "otel.dead")
+	rc := startOTLPReceiver(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Baton-Topic") == "otel" {
+			w.Header().Set("X-Baton-Escalate", "slow")
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	p := startLanes(t, bin, laneConfig(t, brokers, fmt.Sprintf(`  topics:
+    otel: {next: otel.slow, dead_letter_topic: otel.dead, handler: {url: %[1]s}}
+    otel.slow: {dead_letter_topic: otel.dead, handler: {url: %[1]s}}
+telemetry:
+  otlp_endpoint: %[2]s/v1/metrics
+  otlp_headers: {x-baton-token: s3cret}
+  otlp_interval: 100ms
+`, srv.URL, rc.srv.URL)))
+	defer p.stop(t, 15*time.Second)
+	const n = 20
+	prod := laneProducer(t, brokers)
+	for i := range n {
+		produceItem(t, prod, "otel", "", laneItem(i, "fast"))
+	}
+	// pushed is the last push's value of counter name for lane.
+	pushed := func(name, lane string) (int64, bool) {
+		m, _, _ := rc.metric(name)
+		if m.GetSum() == nil || !m.GetSum().IsMonotonic {
+			return 0, false
+		}
+		for _, dp := range m.GetSum().DataPoints {
+			for _, a := range dp.Attributes {
+				if a.Key == "lane" && a.Value.GetStringValue() == lane {
+					return dp.GetAsInt(), true
+				}
+			}
+		}
+		return 0, false
+	}
+	fakeWaitFor(t, 15*time.Second, func() bool {
+		esc, _ := pushed("baton_lane_escalated_total", "otel")
+		done, _ := pushed("baton_lane_done_total", "otel.slow")
+		return esc == n && done == n
+	}, func() string {
+		esc, _ := pushed("baton_lane_escalated_total", "otel")
+		done, _ := pushed("baton_lane_done_total", "otel.slow")
+		return fmt.Sprintf("pushed: %d escalated from otel, %d done in otel.slow; want %d each (pushes %d)", esc, done, n, rc.pushes)
+	})
+	for _, name := range []string{"baton_lane_consumed_total", "baton_lane_lag", "baton_lane_handler_seconds", "go_goroutines"} {
+		waitPushed(t, rc, name, 10*time.Second)
+	}
+	_, h, path := rc.metric("baton_lane_done_total")
+	if h.Get("X-Baton-Token") != "s3cret" || path != "/v1/metrics" {
+		t.Errorf("pushed to %s with headers %v, want /v1/metrics with x-baton-token (telemetry.otlp_headers)", path, h)
+	}
+	rc.mu.Lock()
+	service := ""
+	for _, a := range rc.last.ResourceMetrics[0].GetResource().GetAttributes() {
+		if a.Key == "service.name" {
+			service = a.Value.GetStringValue()
+		}
+	}
+	rc.mu.Unlock()
+	if service != "baton-lanes" {
+		t.Errorf("service.name %q, want baton-lanes", service)
+	}
+	m := laneMetrics(t, p)
+	if m["escalated_total"]["otel"] != n || m["done_total"]["otel.slow"] != n {
+		t.Errorf("/metrics: %v, want %d escalated from otel and done in otel.slow", m, n)
+	}
+}
+
 // loadAverage is the 1-minute load average from /proc/loadavg, 0 if
 // unreadable.
 func loadAverage() float64 {
