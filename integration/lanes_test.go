@@ -28,8 +28,9 @@ import (
 // handler in the test that decides each item's latency from its body.
 
 // laneItem bodies are "ID KIND SENT": KIND fast (5 ms), slow (5 s), never
-// (answers only when the request is cancelled), SENT the produce time in
-// Unix nanoseconds.
+// (answers only when the request is cancelled), esc (escalated at once by
+// the first lane, 5 ms in the next), SENT the produce time in Unix
+// nanoseconds.
 func laneItem(id int, kind string) []byte {
 	return fmt.Appendf(nil, "%d %s %d", id, kind, time.Now().UnixNano())
 }
@@ -42,11 +43,12 @@ type laneHandler struct {
 	completed map[int]int           // id → completions
 	latency   map[int]time.Duration // id → first completion, from SENT
 	calls     int
-	block     chan struct{} // when not nil, "fast" items wait for it to close
+	byTopic   map[string]int // completions by lane
+	block     chan struct{}  // when not nil, "fast" items wait for it to close
 }
 
 func newLaneHandler() *laneHandler {
-	return &laneHandler{completed: map[int]int{}, latency: map[int]time.Duration{}}
+	return &laneHandler{completed: map[int]int{}, latency: map[int]time.Duration{}, byTopic: map[string]int{}}
 }
 
 func (h *laneHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -76,6 +78,13 @@ func (h *laneHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "slow":
 		work = time.After(5 * time.Second)
 	case "never":
+	case "esc":
+		if r.Header.Get("X-Baton-Attempt") == "0" {
+			w.Header().Set("X-Baton-Escalate", "known to be slow")
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		work = time.After(5 * time.Millisecond)
 	case "refuse":
 		http.Error(w, "cannot use this", http.StatusUnprocessableEntity)
 		return
@@ -85,18 +94,50 @@ func (h *laneHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
-	h.done(id, sent)
+	h.done(id, sent, r.Header.Get("X-Baton-Topic"))
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (h *laneHandler) done(id int, sent int64) {
+func (h *laneHandler) done(id int, sent int64, topic string) {
 	at := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.byTopic[topic]++
 	if h.completed[id] == 0 {
 		h.latency[id] = at.Sub(time.Unix(0, sent))
 	}
 	h.completed[id]++
+}
+
+// completions are the handler's completions in lane topic, or in all
+// lanes for "".
+func (h *laneHandler) completions(topic string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for tp, k := range h.byTopic {
+		if topic == "" || tp == topic {
+			n += k
+		}
+	}
+	return n
+}
+
+// rateMeter measures a count's rate between a start and now: what a
+// worker gets done once running, the rate at which the commit interval's
+// share of the uncommitted window fills. Measured from process start it
+// counted the start and the group join, and the bound came out tighter
+// than the window (328 duplicates against a bound of 372 once).
+type rateMeter struct {
+	count func() int
+	n0    int
+	t0    time.Time
+}
+
+func startRate(count func() int) rateMeter { return rateMeter{count, count(), time.Now()} }
+
+func (r rateMeter) perSecond() float64 {
+	return float64(r.count()-r.n0) / time.Since(r.t0).Seconds()
 }
 
 // snapshot returns ids completed at least once and the extra completions.
@@ -481,14 +522,19 @@ func TestLanesKill9(t *testing.T) {
 	}
 
 	p := startLanes(t, bin, cfg)
-	killStart := time.Now()
-	fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return len(done) >= n/3 },
-		func() string {
-			done, _ := h.snapshot()
-			return fmt.Sprintf("only %d done; stderr:\n%s", len(done), crashTail(p.stderr.String(), 3000))
-		})
-	before, _ := h.snapshot()
-	rate := float64(len(before)) / time.Since(killStart).Seconds()
+	doneAtLeast := func(k int) {
+		fakeWaitFor(t, 20*time.Second, func() bool { done, _ := h.snapshot(); return len(done) >= k },
+			func() string {
+				done, _ := h.snapshot()
+				return fmt.Sprintf("only %d done; stderr:\n%s", len(done), crashTail(p.stderr.String(), 3000))
+			})
+	}
+	// The rate from the first sixth to the third done: running, not
+	// starting.
+	doneAtLeast(n / 6)
+	meter := startRate(func() int { return h.completions("") })
+	doneAtLeast(n / 3)
+	rate := meter.perSecond()
 	p.kill()
 	atKill, _ := h.snapshot()
 	t.Logf("killed after %d items done (%.0f items/s)", len(atKill), rate)
@@ -522,6 +568,106 @@ func TestLanesKill9(t *testing.T) {
 		func() string { return "the item produced after the graceful stop is not done" })
 	if _, after := h.snapshot(); after != dups {
 		t.Errorf("after a graceful stop and restart %d more items were done twice, want 0", after-dups)
+	}
+}
+
+// TestLanesKill9Escalating: kill -9 of a worker running two lanes while
+// records escalate from the first to the second, then a restart. Every
+// item is done (nothing lost); a record the first lane had escalated but
+// not committed is escalated again, so the second lane gets duplicates,
+// at most the first lane's uncommitted window (what it held, and what it
+// handed off in the last commit interval), and the items done twice are
+// at most both lanes' windows.
+func TestLanesKill9Escalating(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts the worker")
+	}
+	bin := lanesBinary(t)
+	brokers := laneCluster(t, 2, "esc", "esc.slow", "esc.dead")
+	h := newLaneHandler()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	const concurrency = 8
+	cfg := laneConfig(t, brokers, fmt.Sprintf(`  session_timeout: 2s
+  topics:
+    esc: {next: esc.slow, deadline: 2s, concurrency: %[1]d, handler: {url: %[2]s}}
+    esc.slow: {deadline: 2s, concurrency: %[1]d, handler: {url: %[2]s}}
+defaults:
+  lane:
+    dead_letter_topic: esc.dead
+`, concurrency, srv.URL))
+	// Half the items escalate at once from esc and are done in esc.slow,
+	// two of every four: each of the two partitions alternates, so esc
+	// still escalates when the worker is killed.
+	const n = 3000
+	prod := laneProducer(t, brokers)
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "esc", Value: laneItem(i, map[bool]string{true: "esc", false: "fast"}[i%4 < 2])}
+	}
+	if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	slow := newDeadReader(t, brokers, "esc.slow") // counts the records escalated, by id
+
+	p := startLanes(t, bin, cfg)
+	eachDone := func(k int) {
+		fakeWaitFor(t, 20*time.Second, func() bool { return h.completions("esc") >= k && h.completions("esc.slow") >= k },
+			func() string {
+				h.mu.Lock()
+				defer h.mu.Unlock()
+				return fmt.Sprintf("done by lane %v; stderr:\n%s", h.byTopic, crashTail(p.stderr.String(), 3000))
+			})
+	}
+	// The rates while both lanes run, before the kill. The first lane's
+	// hand-offs are its completions and its escalations.
+	eachDone(n / 12)
+	esc := startRate(func() int {
+		k := h.completions("esc")
+		for _, c := range slow.snapshot() {
+			k += c
+		}
+		return k
+	})
+	escSlow := startRate(func() int { return h.completions("esc.slow") })
+	eachDone(n / 6)
+	rateEsc, rateSlow := esc.perSecond(), escSlow.perSecond()
+	m := laneMetrics(t, p)
+	p.kill()
+	_, dupsAtKill := h.snapshot()
+	t.Logf("killed with %v; %.0f hand-offs/s in esc, %.0f done/s in esc.slow", m, rateEsc, rateSlow)
+
+	q := startLanes(t, bin, cfg)
+	defer q.stop(t, 15*time.Second)
+	fakeWaitFor(t, 30*time.Second, func() bool { done, _ := h.snapshot(); return len(done) == n },
+		func() string {
+			done, _ := h.snapshot()
+			return fmt.Sprintf("after restart only %d of %d done; %v", len(done), n, laneMetrics(t, q))
+		})
+	// The escalated records all reached esc.slow (each at least once).
+	fakeWaitFor(t, 10*time.Second, func() bool { return len(slow.snapshot()) == n/2 },
+		func() string {
+			return fmt.Sprintf("%d distinct records in esc.slow, want %d", len(slow.snapshot()), n/2)
+		})
+	escDups := 0
+	for _, k := range slow.snapshot() {
+		escDups += k - 1
+	}
+	done, dups := h.snapshot()
+	for i := range n {
+		if !done[i] {
+			t.Fatalf("item %d lost", i)
+		}
+	}
+	windowEsc := concurrency*4 + int(rateEsc*0.25) + 1
+	windowSlow := concurrency*4 + int(rateSlow*0.25) + 1
+	t.Logf("all %d done; %d records escalated twice (bound %d), %d items done twice (bound %d; %d before the kill)",
+		n, escDups, windowEsc, dups, windowEsc+windowSlow, dupsAtKill)
+	if escDups > windowEsc {
+		t.Errorf("%d records escalated twice, more than esc's uncommitted window %d", escDups, windowEsc)
+	}
+	if dups > windowEsc+windowSlow {
+		t.Errorf("%d items done twice, more than both lanes' uncommitted windows %d", dups, windowEsc+windowSlow)
 	}
 }
 
