@@ -355,7 +355,8 @@ func baseline(ctx context.Context, t *testing.T, brokers, topic, url string, con
 
 // TestLanesHeavyTail: most items take 5 ms, 2% 5 s, 1% never answer. In
 // lanes (deadline 150 ms → 6 s → dead letter), fast items' end-to-end p99
-// stays under 50 ms while a single-topic consumer fed the same items with
+// stays under 50 ms (250 ms when the load average is above the core
+// count: see below, DESIGN.md and BENCHMARKS.md) while a single-topic consumer fed the same items with
 // the same handler, in the same run, has fast items waiting seconds behind
 // slow ones. Every item ends done or dead-lettered, exactly once in the
 // accounting; duplicates are counted.
@@ -476,6 +477,7 @@ defaults:
 	if load > float64(runtime.NumCPU()) {
 		bound = 250 * time.Millisecond
 	}
+	t.Logf("bound %s (load average %.1f on %d CPUs)", bound, load, runtime.NumCPU())
 	if lanesP99 >= bound {
 		t.Errorf("fast items' p99 in lanes %s, want < %s (load average %.1f on %d CPUs)", lanesP99, bound, load, runtime.NumCPU())
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,6 +45,39 @@ func TestHeaderName(t *testing.T) {
 		if got := headerName(in); got != want {
 			t.Errorf("headerName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 5, 13, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Duration{
+		"3":                                3 * time.Second,
+		" 0 ":                              0,
+		"Sat, 05 Dec 2026 13:00:42 GMT":    42 * time.Second, // IMF-fixdate
+		"Saturday, 05-Dec-26 13:01:00 GMT": time.Minute,      // RFC 850
+		"Sat Dec  5 13:00:02 2026":         2 * time.Second,  // asctime
+		"Sat, 05 Dec 2026 12:00:00 GMT":    0,                // past
+		"":                                 time.Second,
+		"-1":                               time.Second,
+		"soon":                             time.Second,
+	} {
+		if got := retryAfter(in, now); got != want {
+			t.Errorf("retryAfter(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// The HTTP handler throttles for a Retry-After given as a date.
+func TestHTTPRetryAfterDate(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", time.Now().Add(10*time.Second).UTC().Format(http.TimeFormat))
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	res := NewHTTP(srv.URL, 1).Handle(context.Background(), &Item{Topic: "t"})
+	// The date has whole seconds: 9-10s from now.
+	if res.Verdict != Throttle || res.After < 8*time.Second || res.After > 10*time.Second {
+		t.Errorf("result %+v, want Throttle for about 10s", res)
 	}
 }
 
