@@ -393,7 +393,10 @@ func (l *lane) process(ctx context.Context, r *kgo.Record, pt *partTrack) {
 	it.Attempt, _ = strconv.Atoi(it.Headers[HeaderAttempt])
 	var res Result
 	for try := 1; ; {
-		if !l.wait(ctx) {
+		if !l.wait(ctx) || pt.gone.Load() {
+			// Shutdown, or the partition was revoked while r waited (an
+			// ordered lane's queue, a throttle): not handed off, so the
+			// new owner has it, and it is not escalated twice.
 			return
 		}
 		hctx, cancel := context.WithTimeout(ctx, l.o.Deadline)

@@ -40,6 +40,22 @@ func TestTrackPrefix(t *testing.T) {
 	}
 }
 
+// A record whose partition was revoked before its handler call is left
+// to the new owner: no call, no hand-off, its window slot freed.
+func TestRevokedNotHandled(t *testing.T) {
+	called := false
+	l := &lane{o: LaneOptions{Topic: "t", Next: "n", Deadline: time.Second, MaxAttempts: 1,
+		Handler: HandlerFunc(func(context.Context, *Item) Result { called = true; return Result{Verdict: Done} })},
+		window: make(chan struct{}, 1), m: newLaneMetrics()}
+	l.window <- struct{}{}
+	pt := &partTrack{done: map[int64]bool{}}
+	pt.gone.Store(true)
+	l.process(context.Background(), &kgo.Record{Topic: "t"}, pt)
+	if called || len(l.window) != 0 {
+		t.Errorf("handler called %v, window slots held %d; want neither", called, len(l.window))
+	}
+}
+
 func TestHeaderName(t *testing.T) {
 	for in, want := range map[string]string{"project_id": "Project-Id", "class": "Class", "baton-lane-reason": "Baton-Lane-Reason", "a b": "", "ä": ""} {
 		if got := headerName(in); got != want {

@@ -2,6 +2,7 @@ package lanes
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,7 +14,9 @@ import (
 type partTrack struct {
 	pending []int64        // offsets taken, in order, up to the first unfinished
 	done    map[int64]bool // finished offsets still behind an unfinished one
-	gone    bool           // revoked or lost: finishing marks nothing
+	// gone: revoked or lost. Finishing marks nothing, and a record not yet
+	// handed to the handler is left to the new owner.
+	gone atomic.Bool
 }
 
 // pollEpoch is the revocation count to pass to track for the records of
@@ -49,7 +52,7 @@ func (l *lane) track(r *kgo.Record, polled uint64) *partTrack {
 func (l *lane) finish(r *kgo.Record, pt *partTrack) {
 	l.mu.Lock()
 	next := pt.finishLocked(r.Offset)
-	gone := pt.gone
+	gone := pt.gone.Load()
 	l.mu.Unlock()
 	if next >= 0 && !gone {
 		l.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
@@ -110,7 +113,7 @@ func (l *lane) forget(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 		for _, p := range ps {
 			l.revokedAt[p] = l.revokes
 			if pt := l.parts[p]; pt != nil {
-				pt.gone = true
+				pt.gone.Store(true)
 				delete(l.parts, p)
 			}
 		}
