@@ -24,7 +24,10 @@ type Lanes struct {
 	// Default: 10s.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// MetricsListen is the host:port of the per-lane Prometheus /metrics;
-	// "" is off. Default: "".
+	// "" is off. The same metrics are pushed over OTLP per
+	// telemetry.otlp_endpoint, otlp_headers and otlp_interval (which
+	// `baton lanes` honours; telemetry.metrics_listen is `baton run`'s).
+	// Default: "".
 	MetricsListen string `yaml:"metrics_listen"`
 	// Topics are the lanes by topic. Default: none. Unset fields of each
 	// entry come from Defaults.Lane.

@@ -16,7 +16,7 @@ const module = "github.com/baton-relay/baton"
 // ("relay/*"), each of them only what its entry lists (a new one is one line
 // here and one row in DESIGN.md).
 var allowed = map[string][]string{
-	"cmd/baton":       {"relay", "relay/auth", "relay/record", "relay/normalize", "relay/grouping", "relay/telemetry", "config", "config/topology", "routing"}, // routing: `baton lanes` (routing/lanes); auth: `baton credentials`; record: `baton buffer` names streams; normalize: `baton normalize`; grouping: `baton grouping hash`; telemetry: the JSON log handler
+	"cmd/baton":       {"relay", "relay/auth", "relay/record", "relay/normalize", "relay/grouping", "relay/telemetry", "config", "config/topology", "routing"}, // routing: `baton lanes` (routing/lanes); auth: `baton credentials`; record: `baton buffer` names streams; normalize: `baton normalize`; grouping: `baton grouping hash`; telemetry: the JSON log handler, and `baton lanes`' metrics
 	"cmd/baton-load":  {},
 	"relay":           {"routing", "config", "buffer", "envelope", "relay/*"},
 	"relay/intake":    {},

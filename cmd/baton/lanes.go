@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/baton-relay/baton/relay/telemetry"
 	"github.com/baton-relay/baton/routing"
 	"github.com/baton-relay/baton/routing/lanes"
 )
@@ -36,6 +37,43 @@ func cmdLanes(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "baton lanes: %v\n", err)
 		return exitError
 	}
+	// The lane instruments go through relay/telemetry as `baton run`'s do:
+	// Prometheus on lanes.metrics_listen (telemetry.metrics_listen is
+	// `baton run`'s, often in the same file), OTLP push per telemetry.*.
+	tc := cfg.Telemetry
+	tel, err := telemetry.New(telemetry.Options{
+		Prometheus:   cfg.Lanes.MetricsListen != "",
+		OTLPEndpoint: tc.OTLPEndpoint,
+		OTLPHeaders:  tc.OTLPHeaders,
+		OTLPInterval: tc.OTLPInterval,
+		ServiceName:  "baton-lanes",
+		Version:      version,
+		Logger:       log,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "baton lanes: %v\n", err)
+		return exitError
+	}
+	atOnce := false // a second signal: no last push either
+	defer func() {
+		if atOnce {
+			return
+		}
+		// The last push carries the counts of the drain.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(ctx); err != nil {
+			log.Warn("lanes: telemetry: last OTLP export", "err", err)
+		}
+	}()
+	if tel.Enabled() {
+		// Registered for the process's life: the last push, after Run,
+		// still reads them.
+		if _, err := w.RegisterMetrics(tel.MeterProvider()); err != nil {
+			fmt.Fprintf(stderr, "baton lanes: metrics: %v\n", err)
+			return exitError
+		}
+	}
 	quit := make(chan os.Signal, 2)
 	signal.Notify(quit, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(quit)
@@ -52,7 +90,7 @@ func cmdLanes(args []string, stdout, stderr io.Writer) int {
 			return exitError
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", w)
+		mux.Handle("GET /metrics", tel.Handler())
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
@@ -77,6 +115,7 @@ func cmdLanes(args []string, stdout, stderr io.Writer) int {
 		case err = <-done:
 		case <-quit:
 			log.Warn("lanes: second signal: stopping at once; records in hand are redelivered")
+			atOnce = true
 			return exitError
 		}
 	}

@@ -48,6 +48,10 @@ type Options struct {
 	// OTLPInterval is the push period; 0 is OTEL_METRIC_EXPORT_INTERVAL or
 	// the SDK's 60s. Default 0.
 	OTLPInterval time.Duration
+	// ServiceName is the service.name resource attribute of pushed metrics
+	// and spans, so that a collector tells Baton's processes apart (e.g.
+	// baton-lanes next to baton). Default "baton".
+	ServiceName string
 	// Version is the service.version resource attribute of pushed metrics
 	// and spans.
 	Version string
@@ -81,8 +85,11 @@ func New(o Options) (*Telemetry, error) {
 	for _, k := range otlpEnv {
 		push = push || os.Getenv(k) != ""
 	}
+	if o.ServiceName == "" {
+		o.ServiceName = "baton"
+	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
-		attribute.String("service.name", "baton"), attribute.String("service.version", o.Version)))
+		attribute.String("service.name", o.ServiceName), attribute.String("service.version", o.Version)))
 	if err != nil {
 		res = resource.Default()
 	}

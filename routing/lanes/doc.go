@@ -26,12 +26,15 @@
 // Records finish out of order. Each partition keeps the offsets taken in
 // order (track.go); an offset is marked for commit only once every record
 // before it was handed off, and marks are committed every CommitInterval
-// (franz-go's AutoCommitMarks), on revocation and at shutdown. A killed
-// worker therefore redoes at most the lane's window (concurrency ×
-// windowPerSlot records taken, not handed off) plus what was handed off
-// in the last CommitInterval; nothing is lost, because an offset is never
-// committed before its record reached a handler's done, the next lane or
-// the dead-letter topic.
+// (franz-go's AutoCommitMarks), on revocation (so a member joining the
+// group redoes only what this one held of the partitions it takes) and at
+// shutdown; not when partitions are lost (this member was fenced out of
+// the group: its commit would be refused). A killed worker therefore
+// redoes at most the lane's window (concurrency × windowPerSlot records
+// taken, not handed off) plus what was handed off in the last
+// CommitInterval; nothing is lost, because an offset is never committed
+// before its record reached a handler's done, the next lane or the
+// dead-letter topic.
 //
 // # Backpressure
 //

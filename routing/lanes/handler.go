@@ -64,7 +64,7 @@ func (f HandlerFunc) Handle(ctx context.Context, it *Item) Result { return f(ctx
 //
 // The status decides: X-Baton-Escalate (any non-empty value, any status)
 // escalates; 2xx is done; 429 and 503 throttle the lane for Retry-After
-// (seconds, default 1s); other 4xx reject with the status and the start of
+// (seconds or an HTTP date, default 1s); other 4xx reject with the status and the start of
 // the body as reason; anything else, and no answer, is retried.
 type HTTP struct {
 	URL    string
@@ -118,16 +118,26 @@ func (h *HTTP) Handle(ctx context.Context, it *Item) Result {
 	case s >= 200 && s < 300:
 		return Result{Verdict: Done}
 	case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
-		after := time.Second
-		if n, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && n >= 0 {
-			after = time.Duration(n) * time.Second
-		}
-		return Result{Verdict: Throttle, After: after, Reason: resp.Status}
+		return Result{Verdict: Throttle, After: retryAfter(resp.Header.Get("Retry-After"), time.Now()), Reason: resp.Status}
 	case s >= 400 && s < 500:
 		return Result{Verdict: Reject, Reason: strings.TrimSpace(resp.Status + ": " + string(body))}
 	default:
 		return Result{Verdict: Retry, Reason: resp.Status}
 	}
+}
+
+// retryAfter reads a Retry-After value, delay-seconds or an HTTP date
+// (RFC 9110 §10.2.3), as the wait from now: 1s when it is missing or
+// unreadable, 0 for a date already past.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return max(at.Sub(now), 0)
+	}
+	return time.Second
 }
 
 // headerName makes a record header name an HTTP header name suffix, or ""
@@ -156,7 +166,10 @@ func headerName(k string) string {
 // metadata in the environment (BATON_TOPIC, BATON_PARTITION, BATON_OFFSET,
 // BATON_KEY, BATON_ATTEMPT). Exit 0 is done, ExitEscalate escalates,
 // ExitRetry is retried, any other exit rejects with the end of stderr as
-// reason. The process is killed when the lane's deadline passes.
+// reason. The answer is the exit code alone: stdout is not read (it goes
+// to /dev/null, so a command that prints its result needs no reader), and
+// a command's results go wherever it writes them. The process is killed
+// when the lane's deadline passes.
 type Command struct {
 	Argv []string
 }

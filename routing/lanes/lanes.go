@@ -120,7 +120,7 @@ func New(opts Options) (*Worker, error) {
 		}
 		l := &lane{w: w, o: lo, group: opts.Group + "." + lo.Topic,
 			sem: make(chan struct{}, lo.Concurrency), window: make(chan struct{}, lo.Concurrency*windowPerSlot),
-			parts: map[int32]*partTrack{}, keys: map[string][]queued{}, m: newLaneMetrics()}
+			parts: map[int32]*partTrack{}, revokedAt: map[int32]uint64{}, keys: map[string][]queued{}, m: newLaneMetrics()}
 		if lo.RateLimit > 0 {
 			l.pace = &pacer{every: time.Duration(float64(time.Second) / lo.RateLimit)}
 		}
@@ -133,7 +133,7 @@ func New(opts Options) (*Worker, error) {
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.AutoCommitMarks(),
 			kgo.AutoCommitInterval(opts.CommitInterval),
-			kgo.OnPartitionsRevoked(l.forget),
+			kgo.OnPartitionsRevoked(l.revoke),
 			kgo.OnPartitionsLost(l.forget),
 			kgo.FetchMaxWait(100*time.Millisecond),
 			kgo.FetchMaxBytes(fetchMaxBytes),
@@ -277,7 +277,12 @@ type lane struct {
 
 	mu    sync.Mutex
 	parts map[int32]*partTrack
-	keys  map[string][]queued // ordered: records waiting for their key, by key; present while the key is busy
+	// revokes counts revocations; revokedAt is the count at which each
+	// partition was last revoked or lost. A poll that began before that
+	// may still hold the partition's records: track refuses them.
+	revokes   uint64
+	revokedAt map[int32]uint64
+	keys      map[string][]queued // ordered: records waiting for their key, by key; present while the key is busy
 }
 
 // run polls the lane's topic and hands records to handler goroutines until
@@ -304,6 +309,7 @@ func (l *lane) run(ctx, work context.Context, inflight *sync.WaitGroup) {
 			l.cl.ResumeFetchTopics(l.o.Topic)
 			fetching = true
 		}
+		polled := l.pollEpoch()
 		fs := l.cl.PollRecords(ctx, cap(l.window))
 		fs.EachError(func(t string, p int32, err error) {
 			if errors.Is(err, context.Canceled) {
@@ -324,8 +330,14 @@ func (l *lane) run(ctx, work context.Context, inflight *sync.WaitGroup) {
 				// Taken but never handled: not marked, so redelivered.
 				return
 			}
+			pt := l.track(r, polled)
+			if pt == nil {
+				// Revoked while this batch waited for the window: the
+				// new owner has it.
+				<-l.window
+				continue
+			}
 			l.m.consumed.Add(1)
-			pt := l.track(r)
 			if l.o.Ordered {
 				key := string(r.Key)
 				l.mu.Lock()
@@ -381,7 +393,10 @@ func (l *lane) process(ctx context.Context, r *kgo.Record, pt *partTrack) {
 	it.Attempt, _ = strconv.Atoi(it.Headers[HeaderAttempt])
 	var res Result
 	for try := 1; ; {
-		if !l.wait(ctx) {
+		if !l.wait(ctx) || pt.gone.Load() {
+			// Shutdown, or the partition was revoked while r waited (an
+			// ordered lane's queue, a throttle): not handed off, so the
+			// new owner has it, and it is not escalated twice.
 			return
 		}
 		hctx, cancel := context.WithTimeout(ctx, l.o.Deadline)

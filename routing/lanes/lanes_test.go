@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,12 +18,12 @@ import (
 
 // The commit mark moves only past a prefix of finished records.
 func TestTrackPrefix(t *testing.T) {
-	l := &lane{parts: map[int32]*partTrack{}}
+	l := &lane{parts: map[int32]*partTrack{}, revokedAt: map[int32]uint64{}}
 	recs := make([]*kgo.Record, 5)
 	var pt *partTrack
 	for i := range recs {
 		recs[i] = &kgo.Record{Topic: "t", Offset: int64(10 + i)}
-		pt = l.track(recs[i])
+		pt = l.track(recs[i], 0)
 	}
 	next := func(off int64) int64 {
 		l.mu.Lock()
@@ -37,11 +40,60 @@ func TestTrackPrefix(t *testing.T) {
 	}
 }
 
+// A record whose partition was revoked before its handler call is left
+// to the new owner: no call, no hand-off, its window slot freed.
+func TestRevokedNotHandled(t *testing.T) {
+	called := false
+	l := &lane{o: LaneOptions{Topic: "t", Next: "n", Deadline: time.Second, MaxAttempts: 1,
+		Handler: HandlerFunc(func(context.Context, *Item) Result { called = true; return Result{Verdict: Done} })},
+		window: make(chan struct{}, 1), m: newLaneMetrics()}
+	l.window <- struct{}{}
+	pt := &partTrack{done: map[int64]bool{}}
+	pt.gone.Store(true)
+	l.process(context.Background(), &kgo.Record{Topic: "t"}, pt)
+	if called || len(l.window) != 0 {
+		t.Errorf("handler called %v, window slots held %d; want neither", called, len(l.window))
+	}
+}
+
 func TestHeaderName(t *testing.T) {
 	for in, want := range map[string]string{"project_id": "Project-Id", "class": "Class", "baton-lane-reason": "Baton-Lane-Reason", "a b": "", "ä": ""} {
 		if got := headerName(in); got != want {
 			t.Errorf("headerName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 5, 13, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Duration{
+		"3":                                3 * time.Second,
+		" 0 ":                              0,
+		"Sat, 05 Dec 2026 13:00:42 GMT":    42 * time.Second, // IMF-fixdate
+		"Saturday, 05-Dec-26 13:01:00 GMT": time.Minute,      // RFC 850
+		"Sat Dec  5 13:00:02 2026":         2 * time.Second,  // asctime
+		"Sat, 05 Dec 2026 12:00:00 GMT":    0,                // past
+		"":                                 time.Second,
+		"-1":                               time.Second,
+		"soon":                             time.Second,
+	} {
+		if got := retryAfter(in, now); got != want {
+			t.Errorf("retryAfter(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// The HTTP handler throttles for a Retry-After given as a date.
+func TestHTTPRetryAfterDate(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", time.Now().Add(10*time.Second).UTC().Format(http.TimeFormat))
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	res := NewHTTP(srv.URL, 1).Handle(context.Background(), &Item{Topic: "t"})
+	// The date has whole seconds: 9-10s from now.
+	if res.Verdict != Throttle || res.After < 8*time.Second || res.After > 10*time.Second {
+		t.Errorf("result %+v, want Throttle for about 10s", res)
 	}
 }
 
@@ -100,6 +152,123 @@ func TestWorkerEscalates(t *testing.T) {
 	st := w.Stats()
 	if st[0].Consumed != n || st[0].Escalated != n || st[1].Done != n {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// A second worker joins the group mid-run: the first commits what it had
+// handed off in the partitions it gives up, so the second redoes at most
+// what the first held (its window, and the rest of a batch it had polled).
+// Commits are otherwise an hour apart, so without the commit on revocation
+// the second would redo everything the first did in those partitions.
+func TestRevokeCommits(t *testing.T) {
+	const n, concurrency = 4000, 4
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "a", "dead"),
+		kfake.BrokerConfigs(map[string]string{"group.min.session.timeout.ms": "1000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	// Produced as the worker goes, 16 records every 16 ms, below what it
+	// handles: the first worker is caught up on every partition, so
+	// whichever it gives up, it had handed off records there.
+	produced := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(16 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < n; i += 16 {
+			recs := make([]*kgo.Record, 16)
+			for j := range recs {
+				recs[j] = &kgo.Record{Topic: "a", Value: []byte{byte(i + j)}}
+			}
+			if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+				produced <- err
+				return
+			}
+			<-tick.C
+		}
+		produced <- nil
+	}()
+	type at struct {
+		p int32
+		o int64
+	}
+	var mu sync.Mutex
+	calls := map[at]int{}
+	var byWorker [2]atomic.Int64
+	enough, all := make(chan struct{}), make(chan struct{})
+	handler := func(w int) Handler {
+		return HandlerFunc(func(ctx context.Context, it *Item) Result {
+			<-time.After(2 * time.Millisecond) // the simulated work
+			mu.Lock()
+			calls[at{it.Partition, it.Offset}]++
+			switch len(calls) {
+			case n / 4:
+				close(enough)
+			case n:
+				close(all)
+			}
+			mu.Unlock()
+			byWorker[w].Add(1)
+			return Result{Verdict: Done}
+		})
+	}
+	run := func(w int) (stop func()) {
+		wk, err := New(Options{Kafka: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Group: "t",
+			SessionTimeout: 3 * time.Second, CommitInterval: time.Hour,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Lanes: []LaneOptions{{Topic: "a", DeadLetterTopic: "dead", Deadline: 5 * time.Second,
+				Concurrency: concurrency, MaxAttempts: 1, Handler: handler(w)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan error, 1)
+		go func() { ran <- wk.Run(ctx) }()
+		return func() {
+			cancel()
+			if err := <-ran; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	stopA := run(0)
+	select {
+	case <-enough:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first worker did not get going")
+	}
+	stopB := run(1)
+	select {
+	case <-all:
+	case <-time.After(30 * time.Second):
+		mu.Lock()
+		t.Fatalf("only %d of %d offsets done", len(calls), n)
+	}
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	stopB()
+	stopA()
+	mu.Lock()
+	defer mu.Unlock()
+	dups := 0
+	for _, k := range calls {
+		dups += k - 1
+	}
+	window := concurrency * windowPerSlot
+	t.Logf("first worker %d calls, second %d; %d duplicates", byWorker[0].Load(), byWorker[1].Load(), dups)
+	if byWorker[1].Load() == 0 {
+		t.Fatal("the second worker got no partitions: nothing was revoked")
+	}
+	// Held: the window, plus the rest of the batch it had polled (the
+	// poll takes up to the window's size).
+	if dups > 2*window {
+		t.Errorf("%d records redone after the revocation, want at most %d (twice the window)", dups, 2*window)
 	}
 }
 

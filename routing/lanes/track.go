@@ -2,6 +2,8 @@ package lanes
 
 import (
 	"context"
+	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -12,13 +14,30 @@ import (
 type partTrack struct {
 	pending []int64        // offsets taken, in order, up to the first unfinished
 	done    map[int64]bool // finished offsets still behind an unfinished one
-	gone    bool           // revoked or lost: finishing marks nothing
+	// gone: revoked or lost. Finishing marks nothing, and a record not yet
+	// handed to the handler is left to the new owner.
+	gone atomic.Bool
 }
 
-// track registers r as taken, before it is handled.
-func (l *lane) track(r *kgo.Record) *partTrack {
+// pollEpoch is the revocation count to pass to track for the records of
+// a poll that starts now.
+func (l *lane) pollEpoch() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.revokes
+}
+
+// track registers r, from a poll begun at revocation count polled, as
+// taken, before it is handled. It returns nil when r's partition was
+// revoked since: a tracker made for it would mark offsets this worker no
+// longer owns, out of order with the ones it gets if the partition comes
+// back.
+func (l *lane) track(r *kgo.Record, polled uint64) *partTrack {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.revokedAt[r.Partition] > polled {
+		return nil
+	}
 	pt := l.parts[r.Partition]
 	if pt == nil {
 		pt = &partTrack{done: map[int64]bool{}}
@@ -33,7 +52,7 @@ func (l *lane) track(r *kgo.Record) *partTrack {
 func (l *lane) finish(r *kgo.Record, pt *partTrack) {
 	l.mu.Lock()
 	next := pt.finishLocked(r.Offset)
-	gone := pt.gone
+	gone := pt.gone.Load()
 	l.mu.Unlock()
 	if next >= 0 && !gone {
 		l.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
@@ -55,16 +74,46 @@ func (pt *partTrack) finishLocked(off int64) int64 {
 	return next
 }
 
+// revoke commits what was handed off in the partitions taken away by a
+// rebalance, then forgets them, so their new owner resumes after the last
+// handed-off prefix rather than at the last periodic commit. Setting
+// OnPartitionsRevoked replaces franz-go's default revoke, which commits;
+// this is its AutoCommitMarks form. The commit covers every marked
+// partition, which is what the periodic commit would do anyway.
+func (l *lane) revoke(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	// Forget first: a record finishing now marks nothing more for a
+	// partition whose commit is on its way (it is redone by the new owner,
+	// a duplicate within the window).
+	l.forget(ctx, cl, revoked)
+	// The rebalance waits for this; a broker that does not answer must not
+	// hold the group past its rebalance timeout.
+	cctx, cancel := context.WithTimeout(ctx, revokeCommitTimeout)
+	defer cancel()
+	if err := cl.CommitMarkedOffsets(cctx); err != nil && ctx.Err() == nil {
+		l.m.commitErrors.Add(1)
+		l.w.log.Warn("lanes: cannot commit on revocation; the new owner redoes what was handed off since the last commit",
+			"lane", l.o.Topic, "partitions", revoked, "err", err)
+	}
+}
+
+// revokeCommitTimeout bounds the commit in revoke.
+const revokeCommitTimeout = 5 * time.Second
+
 // forget drops the trackers of partitions this worker no longer owns;
 // their records in hand are redelivered to the new owner (duplicates,
-// counted by the handler's side, never loss).
+// counted by the handler's side, never loss). It is also the
+// OnPartitionsLost callback: a lost partition (the member was fenced out
+// of the group) commits nothing, its commit would be refused and another
+// member may own it already.
 func (l *lane) forget(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.revokes++
 	for _, ps := range lost {
 		for _, p := range ps {
+			l.revokedAt[p] = l.revokes
 			if pt := l.parts[p]; pt != nil {
-				pt.gone = true
+				pt.gone.Store(true)
 				delete(l.parts, p)
 			}
 		}
