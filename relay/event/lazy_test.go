@@ -170,7 +170,7 @@ func lazyInputs(t testing.TB) [][]byte {
 		in = append(in, []byte(`{"frames":[{"a":[1]},{"b":`+v+`,"c":2}]}`), []byte(`{"frames":[{"b":`+v+`}]}`))
 	}
 	for _, b := range testutil.Fixtures(t, "../normalize/testdata/events/*", "../normalize/testdata/sdk/*",
-		"../../envelope/testdata/sdk-envelopes/*", "../../envelope/testdata/relay/events/*", "../grouping/testdata/*") {
+		"../../envelope/testdata/sdk-envelopes/*", "../../envelope/testdata/relay/events/*", "../grouping/testdata/*.json") {
 		in = append(in, b)
 		in = append(in, bytes.Split(b, []byte("\n"))...)
 	}

@@ -42,7 +42,7 @@ func TestLazyPipeline(t *testing.T) {
 	lines := bytes.Split(testutil.ErrorEnvelope(), []byte("\n"))
 	in := [][]byte{lines[2], bytes.Split(testutil.JSErrorEnvelope(), []byte("\n"))[2]}
 	for _, b := range testutil.Fixtures(t, "testdata/events/*", "testdata/sdk/*", "../../envelope/testdata/sdk-envelopes/*",
-		"../../envelope/testdata/relay/events/*", "../grouping/testdata/*") {
+		"../../envelope/testdata/relay/events/*", "../grouping/testdata/*.json") {
 		in = append(in, b)
 		in = append(in, bytes.Split(b, []byte("\n"))...)
 	}

@@ -97,7 +97,7 @@ func fixtureEvents(t testing.TB) [][]byte {
 	for _, b := range testutil.Fixtures(t,
 		"../normalize/testdata/events/*", "../normalize/testdata/sdk/*", "../normalize/testdata/security_report/*",
 		"../../envelope/testdata/sdk-envelopes/*", "../../envelope/testdata/relay/events/*",
-		"../grouping/testdata/*", "testdata/fuzz/*/*", "../normalize/testdata/fuzz/*/*",
+		"../grouping/testdata/*.json", "testdata/fuzz/*/*", "../normalize/testdata/fuzz/*/*",
 	) {
 		evs = append(evs, b)
 		for _, line := range bytes.Split(b, []byte("\n")) {
