@@ -83,9 +83,27 @@ func TestForwardUnknownAPI(t *testing.T) {
 		t.Errorf("proxied requests were counted as accepted envelopes: %+v", st)
 	}
 
+	// With two upstreams, the default route's gets them (config
+	// ForwardUpstream), though class routes open the other first.
+	other := newFakeUpstream(t)
+	two := startNode(t, fmt.Sprintf(`upstreams:
+  other: {urls: [%q], timeout: 5s}
+  up: {urls: [%q], timeout: 5s}
+routes:
+  unknown: {upstream: other}
+  error: {upstream: other}
+  attachment: {upstream: other}
+  default: {upstream: up}
+`, other.url(), up.url()))
+	before := len(up.requests())
+	if status, body, _ := sendRequest(t, "GET", two.url+"/api/0/projects/x/", "", nil); status != 201 || len(up.requests()) != before+1 || len(other.requests()) != 0 {
+		t.Errorf("two upstreams: GET = %d %s; default route's upstream got %d requests, the error route's %d; want it forwarded to the default route's",
+			status, body, len(up.requests())-before, len(other.requests()))
+	}
+
 	// With forward_unknown off, and without an upstream, such paths are 404
 	// locally and nothing reaches the upstream.
-	before := len(up.requests())
+	before = len(up.requests())
 	off := startNode(t, fakeUpstreamYAML("up", up.url(), "default")+"server:\n  forward_unknown: false\n")
 	if status, _, _ := sendRequest(t, "GET", off.url+"/api/0/projects/x/", "", nil); status != 404 {
 		t.Errorf("forward_unknown: false: GET = %d, want 404", status)
@@ -97,6 +115,7 @@ func TestForwardUnknownAPI(t *testing.T) {
 	if got := len(up.requests()) - before; got != 0 {
 		t.Errorf("upstream got %d requests it should not have", got)
 	}
+	waitBalanced(t, two, 5*time.Second)
 	waitBalanced(t, off, 5*time.Second)
 	waitBalanced(t, none, 5*time.Second)
 }

@@ -30,7 +30,7 @@ func (r *Relay) forwardAPI(ctx *fasthttp.RequestCtx) {
 		lb = &limitedBody{r: stream, left: limit}
 		ctx.Request.SetBodyStream(lb, -1)
 	}
-	if err := r.sinks.FirstUpstream().Forward(ctx, &ctx.Request, &ctx.Response); err != nil {
+	if err := r.forwardTo.Forward(ctx, &ctx.Request, &ctx.Response); err != nil {
 		ctx.Response.Reset()
 		if lb != nil && lb.over {
 			tooLarge()

@@ -122,6 +122,7 @@ type Relay struct {
 	rawRecovered outcome.Count
 
 	forwardUnknown func(*fasthttp.RequestCtx)
+	forwardTo      *routing.Upstream // config.ForwardUpstream's pool, when forwarding
 
 	fwdStop context.CancelFunc // stops forwarders taking new batches
 	fwdKill context.CancelFunc // abandons batches in flight
@@ -287,8 +288,14 @@ func New(cfg config.Config, set Settings) (_ *Relay, err error) {
 		_ = r.buf.Close()
 		return nil, fmt.Errorf("relay: telemetry: %w", err)
 	}
-	if r.sinks.FirstUpstream() != nil && cfg.Server.ForwardUnknown {
-		r.forwardUnknown = r.forwardAPI
+	if name, ok := cfg.ForwardUpstream(); ok {
+		up, err := r.sinks.Upstream(name)
+		if err != nil {
+			r.sinks.Close(context.Background())
+			_ = r.buf.Close()
+			return nil, fmt.Errorf("relay: upstream %q for unknown API requests: %w", name, err)
+		}
+		r.forwardTo, r.forwardUnknown = up, r.forwardAPI
 	}
 	r.server = &fasthttp.Server{
 		Handler:            r.handle,

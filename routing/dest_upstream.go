@@ -61,15 +61,6 @@ func (s *Sinks) Upstream(name string) (*Upstream, error) {
 	return openUpstream(&env, name)
 }
 
-// FirstUpstream returns the first upstream pool opened, which unknown /api/
-// requests go to, or nil.
-func (s *Sinks) FirstUpstream() *Upstream {
-	if _, pools := sharedOf[*Upstream](s, "upstream"); len(pools) > 0 {
-		return pools[0]
-	}
-	return nil
-}
-
 // Upstreams returns the upstream pools opened, by name.
 func (s *Sinks) Upstreams() map[string]*Upstream {
 	return sharedByName[*Upstream](s, "upstream")

@@ -40,9 +40,6 @@ routes:
 	if !ok || s.For(envelope.ClassLog) != Sink(up) {
 		t.Fatalf("session and log sinks = %T, %T; want one shared *Upstream", s.For(envelope.ClassSession), s.For(envelope.ClassLog))
 	}
-	if s.FirstUpstream() != up {
-		t.Error("FirstUpstream is not the routes' upstream")
-	}
 	if again, err := s.Upstream("sentry"); err != nil || again != up {
 		t.Errorf("Upstream(sentry) = %p, %v; want the routes' pool %p", again, err, up)
 	}

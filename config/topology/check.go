@@ -440,18 +440,28 @@ func (t *Topology) configSource(name string) (Upstream, string, bool) {
 }
 
 // forwardsTo is where a proxy or static group passes the /api/ requests
-// it does not serve: the first upstream its routes open, in class order
-// (routing.Sinks.FirstUpstream), unless server.forward_unknown is off.
+// it does not serve, as config.Config.ForwardUpstream picks it: the
+// default route's upstream, else the only upstream its routes name;
+// nowhere when server.forward_unknown is off.
 func (t *Topology) forwardsTo(name string) (Upstream, bool) {
 	if !t.forwardUnknown(name) {
 		return Upstream{}, false
 	}
-	for _, cl := range envelope.Classes() {
-		if r, _, ok := t.RouteFor(name, cl); ok && (r.Pool != "" || r.External != "") {
-			return Upstream{r.Pool, r.External}, true
+	routes := t.Groups[name].Routes
+	if r, ok := routes[config.DefaultRoute]; ok && (r.Pool != "" || r.External != "") {
+		return Upstream{r.Pool, r.External}, true
+	}
+	var only Upstream
+	for _, r := range routes {
+		switch u := (Upstream{r.Pool, r.External}); {
+		case u == Upstream{}:
+		case only == Upstream{}:
+			only = u
+		case u != only:
+			return Upstream{}, false
 		}
 	}
-	return Upstream{}, false
+	return only, only != Upstream{}
 }
 
 // forwardUnknown is group name's server.forward_unknown, as its settings
