@@ -366,8 +366,8 @@ func (c *checker) trust() {
 
 // configPath follows managed group name's project config requests
 // (registration too) from its managed.upstream: a proxy or static pool
-// serves none and passes them on, signed as they are, to its first
-// upstream (relay.handleUnknown); a managed pool answers them when it
+// serves none and passes them on, signed as they are, to the upstream
+// config.Config.ForwardUpstream names (forwardsTo); a managed pool answers them when it
 // trusts name (auth.static_relays); an external upstream such as Sentry
 // knows relays by their registration. Problems are reported at the field
 // that names the managed group's upstream.

@@ -605,10 +605,12 @@ func paramDrift(p string) string {
 
 // ipDrift: what follows an <ip> that Sentry versions may take as part of
 // an IPv6 address (more groups, an embedded IPv4, a prefix length); not a
-// port after an IPv4 address ("<ip>:<int>" alone).
+// port after an IPv4 address ("<ip>:<int>" alone, or followed by a colon
+// and text, as in Go's "dial tcp 10.0.0.1:5432: connect: ...").
 func ipDrift(rest string) string {
 	switch {
-	case strings.HasPrefix(rest, ":<int>:"), strings.HasPrefix(rest, "::"):
+	case strings.HasPrefix(rest, ":<int>:") && startsGroup(rest[len(":<int>:"):]),
+		strings.HasPrefix(rest, "::"):
 		return "IPv6 with more groups"
 	case len(rest) > 1 && rest[0] == ':' && isHex(rest[1]):
 		return "IPv6 with more groups"
@@ -618,6 +620,12 @@ func ipDrift(rest string) string {
 		return "an IP prefix length"
 	}
 	return ""
+}
+
+// startsGroup: s begins with what an IPv6 group or separator becomes.
+func startsGroup(s string) bool {
+	return strings.HasPrefix(s, "<int>") || strings.HasPrefix(s, "<hex>") ||
+		(len(s) > 0 && (s[0] == ':' || isHex(s[0])))
 }
 
 // hexDrift classifies a word Sentry versions parameterize differently:

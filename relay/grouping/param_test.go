@@ -142,6 +142,7 @@ func TestParamDrift(t *testing.T) {
 		"12345678", "1234567", "0x9af8", "9af8c3be", "7c1811ed-e98f-4c9c-a9f9-58c757ff494f", "::1", "1121:0c03:1231:130d:0000:16da:0908:da07",
 		"Fee::add() called too early", "2024-02-20T22:16:36", "1.234s", "b='1'", "utf-8", "0xDEADBEEF", "face", "added",
 		"HTTP/1.1", "Mon, 02 Jan 2006 15:04:05 MST", "11:21", "Object 123 of user 456 at 10.1.2.3 failed",
+		"dial tcp 10.0.0.1:5432: connect: connection refused", "read tcp 127.0.0.1:80:", // port, then a colon
 	}
 	for _, in := range drifts {
 		for _, w := range [][2]string{{"", ""}, {"prefix ", " suffix"}} {
