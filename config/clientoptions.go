@@ -83,8 +83,15 @@ func (v *validator) clientOptions(field string, o *ProjectClientOptions) {
 func (v *validator) managedClientOptions() {
 	for _, id := range slices.Sorted(maps.Keys(v.c.Managed.ClientOptions)) {
 		field := "managed.client_options." + id
-		if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+		n, err := strconv.ParseUint(id, 10, 64)
+		if err != nil {
 			v.errorf(field, "%q is not a project id (a number)", id)
+			continue
+		}
+		// "042" would be a second document for project 42, one silently
+		// replacing the other.
+		if canon := strconv.FormatUint(n, 10); canon != id {
+			v.errorf(field, "%q: write the project id as %s", id, canon)
 			continue
 		}
 		if v.c.Managed.ClientOptions[id] == nil {

@@ -90,10 +90,12 @@ func TestManagedClientOptionsValidate(t *testing.T) {
 		"      version: 1",
 		"      options: {traces_sample_rate: 3}",
 		"    shop: {version: 1}",
+		"    '042': {version: 1}",
 	)
 	want := []string{
 		`test.yaml:10: managed.client_options.43.options.traces_sample_rate: must be 0 to 1, got 3`,
 		`test.yaml:11: managed.client_options.shop: "shop" is not a project id (a number)`,
+		`test.yaml:12: managed.client_options.042: "042": write the project id as 42`,
 	}
 	if !slices.Equal(probs, want) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(probs, "\n"), strings.Join(want, "\n"))
