@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/baton-relay/baton/config"
@@ -253,14 +252,37 @@ func staticState(id string, pid uint64, c config.Project) (*project.State, error
 }
 
 // addedOptions is one project's document of managed.client_options, with
-// the last state it was added to: a config is copied once per revision,
-// not per request.
+// the states it was added to: a config is copied once per fetched state
+// (one per key and revision), not per request.
 type addedOptions struct {
-	add  func(*project.State) *project.State
-	last atomic.Pointer[viewed]
+	add   func(*project.State) *project.State
+	views sync.Map // fetched *project.State → its view
+	mu    sync.Mutex
+	n     int // entries in views, at most maxViews
 }
 
-type viewed struct{ base, st *project.State }
+// maxViews bounds a project's views: states of revisions gone from the
+// cache are let go when the map is cleared at this size (a project with
+// more keys in use than this recopies its views after each clear).
+const maxViews = 256
+
+func (a *addedOptions) view(st *project.State) *project.State {
+	if v, ok := a.views.Load(st); ok {
+		return v.(*project.State)
+	}
+	v := a.add(st)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n >= maxViews {
+		a.views.Clear()
+		a.n = 0
+	}
+	got, loaded := a.views.LoadOrStore(st, v)
+	if !loaded {
+		a.n++
+	}
+	return got.(*project.State)
+}
 
 func addedClientOptions(docs map[string]*config.ProjectClientOptions) (map[uint64]*addedOptions, error) {
 	if len(docs) == 0 {
@@ -284,7 +306,7 @@ func addedClientOptions(docs map[string]*config.ProjectClientOptions) (map[uint6
 
 // View is a fetched config as this Baton serves it, to SDKs and to
 // downstream relays: with its managed.client_options, if the project has
-// any. It allocates only when st is a revision it has not seen.
+// any. It allocates only for a state it has not seen.
 func (p *Projects) View(st *project.State) *project.State {
 	if len(p.added) == 0 || st == nil {
 		return st
@@ -293,13 +315,9 @@ func (p *Projects) View(st *project.State) *project.State {
 	if a == nil {
 		return st
 	}
-	// Each key of a project has its own state of the same revision.
-	if v := a.last.Load(); v != nil && (v.base == st || st.Rev != "" && v.base.Rev == st.Rev) {
-		return v.st
-	}
-	v := &viewed{base: st, st: a.add(st)}
-	a.last.Store(v)
-	return v.st
+	// Each key of a project has its own state of the same revision, so
+	// views are found by the state, never by its rev.
+	return a.view(st)
 }
 
 // Admit judges a request of project pid with key; origin is its Origin

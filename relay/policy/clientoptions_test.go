@@ -77,6 +77,34 @@ func TestManagedClientOptions(t *testing.T) {
 	}
 }
 
+// TestManagedClientOptionsTwoKeys: two keys of one project have states of
+// the same revision; each is served its own view (a view found by rev alone
+// would judge one key by the other's state), each copied once.
+func TestManagedClientOptionsTwoKeys(t *testing.T) {
+	const keyC = "c0ffee00c0ffee00c0ffee00c0ffee00"
+	decode := func(key string) *project.State {
+		st, err := project.DecodeState([]byte(`{"projectId":1,"rev":"r1","publicKeys":[{"publicKey":"` + key + `"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	cfg := config.Config{Mode: config.ModeManaged, Managed: config.Managed{ClientOptions: map[string]*config.ProjectClientOptions{"1": {Version: 1}}}}
+	p := mustNew(t, cfg, &fakeCache{states: map[string]*project.State{keyA: decode(keyA), keyC: decode(keyC)}})
+	ka, kc := []byte(keyA), []byte(keyC)
+	for range 2 {
+		for _, k := range [][]byte{ka, kc} {
+			a := p.Admit(1, k, nil)
+			if a.Refusal != Admitted || a.State == nil || len(a.State.Keys) != 1 || a.State.Keys[0].PublicKey != string(k) {
+				t.Fatalf("key %s: %+v", k, a)
+			}
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { p.Admit(1, ka, nil); p.Admit(1, kc, nil) }); allocs != 0 {
+		t.Errorf("alternating keys allocate %.0f times: a view is copied per request", allocs)
+	}
+}
+
 // TestRelayDirProjectParts: the project file of a Relay config directory is
 // served with Baton's own parts in effect (config's TestRelayDirIgnored
 // only checks that they are not reported as ignored).

@@ -9,14 +9,15 @@ import (
 )
 
 // count is one class's charge of quota q at now through the in-memory
-// counters, as applyQuotas makes it: whether it was over, and the wait
-// until its window ends.
+// counters, as applyQuotas makes it (an unshifted window: Org 0): whether
+// it was over, and the wait until its window ends.
 func count(e *Enforcer, q *project.Quota, st *project.State, key []byte, n int64, now time.Time) (time.Duration, bool) {
 	var kb [128]byte
 	cs := [1]Charge{{Key: quotaKey(kb[:0], q, st, key), Limit: *q.Limit, Window: q.Window, N: n}}
 	sec := now.Unix()
 	e.quotas.Count(cs[:], sec)
-	return time.Duration((sec/q.Window+1)*q.Window-sec) * time.Second, cs[0].Over
+	_, end := cs[0].slot(sec) // the wait applyQuotas reports
+	return time.Duration(end-sec) * time.Second, cs[0].Over
 }
 
 // TestQuotaCountersPruned drives the quota map through windows: counters
