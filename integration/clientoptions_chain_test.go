@@ -214,13 +214,19 @@ func TestClientOptionsAddedByTopBaton(t *testing.T) {
 		t.Skip("builds and runs the baton binary")
 	}
 	s := newFakeSentry(t)
+	// A second key of the project, its state of the same revision: each
+	// key is judged by its own state.
+	const secondKey = "42424242424242424242424242424242"
 	s.setProject(managedKey, coState(42, managedKey, "r1", ""))
+	s.setProject(secondKey, coState(42, secondKey, "r1", ""))
 	topYAML := func(rate string) string {
 		return "  client_options:\n    \"42\": {version: 1, options: {traces_sample_rate: " + rate + "}}\n"
 	}
 	chain := startCoBinaryChain(t, s, topYAML("0.25"))
 	for _, p := range []*crashProc{chain.top, chain.middle, chain.bottom} {
-		fakeWaitFor(t, 15*time.Second, coServes(t, p, 42, managedKey, 0.25), func() string { return p.base + " never served the top's options" })
+		for _, k := range []string{managedKey, secondKey, managedKey} {
+			fakeWaitFor(t, 15*time.Second, coServes(t, p, 42, k, 0.25), func() string { return p.base + " never served the top's options for " + k })
+		}
 	}
 	_, _, h := coGet(t, chain.bottom.base, 42, "sentry_key="+managedKey, nil)
 	first := h.Get("X-Baton-Client-Options")
