@@ -120,7 +120,7 @@ func New(opts Options) (*Worker, error) {
 		}
 		l := &lane{w: w, o: lo, group: opts.Group + "." + lo.Topic,
 			sem: make(chan struct{}, lo.Concurrency), window: make(chan struct{}, lo.Concurrency*windowPerSlot),
-			parts: map[int32]*partTrack{}, revokedAt: map[int32]uint64{}, keys: map[string][]queued{}, m: newLaneMetrics()}
+			parts: map[int32]*partTrack{}, revokedAt: map[int32]uint64{}, resumeAt: map[int32]int64{}, keys: map[string][]queued{}, m: newLaneMetrics()}
 		if lo.RateLimit > 0 {
 			l.pace = &pacer{every: time.Duration(float64(time.Second) / lo.RateLimit)}
 		}
@@ -282,7 +282,10 @@ type lane struct {
 	// may still hold the partition's records: track refuses them.
 	revokes   uint64
 	revokedAt map[int32]uint64
-	keys      map[string][]queued // ordered: records waiting for their key, by key; present while the key is busy
+	// resumeAt is, per revoked partition, the first offset its tracker had
+	// not handed off when it was revoked (absent: all it held was).
+	resumeAt map[int32]int64
+	keys     map[string][]queued // ordered: records waiting for their key, by key; present while the key is busy
 }
 
 // run polls the lane's topic and hands records to handler goroutines until
@@ -323,6 +326,7 @@ func (l *lane) run(ctx, work context.Context, inflight *sync.WaitGroup) {
 				l.w.log.Warn("lanes: cannot consume", "lane", l.o.Topic, "group", l.group, "partition", p, "err", err)
 			}
 		})
+		var rewound map[int32]bool
 		for _, r := range fs.Records() {
 			select {
 			case l.window <- struct{}{}:
@@ -332,9 +336,18 @@ func (l *lane) run(ctx, work context.Context, inflight *sync.WaitGroup) {
 			}
 			pt := l.track(r, polled)
 			if pt == nil {
-				// Revoked while this batch waited for the window: the
-				// new owner has it.
+				// Revoked since the poll began: the new owner has it. That
+				// may be this worker again, and r then already the new
+				// assignment's (the poll blocked across the revoke and
+				// re-assign): rewind, or the marks would skip r.
 				<-l.window
+				if !rewound[r.Partition] {
+					if rewound == nil {
+						rewound = map[int32]bool{}
+					}
+					rewound[r.Partition] = true
+					l.rewind(r)
+				}
 				continue
 			}
 			l.m.consumed.Add(1)

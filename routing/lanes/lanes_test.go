@@ -40,6 +40,37 @@ func TestTrackPrefix(t *testing.T) {
 	}
 }
 
+// A refused record is re-read from the first offset the revoked tracker
+// had not handed off when that is earlier: the record may be from the old
+// assignment, polled before the revoke.
+func TestRewindOffset(t *testing.T) {
+	l := &lane{parts: map[int32]*partTrack{}, revokedAt: map[int32]uint64{}, resumeAt: map[int32]int64{}}
+	rec := func(off int64) *kgo.Record { return &kgo.Record{Topic: "t", Offset: off} }
+	var pt *partTrack
+	for off := int64(10); off < 13; off++ {
+		pt = l.track(rec(off), 0)
+	}
+	l.mu.Lock()
+	pt.finishLocked(10)
+	l.mu.Unlock()
+	l.forget(context.Background(), nil, map[string][]int32{"t": {0}})
+	l.forget(context.Background(), nil, map[string][]int32{"t": {0}}) // again, no tracker: 11 holds
+	if l.track(rec(13), 0) != nil {
+		t.Fatal("record of a poll begun before the revoke tracked")
+	}
+	for _, c := range []struct{ refused, want int64 }{{13, 11}, {5, 5}} {
+		if got := l.rewindOffset(rec(c.refused)); got != c.want {
+			t.Errorf("refused %d: rewind to %d, want %d", c.refused, got, c.want)
+		}
+	}
+	// Re-assigned from 14; revoked again: the new tracker's first.
+	l.track(rec(14), l.pollEpoch())
+	l.forget(context.Background(), nil, map[string][]int32{"t": {0}})
+	if got := l.rewindOffset(rec(20)); got != 14 {
+		t.Errorf("after the next revoke: rewind to %d, want 14", got)
+	}
+}
+
 // A record whose partition was revoked before its handler call is left
 // to the new owner: no call, no hand-off, its window slot freed.
 func TestRevokedNotHandled(t *testing.T) {
@@ -340,5 +371,92 @@ func BenchmarkLanes(b *testing.B) {
 			b.ReportMetric(float64(n)/took.Seconds(), "items/s")
 			b.ReportMetric(0, "ns/op")
 		})
+	}
+}
+
+// A partition revoked and re-assigned while a poll waits: the poll returns
+// the new assignment's records, which track refuses (the poll began before
+// the revoke). They must be read again, not skipped by the marks of the
+// records after them. The hook runs the revoke callback at the start of
+// the poll that returns records; the client keeps the partition, as after
+// a re-assign.
+func TestRevokeReassignDuringPoll(t *testing.T) {
+	const n = 8
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "a", "dead"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "a", Value: []byte{byte(i)}}
+	}
+	if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	all := make(chan struct{})
+	h := &revokeInPoll{}
+	w, err := New(Options{Kafka: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.WithHooks(h)}, Group: "t",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Lanes: []LaneOptions{{Topic: "a", DeadLetterTopic: "dead", Deadline: time.Second, Concurrency: 4, MaxAttempts: 1,
+			Handler: HandlerFunc(func(_ context.Context, it *Item) Result {
+				mu.Lock()
+				defer mu.Unlock()
+				if !seen[it.Offset] {
+					seen[it.Offset] = true
+					if len(seen) == n {
+						close(all)
+					}
+				}
+				return Result{Verdict: Done}
+			})}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.l = w.lanes[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		mu.Lock()
+		t.Errorf("%d of %d offsets handled: %v", len(seen), n, seen)
+		mu.Unlock()
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	if h.revokes.Load() == 0 {
+		t.Error("no revoke during a poll")
+	}
+}
+
+// revokeInPoll revokes partition 0 of lane l at the start of each poll
+// until a poll has returned records.
+type revokeInPoll struct {
+	l       *lane
+	polled  atomic.Bool
+	revokes atomic.Int64
+}
+
+func (h *revokeInPoll) OnPollStart(ctx context.Context) {
+	if !h.polled.Load() {
+		h.revokes.Add(1)
+		h.l.revoke(ctx, h.l.cl, map[string][]int32{h.l.o.Topic: {0}})
+	}
+}
+
+func (h *revokeInPoll) OnFetchRecordUnbuffered(_ *kgo.Record, polled bool) {
+	if polled {
+		h.polled.Store(true)
 	}
 }

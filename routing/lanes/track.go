@@ -112,10 +112,37 @@ func (l *lane) forget(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 	for _, ps := range lost {
 		for _, p := range ps {
 			l.revokedAt[p] = l.revokes
+			// Without a tracker nothing was taken since the last revoke,
+			// whose resumeAt still holds.
 			if pt := l.parts[p]; pt != nil {
+				delete(l.resumeAt, p)
+				if len(pt.pending) > 0 {
+					l.resumeAt[p] = pt.pending[0]
+				}
 				pt.gone.Store(true)
 				delete(l.parts, p)
 			}
 		}
 	}
+}
+
+// rewind moves the consumer of r's partition, which track refused, back to
+// r, or to resumeAt if that is earlier: r may be from the revoked
+// assignment (polled before the revoke), and the new one must not skip
+// what the revoked tracker had not handed off. Nothing before the offset
+// set is unhanded, so at worst this redoes records. franz-go skips a
+// partition this client does not consume; one it consumes has no tracker
+// yet (track refused all of it since the revoke), so nothing is tracked
+// twice.
+func (l *lane) rewind(r *kgo.Record) {
+	l.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{r.Topic: {r.Partition: {Epoch: -1, Offset: l.rewindOffset(r)}}})
+}
+
+func (l *lane) rewindOffset(r *kgo.Record) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m, ok := l.resumeAt[r.Partition]; ok && m < r.Offset {
+		return m
+	}
+	return r.Offset
 }
