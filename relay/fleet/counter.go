@@ -209,6 +209,7 @@ type window struct {
 	used     int64      // admitted here in this window
 	unsynced int64      // admitted by the fallback, not yet in Redis
 	full     bool       // Redis has nothing left for this window
+	gone     bool       // the sweep let it go: no longer in Counter.m
 }
 
 // Open connects to Redis and returns a Counter. Redis need not be up: the
@@ -322,21 +323,28 @@ func (c *Counter) Add(key []byte, limit, window, n, now int64) bool {
 func (c *Counter) Count(cs []Charge, now int64) {
 	d := decisions.Get().(*decision)
 	defer decisions.Put(d)
-	d.ws, d.of = d.ws[:0], resize(d.of, len(cs))
 	for i := range cs {
 		cs[i].Over = false
-		w := c.window(cs[i].Key, now)
-		if d.of[i] = w; w != nil && !slices.Contains(d.ws, w) {
-			d.ws = append(d.ws, w)
-		}
 	}
-	// Windows are locked in one order, so two decisions on the same ones
-	// cannot wait on each other; a window short of lease stays locked
-	// across its lease call (one call per window at a time), the others
-	// are reserved and let go meanwhile (lease).
-	slices.SortFunc(d.ws, func(a, b *window) int { return cmp.Compare(a.id, b.id) })
-	d.size(len(cs))
-	d.lockAll()
+	for {
+		c.windows(cs, now, d)
+		if testAfterLookup != nil {
+			testAfterLookup()
+		}
+		// Windows are locked in one order, so two decisions on the same
+		// ones cannot wait on each other; a window short of lease stays
+		// locked across its lease call (one call per window at a time),
+		// the others are reserved and let go meanwhile (lease).
+		slices.SortFunc(d.ws, func(a, b *window) int { return cmp.Compare(a.id, b.id) })
+		d.size(len(cs))
+		d.lockAll()
+		// A window the sweep let go between the lookup and the lock is
+		// no longer the key's: what it counted would be lost. Look again.
+		if !slices.ContainsFunc(d.ws, func(w *window) bool { return w.gone }) {
+			break
+		}
+		d.unlockAll()
+	}
 	defer d.unlockAll()
 	for i := range cs {
 		j := slices.Index(d.ws, d.of[i])
@@ -664,29 +672,7 @@ func (c *Counter) leaseCall(cs []Charge, d *decision) error {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.MaxWait)
 	defer cancel()
-	run := func(eval bool) error {
-		pipe := c.rdb.Pipeline()
-		for ci := range calls {
-			sc := &calls[ci]
-			if eval {
-				sc.cmd = leaseScript.Eval(ctx, pipe, sc.keys, sc.args...)
-			} else {
-				sc.cmd = leaseScript.EvalSha(ctx, pipe, sc.keys, sc.args...)
-			}
-		}
-		_, err := pipe.Exec(ctx)
-		return err
-	}
-	var err error
-	if len(calls) == 1 {
-		// No pipeline for one call (the usual): fewer allocations.
-		sc := &calls[0]
-		sc.cmd = leaseScript.Run(ctx, c.rdb, sc.keys, sc.args...)
-		err = sc.cmd.Err()
-	} else if err = run(false); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		err = run(true) // a new or restarted server: Eval loads the script
-	}
-	if err != nil {
+	if err := c.runCalls(ctx, calls); err != nil {
 		return err
 	}
 	results := make([][]int64, len(calls))
@@ -732,6 +718,52 @@ func (c *Counter) leaseCall(cs []Charge, d *decision) error {
 	return nil
 }
 
+// runCalls runs calls, each with its cmd set; the answers are in the cmds.
+// One call (the usual) goes without a pipeline: fewer allocations. A
+// pipeline's calls go with EVALSHA; those a node answered NOSCRIPT (a new
+// or restarted node of a Cluster: each has its own script cache) run again
+// with EVAL, which loads the script, and those alone: the others ran, and
+// running them again would charge their windows twice.
+func (c *Counter) runCalls(ctx context.Context, calls []scriptCall) error {
+	if len(calls) == 1 {
+		sc := &calls[0]
+		sc.cmd = leaseScript.Run(ctx, c.rdb, sc.keys, sc.args...)
+		return sc.cmd.Err()
+	}
+	pipe := c.rdb.Pipeline()
+	for ci := range calls {
+		sc := &calls[ci]
+		sc.cmd = leaseScript.EvalSha(ctx, pipe, sc.keys, sc.args...)
+	}
+	_, err := pipe.Exec(ctx)
+	again := noScript(calls)
+	if err == nil || len(again) == 0 {
+		return err
+	}
+	pipe = c.rdb.Pipeline()
+	for _, ci := range again {
+		sc := &calls[ci]
+		sc.cmd = leaseScript.Eval(ctx, pipe, sc.keys, sc.args...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	// Every call ran once; one that failed otherwise fails the decision
+	// when its answer is read.
+	return nil
+}
+
+// noScript returns the indexes of the calls a node answered NOSCRIPT.
+func noScript(calls []scriptCall) []int {
+	var again []int
+	for ci := range calls {
+		if err := calls[ci].cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			again = append(again, ci)
+		}
+	}
+	return again
+}
+
 // keyOf is the key of window j: that of its first charge.
 func (c *Counter) keyOf(cs []Charge, d *decision, j int) []byte {
 	for i := range cs {
@@ -756,10 +788,27 @@ func (c *Counter) redisKey(org uint64, slot int64, key []byte) string {
 	return string(b)
 }
 
-// window returns key's window entry, creating it, or nil at MaxKeys.
-func (c *Counter) window(key []byte, now int64) *window {
+// testAfterLookup, when set by a test, runs between a decision's window
+// lookup and its locks.
+var testAfterLookup func()
+
+// windows looks up the windows of cs into d.of (per charge) and d.ws
+// (distinct), under one lock.
+func (c *Counter) windows(cs []Charge, now int64, d *decision) {
+	d.ws, d.of = d.ws[:0], resize(d.of, len(cs))
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for i := range cs {
+		w := c.window(cs[i].Key, now)
+		if d.of[i] = w; w != nil && !slices.Contains(d.ws, w) {
+			d.ws = append(d.ws, w)
+		}
+	}
+}
+
+// window returns key's window entry, creating it, or nil at MaxKeys.
+// c.mu is held.
+func (c *Counter) window(key []byte, now int64) *window {
 	if now-c.swept >= sweepEvery {
 		c.sweep(now)
 	}
@@ -778,18 +827,21 @@ func (c *Counter) window(key []byte, now int64) *window {
 	return w
 }
 
-// sweep lets go of the windows that ended by now.
+// sweep lets go of the windows that ended by now. A window not started
+// yet (slot -1: looked up by a decision that has not locked it) is kept;
+// one let go is marked gone, for a decision that looked it up before.
 func (c *Counter) sweep(now int64) {
 	c.swept = now
 	for k, w := range c.m {
 		if !w.mu.TryLock() {
 			continue // in use (perhaps waiting on Redis): not ended
 		}
-		ended := w.end <= now && w.unsynced == 0
-		w.mu.Unlock()
+		ended := w.slot >= 0 && w.end <= now && w.unsynced == 0
 		if ended {
+			w.gone = true
 			delete(c.m, k)
 		}
+		w.mu.Unlock()
 	}
 }
 
