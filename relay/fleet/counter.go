@@ -87,6 +87,17 @@ const (
 	maxLease     = 256
 )
 
+// Prefetch: a window whose lease left falls under half a lease is
+// refilled in the background, when its leases are of minPrefetch items or
+// more (under that, a lease reserved ahead would be a large share of a
+// small limit). At most refillQueue windows wait for a refill, and one
+// script call refills up to refillBatch of them.
+const (
+	minPrefetch = 8
+	refillQueue = 1024
+	refillBatch = 64
+)
+
 // sweepEvery is how often the windows that ended are let go (seconds).
 const sweepEvery = 60
 
@@ -183,6 +194,8 @@ type Counter struct {
 	seriesCalls     atomic.Int64 // AdmitSeries round trips that answered
 	seriesFallbacks atomic.Int64 // series decided locally
 
+	refills chan *window // windows to prefetch a lease for
+
 	mu     sync.Mutex
 	m      map[string]*window
 	swept  int64
@@ -200,16 +213,20 @@ type failure struct {
 
 // window is one quota window as this Baton sees it.
 type window struct {
-	mu       sync.Mutex // held across a lease call: one per window at a time
-	id       uint64     // the lock order
-	slot     int64      // the window's index (unix second / window)
-	end      int64      // unix second it ends
-	length   int64      // seconds
-	left     int64      // leased from Redis, not spent yet
-	used     int64      // admitted here in this window
-	unsynced int64      // admitted by the fallback, not yet in Redis
-	full     bool       // Redis has nothing left for this window
-	gone     bool       // the sweep let it go: no longer in Counter.m
+	mu       sync.Mutex    // held across a lease call: one per window at a time
+	id       uint64        // the lock order
+	slot     int64         // the window's index (unix second / window)
+	end      int64         // unix second it ends
+	length   int64         // seconds
+	left     int64         // leased from Redis, not spent yet
+	used     int64         // admitted here in this window
+	unsynced int64         // admitted by the fallback, not yet in Redis
+	full     bool          // Redis has nothing left for this window
+	gone     bool          // the sweep let it go: no longer in Counter.m
+	org      uint64        // the hash tag
+	limit    int64         // the limit of the last decision
+	rkey     string        // the Redis key of slot
+	refill   chan struct{} // a prefetch in flight, closed when it is done
 }
 
 // Open connects to Redis and returns a Counter. Redis need not be up: the
@@ -238,8 +255,10 @@ func Open(opts Options) (*Counter, error) {
 		MaxRetries:            -1,   // a retry cannot fit in MaxWait; the fallback is the retry
 		DisableIdentity:       true,
 	}
-	c := &Counter{opts: opts, rdb: redis.NewUniversalClient(uo), m: map[string]*window{}}
+	c := &Counter{opts: opts, rdb: redis.NewUniversalClient(uo), m: map[string]*window{},
+		refills: make(chan *window, refillQueue)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Go(c.refiller)
 	ctx, cancel := context.WithTimeout(c.ctx, opts.DialTimeout)
 	err := c.rdb.Ping(ctx).Err()
 	cancel()
@@ -320,12 +339,39 @@ func (c *Counter) Add(key []byte, limit, window, n, now int64) bool {
 // of it is counted and Over marks the quotas that would. What a group's
 // windows lack in lease is asked for in one script call (one per hash tag
 // in a Cluster, pipelined): one round trip at most, bounded by MaxWait.
+// A window whose lease runs low is refilled in the background (prefetch),
+// so that call is rare; a decision short of lease on a window being
+// refilled waits for that refill (within MaxWait) instead of asking too.
 func (c *Counter) Count(cs []Charge, now int64) {
 	d := decisions.Get().(*decision)
 	defer decisions.Put(d)
 	for i := range cs {
 		cs[i].Over = false
 	}
+	d.deadline, d.late = time.Time{}, false
+	for {
+		ch := c.count(cs, now, d)
+		if ch == nil {
+			return
+		}
+		// Wait for the refill, then decide again, all within MaxWait:
+		// past it the decision is local (the fallback's share).
+		if d.deadline.IsZero() {
+			d.deadline = time.Now().Add(c.opts.MaxWait)
+		}
+		t := time.NewTimer(time.Until(d.deadline))
+		select {
+		case <-ch:
+		case <-t.C:
+			d.late = true
+		}
+		t.Stop()
+	}
+}
+
+// count is one try of Count. It returns nil once cs are decided, or a
+// refill to wait for before trying again.
+func (c *Counter) count(cs []Charge, now int64, d *decision) <-chan struct{} {
 	for {
 		c.windows(cs, now, d)
 		if testAfterLookup != nil {
@@ -347,6 +393,7 @@ func (c *Counter) Count(cs []Charge, now int64) {
 	}
 	defer d.unlockAll()
 	for i := range cs {
+		cs[i].Over = false
 		j := slices.Index(d.ws, d.of[i])
 		if d.at[i] = j; j < 0 {
 			continue // at MaxKeys: not counted, as the local counters
@@ -355,7 +402,10 @@ func (c *Counter) Count(cs []Charge, now int64) {
 		if slot, end := windowSlot(cs[i].Org, cs[i].Window, now); w.slot != slot {
 			w.slot, w.end, w.length = slot, end, cs[i].Window
 			w.left, w.used, w.unsynced, w.full = 0, 0, 0, false
+			w.rkey = c.redisKey(cs[i].Org, slot, cs[i].Key)
+			w.org = cs[i].Org
 		}
+		w.limit = cs[i].Limit
 		d.slot[j] = w.slot
 		d.org[j] = cs[i].Org
 		d.limit[j] = cs[i].Limit
@@ -365,7 +415,7 @@ func (c *Counter) Count(cs []Charge, now int64) {
 	}
 	// A group a window known spent cannot admit is refused here, and
 	// asks Redis for nothing: a refused envelope costs no round trip.
-	up := c.up.Load()
+	up := c.up.Load() && !d.late
 	for i := 0; i < len(cs); {
 		e := group(cs, i)
 		for k := i; k < e; k++ {
@@ -385,6 +435,9 @@ func (c *Counter) Count(cs []Charge, now int64) {
 	short, ask := false, false
 	for j, w := range d.ws {
 		if d.loc[j] < d.demand[j] {
+			if up && w.refill != nil {
+				return w.refill // its refill may cover it: one call at a time
+			}
 			short = true
 			ask = ask || !w.full || w.unsynced > 0
 		}
@@ -395,18 +448,21 @@ func (c *Counter) Count(cs []Charge, now int64) {
 			// known spent: no round trip.
 			d.decide(cs, false)
 			d.apply(false)
-			return
+			for _, w := range d.ws {
+				c.prefetch(w)
+			}
+			return nil
 		}
 		err := c.lease(cs, d)
 		if err == nil {
-			return
+			return nil
 		}
 		c.lost(err)
 	}
 	if !short {
 		d.decide(cs, false)
 		d.apply(false)
-		return
+		return nil
 	}
 	// Fallback: this Baton's share of each limit, what it spent included.
 	c.fallbacks.Add(1)
@@ -416,6 +472,7 @@ func (c *Counter) Count(cs []Charge, now int64) {
 	}
 	d.decide(cs, true)
 	d.apply(true)
+	return nil
 }
 
 // windowSlot is the index of the window of a quota of org that holds now, and
@@ -455,6 +512,9 @@ type decision struct {
 	call   []int   // its key's index in the script call + 1; 0: not in it
 	slot   []int64 // the window's slot when the decision began
 	held   []bool  // its lock is held
+
+	deadline time.Time // set once the decision waited for a refill
+	late     bool      // it waited MaxWait: decided locally
 }
 
 // lockAll locks every window, in id order.
@@ -603,6 +663,7 @@ func (c *Counter) lease(cs []Charge, d *decision) error {
 		if d.held[j] {
 			w.left = d.loc[j]
 			w.used += d.spent[j]
+			c.prefetch(w)
 		}
 	}
 	d.unlockAll()
@@ -612,6 +673,7 @@ func (c *Counter) lease(cs []Charge, d *decision) error {
 			if w.slot == d.slot[j] { // not a window that ended meanwhile
 				w.left += d.loc[j]
 				w.used += d.spent[j]
+				c.prefetch(w)
 			}
 			w.mu.Unlock()
 		}
@@ -638,7 +700,7 @@ func (c *Counter) leaseCall(cs []Charge, d *decision) error {
 		sc := &calls[ci]
 		sc.ws = append(sc.ws, j)
 		d.call[j] = len(sc.ws)
-		sc.keys = append(sc.keys, c.redisKey(d.org[j], w.slot, c.keyOf(cs, d, j)))
+		sc.keys = append(sc.keys, w.rkey)
 		// Kept a minute past its end, so Batons whose clocks are a little
 		// apart still find it.
 		sc.args = append(sc.args, d.limit[j], w.unsynced, w.length+sweepEvery, d.loc[j], leaseSize(d.limit[j]))
@@ -670,7 +732,11 @@ func (c *Counter) leaseCall(cs []Charge, d *decision) error {
 			i = e
 		}
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.opts.MaxWait)
+	deadline := d.deadline
+	if deadline.IsZero() {
+		deadline = time.Now().Add(c.opts.MaxWait)
+	}
+	ctx, cancel := context.WithDeadline(c.ctx, deadline)
 	defer cancel()
 	if err := c.runCalls(ctx, calls); err != nil {
 		return err
@@ -762,16 +828,6 @@ func noScript(calls []scriptCall) []int {
 		}
 	}
 	return again
-}
-
-// keyOf is the key of window j: that of its first charge.
-func (c *Counter) keyOf(cs []Charge, d *decision, j int) []byte {
-	for i := range cs {
-		if d.at[i] == j {
-			return cs[i].Key
-		}
-	}
-	return nil
 }
 
 // redisKey is the Redis key of key's window slot, hash-tagged with its
@@ -883,5 +939,124 @@ func (c *Counter) probe() {
 			return
 		}
 		c.lastErr.Store(&failure{err: err.Error(), at: time.Now()})
+	}
+}
+
+// prefetch queues a refill of w's lease when it runs low: under half a
+// lease, Redis up and known to have some left, nothing unsynced (the
+// decisions' calls add that), no refill in flight. w.mu is held.
+func (c *Counter) prefetch(w *window) {
+	lease := leaseSize(w.limit)
+	if w.refill != nil || lease < minPrefetch || 2*w.left >= lease || w.full || w.unsynced > 0 || w.slot < 0 || !c.up.Load() {
+		return
+	}
+	w.refill = make(chan struct{})
+	select {
+	case c.refills <- w:
+	default: // the queue is full: the decisions' calls lease meanwhile
+		close(w.refill)
+		w.refill = nil
+	}
+}
+
+// refiller refills the queued windows' leases until Close, taking what is
+// queued at once into one round trip.
+func (c *Counter) refiller() {
+	batch := make([]*window, 0, refillBatch)
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case w := <-c.refills:
+			batch = append(batch[:0], w)
+		}
+	more:
+		for len(batch) < refillBatch {
+			select {
+			case w := <-c.refills:
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		c.refillAll(batch)
+	}
+}
+
+// refillAll takes a lease for each window of batch with leaseScript (no
+// charges: the script grants up to a lease of what Redis has left), one
+// call per hash tag in a Cluster, within MaxWait, and adds it to the
+// window's lease unless the window ended meanwhile. Every window's refill
+// is done (its waiters let go) when it returns.
+func (c *Counter) refillAll(batch []*window) {
+	type ask struct {
+		w          *window
+		slot       int64
+		call, at   int
+		limit, ttl int64
+	}
+	asks := make([]ask, 0, len(batch))
+	var calls []scriptCall
+	var orgs []uint64 // per call
+	for _, w := range batch {
+		w.mu.Lock()
+		if w.gone || w.slot < 0 || w.full || w.unsynced > 0 || !c.up.Load() {
+			close(w.refill)
+			w.refill = nil
+			w.mu.Unlock()
+			continue
+		}
+		ci := 0
+		if c.opts.Cluster {
+			ci = slices.Index(orgs, w.org)
+		}
+		if ci < 0 || ci >= len(calls) {
+			ci = len(calls)
+			calls = append(calls, scriptCall{args: []any{0}})
+			orgs = append(orgs, w.org)
+		}
+		sc := &calls[ci]
+		asks = append(asks, ask{w: w, slot: w.slot, call: ci, at: len(sc.keys)})
+		sc.keys = append(sc.keys, w.rkey)
+		sc.args = append(sc.args, w.limit, 0, w.length+sweepEvery, 0, leaseSize(w.limit))
+		w.mu.Unlock()
+	}
+	if len(calls) == 0 {
+		return
+	}
+	for ci := range calls {
+		calls[ci].args[0] = len(calls[ci].keys)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.MaxWait)
+	err := c.runCalls(ctx, calls)
+	cancel()
+	results := make([][]int64, len(calls))
+	for ci := range calls {
+		if err != nil {
+			break
+		}
+		res, rerr := calls[ci].cmd.Int64Slice()
+		if rerr == nil && len(res) != 2*len(calls[ci].keys) {
+			rerr = fmt.Errorf("fleet: lease script answered %v", res)
+		}
+		results[ci], err = res, rerr
+	}
+	for _, a := range asks {
+		w := a.w
+		w.mu.Lock()
+		if err == nil && w.slot == a.slot { // not a window that ended meanwhile
+			res := results[a.call]
+			if g := res[2*a.at]; g > 0 {
+				c.leases.Add(1)
+				w.left += g
+			}
+			w.full = res[2*a.at+1] <= 0
+		}
+		close(w.refill)
+		w.refill = nil
+		w.mu.Unlock()
+	}
+	if err != nil && c.ctx.Err() == nil {
+		c.lost(err)
 	}
 }

@@ -537,3 +537,87 @@ func TestCountNoScriptOnOneNode(t *testing.T) {
 		}
 	}
 }
+
+// leftOf is the lease left in key's window.
+func leftOf(c *Counter, key []byte) int64 {
+	c.mu.Lock()
+	w := c.m[string(key)]
+	c.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.left
+}
+
+// TestCountPrefetch: a window whose lease falls under half a lease is
+// refilled in the background, so the decisions after it take no round
+// trip; Redis counts the lease taken ahead.
+func TestCountPrefetch(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DisableIdentity: true})
+	defer rdb.Close()
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: patientMaxWait})
+	key := []byte("q\x00k1")
+	now := time.Now().Unix()
+	add := func() {
+		t.Helper()
+		if c.Add(key, 320, 3600, 1, now) { // leases of 10
+			t.Fatal("refused")
+		}
+	}
+	add()
+	calls := evalCalls(t, rdb)
+	for range 5 {
+		add() // 4 left: under half a lease
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for leftOf(c, key) != 14 {
+		if time.Now().After(deadline) {
+			t.Fatalf("lease left %d, want 14 (4 and a prefetched lease of 10)", leftOf(c, key))
+		}
+		time.Sleep(time.Millisecond) // polling the refill, with a deadline
+	}
+	if n := evalCalls(t, rdb) - calls; n != 1 {
+		t.Errorf("%d script calls, want the prefetch's 1", n)
+	}
+	for range 9 {
+		add() // 5 left: no refill yet
+	}
+	if n, err := rdb.Get(context.Background(), c.redisKey(0, now/3600, key)).Int64(); err != nil || n != 20 {
+		t.Errorf("redis counts %d (%v), want two leases of 10", n, err)
+	}
+	if st := c.Stats(); st.Leases != 2 || st.Fallbacks != 0 {
+		t.Errorf("stats %+v: want 2 leases, no fallback", st)
+	}
+}
+
+// TestCountWaitsForRefill: a decision short of lease on a window whose
+// refill is in flight waits for it, within MaxWait; with Redis hung it
+// then decides locally.
+func TestCountWaitsForRefill(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: slowMaxWait, ProbeInterval: time.Hour})
+	key := []byte("q\x00k1")
+	now := time.Now().Unix()
+	if c.Add(key, 320, 3600, 1, now) {
+		t.Fatal("refused")
+	}
+	if err := syscall.Kill(rs.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(rs.Pid(), syscall.SIGCONT)
+	for range 9 {
+		if c.Add(key, 320, 3600, 1, now) { // the lease; a refill hangs
+			t.Fatal("refused from the lease")
+		}
+	}
+	start := time.Now()
+	if c.Add(key, 320, 3600, 1, now) {
+		t.Fatal("refused: want the fallback's share")
+	}
+	if d := time.Since(start); d > 4*slowMaxWait {
+		t.Errorf("a decision waited %v for a hung refill, MaxWait %v", d, slowMaxWait)
+	}
+	if st := c.Stats(); st.Fallbacks != 1 || st.Leases != 1 {
+		t.Errorf("stats %+v: want 1 fallback, 1 lease", st)
+	}
+}
