@@ -963,6 +963,7 @@ func (c *Counter) prefetch(w *window) {
 // queued at once into one round trip.
 func (c *Counter) refiller() {
 	batch := make([]*window, 0, refillBatch)
+	r := new(refill)
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -979,8 +980,39 @@ func (c *Counter) refiller() {
 				break more
 			}
 		}
-		c.refillAll(batch)
+		c.refillAll(batch, r)
 	}
+}
+
+// refill is the refiller's scratch, kept from one batch to the next.
+type refill struct {
+	asks    []refillAsk
+	calls   []scriptCall
+	orgs    []uint64 // per call: its hash tag
+	results [][]int64
+}
+
+// refillAsk is one window of a refill batch.
+type refillAsk struct {
+	w        *window
+	slot     int64 // when asked
+	call, at int   // its call, its key's index in it
+}
+
+// call returns a new call of r, reusing an earlier batch's slices.
+func (r *refill) call(org uint64) int {
+	ci := len(r.calls)
+	if ci < cap(r.calls) {
+		r.calls = r.calls[:ci+1]
+		sc := &r.calls[ci]
+		clear(sc.keys)
+		clear(sc.args)
+		sc.keys, sc.args, sc.cmd = sc.keys[:0], append(sc.args[:0], 0), nil
+	} else {
+		r.calls = append(r.calls, scriptCall{args: []any{0}})
+	}
+	r.orgs = append(r.orgs, org)
+	return ci
 }
 
 // refillAll takes a lease for each window of batch with leaseScript (no
@@ -988,16 +1020,8 @@ func (c *Counter) refiller() {
 // call per hash tag in a Cluster, within MaxWait, and adds it to the
 // window's lease unless the window ended meanwhile. Every window's refill
 // is done (its waiters let go) when it returns.
-func (c *Counter) refillAll(batch []*window) {
-	type ask struct {
-		w          *window
-		slot       int64
-		call, at   int
-		limit, ttl int64
-	}
-	asks := make([]ask, 0, len(batch))
-	var calls []scriptCall
-	var orgs []uint64 // per call
+func (c *Counter) refillAll(batch []*window, r *refill) {
+	r.asks, r.calls, r.orgs = r.asks[:0], r.calls[:0], r.orgs[:0]
 	for _, w := range batch {
 		w.mu.Lock()
 		if w.gone || w.slot < 0 || w.full || w.unsynced > 0 || !c.up.Load() {
@@ -1008,19 +1032,18 @@ func (c *Counter) refillAll(batch []*window) {
 		}
 		ci := 0
 		if c.opts.Cluster {
-			ci = slices.Index(orgs, w.org)
+			ci = slices.Index(r.orgs, w.org)
 		}
-		if ci < 0 || ci >= len(calls) {
-			ci = len(calls)
-			calls = append(calls, scriptCall{args: []any{0}})
-			orgs = append(orgs, w.org)
+		if ci < 0 || ci >= len(r.calls) {
+			ci = r.call(w.org)
 		}
-		sc := &calls[ci]
-		asks = append(asks, ask{w: w, slot: w.slot, call: ci, at: len(sc.keys)})
+		sc := &r.calls[ci]
+		r.asks = append(r.asks, refillAsk{w: w, slot: w.slot, call: ci, at: len(sc.keys)})
 		sc.keys = append(sc.keys, w.rkey)
 		sc.args = append(sc.args, w.limit, 0, w.length+sweepEvery, 0, leaseSize(w.limit))
 		w.mu.Unlock()
 	}
+	calls := r.calls
 	if len(calls) == 0 {
 		return
 	}
@@ -1030,7 +1053,8 @@ func (c *Counter) refillAll(batch []*window) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.MaxWait)
 	err := c.runCalls(ctx, calls)
 	cancel()
-	results := make([][]int64, len(calls))
+	r.results = resize(r.results, len(calls))
+	results := r.results
 	for ci := range calls {
 		if err != nil {
 			break
@@ -1041,7 +1065,7 @@ func (c *Counter) refillAll(batch []*window) {
 		}
 		results[ci], err = res, rerr
 	}
-	for _, a := range asks {
+	for _, a := range r.asks {
 		w := a.w
 		w.mu.Lock()
 		if err == nil && w.slot == a.slot { // not a window that ended meanwhile
@@ -1056,6 +1080,7 @@ func (c *Counter) refillAll(batch []*window) {
 		w.refill = nil
 		w.mu.Unlock()
 	}
+	clear(r.asks) // the windows may be let go
 	if err != nil && c.ctx.Err() == nil {
 		c.lost(err)
 	}

@@ -536,6 +536,26 @@ func TestCountNoScriptOnOneNode(t *testing.T) {
 			t.Errorf("node %d counts %d (%v) for its window, want one lease of 10", n, got, err)
 		}
 	}
+	// Both windows under half a lease: refilled in the background, a
+	// call per node.
+	for range 5 {
+		if c.Count(cs, now); cs[0].Over || cs[1].Over {
+			t.Fatal("refused")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for leftOf(c, cs[0].Key) != 14 || leftOf(c, cs[1].Key) != 14 {
+		if time.Now().After(deadline) {
+			t.Fatalf("lease left %d and %d, want 14 each (4 and a prefetched lease of 10)", leftOf(c, cs[0].Key), leftOf(c, cs[1].Key))
+		}
+		time.Sleep(time.Millisecond) // polling the refill, with a deadline
+	}
+	for n, r := range []*redis.Client{ra, rb} {
+		slot, _ := windowSlot(orgs[n], 3600, now)
+		if got, err := r.Get(ctx, c.redisKey(orgs[n], slot, cs[n].Key)).Int64(); err != nil || got != 20 {
+			t.Errorf("node %d counts %d (%v) for its window, want two leases of 10", n, got, err)
+		}
+	}
 }
 
 // leftOf is the lease left in key's window.
