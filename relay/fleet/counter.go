@@ -213,20 +213,21 @@ type failure struct {
 
 // window is one quota window as this Baton sees it.
 type window struct {
-	mu       sync.Mutex    // held across a lease call: one per window at a time
-	id       uint64        // the lock order
-	slot     int64         // the window's index (unix second / window)
-	end      int64         // unix second it ends
-	length   int64         // seconds
-	left     int64         // leased from Redis, not spent yet
-	used     int64         // admitted here in this window
-	unsynced int64         // admitted by the fallback, not yet in Redis
-	full     bool          // Redis has nothing left for this window
-	gone     bool          // the sweep let it go: no longer in Counter.m
-	org      uint64        // the hash tag
-	limit    int64         // the limit of the last decision
-	rkey     string        // the Redis key of slot
-	refill   chan struct{} // a prefetch in flight, closed when it is done
+	mu        sync.Mutex    // held across a lease call: one per window at a time
+	id        uint64        // the lock order
+	slot      int64         // the window's index (unix second / window)
+	end       int64         // unix second it ends
+	length    int64         // seconds
+	left      int64         // leased from Redis, not spent yet
+	used      int64         // admitted here in this window
+	unsynced  int64         // admitted by the fallback, not yet in Redis
+	full      bool          // Redis has nothing left for this window
+	gone      bool          // the sweep let it go: no longer in Counter.m
+	org       uint64        // the hash tag
+	limit     int64         // the limit of the last decision
+	rkey      string        // the Redis key of slot
+	refilling bool          // a prefetch is in flight
+	refilled  chan struct{} // closed when it is done; made by a decision waiting for it
 }
 
 // Open connects to Redis and returns a Counter. Redis need not be up: the
@@ -435,8 +436,12 @@ func (c *Counter) count(cs []Charge, now int64, d *decision) <-chan struct{} {
 	short, ask := false, false
 	for j, w := range d.ws {
 		if d.loc[j] < d.demand[j] {
-			if up && w.refill != nil {
-				return w.refill // its refill may cover it: one call at a time
+			if up && w.refilling {
+				// Its refill may cover it: one call at a time.
+				if w.refilled == nil {
+					w.refilled = make(chan struct{})
+				}
+				return w.refilled
 			}
 			short = true
 			ask = ask || !w.full || w.unsynced > 0
@@ -947,15 +952,13 @@ func (c *Counter) probe() {
 // decisions' calls add that), no refill in flight. w.mu is held.
 func (c *Counter) prefetch(w *window) {
 	lease := leaseSize(w.limit)
-	if w.refill != nil || lease < minPrefetch || 2*w.left >= lease || w.full || w.unsynced > 0 || w.slot < 0 || !c.up.Load() {
+	if w.refilling || lease < minPrefetch || 2*w.left >= lease || w.full || w.unsynced > 0 || w.slot < 0 || !c.up.Load() {
 		return
 	}
-	w.refill = make(chan struct{})
 	select {
 	case c.refills <- w:
+		w.refilling = true
 	default: // the queue is full: the decisions' calls lease meanwhile
-		close(w.refill)
-		w.refill = nil
 	}
 }
 
@@ -1025,8 +1028,7 @@ func (c *Counter) refillAll(batch []*window, r *refill) {
 	for _, w := range batch {
 		w.mu.Lock()
 		if w.gone || w.slot < 0 || w.full || w.unsynced > 0 || !c.up.Load() {
-			close(w.refill)
-			w.refill = nil
+			w.refillDone()
 			w.mu.Unlock()
 			continue
 		}
@@ -1076,12 +1078,21 @@ func (c *Counter) refillAll(batch []*window, r *refill) {
 			}
 			w.full = res[2*a.at+1] <= 0
 		}
-		close(w.refill)
-		w.refill = nil
+		w.refillDone()
 		w.mu.Unlock()
 	}
 	clear(r.asks) // the windows may be let go
 	if err != nil && c.ctx.Err() == nil {
 		c.lost(err)
+	}
+}
+
+// refillDone ends w's refill and lets go the decisions waiting for it.
+// w.mu is held.
+func (w *window) refillDone() {
+	w.refilling = false
+	if w.refilled != nil {
+		close(w.refilled)
+		w.refilled = nil
 	}
 }
