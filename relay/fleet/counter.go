@@ -226,6 +226,7 @@ type window struct {
 	org       uint64        // the hash tag
 	limit     int64         // the limit of the last decision
 	rkey      string        // the Redis key of slot
+	args      []any         // a refill's arguments, boxed once (not per refill)
 	refilling bool          // a prefetch is in flight
 	refilled  chan struct{} // closed when it is done; made by a decision waiting for it
 }
@@ -404,9 +405,13 @@ func (c *Counter) count(cs []Charge, now int64, d *decision) <-chan struct{} {
 			w.slot, w.end, w.length = slot, end, cs[i].Window
 			w.left, w.used, w.unsynced, w.full = 0, 0, 0, false
 			w.rkey = c.redisKey(cs[i].Org, slot, cs[i].Key)
+			w.args = nil // the ttl may change
 			w.org = cs[i].Org
 		}
-		w.limit = cs[i].Limit
+		if w.limit != cs[i].Limit || w.args == nil {
+			w.limit = cs[i].Limit
+			w.args = []any{w.limit, 0, w.length + sweepEvery, 0, leaseSize(w.limit)}
+		}
 		d.slot[j] = w.slot
 		d.org[j] = cs[i].Org
 		d.limit[j] = cs[i].Limit
@@ -1042,7 +1047,7 @@ func (c *Counter) refillAll(batch []*window, r *refill) {
 		sc := &r.calls[ci]
 		r.asks = append(r.asks, refillAsk{w: w, slot: w.slot, call: ci, at: len(sc.keys)})
 		sc.keys = append(sc.keys, w.rkey)
-		sc.args = append(sc.args, w.limit, 0, w.length+sweepEvery, 0, leaseSize(w.limit))
+		sc.args = append(sc.args, w.args...)
 		w.mu.Unlock()
 	}
 	calls := r.calls
