@@ -35,7 +35,8 @@ type Options struct {
 	PoolSize int
 	// DialTimeout bounds connecting, and a probe. Default: 1s.
 	DialTimeout time.Duration
-	// MaxWait bounds a decision's wait for Redis. Default: 50ms.
+	// MaxWait bounds a decision's wait for Redis (a background refill's
+	// call too). Default: 50ms.
 	MaxWait time.Duration
 	// FallbackShare divides limits while Redis is unreachable. Default: 1.
 	FallbackShare int
