@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -153,25 +153,19 @@ func (s *seriesStore) AdmitSeries(now time.Time, checks []aggregate.SeriesCheck,
 }
 
 // quotaStore is the fleet Counter as the Enforcer's quota counter:
-// relay/policy and relay/fleet do not know each other. The charges are
-// copied into a pooled buffer and the verdicts back.
+// relay/policy and relay/fleet do not know each other. Their Charge types
+// have the same fields in the same order (the conversion below fails to
+// compile otherwise), so the same memory layout: the Counter decides the
+// caller's charges in place, with no copy either way.
 type quotaStore struct{ c *fleet.Counter }
 
-var chargeBufs = sync.Pool{New: func() any { return new([]fleet.Charge) }}
+var _ = fleet.Charge(policy.Charge{}) // the types stay convertible
 
 func (s quotaStore) Count(cs []policy.Charge, now int64) {
-	b := chargeBufs.Get().(*[]fleet.Charge)
-	fc := (*b)[:0]
-	for _, c := range cs {
-		fc = append(fc, fleet.Charge(c)) // the same fields, in the same order
+	if len(cs) == 0 {
+		return
 	}
-	s.c.Count(fc, now)
-	for i := range cs {
-		cs[i].Over = fc[i].Over
-	}
-	clear(fc) // the keys are the caller's
-	*b = fc
-	chargeBufs.Put(b)
+	s.c.Count(unsafe.Slice((*fleet.Charge)(unsafe.Pointer(&cs[0])), len(cs)), now)
 }
 
 // fleetStatus is the Redis part of /api/status, or nil without Redis.

@@ -35,7 +35,8 @@ type Options struct {
 	PoolSize int
 	// DialTimeout bounds connecting, and a probe. Default: 1s.
 	DialTimeout time.Duration
-	// MaxWait bounds a decision's wait for Redis. Default: 50ms.
+	// MaxWait bounds a decision's wait for Redis (a background refill's
+	// call too). Default: 50ms.
 	MaxWait time.Duration
 	// FallbackShare divides limits while Redis is unreachable. Default: 1.
 	FallbackShare int
@@ -85,6 +86,17 @@ const (
 	leaseDivisor = 32
 	minLease     = 1
 	maxLease     = 256
+)
+
+// Prefetch: a window whose lease left falls under half a lease is
+// refilled in the background, when its leases are of minPrefetch items or
+// more (under that, a lease reserved ahead would be a large share of a
+// small limit). At most refillQueue windows wait for a refill, and one
+// script call refills up to refillBatch of them.
+const (
+	minPrefetch = 8
+	refillQueue = 1024
+	refillBatch = 64
 )
 
 // sweepEvery is how often the windows that ended are let go (seconds).
@@ -183,6 +195,8 @@ type Counter struct {
 	seriesCalls     atomic.Int64 // AdmitSeries round trips that answered
 	seriesFallbacks atomic.Int64 // series decided locally
 
+	refills chan *window // windows to prefetch a lease for
+
 	mu     sync.Mutex
 	m      map[string]*window
 	swept  int64
@@ -200,15 +214,22 @@ type failure struct {
 
 // window is one quota window as this Baton sees it.
 type window struct {
-	mu       sync.Mutex // held across a lease call: one per window at a time
-	id       uint64     // the lock order
-	slot     int64      // the window's index (unix second / window)
-	end      int64      // unix second it ends
-	length   int64      // seconds
-	left     int64      // leased from Redis, not spent yet
-	used     int64      // admitted here in this window
-	unsynced int64      // admitted by the fallback, not yet in Redis
-	full     bool       // Redis has nothing left for this window
+	mu        sync.Mutex    // held across a lease call: one per window at a time
+	id        uint64        // the lock order
+	slot      int64         // the window's index (unix second / window)
+	end       int64         // unix second it ends
+	length    int64         // seconds
+	left      int64         // leased from Redis, not spent yet
+	used      int64         // admitted here in this window
+	unsynced  int64         // admitted by the fallback, not yet in Redis
+	full      bool          // Redis has nothing left for this window
+	gone      bool          // the sweep let it go: no longer in Counter.m
+	org       uint64        // the hash tag
+	limit     int64         // the limit of the last decision
+	rkey      string        // the Redis key of slot
+	args      []any         // a refill's arguments, boxed once (not per refill)
+	refilling bool          // a prefetch is in flight
+	refilled  chan struct{} // closed when it is done; made by a decision waiting for it
 }
 
 // Open connects to Redis and returns a Counter. Redis need not be up: the
@@ -237,8 +258,10 @@ func Open(opts Options) (*Counter, error) {
 		MaxRetries:            -1,   // a retry cannot fit in MaxWait; the fallback is the retry
 		DisableIdentity:       true,
 	}
-	c := &Counter{opts: opts, rdb: redis.NewUniversalClient(uo), m: map[string]*window{}}
+	c := &Counter{opts: opts, rdb: redis.NewUniversalClient(uo), m: map[string]*window{},
+		refills: make(chan *window, refillQueue)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Go(c.refiller)
 	ctx, cancel := context.WithTimeout(c.ctx, opts.DialTimeout)
 	err := c.rdb.Ping(ctx).Err()
 	cancel()
@@ -319,26 +342,61 @@ func (c *Counter) Add(key []byte, limit, window, n, now int64) bool {
 // of it is counted and Over marks the quotas that would. What a group's
 // windows lack in lease is asked for in one script call (one per hash tag
 // in a Cluster, pipelined): one round trip at most, bounded by MaxWait.
+// A window whose lease runs low is refilled in the background (prefetch),
+// so that call is rare; a decision short of lease on a window being
+// refilled waits for that refill (within MaxWait) instead of asking too.
 func (c *Counter) Count(cs []Charge, now int64) {
 	d := decisions.Get().(*decision)
 	defer decisions.Put(d)
-	d.ws, d.of = d.ws[:0], resize(d.of, len(cs))
 	for i := range cs {
 		cs[i].Over = false
-		w := c.window(cs[i].Key, now)
-		if d.of[i] = w; w != nil && !slices.Contains(d.ws, w) {
-			d.ws = append(d.ws, w)
-		}
 	}
-	// Windows are locked in one order, so two decisions on the same ones
-	// cannot wait on each other; a window short of lease stays locked
-	// across its lease call (one call per window at a time), the others
-	// are reserved and let go meanwhile (lease).
-	slices.SortFunc(d.ws, func(a, b *window) int { return cmp.Compare(a.id, b.id) })
-	d.size(len(cs))
-	d.lockAll()
+	d.deadline, d.late = time.Time{}, false
+	for {
+		ch := c.count(cs, now, d)
+		if ch == nil {
+			return
+		}
+		// Wait for the refill, then decide again, all within MaxWait:
+		// past it the decision is local (the fallback's share).
+		if d.deadline.IsZero() {
+			d.deadline = time.Now().Add(c.opts.MaxWait)
+		}
+		t := time.NewTimer(time.Until(d.deadline))
+		select {
+		case <-ch:
+		case <-t.C:
+			d.late = true
+		}
+		t.Stop()
+	}
+}
+
+// count is one try of Count. It returns nil once cs are decided, or a
+// refill to wait for before trying again.
+func (c *Counter) count(cs []Charge, now int64, d *decision) <-chan struct{} {
+	for {
+		c.windows(cs, now, d)
+		if testAfterLookup != nil {
+			testAfterLookup()
+		}
+		// Windows are locked in one order, so two decisions on the same
+		// ones cannot wait on each other; a window short of lease stays
+		// locked across its lease call (one call per window at a time),
+		// the others are reserved and let go meanwhile (lease).
+		slices.SortFunc(d.ws, func(a, b *window) int { return cmp.Compare(a.id, b.id) })
+		d.size(len(cs))
+		d.lockAll()
+		// A window the sweep let go between the lookup and the lock is
+		// no longer the key's: what it counted would be lost. Look again.
+		if !slices.ContainsFunc(d.ws, func(w *window) bool { return w.gone }) {
+			break
+		}
+		d.unlockAll()
+	}
 	defer d.unlockAll()
 	for i := range cs {
+		cs[i].Over = false
 		j := slices.Index(d.ws, d.of[i])
 		if d.at[i] = j; j < 0 {
 			continue // at MaxKeys: not counted, as the local counters
@@ -347,6 +405,13 @@ func (c *Counter) Count(cs []Charge, now int64) {
 		if slot, end := windowSlot(cs[i].Org, cs[i].Window, now); w.slot != slot {
 			w.slot, w.end, w.length = slot, end, cs[i].Window
 			w.left, w.used, w.unsynced, w.full = 0, 0, 0, false
+			w.rkey = c.redisKey(cs[i].Org, slot, cs[i].Key)
+			w.args = nil // the ttl may change
+			w.org = cs[i].Org
+		}
+		if w.limit != cs[i].Limit || w.args == nil {
+			w.limit = cs[i].Limit
+			w.args = []any{w.limit, 0, w.length + sweepEvery, 0, leaseSize(w.limit)}
 		}
 		d.slot[j] = w.slot
 		d.org[j] = cs[i].Org
@@ -357,7 +422,7 @@ func (c *Counter) Count(cs []Charge, now int64) {
 	}
 	// A group a window known spent cannot admit is refused here, and
 	// asks Redis for nothing: a refused envelope costs no round trip.
-	up := c.up.Load()
+	up := c.up.Load() && !d.late
 	for i := 0; i < len(cs); {
 		e := group(cs, i)
 		for k := i; k < e; k++ {
@@ -377,6 +442,13 @@ func (c *Counter) Count(cs []Charge, now int64) {
 	short, ask := false, false
 	for j, w := range d.ws {
 		if d.loc[j] < d.demand[j] {
+			if up && w.refilling {
+				// Its refill may cover it: one call at a time.
+				if w.refilled == nil {
+					w.refilled = make(chan struct{})
+				}
+				return w.refilled
+			}
 			short = true
 			ask = ask || !w.full || w.unsynced > 0
 		}
@@ -387,18 +459,21 @@ func (c *Counter) Count(cs []Charge, now int64) {
 			// known spent: no round trip.
 			d.decide(cs, false)
 			d.apply(false)
-			return
+			for _, w := range d.ws {
+				c.prefetch(w)
+			}
+			return nil
 		}
 		err := c.lease(cs, d)
 		if err == nil {
-			return
+			return nil
 		}
 		c.lost(err)
 	}
 	if !short {
 		d.decide(cs, false)
 		d.apply(false)
-		return
+		return nil
 	}
 	// Fallback: this Baton's share of each limit, what it spent included.
 	c.fallbacks.Add(1)
@@ -408,6 +483,7 @@ func (c *Counter) Count(cs []Charge, now int64) {
 	}
 	d.decide(cs, true)
 	d.apply(true)
+	return nil
 }
 
 // windowSlot is the index of the window of a quota of org that holds now, and
@@ -447,6 +523,9 @@ type decision struct {
 	call   []int   // its key's index in the script call + 1; 0: not in it
 	slot   []int64 // the window's slot when the decision began
 	held   []bool  // its lock is held
+
+	deadline time.Time // set once the decision waited for a refill
+	late     bool      // it waited MaxWait: decided locally
 }
 
 // lockAll locks every window, in id order.
@@ -595,6 +674,7 @@ func (c *Counter) lease(cs []Charge, d *decision) error {
 		if d.held[j] {
 			w.left = d.loc[j]
 			w.used += d.spent[j]
+			c.prefetch(w)
 		}
 	}
 	d.unlockAll()
@@ -604,6 +684,7 @@ func (c *Counter) lease(cs []Charge, d *decision) error {
 			if w.slot == d.slot[j] { // not a window that ended meanwhile
 				w.left += d.loc[j]
 				w.used += d.spent[j]
+				c.prefetch(w)
 			}
 			w.mu.Unlock()
 		}
@@ -630,7 +711,7 @@ func (c *Counter) leaseCall(cs []Charge, d *decision) error {
 		sc := &calls[ci]
 		sc.ws = append(sc.ws, j)
 		d.call[j] = len(sc.ws)
-		sc.keys = append(sc.keys, c.redisKey(d.org[j], w.slot, c.keyOf(cs, d, j)))
+		sc.keys = append(sc.keys, w.rkey)
 		// Kept a minute past its end, so Batons whose clocks are a little
 		// apart still find it.
 		sc.args = append(sc.args, d.limit[j], w.unsynced, w.length+sweepEvery, d.loc[j], leaseSize(d.limit[j]))
@@ -662,31 +743,13 @@ func (c *Counter) leaseCall(cs []Charge, d *decision) error {
 			i = e
 		}
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.opts.MaxWait)
+	deadline := d.deadline
+	if deadline.IsZero() {
+		deadline = time.Now().Add(c.opts.MaxWait)
+	}
+	ctx, cancel := context.WithDeadline(c.ctx, deadline)
 	defer cancel()
-	run := func(eval bool) error {
-		pipe := c.rdb.Pipeline()
-		for ci := range calls {
-			sc := &calls[ci]
-			if eval {
-				sc.cmd = leaseScript.Eval(ctx, pipe, sc.keys, sc.args...)
-			} else {
-				sc.cmd = leaseScript.EvalSha(ctx, pipe, sc.keys, sc.args...)
-			}
-		}
-		_, err := pipe.Exec(ctx)
-		return err
-	}
-	var err error
-	if len(calls) == 1 {
-		// No pipeline for one call (the usual): fewer allocations.
-		sc := &calls[0]
-		sc.cmd = leaseScript.Run(ctx, c.rdb, sc.keys, sc.args...)
-		err = sc.cmd.Err()
-	} else if err = run(false); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		err = run(true) // a new or restarted server: Eval loads the script
-	}
-	if err != nil {
+	if err := c.runCalls(ctx, calls); err != nil {
 		return err
 	}
 	results := make([][]int64, len(calls))
@@ -732,14 +795,50 @@ func (c *Counter) leaseCall(cs []Charge, d *decision) error {
 	return nil
 }
 
-// keyOf is the key of window j: that of its first charge.
-func (c *Counter) keyOf(cs []Charge, d *decision, j int) []byte {
-	for i := range cs {
-		if d.at[i] == j {
-			return cs[i].Key
+// runCalls runs calls, each with its cmd set; the answers are in the cmds.
+// One call (the usual) goes without a pipeline: fewer allocations. A
+// pipeline's calls go with EVALSHA; those a node answered NOSCRIPT (a new
+// or restarted node of a Cluster: each has its own script cache) run again
+// with EVAL, which loads the script, and those alone: the others ran, and
+// running them again would charge their windows twice.
+func (c *Counter) runCalls(ctx context.Context, calls []scriptCall) error {
+	if len(calls) == 1 {
+		sc := &calls[0]
+		sc.cmd = leaseScript.Run(ctx, c.rdb, sc.keys, sc.args...)
+		return sc.cmd.Err()
+	}
+	pipe := c.rdb.Pipeline()
+	for ci := range calls {
+		sc := &calls[ci]
+		sc.cmd = leaseScript.EvalSha(ctx, pipe, sc.keys, sc.args...)
+	}
+	_, err := pipe.Exec(ctx)
+	again := noScript(calls)
+	if err == nil || len(again) == 0 {
+		return err
+	}
+	pipe = c.rdb.Pipeline()
+	for _, ci := range again {
+		sc := &calls[ci]
+		sc.cmd = leaseScript.Eval(ctx, pipe, sc.keys, sc.args...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	// Every call ran once; one that failed otherwise fails the decision
+	// when its answer is read.
+	return nil
+}
+
+// noScript returns the indexes of the calls a node answered NOSCRIPT.
+func noScript(calls []scriptCall) []int {
+	var again []int
+	for ci := range calls {
+		if err := calls[ci].cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			again = append(again, ci)
 		}
 	}
-	return nil
+	return again
 }
 
 // redisKey is the Redis key of key's window slot, hash-tagged with its
@@ -756,10 +855,27 @@ func (c *Counter) redisKey(org uint64, slot int64, key []byte) string {
 	return string(b)
 }
 
-// window returns key's window entry, creating it, or nil at MaxKeys.
-func (c *Counter) window(key []byte, now int64) *window {
+// testAfterLookup, when set by a test, runs between a decision's window
+// lookup and its locks.
+var testAfterLookup func()
+
+// windows looks up the windows of cs into d.of (per charge) and d.ws
+// (distinct), under one lock.
+func (c *Counter) windows(cs []Charge, now int64, d *decision) {
+	d.ws, d.of = d.ws[:0], resize(d.of, len(cs))
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for i := range cs {
+		w := c.window(cs[i].Key, now)
+		if d.of[i] = w; w != nil && !slices.Contains(d.ws, w) {
+			d.ws = append(d.ws, w)
+		}
+	}
+}
+
+// window returns key's window entry, creating it, or nil at MaxKeys.
+// c.mu is held.
+func (c *Counter) window(key []byte, now int64) *window {
 	if now-c.swept >= sweepEvery {
 		c.sweep(now)
 	}
@@ -778,18 +894,21 @@ func (c *Counter) window(key []byte, now int64) *window {
 	return w
 }
 
-// sweep lets go of the windows that ended by now.
+// sweep lets go of the windows that ended by now. A window not started
+// yet (slot -1: looked up by a decision that has not locked it) is kept;
+// one let go is marked gone, for a decision that looked it up before.
 func (c *Counter) sweep(now int64) {
 	c.swept = now
 	for k, w := range c.m {
 		if !w.mu.TryLock() {
 			continue // in use (perhaps waiting on Redis): not ended
 		}
-		ended := w.end <= now && w.unsynced == 0
-		w.mu.Unlock()
+		ended := w.slot >= 0 && w.end <= now && w.unsynced == 0
 		if ended {
+			w.gone = true
 			delete(c.m, k)
 		}
+		w.mu.Unlock()
 	}
 }
 
@@ -831,5 +950,155 @@ func (c *Counter) probe() {
 			return
 		}
 		c.lastErr.Store(&failure{err: err.Error(), at: time.Now()})
+	}
+}
+
+// prefetch queues a refill of w's lease when it runs low: under half a
+// lease, Redis up and known to have some left, nothing unsynced (the
+// decisions' calls add that), no refill in flight. w.mu is held.
+func (c *Counter) prefetch(w *window) {
+	lease := leaseSize(w.limit)
+	if w.refilling || lease < minPrefetch || 2*w.left >= lease || w.full || w.unsynced > 0 || w.slot < 0 || !c.up.Load() {
+		return
+	}
+	select {
+	case c.refills <- w:
+		w.refilling = true
+	default: // the queue is full: the decisions' calls lease meanwhile
+	}
+}
+
+// refiller refills the queued windows' leases until Close, taking what is
+// queued at once into one round trip.
+func (c *Counter) refiller() {
+	batch := make([]*window, 0, refillBatch)
+	r := new(refill)
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case w := <-c.refills:
+			batch = append(batch[:0], w)
+		}
+	more:
+		for len(batch) < refillBatch {
+			select {
+			case w := <-c.refills:
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		c.refillAll(batch, r)
+	}
+}
+
+// refill is the refiller's scratch, kept from one batch to the next.
+type refill struct {
+	asks    []refillAsk
+	calls   []scriptCall
+	orgs    []uint64 // per call: its hash tag
+	results [][]int64
+}
+
+// refillAsk is one window of a refill batch.
+type refillAsk struct {
+	w        *window
+	slot     int64 // when asked
+	call, at int   // its call, its key's index in it
+}
+
+// call returns a new call of r, reusing an earlier batch's slices.
+func (r *refill) call(org uint64) int {
+	ci := len(r.calls)
+	if ci < cap(r.calls) {
+		r.calls = r.calls[:ci+1]
+		sc := &r.calls[ci]
+		clear(sc.keys)
+		clear(sc.args)
+		sc.keys, sc.args, sc.cmd = sc.keys[:0], append(sc.args[:0], 0), nil
+	} else {
+		r.calls = append(r.calls, scriptCall{args: []any{0}})
+	}
+	r.orgs = append(r.orgs, org)
+	return ci
+}
+
+// refillAll takes a lease for each window of batch with leaseScript (no
+// charges: the script grants up to a lease of what Redis has left), one
+// call per hash tag in a Cluster, within MaxWait, and adds it to the
+// window's lease unless the window ended meanwhile. Every window's refill
+// is done (its waiters let go) when it returns.
+func (c *Counter) refillAll(batch []*window, r *refill) {
+	r.asks, r.calls, r.orgs = r.asks[:0], r.calls[:0], r.orgs[:0]
+	for _, w := range batch {
+		w.mu.Lock()
+		if w.gone || w.slot < 0 || w.full || w.unsynced > 0 || !c.up.Load() {
+			w.refillDone()
+			w.mu.Unlock()
+			continue
+		}
+		ci := 0
+		if c.opts.Cluster {
+			ci = slices.Index(r.orgs, w.org)
+		}
+		if ci < 0 || ci >= len(r.calls) {
+			ci = r.call(w.org)
+		}
+		sc := &r.calls[ci]
+		r.asks = append(r.asks, refillAsk{w: w, slot: w.slot, call: ci, at: len(sc.keys)})
+		sc.keys = append(sc.keys, w.rkey)
+		sc.args = append(sc.args, w.args...)
+		w.mu.Unlock()
+	}
+	calls := r.calls
+	if len(calls) == 0 {
+		return
+	}
+	for ci := range calls {
+		calls[ci].args[0] = len(calls[ci].keys)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.MaxWait)
+	err := c.runCalls(ctx, calls)
+	cancel()
+	r.results = resize(r.results, len(calls))
+	results := r.results
+	for ci := range calls {
+		if err != nil {
+			break
+		}
+		res, rerr := calls[ci].cmd.Int64Slice()
+		if rerr == nil && len(res) != 2*len(calls[ci].keys) {
+			rerr = fmt.Errorf("fleet: lease script answered %v", res)
+		}
+		results[ci], err = res, rerr
+	}
+	for _, a := range r.asks {
+		w := a.w
+		w.mu.Lock()
+		if err == nil && w.slot == a.slot { // not a window that ended meanwhile
+			res := results[a.call]
+			if g := res[2*a.at]; g > 0 {
+				c.leases.Add(1)
+				w.left += g
+			}
+			w.full = res[2*a.at+1] <= 0
+		}
+		w.refillDone()
+		w.mu.Unlock()
+	}
+	clear(r.asks) // the windows may be let go
+	if err != nil && c.ctx.Err() == nil {
+		c.lost(err)
+	}
+}
+
+// refillDone ends w's refill and lets go the decisions waiting for it.
+// w.mu is held.
+func (w *window) refillDone() {
+	w.refilling = false
+	if w.refilled != nil {
+		close(w.refilled)
+		w.refilled = nil
 	}
 }

@@ -412,3 +412,232 @@ func BenchmarkCountEnvelope(b *testing.B) {
 		}
 	}
 }
+
+// TestCountSweptBetweenLookupAndLock: the sweep can run between a
+// decision's lookup of its windows and its locks. A window not started yet
+// (created by that lookup) is not let go, and one that ended and was let
+// go is looked up again: what the decision counts is in the windows the
+// Counter holds, not in orphans.
+func TestCountSweptBetweenLookupAndLock(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: patientMaxWait})
+	const now = 1_800_000_000
+	ended, fresh := []byte("ended"), []byte("fresh")
+	if c.Add(ended, 100, 10, 1, now) {
+		t.Fatal("refused")
+	}
+	later := int64(now + 20) // the window of ended is over; no sweep due yet
+	swept := 0
+	testAfterLookup = func() {
+		if swept++; swept == 1 {
+			c.mu.Lock()
+			c.sweep(later)
+			c.mu.Unlock()
+		}
+	}
+	defer func() { testAfterLookup = nil }()
+	cs := []Charge{{Key: ended, Limit: 100, Window: 10, N: 1}, {Key: fresh, Limit: 100, Window: 10, N: 1}}
+	c.Count(cs, later)
+	if cs[0].Over || cs[1].Over {
+		t.Fatal("refused")
+	}
+	if swept != 2 {
+		t.Errorf("%d lookups, want 2 (the swept window looked up again)", swept)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range [][]byte{ended, fresh} {
+		w := c.m[string(k)]
+		if w == nil {
+			t.Fatalf("window %q not held: its count went to an orphan", k)
+		}
+		if w.used != 1 || w.slot != later/10 {
+			t.Errorf("window %q: used %d in slot %d, want 1 in %d", k, w.used, w.slot, later/10)
+		}
+	}
+}
+
+// crc16 is Redis Cluster's key hash (CRC16-CCITT, XMODEM).
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc ^= uint16(s[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}
+
+// TestCountNoScriptOnOneNode: in a Cluster an envelope's windows of two
+// hash tags are two script calls in one pipeline, on two nodes. When one
+// node answers NOSCRIPT (restarted: its script cache is empty) and the
+// other runs its call, only the first is run again (with EVAL): running
+// both again charged the second node's window twice. The "cluster" is two
+// standalone servers, half the slots each (go-redis's ClusterSlots).
+func TestCountNoScriptOnOneNode(t *testing.T) {
+	a, b := testutil.StartRedis(t), testutil.StartRedis(t)
+	c := open(t, Options{Addresses: []string{a.Addr}, MaxWait: patientMaxWait})
+	c.rdb.Close()
+	c.opts.Cluster = true
+	c.rdb = redis.NewClusterClient(&redis.ClusterOptions{
+		ClusterSlots: func(context.Context) ([]redis.ClusterSlot, error) {
+			return []redis.ClusterSlot{
+				{Start: 0, End: 8191, Nodes: []redis.ClusterNode{{Addr: a.Addr}}},
+				{Start: 8192, End: 16383, Nodes: []redis.ClusterNode{{Addr: b.Addr}}},
+			}, nil
+		},
+		MaxRetries: -1, DisableIdentity: true, PipelinePoolSize: -1,
+	})
+	// Two organizations whose hash tags are on a and on b.
+	var orgs [2]uint64
+	for org, found := uint64(1), 0; found != 3; org++ {
+		n := 0
+		if crc16(strconv.FormatUint(org, 10))%16384 >= 8192 {
+			n = 1
+		}
+		if found&(1<<n) == 0 {
+			orgs[n], found = org, found|1<<n
+		}
+	}
+	ra := redis.NewClient(&redis.Options{Addr: a.Addr, DisableIdentity: true})
+	defer ra.Close()
+	rb := redis.NewClient(&redis.Options{Addr: b.Addr, DisableIdentity: true})
+	defer rb.Close()
+	ctx := context.Background()
+	for _, r := range []*redis.Client{ra, rb} {
+		if err := leaseScript.Load(ctx, r).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Unix()
+	cs := []Charge{
+		{Key: []byte("q\x00o"), Org: orgs[0], Limit: 320, Window: 3600, N: 1}, // leases of 10
+		{Key: []byte("q\x00p"), Org: orgs[1], Limit: 320, Window: 3600, N: 1, Group: 1},
+	}
+	c.Count(cs, now)
+	if cs[0].Over || cs[1].Over {
+		t.Fatal("refused")
+	}
+	if st := c.Stats(); st.Fallbacks != 0 || st.Leases != 2 {
+		t.Fatalf("stats %+v: want two leases, no fallback", st)
+	}
+	for n, r := range []*redis.Client{ra, rb} {
+		slot, _ := windowSlot(orgs[n], 3600, now)
+		got, err := r.Get(ctx, c.redisKey(orgs[n], slot, cs[n].Key)).Int64()
+		if err != nil || got != 10 {
+			t.Errorf("node %d counts %d (%v) for its window, want one lease of 10", n, got, err)
+		}
+	}
+	// Both windows under half a lease: refilled in the background, a
+	// call per node.
+	for range 5 {
+		if c.Count(cs, now); cs[0].Over || cs[1].Over {
+			t.Fatal("refused")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for leftOf(c, cs[0].Key) != 14 || leftOf(c, cs[1].Key) != 14 {
+		if time.Now().After(deadline) {
+			t.Fatalf("lease left %d and %d, want 14 each (4 and a prefetched lease of 10)", leftOf(c, cs[0].Key), leftOf(c, cs[1].Key))
+		}
+		time.Sleep(time.Millisecond) // polling the refill, with a deadline
+	}
+	for n, r := range []*redis.Client{ra, rb} {
+		slot, _ := windowSlot(orgs[n], 3600, now)
+		if got, err := r.Get(ctx, c.redisKey(orgs[n], slot, cs[n].Key)).Int64(); err != nil || got != 20 {
+			t.Errorf("node %d counts %d (%v) for its window, want two leases of 10", n, got, err)
+		}
+	}
+}
+
+// leftOf is the lease left in key's window.
+func leftOf(c *Counter, key []byte) int64 {
+	c.mu.Lock()
+	w := c.m[string(key)]
+	c.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.left
+}
+
+// TestCountPrefetch: a window whose lease falls under half a lease is
+// refilled in the background, so the decisions after it take no round
+// trip; Redis counts the lease taken ahead.
+func TestCountPrefetch(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DisableIdentity: true})
+	defer rdb.Close()
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: patientMaxWait})
+	key := []byte("q\x00k1")
+	now := time.Now().Unix()
+	add := func() {
+		t.Helper()
+		if c.Add(key, 320, 3600, 1, now) { // leases of 10
+			t.Fatal("refused")
+		}
+	}
+	add()
+	calls := evalCalls(t, rdb)
+	for range 5 {
+		add() // 4 left: under half a lease
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for leftOf(c, key) != 14 {
+		if time.Now().After(deadline) {
+			t.Fatalf("lease left %d, want 14 (4 and a prefetched lease of 10)", leftOf(c, key))
+		}
+		time.Sleep(time.Millisecond) // polling the refill, with a deadline
+	}
+	if n := evalCalls(t, rdb) - calls; n != 1 {
+		t.Errorf("%d script calls, want the prefetch's 1", n)
+	}
+	for range 9 {
+		add() // 5 left: no refill yet
+	}
+	if n, err := rdb.Get(context.Background(), c.redisKey(0, now/3600, key)).Int64(); err != nil || n != 20 {
+		t.Errorf("redis counts %d (%v), want two leases of 10", n, err)
+	}
+	if st := c.Stats(); st.Leases != 2 || st.Fallbacks != 0 {
+		t.Errorf("stats %+v: want 2 leases, no fallback", st)
+	}
+}
+
+// TestCountWaitsForRefill: a decision short of lease on a window whose
+// refill is in flight waits for it, within MaxWait; with Redis hung it
+// then decides locally.
+func TestCountWaitsForRefill(t *testing.T) {
+	rs := testutil.StartRedis(t)
+	c := open(t, Options{Addresses: []string{rs.Addr}, MaxWait: slowMaxWait, ProbeInterval: time.Hour})
+	key := []byte("q\x00k1")
+	now := time.Now().Unix()
+	if c.Add(key, 320, 3600, 1, now) {
+		t.Fatal("refused")
+	}
+	if err := syscall.Kill(rs.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(rs.Pid(), syscall.SIGCONT)
+	for range 9 {
+		if c.Add(key, 320, 3600, 1, now) { // the lease; a refill hangs
+			t.Fatal("refused from the lease")
+		}
+	}
+	start := time.Now()
+	if c.Add(key, 320, 3600, 1, now) {
+		t.Fatal("refused: want the fallback's share")
+	}
+	if d := time.Since(start); d > 4*slowMaxWait {
+		t.Errorf("a decision waited %v for a hung refill, MaxWait %v", d, slowMaxWait)
+	}
+	if st := c.Stats(); st.Fallbacks != 1 || st.Leases != 1 {
+		t.Errorf("stats %+v: want 1 fallback, 1 lease", st)
+	}
+}

@@ -12,6 +12,19 @@
 // elsewhere; a window whose budget is gone is remembered locally until
 // it ends, so refusals cost no round trip either.
 //
+// Prefetch. When a window's lease left falls under half a lease (leases
+// of 8 items or more), one background goroutine refills it: the queued
+// windows (at most 1024) go in one script call (up to 64 windows, one
+// call per hash tag in a Cluster), bounded by MaxWait, so a decision
+// rarely waits on Redis. A window has one refill in flight at most; a
+// decision short of lease on it waits for that refill, then decides
+// again, within MaxWait in all. A prefetched lease is counted in Redis
+// when it is granted, as any lease: the fleet never admits more than the
+// limit (a refill answering after its window ended is dropped, counted
+// in the old window). A Baton holds up to 1.5 leases of a window unspent
+// instead of one, so one whose traffic stops strands up to 1.5/32 of the
+// limit (admits less, never more).
+//
 // Groups. A decision (Count) is one envelope: its charges come in groups,
 // one per class of items, each the quotas covering it. As Relay's
 // is_rate_limited.lua, a group is counted only when every quota admits it,
