@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,6 +72,12 @@ type options struct {
 	metricLines   int    // --metric-lines
 	batonConfig   string // --baton-config
 
+	floors         []string // --floor
+	floorDir       string   // --floor-dir
+	floorKafka     string   // --floor-kafka
+	serveFloor     string   // --serve-floor KIND
+	serveFloorAddr string   // --serve-floor's ADDR
+
 	// chainConcurrency, when > 0, is the edge's upstreams.up.concurrency
 	// in --chain (else Baton's default).
 	chainConcurrency int
@@ -84,6 +91,12 @@ Usage:
   baton-load --serve-noop 127.0.0.1:8081                    # only run the no-op server (own process)
   baton-load --serve-kafka 127.0.0.1:9093                   # only run a kfake broker (own process) for Baton to drain into
   baton-load --serve-sentry 127.0.0.1:3900                  # only run a fake upstream Sentry (own process) for managed mode
+  baton-load --serve-floor kafka 127.0.0.1:8082 --floor-dir ./floor --floor-kafka 127.0.0.1:9093   # only run one floor server (own process)
+
+  # the durable floor beside Baton strict/relaxed and the no-op, each a process of its own, CPU of each:
+  baton-load --url http://127.0.0.1:3000,http://127.0.0.1:3001 --cpu-pid $STRICT,$RELAXED --ceiling \
+    --floor pebble,pebble-nosync,kafka,kafka-nosync --floor-kafka 127.0.0.1:9093 --floor-dir ./floor \
+    --connections-sweep 64,256 --runs 3 --duration 10s --warmup 3s
 
   # cost curves, one table each (one row per point; --json for JSON):
   baton-load --url http://127.0.0.1:3000 --cpu-pid $(pgrep -f 'baton run') --ceiling --sizes 500,5k,50k,1m
@@ -154,6 +167,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.serveSentry, "serve-sentry", "", "run only a fake upstream Sentry on `addr` until SIGINT/SIGTERM, for Baton in managed mode: relay registration, projectconfigs answering null for every key but --known-keys, envelopes 200 {}; prints the requests served on exit")
 	knownKeys := fs.String("known-keys", "", "with --serve-sentry: comma-separated 32-hex public `keys` answered with a valid config of project --project (all other keys are unknown); any: every key")
 	fs.StringVar(&o.serveNoop, "serve-noop", "", "run only the no-op server on `addr` (e.g. 127.0.0.1:8081) until SIGINT/SIGTERM, then print what it served")
+	floors := fs.String("floor", "", "comma-separated floor server `kinds` to load beside the --url targets (a sweep; implied at --connections): pebble, pebble-nosync, kafka, kafka-nosync. Each is the least a durable relay does: a fasthttp handler that appends the body to a Pebble WAL as one batch committed with Sync (group commit; -nosync: NoSync) and answers 200; kafka kinds also produce it to Kafka (--floor-kafka) and delete it once acknowledged. Each runs in a child process whose CPU per request is measured")
+	fs.StringVar(&o.floorDir, "floor-dir", "", "`directory` for the floor servers' Pebble data (put it on Baton's buffer disk; a temporary directory when empty); with --serve-floor, the Pebble directory itself, kept on exit")
+	fs.StringVar(&o.floorKafka, "floor-kafka", "", "Kafka bootstrap `addr` the kafka floors produce to (topic "+floorTopic+"), e.g. a --serve-kafka broker")
+	fs.StringVar(&o.serveFloor, "serve-floor", "", "run only one floor server of this `kind` (pebble, pebble-nosync, kafka, kafka-nosync) until SIGINT/SIGTERM, on the address given as the one argument after the kind (default 127.0.0.1:0); prints what it served on exit")
 	fs.StringVar(&o.kafka, "kafka", "", "Kafka bootstrap `addr`; verify delivery by watching the end offsets of the baton.* topics")
 	fs.DurationVar(&o.drainSettle, "drain-settle", 2*time.Second, "with --kafka: offsets must stop growing this long after the load before counting")
 	fs.IntVar(&o.chainConcurrency, "chain-concurrency", 0, "with --chain: the edge's upstreams concurrency (requests in flight to the upstream Baton); 0 keeps Baton's default")
@@ -171,6 +188,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no per-second progress on stderr")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.serveFloor != "" && fs.NArg() > 0 { // --serve-floor KIND ADDR [more flags]
+		o.serveFloorAddr = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return o, err
+		}
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q: all options are flags, see -help", fs.Args())
@@ -209,6 +232,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.metricsSweep, err = parseList(*metricsSweep, "--metrics-sweep", parseSize); err != nil {
 		return o, err
 	}
+	if *floors != "" {
+		for k := range strings.SplitSeq(*floors, ",") {
+			o.floors = append(o.floors, strings.TrimSpace(k))
+		}
+	}
+	if o.serveFloor != "" && o.serveFloorAddr == "" {
+		o.serveFloorAddr = "127.0.0.1:0"
+	}
 	if *knownKeys != "" {
 		for k := range strings.SplitSeq(*knownKeys, ",") {
 			o.knownKeys = append(o.knownKeys, strings.TrimSpace(k))
@@ -244,6 +275,9 @@ func (o *options) validate() error {
 	case o.rssPID < 0:
 		return fmt.Errorf("--rss-pid must be a process id, got %d", o.rssPID)
 	}
+	if err := o.validateFloor(); err != nil {
+		return err
+	}
 	if err := o.validateSweep(); err != nil {
 		return err
 	}
@@ -261,8 +295,34 @@ func (o *options) validate() error {
 	return nil
 }
 
-// sweeping reports whether the flags ask for a sweep.
-func (o *options) sweeping() bool { return len(o.sizes) > 0 || len(o.connSweep) > 0 }
+// sweeping reports whether the flags ask for a sweep (--floor is one).
+func (o *options) sweeping() bool {
+	return len(o.sizes) > 0 || len(o.connSweep) > 0 || len(o.floors) > 0
+}
+
+func (o *options) validateFloor() error {
+	kafka := false
+	for i, k := range o.floors {
+		if !isFloorKind(k) {
+			return fmt.Errorf("--floor: unknown kind %q, want some of %s", k, strings.Join(floorKinds, ","))
+		}
+		if slices.Contains(o.floors[:i], k) {
+			return fmt.Errorf("--floor: %s listed twice", k)
+		}
+		kafka = kafka || floorProduces(k)
+	}
+	switch {
+	case o.serveFloor != "" && !isFloorKind(o.serveFloor):
+		return fmt.Errorf("--serve-floor: unknown kind %q, want one of %s", o.serveFloor, strings.Join(floorKinds, ", "))
+	case o.serveFloor != "" && floorProduces(o.serveFloor) && o.floorKafka == "":
+		return fmt.Errorf("--serve-floor %s produces to Kafka: give the broker with --floor-kafka", o.serveFloor)
+	case kafka && o.floorKafka == "":
+		return errors.New("--floor kafka kinds produce to Kafka: give the broker with --floor-kafka (e.g. a --serve-kafka process)")
+	case o.serveFloor == "" && len(o.floors) == 0 && (o.floorDir != "" || o.floorKafka != ""):
+		return errors.New("--floor-dir and --floor-kafka apply to --floor and --serve-floor only")
+	}
+	return nil
+}
 
 func (o *options) validateSweep() error {
 	for _, u := range o.urls {
@@ -441,6 +501,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.serveSentry != "" {
 		return serveSentry(ctx, o, stdout, stderr)
 	}
+	if o.serveFloor != "" {
+		if os.Getenv(childEnv) != "" {
+			var cancel context.CancelFunc
+			ctx, cancel = untilStdinEOF(ctx, os.Stdin)
+			defer cancel()
+		}
+		return serveFloor(ctx, o, stdout, stderr)
+	}
 	if o.sweeping() {
 		return runSweep(ctx, o, stdout, stderr)
 	}
@@ -494,7 +562,7 @@ var batonTopics = []string{"baton.error", "baton.transaction", "baton.session", 
 	"baton.span", "baton.client_report", "baton.attachment", "baton.security", "baton.metric"}
 
 // startKfake starts a kfake broker on addr (host:port) with the baton.*
-// topics seeded. Retention is set per topic, so a long benchmark does not
+// topics and the floor servers' topic seeded. Retention is set per topic, so a long benchmark does not
 // fill memory.
 func startKfake(ctx context.Context, addr string) (*kfake.Cluster, error) {
 	host, portStr, err := net.SplitHostPort(addr)
@@ -507,7 +575,7 @@ func startKfake(ctx context.Context, addr string) (*kfake.Cluster, error) {
 			return net.Listen(network, net.JoinHostPort(host, portStr))
 		}),
 		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "5000"}),
-		kfake.SeedTopics(1, batonTopics...))
+		kfake.SeedTopics(1, append(slices.Clone(batonTopics), floorTopic)...))
 	if err != nil {
 		return nil, fmt.Errorf("start kfake: %w", err)
 	}
@@ -517,7 +585,7 @@ func startKfake(ctx context.Context, addr string) (*kfake.Cluster, error) {
 		return nil, err
 	}
 	retention := strconv.Itoa(64 << 20)
-	_, err = kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.bytes", Value: &retention}}, batonTopics...)
+	_, err = kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.bytes", Value: &retention}}, append(slices.Clone(batonTopics), floorTopic)...)
 	cl.Close()
 	if err != nil {
 		c.Close()

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -98,6 +97,7 @@ func untilStdinEOF(ctx context.Context, stdin io.Reader) (context.Context, conte
 // between processes per request: on the project's 2-core VM it runs about
 // 30% faster, which is not a ceiling Baton could ever reach.
 type noopChild struct {
+	what  string // for messages: "no-op server", "floor server pebble"
 	cmd   *exec.Cmd
 	stdin io.Closer // held open while the child should serve
 	url   string
@@ -106,37 +106,43 @@ type noopChild struct {
 
 // startNoopChild starts the child and waits until it listens.
 func startNoopChild(stderr io.Writer) (*noopChild, error) {
+	return startChild("no-op server", []string{"--serve-noop", "127.0.0.1:0"}, noopListening, stderr)
+}
+
+// startChild starts this executable with args and waits until its first
+// line, listening (a format whose first %s is the URL), says where it serves.
+func startChild(what string, args []string, listening string, stderr io.Writer) (*noopChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("no-op server: find this executable to start it as a child: %w", err)
+		return nil, fmt.Errorf("%s: find this executable to start it as a child: %w", what, err)
 	}
 	lines := &firstLine{ch: make(chan string, 1)}
-	cmd := exec.Command(exe, "--serve-noop", "127.0.0.1:0")
+	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stdout, cmd.Stderr = lines, stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, fmt.Errorf("no-op server: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("no-op server: start %s --serve-noop: %w", exe, err)
+		return nil, fmt.Errorf("%s: start %s %s: %w", what, exe, strings.Join(args, " "), err)
 	}
-	c := &noopChild{cmd: cmd, stdin: stdin, done: make(chan error, 1)}
+	c := &noopChild{what: what, cmd: cmd, stdin: stdin, done: make(chan error, 1)}
 	go func() { c.done <- cmd.Wait() }()
 	select {
 	case line := <-lines.ch:
-		prefix, _, _ := strings.Cut(noopListening, "%s")
+		prefix, _, _ := strings.Cut(listening, "%s")
 		rest, ok := strings.CutPrefix(line, prefix)
 		if c.url, _, _ = strings.Cut(rest, " "); !ok || c.url == "" {
 			c.kill()
-			return nil, fmt.Errorf("no-op server: child said %q, want %q and its URL", line, prefix)
+			return nil, fmt.Errorf("%s: child said %q, want %q and its URL", what, line, prefix)
 		}
 		return c, nil
 	case err := <-c.done:
-		return nil, fmt.Errorf("no-op server: child exited before listening: %v", err)
+		return nil, fmt.Errorf("%s: child exited before listening: %v", what, err)
 	case <-time.After(10 * time.Second):
 		c.kill()
-		return nil, errors.New("no-op server: child did not listen within 10s")
+		return nil, fmt.Errorf("%s: child did not listen within 10s", what)
 	}
 }
 
@@ -153,12 +159,12 @@ func (c *noopChild) Close() error {
 	select {
 	case err := <-c.done:
 		if err != nil {
-			return fmt.Errorf("no-op server: child %d: %w", c.PID(), err)
+			return fmt.Errorf("%s: child %d: %w", c.what, c.PID(), err)
 		}
 		return nil
 	case <-time.After(10 * time.Second):
 		c.kill()
-		return fmt.Errorf("no-op server: child %d still served 10s after its stdin closed; killed", c.PID())
+		return fmt.Errorf("%s: child %d still served 10s after its stdin closed; killed", c.what, c.PID())
 	}
 }
 

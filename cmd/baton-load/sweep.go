@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ type sweepTarget struct {
 	URL     string `json:"url"`
 	CPUPID  int    `json:"cpu_pid,omitempty"`
 	Ceiling bool   `json:"ceiling,omitempty"`
+	Floor   bool   `json:"floor,omitempty"` // a --floor server (Name is its kind)
 }
 
 // sweepPoint is one row of the table.
@@ -92,6 +94,21 @@ func sweep(ctx context.Context, o options, progress io.Writer) (*sweepReport, er
 		targets, rep.Targets = append(targets, t), append(rep.Targets, st)
 	}
 	b.baton = targets[0]
+	if len(o.floors) > 0 {
+		children, stop, err := startFloors(o.floors, o.floorDir, o.floorKafka, os.Stderr) // as the ceiling child: the processes write concurrently
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		for i, c := range children {
+			t, err := parseTarget(c.URL())
+			if err != nil {
+				return nil, err
+			}
+			targets = append(targets, t)
+			rep.Targets = append(rep.Targets, sweepTarget{Name: o.floors[i], URL: t.String(), CPUPID: c.PID(), Floor: true})
+		}
+	}
 	if o.ceiling {
 		stop, err := b.setupCeiling(&report{})
 		if err != nil {
@@ -231,9 +248,11 @@ func writeSweep(w io.Writer, rep *sweepReport, asJSON bool) error {
 		fmt.Fprintf(&b, "  %-5s %s (%s%s)\n", t.Name, t.URL, cpu, role)
 	}
 	b.WriteString("\n")
+	var widths []int // of each target's name column
 	fmt.Fprintf(&b, "%9s %9s %6s", "size", "body B", "conns")
 	for _, t := range rep.Targets {
 		fmt.Fprintf(&b, " | %-5s %8s %7s %7s %7s %7s", t.Name, "req/s", "MB/s", "p50 ms", "p99 ms", "µs/req")
+		widths = append(widths, max(5, len(t.Name)))
 	}
 	if len(rep.Points) > 0 && rep.Points[0].FirstToSecond != nil {
 		fmt.Fprintf(&b, " | %6s", "t1÷t2")
@@ -247,12 +266,12 @@ func writeSweep(w io.Writer, rep *sweepReport, asJSON bool) error {
 	for _, p := range rep.Points {
 		fmt.Fprintf(&b, "%9s %9d %6d", sizeString(p.SizeBytes), p.AvgBodyBytes, p.Connections)
 		errs := "" // noted after the row: MB/s counts accepted bodies only, µs/req every answer
-		for _, r := range p.Results {
+		for i, r := range p.Results {
 			cpu := "-"
 			if r.CPUMicros != nil {
 				cpu = strconv.FormatFloat(*r.CPUMicros, 'f', 1, 64)
 			}
-			fmt.Fprintf(&b, " | %-5s %8.0f %7.1f %7.2f %7.2f %7s", "", r.AcceptedPerSec, r.AcceptedMBPerSec, r.P50, r.P99, cpu)
+			fmt.Fprintf(&b, " | %-*s %8.0f %7.1f %7.2f %7.2f %7s", widths[i], "", r.AcceptedPerSec, r.AcceptedMBPerSec, r.P50, r.P99, cpu)
 			if r.Non2xx+r.TransportErrors > 0 {
 				errs += fmt.Sprintf("  %s: %d non-2xx, %d transport errors", r.Target, r.Non2xx, r.TransportErrors)
 			}
@@ -266,6 +285,9 @@ func writeSweep(w io.Writer, rep *sweepReport, asJSON bool) error {
 			}
 		}
 		b.WriteString(errs + "\n")
+	}
+	if rep.Runs > 1 {
+		writeSpread(&b, rep)
 	}
 	if rep.Interrupted {
 		b.WriteString("\ninterrupted: fewer points than requested\n")
