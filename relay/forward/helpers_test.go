@@ -134,6 +134,7 @@ func each(n int, err error) []error {
 type recorder struct {
 	mu sync.Mutex
 	counts
+	aggregated chan struct{} // signalled after each Aggregate
 }
 
 type counts struct {
@@ -144,7 +145,7 @@ type counts struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{counts: counts{dropped: map[outcome.Reason]outcome.Count{}}}
+	return &recorder{counts: counts{dropped: map[outcome.Reason]outcome.Count{}}, aggregated: make(chan struct{}, 1)}
 }
 
 func add(c *outcome.Count, records, items int) {
@@ -168,8 +169,12 @@ func (r *recorder) Drop(_ envelope.Class, why outcome.Reason, records, items int
 
 func (r *recorder) Aggregate(_ envelope.Class, records, items int) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	add(&r.aggregate, records, items)
+	r.mu.Unlock()
+	select {
+	case r.aggregated <- struct{}{}:
+	default:
+	}
 }
 
 func (r *recorder) Produce(_ envelope.Class, records, items int) {

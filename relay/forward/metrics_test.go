@@ -127,6 +127,14 @@ func TestMetricsAckAfterFlush(t *testing.T) {
 	if ops := ob.get(); ops[0] != "append" || ops[1] != "ack" {
 		t.Fatalf("ops %v, want append before ack", ops)
 	}
+	// The raw records' outcome is counted once their ack returned.
+	for rec.get().aggregate.Records == 0 {
+		select {
+		case <-rec.aggregated:
+		case <-time.After(guard):
+			t.Fatal("acked raw records not counted as aggregated")
+		}
+	}
 	r := rec.get()
 	if r.aggregate.Records != 1 || r.produced.Records != 1 || r.produced.Items != 1 {
 		t.Fatalf("aggregated %+v, produced %+v", r.aggregate, r.produced)
