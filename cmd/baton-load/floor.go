@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,15 +52,6 @@ const floorMemTable = 48 << 20
 // would be flushed to sstables and compacted, work a relay that keeps up
 // does not do.
 const floorReclaim = 100 * time.Millisecond
-
-func isFloorKind(k string) bool {
-	for _, f := range floorKinds {
-		if k == f {
-			return true
-		}
-	}
-	return false
-}
 
 func floorProduces(kind string) bool { return strings.HasPrefix(kind, floorKafka) }
 
@@ -113,7 +105,7 @@ func (floorLogger) Fatalf(format string, args ...any) {
 // startFloor opens the Pebble directory (and the Kafka client), listens on
 // cfg.addr and serves in the background.
 func startFloor(cfg floorConfig) (*floorServer, error) {
-	if !isFloorKind(cfg.kind) {
+	if !slices.Contains(floorKinds, cfg.kind) {
 		return nil, fmt.Errorf("floor server: unknown kind %q, want one of %s", cfg.kind, strings.Join(floorKinds, ", "))
 	}
 	if floorProduces(cfg.kind) && cfg.kafka == "" {

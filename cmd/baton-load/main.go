@@ -303,7 +303,7 @@ func (o *options) sweeping() bool {
 func (o *options) validateFloor() error {
 	kafka := false
 	for i, k := range o.floors {
-		if !isFloorKind(k) {
+		if !slices.Contains(floorKinds, k) {
 			return fmt.Errorf("--floor: unknown kind %q, want some of %s", k, strings.Join(floorKinds, ","))
 		}
 		if slices.Contains(o.floors[:i], k) {
@@ -312,7 +312,7 @@ func (o *options) validateFloor() error {
 		kafka = kafka || floorProduces(k)
 	}
 	switch {
-	case o.serveFloor != "" && !isFloorKind(o.serveFloor):
+	case o.serveFloor != "" && !slices.Contains(floorKinds, o.serveFloor):
 		return fmt.Errorf("--serve-floor: unknown kind %q, want one of %s", o.serveFloor, strings.Join(floorKinds, ", "))
 	case o.serveFloor != "" && floorProduces(o.serveFloor) && o.floorKafka == "":
 		return fmt.Errorf("--serve-floor %s produces to Kafka: give the broker with --floor-kafka", o.serveFloor)

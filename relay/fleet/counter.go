@@ -348,9 +348,6 @@ func (c *Counter) Add(key []byte, limit, window, n, now int64) bool {
 func (c *Counter) Count(cs []Charge, now int64) {
 	d := decisions.Get().(*decision)
 	defer decisions.Put(d)
-	for i := range cs {
-		cs[i].Over = false
-	}
 	d.deadline, d.late = time.Time{}, false
 	for {
 		ch := c.count(cs, now, d)
@@ -396,7 +393,7 @@ func (c *Counter) count(cs []Charge, now int64, d *decision) <-chan struct{} {
 	}
 	defer d.unlockAll()
 	for i := range cs {
-		cs[i].Over = false
+		cs[i].Over = false // each try decides afresh
 		j := slices.Index(d.ws, d.of[i])
 		if d.at[i] = j; j < 0 {
 			continue // at MaxKeys: not counted, as the local counters

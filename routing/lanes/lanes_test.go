@@ -132,16 +132,7 @@ func TestHTTPRetryAfterDate(t *testing.T) {
 // Stats account for each once.
 func TestWorkerEscalates(t *testing.T) {
 	const n = 200
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "a", "b", "dead"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	c, prod := newKfake(t, []kfake.Opt{kfake.SeedTopics(2, "a", "b", "dead")})
 	for i := range n {
 		prod.Produce(context.Background(), &kgo.Record{Topic: "a", Key: []byte{byte(i % 3)}, Value: []byte{byte(i)}}, nil)
 	}
@@ -193,17 +184,9 @@ func TestWorkerEscalates(t *testing.T) {
 // the second would redo everything the first did in those partitions.
 func TestRevokeCommits(t *testing.T) {
 	const n, concurrency = 4000, 4
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "a", "dead"),
-		kfake.BrokerConfigs(map[string]string{"group.min.session.timeout.ms": "1000"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	c, prod := newKfake(t, []kfake.Opt{kfake.SeedTopics(4, "a", "dead"),
+		kfake.BrokerConfigs(map[string]string{"group.min.session.timeout.ms": "1000"})},
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	// Produced as the worker goes, 16 records every 16 ms, below what it
 	// handles: the first worker is caught up on every partition, so
 	// whichever it gives up, it had handed off records there.
@@ -310,16 +293,7 @@ func BenchmarkLanes(b *testing.B) {
 	for _, lanes := range []int{1, 2} {
 		b.Run(fmt.Sprintf("lanes=%d", lanes), func(b *testing.B) {
 			const n = 20000
-			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "a", "b", "dead"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer prod.Close()
+			c, prod := newKfake(b, []kfake.Opt{kfake.SeedTopics(4, "a", "b", "dead")}, kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 			recs := make([]*kgo.Record, n)
 			for i := range recs {
 				recs[i] = &kgo.Record{Topic: "a", Value: make([]byte, 512)}
@@ -382,16 +356,7 @@ func BenchmarkLanes(b *testing.B) {
 // a re-assign.
 func TestRevokeReassignDuringPoll(t *testing.T) {
 	const n = 8
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "a", "dead"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	c, prod := newKfake(t, []kfake.Opt{kfake.SeedTopics(1, "a", "dead")})
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
 		recs[i] = &kgo.Record{Topic: "a", Value: []byte{byte(i)}}
@@ -459,4 +424,21 @@ func (h *revokeInPoll) OnFetchRecordUnbuffered(_ *kgo.Record, polled bool) {
 	if polled {
 		h.polled.Store(true)
 	}
+}
+
+// newKfake is a one-broker kfake cluster with opts and a producing client
+// with prod, both closed when tb ends.
+func newKfake(tb testing.TB, opts []kfake.Opt, prod ...kgo.Opt) (*kfake.Cluster, *kgo.Client) {
+	tb.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Close)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, prod...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(cl.Close)
+	return c, cl
 }
